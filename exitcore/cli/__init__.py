@@ -1,0 +1,131 @@
+"""The ``exitcore`` command line (also installed as ``exit`` and ``python -m exitcore``).
+
+One click group; each subcommand lives in its own module and is imported only when it is run
+(or when ``--help`` lists it), so ``exitcore --help`` never imports torch. Plugins add
+subcommands through the ``register_commands`` hook. User errors (:class:`ExitcoreError`) are
+printed as one ``error:`` message without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from exitcore import __version__
+from exitcore.errors import ExitcoreError
+
+#: built-in subcommands: name -> "module:attribute", imported on first use
+LAZY_COMMANDS: dict[str, str] = {
+    "experiments": "exitcore.cli.experiments:experiments",
+    "plugins": "exitcore.cli.plugins:plugins",
+}
+
+
+class Session:
+    """Per-invocation state shared by subcommands (``ctx.obj``): options and the plugin host."""
+
+    def __init__(self, experiments_path: str | None = None):
+        self.experiments_path = experiments_path
+        self._host: Any = None
+
+    def host(self) -> Any:
+        """The plugin host (created on first use; entry points are loaded then)."""
+        if self._host is None:
+            from exitcore.plugins import PluginHost
+
+            self._host = PluginHost.create()
+        return self._host
+
+    def experiments_file(self) -> Any:
+        """The parsed experiments file (``--experiments``, ``$EXITCORE_EXPERIMENTS`` or ./experiments.toml)."""
+        from exitcore.experiments import find_file, load_file
+
+        return load_file(find_file(self.experiments_path))
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on demand, plus plugin commands."""
+
+    def __init__(self, *args: Any, lazy_subcommands: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = dict(lazy_subcommands or {})
+        self._plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from exitcore.plugins import PluginHost
+
+        # A stand-in group catches what plugins add so a name clash with a built-in
+        # (lazy) command is reported instead of silently shadowing it.
+        staging = click.Group()
+        staging.commands = dict.fromkeys(self.lazy_subcommands, None)  # type: ignore[arg-type]
+        staging.commands.update(self.commands)
+        try:
+            PluginHost.create().add_commands(staging)
+        except ExitcoreError as exc:
+            click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
+            return
+        for name, cmd in staging.commands.items():
+            if cmd is not None and name not in self.commands:
+                self.add_command(cmd, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_subcommands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_subcommands:
+            module_name, attr = self.lazy_subcommands[cmd_name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        if cmd_name not in self.commands:
+            self._load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ExitcoreError as exc:
+            message = str(exc)
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="exitcore")
+@click.option(
+    "--experiments",
+    "experiments_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Experiments file (default: $EXITCORE_EXPERIMENTS, else ./experiments.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, experiments_path: str | None) -> None:
+    """exitcore: reinforcement-learning trade-exit optimisation.
+
+    A classical strategy enters FX trades; a masked PPO agent learns when to hold, exit,
+    tighten the stop, trail it to breakeven or take a partial exit. Experiments are plugin
+    sets composed in experiments.toml.
+
+    Installed as `exitcore`, `exit` and `python -m exitcore`; prefer `exitcore`, because
+    `exit` is a shell builtin in bash, zsh and fish and typing `exit ...` closes the shell.
+    """
+    ctx.obj = Session(experiments_path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point for ``exitcore`` and ``exit``."""
+    cli.main(args=argv, prog_name="exitcore")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

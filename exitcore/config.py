@@ -1,0 +1,387 @@
+"""Configuration: frozen attrs classes, the one cattrs converter, and path-located errors.
+
+Every configuration value a user can set lives in one of the classes below, with its default and
+its validator, so this module is also the reference for what can be written in
+``experiments.toml`` (see ``docs/experiments.md``). Loading and composing the file (``extends``,
+budgets, ``--set``) lives in :mod:`exitcore.experiments`; plugin parameters are validated against
+each component's own ``params`` class with the same converter (:func:`structure`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Any, TypeVar, get_origin
+
+import attrs
+import cattrs
+from cattrs.cols import list_structure_factory
+from cattrs.gen import make_dict_structure_fn
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from exitcore.errors import ConfigError
+from exitcore.params import (
+    FieldError,
+    at_least,
+    finite,
+    non_empty_str,
+    non_negative,
+    non_negative_int,
+    one_of,
+    open_unit_interval,
+    positive,
+    positive_int,
+    positive_int_list,
+    unit_interval,
+)
+
+T = TypeVar("T")
+
+_TIMEFRAME = re.compile(r"^(\d+)(s|min|h|D)$")
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "D": 86400}
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """Seconds in a timeframe string such as ``"15min"``, ``"1h"``, ``"30s"`` or ``"1D"``."""
+    m = _TIMEFRAME.match(timeframe)
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"expected a timeframe such as '15min', '1h' or '1D', got {timeframe!r}")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def _timeframe(_inst: Any, attribute: Any, value: str) -> None:
+    try:
+        timeframe_seconds(value)
+    except ValueError as exc:
+        raise FieldError(attribute.name, str(exc)) from None
+
+
+# --------------------------------------------------------------------------- components
+
+
+@attrs.frozen
+class ComponentRef:
+    """A plugin component chosen by name, with its parameters (validated by the component)."""
+
+    name: str = attrs.field(validator=non_empty_str)
+    params: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RewardRef:
+    """A reward term with its weight in the weighted sum of terms."""
+
+    name: str = attrs.field(validator=non_empty_str)
+    params: dict[str, Any] = attrs.field(factory=dict)
+    weight: float = attrs.field(default=1.0, validator=finite)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@attrs.frozen
+class DataConfig:
+    """Where bars come from and how they are prepared.
+
+    ``source`` names a data-source component (``exitcore plugins`` lists them); ``"auto"`` lets
+    the first source that recognises ``params.path`` load it. The default is the embedded,
+    seeded synthetic generator.
+    """
+
+    source: str = attrs.field(default="synthetic", validator=non_empty_str)
+    params: dict[str, Any] = attrs.field(factory=dict)
+    #: bar length the experiment runs on; finer data is resampled to it
+    timeframe: str = attrs.field(default="15min", validator=_timeframe)
+    #: an episode never spans a hole in the data longer than this many bars
+    max_gap_bars: int = attrs.field(default=4, validator=positive_int)
+    #: price of one pip; 0 infers it from the price level (0.01 for JPY-like quotes, else 0.0001)
+    pip_size: float = attrs.field(default=0.0, validator=non_negative)
+
+
+@attrs.frozen
+class EnvConfig:
+    """The trade episode (design.md §3)."""
+
+    #: time stop: a trade is closed after this many bars at the latest (96 x 15 min = one day)
+    max_bars: int = attrs.field(default=96, validator=positive_int)
+    #: TIGHTEN_SL: new stop distance = tighten_factor x current distance
+    tighten_factor: float = attrs.field(default=0.5, validator=open_unit_interval)
+    #: PARTIAL_EXIT closes this fraction of the remaining position
+    partial_fraction: float = attrs.field(default=0.5, validator=open_unit_interval)
+    #: rewards are PnL fractions x reward_scale (100 = percent of the entry price)
+    reward_scale: float = attrs.field(default=100.0, validator=positive)
+    #: ATR period of the market's ATR series (features normalise by it)
+    atr_period: int = attrs.field(default=14, validator=positive_int)
+
+
+@attrs.frozen
+class CostConfig:
+    """The cost model: charged per unit closed, in pips (design.md §3)."""
+
+    spread_pips: float = attrs.field(default=1.0, validator=non_negative)
+    commission_pips: float = attrs.field(default=0.0, validator=non_negative)
+    slippage_pips: float = attrs.field(default=0.0, validator=non_negative)
+    #: account-currency value of one unit of position, for PnL in currency
+    notional: float = attrs.field(default=100_000.0, validator=positive)
+    account_currency: str = attrs.field(default="USD", validator=non_empty_str)
+
+
+@attrs.frozen
+class PPOConfig:
+    """Masked PPO hyperparameters (design.md §5)."""
+
+    total_timesteps: int = attrs.field(default=10_000_000, validator=positive_int)
+    n_envs: int = attrs.field(default=64, validator=positive_int)
+    n_steps: int = attrs.field(default=2048, validator=positive_int)
+    batch_size: int = attrs.field(default=4096, validator=positive_int)
+    n_epochs: int = attrs.field(default=4, validator=positive_int)
+    learning_rate: float = attrs.field(default=3e-4, validator=positive)
+    anneal_lr: bool = False
+    gamma: float = attrs.field(default=0.99, validator=unit_interval)
+    gae_lambda: float = attrs.field(default=0.95, validator=unit_interval)
+    clip_coef: float = attrs.field(default=0.2, validator=positive)
+    #: value-function clipping range; 0 disables it
+    clip_vf: float = attrs.field(default=0.2, validator=non_negative)
+    vf_coef: float = attrs.field(default=0.5, validator=non_negative)
+    entropy_coef_start: float = attrs.field(default=0.05, validator=non_negative)
+    entropy_coef_end: float = attrs.field(default=0.001, validator=non_negative)
+    entropy_anneal_steps: int = attrs.field(default=5_000_000, validator=non_negative_int)
+    max_grad_norm: float = attrs.field(default=0.5, validator=positive)
+    #: stop an update's epochs early when approx-KL exceeds this; 0 disables
+    target_kl: float = attrs.field(default=0.02, validator=non_negative)
+    norm_adv: bool = True
+    #: policy component name (``exitcore plugins`` lists them) and its network
+    policy: str = attrs.field(default="mlp", validator=non_empty_str)
+    hidden: list[int] = attrs.field(factory=lambda: [256, 128], validator=positive_int_list)
+    shared_trunk: bool = False
+    activation: str = attrs.field(default="tanh", validator=one_of(["tanh", "relu"]))
+    seed: int = attrs.field(default=0, validator=non_negative_int)
+    #: "auto" takes CUDA when available
+    device: str = attrs.field(default="auto", validator=one_of(["auto", "cpu", "cuda"]))
+    #: write a checkpoint every this many updates (the final one is always written)
+    checkpoint_every: int = attrs.field(default=10, validator=positive_int)
+    #: compile the environment step with torch.compile ("auto": on CUDA only)
+    compile: str = attrs.field(default="auto", validator=one_of(["auto", "on", "off"]))
+
+    def __attrs_post_init__(self) -> None:
+        if self.batch_size > self.n_envs * self.n_steps:
+            raise FieldError(
+                "batch_size",
+                f"expected at most n_envs x n_steps = {self.n_envs * self.n_steps}, got {self.batch_size}",
+            )
+
+
+@attrs.frozen
+class SplitConfig:
+    """Time split into train / validation / test with a purge gap (design.md §2).
+
+    Either fractions of the bar span or ISO dates (``train_end``, ``validation_end``); dates win
+    when given. ``purge_bars`` 0 means the minimum the contract allows:
+    ``max_bars + feature lookback``.
+    """
+
+    train: float = attrs.field(default=0.6, validator=open_unit_interval)
+    validation: float = attrs.field(default=0.0, validator=unit_interval)
+    test: float = attrs.field(default=0.4, validator=open_unit_interval)
+    train_end: str = ""
+    validation_end: str = ""
+    purge_bars: int = attrs.field(default=0, validator=non_negative_int)
+
+    def __attrs_post_init__(self) -> None:
+        total = self.train + self.validation + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-9) and total > 1.0:
+            raise FieldError("test", f"expected train + validation + test <= 1, got {total:g}")
+
+
+@attrs.frozen
+class EvalConfig:
+    """Evaluation on the held-out split (design.md §7)."""
+
+    evaluators: list[ComponentRef] = attrs.field(factory=list)
+    #: 0 evaluates the deterministic policy only; N adds N sampled-policy seeds
+    sample_seeds: int = attrs.field(default=0, validator=non_negative_int)
+    bootstrap_samples: int = attrs.field(default=2000, validator=positive_int)
+    confidence: float = attrs.field(default=0.95, validator=open_unit_interval)
+    #: number of walk-forward windows; 0 evaluates the single test split
+    walk_forward: int = attrs.field(default=0, validator=non_negative_int)
+    #: decisions the look-ahead audit samples
+    audit_decisions: int = attrs.field(default=64, validator=positive_int)
+    #: where the ledger is written: "csv" or "parquet" (needs pyarrow)
+    ledger_format: str = attrs.field(default="csv", validator=one_of(["csv", "parquet"]))
+
+
+@attrs.frozen
+class ExperimentConfig:
+    """A named experiment: a plugin set plus every parameter, fully resolved."""
+
+    name: str = attrs.field(validator=non_empty_str)
+    description: str = ""
+    #: the chain of experiments this one extends, root first (filled in by the loader)
+    lineage: list[str] = attrs.field(factory=list)
+    #: values not stated by the research log, and what was assumed instead
+    assumptions: list[str] = attrs.field(factory=list)
+    data: DataConfig = attrs.field(factory=DataConfig)
+    env: EnvConfig = attrs.field(factory=EnvConfig)
+    costs: CostConfig = attrs.field(factory=CostConfig)
+    ppo: PPOConfig = attrs.field(factory=PPOConfig)
+    split: SplitConfig = attrs.field(factory=SplitConfig)
+    eval: EvalConfig = attrs.field(factory=EvalConfig)
+    entry: ComponentRef = attrs.field(factory=lambda: ComponentRef(name="donchian"))
+    features: list[ComponentRef] = attrs.field(factory=list)
+    rewards: list[RewardRef] = attrs.field(factory=list)
+    guards: list[ComponentRef] = attrs.field(factory=list)
+    masks: list[ComponentRef] = attrs.field(factory=list)
+
+
+# --------------------------------------------------------------------------- converter
+
+
+def _strict_int(value: Any, _type: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _strict_float(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _strict_bool(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _strict_str(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _strict_dict(value: Any, _type: Any) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a table, got {value!r}")
+    return dict(value)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+
+    # Tables and arrays are checked for their TOML type first, so `env = [1]` reads
+    # "expected a table" rather than a Python AttributeError.
+    def attrs_hook(cl: type) -> Any:
+        inner = make_dict_structure_fn(cl, conv)
+
+        def hook(value: Any, t: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a table, got {value!r}")
+            return inner(value, t)
+
+        return hook
+
+    def list_hook(t: Any) -> Any:
+        inner = list_structure_factory(t, conv)
+
+        def hook(value: Any, tt: Any) -> Any:
+            if not isinstance(value, list):
+                raise TypeError(f"expected an array, got {value!r}")
+            return inner(value, tt)
+
+        return hook
+
+    conv.register_structure_hook_factory(attrs.has, attrs_hook)
+    conv.register_structure_hook_factory(lambda t: get_origin(t) is list, list_hook)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _strict_dict)
+    return conv
+
+
+#: the project's one converter: unknown keys are errors, no silent int/float/str coercion
+converter = _make_converter()
+
+
+def structure(data: Any, cls: type[T], path: str, source: str | None = None) -> T:
+    """Build ``cls`` from plain data, turning every failure into a :class:`ConfigError`.
+
+    ``path`` is the TOML path of ``data`` (``experiments.v2.ppo``); each problem is reported at
+    the full path of the offending key. ``source`` (a file name) prefixes the message.
+    """
+    if attrs.has(cls) and not isinstance(data, dict):
+        raise ConfigError([(path, f"expected a table, got {data!r}")], source)
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:  # noqa: BLE001 - every failure is turned into located problems
+        raise ConfigError(locate_problems(exc, path, cls), source) from None
+
+
+def locate_problems(exc: BaseException, path: str, cls: Any = None) -> list[tuple[str, str]]:
+    """Walk a cattrs/attrs error tree into ``(toml_path, message)`` pairs."""
+    out: list[tuple[str, str]] = []
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            sub_cls = _field_type(cls, note.name)
+            if isinstance(sub, KeyError):
+                out.append((f"{path}.{note.name}", "required key is missing"))
+            else:
+                out.extend(locate_problems(sub, f"{path}.{note.name}", sub_cls))
+        for sub in without:
+            out.extend(locate_problems(sub, path, cls))
+    elif isinstance(exc, IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        inner = _list_item_type(cls)
+        for sub, note in with_notes:
+            out.extend(locate_problems(sub, f"{path}[{note.index}]", inner))
+        for sub in without:
+            out.extend(locate_problems(sub, path, inner))
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        allowed = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+        for key in sorted(exc.extra_fields):
+            out.append((f"{path}.{key}", unknown_key_message(key, allowed)))
+    elif isinstance(exc, FieldError):
+        out.append((f"{path}.{exc.field}", exc.message))
+    elif isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            out.extend(locate_problems(sub, path, cls))
+    elif isinstance(exc, TypeError) and "required positional argument" in str(exc):
+        missing = re.findall(r"'(\w+)'", str(exc))
+        for name in missing:
+            out.append((f"{path}.{name}", "required key is missing"))
+    else:
+        out.append((path, str(exc)))
+    return out
+
+
+def unknown_key_message(key: str, allowed: list[str]) -> str:
+    """``unknown key 'x'`` plus the closest allowed names, for typo-friendly errors."""
+    msg = f"unknown key {key!r}"
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        msg += f" (did you mean {close[0]!r}?)"
+    if allowed:
+        msg += "; allowed: " + ", ".join(allowed)
+    return msg
+
+
+def _field_type(cls: Any, name: str) -> Any:
+    if cls is not None and attrs.has(cls):
+        for a in attrs.fields(cls):
+            if a.name == name:
+                return a.type
+    return None
+
+
+def _list_item_type(cls: Any) -> Any:
+    args = getattr(cls, "__args__", None)
+    return args[0] if args else None
+
+
+def unstructure(obj: Any) -> Any:
+    """Plain data (dicts, lists, scalars) for a config object, ready for TOML or JSON."""
+    return converter.unstructure(obj)

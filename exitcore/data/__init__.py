@@ -1,0 +1,1 @@
+"""Market data: canonical bars, loaders (data-source plugins), validation, resampling, splits."""

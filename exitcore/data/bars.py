@@ -1,0 +1,117 @@
+"""The canonical containers between loaders, entry strategies and episode building.
+
+:class:`Bars` is what every data source returns and every entry strategy reads: one row per
+bar, indexed by the UTC timestamp of the bar *open*, float64 ``open/high/low/close`` and
+optional ``volume`` and ``spread`` (spread in pips). A bar ``t`` covers ``[ts_t, ts_t + tf)``
+and its OHLC is known only at its close, ``ts_t + tf`` (design.md §2).
+
+:class:`Trades` is what an entry strategy returns: one row per trade, decided at the close of
+its signal bar ``s`` and filled at the open of ``s + 1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import attrs
+import numpy as np
+import pandas as pd
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+OPTIONAL_COLUMNS = ("volume", "spread")
+TRADE_COLUMNS = ("signal_bar", "direction", "stop_dist", "target_dist")
+
+
+@attrs.frozen
+class Finding:
+    """A validation observation: ``level`` is ``"error"`` or ``"warning"``; ``where`` names the
+    file and row (or the key) it concerns."""
+
+    level: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.where}: {self.message}" if self.where else f"{self.level}: {self.message}"
+
+
+@attrs.frozen(eq=False)
+class Bars:
+    """Bars in canonical form.
+
+    ``frame``: ``DatetimeIndex`` named ``ts`` (tz UTC, strictly increasing, bar open) and
+    float64 columns ``open, high, low, close`` plus optional ``volume``/``spread``.
+    ``timeframe`` is the bar length (``"15min"``); ``pip_size`` the price of one pip;
+    ``source`` a human description of where the bars came from; ``findings`` the validation
+    warnings kept for ``data inspect`` and the run record.
+    """
+
+    frame: pd.DataFrame
+    timeframe: str
+    pip_size: float
+    symbol: str = ""
+    source: str = ""
+    findings: tuple[Finding, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        idx = self.frame.index
+        missing = [c for c in PRICE_COLUMNS if c not in self.frame.columns]
+        if missing:
+            raise ValueError(f"Bars frame lacks columns {missing}")
+        if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None or str(idx.tz) != "UTC":
+            raise ValueError("Bars frame must be indexed by a UTC DatetimeIndex of bar opens")
+        if not idx.is_monotonic_increasing or idx.has_duplicates:
+            raise ValueError("Bars timestamps must be strictly increasing")
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """Open of the first bar."""
+        return self.frame.index[0]
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """Open of the last bar."""
+        return self.frame.index[-1]
+
+    def content_hash(self) -> str:
+        """sha256 (first 16 hex digits) of timestamps and OHLC: identifies the data a run used."""
+        h = hashlib.sha256()
+        h.update(self.frame.index.asi8.tobytes())
+        for col in PRICE_COLUMNS:
+            h.update(np.ascontiguousarray(self.frame[col].to_numpy(dtype=np.float64)).tobytes())
+        return h.hexdigest()[:16]
+
+    def head(self, n_bars: int) -> Bars:
+        """The first ``n_bars`` bars (used by the look-ahead audit to truncate history)."""
+        return attrs.evolve(self, frame=self.frame.iloc[:n_bars])
+
+
+@attrs.frozen(eq=False)
+class Trades:
+    """Trades from an entry strategy.
+
+    ``frame`` columns: ``signal_bar`` (int64 position in the bars), ``direction`` (+1/-1),
+    ``stop_dist`` and ``target_dist`` (float64 > 0, price units, from information
+    ``<= signal_bar``). Extra columns (a tag, the strategy's own reason) are kept and copied
+    to the ledger. Rows are sorted by ``signal_bar``.
+    """
+
+    frame: pd.DataFrame
+    strategy: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        missing = [c for c in TRADE_COLUMNS if c not in self.frame.columns]
+        if missing:
+            raise ValueError(f"Trades frame lacks columns {missing}")
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def infer_pip_size(close: pd.Series | np.ndarray) -> float:
+    """0.01 for quotes around or above 20 (JPY pairs, gold), else 0.0001 (EURUSD-like)."""
+    level = float(np.nanmedian(np.asarray(close, dtype=np.float64)))
+    return 0.01 if level >= 20 else 0.0001

@@ -1,0 +1,1 @@
+"""The batched exit environment: state, step, observations (design.md §2-§4)."""

@@ -1,0 +1,38 @@
+"""Errors a user can cause, and how they are reported.
+
+Anything derived from :class:`ExitcoreError` is a user error: the CLI prints its message on one
+line (no traceback) and exits with status 2. Everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ExitcoreError(Exception):
+    """A problem with the user's input: config, data, command-line arguments or plugins."""
+
+    exit_code = 2
+
+
+class ConfigError(ExitcoreError):
+    """One or more problems in a configuration, each located by its TOML path.
+
+    ``problems`` is a list of ``(path, message)``; ``str()`` renders one line per problem as
+    ``path: message`` so the user can find the key in the file.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        return "\n".join(f"{prefix}{path}: {msg}" if path else f"{prefix}{msg}" for path, msg in self.problems)
+
+
+class PluginError(ExitcoreError):
+    """A plugin failed to load, register, or build; the message names the plugin and its distribution."""
+
+
+class DataError(ExitcoreError):
+    """Market data or trades that cannot be used; the message names the file and row or the key."""

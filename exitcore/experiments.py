@@ -1,0 +1,528 @@
+"""``experiments.toml``: loading, ``extends``, budgets, ``--set`` overrides, component resolution.
+
+The file has three top-level tables::
+
+    [defaults]              # applies to every experiment
+    [experiments.NAME]      # one named experiment; `extends = "OTHER"` inherits from OTHER
+    [budgets.NAME]          # a named set of overrides, e.g. a short CPU budget (`--budget`)
+
+An experiment is composed as ``defaults <- root ancestor <- ... <- NAME <- budget <- --set``:
+tables merge key by key, anything else (numbers, strings, arrays such as the list of guards)
+is replaced whole. ``description`` and ``assumptions`` are not inherited. Every problem is
+reported at the TOML path where the offending value was written (``defaults.ppo.n_envs`` if it
+came from the defaults), so the user can go straight to the line.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from exitcore.components import Component, ComponentKind
+from exitcore.config import (
+    ComponentRef,
+    ExperimentConfig,
+    RewardRef,
+    converter,
+    locate_problems,
+    unknown_key_message,
+    unstructure,
+)
+from exitcore.errors import ConfigError, ExitcoreError, PluginError
+
+FILE_NAME = "experiments.toml"
+#: environment variable naming the experiments file to use
+FILE_ENV = "EXITCORE_EXPERIMENTS"
+_TOP_LEVEL = ("defaults", "experiments", "budgets")
+_NOT_INHERITED = ("description", "assumptions", "extends")
+_KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*|\[\d+\])*$")
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+# --------------------------------------------------------------------------- the file
+
+
+@attrs.frozen
+class ExperimentsFile:
+    """The parsed ``experiments.toml``: its path and its three tables."""
+
+    path: Path
+    defaults: dict[str, Any]
+    experiments: dict[str, dict[str, Any]]
+    budgets: dict[str, dict[str, Any]]
+
+    @property
+    def names(self) -> list[str]:
+        """Experiment names in file order."""
+        return list(self.experiments)
+
+    def resolve_name(self, name: str) -> str:
+        """The full experiment name for ``name``: exact, else a unique prefix (``v4``).
+
+        Unknown names raise a :class:`ConfigError` suggesting the closest names.
+        """
+        if name in self.experiments:
+            return name
+        matches = [n for n in self.experiments if n.startswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ConfigError([("", f"experiment {name!r} is ambiguous: it could be {', '.join(matches)}")], str(self.path))
+        close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            [("", f"unknown experiment {name!r}{hint} (available: {', '.join(self.names) or 'none'})")], str(self.path)
+        )
+
+    def resolve_budget(self, name: str) -> str:
+        """The budget named ``name``; unknown names list the available ones."""
+        if name in self.budgets:
+            return name
+        close = difflib.get_close_matches(name, list(self.budgets), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            [("", f"unknown budget {name!r}{hint}; available: {', '.join(self.budgets) or 'none'}")], str(self.path)
+        )
+
+
+def find_file(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Locate ``experiments.toml``: ``explicit``, ``$EXITCORE_EXPERIMENTS``, the current
+    directory, then the project checkout exitcore was installed from (editable installs)."""
+    candidates: list[Path] = []
+    if explicit:
+        candidates.append(Path(explicit))
+    elif os.environ.get(FILE_ENV):
+        candidates.append(Path(os.environ[FILE_ENV]))
+    else:
+        candidates.append(Path.cwd() / FILE_NAME)
+        candidates.append(Path(__file__).resolve().parents[1] / FILE_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    if explicit or os.environ.get(FILE_ENV):
+        raise ExitcoreError(f"{candidates[0]}: experiments file not found")
+    raise ExitcoreError(
+        f"no {FILE_NAME} in {Path.cwd()} or in the exitcore checkout; pass --experiments FILE or set {FILE_ENV}"
+    )
+
+
+def load_file(path: str | os.PathLike[str]) -> ExperimentsFile:
+    """Parse an experiments file; syntax errors and misplaced tables name the file and line."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("", f"TOML syntax error: {exc}")], str(path)) from None
+    except OSError as exc:
+        raise ExitcoreError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    problems = []
+    for key in raw:
+        if key not in _TOP_LEVEL:
+            problems.append((key, unknown_key_message(key, list(_TOP_LEVEL))))
+    for key in _TOP_LEVEL:
+        if not isinstance(raw.get(key, {}), dict):
+            problems.append((key, f"expected a table, got {raw[key]!r}"))
+    for table in ("experiments", "budgets"):
+        for name, value in raw.get(table, {}).items() if isinstance(raw.get(table), dict) else []:
+            if not isinstance(value, dict):
+                problems.append((f"{table}.{name}", f"expected a table, got {value!r}"))
+    if problems:
+        raise ConfigError(problems, str(path))
+    return ExperimentsFile(
+        path=path,
+        defaults=raw.get("defaults", {}),
+        experiments=raw.get("experiments", {}),
+        budgets=raw.get("budgets", {}),
+    )
+
+
+# --------------------------------------------------------------------------- composition
+
+
+@attrs.frozen
+class Layer:
+    """One table in an experiment's composition and the TOML path it was written at."""
+
+    label: str
+    table: dict[str, Any]
+
+
+def lineage(file: ExperimentsFile, name: str) -> list[str]:
+    """The ``extends`` chain of ``name``, root first; cycles and unknown parents are errors."""
+    chain = [name]
+    while True:
+        parent = file.experiments[chain[-1]].get("extends")
+        if parent is None:
+            break
+        where = f"experiments.{chain[-1]}.extends"
+        if not isinstance(parent, str):
+            raise ConfigError([(where, f"expected an experiment name, got {parent!r}")], str(file.path))
+        if parent not in file.experiments:
+            close = difflib.get_close_matches(parent, file.names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError([(where, f"unknown experiment {parent!r}{hint}")], str(file.path))
+        if parent in chain:
+            cycle = " -> ".join([*chain[chain.index(parent) :], parent])
+            raise ConfigError([(where, f"extends cycle: {cycle}")], str(file.path))
+        chain.append(parent)
+    return chain[::-1]
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``"ppo.n_envs=64"`` -> (["ppo", "n_envs"], 64); values are TOML, bare words are strings."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError([(f"--set {text}", "expected KEY=VALUE, for example ppo.n_envs=64")])
+    if not _KEY.match(key):
+        raise ConfigError([(f"--set {text}", f"cannot read the key {key!r}; use dots and [index], e.g. guards[0].params.min_bars")])
+    tokens = _path_tokens(key)
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return tokens, parsed
+
+
+def compose(
+    file: ExperimentsFile,
+    name: str,
+    budget: str | None = None,
+    overrides: Sequence[str] = (),
+) -> tuple[dict[str, Any], list[Layer]]:
+    """Merge defaults, the ``extends`` chain, the budget and ``--set`` overrides for ``name``."""
+    name = file.resolve_name(name)
+    chain = lineage(file, name)
+    layers = [Layer("defaults", file.defaults)]
+    for i, exp in enumerate(chain):
+        table = dict(file.experiments[exp])
+        if exp != name:
+            for key in _NOT_INHERITED:
+                table.pop(key, None)
+        else:
+            table.pop("extends", None)
+        layers.append(Layer(f"experiments.{exp}", table))
+    if budget:
+        layers.append(Layer(f"budgets.{file.resolve_budget(budget)}", file.budgets[file.resolve_budget(budget)]))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer.table)
+    for text in overrides:
+        tokens, value = parse_override(text)
+        _set_path(merged, tokens, value, f"--set {text.partition('=')[0].strip()}")
+        layers.append(Layer(f"--set {text.partition('=')[0].strip()}", _nest(tokens, value)))
+    merged["name"] = name
+    merged["lineage"] = chain
+    return merged, layers
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _path_tokens(path: str) -> list[str | int]:
+    return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PATH_TOKEN.finditer(path)]
+
+
+def _set_path(root: dict[str, Any], tokens: list[str | int], value: Any, where: str) -> None:
+    node: Any = root
+    for i, tok in enumerate(tokens):
+        last = i == len(tokens) - 1
+        if isinstance(tok, int):
+            if not isinstance(node, list) or tok >= len(node):
+                size = len(node) if isinstance(node, list) else 0
+                raise ConfigError([(where, f"index [{tok}] is out of range (the array has {size} entries)")])
+            if last:
+                node[tok] = value
+            else:
+                node = node[tok]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError([(where, f"{tok!r} is not inside a table")])
+        if last:
+            node[tok] = value
+        else:
+            nxt = tokens[i + 1]
+            if tok not in node:
+                if isinstance(nxt, int):
+                    raise ConfigError([(where, f"{tok!r} is not set, so [{nxt}] does not exist")])
+                node[tok] = {}
+            node = node[tok]
+
+
+def _nest(tokens: list[str | int], value: Any) -> Any:
+    """A sparse structure holding ``value`` at ``tokens`` (lists padded with None)."""
+    if not tokens:
+        return value
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(head, int):
+        out: list[Any] = [None] * (head + 1)
+        out[head] = _nest(rest, value)
+        return out
+    return {head: _nest(rest, value)}
+
+
+def origin_of(layers: Sequence[Layer], rel: str, fallback: str) -> str:
+    """The TOML path where the value at ``rel`` (``.ppo.n_envs``) was last written."""
+    tokens = _path_tokens(rel)
+    for layer in reversed(layers):
+        node: Any = layer.table
+        depth = 0
+        for tok in tokens:
+            if isinstance(tok, int) and isinstance(node, list) and tok < len(node) and node[tok] is not None:
+                node, depth = node[tok], depth + 1
+            elif isinstance(tok, str) and isinstance(node, dict) and tok in node:
+                node, depth = node[tok], depth + 1
+            else:
+                break
+        # the layer wrote this value, or wrote an array/scalar above it that replaced it whole
+        if depth == len(tokens) or (depth > 0 and not isinstance(node, dict)):
+            return _join(layer.label, rel)
+    return _join(fallback, rel)
+
+
+def _join(label: str, rel: str) -> str:
+    if label.startswith("--set"):
+        return label
+    return label + rel if rel.startswith("[") or not rel else f"{label}{rel}"
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@attrs.frozen
+class ResolvedComponent:
+    """A component chosen by an experiment, with its validated parameters."""
+
+    component: Component
+    params: Any
+    path: str
+    weight: float = 1.0
+
+    @property
+    def name(self) -> str:
+        """The component's registered name."""
+        return self.component.name
+
+    def build(self, *args: Any) -> Any:
+        """Call the component's factory; failures name the component, its plugin and path."""
+        try:
+            return self.component.build(self.params, *args)
+        except ExitcoreError as exc:
+            raise type(exc)(f"{self.path} ({self.component.kind.value} {self.name!r} from {self.component.origin}): {exc}") from exc
+        except Exception as exc:
+            raise PluginError(
+                f"{self.path}: {self.component.kind.value} {self.name!r} from {self.component.origin} failed to build: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+@attrs.frozen
+class ResolvedExperiment:
+    """A fully resolved experiment: the config (with every default filled in) and its components."""
+
+    config: ExperimentConfig
+    entry: ResolvedComponent
+    features: tuple[ResolvedComponent, ...]
+    rewards: tuple[ResolvedComponent, ...]
+    guards: tuple[ResolvedComponent, ...]
+    masks: tuple[ResolvedComponent, ...]
+    evaluators: tuple[ResolvedComponent, ...]
+    data_source: ResolvedComponent | None
+    policy: Component
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        """The experiment's full name."""
+        return self.config.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain data (what ``experiments show`` prints)."""
+        return unstructure(self.config)
+
+    def to_toml(self) -> str:
+        """The resolved configuration as a TOML document (frozen into every run directory)."""
+        import tomli_w
+
+        return tomli_w.dumps({"experiment": _drop_empty(self.to_dict())})
+
+    def config_hash(self) -> str:
+        """A stable hash of the resolved configuration (name and description excluded)."""
+        data = self.to_dict()
+        for key in ("name", "description", "lineage", "assumptions"):
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _drop_empty(data: Any) -> Any:
+    """TOML has no null: drop None values (empty tables and arrays are kept)."""
+    if isinstance(data, dict):
+        return {k: _drop_empty(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [_drop_empty(v) for v in data]
+    return data
+
+
+def resolve(
+    file: ExperimentsFile,
+    name: str,
+    host: Any,
+    budget: str | None = None,
+    overrides: Sequence[str] = (),
+) -> ResolvedExperiment:
+    """Compose, validate and resolve experiment ``name``; every problem is reported at once."""
+    merged, layers = compose(file, name, budget, overrides)
+    full = merged["name"]
+    leaf = f"experiments.{full}"
+    source = str(file.path)
+    try:
+        config = converter.structure(merged, ExperimentConfig)
+    except Exception as exc:  # noqa: BLE001 - turned into located problems below
+        problems = locate_problems(exc, "", ExperimentConfig)
+        raise ConfigError([(origin_of(layers, rel, leaf), msg) for rel, msg in problems], source) from None
+
+    problems: list[tuple[str, str]] = []
+
+    def component(kind: ComponentKind, ref: ComponentRef | RewardRef, rel: str) -> ResolvedComponent | None:
+        where = origin_of(layers, rel + ".name", leaf)
+        try:
+            comp = host.get(kind, ref.name, where=where)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return None
+        params, ok = _structure_params(comp, ref.params, rel + ".params", layers, leaf, problems)
+        if not ok:
+            return None
+        return ResolvedComponent(comp, params, origin_of(layers, rel, leaf), getattr(ref, "weight", 1.0))
+
+    def many(kind: ComponentKind, refs: Iterable[ComponentRef | RewardRef], rel: str) -> tuple[ResolvedComponent, ...]:
+        out = []
+        seen: set[str] = set()
+        for i, ref in enumerate(refs):
+            if ref.name in seen:
+                problems.append((origin_of(layers, f"{rel}[{i}].name", leaf), f"{kind.value} {ref.name!r} is listed twice"))
+            seen.add(ref.name)
+            resolved = component(kind, ref, f"{rel}[{i}]")
+            if resolved is not None:
+                out.append(resolved)
+        return tuple(out)
+
+    entry = component(ComponentKind.ENTRY, config.entry, ".entry")
+    features = many(ComponentKind.FEATURE, config.features, ".features")
+    rewards = many(ComponentKind.REWARD, config.rewards, ".rewards")
+    guards = many(ComponentKind.GUARD, config.guards, ".guards")
+    masks = many(ComponentKind.MASK, config.masks, ".masks")
+    evaluators = many(ComponentKind.EVALUATOR, config.eval.evaluators, ".eval.evaluators")
+    data_source = None
+    if config.data.source != "auto":
+        data_source = component(ComponentKind.DATA_SOURCE, ComponentRef(config.data.source, config.data.params), ".data")
+    policy = None
+    try:
+        policy = host.get(ComponentKind.POLICY, config.ppo.policy, where=origin_of(layers, ".ppo.policy", leaf))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if not features:
+        problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature"))
+    if not rewards:
+        problems.append((origin_of(layers, ".rewards", leaf), "an experiment needs at least one reward term"))
+    if problems:
+        raise ConfigError(problems, source)
+    assert entry is not None and policy is not None
+
+    # Freeze every component's full parameters (defaults filled in) into the config.
+    def refs(items: tuple[ResolvedComponent, ...], cls: type) -> list[Any]:
+        out = []
+        for rc in items:
+            kw = {"name": rc.name, "params": _params_dict(rc)}
+            if cls is RewardRef:
+                kw["weight"] = rc.weight
+            out.append(cls(**kw))
+        return out
+
+    config = attrs.evolve(
+        config,
+        entry=ComponentRef(entry.name, _params_dict(entry)),
+        features=refs(features, ComponentRef),
+        rewards=refs(rewards, RewardRef),
+        guards=refs(guards, ComponentRef),
+        masks=refs(masks, ComponentRef),
+        eval=attrs.evolve(config.eval, evaluators=refs(evaluators, ComponentRef)),
+        data=attrs.evolve(config.data, params=_params_dict(data_source)) if data_source else config.data,
+    )
+    return ResolvedExperiment(
+        config=config,
+        entry=entry,
+        features=features,
+        rewards=rewards,
+        guards=guards,
+        masks=masks,
+        evaluators=evaluators,
+        data_source=data_source,
+        policy=policy,
+        source=source,
+    )
+
+
+def _structure_params(
+    comp: Component,
+    params: dict[str, Any],
+    rel: str,
+    layers: Sequence[Layer],
+    leaf: str,
+    problems: list[tuple[str, str]],
+) -> tuple[Any, bool]:
+    if comp.params is None:
+        if params:
+            for key in params:
+                problems.append((origin_of(layers, f"{rel}.{key}", leaf), f"{comp.kind.value} {comp.name!r} takes no parameters"))
+            return None, False
+        return None, True
+    try:
+        return converter.structure(params, comp.params), True
+    except Exception as exc:  # noqa: BLE001
+        for sub_rel, msg in locate_problems(exc, rel, comp.params):
+            problems.append((origin_of(layers, sub_rel, leaf), msg))
+        return None, False
+
+
+def _params_dict(rc: ResolvedComponent | None) -> dict[str, Any]:
+    if rc is None or rc.params is None:
+        return {}
+    return unstructure(rc.params)
+
+
+def check_all(file: ExperimentsFile, host: Any) -> tuple[list[str], list[tuple[str, str]]]:
+    """Resolve every experiment (and every budget on top of it); return (ok names, problems)."""
+    ok: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for name in file.names:
+        for budget in [None, *file.budgets]:
+            try:
+                resolve(file, name, host, budget=budget)
+            except ConfigError as exc:
+                suffix = f" (with budget {budget!r})" if budget else ""
+                problems.extend((p + suffix if budget else p, m) for p, m in exc.problems)
+                break
+        else:
+            ok.append(name)
+    # identical problems reached through several experiments are reported once
+    seen: set[tuple[str, str]] = set()
+    unique = [p for p in problems if not (p in seen or seen.add(p))]
+    return ok, unique

@@ -1,0 +1,229 @@
+"""The plugin contract: every hook exitcore calls, and what a plugin must return.
+
+Write a plugin as a module (or object) with functions decorated by :data:`hookimpl` whose names
+match the hooks below, and expose it through the ``exitcore`` entry-point group::
+
+    # pyproject.toml of your distribution
+    [project.entry-points.exitcore]
+    my_plugin = "my_package.plugin"
+
+    # my_package/plugin.py
+    import attrs
+    from exitcore import hookimpl
+    from exitcore.params import non_negative
+
+    @attrs.frozen
+    class Params:
+        min_profit: float = attrs.field(default=0.001, validator=non_negative)
+
+    def build(params, ctx):
+        from exitcore.actions import Action
+
+        def blocked(state, action):
+            return (action == Action.EXIT) & (state.upnl < params.min_profit)
+
+        return blocked
+
+    @hookimpl
+    def register_exit_guards(register):
+        register("my_guard", build, params=Params, description="block exits under a profit")
+
+Rules every hook shares:
+
+* **Hooks run at build time.** ``register_*`` hooks run once when the plugin host starts; the
+  ``build`` functions they register run once per experiment. Nothing is dispatched per
+  environment step: the step calls only the plain batched tensor functions ``build`` returned.
+  Those functions must not loop over environments in Python, must not synchronise with the
+  device (no ``.item()``, no ``.cpu()``), and must return tensors on ``ctx.device``.
+* **Keep the entry-point module light.** It is imported for every CLI command, ``--help``
+  included, so import torch and other heavy modules inside ``build``, not at module level.
+* **Names are global per kind.** Two plugins registering the same name for the same kind is an
+  error naming both distributions.
+* **Parameters** are validated against the attrs class given as ``params=``: the experiment's
+  ``params`` table is structured into it with unknown keys forbidden, and validator errors are
+  reported at their TOML path. Use the validators in :mod:`exitcore.params`. Without
+  ``params=`` the component accepts no parameters and ``build`` receives ``None``.
+* **Errors**: raise :class:`exitcore.errors.ExitcoreError` (or a subclass) for a user mistake;
+  the host adds the component's name and distribution to the message.
+
+The tensors the functions see are documented on their classes:
+:class:`exitcore.env.state.EnvState` (position state, one row per environment),
+:class:`exitcore.episodes.MarketTensors` (bars) and :class:`exitcore.episodes.TradeTable`
+(trades). Action ids live in :class:`exitcore.actions.Action`. ``docs/plugins.md`` is the
+long-form guide; a test fails if a hook below is missing from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+PROJECT = "exitcore"
+
+#: Marker for hook specifications (used by exitcore itself).
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marker for hook implementations: decorate your plugin's functions with it.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_reward_terms(register: Register) -> None:
+    """Register reward terms: ``register(name, build, params=None, description="")``.
+
+    ``build(params, ctx: BuildContext) -> term`` is called once per experiment and returns
+    ``term(before: EnvState, action: Tensor[N] long, after: EnvState) -> Tensor[N]``, called on
+    every step. ``before`` is the state at the decision (its ``bar`` is the decision bar),
+    ``action`` the action actually executed (after exit guards turned blocked actions into
+    ``HOLD``), ``after`` the state once the action was executed and the next bar evolved the
+    position; ``after.done`` marks episodes that ended in this step and ``after.step_gross``,
+    ``after.step_cost`` and ``after.step_mtm`` carry what happened to the PnL in this step.
+
+    The experiment's reward is ``sum(weight_i * term_i) * env.reward_scale`` over the listed
+    terms, so a term returns PnL-fraction units (0.001 ~ 10 pips near 1.0). The returned
+    tensor must be float64 or float32 of shape ``[N]`` on ``ctx.device`` and finite: a wrong
+    shape or a NaN is reported against the term on the first step.
+
+    Reward terms are the only components allowed to use hindsight (for example the best exit
+    in the episode's window, precomputed in ``build`` from ``ctx.market`` and ``ctx.trades``);
+    observations, masks, guards and evaluation metrics never may.
+    """
+
+
+@hookspec
+def register_exit_guards(register: Register) -> None:
+    """Register exit guards: ``register(name, build, params=None, description="")``.
+
+    ``build(params, ctx: BuildContext) -> guard`` returns
+    ``guard(state: EnvState, action: Tensor[N] long) -> Tensor[N] bool`` where ``True`` means
+    *blocked*. A guard sees the action the policy sampled; when any guard blocks, the action
+    is replaced by ``HOLD`` before it is executed and the block is counted per action and per
+    guard (``blocked_rate``). Unlike a mask, a guard lets the policy choose the action and
+    then overrides it (the research log's v2). A guard may read only ``state`` (and, through
+    ``ctx``, bars ``<= state.bar``): the look-ahead audit recomputes guard decisions with
+    every later bar poisoned and requires identical results.
+    """
+
+
+@hookspec
+def register_action_masks(register: Register) -> None:
+    """Register action masks: ``register(name, build, params=None, description="")``.
+
+    ``build(params, ctx: BuildContext) -> mask`` returns
+    ``mask(state: EnvState) -> Tensor[N, A] bool`` where ``True`` means *allowed* and
+    ``A = len(Action)``. Masks of all listed components are ANDed and ``HOLD`` is always
+    allowed, so no row is ever empty; a component that returns a row with nothing allowed is
+    still reported on the first step, naming it, because it almost certainly has a bug. A
+    masked action's logit is set to a large negative value before sampling (the research
+    log's v4), and the mask that sampled an action is stored in the rollout so PPO's ratio is
+    computed under the same mask. Masks, like guards, may read only bars ``<= state.bar``.
+    """
+
+
+@hookspec
+def register_features(register: Register) -> None:
+    """Register observation features: ``register(name, build, params=None, description="")``.
+
+    ``build(params, ctx: BuildContext) -> FeatureSpec`` (see
+    :class:`exitcore.components.FeatureSpec`): column ``names``, the ``lookback`` in bars, and
+    ``compute(market: MarketTensors, state: EnvState) -> Tensor[N, F]`` (float32). The
+    observation is the concatenation of the listed features in order; a run records the
+    feature names and the dimension.
+
+    The timeline contract applies: at decision ``k`` the decision bar is ``state.bar``
+    (``= entry_bar + k``) and ``compute`` may read bars ``<= state.bar`` and the position
+    state only. Anything precomputed in ``build`` over the whole series must be causal (a
+    rolling statistic ending at each bar, never a centred window or a normalisation fitted on
+    all data). The look-ahead audit rebuilds every feature after truncating and poisoning the
+    bars after the decision and fails the experiment, naming the feature, on any difference.
+    """
+
+
+@hookspec
+def register_entry_strategies(register: Register) -> None:
+    """Register entry strategies: ``register(name, build, params=None, description="")``.
+
+    ``build(params, ctx: EntryContext) -> strategy`` returns
+    ``strategy(bars: Bars) -> Trades`` (see :mod:`exitcore.data.bars`): one row per trade with
+    the signal bar ``s``, the direction (+1 long, -1 short) and the initial stop and target
+    *distances* in price. The strategy decides at the close of bar ``s`` using bars ``<= s``
+    only; the engine fills the trade at the open of bar ``s + 1`` with the cost model applied.
+    The look-ahead audit re-runs the strategy on bars truncated after ``s`` and requires the
+    same signal, direction, stop and target. ``ctx`` carries the experiment, the env and cost
+    configuration; there are no tensors at this stage.
+    """
+
+
+@hookspec
+def register_data_sources(register: Register) -> None:
+    """Register data sources: ``register(name, build, params=None, sniff=None, description="")``.
+
+    ``build(params) -> Bars`` loads bars in the canonical form of :class:`exitcore.data.bars.Bars`
+    (UTC timestamps of the bar open, float64 OHLC, optional volume and spread), validated, at
+    the file's own timeframe; the engine resamples to the experiment's timeframe. Raise
+    :class:`exitcore.errors.DataError` naming the file and row for bad input.
+
+    ``sniff(spec: str) -> dict | None`` is optional: given the string a user passed to
+    ``--data`` (a path, a glob, or ``source:path?key=value``), return the ``params`` table
+    this source would load it with, or ``None`` if the source does not recognise it. Sources
+    are asked in registration order and the first that recognises the spec wins.
+    """
+
+
+@hookspec
+def register_evaluators(register: Register) -> None:
+    """Register evaluators: ``register(name, build, params=None, description="")``.
+
+    ``build(params, ctx: BuildContext) -> evaluator`` returns
+    ``evaluator(ledger: pandas.DataFrame, context: EvalContext) -> dict[str, Any]``. It is run
+    after training on the trade ledger of the split being evaluated (see
+    :class:`exitcore.evaluation.context.EvalContext` for what ``context`` carries: the split
+    label, the bars, the baselines' ledgers, the run registry's trial count, and a handle to
+    rebuild the experiment for audits). The returned metrics are namespaced by the
+    evaluator's name in the run's results. Evaluators must not use data outside the split
+    they are given except where ``context`` explicitly allows it (baseline tuning on the
+    training split).
+    """
+
+
+@hookspec
+def register_policies(register: Register) -> None:
+    """Register policy networks: ``register(name, build, params=None, description="")``.
+
+    ``build(ppo: PPOConfig, obs_dim: int, n_actions: int) -> torch.nn.Module`` returns an
+    actor-critic whose ``forward(obs: Tensor[B, obs_dim]) -> (logits: Tensor[B, n_actions],
+    value: Tensor[B])``. The trainer applies the action mask to the logits itself. The
+    experiment picks the policy with ``ppo.policy`` (default ``"mlp"``, registered by
+    exitcore's built-in plugin through this same hook).
+    """
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add subcommands to the CLI: ``cli`` is the root :class:`click.Group`.
+
+    Called every time the CLI starts (``--help`` included), so keep the commands' imports
+    lazy. A command name that is already taken is an error naming the plugin.
+    """
+
+
+@hookspec
+def run_started(run: Any) -> None:
+    """A run is about to train. ``run`` is a :class:`exitcore.runner.RunInfo` (id, directory,
+    resolved experiment). Return value ignored; an exception aborts the run."""
+
+
+@hookspec
+def iteration_end(run: Any, update: int, metrics: dict[str, Any]) -> None:
+    """One PPO update finished. ``metrics`` is the update's log record (the same dict that is
+    written to the run's ``train_log.jsonl``). Use it for custom logging or early stopping
+    (raise :class:`exitcore.errors.ExitcoreError` to stop the run). Return value ignored."""
+
+
+@hookspec
+def run_finished(run: Any, status: str, results: dict[str, Any]) -> None:
+    """A run ended with ``status`` (``done``, ``failed`` or ``interrupted``); ``results`` holds
+    the evaluation metrics when ``status == "done"`` and is empty otherwise."""

@@ -1,0 +1,75 @@
+"""Field validators for configuration and plugin parameter classes.
+
+Use them on attrs fields (``attrs.field(validator=non_negative_int)``). A failing validator raises
+:class:`FieldError`, which carries the field name so the configuration loader can report the full
+TOML path (``experiments.v2.guards[0].params.min_bars: expected a non-negative integer, got -1``).
+Plugin authors should use these for their own ``params`` classes so their errors read the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+class FieldError(ValueError):
+    """A field value failed validation; ``field`` is the attribute name, ``message`` the reason."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+Validator = Callable[[Any, Any, Any], None]
+
+
+def _check(predicate: Callable[[Any], bool], expected: str) -> Validator:
+    def validate(_instance: Any, attribute: Any, value: Any) -> None:
+        if not predicate(value):
+            raise FieldError(attribute.name, f"expected {expected}, got {value!r}")
+
+    validate.__doc__ = f"Require {expected}."
+    return validate
+
+
+def _is_finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+non_negative_int = _check(lambda v: isinstance(v, int) and v >= 0, "a non-negative integer")
+positive_int = _check(lambda v: isinstance(v, int) and v > 0, "a positive integer")
+finite = _check(_is_finite, "a finite number")
+non_negative = _check(lambda v: _is_finite(v) and v >= 0, "a finite number >= 0")
+positive = _check(lambda v: _is_finite(v) and v > 0, "a finite number > 0")
+open_unit_interval = _check(lambda v: _is_finite(v) and 0 < v < 1, "a number strictly between 0 and 1")
+unit_interval = _check(lambda v: _is_finite(v) and 0 <= v <= 1, "a number between 0 and 1")
+non_empty_str = _check(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
+
+
+def optional(validator: Validator) -> Validator:
+    """Accept ``None``, otherwise apply ``validator``."""
+
+    def validate(instance: Any, attribute: Any, value: Any) -> None:
+        if value is not None:
+            validator(instance, attribute, value)
+
+    return validate
+
+
+def one_of(choices: Iterable[str]) -> Validator:
+    """Require the value to be one of ``choices``."""
+    allowed = tuple(choices)
+    return _check(lambda v: v in allowed, "one of " + ", ".join(repr(c) for c in allowed))
+
+
+def at_least(bound: float) -> Validator:
+    """Require a finite number >= ``bound``."""
+    return _check(lambda v: _is_finite(v) and v >= bound, f"a finite number >= {bound}")
+
+
+def positive_int_list(_instance: Any, attribute: Any, value: Any) -> None:
+    """Require a non-empty list of positive integers (layer sizes, windows)."""
+    if not value or not all(isinstance(v, int) and v > 0 for v in value):
+        raise FieldError(attribute.name, f"expected a non-empty list of positive integers, got {list(value)!r}")

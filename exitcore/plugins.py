@@ -1,0 +1,263 @@
+"""The plugin host: hookspecs, entry-point discovery, component registry, typed facade.
+
+The engine never calls ``pm.hook.*`` directly; it asks a :class:`PluginHost` for components
+by kind and name. Built-in behaviour (``exitcore.builtin``) and the shipped plugin packages
+are discovered exactly like a third party's, through the ``exitcore`` entry-point group.
+Tests build hermetic hosts with ``PluginHost.create(autoload=False, plugins=[...])``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import os
+import types
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import pluggy
+
+from exitcore import hookspecs
+from exitcore.components import Component, ComponentKind
+from exitcore.errors import PluginError
+
+ENTRY_POINT_GROUP = "exitcore"
+#: set to 1 to skip entry-point discovery (only explicitly registered plugins are used)
+DISABLE_AUTOLOAD_ENV = "EXITCORE_DISABLE_PLUGIN_AUTOLOAD"
+
+_REGISTER_HOOKS: dict[ComponentKind, str] = {
+    ComponentKind.REWARD: "register_reward_terms",
+    ComponentKind.GUARD: "register_exit_guards",
+    ComponentKind.MASK: "register_action_masks",
+    ComponentKind.FEATURE: "register_features",
+    ComponentKind.ENTRY: "register_entry_strategies",
+    ComponentKind.DATA_SOURCE: "register_data_sources",
+    ComponentKind.EVALUATOR: "register_evaluators",
+    ComponentKind.POLICY: "register_policies",
+}
+
+
+@attrs.frozen
+class PluginInfo:
+    """One registered plugin, where it came from, and what it contributed."""
+
+    name: str
+    distribution: str
+    version: str
+    components: tuple[Component, ...]
+    hooks: tuple[str, ...]
+
+
+class PluginHost:
+    """A pluggy manager plus the component registry built from its ``register_*`` hooks."""
+
+    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]]):
+        self.pm = pm
+        self._dists = dists  # plugin name -> (distribution, version)
+        self._components: dict[ComponentKind, dict[str, Component]] = {k: {} for k in ComponentKind}
+        self._collect()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def create(cls, autoload: bool | None = None, plugins: Iterable[Any] = ()) -> PluginHost:
+        """Build a host: entry-point plugins (unless ``autoload`` is off) plus ``plugins``.
+
+        ``plugins`` are modules or objects with hook implementations, registered in order
+        after the entry points (tests pass their own here with ``autoload=False``).
+        ``autoload=None`` follows the ``EXITCORE_DISABLE_PLUGIN_AUTOLOAD`` environment variable.
+        """
+        if autoload is None:
+            autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") not in ("1", "true", "yes")
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        dists: dict[str, tuple[str, str]] = {}
+        if autoload:
+            for ep in _entry_points():
+                dist_name = ep.dist.metadata["Name"] if ep.dist else ""
+                version = ep.dist.version if ep.dist else ""
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, named
+                    raise PluginError(
+                        f"plugin {ep.name!r} ({dist_name} {version}) failed to load from {ep.value!r}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                if pm.has_plugin(ep.name):
+                    other = dists.get(ep.name, ("?", ""))[0]
+                    raise PluginError(
+                        f"two plugins are named {ep.name!r}: one from {other}, one from {dist_name}; "
+                        "rename one entry point"
+                    )
+                _register(pm, plugin, ep.name)
+                dists[ep.name] = (dist_name, version)
+        for plugin in plugins:
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            if pm.has_plugin(name):
+                continue  # the same module already arrived through its entry point
+            _register(pm, plugin, name)
+            dists[name] = _distribution_of(plugin)
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
+        return cls(pm, dists)
+
+    def _collect(self) -> None:
+        for kind, hook_name in _REGISTER_HOOKS.items():
+            hook = getattr(self.pm.hook, hook_name)
+            # Call each implementation with its own register() so every component is
+            # attributed to the plugin that registered it. Registration order is plugin
+            # registration order (pluggy returns LIFO, so reverse it).
+            for impl in reversed(hook.get_hookimpls()):
+                dist, version = self._dists.get(impl.plugin_name, ("", ""))
+                register = _Registrar(self, kind, impl.plugin_name, dist, version)
+                try:
+                    impl.function(register)
+                except PluginError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - reported with plugin and distribution
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} ({dist or 'no distribution'}) raised in {hook_name}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+
+    def _add(self, component: Component) -> None:
+        table = self._components[component.kind]
+        existing = table.get(component.name)
+        if existing is not None:
+            raise PluginError(
+                f"{component.kind.value} {component.name!r} is registered twice: by {existing.origin} "
+                f"and by {component.origin}; uninstall or rename one"
+            )
+        table[component.name] = component
+
+    # ------------------------------------------------------------------ queries
+
+    def components(self, kind: ComponentKind) -> dict[str, Component]:
+        """All components of ``kind``, by name, in registration order."""
+        return dict(self._components[kind])
+
+    def get(self, kind: ComponentKind, name: str, where: str = "") -> Component:
+        """The component ``name`` of ``kind``; an unknown name lists the available ones.
+
+        ``where`` is the TOML path or option that asked for it, used in the message.
+        """
+        table = self._components[kind]
+        if name in table:
+            return table[name]
+        from exitcore.errors import ConfigError
+
+        available = ", ".join(f"{c.name} [{c.origin}]" for c in table.values()) or "none installed"
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}")])
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every registered plugin with its distribution, version, components and hooks."""
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            dist, version = self._dists.get(name, ("", ""))
+            comps = tuple(c for table in self._components.values() for c in table.values() if c.plugin == name)
+            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
+            infos.append(PluginInfo(name=name, distribution=dist, version=version, components=comps, hooks=hooks))
+        return infos
+
+    # ------------------------------------------------------------------ typed hook calls
+
+    def add_commands(self, cli: Any) -> None:
+        """Let plugins add CLI subcommands to the root group ``cli``."""
+        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+            before = dict(cli.commands)
+            dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
+            try:
+                impl.function(cli)
+            except Exception as exc:  # noqa: BLE001
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} ({dist}) raised in register_commands: {exc}"
+                ) from exc
+            replaced = [name for name, cmd in before.items() if cli.commands.get(name) is not cmd]
+            if replaced:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} ({dist}) redefines the command(s) {', '.join(replaced)}"
+                )
+
+    def run_started(self, run: Any) -> None:
+        """Notify plugins that ``run`` starts."""
+        self.pm.hook.run_started(run=run)
+
+    def iteration_end(self, run: Any, update: int, metrics: dict[str, Any]) -> None:
+        """Notify plugins that PPO update ``update`` finished with ``metrics``."""
+        self.pm.hook.iteration_end(run=run, update=update, metrics=metrics)
+
+    def run_finished(self, run: Any, status: str, results: dict[str, Any]) -> None:
+        """Notify plugins that ``run`` ended with ``status``."""
+        self.pm.hook.run_finished(run=run, status=status, results=results)
+
+
+class _Registrar:
+    """The ``register`` callback handed to one plugin's ``register_*`` hook."""
+
+    def __init__(self, host: PluginHost, kind: ComponentKind, plugin: str, dist: str, version: str):
+        self._host, self._kind, self._plugin, self._dist, self._version = host, kind, plugin, dist, version
+
+    def __call__(
+        self,
+        name: str,
+        build: Any,
+        *,
+        params: type | None = None,
+        description: str = "",
+        sniff: Any = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {self._plugin!r} registered a {self._kind.value} without a name")
+        if not callable(build):
+            raise PluginError(f"plugin {self._plugin!r}: {self._kind.value} {name!r} has no callable build")
+        if params is not None and not attrs.has(params):
+            raise PluginError(
+                f"plugin {self._plugin!r}: {self._kind.value} {name!r} params must be an attrs class, got {params!r}"
+            )
+        if sniff is not None and self._kind is not ComponentKind.DATA_SOURCE:
+            raise PluginError(f"plugin {self._plugin!r}: only data sources take sniff=, not {self._kind.value} {name!r}")
+        self._host._add(
+            Component(
+                kind=self._kind,
+                name=name,
+                build=build,
+                params=params,
+                description=description,
+                sniff=sniff,
+                plugin=self._plugin,
+                distribution=self._dist,
+                version=self._version,
+            )
+        )
+
+
+def _entry_points() -> list[md.EntryPoint]:
+    return sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != "builtin", ep.name))
+
+
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {name!r} has an invalid hook implementation: {exc}") from None
+    except ValueError as exc:
+        raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
+
+
+def _distribution_of(plugin: Any) -> tuple[str, str]:
+    """Best effort (distribution, version) for a plugin registered by object, not entry point."""
+    module = plugin if isinstance(plugin, types.ModuleType) else None
+    top = (getattr(module, "__name__", "") or getattr(type(plugin), "__module__", "")).split(".")[0]
+    for dist_name in md.packages_distributions().get(top, []):
+        try:
+            return dist_name, md.version(dist_name)
+        except md.PackageNotFoundError:
+            continue
+    return "", ""

@@ -1,0 +1,58 @@
+"""Shared fixtures: hermetic plugin hosts, the shared real-data folder, the --full switch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA_ENV = "EXITCORE_SHARED_DATA"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="run slow tests and benchmarks at full size (default: the reduced CI size)",
+    )
+
+
+@pytest.fixture(scope="session")
+def full_scale(request: pytest.FixtureRequest) -> bool:
+    """True under --full: slow tests use their full size instead of the reduced CI size."""
+    return bool(request.config.getoption("--full"))
+
+
+def shared_data_dir() -> Path | None:
+    """``$EXITCORE_SHARED_DATA`` or ``../shared/data`` next to the checkout, if it exists."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    candidates = [Path(env)] if env else [Path(__file__).resolve().parents[2] / "shared" / "data"]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real FX data folder; skip with a reason when absent, fail under CI (``$CI`` set)."""
+    path = shared_data_dir()
+    if path is None:
+        msg = f"shared data not found (set {SHARED_DATA_ENV} or provide ../shared/data)"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " - CI must have it")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture
+def make_host():
+    """Build a hermetic plugin host: autoload off, only the given plugin modules/objects."""
+    from exitcore.plugins import PluginHost
+
+    def make(*plugins):
+        return PluginHost.create(autoload=False, plugins=plugins)
+
+    return make

@@ -239,7 +239,7 @@ class _Registrar:
 
 
 def _entry_points() -> list[md.EntryPoint]:
-    return sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != "builtin", ep.name))
+    return sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (not ep.name.startswith("builtin"), ep.name))
 
 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:

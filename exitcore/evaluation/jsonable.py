@@ -1,0 +1,66 @@
+"""Strict JSON for evaluation results, which legitimately contain NaN and infinity.
+
+A profit factor with no losing trade is ``inf``; a Sharpe ratio of a flat curve is NaN. Python's
+``json`` would write the bare tokens ``NaN``/``Infinity``, which are not JSON and which other
+tools reject. Here non-finite floats are written as the *strings* ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"`` (the same spelling, quoted), and :func:`loads` turns them back into floats. numpy
+scalars and arrays become plain numbers and lists, timestamps ISO-8601 strings. Stdlib only, so
+the run registry can use it without importing numpy or pandas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON data for ``obj``: non-finite floats as strings, numpy/pandas values converted."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return float(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    # numpy scalars and arrays, without importing numpy
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return to_jsonable(obj.tolist())
+    if hasattr(obj, "item") and callable(obj.item):
+        return to_jsonable(obj.item())
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON: {obj!r}")
+
+
+def from_jsonable(obj: Any) -> Any:
+    """Inverse of :func:`to_jsonable` for numbers: ``"NaN"``/``"Infinity"``/``"-Infinity"`` become floats."""
+    if isinstance(obj, str):
+        return _NON_FINITE.get(obj, obj)
+    if isinstance(obj, dict):
+        return {k: from_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_jsonable(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON text (``allow_nan=False``) for ``obj``; keyword arguments go to :func:`json.dumps`."""
+    return json.dumps(to_jsonable(obj), allow_nan=False, **kwargs)
+
+
+def loads(text: str) -> Any:
+    """Parse JSON written by :func:`dumps`, restoring NaN and infinities."""
+    return from_jsonable(json.loads(text))

@@ -1,0 +1,274 @@
+"""Metrics against hand-computed ledgers and against direct pandas computations."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exitcore.evaluation import jsonable
+from exitcore.evaluation.ledger_schema import LedgerError
+from exitcore.evaluation.metrics import (
+    HEADLINE_KEYS,
+    action_distribution,
+    annualised_sharpe,
+    annualised_sortino,
+    compute_metrics,
+    daily_pnl,
+    format_table,
+    headline,
+    max_drawdown,
+    metrics_by_policy,
+    profit_factor,
+    split_label,
+    trading_day,
+    trading_days,
+)
+
+from conftest import NOTIONAL, build_ledger
+
+# Monday 2024-01-08 .. Friday 2024-01-19: ten trading days
+START, END = "2024-01-08 00:00", "2024-01-19 23:45"
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+# --------------------------------------------------------------------------- a hand-computed ledger
+
+
+@pytest.fixture
+def five():
+    """Five trades, listed out of exit order; two exit on the same day, one on a Sunday."""
+    return build_ledger(
+        [0.002, 0.010, -0.003, 0.0, -0.005],
+        exit_time=[
+            "2024-01-10 09:00",  # Wed, third in exit order
+            "2024-01-08 12:00",  # Mon, first
+            "2024-01-14 21:00",  # Sunday -> counted on Monday 2024-01-15, fifth
+            "2024-01-10 15:00",  # Wed, fourth
+            "2024-01-09 23:59",  # Tue, second
+        ],
+        bars_held=[2, 5, 3, 4, 1],
+        actions=["HE", "HHTHE", "BHB", "HHHE", ""],
+        exit_reason=["agent", "target", "stop", "time", "stop"],
+    )
+
+
+def test_per_trade_statistics_by_hand(five):
+    m = compute_metrics(five, start=START, end=END)
+    r = [0.002, 0.010, -0.003, 0.0, -0.005]
+    mean = sum(r) / 5  # 0.0008
+    std = math.sqrt(sum((x - mean) ** 2 for x in r) / 4)
+    assert m["n_trades"] == 5
+    assert m["mean_return"] == pytest.approx(0.0008)
+    assert m["std_return"] == pytest.approx(std)
+    assert m["per_trade_sharpe"] == pytest.approx(mean / std)
+    assert m["win_rate"] == pytest.approx(2 / 5)  # the zero trade is not a win
+    assert m["profit_factor"] == pytest.approx(0.012 / 0.008)
+    assert m["total_pnl"] == pytest.approx(0.004)
+    assert m["total_pnl_ccy"] == pytest.approx(0.004 * NOTIONAL)
+    assert (m["avg_bars"], m["min_bars"], m["max_bars"]) == (3.0, 1, 5)
+    assert m["quick_exit_rate"] == pytest.approx(3 / 5)  # bars 2, 3, 1
+
+
+def test_drawdown_follows_exit_order_not_row_order(five):
+    # exit order: +0.010, -0.005, +0.002, 0.0, -0.003 -> equity 0 .010 .005 .007 .007 .004
+    m = compute_metrics(five, start=START, end=END)
+    assert m["max_drawdown"] == pytest.approx(0.006)
+    assert m["max_drawdown_ccy"] == pytest.approx(0.006 * NOTIONAL)
+    # in row order the curve would be .002 .012 .009 .009 .004 -> 0.008
+    assert max_drawdown(five["pnl"]) == pytest.approx(0.008)
+
+
+def test_daily_pnl_includes_zero_days_and_rolls_weekends_to_monday(five):
+    d = daily_pnl(five, START, END)
+    assert len(d) == 10 and all(day.day_of_week < 5 for day in d.index)
+    assert d[ts("2024-01-08")] == pytest.approx(0.010)
+    assert d[ts("2024-01-09")] == pytest.approx(-0.005)
+    assert d[ts("2024-01-10")] == pytest.approx(0.002)  # two trades, +0.002 and 0.0
+    assert d[ts("2024-01-15")] == pytest.approx(-0.003)  # the Sunday exit
+    assert (d.drop([ts("2024-01-08"), ts("2024-01-09"), ts("2024-01-10"), ts("2024-01-15")]) == 0).all()
+    assert d.sum() == pytest.approx(five["pnl"].sum())
+
+
+def test_sharpe_matches_a_direct_pandas_computation(five):
+    m = compute_metrics(five, start=START, end=END)
+    # independent: calendar-day resample, weekend PnL moved to Monday by hand, weekdays kept
+    s = five.set_index("exit_time")["pnl"].copy()
+    s.index = [t + pd.Timedelta(days=1) if t.day_of_week == 6 else t for t in s.index]
+    cal = s.resample("D").sum().reindex(pd.date_range("2024-01-08", "2024-01-19", freq="D", tz="UTC"), fill_value=0.0)
+    weekdays = cal[cal.index.day_of_week < 5]
+    expected = weekdays.mean() / weekdays.std() * np.sqrt(252)
+    assert m["sharpe"] == pytest.approx(expected)
+    assert m["mean_daily_pnl"] == pytest.approx(0.004 / 10)
+    assert m["n_days"] == 10 and m["active_days"] == 4
+
+
+def test_sortino_by_hand(five):
+    m = compute_metrics(five, start=START, end=END)
+    daily = [0.010, -0.005, 0.002, 0, 0, -0.003, 0, 0, 0, 0]
+    downside = math.sqrt((0.005**2 + 0.003**2) / 10)
+    assert m["sortino"] == pytest.approx(np.mean(daily) / downside * math.sqrt(252))
+
+
+def test_action_distribution_and_exit_mix(five):
+    m = compute_metrics(five, start=START, end=END)
+    # HE HHTHE BHB HHHE "" -> H 8, E 3, T 1, B 2, P 0 of 14
+    assert m["n_decisions"] == 14
+    counts = m["action_counts"]
+    assert counts == {"HOLD": 8, "EXIT": 3, "TIGHTEN_SL": 1, "TRAIL_BE": 2, "PARTIAL_EXIT": 0}
+    assert m["action_distribution"]["HOLD"] == pytest.approx(8 / 14)
+    assert sum(m["action_distribution"].values()) == pytest.approx(1.0)
+    assert m["exit_reason_counts"] == {"agent": 1, "stop": 2, "target": 1, "time": 1, "end_of_data": 0, "gap": 0}
+    assert m["exit_reasons"]["stop"] == pytest.approx(0.4)
+
+
+def test_blocked_rate_overall_and_per_action():
+    ledger = build_ledger(
+        [0.01, 0.02],
+        actions=["EEHE", "PHH"],
+        executed=["HHHE", "HHH"],
+        blocked=[2, 1],
+    )
+    m = compute_metrics(ledger, start=START, end=END)
+    assert m["blocked_rate"] == pytest.approx(3 / 7)
+    per = m["blocked_rate_per_action"]
+    assert per["EXIT"] == pytest.approx(2 / 3)
+    assert per["PARTIAL_EXIT"] == pytest.approx(1.0)
+    assert per["HOLD"] == 0.0
+    assert math.isnan(per["TRAIL_BE"])  # never sampled
+    # without the `executed` column only the overall rate is derivable
+    m2 = compute_metrics(ledger.drop(columns=["executed"]), start=START, end=END)
+    assert m2["blocked_rate"] == pytest.approx(3 / 7)
+    assert m2["blocked_rate_per_action"] is None
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def test_no_losses():
+    m = compute_metrics(build_ledger([0.01, 0.002, 0.0]), start=START, end=END)
+    assert m["profit_factor"] == math.inf
+    assert m["max_drawdown"] == 0.0
+    assert m["sortino"] == math.inf
+    assert m["win_rate"] == pytest.approx(2 / 3)
+
+
+def test_all_losses():
+    m = compute_metrics(build_ledger([-0.01, -0.002]), start=START, end=END)
+    assert m["profit_factor"] == 0.0
+    assert m["win_rate"] == 0.0
+    assert m["max_drawdown"] == pytest.approx(0.012)
+    assert m["sharpe"] < 0 and m["sortino"] < 0
+
+
+def test_single_trade():
+    m = compute_metrics(build_ledger([0.004]), start=START, end=END)
+    assert m["n_trades"] == 1
+    assert m["mean_return"] == pytest.approx(0.004)
+    assert math.isnan(m["std_return"]) and math.isnan(m["per_trade_sharpe"])
+    assert m["win_rate"] == 1.0 and m["profit_factor"] == math.inf
+    # one active day among ten: the daily Sharpe is defined (mean/std over the ten days)
+    d = np.array([0.004] + [0.0] * 9)
+    assert m["sharpe"] == pytest.approx(d.mean() / d.std(ddof=1) * math.sqrt(252))
+
+
+def test_all_zero_trades_have_undefined_ratios():
+    m = compute_metrics(build_ledger([0.0, 0.0]), start=START, end=END)
+    assert math.isnan(m["profit_factor"])
+    assert math.isnan(m["sharpe"]) and math.isnan(m["sortino"])
+    assert m["win_rate"] == 0.0
+
+
+def test_empty_ledger_needs_labels_and_yields_nans():
+    empty = build_ledger([])
+    with pytest.raises(LedgerError, match="pass split="):
+        compute_metrics(empty, start=START, end=END)
+    m = compute_metrics(empty, start=START, end=END, split="test", policy="rl")
+    assert m["n_trades"] == 0
+    for key in ("mean_return", "win_rate", "profit_factor", "avg_bars", "quick_exit_rate", "sharpe", "blocked_rate"):
+        assert math.isnan(m[key]), key
+    assert m["min_bars"] is None and m["max_drawdown"] == 0.0
+    assert m["mean_daily_pnl"] == 0.0
+
+
+def test_short_spans():
+    assert math.isnan(annualised_sharpe([0.01]))
+    assert math.isnan(annualised_sortino([]))
+    assert math.isnan(annualised_sharpe([0.01, 0.01]))  # zero std: undefined, not infinite
+    assert profit_factor([]) != profit_factor([])  # NaN
+
+
+def test_trades_outside_the_span_are_an_error(five):
+    with pytest.raises(LedgerError, match="exit outside the evaluated span"):
+        compute_metrics(five, start="2024-01-09", end=END)
+
+
+def test_trading_days_and_weekend_rule():
+    days = trading_days("2024-01-06 10:00", "2024-01-14 10:00")  # Saturday .. Sunday
+    assert [d.strftime("%a %d") for d in days] == ["Mon 08", "Tue 09", "Wed 10", "Thu 11", "Fri 12", "Mon 15"]
+    mapped = trading_day(pd.DatetimeIndex([ts("2024-01-13 03:00"), ts("2024-01-12 23:59")]))
+    assert list(mapped) == [ts("2024-01-15"), ts("2024-01-12")]
+    with pytest.raises(ValueError, match="precedes"):
+        trading_days("2024-01-10", "2024-01-08")
+
+
+def test_action_distribution_without_decisions_is_nan():
+    assert all(math.isnan(v) for v in action_distribution(["", ""]).values())
+
+
+# --------------------------------------------------------------------------- labels and output
+
+
+def test_every_result_is_labelled_and_training_is_marked_in_sample():
+    train = compute_metrics(build_ledger([0.01, -0.01], split="train"), start=START, end=END)
+    test = compute_metrics(build_ledger([0.01, -0.01]), start=START, end=END)
+    assert (train["split"], train["in_sample"], train["label"]) == ("train", True, "TRAIN (in-sample)")
+    assert (test["split"], test["in_sample"], test["label"]) == ("test", False, "TEST (out-of-sample)")
+    assert split_label("validation") == "VALIDATION (out-of-sample)"
+    assert headline(train)["in_sample"] is True and headline(train)["label"] == "TRAIN (in-sample)"
+    assert set(headline(train)) == set(HEADLINE_KEYS)
+    text = format_table([train])
+    assert "TRAIN (in-sample)" in text and "IN-SAMPLE" in text
+    assert "IN-SAMPLE" not in format_table([test])
+
+
+def test_given_split_must_match_the_rows():
+    with pytest.raises(LedgerError, match="expected only 'train'"):
+        compute_metrics(build_ledger([0.01]), start=START, end=END, split="train")
+
+
+def test_mixed_policies_need_metrics_by_policy():
+    a = build_ledger([0.01, -0.002])
+    b = build_ledger([0.003, 0.001], policy="fixed_stop_target")
+    both = pd.concat([b, a], ignore_index=True)
+    with pytest.raises(LedgerError, match="metrics_by_policy"):
+        compute_metrics(both, start=START, end=END)
+    results = metrics_by_policy(both, start=START, end=END)
+    assert list(results) == ["rl", "fixed_stop_target"]
+    assert results["rl"]["mean_return"] == pytest.approx(0.004)
+    assert results["fixed_stop_target"]["win_rate"] == 1.0
+    table = format_table(results)
+    lines = table.splitlines()
+    assert lines[0] == "metrics on TEST (out-of-sample)"
+    assert "rl" in lines[1] and "fixed_stop_target" in lines[1]
+    assert any(line.startswith("win rate") and "50.0%" in line and "100.0%" in line for line in lines)
+
+
+def test_metrics_are_strict_json_with_explicit_non_finite_values():
+    m = compute_metrics(build_ledger([0.01]), start=START, end=END)
+    text = jsonable.dumps(m)
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in JSON")
+
+    plain = json.loads(text, parse_constant=refuse)
+    assert plain["profit_factor"] == "Infinity" and plain["std_return"] == "NaN"
+    back = jsonable.loads(text)
+    assert back["profit_factor"] == math.inf and math.isnan(back["std_return"])
+    assert back["n_trades"] == 1 and back["label"] == "TEST (out-of-sample)"

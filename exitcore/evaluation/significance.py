@@ -1,0 +1,349 @@
+"""Is the result real? Bootstrap intervals, probabilistic and deflated Sharpe ratios, paired tests.
+
+All methods work on the **daily** PnL series of :func:`exitcore.evaluation.metrics.daily_pnl`
+(every trading day of the evaluated span, zero days included), because days, not trades, are
+the units that are roughly independent: trades cluster in time and overlap.
+
+* **Block bootstrap over days.** Resampling single days would destroy volatility clustering and
+  understate the uncertainty; resampling *blocks* of consecutive days keeps it. The default is
+  the stationary bootstrap (Politis & Romano 1994: blocks of geometric length with mean ``L``,
+  wrapping around the end) with ``L = round(T^(1/3))`` for ``T`` days, the rate that minimises
+  the error of bootstrap variance estimates (Hall, Horowitz & Jing 1995), e.g. 8 days for two
+  years of data. ``method="circular"`` uses fixed-length blocks instead (Politis & Romano 1992).
+  Per-trade statistics (mean return, win rate) are bootstrapped by resampling days and taking
+  the trades of those days. Intervals are percentile intervals.
+* **Probabilistic Sharpe ratio** (Bailey & López de Prado 2012): the probability that the true
+  Sharpe exceeds a benchmark, given the estimate's length, skewness and kurtosis.
+* **Deflated Sharpe ratio** (Bailey & López de Prado 2014): the PSR against the Sharpe ratio
+  the best of ``N`` worthless trials would show by luck. ``N`` comes from the run registry
+  (:meth:`exitcore.registry.Registry.trial_count`), never typed by hand.
+* **Paired differences** RL − baseline on the same days, with the same bootstrap resamples.
+
+numpy only (no scipy): the normal CDF and its inverse come from :class:`statistics.NormalDist`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from exitcore.evaluation.ledger_schema import LedgerError, validate_ledger
+from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe, daily_table
+
+_NORMAL = NormalDist()
+#: Euler–Mascheroni constant, in the expected maximum of N normal draws
+EULER_GAMMA = 0.5772156649015329
+_ANNUAL = math.sqrt(TRADING_DAYS_PER_YEAR)
+
+Seed = int | np.random.Generator | None
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def default_block_length(n_days: int) -> int:
+    """Mean block length for ``n_days`` days: ``max(1, round(n_days ** (1/3)))``."""
+    return max(1, round(n_days ** (1 / 3)))
+
+
+def block_bootstrap_indices(
+    n: int, n_samples: int, block_length: int, rng: np.random.Generator, method: str = "stationary"
+) -> np.ndarray:
+    """Day indices of ``n_samples`` block-bootstrap resamples of a series of length ``n``.
+
+    Returns an int array ``(n_samples, n)``; row ``b`` lists the days of resample ``b``.
+    ``stationary``: each position starts a new block with probability ``1 / block_length``
+    (always at position 0) at a uniformly drawn day, otherwise continues the previous day + 1;
+    blocks wrap around the end. ``circular``: blocks of exactly ``block_length`` days starting
+    at uniformly drawn days, wrapping around, concatenated and cut to ``n``. Fully vectorised.
+    """
+    if n < 1 or n_samples < 1 or block_length < 1:
+        raise ValueError(f"need n, n_samples, block_length >= 1, got {n}, {n_samples}, {block_length}")
+    t = np.arange(n)
+    if method == "circular":
+        n_blocks = -(-n // block_length)
+        starts = rng.integers(0, n, size=(n_samples, n_blocks, 1))
+        return ((starts + np.arange(block_length)) % n).reshape(n_samples, -1)[:, :n]
+    if method != "stationary":
+        raise ValueError(f"unknown bootstrap method {method!r}; expected 'stationary' or 'circular'")
+    new_block = rng.random((n_samples, n)) < 1.0 / block_length
+    new_block[:, 0] = True
+    starts = rng.integers(0, n, size=(n_samples, n))
+    # the position where the block covering t began, and how far t is into it
+    block_begin = np.maximum.accumulate(np.where(new_block, t, 0), axis=1)
+    first_day = np.take_along_axis(starts, block_begin, axis=1)
+    return (first_day + (t - block_begin)) % n
+
+
+def _rng(seed: Seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _sharpe_rows(x: np.ndarray) -> np.ndarray:
+    """Annualised Sharpe of each row (NaN where the std is zero), as in ``annualised_sharpe``."""
+    sd = x.std(axis=1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, x.mean(axis=1) / sd * _ANNUAL, np.nan)
+
+
+def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[str, float]:
+    alpha = (1 - confidence) / 2
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return {"estimate": estimate, "low": math.nan, "high": math.nan, "se": math.nan}
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return {
+        "estimate": estimate,
+        "low": float(low),
+        "high": float(high),
+        "se": float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
+    }
+
+
+def _check_confidence(confidence: float, n_samples: int) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
+
+
+def bootstrap_metrics(
+    ledger: pd.DataFrame,
+    *,
+    start: Any,
+    end: Any,
+    n_samples: int = 2000,
+    confidence: float = 0.95,
+    block_length: int | None = None,
+    method: str = "stationary",
+    seed: Seed = 0,
+) -> dict[str, Any]:
+    """Point estimates and block-bootstrap percentile intervals for one policy's ledger.
+
+    Statistics: ``sharpe`` (annualised, daily), ``mean_daily_pnl``, ``mean_return`` (per trade:
+    ``Σ pnl / Σ trades`` over the resampled days) and ``win_rate`` (``Σ wins / Σ trades``). Each
+    maps to ``{estimate, low, high, se}``; ``se`` is the bootstrap standard error. Resamples
+    where a statistic is undefined (no trade drawn, zero std) are left out of its interval.
+    The result also records ``confidence``, ``n_samples``, ``block_length``, ``method``,
+    ``n_days`` and the seed, so the interval can be reproduced.
+    """
+    _check_confidence(confidence, n_samples)
+    validate_ledger(ledger)
+    days = daily_table(ledger, start, end)
+    n = len(days)
+    length = block_length or default_block_length(n)
+    idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
+    pnl = days["pnl"].to_numpy()
+    trades = days["n_trades"].to_numpy()
+    wins = days["wins"].to_numpy()
+    boot_pnl = pnl[idx]
+    boot_trades = trades[idx].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot_mean_return = np.where(boot_trades > 0, boot_pnl.sum(axis=1) / boot_trades, np.nan)
+        boot_win_rate = np.where(boot_trades > 0, wins[idx].sum(axis=1) / boot_trades, np.nan)
+    n_trades = int(trades.sum())
+    return {
+        "sharpe": _interval(annualised_sharpe(pnl), _sharpe_rows(boot_pnl), confidence),
+        "mean_daily_pnl": _interval(float(pnl.mean()), boot_pnl.mean(axis=1), confidence),
+        "mean_return": _interval(float(pnl.sum() / n_trades) if n_trades else math.nan, boot_mean_return, confidence),
+        "win_rate": _interval(float(wins.sum() / n_trades) if n_trades else math.nan, boot_win_rate, confidence),
+        "confidence": confidence,
+        "n_samples": n_samples,
+        "block_length": length,
+        "method": method,
+        "n_days": n,
+        "seed": seed if isinstance(seed, int) else None,
+    }
+
+
+# --------------------------------------------------------------------------- PSR and DSR
+
+
+def _moments(returns: np.ndarray) -> tuple[float, float, float]:
+    """Per-period Sharpe ``mean / std`` (ddof=1), skewness and (non-excess) kurtosis.
+
+    Skewness ``γ3 = m3 / m2^(3/2)`` and kurtosis ``γ4 = m4 / m2²`` use the central moments
+    ``m_k = mean((r − mean)^k)``, as in the paper (a normal series has ``γ3 = 0``, ``γ4 = 3``).
+    """
+    r = np.asarray(returns, dtype=float)
+    if r.size < 3:
+        raise ValueError(f"need at least 3 returns for a probabilistic Sharpe ratio, got {r.size}")
+    centred = r - r.mean()
+    m2 = float(np.mean(centred**2))
+    if m2 == 0:
+        raise ValueError("returns have zero variance: the Sharpe ratio is undefined")
+    skew = float(np.mean(centred**3)) / m2**1.5
+    kurt = float(np.mean(centred**4)) / m2**2
+    return float(r.mean() / r.std(ddof=1)), skew, kurt
+
+
+def psr_from_moments(sharpe: float, n: int, skew: float, kurtosis: float, benchmark_sharpe: float = 0.0) -> float:
+    """PSR from the statistics of a return series (Bailey & López de Prado 2012)::
+
+        PSR(SR*) = Φ( (SR − SR*) √(n − 1) / √(1 − γ3·SR + (γ4 − 1)/4 · SR²) )
+
+    ``sharpe`` (``SR``) and ``benchmark_sharpe`` (``SR*``) are per period (*not* annualised),
+    ``n`` the number of returns, ``skew`` ``γ3`` and ``kurtosis`` ``γ4`` (non-excess: 3 for a
+    normal series).
+    """
+    if n < 2:
+        raise ValueError(f"need at least 2 returns, got {n}")
+    denom = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
+    # the denominator is a variance factor; it is positive except for degenerate samples
+    if denom <= 0:
+        raise ValueError(f"degenerate return distribution (variance factor {denom:.3g} <= 0)")
+    return _NORMAL.cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(denom))
+
+
+def probabilistic_sharpe_ratio(returns: Any, benchmark_sharpe: float = 0.0) -> float:
+    """PSR: the probability that the true per-period Sharpe of ``returns`` exceeds ``benchmark_sharpe``.
+
+    :func:`psr_from_moments` with the Sharpe (``mean / std``, ``ddof = 1``), skewness and
+    kurtosis of ``returns`` (daily PnL: the Sharpe is daily, divide an annual benchmark by √252).
+    """
+    r = np.asarray(returns, dtype=float)
+    sr, skew, kurt = _moments(r)
+    return psr_from_moments(sr, len(r), skew, kurt, benchmark_sharpe)
+
+
+def expected_max_sharpe(n_trials: int, trials_sharpe_variance: float) -> float:
+    """Expected maximum Sharpe of ``n_trials`` independent trials whose true Sharpe is zero.
+
+    Bailey & López de Prado (2014), with ``V`` the variance of the trials' Sharpe estimates and
+    ``γ`` the Euler–Mascheroni constant::
+
+        SR0 = √V · ( (1 − γ) Φ⁻¹(1 − 1/N) + γ Φ⁻¹(1 − 1/(N e)) )
+
+    For ``N = 1`` there is no selection and ``SR0 = 0``.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1 (it counts this run), got {n_trials}")
+    if trials_sharpe_variance < 0:
+        raise ValueError(f"trials_sharpe_variance must be >= 0, got {trials_sharpe_variance}")
+    if n_trials == 1:
+        return 0.0
+    z = (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / n_trials) + EULER_GAMMA * _NORMAL.inv_cdf(
+        1 - 1 / (n_trials * math.e)
+    )
+    return math.sqrt(trials_sharpe_variance) * z
+
+
+def deflated_sharpe_ratio(returns: Any, n_trials: int, trials_sharpe_variance: float | None = None) -> dict[str, Any]:
+    """DSR: the PSR of ``returns`` against the expected best Sharpe of ``n_trials`` trials.
+
+    ``DSR = PSR(SR0)`` with ``SR0 = expected_max_sharpe(N, V)`` (per period). ``n_trials`` is
+    the number of runs recorded for the dataset (``Registry.trial_count(data_hash)``), this one
+    included. ``V`` is the variance of the per-period Sharpe ratios of those trials when the
+    caller knows them; by default ``V = 1 / (T − 1)``, the sampling variance of a Sharpe
+    estimate over ``T`` days when the true Sharpe is zero (Lo 2002): the dispersion worthless
+    trials on the same days would show by luck alone.
+
+    Returns ``dsr``, ``psr`` (against 0), ``sharpe`` (per period), ``sharpe_annualised``,
+    ``sr0`` and ``sr0_annualised``, ``n_trials``, ``trials_sharpe_variance`` and whether it
+    was the default (``variance_default``), ``skew``, ``kurtosis``, ``n_days``.
+    """
+    r = np.asarray(returns, dtype=float)
+    sr, skew, kurt = _moments(r)
+    default = trials_sharpe_variance is None
+    variance = 1.0 / (len(r) - 1) if default else float(trials_sharpe_variance)
+    sr0 = expected_max_sharpe(n_trials, variance)
+    return {
+        "dsr": probabilistic_sharpe_ratio(r, sr0),
+        "psr": probabilistic_sharpe_ratio(r, 0.0),
+        "sharpe": sr,
+        "sharpe_annualised": sr * _ANNUAL,
+        "sr0": sr0,
+        "sr0_annualised": sr0 * _ANNUAL,
+        "n_trials": n_trials,
+        "trials_sharpe_variance": variance,
+        "variance_default": default,
+        "skew": skew,
+        "kurtosis": kurt,
+        "n_days": len(r),
+    }
+
+
+# --------------------------------------------------------------------------- paired comparison
+
+
+def paired_difference(
+    ledger_a: pd.DataFrame,
+    ledger_b: pd.DataFrame,
+    *,
+    start: Any,
+    end: Any,
+    n_samples: int = 2000,
+    confidence: float = 0.95,
+    block_length: int | None = None,
+    method: str = "stationary",
+    seed: Seed = 0,
+) -> dict[str, Any]:
+    """Difference a − b of annualised Sharpe and mean daily PnL, paired on the same days.
+
+    Both ledgers are turned into daily series over the same trading days; every bootstrap
+    resample draws the *same* days for both, so what the two policies share (the trades, the
+    market) cancels and the interval measures the difference alone. Each of ``sharpe`` and
+    ``mean_daily_pnl`` maps to ``{estimate, low, high, se, p_le_zero}`` where ``p_le_zero`` is
+    the share of resamples with a difference ≤ 0 (a one-sided bootstrap p-value for "a beats b").
+    """
+    _check_confidence(confidence, n_samples)
+    validate_ledger(ledger_a)
+    validate_ledger(ledger_b)
+    a = daily_table(ledger_a, start, end)["pnl"].to_numpy()
+    b = daily_table(ledger_b, start, end)["pnl"].to_numpy()
+    n = len(a)
+    length = block_length or default_block_length(n)
+    idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
+    boot_sharpe = _sharpe_rows(a[idx]) - _sharpe_rows(b[idx])
+    boot_mean = a[idx].mean(axis=1) - b[idx].mean(axis=1)
+    out: dict[str, Any] = {}
+    for name, estimate, samples in (
+        ("sharpe", annualised_sharpe(a) - annualised_sharpe(b), boot_sharpe),
+        ("mean_daily_pnl", float(a.mean() - b.mean()), boot_mean),
+    ):
+        interval = _interval(estimate, samples, confidence)
+        finite = samples[np.isfinite(samples)]
+        interval["p_le_zero"] = float(np.mean(finite <= 0)) if finite.size else math.nan
+        out[name] = interval
+    out.update(confidence=confidence, n_samples=n_samples, block_length=length, method=method, n_days=n)
+    return out
+
+
+def is_rl_policy(policy: str) -> bool:
+    """Whether a ledger ``policy`` name is the RL agent (``rl``, ``rl_sample_3``) rather than a baseline."""
+    return policy == "rl" or policy.startswith("rl_")
+
+
+def rl_vs_best_baseline(
+    ledger: pd.DataFrame, *, start: Any, end: Any, rl_policy: str = "rl", **bootstrap: Any
+) -> dict[str, Any]:
+    """:func:`paired_difference` of ``rl_policy`` against the best baseline in the same ledger.
+
+    The best baseline is the non-RL policy with the highest annualised daily Sharpe on the same
+    split (ties: alphabetical). Choosing it on the evaluated data favours the baseline, so the
+    comparison errs against RL. ``bootstrap`` takes the keyword arguments of
+    :func:`paired_difference`. The result adds ``rl_policy``, ``baseline`` and
+    ``baseline_sharpes`` (every baseline's Sharpe, for the report).
+    """
+    validate_ledger(ledger)
+    policies = sorted(set(ledger["policy"]))
+    if rl_policy not in policies:
+        raise LedgerError(f"ledger has no policy {rl_policy!r} (policies: {', '.join(policies)})")
+    baselines = [p for p in policies if not is_rl_policy(p)]
+    if not baselines:
+        raise LedgerError(f"ledger has no baseline policy to compare {rl_policy!r} with (policies: {', '.join(policies)})")
+    sharpes: Mapping[str, float] = {
+        p: annualised_sharpe(daily_table(ledger[ledger["policy"] == p], start, end)["pnl"]) for p in baselines
+    }
+    # NaN Sharpes (flat curves) rank last
+    best = max(baselines, key=lambda p: (sharpes[p] if math.isfinite(sharpes[p]) else -math.inf, -baselines.index(p)))
+    result = paired_difference(
+        ledger[ledger["policy"] == rl_policy], ledger[ledger["policy"] == best], start=start, end=end, **bootstrap
+    )
+    result.update(rl_policy=rl_policy, baseline=best, baseline_sharpes=dict(sharpes))
+    return result

@@ -1,0 +1,253 @@
+"""Block bootstrap, PSR/DSR against the paper's formulas computed independently, paired tests."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exitcore.evaluation.ledger_schema import LedgerError
+from exitcore.evaluation.metrics import compute_metrics, daily_pnl
+from exitcore.evaluation.significance import (
+    block_bootstrap_indices,
+    bootstrap_metrics,
+    default_block_length,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    paired_difference,
+    probabilistic_sharpe_ratio,
+    psr_from_moments,
+    rl_vs_best_baseline,
+)
+
+from conftest import MONDAY, build_ledger
+
+
+def random_ledger(n_days: int, seed: int, mean: float = 0.0005, sd: float = 0.004, policy: str = "rl", noise=None):
+    """One trade per trading day, normal PnL."""
+    rng = np.random.default_rng(seed)
+    pnl = mean + sd * rng.standard_normal(n_days) if noise is None else mean + noise
+    return build_ledger(list(pnl), policy=policy)
+
+
+def span(n_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    last = pd.bdate_range(MONDAY, periods=n_days, tz="UTC")[-1]
+    return MONDAY, last + pd.Timedelta(hours=23)
+
+
+# --------------------------------------------------------------------------- independent normal CDF
+
+
+def phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def phi_inv(p: float) -> float:
+    lo, hi = -40.0, 40.0
+    for _ in range(200):  # bisection on the erf-based CDF
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if phi(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def test_block_length_rule():
+    assert default_block_length(1) == 1
+    assert default_block_length(500) == 8
+    assert default_block_length(27) == 3
+
+
+def test_circular_blocks_are_runs_of_consecutive_days():
+    idx = block_bootstrap_indices(10, 50, 4, np.random.default_rng(1), "circular")
+    assert idx.shape == (50, 10) and idx.min() >= 0 and idx.max() <= 9
+    steps = (np.diff(idx, axis=1) % 10) == 1
+    # positions 4 and 8 start new blocks; inside a block the next day follows (wrapping)
+    inside = np.delete(steps, [3, 7], axis=1)
+    assert inside.all()
+
+
+def test_stationary_blocks_have_the_requested_mean_length():
+    n, length = 400, 8
+    idx = block_bootstrap_indices(n, 300, length, np.random.default_rng(2))
+    assert idx.shape == (300, n) and idx.min() >= 0 and idx.max() < n
+    continues = (np.diff(idx, axis=1) % n) == 1
+    # a block continues with probability 1 - 1/L (a new block may also land on day+1 by chance)
+    assert continues.mean() == pytest.approx(1 - 1 / length + 1 / (length * n), abs=0.01)
+
+
+def test_resampling_is_seeded():
+    a = block_bootstrap_indices(30, 5, 3, np.random.default_rng(7))
+    b = block_bootstrap_indices(30, 5, 3, np.random.default_rng(7))
+    c = block_bootstrap_indices(30, 5, 3, np.random.default_rng(8))
+    assert (a == b).all() and not (a == c).all()
+    with pytest.raises(ValueError, match="unknown bootstrap method"):
+        block_bootstrap_indices(30, 5, 3, np.random.default_rng(7), "moving")
+
+
+def test_bootstrap_estimates_match_the_metrics_and_intervals_contain_them():
+    ledger = random_ledger(120, seed=3)
+    start, end = span(120)
+    m = compute_metrics(ledger, start=start, end=end)
+    b = bootstrap_metrics(ledger, start=start, end=end, n_samples=500, seed=11)
+    for key, metric in (("sharpe", "sharpe"), ("mean_daily_pnl", "mean_daily_pnl"), ("mean_return", "mean_return"), ("win_rate", "win_rate")):
+        assert b[key]["estimate"] == pytest.approx(m[metric]), key
+        assert b[key]["low"] < b[key]["estimate"] < b[key]["high"], key
+    assert b["block_length"] == default_block_length(120) and b["n_days"] == 120
+    again = bootstrap_metrics(ledger, start=start, end=end, n_samples=500, seed=11)
+    assert again["sharpe"] == b["sharpe"]
+    other = bootstrap_metrics(ledger, start=start, end=end, n_samples=500, seed=12)
+    assert other["sharpe"]["low"] != b["sharpe"]["low"]
+
+
+def test_iid_bootstrap_standard_error_matches_the_textbook_formula():
+    # block length 1 is the ordinary bootstrap: se(mean) ~ sd / sqrt(n)
+    ledger = random_ledger(250, seed=4)
+    start, end = span(250)
+    b = bootstrap_metrics(ledger, start=start, end=end, n_samples=2000, block_length=1, seed=5)
+    d = daily_pnl(ledger, start, end)
+    assert b["mean_daily_pnl"]["se"] == pytest.approx(d.std(ddof=0) / math.sqrt(len(d)), rel=0.08)
+    # and the Sharpe's se ~ sqrt((1 + SR^2 / 2) / n) per day (Lo 2002), annualised
+    sr = d.mean() / d.std()
+    assert b["sharpe"]["se"] == pytest.approx(math.sqrt((1 + sr**2 / 2) / len(d)) * math.sqrt(252), rel=0.12)
+
+
+def test_per_trade_statistics_resample_the_trades_of_drawn_days():
+    # two trades a day on day 0 (both wins), none elsewhere except one loss on the last day
+    times = [MONDAY + pd.Timedelta(hours=10), MONDAY + pd.Timedelta(hours=14), MONDAY + pd.Timedelta(days=4, hours=12)]
+    ledger = build_ledger([0.01, 0.02, -0.01], exit_time=times)
+    start, end = span(5)
+    b = bootstrap_metrics(ledger, start=start, end=end, n_samples=400, seed=0)
+    assert b["win_rate"]["estimate"] == pytest.approx(2 / 3)
+    assert b["mean_return"]["estimate"] == pytest.approx(0.02 / 3)
+    # any resample's win rate is a ratio of wins to trades over whole days: 0, 2/3, 1 or a mix
+    assert 0 <= b["win_rate"]["low"] <= b["win_rate"]["high"] <= 1
+
+
+def test_bootstrap_of_2000_samples_is_fast():
+    ledger = random_ledger(750, seed=6)
+    start, end = span(750)
+    t0 = time.perf_counter()
+    bootstrap_metrics(ledger, start=start, end=end, n_samples=2000, seed=0)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_bad_arguments():
+    ledger = random_ledger(20, seed=1)
+    start, end = span(20)
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_metrics(ledger, start=start, end=end, confidence=1.0)
+    with pytest.raises(ValueError, match="n_samples"):
+        bootstrap_metrics(ledger, start=start, end=end, n_samples=1)
+
+
+# --------------------------------------------------------------------------- PSR and DSR
+
+
+def test_psr_equals_the_paper_formula_computed_by_hand():
+    r = [0.010, -0.004, 0.007, 0.002, -0.012, 0.015, 0.001, -0.003, 0.006, 0.004]
+    n = len(r)
+    mean = sum(r) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1))
+    m2 = sum((x - mean) ** 2 for x in r) / n
+    skew = sum((x - mean) ** 3 for x in r) / n / m2**1.5
+    kurt = sum((x - mean) ** 4 for x in r) / n / m2**2
+    sr = mean / sd
+    for bench in (0.0, 0.1):
+        z = (sr - bench) * math.sqrt(n - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)
+        assert probabilistic_sharpe_ratio(r, bench) == pytest.approx(phi(z), rel=1e-12)
+
+
+def test_psr_basic_behaviour():
+    assert psr_from_moments(0.0, 100, 0.0, 3.0) == pytest.approx(0.5)
+    # negative skew and fat tails make the same Sharpe less convincing
+    assert psr_from_moments(0.1, 250, -1.0, 8.0) < psr_from_moments(0.1, 250, 0.0, 3.0)
+    assert psr_from_moments(0.1, 1000, 0.0, 3.0) > psr_from_moments(0.1, 100, 0.0, 3.0)
+    with pytest.raises(ValueError, match="zero variance"):
+        probabilistic_sharpe_ratio([0.01] * 5)
+
+
+def test_expected_max_sharpe_by_hand():
+    v, n = 0.04, 20
+    expected = math.sqrt(v) * ((1 - 0.5772156649) * phi_inv(1 - 1 / n) + 0.5772156649 * phi_inv(1 - 1 / (n * math.e)))
+    assert expected_max_sharpe(n, v) == pytest.approx(expected, rel=1e-8)
+    assert expected_max_sharpe(1, v) == 0.0
+    assert expected_max_sharpe(100, v) > expected_max_sharpe(10, v)
+    with pytest.raises(ValueError, match="at least 1"):
+        expected_max_sharpe(0, v)
+
+
+def test_dsr_reproduces_the_papers_numerical_example():
+    # Bailey & Lopez de Prado (2014), "The Deflated Sharpe Ratio", numerical example: N = 100
+    # trials, V[SR] = 1/2 annualised, T = 1250 daily returns, skew -3, kurtosis 10, annualised
+    # SR 2.5, 250 days a year -> SR0 = 0.1132 per day and DSR = 0.9004.
+    days = 250
+    sr0 = expected_max_sharpe(100, 0.5 / days)
+    assert sr0 == pytest.approx(0.1132, abs=5e-5)
+    assert psr_from_moments(2.5 / math.sqrt(days), 1250, -3.0, 10.0, sr0) == pytest.approx(0.9004, abs=5e-5)
+
+
+def test_dsr_from_returns_and_its_default_trial_variance():
+    rng = np.random.default_rng(9)
+    r = 0.0004 + 0.004 * rng.standard_normal(500)
+    one = deflated_sharpe_ratio(r, n_trials=1)
+    many = deflated_sharpe_ratio(r, n_trials=50)
+    assert one["dsr"] == pytest.approx(one["psr"])  # a single trial is not deflated
+    assert many["dsr"] < one["dsr"]
+    assert many["variance_default"] and many["trials_sharpe_variance"] == pytest.approx(1 / 499)
+    assert many["sr0"] == pytest.approx(expected_max_sharpe(50, 1 / 499))
+    assert many["sharpe_annualised"] == pytest.approx(many["sharpe"] * math.sqrt(252))
+    given = deflated_sharpe_ratio(r, n_trials=50, trials_sharpe_variance=0.01)
+    assert not given["variance_default"] and given["sr0"] == pytest.approx(expected_max_sharpe(50, 0.01))
+
+
+# --------------------------------------------------------------------------- paired differences
+
+
+def test_paired_difference_of_a_policy_with_itself_is_exactly_zero():
+    ledger = random_ledger(100, seed=2)
+    start, end = span(100)
+    d = paired_difference(ledger, ledger, start=start, end=end, n_samples=300, seed=1)
+    for key in ("sharpe", "mean_daily_pnl"):
+        assert d[key]["estimate"] == 0 and d[key]["low"] == 0 and d[key]["high"] == 0
+
+
+def test_pairing_cancels_the_shared_noise():
+    # both policies see the same market noise; one adds a small constant edge per trade
+    rng = np.random.default_rng(3)
+    noise = 0.004 * rng.standard_normal(200)
+    a = random_ledger(200, seed=0, mean=0.0006, noise=noise, policy="rl")
+    b = random_ledger(200, seed=0, mean=0.0002, noise=noise, policy="fixed_stop_target")
+    start, end = span(200)
+    d = paired_difference(a, b, start=start, end=end, n_samples=500, seed=4)
+    assert d["mean_daily_pnl"]["estimate"] == pytest.approx(0.0004)
+    # identical noise: every resample's mean difference is the constant edge
+    assert d["mean_daily_pnl"]["low"] == pytest.approx(0.0004) and d["mean_daily_pnl"]["high"] == pytest.approx(0.0004)
+    assert d["sharpe"]["low"] > 0 and d["sharpe"]["p_le_zero"] == 0.0
+
+
+def test_rl_against_the_best_baseline():
+    rng = np.random.default_rng(5)
+    noise = 0.004 * rng.standard_normal(150)
+    start, end = span(150)
+    ledger = pd.concat(
+        [
+            random_ledger(150, 0, mean=0.0005, noise=noise, policy="rl"),
+            random_ledger(150, 0, mean=0.0001, noise=noise, policy="fixed_stop_target"),
+            random_ledger(150, 0, mean=0.0003, noise=noise, policy="trailing_stop_2.0atr"),
+            random_ledger(150, 0, mean=0.0009, noise=noise, policy="rl_sample_1"),  # not a baseline
+        ],
+        ignore_index=True,
+    )
+    res = rl_vs_best_baseline(ledger, start=start, end=end, n_samples=300, seed=0)
+    assert res["baseline"] == "trailing_stop_2.0atr"
+    assert set(res["baseline_sharpes"]) == {"fixed_stop_target", "trailing_stop_2.0atr"}
+    assert res["mean_daily_pnl"]["estimate"] == pytest.approx(0.0002)
+    with pytest.raises(LedgerError, match="no policy 'rl_x'"):
+        rl_vs_best_baseline(ledger, start=start, end=end, rl_policy="rl_x")
+    with pytest.raises(LedgerError, match="no baseline"):
+        rl_vs_best_baseline(ledger[ledger["policy"] == "rl"], start=start, end=end)

@@ -23,3 +23,12 @@ ACTION_NAMES: tuple[str, ...] = tuple(a.name for a in Action)
 
 #: actions that close (part of) the position; the ones exit guards and the min-exit-bar mask target.
 CLOSING_ACTIONS: tuple[Action, ...] = (Action.EXIT, Action.PARTIAL_EXIT)
+
+# Plain-int ids for tensor code. Use these (not the enum members) in functions that may be
+# compiled: torch.compile (2.13) evaluates `tensor == Action.EXIT` to a Python False instead
+# of an elementwise comparison.
+HOLD: int = int(Action.HOLD)
+EXIT: int = int(Action.EXIT)
+TIGHTEN_SL: int = int(Action.TIGHTEN_SL)
+TRAIL_BE: int = int(Action.TRAIL_BE)
+PARTIAL_EXIT: int = int(Action.PARTIAL_EXIT)

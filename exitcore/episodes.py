@@ -78,8 +78,9 @@ class MarketTensors:
     ) -> MarketTensors:
         """Build from canonical bars (see :class:`exitcore.data.bars.Bars`)."""
         frame = bars.frame
-        o, h, l, c = (frame[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close"))
-        ts = frame.index.asi8.astype(np.int64)
+        # copies: pandas may hand out read-only views, which torch must not share
+        o, h, l, c = (frame[col].to_numpy(dtype=np.float64, copy=True) for col in ("open", "high", "low", "close"))
+        ts = frame.index.asi8.astype(np.int64, copy=True)
         tf_ns = timeframe_seconds(bars.timeframe) * 1_000_000_000
         return cls(
             open=torch.as_tensor(o, device=device),
@@ -171,7 +172,7 @@ class TradeTable:
     @property
     def decidable(self) -> torch.Tensor:
         """Valid trades still open after their entry bar: the ones the agent manages."""
-        return self.valid & (self.entry_reason == ExitReason.OPEN)
+        return self.valid & (self.entry_reason == int(ExitReason.OPEN))
 
     @classmethod
     def build(cls, trades: Trades, market: MarketTensors, costs: CostModel, max_bars: int) -> TradeTable:
@@ -201,13 +202,13 @@ class TradeTable:
         last_bar = torch.minimum(time_bar, seg_end)
         last_reason = torch.where(
             time_bar <= seg_end,
-            torch.full_like(e, ExitReason.TIME),
-            torch.where(seg_end == n_bars - 1, torch.full_like(e, ExitReason.END_OF_DATA), torch.full_like(e, ExitReason.GAP)),
+            torch.full_like(e, int(ExitReason.TIME)),
+            torch.where(seg_end == n_bars - 1, torch.full_like(e, int(ExitReason.END_OF_DATA)), torch.full_like(e, int(ExitReason.GAP))),
         )
         entry_reason, entry_level, entry_amb = bar_outcome(
             market.open[e_safe], market.high[e_safe], market.low[e_safe], stop0, target0, d, check_gap=False
         )
-        entry_reason = torch.where(valid, entry_reason, torch.full_like(entry_reason, ExitReason.OPEN))
+        entry_reason = torch.where(valid, entry_reason, torch.full_like(entry_reason, int(ExitReason.OPEN)))
         return cls(
             signal_bar=s,
             entry_bar=e,

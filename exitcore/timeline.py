@@ -61,11 +61,11 @@ def bar_outcome(
     level = torch.where(gapped, open_, torch.where(stop_hit, stop, target))
     reason = torch.where(
         stop_hit,
-        torch.full_like(stop_hit, ExitReason.STOP, dtype=torch.int64),
+        torch.full_like(stop_hit, int(ExitReason.STOP), dtype=torch.int64),
         torch.where(
             target_hit,
-            torch.full_like(stop_hit, ExitReason.TARGET, dtype=torch.int64),
-            torch.full_like(stop_hit, ExitReason.OPEN, dtype=torch.int64),
+            torch.full_like(stop_hit, int(ExitReason.TARGET), dtype=torch.int64),
+            torch.full_like(stop_hit, int(ExitReason.OPEN), dtype=torch.int64),
         ),
     )
     return reason, level, ambiguous

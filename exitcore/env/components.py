@@ -1,0 +1,130 @@
+"""Build an experiment's environment components once, and check them once.
+
+Every hook has run by the time this returns: the environment step only calls the plain tensor
+functions collected here. Outputs are checked on the first step (shape, dtype, device,
+finiteness, non-empty mask rows) and a failure names the component and its plugin, so a buggy
+plugin is caught at once instead of surfacing as a NaN many updates later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import torch
+
+from exitcore.actions import N_ACTIONS, Action
+from exitcore.components import BuildContext, FeatureSpec
+from exitcore.errors import PluginError
+
+
+@attrs.frozen
+class Named:
+    """A built tensor function with the name and origin of the component it came from."""
+
+    name: str
+    origin: str
+    fn: Callable[..., Any]
+    weight: float = 1.0
+
+    def label(self) -> str:
+        """``kind 'name' from plugin (distribution)`` for messages."""
+        return f"{self.name!r} from {self.origin}"
+
+
+@attrs.frozen
+class EnvComponents:
+    """The built components of one experiment, in the order the experiment lists them."""
+
+    features: tuple[Named, ...]
+    feature_specs: tuple[FeatureSpec, ...]
+    rewards: tuple[Named, ...]
+    guards: tuple[Named, ...]
+    masks: tuple[Named, ...]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Observation column names, ``feature.column``."""
+        return tuple(f"{n.name}.{col}" for n, spec in zip(self.features, self.feature_specs) for col in spec.names)
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation width."""
+        return sum(len(spec.names) for spec in self.feature_specs)
+
+    @property
+    def lookback(self) -> int:
+        """The longest feature lookback in bars (sets the purge gap and the warm-up)."""
+        return max((spec.lookback for spec in self.feature_specs), default=0)
+
+
+def build_components(resolved: Any, ctx: BuildContext) -> EnvComponents:
+    """Call every env component's factory of a :class:`ResolvedExperiment` with ``ctx``."""
+    features, specs = [], []
+    for rc in resolved.features:
+        spec = rc.build(ctx)
+        if not isinstance(spec, FeatureSpec):
+            raise PluginError(f"{rc.path}: feature {rc.name!r} from {rc.component.origin} must return a FeatureSpec, got {type(spec).__name__}")
+        if not spec.names or spec.lookback < 0:
+            raise PluginError(f"{rc.path}: feature {rc.name!r} from {rc.component.origin} returned no column names or a negative lookback")
+        features.append(Named(rc.name, rc.component.origin, spec.compute))
+        specs.append(spec)
+    rewards = tuple(Named(rc.name, rc.component.origin, rc.build(ctx), rc.weight) for rc in resolved.rewards)
+    guards = tuple(Named(rc.name, rc.component.origin, rc.build(ctx)) for rc in resolved.guards)
+    masks = tuple(Named(rc.name, rc.component.origin, rc.build(ctx)) for rc in resolved.masks)
+    for group, kind in ((rewards, "reward term"), (guards, "exit guard"), (masks, "action mask")):
+        for item in group:
+            if not callable(item.fn):
+                raise PluginError(f"{kind} {item.label()} must build a callable, got {type(item.fn).__name__}")
+    return EnvComponents(tuple(features), tuple(specs), rewards, guards, masks)
+
+
+# --------------------------------------------------------------------------- first-step checks
+
+
+def check_tensor(
+    value: Any,
+    what: str,
+    shape: Sequence[int],
+    dtypes: tuple[torch.dtype, ...],
+    device: torch.device,
+    finite: bool = True,
+) -> None:
+    """Raise :class:`PluginError` naming ``what`` unless ``value`` is the expected tensor."""
+    if not isinstance(value, torch.Tensor):
+        raise PluginError(f"{what} returned {type(value).__name__}, expected a tensor of shape {tuple(shape)}")
+    if tuple(value.shape) != tuple(shape):
+        raise PluginError(f"{what} returned shape {tuple(value.shape)}, expected {tuple(shape)}")
+    if value.dtype not in dtypes:
+        expected = " or ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise PluginError(f"{what} returned dtype {str(value.dtype).replace('torch.', '')}, expected {expected}")
+    if value.device.type != device.type:
+        raise PluginError(f"{what} returned a tensor on {value.device}, expected {device}")
+    if finite and value.dtype.is_floating_point and not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise PluginError(f"{what} returned {bad} non-finite value(s) (NaN or Inf)")
+
+
+def check_mask_rows(mask: torch.Tensor, what: str) -> None:
+    """A mask component must leave at least one action allowed in every row."""
+    empty = ~mask.any(dim=1)
+    if bool(empty.any()):
+        rows = torch.nonzero(empty).flatten()[:5].tolist()
+        raise PluginError(f"{what} allowed no action at all in {int(empty.sum())} row(s) (e.g. env {rows}); "
+                          f"HOLD must stay allowed")
+
+
+def check_actions(action: Any, n_envs: int, device: torch.device) -> None:
+    """Action ids must be an int64 tensor ``[n_envs]`` of valid :class:`Action` values."""
+    if not isinstance(action, torch.Tensor) or action.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"actions must be an int64 tensor of shape [{n_envs}], got {type(action).__name__}"
+                         f"{'' if not isinstance(action, torch.Tensor) else ' of dtype ' + str(action.dtype)}")
+    if tuple(action.shape) != (n_envs,):
+        raise ValueError(f"actions must have shape [{n_envs}], got {tuple(action.shape)}")
+    if action.device.type != device.type:
+        raise ValueError(f"actions are on {action.device} but the environment is on {device}")
+    bad = (action < 0) | (action >= N_ACTIONS)
+    if bool(bad.any()):
+        example = action[bad][:3].tolist()
+        raise ValueError(f"invalid action id(s) {example}: valid ids are 0..{N_ACTIONS - 1} ({', '.join(a.name for a in Action)})")

@@ -1,0 +1,439 @@
+"""``VecExitEnv``: thousands of open trades stepped at once, on CPU or GPU.
+
+One step is one decision for every environment plus the evolution of each position through
+the next bar (docs/environment.md). The step is batched tensor code only: no Python loop over
+environments, no hook dispatch (components were built beforehand, see
+:mod:`exitcore.env.components`), and no host-device synchronisation (statistics accumulate in
+device tensors and are read once per update by :meth:`VecExitEnv.episode_stats`).
+
+Two modes:
+
+* **training** (``auto_reset=True``): each environment plays trades sampled uniformly from
+  ``trade_pool`` (trades the agent can act on); a finished episode is replaced at once.
+* **sweep** (``auto_reset=False``): environment ``i`` plays trade ``trade_pool[i]`` once;
+  finished environments stay frozen. Trades that end on their entry bar start finished.
+  Evaluation (the ledger) and the look-ahead audit use this mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from exitcore import actions as A
+from exitcore.actions import ACTION_NAMES, N_ACTIONS
+from exitcore.config import EnvConfig
+from exitcore.costs import CostModel
+from exitcore.env.components import EnvComponents, check_actions, check_mask_rows, check_tensor
+from exitcore.env.state import EnvState
+from exitcore.episodes import MarketTensors, TradeTable
+from exitcore.timeline import EXIT_REASON_NAMES, ExitReason, bar_outcome
+
+_N_REASONS = len(ExitReason)
+
+
+class VecExitEnv:
+    """A batched trade-exit environment implementing :class:`exitcore.env.protocol.MaskedVecEnv`."""
+
+    n_actions = N_ACTIONS
+
+    def __init__(
+        self,
+        market: MarketTensors,
+        trades: TradeTable,
+        components: EnvComponents,
+        env_config: EnvConfig,
+        costs: CostModel,
+        trade_pool: torch.Tensor,
+        n_envs: int | None = None,
+        seed: int = 0,
+        auto_reset: bool = True,
+        compile: bool = False,
+    ):
+        self.market = market
+        self.trades = trades
+        self.components = components
+        self.cfg = env_config
+        self.costs = costs
+        self.device = market.device
+        self.auto_reset = auto_reset
+        self.trade_pool = torch.as_tensor(trade_pool, dtype=torch.int64, device=self.device)
+        if self.trade_pool.numel() == 0:
+            raise ValueError("the trade pool is empty: there are no trades to play")
+        if auto_reset:
+            if n_envs is None:
+                raise ValueError("n_envs is required in training mode")
+            if not bool(trades.decidable[self.trade_pool].all()):
+                raise ValueError("training trade pools may only hold decidable trades (valid, open after the entry bar)")
+        elif n_envs is not None and n_envs != self.trade_pool.numel():
+            raise ValueError("in sweep mode there is one environment per trade in the pool")
+        else:
+            if not bool(trades.valid[self.trade_pool].all()):
+                raise ValueError("sweep trade pools may only hold valid trades")
+        self.n_envs = int(n_envs if auto_reset else self.trade_pool.numel())
+        self.obs_dim = components.obs_dim
+        self.feature_names = components.feature_names
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self._checked = False
+        self._strict = self.device.type == "cpu"  # CPU: range-check actions every step (no sync cost)
+        self._cost_unit_num = 2 * costs.half_spread_slip + costs.commission
+        self._be_offset = costs.half_spread_slip + costs.commission
+        self._reset_stats()
+        self.state = self._initial_state()
+        self.after: EnvState | None = None  # the last step's post-transition state, before auto-reset
+        # The first step runs eagerly with every output checked; later steps may run the
+        # same core compiled (one fused graph: no hook calls, no Python per env).
+        self._compiled_core = torch.compile(self._core, dynamic=False) if compile else None
+
+    # ------------------------------------------------------------------ episodes
+
+    def _fresh(self, trade: torch.Tensor) -> EnvState:
+        """The state at decision 0 of ``trade`` (or its end, if the entry bar closed it)."""
+        t = self.trades
+        m = self.market
+        e = t.entry_bar[trade]
+        d = t.direction[trade]
+        entry = t.entry_price[trade]
+        entry_open = t.entry_open[trade]
+        price = m.close[e]
+        zeros_f = torch.zeros_like(price)
+        zeros_i = torch.zeros_like(e)
+        false = torch.zeros_like(e, dtype=torch.bool)
+        reason = t.entry_reason[trade]
+        done = reason != int(ExitReason.OPEN)
+        level = t.entry_level[trade]
+        # Trades closed on their entry bar (sweep mode only) start finished with that outcome.
+        gross = torch.where(done, d * (level - entry_open) / entry, zeros_f)
+        cost = torch.where(done, self._cost_unit_num / entry, zeros_f)
+        return EnvState(
+            trade=trade,
+            bar=e,
+            k=zeros_i,
+            direction=d,
+            entry_open=entry_open,
+            entry_price=entry,
+            stop=t.stop0[trade],
+            target=t.target0[trade],
+            size=torch.where(done, zeros_f, torch.ones_like(price)),
+            realized=gross - cost,
+            realized_gross=gross,
+            costs_paid=cost,
+            partial_taken=false,
+            at_breakeven=false,
+            price=price,
+            upnl=self.costs.net_per_unit(price, entry, d),
+            atr=m.atr[e],
+            n_stop_moves=zeros_i,
+            n_partials=zeros_i,
+            n_blocked=zeros_i,
+            ambiguous=t.entry_ambiguous[trade],
+            exit_bar=e,
+            exit_level=torch.where(done, level, zeros_f),
+            done=done,
+            exit_reason=reason,
+            action=zeros_i,
+            blocked=false,
+            step_gross=zeros_f,
+            step_cost=zeros_f,
+            step_mtm=zeros_f,
+        )
+
+    def _sample_trades(self) -> torch.Tensor:
+        # Draw for every env on every step so the generator advances identically whatever
+        # finished: determinism and exact resume do not depend on the done pattern.
+        idx = torch.randint(0, self.trade_pool.numel(), (self.n_envs,), generator=self.generator, device=self.device)
+        return self.trade_pool[idx]
+
+    def _initial_state(self) -> EnvState:
+        return self._fresh(self._sample_trades() if self.auto_reset else self.trade_pool.clone())
+
+    def reset(self, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start every environment on a new episode; returns ``(obs, mask)``."""
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self._reset_stats()
+        self.state = self._initial_state()
+        self.after = None
+        return self.observe(), self.action_mask()
+
+    # ------------------------------------------------------------------ observation and mask
+
+    def observe(self, state: EnvState | None = None) -> torch.Tensor:
+        """Observation ``[N, obs_dim]`` float32: the experiment's features, concatenated."""
+        state = self.state if state is None else state
+        parts = [f.fn(self.market, state) for f in self.components.features]
+        if not self._checked:
+            for f, spec, part in zip(self.components.features, self.components.feature_specs, parts):
+                check_tensor(part, f"feature {f.label()}", (state.n, len(spec.names)), (torch.float32,), self.device)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def action_mask(self, state: EnvState | None = None) -> torch.Tensor:
+        """Allowed actions ``[N, A]`` bool: the AND of all masks; HOLD always allowed."""
+        state = self.state if state is None else state
+        allowed = torch.ones(state.n, N_ACTIONS, dtype=torch.bool, device=self.device)
+        for mk in self.components.masks:
+            out = mk.fn(state)
+            if not self._checked:
+                check_tensor(out, f"action mask {mk.label()}", (state.n, N_ACTIONS), (torch.bool,), self.device)
+                check_mask_rows(out, f"action mask {mk.label()}")
+            allowed = allowed & out
+        allowed[:, A.HOLD] = True
+        return allowed
+
+    # ------------------------------------------------------------------ the step
+
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Execute one action per environment; returns ``(obs, mask, reward, done)``.
+
+        ``reward`` is float32; where ``done`` the episode ended in this step and, in training
+        mode, ``obs``/``mask`` already belong to the next episode. ``self.after`` keeps the
+        post-transition state of this step (before any reset) for evaluation.
+        """
+        if self._strict or not self._checked:
+            check_actions(action, self.n_envs, self.device)
+        action = action.to(torch.int64)
+        fresh_trades = self._sample_trades() if self.auto_reset else None
+        core = self._compiled_core if (self._checked and self._compiled_core is not None) else self._core
+        state, after, obs, mask, reward, done, episode_return, stats_delta = core(
+            self.state, action, fresh_trades, self._episode_return
+        )
+        self.state, self.after, self._episode_return = state, after, episode_return
+        self._stats_vec += stats_delta
+        self._checked = True
+        return obs, mask, reward, done
+
+    def _core(
+        self,
+        before: EnvState,
+        action: torch.Tensor,
+        fresh_trades: torch.Tensor | None,
+        episode_return: torch.Tensor,
+    ) -> tuple[EnvState, EnvState, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step as a pure function of tensors (what ``torch.compile`` sees)."""
+        after, blocked_by = self._transition(before, action)
+        reward = self._reward(before, after)
+        if self.auto_reset:
+            live = None
+            done = after.done
+            state = self._fresh(fresh_trades).where(done, after)
+        else:
+            live = ~before.done
+            after = after.where(live, before)
+            reward = torch.where(live, reward, torch.zeros_like(reward))
+            done = after.done & live
+            state = after
+        episode_return = episode_return + reward
+        stats_delta = self._stats_delta(action, after, episode_return, blocked_by, live)
+        if self.auto_reset:
+            episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
+        return state, after, self.observe(state), self.action_mask(state), reward.to(torch.float32), done, episode_return, stats_delta
+
+    def _transition(self, s: EnvState, action: torch.Tensor) -> tuple[EnvState, list[torch.Tensor]]:
+        """Guards, execution at the decision close, forced close, evolution through the next bar."""
+        m, t, cfg = self.market, self.trades, self.cfg
+        d, entry, entry_open, price, stop = s.direction, s.entry_price, s.entry_open, s.price, s.stop
+
+        # 1. Guards: a blocked action becomes HOLD.
+        blocked = torch.zeros_like(s.done)
+        blocked_by = []
+        for g in self.components.guards:
+            b = g.fn(s, action)
+            if not self._checked:
+                check_tensor(b, f"exit guard {g.label()}", (s.n,), (torch.bool,), self.device)
+            blocked_by.append(b)
+            blocked = blocked | b
+        blocked = blocked & (action != A.HOLD)
+        a = torch.where(blocked, torch.full_like(action, A.HOLD), action)
+
+        # 2. Execute at the decision close.
+        is_exit = a == A.EXIT
+        is_partial = a == A.PARTIAL_EXIT
+        q_decision = torch.where(is_exit, s.size, torch.where(is_partial, cfg.partial_fraction * s.size, torch.zeros_like(s.size)))
+        dist = d * (price - stop)
+        cand_tight = price - d * (cfg.tighten_factor * dist)
+        breakeven = entry + d * self._be_offset
+        tighten = (a == A.TIGHTEN_SL) & (dist > 0) & (d * (cand_tight - stop) > 0)
+        trail = (a == A.TRAIL_BE) & (s.upnl > 0) & (d * (breakeven - stop) > 0)
+        new_stop = torch.where(tighten, cand_tight, torch.where(trail, breakeven, stop))
+        size1 = s.size - q_decision
+        agent_done = is_exit
+
+        # 3. Forced close at the trade's last bar (time stop, a hole ahead, or the data's end).
+        forced = ~agent_done & (s.bar == t.last_bar[s.trade])
+        q_forced = torch.where(forced, size1, torch.zeros_like(size1))
+        q_close = q_decision + q_forced
+        size2 = size1 - q_forced
+
+        # 4. Evolve through the next bar.
+        still = ~(agent_done | forced)
+        nb = torch.clamp(s.bar + 1, max=m.n_bars - 1)
+        outcome, level, ambiguous = bar_outcome(m.open[nb], m.high[nb], m.low[nb], new_stop, s.target, d)
+        hit = still & (outcome != int(ExitReason.OPEN))
+        q_hit = torch.where(hit, size2, torch.zeros_like(size2))
+        done = agent_done | forced | hit
+
+        gross = (q_close * d * (price - entry_open) + q_hit * d * (level - entry_open)) / entry
+        cost = (q_close + q_hit) * (self._cost_unit_num / entry)
+        size3 = size2 - q_hit
+        next_price = m.close[nb]
+        mtm_before = s.size * d * (price - entry_open) / entry
+        mtm_after = torch.where(done, torch.zeros_like(price), size3 * d * (next_price - entry_open) / entry)
+
+        reason = torch.where(
+            agent_done,
+            torch.full_like(s.exit_reason, int(ExitReason.AGENT)),
+            torch.where(forced, t.last_reason[s.trade], torch.where(hit, outcome, s.exit_reason)),
+        )
+        stop_moved = tighten | trail
+        next_bar = torch.where(done, s.bar, s.bar + 1)
+        after = EnvState(
+            trade=s.trade,
+            bar=next_bar,
+            k=torch.where(done, s.k, s.k + 1),
+            direction=d,
+            entry_open=entry_open,
+            entry_price=entry,
+            stop=new_stop,
+            target=s.target,
+            size=torch.where(done, torch.zeros_like(size3), size3),
+            realized=s.realized + gross - cost,
+            realized_gross=s.realized_gross + gross,
+            costs_paid=s.costs_paid + cost,
+            partial_taken=s.partial_taken | is_partial,
+            at_breakeven=s.at_breakeven | (d * (new_stop - breakeven) >= 0),
+            price=torch.where(done, price, next_price),
+            upnl=torch.where(done, s.upnl, self.costs.net_per_unit(next_price, entry, d)),
+            atr=torch.where(done, s.atr, m.atr[nb]),
+            n_stop_moves=s.n_stop_moves + stop_moved.to(torch.int64),
+            n_partials=s.n_partials + is_partial.to(torch.int64),
+            n_blocked=s.n_blocked + blocked.to(torch.int64),
+            ambiguous=s.ambiguous | (hit & ambiguous),
+            exit_bar=torch.where(hit, nb, s.bar),
+            exit_level=torch.where(hit, level, price),
+            done=done,
+            exit_reason=reason,
+            action=a,
+            blocked=blocked,
+            step_gross=gross,
+            step_cost=cost,
+            step_mtm=mtm_after - mtm_before,
+        )
+        return after, blocked_by
+
+    def _reward(self, before: EnvState, after: EnvState) -> torch.Tensor:
+        total = torch.zeros(before.n, dtype=torch.float64, device=self.device)
+        for term in self.components.rewards:
+            r = term.fn(before, after.action, after)
+            if not self._checked:
+                check_tensor(r, f"reward term {term.label()}", (before.n,), (torch.float32, torch.float64), self.device)
+            total = total + term.weight * r
+        return total
+
+    # ------------------------------------------------------------------ statistics
+
+    def _stat_layout(self) -> dict[str, slice]:
+        sizes = {
+            "sampled": N_ACTIONS,
+            "executed": N_ACTIONS,
+            "blocked": N_ACTIONS,
+            "guard_blocks": len(self.components.guards),
+            "reasons": _N_REASONS,
+            "episodes": 1,
+            "return_sum": 1,
+            "length_sum": 1,
+            "ambiguous": 1,
+            "decisions": 1,
+        }
+        layout, at = {}, 0
+        for name, size in sizes.items():
+            layout[name] = slice(at, at + size)
+            at += size
+        return layout
+
+    def _reset_stats(self) -> None:
+        # All counters live in one float64 vector on the device: one add per step, one copy
+        # to the host per update.
+        self._layout = self._stat_layout()
+        width = max(sl.stop for sl in self._layout.values())
+        self._stats_vec = torch.zeros(width, dtype=torch.float64, device=self.device)
+        self._episode_return = torch.zeros(self.n_envs, dtype=torch.float64, device=self.device)
+
+    def _stats_delta(
+        self,
+        sampled: torch.Tensor,
+        after: EnvState,
+        episode_return: torch.Tensor,
+        blocked_by: list[torch.Tensor],
+        live: torch.Tensor | None,
+    ) -> torch.Tensor:
+        w = torch.ones_like(episode_return) if live is None else live.to(torch.float64)
+        ended = after.done.to(torch.float64) * w
+        zeros = lambda n: torch.zeros(n, dtype=torch.float64, device=self.device)  # noqa: E731
+        counts = lambda idx, weight, n: zeros(n).index_add(0, idx, weight)  # noqa: E731
+        acting = (sampled != A.HOLD).to(torch.float64) * w
+        parts = [
+            counts(sampled, w, N_ACTIONS),
+            counts(after.action, w, N_ACTIONS),
+            counts(sampled, after.blocked.to(torch.float64) * w, N_ACTIONS),
+            *[(b.to(torch.float64) * acting).sum().reshape(1) for b in blocked_by],
+            counts(after.exit_reason, ended, _N_REASONS),
+            ended.sum().reshape(1),
+            (episode_return * ended).sum().reshape(1),
+            (after.bars_held.to(torch.float64) * ended).sum().reshape(1),
+            (after.ambiguous.to(torch.float64) * ended).sum().reshape(1),
+            w.sum().reshape(1),
+        ]
+        return torch.cat(parts)
+
+    def episode_stats(self, reset: bool = True) -> dict[str, Any]:
+        """Statistics since the last call (one host sync): episodes, mean return and length,
+        action fractions, blocked rates per action and per guard, exit reasons, ambiguous bars."""
+        vec = self._stats_vec.cpu()
+        st = {k: vec[sl] for k, sl in self._layout.items()}
+        episodes = float(st["episodes"][0])
+        decisions = float(st["decisions"][0])
+        sampled = st["sampled"]
+        out: dict[str, Any] = {
+            "episodes": int(episodes),
+            "decisions": int(decisions),
+            "ep_return_mean": float(st["return_sum"][0]) / episodes if episodes else float("nan"),
+            "ep_length_mean": float(st["length_sum"][0]) / episodes if episodes else float("nan"),
+            "action_frac": {n: float(sampled[i]) / decisions if decisions else 0.0 for i, n in enumerate(ACTION_NAMES)},
+            "blocked_rate": {
+                n: float(st["blocked"][i]) / float(sampled[i]) if float(sampled[i]) else 0.0
+                for i, n in enumerate(ACTION_NAMES)
+                if i != A.HOLD
+            },
+            "blocked_total_rate": float(st["blocked"].sum()) / decisions if decisions else 0.0,
+            "guard_blocks": {g.name: int(st["guard_blocks"][i]) for i, g in enumerate(self.components.guards)},
+            "exit_reasons": {
+                EXIT_REASON_NAMES[i]: float(st["reasons"][i]) / episodes if episodes else 0.0
+                for i in range(1, _N_REASONS)
+            },
+            "ambiguous_exits": int(st["ambiguous"][0]),
+        }
+        if reset:
+            self._stats_vec.zero_()  # episodes in flight keep their running return
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: env states, RNG, running returns, stats."""
+        return {
+            "state": {k: v.clone() for k, v in self.state.tensors().items()},
+            "generator": self.generator.get_state(),
+            "episode_return": self._episode_return.clone(),
+            "stats": self._stats_vec.clone(),
+            "checked": self._checked,
+        }
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` captured."""
+        self.state = EnvState.from_tensors({k: v.to(self.device) for k, v in data["state"].items()})
+        self.generator.set_state(data["generator"])
+        self._episode_return = data["episode_return"].to(self.device)
+        self._stats_vec = data["stats"].to(self.device)
+        self._checked = bool(data.get("checked", False))

@@ -1,0 +1,36 @@
+"""Choosing the torch device a run trains on (``--device auto|cpu|cuda``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exitcore.errors import ExitcoreError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def select_device(name: str = "auto") -> Any:
+    """The :class:`torch.device` for ``name``: ``"auto"`` (CUDA when available, else CPU),
+    ``"cpu"`` or ``"cuda"`` (also ``"cuda:N"``).
+
+    Asking for CUDA on a machine without it is a user error, raised as :class:`ExitcoreError`
+    with the reason (a CPU-only torch build, or no visible GPU), never a silent CPU fallback.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            if torch.version.cuda is None:
+                why = f"this torch ({torch.__version__}) is a CPU-only build"
+            else:
+                why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
+            raise ExitcoreError(f"--device {name} was requested but CUDA is not available: {why}; use --device cpu or auto")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ExitcoreError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        return device
+    raise ExitcoreError(f"unknown device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")

@@ -1,0 +1,97 @@
+"""Training checkpoints: written atomically, validated when read.
+
+A checkpoint is one ``torch.save`` file holding a dict (see :data:`REQUIRED_KEYS`). Writing goes
+to a temporary file in the same directory, is flushed and fsynced, then moved over the target
+with ``os.replace`` (atomic on POSIX and Windows) and the directory is fsynced: a crash or kill
+at any moment leaves either the previous checkpoint or the new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from exitcore.errors import ExitcoreError
+
+FORMAT = "exitcore.ppo.checkpoint"
+VERSION = 1
+#: keys every checkpoint holds
+REQUIRED_KEYS = (
+    "format", "version", "model", "optimizer", "global_step", "update", "schedules", "rng",
+    "generator", "env", "next_obs", "next_mask", "ppo", "obs_dim", "n_actions", "n_envs",
+)
+
+
+class CheckpointError(ExitcoreError):
+    """A checkpoint file that cannot be read or does not fit the run; the message names the file."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically and durably; returns the path.
+
+    ``state`` must hold :data:`REQUIRED_KEYS` minus ``format``/``version`` (added here).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise ValueError(f"checkpoint state lacks {', '.join(missing)}")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        # Never leave a half-written temp file behind; the previous checkpoint is untouched.
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+
+    Loads with ``weights_only=True`` (tensors and plain data only, no arbitrary code) and
+    raises :class:`CheckpointError` naming the file when it is missing, unreadable, not an
+    exitcore PPO checkpoint, of another format version, or lacks a required key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign file is a user-facing problem
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an exitcore PPO checkpoint")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {state.get('version')!r}, this exitcore reads {VERSION}")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return state

@@ -1,0 +1,89 @@
+"""The masked categorical distribution the policy samples from (design.md §5).
+
+A masked action's logit is replaced by :data:`MASKED_LOGIT`, a large negative *finite* number:
+its probability underflows to exactly 0, yet ``log_softmax`` stays finite, so no ``0 * -inf``
+NaN can appear in the entropy or in gradients. The entropy sums over allowed actions only.
+The mask that sampled an action is stored in the rollout and passed again when PPO recomputes
+the log-probability, so the ratio compares two policies under the *same* mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: logit given to masked actions (the value sb3-contrib uses too): exp() underflows to 0 in float32
+MASKED_LOGIT = -1e8
+
+
+def masked_logits(logits: Tensor, mask: Tensor) -> Tensor:
+    """``logits`` [B, A] with every action where ``mask`` [B, A] (bool, True = allowed) is False
+    set to :data:`MASKED_LOGIT`."""
+    return torch.where(mask, logits, torch.full_like(logits, MASKED_LOGIT))
+
+
+class MaskedCategorical:
+    """A categorical distribution over ``A`` actions with some actions forbidden per row.
+
+    ``logits`` [B, A] float, ``mask`` [B, A] bool (True = allowed). With ``validate`` (the
+    default) every row that is ``live`` (``live`` [B] bool, default: all rows) must allow at
+    least one action, else :class:`ValueError` names the first offending row; this reads one
+    value back to the host, so the trainer's rollout passes ``validate=False`` and checks the
+    stored masks once per update instead. Rows that are not live (finished environments in an
+    evaluation batch) may have an empty mask; their samples are meaningless and must be ignored.
+    """
+
+    def __init__(self, logits: Tensor, mask: Tensor, *, validate: bool = True, live: Tensor | None = None):
+        if validate:
+            empty = ~mask.any(dim=-1)
+            if live is not None:
+                empty = empty & live
+            if bool(empty.any()):
+                row = int(empty.nonzero()[0, 0])
+                raise ValueError(f"action mask row {row} allows no action (every live row needs at least one)")
+        self.mask = mask
+        self.logits = masked_logits(logits, mask)
+        # log-probabilities normalised over the allowed actions only: masked ones are ~ -1e8
+        self.log_probs = torch.log_softmax(self.logits, dim=-1)
+
+    @property
+    def probs(self) -> Tensor:
+        """[B, A] probabilities; exactly 0 for masked actions."""
+        return self.log_probs.exp()
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """[B] int64 actions drawn with the Gumbel-max trick: ``argmax(logits + Gumbel noise)``.
+
+        One uniform draw per action from ``generator`` (or torch's global generator), so the
+        sample is reproducible from the generator's state. A masked logit (-1e8) can never beat
+        an allowed one: float32 Gumbel noise is below 17.
+        """
+        u = torch.rand(self.logits.shape, generator=generator, device=self.logits.device, dtype=self.logits.dtype)
+        gumbel = -torch.log(-torch.log(u))  # u == 0 gives -inf noise: that action just never wins
+        return torch.argmax(self.logits + gumbel, dim=-1)
+
+    def mode(self) -> Tensor:
+        """[B] int64: the most probable allowed action (ties go to the lowest action id)."""
+        return torch.argmax(self.logits, dim=-1)
+
+    def log_prob(self, action: Tensor) -> Tensor:
+        """[B] log-probability of ``action`` [B] int64 under the masked distribution."""
+        return self.log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> Tensor:
+        """[B] entropy over the allowed actions; masked actions contribute exactly 0."""
+        p_log_p = self.log_probs.exp() * self.log_probs
+        return -torch.where(self.mask, p_log_p, torch.zeros_like(p_log_p)).sum(dim=-1)
+
+
+@torch.no_grad()
+def act(policy: torch.nn.Module, obs: Tensor, mask: Tensor, deterministic: bool = True,
+        generator: torch.Generator | None = None, live: Tensor | None = None) -> Tensor:
+    """[B] actions of ``policy`` for ``obs`` [B, obs_dim] under ``mask`` [B, A] (evaluation).
+
+    ``deterministic`` takes the most probable allowed action; otherwise one is sampled from
+    ``generator``. ``live`` [B] bool exempts finished rows from the non-empty-mask check.
+    """
+    logits, _value = policy(obs)
+    dist = MaskedCategorical(logits, mask, live=live)
+    return dist.mode() if deterministic else dist.sample(generator)

@@ -1,0 +1,103 @@
+"""The default actor-critic: an MLP with orthogonal initialisation (registered as ``"mlp"``).
+
+Any policy plugin returns an ``nn.Module`` with the same contract (see
+:func:`exitcore.hookspecs.register_policies`): ``forward(obs [B, obs_dim]) -> (logits [B, A],
+value [B])``. The trainer applies the action mask itself, so a network never sees it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from exitcore.errors import PluginError
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def layer_init(layer: nn.Linear, gain: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with ``gain`` and a constant bias (the PPO implementation-details
+    recipe: sqrt(2) for hidden layers, 0.01 for the policy head, 1 for the value head)."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def mlp_trunk(in_dim: int, hidden: Sequence[int], activation: str) -> nn.Sequential:
+    """``Linear -> activation`` for each size in ``hidden``, orthogonally initialised."""
+    act = _ACTIVATIONS[activation]
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers += [layer_init(nn.Linear(in_dim, size)), act()]
+        in_dim = size
+    return nn.Sequential(*layers)
+
+
+class MLPActorCritic(nn.Module):
+    """Actor and critic MLPs with ``hidden`` layer sizes.
+
+    ``shared_trunk=False`` (the default, as in the research log) gives actor and critic their
+    own trunk; ``True`` shares one trunk between a policy head and a value head.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 128),
+                 shared_trunk: bool = False, activation: str = "tanh"):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.obs_dim, self.n_actions, self.shared_trunk = obs_dim, n_actions, shared_trunk
+        if shared_trunk:
+            self.trunk = mlp_trunk(obs_dim, hidden, activation)
+            self.actor_trunk = self.critic_trunk = None
+        else:
+            self.trunk = None
+            self.actor_trunk = mlp_trunk(obs_dim, hidden, activation)
+            self.critic_trunk = mlp_trunk(obs_dim, hidden, activation)
+        # A near-zero policy head starts with (almost) uniform action probabilities.
+        self.policy_head = layer_init(nn.Linear(hidden[-1], n_actions), gain=0.01)
+        self.value_head = layer_init(nn.Linear(hidden[-1], 1), gain=1.0)
+
+    @classmethod
+    def from_config(cls, ppo: Any, obs_dim: int, n_actions: int) -> MLPActorCritic:
+        """Build from a :class:`exitcore.config.PPOConfig` (``hidden``, ``shared_trunk``, ``activation``)."""
+        return cls(obs_dim, n_actions, hidden=list(ppo.hidden), shared_trunk=ppo.shared_trunk, activation=ppo.activation)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``obs`` [B, obs_dim] -> ``(logits [B, n_actions], value [B])``."""
+        if self.trunk is not None:
+            h = self.trunk(obs)
+            return self.policy_head(h), self.value_head(h).squeeze(-1)
+        return self.policy_head(self.actor_trunk(obs)), self.value_head(self.critic_trunk(obs)).squeeze(-1)
+
+
+def build_policy(component: Any, ppo: Any, obs_dim: int, n_actions: int) -> nn.Module:
+    """Build the policy ``component`` (a registered ``policy`` :class:`~exitcore.components.Component`)
+    and check its contract on a two-row dummy batch.
+
+    Called as ``component.build(params, ppo, obs_dim, n_actions)``; ``params`` is ``None``
+    (policies take their settings from ``[ppo]``). A module with the wrong output shapes, or a
+    build that fails, is reported as :class:`PluginError` naming the component and its plugin.
+    """
+    where = f"policy {component.name!r} from {component.origin}"
+    try:
+        policy = component.build(None, ppo, obs_dim, n_actions)
+    except Exception as exc:  # noqa: BLE001 - reported with the component's origin
+        raise PluginError(f"{where} failed to build: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(policy, nn.Module):
+        raise PluginError(f"{where} returned {type(policy).__name__}, expected a torch.nn.Module")
+    device = next((p.device for p in policy.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        out = policy(torch.zeros(2, obs_dim, device=device))
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise PluginError(f"{where}: forward must return (logits, value), got {type(out).__name__}")
+    logits, value = out
+    if tuple(logits.shape) != (2, n_actions) or tuple(value.shape) != (2,):
+        raise PluginError(
+            f"{where}: forward(obs [2, {obs_dim}]) must return logits [2, {n_actions}] and value [2], "
+            f"got {list(logits.shape)} and {list(value.shape)}"
+        )
+    return policy

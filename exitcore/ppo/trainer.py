@@ -1,0 +1,401 @@
+"""The masked PPO trainer: collect -> advantages -> update, with checkpoints and logs.
+
+Usage (what the run orchestrator does)::
+
+    seed_everything(ppo.seed)                      # before building env and policy
+    env = ...                                      # a MaskedVecEnv on the training device
+    policy = build_policy(component, ppo, env.obs_dim, env.n_actions)
+    trainer = PPOTrainer(env, policy, ppo, run_dir=run_dir, on_update=hook)
+    result = trainer.train()                       # TrainResult(status="done" | "interrupted", ...)
+
+    # later, or after Ctrl-C / a crash: continue exactly where the checkpoint was written
+    trainer = PPOTrainer.resume(run_dir / CHECKPOINT_FILE, env, policy, ppo, run_dir=run_dir)
+
+Nothing here knows about trades: the trainer sees only the :class:`MaskedVecEnv` protocol.
+Inside the rollout loop there is no host synchronisation; the trainer reads device values back
+once per update (statistics, finiteness checks) and once per epoch (the KL early stop).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from exitcore.actions import ACTION_NAMES
+from exitcore.errors import ExitcoreError
+from exitcore.ppo.buffer import RolloutBuffer
+from exitcore.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from exitcore.ppo.distribution import MaskedCategorical
+from exitcore.ppo.gae import compute_gae
+from exitcore.ppo.logger import TrainLogger, flatten_metrics
+from exitcore.ppo.loss import ppo_loss
+from exitcore.ppo.rng import capture_rng_state, restore_rng_state
+from exitcore.ppo.schedule import Schedules
+
+#: the checkpoint file inside a run directory (periodic, final, on Ctrl-C and on divergence)
+CHECKPOINT_FILE = "checkpoint.pt"
+#: Adam's epsilon (1e-5 rather than 1e-8, as in the PPO implementation-details study)
+ADAM_EPS = 1e-5
+
+OnUpdate = Callable[[int, dict[str, Any]], None]
+# quantities checked for NaN/Inf after every minibatch, in this order
+_LOSS_QUANTITIES = ("loss_policy", "loss_value", "loss_entropy", "gradient norm")
+
+
+class TrainingDiverged(ExitcoreError):
+    """NaN or Inf appeared in observations, rewards, losses or gradients.
+
+    ``update`` is the update in which it happened, ``quantity`` what was non-finite;
+    ``checkpoint_path`` the last good checkpoint written before raising (``None`` without a
+    run directory). Resuming from it replays the failing update, so change something first.
+    """
+
+    def __init__(self, update: int, quantity: str, detail: str = ""):
+        self.update, self.quantity, self.detail = update, quantity, detail
+        self.checkpoint_path: Path | None = None
+        super().__init__(f"training diverged in update {update}: non-finite {quantity}" + (f" ({detail})" if detail else ""))
+
+
+@attrs.frozen
+class TrainResult:
+    """How :meth:`PPOTrainer.train` ended.
+
+    ``status`` is ``"done"`` or ``"interrupted"`` (Ctrl-C); ``global_step`` and ``updates`` count
+    what the checkpoint at ``checkpoint_path`` holds (``None`` without a run directory);
+    ``last_metrics`` is the last update's log record (empty if none finished).
+    """
+
+    status: str
+    global_step: int
+    updates: int
+    checkpoint_path: Path | None
+    last_metrics: dict[str, Any]
+
+
+class PPOTrainer:
+    """Masked PPO on a :class:`~exitcore.env.protocol.MaskedVecEnv` (design.md §5).
+
+    ``env`` fixes the training device (its ``device``); ``policy`` is moved there. ``ppo`` is a
+    :class:`~exitcore.config.PPOConfig`. ``run_dir`` receives ``train_log.jsonl``, TensorBoard
+    events (when installed) and ``checkpoint.pt``; ``None`` keeps everything in memory.
+    ``on_update(update, metrics)`` is called after every update (update numbers start at 1); an
+    :class:`ExitcoreError` raised there stops training after a checkpoint and propagates.
+    ``progress``: progress bar on stderr (``None``: only on a TTY). ``total_timesteps``
+    overrides ``ppo.total_timesteps``; training runs ``ceil(total / (n_envs * n_steps))`` updates.
+    """
+
+    def __init__(self, env: Any, policy: nn.Module, ppo: Any, run_dir: Path | None = None,
+                 on_update: OnUpdate | None = None, progress: bool | None = None,
+                 total_timesteps: int | None = None):
+        self.env, self.ppo, self.on_update, self.progress = env, ppo, on_update, progress
+        self.device = torch.device(env.device)
+        if ppo.device != "auto" and ppo.device != self.device.type:
+            raise ExitcoreError(f"ppo.device is {ppo.device!r} but the environment lives on {self.device}")
+        if env.n_envs != ppo.n_envs:
+            raise ExitcoreError(f"the environment has {env.n_envs} envs but ppo.n_envs is {ppo.n_envs}")
+        self.policy = policy.to(self.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.total_timesteps = int(total_timesteps or ppo.total_timesteps)
+        self.steps_per_update = ppo.n_envs * ppo.n_steps
+        self.n_updates = -(-self.total_timesteps // self.steps_per_update)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=ppo.learning_rate, eps=ADAM_EPS)
+        self.schedules = Schedules(ppo, self.total_timesteps)
+        # The trainer's own generator drives action sampling and minibatch shuffles, so other
+        # code drawing from torch's global generator cannot change a run.
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(ppo.seed)
+        self.buffer = RolloutBuffer(ppo.n_steps, ppo.n_envs, env.obs_dim, env.n_actions, self.device)
+        self.action_names = tuple(getattr(env, "action_names", None) or _default_action_names(env.n_actions))
+        self.global_step = 0
+        self.update = 0  # updates completed
+        self.next_obs: Tensor | None = None
+        self.next_mask: Tensor | None = None
+        self._resumed = False
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self) -> TrainResult:
+        """Train until ``n_updates`` updates are done; returns how it ended.
+
+        Ctrl-C returns ``status="interrupted"`` after writing the state of the last *complete*
+        update (the interrupted update is replayed exactly on resume). :class:`TrainingDiverged`
+        and any :class:`ExitcoreError` (from ``on_update`` or the environment) propagate after
+        that checkpoint is written, and the trainer is rolled back to it.
+        """
+        if self.next_obs is None:
+            self.next_obs, self.next_mask = self.env.reset(seed=self.ppo.seed)
+        logger = TrainLogger(self.run_dir, self.n_updates * self.steps_per_update, self.global_step,
+                             progress=self.progress, resume_update=self.update if self._resumed else None)
+        good = self.snapshot()  # the last consistent state: what every checkpoint writes
+        saved_update = self.update if self._resumed else -1
+        last_metrics: dict[str, Any] = {}
+        try:
+            while self.update < self.n_updates:
+                metrics = self._train_one_update(self.update + 1)
+                self.update += 1
+                good = self.snapshot()
+                if self.update % self.ppo.checkpoint_every == 0:
+                    self._write(good)
+                    saved_update = self.update
+                logger.log(metrics)
+                last_metrics = metrics
+                if self.on_update is not None:
+                    self.on_update(self.update, metrics)
+            path = self._write(good) if saved_update != self.update else self._checkpoint_path()
+            return TrainResult("done", self.global_step, self.update, path, last_metrics)
+        except KeyboardInterrupt:
+            path = self._rollback_and_write(good)
+            return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
+        except ExitcoreError as exc:  # TrainingDiverged included
+            path = self._rollback_and_write(good)
+            if isinstance(exc, TrainingDiverged):
+                exc.checkpoint_path = path
+            where = f"written to {path}" if path else "kept in memory (no run directory)"
+            exc.add_note(f"state of the last complete update ({self.update}) {where}")
+            raise
+        finally:
+            logger.close()
+
+    def _train_one_update(self, update: int) -> dict[str, Any]:
+        ppo = self.ppo
+        hyper = self.schedules.values()
+        for group in self.optimizer.param_groups:
+            group["lr"] = hyper["learning_rate"]
+
+        t_start = time.perf_counter()
+        last_value = self._collect()
+        env_stats = self.env.episode_stats()  # the rollout's one host synchronisation
+        self._check_rollout(update)
+        t_rollout = time.perf_counter()
+
+        advantages, returns = compute_gae(self.buffer.rewards, self.buffer.values, self.buffer.dones,
+                                          last_value, ppo.gamma, ppo.gae_lambda)
+        self.buffer.advantages.copy_(advantages)
+        self.buffer.returns.copy_(returns)
+        learn = self._learn(update, hyper["entropy_coef"])
+        _synchronize(self.device)
+        t_update = time.perf_counter()
+
+        self.global_step += self.steps_per_update
+        self.schedules.advance(self.steps_per_update)
+        return self._metrics(update, env_stats, learn, hyper, t_rollout - t_start, t_update - t_rollout)
+
+    @torch.no_grad()
+    def _collect(self) -> Tensor:
+        """Fill the buffer with ``n_steps`` steps of every env; returns the bootstrap value [N]."""
+        buf, env, policy, gen = self.buffer, self.env, self.policy, self.generator
+        obs, mask = self.next_obs, self.next_mask
+        for t in range(buf.n_steps):
+            with torch.inference_mode():
+                logits, value = policy(obs)
+                dist = MaskedCategorical(logits, mask, validate=False)  # masks are checked per update
+                action = dist.sample(gen)
+                buf.obs[t] = obs
+                buf.masks[t] = mask
+                buf.actions[t] = action
+                buf.logprobs[t] = dist.log_prob(action)
+                buf.values[t] = value
+            # The env steps outside inference mode so that its own state tensors stay normal tensors.
+            obs, mask, reward, done = env.step(buf.actions[t])
+            buf.rewards[t] = reward
+            buf.dones[t] = done
+        self.next_obs, self.next_mask = obs, mask
+        with torch.inference_mode():
+            return policy(obs)[1].clone()
+
+    def _check_rollout(self, update: int) -> None:
+        """One read-back: are observations, rewards and values finite, does every mask allow an action?"""
+        buf = self.buffer
+        bad_obs, bad_rew, bad_val, empty = torch.stack([
+            ~torch.isfinite(buf.obs).all(),
+            ~torch.isfinite(buf.rewards).all(),
+            ~(torch.isfinite(buf.values).all() & torch.isfinite(buf.logprobs).all()),
+            ~buf.masks.any(dim=-1).all(),
+        ]).tolist()
+        if bad_obs:
+            t, n = _first_index(~torch.isfinite(buf.obs).all(dim=-1))
+            raise TrainingDiverged(update, "observations", f"first at rollout step {t}, env {n}")
+        if bad_rew:
+            t, n = _first_index(~torch.isfinite(buf.rewards))
+            raise TrainingDiverged(update, "rewards", f"first at rollout step {t}, env {n}")
+        if bad_val:
+            raise TrainingDiverged(update, "policy outputs (values or log-probs) in the rollout")
+        if empty:
+            t, n = _first_index(~buf.masks.any(dim=-1))
+            raise ExitcoreError(f"update {update}: the action mask of env {n} at rollout step {t} allows no action")
+
+    def _learn(self, update: int, ent_coef: float) -> dict[str, Any]:
+        """``n_epochs`` passes over the rollout in shuffled minibatches, with the KL early stop."""
+        ppo, buf, policy = self.ppo, self.buffer, self.policy
+        n_minibatches = buf.size // ppo.batch_size  # a remainder is left out of that epoch's pass
+        sums = torch.zeros(6, device=self.device)  # loss_policy, loss_value, loss_entropy, entropy, kl, clipfrac
+        first_bad = torch.zeros(len(_LOSS_QUANTITIES), dtype=torch.bool, device=self.device)
+        epochs = minibatches = 0
+        for epoch in range(ppo.n_epochs):
+            perm = torch.randperm(buf.size, generator=self.generator, device=self.device)
+            epoch_kl = torch.zeros((), device=self.device)
+            for i in range(n_minibatches):
+                mb = buf.minibatch(perm[i * ppo.batch_size:(i + 1) * ppo.batch_size])
+                out = ppo_loss(policy, mb, clip_coef=ppo.clip_coef, clip_vf=ppo.clip_vf, vf_coef=ppo.vf_coef,
+                               ent_coef=ent_coef, norm_adv=ppo.norm_adv)
+                self.optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), ppo.max_grad_norm)
+                self.optimizer.step()
+
+                # Remember which quantities were non-finite in the first bad minibatch (no sync).
+                terms = torch.stack([out.loss_policy.detach(), out.loss_value.detach(), out.loss_entropy.detach(), grad_norm])
+                first_bad = torch.where(first_bad.any(), first_bad, ~torch.isfinite(terms))
+                sums += torch.stack([terms[0], terms[1], terms[2], out.entropy, out.approx_kl, out.clipfrac])
+                epoch_kl += out.approx_kl
+            epochs += 1
+            minibatches += n_minibatches
+            # One read-back per epoch: divergence check and the KL early stop on the epoch's mean KL.
+            kl, *bad = torch.cat([(epoch_kl / max(n_minibatches, 1)).reshape(1), first_bad.float()]).tolist()
+            if any(bad):
+                names = ", ".join(q for q, b in zip(_LOSS_QUANTITIES, bad) if b)
+                raise TrainingDiverged(update, names, f"epoch {epoch + 1}")
+            if ppo.target_kl > 0 and kl > ppo.target_kl:
+                break
+        means = (sums / max(minibatches, 1)).tolist()
+        return dict(zip(("loss_policy", "loss_value", "loss_entropy", "entropy", "approx_kl", "clipfrac"), means),
+                    epochs=epochs, minibatches=minibatches)
+
+    def _metrics(self, update: int, env_stats: dict[str, Any], learn: dict[str, Any], hyper: dict[str, float],
+                 rollout_s: float, update_s: float) -> dict[str, Any]:
+        buf = self.buffer
+        n_actions = len(self.action_names)
+        values, returns = buf.values.flatten(), buf.returns.flatten()
+        var_returns = returns.var()
+        explained_var = 1 - (returns - values).var() / var_returns
+        device_stats = torch.cat([
+            torch.bincount(buf.actions.flatten(), minlength=n_actions).float() / buf.size,
+            1 - buf.masks.float().mean(dim=(0, 1)),
+            explained_var.reshape(1),
+        ]).tolist()
+        action_frac, masked_frac, (ev,) = device_stats[:n_actions], device_stats[n_actions:2 * n_actions], device_stats[2 * n_actions:]
+        steps = self.steps_per_update
+        metrics: dict[str, Any] = {"update": update, "global_step": self.global_step, "steps": steps}
+        metrics.update(flatten_metrics(env_stats))
+        metrics.update({f"action_frac/{name}": v for name, v in zip(self.action_names, action_frac)})
+        metrics.update({f"masked_frac/{name}": v for name, v in zip(self.action_names, masked_frac)})
+        metrics.update(learn)
+        metrics.update(
+            explained_variance=ev,
+            entropy_coef=hyper["entropy_coef"],
+            learning_rate=hyper["learning_rate"],
+            time_rollout=rollout_s,
+            time_update=update_s,
+            sps=steps / (rollout_s + update_s),
+            sps_rollout=steps / rollout_s,
+            sps_update=steps / update_s,
+        )
+        return metrics
+
+    # ------------------------------------------------------------------ state, checkpoints, resume
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (live references; see :meth:`snapshot`)."""
+        from exitcore.config import unstructure
+
+        return {
+            "model": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "global_step": self.global_step,
+            "update": self.update,
+            "schedules": self.schedules.state_dict(),
+            "rng": capture_rng_state(),
+            "generator": self.generator.get_state(),
+            "env": self.env.state_dict(),
+            "next_obs": self.next_obs,
+            "next_mask": self.next_mask,
+            "ppo": unstructure(self.ppo),
+            "obs_dim": self.env.obs_dim,
+            "n_actions": self.env.n_actions,
+            "n_envs": self.env.n_envs,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of :meth:`state_dict` that later training cannot change."""
+        return _clone(self.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (from a checkpoint or a snapshot)."""
+        for key, mine in (("obs_dim", self.env.obs_dim), ("n_actions", self.env.n_actions), ("n_envs", self.env.n_envs)):
+            if state[key] != mine:
+                raise CheckpointError(f"the checkpoint has {key} = {state[key]} but this run has {mine}")
+        try:
+            self.policy.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"the checkpoint's model does not fit this policy: {exc}") from exc
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.global_step = int(state["global_step"])
+        self.update = int(state["update"])
+        self.schedules.load_state_dict(state["schedules"])
+        restore_rng_state(state["rng"])
+        self.generator.set_state(state["generator"])
+        self.env.load_state_dict(state["env"])
+        self.next_obs = state["next_obs"].to(self.device).clone()
+        self.next_mask = state["next_mask"].to(self.device).clone()
+
+    @classmethod
+    def resume(cls, checkpoint_path: str | Path, env: Any, policy: nn.Module, ppo: Any, **kwargs: Any) -> PPOTrainer:
+        """A trainer that continues the run saved at ``checkpoint_path`` exactly.
+
+        Takes the same arguments as the constructor. On the same device with the same config it
+        reaches the same parameters as an uninterrupted run (bit-exact on CPU); the environment
+        is restored through its ``load_state_dict``.
+        """
+        state = load_checkpoint(checkpoint_path)
+        trainer = cls(env, policy, ppo, **kwargs)
+        try:
+            trainer.load_state_dict(state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{checkpoint_path}: {exc}") from exc
+        trainer._resumed = True
+        return trainer
+
+    def _checkpoint_path(self) -> Path | None:
+        return self.run_dir / CHECKPOINT_FILE if self.run_dir is not None else None
+
+    def _write(self, state: dict[str, Any]) -> Path | None:
+        path = self._checkpoint_path()
+        return save_checkpoint(path, state) if path is not None else None
+
+    def _rollback_and_write(self, good: dict[str, Any]) -> Path | None:
+        """Return to the last consistent state and write it (a partial update is dropped)."""
+        self.load_state_dict(_clone(good))
+        return self._write(good)
+
+
+def _clone(obj: Any) -> Any:
+    """Deep copy of nested dicts/lists/tuples with every tensor cloned."""
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_clone(v) for v in obj)
+    return obj
+
+
+def _first_index(flags: Tensor) -> tuple[int, int]:
+    t, n = flags.nonzero()[0].tolist()
+    return t, n
+
+
+def _default_action_names(n_actions: int) -> tuple[str, ...]:
+    return ACTION_NAMES if n_actions == len(ACTION_NAMES) else tuple(str(i) for i in range(n_actions))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

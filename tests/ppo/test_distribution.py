@@ -1,0 +1,94 @@
+"""The masked categorical: log-probs, entropy, sampling and the empty-row assertion."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from exitcore.ppo.distribution import MASKED_LOGIT, MaskedCategorical, act, masked_logits
+
+LOGITS = torch.tensor([[1.0, 2.0, 0.5, -1.0], [0.0, 0.0, 3.0, 1.0]])
+MASK = torch.tensor([[True, False, True, True], [False, True, False, True]])
+
+
+def manual(logits_row, mask_row):
+    allowed = [i for i, m in enumerate(mask_row) if m]
+    z = sum(math.exp(logits_row[i]) for i in allowed)
+    probs = [math.exp(logits_row[i]) / z if mask_row[i] else 0.0 for i in range(len(mask_row))]
+    entropy = -sum(p * math.log(p) for p in probs if p > 0)
+    return probs, entropy
+
+
+def test_log_probs_and_entropy_match_manual_computation():
+    dist = MaskedCategorical(LOGITS, MASK)
+    for row in range(2):
+        probs, entropy = manual(LOGITS[row].tolist(), MASK[row].tolist())
+        assert dist.probs[row].tolist() == pytest.approx(probs, abs=1e-6)
+        assert dist.entropy()[row].item() == pytest.approx(entropy, abs=1e-6)
+        for a, p in enumerate(probs):
+            if p > 0:
+                lp = dist.log_prob(torch.tensor([a, a]))[row].item()
+                assert lp == pytest.approx(math.log(p), abs=1e-6)
+    # masked actions have probability exactly 0 and a finite (very negative) log-prob
+    assert dist.probs[0, 1].item() == 0.0
+    assert math.isfinite(dist.log_prob(torch.tensor([1, 0]))[0].item())
+
+
+def test_masked_logits_are_large_negative_and_finite():
+    out = masked_logits(LOGITS, MASK)
+    assert torch.isfinite(out).all()
+    assert (out[~MASK] == MASKED_LOGIT).all()
+    assert torch.equal(out[MASK], LOGITS[MASK])
+
+
+def test_gradients_stay_finite_through_masked_entropy():
+    logits = LOGITS.clone().requires_grad_(True)
+    dist = MaskedCategorical(logits, MASK)
+    (dist.entropy().sum() + dist.log_prob(torch.tensor([0, 3])).sum()).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert (logits.grad[~MASK] == 0).all()  # a masked action gets no gradient
+
+
+def test_sampling_never_picks_masked_actions_and_follows_probs():
+    gen = torch.Generator().manual_seed(0)
+    logits = LOGITS.repeat(20_000, 1)
+    mask = MASK.repeat(20_000, 1)
+    dist = MaskedCategorical(logits, mask)
+    actions = dist.sample(gen)
+    assert mask.gather(1, actions[:, None]).all()
+    for row in range(2):
+        freq = torch.bincount(actions[row::2], minlength=4).float() / 20_000
+        assert freq.tolist() == pytest.approx(dist.probs[row].tolist(), abs=0.015)
+    # the generator's state fully determines the sample
+    again = MaskedCategorical(logits, mask).sample(torch.Generator().manual_seed(0))
+    assert torch.equal(actions, again)
+
+
+def test_mode_is_the_best_allowed_action():
+    assert MaskedCategorical(LOGITS, MASK).mode().tolist() == [0, 3]
+
+
+def test_every_live_row_must_allow_an_action():
+    mask = MASK.clone()
+    mask[1] = False
+    with pytest.raises(ValueError, match="row 1 allows no action"):
+        MaskedCategorical(LOGITS, mask)
+    # a finished (not live) row may be empty
+    MaskedCategorical(LOGITS, mask, live=torch.tensor([True, False]))
+    # the rollout skips the check (it validates stored masks once per update)
+    MaskedCategorical(LOGITS, mask, validate=False)
+
+
+class _Fixed(nn.Module):
+    def forward(self, obs):
+        return LOGITS[: obs.shape[0]], torch.zeros(obs.shape[0])
+
+
+def test_act_deterministic_and_sampled():
+    obs = torch.zeros(2, 3)
+    assert act(_Fixed(), obs, MASK).tolist() == [0, 3]
+    sampled = act(_Fixed(), obs, MASK, deterministic=False, generator=torch.Generator().manual_seed(1))
+    assert MASK.gather(1, sampled[:, None]).all()

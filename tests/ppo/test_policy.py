@@ -1,0 +1,85 @@
+"""The MLP actor-critic, its registration through register_policies, and device selection."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from exitcore.components import ComponentKind
+from exitcore.config import PPOConfig
+from exitcore.errors import ExitcoreError, PluginError
+from exitcore.hookspecs import hookimpl
+from exitcore.ppo.policy import MLPActorCritic, build_policy
+
+
+def test_shapes_and_orthogonal_init():
+    torch.manual_seed(0)
+    net = MLPActorCritic(obs_dim=7, n_actions=5, hidden=[16, 8])
+    logits, value = net(torch.randn(3, 7))
+    assert logits.shape == (3, 5) and value.shape == (3,)
+    w = net.actor_trunk[0].weight  # [16, 7]: orthonormal columns scaled by sqrt(2)
+    assert torch.allclose(w.T @ w, 2.0 * torch.eye(7), atol=1e-5)
+    head = net.policy_head.weight  # [5, 8]: orthonormal rows scaled by 0.01
+    assert torch.allclose(head @ head.T, 1e-4 * torch.eye(5), atol=1e-8)
+    assert (net.actor_trunk[0].bias == 0).all()
+
+
+def test_shared_trunk_has_one_trunk():
+    separate = MLPActorCritic(4, 3, hidden=[32, 32], shared_trunk=False)
+    shared = MLPActorCritic(4, 3, hidden=[32, 32], shared_trunk=True, activation="relu")
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    trunk = 4 * 32 + 32 + 32 * 32 + 32
+    assert count(separate) - count(shared) == trunk
+    assert isinstance(shared.trunk[1], nn.ReLU)
+
+
+def test_mlp_is_registered_through_the_policy_hook(make_host):
+    import exitcore.builtin.policies as builtin_policies
+
+    host = make_host(builtin_policies)
+    component = host.get(ComponentKind.POLICY, "mlp")
+    policy = build_policy(component, PPOConfig(hidden=[64, 32], shared_trunk=True), obs_dim=6, n_actions=5)
+    assert isinstance(policy, MLPActorCritic) and policy.shared_trunk
+    assert policy.policy_head.in_features == 32
+
+
+class _BadPlugin:
+    @hookimpl
+    def register_policies(self, register):
+        register("bad_shape", lambda params, ppo, obs_dim, n_actions: _WrongShape())
+        register("not_module", lambda params, ppo, obs_dim, n_actions: object())
+
+
+class _WrongShape(nn.Module):
+    def forward(self, obs):
+        return torch.zeros(obs.shape[0], 2), torch.zeros(obs.shape[0], 1)
+
+
+def test_a_policy_breaking_the_contract_is_named(make_host):
+    host = make_host(_BadPlugin())
+    with pytest.raises(PluginError, match="bad_shape.*logits \\[2, 5\\] and value \\[2\\]"):
+        build_policy(host.get(ComponentKind.POLICY, "bad_shape"), PPOConfig(), 4, 5)
+    with pytest.raises(PluginError, match="not_module.*expected a torch.nn.Module"):
+        build_policy(host.get(ComponentKind.POLICY, "not_module"), PPOConfig(), 4, 5)
+
+
+def test_builtin_policy_module_does_not_import_torch():
+    code = "import sys, exitcore.builtin.policies; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_select_device():
+    from exitcore.device import select_device
+
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ExitcoreError, match="unknown device"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ExitcoreError, match="CUDA is not available"):
+            select_device("cuda")

@@ -1,0 +1,31 @@
+"""Entropy and learning-rate schedules."""
+
+from __future__ import annotations
+
+import pytest
+
+from exitcore.config import PPOConfig
+from exitcore.ppo.schedule import LinearSchedule, Schedules
+
+
+def test_linear_schedule_anneals_then_holds():
+    s = LinearSchedule(0.05, 0.005, 1000)
+    assert s(0) == 0.05
+    assert s(500) == pytest.approx(0.0275)
+    assert s(1000) == pytest.approx(0.005)
+    assert s(5000) == pytest.approx(0.005)
+    assert LinearSchedule(0.05, 0.005, 0)(0) == 0.005
+
+
+def test_schedules_follow_the_config_and_resume_from_their_position():
+    ppo = PPOConfig(entropy_coef_start=0.05, entropy_coef_end=0.001, entropy_anneal_steps=100, anneal_lr=True,
+                    learning_rate=1e-3, n_envs=2, n_steps=5, batch_size=10)
+    s = Schedules(ppo, total_timesteps=200)
+    s.advance(50)
+    assert s.values() == pytest.approx({"entropy_coef": 0.05 + 0.5 * (0.001 - 0.05), "learning_rate": 0.75e-3})
+    restored = Schedules(ppo, total_timesteps=200)
+    restored.load_state_dict(s.state_dict())
+    assert restored.values() == s.values()
+    constant = Schedules(PPOConfig(learning_rate=1e-3), total_timesteps=200)
+    constant.advance(190)
+    assert constant.values()["learning_rate"] == 1e-3

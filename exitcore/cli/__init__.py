@@ -21,6 +21,8 @@ from exitcore.errors import ExitcoreError
 LAZY_COMMANDS: dict[str, str] = {
     "experiments": "exitcore.cli.experiments:experiments",
     "plugins": "exitcore.cli.plugins:plugins",
+    "runs": "exitcore.cli.runs:runs",
+    "show": "exitcore.cli.runs:show",
 }
 
 

@@ -1,0 +1,138 @@
+"""``exitcore runs`` and ``exitcore show RUN``: what the run registry records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from exitcore.cli.options import runs_dir_option
+
+# the registry's statuses, repeated here so `--help` does not import the registry (sqlite3);
+# tests/test_registry.py checks the two lists agree
+STATUS_CHOICES = ("pending", "running", "done", "failed", "interrupted")
+
+
+def _open(runs_dir: str | None, *, create: bool = False) -> Any:
+    from exitcore.registry import Registry, resolve_runs_dir
+
+    return Registry(resolve_runs_dir(runs_dir), create=create)
+
+
+def _when(iso: str | None) -> str:
+    return iso[:16].replace("T", " ") if iso else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return format(v, ".4g")
+    if v is None:
+        return "-"
+    return str(v)
+
+
+def _measured_on(metrics: dict[str, Any]) -> str:
+    """Which split the headline metrics were measured on, in-sample marked."""
+    if "label" in metrics:
+        return str(metrics["label"])
+    return str(metrics.get("split", "-"))
+
+
+@click.command()
+@click.option("--experiment", "-e", default=None, metavar="NAME", help="Only runs of this experiment.")
+@click.option("--status", "-s", type=click.Choice(STATUS_CHOICES), default=None, help="Only runs in this status.")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every field, metrics included).")
+def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool) -> None:
+    """List recorded runs, oldest first: id, experiment, status, seed, start, duration, Sharpe.
+
+    Runs whose process died are shown as `interrupted`, never `running`. The Sharpe column is
+    the run's headline annualised daily Sharpe, with the split it was measured on.
+    """
+    from exitcore.evaluation import jsonable
+    from exitcore.registry import Registry, resolve_runs_dir
+
+    directory = resolve_runs_dir(runs_dir)
+    if not Registry.exists(directory):
+        click.echo("[]" if as_json else f"no runs recorded in {directory}")
+        return
+    with _open(runs_dir) as registry:
+        records = registry.list(experiment=experiment, status=status)
+    if as_json:
+        click.echo(jsonable.dumps([r.to_dict() for r in records], indent=2))
+        return
+    if not records:
+        filters = ", ".join(f"{k} {v}" for k, v in (("experiment", experiment), ("status", status)) if v)
+        click.echo(f"no runs in {directory}" + (f" with {filters}" if filters else ""))
+        return
+    header = ("id", "experiment", "status", "seed", "started", "duration", "sharpe", "measured on")
+    rows = [
+        (
+            r.id,
+            r.experiment,
+            r.status,
+            str(r.seed),
+            _when(r.started_at),
+            _duration(r.duration_s),
+            _value(r.metrics.get("sharpe")),
+            _measured_on(r.metrics) if r.metrics else "-",
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@click.command()
+@click.argument("run")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(run: str, runs_dir: str | None, as_json: bool) -> None:
+    """Show one run: its record, headline metrics and run directory.
+
+    RUN is a run id or a unique prefix of one.
+    """
+    from exitcore.evaluation import jsonable
+
+    with _open(runs_dir) as registry:
+        record = registry.get(run)
+        run_path = registry.path_of(record)
+    if as_json:
+        click.echo(jsonable.dumps({**record.to_dict(), "run_path": str(run_path)}, indent=2))
+        return
+    fields = [
+        ("run", record.id),
+        ("experiment", record.experiment),
+        ("status", record.status + (f" ({record.error})" if record.error else "")),
+        ("seed", str(record.seed)),
+        ("config hash", record.config_hash),
+        ("data hash", record.data_hash + (f" ({record.data_source})" if record.data_source else "")),
+        ("created", record.created_at),
+        ("started", record.started_at or "-"),
+        ("ended", record.ended_at or "-"),
+        ("duration", _duration(record.duration_s)),
+        ("last heartbeat", record.heartbeat_at or "-"),
+        ("process", f"pid {record.pid} on {record.hostname}" if record.pid else "-"),
+        ("run dir", f"{run_path}" + ("" if run_path.is_dir() else " (missing)")),
+    ]
+    fields += [(f"param {k}", _value(v)) for k, v in record.params.items()]
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        click.echo(f"{key:<{width}}  {value}")
+    if not record.metrics:
+        click.echo("metrics: none recorded")
+        return
+    click.echo(f"metrics (measured on {_measured_on(record.metrics)}):")
+    mwidth = max(len(k) for k in record.metrics)
+    for key, value in record.metrics.items():
+        if isinstance(value, dict):
+            value = " ".join(f"{k}={_value(v)}" for k, v in value.items())
+        click.echo(f"  {key:<{mwidth}}  {_value(value)}")

@@ -1,0 +1,557 @@
+"""The run registry: every run of every experiment, indexed in one SQLite file per runs directory.
+
+``RUNS_DIR/registry.sqlite`` records each run: id, experiment, config hash, data hash and source,
+seed, status, start/end, the owning process, and headline metrics (JSON). It is what ``exitcore
+runs`` and ``exitcore show`` read, what ``compare`` checks before reading a run's results, and
+where the deflated Sharpe ratio gets its number of trials (:meth:`Registry.trial_count`).
+
+Statuses: ``pending`` (created, not started) → ``running`` → ``done`` | ``failed`` |
+``interrupted``. A run whose process died (crash, ``kill -9``, power loss) cannot mark itself;
+every :class:`Registry` opening runs :meth:`Registry.recover_stale`, which marks such runs
+``interrupted``, so no run is left ``running`` without a process. An interrupted run may be
+resumed (``running`` again) and a late finisher may still record ``done``.
+
+Concurrency: several processes may use one runs directory at once. The database is in WAL
+mode (readers never block the writer), waits up to ``timeout`` seconds for a lock
+(``busy_timeout``), and every write is one ``BEGIN IMMEDIATE`` transaction, so concurrent
+writers serialise instead of failing or losing rows. WAL needs a local filesystem (not NFS).
+Open one :class:`Registry` per process; a registry carried into a forked child reopens its
+connection there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import difflib
+import os
+import re
+import secrets
+import socket
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from exitcore.errors import ExitcoreError
+from exitcore.evaluation import jsonable
+
+#: the registry's file name inside a runs directory
+REGISTRY_FILE = "registry.sqlite"
+#: environment variable naming the runs directory (default ``./runs``)
+RUNS_DIR_ENV = "EXITCORE_RUNS_DIR"
+DEFAULT_RUNS_DIR = "runs"
+#: the database schema this code writes; a newer one in a file is refused
+SCHEMA_VERSION = 1
+STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
+#: new status -> the statuses it may follow
+_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "running": frozenset({"pending", "interrupted"}),  # start, or resume from a checkpoint
+    # a run on another host can be marked interrupted while alive (stale heartbeat); its own
+    # final word wins
+    "done": frozenset({"running", "interrupted"}),
+    "failed": frozenset({"pending", "running", "interrupted"}),
+    "interrupted": frozenset({"pending", "running"}),
+}
+#: a run whose liveness cannot be checked directly is stale after this long without a heartbeat
+DEFAULT_STALE_AFTER_S = 600.0
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    seq          INTEGER PRIMARY KEY,  -- creation order (timestamps can tie)
+    id           TEXT NOT NULL UNIQUE,
+    experiment   TEXT NOT NULL,
+    config_hash  TEXT NOT NULL,
+    data_hash    TEXT NOT NULL,
+    data_source  TEXT NOT NULL DEFAULT '',
+    seed         INTEGER NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted')),
+    run_dir      TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    started_at   TEXT,
+    ended_at     TEXT,
+    heartbeat_at TEXT,
+    pid          INTEGER,
+    hostname     TEXT,
+    proc_start   TEXT,
+    error        TEXT NOT NULL DEFAULT '',
+    params       TEXT NOT NULL DEFAULT '{}',
+    metrics      TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_experiment ON runs (experiment, status);
+CREATE INDEX runs_data_hash ON runs (data_hash);
+"""
+#: migrations from version v to v + 1 (none yet): SQL run in the upgrade transaction
+_MIGRATIONS: Mapping[int, str] = {}
+
+
+class RegistryError(ExitcoreError):
+    """The runs directory or its registry cannot be used, or a run id is unknown or ambiguous."""
+
+
+def resolve_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``."""
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit)
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _age_s(iso: str | None, now: dt.datetime) -> float:
+    if not iso:
+        return float("inf")
+    return (now - dt.datetime.fromisoformat(iso)).total_seconds()
+
+
+# --------------------------------------------------------------------------- process identity
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start_token(pid: int) -> str | None:
+    """An identity for the *process* ``pid`` that a later process reusing the pid will not share.
+
+    On Linux: the boot id plus the process start time (``/proc/PID/stat`` field 22, clock ticks
+    since boot). ``None`` when the process does not exist, is a zombie, or the platform has no
+    ``/proc`` (then liveness falls back to heartbeats).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    fields = stat[stat.rindex(")") + 2 :].split()
+    state, start_ticks = fields[0], fields[19]
+    if state in ("Z", "X"):  # exited, not yet reaped: it will never write again
+        return None
+    return f"{_boot_id()}:{start_ticks}"
+
+
+def _process_alive(pid: int, token: str | None) -> bool | None:
+    """True: that very process still runs; False: it is gone; None: cannot tell here."""
+    if Path("/proc/self/stat").exists():
+        current = process_start_token(pid)
+        if current is None:
+            return False
+        return current == token if token else None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return None
+    return None  # the pid exists, but without a start time it may be a reused pid
+
+
+# --------------------------------------------------------------------------- records
+
+
+@attrs.frozen
+class RunRecord:
+    """One row of the registry. Times are ISO-8601 UTC strings; ``metrics``/``params`` plain dicts."""
+
+    id: str
+    experiment: str
+    config_hash: str
+    data_hash: str
+    data_source: str
+    seed: int
+    status: str
+    run_dir: str
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    heartbeat_at: str | None
+    pid: int | None
+    hostname: str | None
+    proc_start: str | None
+    error: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        data = dict(row)
+        data.pop("seq", None)
+        data["params"] = jsonable.loads(data["params"])
+        data["metrics"] = jsonable.loads(data["metrics"])
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain data (for ``--json``)."""
+        return attrs.asdict(self)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end (or to the last heartbeat while running); None before the start."""
+        if not self.started_at:
+            return None
+        end = self.ended_at or self.heartbeat_at or self.started_at
+        return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(self.started_at)).total_seconds()
+
+
+def _slug(experiment: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", experiment).strip("-")[:40] or "run"
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+class Registry:
+    """The run registry of one runs directory (see the module docstring).
+
+    Opening creates the directory and the database when ``create`` is true (else a missing
+    registry is an error), checks that the directory is writable, checks the schema version,
+    and marks runs whose process is gone as ``interrupted`` (:meth:`recover_stale`).
+    """
+
+    def __init__(
+        self,
+        runs_dir: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        timeout: float = 30.0,
+        stale_after: float = DEFAULT_STALE_AFTER_S,
+    ):
+        self.runs_dir = Path(runs_dir)
+        self.path = self.runs_dir / REGISTRY_FILE
+        self.timeout = timeout
+        self.stale_after = stale_after
+        self._conn_obj: sqlite3.Connection | None = None
+        self._conn_pid = -1
+        if not create and not self.path.is_file():
+            raise RegistryError(f"no run registry in {self.runs_dir}: no run has been recorded there")
+        self._check_writable()
+        with self._sql_errors():
+            self._init_schema()
+        self.recover_stale()
+
+    # ----------------------------------------------------------------- opening
+
+    @staticmethod
+    def exists(runs_dir: str | os.PathLike[str]) -> bool:
+        """Whether ``runs_dir`` holds a registry (without creating anything)."""
+        return (Path(runs_dir) / REGISTRY_FILE).is_file()
+
+    def _check_writable(self) -> None:
+        # a probe file, not os.access: root passes os.access everywhere, and a read-only mount
+        # or a path through a regular file fails only when something is actually written
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.runs_dir, prefix=".write-probe-"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if isinstance(exc, FileExistsError) or (self.runs_dir.exists() and not self.runs_dir.is_dir()):
+                reason = "it exists and is not a directory"
+            raise RegistryError(f"runs directory {self.runs_dir} is not writable: {reason}") from None
+
+    @contextlib.contextmanager
+    def _sql_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise RegistryError(f"run registry {self.path}: {exc}") from None
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        # a connection must not cross a fork: reopen in the child
+        if self._conn_obj is None or self._conn_pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # with WAL, NORMAL cannot corrupt the database; a power cut may lose the last commit
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn_obj, self._conn_pid = conn, os.getpid()
+        return self._conn_obj
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front (no deadlock on lock upgrade)."""
+        conn = self._conn
+        with self._sql_errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"run registry {self.path} has schema version {version}, newer than this exitcore "
+                    f"understands ({SCHEMA_VERSION}); upgrade exitcore to use it"
+                )
+            if version == 0:
+                tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+                if tables:
+                    raise RegistryError(f"{self.path} is an SQLite file but not an exitcore run registry")
+                # statement by statement: executescript() would commit and end the transaction
+                for statement in filter(str.strip, _SCHEMA_V1.split(";")):
+                    conn.execute(statement)
+                version = 1
+            while version < SCHEMA_VERSION:
+                for statement in filter(str.strip, _MIGRATIONS[version].split(";")):
+                    conn.execute(statement)
+                version += 1
+            conn.execute(f"PRAGMA user_version = {version}")
+
+    def close(self) -> None:
+        """Close the connection (it reopens on the next use)."""
+        if self._conn_obj is not None and self._conn_pid == os.getpid():
+            self._conn_obj.close()
+        self._conn_obj = None
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- writing
+
+    def create_run(
+        self,
+        experiment: str,
+        config_hash: str,
+        data_hash: str,
+        *,
+        data_source: str = "",
+        seed: int = 0,
+        run_dir: str | os.PathLike[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record a new ``pending`` run owned by this process and return its id.
+
+        Ids read ``YYYYmmdd-HHMMSS-EXPERIMENT-xxxx`` (UTC, 4 random hex digits) and are unique:
+        a collision with a concurrent process is retried inside the transaction. ``run_dir``
+        defaults to the id (relative paths are relative to the runs directory; nothing is
+        created). ``params`` is free-form JSON (budget, overrides, device, …).
+        """
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        params_json = jsonable.dumps(dict(params or {}))
+        with self._write() as conn:
+            for _ in range(100):
+                run_id = f"{stamp}-{_slug(experiment)}-{secrets.token_hex(2)}"
+                if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                    break
+            else:  # 100 collisions in a 65536-id space means something else is wrong
+                raise RegistryError("could not find a free run id")
+            conn.execute(
+                "INSERT INTO runs (id, experiment, config_hash, data_hash, data_source, seed, status, run_dir,"
+                " created_at, pid, hostname, proc_start, params) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    experiment,
+                    config_hash,
+                    data_hash,
+                    data_source,
+                    int(seed),
+                    str(run_dir) if run_dir is not None else run_id,
+                    _now(),
+                    os.getpid(),
+                    socket.gethostname(),
+                    process_start_token(os.getpid()),
+                    params_json,
+                ),
+            )
+        return run_id
+
+    def _transition(self, run_id: str, status: str, keep: tuple[str, ...] = (), **values: Any) -> None:
+        """Set ``status`` and ``values`` if the transition is allowed; columns in ``keep`` are set only if empty."""
+        with self._write() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise self._unknown(run_id)
+            if row["status"] not in _TRANSITIONS[status]:
+                raise RegistryError(f"run {run_id} is {row['status']}; it cannot become {status}")
+            values["status"] = status
+            assignments = ", ".join(f"{k} = COALESCE({k}, ?)" if k in keep else f"{k} = ?" for k in values)
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values.values(), run_id))
+
+    def mark_running(self, run_id: str) -> None:
+        """This process starts (or resumes) the run: records pid, host, process start and a heartbeat."""
+        now = _now()
+        self._transition(
+            run_id,
+            "running",
+            keep=("started_at",),  # a resumed run keeps its first start
+            started_at=now,
+            ended_at=None,
+            heartbeat_at=now,
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            proc_start=process_start_token(os.getpid()),
+            error="",
+        )
+
+    def mark_done(self, run_id: str, metrics: Mapping[str, Any] | None = None) -> None:
+        """The run finished; ``metrics`` (optional) replaces its headline metrics."""
+        values: dict[str, Any] = {"ended_at": _now()}
+        if metrics is not None:
+            values["metrics"] = jsonable.dumps(dict(metrics))
+        self._transition(run_id, "done", **values)
+
+    def mark_failed(self, run_id: str, error: str = "") -> None:
+        """The run stopped on an error (``error``: one line for ``show``)."""
+        self._transition(run_id, "failed", ended_at=_now(), error=error)
+
+    def mark_interrupted(self, run_id: str, reason: str = "") -> None:
+        """The run was stopped before finishing (Ctrl-C, a signal); it may be resumed."""
+        self._transition(run_id, "interrupted", ended_at=_now(), error=reason)
+
+    def heartbeat(self, run_id: str) -> None:
+        """Record that the running run is alive (call every few minutes at most; cheap)."""
+        with self._write() as conn:
+            cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'", (_now(), run_id))
+            if cur.rowcount == 0:
+                raise self._unknown(run_id) if not self._has(conn, run_id) else RegistryError(
+                    f"run {run_id} is not running; no heartbeat recorded"
+                )
+
+    def set_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
+        """Replace the run's headline metrics (a JSON-able dict; NaN/inf are kept)."""
+        with self._write() as conn:
+            cur = conn.execute("UPDATE runs SET metrics = ? WHERE id = ?", (jsonable.dumps(dict(metrics)), run_id))
+            if cur.rowcount == 0:
+                raise self._unknown(run_id)
+
+    def recover_stale(self) -> list[str]:
+        """Mark ``pending``/``running`` runs whose process is gone as ``interrupted``; return their ids.
+
+        A run is gone when, on this host, its pid no longer exists, is a zombie, or belongs to
+        a *different* process (the pid was reused: its start time differs from the recorded
+        one). Where that cannot be checked — a run recorded on another host, or a platform
+        without ``/proc`` — a run is gone when its last sign of life (heartbeat, start or
+        creation) is older than ``stale_after`` seconds.
+        """
+        host = socket.gethostname()
+        now = dt.datetime.now(dt.timezone.utc)
+        gone: list[str] = []
+        with self._write() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running')").fetchall()
+            for row in rows:
+                last_seen = row["heartbeat_at"] or row["started_at"] or row["created_at"]
+                alive = _process_alive(row["pid"], row["proc_start"]) if row["hostname"] == host and row["pid"] else None
+                if alive is None:
+                    alive = _age_s(last_seen, now) <= self.stale_after
+                if alive:
+                    continue
+                conn.execute(
+                    "UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ?",
+                    (last_seen, f"process {row['pid']} on {row['hostname']} is gone (last seen {last_seen})", row["id"]),
+                )
+                gone.append(row["id"])
+        return gone
+
+    # ----------------------------------------------------------------- reading
+
+    @staticmethod
+    def _has(conn: sqlite3.Connection, run_id: str) -> bool:
+        return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+    def _unknown(self, ref: str) -> RegistryError:
+        with self._sql_errors():
+            ids = [r[0] for r in self._conn.execute("SELECT id FROM runs ORDER BY seq").fetchall()]
+        close = [i for i in ids if ref and ref in i][:3]
+        close += [i for i in difflib.get_close_matches(ref, ids, n=3, cutoff=0.5) if i not in close]
+        hint = f"; did you mean {', '.join(close[:3])}?" if close else ("; `exitcore runs` lists them" if ids else "")
+        return RegistryError(f"unknown run {ref!r} in {self.runs_dir}{hint}")
+
+    def get(self, ref: str, *, exact: bool = False) -> RunRecord:
+        """The run with id ``ref``, or the only run whose id starts with ``ref`` (unless ``exact``)."""
+        with self._sql_errors():
+            row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (ref,)).fetchone()
+            if row is not None:
+                return RunRecord.from_row(row)
+            if exact or not ref:
+                raise self._unknown(ref)
+            escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._conn.execute(
+                "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq", (escaped + "%",)
+            ).fetchall()
+        # LIKE ignores case for ASCII; ids are case-sensitive
+        rows = [r for r in rows if r["id"].startswith(ref)]
+        if len(rows) == 1:
+            return RunRecord.from_row(rows[0])
+        if len(rows) > 1:
+            shown = ", ".join(r["id"] for r in rows[:5]) + (" …" if len(rows) > 5 else "")
+            raise RegistryError(f"run {ref!r} is ambiguous: {len(rows)} runs start with it ({shown})")
+        raise self._unknown(ref)
+
+    def list(self, experiment: str | None = None, status: str | None = None) -> list[RunRecord]:
+        """All runs in creation order, optionally only those of ``experiment`` and/or with ``status``."""
+        if status is not None and status not in STATUSES:
+            raise RegistryError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        where, args = [], []
+        if experiment is not None:
+            where.append("experiment = ?")
+            args.append(experiment)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
+        with self._sql_errors():
+            return [RunRecord.from_row(r) for r in self._conn.execute(sql, args).fetchall()]
+
+    def latest_done(self, experiment: str) -> RunRecord | None:
+        """The most recently finished ``done`` run of ``experiment``, or None."""
+        with self._sql_errors():
+            row = self._conn.execute(
+                "SELECT * FROM runs WHERE experiment = ? AND status = 'done' ORDER BY ended_at DESC, seq DESC LIMIT 1",
+                (experiment,),
+            ).fetchone()
+        return RunRecord.from_row(row) if row is not None else None
+
+    def require_done(self, ref: str) -> RunRecord:
+        """The run ``ref`` if it finished; otherwise a :class:`RegistryError` saying what it is doing.
+
+        ``compare`` and reports call this so a run still running (or failed, or interrupted)
+        is never read as if its results were final.
+        """
+        record = self.get(ref)
+        if record.status == "done":
+            return record
+        if record.status == "running":
+            detail = f"pid {record.pid} on {record.hostname}, started {record.started_at}, last heartbeat {record.heartbeat_at}"
+            raise RegistryError(f"run {record.id} is still running ({detail}); wait for it to finish")
+        why = f": {record.error}" if record.error else ""
+        raise RegistryError(f"run {record.id} is {record.status}{why}; it has no final results")
+
+    def trial_count(self, data_hash: str) -> int:
+        """The number of trials recorded on the dataset ``data_hash``: the DSR's ``N``.
+
+        A trial is a distinct ``(config_hash, seed)`` pair among the runs on that dataset, *in
+        every status*: failed, interrupted and still-running runs count, because the deflated
+        Sharpe ratio must account for everything that was tried (a configuration abandoned after
+        a look at its partial results is still a trial, and leaving it out would understate the
+        selection). Re-running or resuming the same configuration with the same seed is the same
+        trial and counts once. Configurations differing only in name (same config hash) count
+        once.
+        """
+        with self._sql_errors():
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed FROM runs WHERE data_hash = ?)", (data_hash,)
+            ).fetchone()
+        return int(row[0])
+
+    def path_of(self, record: RunRecord) -> Path:
+        """The run's directory: ``run_dir`` as recorded, relative paths taken from the runs directory."""
+        p = Path(record.run_dir)
+        return p if p.is_absolute() else self.runs_dir / p

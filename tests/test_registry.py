@@ -1,0 +1,462 @@
+"""The run registry: records, statuses, recovery of dead runs, concurrency, errors, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from exitcore.cli import cli
+from exitcore.errors import ExitcoreError
+from exitcore.registry import (
+    REGISTRY_FILE,
+    SCHEMA_VERSION,
+    STATUSES,
+    Registry,
+    RegistryError,
+    process_start_token,
+    resolve_runs_dir,
+)
+
+ID = re.compile(r"^\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
+
+
+@pytest.fixture
+def reg(tmp_path):
+    with Registry(tmp_path / "runs") as r:
+        yield r
+
+
+def _sql(registry: Registry, statement: str, *args) -> None:
+    with sqlite3.connect(registry.path) as conn:
+        conn.execute(statement, args)
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_create_and_read_back(reg):
+    run_id = reg.create_run("v4_no_lookahead", "cfg1", "data1", data_source="synthetic", seed=3, params={"budget": "quick"})
+    assert ID.match(run_id) and "-v4_no_lookahead-" in run_id
+    rec = reg.get(run_id)
+    assert (rec.experiment, rec.config_hash, rec.data_hash, rec.data_source, rec.seed) == (
+        "v4_no_lookahead",
+        "cfg1",
+        "data1",
+        "synthetic",
+        3,
+    )
+    assert rec.status == "pending" and rec.started_at is None and rec.params == {"budget": "quick"}
+    assert rec.pid == os.getpid()
+    assert reg.path_of(rec) == reg.runs_dir / run_id
+    assert (reg.runs_dir / REGISTRY_FILE).is_file()
+    with sqlite3.connect(reg.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_experiment_names_become_safe_id_parts(reg):
+    run_id = reg.create_run("my exp/with spaces", "c", "d")
+    assert ID.match(run_id) and "my-exp-with-spaces" in run_id
+
+
+def test_lifecycle_and_metrics(reg):
+    run_id = reg.create_run("v1", "c", "d")
+    reg.mark_running(run_id)
+    rec = reg.get(run_id)
+    assert rec.status == "running" and rec.started_at and rec.heartbeat_at
+    reg.heartbeat(run_id)
+    reg.mark_done(run_id, {"sharpe": 0.5, "profit_factor": math.inf, "std_return": math.nan, "split": "test"})
+    rec = reg.get(run_id)
+    assert rec.status == "done" and rec.ended_at and rec.duration_s >= 0
+    assert rec.metrics["profit_factor"] == math.inf and math.isnan(rec.metrics["std_return"])
+    reg.set_metrics(run_id, {"sharpe": 0.7})
+    assert reg.get(run_id).metrics == {"sharpe": 0.7}
+
+
+def test_status_transitions_are_checked(reg):
+    run_id = reg.create_run("v1", "c", "d")
+    with pytest.raises(RegistryError, match="is pending; it cannot become done"):
+        reg.mark_done(run_id)
+    reg.mark_running(run_id)
+    reg.mark_interrupted(run_id, "SIGINT")
+    first_start = reg.get(run_id).started_at
+    reg.mark_running(run_id)  # resume
+    rec = reg.get(run_id)
+    assert rec.status == "running" and rec.started_at == first_start and rec.ended_at is None
+    reg.mark_failed(run_id, "ValueError: boom")
+    assert reg.get(run_id).error == "ValueError: boom"
+    with pytest.raises(RegistryError, match="is failed; it cannot become running"):
+        reg.mark_running(run_id)
+    with pytest.raises(RegistryError, match="not running; no heartbeat"):
+        reg.heartbeat(run_id)
+
+
+def test_list_filters_and_latest_done(reg):
+    a = reg.create_run("v3", "c3", "d")
+    b = reg.create_run("v4", "c4", "d")
+    c = reg.create_run("v4", "c4", "d", seed=1)
+    for run_id in (a, b, c):
+        reg.mark_running(run_id)
+    reg.mark_done(b)
+    time.sleep(0.002)
+    reg.mark_done(c)
+    assert [r.id for r in reg.list()] == [a, b, c]
+    assert [r.id for r in reg.list(experiment="v4")] == [b, c]
+    assert [r.id for r in reg.list(status="running")] == [a]
+    assert [r.id for r in reg.list(experiment="v4", status="done")] == [b, c]
+    assert reg.latest_done("v4").id == c
+    assert reg.latest_done("v3") is None
+    with pytest.raises(RegistryError, match="unknown status 'finished'"):
+        reg.list(status="finished")
+
+
+def test_require_done_detects_a_run_still_running(reg):
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    with pytest.raises(RegistryError, match=f"run {run_id} is still running .*pid {os.getpid()}"):
+        reg.require_done(run_id)
+    reg.mark_failed(run_id, "CUDA out of memory")
+    with pytest.raises(RegistryError, match="is failed: CUDA out of memory; it has no final results"):
+        reg.require_done(run_id)
+    other = reg.create_run("v4", "c", "d")
+    reg.mark_running(other)
+    reg.mark_done(other)
+    assert reg.require_done(other).id == other
+
+
+def test_trial_count_counts_distinct_config_and_seed_in_every_status(reg):
+    done = reg.create_run("v4", "cfgA", "data1", seed=0)
+    reg.mark_running(done)
+    reg.mark_done(done)
+    failed = reg.create_run("v2", "cfgB", "data1", seed=0)
+    reg.mark_failed(failed, "crash")
+    reg.create_run("v2", "cfgB", "data1", seed=0)  # a rerun of the same trial
+    reg.create_run("v2", "cfgB", "data1", seed=1)  # another seed: another trial
+    reg.create_run("v4", "cfgA", "data2", seed=0)  # another dataset
+    assert reg.trial_count("data1") == 3
+    assert reg.trial_count("data2") == 1
+    assert reg.trial_count("unknown") == 0
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def test_prefix_lookup_and_errors(reg):
+    a = reg.create_run("v4_no_lookahead", "c", "d")
+    b = reg.create_run("v3", "c", "d")
+    assert reg.get(a[:-2]).id == a
+    assert reg.get(b).id == b
+    with pytest.raises(RegistryError, match="ambiguous: 2 runs start with it"):
+        reg.get(a[:8])
+    with pytest.raises(RegistryError, match=f"unknown run 'v4_no_lookahed' in .*did you mean {a}"):
+        reg.get("v4_no_lookahed")
+    with pytest.raises(RegistryError, match=f"did you mean .*{a}"):
+        reg.get(a[:-1] + "z")
+    with pytest.raises(RegistryError, match="unknown run"):
+        reg.get(a[:-2], exact=True)
+    with pytest.raises(RegistryError, match="unknown run 'nope'"):
+        reg.mark_running("nope")
+    # LIKE wildcards in a reference are taken literally
+    with pytest.raises(RegistryError, match="unknown run"):
+        reg.get("%")
+
+
+def test_concurrent_creation_in_one_second_gives_unique_ids(reg):
+    ids = {reg.create_run("same", "c", "d") for _ in range(200)}
+    assert len(ids) == 200
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def test_a_killed_process_leaves_an_interrupted_run(tmp_path):
+    runs = tmp_path / "runs"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from exitcore.registry import Registry
+        reg = Registry({str(runs)!r})
+        run_id = reg.create_run("v4", "c", "d")
+        reg.mark_running(run_id)
+        print(run_id, flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id, "the child did not start its run"
+        with Registry(runs) as reg:
+            assert reg.get(run_id).status == "running"  # alive: left alone
+        proc.kill()  # SIGKILL: no chance to mark anything
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    with Registry(runs) as reg:
+        rec = reg.get(run_id)
+    assert rec.status == "interrupted"
+    assert f"process {proc.pid}" in rec.error and "is gone" in rec.error
+    assert rec.ended_at == rec.heartbeat_at
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_running(reg):
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    # the pid is alive (it is ours), but the recorded process started at another time
+    _sql(reg, "UPDATE runs SET proc_start = 'other-boot:12345' WHERE id = ?", run_id)
+    assert reg.recover_stale() == [run_id]
+    assert reg.get(run_id).status == "interrupted"
+
+
+def test_own_running_run_survives_recovery(reg):
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    assert reg.get(run_id).proc_start == process_start_token(os.getpid()) is not None
+    assert reg.recover_stale() == []
+    assert Registry(reg.runs_dir).get(run_id).status == "running"
+
+
+def test_runs_on_other_hosts_go_stale_by_heartbeat(tmp_path):
+    reg = Registry(tmp_path, stale_after=60)
+    fresh = reg.create_run("v4", "c", "d")
+    old = reg.create_run("v4", "c", "d")
+    for run_id in (fresh, old):
+        reg.mark_running(run_id)
+    _sql(reg, "UPDATE runs SET hostname = 'elsewhere'")
+    _sql(reg, "UPDATE runs SET heartbeat_at = '2020-01-01T00:00:00.000+00:00' WHERE id = ?", old)
+    assert reg.recover_stale() == [old]
+    assert reg.get(fresh).status == "running" and reg.get(old).status == "interrupted"
+
+
+def test_pending_run_of_a_dead_creator_is_interrupted(reg):
+    run_id = reg.create_run("v4", "c", "d")
+    _sql(reg, "UPDATE runs SET pid = 2147483646 WHERE id = ?", run_id)  # no such process
+    assert reg.recover_stale() == [run_id]
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _worker(runs_dir: str, name: str, n: int) -> None:
+    reg = Registry(runs_dir)
+    for i in range(n):
+        run_id = reg.create_run(name, f"cfg{i}", "data", seed=i)
+        reg.mark_running(run_id)
+        reg.heartbeat(run_id)
+        reg.set_metrics(run_id, {"i": i})
+        reg.mark_done(run_id, {"i": i, "worker": name})
+        reg.list(experiment=name)
+    reg.close()
+
+
+def test_concurrent_processes_neither_corrupt_nor_lose_rows(tmp_path):
+    runs = str(tmp_path / "runs")
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    n = 40
+    procs = [ctx.Process(target=_worker, args=(runs, f"w{k}", n)) for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    with Registry(runs) as reg:
+        records = reg.list()
+        assert len(records) == 3 * n and len({r.id for r in records}) == 3 * n
+        assert all(r.status == "done" and r.metrics["worker"] == r.experiment for r in records)
+        assert reg.trial_count("data") == n  # the three workers used the same (config, seed) pairs
+    with sqlite3.connect(Path(runs) / REGISTRY_FILE) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _child_uses_parent_registry(reg: Registry, out) -> None:
+    run_id = reg.create_run("forked", "c", "d")
+    out.put(run_id)
+
+
+def test_a_registry_carried_into_a_forked_child_reconnects(reg):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork")
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    reg.list()  # the parent's connection is open
+    p = ctx.Process(target=_child_uses_parent_registry, args=(reg, queue))
+    p.start()
+    run_id = queue.get(timeout=30)
+    p.join(30)
+    assert p.exitcode == 0
+    assert reg.get(run_id).experiment == "forked"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_runs_dir_under_a_regular_file_is_a_clear_error(tmp_path):
+    # works as root too: no permission bit is involved, the path simply cannot be a directory
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RegistryError, match=f"runs directory {blocker}/runs is not writable: Not a directory"):
+        Registry(blocker / "runs")
+    with pytest.raises(RegistryError, match="not writable: it exists and is not a directory"):
+        Registry(blocker)
+    assert issubclass(RegistryError, ExitcoreError)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_runs_dir_is_a_clear_error(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(0o500)
+    try:
+        with pytest.raises(RegistryError, match="is not writable: Permission denied"):
+            Registry(runs)
+    finally:
+        runs.chmod(0o700)
+
+
+def test_missing_registry_without_create(tmp_path):
+    with pytest.raises(RegistryError, match="no run registry in"):
+        Registry(tmp_path / "nothing", create=False)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    Registry(tmp_path).close()
+    with sqlite3.connect(tmp_path / REGISTRY_FILE) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RegistryError, match=f"schema version {SCHEMA_VERSION + 1}, newer than .*upgrade exitcore"):
+        Registry(tmp_path)
+
+
+def test_foreign_files_are_refused(tmp_path):
+    (tmp_path / "a").mkdir()
+    with sqlite3.connect(tmp_path / "a" / REGISTRY_FILE) as conn:
+        conn.execute("CREATE TABLE other (x)")
+    with pytest.raises(RegistryError, match="not an exitcore run registry"):
+        Registry(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / REGISTRY_FILE).write_text("hello, I am not a database" * 100)
+    with pytest.raises(RegistryError, match="file is not a database"):
+        Registry(tmp_path / "b")
+
+
+def test_runs_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("EXITCORE_RUNS_DIR", raising=False)
+    assert resolve_runs_dir() == Path("runs")
+    monkeypatch.setenv("EXITCORE_RUNS_DIR", str(tmp_path))
+    assert resolve_runs_dir() == tmp_path
+    assert resolve_runs_dir("explicit") == Path("explicit")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def populated(tmp_path):
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        done = reg.create_run("v4_no_lookahead", "cfg", "data", seed=2)
+        reg.mark_running(done)
+        reg.mark_done(done, {"split": "test", "label": "TEST (out-of-sample)", "in_sample": False, "sharpe": 0.8123, "profit_factor": math.inf})
+        train = reg.create_run("v3", "cfg3", "data")
+        reg.mark_running(train)
+        reg.mark_done(train, {"split": "train", "label": "TRAIN (in-sample)", "in_sample": True, "sharpe": 11.2})
+        failed = reg.create_run("v3", "cfg3", "data", seed=1)
+        reg.mark_failed(failed, "boom")
+    return runs, done, train, failed
+
+
+def test_cli_runs_lists_and_filters(populated):
+    runs, done, train, failed = populated
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].split()[:3] == ["id", "experiment", "status"]
+    assert [line.split()[0] for line in lines[1:]] == [done, train, failed]
+    assert "0.8123" in lines[1] and "TEST (out-of-sample)" in lines[1]
+    assert "TRAIN (in-sample)" in lines[2]
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v3", "--status", "failed"])
+    assert [line.split()[0] for line in res.output.splitlines()[1:]] == [failed]
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--status", "bogus"])
+    assert res.exit_code == 2
+
+
+def test_cli_runs_json_is_strict(populated):
+    runs, done, *_ = populated
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--json", "-e", "v4_no_lookahead"])
+    data = json.loads(res.output, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert [d["id"] for d in data] == [done]
+    assert data[0]["metrics"]["profit_factor"] == "Infinity"
+
+
+def test_cli_runs_uses_the_environment_and_handles_an_empty_dir(populated, tmp_path, monkeypatch):
+    runs, done, *_ = populated
+    monkeypatch.setenv("EXITCORE_RUNS_DIR", str(runs))
+    assert done in CliRunner().invoke(cli, ["runs"]).output
+    empty = tmp_path / "empty"
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(empty)])
+    assert res.exit_code == 0 and res.output.strip() == f"no runs recorded in {empty}"
+    assert not empty.exists()  # listing creates nothing
+
+
+def test_cli_show(populated):
+    runs, done, train, failed = populated
+    res = CliRunner().invoke(cli, ["show", done[:-3], "--runs-dir", str(runs)])
+    assert res.exit_code == 0, res.output
+    assert f"run             {done}" in res.output
+    assert "metrics (measured on TEST (out-of-sample)):" in res.output
+    assert re.search(r"profit_factor\s+inf", res.output)
+    assert f"run dir         {runs / done} (missing)" in res.output
+    res = CliRunner().invoke(cli, ["show", train, "--runs-dir", str(runs)])
+    assert "measured on TRAIN (in-sample)" in res.output
+    res = CliRunner().invoke(cli, ["show", failed, "--runs-dir", str(runs), "--json"])
+    data = json.loads(res.output)
+    assert data["status"] == "failed" and data["error"] == "boom" and data["run_path"] == str(runs / failed)
+
+
+def test_cli_user_errors_exit_2_with_one_line(populated, tmp_path):
+    runs, done, *_ = populated
+    res = CliRunner().invoke(cli, ["show", "v4_no_lookahed", "--runs-dir", str(runs)])
+    assert res.exit_code == 2
+    assert res.output.startswith("error: unknown run 'v4_no_lookahed'") and done in res.output
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    res = CliRunner().invoke(cli, ["show", "x", "--runs-dir", str(blocker / "runs")])
+    assert res.exit_code == 2 and "error: no run registry in" in res.output
+
+
+def test_cli_status_choices_match_the_registry():
+    from exitcore.cli.runs import STATUS_CHOICES
+
+    assert STATUS_CHOICES == STATUSES
+
+
+@pytest.mark.parametrize("command", ["runs", "show"])
+def test_cli_help(command):
+    res = CliRunner().invoke(cli, [command, "--help"])
+    assert res.exit_code == 0 and "--runs-dir" in res.output
+
+
+def test_top_level_help_stays_light():
+    code = (
+        "import sys\nfrom exitcore.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'pandas', 'numpy', 'sqlite3') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "runs" in out and "show" in out
+    assert out.strip().splitlines()[-1] == "HEAVY []"

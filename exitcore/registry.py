@@ -495,17 +495,15 @@ class Registry:
             raise RegistryError(f"run {ref!r} is ambiguous: {len(rows)} runs start with it ({shown})")
         raise self._unknown(ref)
 
-    def list(self, experiment: str | None = None, status: str | None = None) -> list[RunRecord]:
-        """All runs in creation order, optionally only those of ``experiment`` and/or with ``status``."""
+    def list(
+        self, experiment: str | None = None, status: str | None = None, data_hash: str | None = None
+    ) -> list[RunRecord]:
+        """All runs in creation order, optionally only those matching ``experiment``, ``status``, ``data_hash``."""
         if status is not None and status not in STATUSES:
             raise RegistryError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
-        where, args = [], []
-        if experiment is not None:
-            where.append("experiment = ?")
-            args.append(experiment)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
+        filters = {"experiment": experiment, "status": status, "data_hash": data_hash}
+        where = [f"{column} = ?" for column, value in filters.items() if value is not None]
+        args = [value for value in filters.values() if value is not None]
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
         with self._sql_errors():
             return [RunRecord.from_row(r) for r in self._conn.execute(sql, args).fetchall()]

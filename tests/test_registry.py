@@ -117,6 +117,8 @@ def test_list_filters_and_latest_done(reg):
     assert [r.id for r in reg.list(status="running")] == [a]
     assert [r.id for r in reg.list(experiment="v4", status="done")] == [b, c]
     assert reg.latest_done("v4").id == c
+    other = reg.create_run("v4", "c4", "elsewhere")
+    assert [r.id for r in reg.list(data_hash="elsewhere")] == [other]
     assert reg.latest_done("v3") is None
     with pytest.raises(RegistryError, match="unknown status 'finished'"):
         reg.list(status="finished")

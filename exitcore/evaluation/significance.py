@@ -268,6 +268,40 @@ def deflated_sharpe_ratio(returns: Any, n_trials: int, trials_sharpe_variance: f
     }
 
 
+def deflated_sharpe_from_registry(
+    returns: Any, registry: Any, data_hash: str, *, split: str = "test", recorded_variance: bool = False
+) -> dict[str, Any]:
+    """:func:`deflated_sharpe_ratio` with ``N`` taken from the run registry, so it is never typed by hand.
+
+    ``N = registry.trial_count(data_hash)`` (every configuration and seed tried on the dataset;
+    see :meth:`exitcore.registry.Registry.trial_count`). With ``recorded_variance`` the trials'
+    Sharpe variance is the sample variance of the headline ``sharpe`` recorded by the runs on
+    this dataset measured on ``split`` (annualised values converted to daily), when at least two
+    are finite; otherwise the documented null default. The result adds ``data_hash`` and
+    ``recorded_sharpes`` (how many recorded Sharpes were used, 0 for the default).
+    """
+    n_trials = registry.trial_count(data_hash)
+    if n_trials < 1:
+        raise ValueError(
+            f"no run is recorded for data hash {data_hash!r}: record the run in the registry before "
+            "evaluating it, so the deflated Sharpe ratio counts it"
+        )
+    variance = None
+    used = 0
+    if recorded_variance:
+        sharpes = [
+            float(r.metrics["sharpe"]) / _ANNUAL
+            for r in registry.list(data_hash=data_hash)
+            if r.metrics.get("split") == split and isinstance(r.metrics.get("sharpe"), (int, float))
+            and math.isfinite(r.metrics["sharpe"])
+        ]
+        if len(sharpes) >= 2:
+            variance, used = float(np.var(sharpes, ddof=1)), len(sharpes)
+    result = deflated_sharpe_ratio(returns, n_trials, variance)
+    result.update(data_hash=data_hash, recorded_sharpes=used)
+    return result
+
+
 # --------------------------------------------------------------------------- paired comparison
 
 

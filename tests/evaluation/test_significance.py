@@ -251,3 +251,31 @@ def test_rl_against_the_best_baseline():
         rl_vs_best_baseline(ledger, start=start, end=end, rl_policy="rl_x")
     with pytest.raises(LedgerError, match="no baseline"):
         rl_vs_best_baseline(ledger[ledger["policy"] == "rl"], start=start, end=end)
+
+
+def test_dsr_takes_its_number_of_trials_from_the_registry(tmp_path):
+    from exitcore.evaluation.significance import deflated_sharpe_from_registry
+    from exitcore.registry import Registry
+
+    rng = np.random.default_rng(12)
+    r = 0.0004 + 0.004 * rng.standard_normal(300)
+    reg = Registry(tmp_path)
+    with pytest.raises(ValueError, match="no run is recorded for data hash 'data'"):
+        deflated_sharpe_from_registry(r, reg, "data")
+    sharpes = {"c1": 0.5, "c2": 1.5, "c3": -0.2}
+    for cfg, sharpe in sharpes.items():
+        run = reg.create_run("exp", cfg, "data")
+        reg.mark_running(run)
+        reg.mark_done(run, {"split": "test", "sharpe": sharpe})
+    train = reg.create_run("exp", "c4", "data")
+    reg.mark_failed(train)
+    reg.set_metrics(train, {"split": "train", "sharpe": 9.0})  # in-sample: not a test-split Sharpe
+    reg.create_run("exp", "c1", "other")
+
+    res = deflated_sharpe_from_registry(r, reg, "data")
+    assert res["n_trials"] == 4 and res["variance_default"] and res["recorded_sharpes"] == 0
+    assert res["dsr"] == pytest.approx(deflated_sharpe_ratio(r, n_trials=4)["dsr"])
+    rec = deflated_sharpe_from_registry(r, reg, "data", recorded_variance=True)
+    expected_var = np.var([s / math.sqrt(252) for s in sharpes.values()], ddof=1)
+    assert rec["recorded_sharpes"] == 3 and rec["trials_sharpe_variance"] == pytest.approx(expected_var)
+    assert rec["dsr"] == pytest.approx(deflated_sharpe_ratio(r, 4, expected_var)["dsr"])

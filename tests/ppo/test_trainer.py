@@ -1,0 +1,264 @@
+"""The trainer: determinism, exact resume, divergence, Ctrl-C, logs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from exitcore.config import PPOConfig
+from exitcore.errors import ExitcoreError
+from exitcore.ppo import CHECKPOINT_FILE, MLPActorCritic, PPOTrainer, TrainingDiverged, load_checkpoint, seed_everything
+from exitcore.ppo.testing import MaskedBanditEnv, MaskedChainEnv
+
+N_ENVS, N_STEPS = 8, 16
+UPDATE_STEPS = N_ENVS * N_STEPS
+
+
+def config(**kw):
+    base = dict(n_envs=N_ENVS, n_steps=N_STEPS, batch_size=32, n_epochs=2, hidden=[16, 16], learning_rate=3e-3,
+                anneal_lr=True, entropy_coef_start=0.05, entropy_coef_end=0.0, entropy_anneal_steps=4 * UPDATE_STEPS,
+                total_timesteps=6 * UPDATE_STEPS, checkpoint_every=100, target_kl=0.0, seed=3)
+    base.update(kw)
+    return PPOConfig(**base)
+
+
+def make(ppo, env_cls=MaskedBanditEnv, **kw):
+    seed_everything(ppo.seed)
+    env = env_cls(ppo.n_envs)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    return env, policy
+
+
+def params(policy):
+    return torch.cat([p.detach().flatten() for p in policy.parameters()])
+
+
+def losses(log):
+    return [(m["update"], m["loss_policy"], m["loss_value"], m["approx_kl"]) for m in log]
+
+
+def run(ppo, run_dir=None, **kw):
+    env, policy = make(ppo)
+    log = []
+    trainer = PPOTrainer(env, policy, ppo, run_dir=run_dir, on_update=lambda u, m: log.append(m), progress=False, **kw)
+    return trainer, trainer.train(), log
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    ppo = config(total_timesteps=3 * UPDATE_STEPS)
+    a, _, log_a = run(ppo)
+    b, _, log_b = run(ppo)
+    assert torch.equal(params(a.policy), params(b.policy))
+    assert losses(log_a) == losses(log_b)
+    c, _, _ = run(config(total_timesteps=3 * UPDATE_STEPS, seed=4))
+    assert not torch.equal(params(a.policy), params(c.policy))
+
+
+def test_resume_after_interrupt_is_bit_exact(tmp_path):
+    ppo = config()
+    straight, result, log_straight = run(ppo, tmp_path / "straight")
+    assert result.status == "done" and result.updates == 6 and result.global_step == 6 * UPDATE_STEPS
+
+    def stop_at_3(update, metrics):
+        if update == 3:
+            raise KeyboardInterrupt
+
+    env, policy = make(ppo)
+    first = PPOTrainer(env, policy, ppo, run_dir=tmp_path / "split", on_update=stop_at_3, progress=False)
+    stopped = first.train()
+    assert stopped.status == "interrupted" and stopped.updates == 3
+    assert stopped.checkpoint_path == tmp_path / "split" / CHECKPOINT_FILE
+
+    # A fresh process would build a fresh env and a differently initialised policy.
+    seed_everything(999)
+    env2 = MaskedBanditEnv(N_ENVS)
+    policy2 = MLPActorCritic.from_config(ppo, env2.obs_dim, env2.n_actions)
+    log_resumed = []
+    resumed = PPOTrainer.resume(stopped.checkpoint_path, env2, policy2, ppo, run_dir=tmp_path / "split",
+                                on_update=lambda u, m: log_resumed.append(m), progress=False)
+    result2 = resumed.train()
+    assert result2.status == "done" and result2.updates == 6
+    assert torch.equal(params(resumed.policy), params(straight.policy))
+    assert losses(log_resumed) == losses(log_straight)[3:]
+    # the run's log holds every update once
+    lines = [json.loads(x) for x in (tmp_path / "split" / "train_log.jsonl").read_text().splitlines()]
+    assert [m["update"] for m in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_interrupt_mid_rollout_replays_the_update_exactly(tmp_path):
+    ppo = config(total_timesteps=4 * UPDATE_STEPS)
+    straight, _, _ = run(ppo)
+
+    class Flaky(MaskedBanditEnv):
+        calls = 0
+
+        def step(self, action):
+            Flaky.calls += 1
+            if Flaky.calls == 2 * N_STEPS + 5:  # inside the rollout of update 3
+                raise KeyboardInterrupt
+            return super().step(action)
+
+    seed_everything(ppo.seed)
+    env = Flaky(N_ENVS)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    stopped = PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False).train()
+    assert stopped.status == "interrupted" and stopped.updates == 2
+    assert load_checkpoint(stopped.checkpoint_path)["update"] == 2
+    env2, policy2 = make(ppo)
+    resumed = PPOTrainer.resume(stopped.checkpoint_path, env2, policy2, ppo, run_dir=tmp_path, progress=False)
+    resumed.train()
+    assert torch.equal(params(resumed.policy), params(straight.policy))
+
+
+class NaNEnv(MaskedBanditEnv):
+    """Produces a non-finite observation or reward at one global step."""
+
+    def __init__(self, n_envs, at_step, where):
+        super().__init__(n_envs)
+        self.at_step, self.where, self.calls = at_step, where, 0
+
+    def step(self, action):
+        obs, mask, reward, done = super().step(action)
+        self.calls += 1
+        if self.calls == self.at_step:
+            if self.where == "obs":
+                obs = obs.clone()
+                obs[3, 1] = float("nan")
+            else:
+                reward = reward.clone()
+                reward[5] = float("inf")
+        return obs, mask, reward, done
+
+
+# The 3rd step of update 3 returns the bad value: its reward belongs to rollout step 2, the
+# observation it returns is the one the policy sees at step 3.
+@pytest.mark.parametrize("where, quantity, step", [("obs", "observations", 3), ("reward", "rewards", 2)])
+def test_nan_in_env_output_stops_with_named_quantity_and_a_good_checkpoint(tmp_path, where, quantity, step):
+    ppo = config(checkpoint_every=100)
+    seed_everything(ppo.seed)
+    env = NaNEnv(N_ENVS, at_step=2 * N_STEPS + 3, where=where)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    trainer = PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False)
+    with pytest.raises(TrainingDiverged, match=f"update 3: non-finite {quantity}") as info:
+        trainer.train()
+    assert info.value.update == 3 and info.value.quantity == quantity
+    assert f"rollout step {step}, env {3 if where == 'obs' else 5}" in str(info.value)
+    state = load_checkpoint(info.value.checkpoint_path)
+    assert state["update"] == 2 and state["global_step"] == 2 * UPDATE_STEPS
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert trainer.update == 2  # rolled back to the checkpoint
+
+
+class NaNValueInUpdate(MLPActorCritic):
+    """Finite in the rollout (no grad), infinite value in the update from ``bad_update`` on."""
+
+    bad_update = 2
+    updates_seen = 0
+
+    def forward(self, obs):
+        logits, value = super().forward(obs)
+        if torch.is_grad_enabled() and NaNValueInUpdate.updates_seen >= self.bad_update:
+            value = value * float("inf")
+        return logits, value
+
+
+def test_nan_in_loss_stops_with_named_quantity(tmp_path):
+    ppo = config()
+    seed_everything(ppo.seed)
+    env = MaskedBanditEnv(N_ENVS)
+    policy = NaNValueInUpdate(env.obs_dim, env.n_actions, hidden=[16, 16])
+    NaNValueInUpdate.updates_seen = 1
+
+    def count(update, metrics):
+        NaNValueInUpdate.updates_seen += 1
+
+    trainer = PPOTrainer(env, policy, ppo, run_dir=tmp_path, on_update=count, progress=False)
+    with pytest.raises(TrainingDiverged, match="update 2: non-finite loss_value") as info:
+        trainer.train()
+    state = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert state["update"] == 1 and info.value.checkpoint_path == tmp_path / CHECKPOINT_FILE
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_exitcore_error_from_on_update_stops_after_a_checkpoint(tmp_path):
+    def stop(update, metrics):
+        if update == 2:
+            raise ExitcoreError("early stop requested by a plugin")
+
+    env, policy = make(config())
+    trainer = PPOTrainer(env, policy, config(), run_dir=tmp_path, on_update=stop, progress=False)
+    with pytest.raises(ExitcoreError, match="early stop requested"):
+        trainer.train()
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 2
+
+
+def test_empty_mask_row_is_reported():
+    class EmptyMask(MaskedBanditEnv):
+        def step(self, action):
+            obs, mask, reward, done = super().step(action)
+            mask = mask.clone()
+            mask[2] = False
+            return obs, mask, reward, done
+
+    ppo = config()
+    seed_everything(0)
+    env = EmptyMask(N_ENVS)
+    trainer = PPOTrainer(env, MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions), ppo, progress=False)
+    with pytest.raises(ExitcoreError, match="update 1: the action mask of env 2 at rollout step 1 allows no action"):
+        trainer.train()
+
+
+def test_log_records_and_periodic_checkpoints(tmp_path):
+    ppo = config(total_timesteps=4 * UPDATE_STEPS, checkpoint_every=2)
+    seen = []
+    seed_everything(0)
+    env = MaskedChainEnv(N_ENVS)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    path = tmp_path / CHECKPOINT_FILE
+
+    def on_update(update, metrics):
+        seen.append(load_checkpoint(path)["update"] if path.exists() else None)
+
+    result = PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False, on_update=on_update).train()
+    assert seen == [None, 2, 2, 4]  # written every 2 updates, before on_update sees the update
+    assert result.checkpoint_path == path and load_checkpoint(path)["update"] == 4
+    records = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and records == [json.loads(json.dumps(r)) for r in records]
+    last = records[-1]
+    for key in ("global_step", "ep_return_mean", "ep_length_mean", "episodes", "action_frac/0", "masked_frac/1",
+                "loss_policy", "loss_value", "loss_entropy", "entropy", "approx_kl", "clipfrac", "explained_variance",
+                "entropy_coef", "learning_rate", "sps", "sps_rollout", "sps_update", "epochs"):
+        assert key in last, key
+    assert last["global_step"] == 4 * UPDATE_STEPS and result.last_metrics["update"] == 4
+    assert last["masked_frac/1"] > 0 and last["masked_frac/0"] == 0  # EXIT is masked early in the chain
+    assert last["action_frac/0"] + last["action_frac/1"] == pytest.approx(1.0)
+    assert last["learning_rate"] < records[0]["learning_rate"]  # annealed
+    assert last["entropy_coef"] < records[0]["entropy_coef"]
+
+
+def test_kl_early_stop_cuts_epochs():
+    ppo = config(total_timesteps=UPDATE_STEPS, n_epochs=8, target_kl=1e-9, learning_rate=1e-2)
+    _, result, _ = run(ppo)
+    assert result.last_metrics["epochs"] == 1
+    _, result, _ = run(config(total_timesteps=UPDATE_STEPS, n_epochs=8, target_kl=0.0))
+    assert result.last_metrics["epochs"] == 8
+
+
+def test_the_first_minibatch_reuses_the_sampling_mask(monkeypatch):
+    """Before any optimiser step the policy is unchanged: under the stored mask the ratio is 1."""
+    import exitcore.ppo.trainer as trainer_module
+
+    seen = []
+    real = trainer_module.ppo_loss
+
+    def spy(policy, mb, **kw):
+        out = real(policy, mb, **kw)
+        seen.append((out.approx_kl.item(), mb.masks.all().item()))
+        return out
+
+    monkeypatch.setattr(trainer_module, "ppo_loss", spy)
+    run(config(total_timesteps=UPDATE_STEPS))
+    kl, all_allowed = seen[0]
+    assert kl == 0.0 and not all_allowed  # masks really restrict something, and the ratio is exactly 1

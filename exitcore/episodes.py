@@ -80,7 +80,7 @@ class MarketTensors:
         frame = bars.frame
         # copies: pandas may hand out read-only views, which torch must not share
         o, h, l, c = (frame[col].to_numpy(dtype=np.float64, copy=True) for col in ("open", "high", "low", "close"))
-        ts = frame.index.asi8.astype(np.int64, copy=True)
+        ts = frame.index.as_unit("ns").asi8.astype(np.int64, copy=True)  # pandas 3 may store us
         tf_ns = timeframe_seconds(bars.timeframe) * 1_000_000_000
         return cls(
             open=torch.as_tensor(o, device=device),
@@ -111,7 +111,7 @@ def wilder_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
     prev = close[:-1]
     tr[1:] = np.maximum.reduce([high[1:] - low[1:], np.abs(high[1:] - prev), np.abs(low[1:] - prev)])
     # The recursion is ewm(alpha=1/period, adjust=False), which pandas runs in C.
-    out = pd.Series(tr).ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
+    out = pd.Series(tr).ewm(alpha=1.0 / period, adjust=False).mean().to_numpy(copy=True)
     # pandas ewm skips NaN instead of propagating; restore strict propagation for poisoned data
     bad = ~np.isfinite(tr)
     if bad.any():
@@ -180,10 +180,10 @@ class TradeTable:
         dev = market.device
         f = trades.frame
         n_bars = market.n_bars
-        s = torch.as_tensor(f["signal_bar"].to_numpy(dtype=np.int64), device=dev)
-        d = torch.as_tensor(f["direction"].to_numpy(dtype=np.float64), device=dev)
-        stop_dist = torch.as_tensor(f["stop_dist"].to_numpy(dtype=np.float64), device=dev)
-        target_dist = torch.as_tensor(f["target_dist"].to_numpy(dtype=np.float64), device=dev)
+        s = torch.as_tensor(f["signal_bar"].to_numpy(dtype=np.int64, copy=True), device=dev)
+        d = torch.as_tensor(f["direction"].to_numpy(dtype=np.float64, copy=True), device=dev)
+        stop_dist = torch.as_tensor(f["stop_dist"].to_numpy(dtype=np.float64, copy=True), device=dev)
+        target_dist = torch.as_tensor(f["target_dist"].to_numpy(dtype=np.float64, copy=True), device=dev)
         e = s + 1
         has_fill_bar = e < n_bars
         e_safe = torch.clamp(e, max=n_bars - 1)

@@ -79,7 +79,7 @@ class Bars:
     def content_hash(self) -> str:
         """sha256 (first 16 hex digits) of timestamps and OHLC: identifies the data a run used."""
         h = hashlib.sha256()
-        h.update(self.frame.index.asi8.tobytes())
+        h.update(self.frame.index.as_unit("ns").asi8.tobytes())  # unit-independent
         for col in PRICE_COLUMNS:
             h.update(np.ascontiguousarray(self.frame[col].to_numpy(dtype=np.float64)).tobytes())
         return h.hexdigest()[:16]

@@ -1,0 +1,97 @@
+"""Put an experiment together: bars + entry trades + components -> a ready environment.
+
+The run orchestrator, the ledger, the look-ahead audit and the tests all assemble an
+experiment the same way through :func:`assemble`, so "what the agent saw" is defined once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+
+from exitcore.components import BuildContext, EntryContext
+from exitcore.costs import CostModel
+from exitcore.data.bars import Bars, Trades
+from exitcore.env.components import EnvComponents, build_components
+from exitcore.env.vec_env import VecExitEnv
+from exitcore.episodes import MarketTensors, TradeTable
+from exitcore.errors import DataError
+
+
+@attrs.frozen(eq=False)
+class Assembled:
+    """One experiment on one data set, on one device."""
+
+    resolved: Any  # exitcore.experiments.ResolvedExperiment
+    bars: Bars
+    trades: Trades
+    market: MarketTensors
+    table: TradeTable
+    costs: CostModel
+    ctx: BuildContext
+    components: EnvComponents
+
+    @property
+    def device(self) -> torch.device:
+        """The device the tensors live on."""
+        return self.market.device
+
+    def make_env(
+        self,
+        trade_pool: torch.Tensor,
+        n_envs: int | None = None,
+        seed: int = 0,
+        auto_reset: bool = True,
+        compile: bool = False,
+    ) -> VecExitEnv:
+        """A :class:`VecExitEnv` over ``trade_pool`` (training: decidable trades; sweep: valid)."""
+        return VecExitEnv(
+            self.market,
+            self.table,
+            self.components,
+            self.resolved.config.env,
+            self.costs,
+            trade_pool,
+            n_envs=n_envs,
+            seed=seed,
+            auto_reset=auto_reset,
+            compile=compile,
+        )
+
+
+def run_entry(resolved: Any, bars: Bars) -> Trades:
+    """Run the experiment's entry strategy on ``bars`` and check what it returned."""
+    cfg = resolved.config
+    strategy = resolved.entry.build(EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs))
+    trades = strategy(bars)
+    if not isinstance(trades, Trades):
+        raise DataError(f"{resolved.entry.path}: entry strategy {resolved.entry.name!r} returned "
+                        f"{type(trades).__name__}, expected exitcore.data.bars.Trades")
+    return trades
+
+
+def assemble(
+    resolved: Any,
+    bars: Bars,
+    trades: Trades | None = None,
+    device: Any = "cpu",
+    market: MarketTensors | None = None,
+) -> Assembled:
+    """Build market tensors, the trade table and every env component for ``resolved``.
+
+    ``trades`` defaults to running the experiment's entry strategy on ``bars``; ``market``
+    may be passed when it was already built for these bars (the audit passes poisoned ones).
+    """
+    cfg = resolved.config
+    device = torch.device(device)
+    if trades is None:
+        trades = run_entry(resolved, bars)
+    if market is None:
+        market = MarketTensors.from_bars(bars, atr_period=cfg.env.atr_period, max_gap_bars=cfg.data.max_gap_bars, device=device)
+    costs = CostModel.from_config(cfg.costs, market.pip_size)
+    table = TradeTable.build(trades, market, costs, cfg.env.max_bars)
+    ctx = BuildContext(experiment=cfg, env=cfg.env, costs=cfg.costs, market=market, trades=table, device=device)
+    components = build_components(resolved, ctx)
+    return Assembled(resolved, bars, trades, market, table, costs, ctx, components)

@@ -25,11 +25,13 @@ import contextlib
 import datetime as dt
 import difflib
 import os
+import random
 import re
 import secrets
 import socket
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -233,9 +235,13 @@ class Registry:
         if not create and not self.path.is_file():
             raise RegistryError(f"no run registry in {self.runs_dir}: no run has been recorded there")
         self._check_writable()
-        with self._sql_errors():
-            self._init_schema()
-        self.recover_stale()
+        try:
+            with self._sql_errors():
+                self._retry_while_locked(self._init_schema)
+            self.recover_stale()
+        except BaseException:
+            self.close()
+            raise
 
     # ----------------------------------------------------------------- opening
 
@@ -289,6 +295,25 @@ class Registry:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def _retry_while_locked(self, setup: Any) -> None:
+        """Run ``setup`` again while SQLite reports a lock, up to ``timeout`` seconds.
+
+        Switching a new database to WAL and the first schema transaction can fail with
+        "database is locked" at once, without waiting for the busy timeout, when several
+        processes open a new registry together (SQLite refuses to wait where waiting could
+        deadlock); a short randomised retry resolves it.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                setup()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                self.close()
+                time.sleep(random.uniform(0.005, 0.05))
 
     def _init_schema(self) -> None:
         with self._write() as conn:
@@ -420,10 +445,10 @@ class Registry:
         """Record that the running run is alive (call every few minutes at most; cheap)."""
         with self._write() as conn:
             cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'", (_now(), run_id))
+            if cur.rowcount == 0 and not self._has(conn, run_id):
+                raise self._unknown(run_id)
             if cur.rowcount == 0:
-                raise self._unknown(run_id) if not self._has(conn, run_id) else RegistryError(
-                    f"run {run_id} is not running; no heartbeat recorded"
-                )
+                raise RegistryError(f"run {run_id} is not running; no heartbeat recorded")
 
     def set_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
         """Replace the run's headline metrics (a JSON-able dict; NaN/inf are kept)."""

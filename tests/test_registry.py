@@ -254,7 +254,8 @@ def test_pending_run_of_a_dead_creator_is_interrupted(reg):
 # --------------------------------------------------------------------------- concurrency
 
 
-def _worker(runs_dir: str, name: str, n: int) -> None:
+def _worker(runs_dir: str, name: str, n: int, barrier) -> None:
+    barrier.wait(30)  # start together: the writes contend for the lock
     reg = Registry(runs_dir)
     for i in range(n):
         run_id = reg.create_run(name, f"cfg{i}", "data", seed=i)
@@ -270,7 +271,8 @@ def test_concurrent_processes_neither_corrupt_nor_lose_rows(tmp_path):
     runs = str(tmp_path / "runs")
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     n = 40
-    procs = [ctx.Process(target=_worker, args=(runs, f"w{k}", n)) for k in range(3)]
+    barrier = ctx.Barrier(3)
+    procs = [ctx.Process(target=_worker, args=(runs, f"w{k}", n, barrier)) for k in range(3)]
     for p in procs:
         p.start()
     for p in procs:

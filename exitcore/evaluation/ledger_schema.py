@@ -41,7 +41,6 @@ ACTION_LETTERS: Mapping[Action, str] = {
     Action.PARTIAL_EXIT: "P",
 }
 LETTER_ACTIONS: Mapping[str, Action] = {letter: action for action, letter in ACTION_LETTERS.items()}
-assert set(ACTION_LETTERS) == set(Action), "every action needs a ledger letter"
 
 
 def encode_actions(actions: Iterable[int]) -> str:
@@ -262,8 +261,10 @@ def coerce_ledger(df: pd.DataFrame) -> pd.DataFrame:
             elif kind == "bool":
                 s = s.map(_to_bool).astype(bool) if s.dtype != bool else s
             elif kind == "str":
-                filler = "" if name in ("actions", "executed") else s
-                s = s.where(s.notna(), filler).astype(str) if len(s) else s.astype(str)
+                if name in ("actions", "executed"):
+                    s = s.fillna("")
+                # other missing strings stay missing, for validation to report
+                s = s.astype(str) if not len(s) or not s.isna().any() else s
         except (ValueError, TypeError) as exc:
             raise LedgerError(f"ledger column {name!r}: cannot read as {_KIND_WORDS[kind]}: {exc}") from None
         out[name] = s

@@ -148,3 +148,12 @@ def test_writing_an_invalid_ledger_is_refused(tmp_path, make_ledger):
     with pytest.raises(LedgerError):
         write_ledger(df, tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_missing_strings_in_a_file_are_reported_not_turned_into_text(tmp_path, make_ledger):
+    path = tmp_path / "ledger.csv"
+    df = make_ledger([0.01, 0.02])
+    df.loc[1, "policy"] = None
+    df.to_csv(path, index=False)
+    with pytest.raises(LedgerError, match="column 'policy' has dtype .*strings \\(no missing values\\)"):
+        read_ledger(path)

@@ -193,8 +193,8 @@ def register_evaluators(register: Register) -> None:
 def register_policies(register: Register) -> None:
     """Register policy networks: ``register(name, build, params=None, description="")``.
 
-    ``build(ppo: PPOConfig, obs_dim: int, n_actions: int) -> torch.nn.Module`` returns an
-    actor-critic whose ``forward(obs: Tensor[B, obs_dim]) -> (logits: Tensor[B, n_actions],
+    ``build(params, ppo: PPOConfig, obs_dim: int, n_actions: int) -> torch.nn.Module`` returns
+    an actor-critic whose ``forward(obs: Tensor[B, obs_dim]) -> (logits: Tensor[B, n_actions],
     value: Tensor[B])``. The trainer applies the action mask to the logits itself. The
     experiment picks the policy with ``ppo.policy`` (default ``"mlp"``, registered by
     exitcore's built-in plugin through this same hook).

@@ -108,9 +108,9 @@ class PluginHost:
         for kind, hook_name in _REGISTER_HOOKS.items():
             hook = getattr(self.pm.hook, hook_name)
             # Call each implementation with its own register() so every component is
-            # attributed to the plugin that registered it. Registration order is plugin
-            # registration order (pluggy returns LIFO, so reverse it).
-            for impl in reversed(hook.get_hookimpls()):
+            # attributed to the plugin that registered it; get_hookimpls() is in plugin
+            # registration order (pluggy only *calls* them last-registered-first).
+            for impl in hook.get_hookimpls():
                 dist, version = self._dists.get(impl.plugin_name, ("", ""))
                 register = _Registrar(self, kind, impl.plugin_name, dist, version)
                 try:
@@ -170,7 +170,7 @@ class PluginHost:
 
     def add_commands(self, cli: Any) -> None:
         """Let plugins add CLI subcommands to the root group ``cli``."""
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             before = dict(cli.commands)
             dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
             try:

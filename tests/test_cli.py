@@ -1,0 +1,160 @@
+"""The CLI frame: every command's --help, lazy imports, entry points, user errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from exitcore.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def all_command_paths(group: click.Group, ctx: click.Context, prefix: tuple[str, ...] = ()):
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, f"command {name!r} listed but not loadable"
+        yield (*prefix, name)
+        if isinstance(cmd, click.Group):
+            sub_ctx = click.Context(cmd, info_name=name, parent=ctx)
+            yield from all_command_paths(cmd, sub_ctx, (*prefix, name))
+
+
+def test_every_command_has_help():
+    ctx = click.Context(cli, info_name="exitcore")
+    paths = list(all_command_paths(cli, ctx))
+    assert ("experiments", "show") in paths and ("plugins",) in paths
+    runner = CliRunner()
+    for path in [(), *paths]:
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.output and "Show this message and exit." in result.output
+        cmd = cli
+        for name in path:
+            cmd = cmd.get_command(ctx, name)
+        assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+
+
+def run_exitcore(*args, env=None, cwd=ROOT):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "exitcore", *args], capture_output=True, text=True, env=full_env, cwd=cwd)
+
+
+def test_help_does_not_import_torch_or_pandas():
+    code = textwrap.dedent("""
+        import sys
+        from exitcore.cli import main
+        try:
+            main(["--help"])
+        except SystemExit:
+            pass
+        heavy = sorted(m for m in ("torch", "pandas", "numpy") if m in sys.modules)
+        print("HEAVY:", heavy)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "HEAVY: []" in out.stdout, out.stdout + out.stderr
+    assert "experiments" in out.stdout
+
+
+def test_console_scripts_and_module_entry_point():
+    scripts = Path(sysconfig.get_path("scripts"))
+    for name in ("exitcore", "exit"):
+        out = subprocess.run([str(scripts / name), "--version"], capture_output=True, text=True)
+        assert out.returncode == 0 and "exitcore, version" in out.stdout
+    out = run_exitcore("--version")
+    assert out.returncode == 0 and "exitcore, version" in out.stdout
+
+
+def test_user_errors_exit_2_with_one_message_and_no_traceback(tmp_path):
+    bad = tmp_path / "experiments.toml"
+    bad.write_text("[experiments.x]\nextends = 'y'\n[experiments.y]\nextends = 'x'\n")
+    out = run_exitcore("--experiments", str(bad), "experiments", "show", "x")
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and "extends cycle: x -> y -> x" in out.stderr
+    assert "Traceback" not in out.stderr
+
+    bad.write_text("[defaults\n")
+    out = run_exitcore("--experiments", str(bad), "experiments", "list")
+    assert out.returncode == 2 and "TOML syntax error" in out.stderr and str(bad) in out.stderr
+
+    out = run_exitcore("--experiments", str(tmp_path / "missing.toml"), "experiments", "list")
+    assert out.returncode == 2 and "experiments file not found" in out.stderr
+
+
+def test_show_and_check_on_the_project_file():
+    out = run_exitcore("experiments", "show", "v4", "--set", "ppo.seed=3")
+    assert out.returncode == 0, out.stderr
+    assert "name = \"v4_no_lookahead\"" in out.stdout and "seed = 3" in out.stdout
+    assert "min_exit_bar" in out.stdout
+    out = run_exitcore("experiments", "show", "v4", "--set", "ppo.n_envs=-1")
+    assert out.returncode == 2 and "--set ppo.n_envs: expected a positive integer, got -1" in out.stderr
+    out = run_exitcore("experiments", "show", "v5")
+    assert out.returncode == 2 and "unknown experiment 'v5'" in out.stderr
+    out = run_exitcore("experiments", "check")
+    assert out.returncode == 0, out.stderr
+    assert "v1, v2_exit_guards, v3, v4_no_lookahead" in out.stdout
+    out = run_exitcore("experiments", "list")
+    assert out.returncode == 0 and "v3" in out.stdout and "BROKEN ON PURPOSE" in out.stdout
+
+
+def test_plugins_command_shows_builtins_and_a_broken_plugin_is_named(tmp_path):
+    out = run_exitcore("plugins")
+    assert out.returncode == 0
+    assert "builtin_policies  [exitcore 0.1.0]" in out.stdout and "mlp" in out.stdout
+    assert "min_exit_bar" in out.stdout and "[exitcore-masks 0.1.0]" in out.stdout
+    # a distribution whose plugin raises while registering
+    (tmp_path / "kaputt.py").write_text(
+        "from exitcore import hookimpl\n@hookimpl\ndef register_features(register):\n    raise ValueError('boom')\n"
+    )
+    info = tmp_path / "kaputt-2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kaputt\nVersion: 2.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\nkaputt = kaputt\n")
+    out = run_exitcore("plugins", env={"PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 2
+    assert "plugin 'kaputt' (kaputt) raised in register_features: ValueError: boom" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_plugin_cli_commands_are_added(tmp_path):
+    (tmp_path / "hello_cmd.py").write_text(textwrap.dedent("""
+        import click
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def hello():
+                '''Say hello from a plugin.'''
+                click.echo("hello from a plugin")
+    """))
+    info = tmp_path / "hello_cmd-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-cmd\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\nhello = hello_cmd\n")
+    out = run_exitcore("hello", env={"PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0 and "hello from a plugin" in out.stdout
+    out = run_exitcore("--help", env={"PYTHONPATH": str(tmp_path)})
+    assert "Say hello from a plugin." in out.stdout
+
+
+def test_every_hookspec_is_documented():
+    import inspect
+
+    from exitcore import hookspecs
+
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "exitcore_spec")]
+    assert len(hooks) >= 12
+    missing = [h for h in hooks if f"### {h}" not in doc]
+    assert not missing, f"hookspecs missing from docs/plugins.md: {missing}"
+    undocumented = [h for h in hooks if len((getattr(hookspecs, h).__doc__ or "").split()) < 20]
+    assert not undocumented, f"hookspecs with too little docstring: {undocumented}"

@@ -1,0 +1,236 @@
+"""experiments.toml: composition (defaults, extends, budgets, --set), component resolution,
+and every bad-input case reported at its TOML path."""
+
+from __future__ import annotations
+
+import textwrap
+
+import attrs
+import pytest
+
+import exitcore_features
+import exitcore_guards
+import exitcore_masks
+import exitcore_rewards
+from exitcore.config import timeframe_seconds
+from exitcore.errors import ConfigError
+from exitcore.experiments import check_all, load_file, parse_override, resolve
+from exitcore.hookspecs import hookimpl
+from exitcore.params import positive_int
+
+
+@attrs.frozen
+class _EntryParams:
+    period: int = attrs.field(default=20, validator=positive_int)
+
+
+class _CorePlugin:
+    """Stand-ins for the entry strategy, data source and policy (hermetic tests)."""
+
+    @hookimpl
+    def register_entry_strategies(self, register):
+        register("test_entry", lambda p, ctx: None, params=_EntryParams)
+
+    @hookimpl
+    def register_data_sources(self, register):
+        register("synthetic", lambda p: None)
+
+    @hookimpl
+    def register_policies(self, register):
+        register("mlp", lambda p, ppo, o, a: None)
+
+
+@pytest.fixture
+def host(make_host):
+    return make_host(_CorePlugin(), exitcore_rewards, exitcore_guards, exitcore_masks, exitcore_features)
+
+
+BASE = """
+[defaults]
+entry = { name = "test_entry" }
+features = [{ name = "position" }]
+rewards = [{ name = "pnl" }, { name = "cost" }]
+[defaults.ppo]
+n_steps = 128
+batch_size = 256
+
+[experiments.v1]
+description = "first"
+guards = [{ name = "min_profit_for_partial", params = { min_profit = 0.001 } }]
+[experiments.v1.ppo]
+n_envs = 8
+
+[experiments.v2_exit_guards]
+extends = "v1"
+guards = [
+  { name = "min_profit_for_exit", params = { min_profit = 0.001 } },
+  { name = "min_bars_for_exit", params = { min_bars = 2 } },
+]
+
+[experiments.v4_no_lookahead]
+extends = "v2_exit_guards"
+masks = [{ name = "min_exit_bar", params = { n = 3 } }]
+[experiments.v4_no_lookahead.ppo]
+n_envs = 16
+
+[budgets.quick]
+ppo = { total_timesteps = 1024 }
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "experiments.toml"
+    path.write_text(textwrap.dedent(text))
+    return load_file(path)
+
+
+def problems(exc_info):
+    return str(exc_info.value)
+
+
+def test_extends_defaults_budget_and_set_compose(tmp_path, host):
+    file = write(tmp_path, BASE)
+    r = resolve(file, "v4", host, budget="quick", overrides=["ppo.seed=7", "guards[1].params.min_bars=3"])
+    cfg = r.config
+    assert cfg.name == "v4_no_lookahead" and cfg.lineage == ["v1", "v2_exit_guards", "v4_no_lookahead"]
+    assert cfg.ppo.n_envs == 16 and cfg.ppo.n_steps == 128 and cfg.ppo.total_timesteps == 1024 and cfg.ppo.seed == 7
+    assert [g.name for g in cfg.guards] == ["min_profit_for_exit", "min_bars_for_exit"]
+    assert cfg.guards[1].params == {"min_bars": 3}
+    assert cfg.masks[0].params == {"n": 3}
+    assert cfg.entry.params == {"period": 20}  # defaults of the component's params filled in
+    assert cfg.description == ""  # descriptions are not inherited
+    assert r.guards[1].params.min_bars == 3  # the component's own params class
+    # the frozen TOML round-trips through the loader's parser
+    import tomllib
+
+    assert tomllib.loads(r.to_toml())["experiment"]["ppo"]["n_envs"] == 16
+
+
+def test_config_hash_ignores_names_but_not_values(tmp_path, host):
+    file = write(tmp_path, BASE)
+    a = resolve(file, "v4", host).config_hash()
+    assert a == resolve(file, "v4_no_lookahead", host).config_hash()
+    assert a != resolve(file, "v4", host, overrides=["ppo.seed=1"]).config_hash()
+
+
+def test_short_names_and_suggestions(tmp_path, host):
+    file = write(tmp_path, BASE)
+    assert file.resolve_name("v4") == "v4_no_lookahead"
+    with pytest.raises(ConfigError, match=r"experiment 'v' is ambiguous: it could be v1, v2_exit_guards, v4_no_lookahead"):
+        file.resolve_name("v")
+    with pytest.raises(ConfigError, match=r"unknown experiment 'v4_no_lookahed'; did you mean v4_no_lookahead"):
+        file.resolve_name("v4_no_lookahed")
+
+
+BAD_CASES = [
+    # (toml fragment appended to BASE, experiment, expected message)
+    ('[experiments.x]\n[experiments.x.ppo]\nn_envs = "64"', "x", "experiments.x.ppo.n_envs: expected an integer, got '64'"),
+    ("[experiments.x]\n[experiments.x.ppo]\nn_env = 64", "x", "experiments.x.ppo.n_env: unknown key 'n_env' (did you mean 'n_envs'?)"),
+    ("[experiments.x]\n[experiments.x.env]\nreward_scale = nan", "x", "experiments.x.env.reward_scale: expected a finite number > 0, got nan"),
+    ("[experiments.x]\nguards = [{ name = 'min_profit_for_exit', params = { min_profit = inf } }]", "x",
+     "experiments.x.guards[0].params.min_profit: expected a finite number, got inf"),
+    ("[experiments.x]\n[experiments.x.ppo]\nn_epochs = -3", "x", "experiments.x.ppo.n_epochs: expected a positive integer, got -3"),
+    ("[experiments.x]\nguards = [{ name = 'min_profit_for_exti' }]", "x",
+     "experiments.x.guards[0].name: unknown guard 'min_profit_for_exti' (did you mean 'min_profit_for_exit'?); "
+     "available exit guards: min_profit_for_exit [exitcore_guards"),
+    ("[experiments.x]\nmasks = [{ name = 'min_exit_bar', params = { n = 3, m = 1 } }]", "x",
+     "experiments.x.masks[0].params.m: unknown key 'm'"),
+    ("[experiments.x]\nrewards = [{ name = 'cost', params = { coef = 2 } }]", "x",
+     "experiments.x.rewards[0].params.coef: reward 'cost' takes no parameters"),
+    ("[experiments.x]\nfeatures = []", "x", "experiments.x.features: an experiment needs at least one feature"),
+    ("[experiments.x]\n[experiments.x.ppo]\nbatch_size = 100000", "x", "experiments.x.ppo.batch_size: expected at most n_envs x n_steps"),
+    ("[experiments.x]\nenv = [1, 2]", "x", "experiments.x.env: expected a table, got [1, 2]"),
+]
+
+
+@pytest.mark.parametrize("fragment, name, message", BAD_CASES)
+def test_bad_values_are_reported_at_their_toml_path(tmp_path, host, fragment, name, message):
+    file = write(tmp_path, BASE + "\n" + fragment)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, name, host)
+    assert message in problems(exc)
+    assert str(file.path) in problems(exc)
+
+
+def test_the_issue_example_message(tmp_path, host):
+    file = write(tmp_path, BASE.replace("params = { min_bars = 2 }", "params = { min_bars = -1 }"))
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v2_exit_guards", host)
+    assert "experiments.v2_exit_guards.guards[1].params.min_bars: expected a non-negative integer, got -1" in problems(exc)
+
+
+def test_inherited_bad_value_is_reported_where_it_was_written(tmp_path, host):
+    file = write(tmp_path, BASE.replace("n_steps = 128", "n_steps = 0"))
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host)
+    assert "defaults.ppo.n_steps: expected a positive integer, got 0" in problems(exc)
+
+
+def test_several_problems_are_reported_at_once(tmp_path, host):
+    file = write(tmp_path, BASE + "\n[experiments.x]\nguards = [{ name = 'nope' }]\nmasks = [{ name = 'min_exit_bar', params = { n = -2 } }]\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "x", host)
+    assert "experiments.x.guards[0].name: unknown guard 'nope'" in problems(exc)
+    assert "experiments.x.masks[0].params.n: expected a non-negative integer, got -2" in problems(exc)
+
+
+def test_extends_cycle_and_unknown_parent(tmp_path, host):
+    file = write(tmp_path, BASE + '\n[experiments.a]\nextends = "b"\n[experiments.b]\nextends = "a"\n')
+    with pytest.raises(ConfigError, match=r"experiments\.b\.extends: extends cycle: a -> b -> a"):
+        resolve(file, "a", host)
+    file = write(tmp_path, BASE + '\n[experiments.a]\nextends = "v2_exit_gaurds"\n')
+    with pytest.raises(ConfigError, match=r"experiments\.a\.extends: unknown experiment 'v2_exit_gaurds' \(did you mean 'v2_exit_guards'\?\)"):
+        resolve(file, "a", host)
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "experiments.toml"
+    path.write_text("[defaults]\nppo = { n_envs = 1\n")
+    with pytest.raises(ConfigError, match=r"experiments\.toml: TOML syntax error: .*line 2"):
+        load_file(path)
+
+
+def test_unknown_top_level_table(tmp_path):
+    path = tmp_path / "experiments.toml"
+    path.write_text("[experiment.v1]\n")
+    with pytest.raises(ConfigError, match=r"experiment: unknown key 'experiment' \(did you mean 'experiments'\?\)"):
+        load_file(path)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("ppo.n_envz=4", "--set ppo.n_envz: unknown key 'n_envz' (did you mean 'n_envs'?)"),
+        ("ppo.n_envs=four", "--set ppo.n_envs: expected an integer, got 'four'"),
+        ("guards[5].params.min_bars=1", "--set guards[5].params.min_bars: index [5] is out of range (the array has 2 entries)"),
+        ("guards[0].params.min_profit=-inf", "--set guards[0].params.min_profit: expected a finite number, got -inf"),
+    ],
+)
+def test_set_overrides_are_validated_like_the_file(tmp_path, host, override, message):
+    file = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v2_exit_guards", host, overrides=[override])
+    assert message in problems(exc)
+
+
+def test_parse_override_values():
+    assert parse_override("ppo.hidden=[64, 64]") == (["ppo", "hidden"], [64, 64])
+    assert parse_override("data.source=csv") == (["data", "source"], "csv")
+    assert parse_override("guards[1].params.min_bars=3") == (["guards", 1, "params", "min_bars"], 3)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_override("ppo.n_envs")
+    with pytest.raises(ConfigError, match="cannot read the key"):
+        parse_override("ppo..n=1")
+
+
+def test_check_all_reports_every_broken_experiment(tmp_path, host):
+    file = write(tmp_path, BASE + "\n[experiments.bad]\nextends = 'v1'\n[experiments.bad.env]\nmax_bars = 0\n")
+    ok, found = check_all(file, host)
+    assert ok == ["v1", "v2_exit_guards", "v4_no_lookahead"]
+    assert ("experiments.bad.env.max_bars", "expected a positive integer, got 0") in found
+
+
+def test_timeframes():
+    assert timeframe_seconds("15min") == 900 and timeframe_seconds("1h") == 3600 and timeframe_seconds("1D") == 86400
+    with pytest.raises(ValueError):
+        timeframe_seconds("15m")

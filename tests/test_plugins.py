@@ -1,0 +1,149 @@
+"""The plugin host: discovery through entry points, attribution, duplicates, broken plugins."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from exitcore.components import ComponentKind
+from exitcore.errors import ConfigError, PluginError
+from exitcore.hookspecs import hookimpl
+from exitcore.plugins import PluginHost
+
+
+def fake_distribution(root, dist, module, code, ep_name=None):
+    """Write an installed-looking distribution (dist-info + module) under ``root``."""
+    (root / f"{module}.py").write_text(textwrap.dedent(code))
+    info = root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[exitcore]\n{ep_name or module} = {module}\n")
+    (info / "top_level.txt").write_text(module + "\n")
+
+
+GUARD_PLUGIN = """
+from exitcore import hookimpl
+
+@hookimpl
+def register_exit_guards(register):
+    register("{name}", lambda p, ctx: (lambda s, a: a < 0))
+"""
+
+
+def test_builtins_and_shipped_packages_are_discovered_through_entry_points():
+    host = PluginHost.create()
+    infos = {i.name: i for i in host.plugin_infos()}
+    assert infos["builtin_policies"].distribution == "exitcore"
+    assert "mlp" in host.components(ComponentKind.POLICY)
+    assert infos["guards"].distribution == "exitcore-guards"
+    assert {c.name for c in infos["guards"].components} >= {"min_profit_for_exit", "min_bars_for_exit"}
+    comp = host.get(ComponentKind.MASK, "min_exit_bar")
+    assert comp.origin == "masks (exitcore-masks 0.1.0)"
+
+
+def test_same_component_name_from_two_distributions_names_both(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "alpha-guards", "alpha_guards", GUARD_PLUGIN.format(name="min_profit_for_exit"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError) as exc:
+        PluginHost.create()
+    msg = str(exc.value)
+    assert "guard 'min_profit_for_exit' is registered twice" in msg
+    assert "exitcore-guards 0.1.0" in msg and "alpha-guards 1.2.3" in msg
+
+
+def test_a_plugin_raising_while_registering_is_named_with_its_distribution(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "broken-exits", "broken_exits", """
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_action_masks(register):
+            raise RuntimeError("cannot find my model file")
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"plugin 'broken_exits' \(broken-exits\) raised in register_action_masks: RuntimeError: cannot find my model file"):
+        PluginHost.create()
+
+
+def test_a_plugin_that_fails_to_import_is_named(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "typo-exits", "typo_exits", "import not_a_module_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"plugin 'typo_exits' \(typo-exits 1.2.3\) failed to load .*ModuleNotFoundError"):
+        PluginHost.create()
+
+
+def test_misspelt_hook_fails_at_start_up(make_host):
+    class Typo:
+        @hookimpl
+        def register_exit_gaurds(self, register):  # misspelt on purpose
+            register("x", lambda p, ctx: None)
+
+    with pytest.raises(PluginError, match=r"unknown hook.*register_exit_gaurds"):
+        make_host(Typo())
+
+
+def test_duplicate_between_test_plugins_and_attribution(make_host):
+    class One:
+        @hookimpl
+        def register_reward_terms(self, register):
+            register("same", lambda p, ctx: None, description="first")
+
+    class Two:
+        @hookimpl
+        def register_reward_terms(self, register):
+            register("same", lambda p, ctx: None)
+
+    host = make_host(One())
+    assert host.get(ComponentKind.REWARD, "same").plugin == "One"
+    with pytest.raises(PluginError, match="reward 'same' is registered twice: by One .* and by Two"):
+        make_host(One(), Two())
+
+
+def test_register_validates_its_arguments(make_host):
+    class BadParams:
+        @hookimpl
+        def register_features(self, register):
+            register("f", lambda p, ctx: None, params=dict)
+
+    with pytest.raises(PluginError, match="params must be an attrs class"):
+        make_host(BadParams())
+
+    class SniffingGuard:
+        @hookimpl
+        def register_exit_guards(self, register):
+            register("g", lambda p, ctx: None, sniff=lambda s: None)
+
+    with pytest.raises(PluginError, match="only data sources take sniff="):
+        make_host(SniffingGuard())
+
+
+def test_unknown_component_lists_the_available_ones_with_their_plugins(make_host):
+    import exitcore_masks
+
+    host = make_host(exitcore_masks)
+    with pytest.raises(ConfigError, match=r"x\.y: unknown mask 'min_exit_bars' \(did you mean 'min_exit_bar'\?\); "
+                                          r"available action masks: min_exit_bar \[exitcore_masks \(exitcore-masks 0.1.0\)\]"):
+        host.get(ComponentKind.MASK, "min_exit_bars", where="x.y")
+
+
+def test_lifecycle_hooks_are_called(make_host):
+    calls = []
+
+    class Listener:
+        @hookimpl
+        def run_started(self, run):
+            calls.append(("started", run))
+
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            calls.append(("iteration", update, metrics["x"]))
+
+        @hookimpl
+        def run_finished(self, run, status, results):
+            calls.append(("finished", status))
+
+    host = make_host(Listener())
+    host.run_started("r")
+    host.iteration_end("r", 3, {"x": 1.5})
+    host.run_finished("r", "done", {})
+    assert calls == [("started", "r"), ("iteration", 3, 1.5), ("finished", "done")]

@@ -1,4 +1,4 @@
-"""Hand-built ledgers for the evaluation tests."""
+"""Hand-built ledgers for the evaluation tests (imported as ``ledgerkit``; the fixture is in conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from exitcore.evaluation.ledger_schema import LEDGER_COLUMNS, validate_ledger
+from exitcore.evaluation.ledger_schema import LEDGER_COLUMNS, coerce_ledger, validate_ledger
 
 NOTIONAL = 100_000.0
 PIP = 0.0001
@@ -64,14 +63,6 @@ def build_ledger(pnl: list[float], exit_time: list[Any] | None = None, **columns
     df = pd.DataFrame({k: (pd.Series(v) if not np.isscalar(v) else v) for k, v in data.items()}, index=range(n))
     df = df[[*LEDGER_COLUMNS, *(c for c in df.columns if c not in LEDGER_COLUMNS)]]
     if n == 0:
-        from exitcore.evaluation.ledger_schema import coerce_ledger
-
         df = coerce_ledger(df)
     validate_ledger(df)
     return df
-
-
-@pytest.fixture
-def make_ledger():
-    """``build_ledger`` as a fixture."""
-    return build_ledger

@@ -28,7 +28,7 @@ from exitcore.evaluation.metrics import (
     trading_days,
 )
 
-from conftest import NOTIONAL, build_ledger
+from ledgerkit import NOTIONAL, build_ledger
 
 # Monday 2024-01-08 .. Friday 2024-01-19: ten trading days
 START, END = "2024-01-08 00:00", "2024-01-19 23:45"

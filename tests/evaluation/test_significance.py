@@ -23,7 +23,7 @@ from exitcore.evaluation.significance import (
     rl_vs_best_baseline,
 )
 
-from conftest import MONDAY, build_ledger
+from ledgerkit import MONDAY, build_ledger
 
 
 def random_ledger(n_days: int, seed: int, mean: float = 0.0005, sd: float = 0.004, policy: str = "rl", noise=None):

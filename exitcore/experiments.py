@@ -199,8 +199,13 @@ def compose(
     name: str,
     budget: str | None = None,
     overrides: Sequence[str] = (),
+    data: tuple[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[Layer]]:
-    """Merge defaults, the ``extends`` chain, the budget and ``--set`` overrides for ``name``."""
+    """Merge defaults, the ``extends`` chain, the budget, ``--data`` and ``--set`` for ``name``.
+
+    ``data`` is ``(source, params)`` from a ``--data`` string: it replaces the data source and
+    its whole params table (params of another source would not make sense).
+    """
     name = file.resolve_name(name)
     chain = lineage(file, name)
     layers = [Layer("defaults", file.defaults)]
@@ -217,6 +222,13 @@ def compose(
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = _deep_merge(merged, layer.table)
+    if data is not None:
+        source, params = data
+        merged.setdefault("data", {})
+        if not isinstance(merged["data"], dict):
+            merged["data"] = {}
+        merged["data"]["source"], merged["data"]["params"] = source, copy.deepcopy(params)
+        layers.append(Layer("--data", {"data": {"source": source, "params": params}}))
     for text in overrides:
         tokens, value = parse_override(text)
         _set_path(merged, tokens, value, f"--set {text.partition('=')[0].strip()}")
@@ -300,6 +312,8 @@ def origin_of(layers: Sequence[Layer], rel: str, fallback: str) -> str:
 def _join(label: str, rel: str) -> str:
     if label.startswith("--set"):
         return label
+    if label == "--data":
+        return f"--data ({rel.lstrip('.')})"
     return label + rel if rel.startswith("[") or not rel else f"{label}{rel}"
 
 
@@ -386,9 +400,10 @@ def resolve(
     host: Any,
     budget: str | None = None,
     overrides: Sequence[str] = (),
+    data: tuple[str, dict[str, Any]] | None = None,
 ) -> ResolvedExperiment:
     """Compose, validate and resolve experiment ``name``; every problem is reported at once."""
-    merged, layers = compose(file, name, budget, overrides)
+    merged, layers = compose(file, name, budget, overrides, data)
     full = merged["name"]
     leaf = f"experiments.{full}"
     source = str(file.path)

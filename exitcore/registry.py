@@ -380,7 +380,8 @@ class Registry:
                 raise RegistryError("could not find a free run id")
             conn.execute(
                 "INSERT INTO runs (id, experiment, config_hash, data_hash, data_source, seed, status, run_dir,"
-                " created_at, pid, hostname, proc_start, params) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                " created_at, pid, hostname, proc_start, params)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     experiment,
@@ -473,14 +474,19 @@ class Registry:
             rows = conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running')").fetchall()
             for row in rows:
                 last_seen = row["heartbeat_at"] or row["started_at"] or row["created_at"]
-                alive = _process_alive(row["pid"], row["proc_start"]) if row["hostname"] == host and row["pid"] else None
+                same_host = row["hostname"] == host and row["pid"]
+                alive = _process_alive(row["pid"], row["proc_start"]) if same_host else None
                 if alive is None:
                     alive = _age_s(last_seen, now) <= self.stale_after
                 if alive:
                     continue
                 conn.execute(
                     "UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ?",
-                    (last_seen, f"process {row['pid']} on {row['hostname']} is gone (last seen {last_seen})", row["id"]),
+                    (
+                        last_seen,
+                        f"process {row['pid']} on {row['hostname']} is gone (last seen {last_seen})",
+                        row["id"],
+                    ),
                 )
                 gone.append(row["id"])
         return gone
@@ -552,7 +558,10 @@ class Registry:
         if record.status == "done":
             return record
         if record.status == "running":
-            detail = f"pid {record.pid} on {record.hostname}, started {record.started_at}, last heartbeat {record.heartbeat_at}"
+            detail = (
+                f"pid {record.pid} on {record.hostname}, started {record.started_at}, "
+                f"last heartbeat {record.heartbeat_at}"
+            )
             raise RegistryError(f"run {record.id} is still running ({detail}); wait for it to finish")
         why = f": {record.error}" if record.error else ""
         raise RegistryError(f"run {record.id} is {record.status}{why}; it has no final results")

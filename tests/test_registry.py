@@ -47,7 +47,9 @@ def _sql(registry: Registry, statement: str, *args) -> None:
 
 
 def test_create_and_read_back(reg):
-    run_id = reg.create_run("v4_no_lookahead", "cfg1", "data1", data_source="synthetic", seed=3, params={"budget": "quick"})
+    run_id = reg.create_run(
+        "v4_no_lookahead", "cfg1", "data1", data_source="synthetic", seed=3, params={"budget": "quick"}
+    )
     assert ID.match(run_id) and "-v4_no_lookahead-" in run_id
     rec = reg.get(run_id)
     assert (rec.experiment, rec.config_hash, rec.data_hash, rec.data_source, rec.seed) == (
@@ -375,7 +377,8 @@ def populated(tmp_path):
     with Registry(runs) as reg:
         done = reg.create_run("v4_no_lookahead", "cfg", "data", seed=2)
         reg.mark_running(done)
-        reg.mark_done(done, {"split": "test", "label": "TEST (out-of-sample)", "in_sample": False, "sharpe": 0.8123, "profit_factor": math.inf})
+        headline = {"split": "test", "label": "TEST (out-of-sample)", "in_sample": False}
+        reg.mark_done(done, {**headline, "sharpe": 0.8123, "profit_factor": math.inf})
         train = reg.create_run("v3", "cfg3", "data")
         reg.mark_running(train)
         reg.mark_done(train, {"split": "train", "label": "TRAIN (in-sample)", "in_sample": True, "sharpe": 11.2})

@@ -79,7 +79,7 @@ class Column:
 LEDGER_COLUMNS: Mapping[str, Column] = {
     "trade": Column("int", "row of the trade in the split's trade table (same id across policies)"),
     "split": Column("str", "train, validation or test: the period the trade belongs to"),
-    "policy": Column("str", 'who managed the exit: "rl", "rl_sample_1", "fixed_stop_target", "trailing_stop_2.0atr", ...'),
+    "policy": Column("str", 'who managed the exit: "rl", "rl_sample_1", "fixed_stop_target", "trailing_stop_2.0atr"'),
     "direction": Column("int", "+1 long, -1 short"),
     "signal_time": Column("time", "UTC open time of the signal bar (the entry decision is taken at its close)"),
     "entry_time": Column("time", "UTC time of the fill: the open of the entry bar"),
@@ -89,7 +89,9 @@ LEDGER_COLUMNS: Mapping[str, Column] = {
     "exit_reason": Column("str", "lower-case ExitReason name: " + ", ".join(LEDGER_EXIT_REASONS)),
     "bars_held": Column("int", "bars the position was exposed to (>= 1)"),
     "n_decisions": Column("int", "decisions the policy took (>= 0; 0 when the entry bar ended the trade)"),
-    "actions": Column("str", "one letter per decision, the *sampled* action: H=HOLD E=EXIT T=TIGHTEN_SL B=TRAIL_BE P=PARTIAL_EXIT"),
+    "actions": Column(
+        "str", "one letter per decision, the *sampled* action: H=HOLD E=EXIT T=TIGHTEN_SL B=TRAIL_BE P=PARTIAL_EXIT"
+    ),
     "blocked": Column("int", "decisions whose action a guard turned into HOLD"),
     "stop_moves": Column("int", "times the stop actually moved (TIGHTEN_SL or TRAIL_BE that tightened it)"),
     "partials": Column("int", "partial exits executed"),

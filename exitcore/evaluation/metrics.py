@@ -363,7 +363,9 @@ def _single(ledger: pd.DataFrame, column: str, given: str | None) -> str:
     raise LedgerError(f"ledger mixes {column}s {values}: compute metrics for one at a time{hint}")
 
 
-def metrics_by_policy(ledger: pd.DataFrame, *, start: Any, end: Any, split: str | None = None) -> dict[str, dict[str, Any]]:
+def metrics_by_policy(
+    ledger: pd.DataFrame, *, start: Any, end: Any, split: str | None = None
+) -> dict[str, dict[str, Any]]:
     """:func:`compute_metrics` for each policy of a one-split ledger, keyed by policy (sorted, ``rl`` first)."""
     validate_ledger(ledger)
     split = _single(ledger, "split", split)
@@ -433,7 +435,10 @@ _ROWS: tuple[tuple[str, Any], ...] = (
     ("Sortino (daily, ann.)", lambda m: _num(m["sortino"], ".2f")),
     ("max drawdown", lambda m: f"{_num(m['max_drawdown'], '.4f')} ({_num(m['max_drawdown_ccy'], ',.0f')})"),
     ("total PnL (ccy)", lambda m: _num(m["total_pnl_ccy"], ",.0f")),
-    ("bars avg [min, max]", lambda m: f"{_num(m['avg_bars'], '.1f')} [{_num(m['min_bars'], 'd')}, {_num(m['max_bars'], 'd')}]"),
+    (
+        "bars avg [min, max]",
+        lambda m: f"{_num(m['avg_bars'], '.1f')} [{_num(m['min_bars'], 'd')}, {_num(m['max_bars'], 'd')}]",
+    ),
     ("quick exits", lambda m: _pct(m["quick_exit_rate"])),
     ("actions %", lambda m: _shares(m["action_distribution"], _ACTION_SHORT)),
     ("blocked rate", lambda m: _pct(m["blocked_rate"])),
@@ -465,7 +470,8 @@ def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = [title]
     for k, row in enumerate(table):
-        lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+        cells = (cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        lines.append("  ".join(cells))
         if k == 1:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)

@@ -370,7 +370,9 @@ def rl_vs_best_baseline(
         raise LedgerError(f"ledger has no policy {rl_policy!r} (policies: {', '.join(policies)})")
     baselines = [p for p in policies if not is_rl_policy(p)]
     if not baselines:
-        raise LedgerError(f"ledger has no baseline policy to compare {rl_policy!r} with (policies: {', '.join(policies)})")
+        raise LedgerError(
+            f"ledger has no baseline policy to compare {rl_policy!r} with (policies: {', '.join(policies)})"
+        )
     sharpes: Mapping[str, float] = {
         p: annualised_sharpe(daily_table(ledger[ledger["policy"] == p], start, end)["pnl"]) for p in baselines
     }

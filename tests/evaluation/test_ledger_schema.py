@@ -27,7 +27,8 @@ def test_action_letters_cover_the_action_enum_with_distinct_letters():
     assert len(set(ACTION_LETTERS.values())) == len(Action)
     assert encode_actions([Action.HOLD, Action.HOLD, Action.TRAIL_BE, Action.EXIT]) == "HHBE"
     assert encode_actions([2, 4]) == "TP"
-    assert decode_actions("HTBPE") == [Action.HOLD, Action.TIGHTEN_SL, Action.TRAIL_BE, Action.PARTIAL_EXIT, Action.EXIT]
+    expected = [Action.HOLD, Action.TIGHTEN_SL, Action.TRAIL_BE, Action.PARTIAL_EXIT, Action.EXIT]
+    assert decode_actions("HTBPE") == expected
     assert decode_actions("") == []
     with pytest.raises(ValueError, match="not an action letter: 'X'"):
         decode_actions("HX")

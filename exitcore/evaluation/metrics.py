@@ -300,8 +300,8 @@ def compute_metrics(
     (annualised, daily). Each is defined by the function of this module that computes it.
     """
     validate_ledger(ledger)
-    split = _single(ledger, "split", split)
-    policy = _single(ledger, "policy", policy)
+    split = single_value(ledger, "split", split)
+    policy = single_value(ledger, "policy", policy)
     label = split_label(split)
     n = len(ledger)
     pnl = ledger["pnl"].to_numpy(dtype=float)
@@ -349,7 +349,11 @@ def compute_metrics(
     return out
 
 
-def _single(ledger: pd.DataFrame, column: str, given: str | None) -> str:
+def single_value(ledger: pd.DataFrame, column: str, given: str | None = None) -> str:
+    """The one value of ``column`` (``split`` or ``policy``) in ``ledger``; :class:`LedgerError` if several.
+
+    ``given``, when not None, is what every row must hold (and what an empty ledger is taken to hold).
+    """
     values = sorted(set(ledger[column]))
     if given is not None:
         if values and values != [given]:
@@ -360,7 +364,7 @@ def _single(ledger: pd.DataFrame, column: str, given: str | None) -> str:
     if not values:
         raise LedgerError(f"empty ledger: pass {column}= so the result can be labelled")
     hint = "; use metrics_by_policy()" if column == "policy" else ""
-    raise LedgerError(f"ledger mixes {column}s {values}: compute metrics for one at a time{hint}")
+    raise LedgerError(f"ledger mixes several {column} values {values}: use one at a time{hint}")
 
 
 def metrics_by_policy(
@@ -368,7 +372,7 @@ def metrics_by_policy(
 ) -> dict[str, dict[str, Any]]:
     """:func:`compute_metrics` for each policy of a one-split ledger, keyed by policy (sorted, ``rl`` first)."""
     validate_ledger(ledger)
-    split = _single(ledger, "split", split)
+    split = single_value(ledger, "split", split)
     policies = sorted(set(ledger["policy"]), key=lambda p: (not p.startswith("rl"), p))
     return {
         p: compute_metrics(ledger[ledger["policy"] == p], start=start, end=end, split=split, policy=p)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from exitcore.evaluation.ledger_schema import LedgerError, validate_ledger
-from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe, daily_table
+from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe, daily_table, single_value
 
 _NORMAL = NormalDist()
 #: Euler–Mascheroni constant, in the expected maximum of N normal draws
@@ -78,6 +78,14 @@ def block_bootstrap_indices(
     block_begin = np.maximum.accumulate(np.where(new_block, t, 0), axis=1)
     first_day = np.take_along_axis(starts, block_begin, axis=1)
     return (first_day + (t - block_begin)) % n
+
+
+def _one_series(ledger: pd.DataFrame) -> None:
+    """A valid ledger of one policy on one split: summing several policies' PnL per day means nothing."""
+    validate_ledger(ledger)
+    if len(ledger):
+        single_value(ledger, "split")
+        single_value(ledger, "policy")
 
 
 def _rng(seed: Seed) -> np.random.Generator:
@@ -133,7 +141,7 @@ def bootstrap_metrics(
     ``n_days`` and the seed, so the interval can be reproduced.
     """
     _check_confidence(confidence, n_samples)
-    validate_ledger(ledger)
+    _one_series(ledger)
     days = daily_table(ledger, start, end)
     n = len(days)
     length = block_length or default_block_length(n)
@@ -326,8 +334,10 @@ def paired_difference(
     the share of resamples with a difference ≤ 0 (a one-sided bootstrap p-value for "a beats b").
     """
     _check_confidence(confidence, n_samples)
-    validate_ledger(ledger_a)
-    validate_ledger(ledger_b)
+    _one_series(ledger_a)
+    _one_series(ledger_b)
+    if len(ledger_a) and len(ledger_b) and single_value(ledger_a, "split") != single_value(ledger_b, "split"):
+        raise LedgerError("paired ledgers must come from the same split")
     a = daily_table(ledger_a, start, end)["pnl"].to_numpy()
     b = daily_table(ledger_b, start, end)["pnl"].to_numpy()
     n = len(a)
@@ -365,6 +375,8 @@ def rl_vs_best_baseline(
     ``baseline_sharpes`` (every baseline's Sharpe, for the report).
     """
     validate_ledger(ledger)
+    if len(ledger):
+        single_value(ledger, "split")
     policies = sorted(set(ledger["policy"]))
     if rl_policy not in policies:
         raise LedgerError(f"ledger has no policy {rl_policy!r} (policies: {', '.join(policies)})")

@@ -279,3 +279,13 @@ def test_dsr_takes_its_number_of_trials_from_the_registry(tmp_path):
     expected_var = np.var([s / math.sqrt(252) for s in sharpes.values()], ddof=1)
     assert rec["recorded_sharpes"] == 3 and rec["trials_sharpe_variance"] == pytest.approx(expected_var)
     assert rec["dsr"] == pytest.approx(deflated_sharpe_ratio(r, 4, expected_var)["dsr"])
+
+
+def test_a_ledger_mixing_policies_or_splits_is_refused():
+    start, end = span(10)
+    mixed = pd.concat([random_ledger(10, 1), random_ledger(10, 2, policy="time_exit")], ignore_index=True)
+    with pytest.raises(LedgerError, match="mixes several policy values"):
+        bootstrap_metrics(mixed, start=start, end=end)
+    train = build_ledger([0.01] * 3, split="train")
+    with pytest.raises(LedgerError, match="same split"):
+        paired_difference(random_ledger(10, 1), train, start=start, end=end)

@@ -65,8 +65,9 @@ def trading_day(times: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
     """The FX trading day each UTC time belongs to: its UTC date, weekends rolled to Monday.
 
     FX trades Monday to Friday; the market reopens on Sunday evening (UTC), which is the start of
-    Monday's session, so a Saturday or Sunday time belongs to the following Monday. The result
-    is tz-aware (UTC midnight). This is the one rule by which PnL is attributed to days.
+    Monday's session, so a Saturday or Sunday time belongs to the following Monday. A time of
+    exactly midnight (the close of a day's last bar) belongs to the day that starts then. The
+    result is tz-aware (UTC midnight). This is the one rule by which PnL is attributed to days.
     """
     idx = pd.DatetimeIndex(times)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")

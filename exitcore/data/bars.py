@@ -96,11 +96,13 @@ class Trades:
     ``frame`` columns: ``signal_bar`` (int64 position in the bars), ``direction`` (+1/-1),
     ``stop_dist`` and ``target_dist`` (float64 > 0, price units, from information
     ``<= signal_bar``). Extra columns (a tag, the strategy's own reason) are kept and copied
-    to the ledger. Rows are sorted by ``signal_bar``.
+    to the ledger. Rows are sorted by ``signal_bar``. ``findings`` carries the strategy's
+    warnings (e.g. rows of a trades file outside the data), shown by ``data inspect``.
     """
 
     frame: pd.DataFrame
     strategy: str = ""
+    findings: tuple[Finding, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         missing = [c for c in TRADE_COLUMNS if c not in self.frame.columns]

@@ -1,0 +1,150 @@
+"""Helpers shared by the file formats: values to arrays, symbols from file names, sniffing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from exitcore.data.bars import Finding
+from exitcore.data.files import TextMember, expand_paths, first_line, text_members
+from exitcore.data.progress import report
+from exitcore.data.spec import parse_spec, spec_params
+from exitcore.data.timeparse import NAT, parse_datetimes
+from exitcore.data.validate import RawChunk
+from exitcore.errors import DataError
+
+_SYMBOL = re.compile(r"(?<![A-Z])([A-Z]{6})(?![A-Z])")
+#: example layouts quoted in "unparseable time" messages
+NUMERIC_KINDS = "biufc"
+
+
+def parse_time_column(
+    values: pd.Series, fmt: str, member: TextMember, line: np.ndarray, expected: str
+) -> tuple[np.ndarray, np.ndarray, list[Finding]]:
+    """Parse ``values`` with ``fmt``; returns ``(local_ns, bad, findings)`` naming bad rows."""
+    ns = parse_datetimes(values, fmt)
+    bad = ns == NAT
+    return ns, bad, _time_findings(values, bad, member, line, expected)
+
+
+def _time_findings(values: pd.Series, bad: np.ndarray, member: TextMember, line: np.ndarray, expected: str) -> list[Finding]:
+    out = []
+    for i in np.flatnonzero(bad)[:1000]:
+        v = values.iloc[i]
+        what = "missing time" if pd.isna(v) else f"unparseable time {str(v)!r}"
+        out.append(Finding("error", f"{member.display}, line {line[i]}", f"{what} (expected {expected})"))
+    extra = int(bad.sum()) - len(out)
+    if extra > 0:
+        out.append(Finding("error", member.display, f"... and {extra} more rows with an unparseable time"))
+    return out
+
+
+def numeric_columns(
+    frame: pd.DataFrame, mapping: dict[str, str], member: TextMember, line: np.ndarray, unit: str = "line"
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[Finding]]:
+    """float64 arrays for each ``canonical -> column`` of ``mapping``.
+
+    Text that is not a number is reported (``open 'abc' is not a number``) and its row marked
+    bad; empty cells become NaN and are reported by validation as missing prices.
+    """
+    values: dict[str, np.ndarray] = {}
+    bad = np.zeros(len(frame), dtype=bool)
+    findings: list[Finding] = []
+    for name, col in mapping.items():
+        series = frame[col]
+        if series.dtype.kind in NUMERIC_KINDS:
+            values[name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            continue
+        num = pd.to_numeric(series, errors="coerce")
+        wrong = (num.isna() & series.notna()).to_numpy()
+        for i in np.flatnonzero(wrong)[:1000]:
+            findings.append(
+                Finding("error", f"{member.display}, {unit} {line[i]}", f"{name} {str(series.iloc[i])!r} is not a number")
+            )
+        bad |= wrong
+        values[name] = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values, bad, findings
+
+
+def make_chunk(
+    member: TextMember,
+    local_ns: np.ndarray,
+    values: dict[str, np.ndarray],
+    line: np.ndarray,
+    bad: np.ndarray,
+    findings: list[Finding],
+    *,
+    is_utc: bool = False,
+    unit: str = "line",
+) -> RawChunk:
+    """Bundle one file's parsed rows."""
+    return RawChunk(
+        display=member.display,
+        local_ns=local_ns,
+        values=values,
+        line=line,
+        bad=bad,
+        findings=findings,
+        is_utc=is_utc,
+        unit=unit,
+    )
+
+
+def symbol_of(names: Sequence[str], given: str, where: str) -> str:
+    """``given``, else the one six-letter symbol in the file names (``EURUSD``), else ``""``.
+
+    Files of different symbols in one source are an error: their bars would be mixed.
+    """
+    if given:
+        return given
+    found: dict[str, int] = {}
+    for name in names:
+        m = _SYMBOL.search(Path(name).name.upper())
+        if m:
+            found[m.group(1)] = found.get(m.group(1), 0) + 1
+    if len(found) > 1:
+        listed = ", ".join(f"{s} ({n} files)" for s, n in sorted(found.items()))
+        raise DataError(
+            f"{where}: the files hold different symbols ({listed}); load one symbol at a time "
+            "(a glob such as '*EURUSD*') or set symbol to override"
+        )
+    return next(iter(found), "")
+
+
+def load_members(path: str, suffixes: tuple[str, ...], parse: Callable[[TextMember], RawChunk]) -> list[RawChunk]:
+    """Parse every text stream under ``path`` (file, folder or glob) with ``parse``."""
+    members = [m for p in expand_paths(path, suffixes) for m in text_members(p)]
+    chunks = []
+    for k, member in enumerate(members, 1):
+        report(f"reading {member.display} ({k}/{len(members)})")
+        chunks.append(parse(member))
+    return chunks
+
+
+def sniff_first_line(spec: str, params_cls: type, suffixes: tuple[str, ...], matches: Callable[[str], bool]) -> dict[str, Any] | None:
+    """Params for ``spec`` if its first file's first line ``matches`` the format, else None."""
+    parsed = parse_spec(spec)
+    if parsed.source or not parsed.path:
+        return None
+    try:
+        paths = expand_paths(parsed.path, suffixes)
+        line = first_line(text_members(paths[0])[0])
+    except DataError:
+        return None
+    if not matches(line):
+        return None
+    return spec_params(parsed, params_cls)
+
+
+def detect_sep(line: str) -> str:
+    """The delimiter of a header or data line: tab, semicolon or comma."""
+    if "\t" in line:
+        return "\t"
+    if ";" in line and line.count(";") >= line.count(","):
+        return ";"
+    return ","

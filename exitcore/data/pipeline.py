@@ -1,0 +1,125 @@
+"""From an experiment's ``[data]`` section (or a ``--data`` string) to bars at its timeframe.
+
+The steps, each reusable on its own:
+
+1. :func:`resolve_source` picks the data-source component and its params table: the named
+   ``data.source``, or with ``source = "auto"`` the first source whose ``sniff`` recognises
+   ``params.path``; :func:`data_config_from_spec` does the same for a ``--data`` string.
+2. :func:`load_source_bars` validates the params against the source's class and calls its
+   ``build`` - the bars come back validated at the file's own timeframe.
+3. :func:`load_bars` resamples them to ``data.timeframe`` and applies ``data.pip_size``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from exitcore.components import Component, ComponentKind
+from exitcore.config import DataConfig, converter, locate_problems
+from exitcore.data.bars import Bars
+from exitcore.data.spec import parse_spec, spec_params
+from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError
+
+
+def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component, dict[str, Any]]:
+    """The data source for a ``--data`` string and the params table it implies.
+
+    ``SOURCE:...`` names the source; otherwise every source's ``sniff`` is asked in
+    registration order and the first that recognises the spec wins.
+    """
+    parsed = parse_spec(spec, where)
+    if parsed.source:
+        comp = host.get(ComponentKind.DATA_SOURCE, parsed.source, where=where)
+        return comp, spec_params(parsed, comp.params, where)
+    sources = host.components(ComponentKind.DATA_SOURCE)
+    for comp in sources.values():
+        if comp.sniff is None:
+            continue
+        try:
+            params = comp.sniff(spec)
+        except ExitcoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported with its origin
+            raise PluginError(
+                f"data source {comp.name!r} from {comp.origin} failed while sniffing {spec!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if params is not None:
+            return comp, params
+    if parsed.path and not _exists(parsed.path):
+        raise DataError(f"{parsed.path}: no such file or folder ({where})")
+    names = ", ".join(sources) or "none installed"
+    raise DataError(
+        f"{where}: no data source recognises {spec!r}; name one explicitly as SOURCE:PATH "
+        f"(data sources: {names}; see docs/data.md)"
+    )
+
+
+def _exists(path: str) -> bool:
+    import glob
+
+    return Path(path).expanduser().exists() or bool(glob.glob(str(Path(path).expanduser())))
+
+
+def data_config_from_spec(spec: str, host: Any, base: DataConfig | None = None, where: str = "--data") -> DataConfig:
+    """``base`` (or the default data section) with its source and params taken from ``spec``.
+
+    The params are validated now, so a bad option is reported before anything is loaded.
+    """
+    comp, params = sniff_source(spec, host, where)
+    structure_params(comp, params, where)
+    return attrs.evolve(base or DataConfig(), source=comp.name, params=params)
+
+
+def resolve_source(data: DataConfig, host: Any, where: str = "data") -> tuple[Component, dict[str, Any]]:
+    """The data-source component of an experiment's data section and its params table."""
+    if data.source != "auto":
+        return host.get(ComponentKind.DATA_SOURCE, data.source, where=f"{where}.source"), dict(data.params)
+    path = data.params.get("path")
+    if not isinstance(path, str) or not path:
+        raise ConfigError([(f"{where}.params.path", "required when source = 'auto' (the file to recognise)")])
+    comp, sniffed = sniff_source(path, host, where=f"{where}.params.path")
+    return comp, {**sniffed, **data.params}
+
+
+def structure_params(comp: Component, params: dict[str, Any], where: str) -> Any:
+    """``params`` validated against the source's params class (errors at ``where.KEY``)."""
+    if comp.params is None:
+        if params:
+            raise ConfigError([(f"{where}.{k}", f"data source {comp.name!r} takes no parameters") for k in params])
+        return None
+    try:
+        return converter.structure(params, comp.params)
+    except Exception as exc:  # noqa: BLE001 - turned into located problems
+        raise ConfigError(locate_problems(exc, where, comp.params)) from None
+
+
+def load_source_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
+    """Bars from the data section's source, validated, at the data's own timeframe."""
+    comp, params = resolve_source(data, host, where)
+    obj = structure_params(comp, params, f"{where}.params")
+    try:
+        bars = comp.build(obj)
+    except ExitcoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise PluginError(
+            f"data source {comp.name!r} from {comp.origin} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(bars, Bars):
+        raise PluginError(f"data source {comp.name!r} from {comp.origin} returned {type(bars).__name__}, not Bars")
+    if len(bars) == 0:
+        raise DataError(f"{bars.source or comp.name}: no bars")
+    return bars
+
+
+def load_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
+    """The experiment's bars: loaded, validated, resampled to ``data.timeframe``, pip size set."""
+    from exitcore.data.resample import resample
+
+    bars = resample(load_source_bars(data, host, where), data.timeframe, where=f"{where}.timeframe")
+    if data.pip_size > 0:
+        bars = attrs.evolve(bars, pip_size=data.pip_size)
+    return bars

@@ -1,0 +1,409 @@
+"""Validation: parsed rows from one or more files in, canonical :class:`Bars` (or every problem) out.
+
+A loader parses each file into a :class:`RawChunk` (wall-clock times, prices, file line
+numbers, and the rows its parser already reported) and hands the chunks to :func:`assemble`,
+which checks everything at once and either returns validated bars or raises
+:class:`DataValidationError` listing **every** problem with its file and line:
+
+* unparseable rows and values (reported by the parser), missing or non-finite prices,
+  non-positive prices, ``high < max(open, close)``, ``low > min(open, close)``;
+* timestamps off the bar grid (checked on the file's own clock, where its vendor aligned them);
+* wall-clock times a daylight-saving switch makes ambiguous or non-existent;
+* duplicate timestamps: rows identical to an earlier row with the same timestamp are dropped
+  and counted in a warning (HistData 2019 repeats an hour); duplicates with different values
+  are errors naming both rows;
+* time going backwards (after identical duplicates are dropped), within a file or where two
+  files overlap.
+
+Files are ordered by their first timestamp, so a folder's file names need not sort in time.
+Gaps are not errors: :func:`gap_report` describes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from exitcore.config import timeframe_seconds
+from exitcore.data.bars import OPTIONAL_COLUMNS, PRICE_COLUMNS, Bars, Finding, infer_pip_size
+from exitcore.data.clocks import Clock, to_utc
+from exitcore.errors import DataError
+
+NAT = np.iinfo(np.int64).min
+_NS = 1_000_000_000
+#: at most this many findings of one kind are kept as objects (the count is always exact)
+KEEP_PER_KIND = 1000
+#: at most this many findings of one kind are printed in an error message
+SHOW_PER_KIND = 20
+
+
+class DataValidationError(DataError):
+    """Bars failed validation. ``findings`` lists the problems (errors and warnings), ``counts``
+    how many rows each kind of problem affects; the message shows them grouped by kind."""
+
+    def __init__(self, source: str, findings: list[Finding], counts: dict[str, int], kinds: list[str]):
+        self.findings = findings
+        self.counts = counts
+        n_err = sum(n for k, n in counts.items() if not k.startswith("warning:"))
+        lines = [f"{source}: {n_err} problem(s) in the data; nothing was loaded"]
+        for kind in dict.fromkeys(kinds):
+            shown = [f for f, k in zip(findings, kinds) if k == kind]
+            lines.extend(f"  {f}" for f in shown[:SHOW_PER_KIND])
+            more = counts[kind] - min(len(shown), SHOW_PER_KIND)
+            if more > 0:
+                lines.append(f"  ... and {more} more row(s) with the same problem ({kind.split(':', 1)[1]})")
+        super().__init__("\n".join(lines))
+
+
+@attrs.define(eq=False)
+class RawChunk:
+    """One file's parsed rows, before validation.
+
+    ``local_ns``: int64 wall-clock times on the file's clock (``NAT`` where unparseable);
+    ``values``: float64 ``open/high/low/close`` and optional ``volume``/``spread``;
+    ``line``: the 1-based line of each row in ``display``; ``bad``: rows the parser already
+    reported (they are not checked again); ``findings``: the parser's reports; ``is_utc``:
+    the times carried their own offset and are already UTC (the clock is not applied).
+    """
+
+    display: str
+    local_ns: np.ndarray
+    values: dict[str, np.ndarray]
+    line: np.ndarray
+    bad: np.ndarray
+    findings: list[Finding] = attrs.field(factory=list)
+    is_utc: bool = False
+    #: what ``line`` counts: "line" in text files, "row" in Parquet
+    unit: str = "line"
+
+    def where(self, i: int) -> str:
+        """``file, line N`` for row ``i``."""
+        return f"{self.display}, {self.unit} {self.line[i]}"
+
+    def __len__(self) -> int:
+        return len(self.local_ns)
+
+
+class _Collector:
+    """Findings grouped by kind (``level:name``): exact counts, at most ``KEEP_PER_KIND`` objects each."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self.kinds: list[str] = []
+        self.counts: dict[str, int] = {}
+        self._kept: dict[str, int] = {}
+
+    def add(self, kind: str, finding: Finding, count: int = 1) -> None:
+        """Record ``finding`` as one example of ``kind``, which affects ``count`` rows."""
+        self.counts[kind] = self.counts.get(kind, 0) + count
+        if self._kept.get(kind, 0) < KEEP_PER_KIND:
+            self._kept[kind] = self._kept.get(kind, 0) + 1
+            self.findings.append(finding)
+            self.kinds.append(kind)
+
+    def rows(self, kind: str, level: str, chunk: RawChunk, idx: np.ndarray, messages: Sequence[str]) -> None:
+        """One finding per row ``idx`` of ``chunk`` (``messages`` may stop at ``KEEP_PER_KIND``)."""
+        key = f"{level}:{kind}"
+        for i, msg in zip(idx[:KEEP_PER_KIND], messages):
+            self.add(key, Finding(level, chunk.where(i), msg), 0)
+        self.counts[key] = self.counts.get(key, 0) + len(idx)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(not k.startswith("warning:") for k in self.counts)
+
+
+def format_ts(ns: int) -> str:
+    """A timestamp for messages: ``2019-10-27 19:00``."""
+    text = str(np.datetime64(int(ns), "ns").astype("datetime64[s]")).replace("T", " ")
+    return text[:-3] if text.endswith(":00") else text
+
+
+def format_timeframe(seconds: int) -> str:
+    """Seconds as a timeframe string (``900`` -> ``"15min"``)."""
+    for unit, size in (("D", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def assemble(
+    chunks: Sequence[RawChunk],
+    *,
+    clock: Clock,
+    source: str,
+    timeframe: str = "auto",
+    symbol: str = "",
+    pip_size: float = 0.0,
+    extra_findings: Sequence[Finding] = (),
+) -> Bars:
+    """Validate parsed chunks and build canonical bars (timestamps converted to UTC).
+
+    Raises :class:`DataValidationError` with every problem when anything is wrong;
+    returns :class:`Bars` at the data's own timeframe (``"auto"``: the most common spacing)
+    whose ``findings`` keep the warnings.
+    """
+    out = _Collector()
+    for f in extra_findings:
+        out.add(f"{f.level}:note", f)
+    for ch in chunks:
+        for f in ch.findings:
+            out.add(f"{f.level}:parse", f)
+    total_rows = sum(len(ch) for ch in chunks)
+    if total_rows == 0:
+        raise DataError(f"{source}: no bars in the data")
+
+    utc_list = []
+    for ch in chunks:
+        ok = ~ch.bad & (ch.local_ns != NAT)
+        if ch.is_utc or clock.is_utc:
+            utc = ch.local_ns.copy()
+        else:
+            utc, ambiguous = to_utc(ch.local_ns, clock)
+            amb = ok & ambiguous
+            if amb.any():
+                idx = np.flatnonzero(amb)
+                out.rows(
+                    "clock", "error", ch, idx,
+                    [f"wall time {format_ts(ch.local_ns[i])} is ambiguous or does not exist on clock "
+                     f"{clock} (a daylight-saving switch)" for i in idx[:KEEP_PER_KIND]],
+                )
+                ch.bad = ch.bad | amb
+        utc_list.append(utc)
+
+    tf_ns = _timeframe_ns(chunks, utc_list, timeframe, source)
+    for ch in chunks:
+        _check_values(ch, tf_ns, out)
+
+    # Concatenate the rows with a usable timestamp, files ordered by their first one.
+    firsts = []
+    for ch, utc in zip(chunks, utc_list):
+        ok = ~ch.bad & (ch.local_ns != NAT)
+        firsts.append(utc[ok].min() if ok.any() else np.iinfo(np.int64).max)
+    order = np.argsort(np.asarray(firsts), kind="stable")
+    sel = [(~chunks[i].bad) & (chunks[i].local_ns != NAT) for i in order]
+    ts = np.concatenate([utc_list[i][s] for i, s in zip(order, sel)])
+    chunk_id = np.concatenate([np.full(int(s.sum()), i, dtype=np.int64) for i, s in zip(order, sel)])
+    line = np.concatenate([chunks[i].line[s] for i, s in zip(order, sel)])
+    columns = [c for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS) if all(c in ch.values for ch in chunks)]
+    values = {c: np.concatenate([chunks[i].values[c][s] for i, s in zip(order, sel)]) for c in columns}
+    displays = [f"{ch.display}, {ch.unit}" for ch in chunks]
+
+    keep = _drop_duplicates(ts, values, chunk_id, line, displays, out)
+    ts, chunk_id, line = ts[keep], chunk_id[keep], line[keep]
+    values = {c: v[keep] for c, v in values.items()}
+    _check_order(ts, chunk_id, line, displays, out)
+
+    if out.has_errors:
+        raise DataValidationError(source, out.findings, out.counts, out.kinds)
+    if len(ts) == 0:
+        raise DataError(f"{source}: no bars in the data")
+    frame = pd.DataFrame(
+        {c: values[c].astype(np.float64) for c in columns},
+        index=pd.DatetimeIndex(ts.astype("datetime64[ns]"), name="ts").tz_localize("UTC"),
+    )
+    warnings_ = tuple(f for f in out.findings if f.level != "error")
+    return Bars(
+        frame=frame,
+        timeframe=format_timeframe(tf_ns // _NS),
+        pip_size=float(pip_size) if pip_size > 0 else infer_pip_size(frame["close"].to_numpy()),
+        symbol=symbol,
+        source=source,
+        findings=warnings_,
+    )
+
+
+def _timeframe_ns(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], timeframe: str, source: str) -> int:
+    if timeframe != "auto":
+        return timeframe_seconds(timeframe) * _NS
+    diffs = []
+    for ch, utc in zip(chunks, utc_list):
+        ok = ~ch.bad & (ch.local_ns != NAT)
+        d = np.diff(np.sort(utc[ok]))
+        diffs.append(d[d > 0])
+    d = np.concatenate(diffs) if diffs else np.empty(0, dtype=np.int64)
+    if len(d) == 0:
+        raise DataError(f"{source}: cannot infer the bar length from fewer than two bars; set the source's timeframe")
+    vals, counts = np.unique(d, return_counts=True)
+    tf = int(vals[np.argmax(counts)])
+    if tf % _NS:
+        raise DataError(f"{source}: the most common bar spacing ({tf} ns) is not a whole number of seconds")
+    return tf
+
+
+def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
+    ok = ~ch.bad & (ch.local_ns != NAT)
+    o, h, l, c = (ch.values[k] for k in PRICE_COLUMNS)
+    stacked = np.stack([o, h, l, c])
+    missing = ok & np.isnan(stacked).any(axis=0)
+    _emit(out, ch, missing, "missing", lambda i: f"missing price ({_fields(ch, i)})")
+    infinite = ok & ~missing & np.isinf(stacked).any(axis=0)
+    _emit(out, ch, infinite, "non-finite", lambda i: f"non-finite price ({_fields(ch, i)})")
+    finite = ok & ~missing & ~infinite
+    nonpos = finite & (stacked <= 0).any(axis=0)
+    _emit(out, ch, nonpos, "non-positive", lambda i: f"non-positive price ({_fields(ch, i)})")
+    hi_bad = finite & (h < np.maximum(o, c))
+    _emit(out, ch, hi_bad, "high", lambda i: f"high {h[i]!r} < max(open, close) {max(o[i], c[i])!r}")
+    lo_bad = finite & (l > np.minimum(o, c))
+    _emit(out, ch, lo_bad, "low", lambda i: f"low {l[i]!r} > min(open, close) {min(o[i], c[i])!r}")
+    off = ok & (ch.local_ns % tf_ns != 0)
+    tf_text = format_timeframe(tf_ns // _NS)
+    _emit(out, ch, off, "grid", lambda i: f"timestamp {format_ts(ch.local_ns[i])} is not on the {tf_text} bar grid")
+    for name in OPTIONAL_COLUMNS:
+        if name in ch.values:
+            v = ch.values[name]
+            bad = ok & ~(np.isfinite(v) & (v >= 0))
+            _emit(out, ch, bad, name, lambda i, v=v, name=name: f"{name} {v[i]!r} is not a finite number >= 0")
+
+
+def _fields(ch: RawChunk, i: int) -> str:
+    return ", ".join(f"{k}={ch.values[k][i]!r}" for k in PRICE_COLUMNS)
+
+
+def _emit(out: _Collector, ch: RawChunk, mask: np.ndarray, kind: str, message) -> None:
+    if not mask.any():
+        return
+    idx = np.flatnonzero(mask)
+    out.rows(kind, "error", ch, idx, [message(i) for i in idx[:KEEP_PER_KIND]])
+
+
+def _drop_duplicates(
+    ts: np.ndarray,
+    values: dict[str, np.ndarray],
+    chunk_id: np.ndarray,
+    line: np.ndarray,
+    displays: list[str],
+    out: _Collector,
+) -> np.ndarray:
+    """Keep-mask: rows repeating an earlier row exactly are dropped (warning); others are errors."""
+    keep = np.ones(len(ts), dtype=bool)
+    if len(ts) < 2:
+        return keep
+    order = np.argsort(ts, kind="stable")  # stable: the earlier row of a pair comes first
+    st = ts[order]
+    starts = np.r_[True, st[1:] != st[:-1]]
+    if starts.all():
+        return keep
+    pos = np.arange(len(st))
+    first = order[np.maximum.accumulate(np.where(starts, pos, 0))]
+    dup = order[~starts]
+    ref = first[~starts]
+    same = np.ones(len(dup), dtype=bool)
+    for v in values.values():
+        a, b = v[dup], v[ref]
+        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+    keep[dup[same]] = False
+    if same.any():
+        i0, r0 = dup[same][0], ref[same][0]
+        out.add(
+            "warning:duplicates",
+            Finding(
+                "warning",
+                f"{displays[chunk_id[i0]]} {line[i0]}",
+                f"{int(same.sum())} row(s) repeat an earlier row exactly (same timestamp and values) and were "
+                f"dropped; the first repeats {format_ts(ts[i0])} UTC of {displays[chunk_id[r0]]} {line[r0]}",
+            ),
+        )
+    for i, r in list(zip(dup[~same], ref[~same]))[:KEEP_PER_KIND]:
+        out.add(
+            "error:conflicting duplicates",
+            Finding(
+                "error",
+                f"{displays[chunk_id[i]]} {line[i]}",
+                f"duplicate timestamp {format_ts(ts[i])} UTC with different values than "
+                f"{displays[chunk_id[r]]} {line[r]}",
+            ),
+            0,
+        )
+    n_conf = int((~same).sum())
+    if n_conf:
+        out.counts["error:conflicting duplicates"] += n_conf
+    return keep
+
+
+def _check_order(ts: np.ndarray, chunk_id: np.ndarray, line: np.ndarray, displays: list[str], out: _Collector) -> None:
+    if len(ts) < 2:
+        return
+    back = np.flatnonzero(ts[1:] < ts[:-1]) + 1
+    for i in back[:KEEP_PER_KIND]:
+        j = i - 1
+        out.add(
+            "error:backwards",
+            Finding(
+                "error",
+                f"{displays[chunk_id[i]]} {line[i]}",
+                f"time goes backwards: {format_ts(ts[i])} UTC comes after {format_ts(ts[j])} UTC "
+                f"({displays[chunk_id[j]]} {line[j]})",
+            ),
+            0,
+        )
+    if len(back):
+        out.counts["error:backwards"] += len(back)
+
+
+# --------------------------------------------------------------------------- gaps
+
+
+@attrs.frozen
+class GapReport:
+    """Holes in a bar series: consecutive bars more than one bar apart.
+
+    ``count`` gaps in total, ``weekend`` of them spanning a Saturday; ``longest`` the largest
+    (``longest_from``/``longest_to`` are the bars around it, ``longest_bars`` the missing bars);
+    ``over_limit`` gaps longer than ``max_gap_bars`` missing bars (episodes never span them)
+    and ``over_limit_weekday`` those of them not spanning a Saturday (outages, holidays).
+    """
+
+    count: int
+    weekend: int
+    over_limit: int
+    over_limit_weekday: int
+    max_gap_bars: int
+    longest_bars: int
+    longest_from: pd.Timestamp | None
+    longest_to: pd.Timestamp | None
+
+    def describe(self) -> str:
+        """One line for ``data inspect``."""
+        if not self.count:
+            return "no gaps"
+        return (
+            f"{self.count} gaps ({self.weekend} over a weekend); longest {self.longest_bars} missing bars "
+            f"({self.longest_from:%Y-%m-%d %H:%M} -> {self.longest_to:%Y-%m-%d %H:%M} UTC); "
+            f"{self.over_limit} longer than max_gap_bars={self.max_gap_bars} "
+            f"({self.over_limit_weekday} of them on weekdays)"
+        )
+
+
+def gap_report(bars: Bars, max_gap_bars: int) -> GapReport:
+    """Count and describe the gaps of ``bars`` (see :class:`GapReport`)."""
+    ts = bars.frame.index.as_unit("ns").asi8
+    tf = timeframe_seconds(bars.timeframe) * _NS
+    if len(ts) < 2:
+        return GapReport(0, 0, 0, 0, max_gap_bars, 0, None, None)
+    d = np.diff(ts)
+    idx = np.flatnonzero(d > tf)
+    if not len(idx):
+        return GapReport(0, 0, 0, 0, max_gap_bars, 0, None, None)
+    missing = d[idx] // tf - 1
+    # a gap spans a weekend when a Saturday (UTC) lies strictly inside it
+    day = 86400 * _NS
+    start_day, end_day = ts[idx] // day, ts[idx + 1] // day
+    # 1970-01-01 was a Thursday: day number + 3 mod 7 gives Monday = 0, Saturday = 5
+    next_sat = start_day + (5 - (start_day + 3) % 7) % 7
+    weekend = next_sat < end_day
+    over = missing > max_gap_bars
+    k = int(np.argmax(missing))
+    return GapReport(
+        count=len(idx),
+        weekend=int(weekend.sum()),
+        over_limit=int(over.sum()),
+        over_limit_weekday=int((over & ~weekend).sum()),
+        max_gap_bars=max_gap_bars,
+        longest_bars=int(missing[k]),
+        longest_from=bars.frame.index[idx[k]],
+        longest_to=bars.frame.index[idx[k] + 1],
+    )

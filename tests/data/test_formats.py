@@ -1,0 +1,188 @@
+"""Every file layout, read from small self-made files: sniffing, parsing, clocks, compression."""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import exitcore.builtin.data_sources as builtin_data
+from exitcore.config import DataConfig
+from exitcore.data.pipeline import data_config_from_spec, load_bars, sniff_source
+from exitcore.errors import ConfigError, DataError
+
+ROWS = [  # (UTC open, O, H, L, C)
+    ("2019-03-04 00:00", 1.13500, 1.13550, 1.13480, 1.13530),
+    ("2019-03-04 00:15", 1.13530, 1.13600, 1.13520, 1.13590),
+    ("2019-03-04 00:30", 1.13590, 1.13610, 1.13400, 1.13420),
+    ("2019-03-04 00:45", 1.13420, 1.13450, 1.13410, 1.13440),
+]
+
+
+@pytest.fixture
+def host(make_host):
+    return make_host(builtin_data)
+
+
+def _load(spec: str, host) -> pd.DataFrame:
+    return load_bars(data_config_from_spec(spec, host), host)
+
+
+def _expect(bars, shift_hours: float = 0.0) -> None:
+    want = pd.DatetimeIndex([r[0] for r in ROWS]).tz_localize("UTC")
+    assert list(bars.frame.index) == list(want)
+    np.testing.assert_array_equal(bars.frame["close"].to_numpy(), [r[4] for r in ROWS])
+    assert bars.frame["open"].dtype == np.float64
+
+
+def _local(hours: float, fmt: str) -> list[str]:
+    return [(pd.Timestamp(r[0]) + pd.Timedelta(hours=hours)).strftime(fmt) for r in ROWS]
+
+
+def test_dukascopy_gmt_time(tmp_path: Path, host) -> None:
+    text = "Gmt time,Open,High,Low,Close,Volume\r\n" + "\r\n".join(
+        f"{t}.000,{o},{h},{l},{c},{1e9 + i}" for i, (t, (_, o, h, l, c)) in enumerate(zip(_local(0, "%d.%m.%Y %H:%M:%S"), ROWS))
+    )  # CRLF and no newline at the end, like the real files
+    path = tmp_path / "EURUSD_15_m_BID_2019.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    comp, params = sniff_source(str(path), host)
+    assert comp.name == "dukascopy" and params == {"path": str(path)}
+    bars = _load(str(path), host)
+    _expect(bars)
+    assert bars.symbol == "EURUSD" and "volume" in bars.frame
+
+
+def test_dukascopy_local_time_with_offsets(tmp_path: Path, host) -> None:
+    lines = [f"{t}.000 GMT+0100,{o},{h},{l},{c},1" for t, (_, o, h, l, c) in zip(_local(1, "%d.%m.%Y %H:%M:%S"), ROWS)]
+    path = tmp_path / "x.csv"
+    path.write_text("Local time,Open,High,Low,Close,Volume\n" + "\n".join(lines) + "\n")
+    _expect(_load(str(path), host))
+
+
+def test_tickstory_layout_with_clock(tmp_path: Path, host) -> None:
+    lines = [f"{t},{o},{h},{l},{c},2.5" for t, (_, o, h, l, c) in zip(_local(2, "%Y%m%d,%H:%M:%S"), ROWS)]
+    path = tmp_path / "EURUSD_M15.csv"
+    path.write_text("Date,Timestamp,Open,High,Low,Close,Volume\n" + "\n".join(lines) + "\n")
+    _expect(_load(f"{path}?timezone=UTC+2", host))
+
+
+def test_dukascopy_gmt_file_refuses_another_clock(tmp_path: Path, host) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("Gmt time,Open,High,Low,Close,Volume\n04.03.2019 00:00:00.000,1,1,1,1,1\n")
+    with pytest.raises(DataError, match="says 'Gmt time'"):
+        _load(f"{path}?timezone=UTC+1", host)
+
+
+def _histdata_text(hours: float) -> str:
+    return "\n".join(f"{t};{o:.6f};{h:.6f};{l:.6f};{c:.6f};0" for t, (_, o, h, l, c) in zip(_local(hours, "%Y%m%d %H%M%S"), ROWS)) + "\n"
+
+
+def test_histdata_zip_with_status_file_and_clock(tmp_path: Path, host) -> None:
+    path = tmp_path / "HISTDATA_COM_ASCII_EURUSD_M12019.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("DAT_ASCII_EURUSD_M1_2019.csv", _histdata_text(-5))  # 2019-03-04: UTC-5 under both rules
+        zf.writestr("DAT_ASCII_EURUSD_M1_2019.txt", "HistData.com status report\nnot data\n")
+    bars = _load(f"{path}?timezone=UTC-5,EU", host)
+    _expect(bars)
+    assert "volume" not in bars.frame  # always 0 in HistData files: dropped
+    with pytest.raises(ConfigError, match="timezone: required"):
+        data_config_from_spec(str(path), host)
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_metatrader_layouts(tmp_path: Path, host, header: bool) -> None:
+    if header:  # MT5: tab-separated, <...> names, seconds, spread in points
+        lines = ["<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>"] + [
+            f"{d}\t{t}\t{o}\t{h}\t{l}\t{c}\t100\t0\t12" for (d, t), (_, o, h, l, c) in zip((s.split() for s in _local(2, "%Y.%m.%d %H:%M:%S")), ROWS)
+        ]
+    else:  # MT4: no header, commas, HH:MM
+        lines = [f"{t},{o},{h},{l},{c},100" for t, (_, o, h, l, c) in zip(_local(2, "%Y.%m.%d,%H:%M"), ROWS)]
+    path = tmp_path / "EURUSD15.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert sniff_source(str(path), host)[0].name == "metatrader"
+    bars = _load(f"{path}?timezone=UTC+2,US", host)
+    _expect(bars)
+    if header:
+        assert bars.frame["spread"].tolist() == [1.2] * 4
+    no_clock = _load(str(path), host)
+    assert any("broker time" in f.message for f in no_clock.findings)
+
+
+def test_generic_csv_with_mapping_folder_and_glob(tmp_path: Path, host) -> None:
+    folder = tmp_path / "bars"
+    folder.mkdir()
+    for k, rows in ((0, ROWS[:2]), (1, ROWS[2:])):
+        body = "\n".join(f"{c};{h};{l};{o};{t.replace(' ', 'T')}+00:00" for t, o, h, l, c in rows)
+        (folder / f"part{k}.txt").write_text("Last;Hi;Lo;First;When\n" + body + "\n")
+    spec = f"csv:{folder}?sep=;&columns=time:When,open:First,high:Hi,low:Lo,close:Last"
+    _expect(_load(spec, host))
+    _expect(_load(spec.replace(str(folder), str(folder / "part*.txt")), host))
+    with pytest.raises(DataError, match=r"column 'Clos' \(columns.close\) is not in the file"):
+        _load(spec.replace("close:Last", "close:Clos"), host)
+
+
+def test_generic_csv_sniffed_by_header_names_and_unix_times(tmp_path: Path, host) -> None:
+    secs = [int(pd.Timestamp(r[0], tz="UTC").timestamp()) for r in ROWS]
+    path = tmp_path / "bars.csv"
+    path.write_text("timestamp,open,high,low,close\n" + "\n".join(f"{s},{o},{h},{l},{c}" for s, (_, o, h, l, c) in zip(secs, ROWS)))
+    comp, params = sniff_source(f"{path}?time_format=unix_s", host)
+    assert comp.name == "csv" and params["time_format"] == "unix_s"
+    _expect(_load(f"{path}?time_format=unix_s", host))
+
+
+def test_parquet(tmp_path: Path, host) -> None:
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(
+        {"Open": [r[1] for r in ROWS], "High": [r[2] for r in ROWS], "Low": [r[3] for r in ROWS], "Close": [r[4] for r in ROWS]},
+        # stored on a Berlin clock: the offset travels with the dtype and wins over `timezone`
+        index=pd.DatetimeIndex([r[0] for r in ROWS], name="time").tz_localize("UTC").tz_convert("Europe/Berlin"),
+    )
+    path = tmp_path / "eurusd.parquet"
+    frame.to_parquet(path)
+    assert sniff_source(str(path), host)[0].name == "parquet"
+    _expect(_load(str(path), host))
+
+
+def test_synthetic_spec(host) -> None:
+    cfg = data_config_from_spec("synthetic?years=0.05&seed=3", host, base=DataConfig(timeframe="1h"))
+    assert (cfg.source, cfg.params, cfg.timeframe) == ("synthetic", {"years": 0.05, "seed": 3}, "1h")
+    bars = load_bars(cfg, host)
+    assert bars.timeframe == "1h" and 250 < len(bars) < 500
+
+
+@pytest.mark.parametrize(
+    ("spec", "phrase"),
+    [
+        ("{tmp}/missing.csv", "missing.csv: no such file or folder"),
+        ("csv:{tmp}/missing*.csv", "no file matches this pattern"),
+        ("{tmp}/notes.txt", "no data source recognises"),
+        ("nosuch:{tmp}/x.csv", "unknown data_source 'nosuch'"),
+    ],
+)
+def test_unusable_specs(tmp_path: Path, host, spec: str, phrase: str) -> None:
+    (tmp_path / "notes.txt").write_text("hello\nworld\n")
+    with pytest.raises((DataError, ConfigError), match=phrase):
+        _load(spec.format(tmp=tmp_path), host)
+
+
+def test_bad_lines_are_located(tmp_path: Path, host) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "time,open,high,low,close\n"
+        "2019-03-04 00:00,1.1,1.2,1.0,1.1\n"
+        "2019-03-04 00:15,1.1,1.2,1.0,1.1,99\n"  # a field too many: skipped by pandas, reported here
+        "2019-03-04 00:30,1.1,abc,1.0,1.1\n"
+        "yesterday,1.1,1.2,1.0,1.1\n"
+        "2019-03-04 01:00,1.1,1.2,1.0,1.1\n"
+    )
+    with pytest.raises(DataError) as info:
+        _load(str(path), host)
+    text = str(info.value)
+    assert "bad.csv, line 3: unparseable row" in text
+    assert "bad.csv, line 4: high 'abc' is not a number" in text
+    assert "bad.csv, line 5: unparseable time 'yesterday'" in text
+    assert "line 6" not in text

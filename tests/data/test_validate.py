@@ -1,0 +1,159 @@
+"""Validation: every problem reported at once, with file and line; gaps described, not rejected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exitcore.data.clocks import parse_clock
+from exitcore.data.validate import DataValidationError, assemble, gap_report
+from tests.data.helpers import MIN_NS, chunk, grid_times, lines_of, random_ohlc
+
+UTC = parse_clock("UTC")
+
+#: injected corruption -> (how to apply it to row i, the phrase its message contains)
+CORRUPTIONS = {
+    # just below the larger / above the smaller of open and close: the sharpest violation
+    "high": (lambda v, ts, i: v["high"].__setitem__(i, max(v["open"][i], v["close"][i]) - 1e-5), "< max(open, close)"),
+    "low": (lambda v, ts, i: v["low"].__setitem__(i, min(v["open"][i], v["close"][i]) + 1e-5), "> min(open, close)"),
+    "nonpositive": (lambda v, ts, i: v["low"].__setitem__(i, -abs(v["low"][i])), "non-positive price"),
+    "nonfinite": (lambda v, ts, i: v["close"].__setitem__(i, np.inf), "non-finite price"),
+    "missing": (lambda v, ts, i: v["open"].__setitem__(i, np.nan), "missing price"),
+    "offgrid": (lambda v, ts, i: ts.__setitem__(i, ts[i] + 30_000_000_000), "not on the 1min bar grid"),
+}
+
+
+def _assemble(chunks, **kw):
+    return assemble(chunks, clock=UTC, source="test", **{"timeframe": "1min", **kw})
+
+
+def test_clean_data_passes() -> None:
+    rng = np.random.default_rng(0)
+    ts = grid_times(500, rng)
+    bars = _assemble([chunk(ts, random_ohlc(500, rng))])
+    assert len(bars) == 500 and bars.timeframe == "1min" and bars.findings == ()
+    assert bars.frame.index.unit == "ns" and str(bars.frame.index.tz) == "UTC"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(20, 300),
+    seed=st.integers(0, 2**31),
+    picks=st.lists(st.tuples(st.floats(0, 0.999), st.sampled_from(sorted(CORRUPTIONS))), min_size=1, max_size=12),
+)
+def test_every_injected_problem_is_reported_at_its_line(n: int, seed: int, picks: list) -> None:
+    """Inject corruptions at random rows: exactly those lines are reported, with the right problem."""
+    rng = np.random.default_rng(seed)
+    ts = grid_times(n, rng)
+    values = random_ohlc(n, rng)
+    expected: dict[int, str] = {}
+    for frac, kind in picks:
+        i = int(frac * n)
+        if (i + 2) in expected:
+            continue  # one corruption per row keeps the expectation exact
+        CORRUPTIONS[kind][0](values, ts, i)
+        expected[i + 2] = CORRUPTIONS[kind][1]  # data starts on line 2 (after the header)
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, values)])
+    reported = lines_of(info.value.findings)
+    assert set(reported) == set(expected)
+    for line, phrase in expected.items():
+        assert any(phrase in m for m in reported[line]), (line, reported[line])
+    assert "bars.csv, line" in str(info.value)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(5, 200), seed=st.integers(0, 2**31), k=st.integers(1, 5))
+def test_identical_duplicates_are_dropped_and_counted(n: int, seed: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    ts = grid_times(n, rng)
+    values = random_ohlc(n, rng)
+    rows = np.sort(rng.choice(n, size=min(k, n), replace=False))
+    # a repeated block right after the originals (HistData 2019's shape: time steps back once)
+    ts2 = np.r_[ts, ts[rows]]
+    values2 = {c: np.r_[v, v[rows]] for c, v in values.items()}
+    order = np.r_[np.arange(rows[-1] + 1), np.arange(n, n + len(rows)), np.arange(rows[-1] + 1, n)]
+    bars = _assemble([chunk(ts2[order], {c: v[order] for c, v in values2.items()})])
+    assert len(bars) == n
+    np.testing.assert_array_equal(bars.frame.index.asi8, ts)
+    (warning,) = [f for f in bars.findings if "repeat an earlier row" in f.message]
+    assert warning.message.startswith(f"{len(rows)} row(s)")
+
+
+def test_conflicting_duplicate_names_both_rows() -> None:
+    rng = np.random.default_rng(1)
+    ts = grid_times(10, rng, hole_p=0)
+    values = random_ohlc(10, rng)
+    ts = np.r_[ts[:5], ts[4], ts[5:]]
+    values = {c: np.r_[v[:5], v[4] + (1e-4 if c in ("close", "high") else 0), v[5:]] for c, v in values.items()}
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, values)])
+    (msg,) = lines_of(info.value.findings)[7]
+    assert "duplicate timestamp" in msg and "bars.csv, line 6" in msg
+
+
+def test_time_going_backwards_is_an_error() -> None:
+    rng = np.random.default_rng(2)
+    ts = grid_times(10, rng, hole_p=0)
+    ts[[3, 4]] = ts[[4, 3]]
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, random_ohlc(10, rng))])
+    assert "time goes backwards" in lines_of(info.value.findings)[6][0]
+
+
+def test_files_are_ordered_by_time_and_overlaps_detected() -> None:
+    rng = np.random.default_rng(3)
+    ts = grid_times(20, rng, hole_p=0)
+    v = random_ohlc(20, rng)
+    late = chunk(ts[10:], {c: x[10:] for c, x in v.items()}, display="2020.csv")
+    early = chunk(ts[:11], {c: x[:11] for c, x in v.items()}, display="2019.csv")  # shares one identical bar
+    bars = _assemble([late, early])
+    np.testing.assert_array_equal(bars.frame.index.asi8, ts)
+    overlap = chunk(ts[5:15] + 1, {c: x[5:15] for c, x in v.items()}, display="bad.csv")  # 1 ns off: off grid
+    with pytest.raises(DataValidationError, match="bad.csv, line 2"):
+        _assemble([early, overlap])
+
+
+def test_unparseable_rows_from_the_parser_are_reported_once() -> None:
+    rng = np.random.default_rng(4)
+    ts = grid_times(6, rng)
+    c = chunk(ts, random_ohlc(6, rng))
+    c.bad[2] = True
+    c.local_ns[2] = np.iinfo(np.int64).min
+    from exitcore.data.bars import Finding
+
+    c.findings.append(Finding("error", "bars.csv, line 4", "unparseable time 'x'"))
+    with pytest.raises(DataValidationError) as info:
+        _assemble([c])
+    assert lines_of(info.value.findings) == {4: ["unparseable time 'x'"]}
+
+
+def test_message_caps_repeated_problems_but_counts_them_all() -> None:
+    rng = np.random.default_rng(5)
+    ts = grid_times(200, rng)
+    v = random_ohlc(200, rng)
+    v["close"][:] = -1.0
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, v)])
+    text = str(info.value)
+    assert "... and 180 more row(s) with the same problem (non-positive)" in text
+    assert info.value.counts["error:non-positive"] == 200
+
+
+def test_timeframe_is_inferred() -> None:
+    rng = np.random.default_rng(6)
+    ts = grid_times(300, rng, step_ns=15 * MIN_NS)
+    bars = assemble([chunk(ts, random_ohlc(300, rng))], clock=UTC, source="t")
+    assert bars.timeframe == "15min"
+
+
+def test_gap_report() -> None:
+    rng = np.random.default_rng(7)
+    ts = np.r_[np.arange(10), np.arange(13, 20), np.arange(20 + 60 * 24 * 2, 20 + 60 * 24 * 2 + 5)] * MIN_NS
+    ts = ts + int(np.datetime64("2019-01-11T20:00", "ns").astype(np.int64))  # a Friday evening
+    bars = _assemble([chunk(ts, random_ohlc(len(ts), rng))])
+    g = gap_report(bars, max_gap_bars=4)
+    assert (g.count, g.weekend, g.over_limit, g.over_limit_weekday) == (2, 1, 1, 0)
+    assert g.longest_bars == 60 * 24 * 2 and "2 gaps" in g.describe()

@@ -541,3 +541,28 @@ def check_all(file: ExperimentsFile, host: Any) -> tuple[list[str], list[tuple[s
     seen: set[tuple[str, str]] = set()
     unique = [p for p in problems if not (p in seen or seen.add(p))]
     return ok, unique
+
+
+def flatten_config(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"ppo": {"n_envs": 8}}`` -> ``{"ppo.n_envs": 8}``; arrays of tables by index."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(flatten_config(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(data, list) and data and all(isinstance(v, dict) for v in data):
+        for i, value in enumerate(data):
+            out.update(flatten_config(value, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = data
+    return out
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], ignore: Sequence[str] = ("description", "assumptions", "lineage")) -> list[tuple[str, Any, Any]]:
+    """Keys whose values differ between two resolved configs: ``[(key, a_value, b_value)]``.
+
+    A key missing on one side shows ``None`` there. Purely descriptive keys are ignored.
+    """
+    fa, fb = flatten_config(a), flatten_config(b)
+    keys = sorted(set(fa) | set(fb))
+    return [(k, fa.get(k), fb.get(k)) for k in keys
+            if fa.get(k) != fb.get(k) and k.split(".")[0].split("[")[0] not in ignore]

@@ -19,8 +19,10 @@ from exitcore.errors import ExitcoreError
 
 #: built-in subcommands: name -> "module:attribute", imported on first use
 LAZY_COMMANDS: dict[str, str] = {
+    "data": "exitcore.cli.data:data",
     "experiments": "exitcore.cli.experiments:experiments",
     "plugins": "exitcore.cli.plugins:plugins",
+    "run": "exitcore.cli.run:run",
     "runs": "exitcore.cli.runs:runs",
     "show": "exitcore.cli.runs:show",
 }

@@ -10,7 +10,7 @@ import attrs
 import pytest
 import torch
 
-from envkit import V4_SET, bars_from, random_bars, resolved, sweep, trades_from
+from .envkit import V4_SET, bars_from, random_bars, resolved, sweep, trades_from
 from exitcore.actions import Action
 from exitcore.assembly import assemble
 from exitcore.config import CostConfig, EnvConfig

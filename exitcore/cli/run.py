@@ -1,0 +1,72 @@
+"""``exitcore run NAME``: train an experiment, evaluate it out of sample, record the run."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from exitcore.cli.options import budget_option, runs_dir_option, set_option
+
+
+@click.command()
+@click.argument("name", required=False)
+@budget_option
+@set_option
+@click.option("--data", "data", metavar="SPEC",
+              help="Bars to use instead of the experiment's data: a path, a glob or SOURCE:PATH?key=value "
+                   "(docs/data.md). Default: the embedded synthetic generator.")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Total environment steps (ppo.total_timesteps).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Training device (ppo.device).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (ppo.seed).")
+@click.option("--resume", "resume", metavar="RUN", default=None,
+              help="Continue an interrupted run exactly where its last checkpoint stopped (refused if the "
+                   "configuration or the data changed).")
+@runs_dir_option
+@click.option("--progress/--no-progress", default=None, help="Training progress bar (default: on a terminal).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
+@click.pass_obj
+def run(session, name, budget, overrides, data, timesteps, device, seed, resume, runs_dir, progress, quiet) -> None:
+    """Train experiment NAME with masked PPO, evaluate it on the held-out split, record the run.
+
+    NAME may be a unique prefix (`v4` for `v4_no_lookahead`). The run directory receives the
+    frozen configuration, plugin versions, data hash, split boundaries, checkpoints, the
+    training log, the trade ledgers and the evaluation results; the registry in the runs
+    directory indexes it (`exitcore runs`). For a short CPU run add `--budget quick`.
+
+    \b
+    Examples:
+      exitcore run v4_no_lookahead --budget quick
+      exitcore run v3 --budget quick --seed 1
+      exitcore run v4 --data ../shared/data/eurusd_m15_dukascopy_2018_2020/ --timesteps 500000
+      exitcore run --resume 20261126-101500-v4_no_lookahead-3f2a
+    """
+    from exitcore.runner import RunRequest, execute
+
+    if not name and not resume:
+        raise click.UsageError("name the experiment to run (see `exitcore experiments list`), or give --resume RUN")
+    request = RunRequest(
+        experiment=name, budget=budget, overrides=tuple(overrides), data=data, timesteps=timesteps,
+        device=device, seed=seed, resume=resume, runs_dir=runs_dir, progress=progress,
+    )
+    outcome = execute(request, session.experiments_file(), session.host(), quiet=quiet)
+    if outcome.status == "interrupted":
+        click.echo(f"\nrun {outcome.run_id} interrupted; its checkpoint is in {outcome.run_dir}\n"
+                   f"continue it with: exitcore run --resume {outcome.run_id}", err=True)
+        sys.exit(130)
+    click.echo(_summary(outcome))
+
+
+def _summary(outcome) -> str:
+    from exitcore.evaluation.metrics import format_table
+
+    lines = [f"\nrun {outcome.run_id} done -> {outcome.run_dir}"]
+    if outcome.report:
+        lines.append(outcome.report)
+    else:
+        table = outcome.results.get("table") or outcome.results.get("metrics")
+        if table:
+            lines.append(format_table(table))
+        lines.extend(f"  {k}: {v}" for k, v in outcome.headline.items())
+    lines.append(f"\nnext: exitcore report {outcome.run_id}   |   exitcore compare {outcome.run_id} <other run or experiment>")
+    return "\n".join(lines)

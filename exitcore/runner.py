@@ -1,0 +1,473 @@
+"""``exitcore run``: resolve an experiment, load data, train, evaluate, record.
+
+The stages, in order, each announced on the terminal:
+
+1. **resolve** the experiment (budget, ``--data``, ``--set``, ``--seed``, ``--device``,
+   ``--timesteps`` folded in as overrides, so everything is validated like the file);
+2. **load** the bars (the synthetic generator unless data is given) and hash them;
+3. **assemble**: entry trades, market tensors, components; time splits with the purge gap and
+   the trade pools of each split;
+4. **record**: a registry row and a run directory holding the frozen resolved config
+   (``config.toml``) and ``run.json`` (plugins and versions, git commit, data source and hash,
+   split boundaries, features, seed, device, options);
+5. **train** with masked PPO (checkpoints, log and progress bar in the run directory);
+6. **evaluate** on the held-out split (ledger, metrics, baselines, significance, audit);
+7. mark the run ``done`` with its headline metrics.
+
+Ctrl-C (or SIGTERM) during training writes a checkpoint and marks the run ``interrupted``;
+``exitcore run --resume RUN`` continues it exactly, after checking that neither the resolved
+configuration nor the data changed. A crash marks the run ``failed``; a killed process is marked
+``interrupted`` by the next registry open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+from exitcore.atomic import write_text_atomic
+from exitcore.errors import ConfigError, ExitcoreError
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.toml"
+
+
+class RunFailed(ExitcoreError):
+    """The run started but could not finish (training diverged, a plugin failed mid-run)."""
+
+    exit_code = 1
+
+
+@attrs.frozen
+class RunRequest:
+    """What the user asked for on the command line (all optional but the experiment)."""
+
+    experiment: str | None = None
+    budget: str | None = None
+    overrides: tuple[str, ...] = ()
+    data: str | None = None
+    timesteps: int | None = None
+    device: str | None = None
+    seed: int | None = None
+    resume: str | None = None
+    runs_dir: str | None = None
+    progress: bool | None = None
+
+    def all_overrides(self) -> list[str]:
+        """``--set`` plus the dedicated options, as overrides validated like the file."""
+        out = list(self.overrides)
+        if self.timesteps is not None:
+            out.append(f"ppo.total_timesteps={self.timesteps}")
+        if self.seed is not None:
+            out.append(f"ppo.seed={self.seed}")
+        if self.device is not None:
+            out.append(f'ppo.device="{self.device}"')
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as stored in ``run.json`` (to resume with the same options)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.asdict(self).items()
+                if k not in ("resume", "progress", "runs_dir")}
+
+
+@attrs.frozen(eq=False)
+class RunInfo:
+    """A run as plugins see it (``run_started``, ``iteration_end``, ``run_finished``)."""
+
+    run_id: str
+    run_dir: Path
+    resolved: Any  # ResolvedExperiment
+    data_hash: str
+
+    @property
+    def experiment(self) -> Any:
+        """The resolved :class:`~exitcore.config.ExperimentConfig`."""
+        return self.resolved.config
+
+
+@attrs.frozen
+class RunOutcome:
+    """How a run ended and where it went."""
+
+    run_id: str
+    run_dir: Path
+    status: str
+    results: dict[str, Any]
+    headline: dict[str, Any]
+    report: str = ""
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+class Stages:
+    """Announce the run's stages on stderr with their duration."""
+
+    def __init__(self, total: int, quiet: bool = False):
+        self.total, self.n, self.quiet = total, 0, quiet
+
+    @contextlib.contextmanager
+    def stage(self, what: str) -> Iterator[Callable[[str], None]]:
+        """``with stages.stage("loading data") as note: ... note("74,880 bars")``."""
+        self.n += 1
+        notes: list[str] = []
+        if not self.quiet:
+            click.echo(f"[{self.n}/{self.total}] {what} ...", err=True)
+        t0 = time.perf_counter()
+        yield notes.append
+        if not self.quiet:
+            detail = "; ".join(notes)
+            click.echo(f"      {detail + ' ' if detail else ''}({time.perf_counter() - t0:.1f} s)", err=True)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> RunOutcome:
+    """Run (or resume) one experiment end to end; see the module docstring."""
+    import torch
+
+    from exitcore.assembly import assemble
+    from exitcore.data.pipeline import data_config_from_spec, load_bars
+    from exitcore.device import select_device
+    from exitcore.ppo.rng import seed_everything
+    from exitcore.registry import Registry, resolve_runs_dir
+
+    stages = Stages(total=6, quiet=quiet)
+    runs_dir = resolve_runs_dir(request.runs_dir)
+    # Nothing is created before the request is known to be good: bad input leaves no trace.
+    check_runs_dir_writable(runs_dir)
+    previous = None
+    if request.resume:
+        with Registry(runs_dir, create=False) as old:
+            previous = old.get(request.resume)
+        request = _resume_request(previous, request)
+
+    with stages.stage("resolving the experiment") as note:
+        resolved = _resolve(request, file, host, data_config_from_spec)
+        cfg = resolved.config
+        note(f"{cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, network {cfg.ppo.hidden}")
+
+    with stages.stage("loading data") as note:
+        bars = load_bars(cfg.data, host)
+        data_hash = bars.content_hash()
+        note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
+
+    if previous is not None:
+        with Registry(runs_dir, create=False) as old:
+            previous = old.get(previous.id, exact=True)  # fresh status (another process may have taken it)
+            if previous.status == "running":
+                raise ExitcoreError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
+            _check_resumable(previous, resolved, data_hash, old)
+
+    device = select_device(cfg.ppo.device)
+    seed_everything(cfg.ppo.seed)
+    with stages.stage(f"building episodes on {device}") as note:
+        assembled = assemble(resolved, bars, device=device)
+        splits, pools = _split(assembled)
+        counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
+        note(f"{assembled.table.n:,} trades from {resolved.entry.name}; usable per split: "
+             + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+    registry = Registry(runs_dir)
+    if previous is None:
+        run_id = registry.create_run(
+            cfg.name, resolved.config_hash(), data_hash,
+            data_source=bars.source, seed=cfg.ppo.seed, params=request.to_dict(),
+        )
+        run_dir = registry.path_of(registry.get(run_id, exact=True))
+    else:
+        run_id, run_dir = previous.id, registry.path_of(previous)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / CONFIG_FILE, resolved.to_toml())
+    meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
+    write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2, default=str))
+    registry.mark_running(run_id)
+    info = RunInfo(run_id, run_dir, resolved, data_hash)
+
+    try:
+        host.run_started(info)
+        result, policy = _train(stages, info, assembled, pools, device, host, registry, resume=previous is not None,
+                                progress=request.progress)
+    except KeyboardInterrupt:
+        # Interrupted outside the trainer's own handling (e.g. while building): nothing to resume from.
+        registry.mark_interrupted(run_id, "interrupted before training started")
+        host.run_finished(info, "interrupted", {})
+        return RunOutcome(run_id, run_dir, "interrupted", {}, {})
+    except BaseException as exc:
+        registry.mark_failed(run_id, _one_line(exc))
+        host.run_finished(info, "failed", {})
+        if isinstance(exc, ExitcoreError):
+            raise RunFailed(f"run {run_id} failed: {exc}") from exc
+        raise
+
+    if result.status == "interrupted":
+        registry.mark_interrupted(run_id, f"stopped after update {result.updates}")
+        host.run_finished(info, "interrupted", {})
+        return RunOutcome(run_id, run_dir, "interrupted", {}, {})
+
+    try:
+        with stages.stage("evaluating on the held-out split") as note:
+            evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir, cfg.ppo.seed)
+            verdict = evaluation.results.get("audit_verdict") or evaluation.headline.get("audit_verdict")
+            note(f"{evaluation.headline.get('n_trades', '?')} trades evaluated" + (f"; look-ahead audit {verdict}" if verdict else ""))
+    except BaseException as exc:
+        registry.mark_failed(run_id, _one_line(exc))
+        host.run_finished(info, "failed", {})
+        if isinstance(exc, ExitcoreError):
+            raise RunFailed(f"run {run_id} failed while evaluating: {exc}") from exc
+        raise
+    registry.mark_done(run_id, evaluation.headline)
+    host.run_finished(info, "done", evaluation.results)
+    return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, getattr(evaluation, "summary", ""))
+
+
+def check_runs_dir_writable(runs_dir: Path) -> None:
+    """Fail early, creating nothing, when ``runs_dir`` could not be created or written."""
+    import tempfile
+
+    from exitcore.registry import RegistryError
+
+    probe = Path(runs_dir)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RegistryError(f"runs directory {runs_dir} is not writable: {probe} exists and is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise RegistryError(f"runs directory {runs_dir} is not writable: {exc.strerror or exc}") from None
+
+
+def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: Any) -> Any:
+    from exitcore.experiments import resolve
+
+    if not request.experiment:
+        raise ConfigError([("", "name the experiment to run (exitcore experiments list shows them)")])
+    data = None
+    if request.data:
+        spec = data_config_from_spec(request.data, host)
+        data = (spec.source, dict(spec.params))
+    return resolve(file, request.experiment, host, budget=request.budget, overrides=request.all_overrides(), data=data)
+
+
+def _split(assembled: Any) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """Time splits and, per split, the valid and the decidable trade rows (device tensors)."""
+    import torch
+
+    from exitcore.data.splits import assign_trades, make_splits, minimum_trades, require_trades
+
+    cfg = assembled.resolved.config
+    lookback = assembled.components.lookback
+    splits = make_splits(assembled.bars.frame.index, cfg.split, cfg.env.max_bars + lookback)
+    rows = assign_trades(splits, assembled.table, lookback)
+    decidable = assembled.table.decidable.cpu().numpy()
+    pools: dict[str, dict[str, Any]] = {"valid": {}, "decidable": {}}
+    for name, idx in rows.items():
+        pools["valid"][name] = torch.as_tensor(idx, device=assembled.device)
+        pools["decidable"][name] = torch.as_tensor(idx[decidable[idx]], device=assembled.device)
+    counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
+    minimum, why = minimum_trades(cfg, list(counts))
+    require_trades(counts, minimum, why)
+    return splits, pools
+
+
+def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: Any, host: Any, registry: Any,
+           resume: bool, progress: bool | None) -> tuple[Any, Any]:
+    from exitcore.ppo.trainer import CHECKPOINT_FILE, PPOTrainer
+
+    cfg = info.resolved.config
+    ppo = cfg.ppo
+    compile_env = ppo.compile == "on" or (ppo.compile == "auto" and device.type == "cuda")
+    env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
+    policy = info.resolved.policy.build(None, ppo, env.obs_dim, env.n_actions)
+    last_beat = [time.monotonic()]
+
+    def on_update(update: int, metrics: dict[str, Any]) -> None:
+        host.iteration_end(info, update, metrics)
+        if time.monotonic() - last_beat[0] > 30:
+            registry.heartbeat(info.run_id)
+            last_beat[0] = time.monotonic()
+
+    checkpoint = info.run_dir / CHECKPOINT_FILE
+    with stages.stage(f"training ({ppo.total_timesteps:,} steps)") as note, _sigterm_as_interrupt():
+        if resume and checkpoint.exists():
+            trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
+            note(f"resumed at step {trainer.global_step:,}")
+        else:
+            trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
+        result = trainer.train()
+        rate = result.last_metrics.get("sps") or result.last_metrics.get("steps_per_s")
+        note(f"{result.status} after {result.global_step:,} steps / {result.updates} updates"
+             + (f", {rate:,.0f} steps/s" if isinstance(rate, (int, float)) else ""))
+    return result, trainer.policy
+
+
+def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: list, registry: Any, data_hash: str,
+              run_dir: Path, seed: int) -> Any:
+    from exitcore.evaluation.evaluate import evaluate
+
+    policy.eval()
+    return evaluate(
+        assembled, resolved, policy, pools["valid"], splits,
+        n_trials=registry.trial_count(data_hash), run_dir=run_dir, seed=seed,
+    )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while training, so a killed job still checkpoints."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
+    """The stored options of ``previous``, with anything given again on the command line on top."""
+    from exitcore.registry import RegistryError
+
+    if previous.status == "running":
+        raise RegistryError(f"run {previous.id} is still running (pid {previous.pid}); it cannot be resumed twice")
+    if previous.status == "done":
+        raise RegistryError(f"run {previous.id} is already done; nothing to resume")
+    stored = dict(previous.params or {})
+    merged = {**stored}
+    for key, value in attrs.asdict(request).items():
+        if key in ("resume", "runs_dir", "progress"):
+            continue
+        if value not in (None, ()):
+            merged[key] = list(value) if isinstance(value, tuple) else value
+    if request.experiment and stored.get("experiment") and request.experiment != stored["experiment"]:
+        exp = stored["experiment"]
+        if not (exp.startswith(request.experiment) or request.experiment.startswith(exp)):
+            raise ExitcoreError(f"run {previous.id} is an {previous.experiment} run, not {request.experiment!r}")
+    merged["overrides"] = tuple(merged.get("overrides") or ())
+    return RunRequest(**{k: v for k, v in merged.items() if k in attrs.fields_dict(RunRequest)},
+                      resume=request.resume, runs_dir=request.runs_dir, progress=request.progress)
+
+
+def _check_resumable(previous: Any, resolved: Any, data_hash: str, registry: Any) -> None:
+    """Refuse to resume when the configuration or the data differ, saying what differs."""
+    from exitcore.experiments import config_diff
+
+    problems = []
+    if previous.data_hash != data_hash:
+        problems.append(f"the data changed (hash {previous.data_hash} when the run started, {data_hash} now)")
+    if previous.config_hash != resolved.config_hash():
+        stored = registry.path_of(previous) / CONFIG_FILE
+        diff = config_diff(_load_frozen(stored), resolved.to_dict()) if stored.exists() else []
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
+        problems.append(f"the resolved configuration changed ({shown})")
+    if problems:
+        raise ExitcoreError(f"cannot resume run {previous.id}: " + " and ".join(problems))
+
+
+def _load_frozen(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(path.read_text(encoding="utf-8"))["experiment"]
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, data_hash: str, assembled: Any,
+                  splits: list, counts: dict[str, int], device: Any, host: Any) -> dict[str, Any]:
+    import torch
+
+    index = bars.frame.index
+    cfg = resolved.config
+    return {
+        "run_id": run_id,
+        "experiment": cfg.name,
+        "description": cfg.description,
+        "lineage": cfg.lineage,
+        "config_hash": resolved.config_hash(),
+        "request": request.to_dict(),
+        "data": {
+            "source": bars.source,
+            "source_component": cfg.data.source,
+            "hash": data_hash,
+            "n_bars": len(bars),
+            "start": str(bars.start),
+            "end": str(bars.end),
+            "timeframe": bars.timeframe,
+            "pip_size": bars.pip_size,
+            "findings": [str(f) for f in bars.findings][:50],
+        },
+        "splits": [
+            {"name": s.name, "start_bar": s.start_bar, "end_bar": s.end_bar,
+             "start": str(index[s.start_bar]) if s.n_bars else None,
+             "end": str(index[s.end_bar - 1]) if s.n_bars else None,
+             "usable_trades": counts.get(s.name, 0)}
+            for s in splits
+        ],
+        "trades": {"total": assembled.table.n, "valid": int(assembled.table.valid.sum()),
+                   "decidable": int(assembled.table.decidable.sum()), "entry": resolved.entry.name},
+        "features": list(assembled.components.feature_names),
+        "obs_dim": assembled.components.obs_dim,
+        "seed": cfg.ppo.seed,
+        "device": str(device),
+        "timesteps": cfg.ppo.total_timesteps,
+        "plugins": [
+            {"name": i.name, "distribution": i.distribution, "version": i.version,
+             "components": [f"{c.kind.value}:{c.name}" for c in i.components]}
+            for i in host.plugin_infos()
+        ],
+        "git": _git_commit(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "host": platform.node(),
+        "command": sys.argv,
+    }
+
+
+def _git_commit() -> dict[str, Any] | None:
+    """The project checkout's commit (and whether it had local changes), if it is a git repo."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def load_run_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``run.json`` of a run directory."""
+    return json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8"))

@@ -1,0 +1,180 @@
+"""What ``exitcore data inspect`` reports: the data, its gaps and findings, and per split the trades.
+
+:func:`describe` does the work (load, validate, resample, and with an experiment: entry
+strategy, episode tensors, splits) and returns a :class:`Report`; :func:`render` prints it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from exitcore.config import DataConfig
+from exitcore.data.bars import Finding
+from exitcore.data.validate import GapReport
+
+
+@attrs.frozen
+class SplitReport:
+    """One split: its bars and the trades wholly inside it."""
+
+    name: str
+    start: str
+    end: str
+    n_bars: int
+    trades: int
+    usable: int
+
+
+@attrs.frozen
+class Report:
+    """Everything ``data inspect`` prints (``to_dict`` for ``--json``)."""
+
+    source: str
+    symbol: str
+    pip_size: float
+    file_timeframe: str
+    file_bars: int
+    timeframe: str
+    bars: int
+    start: str
+    end: str
+    days: float
+    gaps: GapReport
+    findings: tuple[Finding, ...]
+    experiment: str = ""
+    entry: str = ""
+    signals: int = 0
+    valid: int = 0
+    invalid: dict[str, int] = attrs.field(factory=dict)
+    entry_bar_exits: int = 0
+    lookback: int = 0
+    purge: int = 0
+    splits: tuple[SplitReport, ...] = ()
+    minimum: dict[str, int] = attrs.field(factory=dict)
+    trade_findings: tuple[Finding, ...] = ()
+    trade_problem: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        out = attrs.asdict(self, recurse=True)
+        out["findings"] = [str(f) for f in self.findings]
+        out["trade_findings"] = [str(f) for f in self.trade_findings]
+        return out
+
+
+def describe(data: DataConfig, host: Any, resolved: Any = None) -> Report:
+    """Load ``data`` and, with a resolved experiment, build its trades and splits."""
+    from exitcore.data.pipeline import load_source_bars
+    from exitcore.data.resample import resample
+    from exitcore.data.validate import gap_report
+
+    raw = load_source_bars(data, host)
+    bars = resample(raw, data.timeframe)
+    if data.pip_size > 0:
+        bars = attrs.evolve(bars, pip_size=data.pip_size)
+    report = Report(
+        source=bars.source,
+        symbol=bars.symbol,
+        pip_size=bars.pip_size,
+        file_timeframe=raw.timeframe,
+        file_bars=len(raw),
+        timeframe=bars.timeframe,
+        bars=len(bars),
+        start=f"{bars.start:%Y-%m-%d %H:%M}",
+        end=f"{bars.end:%Y-%m-%d %H:%M}",
+        days=(bars.end - bars.start).total_seconds() / 86400,
+        gaps=gap_report(bars, data.max_gap_bars),
+        findings=bars.findings,
+    )
+    if resolved is None:
+        return report
+    return _with_trades(report, bars, resolved)
+
+
+def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
+    from exitcore.assembly import assemble
+    from exitcore.data.splits import assign_trades, make_splits, minimum_trades, purge_gap, require_trades
+    from exitcore.errors import DataError
+
+    cfg = resolved.config
+    asm = assemble(resolved, bars)
+    table = asm.table
+    lookback = asm.components.lookback
+    min_purge = cfg.env.max_bars + lookback
+    splits = make_splits(bars.frame.index, cfg.split, min_purge)
+    per_split = assign_trades(splits, table, lookback)
+    usable = table.decidable.cpu().numpy()
+    valid = table.valid.cpu().numpy()
+    reasons: dict[str, int] = {}
+    for r in np.asarray(table.invalid_reason)[~valid]:
+        reasons[str(r)] = reasons.get(str(r), 0) + 1
+    idx = bars.frame.index
+    split_reports = tuple(
+        SplitReport(
+            name=sp.name,
+            start=f"{idx[sp.start_bar]:%Y-%m-%d %H:%M}",
+            end=f"{idx[sp.end_bar - 1]:%Y-%m-%d %H:%M}",
+            n_bars=sp.n_bars,
+            trades=len(per_split[sp.name]),
+            usable=int(usable[per_split[sp.name]].sum()),
+        )
+        for sp in splits
+    )
+    minimum, why = minimum_trades(cfg, [sp.name for sp in splits])
+    problem = ""
+    try:
+        require_trades({s.name: s.usable for s in split_reports}, minimum, why)
+    except DataError as exc:
+        problem = str(exc)
+    return attrs.evolve(
+        report,
+        experiment=resolved.name,
+        entry=f"{resolved.entry.name} {resolved.config.entry.params}",
+        signals=len(asm.trades),
+        valid=int(valid.sum()),
+        invalid=reasons,
+        entry_bar_exits=int((valid & ~usable).sum()),
+        lookback=lookback,
+        purge=purge_gap(cfg.split, min_purge),
+        splits=split_reports,
+        minimum=minimum,
+        trade_findings=tuple(getattr(asm.trades, "findings", ())),
+        trade_problem=problem,
+    )
+
+
+def render(r: Report) -> str:
+    """The report as text."""
+    lines = [
+        f"source       {r.source}",
+        f"symbol       {r.symbol or '-'}   pip size {r.pip_size:g}",
+        f"file bars    {r.file_bars:,} at {r.file_timeframe}",
+        f"bars         {r.bars:,} at {r.timeframe}",
+        f"span         {r.start} -> {r.end} UTC ({r.days:,.1f} days)",
+        f"gaps         {r.gaps.describe()}",
+    ]
+    if r.findings:
+        lines.append(f"findings     {len(r.findings)}")
+        lines.extend(f"  {f}" for f in r.findings)
+    else:
+        lines.append("findings     none")
+    if not r.experiment:
+        return "\n".join(lines)
+    lines += [
+        "",
+        f"experiment   {r.experiment}",
+        f"entry        {r.entry}",
+        f"trades       {r.signals:,} signals, {r.valid:,} valid, {r.entry_bar_exits:,} closed on their entry bar",
+    ]
+    for reason, n in r.invalid.items():
+        lines.append(f"  invalid: {n:,} {reason}")
+    lines.extend(f"  {f}" for f in r.trade_findings)
+    lines.append(f"splits       purge gap {r.purge} bars (max_bars + feature lookback {r.lookback} = minimum)")
+    lines.append(f"  {'split':<11} {'from':<17} {'to':<17} {'bars':>9} {'trades':>8} {'usable':>8} {'needed':>7}")
+    for s in r.splits:
+        need = r.minimum.get(s.name, 0)
+        lines.append(f"  {s.name:<11} {s.start:<17} {s.end:<17} {s.n_bars:>9,} {s.trades:>8,} {s.usable:>8,} {need:>7,}")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""Time splits: train / validation / test by timestamp, with a purge gap (design.md §2).
+
+The bars are cut into consecutive, non-overlapping ranges of bar positions. Between two
+splits lie ``purge`` bars that belong to neither, at least ``max_bars + feature lookback`` (the
+longest an episode's window can reach back and forward), so no bar feeds both a training
+episode and an evaluation episode.
+
+* **Fractions** (``split.train``, ``split.validation``, ``split.test``) are fractions of the
+  number of bars: train takes the first ``round(train * n)`` bars, validation the next
+  ``round(validation * n)``, test the next ``round(test * n)`` (all the rest when the fractions
+  sum to 1); each later split loses its first ``purge`` bars to the gap.
+* **Dates** (``split.train_end``, ``split.validation_end``; ISO, UTC, exclusive) win when given:
+  train is every bar before ``train_end``, validation (only with ``validation_end``) the bars
+  from ``train_end`` to ``validation_end``, test the rest; again each later split starts
+  ``purge`` bars late.
+
+A trade belongs to a split only if its whole window ``[signal_bar - lookback, last_bar]`` lies
+inside it (:func:`assign_trades`); trades straddling a boundary or the gap are used by none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from exitcore.config import SplitConfig
+from exitcore.errors import ConfigError, DataError
+
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@attrs.frozen
+class Split:
+    """Bars ``[start_bar, end_bar)`` (``end_bar`` exclusive) of one split, by position in the bars."""
+
+    name: str
+    start_bar: int
+    end_bar: int
+
+    @property
+    def n_bars(self) -> int:
+        """Number of bars in the split."""
+        return self.end_bar - self.start_bar
+
+    @property
+    def bars(self) -> slice:
+        """The split as a slice of bar positions."""
+        return slice(self.start_bar, self.end_bar)
+
+
+def purge_gap(cfg: SplitConfig, min_purge_bars: int, where: str = "split") -> int:
+    """The purge gap to use: ``cfg.purge_bars``, or the minimum when it is 0.
+
+    A non-zero ``purge_bars`` below the minimum (``max_bars + feature lookback``) is an error
+    naming the key: it would let one bar feed episodes of two splits.
+    """
+    if cfg.purge_bars == 0:
+        return min_purge_bars
+    if cfg.purge_bars < min_purge_bars:
+        raise ConfigError(
+            [
+                (
+                    f"{where}.purge_bars",
+                    f"{cfg.purge_bars} is below the minimum max_bars + feature lookback = {min_purge_bars} "
+                    "(0 uses the minimum)",
+                )
+            ]
+        )
+    return cfg.purge_bars
+
+
+def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, where: str = "split") -> list[Split]:
+    """Cut the bars indexed by ``index`` into train / (validation) / test (see the module docstring).
+
+    ``min_purge_bars`` is the contract's minimum gap, ``max_bars + feature lookback``. The
+    validation split exists only when ``cfg.validation > 0`` (fractions) or
+    ``cfg.validation_end`` is set (dates). An empty split is a :class:`DataError` naming its key.
+    """
+    n = len(index)
+    purge = purge_gap(cfg, min_purge_bars, where)
+    if cfg.train_end or cfg.validation_end:
+        bounds, keys = _date_bounds(index, cfg, where)
+    else:
+        a = int(round(cfg.train * n))
+        b = a + int(round(cfg.validation * n))
+        total = cfg.train + cfg.validation + cfg.test
+        c = n if abs(total - 1.0) < 1e-9 else min(n, b + int(round(cfg.test * n)))
+        bounds = [a, b, c] if cfg.validation > 0 else [a, c]
+        keys = [f"{where}.{name}" for name in ("train", "validation", "test")]
+        if cfg.validation <= 0:
+            keys = [keys[0], keys[2]]
+    names = ["train", "validation", "test"] if len(bounds) == 3 else ["train", "test"]
+    splits = []
+    start = 0
+    for k, (name, end) in enumerate(zip(names, bounds)):
+        first = start if k == 0 else start + purge
+        if end - first <= 0:
+            gap = f" after the purge gap of {purge} bars" if k else ""
+            raise DataError(
+                f"{keys[k]}: the {name} split is empty{gap} (the data has {n} bars from "
+                f"{_fmt(index, 0)} to {_fmt(index, n - 1)}; the split would cover bars {first}..{end - 1}); "
+                "use more data or move the split"
+            )
+        splits.append(Split(name, first, end))
+        start = end
+    return splits
+
+
+def _date_bounds(index: pd.DatetimeIndex, cfg: SplitConfig, where: str) -> tuple[list[int], list[str]]:
+    if not cfg.train_end:
+        raise ConfigError([(f"{where}.train_end", "required when validation_end is set")])
+    train_end = _date(cfg.train_end, f"{where}.train_end")
+    a = int(index.searchsorted(train_end))
+    keys = [f"{where}.train_end"]
+    bounds = [a]
+    if cfg.validation_end:
+        val_end = _date(cfg.validation_end, f"{where}.validation_end")
+        if val_end <= train_end:
+            raise ConfigError([(f"{where}.validation_end", f"must be after train_end ({cfg.train_end}), got {cfg.validation_end}")])
+        bounds.append(int(index.searchsorted(val_end)))
+        keys.append(f"{where}.validation_end")
+    bounds.append(len(index))
+    keys.append(keys[-1])  # the test split is whatever the last date leaves
+    return bounds, keys
+
+
+def _date(text: str, key: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise ConfigError([(key, f"expected an ISO date or time such as 2019-01-01, got {text!r}")]) from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _fmt(index: pd.DatetimeIndex, i: int) -> str:
+    return f"{index[i]:%Y-%m-%d %H:%M}" if len(index) else "-"
+
+
+def assign_trades(splits: list[Split], table: Any, lookback: int) -> dict[str, np.ndarray]:
+    """Trade rows of ``table`` (a :class:`exitcore.episodes.TradeTable`) per split.
+
+    A valid trade belongs to a split when its window ``[signal_bar - lookback, last_bar]`` lies
+    wholly inside it. Returns ``{split name: int64 array of trade rows}`` (sorted).
+    """
+    s = table.signal_bar.cpu().numpy()
+    last = table.last_bar.cpu().numpy()
+    valid = table.valid.cpu().numpy()
+    out = {}
+    for sp in splits:
+        inside = valid & (s - lookback >= sp.start_bar) & (last < sp.end_bar)
+        out[sp.name] = np.flatnonzero(inside).astype(np.int64)
+    return out
+
+
+def require_trades(counts: dict[str, int], minimum: dict[str, int], what: dict[str, str] | None = None) -> None:
+    """Raise a :class:`DataError` for every split with fewer trades than ``minimum[name]``.
+
+    ``counts`` are the usable (decidable) trades per split; ``what`` optionally explains each
+    minimum (``"ppo.n_envs = 64"``).
+    """
+    problems = []
+    for name, need in minimum.items():
+        have = counts.get(name)
+        if have is not None and have < need:
+            why = f" ({what[name]})" if what and name in what else ""
+            problems.append(f"split.{name}: {have} usable trade(s), but at least {need} are needed{why}")
+    if problems:
+        raise DataError(
+            "\n".join(problems)
+            + "\nuse more data, give the split a larger share, or an entry strategy that trades more often"
+        )
+
+
+def minimum_trades(cfg: Any, names: list[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """How many usable trades each split needs, and why.
+
+    Training needs one distinct trade per environment at reset (``ppo.n_envs``); validation
+    and test need at least one trade to evaluate.
+    """
+    minimum = {name: (cfg.ppo.n_envs if name == "train" else 1) for name in names}
+    why = {name: (f"ppo.n_envs = {cfg.ppo.n_envs}" if name == "train" else "nothing to evaluate") for name in names}
+    return minimum, why

@@ -1,0 +1,195 @@
+"""``exitcore data inspect|synth`` through the CLI: output, and every bad input -> a located message, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from exitcore.cli import cli
+from exitcore.data.source_params import SynthParams
+from exitcore.data.synth import generate
+
+EXPERIMENTS = textwrap.dedent(
+    """
+    [defaults.ppo]
+    n_envs = 16
+    batch_size = 64
+    n_steps = 64
+
+    [experiments.t]
+    description = "data tests"
+    entry = { name = "donchian" }
+    features = [{ name = "position" }, { name = "price_window", params = { window = 16 } }]
+    rewards = [{ name = "pnl" }]
+    """
+)
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    exp = tmp_path / "experiments.toml"
+    exp.write_text(EXPERIMENTS)
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli, ["--experiments", str(exp), *args], catch_exceptions=False)
+
+    return invoke
+
+
+def _bars_csv(tmp_path: Path, years: float = 0.3, name: str = "bars.csv") -> Path:
+    bars = generate(SynthParams(years=years, seed=1))
+    path = tmp_path / name
+    frame = bars.frame.copy()
+    frame.index = frame.index.strftime("%Y-%m-%d %H:%M:%S")
+    frame.rename_axis("time").to_csv(path)
+    return path
+
+
+def test_help_everywhere(run) -> None:
+    for args in (["data", "--help"], ["data", "inspect", "--help"], ["data", "synth", "--help"]):
+        res = run(*args)
+        assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_entry_point_modules_stay_light() -> None:
+    """The modules loaded for every command (``--help`` too) import neither pandas, numpy nor torch."""
+    code = (
+        "import sys, exitcore.builtin.data_sources, exitcore_entries, exitcore.cli.data\n"
+        "heavy = [m for m in ('pandas', 'numpy', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_synth_writes_a_loadable_file(run, tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "eurusd_synth.csv.gz"
+    res = run("data", "synth", "--years", "0.2", "--seed", "4", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert out.exists() and not list(out.parent.glob(".*"))  # no temporary left behind
+    res = run("data", "inspect", str(out))
+    assert res.exit_code == 0, res.output
+    assert "csv: " in res.output and "findings     none" in res.output
+    back = pd.read_csv(out, index_col="time")
+    want = generate(SynthParams(years=0.2, seed=4)).frame
+    assert len(back) == len(want) and (back["close"].to_numpy() == want["close"].to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--years", "-1"], "--years: expected a finite number > 0"),
+        (["--start", "2015-02-30"], "--start: expected a date"),
+        (["--timeframe", "7x"], "--timeframe"),
+    ],
+)
+def test_synth_bad_options_write_nothing(run, tmp_path: Path, args: list[str], phrase: str) -> None:
+    out = tmp_path / "out" / "x.csv"
+    res = run("data", "synth", "--out", str(out), *args)
+    assert res.exit_code == 2 and phrase in res.output
+    assert not out.parent.exists()  # not even the folder
+
+
+def test_synth_refuses_to_overwrite_and_bad_names(run, tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    out.write_text("keep me")
+    res = run("data", "synth", "--years", "0.1", "--out", str(out))
+    assert res.exit_code == 2 and "already exists" in res.output and out.read_text() == "keep me"
+    res = run("data", "synth", "--years", "0.1", "--out", str(tmp_path / "x.xlsx"))
+    assert res.exit_code == 2 and "--out: expected a .csv" in res.output
+
+
+def test_inspect_with_experiment_counts_trades_per_split(run, tmp_path: Path) -> None:
+    res = run("data", "inspect", "synthetic?years=0.5&seed=2", "--experiment", "t")
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "experiment   t" in out and "purge gap 112 bars" in out  # max_bars 96 + lookback 16
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("train ", "test "))}
+    assert set(rows) == {"train", "test"}
+    assert int(rows["train"][-3].replace(",", "")) > 100 and rows["train"][-1] == "16"
+
+
+def test_inspect_json(run) -> None:
+    import json
+
+    res = run("data", "inspect", "synthetic?years=0.1", "--json")
+    data = json.loads(res.output)
+    assert data["timeframe"] == "15min" and data["gaps"]["weekend"] >= 4
+
+
+# --------------------------------------------------------------------------- bad input -> exit 2
+
+
+def test_missing_file(run, tmp_path: Path) -> None:
+    res = run("data", "inspect", str(tmp_path / "nope.csv"))
+    assert res.exit_code == 2 and f"error: {tmp_path / 'nope.csv'}: no such file or folder" in res.output
+
+
+def test_wrong_column_mapping(run, tmp_path: Path) -> None:
+    path = _bars_csv(tmp_path)
+    res = run("data", "inspect", f"csv:{path}?columns=close:Last")
+    assert res.exit_code == 2
+    assert "column 'Last' (columns.close) is not in the file" in res.output and "time, open, high" in res.output
+
+
+def test_unknown_option_in_spec(run, tmp_path: Path) -> None:
+    res = run("data", "inspect", f"csv:{_bars_csv(tmp_path)}?colums=close:Last")
+    assert res.exit_code == 2 and "--data.colums: unknown key 'colums' (did you mean 'columns'?)" in res.output
+
+
+def test_validation_failures_all_at_once(run, tmp_path: Path) -> None:
+    path = _bars_csv(tmp_path)
+    lines = path.read_text().splitlines()
+    f = lines[10].split(",")
+    lines[10] = ",".join([f[0], f[1], str(float(f[4]) - 0.01), f[3], f[4], f[5]])  # high below the close
+    lines[20] = lines[19]  # an identical duplicate: dropped, not an error
+    lines[30] = lines[29].replace(lines[29].split(",")[4], "1.5")  # same time, other close: conflicting
+    lines[40], lines[41] = lines[41], lines[40]  # time going backwards
+    lines[50] = lines[50].replace(":00,", ":07,", 1)  # off the 15-minute grid
+    lines[60] = lines[60].split(",")[0] + ",0,0,0,0,0"  # non-positive prices
+    path.write_text("\n".join(lines) + "\n")
+    res = run("data", "inspect", str(path))
+    assert res.exit_code == 2
+    out = res.output
+    for line, phrase in [(11, "< max(open, close)"), (31, "duplicate timestamp"), (42, "time goes backwards"),
+                         (51, "not on the 15min bar grid"), (61, "non-positive price")]:
+        assert f"bars.csv, line {line}: {phrase}" in out or (f"bars.csv, line {line}:" in out and phrase in out), (line, out)
+    assert "line 21:" not in out.split("warning")[0]  # the identical duplicate is only a warning
+
+
+def test_timeframe_that_cannot_be_reached(run, tmp_path: Path) -> None:
+    res = run("data", "inspect", str(_bars_csv(tmp_path)), "--timeframe", "20min")
+    assert res.exit_code == 2 and "data.timeframe: cannot resample 15min bars to 20min" in res.output
+    res = run("data", "inspect", str(_bars_csv(tmp_path)), "--timeframe", "5min")
+    assert res.exit_code == 2 and "whole multiple of 15min" in res.output
+    res = run("data", "inspect", str(_bars_csv(tmp_path)), "--timeframe", "soon")
+    assert res.exit_code == 2 and "--timeframe" in res.output
+
+
+def test_empty_split(run, tmp_path: Path) -> None:
+    res = run("data", "inspect", "synthetic?years=0.005", "--experiment", "t")
+    assert res.exit_code == 2 and "split.test: the test split is empty after the purge gap of 112 bars" in res.output
+
+
+def test_split_with_too_few_trades(run) -> None:
+    res = run("data", "inspect", "synthetic?years=0.05", "--experiment", "t", "--set", "ppo.n_envs=256", "--set", "ppo.batch_size=256")
+    assert res.exit_code == 2
+    assert "split.train:" in res.output and "but at least 256 are needed (ppo.n_envs = 256)" in res.output
+    assert "train " in res.output  # the table is printed before the error
+
+
+def test_histdata_without_clock(run, tmp_path: Path) -> None:
+    path = tmp_path / "DAT_ASCII_EURUSD_M1_2019.csv"
+    path.write_text("20190102 000000;1.1;1.2;1.0;1.1;0\n20190102 000100;1.1;1.2;1.0;1.1;0\n")
+    res = run("data", "inspect", str(path))
+    assert res.exit_code == 2 and "--data.timezone: required: HistData files are not in UTC" in res.output
+
+
+def test_usage_errors(run) -> None:
+    assert run("data", "inspect").exit_code == 2
+    assert run("data", "inspect", "synthetic", "--set", "ppo.n_envs=8").exit_code == 2

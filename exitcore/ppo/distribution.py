@@ -19,7 +19,7 @@ MASKED_LOGIT = -1e8
 def masked_logits(logits: Tensor, mask: Tensor) -> Tensor:
     """``logits`` [B, A] with every action where ``mask`` [B, A] (bool, True = allowed) is False
     set to :data:`MASKED_LOGIT`."""
-    return torch.where(mask, logits, torch.full_like(logits, MASKED_LOGIT))
+    return torch.where(mask, logits, MASKED_LOGIT)
 
 
 class MaskedCategorical:

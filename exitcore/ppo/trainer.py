@@ -104,7 +104,7 @@ class PPOTrainer:
         self.total_timesteps = int(total_timesteps or ppo.total_timesteps)
         self.steps_per_update = ppo.n_envs * ppo.n_steps
         self.n_updates = -(-self.total_timesteps // self.steps_per_update)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=ppo.learning_rate, eps=ADAM_EPS)
+        self.optimizer = make_adam(self.policy.parameters(), ppo.learning_rate)
         self.schedules = Schedules(ppo, self.total_timesteps)
         # The trainer's own generator drives action sampling and minibatch shuffles, so other
         # code drawing from torch's global generator cannot change a run.
@@ -372,6 +372,16 @@ class PPOTrainer:
         """Return to the last consistent state and write it (a partial update is dropped)."""
         self.load_state_dict(_clone(good))
         return self._write(good)
+
+
+def make_adam(parameters: Any, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one kernel per parameter instead of a Python loop of small
+    ops: an order of magnitude less optimiser time per minibatch on CPU), else the foreach one."""
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, eps=ADAM_EPS, fused=True)
+    except (RuntimeError, TypeError):  # a device or torch version without the fused kernel
+        return torch.optim.Adam(parameters, lr=lr, eps=ADAM_EPS, foreach=True)
 
 
 def _clone(obj: Any) -> Any:

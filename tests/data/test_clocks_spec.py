@@ -54,8 +54,8 @@ def test_fixed_offset_converts() -> None:
 
 
 def test_us_rule_matches_new_york_zone() -> None:
-    """UTC-5,US is America/New_York (both DST regimes) away from the switch hours."""
-    local = np.arange(_ns("2004-01-01"), _ns("2012-01-01"), 3_600_000_000_000 * 5 + 60_000_000_000, dtype=np.int64)
+    """UTC-5,US is America/New_York (both US DST regimes since 1987), switch hours included."""
+    local = np.arange(_ns("1987-01-01"), _ns("2030-01-01"), 3_600_000_000_000 * 7 + 60_000_000_000, dtype=np.int64)
     ours, bad_ours = to_utc(local, parse_clock("UTC-5,US"))
     zone, bad_zone = to_utc(local, parse_clock("America/New_York"))
     np.testing.assert_array_equal(bad_ours, bad_zone)

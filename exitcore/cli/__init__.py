@@ -19,6 +19,7 @@ from exitcore.errors import ExitcoreError
 
 #: built-in subcommands: name -> "module:attribute", imported on first use
 LAZY_COMMANDS: dict[str, str] = {
+    "compare": "exitcore.cli.compare:compare",
     "data": "exitcore.cli.data:data",
     "experiments": "exitcore.cli.experiments:experiments",
     "plugins": "exitcore.cli.plugins:plugins",

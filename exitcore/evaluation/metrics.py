@@ -430,6 +430,30 @@ def _shares(d: Mapping[str, float] | None, short: Mapping[str, str]) -> str:
 _ACTION_SHORT = {a.name: ACTION_LETTERS[a] for a in Action}
 _REASON_SHORT = {"agent": "A", "stop": "S", "target": "T", "time": "Ti", "end_of_data": "D", "gap": "G"}
 
+_RATE_KEYS = ("win_rate", "quick_exit_rate", "blocked_rate", "at_breakeven_rate", "partial_rate")
+_RATIO_KEYS = ("profit_factor", "sharpe", "sortino", "per_trade_sharpe", "best_baseline_sharpe")
+
+
+def format_value(key: str, value: Any) -> str:
+    """One metric value as the tables show it: rates in percent, ratios to 2 decimals, PnL
+    fractions to 5, distributions as letter shares (H E T B P; A S T Ti D G)."""
+    if key in _RATE_KEYS:
+        return _pct(value)
+    if key in _RATIO_KEYS:
+        return _num(value, ".2f")
+    if key in ("mean_return", "std_return", "max_drawdown", "mean_daily_pnl", "total_pnl"):
+        return _num(value, ".5f")
+    if key == "avg_bars":
+        return _num(value, ".1f")
+    if key == "action_distribution":
+        return _shares(value, _ACTION_SHORT)
+    if key == "exit_reasons":
+        return _shares(value, _REASON_SHORT)
+    if isinstance(value, float):
+        return _num(value)
+    return "-" if value is None else str(value)
+
+
 _ROWS: tuple[tuple[str, Any], ...] = (
     ("trades", lambda m: str(m["n_trades"])),
     ("mean return ± std", lambda m: f"{_num(m['mean_return'], '.5f')} ± {_num(m['std_return'], '.5f')}"),

@@ -1,0 +1,47 @@
+"""``exitcore compare A B [...]``: finished runs side by side."""
+
+from __future__ import annotations
+
+import click
+
+from exitcore.cli.options import runs_dir_option
+
+
+@click.command()
+@click.argument("refs", nargs=-1, required=True, metavar="RUN_OR_EXPERIMENT...")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (metrics per run, warnings, config differences).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per metric, one column per run.")
+@click.pass_obj
+def compare(session, refs, runs_dir, as_json, as_csv) -> None:
+    """Compare runs: out-of-sample return, win rate, profit factor, Sharpe, trade length,
+    quick exits, actions, blocked rate, drawdown, the look-ahead audit verdict, and every
+    configuration value that differs.
+
+    Each argument is a run id (or a unique prefix of one) or an experiment name, meaning its
+    latest finished run (`exitcore compare v3 v4`). Runs on different data or different
+    splits are flagged: their numbers are not comparable. A run that is still running,
+    failed or was interrupted is refused.
+    """
+    from exitcore import compare as cmp
+    from exitcore.errors import ExitcoreError
+    from exitcore.registry import Registry, resolve_runs_dir
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    if len(refs) < 2:
+        raise click.UsageError("give at least two runs or experiments to compare")
+    try:
+        file = session.experiments_file()
+    except ExitcoreError:
+        file = None  # run ids alone need no experiments file
+    with Registry(resolve_runs_dir(runs_dir), create=False) as registry:
+        views = cmp.collect(list(refs), registry, file)
+    if as_json:
+        click.echo(cmp.as_json(views))
+    elif as_csv:
+        click.echo(cmp.as_csv(views), nl=False)
+    else:
+        click.echo(cmp.as_table(views))
+        for note in cmp.warnings(views):
+            click.echo(f"warning: {note}", err=True)

@@ -1,0 +1,217 @@
+"""``exitcore compare``: finished runs side by side, with what differs between them.
+
+Each argument is a run id (or a unique prefix) or an experiment name (its latest ``done``
+run). The numbers are recomputed from each run's out-of-sample RL ledger with the same metric
+functions (:mod:`exitcore.evaluation.metrics`), so every column is computed the same way
+whatever version wrote the run. Runs on different data or different split boundaries are
+flagged loudly: their numbers are not comparable.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from exitcore.errors import ExitcoreError
+
+#: the rows of the comparison, in order: (label, key in the metrics dict or a special key)
+ROWS: tuple[tuple[str, str], ...] = (
+    ("experiment", "experiment"),
+    ("split", "label"),
+    ("trades", "n_trades"),
+    ("mean return", "mean_return"),
+    ("std return", "std_return"),
+    ("win rate", "win_rate"),
+    ("profit factor", "profit_factor"),
+    ("Sharpe (daily, annualised)", "sharpe"),
+    ("Sortino (daily, annualised)", "sortino"),
+    ("avg bars held", "avg_bars"),
+    ("min bars held", "min_bars"),
+    ("quick exits (<= 3 bars)", "quick_exit_rate"),
+    ("blocked rate", "blocked_rate"),
+    ("max drawdown", "max_drawdown"),
+    ("action distribution", "action_distribution"),
+    ("exit reasons", "exit_reasons"),
+    ("best baseline (chosen on train)", "best_baseline"),
+    ("best baseline Sharpe", "best_baseline_sharpe"),
+    ("look-ahead audit", "audit_verdict"),
+    ("data hash", "data_hash"),
+)
+
+
+@attrs.frozen
+class RunView:
+    """What compare knows about one run."""
+
+    ref: str
+    run_id: str
+    run_dir: Path
+    experiment: str
+    data_hash: str
+    splits: tuple[tuple[str, str, str], ...]  # (name, start, end)
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
+    """Find each ref's finished run and recompute its out-of-sample metrics."""
+    from exitcore.registry import RegistryError
+
+    views = []
+    for ref in refs:
+        record = None
+        try:
+            record = registry.get(ref)
+        except RegistryError as run_error:
+            name = ref
+            if experiments_file is not None:
+                try:
+                    name = experiments_file.resolve_name(ref)
+                except ExitcoreError:
+                    name = ref
+            if not registry.list(experiment=name):
+                raise RegistryError(f"{ref!r} is neither a run nor an experiment with runs in {registry.runs_dir} "
+                                    f"({run_error})") from None
+            record = registry.latest_done(name)
+            if record is None:
+                statuses = sorted({r.status for r in registry.list(experiment=name)})
+                raise RegistryError(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
+                                    f"wait for it or run `exitcore run {name}`")
+        record = registry.require_done(record.id)
+        views.append(_view(ref, record, registry.path_of(record)))
+    return views
+
+
+def _view(ref: str, record: Any, run_dir: Path) -> RunView:
+    from exitcore.evaluation.ledger_schema import read_ledger
+    from exitcore.evaluation.metrics import compute_metrics
+
+    results = _read_json(run_dir / "results.json")
+    meta = _read_json(run_dir / "run.json")
+    config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))["experiment"]
+    split = results.get("split", "test")
+    ledger_name = (results.get("ledgers") or {}).get(split)
+    if not ledger_name:
+        raise ExitcoreError(f"{run_dir}: results.json names no {split} ledger")
+    ledger = read_ledger(run_dir / ledger_name)
+    start, end = results["spans"][split]
+    metrics = compute_metrics(ledger[ledger["policy"] == "rl"], start=start, end=end, split=split, policy="rl")
+    best = results.get("best_baseline") or {}
+    if best.get("name"):
+        base = ledger[ledger["policy"] == best["name"]]
+        if len(base):
+            metrics["best_baseline_sharpe"] = compute_metrics(base, start=start, end=end, split=split)["sharpe"]
+    metrics.update(
+        experiment=record.experiment,
+        best_baseline=best.get("name"),
+        audit_verdict=results.get("audit_verdict") or "not audited",
+        data_hash=record.data_hash,
+    )
+    splits = tuple((s["name"], str(s.get("start")), str(s.get("end"))) for s in meta.get("splits", []))
+    return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    from exitcore.evaluation import jsonable
+
+    try:
+        return jsonable.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExitcoreError(f"{path}: missing; the run directory is incomplete") from None
+
+
+def warnings(views: list[RunView]) -> list[str]:
+    """Loud notes on what makes the runs not comparable."""
+    out = []
+    if len({v.data_hash for v in views}) > 1:
+        pairs = ", ".join(f"{v.run_id}: {v.data_hash}" for v in views)
+        out.append(f"DIFFERENT DATA: these runs were trained and evaluated on different bars ({pairs}); "
+                   "their numbers are not comparable")
+    if len({v.splits for v in views}) > 1:
+        out.append("DIFFERENT SPLITS: the train/test boundaries differ between these runs; "
+                   "their out-of-sample numbers cover different periods")
+    return out
+
+
+def config_differences(views: list[RunView]) -> list[tuple[str, list[Any]]]:
+    """Config keys whose values differ between any of the runs: ``[(key, [value per run])]``."""
+    from exitcore.experiments import flatten_config
+
+    flat = [flatten_config(v.config) for v in views]
+    keys = sorted(set().union(*flat))
+    ignore = ("name", "description", "assumptions", "lineage")
+    return [(k, [f.get(k) for f in flat]) for k in keys
+            if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1 and k.split(".")[0].split("[")[0] not in ignore]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _fmt(key: str, value: Any) -> str:
+    from exitcore.evaluation.metrics import format_value
+
+    return format_value(key, value)
+
+
+def as_table(views: list[RunView]) -> str:
+    """A text table: one column per run, the metric rows, then the config differences."""
+    header = ["", *[v.run_id for v in views]]
+    rows = [header]
+    for label, key in ROWS:
+        rows.append([label, *[_fmt(key, v.metrics.get(key)) for v in views]])
+    diffs = config_differences(views)
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    lines = []
+    for note in warnings(views):
+        lines.append(f"!! {note}")
+    if lines:
+        lines.append("")
+    for i, row in enumerate(rows):
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("")
+    if diffs:
+        lines.append("configuration differences:")
+        for key, values in diffs:
+            lines.append(f"  {key}: " + "  |  ".join(json.dumps(v) for v in values))
+    else:
+        lines.append("configuration: identical")
+    return "\n".join(lines)
+
+
+def as_json(views: list[RunView]) -> str:
+    """Machine-readable comparison: per run its metrics, plus warnings and config differences."""
+    from exitcore.evaluation import jsonable
+
+    data = {
+        "runs": [{"ref": v.ref, "run_id": v.run_id, "run_dir": str(v.run_dir), "experiment": v.experiment,
+                  "metrics": v.metrics} for v in views],
+        "warnings": warnings(views),
+        "config_differences": [{"key": k, "values": vals} for k, vals in config_differences(views)],
+    }
+    return jsonable.dumps(data, indent=2)
+
+
+def as_csv(views: list[RunView]) -> str:
+    """One row per metric, one column per run (values as plain numbers where they are numbers)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["metric", *[v.run_id for v in views]])
+    for label, key in ROWS:
+        writer.writerow([key, *[_csv_value(v.metrics.get(key)) for v in views]])
+    for key, values in config_differences(views):
+        writer.writerow([f"config.{key}", *[json.dumps(x) for x in values]])
+    return buf.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else value

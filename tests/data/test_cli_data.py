@@ -193,3 +193,23 @@ def test_histdata_without_clock(run, tmp_path: Path) -> None:
 def test_usage_errors(run) -> None:
     assert run("data", "inspect").exit_code == 2
     assert run("data", "inspect", "synthetic", "--set", "ppo.n_envs=8").exit_code == 2
+
+
+def test_shipped_example_trades_are_reproducible_and_load(run, tmp_path: Path) -> None:
+    """data/example_trades.csv is what scripts/make_example_trades.py writes, and maps onto the default data."""
+    import runpy
+
+    repo = Path(__file__).resolve().parents[2]
+    shipped = repo / "data" / "example_trades.csv"
+    module = runpy.run_path(str(repo / "scripts" / "make_example_trades.py"))
+    out = tmp_path / "again.csv"
+    module["example_trades"]().to_csv(out, index=False, lineterminator="\n")
+    assert out.read_bytes() == shipped.read_bytes()
+    res = run(
+        "data", "inspect", "--experiment", "t",
+        "--set", "entry.name=csv_trades", "--set", f"entry.params.path={shipped}",
+        "--set", "entry.params.stop_column=stop_pips", "--set", "entry.params.target_column=target_pips",
+        "--set", "entry.params.distance_unit=pips",
+    )
+    assert res.exit_code == 0, res.output
+    assert "800 signals," in res.output

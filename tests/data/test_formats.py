@@ -186,3 +186,11 @@ def test_bad_lines_are_located(tmp_path: Path, host) -> None:
     assert "bad.csv, line 4: high 'abc' is not a number" in text
     assert "bad.csv, line 5: unparseable time 'yesterday'" in text
     assert "line 6" not in text
+
+
+def test_generic_csv_without_header_by_position(tmp_path: Path, host) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_text("\n".join(f"{c},{o},{h},{l},{t}" for t, o, h, l, c in ROWS) + "\n")
+    _expect(_load(f"csv:{path}?header=false&columns=time:4,open:1,high:2,low:3,close:0", host))
+    with pytest.raises(DataError, match=r"columns.time = '9' must be a 0-based field position below 5"):
+        _load(f"csv:{path}?header=false&columns=time:9,open:1,high:2,low:3,close:0", host)

@@ -33,7 +33,7 @@ from exitcore.data.validate import RawChunk, assemble
 from exitcore.errors import DataError
 
 SUFFIXES = (".csv", ".txt", ".zip", ".gz", ".bz2", ".xz")
-_DATA = re.compile(r"^\d{4}\.\d{2}\.\d{2}[,;\t ]\d{2}:\d{2}")
+_DATA = re.compile(r"^\d{4}\.\d{2}\.\d{2}[,;\t]\d{2}:\d{2}")
 _HEADER = re.compile(r"^\s*<?date>?\s*[,;\t]\s*<?time>?\s*[,;\t]", re.IGNORECASE)
 _POSITIONAL = ["date", "time", "open", "high", "low", "close", "tickvol", "vol", "spread"]
 

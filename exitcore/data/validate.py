@@ -245,10 +245,11 @@ def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
     finite = ok & ~missing & ~infinite
     nonpos = finite & (stacked <= 0).any(axis=0)
     _emit(out, ch, nonpos, "non-positive", lambda i: f"non-positive price ({_fields(ch, i)})")
-    hi_bad = finite & (h < np.maximum(o, c))
-    _emit(out, ch, hi_bad, "high", lambda i: f"high {h[i]!r} < max(open, close) {max(o[i], c[i])!r}")
-    lo_bad = finite & (l > np.minimum(o, c))
-    _emit(out, ch, lo_bad, "low", lambda i: f"low {l[i]!r} > min(open, close) {min(o[i], c[i])!r}")
+    positive = finite & ~nonpos  # a row is reported for its first kind of problem only
+    hi_bad = positive & (h < np.maximum(o, c))
+    _emit(out, ch, hi_bad, "high", lambda i: f"high {float(h[i])!r} < max(open, close) {float(max(o[i], c[i]))!r}")
+    lo_bad = positive & (l > np.minimum(o, c))
+    _emit(out, ch, lo_bad, "low", lambda i: f"low {float(l[i])!r} > min(open, close) {float(min(o[i], c[i]))!r}")
     off = ok & (ch.local_ns % tf_ns != 0)
     tf_text = format_timeframe(tf_ns // _NS)
     _emit(out, ch, off, "grid", lambda i: f"timestamp {format_ts(ch.local_ns[i])} is not on the {tf_text} bar grid")
@@ -256,11 +257,11 @@ def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
         if name in ch.values:
             v = ch.values[name]
             bad = ok & ~(np.isfinite(v) & (v >= 0))
-            _emit(out, ch, bad, name, lambda i, v=v, name=name: f"{name} {v[i]!r} is not a finite number >= 0")
+            _emit(out, ch, bad, name, lambda i, v=v, name=name: f"{name} {float(v[i])!r} is not a finite number >= 0")
 
 
 def _fields(ch: RawChunk, i: int) -> str:
-    return ", ".join(f"{k}={ch.values[k][i]!r}" for k in PRICE_COLUMNS)
+    return ", ".join(f"{k}={float(ch.values[k][i])!r}" for k in PRICE_COLUMNS)
 
 
 def _emit(out: _Collector, ch: RawChunk, mask: np.ndarray, kind: str, message) -> None:

@@ -152,12 +152,22 @@ def test_validation_failures_all_at_once(run, tmp_path: Path) -> None:
     lines[40], lines[41] = lines[41], lines[40]  # time going backwards
     lines[50] = lines[50].replace(":00,", ":07,", 1)  # off the 15-minute grid
     lines[60] = lines[60].split(",")[0] + ",0,0,0,0,0"  # non-positive prices
+    f = lines[70].split(",")
+    lines[70] = ",".join([f[0], f[1], f[2], str(float(f[1]) + 0.01), f[4], f[5]])  # low above the open
+    f = lines[80].split(",")
+    lines[80] = ",".join([*f[:4], "inf", f[5]])  # a non-finite close
+    lines[90] = "2015-01-05 yesterday," + lines[90].split(",", 1)[1]  # an unparseable time
+    lines[100] = lines[100] + ",42"  # a field too many
+    f = lines[110].split(",")
+    lines[110] = ",".join([f[0], f[1], "abc", *f[3:]])  # text where a price belongs
     path.write_text("\n".join(lines) + "\n")
     res = run("data", "inspect", str(path))
     assert res.exit_code == 2
     out = res.output
     for line, phrase in [(11, "< max(open, close)"), (31, "duplicate timestamp"), (42, "time goes backwards"),
-                         (51, "not on the 15min bar grid"), (61, "non-positive price")]:
+                         (51, "not on the 15min bar grid"), (61, "non-positive price"), (71, "> min(open, close)"),
+                         (81, "non-finite price"), (91, "unparseable time"), (101, "unparseable row: expected 6 fields, saw 7"),
+                         (111, "high 'abc' is not a number")]:
         assert f"bars.csv, line {line}: {phrase}" in out or (f"bars.csv, line {line}:" in out and phrase in out), (line, out)
     assert "line 21:" not in out.split("warning")[0]  # the identical duplicate is only a warning
 

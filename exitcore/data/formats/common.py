@@ -19,7 +19,7 @@ from exitcore.data.validate import RawChunk
 from exitcore.errors import DataError
 
 _SYMBOL = re.compile(r"(?<![A-Z])([A-Z]{6})(?![A-Z])")
-#: example layouts quoted in "unparseable time" messages
+#: numpy dtype kinds read as numbers without parsing text (bool, int, uint, float, complex)
 NUMERIC_KINDS = "biufc"
 
 

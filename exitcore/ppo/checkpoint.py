@@ -22,7 +22,7 @@ VERSION = 1
 #: keys every checkpoint holds
 REQUIRED_KEYS = (
     "format", "version", "model", "optimizer", "global_step", "update", "schedules", "rng",
-    "generator", "env", "next_obs", "next_mask", "ppo", "obs_dim", "n_actions", "n_envs",
+    "generator", "env", "next_obs", "next_mask", "ppo", "obs_dim", "n_actions", "n_envs", "device",
 )
 
 

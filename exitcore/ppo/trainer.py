@@ -319,6 +319,7 @@ class PPOTrainer:
             "obs_dim": self.env.obs_dim,
             "n_actions": self.env.n_actions,
             "n_envs": self.env.n_envs,
+            "device": self.device.type,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -330,6 +331,11 @@ class PPOTrainer:
         for key, mine in (("obs_dim", self.env.obs_dim), ("n_actions", self.env.n_actions), ("n_envs", self.env.n_envs)):
             if state[key] != mine:
                 raise CheckpointError(f"the checkpoint has {key} = {state[key]} but this run has {mine}")
+        if state["device"] != self.device.type:
+            # The sampling generator's state is device-specific; the weights alone can still be
+            # loaded anywhere with load_checkpoint(path)["model"].
+            raise CheckpointError(f"the checkpoint was written on {state['device']}; resume it on {state['device']} "
+                                  f"(this run is on {self.device.type})")
         try:
             self.policy.load_state_dict(state["model"])
         except RuntimeError as exc:

@@ -262,3 +262,24 @@ def test_the_first_minibatch_reuses_the_sampling_mask(monkeypatch):
     run(config(total_timesteps=UPDATE_STEPS))
     kl, all_allowed = seen[0]
     assert kl == 0.0 and not all_allowed  # masks really restrict something, and the ratio is exactly 1
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_fit(tmp_path):
+    from exitcore.ppo import CheckpointError
+
+    ppo = config(total_timesteps=UPDATE_STEPS)
+    run(ppo, tmp_path)
+    seed_everything(0)
+    other = MaskedBanditEnv(N_ENVS, n_contexts=7)  # obs_dim 7 instead of 4
+    policy = MLPActorCritic.from_config(ppo, other.obs_dim, other.n_actions)
+    with pytest.raises(CheckpointError, match="checkpoint.pt: the checkpoint has obs_dim = 4 but this run has 7"):
+        PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, other, policy, ppo)
+
+
+def test_resume_of_a_finished_run_returns_at_once(tmp_path):
+    ppo = config(total_timesteps=2 * UPDATE_STEPS)
+    done, _, _ = run(ppo, tmp_path)
+    env, policy = make(ppo)
+    again = PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, ppo, progress=False).train()
+    assert again.status == "done" and again.updates == 2 and again.last_metrics == {}
+    assert torch.equal(params(policy), params(done.policy))

@@ -1,0 +1,244 @@
+"""exitcore's PPO trainer vs. sb3-contrib's MaskablePPO, side by side in one run (design.md §8).
+
+Both train on the same environment: experiment ``v4_no_lookahead`` (its features, rewards,
+guards and mask) on the embedded synthetic bars. exitcore steps :class:`VecExitEnv` directly;
+MaskablePPO steps a second instance of it through the gymnasium adapter
+(:class:`exitcore.env.gym_adapter.GymVecExitEnv`, ``episode_info=False``) behind the thinnest
+sb3 ``VecEnv`` shim we could write (no per-env Python environments, no terminal-observation
+copies). Same network (separate actor and critic MLPs of ``--nets`` sizes, tanh, orthogonal
+init), same ``n_envs``, ``n_steps``, ``batch_size``, ``n_epochs``, clipping, no KL early stop.
+
+The two trainers alternate update by update (exitcore's ``on_update`` runs one MaskablePPO
+update and one timing of the pure network compute), so all three see the same machine load;
+the medians over the updates after the first are compared. The *bound* is the forward passes of
+the rollout plus forward and backward passes of every minibatch, timed alone on a copy of the
+network.
+
+sb3-contrib is a bench-only dependency (``pip install 'exitcore[bench]'``); exitcore never
+imports it. Run: ``python benchmarks/bench_ppo_vs_sb3.py`` (``--help`` for sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from exitcore.config import PPOConfig
+from exitcore.ppo import MLPActorCritic, PPOTrainer, seed_everything
+
+try:
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecEnv
+except ImportError as exc:  # pragma: no cover - a bench-only dependency
+    raise SystemExit(f"this benchmark needs sb3-contrib: pip install 'exitcore[bench]' ({exc})") from None
+
+from bench_ppo_compute import cpu_model  # noqa: E402 - same folder
+
+
+# --------------------------------------------------------------------------- the environment
+
+
+def build_assembled(years: float, device: torch.device) -> Any:
+    """v4_no_lookahead assembled on ``years`` of the seeded synthetic bars."""
+    from exitcore.assembly import assemble
+    from exitcore.data.source_params import SynthParams
+    from exitcore.data.synth import generate
+    from exitcore.experiments import find_file, load_file, resolve
+    from exitcore.plugins import PluginHost
+
+    resolved = resolve(load_file(find_file()), "v4_no_lookahead", PluginHost.create())
+    bars = generate(SynthParams(years=years, seed=0))
+    return assemble(resolved, bars, device=device)
+
+
+def make_env(assembled: Any, n_envs: int, seed: int) -> Any:
+    pool = torch.nonzero(assembled.table.decidable).flatten()
+    return assembled.make_env(pool, n_envs=n_envs, seed=seed)
+
+
+class GymVectorAsSB3(VecEnv):
+    """A gymnasium ``VectorEnv`` (same-step autoreset, all ends terminal) as an sb3 ``VecEnv``."""
+
+    def __init__(self, venv: Any, seed: int):
+        self.venv, self._seed = venv, seed
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+
+    def reset(self) -> np.ndarray:
+        obs, _ = self.venv.reset(seed=self._seed)
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> Any:
+        obs, rewards, terminated, truncated, _ = self.venv.step(self._actions)
+        return obs, rewards.astype(np.float32), terminated | truncated, [{} for _ in range(self.num_envs)]
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+        if method_name != "action_masks":
+            raise AttributeError(method_name)
+        return list(self.venv.action_masks())
+
+    def has_attr(self, attr_name: str) -> bool:
+        return attr_name == "action_masks"
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None] * self.num_envs
+        raise AttributeError(attr_name)
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        raise AttributeError(attr_name)
+
+    def env_is_wrapped(self, wrapper_class: Any, indices: Any = None) -> list[bool]:
+        return [False] * self.num_envs
+
+    def close(self) -> None:
+        pass
+
+
+class PhaseTimer(BaseCallback):
+    """Times MaskablePPO's rollout (rollout start -> end); the rest of learn() is its update."""
+
+    def _on_rollout_start(self) -> None:
+        self.t_start = time.perf_counter()
+
+    def _on_rollout_end(self) -> None:
+        self.t_end = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- one comparison
+
+
+def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    ppo = PPOConfig(n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+                    hidden=hidden, learning_rate=3e-4, clip_coef=0.2, clip_vf=0.2, entropy_coef_start=0.01,
+                    entropy_coef_end=0.01, target_kl=0.0, total_timesteps=args.updates * args.n_envs * args.n_steps,
+                    checkpoint_every=10_000, seed=0)
+    from exitcore.env.gym_adapter import GymVecExitEnv
+
+    seed_everything(ppo.seed)
+    env = make_env(assembled, ppo.n_envs, ppo.seed)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    shadow = copy.deepcopy(policy)
+
+    sb3_env = GymVectorAsSB3(GymVecExitEnv(make_env(assembled, ppo.n_envs, ppo.seed), episode_info=False), ppo.seed)
+    model = MaskablePPO(
+        "MlpPolicy", sb3_env, n_steps=ppo.n_steps, batch_size=ppo.batch_size, n_epochs=ppo.n_epochs,
+        learning_rate=ppo.learning_rate, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda, clip_range=ppo.clip_coef,
+        clip_range_vf=ppo.clip_vf, normalize_advantage=True, ent_coef=ppo.entropy_coef_start, vf_coef=ppo.vf_coef,
+        max_grad_norm=ppo.max_grad_norm, target_kl=None, seed=ppo.seed, device="cpu", verbose=0,
+        policy_kwargs=dict(net_arch=dict(pi=hidden, vf=hidden), activation_fn=nn.Tanh, ortho_init=True),
+    )
+    sb3_params = sum(p.numel() for p in model.policy.parameters())
+    ours_params = sum(p.numel() for p in policy.parameters())
+    assert sb3_params == ours_params, f"networks differ: sb3 {sb3_params} vs exitcore {ours_params} parameters"
+    timer = PhaseTimer()
+    samples = ppo.n_envs * ppo.n_steps
+    obs_all = torch.randn(samples, env.obs_dim)
+    step_obs = obs_all[: ppo.n_envs].clone()
+    rows: list[dict[str, float]] = []
+
+    def sb3_update() -> tuple[float, float]:
+        model.learn(total_timesteps=samples, reset_num_timesteps=False, callback=timer)
+        done = time.perf_counter()
+        return timer.t_end - timer.t_start, done - timer.t_end
+
+    def bound() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for _ in range(ppo.n_steps):
+                shadow(step_obs)
+        t1 = time.perf_counter()
+        for _ in range(ppo.n_epochs):
+            perm = torch.randperm(samples)
+            for i in range(samples // ppo.batch_size):
+                logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
+                (logits.mean() + value.mean()).backward()
+                shadow.zero_grad(set_to_none=True)
+        return t1 - t0, time.perf_counter() - t1
+
+    def on_update(update: int, m: dict[str, Any]) -> None:
+        sb3_r, sb3_u = sb3_update()
+        b_r, b_u = bound()
+        rows.append(dict(ours_r=m["time_rollout"], ours_u=m["time_update"], sb3_r=sb3_r, sb3_u=sb3_u, bound_r=b_r, bound_u=b_u))
+
+    PPOTrainer(env, policy, ppo, on_update=on_update, progress=False).train()
+    timed = rows[1:]
+    med = lambda key: statistics.median(r[key] for r in timed)  # noqa: E731
+    total = lambda who: statistics.median(r[f"{who}_r"] + r[f"{who}_u"] for r in timed)  # noqa: E731
+    sps = {who: samples / total(who) for who in ("ours", "sb3", "bound")}
+    return {
+        "hidden": hidden,
+        "parameters": ours_params,
+        "exitcore_sps": round(sps["ours"]),
+        "exitcore_rollout_sps": round(samples / med("ours_r")),
+        "exitcore_update_sps": round(samples / med("ours_u")),
+        "sb3_sps": round(sps["sb3"]),
+        "sb3_rollout_sps": round(samples / med("sb3_r")),
+        "sb3_update_sps": round(samples / med("sb3_u")),
+        "bound_sps": round(sps["bound"]),
+        "speedup_vs_sb3": round(sps["ours"] / sps["sb3"], 2),
+        "fraction_of_bound": round(sps["ours"] / sps["bound"], 3),
+        "updates_timed": len(timed),
+    }
+
+
+def env_alone(assembled: Any, n_envs: int, n_steps: int) -> float:
+    """Env steps/s of VecExitEnv alone (random allowed actions), for reading the figures."""
+    env = make_env(assembled, n_envs, 0)
+    obs, mask = env.reset(seed=0)
+    gen = torch.Generator().manual_seed(0)
+    action = torch.zeros(n_envs, dtype=torch.int64)
+    env.step(action)
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        obs, mask, _, _ = env.step(action)
+        action = torch.multinomial(mask.float(), 1, generator=gen).squeeze(1)
+    return n_envs * n_steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nets", default="512,256;64,64", help="hidden sizes, ';'-separated")
+    p.add_argument("--n-envs", type=int, default=256)
+    p.add_argument("--n-steps", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8192)
+    p.add_argument("--n-epochs", type=int, default=4)
+    p.add_argument("--updates", type=int, default=6, help="updates per trainer (the first is warm-up)")
+    p.add_argument("--years", type=float, default=1.0, help="years of synthetic bars")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    device = torch.device("cpu")
+    assembled = build_assembled(args.years, device)
+    print(f"# {cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(f"# v4_no_lookahead env (obs_dim {assembled.components.obs_dim}), n_envs {args.n_envs}, n_steps {args.n_steps}, "
+          f"batch {args.batch_size}, epochs {args.n_epochs}; env alone {env_alone(assembled, args.n_envs, 64):,.0f} steps/s")
+    for spec in args.nets.split(";"):
+        row = compare(assembled, [int(x) for x in spec.split(",")], args)
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"hidden {row['hidden']}: exitcore {row['exitcore_sps']:,} steps/s (rollout {row['exitcore_rollout_sps']:,}, "
+                  f"update {row['exitcore_update_sps']:,}) | MaskablePPO {row['sb3_sps']:,} (rollout {row['sb3_rollout_sps']:,}, "
+                  f"update {row['sb3_update_sps']:,}) | bound {row['bound_sps']:,} -> {row['speedup_vs_sb3']}x sb3, "
+                  f"{100 * row['fraction_of_bound']:.0f}% of the bound")
+    print(f"# load average {os.getloadavg()[0]:.2f} at the end")
+
+
+if __name__ == "__main__":
+    main()

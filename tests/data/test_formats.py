@@ -194,3 +194,12 @@ def test_generic_csv_without_header_by_position(tmp_path: Path, host) -> None:
     _expect(_load(f"csv:{path}?header=false&columns=time:4,open:1,high:2,low:3,close:0", host))
     with pytest.raises(DataError, match=r"columns.time = '9' must be a 0-based field position below 5"):
         _load(f"csv:{path}?header=false&columns=time:9,open:1,high:2,low:3,close:0", host)
+
+
+def test_auto_source_sniffs_the_experiment_path(tmp_path: Path, host) -> None:
+    path = tmp_path / "EURUSD_M15.csv"
+    lines = [f"{t},{o},{h},{l},{c},2.5" for t, (_, o, h, l, c) in zip(_local(0, "%Y%m%d,%H:%M:%S"), ROWS)]
+    path.write_text("Date,Timestamp,Open,High,Low,Close,Volume\n" + "\n".join(lines) + "\n")
+    _expect(load_bars(DataConfig(source="auto", params={"path": str(path), "symbol": "X"}), host))
+    with pytest.raises(ConfigError, match=r"data.params.path: required when source = 'auto'"):
+        load_bars(DataConfig(source="auto"), host)

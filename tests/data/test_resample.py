@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from exitcore.data.resample import resample
 from exitcore.errors import DataError
-from tests.data.helpers import MIN_NS, bars_from, grid_times, random_ohlc
+from .helpers import MIN_NS, bars_from, grid_times, random_ohlc
 
 series = st.builds(
     lambda n, seed, hole: (n, seed, hole),

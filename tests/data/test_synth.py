@@ -11,7 +11,7 @@ from exitcore.data.clocks import parse_clock
 from exitcore.data.source_params import SynthParams
 from exitcore.data.synth import generate
 from exitcore.data.validate import assemble
-from tests.data.helpers import chunk
+from .helpers import chunk
 
 
 @pytest.fixture(scope="module")

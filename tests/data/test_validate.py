@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from exitcore.data.clocks import parse_clock
 from exitcore.data.validate import DataValidationError, assemble, gap_report
-from tests.data.helpers import MIN_NS, chunk, grid_times, lines_of, random_ohlc
+from .helpers import MIN_NS, chunk, grid_times, lines_of, random_ohlc
 
 UTC = parse_clock("UTC")
 

@@ -279,11 +279,11 @@ class PPOTrainer:
             1 - buf.masks.float().mean(dim=(0, 1)),
             explained_var.reshape(1),
         ]).tolist()
-        action_frac, masked_frac, (ev,) = device_stats[:n_actions], device_stats[n_actions:2 * n_actions], device_stats[2 * n_actions:]
+        sampled_frac, masked_frac, (ev,) = device_stats[:n_actions], device_stats[n_actions:2 * n_actions], device_stats[2 * n_actions:]
         steps = self.steps_per_update
         metrics: dict[str, Any] = {"update": update, "global_step": self.global_step, "steps": steps}
         metrics.update(flatten_metrics(env_stats))
-        metrics.update({f"action_frac/{name}": v for name, v in zip(self.action_names, action_frac)})
+        metrics.update({f"sampled_frac/{name}": v for name, v in zip(self.action_names, sampled_frac)})
         metrics.update({f"masked_frac/{name}": v for name, v in zip(self.action_names, masked_frac)})
         metrics.update(learn)
         metrics.update(

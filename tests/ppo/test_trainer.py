@@ -227,13 +227,13 @@ def test_log_records_and_periodic_checkpoints(tmp_path):
     records = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert len(records) == 4 and records == [json.loads(json.dumps(r)) for r in records]
     last = records[-1]
-    for key in ("global_step", "ep_return_mean", "ep_length_mean", "episodes", "action_frac/0", "masked_frac/1",
+    for key in ("global_step", "ep_return_mean", "ep_length_mean", "episodes", "sampled_frac/0", "masked_frac/1",
                 "loss_policy", "loss_value", "loss_entropy", "entropy", "approx_kl", "clipfrac", "explained_variance",
                 "entropy_coef", "learning_rate", "sps", "sps_rollout", "sps_update", "epochs"):
         assert key in last, key
     assert last["global_step"] == 4 * UPDATE_STEPS and result.last_metrics["update"] == 4
     assert last["masked_frac/1"] > 0 and last["masked_frac/0"] == 0  # EXIT is masked early in the chain
-    assert last["action_frac/0"] + last["action_frac/1"] == pytest.approx(1.0)
+    assert last["sampled_frac/0"] + last["sampled_frac/1"] == pytest.approx(1.0)
     assert last["learning_rate"] < records[0]["learning_rate"]  # annealed
     assert last["entropy_coef"] < records[0]["entropy_coef"]
 

@@ -40,7 +40,8 @@ class TrainLogger:
     TensorBoard (``run_dir/tensorboard``) is used when the ``tensorboard`` package is installed;
     without it the JSON lines are the log. ``resume_update`` drops records of updates after it
     (they were not in the checkpoint and will be produced again). The progress bar shows
-    steps with an ETA on the terminal: ``progress=None`` shows it only when stderr is a TTY.
+    steps with an ETA on stderr: ``progress=None`` shows it only when stderr is a TTY, ``False``
+    never; ``True`` uses click's bar anyway, which prints just its label when not on a TTY.
     """
 
     def __init__(self, run_dir: Path | None, total_steps: int, start_step: int = 0,

@@ -92,7 +92,10 @@ def test_trained_policy_beats_random_and_always_hold_on_held_out_trades(full_sca
     seed_everything(ppo.seed)
     env = asm.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed)
     policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
-    PPOTrainer(env, policy, ppo, progress=False).train()
+    log = []
+    PPOTrainer(env, policy, ppo, on_update=lambda u, m: log.append(m), progress=False).train()
+    # the environment's own statistics reach the log, flattened
+    assert {"exit_reasons/agent", "blocked_rate/EXIT", "action_frac/HOLD", "masked_frac/EXIT"} <= set(log[-1])
 
     gen = torch.Generator().manual_seed(1)
     trained = held_out_return(asm, test_pool, lambda o, m, live: act(policy, o, m, live=live))

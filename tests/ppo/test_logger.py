@@ -1,0 +1,54 @@
+"""The training log: JSON lines, the progress bar, and TensorBoard being optional."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+from exitcore.ppo import logger as logger_module
+from exitcore.ppo.logger import LOG_FILE, TrainLogger, flatten_metrics
+
+
+def test_jsonl_records_non_finite_values_and_nested_stats(tmp_path):
+    log = TrainLogger(tmp_path, total_steps=100, progress=False)
+    log.log({"update": 1, "global_step": 10, "steps": 10, "explained_variance": float("nan"),
+             **flatten_metrics({"exit_reasons": {"STOP": 0.5}})})
+    log.close()
+    (record,) = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
+    assert record == {"update": 1, "global_step": 10, "steps": 10, "explained_variance": "nan", "exit_reasons/STOP": 0.5}
+
+
+def test_resume_drops_records_after_the_checkpoint_and_torn_lines(tmp_path):
+    path = tmp_path / LOG_FILE
+    path.write_text("".join(json.dumps({"update": u}) + "\n" for u in (1, 2, 3, 4)) + '{"update": 5, "tor')
+    TrainLogger(tmp_path, total_steps=100, progress=False, resume_update=2).close()
+    assert [json.loads(x)["update"] for x in path.read_text().splitlines()] == [1, 2]
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_shows_steps_and_return(monkeypatch):
+    terminal = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    log = TrainLogger(None, total_steps=100)  # progress=None: a TTY gets the bar
+    log.log({"update": 1, "global_step": 50, "steps": 50, "ep_return_mean": 0.25})
+    log.close()
+    out = terminal.getvalue()
+    assert "training" in out and "50%" in out and "return 0.25" in out
+
+
+def test_quiet_when_not_a_tty(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    log = TrainLogger(None, total_steps=100)  # progress=None: follow the terminal
+    log.log({"update": 1, "global_step": 50, "steps": 50})
+    log.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_tensorboard_is_optional(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    assert logger_module._tensorboard_writer(tmp_path / "tb") is None

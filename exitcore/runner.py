@@ -145,7 +145,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.ppo.rng import seed_everything
     from exitcore.registry import Registry, resolve_runs_dir
 
-    stages = Stages(total=6, quiet=quiet)
+    stages = Stages(total=4, quiet=quiet)
     runs_dir = resolve_runs_dir(request.runs_dir)
     # Nothing is created before the request is known to be good: bad input leaves no trace.
     check_runs_dir_writable(runs_dir)
@@ -155,10 +155,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             previous = old.get(request.resume)
         request = _resume_request(previous, request)
 
-    with stages.stage("resolving the experiment") as note:
-        resolved = _resolve(request, file, host, data_config_from_spec)
-        cfg = resolved.config
-        note(f"{cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, network {cfg.ppo.hidden}")
+    resolved = _resolve(request, file, host, data_config_from_spec)  # instant; errors before any output
+    cfg = resolved.config
+    if not quiet:
+        click.echo(f"exitcore run {cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, "
+                   f"network {cfg.ppo.hidden}, seed {cfg.ppo.seed}", err=True)
 
     with stages.stage("loading data") as note:
         bars = load_bars(cfg.data, host)
@@ -361,8 +362,10 @@ def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
     for key, value in attrs.asdict(request).items():
         if key in ("resume", "runs_dir", "progress"):
             continue
-        if value not in (None, ()):
-            merged[key] = list(value) if isinstance(value, tuple) else value
+        if key == "overrides":  # --set given again adds to the stored ones (later wins)
+            merged[key] = [*(stored.get("overrides") or []), *value]
+        elif value not in (None, ()):
+            merged[key] = value
     if request.experiment and stored.get("experiment") and request.experiment != stored["experiment"]:
         exp = stored["experiment"]
         if not (exp.startswith(request.experiment) or request.experiment.startswith(exp)):

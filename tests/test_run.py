@@ -1,0 +1,202 @@
+"""`exitcore run` / `compare` end to end (smoke budget): the run directory, the registry,
+interruption and exact resume, concurrent runs, and every bad-input case."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ("--budget", "smoke")
+
+
+def exitcore(*args, runs, wait=True, env=None):
+    cmd = [sys.executable, "-m", "exitcore", *args, "--runs-dir", str(runs)]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=600)
+
+
+def registry_rows(runs):
+    with sqlite3.connect(runs / "registry.sqlite") as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY seq")]
+
+
+def wait_for_training(run_root: Path, proc, timeout=240):
+    """Block until some run under run_root has written a training log line."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        logs = list(run_root.glob("*/train_log.jsonl"))
+        if logs and logs[0].stat().st_size > 0:
+            return logs[0].parent
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early: {proc.returncode}\n{proc.stderr.read()}")
+        time.sleep(0.2)
+    raise AssertionError("training never started")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    out = exitcore("run", "v4", *SMOKE, "--seed", "3", runs=runs)
+    assert out.returncode == 0, out.stderr
+    return runs, out
+
+
+def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
+    runs, out = finished_run
+    (row,) = registry_rows(runs)
+    assert row["status"] == "done" and row["experiment"] == "v4_no_lookahead" and row["seed"] == 3
+    run_dir = runs / row["run_dir"]
+    assert f"run {row['id']} done -> {run_dir}" in out.stdout
+    for stage in ("exitcore run v4_no_lookahead", "loading data", "building episodes", "training", "evaluating"):
+        assert stage in out.stderr
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.toml", "run.json", "checkpoint.pt", "train_log.jsonl", "results.json"} <= names
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["run_id"] == row["id"] and meta["data"]["hash"] == row["data_hash"] == json.loads(
+        (run_dir / "results.json").read_text()).get("data_hash", row["data_hash"])
+    assert [s["name"] for s in meta["splits"]] == ["train", "test"]
+    assert meta["features"][0] == "position.upnl_pct" and meta["obs_dim"] == len(meta["features"])
+    assert any(p["distribution"] == "exitcore-masks" for p in meta["plugins"])
+    assert meta["git"] is None or len(meta["git"]["commit"]) == 40
+    metrics = json.loads(row["metrics"])
+    assert metrics["split"] == "test" and metrics["in_sample"] is False and metrics["n_trades"] > 100
+    logs = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert len(logs) == 2048 // (16 * 32)
+    # the frozen config is the resolved experiment with the budget and --seed applied
+    import tomllib
+
+    frozen = tomllib.loads((run_dir / "config.toml").read_text())["experiment"]
+    assert frozen["ppo"]["seed"] == 3 and frozen["ppo"]["n_envs"] == 16 and frozen["masks"][0]["name"] == "min_exit_bar"
+
+
+def test_runs_and_show_list_the_run(finished_run):
+    runs, _ = finished_run
+    (row,) = registry_rows(runs)
+    out = exitcore("runs", "--experiment", "v4_no_lookahead", runs=runs)
+    assert out.returncode == 0 and row["id"] in out.stdout and "done" in out.stdout
+    out = exitcore("show", row["id"][:20], runs=runs)
+    assert out.returncode == 0 and row["data_hash"] in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("run", "v4_no_lookahed"), "unknown experiment 'v4_no_lookahed'; did you mean v4_no_lookahead"),
+        (("run", "v4", "--set", "ppo.n_envz=4"), "--set ppo.n_envz: unknown key 'n_envz' (did you mean 'n_envs'?)"),
+        (("run", "v4", "--set", "ppo.learning_rate=fast"), "--set ppo.learning_rate: expected a number, got 'fast'"),
+        (("run", "v4", "--budget", "quik"), "unknown budget 'quik' (did you mean 'quick'?)"),
+        (("run", "v4", "--data", "/nonexistent/bars.csv"), "/nonexistent/bars.csv: no such file or folder"),
+        (("run", "--resume", "20990101-000000-nope-0000"), "no run registry in"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_leaves_no_trace(tmp_path, args, message):
+    runs = tmp_path / "runs"
+    out = exitcore(*args, runs=runs)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and out.stderr.startswith("error: ")
+    assert "Traceback" not in out.stderr
+    assert not runs.exists(), "bad input must not create the runs directory or the registry"
+
+
+def test_runs_dir_that_is_not_writable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = exitcore("run", "v4", *SMOKE, runs=blocker / "runs")
+    assert out.returncode == 2 and "is not writable" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
+    import torch
+
+    longer = ("--set", "ppo.total_timesteps=8192", "--set", "ppo.checkpoint_every=1")
+    straight = tmp_path / "straight"
+    out = exitcore("run", "v4", *SMOKE, *longer, runs=straight)
+    assert out.returncode == 0, out.stderr
+
+    runs = tmp_path / "interrupted"
+    proc = exitcore("run", "v4", *SMOKE, *longer, runs=runs, wait=False)
+    run_dir = wait_for_training(runs, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived (machine too fast for this test)")
+    assert proc.returncode == 130, err
+    (row,) = registry_rows(runs)
+    assert row["status"] == "interrupted"
+    assert f"exitcore run --resume {row['id']}" in err
+
+    # a changed configuration or different data is refused, saying what differs
+    out = exitcore("run", "--resume", row["id"], "--set", "ppo.learning_rate=0.001", runs=runs)
+    assert out.returncode == 2 and "the resolved configuration changed (ppo.learning_rate: 0.0003 -> 0.001" in out.stderr
+    out = exitcore("run", "--resume", row["id"], "--data", "synthetic?years=3&seed=9", runs=runs)
+    assert out.returncode == 2 and "the data changed" in out.stderr
+    assert registry_rows(runs)[0]["status"] == "interrupted"
+
+    out = exitcore("run", "--resume", row["id"][:22], runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert "resumed at step" in out.stderr
+    assert registry_rows(runs)[0]["status"] == "done"
+    a = torch.load(next(straight.glob("*/checkpoint.pt")), weights_only=False)["model"]
+    b = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_killed_run_is_marked_interrupted_on_the_next_start(tmp_path):
+    runs = tmp_path / "runs"
+    proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", runs=runs, wait=False)
+    wait_for_training(runs, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert registry_rows(runs)[0]["status"] == "running"  # nobody has looked yet
+    out = exitcore("runs", runs=runs)
+    assert out.returncode == 0
+    assert registry_rows(runs)[0]["status"] == "interrupted"
+
+
+def test_two_concurrent_runs_share_one_registry(tmp_path):
+    runs = tmp_path / "runs"
+    procs = [exitcore("run", "v4", *SMOKE, "--seed", str(seed), runs=runs, wait=False) for seed in (1, 2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    rows = registry_rows(runs)
+    assert sorted(r["seed"] for r in rows) == [1, 2] and {r["status"] for r in rows} == {"done"}
+    assert len({r["run_dir"] for r in rows}) == 2
+    with sqlite3.connect(runs / "registry.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # trial counting saw both configurations on this data
+    assert json.loads(rows[1]["metrics"]) and len({r["config_hash"] for r in rows}) == 2
+
+
+def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
+    runs_a, _ = finished_run
+    (row,) = registry_rows(runs_a)
+    out = exitcore("compare", row["id"], "v4", "--json", runs=runs_a)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [r["run_id"] for r in data["runs"]] == [row["id"], row["id"]] and data["warnings"] == []
+    out = exitcore("compare", row["id"], "v4", "--csv", runs=runs_a)
+    assert out.returncode == 0 and out.stdout.startswith("metric,")
+
+    runs = tmp_path / "runs"
+    proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", runs=runs, wait=False)
+    try:
+        wait_for_training(runs, proc)
+        running = registry_rows(runs)[0]["id"]
+        out = exitcore("compare", running, running, runs=runs)
+        assert out.returncode == 2 and "still running" in out.stderr
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

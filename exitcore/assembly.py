@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 
 from exitcore.components import BuildContext, EntryContext
@@ -17,7 +18,7 @@ from exitcore.data.bars import Bars, Trades
 from exitcore.env.components import EnvComponents, build_components
 from exitcore.env.vec_env import VecExitEnv
 from exitcore.episodes import MarketTensors, TradeTable
-from exitcore.errors import DataError
+from exitcore.errors import PluginError
 
 
 @attrs.frozen(eq=False)
@@ -66,10 +67,37 @@ def run_entry(resolved: Any, bars: Bars) -> Trades:
     cfg = resolved.config
     strategy = resolved.entry.build(EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs))
     trades = strategy(bars)
+    where = f"{resolved.entry.path}: entry strategy {resolved.entry.name!r} from {resolved.entry.component.origin}"
     if not isinstance(trades, Trades):
-        raise DataError(f"{resolved.entry.path}: entry strategy {resolved.entry.name!r} returned "
-                        f"{type(trades).__name__}, expected exitcore.data.bars.Trades")
+        raise PluginError(f"{where} returned {type(trades).__name__}, expected exitcore.data.bars.Trades")
+    problems = check_trades(trades, len(bars))
+    if problems:
+        raise PluginError(f"{where} returned bad trades: " + "; ".join(problems))
     return trades
+
+
+def check_trades(trades: Trades, n_bars: int) -> list[str]:
+    """What is wrong with an entry strategy's trades (empty when nothing is)."""
+    f = trades.frame
+    s = f["signal_bar"].to_numpy()
+    d = f["direction"].to_numpy()
+    problems = []
+    if len(f) == 0:
+        return problems
+    if not np.issubdtype(s.dtype, np.integer):
+        problems.append(f"signal_bar must be integer bar positions, got dtype {s.dtype}")
+    elif ((s < 0) | (s >= n_bars)).any():
+        problems.append(f"{int(((s < 0) | (s >= n_bars)).sum())} signal_bar value(s) outside 0..{n_bars - 1}")
+    elif (np.diff(s) < 0).any():
+        problems.append("rows are not sorted by signal_bar")
+    if not np.isin(d, (-1, 1)).all():
+        problems.append(f"direction must be +1 or -1, got {sorted(set(np.unique(d).tolist()) - {-1, 1})[:5]}")
+    for col in ("stop_dist", "target_dist"):
+        v = f[col].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(v) | (v <= 0)
+        if bad.any():
+            problems.append(f"{int(bad.sum())} {col} value(s) not finite and > 0 (first at row {int(np.argmax(bad))})")
+    return problems
 
 
 def assemble(

@@ -424,6 +424,7 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
             "pip_size": bars.pip_size,
             "findings": [str(f) for f in bars.findings][:50],
         },
+        "trade_findings": [str(f) for f in getattr(assembled.trades, "findings", ())][:50],
         "splits": [
             {"name": s.name, "start_bar": s.start_bar, "end_bar": s.end_bar,
              "start": str(index[s.start_bar]) if s.n_bars else None,

@@ -405,3 +405,46 @@ def test_compiled_core_matches_eager():
     for (o1, r1, d1), (o2, r2, d2) in zip(a, b):
         assert torch.equal(d1, d2)
         assert torch.allclose(o1, o2, atol=1e-6) and torch.allclose(r1, r2, atol=1e-6)
+
+
+class _BadEntry:
+    """Entry strategies returning malformed trades."""
+
+    @hookimpl
+    def register_entry_strategies(self, register):
+        import pandas as pd
+
+        from exitcore.data.bars import Trades
+
+        def make(rows):
+            return lambda p, ctx: (lambda bars: Trades(pd.DataFrame(rows, columns=["signal_bar", "direction", "stop_dist", "target_dist"])))
+
+        register("out_of_range", make([(5, 1, 0.001, 0.002), (10_000, 1, 0.001, 0.002)]))
+        register("zero_direction", make([(5, 0, 0.001, 0.002)]))
+        register("nan_stop", make([(5, 1, float("nan"), 0.002)]))
+        register("unsorted", make([(9, 1, 0.001, 0.002), (5, 1, 0.001, 0.002)]))
+        register("not_trades", lambda p, ctx: (lambda bars: [(5, 1)]))
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("out_of_range", r"1 signal_bar value\(s\) outside 0..199"),
+        ("zero_direction", r"direction must be \+1 or -1, got \[0\]"),
+        ("nan_stop", r"1 stop_dist value\(s\) not finite and > 0 \(first at row 0\)"),
+        ("unsorted", r"rows are not sorted by signal_bar"),
+        ("not_trades", r"returned list, expected exitcore.data.bars.Trades"),
+    ],
+)
+def test_malformed_entry_trades_name_the_strategy(name, message):
+    from types import SimpleNamespace
+
+    from exitcore.assembly import run_entry
+    from exitcore.components import ComponentKind
+    from exitcore.experiments import ResolvedComponent
+    from exitcore.plugins import PluginHost
+
+    comp = PluginHost.create(autoload=False, plugins=[_BadEntry()]).get(ComponentKind.ENTRY, name)
+    res = SimpleNamespace(config=resolved().config, entry=ResolvedComponent(comp, None, "experiments.x.entry"))
+    with pytest.raises(PluginError, match=rf"experiments.x.entry: entry strategy '{name}' from _BadEntry .*{message}"):
+        run_entry(res, random_bars(200))

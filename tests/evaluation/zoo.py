@@ -1,0 +1,85 @@
+"""A zoo of planted look-ahead leaks: a test plugin the audit must catch, each by name.
+
+* ``zoo_next_close`` — a feature carrying the next bar's close (return from the decision close);
+* ``zoo_centred_ma`` — distance of the close to a *centred* moving average, precomputed in
+  ``build`` (the window reaches 10 bars into the future);
+* ``zoo_global_norm`` — the close normalised by the mean and std of *all* closes, fitted in
+  ``build`` (the classic "scaler fitted on the whole data set");
+* ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
+  of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
+
+Every one of them looks harmless in a backtest; only poisoning or truncating the future exposes
+them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from exitcore import hookimpl
+from exitcore.components import FeatureSpec
+from exitcore.data.bars import Trades
+
+
+def _next_close(_params, ctx):
+    last = ctx.market.n_bars - 1
+
+    def compute(market, state):
+        nxt = torch.clamp(state.bar + 1, max=last)
+        return (market.close[nxt] / market.close[state.bar] - 1.0)[:, None].to(torch.float32)
+
+    return FeatureSpec(("next_close_ret",), 0, compute)
+
+
+def _centred_ma(_params, ctx):
+    close = ctx.market.close.cpu().numpy()
+    cma = pd.Series(close).rolling(21, center=True, min_periods=1).mean().to_numpy()
+    cma_t = torch.as_tensor(cma, device=ctx.device)
+
+    def compute(market, state):
+        b = state.bar
+        return ((market.close[b] - cma_t[b]) / torch.clamp(state.atr, min=1e-12))[:, None].to(torch.float32)
+
+    return FeatureSpec(("close_minus_cma_atr",), 10, compute)
+
+
+def _global_norm(_params, ctx):
+    close = ctx.market.close
+    mean, std = close.mean(), close.std()
+
+    def compute(market, state):
+        return ((market.close[state.bar] - mean) / std)[:, None].to(torch.float32)
+
+    return FeatureSpec(("close_z",), 0, compute)
+
+
+def _peek_entry(_params, _ctx):
+    def strategy(bars):
+        from exitcore.episodes import wilder_atr
+
+        f = bars.frame
+        close = f["close"].to_numpy(dtype=np.float64)
+        atr = wilder_atr(f["high"].to_numpy(np.float64), f["low"].to_numpy(np.float64), close, 14)
+        move = np.r_[close[1:] - close[:-1], np.nan]  # close[s + 1] - close[s]: the future
+        signal = np.abs(move) > 0.8 * atr
+        signal[:20] = False
+        s = np.flatnonzero(signal & np.isfinite(atr))
+        frame = pd.DataFrame({"signal_bar": s.astype(np.int64), "direction": np.sign(move[s]).astype(np.int64),
+                              "stop_dist": 1.5 * atr[s], "target_dist": 3.0 * atr[s]})
+        return Trades(frame, strategy="zoo_peek_entry")
+
+    return strategy
+
+
+@hookimpl
+def register_features(register):
+    register("zoo_next_close", _next_close, description="LEAK: the next bar's close")
+    register("zoo_centred_ma", _centred_ma, description="LEAK: a centred moving average precomputed in build")
+    register("zoo_global_norm", _global_norm, description="LEAK: normalised by statistics of all the data")
+
+
+@hookimpl
+def register_entry_strategies(register):
+    register("zoo_peek_entry", _peek_entry, description="LEAK: enters on the entry bar's own move")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from exitcore.atomic import atomic_path
 from exitcore.data.bars import Bars
 from exitcore.errors import ConfigError, DataError
 
@@ -33,15 +33,8 @@ def write_synthetic(out: str | os.PathLike[str], options: dict[str, Any], force:
     except Exception as exc:  # noqa: BLE001 - reported as the command-line options
         raise ConfigError([("--" + p.split(".")[-1].replace("_", "-"), m) for p, m in locate_problems(exc, "", SynthParams)]) from None
     bars = generate(params)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write_bars(bars, Path(tmp), name)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write_bars(bars, tmp, name)
     return path, bars
 
 

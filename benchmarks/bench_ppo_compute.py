@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -104,10 +105,14 @@ def main() -> None:
     p.add_argument("--obs-dim", type=int, default=27)
     p.add_argument("--updates", type=int, default=6, help="updates per measurement (the first is warm-up)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--json", action="store_true", help="print one JSON object per network")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"# {cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    print(f"# {cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
     print(f"# n_envs {args.n_envs}, n_steps {args.n_steps}, batch {args.batch_size}, epochs {args.n_epochs}, obs_dim {args.obs_dim}")
     for spec in args.nets.split(";"):
         hidden = [int(x) for x in spec.split(",")]

@@ -220,8 +220,11 @@ def main() -> None:
     p.add_argument("--n-epochs", type=int, default=4)
     p.add_argument("--updates", type=int, default=6, help="updates per trainer (the first is warm-up)")
     p.add_argument("--years", type=float, default=1.0, help="years of synthetic bars")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     assembled = build_assembled(args.years, device)
     print(f"# {cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "

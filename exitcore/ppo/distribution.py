@@ -43,8 +43,10 @@ class MaskedCategorical:
                 raise ValueError(f"action mask row {row} allows no action (every live row needs at least one)")
         self.mask = mask
         self.logits = masked_logits(logits, mask)
-        # log-probabilities normalised over the allowed actions only: masked ones are ~ -1e8
-        self.log_probs = torch.log_softmax(self.logits, dim=-1)
+        # Log-probabilities normalised over the allowed actions only (masked ones are ~ -1e8).
+        # Written with logsumexp rather than log_softmax: same values, and on CPU about twice
+        # as fast for a handful of actions (log_softmax's kernel is slow on a short last dim).
+        self.log_probs = self.logits - torch.logsumexp(self.logits, dim=-1, keepdim=True)
 
     @property
     def probs(self) -> Tensor:

@@ -219,6 +219,8 @@ class RefEpisode:
     current decision and :meth:`step` with the agent's action until ``done``.
     """
 
+    trade_id: int = -1  #: the trade's row in the trade table, where the creator records it
+
     def __init__(self, market: RefMarket, cfg: RefConfig, signal_bar: int, direction: int, stop_dist: float, target_dist: float):
         self.market, self.cfg = market, cfg
         self.d = float(direction)

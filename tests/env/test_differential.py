@@ -19,6 +19,7 @@ reference (e.g. the target first on ambiguous bars) and requires a disagreement.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,11 +34,15 @@ from exitcore.timeline import EXIT_REASON_NAMES, ExitReason
 
 from .helpers import TIMEFRAME_NS, build, env_from, make_bars, make_trades, ref_market, trade_rows
 from .reference import (
+    AGENT,
     EXIT,
     HOLD,
     PARTIAL_EXIT,
+    STOP,
     TARGET,
+    TIGHTEN_SL,
     TIME,
+    TRAIL_BE,
     V4_FEATURES,
     V4_GUARDS,
     V4_MASKS,
@@ -195,8 +200,8 @@ class Disagreement(AssertionError):
 class _Checker:
     """Collects mismatches with enough context to reproduce them."""
 
-    def __init__(self, scenario: Scenario, pool: np.ndarray):
-        self.scenario, self.pool, self.problems = scenario, pool, []
+    def __init__(self, scenario: Scenario, label: Callable[[int], str]):
+        self.scenario, self.label, self.problems = scenario, label, []
 
     def close(self, what: str, step: int, env_idx: np.ndarray, got, want, rtol=RTOL, atol=ATOL) -> None:
         got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
@@ -213,9 +218,8 @@ class _Checker:
         else:
             bad_rows = bad
         for row in np.flatnonzero(bad_rows)[:3]:
-            i = int(env_idx[row])
             self.problems.append(
-                f"step {step}, trade {int(self.pool[i])}: {what}: batched {got[row].tolist()} != reference {want[row].tolist()}"
+                f"step {step}, {self.label(int(env_idx[row]))}: {what}: batched {got[row].tolist()} != reference {want[row].tolist()}"
             )
 
     def raise_if_any(self) -> None:
@@ -235,6 +239,59 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
+def new_episode(cls: type[RefEpisode], market: RefMarket, cfg: RefConfig, rows: list, trade: int) -> RefEpisode:
+    """The reference episode of trade row ``trade`` (remembering which row it is)."""
+    ep = cls(market, cfg, *rows[trade])
+    ep.trade_id = trade
+    return ep
+
+
+def compare_decision(chk: _Checker, step: int, idx: np.ndarray, eps: list[RefEpisode], obs, mask, state) -> None:
+    """At a decision: the mask, the observation and the state the components see."""
+    chk.equal("mask", step, idx, _np(mask)[idx], np.array([e.mask() for e in eps]).reshape(len(eps), -1))
+    ref_obs = np.array([e.observation() for e in eps], dtype=np.float64).astype(np.float32).reshape(len(eps), -1)
+    chk.close("observation", step, idx, _np(obs)[idx], ref_obs, rtol=OBS_RTOL, atol=OBS_ATOL)
+    chk.equal("trade", step, idx, _np(state.trade)[idx], [e.trade_id for e in eps])
+    chk.equal("k", step, idx, _np(state.k)[idx], [e.k for e in eps])
+    chk.close("upnl", step, idx, _np(state.upnl)[idx], [e.upnl for e in eps])
+    chk.close("stop before", step, idx, _np(state.stop)[idx], [e.stop for e in eps])
+    chk.equal("done before", step, idx, _np(state.done)[idx], np.zeros(len(eps), dtype=bool))
+    chk.raise_if_any()
+
+
+def compare_step(chk: _Checker, step: int, idx: np.ndarray, recs: list, before, after, reward, done, reward_fns) -> None:
+    """After a step: everything it did, for the envs ``idx`` (one reference record each)."""
+
+    def col(name):
+        return np.array([getattr(r, name) for r in recs])
+
+    chk.equal("executed action", step, idx, _np(after.action)[idx], col("action"))
+    chk.equal("blocked", step, idx, _np(after.blocked)[idx], col("blocked"))
+    chk.equal("done", step, idx, _np(done)[idx], col("done"))
+    chk.equal("exit_reason", step, idx, _np(after.exit_reason)[idx], col("exit_reason"))
+    chk.close("stop", step, idx, _np(after.stop)[idx], col("stop"))
+    chk.equal("bars_held", step, idx, _np(after.bars_held)[idx], col("bars_held"))
+    for name in ("realized", "realized_gross", "costs_paid", "step_gross", "step_cost", "step_mtm"):
+        chk.close(name, step, idx, _np(getattr(after, name))[idx], col(name))
+    chk.equal("partial_taken", step, idx, _np(after.partial_taken)[idx], col("partial_taken"))
+    chk.equal("at_breakeven", step, idx, _np(after.at_breakeven)[idx], col("at_breakeven"))
+    # rewards: each term in float64 (the components' own functions on the env's states) ...
+    for term in reward_fns:
+        got = _np(term.fn(before, after.action, after))[idx] * term.weight
+        chk.close(f"reward term {term.name}", step, idx, got, [term.weight * r.reward_terms[term.name] for r in recs])
+    # ... and the float32 reward the step returned
+    chk.close("reward", step, idx, _np(reward)[idx], col("reward"), rtol=1e-6, atol=1e-7)
+    ended = np.flatnonzero(col("done"))
+    if ended.size:
+        chk.equal("exit_bar", step, idx[ended], _np(after.exit_bar)[idx[ended]], col("exit_bar")[ended])
+        chk.close("exit_level", step, idx[ended], _np(after.exit_level)[idx[ended]], col("exit_level")[ended])
+        chk.equal("ambiguous", step, idx[ended], _np(after.ambiguous)[idx[ended]], col("ambiguous")[ended])
+    still = np.flatnonzero(~col("done"))
+    if still.size:
+        chk.close("size", step, idx[still], _np(after.size)[idx[still]], col("size")[still])
+    chk.raise_if_any()
+
+
 def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, market_cls: type[RefMarket] = RefMarket) -> dict[str, int]:
     """Play ``sc`` in both implementations; raise :class:`Disagreement` on any difference.
 
@@ -243,14 +300,15 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
     """
     cfg = sc.cfg
     market = ref_market(sc.bars, sc.atr_period, sc.max_gap_bars, cls=market_cls)
-    refs = [episode_cls(market, cfg, *row) for row in trade_rows(sc.trades)]
+    rows = trade_rows(sc.trades)
+    refs = [new_episode(episode_cls, market, cfg, rows, t) for t in range(len(rows))]
     n_trades = len(refs)
     # --- fills: validity, levels, last bar, the entry-bar outcome --------------------------
     ref_valid = np.array([r.valid for r in refs])
     built = build(sc.bars, sc.trades, cfg, sc.atr_period, sc.max_gap_bars)
     t = built.table
     all_idx = np.arange(n_trades)
-    chk = _Checker(sc, all_idx)
+    chk = _Checker(sc, lambda i: f"trade {i}")
     chk.equal("valid", -1, all_idx, _np(t.valid), ref_valid)
     chk.equal("invalid_reason", -1, all_idx, np.array(t.invalid_reason), np.array([r.invalid_reason for r in refs]))
     chk.raise_if_any()
@@ -259,7 +317,7 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
         return {"trades": n_trades, "valid": 0, "steps": 0}
     env = env_from(built, pool=torch.as_tensor(pool))
     vr = [refs[i] for i in pool]
-    chk = _Checker(sc, pool)
+    chk = _Checker(sc, lambda i: f"trade {int(pool[i])}")
     envs = np.arange(pool.size)
     chk.close("entry_price", -1, envs, _np(t.entry_price)[pool], [r.entry for r in vr])
     chk.close("stop0", -1, envs, _np(t.stop0)[pool], [r.stop0 for r in vr])
@@ -300,15 +358,8 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
             break
         assert step < cfg.max_bars, "an episode outlived max_bars decisions in the reference"
         # --- the decision: observation, mask, state the components see
-        ref_mask = np.array([vr[i].mask() for i in live])
-        chk.equal("mask", step, live, _np(mask)[live], ref_mask)
-        ref_obs = np.array([vr[i].observation() for i in live], dtype=np.float64).astype(np.float32)
-        chk.close("observation", step, live, _np(obs)[live], ref_obs, rtol=OBS_RTOL, atol=OBS_ATOL)
         before = env.state
-        chk.equal("k", step, live, _np(before.k)[live], [vr[i].k for i in live])
-        chk.close("upnl", step, live, _np(before.upnl)[live], [vr[i].upnl for i in live])
-        chk.close("stop before", step, live, _np(before.stop)[live], [vr[i].stop for i in live])
-        chk.raise_if_any()
+        compare_decision(chk, step, live, [vr[i] for i in live], obs, mask, before)
 
         # --- the action: the agent's sample, HOLD where masked if the policy respects masks
         action = sc.actions[step, pool].copy()
@@ -320,37 +371,11 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
         recs = [vr[i].step(int(action[i])) for i in live]
 
         # --- the step
-        def col(name):
-            return np.array([getattr(r, name) for r in recs])
-
-        chk.equal("executed action", step, live, _np(after.action)[live], col("action"))
-        chk.equal("blocked", step, live, _np(after.blocked)[live], col("blocked"))
-        chk.equal("done", step, live, _np(done)[live], col("done"))
-        chk.equal("exit_reason", step, live, _np(after.exit_reason)[live], col("exit_reason"))
-        chk.close("stop", step, live, _np(after.stop)[live], col("stop"))
-        chk.equal("bars_held", step, live, _np(after.bars_held)[live], col("bars_held"))
-        for name in ("realized", "realized_gross", "costs_paid", "step_gross", "step_cost", "step_mtm"):
-            chk.close(name, step, live, _np(getattr(after, name))[live], col(name))
-        chk.equal("partial_taken", step, live, _np(after.partial_taken)[live], col("partial_taken"))
-        chk.equal("at_breakeven", step, live, _np(after.at_breakeven)[live], col("at_breakeven"))
-        # rewards: each term in float64 (the components' own functions on the env's states) ...
-        for term in reward_fns:
-            got = _np(term.fn(before, after.action, after))[live] * term.weight
-            chk.close(f"reward term {term.name}", step, live, got, [term.weight * r.reward_terms[term.name] for r in recs])
-        # ... the float32 reward the step returned, and nothing for finished envs
-        ref_reward = col("reward")
-        chk.close("reward", step, live, _np(reward)[live], ref_reward, rtol=1e-6, atol=1e-7)
+        compare_step(chk, step, live, recs, before, after, reward, done, reward_fns)
+        ref_reward = np.array([r.reward for r in recs])
         frozen = np.setdiff1d(envs, live)
         chk.equal("reward of a finished env", step, frozen, _np(reward)[frozen], np.zeros(frozen.size, dtype=np.float32))
         chk.equal("done of a finished env", step, frozen, _np(done)[frozen], np.zeros(frozen.size, dtype=bool))
-        ended = np.flatnonzero(col("done"))
-        if ended.size:
-            chk.equal("exit_bar", step, live[ended], _np(after.exit_bar)[live[ended]], col("exit_bar")[ended])
-            chk.close("exit_level", step, live[ended], _np(after.exit_level)[live[ended]], col("exit_level")[ended])
-            chk.equal("ambiguous", step, live[ended], _np(after.ambiguous)[live[ended]], col("ambiguous")[ended])
-        still = np.flatnonzero(~col("done"))
-        if still.size:
-            chk.close("size", step, live[still], _np(after.size)[live[still]], col("size")[still])
         chk.raise_if_any()
 
         # --- bookkeeping for the statistics and the coverage counts
@@ -366,10 +391,10 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
                 counts["ambiguous"] += r.ambiguous
                 counts["gap_fills"] += r.gap_fill
         counts["steps"] += live.size
-        counts["blocked"] += int(col("blocked").sum())
-        counts["partials"] += int((col("action") == PARTIAL_EXIT).sum())
-        counts["stop_moves"] += int((col("stop") != col("stop_before")).sum())
-        counts["at_breakeven"] += int(col("at_breakeven").sum())
+        counts["blocked"] += sum(r.blocked for r in recs)
+        counts["partials"] += sum(r.action == PARTIAL_EXIT for r in recs)
+        counts["stop_moves"] += sum(r.stop != r.stop_before for r in recs)
+        counts["at_breakeven"] += sum(r.at_breakeven for r in recs)
 
     # every trade must have ended within max_bars decisions
     chk.equal("done at the end", cfg.max_bars, envs, _np(env.state.done), np.ones(pool.size, dtype=bool))
@@ -400,6 +425,57 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
     return counts
 
 
+def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int) -> dict[str, int]:
+    """Training mode: ``n_envs`` envs sampling decidable trades, auto-reset on the same step.
+
+    The reference follows the env's own draws (``state.trade`` after every reset) and is
+    compared at every step for every env: a value leaking from a finished episode into the
+    next one, or a reset one step late, shows up here. Raises :class:`Disagreement`.
+    """
+    cfg = sc.cfg
+    built = build(sc.bars, sc.trades, cfg, sc.atr_period, sc.max_gap_bars)
+    if not bool(built.table.decidable.any()):
+        return {"episodes": 0, "steps": 0}
+    env = env_from(built, n_envs=n_envs, auto_reset=True, seed=seed)
+    market, rows = ref_market(sc.bars, sc.atr_period, sc.max_gap_bars), trade_rows(sc.trades)
+    obs, mask = env.reset(seed=seed)
+    eps = [new_episode(RefEpisode, market, cfg, rows, int(t)) for t in _np(env.state.trade)]
+    chk = _Checker(sc, lambda i: f"env {i} (trade {eps[i].trade_id})")
+    idx = np.arange(n_envs)
+    rng = np.random.default_rng(seed)
+    returns = np.zeros(n_envs)
+    ended_returns, ended_lengths, ended_reasons = [], [], []
+    for step in range(n_steps):
+        assert all(e.decidable for e in eps), "training mode handed out a trade the agent cannot act on"
+        before = env.state
+        compare_decision(chk, step, idx, eps, obs, mask, before)
+        action = rng.integers(0, N_ACTIONS, n_envs)
+        if sc.respect_mask:
+            action[~_np(mask)[idx, action]] = HOLD
+        obs, mask, reward, done = env.step(torch.as_tensor(action))
+        recs = [e.step(int(a)) for e, a in zip(eps, action)]
+        compare_step(chk, step, idx, recs, before, env.after, reward, done, env.components.rewards)
+        returns += [r.reward for r in recs]
+        for i in np.flatnonzero(_np(done)):
+            ended_returns.append(returns[i])
+            ended_lengths.append(recs[i].bars_held)
+            ended_reasons.append(recs[i].exit_reason)
+            returns[i] = 0.0
+            eps[i] = new_episode(RefEpisode, market, cfg, rows, int(env.state.trade[i]))
+    stats = env.episode_stats()
+    one = np.zeros(1, dtype=int)
+    chk.equal("stats episodes", -1, one, [stats["episodes"]], [len(ended_returns)])
+    chk.equal("stats decisions", -1, one, [stats["decisions"]], [n_envs * n_steps])
+    if ended_returns:
+        chk.close("stats ep_return_mean", -1, one, [stats["ep_return_mean"]], [np.mean(ended_returns)])
+        chk.close("stats ep_length_mean", -1, one, [stats["ep_length_mean"]], [np.mean(ended_lengths)])
+        for reason in range(1, len(ExitReason)):
+            name = EXIT_REASON_NAMES[reason]
+            chk.close(f"stats exit_reasons[{name}]", -1, one, [stats["exit_reasons"][name]], [np.mean(np.array(ended_reasons) == reason)])
+    chk.raise_if_any()
+    return {"episodes": len(ended_returns), "steps": n_envs * n_steps}
+
+
 # --------------------------------------------------------------------------------- the tests
 
 _SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
@@ -412,6 +488,13 @@ def test_batched_env_agrees_with_reference(sc: Scenario) -> None:
     run_differential(sc)
 
 
+@settings(max_examples=15, **_SETTINGS)
+@given(scenarios(max_trades=100), st.integers(1, 64), st.integers(1, 60), st.integers(0, 2**31 - 1))
+def test_training_mode_agrees_with_reference(sc: Scenario, n_envs: int, n_steps: int, seed: int) -> None:
+    """Auto-reset: every env, every step, across episode boundaries, against the reference."""
+    run_differential_training(sc, n_envs, n_steps, seed)
+
+
 @pytest.mark.slow
 def test_batched_env_agrees_with_reference_at_scale(full_scale: bool) -> None:
     """More and longer worlds (``--full``: 500 worlds with episodes up to 96 bars)."""
@@ -421,7 +504,13 @@ def test_batched_env_agrees_with_reference_at_scale(full_scale: bool) -> None:
     def check(sc: Scenario) -> None:
         run_differential(sc)
 
+    @settings(max_examples=100 if full_scale else 3, **_SETTINGS)
+    @given(scenarios(max_trades=200), st.integers(1, 256), st.integers(1, 200), st.integers(0, 2**31 - 1))
+    def check_training(sc: Scenario, n_envs: int, n_steps: int, seed: int) -> None:
+        run_differential_training(sc, n_envs, n_steps, seed)
+
     check()
+    check_training()
 
 
 def fixed_scenario(seed: int = 7, n_bars: int = 400, n_trades: int = 400, respect_mask: bool = False, **cfg_overrides) -> Scenario:
@@ -589,3 +678,52 @@ def test_differential_detects_a_perturbed_batched_env(world: Scenario, monkeypat
     monkeypatch.setattr(vec_env_module, "bar_outcome", target_first)
     with pytest.raises(Disagreement, match="exit_reason|exit_level|realized"):
         run_differential(world)
+
+
+# --- exact ties: the inclusive/strict choices of the spec, on exactly representable prices -----
+
+
+def hand_world(rows: list[tuple[float, float, float, float]], trade: tuple[int, int, float, float], actions: list[int],
+               **cfg_overrides) -> Scenario:  # fmt: skip
+    """One trade on hand-written bars (dyadic prices and zero costs, so levels are exact)."""
+    o, h, l, c = (np.array(x, dtype=np.float64) for x in zip(*rows))
+    bars = make_bars(o, h, l, c, pip_size=0.0001)
+    base = dict(max_bars=10, spread_pips=0.0, rewards=V4_REWARDS, guards=(), masks=(), features=V4_FEATURES)
+    base.update(cfg_overrides)
+    cfg = RefConfig(**base)
+    return Scenario(bars, make_trades(*([v] for v in trade)), cfg, max_gap_bars=4, atr_period=14,
+                    actions=np.array(actions, dtype=np.int64)[:, None], respect_mask=False)  # fmt: skip
+
+
+FLAT = (1.0, 1.0625, 0.9375, 1.0)  # a bar that touches nothing below (0.75, 1.5)
+TIES = {
+    # name: (bars after the two warm-up bars, direction, actions, expected (reason, level, ambiguous, bars_held), cfg)
+    "low exactly at the stop on the entry bar": ([(1.0, 1.0625, 0.75, 1.0)], 1, [HOLD], (STOP, 0.75, False, 1), {}),
+    "high exactly at the target on the entry bar": ([(1.0, 1.5, 0.9375, 1.0)], 1, [HOLD], (TARGET, 1.5, False, 1), {}),
+    "short: high exactly at the stop": ([(1.0, 1.25, 0.9375, 1.0)], -1, [HOLD], (STOP, 1.25, False, 1), {}),
+    "both touched exactly on the entry bar": ([(1.0, 1.5, 0.75, 1.0)], 1, [HOLD], (STOP, 0.75, True, 1), {}),
+    "open exactly at the stop, high through the target": ([FLAT, (0.75, 1.625, 0.625, 1.0)], 1, [HOLD], (STOP, 0.75, False, 2), {}),
+    "open exactly at the target": ([FLAT, (1.5, 1.5625, 1.4375, 1.5)], 1, [HOLD], (TARGET, 1.5, False, 2), {}),
+    "tightened stop touched exactly": ([(1.0, 1.3125, 0.9375, 1.25), (1.25, 1.3125, 1.0, 1.0625)], 1, [TIGHTEN_SL, HOLD],
+                                       (STOP, 1.0, False, 2), {}),  # stop 0.75 -> 1.25 - 0.5 * 0.5 = 1.0
+    "exit exactly at the profit threshold": ([(1.0, 1.3125, 0.9375, 1.25), FLAT], 1, [EXIT, HOLD], (AGENT, 1.25, False, 1),
+                                             {"guards": (Spec("min_profit_for_exit", {"min_profit": 0.25}),)}),
+    "trail to breakeven at zero profit is a no-op": ([FLAT, (1.0, 1.0625, 0.9375, 1.0), FLAT], 1, [TRAIL_BE, HOLD, HOLD],
+                                                     (TIME, 1.0, False, 3), {"max_bars": 3}),
+}
+
+
+@pytest.mark.parametrize("case", TIES, ids=list(TIES))
+def test_exact_ties(case: str) -> None:
+    """Touches are inclusive, a gap exactly at a level fills there without ambiguity, a guard
+    threshold is met at equality, zero profit is not profit - and both implementations agree."""
+    after, direction, actions, expected, cfg = TIES[case]
+    rows = [FLAT, FLAT, *after]  # signal bar 1, entry bar 2
+    sc = hand_world(rows, (1, direction, 0.25, 0.5), actions, **cfg)  # long: stop 0.75, target 1.5; short: 1.25, 0.5
+    run_differential(sc)
+    ep = RefEpisode(ref_market(sc.bars), sc.cfg, *trade_rows(sc.trades)[0])
+    for a in actions:
+        if ep.done:
+            break
+        ep.step(a)
+    assert (ep.exit_reason, ep.exit_level, ep.ambiguous, ep.bars_held) == expected

@@ -124,9 +124,10 @@ class PPOTrainer:
         """Train until ``n_updates`` updates are done; returns how it ended.
 
         Ctrl-C returns ``status="interrupted"`` after writing the state of the last *complete*
-        update (the interrupted update is replayed exactly on resume). :class:`TrainingDiverged`
-        and any :class:`ExitcoreError` (from ``on_update`` or the environment) propagate after
-        that checkpoint is written, and the trainer is rolled back to it.
+        update (the interrupted update is replayed exactly on resume). Any exception
+        (:class:`TrainingDiverged`, an :class:`ExitcoreError` from ``on_update`` or the
+        environment, a bug) propagates after that checkpoint is written, with a note saying
+        where, and the trainer is rolled back to it.
         """
         if self.next_obs is None:
             self.next_obs, self.next_mask = self.env.reset(seed=self.ppo.seed)
@@ -152,8 +153,13 @@ class PPOTrainer:
         except KeyboardInterrupt:
             path = self._rollback_and_write(good)
             return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
-        except ExitcoreError as exc:  # TrainingDiverged included
-            path = self._rollback_and_write(good)
+        except Exception as exc:  # TrainingDiverged, a plugin's ExitcoreError, or a bug
+            # Whatever stopped the run, hours of training must not be lost with it.
+            try:
+                path = self._rollback_and_write(good)
+            except Exception as inner:  # noqa: BLE001 - reported on the original error
+                exc.add_note(f"the last good state could not be checkpointed: {type(inner).__name__}: {inner}")
+                raise exc from None
             if isinstance(exc, TrainingDiverged):
                 exc.checkpoint_path = path
             where = f"written to {path}" if path else "kept in memory (no run directory)"

@@ -283,3 +283,24 @@ def test_resume_of_a_finished_run_returns_at_once(tmp_path):
     again = PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, ppo, progress=False).train()
     assert again.status == "done" and again.updates == 2 and again.last_metrics == {}
     assert torch.equal(params(policy), params(done.policy))
+
+
+def test_a_crashing_environment_still_leaves_the_last_good_checkpoint(tmp_path):
+    class Crashing(MaskedBanditEnv):
+        calls = 0
+
+        def step(self, action):
+            Crashing.calls += 1
+            if Crashing.calls == 2 * N_STEPS + 1:
+                raise RuntimeError("bug in a plugin")
+            return super().step(action)
+
+    ppo = config()
+    seed_everything(0)
+    env = Crashing(N_ENVS)
+    trainer = PPOTrainer(env, MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions), ppo, run_dir=tmp_path,
+                         progress=False)
+    with pytest.raises(RuntimeError, match="bug in a plugin") as info:
+        trainer.train()
+    assert any("last complete update (2) written to" in note for note in info.value.__notes__)
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 2

@@ -19,10 +19,12 @@ from exitcore.errors import ExitcoreError
 
 #: built-in subcommands: name -> "module:attribute", imported on first use
 LAZY_COMMANDS: dict[str, str] = {
+    "audit": "exitcore.cli.audit:audit",
     "compare": "exitcore.cli.compare:compare",
     "data": "exitcore.cli.data:data",
     "experiments": "exitcore.cli.experiments:experiments",
     "plugins": "exitcore.cli.plugins:plugins",
+    "report": "exitcore.cli.report:report",
     "run": "exitcore.cli.run:run",
     "runs": "exitcore.cli.runs:runs",
     "show": "exitcore.cli.runs:show",

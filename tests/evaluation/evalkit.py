@@ -147,6 +147,15 @@ def train_tiny(assembled: Any, pool: Any, run_dir: Path | None = None, updates: 
 def make_run(run_dir: Path, name: str = "v4_no_lookahead", *overrides: str, n_trials: int = 3) -> dict[str, Any]:
     """A finished run directory as ``exitcore run`` leaves it: config.toml, run.json, a trained
     checkpoint, ledgers and results.json (evaluated with every shipped evaluator)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see one_torch_thread
+    try:
+        return _make_run(run_dir, name, *overrides, n_trials=n_trials)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make_run(run_dir: Path, name: str, *overrides: str, n_trials: int) -> dict[str, Any]:
     from exitcore.evaluation.evaluate import evaluate
 
     res, asm, pools, splits = prepared(name, evaluators_override(), "ppo.n_envs=8", "ppo.batch_size=64", *overrides)

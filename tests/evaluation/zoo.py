@@ -35,7 +35,7 @@ def _next_close(_params, ctx):
 
 def _centred_ma(_params, ctx):
     close = ctx.market.close.cpu().numpy()
-    cma = pd.Series(close).rolling(21, center=True, min_periods=1).mean().to_numpy()
+    cma = pd.Series(close).rolling(21, center=True, min_periods=1).mean().to_numpy(copy=True)
     cma_t = torch.as_tensor(cma, device=ctx.device)
 
     def compute(market, state):

@@ -1,0 +1,629 @@
+"""The look-ahead audit: prove the timeline contract for an experiment (design.md §2).
+
+For a sample of the policy's decisions on the evaluated split, the audit recomputes what the
+agent's side of the environment saw — the observation, the action mask, every guard's decision
+for every action — **and the policy's action**, after the bars after the decision are
+(a) truncated and (b) poisoned with NaN, huge prices and an unrelated random walk, with every
+component rebuilt from its factory on the poisoned bars (:mod:`exitcore.env.causality`). Any
+difference is a leak, named by the feature column or the plugin responsible, with the first
+offending decision (trade, decision index, time).
+
+It also checks the **entries**: the entry strategy is re-run on bars truncated (and poisoned)
+right after each sampled trade's signal bar ``s`` and must produce the same trades up to ``s``
+(signal bar, direction, stop and target distances, bit for bit); and every trade must be filled
+at the open of ``s + 1`` (``entry_bar == s + 1``, ``entry_open == open[s + 1]``, the fill being
+the open plus costs).
+
+Finally it flags out-of-sample results that are **too good to be true** (:data:`SUSPECT_RULES`),
+for a run whose test metrics are known. A leak can hide from a sampled audit (it may act only
+on some bars); implausible numbers are the other half of the evidence.
+
+Verdicts and the exit status of ``exitcore audit`` (:data:`EXIT_CODES`): ``PASS`` (0) no leak and
+nothing suspect; ``FAIL`` (1) a leak was found; ``SUSPECT`` (3) no leak found in the sample, but
+the results break a plausibility rule. Bad input (unknown experiment, unreadable run) is a user
+error, status 2, like every other command. A failing audit is a finding about the experiment,
+not a mistake in the command, hence a status of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+import torch
+
+from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
+from exitcore.env.causality import POISON_MODES, Leak, poison_bars, probe_decisions, state_row
+from exitcore.env.state import EnvState
+from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_rows_numpy
+from exitcore.evaluation.metrics import split_label
+
+VERDICTS = ("PASS", "FAIL", "SUSPECT")
+#: exit status of ``exitcore audit`` per verdict (2 stays "bad input", as for every command)
+EXIT_CODES: Mapping[str, int] = {"PASS": 0, "FAIL": 1, "SUSPECT": 3}
+#: findings listed in full in a report (every culprit is always listed)
+MAX_LISTED = 20
+
+
+# --------------------------------------------------------------------------- plausibility rules
+
+
+@attrs.frozen
+class SuspectRule:
+    """A plausibility rule on out-of-sample metrics: ``test(metrics)`` true means suspect."""
+
+    name: str
+    rule: str  #: the threshold, in words
+    why: str
+    test: Callable[[Mapping[str, Any]], bool]
+
+
+def _num(metrics: Mapping[str, Any], key: str) -> float:
+    v = metrics.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+#: fewer out-of-sample trades than this cannot support a plausibility verdict either way
+MIN_TRADES_FOR_RULES = 30
+
+SUSPECT_RULES: tuple[SuspectRule, ...] = (
+    SuspectRule(
+        "win_rate_short_trades",
+        "win rate > 80 % with trades held < 5 bars on average",
+        "v3's signature (97 % wins at 1.3 bars): exits that quick are close to coin flips on the next "
+        "bar's move, so winning 4 in 5 of them out of sample means the exits know that move",
+        lambda m: _num(m, "win_rate") > 0.80 and _num(m, "avg_bars") < 5,
+    ),
+    SuspectRule(
+        "sharpe",
+        "annualised daily Sharpe > 4",
+        "far beyond what an exit rule on a given entry achieves out of sample (the research log's "
+        "classical reference is 0.82; its leaky v3 showed 11); more often a leak or a measurement "
+        "error (in-sample data, per-trade annualisation) than skill",
+        lambda m: _num(m, "sharpe") > 4,
+    ),
+    SuspectRule(
+        "profit_factor",
+        "profit factor > 5",
+        "gross profits five times the gross losses over dozens of trades do not survive costs and "
+        "noise without information from the future (v3 showed 7.3)",
+        lambda m: _num(m, "profit_factor") > 5,
+    ),
+)
+
+
+def suspect_reasons(metrics: Mapping[str, Any] | None) -> tuple[list[str], str]:
+    """The plausibility rules ``metrics`` (a :func:`~exitcore.evaluation.metrics.compute_metrics`
+    result of the RL policy) breaks, and a note on what was checked.
+
+    Only out-of-sample metrics are judged (``in_sample`` false) and only with at least
+    :data:`MIN_TRADES_FOR_RULES` trades.
+    """
+    if not metrics:
+        return [], "no out-of-sample results to judge (audit a finished run for the plausibility rules)"
+    if metrics.get("in_sample"):
+        return [], "the results given are in-sample; plausibility rules judge out-of-sample results only"
+    n = int(metrics.get("n_trades") or 0)
+    if n < MIN_TRADES_FOR_RULES:
+        return [], f"only {n} out-of-sample trades (< {MIN_TRADES_FOR_RULES}): plausibility rules not applied"
+    reasons = [f"{r.rule} ({_fmt_metrics(metrics, r.name)}): {r.why}" for r in SUSPECT_RULES if r.test(metrics)]
+    return reasons, f"plausibility rules applied to {n} trades on {metrics.get('label', metrics.get('split', '?'))}"
+
+
+def _fmt_metrics(m: Mapping[str, Any], rule: str) -> str:
+    if rule == "win_rate_short_trades":
+        return f"win rate {100 * _num(m, 'win_rate'):.1f} %, {_num(m, 'avg_bars'):.1f} bars"
+    if rule == "sharpe":
+        return f"Sharpe {_num(m, 'sharpe'):.2f}"
+    return f"profit factor {_num(m, 'profit_factor'):.2f}"
+
+
+# --------------------------------------------------------------------------- findings
+
+
+@attrs.frozen
+class Finding:
+    """One difference the audit found.
+
+    ``kind``: ``feature``, ``mask``, ``guard``, ``policy``, ``entry``, ``fill`` or ``error``;
+    ``component``: the feature column or plugin (with its distribution); ``mode``: the poisoning
+    that exposed it; ``trade``: row in the trade table; ``decision``: decision index ``k`` (None
+    for entry and fill findings); ``bar``: the decision (or signal) bar; ``time``: when that
+    decision was taken (ISO, UTC: the close of ``bar``).
+    """
+
+    kind: str
+    component: str
+    mode: str
+    trade: int
+    decision: int | None
+    bar: int
+    time: str
+    detail: str
+
+    def where(self) -> str:
+        """``trade 12, decision 0 at 2019-03-01 10:15 UTC (bar 4567)``."""
+        at = f"decision {self.decision}" if self.decision is not None else "its signal"
+        return f"trade {self.trade}, {at} at {self.time[:16].replace('T', ' ')} UTC (bar {self.bar})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return attrs.asdict(self)
+
+
+def _close_time(market: Any, bar: int) -> str:
+    ns = int(market.ts[min(bar, market.n_bars - 1)]) + market.timeframe_ns
+    return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
+
+
+def _from_leak(leak: Leak, market: Any) -> Finding:
+    return Finding(leak.kind, leak.component, leak.mode, leak.trade, leak.k, leak.bar, _close_time(market, leak.bar), leak.detail)
+
+
+@attrs.frozen(eq=False)
+class AuditReport:
+    """The outcome of :func:`audit`. ``to_dict()`` is what the ``lookahead_audit`` evaluator returns."""
+
+    verdict: str
+    experiment: str
+    split: str
+    findings: tuple[Finding, ...]
+    suspects: tuple[str, ...]
+    suspect_note: str
+    n_decisions: int
+    n_entries: int
+    n_fills: int
+    modes: tuple[str, ...]
+    policy: str
+    seed: int
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit status for this verdict (:data:`EXIT_CODES`)."""
+        return EXIT_CODES[self.verdict]
+
+    def culprits(self) -> list[dict[str, Any]]:
+        """One entry per (kind, component): its first offending decision, count and modes."""
+        groups: dict[tuple[str, str], list[Finding]] = {}
+        for f in self.findings:
+            groups.setdefault((f.kind, f.component), []).append(f)
+        out = []
+        for (kind, component), items in groups.items():
+            first = min(items, key=lambda f: (f.time, f.trade, -1 if f.decision is None else f.decision))
+            out.append(
+                {
+                    "kind": kind,
+                    "component": component,
+                    "first": first.to_dict(),
+                    "count": len(items),
+                    "modes": sorted({f.mode for f in items}, key=_mode_order),
+                }
+            )
+        # the policy's action only differs because something it reads does: list causes first
+        return sorted(out, key=lambda c: (c["kind"] == "policy", c["first"]["time"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready data (findings beyond :data:`MAX_LISTED` are counted, not listed)."""
+        return {
+            "verdict": self.verdict,
+            "experiment": self.experiment,
+            "split": self.split,
+            "label": split_label(self.split),
+            "culprits": self.culprits(),
+            "n_findings": len(self.findings),
+            "findings": [f.to_dict() for f in self.findings[:MAX_LISTED]],
+            "suspect": list(self.suspects),
+            "suspect_note": self.suspect_note,
+            "n_decisions": self.n_decisions,
+            "n_entries": self.n_entries,
+            "n_fills": self.n_fills,
+            "modes": list(self.modes),
+            "policy": self.policy,
+            "seed": self.seed,
+            "exit_code": self.exit_code,
+        }
+
+    def format(self) -> str:
+        """A human-readable report."""
+        return format_audit(self.to_dict())
+
+
+def _mode_order(mode: str) -> int:
+    order = (*POISON_MODES, "fill")
+    return order.index(mode) if mode in order else len(order)
+
+
+def format_audit(report: Mapping[str, Any]) -> str:
+    """Render :meth:`AuditReport.to_dict` (also as stored in a run's ``results.json``)."""
+    lines = [f"look-ahead audit of {report['experiment']} on {report['label']}: {report['verdict']}"]
+    lines.append(
+        f"  checked {report['n_decisions']} decisions x {len(report['modes'])} poisonings "
+        f"({', '.join(report['modes'])}) with the {report['policy']} policy; "
+        f"{report['n_entries']} entries re-run on truncated/poisoned bars; {report['n_fills']} fills"
+    )
+    for c in report["culprits"]:
+        f = c["first"]
+        finding = Finding(**f)
+        lines.append(f"  LEAK {c['kind']} {c['component']}")
+        lines.append(f"       first at {finding.where()} when the future is {f['mode']}: {f['detail']}")
+        lines.append(f"       {c['count']} difference(s), exposed by: {', '.join(c['modes'])}")
+    for reason in report["suspect"]:
+        lines.append(f"  SUSPECT {reason}")
+    lines.append(f"  ({report['suspect_note']})")
+    if report["verdict"] == "PASS":
+        lines.append("  no leak found: observations, masks, guards, actions and entries ignore the future")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def without_rewards(resolved: Any) -> Any:
+    """``resolved`` with no reward terms: the audit never reads rewards (they may use hindsight)."""
+    if attrs.has(type(resolved)):
+        return attrs.evolve(resolved, rewards=())
+    clone = type(resolved)(**vars(resolved))
+    clone.rewards = ()
+    return clone
+
+
+def make_rebuild(assembled: Any) -> Callable[[Any], Any]:
+    """``rebuild(bars)``: ``assembled``'s experiment on other bars, same trades and device, no rewards."""
+    from exitcore.assembly import assemble
+
+    resolved = without_rewards(assembled.resolved)
+
+    def rebuild(bars: Any) -> Any:
+        return assemble(resolved, bars, trades=assembled.trades, device=assembled.device)
+
+    return rebuild
+
+
+def random_policy(assembled: Any, seed: int = 0) -> torch.nn.Module:
+    """A randomly initialised policy of the experiment's kind (``ppo.policy``), seeded, on the data's device.
+
+    Auditing an experiment without a trained policy still checks that the *action* ignores the
+    future: any policy is a function of the observation and the mask alone.
+    """
+    cfg = assembled.resolved.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        policy = assembled.resolved.policy.build(None, cfg.ppo, assembled.components.obs_dim, N_ACTIONS)
+    return policy.to(assembled.device)
+
+
+def _stratified(n_items: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` positions out of ``range(n_items)``, one drawn uniformly from each of ``n`` equal strata."""
+    if n_items <= n:
+        return np.arange(n_items)
+    edges = np.linspace(0, n_items, n + 1).astype(np.int64)
+    return rng.integers(edges[:-1], edges[1:])
+
+
+def sample_decisions(
+    assembled: Any, pool: Any, act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int, seed: int = 0
+) -> list[EnvState]:
+    """``n`` decision states of ``act`` (deterministic) on the trades ``pool``, spread over time.
+
+    The policy plays every trade in a sweep; its decisions, ordered by decision bar, are cut
+    into ``n`` equal strata and one is drawn from each (seeded), so the sample covers the
+    split from start to end. A replay of the same actions picks the chosen states.
+    """
+    pool_t = trade_rows(pool, assembled.device)
+    env = assembled.make_env(pool_t, auto_reset=False)
+    sampled, _ = play(env, act, int(assembled.resolved.config.env.max_bars))
+    rows, steps = torch.nonzero(sampled.cpu() >= 0, as_tuple=True)
+    if rows.numel() == 0:
+        return []
+    bars = assembled.table.entry_bar[pool_t].cpu()[rows] + steps
+    order = np.lexsort((rows.numpy(), bars.numpy()))
+    chosen = order[_stratified(len(order), n, np.random.default_rng(seed))]
+    wanted: dict[int, list[int]] = {}
+    for i in chosen:
+        wanted.setdefault(int(steps[i]), []).append(int(rows[i]))
+    picked: list[EnvState] = []
+    obs, mask = env.reset()
+    for step in range(max(wanted) + 1):
+        picked.extend(state_row(env.state, i) for i in wanted.get(step, ()))
+        action = sampled[:, step].to(torch.int64).clamp(min=0)  # replay: same actions, same states
+        obs, mask, _, _ = env.step(action)
+    return sorted(picked, key=lambda r: int(r.bar[0]))
+
+
+def _action(policy: torch.nn.Module, view: Any) -> int:
+    """The deterministic action for one decision view (HOLD allowed, as the environment does)."""
+    from exitcore.ppo.distribution import act
+
+    mask = view.mask.clone()
+    mask[HOLD] = True
+    return int(act(policy, view.obs[None], mask[None])[0])
+
+
+def check_fills(assembled: Any, pool: Any) -> list[Finding]:
+    """Every trade of ``pool`` must be filled at the open of the bar after its signal, costs applied."""
+    t, m, costs = assembled.table, assembled.market, assembled.costs
+    rows = trade_rows(pool, assembled.device)
+    s = t.signal_bar[rows]
+    nxt = torch.clamp(s + 1, max=m.n_bars - 1)
+    bad_bar = t.entry_bar[rows] != s + 1
+    bad_open = t.entry_open[rows] != m.open[nxt]
+    bad_fill = t.entry_price[rows] != costs.entry_fill(m.open[nxt], t.direction[rows])
+    out = []
+    for flag, what in ((bad_bar, "entry bar is not the bar after the signal"), (bad_open, "entry open is not open[s + 1]"),
+                       (bad_fill, "entry price is not open[s + 1] plus costs")):
+        for i in torch.nonzero(flag).flatten().tolist()[:MAX_LISTED]:
+            bar = int(s[i])
+            out.append(Finding("fill", "the engine's TradeTable", "fill", int(rows[i]), None, bar, _close_time(m, bar), what))
+    return out
+
+
+def _entry_label(resolved: Any) -> str:
+    entry = resolved.entry
+    origin = getattr(getattr(entry, "component", None), "origin", "")
+    return f"entry strategy {entry.name!r}" + (f" [{origin}]" if origin else "")
+
+
+_TRADE_KEY = ("signal_bar", "direction", "stop_dist", "target_dist")
+
+
+def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str] = POISON_MODES, seed: int = 0) -> list[Finding]:
+    """Re-run the entry strategy with the bars after each trade's signal bar poisoned by ``modes``.
+
+    The trades with signal bars ``<= s`` must come out identical (the four defining columns,
+    bit for bit); a trade that disappears, appears, changes direction or distance is a leak of
+    the entry strategy. An exception while running on truncated bars is one too.
+    """
+    from exitcore.assembly import run_entry
+
+    resolved, bars, market = assembled.resolved, assembled.bars, assembled.market
+    label = _entry_label(resolved)
+    frame = assembled.trades.frame
+    original = frame[list(_TRADE_KEY)].reset_index(drop=True)
+    out: list[Finding] = []
+    for j, row in enumerate(trade_rows):
+        s = int(frame["signal_bar"].iloc[int(row)])
+        expected = original[original["signal_bar"] <= s].reset_index(drop=True)
+        for mode in modes:
+            poisoned = poison_bars(bars, s, mode, seed=seed + j)
+            try:
+                got = run_entry(resolved, poisoned).frame[list(_TRADE_KEY)]
+            except Exception as exc:  # noqa: BLE001 - failing without the future is the finding
+                out.append(Finding("entry", label, mode, int(row), None, s, _close_time(market, s),
+                                   f"fails when the bars after the signal are {mode}: {type(exc).__name__}: {exc}"))
+                continue
+            got = got[got["signal_bar"] <= s].reset_index(drop=True)
+            detail = _first_trade_difference(expected, got, s)
+            if detail:
+                out.append(Finding("entry", label, mode, int(row), None, s, _close_time(market, s), detail))
+    return out
+
+
+def _first_trade_difference(expected: pd.DataFrame, got: pd.DataFrame, s: int) -> str:
+    """Describe the first difference between two trade lists (signal bars <= s), or ``""``."""
+    exp = {int(r.signal_bar): r for r in expected.itertuples(index=False)}
+    new = {int(r.signal_bar): r for r in got.itertuples(index=False)}
+    for bar in sorted(set(exp) | set(new)):
+        a, b = exp.get(bar), new.get(bar)
+        if a is None:
+            return f"a trade at signal bar {bar} appears when the bars after {s} change"
+        if b is None:
+            return f"the trade at signal bar {bar} disappears when the bars after {s} change"
+        for col in _TRADE_KEY[1:]:
+            va, vb = getattr(a, col), getattr(b, col)
+            if not (va == vb or (isinstance(va, float) and math.isnan(va) and math.isnan(vb))):
+                return f"the trade at signal bar {bar} changes {col} from {va!r} to {vb!r}"
+    if len(expected) != len(got):
+        return f"{len(expected)} trades with signal bars <= {s} became {len(got)}"
+    return ""
+
+
+# --------------------------------------------------------------------------- the audit
+
+
+def audit(
+    assembled: Any,
+    pool: Any,
+    *,
+    rebuild: Callable[[Any], Any] | None = None,
+    policy: torch.nn.Module | None = None,
+    policy_label: str | None = None,
+    n_decisions: int = 64,
+    n_entries: int | None = None,
+    modes: Sequence[str] = POISON_MODES,
+    metrics: Mapping[str, Any] | None = None,
+    split: str = "test",
+    seed: int = 0,
+) -> AuditReport:
+    """Audit ``assembled`` on the trades ``pool`` of ``split`` (see the module docstring).
+
+    ``policy`` is the trained policy (``None``: a random-init one, :func:`random_policy`);
+    ``rebuild`` defaults to :func:`make_rebuild`. ``n_decisions`` decisions and ``n_entries``
+    entries (default: as many as decisions) are sampled with ``seed``, spread over the split.
+    ``metrics`` are the run's out-of-sample RL metrics for the plausibility rules (``None``:
+    not checked).
+    """
+    unknown = [m for m in modes if m not in POISON_MODES]
+    if unknown or not modes:
+        raise ValueError(f"unknown poison modes {unknown}; use some of {', '.join(POISON_MODES)}")
+    pool = trade_rows_numpy(pool)
+    if pool.size == 0:
+        raise ValueError(f"the {split} split has no trades to audit")
+    rebuild = rebuild or make_rebuild(assembled)
+    label = policy_label or ("trained" if policy is not None else "random-init")
+    if policy is None:
+        policy = random_policy(assembled, seed)
+    market = assembled.market
+    was_training = policy.training
+    policy.eval()
+    try:
+        rows = sample_decisions(assembled, pool, policy_actor(policy), n_decisions, seed)
+        actions_seen: dict[int, int] = {}
+
+        def same_action(mode: str, row: EnvState, original: Any, poisoned: Any) -> list[Leak]:
+            key = id(row)
+            if key not in actions_seen:
+                actions_seen[key] = _action(policy, original)
+            after = _action(policy, poisoned)
+            if after == actions_seen[key]:
+                return []
+            return [Leak(mode, int(row.trade[0]), int(row.k[0]), int(row.bar[0]), "policy", f"the {label} policy",
+                         f"action {ACTION_NAMES[actions_seen[key]]} became {ACTION_NAMES[after]}")]
+
+        leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action)
+    finally:
+        policy.train(was_training)
+    findings = [_from_leak(leak, market) for leak in leaks]
+
+    by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
+    entry_rows = by_signal[_stratified(len(by_signal), n_entries or n_decisions, np.random.default_rng(seed + 1))]
+    findings += check_entries(assembled, entry_rows.tolist(), modes, seed)
+    findings += check_fills(assembled, pool)
+
+    suspects, note = suspect_reasons(metrics)
+    verdict = "FAIL" if findings else ("SUSPECT" if suspects else "PASS")
+    findings.sort(key=lambda f: (f.time, f.trade, -1 if f.decision is None else f.decision, _mode_order(f.mode)))
+    return AuditReport(
+        verdict=verdict,
+        experiment=assembled.resolved.config.name,
+        split=split,
+        findings=tuple(findings),
+        suspects=tuple(suspects),
+        suspect_note=note,
+        n_decisions=len(rows),
+        n_entries=len(entry_rows),
+        n_fills=int(pool.size),
+        modes=tuple(modes),
+        policy=label,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------- entry points (CLI)
+
+
+def prepare(resolved: Any, bars: Any, device: Any = "cpu") -> tuple[Any, dict[str, np.ndarray]]:
+    """Assemble ``resolved`` on ``bars`` and assign its trades to the time splits, as a run does."""
+    from exitcore.assembly import assemble
+    from exitcore.data.splits import assign_trades, make_splits
+
+    assembled = assemble(resolved, bars, device=device)
+    cfg = resolved.config
+    lookback = assembled.components.lookback
+    splits = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback)
+    return assembled, assign_trades(splits, assembled.table, lookback)
+
+
+def _split_pool(pools: Mapping[str, np.ndarray], split: str) -> np.ndarray:
+    from exitcore.errors import DataError
+
+    pool = pools.get(split)
+    if pool is None or pool.size == 0:
+        have = ", ".join(f"{k}={len(v)}" for k, v in pools.items())
+        raise DataError(f"split.{split}: no trades to audit (trades per split: {have}); use more data or another --split")
+    return pool
+
+
+def audit_experiment(
+    resolved: Any,
+    host: Any,
+    *,
+    data: Any = None,
+    device: Any = "cpu",
+    split: str = "test",
+    n_decisions: int | None = None,
+    modes: Sequence[str] = POISON_MODES,
+    seed: int = 0,
+) -> AuditReport:
+    """``exitcore audit NAME``: the experiment on its data (or ``data``, a DataConfig), random-init policy."""
+    from exitcore.data.pipeline import load_bars
+
+    bars = load_bars(data or resolved.config.data, host)
+    assembled, pools = prepare(resolved, bars, device)
+    return audit(
+        assembled,
+        _split_pool(pools, split),
+        n_decisions=n_decisions or resolved.config.eval.audit_decisions,
+        modes=modes,
+        split=split,
+        seed=seed,
+    )
+
+
+def audit_run(
+    run_dir: Any,
+    host: Any,
+    *,
+    device: Any = "cpu",
+    split: str = "test",
+    n_decisions: int | None = None,
+    modes: Sequence[str] = POISON_MODES,
+    seed: int = 0,
+) -> AuditReport:
+    """``exitcore audit RUN``: a finished run's experiment, data and trained policy.
+
+    The experiment is resolved from the run's frozen ``config.toml``, its data reloaded and
+    checked against the hash in ``run.json``, the policy loaded from the run's checkpoint. The
+    plausibility rules judge the RL policy's metrics on ``split``, recomputed from the run's
+    ledger (or taken from ``results.json``).
+    """
+    from pathlib import Path
+
+    from exitcore.data.pipeline import load_bars
+    from exitcore.errors import DataError
+    from exitcore.evaluation import rundir
+
+    run_dir = Path(run_dir)
+    resolved = rundir.resolve_run(run_dir, host)
+    info = rundir.read_run_info(run_dir)
+    bars = load_bars(resolved.config.data, host)
+    recorded = (info.get("data") or {}).get("hash") if isinstance(info.get("data"), Mapping) else None
+    recorded = recorded or info.get("data_hash")
+    if recorded and recorded != bars.content_hash():
+        raise DataError(
+            f"{run_dir / rundir.RUN_FILE}: the run used data with hash {recorded}, but {resolved.config.data.source} "
+            f"now loads data with hash {bars.content_hash()}: the data changed since the run"
+        )
+    assembled, pools = prepare(resolved, bars, device)
+    policy, path = rundir.load_policy(run_dir, resolved, assembled.components.obs_dim, device)
+    return audit(
+        assembled,
+        _split_pool(pools, split),
+        policy=policy,
+        policy_label=f"trained ({path.relative_to(run_dir)})",
+        n_decisions=n_decisions or resolved.config.eval.audit_decisions,
+        modes=modes,
+        metrics=run_metrics(run_dir, split),
+        split=split,
+        seed=seed,
+    )
+
+
+def run_metrics(run_dir: Any, split: str = "test") -> dict[str, Any] | None:
+    """The RL policy's metrics on ``split`` of a run: recomputed from its ledger file, else from
+    ``results.json`` (the ``trade_metrics`` evaluator, then the headline); ``None`` if neither."""
+    from pathlib import Path
+
+    from exitcore.evaluation import rundir
+    from exitcore.evaluation.ledger_schema import read_ledger
+    from exitcore.evaluation.metrics import compute_metrics
+
+    run_dir = Path(run_dir)
+    try:
+        results = rundir.read_results(run_dir)
+    except rundir.RunDirError:
+        return None
+    span = (results.get("spans") or {}).get(split)
+    name = (results.get("ledgers") or {}).get(split)
+    if name and span and (run_dir / name).is_file():
+        ledger = read_ledger(run_dir / name)
+        rl = ledger[ledger["policy"] == "rl"]
+        if len(rl):
+            return compute_metrics(rl, start=span[0], end=span[1], split=split, policy="rl")
+    if results.get("split") != split:
+        return None
+    tm = ((results.get("evaluators") or {}).get("trade_metrics") or {}).get("policies") or {}
+    return tm.get("rl") or results.get("headline") or None

@@ -1,0 +1,445 @@
+"""Evaluate a trained policy: ledgers, baselines, evaluator plugins, results (design.md §7).
+
+:func:`evaluate` is the one function the run orchestrator calls after training:
+
+1. the RL ledger on the evaluated split (``test``): the deterministic policy, plus
+   ``eval.sample_seeds`` sampled-policy ledgers; and the deterministic RL ledger on the
+   training split, for in-sample figures that are reported as such;
+2. the baseline exits (:mod:`exitcore.evaluation.baselines`) on the same trades of both splits,
+   and the best baseline chosen on the **training** split only;
+3. every evaluator listed in ``eval.evaluators`` (``evaluator(rl_ledger, EvalContext)``), each
+   result namespaced by the evaluator's name;
+4. the ledgers (``ledger_test.csv``, ``ledger_train.csv``, or Parquet) and ``results.json``
+   written atomically into the run directory.
+
+:func:`walk_forward` evaluates over consecutive test windows instead: for window ``i`` it
+trains (through the caller's ``train_fn``, so evaluation never imports the trainer) on every bar
+before the window, tests on the window after the purge gap, and reports each window and the
+aggregate of the concatenated out-of-sample ledgers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+import torch
+
+from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError
+from exitcore.evaluation import jsonable
+from exitcore.evaluation.baselines import DEFAULT_GRID, Baseline, baseline_ledgers, choose_best
+from exitcore.evaluation.context import EvalContext, split_span
+from exitcore.evaluation.ledger import (
+    RL_POLICY,
+    ledger_file_name,
+    make_ledger,
+    policy_actor,
+    sampled_ledgers,
+    trade_rows_numpy,
+    write_atomic_ledger,
+    write_ledgers,
+)
+from exitcore.evaluation.metrics import compute_metrics, daily_pnl, headline, split_label
+from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
+
+RESULTS_FORMAT = "exitcore.results"
+RESULTS_VERSION = 1
+#: verdict severity: the worst verdict of any evaluator is the run's audit verdict
+_VERDICT_RANK = {"PASS": 0, "SUSPECT": 1, "FAIL": 2}
+
+Progress = Callable[[str], None]
+
+
+@attrs.frozen(eq=False)
+class EvalResults:
+    """What :func:`evaluate` produced.
+
+    ``results`` — the JSON-ready results (what ``results.json`` holds, see :func:`evaluate`);
+    ``ledgers`` — ``{split: {policy: ledger}}``; ``headline`` — the RL policy's headline metrics
+    on the evaluated split (:func:`~exitcore.evaluation.metrics.headline`, plus ``audit_verdict``) for
+    the run registry; ``audit_verdict`` — the worst ``verdict`` an evaluator returned (``PASS``,
+    ``SUSPECT``, ``FAIL``) or ``None`` when no evaluator audits; ``paths`` — files written.
+    """
+
+    results: dict[str, Any]
+    ledgers: dict[str, dict[str, pd.DataFrame]]
+    headline: dict[str, Any]
+    audit_verdict: str | None
+    paths: tuple[Path, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """A few lines for the end of ``exitcore run``: audit verdict, RL vs the best baseline, DSR."""
+        from exitcore.evaluation.report import summary_text
+
+        return summary_text(self.results)
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def _pool(pools: Mapping[str, Any], name: str) -> np.ndarray:
+    return trade_rows_numpy(pools.get(name, ()))
+
+
+def _spans(market: Any, splits: Sequence[Any]) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    return {sp.name: split_span(market, sp.start_bar, sp.end_bar) for sp in splits}
+
+
+def policy_ledgers(
+    assembled: Any,
+    pool: np.ndarray,
+    split: str,
+    policy: torch.nn.Module,
+    *,
+    sample_seeds: int = 0,
+    seed: int = 0,
+    grid: Sequence[Baseline] = DEFAULT_GRID,
+) -> dict[str, pd.DataFrame]:
+    """``{policy name: ledger}`` on one split: ``rl``, ``rl_sample_<k>`` and every baseline."""
+    out = {RL_POLICY: make_ledger(assembled, pool, split, policy_actor(policy), RL_POLICY)}
+    out.update(sampled_ledgers(assembled, pool, split, policy, sample_seeds, seed))
+    out.update(baseline_ledgers(assembled, pool, split, grid))
+    return out
+
+
+def evaluate(
+    assembled: Any,
+    resolved: Any,
+    policy: torch.nn.Module,
+    pools: Mapping[str, Any],
+    splits: Sequence[Any],
+    *,
+    n_trials: int,
+    trials_source: str = "",
+    run_dir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    seed: int = 0,
+    split: str = "test",
+    grid: Sequence[Baseline] = DEFAULT_GRID,
+) -> EvalResults:
+    """Evaluate ``policy`` on ``split`` of ``assembled`` and run the experiment's evaluators.
+
+    ``pools`` maps split names to trade rows (:func:`exitcore.data.splits.assign_trades`),
+    ``splits`` are the :class:`~exitcore.data.splits.Split` objects (their spans bound the
+    daily series). ``n_trials`` is the run registry's trial count for this dataset (this run
+    included), ``trials_source`` a note on where it came from (shown in reports). ``progress``
+    receives a line per stage. With ``run_dir``, the ledgers and ``results.json`` are written
+    there (format ``eval.ledger_format``).
+
+    ``results.json``: ``format``, ``version``, ``experiment``, ``config_hash``, ``split``,
+    ``label``, ``in_sample``, ``spans`` (``{split: [start, end]}``), ``n_trades`` per split,
+    ``policies``, ``best_baseline`` (``name``, ``chosen_on: "train"``, the in-sample
+    ``train_sharpes`` it was chosen by), ``n_trials``, ``trials_source``, ``headline``,
+    ``evaluators`` (``{name: result}``), ``audit_verdict``, ``ledgers`` (file names), ``seed``.
+    """
+    cfg = resolved.config
+    if policy is None:
+        raise ValueError("evaluate() needs the trained policy")
+    if n_trials < 1:
+        raise ValueError(f"n_trials counts this run, so it is at least 1; got {n_trials}")
+    names = {sp.name for sp in splits}
+    test_pool, train_pool = _pool(pools, split), _pool(pools, "train")
+    if split not in names or test_pool.size == 0:
+        raise DataError(
+            f"the {split} split has no trades to evaluate ({test_pool.size} trades in {split!r}; splits: "
+            f"{', '.join(f'{k}={len(v)}' for k, v in pools.items())}); use more data, a larger split.{split} share "
+            "or an entry strategy that trades more often"
+        )
+    if train_pool.size == 0:
+        raise DataError("the train split has no trades: the best baseline is chosen on it")
+    spans = _spans(assembled.market, splits)
+
+    _say(progress, f"ledgers on {split} ({test_pool.size} trades): rl, {cfg.eval.sample_seeds} sampled, baselines")
+    ledgers = {split: policy_ledgers(assembled, test_pool, split, policy, sample_seeds=cfg.eval.sample_seeds, seed=seed, grid=grid)}
+    if split != "train":
+        _say(progress, f"ledgers on train ({train_pool.size} trades, in-sample): rl, baselines")
+        ledgers["train"] = policy_ledgers(assembled, train_pool, "train", policy, grid=grid)
+    train = ledgers["train"]
+    baselines_train = {k: v for k, v in train.items() if k != RL_POLICY}
+    best, train_sharpes = choose_best(baselines_train, *spans["train"])
+
+    from exitcore.evaluation.audit import make_rebuild
+
+    ctx = EvalContext(
+        split=split,
+        in_sample=split == "train",
+        start=spans[split][0],
+        end=spans[split][1],
+        spans=spans,
+        assembled=assembled,
+        pools={k: _pool(pools, k) for k in pools},
+        ledgers=ledgers[split],
+        train_ledgers=train,
+        best_baseline=best,
+        baseline_train_sharpes=train_sharpes,
+        n_trials=int(n_trials),
+        trials_source=trials_source,
+        config=cfg.eval,
+        policy=policy,
+        rebuild=make_rebuild(assembled),
+        seed=seed,
+    )
+    evaluator_results = run_evaluators(resolved, assembled, ctx, progress)
+    verdict = worst_verdict(evaluator_results)
+    head = headline(compute_metrics(ctx.rl_ledger, start=ctx.start, end=ctx.end, split=split, policy=RL_POLICY))
+    if verdict is not None:
+        head["audit_verdict"] = verdict
+    fmt = cfg.eval.ledger_format
+    results: dict[str, Any] = {
+        "format": RESULTS_FORMAT,
+        "version": RESULTS_VERSION,
+        "experiment": cfg.name,
+        "config_hash": resolved.config_hash() if hasattr(resolved, "config_hash") else "",
+        "split": split,
+        "label": split_label(split),
+        "in_sample": split == "train",
+        "spans": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in spans.items()},
+        "n_trades": {k: len(v[RL_POLICY]) for k, v in ledgers.items()},
+        "policies": list(ledgers[split]),
+        "best_baseline": {
+            "name": best,
+            "chosen_on": "train",
+            "label": split_label("train"),
+            "rule": "highest annualised daily Sharpe on the training split",
+            "train_sharpes": train_sharpes,
+        },
+        "n_trials": int(n_trials),
+        "trials_source": trials_source,
+        "headline": head,
+        "evaluators": evaluator_results,
+        "audit_verdict": verdict,
+        "ledgers": {k: ledger_file_name(k, fmt) for k in ledgers},
+        "seed": seed,
+    }
+    results = jsonable.from_jsonable(jsonable.to_jsonable(results))  # plain data, checked serialisable
+    paths: tuple[Path, ...] = ()
+    if run_dir is not None:
+        _say(progress, f"writing ledgers and {RESULTS_FILE} to {run_dir}")
+        paths = tuple(write_run_outputs(run_dir, ledgers, results, fmt))
+    return EvalResults(results, ledgers, head, verdict, paths)
+
+
+def run_evaluators(resolved: Any, assembled: Any, ctx: EvalContext, progress: Progress | None = None) -> dict[str, Any]:
+    """Build and run every evaluator of ``resolved.evaluators``; ``{name: JSON-ready result}``.
+
+    A failure names the evaluator, its plugin and its place in the experiment.
+    """
+    out: dict[str, Any] = {}
+    for rc in resolved.evaluators:
+        _say(progress, f"evaluator {rc.name}")
+        fn = rc.build(assembled.ctx)
+        where = f"{rc.path} (evaluator {rc.name!r} from {rc.component.origin})"
+        try:
+            result = fn(ctx.rl_ledger, ctx)
+        except ExitcoreError as exc:
+            raise type(exc)(f"{where}: {exc}") from exc
+        except Exception as exc:
+            raise PluginError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, Mapping):
+            raise PluginError(f"{where} returned {type(result).__name__}, expected a dict of results")
+        try:
+            out[rc.name] = jsonable.from_jsonable(jsonable.to_jsonable(result))
+        except TypeError as exc:
+            raise PluginError(f"{where} returned a result that cannot be written as JSON: {exc}") from exc
+    return out
+
+
+def worst_verdict(evaluator_results: Mapping[str, Any]) -> str | None:
+    """The most severe ``verdict`` (``FAIL`` > ``SUSPECT`` > ``PASS``) among the evaluators' results."""
+    found = [r.get("verdict") for r in evaluator_results.values() if isinstance(r, Mapping) and r.get("verdict") in _VERDICT_RANK]
+    return max(found, key=_VERDICT_RANK.__getitem__) if found else None
+
+
+def _check_format(fmt: str) -> None:
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ConfigError([("eval.ledger_format", "'parquet' needs pyarrow (pip install pyarrow), or use 'csv'")]) from None
+
+
+def write_run_outputs(
+    run_dir: str | os.PathLike[str], ledgers: Mapping[str, Mapping[str, pd.DataFrame]], results: Any, fmt: str = "csv"
+) -> list[Path]:
+    """The ledgers (one file per split) and ``results.json``, each written atomically."""
+    _check_format(fmt)
+    paths = write_ledgers(ledgers, run_dir, fmt)
+    paths.append(write_json_atomic(Path(run_dir) / RESULTS_FILE, results))
+    return paths
+
+
+# --------------------------------------------------------------------------- walk-forward
+
+
+@attrs.frozen
+class Window:
+    """Walk-forward window ``index``: train on bars ``[0, train_end)``, test on ``[test_start, test_end)``."""
+
+    index: int
+    train_end: int
+    test_start: int
+    test_end: int
+
+
+def walk_forward_windows(n_bars: int, first_test: float, windows: int, purge: int) -> list[Window]:
+    """Consecutive test windows over the bars after the first ``first_test`` fraction.
+
+    The bars ``[round(first_test · n), n)`` are cut into ``windows`` equal consecutive pieces
+    ``[a_i, a_{i+1})``. Window ``i`` trains on every bar before ``a_i`` (an expanding window:
+    all the past) and tests on ``[a_i + purge, a_{i+1})``: the purge gap keeps every bar that
+    feeds a training episode out of the test episodes, as between the ordinary splits.
+    """
+    if windows < 1:
+        raise ValueError(f"walk-forward needs at least one window, got {windows}")
+    start = int(round(first_test * n_bars))
+    edges = np.linspace(start, n_bars, windows + 1).round().astype(np.int64)
+    out = []
+    for i in range(windows):
+        a, b = int(edges[i]), int(edges[i + 1])
+        if b - (a + purge) <= 0 or a <= 0:
+            raise DataError(
+                f"eval.walk_forward = {windows}: window {i + 1} would test on bars {a + purge}..{b - 1} after the purge gap "
+                f"of {purge} bars (the data has {n_bars} bars); use fewer windows or more data"
+            )
+        out.append(Window(i + 1, a, a + purge, b))
+    return out
+
+
+@attrs.frozen(eq=False)
+class WalkForwardResult:
+    """Per-window results, the aggregate over the concatenated out-of-sample ledgers, and the ledgers.
+
+    ``ledger`` holds every window's test rows of every policy plus ``best_baseline`` (each
+    window's train-chosen baseline on that window) and a ``window`` column.
+    """
+
+    windows: list[dict[str, Any]]
+    aggregate: dict[str, Any]
+    ledger: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (what ``walk_forward.json`` holds)."""
+        return jsonable.from_jsonable(jsonable.to_jsonable({"windows": self.windows, "aggregate": self.aggregate}))
+
+
+def walk_forward(
+    resolved: Any,
+    bars: Any,
+    train_fn: Callable[[Any, torch.Tensor], torch.nn.Module],
+    *,
+    windows: int | None = None,
+    device: Any = "cpu",
+    n_trials: int = 1,
+    seed: int = 0,
+    grid: Sequence[Baseline] = DEFAULT_GRID,
+    run_dir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> WalkForwardResult:
+    """Walk-forward evaluation of ``resolved`` on ``bars`` over ``windows`` windows
+    (default ``eval.walk_forward``; see :func:`walk_forward_windows`).
+
+    ``train_fn(assembled, train_pool)`` trains a policy on the decidable trades ``train_pool``
+    (a tensor of trade rows whose windows end before the test window) and returns it. Each
+    window reports every policy's metrics on its test window and the baseline chosen on its
+    training part; the aggregate concatenates the windows' test ledgers and reports their
+    metrics over the whole tested span, RL against the walk-forward best baseline (each window
+    using its own train-chosen baseline), with bootstrap intervals and the deflated Sharpe
+    ratio (``n_trials`` from the registry). With ``run_dir``, ``walk_forward.json`` and
+    ``ledger_walk_forward.<fmt>`` are written there.
+    """
+    from exitcore.assembly import assemble
+    from exitcore.data.splits import Split, assign_trades, purge_gap
+    from exitcore.evaluation import significance as sig
+
+    cfg = resolved.config
+    windows = cfg.eval.walk_forward if windows is None else windows
+    assembled = assemble(resolved, bars, device=device)
+    lookback = assembled.components.lookback
+    purge = purge_gap(cfg.split, cfg.env.max_bars + lookback)
+    plan = walk_forward_windows(len(bars), cfg.split.train, windows, purge)
+    table, market = assembled.table, assembled.market
+    per_window, frames = [], []
+    for w in plan:
+        train_sp, test_sp = Split("train", 0, w.train_end), Split("test", w.test_start, w.test_end)
+        pools = assign_trades([train_sp, test_sp], table, lookback)
+        if pools["test"].size == 0:
+            raise DataError(f"walk-forward window {w.index} (bars {w.test_start}..{w.test_end - 1}) has no trades")
+        decidable = pools["train"][table.decidable[torch.as_tensor(pools["train"])].cpu().numpy()]
+        _say(progress, f"window {w.index}/{len(plan)}: training on {decidable.size} trades before bar {w.train_end}")
+        policy = train_fn(assembled, torch.as_tensor(decidable, device=assembled.device))
+        spans = _spans(market, [train_sp, test_sp])
+        test = policy_ledgers(assembled, pools["test"], "test", policy, grid=grid)
+        train_baselines = baseline_ledgers(assembled, pools["train"], "train", grid)
+        best, train_sharpes = choose_best(train_baselines, *spans["train"])
+        test["best_baseline"] = test[best].assign(policy="best_baseline")
+        per_window.append(
+            {
+                "window": w.index,
+                "train_span": [spans["train"][0].isoformat(), spans["train"][1].isoformat()],
+                "test_span": [spans["test"][0].isoformat(), spans["test"][1].isoformat()],
+                "bars": {"train_end": w.train_end, "test_start": w.test_start, "test_end": w.test_end},
+                "n_train_trades": int(decidable.size),
+                "n_test_trades": int(pools["test"].size),
+                "best_baseline": best,
+                "baseline_train_sharpes": train_sharpes,
+                "metrics": {p: compute_metrics(df, start=spans["test"][0], end=spans["test"][1], split="test", policy=p)
+                            for p, df in test.items()},
+            }
+        )
+        frames += [df.assign(window=w.index) for df in test.values()]
+    ledger = pd.concat(frames, ignore_index=True)
+    start = split_span(market, plan[0].test_start, plan[0].test_end)[0]
+    end = split_span(market, plan[-1].test_start, plan[-1].test_end)[1]
+    metrics = {p: compute_metrics(g.drop(columns="window"), start=start, end=end, split="test", policy=p)
+               for p, g in ledger.groupby("policy", sort=False)}
+    rl, best_bl = ledger[ledger["policy"] == RL_POLICY], ledger[ledger["policy"] == "best_baseline"]
+    boot = dict(n_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence, seed=seed)
+    aggregate: dict[str, Any] = {
+        "span": [start.isoformat(), end.isoformat()],
+        "label": split_label("test"),
+        "windows": len(plan),
+        "metrics": metrics,
+        "intervals": {p: sig.bootstrap_metrics(g, start=start, end=end, **boot) for p, g in (("rl", rl), ("best_baseline", best_bl))},
+        "rl_vs_best_baseline": sig.paired_difference(rl, best_bl, start=start, end=end, **boot),
+        "dsr": _safe(lambda: sig.deflated_sharpe_ratio(daily_pnl(rl, start, end), n_trials)),
+        "n_trials": n_trials,
+    }
+    result = WalkForwardResult(per_window, aggregate, ledger)
+    if run_dir is not None:
+        _check_format(cfg.eval.ledger_format)
+        write_atomic_ledger(ledger, Path(run_dir) / ledger_file_name("walk_forward", cfg.eval.ledger_format))
+        write_json_atomic(Path(run_dir) / WALK_FORWARD_FILE, result.to_dict())
+    return result
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    """``fn()``, or ``{"error": message}`` when the statistic is undefined for this data."""
+    try:
+        return fn()
+    except ValueError as exc:
+        return {"error": str(exc)}
+
+
+__all__ = [
+    "EvalResults",
+    "RESULTS_FILE",
+    "WALK_FORWARD_FILE",
+    "WalkForwardResult",
+    "Window",
+    "evaluate",
+    "policy_ledgers",
+    "run_evaluators",
+    "walk_forward",
+    "walk_forward_windows",
+    "worst_verdict",
+    "write_json_atomic",
+    "write_run_outputs",
+]

@@ -1,0 +1,348 @@
+"""A run's report: RL against the baselines, significance, the audit, in text or Markdown.
+
+Built from what the run directory holds (:mod:`exitcore.evaluation.rundir`): ``results.json``
+(written by :func:`exitcore.evaluation.evaluate.evaluate`), ``run.json`` (the run's metadata),
+``config.toml`` (the frozen experiment) and, when the run used walk-forward evaluation,
+``walk_forward.json``. Sections:
+
+1. the run: experiment, data, split boundaries, seed, device, timesteps, components;
+2. the look-ahead audit's verdict, with every leak it named;
+3. RL beside every baseline on the evaluated split (out of sample), with bootstrap intervals;
+4. significance: PSR, the deflated Sharpe ratio with its number of trials and where that came
+   from, RL minus the best baseline (chosen on the training split) with its interval;
+5. in-sample figures (the training split), under their own heading and label;
+6. walk-forward windows and their aggregate, when present.
+
+Sections whose evaluator did not run say so instead of disappearing silently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from exitcore.evaluation.rundir import WALK_FORWARD_FILE, RunDirError, read_config, read_json, read_results, read_run_info
+
+FORMATS = ("text", "markdown")
+
+Block = tuple  # ("h", title) | ("kv", [(key, value)]) | ("table", header, rows) | ("p", text)
+
+
+# --------------------------------------------------------------------------- number formatting
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def num(v: Any, fmt: str = ".3f") -> str:
+    """A number for a table: ``-`` for missing, ``nan``/``inf`` spelled out."""
+    if v is None:
+        return "-"
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, (int, float)):
+        return format(v, fmt)
+    return str(v)
+
+
+def interval(iv: Mapping[str, Any] | None, fmt: str = ".2f", scale: float = 1.0) -> str:
+    """``estimate [low, high]`` of a bootstrap interval dict."""
+    if not iv:
+        return "-"
+    e, lo, hi = (iv.get(k) for k in ("estimate", "low", "high"))
+    s = (lambda x: x * scale if _finite(x) else x)
+    return f"{num(s(e), fmt)} [{num(s(lo), fmt)}, {num(s(hi), fmt)}]"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _get(d: Mapping[str, Any] | None, *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if not isinstance(d, Mapping) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None) -> list[Block]:
+    data = info.get("data") if isinstance(info.get("data"), Mapping) else {}
+    source = data.get("source") or info.get("data_source") or _get(config, "data", "source") or "-"
+    spec = data.get("spec") or data.get("path") or _get(config, "data", "params", "path")
+    rows: list[tuple[str, str]] = [
+        ("run", str(info.get("run_id") or info.get("id") or "-")),
+        ("experiment", f"{results.get('experiment', info.get('experiment', '-'))} (config hash {results.get('config_hash') or info.get('config_hash') or '-'})"),
+        ("data", f"{source}{f' ({spec})' if spec else ''}, hash {data.get('hash') or info.get('data_hash') or '-'}"),
+    ]
+    if data.get("start") or data.get("n_bars"):
+        rows.append(("bars", f"{data.get('n_bars', '-')} {data.get('timeframe', '')} bars, {data.get('start', '-')} .. {data.get('end', '-')}"))
+    for name, (a, b) in (results.get("spans") or {}).items():
+        n = _get(results, "n_trades", name)
+        rows.append((f"{name} split", f"{a} .. {b}" + (f" ({n} trades)" if n is not None else "")))
+    ppo = _get(config, "ppo") or {}
+    steps = info.get("timesteps") if info.get("timesteps") is not None else ppo.get("total_timesteps")
+    if isinstance(steps, Mapping):
+        steps = f"{steps.get('done', '-')} of {steps.get('total', '-')}"
+    rows += [
+        ("seed", str(results.get("seed", info.get("seed", "-")))),
+        ("device", str(info.get("device", ppo.get("device", "-")))),
+        ("timesteps", str(steps if steps is not None else "-")),
+    ]
+    if config:
+        for kind in ("features", "guards", "masks", "rewards"):
+            items = config.get(kind) or []
+            rows.append((kind, ", ".join(_component(i) for i in items) or "-"))
+        rows.append(("entry", _component(config.get("entry") or {})))
+    if info.get("status"):
+        rows.append(("status", f"{info['status']} ({info.get('started_at', '-')} .. {info.get('ended_at', '-')})"))
+    return [("h", "Run"), ("kv", rows)]
+
+
+def _component(c: Mapping[str, Any]) -> str:
+    params = c.get("params") or {}
+    inner = ", ".join(f"{k}={v}" for k, v in params.items())
+    weight = f" x{c['weight']}" if "weight" in c and c["weight"] != 1.0 else ""
+    return f"{c.get('name', '?')}{f'({inner})' if inner else ''}{weight}"
+
+
+def _audit_section(results: Mapping[str, Any]) -> list[Block]:
+    audit = _get(results, "evaluators", "lookahead_audit")
+    blocks: list[Block] = [("h", "Look-ahead audit")]
+    if not audit:
+        verdict = results.get("audit_verdict")
+        blocks.append(("p", f"verdict: {verdict}" if verdict else "not run (add `lookahead_audit` to eval.evaluators, or run `exitcore audit RUN`)"))
+        return blocks
+    from exitcore.evaluation.audit import format_audit
+
+    blocks.append(("pre", format_audit(audit)))
+    if audit.get("verdict") != "PASS":
+        blocks.append(("p", "The numbers below come from an experiment that did not pass the audit: do not trust them."))
+    return blocks
+
+
+_COLUMNS = (
+    ("trades", lambda m, iv: num(m.get("n_trades"), "d")),
+    ("win % [CI]", lambda m, iv: interval(iv.get("win_rate"), ".1f", 100) if iv else num(_scale(m.get("win_rate"), 100), ".1f")),
+    ("mean ret bp [CI]", lambda m, iv: interval(iv.get("mean_return"), ".2f", 1e4) if iv else num(_scale(m.get("mean_return"), 1e4), ".2f")),
+    ("Sharpe [CI]", lambda m, iv: interval(iv.get("sharpe"), ".2f") if iv else num(m.get("sharpe"), ".2f")),
+    ("Sortino", lambda m, iv: num(m.get("sortino"), ".2f")),
+    ("PF", lambda m, iv: num(m.get("profit_factor"), ".2f")),
+    ("max DD", lambda m, iv: num(m.get("max_drawdown"), ".4f")),
+    ("avg bars", lambda m, iv: num(m.get("avg_bars"), ".1f")),
+    ("PnL ccy", lambda m, iv: num(m.get("total_pnl_ccy"), ",.0f")),
+)
+
+
+def _scale(v: Any, k: float) -> Any:
+    return v * k if _finite(v) else v
+
+
+def _policy_metrics(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Every policy's metrics on the evaluated split, RL first, from whichever evaluators ran."""
+    out: dict[str, Mapping[str, Any]] = {}
+    out.update(_get(results, "evaluators", "trade_metrics", "policies") or {})
+    if "rl" not in out and results.get("headline"):
+        out["rl"] = results["headline"]
+    out.update(_get(results, "evaluators", "baselines", "policies") or {})
+    return out
+
+
+def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
+    label = results.get("label", results.get("split", "?"))
+    metrics = _policy_metrics(results)
+    intervals = _get(results, "evaluators", "significance", "intervals") or {}
+    best = _get(results, "best_baseline", "name")
+    conf = _get(results, "evaluators", "significance", "confidence")
+    header = ["policy", *(c[0] for c in _COLUMNS)]
+    rows = []
+    for name, m in metrics.items():
+        shown = name + (" *" if name == best else "")
+        rows.append([shown, *(fn(m, intervals.get(name) or {}) for _, fn in _COLUMNS)])
+    blocks: list[Block] = [("h", f"RL vs baselines on {label}"), ("table", header, rows)]
+    notes = []
+    if best:
+        notes.append(f"* best baseline, chosen on the training split (highest daily Sharpe there): {best}.")
+    if conf:
+        notes.append(f"[CI] = {100 * conf:.0f}% block-bootstrap interval over days "
+                     f"({_get(results, 'evaluators', 'significance', 'n_samples')} resamples, "
+                     f"{_get(results, 'evaluators', 'significance', 'method')}).")
+    else:
+        notes.append("no intervals: the `significance` evaluator did not run.")
+    if not _get(results, "evaluators", "baselines"):
+        notes.append("baselines not shown: the `baselines` evaluator did not run.")
+    notes.append("Sharpe and Sortino are annualised from the daily PnL over every trading day of the split; "
+                 "mean return is per trade in basis points of the entry price; max DD in PnL fractions.")
+    blocks.append(("p", " ".join(notes)))
+    return blocks
+
+
+def _significance_section(results: Mapping[str, Any]) -> list[Block]:
+    sig = _get(results, "evaluators", "significance")
+    blocks: list[Block] = [("h", f"Significance ({results.get('label', '')})")]
+    if not sig:
+        return blocks + [("p", "not run (add `significance` to eval.evaluators)")]
+    rows: list[tuple[str, str]] = []
+    psr = sig.get("psr") or {}
+    rows.append(("PSR (P[true Sharpe > 0])", num(psr.get("psr"), ".3f") if "psr" in psr else f"undefined: {psr.get('error', '-')}"))
+    dsr = sig.get("dsr") or {}
+    if "dsr" in dsr:
+        rows.append(("deflated Sharpe ratio", f"{num(dsr['dsr'], '.3f')}  (P[true Sharpe > SR0 = {num(dsr.get('sr0_annualised'), '.2f')} annualised])"))
+        rows.append(("trials N", f"{dsr.get('n_trials')} ({dsr.get('n_trials_source') or results.get('trials_source') or 'source not recorded'})"))
+        var = "null default 1/(T-1)" if dsr.get("variance_default") else "recorded trials"
+        rows.append(("trials' Sharpe variance", f"{num(dsr.get('trials_sharpe_variance'), '.4g')} ({var}); skew {num(dsr.get('skew'), '.2f')}, kurtosis {num(dsr.get('kurtosis'), '.2f')}, {dsr.get('n_days')} days"))
+    else:
+        rows.append(("deflated Sharpe ratio", f"undefined: {dsr.get('error', '-')}"))
+    for key, title in (("rl_vs_best_baseline", "RL - best baseline (chosen on train)"),
+                       ("rl_vs_best_on_split", "RL - best baseline on this split (conservative)")):
+        d = sig.get(key)
+        if not d:
+            continue
+        rows.append((title, f"{d.get('baseline')}: Sharpe {interval(d.get('sharpe'))}, p(RL <= baseline) = "
+                            f"{num(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} bp"))
+    return blocks + [("kv", rows)]
+
+
+def _in_sample_section(results: Mapping[str, Any]) -> list[Block]:
+    metrics: dict[str, Mapping[str, Any]] = {}
+    metrics.update(_get(results, "evaluators", "trade_metrics", "train", "policies") or {})
+    metrics.update(_get(results, "evaluators", "baselines", "train", "policies") or {})
+    selection = _get(results, "best_baseline", "train_sharpes") or {}
+    blocks: list[Block] = [("h", "In-sample: TRAIN (in-sample), training data, not an out-of-sample result")]
+    if metrics:
+        header = ["policy (TRAIN, in-sample)", *(c[0] for c in _COLUMNS)]
+        blocks.append(("table", header, [[f"{n} [in-sample]", *(fn(m, {}) for _, fn in _COLUMNS)] for n, m in metrics.items()]))
+    if selection:
+        blocks.append(("p", "baseline selection, daily Sharpe on the training split (in-sample): "
+                            + ", ".join(f"{k} {num(v, '.2f')}" for k, v in selection.items())))
+    if len(blocks) == 1:
+        blocks.append(("p", "no in-sample figures recorded"))
+    return blocks
+
+
+def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
+    agg = wf.get("aggregate") or {}
+    header = ["window", "test span", "trades", "best baseline (train)", "RL Sharpe", "best baseline Sharpe"]
+    rows = []
+    for w in wf.get("windows") or []:
+        m = w.get("metrics") or {}
+        rows.append([str(w.get("window")), " .. ".join(s[:10] for s in w.get("test_span", ["", ""])), str(w.get("n_test_trades")),
+                     str(w.get("best_baseline")), num(_get(m, "rl", "sharpe"), ".2f"), num(_get(m, "best_baseline", "sharpe"), ".2f")])
+    am = agg.get("metrics") or {}
+    rows.append(["all", " .. ".join(s[:10] for s in agg.get("span", ["", ""])), num(_get(am, "rl", "n_trades"), "d"),
+                 "per window", interval(_get(agg, "intervals", "rl", "sharpe")), interval(_get(agg, "intervals", "best_baseline", "sharpe"))])
+    blocks: list[Block] = [("h", f"Walk-forward ({agg.get('windows', len(rows) - 1)} windows, {agg.get('label', 'TEST (out-of-sample)')})"),
+                           ("table", header, rows)]
+    diff = agg.get("rl_vs_best_baseline")
+    dsr = agg.get("dsr") or {}
+    text = []
+    if diff:
+        text.append(f"RL - walk-forward best baseline: Sharpe {interval(diff.get('sharpe'))}, p(RL <= baseline) = {num(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}.")
+    if "dsr" in dsr:
+        text.append(f"Deflated Sharpe ratio of the concatenated RL ledger: {num(dsr['dsr'], '.3f')} (N = {dsr.get('n_trials')}).")
+    if text:
+        blocks.append(("p", " ".join(text)))
+    return blocks
+
+
+def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+                  walk_forward: Mapping[str, Any] | None = None) -> list[Block]:
+    """The report's content, independent of the output format."""
+    title = f"exitcore report: {info.get('run_id') or info.get('id') or results.get('experiment', '?')}"
+    blocks: list[Block] = [("title", title)]
+    blocks += _run_section(results, info, config)
+    blocks += _audit_section(results)
+    blocks += _comparison_section(results)
+    blocks += _significance_section(results)
+    blocks += _in_sample_section(results)
+    if walk_forward:
+        blocks += _walk_forward_section(walk_forward)
+    return blocks
+
+
+def summary_text(results: Mapping[str, Any]) -> str:
+    """A short text summary of ``results.json``: RL, the best and the fixed baseline, DSR, audit."""
+    metrics = _policy_metrics(results)
+    intervals = _get(results, "evaluators", "significance", "intervals") or {}
+    best = _get(results, "best_baseline", "name")
+    keep = [p for p in ("rl", best, "fixed_stop_target") if p in metrics]
+    header = ["policy", *(c[0] for c in _COLUMNS[:4])]
+    rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in _COLUMNS[:4])]
+            for p in dict.fromkeys(keep)]
+    lines = [f"{results.get('label', '')}:", *_text_table(header, rows)]
+    dsr = _get(results, "evaluators", "significance", "dsr") or {}
+    if "dsr" in dsr:
+        lines.append(f"deflated Sharpe ratio {num(dsr['dsr'], '.3f')} (N = {dsr.get('n_trials')} trials)")
+    if best:
+        lines.append(f"* best baseline, chosen on the training split: {best}")
+    if results.get("audit_verdict"):
+        lines.append(f"look-ahead audit: {results['audit_verdict']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    table = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = []
+    for k, r in enumerate(table):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render(blocks: Sequence[Block], fmt: str = "text") -> str:
+    """Render report blocks as plain text or Markdown."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    md = fmt == "markdown"
+    out: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "title":
+            out += [f"# {block[1]}" if md else block[1], "" if md else "=" * len(block[1])]
+        elif kind == "h":
+            out += ["", f"## {block[1]}" if md else block[1], "" if md else "-" * len(block[1])]
+        elif kind == "kv":
+            if md:
+                out += ["| | |", "|---|---|", *(f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in block[1])]
+            else:
+                width = max((len(k) for k, _ in block[1]), default=0)
+                out += [f"{k.ljust(width)}  {v}" for k, v in block[1]]
+        elif kind == "table":
+            header, rows = block[1], block[2]
+            if md:
+                out += ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+                out += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
+            else:
+                out += _text_table(header, rows)
+        elif kind == "pre":
+            out += ["```", block[1], "```"] if md else [block[1]]
+        elif kind == "p":
+            out += ["", block[1]] if md else [block[1]]
+    return "\n".join(out).strip() + "\n"
+
+
+def render_report(run_dir: str | Path, fmt: str = "text") -> str:
+    """The report of the run in ``run_dir`` (see the module docstring)."""
+    run_dir = Path(run_dir)
+    results = read_results(run_dir)
+    info = read_run_info(run_dir)
+    try:
+        config = read_config(run_dir)
+    except RunDirError:  # the configuration summary is optional in a report
+        config = None
+    wf_path = run_dir / WALK_FORWARD_FILE
+    walk_forward = read_json(wf_path) if wf_path.is_file() else None
+    return render(report_blocks(results, info, config, walk_forward), fmt)

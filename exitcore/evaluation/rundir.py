@@ -1,0 +1,172 @@
+"""Reading a finished run back: its directory, configuration, results and trained policy.
+
+The run orchestrator writes a run directory (``exitcore run``)::
+
+    RUN_DIR/config.toml          the resolved experiment, frozen ([experiment] table)
+    RUN_DIR/run.json             metadata (RUN_FILE: id, experiment, data, splits, seed, device, ...)
+    RUN_DIR/results.json         exitcore.evaluation.evaluate.evaluate()
+    RUN_DIR/ledger_<split>.csv   the ledgers (or .parquet)
+    RUN_DIR/walk_forward.json    exitcore.evaluation.evaluate.walk_forward() (when used)
+    RUN_DIR/checkpoints/final.pt the trained policy (or RUN_DIR/checkpoint.pt, the trainer's file)
+    RUN_DIR/train_log.jsonl      the training log
+
+``exitcore report`` and ``exitcore audit RUN`` read it through this module. A run is named by
+its id (or a unique prefix) in the runs directory's registry, or by the path of its directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from exitcore.errors import ExitcoreError
+from exitcore.evaluation import jsonable
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.toml"
+RESULTS_FILE = "results.json"
+WALK_FORWARD_FILE = "walk_forward.json"
+#: where the trained policy is looked for, in order
+CHECKPOINT_FILES = ("checkpoints/final.pt", "checkpoint.pt")
+
+
+class RunDirError(ExitcoreError):
+    """A run directory that cannot be read: the message names the file."""
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding a run (its ``run.json`` or ``config.toml``)."""
+    p = Path(path)
+    return p.is_dir() and ((p / RUN_FILE).is_file() or (p / CONFIG_FILE).is_file())
+
+
+def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, require_done: bool = True) -> Path:
+    """The directory of run ``ref``: a run directory's path, or a run id (or unique prefix).
+
+    Ids are looked up in the registry of ``runs_dir`` (``resolve_runs_dir``); with
+    ``require_done`` a run that is still running, failed or was interrupted is refused
+    (:meth:`~exitcore.registry.Registry.require_done`), so partial results are never read as final.
+    """
+    if is_run_dir(ref):
+        return Path(ref)
+    from exitcore.registry import Registry, resolve_runs_dir
+
+    directory = resolve_runs_dir(runs_dir)
+    if not Registry.exists(directory):
+        raise RunDirError(f"{ref!r} is neither a run directory nor a run id: no runs recorded in {directory}")
+    with Registry(directory, create=False) as registry:
+        record = registry.require_done(ref) if require_done else registry.get(ref)
+        path = registry.path_of(record)
+    if not path.is_dir():
+        raise RunDirError(f"run {record.id}: its directory {path} does not exist")
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON file written by exitcore (NaN/infinity restored); errors name the file."""
+    try:
+        data = jsonable.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: cannot be read as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` (empty when the run directory has none)."""
+    path = Path(run_dir) / RUN_FILE
+    return read_json(path) if path.is_file() else {}
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    """``results.json``; a run without one has not been evaluated (an error naming the file)."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise RunDirError(f"{path}: no results: the run was not evaluated (did it finish?)")
+    return read_json(path)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The ``[experiment]`` table of the run's ``config.toml``."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: no such file (the run's frozen configuration)") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RunDirError(f"{path}: cannot be read: {exc}") from None
+    table = data.get("experiment")
+    if not isinstance(table, dict) or "name" not in table:
+        raise RunDirError(f"{path}: expected an [experiment] table with a name")
+    return table
+
+
+def resolve_run(run_dir: Path, host: Any) -> Any:
+    """The run's experiment, resolved again from its frozen ``config.toml`` against ``host``.
+
+    The frozen configuration holds every value (defaults filled in), so it is resolved on its
+    own, without experiments.toml; a plugin that is no longer installed is reported by name.
+    """
+    from exitcore.experiments import ExperimentsFile, resolve
+
+    table = dict(read_config(run_dir))
+    name = table.pop("name")
+    for key in ("lineage",):
+        table.pop(key, None)
+    file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table}, budgets={})
+    return resolve(file, name, host)
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """The run's trained-policy checkpoint (:data:`CHECKPOINT_FILES`, first found)."""
+    for rel in CHECKPOINT_FILES:
+        path = Path(run_dir) / rel
+        if path.is_file():
+            return path
+    raise RunDirError(f"{run_dir}: no trained policy ({' or '.join(CHECKPOINT_FILES)})")
+
+
+def load_policy(run_dir: Path, resolved: Any, obs_dim: int, device: Any = "cpu") -> tuple[Any, Path]:
+    """The run's trained policy (built like the trainer built it, weights from the checkpoint)."""
+    from exitcore.actions import N_ACTIONS
+    from exitcore.ppo.checkpoint import load_checkpoint
+
+    path = find_checkpoint(run_dir)
+    state = load_checkpoint(path, map_location=device)
+    if int(state["obs_dim"]) != obs_dim or int(state["n_actions"]) != N_ACTIONS:
+        raise RunDirError(
+            f"{path}: the policy was trained on {state['obs_dim']} observation columns and {state['n_actions']} actions, "
+            f"the experiment now builds {obs_dim} and {N_ACTIONS} (a feature plugin changed?)"
+        )
+    policy = resolved.policy.build(None, resolved.config.ppo, obs_dim, N_ACTIONS)
+    try:
+        policy.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise RunDirError(f"{path}: the checkpoint does not fit the experiment's policy: {exc}") from None
+    return policy.to(device).eval(), path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to a temporary file next to ``path``, then ``os.replace`` it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """``data`` as strict JSON (:mod:`~exitcore.evaluation.jsonable`), written atomically."""
+    return write_text_atomic(path, jsonable.dumps(data, indent=2) + "\n")

@@ -1,0 +1,211 @@
+"""The look-ahead audit: the causal v1/v2/v4 sets pass, v3 and every planted leak of the zoo fail, named."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+import torch
+from click.testing import CliRunner
+from evalkit import one_torch_thread, prepared  # noqa: F401 - autouse fixture
+
+import exitcore_evaluators
+from exitcore.cli import cli
+from exitcore.cli.audit import AUDIT_MODES
+from exitcore.env.causality import POISON_MODES
+from exitcore.evaluation.audit import (
+    EXIT_CODES,
+    audit,
+    check_fills,
+    format_audit,
+    random_policy,
+    sample_decisions,
+    suspect_reasons,
+)
+from exitcore.evaluation.ledger import policy_actor
+
+N = 6  # decisions (and entries) per audit: enough to hit an always-on leak, cheap
+
+
+def test_the_mode_lists_agree():
+    assert AUDIT_MODES == POISON_MODES == exitcore_evaluators.POISON_MODES
+
+
+@pytest.mark.parametrize("name", ["v1", "v2_exit_guards", "v4_no_lookahead"])
+def test_the_causal_experiments_pass(name):
+    _, asm, pools, _ = prepared(name)
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    assert report.verdict == "PASS", report.format()
+    assert report.findings == () and report.exit_code == 0
+    assert (report.n_decisions, report.n_entries, report.n_fills) == (N, N, len(pools["test"]))
+    assert report.modes == POISON_MODES and report.policy == "random-init"
+
+
+def test_v3_fails_naming_its_leaky_feature_and_the_first_offending_decision():
+    _, asm, pools, _ = prepared("v3")
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    assert report.verdict == "FAIL" and report.exit_code == EXIT_CODES["FAIL"] == 1
+    causes = [c for c in report.culprits() if c["kind"] != "policy"]
+    assert [c["component"].split(" ")[0] for c in causes] == ["leaky_next_move.next_move_atr"]
+    assert "exitcore-features" in causes[0]["component"]  # the distribution responsible is named
+    first = causes[0]["first"]
+    # the leak is in every decision, so the first offending one is the earliest sampled
+    earliest = min(report.findings, key=lambda f: f.time)
+    assert (first["trade"], first["decision"], first["time"]) == (earliest.trade, earliest.decision, earliest.time)
+    assert first["decision"] is not None and first["time"].startswith(str(asm.bars.start.year)[:3])
+    assert set(causes[0]["modes"]) == set(POISON_MODES)
+    text = report.format()
+    assert "FAIL" in text and "LEAK feature leaky_next_move.next_move_atr" in text and f"trade {first['trade']}, decision" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "culprit"),
+    [
+        ("zoo_next_close", "feature", "zoo_next_close.next_close_ret"),
+        ("zoo_centred_ma", "feature", "zoo_centred_ma.close_minus_cma_atr"),
+        ("zoo_global_norm", "feature", "zoo_global_norm.close_z"),
+        ("zoo_peek_entry", "entry", "entry strategy 'zoo_peek_entry'"),
+    ],
+)
+def test_every_planted_leak_is_caught_and_named(name, kind, culprit):
+    _, asm, pools, _ = prepared(name)
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    assert report.verdict == "FAIL"
+    causes = {(c["kind"], c["component"].split(" [")[0]) for c in report.culprits() if c["kind"] != "policy"}
+    assert causes == {(kind, culprit)}, report.format()
+
+
+class _ReadsColumn(torch.nn.Module):
+    """A policy that exits when the given observation column is positive, else holds."""
+
+    def __init__(self, column: int):
+        super().__init__()
+        self.column = column
+
+    def forward(self, obs):
+        x = obs[:, self.column]
+        logits = torch.stack([-x, x, -1e3 * torch.ones_like(x), -1e3 * torch.ones_like(x), -1e3 * torch.ones_like(x)], dim=1)
+        return logits, torch.zeros_like(x)
+
+
+def test_a_policy_acting_on_the_leak_is_reported_after_the_feature():
+    _, asm, pools, _ = prepared("v3")
+    column = asm.components.feature_names.index("leaky_next_move.next_move_atr")
+    report = audit(asm, pools["test"], policy=_ReadsColumn(column), policy_label="probe", n_decisions=N, seed=3)
+    kinds = [c["kind"] for c in report.culprits()]
+    assert "policy" in kinds and kinds[-1] == "policy" and kinds[0] == "feature"
+    policy = report.culprits()[-1]
+    assert policy["component"] == "the probe policy" and "became" in policy["first"]["detail"]
+
+
+def test_fills_at_the_next_open_are_checked():
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    assert check_fills(asm, pools["test"]) == []
+    shifted = attrs.evolve(asm, table=attrs.evolve(asm.table, entry_open=asm.table.entry_open + 1e-5))
+    found = check_fills(shifted, pools["test"])
+    assert found and {f.kind for f in found} == {"fill"} and "open[s + 1]" in found[0].detail
+
+
+def test_decisions_are_sampled_across_the_split_reproducibly():
+    _, asm, pools, splits = prepared("v4_no_lookahead")
+    act = policy_actor(random_policy(asm, seed=0))
+    rows = sample_decisions(asm, pools["test"], act, 10, seed=1)
+    again = sample_decisions(asm, pools["test"], act, 10, seed=1)
+    other = sample_decisions(asm, pools["test"], act, 10, seed=2)
+    bars = [int(r.bar[0]) for r in rows]
+    assert len(rows) == 10 and bars == sorted(bars) and bars == [int(r.bar[0]) for r in again]
+    assert bars != [int(r.bar[0]) for r in other]
+    test = next(s for s in splits if s.name == "test")
+    assert bars[0] < test.start_bar + 0.2 * test.n_bars and bars[-1] > test.end_bar - 0.2 * test.n_bars
+    assert all(not bool(r.done[0]) for r in rows)
+
+
+def _metrics(**kw):
+    base = dict(split="test", label="TEST (out-of-sample)", in_sample=False, n_trades=200, win_rate=0.45,
+                avg_bars=12.0, sharpe=0.8, profit_factor=1.2)
+    return {**base, **kw}
+
+
+def test_plausibility_rules():
+    assert suspect_reasons(_metrics())[0] == []
+    reasons, note = suspect_reasons(_metrics(win_rate=0.97, avg_bars=1.3))
+    assert len(reasons) == 1 and "win rate > 80 %" in reasons[0] and "97.0 %" in reasons[0] and "200 trades" in note
+    assert suspect_reasons(_metrics(win_rate=0.97, avg_bars=20.0))[0] == []  # long winners are not the v3 signature
+    assert "Sharpe > 4" in suspect_reasons(_metrics(sharpe=11.0))[0][0]
+    assert "profit factor > 5" in suspect_reasons(_metrics(profit_factor=float("inf")))[0][0]
+    assert len(suspect_reasons(_metrics(win_rate=0.97, avg_bars=1.3, sharpe=11.0, profit_factor=7.3))[0]) == 3
+    assert suspect_reasons(_metrics(sharpe=11.0, in_sample=True))[0] == []
+    reasons, note = suspect_reasons(_metrics(sharpe=11.0, n_trades=12))
+    assert reasons == [] and "only 12" in note
+    assert suspect_reasons(None) == ([], suspect_reasons(None)[1]) and "finished run" in suspect_reasons(None)[1]
+
+
+def test_suspect_verdict_when_no_leak_is_found_but_results_are_implausible():
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    report = audit(asm, pools["test"], n_decisions=2, modes=("truncate",), metrics=_metrics(sharpe=11.0), seed=0)
+    assert report.verdict == "SUSPECT" and report.exit_code == 3
+    assert "SUSPECT annualised daily Sharpe > 4" in report.format()
+    assert format_audit(json.loads(json.dumps(report.to_dict()))) == report.format()  # renders from results.json
+
+
+def test_bad_modes_and_empty_pools_are_refused():
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    with pytest.raises(ValueError, match="unknown poison modes"):
+        audit(asm, pools["test"], modes=("future",))
+    with pytest.raises(ValueError, match="no trades"):
+        audit(asm, [], n_decisions=2)
+
+
+# --------------------------------------------------------------------------- the command
+
+SMALL = ["--set", "data.params.years=0.35", "--set", "ppo.hidden=[32, 32]", "--decisions", str(N)]
+
+
+def test_cli_audit_v4_passes_and_v3_fails_naming_the_feature():
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["audit", "v4", *SMALL])
+    assert ok.exit_code == 0, ok.output
+    assert "look-ahead audit of v4_no_lookahead on TEST (out-of-sample): PASS" in ok.output
+    bad = runner.invoke(cli, ["audit", "v3", *SMALL, "--json"])
+    assert bad.exit_code == 1, bad.output
+    report = json.loads(bad.output)
+    assert report["verdict"] == "FAIL" and report["exit_code"] == 1
+    assert report["culprits"][0]["component"].startswith("leaky_next_move.next_move_atr")
+
+
+def test_cli_audit_bad_input_exits_2(tmp_path):
+    runner = CliRunner(env={"EXITCORE_RUNS_DIR": str(tmp_path / "runs")})
+    unknown = runner.invoke(cli, ["audit", "v9_nonexistent"])
+    assert unknown.exit_code == 2 and "not an experiment" in unknown.output and "not a run" in unknown.output
+    bad_mode = runner.invoke(cli, ["audit", "v4", "--mode", "future"])
+    assert bad_mode.exit_code == 2
+
+
+def test_cli_audit_of_a_finished_run_uses_its_trained_policy(finished_run, tmp_path):
+    run_dir = finished_run["results"].paths[0].parent
+    runner = CliRunner()
+    result = runner.invoke(cli, ["audit", str(run_dir), "--decisions", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["verdict"] == "PASS" and report["policy"] == "trained (checkpoint.pt)"
+    assert "plausibility rules applied" in report["suspect_note"]
+    refused = runner.invoke(cli, ["audit", str(run_dir), "--set", "ppo.seed=1"])
+    assert refused.exit_code == 2 and "not to a finished run" in refused.output
+
+
+def test_audit_of_a_run_refuses_changed_data(finished_run, tmp_path):
+    import shutil
+
+    from exitcore.errors import DataError
+    from exitcore.evaluation.audit import audit_run
+
+    from evalkit import host
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_run["results"].paths[0].parent, run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["data"]["hash"] = "0" * 16
+    (run_dir / "run.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match="the data changed since the run"):
+        audit_run(run_dir, host(), n_decisions=2)

@@ -189,7 +189,8 @@ def lookahead_audit(params: Any, _ctx: Any) -> Any:
     def evaluate(ledger: pd.DataFrame, context: Any) -> dict[str, Any]:
         from exitcore.evaluation.audit import audit
 
-        metrics = None if context.in_sample else _metrics(ledger, (context.start, context.end), context.split, "rl")
+        # in-sample metrics are passed too: the report then says the rules were not applied, and why
+        metrics = _metrics(ledger, (context.start, context.end), context.split, "rl")
         report = audit(
             context.assembled,
             context.pools[context.split],

@@ -1,0 +1,39 @@
+"""``exitcore report RUN``: a finished run's results, RL against the baselines, as text or Markdown."""
+
+from __future__ import annotations
+
+import click
+
+from exitcore.cli.options import runs_dir_option
+
+
+@click.command()
+@click.argument("run", metavar="RUN")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default=None,
+              help="Output format (default: markdown when --out ends in .md, else text).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Write the report to FILE (atomically) instead of printing it.")
+@runs_dir_option
+def report(run: str, fmt: str | None, out: str | None, runs_dir: str | None) -> None:
+    """Render the results of run RUN: RL beside every baseline exit on the test split with
+    bootstrap intervals, the probabilistic and deflated Sharpe ratios (with the number of
+    trials and where it came from), the look-ahead audit's verdict, the in-sample (training)
+    figures under their own label, and the run's configuration.
+
+    RUN is a run id (or unique prefix) in the runs directory, or a run directory. A run that
+    is still running, failed or was interrupted is refused.
+    """
+    from pathlib import Path
+
+    from exitcore.evaluation.report import render_report
+    from exitcore.evaluation.rundir import find_run_dir
+
+    fmt = fmt or ("markdown" if out and out.lower().endswith(".md") else "text")
+    text = render_report(find_run_dir(run, runs_dir), fmt)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    from exitcore.evaluation.rundir import write_text_atomic
+
+    path = write_text_atomic(Path(out), text)
+    click.echo(f"report written to {path}", err=True)

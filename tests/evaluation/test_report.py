@@ -1,0 +1,152 @@
+"""``exitcore report``: a run's results rendered from its directory, in text and Markdown."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+from evalkit import one_torch_thread  # noqa: F401 - autouse fixture
+
+from exitcore.cli import cli
+from exitcore.evaluation.report import render_report, summary_text
+from exitcore.evaluation.rundir import read_results
+from exitcore.registry import Registry
+
+
+def _run_dir(finished_run):
+    return finished_run["results"].paths[0].parent
+
+
+def test_text_report_shows_rl_vs_baselines_significance_audit_and_in_sample(finished_run):
+    text = render_report(_run_dir(finished_run))
+    results = read_results(_run_dir(finished_run))
+    best = results["best_baseline"]["name"]
+    assert "RL vs baselines on TEST (out-of-sample)" in text
+    table = text[text.index("RL vs baselines"): text.index("Significance")]
+    for policy in results["policies"]:
+        assert f"\n{policy}" in table
+    assert f"{best} *" in table and "Sharpe [CI]" in table and "best baseline, chosen on the training split" in table
+    rl_sharpe = results["evaluators"]["significance"]["intervals"]["rl"]["sharpe"]
+    assert f"{rl_sharpe['estimate']:.2f} [{rl_sharpe['low']:.2f}, {rl_sharpe['high']:.2f}]" in table
+    assert "deflated Sharpe ratio" in text and "trials N" in text and "3 (test registry)" in text
+    assert "RL - best baseline (chosen on train)" in text and f"{best}: Sharpe" in text
+    assert "look-ahead audit of v4_no_lookahead on TEST (out-of-sample): PASS" in text
+    in_sample = text[text.index("In-sample"):]
+    assert "TRAIN (in-sample)" in in_sample and "rl [in-sample]" in in_sample and "baseline selection" in in_sample
+    info = finished_run["info"]
+    assert f"hash {info['data']['hash']}" in text and "timesteps    512" in text and "device       cpu" in text
+    assert "price_window(window=16)" in text and "min_exit_bar(n=3)" in text and "train split" in text
+
+
+def test_markdown_report(finished_run):
+    md = render_report(_run_dir(finished_run), "markdown")
+    assert md.startswith("# exitcore report: ") and "## RL vs baselines on TEST (out-of-sample)" in md
+    assert "| policy | trades | win % [CI] |" in md and "|---|---:|" in md
+    assert "```\nlook-ahead audit of" in md and "## In-sample: TRAIN (in-sample)" in md
+
+
+def test_report_command_by_run_id_writes_markdown_atomically(finished_run, tmp_path):
+    runs = tmp_path / "runs"
+    with Registry(runs) as registry:
+        run_id = registry.create_run("v4_no_lookahead", "cfg", finished_run["info"]["data"]["hash"],
+                                     run_dir=_run_dir(finished_run))
+        registry.mark_running(run_id)
+        registry.mark_done(run_id, {})
+        running = registry.create_run("v4_no_lookahead", "cfg2", "data", run_dir=tmp_path / "elsewhere")
+        registry.mark_running(running)
+    runner = CliRunner()
+    out = tmp_path / "out" / "report.md"
+    prefix = run_id[:-1] if not running.startswith(run_id[:-1]) else run_id  # a unique prefix names the run
+    result = runner.invoke(cli, ["report", prefix, "--runs-dir", str(runs), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# exitcore report") and [p.name for p in out.parent.iterdir()] == ["report.md"]
+    printed = runner.invoke(cli, ["report", run_id, "--runs-dir", str(runs)])
+    assert printed.exit_code == 0 and printed.output.startswith("exitcore report: ")
+    refused = runner.invoke(cli, ["report", running, "--runs-dir", str(runs)])
+    assert refused.exit_code == 2 and "still running" in refused.output
+
+
+def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):
+    run_dir = tmp_path / "half"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    result = CliRunner().invoke(cli, ["report", str(run_dir)])
+    assert result.exit_code == 2 and "no results" in result.output
+    unknown = CliRunner().invoke(cli, ["report", "nope", "--runs-dir", str(tmp_path / "none")])
+    assert unknown.exit_code == 2 and "no runs recorded" in unknown.output
+
+
+def test_sections_whose_evaluator_did_not_run_say_so(finished_run, tmp_path):
+    run_dir = tmp_path / "bare"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    results["evaluators"] = {}
+    results["audit_verdict"] = None
+    (run_dir / "results.json").write_text(json.dumps(results))
+    text = render_report(run_dir)
+    assert "not run (add `lookahead_audit` to eval.evaluators" in text and "not run (add `significance`" in text
+    assert "baselines not shown" in text and "\nrl " in text  # the headline still gives RL's row
+
+
+def test_walk_forward_section(finished_run, tmp_path):
+    run_dir = tmp_path / "wf"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    m = {"n_trades": 10, "sharpe": 0.5}
+    iv = {"estimate": 0.5, "low": -0.1, "high": 1.2}
+    wf = {
+        "windows": [{"window": i, "test_span": ["2015-03-01T00:00:00+00:00", "2015-04-01T00:00:00+00:00"], "n_test_trades": 10,
+                     "best_baseline": "time_8bars", "metrics": {"rl": m, "best_baseline": {"sharpe": 0.25}}} for i in (1, 2)],
+        "aggregate": {"windows": 2, "label": "TEST (out-of-sample)", "span": ["2015-03-01T00:00:00+00:00", "2015-05-01T00:00:00+00:00"],
+                      "metrics": {"rl": {"n_trades": 20}}, "intervals": {"rl": {"sharpe": iv}, "best_baseline": {"sharpe": iv}},
+                      "rl_vs_best_baseline": {"sharpe": {**iv, "p_le_zero": 0.2}}, "dsr": {"dsr": 0.61, "n_trials": 4}},
+    }
+    (run_dir / "walk_forward.json").write_text(json.dumps(wf))
+    text = render_report(run_dir)
+    section = text[text.index("Walk-forward (2 windows"):]
+    assert "time_8bars" in section and "0.50 [-0.10, 1.20]" in section and "(N = 4)" in section and "\nall " in section
+
+
+def test_summary_for_the_end_of_a_run(finished_run):
+    results = read_results(_run_dir(finished_run))
+    text = finished_run["results"].summary
+    assert text == summary_text(results)
+    assert text.startswith("TEST (out-of-sample):") and "\nrl " in text and f"{results['best_baseline']['name']} *" in text
+    assert "deflated Sharpe ratio" in text and "look-ahead audit: PASS" in text
+
+
+# --------------------------------------------------------------------------- the real data
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared_data
+def test_short_v4_run_on_real_eurusd_2018_2020_reports_rl_vs_baselines(shared_data, full_scale, tmp_path):
+    """The acceptance case: `exitcore run v4` on the real 2018-2020 EURUSD bars, then `exitcore report`.
+
+    Reduced by default (one tiny PPO update, a small audit sample); --full runs the `quick` budget.
+    """
+    pytest.importorskip("exitcore.runner", reason="exitcore run (exitcore.runner) is not available yet")
+    data = shared_data / "eurusd_m15_dukascopy_2018_2020"
+    evaluators = 'eval.evaluators=[{ name = "trade_metrics" }, { name = "baselines" }, { name = "significance" }, { name = "lookahead_audit" }]'
+    size = (["--budget", "quick"] if full_scale else
+            ["--timesteps", "2048", "--set", "ppo.n_envs=64", "--set", "ppo.n_steps=32", "--set", "ppo.batch_size=1024",
+             "--set", "eval.audit_decisions=8", "--set", "eval.bootstrap_samples=500"])
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    ran = runner.invoke(cli, ["run", "v4", "--data", str(data), "--set", evaluators, *size, "--runs-dir", str(runs),
+                              "--device", "cpu", "--no-progress", "-q"])
+    assert ran.exit_code == 0, ran.output
+    with Registry(runs, create=False) as registry:
+        (record,) = registry.list()
+        run_dir = registry.path_of(record)
+    assert record.status == "done" and record.metrics["label"] == "TEST (out-of-sample)"
+    report = runner.invoke(cli, ["report", record.id, "--runs-dir", str(runs)])
+    assert report.exit_code == 0, report.output
+    text = report.output
+    assert "RL vs baselines on TEST (out-of-sample)" in text and "fixed_stop_target" in text and "trailing_2.0atr" in text
+    assert "Sharpe [CI]" in text and "deflated Sharpe ratio" in text and "trials N" in text
+    assert "look-ahead audit of v4_no_lookahead on TEST (out-of-sample): PASS" in text
+    assert "dukascopy" in text and record.data_hash in text
+    spans = read_results(run_dir)["spans"]
+    assert spans["test"][0].startswith("2019") and spans["test"][1].startswith("2020-02")

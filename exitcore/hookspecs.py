@@ -179,13 +179,17 @@ def register_evaluators(register: Register) -> None:
 
     ``build(params, ctx: BuildContext) -> evaluator`` returns
     ``evaluator(ledger: pandas.DataFrame, context: EvalContext) -> dict[str, Any]``. It is run
-    after training on the trade ledger of the split being evaluated (see
-    :class:`exitcore.evaluation.context.EvalContext` for what ``context`` carries: the split
-    label, the bars, the baselines' ledgers, the run registry's trial count, and a handle to
-    rebuild the experiment for audits). The returned metrics are namespaced by the
-    evaluator's name in the run's results. Evaluators must not use data outside the split
-    they are given except where ``context`` explicitly allows it (baseline tuning on the
-    training split).
+    after training; ``ledger`` is the RL policy's deterministic ledger on the split being
+    evaluated (out of sample: ``test``), and ``context``
+    (:class:`exitcore.evaluation.context.EvalContext`) carries the split and its span, every
+    policy's ledger on it (sampled RL seeds and the baseline exits), the training split's
+    ledgers (in-sample), the best baseline chosen on the training split, the run registry's
+    trial count, the trained policy and a ``rebuild(bars)`` handle for audits. The returned
+    dict must be JSON-serialisable (NaN and infinity allowed) and is stored under the
+    evaluator's name in the run's ``results.json``; a top-level ``"verdict"`` of ``PASS``,
+    ``SUSPECT`` or ``FAIL`` counts as an audit verdict (the worst one is the run's). Evaluators
+    must not use data outside the split they are given except where ``context`` explicitly
+    allows it (in-sample figures labelled as such; baseline tuning on the training split).
     """
 
 

@@ -272,13 +272,21 @@ def without_rewards(resolved: Any) -> Any:
 
 
 def make_rebuild(assembled: Any) -> Callable[[Any], Any]:
-    """``rebuild(bars)``: ``assembled``'s experiment on other bars, same trades and device, no rewards."""
+    """``rebuild(bars)``: ``assembled``'s experiment on other bars, same trades and device, no rewards.
+
+    A component that fails to build on truncated or poisoned bars depends on the future: the
+    failure is raised as a ``RuntimeError`` naming it, which the probe records as a leak.
+    """
     from exitcore.assembly import assemble
 
     resolved = without_rewards(assembled.resolved)
 
     def rebuild(bars: Any) -> Any:
-        return assemble(resolved, bars, trades=assembled.trades, device=assembled.device)
+        try:
+            return assemble(resolved, bars, trades=assembled.trades, device=assembled.device)
+        except Exception as exc:  # noqa: BLE001 - failing without the future is itself the finding
+            # the probe records RuntimeErrors as leaks; the message names the component (PluginError)
+            raise RuntimeError(f"rebuilding on these bars failed: {exc}") from exc
 
     return rebuild
 

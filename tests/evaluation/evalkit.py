@@ -61,6 +61,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_centred_ma" }}]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_global_norm" }}]
 
+[experiments.zoo_needs_clean_data]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_needs_clean_data" }}]
+
 [experiments.zoo_peek_entry]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}

@@ -89,6 +89,15 @@ class _ReadsColumn(torch.nn.Module):
         return logits, torch.zeros_like(x)
 
 
+def test_a_component_failing_on_poisoned_bars_is_a_leak_naming_it():
+    _, asm, pools, _ = prepared("zoo_needs_clean_data")
+    report = audit(asm, pools["test"], n_decisions=2, modes=("truncate", "nan"), seed=3)
+    assert report.verdict == "FAIL"
+    (culprit,) = report.culprits()
+    assert culprit["kind"] == "error" and culprit["modes"] == ["nan"]
+    assert "'zoo_needs_clean_data'" in culprit["first"]["detail"] and "prices contain NaN" in culprit["first"]["detail"]
+
+
 def test_a_policy_acting_on_the_leak_is_reported_after_the_feature():
     _, asm, pools, _ = prepared("v3")
     column = asm.components.feature_names.index("leaky_next_move.next_move_atr")

@@ -5,6 +5,8 @@
   ``build`` (the window reaches 10 bars into the future);
 * ``zoo_global_norm`` — the close normalised by the mean and std of *all* closes, fitted in
   ``build`` (the classic "scaler fitted on the whole data set");
+* ``zoo_needs_clean_data`` — a feature whose ``build`` refuses data with NaN anywhere: whether it
+  can run at all depends on bars after the decision;
 * ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
   of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
 
@@ -73,11 +75,18 @@ def _peek_entry(_params, _ctx):
     return strategy
 
 
+def _needs_clean_data(_params, ctx):
+    if not bool(torch.isfinite(ctx.market.close).all()):
+        raise ValueError("prices contain NaN")
+    return FeatureSpec(("one",), 0, lambda market, state: torch.ones(state.n, 1, device=state.bar.device))
+
+
 @hookimpl
 def register_features(register):
     register("zoo_next_close", _next_close, description="LEAK: the next bar's close")
     register("zoo_centred_ma", _centred_ma, description="LEAK: a centred moving average precomputed in build")
     register("zoo_global_norm", _global_norm, description="LEAK: normalised by statistics of all the data")
+    register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
 
 
 @hookimpl

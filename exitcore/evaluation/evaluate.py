@@ -372,7 +372,7 @@ def walk_forward(
         pools = assign_trades([train_sp, test_sp], table, lookback)
         if pools["test"].size == 0:
             raise DataError(f"walk-forward window {w.index} (bars {w.test_start}..{w.test_end - 1}) has no trades")
-        decidable = pools["train"][table.decidable[torch.as_tensor(pools["train"])].cpu().numpy()]
+        decidable = pools["train"][table.decidable.cpu().numpy()[pools["train"]]]
         _say(progress, f"window {w.index}/{len(plan)}: training on {decidable.size} trades before bar {w.train_end}")
         policy = train_fn(assembled, torch.as_tensor(decidable, device=assembled.device))
         spans = _spans(market, [train_sp, test_sp])

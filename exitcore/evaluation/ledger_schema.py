@@ -79,7 +79,7 @@ class Column:
 LEDGER_COLUMNS: Mapping[str, Column] = {
     "trade": Column("int", "row of the trade in the split's trade table (same id across policies)"),
     "split": Column("str", "train, validation or test: the period the trade belongs to"),
-    "policy": Column("str", 'who managed the exit: "rl", "rl_sample_1", "fixed_stop_target", "trailing_stop_2.0atr"'),
+    "policy": Column("str", 'who managed the exit: "rl", "rl_sample_1", "fixed_stop_target", "trailing_2.0atr", "time_8bars"'),
     "direction": Column("int", "+1 long, -1 short"),
     "signal_time": Column("time", "UTC open time of the signal bar (the entry decision is taken at its close)"),
     "entry_time": Column("time", "UTC time of the fill: the open of the entry bar"),

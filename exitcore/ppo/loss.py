@@ -36,6 +36,7 @@ def ppo_loss(policy: nn.Module, mb: Minibatch, *, clip_coef: float, clip_vf: flo
     ``clipfrac`` the fraction of samples whose ratio left ``[1 - clip, 1 + clip]``.
     """
     logits, value = policy(mb.obs)
+    logits, value = logits.float(), value.float()  # the loss is float32 even under bf16 autocast
     # Recompute the log-prob under the mask that sampled the action, never the current one.
     dist = MaskedCategorical(logits, mb.masks, validate=False)
     logratio = dist.log_prob(mb.actions) - mb.logprobs

@@ -110,6 +110,9 @@ class PPOTrainer:
         # code drawing from torch's global generator cannot change a run.
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(ppo.seed)
+        # ppo.precision == "bf16": the network's matmuls run in bfloat16 (autocast); the
+        # distribution, the losses, the optimiser and the stored rollout stay float32.
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
         self.buffer = RolloutBuffer(ppo.n_steps, ppo.n_envs, env.obs_dim, env.n_actions, self.device)
         self.action_names = tuple(getattr(env, "action_names", None) or _default_action_names(env.n_actions))
         self.global_step = 0
@@ -199,8 +202,9 @@ class PPOTrainer:
         obs, mask = self.next_obs, self.next_mask
         for t in range(buf.n_steps):
             with torch.inference_mode():
-                logits, value = policy(obs)
-                dist = MaskedCategorical(logits, mask, validate=False)  # masks are checked per update
+                with self.autocast:
+                    logits, value = policy(obs)
+                dist = MaskedCategorical(logits.float(), mask, validate=False)  # masks are checked per update
                 action = dist.sample(gen)
                 buf.obs[t] = obs
                 buf.masks[t] = mask
@@ -212,8 +216,8 @@ class PPOTrainer:
             buf.rewards[t] = reward
             buf.dones[t] = done
         self.next_obs, self.next_mask = obs, mask
-        with torch.inference_mode():
-            return policy(obs)[1].clone()
+        with torch.inference_mode(), self.autocast:
+            return policy(obs)[1].float()
 
     def _check_rollout(self, update: int) -> None:
         """One read-back: are observations, rewards and values finite, does every mask allow an action?"""
@@ -248,8 +252,9 @@ class PPOTrainer:
             epoch_kl = torch.zeros((), device=self.device)
             for i in range(n_minibatches):
                 mb = buf.minibatch(perm[i * ppo.batch_size:(i + 1) * ppo.batch_size])
-                out = ppo_loss(policy, mb, clip_coef=ppo.clip_coef, clip_vf=ppo.clip_vf, vf_coef=ppo.vf_coef,
-                               ent_coef=ent_coef, norm_adv=ppo.norm_adv)
+                with self.autocast:
+                    out = ppo_loss(policy, mb, clip_coef=ppo.clip_coef, clip_vf=ppo.clip_vf, vf_coef=ppo.vf_coef,
+                                   ent_coef=ent_coef, norm_adv=ppo.norm_adv)
                 self.optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), ppo.max_grad_norm)

@@ -43,13 +43,14 @@ def test_masked_bandit_reaches_the_optimum(seed):
     assert log[-1]["ep_return_mean"] >= optimum - 0.03  # the sampling policy too
 
 
-def test_masked_chain_finds_the_best_allowed_exit():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_masked_chain_finds_the_best_allowed_exit(precision):
     # The tempting exits (1.0, 0.9 at bars 0-1) are masked; the best allowed one is 0.8 at bar 5,
     # six decisions away: the credit has to travel back through GAE.
     env = MaskedChainEnv(16)
     ppo = PPOConfig(n_envs=16, n_steps=64, batch_size=256, n_epochs=4, hidden=[32, 32], learning_rate=1e-3,
                     entropy_coef_start=0.01, entropy_coef_end=0.0, entropy_anneal_steps=10_000,
-                    total_timesteps=20_480, target_kl=0.0, gamma=0.99, seed=0)
+                    total_timesteps=20_480, target_kl=0.0, gamma=0.99, seed=0, precision=precision)
     policy, _, log = train(env, ppo)
     assert all(m["mask_violations"] == 0 for m in log)
     assert log[-1]["ep_return_mean"] == pytest.approx(env.optimal_return(), abs=0.01)

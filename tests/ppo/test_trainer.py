@@ -304,3 +304,13 @@ def test_a_crashing_environment_still_leaves_the_last_good_checkpoint(tmp_path):
         trainer.train()
     assert any("last complete update (2) written to" in note for note in info.value.__notes__)
     assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 2
+
+
+def test_bf16_precision_is_deterministic_and_differs_from_fp32():
+    ppo = config(total_timesteps=2 * UPDATE_STEPS, precision="bf16")
+    a, _, log_a = run(ppo)
+    b, _, log_b = run(ppo)
+    assert torch.equal(params(a.policy), params(b.policy)) and losses(log_a) == losses(log_b)
+    assert all(p.dtype == torch.float32 for p in a.policy.parameters())  # weights stay float32
+    fp32, _, _ = run(config(total_timesteps=2 * UPDATE_STEPS))
+    assert not torch.equal(params(a.policy), params(fp32.policy))  # bf16 matmuls really ran

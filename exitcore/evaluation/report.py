@@ -77,7 +77,8 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     rows: list[tuple[str, str]] = [
         ("run", str(info.get("run_id") or info.get("id") or "-")),
         ("experiment", f"{results.get('experiment', info.get('experiment', '-'))} (config hash {results.get('config_hash') or info.get('config_hash') or '-'})"),
-        ("data", f"{source}{f' ({spec})' if spec else ''}, hash {data.get('hash') or info.get('data_hash') or '-'}"),
+        ("data", f"{source}{f' ({spec})' if spec and str(spec) not in str(source) else ''}, "
+                 f"hash {data.get('hash') or info.get('data_hash') or '-'}"),
     ]
     if data.get("start") or data.get("n_bars"):
         rows.append(("bars", f"{data.get('n_bars', '-')} {data.get('timeframe', '')} bars, {data.get('start', '-')} .. {data.get('end', '-')}"))

@@ -33,6 +33,37 @@ from exitcore.timeline import EXIT_REASON_NAMES, ExitReason, bar_outcome
 _N_REASONS = len(ExitReason)
 
 
+def _compile_options() -> dict[str, Any] | None:
+    """Inductor options for the compiled step.
+
+    The CPU code generator vectorises the innermost dimension and handles a remainder shorter
+    than a vector ("tail") with masked loads and stores; for the narrow ``[N, 5]`` mask and
+    ``[N, obs_dim]`` observation that path costs ~80 ns per row (the mask alone: 0.35 ms at 4096
+    envs), while the plain scalar remainder costs ~8 ns. The option only affects CPU kernels.
+    """
+    import torch._inductor.config as inductor_config
+
+    return {"cpp.enable_loop_tail_vec": False} if hasattr(inductor_config.cpp, "enable_loop_tail_vec") else None
+
+
+def _is_compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return bool(is_compiling()) if is_compiling is not None else False
+
+
+def _weighted_counts(idx: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
+    """``out[j] = sum(weight[idx == j])`` for ``j < n`` (eager: one scatter-add)."""
+    return torch.zeros(n, dtype=torch.float64, device=idx.device).index_add(0, idx, weight)
+
+
+def _weighted_counts_compiled(idx: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
+    """The same as a one-hot reduction: inductor's CPU kernels turn ``index_add`` into atomic
+    adds, which cost ~0.2 ms per call at 4096 envs with two threads; a reduction costs ~20 us.
+    The weights are 0/1 so both sums are exact and equal."""
+    onehot = idx[:, None] == torch.arange(n, device=idx.device)[None, :]
+    return (onehot.to(weight.dtype) * weight[:, None]).sum(dim=0)
+
+
 class VecExitEnv:
     """A batched trade-exit environment implementing :class:`exitcore.env.protocol.MaskedVecEnv`."""
 
@@ -85,7 +116,7 @@ class VecExitEnv:
         self.after: EnvState | None = None  # the last step's post-transition state, before auto-reset
         # The first step runs eagerly with every output checked; later steps may run the
         # same core compiled (one fused graph: no hook calls, no Python per env).
-        self._compiled_core = torch.compile(self._core, dynamic=False) if compile else None
+        self._compiled_core = torch.compile(self._core, dynamic=False, options=_compile_options()) if compile else None
 
     # ------------------------------------------------------------------ episodes
 
@@ -370,8 +401,7 @@ class VecExitEnv:
     ) -> torch.Tensor:
         w = torch.ones_like(episode_return) if live is None else live.to(torch.float64)
         ended = after.done.to(torch.float64) * w
-        zeros = lambda n: torch.zeros(n, dtype=torch.float64, device=self.device)  # noqa: E731
-        counts = lambda idx, weight, n: zeros(n).index_add(0, idx, weight)  # noqa: E731
+        counts = _weighted_counts_compiled if _is_compiling() else _weighted_counts
         acting = (sampled != A.HOLD).to(torch.float64) * w
         parts = [
             counts(sampled, w, N_ACTIONS),

@@ -292,7 +292,9 @@ def compare_step(chk: _Checker, step: int, idx: np.ndarray, recs: list, before, 
     chk.raise_if_any()
 
 
-def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, market_cls: type[RefMarket] = RefMarket) -> dict[str, int]:
+def run_differential(
+    sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, market_cls: type[RefMarket] = RefMarket, compile: bool = False
+) -> dict[str, int]:
     """Play ``sc`` in both implementations; raise :class:`Disagreement` on any difference.
 
     Returns counts of what was exercised (trades, steps, exits by reason, ...), so tests can
@@ -315,7 +317,7 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
     pool = np.flatnonzero(ref_valid)
     if pool.size == 0:
         return {"trades": n_trades, "valid": 0, "steps": 0}
-    env = env_from(built, pool=torch.as_tensor(pool))
+    env = env_from(built, pool=torch.as_tensor(pool), compile=compile)
     vr = [refs[i] for i in pool]
     chk = _Checker(sc, lambda i: f"trade {int(pool[i])}")
     envs = np.arange(pool.size)
@@ -425,7 +427,7 @@ def run_differential(sc: Scenario, episode_cls: type[RefEpisode] = RefEpisode, m
     return counts
 
 
-def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int) -> dict[str, int]:
+def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int, compile: bool = False) -> dict[str, int]:
     """Training mode: ``n_envs`` envs sampling decidable trades, auto-reset on the same step.
 
     The reference follows the env's own draws (``state.trade`` after every reset) and is
@@ -436,7 +438,7 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
     built = build(sc.bars, sc.trades, cfg, sc.atr_period, sc.max_gap_bars)
     if not bool(built.table.decidable.any()):
         return {"episodes": 0, "steps": 0}
-    env = env_from(built, n_envs=n_envs, auto_reset=True, seed=seed)
+    env = env_from(built, n_envs=n_envs, auto_reset=True, seed=seed, compile=compile)
     market, rows = ref_market(sc.bars, sc.atr_period, sc.max_gap_bars), trade_rows(sc.trades)
     obs, mask = env.reset(seed=seed)
     eps = [new_episode(RefEpisode, market, cfg, rows, int(t)) for t in _np(env.state.trade)]
@@ -556,6 +558,13 @@ def test_v4_plugin_set_agrees_with_reference() -> None:
                         rewards=V4_REWARDS, guards=V4_GUARDS, masks=V4_MASKS, features=V4_FEATURES)  # fmt: skip
     counts = run_differential(sc)
     assert counts["steps"] > 1000
+
+
+def test_compiled_env_agrees_with_reference() -> None:
+    """``compile=True`` (the fused inductor kernel runs from the second step on) in both modes."""
+    sc = fixed_scenario(seed=3, n_trades=150)
+    run_differential(sc, compile=True)
+    run_differential_training(sc, n_envs=64, n_steps=40, seed=1, compile=True)
 
 
 # --- the comparison can fail: one perturbed rule at a time must be detected -------------------

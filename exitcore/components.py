@@ -114,3 +114,24 @@ class EntryContext:
     experiment: ExperimentConfig
     env: EnvConfig
     costs: CostConfig
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """A ``build`` function that imports ``"package.module:function"`` only when called.
+
+    Entry-point modules are imported by every CLI command (``--help`` included), so plugins
+    register ``lazy("my_plugin.impl:build_guard")`` instead of importing torch-heavy code at
+    start-up. The returned function passes its arguments through unchanged.
+    """
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"lazy() expects 'package.module:function', got {target!r}")
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    build.__name__ = attr
+    build.__qualname__ = f"lazy({target})"
+    return build

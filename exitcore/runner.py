@@ -118,6 +118,11 @@ class Stages:
     def __init__(self, total: int, quiet: bool = False):
         self.total, self.n, self.quiet = total, 0, quiet
 
+    def say(self, message: str) -> None:
+        """A progress line inside the current stage."""
+        if not self.quiet:
+            click.echo(f"      {message}", err=True)
+
     @contextlib.contextmanager
     def stage(self, what: str) -> Iterator[Callable[[str], None]]:
         """``with stages.stage("loading data") as note: ... note("74,880 bars")``."""
@@ -145,7 +150,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.ppo.rng import seed_everything
     from exitcore.registry import Registry, resolve_runs_dir
 
-    stages = Stages(total=4, quiet=quiet)
+    stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below
     runs_dir = resolve_runs_dir(request.runs_dir)
     # Nothing is created before the request is known to be good: bad input leaves no trace.
     check_runs_dir_writable(runs_dir)
@@ -173,6 +178,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                 raise ExitcoreError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
             _check_resumable(previous, resolved, data_hash, old)
 
+    stages.total += 1 if cfg.eval.walk_forward > 0 else 0
     device = select_device(cfg.ppo.device)
     seed_everything(cfg.ppo.seed)
     with stages.stage(f"building episodes on {device}") as note:
@@ -221,9 +227,15 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
 
     try:
         with stages.stage("evaluating on the held-out split") as note:
-            evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir, cfg.ppo.seed)
-            verdict = evaluation.results.get("audit_verdict") or evaluation.headline.get("audit_verdict")
+            evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
+                                   cfg.ppo.seed, stages.say)
+            verdict = evaluation.audit_verdict
             note(f"{evaluation.headline.get('n_trades', '?')} trades evaluated" + (f"; look-ahead audit {verdict}" if verdict else ""))
+        if cfg.eval.walk_forward > 0:
+            with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
+                wf = _walk_forward(info, bars, device, registry, data_hash, stages.say, request.progress)
+                note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
+                     f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
     except BaseException as exc:
         registry.mark_failed(run_id, _one_line(exc))
         host.run_finished(info, "failed", {})
@@ -318,14 +330,42 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
 
 
 def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: list, registry: Any, data_hash: str,
-              run_dir: Path, seed: int) -> Any:
+              run_dir: Path, seed: int, say: Callable[[str], None]) -> Any:
     from exitcore.evaluation.evaluate import evaluate
 
     policy.eval()
     return evaluate(
         assembled, resolved, policy, pools["valid"], splits,
-        n_trials=registry.trial_count(data_hash), run_dir=run_dir, seed=seed,
+        n_trials=registry.trial_count(data_hash), trials_source=_trials_source(registry, data_hash),
+        run_dir=run_dir, seed=seed, progress=say,
     )
+
+
+def _trials_source(registry: Any, data_hash: str) -> str:
+    return f"run registry {registry.path}: distinct (config, seed) pairs on data {data_hash}, every status"
+
+
+def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_hash: str, say: Callable[[str], None],
+                  progress: bool | None) -> Any:
+    """Train once per walk-forward window on the past and evaluate on the next window."""
+    from exitcore.evaluation.evaluate import walk_forward
+    from exitcore.ppo.trainer import PPOTrainer
+
+    ppo = info.resolved.config.ppo
+    counter = [0]
+
+    def train_fn(assembled: Any, train_pool: Any) -> Any:
+        counter[0] += 1
+        env = assembled.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed + counter[0])
+        policy = info.resolved.policy.build(None, ppo, env.obs_dim, env.n_actions)
+        window_dir = info.run_dir / "walk_forward" / f"window_{counter[0]}"
+        result = PPOTrainer(env, policy, ppo, run_dir=window_dir, progress=progress).train()
+        if result.status != "done":
+            raise KeyboardInterrupt
+        return policy.eval()
+
+    return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=registry.trial_count(data_hash),
+                        seed=ppo.seed, run_dir=info.run_dir, progress=say)
 
 
 @contextlib.contextmanager

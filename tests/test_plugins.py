@@ -147,3 +147,18 @@ def test_lifecycle_hooks_are_called(make_host):
     host.iteration_end("r", 3, {"x": 1.5})
     host.run_finished("r", "done", {})
     assert calls == [("started", "r"), ("iteration", 3, 1.5), ("finished", "done")]
+
+
+def test_lazy_build_imports_only_when_called(tmp_path, monkeypatch):
+    import sys
+
+    from exitcore.components import lazy
+
+    (tmp_path / "lazy_target_mod.py").write_text("def build(params, ctx):\n    return ('built', params, ctx)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    build = lazy("lazy_target_mod:build")
+    assert "lazy_target_mod" not in sys.modules
+    assert build(1, ctx=2) == ("built", 1, 2)
+    assert "lazy_target_mod" in sys.modules
+    with pytest.raises(ValueError, match="expects 'package.module:function'"):
+        lazy("no_colon")

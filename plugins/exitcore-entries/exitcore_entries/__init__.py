@@ -26,6 +26,7 @@ from __future__ import annotations
 import attrs
 
 from exitcore import hookimpl
+from exitcore.components import lazy
 from exitcore.data.clocks import validate_clock
 from exitcore.params import FieldError, non_empty_str, non_negative_int, one_of, positive, positive_int
 
@@ -98,13 +99,7 @@ class CsvTradesParams:
 
 
 def _build(name):
-    def build(params, ctx):
-        from exitcore_entries import strategies
-
-        return getattr(strategies, name)(params, ctx)
-
-    build.__name__ = name
-    return build
+    return lazy(f"exitcore_entries.strategies:{name}")
 
 
 @hookimpl

@@ -26,6 +26,7 @@ from __future__ import annotations
 import attrs
 
 from exitcore import hookimpl
+from exitcore.components import lazy
 from exitcore.params import FieldError, non_negative_int, one_of, positive_int
 
 #: the poisoning modes of the audit, repeated here so registering does not import torch;
@@ -66,13 +67,7 @@ class AuditParams:
 
 
 def _lazy(name):
-    def build(params, ctx):
-        from exitcore_evaluators import evaluators
-
-        return getattr(evaluators, name)(params, ctx)
-
-    build.__name__ = name
-    return build
+    return lazy(f"exitcore_evaluators.evaluators:{name}")
 
 
 @hookimpl

@@ -21,6 +21,7 @@ from __future__ import annotations
 import attrs
 
 from exitcore import hookimpl
+from exitcore.components import lazy
 from exitcore.params import positive_int
 
 
@@ -32,13 +33,7 @@ class WindowParams:
 
 
 def _lazy(name):
-    def build(params, ctx):
-        from exitcore_features import compute
-
-        return getattr(compute, name)(params, ctx)
-
-    build.__name__ = name
-    return build
+    return lazy(f"exitcore_features.compute:{name}")
 
 
 @hookimpl

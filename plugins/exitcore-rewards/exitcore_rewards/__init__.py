@@ -17,6 +17,7 @@ from __future__ import annotations
 import attrs
 
 from exitcore import hookimpl
+from exitcore.components import lazy
 from exitcore.params import non_negative
 
 
@@ -41,34 +42,10 @@ class RegretParams:
     regret_coef: float = attrs.field(default=0.8, validator=non_negative)
 
 
-def _pnl(params, ctx):
-    from exitcore_rewards.terms import pnl_term
-
-    return pnl_term(params, ctx)
-
-
-def _cost(params, ctx):
-    from exitcore_rewards.terms import cost_term
-
-    return cost_term(params, ctx)
-
-
-def _time_penalty(params, ctx):
-    from exitcore_rewards.terms import time_penalty_term
-
-    return time_penalty_term(params, ctx)
-
-
-def _regret(params, ctx):
-    from exitcore_rewards.terms import regret_term
-
-    return regret_term(params, ctx)
-
-
 @hookimpl
 def register_reward_terms(register):
     """Register the shipped reward terms."""
-    register("pnl", _pnl, params=PnlParams, description="realized gross PnL (+ mark-to-market change if unrealized)")
-    register("cost", _cost, description="minus spread, slippage and commission paid in the step")
-    register("time_penalty", _time_penalty, params=TimePenaltyParams, description="-time_coef * k / max_bars")
-    register("regret", _regret, params=RegretParams, description="-regret_coef * (best exit in window - realized), at episode end")
+    register("pnl", lazy("exitcore_rewards.terms:pnl_term"), params=PnlParams, description="realized gross PnL (+ mark-to-market change if unrealized)")
+    register("cost", lazy("exitcore_rewards.terms:cost_term"), description="minus spread, slippage and commission paid in the step")
+    register("time_penalty", lazy("exitcore_rewards.terms:time_penalty_term"), params=TimePenaltyParams, description="-time_coef * k / max_bars")
+    register("regret", lazy("exitcore_rewards.terms:regret_term"), params=RegretParams, description="-regret_coef * (best exit in window - realized), at episode end")

@@ -52,17 +52,28 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def time_loop(step, n_steps: int, min_seconds: float) -> tuple[float, int]:
-    """Run ``step(i)`` repeatedly for at least ``min_seconds`` (whole blocks of ``n_steps``);
-    returns (seconds, steps)."""
-    done, t0 = 0, time.perf_counter()
+def time_loop(step, n_steps: int, min_seconds: float) -> tuple[float, float, int]:
+    """Run ``step(i)`` for at least ``min_seconds`` (whole blocks of ``n_steps``); returns
+    (wall seconds, process CPU seconds, steps). CPU time counts every thread of the process."""
+    done, t0, c0 = 0, time.perf_counter(), time.process_time()
     while True:
         for i in range(n_steps):
             step(done + i)
         done += n_steps
         dt = time.perf_counter() - t0
         if dt >= min_seconds:
-            return dt, done
+            return dt, time.process_time() - c0, done
+
+
+def best_rates(step, n_envs: int, steps: int, min_seconds: float, repeats: int) -> dict:
+    """Env-steps/s over ``repeats`` timed blocks: the best wall-clock rate (the figure reported),
+    every block's rate, and the best rate per CPU-second of the process."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        dt, cpu, n = time_loop(step, steps, min_seconds)
+        walls.append(n_envs * n / dt)
+        cpus.append(n_envs * n / cpu)
+    return {"steps_per_s": max(walls), "all": walls, "steps_per_cpu_s": max(cpus), "load_avg": os.getloadavg()[0]}
 
 
 def bench_vec(built, n_envs: int, compile: bool, steps: int, min_seconds: float, repeats: int) -> dict:
@@ -75,13 +86,10 @@ def bench_vec(built, n_envs: int, compile: bool, steps: int, min_seconds: float,
     for i in range(3):  # the first step checks the components; with compile the next ones compile
         env.step(actions[i])
     warmup = time.perf_counter() - t0
-    rates = []
-    for _ in range(repeats):
-        dt, n = time_loop(lambda i: env.step(actions[i % steps]), steps, min_seconds)
-        rates.append(n_envs * n / dt)
+    r = best_rates(lambda i: env.step(actions[i % steps]), n_envs, steps, min_seconds, repeats)
     stats = env.episode_stats()
-    return {"n_envs": n_envs, "compile": compile, "steps_per_s": max(rates), "all": rates, "warmup_s": warmup,
-            "ms_per_step": 1e3 * n_envs / max(rates), "ep_length_mean": stats["ep_length_mean"]}  # fmt: skip
+    return {"n_envs": n_envs, "compile": compile, "warmup_s": warmup, "ms_per_step": 1e3 * n_envs / r["steps_per_s"],
+            "ep_length_mean": stats["ep_length_mean"], **r}  # fmt: skip
 
 
 def bench_reference(bars, trades, cfg, n_envs: int, steps: int, min_seconds: float, repeats: int) -> dict:
@@ -97,11 +105,7 @@ def bench_reference(bars, trades, cfg, n_envs: int, steps: int, min_seconds: flo
         np.stack(envs.call("action_masks"))  # what a masked policy needs every step
         envs.step(actions[i % steps])
 
-    rates = []
-    for _ in range(repeats):
-        dt, n = time_loop(step, steps, min_seconds)
-        rates.append(n_envs * n / dt)
-    return {"n_envs": n_envs, "steps_per_s": max(rates), "all": rates}
+    return {"n_envs": n_envs, **best_rates(step, n_envs, steps, min_seconds, repeats)}
 
 
 def profile(built, n_envs: int, steps: int = 50) -> None:
@@ -153,7 +157,8 @@ def main() -> None:
     for n in args.ref_envs:
         r = bench_reference(bars, trades, cfg, n, args.steps, args.seconds, args.repeats)
         results["reference"].append(r)
-        print(f"reference SyncVectorEnv  {n:>6} envs: {r['steps_per_s'] / 1e3:10.1f} k env-steps/s")
+        print(f"reference SyncVectorEnv  {n:>6} envs: {r['steps_per_s'] / 1e3:8.1f} k env-steps/s "
+              f"({r['steps_per_cpu_s'] / 1e3:.1f} k per CPU-s, load {r['load_avg']:.1f})")  # fmt: skip
     ref_best = max(r["steps_per_s"] for r in results["reference"])
     for n in args.sizes:
         for compile in (False,) if args.no_compile else (False, True):
@@ -161,7 +166,8 @@ def main() -> None:
             r["ratio_vs_reference"] = r["steps_per_s"] / ref_best
             results["vec"].append(r)
             print(f"VecExitEnv {'compiled' if compile else 'eager   '} {n:>6} envs: {r['steps_per_s'] / 1e6:8.2f} M env-steps/s "
-                  f"({r['ms_per_step']:.2f} ms/step, warm-up {r['warmup_s']:.1f} s)  x{r['ratio_vs_reference']:,.0f} the reference")  # fmt: skip
+                  f"({r['ms_per_step']:.2f} ms/step, {r['steps_per_cpu_s'] / 1e6:.2f} M per CPU-s, warm-up {r['warmup_s']:.1f} s, "
+                  f"load {r['load_avg']:.1f})  x{r['ratio_vs_reference']:,.0f} the reference")  # fmt: skip
     for n in args.profile:
         profile(built, n)
     if args.json:

@@ -44,9 +44,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def make_config(hidden: list[int], n_envs: int, n_steps: int, batch_size: int, n_epochs: int, updates: int) -> PPOConfig:
+def make_config(hidden: list[int], n_envs: int, n_steps: int, batch_size: int, n_epochs: int, updates: int,
+                precision: str = "fp32") -> PPOConfig:
     return PPOConfig(n_envs=n_envs, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, hidden=hidden,
-                     total_timesteps=updates * n_envs * n_steps, target_kl=0.0, checkpoint_every=10_000, seed=0)
+                     total_timesteps=updates * n_envs * n_steps, target_kl=0.0, checkpoint_every=10_000, seed=0,
+                     precision=precision)
 
 
 def measure(ppo: PPOConfig, obs_dim: int, device: torch.device) -> dict[str, float]:
@@ -66,17 +68,20 @@ def measure(ppo: PPOConfig, obs_dim: int, device: torch.device) -> dict[str, flo
     n_minibatches = samples // ppo.batch_size
     rows: list[tuple[float, float, float, float]] = []
 
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
+
     def bound() -> tuple[float, float]:
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             for _ in range(ppo.n_steps):
                 shadow(step_obs)
         t1 = time.perf_counter()
         for _ in range(ppo.n_epochs):
             perm = torch.randperm(samples, device=device)
             for i in range(n_minibatches):
-                logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
-                (logits.mean() + value.mean()).backward()
+                with autocast:
+                    logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
+                (logits.float().mean() + value.float().mean()).backward()
                 shadow.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -105,6 +110,7 @@ def main() -> None:
     p.add_argument("--obs-dim", type=int, default=27)
     p.add_argument("--updates", type=int, default=6, help="updates per measurement (the first is warm-up)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="ppo.precision (trainer and bound)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--json", action="store_true", help="print one JSON object per network")
     args = p.parse_args()
@@ -116,11 +122,12 @@ def main() -> None:
     print(f"# n_envs {args.n_envs}, n_steps {args.n_steps}, batch {args.batch_size}, epochs {args.n_epochs}, obs_dim {args.obs_dim}")
     for spec in args.nets.split(";"):
         hidden = [int(x) for x in spec.split(",")]
-        ppo = make_config(hidden, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, args.updates)
+        ppo = make_config(hidden, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, args.updates, args.precision)
         t = measure(ppo, args.obs_dim, device)
         sps = lambda key: t["samples"] / t[key]  # noqa: E731
         row = {
             "hidden": hidden,
+            "precision": ppo.precision,
             "trainer_sps": round(sps("trainer_total")), "trainer_rollout_sps": round(sps("trainer_rollout")),
             "trainer_update_sps": round(sps("trainer_update")),
             "bound_sps": round(sps("bound_total")), "bound_rollout_sps": round(sps("bound_rollout")),
@@ -130,7 +137,7 @@ def main() -> None:
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"hidden {hidden}: trainer {row['trainer_sps']:,} steps/s (rollout {row['trainer_rollout_sps']:,}, "
+            print(f"hidden {hidden} ({ppo.precision}): trainer {row['trainer_sps']:,} steps/s (rollout {row['trainer_rollout_sps']:,}, "
                   f"update {row['trainer_update_sps']:,}); bound {row['bound_sps']:,} steps/s (rollout "
                   f"{row['bound_rollout_sps']:,}, update {row['bound_update_sps']:,}); "
                   f"{100 * row['fraction_of_bound']:.0f}% of the bound")

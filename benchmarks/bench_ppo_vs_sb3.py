@@ -61,9 +61,9 @@ def build_assembled(years: float, device: torch.device) -> Any:
     return assemble(resolved, bars, device=device)
 
 
-def make_env(assembled: Any, n_envs: int, seed: int) -> Any:
+def make_env(assembled: Any, n_envs: int, seed: int, compile: bool = False) -> Any:
     pool = torch.nonzero(assembled.table.decidable).flatten()
-    return assembled.make_env(pool, n_envs=n_envs, seed=seed)
+    return assembled.make_env(pool, n_envs=n_envs, seed=seed, compile=compile)
 
 
 class GymVectorAsSB3(VecEnv):
@@ -127,15 +127,16 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
     ppo = PPOConfig(n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                     hidden=hidden, learning_rate=3e-4, clip_coef=0.2, clip_vf=0.2, entropy_coef_start=0.01,
                     entropy_coef_end=0.01, target_kl=0.0, total_timesteps=args.updates * args.n_envs * args.n_steps,
-                    checkpoint_every=10_000, seed=0)
+                    checkpoint_every=10_000, seed=0, precision=args.precision)
     from exitcore.env.gym_adapter import GymVecExitEnv
 
     seed_everything(ppo.seed)
-    env = make_env(assembled, ppo.n_envs, ppo.seed)
+    env = make_env(assembled, ppo.n_envs, ppo.seed, args.compile_env)
     policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
     shadow = copy.deepcopy(policy)
 
-    sb3_env = GymVectorAsSB3(GymVecExitEnv(make_env(assembled, ppo.n_envs, ppo.seed), episode_info=False), ppo.seed)
+    sb3_env = GymVectorAsSB3(GymVecExitEnv(make_env(assembled, ppo.n_envs, ppo.seed, args.compile_env), episode_info=False),
+                             ppo.seed)
     model = MaskablePPO(
         "MlpPolicy", sb3_env, n_steps=ppo.n_steps, batch_size=ppo.batch_size, n_epochs=ppo.n_epochs,
         learning_rate=ppo.learning_rate, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda, clip_range=ppo.clip_coef,
@@ -157,17 +158,20 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
         done = time.perf_counter()
         return timer.t_end - timer.t_start, done - timer.t_end
 
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
     def bound() -> tuple[float, float]:
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             for _ in range(ppo.n_steps):
                 shadow(step_obs)
         t1 = time.perf_counter()
         for _ in range(ppo.n_epochs):
             perm = torch.randperm(samples)
             for i in range(samples // ppo.batch_size):
-                logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
-                (logits.mean() + value.mean()).backward()
+                with autocast:
+                    logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
+                (logits.float().mean() + value.float().mean()).backward()
                 shadow.zero_grad(set_to_none=True)
         return t1 - t0, time.perf_counter() - t1
 
@@ -183,6 +187,7 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
     sps = {who: samples / total(who) for who in ("ours", "sb3", "bound")}
     return {
         "hidden": hidden,
+        "precision": ppo.precision,
         "parameters": ours_params,
         "exitcore_sps": round(sps["ours"]),
         "exitcore_rollout_sps": round(samples / med("ours_r")),
@@ -197,13 +202,14 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
     }
 
 
-def env_alone(assembled: Any, n_envs: int, n_steps: int) -> float:
+def env_alone(assembled: Any, n_envs: int, n_steps: int, compile: bool) -> float:
     """Env steps/s of VecExitEnv alone (random allowed actions), for reading the figures."""
-    env = make_env(assembled, n_envs, 0)
+    env = make_env(assembled, n_envs, 0, compile)
     obs, mask = env.reset(seed=0)
     gen = torch.Generator().manual_seed(0)
     action = torch.zeros(n_envs, dtype=torch.int64)
-    env.step(action)
+    for _ in range(3):  # the first steps run eagerly / compile
+        env.step(action)
     t0 = time.perf_counter()
     for _ in range(n_steps):
         obs, mask, _, _ = env.step(action)
@@ -220,6 +226,10 @@ def main() -> None:
     p.add_argument("--n-epochs", type=int, default=4)
     p.add_argument("--updates", type=int, default=6, help="updates per trainer (the first is warm-up)")
     p.add_argument("--years", type=float, default=1.0, help="years of synthetic bars")
+    p.add_argument("--compile-env", action="store_true",
+                   help="torch.compile the environment step for both trainers (ppo.compile = 'on')")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="exitcore's ppo.precision (and the bound's); MaskablePPO always runs float32")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -230,13 +240,14 @@ def main() -> None:
     print(f"# {cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.2f} at start")
     print(f"# v4_no_lookahead env (obs_dim {assembled.components.obs_dim}), n_envs {args.n_envs}, n_steps {args.n_steps}, "
-          f"batch {args.batch_size}, epochs {args.n_epochs}; env alone {env_alone(assembled, args.n_envs, 64):,.0f} steps/s")
+          f"batch {args.batch_size}, epochs {args.n_epochs}; env {'compiled' if args.compile_env else 'eager'}, alone "
+          f"{env_alone(assembled, args.n_envs, 64, args.compile_env):,.0f} steps/s")
     for spec in args.nets.split(";"):
         row = compare(assembled, [int(x) for x in spec.split(",")], args)
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"hidden {row['hidden']}: exitcore {row['exitcore_sps']:,} steps/s (rollout {row['exitcore_rollout_sps']:,}, "
+            print(f"hidden {row['hidden']} ({row['precision']}): exitcore {row['exitcore_sps']:,} steps/s (rollout {row['exitcore_rollout_sps']:,}, "
                   f"update {row['exitcore_update_sps']:,}) | MaskablePPO {row['sb3_sps']:,} (rollout {row['sb3_rollout_sps']:,}, "
                   f"update {row['sb3_update_sps']:,}) | bound {row['bound_sps']:,} -> {row['speedup_vs_sb3']}x sb3, "
                   f"{100 * row['fraction_of_bound']:.0f}% of the bound")

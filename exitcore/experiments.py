@@ -549,7 +549,8 @@ def flatten_config(data: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         for key, value in data.items():
             out.update(flatten_config(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(data, list) and data and all(isinstance(v, dict) for v in data):
+    elif isinstance(data, list) and all(isinstance(v, dict) for v in data):
+        # arrays of tables by index; an empty one contributes no keys (nothing listed)
         for i, value in enumerate(data):
             out.update(flatten_config(value, f"{prefix}[{i}]"))
     else:

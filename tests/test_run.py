@@ -200,3 +200,23 @@ def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_compare_v3_v4_shows_the_look_ahead_bug(tmp_path, full_scale):
+    """The research log's story after short runs: v3's leaky observation gives implausible
+    out-of-sample numbers and a failing audit; v4 passes. (Reduced: half the quick budget.)"""
+    runs = tmp_path / "runs"
+    size = () if full_scale else ("--timesteps", "131072", "--set", "eval.audit_decisions=16")
+    for name in ("v3", "v4"):
+        out = exitcore("run", name, "--budget", "quick", *size, runs=runs)
+        assert out.returncode == 0, out.stderr
+    out = exitcore("compare", "v3", "v4", "--json", runs=runs)
+    assert out.returncode == 0, out.stderr
+    v3, v4 = (r["metrics"] for r in json.loads(out.stdout)["runs"])
+    assert v3["audit_verdict"] == "FAIL" and v4["audit_verdict"] == "PASS"
+    assert v3["sharpe"] > 4 > v4["sharpe"]  # beyond the audit's SUSPECT threshold
+    assert v3["win_rate"] > v4["win_rate"] + 0.1
+    assert v3["max_drawdown"] < v4["max_drawdown"]
+    table = exitcore("compare", "v3", "v4", runs=runs).stdout
+    assert "look-ahead audit" in table and "FAIL" in table and "features[3].name" in table

@@ -231,7 +231,7 @@ class _Checker:
                 f"batched env and reference disagree ({len(self.problems)} mismatch(es)):\n  {head}{more}\n"
                 f"config: {cfg}\nmax_gap_bars={self.scenario.max_gap_bars} atr_period={self.scenario.atr_period} "
                 f"respect_mask={self.scenario.respect_mask}\n"
-                f"reproduce one trade with scenario.only(trade) (see run_differential)"
+                f"hypothesis prints the failing Scenario above; run_differential(scenario.only(trade)) replays one trade alone"
             )
 
 
@@ -350,7 +350,6 @@ def run_differential(
     ep_return = np.zeros(pool.size)
     sampled_count = np.zeros(N_ACTIONS)
     blocked_count = np.zeros(N_ACTIONS)
-    executed_count = np.zeros(N_ACTIONS)
     guard_count = np.zeros(len(cfg.guards))
     reward_fns = env.components.rewards
 
@@ -384,7 +383,6 @@ def run_differential(
         ep_return[live] += ref_reward
         for r in recs:
             sampled_count[r.sampled] += 1
-            executed_count[r.action] += 1
             blocked_count[r.sampled] += r.blocked
             if r.sampled != HOLD:
                 guard_count += np.array(r.guard_blocks, dtype=float)

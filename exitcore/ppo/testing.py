@@ -126,29 +126,25 @@ class MaskedBanditEnv(_StatsMixin):
         obs, mask = self._draw()
         return obs, mask, reward, done
 
-    def optimal_return(self) -> float:
-        """Expected reward of the best-allowed-action policy (exact, over contexts and masks)."""
+    def _expected(self, value_of_allowed: Any) -> float:
+        """Exact expectation over contexts (uniform) and masks of ``value_of_allowed(rewards[:, allowed])``."""
         table = self.rewards.cpu().double()
         total = 0.0
         for bits in itertools.product((False, True), repeat=self.n_actions - 1):
-            allowed = torch.tensor((True, *bits))
+            allowed = torch.tensor((True, *bits))  # action 0 is always allowed
             prob = 1.0
             for b in bits:
                 prob *= self.p_allowed if b else 1 - self.p_allowed
-            total += prob * table[:, allowed].max(dim=1).values.mean().item()
+            total += prob * value_of_allowed(table[:, allowed]).mean().item()
         return total
+
+    def optimal_return(self) -> float:
+        """Expected reward of the best-allowed-action policy (exact)."""
+        return self._expected(lambda r: r.max(dim=1).values)
 
     def random_return(self) -> float:
         """Expected reward of the uniform policy over allowed actions (exact)."""
-        table = self.rewards.cpu().double()
-        total = 0.0
-        for bits in itertools.product((False, True), repeat=self.n_actions - 1):
-            allowed = torch.tensor((True, *bits))
-            prob = 1.0
-            for b in bits:
-                prob *= self.p_allowed if b else 1 - self.p_allowed
-            total += prob * table[:, allowed].mean(dim=1).mean().item()
-        return total
+        return self._expected(lambda r: r.mean(dim=1))
 
     def state_dict(self) -> dict[str, Any]:
         """Generator, current contexts and masks, and the statistics accumulators."""

@@ -73,3 +73,12 @@ def test_chain_with_five_actions_and_larger_network(full_scale):
     _, _, log = train(env, ppo)
     assert all(m["mask_violations"] == 0 for m in log)
     assert log[-1]["ep_return_mean"] >= env.optimal_return() - 0.02
+
+
+def test_bandit_optimum_and_random_baseline_by_hand():
+    # one context, rewards 0, 1, 2; actions 1 and 2 each allowed half of the time:
+    # best allowed = 2 (3/4 of the time: 2 allowed) ... 2*0.5 + 1*0.25 + 0*0.25 = 1.25
+    env = MaskedBanditEnv(4, n_contexts=1, n_actions=3, p_allowed=0.5, rewards=torch.tensor([[0.0, 1.0, 2.0]]))
+    assert env.optimal_return() == pytest.approx(1.25)
+    # uniform over allowed: {0,1,2} -> 1, {0,2} -> 1, {0,1} -> 0.5, {0} -> 0
+    assert env.random_return() == pytest.approx(0.625)

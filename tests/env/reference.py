@@ -208,6 +208,9 @@ class StepRecord:
     gap_fill: bool  #: the bar after the decision opened through the stop or target
     partial_taken: bool
     at_breakeven: bool
+    n_stop_moves: int  #: times the stop moved so far (ledger bookkeeping)
+    n_partials: int
+    n_blocked: int
 
 
 class RefEpisode:
@@ -522,6 +525,7 @@ class RefEpisode:
             realized=self.realized, realized_gross=self.realized_gross, costs_paid=self.costs_paid,
             bars_held=self.bars_held, exit_bar=self.exit_bar, exit_level=self.exit_level, ambiguous=self.ambiguous,
             gap_fill=gap_fill, partial_taken=self.partial_taken, at_breakeven=self.at_breakeven,
+            n_stop_moves=self.n_stop_moves, n_partials=self.n_partials, n_blocked=self.n_blocked,
         )  # fmt: skip
 
     def _reward_terms(self, k: int, step_gross: float, step_cost: float, step_mtm: float) -> dict[str, float]:

@@ -275,6 +275,8 @@ def compare_step(chk: _Checker, step: int, idx: np.ndarray, recs: list, before, 
         chk.close(name, step, idx, _np(getattr(after, name))[idx], col(name))
     chk.equal("partial_taken", step, idx, _np(after.partial_taken)[idx], col("partial_taken"))
     chk.equal("at_breakeven", step, idx, _np(after.at_breakeven)[idx], col("at_breakeven"))
+    for name in ("n_stop_moves", "n_partials", "n_blocked"):
+        chk.equal(name, step, idx, _np(getattr(after, name))[idx], col(name))
     # rewards: each term in float64 (the components' own functions on the env's states) ...
     for term in reward_fns:
         got = _np(term.fn(before, after.action, after))[idx] * term.weight

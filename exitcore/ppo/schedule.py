@@ -23,10 +23,9 @@ class LinearSchedule:
     steps: int
 
     def __call__(self, position: int) -> float:
-        if self.steps <= 0:
+        if self.steps <= 0 or position >= self.steps:
             return self.end
-        frac = min(position / self.steps, 1.0)
-        return self.start + frac * (self.end - self.start)
+        return self.start + (position / self.steps) * (self.end - self.start)
 
 
 class Schedules:

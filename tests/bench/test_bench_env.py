@@ -1,10 +1,11 @@
-"""Benchmarks: ``VecExitEnv`` steps per second with the v4 plugin set at 256, 4096, 65536 envs.
+"""Benchmarks: ``VecExitEnv`` steps per second with the v4 plugin set at 256, 4096, 65536 envs,
+and the per-env baseline (the scalar reference as a ``gymnasium.Env`` in ``SyncVectorEnv``).
 
 Run timed with ``python -m pytest tests/bench/test_bench_env.py --benchmark-enable``; each
-round is ``STEPS`` training-mode steps (auto-reset, random actions) and ``extra_info`` records
+round is ``STEPS`` steps (training mode, auto-reset, random actions) and ``extra_info`` records
 the env-steps/s. In the normal test run (``--benchmark-disable``) each case runs once, un-timed,
-at a reduced size, as a smoke test of the benchmark itself. The side-by-side comparison with
-the per-env gymnasium loop is ``benchmarks/bench_env.py``; figures are in docs/benchmarks.md.
+at a reduced size, as a smoke test of the benchmark itself. ``benchmarks/bench_env.py`` adds
+the compiled env and prints the ratios; figures are in docs/benchmarks.md.
 
 (``tests/`` is on ``sys.path`` in every pytest run, through the rootdir conftest, so the env
 test helpers import as ``env.*``.)
@@ -15,8 +16,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from env.helpers import env_from, build, synthetic_bars, synthetic_trades
-from env.reference import v4_config
+from env.helpers import build, env_from, ref_market, synthetic_bars, synthetic_trades, trade_rows
+from env.reference import ReferenceExitEnv, v4_config
 
 SIZES = (256, 4096, 65536)
 STEPS = 20  # steps per timed round
@@ -24,10 +25,14 @@ REDUCED = 64  # n_envs when the benchmark runs un-timed in the normal test run
 
 
 @pytest.fixture(scope="module")
-def built():
+def data():
     bars = synthetic_bars(50_000, seed=0)
-    trades = synthetic_trades(bars, 5_000, seed=1)
-    return build(bars, trades, v4_config())
+    return bars, synthetic_trades(bars, 5_000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def built(data):
+    return build(*data, v4_config())
 
 
 @pytest.mark.parametrize("n_envs", SIZES)
@@ -53,3 +58,31 @@ def test_bench_vec_env_steps(benchmark, built, n_envs: int) -> None:
         mean = benchmark.stats.stats.mean
         benchmark.extra_info["n_envs"] = n
         benchmark.extra_info["env_steps_per_s"] = n * STEPS / mean
+
+
+REFERENCE_ENVS = 64
+
+
+def test_bench_reference_sync_vector_env(benchmark, data) -> None:
+    """``STEPS`` steps of the scalar reference in gymnasium's SyncVectorEnv, masks fetched each step."""
+    gym = pytest.importorskip("gymnasium")
+    import numpy as np
+
+    bars, trades = data
+    n = REFERENCE_ENVS if benchmark.enabled else 4
+    market, rows, cfg = ref_market(bars), trade_rows(trades), v4_config()
+    envs = gym.vector.SyncVectorEnv([lambda: ReferenceExitEnv(market, rows, cfg) for _ in range(n)])
+    envs.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, 5, (STEPS, n))
+
+    def run():
+        for t in range(STEPS):
+            np.stack(envs.call("action_masks"))
+            out = envs.step(actions[t])
+        return out
+
+    obs, reward, terminated, truncated, _ = benchmark.pedantic(run, rounds=5, warmup_rounds=1, iterations=1)
+    assert obs.shape == (n, cfg.obs_dim()) and reward.shape == (n,) and not truncated.any()
+    if benchmark.enabled and benchmark.stats is not None:
+        benchmark.extra_info["n_envs"] = n
+        benchmark.extra_info["env_steps_per_s"] = n * STEPS / benchmark.stats.stats.mean

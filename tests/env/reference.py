@@ -561,9 +561,9 @@ try:  # gymnasium is an optional extra; the scalar reference itself does not nee
 
         Each episode is a trade drawn uniformly (with the env's ``np_random``) from the
         decidable trades in ``trades`` (rows ``(signal_bar, direction, stop_dist,
-        target_dist)``). Observations are the features as a float32 ``Box``; actions are
-        ``Discrete(5)``; :meth:`action_masks` returns the current mask (the convention
-        sb3-contrib's MaskablePPO uses). Stops, targets and time stops end the episode
+        target_dist)``; the others are skipped). Observations are the features as a float32
+        ``Box``; actions are ``Discrete(5)``; :meth:`action_masks` returns the current mask
+        (the convention sb3-contrib's MaskablePPO uses). Stops, targets and time stops end the episode
         (``terminated``); nothing truncates. The observation returned with
         ``terminated=True`` is the last decision's (there is no next decision).
         """
@@ -572,10 +572,9 @@ try:  # gymnasium is an optional extra; the scalar reference itself does not nee
 
         def __init__(self, market: RefMarket, trades: Sequence[tuple[int, int, float, float]], cfg: RefConfig):
             super().__init__()
-            self.market, self.cfg = market, cfg
-            self.pool = [t for t in trades if RefEpisode(market, cfg, *t).decidable]
-            if not self.pool:
-                raise ValueError("no decidable trade to play")
+            self.market, self.cfg, self.trades = market, cfg, list(trades)
+            if not self.trades:
+                raise ValueError("no trade to play")
             self.observation_space = _gym.spaces.Box(-_np.inf, _np.inf, (cfg.obs_dim(),), _np.float32)
             self.action_space = _gym.spaces.Discrete(N_ACTIONS)
             self.episode: RefEpisode | None = None
@@ -585,9 +584,14 @@ try:  # gymnasium is an optional extra; the scalar reference itself does not nee
 
         def reset(self, *, seed: int | None = None, options: dict | None = None):
             super().reset(seed=seed)
-            trade = self.pool[int(self.np_random.integers(len(self.pool)))]
-            self.episode = RefEpisode(self.market, self.cfg, *trade)
-            return self._obs(), {}
+            # Uniform over the decidable trades by rejection: trades closed on their entry bar
+            # (or unfillable) are drawn again, so no env has to filter the whole list up front.
+            for _ in range(10_000):
+                trade = self.trades[int(self.np_random.integers(len(self.trades)))]
+                self.episode = RefEpisode(self.market, self.cfg, *trade)
+                if self.episode.decidable:
+                    return self._obs(), {}
+            raise ValueError("no decidable trade found in 10,000 draws")
 
         def step(self, action):
             rec = self.episode.step(int(action))

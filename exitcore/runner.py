@@ -300,13 +300,14 @@ def _split(assembled: Any) -> tuple[list[Any], dict[str, dict[str, Any]]]:
 
 def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: Any, host: Any, registry: Any,
            resume: bool, progress: bool | None) -> tuple[Any, Any]:
+    from exitcore.ppo.policy import build_policy
     from exitcore.ppo.trainer import CHECKPOINT_FILE, PPOTrainer
 
     cfg = info.resolved.config
     ppo = cfg.ppo
     compile_env = ppo.compile == "on" or (ppo.compile == "auto" and device.type == "cuda")
     env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
-    policy = info.resolved.policy.build(None, ppo, env.obs_dim, env.n_actions)
+    policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions)
     last_beat = [time.monotonic()]
 
     def on_update(update: int, metrics: dict[str, Any]) -> None:
@@ -349,6 +350,7 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
                   progress: bool | None) -> Any:
     """Train once per walk-forward window on the past and evaluate on the next window."""
     from exitcore.evaluation.evaluate import walk_forward
+    from exitcore.ppo.policy import build_policy
     from exitcore.ppo.trainer import PPOTrainer
 
     ppo = info.resolved.config.ppo
@@ -357,7 +359,7 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
     def train_fn(assembled: Any, train_pool: Any) -> Any:
         counter[0] += 1
         env = assembled.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed + counter[0])
-        policy = info.resolved.policy.build(None, ppo, env.obs_dim, env.n_actions)
+        policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions)
         window_dir = info.run_dir / "walk_forward" / f"window_{counter[0]}"
         result = PPOTrainer(env, policy, ppo, run_dir=window_dir, progress=progress).train()
         if result.status != "done":

@@ -300,7 +300,9 @@ def random_policy(assembled: Any, seed: int = 0) -> torch.nn.Module:
     cfg = assembled.resolved.config
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        policy = assembled.resolved.policy.build(None, cfg.ppo, assembled.components.obs_dim, N_ACTIONS)
+        from exitcore.ppo.policy import build_policy
+
+        policy = build_policy(assembled.resolved.policy, cfg.ppo, assembled.components.obs_dim, N_ACTIONS)
     return policy.to(assembled.device)
 
 

@@ -144,7 +144,9 @@ def load_policy(run_dir: Path, resolved: Any, obs_dim: int, device: Any = "cpu")
             f"{path}: the policy was trained on {state['obs_dim']} observation columns and {state['n_actions']} actions, "
             f"the experiment now builds {obs_dim} and {N_ACTIONS} (a feature plugin changed?)"
         )
-    policy = resolved.policy.build(None, resolved.config.ppo, obs_dim, N_ACTIONS)
+    from exitcore.ppo.policy import build_policy
+
+    policy = build_policy(resolved.policy, resolved.config.ppo, obs_dim, N_ACTIONS)
     try:
         policy.load_state_dict(state["model"])
     except RuntimeError as exc:

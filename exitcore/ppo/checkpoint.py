@@ -9,12 +9,12 @@ at any moment leaves either the previous checkpoint or the new one, never a torn
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from exitcore.atomic import atomic_path
 from exitcore.errors import ExitcoreError
 
 FORMAT = "exitcore.ppo.checkpoint"
@@ -41,36 +41,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise ValueError(f"checkpoint state lacks {', '.join(missing)}")
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # Never leave a half-written temp file behind; the previous checkpoint is untouched.
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    # Never a half-written file: the previous checkpoint stays until the new one is complete.
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from exitcore.atomic import write_text_atomic
 
 LOG_FILE = "train_log.jsonl"
 TB_DIR = "tensorboard"
@@ -112,9 +113,4 @@ def _truncate_after(path: Path, update: int) -> None:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 continue  # a torn last line from a killed run
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(kept)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(kept))

@@ -33,7 +33,7 @@ def report(run: str, fmt: str | None, out: str | None, runs_dir: str | None) -> 
     if out is None:
         click.echo(text, nl=False)
         return
-    from exitcore.evaluation.rundir import write_text_atomic
+    from exitcore.atomic import write_text_atomic
 
     path = write_text_atomic(Path(out), text)
     click.echo(f"report written to {path}", err=True)

@@ -26,7 +26,6 @@ file per split holding every policy: ``ledger_<split>.csv`` (or ``.parquet``).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from exitcore.atomic import atomic_path
 from exitcore.evaluation.ledger_schema import (
     ACTION_LETTERS,
     LEDGER_COLUMNS,
@@ -303,15 +303,8 @@ def write_atomic_ledger(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     A crash leaves the previous file or the new one, never a torn one. Parquet needs pyarrow.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # the temporary file keeps the suffix write_ledger goes by
         write_ledger(df, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -17,11 +17,11 @@ its id (or a unique prefix) in the runs directory's registry, or by the path of 
 from __future__ import annotations
 
 import os
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from exitcore.atomic import write_text_atomic
 from exitcore.errors import ExitcoreError
 from exitcore.evaluation import jsonable
 
@@ -152,21 +152,6 @@ def load_policy(run_dir: Path, resolved: Any, obs_dim: int, device: Any = "cpu")
     except RuntimeError as exc:
         raise RunDirError(f"{path}: the checkpoint does not fit the experiment's policy: {exc}") from None
     return policy.to(device).eval(), path
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:

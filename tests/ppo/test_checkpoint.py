@@ -57,7 +57,7 @@ def test_kill_between_write_and_replace_keeps_previous_checkpoint(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "c.pt"]
-    assert leftovers and all(name.endswith(".tmp") for name in leftovers)  # the kill really came mid-write
+    assert leftovers and all(".tmp" in name for name in leftovers)  # the kill really came mid-write
     assert load_checkpoint(path)["global_step"] == 1
 
 

@@ -74,6 +74,36 @@ class EnvState:
         """Inverse of :meth:`tensors`."""
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
+    # ------------------------------------------------------------------ packed form
+    # The environment keeps hot copies of many states (a fresh state per trade for auto-reset)
+    # as three row-major tables, one per dtype: selecting or merging whole rows is then one
+    # operation per table instead of one per field. Plugins only ever see named fields.
+
+    def pack(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(float64 [N, F], int64 [N, I], bool [N, B])`` with the fields in declaration order."""
+        groups: dict[torch.dtype, list[torch.Tensor]] = {torch.float64: [], torch.int64: [], torch.bool: []}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            groups[value.dtype].append(value)
+        return tuple(torch.stack(groups[dt], dim=1) for dt in (torch.float64, torch.int64, torch.bool))  # type: ignore[return-value]
+
+    @classmethod
+    def layout(cls, like: EnvState) -> dict[str, tuple[int, int]]:
+        """``{field: (table, column)}`` of :meth:`pack` for states shaped like ``like``."""
+        order = {torch.float64: 0, torch.int64: 1, torch.bool: 2}
+        counts = [0, 0, 0]
+        out = {}
+        for f in fields(cls):
+            table = order[getattr(like, f.name).dtype]
+            out[f.name] = (table, counts[table])
+            counts[table] += 1
+        return out
+
+    @classmethod
+    def unpack(cls, tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor], layout: dict[str, tuple[int, int]]) -> EnvState:
+        """A state whose fields are column views of packed ``tables`` (inverse of :meth:`pack`)."""
+        return cls(**{name: tables[t][:, c] for name, (t, c) in layout.items()})
+
     def where(self, cond: torch.Tensor, other: EnvState) -> EnvState:
         """Row-wise select: ``self`` where ``cond``, else ``other``."""
         return EnvState(

@@ -112,6 +112,14 @@ class VecExitEnv:
         self._cost_unit_num = 2 * costs.half_spread_slip + costs.commission
         self._be_offset = costs.half_spread_slip + costs.commission
         self._reset_stats()
+        if auto_reset and compile:
+            # Compiled: decision 0 of every trade is computed once, and auto-reset selects rows
+            # of these packed tables (one gather and one select per dtype) instead of
+            # rebuilding every field for every environment. Eager keeps per-field tensors:
+            # there, ops on the column views of a packed table cost more than they save.
+            fresh = self._fresh(torch.arange(trades.n, device=self.device))
+            self._state_layout = EnvState.layout(fresh)
+            self._fresh_tables = fresh.pack()
         self.state = self._initial_state()
         self.after: EnvState | None = None  # the last step's post-transition state, before auto-reset
         # The first step runs eagerly with every output checked; later steps may run the
@@ -245,10 +253,19 @@ class VecExitEnv:
         """One step as a pure function of tensors (what ``torch.compile`` sees)."""
         after, blocked_by = self._transition(before, action)
         reward = self._reward(before, after)
-        if self.auto_reset:
+        if self.auto_reset and not hasattr(self, "_fresh_tables"):
             live = None
             done = after.done
             state = self._fresh(fresh_trades).where(done, after)
+        elif self.auto_reset:
+            live = None
+            done = after.done
+            column = done[:, None]
+            state = EnvState.unpack(
+                tuple(torch.where(column, fresh[fresh_trades], cont)  # type: ignore[arg-type]
+                      for fresh, cont in zip(self._fresh_tables, after.pack())),
+                self._state_layout,
+            )
         else:
             live = ~before.done
             after = after.where(live, before)

@@ -40,17 +40,23 @@ def position(_params, ctx: BuildContext) -> FeatureSpec:
 def price_window(params, ctx: BuildContext) -> FeatureSpec:
     """The last ``window`` moves ``C[b-i] - C[b-i-1]`` and the range ``H[b] - L[b]``, per ATR[b]."""
     w = params.window
-    lags = torch.arange(w, device=ctx.device)
-    # Per-bar close-to-close move, known at the close of each bar (move[0] = 0).
+    # Row b holds the moves C[b-i] - C[b-i-1] (i = 0..w-1, zero before the first bar) and the
+    # range H[b] - L[b]: all known at the close of bar b. A step then reads one contiguous row
+    # per environment. float32: an observation needs no more precision.
     close = ctx.market.close
     move = torch.zeros_like(close)
     move[1:] = close[1:] - close[:-1]
+    n = move.numel()
+    lagged = [torch.cat([torch.zeros(min(i, n), dtype=move.dtype, device=move.device), move[: n - min(i, n)]]) for i in range(w)]
+    table = torch.stack([*lagged, ctx.market.high - ctx.market.low], dim=1).to(torch.float32)
+    sign = torch.ones(w + 1, dtype=torch.float32, device=ctx.device)
 
     def compute(market, state):
-        idx = torch.clamp(state.bar[:, None] - lags[None, :], min=0)
-        moves = _per_atr(move[idx] * state.direction[:, None], state.atr[:, None])
-        rng = _per_atr(market.high[state.bar] - market.low[state.bar], state.atr)
-        return torch.cat([moves, rng[:, None]], dim=1).to(torch.float32)
+        per_atr = (1.0 / torch.clamp(state.atr, min=_TINY)).to(torch.float32)
+        direction = state.direction.to(torch.float32)
+        # moves are signed by the trade direction (positive = in its favour); the range is not
+        signs = torch.where(torch.arange(w + 1, device=per_atr.device) < w, direction[:, None], sign[None, :])
+        return table[state.bar] * (signs * per_atr[:, None])
 
     names = tuple(f"move_{i}" for i in range(w)) + ("range_0",)
     return FeatureSpec(names=names, lookback=w, compute=compute)
@@ -59,12 +65,13 @@ def price_window(params, ctx: BuildContext) -> FeatureSpec:
 def time_of_day(_params, ctx: BuildContext) -> FeatureSpec:
     """sin/cos of the decision bar's close time of day (UTC)."""
     day_ns = 86_400 * 1_000_000_000
-    tf_ns = ctx.market.timeframe_ns
+    # one row per bar, from the bar's own timestamp (known at its close): a gather per step
+    close_ns = ctx.market.ts + ctx.market.timeframe_ns
+    phase = (close_ns % day_ns).to(torch.float64) * (2 * math.pi / day_ns)
+    table = torch.stack([torch.sin(phase), torch.cos(phase)], dim=1).to(torch.float32)
 
     def compute(market, state):
-        close_ns = market.ts[state.bar] + tf_ns
-        phase = (close_ns % day_ns).to(torch.float64) * (2 * math.pi / day_ns)
-        return torch.stack([torch.sin(phase), torch.cos(phase)], dim=1).to(torch.float32)
+        return table[state.bar]
 
     return FeatureSpec(names=("tod_sin", "tod_cos"), lookback=0, compute=compute)
 

@@ -50,6 +50,14 @@ class RunFailed(ExitcoreError):
     exit_code = 1
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C outside training (while evaluating): the run is marked ``interrupted``."""
+
+    def __init__(self, run_id: str, run_dir: Path):
+        self.run_id, self.run_dir = run_id, run_dir
+        super().__init__(f"run {run_id} interrupted")
+
+
 @attrs.frozen
 class RunRequest:
     """What the user asked for on the command line (all optional but the experiment)."""
@@ -204,28 +212,16 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     registry.mark_running(run_id)
     info = RunInfo(run_id, run_dir, resolved, data_hash)
 
-    try:
+    with _recorded(registry, host, info, "training"):
         host.run_started(info)
         result, policy = _train(stages, info, assembled, pools, device, host, registry, resume=previous is not None,
                                 progress=request.progress)
-    except KeyboardInterrupt:
-        # Interrupted outside the trainer's own handling (e.g. while building): nothing to resume from.
-        registry.mark_interrupted(run_id, "interrupted before training started")
-        host.run_finished(info, "interrupted", {})
-        return RunOutcome(run_id, run_dir, "interrupted", {}, {})
-    except BaseException as exc:
-        registry.mark_failed(run_id, _one_line(exc))
-        host.run_finished(info, "failed", {})
-        if isinstance(exc, ExitcoreError):
-            raise RunFailed(f"run {run_id} failed: {exc}") from exc
-        raise
-
     if result.status == "interrupted":
         registry.mark_interrupted(run_id, f"stopped after update {result.updates}")
         host.run_finished(info, "interrupted", {})
         return RunOutcome(run_id, run_dir, "interrupted", {}, {})
 
-    try:
+    with _recorded(registry, host, info, "evaluating"):
         with stages.stage("evaluating on the held-out split") as note:
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, stages.say)
@@ -236,12 +232,6 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                 wf = _walk_forward(info, bars, device, registry, data_hash, stages.say, request.progress)
                 note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
                      f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
-    except BaseException as exc:
-        registry.mark_failed(run_id, _one_line(exc))
-        host.run_finished(info, "failed", {})
-        if isinstance(exc, ExitcoreError):
-            raise RunFailed(f"run {run_id} failed while evaluating: {exc}") from exc
-        raise
     registry.mark_done(run_id, evaluation.headline)
     host.run_finished(info, "done", evaluation.results)
     return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, getattr(evaluation, "summary", ""))
@@ -263,6 +253,27 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
             pass
     except OSError as exc:
         raise RegistryError(f"runs directory {runs_dir} is not writable: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _recorded(registry: Any, host: Any, info: RunInfo, doing: str) -> Iterator[None]:
+    """Record in the registry (and tell plugins) how a stage of a registered run ended badly.
+
+    Ctrl-C outside the trainer's own handling marks the run ``interrupted`` (it can be resumed:
+    the last checkpoint is complete); any other exception marks it ``failed``.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        registry.mark_interrupted(info.run_id, f"interrupted while {doing}")
+        host.run_finished(info, "interrupted", {})
+        raise RunInterrupted(info.run_id, info.run_dir) from None
+    except BaseException as exc:
+        registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
+        host.run_finished(info, "failed", {})
+        if isinstance(exc, ExitcoreError):
+            raise RunFailed(f"run {info.run_id} failed while {doing}: {exc}") from exc
+        raise
 
 
 def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: Any) -> Any:

@@ -220,3 +220,38 @@ def test_compare_v3_v4_shows_the_look_ahead_bug(tmp_path, full_scale):
     assert v3["max_drawdown"] < v4["max_drawdown"]
     table = exitcore("compare", "v3", "v4", runs=runs).stdout
     assert "look-ahead audit" in table and "FAIL" in table and "features[3].name" in table
+
+
+def test_interrupt_while_evaluating_is_resumable(tmp_path):
+    """Ctrl-C after training (here: an evaluator plugin raising KeyboardInterrupt once) marks
+    the run interrupted; --resume skips the finished training and evaluates."""
+    plugin_dir = tmp_path / "plugin"
+    plugin_dir.mkdir()
+    marker = tmp_path / "interrupted-once"
+    (plugin_dir / "interrupting_eval.py").write_text(
+        "import os\nfrom exitcore import hookimpl\n\n"
+        "def build(params, ctx):\n"
+        "    def evaluate(ledger, context):\n"
+        f"        if not os.path.exists({str(marker)!r}):\n"
+        f"            open({str(marker)!r}, 'w').close()\n"
+        "            raise KeyboardInterrupt\n"
+        "        return {'ok': True}\n"
+        "    return evaluate\n\n"
+        "@hookimpl\ndef register_evaluators(register):\n    register('interrupting', build)\n"
+    )
+    info = plugin_dir / "interrupting_eval-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: interrupting-eval\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\ninterrupting = interrupting_eval\n")
+    env = {"PYTHONPATH": str(plugin_dir)}
+    runs = tmp_path / "runs"
+    args = ("run", "v4", *SMOKE, "--set", 'eval.evaluators=[{name="trade_metrics"}, {name="interrupting"}]')
+    out = exitcore(*args, runs=runs, env=env)
+    assert out.returncode == 130, out.stderr
+    (row,) = registry_rows(runs)
+    assert row["status"] == "interrupted" and "while evaluating" in row["error"]
+    out = exitcore("run", "--resume", row["id"], runs=runs, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "resumed at step 2,048" in out.stderr and registry_rows(runs)[0]["status"] == "done"
+    results = json.loads((runs / row["run_dir"] / "results.json").read_text())
+    assert results["evaluators"]["interrupting"] == {"ok": True}

@@ -41,7 +41,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
       exitcore run v4 --data ../shared/data/eurusd_m15_dukascopy_2018_2020/ --timesteps 500000
       exitcore run --resume 20261126-101500-v4_no_lookahead-3f2a
     """
-    from exitcore.runner import RunRequest, execute
+    from exitcore.runner import RunInterrupted, RunOutcome, RunRequest, execute
 
     if not name and not resume:
         raise click.UsageError("name the experiment to run (see `exitcore experiments list`), or give --resume RUN")
@@ -49,7 +49,10 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         experiment=name, budget=budget, overrides=tuple(overrides), data=data, timesteps=timesteps,
         device=device, seed=seed, resume=resume, runs_dir=runs_dir, progress=progress,
     )
-    outcome = execute(request, session.experiments_file(), session.host(), quiet=quiet)
+    try:
+        outcome = execute(request, session.experiments_file(), session.host(), quiet=quiet)
+    except RunInterrupted as stop:
+        outcome = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {})
     if outcome.status == "interrupted":
         click.echo(f"\nrun {outcome.run_id} interrupted; its checkpoint is in {outcome.run_dir}\n"
                    f"continue it with: exitcore run --resume {outcome.run_id}", err=True)

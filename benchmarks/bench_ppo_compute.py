@@ -51,6 +51,31 @@ def make_config(hidden: list[int], n_envs: int, n_steps: int, batch_size: int, n
                      precision=precision)
 
 
+def time_network_bound(shadow: torch.nn.Module, ppo: PPOConfig, step_obs: torch.Tensor, obs_all: torch.Tensor,
+                       device: torch.device) -> tuple[float, float]:
+    """The pure network compute of one update, timed alone: the rollout's ``n_steps`` forward
+    passes on ``step_obs`` and forward+backward of every minibatch of ``obs_all`` for
+    ``n_epochs`` (no environment, sampling, loss arithmetic or optimiser). Returns
+    (rollout seconds, update seconds)."""
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
+    samples = obs_all.shape[0]
+    t0 = time.perf_counter()
+    with torch.inference_mode(), autocast:
+        for _ in range(ppo.n_steps):
+            shadow(step_obs)
+    t1 = time.perf_counter()
+    for _ in range(ppo.n_epochs):
+        perm = torch.randperm(samples, device=device)
+        for i in range(samples // ppo.batch_size):
+            with autocast:
+                logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
+            (logits.float().mean() + value.float().mean()).backward()
+            shadow.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return t1 - t0, time.perf_counter() - t1
+
+
 def measure(ppo: PPOConfig, obs_dim: int, device: torch.device) -> dict[str, float]:
     """Median seconds per update: trainer (rollout, update) and bound (rollout, update).
 
@@ -65,27 +90,10 @@ def measure(ppo: PPOConfig, obs_dim: int, device: torch.device) -> dict[str, flo
     samples = ppo.n_envs * ppo.n_steps
     obs_all = torch.randn(samples, obs_dim, device=device)
     step_obs = obs_all[: ppo.n_envs].clone()
-    n_minibatches = samples // ppo.batch_size
     rows: list[tuple[float, float, float, float]] = []
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
-
     def bound() -> tuple[float, float]:
-        t0 = time.perf_counter()
-        with torch.inference_mode(), autocast:
-            for _ in range(ppo.n_steps):
-                shadow(step_obs)
-        t1 = time.perf_counter()
-        for _ in range(ppo.n_epochs):
-            perm = torch.randperm(samples, device=device)
-            for i in range(n_minibatches):
-                with autocast:
-                    logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
-                (logits.float().mean() + value.float().mean()).backward()
-                shadow.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return t1 - t0, time.perf_counter() - t1
+        return time_network_bound(shadow, ppo, step_obs, obs_all, device)
 
     def on_update(update: int, m: dict) -> None:
         b_rollout, b_update = bound()

@@ -42,7 +42,7 @@ try:
 except ImportError as exc:  # pragma: no cover - a bench-only dependency
     raise SystemExit(f"this benchmark needs sb3-contrib: pip install 'exitcore[bench]' ({exc})") from None
 
-from bench_ppo_compute import cpu_model  # noqa: E402 - same folder
+from bench_ppo_compute import cpu_model, time_network_bound  # noqa: E402 - same folder
 
 
 # --------------------------------------------------------------------------- the environment
@@ -158,22 +158,8 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
         done = time.perf_counter()
         return timer.t_end - timer.t_start, done - timer.t_end
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
-
     def bound() -> tuple[float, float]:
-        t0 = time.perf_counter()
-        with torch.inference_mode(), autocast:
-            for _ in range(ppo.n_steps):
-                shadow(step_obs)
-        t1 = time.perf_counter()
-        for _ in range(ppo.n_epochs):
-            perm = torch.randperm(samples)
-            for i in range(samples // ppo.batch_size):
-                with autocast:
-                    logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
-                (logits.float().mean() + value.float().mean()).backward()
-                shadow.zero_grad(set_to_none=True)
-        return t1 - t0, time.perf_counter() - t1
+        return time_network_bound(shadow, ppo, step_obs, obs_all, torch.device("cpu"))
 
     def on_update(update: int, m: dict[str, Any]) -> None:
         sb3_r, sb3_u = sb3_update()

@@ -109,8 +109,6 @@ class VecExitEnv:
         self.generator.manual_seed(seed)
         self._checked = False
         self._strict = self.device.type == "cpu"  # CPU: range-check actions every step (no sync cost)
-        self._cost_unit_num = 2 * costs.half_spread_slip + costs.commission
-        self._be_offset = costs.half_spread_slip + costs.commission
         self._reset_stats()
         if auto_reset and compile:
             # Compiled: decision 0 of every trade is computed once, and auto-reset selects rows
@@ -144,8 +142,8 @@ class VecExitEnv:
         done = reason != int(ExitReason.OPEN)
         level = t.entry_level[trade]
         # Trades closed on their entry bar (sweep mode only) start finished with that outcome.
-        gross = torch.where(done, d * (level - entry_open) / entry, zeros_f)
-        cost = torch.where(done, self._cost_unit_num / entry, zeros_f)
+        gross = torch.where(done, self.costs.gross_per_unit(level, entry_open, entry, d), zeros_f)
+        cost = torch.where(done, self.costs.cost_per_unit(entry), zeros_f)
         return EnvState(
             trade=trade,
             bar=e,
@@ -301,7 +299,7 @@ class VecExitEnv:
         q_decision = torch.where(is_exit, s.size, torch.where(is_partial, cfg.partial_fraction * s.size, torch.zeros_like(s.size)))
         dist = d * (price - stop)
         cand_tight = price - d * (cfg.tighten_factor * dist)
-        breakeven = entry + d * self._be_offset
+        breakeven = self.costs.breakeven_level(entry, d)
         tighten = (a == A.TIGHTEN_SL) & (dist > 0) & (d * (cand_tight - stop) > 0)
         trail = (a == A.TRAIL_BE) & (s.upnl > 0) & (d * (breakeven - stop) > 0)
         new_stop = torch.where(tighten, cand_tight, torch.where(trail, breakeven, stop))
@@ -322,12 +320,13 @@ class VecExitEnv:
         q_hit = torch.where(hit, size2, torch.zeros_like(size2))
         done = agent_done | forced | hit
 
-        gross = (q_close * d * (price - entry_open) + q_hit * d * (level - entry_open)) / entry
-        cost = (q_close + q_hit) * (self._cost_unit_num / entry)
+        costs = self.costs  # every fill and PnL formula lives in exitcore/costs.py
+        gross = q_close * costs.gross_per_unit(price, entry_open, entry, d) + q_hit * costs.gross_per_unit(level, entry_open, entry, d)
+        cost = (q_close + q_hit) * costs.cost_per_unit(entry)
         size3 = size2 - q_hit
         next_price = m.close[nb]
-        mtm_before = s.size * d * (price - entry_open) / entry
-        mtm_after = torch.where(done, torch.zeros_like(price), size3 * d * (next_price - entry_open) / entry)
+        mtm_before = s.size * costs.gross_per_unit(price, entry_open, entry, d)
+        mtm_after = torch.where(done, torch.zeros_like(price), size3 * costs.gross_per_unit(next_price, entry_open, entry, d))
 
         reason = torch.where(
             agent_done,

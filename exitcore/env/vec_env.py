@@ -110,19 +110,54 @@ class VecExitEnv:
         self._checked = False
         self._strict = self.device.type == "cpu"  # CPU: range-check actions every step (no sync cost)
         self._reset_stats()
-        if auto_reset and compile:
-            # Compiled: decision 0 of every trade is computed once, and auto-reset selects rows
-            # of these packed tables (one gather and one select per dtype) instead of
-            # rebuilding every field for every environment. Eager keeps per-field tensors:
-            # there, ops on the column views of a packed table cost more than they save.
+        # Compiled training mode keeps the state *packed* between steps: three row-major tables
+        # (float64, int64, bool; see EnvState.pack), so the compiled step has a handful of
+        # tensor inputs and outputs instead of two per field (each costs guard checks and a
+        # buffer per call), and auto-reset selects rows of a per-trade decision-0 table (one
+        # gather and one select per dtype) instead of rebuilding and merging every field.
+        # Eager keeps per-field tensors: there, ops on the column views of a packed table
+        # cost more than they save. Plugins see named fields either way.
+        self._packed = auto_reset and compile
+        self._state_obj: EnvState | None = None
+        self._state_tables: tuple[torch.Tensor, ...] | None = None
+        if self._packed:
             fresh = self._fresh(torch.arange(trades.n, device=self.device))
             self._state_layout = EnvState.layout(fresh)
             self._fresh_tables = fresh.pack()
         self.state = self._initial_state()
-        self.after: EnvState | None = None  # the last step's post-transition state, before auto-reset
+        self.after = None  # the last step's post-transition state, before auto-reset
         # The first step runs eagerly with every output checked; later steps may run the
         # same core compiled (one fused graph: no hook calls, no Python per env).
-        self._compiled_core = torch.compile(self._core, dynamic=False, options=_compile_options()) if compile else None
+        core = self._core_packed if self._packed else self._core
+        self._compiled_core = torch.compile(core, dynamic=False, options=_compile_options()) if compile else None
+
+    # ------------------------------------------------------------------ state access
+
+    @property
+    def state(self) -> EnvState:
+        """The decision state of every environment (column views when kept packed)."""
+        if self._state_tables is not None:
+            return EnvState.unpack(self._state_tables, self._state_layout)
+        assert self._state_obj is not None
+        return self._state_obj
+
+    @state.setter
+    def state(self, value: EnvState) -> None:
+        if self._packed:
+            self._state_tables = value.pack()
+        else:
+            self._state_obj = value
+
+    @property
+    def after(self) -> EnvState | None:
+        """The last step's post-transition state, before auto-reset (``None`` before a step)."""
+        if self._after_obj is None and self._after_tables is not None:
+            self._after_obj = EnvState.unpack(self._after_tables, self._state_layout)
+        return self._after_obj
+
+    @after.setter
+    def after(self, value: EnvState | None) -> None:
+        self._after_obj, self._after_tables = value, None
 
     # ------------------------------------------------------------------ episodes
 
@@ -232,11 +267,20 @@ class VecExitEnv:
             check_actions(action, self.n_envs, self.device)
         action = action.to(torch.int64)
         fresh_trades = self._sample_trades() if self.auto_reset else None
-        core = self._compiled_core if (self._checked and self._compiled_core is not None) else self._core
-        state, after, obs, mask, reward, done, episode_return, stats_delta = core(
-            self.state, action, fresh_trades, self._episode_return
-        )
-        self.state, self.after, self._episode_return = state, after, episode_return
+        compiled = self._checked and self._compiled_core is not None
+        if self._packed:
+            core = self._compiled_core if compiled else self._core_packed
+            tables, after_tables, obs, mask, reward, done, episode_return, stats_delta = core(
+                self._state_tables, action, fresh_trades, self._episode_return
+            )
+            self._state_tables, self._after_obj, self._after_tables = tables, None, after_tables
+        else:
+            core = self._compiled_core if compiled else self._core
+            state, after, obs, mask, reward, done, episode_return, stats_delta = core(
+                self.state, action, fresh_trades, self._episode_return
+            )
+            self.state, self.after = state, after
+        self._episode_return = episode_return
         self._stats_vec += stats_delta
         self._checked = True
         return obs, mask, reward, done
@@ -251,19 +295,10 @@ class VecExitEnv:
         """One step as a pure function of tensors (what ``torch.compile`` sees)."""
         after, blocked_by = self._transition(before, action)
         reward = self._reward(before, after)
-        if self.auto_reset and not hasattr(self, "_fresh_tables"):
+        if self.auto_reset:
             live = None
             done = after.done
             state = self._fresh(fresh_trades).where(done, after)
-        elif self.auto_reset:
-            live = None
-            done = after.done
-            column = done[:, None]
-            state = EnvState.unpack(
-                tuple(torch.where(column, fresh[fresh_trades], cont)  # type: ignore[arg-type]
-                      for fresh, cont in zip(self._fresh_tables, after.pack())),
-                self._state_layout,
-            )
         else:
             live = ~before.done
             after = after.where(live, before)
@@ -275,6 +310,28 @@ class VecExitEnv:
         if self.auto_reset:
             episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
         return state, after, self.observe(state), self.action_mask(state), reward.to(torch.float32), done, episode_return, stats_delta
+
+    def _core_packed(
+        self,
+        tables: tuple[torch.Tensor, ...],
+        action: torch.Tensor,
+        fresh_trades: torch.Tensor,
+        episode_return: torch.Tensor,
+    ) -> tuple[Any, ...]:
+        """:meth:`_core` for training mode on packed state tables (the compiled path)."""
+        before = EnvState.unpack(tables, self._state_layout)
+        after, blocked_by = self._transition(before, action)
+        reward = self._reward(before, after)
+        after_tables = after.pack()
+        done = after.done
+        column = done[:, None]
+        state_tables = tuple(torch.where(column, fresh[fresh_trades], cont) for fresh, cont in zip(self._fresh_tables, after_tables))
+        state = EnvState.unpack(state_tables, self._state_layout)  # type: ignore[arg-type]
+        episode_return = episode_return + reward
+        stats_delta = self._stats_delta(action, after, episode_return, blocked_by, None)
+        episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
+        obs, mask = self.observe(state), self.action_mask(state)
+        return state_tables, after_tables, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta
 
     def _transition(self, s: EnvState, action: torch.Tensor) -> tuple[EnvState, list[torch.Tensor]]:
         """Guards, execution at the decision close, forced close, evolution through the next bar."""

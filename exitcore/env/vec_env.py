@@ -22,15 +22,14 @@ from typing import Any
 import torch
 
 from exitcore import actions as A
-from exitcore.actions import ACTION_NAMES, N_ACTIONS
+from exitcore.actions import N_ACTIONS
 from exitcore.config import EnvConfig
 from exitcore.costs import CostModel
 from exitcore.env.components import EnvComponents, check_actions, check_mask_rows, check_tensor
 from exitcore.env.state import EnvState
+from exitcore.env.statistics import StepStatistics, step_codes, step_sums
 from exitcore.episodes import MarketTensors, TradeTable
-from exitcore.timeline import EXIT_REASON_NAMES, ExitReason, bar_outcome
-
-_N_REASONS = len(ExitReason)
+from exitcore.timeline import ExitReason, bar_outcome
 
 
 def _compile_options() -> dict[str, Any] | None:
@@ -44,24 +43,6 @@ def _compile_options() -> dict[str, Any] | None:
     import torch._inductor.config as inductor_config
 
     return {"cpp.enable_loop_tail_vec": False} if hasattr(inductor_config.cpp, "enable_loop_tail_vec") else None
-
-
-def _is_compiling() -> bool:
-    is_compiling = getattr(torch.compiler, "is_compiling", None)
-    return bool(is_compiling()) if is_compiling is not None else False
-
-
-def _weighted_counts(idx: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
-    """``out[j] = sum(weight[idx == j])`` for ``j < n`` (eager: one scatter-add)."""
-    return torch.zeros(n, dtype=torch.float64, device=idx.device).index_add(0, idx, weight)
-
-
-def _weighted_counts_compiled(idx: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
-    """The same as a one-hot reduction: inductor's CPU kernels turn ``index_add`` into atomic
-    adds, which cost ~0.2 ms per call at 4096 envs with two threads; a reduction costs ~20 us.
-    The weights are 0/1 so both sums are exact and equal."""
-    onehot = idx[:, None] == torch.arange(n, device=idx.device)[None, :]
-    return (onehot.to(weight.dtype) * weight[:, None]).sum(dim=0)
 
 
 class VecExitEnv:
@@ -281,7 +262,7 @@ class VecExitEnv:
             )
             self.state, self.after = state, after
         self._episode_return = episode_return
-        self._stats_vec += stats_delta
+        self._stats.add(*stats_delta)
         self._checked = True
         return obs, mask, reward, done
 
@@ -306,7 +287,7 @@ class VecExitEnv:
             done = after.done & live
             state = after
         episode_return = episode_return + reward
-        stats_delta = self._stats_delta(action, after, episode_return, blocked_by, live)
+        stats_delta = (step_codes(action, after, live), step_sums(action, after, episode_return, blocked_by, live))
         if self.auto_reset:
             episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
         return state, after, self.observe(state), self.action_mask(state), reward.to(torch.float32), done, episode_return, stats_delta
@@ -328,7 +309,7 @@ class VecExitEnv:
         state_tables = tuple(torch.where(column, fresh[fresh_trades], cont) for fresh, cont in zip(self._fresh_tables, after_tables))
         state = EnvState.unpack(state_tables, self._state_layout)  # type: ignore[arg-type]
         episode_return = episode_return + reward
-        stats_delta = self._stats_delta(action, after, episode_return, blocked_by, None)
+        stats_delta = (step_codes(action, after, None), step_sums(action, after, episode_return, blocked_by, None))
         episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
         obs, mask = self.observe(state), self.action_mask(state)
         return state_tables, after_tables, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta
@@ -437,88 +418,17 @@ class VecExitEnv:
 
     # ------------------------------------------------------------------ statistics
 
-    def _stat_layout(self) -> dict[str, slice]:
-        sizes = {
-            "sampled": N_ACTIONS,
-            "executed": N_ACTIONS,
-            "blocked": N_ACTIONS,
-            "guard_blocks": len(self.components.guards),
-            "reasons": _N_REASONS,
-            "episodes": 1,
-            "return_sum": 1,
-            "length_sum": 1,
-            "ambiguous": 1,
-            "decisions": 1,
-        }
-        layout, at = {}, 0
-        for name, size in sizes.items():
-            layout[name] = slice(at, at + size)
-            at += size
-        return layout
-
     def _reset_stats(self) -> None:
-        # All counters live in one float64 vector on the device: one add per step, one copy
-        # to the host per update.
-        self._layout = self._stat_layout()
-        width = max(sl.stop for sl in self._layout.values())
-        self._stats_vec = torch.zeros(width, dtype=torch.float64, device=self.device)
+        self._stats = StepStatistics([g.name for g in self.components.guards], self.device)
         self._episode_return = torch.zeros(self.n_envs, dtype=torch.float64, device=self.device)
-
-    def _stats_delta(
-        self,
-        sampled: torch.Tensor,
-        after: EnvState,
-        episode_return: torch.Tensor,
-        blocked_by: list[torch.Tensor],
-        live: torch.Tensor | None,
-    ) -> torch.Tensor:
-        w = torch.ones_like(episode_return) if live is None else live.to(torch.float64)
-        ended = after.done.to(torch.float64) * w
-        counts = _weighted_counts_compiled if _is_compiling() else _weighted_counts
-        acting = (sampled != A.HOLD).to(torch.float64) * w
-        parts = [
-            counts(sampled, w, N_ACTIONS),
-            counts(after.action, w, N_ACTIONS),
-            counts(sampled, after.blocked.to(torch.float64) * w, N_ACTIONS),
-            *[(b.to(torch.float64) * acting).sum().reshape(1) for b in blocked_by],
-            counts(after.exit_reason, ended, _N_REASONS),
-            ended.sum().reshape(1),
-            (episode_return * ended).sum().reshape(1),
-            (after.bars_held.to(torch.float64) * ended).sum().reshape(1),
-            (after.ambiguous.to(torch.float64) * ended).sum().reshape(1),
-            w.sum().reshape(1),
-        ]
-        return torch.cat(parts)
 
     def episode_stats(self, reset: bool = True) -> dict[str, Any]:
         """Statistics since the last call (one host sync): episodes, mean return and length,
-        action fractions, blocked rates per action and per guard, exit reasons, ambiguous bars."""
-        vec = self._stats_vec.cpu()
-        st = {k: vec[sl] for k, sl in self._layout.items()}
-        episodes = float(st["episodes"][0])
-        decisions = float(st["decisions"][0])
-        sampled = st["sampled"]
-        out: dict[str, Any] = {
-            "episodes": int(episodes),
-            "decisions": int(decisions),
-            "ep_return_mean": float(st["return_sum"][0]) / episodes if episodes else float("nan"),
-            "ep_length_mean": float(st["length_sum"][0]) / episodes if episodes else float("nan"),
-            "action_frac": {n: float(sampled[i]) / decisions if decisions else 0.0 for i, n in enumerate(ACTION_NAMES)},
-            "blocked_rate": {
-                n: float(st["blocked"][i]) / float(sampled[i]) if float(sampled[i]) else 0.0
-                for i, n in enumerate(ACTION_NAMES)
-                if i != A.HOLD
-            },
-            "blocked_total_rate": float(st["blocked"].sum()) / decisions if decisions else 0.0,
-            "guard_blocks": {g.name: int(st["guard_blocks"][i]) for i, g in enumerate(self.components.guards)},
-            "exit_reasons": {
-                EXIT_REASON_NAMES[i]: float(st["reasons"][i]) / episodes if episodes else 0.0
-                for i in range(1, _N_REASONS)
-            },
-            "ambiguous_exits": int(st["ambiguous"][0]),
-        }
+        action fractions, blocked rates per action and per guard, exit reasons, ambiguous bars
+        (see :meth:`exitcore.env.statistics.StepStatistics.summary`)."""
+        out = self._stats.summary()
         if reset:
-            self._stats_vec.zero_()  # episodes in flight keep their running return
+            self._stats.reset()  # episodes in flight keep their running return
         return out
 
     # ------------------------------------------------------------------ checkpoints
@@ -529,7 +439,7 @@ class VecExitEnv:
             "state": {k: v.clone() for k, v in self.state.tensors().items()},
             "generator": self.generator.get_state(),
             "episode_return": self._episode_return.clone(),
-            "stats": self._stats_vec.clone(),
+            "stats": self._stats.state_dict(),
             "checked": self._checked,
         }
 
@@ -538,5 +448,5 @@ class VecExitEnv:
         self.state = EnvState.from_tensors({k: v.to(self.device) for k, v in data["state"].items()})
         self.generator.set_state(data["generator"])
         self._episode_return = data["episode_return"].to(self.device)
-        self._stats_vec = data["stats"].to(self.device)
+        self._stats.load_state_dict(data["stats"])
         self._checked = bool(data.get("checked", False))

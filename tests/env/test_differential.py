@@ -446,7 +446,9 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
     idx = np.arange(n_envs)
     rng = np.random.default_rng(seed)
     returns = np.zeros(n_envs)
-    ended_returns, ended_lengths, ended_reasons = [], [], []
+    ended_returns, ended_lengths, ended_reasons, ended_ambiguous = [], [], [], []
+    sampled_count, blocked_count = np.zeros(N_ACTIONS, int), np.zeros(N_ACTIONS, int)
+    guard_count = np.zeros(len(cfg.guards), int)
     for step in range(n_steps):
         assert all(e.decidable for e in eps), "training mode handed out a trade the agent cannot act on"
         before = env.state
@@ -458,10 +460,15 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
         recs = [e.step(int(a)) for e, a in zip(eps, action)]
         compare_step(chk, step, idx, recs, before, env.after, reward, done, env.components.rewards)
         returns += [r.reward for r in recs]
+        for r in recs:
+            sampled_count[r.sampled] += 1
+            blocked_count[r.sampled] += r.blocked
+            guard_count += np.asarray(r.guard_blocks, dtype=int) * (r.sampled != HOLD)
         for i in np.flatnonzero(_np(done)):
             ended_returns.append(returns[i])
             ended_lengths.append(recs[i].bars_held)
             ended_reasons.append(recs[i].exit_reason)
+            ended_ambiguous.append(eps[i].ambiguous)
             returns[i] = 0.0
             eps[i] = new_episode(RefEpisode, market, cfg, rows, int(env.state.trade[i]))
     stats = env.episode_stats()
@@ -474,6 +481,14 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
         for reason in range(1, len(ExitReason)):
             name = EXIT_REASON_NAMES[reason]
             chk.close(f"stats exit_reasons[{name}]", -1, one, [stats["exit_reasons"][name]], [np.mean(np.array(ended_reasons) == reason)])
+    chk.equal("stats ambiguous_exits", -1, one, [stats["ambiguous_exits"]], [sum(ended_ambiguous)])
+    for a, name in enumerate(ACTION_NAMES):
+        chk.close(f"stats action_frac[{name}]", -1, one, [stats["action_frac"][name]], [sampled_count[a] / (n_envs * n_steps)])
+        if a != HOLD:
+            want = blocked_count[a] / sampled_count[a] if sampled_count[a] else 0.0
+            chk.close(f"stats blocked_rate[{name}]", -1, one, [stats["blocked_rate"][name]], [want])
+    for g, spec in enumerate(cfg.guards):
+        chk.equal(f"stats guard_blocks[{spec.name}]", -1, one, [stats["guard_blocks"][spec.name]], [int(guard_count[g])])
     chk.raise_if_any()
     return {"episodes": len(ended_returns), "steps": n_envs * n_steps}
 

@@ -115,8 +115,9 @@ def check_mask_rows(mask: torch.Tensor, what: str) -> None:
                           f"HOLD must stay allowed")
 
 
-def check_actions(action: Any, n_envs: int, device: torch.device) -> None:
-    """Action ids must be an int64 tensor ``[n_envs]`` of valid :class:`Action` values."""
+def check_actions(action: Any, n_envs: int, device: torch.device, values: bool = True) -> None:
+    """Action ids must be an int64 tensor ``[n_envs]`` of valid :class:`Action` values
+    (``values=False``: check the type, shape and device only, not the ids)."""
     if not isinstance(action, torch.Tensor) or action.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"actions must be an int64 tensor of shape [{n_envs}], got {type(action).__name__}"
                          f"{'' if not isinstance(action, torch.Tensor) else ' of dtype ' + str(action.dtype)}")
@@ -124,6 +125,8 @@ def check_actions(action: Any, n_envs: int, device: torch.device) -> None:
         raise ValueError(f"actions must have shape [{n_envs}], got {tuple(action.shape)}")
     if action.device.type != device.type:
         raise ValueError(f"actions are on {action.device} but the environment is on {device}")
+    if not values:
+        return
     bad = (action < 0) | (action >= N_ACTIONS)
     if bool(bad.any()):
         example = action[bad][:3].tolist()

@@ -25,6 +25,7 @@ from exitcore import actions as A
 from exitcore.actions import N_ACTIONS
 from exitcore.config import EnvConfig
 from exitcore.costs import CostModel
+from exitcore.env import sampling
 from exitcore.env.components import EnvComponents, check_actions, check_mask_rows, check_tensor
 from exitcore.env.state import EnvState
 from exitcore.env.statistics import StepStatistics, step_codes, step_sums
@@ -86,8 +87,7 @@ class VecExitEnv:
         self.n_envs = int(n_envs if auto_reset else self.trade_pool.numel())
         self.obs_dim = components.obs_dim
         self.feature_names = components.feature_names
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        self._key = sampling.new_key(seed, self.device)  # the trade draws' stream (exitcore/env/sampling.py)
         self._checked = False
         self._strict = self.device.type == "cpu"  # CPU: range-check actions every step (no sync cost)
         self._reset_stats()
@@ -193,19 +193,22 @@ class VecExitEnv:
             step_mtm=zeros_f,
         )
 
-    def _sample_trades(self) -> torch.Tensor:
-        # Draw for every env on every step so the generator advances identically whatever
-        # finished: determinism and exact resume do not depend on the done pattern.
-        idx = torch.randint(0, self.trade_pool.numel(), (self.n_envs,), generator=self.generator, device=self.device)
-        return self.trade_pool[idx]
+    def _draw_trades(self, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A trade for every env (finished or not, so the stream does not depend on which
+        episodes ended) and the advanced key: pure tensor code, runs in the compiled step."""
+        idx, key = sampling.draw(key, self.n_envs, self.trade_pool.numel())
+        return self.trade_pool[idx], key
 
     def _initial_state(self) -> EnvState:
-        return self._fresh(self._sample_trades() if self.auto_reset else self.trade_pool.clone())
+        if not self.auto_reset:
+            return self._fresh(self.trade_pool.clone())
+        trades, self._key = self._draw_trades(self._key)
+        return self._fresh(trades)
 
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Start every environment on a new episode; returns ``(obs, mask)``."""
         if seed is not None:
-            self.generator.manual_seed(seed)
+            self._key = sampling.new_key(seed, self.device)
         self._reset_stats()
         self.state = self._initial_state()
         self.after = None
@@ -244,24 +247,31 @@ class VecExitEnv:
         mode, ``obs``/``mask`` already belong to the next episode. ``self.after`` keeps the
         post-transition state of this step (before any reset) for evaluation.
         """
-        if self._strict or not self._checked:
-            check_actions(action, self.n_envs, self.device)
-        action = action.to(torch.int64)
-        fresh_trades = self._sample_trades() if self.auto_reset else None
         compiled = self._checked and self._compiled_core is not None
+        if self._strict or not self._checked:
+            # The compiled step range-checks the ids inside its kernel (its `invalid` output).
+            check_actions(action, self.n_envs, self.device, values=not compiled)
+        action = action.to(torch.int64)
+        key = self._key if self.auto_reset else None
         if self._packed:
             core = self._compiled_core if compiled else self._core_packed
-            tables, after_tables, obs, mask, reward, done, episode_return, stats_delta = core(
-                self._state_tables, action, fresh_trades, self._episode_return
+            tables, after_tables, obs, mask, reward, done, episode_return, stats_delta, key, invalid = core(
+                self._state_tables, action, key, self._episode_return
             )
+            if compiled and self._strict and bool(invalid):
+                check_actions(action, self.n_envs, self.device)  # raises, naming the ids; nothing was kept
             self._state_tables, self._after_obj, self._after_tables = tables, None, after_tables
         else:
             core = self._compiled_core if compiled else self._core
-            state, after, obs, mask, reward, done, episode_return, stats_delta = core(
-                self.state, action, fresh_trades, self._episode_return
+            state, after, obs, mask, reward, done, episode_return, stats_delta, key, invalid = core(
+                self.state, action, key, self._episode_return
             )
+            if compiled and self._strict and bool(invalid):
+                check_actions(action, self.n_envs, self.device)
             self.state, self.after = state, after
         self._episode_return = episode_return
+        if self.auto_reset:
+            self._key = key
         self._stats.add(*stats_delta)
         self._checked = True
         return obs, mask, reward, done
@@ -270,15 +280,17 @@ class VecExitEnv:
         self,
         before: EnvState,
         action: torch.Tensor,
-        fresh_trades: torch.Tensor | None,
+        key: torch.Tensor | None,
         episode_return: torch.Tensor,
-    ) -> tuple[EnvState, EnvState, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[Any, ...]:
         """One step as a pure function of tensors (what ``torch.compile`` sees)."""
         after, blocked_by = self._transition(before, action)
         reward = self._reward(before, after)
         if self.auto_reset:
+            assert key is not None
             live = None
             done = after.done
+            fresh_trades, key = self._draw_trades(key)
             state = self._fresh(fresh_trades).where(done, after)
         else:
             live = ~before.done
@@ -290,13 +302,15 @@ class VecExitEnv:
         stats_delta = (step_codes(action, after, live), step_sums(action, after, episode_return, blocked_by, live))
         if self.auto_reset:
             episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
-        return state, after, self.observe(state), self.action_mask(state), reward.to(torch.float32), done, episode_return, stats_delta
+        obs, mask = self.observe(state), self.action_mask(state)
+        invalid = ((action < 0) | (action >= N_ACTIONS)).any()
+        return state, after, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, key, invalid
 
     def _core_packed(
         self,
         tables: tuple[torch.Tensor, ...],
         action: torch.Tensor,
-        fresh_trades: torch.Tensor,
+        key: torch.Tensor,
         episode_return: torch.Tensor,
     ) -> tuple[Any, ...]:
         """:meth:`_core` for training mode on packed state tables (the compiled path)."""
@@ -306,13 +320,15 @@ class VecExitEnv:
         after_tables = after.pack()
         done = after.done
         column = done[:, None]
+        fresh_trades, key = self._draw_trades(key)
         state_tables = tuple(torch.where(column, fresh[fresh_trades], cont) for fresh, cont in zip(self._fresh_tables, after_tables))
         state = EnvState.unpack(state_tables, self._state_layout)  # type: ignore[arg-type]
         episode_return = episode_return + reward
         stats_delta = (step_codes(action, after, None), step_sums(action, after, episode_return, blocked_by, None))
         episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
         obs, mask = self.observe(state), self.action_mask(state)
-        return state_tables, after_tables, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta
+        invalid = ((action < 0) | (action >= N_ACTIONS)).any()
+        return state_tables, after_tables, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, key, invalid
 
     def _transition(self, s: EnvState, action: torch.Tensor) -> tuple[EnvState, list[torch.Tensor]]:
         """Guards, execution at the decision close, forced close, evolution through the next bar."""
@@ -437,7 +453,7 @@ class VecExitEnv:
         """Everything needed to continue exactly: env states, RNG, running returns, stats."""
         return {
             "state": {k: v.clone() for k, v in self.state.tensors().items()},
-            "generator": self.generator.get_state(),
+            "trade_draws": self._key.clone(),
             "episode_return": self._episode_return.clone(),
             "stats": self._stats.state_dict(),
             "checked": self._checked,
@@ -446,7 +462,10 @@ class VecExitEnv:
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` captured."""
         self.state = EnvState.from_tensors({k: v.to(self.device) for k, v in data["state"].items()})
-        self.generator.set_state(data["generator"])
+        if "trade_draws" not in data:
+            raise ValueError("this environment checkpoint predates counter-based trade draws (exitcore 2026-11-26) "
+                             "and cannot be continued exactly; start a new run")
+        self._key = data["trade_draws"].to(self.device)
         self._episode_return = data["episode_return"].to(self.device)
         self._stats.load_state_dict(data["stats"])
         self._checked = bool(data.get("checked", False))

@@ -1,0 +1,52 @@
+"""Counter-based random draws of the trades that start new episodes.
+
+Training mode draws a trade for every environment on every step (finished or not, so the
+stream does not depend on which episodes ended). The draw is a pure function of
+``(seed, step counter, environment index)``: a 32-bit integer hash, written with int64 tensor
+operations only. So the draws
+
+* run inside the compiled step (fused into its kernel; ``torch.randint`` with a generator
+  cannot be traced, and as a separate op it cost 4 % of a compiled step at 4096 envs),
+* are the same eagerly and compiled, and on CPU and CUDA,
+* resume exactly from two integers (seed and counter) in a checkpoint.
+
+The mixer is Chris Wellons' ``lowbias32`` (https://nullprogram.com/blog/2018/07/31/), a
+bijection on 32-bit integers with low avalanche bias. Products are formed from 16-bit halves
+so no int64 operation overflows (signed overflow is undefined in the C++ that inductor emits).
+"""
+
+from __future__ import annotations
+
+import torch
+
+_M32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: spreads consecutive counters and env indices
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """``(x * c) mod 2**32`` for ``0 <= x < 2**32`` and a constant ``0 <= c < 2**32``, without overflow."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+
+def _lowbias32(x: torch.Tensor) -> torch.Tensor:
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def new_key(seed: int, device: torch.device) -> torch.Tensor:
+    """A fresh stream: int64 ``[seed mod 2**32, counter 0]`` on ``device``."""
+    return torch.tensor([seed & _M32, 0], dtype=torch.int64, device=device)
+
+
+def draw(key: torch.Tensor, n: int, high: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` indices uniform in ``[0, high)`` for the key's current counter, and the key advanced
+    by one (pure tensor code; ``high < 2**31``). Bias from the 32-bit hash: below ``high / 2**32``."""
+    seed, counter = key[0], key[1]
+    base = _lowbias32(_lowbias32(seed) ^ _mul32(counter & _M32, _GOLDEN))
+    env = torch.arange(n, dtype=torch.int64, device=key.device)
+    h = _lowbias32((base + _mul32(env, _GOLDEN)) & _M32)
+    h = _lowbias32(h ^ base)  # a second round: consecutive envs and counters decorrelate fully
+    return (h * high) >> 32, torch.stack([seed, counter + 1])

@@ -127,6 +127,12 @@ class CostConfig:
     account_currency: str = attrs.field(default="USD", validator=non_empty_str)
 
 
+
+#: ``ppo.compile = "auto"`` compiles the CPU environment for runs this long: compiling takes
+#: 2-15 s once, and saves ~3 us per env-step at 256 envs (docs/benchmarks.md), so it pays off
+#: from about 4 M steps (a full v4 run is 15 M; the README's quick budget 262 k).
+COMPILE_AUTO_CPU_STEPS = 4_000_000
+
 @attrs.frozen
 class PPOConfig:
     """Masked PPO hyperparameters (design.md §5)."""
@@ -164,8 +170,15 @@ class PPOConfig:
     device: str = attrs.field(default="auto", validator=one_of(["auto", "cpu", "cuda"]))
     #: write a checkpoint every this many updates (the final one is always written)
     checkpoint_every: int = attrs.field(default=10, validator=positive_int)
-    #: compile the environment step with torch.compile ("auto": on CUDA only)
+    #: compile the environment step with torch.compile ("auto": on CUDA, and on CPU for runs of
+    #: at least COMPILE_AUTO_CPU_STEPS steps, where the faster step repays the compilation)
     compile: str = attrs.field(default="auto", validator=one_of(["auto", "on", "off"]))
+
+    def compiles_env(self, device_type: str) -> bool:
+        """Whether training compiles the environment step on a device of this type."""
+        if self.compile != "auto":
+            return self.compile == "on"
+        return device_type == "cuda" or self.total_timesteps >= COMPILE_AUTO_CPU_STEPS
 
     def __attrs_post_init__(self) -> None:
         if self.batch_size > self.n_envs * self.n_steps:

@@ -316,7 +316,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
 
     cfg = info.resolved.config
     ppo = cfg.ppo
-    compile_env = ppo.compile == "on" or (ppo.compile == "auto" and device.type == "cuda")
+    compile_env = ppo.compiles_env(device.type)
     env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
     policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions)
     last_beat = [time.monotonic()]

@@ -4,8 +4,9 @@ and the per-env baseline (the scalar reference as a ``gymnasium.Env`` in ``SyncV
 Run timed with ``python -m pytest tests/bench/test_bench_env.py --benchmark-enable``; each
 round is ``STEPS`` steps (training mode, auto-reset, random actions) and ``extra_info`` records
 the env-steps/s. In the normal test run (``--benchmark-disable``) each case runs once, un-timed,
-at a reduced size, as a smoke test of the benchmark itself. ``benchmarks/bench_env.py`` adds
-the compiled env and prints the ratios; figures are in docs/benchmarks.md.
+at a reduced size, as a smoke test of the benchmark itself (the compiled case at one size).
+``benchmarks/bench_env.py`` prints the same side by side with the ratios; figures are in
+docs/benchmarks.md.
 
 (``tests/`` is on ``sys.path`` in every pytest run, through the rootdir conftest, so the env
 test helpers import as ``env.*``.)
@@ -35,15 +36,20 @@ def built(data):
     return build(*data, v4_config())
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("n_envs", SIZES)
-def test_bench_vec_env_steps(benchmark, built, n_envs: int) -> None:
-    """``STEPS`` steps of a training-mode VecExitEnv (eager), v4 plugin set."""
+def test_bench_vec_env_steps(benchmark, built, n_envs: int, compile: bool) -> None:
+    """``STEPS`` steps of a training-mode VecExitEnv (eager or ``compile=True``), v4 plugin set."""
+    if compile and not benchmark.enabled and n_envs != SIZES[1]:
+        pytest.skip("un-timed, the compiled case runs at one size only (each size compiles anew)")
     n = n_envs if benchmark.enabled else REDUCED
-    env = env_from(built, n_envs=n, auto_reset=True, seed=0)
+    env = env_from(built, n_envs=n, auto_reset=True, seed=0, compile=compile)
     env.reset(seed=0)
     gen = torch.Generator().manual_seed(0)
     actions = torch.randint(0, 5, (STEPS, n), generator=gen)
-    env.step(actions[0])  # the first step checks every component's output; keep it out of the timing
+    # The first step checks every component's output, the second compiles: keep both out of the timing.
+    env.step(actions[0])
+    env.step(actions[1])
 
     def run() -> torch.Tensor:
         for t in range(STEPS):

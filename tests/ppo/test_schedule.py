@@ -28,3 +28,13 @@ def test_schedules_follow_the_config_and_resume_from_their_position():
     constant = Schedules(PPOConfig(learning_rate=1e-3), total_timesteps=200)
     constant.advance(190)
     assert constant.values()["learning_rate"] == 1e-3
+
+
+def test_compile_auto_compiles_on_cuda_and_for_long_cpu_runs():
+    from exitcore.config import COMPILE_AUTO_CPU_STEPS
+
+    short, long = PPOConfig(total_timesteps=262_144), PPOConfig(total_timesteps=COMPILE_AUTO_CPU_STEPS)
+    assert not short.compiles_env("cpu") and short.compiles_env("cuda")
+    assert long.compiles_env("cpu")
+    assert not PPOConfig(total_timesteps=COMPILE_AUTO_CPU_STEPS, compile="off").compiles_env("cuda")
+    assert PPOConfig(total_timesteps=1_000, compile="on").compiles_env("cpu")

@@ -126,6 +126,34 @@ def test_adapter_matches_the_wrapped_env(data) -> None:
         np.testing.assert_array_equal(env.action_masks(), mask_r.numpy())
 
 
+def test_adapter_over_the_compiled_env_reports_the_same_episodes(data) -> None:
+    """The compiled env keeps its state packed; the final infos (read from ``env.after``) and
+    everything else come out as over the eager env."""
+    pytest.importorskip("torch._inductor")
+    bars, trades = data
+    eager = adapter(data, seed=4)
+    try:
+        compiled = GymVecExitEnv(make_env(bars, trades, CFG, n_envs=N, auto_reset=True, seed=4, compile=True))
+        compiled.reset(seed=7)
+    except Exception as exc:  # no C++ toolchain for inductor on this machine
+        pytest.skip(f"torch.compile unavailable: {exc}")
+    eager.reset(seed=7)
+    rng = np.random.default_rng(2)
+    ended = 0
+    for _ in range(40):
+        actions = masked_random_actions(rng, eager.action_masks())
+        obs_e, rew_e, term_e, _, info_e = eager.step(actions)
+        obs_c, rew_c, term_c, _, info_c = compiled.step(actions)
+        np.testing.assert_allclose(obs_c, obs_e, atol=1e-6)
+        np.testing.assert_allclose(rew_c, rew_e, atol=1e-6)
+        np.testing.assert_array_equal(term_c, term_e)
+        if term_e.any():
+            ended += int(term_e.sum())
+            for key, value in info_e["final_info"].items():
+                np.testing.assert_allclose(info_c["final_info"][key][term_e], value[term_e], rtol=1e-9, err_msg=key)
+    assert ended > N
+
+
 def rollout(env: GymVecExitEnv, seed: int, steps: int = 60) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)

@@ -36,17 +36,25 @@ def _lowbias32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def new_key(seed: int, device: torch.device) -> torch.Tensor:
-    """A fresh stream: int64 ``[seed mod 2**32, counter 0]`` on ``device``."""
-    return torch.tensor([seed & _M32, 0], dtype=torch.int64, device=device)
+def new_key(seed: int, device: torch.device, step: int = 0) -> torch.Tensor:
+    """The stream of ``seed`` at ``step``: int64 ``[mixed seed, step x golden mod 2**32]`` on ``device``.
+
+    Both entries are stored pre-mixed so a draw costs few operations (an eager step pays ~2 us
+    per tensor operation, even on a 0-d tensor)."""
+    mixed = _lowbias32(torch.tensor(seed & _M32, dtype=torch.int64))
+    return torch.tensor([int(mixed), (step * _GOLDEN) & _M32], dtype=torch.int64, device=device)
 
 
-def draw(key: torch.Tensor, n: int, high: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` indices uniform in ``[0, high)`` for the key's current counter, and the key advanced
-    by one (pure tensor code; ``high < 2**31``). Bias from the 32-bit hash: below ``high / 2**32``."""
-    seed, counter = key[0], key[1]
-    base = _lowbias32(_lowbias32(seed) ^ _mul32(counter & _M32, _GOLDEN))
-    env = torch.arange(n, dtype=torch.int64, device=key.device)
-    h = _lowbias32((base + _mul32(env, _GOLDEN)) & _M32)
-    h = _lowbias32(h ^ base)  # a second round: consecutive envs and counters decorrelate fully
-    return (h * high) >> 32, torch.stack([seed, counter + 1])
+def env_offsets(n: int, device: torch.device) -> torch.Tensor:
+    """int64 ``[n]``: ``i x golden mod 2**32`` for environment ``i`` (computed once per env)."""
+    return _mul32(torch.arange(n, dtype=torch.int64, device=device), _GOLDEN)
+
+
+def draw(key: torch.Tensor, offsets: torch.Tensor, high: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An index uniform in ``[0, high)`` per environment (``offsets`` from :func:`env_offsets`)
+    for the key's current step, and the key advanced by one step (pure tensor code;
+    ``high < 2**31``). Bias from the 32-bit hash: below ``high / 2**32``."""
+    seed, step = key[0], key[1]
+    base = _lowbias32(seed ^ step)  # one random-looking 32-bit value per step
+    h = _lowbias32((base + offsets) & _M32)
+    return (h * high) >> 32, torch.stack([seed, (step + _GOLDEN) & _M32])

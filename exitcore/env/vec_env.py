@@ -46,6 +46,14 @@ def _compile_options() -> dict[str, Any] | None:
     return {"cpp.enable_loop_tail_vec": False} if hasattr(inductor_config.cpp, "enable_loop_tail_vec") else None
 
 
+def _invalid_ids(action: torch.Tensor) -> torch.Tensor | None:
+    """Whether any action id is out of range, computed in the compiled step only: the eager
+    step has checked the ids before it started (`check_actions`)."""
+    if not torch.compiler.is_compiling():
+        return None
+    return ((action < 0) | (action >= N_ACTIONS)).any()
+
+
 class VecExitEnv:
     """A batched trade-exit environment implementing :class:`exitcore.env.protocol.MaskedVecEnv`."""
 
@@ -88,6 +96,7 @@ class VecExitEnv:
         self.obs_dim = components.obs_dim
         self.feature_names = components.feature_names
         self._key = sampling.new_key(seed, self.device)  # the trade draws' stream (exitcore/env/sampling.py)
+        self._env_offsets = sampling.env_offsets(self.n_envs, self.device)
         self._checked = False
         self._strict = self.device.type == "cpu"  # CPU: range-check actions every step (no sync cost)
         self._reset_stats()
@@ -196,7 +205,7 @@ class VecExitEnv:
     def _draw_trades(self, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A trade for every env (finished or not, so the stream does not depend on which
         episodes ended) and the advanced key: pure tensor code, runs in the compiled step."""
-        idx, key = sampling.draw(key, self.n_envs, self.trade_pool.numel())
+        idx, key = sampling.draw(key, self._env_offsets, self.trade_pool.numel())
         return self.trade_pool[idx], key
 
     def _initial_state(self) -> EnvState:
@@ -303,7 +312,7 @@ class VecExitEnv:
         if self.auto_reset:
             episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
         obs, mask = self.observe(state), self.action_mask(state)
-        invalid = ((action < 0) | (action >= N_ACTIONS)).any()
+        invalid = _invalid_ids(action)
         return state, after, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, key, invalid
 
     def _core_packed(
@@ -327,7 +336,7 @@ class VecExitEnv:
         stats_delta = (step_codes(action, after, None), step_sums(action, after, episode_return, blocked_by, None))
         episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
         obs, mask = self.observe(state), self.action_mask(state)
-        invalid = ((action < 0) | (action >= N_ACTIONS)).any()
+        invalid = _invalid_ids(action)
         return state_tables, after_tables, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, key, invalid
 
     def _transition(self, s: EnvState, action: torch.Tensor) -> tuple[EnvState, list[torch.Tensor]]:

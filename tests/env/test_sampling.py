@@ -12,11 +12,11 @@ from exitcore.env import sampling
 
 
 def _stream(seed: int, n_envs: int, steps: int, high: int, counter: int = 0) -> np.ndarray:
-    key = sampling.new_key(seed, torch.device("cpu"))
-    key[1] = counter
+    key = sampling.new_key(seed, torch.device("cpu"), step=counter)
+    offsets = sampling.env_offsets(n_envs, torch.device("cpu"))
     out = []
     for _ in range(steps):
-        idx, key = sampling.draw(key, n_envs, high)
+        idx, key = sampling.draw(key, offsets, high)
         out.append(idx.numpy())
     return np.stack(out)
 
@@ -75,9 +75,10 @@ def test_draws_match_on_the_compiled_path():
     pytest.importorskip("torch._inductor")
     key = sampling.new_key(9, torch.device("cpu"))
     try:
-        compiled = torch.compile(lambda k: sampling.draw(k, 4096, 4729), dynamic=False)
+        offsets = sampling.env_offsets(4096, torch.device("cpu"))
+        compiled = torch.compile(lambda k: sampling.draw(k, offsets, 4729), dynamic=False)
         got, next_key = compiled(key)
     except Exception as exc:  # no C++ toolchain for inductor on this machine
         pytest.skip(f"torch.compile unavailable: {exc}")
-    want, want_key = sampling.draw(key, 4096, 4729)
+    want, want_key = sampling.draw(key, offsets, 4729)
     assert torch.equal(got, want) and torch.equal(next_key, want_key)

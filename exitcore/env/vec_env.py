@@ -262,21 +262,19 @@ class VecExitEnv:
             check_actions(action, self.n_envs, self.device, values=not compiled)
         action = action.to(torch.int64)
         key = self._key if self.auto_reset else None
-        if self._packed:
-            core = self._compiled_core if compiled else self._core_packed
-            tables, after_tables, obs, mask, reward, done, episode_return, stats_delta, key, invalid = core(
-                self._state_tables, action, key, self._episode_return
-            )
-            if compiled and self._strict and bool(invalid):
-                check_actions(action, self.n_envs, self.device)  # raises, naming the ids; nothing was kept
-            self._state_tables, self._after_obj, self._after_tables = tables, None, after_tables
+        if compiled:
+            core = self._compiled_core
         else:
-            core = self._compiled_core if compiled else self._core
-            state, after, obs, mask, reward, done, episode_return, stats_delta, key, invalid = core(
-                self.state, action, key, self._episode_return
-            )
-            if compiled and self._strict and bool(invalid):
-                check_actions(action, self.n_envs, self.device)
+            core = self._core_packed if self._packed else self._core
+        before = self._state_tables if self._packed else self.state
+        state, after, obs, mask, reward, done, episode_return, stats_delta, key, invalid = core(
+            before, action, key, self._episode_return
+        )
+        if compiled and self._strict and bool(invalid):
+            check_actions(action, self.n_envs, self.device)  # raises, naming the ids; nothing was kept
+        if self._packed:
+            self._state_tables, self._after_obj, self._after_tables = state, None, after
+        else:
             self.state, self.after = state, after
         self._episode_return = episode_return
         if self.auto_reset:

@@ -357,7 +357,10 @@ class PPOTrainer:
         self.schedules.load_state_dict(state["schedules"])
         restore_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
-        self.env.load_state_dict(state["env"])
+        try:
+            self.env.load_state_dict(state["env"])
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"the checkpoint's environment state cannot be restored: {exc}") from exc
         self.next_obs = state["next_obs"].to(self.device).clone()
         self.next_mask = state["next_mask"].to(self.device).clone()
 

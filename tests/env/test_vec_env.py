@@ -377,6 +377,15 @@ def test_training_mode_resamples_and_reports_statistics():
     assert env.episode_stats()["decisions"] == 0  # reset after reading
 
 
+def test_state_dict_without_the_trade_draws_is_refused_with_a_reason():
+    env = _training_env(seed=1, n_envs=8)
+    _rollout(env, 2)
+    data = env.state_dict()
+    data.pop("trade_draws")
+    with pytest.raises(ValueError, match="predates counter-based trade draws"):
+        env.load_state_dict(data)
+
+
 def test_training_pool_must_be_decidable():
     bars = bars_from([quiet(1.1), (1.1000, 1.1002, 1.0980, 1.0985), quiet(1.0985)])
     asm = assemble(resolved(), bars, trades=long_trade())

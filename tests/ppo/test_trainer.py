@@ -276,6 +276,22 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit(tmp_path):
         PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, other, policy, ppo)
 
 
+def test_resume_refuses_an_environment_state_it_cannot_restore(tmp_path):
+    from exitcore.ppo import CheckpointError
+
+    class Pickier(MaskedBanditEnv):
+        def load_state_dict(self, data):
+            raise ValueError("this environment checkpoint predates something")
+
+    ppo = config(total_timesteps=2 * UPDATE_STEPS)
+    run(ppo, tmp_path)
+    seed_everything(0)
+    env = Pickier(N_ENVS, n_contexts=4)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    with pytest.raises(CheckpointError, match="environment state cannot be restored: this environment checkpoint predates"):
+        PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, ppo)
+
+
 def test_resume_of_a_finished_run_returns_at_once(tmp_path):
     ppo = config(total_timesteps=2 * UPDATE_STEPS)
     done, _, _ = run(ppo, tmp_path)

@@ -43,15 +43,26 @@ class MaskedCategorical:
                 raise ValueError(f"action mask row {row} allows no action (every live row needs at least one)")
         self.mask = mask
         self.logits = masked_logits(logits, mask)
-        # Log-probabilities normalised over the allowed actions only (masked ones are ~ -1e8).
-        # Written with logsumexp rather than log_softmax: same values, and on CPU about twice
-        # as fast for a handful of actions (log_softmax's kernel is slow on a short last dim).
-        self.log_probs = self.logits - torch.logsumexp(self.logits, dim=-1, keepdim=True)
+        # Normalise over the allowed actions without ever exponentiating a masked logit: on x86
+        # CPUs exp() of a value whose result underflows (-1e8, or anything below ~-87 in float32)
+        # takes a slow path, 30-100x slower than a normal exp, and logsumexp/log_softmax over
+        # masked logits pay it for every masked action. Masking is done by multiplying with the
+        # 0/1 mask (where() with a scalar is slower here, forward and backward). The row's
+        # largest allowed logit is shifted to 0, so `total` is >= 1 for every row with an allowed
+        # action; the clamp only touches empty rows (finished environments in evaluation), which
+        # get probability 0 everywhere instead of NaN.
+        keep = mask.to(self.logits.dtype)
+        shifted = (self.logits - self.logits.amax(dim=-1, keepdim=True)) * keep
+        unnormalised = shifted.exp() * keep
+        total = unnormalised.sum(dim=-1, keepdim=True).clamp_min(1.0)
+        self._probs = unnormalised / total
+        #: [B, A] log-probabilities over the allowed actions; about MASKED_LOGIT where masked
+        self.log_probs = shifted - total.log() + (1.0 - keep) * MASKED_LOGIT
 
     @property
     def probs(self) -> Tensor:
         """[B, A] probabilities; exactly 0 for masked actions."""
-        return self.log_probs.exp()
+        return self._probs
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """[B] int64 actions drawn with the Gumbel-max trick: ``argmax(logits + Gumbel noise)``.
@@ -74,8 +85,7 @@ class MaskedCategorical:
 
     def entropy(self) -> Tensor:
         """[B] entropy over the allowed actions; masked actions contribute exactly 0."""
-        p_log_p = self.log_probs.exp() * self.log_probs
-        return -torch.where(self.mask, p_log_p, torch.zeros_like(p_log_p)).sum(dim=-1)
+        return -(self._probs * self.log_probs).sum(dim=-1)  # a masked action: 0 x ~-1e8 = 0
 
 
 @torch.no_grad()

@@ -92,3 +92,24 @@ def test_act_deterministic_and_sampled():
     assert act(_Fixed(), obs, MASK).tolist() == [0, 3]
     sampled = act(_Fixed(), obs, MASK, deterministic=False, generator=torch.Generator().manual_seed(1))
     assert MASK.gather(1, sampled[:, None]).all()
+
+
+def test_an_empty_row_gives_zero_probabilities_not_nan():
+    """A finished environment's row may allow nothing (evaluation); it must not produce NaN,
+    in values or in gradients, since a batch is differentiated as a whole."""
+    mask = MASK.clone()
+    mask[1] = False
+    logits = LOGITS.clone().requires_grad_(True)
+    dist = MaskedCategorical(logits, mask, live=torch.tensor([True, False]))
+    assert dist.probs[1].tolist() == [0.0] * 4 and dist.entropy()[1].item() == 0.0
+    assert torch.isfinite(dist.log_probs).all()
+    (dist.entropy().sum() + dist.log_prob(torch.tensor([0, 1])).sum()).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_large_logits_do_not_overflow():
+    """Normalisation shifts each row by its largest allowed logit."""
+    logits = torch.tensor([[80.0, 95.0, -90.0, 30.0]])
+    dist = MaskedCategorical(logits, torch.tensor([[True, True, True, False]]))
+    assert torch.isfinite(dist.log_probs).all() and dist.probs.sum().item() == pytest.approx(1.0)
+    assert dist.log_prob(torch.tensor([1])).item() == pytest.approx(-math.log1p(math.exp(-15.0)), abs=1e-6)

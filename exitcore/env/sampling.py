@@ -29,6 +29,7 @@ def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
 
 
 def _lowbias32(x: torch.Tensor) -> torch.Tensor:
+    """Wellons' lowbias32 mixer on int64 tensors holding values in ``[0, 2**32)``."""
     x = x ^ (x >> 16)
     x = _mul32(x, 0x7FEB352D)
     x = x ^ (x >> 15)

@@ -108,13 +108,18 @@ def measure(ppo: PPOConfig, obs_dim: int, device: torch.device) -> dict[str, flo
             "bound_total": statistics.median(r[2] + r[3] for r in timed)}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_shape_args(p: argparse.ArgumentParser) -> None:
+    """The PPO run shape both PPO benchmarks take: networks, envs, steps, batch, epochs (v4's by default)."""
     p.add_argument("--nets", default="512,256;64,64", help="hidden sizes, ';'-separated")
     p.add_argument("--n-envs", type=int, default=256)
     p.add_argument("--n-steps", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8192)
     p.add_argument("--n-epochs", type=int, default=4)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_shape_args(p)
     p.add_argument("--obs-dim", type=int, default=27)
     p.add_argument("--updates", type=int, default=6, help="updates per measurement (the first is warm-up)")
     p.add_argument("--device", default="cpu")

@@ -47,7 +47,7 @@ try:
 except ImportError as exc:  # pragma: no cover - a bench-only dependency
     raise SystemExit(f"this benchmark needs sb3-contrib: pip install 'exitcore[bench]' ({exc})") from None
 
-from bench_ppo_compute import cpu_model, time_network_bound  # noqa: E402 - same folder
+from bench_ppo_compute import add_run_shape_args, cpu_model, time_network_bound  # noqa: E402 - same folder
 
 
 # --------------------------------------------------------------------------- the environment
@@ -234,11 +234,7 @@ def env_alone(assembled: Any, n_envs: int, n_steps: int, compile: bool) -> float
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--nets", default="512,256;64,64", help="hidden sizes, ';'-separated")
-    p.add_argument("--n-envs", type=int, default=256)
-    p.add_argument("--n-steps", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=8192)
-    p.add_argument("--n-epochs", type=int, default=4)
+    add_run_shape_args(p)
     p.add_argument("--updates", type=int, default=6, help="updates per trainer (the first is warm-up)")
     p.add_argument("--years", type=float, default=1.0, help="years of synthetic bars")
     p.add_argument("--compile-env", action="store_true",

@@ -267,7 +267,7 @@ class VecExitEnv:
         else:
             core = self._core_packed if self._packed else self._core
         before = self._state_tables if self._packed else self.state
-        state, after, obs, mask, reward, done, episode_return, stats_delta, key, invalid = core(
+        state, after, obs, mask, reward, done, episode_return, stats_delta, invalid, key = core(
             before, action, key, self._episode_return
         )
         if compiled and self._strict and bool(invalid):
@@ -305,13 +305,7 @@ class VecExitEnv:
             reward = torch.where(live, reward, torch.zeros_like(reward))
             done = after.done & live
             state = after
-        episode_return = episode_return + reward
-        stats_delta = (step_codes(action, after, live), step_sums(action, after, episode_return, blocked_by, live))
-        if self.auto_reset:
-            episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
-        obs, mask = self.observe(state), self.action_mask(state)
-        invalid = _invalid_ids(action)
-        return state, after, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, key, invalid
+        return (state, after, *self._outputs(action, after, blocked_by, state, reward, done, episode_return, live), key)
 
     def _core_packed(
         self,
@@ -330,12 +324,29 @@ class VecExitEnv:
         fresh_trades, key = self._draw_trades(key)
         state_tables = tuple(torch.where(column, fresh[fresh_trades], cont) for fresh, cont in zip(self._fresh_tables, after_tables))
         state = EnvState.unpack(state_tables, self._state_layout)  # type: ignore[arg-type]
+        outputs = self._outputs(action, after, blocked_by, state, reward, done, episode_return, None)
+        return (state_tables, after_tables, *outputs, key)
+
+    def _outputs(
+        self,
+        action: torch.Tensor,
+        after: EnvState,
+        blocked_by: list[torch.Tensor],
+        state: EnvState,
+        reward: torch.Tensor,
+        done: torch.Tensor,
+        episode_return: torch.Tensor,
+        live: torch.Tensor | None,
+    ) -> tuple[Any, ...]:
+        """What both cores return besides the states: ``(obs, mask, reward, done,
+        episode_return, (codes, sums), invalid)``; in training mode a finished episode's
+        running return restarts at 0."""
         episode_return = episode_return + reward
-        stats_delta = (step_codes(action, after, None), step_sums(action, after, episode_return, blocked_by, None))
-        episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
+        stats_delta = (step_codes(action, after, live), step_sums(action, after, episode_return, blocked_by, live))
+        if self.auto_reset:
+            episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
         obs, mask = self.observe(state), self.action_mask(state)
-        invalid = _invalid_ids(action)
-        return state_tables, after_tables, obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, key, invalid
+        return obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, _invalid_ids(action)
 
     def _transition(self, s: EnvState, action: torch.Tensor) -> tuple[EnvState, list[torch.Tensor]]:
         """Guards, execution at the decision close, forced close, evolution through the next bar."""

@@ -41,28 +41,39 @@ class MaskedCategorical:
             if bool(empty.any()):
                 row = int(empty.nonzero()[0, 0])
                 raise ValueError(f"action mask row {row} allows no action (every live row needs at least one)")
-        self.mask = mask
-        self.logits = masked_logits(logits, mask)
+        self.mask, self._raw_logits = mask, logits
         # Normalise over the allowed actions without ever exponentiating a masked logit: on x86
         # CPUs exp() of a value whose result underflows (-1e8, or anything below ~-87 in float32)
-        # takes a slow path, 30-100x slower than a normal exp, and logsumexp/log_softmax over
-        # masked logits pay it for every masked action. Masking is done by multiplying with the
-        # 0/1 mask (where() with a scalar is slower here, forward and backward). The row's
-        # largest allowed logit is shifted to 0, so `total` is >= 1 for every row with an allowed
-        # action; the clamp only touches empty rows (finished environments in evaluation), which
-        # get probability 0 everywhere instead of NaN.
-        keep = mask.to(self.logits.dtype)
-        shifted = (self.logits - self.logits.amax(dim=-1, keepdim=True)) * keep
-        unnormalised = shifted.exp() * keep
-        total = unnormalised.sum(dim=-1, keepdim=True).clamp_min(1.0)
-        self._probs = unnormalised / total
-        #: [B, A] log-probabilities over the allowed actions; about MASKED_LOGIT where masked
-        self.log_probs = shifted - total.log() + (1.0 - keep) * MASKED_LOGIT
+        # takes a slow path, 30-100x slower than a normal exp. Masked entries are zeroed by
+        # multiplying with the 0/1 mask (cheaper than where(), forward and backward, on a
+        # 5-wide last dimension). Each row is shifted by its largest allowed logit, so `total`
+        # is >= 1 for every row with an allowed action. The shift is a constant for the
+        # gradient (log-softmax does not depend on it), so it is taken without autograd: its
+        # backward (an argmax scatter) would cost as much as the rest. The clamp only touches
+        # empty rows (finished environments in evaluation): probability 0 everywhere, not NaN.
+        keep = mask.to(logits.dtype)
+        with torch.no_grad():
+            top = (logits - (1.0 - keep) * -MASKED_LOGIT).amax(dim=-1, keepdim=True)
+        self._keep = keep
+        self._shifted = (logits - top) * keep  # [B, A]: <= 0 where allowed, 0 where masked
+        self._unnormalised = self._shifted.exp() * keep
+        self._total = self._unnormalised.sum(dim=-1).clamp_min(1.0)  # [B]
+        self._log_total = self._total.log()
+
+    @property
+    def logits(self) -> Tensor:
+        """[B, A] the logits with every masked action set to :data:`MASKED_LOGIT`."""
+        return masked_logits(self._raw_logits, self.mask)
 
     @property
     def probs(self) -> Tensor:
         """[B, A] probabilities; exactly 0 for masked actions."""
-        return self._probs
+        return self._unnormalised / self._total.unsqueeze(-1)
+
+    @property
+    def log_probs(self) -> Tensor:
+        """[B, A] log-probabilities over the allowed actions; about :data:`MASKED_LOGIT` where masked."""
+        return self._shifted - self._log_total.unsqueeze(-1) + (1.0 - self._keep) * MASKED_LOGIT
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """[B] int64 actions drawn with the Gumbel-max trick: ``argmax(logits + Gumbel noise)``.
@@ -71,21 +82,30 @@ class MaskedCategorical:
         sample is reproducible from the generator's state. A masked logit (-1e8) can never beat
         an allowed one: float32 Gumbel noise is below 17.
         """
-        u = torch.rand(self.logits.shape, generator=generator, device=self.logits.device, dtype=self.logits.dtype)
+        logits = self.logits
+        u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
         gumbel = -torch.log(-torch.log(u))  # u == 0 gives -inf noise: that action just never wins
-        return torch.argmax(self.logits + gumbel, dim=-1)
+        return torch.argmax(logits + gumbel, dim=-1)
 
     def mode(self) -> Tensor:
         """[B] int64: the most probable allowed action (ties go to the lowest action id)."""
         return torch.argmax(self.logits, dim=-1)
 
     def log_prob(self, action: Tensor) -> Tensor:
-        """[B] log-probability of ``action`` [B] int64 under the masked distribution."""
-        return self.log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        """[B] log-probability of ``action`` [B] int64 under the masked distribution
+        (about :data:`MASKED_LOGIT` for a masked action)."""
+        index = action.unsqueeze(-1)
+        allowed = self._keep.gather(-1, index).squeeze(-1)
+        picked = self._shifted.gather(-1, index).squeeze(-1)
+        return picked - self._log_total + (1.0 - allowed) * MASKED_LOGIT
 
     def entropy(self) -> Tensor:
-        """[B] entropy over the allowed actions; masked actions contribute exactly 0."""
-        return -(self._probs * self.log_probs).sum(dim=-1)  # a masked action: 0 x ~-1e8 = 0
+        """[B] entropy over the allowed actions; masked actions contribute exactly 0.
+
+        ``-sum p log p`` with ``p = u / total`` and ``log p = shifted - log total`` is
+        ``log total - sum(u * shifted) / total`` (the probabilities sum to 1); an empty row gives 0.
+        """
+        return self._log_total - (self._unnormalised * self._shifted).sum(dim=-1) / self._total
 
 
 @torch.no_grad()

@@ -113,3 +113,26 @@ def test_large_logits_do_not_overflow():
     dist = MaskedCategorical(logits, torch.tensor([[True, True, True, False]]))
     assert torch.isfinite(dist.log_probs).all() and dist.probs.sum().item() == pytest.approx(1.0)
     assert dist.log_prob(torch.tensor([1])).item() == pytest.approx(-math.log1p(math.exp(-15.0)), abs=1e-6)
+
+
+def test_gradients_match_a_float64_reference():
+    """The row shift is taken without autograd (log-softmax does not depend on it); log-prob and
+    entropy gradients must still equal a plain float64 masked log-softmax's."""
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(64, 5, generator=gen) * 3
+    mask = torch.rand(64, 5, generator=gen) < 0.6
+    mask[:, 2] = True
+    actions = torch.multinomial(mask.double(), 1, generator=gen).squeeze(1)
+    weights = torch.randn(64, generator=gen)
+
+    ours = logits.clone().requires_grad_(True)
+    dist = MaskedCategorical(ours, mask)
+    ((dist.log_prob(actions) + 0.3 * dist.entropy()) * weights).sum().backward()
+
+    ref = logits.double().clone().requires_grad_(True)
+    log_p = torch.where(mask, ref, -1e30).log_softmax(dim=-1)  # masked: p = 0, log p finite
+    entropy = -(log_p.exp() * log_p).sum(dim=-1)
+    ((log_p.gather(1, actions[:, None]).squeeze(1) + 0.3 * entropy) * weights).sum().backward()
+
+    assert torch.allclose(ours.grad.double(), ref.grad, atol=1e-5)
+    assert torch.allclose(dist.entropy().double(), entropy, atol=1e-5)

@@ -7,8 +7,9 @@ For each network size, in one run on the same machine:
   measured over the updates after a warm-up update;
 * **bound**: the network work of the same updates timed alone: the rollout's forward passes
   (``n_steps`` batches of ``[n_envs, obs_dim]`` under ``inference_mode``) plus, for every
-  minibatch of every epoch, a forward and backward pass on ``[batch_size, obs_dim]``. No
-  environment, sampling, loss arithmetic, optimiser or bookkeeping.
+  minibatch of every epoch, a forward and backward pass on ``[batch_size, obs_dim]``, in the
+  trainer's micro-batches (``PPOConfig.micro_batch_rows``). No environment, sampling, loss
+  arithmetic, optimiser or bookkeeping.
 
 ``fraction = bound time / trainer time`` (1.0 would mean the trainer costs nothing beyond the
 network). The bound is timed right after each trainer update (same machine load) and medians
@@ -55,8 +56,9 @@ def time_network_bound(shadow: torch.nn.Module, ppo: PPOConfig, step_obs: torch.
                        device: torch.device) -> tuple[float, float]:
     """The pure network compute of one update, timed alone: the rollout's ``n_steps`` forward
     passes on ``step_obs`` and forward+backward of every minibatch of ``obs_all`` for
-    ``n_epochs`` (no environment, sampling, loss arithmetic or optimiser). Returns
-    (rollout seconds, update seconds)."""
+    ``n_epochs``, in the trainer's micro-batches (no environment, sampling, loss arithmetic or
+    optimiser). Returns (rollout seconds, update seconds)."""
+    micro = ppo.micro_batch_rows(device.type)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
     samples = obs_all.shape[0]
     t0 = time.perf_counter()
@@ -67,9 +69,10 @@ def time_network_bound(shadow: torch.nn.Module, ppo: PPOConfig, step_obs: torch.
     for _ in range(ppo.n_epochs):
         perm = torch.randperm(samples, device=device)
         for i in range(samples // ppo.batch_size):
-            with autocast:
-                logits, value = shadow(obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]])
-            (logits.float().mean() + value.float().mean()).backward()
+            for part in obs_all[perm[i * ppo.batch_size:(i + 1) * ppo.batch_size]].split(micro):
+                with autocast:
+                    logits, value = shadow(part)
+                (logits.float().mean() + value.float().mean()).backward()
             shadow.zero_grad(set_to_none=True)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -141,6 +144,7 @@ def main() -> None:
         row = {
             "hidden": hidden,
             "precision": ppo.precision,
+            "micro_batch": ppo.micro_batch_rows(device.type),
             "trainer_sps": round(sps("trainer_total")), "trainer_rollout_sps": round(sps("trainer_rollout")),
             "trainer_update_sps": round(sps("trainer_update")),
             "bound_sps": round(sps("bound_total")), "bound_rollout_sps": round(sps("bound_rollout")),
@@ -150,7 +154,7 @@ def main() -> None:
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"hidden {hidden} ({ppo.precision}): trainer {row['trainer_sps']:,} steps/s (rollout {row['trainer_rollout_sps']:,}, "
+            print(f"hidden {hidden} ({ppo.precision}, passes of {row['micro_batch']} rows): trainer {row['trainer_sps']:,} steps/s (rollout {row['trainer_rollout_sps']:,}, "
                   f"update {row['trainer_update_sps']:,}); bound {row['bound_sps']:,} steps/s (rollout "
                   f"{row['bound_rollout_sps']:,}, update {row['bound_update_sps']:,}); "
                   f"{100 * row['fraction_of_bound']:.0f}% of the bound")

@@ -11,8 +11,8 @@ init), same ``n_envs``, ``n_steps``, ``batch_size``, ``n_epochs``, clipping, no 
 The two trainers alternate update by update (exitcore's ``on_update`` runs one MaskablePPO
 update and one timing of the pure network compute), so all three see the same machine load;
 the medians over the updates after the first are compared. The *bound* is the forward passes of
-the rollout plus forward and backward passes of every minibatch, timed alone on a copy of the
-network.
+the rollout plus forward and backward passes of every minibatch (in exitcore's micro-batches),
+timed alone on a copy of the network.
 
 ``--sb3-env per-env`` gives MaskablePPO the environment the way sb3 users usually set one up
 instead: sb3's ``DummyVecEnv`` over ``n_envs`` per-env Python ``gymnasium.Env`` objects (the
@@ -200,6 +200,7 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
     return {
         "hidden": hidden,
         "precision": ppo.precision,
+        "micro_batch": ppo.micro_batch_rows("cpu"),
         "parameters": ours_params,
         "exitcore_sps": round(sps["ours"]),
         "exitcore_rollout_sps": round(samples / med("ours_r")),
@@ -262,7 +263,7 @@ def main() -> None:
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"hidden {row['hidden']} ({row['precision']}): exitcore {row['exitcore_sps']:,} steps/s (rollout {row['exitcore_rollout_sps']:,}, "
+            print(f"hidden {row['hidden']} ({row['precision']}, passes of {row['micro_batch']} rows): exitcore {row['exitcore_sps']:,} steps/s (rollout {row['exitcore_rollout_sps']:,}, "
                   f"update {row['exitcore_update_sps']:,}) | MaskablePPO {row['sb3_sps']:,} (rollout {row['sb3_rollout_sps']:,}, "
                   f"update {row['sb3_update_sps']:,}) | bound {row['bound_sps']:,} -> {row['speedup_vs_sb3']}x sb3, "
                   f"{100 * row['fraction_of_bound']:.0f}% of the bound; the bound itself is {row['ceiling_vs_sb3']}x sb3")

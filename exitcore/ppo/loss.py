@@ -27,12 +27,18 @@ class PPOLoss(NamedTuple):
     clipfrac: Tensor
 
 
+def normalise_advantages(advantages: Tensor) -> Tensor:
+    """``advantages`` [B] shifted to mean 0 and scaled to standard deviation 1 (per minibatch)."""
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
 def ppo_loss(policy: nn.Module, mb: Minibatch, *, clip_coef: float, clip_vf: float, vf_coef: float,
              ent_coef: float, norm_adv: bool = True) -> PPOLoss:
     """Clipped-surrogate PPO loss with a clipped value loss and a masked entropy bonus.
 
-    ``clip_vf == 0`` disables value clipping. Advantages are normalised per minibatch when
-    ``norm_adv``. ``approx_kl`` is the low-variance estimator ``E[(r - 1) - log r]``;
+    ``clip_vf == 0`` disables value clipping. Advantages are normalised over ``mb`` when
+    ``norm_adv`` (pass ``False`` for a micro-batch whose minibatch was normalised already).
+    Every term is a mean over ``mb``. ``approx_kl`` is the low-variance estimator ``E[(r - 1) - log r]``;
     ``clipfrac`` the fraction of samples whose ratio left ``[1 - clip, 1 + clip]``.
     """
     logits, value = policy(mb.obs)
@@ -46,9 +52,7 @@ def ppo_loss(policy: nn.Module, mb: Minibatch, *, clip_coef: float, clip_vf: flo
         approx_kl = ((ratio - 1) - logratio).mean()
         clipfrac = ((ratio - 1).abs() > clip_coef).float().mean()
 
-    advantages = mb.advantages
-    if norm_adv:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    advantages = normalise_advantages(mb.advantages) if norm_adv else mb.advantages
 
     # Clipped surrogate: the pessimistic (larger) of the two losses.
     pg_loss_unclipped = -advantages * ratio

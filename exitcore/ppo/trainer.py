@@ -29,12 +29,12 @@ from torch import Tensor, nn
 
 from exitcore.actions import ACTION_NAMES
 from exitcore.errors import ExitcoreError
-from exitcore.ppo.buffer import RolloutBuffer
+from exitcore.ppo.buffer import Minibatch, RolloutBuffer
 from exitcore.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from exitcore.ppo.distribution import MaskedCategorical
 from exitcore.ppo.gae import compute_gae
 from exitcore.ppo.logger import TrainLogger, flatten_metrics
-from exitcore.ppo.loss import ppo_loss
+from exitcore.ppo.loss import normalise_advantages, ppo_loss
 from exitcore.ppo.rng import capture_rng_state, restore_rng_state
 from exitcore.ppo.schedule import Schedules
 
@@ -113,6 +113,7 @@ class PPOTrainer:
         # ppo.precision == "bf16": the network's matmuls run in bfloat16 (autocast); the
         # distribution, the losses, the optimiser and the stored rollout stay float32.
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
+        self.micro_batch_size = ppo.micro_batch_rows(self.device.type)
         self.buffer = RolloutBuffer(ppo.n_steps, ppo.n_envs, env.obs_dim, env.n_actions, self.device)
         self.action_names = tuple(getattr(env, "action_names", None) or _default_action_names(env.n_actions))
         self.global_step = 0
@@ -252,19 +253,15 @@ class PPOTrainer:
             epoch_kl = torch.zeros((), device=self.device)
             for i in range(n_minibatches):
                 mb = buf.minibatch(perm[i * ppo.batch_size:(i + 1) * ppo.batch_size])
-                with self.autocast:
-                    out = ppo_loss(policy, mb, clip_coef=ppo.clip_coef, clip_vf=ppo.clip_vf, vf_coef=ppo.vf_coef,
-                                   ent_coef=ent_coef, norm_adv=ppo.norm_adv)
-                self.optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                stats = self._accumulate_gradient(mb, ent_coef)
                 grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), ppo.max_grad_norm)
                 self.optimizer.step()
 
                 # Remember which quantities were non-finite in the first bad minibatch (no sync).
-                terms = torch.stack([out.loss_policy.detach(), out.loss_value.detach(), out.loss_entropy.detach(), grad_norm])
+                terms = torch.cat([stats[:3], grad_norm.reshape(1)])
                 first_bad = torch.where(first_bad.any(), first_bad, ~torch.isfinite(terms))
-                sums += torch.stack([terms[0], terms[1], terms[2], out.entropy, out.approx_kl, out.clipfrac])
-                epoch_kl += out.approx_kl
+                sums += stats
+                epoch_kl += stats[4]
             epochs += 1
             minibatches += n_minibatches
             # One read-back per epoch: divergence check and the KL early stop on the epoch's mean KL.
@@ -277,6 +274,33 @@ class PPOTrainer:
         means = (sums / max(minibatches, 1)).tolist()
         return dict(zip(("loss_policy", "loss_value", "loss_entropy", "entropy", "approx_kl", "clipfrac"), means),
                     epochs=epochs, minibatches=minibatches)
+
+    def _accumulate_gradient(self, mb: Minibatch, ent_coef: float) -> Tensor:
+        """Leave the gradient of the PPO loss on minibatch ``mb`` in the policy's ``.grad``.
+
+        The minibatch is passed through the network in micro-batches of ``micro_batch_size``
+        rows whose gradients add up (each loss weighted by its share of the rows), which is the
+        gradient of the whole minibatch's loss up to float rounding; advantages are normalised
+        over the whole minibatch first. Returns the minibatch means [6]: loss_policy,
+        loss_value, loss_entropy, entropy, approx_kl, clipfrac.
+        """
+        ppo, policy = self.ppo, self.policy
+        size, micro = mb.obs.shape[0], self.micro_batch_size
+        split = size > micro
+        if split and ppo.norm_adv:
+            mb = mb._replace(advantages=normalise_advantages(mb.advantages))
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = torch.zeros(6, device=self.device)
+        for start in range(0, size, micro):
+            part = Minibatch(*(x[start:start + micro] for x in mb)) if split else mb
+            weight = part.obs.shape[0] / size
+            with self.autocast:
+                out = ppo_loss(policy, part, clip_coef=ppo.clip_coef, clip_vf=ppo.clip_vf, vf_coef=ppo.vf_coef,
+                               ent_coef=ent_coef, norm_adv=ppo.norm_adv and not split)
+            (out.loss * weight if split else out.loss).backward()
+            stats += weight * torch.stack([out.loss_policy.detach(), out.loss_value.detach(), out.loss_entropy.detach(),
+                                           out.entropy, out.approx_kl, out.clipfrac])
+        return stats
 
     def _metrics(self, update: int, env_stats: dict[str, Any], learn: dict[str, Any], hyper: dict[str, float],
                  rollout_s: float, update_s: float) -> dict[str, Any]:

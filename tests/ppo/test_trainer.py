@@ -330,3 +330,46 @@ def test_bf16_precision_is_deterministic_and_differs_from_fp32():
     assert all(p.dtype == torch.float32 for p in a.policy.parameters())  # weights stay float32
     fp32, _, _ = run(config(total_timesteps=2 * UPDATE_STEPS))
     assert not torch.equal(params(a.policy), params(fp32.policy))  # bf16 matmuls really ran
+
+
+@pytest.mark.parametrize("micro", [32, 12])  # 32 passes: the whole minibatch; 12: passes of 12, 12, 8 rows
+def test_micro_batches_give_the_gradient_of_the_whole_minibatch(micro):
+    """Summing the gradients of weighted micro-batch losses must equal one pass over the minibatch
+    (advantages normalised over the whole minibatch, each pass weighted by its share of rows)."""
+    ppo = config(batch_size=32)
+    env, policy = make(ppo)
+    trainer = PPOTrainer(env, policy, ppo, progress=False)
+    trainer.next_obs, trainer.next_mask = env.reset(seed=0)
+    trainer._collect()
+    buf = trainer.buffer
+    buf.advantages.normal_(generator=torch.Generator().manual_seed(1)).mul_(3).add_(1)  # mean and scale far from 0, 1
+    buf.returns.normal_(generator=torch.Generator().manual_seed(2))
+    mb = buf.minibatch(torch.randperm(buf.size, generator=torch.Generator().manual_seed(3))[:32])
+
+    trainer.micro_batch_size = 32
+    whole = trainer._accumulate_gradient(mb, ent_coef=0.05)
+    whole_grad = [p.grad.clone() for p in policy.parameters()]
+    trainer.micro_batch_size = micro
+    split = trainer._accumulate_gradient(mb, ent_coef=0.05)
+    split_grad = [p.grad for p in policy.parameters()]
+
+    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
+    for a, b in zip(split_grad, whole_grad):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_micro_batch_rows_follow_the_config_and_the_device():
+    assert config(batch_size=32, micro_batch_size=12).micro_batch_rows("cpu") == 12
+    assert config(batch_size=32, micro_batch_size=100).micro_batch_rows("cpu") == 32
+    v4 = PPOConfig(n_envs=256, n_steps=128, batch_size=8192, hidden=[512, 256])
+    assert v4.micro_batch_rows("cpu") == 2048  # 2048 x 512 float32 activations = 4 MiB
+    assert v4.micro_batch_rows("cuda") == 8192
+    assert PPOConfig(n_envs=256, n_steps=128, batch_size=8192, hidden=[64, 64]).micro_batch_rows("cpu") == 8192
+
+
+def test_training_with_micro_batches_is_deterministic_and_close_to_whole_minibatches():
+    a, _, log_a = run(config(total_timesteps=2 * UPDATE_STEPS, micro_batch_size=12))
+    b, _, log_b = run(config(total_timesteps=2 * UPDATE_STEPS, micro_batch_size=12))
+    assert torch.equal(params(a.policy), params(b.policy)) and losses(log_a) == losses(log_b)
+    c, _, _ = run(config(total_timesteps=2 * UPDATE_STEPS))
+    torch.testing.assert_close(params(a.policy), params(c.policy), rtol=1e-3, atol=1e-4)

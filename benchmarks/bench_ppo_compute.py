@@ -46,10 +46,10 @@ def cpu_model() -> str:
 
 
 def make_config(hidden: list[int], n_envs: int, n_steps: int, batch_size: int, n_epochs: int, updates: int,
-                precision: str = "fp32") -> PPOConfig:
+                precision: str = "fp32", micro_batch_size: int = 0) -> PPOConfig:
     return PPOConfig(n_envs=n_envs, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, hidden=hidden,
                      total_timesteps=updates * n_envs * n_steps, target_kl=0.0, checkpoint_every=10_000, seed=0,
-                     precision=precision)
+                     precision=precision, micro_batch_size=micro_batch_size)
 
 
 def time_network_bound(shadow: torch.nn.Module, ppo: PPOConfig, step_obs: torch.Tensor, obs_all: torch.Tensor,
@@ -118,6 +118,8 @@ def add_run_shape_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-steps", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8192)
     p.add_argument("--n-epochs", type=int, default=4)
+    p.add_argument("--micro-batch", type=int, default=0,
+                   help="ppo.micro_batch_size: rows per forward/backward pass (0: automatic)")
 
 
 def main() -> None:
@@ -138,7 +140,8 @@ def main() -> None:
     print(f"# n_envs {args.n_envs}, n_steps {args.n_steps}, batch {args.batch_size}, epochs {args.n_epochs}, obs_dim {args.obs_dim}")
     for spec in args.nets.split(";"):
         hidden = [int(x) for x in spec.split(",")]
-        ppo = make_config(hidden, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, args.updates, args.precision)
+        ppo = make_config(hidden, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, args.updates, args.precision,
+                          args.micro_batch)
         t = measure(ppo, args.obs_dim, device)
         sps = lambda key: t["samples"] / t[key]  # noqa: E731
         row = {

@@ -150,7 +150,7 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
     ppo = PPOConfig(n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                     hidden=hidden, learning_rate=3e-4, clip_coef=0.2, clip_vf=0.2, entropy_coef_start=0.01,
                     entropy_coef_end=0.01, target_kl=0.0, total_timesteps=args.updates * args.n_envs * args.n_steps,
-                    checkpoint_every=10_000, seed=0, precision=args.precision)
+                    checkpoint_every=10_000, seed=0, precision=args.precision, micro_batch_size=args.micro_batch)
     from exitcore.env.gym_adapter import GymVecExitEnv
 
     seed_everything(ppo.seed)

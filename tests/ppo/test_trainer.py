@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 import torch
 
@@ -364,6 +365,7 @@ def test_micro_batch_rows_follow_the_config_and_the_device():
     v4 = PPOConfig(n_envs=256, n_steps=128, batch_size=8192, hidden=[512, 256])
     assert v4.micro_batch_rows("cpu") == 2048  # 2048 x 512 float32 activations = 4 MiB
     assert v4.micro_batch_rows("cuda") == 8192
+    assert attrs.evolve(v4, precision="bf16").micro_batch_rows("cpu") == 8192
     assert PPOConfig(n_envs=256, n_steps=128, batch_size=8192, hidden=[64, 64]).micro_batch_rows("cpu") == 8192
 
 

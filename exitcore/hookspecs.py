@@ -199,9 +199,11 @@ def register_policies(register: Register) -> None:
 
     ``build(params, ppo: PPOConfig, obs_dim: int, n_actions: int) -> torch.nn.Module`` returns
     an actor-critic whose ``forward(obs: Tensor[B, obs_dim]) -> (logits: Tensor[B, n_actions],
-    value: Tensor[B])``. The trainer applies the action mask to the logits itself. The
-    experiment picks the policy with ``ppo.policy`` (default ``"mlp"``, registered by
-    exitcore's built-in plugin through this same hook).
+    value: Tensor[B])``. The trainer applies the action mask to the logits itself. Rows must be
+    independent (no batch statistics such as BatchNorm in training mode): the update may pass a
+    minibatch through ``forward`` in parts (``ppo.micro_batch_size``). The experiment picks the
+    policy with ``ppo.policy`` (default ``"mlp"``, registered by exitcore's built-in plugin
+    through this same hook).
     """
 
 

@@ -328,7 +328,11 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
             last_beat[0] = time.monotonic()
 
     checkpoint = info.run_dir / CHECKPOINT_FILE
-    with stages.stage(f"training ({ppo.total_timesteps:,} steps)") as note, _sigterm_as_interrupt():
+    rows = ppo.micro_batch_rows(device.type)
+    passes = f" in passes of {rows:,}" if rows < ppo.batch_size else ""
+    how = (f"{ppo.total_timesteps:,} steps on {device.type}, env {'compiled' if compile_env else 'eager'}, "
+           f"{ppo.precision}, minibatches of {ppo.batch_size:,}{passes}")
+    with stages.stage(f"training ({how})") as note, _sigterm_as_interrupt():
         if resume and checkpoint.exists():
             trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
             note(f"resumed at step {trainer.global_step:,}")

@@ -69,6 +69,7 @@ def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     assert f"run {row['id']} done -> {run_dir}" in out.stdout
     for stage in ("exitcore run v4_no_lookahead", "loading data", "building episodes", "training", "evaluating"):
         assert stage in out.stderr
+    assert "training (2,048 steps on cpu, env eager, fp32, minibatches of 256)" in out.stderr
     names = {p.name for p in run_dir.iterdir()}
     assert {"config.toml", "run.json", "checkpoint.pt", "train_log.jsonl", "results.json"} <= names
     meta = json.loads((run_dir / "run.json").read_text())

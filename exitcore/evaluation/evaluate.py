@@ -157,7 +157,8 @@ def evaluate(
         raise DataError("the train split has no trades: the best baseline is chosen on it")
     spans = _spans(assembled.market, splits)
 
-    _say(progress, f"ledgers on {split} ({test_pool.size} trades): rl, {cfg.eval.sample_seeds} sampled, baselines")
+    sampled = f", {cfg.eval.sample_seeds} sampled-policy seeds" if cfg.eval.sample_seeds else ""
+    _say(progress, f"ledgers on {split} ({test_pool.size} trades): rl{sampled}, baselines")
     ledgers = {split: policy_ledgers(assembled, test_pool, split, policy, sample_seeds=cfg.eval.sample_seeds, seed=seed, grid=grid)}
     if split != "train":
         _say(progress, f"ledgers on train ({train_pool.size} trades, in-sample): rl, baselines")

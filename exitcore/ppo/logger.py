@@ -40,7 +40,8 @@ class TrainLogger:
 
     TensorBoard (``run_dir/tensorboard``) is used when the ``tensorboard`` package is installed;
     without it the JSON lines are the log. ``resume_update`` drops records of updates after it
-    (they were not in the checkpoint and will be produced again). The progress bar shows
+    (they were not in the checkpoint and will be produced again) from both; ``start_step`` is
+    the global step the checkpoint holds. The progress bar shows
     steps with an ETA on stderr: ``progress=None`` shows it only when stderr is a TTY, ``False``
     never; ``True`` uses click's bar anyway, which prints just its label when not on a TTY.
     """
@@ -56,7 +57,10 @@ class TrainLogger:
             if resume_update is not None and path.exists():
                 _truncate_after(path, resume_update)
             self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._tb = _tensorboard_writer(self.run_dir / TB_DIR)
+            # On resume, events logged after the checkpoint (steps > start_step) are hidden, as the
+            # JSON lines are truncated: the replayed updates log them again.
+            self._tb = _tensorboard_writer(self.run_dir / TB_DIR,
+                                           purge_step=start_step + 1 if resume_update is not None else None)
         if progress is None:
             progress = sys.stderr.isatty()
         self._bar = None
@@ -94,13 +98,13 @@ class TrainLogger:
             self._tb = None
 
 
-def _tensorboard_writer(directory: Path) -> Any:
+def _tensorboard_writer(directory: Path, purge_step: int | None = None) -> Any:
     try:
         import tensorboard  # noqa: F401 - only to know whether it is installed
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(log_dir=str(directory))
+    return SummaryWriter(log_dir=str(directory), purge_step=purge_step)
 
 
 def _truncate_after(path: Path, update: int) -> None:

@@ -52,3 +52,37 @@ def test_quiet_when_not_a_tty(capsys, monkeypatch):
 def test_tensorboard_is_optional(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     assert logger_module._tensorboard_writer(tmp_path / "tb") is None
+
+
+def _tensorboard_scalars(directory):
+    """{tag: [(step, value), ...]} as TensorBoard shows them (purged events hidden)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_gets_every_numeric_metric_once_even_after_a_resume(tmp_path):
+    import pytest
+
+    pytest.importorskip("tensorboard", reason="TensorBoard logging is optional; install tensorboard to test it")
+
+    def record(update):
+        return {"update": update, "global_step": 10 * update, "steps": 10, "loss_policy": -0.1 * update,
+                "exit_reasons/STOP": 0.5, "note": "text is not a scalar"}
+
+    log = TrainLogger(tmp_path, total_steps=100, progress=False)
+    for update in (1, 2, 3, 4):  # updates 3 and 4 come after the checkpoint (update 2) and are lost
+        log.log(record(update))
+    log.close()
+    log = TrainLogger(tmp_path, total_steps=100, start_step=20, progress=False, resume_update=2)
+    for update in (3, 4, 5):
+        log.log({**record(update), "loss_policy": -1.0 * update})  # the replayed updates differ
+    log.close()
+
+    scalars = _tensorboard_scalars(tmp_path / logger_module.TB_DIR)
+    assert "note" not in scalars and "global_step" not in scalars
+    assert [s for s, _ in scalars["exit_reasons/STOP"]] == [10, 20, 30, 40, 50]
+    steps, values = zip(*scalars["loss_policy"])
+    assert steps == (10, 20, 30, 40, 50) and values == pytest.approx([-0.1, -0.2, -3.0, -4.0, -5.0])

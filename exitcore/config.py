@@ -133,8 +133,9 @@ class CostConfig:
 #: from about 4 M steps (a full v4 run is 15 M; the README's quick budget 262 k).
 COMPILE_AUTO_CPU_STEPS = 4_000_000
 #: automatic ``ppo.micro_batch_size`` on the CPU keeps one layer's activations within this many
-#: bytes: on a 2 MiB-L2 Xeon, v4's [512, 256] network trained 6-17 % faster in passes of 2,048
-#: rows than of 8,192, while [64, 64] (whole 8,192-row minibatches fit) was slower when split
+#: bytes: on a 2 MiB-L2 Xeon, v4's [512, 256] network trained 5-17 % faster with 1 thread (-5 to
+#: +9 % with 2) in passes of 2,048 rows than of 8,192, while [64, 64] (whole 8,192-row
+#: minibatches fit) was slower when split
 AUTO_CPU_ACTIVATION_BYTES = 4 * 1024 * 1024
 
 @attrs.frozen

@@ -6,6 +6,8 @@ import io
 import json
 import sys
 
+import pytest
+
 from exitcore.ppo import logger as logger_module
 from exitcore.ppo.logger import LOG_FILE, TrainLogger, flatten_metrics
 
@@ -64,8 +66,6 @@ def _tensorboard_scalars(directory):
 
 
 def test_tensorboard_gets_every_numeric_metric_once_even_after_a_resume(tmp_path):
-    import pytest
-
     pytest.importorskip("tensorboard", reason="TensorBoard logging is optional; install tensorboard to test it")
 
     def record(update):

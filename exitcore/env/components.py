@@ -53,6 +53,11 @@ class EnvComponents:
         """Observation width."""
         return sum(len(spec.names) for spec in self.feature_specs)
 
+    def describe(self) -> str:
+        """Every component by kind and name, for messages (``guards 'a', 'b'; masks ...``)."""
+        kinds = (("features", self.features), ("rewards", self.rewards), ("guards", self.guards), ("masks", self.masks))
+        return "; ".join(f"{kind} " + ", ".join(repr(n.name) for n in named) for kind, named in kinds if named)
+
     @property
     def lookback(self) -> int:
         """The longest feature lookback in bars (sets the purge gap and the warm-up)."""
@@ -130,4 +135,4 @@ def check_actions(action: Any, n_envs: int, device: torch.device, values: bool =
     bad = (action < 0) | (action >= N_ACTIONS)
     if bool(bad.any()):
         example = action[bad][:3].tolist()
-        raise ValueError(f"invalid action id(s) {example}: valid ids are 0..{N_ACTIONS - 1} ({', '.join(a.name for a in Action)})")
+        raise ValueError(f"invalid action id(s) {example}: valid ids are 0..{N_ACTIONS - 1} ({', '.join(Action.names)})")

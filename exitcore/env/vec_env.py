@@ -26,6 +26,7 @@ from exitcore.actions import N_ACTIONS
 from exitcore.config import EnvConfig
 from exitcore.costs import CostModel
 from exitcore.env import sampling
+from exitcore.env.compile_check import COMPILE_CHECK_STEPS, check_compiled_step
 from exitcore.env.components import EnvComponents, check_actions, check_mask_rows, check_tensor
 from exitcore.env.state import EnvState
 from exitcore.env.statistics import StepStatistics, step_codes, step_sums
@@ -44,6 +45,21 @@ def _compile_options() -> dict[str, Any] | None:
     import torch._inductor.config as inductor_config
 
     return {"cpp.enable_loop_tail_vec": False} if hasattr(inductor_config.cpp, "enable_loop_tail_vec") else None
+
+
+#: compiled environments one process may build before torch.compile stops compiling new ones
+MAX_COMPILED_ENVS = 64
+
+
+def _allow_recompiles() -> None:
+    """Every env instance is a new compilation of the same step function (its guards match on
+    ``self``), and past ``recompile_limit`` (8 in torch 2.13) torch.compile silently runs the
+    step eagerly: several times slower. Raise the limit for processes that build many envs
+    (tests, sweeps in a notebook)."""
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, MAX_COMPILED_ENVS)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * MAX_COMPILED_ENVS)
 
 
 def _invalid_ids(action: torch.Tensor) -> torch.Tensor | None:
@@ -98,6 +114,8 @@ class VecExitEnv:
         self._key = sampling.new_key(seed, self.device)  # the trade draws' stream (exitcore/env/sampling.py)
         self._env_offsets = sampling.env_offsets(self.n_envs, self.device)
         self._checked = False
+        # The first compiled steps are also run eagerly and compared (exitcore/env/compile_check.py).
+        self._compile_checks_left = COMPILE_CHECK_STEPS
         self._strict = self.device.type == "cpu"  # CPU: range-check actions every step (no sync cost)
         self._reset_stats()
         # Compiled training mode keeps the state *packed* between steps: three row-major tables
@@ -119,6 +137,8 @@ class VecExitEnv:
         # The first step runs eagerly with every output checked; later steps may run the
         # same core compiled (one fused graph: no hook calls, no Python per env).
         core = self._core_packed if self._packed else self._core
+        if compile:
+            _allow_recompiles()
         self._compiled_core = torch.compile(core, dynamic=False, options=_compile_options()) if compile else None
 
     # ------------------------------------------------------------------ state access
@@ -267,10 +287,13 @@ class VecExitEnv:
         else:
             core = self._core_packed if self._packed else self._core
         before = self._state_tables if self._packed else self.state
-        state, after, obs, mask, reward, done, episode_return, stats_delta, invalid, key = core(
-            before, action, key, self._episode_return
-        )
-        if compiled and self._strict and bool(invalid):
+        outputs = core(before, action, key, self._episode_return)
+        if compiled and self._compile_checks_left > 0:
+            self._verify_compiled(outputs, before, action, key)
+        state, after, obs, mask, reward, done, episode_return, stats_delta, invalid, key = outputs
+        # `invalid` is None when torch.compile fell back to running the step eagerly (e.g. past
+        # its recompile limit): then the ids have not been checked at all yet.
+        if compiled and self._strict and (invalid is None or bool(invalid)):
             check_actions(action, self.n_envs, self.device)  # raises, naming the ids; nothing was kept
         if self._packed:
             self._state_tables, self._after_obj, self._after_tables = state, None, after
@@ -282,6 +305,14 @@ class VecExitEnv:
         self._stats.add(*stats_delta)
         self._checked = True
         return obs, mask, reward, done
+
+    def _verify_compiled(self, outputs: tuple[Any, ...], before: Any, action: torch.Tensor, key: Any) -> None:
+        """One of the first compiled steps, recomputed eagerly (exitcore/env/compile_check.py)."""
+        eager_core = self._core_packed if self._packed else self._core
+        eager = eager_core(before, action, key, self._episode_return)
+        unpack = (lambda tables: EnvState.unpack(tables, self._state_layout)) if self._packed else None
+        check_compiled_step(outputs, eager, self.components.describe(), unpack)
+        self._compile_checks_left -= 1
 
     def _core(
         self,

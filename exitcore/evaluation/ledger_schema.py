@@ -33,14 +33,14 @@ from exitcore.timeline import ExitReason
 # --------------------------------------------------------------------------- action letters
 
 #: one letter per action in the ``actions`` column (ids stay those of :class:`exitcore.actions.Action`)
-ACTION_LETTERS: Mapping[Action, str] = {
+ACTION_LETTERS: Mapping[int, str] = {
     Action.HOLD: "H",
     Action.EXIT: "E",
     Action.TIGHTEN_SL: "T",
     Action.TRAIL_BE: "B",
     Action.PARTIAL_EXIT: "P",
 }
-LETTER_ACTIONS: Mapping[str, Action] = {letter: action for action, letter in ACTION_LETTERS.items()}
+LETTER_ACTIONS: Mapping[str, int] = {letter: action for action, letter in ACTION_LETTERS.items()}
 
 
 def encode_actions(actions: Iterable[int]) -> str:
@@ -51,7 +51,7 @@ def encode_actions(actions: Iterable[int]) -> str:
         raise ValueError(f"not an action id: {exc}") from None
 
 
-def decode_actions(letters: str) -> list[Action]:
+def decode_actions(letters: str) -> list[int]:
     """The actions of an ``actions`` string: ``"HHBE" -> [HOLD, HOLD, TRAIL_BE, EXIT]``."""
     try:
         return [LETTER_ACTIONS[ch] for ch in letters]

@@ -228,7 +228,7 @@ def per_trade_stats(pnl: Sequence[float] | np.ndarray | pd.Series) -> dict[str, 
 def action_counts(actions: Iterable[str]) -> dict[str, int]:
     """How often each action was *sampled*, summed over the ``actions`` strings, by action name."""
     text = "".join(actions)
-    return {a.name: text.count(ACTION_LETTERS[a]) for a in Action}
+    return {Action.names[a]: text.count(ACTION_LETTERS[a]) for a in Action}
 
 
 def action_distribution(actions: Iterable[str]) -> dict[str, float]:
@@ -261,7 +261,7 @@ def blocked_rates(ledger: pd.DataFrame) -> dict[str, Any]:
     return {"blocked_rate": overall, "blocked_rate_per_action": per_action}
 
 
-_LETTER_NAMES = {letter: action.name for action, letter in ACTION_LETTERS.items()}
+_LETTER_NAMES = {letter: Action.names[action] for action, letter in ACTION_LETTERS.items()}
 
 
 def exit_reason_counts(ledger: pd.DataFrame) -> dict[str, int]:
@@ -427,7 +427,7 @@ def _shares(d: Mapping[str, float] | None, short: Mapping[str, str]) -> str:
     return " ".join(f"{short.get(k, k)}{_pct(v).rstrip('%')}" for k, v in d.items() if not (v == 0))
 
 
-_ACTION_SHORT = {a.name: ACTION_LETTERS[a] for a in Action}
+_ACTION_SHORT = {Action.names[a]: ACTION_LETTERS[a] for a in Action}
 _REASON_SHORT = {"agent": "A", "stop": "S", "target": "T", "time": "Ti", "end_of_data": "D", "gap": "G"}
 
 _RATE_KEYS = ("win_rate", "quick_exit_rate", "blocked_rate", "at_breakeven_rate", "partial_rate")

@@ -1,0 +1,99 @@
+"""Compiled environment steps compute what eager ones do, or the run stops (exitcore/env/compile_check.py)."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+import torch
+
+from .envkit import random_bars, resolved, trades_from
+from exitcore.actions import ACTION_NAMES, Action
+from exitcore.assembly import assemble
+from exitcore.env.compile_check import COMPILE_CHECK_STEPS, CompiledStepMismatch
+from exitcore.hookspecs import hookimpl
+
+
+class _EnumAction(enum.IntEnum):
+    EXIT = 1
+
+
+class _GuardPlugin:
+    """Two guards that block every EXIT: one compares with Action.EXIT, one with an IntEnum member."""
+
+    @hookimpl
+    def register_exit_guards(self, register):
+        register("block_exit_action", lambda p, ctx: (lambda s, a: (a == Action.EXIT) & (s.upnl < 1.0)))
+        register("block_exit_enum", lambda p, ctx: (lambda s, a: (a == _EnumAction.EXIT) & (s.upnl < 1.0)))
+
+
+def _env(guard: str, compile: bool, n_envs: int = 64):
+    bars = random_bars(3000, seed=5)
+    trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.002, 0.004) for i in range(250)])
+    asm = assemble(resolved(guards=[(guard, {})], extra_plugins=(_GuardPlugin(),)), bars, trades=trades)
+    return asm.make_env(torch.nonzero(asm.table.decidable).flatten(), n_envs=n_envs, seed=3, compile=compile)
+
+
+def _steps(env, n: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    _, mask = env.reset()
+    for _ in range(n):
+        _, mask, _, _ = env.step(torch.rand(mask.shape, generator=gen).masked_fill(~mask, -1).argmax(dim=1))
+
+
+def _compiled_step(env, action: torch.Tensor) -> None:
+    """``env.step(action)`` for a step that compiles; skips where inductor cannot build."""
+    try:
+        env.step(action)
+    except CompiledStepMismatch:
+        raise
+    except Exception as exc:  # no C++ toolchain for inductor on this machine
+        pytest.skip(f"torch.compile unavailable: {exc}")
+
+
+def _exits(env) -> torch.Tensor:
+    return torch.full((env.n_envs,), Action.EXIT, dtype=torch.int64)
+
+
+def test_action_ids_are_plain_ints_with_names():
+    assert type(Action.EXIT) is int and Action.EXIT == 1
+    assert list(Action) == [0, 1, 2, 3, 4] and len(Action) == 5
+    assert [Action.names[a] for a in Action] == list(ACTION_NAMES)
+    assert Action(3) == Action.TRAIL_BE
+    for bad in (5, -1, 1.5, True):
+        with pytest.raises(ValueError, match="not an action id"):
+            Action(bad)
+
+
+def test_a_guard_comparing_with_action_exit_blocks_the_same_compiled_and_eager():
+    pytest.importorskip("torch._inductor")
+    compiled, eager = _env("block_exit_action", compile=True), _env("block_exit_action", compile=False)
+    for env in (compiled, eager):
+        _steps(env, 1)  # the first step runs eagerly, with every output checked
+        _compiled_step(env, _exits(env))
+        _steps(env, 6)
+    c, e = compiled.episode_stats(), eager.episode_stats()
+    assert e["guard_blocks"]["block_exit_action"] > 0
+    assert c["guard_blocks"] == e["guard_blocks"] and c["blocked_rate"] == e["blocked_rate"]
+
+
+def test_a_miscompiled_guard_stops_the_first_compiled_step():
+    """torch.compile turns `tensor == IntEnum member` into False: the guard blocks nothing
+    compiled. The first compiled step is recomputed eagerly and the difference named."""
+    pytest.importorskip("torch._inductor")
+    env = _env("block_exit_enum", compile=True)
+    _steps(env, 1)
+    with pytest.raises(CompiledStepMismatch, match=r"after\.blocked.*'block_exit_enum'.*ppo\.compile = \"off\""):
+        _compiled_step(env, _exits(env))
+
+
+def test_only_the_first_compiled_steps_are_checked():
+    pytest.importorskip("torch._inductor")
+    env = _env("block_exit_action", compile=True)
+    _steps(env, 1)
+    checks = []
+    verify = env._verify_compiled
+    env._verify_compiled = lambda *a: (checks.append(1), verify(*a))
+    _compiled_step(env, _exits(env))
+    _steps(env, COMPILE_CHECK_STEPS + 3)
+    assert len(checks) == COMPILE_CHECK_STEPS

@@ -75,7 +75,7 @@ def train(resolved, asm, pool, device: torch.device, total: int, seed: int):
     ppo = resolved.config.ppo
     seed_everything(seed)
     env = asm.make_env(pool, n_envs=ppo.n_envs, seed=seed, compile=device.type == "cuda")
-    policy = build_policy(resolved.policy, ppo, env.obs_dim, env.n_actions)
+    policy = build_policy(resolved.policy, ppo, env.obs_dim, env.n_actions, resolved.policy_params)
     trainer = PPOTrainer(env, policy, ppo, run_dir=None, progress=False, total_timesteps=total)
     sync(device)
     t0 = time.perf_counter()

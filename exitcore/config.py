@@ -9,6 +9,7 @@ each component's own ``params`` class with the same converter (:func:`structure`
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import re
@@ -168,6 +169,9 @@ class PPOConfig:
     norm_adv: bool = True
     #: policy component name (``exitcore plugins`` lists them) and its network
     policy: str = attrs.field(default="mlp", validator=non_empty_str)
+    #: parameters of the policy component, checked against its params class (the built-in
+    #: ``mlp`` takes none: it reads ``hidden``, ``shared_trunk`` and ``activation`` below)
+    policy_params: dict[str, Any] = attrs.field(factory=dict)
     hidden: list[int] = attrs.field(factory=lambda: [256, 128], validator=positive_int_list)
     shared_trunk: bool = False
     activation: str = attrs.field(default="tanh", validator=one_of(["tanh", "relu"]))
@@ -293,6 +297,8 @@ def _strict_bool(value: Any, _type: Any) -> bool:
 
 
 def _strict_str(value: Any, _type: Any) -> str:
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()  # a bare TOML date (train_end = 2016-06-01) means its ISO text
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value
@@ -302,6 +308,23 @@ def _strict_dict(value: Any, _type: Any) -> dict:
     if not isinstance(value, dict):
         raise TypeError(f"expected a table, got {value!r}")
     return dict(value)
+
+
+def _other_field_errors(cl: type, raw: dict[str, Any], skip: set[str]) -> list[FieldError]:
+    """Every other field's validator run on its raw value, so that one message lists every bad
+    value of a table rather than the first. Nested tables and validators that need the whole
+    instance (cross-field checks) are left to the normal path."""
+    out = []
+    for a in attrs.fields(cl):
+        if a.name in skip or a.name not in raw or a.validator is None or attrs.has(a.type):
+            continue
+        try:
+            a.validator(None, a, raw[a.name])
+        except FieldError as exc:
+            out.append(exc)
+        except Exception:  # noqa: BLE001 - needs the instance or a converted value
+            pass
+    return out
 
 
 def _make_converter() -> cattrs.Converter:
@@ -315,7 +338,19 @@ def _make_converter() -> cattrs.Converter:
         def hook(value: Any, t: Any) -> Any:
             if not isinstance(value, dict):
                 raise TypeError(f"expected a table, got {value!r}")
-            return inner(value, t)
+            try:
+                return inner(value, t)
+            except FieldError as first:  # attrs stops at the first failing validator
+                others = _other_field_errors(cl, value, {first.field})
+                if others:
+                    raise ExceptionGroup(f"{cl.__name__}: {1 + len(others)} problems", [first, *others]) from None
+                raise
+            except ClassValidationError as exc:  # unknown keys or bad types: validators never ran
+                skip = {note.name for _sub, note in exc.group_exceptions()[0]}
+                others = _other_field_errors(cl, value, skip)
+                if others:
+                    raise ExceptionGroup(f"{cl.__name__}: problems", [exc, *others]) from None
+                raise
 
         return hook
 

@@ -295,16 +295,17 @@ def origin_of(layers: Sequence[Layer], rel: str, fallback: str) -> str:
     tokens = _path_tokens(rel)
     for layer in reversed(layers):
         node: Any = layer.table
-        depth = 0
+        depth, in_array = 0, False
         for tok in tokens:
             if isinstance(tok, int) and isinstance(node, list) and tok < len(node) and node[tok] is not None:
-                node, depth = node[tok], depth + 1
+                node, depth, in_array = node[tok], depth + 1, True
             elif isinstance(tok, str) and isinstance(node, dict) and tok in node:
                 node, depth = node[tok], depth + 1
             else:
                 break
         # the layer wrote this value, or wrote an array/scalar above it that replaced it whole
-        if depth == len(tokens) or (depth > 0 and not isinstance(node, dict)):
+        # (a key missing inside an array's element is that layer's, never an earlier layer's)
+        if depth == len(tokens) or (depth > 0 and not isinstance(node, dict)) or in_array:
             return _join(layer.label, rel)
     return _join(fallback, rel)
 
@@ -361,6 +362,8 @@ class ResolvedExperiment:
     data_source: ResolvedComponent | None
     policy: Component
     source: str = ""
+    #: ``policy``'s parameters (an instance of its params class; ``None`` when it takes none)
+    policy_params: Any = None
 
     @property
     def name(self) -> str:
@@ -448,11 +451,13 @@ def resolve(
     data_source = None
     if config.data.source != "auto":
         data_source = component(ComponentKind.DATA_SOURCE, ComponentRef(config.data.source, config.data.params), ".data")
-    policy = None
+    policy, policy_params = None, None
     try:
         policy = host.get(ComponentKind.POLICY, config.ppo.policy, where=origin_of(layers, ".ppo.policy", leaf))
     except ConfigError as exc:
         problems.extend(exc.problems)
+    else:
+        policy_params, _ok = _structure_params(policy, config.ppo.policy_params, ".ppo.policy_params", layers, leaf, problems)
     if not features:
         problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature"))
     if not rewards:
@@ -480,6 +485,7 @@ def resolve(
         masks=refs(masks, ComponentRef),
         eval=attrs.evolve(config.eval, evaluators=refs(evaluators, ComponentRef)),
         data=attrs.evolve(config.data, params=_params_dict(data_source)) if data_source else config.data,
+        ppo=attrs.evolve(config.ppo, policy_params=unstructure(policy_params) if policy_params is not None else {}),
     )
     return ResolvedExperiment(
         config=config,
@@ -492,6 +498,7 @@ def resolve(
         data_source=data_source,
         policy=policy,
         source=source,
+        policy_params=policy_params,
     )
 
 

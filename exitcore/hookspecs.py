@@ -203,7 +203,10 @@ def register_policies(register: Register) -> None:
     independent (no batch statistics such as BatchNorm in training mode): the update may pass a
     minibatch through ``forward`` in parts (``ppo.micro_batch_size``). The experiment picks the
     policy with ``ppo.policy`` (default ``"mlp"``, registered by exitcore's built-in plugin
-    through this same hook).
+    through this same hook) and sets its parameters in the table ``ppo.policy_params``, which
+    is validated against ``params`` like any component's (``build`` gets ``None`` when the
+    policy registers no params class). Build the module on the CPU; the trainer moves it to
+    the training device.
     """
 
 

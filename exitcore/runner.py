@@ -172,7 +172,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     cfg = resolved.config
     if not quiet:
         click.echo(f"exitcore run {cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, "
-                   f"network {cfg.ppo.hidden}, seed {cfg.ppo.seed}", err=True)
+                   f"{_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
 
     with stages.stage("loading data") as note:
         bars = load_bars(cfg.data, host)
@@ -318,7 +318,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     ppo = cfg.ppo
     compile_env = ppo.compiles_env(device.type)
     env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
-    policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions)
+    policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
     last_beat = [time.monotonic()]
 
     def on_update(update: int, metrics: dict[str, Any]) -> None:
@@ -374,7 +374,7 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
     def train_fn(assembled: Any, train_pool: Any) -> Any:
         counter[0] += 1
         env = assembled.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed + counter[0])
-        policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions)
+        policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
         window_dir = info.run_dir / "walk_forward" / f"window_{counter[0]}"
         result = PPOTrainer(env, policy, ppo, run_dir=window_dir, progress=progress).train()
         if result.status != "done":
@@ -446,6 +446,14 @@ def _check_resumable(previous: Any, resolved: Any, data_hash: str, registry: Any
         problems.append(f"the resolved configuration changed ({shown})")
     if problems:
         raise ExitcoreError(f"cannot resume run {previous.id}: " + " and ".join(problems))
+
+
+def _network(ppo: Any) -> str:
+    """The policy network for the run's first line: the built-in MLP's sizes, else the plugin's name and params."""
+    if ppo.policy == "mlp":
+        return f"network {ppo.hidden}"
+    params = ", ".join(f"{k}={v!r}" for k, v in ppo.policy_params.items())
+    return f"policy {ppo.policy!r}" + (f" ({params})" if params else "")
 
 
 def _load_frozen(path: Path) -> dict[str, Any]:

@@ -38,6 +38,13 @@ class _CorePlugin:
     @hookimpl
     def register_policies(self, register):
         register("mlp", lambda p, ppo, o, a: None)
+        register("wide", lambda p, ppo, o, a: None, params=_PolicyParams)
+
+
+@attrs.frozen
+class _PolicyParams:
+    width: int = attrs.field(default=64, validator=positive_int)
+    depth: int = attrs.field(default=2, validator=positive_int)
 
 
 @pytest.fixture
@@ -159,11 +166,56 @@ def test_the_issue_example_message(tmp_path, host):
     assert "experiments.v2_exit_guards.guards[1].params.min_bars: expected a non-negative integer, got -1" in problems(exc)
 
 
+def test_a_key_missing_in_a_replaced_array_is_the_child_s(tmp_path, host):
+    """Arrays replace the parent's whole: a missing name in the child's element is the child's."""
+    file = write(tmp_path, BASE + "\n[experiments.v6]\nextends = 'v4_no_lookahead'\nmasks = [{ params = { n = 4 } }]\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v6", host)
+    assert "experiments.v6.masks[0].name: required key is missing" in problems(exc)
+
+
 def test_inherited_bad_value_is_reported_where_it_was_written(tmp_path, host):
     file = write(tmp_path, BASE.replace("n_steps = 128", "n_steps = 0"))
     with pytest.raises(ConfigError) as exc:
         resolve(file, "v4", host)
     assert "defaults.ppo.n_steps: expected a positive integer, got 0" in problems(exc)
+
+
+def test_policy_params_are_validated_defaulted_and_frozen(tmp_path, host):
+    file = write(tmp_path, BASE + "\n[experiments.w]\nextends = 'v1'\nppo = { policy = 'wide', policy_params = { width = 128 } }\n")
+    resolved = resolve(file, "w", host)
+    assert resolved.policy_params == _PolicyParams(width=128, depth=2)
+    assert resolved.config.ppo.policy_params == {"width": 128, "depth": 2}  # defaults frozen in
+    assert "policy_params" in resolved.to_toml()
+    bad = write(tmp_path, BASE + "\n[experiments.w]\nppo = { policy = 'wide', policy_params = { width = 0, dpth = 3 } }\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(bad, "w", host)
+    assert "experiments.w.ppo.policy_params.width: expected a positive integer, got 0" in problems(exc)
+    assert "experiments.w.ppo.policy_params.dpth" in problems(exc)
+    none = write(tmp_path, BASE + "\n[experiments.m]\nppo = { policy_params = { width = 3 } }\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(none, "m", host)
+    assert "experiments.m.ppo.policy_params.width: policy 'mlp' takes no parameters" in problems(exc)
+
+
+def test_a_bare_toml_date_is_read_as_its_iso_text(tmp_path, host):
+    file = write(tmp_path, BASE + "\n[experiments.d]\nextends = 'v1'\nsplit = { train_end = 2016-06-01 }\n")
+    assert resolve(file, "d", host).config.split.train_end == "2016-06-01"
+    over = resolve(file, "v1", host, overrides=["split.train_end=2016-07-01"])
+    assert over.config.split.train_end == "2016-07-01"
+
+
+def test_every_bad_value_of_one_table_is_reported(tmp_path, host):
+    """attrs stops at a table's first failing validator; the message still lists them all."""
+    file = write(tmp_path, BASE + "\n[experiments.x]\nenv = { max_bars = -5, reward_scale = -1 }\nppo = { n_envs = 0, gamma = 2, hiden = [1] }\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "x", host)
+    for expected in ("experiments.x.env.max_bars: expected a positive integer, got -5",
+                     "experiments.x.env.reward_scale: expected a finite number > 0, got -1",
+                     "experiments.x.ppo.n_envs: expected a positive integer, got 0",
+                     "experiments.x.ppo.gamma: expected a number between 0 and 1, got 2",
+                     "experiments.x.ppo.hiden: unknown key 'hiden' (did you mean 'hidden'?)"):
+        assert expected in problems(exc)
 
 
 def test_several_problems_are_reported_at_once(tmp_path, host):

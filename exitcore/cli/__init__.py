@@ -100,6 +100,11 @@ class LazyGroup(click.Group):
             message = str(exc)
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            # A file that cannot be written or read (read-only, full disk, permissions): one line,
+            # not a traceback. Writers go through exitcore.atomic, so nothing is left half-written.
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
 
 
 @click.group(

@@ -23,8 +23,10 @@ AUDIT_MODES = ("truncate", "nan", "huge", "random_walk")
               help="Poisoning to apply after each decision (repeatable; default: all four).")
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Split whose trades are sampled.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling and of a random-init policy.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device to assemble the experiment on.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the sampling and of a random-init policy.")
+@click.option("--device", default="cpu", show_default=True, metavar="auto|cpu|cuda[:N]",
+              help="Torch device to assemble the experiment on.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
@@ -51,8 +53,11 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     from exitcore.evaluation import jsonable
     from exitcore.evaluation.rundir import find_run_dir, is_run_dir
 
+    from exitcore.device import select_device
+
     ctx = click.get_current_context()
-    modes = modes or AUDIT_MODES
+    device = str(select_device(device))  # a bad or unavailable device is bad input (2), not a FAIL (1)
+    modes = tuple(dict.fromkeys(modes)) or AUDIT_MODES
     kwargs = dict(device=device, split=split, n_decisions=decisions, modes=modes, seed=seed)
     resolved = None
     if not is_run_dir(target):

@@ -109,7 +109,7 @@ def inspect(
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False),
               help="File to write: .csv, .csv.gz or .parquet (written atomically).")
 @click.option("--years", type=float, default=3.0, show_default=True, help="Length of the series in years.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bars).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed (same seed, same bars).")
 @click.option("--start", default="2015-01-05", show_default=True, help="First day (UTC, YYYY-MM-DD).")
 @click.option("--symbol", default="EURUSD", show_default=True, help="Symbol written into the file name hint and metadata.")
 @click.option("--timeframe", default="15min", show_default=True, help="Bar length, e.g. 1min, 15min, 1h.")

@@ -19,6 +19,7 @@ This module is pure Python: it is used while plugins register and while the CLI 
 
 from __future__ import annotations
 
+import os
 import re
 import types
 import typing
@@ -82,7 +83,9 @@ def spec_params(spec: DataSpec, params_cls: type | None, where: str = "--data") 
         if "path" not in fields:
             problems.append((where, f"this source takes no path, got {spec.path!r}"))
         else:
-            out["path"] = spec.path
+            # Absolute, so that a run's frozen config still finds the data from another
+            # directory (audit, report and --resume reload it).
+            out["path"] = os.path.abspath(os.path.expanduser(spec.path))
     from exitcore.config import unknown_key_message
 
     for key, raw in spec.options.items():

@@ -302,7 +302,8 @@ def random_policy(assembled: Any, seed: int = 0) -> torch.nn.Module:
         torch.manual_seed(seed)
         from exitcore.ppo.policy import build_policy
 
-        policy = build_policy(assembled.resolved.policy, cfg.ppo, assembled.components.obs_dim, N_ACTIONS)
+        policy = build_policy(assembled.resolved.policy, cfg.ppo, assembled.components.obs_dim, N_ACTIONS,
+                              assembled.resolved.policy_params)
     return policy.to(assembled.device)
 
 

@@ -146,7 +146,7 @@ def load_policy(run_dir: Path, resolved: Any, obs_dim: int, device: Any = "cpu")
         )
     from exitcore.ppo.policy import build_policy
 
-    policy = build_policy(resolved.policy, resolved.config.ppo, obs_dim, N_ACTIONS)
+    policy = build_policy(resolved.policy, resolved.config.ppo, obs_dim, N_ACTIONS, resolved.policy_params)
     try:
         policy.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -74,17 +74,19 @@ class MLPActorCritic(nn.Module):
         return self.policy_head(self.actor_trunk(obs)), self.value_head(self.critic_trunk(obs)).squeeze(-1)
 
 
-def build_policy(component: Any, ppo: Any, obs_dim: int, n_actions: int) -> nn.Module:
+def build_policy(component: Any, ppo: Any, obs_dim: int, n_actions: int, params: Any = None) -> nn.Module:
     """Build the policy ``component`` (a registered ``policy`` :class:`~exitcore.components.Component`)
     and check its contract on a two-row dummy batch.
 
-    Called as ``component.build(params, ppo, obs_dim, n_actions)``; ``params`` is ``None``
-    (policies take their settings from ``[ppo]``). A module with the wrong output shapes, or a
-    build that fails, is reported as :class:`PluginError` naming the component and its plugin.
+    Called as ``component.build(params, ppo, obs_dim, n_actions)``: ``params`` is the instance
+    of the component's params class made from ``ppo.policy_params`` (``None`` when it takes
+    none; :attr:`ResolvedExperiment.policy_params`), ``ppo`` the whole ``[ppo]`` section. A
+    module with the wrong output shapes, or a build that fails, is reported as
+    :class:`PluginError` naming the component and its plugin.
     """
     where = f"policy {component.name!r} from {component.origin}"
     try:
-        policy = component.build(None, ppo, obs_dim, n_actions)
+        policy = component.build(params, ppo, obs_dim, n_actions)
     except Exception as exc:  # noqa: BLE001 - reported with the component's origin
         raise PluginError(f"{where} failed to build: {type(exc).__name__}: {exc}") from exc
     if not isinstance(policy, nn.Module):

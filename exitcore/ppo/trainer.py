@@ -231,10 +231,15 @@ class PPOTrainer:
         ]).tolist()
         if bad_obs:
             t, n = _first_index(~torch.isfinite(buf.obs).all(dim=-1))
-            raise TrainingDiverged(update, "observations", f"first at rollout step {t}, env {n}")
+            columns = (~torch.isfinite(buf.obs[t, n])).nonzero().flatten().tolist()
+            names = getattr(self.env, "feature_names", None) or [f"column {c}" for c in range(self.env.obs_dim)]
+            raise TrainingDiverged(update, "observations", f"first at rollout step {t}, env {n}, in "
+                                   + ", ".join(repr(names[c]) for c in columns))
         if bad_rew:
             t, n = _first_index(~torch.isfinite(buf.rewards))
-            raise TrainingDiverged(update, "rewards", f"first at rollout step {t}, env {n}")
+            components = getattr(self.env, "components", None)
+            terms = f"; reward terms: {', '.join(repr(r.name) for r in components.rewards)}" if components is not None else ""
+            raise TrainingDiverged(update, "rewards", f"first at rollout step {t}, env {n}{terms}")
         if bad_val:
             raise TrainingDiverged(update, "policy outputs (values or log-probs) in the rollout")
         if empty:

@@ -95,6 +95,16 @@ def test_synth_bad_options_write_nothing(run, tmp_path: Path, args: list[str], p
     assert not out.parent.exists()  # not even the folder
 
 
+def test_an_unwritable_output_is_one_error_line(run, tmp_path: Path) -> None:
+    """OSErrors (read-only, full disk, a file where a folder should be) get `error:` and 2, no traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    res = run("data", "synth", "--years", "0.2", "--out", str(blocker / "x.csv"))
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and "File exists" in res.output and "Traceback" not in res.output
+    assert blocker.read_text() == ""
+
+
 def test_synth_refuses_to_overwrite_and_bad_names(run, tmp_path: Path) -> None:
     out = tmp_path / "x.csv"
     out.write_text("keep me")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import attrs
 import numpy as np
@@ -106,7 +107,8 @@ def test_spec_params_are_typed() -> None:
     got = spec_params(parse_spec("synthetic:?years=2.5&seed=7&vol_of_vol=0.1,0.2"), SynthParams)
     assert got == {"years": 2.5, "seed": 7, "vol_of_vol": ["0.1", "0.2"]}
     got = spec_params(parse_spec("csv:x.csv?columns=time:Date,close:Last&header=false"), CsvParams)
-    assert got == {"path": "x.csv", "columns": {"time": "Date", "close": "Last"}, "header": False}
+    # the path is made absolute: a run's frozen config must find the data from any directory
+    assert got == {"path": os.path.abspath("x.csv"), "columns": {"time": "Date", "close": "Last"}, "header": False}
 
 
 @pytest.mark.parametrize(

@@ -189,6 +189,13 @@ def test_cli_audit_bad_input_exits_2(tmp_path):
     assert unknown.exit_code == 2 and "not an experiment" in unknown.output and "not a run" in unknown.output
     bad_mode = runner.invoke(cli, ["audit", "v4", "--mode", "future"])
     assert bad_mode.exit_code == 2
+    # exit status 1 means "leak found": a bad device or seed must not read as a FAIL verdict
+    for args, message in ((["--device", "tpu"], "unknown device 'tpu'"), (["--seed", "-3"], "-3 is not in the range x>=0")):
+        result = runner.invoke(cli, ["audit", "v4", *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    if not torch.cuda.is_available():
+        no_gpu = runner.invoke(cli, ["audit", "v4", "--device", "cuda"])
+        assert no_gpu.exit_code == 2 and "CUDA is not available" in no_gpu.output
 
 
 def test_cli_audit_of_a_finished_run_uses_its_trained_policy(finished_run, tmp_path):

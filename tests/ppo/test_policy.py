@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import attrs
 import pytest
 import torch
 from torch import nn
@@ -57,6 +58,24 @@ class _BadPlugin:
 class _WrongShape(nn.Module):
     def forward(self, obs):
         return torch.zeros(obs.shape[0], 2), torch.zeros(obs.shape[0], 1)
+
+
+class _WidthPlugin:
+    @hookimpl
+    def register_policies(self, register):
+        register("sized", lambda params, ppo, obs_dim, n_actions: MLPActorCritic(obs_dim, n_actions, [params.width]),
+                 params=_Width)
+
+
+@attrs.frozen
+class _Width:
+    width: int = 8
+
+
+def test_a_policy_gets_its_params(make_host):
+    host = make_host(_WidthPlugin())
+    policy = build_policy(host.get(ComponentKind.POLICY, "sized"), PPOConfig(), 4, 5, _Width(width=24))
+    assert policy.policy_head.in_features == 24
 
 
 def test_a_policy_breaking_the_contract_is_named(make_host):

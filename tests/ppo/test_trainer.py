@@ -119,6 +119,7 @@ class NaNEnv(MaskedBanditEnv):
     def __init__(self, n_envs, at_step, where):
         super().__init__(n_envs)
         self.at_step, self.where, self.calls = at_step, where, 0
+        self.feature_names = tuple(f"feature.{i}" for i in range(self.obs_dim))  # as VecExitEnv names columns
 
     def step(self, action):
         obs, mask, reward, done = super().step(action)
@@ -146,6 +147,8 @@ def test_nan_in_env_output_stops_with_named_quantity_and_a_good_checkpoint(tmp_p
         trainer.train()
     assert info.value.update == 3 and info.value.quantity == quantity
     assert f"rollout step {step}, env {3 if where == 'obs' else 5}" in str(info.value)
+    if where == "obs":
+        assert str(info.value).endswith("in 'feature.1')")  # the column that went NaN
     state = load_checkpoint(info.value.checkpoint_path)
     assert state["update"] == 2 and state["global_step"] == 2 * UPDATE_STEPS
     assert all(torch.isfinite(v).all() for v in state["model"].values())

@@ -82,8 +82,10 @@ def register_reward_terms(register: Register) -> None:
     position; ``after.done`` marks episodes that ended in this step and ``after.step_gross``,
     ``after.step_cost`` and ``after.step_mtm`` carry what happened to the PnL in this step.
 
-    The experiment's reward is ``sum(weight_i * term_i) * env.reward_scale`` over the listed
-    terms, so a term returns PnL-fraction units (0.001 ~ 10 pips near 1.0). The returned
+    The experiment's reward is ``sum(weight_i * term_i)`` over the listed terms, and the
+    environment applies no scale of its own: a term returns *reward units*, i.e. PnL fractions
+    (0.001 ~ 10 pips near 1.0) multiplied by ``ctx.env.reward_scale`` (default 100, so 1.0 =
+    1 % of the entry price), as the shipped ``pnl``, ``cost`` and ``regret`` terms do. The returned
     tensor must be float64 or float32 of shape ``[N]`` on ``ctx.device`` and finite: a wrong
     shape or a NaN is reported against the term on the first step.
 
@@ -222,17 +224,21 @@ def register_commands(cli: Any) -> None:
 @hookspec
 def run_started(run: Any) -> None:
     """A run is about to train. ``run`` is a :class:`exitcore.runner.RunInfo` (id, directory,
-    resolved experiment). Return value ignored; an exception aborts the run."""
+    resolved experiment). Return value ignored; an exception aborts the run (recorded
+    ``failed``, the message naming the plugin)."""
 
 
 @hookspec
 def iteration_end(run: Any, update: int, metrics: dict[str, Any]) -> None:
     """One PPO update finished. ``metrics`` is the update's log record (the same dict that is
     written to the run's ``train_log.jsonl``). Use it for custom logging or early stopping
-    (raise :class:`exitcore.errors.ExitcoreError` to stop the run). Return value ignored."""
+    (raise :class:`exitcore.errors.ExitcoreError` to stop the run: the last complete update is
+    checkpointed, the run is recorded ``failed`` with the message and the plugin's name, and it
+    is not evaluated). Return value ignored."""
 
 
 @hookspec
 def run_finished(run: Any, status: str, results: dict[str, Any]) -> None:
     """A run ended with ``status`` (``done``, ``failed`` or ``interrupted``); ``results`` holds
-    the evaluation metrics when ``status == "done"`` and is empty otherwise."""
+    the evaluation metrics when ``status == "done"`` and is empty otherwise. The run is recorded
+    before this is called: an exception here is printed as a warning and changes nothing."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import os
+import sys
 import types
 from collections.abc import Iterable
 from typing import Any
@@ -20,7 +21,7 @@ import pluggy
 
 from exitcore import hookspecs
 from exitcore.components import Component, ComponentKind
-from exitcore.errors import PluginError
+from exitcore.errors import ExitcoreError, PluginError
 
 ENTRY_POINT_GROUP = "exitcore"
 #: set to 1 to skip entry-point discovery (only explicitly registered plugins are used)
@@ -186,16 +187,34 @@ class PluginHost:
                 )
 
     def run_started(self, run: Any) -> None:
-        """Notify plugins that ``run`` starts."""
-        self.pm.hook.run_started(run=run)
+        """Notify plugins that ``run`` starts; an exception is a :class:`PluginError` naming the plugin."""
+        self._notify("run_started", run=run)
 
     def iteration_end(self, run: Any, update: int, metrics: dict[str, Any]) -> None:
-        """Notify plugins that PPO update ``update`` finished with ``metrics``."""
-        self.pm.hook.iteration_end(run=run, update=update, metrics=metrics)
+        """Notify plugins that PPO update ``update`` finished with ``metrics`` (exceptions as above)."""
+        self._notify("iteration_end", run=run, update=update, metrics=metrics)
 
     def run_finished(self, run: Any, status: str, results: dict[str, Any]) -> None:
-        """Notify plugins that ``run`` ended with ``status``."""
-        self.pm.hook.run_finished(run=run, status=status, results=results)
+        """Notify plugins that ``run`` ended with ``status``. The run has been recorded already,
+        so a plugin raising here cannot change its outcome: the error is a warning on stderr."""
+        try:
+            self._notify("run_finished", run=run, status=status, results=results)
+        except PluginError as exc:
+            print(f"warning: {exc} (the run's status {status!r} stands)", file=sys.stderr)
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        """Call lifecycle ``hook``; an exception from an implementation is re-raised as a
+        :class:`PluginError` naming its plugin and distribution."""
+        caller = getattr(self.pm.hook, hook)
+        try:
+            caller(**kwargs)
+        except Exception as exc:
+            impl = _raising_impl(caller.get_hookimpls(), exc)
+            if impl is None:
+                raise
+            dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
+            what = str(exc) if isinstance(exc, ExitcoreError) else f"{type(exc).__name__}: {exc}"
+            raise PluginError(f"plugin {impl.plugin_name!r} ({dist}) raised in {hook}: {what}") from exc
 
 
 class _Registrar:
@@ -249,6 +268,20 @@ def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
         raise PluginError(f"plugin {name!r} has an invalid hook implementation: {exc}") from None
     except ValueError as exc:
         raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
+
+
+def _raising_impl(impls: list[Any], exc: BaseException) -> Any:
+    """The hook implementation whose function is the deepest frame of ``exc``'s traceback."""
+    by_code = {}
+    for impl in impls:
+        fn = getattr(impl.function, "__func__", impl.function)  # a plugin object's bound method
+        if hasattr(fn, "__code__"):
+            by_code[fn.__code__] = impl
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        found = by_code.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
 
 
 def _distribution_of(plugin: Any) -> tuple[str, str]:

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from exitcore.components import ComponentKind
-from exitcore.errors import ConfigError, PluginError
+from exitcore.errors import ConfigError, ExitcoreError, PluginError
 from exitcore.hookspecs import hookimpl
 from exitcore.plugins import PluginHost
 
@@ -147,6 +147,40 @@ def test_lifecycle_hooks_are_called(make_host):
     host.iteration_end("r", 3, {"x": 1.5})
     host.run_finished("r", "done", {})
     assert calls == [("started", "r"), ("iteration", 3, 1.5), ("finished", "done")]
+
+
+def _helper_that_fails():
+    raise KeyError("no such metric")
+
+
+def test_a_raising_lifecycle_hook_is_named_and_run_finished_only_warns(make_host, capsys):
+    class Quiet:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            pass
+
+    class Failing:
+        @hookimpl
+        def run_started(self, run):
+            raise ExitcoreError("budget exhausted")
+
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            _helper_that_fails()  # the plugin's own frame is found below a helper's
+
+        @hookimpl
+        def run_finished(self, run, status, results):
+            raise RuntimeError("mail server down")
+
+    host = make_host(Quiet(), Failing())
+    with pytest.raises(PluginError, match=r"plugin '.*Failing.*' \(no distribution\) raised in run_started: budget exhausted"):
+        host.run_started("r")
+    with pytest.raises(PluginError, match=r"'.*Failing.*' .* raised in iteration_end: KeyError: 'no such metric'"):
+        host.iteration_end("r", 1, {})
+    host.run_finished("r", "done", {})  # the run is recorded already: a warning, not an error
+    err = capsys.readouterr().err
+    assert "warning: plugin" in err and "raised in run_finished: RuntimeError: mail server down" in err
+    assert "the run's status 'done' stands" in err
 
 
 def test_lazy_build_imports_only_when_called(tmp_path, monkeypatch):

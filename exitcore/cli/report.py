@@ -25,11 +25,12 @@ def report(run: str, fmt: str | None, out: str | None, runs_dir: str | None) -> 
     """
     from pathlib import Path
 
-    from exitcore.evaluation.report import render_report
+    from exitcore.evaluation.report import current_trial_count, render_report
     from exitcore.evaluation.rundir import find_run_dir
 
     fmt = fmt or ("markdown" if out and out.lower().endswith(".md") else "text")
-    text = render_report(find_run_dir(run, runs_dir), fmt)
+    run_dir = find_run_dir(run, runs_dir)
+    text = render_report(run_dir, fmt, trials_now=current_trial_count(run_dir, runs_dir))
     if out is None:
         click.echo(text, nl=False)
         return

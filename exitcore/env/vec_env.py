@@ -26,11 +26,13 @@ from exitcore.actions import N_ACTIONS
 from exitcore.config import EnvConfig
 from exitcore.costs import CostModel
 from exitcore.env import sampling
+from exitcore.env.blame import blamed, component_codes, plugin_failure
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS, check_compiled_step
 from exitcore.env.components import EnvComponents, check_actions, check_mask_rows, check_tensor
 from exitcore.env.state import EnvState
 from exitcore.env.statistics import StepStatistics, step_codes, step_sums
 from exitcore.episodes import MarketTensors, TradeTable
+from exitcore.errors import ExitcoreError
 from exitcore.timeline import ExitReason, bar_outcome
 
 
@@ -45,6 +47,13 @@ def _compile_options() -> dict[str, Any] | None:
     import torch._inductor.config as inductor_config
 
     return {"cpp.enable_loop_tail_vec": False} if hasattr(inductor_config.cpp, "enable_loop_tail_vec") else None
+
+
+def _k_range(before: Any, env: Any) -> str:
+    """``min..max`` of the decision index ``k`` over the envs (for messages; host sync)."""
+    state = EnvState.unpack(before, env._state_layout) if isinstance(before, tuple) else before
+    lo, hi = int(state.k.min()), int(state.k.max())
+    return str(lo) if lo == hi else f"{lo}..{hi}"
 
 
 #: compiled environments one process may build before torch.compile stops compiling new ones
@@ -114,6 +123,7 @@ class VecExitEnv:
         self._key = sampling.new_key(seed, self.device)  # the trade draws' stream (exitcore/env/sampling.py)
         self._env_offsets = sampling.env_offsets(self.n_envs, self.device)
         self._checked = False
+        self._component_codes = component_codes(components)
         # The first compiled steps are also run eagerly and compared (exitcore/env/compile_check.py).
         self._compile_checks_left = COMPILE_CHECK_STEPS
         self._strict = self.device.type == "cpu"  # CPU: range-check actions every step (no sync cost)
@@ -241,7 +251,15 @@ class VecExitEnv:
         self._reset_stats()
         self.state = self._initial_state()
         self.after = None
-        return self.observe(), self.action_mask()
+        try:
+            return self.observe(), self.action_mask()
+        except ExitcoreError:
+            raise
+        except Exception as exc:
+            label = blamed(exc, self._component_codes)
+            if label is None:
+                raise
+            raise plugin_failure(exc, label, "on reset") from exc
 
     # ------------------------------------------------------------------ observation and mask
 
@@ -287,7 +305,13 @@ class VecExitEnv:
         else:
             core = self._core_packed if self._packed else self._core
         before = self._state_tables if self._packed else self.state
-        outputs = core(before, action, key, self._episode_return)
+        try:
+            outputs = core(before, action, key, self._episode_return)
+        except ExitcoreError:
+            raise
+        except Exception as exc:
+            self._raise_blamed(exc, compiled, before, action, key)
+            raise
         if compiled and self._compile_checks_left > 0:
             self._verify_compiled(outputs, before, action, key)
         state, after, obs, mask, reward, done, episode_return, stats_delta, invalid, key = outputs
@@ -305,6 +329,22 @@ class VecExitEnv:
         self._stats.add(*stats_delta)
         self._checked = True
         return obs, mask, reward, done
+
+    def _raise_blamed(self, exc: Exception, compiled: bool, before: Any, action: torch.Tensor, key: Any) -> None:
+        """Raise a PluginError naming the component whose function raised ``exc`` in a step,
+        if one did (a compiled step is re-run eagerly to find it); else return."""
+        where = f"in a step (decisions k = {_k_range(before, self)})"
+        if compiled:  # the compiled graph has no plugin frames: find the culprit eagerly
+            eager_core = self._core_packed if self._packed else self._core
+            try:
+                eager_core(before, action, key, self._episode_return)
+            except Exception as eager_exc:  # noqa: BLE001 - attributed below or dropped
+                exc = eager_exc
+            else:
+                return
+        label = blamed(exc, self._component_codes)
+        if label is not None:
+            raise plugin_failure(exc, label, where) from exc
 
     def _verify_compiled(self, outputs: tuple[Any, ...], before: Any, action: torch.Tensor, key: Any) -> None:
         """One of the first compiled steps, recomputed eagerly (exitcore/env/compile_check.py)."""

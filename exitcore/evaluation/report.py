@@ -182,7 +182,7 @@ def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
     return blocks
 
 
-def _significance_section(results: Mapping[str, Any]) -> list[Block]:
+def _significance_section(results: Mapping[str, Any], trials_now: int | None = None) -> list[Block]:
     sig = _get(results, "evaluators", "significance")
     blocks: list[Block] = [("h", f"Significance ({results.get('label', '')})")]
     if not sig:
@@ -196,6 +196,9 @@ def _significance_section(results: Mapping[str, Any]) -> list[Block]:
         rows.append(("trials N", f"{dsr.get('n_trials')} ({dsr.get('n_trials_source') or results.get('trials_source') or 'source not recorded'})"))
         var = "null default 1/(T-1)" if dsr.get("variance_default") else "recorded trials"
         rows.append(("trials' Sharpe variance", f"{num(dsr.get('trials_sharpe_variance'), '.4g')} ({var}); skew {num(dsr.get('skew'), '.2f')}, kurtosis {num(dsr.get('kurtosis'), '.2f')}, {dsr.get('n_days')} days"))
+        later = _dsr_with_more_trials(dsr, trials_now)
+        if later:
+            rows.append(later)
     else:
         rows.append(("deflated Sharpe ratio", f"undefined: {dsr.get('error', '-')}"))
     for key, title in (("rl_vs_best_baseline", "RL - best baseline (chosen on train)"),
@@ -206,6 +209,41 @@ def _significance_section(results: Mapping[str, Any]) -> list[Block]:
         rows.append((title, f"{d.get('baseline')}: Sharpe {interval(d.get('sharpe'))}, p(RL <= baseline) = "
                             f"{num(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} bp"))
     return blocks + [("kv", rows)]
+
+
+def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | None) -> tuple[str, str] | None:
+    """The DSR recomputed with the registry's trial count today, when runs were added on the
+    same data after this one: choosing this run among them is a selection the DSR must count."""
+    from exitcore.evaluation.significance import _ANNUAL, expected_max_sharpe, psr_from_moments
+
+    n = dsr.get("n_trials")
+    if not trials_now or not isinstance(n, int) or trials_now <= n:
+        return None
+    try:
+        sr0 = expected_max_sharpe(trials_now, float(dsr["trials_sharpe_variance"]))
+        value = psr_from_moments(float(dsr["sharpe"]), int(dsr["n_days"]), float(dsr["skew"]), float(dsr["kurtosis"]), sr0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return ("DSR with today's trials", f"{num(value, '.3f')} with N = {trials_now} (SR0 = {num(sr0 * _ANNUAL, '.2f')} "
+                                       f"annualised): {trials_now - n} more trial(s) on this data were recorded after this run")
+
+
+def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
+    """The registry's trial count today for the data the run in ``run_dir`` used (``None``
+    when no registry or data hash is found). The registry is the one of ``runs_dir``, else
+    the run directory's parent."""
+    from exitcore.registry import Registry, resolve_runs_dir
+
+    try:
+        data_hash = (read_run_info(run_dir).get("data") or {}).get("hash")
+    except RunDirError:
+        return None
+    for directory in (resolve_runs_dir(runs_dir), Path(run_dir).resolve().parent):
+        if data_hash and Registry.exists(directory):
+            with Registry(directory, create=False) as registry:
+                if registry.list(data_hash=data_hash):
+                    return registry.trial_count(data_hash)
+    return None
 
 
 def _in_sample_section(results: Mapping[str, Any]) -> list[Block]:
@@ -251,14 +289,15 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
 
 
 def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None = None,
-                  walk_forward: Mapping[str, Any] | None = None) -> list[Block]:
-    """The report's content, independent of the output format."""
+                  walk_forward: Mapping[str, Any] | None = None, trials_now: int | None = None) -> list[Block]:
+    """The report's content, independent of the output format (``trials_now``: the registry's
+    trial count on the run's data today, see :func:`current_trial_count`)."""
     title = f"exitcore report: {info.get('run_id') or info.get('id') or results.get('experiment', '?')}"
     blocks: list[Block] = [("title", title)]
     blocks += _run_section(results, info, config)
     blocks += _audit_section(results)
     blocks += _comparison_section(results)
-    blocks += _significance_section(results)
+    blocks += _significance_section(results, trials_now)
     blocks += _in_sample_section(results)
     if walk_forward:
         blocks += _walk_forward_section(walk_forward)
@@ -335,7 +374,7 @@ def render(blocks: Sequence[Block], fmt: str = "text") -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def render_report(run_dir: str | Path, fmt: str = "text") -> str:
+def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None = None) -> str:
     """The report of the run in ``run_dir`` (see the module docstring)."""
     run_dir = Path(run_dir)
     results = read_results(run_dir)
@@ -346,4 +385,4 @@ def render_report(run_dir: str | Path, fmt: str = "text") -> str:
         config = None
     wf_path = run_dir / WALK_FORWARD_FILE
     walk_forward = read_json(wf_path) if wf_path.is_file() else None
-    return render(report_blocks(results, info, config, walk_forward), fmt)
+    return render(report_blocks(results, info, config, walk_forward, trials_now), fmt)

@@ -11,6 +11,7 @@ from .envkit import random_bars, resolved, trades_from
 from exitcore.actions import ACTION_NAMES, Action
 from exitcore.assembly import assemble
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS, CompiledStepMismatch
+from exitcore.errors import PluginError
 from exitcore.hookspecs import hookimpl
 
 
@@ -97,3 +98,57 @@ def test_only_the_first_compiled_steps_are_checked():
     _compiled_step(env, _exits(env))
     _steps(env, COMPILE_CHECK_STEPS + 3)
     assert len(checks) == COMPILE_CHECK_STEPS
+
+
+# --------------------------------------------------------------------------- naming a raising component
+
+
+class _RaisingFeatures:
+    """Features that fail after the first step: a KeyError at k >= 2, and an index past the data."""
+
+    @hookimpl
+    def register_features(self, register):
+        from exitcore.components import FeatureSpec
+
+        def build_keyerror(p, ctx):
+            def compute(m, s):
+                if bool((s.k >= 2).any()):
+                    raise KeyError("no column 'spread'")
+                return s.upnl.reshape(-1, 1).float()
+
+            return FeatureSpec(("x",), 0, compute)
+
+        def build_peek(p, ctx):
+            # from decision 3 on, reads a bar 100,000 bars later: past the data's end
+            late = lambda s: s.bar + 100_000 * (s.k >= 3).to(torch.int64)  # noqa: E731
+            return FeatureSpec(("later",), 0, lambda m, s: (m.close[late(s)] - m.close[s.bar]).reshape(-1, 1).float())
+
+        register("raises_keyerror", build_keyerror)
+        register("peeks_past_the_end", build_peek)
+
+
+def _feature_env(feature: str, compile: bool = False, n_bars: int = 3000):
+    bars = random_bars(n_bars, seed=5)
+    trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.002, 0.004) for i in range(n_bars // 12)])
+    asm = assemble(resolved(features=[("position", {}), (feature, {})], extra_plugins=(_RaisingFeatures(),)), bars, trades=trades)
+    return asm.make_env(torch.nonzero(asm.table.decidable).flatten(), n_envs=16, seed=3, compile=compile)
+
+
+def test_a_feature_raising_in_a_later_step_is_named():
+    env = _feature_env("raises_keyerror")
+    with pytest.raises(PluginError, match=r"feature 'raises_keyerror' from .*_RaisingFeatures.* raised KeyError in a step "
+                                          r"\(decisions k = .*\): .*no column 'spread'"):
+        _steps(env, 5)
+
+
+def test_a_feature_indexing_past_the_data_is_named_eager_and_compiled():
+    env = _feature_env("peeks_past_the_end")
+    with pytest.raises(PluginError, match=r"feature 'peeks_past_the_end' .* raised IndexError"):
+        _steps(env, 6)
+    pytest.importorskip("torch._inductor")
+    env = _feature_env("peeks_past_the_end", compile=True)
+    _steps(env, 1)  # eager, k 0 -> 1
+    _compiled_step(env, torch.zeros(env.n_envs, dtype=torch.int64))  # compiled, k 1 -> 2
+    # k 2 -> 3: the compiled kernel's bounds check fails; the eager re-run names the feature
+    with pytest.raises(PluginError, match=r"feature 'peeks_past_the_end' .* raised IndexError"):
+        env.step(torch.zeros(env.n_envs, dtype=torch.int64))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -66,6 +67,35 @@ def test_report_command_by_run_id_writes_markdown_atomically(finished_run, tmp_p
     assert printed.exit_code == 0 and printed.output.startswith("exitcore report: ")
     refused = runner.invoke(cli, ["report", running, "--runs-dir", str(runs)])
     assert refused.exit_code == 2 and "still running" in refused.output
+
+
+def test_the_report_recomputes_the_dsr_when_trials_were_added_later(finished_run, tmp_path):
+    """Picking this run among runs recorded after it is a selection too: the report shows the
+    DSR with the registry's trial count today beside the one computed at run time (N = 3)."""
+    from exitcore.evaluation.significance import expected_max_sharpe, psr_from_moments
+
+    dsr = read_results(_run_dir(finished_run))["evaluators"]["significance"]["dsr"]
+    assert dsr["n_trials"] == 3 and "DSR with today's trials" not in render_report(_run_dir(finished_run), trials_now=3)
+    text = render_report(_run_dir(finished_run), trials_now=9)
+    expected = psr_from_moments(dsr["sharpe"], dsr["n_days"], dsr["skew"], dsr["kurtosis"],
+                                expected_max_sharpe(9, dsr["trials_sharpe_variance"]))
+    assert re.search(rf"DSR with today's trials +{expected:.3f} with N = 9", text) and "6 more trial(s)" in text
+    assert expected < dsr["dsr"]  # more trials, a higher bar
+    # the same formula as the run-time DSR: N = 3 reproduces the recorded value
+    again = psr_from_moments(dsr["sharpe"], dsr["n_days"], dsr["skew"], dsr["kurtosis"],
+                             expected_max_sharpe(3, dsr["trials_sharpe_variance"]))
+    assert again == pytest.approx(dsr["dsr"], rel=1e-9)
+    # the command reads today's count from the registry of the run's data
+    runs = tmp_path / "runs"
+    data_hash = finished_run["info"]["data"]["hash"]
+    with Registry(runs) as registry:
+        run_id = registry.create_run("v4_no_lookahead", "cfg", data_hash, run_dir=_run_dir(finished_run))
+        registry.mark_running(run_id)
+        registry.mark_done(run_id, {})
+        for i in range(4):
+            registry.create_run("v4_no_lookahead", f"later{i}", data_hash, run_dir=tmp_path / f"r{i}")
+    result = CliRunner().invoke(cli, ["report", run_id, "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and "with N = 5" in result.output, result.output
 
 
 def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):

@@ -1,0 +1,42 @@
+"""Naming the component whose tensor code raised during an environment step.
+
+The step calls plugin functions (features, masks, guards, reward terms) with no per-call
+wrapper, so that the compiled step stays one graph. When one of them raises, the traceback is
+searched for the function's frame, and the error is re-raised as a :class:`PluginError` naming
+the component. The compiled step has no such frames: it is re-run eagerly first.
+"""
+
+from __future__ import annotations
+
+from types import CodeType, TracebackType
+from typing import Any
+
+from exitcore.errors import PluginError
+
+_KINDS = (("features", "feature"), ("masks", "action mask"), ("guards", "exit guard"), ("rewards", "reward term"))
+
+
+def component_codes(components: Any) -> dict[CodeType, str]:
+    """``{code object of a built tensor function: "feature 'x' from plugin (dist)"}``."""
+    out = {}
+    for attr, kind in _KINDS:
+        for named in getattr(components, attr):
+            code = getattr(named.fn, "__code__", None) or getattr(getattr(named.fn, "__call__", None), "__code__", None)
+            if code is not None:
+                out[code] = f"{kind} {named.label()}"
+    return out
+
+
+def blamed(exc: BaseException, codes: dict[CodeType, str]) -> str | None:
+    """The component whose function is the deepest frame of ``exc``'s traceback, if any."""
+    found = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        found = codes.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
+
+
+def plugin_failure(exc: BaseException, label: str, where: str) -> PluginError:
+    """The :class:`PluginError` for ``exc`` raised by the component ``label``."""
+    return PluginError(f"{label} raised {type(exc).__name__} {where}: {exc}")

@@ -25,8 +25,8 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("experiment", "experiment"),
     ("split", "label"),
     ("trades", "n_trades"),
-    ("mean return", "mean_return"),
-    ("std return", "std_return"),
+    ("mean return per trade (bp)", "mean_return"),
+    ("std return per trade (bp)", "std_return"),
     ("win rate", "win_rate"),
     ("profit factor", "profit_factor"),
     ("Sharpe (daily, annualised)", "sharpe"),
@@ -156,6 +156,8 @@ def config_differences(views: list[RunView]) -> list[tuple[str, list[Any]]]:
 def _fmt(key: str, value: Any) -> str:
     from exitcore.evaluation.metrics import format_value
 
+    if key in ("mean_return", "std_return"):  # basis points of the entry price, as the report shows them
+        return f"{value * 1e4:.2f}" if isinstance(value, (int, float)) else "-"
     return format_value(key, value)
 
 
@@ -176,7 +178,9 @@ def as_table(views: list[RunView]) -> str:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    lines.append("")
+    from exitcore.evaluation.metrics import SHARES_LEGEND
+
+    lines += [SHARES_LEGEND, ""]
     if diffs:
         lines.append("configuration differences:")
         for key, values in diffs:

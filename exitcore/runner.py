@@ -426,7 +426,7 @@ def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
     if request.experiment and stored.get("experiment") and request.experiment != stored["experiment"]:
         exp = stored["experiment"]
         if not (exp.startswith(request.experiment) or request.experiment.startswith(exp)):
-            raise ExitcoreError(f"run {previous.id} is an {previous.experiment} run, not {request.experiment!r}")
+            raise ExitcoreError(f"run {previous.id} is a run of {previous.experiment!r}, not of {request.experiment!r}")
     merged["overrides"] = tuple(merged.get("overrides") or ())
     return RunRequest(**{k: v for k, v in merged.items() if k in attrs.fields_dict(RunRequest)},
                       resume=request.resume, runs_dir=request.runs_dir, progress=request.progress)

@@ -400,6 +400,12 @@ def test_cli_runs_lists_and_filters(populated):
     assert [line.split()[0] for line in res.output.splitlines()[1:]] == [failed]
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--status", "bogus"])
     assert res.exit_code == 2
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v4"])  # a prefix, as run/show take
+    assert [line.split()[0] for line in res.output.splitlines()[1:]] == [done]
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v9"])
+    assert res.exit_code == 2 and "no runs of an experiment 'v9' are recorded; experiments with runs: v3, v4_no_lookahead" in res.output
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v"])
+    assert res.exit_code == 2 and "ambiguous" in res.output
 
 
 def test_cli_runs_json_is_strict(populated):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -211,6 +212,10 @@ def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
     assert [r["run_id"] for r in data["runs"]] == [row["id"], row["id"]] and data["warnings"] == []
     out = exitcore("compare", row["id"], "v4", "--csv", runs=runs_a)
     assert out.returncode == 0 and out.stdout.startswith("metric,")
+    table = exitcore("compare", row["id"], "v4", runs=runs_a).stdout
+    mean_bp = data["runs"][0]["metrics"]["mean_return"] * 1e4
+    assert re.search(rf"mean return per trade \(bp\) +{mean_bp:.2f} ", table)  # basis points, as in the report
+    assert "H=HOLD E=EXIT" in table and "Tg=target Ti=time" in table  # the share letters explained
 
     runs = tmp_path / "runs"
     proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", runs=runs, wait=False)

@@ -118,7 +118,8 @@ class LazyGroup(click.Group):
     "experiments_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Experiments file (default: $EXITCORE_EXPERIMENTS, else ./experiments.toml).",
+    help="Experiments file (default: $EXITCORE_EXPERIMENTS, else ./experiments.toml, else the one "
+    "in the exitcore checkout it was installed from).",
 )
 @click.pass_context
 def cli(ctx: click.Context, experiments_path: str | None) -> None:

@@ -6,6 +6,7 @@ Heavy imports (pandas, torch) happen inside the commands, so ``exitcore --help``
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -111,7 +112,9 @@ def inspect(
 @click.option("--years", type=float, default=3.0, show_default=True, help="Length of the series in years.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed (same seed, same bars).")
 @click.option("--start", default="2015-01-05", show_default=True, help="First day (UTC, YYYY-MM-DD).")
-@click.option("--symbol", default="EURUSD", show_default=True, help="Symbol written into the file name hint and metadata.")
+@click.option("--symbol", default="EURUSD", show_default=True,
+              help="Symbol of the series. Reading the file back takes the symbol from its name "
+                   "(e.g. gbpusd_synth.csv), so put it there.")
 @click.option("--timeframe", default="15min", show_default=True, help="Bar length, e.g. 1min, 15min, 1h.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 def synth(out: str, years: float, seed: int, start: str, symbol: str, timeframe: str, force: bool) -> None:
@@ -126,3 +129,9 @@ def synth(out: str, years: float, seed: int, start: str, symbol: str, timeframe:
         out, {"years": years, "seed": seed, "start": start, "symbol": symbol, "timeframe": timeframe}, force=force
     )
     click.echo(f"wrote {len(bars):,} {bars.timeframe} bars ({bars.start:%Y-%m-%d %H:%M} -> {bars.end:%Y-%m-%d %H:%M} UTC) to {path}")
+    from exitcore.data.formats.common import symbol_of
+
+    if symbol_of([str(path)], "", str(path)) != symbol.upper():
+        click.echo(f"note: the file name does not contain {symbol.upper()}, so it reads back without a symbol; "
+                   f"rename it (e.g. {symbol.lower()}_{Path(path).name}) or load it with --data '{path}?symbol={symbol.upper()}'",
+                   err=True)

@@ -46,7 +46,8 @@ def _measured_on(metrics: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option("--experiment", "-e", default=None, metavar="NAME", help="Only runs of this experiment.")
+@click.option("--experiment", "-e", default=None, metavar="NAME",
+              help="Only runs of this experiment (a unique prefix of a recorded experiment works: v4).")
 @click.option("--status", "-s", type=click.Choice(STATUS_CHOICES), default=None, help="Only runs in this status.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every field, metrics included).")
@@ -64,6 +65,8 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
         click.echo("[]" if as_json else f"no runs recorded in {directory}")
         return
     with _open(runs_dir) as registry:
+        if experiment is not None:
+            experiment = _recorded_experiment(experiment, {r.experiment for r in registry.list()})
         records = registry.list(experiment=experiment, status=status)
     if as_json:
         click.echo(jsonable.dumps([r.to_dict() for r in records], indent=2))
@@ -89,6 +92,21 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _recorded_experiment(name: str, recorded: set[str]) -> str:
+    """``name`` among the experiments that have runs: exact, else a unique prefix."""
+    from exitcore.errors import ExitcoreError
+
+    if name in recorded:
+        return name
+    matches = sorted(n for n in recorded if n.startswith(name))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ExitcoreError(f"--experiment {name!r} is ambiguous: runs of {', '.join(matches)} are recorded")
+    raise ExitcoreError(f"no runs of an experiment {name!r} are recorded; experiments with runs: "
+                        f"{', '.join(sorted(recorded)) or 'none'}")
 
 
 @click.command()

@@ -62,6 +62,9 @@ class SuspectRule:
     test: Callable[[Mapping[str, Any]], bool]
 
 
+# how each poisoning mode reads in "when the future is ..."
+_MODE_WORDS = {"truncate": "truncated", "nan": "NaN", "huge": "huge", "random_walk": "a random walk"}
+
 def _num(metrics: Mapping[str, Any], key: str) -> float:
     v = metrics.get(key)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
@@ -104,7 +107,7 @@ def suspect_reasons(metrics: Mapping[str, Any] | None) -> tuple[list[str], str]:
     :data:`MIN_TRADES_FOR_RULES` trades.
     """
     if not metrics:
-        return [], "no out-of-sample results to judge (audit a finished run for the plausibility rules)"
+        return [], "no out-of-sample results to judge; audit a finished run for the plausibility rules"
     if metrics.get("in_sample"):
         return [], "the results given are in-sample; plausibility rules judge out-of-sample results only"
     n = int(metrics.get("n_trades") or 0)
@@ -249,7 +252,7 @@ def format_audit(report: Mapping[str, Any]) -> str:
         f = c["first"]
         finding = Finding(**f)
         lines.append(f"  LEAK {c['kind']} {c['component']}")
-        lines.append(f"       first at {finding.where()} when the future is {f['mode']}: {f['detail']}")
+        lines.append(f"       first at {finding.where()} when the future is {_MODE_WORDS.get(f['mode'], f['mode'])}: {f['detail']}")
         lines.append(f"       {c['count']} difference(s), exposed by: {', '.join(c['modes'])}")
     for reason in report["suspect"]:
         lines.append(f"  SUSPECT {reason}")

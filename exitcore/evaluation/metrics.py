@@ -428,7 +428,10 @@ def _shares(d: Mapping[str, float] | None, short: Mapping[str, str]) -> str:
 
 
 _ACTION_SHORT = {Action.names[a]: ACTION_LETTERS[a] for a in Action}
-_REASON_SHORT = {"agent": "A", "stop": "S", "target": "T", "time": "Ti", "end_of_data": "D", "gap": "G"}
+_REASON_SHORT = {"agent": "A", "stop": "S", "target": "Tg", "time": "Ti", "end_of_data": "D", "gap": "G"}
+#: the legend printed under tables that show action and exit-reason shares
+SHARES_LEGEND = ("actions: % of decisions, H=HOLD E=EXIT T=TIGHTEN_SL B=TRAIL_BE P=PARTIAL_EXIT; "
+                 "exit reasons: % of trades, A=agent S=stop Tg=target Ti=time D=end of data G=gap")
 
 _RATE_KEYS = ("win_rate", "quick_exit_rate", "blocked_rate", "at_breakeven_rate", "partial_rate")
 _RATIO_KEYS = ("profit_factor", "sharpe", "sortino", "per_trade_sharpe", "best_baseline_sharpe")
@@ -436,7 +439,7 @@ _RATIO_KEYS = ("profit_factor", "sharpe", "sortino", "per_trade_sharpe", "best_b
 
 def format_value(key: str, value: Any) -> str:
     """One metric value as the tables show it: rates in percent, ratios to 2 decimals, PnL
-    fractions to 5, distributions as letter shares (H E T B P; A S T Ti D G)."""
+    fractions to 5, distributions as letter shares (:data:`SHARES_LEGEND`)."""
     if key in _RATE_KEYS:
         return _pct(value)
     if key in _RATIO_KEYS:
@@ -482,8 +485,7 @@ def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str
 
     The title names the split of every column; a training-split column is headed
     ``TRAIN (in-sample)`` and the title says so, so in-sample numbers are never shown bare.
-    Action shares use the ledger letters (H E T B P), exit reasons A=agent S=stop T=target
-    Ti=time D=end of data G=gap.
+    Shares are explained by :data:`SHARES_LEGEND`, printed under the table.
     """
     cols = list(results.values()) if isinstance(results, Mapping) else list(results)
     if not cols:
@@ -503,4 +505,5 @@ def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str
         lines.append("  ".join(cells))
         if k == 1:
             lines.append("  ".join("-" * w for w in widths))
+    lines.append(SHARES_LEGEND)
     return "\n".join(line.rstrip() for line in lines)

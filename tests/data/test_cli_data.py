@@ -95,6 +95,16 @@ def test_synth_bad_options_write_nothing(run, tmp_path: Path, args: list[str], p
     assert not out.parent.exists()  # not even the folder
 
 
+def test_synth_says_how_the_symbol_reads_back(run, tmp_path: Path) -> None:
+    """The symbol is read from the file name: a name without it gets a note saying how."""
+    res = run("data", "synth", "--years", "0.1", "--symbol", "GBPUSD", "--out", str(tmp_path / "s.csv"))
+    assert res.exit_code == 0 and "note: the file name does not contain GBPUSD" in res.output
+    assert "symbol       GBPUSD" in run("data", "inspect", f"{tmp_path / 's.csv'}?symbol=GBPUSD").output
+    named = run("data", "synth", "--years", "0.1", "--symbol", "GBPUSD", "--out", str(tmp_path / "gbpusd_s.csv"))
+    assert named.exit_code == 0 and "note:" not in named.output
+    assert "symbol       GBPUSD" in run("data", "inspect", str(tmp_path / "gbpusd_s.csv")).output
+
+
 def test_an_unwritable_output_is_one_error_line(run, tmp_path: Path) -> None:
     """OSErrors (read-only, full disk, a file where a folder should be) get `error:` and 2, no traceback."""
     blocker = tmp_path / "afile"

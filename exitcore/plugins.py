@@ -169,22 +169,28 @@ class PluginHost:
 
     # ------------------------------------------------------------------ typed hook calls
 
-    def add_commands(self, cli: Any) -> None:
-        """Let plugins add CLI subcommands to the root group ``cli``."""
+    def add_commands(self, cli: Any) -> list[str]:
+        """Let plugins add CLI subcommands to the root group ``cli``; returns one problem per
+        plugin whose commands were refused. A plugin that raises, or redefines an existing
+        command, has none of its commands added; the others' are, and the built-ins stay."""
+        problems = []
         for impl in self.pm.hook.register_commands.get_hookimpls():
             before = dict(cli.commands)
             dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
             try:
                 impl.function(cli)
             except Exception as exc:  # noqa: BLE001
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} ({dist}) raised in register_commands: {exc}"
-                ) from exc
-            replaced = [name for name, cmd in before.items() if cli.commands.get(name) is not cmd]
-            if replaced:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} ({dist}) redefines the command(s) {', '.join(replaced)}"
-                )
+                problems.append(f"plugin {impl.plugin_name!r} ({dist}) raised in register_commands: {exc}")
+            else:
+                replaced = [name for name, cmd in before.items() if cli.commands.get(name) is not cmd]
+                if replaced:
+                    problems.append(f"plugin {impl.plugin_name!r} ({dist}) redefines the command(s) "
+                                    f"{', '.join(replaced)}; its commands are not added")
+                else:
+                    continue
+            cli.commands.clear()  # undo everything this plugin added or replaced
+            cli.commands.update(before)
+        return problems
 
     def run_started(self, run: Any) -> None:
         """Notify plugins that ``run`` starts; an exception is a :class:`PluginError` naming the plugin."""

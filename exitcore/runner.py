@@ -224,7 +224,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     with _recorded(registry, host, info, "evaluating"):
         with stages.stage("evaluating on the held-out split") as note:
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
-                                   cfg.ppo.seed, stages.say)
+                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id))
             verdict = evaluation.audit_verdict
             note(f"{evaluation.headline.get('n_trades', '?')} trades evaluated" + (f"; look-ahead audit {verdict}" if verdict else ""))
         if cfg.eval.walk_forward > 0:
@@ -235,6 +235,21 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     registry.mark_done(run_id, evaluation.headline)
     host.run_finished(info, "done", evaluation.results)
     return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, getattr(evaluation, "summary", ""))
+
+
+def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0) -> Any:
+    """``say`` that also records a heartbeat at most every ``every_s`` seconds, so a long
+    evaluation is not taken for a dead run by another host (the registry's stale limit)."""
+    registry.heartbeat(run_id)
+    last = [time.monotonic()]
+
+    def say_and_beat(message: str) -> None:
+        say(message)
+        if time.monotonic() - last[0] > every_s:
+            registry.heartbeat(run_id)
+            last[0] = time.monotonic()
+
+    return say_and_beat
 
 
 def check_runs_dir_writable(runs_dir: Path) -> None:

@@ -143,7 +143,32 @@ def test_plugin_cli_commands_are_added(tmp_path):
     out = run_exitcore("hello", env={"PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0 and "hello from a plugin" in out.stdout
     out = run_exitcore("--help", env={"PYTHONPATH": str(tmp_path)})
-    assert "Say hello from a plugin." in out.stdout
+    assert "Say hello from a plugin." in out.stdout and "warning" not in out.stderr
+
+    # a second plugin that redefines `run`: refused, with a warning; the first one's command stays
+    (tmp_path / "clash_cmd.py").write_text(textwrap.dedent('''
+        import click
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def extra():
+                """Never added."""
+
+            @cli.command()
+            def run():
+                """A run that shadows the built-in."""
+    '''))
+    info = tmp_path / "clash_cmd-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: clash-cmd\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\nclash = clash_cmd\n")
+    out = run_exitcore("--help", env={"PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0 and "Say hello from a plugin." in out.stdout and "extra" not in out.stdout
+    assert "warning: plugin 'clash' (clash-cmd) redefines the command(s) run; its commands are not added" in out.stderr
+    assert "Train experiment NAME" in run_exitcore("run", "--help", env={"PYTHONPATH": str(tmp_path)}).stdout
+    assert run_exitcore("hello", env={"PYTHONPATH": str(tmp_path)}).returncode == 0
 
 
 def test_every_hookspec_is_documented():
@@ -158,3 +183,20 @@ def test_every_hookspec_is_documented():
     assert not missing, f"hookspecs missing from docs/plugins.md: {missing}"
     undocumented = [h for h in hooks if len((getattr(hookspecs, h).__doc__ or "").split()) < 20]
     assert not undocumented, f"hookspecs with too little docstring: {undocumented}"
+
+
+@pytest.mark.parametrize("args, progress", [(["-q"], False), (["-q", "--progress"], True), ([], None)])
+def test_quiet_run_turns_the_progress_bar_off(monkeypatch, args, progress):
+    """-q means no progress bar even on a terminal (None lets the trainer decide by TTY)."""
+    import exitcore.runner as runner
+
+    seen = {}
+
+    def fake_execute(request, file, host, quiet=False):
+        seen.update(progress=request.progress, quiet=quiet)
+        raise runner.RunInterrupted("r", Path("."))
+
+    monkeypatch.setattr(runner, "execute", fake_execute)
+    result = CliRunner().invoke(cli, ["run", "v4", *args])
+    assert result.exit_code == 130, result.output
+    assert seen == {"progress": progress, "quiet": "-q" in args}

@@ -473,3 +473,19 @@ def test_top_level_help_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "runs" in out and "show" in out
     assert out.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_evaluation_progress_keeps_the_heartbeat(tmp_path):
+    """A long evaluation beats too, so another host does not take the run for dead."""
+    from exitcore.runner import _with_heartbeat
+
+    with Registry(tmp_path / "runs") as reg:
+        run_id = reg.create_run("v4_no_lookahead", "cfg", "data")
+        reg.mark_running(run_id)
+        said = []
+        say = _with_heartbeat(said.append, reg, run_id, every_s=0.0)
+        first = reg.get(run_id).heartbeat_at
+        assert first is not None
+        time.sleep(0.01)
+        say("evaluating baselines")
+        assert said == ["evaluating baselines"] and reg.get(run_id).heartbeat_at > first

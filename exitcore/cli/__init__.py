@@ -73,10 +73,12 @@ class LazyGroup(click.Group):
         staging.commands = dict.fromkeys(self.lazy_subcommands, None)  # type: ignore[arg-type]
         staging.commands.update(self.commands)
         try:
-            PluginHost.create().add_commands(staging)
+            problems = PluginHost.create().add_commands(staging)
         except ExitcoreError as exc:
             click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
             return
+        for problem in problems:
+            click.echo(f"warning: {problem}", err=True)
         for name, cmd in staging.commands.items():
             if cmd is not None and name not in self.commands:
                 self.add_command(cmd, name)

@@ -24,7 +24,7 @@ from exitcore.cli.options import budget_option, runs_dir_option, set_option
                    "configuration or the data changed).")
 @runs_dir_option
 @click.option("--progress/--no-progress", default=None, help="Training progress bar (default: on a terminal).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary (no stages, no progress bar).")
 @click.pass_obj
 def run(session, name, budget, overrides, data, timesteps, device, seed, resume, runs_dir, progress, quiet) -> None:
     """Train experiment NAME with masked PPO, evaluate it on the held-out split, record the run.
@@ -33,6 +33,10 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     frozen configuration, plugin versions, data hash, split boundaries, checkpoints, the
     training log, the trade ledgers and the evaluation results; the registry in the runs
     directory indexes it (`exitcore runs`). For a short CPU run add `--budget quick`.
+
+    Exit status: 0 the run finished (whatever its look-ahead audit found: the verdict is
+    printed and recorded; `exitcore audit RUN` exits 1 on FAIL for scripts), 1 it failed
+    while training or evaluating, 2 bad input, 130 interrupted (resumable).
 
     \b
     Examples:
@@ -45,6 +49,8 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
 
     if not name and not resume:
         raise click.UsageError("name the experiment to run (see `exitcore experiments list`), or give --resume RUN")
+    if quiet and progress is None:
+        progress = False  # --quiet means quiet on a terminal too; --progress still wins
     request = RunRequest(
         experiment=name, budget=budget, overrides=tuple(overrides), data=data, timesteps=timesteps,
         device=device, seed=seed, resume=resume, runs_dir=runs_dir, progress=progress,

@@ -473,6 +473,11 @@ def audit(
     market = assembled.market
     was_training = policy.training
     policy.eval()
+    # One intra-op thread: the audit is thousands of tiny ops, which a second thread does not
+    # speed up (7.6 s either way on a quiet 2-core machine) but, on a busy one, makes several
+    # times slower while each op waits for a descheduled thread (50 s against 7.4 s measured).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         rows = sample_decisions(assembled, pool, policy_actor(policy), n_decisions, seed)
         actions_seen: dict[int, int] = {}
@@ -488,14 +493,15 @@ def audit(
                          f"action {ACTION_NAMES[actions_seen[key]]} became {ACTION_NAMES[after]}")]
 
         leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action)
+        findings = [_from_leak(leak, market) for leak in leaks]
+
+        by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
+        entry_rows = by_signal[_stratified(len(by_signal), n_entries or n_decisions, np.random.default_rng(seed + 1))]
+        findings += check_entries(assembled, entry_rows.tolist(), modes, seed)
+        findings += check_fills(assembled, pool)
     finally:
         policy.train(was_training)
-    findings = [_from_leak(leak, market) for leak in leaks]
-
-    by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
-    entry_rows = by_signal[_stratified(len(by_signal), n_entries or n_decisions, np.random.default_rng(seed + 1))]
-    findings += check_entries(assembled, entry_rows.tolist(), modes, seed)
-    findings += check_fills(assembled, pool)
+        torch.set_num_threads(threads)
 
     suspects, note = suspect_reasons(metrics)
     verdict = "FAIL" if findings else ("SUSPECT" if suspects else "PASS")

@@ -102,7 +102,7 @@ class PluginHost:
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
+            raise _unknown_hooks(pm, exc.plugin, dists) from None
         return cls(pm, dists)
 
     def _collect(self) -> None:
@@ -274,6 +274,20 @@ def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
         raise PluginError(f"plugin {name!r} has an invalid hook implementation: {exc}") from None
     except ValueError as exc:
         raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any, dists: dict[str, tuple[str, str]]) -> PluginError:
+    """The error for a plugin with ``@hookimpl`` functions that match no hookspec (a typo)."""
+    name = pm.get_name(plugin) or repr(plugin)
+    dist = dists.get(name, ("", ""))[0] or "no distribution"
+    specs = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "exitcore_spec")]
+    unknown = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if not caller.has_spec():
+            close = difflib.get_close_matches(caller.name, specs, n=1)
+            unknown.append(repr(caller.name) + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return PluginError(f"plugin {name!r} ({dist}) implements unknown hook(s) {', '.join(unknown)}; "
+                       "docs/plugins.md lists the hooks")
 
 
 def _raising_impl(impls: list[Any], exc: BaseException) -> Any:

@@ -78,7 +78,8 @@ def test_misspelt_hook_fails_at_start_up(make_host):
         def register_exit_gaurds(self, register):  # misspelt on purpose
             register("x", lambda p, ctx: None)
 
-    with pytest.raises(PluginError, match=r"unknown hook.*register_exit_gaurds"):
+    with pytest.raises(PluginError, match=r"plugin 'Typo' \(no distribution\) implements unknown hook\(s\) "
+                                          r"'register_exit_gaurds' \(did you mean 'register_exit_guards'\?\)"):
         make_host(Typo())
 
 

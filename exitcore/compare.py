@@ -129,6 +129,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 def warnings(views: list[RunView]) -> list[str]:
     """Loud notes on what makes the runs not comparable."""
     out = []
+    ids = [v.run_id for v in views]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        out.append(f"SAME RUN: {', '.join(repeated)} is listed more than once (an experiment name stands for "
+                   "its latest run); its columns are identical")
     if len({v.data_hash for v in views}) > 1:
         pairs = ", ".join(f"{v.run_id}: {v.data_hash}" for v in views)
         out.append(f"DIFFERENT DATA: these runs were trained and evaluated on different bars ({pairs}); "

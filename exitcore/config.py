@@ -346,7 +346,8 @@ def _make_converter() -> cattrs.Converter:
                     raise ExceptionGroup(f"{cl.__name__}: {1 + len(others)} problems", [first, *others]) from None
                 raise
             except ClassValidationError as exc:  # unknown keys or bad types: validators never ran
-                skip = {note.name for _sub, note in exc.group_exceptions()[0]}
+                with_notes, without = exc.group_exceptions()
+                skip = {note.name for _sub, note in with_notes} | {e.field for e in without if isinstance(e, FieldError)}
                 others = _other_field_errors(cl, value, skip)
                 if others:
                     raise ExceptionGroup(f"{cl.__name__}: problems", [exc, *others]) from None

@@ -394,7 +394,7 @@ def test_cli_runs_lists_and_filters(populated):
     lines = res.output.splitlines()
     assert lines[0].split()[:3] == ["id", "experiment", "status"]
     assert [line.split()[0] for line in lines[1:]] == [done, train, failed]
-    assert "0.8123" in lines[1] and "TEST (out-of-sample)" in lines[1]
+    assert "0.81 " in lines[1] and "TEST (out-of-sample)" in lines[1]  # two decimals, as every table
     assert "TRAIN (in-sample)" in lines[2]
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v3", "--status", "failed"])
     assert [line.split()[0] for line in res.output.splitlines()[1:]] == [failed]

@@ -209,7 +209,9 @@ def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
     out = exitcore("compare", row["id"], "v4", "--json", runs=runs_a)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert [r["run_id"] for r in data["runs"]] == [row["id"], row["id"]] and data["warnings"] == []
+    assert [r["run_id"] for r in data["runs"]] == [row["id"], row["id"]]
+    assert data["warnings"] == [f"SAME RUN: {row['id']} is listed more than once (an experiment name stands for its "
+                                "latest run); its columns are identical"]
     out = exitcore("compare", row["id"], "v4", "--csv", runs=runs_a)
     assert out.returncode == 0 and out.stdout.startswith("metric,")
     table = exitcore("compare", row["id"], "v4", runs=runs_a).stdout

@@ -38,6 +38,11 @@ def _value(v: Any) -> str:
     return str(v)
 
 
+def _sharpe(v: Any) -> str:
+    """Sharpe ratios to two decimals, as every other table shows them."""
+    return f"{v:.2f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else _value(v)
+
+
 def _measured_on(metrics: dict[str, Any]) -> str:
     """Which split the headline metrics were measured on, in-sample marked."""
     if "label" in metrics:
@@ -84,7 +89,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
             str(r.seed),
             _when(r.started_at),
             _duration(r.duration_s),
-            _value(r.metrics.get("sharpe")),
+            _sharpe(r.metrics.get("sharpe")),
             _measured_on(r.metrics) if r.metrics else "-",
         )
         for r in records

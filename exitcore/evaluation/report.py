@@ -320,7 +320,9 @@ def summary_text(results: Mapping[str, Any]) -> str:
     if best:
         lines.append(f"* best baseline, chosen on the training split: {best}")
     if results.get("audit_verdict"):
-        lines.append(f"look-ahead audit: {results['audit_verdict']}")
+        culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []
+        named = "; ".join(f"leak in {c.get('kind')} {c.get('component')}" for c in culprits[:3])
+        lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
     return "\n".join(lines)
 
 

@@ -143,7 +143,11 @@ def test_summary_for_the_end_of_a_run(finished_run):
     text = finished_run["results"].summary
     assert text == summary_text(results)
     assert text.startswith("TEST (out-of-sample):") and "\nrl " in text and f"{results['best_baseline']['name']} *" in text
-    assert "deflated Sharpe ratio" in text and "look-ahead audit: PASS" in text
+    assert "deflated Sharpe ratio" in text and "look-ahead audit: PASS\n" in text + "\n"
+    # a failing audit names its culprits right in the summary
+    failed = {**results, "audit_verdict": "FAIL", "evaluators": {**results["evaluators"], "lookahead_audit": {
+        "verdict": "FAIL", "culprits": [{"kind": "feature", "component": "leaky_next_move.next_move_atr"}]}}}
+    assert "look-ahead audit: FAIL (leak in feature leaky_next_move.next_move_atr;" in summary_text(failed)
 
 
 # --------------------------------------------------------------------------- the real data

@@ -53,21 +53,26 @@ class PluginInfo:
 class PluginHost:
     """A pluggy manager plus the component registry built from its ``register_*`` hooks."""
 
-    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]]):
+    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]], strict: bool = True):
         self.pm = pm
         self._dists = dists  # plugin name -> (distribution, version)
         self._components: dict[ComponentKind, dict[str, Component]] = {k: {} for k in ComponentKind}
+        #: with ``strict=False``: the registration problems that were skipped instead of raised
+        self.problems: list[str] = []
+        self._strict = strict
         self._collect()
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def create(cls, autoload: bool | None = None, plugins: Iterable[Any] = ()) -> PluginHost:
+    def create(cls, autoload: bool | None = None, plugins: Iterable[Any] = (), strict: bool = True) -> PluginHost:
         """Build a host: entry-point plugins (unless ``autoload`` is off) plus ``plugins``.
 
         ``plugins`` are modules or objects with hook implementations, registered in order
         after the entry points (tests pass their own here with ``autoload=False``).
         ``autoload=None`` follows the ``EXITCORE_DISABLE_PLUGIN_AUTOLOAD`` environment variable.
+        ``strict=False`` (``exitcore plugins``, to diagnose): a component registered twice or a
+        raising ``register_*`` hook is recorded in :attr:`problems` and skipped, not raised.
         """
         if autoload is None:
             autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") not in ("1", "true", "yes")
@@ -103,7 +108,12 @@ class PluginHost:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise _unknown_hooks(pm, exc.plugin, dists) from None
-        return cls(pm, dists)
+        return cls(pm, dists, strict)
+
+    def _problem(self, error: PluginError) -> None:
+        if self._strict:
+            raise error
+        self.problems.append(str(error))
 
     def _collect(self) -> None:
         for kind, hook_name in _REGISTER_HOOKS.items():
@@ -116,22 +126,25 @@ class PluginHost:
                 register = _Registrar(self, kind, impl.plugin_name, dist, version)
                 try:
                     impl.function(register)
-                except PluginError:
-                    raise
+                except PluginError as exc:
+                    self._problem(exc)
                 except Exception as exc:  # noqa: BLE001 - reported with plugin and distribution
-                    raise PluginError(
+                    error = PluginError(
                         f"plugin {impl.plugin_name!r} ({dist or 'no distribution'}) raised in {hook_name}: "
                         f"{type(exc).__name__}: {exc}"
-                    ) from exc
+                    )
+                    error.__cause__ = exc
+                    self._problem(error)
 
     def _add(self, component: Component) -> None:
         table = self._components[component.kind]
         existing = table.get(component.name)
         if existing is not None:
-            raise PluginError(
+            self._problem(PluginError(
                 f"{component.kind.value} {component.name!r} is registered twice: by {existing.origin} "
                 f"and by {component.origin}; uninstall or rename one"
-            )
+            ))
+            return  # lenient: the first registration stays
         table[component.name] = component
 
     # ------------------------------------------------------------------ queries

@@ -124,6 +124,28 @@ def test_plugins_command_shows_builtins_and_a_broken_plugin_is_named(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_a_duplicate_component_stops_every_command_but_plugins_lists_it(tmp_path):
+    (tmp_path / "dupe_mask.py").write_text(textwrap.dedent('''
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_action_masks(register):
+            register("min_exit_bar", lambda p, ctx: None, description="a second min_exit_bar")
+    '''))
+    info = tmp_path / "dupe_mask-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dupe-mask\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\ndupe = dupe_mask\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    out = run_exitcore("plugins", env=env)
+    assert out.returncode == 2 and "dupe  [dupe-mask 1.0]" in out.stdout and "min_exit_bar" in out.stdout
+    assert "params: regret_coef=0.8" in out.stdout  # parameters and defaults are listed
+    assert "problem: mask 'min_exit_bar' is registered twice: by " in out.stderr
+    assert "dupe (dupe-mask 1.0)" in out.stderr and "masks (exitcore-masks 0.1.0)" in out.stderr
+    out = run_exitcore("experiments", "check", env=env)  # any command that needs the plugins
+    assert out.returncode == 2 and "registered twice" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_plugin_cli_commands_are_added(tmp_path):
     (tmp_path / "hello_cmd.py").write_text(textwrap.dedent("""
         import click

@@ -9,6 +9,7 @@ printed as one ``error:`` message without a traceback and exit with status 2.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -102,6 +103,10 @@ class LazyGroup(click.Group):
             message = str(exc)
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # `exitcore plugins | head`: the reader left; stop quietly, as other Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except OSError as exc:
             # A file that cannot be written or read (read-only, full disk, permissions): one line,
             # not a traceback. Writers go through exitcore.atomic, so nothing is left half-written.

@@ -11,8 +11,17 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def plugins(session, as_json: bool) -> None:
-    """List installed plugins: distribution, version, and the components each registers."""
-    infos = session.host().plugin_infos()
+    """List installed plugins: distribution, version, and the components each registers,
+    with their parameters and defaults.
+
+    Problems that stop every other command (a component registered twice, a raising
+    register_* hook) are listed after the plugins, and the exit status is then 2.
+    """
+    from exitcore.errors import ExitcoreError
+    from exitcore.plugins import PluginHost
+
+    host = PluginHost.create(strict=False)
+    infos = host.plugin_infos()
     if as_json:
         data = [
             {
@@ -21,12 +30,15 @@ def plugins(session, as_json: bool) -> None:
                 "version": i.version,
                 "hooks": list(i.hooks),
                 "components": [
-                    {"kind": c.kind.value, "name": c.name, "description": c.description} for c in i.components
+                    {"kind": c.kind.value, "name": c.name, "description": c.description, "params": _params(c)}
+                    for c in i.components
                 ],
             }
             for i in infos
         ]
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps({"plugins": data, "problems": host.problems} if host.problems else data, indent=2))
+        if host.problems:
+            raise ExitcoreError(f"{len(host.problems)} plugin problem(s), listed above")
         return
     for info in infos:
         dist = f"{info.distribution} {info.version}".strip() or "(not an installed distribution)"
@@ -38,8 +50,32 @@ def plugins(session, as_json: bool) -> None:
             click.echo(f"  {kind}:")
             for comp in comps:
                 click.echo(f"    {comp.name:<24} {comp.description}")
+                params = _params(comp)
+                if params:
+                    click.echo(f"    {'':<24} params: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
         other = [h for h in info.hooks if not h.startswith("register_") or h == "register_commands"]
         if other:
             click.echo(f"  hooks: {', '.join(other)}")
     if not infos:
         click.echo("no plugins installed")
+    if host.problems:
+        for problem in host.problems:
+            click.echo(f"problem: {problem}", err=True)
+        raise ExitcoreError(f"{len(host.problems)} plugin problem(s): every other command refuses to start until they are fixed")
+
+
+def _params(component) -> dict:
+    """The component's parameters and their defaults (``"(required)"`` without one)."""
+    import attrs
+
+    if component.params is None or not attrs.has(component.params):
+        return {}
+    out = {}
+    for field in attrs.fields(component.params):
+        if field.default is attrs.NOTHING:
+            out[field.name] = "(required)"
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            out[field.name] = field.default.factory()
+        else:
+            out[field.name] = field.default
+    return out

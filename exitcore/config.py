@@ -232,7 +232,9 @@ class SplitConfig:
     def __attrs_post_init__(self) -> None:
         total = self.train + self.validation + self.test
         if not math.isclose(total, 1.0, abs_tol=1e-9) and total > 1.0:
-            raise FieldError("test", f"expected train + validation + test <= 1, got {total:g}")
+            # reported at `test`, wherever that was set: the values say which one to change
+            raise FieldError("test", f"expected train + validation + test <= 1, got {total:g} "
+                                     f"(train {self.train:g}, validation {self.validation:g}, test {self.test:g})")
 
 
 @attrs.frozen

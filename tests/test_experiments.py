@@ -198,6 +198,13 @@ def test_policy_params_are_validated_defaulted_and_frozen(tmp_path, host):
     assert "experiments.m.ppo.policy_params.width: policy 'mlp' takes no parameters" in problems(exc)
 
 
+def test_split_fractions_over_one_show_every_fraction(tmp_path, host):
+    file = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v1", host, overrides=["split.train=0.9"])
+    assert "expected train + validation + test <= 1, got 1.3 (train 0.9, validation 0, test 0.4)" in problems(exc)
+
+
 def test_a_bare_toml_date_is_read_as_its_iso_text(tmp_path, host):
     file = write(tmp_path, BASE + "\n[experiments.d]\nextends = 'v1'\nsplit = { train_end = 2016-06-01 }\n")
     assert resolve(file, "d", host).config.split.train_end == "2016-06-01"

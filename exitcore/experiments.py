@@ -385,6 +385,10 @@ class ResolvedExperiment:
         data = self.to_dict()
         for key in ("name", "description", "lineage", "assumptions"):
             data.pop(key, None)
+        # Added after runs were recorded: an empty table leaves the hash as it was, so those runs
+        # still resume and count as the same trial as new runs of the same configuration.
+        if not data.get("ppo", {}).get("policy_params"):
+            data.get("ppo", {}).pop("policy_params", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -457,8 +457,14 @@ def _check_resumable(previous: Any, resolved: Any, data_hash: str, registry: Any
     if previous.config_hash != resolved.config_hash():
         stored = registry.path_of(previous) / CONFIG_FILE
         diff = config_diff(_load_frozen(stored), resolved.to_dict()) if stored.exists() else []
-        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
-        problems.append(f"the resolved configuration changed ({shown})")
+        # Runs recorded before --data paths were made absolute froze the relative path: the
+        # same file seen from the same directory is no change.
+        diff = [(k, a, b) for k, a, b in diff
+                if not (k.endswith("data.params.path") and isinstance(a, str) and isinstance(b, str)
+                        and os.path.abspath(os.path.expanduser(a)) == b)]
+        if diff or not stored.exists():
+            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
+            problems.append(f"the resolved configuration changed ({shown})")
     if problems:
         raise ExitcoreError(f"cannot resume run {previous.id}: " + " and ".join(problems))
 

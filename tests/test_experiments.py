@@ -198,6 +198,20 @@ def test_policy_params_are_validated_defaulted_and_frozen(tmp_path, host):
     assert "experiments.m.ppo.policy_params.width: policy 'mlp' takes no parameters" in problems(exc)
 
 
+def test_an_empty_policy_params_table_leaves_the_config_hash_as_before(tmp_path, host):
+    """Runs recorded before ppo.policy_params existed must still resume (same hash) and count
+    as the same DSR trial as new runs of their configuration."""
+    import hashlib
+    import json
+
+    resolved = resolve(write(tmp_path, BASE), "v1", host)
+    data = resolved.to_dict()
+    assert data["ppo"].pop("policy_params") == {}
+    for key in ("name", "description", "lineage", "assumptions"):
+        data.pop(key, None)
+    assert resolved.config_hash() == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def test_split_fractions_over_one_show_every_fraction(tmp_path, host):
     file = write(tmp_path, BASE)
     with pytest.raises(ConfigError) as exc:

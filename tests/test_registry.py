@@ -489,3 +489,26 @@ def test_evaluation_progress_keeps_the_heartbeat(tmp_path):
         time.sleep(0.01)
         say("evaluating baselines")
         assert said == ["evaluating baselines"] and reg.get(run_id).heartbeat_at > first
+
+
+def test_a_run_frozen_with_a_relative_data_path_still_resumes(tmp_path, monkeypatch):
+    """Runs recorded before --data paths were made absolute froze a relative path: resumed from
+    the same directory, that is the same file; any other difference is still refused."""
+    from types import SimpleNamespace
+
+    from exitcore.errors import ExitcoreError
+    from exitcore.runner import CONFIG_FILE, _check_resumable
+
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / CONFIG_FILE).write_text('[experiment]\nname = "v4"\n[experiment.data.params]\npath = "data/s.csv"\n')
+    previous = SimpleNamespace(id="r1", data_hash="h", config_hash="old")
+    registry = SimpleNamespace(path_of=lambda record: run_dir)
+
+    def resolved(path):
+        return SimpleNamespace(config_hash=lambda: "new", to_dict=lambda: {"name": "v4", "data": {"params": {"path": path}}})
+
+    _check_resumable(previous, resolved(str(tmp_path / "data" / "s.csv")), "h", registry)  # no error
+    with pytest.raises(ExitcoreError, match=r"data.params.path: 'data/s.csv' -> '/elsewhere/s.csv'"):
+        _check_resumable(previous, resolved("/elsewhere/s.csv"), "h", registry)

@@ -15,12 +15,16 @@ Works on tensors of any (equal) shape, so it serves one trade and a million alik
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
+from exitcore.ids import IntIds
 
-class ExitReason(enum.IntEnum):
-    """Why a trade ended (``OPEN`` while it has not)."""
+
+class ExitReason(metaclass=IntIds):
+    """Why a trade ended (``OPEN`` while it has not); plain-int ids (:mod:`exitcore.ids`), so
+    ``after.exit_reason == ExitReason.STOP`` works in compiled code too."""
+
+    names = ("OPEN", "AGENT", "STOP", "TARGET", "TIME", "END_OF_DATA", "GAP")
 
     OPEN = 0
     AGENT = 1  #: EXIT action (or the last PARTIAL that closed everything)
@@ -31,7 +35,7 @@ class ExitReason(enum.IntEnum):
     GAP = 6  #: the next bar lies beyond a hole longer than data.max_gap_bars
 
 
-EXIT_REASON_NAMES: tuple[str, ...] = tuple(r.name.lower() for r in ExitReason)
+EXIT_REASON_NAMES: tuple[str, ...] = tuple(name.lower() for name in ExitReason.names)
 
 
 def bar_outcome(

@@ -17,14 +17,20 @@ _KINDS = (("features", "feature"), ("masks", "action mask"), ("guards", "exit gu
 
 
 def component_codes(components: Any) -> dict[CodeType, str]:
-    """``{code object of a built tensor function: "feature 'x' from plugin (dist)"}``."""
-    out = {}
+    """``{code object of a built tensor function: "feature 'x' from plugin (dist)"}``.
+
+    Components built by one factory share their function's code object (the shipped
+    ``min_profit_for_exit`` and ``min_profit_for_partial`` guards do): a traceback cannot tell
+    them apart, so such a code object names every one of them. Callable objects are named by
+    their ``__call__`` unless it is shared with other kinds (``nn.Module``'s wrapper is).
+    """
+    labels: dict[CodeType, list[str]] = {}
     for attr, kind in _KINDS:
         for named in getattr(components, attr):
             code = getattr(named.fn, "__code__", None) or getattr(getattr(named.fn, "__call__", None), "__code__", None)
             if code is not None:
-                out[code] = f"{kind} {named.label()}"
-    return out
+                labels.setdefault(code, []).append(f"{kind} {named.label()}")
+    return {code: " or ".join(names) for code, names in labels.items()}
 
 
 def blamed(exc: BaseException, codes: dict[CodeType, str]) -> str | None:
@@ -38,5 +44,5 @@ def blamed(exc: BaseException, codes: dict[CodeType, str]) -> str | None:
 
 
 def plugin_failure(exc: BaseException, label: str, where: str) -> PluginError:
-    """The :class:`PluginError` for ``exc`` raised by the component ``label``."""
+    """The :class:`PluginError` for ``exc`` raised by the component ``label`` (or candidates)."""
     return PluginError(f"{label} raised {type(exc).__name__} {where}: {exc}")

@@ -51,8 +51,11 @@ def _compile_options() -> dict[str, Any] | None:
 
 def _k_range(before: Any, env: Any) -> str:
     """``min..max`` of the decision index ``k`` over the envs (for messages; host sync)."""
-    state = EnvState.unpack(before, env._state_layout) if isinstance(before, tuple) else before
-    lo, hi = int(state.k.min()), int(state.k.max())
+    try:
+        state = EnvState.unpack(before, env._state_layout) if isinstance(before, tuple) else before
+        lo, hi = int(state.k.min()), int(state.k.max())
+    except Exception:  # noqa: BLE001 - e.g. a CUDA device-side assert poisons every later read
+        return "?"
     return str(lo) if lo == hi else f"{lo}..{hi}"
 
 
@@ -307,13 +310,13 @@ class VecExitEnv:
         before = self._state_tables if self._packed else self.state
         try:
             outputs = core(before, action, key, self._episode_return)
+            if compiled and self._compile_checks_left > 0:
+                self._verify_compiled(outputs, before, action, key)
         except ExitcoreError:
             raise
         except Exception as exc:
             self._raise_blamed(exc, compiled, before, action, key)
             raise
-        if compiled and self._compile_checks_left > 0:
-            self._verify_compiled(outputs, before, action, key)
         state, after, obs, mask, reward, done, episode_return, stats_delta, invalid, key = outputs
         # `invalid` is None when torch.compile fell back to running the step eagerly (e.g. past
         # its recompile limit): then the ids have not been checked at all yet.
@@ -333,7 +336,6 @@ class VecExitEnv:
     def _raise_blamed(self, exc: Exception, compiled: bool, before: Any, action: torch.Tensor, key: Any) -> None:
         """Raise a PluginError naming the component whose function raised ``exc`` in a step,
         if one did (a compiled step is re-run eagerly to find it); else return."""
-        where = f"in a step (decisions k = {_k_range(before, self)})"
         if compiled:  # the compiled graph has no plugin frames: find the culprit eagerly
             eager_core = self._core_packed if self._packed else self._core
             try:
@@ -344,7 +346,7 @@ class VecExitEnv:
                 return
         label = blamed(exc, self._component_codes)
         if label is not None:
-            raise plugin_failure(exc, label, where) from exc
+            raise plugin_failure(exc, label, f"in a step (decisions k = {_k_range(before, self)})") from exc
 
     def _verify_compiled(self, outputs: tuple[Any, ...], before: Any, action: torch.Tensor, key: Any) -> None:
         """One of the first compiled steps, recomputed eagerly (exitcore/env/compile_check.py)."""

@@ -64,7 +64,7 @@ def decode_actions(letters: str) -> list[int]:
 #: the values of the ``split`` column
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: the values of the ``exit_reason`` column: ExitReason names in lower case (a closed trade is never OPEN)
-LEDGER_EXIT_REASONS: tuple[str, ...] = tuple(r.name.lower() for r in ExitReason if r is not ExitReason.OPEN)
+LEDGER_EXIT_REASONS: tuple[str, ...] = tuple(ExitReason.names[r].lower() for r in ExitReason if r != ExitReason.OPEN)
 
 
 @attrs.frozen

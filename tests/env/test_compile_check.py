@@ -13,6 +13,8 @@ from exitcore.assembly import assemble
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS, CompiledStepMismatch
 from exitcore.errors import PluginError
 from exitcore.hookspecs import hookimpl
+from exitcore.ids import IntIds
+from exitcore.timeline import ExitReason
 
 
 class _EnumAction(enum.IntEnum):
@@ -46,8 +48,8 @@ def _compiled_step(env, action: torch.Tensor) -> None:
     """``env.step(action)`` for a step that compiles; skips where inductor cannot build."""
     try:
         env.step(action)
-    except CompiledStepMismatch:
-        raise
+    except (CompiledStepMismatch, PluginError, AssertionError, TypeError, ValueError):
+        raise  # exitcore's own errors and bugs fail the test; only a missing toolchain skips
     except Exception as exc:  # no C++ toolchain for inductor on this machine
         pytest.skip(f"torch.compile unavailable: {exc}")
 
@@ -62,8 +64,24 @@ def test_action_ids_are_plain_ints_with_names():
     assert [Action.names[a] for a in Action] == list(ACTION_NAMES)
     assert Action(3) == Action.TRAIL_BE
     for bad in (5, -1, 1.5, True):
-        with pytest.raises(ValueError, match="not an action id"):
+        with pytest.raises(ValueError, match="is not an id of Action"):
             Action(bad)
+    assert type(ExitReason.STOP) is int and ExitReason.names[ExitReason.STOP] == "STOP" and len(ExitReason) == 7
+    with pytest.raises(TypeError, match="Broken.B must be the plain int 1, got 2"):
+        class Broken(metaclass=IntIds):
+            names = ("A", "B")
+            A, B = 0, 2
+
+
+def test_exit_reason_comparisons_compile():
+    """The exit reasons had the IntEnum problem too: `tensor == ExitReason.STOP` compiled to False."""
+    pytest.importorskip("torch._inductor")
+    reasons = torch.tensor([ExitReason.OPEN, ExitReason.STOP, ExitReason.TARGET, ExitReason.STOP])
+    try:
+        got = torch.compile(lambda r: r == ExitReason.STOP)(reasons)
+    except Exception as exc:  # no C++ toolchain for inductor on this machine
+        pytest.skip(f"torch.compile unavailable: {exc}")
+    assert got.tolist() == [False, True, False, True]
 
 
 def test_a_guard_comparing_with_action_exit_blocks_the_same_compiled_and_eager():

@@ -37,7 +37,7 @@ def test_action_letters_cover_the_action_enum_with_distinct_letters():
 
 
 def test_exit_reasons_are_the_timeline_names_without_open():
-    assert set(LEDGER_EXIT_REASONS) == {r.name.lower() for r in ExitReason} - {"open"}
+    assert set(LEDGER_EXIT_REASONS) == {name.lower() for name in ExitReason.names} - {"open"}
 
 
 def test_valid_ledger_passes_and_errors_are_user_errors(make_ledger):

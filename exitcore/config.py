@@ -317,14 +317,15 @@ def _other_field_errors(cl: type, raw: dict[str, Any], skip: set[str]) -> list[F
     value of a table rather than the first. Nested tables and validators that need the whole
     instance (cross-field checks) are left to the normal path."""
     out = []
-    for a in attrs.fields(cl):
+    for a in attrs.fields(attrs.resolve_types(cl)):
         if a.name in skip or a.name not in raw or a.validator is None or attrs.has(a.type):
             continue
         try:
-            a.validator(None, a, raw[a.name])
+            value = converter.structure(raw[a.name], a.type)  # e.g. a TOML date becomes its ISO text
+            a.validator(None, a, value)
         except FieldError as exc:
             out.append(exc)
-        except Exception:  # noqa: BLE001 - needs the instance or a converted value
+        except Exception:  # noqa: BLE001 - not convertible (reported already) or needs the instance
             pass
     return out
 

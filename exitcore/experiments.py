@@ -305,7 +305,9 @@ def origin_of(layers: Sequence[Layer], rel: str, fallback: str) -> str:
                 break
         # the layer wrote this value, or wrote an array/scalar above it that replaced it whole
         # (a key missing inside an array's element is that layer's, never an earlier layer's)
-        if depth == len(tokens) or (depth > 0 and not isinstance(node, dict)) or in_array:
+        # (--set and --data layers are sparse: they edit inside an element, never replace it)
+        sparse = layer.label.startswith("--")
+        if depth == len(tokens) or (depth > 0 and not isinstance(node, dict)) or (in_array and not sparse):
             return _join(layer.label, rel)
     return _join(fallback, rel)
 

@@ -189,7 +189,8 @@ def register_evaluators(register: Register) -> None:
     trial count, the trained policy and a ``rebuild(bars)`` handle for audits. The returned
     dict must be JSON-serialisable (NaN and infinity allowed) and is stored under the
     evaluator's name in the run's ``results.json``; a top-level ``"verdict"`` of ``PASS``,
-    ``SUSPECT`` or ``FAIL`` counts as an audit verdict (the worst one is the run's). Evaluators
+    ``SUSPECT`` or ``FAIL`` counts as an audit verdict (the worst one is the run's; ``None`` or
+    no key: no verdict; any other value is an error naming the evaluator). Evaluators
     must not use data outside the split they are given except where ``context`` explicitly
     allows it (in-sample figures labelled as such; baseline tuning on the training split).
     """

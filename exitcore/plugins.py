@@ -218,8 +218,9 @@ class PluginHost:
         so a plugin raising here cannot change its outcome: the error is a warning on stderr."""
         try:
             self._notify("run_finished", run=run, status=status, results=results)
-        except PluginError as exc:
-            print(f"warning: {exc} (the run's status {status!r} stands)", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - named by _notify when it can be; never changes the outcome
+            what = str(exc) if isinstance(exc, PluginError) else f"a run_finished hook raised {type(exc).__name__}: {exc}"
+            print(f"warning: {what} (the run's status {status!r} stands)", file=sys.stderr)
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         """Call lifecycle ``hook``; an exception from an implementation is re-raised as a

@@ -43,6 +43,8 @@ from exitcore.evaluation import jsonable
 
 #: the registry's file name inside a runs directory
 REGISTRY_FILE = "registry.sqlite"
+#: the DSR's N for one dataset (see Registry.trial_count); also read by reports, read-only
+TRIAL_COUNT_SQL = "SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed FROM runs WHERE data_hash = ?)"
 #: environment variable naming the runs directory (default ``./runs``)
 RUNS_DIR_ENV = "EXITCORE_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
@@ -578,9 +580,7 @@ class Registry:
         once.
         """
         with self._sql_errors():
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed FROM runs WHERE data_hash = ?)", (data_hash,)
-            ).fetchone()
+            row = self._conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()
         return int(row[0])
 
     def path_of(self, record: RunRecord) -> Path:

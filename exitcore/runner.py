@@ -286,7 +286,7 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str) -> Iterator[N
     except BaseException as exc:
         registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
         host.run_finished(info, "failed", {})
-        if isinstance(exc, ExitcoreError):
+        if isinstance(exc, (ExitcoreError, OSError)):  # OSError: a full disk, a vanished directory
             raise RunFailed(f"run {info.run_id} failed while {doing}: {exc}") from exc
         raise
 
@@ -385,13 +385,20 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
 
     ppo = info.resolved.config.ppo
     counter = [0]
+    say = _with_heartbeat(say, registry, info.run_id)
+    last_beat = [time.monotonic()]
+
+    def beat(_update: int, _metrics: dict[str, Any]) -> None:  # a window's training can be long
+        if time.monotonic() - last_beat[0] > 30:
+            registry.heartbeat(info.run_id)
+            last_beat[0] = time.monotonic()
 
     def train_fn(assembled: Any, train_pool: Any) -> Any:
         counter[0] += 1
         env = assembled.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed + counter[0])
         policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
         window_dir = info.run_dir / "walk_forward" / f"window_{counter[0]}"
-        result = PPOTrainer(env, policy, ppo, run_dir=window_dir, progress=progress).train()
+        result = PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=beat, progress=progress).train()
         if result.status != "done":
             raise KeyboardInterrupt
         return policy.eval()

@@ -222,3 +222,29 @@ def test_quiet_run_turns_the_progress_bar_off(monkeypatch, args, progress):
     result = CliRunner().invoke(cli, ["run", "v4", *args])
     assert result.exit_code == 130, result.output
     assert seen == {"progress": progress, "quiet": "-q" in args}
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
+    """`exitcore ... | head -1`: no 'Broken pipe' error, exit 0, as other Unix tools. A plugin
+    command writes far more than a pipe buffers, so the write really fails."""
+    (tmp_path / "flood_cmd.py").write_text(textwrap.dedent("""
+        import click
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def flood():
+                for i in range(200_000):
+                    click.echo(f"line {i}")
+    """))
+    info = tmp_path / "flood_cmd-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flood-cmd\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\nflood = flood_cmd\n")
+    proc = subprocess.Popen([sys.executable, "-m", "exitcore", "flood"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves while exitcore still writes
+    _, err = proc.communicate(timeout=60)
+    assert first == b"line 0\n" and proc.returncode == 0 and b"Broken pipe" not in err and b"Traceback" not in err, err

@@ -174,6 +174,26 @@ def test_a_key_missing_in_a_replaced_array_is_the_child_s(tmp_path, host):
     assert "experiments.v6.masks[0].name: required key is missing" in problems(exc)
 
 
+def test_a_set_inside_an_array_element_does_not_take_the_blame(tmp_path, host):
+    """--set edits inside an element: a bad name written in the file stays the file's."""
+    file = write(tmp_path, BASE + "\n[experiments.x]\nextends = 'v1'\nfeatures = [{ name = 'position' }, { name = 'nope' }]\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "x", host, overrides=["features[1].params.window=16"])
+    assert "experiments.x.features[1].name: unknown feature 'nope'" in problems(exc)
+
+
+def test_other_bad_values_are_judged_after_conversion():
+    """Listing every bad value of a table must not misjudge a value that converts (a TOML date)."""
+    import datetime
+
+    from exitcore.config import structure
+    from exitcore.data.source_params import SynthParams
+
+    with pytest.raises(ConfigError) as exc:
+        structure({"start": datetime.date(2016, 1, 4), "years": -1}, SynthParams, "data.params")
+    assert str(exc.value) == "data.params.years: expected a finite number > 0, got -1.0"
+
+
 def test_inherited_bad_value_is_reported_where_it_was_written(tmp_path, host):
     file = write(tmp_path, BASE.replace("n_steps = 128", "n_steps = 0"))
     with pytest.raises(ConfigError) as exc:

@@ -103,7 +103,10 @@ class LazyGroup(click.Group):
             message = str(exc)
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
-        except BrokenPipeError:
+        except BrokenPipeError as exc:
+            if not _stdout_closed():
+                click.echo(f"error: {exc}", err=True)
+                ctx.exit(2)
             # `exitcore plugins | head`: the reader left; stop quietly, as other Unix tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
@@ -113,6 +116,19 @@ class LazyGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
 
+
+
+def _stdout_closed() -> bool:
+    """Whether our own stdout is the broken pipe (not a socket or a child's pipe): the write
+    end of a pipe whose reader has gone polls as an error."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() (Windows) or no real stdout
+        return False
 
 @click.group(
     cls=LazyGroup,

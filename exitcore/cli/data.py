@@ -132,6 +132,7 @@ def synth(out: str, years: float, seed: int, start: str, symbol: str, timeframe:
     from exitcore.data.formats.common import symbol_of
 
     if symbol_of([str(path)], "", str(path)) != symbol.upper():
-        click.echo(f"note: the file name does not contain {symbol.upper()}, so it reads back without a symbol; "
-                   f"rename it (e.g. {symbol.lower()}_{Path(path).name}) or load it with --data '{path}?symbol={symbol.upper()}'",
-                   err=True)
+        # only six-letter pairs (EURUSD) are recognised in file names
+        rename = f"rename it (e.g. {symbol.lower()}_{Path(path).name}) or " if len(symbol) == 6 and symbol.isalpha() else ""
+        click.echo(f"note: the file name does not give the symbol {symbol.upper()}, so it reads back without one; "
+                   f"{rename}load it with --data '{path}?symbol={symbol.upper()}'", err=True)

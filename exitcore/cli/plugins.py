@@ -36,9 +36,11 @@ def plugins(session, as_json: bool) -> None:
             }
             for i in infos
         ]
-        click.echo(json.dumps({"plugins": data, "problems": host.problems} if host.problems else data, indent=2))
+        click.echo(json.dumps(data, indent=2, default=str))
         if host.problems:
-            raise ExitcoreError(f"{len(host.problems)} plugin problem(s), listed above")
+            for problem in host.problems:
+                click.echo(f"problem: {problem}", err=True)
+            raise ExitcoreError(f"{len(host.problems)} plugin problem(s): every other command refuses to start until they are fixed")
         return
     for info in infos:
         dist = f"{info.distribution} {info.version}".strip() or "(not an installed distribution)"
@@ -75,7 +77,7 @@ def _params(component) -> dict:
         if field.default is attrs.NOTHING:
             out[field.name] = "(required)"
         elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            out[field.name] = field.default.factory()
+            out[field.name] = "(computed)" if field.default.takes_self else field.default.factory()
         else:
             out[field.name] = field.default
     return out

@@ -19,6 +19,7 @@ This module is pure Python: it is used while plugins register and while the CLI 
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import types
@@ -70,6 +71,16 @@ def parse_spec(text: str, where: str = "--data") -> DataSpec:
     return DataSpec(source=source, path=path, options=options, text=text)
 
 
+def _absolute_if_local(path: str) -> str:
+    """A path to local files made absolute, so that a run's frozen config still finds them
+    from another directory (audit, report and --resume reload the data). Anything that names
+    no existing local file or glob match (a URL, a table name of a plugin source) is kept."""
+    local = os.path.expanduser(path)
+    if "://" not in path and (os.path.exists(local) or glob.glob(local)):
+        return os.path.abspath(local)
+    return path
+
+
 def spec_params(spec: DataSpec, params_cls: type | None, where: str = "--data") -> dict[str, Any]:
     """The ``params`` table for a source from ``spec``: its path plus its typed options.
 
@@ -83,9 +94,7 @@ def spec_params(spec: DataSpec, params_cls: type | None, where: str = "--data") 
         if "path" not in fields:
             problems.append((where, f"this source takes no path, got {spec.path!r}"))
         else:
-            # Absolute, so that a run's frozen config still finds the data from another
-            # directory (audit, report and --resume reload it).
-            out["path"] = os.path.abspath(os.path.expanduser(spec.path))
+            out["path"] = _absolute_if_local(spec.path)
     from exitcore.config import unknown_key_message
 
     for key, raw in spec.options.items():

@@ -246,9 +246,10 @@ def run_evaluators(resolved: Any, assembled: Any, ctx: EvalContext, progress: Pr
             raise PluginError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
         if not isinstance(result, Mapping):
             raise PluginError(f"{where} returned {type(result).__name__}, expected a dict of results")
-        if "verdict" in result and result["verdict"] not in _VERDICT_RANK:
+        if result.get("verdict") is not None and result["verdict"] not in _VERDICT_RANK:
             # a misspelt verdict ("FAILED") would otherwise be ignored and the run pass
-            raise PluginError(f"{where} returned verdict {result['verdict']!r}; expected one of {', '.join(_VERDICT_RANK)}")
+            raise PluginError(f"{where} returned verdict {result['verdict']!r}; expected one of "
+                              f"{', '.join(_VERDICT_RANK)} (or none)")
         try:
             out[rc.name] = jsonable.from_jsonable(jsonable.to_jsonable(result))
         except TypeError as exc:

@@ -18,6 +18,7 @@ Sections whose evaluator did not run say so instead of disappearing silently.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -230,19 +231,29 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | None) -> tup
 
 def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
     """The registry's trial count today for the data the run in ``run_dir`` used (``None``
-    when no registry or data hash is found). The registry is the one of ``runs_dir``, else
-    the run directory's parent."""
-    from exitcore.registry import Registry, resolve_runs_dir
+    when no registry that recorded the run is found, or it cannot be read). The registry is
+    the one of the run directory's parent, else of ``runs_dir``; it is only read."""
+    import sqlite3
+
+    from exitcore.registry import REGISTRY_FILE, TRIAL_COUNT_SQL, resolve_runs_dir
 
     try:
         data_hash = (read_run_info(run_dir).get("data") or {}).get("hash")
     except RunDirError:
         return None
-    for directory in (resolve_runs_dir(runs_dir), Path(run_dir).resolve().parent):
-        if data_hash and Registry.exists(directory):
-            with Registry(directory, create=False) as registry:
-                if registry.list(data_hash=data_hash):
-                    return registry.trial_count(data_hash)
+    run_id = Path(run_dir).name
+    for directory in (Path(run_dir).resolve().parent, resolve_runs_dir(runs_dir)):
+        path = Path(directory) / REGISTRY_FILE
+        if not data_hash or not path.is_file():
+            continue
+        try:  # read-only: a report must work on an archived, read-only runs directory
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+                if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
+                                (data_hash, run_id, f"%{run_id}")).fetchone() is None:
+                    continue  # this registry did not record the run
+                return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
+        except sqlite3.Error:
+            continue
     return None
 
 

@@ -98,7 +98,7 @@ def test_synth_bad_options_write_nothing(run, tmp_path: Path, args: list[str], p
 def test_synth_says_how_the_symbol_reads_back(run, tmp_path: Path) -> None:
     """The symbol is read from the file name: a name without it gets a note saying how."""
     res = run("data", "synth", "--years", "0.1", "--symbol", "GBPUSD", "--out", str(tmp_path / "s.csv"))
-    assert res.exit_code == 0 and "note: the file name does not contain GBPUSD" in res.output
+    assert res.exit_code == 0 and "note: the file name does not give the symbol GBPUSD" in res.output
     assert "symbol       GBPUSD" in run("data", "inspect", f"{tmp_path / 's.csv'}?symbol=GBPUSD").output
     named = run("data", "synth", "--years", "0.1", "--symbol", "GBPUSD", "--out", str(tmp_path / "gbpusd_s.csv"))
     assert named.exit_code == 0 and "note:" not in named.output

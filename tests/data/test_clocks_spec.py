@@ -103,12 +103,17 @@ def test_parse_spec_parts() -> None:
     assert parse_spec("csv:a.csv?sep=%3B").options == {"sep": ";"}
 
 
-def test_spec_params_are_typed() -> None:
+def test_spec_params_are_typed(tmp_path, monkeypatch) -> None:
     got = spec_params(parse_spec("synthetic:?years=2.5&seed=7&vol_of_vol=0.1,0.2"), SynthParams)
     assert got == {"years": 2.5, "seed": 7, "vol_of_vol": ["0.1", "0.2"]}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.csv").write_text("")
     got = spec_params(parse_spec("csv:x.csv?columns=time:Date,close:Last&header=false"), CsvParams)
-    # the path is made absolute: a run's frozen config must find the data from any directory
-    assert got == {"path": os.path.abspath("x.csv"), "columns": {"time": "Date", "close": "Last"}, "header": False}
+    # a local path is made absolute: a run's frozen config must find the data from any directory
+    assert got == {"path": str(tmp_path / "x.csv"), "columns": {"time": "Date", "close": "Last"}, "header": False}
+    assert spec_params(parse_spec("csv:*.csv"), CsvParams)["path"] == str(tmp_path / "*.csv")  # a glob with matches
+    # what names no local file (missing, a URL) is kept as written, for the source to judge
+    assert spec_params(parse_spec("csv:missing.csv"), CsvParams)["path"] == "missing.csv"
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,7 @@ class _Broken:
 
 @pytest.mark.parametrize(("returns", "message"), [("raise", "failed: RuntimeError: boom"), ([1, 2], "expected a dict"),
                                                    ({"x": object()}, "cannot be written as JSON"),
-                                                   ({"verdict": "FAILED"}, "returned verdict 'FAILED'; expected one of PASS, SUSPECT, FAIL")])
+                                                   ({"verdict": "FAILED"}, "returned verdict 'FAILED'; expected one of PASS, SUSPECT, FAIL \\(or none\\)")])
 def test_a_failing_evaluator_is_named(returns, message):
     _, asm, pools, splits = prepared("v4_no_lookahead")
     res = _with_plugin(_Broken(returns), "v4_no_lookahead", 'eval.evaluators=[{ name = "broken" }]')

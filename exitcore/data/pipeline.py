@@ -50,11 +50,27 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
             return comp, params
     if parsed.path and not _exists(parsed.path):
         raise DataError(f"{parsed.path}: no such file or folder ({where})")
+    if parsed.path:
+        _explain_unreadable(Path(parsed.path).expanduser(), where)
     names = ", ".join(sources) or "none installed"
     raise DataError(
         f"{where}: no data source recognises {spec!r}; name one explicitly as SOURCE:PATH "
         f"(data sources: {names}; see docs/data.md)"
     )
+
+
+def _explain_unreadable(path: Path, where: str) -> None:
+    """Raise the specific reason no source recognised ``path``, where one is plain to see."""
+    import gzip
+
+    if path.is_dir() and not any(p.is_file() and not p.name.startswith(".") for p in path.rglob("*")):
+        raise DataError(f"{path}: the folder holds no data files ({where})")
+    if path.is_file() and path.suffix == ".gz":
+        try:
+            with gzip.open(path) as fh:
+                fh.read(1)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc}) ({where})") from None
 
 
 def _exists(path: str) -> bool:

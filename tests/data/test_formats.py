@@ -161,10 +161,14 @@ def test_synthetic_spec(host) -> None:
         ("csv:{tmp}/missing*.csv", "no file matches this pattern"),
         ("{tmp}/notes.txt", "no data source recognises"),
         ("nosuch:{tmp}/x.csv", "unknown data_source 'nosuch'"),
+        ("{tmp}/empty", "empty: the folder holds no data files"),
+        ("{tmp}/bars.csv.gz", "bars.csv.gz: not a readable gzip file"),
     ],
 )
 def test_unusable_specs(tmp_path: Path, host, spec: str, phrase: str) -> None:
     (tmp_path / "notes.txt").write_text("hello\nworld\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bars.csv.gz").write_text("time,open,high,low,close\n")  # named .gz, but plain text
     with pytest.raises((DataError, ConfigError), match=phrase):
         _load(spec.format(tmp=tmp_path), host)
 

@@ -65,9 +65,11 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
 
     views = []
     for ref in refs:
+        from exitcore.evaluation.rundir import run_id_of
+
         record = None
         try:
-            record = registry.get(ref)
+            record = registry.get(run_id_of(ref))
         except RegistryError as run_error:
             name = ref
             if experiments_file is not None:

@@ -215,6 +215,10 @@ def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
     out = exitcore("compare", row["id"], "v4", "--csv", runs=runs_a)
     assert out.returncode == 0 and out.stdout.startswith("metric,")
     table = exitcore("compare", row["id"], "v4", runs=runs_a).stdout
+    by_dir = exitcore("compare", str(runs_a / row["run_dir"]), "v4", "--json", runs=runs_a)  # a run directory works too
+    assert by_dir.returncode == 0 and [r["run_id"] for r in json.loads(by_dir.stdout)["runs"]] == [row["id"]] * 2, by_dir.stderr
+    shown = exitcore("show", str(runs_a / row["run_dir"]), runs=runs_a)
+    assert shown.returncode == 0 and row["id"] in shown.stdout, shown.stderr
     mean_bp = data["runs"][0]["metrics"]["mean_return"] * 1e4
     assert re.search(rf"mean return per trade \(bp\) +{mean_bp:.2f} ", table)  # basis points, as in the report
     assert "H=HOLD E=EXIT" in table and "Tg=target Ti=time" in table  # the share letters explained

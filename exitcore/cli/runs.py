@@ -121,12 +121,13 @@ def _recorded_experiment(name: str, recorded: set[str]) -> str:
 def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     """Show one run: its record, headline metrics and run directory.
 
-    RUN is a run id or a unique prefix of one.
+    RUN is a run id, a unique prefix of one, or a run directory (recorded in the runs directory).
     """
     from exitcore.evaluation import jsonable
+    from exitcore.evaluation.rundir import run_id_of
 
     with _open(runs_dir) as registry:
-        record = registry.get(run)
+        record = registry.get(run_id_of(run))
         run_path = registry.path_of(record)
     if as_json:
         click.echo(jsonable.dumps({**record.to_dict(), "run_path": str(run_path)}, indent=2))

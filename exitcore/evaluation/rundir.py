@@ -43,6 +43,12 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
     return p.is_dir() and ((p / RUN_FILE).is_file() or (p / CONFIG_FILE).is_file())
 
 
+def run_id_of(ref: str) -> str:
+    """``ref`` as a registry lookup key: a run directory's path stands for its run id (the
+    directory's name, as the runner names them); anything else is returned unchanged."""
+    return Path(ref).resolve().name if is_run_dir(ref) else ref
+
+
 def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, require_done: bool = True) -> Path:
     """The directory of run ``ref``: a run directory's path, or a run id (or unique prefix).
 

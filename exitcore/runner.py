@@ -193,7 +193,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         assembled = assemble(resolved, bars, device=device)
         splits, pools = _split(assembled)
         counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
-        note(f"{assembled.table.n:,} trades from {resolved.entry.name}; usable per split: "
+        # "with a decision": evaluation also books the trades that close on their entry bar
+        note(f"{assembled.table.n:,} trades from {resolved.entry.name}; with a decision to train on, per split: "
              + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
     registry = Registry(runs_dir)

@@ -82,10 +82,12 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
                  f"hash {data.get('hash') or info.get('data_hash') or '-'}"),
     ]
     if data.get("start") or data.get("n_bars"):
-        rows.append(("bars", f"{data.get('n_bars', '-')} {data.get('timeframe', '')} bars, {data.get('start', '-')} .. {data.get('end', '-')}"))
+        rows.append(("bars", f"{data.get('n_bars', '-')} {data.get('timeframe', '')} bars, opening "
+                             f"{_when(data.get('start'))} .. {_when(data.get('end'))}"))
     for name, (a, b) in (results.get("spans") or {}).items():
         n = _get(results, "n_trades", name)
-        rows.append((f"{name} split", f"{a} .. {b}" + (f" ({n} trades)" if n is not None else "")))
+        trades = f"{n} trades, " if n is not None else ""
+        rows.append((f"{name} split", f"{_when(a)} .. {_when(b)} ({trades}first bar's open .. last bar's close)"))
     ppo = _get(config, "ppo") or {}
     steps = info.get("timesteps") if info.get("timesteps") is not None else ppo.get("total_timesteps")
     if isinstance(steps, Mapping):
@@ -101,7 +103,7 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
             rows.append((kind, ", ".join(_component(i) for i in items) or "-"))
         rows.append(("entry", _component(config.get("entry") or {})))
     if info.get("status"):
-        rows.append(("status", f"{info['status']} ({info.get('started_at', '-')} .. {info.get('ended_at', '-')})"))
+        rows.append(("status", f"{info['status']} ({_when(info.get('started_at'))} .. {_when(info.get('ended_at'))})"))
     return [("h", "Run"), ("kv", rows)]
 
 
@@ -110,6 +112,19 @@ def _component(c: Mapping[str, Any]) -> str:
     inner = ", ".join(f"{k}={v}" for k, v in params.items())
     weight = f" x{c['weight']}" if "weight" in c and c["weight"] != 1.0 else ""
     return f"{c.get('name', '?')}{f'({inner})' if inner else ''}{weight}"
+
+
+def _when(value: Any) -> str:
+    """An ISO timestamp (either separator) as ``YYYY-MM-DD HH:MM UTC``, one format for the whole report."""
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return "-" if value is None else str(value)
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc)
+    return f"{t:%Y-%m-%d %H:%M} UTC"
 
 
 def _audit_section(results: Mapping[str, Any]) -> list[Block]:

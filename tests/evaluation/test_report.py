@@ -39,6 +39,10 @@ def test_text_report_shows_rl_vs_baselines_significance_audit_and_in_sample(fini
     info = finished_run["info"]
     assert f"hash {info['data']['hash']}" in text and "timesteps    512" in text and "device       cpu" in text
     assert "price_window(window=16)" in text and "min_exit_bar(n=3)" in text and "train split" in text
+    # one time format in the whole run section (it mixed "T" and " " ISO forms)
+    run_section = text[: text.index("Look-ahead audit")]
+    assert re.search(r"test split +\d{4}-\d\d-\d\d \d\d:\d\d UTC \.\. \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d+ trades, ", run_section)
+    assert "+00:00" not in run_section
 
 
 def test_markdown_report(finished_run):

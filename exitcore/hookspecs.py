@@ -217,8 +217,8 @@ def register_policies(register: Register) -> None:
 def register_commands(cli: Any) -> None:
     """Add subcommands to the CLI: ``cli`` is the root :class:`click.Group`.
 
-    Called every time the CLI starts (``--help`` included), so keep the commands' imports
-    lazy. A command name that is already taken is refused: the existing command stays, none of
+    Called when the CLI lists its commands (``exitcore --help``) or is given a command name
+    that is not built in, so keep the commands' imports lazy. A command name that is already taken is refused: the existing command stays, none of
     this plugin's commands are added, and ``exitcore --help`` warns, naming the plugin.
     """
 

@@ -173,7 +173,8 @@ def render(r: Report) -> str:
         lines.append(f"  invalid: {n:,} {reason}")
     lines.extend(f"  {f}" for f in r.trade_findings)
     lines.append(f"splits       purge gap {r.purge} bars (max_bars + feature lookback {r.lookback} = minimum)")
-    lines.append(f"  {'split':<11} {'from':<17} {'to':<17} {'bars':>9} {'trades':>8} {'usable':>8} {'needed':>7}")
+    # both columns are bar opens (UTC); reports give a split's end as its last bar's close
+    lines.append(f"  {'split':<11} {'first bar':<17} {'last bar':<17} {'bars':>9} {'trades':>8} {'usable':>8} {'needed':>7}")
     for s in r.splits:
         need = r.minimum.get(s.name, 0)
         lines.append(f"  {s.name:<11} {s.start:<17} {s.end:<17} {s.n_bars:>9,} {s.trades:>8,} {s.usable:>8,} {need:>7,}")

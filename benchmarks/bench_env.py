@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the scalar reference and the env help
 
 from env.helpers import build, env_from, ref_market, synthetic_bars, synthetic_trades, trade_rows  # noqa: E402
 from env.reference import ReferenceExitEnv, v4_config  # noqa: E402
+from exitcore.env.compile_check import COMPILE_CHECK_STEPS  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -83,8 +84,10 @@ def bench_vec(built, n_envs: int, compile: bool, steps: int, min_seconds: float,
     gen = torch.Generator().manual_seed(0)
     actions = torch.randint(0, 5, (steps, n_envs), generator=gen)
     t0 = time.perf_counter()
-    for i in range(3):  # the first step checks the components; with compile the next ones compile
-        env.step(actions[i])
+    # the first step checks the components; with compile the next one compiles and the first
+    # COMPILE_CHECK_STEPS compiled steps are also run eagerly: none of that is timed
+    for i in range(2 + COMPILE_CHECK_STEPS):
+        env.step(actions[i % steps])
     warmup = time.perf_counter() - t0
     r = best_rates(lambda i: env.step(actions[i % steps]), n_envs, steps, min_seconds, repeats)
     stats = env.episode_stats()

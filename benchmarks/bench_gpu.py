@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from exitcore.env.compile_check import COMPILE_CHECK_STEPS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -57,7 +59,7 @@ def env_rate(asm, pool, n_envs: int, compile: bool, steps: int, device: torch.de
     def act(mask):
         return torch.rand(mask.shape, generator=gen, device=device).masked_fill(~mask, -1).argmax(dim=1)
 
-    for _ in range(10):  # warm-up (and compilation)
+    for _ in range(2 + COMPILE_CHECK_STEPS):  # warm-up: compilation and the eager-checked steps
         _, mask, _, _ = env.step(act(mask))
     sync(device)
     t0 = time.perf_counter()

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from exitcore.config import PPOConfig
+from exitcore.env.compile_check import COMPILE_CHECK_STEPS
 from exitcore.ppo import MLPActorCritic, PPOTrainer, seed_everything
 
 try:
@@ -224,7 +225,7 @@ def env_alone(assembled: Any, n_envs: int, n_steps: int, compile: bool) -> float
     obs, mask = env.reset(seed=0)
     gen = torch.Generator().manual_seed(0)
     action = torch.zeros(n_envs, dtype=torch.int64)
-    for _ in range(3):  # the first steps run eagerly / compile
+    for _ in range(2 + COMPILE_CHECK_STEPS):  # eager first step, compilation, eager-checked steps
         env.step(action)
     t0 = time.perf_counter()
     for _ in range(n_steps):

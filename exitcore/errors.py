@@ -6,6 +6,20 @@ line (no traceback) and exits with status 2. Everything else is a bug and keeps 
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def innermost_match(exc: BaseException, by_code: dict[Any, T]) -> T | None:
+    """The value of ``by_code`` for the deepest frame of ``exc``'s traceback whose code object
+    is a key (``None`` if none is): which plugin function an exception came from."""
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        found = by_code.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
+
 
 class ExitcoreError(Exception):
     """A problem with the user's input: config, data, command-line arguments or plugins."""

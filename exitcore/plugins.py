@@ -21,7 +21,7 @@ import pluggy
 
 from exitcore import hookspecs
 from exitcore.components import Component, ComponentKind
-from exitcore.errors import ExitcoreError, PluginError
+from exitcore.errors import ExitcoreError, PluginError, innermost_match
 
 ENTRY_POINT_GROUP = "exitcore"
 #: set to 1 to skip entry-point discovery (only explicitly registered plugins are used)
@@ -311,11 +311,7 @@ def _raising_impl(impls: list[Any], exc: BaseException) -> Any:
         fn = getattr(impl.function, "__func__", impl.function)  # a plugin object's bound method
         if hasattr(fn, "__code__"):
             by_code[fn.__code__] = impl
-    found, tb = None, exc.__traceback__
-    while tb is not None:
-        found = by_code.get(tb.tb_frame.f_code, found)
-        tb = tb.tb_next
-    return found
+    return innermost_match(exc, by_code)
 
 
 def _distribution_of(plugin: Any) -> tuple[str, str]:

@@ -8,10 +8,10 @@ the component. The compiled step has no such frames: it is re-run eagerly first.
 
 from __future__ import annotations
 
-from types import CodeType, TracebackType
+from types import CodeType
 from typing import Any
 
-from exitcore.errors import PluginError
+from exitcore.errors import PluginError, innermost_match
 
 _KINDS = (("features", "feature"), ("masks", "action mask"), ("guards", "exit guard"), ("rewards", "reward term"))
 
@@ -22,7 +22,7 @@ def component_codes(components: Any) -> dict[CodeType, str]:
     Components built by one factory share their function's code object (the shipped
     ``min_profit_for_exit`` and ``min_profit_for_partial`` guards do): a traceback cannot tell
     them apart, so such a code object names every one of them. Callable objects are named by
-    their ``__call__`` unless it is shared with other kinds (``nn.Module``'s wrapper is).
+    their class's ``__call__``, so instances of one class are named together too.
     """
     labels: dict[CodeType, list[str]] = {}
     for attr, kind in _KINDS:
@@ -35,12 +35,7 @@ def component_codes(components: Any) -> dict[CodeType, str]:
 
 def blamed(exc: BaseException, codes: dict[CodeType, str]) -> str | None:
     """The component whose function is the deepest frame of ``exc``'s traceback, if any."""
-    found = None
-    tb: TracebackType | None = exc.__traceback__
-    while tb is not None:
-        found = codes.get(tb.tb_frame.f_code, found)
-        tb = tb.tb_next
-    return found
+    return innermost_match(exc, codes)
 
 
 def plugin_failure(exc: BaseException, label: str, where: str) -> PluginError:

@@ -71,7 +71,6 @@ def _allow_recompiles() -> None:
     import torch._dynamo.config as dynamo_config
 
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, MAX_COMPILED_ENVS)
-    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * MAX_COMPILED_ENVS)
 
 
 def _invalid_ids(action: torch.Tensor) -> torch.Tensor | None:

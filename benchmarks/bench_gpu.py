@@ -19,6 +19,7 @@ Record what it prints, with the device name, in docs/benchmarks.md ("GPU (CUDA)"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -43,6 +44,26 @@ def assembled_v4(device: torch.device, overrides: list[str]):
     asm = assemble(resolved, bars, device=device)
     pool = torch.nonzero(asm.table.decidable).flatten()
     return resolved, asm, pool
+
+
+@contextlib.contextmanager
+def cudagraph_env_step(enabled: bool):
+    """Compile the env step with CUDA graphs (inductor's ``triton.cudagraphs``) while active.
+
+    An experiment, not a product option yet: at v4's 256 envs the step is launch-bound, and a
+    graph replays its few kernels with one launch.
+    """
+    from exitcore.env import vec_env
+
+    if not enabled:
+        yield
+        return
+    original = vec_env._compile_options
+    vec_env._compile_options = lambda: {**(original() or {}), "triton.cudagraphs": True}
+    try:
+        yield
+    finally:
+        vec_env._compile_options = original
 
 
 def sync(device: torch.device) -> None:
@@ -86,6 +107,10 @@ def train(resolved, asm, pool, device: torch.device, total: int, seed: int):
     return result, time.perf_counter() - t0, trainer.policy
 
 
+def _rate(value) -> str:
+    return f"{value / 1e6:.2f} M/s" if isinstance(value, float) else str(value)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -94,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--updates", type=int, default=3, help="PPO updates to time")
     ap.add_argument("--n-steps", type=int, default=2048)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--cudagraphs", action="store_true",
+                    help="also time the env step and training with the env step captured in CUDA graphs")
     args = ap.parse_args(argv)
 
     from exitcore.device import select_device
@@ -109,15 +136,19 @@ def main(argv: list[str] | None = None) -> dict:
                     "torch": torch.__version__}
     resolved, asm, pool = assembled_v4(device, overrides)
 
+    variants = [("eager", False, False), ("compiled", True, False)]
+    if args.cudagraphs:
+        variants.append(("cudagraphs", True, True))
     report["env"] = []
     for n in sizes:
         row = {"envs": n}
-        for compiled in (False, True):
+        for label, compiled, graphs in variants:
             try:
-                row["compiled" if compiled else "eager"] = env_rate(asm, pool, n, compiled, env_steps, device)
+                with cudagraph_env_step(graphs):
+                    row[label] = env_rate(asm, pool, n, compiled, env_steps, device)
             except Exception as exc:  # report and go on: one failing size must not hide the rest
-                row["compiled" if compiled else "eager"] = f"failed: {type(exc).__name__}: {exc}"[:200]
-        print(f"env {n:>7} envs: eager {row['eager']}, compiled {row['compiled']} steps/s", flush=True)
+                row[label] = f"failed: {type(exc).__name__}: {exc}"[:300]
+        print(f"env {n:>7} envs: " + ", ".join(f"{label} {_rate(row[label])}" for label, _, _ in variants), flush=True)
         report["env"].append(row)
 
     per_update = resolved.config.ppo.n_envs * n_steps
@@ -125,10 +156,25 @@ def main(argv: list[str] | None = None) -> dict:
     m = result.last_metrics
     rate = result.global_step / seconds
     report["train"] = {"steps": result.global_step, "seconds": seconds, "steps_per_s": rate,
-                       "last_update": {k: m.get(k) for k in ("sps", "rollout_sps", "update_sps", "time/rollout_s", "time/update_s") if k in m},
+                       "last_update": {k: m.get(k) for k in ("sps", "sps_rollout", "sps_update", "time_rollout", "time_update")},
                        "projected_15M_s": 15_000_000 / rate}
     print(f"train: {result.global_step:,} steps in {seconds:.1f} s = {rate:,.0f} steps/s; "
-          f"15M steps would take {15_000_000 / rate:,.0f} s (includes warm-up)", flush=True)
+          f"15M steps would take {15_000_000 / rate:,.0f} s (includes warm-up); last update: rollout "
+          f"{m['sps_rollout']:,.0f}, update {m['sps_update']:,.0f} steps/s", flush=True)
+
+    if args.cudagraphs:
+        try:
+            with cudagraph_env_step(True):
+                result_g, seconds_g, _ = train(resolved, asm, pool, device, args.updates * per_update, seed=0)
+            m = result_g.last_metrics
+            report["train_cudagraphs"] = {"steps": result_g.global_step, "seconds": seconds_g,
+                                          "steps_per_s": result_g.global_step / seconds_g,
+                                          "last_update": {k: m.get(k) for k in report["train"]["last_update"]}}
+            print(f"train, env step in CUDA graphs: {result_g.global_step / seconds_g:,.0f} steps/s; last update "
+                  f"{report['train_cudagraphs']['last_update']}", flush=True)
+        except Exception as exc:
+            report["train_cudagraphs"] = f"failed: {type(exc).__name__}: {exc}"[:300]
+            print(f"train, env step in CUDA graphs: {report['train_cudagraphs']}", flush=True)
 
     _, _, policy_b = train(resolved, asm, pool, device, per_update, seed=0)
     _, _, policy_c = train(resolved, asm, pool, device, per_update, seed=0)

@@ -133,7 +133,7 @@ class VecExitEnv:
         # Compiled training mode keeps the state *packed* between steps: three row-major tables
         # (float64, int64, bool; see EnvState.pack), so the compiled step has a handful of
         # tensor inputs and outputs instead of two per field (each costs guard checks and a
-        # buffer per call), and auto-reset selects rows of a per-trade decision-0 table (one
+        # buffer per call), and auto-reset selects rows of a per-pool-trade decision-0 table (one
         # gather and one select per dtype) instead of rebuilding and merging every field.
         # Eager keeps per-field tensors: there, ops on the column views of a packed table
         # cost more than they save. Plugins see named fields either way.
@@ -141,7 +141,9 @@ class VecExitEnv:
         self._state_obj: EnvState | None = None
         self._state_tables: tuple[torch.Tensor, ...] | None = None
         if self._packed:
-            fresh = self._fresh(torch.arange(trades.n, device=self.device))
+            # one row per *pool* position: rows of trades outside the pool (an entry bar past the
+            # data's end, say) are never drawn and may not even have a state to build
+            fresh = self._fresh(self.trade_pool)
             self._state_layout = EnvState.layout(fresh)
             self._fresh_tables = fresh.pack()
         self.state = self._initial_state()
@@ -234,10 +236,14 @@ class VecExitEnv:
             step_mtm=zeros_f,
         )
 
+    def _draw_pool_rows(self, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A trade-pool position for every env (finished or not, so the stream does not depend
+        on which episodes ended) and the advanced key: pure tensor code, runs in the compiled step."""
+        return sampling.draw(key, self._env_offsets, self.trade_pool.numel())
+
     def _draw_trades(self, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A trade for every env (finished or not, so the stream does not depend on which
-        episodes ended) and the advanced key: pure tensor code, runs in the compiled step."""
-        idx, key = sampling.draw(key, self._env_offsets, self.trade_pool.numel())
+        """A trade id for every env and the advanced key (see :meth:`_draw_pool_rows`)."""
+        idx, key = self._draw_pool_rows(key)
         return self.trade_pool[idx], key
 
     def _initial_state(self) -> EnvState:
@@ -393,8 +399,8 @@ class VecExitEnv:
         after_tables = after.pack()
         done = after.done
         column = done[:, None]
-        fresh_trades, key = self._draw_trades(key)
-        state_tables = tuple(torch.where(column, fresh[fresh_trades], cont) for fresh, cont in zip(self._fresh_tables, after_tables))
+        fresh_rows, key = self._draw_pool_rows(key)
+        state_tables = tuple(torch.where(column, fresh[fresh_rows], cont) for fresh, cont in zip(self._fresh_tables, after_tables))
         state = EnvState.unpack(state_tables, self._state_layout)  # type: ignore[arg-type]
         outputs = self._outputs(action, after, blocked_by, state, reward, done, episode_return, None)
         return (state_tables, after_tables, *outputs, key)

@@ -17,4 +17,7 @@ def test_device_check_script_runs_on_cpu(tmp_path):
     assert [row["envs"] for row in report["env"]] == [64, 256]
     assert all(isinstance(row["eager"], float) and row["eager"] > 0 for row in report["env"])
     assert report["train"]["steps"] == 3 * 256 * 16
+    last = report["train"]["last_update"]
+    assert set(last) == {"sps", "sps_rollout", "sps_update", "time_rollout", "time_update"}
+    assert all(isinstance(v, float) and v > 0 for v in last.values())
     assert (tmp_path / "r.json").is_file()

@@ -485,3 +485,21 @@ def test_malformed_entry_trades_name_the_strategy(name, message):
     res = SimpleNamespace(config=resolved().config, entry=ResolvedComponent(comp, None, "experiments.x.entry"))
     with pytest.raises(PluginError, match=rf"experiments.x.entry: entry strategy '{name}' from _BadEntry .*{message}"):
         run_entry(res, random_bars(200))
+
+
+def test_compiled_training_env_ignores_trades_outside_its_pool():
+    """A trade signalled on the last bar has no entry bar inside the data; it is not in the
+    training pool. The compiled env's decision-0 table once covered every trade and indexed
+    past the data's end on construction (IndexError on the CPU, a device assert on CUDA)."""
+    bars = random_bars(3000, seed=5)
+    rows = [(30 + 11 * i, 1 if i % 3 else -1, 0.002, 0.004) for i in range(250)] + [(len(bars) - 1, 1, 0.002, 0.004)]
+    asm = assemble(resolved(**V4_SET), bars, trades=trades_from(rows))
+    assert int(asm.table.entry_bar[-1]) == len(bars) and not bool(asm.table.decidable[-1])
+    pool = torch.nonzero(asm.table.decidable).flatten()
+    packed = asm.make_env(pool, n_envs=32, seed=1, compile=True)  # built without compiling anything yet
+    eager = asm.make_env(pool, n_envs=32, seed=1)
+    assert torch.equal(packed.state.trade, eager.state.trade)
+    packed._compiled_core = None  # step the packed path eagerly: its construction and draws are under test
+    for (o1, r1, d1), (o2, r2, d2) in zip(_rollout(eager, 40), _rollout(packed, 40)):
+        assert torch.equal(d1, d2) and torch.allclose(o1, o2, atol=1e-6) and torch.allclose(r1, r2, atol=1e-6)
+    assert torch.equal(packed.state.trade, eager.state.trade) and packed.episode_stats()["episodes"] > 32

@@ -44,16 +44,6 @@ def _steps(env, n: int) -> None:
         _, mask, _, _ = env.step(torch.rand(mask.shape, generator=gen).masked_fill(~mask, -1).argmax(dim=1))
 
 
-def _compiled_step(env, action: torch.Tensor) -> None:
-    """``env.step(action)`` for a step that compiles; skips where inductor cannot build."""
-    try:
-        env.step(action)
-    except (CompiledStepMismatch, PluginError, AssertionError, TypeError, ValueError):
-        raise  # exitcore's own errors and bugs fail the test; only a missing toolchain skips
-    except Exception as exc:  # no C++ toolchain for inductor on this machine
-        pytest.skip(f"torch.compile unavailable: {exc}")
-
-
 def _exits(env) -> torch.Tensor:
     return torch.full((env.n_envs,), Action.EXIT, dtype=torch.int64)
 
@@ -73,47 +63,40 @@ def test_action_ids_are_plain_ints_with_names():
             A, B = 0, 2
 
 
-def test_exit_reason_comparisons_compile():
+def test_exit_reason_comparisons_compile(needs_compile):
     """The exit reasons had the IntEnum problem too: `tensor == ExitReason.STOP` compiled to False."""
-    pytest.importorskip("torch._inductor")
     reasons = torch.tensor([ExitReason.OPEN, ExitReason.STOP, ExitReason.TARGET, ExitReason.STOP])
-    try:
-        got = torch.compile(lambda r: r == ExitReason.STOP)(reasons)
-    except Exception as exc:  # no C++ toolchain for inductor on this machine
-        pytest.skip(f"torch.compile unavailable: {exc}")
+    got = torch.compile(lambda r: r == ExitReason.STOP)(reasons)
     assert got.tolist() == [False, True, False, True]
 
 
-def test_a_guard_comparing_with_action_exit_blocks_the_same_compiled_and_eager():
-    pytest.importorskip("torch._inductor")
+def test_a_guard_comparing_with_action_exit_blocks_the_same_compiled_and_eager(needs_compile):
     compiled, eager = _env("block_exit_action", compile=True), _env("block_exit_action", compile=False)
     for env in (compiled, eager):
         _steps(env, 1)  # the first step runs eagerly, with every output checked
-        _compiled_step(env, _exits(env))
+        env.step(_exits(env))
         _steps(env, 6)
     c, e = compiled.episode_stats(), eager.episode_stats()
     assert e["guard_blocks"]["block_exit_action"] > 0
     assert c["guard_blocks"] == e["guard_blocks"] and c["blocked_rate"] == e["blocked_rate"]
 
 
-def test_a_miscompiled_guard_stops_the_first_compiled_step():
+def test_a_miscompiled_guard_stops_the_first_compiled_step(needs_compile):
     """torch.compile turns `tensor == IntEnum member` into False: the guard blocks nothing
     compiled. The first compiled step is recomputed eagerly and the difference named."""
-    pytest.importorskip("torch._inductor")
     env = _env("block_exit_enum", compile=True)
     _steps(env, 1)
     with pytest.raises(CompiledStepMismatch, match=r"after\.blocked.*'block_exit_enum'.*ppo\.compile = \"off\""):
-        _compiled_step(env, _exits(env))
+        env.step(_exits(env))
 
 
-def test_only_the_first_compiled_steps_are_checked():
-    pytest.importorskip("torch._inductor")
+def test_only_the_first_compiled_steps_are_checked(needs_compile):
     env = _env("block_exit_action", compile=True)
     _steps(env, 1)
     checks = []
     verify = env._verify_compiled
     env._verify_compiled = lambda *a: (checks.append(1), verify(*a))
-    _compiled_step(env, _exits(env))
+    env.step(_exits(env))
     _steps(env, COMPILE_CHECK_STEPS + 3)
     assert len(checks) == COMPILE_CHECK_STEPS
 
@@ -159,14 +142,13 @@ def test_a_feature_raising_in_a_later_step_is_named():
         _steps(env, 5)
 
 
-def test_a_feature_indexing_past_the_data_is_named_eager_and_compiled():
+def test_a_feature_indexing_past_the_data_is_named_eager_and_compiled(needs_compile):
     env = _feature_env("peeks_past_the_end")
     with pytest.raises(PluginError, match=r"feature 'peeks_past_the_end' .* raised IndexError"):
         _steps(env, 6)
-    pytest.importorskip("torch._inductor")
     env = _feature_env("peeks_past_the_end", compile=True)
     _steps(env, 1)  # eager, k 0 -> 1
-    _compiled_step(env, torch.zeros(env.n_envs, dtype=torch.int64))  # compiled, k 1 -> 2
+    env.step(torch.zeros(env.n_envs, dtype=torch.int64))  # compiled, k 1 -> 2
     # k 2 -> 3: the compiled kernel's bounds check fails; the eager re-run names the feature
     with pytest.raises(PluginError, match=r"feature 'peeks_past_the_end' .* raised IndexError"):
         env.step(torch.zeros(env.n_envs, dtype=torch.int64))

@@ -126,17 +126,13 @@ def test_adapter_matches_the_wrapped_env(data) -> None:
         np.testing.assert_array_equal(env.action_masks(), mask_r.numpy())
 
 
-def test_adapter_over_the_compiled_env_reports_the_same_episodes(data) -> None:
+def test_adapter_over_the_compiled_env_reports_the_same_episodes(data, needs_compile) -> None:
     """The compiled env keeps its state packed; the final infos (read from ``env.after``) and
     everything else come out as over the eager env."""
-    pytest.importorskip("torch._inductor")
     bars, trades = data
     eager = adapter(data, seed=4)
-    try:
-        compiled = GymVecExitEnv(make_env(bars, trades, CFG, n_envs=N, auto_reset=True, seed=4, compile=True))
-        compiled.reset(seed=7)
-    except Exception as exc:  # no C++ toolchain for inductor on this machine
-        pytest.skip(f"torch.compile unavailable: {exc}")
+    compiled = GymVecExitEnv(make_env(bars, trades, CFG, n_envs=N, auto_reset=True, seed=4, compile=True))
+    compiled.reset(seed=7)
     eager.reset(seed=7)
     rng = np.random.default_rng(2)
     ended = 0

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import math
 
-import attrs
 import pytest
 import torch
 
 from .envkit import V4_SET, bars_from, random_bars, resolved, sweep, trades_from
 from exitcore.actions import Action
 from exitcore.assembly import assemble
-from exitcore.config import CostConfig, EnvConfig
+from exitcore.config import EnvConfig
 from exitcore.errors import PluginError
 from exitcore.hookspecs import hookimpl
 from exitcore.timeline import ExitReason
@@ -400,17 +399,13 @@ def test_memory_of_market_tensors_is_at_most_twice_the_raw_bars():
     assert asm.market.nbytes() <= 2 * raw
 
 
-def test_compiled_core_matches_eager():
-    pytest.importorskip("torch._inductor")
+def test_compiled_core_matches_eager(needs_compile):
     eager = _training_env(seed=1, n_envs=32)
-    try:
-        bars = random_bars(3000, seed=5)
-        trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.002, 0.004) for i in range(250)])
-        asm = assemble(resolved(**V4_SET), bars, trades=trades)
-        compiled = asm.make_env(torch.nonzero(asm.table.decidable).flatten(), n_envs=32, seed=1, compile=True)
-        a, b = _rollout(eager, 8), _rollout(compiled, 8)
-    except Exception as exc:  # no C++ toolchain for inductor on this machine
-        pytest.skip(f"torch.compile unavailable: {exc}")
+    bars = random_bars(3000, seed=5)
+    trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.002, 0.004) for i in range(250)])
+    asm = assemble(resolved(**V4_SET), bars, trades=trades)
+    compiled = asm.make_env(torch.nonzero(asm.table.decidable).flatten(), n_envs=32, seed=1, compile=True)
+    a, b = _rollout(eager, 8), _rollout(compiled, 8)
     for (o1, r1, d1), (o2, r2, d2) in zip(a, b):
         assert torch.equal(d1, d2)
         assert torch.allclose(o1, o2, atol=1e-6) and torch.allclose(r1, r2, atol=1e-6)
@@ -420,19 +415,15 @@ def test_compiled_core_matches_eager():
     assert s1 == s2 and s1["episodes"] > 10
 
 
-def test_compiled_env_rejects_invalid_actions_and_keeps_nothing():
+def test_compiled_env_rejects_invalid_actions_and_keeps_nothing(needs_compile):
     """The compiled step range-checks action ids in its kernel; a bad step changes no state."""
-    pytest.importorskip("torch._inductor")
     bars = random_bars(3000, seed=5)
     trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.002, 0.004) for i in range(250)])
     asm = assemble(resolved(**V4_SET), bars, trades=trades)
     pool = torch.nonzero(asm.table.decidable).flatten()
-    try:
-        env = asm.make_env(pool, n_envs=16, seed=2, compile=True)
-        twin = asm.make_env(pool, n_envs=16, seed=2, compile=True)
-        _rollout(env, 3), _rollout(twin, 3)
-    except Exception as exc:  # no C++ toolchain for inductor on this machine
-        pytest.skip(f"torch.compile unavailable: {exc}")
+    env = asm.make_env(pool, n_envs=16, seed=2, compile=True)
+    twin = asm.make_env(pool, n_envs=16, seed=2, compile=True)
+    _rollout(env, 3), _rollout(twin, 3)
     before = {k: v.clone() for k, v in env.state.tensors().items()}
     bad = torch.zeros(16, dtype=torch.int64)
     bad[5] = 9

@@ -1,16 +1,18 @@
-"""One prepared device check: the CUDA path end to end, its speed, its determinism.
+"""One prepared device check: the CUDA path's speed, with and without CUDA graphs, and its determinism.
 
 Meant for a short session on a GPU machine (it also runs on the CPU, small, as a smoke test)::
 
-    python benchmarks/bench_gpu.py --device cuda --json gpu.json        # ~2-4 minutes
+    python benchmarks/bench_gpu.py --device cuda --json gpu.json        # ~1-2 minutes
     python benchmarks/bench_gpu.py --device cpu --small                  # seconds
 
 It reports, for experiment ``v4_no_lookahead`` on the synthetic default data:
 
-1. environment steps/s (training mode, v4 plugin set) eager and compiled at several sizes;
+1. environment steps/s (training mode, v4 plugin set): eager, compiled, and compiled replayed
+   from a CUDA graph (``VecExitEnv.use_cuda_graph``), at several sizes;
 2. PPO training steps/s with the v4 network and batch (``--updates`` updates of 256 x
-   ``--n-steps``), split into rollout and update, and the projected time of the full 15 M-step
-   run (the design target is <= 30 s on one H100);
+   ``--n-steps``), split into rollout and update, with the trainer's CUDA graphs (the default on
+   CUDA) and without them (``--updates 1`` of those, same seed: the parameters are compared),
+   and the projected time of the full 15 M-step run (the design target is <= 30 s on one H100);
 3. determinism: the same short training twice with one seed must give identical parameters.
 
 Record what it prints, with the device name, in docs/benchmarks.md ("GPU (CUDA)").
@@ -19,7 +21,6 @@ Record what it prints, with the device name, in docs/benchmarks.md ("GPU (CUDA)"
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -30,6 +31,7 @@ import torch
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
+LAST_UPDATE_KEYS = ("sps", "sps_rollout", "sps_update", "time_rollout", "time_update")
 
 
 def assembled_v4(device: torch.device, overrides: list[str]):
@@ -46,42 +48,26 @@ def assembled_v4(device: torch.device, overrides: list[str]):
     return resolved, asm, pool
 
 
-@contextlib.contextmanager
-def cudagraph_env_step(enabled: bool):
-    """Compile the env step with CUDA graphs (inductor's ``triton.cudagraphs``) while active.
-
-    An experiment, not a product option yet: at v4's 256 envs the step is launch-bound, and a
-    graph replays its few kernels with one launch.
-    """
-    from exitcore.env import vec_env
-
-    if not enabled:
-        yield
-        return
-    original = vec_env._compile_options
-    vec_env._compile_options = lambda: {**(original() or {}), "triton.cudagraphs": True}
-    try:
-        yield
-    finally:
-        vec_env._compile_options = original
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def env_rate(asm, pool, n_envs: int, compile: bool, steps: int, device: torch.device) -> float:
+def env_rate(asm, pool, n_envs: int, compile: bool, graph: bool, steps: int, device: torch.device) -> float:
     """Env-steps/s of a training-mode env with random allowed actions (device-side)."""
     env = asm.make_env(pool, n_envs=n_envs, seed=0, compile=compile)
+    if graph and not env.use_cuda_graph(True):
+        raise RuntimeError("CUDA graphs need the compiled env on CUDA")
     _, mask = env.reset()
     gen = torch.Generator(device=device).manual_seed(0)
 
-    def act(mask):
+    def act(mask):  # read before the next step: a graphed step's outputs are overwritten by it
         return torch.rand(mask.shape, generator=gen, device=device).masked_fill(~mask, -1).argmax(dim=1)
 
-    for _ in range(2 + COMPILE_CHECK_STEPS):  # warm-up: compilation and the eager-checked steps
+    for _ in range(3 + COMPILE_CHECK_STEPS):  # warm-up: compilation, the eager-checked steps, the capture
         _, mask, _, _ = env.step(act(mask))
+    if graph and not env.cuda_graph_on:
+        raise RuntimeError("the env step's CUDA graph could not be captured (see the warning)")
     sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -90,7 +76,8 @@ def env_rate(asm, pool, n_envs: int, compile: bool, steps: int, device: torch.de
     return n_envs * steps / (time.perf_counter() - t0)
 
 
-def train(resolved, asm, pool, device: torch.device, total: int, seed: int):
+def train(resolved, asm, pool, device: torch.device, total: int, seed: int, graphs: bool = True):
+    """A v4 training of ``total`` steps: ``(result, seconds, trainer)``."""
     from exitcore.ppo.policy import build_policy
     from exitcore.ppo.rng import seed_everything
     from exitcore.ppo.trainer import PPOTrainer
@@ -100,15 +87,22 @@ def train(resolved, asm, pool, device: torch.device, total: int, seed: int):
     env = asm.make_env(pool, n_envs=ppo.n_envs, seed=seed, compile=device.type == "cuda")
     policy = build_policy(resolved.policy, ppo, env.obs_dim, env.n_actions, resolved.policy_params)
     trainer = PPOTrainer(env, policy, ppo, run_dir=None, progress=False, total_timesteps=total)
+    if not graphs:
+        trainer.graphs = dict.fromkeys(trainer.graphs, "off")
+        env.use_cuda_graph(False)
     sync(device)
     t0 = time.perf_counter()
     result = trainer.train()
     sync(device)
-    return result, time.perf_counter() - t0, trainer.policy
+    return result, time.perf_counter() - t0, trainer
 
 
 def _rate(value) -> str:
     return f"{value / 1e6:.2f} M/s" if isinstance(value, float) else str(value)
+
+
+def _params(trainer) -> list[torch.Tensor]:
+    return [p.detach().cpu().clone() for p in trainer.policy.state_dict().values()]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -116,11 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--small", action="store_true", help="tiny sizes (a CPU smoke test)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 4096, 65536, 262144])
-    ap.add_argument("--updates", type=int, default=3, help="PPO updates to time")
+    ap.add_argument("--updates", type=int, default=3, help="PPO updates to time (with the trainer's graphs)")
     ap.add_argument("--n-steps", type=int, default=2048)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--cudagraphs", action="store_true",
-                    help="also time the env step and training with the env step captured in CUDA graphs")
     args = ap.parse_args(argv)
 
     from exitcore.device import select_device
@@ -137,48 +129,44 @@ def main(argv: list[str] | None = None) -> dict:
     resolved, asm, pool = assembled_v4(device, overrides)
 
     variants = [("eager", False, False), ("compiled", True, False)]
-    if args.cudagraphs:
-        variants.append(("cudagraphs", True, True))
+    if device.type == "cuda":
+        variants.append(("graphed", True, True))
     report["env"] = []
     for n in sizes:
         row = {"envs": n}
-        for label, compiled, graphs in variants:
+        for label, compiled, graph in variants:
             try:
-                with cudagraph_env_step(graphs):
-                    row[label] = env_rate(asm, pool, n, compiled, env_steps, device)
+                row[label] = env_rate(asm, pool, n, compiled, graph, env_steps, device)
             except Exception as exc:  # report and go on: one failing size must not hide the rest
                 row[label] = f"failed: {type(exc).__name__}: {exc}"[:300]
         print(f"env {n:>7} envs: " + ", ".join(f"{label} {_rate(row[label])}" for label, _, _ in variants), flush=True)
         report["env"].append(row)
 
     per_update = resolved.config.ppo.n_envs * n_steps
-    result, seconds, policy_a = train(resolved, asm, pool, device, args.updates * per_update, seed=0)
+    result, seconds, trainer = train(resolved, asm, pool, device, args.updates * per_update, seed=0)
     m = result.last_metrics
     rate = result.global_step / seconds
-    report["train"] = {"steps": result.global_step, "seconds": seconds, "steps_per_s": rate,
-                       "last_update": {k: m.get(k) for k in ("sps", "sps_rollout", "sps_update", "time_rollout", "time_update")},
-                       "projected_15M_s": 15_000_000 / rate}
-    print(f"train: {result.global_step:,} steps in {seconds:.1f} s = {rate:,.0f} steps/s; "
+    report["train"] = {"steps": result.global_step, "seconds": seconds, "steps_per_s": rate, "graphs": trainer.graphs,
+                       "last_update": {k: m.get(k) for k in LAST_UPDATE_KEYS}, "projected_15M_s": 15_000_000 / rate}
+    print(f"train ({trainer.graphs}): {result.global_step:,} steps in {seconds:.1f} s = {rate:,.0f} steps/s; "
           f"15M steps would take {15_000_000 / rate:,.0f} s (includes warm-up); last update: rollout "
           f"{m['sps_rollout']:,.0f}, update {m['sps_update']:,.0f} steps/s", flush=True)
 
-    if args.cudagraphs:
-        try:
-            with cudagraph_env_step(True):
-                result_g, seconds_g, _ = train(resolved, asm, pool, device, args.updates * per_update, seed=0)
-            m = result_g.last_metrics
-            report["train_cudagraphs"] = {"steps": result_g.global_step, "seconds": seconds_g,
-                                          "steps_per_s": result_g.global_step / seconds_g,
-                                          "last_update": {k: m.get(k) for k in report["train"]["last_update"]}}
-            print(f"train, env step in CUDA graphs: {result_g.global_step / seconds_g:,.0f} steps/s; last update "
-                  f"{report['train_cudagraphs']['last_update']}", flush=True)
-        except Exception as exc:
-            report["train_cudagraphs"] = f"failed: {type(exc).__name__}: {exc}"[:300]
-            print(f"train, env step in CUDA graphs: {report['train_cudagraphs']}", flush=True)
+    # one update with and one without graphs, same seed: speed side by side, and the parameters
+    _, _, graphed = train(resolved, asm, pool, device, per_update, seed=0)
+    plain_result, _, plain = train(resolved, asm, pool, device, per_update, seed=0, graphs=False)
+    m = plain_result.last_metrics
+    a, b = _params(graphed), _params(plain)
+    diff = max(float((x - y).abs().max() / y.abs().max().clamp_min(1e-12)) for x, y in zip(a, b))
+    report["train_without_graphs"] = {"last_update": {k: m.get(k) for k in LAST_UPDATE_KEYS},
+                                      "params_identical_to_graphed": all(torch.equal(x, y) for x, y in zip(a, b)),
+                                      "max_relative_param_difference": diff}
+    print(f"train without graphs, one update: rollout {m['sps_rollout']:,.0f}, update {m['sps_update']:,.0f} steps/s; "
+          f"parameters vs with graphs: {'identical' if report['train_without_graphs']['params_identical_to_graphed'] else f'max relative difference {diff:.1e}'}",
+          flush=True)
 
-    _, _, policy_b = train(resolved, asm, pool, device, per_update, seed=0)
-    _, _, policy_c = train(resolved, asm, pool, device, per_update, seed=0)
-    same = all(torch.equal(a, b) for a, b in zip(policy_b.state_dict().values(), policy_c.state_dict().values()))
+    _, _, again = train(resolved, asm, pool, device, per_update, seed=0)
+    same = all(torch.equal(x, y) for x, y in zip(a, _params(again)))
     report["deterministic"] = same
     print(f"determinism (same seed twice, one update): {'identical' if same else 'DIFFERENT'} parameters", flush=True)
     if args.json:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The prepared check for a lent GPU machine, as one call (docs/benchmarks.md, "GPU (CUDA)"):
-#   1. the CUDA tests (tests/test_device.py), 2. benchmarks/bench_gpu.py, 3. the full v4 run.
+#   1. the CUDA tests (tests/test_device.py; TESTS_K selects some), 2. the full v4 run under a
+#   time limit, 3. benchmarks/bench_gpu.py (env and training speed with and without CUDA graphs).
 # Run from the repository root: `bash benchmarks/gpu_session.sh` (results under $OUT).
 # Where exitcore is not installed, wheels in .whl/ (exitcore, its plugins, missing
 # dependencies) are installed into /tmp/site first.
@@ -16,13 +17,13 @@ if [ -d .whl ]; then
 fi
 $PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
 t0=$SECONDS
-timeout "${TESTS_S:-150}" $PY -m pytest -q -p no:cacheprovider -rs tests/test_device.py 2>&1 | tail -n 40 | tee "$OUT/pytest.log"
+timeout "${TESTS_S:-150}" $PY -m pytest -q -p no:cacheprovider -rs -s tests/test_device.py ${TESTS_K:+-k "$TESTS_K"} 2>&1 | tail -n 40 | tee "$OUT/pytest.log"
 echo "tests: $((SECONDS - t0)) s"
 t0=$SECONDS
-timeout "${BENCH_S:-200}" $PY benchmarks/bench_gpu.py --device cuda --cudagraphs --json "$OUT/gpu.json" 2>&1 | tail -n 40 | tee "$OUT/bench.log"
-echo "bench: $((SECONDS - t0)) s"
-t0=$SECONDS
 rm -rf /tmp/gpu_runs
-timeout "${RUN_S:-170}" $PY -m exitcore run v4_no_lookahead --device cuda --runs-dir /tmp/gpu_runs 2>&1 | tail -n 60 | tee "$OUT/run.log"
+timeout "${RUN_S:-170}" $PY -m exitcore run v4_no_lookahead --device cuda --runs-dir /tmp/gpu_runs 2>&1 | tail -n 30 | tee "$OUT/run.log"
 echo "full run: $((SECONDS - t0)) s (exit ${PIPESTATUS[0]})"
 for f in train_log.jsonl results.json; do cp /tmp/gpu_runs/*/"$f" "$OUT/" 2>/dev/null; done
+t0=$SECONDS
+timeout "${BENCH_S:-200}" $PY benchmarks/bench_gpu.py --device cuda ${BENCH_ARGS:-} --json "$OUT/gpu.json" 2>&1 | tail -n 30 | tee "$OUT/bench.log"
+echo "bench: $((SECONDS - t0)) s"

@@ -184,7 +184,8 @@ class PPOConfig:
     #: write a checkpoint every this many updates (the final one is always written)
     checkpoint_every: int = attrs.field(default=10, validator=positive_int)
     #: compile the environment step with torch.compile ("auto": on CUDA, and on CPU for runs of
-    #: at least COMPILE_AUTO_CPU_STEPS steps, where the faster step repays the compilation)
+    #: at least COMPILE_AUTO_CPU_STEPS steps, where the faster step repays the compilation); on
+    #: CUDA anything but "off" also captures the policy step and the update in CUDA graphs
     compile: str = attrs.field(default="auto", validator=one_of(["auto", "on", "off"]))
 
     def compiles_env(self, device_type: str) -> bool:
@@ -192,6 +193,13 @@ class PPOConfig:
         if self.compile != "auto":
             return self.compile == "on"
         return device_type == "cuda" or self.total_timesteps >= COMPILE_AUTO_CPU_STEPS
+
+    def captures_graphs(self, device_type: str) -> bool:
+        """Whether training captures the rollout's policy step and the minibatch update in CUDA
+        graphs (exitcore/ppo/graphs.py): on CUDA unless ``compile = "off"``, in fp32 with whole
+        minibatches (bf16 autocast and micro-batches keep the eager path)."""
+        return (device_type == "cuda" and self.compile != "off" and self.precision == "fp32"
+                and self.micro_batch_rows(device_type) >= self.batch_size)
 
     def micro_batch_rows(self, device_type: str) -> int:
         """Rows per forward/backward pass on a device of this type: ``micro_batch_size`` when set;

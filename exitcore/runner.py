@@ -346,8 +346,9 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     checkpoint = info.run_dir / CHECKPOINT_FILE
     rows = ppo.micro_batch_rows(device.type)
     passes = f" in passes of {rows:,}" if rows < ppo.batch_size else ""
+    graphs = ", CUDA graphs" if ppo.captures_graphs(device.type) else ""
     how = (f"{ppo.total_timesteps:,} steps on {device.type}, env {'compiled' if compile_env else 'eager'}, "
-           f"{ppo.precision}, minibatches of {ppo.batch_size:,}{passes}")
+           f"{ppo.precision}, minibatches of {ppo.batch_size:,}{passes}{graphs}")
     with stages.stage(f"training ({how})") as note, _sigterm_as_interrupt():
         if resume and checkpoint.exists():
             trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
@@ -358,6 +359,9 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         rate = result.last_metrics.get("sps") or result.last_metrics.get("steps_per_s")
         note(f"{result.status} after {result.global_step:,} steps / {result.updates} updates"
              + (f", {rate:,.0f} steps/s" if isinstance(rate, (int, float)) else ""))
+        failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]
+        if failed:
+            note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")
     return result, trainer.policy
 
 

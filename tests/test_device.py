@@ -98,12 +98,17 @@ def test_environment_on_the_device_matches_the_cpu(v4_both, compiled):
     assert json.dumps(stats_dev, sort_keys=True, default=str) == json.dumps(stats_cpu, sort_keys=True, default=str)
 
 
-def train_small(run_dir: Path | None, stop_after: int | None = None, resume_from: Path | None = None):
+def train_small(run_dir: Path | None, stop_after: int | None = None, resume_from: Path | None = None,
+                graphs: bool = True, timesteps: int = 8192, keep: list | None = None):
+    """A short v4 training on the device (4 updates of 64 envs x 32 steps by default):
+    ``(result, parameters on the CPU, [(update, loss_policy, loss_value)])``. ``graphs=False``
+    turns the CUDA graphs off (the eager policy step and update, the compiled env step);
+    ``keep`` receives the trainer."""
     from exitcore.ppo.policy import build_policy
     from exitcore.ppo.rng import seed_everything
     from exitcore.ppo.trainer import PPOTrainer
 
-    resolved, asm, pool = assembled(DEVICE, ["ppo.total_timesteps=8192"])
+    resolved, asm, pool = assembled(DEVICE, [f"ppo.total_timesteps={timesteps}"])
     ppo = resolved.config.ppo
     seed_everything(ppo.seed if resume_from is None else 999)  # a resumed process starts from other weights
     env = asm.make_env(pool, n_envs=ppo.n_envs, seed=ppo.seed, compile=DEVICE.startswith("cuda"))
@@ -120,6 +125,11 @@ def train_small(run_dir: Path | None, stop_after: int | None = None, resume_from
         trainer = PPOTrainer(env, policy, ppo, **kw)
     else:
         trainer = PPOTrainer.resume(resume_from, env, policy, ppo, **kw)
+    if not graphs:
+        trainer.graphs = dict.fromkeys(trainer.graphs, "off")
+        env.use_cuda_graph(False)
+    if keep is not None:
+        keep.append(trainer)
     result = trainer.train()
     params = {k: v.detach().cpu().clone() for k, v in trainer.policy.state_dict().items()}
     return result, params, losses
@@ -152,6 +162,28 @@ def test_training_on_the_device_resumes_exactly(straight_run, tmp_path):
     assert resumed.status == "done" and resumed.updates == 4
     assert losses_resumed == losses[2:]
     assert all(torch.equal(params[k], params_resumed[k]) for k in params), "resume did not reach the same parameters"
+
+
+def test_cuda_graphs_are_captured_and_train_like_the_eager_path():
+    """On CUDA the policy step, the minibatch update and the env step replay CUDA graphs
+    (exitcore/ppo/graphs.py, exitcore/env/step_graph.py); one update with them must match one
+    without them (same rollout, same minibatches) up to float rounding."""
+    if not DEVICE.startswith("cuda"):
+        pytest.skip("CUDA graphs exist on CUDA only")
+    kept: list = []
+    _, with_graphs, losses_graphs = train_small(None, timesteps=2048, keep=kept)
+    trainer = kept[0]
+    assert trainer.graphs == {"policy_step": "on", "update": "on", "env_step": "on"}, trainer.graphs
+    assert trainer._policy_graph is not None and trainer._update_graph.graph is not None
+    assert trainer.env._step_graph is not None
+    _, without, losses_eager = train_small(None, timesteps=2048, graphs=False)
+    same = all(torch.equal(with_graphs[k], without[k]) for k in with_graphs)
+    print(f"graphs vs eager after one update: {'bit-identical' if same else 'close, not identical'}; "
+          f"losses {losses_graphs} vs {losses_eager}")
+    for k in with_graphs:
+        torch.testing.assert_close(with_graphs[k], without[k], rtol=1e-4, atol=1e-6, msg=lambda m: f"{k}: {m}")
+    (_, lp_g, lv_g), (_, lp_e, lv_e) = losses_graphs[0], losses_eager[0]
+    assert lp_g == pytest.approx(lp_e, rel=1e-4, abs=1e-7) and lv_g == pytest.approx(lv_e, rel=1e-4)
 
 
 def exitcore(*args: str, runs: Path) -> subprocess.CompletedProcess:

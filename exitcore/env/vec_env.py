@@ -17,6 +17,7 @@ Two modes:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ from exitcore.env.blame import blamed, component_codes, plugin_failure
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS, check_compiled_step
 from exitcore.env.components import EnvComponents, check_actions, check_mask_rows, check_tensor
 from exitcore.env.state import EnvState
+from exitcore.env.step_graph import StepGraph
 from exitcore.env.statistics import StepStatistics, step_codes, step_sums
 from exitcore.episodes import MarketTensors, TradeTable
 from exitcore.errors import ExitcoreError
@@ -154,6 +156,17 @@ class VecExitEnv:
         if compile:
             _allow_recompiles()
         self._compiled_core = torch.compile(core, dynamic=False, options=_compile_options()) if compile else None
+        self._graph_wanted = False  # see use_cuda_graph
+        self._step_graph: StepGraph | None = None
+
+    def use_cuda_graph(self, enabled: bool = True) -> bool:
+        """Replay the compiled training step from a CUDA graph once its first steps are checked
+        (exitcore/env/step_graph.py). Only the trainer asks for it: the step's outputs are then
+        static tensors that the next step overwrites. Returns whether it applies here (packed,
+        compiled, on CUDA); a capture that fails turns it off with a warning."""
+        self._graph_wanted = enabled and self._packed and self._compiled_core is not None and self.device.type == "cuda"
+        self._step_graph = None
+        return self._graph_wanted
 
     # ------------------------------------------------------------------ state access
 
@@ -302,6 +315,10 @@ class VecExitEnv:
         mode, ``obs``/``mask`` already belong to the next episode. ``self.after`` keeps the
         post-transition state of this step (before any reset) for evaluation.
         """
+        if self._graph_wanted and self._checked and self._compile_checks_left == 0:
+            replayed = self._graph_step(action)
+            if replayed is not None:
+                return replayed
         compiled = self._checked and self._compiled_core is not None
         if self._strict or not self._checked:
             # The compiled step range-checks the ids inside its kernel (its `invalid` output).
@@ -337,6 +354,27 @@ class VecExitEnv:
         self._stats.add(*stats_delta)
         self._checked = True
         return obs, mask, reward, done
+
+    @property
+    def cuda_graph_on(self) -> bool:
+        """Whether compiled steps are (to be) replayed from a CUDA graph (see :meth:`use_cuda_graph`)."""
+        return self._graph_wanted
+
+    def _graph_step(self, action: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """A step replayed from the CUDA graph, capturing it first where needed (None: graphs
+        turned out not to work here, so the caller steps as usual)."""
+        graph = self._step_graph
+        if graph is None or not graph.matches(self):
+            try:
+                graph = self._step_graph = StepGraph(self, action)
+            except Exception as exc:  # noqa: BLE001 - the compiled step computes the same
+                self._graph_wanted, self._step_graph = False, None
+                warnings.warn(f"CUDA graph of the env step could not be captured ({type(exc).__name__}: {exc}); "
+                              "training goes on without it, slower", RuntimeWarning, stacklevel=3)
+                return None
+        outputs = graph.replay(action)
+        self._after_obj, self._after_tables = None, graph.after
+        return outputs
 
     def _raise_blamed(self, exc: Exception, compiled: bool, before: Any, action: torch.Tensor, key: Any) -> None:
         """Raise a PluginError naming the component whose function raised ``exc`` in a step,

@@ -82,10 +82,15 @@ class MaskedCategorical:
         sample is reproducible from the generator's state. A masked logit (-1e8) can never beat
         an allowed one: float32 Gumbel noise is below 17.
         """
-        logits = self.logits
+        logits = self._raw_logits
         u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        return self.sample_from_uniform(u)
+
+    def sample_from_uniform(self, u: Tensor) -> Tensor:
+        """[B] int64 actions by Gumbel-max from ``u`` [B, A], uniform on [0, 1): what
+        :meth:`sample` does with noise drawn elsewhere (a CUDA graph replays this part)."""
         gumbel = -torch.log(-torch.log(u))  # u == 0 gives -inf noise: that action just never wins
-        return torch.argmax(logits + gumbel, dim=-1)
+        return torch.argmax(self.logits + gumbel, dim=-1)
 
     def mode(self) -> Tensor:
         """[B] int64: the most probable allowed action (ties go to the lowest action id)."""

@@ -19,6 +19,7 @@ once per update (statistics, finiteness checks) and once per epoch (the KL early
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,14 @@ from exitcore.ppo.buffer import Minibatch, RolloutBuffer
 from exitcore.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from exitcore.ppo.distribution import MaskedCategorical
 from exitcore.ppo.gae import compute_gae
+from exitcore.ppo.graphs import (
+    GraphedMinibatchUpdate,
+    GraphedPolicyStep,
+    float_learning_rates,
+    policy_step,
+    set_learning_rate,
+    tensor_learning_rates,
+)
 from exitcore.ppo.logger import TrainLogger, flatten_metrics
 from exitcore.ppo.loss import normalise_advantages, ppo_loss
 from exitcore.ppo.rng import capture_rng_state, restore_rng_state
@@ -104,7 +113,7 @@ class PPOTrainer:
         self.total_timesteps = int(total_timesteps or ppo.total_timesteps)
         self.steps_per_update = ppo.n_envs * ppo.n_steps
         self.n_updates = -(-self.total_timesteps // self.steps_per_update)
-        self.optimizer = make_adam(self.policy.parameters(), ppo.learning_rate)
+        self.optimizer = make_adam(self.policy.parameters(), ppo.learning_rate, self.device)
         self.schedules = Schedules(ppo, self.total_timesteps)
         # The trainer's own generator drives action sampling and minibatch shuffles, so other
         # code drawing from torch's global generator cannot change a run.
@@ -114,6 +123,15 @@ class PPOTrainer:
         # distribution, the losses, the optimiser and the stored rollout stay float32.
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
         self.micro_batch_size = ppo.micro_batch_rows(self.device.type)
+        # CUDA graphs of the policy step and the minibatch update (exitcore/ppo/graphs.py), built
+        # on first use; a failed capture turns that graph off for the run, with a warning.
+        self.graphs: dict[str, str] = dict.fromkeys(("policy_step", "update"), "on" if ppo.captures_graphs(self.device.type) else "off")
+        self._policy_graph: GraphedPolicyStep | None = None
+        self._update_graph: GraphedMinibatchUpdate | None = None
+        # ... and the environment's compiled step, where the env offers it (exitcore/env/step_graph.py)
+        use_env_graph = getattr(env, "use_cuda_graph", None)
+        env_graph = self.graphs["policy_step"] == "on" and use_env_graph is not None and use_env_graph(True)
+        self.graphs["env_step"] = "on" if env_graph else "off"
         self.buffer = RolloutBuffer(ppo.n_steps, ppo.n_envs, env.obs_dim, env.n_actions, self.device)
         self.action_names = tuple(getattr(env, "action_names", None) or _default_action_names(env.n_actions))
         self.global_step = 0
@@ -175,8 +193,7 @@ class PPOTrainer:
     def _train_one_update(self, update: int) -> dict[str, Any]:
         ppo = self.ppo
         hyper = self.schedules.values()
-        for group in self.optimizer.param_groups:
-            group["lr"] = hyper["learning_rate"]
+        set_learning_rate(self.optimizer, hyper["learning_rate"])
 
         t_start = time.perf_counter()
         last_value = self._collect()
@@ -201,24 +218,47 @@ class PPOTrainer:
         """Fill the buffer with ``n_steps`` steps of every env; returns the bootstrap value [N]."""
         buf, env, policy, gen = self.buffer, self.env, self.policy, self.generator
         obs, mask = self.next_obs, self.next_mask
+        noise_shape = (buf.n_envs, self.env.n_actions)
+        step = self._policy_step_graph()
         for t in range(buf.n_steps):
             with torch.inference_mode():
-                with self.autocast:
-                    logits, value = policy(obs)
-                dist = MaskedCategorical(logits.float(), mask, validate=False)  # masks are checked per update
-                action = dist.sample(gen)
+                # Gumbel noise for the sampling, drawn here so a CUDA graph can replay the rest
+                uniform = torch.rand(noise_shape, generator=gen, device=self.device, dtype=torch.float32)
+                if step is not None:
+                    action, logprob, value = step(obs, mask, uniform)
+                else:
+                    action, logprob, value = policy_step(policy, obs, mask, uniform, self.autocast)
                 buf.obs[t] = obs
                 buf.masks[t] = mask
                 buf.actions[t] = action
-                buf.logprobs[t] = dist.log_prob(action)
+                buf.logprobs[t] = logprob
                 buf.values[t] = value
             # The env steps outside inference mode so that its own state tensors stay normal tensors.
             obs, mask, reward, done = env.step(buf.actions[t])
             buf.rewards[t] = reward
             buf.dones[t] = done
         self.next_obs, self.next_mask = obs, mask
+        if self.graphs["env_step"] == "on" and not env.cuda_graph_on:
+            self.graphs["env_step"] = "failed: see the environment's warning"
         with torch.inference_mode(), self.autocast:
             return policy(obs)[1].float()
+
+    def _policy_step_graph(self) -> GraphedPolicyStep | None:
+        """The captured policy step, capturing it on first use (None: graphs are off)."""
+        if self.graphs["policy_step"] != "on" or self._policy_graph is not None:
+            return self._policy_graph
+        try:
+            self._policy_graph = GraphedPolicyStep(self.policy, self.buffer.n_envs, self.env.obs_dim,
+                                                   self.env.n_actions, self.device, self.autocast)
+        except Exception as exc:  # noqa: BLE001 - the eager path computes the same
+            self._graph_failed("policy_step", exc)
+        return self._policy_graph
+
+    def _graph_failed(self, name: str, exc: Exception) -> None:
+        self.graphs[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+        warnings.warn(f"CUDA graph of the {name.replace('_', ' ')} could not be captured ({type(exc).__name__}: "
+                      f"{exc}); training goes on without it, slower (ppo.compile = \"off\" turns graphs off)",
+                      RuntimeWarning, stacklevel=2)
 
     def _check_rollout(self, update: int) -> None:
         """One read-back: are observations, rewards and values finite, does every mask allow an action?"""
@@ -257,11 +297,7 @@ class PPOTrainer:
             perm = torch.randperm(buf.size, generator=self.generator, device=self.device)
             epoch_kl = torch.zeros((), device=self.device)
             for i in range(n_minibatches):
-                mb = buf.minibatch(perm[i * ppo.batch_size:(i + 1) * ppo.batch_size])
-                stats = self._accumulate_gradient(mb, ent_coef)
-                grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), ppo.max_grad_norm)
-                self.optimizer.step()
-
+                stats, grad_norm = self._minibatch_update(perm[i * ppo.batch_size:(i + 1) * ppo.batch_size], ent_coef)
                 # Remember which quantities were non-finite in the first bad minibatch (no sync).
                 terms = torch.cat([stats[:3], grad_norm.reshape(1)])
                 first_bad = torch.where(first_bad.any(), first_bad, ~torch.isfinite(terms))
@@ -280,7 +316,33 @@ class PPOTrainer:
         return dict(zip(("loss_policy", "loss_value", "loss_entropy", "entropy", "approx_kl", "clipfrac"), means),
                     epochs=epochs, minibatches=minibatches)
 
-    def _accumulate_gradient(self, mb: Minibatch, ent_coef: float) -> Tensor:
+    def _minibatch_update(self, index: Tensor, ent_coef: float) -> tuple[Tensor, Tensor]:
+        """Update the policy on the rollout samples at ``index``; returns ``(stats [6], gradient
+        norm)`` (see :meth:`_accumulate_gradient`), replayed from a CUDA graph where one is on."""
+        if self.graphs["update"] == "on":
+            if self._update_graph is None:
+                tensor_learning_rates(self.optimizer, self.device)
+                self._update_graph = GraphedMinibatchUpdate(self._update_step, self.ppo.batch_size, self.device)
+            try:
+                return self._update_graph(index, ent_coef)
+            except Exception as exc:  # noqa: BLE001 - a failed capture ran nothing: go on eagerly
+                if self._update_graph.graph is not None:
+                    raise  # a replay failed: not a capture problem
+                self._update_graph = None
+                float_learning_rates(self.optimizer)
+                set_learning_rate(self.optimizer, self.schedules.values()["learning_rate"])  # not the float32 copy
+                self._graph_failed("update", exc)
+        return self._update_step(index, ent_coef)
+
+    def _update_step(self, index: Tensor, ent_coef: float | Tensor) -> tuple[Tensor, Tensor]:
+        """Gather the minibatch at ``index``, accumulate its gradient, clip, take the Adam step
+        (no host synchronisation: a CUDA graph captures exactly this)."""
+        stats = self._accumulate_gradient(self.buffer.minibatch(index), ent_coef)
+        grad_norm = nn.utils.clip_grad_norm_(self.policy.parameters(), self.ppo.max_grad_norm)
+        self.optimizer.step()
+        return stats, grad_norm
+
+    def _accumulate_gradient(self, mb: Minibatch, ent_coef: float | Tensor) -> Tensor:
         """Leave the gradient of the PPO loss on minibatch ``mb`` in the policy's ``.grad``.
 
         The minibatch is passed through the network in micro-batches of ``micro_batch_size``
@@ -381,6 +443,9 @@ class PPOTrainer:
         except RuntimeError as exc:
             raise CheckpointError(f"the checkpoint's model does not fit this policy: {exc}") from exc
         self.optimizer.load_state_dict(state["optimizer"])
+        float_learning_rates(self.optimizer)  # a captured update's tensor lr, saved as such
+        # Graphs read the tensors they captured; loading replaced Adam's state: capture anew.
+        self._policy_graph = self._update_graph = None
         self.global_step = int(state["global_step"])
         self.update = int(state["update"])
         self.schedules.load_state_dict(state["schedules"])
@@ -423,14 +488,16 @@ class PPOTrainer:
         return self._write(good)
 
 
-def make_adam(parameters: Any, lr: float) -> torch.optim.Adam:
+def make_adam(parameters: Any, lr: float, device: torch.device | str = "cpu") -> torch.optim.Adam:
     """Adam with the fused kernel (one kernel per parameter instead of a Python loop of small
-    ops: an order of magnitude less optimiser time per minibatch on CPU), else the foreach one."""
+    ops: an order of magnitude less optimiser time per minibatch on CPU), else the foreach one.
+    On CUDA it is also *capturable* (its step can be captured in a CUDA graph)."""
     parameters = list(parameters)
+    capturable = torch.device(device).type == "cuda"
     try:
-        return torch.optim.Adam(parameters, lr=lr, eps=ADAM_EPS, fused=True)
+        return torch.optim.Adam(parameters, lr=lr, eps=ADAM_EPS, fused=True, capturable=capturable)
     except (RuntimeError, TypeError):  # a device or torch version without the fused kernel
-        return torch.optim.Adam(parameters, lr=lr, eps=ADAM_EPS, foreach=True)
+        return torch.optim.Adam(parameters, lr=lr, eps=ADAM_EPS, foreach=True, capturable=capturable)
 
 
 def _clone(obj: Any) -> Any:

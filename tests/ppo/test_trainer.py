@@ -378,3 +378,33 @@ def test_training_with_micro_batches_is_deterministic_and_close_to_whole_minibat
     assert torch.equal(params(a.policy), params(b.policy)) and losses(log_a) == losses(log_b)
     c, _, _ = run(config(total_timesteps=2 * UPDATE_STEPS))
     torch.testing.assert_close(params(a.policy), params(c.policy), rtol=1e-3, atol=1e-4)
+
+
+def test_graphs_are_for_cuda_fp32_whole_minibatches_only():
+    v4 = PPOConfig(hidden=[512, 256], batch_size=8192)
+    assert v4.captures_graphs("cuda") and not v4.captures_graphs("cpu")
+    assert not attrs.evolve(v4, compile="off").captures_graphs("cuda")
+    assert not attrs.evolve(v4, precision="bf16").captures_graphs("cuda")
+    assert not attrs.evolve(v4, micro_batch_size=2048).captures_graphs("cuda")
+    env, policy = make(config())
+    assert PPOTrainer(env, policy, config(), progress=False).graphs == {"policy_step": "off", "update": "off", "env_step": "off"}
+
+
+def test_a_graph_that_cannot_be_captured_falls_back_to_the_same_training():
+    """Forced on where capture is impossible (no CUDA here), each graph fails on first use: the
+    trainer warns, names the failure in ``graphs`` and trains exactly as without graphs (the
+    failed attempt changed nothing)."""
+    ppo = config(total_timesteps=3 * UPDATE_STEPS)
+    plain, _, log_plain = run(ppo)
+    env, policy = make(ppo)
+    forced = PPOTrainer(env, policy, ppo, progress=False)
+    forced.graphs.update(policy_step="on", update="on")
+    with pytest.warns(RuntimeWarning) as caught:
+        forced.train()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2, messages  # one per graph, not one per step
+    assert "CUDA graph of the policy step could not be captured" in messages[0]
+    assert "CUDA graph of the update could not be captured" in messages[1]
+    assert forced.graphs["policy_step"].startswith("failed: ") and forced.graphs["update"].startswith("failed: ")
+    assert torch.equal(params(forced.policy), params(plain.policy))
+    assert isinstance(forced.optimizer.param_groups[0]["lr"], float)  # the update graph's tensor lr, undone

@@ -10,6 +10,8 @@ What they prove on the device:
   compiled;
 * training is deterministic for a seed, and a resumed run reaches the parameters of an
   uninterrupted one;
+* the trainer's CUDA graphs (policy step, update, env step) are captured and train like the
+  eager path (bit-identical on an H100, 2026-11-27);
 * ``exitcore run --device cuda`` trains, evaluates, audits and records a run, and ``exitcore
   audit --device cuda`` agrees with the run's verdict.
 """

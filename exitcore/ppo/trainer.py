@@ -32,7 +32,6 @@ from exitcore.actions import ACTION_NAMES
 from exitcore.errors import ExitcoreError
 from exitcore.ppo.buffer import Minibatch, RolloutBuffer
 from exitcore.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from exitcore.ppo.distribution import MaskedCategorical
 from exitcore.ppo.gae import compute_gae
 from exitcore.ppo.graphs import (
     GraphedMinibatchUpdate,
@@ -288,7 +287,7 @@ class PPOTrainer:
 
     def _learn(self, update: int, ent_coef: float) -> dict[str, Any]:
         """``n_epochs`` passes over the rollout in shuffled minibatches, with the KL early stop."""
-        ppo, buf, policy = self.ppo, self.buffer, self.policy
+        ppo, buf = self.ppo, self.buffer
         n_minibatches = buf.size // ppo.batch_size  # a remainder is left out of that epoch's pass
         sums = torch.zeros(6, device=self.device)  # loss_policy, loss_value, loss_entropy, entropy, kl, clipfrac
         first_bad = torch.zeros(len(_LOSS_QUANTITIES), dtype=torch.bool, device=self.device)

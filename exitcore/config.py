@@ -185,7 +185,8 @@ class PPOConfig:
     checkpoint_every: int = attrs.field(default=10, validator=positive_int)
     #: compile the environment step with torch.compile ("auto": on CUDA, and on CPU for runs of
     #: at least COMPILE_AUTO_CPU_STEPS steps, where the faster step repays the compilation); on
-    #: CUDA anything but "off" also captures the policy step and the update in CUDA graphs
+    #: CUDA anything but "off" also replays training steps from CUDA graphs: the env step always,
+    #: the policy step and the update in fp32 with whole minibatches (captures_graphs)
     compile: str = attrs.field(default="auto", validator=one_of(["auto", "on", "off"]))
 
     def compiles_env(self, device_type: str) -> bool:

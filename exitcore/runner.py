@@ -346,7 +346,12 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     checkpoint = info.run_dir / CHECKPOINT_FILE
     rows = ppo.micro_batch_rows(device.type)
     passes = f" in passes of {rows:,}" if rows < ppo.batch_size else ""
-    graphs = ", CUDA graphs" if ppo.captures_graphs(device.type) else ""
+    if ppo.captures_graphs(device.type):
+        graphs = ", CUDA graphs"
+    elif compile_env and device.type == "cuda":
+        graphs = ", env step in a CUDA graph"
+    else:
+        graphs = ""
     how = (f"{ppo.total_timesteps:,} steps on {device.type}, env {'compiled' if compile_env else 'eager'}, "
            f"{ppo.precision}, minibatches of {ppo.batch_size:,}{passes}{graphs}")
     with stages.stage(f"training ({how})") as note, _sigterm_as_interrupt():

@@ -69,6 +69,11 @@ class StepStatistics:
         self.sums = torch.zeros(len(self.guard_names) + 2, dtype=torch.float64, device=device)
         self._ones: torch.Tensor | None = None
 
+    def reserve(self, n: int) -> None:
+        """Allocate the per-step buffer for ``n`` envs now (a CUDA graph capture cannot fill it)."""
+        if self._ones is None or self._ones.shape != (n,):
+            self._ones = torch.ones(n, dtype=torch.float64, device=self.device)
+
     def add(self, codes: torch.Tensor, sums: torch.Tensor) -> None:
         """Count one step's codes and add its sums (device ops only, no host sync)."""
         if self._ones is None or self._ones.shape != codes.shape:

@@ -31,6 +31,7 @@ class StepGraph:
         env._episode_return = env._episode_return.clone()
         self.tables, self.key, self.episode_return = env._state_tables, env._key, env._episode_return
         self.stats = env._stats
+        self.stats.reserve(env.n_envs)  # no allocation that must *run* may happen inside the capture
         self.counts, self.sums = env._stats.counts, env._stats.sums
         self.action = action.to(torch.int64).clone()
         core = env._compiled_core

@@ -112,7 +112,10 @@ class PPOTrainer:
         self.total_timesteps = int(total_timesteps or ppo.total_timesteps)
         self.steps_per_update = ppo.n_envs * ppo.n_steps
         self.n_updates = -(-self.total_timesteps // self.steps_per_update)
-        self.optimizer = make_adam(self.policy.parameters(), ppo.learning_rate, self.device)
+        # Adam's step is captured with the update where graphs are on (capturable: its step
+        # count lives on the device); elsewhere it stays the plain fused kernel.
+        self._capturable = ppo.captures_graphs(self.device.type)
+        self.optimizer = make_adam(self.policy.parameters(), ppo.learning_rate, capturable=self._capturable)
         self.schedules = Schedules(ppo, self.total_timesteps)
         # The trainer's own generator drives action sampling and minibatch shuffles, so other
         # code drawing from torch's global generator cannot change a run.
@@ -123,13 +126,16 @@ class PPOTrainer:
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=ppo.precision == "bf16")
         self.micro_batch_size = ppo.micro_batch_rows(self.device.type)
         # CUDA graphs of the policy step and the minibatch update (exitcore/ppo/graphs.py), built
-        # on first use; a failed capture turns that graph off for the run, with a warning.
-        self.graphs: dict[str, str] = dict.fromkeys(("policy_step", "update"), "on" if ppo.captures_graphs(self.device.type) else "off")
+        # on first use ("on": in use, or to be captured at first use); a failed capture turns
+        # that graph off for the run, with a warning.
+        self.graphs: dict[str, str] = dict.fromkeys(("policy_step", "update"), "on" if self._capturable else "off")
         self._policy_graph: GraphedPolicyStep | None = None
         self._update_graph: GraphedMinibatchUpdate | None = None
-        # ... and the environment's compiled step, where the env offers it (exitcore/env/step_graph.py)
+        # ... and the environment's compiled step (exitcore/env/step_graph.py), which does not
+        # depend on the policy's precision or micro-batches: wherever the env offers it on CUDA.
         use_env_graph = getattr(env, "use_cuda_graph", None)
-        env_graph = self.graphs["policy_step"] == "on" and use_env_graph is not None and use_env_graph(True)
+        wanted = self.device.type == "cuda" and ppo.compile != "off"
+        env_graph = use_env_graph is not None and use_env_graph(wanted)
         self.graphs["env_step"] = "on" if env_graph else "off"
         self.buffer = RolloutBuffer(ppo.n_steps, ppo.n_envs, env.obs_dim, env.n_actions, self.device)
         self.action_names = tuple(getattr(env, "action_names", None) or _default_action_names(env.n_actions))
@@ -442,6 +448,8 @@ class PPOTrainer:
         except RuntimeError as exc:
             raise CheckpointError(f"the checkpoint's model does not fit this policy: {exc}") from exc
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # loading copied the writer's setting
+            group["capturable"] = self._capturable
         float_learning_rates(self.optimizer)  # a captured update's tensor lr, saved as such
         # Graphs read the tensors they captured; loading replaced Adam's state: capture anew.
         self._policy_graph = self._update_graph = None
@@ -487,12 +495,11 @@ class PPOTrainer:
         return self._write(good)
 
 
-def make_adam(parameters: Any, lr: float, device: torch.device | str = "cpu") -> torch.optim.Adam:
+def make_adam(parameters: Any, lr: float, capturable: bool = False) -> torch.optim.Adam:
     """Adam with the fused kernel (one kernel per parameter instead of a Python loop of small
     ops: an order of magnitude less optimiser time per minibatch on CPU), else the foreach one.
-    On CUDA it is also *capturable* (its step can be captured in a CUDA graph)."""
+    ``capturable``: its step can be captured in a CUDA graph (CUDA only)."""
     parameters = list(parameters)
-    capturable = torch.device(device).type == "cuda"
     try:
         return torch.optim.Adam(parameters, lr=lr, eps=ADAM_EPS, fused=True, capturable=capturable)
     except (RuntimeError, TypeError):  # a device or torch version without the fused kernel

@@ -408,3 +408,34 @@ def test_a_graph_that_cannot_be_captured_falls_back_to_the_same_training():
     assert forced.graphs["policy_step"].startswith("failed: ") and forced.graphs["update"].startswith("failed: ")
     assert torch.equal(params(forced.policy), params(plain.policy))
     assert isinstance(forced.optimizer.param_groups[0]["lr"], float)  # the update graph's tensor lr, undone
+
+
+def test_loading_a_checkpoint_keeps_the_trainers_own_optimizer_settings(tmp_path):
+    """Adam's load_state_dict copies the writer's hyperparameters, ``capturable`` included: a
+    checkpoint written with graphs on (or before them) must not switch this trainer's Adam."""
+    ppo = config(total_timesteps=UPDATE_STEPS)
+    trainer, result, _ = run(ppo, tmp_path)
+    state = load_checkpoint(result.checkpoint_path)
+    state["optimizer"]["param_groups"][0]["capturable"] = True
+    env, policy = make(ppo)
+    again = PPOTrainer(env, policy, ppo, progress=False)
+    again.load_state_dict(state)
+    assert again.optimizer.param_groups[0]["capturable"] is False
+
+
+def test_a_trainer_without_graphs_turns_the_environments_graph_off():
+    """An env left in graph mode (by an earlier trainer, say) must not replay graphs under a
+    trainer that reports them off."""
+
+    class GraphableEnv(MaskedBanditEnv):
+        graph = True
+
+        def use_cuda_graph(self, enabled=True):
+            GraphableEnv.graph = enabled
+            return enabled
+
+    ppo = config()
+    seed_everything(ppo.seed)
+    env = GraphableEnv(ppo.n_envs)
+    trainer = PPOTrainer(env, MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions), ppo, progress=False)
+    assert GraphableEnv.graph is False and trainer.graphs["env_step"] == "off"

@@ -209,7 +209,10 @@ def register_policies(register: Register) -> None:
     through this same hook) and sets its parameters in the table ``ppo.policy_params``, which
     is validated against ``params`` like any component's (``build`` gets ``None`` when the
     policy registers no params class). Build the module on the CPU; the trainer moves it to
-    the training device.
+    the training device. On CUDA the trainer captures ``forward`` in CUDA graphs
+    (exitcore/ppo/graphs.py): keep it free of host synchronisation (``.item()``, ``.cpu()``,
+    Python branches on tensor values) and of new parameters after ``build``; a forward that
+    cannot be captured still trains, without graphs, after a warning.
     """
 
 

@@ -225,3 +225,23 @@ def test_audit_of_a_run_refuses_changed_data(finished_run, tmp_path):
     (run_dir / "run.json").write_text(json.dumps(info))
     with pytest.raises(DataError, match="the data changed since the run"):
         audit_run(run_dir, host(), n_decisions=2)
+
+
+def test_entry_comparison_is_exact_per_row_and_describes_the_first_difference():
+    import numpy as np
+    import pandas as pd
+
+    from exitcore.evaluation.audit import _first_trade_difference
+
+    base = pd.DataFrame({"signal_bar": [3, 7, 7, 12], "direction": [1, -1, 1, 1],
+                         "stop_dist": [0.001, np.nan, 0.002, 0.003], "target_dist": [0.002, 0.004, 0.004, 0.006]})
+    assert _first_trade_difference(base, base.copy(), 12) == ""  # NaN equals NaN
+    moved = base.copy()
+    moved.loc[3, "target_dist"] = 0.0061
+    assert _first_trade_difference(base, moved, 12) == "the trade at signal bar 12 changes target_dist from 0.006 to 0.0061"
+    assert _first_trade_difference(base, base.iloc[:3], 12) == "the trade at signal bar 12 disappears when the bars after 12 change"
+    # the first of two trades on bar 7 becomes a copy of the second: the per-bar walk sees the
+    # same last trade on every bar; the row-by-row comparison still sees the change
+    doubled = base.iloc[[0, 2, 2, 3]].reset_index(drop=True)
+    assert _first_trade_difference(base, doubled, 12) == (
+        "the trades with signal bars <= 12 change order or repeat when the bars after 12 change")

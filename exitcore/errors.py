@@ -48,5 +48,10 @@ class PluginError(ExitcoreError):
     """A plugin failed to load, register, or build; the message names the plugin and its distribution."""
 
 
+class ExitcoreWarning(RuntimeWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one
+    ``warning:`` line; in Python it is an ordinary warning)."""
+
+
 class DataError(ExitcoreError):
     """Market data or trades that cannot be used; the message names the file and row or the key."""

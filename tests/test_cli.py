@@ -248,3 +248,21 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     proc.stdout.close()  # the reader leaves while exitcore still writes
     _, err = proc.communicate(timeout=60)
     assert first == b"line 0\n" and proc.returncode == 0 and b"Broken pipe" not in err and b"Traceback" not in err, err
+
+
+def test_exitcore_warnings_are_one_warning_line_and_others_keep_their_format():
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\n"
+        "from exitcore.cli import show_exitcore_warnings_as_lines\n"
+        "from exitcore.errors import ExitcoreWarning\n"
+        "show_exitcore_warnings_as_lines()\n"
+        "warnings.warn('CUDA graph of the update could not be captured', ExitcoreWarning)\n"
+        "warnings.warn('something else', UserWarning)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = out.stderr.splitlines()
+    assert lines[0] == "warning: CUDA graph of the update could not be captured"
+    assert "UserWarning: something else" in out.stderr and "<string>" in out.stderr

@@ -158,8 +158,31 @@ def cli(ctx: click.Context, experiments_path: str | None) -> None:
     ctx.obj = Session(experiments_path)
 
 
+def show_exitcore_warnings_as_lines() -> None:
+    """Print exitcore's own warnings (:class:`~exitcore.errors.ExitcoreWarning`) as one
+    ``warning: ...`` line on stderr, like the CLI's other warnings, instead of Python's
+    ``file:line: category: message`` and a source line; other warnings keep their format."""
+    import warnings
+
+    from exitcore.errors import ExitcoreWarning
+
+    default = warnings.showwarning
+    if getattr(default, "_exitcore", False):
+        return
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, ExitcoreWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show._exitcore = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point for ``exitcore`` and ``exit``."""
+    show_exitcore_warnings_as_lines()
     cli.main(args=argv, prog_name="exitcore")
 
 

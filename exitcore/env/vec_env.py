@@ -34,7 +34,7 @@ from exitcore.env.state import EnvState
 from exitcore.env.step_graph import StepGraph
 from exitcore.env.statistics import StepStatistics, step_codes, step_sums
 from exitcore.episodes import MarketTensors, TradeTable
-from exitcore.errors import ExitcoreError
+from exitcore.errors import ExitcoreError, ExitcoreWarning
 from exitcore.timeline import ExitReason, bar_outcome
 
 
@@ -370,7 +370,7 @@ class VecExitEnv:
             except Exception as exc:  # noqa: BLE001 - the compiled step computes the same
                 self._graph_wanted, self._step_graph = False, None
                 warnings.warn(f"CUDA graph of the env step could not be captured ({type(exc).__name__}: {exc}); "
-                              "training goes on without it, slower", RuntimeWarning, stacklevel=3)
+                              "training goes on without it, slower", ExitcoreWarning, stacklevel=3)
                 return None
         outputs = graph.replay(action)
         self._after_obj, self._after_tables = None, graph.after

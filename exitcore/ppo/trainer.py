@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from exitcore.actions import ACTION_NAMES
-from exitcore.errors import ExitcoreError
+from exitcore.errors import ExitcoreError, ExitcoreWarning
 from exitcore.ppo.buffer import Minibatch, RolloutBuffer
 from exitcore.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from exitcore.ppo.gae import compute_gae
@@ -263,7 +263,7 @@ class PPOTrainer:
         self.graphs[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
         warnings.warn(f"CUDA graph of the {name.replace('_', ' ')} could not be captured ({type(exc).__name__}: "
                       f"{exc}); training goes on without it, slower (ppo.compile = \"off\" turns graphs off)",
-                      RuntimeWarning, stacklevel=2)
+                      ExitcoreWarning, stacklevel=2)
 
     def _check_rollout(self, update: int) -> None:
         """One read-back: are observations, rewards and values finite, does every mask allow an action?"""

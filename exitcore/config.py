@@ -195,6 +195,11 @@ class PPOConfig:
             return self.compile == "on"
         return device_type == "cuda" or self.total_timesteps >= COMPILE_AUTO_CPU_STEPS
 
+    def replays_env_graph(self, device_type: str) -> bool:
+        """Whether training replays the compiled env step from a CUDA graph
+        (exitcore/env/step_graph.py): on CUDA whenever the env is compiled."""
+        return device_type == "cuda" and self.compiles_env(device_type)
+
     def captures_graphs(self, device_type: str) -> bool:
         """Whether training captures the rollout's policy step and the minibatch update in CUDA
         graphs (exitcore/ppo/graphs.py): on CUDA unless ``compile = "off"``, in fp32 with whole

@@ -238,17 +238,28 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, getattr(evaluation, "summary", ""))
 
 
-def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0) -> Any:
-    """``say`` that also records a heartbeat at most every ``every_s`` seconds, so a long
-    evaluation is not taken for a dead run by another host (the registry's stale limit)."""
-    registry.heartbeat(run_id)
+def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[], None]:
+    """A ``beat()`` that records the run's heartbeat at most every ``every_s`` seconds, so long
+    training or evaluation is not taken for a dead run by another host (the registry's stale
+    limit); cheap to call often."""
     last = [time.monotonic()]
 
-    def say_and_beat(message: str) -> None:
-        say(message)
+    def beat() -> None:
         if time.monotonic() - last[0] > every_s:
             registry.heartbeat(run_id)
             last[0] = time.monotonic()
+
+    return beat
+
+
+def _with_heartbeat(say: Any, registry: Any, run_id: str) -> Any:
+    """``say`` that also records a heartbeat (at once, then at most every 30 s)."""
+    registry.heartbeat(run_id)
+    beat = _heartbeat(registry, run_id)
+
+    def say_and_beat(message: str) -> None:
+        say(message)
+        beat()
 
     return say_and_beat
 
@@ -335,20 +346,18 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     compile_env = ppo.compiles_env(device.type)
     env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
     policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
-    last_beat = [time.monotonic()]
+    beat = _heartbeat(registry, info.run_id)
 
     def on_update(update: int, metrics: dict[str, Any]) -> None:
         host.iteration_end(info, update, metrics)
-        if time.monotonic() - last_beat[0] > 30:
-            registry.heartbeat(info.run_id)
-            last_beat[0] = time.monotonic()
+        beat()
 
     checkpoint = info.run_dir / CHECKPOINT_FILE
     rows = ppo.micro_batch_rows(device.type)
     passes = f" in passes of {rows:,}" if rows < ppo.batch_size else ""
     if ppo.captures_graphs(device.type):
         graphs = ", CUDA graphs"
-    elif compile_env and device.type == "cuda":
+    elif ppo.replays_env_graph(device.type):
         graphs = ", env step in a CUDA graph"
     else:
         graphs = ""
@@ -396,12 +405,10 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
     ppo = info.resolved.config.ppo
     counter = [0]
     say = _with_heartbeat(say, registry, info.run_id)
-    last_beat = [time.monotonic()]
+    heartbeat = _heartbeat(registry, info.run_id)
 
     def beat(_update: int, _metrics: dict[str, Any]) -> None:  # a window's training can be long
-        if time.monotonic() - last_beat[0] > 30:
-            registry.heartbeat(info.run_id)
-            last_beat[0] = time.monotonic()
+        heartbeat()
 
     def train_fn(assembled: Any, train_pool: Any) -> Any:
         counter[0] += 1

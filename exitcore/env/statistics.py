@@ -76,8 +76,7 @@ class StepStatistics:
 
     def add(self, codes: torch.Tensor, sums: torch.Tensor) -> None:
         """Count one step's codes and add its sums (device ops only, no host sync)."""
-        if self._ones is None or self._ones.shape != codes.shape:
-            self._ones = torch.ones(codes.shape, dtype=torch.float64, device=self.device)
+        self.reserve(codes.shape[0])
         self.counts.index_add_(0, codes, self._ones)
         self.sums += sums
 

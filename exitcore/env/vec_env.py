@@ -152,10 +152,9 @@ class VecExitEnv:
         self.after = None  # the last step's post-transition state, before auto-reset
         # The first step runs eagerly with every output checked; later steps may run the
         # same core compiled (one fused graph: no hook calls, no Python per env).
-        core = self._core_packed if self._packed else self._core
         if compile:
             _allow_recompiles()
-        self._compiled_core = torch.compile(core, dynamic=False, options=_compile_options()) if compile else None
+        self._compiled_core = torch.compile(self._eager_core, dynamic=False, options=_compile_options()) if compile else None
         self._graph_wanted = False  # see use_cuda_graph
         self._step_graph: StepGraph | None = None
 
@@ -328,7 +327,7 @@ class VecExitEnv:
         if compiled:
             core = self._compiled_core
         else:
-            core = self._core_packed if self._packed else self._core
+            core = self._eager_core
         before = self._state_tables if self._packed else self.state
         try:
             outputs = core(before, action, key, self._episode_return)
@@ -356,6 +355,11 @@ class VecExitEnv:
         return obs, mask, reward, done
 
     @property
+    def _eager_core(self) -> Any:
+        """The step as a pure function of tensors: packed in compiled training mode, else per field."""
+        return self._core_packed if self._packed else self._core
+
+    @property
     def cuda_graph_on(self) -> bool:
         """Whether compiled steps are (to be) replayed from a CUDA graph (see :meth:`use_cuda_graph`)."""
         return self._graph_wanted
@@ -380,9 +384,8 @@ class VecExitEnv:
         """Raise a PluginError naming the component whose function raised ``exc`` in a step,
         if one did (a compiled step is re-run eagerly to find it); else return."""
         if compiled:  # the compiled graph has no plugin frames: find the culprit eagerly
-            eager_core = self._core_packed if self._packed else self._core
             try:
-                eager_core(before, action, key, self._episode_return)
+                self._eager_core(before, action, key, self._episode_return)
             except Exception as eager_exc:  # noqa: BLE001 - attributed below or dropped
                 exc = eager_exc
             else:
@@ -393,8 +396,7 @@ class VecExitEnv:
 
     def _verify_compiled(self, outputs: tuple[Any, ...], before: Any, action: torch.Tensor, key: Any) -> None:
         """One of the first compiled steps, recomputed eagerly (exitcore/env/compile_check.py)."""
-        eager_core = self._core_packed if self._packed else self._core
-        eager = eager_core(before, action, key, self._episode_return)
+        eager = self._eager_core(before, action, key, self._episode_return)
         unpack = (lambda tables: EnvState.unpack(tables, self._state_layout)) if self._packed else None
         check_compiled_step(outputs, eager, self.components.describe(), unpack)
         self._compile_checks_left -= 1

@@ -134,8 +134,7 @@ class PPOTrainer:
         # ... and the environment's compiled step (exitcore/env/step_graph.py), which does not
         # depend on the policy's precision or micro-batches: wherever the env offers it on CUDA.
         use_env_graph = getattr(env, "use_cuda_graph", None)
-        wanted = self.device.type == "cuda" and ppo.compile != "off"
-        env_graph = use_env_graph is not None and use_env_graph(wanted)
+        env_graph = use_env_graph is not None and use_env_graph(ppo.replays_env_graph(self.device.type))
         self.graphs["env_step"] = "on" if env_graph else "off"
         self.buffer = RolloutBuffer(ppo.n_steps, ppo.n_envs, env.obs_dim, env.n_actions, self.device)
         self.action_names = tuple(getattr(env, "action_names", None) or _default_action_names(env.n_actions))

@@ -386,6 +386,9 @@ def test_graphs_are_for_cuda_fp32_whole_minibatches_only():
     assert not attrs.evolve(v4, compile="off").captures_graphs("cuda")
     assert not attrs.evolve(v4, precision="bf16").captures_graphs("cuda")
     assert not attrs.evolve(v4, micro_batch_size=2048).captures_graphs("cuda")
+    # the env step's graph does not depend on the policy's precision or micro-batches
+    assert attrs.evolve(v4, precision="bf16").replays_env_graph("cuda") and not v4.replays_env_graph("cpu")
+    assert not attrs.evolve(v4, compile="off").replays_env_graph("cuda")
     env, policy = make(config())
     assert PPOTrainer(env, policy, config(), progress=False).graphs == {"policy_step": "off", "update": "off", "env_step": "off"}
 

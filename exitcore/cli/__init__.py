@@ -117,7 +117,6 @@ class LazyGroup(click.Group):
             ctx.exit(2)
 
 
-
 def _stdout_closed() -> bool:
     """Whether our own stdout is the broken pipe (not a socket or a child's pipe): the write
     end of a pipe whose reader has gone polls as an error."""
@@ -129,6 +128,7 @@ def _stdout_closed() -> bool:
         return any(events & select.POLLERR for _fd, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):  # no poll() (Windows) or no real stdout
         return False
+
 
 @click.group(
     cls=LazyGroup,

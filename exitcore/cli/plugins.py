@@ -17,7 +17,6 @@ def plugins(session, as_json: bool) -> None:
     Problems that stop every other command (a component registered twice, a raising
     register_* hook) are listed after the plugins, and the exit status is then 2.
     """
-    from exitcore.errors import ExitcoreError
     from exitcore.plugins import PluginHost
 
     host = PluginHost.create(strict=False)
@@ -37,10 +36,7 @@ def plugins(session, as_json: bool) -> None:
             for i in infos
         ]
         click.echo(json.dumps(data, indent=2, default=str))
-        if host.problems:
-            for problem in host.problems:
-                click.echo(f"problem: {problem}", err=True)
-            raise ExitcoreError(f"{len(host.problems)} plugin problem(s): every other command refuses to start until they are fixed")
+        _refuse_on_problems(host)
         return
     for info in infos:
         dist = f"{info.distribution} {info.version}".strip() or "(not an installed distribution)"
@@ -60,9 +56,16 @@ def plugins(session, as_json: bool) -> None:
             click.echo(f"  hooks: {', '.join(other)}")
     if not infos:
         click.echo("no plugins installed")
+    _refuse_on_problems(host)
+
+
+def _refuse_on_problems(host) -> None:
+    """After the listing: each problem on stderr, then exit 2 (other commands refuse to start)."""
+    from exitcore.errors import ExitcoreError
+
+    for problem in host.problems:
+        click.echo(f"problem: {problem}", err=True)
     if host.problems:
-        for problem in host.problems:
-            click.echo(f"problem: {problem}", err=True)
         raise ExitcoreError(f"{len(host.problems)} plugin problem(s): every other command refuses to start until they are fixed")
 
 

@@ -252,10 +252,10 @@ def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[]
     return beat
 
 
-def _with_heartbeat(say: Any, registry: Any, run_id: str) -> Any:
-    """``say`` that also records a heartbeat (at once, then at most every 30 s)."""
+def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0) -> Any:
+    """``say`` that also records a heartbeat (at once, then at most every ``every_s`` seconds)."""
     registry.heartbeat(run_id)
-    beat = _heartbeat(registry, run_id)
+    beat = _heartbeat(registry, run_id, every_s)
 
     def say_and_beat(message: str) -> None:
         say(message)

@@ -41,6 +41,7 @@ from exitcore.evaluation.ledger_schema import (
     LEDGER_EXIT_REASONS,
     OPTIONAL_COLUMNS,
     empty_ledger,
+    pnl_sign,
     validate_ledger,
     write_ledger,
 )
@@ -232,6 +233,7 @@ def outcome_frame(
         action_text = action_strings(actions)
         executed_text = action_strings(executed if executed is not None else actions)
     pnl_np = host(pnl).astype(np.float64)
+    pnl_np[pnl_sign(pnl_np) == 0] = 0.0  # a breakeven exit nets 0, not float64 rounding (+-1e-16)
     entry_np = host(entry).astype(np.float64)
     frame = pd.DataFrame(
         {

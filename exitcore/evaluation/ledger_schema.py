@@ -61,6 +61,20 @@ def decode_actions(letters: str) -> list[int]:
 
 # --------------------------------------------------------------------------- the columns
 
+#: net ``pnl`` closer to 0 than this (a fraction of the entry price) is zero. A trade stopped out
+#: at breakeven nets 0 only up to float64 rounding (|pnl| ~ 1e-16, either sign), and counting
+#: that as a win or a loss flips most breakeven exits into wins. A pipette on EURUSD is ~9e-6,
+#: so the tolerance is ~1e-4 pipettes: far below any real price move.
+PNL_ZERO_TOLERANCE = 1e-9
+
+
+def pnl_sign(pnl: Any) -> np.ndarray:
+    """-1, 0 or +1 per trade for net ``pnl`` (array-like), with :data:`PNL_ZERO_TOLERANCE`:
+    what makes a trade a loss, a zero or a win everywhere (win rate, profit factor, daily wins)."""
+    r = np.asarray(pnl, dtype=float)
+    return np.where(r > PNL_ZERO_TOLERANCE, 1, np.where(r < -PNL_ZERO_TOLERANCE, -1, 0))
+
+
 #: the values of the ``split`` column
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: the values of the ``exit_reason`` column: ExitReason names in lower case (a closed trade is never OPEN)
@@ -97,7 +111,7 @@ LEDGER_COLUMNS: Mapping[str, Column] = {
     "partials": Column("int", "partial exits executed"),
     "at_breakeven": Column("bool", "the stop reached breakeven or beyond"),
     "ambiguous": Column("bool", "the exit bar touched both stop and target (the stop was taken)"),
-    "pnl": Column("float", "net PnL, fraction of the entry fill price (= pnl_gross - cost)"),
+    "pnl": Column("float", "net PnL, fraction of the entry fill price (= pnl_gross - cost; exactly 0 at a breakeven stop)"),
     "pnl_gross": Column("float", "PnL before costs: the price move from the entry open, fraction of the entry fill"),
     "cost": Column("float", "spread, slippage and commission, fraction of the entry fill"),
     "pnl_pips": Column("float", "net PnL in pips"),

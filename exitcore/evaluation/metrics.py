@@ -34,6 +34,7 @@ from exitcore.evaluation.ledger_schema import (
     ACTION_LETTERS,
     LEDGER_EXIT_REASONS,
     LedgerError,
+    pnl_sign,
     validate_ledger,
 )
 
@@ -112,7 +113,7 @@ def daily_table(ledger: pd.DataFrame, start: Any, end: Any) -> pd.DataFrame:
             "pnl": ledger["pnl"].to_numpy(dtype=float),
             "pnl_ccy": ledger["pnl_ccy"].to_numpy(dtype=float),
             "n_trades": 1,
-            "wins": (ledger["pnl"].to_numpy(dtype=float) > 0).astype(int),
+            "wins": (pnl_sign(ledger["pnl"]) > 0).astype(int),
         }
     )
     table = frame.groupby("day").sum().reindex(days, fill_value=0)
@@ -190,20 +191,21 @@ def exit_order(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def win_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
-    """Share of trades with net ``pnl > 0`` (a zero-PnL trade is not a win). NaN for no trades."""
-    r = np.asarray(pnl, dtype=float)
-    return float(np.mean(r > 0)) if r.size else math.nan
+    """Share of trades with net ``pnl > 0`` (a zero-PnL trade, e.g. a breakeven stop, is not a
+    win; zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`). NaN for no trades."""
+    sign = pnl_sign(pnl)
+    return float(np.mean(sign > 0)) if sign.size else math.nan
 
 
 def profit_factor(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Gross profits over gross losses of net PnL: ``Σ_{r>0} r / Σ_{r<0} |r|``.
 
     Edge cases: no losing trade → ``inf`` if there is any profit; no trades, or neither profit
-    nor loss (all trades exactly zero) → NaN; losses but no profit → 0.
+    nor loss (all trades zero, within ``PNL_ZERO_TOLERANCE``) → NaN; losses but no profit → 0.
     """
-    r = np.asarray(pnl, dtype=float)
-    gains = float(r[r > 0].sum())
-    losses = float(-r[r < 0].sum())
+    r, sign = np.asarray(pnl, dtype=float), pnl_sign(pnl)
+    gains = float(r[sign > 0].sum())
+    losses = float(-r[sign < 0].sum())
     if losses == 0:
         return math.inf if gains > 0 else math.nan
     return gains / losses

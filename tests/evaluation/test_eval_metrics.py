@@ -18,6 +18,7 @@ from exitcore.evaluation.metrics import (
     annualised_sortino,
     compute_metrics,
     daily_pnl,
+    daily_table,
     format_table,
     headline,
     max_drawdown,
@@ -272,3 +273,15 @@ def test_metrics_are_strict_json_with_explicit_non_finite_values():
     back = jsonable.loads(text)
     assert back["profit_factor"] == math.inf and math.isnan(back["std_return"])
     assert back["n_trades"] == 1 and back["label"] == "TEST (out-of-sample)"
+
+
+def test_breakeven_rounding_is_neither_a_win_nor_a_loss():
+    # what a breakeven stop nets in float64 (either sign), beside one real win and one real loss
+    noise = [1.7763568394002505e-16, -2.2e-16, 3e-13, -1e-12]
+    ledger = build_ledger([*noise, 0.0005, -0.0004], exit_time=["2024-01-09 10:00"] * 6)
+    m = compute_metrics(ledger, start=START, end=END)
+    assert m["win_rate"] == pytest.approx(1 / 6)
+    assert m["profit_factor"] == pytest.approx(0.0005 / 0.0004)
+    assert daily_table(ledger, START, END)["wins"].sum() == 1
+    assert math.isnan(profit_factor(noise))  # neither profit nor loss
+    assert compute_metrics(build_ledger([2e-9]), start=START, end=END)["win_rate"] == 1.0  # a real (tiny) win

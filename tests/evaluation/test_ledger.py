@@ -166,3 +166,17 @@ def test_empty_pool_gives_an_empty_valid_ledger():
     led = make_ledger(asm, [], "test", policy_actor(random_policy(asm)))
     assert len(led) == 0
     validate_ledger(led)
+
+
+def test_a_breakeven_stop_nets_exactly_zero():
+    # TRAIL_BE at every decision: many trades end on the breakeven stop, whose net PnL float64
+    # rounding leaves at about +-1e-16 - which used to count as a win (or a loss) in every metric.
+    res, asm, pools, _ = prepared("v4_no_lookahead")
+    ledger = make_ledger(asm, pools["test"], "test", lambda obs, mask: torch.full((obs.shape[0],), B, dtype=torch.int64))
+    at_breakeven = ledger[(ledger["exit_reason"] == "stop") & ledger["at_breakeven"] & (ledger["partials"] == 0)]
+    assert len(at_breakeven) > 50
+    zero = ledger["pnl"] == 0.0
+    assert zero.sum() >= 0.9 * len(at_breakeven)
+    assert (ledger.loc[zero, "pnl_pips"] == 0.0).all() and (ledger.loc[zero, "pnl_ccy"] == 0.0).all()
+    assert not ((ledger["pnl"].abs() > 0) & (ledger["pnl"].abs() < 1e-9)).any()
+    validate_ledger(ledger)  # still pnl = pnl_gross - cost

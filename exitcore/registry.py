@@ -198,11 +198,16 @@ class RunRecord:
 
     @property
     def duration_s(self) -> float | None:
-        """Seconds from start to end (or to the last heartbeat while running); None before the start."""
+        """Seconds from start to end (to now while running); None before the start."""
         if not self.started_at:
             return None
-        end = self.ended_at or self.heartbeat_at or self.started_at
-        return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(self.started_at)).total_seconds()
+        if self.ended_at:
+            end = dt.datetime.fromisoformat(self.ended_at)
+        elif self.status == "running":
+            end = dt.datetime.now(dt.timezone.utc)  # the heartbeat lags by up to 30 s
+        else:
+            end = dt.datetime.fromisoformat(self.heartbeat_at or self.started_at)
+        return (end - dt.datetime.fromisoformat(self.started_at)).total_seconds()
 
 
 def _slug(experiment: str) -> str:

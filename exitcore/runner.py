@@ -156,16 +156,18 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
     from exitcore.ppo.rng import seed_everything
+    from exitcore.evaluation.rundir import run_id_of, runs_dir_for
     from exitcore.registry import Registry, resolve_runs_dir
 
     stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below
-    runs_dir = resolve_runs_dir(request.runs_dir)
+    # --resume may name the run's directory: its registry is then the directory holding it
+    runs_dir = runs_dir_for([request.resume], request.runs_dir) if request.resume else resolve_runs_dir(request.runs_dir)
     # Nothing is created before the request is known to be good: bad input leaves no trace.
     check_runs_dir_writable(runs_dir)
     previous = None
     if request.resume:
         with Registry(runs_dir, create=False) as old:
-            previous = old.get(request.resume)
+            previous = old.get(run_id_of(request.resume))
         request = _resume_request(previous, request)
 
     resolved = _resolve(request, file, host, data_config_from_spec)  # instant; errors before any output
@@ -185,6 +187,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             if previous.status == "running":
                 raise ExitcoreError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
             _check_resumable(previous, resolved, data_hash, old)
+            _check_checkpoint(old.path_of(previous))
 
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0
     device = select_device(cfg.ppo.device)
@@ -369,10 +372,13 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
             note(f"resumed at step {trainer.global_step:,}")
         else:
             trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
+        start_step, t0 = trainer.global_step, time.perf_counter()
         result = trainer.train()
-        rate = result.last_metrics.get("sps") or result.last_metrics.get("steps_per_s")
+        # the rate of this whole session (first update's compilation included), not the last update's
+        trained, elapsed = result.global_step - start_step, time.perf_counter() - t0
         note(f"{result.status} after {result.global_step:,} steps / {result.updates} updates"
-             + (f", {rate:,.0f} steps/s" if isinstance(rate, (int, float)) else ""))
+             + (f" ({trained:,} of them now)" if start_step else "")
+             + (f", {trained / elapsed:,.0f} steps/s" if trained > 0 and elapsed > 0 else ""))
         failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]
         if failed:
             note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")
@@ -445,6 +451,18 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 # --------------------------------------------------------------------------- resume
 
 
+def _check_checkpoint(run_dir: Path) -> None:
+    """Refuse a resume whose checkpoint cannot be read (CheckpointError naming the file) while
+    the run is still ``interrupted``: once it is marked running, a failure would mark it failed
+    for good, and restoring a good checkpoint could no longer help. No checkpoint at all (stopped
+    before the first one) is fine: training starts from step 0."""
+    from exitcore.ppo.checkpoint import load_checkpoint
+    from exitcore.ppo.trainer import CHECKPOINT_FILE
+
+    if (run_dir / CHECKPOINT_FILE).exists():
+        load_checkpoint(run_dir / CHECKPOINT_FILE)
+
+
 def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
     """The stored options of ``previous``, with anything given again on the command line on top."""
     from exitcore.registry import RegistryError
@@ -453,6 +471,9 @@ def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
         raise RegistryError(f"run {previous.id} is still running (pid {previous.pid}); it cannot be resumed twice")
     if previous.status == "done":
         raise RegistryError(f"run {previous.id} is already done; nothing to resume")
+    if previous.status == "failed":
+        raise RegistryError(f"run {previous.id} failed ({previous.error or 'no error recorded'}); only an interrupted "
+                            "run can be resumed: start a new run")
     stored = dict(previous.params or {})
     merged = {**stored}
     for key, value in attrs.asdict(request).items():

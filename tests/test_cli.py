@@ -224,6 +224,19 @@ def test_quiet_run_turns_the_progress_bar_off(monkeypatch, args, progress):
     assert seen == {"progress": progress, "quiet": "-q" in args}
 
 
+def test_ctrl_c_before_a_run_is_recorded_exits_130(monkeypatch):
+    """Ctrl-C while data loads (before the runner records the run): the documented 130 and one
+    line, not click's "Aborted!" and status 1."""
+    import exitcore.runner as runner
+
+    def interrupted_while_loading(request, file, host, quiet=False):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "execute", interrupted_while_loading)
+    result = CliRunner().invoke(cli, ["run", "v4"])
+    assert result.exit_code == 130 and result.output.strip() == "interrupted"
+
+
 def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     """`exitcore ... | head -1`: no 'Broken pipe' error, exit 0, as other Unix tools. A plugin
     command writes far more than a pipe buffers, so the write really fails."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import multiprocessing as mp
@@ -378,10 +379,11 @@ def populated(tmp_path):
         done = reg.create_run("v4_no_lookahead", "cfg", "data", seed=2)
         reg.mark_running(done)
         headline = {"split": "test", "label": "TEST (out-of-sample)", "in_sample": False}
-        reg.mark_done(done, {**headline, "sharpe": 0.8123, "profit_factor": math.inf})
+        reg.mark_done(done, {**headline, "sharpe": 0.8123, "profit_factor": math.inf, "audit_verdict": "PASS"})
         train = reg.create_run("v3", "cfg3", "data")
         reg.mark_running(train)
-        reg.mark_done(train, {"split": "train", "label": "TRAIN (in-sample)", "in_sample": True, "sharpe": 11.2})
+        reg.mark_done(train, {"split": "train", "label": "TRAIN (in-sample)", "in_sample": True, "sharpe": 11.2,
+                              "audit_verdict": "FAIL"})
         failed = reg.create_run("v3", "cfg3", "data", seed=1)
         reg.mark_failed(failed, "boom")
     return runs, done, train, failed
@@ -396,6 +398,10 @@ def test_cli_runs_lists_and_filters(populated):
     assert [line.split()[0] for line in lines[1:]] == [done, train, failed]
     assert "0.81 " in lines[1] and "TEST (out-of-sample)" in lines[1]  # two decimals, as every table
     assert "TRAIN (in-sample)" in lines[2]
+    # the audit verdict stands beside the Sharpe it qualifies; a failed run has neither
+    assert lines[0].split()[6:8] == ["sharpe", "audit"]
+    assert [line.split()[-4:-2] for line in lines[1:3]] == [["0.81", "PASS"], ["11.20", "FAIL"]]
+    assert lines[3].split()[-2:] == ["-", "-"]
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v3", "--status", "failed"])
     assert [line.split()[0] for line in res.output.splitlines()[1:]] == [failed]
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--status", "bogus"])
@@ -512,3 +518,17 @@ def test_a_run_frozen_with_a_relative_data_path_still_resumes(tmp_path, monkeypa
     _check_resumable(previous, resolved(str(tmp_path / "data" / "s.csv")), "h", registry)  # no error
     with pytest.raises(ExitcoreError, match=r"data.params.path: 'data/s.csv' -> '/elsewhere/s.csv'"):
         _check_resumable(previous, resolved("/elsewhere/s.csv"), "h", registry)
+
+
+def test_a_running_runs_duration_runs_to_now(tmp_path):
+    # the heartbeat lags by up to 30 s: a run that just started, or was started long ago and
+    # whose heartbeat is old, must not show the heartbeat's age as its duration
+    with Registry(tmp_path / "runs") as reg:
+        run_id = reg.create_run("v4", "cfg", "data")
+        reg.mark_running(run_id)
+        long_ago = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).isoformat()
+        with reg._write() as conn:
+            conn.execute("UPDATE runs SET started_at = ?, heartbeat_at = ? WHERE id = ?", (long_ago, long_ago, run_id))
+        assert 595 <= reg.get(run_id).duration_s <= 900
+        reg.mark_interrupted(run_id)
+        assert reg.get(run_id).duration_s < 900

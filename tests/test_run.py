@@ -71,6 +71,11 @@ def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     for stage in ("exitcore run v4_no_lookahead", "loading data", "building episodes", "training", "evaluating"):
         assert stage in out.stderr
     assert "training (2,048 steps on cpu, env eager, fp32, minibatches of 256)" in out.stderr
+    # the rate shown is the whole training's (steps / seconds), not the last update's
+    rate, seconds = re.search(r"done after 2,048 steps / 4 updates, ([\d,]+) steps/s \(([\d.]+) s\)", out.stderr).groups()
+    assert 2048 * 0.9 <= int(rate.replace(",", "")) * float(seconds) <= 2048 * 4, (rate, seconds)
+    # the next steps printed work as printed: they name the runs directory given
+    assert f"next: exitcore report {row['id']} --runs-dir {runs}   |   " in out.stdout
     names = {p.name for p in run_dir.iterdir()}
     assert {"config.toml", "run.json", "checkpoint.pt", "train_log.jsonl", "results.json"} <= names
     meta = json.loads((run_dir / "run.json").read_text())
@@ -120,6 +125,39 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_trace(tmp_path, args, messag
     assert not runs.exists(), "bad input must not create the runs directory or the registry"
 
 
+def test_a_run_directory_path_finds_its_own_registry(tmp_path, finished_run):
+    runs, _ = finished_run
+    (row,) = registry_rows(runs)
+    run_dir = str(runs / row["run_dir"])
+    env = {k: v for k, v in os.environ.items() if k != "EXITCORE_RUNS_DIR"}
+
+    def bare(*args):  # no --runs-dir, and no ./runs where it runs
+        return subprocess.run([sys.executable, "-m", "exitcore", *args], cwd=tmp_path, capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    out = bare("show", run_dir)
+    assert out.returncode == 0 and re.match(rf"run +{row['id']}\n", out.stdout), out.stderr
+    out = bare("compare", run_dir, run_dir, "--json")
+    assert out.returncode == 0 and [r["run_id"] for r in json.loads(out.stdout)["runs"]] == [row["id"]] * 2, out.stderr
+    out = exitcore("show", run_dir, runs=tmp_path / "elsewhere")
+    assert out.returncode == 2 and f"the run directory given lies in {runs.resolve()}, not in --runs-dir" in out.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_failed_run_is_not_resumed(tmp_path):
+    from exitcore.registry import Registry
+
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        run_id = reg.create_run("v4_no_lookahead", "cfg", "data")
+        reg.mark_running(run_id)
+        reg.mark_failed(run_id, "TrainingDiverged: loss is NaN")
+    out = exitcore("run", "--resume", run_id, runs=runs)
+    assert out.returncode == 2 and out.stderr.startswith("error: ")
+    assert f"run {run_id} failed (TrainingDiverged: loss is NaN); only an interrupted run can be resumed" in out.stderr
+    assert "loading data" not in out.stderr  # refused before any work
+
+
 def test_runs_dir_that_is_not_writable(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -143,7 +181,7 @@ def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
     assert proc.returncode == 130, err
     (row,) = registry_rows(runs)
     assert row["status"] == "interrupted"
-    assert f"exitcore run --resume {row['id']}" in err
+    assert f"exitcore run --resume {row['id']} --runs-dir {runs}" in err
 
     # a changed configuration or different data is refused, saying what differs
     out = exitcore("run", "--resume", row["id"], "--set", "ppo.learning_rate=0.001", runs=runs)
@@ -152,8 +190,21 @@ def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
     assert out.returncode == 2 and "the data changed" in out.stderr
     assert registry_rows(runs)[0]["status"] == "interrupted"
 
+    # an unreadable checkpoint is refused and the run stays resumable once the file is back
+    checkpoint = run_dir / "checkpoint.pt"
+    good = checkpoint.read_bytes()
+    checkpoint.write_bytes(good[: len(good) // 2])
     out = exitcore("run", "--resume", row["id"][:22], runs=runs)
+    assert out.returncode == 2 and f"{checkpoint}: cannot be read as a checkpoint" in out.stderr, out.stderr
+    assert registry_rows(runs)[0]["status"] == "interrupted"
+    checkpoint.write_bytes(good)
+
+    # the run's directory names the run and its registry: no --runs-dir needed
+    env = {k: v for k, v in os.environ.items() if k != "EXITCORE_RUNS_DIR"}
+    out = subprocess.run([sys.executable, "-m", "exitcore", "run", "--resume", str(run_dir)], cwd=tmp_path,
+                         capture_output=True, text=True, env={**env, "PYTHONUNBUFFERED": "1"}, timeout=600)
     assert out.returncode == 0, out.stderr
+    assert re.search(r"done after 8,192 steps / 16 updates \([\d,]+ of them now\)", out.stderr)
     assert "resumed at step" in out.stderr
     assert registry_rows(runs)[0]["status"] == "done"
     a = torch.load(next(straight.glob("*/checkpoint.pt")), weights_only=False)["model"]

@@ -103,6 +103,11 @@ class LazyGroup(click.Group):
             message = str(exc)
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a recorded run's training or evaluation (those stop with their own
+            # message): the documented status 130, not click's "Aborted!" and 1
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
         except BrokenPipeError as exc:
             if not _stdout_closed():
                 click.echo(f"error: {exc}", err=True)

@@ -18,15 +18,16 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     quick exits, actions, blocked rate, drawdown, the look-ahead audit verdict, and every
     configuration value that differs.
 
-    Each argument is a run id (or a unique prefix of one), a run directory recorded in the
-    runs directory, or an experiment name, meaning its latest finished run
-    (`exitcore compare v3 v4`). Runs on different data or different
+    Each argument is a run id (or a unique prefix of one), the path of a run directory (the
+    directory holding it is then the runs directory), or an experiment name, meaning its
+    latest finished run (`exitcore compare v3 v4`). Runs on different data or different
     splits are flagged: their numbers are not comparable. A run that is still running,
     failed or was interrupted is refused.
     """
     from exitcore import compare as cmp
     from exitcore.errors import ExitcoreError
-    from exitcore.registry import Registry, resolve_runs_dir
+    from exitcore.evaluation.rundir import runs_dir_for
+    from exitcore.registry import Registry
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
@@ -36,7 +37,7 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
         file = session.experiments_file()
     except ExitcoreError:
         file = None  # run ids alone need no experiments file
-    with Registry(resolve_runs_dir(runs_dir), create=False) as registry:
+    with Registry(runs_dir_for(refs, runs_dir), create=False) as registry:
         views = cmp.collect(list(refs), registry, file)
     if as_json:
         click.echo(cmp.as_json(views))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import click
@@ -36,7 +37,8 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
 
     Exit status: 0 the run finished (whatever its look-ahead audit found: the verdict is
     printed and recorded; `exitcore audit RUN` exits 1 on FAIL for scripts), 1 it failed
-    while training or evaluating, 2 bad input, 130 interrupted (resumable).
+    while training or evaluating, 2 bad input, 130 interrupted (Ctrl-C, or SIGTERM while
+    training; resumable once the run is recorded).
 
     \b
     Examples:
@@ -59,14 +61,16 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         outcome = execute(request, session.experiments_file(), session.host(), quiet=quiet)
     except RunInterrupted as stop:
         outcome = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {})
+    # the commands printed for next steps must find the run: name its runs directory when it was given
+    where = f" --runs-dir {shlex.quote(str(runs_dir))}" if runs_dir else ""
     if outcome.status == "interrupted":
         click.echo(f"\nrun {outcome.run_id} interrupted; its checkpoint is in {outcome.run_dir}\n"
-                   f"continue it with: exitcore run --resume {outcome.run_id}", err=True)
+                   f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(130)
-    click.echo(_summary(outcome))
+    click.echo(_summary(outcome, where))
 
 
-def _summary(outcome) -> str:
+def _summary(outcome, where: str = "") -> str:
     from exitcore.evaluation.metrics import format_table
 
     lines = [f"\nrun {outcome.run_id} done -> {outcome.run_dir}"]
@@ -77,5 +81,6 @@ def _summary(outcome) -> str:
         if table:
             lines.append(format_table(table))
         lines.extend(f"  {k}: {v}" for k, v in outcome.headline.items())
-    lines.append(f"\nnext: exitcore report {outcome.run_id}   |   exitcore compare {outcome.run_id} <other run or experiment>")
+    lines.append(f"\nnext: exitcore report {outcome.run_id}{where}   |   "
+                 f"exitcore compare {outcome.run_id} <other run or experiment>{where}")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -13,7 +14,7 @@ from exitcore.cli.options import runs_dir_option
 STATUS_CHOICES = ("pending", "running", "done", "failed", "interrupted")
 
 
-def _open(runs_dir: str | None, *, create: bool = False) -> Any:
+def _open(runs_dir: str | os.PathLike[str] | None, *, create: bool = False) -> Any:
     from exitcore.registry import Registry, resolve_runs_dir
 
     return Registry(resolve_runs_dir(runs_dir), create=create)
@@ -57,10 +58,12 @@ def _measured_on(metrics: dict[str, Any]) -> str:
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every field, metrics included).")
 def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool) -> None:
-    """List recorded runs, oldest first: id, experiment, status, seed, start, duration, Sharpe.
+    """List recorded runs, oldest first: id, experiment, status, seed, start, duration, Sharpe,
+    look-ahead audit verdict.
 
     Runs whose process died are shown as `interrupted`, never `running`. The Sharpe column is
-    the run's headline annualised daily Sharpe, with the split it was measured on.
+    the run's headline annualised daily Sharpe, with the split it was measured on; read it
+    with the audit column beside it (a FAIL means the number comes from look-ahead).
     """
     from exitcore.evaluation import jsonable
     from exitcore.registry import Registry, resolve_runs_dir
@@ -80,7 +83,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
         filters = ", ".join(f"{k} {v}" for k, v in (("experiment", experiment), ("status", status)) if v)
         click.echo(f"no runs in {directory}" + (f" with {filters}" if filters else ""))
         return
-    header = ("id", "experiment", "status", "seed", "started", "duration", "sharpe", "measured on")
+    header = ("id", "experiment", "status", "seed", "started", "duration", "sharpe", "audit", "measured on")
     rows = [
         (
             r.id,
@@ -90,6 +93,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
             _when(r.started_at),
             _duration(r.duration_s),
             _sharpe(r.metrics.get("sharpe")),
+            str(r.metrics.get("audit_verdict") or "-"),  # a FAIL's Sharpe is a look-ahead artefact
             _measured_on(r.metrics) if r.metrics else "-",
         )
         for r in records
@@ -121,12 +125,13 @@ def _recorded_experiment(name: str, recorded: set[str]) -> str:
 def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     """Show one run: its record, headline metrics and run directory.
 
-    RUN is a run id, a unique prefix of one, or a run directory (recorded in the runs directory).
+    RUN is a run id, a unique prefix of one, or the path of a run directory (its registry is then
+    the directory holding it).
     """
     from exitcore.evaluation import jsonable
-    from exitcore.evaluation.rundir import run_id_of
+    from exitcore.evaluation.rundir import run_id_of, runs_dir_for
 
-    with _open(runs_dir) as registry:
+    with _open(runs_dir_for([run], runs_dir)) as registry:
         record = registry.get(run_id_of(run))
         run_path = registry.path_of(record)
     if as_json:

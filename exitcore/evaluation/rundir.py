@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,25 @@ def run_id_of(ref: str) -> str:
     """``ref`` as a registry lookup key: a run directory's path stands for its run id (the
     directory's name, as the runner names them); anything else is returned unchanged."""
     return Path(ref).resolve().name if is_run_dir(ref) else ref
+
+
+def runs_dir_for(refs: Iterable[str], runs_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The runs directory whose registry answers ``refs``: where a ref is a run directory's
+    path, the directory holding it (so ``show runs2/<id>`` needs no ``--runs-dir``); else
+    ``resolve_runs_dir(runs_dir)``. Run directories from two runs directories, or one outside
+    an explicit ``runs_dir``, are an error."""
+    from exitcore.registry import resolve_runs_dir
+
+    holders = {Path(ref).resolve().parent for ref in refs if is_run_dir(ref)}
+    if not holders:
+        return resolve_runs_dir(runs_dir)
+    if len(holders) > 1:
+        raise RunDirError(f"the run directories given lie in different runs directories ({', '.join(sorted(map(str, holders)))}); "
+                          "compare runs recorded in one registry")
+    (holder,) = holders
+    if runs_dir is not None and str(runs_dir) != "" and Path(runs_dir).resolve() != holder:
+        raise RunDirError(f"the run directory given lies in {holder}, not in --runs-dir {runs_dir}")
+    return holder
 
 
 def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, require_done: bool = True) -> Path:

@@ -78,6 +78,11 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
                 except ExitcoreError:
                     name = ref
             if not registry.list(experiment=name):
+                try:  # an experiment recorded from another experiments file (or a prefix of one)
+                    name = registry.recorded_experiment(ref)
+                except RegistryError:
+                    pass
+            if not registry.list(experiment=name):
                 raise RegistryError(f"{ref!r} is neither a run nor an experiment with runs in {registry.runs_dir} "
                                     f"({run_error})") from None
             record = registry.latest_done(name)

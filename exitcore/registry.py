@@ -546,6 +546,22 @@ class Registry:
         with self._sql_errors():
             return [RunRecord.from_row(r) for r in self._conn.execute(sql, args).fetchall()]
 
+    def recorded_experiment(self, name: str) -> str:
+        """``name`` among the experiments that have runs: exact, else a unique prefix (``v4``);
+        RegistryError when none or several match. For commands that take experiment names
+        without needing the experiments file that defined them (``runs -e``, ``compare``)."""
+        with self._sql_errors():
+            recorded = {r[0] for r in self._conn.execute("SELECT DISTINCT experiment FROM runs").fetchall()}
+        if name in recorded:
+            return name
+        matches = sorted(n for n in recorded if n.startswith(name))
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise RegistryError(f"experiment {name!r} is ambiguous: runs of {', '.join(matches)} are recorded")
+        raise RegistryError(f"no runs of an experiment {name!r} are recorded; experiments with runs: "
+                            f"{', '.join(sorted(recorded)) or 'none'}")
+
     def latest_done(self, experiment: str) -> RunRecord | None:
         """The most recently finished ``done`` run of ``experiment``, or None."""
         with self._sql_errors():

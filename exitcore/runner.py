@@ -196,9 +196,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         assembled = assemble(resolved, bars, device=device)
         splits, pools = _split(assembled)
         counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
-        # "with a decision": evaluation also books the trades that close on their entry bar
-        note(f"{assembled.table.n:,} trades from {resolved.entry.name}; with a decision to train on, per split: "
-             + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        # evaluation also books the trades that close on their entry bar, before any decision
+        booked = {name: int(p.numel()) for name, p in pools["valid"].items()}
+        note(f"{assembled.table.n:,} trades from {resolved.entry.name}; per split, with a decision to train on / "
+             "evaluated (also those closed on their entry bar): "
+             + ", ".join(f"{k} {v:,} / {booked.get(k, v):,}" for k, v in counts.items()))
 
     registry = Registry(runs_dir)
     if previous is None:

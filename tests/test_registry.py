@@ -532,3 +532,23 @@ def test_a_running_runs_duration_runs_to_now(tmp_path):
         assert 595 <= reg.get(run_id).duration_s <= 900
         reg.mark_interrupted(run_id)
         assert reg.get(run_id).duration_s < 900
+
+
+def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch):
+    """`compare v4 ...` where the experiments file at hand does not define the experiment (it
+    was run from another file): the registry's recorded names (and unique prefixes) answer."""
+    from exitcore import compare as cmp
+    from exitcore.errors import ExitcoreError
+
+    runs, done, train, failed = populated
+
+    class OtherFile:
+        def resolve_name(self, ref):
+            raise ExitcoreError(f"unknown experiment {ref!r}")
+
+    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir: record.id)
+    with Registry(runs, create=False) as reg:
+        assert cmp.collect(["v4", "v4_no_lookahead"], reg, OtherFile()) == [done, done]
+        assert cmp.collect(["v4"], reg, None) == [done]
+        with pytest.raises(ExitcoreError, match="'v9' is neither a run nor an experiment with runs"):
+            cmp.collect(["v9"], reg, OtherFile())

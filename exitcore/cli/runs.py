@@ -74,7 +74,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
         return
     with _open(runs_dir) as registry:
         if experiment is not None:
-            experiment = _recorded_experiment(experiment, {r.experiment for r in registry.list()})
+            experiment = registry.recorded_experiment(experiment)
         records = registry.list(experiment=experiment, status=status)
     if as_json:
         click.echo(jsonable.dumps([r.to_dict() for r in records], indent=2))
@@ -101,21 +101,6 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-
-
-def _recorded_experiment(name: str, recorded: set[str]) -> str:
-    """``name`` among the experiments that have runs: exact, else a unique prefix."""
-    from exitcore.errors import ExitcoreError
-
-    if name in recorded:
-        return name
-    matches = sorted(n for n in recorded if n.startswith(name))
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ExitcoreError(f"--experiment {name!r} is ambiguous: runs of {', '.join(matches)} are recorded")
-    raise ExitcoreError(f"no runs of an experiment {name!r} are recorded; experiments with runs: "
-                        f"{', '.join(sorted(recorded)) or 'none'}")
 
 
 @click.command()

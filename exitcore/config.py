@@ -13,6 +13,7 @@ import datetime
 import difflib
 import math
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar, get_origin
 
 import attrs
@@ -56,6 +57,43 @@ def _timeframe(_inst: Any, attribute: Any, value: str) -> None:
         timeframe_seconds(value)
     except ValueError as exc:
         raise FieldError(attribute.name, str(exc)) from None
+
+
+class RuleError(FieldError):
+    """A rule across several fields of one table failed (``train + validation + test <= 1``).
+
+    ``fields`` are the fields the rule reads, in order; ``field`` is the one to blame when
+    nothing says where the values came from. Given that, :func:`locate_problems` blames the
+    value written last instead (a ``--set`` rather than the file key it met) and says where
+    each value came from.
+    """
+
+    def __init__(self, field: str, message: str, fields: tuple[str, ...]):
+        super().__init__(field, message)
+        self.fields = fields
+
+
+#: ``origin(path)`` for :func:`locate_problems`: where the value at a TOML path (relative to
+#: the structured data) was written, as ``(rank, where)`` with later writes ranking higher,
+#: or ``None`` for a default
+Origin = Callable[[str], tuple[int, str] | None]
+
+
+def _rule_problem(exc: RuleError, path: str, origin: Origin) -> tuple[str, str]:
+    """``exc`` blamed on the value written last, its message naming each value's origin."""
+    blamed, best, sources = exc.field, -1, []
+    for name in exc.fields:
+        written = origin(f"{path}.{name}")
+        if written is None:
+            sources.append(f"{name} by default")
+            continue
+        rank, where = written
+        sources.append(f"{name} from {where}")
+        if rank > best or (rank == best and name == exc.field):  # a tie goes to the rule's own field
+            blamed, best = name, rank
+    if best < 0:
+        return f"{path}.{exc.field}", exc.message
+    return f"{path}.{blamed}", f"{exc.message}; {', '.join(sources)}"
 
 
 # --------------------------------------------------------------------------- components
@@ -221,9 +259,11 @@ class PPOConfig:
 
     def __attrs_post_init__(self) -> None:
         if self.batch_size > self.n_envs * self.n_steps:
-            raise FieldError(
+            raise RuleError(
                 "batch_size",
-                f"expected at most n_envs x n_steps = {self.n_envs * self.n_steps}, got {self.batch_size}",
+                f"expected at most n_envs x n_steps = {self.n_envs} x {self.n_steps} = {self.n_envs * self.n_steps}, "
+                f"got {self.batch_size}",
+                ("batch_size", "n_envs", "n_steps"),
             )
 
 
@@ -246,9 +286,9 @@ class SplitConfig:
     def __attrs_post_init__(self) -> None:
         total = self.train + self.validation + self.test
         if not math.isclose(total, 1.0, abs_tol=1e-9) and total > 1.0:
-            # reported at `test`, wherever that was set: the values say which one to change
-            raise FieldError("test", f"expected train + validation + test <= 1, got {total:g} "
-                                     f"(train {self.train:g}, validation {self.validation:g}, test {self.test:g})")
+            raise RuleError("test", f"expected train + validation + test <= 1, got {total:g} "
+                                    f"(train {self.train:g}, validation {self.validation:g}, test {self.test:g})",
+                            ("train", "validation", "test"))
 
 
 @attrs.frozen
@@ -410,8 +450,12 @@ def structure(data: Any, cls: type[T], path: str, source: str | None = None) -> 
         raise ConfigError(locate_problems(exc, path, cls), source) from None
 
 
-def locate_problems(exc: BaseException, path: str, cls: Any = None) -> list[tuple[str, str]]:
-    """Walk a cattrs/attrs error tree into ``(toml_path, message)`` pairs."""
+def locate_problems(exc: BaseException, path: str, cls: Any = None, origin: Origin | None = None) -> list[tuple[str, str]]:
+    """Walk a cattrs/attrs error tree into ``(toml_path, message)`` pairs.
+
+    ``origin`` (see :data:`Origin`) lets a rule across fields (:class:`RuleError`) blame the
+    value written last and name where each value came from.
+    """
     out: list[tuple[str, str]] = []
     if isinstance(exc, ClassValidationError):
         with_notes, without = exc.group_exceptions()
@@ -420,25 +464,27 @@ def locate_problems(exc: BaseException, path: str, cls: Any = None) -> list[tupl
             if isinstance(sub, KeyError):
                 out.append((f"{path}.{note.name}", "required key is missing"))
             else:
-                out.extend(locate_problems(sub, f"{path}.{note.name}", sub_cls))
+                out.extend(locate_problems(sub, f"{path}.{note.name}", sub_cls, origin))
         for sub in without:
-            out.extend(locate_problems(sub, path, cls))
+            out.extend(locate_problems(sub, path, cls, origin))
     elif isinstance(exc, IterableValidationError):
         with_notes, without = exc.group_exceptions()
         inner = _list_item_type(cls)
         for sub, note in with_notes:
-            out.extend(locate_problems(sub, f"{path}[{note.index}]", inner))
+            out.extend(locate_problems(sub, f"{path}[{note.index}]", inner, origin))
         for sub in without:
-            out.extend(locate_problems(sub, path, inner))
+            out.extend(locate_problems(sub, path, inner, origin))
     elif isinstance(exc, ForbiddenExtraKeysError):
         allowed = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         for key in sorted(exc.extra_fields):
             out.append((f"{path}.{key}", unknown_key_message(key, allowed)))
+    elif isinstance(exc, RuleError) and origin is not None:
+        out.append(_rule_problem(exc, path, origin))
     elif isinstance(exc, FieldError):
         out.append((f"{path}.{exc.field}", exc.message))
     elif isinstance(exc, BaseExceptionGroup):
         for sub in exc.exceptions:
-            out.extend(locate_problems(sub, path, cls))
+            out.extend(locate_problems(sub, path, cls, origin))
     elif isinstance(exc, TypeError) and "required positional argument" in str(exc):
         missing = re.findall(r"'(\w+)'", str(exc))
         for name in missing:

@@ -120,7 +120,7 @@ def load_file(path: str | os.PathLike[str]) -> ExperimentsFile:
     """Parse an experiments file; syntax errors and misplaced tables name the file and line."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(_read_utf8(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([("", f"TOML syntax error: {exc}")], str(path)) from None
     except OSError as exc:
@@ -144,6 +144,22 @@ def load_file(path: str | os.PathLike[str]) -> ExperimentsFile:
         experiments=raw.get("experiments", {}),
         budgets=raw.get("budgets", {}),
     )
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text; bytes that are not UTF-8 (TOML's only encoding) are a :class:`ConfigError`
+    naming the offset, since a traceback would not tell the user which file or where."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        # Windows editors save "Unicode" as UTF-16, which starts with a byte-order mark
+        hint = "; it looks like UTF-16: save it as UTF-8" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ConfigError(
+            [("", f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}) is invalid{hint}")],
+            str(path),
+        ) from None
 
 
 # --------------------------------------------------------------------------- composition
@@ -291,9 +307,30 @@ def _nest(tokens: list[str | int], value: Any) -> Any:
 
 
 def origin_of(layers: Sequence[Layer], rel: str, fallback: str) -> str:
-    """The TOML path where the value at ``rel`` (``.ppo.n_envs``) was last written."""
+    """The TOML path where the value at ``rel`` (``.ppo.n_envs``) was last written (``fallback``
+    plus ``rel`` when no layer wrote it: a default)."""
+    written = _written_at(layers, rel)
+    return written[2] if written else _join(fallback, rel)
+
+
+def value_origin(layers: Sequence[Layer], rel: str) -> tuple[int, str] | None:
+    """Where the value at ``rel`` was last written, for a message that names it: ``(layer
+    index, where)``, with a ``--set`` shown as typed (``--set split.train=0.9``); ``None`` for
+    a default (see :data:`exitcore.config.Origin`)."""
+    written = _written_at(layers, rel)
+    if written is None:
+        return None
+    index, node, where = written
+    if where == f"--set {rel.lstrip('.')}" and not isinstance(node, (dict, list)):
+        where += "=" + (str(node).lower() if isinstance(node, bool) else str(node))
+    return index, where
+
+
+def _written_at(layers: Sequence[Layer], rel: str) -> tuple[int, Any, str] | None:
+    """``(layer index, value, TOML path)`` of the layer that last wrote the value at ``rel``."""
     tokens = _path_tokens(rel)
-    for layer in reversed(layers):
+    for index in range(len(layers) - 1, -1, -1):
+        layer = layers[index]
         node: Any = layer.table
         depth, in_array = 0, False
         for tok in tokens:
@@ -308,8 +345,8 @@ def origin_of(layers: Sequence[Layer], rel: str, fallback: str) -> str:
         # (--set and --data layers are sparse: they edit inside an element, never replace it)
         sparse = layer.label.startswith("--")
         if depth == len(tokens) or (depth > 0 and not isinstance(node, dict)) or (in_array and not sparse):
-            return _join(layer.label, rel)
-    return _join(fallback, rel)
+            return index, node, _join(layer.label, rel)
+    return None
 
 
 def _join(label: str, rel: str) -> str:
@@ -419,7 +456,7 @@ def resolve(
     try:
         config = converter.structure(merged, ExperimentConfig)
     except Exception as exc:  # noqa: BLE001 - turned into located problems below
-        problems = locate_problems(exc, "", ExperimentConfig)
+        problems = locate_problems(exc, "", ExperimentConfig, origin=lambda rel: value_origin(layers, rel))
         raise ConfigError([(origin_of(layers, rel, leaf), msg) for rel, msg in problems], source) from None
 
     problems: list[tuple[str, str]] = []
@@ -525,7 +562,7 @@ def _structure_params(
     try:
         return converter.structure(params, comp.params), True
     except Exception as exc:  # noqa: BLE001
-        for sub_rel, msg in locate_problems(exc, rel, comp.params):
+        for sub_rel, msg in locate_problems(exc, rel, comp.params, origin=lambda r: value_origin(layers, r)):
             problems.append((origin_of(layers, sub_rel, leaf), msg))
         return None, False
 
@@ -537,9 +574,15 @@ def _params_dict(rc: ResolvedComponent | None) -> dict[str, Any]:
 
 
 def check_all(file: ExperimentsFile, host: Any) -> tuple[list[str], list[tuple[str, str]]]:
-    """Resolve every experiment (and every budget on top of it); return (ok names, problems)."""
+    """Resolve every experiment (and every budget on top of it); return (ok names, problems).
+
+    A file without experiments is a problem too: there is nothing to run, and its defaults and
+    budgets are only validated through an experiment.
+    """
     ok: list[str] = []
     problems: list[tuple[str, str]] = []
+    if not file.names:
+        problems.append(("", "defines no experiments: add an [experiments.NAME] table (see docs/experiments.md)"))
     for name in file.names:
         for budget in [None, *file.budgets]:
             try:

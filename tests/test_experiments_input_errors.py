@@ -1,0 +1,90 @@
+"""Bad experiments files and overrides found in a user walkthrough: each is one located
+``error:`` line with exit status 2, naming what the user wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from exitcore.cli import cli
+from exitcore.errors import ConfigError
+from exitcore.experiments import check_all, load_file, resolve
+from exitcore.plugins import PluginHost
+
+PROJECT_FILE = Path(__file__).resolve().parents[1] / "experiments.toml"
+
+
+@pytest.fixture(scope="module")
+def host():
+    return PluginHost.create()
+
+
+@pytest.mark.parametrize(
+    "content, where",
+    [
+        (b"\xff\xfe x", "byte 0xff at offset 0 (line 1) is invalid; it looks like UTF-16: save it as UTF-8"),
+        (b"[defaults]\n# caf\xe9\n", "byte 0xe9 at offset 16 (line 2) is invalid"),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_one_error_line_with_the_offset(tmp_path, content, where):
+    path = tmp_path / "e9.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="not UTF-8 text") as exc:
+        load_file(path)
+    assert str(exc.value) == f"{path}: not UTF-8 text: {where}"
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {path}: not UTF-8 text: ") and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("content", ["", "[defaults]\nppo = { n_envs = 8 }\n", "[budgets.smoke]\nppo = { n_envs = 8 }\n"])
+def test_a_file_without_experiments_fails_the_check(tmp_path, host, content):
+    path = tmp_path / "experiments.toml"
+    path.write_text(content)
+    ok, problems = check_all(load_file(path), host)
+    assert ok == [] and problems == [("", "defines no experiments: add an [experiments.NAME] table (see docs/experiments.md)")]
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2 and result.output.startswith(f"error: {path}: defines no experiments"), result.output
+
+
+def test_a_split_broken_by_set_blames_the_override_and_names_each_value_s_origin(host):
+    file = load_file(PROJECT_FILE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host, budget="smoke", overrides=["split.train=0.9"])
+    assert exc.value.problems == [(
+        "--set split.train",
+        "expected train + validation + test <= 1, got 1.3 (train 0.9, validation 0, test 0.4); "
+        "train from --set split.train=0.9, validation from defaults.split.validation, test from defaults.split.test",
+    )]
+
+
+def test_a_rule_across_fields_blames_the_value_written_last(tmp_path, host):
+    path = tmp_path / "experiments.toml"
+    path.write_text(
+        "[defaults]\nsplit = { train = 0.7, test = 0.4 }\n"
+        "[experiments.a]\nentry = { name = 'donchian' }\nfeatures = [{ name = 'position' }]\nrewards = [{ name = 'pnl' }]\n"
+        "[experiments.b]\nextends = 'a'\nsplit = { validation = 0.1 }\nppo = { n_envs = 2, n_steps = 8, batch_size = 16 }\n"
+    )
+    file = load_file(path)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "a", host)
+    # every value from the same layer: the rule's own field, with the unset one named a default
+    assert exc.value.problems == [("defaults.split.test", "expected train + validation + test <= 1, got 1.1 "
+                                   "(train 0.7, validation 0, test 0.4); train from defaults.split.train, "
+                                   "validation by default, test from defaults.split.test")]
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "b", host, overrides=["ppo.n_steps=4"])
+    assert [p for p, _ in exc.value.problems] == ["--set ppo.n_steps", "experiments.b.split.validation"]
+    assert "expected at most n_envs x n_steps = 2 x 4 = 8, got 16; batch_size from experiments.b.ppo.batch_size, " \
+           "n_envs from experiments.b.ppo.n_envs, n_steps from --set ppo.n_steps=4" in str(exc.value)
+
+
+def test_values_written_together_are_blamed_on_the_rule_s_own_field(tmp_path, host):
+    path = tmp_path / "experiments.toml"
+    path.write_text("[experiments.a]\nentry = { name = 'donchian' }\nfeatures = [{ name = 'position' }]\n"
+                    "rewards = [{ name = 'pnl' }]\nppo = { n_steps = 8, n_envs = 2, batch_size = 32 }\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(load_file(path), "a", host)
+    assert [p for p, _ in exc.value.problems] == ["experiments.a.ppo.batch_size"]

@@ -30,6 +30,18 @@ def _timeframe_or_auto(_inst: Any, attribute: Any, value: Any) -> None:
         raise FieldError(attribute.name, f"{exc} (or 'auto' to infer it from the data)") from None
 
 
+def _explicit_timeframe(_inst: Any, attribute: Any, value: Any) -> None:
+    from exitcore.config import timeframe_seconds
+
+    if value == "auto":
+        raise FieldError(attribute.name, "the generator has no data to infer a timeframe from ('auto'); "
+                                         "give one such as '15min', '1h' or '1D'")
+    try:
+        timeframe_seconds(value)
+    except (TypeError, ValueError) as exc:  # without _timeframe_or_auto's 'auto' hint
+        raise FieldError(attribute.name, str(exc)) from None
+
+
 def _columns(_inst: Any, attribute: Any, value: Any) -> None:
     bad = [k for k in value if k not in COLUMN_KEYS]
     if bad:
@@ -152,7 +164,7 @@ class SynthParams:
     #: first day (UTC); the series starts at the first market open on or after it
     start: str = attrs.field(default="2015-01-05", validator=_iso_date)
     symbol: str = attrs.field(default="EURUSD", validator=non_empty_str)
-    timeframe: str = attrs.field(default="15min", validator=_timeframe_or_auto)
+    timeframe: str = attrs.field(default="15min", validator=_explicit_timeframe)
     #: price at the start and the pip size (EURUSD: 1.10 and 0.0001)
     start_price: float = attrs.field(default=1.10, validator=positive)
     pip_size: float = attrs.field(default=0.0001, validator=positive)
@@ -176,6 +188,4 @@ class SynthParams:
             raise FieldError("vol_halflife_days", f"expected positive numbers, got {self.vol_halflife_days!r}")
         if any((not isinstance(v, (int, float))) or v < 0 for v in self.vol_of_vol):
             raise FieldError("vol_of_vol", f"expected numbers >= 0, got {self.vol_of_vol!r}")
-        if self.timeframe == "auto":
-            raise FieldError("timeframe", "the generator needs an explicit timeframe such as '15min'")
 

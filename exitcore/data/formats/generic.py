@@ -187,15 +187,20 @@ def parse_times(
         ns, bad, findings = parse_time_column(text, time_format, member, line, repr(time_format))
         return ns, bad, findings, False
     aware = text.str.contains(_OFFSET, na=False).to_numpy()
-    present = text.notna().to_numpy()
-    if aware[present].all() and present.any():
+    naive = text.notna().to_numpy() & ~aware
+    if aware.any() and naive.any():
+        # only a value that reads as a time lacks an offset; anything else ('garbage') is an
+        # unparseable row, reported with the others below
+        fmt = time_format.replace("%z", "").strip() if time_format else "ISO8601"
+        readable = pd.to_datetime(text.where(naive), format=fmt, errors="coerce").notna().to_numpy()
+        if readable.any():
+            i = int(np.flatnonzero(readable)[0])
+            raise DataError(f"{member.display}, {unit} {line[i]}: some times carry a UTC offset and some do not ({text.iloc[i]!r})")
+    if aware.any():
         parsed = pd.to_datetime(text, format=time_format or "ISO8601", errors="coerce", utc=True)
         ns = parsed.dt.tz_localize(None).dt.as_unit("ns").to_numpy().view(np.int64)
         bad = ns == NAT
         return ns, bad, _bad_times(values, bad, member, line, time_format or "ISO 8601", unit), True
-    if aware.any():
-        i = int(np.flatnonzero(present & ~aware)[0])
-        raise DataError(f"{member.display}, {unit} {line[i]}: some times carry a UTC offset and some do not ({text.iloc[i]!r})")
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
     ns = parsed.dt.as_unit("ns").to_numpy().view(np.int64)
     bad = ns == NAT

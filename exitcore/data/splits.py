@@ -51,6 +51,14 @@ class Split:
         return slice(self.start_bar, self.end_bar)
 
 
+def split_names(cfg: SplitConfig) -> tuple[str, ...]:
+    """The splits ``cfg`` cuts the bars into: train and test, and validation only when
+    ``validation`` > 0 (fractions) or ``validation_end`` is set (dates), as :func:`make_splits`."""
+    dates = bool(cfg.train_end or cfg.validation_end)
+    has_validation = bool(cfg.validation_end) if dates else cfg.validation > 0
+    return SPLIT_NAMES if has_validation else ("train", "test")
+
+
 def purge_gap(cfg: SplitConfig, min_purge_bars: int, where: str = "split") -> int:
     """The purge gap to use: ``cfg.purge_bars``, or the minimum when it is 0.
 

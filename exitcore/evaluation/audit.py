@@ -552,6 +552,20 @@ def prepare(resolved: Any, bars: Any, device: Any = "cpu") -> tuple[Any, dict[st
     return assembled, assign_trades(splits, assembled.table, lookback)
 
 
+def require_split(cfg: Any, split: str) -> None:
+    """Refuse a ``split`` the experiment (its ``split`` config ``cfg``) does not make, before any
+    data is loaded: it has no trades because it does not exist, not because data is missing."""
+    from exitcore.data.splits import split_names
+    from exitcore.errors import ConfigError
+
+    names = split_names(cfg)
+    if split in names:
+        return
+    why = "split.validation_end is not set" if cfg.train_end else f"split.validation = {cfg.validation:g}"
+    raise ConfigError([(f"--split {split}", f"the {split} split is empty in this experiment ({why}); "
+                                            f"its splits are {' and '.join(names)}")])
+
+
 def _split_pool(pools: Mapping[str, np.ndarray], split: str) -> np.ndarray:
     from exitcore.errors import DataError
 
@@ -576,6 +590,7 @@ def audit_experiment(
     """``exitcore audit NAME``: the experiment on its data (or ``data``, a DataConfig), random-init policy."""
     from exitcore.data.pipeline import load_bars
 
+    require_split(resolved.config.split, split)
     bars = load_bars(data or resolved.config.data, host)
     assembled, pools = prepare(resolved, bars, device)
     return audit(
@@ -613,6 +628,7 @@ def audit_run(
 
     run_dir = Path(run_dir)
     resolved = rundir.resolve_run(run_dir, host)
+    require_split(resolved.config.split, split)
     info = rundir.read_run_info(run_dir)
     bars = load_bars(resolved.config.data, host)
     recorded = (info.get("data") or {}).get("hash") if isinstance(info.get("data"), Mapping) else None

@@ -5,7 +5,8 @@ Built from what the run directory holds (:mod:`exitcore.evaluation.rundir`): ``r
 ``config.toml`` (the frozen experiment) and, when the run used walk-forward evaluation,
 ``walk_forward.json``. Sections:
 
-1. the run: experiment, data, split boundaries, seed, device, timesteps, components;
+1. the run: experiment, data, split boundaries, seed, device, steps trained (and requested),
+   budget and overrides, PPO settings, costs, components;
 2. the look-ahead audit's verdict, with every leak it named;
 3. RL beside every baseline on the evaluated split (out of sample), with bootstrap intervals;
 4. significance: PSR, the deflated Sharpe ratio with its number of trials and where that came
@@ -27,6 +28,9 @@ from typing import Any
 from exitcore.evaluation.rundir import WALK_FORWARD_FILE, RunDirError, read_config, read_json, read_results, read_run_info
 
 FORMATS = ("text", "markdown")
+#: the trainer's log in a run directory, one JSON record per update (exitcore.ppo.logger.LOG_FILE,
+#: not imported from there: that imports torch)
+TRAIN_LOG_FILE = "train_log.jsonl"
 
 Block = tuple  # ("h", title) | ("kv", [(key, value)]) | ("table", header, rows) | ("p", text)
 
@@ -71,7 +75,8 @@ def _get(d: Mapping[str, Any] | None, *keys: str, default: Any = None) -> Any:
     return d
 
 
-def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None) -> list[Block]:
+def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None,
+                 trained_steps: int | None = None) -> list[Block]:
     data = info.get("data") if isinstance(info.get("data"), Mapping) else {}
     source = data.get("source") or info.get("data_source") or _get(config, "data", "source") or "-"
     spec = data.get("spec") or data.get("path") or _get(config, "data", "params", "path")
@@ -89,14 +94,25 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
         trades = f"{n} trades, " if n is not None else ""
         rows.append((f"{name} split", f"{_when(a)} .. {_when(b)} ({trades}first bar's open .. last bar's close)"))
     ppo = _get(config, "ppo") or {}
-    steps = info.get("timesteps") if info.get("timesteps") is not None else ppo.get("total_timesteps")
-    if isinstance(steps, Mapping):
-        steps = f"{steps.get('done', '-')} of {steps.get('total', '-')}"
+    device = str(info.get("device", ppo.get("device", "-")))
+    if ppo.get("device") and ppo["device"] != device:
+        device += f" (ppo.device {ppo['device']})"
     rows += [
         ("seed", str(results.get("seed", info.get("seed", "-")))),
-        ("device", str(info.get("device", ppo.get("device", "-")))),
-        ("timesteps", str(steps if steps is not None else "-")),
+        ("device", device),
+        ("timesteps", _timesteps(info, ppo, trained_steps)),
     ]
+    request = info.get("request") if isinstance(info.get("request"), Mapping) else None
+    if request is not None:  # what the command line changed (runs before run.json recorded it show nothing)
+        rows.append(("budget", str(request.get("budget") or "none")))
+        rows.append(("overrides", _overrides(request)))
+    if ppo:
+        rows.append(("ppo", _ppo_settings(ppo)))
+    costs = _get(config, "costs")
+    if costs:
+        rows.append(("costs", f"in pips: spread {num(costs.get('spread_pips'), 'g')}, slippage {num(costs.get('slippage_pips'), 'g')} "
+                              f"per side, commission {num(costs.get('commission_pips'), 'g')}; notional "
+                              f"{num(costs.get('notional'), ',.0f')} {costs.get('account_currency', '')}".rstrip()))
     if config:
         for kind in ("features", "guards", "masks", "rewards"):
             items = config.get(kind) or []
@@ -105,6 +121,42 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     if info.get("status"):
         rows.append(("status", f"{info['status']} ({_when(info.get('started_at'))} .. {_when(info.get('ended_at'))})"))
     return [("h", "Run"), ("kv", rows)]
+
+
+def _timesteps(info: Mapping[str, Any], ppo: Mapping[str, Any], trained: int | None) -> str:
+    """Steps trained, and the requested number when it differs: training runs whole updates of
+    n_envs x n_steps, so ``--timesteps 1`` trains one full update."""
+    requested = info.get("timesteps") if info.get("timesteps") is not None else ppo.get("total_timesteps")
+    if isinstance(requested, Mapping):
+        requested = f"{requested.get('done', '-')} of {requested.get('total', '-')}"
+    if trained is None:
+        return f"{requested} requested (no training log)" if requested is not None else "-"
+    if requested is None or str(requested) == str(trained):
+        return str(trained)
+    per_update = ""
+    if ppo.get("n_envs") and ppo.get("n_steps"):
+        per_update = f": whole updates of n_envs x n_steps = {ppo['n_envs'] * ppo['n_steps']}"
+    return f"{trained} trained ({requested} requested{per_update})"
+
+
+def _overrides(request: Mapping[str, Any]) -> str:
+    """The run's command-line changes to its experiment, as typed (``--set k=v``, ``--seed 3``)."""
+    parts = [f"--set {o}" for o in request.get("overrides") or []]
+    parts += [f"--{key} {request[key]}" for key in ("timesteps", "seed", "device", "data") if request.get(key) is not None]
+    return " ".join(parts) or "none"
+
+
+def _ppo_settings(ppo: Mapping[str, Any]) -> str:
+    """The PPO settings a reader needs to judge the training, by their config keys."""
+    hidden = ppo.get("hidden")
+    shown = [f"{key}={ppo[key]}" for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate") if key in ppo]
+    if ppo.get("anneal_lr"):
+        shown[-1] += " (annealed)"
+    if hidden is not None:
+        shown.append(f"hidden={list(hidden)}")
+    if "precision" in ppo:
+        shown.append(f"precision={ppo['precision']}")
+    return ", ".join(shown)
 
 
 def _component(c: Mapping[str, Any]) -> str:
@@ -315,12 +367,14 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
 
 
 def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None = None,
-                  walk_forward: Mapping[str, Any] | None = None, trials_now: int | None = None) -> list[Block]:
+                  walk_forward: Mapping[str, Any] | None = None, trials_now: int | None = None,
+                  trained_steps: int | None = None) -> list[Block]:
     """The report's content, independent of the output format (``trials_now``: the registry's
-    trial count on the run's data today, see :func:`current_trial_count`)."""
+    trial count on the run's data today, see :func:`current_trial_count`; ``trained_steps``:
+    the steps training ran, see :func:`trained_steps`)."""
     title = f"exitcore report: {info.get('run_id') or info.get('id') or results.get('experiment', '?')}"
     blocks: list[Block] = [("title", title)]
-    blocks += _run_section(results, info, config)
+    blocks += _run_section(results, info, config, trained_steps)
     blocks += _audit_section(results)
     blocks += _comparison_section(results)
     blocks += _significance_section(results, trials_now)
@@ -413,4 +467,24 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None
         config = None
     wf_path = run_dir / WALK_FORWARD_FILE
     walk_forward = read_json(wf_path) if wf_path.is_file() else None
-    return render(report_blocks(results, info, config, walk_forward, trials_now), fmt)
+    return render(report_blocks(results, info, config, walk_forward, trials_now, trained_steps(run_dir)), fmt)
+
+
+def trained_steps(run_dir: str | Path) -> int | None:
+    """The steps the run trained: ``global_step`` of the last record of its ``train_log.jsonl``
+    (``None`` without one). A resumed run appends to the log, so its last record is the total."""
+    import json
+
+    path = Path(run_dir) / TRAIN_LOG_FILE
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            step = json.loads(line).get("global_step")
+        except (ValueError, AttributeError):
+            continue  # a torn last line from a killed run
+        if isinstance(step, int):
+            return step
+    return None

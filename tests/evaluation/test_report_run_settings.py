@@ -1,0 +1,68 @@
+"""The report's Run section says how the run was made: steps trained (and requested), the
+budget and command-line overrides, the PPO settings and the costs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import tomli_w
+
+from exitcore.evaluation.report import render_report, trained_steps
+
+PPO = {"total_timesteps": 1, "n_envs": 16, "n_steps": 32, "batch_size": 256, "n_epochs": 2, "learning_rate": 0.001,
+       "anneal_lr": False, "hidden": [32, 32], "precision": "fp32", "seed": 0, "device": "auto"}
+COSTS = {"spread_pips": 1.0, "commission_pips": 0.5, "slippage_pips": 0.2, "notional": 100000.0, "account_currency": "USD"}
+
+
+def _run_dir(tmp_path: Path, log: list[dict], request: dict | None) -> Path:
+    """A minimal finished run directory: what `exitcore run --timesteps 1` records."""
+    run_dir = tmp_path / "20260101-000000-v4_no_lookahead-abcd"
+    run_dir.mkdir()
+    info = {"run_id": run_dir.name, "experiment": "v4_no_lookahead", "seed": 0, "device": "cpu", "timesteps": 1}
+    if request is not None:
+        info["request"] = request
+    (run_dir / "run.json").write_text(json.dumps(info))
+    (run_dir / "results.json").write_text(json.dumps({"experiment": "v4_no_lookahead", "label": "TEST (out-of-sample)"}))
+    config = {"experiment": {"name": "v4_no_lookahead", "ppo": PPO, "costs": COSTS}}
+    (run_dir / "config.toml").write_text(tomli_w.dumps(config))
+    (run_dir / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    return run_dir
+
+
+def _run_section(text: str) -> dict[str, str]:
+    section = text[text.index("Run\n---\n") + 8:].split("\n\n")[0]
+    return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in section.splitlines())
+
+
+def test_the_run_section_shows_trained_steps_overrides_ppo_and_costs(tmp_path):
+    request = {"experiment": "v4", "budget": "smoke", "overrides": ["ppo.learning_rate=0.001"], "data": None,
+               "timesteps": 1, "device": None, "seed": None}
+    run_dir = _run_dir(tmp_path, [{"update": 1, "global_step": 512}], request)
+    rows = _run_section(render_report(run_dir))
+    assert rows["timesteps"] == "512 trained (1 requested: whole updates of n_envs x n_steps = 512)"
+    assert rows["device"] == "cpu (ppo.device auto)"
+    assert rows["budget"] == "smoke"
+    assert rows["overrides"] == "--set ppo.learning_rate=0.001 --timesteps 1"
+    assert rows["ppo"] == ("n_envs=16, n_steps=32, batch_size=256, n_epochs=2, learning_rate=0.001, "
+                           "hidden=[32, 32], precision=fp32")
+    assert rows["costs"] == "in pips: spread 1, slippage 0.2 per side, commission 0.5; notional 100,000 USD"
+    md = render_report(run_dir, "markdown")
+    for row in ("| timesteps | 512 trained (1 requested", "| budget | smoke |", "| ppo | n_envs=16,", "| costs | in pips: spread 1,"):
+        assert row in md
+
+
+def test_trained_steps_equal_to_the_request_show_once_and_a_run_without_request_shows_no_overrides(tmp_path):
+    # a resumed run appends to its log; a torn last line (a killed run) is skipped
+    log = [{"update": 1, "global_step": 256}, {"update": 2, "global_step": 512}]
+    run_dir = _run_dir(tmp_path, log, None)
+    (run_dir / "train_log.jsonl").write_text((run_dir / "train_log.jsonl").read_text() + '{"update": 3, "glob')
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "timesteps": 512}))
+    assert trained_steps(run_dir) == 512
+    rows = _run_section(render_report(run_dir))
+    assert rows["timesteps"] == "512" and "budget" not in rows and "overrides" not in rows
+    (run_dir / "train_log.jsonl").unlink()
+    assert trained_steps(run_dir) is None
+    assert _run_section(render_report(run_dir))["timesteps"] == "512 requested (no training log)"

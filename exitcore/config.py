@@ -22,6 +22,7 @@ from cattrs.cols import list_structure_factory
 from cattrs.gen import make_dict_structure_fn
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
+from exitcore.device import DEVICE_PATTERN, DEVICE_WORDS
 from exitcore.errors import ConfigError
 from exitcore.params import (
     FieldError,
@@ -30,6 +31,7 @@ from exitcore.params import (
     non_empty_str,
     non_negative,
     non_negative_int,
+    matching,
     one_of,
     open_unit_interval,
     positive,
@@ -218,7 +220,7 @@ class PPOConfig:
     precision: str = attrs.field(default="fp32", validator=one_of(["fp32", "bf16"]))
     seed: int = attrs.field(default=0, validator=non_negative_int)
     #: "auto" takes CUDA when available
-    device: str = attrs.field(default="auto", validator=one_of(["auto", "cpu", "cuda"]))
+    device: str = attrs.field(default="auto", validator=matching(DEVICE_PATTERN, DEVICE_WORDS))
     #: write a checkpoint every this many updates (the final one is always written)
     checkpoint_every: int = attrs.field(default=10, validator=positive_int)
     #: compile the environment step with torch.compile ("auto": on CUDA, and on CPU for runs of

@@ -7,6 +7,9 @@ from typing import Any
 from exitcore.errors import ExitcoreError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+#: what ``--device`` and ``ppo.device`` accept: a choice, or one GPU by index
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+DEVICE_WORDS = "auto, cpu, cuda or cuda:N"
 
 
 def select_device(name: str = "auto") -> Any:
@@ -33,4 +36,4 @@ def select_device(name: str = "auto") -> Any:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ExitcoreError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         return device
-    raise ExitcoreError(f"unknown device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+    raise ExitcoreError(f"unknown device {name!r}: expected {DEVICE_WORDS}")

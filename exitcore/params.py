@@ -9,6 +9,7 @@ Plugin authors should use these for their own ``params`` classes so their errors
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,6 +47,13 @@ positive = _check(lambda v: _is_finite(v) and v > 0, "a finite number > 0")
 open_unit_interval = _check(lambda v: _is_finite(v) and 0 < v < 1, "a number strictly between 0 and 1")
 unit_interval = _check(lambda v: _is_finite(v) and 0 <= v <= 1, "a number between 0 and 1")
 non_empty_str = _check(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
+
+
+def matching(pattern: str, what: str) -> Validator:
+    """Require a string matching the regular expression ``pattern`` in full (``what`` says what
+    is expected, for the message)."""
+    compiled = re.compile(pattern)
+    return _check(lambda v: isinstance(v, str) and compiled.fullmatch(v) is not None, what)
 
 
 def optional(validator: Validator) -> Validator:

@@ -279,3 +279,18 @@ def test_exitcore_warnings_are_one_warning_line_and_others_keep_their_format():
     lines = out.stderr.splitlines()
     assert lines[0] == "warning: CUDA graph of the update could not be captured"
     assert "UserWarning: something else" in out.stderr and "<string>" in out.stderr
+
+
+@pytest.mark.parametrize("value, ok", [("cuda:1", True), ("cuda", True), ("auto", True), ("gpu", False), ("cuda:x", False)])
+def test_device_names_one_gpu_by_index(value, ok):
+    """ppo.device and `run --device` take cuda:N (as `audit --device` does); anything else is
+    refused at the option or the key that was given."""
+    from exitcore.config import PPOConfig
+
+    if ok:
+        assert PPOConfig(device=value).device == value
+    else:
+        with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+            PPOConfig(device=value)
+        result = CliRunner().invoke(cli, ["run", "v4", "--device", value])
+        assert result.exit_code == 2 and "Invalid value for '--device': expected auto, cpu, cuda or cuda:N" in result.output

@@ -10,6 +10,17 @@ import click
 from exitcore.cli.options import budget_option, runs_dir_option, set_option
 
 
+def _device_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--device`` checked here, so a typo is reported at the option rather than as ppo.device."""
+    import re
+
+    from exitcore.device import DEVICE_PATTERN, DEVICE_WORDS
+
+    if value is not None and not re.fullmatch(DEVICE_PATTERN, value):
+        raise click.BadParameter(f"expected {DEVICE_WORDS}, got {value!r}")
+    return value
+
+
 @click.command()
 @click.argument("name", required=False)
 @budget_option
@@ -18,7 +29,8 @@ from exitcore.cli.options import budget_option, runs_dir_option, set_option
               help="Bars to use instead of the experiment's data: a path, a glob or SOURCE:PATH?key=value "
                    "(docs/data.md). Default: the embedded synthetic generator.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Total environment steps (ppo.total_timesteps).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Training device (ppo.device).")
+@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", callback=_device_name,
+              help="Training device (ppo.device); cuda:N picks one GPU.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (ppo.seed).")
 @click.option("--resume", "resume", metavar="RUN", default=None,
               help="Continue an interrupted run exactly where its last checkpoint stopped (refused if the "

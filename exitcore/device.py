@@ -35,5 +35,8 @@ def select_device(name: str = "auto") -> Any:
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ExitcoreError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        if device.index is not None:
+            # streams, CUDA graph captures and new tensors without a device then land on that GPU too
+            torch.cuda.set_device(device)
         return device
     raise ExitcoreError(f"unknown device {name!r}: expected {DEVICE_WORDS}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +97,11 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
 def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     from exitcore.evaluation.ledger_schema import read_ledger
     from exitcore.evaluation.metrics import compute_metrics
+    from exitcore.evaluation.rundir import RESULTS_FILE, RUN_FILE, read_config, read_json
 
-    results = _read_json(run_dir / "results.json")
-    meta = _read_json(run_dir / "run.json")
-    config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))["experiment"]
+    results = read_json(run_dir / RESULTS_FILE)
+    meta = read_json(run_dir / RUN_FILE)
+    config = read_config(run_dir)
     split = results.get("split", "test")
     ledger_name = (results.get("ledgers") or {}).get(split)
     if not ledger_name:
@@ -122,15 +122,6 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     )
     splits = tuple((s["name"], str(s.get("start")), str(s.get("end"))) for s in meta.get("splits", []))
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    from exitcore.evaluation import jsonable
-
-    try:
-        return jsonable.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ExitcoreError(f"{path}: missing; the run directory is incomplete") from None
 
 
 def warnings(views: list[RunView]) -> list[str]:

@@ -39,9 +39,7 @@ import click
 
 from exitcore.atomic import write_text_atomic
 from exitcore.errors import ConfigError, ExitcoreError
-
-RUN_FILE = "run.json"
-CONFIG_FILE = "config.toml"
+from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 
 
 class RunFailed(ExitcoreError):
@@ -496,6 +494,7 @@ def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
 
 def _check_resumable(previous: Any, resolved: Any, data_hash: str, registry: Any) -> None:
     """Refuse to resume when the configuration or the data differ, saying what differs."""
+    from exitcore.evaluation.rundir import read_config
     from exitcore.experiments import config_diff
 
     problems = []
@@ -503,7 +502,7 @@ def _check_resumable(previous: Any, resolved: Any, data_hash: str, registry: Any
         problems.append(f"the data changed (hash {previous.data_hash} when the run started, {data_hash} now)")
     if previous.config_hash != resolved.config_hash():
         stored = registry.path_of(previous) / CONFIG_FILE
-        diff = config_diff(_load_frozen(stored), resolved.to_dict()) if stored.exists() else []
+        diff = config_diff(read_config(stored.parent), resolved.to_dict()) if stored.exists() else []
         # Runs recorded before --data paths were made absolute froze the relative path: the
         # same file seen from the same directory is no change.
         diff = [(k, a, b) for k, a, b in diff
@@ -522,15 +521,6 @@ def _network(ppo: Any) -> str:
         return f"network {ppo.hidden}"
     params = ", ".join(f"{k}={v!r}" for k, v in ppo.policy_params.items())
     return f"policy {ppo.policy!r}" + (f" ({params})" if params else "")
-
-
-def _load_frozen(path: Path) -> dict[str, Any]:
-    import tomllib
-
-    return tomllib.loads(path.read_text(encoding="utf-8"))["experiment"]
-
-
-# --------------------------------------------------------------------------- metadata
 
 
 def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, data_hash: str, assembled: Any,

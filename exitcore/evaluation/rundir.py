@@ -125,7 +125,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path}: no such file (the run's frozen configuration)") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         raise RunDirError(f"{path}: cannot be read: {exc}") from None
     table = data.get("experiment")
     if not isinstance(table, dict) or "name" not in table:

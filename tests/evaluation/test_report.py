@@ -188,3 +188,12 @@ def test_short_v4_run_on_real_eurusd_2018_2020_reports_rl_vs_baselines(shared_da
     assert "dukascopy" in text and record.data_hash in text
     spans = read_results(run_dir)["spans"]
     assert spans["test"][0].startswith("2019") and spans["test"][1].startswith("2020-02")
+
+
+def test_a_frozen_config_that_is_not_utf8_is_one_error_naming_the_file(tmp_path):
+    # report, audit, compare and resume all read config.toml through read_config
+    from exitcore.evaluation.rundir import RunDirError, read_config
+
+    (tmp_path / "config.toml").write_bytes(b'\xff\xfe[experiment]\nname = "v4"\n')
+    with pytest.raises(RunDirError, match=r"config\.toml: cannot be read: 'utf-8' codec can't decode byte 0xff"):
+        read_config(tmp_path)

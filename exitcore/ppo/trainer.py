@@ -45,6 +45,7 @@ from exitcore.ppo.logger import TrainLogger, flatten_metrics
 from exitcore.ppo.loss import normalise_advantages, ppo_loss
 from exitcore.ppo.rng import capture_rng_state, restore_rng_state
 from exitcore.ppo.schedule import Schedules
+from exitcore.ppo.stop import StopRequests
 
 #: the checkpoint file inside a run directory (periodic, final, on Ctrl-C and on divergence)
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -143,14 +144,17 @@ class PPOTrainer:
         self.next_obs: Tensor | None = None
         self.next_mask: Tensor | None = None
         self._resumed = False
+        self._stop = StopRequests()
 
     # ------------------------------------------------------------------ the loop
 
     def train(self) -> TrainResult:
         """Train until ``n_updates`` updates are done; returns how it ended.
 
-        Ctrl-C returns ``status="interrupted"`` after writing the state of the last *complete*
-        update (the interrupted update is replayed exactly on resume). Any exception
+        Ctrl-C (or SIGTERM) returns ``status="interrupted"`` after writing the state of the last
+        *complete* update (the interrupted update is replayed exactly on resume). The signal is
+        honoured at the next rollout step or minibatch (:class:`~exitcore.ppo.stop.StopRequests`);
+        a second one stops at once. Any exception
         (:class:`TrainingDiverged`, an :class:`ExitcoreError` from ``on_update`` or the
         environment, a bug) propagates after that checkpoint is written, with a note saying
         where, and the trainer is rolled back to it.
@@ -162,37 +166,39 @@ class PPOTrainer:
         good = self.snapshot()  # the last consistent state: what every checkpoint writes
         saved_update = self.update if self._resumed else -1
         last_metrics: dict[str, Any] = {}
-        try:
-            while self.update < self.n_updates:
-                metrics = self._train_one_update(self.update + 1)
-                self.update += 1
-                good = self.snapshot()
-                if self.update % self.ppo.checkpoint_every == 0:
-                    self._write(good)
-                    saved_update = self.update
-                logger.log(metrics)
-                last_metrics = metrics
-                if self.on_update is not None:
-                    self.on_update(self.update, metrics)
-            path = self._write(good) if saved_update != self.update else self._checkpoint_path()
-            return TrainResult("done", self.global_step, self.update, path, last_metrics)
-        except KeyboardInterrupt:
-            path = self._rollback_and_write(good)
-            return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
-        except Exception as exc:  # TrainingDiverged, a plugin's ExitcoreError, or a bug
-            # Whatever stopped the run, hours of training must not be lost with it.
+        with self._stop:  # Ctrl-C and SIGTERM set a flag, honoured between steps (exitcore/ppo/stop.py)
             try:
+                while self.update < self.n_updates:
+                    metrics = self._train_one_update(self.update + 1)
+                    self.update += 1
+                    good = self.snapshot()
+                    if self.update % self.ppo.checkpoint_every == 0:
+                        self._write(good)
+                        saved_update = self.update
+                    logger.log(metrics)
+                    last_metrics = metrics
+                    if self.on_update is not None:
+                        self.on_update(self.update, metrics)
+                path = self._write(good) if saved_update != self.update else self._checkpoint_path()
+                self._stop.check()  # asked for during the last update's bookkeeping: stop before evaluation
+                return TrainResult("done", self.global_step, self.update, path, last_metrics)
+            except KeyboardInterrupt:
                 path = self._rollback_and_write(good)
-            except Exception as inner:  # noqa: BLE001 - reported on the original error
-                exc.add_note(f"the last good state could not be checkpointed: {type(inner).__name__}: {inner}")
-                raise exc from None
-            if isinstance(exc, TrainingDiverged):
-                exc.checkpoint_path = path
-            where = f"written to {path}" if path else "kept in memory (no run directory)"
-            exc.add_note(f"state of the last complete update ({self.update}) {where}")
-            raise
-        finally:
-            logger.close()
+                return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
+            except Exception as exc:  # TrainingDiverged, a plugin's ExitcoreError, or a bug
+                # Whatever stopped the run, hours of training must not be lost with it.
+                try:
+                    path = self._rollback_and_write(good)
+                except Exception as inner:  # noqa: BLE001 - reported on the original error
+                    exc.add_note(f"the last good state could not be checkpointed: {type(inner).__name__}: {inner}")
+                    raise exc from None
+                if isinstance(exc, TrainingDiverged):
+                    exc.checkpoint_path = path
+                where = f"written to {path}" if path else "kept in memory (no run directory)"
+                exc.add_note(f"state of the last complete update ({self.update}) {where}")
+                raise
+            finally:
+                logger.close()
 
     def _train_one_update(self, update: int) -> dict[str, Any]:
         ppo = self.ppo
@@ -225,6 +231,7 @@ class PPOTrainer:
         noise_shape = (buf.n_envs, self.env.n_actions)
         step = self._policy_step_graph()
         for t in range(buf.n_steps):
+            self._stop.check()
             with torch.inference_mode():
                 # Gumbel noise for the sampling, drawn here so a CUDA graph can replay the rest
                 uniform = torch.rand(noise_shape, generator=gen, device=self.device, dtype=torch.float32)
@@ -301,6 +308,7 @@ class PPOTrainer:
             perm = torch.randperm(buf.size, generator=self.generator, device=self.device)
             epoch_kl = torch.zeros((), device=self.device)
             for i in range(n_minibatches):
+                self._stop.check()
                 stats, grad_norm = self._minibatch_update(perm[i * ppo.batch_size:(i + 1) * ppo.batch_size], ent_coef)
                 # Remember which quantities were non-finite in the first bad minibatch (no sync).
                 terms = torch.cat([stats[:3], grad_norm.reshape(1)])

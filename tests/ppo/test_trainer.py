@@ -88,6 +88,37 @@ def test_resume_after_interrupt_is_bit_exact(tmp_path):
     assert [m["update"] for m in lines] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_stop_signal_is_honoured_between_steps_not_inside_other_code(tmp_path):
+    """Ctrl-C (here SIGINT sent to ourselves inside the update hook, where TensorBoard writes)
+    must not raise inside that code: an interrupt inside TensorBoard's writer once left its
+    close() waiting forever. The hook finishes; the trainer stops at its next rollout step,
+    resumable, and restores the previous handlers."""
+    import os
+    import signal
+
+    ppo = config(total_timesteps=6 * UPDATE_STEPS)
+    straight, _, _ = run(ppo)
+    finished = []
+
+    def ctrl_c_at_2(update, metrics):
+        if update == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # a pending signal is handled at the next bytecode boundaries
+                pass
+        finished.append(update)
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    env, policy = make(ppo)
+    stopped = PPOTrainer(env, policy, ppo, run_dir=tmp_path, on_update=ctrl_c_at_2, progress=False).train()
+    assert finished == [1, 2]  # the hook ran to its end
+    assert stopped.status == "interrupted" and stopped.updates == 2
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    env2, policy2 = make(ppo)
+    resumed = PPOTrainer.resume(stopped.checkpoint_path, env2, policy2, ppo, run_dir=tmp_path, progress=False)
+    assert resumed.train().status == "done"
+    assert torch.equal(params(resumed.policy), params(straight.policy))
+
+
 def test_interrupt_mid_rollout_replays_the_update_exactly(tmp_path):
     ppo = config(total_timesteps=4 * UPDATE_STEPS)
     straight, _, _ = run(ppo)

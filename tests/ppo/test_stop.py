@@ -1,0 +1,65 @@
+"""StopRequests: Ctrl-C and SIGTERM as a flag while training (exitcore/ppo/stop.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from exitcore.ppo.stop import StopRequests
+
+
+def deliver(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    for _ in range(1000):  # let the interpreter run the handler
+        pass
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_first_signal_sets_the_flag_and_check_raises(signum):
+    with StopRequests() as stop:
+        deliver(signum)  # no exception here
+        assert stop.received == signum
+        with pytest.raises(KeyboardInterrupt):
+            stop.check()
+
+
+def test_a_second_signal_raises_at_once():
+    with StopRequests() as stop:
+        deliver(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            deliver(signal.SIGINT)
+        stop._honoured = True  # what check() records; the test stops here
+
+
+def test_handlers_are_restored_and_an_ignored_signal_stays_ignored():
+    before = signal.getsignal(signal.SIGINT)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with StopRequests():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) is not before
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def test_a_signal_after_the_last_check_is_delivered_again_on_exit():
+    with pytest.raises(KeyboardInterrupt):
+        with StopRequests():
+            deliver(signal.SIGINT)  # nobody calls check() before the end
+
+
+def test_outside_the_main_thread_nothing_is_installed():
+    seen = {}
+
+    def body():
+        with StopRequests():
+            seen["handler"] = signal.getsignal(signal.SIGINT)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert seen["handler"] is signal.getsignal(signal.SIGINT)

@@ -294,3 +294,54 @@ def test_device_names_one_gpu_by_index(value, ok):
             PPOConfig(device=value)
         result = CliRunner().invoke(cli, ["run", "v4", "--device", value])
         assert result.exit_code == 2 and "Invalid value for '--device': expected auto, cpu, cuda or cuda:N" in result.output
+
+
+def test_experiments_check_build_runs_the_plugins(tmp_path):
+    """`experiments check` resolves names and values only; `--build` also builds the components
+    and steps every trade, so a guard that fails when built (or a mask that fails when run) is
+    reported, naming the experiment and the plugin."""
+    (tmp_path / "brittle.py").write_text(textwrap.dedent("""
+        import torch
+        from exitcore import hookimpl
+
+        def failing_build(params, ctx):
+            raise ValueError("needs a calendar file")
+
+        def bad_shape_mask(params, ctx):
+            return lambda state: torch.ones(state.n, 3, dtype=torch.bool, device=state.trade.device)
+
+        @hookimpl
+        def register_exit_guards(register):
+            register("needs_calendar", failing_build)
+
+        @hookimpl
+        def register_action_masks(register):
+            register("three_columns", bad_shape_mask)
+    """))
+    info = tmp_path / "brittle-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brittle\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\nbrittle = brittle\n")
+    experiments = tmp_path / "experiments.toml"
+    experiments.write_text((ROOT / "experiments.toml").read_text() + textwrap.dedent("""
+        [experiments.v5_calendar]
+        extends = "v4_no_lookahead"
+        guards = [{ name = "needs_calendar" }]
+
+        [experiments.v5_three]
+        extends = "v4_no_lookahead"
+        masks = [{ name = "three_columns" }]
+    """))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def check(*args):
+        return subprocess.run([sys.executable, "-m", "exitcore", "--experiments", str(experiments), "experiments", "check",
+                               *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+
+    plain = check()
+    assert plain.returncode == 0 and "6 experiments OK" in plain.stdout, plain.stderr
+    built = check("--build")
+    assert built.returncode == 2, built.stderr
+    assert "experiments.v5_calendar.guards[0]: guard 'needs_calendar' from brittle (brittle 1.0) failed to build: ValueError: needs a calendar file" in built.stderr
+    assert "experiments.v5_three:" in built.stderr and "three_columns" in built.stderr
+    assert "experiments.v4_no_lookahead:" not in built.stderr and "Traceback" not in built.stderr

@@ -55,9 +55,16 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
 
 
 @experiments.command("check")
+@click.option("--build", is_flag=True,
+              help="Also load each experiment's data, build its components and step every trade once: "
+                   "catches a plugin that fails when built or run (slower: it reads the data).")
 @click.pass_obj
-def check(session) -> None:
-    """Validate every experiment (and every budget on top of it); exit 2 on any problem."""
+def check(session, build: bool) -> None:
+    """Validate every experiment (and every budget on top of it); exit 2 on any problem.
+
+    Without --build the check resolves the configuration only (names, types, values); a
+    plugin's build() and tensor functions first run in `exitcore run` or `audit`.
+    """
     from exitcore.errors import ConfigError
     from exitcore.experiments import check_all
 
@@ -65,4 +72,43 @@ def check(session) -> None:
     ok, problems = check_all(file, session.host())
     if problems:
         raise ConfigError(problems, str(file.path))
-    click.echo(f"{file.path}: {len(ok)} experiments OK ({', '.join(ok)})")
+    if build:
+        failed = [_located(name, why) for name in ok if (why := _build_and_step(file, name, session.host()))]
+        if failed:
+            raise ConfigError(failed, str(file.path))
+    click.echo(f"{file.path}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
+
+
+def _located(name: str, message: str) -> tuple[str, str]:
+    """``(toml path, message)`` for a build failure of experiment ``name``: the path the
+    message starts with when it names one inside the experiment, else the experiment's."""
+    head, sep, rest = message.partition(": ")
+    if sep and head.startswith(f"experiments.{name}") and " " not in head:
+        return head, rest
+    return f"experiments.{name}", message
+
+
+def _build_and_step(file, name: str, host) -> str | None:
+    """Assemble experiment ``name`` on its data and step every valid trade once with HOLD (every
+    feature, mask, guard and reward term runs); the error message, or None when all worked."""
+    import torch
+
+    from exitcore.actions import Action
+    from exitcore.assembly import assemble
+    from exitcore.data.pipeline import load_bars
+    from exitcore.errors import ExitcoreError
+    from exitcore.experiments import resolve
+
+    click.echo(f"  {name}: building ...", err=True)
+    try:
+        resolved = resolve(file, name, host)
+        assembled = assemble(resolved, load_bars(resolved.config.data, host))
+        valid = torch.nonzero(assembled.table.valid).flatten()
+        if valid.numel() == 0:
+            return "its entry strategy gives no trade on its data"
+        env = assembled.make_env(valid, auto_reset=False)
+        env.reset(seed=0)
+        env.step(torch.full((env.n_envs,), int(Action.HOLD), dtype=torch.int64, device=env.device))
+    except ExitcoreError as exc:
+        return str(exc)
+    return None

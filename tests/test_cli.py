@@ -345,3 +345,22 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
     assert "experiments.v5_calendar.guards[0]: guard 'needs_calendar' from brittle (brittle 1.0) failed to build: ValueError: needs a calendar file" in built.stderr
     assert "experiments.v5_three:" in built.stderr and "three_columns" in built.stderr
     assert "experiments.v4_no_lookahead:" not in built.stderr and "Traceback" not in built.stderr
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_compare_warns_once_on_a_terminal(monkeypatch, tmp_path, terminal):
+    """The table opens with its warnings (`!! ...`); they are repeated on stderr only when the
+    table goes to a file or a pipe, so a terminal shows each once."""
+    import exitcore.cli.compare as compare_cli
+    from exitcore import compare as cmp
+    from exitcore.registry import Registry
+
+    Registry(tmp_path / "runs").close()
+    monkeypatch.setattr(cmp, "collect", lambda refs, registry, file: list(refs))
+    monkeypatch.setattr(cmp, "warnings", lambda views: ["SAME RUN: a is listed more than once"])
+    monkeypatch.setattr(cmp, "as_table", lambda views: "!! SAME RUN: a is listed more than once\n\nmetric  a  a")
+    monkeypatch.setattr(compare_cli, "_stdout_is_terminal", lambda: terminal)
+    result = CliRunner().invoke(cli, ["compare", "a", "a", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("SAME RUN") == (1 if terminal else 2)
+    assert ("warning: SAME RUN" in result.stderr) is not terminal

@@ -45,5 +45,11 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
         click.echo(cmp.as_csv(views), nl=False)
     else:
         click.echo(cmp.as_table(views))
-        for note in cmp.warnings(views):
-            click.echo(f"warning: {note}", err=True)
+        if not _stdout_is_terminal():  # the table (which opens with them) went to a file or a pipe
+            for note in cmp.warnings(views):
+                click.echo(f"warning: {note}", err=True)
+
+
+def _stdout_is_terminal() -> bool:
+    stdout = click.get_text_stream("stdout")
+    return bool(getattr(stdout, "isatty", lambda: False)())

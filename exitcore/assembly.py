@@ -18,7 +18,7 @@ from exitcore.data.bars import Bars, Trades
 from exitcore.env.components import EnvComponents, build_components
 from exitcore.env.vec_env import VecExitEnv
 from exitcore.episodes import MarketTensors, TradeTable
-from exitcore.errors import PluginError
+from exitcore.errors import ExitcoreError, PluginError
 
 
 @attrs.frozen(eq=False)
@@ -66,8 +66,13 @@ def run_entry(resolved: Any, bars: Bars) -> Trades:
     """Run the experiment's entry strategy on ``bars`` and check what it returned."""
     cfg = resolved.config
     strategy = resolved.entry.build(EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs))
-    trades = strategy(bars)
     where = f"{resolved.entry.path}: entry strategy {resolved.entry.name!r} from {resolved.entry.component.origin}"
+    try:
+        trades = strategy(bars)
+    except ExitcoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with the plugin that raised
+        raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(trades, Trades):
         raise PluginError(f"{where} returned {type(trades).__name__}, expected exitcore.data.bars.Trades")
     problems = check_trades(trades, len(bars))

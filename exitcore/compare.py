@@ -60,7 +60,7 @@ class RunView:
 
 def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
     """Find each ref's finished run and recompute its out-of-sample metrics."""
-    from exitcore.registry import RegistryError
+    from exitcore.registry import AmbiguousName, RegistryError
 
     views = []
     for ref in refs:
@@ -79,6 +79,8 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
             if not registry.list(experiment=name):
                 try:  # an experiment recorded from another experiments file (or a prefix of one)
                     name = registry.recorded_experiment(ref)
+                except AmbiguousName:
+                    raise
                 except RegistryError:
                     pass
             if not registry.list(experiment=name):

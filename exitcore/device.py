@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from exitcore.errors import ExitcoreError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 #: what ``--device`` and ``ppo.device`` accept: a choice, or one GPU by index
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_WORDS = "auto, cpu, cuda or cuda:N"
@@ -21,22 +21,23 @@ def select_device(name: str = "auto") -> Any:
     """
     import torch
 
+    if not re.fullmatch(DEVICE_PATTERN, name):
+        raise ExitcoreError(f"unknown device {name!r}: expected {DEVICE_WORDS}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            if torch.version.cuda is None:
-                why = f"this torch ({torch.__version__}) is a CPU-only build"
-            else:
-                why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
-            raise ExitcoreError(f"--device {name} was requested but CUDA is not available: {why}; use --device cpu or auto")
-        device = torch.device(name)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ExitcoreError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-        if device.index is not None:
-            # streams, CUDA graph captures and new tensors without a device then land on that GPU too
-            torch.cuda.set_device(device)
-        return device
-    raise ExitcoreError(f"unknown device {name!r}: expected {DEVICE_WORDS}")
+    # "cuda" or "cuda:N"
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            why = f"this torch ({torch.__version__}) is a CPU-only build"
+        else:
+            why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
+        raise ExitcoreError(f"--device {name} was requested but CUDA is not available: {why}; use --device cpu or auto")
+    device = torch.device(name)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ExitcoreError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if device.index is not None:
+        # streams, CUDA graph captures and new tensors without a device then land on that GPU too
+        torch.cuda.set_device(device)
+    return device

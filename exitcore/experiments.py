@@ -151,7 +151,7 @@ def _read_utf8(path: Path) -> str:
     naming the offset, since a traceback would not tell the user which file or where."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a UTF-8 byte-order mark (Windows Notepad) is dropped
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         # Windows editors save "Unicode" as UTF-16, which starts with a byte-order mark

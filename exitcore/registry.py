@@ -96,6 +96,10 @@ class RegistryError(ExitcoreError):
     """The runs directory or its registry cannot be used, or a run id is unknown or ambiguous."""
 
 
+class AmbiguousName(RegistryError):
+    """A prefix that matches several recorded runs or experiments."""
+
+
 def resolve_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``."""
     if explicit is not None and str(explicit) != "":
@@ -530,7 +534,7 @@ class Registry:
             return RunRecord.from_row(rows[0])
         if len(rows) > 1:
             shown = ", ".join(r["id"] for r in rows[:5]) + (" …" if len(rows) > 5 else "")
-            raise RegistryError(f"run {ref!r} is ambiguous: {len(rows)} runs start with it ({shown})")
+            raise AmbiguousName(f"run {ref!r} is ambiguous: {len(rows)} runs start with it ({shown})")
         raise self._unknown(ref)
 
     def list(
@@ -558,7 +562,7 @@ class Registry:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise RegistryError(f"experiment {name!r} is ambiguous: runs of {', '.join(matches)} are recorded")
+            raise AmbiguousName(f"experiment {name!r} is ambiguous: runs of {', '.join(matches)} are recorded")
         raise RegistryError(f"no runs of an experiment {name!r} are recorded; experiments with runs: "
                             f"{', '.join(sorted(recorded)) or 'none'}")
 

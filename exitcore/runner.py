@@ -593,8 +593,3 @@ def _git_commit() -> dict[str, Any] | None:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
-
-
-def load_run_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``run.json`` of a run directory."""
-    return json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8"))

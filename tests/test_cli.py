@@ -287,9 +287,14 @@ def test_device_names_one_gpu_by_index(value, ok):
     refused at the option or the key that was given."""
     from exitcore.config import PPOConfig
 
+    from exitcore.device import select_device
+    from exitcore.errors import ExitcoreError
+
     if ok:
         assert PPOConfig(device=value).device == value
     else:
+        with pytest.raises(ExitcoreError, match=f"unknown device '{value}': expected auto, cpu, cuda or cuda:N"):
+            select_device(value)
         with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
             PPOConfig(device=value)
         result = CliRunner().invoke(cli, ["run", "v4", "--device", value])
@@ -317,6 +322,15 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
         @hookimpl
         def register_action_masks(register):
             register("three_columns", bad_shape_mask)
+
+        def strategy_needing_volume(params, ctx):
+            def strategy(bars):
+                raise LookupError("these bars carry no volume")
+            return strategy
+
+        @hookimpl
+        def register_entry_strategies(register):
+            register("volume_breakout", strategy_needing_volume)
     """))
     info = tmp_path / "brittle-1.0.dist-info"
     info.mkdir()
@@ -331,6 +345,10 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
         [experiments.v5_three]
         extends = "v4_no_lookahead"
         masks = [{ name = "three_columns" }]
+
+        [experiments.v5_volume]
+        extends = "v4_no_lookahead"
+        entry = { name = "volume_breakout" }
     """))
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
 
@@ -339,11 +357,12 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
                                *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
 
     plain = check()
-    assert plain.returncode == 0 and "6 experiments OK" in plain.stdout, plain.stderr
+    assert plain.returncode == 0 and "7 experiments OK" in plain.stdout, plain.stderr
     built = check("--build")
     assert built.returncode == 2, built.stderr
     assert "experiments.v5_calendar.guards[0]: guard 'needs_calendar' from brittle (brittle 1.0) failed to build: ValueError: needs a calendar file" in built.stderr
     assert "experiments.v5_three:" in built.stderr and "three_columns" in built.stderr
+    assert "experiments.v5_volume.entry: entry strategy 'volume_breakout' from brittle (brittle 1.0) raised LookupError: these bars carry no volume" in built.stderr
     assert "experiments.v4_no_lookahead:" not in built.stderr and "Traceback" not in built.stderr
 
 

@@ -39,6 +39,13 @@ def test_a_file_that_is_not_utf8_is_one_error_line_with_the_offset(tmp_path, con
     assert result.output.startswith(f"error: {path}: not UTF-8 text: ") and "Traceback" not in result.output
 
 
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    # what Windows Notepad writes at the start of a UTF-8 file; tomllib itself rejects it
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + PROJECT_FILE.read_bytes())
+    assert load_file(path).names == load_file(PROJECT_FILE).names
+
+
 @pytest.mark.parametrize("content", ["", "[defaults]\nppo = { n_envs = 8 }\n", "[budgets.smoke]\nppo = { n_envs = 8 }\n"])
 def test_a_file_without_experiments_fails_the_check(tmp_path, host, content):
     path = tmp_path / "experiments.toml"

@@ -534,6 +534,18 @@ def test_a_running_runs_duration_runs_to_now(tmp_path):
         assert reg.get(run_id).duration_s < 900
 
 
+def test_compare_says_a_recorded_prefix_is_ambiguous(tmp_path):
+    from exitcore import compare as cmp
+
+    with Registry(tmp_path / "runs") as reg:
+        for name in ("v3_leaky", "v3_fixed"):
+            run_id = reg.create_run(name, "cfg", "data")
+            reg.mark_running(run_id)
+            reg.mark_done(run_id, {})
+        with pytest.raises(RegistryError, match="experiment 'v3' is ambiguous: runs of v3_fixed, v3_leaky are recorded"):
+            cmp.collect(["v3"], reg, None)
+
+
 def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch):
     """`compare v4 ...` where the experiments file at hand does not define the experiment (it
     was run from another file): the registry's recorded names (and unique prefixes) answer."""

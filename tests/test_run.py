@@ -205,6 +205,7 @@ def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
                          capture_output=True, text=True, env={**env, "PYTHONUNBUFFERED": "1"}, timeout=600)
     assert out.returncode == 0, out.stderr
     assert re.search(r"done after 8,192 steps / 16 updates \([\d,]+ of them now\)", out.stderr)
+    assert f"next: exitcore report {row['id']} --runs-dir {runs}   |   " in out.stdout  # the registry it used
     assert "resumed at step" in out.stderr
     assert registry_rows(runs)[0]["status"] == "done"
     a = torch.load(next(straight.glob("*/checkpoint.pt")), weights_only=False)["model"]

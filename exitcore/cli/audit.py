@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from exitcore.cli.options import budget_option, runs_dir_option, set_option
+from exitcore.cli.options import budget_option, device_option, runs_dir_option, set_option
 
 # the poisoning modes, repeated here so `--help` does not import torch;
 # tests/evaluation/test_audit.py checks they equal exitcore.env.causality.POISON_MODES
@@ -25,8 +25,7 @@ AUDIT_MODES = ("truncate", "nan", "huge", "random_walk")
               help="Split whose trades are sampled.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the sampling and of a random-init policy.")
-@click.option("--device", default="cpu", show_default=True, metavar="auto|cpu|cuda[:N]",
-              help="Torch device to assemble the experiment on.")
+@device_option("cpu", "Torch device to assemble the experiment on.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj

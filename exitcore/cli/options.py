@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 budget_option = click.option(
@@ -19,6 +21,23 @@ set_option = click.option(
     help="Override a value, validated like the file (repeatable): --set ppo.n_envs=64 "
     "--set guards[0].params.min_profit=0.002",
 )
+
+def _device_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --device value checked at the option, so a typo is reported there (no torch import)."""
+    import re
+
+    from exitcore.device import DEVICE_PATTERN, DEVICE_WORDS
+
+    if value is not None and not re.fullmatch(DEVICE_PATTERN, value):
+        raise click.BadParameter(f"expected {DEVICE_WORDS}, got {value!r}")
+    return value
+
+
+def device_option(default: str | None, help: str) -> Any:
+    """``--device auto|cpu|cuda[:N]`` (checked at the option)."""
+    return click.option("--device", default=default, show_default=default is not None, metavar="auto|cpu|cuda[:N]",
+                        callback=_device_name, help=help)
+
 
 runs_dir_option = click.option(
     "--runs-dir",

@@ -7,18 +7,7 @@ import sys
 
 import click
 
-from exitcore.cli.options import budget_option, runs_dir_option, set_option
-
-
-def _device_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """``--device`` checked here, so a typo is reported at the option rather than as ppo.device."""
-    import re
-
-    from exitcore.device import DEVICE_PATTERN, DEVICE_WORDS
-
-    if value is not None and not re.fullmatch(DEVICE_PATTERN, value):
-        raise click.BadParameter(f"expected {DEVICE_WORDS}, got {value!r}")
-    return value
+from exitcore.cli.options import budget_option, device_option, runs_dir_option, set_option
 
 
 @click.command()
@@ -29,8 +18,7 @@ def _device_name(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Bars to use instead of the experiment's data: a path, a glob or SOURCE:PATH?key=value "
                    "(docs/data.md). Default: the embedded synthetic generator.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Total environment steps (ppo.total_timesteps).")
-@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", callback=_device_name,
-              help="Training device (ppo.device); cuda:N picks one GPU.")
+@device_option(None, "Training device (ppo.device); cuda:N picks one GPU.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (ppo.seed).")
 @click.option("--resume", "resume", metavar="RUN", default=None,
               help="Continue an interrupted run exactly where its last checkpoint stopped (refused if the "
@@ -73,13 +61,23 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         outcome = execute(request, session.experiments_file(), session.host(), quiet=quiet)
     except RunInterrupted as stop:
         outcome = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {})
-    # the commands printed for next steps must find the run: name its runs directory when it was given
-    where = f" --runs-dir {shlex.quote(str(runs_dir))}" if runs_dir else ""
+    where = _runs_dir_words(outcome.run_dir)
     if outcome.status == "interrupted":
         click.echo(f"\nrun {outcome.run_id} interrupted; its checkpoint is in {outcome.run_dir}\n"
                    f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(130)
     click.echo(_summary(outcome, where))
+
+
+def _runs_dir_words(run_dir) -> str:
+    """`` --runs-dir DIR`` for the commands printed as next steps, when the run's registry is not
+    the one they would find by default (given by --runs-dir, or a run directory's path to --resume)."""
+    from pathlib import Path
+
+    from exitcore.registry import resolve_runs_dir
+
+    used = Path(run_dir).parent
+    return "" if used.resolve() == resolve_runs_dir(None).resolve() else f" --runs-dir {shlex.quote(str(used))}"
 
 
 def _summary(outcome, where: str = "") -> str:

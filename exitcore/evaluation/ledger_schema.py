@@ -128,8 +128,9 @@ OPTIONAL_COLUMNS: Mapping[str, Column] = {
 }
 
 _TIME_COLUMNS = tuple(name for name, col in LEDGER_COLUMNS.items() if col.kind == "time")
-# net = gross - cost holds to float rounding; anything larger is a producer bug
-_PNL_TOLERANCE = 1e-9
+# net = gross - cost holds to float rounding, and to PNL_ZERO_TOLERANCE where a ledger writes a
+# near-zero pnl as 0; anything larger is a producer bug
+_PNL_TOLERANCE = 2 * PNL_ZERO_TOLERANCE
 
 
 class LedgerError(DataError):

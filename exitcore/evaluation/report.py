@@ -30,7 +30,6 @@ from exitcore.evaluation.rundir import WALK_FORWARD_FILE, RunDirError, read_conf
 FORMATS = ("text", "markdown")
 #: the trainer's log in a run directory, one JSON record per update (exitcore.ppo.logger.LOG_FILE,
 #: not imported from there: that imports torch)
-TRAIN_LOG_FILE = "train_log.jsonl"
 
 Block = tuple  # ("h", title) | ("kv", [(key, value)]) | ("table", header, rows) | ("p", text)
 
@@ -475,7 +474,9 @@ def trained_steps(run_dir: str | Path) -> int | None:
     (``None`` without one). A resumed run appends to the log, so its last record is the total."""
     import json
 
-    path = Path(run_dir) / TRAIN_LOG_FILE
+    from exitcore.ppo.logger import LOG_FILE
+
+    path = Path(run_dir) / LOG_FILE
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:

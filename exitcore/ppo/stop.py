@@ -43,7 +43,8 @@ class StopRequests:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 previous = signal.getsignal(signum)
-                if previous is not signal.SIG_IGN:
+                # None: a handler installed outside Python, which could not be put back
+                if previous is not signal.SIG_IGN and previous is not None:
                     self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -57,6 +58,7 @@ class StopRequests:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
+            self._honoured = True
             raise KeyboardInterrupt  # the second request: stop wherever we are
         self.received = signum
 

@@ -119,6 +119,49 @@ def test_a_stop_signal_is_honoured_between_steps_not_inside_other_code(tmp_path)
     assert torch.equal(params(resumed.policy), params(straight.policy))
 
 
+def test_a_stop_signal_in_the_rollout_stops_at_the_next_step():
+    import os
+    import signal
+
+    ppo = config(total_timesteps=4 * UPDATE_STEPS)
+
+    class Signalling(MaskedBanditEnv):
+        calls = 0
+
+        def step(self, action):
+            Signalling.calls += 1
+            if Signalling.calls == 2 * N_STEPS + 5:  # inside the rollout of update 3
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().step(action)
+
+    seed_everything(ppo.seed)
+    env = Signalling(N_ENVS)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    stopped = PPOTrainer(env, policy, ppo, progress=False).train()
+    assert stopped.status == "interrupted" and stopped.updates == 2
+    assert Signalling.calls == 2 * N_STEPS + 5  # not one more env step
+
+
+def test_a_second_stop_signal_still_returns_interrupted():
+    import os
+    import signal
+
+    ppo = config(total_timesteps=4 * UPDATE_STEPS)
+
+    def ctrl_c_twice(update, metrics):
+        if update == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+            os.kill(os.getpid(), signal.SIGINT)  # raises here
+            for _ in range(1000):
+                pass
+
+    env, policy = make(ppo)
+    stopped = PPOTrainer(env, policy, ppo, on_update=ctrl_c_twice, progress=False).train()
+    assert stopped.status == "interrupted" and stopped.updates == 2
+
+
 def test_interrupt_mid_rollout_replays_the_update_exactly(tmp_path):
     ppo = config(total_timesteps=4 * UPDATE_STEPS)
     straight, _, _ = run(ppo)

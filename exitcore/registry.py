@@ -28,6 +28,7 @@ import os
 import random
 import re
 import secrets
+import shlex
 import socket
 import sqlite3
 import tempfile
@@ -100,11 +101,23 @@ class AmbiguousName(RegistryError):
     """A prefix that matches several recorded runs or experiments."""
 
 
+class RunNotDone(RegistryError):
+    """The run exists but has no final results (running, failed or interrupted)."""
+
+
 def resolve_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``."""
     if explicit is not None and str(explicit) != "":
         return Path(explicit)
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+
+
+def runs_dir_words(runs_dir: str | os.PathLike[str]) -> str:
+    """`` --runs-dir DIR`` for a command printed for the user to run next, when ``runs_dir`` is
+    not the runs directory that command would find by default; else ``""``."""
+    if Path(runs_dir).resolve() == resolve_runs_dir(None).resolve():
+        return ""
+    return f" --runs-dir {shlex.quote(str(runs_dir))}"
 
 
 def _now() -> str:
@@ -589,9 +602,11 @@ class Registry:
                 f"pid {record.pid} on {record.hostname}, started {record.started_at}, "
                 f"last heartbeat {record.heartbeat_at}"
             )
-            raise RegistryError(f"run {record.id} is still running ({detail}); wait for it to finish")
+            raise RunNotDone(f"run {record.id} is still running ({detail}); wait for it to finish")
         why = f": {record.error}" if record.error else ""
-        raise RegistryError(f"run {record.id} is {record.status}{why}; it has no final results")
+        then = (f"; continue it with `exitcore run --resume {record.id}{runs_dir_words(self.runs_dir)}`"
+                if record.status == "interrupted" else "")
+        raise RunNotDone(f"run {record.id} is {record.status}{why}; it has no final results{then}")
 
     def trial_count(self, data_hash: str) -> int:
         """The number of trials recorded on the dataset ``data_hash``: the DSR's ``N``.

@@ -564,3 +564,22 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
         assert cmp.collect(["v4"], reg, None) == [done]
         with pytest.raises(ExitcoreError, match="'v9' is neither a run nor an experiment with runs"):
             cmp.collect(["v9"], reg, OtherFile())
+
+
+def test_an_unfinished_run_is_refused_by_id_or_path_naming_its_status(tmp_path):
+    """audit and report of an interrupted run say so (with the resume command that finds it),
+    by id or by the run directory's path; not 'not an experiment' or 'no trained policy'."""
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        run_id = reg.create_run("v4_no_lookahead", "cfg", "data")
+        reg.mark_running(run_id)
+        reg.mark_interrupted(run_id, "interrupted while training")
+        run_dir = reg.path_of(reg.get(run_id))
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text('[experiment]\nname = "v4_no_lookahead"\n')
+    expected = (f"run {run_id} is interrupted: interrupted while training; it has no final results; "
+                f"continue it with `exitcore run --resume {run_id} --runs-dir {runs}`")
+    for args in (["audit", run_id, "--runs-dir", str(runs)], ["audit", str(run_dir)], ["report", str(run_dir)]):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2 and expected in res.output, (args, res.output)
+        assert "not an experiment" not in res.output

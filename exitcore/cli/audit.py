@@ -51,6 +51,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     from exitcore.errors import ConfigError, ExitcoreError
     from exitcore.evaluation import jsonable
     from exitcore.evaluation.rundir import find_run_dir, is_run_dir
+    from exitcore.registry import RunNotDone
 
     from exitcore.device import select_device
 
@@ -84,7 +85,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
         try:
             run_dir = find_run_dir(target, runs_dir)
         except ExitcoreError as exc:
-            if is_run_dir(target):
+            if is_run_dir(target) or isinstance(exc, RunNotDone):  # it is a run: the experiment guess is noise
                 raise
             raise type(exc)(f"{target!r} is not an experiment ({experiment_error}) and not a run: {exc}") from exc
         from exitcore.evaluation.audit import audit_run

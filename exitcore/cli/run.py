@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
+from pathlib import Path
 
 import click
 
@@ -47,6 +47,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
       exitcore run v4 --data ../shared/data/eurusd_m15_dukascopy_2018_2020/ --timesteps 500000
       exitcore run --resume 20261126-101500-v4_no_lookahead-3f2a
     """
+    from exitcore.registry import runs_dir_words
     from exitcore.runner import RunInterrupted, RunOutcome, RunRequest, execute
 
     if not name and not resume:
@@ -61,23 +62,12 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         outcome = execute(request, session.experiments_file(), session.host(), quiet=quiet)
     except RunInterrupted as stop:
         outcome = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {})
-    where = _runs_dir_words(outcome.run_dir)
+    where = runs_dir_words(Path(outcome.run_dir).parent)  # the printed commands must find the run
     if outcome.status == "interrupted":
         click.echo(f"\nrun {outcome.run_id} interrupted; its checkpoint is in {outcome.run_dir}\n"
                    f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(130)
     click.echo(_summary(outcome, where))
-
-
-def _runs_dir_words(run_dir) -> str:
-    """`` --runs-dir DIR`` for the commands printed as next steps, when the run's registry is not
-    the one they would find by default (given by --runs-dir, or a run directory's path to --resume)."""
-    from pathlib import Path
-
-    from exitcore.registry import resolve_runs_dir
-
-    used = Path(run_dir).parent
-    return "" if used.resolve() == resolve_runs_dir(None).resolve() else f" --runs-dir {shlex.quote(str(used))}"
 
 
 def _summary(outcome, where: str = "") -> str:

@@ -76,9 +76,16 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
     ``require_done`` a run that is still running, failed or was interrupted is refused
     (:meth:`~exitcore.registry.Registry.require_done`), so partial results are never read as final.
     """
-    if is_run_dir(ref):
-        return Path(ref)
     from exitcore.registry import Registry, resolve_runs_dir
+
+    if is_run_dir(ref):
+        # a recorded run is refused unless done, whichever way it is named
+        holder, run_id = Path(ref).resolve().parent, Path(ref).resolve().name
+        if require_done and Registry.exists(holder):
+            with Registry(holder, create=False) as registry:
+                if any(r.id == run_id for r in registry.list()):
+                    registry.require_done(run_id)
+        return Path(ref)
 
     directory = resolve_runs_dir(runs_dir)
     if not Registry.exists(directory):

@@ -153,8 +153,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.assembly import assemble
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
-    from exitcore.ppo.rng import seed_everything
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
+    from exitcore.ppo.rng import seed_everything
     from exitcore.registry import Registry, resolve_runs_dir
 
     stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below

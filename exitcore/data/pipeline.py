@@ -71,6 +71,13 @@ def _explain_unreadable(path: Path, where: str) -> None:
                 fh.read(1)
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: not a readable gzip file ({exc}) ({where})") from None
+    if path.is_file():
+        with path.open("rb") as fh:
+            head = fh.read(2)
+        # Windows tools save "Unicode" text as UTF-16, which no CSV reader here takes
+        if head in (b"\xff\xfe", b"\xfe\xff"):
+            raise DataError(f"{path}: the file is UTF-16 text (it starts with a byte-order mark); save it as "
+                            f"UTF-8 or ASCII CSV ({where})")
 
 
 def _exists(path: str) -> bool:

@@ -61,3 +61,12 @@ def test_synth_timeframe_errors_do_not_offer_auto(tmp_path: Path, timeframe: str
 def test_the_synthetic_source_refuses_auto_by_its_key(host) -> None:
     with pytest.raises(ConfigError, match=r"timeframe: the generator has no data to infer a timeframe from"):
         data_config_from_spec("synthetic?timeframe=auto", host)
+
+
+def test_a_utf16_bar_file_is_named_as_such(tmp_path: Path, host) -> None:
+    # what Windows tools write when asked for "Unicode" text: no source recognises it
+    lines = ["time,open,high,low,close", "2024-01-08 00:00,1.1,1.2,1.0,1.1", "2024-01-08 00:15,1.1,1.2,1.0,1.1"]
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-16")
+    with pytest.raises(DataError, match=r"bars\.csv: the file is UTF-16 text \(it starts with a byte-order mark\); save it as UTF-8"):
+        data_config_from_spec(str(path), host)

@@ -466,7 +466,35 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None
         config = None
     wf_path = run_dir / WALK_FORWARD_FILE
     walk_forward = read_json(wf_path) if wf_path.is_file() else None
-    return render(report_blocks(results, info, config, walk_forward, trials_now, trained_steps(run_dir)), fmt)
+    blocks = report_blocks(results, info, config, walk_forward, trials_now, trained_steps(run_dir))
+    stale = breakeven_rounding_trades(run_dir, results)
+    if stale:
+        blocks.insert(1, ("p", f"!! {stale} trades of this run's {results.get('split', 'test')} ledger net float64 rounding "
+                               "around 0 (breakeven stops): it was evaluated before exitcore counted them as zero, so "
+                               "its win rate and profit factor below count them as wins or losses. `exitcore compare` "
+                               "recomputes both from the ledger; run the experiment again for a corrected report."))
+    return render(blocks, fmt)
+
+
+def breakeven_rounding_trades(run_dir: str | Path, results: Mapping[str, Any]) -> int:
+    """Trades of the evaluated split's ledger whose net pnl is float64 rounding around zero
+    (0 < |pnl| <= PNL_ZERO_TOLERANCE). Only ledgers written before exitcore wrote such pnl as
+    exactly 0 have them, and their stored win rate counted them as wins (0 when unreadable)."""
+    import numpy as np
+    import pandas as pd
+
+    from exitcore.evaluation.ledger_schema import PNL_ZERO_TOLERANCE
+
+    name = (results.get("ledgers") or {}).get(results.get("split", "test"))
+    path = Path(run_dir) / name if name else None
+    if path is None or not path.is_file():
+        return 0
+    try:
+        pnl = (pd.read_parquet(path, columns=["pnl"]) if path.suffix == ".parquet"
+               else pd.read_csv(path, usecols=["pnl"]))["pnl"].to_numpy(dtype=float)
+    except (OSError, ValueError, KeyError):
+        return 0  # the report itself does not need the ledger
+    return int(np.count_nonzero((pnl != 0) & (np.abs(pnl) <= PNL_ZERO_TOLERANCE)))
 
 
 def trained_steps(run_dir: str | Path) -> int | None:

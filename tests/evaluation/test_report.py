@@ -197,3 +197,22 @@ def test_a_frozen_config_that_is_not_utf8_is_one_error_naming_the_file(tmp_path)
     (tmp_path / "config.toml").write_bytes(b'\xff\xfe[experiment]\nname = "v4"\n')
     with pytest.raises(RunDirError, match=r"config\.toml: cannot be read: 'utf-8' codec can't decode byte 0xff"):
         read_config(tmp_path)
+
+
+def test_a_run_evaluated_before_the_breakeven_fix_is_flagged(finished_run, tmp_path):
+    # a copy of the run whose test ledger nets float64 rounding at its breakeven exits, as
+    # ledgers written before exitcore wrote such pnl as exactly 0 did
+    import pandas as pd
+
+    source = _run_dir(finished_run)
+    assert "!!" not in render_report(source)
+    old = tmp_path / source.name
+    shutil.copytree(source, old)
+    results = read_results(old)
+    ledger_path = old / results["ledgers"][results["split"]]
+    ledger = pd.read_csv(ledger_path)
+    ledger.loc[ledger.index[:3], "pnl"] = [1.7763568394002505e-16, -2.2e-16, 4e-16]
+    ledger.to_csv(ledger_path, index=False)
+    text = render_report(old)
+    assert "!! 3 trades of this run's test ledger net float64 rounding around 0" in text
+    assert "`exitcore compare` recomputes both from the ledger" in text

@@ -25,11 +25,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from exitcore.evaluation.rundir import WALK_FORWARD_FILE, RunDirError, read_config, read_json, read_results, read_run_info
+from exitcore.evaluation.rundir import (
+    TRAIN_LOG_FILE,
+    WALK_FORWARD_FILE,
+    RunDirError,
+    read_config,
+    read_json,
+    read_results,
+    read_run_info,
+)
 
 FORMATS = ("text", "markdown")
-#: the trainer's log in a run directory, one JSON record per update (exitcore.ppo.logger.LOG_FILE,
-#: not imported from there: that imports torch)
 
 Block = tuple  # ("h", title) | ("kv", [(key, value)]) | ("table", header, rows) | ("p", text)
 
@@ -502,9 +508,7 @@ def trained_steps(run_dir: str | Path) -> int | None:
     (``None`` without one). A resumed run appends to the log, so its last record is the total."""
     import json
 
-    from exitcore.ppo.logger import LOG_FILE
-
-    path = Path(run_dir) / LOG_FILE
+    path = Path(run_dir) / TRAIN_LOG_FILE
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:

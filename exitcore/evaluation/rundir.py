@@ -30,6 +30,8 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.toml"
 RESULTS_FILE = "results.json"
 WALK_FORWARD_FILE = "walk_forward.json"
+#: the trainer's log, one JSON record per update (exitcore.ppo.logger writes it)
+TRAIN_LOG_FILE = "train_log.jsonl"
 #: where the trained policy is looked for, in order
 CHECKPOINT_FILES = ("checkpoints/final.pt", "checkpoint.pt")
 

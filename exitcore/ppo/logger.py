@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from exitcore.atomic import write_text_atomic
+from exitcore.evaluation.rundir import TRAIN_LOG_FILE
 
-LOG_FILE = "train_log.jsonl"
+LOG_FILE = TRAIN_LOG_FILE  # the run directory's layout is defined in one place
 TB_DIR = "tensorboard"
 
 

@@ -20,7 +20,8 @@ AUDIT_MODES = ("truncate", "nan", "huge", "random_walk")
 @click.option("--decisions", type=click.IntRange(min=1), default=None, metavar="N",
               help="Decisions (and entries) to sample, spread over the split (default: eval.audit_decisions).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(AUDIT_MODES),
-              help="Poisoning to apply after each decision (repeatable; default: all four).")
+              help="Poisoning to apply after each decision (repeatable; default: all four); nan and huge "
+                   "also poison the bars before each feature's lookback.")
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Split whose trades are sampled.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -38,7 +39,10 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     policy's action are recomputed with the bars after the decision truncated, NaN, huge and
     replaced by a random walk (every component rebuilt); the entry strategy is re-run with the
     bars after each signal truncated and poisoned, and every fill is checked to be the next
-    bar's open. Any difference is a leak, named with the first offending decision. For a run,
+    bar's open. Each feature is also recomputed with the bars before its declared lookback NaN
+    and huge (the nan and huge modes): one that reads further back than it declares shortens
+    the purge gap between the splits and fails too. Any difference is named with the first
+    offending decision. For a run,
     its trained policy is used and its out-of-sample results are checked for plausibility
     (e.g. a win rate above 80 % with trades under 5 bars).
 

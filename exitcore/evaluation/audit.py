@@ -14,6 +14,10 @@ right after each sampled trade's signal bar ``s`` and must produce the same trad
 at the open of ``s + 1`` (``entry_bar == s + 1``, ``entry_open == open[s + 1]``, the fill being
 the open plus costs).
 
+It checks every feature's declared **lookback** (which sets the purge gap between the
+splits): the same decisions are recomputed with the bars before each feature's lookback
+poisoned (:mod:`exitcore.env.lookback`), and a feature that reads them fails the audit too.
+
 Finally it flags out-of-sample results that are **too good to be true** (:data:`SUSPECT_RULES`),
 for a run whose test metrics are known. A leak can hide from a sampled audit (it may act only
 on some bars); implausible numbers are the other half of the evidence.
@@ -38,6 +42,7 @@ import torch
 
 from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
 from exitcore.env.causality import POISON_MODES, Leak, poison_bars, probe_decisions, state_row
+from exitcore.env.lookback import PAST_MODES, probe_lookback
 from exitcore.env.state import EnvState
 from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_rows_numpy
 from exitcore.evaluation.metrics import split_label
@@ -132,7 +137,8 @@ def _fmt_metrics(m: Mapping[str, Any], rule: str) -> str:
 class Finding:
     """One difference the audit found.
 
-    ``kind``: ``feature``, ``mask``, ``guard``, ``policy``, ``entry``, ``fill`` or ``error``;
+    ``kind``: ``feature``, ``mask``, ``guard``, ``policy``, ``entry``, ``fill``, ``error`` or
+    ``lookback`` (a feature reading bars before its declared lookback);
     ``component``: the feature column or plugin (with its distribution); ``mode``: the poisoning
     that exposed it; ``trade``: row in the trade table; ``decision``: decision index ``k`` (None
     for entry and fill findings); ``bar``: the decision (or signal) bar; ``time``: when that
@@ -183,6 +189,8 @@ class AuditReport:
     modes: tuple[str, ...]
     policy: str
     seed: int
+    #: the poisonings also applied before each feature's lookback (absent from audits before the check)
+    lookback_modes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -225,6 +233,7 @@ class AuditReport:
             "n_entries": self.n_entries,
             "n_fills": self.n_fills,
             "modes": list(self.modes),
+            "lookback_modes": list(self.lookback_modes),
             "policy": self.policy,
             "seed": self.seed,
             "exit_code": self.exit_code,
@@ -235,6 +244,18 @@ class AuditReport:
         return format_audit(self.to_dict())
 
 
+def past_modes(modes: Sequence[str]) -> tuple[str, ...]:
+    """The audit's poisonings that are also applied to the bars before each feature's lookback."""
+    return tuple(m for m in modes if m in PAST_MODES)
+
+
+def _when(kind: str, mode: str) -> str:
+    words = _MODE_WORDS.get(mode, mode)
+    if kind == "lookback":
+        return f"the bars before its lookback are {words}"
+    return f"the future is {words}"
+
+
 def _mode_order(mode: str) -> int:
     order = (*POISON_MODES, "fill")
     return order.index(mode) if mode in order else len(order)
@@ -243,22 +264,31 @@ def _mode_order(mode: str) -> int:
 def format_audit(report: Mapping[str, Any]) -> str:
     """Render :meth:`AuditReport.to_dict` (also as stored in a run's ``results.json``)."""
     lines = [f"look-ahead audit of {report['experiment']} on {report['label']}: {report['verdict']}"]
+    past = report.get("lookback_modes", [])  # a run audited before the lookback check has none
     lines.append(
         f"  checked {report['n_decisions']} decisions x {len(report['modes'])} poisonings "
         f"({', '.join(report['modes'])}) with the {report['policy']} policy; "
         f"{report['n_entries']} entries re-run on truncated/poisoned bars; {report['n_fills']} fills"
+        + (f"; each feature's lookback ({', '.join(past)} before it)" if past else "")
     )
     for c in report["culprits"]:
         f = c["first"]
         finding = Finding(**f)
-        lines.append(f"  LEAK {c['kind']} {c['component']}")
-        lines.append(f"       first at {finding.where()} when the future is {_MODE_WORDS.get(f['mode'], f['mode'])}: {f['detail']}")
+        if c["kind"] == "lookback":
+            lines.append(f"  READS BEYOND ITS LOOKBACK feature {c['component']}")
+        else:
+            lines.append(f"  LEAK {c['kind']} {c['component']}")
+        lines.append(f"       first at {finding.where()} when {_when(c['kind'], f['mode'])}: {f['detail']}")
         lines.append(f"       {c['count']} difference(s), exposed by: {', '.join(c['modes'])}")
+    if any(c["kind"] == "lookback" for c in report["culprits"]):
+        lines.append("  (a feature reading further back than its lookback makes the purge gap between the splits too "
+                     "short: declare the lookback it reads)")
     for reason in report["suspect"]:
         lines.append(f"  SUSPECT {reason}")
     lines.append(f"  ({report['suspect_note']})")
     if report["verdict"] == "PASS":
-        lines.append("  no leak found: observations, masks, guards, actions and entries ignore the future")
+        lines.append("  no leak found: observations, masks, guards, actions and entries ignore the future"
+                     + ("; features read no further back than they declare" if past else ""))
     return "\n".join(lines)
 
 
@@ -508,6 +538,7 @@ def audit(
                          f"action {ACTION_NAMES[actions_seen[key]]} became {ACTION_NAMES[after]}")]
 
         leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action)
+        leaks += probe_lookback(assembled, rows, past_modes(modes))
         findings = [_from_leak(leak, market) for leak in leaks]
 
         by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
@@ -534,6 +565,7 @@ def audit(
         modes=tuple(modes),
         policy=label,
         seed=seed,
+        lookback_modes=past_modes(modes),
     )
 
 

@@ -65,6 +65,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_global_norm" }}]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_needs_clean_data" }}]
 
+[experiments.zoo_long_memory]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_long_memory" }}]
+
 [experiments.zoo_peek_entry]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}

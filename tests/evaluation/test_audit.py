@@ -64,8 +64,8 @@ def test_v3_fails_naming_its_leaky_feature_and_the_first_offending_decision():
     [
         ("zoo_next_close", "feature", "zoo_next_close.next_close_ret"),
         ("zoo_centred_ma", "feature", "zoo_centred_ma.close_minus_cma_atr"),
-        ("zoo_global_norm", "feature", "zoo_global_norm.close_z"),
         ("zoo_peek_entry", "entry", "entry strategy 'zoo_peek_entry'"),
+        ("zoo_long_memory", "lookback", "zoo_long_memory.momentum_20_atr"),
     ],
 )
 def test_every_planted_leak_is_caught_and_named(name, kind, culprit):
@@ -74,6 +74,55 @@ def test_every_planted_leak_is_caught_and_named(name, kind, culprit):
     assert report.verdict == "FAIL"
     causes = {(c["kind"], c["component"].split(" [")[0]) for c in report.culprits() if c["kind"] != "policy"}
     assert causes == {(kind, culprit)}, report.format()
+
+
+def test_a_normalisation_fitted_on_all_data_reads_the_future_and_the_whole_past():
+    _, asm, pools, _ = prepared("zoo_global_norm")
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    causes = {(c["kind"], c["component"].split(" [")[0]) for c in report.culprits() if c["kind"] != "policy"}
+    assert causes == {("feature", "zoo_global_norm.close_z"), ("lookback", "zoo_global_norm.close_z")}
+    assert "it reads back to the first bar of the data" in report.format()
+
+
+def test_a_feature_reading_past_its_declared_lookback_fails_saying_how_far_it_reads():
+    _, asm, pools, _ = prepared("zoo_long_memory")
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    (culprit,) = [c for c in report.culprits() if c["kind"] != "policy"]
+    assert culprit["modes"] == ["nan", "huge"] and culprit["count"] == 2 * N
+    assert "(declares lookback 5); it reads 20 bars back: declare lookback = 20" in culprit["first"]["detail"]
+    text = report.format()
+    assert "READS BEYOND ITS LOOKBACK feature zoo_long_memory.momentum_20_atr" in text
+    assert "when the bars before its lookback are NaN" in text and "purge gap between the splits too short" in text
+    assert format_audit(json.loads(json.dumps(report.to_dict()))) == text  # renders from results.json
+    # only the past poisonings the audit was asked for are applied to the past
+    future_only = audit(asm, pools["test"], n_decisions=N, modes=("truncate", "random_walk"), seed=3)
+    assert future_only.verdict == "PASS" and "lookback" not in future_only.format()
+
+
+def test_an_audit_stored_before_the_lookback_check_does_not_claim_it():
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    stored = audit(asm, pools["test"], n_decisions=2, modes=("nan",), seed=3).to_dict()
+    assert "each feature's lookback (nan before it)" in format_audit(stored)
+    assert "features read no further back than they declare" in format_audit(stored)
+    del stored["lookback_modes"]  # what results.json of an older run holds
+    old = format_audit(stored)
+    assert "lookback" not in old and "PASS" in old
+
+
+def test_a_shipped_feature_declaring_one_bar_less_than_it_reads_is_caught():
+    """price_window(16) reads C[b-16]: declared 16 it passes (the causal sets above); declared 15 it fails."""
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    specs = asm.components.feature_specs
+    i = [n.name for n in asm.components.features].index("price_window")
+    assert specs[i].lookback == 16
+    short = list(specs)
+    short[i] = attrs.evolve(specs[i], lookback=15)
+    lying = attrs.evolve(asm, components=attrs.evolve(asm.components, feature_specs=tuple(short)))
+    report = audit(lying, pools["test"], n_decisions=2, modes=("huge",), seed=3)
+    assert report.verdict == "FAIL"
+    (culprit,) = [c for c in report.culprits() if c["kind"] != "policy"]
+    assert culprit["kind"] == "lookback" and culprit["component"].startswith("price_window.move_15 ")
+    assert "declare lookback = 16" in culprit["first"]["detail"]
 
 
 class _ReadsColumn(torch.nn.Module):
@@ -93,9 +142,12 @@ def test_a_component_failing_on_poisoned_bars_is_a_leak_naming_it():
     _, asm, pools, _ = prepared("zoo_needs_clean_data")
     report = audit(asm, pools["test"], n_decisions=2, modes=("truncate", "nan"), seed=3)
     assert report.verdict == "FAIL"
-    (culprit,) = report.culprits()
-    assert culprit["kind"] == "error" and culprit["modes"] == ["nan"]
-    assert "'zoo_needs_clean_data'" in culprit["first"]["detail"] and "prices contain NaN" in culprit["first"]["detail"]
+    error, past = report.culprits()
+    assert error["kind"] == "error" and error["modes"] == ["nan"]
+    assert "'zoo_needs_clean_data'" in error["first"]["detail"] and "prices contain NaN" in error["first"]["detail"]
+    # it refuses NaN anywhere, so NaN before its lookback (0) fails it too
+    assert past["kind"] == "lookback" and past["modes"] == ["nan"]
+    assert "prices contain NaN" in past["first"]["detail"] and "it reads back to the first bar" in past["first"]["detail"]
 
 
 def test_a_policy_acting_on_the_leak_is_reported_after_the_feature():

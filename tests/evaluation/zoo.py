@@ -7,11 +7,13 @@
   ``build`` (the classic "scaler fitted on the whole data set");
 * ``zoo_needs_clean_data`` — a feature whose ``build`` refuses data with NaN anywhere: whether it
   can run at all depends on bars after the decision;
+* ``zoo_long_memory`` — a 20-bar momentum declaring a lookback of 5 bars: not look-ahead, but
+  it reads bars the purge gap was sized without, so test observations reach into the gap;
 * ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
   of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
 
-Every one of them looks harmless in a backtest; only poisoning or truncating the future exposes
-them.
+Every one of them looks harmless in a backtest; only poisoning or truncating the future (or,
+for ``zoo_long_memory``, the bars before the declared lookback) exposes them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ def _global_norm(_params, ctx):
     return FeatureSpec(("close_z",), 0, compute)
 
 
+def _long_memory(_params, ctx):
+    def compute(market, state):
+        past = torch.clamp(state.bar - 20, min=0)
+        return ((market.close[state.bar] - market.close[past]) / torch.clamp(state.atr, min=1e-12))[:, None].to(torch.float32)
+
+    return FeatureSpec(("momentum_20_atr",), 5, compute)  # the lie: it reads 20 bars back
+
+
 def _peek_entry(_params, _ctx):
     def strategy(bars):
         from exitcore.episodes import wilder_atr
@@ -87,6 +97,7 @@ def register_features(register):
     register("zoo_centred_ma", _centred_ma, description="LEAK: a centred moving average precomputed in build")
     register("zoo_global_norm", _global_norm, description="LEAK: normalised by statistics of all the data")
     register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
+    register("zoo_long_memory", _long_memory, description="reads 20 bars back, declares a lookback of 5")
 
 
 @hookimpl

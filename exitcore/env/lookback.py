@@ -1,0 +1,137 @@
+"""Check that every feature reads no further back than the ``lookback`` it declares.
+
+A feature's lookback sets the purge gap between the time splits (``max_bars + lookback``,
+:mod:`exitcore.data.splits`): a test trade's observations may then only read bars of the test
+split. A feature that reads further back than it declares silently shrinks that gap, and its
+test observations carry bars from the gap or from the training split.
+
+For a decision at bar ``b`` and a feature declaring lookback ``L``, the prices (open, high,
+low, close) and the engine's ATR series of every bar **before** ``b - L`` are poisoned (NaN, or
+a huge price), the feature is **rebuilt from its factory** on that market (so a statistic
+fitted in ``build`` over all history is caught too) and recomputed for the same decision
+state; its columns must come out bit-identical. What the engine hands every feature is left as
+it is: the decision state (``state.atr``, the ATR at the trade's signal bar, included) and the
+bar times. The look-ahead audit runs this next to the future poisoning of
+:mod:`exitcore.env.causality`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import torch
+
+from exitcore.env.causality import Leak
+from exitcore.env.state import EnvState
+
+#: poisonings of the bars before a feature's lookback (a subset of the audit's modes)
+PAST_MODES = ("nan", "huge")
+_POISONED_FIELDS = ("open", "high", "low", "close", "atr")
+_HUGE = 1e6
+
+
+def poison_market_before(market: Any, before: int, mode: str) -> Any:
+    """``market`` with the prices and ATR of every bar before position ``before`` poisoned by ``mode``."""
+    if mode not in PAST_MODES:
+        raise ValueError(f"unknown past poisoning {mode!r}; use one of {PAST_MODES}")
+    value = float("nan") if mode == "nan" else _HUGE
+    poisoned = {}
+    for name in _POISONED_FIELDS:
+        t = getattr(market, name).clone()
+        t[: max(before, 0)] = value
+        poisoned[name] = t
+    return attrs.evolve(market, **poisoned)
+
+
+def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str] = PAST_MODES) -> list[Leak]:
+    """Recompute every feature of ``assembled`` for each one-row decision state in ``rows``
+    with the bars before its declared lookback poisoned by each of ``modes`` (see module doc).
+
+    Returns one :class:`Leak` of kind ``"lookback"`` per differing column, or per feature that
+    fails to build or compute on the poisoned market. Features whose lookback reaches the first
+    bar are not probed for that decision: there is nothing before it to poison.
+    """
+    comps = assembled.components
+    # built in this order by build_components: the i-th factory made the i-th feature
+    features = list(zip(assembled.resolved.features, comps.features, comps.feature_specs))
+    leaks: list[Leak] = []
+    reach_told: set[int] = set()
+    for row in rows:
+        bar, trade, k = int(row.bar[0]), int(row.trade[0]), int(row.k[0])
+        for i, (factory, named, spec) in enumerate(features):
+            before = bar - spec.lookback
+            if before <= 0:
+                continue
+            label = f"{named.name} [{named.origin}]"
+            original = spec.compute(assembled.market, row)[0]
+            recompute = _recompute(assembled, factory, row)
+            for mode in modes:
+                try:
+                    values = recompute(before, mode)
+                except Exception as exc:  # noqa: BLE001 - needing those bars is the finding
+                    found = [Leak(mode, trade, k, bar, "lookback", label,
+                                  f"fails (declares lookback {spec.lookback}): {type(exc).__name__}: {exc}")]
+                else:
+                    found = _column_differences(original, values, named, spec, mode, trade, k, bar)
+                if found and i not in reach_told:
+                    # once per feature: how far back it does read, so the message says what to declare
+                    reach_told.add(i)
+                    reach = _reach(recompute, original, bar, spec.lookback, mode)
+                    found = [attrs.evolve(f, detail=f"{f.detail}; {_reach_words(reach, bar)}") for f in found]
+                leaks.extend(found)
+    return leaks
+
+
+def _recompute(assembled: Any, resolved_feature: Any, row: EnvState) -> Any:
+    """``recompute(before, mode)``: the feature rebuilt on the market poisoned before ``before``, for ``row``."""
+
+    def recompute(before: int, mode: str) -> torch.Tensor:
+        market = poison_market_before(assembled.market, before, mode)
+        spec = resolved_feature.build(attrs.evolve(assembled.ctx, market=market))
+        return spec.compute(market, row)[0]
+
+    return recompute
+
+
+def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode: str) -> int:
+    """The fewest bars back whose poisoning by ``mode`` leaves the feature unchanged, by bisection.
+
+    Poisoning before ``bar - declared`` changes it and poisoning nothing (``bar`` bars back)
+    cannot, so the answer lies in ``(declared, bar]``; ``bar`` means it reads the first bar.
+    """
+
+    def unchanged(back: int) -> bool:
+        try:
+            values = recompute(bar - back, mode)
+        except Exception:  # noqa: BLE001 - failing means it reads those bars
+            return False
+        return values.shape == original.shape and bool(torch.equal(values.view(torch.int32), original.view(torch.int32)))
+
+    lo, hi = declared, bar  # unchanged(lo) is False, unchanged(hi) is True
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if unchanged(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _reach_words(reach: int, bar: int) -> str:
+    if reach >= bar:
+        return f"it reads back to the first bar of the data ({bar} bars before this decision)"
+    return f"it reads {reach} bar{'s' if reach > 1 else ''} back: declare lookback = {reach}"
+
+
+def _column_differences(original: torch.Tensor, values: torch.Tensor, named: Any, spec: Any, mode: str,
+                        trade: int, k: int, bar: int) -> list[Leak]:
+    if values.shape != original.shape or values.dtype != original.dtype:
+        return [Leak(mode, trade, k, bar, "lookback", f"{named.name} [{named.origin}]",
+                     f"returns shape {tuple(values.shape)} {values.dtype} instead of {tuple(original.shape)} {original.dtype}")]
+    # bitwise comparison: NaN != NaN is a difference, which is what we want
+    differ = torch.nonzero(original.view(torch.int32) != values.view(torch.int32)).flatten().tolist()
+    return [Leak(mode, trade, k, bar, "lookback", f"{named.name}.{spec.names[c]} [{named.origin}]",
+                 f"{float(original[c])!r} became {float(values[c])!r} (declares lookback {spec.lookback})")
+            for c in differ]

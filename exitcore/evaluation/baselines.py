@@ -132,7 +132,9 @@ def _simulate_chunk(assembled: Any, trade: torch.Tensor, baseline: Baseline) -> 
     last, last_reason = t.last_bar[trade], t.last_reason[trade]
     if baseline.kind == "time":
         time_bar = e + (int(baseline.value) - 1)
-        forced_reason = torch.where(time_bar < last, torch.full_like(last_reason, int(ExitReason.TIME)), last_reason)
+        # the rule closes at time_bar's close whatever else would end the trade there (a data
+        # hole or the end of the data right after it): the exit is the baseline's, reason time
+        forced_reason = torch.where(time_bar <= last, torch.full_like(last_reason, int(ExitReason.TIME)), last_reason)
         last = torch.minimum(last, time_bar)
     else:
         forced_reason = last_reason

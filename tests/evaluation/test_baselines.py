@@ -49,7 +49,7 @@ def _reference(asm, trade: int, baseline: Baseline) -> tuple[int, float, int, bo
         return e, float(t.entry_level[trade]), int(t.entry_reason[trade]), bool(t.entry_ambiguous[trade]), 0
     d, stop, target = t.direction[trade], t.stop0[trade], t.target0[trade]
     last, forced = int(t.last_bar[trade]), int(t.last_reason[trade])
-    if baseline.kind == "time" and e + int(baseline.value) - 1 < last:
+    if baseline.kind == "time" and e + int(baseline.value) - 1 <= last:
         last, forced = e + int(baseline.value) - 1, int(ExitReason.TIME)
     moves, b = 0, e
     while True:
@@ -99,6 +99,21 @@ def _one_trade(ohlc, stop_dist=0.0030, target_dist=0.0100):
     res = resolved("v4_no_lookahead")
     trades = Trades(pd.DataFrame([(19, 1, stop_dist, target_dist)], columns=["signal_bar", "direction", "stop_dist", "target_dist"]))
     return assemble(res, _bars(ohlc), trades=trades)
+
+
+def test_a_time_exit_on_the_last_bar_before_a_data_hole_is_a_time_exit():
+    """Closed at the close of its n-th bar, which is also the last bar before a hole: reason time, not gap."""
+    res = resolved("v4_no_lookahead")
+    idx = pd.date_range("2024-01-08", periods=30, freq="15min", tz="UTC", name="ts")
+    idx = idx[:24].append(idx[24:] + pd.Timedelta("6h"))  # bars 0-23, then a 6-hour hole
+    trades = Trades(pd.DataFrame([(19, 1, 0.0030, 0.0100)], columns=["signal_bar", "direction", "stop_dist", "target_dist"]))
+    asm = assemble(res, Bars(pd.DataFrame([FLAT] * 30, columns=["open", "high", "low", "close"], index=idx), "15min", 0.0001,
+                             source="hand"), trades=trades)
+    assert int(asm.table.last_bar[0]) == 23 and int(asm.table.last_reason[0]) == ExitReason.GAP
+    at_hole = baseline_ledger(asm, [0], "test", time_exit(4)).iloc[0]  # entry bar 20: its 4th bar is 23
+    assert (at_hole.exit_reason, at_hole.bars_held) == ("time", 4)
+    cut_by_hole = baseline_ledger(asm, [0], "test", time_exit(8)).iloc[0]  # the hole comes first
+    assert (cut_by_hole.exit_reason, cut_by_hole.bars_held) == ("gap", 4)
 
 
 def test_trailing_stop_follows_closes_and_never_loosens():

@@ -121,7 +121,8 @@ def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode
 
 def _reach_words(reach: int, bar: int) -> str:
     if reach >= bar:
-        return f"it reads back to the first bar of the data ({bar} bars before this decision)"
+        return (f"it reads back to the first bar of the data ({bar} bars before this decision): no purge gap can "
+                f"separate that from the training split; use a rolling window and declare its length")
     return f"it reads {reach} bar{'s' if reach > 1 else ''} back: declare lookback = {reach}"
 
 

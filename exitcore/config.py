@@ -269,6 +269,25 @@ class PPOConfig:
             )
 
 
+def parse_split_time(text: str) -> datetime.datetime:
+    """A split date (``split.train_end``): ISO 8601 text, a date or a date and time, in UTC
+    unless it carries an offset. ``ValueError`` when it is not one."""
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an ISO date or time such as 2019-01-01 or 2019-01-01T12:00, got {text!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def _split_time(_inst: Any, attribute: Any, value: str) -> None:
+    if value == "":
+        return  # not set: the fractions apply
+    try:
+        parse_split_time(value)
+    except ValueError as exc:
+        raise FieldError(attribute.name, str(exc)) from None
+
+
 @attrs.frozen
 class SplitConfig:
     """Time split into train / validation / test with a purge gap (design.md §2).
@@ -281,11 +300,20 @@ class SplitConfig:
     train: float = attrs.field(default=0.6, validator=open_unit_interval)
     validation: float = attrs.field(default=0.0, validator=unit_interval)
     test: float = attrs.field(default=0.4, validator=open_unit_interval)
-    train_end: str = ""
-    validation_end: str = ""
+    #: "" (not set) or ISO text such as "2019-01-01" (:func:`parse_split_time`)
+    train_end: str = attrs.field(default="", validator=_split_time)
+    validation_end: str = attrs.field(default="", validator=_split_time)
     purge_bars: int = attrs.field(default=0, validator=non_negative_int)
 
     def __attrs_post_init__(self) -> None:
+        if self.validation_end and not self.train_end:
+            raise RuleError("validation_end", f"expected train_end too when validation_end is set (got validation_end "
+                                              f"{self.validation_end!r}, train_end not set)",
+                            ("validation_end", "train_end"))
+        if self.validation_end and parse_split_time(self.validation_end) <= parse_split_time(self.train_end):
+            raise RuleError("validation_end", f"expected validation_end after train_end, got validation_end "
+                                              f"{self.validation_end!r}, train_end {self.train_end!r}",
+                            ("validation_end", "train_end"))
         total = self.train + self.validation + self.test
         if not math.isclose(total, 1.0, abs_tol=1e-9) and total > 1.0:
             raise RuleError("test", f"expected train + validation + test <= 1, got {total:g} "

@@ -248,6 +248,28 @@ def test_a_bare_toml_date_is_read_as_its_iso_text(tmp_path, host):
     assert over.config.split.train_end == "2016-07-01"
 
 
+def test_split_dates_are_validated_when_resolved_and_blamed_where_written(tmp_path, host):
+    """A bad split date used to pass `experiments check` and `show`, and only `run` rejected it,
+    naming neither the TOML path nor the --set."""
+    file = write(tmp_path, BASE + "\n[experiments.d]\nextends = 'v1'\nsplit = { train_end = '2009-13-01' }\n")
+    expected = "expected an ISO date or time such as 2019-01-01 or 2019-01-01T12:00, got '2009-13-01'"
+    assert ("experiments.d.split.train_end", expected) in check_all(file, host)[1]
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v1", host, overrides=["split.train_end=2009-13-01"])
+    assert exc.value.problems == [("--set split.train_end", expected)]
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v1", host, overrides=["split.validation_end=2009-12-01"])
+    assert exc.value.problems == [("--set split.validation_end", "expected train_end too when validation_end is set "
+                                   "(got validation_end '2009-12-01', train_end not set); validation_end from "
+                                   "--set split.validation_end=2009-12-01, train_end by default")]
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "d", host, overrides=["split.train_end=2010-01-01T00:00Z", "split.validation_end=2009-12-01"])
+    assert exc.value.problems[0][0] == "--set split.validation_end"
+    assert "expected validation_end after train_end" in exc.value.problems[0][1]
+    dated = resolve(file, "v1", host, overrides=["split.train_end=2010-01-01", "split.validation_end=2010-06-01T12:00"])
+    assert (dated.config.split.train_end, dated.config.split.validation_end) == ("2010-01-01", "2010-06-01T12:00")
+
+
 def test_every_bad_value_of_one_table_is_reported(tmp_path, host):
     """attrs stops at a table's first failing validator; the message still lists them all."""
     file = write(tmp_path, BASE + "\n[experiments.x]\nenv = { max_bars = -5, reward_scale = -1 }\nppo = { n_envs = 0, gamma = 2, hiden = [1] }\n")

@@ -71,11 +71,13 @@ def test_empty_split_names_its_key(cfg: SplitConfig, key: str) -> None:
 
 
 def test_date_errors() -> None:
-    with pytest.raises(ConfigError, match="train_end"):
+    # SplitConfig rejects these itself (a FieldError or RuleError, both ValueErrors), so that
+    # `experiments check` reports them at their TOML path (tests/test_experiments.py)
+    with pytest.raises(ValueError, match="train_end"):
         make_splits(_index(100), SplitConfig(validation_end="2019-01-08"), 0)
-    with pytest.raises(ConfigError, match="must be after train_end"):
+    with pytest.raises(ValueError, match="expected validation_end after train_end"):
         make_splits(_index(100), SplitConfig(train_end="2019-01-08", validation_end="2019-01-07"), 0)
-    with pytest.raises(ConfigError, match="expected an ISO date"):
+    with pytest.raises(ValueError, match="expected an ISO date"):
         make_splits(_index(100), SplitConfig(train_end="soon"), 0)
 
 

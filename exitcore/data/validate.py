@@ -54,8 +54,20 @@ class DataValidationError(DataError):
             lines.extend(f"  {f}" for f in shown[:SHOW_PER_KIND])
             more = counts[kind] - min(len(shown), SHOW_PER_KIND)
             if more > 0:
-                lines.append(f"  ... and {more} more row(s) with the same problem ({kind.split(':', 1)[1]})")
+                name = kind.split(":", 1)[1]
+                # a parse problem is a value (a row may have several), the other kinds are rows
+                what = "problem(s) of the same kind" if name == "parse" else "row(s) with the same problem"
+                lines.append(f"  ... and {more} more {what} ({name})")
         super().__init__("\n".join(lines))
+
+
+class TimeframeError(DataError):
+    """The bar length could not be inferred from the data (``spacing_ns``: the most common
+    spacing when there was one, else 0)."""
+
+    def __init__(self, message: str, spacing_ns: int = 0):
+        self.spacing_ns = spacing_ns
+        super().__init__(message)
 
 
 @attrs.define(eq=False)
@@ -78,6 +90,8 @@ class RawChunk:
     is_utc: bool = False
     #: what ``line`` counts: "line" in text files, "row" in Parquet
     unit: str = "line"
+    #: parse problems found beyond ``findings`` (a parser keeps at most ``KEEP_PER_KIND`` of a kind)
+    omitted: int = 0
 
     def where(self, i: int) -> str:
         """``file, line N`` for row ``i``."""
@@ -152,6 +166,8 @@ def assemble(
     for ch in chunks:
         for f in ch.findings:
             out.add(f"{f.level}:parse", f)
+        if ch.omitted:
+            out.counts["error:parse"] = out.counts.get("error:parse", 0) + ch.omitted
     total_rows = sum(len(ch) for ch in chunks)
     if total_rows == 0:
         raise DataError(f"{source}: no bars in the data")
@@ -174,9 +190,16 @@ def assemble(
                 ch.bad = ch.bad | amb
         utc_list.append(utc)
 
-    tf_ns = _timeframe_ns(chunks, utc_list, timeframe, source)
+    # The rows are checked before a failed timeframe inference is reported: a file whose times
+    # or prices do not parse leaves fewer than two bars to infer it from, and the rows' own
+    # problems are what the user needs to see.
+    tf_ns, tf_problem = _timeframe_ns(chunks, utc_list, timeframe, source)
     for ch in chunks:
-        _check_values(ch, tf_ns, out)
+        _check_values(ch, 0 if tf_problem else tf_ns, out)
+    if tf_problem:
+        if out.has_errors:
+            raise DataValidationError(source, out.findings, out.counts, out.kinds)
+        raise TimeframeError(tf_problem, spacing_ns=tf_ns)
 
     # Concatenate the rows with a usable timestamp, files ordered by their first one.
     firsts = []
@@ -216,9 +239,12 @@ def assemble(
     )
 
 
-def _timeframe_ns(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], timeframe: str, source: str) -> int:
+def _timeframe_ns(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], timeframe: str, source: str) -> tuple[int, str]:
+    """``(bar length in ns, problem)``: ``problem`` is ``""`` unless ``"auto"`` cannot be inferred
+    (fewer than two bars; a most common spacing that is no whole number of seconds, returned as
+    the length so that a caller can say what it suggests)."""
     if timeframe != "auto":
-        return timeframe_seconds(timeframe) * _NS
+        return timeframe_seconds(timeframe) * _NS, ""
     diffs = []
     for ch, utc in zip(chunks, utc_list):
         ok = ~ch.bad & (ch.local_ns != NAT)
@@ -226,15 +252,26 @@ def _timeframe_ns(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], timefr
         diffs.append(d[d > 0])
     d = np.concatenate(diffs) if diffs else np.empty(0, dtype=np.int64)
     if len(d) == 0:
-        raise DataError(f"{source}: cannot infer the bar length from fewer than two bars; set the source's timeframe")
+        return 0, f"{source}: cannot infer the bar length from fewer than two bars; set the source's timeframe"
     vals, counts = np.unique(d, return_counts=True)
     tf = int(vals[np.argmax(counts)])
     if tf % _NS:
-        raise DataError(f"{source}: the most common bar spacing ({tf} ns) is not a whole number of seconds")
-    return tf
+        return tf, (f"{source}: the most common bar spacing ({tf} ns) is not a whole number of seconds"
+                    f"{_unit_hint(tf)}")
+    return tf, ""
+
+
+def _unit_hint(spacing_ns: int) -> str:
+    """What a bar spacing below whole seconds suggests: times read in too fine a unit."""
+    for factor in (1_000, 1_000_000, 1_000_000_000):
+        if (spacing_ns * factor) % _NS == 0:
+            return (f"; the time unit looks wrong: in a unit {factor:,} times coarser the spacing would be "
+                    f"{format_timeframe(spacing_ns * factor // _NS)}")
+    return ""
 
 
 def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
+    """Report the bad values of ``ch`` (and, when ``tf_ns`` is not 0, its times off the bar grid)."""
     ok = ~ch.bad & (ch.local_ns != NAT)
     o, h, l, c = (ch.values[k] for k in PRICE_COLUMNS)
     stacked = np.stack([o, h, l, c])
@@ -250,9 +287,10 @@ def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
     _emit(out, ch, hi_bad, "high", lambda i: f"high {float(h[i])!r} < max(open, close) {float(max(o[i], c[i]))!r}")
     lo_bad = positive & (l > np.minimum(o, c))
     _emit(out, ch, lo_bad, "low", lambda i: f"low {float(l[i])!r} > min(open, close) {float(min(o[i], c[i]))!r}")
-    off = ok & (ch.local_ns % tf_ns != 0)
-    tf_text = format_timeframe(tf_ns // _NS)
-    _emit(out, ch, off, "grid", lambda i: f"timestamp {format_ts(ch.local_ns[i])} is not on the {tf_text} bar grid")
+    if tf_ns:
+        off = ok & (ch.local_ns % tf_ns != 0)
+        tf_text = format_timeframe(tf_ns // _NS)
+        _emit(out, ch, off, "grid", lambda i: f"timestamp {format_ts(ch.local_ns[i])} is not on the {tf_text} bar grid")
     for name in OPTIONAL_COLUMNS:
         if name in ch.values:
             v = ch.values[name]

@@ -70,3 +70,91 @@ def test_a_utf16_bar_file_is_named_as_such(tmp_path: Path, host) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-16")
     with pytest.raises(DataError, match=r"bars\.csv: the file is UTF-16 text \(it starts with a byte-order mark\); save it as UTF-8"):
         data_config_from_spec(str(path), host)
+
+
+# --- rows that do not parse are reported before the bar length is inferred
+
+
+def _write(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text(header + "".join(r + "\n" for r in rows))
+    return path
+
+
+US_DATES = [f"01/15/2018 {h:02d}:{m:02d};1.1;1.2;1.0;1.1" for h in (14, 15) for m in (0, 15, 30, 45)]
+US_SPEC = "?sep=;&columns=time:When,open:First,high:Hi,low:Lo,close:Last"
+
+
+def test_unparseable_times_are_named_not_the_timeframe_inference(tmp_path: Path, host) -> None:
+    path = _write(tmp_path / "custom.txt", "When;First;Hi;Lo;Last\n", US_DATES)
+    with pytest.raises(DataError) as info:
+        _load(f"csv:{path}{US_SPEC}", host)
+    text = str(info.value)
+    assert f"{path}, line 2: unparseable time '01/15/2018 14:00' (expected ISO 8601)" in text
+    assert "8 problem(s)" in text and "infer the bar length" not in text
+
+
+def test_unparseable_prices_are_named_not_the_timeframe_inference(tmp_path: Path, host) -> None:
+    # MT4 export with decimal commas, ';'-separated
+    rows = [f"2018.01.15;14:{m:02d};1,2283;1,22905;1,22773;1,22905;3703" for m in (0, 15, 30, 45)]
+    path = _write(tmp_path / "EURUSD15_comma.csv", "", rows)
+    with pytest.raises(DataError) as info:
+        _load(str(path), host)
+    text = str(info.value)
+    assert f"{path}, line 1: open '1,2283' is not a number" in text
+    assert "infer the bar length" not in text
+
+
+def test_the_timeframe_message_stays_when_the_rows_parse_but_are_too_few(tmp_path: Path, host) -> None:
+    path = _write(tmp_path / "one.csv", HEADER, ["2019-03-04T00:00:00" + ROW.strip()])
+    with pytest.raises(DataError, match="cannot infer the bar length from fewer than two bars; set the source's timeframe"):
+        _load(str(path), host)
+
+
+def test_epoch_times_without_time_format_say_which_unit_they_look_like(tmp_path: Path, host) -> None:
+    path = _write(tmp_path / "unixms.csv", HEADER, [f"{1516024800 + 900 * i}{ROW.strip()}" for i in range(4)])
+    with pytest.raises(DataError) as info:
+        _load(str(path), host)
+    text = str(info.value)
+    assert "line 2: unparseable time '1516024800' (expected ISO 8601; the values look like unix seconds: set time_format=unix_s)" in text
+    assert "infer the bar length" not in text
+
+
+def test_epoch_times_in_too_fine_a_unit_get_a_hint(tmp_path: Path, host) -> None:
+    path = _write(tmp_path / "unixms.csv", HEADER, [f"{1516024800 + 900 * i}{ROW.strip()}" for i in range(4)])
+    with pytest.raises(DataError) as info:
+        _load(f"{path}?time_format=unix_ms", host)
+    text = str(info.value)
+    assert "is not a whole number of seconds; the time unit looks wrong" in text
+    assert "the values look like unix seconds: try time_format=unix_s" in text
+
+
+def test_epoch_times_in_too_coarse_a_unit_are_named_not_lost(tmp_path: Path, host) -> None:
+    # milliseconds read as seconds are beyond the year 2262: each row is named, none vanishes
+    path = _write(tmp_path / "ms.csv", HEADER, [f"{1516024800000 + 900000 * i}{ROW.strip()}" for i in range(4)])
+    with pytest.raises(DataError) as info:
+        _load(f"{path}?time_format=unix_s", host)
+    text = str(info.value)
+    assert "4 problem(s)" in text
+    assert "line 2: unparseable time '1516024800000' (expected unix_s; the values look like unix milliseconds: try time_format=unix_ms)" in text
+
+
+# --- problem counts are exact, not capped at the findings kept
+
+
+def test_parse_problem_counts_are_exact(tmp_path: Path, host) -> None:
+    rows = [f"01/{1 + i // 96:02d}/2018 {i % 96 // 4:02d}:{i % 4 * 15:02d};1.1;1.2;1.0;1.1" for i in range(2500)]
+    path = _write(tmp_path / "custom.txt", "When;First;Hi;Lo;Last\n", rows)
+    with pytest.raises(DataError) as info:
+        _load(f"csv:{path}{US_SPEC}&timeframe=15min", host)
+    text = str(info.value)
+    assert "2500 problem(s) in the data" in text
+    assert "... and 2480 more problem(s) of the same kind (parse)" in text
+    assert info.value.counts["error:parse"] == 2500 and len(info.value.findings) == 1000
+
+
+def test_value_problem_counts_are_exact_per_column(tmp_path: Path, host) -> None:
+    rows = [f"2018-01-15T00:00:00;x;y;1.0;1.1" for _ in range(1500)]
+    path = _write(tmp_path / "bars.csv", "time;open;high;low;close\n", rows)
+    with pytest.raises(DataError) as info:
+        _load(f"csv:{path}?sep=;&timeframe=15min", host)
+    assert info.value.counts["error:parse"] == 3000

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pandas as pd
 
@@ -15,7 +16,7 @@ from exitcore.data.files import TextMember, expand_paths, first_line, text_membe
 from exitcore.data.progress import report
 from exitcore.data.spec import parse_spec, spec_params
 from exitcore.data.timeparse import NAT, parse_datetimes
-from exitcore.data.validate import RawChunk
+from exitcore.data.validate import KEEP_PER_KIND, RawChunk
 from exitcore.errors import DataError
 
 _SYMBOL = re.compile(r"(?<![A-Z])([A-Z]{6})(?![A-Z])")
@@ -34,14 +35,27 @@ def parse_time_column(
 
 def _time_findings(values: pd.Series, bad: np.ndarray, member: TextMember, line: np.ndarray, expected: str) -> list[Finding]:
     out = []
-    for i in np.flatnonzero(bad)[:1000]:
+    for i in np.flatnonzero(bad)[:KEEP_PER_KIND]:
         v = values.iloc[i]
         what = "missing time" if pd.isna(v) else f"unparseable time {str(v)!r}"
         out.append(Finding("error", f"{member.display}, line {line[i]}", f"{what} (expected {expected})"))
-    extra = int(bad.sum()) - len(out)
-    if extra > 0:
-        out.append(Finding("error", member.display, f"... and {extra} more rows with an unparseable time"))
-    return out
+    return capped(out, int(bad.sum()), member.display)
+
+
+@attrs.frozen
+class Omitted(Finding):
+    """Stands for ``count`` more problems a parser found but did not keep as findings (at most
+    ``KEEP_PER_KIND`` are kept); :func:`make_chunk` turns it into the chunk's ``omitted``, so
+    that validation counts every problem exactly."""
+
+    count: int = 0
+
+
+def capped(findings: list[Finding], total: int, display: str) -> list[Finding]:
+    """``findings`` (the first of ``total`` problems), plus an :class:`Omitted` for the rest."""
+    if total > len(findings):
+        return [*findings, Omitted("error", display, "more problems of the same kind", total - len(findings))]
+    return findings
 
 
 def numeric_columns(
@@ -62,10 +76,11 @@ def numeric_columns(
             continue
         num = pd.to_numeric(series, errors="coerce")
         wrong = (num.isna() & series.notna()).to_numpy()
-        for i in np.flatnonzero(wrong)[:1000]:
-            findings.append(
-                Finding("error", f"{member.display}, {unit} {line[i]}", f"{name} {str(series.iloc[i])!r} is not a number")
-            )
+        findings.extend(capped(
+            [Finding("error", f"{member.display}, {unit} {line[i]}", f"{name} {str(series.iloc[i])!r} is not a number")
+             for i in np.flatnonzero(wrong)[:KEEP_PER_KIND]],
+            int(wrong.sum()), member.display,
+        ))
         bad |= wrong
         values[name] = num.to_numpy(dtype=np.float64, na_value=np.nan)
     return values, bad, findings
@@ -82,14 +97,15 @@ def make_chunk(
     is_utc: bool = False,
     unit: str = "line",
 ) -> RawChunk:
-    """Bundle one file's parsed rows."""
+    """Bundle one file's parsed rows (:class:`Omitted` findings become the chunk's ``omitted``)."""
     return RawChunk(
         display=member.display,
         local_ns=local_ns,
         values=values,
         line=line,
         bad=bad,
-        findings=findings,
+        findings=[f for f in findings if not isinstance(f, Omitted)],
+        omitted=sum(f.count for f in findings if isinstance(f, Omitted)),
         is_utc=is_utc,
         unit=unit,
     )

@@ -24,6 +24,7 @@ from exitcore.data.bars import Bars, Finding
 from exitcore.data.clocks import parse_clock
 from exitcore.data.files import TextMember, first_line, read_delimited
 from exitcore.data.formats.common import (
+    capped,
     detect_sep,
     load_members,
     make_chunk,
@@ -34,7 +35,7 @@ from exitcore.data.formats.common import (
 )
 from exitcore.data.source_params import DukascopyParams
 from exitcore.data.timeparse import NAT
-from exitcore.data.validate import RawChunk, assemble
+from exitcore.data.validate import KEEP_PER_KIND, RawChunk, assemble
 from exitcore.errors import DataError
 
 SUFFIXES = (".csv", ".txt", ".zip", ".gz", ".bz2", ".xz")
@@ -103,10 +104,10 @@ def _local_time(values: pd.Series, member: TextMember, line: np.ndarray) -> tupl
         parsed = pd.to_datetime(text, format=_GMT_FMT + " GMT%z", errors="coerce", utc=True)
         ns = parsed.dt.tz_localize(None).dt.as_unit("ns").to_numpy().view(np.int64)
         bad = ns == NAT
-        findings = [
+        findings = capped([
             Finding("error", f"{member.display}, line {line[i]}", f"unparseable time {str(values.iloc[i])!r}")
-            for i in np.flatnonzero(bad)[:1000]
-        ]
+            for i in np.flatnonzero(bad)[:KEEP_PER_KIND]
+        ], int(bad.sum()), member.display)
         return ns, bad, findings, True
     if with_offset.any():
         i = int(np.flatnonzero(~with_offset.to_numpy())[0])

@@ -29,6 +29,7 @@ from exitcore.data.bars import Bars, Finding
 from exitcore.data.clocks import parse_clock
 from exitcore.data.files import TextMember, expand_paths, first_line, read_delimited, text_members
 from exitcore.data.formats.common import (
+    capped,
     load_members,
     make_chunk,
     numeric_columns,
@@ -39,7 +40,7 @@ from exitcore.data.progress import report
 from exitcore.data.source_params import CsvParams, ParquetParams
 from exitcore.data.spec import parse_spec, spec_params
 from exitcore.data.timeparse import NAT
-from exitcore.data.validate import RawChunk, assemble
+from exitcore.data.validate import KEEP_PER_KIND, RawChunk, TimeframeError, assemble
 from exitcore.errors import DataError
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".zip", ".gz", ".bz2", ".xz")
@@ -56,6 +57,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
 REQUIRED = ("time", "open", "high", "low", "close")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 _EPOCH = {"unix_s": 1_000_000_000, "unix_ms": 1_000_000, "unix_us": 1_000, "unix_ns": 1}
+_EPOCH_NAMES = {"unix_s": "unix seconds", "unix_ms": "unix milliseconds", "unix_us": "unix microseconds",
+                "unix_ns": "unix nanoseconds"}
+_MAX_NS = 9.2e18
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -173,10 +177,15 @@ def parse_times(
     """``(ns, bad, findings, is_utc)`` for a time column of strings, numbers or datetimes."""
     if time_format in _EPOCH:
         num = pd.to_numeric(values, errors="coerce")
-        ok = num.notna().to_numpy()
+        scaled = num.to_numpy(dtype=np.float64, na_value=np.nan) * _EPOCH[time_format]
+        ok = np.isfinite(scaled) & (np.abs(scaled) < _MAX_NS)  # beyond int64 nanoseconds: years past 2262
         ns = np.full(len(values), NAT, dtype=np.int64)
-        ns[ok] = (num.to_numpy()[ok].astype(np.float64) * _EPOCH[time_format]).round().astype(np.int64)
-        return ns, ~ok, _bad_times(values, ~ok, member, line, time_format, unit), True
+        ns[ok] = scaled[ok].round().astype(np.int64)
+        expected = time_format
+        guess = epoch_unit(values[~ok & num.notna().to_numpy()])
+        if guess and guess != time_format:
+            expected += f"; the values look like {_EPOCH_NAMES[guess]}: try time_format={guess}"
+        return ns, ~ok, _bad_times(values, ~ok, member, line, expected, unit), True
     if values.dtype.kind == "M":
         if getattr(values.dt, "tz", None) is not None:
             return values.dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("ns").to_numpy().view(np.int64), values.isna().to_numpy(), [], True
@@ -204,16 +213,35 @@ def parse_times(
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
     ns = parsed.dt.as_unit("ns").to_numpy().view(np.int64)
     bad = ns == NAT
-    return ns, bad, _bad_times(values, bad, member, line, "ISO 8601", unit), False
+    expected = "ISO 8601"
+    guess = epoch_unit(text[bad]) if bad.any() else ""
+    if guess:
+        expected += f"; the values look like {_EPOCH_NAMES[guess]}: set time_format={guess}"
+    return ns, bad, _bad_times(values, bad, member, line, expected, unit), False
+
+
+def epoch_unit(values: pd.Series) -> str:
+    """``unix_s``/``unix_ms``/``unix_us``/``unix_ns`` when the first of ``values`` reads as epoch
+    time of that unit between 1990 and 2100 (by its number of digits), else ``""``."""
+    if not len(values):
+        return ""
+    text = str(values.iloc[0]).strip()
+    if not re.fullmatch(r"\d+(\.\d*)?", text):
+        return ""
+    seconds_digits = len(text.split(".")[0])
+    for name, digits in (("unix_s", 0), ("unix_ms", 3), ("unix_us", 6), ("unix_ns", 9)):
+        if 6.3e8 <= float(text) / 10**digits <= 4.11e9 and seconds_digits - digits in (9, 10):
+            return name
+    return ""
 
 
 def _bad_times(values: pd.Series, bad: np.ndarray, member: TextMember, line: np.ndarray, expected: str, unit: str) -> list[Finding]:
     out = []
-    for i in np.flatnonzero(bad)[:1000]:
+    for i in np.flatnonzero(bad)[:KEEP_PER_KIND]:
         v = values.iloc[i]
         what = "missing time" if pd.isna(v) else f"unparseable time {str(v)!r}"
         out.append(Finding("error", f"{member.display}, {unit} {line[i]}", f"{what} (expected {expected})"))
-    return out
+    return capped(out, int(bad.sum()), member.display)
 
 
 # --------------------------------------------------------------------------- loading
@@ -223,13 +251,29 @@ def load_csv(params: CsvParams) -> Bars:
     """Load and validate delimited text with the column mapping ``params.columns``."""
     clock = parse_clock(params.timezone)
     chunks = load_members(params.path, CSV_SUFFIXES, lambda m: _parse_csv(m, params))
-    return assemble(
-        chunks,
-        clock=clock,
-        source=f"csv: {params.path}",
-        timeframe=params.timeframe,
-        symbol=symbol_of([c.display for c in chunks], params.symbol, params.path),
-    )
+    return _assemble(chunks, clock, f"csv: {params.path}", params)
+
+
+def _assemble(chunks: list[RawChunk], clock: Any, source: str, params: CsvParams | ParquetParams) -> Bars:
+    """:func:`assemble`, with a hint at ``time_format`` when epoch times look read in the wrong unit."""
+    try:
+        return assemble(
+            chunks,
+            clock=clock,
+            source=source,
+            timeframe=params.timeframe,
+            symbol=symbol_of([c.display for c in chunks], params.symbol, params.path),
+        )
+    except TimeframeError as exc:
+        if params.time_format in _EPOCH:
+            first = next((c.local_ns[(~c.bad) & (c.local_ns != NAT)][:1] for c in chunks if ((~c.bad) & (c.local_ns != NAT)).any()), None)
+            if first is not None:
+                guess = epoch_unit(pd.Series([str(int(first[0]) // _EPOCH[params.time_format])]))
+                if guess and guess != params.time_format:
+                    raise TimeframeError(
+                        f"{exc} (the values look like {_EPOCH_NAMES[guess]}: try time_format={guess})", exc.spacing_ns
+                    ) from None
+        raise
 
 
 def _parse_csv(member: TextMember, params: CsvParams) -> RawChunk:
@@ -274,13 +318,7 @@ def load_parquet(params: ParquetParams) -> Bars:
     for k, path in enumerate(paths, 1):
         report(f"reading {path} ({k}/{len(paths)})")
         chunks.append(_parse_parquet(TextMember(display=str(path), path=path), params))
-    return assemble(
-        chunks,
-        clock=clock,
-        source=f"parquet: {params.path}",
-        timeframe=params.timeframe,
-        symbol=symbol_of([c.display for c in chunks], params.symbol, params.path),
-    )
+    return _assemble(chunks, clock, f"parquet: {params.path}", params)
 
 
 def _parse_parquet(member: TextMember, params: ParquetParams) -> RawChunk:

@@ -147,7 +147,11 @@ class Stages:
 
 
 def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> RunOutcome:
-    """Run (or resume) one experiment end to end; see the module docstring."""
+    """Run (or resume) one experiment end to end; see the module docstring.
+
+    ``file`` is the experiments file, or a callable returning it: a resume reads it only for a
+    ``--budget`` given again, as it continues the configuration frozen in the run directory.
+    """
     import torch
 
     from exitcore.assembly import assemble
@@ -162,13 +166,18 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     runs_dir = runs_dir_for([request.resume], request.runs_dir) if request.resume else resolve_runs_dir(request.runs_dir)
     # Nothing is created before the request is known to be good: bad input leaves no trace.
     check_runs_dir_writable(runs_dir)
+    file_of = file if callable(file) else (lambda: file)
     previous = None
     if request.resume:
         with Registry(runs_dir, create=False) as old:
             previous = old.get(run_id_of(request.resume))
+            previous_dir = old.path_of(previous)
+        given = request
         request = _resume_request(previous, request)
-
-    resolved = _resolve(request, file, host, data_config_from_spec)  # instant; errors before any output
+        # instant; errors before any output
+        resolved = _resolve_resume(previous_dir, given, file_of, host, data_config_from_spec)
+    else:
+        resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
     if not quiet:
         click.echo(f"exitcore run {cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, "
@@ -316,6 +325,26 @@ def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: A
         spec = data_config_from_spec(request.data, host)
         data = (spec.source, dict(spec.params))
     return resolve(file, request.experiment, host, budget=request.budget, overrides=request.all_overrides(), data=data)
+
+
+def _resolve_resume(run_dir: Path, given: RunRequest, file_of: Callable[[], Any], host: Any,
+                    data_config_from_spec: Any) -> Any:
+    """The interrupted run's configuration, frozen in its ``config.toml``, with whatever the
+    command line gives again (``--set``, ``--budget``, ``--data``, ``--timesteps``, ...) on top:
+    :func:`_check_resumable` then refuses any change it makes, naming it. The experiments file
+    is not read (it may have changed, or the run may come from another one) unless a budget
+    is named."""
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+
+    data = None
+    if given.data:
+        spec = data_config_from_spec(given.data, host)
+        data = (spec.source, dict(spec.params))
+    budgets = file_of().budgets if given.budget else None
+    try:
+        return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=given.all_overrides(), data=data)
+    except RunDirError as exc:
+        raise ExitcoreError(f"cannot resume: {exc}") from None
 
 
 def _split(assembled: Any) -> tuple[list[Any], dict[str, dict[str, Any]]]:

@@ -224,6 +224,24 @@ def test_quiet_run_turns_the_progress_bar_off(monkeypatch, args, progress):
     assert seen == {"progress": progress, "quiet": "-q" in args}
 
 
+def test_an_interrupted_run_says_whether_it_has_a_checkpoint(monkeypatch, tmp_path):
+    import exitcore.runner as runner
+
+    run_dir = tmp_path / "20261127-101500-v4_no_lookahead-3f2a"
+    run_dir.mkdir()
+
+    def interrupted(request, file, host, quiet=False):
+        raise runner.RunInterrupted(run_dir.name, run_dir)
+
+    monkeypatch.setattr(runner, "execute", interrupted)
+    early = CliRunner().invoke(cli, ["run", "v4"])
+    assert early.exit_code == 130 and "stopped before its first checkpoint, so a resume trains it from step 0" in early.output
+    (run_dir / "checkpoint.pt").write_bytes(b"saved")
+    later = CliRunner().invoke(cli, ["run", "v4"])
+    assert later.exit_code == 130 and f"its checkpoint is in {run_dir}" in later.output
+    assert f"continue it with: exitcore run --resume {run_dir.name}" in later.output
+
+
 def test_ctrl_c_before_a_run_is_recorded_exits_130(monkeypatch):
     """Ctrl-C while data loads (before the runner records the run): the documented 130 and one
     line, not click's "Aborted!" and status 1."""

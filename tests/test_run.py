@@ -213,6 +213,36 @@ def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_continues_the_frozen_configuration_without_the_experiments_file(tmp_path):
+    """A run of an experiment from another experiments file resumes with the printed command
+    alone, even after that file changed (a new experiment sharing the prefix, the run's own
+    experiment edited): the run directory's config.toml is what continues."""
+    project = (ROOT / "experiments.toml").read_text(encoding="utf-8")
+    mine = tmp_path / "mine.toml"
+    mine.write_text(project + '\n[experiments.mine]\nextends = "v4_no_lookahead"\n', encoding="utf-8")
+    runs = tmp_path / "runs"
+    proc = exitcore("--experiments", str(mine), "run", "mine", "--set", "ppo.total_timesteps=8192",
+                    "--set", "ppo.checkpoint_every=1", *SMOKE, runs=runs, wait=False)
+    wait_for_training(runs, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    (row,) = registry_rows(runs)
+    hint = re.search(r"continue it with: (exitcore run --resume \S+ --runs-dir \S+)", err)
+    assert hint and "--experiments" not in hint.group(1), err
+    mine.write_text(project + '\n[experiments.mine]\nextends = "v4_no_lookahead"\nppo = { learning_rate = 0.01 }\n'
+                    '[experiments.mine_too]\nextends = "v1"\n', encoding="utf-8")
+    # the edited file is not what continues: only a change given on the command line is seen
+    out = exitcore("--experiments", str(mine), "run", "mine", "--resume", row["id"], "--set", "ppo.n_epochs=3", runs=runs)
+    assert out.returncode == 2 and "the resolved configuration changed (ppo.n_epochs: 2 -> 3)" in out.stderr, out.stderr
+    assert "ambiguous" not in out.stderr and "learning_rate" not in out.stderr
+    # the printed command, from the project's directory, whose experiments.toml has no 'mine';
+    # options given again that change nothing are accepted
+    out = exitcore("run", "mine", "--resume", row["id"], "--seed", str(row["seed"]), runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert "resumed at step" in out.stderr and registry_rows(runs)[0]["status"] == "done"
+
+
 def test_sigterm_while_training_checkpoints_and_marks_the_run_interrupted(tmp_path):
     runs = tmp_path / "runs"
     proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", runs=runs, wait=False)

@@ -21,8 +21,9 @@ from exitcore.cli.options import budget_option, device_option, runs_dir_option, 
 @device_option(None, "Training device (ppo.device); cuda:N picks one GPU.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (ppo.seed).")
 @click.option("--resume", "resume", metavar="RUN", default=None,
-              help="Continue an interrupted run exactly where its last checkpoint stopped (refused if the "
-                   "configuration or the data changed).")
+              help="Continue an interrupted run exactly where its last checkpoint stopped, with the configuration "
+                   "frozen in its directory (the experiments file is not read); refused if an option given again "
+                   "or the data changes it.")
 @runs_dir_option
 @click.option("--progress/--no-progress", default=None, help="Training progress bar (default: on a terminal).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary (no stages, no progress bar).")
@@ -59,12 +60,19 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         device=device, seed=seed, resume=resume, runs_dir=runs_dir, progress=progress,
     )
     try:
-        outcome = execute(request, session.experiments_file(), session.host(), quiet=quiet)
+        # lazily: a resume continues the run's frozen configuration without the experiments file
+        outcome = execute(request, session.experiments_file, session.host(), quiet=quiet)
     except RunInterrupted as stop:
         outcome = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {})
     where = runs_dir_words(Path(outcome.run_dir).parent)  # the printed commands must find the run
     if outcome.status == "interrupted":
-        click.echo(f"\nrun {outcome.run_id} interrupted; its checkpoint is in {outcome.run_dir}\n"
+        from exitcore.ppo.trainer import CHECKPOINT_FILE
+
+        if (Path(outcome.run_dir) / CHECKPOINT_FILE).exists():
+            saved = f"its checkpoint is in {outcome.run_dir}"
+        else:
+            saved = f"it stopped before its first checkpoint, so a resume trains it from step 0 ({outcome.run_dir})"
+        click.echo(f"\nrun {outcome.run_id} interrupted; {saved}\n"
                    f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(130)
     click.echo(_summary(outcome, where))

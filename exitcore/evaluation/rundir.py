@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +142,21 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return table
 
 
-def resolve_run(run_dir: Path, host: Any) -> Any:
+def resolve_run(
+    run_dir: Path,
+    host: Any,
+    *,
+    budgets: dict[str, Any] | None = None,
+    budget: str | None = None,
+    overrides: Sequence[str] = (),
+    data: tuple[str, dict[str, Any]] | None = None,
+) -> Any:
     """The run's experiment, resolved again from its frozen ``config.toml`` against ``host``.
 
     The frozen configuration holds every value (defaults filled in), so it is resolved on its
     own, without experiments.toml; a plugin that is no longer installed is reported by name.
+    ``budget`` (one of ``budgets``, an experiments file's), ``overrides`` and ``data`` are
+    layered on top as for an experiment (``run --resume`` does, to refuse any change they make).
     """
     from exitcore.experiments import ExperimentsFile, resolve
 
@@ -154,8 +164,9 @@ def resolve_run(run_dir: Path, host: Any) -> Any:
     name = table.pop("name")
     for key in ("lineage",):
         table.pop(key, None)
-    file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table}, budgets={})
-    return resolve(file, name, host)
+    file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table},
+                           budgets=dict(budgets or {}))
+    return resolve(file, name, host, budget=budget, overrides=overrides, data=data)
 
 
 def find_checkpoint(run_dir: Path) -> Path:

@@ -453,13 +453,17 @@ def resolve(
     full = merged["name"]
     leaf = f"experiments.{full}"
     source = str(file.path)
+    problems: list[tuple[str, str]] = []
     try:
         config = converter.structure(merged, ExperimentConfig)
     except Exception as exc:  # noqa: BLE001 - turned into located problems below
-        problems = locate_problems(exc, "", ExperimentConfig, origin=lambda rel: value_origin(layers, rel))
-        raise ConfigError([(origin_of(layers, rel, leaf), msg) for rel, msg in problems], source) from None
-
-    problems: list[tuple[str, str]] = []
+        located = locate_problems(exc, "", ExperimentConfig, origin=lambda rel: value_origin(layers, rel))
+        problems.extend((origin_of(layers, rel, leaf), msg) for rel, msg in located)
+        # Go on with the sections that are fine, so the components' parameters are checked
+        # too and every problem is reported at once; a broken section's components are not.
+        config, broken = _partial_config(merged)
+    else:
+        broken = set()
 
     def component(kind: ComponentKind, ref: ComponentRef | RewardRef, rel: str) -> ResolvedComponent | None:
         where = origin_of(layers, rel + ".name", leaf)
@@ -485,25 +489,26 @@ def resolve(
                 out.append(resolved)
         return tuple(out)
 
-    entry = component(ComponentKind.ENTRY, config.entry, ".entry")
+    entry = component(ComponentKind.ENTRY, config.entry, ".entry") if "entry" not in broken else None
     features = many(ComponentKind.FEATURE, config.features, ".features")
     rewards = many(ComponentKind.REWARD, config.rewards, ".rewards")
     guards = many(ComponentKind.GUARD, config.guards, ".guards")
     masks = many(ComponentKind.MASK, config.masks, ".masks")
     evaluators = many(ComponentKind.EVALUATOR, config.eval.evaluators, ".eval.evaluators")
     data_source = None
-    if config.data.source != "auto":
+    if config.data.source != "auto" and "data" not in broken:
         data_source = component(ComponentKind.DATA_SOURCE, ComponentRef(config.data.source, config.data.params), ".data")
     policy, policy_params = None, None
-    try:
-        policy = host.get(ComponentKind.POLICY, config.ppo.policy, where=origin_of(layers, ".ppo.policy", leaf))
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    else:
-        policy_params, _ok = _structure_params(policy, config.ppo.policy_params, ".ppo.policy_params", layers, leaf, problems)
-    if not features:
+    if "ppo" not in broken:
+        try:
+            policy = host.get(ComponentKind.POLICY, config.ppo.policy, where=origin_of(layers, ".ppo.policy", leaf))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        else:
+            policy_params, _ok = _structure_params(policy, config.ppo.policy_params, ".ppo.policy_params", layers, leaf, problems)
+    if not features and "features" not in broken:
         problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature"))
-    if not rewards:
+    if not rewards and "rewards" not in broken:
         problems.append((origin_of(layers, ".rewards", leaf), "an experiment needs at least one reward term"))
     if problems:
         raise ConfigError(problems, source)
@@ -543,6 +548,37 @@ def resolve(
         source=source,
         policy_params=policy_params,
     )
+
+
+#: the fields of a section that choose components and hold their parameters: checked on their
+#: own when another value of the section is bad (:func:`_partial_config`)
+_COMPONENT_FIELDS = {"data": ("source", "params"), "ppo": ("policy", "policy_params"), "eval": ("evaluators",)}
+
+
+def _partial_config(merged: dict[str, Any]) -> tuple[ExperimentConfig, set[str]]:
+    """``merged`` structured section by section, for an experiment whose whole failed: every
+    section that structures on its own is kept; of one that does not, its component fields
+    (:data:`_COMPONENT_FIELDS`) are kept if they structure, on the section's defaults. The
+    sections whose components cannot be checked are returned by name."""
+    kept: dict[str, Any] = {}
+    broken: set[str] = set()
+    for field in attrs.fields(attrs.resolve_types(ExperimentConfig)):
+        if field.name not in merged:
+            continue
+        value = merged[field.name]
+        try:
+            kept[field.name] = converter.structure(value, field.type)
+            continue
+        except Exception:  # noqa: BLE001 - reported already by the whole's structuring
+            pass
+        try:
+            keys = _COMPONENT_FIELDS[field.name]
+            kept[field.name] = converter.structure({k: value[k] for k in keys if k in value}, field.type)
+        except Exception:  # noqa: BLE001 - not a section with components, or those are bad too
+            broken.add(field.name)
+            if field.name in ("features", "rewards", "guards", "masks"):
+                kept[field.name] = []
+    return ExperimentConfig(**kept), broken
 
 
 def _structure_params(

@@ -291,6 +291,25 @@ def test_several_problems_are_reported_at_once(tmp_path, host):
     assert "experiments.x.masks[0].params.n: expected a non-negative integer, got -2" in problems(exc)
 
 
+def test_engine_and_component_problems_are_reported_together(tmp_path, host):
+    """A bad engine value (costs, split, ppo ...) used to stop the check before any component's
+    parameters were looked at, so their problems showed only once it was fixed."""
+    file = write(tmp_path, BASE + "\n[experiments.x]\nextends = 'v2_exit_guards'\ncosts = { slippage_pips = -0.2 }\n"
+                 "split = { purge_bars = -5 }\nentry = { params = { period = 0 } }\n"
+                 "guards = [{ name = 'min_bars_for_exit', params = { min_bars = -1 } }]\n")
+    expected = [("experiments.x.costs.slippage_pips", "expected a finite number >= 0, got -0.2"),
+                ("experiments.x.split.purge_bars", "expected a non-negative integer, got -5"),
+                ("experiments.x.entry.params.period", "expected a positive integer, got 0"),
+                ("experiments.x.guards[0].params.min_bars", "expected a non-negative integer, got -1")]
+    assert check_all(file, host)[1] == expected
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v2", host, overrides=["costs.slippage_pips=-1", "ppo.n_envs=0", "guards[1].params.min_bars=-1",
+                                             "ppo.policy_params.x=1", "eval.evaluators=[{ name = 'nope' }]"])
+    assert [p for p, _ in exc.value.problems] == [
+        "--set costs.slippage_pips", "--set ppo.n_envs", "--set guards[1].params.min_bars", "--set eval.evaluators",
+        "--set ppo.policy_params.x"]
+
+
 def test_extends_cycle_and_unknown_parent(tmp_path, host):
     file = write(tmp_path, BASE + '\n[experiments.a]\nextends = "b"\n[experiments.b]\nextends = "a"\n')
     with pytest.raises(ConfigError, match=r"experiments\.b\.extends: extends cycle: a -> b -> a"):

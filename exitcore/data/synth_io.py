@@ -16,7 +16,7 @@ def write_synthetic(out: str | os.PathLike[str], options: dict[str, Any], force:
 
     ``.csv``/``.csv.gz`` get a ``time,open,high,low,close,volume`` file with ISO 8601 UTC
     times; ``.parquet`` a Parquet file. The file appears only when complete (temporary file +
-    rename); on any error nothing is written.
+    rename); on any error nothing is written. The folder must exist (it is not created).
     """
     from exitcore.config import converter, locate_problems
     from exitcore.data.source_params import SynthParams
@@ -32,6 +32,10 @@ def write_synthetic(out: str | os.PathLike[str], options: dict[str, Any], force:
         params = converter.structure(options, SynthParams)
     except Exception as exc:  # noqa: BLE001 - reported as the command-line options
         raise ConfigError([("--" + p.split(".")[-1].replace("_", "-"), m) for p, m in locate_problems(exc, "", SynthParams)]) from None
+    if not path.parent.is_dir():
+        # like cp or tar: a folder is not created for a mistyped path
+        what = "is not a folder" if path.parent.exists() else "no such folder"
+        raise DataError(f"{path.parent}: {what} (--out {out}); create it first")
     bars = generate(params)
     with atomic_path(path) as tmp:
         write_bars(bars, tmp, name)

@@ -69,6 +69,7 @@ def test_entry_point_modules_stay_light() -> None:
 
 def test_synth_writes_a_loadable_file(run, tmp_path: Path) -> None:
     out = tmp_path / "sub" / "eurusd_synth.csv.gz"
+    out.parent.mkdir()
     res = run("data", "synth", "--years", "0.2", "--seed", "4", "--out", str(out))
     assert res.exit_code == 0, res.output
     assert out.exists() and not list(out.parent.glob(".*"))  # no temporary left behind
@@ -111,7 +112,8 @@ def test_an_unwritable_output_is_one_error_line(run, tmp_path: Path) -> None:
     blocker.write_text("")
     res = run("data", "synth", "--years", "0.2", "--out", str(blocker / "x.csv"))
     assert res.exit_code == 2, res.output
-    assert res.output.startswith("error: ") and "File exists" in res.output and "Traceback" not in res.output
+    assert res.output.startswith("error: ") and "Traceback" not in res.output
+    assert f"{blocker}: is not a folder (--out {blocker / 'x.csv'})" in res.output
     assert blocker.read_text() == ""
 
 
@@ -243,3 +245,11 @@ def test_shipped_example_trades_are_reproducible_and_load(run, tmp_path: Path) -
     )
     assert res.exit_code == 0, res.output
     assert "800 signals," in res.output
+
+
+def test_synth_refuses_a_missing_folder(run, tmp_path: Path) -> None:
+    out = tmp_path / "nonexist" / "dir" / "t.csv"
+    res = run("data", "synth", "--years", "0.1", "--out", str(out))
+    assert res.exit_code == 2
+    assert f"error: {out.parent}: no such folder (--out {out}); create it first" in res.output
+    assert not (tmp_path / "nonexist").exists()

@@ -52,6 +52,7 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
         raise DataError(f"{parsed.path}: no such file or folder ({where})")
     if parsed.path:
         _explain_unreadable(Path(parsed.path).expanduser(), where)
+        _explain_empty(parsed.path, where)
     names = ", ".join(sources) or "none installed"
     raise DataError(
         f"{where}: no data source recognises {spec!r}; name one explicitly as SOURCE:PATH "
@@ -78,6 +79,20 @@ def _explain_unreadable(path: Path, where: str) -> None:
         if head in (b"\xff\xfe", b"\xfe\xff"):
             raise DataError(f"{path}: the file is UTF-16 text (it starts with a byte-order mark); save it as "
                             f"UTF-8 or ASCII CSV ({where})")
+
+
+def _explain_empty(path: str, where: str) -> None:
+    """Raise "the file is empty" when the first file ``path`` names holds no text (as the
+    sources say when named explicitly)."""
+    from exitcore.data.files import expand_paths, first_line, text_members
+
+    try:
+        member = text_members(expand_paths(path)[0])[0]
+        empty = first_line(member) == ""
+    except DataError:
+        return
+    if empty:
+        raise DataError(f"{member.display}: the file is empty ({where})")
 
 
 def _exists(path: str) -> bool:

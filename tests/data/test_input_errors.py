@@ -158,3 +158,15 @@ def test_value_problem_counts_are_exact_per_column(tmp_path: Path, host) -> None
     with pytest.raises(DataError) as info:
         _load(f"csv:{path}?sep=;&timeframe=15min", host)
     assert info.value.counts["error:parse"] == 3000
+
+
+# --- an empty file is named as such, whether its source is named or found
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "blank.csv"])
+@pytest.mark.parametrize("named", ["", "csv:"])
+def test_an_empty_file_is_empty_with_or_without_a_source(tmp_path: Path, host, name: str, named: str) -> None:
+    path = tmp_path / name
+    path.write_text("" if name == "empty.csv" else "\n\n")
+    with pytest.raises(DataError, match=rf"{name}: the file is empty"):
+        _load(f"{named}{path}", host)

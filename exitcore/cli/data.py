@@ -129,10 +129,10 @@ def synth(out: str, years: float, seed: int, start: str, symbol: str, timeframe:
         out, {"years": years, "seed": seed, "start": start, "symbol": symbol, "timeframe": timeframe}, force=force
     )
     click.echo(f"wrote {len(bars):,} {bars.timeframe} bars ({bars.start:%Y-%m-%d %H:%M} -> {bars.end:%Y-%m-%d %H:%M} UTC) to {path}")
-    from exitcore.data.formats.common import symbol_of
+    from exitcore.data.formats.common import is_currency_pair, symbol_of
 
     if symbol_of([str(path)], "", str(path)) != symbol.upper():
-        # only six-letter pairs (EURUSD) are recognised in file names
-        rename = f"rename it (e.g. {symbol.lower()}_{Path(path).name}) or " if len(symbol) == 6 and symbol.isalpha() else ""
+        # only currency pairs (EURUSD, XAUUSD) are recognised in file names
+        rename = f"rename it (e.g. {symbol.lower()}_{Path(path).name}) or " if is_currency_pair(symbol) else ""
         click.echo(f"note: the file name does not give the symbol {symbol.upper()}, so it reads back without one; "
                    f"{rename}load it with --data '{path}?symbol={symbol.upper()}'", err=True)

@@ -170,3 +170,45 @@ def test_an_empty_file_is_empty_with_or_without_a_source(tmp_path: Path, host, n
     path.write_text("" if name == "empty.csv" else "\n\n")
     with pytest.raises(DataError, match=rf"{name}: the file is empty"):
         _load(f"{named}{path}", host)
+
+
+# --- the symbol comes from a currency pair in the file names, never from any six-letter word
+
+
+@pytest.mark.parametrize(
+    "names, symbol",
+    [
+        (["unixms.csv"], ""),
+        (["custom.txt"], ""),
+        (["/data/prices/export.csv"], ""),
+        (["EURUSD.csv"], "EURUSD"),
+        (["usdjpy_m15.csv.gz"], "USDJPY"),
+        (["GBPUSD15.csv"], "GBPUSD"),
+        (["EURUSDM15.csv"], "EURUSD"),
+        (["XAUUSD_H1.csv"], "XAUUSD"),
+        (["DAT_ASCII_EURUSD_M1_2018.csv", "DAT_ASCII_EURUSD_M1_2019.csv"], "EURUSD"),
+        (["HISTDATA_COM_ASCII_EURUSD_M1_2018.zip[DAT_ASCII_EURUSD_M1_2018.csv]"], "EURUSD"),
+        (["EURUSD_15_m_BID_2019.csv.gz"], "EURUSD"),
+        (["prices_custom_EURUSD.csv"], "EURUSD"),  # a word before the pair is skipped
+        (["USDUSD.csv"], ""),
+    ],
+)
+def test_the_symbol_is_a_currency_pair_of_the_file_name(names: list[str], symbol: str) -> None:
+    from exitcore.data.formats.common import symbol_of
+
+    assert symbol_of(names, "", "path") == symbol
+
+
+def test_words_in_file_names_do_not_make_different_symbols(tmp_path: Path, host) -> None:
+    for i, name in enumerate(["export_EURUSD.csv", "manual_EURUSD.csv"]):
+        (tmp_path / name).write_text(HEADER + "".join(f"2019-03-0{4 + i}T00:{m:02d}:00{ROW}" for m in (0, 15, 30)))
+    bars = _load(str(tmp_path), host)
+    assert bars.symbol == "EURUSD"
+
+
+def test_an_unknown_symbol_is_none_in_inspect(tmp_path: Path) -> None:
+    path = tmp_path / "unixms.csv"
+    path.write_text(HEADER + "".join(f"2019-03-04T00:{m:02d}:00{ROW}" for m in (0, 15, 30)))
+    res = CliRunner().invoke(cli, ["data", "inspect", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "symbol       -   pip size 0.0001" in res.output

@@ -19,7 +19,21 @@ from exitcore.data.timeparse import NAT, parse_datetimes
 from exitcore.data.validate import KEEP_PER_KIND, RawChunk
 from exitcore.errors import DataError
 
-_SYMBOL = re.compile(r"(?<![A-Z])([A-Z]{6})(?![A-Z])")
+# six letters on their own, or followed by a MetaTrader period (EURUSDM15, EURUSDH1)
+_SYMBOL = re.compile(r"(?<![A-Z])([A-Z]{6})(?=[^A-Z]|$|(?:M|H|D|W|MN)\d)")
+#: ISO 4217 currency codes (active ones, plus CNH, offshore yuan) and the precious metals
+CURRENCIES = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNH CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL
+    GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW
+    KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN
+    NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK
+    SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU
+    UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
+    XAU XAG XPT XPD
+    """.split()
+)
 #: numpy dtype kinds read as numbers without parsing text (bool, int, uint, float, complex)
 NUMERIC_KINDS = "biufc"
 
@@ -111,18 +125,27 @@ def make_chunk(
     )
 
 
-def symbol_of(names: Sequence[str], given: str, where: str) -> str:
-    """``given``, else the one six-letter symbol in the file names (``EURUSD``), else ``""``.
+def is_currency_pair(text: str) -> bool:
+    """Six letters made of two different known codes (``EURUSD``, ``XAUUSD``), any case."""
+    t = text.upper()
+    return len(t) == 6 and t[:3] != t[3:] and t[:3] in CURRENCIES and t[3:] in CURRENCIES
 
-    Files of different symbols in one source are an error: their bars would be mixed.
+
+def symbol_of(names: Sequence[str], given: str, where: str) -> str:
+    """``given``, else the one currency pair in the file names (``EURUSD`` in
+    ``DAT_ASCII_EURUSD_M1_2018.csv``), else ``""``.
+
+    Only six letters that read as a pair of known currency or metal codes count, so a file
+    named ``unixms.csv`` or ``custom.txt`` has no symbol rather than ``UNIXMS``. Files of
+    different symbols in one source are an error: their bars would be mixed.
     """
     if given:
         return given
     found: dict[str, int] = {}
     for name in names:
-        m = _SYMBOL.search(Path(name).name.upper())
-        if m:
-            found[m.group(1)] = found.get(m.group(1), 0) + 1
+        pair = next((m.group(1) for m in _SYMBOL.finditer(Path(name).name.upper()) if is_currency_pair(m.group(1))), None)
+        if pair:
+            found[pair] = found.get(pair, 0) + 1
     if len(found) > 1:
         listed = ", ".join(f"{s} ({n} files)" for s, n in sorted(found.items()))
         raise DataError(

@@ -66,3 +66,54 @@ class CostModel:
     def breakeven_level(self, entry: Any, direction: Any) -> Any:
         """The stop level at which closing yields zero net PnL."""
         return entry + direction * (self.half_spread_slip + self.commission)
+
+
+#: a round trip cheaper than this, in basis points of the price, is flagged: a major FX pair at
+#: 1 pip of spread costs ~0.8-0.9 bp, while the default 1 pip on gold (pip 0.01 at ~1,400) is
+#: 0.07 bp, a tenth of a real gold spread, which a pip-denominated default hides
+LOW_ROUND_TRIP_BP = 0.2
+
+
+@attrs.frozen
+class CostSummary:
+    """What a round trip of one unit costs on some bars, in price units and basis points."""
+
+    round_trip: float  #: full spread + 2 x slippage + commission, price units
+    median_price: float  #: median close of the bars
+    pip_size: float
+
+    @property
+    def round_trip_bp(self) -> float:
+        """The round trip in basis points of the median close."""
+        return 1e4 * self.round_trip / self.median_price if self.median_price > 0 else float("nan")
+
+    def describe(self) -> str:
+        """``round trip 1 pip = 0.0001 = 0.86 bp of the median close 1.1612``."""
+        pips = self.round_trip / self.pip_size if self.pip_size > 0 else float("nan")
+        return (f"round trip {pips:g} pip{'s' if pips != 1 else ''} = {self.round_trip:.6g} = {self.round_trip_bp:.2g} bp "
+                f"of the median close {self.median_price:,.6g} (pip size {self.pip_size:g})")
+
+    def warning(self) -> str | None:
+        """A sentence when the round trip is implausibly cheap for a real market, else ``None``."""
+        if self.round_trip_bp >= LOW_ROUND_TRIP_BP:
+            return None
+        if self.round_trip == 0:
+            return "costs are zero: every result is frictionless (set costs.spread_pips, costs.commission_pips)"
+        return (f"costs look too low: a {self.describe()}, under {LOW_ROUND_TRIP_BP:g} bp, where major FX pairs cost "
+                f"~0.8 bp at 1 pip; check the pip size guessed for this symbol and set costs.spread_pips to what you pay")
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain data for run.json."""
+        return {"round_trip": self.round_trip, "round_trip_bp": self.round_trip_bp,
+                "median_price": self.median_price, "pip_size": self.pip_size}
+
+
+def summarize_costs(costs: CostConfig, pip_size: float, close: Any) -> CostSummary:
+    """:class:`CostSummary` of ``costs`` on bars whose closes are ``close`` (array-like)."""
+    import numpy as np
+
+    model = CostModel.from_config(costs, pip_size)
+    closes = np.asarray(close, dtype=np.float64)
+    finite = closes[np.isfinite(closes)]
+    median = float(np.median(finite)) if finite.size else float("nan")
+    return CostSummary(2 * model.half_spread_slip + model.commission, median, pip_size)

@@ -155,6 +155,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     import torch
 
     from exitcore.assembly import assemble
+    from exitcore.costs import summarize_costs
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
@@ -187,6 +188,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         bars = load_bars(cfg.data, host)
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
+    costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
+    if costs.warning():  # shown even with --quiet: it changes what every number means
+        click.echo(f"warning: {costs.warning()}", err=True)
 
     if previous is not None:
         with Registry(runs_dir, create=False) as old:
@@ -221,6 +225,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / CONFIG_FILE, resolved.to_toml())
     meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
+    meta["costs"] = costs.to_dict()
     write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2, default=str))
     registry.mark_running(run_id)
     info = RunInfo(run_id, run_dir, resolved, data_hash)

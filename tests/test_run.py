@@ -78,6 +78,10 @@ def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     assert f"next: exitcore report {row['id']} --runs-dir {runs}   |   " in out.stdout
     names = {p.name for p in run_dir.iterdir()}
     assert {"config.toml", "run.json", "checkpoint.pt", "train_log.jsonl", "results.json"} <= names
+    # the round trip in price and bp of the median close: 1 pip of spread on EURUSD-like prices
+    costs = json.loads((run_dir / "run.json").read_text())["costs"]
+    assert costs["round_trip"] == pytest.approx(1e-4) and costs["pip_size"] == 1e-4
+    assert costs["round_trip_bp"] == pytest.approx(1.0 / costs["median_price"]) and "warning: costs" not in out.stderr
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["run_id"] == row["id"] and meta["data"]["hash"] == row["data_hash"] == json.loads(
         (run_dir / "results.json").read_text()).get("data_hash", row["data_hash"])
@@ -142,6 +146,12 @@ def test_a_run_directory_path_finds_its_own_registry(tmp_path, finished_run):
     out = exitcore("show", run_dir, runs=tmp_path / "elsewhere")
     assert out.returncode == 2 and f"the run directory given lies in {runs.resolve()}, not in --runs-dir" in out.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_frictionless_run_is_warned_about(tmp_path):
+    out = exitcore("run", "v4", *SMOKE, "--set", "costs.spread_pips=0", "-q", runs=tmp_path / "runs")
+    assert out.returncode == 0, out.stderr
+    assert "warning: costs are zero: every result is frictionless" in out.stderr  # even with -q
 
 
 def test_a_failed_run_is_not_resumed(tmp_path):

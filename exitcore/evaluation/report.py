@@ -80,6 +80,14 @@ def _get(d: Mapping[str, Any] | None, *keys: str, default: Any = None) -> Any:
     return d
 
 
+def _round_trip(info: Mapping[str, Any]) -> str:
+    """``; round trip 0.86 bp of the median close 1.16`` from run.json (runs before it recorded costs: empty)."""
+    c = info.get("costs") if isinstance(info.get("costs"), Mapping) else None
+    if not c or not _finite(c.get("round_trip_bp")):
+        return ""
+    return f"; round trip {num(c['round_trip'], '.6g')} = {num(c['round_trip_bp'], '.2g')} bp of the median close {num(c.get('median_price'), ',.6g')}"
+
+
 def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None,
                  trained_steps: int | None = None) -> list[Block]:
     data = info.get("data") if isinstance(info.get("data"), Mapping) else {}
@@ -117,7 +125,8 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     if costs:
         rows.append(("costs", f"in pips: spread {num(costs.get('spread_pips'), 'g')}, slippage {num(costs.get('slippage_pips'), 'g')} "
                               f"per side, commission {num(costs.get('commission_pips'), 'g')}; notional "
-                              f"{num(costs.get('notional'), ',.0f')} {costs.get('account_currency', '')}".rstrip()))
+                              f"{num(costs.get('notional'), ',.0f')} {costs.get('account_currency', '')}".rstrip()
+                              + _round_trip(info)))
     if config:
         for kind in ("features", "guards", "masks", "rewards"):
             items = config.get(kind) or []
@@ -473,6 +482,9 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None
     wf_path = run_dir / WALK_FORWARD_FILE
     walk_forward = read_json(wf_path) if wf_path.is_file() else None
     blocks = report_blocks(results, info, config, walk_forward, trials_now, trained_steps(run_dir))
+    cheap = _cost_warning(info)
+    if cheap:
+        blocks.insert(1, ("p", f"!! {cheap}"))
     stale = breakeven_rounding_trades(run_dir, results)
     if stale:
         blocks.insert(1, ("p", f"!! {stale} trades of this run's {results.get('split', 'test')} ledger net float64 rounding "
@@ -480,6 +492,18 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None
                                "its win rate and profit factor below count them as wins or losses. `exitcore compare` "
                                "recomputes both from the ledger; run the experiment again for a corrected report."))
     return render(blocks, fmt)
+
+
+def _cost_warning(info: Mapping[str, Any]) -> str | None:
+    """The run's implausibly-cheap-costs warning, from the cost summary in run.json (if recorded)."""
+    from exitcore.costs import CostSummary
+
+    c = info.get("costs") if isinstance(info.get("costs"), Mapping) else None
+    try:
+        summary = CostSummary(float(c["round_trip"]), float(c["median_price"]), float(c["pip_size"])) if c else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return summary.warning() if summary else None
 
 
 def breakeven_rounding_trades(run_dir: str | Path, results: Mapping[str, Any]) -> int:

@@ -216,3 +216,22 @@ def test_a_run_evaluated_before_the_breakeven_fix_is_flagged(finished_run, tmp_p
     text = render_report(old)
     assert "!! 3 trades of this run's test ledger net float64 rounding around 0" in text
     assert "`exitcore compare` recomputes both from the ledger" in text
+
+
+def test_costs_too_cheap_for_the_market_are_flagged(finished_run, tmp_path):
+    """Gold at a pip of 0.01 and the default 1-pip spread: 0.07 bp a round trip, a tenth of a real spread."""
+    source = _run_dir(finished_run)
+    plain = render_report(source)
+    assert "costs look too low" not in plain
+    gold = tmp_path / source.name
+    shutil.copytree(source, gold)
+    info = json.loads((gold / "run.json").read_text())
+    info["costs"] = {"round_trip": 0.01, "round_trip_bp": 0.0709, "median_price": 1410.0, "pip_size": 0.01}
+    (gold / "run.json").write_text(json.dumps(info))
+    text = render_report(gold)
+    assert "!! costs look too low: a round trip 1 pip = 0.01 = 0.071 bp of the median close 1,410 (pip size 0.01)" in text
+    assert "round trip 0.01 = 0.071 bp of the median close 1,410" in text  # the Run section's costs row
+    info["costs"] = {"round_trip": 1e-4, "round_trip_bp": 0.86, "median_price": 1.16, "pip_size": 1e-4}
+    (gold / "run.json").write_text(json.dumps(info))
+    fx = render_report(gold)
+    assert "!!" not in fx and "round trip 0.0001 = 0.86 bp of the median close 1.16" in fx

@@ -38,7 +38,7 @@ def _progress() -> Any:
 @click.option("--experiment", "-e", "experiment", metavar="NAME",
               help="Also build the experiment's trades and episodes and count them per split "
               "(SOURCE defaults to the experiment's own data).")
-@click.option("--timeframe", metavar="TF", help="Resample to this bar length (default: the experiment's, else 15min).")
+@click.option("--timeframe", metavar="TF", help="Resample to this bar length, e.g. 15min, 1h, 1D (default: the experiment's, else 15min).")
 @click.option("--max-gap-bars", type=click.IntRange(min=1), default=None,
               help="Holes longer than this many missing bars end an episode (default: the experiment's, else 4).")
 @budget_option
@@ -64,9 +64,10 @@ def inspect(
     """
     import attrs
 
-    from exitcore.config import DataConfig, timeframe_seconds
+    from exitcore.config import DataConfig
     from exitcore.data.inspect import describe, render
     from exitcore.data.pipeline import data_config_from_spec
+    from exitcore.data.timeframes import canonical_timeframe
     from exitcore.errors import ExitcoreError
 
     host = session.host()
@@ -86,7 +87,7 @@ def inspect(
         raise click.UsageError("give a SOURCE, an --experiment, or both")
     if timeframe:
         try:
-            timeframe_seconds(timeframe)
+            timeframe = canonical_timeframe(timeframe)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--timeframe") from None
         cfg = attrs.evolve(cfg, timeframe=timeframe)
@@ -115,7 +116,7 @@ def inspect(
 @click.option("--symbol", default="EURUSD", show_default=True,
               help="Symbol of the series. Reading the file back takes the symbol from its name "
                    "(e.g. gbpusd_synth.csv), so put it there.")
-@click.option("--timeframe", default="15min", show_default=True, help="Bar length, e.g. 1min, 15min, 1h.")
+@click.option("--timeframe", default="15min", show_default=True, help="Bar length, e.g. 1min, 15min, 1h, 1D.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 def synth(out: str, years: float, seed: int, start: str, symbol: str, timeframe: str, force: bool) -> None:
     """Write a seeded synthetic EURUSD-like data set (the generator `run` uses by default).

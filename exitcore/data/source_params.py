@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from exitcore.data.clocks import validate_clock
+from exitcore.data.timeframes import canonical_timeframe, lenient_timeframe
 from exitcore.params import FieldError, non_empty_str, non_negative, non_negative_int, positive
 
 #: canonical names a column mapping may use
@@ -20,24 +21,20 @@ COLUMN_KEYS = ("time", "date", "open", "high", "low", "close", "volume", "spread
 
 
 def _timeframe_or_auto(_inst: Any, attribute: Any, value: Any) -> None:
-    from exitcore.config import timeframe_seconds
-
     if value == "auto":
         return
     try:
-        timeframe_seconds(value)
+        canonical_timeframe(value)
     except (TypeError, ValueError) as exc:
         raise FieldError(attribute.name, f"{exc} (or 'auto' to infer it from the data)") from None
 
 
 def _explicit_timeframe(_inst: Any, attribute: Any, value: Any) -> None:
-    from exitcore.config import timeframe_seconds
-
     if value == "auto":
         raise FieldError(attribute.name, "the generator has no data to infer a timeframe from ('auto'); "
                                          "give one such as '15min', '1h' or '1D'")
     try:
-        timeframe_seconds(value)
+        canonical_timeframe(value)
     except (TypeError, ValueError) as exc:  # without _timeframe_or_auto's 'auto' hint
         raise FieldError(attribute.name, str(exc)) from None
 
@@ -101,7 +98,7 @@ class CsvParams:
     sep: str = attrs.field(default=",", validator=_single_char)
     header: bool = True
     #: bar length of the file ("auto": the most common spacing)
-    timeframe: str = attrs.field(default="auto", validator=_timeframe_or_auto)
+    timeframe: str = attrs.field(default="auto", converter=lenient_timeframe, validator=_timeframe_or_auto)
     symbol: str = ""
 
 
@@ -114,7 +111,7 @@ class ParquetParams:
     columns: dict[str, str] = attrs.field(factory=dict, validator=_columns)
     time_format: str = ""
     timezone: str = attrs.field(default="UTC", validator=validate_clock)
-    timeframe: str = attrs.field(default="auto", validator=_timeframe_or_auto)
+    timeframe: str = attrs.field(default="auto", converter=lenient_timeframe, validator=_timeframe_or_auto)
     symbol: str = ""
 
 
@@ -126,7 +123,7 @@ class DukascopyParams:
     #: clock of the Tickstory layout and of ``Local time`` exports without an offset
     #: (``Gmt time`` files are UTC by their header)
     timezone: str = attrs.field(default="UTC", validator=validate_clock)
-    timeframe: str = attrs.field(default="auto", validator=_timeframe_or_auto)
+    timeframe: str = attrs.field(default="auto", converter=lenient_timeframe, validator=_timeframe_or_auto)
     symbol: str = ""
 
 
@@ -137,7 +134,7 @@ class HistDataParams:
     path: str = attrs.field(validator=non_empty_str)
     #: required, no default: the files' clock (see docs/data.md, "HistData clocks")
     timezone: str = attrs.field(default="", validator=_required_clock)
-    timeframe: str = attrs.field(default="auto", validator=_timeframe_or_auto)
+    timeframe: str = attrs.field(default="auto", converter=lenient_timeframe, validator=_timeframe_or_auto)
     symbol: str = ""
 
 
@@ -150,7 +147,7 @@ class MetaTraderParams:
     timezone: str = attrs.field(default="", validator=_optional_clock)
     #: MT5's <SPREAD> column is in points; points per pip (10 on 5- and 3-digit quotes)
     points_per_pip: float = attrs.field(default=10.0, validator=positive)
-    timeframe: str = attrs.field(default="auto", validator=_timeframe_or_auto)
+    timeframe: str = attrs.field(default="auto", converter=lenient_timeframe, validator=_timeframe_or_auto)
     symbol: str = ""
 
 
@@ -164,7 +161,7 @@ class SynthParams:
     #: first day (UTC); the series starts at the first market open on or after it
     start: str = attrs.field(default="2015-01-05", validator=_iso_date)
     symbol: str = attrs.field(default="EURUSD", validator=non_empty_str)
-    timeframe: str = attrs.field(default="15min", validator=_explicit_timeframe)
+    timeframe: str = attrs.field(default="15min", converter=lenient_timeframe, validator=_explicit_timeframe)
     #: price at the start and the pip size (EURUSD: 1.10 and 0.0001)
     start_price: float = attrs.field(default=1.10, validator=positive)
     pip_size: float = attrs.field(default=0.0001, validator=positive)

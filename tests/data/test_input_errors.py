@@ -212,3 +212,58 @@ def test_an_unknown_symbol_is_none_in_inspect(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["data", "inspect", str(path)])
     assert res.exit_code == 0, res.output
     assert "symbol       -   pip size 0.0001" in res.output
+
+
+# --- timeframes: any case where unambiguous; m/M and calendar units refused with the reason
+
+
+@pytest.mark.parametrize(
+    "text, canonical",
+    [("1d", "1D"), ("1D", "1D"), ("4H", "4h"), ("15Min", "15min"), ("15MIN", "15min"), ("30S", "30s"),
+     ("1day", "1D"), ("2 hours", "2h"), ("h", "1h"), ("15min", "15min")],
+)
+def test_timeframe_spellings(text: str, canonical: str) -> None:
+    from exitcore.data.timeframes import canonical_timeframe
+
+    assert canonical_timeframe(text) == canonical
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1m", "'1m' is ambiguous (minutes or months?); write '1min' for minutes"),
+        ("1M", "'1M' is ambiguous (minutes or months?); write '1min' for minutes"),
+        ("1ME", "'1ME': calendar units (weeks, months, quarters, years) are not bar lengths"),
+        ("1MS", "'1MS': calendar units"),
+        ("1W", "'1W': calendar units"),
+        ("100ms", "'100ms': bars shorter than a second are not supported"),
+        ("0min", "got '0min' (a length of 0)"),
+        ("7x", "expected a timeframe such as '15min', '1h' or '1D', got '7x'"),
+    ],
+)
+def test_timeframes_refused_with_the_reason(text: str, message: str) -> None:
+    from exitcore.data.timeframes import canonical_timeframe
+
+    with pytest.raises(ValueError) as info:
+        canonical_timeframe(text)
+    assert message in str(info.value)
+
+
+def test_inspect_timeframe_any_case(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text(HEADER + "".join(f"2019-03-0{d}T00:{m:02d}:00{ROW}" for d in (4, 5) for m in (0, 15, 30)))
+    res = CliRunner().invoke(cli, ["data", "inspect", str(path), "--timeframe", "1d"])
+    assert res.exit_code == 0, res.output
+    assert "bars         2 at 1D" in res.output
+    res = CliRunner().invoke(cli, ["data", "inspect", str(path), "--timeframe", "1M"])
+    assert res.exit_code == 2 and "'1M' is ambiguous (minutes or months?)" in res.output
+
+
+def test_source_and_synth_timeframes_any_case(tmp_path: Path, host) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text(HEADER + "".join(f"2019-03-04T00:{m:02d}:00{ROW}" for m in (0, 15, 30)))
+    assert _load(f"{path}?timeframe=15MIN", host).timeframe == "15min"
+    with pytest.raises(ConfigError, match=r"timeframe: '1m' is ambiguous"):
+        data_config_from_spec(f"{path}?timeframe=1m", host)
+    res = CliRunner().invoke(cli, ["data", "synth", "--out", str(tmp_path / "x.csv"), "--years", "0.05", "--timeframe", "1H"])
+    assert res.exit_code == 0 and "1h bars" in res.output

@@ -180,6 +180,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     else:
         resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
+    stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if not quiet:
         click.echo(f"exitcore run {cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, "
                    f"{_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
@@ -200,7 +201,6 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             _check_resumable(previous, resolved, data_hash, old)
             _check_checkpoint(old.path_of(previous))
 
-    stages.total += 1 if cfg.eval.walk_forward > 0 else 0
     device = select_device(cfg.ppo.device)
     seed_everything(cfg.ppo.seed)
     with stages.stage(f"building episodes on {device}") as note:

@@ -294,17 +294,16 @@ class Window:
     test_end: int
 
 
-def walk_forward_windows(n_bars: int, first_test: float, windows: int, purge: int) -> list[Window]:
-    """Consecutive test windows over the bars after the first ``first_test`` fraction.
+def walk_forward_windows(n_bars: int, start: int, windows: int, purge: int) -> list[Window]:
+    """Consecutive test windows over the bars from position ``start`` (where the training split ends).
 
-    The bars ``[round(first_test · n), n)`` are cut into ``windows`` equal consecutive pieces
+    The bars ``[start, n)`` are cut into ``windows`` equal consecutive pieces
     ``[a_i, a_{i+1})``. Window ``i`` trains on every bar before ``a_i`` (an expanding window:
     all the past) and tests on ``[a_i + purge, a_{i+1})``: the purge gap keeps every bar that
     feeds a training episode out of the test episodes, as between the ordinary splits.
     """
     if windows < 1:
         raise ValueError(f"walk-forward needs at least one window, got {windows}")
-    start = int(round(first_test * n_bars))
     edges = np.linspace(start, n_bars, windows + 1).round().astype(np.int64)
     out = []
     for i in range(windows):
@@ -361,7 +360,7 @@ def walk_forward(
     ``ledger_walk_forward.<fmt>`` are written there.
     """
     from exitcore.assembly import assemble
-    from exitcore.data.splits import Split, assign_trades, purge_gap
+    from exitcore.data.splits import Split, assign_trades, make_splits, purge_gap
     from exitcore.evaluation import significance as sig
 
     cfg = resolved.config
@@ -369,7 +368,10 @@ def walk_forward(
     assembled = assemble(resolved, bars, device=device)
     lookback = assembled.components.lookback
     purge = purge_gap(cfg.split, cfg.env.max_bars + lookback)
-    plan = walk_forward_windows(len(bars), cfg.split.train, windows, purge)
+    # the first test window starts where the experiment's train split ends (split.train_end
+    # when dates are set, else the split.train fraction), as the ordinary test split would
+    train_end = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback)[0].end_bar
+    plan = walk_forward_windows(len(bars), train_end, windows, purge)
     table, market = assembled.table, assembled.market
     per_window, frames = [], []
     for w in plan:

@@ -164,13 +164,13 @@ def test_parquet_ledgers(tmp_path):
 
 
 def test_walk_forward_windows_are_consecutive_with_the_purge_gap():
-    windows = walk_forward_windows(1000, 0.6, 4, purge=10)
+    windows = walk_forward_windows(1000, 600, 4, purge=10)
     assert [(w.train_end, w.test_start, w.test_end) for w in windows] == [
         (600, 610, 700), (700, 710, 800), (800, 810, 900), (900, 910, 1000)]
     with pytest.raises(DataError, match="window 1"):
-        walk_forward_windows(1000, 0.6, 40, purge=10)
+        walk_forward_windows(1000, 600, 40, purge=10)
     with pytest.raises(ValueError):
-        walk_forward_windows(1000, 0.6, 0, purge=10)
+        walk_forward_windows(1000, 600, 0, purge=10)
 
 
 def test_walk_forward_trains_on_the_past_and_tests_on_each_window(tmp_path):
@@ -208,6 +208,20 @@ def test_walk_forward_trains_on_the_past_and_tests_on_each_window(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"walk_forward.json", "ledger_walk_forward.csv"}
     back = read_ledger(tmp_path / "ledger_walk_forward.csv")
     assert len(back) == len(out.ledger)
+
+
+def test_walk_forward_starts_where_a_dated_train_split_ends():
+    from evalkit import host
+
+    from exitcore.data.pipeline import load_bars
+
+    res = resolve_small("v4_no_lookahead", "eval.walk_forward=2", "eval.bootstrap_samples=200")
+    bars = load_bars(res.config.data, host())
+    cut = bars.frame.index[int(0.3 * len(bars))]  # far from the split.train fraction (0.6)
+    dated = resolve_small("v4_no_lookahead", "eval.walk_forward=2", "eval.bootstrap_samples=200",
+                          f'split.train_end="{cut.isoformat()}"')
+    out = walk_forward(dated, bars, lambda assembled, pool: random_policy(assembled, seed=0))
+    assert out.windows[0]["bars"]["train_end"] == int(bars.frame.index.searchsorted(cut))
 
 
 def test_policy_ledgers_accept_tensor_pools():

@@ -8,9 +8,11 @@ The file has three top-level tables::
 
 An experiment is composed as ``defaults <- root ancestor <- ... <- NAME <- budget <- --set``:
 tables merge key by key, anything else (numbers, strings, arrays such as the list of guards)
-is replaced whole. ``description`` and ``assumptions`` are not inherited. Every problem is
-reported at the TOML path where the offending value was written (``defaults.ppo.n_envs`` if it
-came from the defaults), so the user can go straight to the line.
+is replaced whole; a table that names another component (``entry.name``, ``data.source``,
+``ppo.policy``) drops the old component's parameters. ``description`` and ``assumptions`` are
+not inherited. Every problem is reported at the TOML path where the offending value was
+written (``defaults.ppo.n_envs`` if it came from the defaults), so the user can go straight to
+the line.
 """
 
 from __future__ import annotations
@@ -171,6 +173,9 @@ class Layer:
 
     label: str
     table: dict[str, Any]
+    #: the parameter tables (``.entry.params``) this layer dropped by naming another component:
+    #: what earlier layers wrote inside them is no longer part of the experiment
+    resets: tuple[str, ...] = ()
 
 
 def lineage(file: ExperimentsFile, name: str) -> list[str]:
@@ -236,39 +241,68 @@ def compose(
     if budget:
         layers.append(Layer(f"budgets.{file.resolve_budget(budget)}", file.budgets[file.resolve_budget(budget)]))
     merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _deep_merge(merged, layer.table)
+    for i, layer in enumerate(layers):
+        resets: list[str] = []
+        merged = _deep_merge(merged, layer.table, "", resets)
+        layers[i] = attrs.evolve(layer, resets=tuple(resets))
     if data is not None:
         source, params = data
         merged.setdefault("data", {})
         if not isinstance(merged["data"], dict):
             merged["data"] = {}
         merged["data"]["source"], merged["data"]["params"] = source, copy.deepcopy(params)
-        layers.append(Layer("--data", {"data": {"source": source, "params": params}}))
+        layers.append(Layer("--data", {"data": {"source": source, "params": params}}, (".data.params",)))
     for text in overrides:
         tokens, value = parse_override(text)
-        _set_path(merged, tokens, value, f"--set {text.partition('=')[0].strip()}")
-        layers.append(Layer(f"--set {text.partition('=')[0].strip()}", _nest(tokens, value)))
+        resets = []
+        _set_path(merged, tokens, value, f"--set {text.partition('=')[0].strip()}", resets)
+        layers.append(Layer(f"--set {text.partition('=')[0].strip()}", _nest(tokens, value), tuple(resets)))
     merged["name"] = name
     merged["lineage"] = chain
     return merged, layers
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def _params_key(rel: str, key: str) -> str | None:
+    """The key of the parameters of the component that ``key`` names in the table at ``rel``
+    (``.entry``, ``.guards[1]``, ``.data``, ``.ppo``), or ``None`` when ``key`` names none."""
+    if key == "name" and rel:
+        return "params"
+    return {(".data", "source"): "params", (".ppo", "policy"): "policy_params"}.get((rel, key))
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any], rel: str = "", resets: list[str] | None = None) -> dict[str, Any]:
+    """``top`` merged onto ``base`` key by key. A table of ``top`` that names another component
+    than ``base`` (``entry.name``, ``data.source``, ``ppo.policy``) does not inherit the old
+    component's parameters: they are dropped, and their path added to ``resets``."""
     out = copy.deepcopy(base)
     for key, value in top.items():
+        pkey = _params_key(rel, key)
+        if pkey and pkey in out and key in out and out[key] != value:
+            del out[pkey]
+            if resets is not None:
+                resets.append(f"{rel}.{pkey}")
+    for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = _deep_merge(out[key], value, f"{rel}.{key}", resets)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _rel(tokens: Sequence[str | int]) -> str:
+    """``["guards", 1, "params"]`` -> ``".guards[1].params"``."""
+    return "".join(f"[{t}]" if isinstance(t, int) else f".{t}" for t in tokens)
 
 
 def _path_tokens(path: str) -> list[str | int]:
     return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PATH_TOKEN.finditer(path)]
 
 
-def _set_path(root: dict[str, Any], tokens: list[str | int], value: Any, where: str) -> None:
+def _set_path(root: dict[str, Any], tokens: list[str | int], value: Any, where: str, resets: list[str] | None = None) -> None:
+    """Set ``value`` at ``tokens``; a table or array replaces the old one whole, and a new
+    component name drops the old component's parameters (both are added to ``resets``)."""
+    if resets is not None and isinstance(value, (dict, list)):
+        resets.append(_rel(tokens))
     node: Any = root
     for i, tok in enumerate(tokens):
         last = i == len(tokens) - 1
@@ -284,6 +318,11 @@ def _set_path(root: dict[str, Any], tokens: list[str | int], value: Any, where: 
         if not isinstance(node, dict):
             raise ConfigError([(where, f"{tok!r} is not inside a table")])
         if last:
+            pkey = _params_key(_rel(tokens[:i]), tok)
+            if pkey and pkey in node and tok in node and node[tok] != value:
+                del node[pkey]
+                if resets is not None:
+                    resets.append(f"{_rel(tokens[:i])}.{pkey}")
             node[tok] = value
         else:
             nxt = tokens[i + 1]
@@ -346,6 +385,8 @@ def _written_at(layers: Sequence[Layer], rel: str) -> tuple[int, Any, str] | Non
         sparse = layer.label.startswith("--")
         if depth == len(tokens) or (depth > 0 and not isinstance(node, dict)) or (in_array and not sparse):
             return index, node, _join(layer.label, rel)
+        if any(rel == r or rel.startswith((r + ".", r + "[")) for r in layer.resets):
+            return None  # this layer dropped what earlier layers wrote here (another component)
     return None
 
 
@@ -465,14 +506,14 @@ def resolve(
     else:
         broken = set()
 
-    def component(kind: ComponentKind, ref: ComponentRef | RewardRef, rel: str) -> ResolvedComponent | None:
-        where = origin_of(layers, rel + ".name", leaf)
+    def component(kind: ComponentKind, ref: ComponentRef | RewardRef, rel: str, name_key: str = "name") -> ResolvedComponent | None:
+        where = origin_of(layers, f"{rel}.{name_key}", leaf)
         try:
             comp = host.get(kind, ref.name, where=where)
         except ConfigError as exc:
             problems.extend(exc.problems)
             return None
-        params, ok = _structure_params(comp, ref.params, rel + ".params", layers, leaf, problems)
+        params, ok = _structure_params(comp, ref.params, rel + ".params", layers, leaf, problems, f"{rel}.{name_key}")
         if not ok:
             return None
         return ResolvedComponent(comp, params, origin_of(layers, rel, leaf), getattr(ref, "weight", 1.0))
@@ -497,7 +538,7 @@ def resolve(
     evaluators = many(ComponentKind.EVALUATOR, config.eval.evaluators, ".eval.evaluators")
     data_source = None
     if config.data.source != "auto" and "data" not in broken:
-        data_source = component(ComponentKind.DATA_SOURCE, ComponentRef(config.data.source, config.data.params), ".data")
+        data_source = component(ComponentKind.DATA_SOURCE, ComponentRef(config.data.source, config.data.params), ".data", "source")
     policy, policy_params = None, None
     if "ppo" not in broken:
         try:
@@ -505,7 +546,8 @@ def resolve(
         except ConfigError as exc:
             problems.extend(exc.problems)
         else:
-            policy_params, _ok = _structure_params(policy, config.ppo.policy_params, ".ppo.policy_params", layers, leaf, problems)
+            policy_params, _ok = _structure_params(policy, config.ppo.policy_params, ".ppo.policy_params", layers, leaf, problems,
+                                                  ".ppo.policy")
     if not features and "features" not in broken:
         problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature"))
     if not rewards and "rewards" not in broken:
@@ -588,7 +630,14 @@ def _structure_params(
     layers: Sequence[Layer],
     leaf: str,
     problems: list[tuple[str, str]],
+    name_rel: str,
 ) -> tuple[Any, bool]:
+    """``params`` structured with ``comp``'s params class, problems added to ``problems``.
+
+    ``name_rel`` is where the component is named (``.entry.name``, ``.data.source``): a
+    required parameter that is missing is blamed there when the name was given after the
+    experiment's own table (a budget, ``--data``, ``--set``), else at the parameter's path in
+    the experiment; the message says which component needs it and where to set it."""
     if comp.params is None:
         if params:
             for key in params:
@@ -599,8 +648,35 @@ def _structure_params(
         return converter.structure(params, comp.params), True
     except Exception as exc:  # noqa: BLE001
         for sub_rel, msg in locate_problems(exc, rel, comp.params, origin=lambda r: value_origin(layers, r)):
-            problems.append((origin_of(layers, sub_rel, leaf), msg))
+            if msg == "required key is missing" and sub_rel.startswith(rel + "."):
+                problems.append(_missing_param(comp, sub_rel, name_rel, layers, leaf))
+            else:
+                problems.append((origin_of(layers, sub_rel, leaf), msg))
         return None, False
+
+
+def _missing_param(comp: Component, rel: str, name_rel: str, layers: Sequence[Layer], leaf: str) -> tuple[str, str]:
+    """``(where, message)`` for the required parameter at ``rel`` that no layer set (see
+    :func:`_structure_params`)."""
+    what = f"{comp.kind.value.replace('_', ' ')} {comp.name!r}"
+    key = rel.rsplit(".", 1)[-1]
+    named = value_origin(layers, name_rel)
+    own = max((i for i, layer in enumerate(layers) if layer.label == leaf), default=len(layers))
+    if named is None or named[0] <= own:
+        at = origin_of(layers, rel, leaf)
+        by = f" (named at {origin_of(layers, name_rel, leaf)})" if named else " (the default)"
+        return at, f"required key is missing: {what}{by} needs {key!r}"
+    label = layers[named[0]].label
+    if label.startswith("--set"):
+        hint = f"add --set {rel.lstrip('.')}=..."
+        if name_rel == ".data.source":
+            hint += f", or give the data as --data {comp.name}:PATH"
+    elif label == "--data":
+        hint = f"add it to --data as ?{key}=..."
+    else:
+        hint = f"set {label}{rel}"
+    return origin_of(layers, name_rel, leaf), f"{what} needs the parameter {key!r}, which is not set: {hint}"
+
 
 
 def _params_dict(rc: ResolvedComponent | None) -> dict[str, Any]:

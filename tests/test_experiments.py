@@ -25,16 +25,24 @@ class _EntryParams:
     period: int = attrs.field(default=20, validator=positive_int)
 
 
+@attrs.frozen
+class _PathParams:
+    path: str
+    sep: str = ","
+
+
 class _CorePlugin:
     """Stand-ins for the entry strategy, data source and policy (hermetic tests)."""
 
     @hookimpl
     def register_entry_strategies(self, register):
         register("test_entry", lambda p, ctx: None, params=_EntryParams)
+        register("path_entry", lambda p, ctx: None, params=_PathParams)
 
     @hookimpl
     def register_data_sources(self, register):
         register("synthetic", lambda p: None)
+        register("files", lambda p: None, params=_PathParams)
 
     @hookimpl
     def register_policies(self, register):
@@ -200,6 +208,60 @@ def test_inherited_bad_value_is_reported_where_it_was_written(tmp_path, host):
     with pytest.raises(ConfigError) as exc:
         resolve(file, "v4", host)
     assert "defaults.ppo.n_steps: expected a positive integer, got 0" in problems(exc)
+
+
+SWITCHING = BASE + """
+[experiments.p]
+extends = "v2_exit_guards"
+entry = { name = "test_entry", params = { period = 30 } }
+data = { source = "files", params = { path = "bars.csv" } }
+ppo = { policy = "wide", policy_params = { width = 128 } }
+
+[experiments.c]
+extends = "p"
+entry = { name = "path_entry", params = { path = "trades.csv" } }
+data = { source = "synthetic" }
+ppo = { policy = "mlp" }
+
+[experiments.c2]
+extends = "p"
+entry = { name = "path_entry" }
+"""
+
+
+def test_a_child_naming_another_component_does_not_inherit_the_old_one_s_params(tmp_path, host):
+    """The parent's parameters of its entry strategy (data source, policy, list item) used to
+    be merged into the child's other component and reported as unknown keys of the parent."""
+    file = write(tmp_path, SWITCHING)
+    cfg = resolve(file, "c", host).config
+    assert (cfg.entry.name, cfg.entry.params) == ("path_entry", {"path": "trades.csv", "sep": ","})
+    assert (cfg.data.source, cfg.data.params, cfg.ppo.policy, cfg.ppo.policy_params) == ("synthetic", {}, "mlp", {})
+    assert resolve(file, "p", host).config.entry.params == {"period": 30}  # the same name still inherits
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "c2", host)
+    assert exc.value.problems == [("experiments.c2.entry.params.path", "required key is missing: entry 'path_entry' "
+                                                                      "(named at experiments.c2.entry.name) needs 'path'")]
+    # the same in --set: a new name in a list item, the entry, the data source
+    over = resolve(file, "p", host, overrides=["guards[1].name=min_profit_for_partial", "data.source=synthetic"])
+    assert over.config.guards[1].params == {"min_profit": 0.001} and over.config.data.params == {}
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "p", host, overrides=["entry.name=path_entry"])
+    assert exc.value.problems == [("--set entry.name", "entry 'path_entry' needs the parameter 'path', which is not "
+                                                       "set: add --set entry.params.path=...")]
+
+
+def test_a_data_source_named_by_set_is_blamed_for_its_missing_path(tmp_path, host):
+    """--set data.source=X blamed experiments.NAME.data.params.path, a key nobody wrote."""
+    file = write(tmp_path, SWITCHING)
+    for name in ("v1", "c"):
+        with pytest.raises(ConfigError) as exc:
+            resolve(file, name, host, overrides=["data.source=files"])
+        assert exc.value.problems == [("--set data.source", "data source 'files' needs the parameter 'path', which is not "
+                                       "set: add --set data.params.path=..., or give the data as --data files:PATH")]
+    assert resolve(file, "v1", host, overrides=["data.source=files", "data.params.path=b.csv"]).config.data.params["path"] == "b.csv"
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v1", host, overrides=["data.source=nope"])
+    assert exc.value.problems[0][0] == "--set data.source"  # was experiments.v1.data.name
 
 
 def test_policy_params_are_validated_defaulted_and_frozen(tmp_path, host):

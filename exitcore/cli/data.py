@@ -82,7 +82,7 @@ def inspect(
     else:
         cfg = DataConfig()
     if source:
-        cfg = data_config_from_spec(source, host, base=cfg)
+        cfg = data_config_from_spec(source, host, base=cfg, where="SOURCE")
     elif not experiment:
         raise click.UsageError("give a SOURCE, an --experiment, or both")
     if timeframe:
@@ -95,8 +95,12 @@ def inspect(
         cfg = attrs.evolve(cfg, max_gap_bars=max_gap_bars)
     if resolved is not None:
         resolved = attrs.evolve(resolved, config=attrs.evolve(resolved.config, data=cfg))
+    # a resampling problem names what set the bar length: --timeframe, or the experiment's
+    where = "--timeframe" if timeframe or not experiment else "data.timeframe"
+    if not timeframe and not experiment:
+        where += f" (default {cfg.timeframe})"
     with _progress():
-        report = describe(cfg, host, resolved)
+        report = describe(cfg, host, resolved, timeframe_where=where)
     if as_json:
         import json
 

@@ -20,7 +20,7 @@ import attrs
 from exitcore.components import Component, ComponentKind
 from exitcore.config import DataConfig, converter, locate_problems
 from exitcore.data.bars import Bars
-from exitcore.data.spec import parse_spec, spec_params
+from exitcore.data.spec import option_where, parse_spec, spec_params
 from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError
 
 
@@ -40,6 +40,8 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
             continue
         try:
             params = comp.sniff(spec)
+        except ConfigError as exc:  # a sniffer names the options as --data's: rename them as given
+            raise ConfigError([(_relocate(p, where), m) for p, m in exc.problems]) from None
         except ExitcoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported with its origin
@@ -104,11 +106,30 @@ def _exists(path: str) -> bool:
 def data_config_from_spec(spec: str, host: Any, base: DataConfig | None = None, where: str = "--data") -> DataConfig:
     """``base`` (or the default data section) with its source and params taken from ``spec``.
 
-    The params are validated now, so a bad option is reported before anything is loaded.
+    The params are validated now, so a bad option is reported before anything is loaded;
+    ``where`` names the spec in messages (``--data``, or ``SOURCE`` for ``data inspect``).
     """
     comp, params = sniff_source(spec, host, where)
-    structure_params(comp, params, where)
+    try:
+        structure_params(comp, params, where)
+    except ConfigError as exc:  # named as the spec's options: SOURCE ?timezone= (--data.timezone)
+        raise ConfigError([(_spec_option(p, where), m) for p, m in exc.problems]) from None
     return attrs.evolve(base or DataConfig(), source=comp.name, params=params)
+
+
+def _relocate(path: str, where: str) -> str:
+    """A problem a sniffer located at ``--data`` or ``--data.KEY``, located at ``where``."""
+    if path == "--data":
+        return where
+    if path.startswith("--data."):
+        return option_where(where, path[len("--data.") :])
+    return path
+
+
+def _spec_option(path: str, where: str) -> str:
+    if path.startswith(where + "."):
+        return option_where(where, path[len(where) + 1 :])
+    return path
 
 
 def resolve_source(data: DataConfig, host: Any, where: str = "data") -> tuple[Component, dict[str, Any]]:

@@ -47,6 +47,12 @@ class DataSpec:
     text: str
 
 
+def option_where(where: str, key: str) -> str:
+    """How messages name the option ``key`` of a spec given at ``where``: ``--data.timezone``
+    for an option's value (``--data``), ``SOURCE ?timezone=`` for an argument (``SOURCE``)."""
+    return f"{where}.{key}" if where.startswith("-") else f"{where} ?{key}="
+
+
 def parse_spec(text: str, where: str = "--data") -> DataSpec:
     """Split a ``--data`` string into source, path and options (values stay strings)."""
     if not isinstance(text, str) or not text.strip():
@@ -66,7 +72,7 @@ def parse_spec(text: str, where: str = "--data") -> DataSpec:
         if not sep or not _KEY.match(key):
             raise ConfigError([(where, f"option {item!r} must read KEY=VALUE")])
         if key in options:
-            raise ConfigError([(f"{where}.{key}", "given twice")])
+            raise ConfigError([(option_where(where, key), "given twice")])
         options[key] = unquote(value)
     return DataSpec(source=source, path=path, options=options, text=text)
 
@@ -85,7 +91,7 @@ def spec_params(spec: DataSpec, params_cls: type | None, where: str = "--data") 
     """The ``params`` table for a source from ``spec``: its path plus its typed options.
 
     Unknown keys and values that do not fit the field's type are :class:`ConfigError` at
-    ``--data.KEY``. The result is plain data, validated later like a TOML table.
+    ``--data.KEY`` (:func:`option_where`). The result is plain data, validated later like a TOML table.
     """
     fields = _fields(params_cls)
     out: dict[str, Any] = {}
@@ -99,12 +105,12 @@ def spec_params(spec: DataSpec, params_cls: type | None, where: str = "--data") 
 
     for key, raw in spec.options.items():
         if key not in fields or key == "path":
-            problems.append((f"{where}.{key}", unknown_key_message(key, [f for f in fields if f != "path"])))
+            problems.append((option_where(where, key), unknown_key_message(key, [f for f in fields if f != "path"])))
             continue
         try:
             out[key] = _coerce(raw, fields[key])
         except ValueError as exc:
-            problems.append((f"{where}.{key}", str(exc)))
+            problems.append((option_where(where, key), str(exc)))
     if problems:
         raise ConfigError(problems)
     return out

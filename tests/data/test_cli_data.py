@@ -161,7 +161,7 @@ def test_wrong_column_mapping(run, tmp_path: Path) -> None:
 
 def test_unknown_option_in_spec(run, tmp_path: Path) -> None:
     res = run("data", "inspect", f"csv:{_bars_csv(tmp_path)}?colums=close:Last")
-    assert res.exit_code == 2 and "--data.colums: unknown key 'colums' (did you mean 'columns'?)" in res.output
+    assert res.exit_code == 2 and "error: SOURCE ?colums=: unknown key 'colums' (did you mean 'columns'?)" in res.output
 
 
 def test_validation_failures_all_at_once(run, tmp_path: Path) -> None:
@@ -196,7 +196,7 @@ def test_validation_failures_all_at_once(run, tmp_path: Path) -> None:
 
 def test_timeframe_that_cannot_be_reached(run, tmp_path: Path) -> None:
     res = run("data", "inspect", str(_bars_csv(tmp_path)), "--timeframe", "20min")
-    assert res.exit_code == 2 and "data.timeframe: cannot resample 15min bars to 20min" in res.output
+    assert res.exit_code == 2 and "error: --timeframe: cannot resample 15min bars to 20min" in res.output
     res = run("data", "inspect", str(_bars_csv(tmp_path)), "--timeframe", "5min")
     assert res.exit_code == 2 and "whole multiple of 15min" in res.output
     res = run("data", "inspect", str(_bars_csv(tmp_path)), "--timeframe", "soon")
@@ -219,7 +219,7 @@ def test_histdata_without_clock(run, tmp_path: Path) -> None:
     path = tmp_path / "DAT_ASCII_EURUSD_M1_2019.csv"
     path.write_text("20190102 000000;1.1;1.2;1.0;1.1;0\n20190102 000100;1.1;1.2;1.0;1.1;0\n")
     res = run("data", "inspect", str(path))
-    assert res.exit_code == 2 and "--data.timezone: required: HistData files are not in UTC" in res.output
+    assert res.exit_code == 2 and "error: SOURCE ?timezone=: required: HistData files are not in UTC" in res.output
 
 
 def test_usage_errors(run) -> None:
@@ -253,3 +253,35 @@ def test_synth_refuses_a_missing_folder(run, tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert f"error: {out.parent}: no such folder (--out {out}); create it first" in res.output
     assert not (tmp_path / "nonexist").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("{csv}?timezone=Foo", "error: SOURCE ?timezone=: unknown clock 'Foo'"),
+        ("csv:{csv}?timezone=Foo", "error: SOURCE ?timezone=: unknown clock 'Foo'"),
+        ("{csv}?header=maybe", "error: SOURCE ?header=: expected true or false"),
+        ("{csv}?sep=;&oops", "error: SOURCE: option 'oops' must read KEY=VALUE"),
+        ("{tmp}/nothing.csv", "nothing.csv: no such file or folder (SOURCE)"),
+        ("synthetic:somewhere", "error: SOURCE: this source takes no path"),
+    ],
+)
+def test_inspect_names_its_source_argument_not_data(run, tmp_path: Path, spec: str, message: str) -> None:
+    """data inspect has no --data option: its messages name the SOURCE argument and its ?KEY=."""
+    res = run("data", "inspect", spec.format(csv=_bars_csv(tmp_path), tmp=tmp_path))
+    assert res.exit_code == 2 and message in res.output and "--data" not in res.output
+
+
+def test_inspect_names_the_default_timeframe_it_resamples_to(run, tmp_path: Path) -> None:
+    res = run("data", "inspect", "synthetic?timeframe=1h&years=0.05")
+    assert res.exit_code == 2
+    assert "error: --timeframe (default 15min): cannot resample 1h bars to 15min" in res.output
+
+
+def test_run_still_names_its_data_option(tmp_path: Path, make_host) -> None:
+    import exitcore.builtin.data_sources as builtin_data
+    from exitcore.data.pipeline import data_config_from_spec
+    from exitcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--data\.bogus: unknown key 'bogus'"):
+        data_config_from_spec(f"{_bars_csv(tmp_path)}?bogus=1", make_host(builtin_data))

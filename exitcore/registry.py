@@ -130,6 +130,17 @@ def _age_s(iso: str | None, now: dt.datetime) -> float:
     return (now - dt.datetime.fromisoformat(iso)).total_seconds()
 
 
+def _last_write(run_dir: Path) -> str | None:
+    """The latest modification time of the files directly in ``run_dir`` (ISO, UTC), if any."""
+    try:
+        times = [e.stat().st_mtime for e in os.scandir(run_dir) if e.is_file()]
+    except OSError:
+        return None
+    if not times:
+        return None
+    return dt.datetime.fromtimestamp(max(times), dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 # --------------------------------------------------------------------------- process identity
 
 
@@ -504,6 +515,11 @@ class Registry:
                     alive = _age_s(last_seen, now) <= self.stale_after
                 if alive:
                     continue
+                # the heartbeat comes every 30 s at most: the run's own files show a later sign
+                # of life (its training log is written every update), so its duration is not 0
+                last_write = _last_write(self._dir_of(row["run_dir"]))
+                if last_write and dt.datetime.fromisoformat(last_write) > dt.datetime.fromisoformat(last_seen):
+                    last_seen = last_write
                 conn.execute(
                     "UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ?",
                     (
@@ -625,5 +641,8 @@ class Registry:
 
     def path_of(self, record: RunRecord) -> Path:
         """The run's directory: ``run_dir`` as recorded, relative paths taken from the runs directory."""
-        p = Path(record.run_dir)
+        return self._dir_of(record.run_dir)
+
+    def _dir_of(self, run_dir: str) -> Path:
+        p = Path(run_dir)
         return p if p.is_absolute() else self.runs_dir / p

@@ -389,6 +389,16 @@ def populated(tmp_path):
     return runs, done, train, failed
 
 
+def test_cli_runs_tells_runs_on_different_data_apart(tmp_path):
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        for source, data_hash in (("dukascopy: /data/eurusd_m15", "aaea34fb929e48f7"),
+                                  ("histdata: /data/*XAUUSD*.zip (clock America/New_York)", "aaf5410e0a6955f7")):
+            reg.create_run("v4_no_lookahead", "cfg", data_hash, data_source=source)
+    lines = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)]).output.splitlines()
+    assert "dukascopy aaea34fb " in lines[1] and "histdata aaf5410e " in lines[2]
+
+
 def test_cli_runs_lists_and_filters(populated):
     runs, done, train, failed = populated
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
@@ -399,7 +409,8 @@ def test_cli_runs_lists_and_filters(populated):
     assert "0.81 " in lines[1] and "TEST (out-of-sample)" in lines[1]  # two decimals, as every table
     assert "TRAIN (in-sample)" in lines[2]
     # the audit verdict stands beside the Sharpe it qualifies; a failed run has neither
-    assert lines[0].split()[6:8] == ["sharpe", "audit"]
+    assert lines[0].split()[6:9] == ["data", "sharpe", "audit"]
+    assert lines[1].split()[7:9] == ["-", "data"]  # no source recorded; the start of the hash
     assert [line.split()[-4:-2] for line in lines[1:3]] == [["0.81", "PASS"], ["11.20", "FAIL"]]
     assert lines[3].split()[-2:] == ["-", "-"]
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v3", "--status", "failed"])

@@ -277,7 +277,15 @@ def test_killed_run_is_marked_interrupted_on_the_next_start(tmp_path):
     assert registry_rows(runs)[0]["status"] == "running"  # nobody has looked yet
     out = exitcore("runs", runs=runs)
     assert out.returncode == 0
-    assert registry_rows(runs)[0]["status"] == "interrupted"
+    (row,) = registry_rows(runs)
+    assert row["status"] == "interrupted"
+    # it ran until its training log was written, though no heartbeat came after its start: the
+    # duration runs to the last file it wrote, not 0:00:00
+    last_written = max(p.stat().st_mtime for p in (runs / row["run_dir"]).iterdir() if p.is_file())
+    import datetime as dt
+
+    assert dt.datetime.fromisoformat(row["ended_at"]).timestamp() == pytest.approx(last_written, abs=2e-3)
+    assert row["ended_at"] > row["started_at"]
 
 
 def test_two_concurrent_runs_share_one_registry(tmp_path):

@@ -44,6 +44,13 @@ def _sharpe(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else _value(v)
 
 
+def _data(record: Any) -> str:
+    """``dukascopy aaea34fb``: the data source's kind and the start of the data hash, so runs on
+    different bars are told apart (the same hash is the same bars)."""
+    kind = (record.data_source or "").split(":", 1)[0].strip() or "-"
+    return f"{kind} {(record.data_hash or '-')[:8]}"
+
+
 def _measured_on(metrics: dict[str, Any]) -> str:
     """Which split the headline metrics were measured on, in-sample marked."""
     if "label" in metrics:
@@ -58,8 +65,9 @@ def _measured_on(metrics: dict[str, Any]) -> str:
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every field, metrics included).")
 def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool) -> None:
-    """List recorded runs, oldest first: id, experiment, status, seed, start, duration, Sharpe,
-    look-ahead audit verdict.
+    """List recorded runs, oldest first: id, experiment, status, seed, start, duration, data
+    (source and the start of its hash: runs on different bars differ here), Sharpe, look-ahead
+    audit verdict.
 
     Runs whose process died are shown as `interrupted`, never `running`. The Sharpe column is
     the run's headline annualised daily Sharpe, with the split it was measured on; read it
@@ -83,7 +91,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
         filters = ", ".join(f"{k} {v}" for k, v in (("experiment", experiment), ("status", status)) if v)
         click.echo(f"no runs in {directory}" + (f" with {filters}" if filters else ""))
         return
-    header = ("id", "experiment", "status", "seed", "started", "duration", "sharpe", "audit", "measured on")
+    header = ("id", "experiment", "status", "seed", "started", "duration", "data", "sharpe", "audit", "measured on")
     rows = [
         (
             r.id,
@@ -92,6 +100,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
             str(r.seed),
             _when(r.started_at),
             _duration(r.duration_s),
+            _data(r),
             _sharpe(r.metrics.get("sharpe")),
             str(r.metrics.get("audit_verdict") or "-"),  # a FAIL's Sharpe is a look-ahead artefact
             _measured_on(r.metrics) if r.metrics else "-",

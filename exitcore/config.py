@@ -55,10 +55,23 @@ def timeframe_seconds(timeframe: str) -> int:
 
 
 def _timeframe(_inst: Any, attribute: Any, value: str) -> None:
+    from exitcore.data.timeframes import canonical_timeframe
+
     try:
-        timeframe_seconds(value)
+        timeframe_seconds(canonical_timeframe(value))  # says why: ambiguous 1m, a calendar unit, ...
     except ValueError as exc:
         raise FieldError(attribute.name, str(exc)) from None
+
+
+def _canonical_timeframe(value: Any) -> Any:
+    """``1d`` -> ``1D``, ``4H`` -> ``4h`` (as ``--timeframe`` takes them); anything else is left
+    for the validator to report."""
+    from exitcore.data.timeframes import canonical_timeframe
+
+    try:
+        return canonical_timeframe(value)
+    except ValueError:
+        return value
 
 
 class RuleError(FieldError):
@@ -133,7 +146,7 @@ class DataConfig:
     source: str = attrs.field(default="synthetic", validator=non_empty_str)
     params: dict[str, Any] = attrs.field(factory=dict)
     #: bar length the experiment runs on; finer data is resampled to it
-    timeframe: str = attrs.field(default="15min", validator=_timeframe)
+    timeframe: str = attrs.field(default="15min", converter=_canonical_timeframe, validator=_timeframe)
     #: an episode never spans a hole in the data longer than this many bars
     max_gap_bars: int = attrs.field(default=4, validator=positive_int)
     #: price of one pip; 0 infers it from the price level (0.01 for JPY-like quotes, else 0.0001)

@@ -432,3 +432,16 @@ def test_timeframes():
     assert timeframe_seconds("15min") == 900 and timeframe_seconds("1h") == 3600 and timeframe_seconds("1D") == 86400
     with pytest.raises(ValueError):
         timeframe_seconds("15m")
+
+
+def test_data_timeframe_takes_the_spellings_the_cli_takes(tmp_path, host):
+    """`data.timeframe = "1d"` as `--timeframe 1d` does (stored canonically, so the hash is the
+    same as for "1D"); an ambiguous `1m` is refused saying why, at its origin."""
+    file = write(tmp_path, BASE)
+    daily = resolve(file, "v4", host, overrides=["data.timeframe=1d"])
+    assert daily.config.data.timeframe == "1D"
+    assert daily.config_hash() == resolve(file, "v4", host, overrides=["data.timeframe=1D"]).config_hash()
+    assert resolve(file, "v4", host, overrides=["data.timeframe=4H"]).config.data.timeframe == "4h"
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host, overrides=["data.timeframe=1m"])
+    assert "--set data.timeframe: '1m' is ambiguous (minutes or months?); write '1min'" in problems(exc)

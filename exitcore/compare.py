@@ -76,16 +76,19 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
                     name = experiments_file.resolve_name(ref)
                 except ExitcoreError:
                     name = ref
+            not_recorded = None
             if not registry.list(experiment=name):
                 try:  # an experiment recorded from another experiments file (or a prefix of one)
                     name = registry.recorded_experiment(ref)
                 except AmbiguousName:
                     raise
-                except RegistryError:
-                    pass
+                except RegistryError as exc:
+                    not_recorded = exc  # names the experiments that have runs, with a suggestion
             if not registry.list(experiment=name):
+                # run ids start with their date: say what fits what was typed
+                why = run_error if ref[:1].isdigit() or not_recorded is None else not_recorded
                 raise RegistryError(f"{ref!r} is neither a run nor an experiment with runs in {registry.runs_dir} "
-                                    f"({run_error})") from None
+                                    f"({why})") from None
             record = registry.latest_done(name)
             if record is None:
                 statuses = sorted({r.status for r in registry.list(experiment=name)})

@@ -592,7 +592,9 @@ class Registry:
             return matches[0]
         if matches:
             raise AmbiguousName(f"experiment {name!r} is ambiguous: runs of {', '.join(matches)} are recorded")
-        raise RegistryError(f"no runs of an experiment {name!r} are recorded; experiments with runs: "
+        close = difflib.get_close_matches(name, sorted(recorded), n=2, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise RegistryError(f"no runs of an experiment {name!r} are recorded{hint}; experiments with runs: "
                             f"{', '.join(sorted(recorded)) or 'none'}")
 
     def latest_done(self, experiment: str) -> RunRecord | None:

@@ -420,7 +420,7 @@ def test_cli_runs_lists_and_filters(populated):
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v4"])  # a prefix, as run/show take
     assert [line.split()[0] for line in res.output.splitlines()[1:]] == [done]
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v9"])
-    assert res.exit_code == 2 and "no runs of an experiment 'v9' are recorded; experiments with runs: v3, v4_no_lookahead" in res.output
+    assert res.exit_code == 2 and "no runs of an experiment 'v9' are recorded (did you mean v3?); experiments with runs: v3, v4_no_lookahead" in res.output
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v"])
     assert res.exit_code == 2 and "ambiguous" in res.output
 
@@ -573,8 +573,11 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
     with Registry(runs, create=False) as reg:
         assert cmp.collect(["v4", "v4_no_lookahead"], reg, OtherFile()) == [done, done]
         assert cmp.collect(["v4"], reg, None) == [done]
-        with pytest.raises(ExitcoreError, match="'v9' is neither a run nor an experiment with runs"):
+        with pytest.raises(ExitcoreError, match="'v9' is neither a run nor an experiment with runs") as exc:
             cmp.collect(["v9"], reg, OtherFile())
+        # what was typed looks like an experiment name: the recorded ones, the closest suggested
+        assert "(did you mean v3?); experiments with runs: v3, v4_no_lookahead" in str(exc.value)
+        assert "unknown run" not in str(exc.value)
 
 
 def test_an_unfinished_run_is_refused_by_id_or_path_naming_its_status(tmp_path):

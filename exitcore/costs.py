@@ -100,7 +100,8 @@ class CostSummary:
         if self.round_trip == 0:
             return "costs are zero: every result is frictionless (set costs.spread_pips, costs.commission_pips)"
         return (f"costs look too low: a {self.describe()}, under {LOW_ROUND_TRIP_BP:g} bp, where major FX pairs cost "
-                f"~0.8 bp at 1 pip; check the pip size guessed for this symbol and set costs.spread_pips to what you pay")
+                f"~0.8 bp at 1 pip; check the pip size (data.pip_size; inferred from the price level when 0) and set "
+                f"costs.spread_pips to what you pay")
 
     def to_dict(self) -> dict[str, float]:
         """Plain data for run.json."""

@@ -401,3 +401,18 @@ def test_compare_warns_once_on_a_terminal(monkeypatch, tmp_path, terminal):
     assert result.exit_code == 0, result.output
     assert result.output.count("SAME RUN") == (1 if terminal else 2)
     assert ("warning: SAME RUN" in result.stderr) is not terminal
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_experiments_file_option_before_or_after_the_subcommand(tmp_path, where):
+    """`exitcore run v5 --experiments mine.toml` is what users type; it means what
+    `exitcore --experiments mine.toml run v5` means (it was "No such option")."""
+    project = (Path(__file__).resolve().parents[1] / "experiments.toml").read_text(encoding="utf-8")
+    mine = tmp_path / "mine.toml"
+    mine.write_text(project + '\n[experiments.only_mine]\nextends = "v4_no_lookahead"\n', encoding="utf-8")
+    option = ["--experiments", str(mine)]
+    for command in (["experiments", "list"], ["experiments", "show", "only_mine"]):
+        args = [*option, *command] if where == "before" else [*command, *option]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0 and "only_mine" in result.output, result.output
+    assert CliRunner().invoke(cli, ["experiments", "show", "only_mine"]).exit_code == 2  # not in the default file

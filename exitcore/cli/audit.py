@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from exitcore.cli.options import budget_option, device_option, runs_dir_option, set_option
+from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
 
 # the poisoning modes, repeated here so `--help` does not import torch;
 # tests/evaluation/test_audit.py checks they equal exitcore.env.causality.POISON_MODES
@@ -29,6 +29,7 @@ AUDIT_MODES = ("truncate", "nan", "huge", "random_walk")
 @device_option("cpu", "Torch device to assemble the experiment on.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@experiments_option
 @click.pass_obj
 def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], data_spec: str | None,
           decisions: int | None, modes: tuple[str, ...], split: str, seed: int, device: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from exitcore.cli.options import runs_dir_option
+from exitcore.cli.options import experiments_option, runs_dir_option
 
 
 @click.command()
@@ -12,6 +12,7 @@ from exitcore.cli.options import runs_dir_option
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metrics per run, warnings, config differences).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per metric, one column per run.")
+@experiments_option
 @click.pass_obj
 def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     """Compare runs: out-of-sample return, win rate, profit factor, Sharpe, trade length,

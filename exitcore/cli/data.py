@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from exitcore.cli.options import budget_option, set_option
+from exitcore.cli.options import budget_option, experiments_option, set_option
 
 
 @click.group()
@@ -44,6 +44,7 @@ def _progress() -> Any:
 @budget_option
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@experiments_option
 @click.pass_obj
 def inspect(
     session: Any,

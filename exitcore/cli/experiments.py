@@ -6,7 +6,7 @@ import json
 
 import click
 
-from exitcore.cli.options import budget_option, set_option
+from exitcore.cli.options import budget_option, experiments_option, set_option
 
 
 @click.group()
@@ -15,6 +15,7 @@ def experiments() -> None:
 
 
 @experiments.command("list")
+@experiments_option
 @click.pass_obj
 def list_(session) -> None:
     """List the experiments: name, what it extends, description."""
@@ -37,6 +38,7 @@ def list_(session) -> None:
 @budget_option
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
+@experiments_option
 @click.pass_obj
 def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_json: bool) -> None:
     """Show experiment NAME fully resolved: defaults, extends, budget and --set applied,
@@ -58,6 +60,7 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
 @click.option("--build", is_flag=True,
               help="Also load each experiment's data, build its components and step every trade once: "
                    "catches a plugin that fails when built or run (slower: it reads the data).")
+@experiments_option
 @click.pass_obj
 def check(session, build: bool) -> None:
     """Validate every experiment (and every budget on top of it); exit 2 on any problem.

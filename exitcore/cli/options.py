@@ -22,6 +22,24 @@ set_option = click.option(
     "--set guards[0].params.min_profit=0.002",
 )
 
+def _experiments_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--experiments FILE`` after the subcommand means what it means before it."""
+    if value is not None:
+        ctx.obj.experiments_path = value  # the Session the group made
+
+
+experiments_option = click.option(
+    "--experiments",
+    type=click.Path(dir_okay=False),
+    default=None,
+    expose_value=False,
+    callback=_experiments_file,
+    metavar="FILE",
+    help="Experiments file (as `exitcore --experiments FILE`; default: $EXITCORE_EXPERIMENTS, else "
+    "./experiments.toml).",
+)
+
+
 def _device_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A --device value checked at the option, so a typo is reported there (no torch import)."""
     import re

@@ -14,8 +14,8 @@ def plugins(session, as_json: bool) -> None:
     """List installed plugins: distribution, version, and the components each registers,
     with their parameters and defaults.
 
-    Problems that stop every other command (a component registered twice, a raising
-    register_* hook) are listed after the plugins, and the exit status is then 2.
+    Problems that stop every command that builds experiments (a component registered twice,
+    a raising register_* hook) are listed after the plugins, and the exit status is then 2.
     """
     from exitcore.plugins import PluginHost
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from exitcore.cli.options import budget_option, device_option, runs_dir_option, set_option
+from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
 
 
 @click.command()
@@ -27,6 +27,7 @@ from exitcore.cli.options import budget_option, device_option, runs_dir_option, 
 @runs_dir_option
 @click.option("--progress/--no-progress", default=None, help="Training progress bar (default: on a terminal).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary (no stages, no progress bar).")
+@experiments_option
 @click.pass_obj
 def run(session, name, budget, overrides, data, timesteps, device, seed, resume, runs_dir, progress, quiet) -> None:
     """Train experiment NAME with masked PPO, evaluate it on the held-out split, record the run.

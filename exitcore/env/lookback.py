@@ -10,7 +10,7 @@ low, close) and the engine's ATR series of every bar **before** ``b - L`` are po
 a huge price), the feature is **rebuilt from its factory** on that market (so a statistic
 fitted in ``build`` over all history is caught too) and recomputed for the same decision
 state; its columns must come out bit-identical. What the engine hands every feature is left as
-it is: the decision state (``state.atr``, the ATR at the trade's signal bar, included) and the
+it is: the decision state (``state.atr``, the ATR at the decision bar, included) and the
 bar times. The look-ahead audit runs this next to the future poisoning of
 :mod:`exitcore.env.causality`.
 """

@@ -451,8 +451,11 @@ def test_cli_show(populated):
     assert "metrics (measured on TEST (out-of-sample)):" in res.output
     assert re.search(r"profit_factor\s+inf", res.output)
     assert f"run dir         {runs / done} (missing)" in res.output
+    assert "!!" not in res.output  # its audit passed
     res = CliRunner().invoke(cli, ["show", train, "--runs-dir", str(runs)])
     assert "measured on TRAIN (in-sample)" in res.output
+    # its audit failed: the Sharpe of 11.2 is not shown bare
+    assert f"!! look-ahead audit FAIL (a look-ahead leak was found): do not trust these metrics; `exitcore report {train}`" in res.output
     res = CliRunner().invoke(cli, ["show", failed, "--runs-dir", str(runs), "--json"])
     data = json.loads(res.output)
     assert data["status"] == "failed" and data["error"] == "boom" and data["run_path"] == str(runs / failed)

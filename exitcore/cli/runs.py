@@ -153,6 +153,11 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     if not record.metrics:
         click.echo("metrics: none recorded")
         return
+    verdict = record.metrics.get("audit_verdict")
+    if verdict in ("FAIL", "SUSPECT"):  # as report and compare do: the numbers below are not to be trusted
+        why = "a look-ahead leak was found" if verdict == "FAIL" else "implausibly good out of sample"
+        click.echo(f"!! look-ahead audit {verdict} ({why}): do not trust these metrics; "
+                   f"`exitcore report {record.id}` has the details")
     click.echo(f"metrics (measured on {_measured_on(record.metrics)}):")
     mwidth = max(len(k) for k in record.metrics)
     for key, value in record.metrics.items():

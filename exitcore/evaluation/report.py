@@ -248,7 +248,7 @@ def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
         rows.append([shown, *(fn(m, intervals.get(name) or {}) for _, fn in _COLUMNS)])
     blocks: list[Block] = [("h", f"RL vs baselines on {label}"), ("table", header, rows)]
     notes = []
-    if best:
+    if best in metrics:  # no starred row (the baselines evaluator off): no footnote for it
         notes.append(f"* best baseline, chosen on the training split (highest daily Sharpe there): {best}.")
     if conf:
         notes.append(f"[CI] = {100 * conf:.0f}% block-bootstrap interval over days "
@@ -411,7 +411,7 @@ def summary_text(results: Mapping[str, Any]) -> str:
     dsr = _get(results, "evaluators", "significance", "dsr") or {}
     if "dsr" in dsr:
         lines.append(f"deflated Sharpe ratio {num(dsr['dsr'], '.3f')} (N = {dsr.get('n_trials')} trials)")
-    if best:
+    if best in keep:
         lines.append(f"* best baseline, chosen on the training split: {best}")
     if results.get("audit_verdict"):
         culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []

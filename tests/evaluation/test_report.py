@@ -122,6 +122,7 @@ def test_sections_whose_evaluator_did_not_run_say_so(finished_run, tmp_path):
     text = render_report(run_dir)
     assert "not run (add `lookahead_audit` to eval.evaluators" in text and "not run (add `significance`" in text
     assert "baselines not shown" in text and "\nrl " in text  # the headline still gives RL's row
+    assert "* best baseline" not in text  # no starred row, so no footnote for one
 
 
 def test_walk_forward_section(finished_run, tmp_path):

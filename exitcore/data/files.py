@@ -43,7 +43,7 @@ def expand_paths(path: str, suffixes: tuple[str, ...] = DATA_SUFFIXES, key: str 
     if _GLOB_CHARS.search(path):
         files = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
         if not files:
-            raise DataError(f"{path}: no file matches this pattern ({key})")
+            raise DataError(f"{path}: no file matches this pattern{relative_to_cwd(path)} ({key})")
         return files
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and _has_suffix(f, suffixes))
@@ -52,7 +52,16 @@ def expand_paths(path: str, suffixes: tuple[str, ...] = DATA_SUFFIXES, key: str 
         return files
     if p.is_file():
         return [p]
-    raise DataError(f"{path}: no such file or folder ({key})")
+    raise DataError(f"{path}: no such file or folder{relative_to_cwd(path)} ({key})")
+
+
+def relative_to_cwd(path: str) -> str:
+    """`` in /home/me/work`` for a relative ``path`` (read from the current directory, which
+    is easy to forget when the path comes from an experiments file elsewhere), else ``""``."""
+    import os
+
+    p = Path(path).expanduser()
+    return "" if p.is_absolute() else f" in {os.getcwd()} (a relative path is read from the directory exitcore runs in)"
 
 
 def _has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:

@@ -51,7 +51,9 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
         if params is not None:
             return comp, params
     if parsed.path and not _exists(parsed.path):
-        raise DataError(f"{parsed.path}: no such file or folder ({where})")
+        from exitcore.data.files import relative_to_cwd  # pandas: not at import time
+
+        raise DataError(f"{parsed.path}: no such file or folder{relative_to_cwd(parsed.path)} ({where})")
     if parsed.path:
         _explain_unreadable(Path(parsed.path).expanduser(), where)
         _explain_empty(parsed.path, where)

@@ -152,6 +152,17 @@ def test_missing_file(run, tmp_path: Path) -> None:
     assert res.exit_code == 2 and f"error: {tmp_path / 'nope.csv'}: no such file or folder" in res.output
 
 
+def test_a_missing_relative_path_says_where_it_was_looked_for(run, tmp_path: Path, monkeypatch) -> None:
+    """A relative path (often written in an experiments file elsewhere) is read from the current
+    directory: the message names that directory."""
+    monkeypatch.chdir(tmp_path)
+    res = run("data", "inspect", "nope.csv")
+    assert res.exit_code == 2
+    assert f"error: nope.csv: no such file or folder in {tmp_path} (a relative path is read from the directory exitcore runs in)" in res.output
+    res = run("data", "inspect", "csv:bars/*.csv")
+    assert res.exit_code == 2 and f"no file matches this pattern in {tmp_path}" in res.output
+
+
 def test_wrong_column_mapping(run, tmp_path: Path) -> None:
     path = _bars_csv(tmp_path)
     res = run("data", "inspect", f"csv:{path}?columns=close:Last")

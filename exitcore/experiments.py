@@ -705,9 +705,17 @@ def check_all(file: ExperimentsFile, host: Any) -> tuple[list[str], list[tuple[s
                 break
         else:
             ok.append(name)
-    # identical problems reached through several experiments are reported once
-    seen: set[tuple[str, str]] = set()
-    unique = [p for p in problems if not (p in seen or seen.add(p))]
+    # identical problems reached through several experiments are reported once, and so is an
+    # extends cycle met from each of its members (the same loop, started elsewhere)
+    seen: set[Any] = set()
+    unique = []
+    for where, message in problems:
+        key: Any = (where, message)
+        if message.startswith("extends cycle: "):
+            key = frozenset(message.removeprefix("extends cycle: ").split(" -> "))
+        if key not in seen:
+            seen.add(key)
+            unique.append((where, message))
     return ok, unique
 
 

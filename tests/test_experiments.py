@@ -376,6 +376,9 @@ def test_extends_cycle_and_unknown_parent(tmp_path, host):
     file = write(tmp_path, BASE + '\n[experiments.a]\nextends = "b"\n[experiments.b]\nextends = "a"\n')
     with pytest.raises(ConfigError, match=r"experiments\.b\.extends: extends cycle: a -> b -> a"):
         resolve(file, "a", host)
+    # checking the file meets the loop from a and from b: it is one problem
+    _ok, problems = check_all(file, host)
+    assert [m for _, m in problems if "cycle" in m] == ["extends cycle: a -> b -> a"]
     file = write(tmp_path, BASE + '\n[experiments.a]\nextends = "v2_exit_gaurds"\n')
     with pytest.raises(ConfigError, match=r"experiments\.a\.extends: unknown experiment 'v2_exit_gaurds' \(did you mean 'v2_exit_guards'\?\)"):
         resolve(file, "a", host)

@@ -199,6 +199,29 @@ def test_the_symbol_is_a_currency_pair_of_the_file_name(names: list[str], symbol
     assert symbol_of(names, "", "path") == symbol
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["EURUSD_2018.csv", "GBPUSD_2018.csv"],
+        ["BTCUSD_2015a.csv", "ETHUSD_2015b.csv"],  # not currency pairs, still two instruments
+        ["export_btcusd.csv", "export_ethusd.csv"],
+    ],
+)
+def test_files_of_different_instruments_are_refused(names: list[str]) -> None:
+    from exitcore.data.formats.common import symbol_of
+    from exitcore.errors import DataError
+
+    with pytest.raises(DataError, match="the files hold different symbols"):
+        symbol_of(names, "", "path")
+
+
+def test_same_named_files_without_a_pair_are_one_instrument() -> None:
+    from exitcore.data.formats.common import symbol_of
+
+    assert symbol_of(["BTCUSD_2015.csv", "BTCUSD_2016.csv"], "", "path") == ""  # no label, no error
+    assert symbol_of(["custom_a.csv", "custom_b.csv"], "", "path") == ""
+
+
 def test_words_in_file_names_do_not_make_different_symbols(tmp_path: Path, host) -> None:
     for i, name in enumerate(["export_EURUSD.csv", "manual_EURUSD.csv"]):
         (tmp_path / name).write_text(HEADER + "".join(f"2019-03-0{4 + i}T00:{m:02d}:00{ROW}" for m in (0, 15, 30)))

@@ -135,24 +135,32 @@ def symbol_of(names: Sequence[str], given: str, where: str) -> str:
     """``given``, else the one currency pair in the file names (``EURUSD`` in
     ``DAT_ASCII_EURUSD_M1_2018.csv``), else ``""``.
 
-    Only six letters that read as a pair of known currency or metal codes count, so a file
-    named ``unixms.csv`` or ``custom.txt`` has no symbol rather than ``UNIXMS``. Files of
-    different symbols in one source are an error: their bars would be mixed.
+    Only six letters that read as a pair of known currency or metal codes count as the symbol,
+    so a file named ``unixms.csv`` or ``custom.txt`` has no symbol rather than ``UNIXMS``.
+    Files of different symbols in one source are an error: their bars would be mixed. Where no
+    file names a currency pair, other six-letter names (``BTCUSD``, ``XTIUSD``) are compared
+    for that check, so two instruments outside the currency list are not mixed silently either.
     """
     if given:
         return given
-    found: dict[str, int] = {}
+    pairs: dict[str, int] = {}
+    others: dict[str, int] = {}
     for name in names:
-        pair = next((m.group(1) for m in _SYMBOL.finditer(Path(name).name.upper()) if is_currency_pair(m.group(1))), None)
+        tokens = [m.group(1) for m in _SYMBOL.finditer(Path(name).name.upper())]
+        pair = next((t for t in tokens if is_currency_pair(t)), None)
         if pair:
-            found[pair] = found.get(pair, 0) + 1
+            pairs[pair] = pairs.get(pair, 0) + 1
+        elif tokens:
+            key = "/".join(sorted(set(tokens)))
+            others[key] = others.get(key, 0) + 1
+    found = pairs or others
     if len(found) > 1:
         listed = ", ".join(f"{s} ({n} files)" for s, n in sorted(found.items()))
         raise DataError(
             f"{where}: the files hold different symbols ({listed}); load one symbol at a time "
             "(a glob such as '*EURUSD*') or set symbol to override"
         )
-    return next(iter(found), "")
+    return next(iter(pairs), "")
 
 
 def load_members(path: str, suffixes: tuple[str, ...], parse: Callable[[TextMember], RawChunk]) -> list[RawChunk]:

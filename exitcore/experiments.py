@@ -33,7 +33,9 @@ import attrs
 from exitcore.components import Component, ComponentKind
 from exitcore.config import (
     ComponentRef,
+    DataConfig,
     ExperimentConfig,
+    PPOConfig,
     RewardRef,
     converter,
     locate_problems,
@@ -252,8 +254,11 @@ def compose(
             merged["data"] = {}
         merged["data"]["source"], merged["data"]["params"] = source, copy.deepcopy(params)
         layers.append(Layer("--data", {"data": {"source": source, "params": params}}, (".data.params",)))
-    for text in overrides:
-        tokens, value = parse_override(text)
+    # a --set naming another component goes first: it drops the old component's parameters,
+    # which must not take with them a parameter another --set gave on the same command line
+    parsed = [(text, parse_override(text)) for text in overrides]
+    parsed.sort(key=lambda item: 0 if _names_component(item[1][0]) else 1)  # stable otherwise
+    for text, (tokens, value) in parsed:
         resets = []
         _set_path(merged, tokens, value, f"--set {text.partition('=')[0].strip()}", resets)
         layers.append(Layer(f"--set {text.partition('=')[0].strip()}", _nest(tokens, value), tuple(resets)))
@@ -270,14 +275,35 @@ def _params_key(rel: str, key: str) -> str | None:
     return {(".data", "source"): "params", (".ppo", "policy"): "policy_params"}.get((rel, key))
 
 
+def _default_name(rel: str, key: str) -> Any:
+    """The component a table names when no layer wrote ``key`` (``donchian``, ``synthetic``, ``mlp``)."""
+    if (rel, key) == (".entry", "name"):
+        return attrs.fields(ExperimentConfig).entry.default.factory().name
+    if (rel, key) == (".data", "source"):
+        return DataConfig().source
+    if (rel, key) == (".ppo", "policy"):
+        return PPOConfig().policy
+    return None
+
+
+def _renames(table: dict[str, Any], rel: str, key: str, value: Any) -> str | None:
+    """The parameters key to drop when writing ``value`` at ``key`` names another component than
+    ``table`` does (what was written, else the default), or ``None``."""
+    pkey = _params_key(rel, key)
+    if not pkey or pkey not in table:
+        return None
+    current = table.get(key, _default_name(rel, key))
+    return pkey if current is not None and current != value else None
+
+
 def _deep_merge(base: dict[str, Any], top: dict[str, Any], rel: str = "", resets: list[str] | None = None) -> dict[str, Any]:
     """``top`` merged onto ``base`` key by key. A table of ``top`` that names another component
     than ``base`` (``entry.name``, ``data.source``, ``ppo.policy``) does not inherit the old
     component's parameters: they are dropped, and their path added to ``resets``."""
     out = copy.deepcopy(base)
     for key, value in top.items():
-        pkey = _params_key(rel, key)
-        if pkey and pkey in out and key in out and out[key] != value:
+        pkey = _renames(out, rel, key, value)
+        if pkey:
             del out[pkey]
             if resets is not None:
                 resets.append(f"{rel}.{pkey}")
@@ -287,6 +313,11 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any], rel: str = "", resets
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _names_component(tokens: Sequence[str | int]) -> bool:
+    """Whether an override path sets a component's name (``entry.name``, ``data.source``, ...)."""
+    return bool(tokens) and isinstance(tokens[-1], str) and _params_key(_rel(tokens[:-1]), tokens[-1]) is not None
 
 
 def _rel(tokens: Sequence[str | int]) -> str:
@@ -318,8 +349,8 @@ def _set_path(root: dict[str, Any], tokens: list[str | int], value: Any, where: 
         if not isinstance(node, dict):
             raise ConfigError([(where, f"{tok!r} is not inside a table")])
         if last:
-            pkey = _params_key(_rel(tokens[:i]), tok)
-            if pkey and pkey in node and tok in node and node[tok] != value:
+            pkey = _renames(node, _rel(tokens[:i]), tok, value)
+            if pkey:
                 del node[pkey]
                 if resets is not None:
                     resets.append(f"{_rel(tokens[:i])}.{pkey}")

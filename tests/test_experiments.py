@@ -250,6 +250,30 @@ def test_a_child_naming_another_component_does_not_inherit_the_old_one_s_params(
                                                        "set: add --set entry.params.path=...")]
 
 
+def test_naming_another_component_than_the_default_drops_the_default_one_s_params(tmp_path, host):
+    """No layer wrote data.source (the default, synthetic): a child naming another source does
+    not inherit the synthetic parameters either (they were reported as unknown keys)."""
+    file = write(tmp_path, BASE + """
+[experiments.q]
+extends = "v1"
+data = { params = { years = 1.0 } }
+[experiments.q2]
+extends = "q"
+data = { source = "files", params = { path = "bars.csv" } }
+""")
+    q2 = resolve(file, "q2", host).config.data  # (q itself is invalid here: the stand-in synthetic takes no params)
+    assert q2.source == "files" and "years" not in q2.params and q2.params["path"] == "bars.csv"
+
+
+def test_a_set_naming_a_component_keeps_the_parameters_other_sets_give(tmp_path, host):
+    """--set entry.params.X=... --set entry.name=Y kept X only when written in the other order."""
+    file = write(tmp_path, SWITCHING)
+    for order in (["entry.params.path=t.csv", "entry.name=path_entry"], ["entry.name=path_entry", "entry.params.path=t.csv"]):
+        cfg = resolve(file, "p", host, overrides=order).config
+        assert (cfg.entry.name, cfg.entry.params["path"]) == ("path_entry", "t.csv"), order
+        assert "period" not in cfg.entry.params  # the parent's test_entry parameters are still dropped
+
+
 def test_a_data_source_named_by_set_is_blamed_for_its_missing_path(tmp_path, host):
     """--set data.source=X blamed experiments.NAME.data.params.path, a key nobody wrote."""
     file = write(tmp_path, SWITCHING)

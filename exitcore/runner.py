@@ -176,7 +176,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         given = request
         request = _resume_request(previous, request)
         # instant; errors before any output
-        resolved = _resolve_resume(previous_dir, given, file_of, host, data_config_from_spec)
+        resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec)
     else:
         resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
@@ -332,13 +332,15 @@ def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: A
     return resolve(file, request.experiment, host, budget=request.budget, overrides=request.all_overrides(), data=data)
 
 
-def _resolve_resume(run_dir: Path, given: RunRequest, file_of: Callable[[], Any], host: Any,
+def _resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of: Callable[[], Any], host: Any,
                     data_config_from_spec: Any) -> Any:
     """The interrupted run's configuration, frozen in its ``config.toml``, with whatever the
     command line gives again (``--set``, ``--budget``, ``--data``, ``--timesteps``, ...) on top:
     :func:`_check_resumable` then refuses any change it makes, naming it. The experiments file
     is not read (it may have changed, or the run may come from another one) unless a budget
-    is named."""
+    is named. ``merged`` holds the run's recorded options with the given ones on top: its
+    overrides are applied after a budget given again, as they were when the run started
+    (on the frozen configuration alone they change nothing)."""
     from exitcore.evaluation.rundir import RunDirError, resolve_run
 
     data = None
@@ -347,7 +349,7 @@ def _resolve_resume(run_dir: Path, given: RunRequest, file_of: Callable[[], Any]
         data = (spec.source, dict(spec.params))
     budgets = file_of().budgets if given.budget else None
     try:
-        return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=given.all_overrides(), data=data)
+        return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=merged.all_overrides(), data=data)
     except RunDirError as exc:
         raise ExitcoreError(f"cannot resume: {exc}") from None
 

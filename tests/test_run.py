@@ -247,10 +247,14 @@ def test_resume_continues_the_frozen_configuration_without_the_experiments_file(
     assert out.returncode == 2 and "the resolved configuration changed (ppo.n_epochs: 2 -> 3)" in out.stderr, out.stderr
     assert "ambiguous" not in out.stderr and "learning_rate" not in out.stderr
     # the printed command, from the project's directory, whose experiments.toml has no 'mine';
-    # options given again that change nothing are accepted
-    out = exitcore("run", "mine", "--resume", row["id"], "--seed", str(row["seed"]), runs=runs)
+    # options given again that change nothing are accepted, the budget too (the run's own
+    # --set ppo.total_timesteps=8192 still applies after it, as when the run started)
+    out = exitcore("run", "mine", "--resume", row["id"], "--seed", str(row["seed"]), *SMOKE, runs=runs)
     assert out.returncode == 0, out.stderr
     assert "resumed at step" in out.stderr and registry_rows(runs)[0]["status"] == "done"
+    # the rewritten run.json keeps the extends chain the run was resolved through
+    info = json.loads((runs / row["run_dir"] / "run.json").read_text())
+    assert info["lineage"] == ["v1", "v2_exit_guards", "v4_no_lookahead", "mine"]
 
 
 def test_sigterm_while_training_checkpoints_and_marks_the_run_interrupted(tmp_path):

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from exitcore.atomic import write_text_atomic
 from exitcore.errors import ExitcoreError
 from exitcore.evaluation import jsonable
@@ -162,11 +164,13 @@ def resolve_run(
 
     table = dict(read_config(run_dir))
     name = table.pop("name")
-    for key in ("lineage",):
-        table.pop(key, None)
+    lineage = table.pop("lineage", None)
     file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table},
                            budgets=dict(budgets or {}))
-    return resolve(file, name, host, budget=budget, overrides=overrides, data=data)
+    resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
+    if isinstance(lineage, list) and lineage:  # the extends chain it was resolved through, not [name]
+        resolved = attrs.evolve(resolved, config=attrs.evolve(resolved.config, lineage=list(lineage)))
+    return resolved
 
 
 def find_checkpoint(run_dir: Path) -> Path:

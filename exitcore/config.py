@@ -282,12 +282,23 @@ class PPOConfig:
             )
 
 
+_YEAR_OR_MONTH = re.compile(r"^\s*(\d{4})(?:-(\d{1,2}))?\s*$")
+
+
 def parse_split_time(text: str) -> datetime.datetime:
     """A split date (``split.train_end``): ISO 8601 text, a date or a date and time, in UTC
-    unless it carries an offset. ``ValueError`` when it is not one."""
+    unless it carries an offset; also a bare year or year-month (``2016``, ``2016-01``: its
+    first day) and slashes for dashes (``2016/01/31``), which earlier versions took.
+    ``ValueError`` when it is none of these. The one parser of split dates (config and splits)."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected an ISO date or time such as 2019-01-01 or 2019-01-01T12:00, got {text!r}")
+    short = _YEAR_OR_MONTH.match(text)
     try:
-        when = datetime.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
+        if short:
+            when = datetime.datetime(int(short.group(1)), int(short.group(2) or 1), 1)
+        else:
+            when = datetime.datetime.fromisoformat(text.strip().replace("/", "-"))
+    except ValueError:
         raise ValueError(f"expected an ISO date or time such as 2019-01-01 or 2019-01-01T12:00, got {text!r}") from None
     return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
 

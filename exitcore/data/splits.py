@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from exitcore.config import SplitConfig
+from exitcore.config import SplitConfig, parse_split_time
 from exitcore.errors import ConfigError, DataError
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -118,16 +118,14 @@ def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, 
 
 
 def _date_bounds(index: pd.DatetimeIndex, cfg: SplitConfig, where: str) -> tuple[list[int], list[str]]:
-    if not cfg.train_end:
-        raise ConfigError([(f"{where}.train_end", "required when validation_end is set")])
+    # SplitConfig's validators have checked the dates parse, that validation_end comes with
+    # train_end and after it (blamed where they were written)
     train_end = _date(cfg.train_end, f"{where}.train_end")
     a = int(index.searchsorted(train_end))
     keys = [f"{where}.train_end"]
     bounds = [a]
     if cfg.validation_end:
         val_end = _date(cfg.validation_end, f"{where}.validation_end")
-        if val_end <= train_end:
-            raise ConfigError([(f"{where}.validation_end", f"must be after train_end ({cfg.train_end}), got {cfg.validation_end}")])
         bounds.append(int(index.searchsorted(val_end)))
         keys.append(f"{where}.validation_end")
     bounds.append(len(index))
@@ -137,10 +135,9 @@ def _date_bounds(index: pd.DatetimeIndex, cfg: SplitConfig, where: str) -> tuple
 
 def _date(text: str, key: str) -> pd.Timestamp:
     try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        raise ConfigError([(key, f"expected an ISO date or time such as 2019-01-01, got {text!r}")]) from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return pd.Timestamp(parse_split_time(text)).tz_convert("UTC")  # the config's parser: one reading
+    except ValueError as exc:
+        raise ConfigError([(key, str(exc))]) from None
 
 
 def _fmt(index: pd.DatetimeIndex, i: int) -> str:

@@ -142,3 +142,22 @@ def test_require_trades_names_every_short_split() -> None:
     text = str(info.value)
     assert "split.train: 10 usable trade(s), but at least 64 are needed (ppo.n_envs = 64)" in text
     assert "split.test: 0 usable trade(s)" in text
+
+
+@pytest.mark.parametrize(("text", "first"), [("2019-01-09", "2019-01-09"), ("2019/01/09", "2019-01-09"),
+                                              ("2019-01-09T12:00+01:00", "2019-01-09 11:00")])
+def test_split_dates_are_read_by_the_config_s_parser(text: str, first: str) -> None:
+    """One reading of a split date: what `experiments check` accepts is what the splits use
+    (slashes as earlier versions took them; an offset converted to UTC)."""
+    idx = _index(4 * 96 * 10)  # from 2019-01-07, M15
+    train, _test = make_splits(idx, SplitConfig(train_end=text), 8)
+    assert idx[train.end_bar] == pd.Timestamp(first, tz="UTC")
+
+
+def test_a_bare_year_or_year_month_is_its_first_day() -> None:
+    from exitcore.config import parse_split_time
+
+    assert pd.Timestamp(parse_split_time("2016")) == pd.Timestamp("2016-01-01", tz="UTC")
+    assert pd.Timestamp(parse_split_time("2016-07")) == pd.Timestamp("2016-07-01", tz="UTC")
+    with pytest.raises(ValueError, match="expected an ISO date"):
+        parse_split_time("2016-13")

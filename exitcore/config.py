@@ -66,12 +66,9 @@ def _timeframe(_inst: Any, attribute: Any, value: str) -> None:
 def _canonical_timeframe(value: Any) -> Any:
     """``1d`` -> ``1D``, ``4H`` -> ``4h`` (as ``--timeframe`` takes them); anything else is left
     for the validator to report."""
-    from exitcore.data.timeframes import canonical_timeframe
+    from exitcore.data.timeframes import lenient_timeframe
 
-    try:
-        return canonical_timeframe(value)
-    except ValueError:
-        return value
+    return lenient_timeframe(value)
 
 
 class RuleError(FieldError):

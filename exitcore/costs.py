@@ -90,7 +90,7 @@ class CostSummary:
     def describe(self) -> str:
         """``round trip 1 pip = 0.0001 = 0.86 bp of the median close 1.1612``."""
         pips = self.round_trip / self.pip_size if self.pip_size > 0 else float("nan")
-        return (f"round trip {pips:g} pip{'s' if pips != 1 else ''} = {self.round_trip:.6g} = {self.round_trip_bp:.2g} bp "
+        return (f"round trip {pips:g} pip{'s' if pips != 1 else ''} = {self.round_trip:.6g} = {bp_words(self.round_trip_bp)} bp "
                 f"of the median close {self.median_price:,.6g} (pip size {self.pip_size:g})")
 
     def warning(self) -> str | None:
@@ -107,6 +107,11 @@ class CostSummary:
         """Plain data for run.json."""
         return {"round_trip": self.round_trip, "round_trip_bp": self.round_trip_bp,
                 "median_price": self.median_price, "pip_size": self.pip_size}
+
+
+def bp_words(bp: float) -> str:
+    """Basis points to two significant figures below 10 (``0.071``, ``0.86``), whole above (``140``)."""
+    return f"{bp:.2g}" if abs(bp) < 10 else f"{bp:,.0f}"
 
 
 def summarize_costs(costs: CostConfig, pip_size: float, close: Any) -> CostSummary:

@@ -455,7 +455,7 @@ def test_cli_show(populated):
     res = CliRunner().invoke(cli, ["show", train, "--runs-dir", str(runs)])
     assert "measured on TRAIN (in-sample)" in res.output
     # its audit failed: the Sharpe of 11.2 is not shown bare
-    assert f"!! look-ahead audit FAIL (a look-ahead leak was found): do not trust these metrics; `exitcore report {train}`" in res.output
+    assert f"!! look-ahead audit FAIL (a leak was found): do not trust these metrics; `exitcore report {train}`" in res.output
     res = CliRunner().invoke(cli, ["show", failed, "--runs-dir", str(runs), "--json"])
     data = json.loads(res.output)
     assert data["status"] == "failed" and data["error"] == "boom" and data["run_path"] == str(runs / failed)

@@ -36,7 +36,7 @@ experiments_option = click.option(
     callback=_experiments_file,
     metavar="FILE",
     help="Experiments file (as `exitcore --experiments FILE`; default: $EXITCORE_EXPERIMENTS, else "
-    "./experiments.toml).",
+    "./experiments.toml, else the one in the exitcore checkout it was installed from).",
 )
 
 

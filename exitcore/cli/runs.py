@@ -155,7 +155,7 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
         return
     verdict = record.metrics.get("audit_verdict")
     if verdict in ("FAIL", "SUSPECT"):  # as report and compare do: the numbers below are not to be trusted
-        why = "a look-ahead leak was found" if verdict == "FAIL" else "implausibly good out of sample"
+        why = "a leak was found" if verdict == "FAIL" else "implausibly good out of sample"
         click.echo(f"!! look-ahead audit {verdict} ({why}): do not trust these metrics; "
                    f"`exitcore report {record.id}` has the details")
     click.echo(f"metrics (measured on {_measured_on(record.metrics)}):")

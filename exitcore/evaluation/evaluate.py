@@ -304,6 +304,8 @@ def walk_forward_windows(n_bars: int, start: int, windows: int, purge: int) -> l
     """
     if windows < 1:
         raise ValueError(f"walk-forward needs at least one window, got {windows}")
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)):  # it was a fraction before
+        raise TypeError(f"start is the bar position where the train split ends, got {start!r}")
     edges = np.linspace(start, n_bars, windows + 1).round().astype(np.int64)
     out = []
     for i in range(windows):

@@ -85,7 +85,9 @@ def _round_trip(info: Mapping[str, Any]) -> str:
     c = info.get("costs") if isinstance(info.get("costs"), Mapping) else None
     if not c or not _finite(c.get("round_trip_bp")):
         return ""
-    return f"; round trip {num(c['round_trip'], '.6g')} = {num(c['round_trip_bp'], '.2g')} bp of the median close {num(c.get('median_price'), ',.6g')}"
+    from exitcore.costs import bp_words
+
+    return f"; round trip {num(c['round_trip'], '.6g')} = {bp_words(c['round_trip_bp'])} bp of the median close {num(c.get('median_price'), ',.6g')}"
 
 
 def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None,
@@ -415,7 +417,8 @@ def summary_text(results: Mapping[str, Any]) -> str:
         lines.append(f"* best baseline, chosen on the training split: {best}")
     if results.get("audit_verdict"):
         culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []
-        named = "; ".join(f"leak in {c.get('kind')} {c.get('component')}" for c in culprits[:3])
+        named = "; ".join(f"feature reading past its lookback {c.get('component')}" if c.get("kind") == "lookback"
+                          else f"leak in {c.get('kind')} {c.get('component')}" for c in culprits[:3])
         lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
     return "\n".join(lines)
 

@@ -171,6 +171,8 @@ def test_walk_forward_windows_are_consecutive_with_the_purge_gap():
         walk_forward_windows(1000, 600, 40, purge=10)
     with pytest.raises(ValueError):
         walk_forward_windows(1000, 600, 0, purge=10)
+    with pytest.raises(TypeError, match="bar position"):  # the old meaning, a fraction, is refused
+        walk_forward_windows(1000, 0.6, 2, purge=10)
 
 
 def test_walk_forward_trains_on_the_past_and_tests_on_each_window(tmp_path):

@@ -38,7 +38,9 @@ from exitcore.evaluation.ledger_schema import (
     validate_ledger,
 )
 
-#: annualisation of daily statistics: FX trades about 252 days a year (√252 for a Sharpe ratio)
+#: annualisation of daily statistics, √252 for a Sharpe ratio as design.md §7 specifies (the
+#: equity-market convention). The daily series has a row for every weekday, ~261 a year in FX,
+#: so a √261 convention would read ~1.8 % higher (docs/evaluation.md)
 TRADING_DAYS_PER_YEAR = 252
 #: a trade held at most this many bars is a "quick exit" (the research log's ≤ 3 bars)
 QUICK_EXIT_BARS = 3

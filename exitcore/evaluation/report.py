@@ -290,7 +290,7 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | None = N
         d = sig.get(key)
         if not d:
             continue
-        rows.append((title, f"{d.get('baseline')}: Sharpe {interval(d.get('sharpe'))}, p(RL <= baseline) = "
+        rows.append((title, f"{d.get('baseline')}: Sharpe {interval(d.get('sharpe'))}, p (H0: RL <= baseline) = "
                             f"{num(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} bp"))
     return blocks + [("kv", rows)]
 
@@ -374,7 +374,7 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
     dsr = agg.get("dsr") or {}
     text = []
     if diff:
-        text.append(f"RL - walk-forward best baseline: Sharpe {interval(diff.get('sharpe'))}, p(RL <= baseline) = {num(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}.")
+        text.append(f"RL - walk-forward best baseline: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = {num(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}.")
     if "dsr" in dsr:
         text.append(f"Deflated Sharpe ratio of the concatenated RL ledger: {num(dsr['dsr'], '.3f')} (N = {dsr.get('n_trials')}).")
     if text:

@@ -56,8 +56,8 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
     comps = assembled.components
     # built in this order by build_components: the i-th factory made the i-th feature
     features = list(zip(assembled.resolved.features, comps.features, comps.feature_specs))
-    leaks: list[Leak] = []
-    reach_told: set[int] = set()
+    found_by_feature: dict[int, list[Leak]] = {}
+    reach: dict[int, tuple[int, int]] = {}  # feature -> (farthest reach seen, at decision bar)
     for row in rows:
         bar, trade, k = int(row.bar[0]), int(row.trade[0]), int(row.k[0])
         for i, (factory, named, spec) in enumerate(features):
@@ -67,6 +67,7 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
             label = f"{named.name} [{named.origin}]"
             original = spec.compute(assembled.market, row)[0]
             recompute = _recompute(assembled, factory, row)
+            exposed_by = None
             for mode in modes:
                 try:
                     values = recompute(before, mode)
@@ -75,12 +76,20 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
                                   f"fails (declares lookback {spec.lookback}): {type(exc).__name__}: {exc}")]
                 else:
                     found = _column_differences(original, values, named, spec, mode, trade, k, bar)
-                if found and i not in reach_told:
-                    # once per feature: how far back it does read, so the message says what to declare
-                    reach_told.add(i)
-                    reach = _reach(recompute, original, bar, spec.lookback, mode)
-                    found = [attrs.evolve(f, detail=f"{f.detail}; {_reach_words(reach, bar)}") for f in found]
-                leaks.extend(found)
+                if found:
+                    found_by_feature.setdefault(i, []).extend(found)
+                    exposed_by = exposed_by or mode
+            far, far_bar = reach.get(i, (0, 1))
+            if exposed_by and far < far_bar:  # unless already known to read back to the first bar
+                here = _reach(recompute, original, bar, spec.lookback, exposed_by)
+                if here >= bar or here > far:
+                    reach[i] = (here, bar)
+    # what to declare is only known from the decisions sampled: the farthest of them, a minimum
+    leaks: list[Leak] = []
+    for i, found in found_by_feature.items():
+        far, far_bar = reach[i]
+        words = _reach_words(far, far_bar, len({(f.trade, f.k) for f in found}))
+        leaks.extend(attrs.evolve(f, detail=f"{f.detail}; {words}") for f in found)
     return leaks
 
 
@@ -119,11 +128,13 @@ def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode
     return hi
 
 
-def _reach_words(reach: int, bar: int) -> str:
+def _reach_words(reach: int, bar: int, n_decisions: int) -> str:
     if reach >= bar:
-        return (f"it reads back to the first bar of the data ({bar} bars before this decision): no purge gap can "
+        return (f"it reads back to the first bar of the data ({bar} bars before a decision): no purge gap can "
                 f"separate that from the training split; use a rolling window and declare its length")
-    return f"it reads {reach} bar{'s' if reach > 1 else ''} back: declare lookback = {reach}"
+    return (f"it reads at least {reach} bar{'s' if reach > 1 else ''} back (the farthest of the "
+            f"{n_decisions} decision(s) checked that read past its lookback): declare lookback >= {reach}, "
+            f"or the farthest it can reach if that depends on the decision (back to a trade's signal bar: max_bars + 1)")
 
 
 def _column_differences(original: torch.Tensor, values: torch.Tensor, named: Any, spec: Any, mode: str,

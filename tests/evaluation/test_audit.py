@@ -89,7 +89,8 @@ def test_a_feature_reading_past_its_declared_lookback_fails_saying_how_far_it_re
     report = audit(asm, pools["test"], n_decisions=N, seed=3)
     (culprit,) = [c for c in report.culprits() if c["kind"] != "policy"]
     assert culprit["modes"] == ["nan", "huge"] and culprit["count"] == 2 * N
-    assert "(declares lookback 5); it reads 20 bars back: declare lookback = 20" in culprit["first"]["detail"]
+    assert f"(declares lookback 5); it reads at least 20 bars back (the farthest of the {N} decision(s) checked that read " \
+           "past its lookback): declare lookback >= 20" in culprit["first"]["detail"]
     text = report.format()
     assert "READS BEYOND ITS LOOKBACK feature zoo_long_memory.momentum_20_atr" in text
     assert "when the bars before its lookback are NaN" in text and "purge gap between the splits too short" in text
@@ -109,6 +110,35 @@ def test_an_audit_stored_before_the_lookback_check_does_not_claim_it():
     assert "lookback" not in old and "PASS" in old
 
 
+def test_the_lookback_to_declare_is_the_farthest_any_checked_decision_reads():
+    """A feature reading back to its trade's signal bar reads further the longer the trade is
+    held: the advice is the farthest reach among the decisions that read past the lookback,
+    not the first one's (which understated it, and then passed)."""
+    from exitcore.assembly import assemble
+    from exitcore.components import FeatureSpec
+
+    def since_signal(_params, ctx):
+        signal = ctx.trades.signal_bar
+
+        def compute(market, state):
+            return (market.close[state.bar] - market.close[signal[state.trade]])[:, None].to(torch.float32)
+
+        return FeatureSpec(("since_signal",), 1, compute)
+
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    res = asm.resolved
+    i = [rc.name for rc in res.features].index("time_of_day")
+    features = list(res.features)
+    features[i] = attrs.evolve(features[i], component=attrs.evolve(features[i].component, build=since_signal))
+    probe = assemble(attrs.evolve(res, features=tuple(features)), asm.bars, trades=asm.trades)
+    report = audit(probe, pools["test"], n_decisions=16, modes=("huge",), seed=3)
+    (culprit,) = [c for c in report.culprits() if c["kind"] == "lookback"]
+    found = [f for f in report.findings if f.kind == "lookback"]
+    reads = [f.bar - int(probe.table.signal_bar[f.trade]) for f in found]
+    assert f"declare lookback >= {max(reads)}" in culprit["first"]["detail"]
+    assert max(reads) > reads[0]  # the first offending decision alone understates it
+
+
 def test_a_shipped_feature_declaring_one_bar_less_than_it_reads_is_caught():
     """price_window(16) reads C[b-16]: declared 16 it passes (the causal sets above); declared 15 it fails."""
     _, asm, pools, _ = prepared("v4_no_lookahead")
@@ -122,7 +152,7 @@ def test_a_shipped_feature_declaring_one_bar_less_than_it_reads_is_caught():
     assert report.verdict == "FAIL"
     (culprit,) = [c for c in report.culprits() if c["kind"] != "policy"]
     assert culprit["kind"] == "lookback" and culprit["component"].startswith("price_window.move_15 ")
-    assert "declare lookback = 16" in culprit["first"]["detail"]
+    assert "declare lookback >= 16" in culprit["first"]["detail"]
 
 
 class _ReadsColumn(torch.nn.Module):

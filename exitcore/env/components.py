@@ -111,6 +111,24 @@ def check_tensor(
         raise PluginError(f"{what} returned {bad} non-finite value(s) (NaN or Inf)")
 
 
+def snapshot(*states: Any) -> list[dict[str, torch.Tensor]]:
+    """Copies of the states' tensors, to catch a component writing into them in place."""
+    return [{k: v.clone() for k, v in st.tensors().items()} for st in states]
+
+
+def check_untouched(before: list[dict[str, torch.Tensor]], states: Sequence[Any], what: str) -> None:
+    """Raise :class:`PluginError` naming ``what`` if it changed a state's tensors in place: every
+    later component (and the engine) would read the changed values, silently."""
+    for copy_, st in zip(before, states):
+        for name, value in st.tensors().items():
+            old = copy_[name]
+            same = torch.equal(old, value) or (value.dtype.is_floating_point and
+                                               torch.allclose(old, value, rtol=0, atol=0, equal_nan=True))
+            if not same:
+                raise PluginError(f"{what} wrote into the environment state in place (state.{name} changed): a "
+                                  "component must read the state and return new tensors, never modify its fields")
+
+
 def check_mask_rows(mask: torch.Tensor, what: str) -> None:
     """A mask component must leave at least one action allowed in every row."""
     empty = ~mask.any(dim=1)

@@ -29,7 +29,14 @@ from exitcore.costs import CostModel
 from exitcore.env import sampling
 from exitcore.env.blame import blamed, component_codes, plugin_failure
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS, check_compiled_step
-from exitcore.env.components import EnvComponents, check_actions, check_mask_rows, check_tensor
+from exitcore.env.components import (
+    EnvComponents,
+    check_actions,
+    check_mask_rows,
+    check_tensor,
+    check_untouched,
+    snapshot,
+)
 from exitcore.env.state import EnvState
 from exitcore.env.step_graph import StepGraph
 from exitcore.env.statistics import StepStatistics, step_codes, step_sums
@@ -286,10 +293,15 @@ class VecExitEnv:
     def observe(self, state: EnvState | None = None) -> torch.Tensor:
         """Observation ``[N, obs_dim]`` float32: the experiment's features, concatenated."""
         state = self.state if state is None else state
-        parts = [f.fn(self.market, state) for f in self.components.features]
-        if not self._checked:
-            for f, spec, part in zip(self.components.features, self.components.feature_specs, parts):
-                check_tensor(part, f"feature {f.label()}", (state.n, len(spec.names)), (torch.float32,), self.device)
+        if self._checked:
+            parts = [f.fn(self.market, state) for f in self.components.features]
+        else:  # the first step: each feature's output checked, and that it left the state alone
+            parts = []
+            for f, spec in zip(self.components.features, self.components.feature_specs):
+                kept = snapshot(state)
+                parts.append(f.fn(self.market, state))
+                check_untouched(kept, [state], f"feature {f.label()}")
+                check_tensor(parts[-1], f"feature {f.label()}", (state.n, len(spec.names)), (torch.float32,), self.device)
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def action_mask(self, state: EnvState | None = None) -> torch.Tensor:
@@ -297,8 +309,10 @@ class VecExitEnv:
         state = self.state if state is None else state
         allowed = torch.ones(state.n, N_ACTIONS, dtype=torch.bool, device=self.device)
         for mk in self.components.masks:
+            kept = None if self._checked else snapshot(state)
             out = mk.fn(state)
-            if not self._checked:
+            if kept is not None:
+                check_untouched(kept, [state], f"action mask {mk.label()}")
                 check_tensor(out, f"action mask {mk.label()}", (state.n, N_ACTIONS), (torch.bool,), self.device)
                 check_mask_rows(out, f"action mask {mk.label()}")
             allowed = allowed & out
@@ -475,8 +489,10 @@ class VecExitEnv:
         blocked = torch.zeros_like(s.done)
         blocked_by = []
         for g in self.components.guards:
+            kept = None if self._checked else snapshot(s)
             b = g.fn(s, action)
-            if not self._checked:
+            if kept is not None:
+                check_untouched(kept, [s], f"exit guard {g.label()}")
                 check_tensor(b, f"exit guard {g.label()}", (s.n,), (torch.bool,), self.device)
             blocked_by.append(b)
             blocked = blocked | b
@@ -562,8 +578,10 @@ class VecExitEnv:
     def _reward(self, before: EnvState, after: EnvState) -> torch.Tensor:
         total = torch.zeros(before.n, dtype=torch.float64, device=self.device)
         for term in self.components.rewards:
+            kept = None if self._checked else snapshot(before, after)
             r = term.fn(before, after.action, after)
-            if not self._checked:
+            if kept is not None:
+                check_untouched(kept, [before, after], f"reward term {term.label()}")
                 check_tensor(r, f"reward term {term.label()}", (before.n,), (torch.float32, torch.float64), self.device)
             total = total + term.weight * r
         return total

@@ -256,6 +256,21 @@ class _BadPlugin:
     @hookimpl
     def register_exit_guards(self, register):
         register("float_guard", lambda p, ctx: (lambda s, a: torch.zeros(s.n)))
+        # writes into the state (the guards after it, and the engine, would see upnl = 0)
+        register("zeroing_guard", lambda p, ctx: (lambda s, a: s.upnl.mul_(0) < 0))
+
+    @hookimpl
+    def register_features(self, register):
+        from exitcore.components import FeatureSpec
+
+        def zeroing(p, ctx):
+            def compute(market, state):
+                state.upnl.mul_(0)
+                return state.upnl[:, None].to(torch.float32)
+
+            return FeatureSpec(("upnl_zeroed",), 0, compute)
+
+        register("zeroing_feature", zeroing)
 
 
 @pytest.mark.parametrize(
@@ -265,6 +280,9 @@ class _BadPlugin:
         (dict(rewards=[("wrong_shape", {}, 1.0)]), r"reward term 'wrong_shape' .* shape \(3,\), expected \(1,\)"),
         (dict(masks=[("nothing_allowed", {})]), r"action mask 'nothing_allowed' .* allowed no action"),
         (dict(guards=[("float_guard", {})]), r"exit guard 'float_guard' .* dtype float32, expected bool"),
+        (dict(guards=[("zeroing_guard", {})]), r"exit guard 'zeroing_guard' .* wrote into the environment state in place \(state.upnl changed\)"),
+        (dict(features=[("position", {}), ("zeroing_feature", {})]),
+         r"feature 'zeroing_feature' .* wrote into the environment state in place \(state.upnl changed\)"),
     ],
 )
 def test_broken_plugins_are_named_on_the_first_step(kwargs, message):

@@ -579,9 +579,10 @@ def resolve(
         else:
             policy_params, _ok = _structure_params(policy, config.ppo.policy_params, ".ppo.policy_params", layers, leaf, problems,
                                                   ".ppo.policy")
-    if not features and "features" not in broken:
+    # an empty list, not one whose entries failed above (each already reported)
+    if not config.features and "features" not in broken:
         problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature"))
-    if not rewards and "rewards" not in broken:
+    if not config.rewards and "rewards" not in broken:
         problems.append((origin_of(layers, ".rewards", leaf), "an experiment needs at least one reward term"))
     if problems:
         raise ConfigError(problems, source)

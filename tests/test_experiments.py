@@ -472,3 +472,13 @@ def test_data_timeframe_takes_the_spellings_the_cli_takes(tmp_path, host):
     with pytest.raises(ConfigError) as exc:
         resolve(file, "v4", host, overrides=["data.timeframe=1m"])
     assert "--set data.timeframe: '1m' is ambiguous (minutes or months?); write '1min'" in problems(exc)
+
+
+def test_a_bad_reward_parameter_is_one_problem_not_also_an_empty_reward_list(tmp_path, host):
+    file = write(tmp_path, BASE + '\n[experiments.r]\nextends = "v1"\nrewards = [{ name = "pnl", params = { nope = 1 } }]\n')
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "r", host)
+    assert len(exc.value.problems) == 1 and "nope" in exc.value.problems[0][1], exc.value.problems
+    empty = write(tmp_path, BASE + '\n[experiments.r]\nextends = "v1"\nrewards = []\n')
+    with pytest.raises(ConfigError, match="an experiment needs at least one reward term"):
+        resolve(empty, "r", host)

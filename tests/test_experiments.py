@@ -482,3 +482,11 @@ def test_a_bad_reward_parameter_is_one_problem_not_also_an_empty_reward_list(tmp
     empty = write(tmp_path, BASE + '\n[experiments.r]\nextends = "v1"\nrewards = []\n')
     with pytest.raises(ConfigError, match="an experiment needs at least one reward term"):
         resolve(empty, "r", host)
+
+
+def test_a_boolean_for_a_word_key_says_so(tmp_path, host):
+    file = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host, overrides=["ppo.compile=true"])
+    assert exc.value.problems == [("--set ppo.compile", "expected a word, not the boolean true (experiments show "
+                                                        "lists the key's current value)")]

@@ -56,6 +56,8 @@ class RunView:
     splits: tuple[tuple[str, str, str], ...]  # (name, start, end)
     config: dict[str, Any]
     metrics: dict[str, Any]
+    #: bars between the end of each split and the start of the next (None: not recorded)
+    purge: int | None = None
 
 
 def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
@@ -125,8 +127,12 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         audit_verdict=results.get("audit_verdict") or "not audited",
         data_hash=record.data_hash,
     )
-    splits = tuple((s["name"], str(s.get("start")), str(s.get("end"))) for s in meta.get("splits", []))
-    return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics)
+    recorded = meta.get("splits", [])
+    splits = tuple((s["name"], str(s.get("start")), str(s.get("end"))) for s in recorded)
+    gaps = [b.get("start_bar") - a.get("end_bar") for a, b in zip(recorded, recorded[1:])
+            if isinstance(a.get("end_bar"), int) and isinstance(b.get("start_bar"), int)]
+    return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
+                   gaps[0] if gaps else None)
 
 
 def warnings(views: list[RunView]) -> list[str]:
@@ -142,8 +148,16 @@ def warnings(views: list[RunView]) -> list[str]:
         out.append(f"DIFFERENT DATA: these runs were trained and evaluated on different bars ({pairs}); "
                    "their numbers are not comparable")
     if len({v.splits for v in views}) > 1:
-        out.append("DIFFERENT SPLITS: the train/test boundaries differ between these runs; "
+        message = ("DIFFERENT SPLITS: the train/test boundaries differ between these runs; "
                    "their out-of-sample numbers cover different periods")
+        purges = {v.purge for v in views}
+        if len(purges) > 1 and None not in purges:
+            # the usual cause: a longer feature lookback makes a longer purge gap (max_bars + lookback)
+            widest = max(purges)
+            message += (f". Their purge gaps differ ({', '.join(f'{v.run_id}: {v.purge} bars' for v in views)}), "
+                        "which follows the longest feature lookback (max_bars + lookback); run the others with "
+                        f"--set split.purge_bars={widest} to test on the same period")
+        out.append(message)
     return out
 
 

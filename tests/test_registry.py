@@ -600,3 +600,20 @@ def test_an_unfinished_run_is_refused_by_id_or_path_naming_its_status(tmp_path):
         res = CliRunner().invoke(cli, args)
         assert res.exit_code == 2 and expected in res.output, (args, res.output)
         assert "not an experiment" not in res.output
+
+
+def test_compare_names_a_purge_gap_difference_as_the_cause_of_different_splits(tmp_path):
+    """A longer honest feature lookback lengthens the purge gap: the warning says so and how to
+    line the runs up (it only said the boundaries differ)."""
+    from exitcore.compare import RunView, warnings
+
+    def view(run_id, purge, test_start):
+        splits = (("train", "2015-01-01", "2016-10-24"), ("test", test_start, "2019-12-31"))
+        return RunView(run_id, run_id, tmp_path, "x", "h", splits, {}, {}, purge)
+
+    out = warnings([view("a", 112, "2016-10-25 04:00"), view("b", 126, "2016-10-25 07:30")])
+    (message,) = [w for w in out if w.startswith("DIFFERENT SPLITS")]
+    assert "Their purge gaps differ (a: 112 bars, b: 126 bars)" in message
+    assert "--set split.purge_bars=126 to test on the same period" in message
+    same_gap = warnings([view("a", 112, "2016-10-25 04:00"), view("b", 112, "2017-01-02 00:00")])
+    assert "purge gaps" not in " ".join(same_gap) and any(w.startswith("DIFFERENT SPLITS") for w in same_gap)

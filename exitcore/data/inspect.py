@@ -52,6 +52,7 @@ class Report:
     entry_bar_exits: int = 0
     lookback: int = 0
     purge: int = 0
+    min_purge: int = 0  #: max_bars + feature lookback
     splits: tuple[SplitReport, ...] = ()
     minimum: dict[str, int] = attrs.field(factory=dict)
     trade_findings: tuple[Finding, ...] = ()
@@ -142,6 +143,7 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
         entry_bar_exits=int((valid & ~usable).sum()),
         lookback=lookback,
         purge=purge_gap(cfg.split, min_purge),
+        min_purge=min_purge,
         splits=split_reports,
         minimum=minimum,
         trade_findings=tuple(getattr(asm.trades, "findings", ())),
@@ -175,7 +177,11 @@ def render(r: Report) -> str:
     for reason, n in r.invalid.items():
         lines.append(f"  invalid: {n:,} {reason}")
     lines.extend(f"  {f}" for f in r.trade_findings)
-    lines.append(f"splits       purge gap {r.purge} bars (max_bars + feature lookback {r.lookback} = minimum)")
+    if r.purge > r.min_purge:  # split.purge_bars chose more than the minimum
+        lines.append(f"splits       purge gap {r.purge} bars (split.purge_bars; the minimum is max_bars + feature "
+                     f"lookback {r.lookback} = {r.min_purge})")
+    else:
+        lines.append(f"splits       purge gap {r.purge} bars (max_bars + feature lookback {r.lookback} = minimum)")
     # both columns are bar opens (UTC); reports give a split's end as its last bar's close
     lines.append(f"  {'split':<11} {'first bar':<17} {'last bar':<17} {'bars':>9} {'trades':>8} {'usable':>8} {'needed':>7}")
     for s in r.splits:

@@ -134,6 +134,10 @@ def test_inspect_with_experiment_counts_trades_per_split(run, tmp_path: Path) ->
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("train ", "test "))}
     assert set(rows) == {"train", "test"}
     assert int(rows["train"][-3].replace(",", "")) > 100 and rows["train"][-1] == "16"
+    assert "purge gap 112 bars (max_bars + feature lookback 16 = minimum)" in out
+    wider = run("data", "inspect", "synthetic?years=0.5&seed=2", "--experiment", "t", "--set", "split.purge_bars=126")
+    # the gap chosen is not called the minimum
+    assert "purge gap 126 bars (split.purge_bars; the minimum is max_bars + feature lookback 16 = 112)" in wider.output
 
 
 def test_inspect_json(run) -> None:

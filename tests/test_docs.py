@@ -39,3 +39,16 @@ def test_the_action_table_gives_each_id(name):
     from exitcore.actions import Action
 
     assert f"| {getattr(Action, name)} | `{name}` |" in PLUGINS_DOC.read_text()
+
+
+def test_the_parameter_validators_listed_are_exitcore_params():
+    """docs/plugins.md lists the validators a plugin's params class can use: exactly the public
+    ones of exitcore.params (a renamed or new one shows up here)."""
+    import exitcore.params as params
+
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text[text.index("* **Parameters**"):text.index("* **Errors**")]
+    listed = set(re.findall(r"`(\w+)(?:\([^`]*\))?`", section)) - {"params", "exitcore", "None", "build"}
+    public = {n for n, v in vars(params).items() if callable(v) and not n.startswith("_") and v.__module__ == params.__name__
+              and n not in ("FieldError",)}
+    assert listed == public, (listed ^ public)

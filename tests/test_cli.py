@@ -416,3 +416,15 @@ def test_experiments_file_option_before_or_after_the_subcommand(tmp_path, where)
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0 and "only_mine" in result.output, result.output
     assert CliRunner().invoke(cli, ["experiments", "show", "only_mine"]).exit_code == 2  # not in the default file
+
+
+def test_a_build_failure_is_located_once_at_the_component_path():
+    """An ExitcoreError raised in a plugin's build read 'experiments.x: experiments.x.features[1]
+    (feature ...): msg', the path twice."""
+    from exitcore.cli.experiments import _located
+
+    message = "experiments.x.features[1] (feature 'f' from p (dist 0.1.0)): f: cannot build"
+    assert _located("x", message) == ("experiments.x.features[1]", "feature 'f' from p (dist 0.1.0): f: cannot build")
+    plain = "experiments.x.features[1]: feature 'f' from p failed to build: ValueError: oops"
+    assert _located("x", plain) == ("experiments.x.features[1]", "feature 'f' from p failed to build: ValueError: oops")
+    assert _located("x", "its entry strategy gives no trade on its data") == ("experiments.x", "its entry strategy gives no trade on its data")

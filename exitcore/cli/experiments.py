@@ -86,8 +86,9 @@ def _located(name: str, message: str) -> tuple[str, str]:
     """``(toml path, message)`` for a build failure of experiment ``name``: the path the
     message starts with when it names one inside the experiment, else the experiment's."""
     head, sep, rest = message.partition(": ")
-    if sep and head.startswith(f"experiments.{name}") and " " not in head:
-        return head, rest
+    path, _, label = head.partition(" (")  # "experiments.x.features[1] (feature 'f' from ...)"
+    if sep and path.startswith(f"experiments.{name}") and " " not in path:
+        return path, (f"{label[:-1]}: {rest}" if label.endswith(")") else rest)
     return f"experiments.{name}", message
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from exitcore.atomic import write_text_atomic
-from exitcore.errors import ExitcoreError
+from exitcore.errors import ConfigError, ExitcoreError
 from exitcore.evaluation import jsonable
 
 RUN_FILE = "run.json"
@@ -167,10 +167,36 @@ def resolve_run(
     lineage = table.pop("lineage", None)
     file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table},
                            budgets=dict(budgets or {}))
-    resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
+    try:
+        resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
+    except ConfigError as exc:
+        missing = _missing_plugins(run_dir, host)
+        if missing:  # "unknown reward 'x' (did you mean ...)" hides that a plugin is not installed
+            raise ConfigError([*exc.problems, ("", f"the run was made with plugins that are not installed now: "
+                                                   f"{missing}; install them to audit, report or resume it")],
+                              exc.source) from None
+        raise
     if isinstance(lineage, list) and lineage:  # the extends chain it was resolved through, not [name]
         resolved = attrs.evolve(resolved, config=attrs.evolve(resolved.config, lineage=list(lineage)))
     return resolved
+
+
+def _missing_plugins(run_dir: Path, host: Any) -> str:
+    """The plugin distributions run.json records that ``host`` does not have, with their
+    components (``trial-plugins 0.1.0 (reward:dd_penalty)``); ``""`` when none or unknown."""
+    try:
+        recorded = read_run_info(run_dir).get("plugins") or []
+    except RunDirError:
+        return ""
+    installed = {(i.distribution, i.name) for i in host.plugin_infos()}
+    names = {n for _, n in installed}
+    gone = [p for p in recorded if isinstance(p, dict) and p.get("name") not in names
+            and (p.get("distribution"), p.get("name")) not in installed]
+    by_dist: dict[str, list[str]] = {}  # one distribution may register several plugins
+    for p in gone:
+        dist = f"{p.get('distribution') or p.get('name')} {p.get('version', '')}".rstrip()
+        by_dist.setdefault(dist, []).extend(p.get("components") or [])
+    return "; ".join(f"{dist} ({', '.join(comps)})" for dist, comps in by_dist.items())
 
 
 def find_checkpoint(run_dir: Path) -> Path:

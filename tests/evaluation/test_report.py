@@ -236,3 +236,27 @@ def test_costs_too_cheap_for_the_market_are_flagged(finished_run, tmp_path):
     (gold / "run.json").write_text(json.dumps(info))
     fx = render_report(gold)
     assert "!!" not in fx and "round trip 0.0001 = 0.86 bp of the median close 1.16" in fx
+
+
+def test_a_run_whose_plugin_is_not_installed_says_which(finished_run, tmp_path):
+    """Auditing, reporting or resuming a run made with a plugin no longer installed said only
+    "unknown feature 'x' (did you mean ...)": it names the distribution run.json recorded."""
+    from evalkit import host
+
+    from exitcore.errors import ConfigError
+    from exitcore.evaluation.rundir import resolve_run
+
+    source = _run_dir(finished_run)
+    gone = tmp_path / source.name
+    shutil.copytree(source, gone)
+    config = (gone / "config.toml").read_text()
+    (gone / "config.toml").write_text(config.replace('name = "time_of_day"', 'name = "gone_feature"', 1))
+    info = json.loads((gone / "run.json").read_text())
+    info["plugins"] = [*info.get("plugins", []), {"name": "gone", "distribution": "gone-plugins", "version": "1.2",
+                                                  "components": ["feature:gone_feature"]}]
+    (gone / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ConfigError) as exc:
+        resolve_run(gone, host())
+    text = str(exc.value)
+    assert "unknown feature 'gone_feature'" in text
+    assert "the run was made with plugins that are not installed now: gone-plugins 1.2 (feature:gone_feature)" in text

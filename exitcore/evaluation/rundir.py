@@ -173,7 +173,7 @@ def resolve_run(
         missing = _missing_plugins(run_dir, host)
         if missing:  # "unknown reward 'x' (did you mean ...)" hides that a plugin is not installed
             raise ConfigError([*exc.problems, ("", f"the run was made with plugins that are not installed now: "
-                                                   f"{missing}; install them to audit, report or resume it")],
+                                                   f"{missing}; install them to audit or resume it")],
                               exc.source) from None
         raise
     if isinstance(lineage, list) and lineage:  # the extends chain it was resolved through, not [name]

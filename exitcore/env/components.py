@@ -111,22 +111,52 @@ def check_tensor(
         raise PluginError(f"{what} returned {bad} non-finite value(s) (NaN or Inf)")
 
 
-def snapshot(*states: Any) -> list[dict[str, torch.Tensor]]:
-    """Copies of the states' tensors, to catch a component writing into them in place."""
-    return [{k: v.clone() for k, v in st.tensors().items()} for st in states]
+def _version(t: torch.Tensor) -> int | None:
+    """The tensor's in-place write counter (None for inference tensors, which keep none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
 
 
-def check_untouched(before: list[dict[str, torch.Tensor]], states: Sequence[Any], what: str) -> None:
-    """Raise :class:`PluginError` naming ``what`` if it changed a state's tensors in place: every
-    later component (and the engine) would read the changed values, silently."""
-    for copy_, st in zip(before, states):
+def snapshot(*states: Any, market: Any = None) -> dict[str, Any]:
+    """What a component's call must leave as it was: each state field (the tensor, its write
+    counter and a copy) and the market tensors (the tensor and its write counter)."""
+    kept_states = [{k: (v, _version(v), v.clone()) for k, v in st.tensors().items()} for st in states]
+    kept_market = {} if market is None else {
+        name: (t, _version(t)) for name in ("open", "high", "low", "close", "atr", "ts", "segment_end")
+        if isinstance(t := getattr(market, name, None), torch.Tensor)}
+    return {"states": kept_states, "market": kept_market, "market_obj": market}
+
+
+def check_untouched(before: dict[str, Any], states: Sequence[Any], what: str) -> None:
+    """Raise :class:`PluginError` naming ``what`` if its call wrote into a state's fields or the
+    market tensors in place (or replaced a field): every later component and the engine would
+    read the changed values, silently. Any in-place write counts, also one that changes no value
+    on this step (a masked write that only bites later): the tensors' write counters show it."""
+    for kept, st in zip(before["states"], states):
+        changed, replaced, written = [], [], False
         for name, value in st.tensors().items():
-            old = copy_[name]
-            same = torch.equal(old, value) or (value.dtype.is_floating_point and
-                                               torch.allclose(old, value, rtol=0, atol=0, equal_nan=True))
-            if not same:
-                raise PluginError(f"{what} wrote into the environment state in place (state.{name} changed): a "
-                                  "component must read the state and return new tensors, never modify its fields")
+            ref, version, copy_ = kept[name]
+            if value is not ref:
+                replaced.append(name)
+            elif version is not None and _version(value) != version:
+                written = True
+            if value.shape != copy_.shape or value.dtype != copy_.dtype or not (
+                    torch.equal(copy_, value) or (value.dtype.is_floating_point and
+                                                  torch.allclose(copy_, value, rtol=0, atol=0, equal_nan=True))):
+                changed.append(name)
+        if changed or replaced or written:
+            where = (f"state.{changed[0]} changed" if changed else f"state.{replaced[0]} was replaced" if replaced
+                     else "a field was written, though no value changed on this step")
+            raise PluginError(f"{what} wrote into the environment state in place ({where}): a component must read "
+                              "the state and return new tensors, never modify its fields")
+    market = before["market_obj"]
+    for name, (ref, version) in before["market"].items():
+        value = getattr(market, name)
+        if value is not ref or (version is not None and _version(value) != version):
+            raise PluginError(f"{what} wrote into the market data in place (market.{name}): the bars are shared by "
+                              "every component and the engine; compute on a copy")
 
 
 def check_mask_rows(mask: torch.Tensor, what: str) -> None:

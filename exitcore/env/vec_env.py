@@ -298,7 +298,7 @@ class VecExitEnv:
         else:  # the first step: each feature's output checked, and that it left the state alone
             parts = []
             for f, spec in zip(self.components.features, self.components.feature_specs):
-                kept = snapshot(state)
+                kept = snapshot(state, market=self.market)
                 parts.append(f.fn(self.market, state))
                 check_untouched(kept, [state], f"feature {f.label()}")
                 check_tensor(parts[-1], f"feature {f.label()}", (state.n, len(spec.names)), (torch.float32,), self.device)
@@ -309,7 +309,7 @@ class VecExitEnv:
         state = self.state if state is None else state
         allowed = torch.ones(state.n, N_ACTIONS, dtype=torch.bool, device=self.device)
         for mk in self.components.masks:
-            kept = None if self._checked else snapshot(state)
+            kept = None if self._checked else snapshot(state, market=self.market)
             out = mk.fn(state)
             if kept is not None:
                 check_untouched(kept, [state], f"action mask {mk.label()}")
@@ -489,7 +489,7 @@ class VecExitEnv:
         blocked = torch.zeros_like(s.done)
         blocked_by = []
         for g in self.components.guards:
-            kept = None if self._checked else snapshot(s)
+            kept = None if self._checked else snapshot(s, market=self.market)
             b = g.fn(s, action)
             if kept is not None:
                 check_untouched(kept, [s], f"exit guard {g.label()}")
@@ -578,7 +578,7 @@ class VecExitEnv:
     def _reward(self, before: EnvState, after: EnvState) -> torch.Tensor:
         total = torch.zeros(before.n, dtype=torch.float64, device=self.device)
         for term in self.components.rewards:
-            kept = None if self._checked else snapshot(before, after)
+            kept = None if self._checked else snapshot(before, after, market=self.market)
             r = term.fn(before, after.action, after)
             if kept is not None:
                 check_untouched(kept, [before, after], f"reward term {term.label()}")

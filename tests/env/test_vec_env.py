@@ -258,6 +258,8 @@ class _BadPlugin:
         register("float_guard", lambda p, ctx: (lambda s, a: torch.zeros(s.n)))
         # writes into the state (the guards after it, and the engine, would see upnl = 0)
         register("zeroing_guard", lambda p, ctx: (lambda s, a: s.upnl.mul_(0) < 0))
+        # a write that changes nothing on the first step (k = 0) and bites from decision 2 on
+        register("later_guard", lambda p, ctx: (lambda s, a: s.size.masked_fill_(s.k >= 2, 0.0) < 0))
 
     @hookimpl
     def register_features(self, register):
@@ -272,6 +274,15 @@ class _BadPlugin:
 
         register("zeroing_feature", zeroing)
 
+        def bumping(p, ctx):
+            def compute(market, state):
+                market.high.add_(1e-4)  # the shared bars drift a little every step
+                return state.upnl[:, None].to(torch.float32)
+
+            return FeatureSpec(("bumps_high",), 0, compute)
+
+        register("bumping_feature", bumping)
+
 
 @pytest.mark.parametrize(
     "kwargs, message",
@@ -283,6 +294,10 @@ class _BadPlugin:
         (dict(guards=[("zeroing_guard", {})]), r"exit guard 'zeroing_guard' .* wrote into the environment state in place \(state.upnl changed\)"),
         (dict(features=[("position", {}), ("zeroing_feature", {})]),
          r"feature 'zeroing_feature' .* wrote into the environment state in place \(state.upnl changed\)"),
+        (dict(guards=[("later_guard", {})]),
+         r"exit guard 'later_guard' .* in place \(a field was written, though no value changed on this step\)"),
+        (dict(features=[("position", {}), ("bumping_feature", {})]),
+         r"feature 'bumping_feature' .* wrote into the market data in place \(market.high\)"),
     ],
 )
 def test_broken_plugins_are_named_on_the_first_step(kwargs, message):
@@ -291,6 +306,18 @@ def test_broken_plugins_are_named_on_the_first_step(kwargs, message):
     with pytest.raises(PluginError, match=message):
         env.reset()
         env.step(torch.tensor([0]))
+
+
+@pytest.mark.parametrize("compile_env", [False, True])
+def test_an_in_place_write_is_caught_in_training_mode_too(compile_env):
+    """Training mode (auto-reset; packed state tables when compiled) hands the components
+    column views: a write through one is caught on the first step there as well."""
+    res = resolved(extra_plugins=(_BadPlugin(),), guards=[("later_guard", {})])
+    asm = assemble(res, random_bars(400), trades=trades_from([(50, 1, 0.002, 0.004), (120, -1, 0.002, 0.004)]))
+    env = asm.make_env(torch.nonzero(asm.table.valid).flatten(), n_envs=4, auto_reset=True, compile=compile_env)
+    with pytest.raises(PluginError, match=r"exit guard 'later_guard' .* wrote into the environment state in place"):
+        env.reset(seed=0)
+        env.step(torch.zeros(4, dtype=torch.int64))
 
 
 # --------------------------------------------------------------------------- look-ahead

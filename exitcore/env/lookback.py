@@ -57,7 +57,8 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
     # built in this order by build_components: the i-th factory made the i-th feature
     features = list(zip(assembled.resolved.features, comps.features, comps.feature_specs))
     found_by_feature: dict[int, list[Leak]] = {}
-    reach: dict[int, tuple[int, int]] = {}  # feature -> (farthest reach seen, at decision bar)
+    bounded: dict[int, int] = {}  # feature -> farthest reach seen that stops short of the first bar
+    to_first: dict[int, int] = {}  # feature -> latest decision bar at which it read back to bar 0
     for row in rows:
         bar, trade, k = int(row.bar[0]), int(row.trade[0]), int(row.k[0])
         for i, (factory, named, spec) in enumerate(features):
@@ -79,16 +80,24 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
                 if found:
                     found_by_feature.setdefault(i, []).extend(found)
                     exposed_by = exposed_by or mode
-            far, far_bar = reach.get(i, (0, 1))
-            if exposed_by and far < far_bar:  # unless already known to read back to the first bar
-                here = _reach(recompute, original, bar, spec.lookback, exposed_by)
-                if here >= bar or here > far:
-                    reach[i] = (here, bar)
+            if not exposed_by:
+                continue
+            far = bounded.get(i, 0)
+            if spec.lookback < far < bar and _unchanged(recompute, original, bar - far, exposed_by):
+                continue  # reads no farther here than already seen: no bisection needed
+            here = _reach(recompute, original, bar, spec.lookback, exposed_by)
+            if here < bar:
+                bounded[i] = max(far, here)
+            else:  # to the first bar here; near the start of the data a rolling window does that too
+                to_first[i] = max(to_first.get(i, 0), bar)
     # what to declare is only known from the decisions sampled: the farthest of them, a minimum
     leaks: list[Leak] = []
     for i, found in found_by_feature.items():
-        far, far_bar = reach[i]
-        words = _reach_words(far, far_bar, len({(f.trade, f.k) for f in found}))
+        n = len({(f.trade, f.k) for f in found})
+        if i in bounded:  # a bounded reach somewhere: the first-bar hits were early decisions
+            words = _reach_words(max(bounded[i], to_first.get(i, 0)), n)
+        else:
+            words = _unbounded_words(to_first[i])
         leaks.extend(attrs.evolve(f, detail=f"{f.detail}; {words}") for f in found)
     return leaks
 
@@ -104,37 +113,40 @@ def _recompute(assembled: Any, resolved_feature: Any, row: EnvState) -> Any:
     return recompute
 
 
+def _unchanged(recompute: Any, original: torch.Tensor, before: int, mode: str) -> bool:
+    """Whether poisoning the bars before ``before`` by ``mode`` leaves the feature as it was."""
+    try:
+        values = recompute(before, mode)
+    except Exception:  # noqa: BLE001 - failing means it reads those bars
+        return False
+    return values.shape == original.shape and bool(torch.equal(values.view(torch.int32), original.view(torch.int32)))
+
+
 def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode: str) -> int:
     """The fewest bars back whose poisoning by ``mode`` leaves the feature unchanged, by bisection.
 
     Poisoning before ``bar - declared`` changes it and poisoning nothing (``bar`` bars back)
     cannot, so the answer lies in ``(declared, bar]``; ``bar`` means it reads the first bar.
     """
-
-    def unchanged(back: int) -> bool:
-        try:
-            values = recompute(bar - back, mode)
-        except Exception:  # noqa: BLE001 - failing means it reads those bars
-            return False
-        return values.shape == original.shape and bool(torch.equal(values.view(torch.int32), original.view(torch.int32)))
-
-    lo, hi = declared, bar  # unchanged(lo) is False, unchanged(hi) is True
+    lo, hi = declared, bar  # unchanged at lo is False, at hi True
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if unchanged(mid):
+        if _unchanged(recompute, original, bar - mid, mode):
             hi = mid
         else:
             lo = mid
     return hi
 
 
-def _reach_words(reach: int, bar: int, n_decisions: int) -> str:
-    if reach >= bar:
-        return (f"it reads back to the first bar of the data ({bar} bars before a decision): no purge gap can "
-                f"separate that from the training split; use a rolling window and declare its length")
+def _unbounded_words(bar: int) -> str:
+    return (f"it reads back to the first bar of the data ({bar} bars before a decision): no purge gap can "
+            f"separate that from the training split; use a rolling window and declare its length")
+
+
+def _reach_words(reach: int, n_decisions: int) -> str:
     return (f"it reads at least {reach} bar{'s' if reach > 1 else ''} back (the farthest of the "
             f"{n_decisions} decision(s) checked that read past its lookback): declare lookback >= {reach}, "
-            f"or the farthest it can reach if that depends on the decision (back to a trade's signal bar: max_bars + 1)")
+            f"or the farthest it can reach if that depends on the decision (back to a trade's signal bar: max_bars)")
 
 
 def _column_differences(original: torch.Tensor, values: torch.Tensor, named: Any, spec: Any, mode: str,

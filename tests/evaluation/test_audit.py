@@ -327,3 +327,22 @@ def test_entry_comparison_is_exact_per_row_and_describes_the_first_difference():
     doubled = base.iloc[[0, 2, 2, 3]].reset_index(drop=True)
     assert _first_trade_difference(base, doubled, 12) == (
         "the trades with signal bars <= 12 change order or repeat when the bars after 12 change")
+
+
+def test_a_rolling_window_checked_near_the_start_of_the_data_is_not_called_unbounded():
+    """At a decision within its window of bar 0 a 20-bar momentum reads the first bar too: the
+    advice stays 'declare >= 20' (it said 'reads back to the first bar ... use a rolling window')."""
+    import dataclasses
+
+    from exitcore.env.causality import sample_decision_rows
+    from exitcore.env.lookback import probe_lookback
+
+    _, asm, pools, _ = prepared("zoo_long_memory")
+    env = asm.make_env(torch.as_tensor(pools["test"])[:8], auto_reset=False)
+    row = sample_decision_rows(env, 2, lambda m: torch.zeros(m.shape[0], dtype=torch.int64))[0]
+    early = dataclasses.replace(row, bar=torch.tensor([20]), k=torch.tensor([0]))
+    for rows in ([row], [row, early], [early, row]):
+        details = {leak.detail.split("; ", 1)[1] for leak in probe_lookback(asm, rows, modes=("nan",))}
+        assert len(details) == 1 and "declare lookback >= 20" in details.pop(), rows
+    (alone,) = {leak.detail.split("; ", 1)[1] for leak in probe_lookback(asm, [early], modes=("nan",))}
+    assert alone.startswith("it reads back to the first bar of the data (20 bars before a decision)")

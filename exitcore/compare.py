@@ -151,11 +151,13 @@ def warnings(views: list[RunView]) -> list[str]:
         message = ("DIFFERENT SPLITS: the train/test boundaries differ between these runs; "
                    "their out-of-sample numbers cover different periods")
         purges = {v.purge for v in views}
-        if len(purges) > 1 and None not in purges:
-            # the usual cause: a longer feature lookback makes a longer purge gap (max_bars + lookback)
+        train_ends = {v.splits[0][2] if v.splits else None for v in views}
+        if len(purges) > 1 and None not in purges and len(train_ends) == 1:
+            # same training period, only the gap after it differs: max_bars + the longest feature
+            # lookback, or split.purge_bars
             widest = max(purges)
-            message += (f". Their purge gaps differ ({', '.join(f'{v.run_id}: {v.purge} bars' for v in views)}), "
-                        "which follows the longest feature lookback (max_bars + lookback); run the others with "
+            message += (f". Only their purge gaps differ ({', '.join(f'{v.run_id}: {v.purge} bars' for v in views)}: "
+                        "max_bars + the longest feature lookback, or split.purge_bars); run the others with "
                         f"--set split.purge_bars={widest} to test on the same period")
         out.append(message)
     return out

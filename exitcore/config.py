@@ -408,7 +408,7 @@ def _strict_str(value: Any, _type: Any) -> str:
         return value.isoformat()  # a bare TOML date (train_end = 2016-06-01) means its ISO text
     if isinstance(value, bool):  # ppo.compile = true: the key takes a word ("on"), which the message can say
         word = "true" if value else "false"
-        raise TypeError(f"expected a word, not the boolean {word} (experiments show lists the key's current value)")
+        raise TypeError(f"expected text (a word, a name or a date), not the boolean {word}")
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value

@@ -488,5 +488,4 @@ def test_a_boolean_for_a_word_key_says_so(tmp_path, host):
     file = write(tmp_path, BASE)
     with pytest.raises(ConfigError) as exc:
         resolve(file, "v4", host, overrides=["ppo.compile=true"])
-    assert exc.value.problems == [("--set ppo.compile", "expected a word, not the boolean true (experiments show "
-                                                        "lists the key's current value)")]
+    assert exc.value.problems == [("--set ppo.compile", "expected text (a word, a name or a date), not the boolean true")]

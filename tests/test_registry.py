@@ -613,7 +613,13 @@ def test_compare_names_a_purge_gap_difference_as_the_cause_of_different_splits(t
 
     out = warnings([view("a", 112, "2016-10-25 04:00"), view("b", 126, "2016-10-25 07:30")])
     (message,) = [w for w in out if w.startswith("DIFFERENT SPLITS")]
-    assert "Their purge gaps differ (a: 112 bars, b: 126 bars)" in message
+    assert "Only their purge gaps differ (a: 112 bars, b: 126 bars: max_bars + the longest feature lookback" in message
     assert "--set split.purge_bars=126 to test on the same period" in message
     same_gap = warnings([view("a", 112, "2016-10-25 04:00"), view("b", 112, "2017-01-02 00:00")])
     assert "purge gaps" not in " ".join(same_gap) and any(w.startswith("DIFFERENT SPLITS") for w in same_gap)
+    # the training periods differ too: a purge_bars would not line them up, so no such advice
+    moved = view("b", 140, "2017-03-01 00:00")
+    import attrs
+
+    moved = attrs.evolve(moved, splits=(("train", "2015-01-01", "2017-02-20"), moved.splits[1]))
+    assert "purge gaps" not in " ".join(warnings([view("a", 112, "2016-10-25 04:00"), moved]))

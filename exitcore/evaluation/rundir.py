@@ -194,9 +194,10 @@ def _missing_plugins(run_dir: Path, host: Any) -> str:
             and (p.get("distribution"), p.get("name")) not in installed]
     by_dist: dict[str, list[str]] = {}  # one distribution may register several plugins
     for p in gone:
-        dist = f"{p.get('distribution') or p.get('name')} {p.get('version', '')}".rstrip()
-        by_dist.setdefault(dist, []).extend(p.get("components") or [])
-    return "; ".join(f"{dist} ({', '.join(comps)})" for dist, comps in by_dist.items())
+        dist = f"{p.get('distribution') or p.get('name')} {p.get('version') or ''}".rstrip()
+        comps = p.get("components")
+        by_dist.setdefault(dist, []).extend(str(c) for c in (comps if isinstance(comps, list) else []) if c)
+    return "; ".join(dist + (f" ({', '.join(comps)})" if comps else "") for dist, comps in by_dist.items())
 
 
 def find_checkpoint(run_dir: Path) -> Path:

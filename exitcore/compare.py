@@ -29,6 +29,8 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("win rate", "win_rate"),
     ("profit factor", "profit_factor"),
     ("Sharpe (daily, annualised)", "sharpe"),
+    ("Sharpe interval (bootstrap)", "sharpe_interval"),
+    ("deflated Sharpe (trials then)", "dsr_recorded"),
     ("Sortino (daily, annualised)", "sortino"),
     ("avg bars held", "avg_bars"),
     ("min bars held", "min_bars"),
@@ -121,6 +123,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         base = ledger[ledger["policy"] == best["name"]]
         if len(base):
             metrics["best_baseline_sharpe"] = compute_metrics(base, start=start, end=end, split=split)["sharpe"]
+    metrics.update(_recorded_significance(results))
     metrics.update(
         experiment=record.experiment,
         best_baseline=best.get("name"),
@@ -133,6 +136,21 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
             if isinstance(a.get("end_bar"), int) and isinstance(b.get("start_bar"), int)]
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None)
+
+
+def _recorded_significance(results: dict[str, Any]) -> dict[str, str]:
+    """RL's bootstrap Sharpe interval and deflated Sharpe ratio as evaluated (the significance
+    evaluator's), so two Sharpe ratios side by side come with how far apart chance puts them."""
+    sig = (results.get("evaluators") or {}).get("significance") or {}
+    out = {}
+    iv = ((sig.get("intervals") or {}).get("rl") or {}).get("sharpe") or {}
+    low, high, conf = iv.get("low"), iv.get("high"), sig.get("confidence")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        out["sharpe_interval"] = f"[{low:.2f}, {high:.2f}]" + (f" {100 * conf:.0f}%" if isinstance(conf, (int, float)) else "")
+    dsr = sig.get("dsr") or {}
+    if isinstance(dsr.get("dsr"), (int, float)):
+        out["dsr_recorded"] = f"{dsr['dsr']:.3f} (N = {dsr.get('n_trials', '?')})"
+    return out
 
 
 def warnings(views: list[RunView]) -> list[str]:

@@ -326,6 +326,10 @@ def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
     mean_bp = data["runs"][0]["metrics"]["mean_return"] * 1e4
     assert re.search(rf"mean return per trade \(bp\) +{mean_bp:.2f} ", table)  # basis points, as in the report
     assert "H=HOLD E=EXIT" in table and "Tg=target Ti=time" in table  # the share letters explained
+    # each Sharpe comes with its bootstrap interval and deflated Sharpe, as evaluated
+    iv = json.loads((runs_a / row["run_dir"] / "results.json").read_text())["evaluators"]["significance"]["intervals"]["rl"]["sharpe"]
+    assert re.search(rf"Sharpe interval \(bootstrap\) +\[{iv['low']:.2f}, {iv['high']:.2f}\] 95% ", table), table
+    assert re.search(r"deflated Sharpe \(trials then\) +\d\.\d{3} \(N = 1\) ", table)
 
     runs = tmp_path / "runs"
     proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", runs=runs, wait=False)

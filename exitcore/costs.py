@@ -108,6 +108,14 @@ class CostSummary:
         return {"round_trip": self.round_trip, "round_trip_bp": self.round_trip_bp,
                 "median_price": self.median_price, "pip_size": self.pip_size}
 
+    @classmethod
+    def from_dict(cls, data: Any) -> CostSummary | None:
+        """Back from :meth:`to_dict` (run.json); ``None`` when absent (older runs) or malformed."""
+        try:
+            return cls(float(data["round_trip"]), float(data["median_price"]), float(data["pip_size"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
 
 def bp_words(bp: float) -> str:
     """Basis points to two significant figures below 10 (``0.071``, ``0.86``), whole above (``140``)."""

@@ -190,8 +190,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
-    if costs.warning():  # shown even with --quiet: it changes what every number means
-        click.echo(f"warning: {costs.warning()}", err=True)
+    cheap = costs.warning()
+    if cheap:  # shown even with --quiet: it changes what every number means
+        click.echo(f"warning: {cheap}", err=True)
 
     if previous is not None:
         with Registry(runs_dir, create=False) as old:

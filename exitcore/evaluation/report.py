@@ -80,14 +80,21 @@ def _get(d: Mapping[str, Any] | None, *keys: str, default: Any = None) -> Any:
     return d
 
 
+def _cost_summary(info: Mapping[str, Any]) -> Any:
+    """The run's :class:`exitcore.costs.CostSummary` from run.json (runs before it recorded costs: None)."""
+    from exitcore.costs import CostSummary
+
+    return CostSummary.from_dict(info.get("costs"))
+
+
 def _round_trip(info: Mapping[str, Any]) -> str:
-    """``; round trip 0.86 bp of the median close 1.16`` from run.json (runs before it recorded costs: empty)."""
-    c = info.get("costs") if isinstance(info.get("costs"), Mapping) else None
-    if not c or not _finite(c.get("round_trip_bp")):
-        return ""
+    """``; round trip 0.0001 = 0.86 bp of the median close 1.16`` (empty when not recorded)."""
     from exitcore.costs import bp_words
 
-    return f"; round trip {num(c['round_trip'], '.6g')} = {bp_words(c['round_trip_bp'])} bp of the median close {num(c.get('median_price'), ',.6g')}"
+    c = _cost_summary(info)
+    if c is None or not _finite(c.round_trip_bp):
+        return ""
+    return f"; round trip {num(c.round_trip, '.6g')} = {bp_words(c.round_trip_bp)} bp of the median close {num(c.median_price, ',.6g')}"
 
 
 def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None,
@@ -499,13 +506,7 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None
 
 def _cost_warning(info: Mapping[str, Any]) -> str | None:
     """The run's implausibly-cheap-costs warning, from the cost summary in run.json (if recorded)."""
-    from exitcore.costs import CostSummary
-
-    c = info.get("costs") if isinstance(info.get("costs"), Mapping) else None
-    try:
-        summary = CostSummary(float(c["round_trip"]), float(c["median_price"]), float(c["pip_size"])) if c else None
-    except (KeyError, TypeError, ValueError):
-        return None
+    summary = _cost_summary(info)
     return summary.warning() if summary else None
 
 

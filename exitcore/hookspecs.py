@@ -190,7 +190,9 @@ def register_evaluators(register: Register) -> None:
     dict must be JSON-serialisable (NaN and infinity allowed) and is stored under the
     evaluator's name in the run's ``results.json``; a top-level ``"verdict"`` of ``PASS``,
     ``SUSPECT`` or ``FAIL`` counts as an audit verdict (the worst one is the run's; ``None`` or
-    no key: no verdict; any other value is an error naming the evaluator). Evaluators
+    no key: no verdict; any other value is an error naming the evaluator). The run's messages
+    then name the evaluator that gave it (``audit verdict FAIL from evaluator 'x'``), and
+    ``exitcore report`` lists every key of its result under "Other evaluators". Evaluators
     must not use data outside the split they are given except where ``context`` explicitly
     allows it (in-sample figures labelled as such; baseline tuning on the training split).
     """

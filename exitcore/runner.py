@@ -40,6 +40,7 @@ import click
 from exitcore.atomic import write_text_atomic
 from exitcore.errors import ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
+from exitcore.evaluation.verdicts import describe_verdict
 
 
 class RunFailed(ExitcoreError):
@@ -245,7 +246,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id))
             verdict = evaluation.audit_verdict
-            note(f"{evaluation.headline.get('n_trades', '?')} trades evaluated" + (f"; look-ahead audit {verdict}" if verdict else ""))
+            described = describe_verdict(verdict, evaluation.headline.get("audit_verdict_from")) if verdict else ""
+            note(f"{evaluation.headline.get('n_trades', '?')} trades evaluated" + (f"; {described}" if verdict else ""))
         if cfg.eval.walk_forward > 0:
             with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
                 wf = _walk_forward(info, bars, device, registry, data_hash, stages.say, request.progress)

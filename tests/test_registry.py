@@ -456,6 +456,14 @@ def test_cli_show(populated):
     assert "measured on TRAIN (in-sample)" in res.output
     # its audit failed: the Sharpe of 11.2 is not shown bare
     assert f"!! look-ahead audit FAIL (a leak was found): do not trust these metrics; `exitcore report {train}`" in res.output
+    # a plugin evaluator's FAIL is that evaluator's, not a leak found by the look-ahead audit
+    with Registry(runs) as reg:
+        plugin_fail = reg.create_run("v4_no_lookahead", "cfgp", "datap", seed=0)
+        reg.mark_running(plugin_fail)
+        reg.mark_done(plugin_fail, {"sharpe": 1.0, "audit_verdict": "FAIL", "audit_verdict_from": ["exit_stats"]})
+    res = CliRunner().invoke(cli, ["show", plugin_fail, "--runs-dir", str(runs)])
+    assert "!! audit verdict FAIL from evaluator 'exit_stats': do not trust these metrics" in res.output
+    assert "look-ahead" not in res.output and "audit_verdict_from" not in res.output
     res = CliRunner().invoke(cli, ["show", failed, "--runs-dir", str(runs), "--json"])
     data = json.loads(res.output)
     assert data["status"] == "failed" and data["error"] == "boom" and data["run_path"] == str(runs / failed)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from exitcore.cli.options import runs_dir_option
+from exitcore.evaluation.verdicts import describe_verdict
 
 # the registry's statuses, repeated here so `--help` does not import the registry (sqlite3);
 # tests/test_registry.py checks the two lists agree
@@ -155,12 +156,13 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
         return
     verdict = record.metrics.get("audit_verdict")
     if verdict in ("FAIL", "SUSPECT"):  # as report and compare do: the numbers below are not to be trusted
-        why = "a leak was found" if verdict == "FAIL" else "implausibly good out of sample"
-        click.echo(f"!! look-ahead audit {verdict} ({why}): do not trust these metrics; "
-                   f"`exitcore report {record.id}` has the details")
+        click.echo(f"!! {describe_verdict(verdict, record.metrics.get('audit_verdict_from'))}: do not trust these "
+                   f"metrics; `exitcore report {record.id}` has the details")
     click.echo(f"metrics (measured on {_measured_on(record.metrics)}):")
     mwidth = max(len(k) for k in record.metrics)
     for key, value in record.metrics.items():
+        if key == "audit_verdict_from":  # named in the line above when it matters
+            continue
         if isinstance(value, dict):
             value = " ".join(f"{k}={_value(v)}" for k, v in value.items())
         click.echo(f"  {key:<{mwidth}}  {_value(value)}")

@@ -48,14 +48,17 @@ def step_sums(
     episode_return: torch.Tensor,
     blocked_by: list[torch.Tensor],
     live: torch.Tensor | None,
+    mask_empty: torch.Tensor,
 ) -> torch.Tensor:
-    """float64 ``[G + 2]``: blocks per guard (of non-HOLD actions), summed return and length of
-    the episodes that ended (one reduction; runs in the compiled step)."""
+    """float64 ``[G + 3]``: blocks per guard (of non-HOLD actions), summed return and length of
+    the episodes that ended, and the next decisions whose masks allowed nothing (``mask_empty``,
+    bool ``[N]``) (one reduction; runs in the compiled step)."""
     ended = after.done if live is None else after.done & live
     acting = sampled != A.HOLD if live is None else (sampled != A.HOLD) & live
     columns = [(b & acting).to(torch.float64) for b in blocked_by]
     columns.append(torch.where(ended, episode_return, torch.zeros_like(episode_return)))
     columns.append(torch.where(ended, after.bars_held, torch.zeros_like(after.bars_held)).to(torch.float64))
+    columns.append(mask_empty.to(torch.float64))
     return torch.stack(columns, dim=1).sum(dim=0)
 
 
@@ -66,7 +69,7 @@ class StepStatistics:
         self.guard_names = list(guard_names)
         self.device = device
         self.counts = torch.zeros(N_CODES + 1, dtype=torch.float64, device=device)  # + DEAD
-        self.sums = torch.zeros(len(self.guard_names) + 2, dtype=torch.float64, device=device)
+        self.sums = torch.zeros(len(self.guard_names) + 3, dtype=torch.float64, device=device)
         self._ones: torch.Tensor | None = None
 
     def reserve(self, n: int) -> None:
@@ -80,6 +83,10 @@ class StepStatistics:
         self.counts.index_add_(0, codes, self._ones)
         self.sums += sums
 
+    def count_mask_empty(self, empty: torch.Tensor) -> None:
+        """Count decisions outside a step (the first ones, on reset) whose masks allowed nothing."""
+        self.sums[-1] += empty.sum(dtype=torch.float64)
+
     def reset(self) -> None:
         """Start counting from zero."""
         self.counts.zero_()
@@ -88,7 +95,9 @@ class StepStatistics:
     def summary(self) -> dict[str, Any]:
         """The statistics as plain numbers (one host copy): episodes, decisions, mean episode
         return and length, action fractions, blocked rates per action and in total, blocks per
-        guard, exit-reason fractions, ambiguous exits."""
+        guard, exit-reason fractions, ambiguous exits, and ``mask_empty``: decisions at which
+        the action masks together allowed no action, so only HOLD could be taken (a mask bug
+        that the first step's per-mask check did not see)."""
         c = self.counts.cpu()[:N_CODES].reshape(N_ACTIONS, 2, _N_END)
         sums = self.sums.cpu()
         sampled = c.sum(dim=(1, 2))
@@ -114,6 +123,7 @@ class StepStatistics:
                 EXIT_REASON_NAMES[r]: float(ends[r].sum()) / episodes if episodes else 0.0 for r in range(1, _N_REASONS)
             },
             "ambiguous_exits": int(ends[:, 1].sum()),
+            "mask_empty": int(sums[g + 2]),
         }
 
     def state_dict(self) -> dict[str, torch.Tensor]:

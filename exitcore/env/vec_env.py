@@ -279,7 +279,9 @@ class VecExitEnv:
         self.state = self._initial_state()
         self.after = None
         try:
-            return self.observe(), self.action_mask()
+            obs, (mask, empty) = self.observe(), self._masks_and_empty(self.state)
+            self._stats.count_mask_empty(empty if self.auto_reset else empty & ~self.state.done)
+            return obs, mask
         except ExitcoreError:
             raise
         except Exception as exc:
@@ -306,7 +308,11 @@ class VecExitEnv:
 
     def action_mask(self, state: EnvState | None = None) -> torch.Tensor:
         """Allowed actions ``[N, A]`` bool: the AND of all masks; HOLD always allowed."""
-        state = self.state if state is None else state
+        return self._masks_and_empty(self.state if state is None else state)[0]
+
+    def _masks_and_empty(self, state: EnvState) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`action_mask` and, per row, whether the masks together allowed nothing (HOLD
+        was then allowed regardless: counted as ``mask_empty`` in the statistics)."""
         allowed = torch.ones(state.n, N_ACTIONS, dtype=torch.bool, device=self.device)
         for mk in self.components.masks:
             kept = None if self._checked else snapshot(state, market=self.market)
@@ -316,8 +322,9 @@ class VecExitEnv:
                 check_tensor(out, f"action mask {mk.label()}", (state.n, N_ACTIONS), (torch.bool,), self.device)
                 check_mask_rows(out, f"action mask {mk.label()}")
             allowed = allowed & out
+        empty = ~allowed.any(dim=1)
         allowed[:, A.HOLD] = True
-        return allowed
+        return allowed, empty
 
     # ------------------------------------------------------------------ the step
 
@@ -474,10 +481,12 @@ class VecExitEnv:
         episode_return, (codes, sums), invalid)``; in training mode a finished episode's
         running return restarts at 0."""
         episode_return = episode_return + reward
-        stats_delta = (step_codes(action, after, live), step_sums(action, after, episode_return, blocked_by, live))
+        obs, (mask, mask_empty) = self.observe(state), self._masks_and_empty(state)
+        if live is not None:  # sweep mode: a finished episode's next mask is never used
+            mask_empty = mask_empty & ~state.done
+        stats_delta = (step_codes(action, after, live), step_sums(action, after, episode_return, blocked_by, live, mask_empty))
         if self.auto_reset:
             episode_return = torch.where(done, torch.zeros_like(episode_return), episode_return)
-        obs, mask = self.observe(state), self.action_mask(state)
         return obs, mask, reward.to(torch.float32), done, episode_return, stats_delta, _invalid_ids(action)
 
     def _transition(self, s: EnvState, action: torch.Tensor) -> tuple[EnvState, list[torch.Tensor]]:

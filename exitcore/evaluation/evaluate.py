@@ -46,11 +46,10 @@ from exitcore.evaluation.ledger import (
 )
 from exitcore.evaluation.metrics import compute_metrics, daily_pnl, headline, split_label
 from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
+from exitcore.evaluation.verdicts import VERDICT_RANK, verdict_sources, worst_verdict
 
 RESULTS_FORMAT = "exitcore.results"
 RESULTS_VERSION = 1
-#: verdict severity: the worst verdict of any evaluator is the run's audit verdict
-_VERDICT_RANK = {"PASS": 0, "SUSPECT": 1, "FAIL": 2}
 
 Progress = Callable[[str], None]
 
@@ -190,9 +189,11 @@ def evaluate(
     )
     evaluator_results = run_evaluators(resolved, assembled, ctx, progress)
     verdict = worst_verdict(evaluator_results)
+    sources = verdict_sources(evaluator_results, verdict)
     head = headline(compute_metrics(ctx.rl_ledger, start=ctx.start, end=ctx.end, split=split, policy=RL_POLICY))
     if verdict is not None:
         head["audit_verdict"] = verdict
+        head["audit_verdict_from"] = sources
     fmt = cfg.eval.ledger_format
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
@@ -217,6 +218,7 @@ def evaluate(
         "headline": head,
         "evaluators": evaluator_results,
         "audit_verdict": verdict,
+        "audit_verdict_from": sources,
         "ledgers": {k: ledger_file_name(k, fmt) for k in ledgers},
         "seed": seed,
     }
@@ -246,21 +248,15 @@ def run_evaluators(resolved: Any, assembled: Any, ctx: EvalContext, progress: Pr
             raise PluginError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
         if not isinstance(result, Mapping):
             raise PluginError(f"{where} returned {type(result).__name__}, expected a dict of results")
-        if result.get("verdict") is not None and result["verdict"] not in _VERDICT_RANK:
+        if result.get("verdict") is not None and result["verdict"] not in VERDICT_RANK:
             # a misspelt verdict ("FAILED") would otherwise be ignored and the run pass
             raise PluginError(f"{where} returned verdict {result['verdict']!r}; expected one of "
-                              f"{', '.join(_VERDICT_RANK)} (or none)")
+                              f"{', '.join(VERDICT_RANK)} (or none)")
         try:
             out[rc.name] = jsonable.from_jsonable(jsonable.to_jsonable(result))
         except TypeError as exc:
             raise PluginError(f"{where} returned a result that cannot be written as JSON: {exc}") from exc
     return out
-
-
-def worst_verdict(evaluator_results: Mapping[str, Any]) -> str | None:
-    """The most severe ``verdict`` (``FAIL`` > ``SUSPECT`` > ``PASS``) among the evaluators' results."""
-    found = [r.get("verdict") for r in evaluator_results.values() if isinstance(r, Mapping) and r.get("verdict") in _VERDICT_RANK]
-    return max(found, key=_VERDICT_RANK.__getitem__) if found else None
 
 
 def _check_format(fmt: str) -> None:

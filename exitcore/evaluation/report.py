@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from exitcore.evaluation.rundir import (
     read_results,
     read_run_info,
 )
+from exitcore.evaluation.verdicts import LOOKAHEAD, describe_verdict
 
 FORMATS = ("text", "markdown")
 
@@ -175,7 +176,10 @@ def _ppo_settings(ppo: Mapping[str, Any]) -> str:
     shown = [f"{key}={ppo[key]}" for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate") if key in ppo]
     if ppo.get("anneal_lr"):
         shown[-1] += " (annealed)"
-    if hidden is not None:
+    policy = ppo.get("policy") or "mlp"
+    if policy != "mlp":  # ppo.hidden is the built-in mlp's: another policy has its own parameters
+        shown.append(f"policy={_component({'name': policy, 'params': ppo.get('policy_params') or {}})}")
+    elif hidden is not None:
         shown.append(f"hidden={list(hidden)}")
     if "precision" in ppo:
         shown.append(f"precision={ppo['precision']}")
@@ -205,16 +209,60 @@ def _when(value: Any) -> str:
 def _audit_section(results: Mapping[str, Any]) -> list[Block]:
     audit = _get(results, "evaluators", "lookahead_audit")
     blocks: list[Block] = [("h", "Look-ahead audit")]
-    if not audit:
-        verdict = results.get("audit_verdict")
-        blocks.append(("p", f"verdict: {verdict}" if verdict else "not run (add `lookahead_audit` to eval.evaluators, or run `exitcore audit RUN`)"))
-        return blocks
-    from exitcore.evaluation.audit import format_audit
+    verdict = results.get("audit_verdict")
+    if audit:
+        from exitcore.evaluation.audit import format_audit
 
-    blocks.append(("pre", format_audit(audit)))
-    if audit.get("verdict") != "PASS":
+        blocks.append(("pre", format_audit(audit)))
+    else:
+        blocks.append(("p", "not run (add `lookahead_audit` to eval.evaluators, or run `exitcore audit RUN`)"))
+    others = [s for s in results.get("audit_verdict_from") or () if s != LOOKAHEAD]
+    if verdict and others:  # a plugin's own check set the run's verdict: say which (its result is below)
+        blocks.append(("p", f"The run's {describe_verdict(verdict, results.get('audit_verdict_from'))} "
+                            "(its result is under \"Other evaluators\")."))
+    if verdict in ("FAIL", "SUSPECT"):
         blocks.append(("p", "The numbers below come from an experiment that did not pass the audit: do not trust them."))
     return blocks
+
+
+#: evaluators the report renders in sections of their own
+_RENDERED = ("trade_metrics", "baselines", "significance", LOOKAHEAD)
+_MAX_EVALUATOR_ROWS = 40
+
+
+def _other_evaluators_section(results: Mapping[str, Any]) -> list[Block]:
+    """Every other evaluator's result (a plugin's), flattened to ``key/sub-key: value`` rows."""
+    blocks: list[Block] = []
+    for name, result in (results.get("evaluators") or {}).items():
+        if name in _RENDERED or not isinstance(result, Mapping):
+            continue
+        rows = list(_flat_rows(result))
+        if not blocks:
+            blocks.append(("h", "Other evaluators"))
+        blocks.append(("p", f"{name}:" if rows else f"{name}: returned no values"))
+        if len(rows) > _MAX_EVALUATOR_ROWS:
+            rows = rows[:_MAX_EVALUATOR_ROWS] + [("...", f"{len(rows) - _MAX_EVALUATOR_ROWS} more in results.json")]
+        if rows:
+            blocks.append(("kv", rows))
+    return blocks
+
+
+def _flat_rows(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(key path, shown value)`` of a JSON value; short lists of scalars inline, long ones counted."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _flat_rows(v, f"{prefix}/{k}" if prefix else str(k))
+    elif isinstance(value, (list, tuple)):
+        if len(value) <= 8 and all(not isinstance(v, (Mapping, list, tuple)) for v in value):
+            yield prefix, "[" + ", ".join(_scalar(v) for v in value) + "]"
+        else:
+            yield prefix, f"[{len(value)} items]"
+    else:
+        yield prefix, _scalar(value)
+
+
+def _scalar(v: Any) -> str:
+    return num(v, ".4g") if isinstance(v, float) else str(v)
 
 
 _COLUMNS = (
@@ -402,6 +450,7 @@ def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: M
     blocks += _comparison_section(results)
     blocks += _significance_section(results, trials_now)
     blocks += _in_sample_section(results)
+    blocks += _other_evaluators_section(results)
     if walk_forward:
         blocks += _walk_forward_section(walk_forward)
     return blocks
@@ -423,10 +472,14 @@ def summary_text(results: Mapping[str, Any]) -> str:
     if best in keep:
         lines.append(f"* best baseline, chosen on the training split: {best}")
     if results.get("audit_verdict"):
-        culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []
-        named = "; ".join(f"feature reading past its lookback {c.get('component')}" if c.get("kind") == "lookback"
-                          else f"leak in {c.get('kind')} {c.get('component')}" for c in culprits[:3])
-        lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
+        sources = results.get("audit_verdict_from")
+        if any(s != LOOKAHEAD for s in sources or ()):
+            lines.append(f"{describe_verdict(results['audit_verdict'], sources)} (`exitcore report` shows its result)")
+        else:
+            culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []
+            named = "; ".join(f"feature reading past its lookback {c.get('component')}" if c.get("kind") == "lookback"
+                              else f"leak in {c.get('kind')} {c.get('component')}" for c in culprits[:3])
+            lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
     return "\n".join(lines)
 
 

@@ -144,6 +144,7 @@ class PPOTrainer:
         self.next_obs: Tensor | None = None
         self.next_mask: Tensor | None = None
         self._resumed = False
+        self._warned_mask_empty = False  # see _warn_mask_empty
         self._stop = StopRequests()
 
     # ------------------------------------------------------------------ the loop
@@ -209,6 +210,7 @@ class PPOTrainer:
         last_value = self._collect()
         env_stats = self.env.episode_stats()  # the rollout's one host synchronisation
         self._check_rollout(update)
+        self._warn_mask_empty(update, env_stats)
         t_rollout = time.perf_counter()
 
         advantages, returns = compute_gae(self.buffer.rewards, self.buffer.values, self.buffer.dones,
@@ -296,6 +298,20 @@ class PPOTrainer:
         if empty:
             t, n = _first_index(~buf.masks.any(dim=-1))
             raise ExitcoreError(f"update {update}: the action mask of env {n} at rollout step {t} allows no action")
+
+    def _warn_mask_empty(self, update: int, env_stats: dict[str, Any]) -> None:
+        """Warn once per process when the masks left no action at some decisions (the env then
+        allows HOLD alone; the first step's per-mask check only sees the first decisions)."""
+        empty = int(env_stats.get("mask_empty", 0))
+        if not empty or self._warned_mask_empty:
+            return
+        self._warned_mask_empty = True
+        components = getattr(self.env, "components", None)
+        names = ", ".join(repr(m.name) for m in components.masks) if components is not None else ""
+        warnings.warn(f"update {update}: the action masks{f' ({names})' if names else ''} allowed no action at "
+                      f"{empty} of {env_stats.get('decisions', '?')} decisions, where only HOLD could be taken: "
+                      "a mask returns all-false rows for some states (mask_empty in train_log.jsonl counts them "
+                      "per update)", ExitcoreWarning, stacklevel=2)
 
     def _learn(self, update: int, ent_coef: float) -> dict[str, Any]:
         """``n_epochs`` passes over the rollout in shuffled minibatches, with the KL early stop."""

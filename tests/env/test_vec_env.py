@@ -320,6 +320,83 @@ def test_an_in_place_write_is_caught_in_training_mode_too(compile_env):
         env.step(torch.zeros(4, dtype=torch.int64))
 
 
+class _LaterEmptyMask:
+    """A mask that passes the first step's per-mask check (every row allows an action at
+    decision 0) and allows nothing from decision 3 on: a plugin bug the check cannot see."""
+
+    @hookimpl
+    def register_action_masks(self, register):
+        def build(p, ctx):
+            def mask(s):
+                allowed = torch.ones(s.n, 5, dtype=torch.bool)
+                return allowed & (s.k < 3)[:, None]
+
+            return mask
+
+        register("empty_from_3", build)
+
+
+def _late_empty_env(compile_env=False, auto_reset=True):
+    res = resolved(extra_plugins=(_LaterEmptyMask(),), masks=[("empty_from_3", {})])
+    bars = random_bars(3000, seed=5)
+    trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.001 * (1 + i % 4), 0.002 * (1 + i % 4)) for i in range(100)])
+    asm = assemble(res, bars, trades=trades)
+    if auto_reset:
+        return asm.make_env(torch.nonzero(asm.table.decidable).flatten(), n_envs=16, auto_reset=True, compile=compile_env)
+    return asm.make_env(torch.nonzero(asm.table.valid).flatten(), auto_reset=False, compile=compile_env)
+
+
+@pytest.mark.parametrize("compile_env", [False, True])
+def test_decisions_whose_masks_allow_nothing_are_counted(compile_env):
+    """HOLD is allowed regardless, so an all-false mask row after the first step does not stop
+    anything: ``mask_empty`` counts those decisions (every mask computed: the reset's and each
+    step's next one), checked here against the states' own decision index."""
+    env = _late_empty_env(compile_env)
+    env.reset(seed=0)
+    expected = int((env.state.k >= 3).sum())
+    for _ in range(12):
+        env.step(torch.zeros(env.n_envs, dtype=torch.int64))  # HOLD: episodes run past decision 3
+        expected += int((env.state.k >= 3).sum())
+    assert expected > 0
+    assert env.episode_stats()["mask_empty"] == expected
+
+
+def test_empty_masks_of_finished_sweep_episodes_are_not_counted():
+    env = _late_empty_env(auto_reset=False)
+    env.reset()
+    expected = int(((env.state.k >= 3) & ~env.state.done).sum())
+    finished_late = 0
+    for _ in range(20):
+        env.step(torch.zeros(env.n_envs, dtype=torch.int64))
+        expected += int(((env.state.k >= 3) & ~env.state.done).sum())
+        finished_late += int(((env.state.k >= 3) & env.state.done).sum())
+    assert expected > 0 and finished_late > 0  # both kinds of row occur
+    assert env.episode_stats()["mask_empty"] == expected
+
+
+def test_training_warns_once_naming_the_masks_and_logs_the_count(tmp_path):
+    from exitcore.config import PPOConfig
+    from exitcore.errors import ExitcoreWarning
+    from exitcore.ppo import MLPActorCritic, PPOTrainer
+
+    env = _late_empty_env()
+    ppo = PPOConfig(n_envs=16, n_steps=8, batch_size=64, n_epochs=1, hidden=[8], total_timesteps=2 * 16 * 8, seed=0)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    log = []
+    trainer = PPOTrainer(env, policy, ppo, on_update=lambda u, m: log.append(m), progress=False)
+    with pytest.warns(ExitcoreWarning) as caught:
+        trainer.train()
+    messages = [str(w.message) for w in caught if "allowed no action" in str(w.message)]
+    assert len(messages) == 1 and "update 1: the action masks ('empty_from_3') allowed no action at" in messages[0]
+    assert [m["mask_empty"] > 0 for m in log] == [True, True]
+
+
+def test_v4_masks_never_leave_a_decision_without_an_action():
+    env = _training_env()
+    _rollout(env, 50)
+    assert env.episode_stats()["mask_empty"] == 0
+
+
 # --------------------------------------------------------------------------- look-ahead
 
 

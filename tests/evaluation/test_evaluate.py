@@ -109,6 +109,7 @@ def test_evaluators_get_the_split_ledgers_and_the_train_choice(monkeypatch):
     assert ctx.policy is not None and ctx.config.sample_seeds == 2
     # an evaluator's verdict becomes the evaluation's audit verdict
     assert out.audit_verdict == "SUSPECT" and out.results["evaluators"]["spy"] == {"n": len(ledger), "verdict": "SUSPECT"}
+    assert out.results["audit_verdict_from"] == ["spy"] and out.headline["audit_verdict_from"] == ["spy"]
     assert out.paths == ()  # nothing written without a run directory
 
 

@@ -155,6 +155,32 @@ def test_summary_for_the_end_of_a_run(finished_run):
     assert "look-ahead audit: FAIL (leak in feature leaky_next_move.next_move_atr;" in summary_text(failed)
 
 
+def test_a_verdict_from_a_plugin_evaluator_is_named_and_its_result_shown(finished_run, tmp_path):
+    """Any evaluator may return a verdict; when a plugin's own check fails the run, the summary
+    and the report name that evaluator instead of calling it a leak found by the look-ahead
+    audit (which passed, and which `exitcore audit RUN` would show passing)."""
+    run_dir = tmp_path / "plugin_fail"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    results["evaluators"]["exit_stats"] = {"verdict": "FAIL", "why": "too few exits", "counts": {"EXIT": 3, "stop": 11},
+                                           "per_trade": list(range(30))}
+    results["audit_verdict"], results["audit_verdict_from"] = "FAIL", ["exit_stats"]
+    (run_dir / "results.json").write_text(json.dumps(results))
+    summary = summary_text(results)
+    assert "audit verdict FAIL from evaluator 'exit_stats' (`exitcore report` shows its result)" in summary
+    assert "look-ahead audit: FAIL" not in summary
+    text = render_report(run_dir)
+    audit = text[text.index("Look-ahead audit"): text.index("RL vs baselines")]
+    assert ": PASS" in audit and "The run's audit verdict FAIL from evaluator 'exit_stats'" in audit
+    assert "did not pass the audit: do not trust them" in audit
+    other = text[text.index("Other evaluators"):]
+    for row in ("verdict", "why", "too few exits", "counts/EXIT", "counts/stop", "[30 items]"):
+        assert row in other
+    # an older run (no audit_verdict_from) and a look-ahead FAIL keep the look-ahead wording
+    del results["audit_verdict_from"]
+    assert "look-ahead audit: FAIL" in summary_text(results)
+
+
 # --------------------------------------------------------------------------- the real data
 
 

@@ -66,3 +66,13 @@ def test_trained_steps_equal_to_the_request_show_once_and_a_run_without_request_
     (run_dir / "train_log.jsonl").unlink()
     assert trained_steps(run_dir) is None
     assert _run_section(render_report(run_dir))["timesteps"] == "512 requested (no training log)"
+
+
+def test_a_plugin_policy_is_shown_with_its_own_parameters_not_the_mlps_hidden(tmp_path):
+    run_dir = _run_dir(tmp_path, [], None)
+    config = {"experiment": {"name": "v4_no_lookahead", "costs": COSTS,
+                             "ppo": {**PPO, "policy": "two_head", "policy_params": {"hidden": [16]}}}}
+    (run_dir / "config.toml").write_text(tomli_w.dumps(config))
+    rows = _run_section(render_report(run_dir))
+    assert rows["ppo"].endswith("learning_rate=0.001, policy=two_head(hidden=[16]), precision=fp32")
+    assert "[32, 32]" not in rows["ppo"]  # ppo.hidden belongs to the built-in mlp, unused here

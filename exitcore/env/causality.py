@@ -39,7 +39,7 @@ class Leak:
     trade: int  #: row in the trade table
     k: int  #: decision index
     bar: int  #: decision bar
-    kind: str  #: "feature", "mask", "guard" or "error"
+    kind: str  #: "feature", "mask", "guard", "error" or "unstable" (differs on the same bars too)
     component: str  #: feature column, mask or guard name (with its plugin)
     detail: str
 
@@ -155,6 +155,7 @@ def probe_decisions(
     for i, row in enumerate(rows):
         bar = int(row.bar[0])
         original = decision_view(assembled, row)
+        found: list[Leak] = []
         for mode in modes:
             poisoned_bars = poison_bars(assembled.bars, bar, mode, seed=seed + i)
             try:
@@ -162,13 +163,33 @@ def probe_decisions(
                 view = decision_view(other, row)
             except (IndexError, RuntimeError) as exc:
                 # reading past the truncated end is itself proof of looking ahead
-                leaks.append(Leak(mode, int(row.trade[0]), int(row.k[0]), bar, "error", "a component",
+                found.append(Leak(mode, int(row.trade[0]), int(row.k[0]), bar, "error", "a component",
                                   f"{type(exc).__name__}: {exc}"))
                 continue
-            leaks.extend(compare_views(original, view, assembled, mode, row))
+            found.extend(compare_views(original, view, assembled, mode, row))
             if on_view is not None:
-                leaks.extend(on_view(mode, row, original, view))
+                found.extend(on_view(mode, row, original, view))
+        if any(leak.kind in ("feature", "mask", "guard") for leak in found):
+            found = _unless_unstable(found, original, decision_view(rebuild(assembled.bars), row), assembled, row)
+        leaks.extend(found)
     return leaks
+
+
+UNSTABLE_WORDS = ("it does not give the same result twice (random numbers, or state kept between calls), so the "
+                  "audit cannot tell whether it reads the future")
+
+
+def _unless_unstable(found: list[Leak], original: DecisionView, control: DecisionView, assembled: Any,
+                     row: EnvState) -> list[Leak]:
+    """``found`` with the differences of components that differ on an unpoisoned rebuild too
+    replaced by one ``"unstable"`` finding each: a component drawing random numbers is not
+    proven to read the future by differing once the future is poisoned."""
+    unstable = {(leak.kind, leak.component): leak for leak in compare_views(original, control, assembled, "control", row)}
+    if not unstable:
+        return found
+    kept = [leak for leak in found if (leak.kind, leak.component) not in unstable]
+    return kept + [attrs.evolve(leak, kind="unstable", component=f"{leak.kind} {leak.component}",
+                                detail=f"{leak.detail}: {UNSTABLE_WORDS}") for leak in unstable.values()]
 
 
 def sample_decision_rows(env: Any, n_steps: int, actions: Callable[[torch.Tensor], torch.Tensor], every: int = 1) -> list[EnvState]:

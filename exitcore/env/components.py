@@ -68,21 +68,52 @@ def build_components(resolved: Any, ctx: BuildContext) -> EnvComponents:
     """Call every env component's factory of a :class:`ResolvedExperiment` with ``ctx``."""
     features, specs = [], []
     for rc in resolved.features:
-        spec = rc.build(ctx)
+        spec = _build_untouched(rc, ctx, "feature")
         if not isinstance(spec, FeatureSpec):
             raise PluginError(f"{rc.path}: feature {rc.name!r} from {rc.component.origin} must return a FeatureSpec, got {type(spec).__name__}")
         if not spec.names or spec.lookback < 0:
             raise PluginError(f"{rc.path}: feature {rc.name!r} from {rc.component.origin} returned no column names or a negative lookback")
         features.append(Named(rc.name, rc.component.origin, spec.compute))
         specs.append(spec)
-    rewards = tuple(Named(rc.name, rc.component.origin, rc.build(ctx), rc.weight) for rc in resolved.rewards)
-    guards = tuple(Named(rc.name, rc.component.origin, rc.build(ctx)) for rc in resolved.guards)
-    masks = tuple(Named(rc.name, rc.component.origin, rc.build(ctx)) for rc in resolved.masks)
+    rewards = tuple(Named(rc.name, rc.component.origin, _build_untouched(rc, ctx, "reward term"), rc.weight)
+                    for rc in resolved.rewards)
+    guards = tuple(Named(rc.name, rc.component.origin, _build_untouched(rc, ctx, "exit guard")) for rc in resolved.guards)
+    masks = tuple(Named(rc.name, rc.component.origin, _build_untouched(rc, ctx, "action mask")) for rc in resolved.masks)
     for group, kind in ((rewards, "reward term"), (guards, "exit guard"), (masks, "action mask")):
         for item in group:
             if not callable(item.fn):
                 raise PluginError(f"{kind} {item.label()} must build a callable, got {type(item.fn).__name__}")
     return EnvComponents(tuple(features), tuple(specs), rewards, guards, masks)
+
+
+def _build_untouched(rc: Any, ctx: BuildContext, kind: str) -> Any:
+    """``rc.build(ctx)``, refused if the factory wrote into ``ctx.market`` or ``ctx.trades`` in
+    place: the bars and trades are shared by every component, the engine and the baselines, so
+    such a write silently changes every policy's numbers, and the audit, which rebuilds on
+    poisoned copies, blames whichever feature reads the changed bars first."""
+    before = _context_write_counters(ctx)
+    built = rc.build(ctx)
+    after = _context_write_counters(ctx)
+    written = [name for name, version in before.items() if version is not None and after[name] != version]
+    if written:
+        raise PluginError(f"{rc.path}: {kind} {rc.name!r} from {rc.component.origin} wrote into ctx.{written[0]} in "
+                          "place in its build: the bars and trades are shared by every component and the engine; "
+                          f"compute on a copy (e.g. ctx.{written[0]}.clone())")
+    return built
+
+
+def _context_write_counters(ctx: BuildContext) -> dict[str, int | None]:
+    """The write counter of every tensor of ``ctx.market`` and ``ctx.trades``."""
+    counters: dict[str, int | None] = {}
+    for prefix in ("market", "trades"):
+        holder = getattr(ctx, prefix, None)
+        if holder is None or not attrs.has(type(holder)):
+            continue
+        for field in attrs.fields(type(holder)):
+            value = getattr(holder, field.name)
+            if isinstance(value, torch.Tensor):
+                counters[f"{prefix}.{field.name}"] = _version(value)
+    return counters
 
 
 # --------------------------------------------------------------------------- first-step checks

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import torch
 
-from exitcore.env.causality import Leak
+from exitcore.env.causality import UNSTABLE_WORDS, Leak
 from exitcore.env.state import EnvState
 
 #: poisonings of the bars before a feature's lookback (a subset of the audit's modes)
@@ -59,6 +59,7 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
     found_by_feature: dict[int, list[Leak]] = {}
     bounded: dict[int, int] = {}  # feature -> farthest reach seen that stops short of the first bar
     to_first: dict[int, int] = {}  # feature -> latest decision bar at which it read back to bar 0
+    unstable: list[Leak] = []  # features that differ when rebuilt on the unpoisoned bars
     for row in rows:
         bar, trade, k = int(row.bar[0]), int(row.trade[0]), int(row.k[0])
         for i, (factory, named, spec) in enumerate(features):
@@ -82,6 +83,11 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
                     exposed_by = exposed_by or mode
             if not exposed_by:
                 continue
+            control = _control_differences(recompute, original, named, spec, trade, k, bar)
+            if control:  # differs on the same bars: random or stateful, not a reach into the past
+                found_by_feature[i] = [f for f in found_by_feature[i] if (f.trade, f.k) != (trade, k)]
+                unstable.extend(control)
+                continue
             far = bounded.get(i, 0)
             if spec.lookback < far < bar and _unchanged(recompute, original, bar - far, exposed_by):
                 continue  # reads no farther here than already seen: no bisection needed
@@ -91,8 +97,10 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
             else:  # to the first bar here; near the start of the data a rolling window does that too
                 to_first[i] = max(to_first.get(i, 0), bar)
     # what to declare is only known from the decisions sampled: the farthest of them, a minimum
-    leaks: list[Leak] = []
+    leaks: list[Leak] = list(unstable)
     for i, found in found_by_feature.items():
+        if not found:
+            continue
         n = len({(f.trade, f.k) for f in found})
         if i in bounded:  # a bounded reach somewhere: the first-bar hits were early decisions
             words = _reach_words(max(bounded[i], to_first.get(i, 0)), n)
@@ -147,6 +155,19 @@ def _reach_words(reach: int, n_decisions: int) -> str:
     return (f"it reads at least {reach} bar{'s' if reach > 1 else ''} back (the farthest of the "
             f"{n_decisions} decision(s) checked that read past its lookback): declare lookback >= {reach}, "
             f"or the farthest it can reach if that depends on the decision (back to a trade's signal bar: max_bars)")
+
+
+def _control_differences(recompute: Any, original: torch.Tensor, named: Any, spec: Any, trade: int, k: int,
+                         bar: int) -> list[Leak]:
+    """``"unstable"`` findings for the columns that differ when the feature is rebuilt on the
+    unpoisoned market (nothing before bar 0 to poison)."""
+    try:
+        values = recompute(0, PAST_MODES[0])
+    except Exception:  # noqa: BLE001 - it computed on these bars before: leave the finding as it is
+        return []
+    return [attrs.evolve(f, kind="unstable", component=f"feature {f.component}",
+                         detail=f"{f.detail.split(' (declares')[0]}: {UNSTABLE_WORDS}")
+            for f in _column_differences(original, values, named, spec, "control", trade, k, bar)]
 
 
 def _column_differences(original: torch.Tensor, values: torch.Tensor, named: Any, spec: Any, mode: str,

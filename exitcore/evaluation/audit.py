@@ -137,8 +137,9 @@ def _fmt_metrics(m: Mapping[str, Any], rule: str) -> str:
 class Finding:
     """One difference the audit found.
 
-    ``kind``: ``feature``, ``mask``, ``guard``, ``policy``, ``entry``, ``fill``, ``error`` or
-    ``lookback`` (a feature reading bars before its declared lookback);
+    ``kind``: ``feature``, ``mask``, ``guard``, ``policy``, ``entry``, ``fill``, ``error``,
+    ``lookback`` (a feature reading bars before its declared lookback) or ``unstable`` (a
+    component differing when rebuilt on the same bars: random or stateful, so untestable);
     ``component``: the feature column or plugin (with its distribution); ``mode``: the poisoning
     that exposed it; ``trade``: row in the trade table; ``decision``: decision index ``k`` (None
     for entry and fill findings); ``bar``: the decision (or signal) bar; ``time``: when that
@@ -251,6 +252,8 @@ def past_modes(modes: Sequence[str]) -> tuple[str, ...]:
 
 def _when(kind: str, mode: str) -> str:
     words = _MODE_WORDS.get(mode, mode)
+    if mode == "control":
+        return "rebuilt on the same, unpoisoned bars"
     if kind == "lookback":
         return f"the bars before its lookback are {words}"
     return f"the future is {words}"
@@ -276,6 +279,8 @@ def format_audit(report: Mapping[str, Any]) -> str:
         finding = Finding(**f)
         if c["kind"] == "lookback":
             lines.append(f"  READS BEYOND ITS LOOKBACK feature {c['component']}")
+        elif c["kind"] == "unstable":
+            lines.append(f"  NOT REPRODUCIBLE {c['component']}")
         else:
             lines.append(f"  LEAK {c['kind']} {c['component']}")
         lines.append(f"       first at {finding.where()} when {_when(c['kind'], f['mode'])}: {f['detail']}")

@@ -308,6 +308,37 @@ def test_broken_plugins_are_named_on_the_first_step(kwargs, message):
         env.step(torch.tensor([0]))
 
 
+class _WritesInBuild:
+    """Factories that change the shared bars or trades while building (every policy's numbers
+    change with them, baselines included, and the audit blamed another component)."""
+
+    @hookimpl
+    def register_action_masks(self, register):
+        def build(p, ctx):
+            ctx.trades.stop0.sub_((ctx.trades.stop0 - ctx.trades.entry_price) / 2)  # stops halfway to the entry
+            return lambda s: torch.ones(s.n, 5, dtype=torch.bool)
+
+        register("moves_stops", build)
+
+    @hookimpl
+    def register_exit_guards(self, register):
+        def build(p, ctx):
+            ctx.market.high[:] = ctx.market.high.max()  # a write that goes through a view
+            return lambda s, a: torch.zeros(s.n, dtype=torch.bool)
+
+        register("flattens_highs", build)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(masks=[("moves_stops", {})]), r"action mask 'moves_stops' from .* wrote into ctx\.trades\.stop0 in place in its build"),
+    (dict(guards=[("flattens_highs", {})]), r"exit guard 'flattens_highs' from .* wrote into ctx\.market\.high in place"),
+])
+def test_a_factory_writing_into_the_shared_bars_or_trades_is_named(kwargs, message):
+    res = resolved(extra_plugins=(_WritesInBuild(),), **kwargs)
+    with pytest.raises(PluginError, match=message):
+        assemble(res, random_bars(200), trades=trades_from([(50, 1, 0.002, 0.004)]))
+
+
 @pytest.mark.parametrize("compile_env", [False, True])
 def test_an_in_place_write_is_caught_in_training_mode_too(compile_env):
     """Training mode (auto-reset; packed state tables when compiled) hands the components

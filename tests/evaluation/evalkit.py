@@ -69,6 +69,11 @@ features = [{_V4_FEATURES}, {{ name = "zoo_needs_clean_data" }}]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_long_memory" }}]
 
+[experiments.zoo_random]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_noisy_feature" }}]
+guards = [{{ name = "zoo_random_guard" }}]
+
 [experiments.zoo_peek_entry]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}

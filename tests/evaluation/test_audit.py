@@ -100,6 +100,20 @@ def test_a_feature_reading_past_its_declared_lookback_fails_saying_how_far_it_re
     assert future_only.verdict == "PASS" and "lookback" not in future_only.format()
 
 
+def test_random_components_are_reported_as_untestable_not_as_leaks():
+    """A component that differs on every rebuild differs with the future poisoned too; a rebuild
+    on the same bars shows that it is random, not reading the future (it failed as a LEAK)."""
+    _, asm, pools, _ = prepared("zoo_random")
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    assert report.verdict == "FAIL"  # untestable is not a pass
+    causes = {(c["kind"], c["component"].split(" [")[0]) for c in report.culprits() if c["kind"] != "policy"}
+    assert causes == {("unstable", "feature zoo_noisy_feature.noise"),
+                      ("unstable", "guard 'zoo_random_guard' from zoo (not installed as a distribution)")}, report.format()
+    text = report.format()
+    assert "NOT REPRODUCIBLE guard 'zoo_random_guard'" in text and "LEAK feature" not in text and "LEAK guard" not in text
+    assert "when rebuilt on the same, unpoisoned bars" in text and "random numbers, or state kept between calls" in text
+
+
 def test_an_audit_stored_before_the_lookback_check_does_not_claim_it():
     _, asm, pools, _ = prepared("v4_no_lookahead")
     stored = audit(asm, pools["test"], n_decisions=2, modes=("nan",), seed=3).to_dict()

@@ -9,6 +9,9 @@
   can run at all depends on bars after the decision;
 * ``zoo_long_memory`` — a 20-bar momentum declaring a lookback of 5 bars: not look-ahead, but
   it reads bars the purge gap was sized without, so test observations reach into the gap;
+* ``zoo_noisy_feature`` and ``zoo_random_guard`` — no look-ahead, but random: they differ on
+  every rebuild, poisoned or not, so the audit cannot test them and must say so instead of
+  calling them leaks;
 * ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
   of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
 
@@ -91,6 +94,19 @@ def _needs_clean_data(_params, ctx):
     return FeatureSpec(("one",), 0, lambda market, state: torch.ones(state.n, 1, device=state.bar.device))
 
 
+def _noisy_feature(_params, ctx):
+    return FeatureSpec(("noise",), 0, lambda market, state: torch.rand(state.n, 1, device=state.bar.device))
+
+
+def _random_guard(_params, ctx):
+    return lambda state, action: torch.rand(state.n, device=state.bar.device) < 0.5
+
+
+@hookimpl
+def register_exit_guards(register):
+    register("zoo_random_guard", _random_guard, description="random: blocks half of the actions by a coin flip")
+
+
 @hookimpl
 def register_features(register):
     register("zoo_next_close", _next_close, description="LEAK: the next bar's close")
@@ -98,6 +114,7 @@ def register_features(register):
     register("zoo_global_norm", _global_norm, description="LEAK: normalised by statistics of all the data")
     register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
     register("zoo_long_memory", _long_memory, description="reads 20 bars back, declares a lookback of 5")
+    register("zoo_noisy_feature", _noisy_feature, description="random: uniform noise")
 
 
 @hookimpl

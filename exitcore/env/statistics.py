@@ -94,7 +94,8 @@ class StepStatistics:
 
     def summary(self) -> dict[str, Any]:
         """The statistics as plain numbers (one host copy): episodes, decisions, mean episode
-        return and length, action fractions, blocked rates per action and in total, blocks per
+        return and length, fractions of the actions executed (a blocked one as HOLD; the trainer
+        logs the sampled ones as ``sampled_frac``), blocked rates per action and in total, blocks per
         guard, exit-reason fractions, ambiguous exits, and ``mask_empty``: decisions at which
         the action masks together allowed no action, so only HOLD could be taken (a mask bug
         that the first step's per-mask check did not see)."""
@@ -102,6 +103,8 @@ class StepStatistics:
         sums = self.sums.cpu()
         sampled = c.sum(dim=(1, 2))
         blocked = c[:, 1].sum(dim=1)
+        executed = sampled - blocked  # a blocked action is executed as HOLD
+        executed[A.HOLD] += blocked.sum()
         ends = c.sum(dim=(0, 1))[1:].reshape(_N_REASONS, 2)  # [reason, ambiguous]
         decisions = float(c.sum())
         episodes = float(ends.sum())
@@ -111,7 +114,7 @@ class StepStatistics:
             "decisions": int(decisions),
             "ep_return_mean": float(sums[g]) / episodes if episodes else float("nan"),
             "ep_length_mean": float(sums[g + 1]) / episodes if episodes else float("nan"),
-            "action_frac": {n: float(sampled[i]) / decisions if decisions else 0.0 for i, n in enumerate(ACTION_NAMES)},
+            "action_frac": {n: float(executed[i]) / decisions if decisions else 0.0 for i, n in enumerate(ACTION_NAMES)},
             "blocked_rate": {
                 n: float(blocked[i]) / float(sampled[i]) if float(sampled[i]) else 0.0
                 for i, n in enumerate(ACTION_NAMES)

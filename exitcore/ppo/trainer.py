@@ -104,7 +104,7 @@ class PPOTrainer:
                  total_timesteps: int | None = None):
         self.env, self.ppo, self.on_update, self.progress = env, ppo, on_update, progress
         self.device = torch.device(env.device)
-        if ppo.device != "auto" and ppo.device != self.device.type:
+        if ppo.device != "auto" and not same_device(torch.device(ppo.device), self.device):
             raise ExitcoreError(f"ppo.device is {ppo.device!r} but the environment lives on {self.device}")
         if env.n_envs != ppo.n_envs:
             raise ExitcoreError(f"the environment has {env.n_envs} envs but ppo.n_envs is {ppo.n_envs}")
@@ -162,8 +162,10 @@ class PPOTrainer:
         """
         if self.next_obs is None:
             self.next_obs, self.next_mask = self.env.reset(seed=self.ppo.seed)
+        # Log records after the trainer's update are stale (a resumed run replays them; a run
+        # killed before its first checkpoint starts again from update 0): they are dropped.
         logger = TrainLogger(self.run_dir, self.n_updates * self.steps_per_update, self.global_step,
-                             progress=self.progress, resume_update=self.update if self._resumed else None)
+                             progress=self.progress, resume_update=self.update)
         good = self.snapshot()  # the last consistent state: what every checkpoint writes
         saved_update = self.update if self._resumed else -1
         last_metrics: dict[str, Any] = {}
@@ -173,10 +175,10 @@ class PPOTrainer:
                     metrics = self._train_one_update(self.update + 1)
                     self.update += 1
                     good = self.snapshot()
+                    logger.log(metrics)  # before the checkpoint: a kill between the two loses no record
                     if self.update % self.ppo.checkpoint_every == 0:
                         self._write(good)
                         saved_update = self.update
-                    logger.log(metrics)
                     last_metrics = metrics
                     if self.on_update is not None:
                         self.on_update(self.update, metrics)
@@ -274,10 +276,12 @@ class PPOTrainer:
                       ExitcoreWarning, stacklevel=2)
 
     def _check_rollout(self, update: int) -> None:
-        """One read-back: are observations, rewards and values finite, does every mask allow an action?"""
+        """One read-back: are observations (the bootstrap one included), rewards and values
+        finite, does every mask allow an action?"""
         buf = self.buffer
-        bad_obs, bad_rew, bad_val, empty = torch.stack([
+        bad_obs, bad_next, bad_rew, bad_val, empty = torch.stack([
             ~torch.isfinite(buf.obs).all(),
+            ~torch.isfinite(self.next_obs).all(),
             ~torch.isfinite(buf.rewards).all(),
             ~(torch.isfinite(buf.values).all() & torch.isfinite(buf.logprobs).all()),
             ~buf.masks.any(dim=-1).all(),
@@ -288,6 +292,12 @@ class PPOTrainer:
             names = getattr(self.env, "feature_names", None) or [f"column {c}" for c in range(self.env.obs_dim)]
             raise TrainingDiverged(update, "observations", f"first at rollout step {t}, env {n}, in "
                                    + ", ".join(repr(names[c]) for c in columns))
+        if bad_next:  # the last step's observation: it bootstraps this update's values and starts the next
+            n = int(torch.nonzero(~torch.isfinite(self.next_obs).all(dim=-1))[0, 0])
+            columns = (~torch.isfinite(self.next_obs[n])).nonzero().flatten().tolist()
+            names = getattr(self.env, "feature_names", None) or [f"column {c}" for c in range(self.env.obs_dim)]
+            raise TrainingDiverged(update, "observations", f"first after the last rollout step (the bootstrap "
+                                   f"observation), env {n}, in " + ", ".join(repr(names[c]) for c in columns))
         if bad_rew:
             t, n = _first_index(~torch.isfinite(buf.rewards))
             components = getattr(self.env, "components", None)
@@ -540,6 +550,12 @@ def _clone(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(_clone(v) for v in obj)
     return obj
+
+
+def same_device(wanted: torch.device, actual: torch.device) -> bool:
+    """Whether ``wanted`` (``ppo.device``: ``cpu``, ``cuda``, ``cuda:N``) names ``actual``; a
+    device without an index matches any index of its type."""
+    return wanted.type == actual.type and (wanted.index is None or actual.index is None or wanted.index == actual.index)
 
 
 def _first_index(flags: Tensor) -> tuple[int, int]:

@@ -447,7 +447,7 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
     rng = np.random.default_rng(seed)
     returns = np.zeros(n_envs)
     ended_returns, ended_lengths, ended_reasons, ended_ambiguous = [], [], [], []
-    sampled_count, blocked_count = np.zeros(N_ACTIONS, int), np.zeros(N_ACTIONS, int)
+    sampled_count, blocked_count, executed_count = np.zeros(N_ACTIONS, int), np.zeros(N_ACTIONS, int), np.zeros(N_ACTIONS, int)
     guard_count = np.zeros(len(cfg.guards), int)
     for step in range(n_steps):
         assert all(e.decidable for e in eps), "training mode handed out a trade the agent cannot act on"
@@ -462,6 +462,7 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
         returns += [r.reward for r in recs]
         for r in recs:
             sampled_count[r.sampled] += 1
+            executed_count[r.action] += 1
             blocked_count[r.sampled] += r.blocked
             guard_count += np.asarray(r.guard_blocks, dtype=int) * (r.sampled != HOLD)
         for i in np.flatnonzero(_np(done)):
@@ -483,7 +484,7 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
             chk.close(f"stats exit_reasons[{name}]", -1, one, [stats["exit_reasons"][name]], [np.mean(np.array(ended_reasons) == reason)])
     chk.equal("stats ambiguous_exits", -1, one, [stats["ambiguous_exits"]], [sum(ended_ambiguous)])
     for a, name in enumerate(ACTION_NAMES):
-        chk.close(f"stats action_frac[{name}]", -1, one, [stats["action_frac"][name]], [sampled_count[a] / (n_envs * n_steps)])
+        chk.close(f"stats action_frac[{name}]", -1, one, [stats["action_frac"][name]], [executed_count[a] / (n_envs * n_steps)])
         if a != HOLD:
             want = blocked_count[a] / sampled_count[a] if sampled_count[a] else 0.0
             chk.close(f"stats blocked_rate[{name}]", -1, one, [stats["blocked_rate"][name]], [want])

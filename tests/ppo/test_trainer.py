@@ -88,6 +88,54 @@ def test_resume_after_interrupt_is_bit_exact(tmp_path):
     assert [m["update"] for m in lines] == [1, 2, 3, 4, 5, 6]
 
 
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing in the trainer catches it."""
+
+
+def _log_updates(run_dir):
+    return [json.loads(x)["update"] for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_its_log_again(tmp_path):
+    """Resumed with no checkpoint, a run trains from update 0 in the same directory: the records
+    the killed attempt logged must go (they were appended to: 1, 2, 1, 2, 3, ...)."""
+    ppo = config(checkpoint_every=100)
+
+    def kill_at_2(update, metrics):
+        if update == 2:
+            raise _Killed
+
+    env, policy = make(ppo)
+    with pytest.raises(_Killed):
+        PPOTrainer(env, policy, ppo, run_dir=tmp_path, on_update=kill_at_2, progress=False).train()
+    assert _log_updates(tmp_path) == [1, 2] and not (tmp_path / CHECKPOINT_FILE).exists()
+    env, policy = make(ppo)
+    PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False).train()
+    assert _log_updates(tmp_path) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_kill_right_after_a_checkpoint_loses_no_log_record(tmp_path, monkeypatch):
+    """The update's record is logged before its checkpoint is written: a kill between the two
+    leaves the record of an update the checkpoint holds (the other order lost it for good)."""
+    ppo = config(checkpoint_every=2)
+    real_write = PPOTrainer._write
+
+    def write_then_die(self, snapshot):
+        path = real_write(self, snapshot)
+        if self.update == 4:
+            raise _Killed
+        return path
+
+    env, policy = make(ppo)
+    monkeypatch.setattr(PPOTrainer, "_write", write_then_die)
+    with pytest.raises(_Killed):
+        PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False).train()
+    monkeypatch.setattr(PPOTrainer, "_write", real_write)
+    env, policy = make(ppo)
+    PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, ppo, run_dir=tmp_path, progress=False).train()
+    assert _log_updates(tmp_path) == [1, 2, 3, 4, 5, 6]
+
+
 def test_a_stop_signal_is_honoured_between_steps_not_inside_other_code(tmp_path):
     """Ctrl-C (here SIGINT sent to ourselves inside the update hook, where TensorBoard writes)
     must not raise inside that code: an interrupt inside TensorBoard's writer once left its
@@ -201,7 +249,7 @@ class NaNEnv(MaskedBanditEnv):
         if self.calls == self.at_step:
             if self.where == "obs":
                 obs = obs.clone()
-                obs[3, 1] = float("nan")
+                obs[3, 1] = getattr(self, "bad", float("nan"))
             else:
                 reward = reward.clone()
                 reward[5] = float("inf")
@@ -227,6 +275,32 @@ def test_nan_in_env_output_stops_with_named_quantity_and_a_good_checkpoint(tmp_p
     assert state["update"] == 2 and state["global_step"] == 2 * UPDATE_STEPS
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert trainer.update == 2  # rolled back to the checkpoint
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_bad_observation_from_the_last_rollout_step_stops_that_update(tmp_path, bad):
+    """The last step's observation is never stored in the buffer: it bootstraps the update's
+    values and starts the next rollout. Unchecked, +inf went through a tanh network finitely, the
+    update was accepted and its checkpoint held the bad observation: no resume could get past it."""
+    ppo = config(checkpoint_every=1)
+    seed_everything(ppo.seed)
+    env = NaNEnv(N_ENVS, at_step=3 * N_STEPS, where="obs")  # the last step of update 3
+    env.bad = bad
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    trainer = PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False)
+    with pytest.raises(TrainingDiverged, match="update 3: non-finite observations") as info:
+        trainer.train()
+    assert "after the last rollout step (the bootstrap observation), env 3, in 'feature.1'" in str(info.value)
+    state = load_checkpoint(info.value.checkpoint_path)
+    assert state["update"] == 2 and torch.isfinite(state["next_obs"]).all()
+
+
+def test_same_device_matches_an_index_only_where_both_name_one():
+    from exitcore.ppo.trainer import same_device
+
+    cuda0, cuda1, cuda, cpu = (torch.device(d) for d in ("cuda:0", "cuda:1", "cuda", "cpu"))
+    assert same_device(cuda0, cuda0) and same_device(cuda, cuda1) and same_device(cuda0, cuda)
+    assert not same_device(cuda0, cuda1) and not same_device(cuda, cpu) and same_device(cpu, cpu)
 
 
 class NaNValueInUpdate(MLPActorCritic):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,11 +43,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Write the whole file to the yielded path (with any library: ``torch.save``,
     ``DataFrame.to_csv``, ...). The file is fsynced before the rename.
+
+    A symbolic link is written through (its target is replaced, the link stays); a path that
+    is not a regular file (a FIFO, a device such as ``/dev/stdout``, a directory) is refused,
+    since replacing it would destroy it rather than write into it. Errors name ``path``, not the
+    temporary file.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    named = Path(path)
+    target = Path(os.path.realpath(named)) if named.is_symlink() else named
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # nothing there yet
+        mode = target.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+            raise OSError(f"{named}: {kind}; exitcore writes a file by replacing it atomically, so give the path "
+                          "of a regular file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise OSError(f"{named}: {target.parent} is a file, not a folder") from None
     # the temporary name keeps the target's suffix, so writers that pick a format by it work
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(named)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
@@ -55,10 +75,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename == str(tmp):  # e.g. the disk filled up while writing
+            raise OSError(exc.errno, exc.strerror, str(named)) from exc
         raise
     fsync_dir(target.parent)
+
+
+#: the temporary files :func:`atomic_path` names: ``.<name>.<8 random characters>.tmp<suffix>``
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files an atomic write killed mid-way left in ``directory`` (only
+    call it where no other process writes); returns what was removed."""
+    removed = []
+    for path in Path(directory).iterdir():
+        if _TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

@@ -37,7 +37,7 @@ from typing import Any
 import attrs
 import click
 
-from exitcore.atomic import write_text_atomic
+from exitcore.atomic import remove_stale_temporaries, write_text_atomic
 from exitcore.errors import ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
@@ -50,11 +50,13 @@ class RunFailed(ExitcoreError):
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C outside training (while evaluating): the run is marked ``interrupted``."""
+    """Ctrl-C outside training (while evaluating), or an OS error (a full disk, a closed pipe):
+    the run is marked ``interrupted``, so it can be resumed from its checkpoint. ``cause`` is
+    the OS error's message (None for Ctrl-C)."""
 
-    def __init__(self, run_id: str, run_dir: Path):
-        self.run_id, self.run_dir = run_id, run_dir
-        super().__init__(f"run {run_id} interrupted")
+    def __init__(self, run_id: str, run_dir: Path, cause: str | None = None):
+        self.run_id, self.run_dir, self.cause = run_id, run_dir, cause
+        super().__init__(f"run {run_id} interrupted" + (f": {cause}" if cause else ""))
 
 
 @attrs.frozen
@@ -224,13 +226,17 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         run_dir = registry.path_of(registry.get(run_id, exact=True))
     else:
         run_id, run_dir = previous.id, registry.path_of(previous)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / CONFIG_FILE, resolved.to_toml())
-    meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
-    meta["costs"] = costs.to_dict()
-    write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2, default=str))
-    registry.mark_running(run_id)
+    _start(registry, run_id)  # first: a second resume of the same run stops here, before touching its files
     info = RunInfo(run_id, run_dir, resolved, data_hash)
+    with _recorded(registry, host, info, "writing its configuration"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / CONFIG_FILE, resolved.to_toml())
+        meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
+        meta["costs"] = costs.to_dict()
+        if previous is not None:
+            meta = _keep_provenance(run_dir / RUN_FILE, meta)
+        write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2, default=str))
+        remove_stale_temporaries(run_dir)  # left by a kill in the middle of an atomic write
 
     with _recorded(registry, host, info, "training"):
         host.run_started(info)
@@ -307,7 +313,9 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str) -> Iterator[N
     """Record in the registry (and tell plugins) how a stage of a registered run ended badly.
 
     Ctrl-C outside the trainer's own handling marks the run ``interrupted`` (it can be resumed:
-    the last checkpoint is complete); any other exception marks it ``failed``.
+    the last checkpoint is complete), and so does an OS error (a full disk, a closed output
+    pipe, a vanished folder: the machine's trouble, not the experiment's, and hours of training
+    must not be written off for it); any other exception marks it ``failed``.
     """
     try:
         yield
@@ -315,10 +323,14 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str) -> Iterator[N
         registry.mark_interrupted(info.run_id, f"interrupted while {doing}")
         host.run_finished(info, "interrupted", {})
         raise RunInterrupted(info.run_id, info.run_dir) from None
+    except OSError as exc:
+        registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")
+        host.run_finished(info, "interrupted", {})
+        raise RunInterrupted(info.run_id, info.run_dir, cause=f"stopped while {doing}: {exc}") from exc
     except BaseException as exc:
         registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
         host.run_finished(info, "failed", {})
-        if isinstance(exc, (ExitcoreError, OSError)):  # OSError: a full disk, a vanished directory
+        if isinstance(exc, ExitcoreError):
             raise RunFailed(f"run {info.run_id} failed while {doing}: {exc}") from exc
         raise
 
@@ -611,6 +623,44 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
         "host": platform.node(),
         "command": sys.argv,
     }
+
+
+#: what run.json records about the process that ran: a resume keeps the first start's and lists its own
+_PROVENANCE = ("command", "git", "versions", "host", "plugins")
+
+
+def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` for a resumed run: the first start's provenance kept (the code that trained the
+    first updates), each resume's own appended under ``resumes``."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return meta  # killed before its run.json was written: this start is the first on record
+    if not isinstance(old, dict):
+        return meta
+    kept = {**meta, **{k: old[k] for k in _PROVENANCE if k in old}}
+    resumes = old.get("resumes") if isinstance(old.get("resumes"), list) else []
+    kept["resumes"] = [*resumes, {"at": _utc_now(), **{k: meta[k] for k in _PROVENANCE if k in meta}}]
+    return kept
+
+
+def _utc_now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _start(registry: Any, run_id: str) -> None:
+    """Mark the run running; a run another process is running already is refused by name."""
+    from exitcore.registry import RegistryError
+
+    try:
+        registry.mark_running(run_id)
+    except RegistryError:
+        record = registry.get(run_id, exact=True)
+        if record.status == "running":
+            raise ExitcoreError(f"run {run_id} is already running (pid {record.pid}); it cannot be resumed twice") from None
+        raise
 
 
 def _git_commit() -> dict[str, Any] | None:

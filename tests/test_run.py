@@ -363,9 +363,22 @@ def test_compare_v3_v4_shows_the_look_ahead_bug(tmp_path, full_scale):
     assert "look-ahead audit" in table and "FAIL" in table and "features[3].name" in table
 
 
-def test_interrupt_while_evaluating_is_resumable(tmp_path):
-    """Ctrl-C after training (here: an evaluator plugin raising KeyboardInterrupt once) marks
-    the run interrupted; --resume skips the finished training and evaluates."""
+# Ctrl-C, or the disk filling up as the ledgers are written (an OS error, not the experiment's fault)
+_STOPS = {
+    "ctrl-c": "            raise KeyboardInterrupt\n",
+    "disk full": "            import exitcore.evaluation.evaluate as ev\n"
+                 "            def full(*a, **k):\n"
+                 "                raise OSError(28, 'No space left on device', 'ledger_test.csv')\n"
+                 "            ev.write_ledgers = full\n",
+}
+
+
+@pytest.mark.parametrize("stop", list(_STOPS))
+def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
+    """Ctrl-C after training (here: an evaluator plugin raising KeyboardInterrupt once), or a
+    full disk when the ledgers are written, marks the run interrupted (a full disk used to mark
+    it failed: its training could not be resumed); --resume skips the finished training and
+    evaluates."""
     plugin_dir = tmp_path / "plugin"
     plugin_dir.mkdir()
     marker = tmp_path / "interrupted-once"
@@ -375,7 +388,7 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path):
         "    def evaluate(ledger, context):\n"
         f"        if not os.path.exists({str(marker)!r}):\n"
         f"            open({str(marker)!r}, 'w').close()\n"
-        "            raise KeyboardInterrupt\n"
+        + _STOPS[stop] +
         "        return {'ok': True}\n"
         "    return evaluate\n\n"
         "@hookimpl\ndef register_evaluators(register):\n    register('interrupting', build)\n"
@@ -388,11 +401,22 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path):
     runs = tmp_path / "runs"
     args = ("run", "v4", *SMOKE, "--set", 'eval.evaluators=[{name="trade_metrics"}, {name="interrupting"}]')
     out = exitcore(*args, runs=runs, env=env)
-    assert out.returncode == 130, out.stderr
+    assert out.returncode == (130 if stop == "ctrl-c" else 1), out.stderr
     (row,) = registry_rows(runs)
     assert row["status"] == "interrupted" and "while evaluating" in row["error"]
+    assert f"continue it with: exitcore run --resume {row['id']}" in out.stderr
+    # what a kill in the middle of an atomic write leaves behind is cleared on resume
+    stale = runs / row["run_dir"] / ".ledger_test.csv.k2x9_a0b.tmp.csv"
+    stale.write_text("half a ledger")
+    if stop == "disk full":
+        assert "stopped while evaluating: [Errno 28] No space left on device: 'ledger_test.csv'; its checkpoint is in" in out.stderr, out.stderr
     out = exitcore("run", "--resume", row["id"], runs=runs, env=env)
     assert out.returncode == 0, out.stderr
     assert "resumed at step 2,048" in out.stderr and registry_rows(runs)[0]["status"] == "done"
     results = json.loads((runs / row["run_dir"] / "results.json").read_text())
     assert results["evaluators"]["interrupting"] == {"ok": True}
+    assert not stale.exists()
+    # run.json keeps the first start's command (and code version); the resume is listed after it
+    info = json.loads((runs / row["run_dir"] / "run.json").read_text())
+    assert "v4" in info["command"] and "--resume" not in info["command"]
+    assert [("--resume" in r["command"]) for r in info["resumes"]] == [True] and info["resumes"][0]["at"]

@@ -64,7 +64,9 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         # lazily: a resume continues the run's frozen configuration without the experiments file
         outcome = execute(request, session.experiments_file, session.host(), quiet=quiet)
     except RunInterrupted as stop:
-        outcome = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {})
+        outcome, cause = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {}), stop.cause
+    else:
+        cause = None
     where = runs_dir_words(Path(outcome.run_dir).parent)  # the printed commands must find the run
     if outcome.status == "interrupted":
         from exitcore.ppo.trainer import CHECKPOINT_FILE
@@ -73,9 +75,9 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
             saved = f"its checkpoint is in {outcome.run_dir}"
         else:
             saved = f"it stopped before its first checkpoint, so a resume trains it from step 0 ({outcome.run_dir})"
-        click.echo(f"\nrun {outcome.run_id} interrupted; {saved}\n"
+        click.echo(f"\nrun {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
                    f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
-        sys.exit(130)
+        sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
     click.echo(_summary(outcome, where))
 
 

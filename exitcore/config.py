@@ -13,12 +13,12 @@ import datetime
 import difflib
 import math
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar, get_origin
+from collections.abc import Callable, MutableSequence, Sequence
+from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.cols import list_structure_factory
+from cattrs.cols import homogenous_tuple_structure_factory, is_abstract_set, is_any_set, is_frozenset, is_mutable_sequence, is_sequence, list_structure_factory
 from cattrs.gen import make_dict_structure_fn
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
@@ -438,6 +438,34 @@ def _other_field_errors(cl: type, raw: dict[str, Any], skip: set[str]) -> list[F
     return out
 
 
+def _is_array_type(t: Any) -> bool:
+    """Whether ``t`` is a sequence or set annotation (``list``, ``list[int]``, ``tuple``,
+    ``tuple[int, ...]``, ``tuple[int, int]``, ``Sequence[float]``, ``set[str]``...), which a TOML
+    array fills."""
+    if t in (Sequence, MutableSequence):
+        return True
+    return get_origin(t) is tuple or is_sequence(t) or is_any_set(t)
+
+
+def _array_structure_fn(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """cattrs' own structuring of the array type ``t`` (its items through ``conv``'s strict
+    hooks), for :func:`_make_converter`'s array hook to call once the value is an array."""
+    args = get_args(t)
+    if t in (Sequence, MutableSequence):  # bare abstract annotations: cattrs has no hook for them
+        t = tuple[Any, ...] if t is Sequence else list[Any]
+    if get_origin(t) is tuple or t is tuple:
+        if args and args[-1] is not Ellipsis:  # tuple[int, str]: fixed length
+            return conv.gen_structure_hetero_tuple(t)
+        return homogenous_tuple_structure_factory(t, conv)
+    if is_any_set(t):  # set[int], frozenset[int]: built from the items' list
+        items = list_structure_factory(list[args[0]] if args else list[Any], conv)
+        kind = frozenset if is_frozenset(t) or is_abstract_set(t) else set
+        return lambda value, _t: kind(items(value, list))
+    if is_mutable_sequence(t):
+        return list_structure_factory(t, conv)
+    return homogenous_tuple_structure_factory(t, conv)
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
 
@@ -466,18 +494,20 @@ def _make_converter() -> cattrs.Converter:
 
         return hook
 
-    def list_hook(t: Any) -> Any:
-        inner = list_structure_factory(t, conv)
+    def array_hook(t: Any) -> Any:
+        inner = _array_structure_fn(t, conv)
 
         def hook(value: Any, tt: Any) -> Any:
-            if not isinstance(value, list):
+            # cattrs would iterate any iterable, so "32" became ['3', '2'] and 32 a bare
+            # "'int' object is not iterable"; a TOML array is a list (a tuple when re-structured).
+            if not isinstance(value, (list, tuple)):
                 raise TypeError(f"expected an array, got {value!r}")
             return inner(value, tt)
 
         return hook
 
     conv.register_structure_hook_factory(attrs.has, attrs_hook)
-    conv.register_structure_hook_factory(lambda t: get_origin(t) is list, list_hook)
+    conv.register_structure_hook_factory(_is_array_type, array_hook)
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(bool, _strict_bool)

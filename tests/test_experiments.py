@@ -4,6 +4,7 @@ and every bad-input case reported at its TOML path."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -48,12 +49,25 @@ class _CorePlugin:
     def register_policies(self, register):
         register("mlp", lambda p, ppo, o, a: None)
         register("wide", lambda p, ppo, o, a: None, params=_PolicyParams)
+        register("seq", lambda p, ppo, o, a: None, params=_SeqPolicyParams)
 
 
 @attrs.frozen
 class _PolicyParams:
     width: int = attrs.field(default=64, validator=positive_int)
     depth: int = attrs.field(default=2, validator=positive_int)
+
+
+@attrs.frozen
+class _SeqPolicyParams:
+    """Every way a plugin may annotate an array parameter."""
+
+    bare_list: list = attrs.field(factory=lambda: [1])
+    bare_tuple: tuple = (1,)
+    ints: tuple[int, ...] = (1,)
+    pair: tuple[int, int] = (1, 2)
+    seq: Sequence[int] = (1,)
+    abstract: Sequence = (1,)
 
 
 @pytest.fixture
@@ -303,6 +317,23 @@ def test_policy_params_are_validated_defaulted_and_frozen(tmp_path, host):
     with pytest.raises(ConfigError) as exc:
         resolve(none, "m", host)
     assert "experiments.m.ppo.policy_params.width: policy 'mlp' takes no parameters" in problems(exc)
+
+
+@pytest.mark.parametrize("key", [f.name for f in attrs.fields(_SeqPolicyParams)])
+@pytest.mark.parametrize("value", ['"32"', "32", "1.5", "true"])
+def test_a_scalar_for_an_array_parameter_says_expected_an_array(tmp_path, host, key, value):
+    """A string was structured as its characters ("32" became ['3', '2']) and a number failed
+    with "'int' object is not iterable", whatever the field's sequence annotation."""
+    file = write(tmp_path, BASE + "\n[experiments.s]\nextends = 'v1'\nppo = { policy = 'seq' }\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "s", host, overrides=[f"ppo.policy_params.{key}={value}"])
+    assert f"--set ppo.policy_params.{key}: expected an array, got " in problems(exc)
+    resolved = resolve(file, "s", host, overrides=[f"ppo.policy_params.{key}=[3, 2]"])
+    assert list(getattr(resolved.policy_params, key)) == [3, 2]
+    if key not in ("bare_list", "bare_tuple", "abstract"):
+        with pytest.raises(ConfigError) as exc:
+            resolve(file, "s", host, overrides=[f"ppo.policy_params.{key}=[3, 'x']"])
+        assert f"--set ppo.policy_params.{key}: expected an integer, got 'x'" in problems(exc)
 
 
 def test_the_shipped_experiments_keep_their_config_hashes():

@@ -25,6 +25,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from exitcore.device import DEVICE_PATTERN, DEVICE_WORDS
 from exitcore.errors import ConfigError
 from exitcore.params import (
+    NON_FINITE_ALLOWED,
     FieldError,
     at_least,
     finite,
@@ -426,11 +427,13 @@ def _other_field_errors(cl: type, raw: dict[str, Any], skip: set[str]) -> list[F
     instance (cross-field checks) are left to the normal path."""
     out = []
     for a in attrs.fields(attrs.resolve_types(cl)):
-        if a.name in skip or a.name not in raw or a.validator is None or attrs.has(a.type):
+        if a.name in skip or a.name not in raw or attrs.has(a.type):
             continue
         try:
             value = converter.structure(raw[a.name], a.type)  # e.g. a TOML date becomes its ISO text
-            a.validator(None, a, value)
+            if a.validator is not None:
+                a.validator(None, a, value)
+            _check_finite(a, value)
         except FieldError as exc:
             out.append(exc)
         except Exception:  # noqa: BLE001 - not convertible (reported already) or needs the instance
@@ -466,6 +469,47 @@ def _array_structure_fn(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], 
     return homogenous_tuple_structure_factory(t, conv)
 
 
+def _allows_non_finite(annotation: Any) -> bool:
+    """Whether a field's (resolved) annotation opts in to non-finite floats with
+    :data:`exitcore.params.AnyFloat`, at any depth (``list[AnyFloat]``, ``AnyFloat | None``)."""
+    if NON_FINITE_ALLOWED in getattr(annotation, "__metadata__", ()):
+        return True
+    return any(_allows_non_finite(arg) for arg in getattr(annotation, "__args__", None) or ())
+
+
+def _non_finite(value: Any) -> bool:
+    """A float that is nan or ±inf, or an array holding one."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def _check_finite(a: attrs.Attribute, value: Any) -> None:
+    """Raise :class:`FieldError` when field ``a`` holds nan or ±inf and was not annotated
+    :data:`~exitcore.params.AnyFloat`. TOML accepts ``nan``/``inf``, and a plugin's float
+    parameter without a ``finite`` validator took them silently (a mask comparing with ``nan``
+    never allows its action), so every float is finite unless its field says otherwise. Run
+    after the field's validator, whose message is more precise (``> 0``). A field whose default
+    is non-finite (``limit: float = math.inf``, "no limit") accepts them too: refusing its own
+    default would break the component for every user, and re-reading a run's frozen config."""
+    if _non_finite(value) and not _allows_non_finite(a.type) and not _non_finite(a.default):
+        want = "finite numbers" if isinstance(value, (list, tuple, set, frozenset)) else "a finite number"
+        raise FieldError(a.name, f"expected {want}, got {value!r}")
+
+
+def _non_finite_errors(cl: type, obj: Any) -> list[FieldError]:
+    """:func:`_check_finite`'s problem for every field of the attrs instance ``obj``."""
+    out = []
+    for a in attrs.fields(attrs.resolve_types(cl)):
+        try:
+            _check_finite(a, getattr(obj, a.name))
+        except FieldError as exc:
+            out.append(exc)
+    return out
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
 
@@ -478,7 +522,7 @@ def _make_converter() -> cattrs.Converter:
             if not isinstance(value, dict):
                 raise TypeError(f"expected a table, got {value!r}")
             try:
-                return inner(value, t)
+                obj = inner(value, t)
             except FieldError as first:  # attrs stops at the first failing validator
                 others = _other_field_errors(cl, value, {first.field})
                 if others:
@@ -491,6 +535,12 @@ def _make_converter() -> cattrs.Converter:
                 if others:
                     raise ExceptionGroup(f"{cl.__name__}: problems", [exc, *others]) from None
                 raise
+            non_finite = _non_finite_errors(cl, obj)
+            if len(non_finite) == 1:
+                raise non_finite[0]
+            if non_finite:
+                raise ExceptionGroup(f"{cl.__name__}: non-finite numbers", non_finite)
+            return obj
 
         return hook
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def test_the_parameter_validators_listed_are_exitcore_params():
 
     text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
     section = text[text.index("* **Parameters**"):text.index("* **Errors**")]
-    listed = set(re.findall(r"`(\w+)(?:\([^`]*\))?`", section)) - {"params", "exitcore", "None", "build"}
+    listed = set(re.findall(r"`(\w+)(?:\([^`]*\))?`", section)) - {"params", "exitcore", "None", "build", "nan", "inf"}
     public = {n for n, v in vars(params).items() if callable(v) and not n.startswith("_") and v.__module__ == params.__name__
               and n not in ("FieldError",)}
+    public |= {n for n, v in vars(params).items() if typing.get_origin(v) is typing.Annotated}  # AnyFloat
     assert listed == public, (listed ^ public)

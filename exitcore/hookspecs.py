@@ -206,7 +206,9 @@ def register_policies(register: Register) -> None:
     an actor-critic whose ``forward(obs: Tensor[B, obs_dim]) -> (logits: Tensor[B, n_actions],
     value: Tensor[B])``. The trainer applies the action mask to the logits itself. Rows must be
     independent (no batch statistics such as BatchNorm in training mode): the update may pass a
-    minibatch through ``forward`` in parts (``ppo.micro_batch_size``). The experiment picks the
+    minibatch through ``forward`` in parts (``ppo.micro_batch_size``); a policy whose rows of an
+    8-row batch (in training mode) change with the others is refused when built, naming it. A
+    random ``forward`` (dropout) is not compared. The experiment picks the
     policy with ``ppo.policy`` (default ``"mlp"``, registered by exitcore's built-in plugin
     through this same hook) and sets its parameters in the table ``ppo.policy_params``, which
     is validated against ``params`` like any component's (``build`` gets ``None`` when the

@@ -13,18 +13,19 @@ import datetime
 import difflib
 import math
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar, get_origin
+from collections.abc import Callable, MutableSequence, Sequence
+from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.cols import list_structure_factory
+from cattrs.cols import homogenous_tuple_structure_factory, is_abstract_set, is_any_set, is_frozenset, is_mutable_sequence, is_sequence, list_structure_factory
 from cattrs.gen import make_dict_structure_fn
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from exitcore.device import DEVICE_PATTERN, DEVICE_WORDS
 from exitcore.errors import ConfigError
 from exitcore.params import (
+    NON_FINITE_ALLOWED,
     FieldError,
     at_least,
     finite,
@@ -426,15 +427,86 @@ def _other_field_errors(cl: type, raw: dict[str, Any], skip: set[str]) -> list[F
     instance (cross-field checks) are left to the normal path."""
     out = []
     for a in attrs.fields(attrs.resolve_types(cl)):
-        if a.name in skip or a.name not in raw or a.validator is None or attrs.has(a.type):
+        if a.name in skip or a.name not in raw or attrs.has(a.type):
             continue
         try:
             value = converter.structure(raw[a.name], a.type)  # e.g. a TOML date becomes its ISO text
-            a.validator(None, a, value)
+            if a.validator is not None:
+                a.validator(None, a, value)
+            _check_finite(a, value)
         except FieldError as exc:
             out.append(exc)
         except Exception:  # noqa: BLE001 - not convertible (reported already) or needs the instance
             pass
+    return out
+
+
+def _is_array_type(t: Any) -> bool:
+    """Whether ``t`` is a sequence or set annotation (``list``, ``list[int]``, ``tuple``,
+    ``tuple[int, ...]``, ``tuple[int, int]``, ``Sequence[float]``, ``set[str]``...), which a TOML
+    array fills."""
+    if t in (Sequence, MutableSequence):
+        return True
+    return get_origin(t) is tuple or is_sequence(t) or is_any_set(t)
+
+
+def _array_structure_fn(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """cattrs' own structuring of the array type ``t`` (its items through ``conv``'s strict
+    hooks), for :func:`_make_converter`'s array hook to call once the value is an array."""
+    args = get_args(t)
+    if t in (Sequence, MutableSequence):  # bare abstract annotations: cattrs has no hook for them
+        t = tuple[Any, ...] if t is Sequence else list[Any]
+    if get_origin(t) is tuple or t is tuple:
+        if args and args[-1] is not Ellipsis:  # tuple[int, str]: fixed length
+            return conv.gen_structure_hetero_tuple(t)
+        return homogenous_tuple_structure_factory(t, conv)
+    if is_any_set(t):  # set[int], frozenset[int]: built from the items' list
+        items = list_structure_factory(list[args[0]] if args else list[Any], conv)
+        kind = frozenset if is_frozenset(t) or is_abstract_set(t) else set
+        return lambda value, _t: kind(items(value, list))
+    if is_mutable_sequence(t):
+        return list_structure_factory(t, conv)
+    return homogenous_tuple_structure_factory(t, conv)
+
+
+def _allows_non_finite(annotation: Any) -> bool:
+    """Whether a field's (resolved) annotation opts in to non-finite floats with
+    :data:`exitcore.params.AnyFloat`, at any depth (``list[AnyFloat]``, ``AnyFloat | None``)."""
+    if NON_FINITE_ALLOWED in getattr(annotation, "__metadata__", ()):
+        return True
+    return any(_allows_non_finite(arg) for arg in getattr(annotation, "__args__", None) or ())
+
+
+def _non_finite(value: Any) -> bool:
+    """A float that is nan or ±inf, or an array holding one."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def _check_finite(a: attrs.Attribute, value: Any) -> None:
+    """Raise :class:`FieldError` when field ``a`` holds nan or ±inf and was not annotated
+    :data:`~exitcore.params.AnyFloat`. TOML accepts ``nan``/``inf``, and a plugin's float
+    parameter without a ``finite`` validator took them silently (a mask comparing with ``nan``
+    never allows its action), so every float is finite unless its field says otherwise. Run
+    after the field's validator, whose message is more precise (``> 0``). A field whose default
+    is non-finite (``limit: float = math.inf``, "no limit") accepts them too: refusing its own
+    default would break the component for every user, and re-reading a run's frozen config."""
+    if _non_finite(value) and not _allows_non_finite(a.type) and not _non_finite(a.default):
+        want = "finite numbers" if isinstance(value, (list, tuple, set, frozenset)) else "a finite number"
+        raise FieldError(a.name, f"expected {want}, got {value!r}")
+
+
+def _non_finite_errors(cl: type, obj: Any) -> list[FieldError]:
+    """:func:`_check_finite`'s problem for every field of the attrs instance ``obj``."""
+    out = []
+    for a in attrs.fields(attrs.resolve_types(cl)):
+        try:
+            _check_finite(a, getattr(obj, a.name))
+        except FieldError as exc:
+            out.append(exc)
     return out
 
 
@@ -450,7 +522,7 @@ def _make_converter() -> cattrs.Converter:
             if not isinstance(value, dict):
                 raise TypeError(f"expected a table, got {value!r}")
             try:
-                return inner(value, t)
+                obj = inner(value, t)
             except FieldError as first:  # attrs stops at the first failing validator
                 others = _other_field_errors(cl, value, {first.field})
                 if others:
@@ -463,21 +535,29 @@ def _make_converter() -> cattrs.Converter:
                 if others:
                     raise ExceptionGroup(f"{cl.__name__}: problems", [exc, *others]) from None
                 raise
+            non_finite = _non_finite_errors(cl, obj)
+            if len(non_finite) == 1:
+                raise non_finite[0]
+            if non_finite:
+                raise ExceptionGroup(f"{cl.__name__}: non-finite numbers", non_finite)
+            return obj
 
         return hook
 
-    def list_hook(t: Any) -> Any:
-        inner = list_structure_factory(t, conv)
+    def array_hook(t: Any) -> Any:
+        inner = _array_structure_fn(t, conv)
 
         def hook(value: Any, tt: Any) -> Any:
-            if not isinstance(value, list):
+            # cattrs would iterate any iterable, so "32" became ['3', '2'] and 32 a bare
+            # "'int' object is not iterable"; a TOML array is a list (a tuple when re-structured).
+            if not isinstance(value, (list, tuple)):
                 raise TypeError(f"expected an array, got {value!r}")
             return inner(value, tt)
 
         return hook
 
     conv.register_structure_hook_factory(attrs.has, attrs_hook)
-    conv.register_structure_hook_factory(lambda t: get_origin(t) is list, list_hook)
+    conv.register_structure_hook_factory(_is_array_type, array_hook)
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(bool, _strict_bool)

@@ -154,8 +154,10 @@ def register_entry_strategies(register: Register) -> None:
     *distances* in price. The strategy decides at the close of bar ``s`` using bars ``<= s``
     only; the engine fills the trade at the open of bar ``s + 1`` with the cost model applied.
     The look-ahead audit re-runs the strategy on bars truncated after ``s`` and requires the
-    same signal, direction, stop and target. ``ctx`` carries the experiment, the env and cost
-    configuration; there are no tensors at this stage.
+    same signal, direction, stop and target. Extra columns of the frame (a tag, the signal's
+    reason) are copied to every ledger, row for row; a name that is a ledger column is refused.
+    ``ctx`` carries the experiment, the env and cost configuration; there are no tensors at
+    this stage. docs/plugins.md gives the columns' dtypes and a complete, tested example.
     """
 
 
@@ -206,7 +208,9 @@ def register_policies(register: Register) -> None:
     an actor-critic whose ``forward(obs: Tensor[B, obs_dim]) -> (logits: Tensor[B, n_actions],
     value: Tensor[B])``. The trainer applies the action mask to the logits itself. Rows must be
     independent (no batch statistics such as BatchNorm in training mode): the update may pass a
-    minibatch through ``forward`` in parts (``ppo.micro_batch_size``). The experiment picks the
+    minibatch through ``forward`` in parts (``ppo.micro_batch_size``); a policy whose rows of an
+    8-row batch (in training mode) change with the others is refused when built, naming it. A
+    random ``forward`` (dropout) is not compared. The experiment picks the
     policy with ``ppo.policy`` (default ``"mlp"``, registered by exitcore's built-in plugin
     through this same hook) and sets its parameters in the table ``ppo.policy_params``, which
     is validated against ``params`` like any component's (``build`` gets ``None`` when the

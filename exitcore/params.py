@@ -4,6 +4,11 @@ Use them on attrs fields (``attrs.field(validator=non_negative_int)``). A failin
 :class:`FieldError`, which carries the field name so the configuration loader can report the full
 TOML path (``experiments.v2.guards[0].params.min_bars: expected a non-negative integer, got -1``).
 Plugin authors should use these for their own ``params`` classes so their errors read the same way.
+
+Every ``float`` field refuses ``nan``, ``inf`` and ``-inf`` (which TOML accepts) without a
+validator; annotate a field :data:`AnyFloat` where a non-finite value means something (``inf``
+for "no limit"). A field whose default is non-finite (``limit: float = math.inf``) accepts them
+as well.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
 
 
 class FieldError(ValueError):
@@ -24,6 +29,21 @@ class FieldError(ValueError):
 
 
 Validator = Callable[[Any, Any, Any], None]
+
+
+class _NonFiniteAllowed:
+    """The marker of :data:`AnyFloat`, which the configuration converter looks for."""
+
+    def __repr__(self) -> str:
+        return "non-finite allowed"
+
+
+NON_FINITE_ALLOWED = _NonFiniteAllowed()
+
+#: A float parameter that may be ``nan``, ``inf`` or ``-inf``: ``limit: AnyFloat = math.inf``
+#: (also inside ``list[AnyFloat]`` or ``AnyFloat | None``). A plain ``float`` refuses them.
+AnyFloat = Annotated[float, NON_FINITE_ALLOWED]
+
 
 
 def _check(predicate: Callable[[Any], bool], expected: str) -> Validator:

@@ -386,7 +386,8 @@ def _split(assembled: Any) -> tuple[list[Any], dict[str, dict[str, Any]]]:
         pools["decidable"][name] = torch.as_tensor(idx[decidable[idx]], device=assembled.device)
     counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
     minimum, why = minimum_trades(cfg, list(counts))
-    require_trades(counts, minimum, why)
+    entry = assembled.resolved.entry
+    require_trades(counts, minimum, why, f"entry strategy {entry.name!r} from {entry.component.origin}")
     return splits, pools
 
 
@@ -424,7 +425,8 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         else:
             trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
         start_step, t0 = trainer.global_step, time.perf_counter()
-        result = trainer.train()
+        with _policy_named(info.resolved.policy):
+            result = trainer.train()
         # the rate of this whole session (first update's compilation included), not the last update's
         trained, elapsed = result.global_step - start_step, time.perf_counter() - t0
         note(f"{result.status} after {result.global_step:,} steps / {result.updates} updates"
@@ -434,6 +436,25 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         if failed:
             note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")
     return result, trainer.policy
+
+
+@contextlib.contextmanager
+def _policy_named(component: Any) -> Iterator[None]:
+    """Name the policy plugin when training stops on its non-finite outputs: the trainer's
+    "non-finite policy outputs" knows the module, not which component built it. (Observations
+    are checked first, so finite inputs gave these outputs.)"""
+    from exitcore.ppo.trainer import TrainingDiverged
+
+    try:
+        yield
+    except TrainingDiverged as exc:
+        if not exc.quantity.startswith("policy outputs"):
+            raise
+        detail = (f"policy {component.name!r} from {component.origin}: its forward returned nan or inf for "
+                  "finite observations; look for a division by zero or a log of 0 in it")
+        named = TrainingDiverged(exc.update, exc.quantity, detail)
+        named.checkpoint_path = exc.checkpoint_path
+        raise named from exc
 
 
 def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: list, registry: Any, data_hash: str,
@@ -472,7 +493,8 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
         env = assembled.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed + counter[0])
         policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
         window_dir = info.run_dir / "walk_forward" / f"window_{counter[0]}"
-        result = PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=beat, progress=progress).train()
+        with _policy_named(info.resolved.policy):
+            result = PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=beat, progress=progress).train()
         if result.status != "done":
             raise KeyboardInterrupt
         return policy.eval()

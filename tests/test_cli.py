@@ -346,9 +346,17 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
                 raise LookupError("these bars carry no volume")
             return strategy
 
+        def strategy_never_signalling(params, ctx):
+            import pandas as pd
+            from exitcore.data.bars import Trades
+            columns = ["signal_bar", "direction", "stop_dist", "target_dist"]
+            return lambda bars: Trades(pd.DataFrame({c: pd.Series([], dtype="int64" if c == "signal_bar" else "float64")
+                                                     for c in columns}))
+
         @hookimpl
         def register_entry_strategies(register):
             register("volume_breakout", strategy_needing_volume)
+            register("quiet", strategy_never_signalling)
     """))
     info = tmp_path / "brittle-1.0.dist-info"
     info.mkdir()
@@ -367,20 +375,27 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
         [experiments.v5_volume]
         extends = "v4_no_lookahead"
         entry = { name = "volume_breakout" }
+
+        [experiments.v5_quiet]
+        extends = "v4_no_lookahead"
+        entry = { name = "quiet" }
     """))
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    # the plugin folder first, then whatever PYTHONPATH already holds (a checkout tested in place)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)}
 
     def check(*args):
         return subprocess.run([sys.executable, "-m", "exitcore", "--experiments", str(experiments), "experiments", "check",
                                *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
 
     plain = check()
-    assert plain.returncode == 0 and "7 experiments OK" in plain.stdout, plain.stderr
+    assert plain.returncode == 0 and "8 experiments OK" in plain.stdout, plain.stderr
     built = check("--build")
     assert built.returncode == 2, built.stderr
     assert "experiments.v5_calendar.guards[0]: guard 'needs_calendar' from brittle (brittle 1.0) failed to build: ValueError: needs a calendar file" in built.stderr
     assert "experiments.v5_three:" in built.stderr and "three_columns" in built.stderr
     assert "experiments.v5_volume.entry: entry strategy 'volume_breakout' from brittle (brittle 1.0) raised LookupError: these bars carry no volume" in built.stderr
+    assert ("experiments.v5_quiet.entry: entry strategy 'quiet' from brittle (brittle 1.0): gives no trade on the "
+            "experiment's data") in built.stderr  # was "its entry strategy gives no trade", naming neither
     assert "experiments.v4_no_lookahead:" not in built.stderr and "Traceback" not in built.stderr
 
 
@@ -427,4 +442,4 @@ def test_a_build_failure_is_located_once_at_the_component_path():
     assert _located("x", message) == ("experiments.x.features[1]", "feature 'f' from p (dist 0.1.0): f: cannot build")
     plain = "experiments.x.features[1]: feature 'f' from p failed to build: ValueError: oops"
     assert _located("x", plain) == ("experiments.x.features[1]", "feature 'f' from p failed to build: ValueError: oops")
-    assert _located("x", "its entry strategy gives no trade on its data") == ("experiments.x", "its entry strategy gives no trade on its data")
+    assert _located("x", "the data is empty") == ("experiments.x", "the data is empty")

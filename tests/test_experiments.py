@@ -3,7 +3,9 @@ and every bad-input case reported at its TOML path."""
 
 from __future__ import annotations
 
+import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -17,7 +19,7 @@ from exitcore.config import timeframe_seconds
 from exitcore.errors import ConfigError
 from exitcore.experiments import check_all, load_file, parse_override, resolve
 from exitcore.hookspecs import hookimpl
-from exitcore.params import positive_int
+from exitcore.params import AnyFloat, positive_int
 
 
 @attrs.frozen
@@ -48,12 +50,40 @@ class _CorePlugin:
     def register_policies(self, register):
         register("mlp", lambda p, ppo, o, a: None)
         register("wide", lambda p, ppo, o, a: None, params=_PolicyParams)
+        register("seq", lambda p, ppo, o, a: None, params=_SeqPolicyParams)
+
+    @hookimpl
+    def register_action_masks(self, register):
+        register("test_level", lambda p, ctx: None, params=_LevelParams)
 
 
 @attrs.frozen
 class _PolicyParams:
     width: int = attrs.field(default=64, validator=positive_int)
     depth: int = attrs.field(default=2, validator=positive_int)
+
+
+@attrs.frozen
+class _SeqPolicyParams:
+    """Every way a plugin may annotate an array parameter."""
+
+    bare_list: list = attrs.field(factory=lambda: [1])
+    bare_tuple: tuple = (1,)
+    ints: tuple[int, ...] = (1,)
+    pair: tuple[int, int] = (1, 2)
+    seq: Sequence[int] = (1,)
+    abstract: Sequence = (1,)
+
+
+@attrs.frozen
+class _LevelParams:
+    """Floats without a validator: only the converter stands between them and nan."""
+
+    level: float = 0.0
+    levels: tuple[float, ...] = ()
+    limit: AnyFloat = math.inf
+    limits: list[AnyFloat] = attrs.field(factory=list)
+    cap: float = math.inf  # a non-finite default opts in too
 
 
 @pytest.fixture
@@ -303,6 +333,44 @@ def test_policy_params_are_validated_defaulted_and_frozen(tmp_path, host):
     with pytest.raises(ConfigError) as exc:
         resolve(none, "m", host)
     assert "experiments.m.ppo.policy_params.width: policy 'mlp' takes no parameters" in problems(exc)
+
+
+@pytest.mark.parametrize("key", [f.name for f in attrs.fields(_SeqPolicyParams)])
+@pytest.mark.parametrize("value", ['"32"', "32", "1.5", "true"])
+def test_a_scalar_for_an_array_parameter_says_expected_an_array(tmp_path, host, key, value):
+    """A string was structured as its characters ("32" became ['3', '2']) and a number failed
+    with "'int' object is not iterable", whatever the field's sequence annotation."""
+    file = write(tmp_path, BASE + "\n[experiments.s]\nextends = 'v1'\nppo = { policy = 'seq' }\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "s", host, overrides=[f"ppo.policy_params.{key}={value}"])
+    assert f"--set ppo.policy_params.{key}: expected an array, got " in problems(exc)
+    resolved = resolve(file, "s", host, overrides=[f"ppo.policy_params.{key}=[3, 2]"])
+    assert list(getattr(resolved.policy_params, key)) == [3, 2]
+    if key not in ("bare_list", "bare_tuple", "abstract"):
+        with pytest.raises(ConfigError) as exc:
+            resolve(file, "s", host, overrides=[f"ppo.policy_params.{key}=[3, 'x']"])
+        assert f"--set ppo.policy_params.{key}: expected an integer, got 'x'" in problems(exc)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("masks[0].params.level=nan", "--set masks[0].params.level: expected a finite number, got nan"),
+    ("masks[0].params.level=-inf", "--set masks[0].params.level: expected a finite number, got -inf"),
+    ("masks[0].params.levels=[1.0, inf]", "--set masks[0].params.levels: expected finite numbers, got (1.0, inf)"),
+])
+def test_a_float_parameter_refuses_nan_and_inf_without_a_validator(tmp_path, host, override, message):
+    """The mask compared upnl >= nan and silently never allowed its action."""
+    file = write(tmp_path, BASE + "\n[experiments.m]\nextends = 'v1'\nmasks = [{ name = 'test_level' }]\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "m", host, overrides=[override])
+    assert message in problems(exc)
+
+
+def test_a_float_parameter_annotated_any_float_takes_nan_and_inf(tmp_path, host):
+    file = write(tmp_path, BASE + "\n[experiments.m]\nextends = 'v1'\nmasks = [{ name = 'test_level' }]\n")
+    params = resolve(file, "m", host, overrides=["masks[0].params.limit=-inf", "masks[0].params.limits=[nan, inf]"]).masks[0].params
+    assert params.limit == -math.inf and math.isnan(params.limits[0]) and params.limits[1] == math.inf
+    assert resolve(file, "m", host).masks[0].params.limit == math.inf
+    assert resolve(file, "m", host, overrides=["masks[0].params.cap=inf"]).masks[0].params.cap == math.inf
 
 
 def test_the_shipped_experiments_keep_their_config_hashes():

@@ -420,3 +420,46 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
     info = json.loads((runs / row["run_dir"] / "run.json").read_text())
     assert "v4" in info["command"] and "--resume" not in info["command"]
     assert [("--resume" in r["command"]) for r in info["resumes"]] == [True] and info["resumes"][0]["at"]
+
+
+def _plugin(tmp_path, module: str, source: str) -> dict[str, str]:
+    """A plugin distribution ``module`` (1.0) in a folder; the env that makes it importable."""
+    plugin_dir = tmp_path / "plugin"
+    plugin_dir.mkdir()
+    (plugin_dir / f"{module}.py").write_text(source)
+    info = plugin_dir / f"{module}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[exitcore]\n{module} = {module}\n")
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(plugin_dir), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def test_an_entry_strategy_without_trades_is_named(tmp_path):
+    env = _plugin(tmp_path, "quiet", (
+        "import pandas as pd\nfrom exitcore import hookimpl\nfrom exitcore.data.bars import Trades\n\n"
+        "COLUMNS = {'signal_bar': 'int64', 'direction': 'int64', 'stop_dist': 'float64', 'target_dist': 'float64'}\n\n"
+        "@hookimpl\ndef register_entry_strategies(register):\n"
+        "    register('quiet', lambda params, ctx: lambda bars: Trades(pd.DataFrame(\n"
+        "        {c: pd.Series([], dtype=t) for c, t in COLUMNS.items()})))\n"))
+    out = exitcore("run", "v4", *SMOKE, "--set", "entry.name=quiet", runs=tmp_path / "runs", env=env)
+    assert out.returncode == 2, out.stderr
+    assert "an entry strategy that trades more often than entry strategy 'quiet' from quiet (quiet 1.0)" in out.stderr
+
+
+def test_a_policy_giving_nan_is_named_when_training_diverges(tmp_path):
+    """"training diverged in update 1: non-finite policy outputs" did not say which policy."""
+    env = _plugin(tmp_path, "nan_policy", (
+        "import torch\nfrom exitcore import hookimpl\n\n"
+        "class NanPolicy(torch.nn.Module):\n"
+        "    def __init__(self, obs_dim, n_actions):\n"
+        "        super().__init__()\n"
+        "        self.linear = torch.nn.Linear(obs_dim, n_actions + 1)\n"
+        "    def forward(self, obs):\n"
+        "        out = self.linear(obs) * float('nan')\n"
+        "        return out[:, :-1], out[:, -1]\n\n"
+        "@hookimpl\ndef register_policies(register):\n"
+        "    register('nan_policy', lambda params, ppo, obs_dim, n_actions: NanPolicy(obs_dim, n_actions))\n"))
+    out = exitcore("run", "v4", *SMOKE, "--set", "ppo.policy=nan_policy", runs=tmp_path / "runs", env=env)
+    assert out.returncode != 0
+    assert ("non-finite policy outputs (values or log-probs) in the rollout (policy 'nan_policy' from nan_policy "
+            "(nan-policy 1.0): its forward returned nan or inf") in out.stderr, out.stderr

@@ -92,6 +92,17 @@ def _located(name: str, message: str) -> tuple[str, str]:
     return f"experiments.{name}", message
 
 
+def _no_trade(entry, table, n_bars: int) -> str:
+    """The message for an entry strategy with no fillable trade, naming it and its plugin (the
+    path first, for :func:`_located`)."""
+    if table.n == 0:
+        what = f"gives no trade on the experiment's data ({n_bars:,} bars)"
+    else:
+        what = (f"gives {table.n:,} trades on the experiment's data ({n_bars:,} bars) and none can be filled "
+                f"({table.invalid_reason[0]})")
+    return f"{entry.path} (entry strategy {entry.name!r} from {entry.component.origin}): {what}; check its parameters"
+
+
 def _build_and_step(file, name: str, host) -> str | None:
     """Assemble experiment ``name`` on its data and step every valid trade once with HOLD (every
     feature, mask, guard and reward term runs); the error message, or None when all worked."""
@@ -106,10 +117,11 @@ def _build_and_step(file, name: str, host) -> str | None:
     click.echo(f"  {name}: building ...", err=True)
     try:
         resolved = resolve(file, name, host)
-        assembled = assemble(resolved, load_bars(resolved.config.data, host))
+        bars = load_bars(resolved.config.data, host)
+        assembled = assemble(resolved, bars)
         valid = torch.nonzero(assembled.table.valid).flatten()
         if valid.numel() == 0:
-            return "its entry strategy gives no trade on its data"
+            return _no_trade(resolved.entry, assembled.table, len(bars))
         env = assembled.make_env(valid, auto_reset=False)
         env.reset(seed=0)
         env.step(torch.full((env.n_envs,), int(Action.HOLD), dtype=torch.int64, device=env.device))

@@ -96,8 +96,10 @@ class Trades:
     ``frame`` columns: ``signal_bar`` (int64 position in the bars), ``direction`` (+1/-1),
     ``stop_dist`` and ``target_dist`` (float64 > 0, price units, from information
     ``<= signal_bar``). Extra columns (a tag, the strategy's own reason) are kept and copied
-    to the ledger. Rows are sorted by ``signal_bar``. ``findings`` carries the strategy's
-    warnings (e.g. rows of a trades file outside the data), shown by ``data inspect``.
+    to every ledger (the RL policy's and the baselines'), after the ledger's own columns; a
+    name that is a ledger column (``pnl``, ``policy``...) is refused. Rows are sorted by
+    ``signal_bar``. ``findings`` carries the strategy's warnings (e.g. rows of a trades file
+    outside the data), shown by ``data inspect``.
     """
 
     frame: pd.DataFrame
@@ -108,6 +110,13 @@ class Trades:
         missing = [c for c in TRADE_COLUMNS if c not in self.frame.columns]
         if missing:
             raise ValueError(f"Trades frame lacks columns {missing}")
+        # extra columns go to the ledger beside its own: a clash would overwrite one of them
+        from exitcore.evaluation.ledger_schema import LEDGER_COLUMNS, OPTIONAL_COLUMNS
+
+        clash = [c for c in self.frame.columns if c not in TRADE_COLUMNS and (c in LEDGER_COLUMNS or c in OPTIONAL_COLUMNS)]
+        if clash:
+            raise ValueError(f"Trades frame has extra columns named like ledger columns {clash}: extra columns are "
+                             f"copied to the ledger, so rename them (e.g. {'strategy_' + str(clash[0])!r})")
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -160,11 +160,14 @@ def assign_trades(splits: list[Split], table: Any, lookback: int) -> dict[str, n
     return out
 
 
-def require_trades(counts: dict[str, int], minimum: dict[str, int], what: dict[str, str] | None = None) -> None:
+def require_trades(
+    counts: dict[str, int], minimum: dict[str, int], what: dict[str, str] | None = None, strategy: str = ""
+) -> None:
     """Raise a :class:`DataError` for every split with fewer trades than ``minimum[name]``.
 
     ``counts`` are the usable (decidable) trades per split; ``what`` optionally explains each
-    minimum (``"ppo.n_envs = 64"``).
+    minimum (``"ppo.n_envs = 64"``); ``strategy`` names the entry strategy that gave the trades
+    (``"entry strategy 'donchian' from exitcore-entries 0.1.0"``), so the advice names it.
     """
     problems = []
     for name, need in minimum.items():
@@ -176,6 +179,7 @@ def require_trades(counts: dict[str, int], minimum: dict[str, int], what: dict[s
         raise DataError(
             "\n".join(problems)
             + "\nuse more data, give the split a larger share, or an entry strategy that trades more often"
+            + (f" than {strategy}" if strategy else "")
         )
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from exitcore.atomic import atomic_path
+from exitcore.data.bars import TRADE_COLUMNS
 from exitcore.evaluation.ledger_schema import (
     ACTION_LETTERS,
     LEDGER_COLUMNS,
@@ -207,7 +208,9 @@ def outcome_frame(
     """Ledger rows from per-trade outcome tensors (all ``[T]``, ``actions``/``executed`` ``[T, S]``).
 
     ``exit_level`` is the bar-price level of the final close (before costs); ``None`` action
-    tensors mean "no decisions" (baseline exits). The frame is validated before it is returned.
+    tensors mean "no decisions" (baseline exits). Extra columns of the entry strategy's
+    :class:`~exitcore.data.bars.Trades` follow the ledger's. The frame is validated before it
+    is returned.
     """
     table, market, costs = assembled.table, assembled.market, assembled.costs
     cfg_costs = assembled.resolved.config.costs
@@ -266,6 +269,11 @@ def outcome_frame(
     frame[["split", "policy", "exit_reason", "actions", "executed"]] = frame[
         ["split", "policy", "exit_reason", "actions", "executed"]
     ].astype(str)
+    # the entry strategy's own columns (a tag, its reason) follow, row for row: the trade id is
+    # the row in its Trades frame, which refuses names that are ledger columns
+    extra = assembled.trades.frame.drop(columns=list(TRADE_COLUMNS))
+    for name in extra.columns:
+        frame[name] = extra[name].iloc[host(trade)].to_numpy()
     if bool((exit_reason == int(ExitReason.OPEN)).any()):
         raise RuntimeError("outcome_frame got trades that are still open")
     validate_ledger(frame)

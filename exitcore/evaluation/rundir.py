@@ -170,20 +170,49 @@ def resolve_run(
     try:
         resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
     except ConfigError as exc:
-        missing = _missing_plugins(run_dir, host)
+        # the run's file has one [experiment] table, not experiments.NAME: point into it
+        problems = [(_frozen_path(where, name), message) for where, message in exc.problems]
+        missing = _missing_plugins(run_dir, host, _used_components(table))
         if missing:  # "unknown reward 'x' (did you mean ...)" hides that a plugin is not installed
-            raise ConfigError([*exc.problems, ("", f"the run was made with plugins that are not installed now: "
-                                                   f"{missing}; install them to audit or resume it")],
-                              exc.source) from None
-        raise
+            problems.append(("", f"the run was made with plugins that are not installed now: "
+                                 f"{missing}; install them to audit or resume it"))
+        raise ConfigError(problems, exc.source) from None
     if isinstance(lineage, list) and lineage:  # the extends chain it was resolved through, not [name]
         resolved = attrs.evolve(resolved, config=attrs.evolve(resolved.config, lineage=list(lineage)))
     return resolved
 
 
-def _missing_plugins(run_dir: Path, host: Any) -> str:
+def _frozen_path(where: str, name: str) -> str:
+    """``experiments.NAME.entry.name`` (where :func:`resolve` puts the run's table) as the
+    path in the run's ``config.toml``, ``experiment.entry.name``; other places unchanged."""
+    prefix = f"experiments.{name}"
+    if where == prefix or where.startswith((prefix + ".", prefix + "[")):
+        return "experiment" + where[len(prefix):]
+    return where
+
+
+def _used_components(table: dict[str, Any]) -> set[str]:
+    """``kind:name`` of every component the frozen experiment ``table`` names (as run.json
+    records them: ``entry:donchian``, ``policy:mlp``)."""
+
+    def names(value: Any) -> list[Any]:
+        items = value if isinstance(value, list) else [value]
+        return [item.get("name") for item in items if isinstance(item, dict)]
+
+    used = [("entry", n) for n in names(table.get("entry"))]
+    for key, kind in (("features", "feature"), ("rewards", "reward"), ("guards", "guard"), ("masks", "mask")):
+        used += [(kind, n) for n in names(table.get(key))]
+    section = lambda key: table.get(key) if isinstance(table.get(key), dict) else {}  # noqa: E731
+    used += [("evaluator", n) for n in names(section("eval").get("evaluators", []))]
+    used += [("policy", section("ppo").get("policy")), ("data_source", section("data").get("source"))]
+    return {f"{kind}:{n}" for kind, n in used if isinstance(n, str)}
+
+
+def _missing_plugins(run_dir: Path, host: Any, used: set[str] | None = None) -> str:
     """The plugin distributions run.json records that ``host`` does not have, with their
-    components (``trial-plugins 0.1.0 (reward:dd_penalty)``); ``""`` when none or unknown."""
+    components (``trial-plugins 0.1.0 (reward:dd_penalty)``); ``""`` when none or unknown.
+    With ``used`` (:func:`_used_components`), only the components the run uses are listed,
+    and a distribution it does not use is left out."""
     try:
         recorded = read_run_info(run_dir).get("plugins") or []
     except RunDirError:
@@ -195,8 +224,12 @@ def _missing_plugins(run_dir: Path, host: Any) -> str:
     by_dist: dict[str, list[str]] = {}  # one distribution may register several plugins
     for p in gone:
         dist = f"{p.get('distribution') or p.get('name')} {p.get('version') or ''}".rstrip()
-        comps = p.get("components")
-        by_dist.setdefault(dist, []).extend(str(c) for c in (comps if isinstance(comps, list) else []) if c)
+        comps = [str(c) for c in (p.get("components") if isinstance(p.get("components"), list) else []) if c]
+        if used is not None:
+            comps = [c for c in comps if c in used]
+            if not comps:
+                continue
+        by_dist.setdefault(dist, []).extend(comps)
     return "; ".join(dist + (f" ({', '.join(comps)})" if comps else "") for dist, comps in by_dist.items())
 
 

@@ -102,4 +102,37 @@ def build_policy(component: Any, ppo: Any, obs_dim: int, n_actions: int, params:
             f"{where}: forward(obs [2, {obs_dim}]) must return logits [2, {n_actions}] and value [2], "
             f"got {list(logits.shape)} and {list(value.shape)}"
         )
+    _check_rows_independent(policy, obs_dim, device, where)
     return policy
+
+
+def _check_rows_independent(policy: nn.Module, obs_dim: int, device: torch.device, where: str) -> None:
+    """Raise :class:`PluginError` when, in training mode, a row's output depends on the other
+    rows of the batch (a BatchNorm in training mode): the update passes a minibatch through
+    ``forward`` in parts (``ppo.micro_batch_size``), so such a policy would train silently on
+    something else. Leaves no trace: buffers (running statistics), the mode and the global
+    random state are restored. A forward that is random (dropout) cannot be compared and passes.
+    """
+    obs = torch.randn(8, obs_dim, generator=torch.Generator().manual_seed(0)).to(device)
+    buffers = [(b, b.detach().clone()) for b in policy.buffers()]
+    training = policy.training
+    policy.train()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            whole, again, half = policy(obs), policy(obs), policy(obs[:4])
+    finally:
+        policy.train(training)
+        for buffer, saved in buffers:
+            buffer.copy_(saved)
+
+    def same(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor], rows: int) -> bool:
+        # not bitwise: a matrix product may round differently for another batch size
+        return all(torch.allclose(x[:rows], y[:rows], rtol=1e-4, atol=1e-5, equal_nan=True) for x, y in zip(a, b))
+
+    if same(whole, again, 8) and not same(whole, half, 4):
+        raise PluginError(
+            f"{where}: in training mode its forward gives a row a different output when the other rows of "
+            "the batch change (rows 0-3 of an 8-row batch differ from the same 4 rows alone): a BatchNorm or "
+            "another statistic over the batch? Rows must be independent, because the update passes a "
+            "minibatch through forward in parts (ppo.micro_batch_size); use LayerNorm instead"
+        )

@@ -142,6 +142,8 @@ def test_require_trades_names_every_short_split() -> None:
     text = str(info.value)
     assert "split.train: 10 usable trade(s), but at least 64 are needed (ppo.n_envs = 64)" in text
     assert "split.test: 0 usable trade(s)" in text
+    with pytest.raises(DataError, match="an entry strategy that trades more often than entry strategy 'quiet' from q 1.0$"):
+        require_trades({"train": 0}, {"train": 1}, strategy="entry strategy 'quiet' from q 1.0")
 
 
 @pytest.mark.parametrize(("text", "first"), [("2019-01-09", "2019-01-09"), ("2019/01/09", "2019-01-09"),

@@ -180,3 +180,29 @@ def test_a_breakeven_stop_nets_exactly_zero():
     assert (ledger.loc[zero, "pnl_pips"] == 0.0).all() and (ledger.loc[zero, "pnl_ccy"] == 0.0).all()
     assert not ((ledger["pnl"].abs() > 0) & (ledger["pnl"].abs() < 1e-9)).any()
     validate_ledger(ledger)  # still pnl = pnl_gross - cost
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_entry_strategy_s_extra_columns_are_copied_to_every_ledger(tmp_path, fmt):
+    """Trades documented that extra columns are copied to the ledger, and a string `tag` was
+    not: every ledger (RL and baselines) carries them, row for row, through its file."""
+    from exitcore.evaluation.baselines import baseline_ledgers
+
+    frame = pd.DataFrame(TRADES, columns=["signal_bar", "direction", "stop_dist", "target_dist"])
+    frame["tag"] = ["a", "b", "c"]
+    frame["score"] = [0.5, 1.5, 2.5]
+    asm = assemble(resolved("v2_exit_guards"), hand_bars(), trades=Trades(frame))
+    rl = make_ledger(asm, [2, 0], "test", scripted([[H], [H], [H], [H], [H], [H], [H], [H], [H], [H], [H], [H]]), "rl")
+    assert list(rl.columns[-2:]) == ["tag", "score"] and list(rl["tag"]) == ["c", "a"] and list(rl["score"]) == [2.5, 0.5]
+    baselines = baseline_ledgers(asm, [1, 2], "test")
+    assert all(list(b["tag"]) == ["b", "c"] for b in baselines.values())
+    write_ledgers({"test": {"rl": rl, **baselines}}, tmp_path, fmt)
+    back = read_ledger(tmp_path / f"ledger_test.{fmt}")
+    assert list(back.columns[-2:]) == ["tag", "score"] and list(back.loc[back["policy"] == "rl", "tag"]) == ["c", "a"]
+
+
+@pytest.mark.parametrize("name", ["pnl", "policy", "executed"])
+def test_an_extra_trades_column_named_like_a_ledger_column_is_refused(name):
+    frame = pd.DataFrame(TRADES, columns=["signal_bar", "direction", "stop_dist", "target_dist"]).assign(**{name: 1})
+    with pytest.raises(ValueError, match=f"extra columns named like ledger columns \\['{name}'\\].*rename them .*'strategy_{name}'"):
+        Trades(frame)

@@ -276,13 +276,21 @@ def test_a_run_whose_plugin_is_not_installed_says_which(finished_run, tmp_path):
     gone = tmp_path / source.name
     shutil.copytree(source, gone)
     config = (gone / "config.toml").read_text()
-    (gone / "config.toml").write_text(config.replace('name = "time_of_day"', 'name = "gone_feature"', 1))
+    assert 'policy = "mlp"' in config
+    config = config.replace('name = "time_of_day"', 'name = "gone_feature"', 1).replace('policy = "mlp"', 'policy = "gone_net"', 1)
+    (gone / "config.toml").write_text(config)
     info = json.loads((gone / "run.json").read_text())
-    info["plugins"] = [*info.get("plugins", []), {"name": "gone", "distribution": "gone-plugins", "version": "1.2",
-                                                  "components": ["feature:gone_feature"]}]
+    info["plugins"] = [*info.get("plugins", []),
+                       {"name": "gone", "distribution": "gone-plugins", "version": "1.2",
+                        "components": ["feature:gone_feature", "reward:unused_here", "policy:gone_net"]},
+                       {"name": "other", "distribution": "other-plugins", "version": "2.0", "components": ["mask:unused"]}]
     (gone / "run.json").write_text(json.dumps(info))
     with pytest.raises(ConfigError) as exc:
         resolve_run(gone, host())
     text = str(exc.value)
-    assert "unknown feature 'gone_feature'" in text
-    assert "the run was made with plugins that are not installed now: gone-plugins 1.2 (feature:gone_feature)" in text
+    # at the paths of the run's own config.toml ([experiment]), not experiments.NAME
+    assert re.search(r"experiment\.features\[\d\]\.name: unknown feature 'gone_feature'", text), text
+    assert "experiment.ppo.policy: unknown policy 'gone_net'" in text and "experiments." not in text
+    # every component the run uses and no other, nor a distribution it does not use
+    assert ("the run was made with plugins that are not installed now: gone-plugins 1.2 (feature:gone_feature, "
+            "policy:gone_net); install them") in text

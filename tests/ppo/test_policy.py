@@ -102,3 +102,49 @@ def test_select_device():
     if not torch.cuda.is_available():
         with pytest.raises(ExitcoreError, match="CUDA is not available"):
             select_device("cuda")
+
+
+class _NormPlugin:
+    @hookimpl
+    def register_policies(self, register):
+        register("batch_norm", lambda params, ppo, obs_dim, n_actions: _Normed(obs_dim, n_actions, nn.BatchNorm1d(obs_dim)))
+        register("layer_norm", lambda params, ppo, obs_dim, n_actions: _Normed(obs_dim, n_actions, nn.LayerNorm(obs_dim)))
+        register("dropout", lambda params, ppo, obs_dim, n_actions: _Normed(obs_dim, n_actions, nn.Dropout(0.5)))
+
+
+class _Normed(nn.Module):
+    def __init__(self, obs_dim, n_actions, norm):
+        super().__init__()
+        self.norm, self.out = norm, nn.Linear(obs_dim, n_actions + 1)
+
+    def forward(self, obs):
+        out = self.out(self.norm(obs))
+        return out[:, :-1], out[:, -1]
+
+
+def test_a_policy_whose_rows_depend_on_the_batch_is_named(make_host):
+    """A BatchNorm in training mode trained silently although the update splits minibatches."""
+    host = make_host(_NormPlugin())
+    with pytest.raises(PluginError, match="policy .batch_norm. from .*Rows must be independent.*LayerNorm"):
+        build_policy(host.get(ComponentKind.POLICY, "batch_norm"), PPOConfig(), 4, 5)
+    for name in ("layer_norm", "dropout"):  # independent rows; a random forward is not compared
+        assert build_policy(host.get(ComponentKind.POLICY, name), PPOConfig(), 4, 5).training
+
+
+def test_the_row_check_draws_nothing_from_the_global_generator():
+    from exitcore.ppo.policy import _check_rows_independent
+
+    net = _Normed(4, 5, nn.Dropout(0.5))
+    rng = torch.get_rng_state()
+    _check_rows_independent(net, 4, torch.device("cpu"), "policy 'x'")
+    assert torch.equal(torch.get_rng_state(), rng)  # a run's random stream is the same with or without it
+
+
+def test_the_row_check_leaves_the_running_statistics_alone():
+    from exitcore.ppo.policy import _check_rows_independent
+
+    net = _Normed(4, 5, nn.BatchNorm1d(4)).eval()
+    before = [b.clone() for b in net.buffers()]
+    with pytest.raises(PluginError):
+        _check_rows_independent(net, 4, torch.device("cpu"), "policy 'x'")
+    assert not net.training and all(torch.equal(a, b) for a, b in zip(before, net.buffers()))

@@ -297,7 +297,10 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
         with tempfile.TemporaryFile(dir=probe, prefix=".write-probe-"):
             pass
     except OSError as exc:
-        raise RegistryError(f"runs directory {runs_dir} is not writable: {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError):  # e.g. under /proc: "No such file" alone misleads
+            reason = f"files cannot be created in {probe} ({reason})"
+        raise RegistryError(f"runs directory {runs_dir} is not writable: {reason}") from None
 
 
 @contextlib.contextmanager

@@ -21,3 +21,60 @@ def test_compare_csv_keeps_the_warnings_on_stderr(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == "metric,a,b\n"
     assert "warning: DIFFERENT DATA: not comparable" in result.stderr
+
+
+def test_a_run_is_found_by_its_random_suffix_everywhere(tmp_path):
+    """`show fa29` suggested the full id while `compare fa29 8d7d` said "no runs of an
+    experiment 'fa29'": the one resolver (Registry.get) now accepts a unique suffix after a dash."""
+    from exitcore.registry import AmbiguousName, Registry
+
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        a = reg.create_run("v4_no_lookahead", "c", "d")
+        b = reg.create_run("v3", "c", "d")
+        assert reg.get(a.rsplit("-", 1)[1]).id == a
+        assert reg.get("v3-" + b.rsplit("-", 1)[1]).id == b
+        with reg._write() as conn:  # two ids ending alike
+            conn.execute("UPDATE runs SET id = id || '-zz'")
+        with pytest.raises(AmbiguousName, match="2 runs end with it"):
+            reg.get("zz")
+        with reg._write() as conn:
+            conn.execute("UPDATE runs SET id = substr(id, 1, length(id) - 3)")
+    suffix = a.rsplit("-", 1)[1]
+    result = CliRunner().invoke(cli, ["show", suffix, "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and a in result.output, result.output
+    result = CliRunner().invoke(cli, ["compare", suffix, b.rsplit("-", 1)[1], "--runs-dir", str(runs)])
+    assert "no runs of an experiment" not in result.output and f"run {a} is pending" in result.output
+
+
+def test_runs_dir_and_run_directory_mistakes_are_named(tmp_path):
+    runs = tmp_path / "typo"
+    result = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert result.exit_code == 2
+    assert f"error: no run registry in {runs}: the directory does not exist" in result.output
+    other = tmp_path / "folder"
+    other.mkdir()
+    from exitcore.registry import Registry
+
+    Registry(tmp_path / "runs").close()
+    result = CliRunner().invoke(cli, ["show", str(other), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert f"error: {other} is not a run directory: it holds no run.json or config.toml" in result.output
+
+
+def test_a_runs_dir_that_refuses_files_is_not_called_missing(monkeypatch, tmp_path):
+    """`--runs-dir /proc` said "not writable: No such file or directory"."""
+    import tempfile
+
+    from exitcore.errors import ExitcoreError
+    from exitcore.registry import Registry
+    from exitcore.runner import check_runs_dir_writable
+
+    def refuse(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(ExitcoreError, match=f"runs directory {tmp_path}/x is not writable: files cannot be created in {tmp_path} "):
+        check_runs_dir_writable(tmp_path / "x")
+    with pytest.raises(ExitcoreError, match="is not writable: files cannot be created in it"):
+        Registry(tmp_path)

@@ -438,9 +438,13 @@ def test_cli_runs_uses_the_environment_and_handles_an_empty_dir(populated, tmp_p
     monkeypatch.setenv("EXITCORE_RUNS_DIR", str(runs))
     assert done in CliRunner().invoke(cli, ["runs"]).output
     empty = tmp_path / "empty"
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(empty)])  # a typo is not an empty registry
+    assert res.exit_code == 2 and res.output.strip() == f"error: no run registry in {empty}: the directory does not exist (check --runs-dir or $EXITCORE_RUNS_DIR)"
+    assert not empty.exists()  # listing creates nothing
+    empty.mkdir()
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(empty)])
     assert res.exit_code == 0 and res.output.strip() == f"no runs recorded in {empty}"
-    assert not empty.exists()  # listing creates nothing
+    assert list(empty.iterdir()) == []
 
 
 def test_cli_show(populated):

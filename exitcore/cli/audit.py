@@ -48,7 +48,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     (e.g. a win rate above 80 % with trades under 5 bars).
 
     NAME is an experiment of experiments.toml (a unique prefix works; a random-init policy is
-    used). RUN is a run id (or unique prefix) in the runs directory, or a run directory.
+    used). RUN is a run id (or a unique prefix or suffix of one) in the runs directory, or a run directory.
 
     Exit status: 0 PASS, 1 FAIL (a leak was found), 3 SUSPECT (no leak found, implausible
     results), 2 bad input.

@@ -20,7 +20,7 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     quick exits, actions, blocked rate, drawdown, the look-ahead audit verdict, and every
     configuration value that differs.
 
-    Each argument is a run id (or a unique prefix of one), the path of a run directory (the
+    Each argument is a run id (or a unique prefix or suffix of one), the path of a run directory (the
     directory holding it is then the runs directory), or an experiment name, meaning its
     latest finished run (`exitcore compare v3 v4`). Runs on different data or different
     splits are flagged: their numbers are not comparable. A run that is still running,

@@ -20,7 +20,7 @@ def report(run: str, fmt: str | None, out: str | None, runs_dir: str | None) -> 
     trials and where it came from), the look-ahead audit's verdict, the in-sample (training)
     figures under their own label, and the run's configuration.
 
-    RUN is a run id (or unique prefix) in the runs directory, or a run directory. A run that
+    RUN is a run id (or a unique prefix or suffix of one) in the runs directory, or a run directory. A run that
     is still running, failed or was interrupted is refused.
     """
     from pathlib import Path

@@ -77,6 +77,10 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     from exitcore.registry import Registry, resolve_runs_dir
 
     directory = resolve_runs_dir(runs_dir)
+    if not directory.is_dir():  # a typo in --runs-dir is an error, as in show and compare
+        from exitcore.registry import RegistryError
+
+        raise RegistryError(Registry.missing(directory))
     if not Registry.exists(directory):
         click.echo("[]" if as_json else f"no runs recorded in {directory}")
         return
@@ -119,8 +123,8 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
 def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     """Show one run: its record, headline metrics and run directory.
 
-    RUN is a run id, a unique prefix of one, or the path of a run directory (its registry is then
-    the directory holding it).
+    RUN is a run id, a unique prefix or suffix (`fa29`) of one, or the path of a run directory
+    (its registry is then the directory holding it).
     """
     from exitcore.evaluation import jsonable
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for

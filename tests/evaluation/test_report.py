@@ -109,7 +109,7 @@ def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(run_dir)])
     assert result.exit_code == 2 and "no results" in result.output
     unknown = CliRunner().invoke(cli, ["report", "nope", "--runs-dir", str(tmp_path / "none")])
-    assert unknown.exit_code == 2 and "no runs recorded" in unknown.output
+    assert unknown.exit_code == 2 and "no run registry in" in unknown.output and "does not exist" in unknown.output
 
 
 def test_sections_whose_evaluator_did_not_run_say_so(finished_run, tmp_path):

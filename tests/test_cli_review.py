@@ -78,3 +78,48 @@ def test_a_runs_dir_that_refuses_files_is_not_called_missing(monkeypatch, tmp_pa
         check_runs_dir_writable(tmp_path / "x")
     with pytest.raises(ExitcoreError, match="is not writable: files cannot be created in it"):
         Registry(tmp_path)
+
+
+def test_split_dates_take_a_bare_year():
+    """docs/experiments.md lists "2019" as a split date; `--set split.train_end=2019` said
+    "expected a string, got 2019". Only split dates take a number, and only a year."""
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "split.train_end=2019"])
+    assert result.exit_code == 0, result.output
+    assert 'train_end = "2019"' in result.output
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "split.train_end=2019.5"])
+    assert result.exit_code == 2 and 'expected a date such as "2019-01-01" (quoted) or a year such as 2019' in result.output
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "data.timeframe=15"])
+    assert result.exit_code == 2 and "expected a string, got 15" in result.output
+
+
+@pytest.mark.parametrize("key, why", [
+    ("name=foo", "--set name: the experiment's name is not a setting"),
+    ("lineage=[]", "--set lineage: lineage is recorded (the chain of experiments this one extends), not set"),
+])
+def test_name_and_lineage_cannot_be_set(key, why):
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", key])
+    assert result.exit_code == 2 and why in result.output
+
+
+def test_the_unknown_key_message_does_not_offer_name_or_lineage():
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "nme=foo"])
+    assert result.exit_code == 2 and "allowed: description, assumptions, data" in result.output
+    assert "'name'" not in result.output and "lineage" not in result.output
+
+
+def test_a_missing_experiments_file_is_refused_even_where_unused():
+    """`data inspect SOURCE --experiments v4` (for --experiment) exited 0 ignoring the file."""
+    result = CliRunner().invoke(cli, ["data", "inspect", "synthetic", "--experiments", "v4"])
+    assert result.exit_code == 2
+    assert result.output == "error: v4: experiments file not found (--experiments FILE); did you mean --experiment v4?\n"
+    result = CliRunner().invoke(cli, ["--experiments", "nope.toml", "plugins"])
+    assert result.exit_code == 2 and result.output == "error: nope.toml: experiments file not found (--experiments FILE)\n"
+
+
+def test_plugins_takes_experiments_after_the_command():
+    """docs: the option works before or after any command; `plugins` said "No such option"."""
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parents[1] / "experiments.toml"
+    result = CliRunner().invoke(cli, ["plugins", "--experiments", str(project)])
+    assert result.exit_code == 0 and "builtin" in result.output

@@ -6,9 +6,12 @@ import json
 
 import click
 
+from exitcore.cli.options import experiments_option
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@experiments_option  # accepted after any command, as documented; plugins do not depend on it
 @click.pass_obj
 def plugins(session, as_json: bool) -> None:
     """List installed plugins: distribution, version, and the components each registers,

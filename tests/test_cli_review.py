@@ -123,3 +123,32 @@ def test_plugins_takes_experiments_after_the_command():
     project = Path(__file__).resolve().parents[1] / "experiments.toml"
     result = CliRunner().invoke(cli, ["plugins", "--experiments", str(project)])
     assert result.exit_code == 0 and "builtin" in result.output
+
+
+def test_report_out_refuses_a_missing_folder_and_an_existing_file(monkeypatch, tmp_path):
+    """report --out created missing folders and overwrote files, unlike data synth --out;
+    `--out somefile.csv/r.txt` was a raw "[Errno 17] File exists"."""
+    import exitcore.evaluation.report as report_module
+    import exitcore.evaluation.rundir as rundir
+
+    monkeypatch.setattr(rundir, "find_run_dir", lambda run, runs_dir: tmp_path)
+    monkeypatch.setattr(report_module, "render_report", lambda run_dir, fmt, trials_now: f"report {fmt}\n")
+    monkeypatch.setattr(report_module, "current_trial_count", lambda run_dir, runs_dir: 1)
+    monkeypatch.chdir(tmp_path)
+
+    def report(*args):
+        return CliRunner().invoke(cli, ["report", "r1", *args])
+
+    assert report("--out", "r.md").exit_code == 0 and (tmp_path / "r.md").read_text() == "report markdown\n"
+    again = report("--out", "r.md")
+    assert again.exit_code == 2 and again.output == "error: r.md: already exists (use --force to overwrite)\n"
+    assert report("--out", "r.md", "--force", "--format", "text").exit_code == 0
+    assert (tmp_path / "r.md").read_text() == "report text\n"
+    missing = report("--out", "nodir/r.txt")
+    assert missing.exit_code == 2 and missing.output == "error: nodir: no such folder (--out nodir/r.txt); create it first\n"
+    assert not (tmp_path / "nodir").exists()
+    (tmp_path / "somefile.csv").write_text("x")
+    under_file = report("--out", "somefile.csv/r.txt")
+    assert under_file.exit_code == 2 and "Errno" not in under_file.output
+    assert under_file.output == ("error: somefile.csv: is a file, not a folder (--out somefile.csv/r.txt); "
+                                 "name a file in an existing folder\n")

@@ -63,6 +63,7 @@ def test_report_command_by_run_id_writes_markdown_atomically(finished_run, tmp_p
         registry.mark_running(running)
     runner = CliRunner()
     out = tmp_path / "out" / "report.md"
+    out.parent.mkdir()  # report --out creates no folder, as data synth --out
     prefix = run_id[:-1] if not running.startswith(run_id[:-1]) else run_id  # a unique prefix names the run
     result = runner.invoke(cli, ["report", prefix, "--runs-dir", str(runs), "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -89,7 +89,9 @@ class ExperimentsFile:
             return matches[0]
         if matches:
             raise ConfigError([("", f"experiment {name!r} is ambiguous: it could be {', '.join(matches)}")], str(self.path))
-        close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.4)
+        # names are case-sensitive; a different case (V4) is suggested, not taken
+        folded = [n for n in self.names if n.lower().startswith(name.lower())]
+        close = folded[:3] or difflib.get_close_matches(name, self.names, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(
             [("", f"unknown experiment {name!r}{hint} (available: {', '.join(self.names) or 'none'})")], str(self.path)

@@ -40,6 +40,7 @@ import click
 from exitcore.atomic import write_text_atomic
 from exitcore.errors import ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
+from exitcore.words import plural
 
 
 class RunFailed(ExitcoreError):
@@ -182,7 +183,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     cfg = resolved.config
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if not quiet:
-        click.echo(f"exitcore run {cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, "
+        click.echo(f"exitcore run {cfg.name}: {plural(cfg.ppo.total_timesteps, 'timestep')}, {plural(cfg.ppo.n_envs, 'env')}, "
                    f"{_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
 
     with stages.stage("loading data") as note:
@@ -245,7 +246,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id))
             verdict = evaluation.audit_verdict
-            note(f"{evaluation.headline.get('n_trades', '?')} trades evaluated" + (f"; look-ahead audit {verdict}" if verdict else ""))
+            n_trades = evaluation.headline.get("n_trades")
+            note((plural(n_trades, "trade") if isinstance(n_trades, int) else "? trades") + " evaluated" + (f"; look-ahead audit {verdict}" if verdict else ""))
         if cfg.eval.walk_forward > 0:
             with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
                 wf = _walk_forward(info, bars, device, registry, data_hash, stages.say, request.progress)
@@ -416,7 +418,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         result = trainer.train()
         # the rate of this whole session (first update's compilation included), not the last update's
         trained, elapsed = result.global_step - start_step, time.perf_counter() - t0
-        note(f"{result.status} after {result.global_step:,} steps / {result.updates} updates"
+        note(f"{result.status} after {plural(result.global_step, 'step')} / {plural(result.updates, 'update')}"
              + (f" ({trained:,} of them now)" if start_step else "")
              + (f", {trained / elapsed:,.0f} steps/s" if trained > 0 and elapsed > 0 else ""))
         failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]

@@ -152,3 +152,40 @@ def test_report_out_refuses_a_missing_folder_and_an_existing_file(monkeypatch, t
     assert under_file.exit_code == 2 and "Errno" not in under_file.output
     assert under_file.output == ("error: somefile.csv: is a file, not a folder (--out somefile.csv/r.txt); "
                                  "name a file in an existing folder\n")
+
+
+def test_plural_agrees_with_the_number():
+    from exitcore.words import plural
+
+    assert plural(1, "trial") == "1 trial" and plural(2363, "trade") == "2,363 trades" and plural(0, "update") == "0 updates"
+
+
+def test_the_run_summary_counts_agree(tmp_path):
+    """A smoke run printed "(N = 1 trials)", "1 updates" and "2363 trades evaluated", and its
+    stdout opened with a blank line even with -q."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", "--budget", "smoke", "--timesteps", "1",
+                          "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=root, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "(N = 1 trial)" in out.stdout and "1 timestep, 16 envs" in out.stderr
+    assert "/ 1 update," in out.stderr and " trades evaluated" in out.stderr
+    evaluated = next(line for line in out.stderr.splitlines() if "trades evaluated" in line)
+    assert "," in evaluated.split("trades")[0]  # thousands separated (2,363)
+    quiet = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", "--budget", "smoke", "-q",
+                            "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=root, timeout=600)
+    assert quiet.returncode == 0 and quiet.stdout.startswith("run ")
+
+
+def test_show_prints_large_metrics_in_fixed_notation():
+    from exitcore.cli.runs import _value
+
+    assert _value(-26210.37) == "-26,210.37" and _value(0.5321) == "0.5321" and _value(float("inf")) == "inf"
+
+
+def test_an_experiment_name_in_another_case_is_suggested():
+    result = CliRunner().invoke(cli, ["experiments", "show", "V4"])
+    assert result.exit_code == 2 and "unknown experiment 'V4'; did you mean v4_no_lookahead?" in result.output

@@ -69,7 +69,9 @@ def _refuse_on_problems(host) -> None:
     for problem in host.problems:
         click.echo(f"problem: {problem}", err=True)
     if host.problems:
-        raise ExitcoreError(f"{len(host.problems)} plugin problem(s): every other command refuses to start until they are fixed")
+        from exitcore.words import plural
+
+        raise ExitcoreError(f"{plural(len(host.problems), 'plugin problem')}: every other command refuses to start until they are fixed")
 
 
 def _params(component) -> dict:

@@ -76,13 +76,14 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         click.echo(f"\nrun {outcome.run_id} interrupted; {saved}\n"
                    f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(130)
-    click.echo(_summary(outcome, where))
+    click.echo(_summary(outcome, where, quiet))
 
 
-def _summary(outcome, where: str = "") -> str:
+def _summary(outcome, where: str = "", quiet: bool = False) -> str:
+    """The final summary on stdout; without -q a blank line sets it off the stages on stderr."""
     from exitcore.evaluation.metrics import format_table
 
-    lines = [f"\nrun {outcome.run_id} done -> {outcome.run_dir}"]
+    lines = [f"{'' if quiet else chr(10)}run {outcome.run_id} done -> {outcome.run_dir}"]
     if outcome.report:
         lines.append(outcome.report)
     else:

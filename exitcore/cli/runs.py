@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -33,7 +34,8 @@ def _duration(seconds: float | None) -> str:
 
 def _value(v: Any) -> str:
     if isinstance(v, float):
-        return format(v, ".4g")
+        # fixed notation: 4 significant digits read -2.621e+04 for a P&L of -26,210.37
+        return f"{v:,.2f}" if math.isfinite(v) and abs(v) >= 1000 else format(v, ".4g")
     if v is None:
         return "-"
     return str(v)

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from exitcore.words import plural
 from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
 from exitcore.env.causality import POISON_MODES, Leak, poison_bars, probe_decisions, state_row
 from exitcore.env.lookback import PAST_MODES, probe_lookback
@@ -279,7 +280,7 @@ def format_audit(report: Mapping[str, Any]) -> str:
         else:
             lines.append(f"  LEAK {c['kind']} {c['component']}")
         lines.append(f"       first at {finding.where()} when {_when(c['kind'], f['mode'])}: {f['detail']}")
-        lines.append(f"       {c['count']} difference(s), exposed by: {', '.join(c['modes'])}")
+        lines.append(f"       {plural(c['count'], 'difference')}, exposed by: {', '.join(c['modes'])}")
     if any(c["kind"] == "lookback" for c in report["culprits"]):
         lines.append("  (a feature reading further back than its lookback makes the purge gap between the splits too "
                      "short: declare the lookback it reads)")

@@ -84,7 +84,7 @@ def test_the_report_recomputes_the_dsr_when_trials_were_added_later(finished_run
     text = render_report(_run_dir(finished_run), trials_now=9)
     expected = psr_from_moments(dsr["sharpe"], dsr["n_days"], dsr["skew"], dsr["kurtosis"],
                                 expected_max_sharpe(9, dsr["trials_sharpe_variance"]))
-    assert re.search(rf"DSR with today's trials +{expected:.3f} with N = 9", text) and "6 more trial(s)" in text
+    assert re.search(rf"DSR with today's trials +{expected:.3f} with N = 9", text) and "6 more trials on this data were recorded" in text
     assert expected < dsr["dsr"]  # more trials, a higher bar
     # the same formula as the run-time DSR: N = 3 reproduces the recorded value
     again = psr_from_moments(dsr["sharpe"], dsr["n_days"], dsr["skew"], dsr["kurtosis"],

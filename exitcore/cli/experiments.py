@@ -106,7 +106,7 @@ def _build_and_step(file, name: str, host) -> str | None:
     click.echo(f"  {name}: building ...", err=True)
     try:
         resolved = resolve(file, name, host)
-        assembled = assemble(resolved, load_bars(resolved.config.data, host))
+        assembled = assemble(resolved, load_bars(resolved.config.data, host, where=f"experiments.{resolved.name}.data"))
         valid = torch.nonzero(assembled.table.valid).flatten()
         if valid.numel() == 0:
             return "its entry strategy gives no trade on its data"

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from exitcore.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_compare_csv_keeps_the_warnings_on_stderr(monkeypatch, tmp_path):
@@ -160,24 +168,86 @@ def test_plural_agrees_with_the_number():
     assert plural(1, "trial") == "1 trial" and plural(2363, "trade") == "2,363 trades" and plural(0, "update") == "0 updates"
 
 
-def test_the_run_summary_counts_agree(tmp_path):
+def _exitcore(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "exitcore", *args], capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture(scope="module")
+def one_update_run(tmp_path_factory):
+    """A smoke run of v4 asked for a single timestep: one update of 16 x 32 steps."""
+    runs = tmp_path_factory.mktemp("runs")
+    out = _exitcore("run", "v4", "--budget", "smoke", "--timesteps", "1", "--runs-dir", str(runs))
+    assert out.returncode == 0, out.stderr
+    return runs, out
+
+
+def test_the_run_summary_counts_agree(one_update_run, tmp_path):
     """A smoke run printed "(N = 1 trials)", "1 updates" and "2363 trades evaluated", and its
     stdout opened with a blank line even with -q."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", "--budget", "smoke", "--timesteps", "1",
-                          "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=root, timeout=600)
-    assert out.returncode == 0, out.stderr
+    _, out = one_update_run
     assert "(N = 1 trial)" in out.stdout and "1 timestep, 16 envs" in out.stderr
-    assert "/ 1 update," in out.stderr and " trades evaluated" in out.stderr
+    assert "/ 1 update," in out.stderr
     evaluated = next(line for line in out.stderr.splitlines() if "trades evaluated" in line)
-    assert "," in evaluated.split("trades")[0]  # thousands separated (2,363)
-    quiet = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", "--budget", "smoke", "-q",
-                            "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=root, timeout=600)
-    assert quiet.returncode == 0 and quiet.stdout.startswith("run ")
+    assert re.search(r"\d,\d{3} trades evaluated", evaluated), evaluated
+    quiet = _exitcore("run", "v4", "--budget", "smoke", "-q", "--runs-dir", str(tmp_path / "runs"))
+    assert quiet.returncode == 0 and quiet.stdout.startswith("run "), quiet.stdout
+
+
+def test_too_few_updates_are_warned_about(one_update_run):
+    """`--timesteps 500000` on v4 (256 x 2,048 steps per update) trained one update, silently."""
+    _, out = one_update_run
+    assert ("warning: --timesteps 1 trains 1 PPO update (512 steps): each update takes n_envs x n_steps = 16 x 32 = "
+            "512 steps; ask for at least 2,048 timesteps") in out.stderr
+    from exitcore.cli.run import run
+
+    assert "--timesteps 500000" not in run.help
+
+
+@pytest.fixture
+def interrupted_run(one_update_run, tmp_path):
+    """The finished run, copied and recorded as interrupted in a runs directory of its own."""
+    import shutil
+
+    from exitcore.registry import Registry
+
+    runs, _ = one_update_run
+    with Registry(runs) as done:
+        (record,) = done.list()
+        source = done.path_of(record)
+    shutil.copytree(source, tmp_path / "runs" / "r1")
+    with Registry(tmp_path / "runs") as reg:
+        run_id = reg.create_run(record.experiment, record.config_hash, record.data_hash, seed=record.seed,
+                                run_dir=tmp_path / "runs" / "r1", params=record.params)
+        reg.mark_running(run_id)
+        reg.mark_interrupted(run_id, "test")
+    return tmp_path / "runs", run_id
+
+
+def test_a_resume_that_would_change_the_frozen_config_is_refused_first(interrupted_run):
+    """`run --resume RUN --set ppo.n_envs=3` said batch_size must divide ..., after printing
+    the header `exitcore run v4: ...` as if starting."""
+    runs, run_id = interrupted_run
+    out = _exitcore("run", "--resume", run_id, "--set", "ppo.n_envs=3", "--runs-dir", str(runs))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"error: cannot resume run {run_id} with --set ppo.n_envs=3: a resume continues the "
+                                 "configuration frozen in the run directory, which cannot be changed on resume"), out.stderr
+    assert "exitcore run v4" not in out.stderr and "loading data" not in out.stderr
+    out = _exitcore("run", "--resume", run_id, "--set", "ppo.n_epochs=3", "--runs-dir", str(runs))
+    assert out.returncode == 2 and "the resolved configuration changed (ppo.n_epochs: 2 -> 3)" in out.stderr
+    assert "exitcore run v4" not in out.stderr and "loading data" not in out.stderr
+
+
+def test_a_bad_data_path_in_the_experiments_file_names_its_toml_path(tmp_path):
+    """It ended with a bare "(path)"."""
+    project = (ROOT / "experiments.toml").read_text(encoding="utf-8")
+    mine = tmp_path / "mine.toml"
+    mine.write_text(project + '\n[experiments.v4_real]\nextends = "v4_no_lookahead"\n[experiments.v4_real.data]\n'
+                    'source = "csv"\nparams = { path = "nodata/bars.csv" }\n', encoding="utf-8")
+    out = _exitcore("--experiments", str(mine), "data", "inspect", "-e", "v4_real", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: nodata/bars.csv: no such file or folder in ")
+    assert out.stderr.rstrip().endswith("(experiments.v4_real.data.params.path)"), out.stderr
 
 
 def test_show_prints_large_metrics_in_fixed_notation():
@@ -189,3 +259,54 @@ def test_show_prints_large_metrics_in_fixed_notation():
 def test_an_experiment_name_in_another_case_is_suggested():
     result = CliRunner().invoke(cli, ["experiments", "show", "V4"])
     assert result.exit_code == 2 and "unknown experiment 'V4'; did you mean v4_no_lookahead?" in result.output
+
+
+def test_training_progress_in_a_pipe_is_plain_lines(capsys, monkeypatch):
+    """Not on a terminal, --progress printed only the bare word `training` and the default
+    printed nothing for minutes; now a line per tenth of the run (or 30 s)."""
+    import sys
+
+    from exitcore.ppo.logger import TrainLogger
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    log = TrainLogger(None, total_steps=1000, progress=True)
+    for update in range(1, 11):
+        log.log({"update": update, "global_step": 100 * update, "steps": 100, "ep_return_mean": 0.5})
+    log.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[0].startswith("training: update 1, 100 / 1,000 steps (10 %), ")
+    assert " steps/s, ETA " in lines[0] and lines[0].endswith("return 0.5")
+    assert TrainLogger(None, total_steps=10, progress=None)._lines is None  # libraries stay quiet
+
+
+def test_progress_lines_are_rate_limited():
+    from exitcore.ppo.logger import ProgressLines
+
+    now = [0.0]
+    lines = ProgressLines(total_steps=10_000, clock=lambda: now[0])
+    printed = []
+    import click
+
+    original = click.echo
+    try:
+        click.echo = lambda message, err=False: printed.append(message)
+        for _ in range(5):  # 5 % of the run, 10 s apart: one line, at 30 s
+            now[0] += 10
+            lines.update(1, 100)
+    finally:
+        click.echo = original
+    assert len(printed) == 1 and "300 / 10,000 steps" in printed[0]
+
+
+def test_audit_announces_its_stages_unless_quiet(one_update_run):
+    """`exitcore audit RUN` was silent for ~30 s even on a terminal; it had no -q."""
+    runs, _ = one_update_run
+    from exitcore.registry import Registry
+
+    with Registry(runs) as reg:
+        (record,) = reg.list()
+    out = _exitcore("audit", record.id, "--decisions", "2", "--mode", "truncate", "--runs-dir", str(runs))
+    assert out.returncode in (0, 3), out.stderr
+    assert "[1/3] loading data ..." in out.stderr and "[3/3] auditing 2 decisions (truncate) ..." in out.stderr
+    quiet = _exitcore("audit", record.id, "--decisions", "2", "--mode", "truncate", "-q", "--runs-dir", str(runs))
+    assert quiet.returncode == out.returncode and quiet.stderr == "" and quiet.stdout == out.stdout

@@ -10,7 +10,8 @@ budget_option = click.option(
     "--budget",
     default=None,
     metavar="NAME",
-    help="Apply a named budget from experiments.toml (e.g. `quick`, a short CPU run).",
+    help="Apply a named budget from experiments.toml: the project's are `quick` (minutes on a CPU) and `smoke` "
+    "(seconds: does it run?); `exitcore experiments list` lists a file's budgets.",
 )
 
 set_option = click.option(

@@ -96,6 +96,23 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+def check_new_file(path: str | os.PathLike[str], option: str = "--out", force: bool = False) -> Path:
+    """Refuse, before any work, to write ``path`` for a command-line ``option`` when its folder
+    does not exist (like cp or tar, a mistyped folder is not created) or when the file exists
+    and ``force`` is false. ``ExitcoreError`` naming the path and the fix; returns the path."""
+    from exitcore.errors import ExitcoreError
+
+    target = Path(path)
+    if target.is_dir():
+        raise ExitcoreError(f"{target}: is a folder ({option} {path}); name a file")
+    if target.exists() and not force:
+        raise ExitcoreError(f"{target}: already exists (use --force to overwrite)")
+    parent = target.parent
+    if parent.exists() and not parent.is_dir():  # somefile.csv/r.txt: not "[Errno 17] File exists"
+        raise ExitcoreError(f"{parent}: is a file, not a folder ({option} {path}); name a file in an existing folder")
+    if not parent.is_dir():
+        raise ExitcoreError(f"{parent}: no such folder ({option} {path}); create it first")
+    return target
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

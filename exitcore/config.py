@@ -14,7 +14,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, MutableSequence, Sequence
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, NewType, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
@@ -301,6 +301,19 @@ def parse_split_time(text: str) -> datetime.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
 
 
+#: a split date's type: text, or a bare integer year (``--set split.train_end=2019``, TOML
+#: ``train_end = 2019``), which is read as its text; other fields taking text refuse numbers
+SplitTime = NewType("SplitTime", str)
+
+
+def _structure_split_time(value: Any, _type: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 1000 <= value <= 9999:
+        return str(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise TypeError(f'expected a date such as "2019-01-01" (quoted) or a year such as 2019, got {value!r}')
+    return _strict_str(value, str)
+
+
 def _split_time(_inst: Any, attribute: Any, value: str) -> None:
     if value == "":
         return  # not set: the fractions apply
@@ -323,8 +336,8 @@ class SplitConfig:
     validation: float = attrs.field(default=0.0, validator=unit_interval)
     test: float = attrs.field(default=0.4, validator=open_unit_interval)
     #: "" (not set) or ISO text such as "2019-01-01" (:func:`parse_split_time`)
-    train_end: str = attrs.field(default="", validator=_split_time)
-    validation_end: str = attrs.field(default="", validator=_split_time)
+    train_end: SplitTime = attrs.field(default="", validator=_split_time)
+    validation_end: SplitTime = attrs.field(default="", validator=_split_time)
     purge_bars: int = attrs.field(default=0, validator=non_negative_int)
 
     def __attrs_post_init__(self) -> None:
@@ -562,6 +575,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(SplitTime, _structure_split_time)
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _strict_dict)
     return conv
 
@@ -610,6 +624,8 @@ def locate_problems(exc: BaseException, path: str, cls: Any = None, origin: Orig
             out.extend(locate_problems(sub, path, inner, origin))
     elif isinstance(exc, ForbiddenExtraKeysError):
         allowed = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+        if exc.cl is ExperimentConfig:  # filled in by the loader, never set (experiments.NOT_SETTABLE)
+            allowed = [a for a in allowed if a not in ("name", "lineage")]
         for key in sorted(exc.extra_fields):
             out.append((f"{path}.{key}", unknown_key_message(key, allowed)))
     elif isinstance(exc, RuleError) and origin is not None:

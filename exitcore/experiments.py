@@ -48,6 +48,13 @@ FILE_NAME = "experiments.toml"
 #: environment variable naming the experiments file to use
 FILE_ENV = "EXITCORE_EXPERIMENTS"
 _TOP_LEVEL = ("defaults", "experiments", "budgets")
+#: top-level keys a --set cannot change, and why (compose fills them in)
+NOT_SETTABLE = {
+    "name": "the experiment's name is not a setting: run another experiment by naming it, or define one "
+            "that extends this one in experiments.toml",
+    "lineage": "lineage is recorded (the chain of experiments this one extends), not set: change `extends` in "
+               "experiments.toml instead",
+}
 _NOT_INHERITED = ("description", "assumptions", "extends")
 _KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*|\[\d+\])*$")
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -82,7 +89,9 @@ class ExperimentsFile:
             return matches[0]
         if matches:
             raise ConfigError([("", f"experiment {name!r} is ambiguous: it could be {', '.join(matches)}")], str(self.path))
-        close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.4)
+        # names are case-sensitive; a different case (V4) is suggested, not taken
+        folded = [n for n in self.names if n.lower().startswith(name.lower())]
+        close = folded[:3] or difflib.get_close_matches(name, self.names, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(
             [("", f"unknown experiment {name!r}{hint} (available: {', '.join(self.names) or 'none'})")], str(self.path)
@@ -257,6 +266,9 @@ def compose(
     # a --set naming another component goes first: it drops the old component's parameters,
     # which must not take with them a parameter another --set gave on the same command line
     parsed = [(text, parse_override(text)) for text in overrides]
+    for text, (tokens, _value) in parsed:
+        if tokens and tokens[0] in NOT_SETTABLE:  # compose writes them last: a --set would vanish
+            raise ConfigError([(f"--set {text.partition('=')[0].strip()}", NOT_SETTABLE[str(tokens[0])])], str(file.path))
     parsed.sort(key=lambda item: 0 if _names_component(item[1][0]) else 1)  # stable otherwise
     for text, (tokens, value) in parsed:
         resets = []

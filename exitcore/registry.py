@@ -268,7 +268,7 @@ class Registry:
         self._conn_obj: sqlite3.Connection | None = None
         self._conn_pid = -1
         if not create and not self.path.is_file():
-            raise RegistryError(f"no run registry in {self.runs_dir}: no run has been recorded there")
+            raise RegistryError(self.missing(self.runs_dir))
         self._check_writable()
         try:
             with self._sql_errors():
@@ -285,6 +285,15 @@ class Registry:
         """Whether ``runs_dir`` holds a registry (without creating anything)."""
         return (Path(runs_dir) / REGISTRY_FILE).is_file()
 
+    @staticmethod
+    def missing(runs_dir: str | os.PathLike[str]) -> str:
+        """Why ``runs_dir`` has no registry, for an error message (one wording for every command)."""
+        if not Path(runs_dir).exists():
+            return f"no run registry in {runs_dir}: the directory does not exist (check --runs-dir or ${RUNS_DIR_ENV})"
+        if not Path(runs_dir).is_dir():
+            return f"no run registry in {runs_dir}: it is a file, not a runs directory"
+        return f"no run registry in {runs_dir}: no run has been recorded there"
+
     def _check_writable(self) -> None:
         # a probe file, not os.access: root passes os.access everywhere, and a read-only mount
         # or a path through a regular file fails only when something is actually written
@@ -294,6 +303,9 @@ class Registry:
                 pass
         except OSError as exc:
             reason = exc.strerror or str(exc)
+            if self.runs_dir.is_dir() and isinstance(exc, FileNotFoundError):
+                # e.g. /proc: the directory exists but refuses new files ("No such file" misleads)
+                reason = f"files cannot be created in it ({reason})"
             if isinstance(exc, FileExistsError) or (self.runs_dir.exists() and not self.runs_dir.is_dir()):
                 reason = "it exists and is not a directory"
             raise RegistryError(f"runs directory {self.runs_dir} is not writable: {reason}") from None
@@ -538,6 +550,10 @@ class Registry:
         return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
     def _unknown(self, ref: str) -> RegistryError:
+        if os.sep in ref or Path(ref).is_dir():  # a path was meant, not an id
+            if Path(ref).is_dir():
+                return RegistryError(f"{ref} is not a run directory: it holds no run.json or config.toml")
+            return RegistryError(f"{ref}: no such run directory, and not a run id in {self.runs_dir}")
         with self._sql_errors():
             ids = [r[0] for r in self._conn.execute("SELECT id FROM runs ORDER BY seq").fetchall()]
         close = [i for i in ids if ref and ref in i][:3]
@@ -546,7 +562,8 @@ class Registry:
         return RegistryError(f"unknown run {ref!r} in {self.runs_dir}{hint}")
 
     def get(self, ref: str, *, exact: bool = False) -> RunRecord:
-        """The run with id ``ref``, or the only run whose id starts with ``ref`` (unless ``exact``)."""
+        """The run with id ``ref``, or the only run whose id starts with ``ref``, or else the only
+        one whose id ends with ``-ref`` (its random suffix, ``fa29``), unless ``exact``."""
         with self._sql_errors():
             row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (ref,)).fetchone()
             if row is not None:
@@ -557,13 +574,19 @@ class Registry:
             rows = self._conn.execute(
                 "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq", (escaped + "%",)
             ).fetchall()
-        # LIKE ignores case for ASCII; ids are case-sensitive
-        rows = [r for r in rows if r["id"].startswith(ref)]
+            # LIKE ignores case for ASCII; ids are case-sensitive
+            rows = [r for r in rows if r["id"].startswith(ref)]
+            how = "start"
+            if not rows:  # the end of an id after a dash: its random suffix (fa29), or v4-fa29
+                rows = [r for r in self._conn.execute(
+                    "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq", ("%-" + escaped,)
+                ).fetchall() if r["id"].endswith("-" + ref)]
+                how = "end"
         if len(rows) == 1:
             return RunRecord.from_row(rows[0])
         if len(rows) > 1:
             shown = ", ".join(r["id"] for r in rows[:5]) + (" …" if len(rows) > 5 else "")
-            raise AmbiguousName(f"run {ref!r} is ambiguous: {len(rows)} runs start with it ({shown})")
+            raise AmbiguousName(f"run {ref!r} is ambiguous: {len(rows)} runs {how} with it ({shown})")
         raise self._unknown(ref)
 
     def list(

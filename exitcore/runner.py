@@ -41,6 +41,7 @@ from exitcore.atomic import remove_stale_temporaries, write_text_atomic
 from exitcore.errors import ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
+from exitcore.words import plural
 
 
 class RunFailed(ExitcoreError):
@@ -178,18 +179,25 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             previous_dir = old.path_of(previous)
         given = request
         request = _resume_request(previous, request)
-        # instant; errors before any output
-        resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec)
+        # instant, and before any output: a refused resume must not look like a start
+        resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
+        _check_config_unchanged(previous, resolved, previous_dir)
+        _check_checkpoint(previous_dir)
     else:
         resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
+    if previous is None:
+        _warn_few_updates(cfg.ppo, request)
     if not quiet:
-        click.echo(f"exitcore run {cfg.name}: {cfg.ppo.total_timesteps:,} timesteps, {cfg.ppo.n_envs} envs, "
+        resuming = f" (resuming {previous.id})" if previous is not None else ""
+        click.echo(f"exitcore run {cfg.name}{resuming}: {plural(cfg.ppo.total_timesteps, 'timestep')}, {plural(cfg.ppo.n_envs, 'env')}, "
                    f"{_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
 
     with stages.stage("loading data") as note:
-        bars = load_bars(cfg.data, host)
+        # where a bad data path was set: the experiments file, or the run's frozen config.toml
+        where = f"{previous_dir / CONFIG_FILE}: data" if previous is not None else f"experiments.{cfg.name}.data"
+        bars = load_bars(cfg.data, host, where=where)
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
@@ -202,8 +210,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             previous = old.get(previous.id, exact=True)  # fresh status (another process may have taken it)
             if previous.status == "running":
                 raise ExitcoreError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
-            _check_resumable(previous, resolved, data_hash, old)
-            _check_checkpoint(old.path_of(previous))
+            _check_data_unchanged(previous, data_hash)
 
     device = select_device(cfg.ppo.device)
     seed_everything(cfg.ppo.seed)
@@ -252,8 +259,10 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id))
             verdict = evaluation.audit_verdict
+            n_trades = evaluation.headline.get("n_trades")
             described = describe_verdict(verdict, evaluation.headline.get("audit_verdict_from")) if verdict else ""
-            note(f"{evaluation.headline.get('n_trades', '?')} trades evaluated" + (f"; {described}" if verdict else ""))
+            note((plural(n_trades, "trade") if isinstance(n_trades, int) else "? trades") + " evaluated"
+                 + (f"; {described}" if verdict else ""))
         if cfg.eval.walk_forward > 0:
             with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
                 wf = _walk_forward(info, bars, device, registry, data_hash, stages.say, request.progress)
@@ -262,6 +271,25 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     registry.mark_done(run_id, evaluation.headline)
     host.run_finished(info, "done", evaluation.results)
     return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, getattr(evaluation, "summary", ""))
+
+
+#: fewer PPO updates than this is hardly training: warned about
+FEW_UPDATES = 4
+
+
+def _warn_few_updates(ppo: Any, request: RunRequest) -> None:
+    """One ``warning:`` line (shown with -q too) when the timesteps asked for round up to fewer
+    than :data:`FEW_UPDATES` updates: training runs whole updates of ``n_envs x n_steps`` steps,
+    and ``--timesteps 500000`` with v4's 256 x 2,048 is one update."""
+    per_update = ppo.n_envs * ppo.n_steps
+    updates = -(-ppo.total_timesteps // per_update)
+    if updates >= FEW_UPDATES:
+        return
+    asked = "--timesteps" if request.timesteps is not None else "ppo.total_timesteps"
+    click.echo(f"warning: {asked} {ppo.total_timesteps:,} trains {plural(updates, 'PPO update')} "
+               f"({plural(updates * per_update, 'step')}): each update takes n_envs x n_steps = {ppo.n_envs:,} x "
+               f"{ppo.n_steps:,} = {per_update:,} steps; ask for at least {FEW_UPDATES * per_update:,} timesteps, "
+               "or lower them (--set ppo.n_steps=128, or --budget quick)", err=True)
 
 
 def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[], None]:
@@ -305,7 +333,10 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
         with tempfile.TemporaryFile(dir=probe, prefix=".write-probe-"):
             pass
     except OSError as exc:
-        raise RegistryError(f"runs directory {runs_dir} is not writable: {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError):  # e.g. under /proc: "No such file" alone misleads
+            reason = f"files cannot be created in {probe} ({reason})"
+        raise RegistryError(f"runs directory {runs_dir} is not writable: {reason}") from None
 
 
 @contextlib.contextmanager
@@ -348,16 +379,27 @@ def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: A
 
 
 def _resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of: Callable[[], Any], host: Any,
-                    data_config_from_spec: Any) -> Any:
+                    data_config_from_spec: Any, run_id: str = "") -> Any:
     """The interrupted run's configuration, frozen in its ``config.toml``, with whatever the
     command line gives again (``--set``, ``--budget``, ``--data``, ``--timesteps``, ...) on top:
-    :func:`_check_resumable` then refuses any change it makes, naming it. The experiments file
-    is not read (it may have changed, or the run may come from another one) unless a budget
+    :func:`_check_config_unchanged` then refuses any change it makes, naming it. The experiments
+    file is not read (it may have changed, or the run may come from another one) unless a budget
     is named. ``merged`` holds the run's recorded options with the given ones on top: its
     overrides are applied after a budget given again, as they were when the run started
-    (on the frozen configuration alone they change nothing)."""
+    (on the frozen configuration alone they change nothing).
+
+    The frozen configuration is resolved alone first, so that its own problems (a plugin no
+    longer installed) are reported as such; a given option that makes it invalid (``--set
+    ppo.n_envs=3`` against the frozen batch size) is refused as a change, not validated."""
     from exitcore.evaluation.rundir import RunDirError, resolve_run
 
+    try:
+        frozen = resolve_run(run_dir, host)
+    except RunDirError as exc:
+        raise ExitcoreError(f"cannot resume: {exc}") from None
+    changes = _given_options(given)
+    if not changes:
+        return frozen
     data = None
     if given.data:
         spec = data_config_from_spec(given.data, host)
@@ -365,8 +407,20 @@ def _resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_o
     budgets = file_of().budgets if given.budget else None
     try:
         return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=merged.all_overrides(), data=data)
-    except RunDirError as exc:
-        raise ExitcoreError(f"cannot resume: {exc}") from None
+    except ConfigError as exc:
+        # what is wrong with the changed configuration is beside the point: it cannot be changed
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ExitcoreError(f"cannot resume run {run_id or Path(run_dir).name} with {' '.join(changes)}: a resume continues the "
+                            "configuration frozen in the run directory, which cannot be changed on resume; start a new "
+                            f"run to change it (the changed configuration would not even be valid: {first})") from None
+
+
+def _given_options(given: RunRequest) -> list[str]:
+    """The options given on a ``--resume`` command line that could change the configuration."""
+    out = [f"--set {o}" for o in given.overrides]
+    out += [f"--{k} {v}" for k, v in (("budget", given.budget), ("data", given.data), ("timesteps", given.timesteps),
+                                      ("seed", given.seed), ("device", given.device)) if v is not None]
+    return out
 
 
 def _split(assembled: Any) -> tuple[list[Any], dict[str, dict[str, Any]]]:
@@ -429,7 +483,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
             result = trainer.train()
         # the rate of this whole session (first update's compilation included), not the last update's
         trained, elapsed = result.global_step - start_step, time.perf_counter() - t0
-        note(f"{result.status} after {result.global_step:,} steps / {result.updates} updates"
+        note(f"{result.status} after {plural(result.global_step, 'step')} / {plural(result.updates, 'update')}"
              + (f" ({trained:,} of them now)" if start_step else "")
              + (f", {trained / elapsed:,.0f} steps/s" if trained > 0 and elapsed > 0 else ""))
         failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]
@@ -565,27 +619,32 @@ def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
                       resume=request.resume, runs_dir=request.runs_dir, progress=request.progress)
 
 
-def _check_resumable(previous: Any, resolved: Any, data_hash: str, registry: Any) -> None:
-    """Refuse to resume when the configuration or the data differ, saying what differs."""
+def _check_config_unchanged(previous: Any, resolved: Any, run_dir: Path) -> None:
+    """Refuse to resume when the options given again change the frozen configuration, saying what
+    differs (before anything is printed or loaded)."""
     from exitcore.evaluation.rundir import read_config
     from exitcore.experiments import config_diff
 
-    problems = []
+    if previous.config_hash == resolved.config_hash():
+        return
+    stored = run_dir / CONFIG_FILE
+    diff = config_diff(read_config(stored.parent), resolved.to_dict()) if stored.exists() else []
+    # Runs recorded before --data paths were made absolute froze the relative path: the
+    # same file seen from the same directory is no change.
+    diff = [(k, a, b) for k, a, b in diff
+            if not (k.endswith("data.params.path") and isinstance(a, str) and isinstance(b, str)
+                    and os.path.abspath(os.path.expanduser(a)) == b)]
+    if diff or not stored.exists():
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
+        raise ExitcoreError(f"cannot resume run {previous.id}: the resolved configuration changed ({shown}); "
+                            "a resume continues the configuration frozen in the run directory: start a new run to change it")
+
+
+def _check_data_unchanged(previous: Any, data_hash: str) -> None:
+    """Refuse to resume on other bars than the run started on."""
     if previous.data_hash != data_hash:
-        problems.append(f"the data changed (hash {previous.data_hash} when the run started, {data_hash} now)")
-    if previous.config_hash != resolved.config_hash():
-        stored = registry.path_of(previous) / CONFIG_FILE
-        diff = config_diff(read_config(stored.parent), resolved.to_dict()) if stored.exists() else []
-        # Runs recorded before --data paths were made absolute froze the relative path: the
-        # same file seen from the same directory is no change.
-        diff = [(k, a, b) for k, a, b in diff
-                if not (k.endswith("data.params.path") and isinstance(a, str) and isinstance(b, str)
-                        and os.path.abspath(os.path.expanduser(a)) == b)]
-        if diff or not stored.exists():
-            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
-            problems.append(f"the resolved configuration changed ({shown})")
-    if problems:
-        raise ExitcoreError(f"cannot resume run {previous.id}: " + " and ".join(problems))
+        raise ExitcoreError(f"cannot resume run {previous.id}: the data changed (hash {previous.data_hash} when the run "
+                            f"started, {data_hash} now)")
 
 
 def _network(ppo: Any) -> str:

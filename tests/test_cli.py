@@ -207,9 +207,9 @@ def test_every_hookspec_is_documented():
     assert not undocumented, f"hookspecs with too little docstring: {undocumented}"
 
 
-@pytest.mark.parametrize("args, progress", [(["-q"], False), (["-q", "--progress"], True), ([], None)])
+@pytest.mark.parametrize("args, progress", [(["-q"], False), (["-q", "--progress"], True), ([], True), (["--no-progress"], False)])
 def test_quiet_run_turns_the_progress_bar_off(monkeypatch, args, progress):
-    """-q means no progress bar even on a terminal (None lets the trainer decide by TTY)."""
+    """-q means no progress even on a terminal; without it progress is on (a bar on a terminal, lines elsewhere)."""
     import exitcore.runner as runner
 
     seen = {}

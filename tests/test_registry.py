@@ -438,9 +438,13 @@ def test_cli_runs_uses_the_environment_and_handles_an_empty_dir(populated, tmp_p
     monkeypatch.setenv("EXITCORE_RUNS_DIR", str(runs))
     assert done in CliRunner().invoke(cli, ["runs"]).output
     empty = tmp_path / "empty"
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(empty)])  # a typo is not an empty registry
+    assert res.exit_code == 2 and res.output.strip() == f"error: no run registry in {empty}: the directory does not exist (check --runs-dir or $EXITCORE_RUNS_DIR)"
+    assert not empty.exists()  # listing creates nothing
+    empty.mkdir()
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(empty)])
     assert res.exit_code == 0 and res.output.strip() == f"no runs recorded in {empty}"
-    assert not empty.exists()  # listing creates nothing
+    assert list(empty.iterdir()) == []
 
 
 def test_cli_show(populated):
@@ -525,21 +529,20 @@ def test_a_run_frozen_with_a_relative_data_path_still_resumes(tmp_path, monkeypa
     from types import SimpleNamespace
 
     from exitcore.errors import ExitcoreError
-    from exitcore.runner import CONFIG_FILE, _check_resumable
+    from exitcore.runner import CONFIG_FILE, _check_config_unchanged
 
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / CONFIG_FILE).write_text('[experiment]\nname = "v4"\n[experiment.data.params]\npath = "data/s.csv"\n')
     previous = SimpleNamespace(id="r1", data_hash="h", config_hash="old")
-    registry = SimpleNamespace(path_of=lambda record: run_dir)
 
     def resolved(path):
         return SimpleNamespace(config_hash=lambda: "new", to_dict=lambda: {"name": "v4", "data": {"params": {"path": path}}})
 
-    _check_resumable(previous, resolved(str(tmp_path / "data" / "s.csv")), "h", registry)  # no error
+    _check_config_unchanged(previous, resolved(str(tmp_path / "data" / "s.csv")), run_dir)  # no error
     with pytest.raises(ExitcoreError, match=r"data.params.path: 'data/s.csv' -> '/elsewhere/s.csv'"):
-        _check_resumable(previous, resolved("/elsewhere/s.csv"), "h", registry)
+        _check_config_unchanged(previous, resolved("/elsewhere/s.csv"), run_dir)
 
 
 def test_a_running_runs_duration_runs_to_now(tmp_path):

@@ -197,7 +197,9 @@ def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
     out = exitcore("run", "--resume", row["id"], "--set", "ppo.learning_rate=0.001", runs=runs)
     assert out.returncode == 2 and "the resolved configuration changed (ppo.learning_rate: 0.0003 -> 0.001" in out.stderr
     out = exitcore("run", "--resume", row["id"], "--data", "synthetic?years=3&seed=9", runs=runs)
-    assert out.returncode == 2 and "the data changed" in out.stderr
+    # other data named on the command line is a configuration change, refused before loading it
+    assert out.returncode == 2 and "the resolved configuration changed (data.params.seed: 0 -> 9)" in out.stderr
+    assert "loading data" not in out.stderr
     assert registry_rows(runs)[0]["status"] == "interrupted"
 
     # an unreadable checkpoint is refused and the run stays resumable once the file is back

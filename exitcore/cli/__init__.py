@@ -160,6 +160,10 @@ def cli(ctx: click.Context, experiments_path: str | None) -> None:
     Installed as `exitcore`, `exit` and `python -m exitcore`; prefer `exitcore`, because
     `exit` is a shell builtin in bash, zsh and fish and typing `exit ...` closes the shell.
     """
+    if experiments_path is not None:
+        from exitcore.cli.options import check_experiments_file
+
+        check_experiments_file(experiments_path)
     ctx.obj = Session(experiments_path)
 
 

@@ -29,11 +29,12 @@ AUDIT_MODES = ("truncate", "nan", "huge", "random_walk")
 @device_option("cpu", "Torch device to assemble the experiment on.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the report (no stages on stderr).")
 @experiments_option
 @click.pass_obj
 def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], data_spec: str | None,
           decisions: int | None, modes: tuple[str, ...], split: str, seed: int, device: str,
-          runs_dir: str | None, as_json: bool) -> None:
+          runs_dir: str | None, as_json: bool, quiet: bool) -> None:
     """Audit experiment NAME or run RUN for look-ahead.
 
     For a sample of decisions, the observation, the action mask, every guard's decision and the
@@ -48,7 +49,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     (e.g. a win rate above 80 % with trades under 5 bars).
 
     NAME is an experiment of experiments.toml (a unique prefix works; a random-init policy is
-    used). RUN is a run id (or unique prefix) in the runs directory, or a run directory.
+    used). RUN is a run id (or a unique prefix or suffix of one) in the runs directory, or a run directory.
 
     Exit status: 0 PASS, 1 FAIL (a leak was found), 3 SUSPECT (no leak found, implausible
     results), 2 bad input.
@@ -62,8 +63,12 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
 
     ctx = click.get_current_context()
     device = str(select_device(device))  # a bad or unavailable device is bad input (2), not a FAIL (1)
+    from exitcore.runner import Stages
+
     modes = tuple(dict.fromkeys(modes)) or AUDIT_MODES
-    kwargs = dict(device=device, split=split, n_decisions=decisions, modes=modes, seed=seed)
+    # its stages on stderr, as `run` announces its own: the audit takes tens of seconds
+    stages = Stages(total=3, quiet=quiet)
+    kwargs = dict(device=device, split=split, n_decisions=decisions, modes=modes, seed=seed, stage=stages.stage)
     resolved = None
     if not is_run_dir(target):
         try:

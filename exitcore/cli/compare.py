@@ -11,7 +11,8 @@ from exitcore.cli.options import experiments_option, runs_dir_option
 @click.argument("refs", nargs=-1, required=True, metavar="RUN_OR_EXPERIMENT...")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metrics per run, warnings, config differences).")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per metric, one column per run.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print CSV: one row per metric, one column per run (warnings go to stderr).")
 @experiments_option
 @click.pass_obj
 def compare(session, refs, runs_dir, as_json, as_csv) -> None:
@@ -19,7 +20,7 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     quick exits, actions, blocked rate, drawdown, the look-ahead audit verdict, and every
     configuration value that differs.
 
-    Each argument is a run id (or a unique prefix of one), the path of a run directory (the
+    Each argument is a run id (or a unique prefix or suffix of one), the path of a run directory (the
     directory holding it is then the runs directory), or an experiment name, meaning its
     latest finished run (`exitcore compare v3 v4`). Runs on different data or different
     splits are flagged: their numbers are not comparable. A run that is still running,
@@ -44,11 +45,19 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
         click.echo(cmp.as_json(views))
     elif as_csv:
         click.echo(cmp.as_csv(views), nl=False)
+        _warn(views)  # CSV has no place for them, and they say the numbers are not comparable
     else:
         click.echo(cmp.as_table(views))
         if not _stdout_is_terminal():  # the table (which opens with them) went to a file or a pipe
-            for note in cmp.warnings(views):
-                click.echo(f"warning: {note}", err=True)
+            _warn(views)
+
+
+def _warn(views) -> None:
+    """The comparison's warnings (different data, splits, ...) as ``warning:`` lines on stderr."""
+    from exitcore import compare as cmp
+
+    for note in cmp.warnings(views):
+        click.echo(f"warning: {note}", err=True)
 
 
 def _stdout_is_terminal() -> bool:

@@ -101,7 +101,8 @@ def inspect(
     if not timeframe and not experiment:
         where += f" (default {cfg.timeframe})"
     with _progress():
-        report = describe(cfg, host, resolved, timeframe_where=where)
+        data_where = f"experiments.{resolved.name}.data" if resolved is not None and not source else "data"
+        report = describe(cfg, host, resolved, timeframe_where=where, data_where=data_where)
     if as_json:
         import json
 

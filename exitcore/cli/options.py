@@ -10,7 +10,8 @@ budget_option = click.option(
     "--budget",
     default=None,
     metavar="NAME",
-    help="Apply a named budget from experiments.toml (e.g. `quick`, a short CPU run).",
+    help="Apply a named budget from experiments.toml: the project's are `quick` (minutes on a CPU) and `smoke` "
+    "(seconds: does it run?); `exitcore experiments list` lists a file's budgets.",
 )
 
 set_option = click.option(
@@ -22,9 +23,30 @@ set_option = click.option(
     "--set guards[0].params.min_profit=0.002",
 )
 
+def check_experiments_file(value: str) -> None:
+    """Refuse an ``--experiments FILE`` that does not exist, even where the command would not
+    read it (``data inspect SOURCE``): it is most often ``--experiment NAME`` mistyped."""
+    from pathlib import Path
+
+    from exitcore.errors import ExitcoreError
+
+    if Path(value).is_file():
+        return
+    hint = ""
+    try:
+        from exitcore.experiments import find_file, load_file
+
+        load_file(find_file(None)).resolve_name(value)  # raises unless an experiment (or a prefix of one)
+        hint = f"; did you mean --experiment {value}?"
+    except ExitcoreError:
+        pass  # not an experiment of the default file either
+    raise ExitcoreError(f"{value}: experiments file not found (--experiments FILE){hint}")
+
+
 def _experiments_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     """``--experiments FILE`` after the subcommand means what it means before it."""
     if value is not None:
+        check_experiments_file(value)
         ctx.obj.experiments_path = value  # the Session the group made
 
 

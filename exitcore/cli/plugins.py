@@ -6,9 +6,12 @@ import json
 
 import click
 
+from exitcore.cli.options import experiments_option
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@experiments_option  # accepted after any command, as documented; plugins do not depend on it
 @click.pass_obj
 def plugins(session, as_json: bool) -> None:
     """List installed plugins: distribution, version, and the components each registers,
@@ -66,7 +69,9 @@ def _refuse_on_problems(host) -> None:
     for problem in host.problems:
         click.echo(f"problem: {problem}", err=True)
     if host.problems:
-        raise ExitcoreError(f"{len(host.problems)} plugin problem(s): every other command refuses to start until they are fixed")
+        from exitcore.words import plural
+
+        raise ExitcoreError(f"{plural(len(host.problems), 'plugin problem')}: every other command refuses to start until they are fixed")
 
 
 def _params(component) -> dict:

@@ -12,15 +12,16 @@ from exitcore.cli.options import runs_dir_option
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default=None,
               help="Output format (default: markdown when --out ends in .md, else text).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Write the report to FILE (atomically) instead of printing it.")
+              help="Write the report to FILE (atomically) instead of printing it; its folder must exist.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @runs_dir_option
-def report(run: str, fmt: str | None, out: str | None, runs_dir: str | None) -> None:
+def report(run: str, fmt: str | None, out: str | None, force: bool, runs_dir: str | None) -> None:
     """Render the results of run RUN: RL beside every baseline exit on the test split with
     bootstrap intervals, the probabilistic and deflated Sharpe ratios (with the number of
     trials and where it came from), the look-ahead audit's verdict, the in-sample (training)
     figures under their own label, and the run's configuration.
 
-    RUN is a run id (or unique prefix) in the runs directory, or a run directory. A run that
+    RUN is a run id (or a unique prefix or suffix of one) in the runs directory, or a run directory. A run that
     is still running, failed or was interrupted is refused.
     """
     from pathlib import Path
@@ -28,13 +29,15 @@ def report(run: str, fmt: str | None, out: str | None, runs_dir: str | None) -> 
     from exitcore.evaluation.report import current_trial_count, render_report
     from exitcore.evaluation.rundir import find_run_dir
 
+    from exitcore.atomic import check_new_file, write_text_atomic
+
     fmt = fmt or ("markdown" if out and out.lower().endswith(".md") else "text")
+    if out is not None:  # before the work, as `data synth --out` does
+        check_new_file(out, "--out", force)
     run_dir = find_run_dir(run, runs_dir)
     text = render_report(run_dir, fmt, trials_now=current_trial_count(run_dir, runs_dir))
     if out is None:
         click.echo(text, nl=False)
         return
-    from exitcore.atomic import write_text_atomic
-
     path = write_text_atomic(Path(out), text)
     click.echo(f"report written to {path}", err=True)

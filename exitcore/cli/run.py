@@ -16,17 +16,24 @@ from exitcore.cli.options import budget_option, device_option, experiments_optio
 @set_option
 @click.option("--data", "data", metavar="SPEC",
               help="Bars to use instead of the experiment's data: a path, a glob or SOURCE:PATH?key=value "
-                   "(docs/data.md). Default: the embedded synthetic generator.")
-@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Total environment steps (ppo.total_timesteps).")
-@device_option(None, "Training device (ppo.device); cuda:N picks one GPU.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (ppo.seed).")
+                   "(docs/data.md). Default: the experiment's own data (its data section; the project's "
+                   "experiments use the embedded synthetic generator).")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Total environment steps (ppo.total_timesteps), rounded up to whole updates of n_envs x n_steps. "
+                   "Default: the experiment's.")
+@device_option(None, "Training device (ppo.device); cuda:N picks one GPU. Default: the experiment's (auto: a GPU "
+                     "when there is one).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Random seed (ppo.seed). Default: the experiment's.")
 @click.option("--resume", "resume", metavar="RUN", default=None,
               help="Continue an interrupted run exactly where its last checkpoint stopped, with the configuration "
                    "frozen in its directory (the experiments file is not read); refused if an option given again "
                    "or the data changes it.")
 @runs_dir_option
-@click.option("--progress/--no-progress", default=None, help="Training progress bar (default: on a terminal).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary (no stages, no progress bar).")
+@click.option("--progress/--no-progress", default=None,
+              help="Training progress on stderr: a bar on a terminal; in a log file or a pipe a line every "
+                   "30 s and at each tenth of the run (update, steps, steps/s, ETA). Default: on, off with -q.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary and warnings (no stages, no progress).")
 @experiments_option
 @click.pass_obj
 def run(session, name, budget, overrides, data, timesteps, device, seed, resume, runs_dir, progress, quiet) -> None:
@@ -46,7 +53,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     Examples:
       exitcore run v4_no_lookahead --budget quick
       exitcore run v3 --budget quick --seed 1
-      exitcore run v4 --data ../shared/data/eurusd_m15_dukascopy_2018_2020/ --timesteps 500000
+      exitcore run v4 --data ../shared/data/eurusd_m15_dukascopy_2018_2020/ --budget quick
       exitcore run --resume 20261126-101500-v4_no_lookahead-3f2a
     """
     from exitcore.registry import runs_dir_words
@@ -54,8 +61,11 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
 
     if not name and not resume:
         raise click.UsageError("name the experiment to run (see `exitcore experiments list`), or give --resume RUN")
-    if quiet and progress is None:
-        progress = False  # --quiet means quiet on a terminal too; --progress still wins
+    if progress is None:
+        # --quiet means quiet on a terminal too (--progress still wins); without it, progress is
+        # shown where stderr goes, as lines when that is not a terminal (the trainer's None
+        # would show nothing there: minutes of silence after "[3/4] training ...")
+        progress = not quiet
     request = RunRequest(
         experiment=name, budget=budget, overrides=tuple(overrides), data=data, timesteps=timesteps,
         device=device, seed=seed, resume=resume, runs_dir=runs_dir, progress=progress,
@@ -78,13 +88,14 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         click.echo(f"\nrun {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
                    f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
-    click.echo(_summary(outcome, where))
+    click.echo(_summary(outcome, where, quiet))
 
 
-def _summary(outcome, where: str = "") -> str:
+def _summary(outcome, where: str = "", quiet: bool = False) -> str:
+    """The final summary on stdout; without -q a blank line sets it off the stages on stderr."""
     from exitcore.evaluation.metrics import format_table
 
-    lines = [f"\nrun {outcome.run_id} done -> {outcome.run_dir}"]
+    lines = [f"{'' if quiet else chr(10)}run {outcome.run_id} done -> {outcome.run_dir}"]
     if outcome.report:
         lines.append(outcome.report)
     else:

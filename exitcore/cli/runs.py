@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -34,7 +35,8 @@ def _duration(seconds: float | None) -> str:
 
 def _value(v: Any) -> str:
     if isinstance(v, float):
-        return format(v, ".4g")
+        # fixed notation: 4 significant digits read -2.621e+04 for a P&L of -26,210.37
+        return f"{v:,.2f}" if math.isfinite(v) and abs(v) >= 1000 else format(v, ".4g")
     if v is None:
         return "-"
     return str(v)
@@ -78,6 +80,10 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     from exitcore.registry import Registry, resolve_runs_dir
 
     directory = resolve_runs_dir(runs_dir)
+    if not directory.is_dir():  # a typo in --runs-dir is an error, as in show and compare
+        from exitcore.registry import RegistryError
+
+        raise RegistryError(Registry.missing(directory))
     if not Registry.exists(directory):
         click.echo("[]" if as_json else f"no runs recorded in {directory}")
         return
@@ -120,8 +126,8 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
 def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     """Show one run: its record, headline metrics and run directory.
 
-    RUN is a run id, a unique prefix of one, or the path of a run directory (its registry is then
-    the directory holding it).
+    RUN is a run id, a unique prefix or suffix (`fa29`) of one, or the path of a run directory
+    (its registry is then the directory holding it).
     """
     from exitcore.evaluation import jsonable
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for

@@ -43,16 +43,24 @@ def expand_paths(path: str, suffixes: tuple[str, ...] = DATA_SUFFIXES, key: str 
     if _GLOB_CHARS.search(path):
         files = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
         if not files:
-            raise DataError(f"{path}: no file matches this pattern{relative_to_cwd(path)} ({key})")
+            raise _param_error(f"{path}: no file matches this pattern{relative_to_cwd(path)}", key)
         return files
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and _has_suffix(f, suffixes))
         if not files:
-            raise DataError(f"{path}: the folder holds no data files ({', '.join(suffixes)}) ({key})")
+            raise _param_error(f"{path}: the folder holds no data files ({', '.join(suffixes)})", key)
         return files
     if p.is_file():
         return [p]
-    raise DataError(f"{path}: no such file or folder{relative_to_cwd(path)} ({key})")
+    raise _param_error(f"{path}: no such file or folder{relative_to_cwd(path)}", key)
+
+
+def _param_error(message: str, key: str) -> DataError:
+    """``message (key)``, remembering ``key`` (``.param``) so that the caller who knows where the
+    parameter was set (``experiments.v4_real.data.params.path``) can say so instead."""
+    error = DataError(f"{message} ({key})")
+    error.param, error.bare = key, message  # type: ignore[attr-defined]
+    return error
 
 
 def relative_to_cwd(path: str) -> str:

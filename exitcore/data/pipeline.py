@@ -163,6 +163,10 @@ def load_source_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
     obj = structure_params(comp, params, f"{where}.params")
     try:
         bars = comp.build(obj)
+    except DataError as exc:
+        if getattr(exc, "param", None):  # a file parameter the source could not find: say where it was set
+            raise DataError(f"{exc.bare} ({where}.params.{exc.param})") from None  # type: ignore[attr-defined]
+        raise
     except ExitcoreError:
         raise
     except Exception as exc:  # noqa: BLE001

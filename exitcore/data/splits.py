@@ -28,6 +28,7 @@ import pandas as pd
 
 from exitcore.config import SplitConfig, parse_split_time
 from exitcore.errors import ConfigError, DataError
+from exitcore.words import plural
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -174,7 +175,8 @@ def require_trades(
         have = counts.get(name)
         if have is not None and have < need:
             why = f" ({what[name]})" if what and name in what else ""
-            problems.append(f"split.{name}: {have} usable trade(s), but at least {need} are needed{why}")
+            problems.append(f"split.{name}: {plural(have, 'usable trade')}, but at least {need:,} "
+                            f"{'is' if need == 1 else 'are'} needed{why}")
     if problems:
         raise DataError(
             "\n".join(problems)

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from exitcore.atomic import atomic_path
+from exitcore.atomic import atomic_path, check_new_file
 from exitcore.data.bars import Bars
-from exitcore.errors import ConfigError, DataError
+from exitcore.errors import ConfigError, DataError, ExitcoreError
 
 
 def write_synthetic(out: str | os.PathLike[str], options: dict[str, Any], force: bool = False) -> tuple[Path, Bars]:
@@ -26,16 +26,14 @@ def write_synthetic(out: str | os.PathLike[str], options: dict[str, Any], force:
     name = path.name.lower()
     if not name.endswith((".csv", ".csv.gz", ".parquet")):
         raise ConfigError([("--out", f"expected a .csv, .csv.gz or .parquet file name, got {str(out)!r}")])
-    if path.exists() and not force:
-        raise DataError(f"{path}: already exists (use --force to overwrite)")
     try:
         params = converter.structure(options, SynthParams)
     except Exception as exc:  # noqa: BLE001 - reported as the command-line options
         raise ConfigError([("--" + p.split(".")[-1].replace("_", "-"), m) for p, m in locate_problems(exc, "", SynthParams)]) from None
-    if not path.parent.is_dir():
-        # like cp or tar: a folder is not created for a mistyped path
-        what = "is not a folder" if path.parent.exists() else "no such folder"
-        raise DataError(f"{path.parent}: {what} (--out {out}); create it first")
+    try:
+        check_new_file(path, "--out", force)
+    except ExitcoreError as exc:
+        raise DataError(str(exc)) from None
     bars = generate(params)
     with atomic_path(path) as tmp:
         write_bars(bars, tmp, name)

@@ -46,6 +46,7 @@ from exitcore.env.lookback import PAST_MODES, probe_lookback
 from exitcore.env.state import EnvState
 from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_rows_numpy
 from exitcore.evaluation.metrics import split_label
+from exitcore.words import plural
 
 VERDICTS = ("PASS", "FAIL", "SUSPECT")
 #: exit status of ``exitcore audit`` per verdict (2 stays "bad input", as for every command)
@@ -284,7 +285,7 @@ def format_audit(report: Mapping[str, Any]) -> str:
         else:
             lines.append(f"  LEAK {c['kind']} {c['component']}")
         lines.append(f"       first at {finding.where()} when {_when(c['kind'], f['mode'])}: {f['detail']}")
-        lines.append(f"       {c['count']} difference(s), exposed by: {', '.join(c['modes'])}")
+        lines.append(f"       {plural(c['count'], 'difference')}, exposed by: {', '.join(c['modes'])}")
     if any(c["kind"] == "lookback" for c in report["culprits"]):
         lines.append("  (a feature reading further back than its lookback makes the purge gap between the splits too "
                      "short: declare the lookback it reads)")
@@ -577,6 +578,21 @@ def audit(
 # --------------------------------------------------------------------------- entry points (CLI)
 
 
+#: ``stage("loading data")``: a context manager around each step of the audit entry points,
+#: for the CLI to announce them (exitcore.runner.Stages.stage); the default says nothing
+Stage = Callable[[str], Any]
+
+
+def _silent(_what: str) -> Any:
+    import contextlib
+
+    return contextlib.nullcontext(lambda _note: None)
+
+
+def _auditing(n: int, modes: Sequence[str]) -> str:
+    return f"auditing {plural(n, 'decision')} ({', '.join(modes)})"
+
+
 def prepare(resolved: Any, bars: Any, device: Any = "cpu") -> tuple[Any, dict[str, np.ndarray]]:
     """Assemble ``resolved`` on ``bars`` and assign its trades to the time splits, as a run does."""
     from exitcore.assembly import assemble
@@ -623,21 +639,22 @@ def audit_experiment(
     n_decisions: int | None = None,
     modes: Sequence[str] = POISON_MODES,
     seed: int = 0,
+    stage: Stage = _silent,
 ) -> AuditReport:
-    """``exitcore audit NAME``: the experiment on its data (or ``data``, a DataConfig), random-init policy."""
+    """``exitcore audit NAME``: the experiment on its data (or ``data``, a DataConfig), random-init
+    policy. ``stage`` announces its steps (:data:`Stage`)."""
     from exitcore.data.pipeline import load_bars
 
     require_split(resolved.config.split, split)
-    bars = load_bars(data or resolved.config.data, host)
-    assembled, pools = prepare(resolved, bars, device)
-    return audit(
-        assembled,
-        _split_pool(pools, split),
-        n_decisions=n_decisions or resolved.config.eval.audit_decisions,
-        modes=modes,
-        split=split,
-        seed=seed,
-    )
+    with stage("loading data") as note:
+        bars = load_bars(data or resolved.config.data, host, where="--data" if data else f"experiments.{resolved.name}.data")
+        note(f"{bars.source}: {len(bars):,} bars")
+    with stage(f"building episodes on {device}"):
+        assembled, pools = prepare(resolved, bars, device)
+        pool = _split_pool(pools, split)
+    n = n_decisions or resolved.config.eval.audit_decisions
+    with stage(_auditing(n, modes)):
+        return audit(assembled, pool, n_decisions=n, modes=modes, split=split, seed=seed)
 
 
 def audit_run(
@@ -649,8 +666,10 @@ def audit_run(
     n_decisions: int | None = None,
     modes: Sequence[str] = POISON_MODES,
     seed: int = 0,
+    stage: Stage = _silent,
 ) -> AuditReport:
-    """``exitcore audit RUN``: a finished run's experiment, data and trained policy.
+    """``exitcore audit RUN``: a finished run's experiment, data and trained policy; ``stage``
+    announces its steps (:data:`Stage`).
 
     The experiment is resolved from the run's frozen ``config.toml``, its data reloaded and
     checked against the hash in ``run.json``, the policy loaded from the run's checkpoint. The
@@ -667,7 +686,9 @@ def audit_run(
     resolved = rundir.resolve_run(run_dir, host)
     require_split(resolved.config.split, split)
     info = rundir.read_run_info(run_dir)
-    bars = load_bars(resolved.config.data, host)
+    with stage("loading data") as note:
+        bars = load_bars(resolved.config.data, host, where=f"{run_dir / rundir.CONFIG_FILE}: data")
+        note(f"{bars.source}: {len(bars):,} bars")
     recorded = (info.get("data") or {}).get("hash") if isinstance(info.get("data"), Mapping) else None
     recorded = recorded or info.get("data_hash")
     if recorded and recorded != bars.content_hash():
@@ -675,19 +696,23 @@ def audit_run(
             f"{run_dir / rundir.RUN_FILE}: the run used data with hash {recorded}, but {resolved.config.data.source} "
             f"now loads data with hash {bars.content_hash()}: the data changed since the run"
         )
-    assembled, pools = prepare(resolved, bars, device)
-    policy, path = rundir.load_policy(run_dir, resolved, assembled.components.obs_dim, device)
-    return audit(
-        assembled,
-        _split_pool(pools, split),
-        policy=policy,
-        policy_label=f"trained ({path.relative_to(run_dir)})",
-        n_decisions=n_decisions or resolved.config.eval.audit_decisions,
-        modes=modes,
-        metrics=run_metrics(run_dir, split),
-        split=split,
-        seed=seed,
-    )
+    with stage(f"building episodes on {device} and loading the trained policy"):
+        assembled, pools = prepare(resolved, bars, device)
+        pool = _split_pool(pools, split)
+        policy, path = rundir.load_policy(run_dir, resolved, assembled.components.obs_dim, device)
+    n = n_decisions or resolved.config.eval.audit_decisions
+    with stage(_auditing(n, modes)):
+        return audit(
+            assembled,
+            pool,
+            policy=policy,
+            policy_label=f"trained ({path.relative_to(run_dir)})",
+            n_decisions=n,
+            modes=modes,
+            metrics=run_metrics(run_dir, split),
+            split=split,
+            seed=seed,
+        )
 
 
 def run_metrics(run_dir: Any, split: str = "test") -> dict[str, Any] | None:

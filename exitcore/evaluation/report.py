@@ -35,6 +35,7 @@ from exitcore.evaluation.rundir import (
     read_run_info,
 )
 from exitcore.evaluation.verdicts import LOOKAHEAD, describe_verdict
+from exitcore.words import plural
 
 FORMATS = ("text", "markdown")
 
@@ -363,8 +364,9 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | None) -> tup
         value = psr_from_moments(float(dsr["sharpe"]), int(dsr["n_days"]), float(dsr["skew"]), float(dsr["kurtosis"]), sr0)
     except (KeyError, TypeError, ValueError):
         return None
+    more = f"{plural(trials_now - n, 'more trial')} on this data {'was' if trials_now - n == 1 else 'were'}"
     return ("DSR with today's trials", f"{num(value, '.3f')} with N = {trials_now} (SR0 = {num(sr0 * _ANNUAL, '.2f')} "
-                                       f"annualised): {trials_now - n} more trial(s) on this data were recorded after this run")
+                                       f"annualised): {more} recorded after this run")
 
 
 def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
@@ -468,7 +470,9 @@ def summary_text(results: Mapping[str, Any]) -> str:
     lines = [f"{results.get('label', '')}:", *_text_table(header, rows)]
     dsr = _get(results, "evaluators", "significance", "dsr") or {}
     if "dsr" in dsr:
-        lines.append(f"deflated Sharpe ratio {num(dsr['dsr'], '.3f')} (N = {dsr.get('n_trials')} trials)")
+        n = dsr.get("n_trials")
+        trials = plural(n, "trial") if isinstance(n, int) else f"{n} trials"
+        lines.append(f"deflated Sharpe ratio {num(dsr['dsr'], '.3f')} (N = {trials})")
     if best in keep:
         lines.append(f"* best baseline, chosen on the training split: {best}")
     if results.get("audit_verdict"):

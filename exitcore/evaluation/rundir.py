@@ -93,7 +93,7 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
 
     directory = resolve_runs_dir(runs_dir)
     if not Registry.exists(directory):
-        raise RunDirError(f"{ref!r} is neither a run directory nor a run id: no runs recorded in {directory}")
+        raise RunDirError(f"{ref!r} is neither a run directory nor a run id: {Registry.missing(directory)}")
     with Registry(directory, create=False) as registry:
         record = registry.require_done(ref) if require_done else registry.get(ref)
         path = registry.path_of(record)

@@ -1,4 +1,5 @@
-"""Per-update training logs: JSON lines, optional TensorBoard, and a terminal progress bar."""
+"""Per-update training logs: JSON lines, optional TensorBoard, and progress on stderr (a bar on a
+terminal, plain lines in a log file or a pipe)."""
 
 from __future__ import annotations
 
@@ -42,9 +43,12 @@ class TrainLogger:
     TensorBoard (``run_dir/tensorboard``) is used when the ``tensorboard`` package is installed;
     without it the JSON lines are the log. ``resume_update`` drops records of updates after it
     (they were not in the checkpoint and will be produced again) from both; ``start_step`` is
-    the global step the checkpoint holds. The progress bar shows
-    steps with an ETA on stderr: ``progress=None`` shows it only when stderr is a TTY, ``False``
-    never; ``True`` uses click's bar anyway, which prints just its label when not on a TTY.
+    the global step the checkpoint holds.
+
+    Progress goes to stderr: ``progress=None`` shows a bar (steps, ETA) when stderr is a TTY and
+    nothing otherwise (libraries and tests stay quiet); ``True`` shows the bar on a TTY and, when
+    stderr is a file or a pipe, a plain line (:class:`ProgressLines`) every
+    ``ProgressLines.every_s`` seconds or tenth of the run; ``False`` shows nothing.
     """
 
     def __init__(self, run_dir: Path | None, total_steps: int, start_step: int = 0,
@@ -62,10 +66,12 @@ class TrainLogger:
             # JSON lines are truncated: the replayed updates log them again.
             self._tb = _tensorboard_writer(self.run_dir / TB_DIR,
                                            purge_step=start_step + 1 if resume_update is not None else None)
+        terminal = sys.stderr.isatty()
         if progress is None:
-            progress = sys.stderr.isatty()
+            progress = terminal
         self._bar = None
-        if progress:
+        self._lines = ProgressLines(total_steps, start_step) if progress and not terminal else None
+        if progress and terminal:
             self._bar = click.progressbar(length=total_steps, label="training", show_eta=True, show_percent=True,
                                           file=sys.stderr, item_show_func=lambda s: s)
             self._bar.__enter__()
@@ -81,10 +87,12 @@ class TrainLogger:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "global_step":
                     self._tb.add_scalar(key, value, step)
+        ret = metrics.get("ep_return_mean")
+        shown = f"return {ret:.4g}" if isinstance(ret, (int, float)) else None
         if self._bar is not None:
-            ret = metrics.get("ep_return_mean")
-            shown = f"return {ret:.4g}" if isinstance(ret, (int, float)) else None
             self._bar.update(int(metrics["steps"]), shown)
+        if self._lines is not None:
+            self._lines.update(int(metrics.get("update", 0)), int(metrics["steps"]), shown)
 
     def close(self) -> None:
         """Flush and close everything (idempotent)."""
@@ -97,6 +105,35 @@ class TrainLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+class ProgressLines:
+    """Training progress as plain lines on stderr, for a log file or a pipe where a bar cannot
+    redraw: ``training: update 12, 98,304 / 524,288 steps (19 %), 1,234 steps/s, ETA 5:45,
+    return 0.12``, at most every ``every_s`` seconds, and at each tenth of the run."""
+
+    every_s = 30.0
+
+    def __init__(self, total_steps: int, start_step: int = 0, clock: Any = None):
+        import time
+
+        self.total, self.done, self.start = max(int(total_steps), 1), int(start_step), int(start_step)
+        self._clock = clock or time.monotonic
+        self._t0 = self._last = self._clock()
+        self._tenth = self.done * 10 // self.total
+
+    def update(self, update: int, steps: int, shown: str | None = None) -> None:
+        """Count ``steps`` more (update ``update``); print a line when one is due."""
+        self.done += steps
+        now, tenth = self._clock(), self.done * 10 // self.total
+        if now - self._last < self.every_s and tenth == self._tenth:
+            return
+        self._last, self._tenth = now, tenth
+        rate = (self.done - self.start) / max(now - self._t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else 0.0
+        parts = [f"update {update:,}", f"{self.done:,} / {self.total:,} steps ({100 * self.done // self.total} %)",
+                 f"{rate:,.0f} steps/s", f"ETA {int(eta) // 60}:{int(eta) % 60:02d}"]
+        click.echo("training: " + ", ".join(parts + ([shown] if shown else [])), err=True)
 
 
 def _tensorboard_writer(directory: Path, purge_step: int | None = None) -> Any:

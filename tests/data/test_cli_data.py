@@ -113,7 +113,7 @@ def test_an_unwritable_output_is_one_error_line(run, tmp_path: Path) -> None:
     res = run("data", "synth", "--years", "0.2", "--out", str(blocker / "x.csv"))
     assert res.exit_code == 2, res.output
     assert res.output.startswith("error: ") and "Traceback" not in res.output
-    assert f"{blocker}: is not a folder (--out {blocker / 'x.csv'})" in res.output
+    assert f"{blocker}: is a file, not a folder (--out {blocker / 'x.csv'})" in res.output
     assert blocker.read_text() == ""
 
 

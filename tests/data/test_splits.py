@@ -140,8 +140,8 @@ def test_require_trades_names_every_short_split() -> None:
     with pytest.raises(DataError) as info:
         require_trades({"train": 10, "test": 0}, {"train": 64, "test": 1}, {"train": "ppo.n_envs = 64"})
     text = str(info.value)
-    assert "split.train: 10 usable trade(s), but at least 64 are needed (ppo.n_envs = 64)" in text
-    assert "split.test: 0 usable trade(s)" in text
+    assert "split.train: 10 usable trades, but at least 64 are needed (ppo.n_envs = 64)" in text
+    assert "split.test: 0 usable trades, but at least 1 is needed" in text
     with pytest.raises(DataError, match="an entry strategy that trades more often than entry strategy 'quiet' from q 1.0$"):
         require_trades({"train": 0}, {"train": 1}, strategy="entry strategy 'quiet' from q 1.0")
 

@@ -274,7 +274,7 @@ def test_cli_audit_v4_passes_and_v3_fails_naming_the_feature():
     assert "look-ahead audit of v4_no_lookahead on TEST (out-of-sample): PASS" in ok.output
     bad = runner.invoke(cli, ["audit", "v3", *SMALL, "--json"])
     assert bad.exit_code == 1, bad.output
-    report = json.loads(bad.output)
+    report = json.loads(bad.stdout)  # the stages go to stderr
     assert report["verdict"] == "FAIL" and report["exit_code"] == 1
     assert report["culprits"][0]["component"].startswith("leaky_next_move.next_move_atr")
 
@@ -299,7 +299,7 @@ def test_cli_audit_of_a_finished_run_uses_its_trained_policy(finished_run, tmp_p
     runner = CliRunner()
     result = runner.invoke(cli, ["audit", str(run_dir), "--decisions", "4", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["verdict"] == "PASS" and report["policy"] == "trained (checkpoint.pt)"
     assert "plausibility rules applied" in report["suspect_note"]
     refused = runner.invoke(cli, ["audit", str(run_dir), "--set", "ppo.seed=1"])

@@ -63,6 +63,7 @@ def test_report_command_by_run_id_writes_markdown_atomically(finished_run, tmp_p
         registry.mark_running(running)
     runner = CliRunner()
     out = tmp_path / "out" / "report.md"
+    out.parent.mkdir()  # report --out creates no folder, as data synth --out
     prefix = run_id[:-1] if not running.startswith(run_id[:-1]) else run_id  # a unique prefix names the run
     result = runner.invoke(cli, ["report", prefix, "--runs-dir", str(runs), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -83,7 +84,7 @@ def test_the_report_recomputes_the_dsr_when_trials_were_added_later(finished_run
     text = render_report(_run_dir(finished_run), trials_now=9)
     expected = psr_from_moments(dsr["sharpe"], dsr["n_days"], dsr["skew"], dsr["kurtosis"],
                                 expected_max_sharpe(9, dsr["trials_sharpe_variance"]))
-    assert re.search(rf"DSR with today's trials +{expected:.3f} with N = 9", text) and "6 more trial(s)" in text
+    assert re.search(rf"DSR with today's trials +{expected:.3f} with N = 9", text) and "6 more trials on this data were recorded" in text
     assert expected < dsr["dsr"]  # more trials, a higher bar
     # the same formula as the run-time DSR: N = 3 reproduces the recorded value
     again = psr_from_moments(dsr["sharpe"], dsr["n_days"], dsr["skew"], dsr["kurtosis"],
@@ -109,7 +110,7 @@ def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(run_dir)])
     assert result.exit_code == 2 and "no results" in result.output
     unknown = CliRunner().invoke(cli, ["report", "nope", "--runs-dir", str(tmp_path / "none")])
-    assert unknown.exit_code == 2 and "no runs recorded" in unknown.output
+    assert unknown.exit_code == 2 and "no run registry in" in unknown.output and "does not exist" in unknown.output
 
 
 def test_sections_whose_evaluator_did_not_run_say_so(finished_run, tmp_path):

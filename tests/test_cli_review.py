@@ -1,0 +1,312 @@
+"""CLI usability fixes from a user review: messages, exit codes and output of each one."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from exitcore.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_compare_csv_keeps_the_warnings_on_stderr(monkeypatch, tmp_path):
+    """--csv lost the DIFFERENT DATA / SPLITS warnings the table and --json show."""
+    from exitcore import compare as cmp
+    from exitcore.registry import Registry
+
+    Registry(tmp_path / "runs").close()
+    monkeypatch.setattr(cmp, "collect", lambda refs, registry, file: list(refs))
+    monkeypatch.setattr(cmp, "warnings", lambda views: ["DIFFERENT DATA: not comparable"])
+    monkeypatch.setattr(cmp, "as_csv", lambda views: "metric,a,b\n")
+    result = CliRunner().invoke(cli, ["compare", "a", "b", "--csv", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "metric,a,b\n"
+    assert "warning: DIFFERENT DATA: not comparable" in result.stderr
+
+
+def test_a_run_is_found_by_its_random_suffix_everywhere(tmp_path):
+    """`show fa29` suggested the full id while `compare fa29 8d7d` said "no runs of an
+    experiment 'fa29'": the one resolver (Registry.get) now accepts a unique suffix after a dash."""
+    from exitcore.registry import AmbiguousName, Registry
+
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        a = reg.create_run("v4_no_lookahead", "c", "d")
+        b = reg.create_run("v3", "c", "d")
+        assert reg.get(a.rsplit("-", 1)[1]).id == a
+        assert reg.get("v3-" + b.rsplit("-", 1)[1]).id == b
+        with reg._write() as conn:  # two ids ending alike
+            conn.execute("UPDATE runs SET id = id || '-zz'")
+        with pytest.raises(AmbiguousName, match="2 runs end with it"):
+            reg.get("zz")
+        with reg._write() as conn:
+            conn.execute("UPDATE runs SET id = substr(id, 1, length(id) - 3)")
+    suffix = a.rsplit("-", 1)[1]
+    result = CliRunner().invoke(cli, ["show", suffix, "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and a in result.output, result.output
+    result = CliRunner().invoke(cli, ["compare", suffix, b.rsplit("-", 1)[1], "--runs-dir", str(runs)])
+    assert "no runs of an experiment" not in result.output and f"run {a} is pending" in result.output
+
+
+def test_runs_dir_and_run_directory_mistakes_are_named(tmp_path):
+    runs = tmp_path / "typo"
+    result = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert result.exit_code == 2
+    assert f"error: no run registry in {runs}: the directory does not exist" in result.output
+    other = tmp_path / "folder"
+    other.mkdir()
+    from exitcore.registry import Registry
+
+    Registry(tmp_path / "runs").close()
+    result = CliRunner().invoke(cli, ["show", str(other), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert f"error: {other} is not a run directory: it holds no run.json or config.toml" in result.output
+
+
+def test_a_runs_dir_that_refuses_files_is_not_called_missing(monkeypatch, tmp_path):
+    """`--runs-dir /proc` said "not writable: No such file or directory"."""
+    import tempfile
+
+    from exitcore.errors import ExitcoreError
+    from exitcore.registry import Registry
+    from exitcore.runner import check_runs_dir_writable
+
+    def refuse(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(ExitcoreError, match=f"runs directory {tmp_path}/x is not writable: files cannot be created in {tmp_path} "):
+        check_runs_dir_writable(tmp_path / "x")
+    with pytest.raises(ExitcoreError, match="is not writable: files cannot be created in it"):
+        Registry(tmp_path)
+
+
+def test_split_dates_take_a_bare_year():
+    """docs/experiments.md lists "2019" as a split date; `--set split.train_end=2019` said
+    "expected a string, got 2019". Only split dates take a number, and only a year."""
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "split.train_end=2019"])
+    assert result.exit_code == 0, result.output
+    assert 'train_end = "2019"' in result.output
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "split.train_end=2019.5"])
+    assert result.exit_code == 2 and 'expected a date such as "2019-01-01" (quoted) or a year such as 2019' in result.output
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "data.timeframe=15"])
+    assert result.exit_code == 2 and "expected a string, got 15" in result.output
+
+
+@pytest.mark.parametrize("key, why", [
+    ("name=foo", "--set name: the experiment's name is not a setting"),
+    ("lineage=[]", "--set lineage: lineage is recorded (the chain of experiments this one extends), not set"),
+])
+def test_name_and_lineage_cannot_be_set(key, why):
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", key])
+    assert result.exit_code == 2 and why in result.output
+
+
+def test_the_unknown_key_message_does_not_offer_name_or_lineage():
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "nme=foo"])
+    assert result.exit_code == 2 and "allowed: description, assumptions, data" in result.output
+    assert "'name'" not in result.output and "lineage" not in result.output
+
+
+def test_a_missing_experiments_file_is_refused_even_where_unused():
+    """`data inspect SOURCE --experiments v4` (for --experiment) exited 0 ignoring the file."""
+    result = CliRunner().invoke(cli, ["data", "inspect", "synthetic", "--experiments", "v4"])
+    assert result.exit_code == 2
+    assert result.output == "error: v4: experiments file not found (--experiments FILE); did you mean --experiment v4?\n"
+    result = CliRunner().invoke(cli, ["--experiments", "nope.toml", "plugins"])
+    assert result.exit_code == 2 and result.output == "error: nope.toml: experiments file not found (--experiments FILE)\n"
+
+
+def test_plugins_takes_experiments_after_the_command():
+    """docs: the option works before or after any command; `plugins` said "No such option"."""
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parents[1] / "experiments.toml"
+    result = CliRunner().invoke(cli, ["plugins", "--experiments", str(project)])
+    assert result.exit_code == 0 and "builtin" in result.output
+
+
+def test_report_out_refuses_a_missing_folder_and_an_existing_file(monkeypatch, tmp_path):
+    """report --out created missing folders and overwrote files, unlike data synth --out;
+    `--out somefile.csv/r.txt` was a raw "[Errno 17] File exists"."""
+    import exitcore.evaluation.report as report_module
+    import exitcore.evaluation.rundir as rundir
+
+    monkeypatch.setattr(rundir, "find_run_dir", lambda run, runs_dir: tmp_path)
+    monkeypatch.setattr(report_module, "render_report", lambda run_dir, fmt, trials_now: f"report {fmt}\n")
+    monkeypatch.setattr(report_module, "current_trial_count", lambda run_dir, runs_dir: 1)
+    monkeypatch.chdir(tmp_path)
+
+    def report(*args):
+        return CliRunner().invoke(cli, ["report", "r1", *args])
+
+    assert report("--out", "r.md").exit_code == 0 and (tmp_path / "r.md").read_text() == "report markdown\n"
+    again = report("--out", "r.md")
+    assert again.exit_code == 2 and again.output == "error: r.md: already exists (use --force to overwrite)\n"
+    assert report("--out", "r.md", "--force", "--format", "text").exit_code == 0
+    assert (tmp_path / "r.md").read_text() == "report text\n"
+    missing = report("--out", "nodir/r.txt")
+    assert missing.exit_code == 2 and missing.output == "error: nodir: no such folder (--out nodir/r.txt); create it first\n"
+    assert not (tmp_path / "nodir").exists()
+    (tmp_path / "somefile.csv").write_text("x")
+    under_file = report("--out", "somefile.csv/r.txt")
+    assert under_file.exit_code == 2 and "Errno" not in under_file.output
+    assert under_file.output == ("error: somefile.csv: is a file, not a folder (--out somefile.csv/r.txt); "
+                                 "name a file in an existing folder\n")
+
+
+def test_plural_agrees_with_the_number():
+    from exitcore.words import plural
+
+    assert plural(1, "trial") == "1 trial" and plural(2363, "trade") == "2,363 trades" and plural(0, "update") == "0 updates"
+
+
+def _exitcore(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "exitcore", *args], capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture(scope="module")
+def one_update_run(tmp_path_factory):
+    """A smoke run of v4 asked for a single timestep: one update of 16 x 32 steps."""
+    runs = tmp_path_factory.mktemp("runs")
+    out = _exitcore("run", "v4", "--budget", "smoke", "--timesteps", "1", "--runs-dir", str(runs))
+    assert out.returncode == 0, out.stderr
+    return runs, out
+
+
+def test_the_run_summary_counts_agree(one_update_run, tmp_path):
+    """A smoke run printed "(N = 1 trials)", "1 updates" and "2363 trades evaluated", and its
+    stdout opened with a blank line even with -q."""
+    _, out = one_update_run
+    assert "(N = 1 trial)" in out.stdout and "1 timestep, 16 envs" in out.stderr
+    assert "/ 1 update," in out.stderr
+    evaluated = next(line for line in out.stderr.splitlines() if "trades evaluated" in line)
+    assert re.search(r"\d,\d{3} trades evaluated", evaluated), evaluated
+    quiet = _exitcore("run", "v4", "--budget", "smoke", "-q", "--runs-dir", str(tmp_path / "runs"))
+    assert quiet.returncode == 0 and quiet.stdout.startswith("run "), quiet.stdout
+
+
+def test_too_few_updates_are_warned_about(one_update_run):
+    """`--timesteps 500000` on v4 (256 x 2,048 steps per update) trained one update, silently."""
+    _, out = one_update_run
+    assert ("warning: --timesteps 1 trains 1 PPO update (512 steps): each update takes n_envs x n_steps = 16 x 32 = "
+            "512 steps; ask for at least 2,048 timesteps") in out.stderr
+    from exitcore.cli.run import run
+
+    assert "--timesteps 500000" not in run.help
+
+
+@pytest.fixture
+def interrupted_run(one_update_run, tmp_path):
+    """The finished run, copied and recorded as interrupted in a runs directory of its own."""
+    import shutil
+
+    from exitcore.registry import Registry
+
+    runs, _ = one_update_run
+    with Registry(runs) as done:
+        (record,) = done.list()
+        source = done.path_of(record)
+    shutil.copytree(source, tmp_path / "runs" / "r1")
+    with Registry(tmp_path / "runs") as reg:
+        run_id = reg.create_run(record.experiment, record.config_hash, record.data_hash, seed=record.seed,
+                                run_dir=tmp_path / "runs" / "r1", params=record.params)
+        reg.mark_running(run_id)
+        reg.mark_interrupted(run_id, "test")
+    return tmp_path / "runs", run_id
+
+
+def test_a_resume_that_would_change_the_frozen_config_is_refused_first(interrupted_run):
+    """`run --resume RUN --set ppo.n_envs=3` said batch_size must divide ..., after printing
+    the header `exitcore run v4: ...` as if starting."""
+    runs, run_id = interrupted_run
+    out = _exitcore("run", "--resume", run_id, "--set", "ppo.n_envs=3", "--runs-dir", str(runs))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"error: cannot resume run {run_id} with --set ppo.n_envs=3: a resume continues the "
+                                 "configuration frozen in the run directory, which cannot be changed on resume"), out.stderr
+    assert "exitcore run v4" not in out.stderr and "loading data" not in out.stderr
+    out = _exitcore("run", "--resume", run_id, "--set", "ppo.n_epochs=3", "--runs-dir", str(runs))
+    assert out.returncode == 2 and "the resolved configuration changed (ppo.n_epochs: 2 -> 3)" in out.stderr
+    assert "exitcore run v4" not in out.stderr and "loading data" not in out.stderr
+
+
+def test_a_bad_data_path_in_the_experiments_file_names_its_toml_path(tmp_path):
+    """It ended with a bare "(path)"."""
+    project = (ROOT / "experiments.toml").read_text(encoding="utf-8")
+    mine = tmp_path / "mine.toml"
+    mine.write_text(project + '\n[experiments.v4_real]\nextends = "v4_no_lookahead"\n[experiments.v4_real.data]\n'
+                    'source = "csv"\nparams = { path = "nodata/bars.csv" }\n', encoding="utf-8")
+    out = _exitcore("--experiments", str(mine), "data", "inspect", "-e", "v4_real", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: nodata/bars.csv: no such file or folder in ")
+    assert out.stderr.rstrip().endswith("(experiments.v4_real.data.params.path)"), out.stderr
+
+
+def test_show_prints_large_metrics_in_fixed_notation():
+    from exitcore.cli.runs import _value
+
+    assert _value(-26210.37) == "-26,210.37" and _value(0.5321) == "0.5321" and _value(float("inf")) == "inf"
+
+
+def test_an_experiment_name_in_another_case_is_suggested():
+    result = CliRunner().invoke(cli, ["experiments", "show", "V4"])
+    assert result.exit_code == 2 and "unknown experiment 'V4'; did you mean v4_no_lookahead?" in result.output
+
+
+def test_training_progress_in_a_pipe_is_plain_lines(capsys, monkeypatch):
+    """Not on a terminal, --progress printed only the bare word `training` and the default
+    printed nothing for minutes; now a line per tenth of the run (or 30 s)."""
+    import sys
+
+    from exitcore.ppo.logger import TrainLogger
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    log = TrainLogger(None, total_steps=1000, progress=True)
+    for update in range(1, 11):
+        log.log({"update": update, "global_step": 100 * update, "steps": 100, "ep_return_mean": 0.5})
+    log.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[0].startswith("training: update 1, 100 / 1,000 steps (10 %), ")
+    assert " steps/s, ETA " in lines[0] and lines[0].endswith("return 0.5")
+    assert TrainLogger(None, total_steps=10, progress=None)._lines is None  # libraries stay quiet
+
+
+def test_progress_lines_are_rate_limited():
+    from exitcore.ppo.logger import ProgressLines
+
+    now = [0.0]
+    lines = ProgressLines(total_steps=10_000, clock=lambda: now[0])
+    printed = []
+    import click
+
+    original = click.echo
+    try:
+        click.echo = lambda message, err=False: printed.append(message)
+        for _ in range(5):  # 5 % of the run, 10 s apart: one line, at 30 s
+            now[0] += 10
+            lines.update(1, 100)
+    finally:
+        click.echo = original
+    assert len(printed) == 1 and "300 / 10,000 steps" in printed[0]
+
+
+def test_audit_announces_its_stages_unless_quiet(one_update_run):
+    """`exitcore audit RUN` was silent for ~30 s even on a terminal; it had no -q."""
+    runs, _ = one_update_run
+    from exitcore.registry import Registry
+
+    with Registry(runs) as reg:
+        (record,) = reg.list()
+    out = _exitcore("audit", record.id, "--decisions", "2", "--mode", "truncate", "--runs-dir", str(runs))
+    assert out.returncode in (0, 3), out.stderr
+    assert "[1/3] loading data ..." in out.stderr and "[3/3] auditing 2 decisions (truncate) ..." in out.stderr
+    quiet = _exitcore("audit", record.id, "--decisions", "2", "--mode", "truncate", "-q", "--runs-dir", str(runs))
+    assert quiet.returncode == out.returncode and quiet.stderr == "" and quiet.stdout == out.stdout

@@ -72,10 +72,12 @@ class TrainLogger:
         self._bar = None
         self._lines = ProgressLines(total_steps, start_step) if progress and not terminal else None
         if progress and terminal:
-            self._bar = click.progressbar(length=total_steps, label="training", show_eta=True, show_percent=True,
-                                          file=sys.stderr, item_show_func=lambda s: s)
+            # A resumed run's bar covers the steps still to train: click's ETA is the time so far
+            # over the bar's position, and the steps before the resume took none of this time.
+            label = f"training (resumed at {100 * start_step // max(total_steps, 1)} %)" if start_step else "training"
+            self._bar = click.progressbar(length=max(total_steps - start_step, 1), label=label, show_eta=True,
+                                          show_percent=True, file=sys.stderr, item_show_func=lambda s: s)
             self._bar.__enter__()
-            self._bar.update(start_step)
 
     def log(self, metrics: dict[str, Any]) -> None:
         """Record one update's ``metrics`` (flat, numeric or string values)."""

@@ -43,6 +43,24 @@ def test_progress_bar_on_a_terminal_shows_steps_and_return(monkeypatch):
     assert "training" in out and "50%" in out and "return 0.25" in out
 
 
+def test_a_resumed_bar_times_only_the_steps_still_to_train(monkeypatch):
+    """click's ETA is the time so far over the bar's position: a bar starting at the resumed
+    step counted the earlier steps as done in no time (98 % with an ETA of 00:00:00 while
+    7 s of training remained)."""
+    import click._termui_impl as termui
+
+    clock = [1000.0]
+    monkeypatch.setattr(termui.time, "time", lambda: clock[0])
+    terminal = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    log = TrainLogger(None, total_steps=100, start_step=80)
+    clock[0] += 10.0  # 10 s for the first 10 of the 20 steps left: 10 s to go
+    log.log({"update": 9, "global_step": 90, "steps": 10})
+    assert log._bar.eta == pytest.approx(10.0)
+    log.close()
+    assert "training (resumed at 80 %)" in terminal.getvalue()
+
+
 def test_quiet_when_not_a_tty(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     log = TrainLogger(None, total_steps=100)  # progress=None: follow the terminal

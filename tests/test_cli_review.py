@@ -55,11 +55,15 @@ def test_a_run_is_found_by_its_random_suffix_everywhere(tmp_path):
     assert "no runs of an experiment" not in result.output and f"run {a} is pending" in result.output
 
 
-def test_runs_dir_and_run_directory_mistakes_are_named(tmp_path):
+def test_runs_dir_and_run_directory_mistakes_are_named(tmp_path, monkeypatch):
     runs = tmp_path / "typo"
     result = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
     assert result.exit_code == 2
     assert f"error: no run registry in {runs}: the directory does not exist" in result.output
+    # the default ./runs missing is a first start, not a mistake
+    monkeypatch.chdir(tmp_path)
+    first = CliRunner().invoke(cli, ["runs"], env={"EXITCORE_RUNS_DIR": ""})
+    assert first.exit_code == 0 and first.output.startswith("no runs recorded yet (runs does not exist;")
     other = tmp_path / "folder"
     other.mkdir()
     from exitcore.registry import Registry

@@ -357,6 +357,18 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
         def register_entry_strategies(register):
             register("volume_breakout", strategy_needing_volume)
             register("quiet", strategy_never_signalling)
+
+        class Overflowing(torch.nn.Module):  # right shapes on zeros; inf on real observations
+            def __init__(self, obs_dim, n_actions):
+                super().__init__()
+                self.linear = torch.nn.Linear(obs_dim, n_actions + 1)
+            def forward(self, obs):
+                out = self.linear(obs) + torch.log((obs.abs().sum(dim=1, keepdim=True) == 0).float())
+                return out[:, :-1], out[:, -1]
+
+        @hookimpl
+        def register_policies(register):
+            register("overflowing", lambda params, ppo, obs_dim, n_actions: Overflowing(obs_dim, n_actions))
     """))
     info = tmp_path / "brittle-1.0.dist-info"
     info.mkdir()
@@ -379,6 +391,10 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
         [experiments.v5_quiet]
         extends = "v4_no_lookahead"
         entry = { name = "quiet" }
+
+        [experiments.v5_overflowing]
+        extends = "v4_no_lookahead"
+        ppo = { policy = "overflowing" }
     """))
     # the plugin folder first, then whatever PYTHONPATH already holds (a checkout tested in place)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)}
@@ -388,7 +404,7 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
                                *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
 
     plain = check()
-    assert plain.returncode == 0 and "8 experiments OK" in plain.stdout, plain.stderr
+    assert plain.returncode == 0 and "9 experiments OK" in plain.stdout, plain.stderr
     built = check("--build")
     assert built.returncode == 2, built.stderr
     assert "experiments.v5_calendar.guards[0]: guard 'needs_calendar' from brittle (brittle 1.0) failed to build: ValueError: needs a calendar file" in built.stderr
@@ -396,6 +412,9 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
     assert "experiments.v5_volume.entry: entry strategy 'volume_breakout' from brittle (brittle 1.0) raised LookupError: these bars carry no volume" in built.stderr
     assert ("experiments.v5_quiet.entry: entry strategy 'quiet' from brittle (brittle 1.0): gives no trade on the "
             "experiment's data") in built.stderr  # was "its entry strategy gives no trade", naming neither
+    # the policy is built and fed the first observations too (it used to fail only in `run`, a recorded trial)
+    assert ("experiments.v5_overflowing.ppo.policy: policy 'overflowing' from brittle (brittle 1.0) returned NaN or "
+            "inf for the first observations") in built.stderr
     assert "experiments.v4_no_lookahead:" not in built.stderr and "Traceback" not in built.stderr
 
 

@@ -104,8 +104,9 @@ def _no_trade(entry, table, n_bars: int) -> str:
 
 
 def _build_and_step(file, name: str, host) -> str | None:
-    """Assemble experiment ``name`` on its data and step every valid trade once with HOLD (every
-    feature, mask, guard and reward term runs); the error message, or None when all worked."""
+    """Assemble experiment ``name`` on its data, step every valid trade once with HOLD (every
+    feature, mask, guard and reward term runs) and build its policy and pass those first
+    observations through it; the error message, or None when all worked."""
     import torch
 
     from exitcore.actions import Action
@@ -123,8 +124,31 @@ def _build_and_step(file, name: str, host) -> str | None:
         if valid.numel() == 0:
             return _no_trade(resolved.entry, assembled.table, len(bars))
         env = assembled.make_env(valid, auto_reset=False)
-        env.reset(seed=0)
+        obs, _ = env.reset(seed=0)
         env.step(torch.full((env.n_envs,), int(Action.HOLD), dtype=torch.int64, device=env.device))
     except ExitcoreError as exc:
         return str(exc)
+    return _policy_problem(resolved, obs, f"experiments.{name}.ppo.policy")
+
+
+def _policy_problem(resolved, obs, path: str) -> str | None:
+    """Build the experiment's policy (which checks its contract on a dummy batch) and pass the
+    first real observations through it: what `run` would otherwise find only after loading and
+    assembling, in a run recorded as a failed trial."""
+    import torch
+
+    from exitcore.errors import ExitcoreError
+    from exitcore.actions import N_ACTIONS
+    from exitcore.ppo.policy import build_policy
+
+    try:
+        policy = build_policy(resolved.policy, resolved.config.ppo, obs.shape[1], N_ACTIONS, resolved.policy_params)
+        with torch.no_grad():
+            logits, value = policy(obs[:256].to(next((p.device for p in policy.parameters()), obs.device)))
+    except ExitcoreError as exc:
+        return f"{path}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - the policy's own code failed on real observations
+        return f"{path}: policy {resolved.policy.name!r} from {resolved.policy.origin} failed on the first observations: {type(exc).__name__}: {exc}"
+    if not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(value).all())):
+        return f"{path}: policy {resolved.policy.name!r} from {resolved.policy.origin} returned NaN or inf for the first observations"
     return None

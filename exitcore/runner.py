@@ -362,7 +362,9 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str) -> Iterator[N
         registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
         host.run_finished(info, "failed", {})
         if isinstance(exc, ExitcoreError):
-            raise RunFailed(f"run {info.run_id} failed while {doing}: {exc}") from exc
+            # the trainer's notes say where the last good state went (a diverged run's checkpoint)
+            notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+            raise RunFailed(f"run {info.run_id} failed while {doing}: {exc}{notes}") from exc
         raise
 
 
@@ -508,6 +510,8 @@ def _policy_named(component: Any) -> Iterator[None]:
                   "finite observations; look for a division by zero or a log of 0 in it")
         named = TrainingDiverged(exc.update, exc.quantity, detail)
         named.checkpoint_path = exc.checkpoint_path
+        for note in getattr(exc, "__notes__", ()):  # where the last good state went
+            named.add_note(note)
         raise named from exc
 
 

@@ -465,3 +465,5 @@ def test_a_policy_giving_nan_is_named_when_training_diverges(tmp_path):
     assert out.returncode != 0
     assert ("non-finite policy outputs (values or log-probs) in the rollout (policy 'nan_policy' from nan_policy "
             "(nan-policy 1.0): its forward returned nan or inf") in out.stderr, out.stderr
+    # and where the last good state went (the trainer's note was dropped on the way to the terminal)
+    assert "; state of the last complete update (0) written to " in out.stderr and "checkpoint.pt" in out.stderr

@@ -463,6 +463,14 @@ def _is_array_type(t: Any) -> bool:
     return get_origin(t) is tuple or is_sequence(t) or is_any_set(t)
 
 
+def _is_table_type(t: Any) -> bool:
+    """``dict[K, V]`` / ``Mapping[K, V]`` annotations other than the plain ``dict[str, Any]``
+    of component parameters (which :func:`_strict_dict` takes as it is)."""
+    from collections.abc import Mapping, MutableMapping
+
+    return t != dict[str, Any] and (get_origin(t) or t) in (dict, Mapping, MutableMapping) and bool(get_args(t))
+
+
 def _array_structure_fn(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """cattrs' own structuring of the array type ``t`` (its items through ``conv``'s strict
     hooks), for :func:`_make_converter`'s array hook to call once the value is an array."""
@@ -569,8 +577,22 @@ def _make_converter() -> cattrs.Converter:
 
         return hook
 
+    def table_hook(t: Any) -> Any:
+        from cattrs.gen import make_mapping_structure_fn
+
+        inner = make_mapping_structure_fn(t, conv)
+
+        def hook(value: Any, tt: Any) -> Any:
+            # cattrs would call value.items(): a scalar gave "'str' object has no attribute 'items'"
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a table, got {value!r}")
+            return inner(value, tt)
+
+        return hook
+
     conv.register_structure_hook_factory(attrs.has, attrs_hook)
     conv.register_structure_hook_factory(_is_array_type, array_hook)
+    conv.register_structure_hook_factory(_is_table_type, table_hook)
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(bool, _strict_bool)

@@ -557,3 +557,21 @@ def test_a_boolean_for_a_word_key_says_so(tmp_path, host):
     with pytest.raises(ConfigError) as exc:
         resolve(file, "v4", host, overrides=["ppo.compile=true"])
     assert exc.value.problems == [("--set ppo.compile", "expected text (a word, a name or a date), not the boolean true")]
+
+
+def test_a_scalar_for_a_table_parameter_says_expected_a_table():
+    """A ``dict[str, X]`` field given a scalar failed with "'str' object has no attribute 'items'"."""
+    from exitcore.config import structure
+
+    @attrs.frozen
+    class Weights:
+        weights: dict[str, float] = attrs.field(factory=dict)
+
+    for value in ("x", 3):
+        with pytest.raises(ConfigError) as exc:
+            structure({"weights": value}, Weights, "experiments.e.rewards[0].params")
+        assert exc.value.problems == [("experiments.e.rewards[0].params.weights", f"expected a table, got {value!r}")]
+    with pytest.raises(ConfigError) as exc:
+        structure({"weights": {"a": "b"}}, Weights, "p")
+    assert exc.value.problems == [("p.weights[a]", "expected a number, got 'b'")]
+    assert structure({"weights": {"a": 1.5}}, Weights, "p") == Weights({"a": 1.5})

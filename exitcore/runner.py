@@ -260,7 +260,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id))
             verdict = evaluation.audit_verdict
             n_trades = evaluation.headline.get("n_trades")
-            described = describe_verdict(verdict, evaluation.headline.get("audit_verdict_from")) if verdict else ""
+            described = (describe_verdict(verdict, evaluation.headline.get("audit_verdict_from"),
+                                          evaluation.headline.get("audit_why")) if verdict else "")
             note((plural(n_trades, "trade") if isinstance(n_trades, int) else "? trades") + " evaluated"
                  + (f"; {described}" if verdict else ""))
         if cfg.eval.walk_forward > 0:

@@ -167,12 +167,12 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
         return
     verdict = record.metrics.get("audit_verdict")
     if verdict in ("FAIL", "SUSPECT"):  # as report and compare do: the numbers below are not to be trusted
-        click.echo(f"!! {describe_verdict(verdict, record.metrics.get('audit_verdict_from'))}: do not trust these "
+        click.echo(f"!! {describe_verdict(verdict, record.metrics.get('audit_verdict_from'), record.metrics.get('audit_why'))}: do not trust these "
                    f"metrics; `exitcore report {record.id}` has the details")
     click.echo(f"metrics (measured on {_measured_on(record.metrics)}):")
     mwidth = max(len(k) for k in record.metrics)
     for key, value in record.metrics.items():
-        if key == "audit_verdict_from":  # named in the line above when it matters
+        if key in ("audit_verdict_from", "audit_why"):  # said in the line above when it matters
             continue
         if isinstance(value, dict):
             value = " ".join(f"{k}={_value(v)}" for k, v in value.items())

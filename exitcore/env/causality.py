@@ -17,7 +17,9 @@ this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import random
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -153,43 +155,80 @@ def probe_decisions(
     """
     leaks: list[Leak] = []
     for i, row in enumerate(rows):
-        bar = int(row.bar[0])
         original = decision_view(assembled, row)
-        found: list[Leak] = []
-        for mode in modes:
-            poisoned_bars = poison_bars(assembled.bars, bar, mode, seed=seed + i)
-            try:
-                other = rebuild(poisoned_bars)
-                view = decision_view(other, row)
-            except (IndexError, RuntimeError) as exc:
-                # reading past the truncated end is itself proof of looking ahead
-                found.append(Leak(mode, int(row.trade[0]), int(row.k[0]), bar, "error", "a component",
-                                  f"{type(exc).__name__}: {exc}"))
-                continue
-            found.extend(compare_views(original, view, assembled, mode, row))
-            if on_view is not None:
-                found.extend(on_view(mode, row, original, view))
+        view_of = lambda bars, row=row: decision_view(rebuild(bars), row)  # noqa: E731
+        found = _probe_row(assembled, row, original, view_of, modes, seed + i, on_view)
         if any(leak.kind in ("feature", "mask", "guard") for leak in found):
-            found = _unless_unstable(found, original, decision_view(rebuild(assembled.bars), row), assembled, row)
+            found = _recheck_with_fixed_rng(assembled, row, view_of, modes, seed + i, on_view)
         leaks.extend(found)
     return leaks
 
 
-UNSTABLE_WORDS = ("it does not give the same result twice (random numbers, or state kept between calls), so the "
-                  "audit cannot tell whether it reads the future")
+def _probe_row(assembled: Any, row: EnvState, original: DecisionView, view_of: Callable[[Bars], DecisionView],
+               modes: Sequence[str], poison_seed: int, on_view: Any) -> list[Leak]:
+    """Every difference between ``original`` and the row's view on the bars poisoned by each mode."""
+    bar = int(row.bar[0])
+    found: list[Leak] = []
+    for mode in modes:
+        try:
+            view = view_of(poison_bars(assembled.bars, bar, mode, seed=poison_seed))
+        except (IndexError, RuntimeError) as exc:
+            # reading past the truncated end is itself proof of looking ahead
+            found.append(Leak(mode, int(row.trade[0]), int(row.k[0]), bar, "error", "a component",
+                              f"{type(exc).__name__}: {exc}"))
+            continue
+        found.extend(compare_views(original, view, assembled, mode, row))
+        if on_view is not None:
+            found.extend(on_view(mode, row, original, view))
+    return found
 
 
-def _unless_unstable(found: list[Leak], original: DecisionView, control: DecisionView, assembled: Any,
-                     row: EnvState) -> list[Leak]:
-    """``found`` with the differences of components that differ on an unpoisoned rebuild too
-    replaced by one ``"unstable"`` finding each: a component drawing random numbers is not
-    proven to read the future by differing once the future is poisoned."""
-    unstable = {(leak.kind, leak.component): leak for leak in compare_views(original, control, assembled, "control", row)}
+UNSTABLE_WORDS = ("it does not give the same result twice on the same bars, even with the random generators "
+                  "seeded alike (state kept between calls?), so the audit cannot tell whether it reads the future")
+
+
+def _recheck_with_fixed_rng(assembled: Any, row: EnvState, view_of: Callable[[Bars], DecisionView],
+                            modes: Sequence[str], poison_seed: int, on_view: Any) -> list[Leak]:
+    """The row probed again with torch's, numpy's and Python's generators seeded alike before
+    every rebuild and view, against a view rebuilt on the unpoisoned bars the same way.
+
+    A component drawing random numbers (in ``build`` or per call) then draws the same ones
+    whatever the bars, so a difference left is the bars' doing: a leak, also in a component
+    that is random as well. Only a component that differs between two such unpoisoned rebuilds
+    (state kept between calls) cannot be tested: it is reported ``"unstable"``, and the policy's
+    findings at this decision with it (its input changed for that reason)."""
+    seeded = lambda bars: _with_fixed_rng(lambda: view_of(bars))  # noqa: E731
+    control = seeded(assembled.bars)
+    unstable = compare_views(control, seeded(assembled.bars), assembled, "control", row)
+    found = _probe_row(assembled, row, control, seeded, modes, poison_seed, on_view)
     if not unstable:
         return found
-    kept = [leak for leak in found if (leak.kind, leak.component) not in unstable]
+    untestable = {(leak.kind, leak.component) for leak in unstable}
+    kept = [leak for leak in found if (leak.kind, leak.component) not in untestable and leak.kind != "policy"]
     return kept + [attrs.evolve(leak, kind="unstable", component=f"{leak.kind} {leak.component}",
-                                detail=f"{leak.detail}: {UNSTABLE_WORDS}") for leak in unstable.values()]
+                                detail=f"{leak.detail}: {UNSTABLE_WORDS}") for leak in unstable]
+
+
+@contextlib.contextmanager
+def fixed_rng(seed: int = 0) -> Iterator[None]:
+    """torch's (CPU and current CUDA device), numpy's and Python's global generators seeded with
+    ``seed`` inside, restored after: the audit's rebuilds draw the same random numbers."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def _with_fixed_rng(fn: Callable[[], Any]) -> Any:
+    with fixed_rng():
+        return fn()
 
 
 def sample_decision_rows(env: Any, n_steps: int, actions: Callable[[torch.Tensor], torch.Tensor], every: int = 1) -> list[EnvState]:

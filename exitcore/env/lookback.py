@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import torch
 
-from exitcore.env.causality import UNSTABLE_WORDS, Leak
+from exitcore.env.causality import UNSTABLE_WORDS, Leak, fixed_rng
 from exitcore.env.state import EnvState
 
 #: poisonings of the bars before a feature's lookback (a subset of the audit's modes)
@@ -66,28 +66,28 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
             before = bar - spec.lookback
             if before <= 0:
                 continue
-            label = f"{named.name} [{named.origin}]"
             original = spec.compute(assembled.market, row)[0]
             recompute = _recompute(assembled, factory, row)
-            exposed_by = None
-            for mode in modes:
-                try:
-                    values = recompute(before, mode)
-                except Exception as exc:  # noqa: BLE001 - needing those bars is the finding
-                    found = [Leak(mode, trade, k, bar, "lookback", label,
-                                  f"fails (declares lookback {spec.lookback}): {type(exc).__name__}: {exc}")]
-                else:
-                    found = _column_differences(original, values, named, spec, mode, trade, k, bar)
-                if found:
-                    found_by_feature.setdefault(i, []).extend(found)
-                    exposed_by = exposed_by or mode
+            found, exposed_by = _row_findings(recompute, original, named, spec, modes, before, trade, k, bar)
             if not exposed_by:
                 continue
-            control = _control_differences(recompute, original, named, spec, trade, k, bar)
-            if control:  # differs on the same bars: random or stateful, not a reach into the past
-                found_by_feature[i] = [f for f in found_by_feature[i] if (f.trade, f.k) != (trade, k)]
-                unstable.extend(control)
-                continue
+            # Random draws differ on every rebuild: compare under one seed of the global generators,
+            # so that only the bars can make the feature differ (exitcore/env/causality.py).
+            seeded = _seeded(recompute)
+            try:
+                control = seeded(0, exposed_by)
+            except Exception:  # noqa: BLE001 - it computed on these bars before: keep the findings
+                control = None
+            if control is not None and not _same(control, original):
+                again = _control_differences(seeded, control, named, spec, trade, k, bar)
+                if again:  # differs on the same bars even so: state kept between calls, untestable
+                    unstable.extend(again)
+                    continue
+                original, recompute = control, seeded
+                found, exposed_by = _row_findings(recompute, original, named, spec, modes, before, trade, k, bar)
+                if not exposed_by:
+                    continue  # random, but reads no further back than it declares
+            found_by_feature.setdefault(i, []).extend(found)
             far = bounded.get(i, 0)
             if spec.lookback < far < bar and _unchanged(recompute, original, bar - far, exposed_by):
                 continue  # reads no farther here than already seen: no bisection needed
@@ -119,6 +119,40 @@ def _recompute(assembled: Any, resolved_feature: Any, row: EnvState) -> Any:
         return spec.compute(market, row)[0]
 
     return recompute
+
+
+def _row_findings(recompute: Any, original: torch.Tensor, named: Any, spec: Any, modes: Sequence[str], before: int,
+                  trade: int, k: int, bar: int) -> tuple[list[Leak], str | None]:
+    """The feature's differences at one decision with the bars before ``before`` poisoned by
+    each mode, and the first mode that exposed one (None: none did)."""
+    found: list[Leak] = []
+    exposed_by = None
+    for mode in modes:
+        try:
+            values = recompute(before, mode)
+        except Exception as exc:  # noqa: BLE001 - needing those bars is the finding
+            here = [Leak(mode, trade, k, bar, "lookback", f"{named.name} [{named.origin}]",
+                         f"fails (declares lookback {spec.lookback}): {type(exc).__name__}: {exc}")]
+        else:
+            here = _column_differences(original, values, named, spec, mode, trade, k, bar)
+        if here:
+            found.extend(here)
+            exposed_by = exposed_by or mode
+    return found, exposed_by
+
+
+def _seeded(recompute: Any) -> Any:
+    """``recompute`` run with the global random generators seeded alike each time."""
+
+    def seeded(before: int, mode: str) -> torch.Tensor:
+        with fixed_rng():
+            return recompute(before, mode)
+
+    return seeded
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.view(torch.int32), b.view(torch.int32)))
 
 
 def _unchanged(recompute: Any, original: torch.Tensor, before: int, mode: str) -> bool:

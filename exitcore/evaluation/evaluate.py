@@ -46,7 +46,7 @@ from exitcore.evaluation.ledger import (
 )
 from exitcore.evaluation.metrics import compute_metrics, daily_pnl, headline, split_label
 from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
-from exitcore.evaluation.verdicts import VERDICT_RANK, verdict_sources, worst_verdict
+from exitcore.evaluation.verdicts import VERDICT_RANK, audit_why, verdict_sources, worst_verdict
 
 RESULTS_FORMAT = "exitcore.results"
 RESULTS_VERSION = 1
@@ -194,6 +194,8 @@ def evaluate(
     if verdict is not None:
         head["audit_verdict"] = verdict
         head["audit_verdict_from"] = sources
+        if verdict == "FAIL" and audit_why(evaluator_results):
+            head["audit_why"] = audit_why(evaluator_results)
     fmt = cfg.eval.ledger_format
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,

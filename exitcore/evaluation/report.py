@@ -248,6 +248,16 @@ def _other_evaluators_section(results: Mapping[str, Any]) -> list[Block]:
     return blocks
 
 
+def _culprit_words(c: Mapping[str, Any]) -> str:
+    """One of the audit's culprits in a few words, for the run's summary."""
+    kind, component = c.get("kind"), c.get("component")
+    if kind == "lookback":
+        return f"feature reading past its lookback {component}"
+    if kind == "unstable":
+        return f"not reproducible, so untested: {component}"
+    return f"leak in {kind} {component}"
+
+
 def _flat_rows(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """``(key path, shown value)`` of a JSON value; short lists of scalars inline, long ones counted."""
     if isinstance(value, Mapping):
@@ -481,8 +491,7 @@ def summary_text(results: Mapping[str, Any]) -> str:
             lines.append(f"{describe_verdict(results['audit_verdict'], sources)} (`exitcore report` shows its result)")
         else:
             culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []
-            named = "; ".join(f"feature reading past its lookback {c.get('component')}" if c.get("kind") == "lookback"
-                              else f"leak in {c.get('kind')} {c.get('component')}" for c in culprits[:3])
+            named = "; ".join(_culprit_words(c) for c in culprits[:3])
             lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
     return "\n".join(lines)
 

@@ -27,13 +27,23 @@ def verdict_sources(evaluator_results: Mapping[str, Any], verdict: str | None) -
     return [name for name, r in evaluator_results.items() if isinstance(r, Mapping) and verdict and r.get("verdict") == verdict]
 
 
-def describe_verdict(verdict: str, sources: Sequence[str] | None) -> str:
+def audit_why(evaluator_results: Mapping[str, Any]) -> str | None:
+    """Why the look-ahead audit failed when it found no leak: every component it names could
+    not be tested (it differs between two rebuilds on the same bars); else None."""
+    audit = evaluator_results.get(LOOKAHEAD)
+    culprits = audit.get("culprits") if isinstance(audit, Mapping) else None
+    kinds = {c.get("kind") for c in culprits or () if isinstance(c, Mapping) and c.get("kind") != "policy"}
+    return "a component is not reproducible, so it could not be tested" if kinds == {"unstable"} else None
+
+
+def describe_verdict(verdict: str, sources: Sequence[str] | None, why: str | None = None) -> str:
     """``look-ahead audit FAIL (a leak was found)``, or, when other evaluators gave the verdict,
     ``audit verdict FAIL from evaluator 'x'``. ``sources`` None or empty: a run recorded before
-    sources were (only the look-ahead audit gave verdicts then)."""
+    sources were (only the look-ahead audit gave verdicts then); ``why`` (:func:`audit_why`)
+    replaces the usual reason."""
     others = [s for s in sources or () if s != LOOKAHEAD]
     if not others:
-        why = {"FAIL": "a leak was found", "SUSPECT": "implausibly good out of sample"}.get(verdict)
+        why = why or {"FAIL": "a leak was found", "SUSPECT": "implausibly good out of sample"}.get(verdict)
         return f"look-ahead audit {verdict}" + (f" ({why})" if why else "")
     named = ", ".join(repr(s) for s in others)
     also = " and the look-ahead audit" if LOOKAHEAD in (sources or ()) else ""

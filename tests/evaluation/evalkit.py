@@ -74,6 +74,14 @@ extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_noisy_feature" }}]
 guards = [{{ name = "zoo_random_guard" }}]
 
+[experiments.zoo_noisy_leak]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_noisy_leak" }}]
+
+[experiments.zoo_counter]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_counter" }}]
+
 [experiments.zoo_peek_entry]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}

@@ -9,9 +9,11 @@
   can run at all depends on bars after the decision;
 * ``zoo_long_memory`` — a 20-bar momentum declaring a lookback of 5 bars: not look-ahead, but
   it reads bars the purge gap was sized without, so test observations reach into the gap;
-* ``zoo_noisy_feature`` and ``zoo_random_guard`` — no look-ahead, but random: they differ on
-  every rebuild, poisoned or not, so the audit cannot test them and must say so instead of
-  calling them leaks;
+* ``zoo_noisy_feature`` and ``zoo_random_guard`` — no look-ahead, but random (torch's global
+  generator): they differ on every rebuild, poisoned or not; the audit must pass them;
+* ``zoo_noisy_leak`` — the next bar's return plus noise: random *and* leaking, a leak;
+* ``zoo_counter`` — counts its own calls: state kept between calls, which no rebuild can
+  reproduce, so the audit cannot test it and must say so;
 * ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
   of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
 
@@ -98,6 +100,26 @@ def _noisy_feature(_params, ctx):
     return FeatureSpec(("noise",), 0, lambda market, state: torch.rand(state.n, 1, device=state.bar.device))
 
 
+def _noisy_leak(_params, ctx):
+    def compute(market, state):
+        nxt = torch.clamp(state.bar + 1, max=market.n_bars - 1)
+        move = (market.close[nxt] - market.close[state.bar]) / torch.clamp(state.atr, min=1e-12)
+        return (move[:, None] + 1e-3 * torch.rand(state.n, 1, dtype=torch.float64, device=state.bar.device)).to(torch.float32)
+
+    return FeatureSpec(("noisy_next_move",), 0, compute)
+
+
+_CALLS = [0]
+
+
+def _counter(_params, ctx):
+    def compute(market, state):
+        _CALLS[0] += 1
+        return torch.full((state.n, 1), float(_CALLS[0] % 7), device=state.bar.device)
+
+    return FeatureSpec(("calls_mod_7",), 0, compute)
+
+
 def _random_guard(_params, ctx):
     return lambda state, action: torch.rand(state.n, device=state.bar.device) < 0.5
 
@@ -115,6 +137,8 @@ def register_features(register):
     register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
     register("zoo_long_memory", _long_memory, description="reads 20 bars back, declares a lookback of 5")
     register("zoo_noisy_feature", _noisy_feature, description="random: uniform noise")
+    register("zoo_noisy_leak", _noisy_leak, description="LEAK: the next bar's move, plus noise")
+    register("zoo_counter", _counter, description="stateful: counts its own calls")
 
 
 @hookimpl

@@ -463,6 +463,21 @@ def _is_array_type(t: Any) -> bool:
     return get_origin(t) is tuple or is_sequence(t) or is_any_set(t)
 
 
+def _is_set_type(t: Any) -> bool:
+    from collections.abc import Set
+
+    origin = get_origin(t) or t
+    return isinstance(origin, type) and issubclass(origin, (set, frozenset, Set)) and origin is not str
+
+
+def _sorted_items(value: Any) -> list[Any]:
+    items = [converter.unstructure(v) for v in value]
+    try:
+        return sorted(items)
+    except TypeError:  # mixed types: a stable order all the same
+        return sorted(items, key=repr)
+
+
 def _is_table_type(t: Any) -> bool:
     """``dict[K, V]`` / ``Mapping[K, V]`` annotations other than the plain ``dict[str, Any]``
     of component parameters (which :func:`_strict_dict` takes as it is)."""
@@ -498,13 +513,23 @@ def _allows_non_finite(annotation: Any) -> bool:
     return any(_allows_non_finite(arg) for arg in getattr(annotation, "__args__", None) or ())
 
 
-def _non_finite(value: Any) -> bool:
-    """A float that is nan or ±inf, or an array holding one."""
+def _non_finite(value: Any, nan_only: bool = False) -> bool:
+    """A float that is nan or ±inf (``nan_only``: nan), or an array or table holding one."""
     if isinstance(value, float):
-        return not math.isfinite(value)
+        return math.isnan(value) if nan_only else not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v, nan_only) for v in value.values())
     if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_non_finite(v) for v in value)
+        return any(_non_finite(v, nan_only) for v in value)
     return False
+
+
+def _mentions_float(annotation: Any) -> bool:
+    """Whether a (resolved) annotation is ``float`` or holds one (``list[float]``,
+    ``dict[str, float]``, ``float | None``); ``Any`` does not."""
+    if annotation is float:
+        return True
+    return any(_mentions_float(arg) for arg in getattr(annotation, "__args__", None) or ())
 
 
 def _check_finite(a: attrs.Attribute, value: Any) -> None:
@@ -514,9 +539,14 @@ def _check_finite(a: attrs.Attribute, value: Any) -> None:
     never allows its action), so every float is finite unless its field says otherwise. Run
     after the field's validator, whose message is more precise (``> 0``). A field whose default
     is non-finite (``limit: float = math.inf``, "no limit") accepts them too: refusing its own
-    default would break the component for every user, and re-reading a run's frozen config."""
-    if _non_finite(value) and not _allows_non_finite(a.type) and not _non_finite(a.default):
-        want = "finite numbers" if isinstance(value, (list, tuple, set, frozenset)) else "a finite number"
+    default would break the component for every user, and re-reading a run's frozen config;
+    it still refuses nan, which no limit means. Only fields annotated with ``float`` are checked."""
+    if not _mentions_float(a.type) or _allows_non_finite(a.type):
+        return
+    inf_allowed = _non_finite(a.default)
+    if _non_finite(value, nan_only=inf_allowed):
+        many = isinstance(value, (list, tuple, set, frozenset, dict))
+        want = ("numbers or inf" if many else "a number or inf") if inf_allowed else ("finite numbers" if many else "a finite number")
         raise FieldError(a.name, f"expected {want}, got {value!r}")
 
 
@@ -599,6 +629,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(SplitTime, _structure_split_time)
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _strict_dict)
+    # a set parameter is written (config.toml, the config hash) as a sorted array: a set's order
+    # differs between processes, and JSON and TOML have no sets
+    conv.register_unstructure_hook_func(_is_set_type, _sorted_items)
     return conv
 
 

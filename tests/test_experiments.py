@@ -7,6 +7,7 @@ import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -83,7 +84,9 @@ class _LevelParams:
     levels: tuple[float, ...] = ()
     limit: AnyFloat = math.inf
     limits: list[AnyFloat] = attrs.field(factory=list)
-    cap: float = math.inf  # a non-finite default opts in too
+    cap: float = math.inf  # a non-finite default opts in to inf (not nan)
+    weights: dict[str, float] = attrs.field(factory=dict)
+    anything: Any = 0.0  # not a float field: not checked
 
 
 @pytest.fixture
@@ -356,6 +359,9 @@ def test_a_scalar_for_an_array_parameter_says_expected_an_array(tmp_path, host, 
     ("masks[0].params.level=nan", "--set masks[0].params.level: expected a finite number, got nan"),
     ("masks[0].params.level=-inf", "--set masks[0].params.level: expected a finite number, got -inf"),
     ("masks[0].params.levels=[1.0, inf]", "--set masks[0].params.levels: expected finite numbers, got (1.0, inf)"),
+    # inf as a default ("no limit") opts in to inf, not to nan, which means no limit of any kind
+    ("masks[0].params.cap=nan", "--set masks[0].params.cap: expected a number or inf, got nan"),
+    ("masks[0].params.weights={ a = nan }", "--set masks[0].params.weights: expected finite numbers, got {'a': nan}"),
 ])
 def test_a_float_parameter_refuses_nan_and_inf_without_a_validator(tmp_path, host, override, message):
     """The mask compared upnl >= nan and silently never allowed its action."""
@@ -371,6 +377,7 @@ def test_a_float_parameter_annotated_any_float_takes_nan_and_inf(tmp_path, host)
     assert params.limit == -math.inf and math.isnan(params.limits[0]) and params.limits[1] == math.inf
     assert resolve(file, "m", host).masks[0].params.limit == math.inf
     assert resolve(file, "m", host, overrides=["masks[0].params.cap=inf"]).masks[0].params.cap == math.inf
+    assert math.isnan(resolve(file, "m", host, overrides=["masks[0].params.anything=nan"]).masks[0].params.anything)
 
 
 def test_the_shipped_experiments_keep_their_config_hashes():
@@ -575,3 +582,20 @@ def test_a_scalar_for_a_table_parameter_says_expected_a_table():
         structure({"weights": {"a": "b"}}, Weights, "p")
     assert exc.value.problems == [("p.weights[a]", "expected a number, got 'b'")]
     assert structure({"weights": {"a": 1.5}}, Weights, "p") == Weights({"a": 1.5})
+
+
+def test_a_set_parameter_is_written_as_a_sorted_array():
+    """config.toml and the config hash are written from the unstructured config: a set was not
+    JSON (the hash raised TypeError) and its order differs between processes."""
+    import json
+
+    from exitcore.config import structure, unstructure
+
+    @attrs.frozen
+    class Tags:
+        tags: frozenset[str] = frozenset()
+        ids: set[int] = attrs.field(factory=set)
+
+    params = structure({"tags": ["b", "a", "c"], "ids": [3, 1]}, Tags, "p")
+    assert json.dumps(unstructure(params)) == '{"tags": ["a", "b", "c"], "ids": [1, 3]}'
+    assert structure(unstructure(params), Tags, "p") == params

@@ -19,6 +19,8 @@ import pandas as pd
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OPTIONAL_COLUMNS = ("volume", "spread")
+#: columns evaluation adds to ledgers besides the schema's (walk-forward's window number)
+RESERVED_LEDGER_COLUMNS = ("window",)
 TRADE_COLUMNS = ("signal_bar", "direction", "stop_dist", "target_dist")
 
 
@@ -113,7 +115,11 @@ class Trades:
         # extra columns go to the ledger beside its own: a clash would overwrite one of them
         from exitcore.evaluation.ledger_schema import LEDGER_COLUMNS, OPTIONAL_COLUMNS
 
-        clash = [c for c in self.frame.columns if c not in TRADE_COLUMNS and (c in LEDGER_COLUMNS or c in OPTIONAL_COLUMNS)]
+        not_text = [c for c in self.frame.columns if not isinstance(c, str)]
+        if not_text:  # a ledger written as parquet takes text column names only
+            raise ValueError(f"Trades frame has column names that are not text {not_text[:5]}: name every column")
+        clash = [c for c in self.frame.columns if c not in TRADE_COLUMNS and (c in LEDGER_COLUMNS or c in OPTIONAL_COLUMNS
+                                                                             or c in RESERVED_LEDGER_COLUMNS)]
         if clash:
             raise ValueError(f"Trades frame has extra columns named like ledger columns {clash}: extra columns are "
                              f"copied to the ledger, so rename them (e.g. {'strategy_' + str(clash[0])!r})")

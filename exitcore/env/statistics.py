@@ -83,10 +83,6 @@ class StepStatistics:
         self.counts.index_add_(0, codes, self._ones)
         self.sums += sums
 
-    def count_mask_empty(self, empty: torch.Tensor) -> None:
-        """Count decisions outside a step (the first ones, on reset) whose masks allowed nothing."""
-        self.sums[-1] += empty.sum(dtype=torch.float64)
-
     def reset(self) -> None:
         """Start counting from zero."""
         self.counts.zero_()

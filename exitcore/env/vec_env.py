@@ -279,9 +279,9 @@ class VecExitEnv:
         self.state = self._initial_state()
         self.after = None
         try:
-            obs, (mask, empty) = self.observe(), self._masks_and_empty(self.state)
-            self._stats.count_mask_empty(empty if self.auto_reset else empty & ~self.state.done)
-            return obs, mask
+            # the first masks are checked mask by mask on the first step; `mask_empty` counts the
+            # masks of later decisions, one per step and env, so never more than the decisions
+            return self.observe(), self.action_mask()
         except ExitcoreError:
             raise
         except Exception as exc:

@@ -256,7 +256,8 @@ def load_policy(run_dir: Path, resolved: Any, obs_dim: int, device: Any = "cpu")
         )
     from exitcore.ppo.policy import build_policy
 
-    policy = build_policy(resolved.policy, resolved.config.ppo, obs_dim, N_ACTIONS, resolved.policy_params)
+    policy = build_policy(resolved.policy, resolved.config.ppo, obs_dim, N_ACTIONS, resolved.policy_params,
+                          check_rows=False)  # evaluated, not trained: a run recorded before the check still loads
     try:
         policy.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -201,8 +201,15 @@ def test_the_entry_strategy_s_extra_columns_are_copied_to_every_ledger(tmp_path,
     assert list(back.columns[-2:]) == ["tag", "score"] and list(back.loc[back["policy"] == "rl", "tag"]) == ["c", "a"]
 
 
-@pytest.mark.parametrize("name", ["pnl", "policy", "executed"])
+@pytest.mark.parametrize("name", ["pnl", "policy", "executed", "window"])  # window: walk-forward's own
 def test_an_extra_trades_column_named_like_a_ledger_column_is_refused(name):
     frame = pd.DataFrame(TRADES, columns=["signal_bar", "direction", "stop_dist", "target_dist"]).assign(**{name: 1})
     with pytest.raises(ValueError, match=f"extra columns named like ledger columns \\['{name}'\\].*rename them .*'strategy_{name}'"):
+        Trades(frame)
+
+
+def test_a_trades_column_name_that_is_not_text_is_refused():
+    frame = pd.DataFrame(TRADES, columns=["signal_bar", "direction", "stop_dist", "target_dist"]).assign(**{"x": 1})
+    frame[7] = 1.0  # parquet ledgers take text names only: it failed after training
+    with pytest.raises(ValueError, match=r"column names that are not text \[7\]"):
         Trades(frame)

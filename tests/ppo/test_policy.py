@@ -129,6 +129,24 @@ def test_a_policy_whose_rows_depend_on_the_batch_is_named(make_host):
         build_policy(host.get(ComponentKind.POLICY, "batch_norm"), PPOConfig(), 4, 5)
     for name in ("layer_norm", "dropout"):  # independent rows; a random forward is not compared
         assert build_policy(host.get(ComponentKind.POLICY, name), PPOConfig(), 4, 5).training
+    # loading a recorded run's policy to evaluate it skips the check: runs recorded before it still load
+    assert build_policy(host.get(ComponentKind.POLICY, "batch_norm"), PPOConfig(), 4, 5, check_rows=False)
+
+
+def test_a_forward_failing_in_the_row_check_names_the_policy():
+    class ShapeBound(nn.Module):  # works on 2 rows, fails on others
+        def __init__(self):
+            super().__init__()
+            self.out = nn.Linear(4, 6)
+
+        def forward(self, obs):
+            out = self.out(obs).reshape(2, 6)
+            return out[:, :-1], out[:, -1]
+
+    from exitcore.ppo.policy import _check_rows_independent
+
+    with pytest.raises(PluginError, match="policy 'x': forward failed in training mode on 8 and 4 rows: RuntimeError"):
+        _check_rows_independent(ShapeBound(), 4, torch.device("cpu"), "policy 'x'")
 
 
 def test_the_row_check_draws_nothing_from_the_global_generator():

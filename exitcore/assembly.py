@@ -111,11 +111,14 @@ def assemble(
     trades: Trades | None = None,
     device: Any = "cpu",
     market: MarketTensors | None = None,
+    exact_write_check: bool = True,
 ) -> Assembled:
     """Build market tensors, the trade table and every env component for ``resolved``.
 
     ``trades`` defaults to running the experiment's entry strategy on ``bars``; ``market``
     may be passed when it was already built for these bars (the audit passes poisoned ones).
+    ``exact_write_check=False`` (the audit's many rebuilds) checks the factories' writes into
+    the bars and trades by the tensors' write counters only, not by comparing their values.
     """
     cfg = resolved.config
     device = torch.device(device)
@@ -126,5 +129,5 @@ def assemble(
     costs = CostModel.from_config(cfg.costs, market.pip_size)
     table = TradeTable.build(trades, market, costs, cfg.env.max_bars)
     ctx = BuildContext(experiment=cfg, env=cfg.env, costs=cfg.costs, market=market, trades=table, device=device)
-    components = build_components(resolved, ctx)
+    components = build_components(resolved, ctx, exact_write_check)
     return Assembled(resolved, bars, trades, market, table, costs, ctx, components)

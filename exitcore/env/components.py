@@ -64,21 +64,26 @@ class EnvComponents:
         return max((spec.lookback for spec in self.feature_specs), default=0)
 
 
-def build_components(resolved: Any, ctx: BuildContext) -> EnvComponents:
-    """Call every env component's factory of a :class:`ResolvedExperiment` with ``ctx``."""
+def build_components(resolved: Any, ctx: BuildContext, exact_write_check: bool = True) -> EnvComponents:
+    """Call every env component's factory of a :class:`ResolvedExperiment` with ``ctx``
+    (``exact_write_check``: see :func:`build_untouched`)."""
     features, specs = [], []
+
+    def built(rc: Any, kind: str) -> Any:
+        return build_untouched(rc, ctx, kind, exact_write_check)
+
     for rc in resolved.features:
-        spec = _build_untouched(rc, ctx, "feature")
+        spec = built(rc, "feature")
         if not isinstance(spec, FeatureSpec):
             raise PluginError(f"{rc.path}: feature {rc.name!r} from {rc.component.origin} must return a FeatureSpec, got {type(spec).__name__}")
         if not spec.names or spec.lookback < 0:
             raise PluginError(f"{rc.path}: feature {rc.name!r} from {rc.component.origin} returned no column names or a negative lookback")
         features.append(Named(rc.name, rc.component.origin, spec.compute))
         specs.append(spec)
-    rewards = tuple(Named(rc.name, rc.component.origin, _build_untouched(rc, ctx, "reward term"), rc.weight)
+    rewards = tuple(Named(rc.name, rc.component.origin, built(rc, "reward term"), rc.weight)
                     for rc in resolved.rewards)
-    guards = tuple(Named(rc.name, rc.component.origin, _build_untouched(rc, ctx, "exit guard")) for rc in resolved.guards)
-    masks = tuple(Named(rc.name, rc.component.origin, _build_untouched(rc, ctx, "action mask")) for rc in resolved.masks)
+    guards = tuple(Named(rc.name, rc.component.origin, built(rc, "exit guard")) for rc in resolved.guards)
+    masks = tuple(Named(rc.name, rc.component.origin, built(rc, "action mask")) for rc in resolved.masks)
     for group, kind in ((rewards, "reward term"), (guards, "exit guard"), (masks, "action mask")):
         for item in group:
             if not callable(item.fn):
@@ -86,15 +91,22 @@ def build_components(resolved: Any, ctx: BuildContext) -> EnvComponents:
     return EnvComponents(tuple(features), tuple(specs), rewards, guards, masks)
 
 
-def _build_untouched(rc: Any, ctx: BuildContext, kind: str) -> Any:
+def build_untouched(rc: Any, ctx: BuildContext, kind: str, exact: bool = True) -> Any:
     """``rc.build(ctx)``, refused if the factory wrote into ``ctx.market`` or ``ctx.trades`` in
     place: the bars and trades are shared by every component, the engine and the baselines, so
     such a write silently changes every policy's numbers, and the audit, which rebuilds on
-    poisoned copies, blames whichever feature reads the changed bars first."""
+    poisoned copies, blames whichever feature reads the changed bars first.
+
+    Writes are seen by the tensors' write counters and, with ``exact``, by comparing the values
+    too: a write through ``.numpy()`` or ``.data`` bumps no counter."""
     before = _context_write_counters(ctx)
+    copies = _context_tensors(ctx, clone=True) if exact else {}
     built = rc.build(ctx)
     after = _context_write_counters(ctx)
     written = [name for name, version in before.items() if version is not None and after[name] != version]
+    if copies:
+        now = _context_tensors(ctx, clone=False)
+        written += [name for name, copy_ in copies.items() if name not in written and not _same_bits(copy_, now[name])]
     if written:
         raise PluginError(f"{rc.path}: {kind} {rc.name!r} from {rc.component.origin} wrote into ctx.{written[0]} in "
                           "place in its build: the bars and trades are shared by every component and the engine; "
@@ -102,9 +114,9 @@ def _build_untouched(rc: Any, ctx: BuildContext, kind: str) -> Any:
     return built
 
 
-def _context_write_counters(ctx: BuildContext) -> dict[str, int | None]:
-    """The write counter of every tensor of ``ctx.market`` and ``ctx.trades``."""
-    counters: dict[str, int | None] = {}
+def _context_tensors(ctx: BuildContext, clone: bool) -> dict[str, torch.Tensor]:
+    """Every tensor of ``ctx.market`` and ``ctx.trades`` by ``market.close``-style name (copies with ``clone``)."""
+    tensors: dict[str, torch.Tensor] = {}
     for prefix in ("market", "trades"):
         holder = getattr(ctx, prefix, None)
         if holder is None or not attrs.has(type(holder)):
@@ -112,8 +124,20 @@ def _context_write_counters(ctx: BuildContext) -> dict[str, int | None]:
         for field in attrs.fields(type(holder)):
             value = getattr(holder, field.name)
             if isinstance(value, torch.Tensor):
-                counters[f"{prefix}.{field.name}"] = _version(value)
-    return counters
+                tensors[f"{prefix}.{field.name}"] = value.clone() if clone else value
+    return tensors
+
+
+def _context_write_counters(ctx: BuildContext) -> dict[str, int | None]:
+    """The write counter of every tensor of ``ctx.market`` and ``ctx.trades``."""
+    return {name: _version(t) for name, t in _context_tensors(ctx, clone=False).items()}
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-identical (so NaN equals itself: the ATR's first bars are NaN)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return bool(torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8)))
 
 
 # --------------------------------------------------------------------------- first-step checks

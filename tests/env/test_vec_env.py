@@ -328,8 +328,15 @@ class _WritesInBuild:
 
         register("flattens_highs", build)
 
+        def through_numpy(p, ctx):
+            ctx.market.close.numpy()[:] = 1.0  # shares memory on the CPU and bumps no write counter
+            return lambda s, a: torch.zeros(s.n, dtype=torch.bool)
+
+        register("rewrites_closes", through_numpy)
+
 
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(guards=[("rewrites_closes", {})]), r"exit guard 'rewrites_closes' from .* wrote into ctx\.market\.close in place"),
     (dict(masks=[("moves_stops", {})]), r"action mask 'moves_stops' from .* wrote into ctx\.trades\.stop0 in place in its build"),
     (dict(guards=[("flattens_highs", {})]), r"exit guard 'flattens_highs' from .* wrote into ctx\.market\.high in place"),
 ])

@@ -96,6 +96,8 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
 def check_new_file(path: str | os.PathLike[str], option: str = "--out", force: bool = False) -> Path:
     """Refuse, before any work, to write ``path`` for a command-line ``option`` when its folder
     does not exist (like cp or tar, a mistyped folder is not created) or when the file exists
@@ -103,11 +105,14 @@ def check_new_file(path: str | os.PathLike[str], option: str = "--out", force: b
     from exitcore.errors import ExitcoreError
 
     target = Path(path)
-    if target.is_dir():
+    real = Path(os.path.realpath(target)) if target.is_symlink() else target  # a link is written through
+    if real.is_dir():
         raise ExitcoreError(f"{target}: is a folder ({option} {path}); name a file")
-    if target.exists() and not force:
+    if real.exists() and not real.is_file():  # /dev/null, a FIFO: replacing it would destroy it
+        raise ExitcoreError(f"{target}: not a regular file (a FIFO, device or socket) ({option} {path}); name a file")
+    if real.exists() and not force:
         raise ExitcoreError(f"{target}: already exists (use --force to overwrite)")
-    parent = target.parent
+    parent = real.parent
     if parent.exists() and not parent.is_dir():  # somefile.csv/r.txt: not "[Errno 17] File exists"
         raise ExitcoreError(f"{parent}: is a file, not a folder ({option} {path}); name a file in an existing folder")
     if not parent.is_dir():

@@ -23,6 +23,7 @@ configuration nor the data changed. A crash marks the run ``failed``; a killed p
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -235,7 +236,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         run_id, run_dir = previous.id, registry.path_of(previous)
     _start(registry, run_id)  # first: a second resume of the same run stops here, before touching its files
     info = RunInfo(run_id, run_dir, resolved, data_hash)
-    with _recorded(registry, host, info, "writing its configuration"):
+    with _recorded(registry, host, info, "writing its configuration", resumable=previous is not None):
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / CONFIG_FILE, resolved.to_toml())
         meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
@@ -287,10 +288,14 @@ def _warn_few_updates(ppo: Any, request: RunRequest) -> None:
     if updates >= FEW_UPDATES:
         return
     asked = "--timesteps" if request.timesteps is not None else "ppo.total_timesteps"
+    # the rollout length that fits FEW_UPDATES updates into the steps asked for, if one does
+    fitting = ppo.total_timesteps // (FEW_UPDATES * ppo.n_envs)
+    shorter = (f", or shorten each update's rollout (--set ppo.n_steps={fitting} gives {FEW_UPDATES} updates)"
+               if 1 <= fitting < ppo.n_steps and ppo.n_envs * fitting >= ppo.batch_size else "")
     click.echo(f"warning: {asked} {ppo.total_timesteps:,} trains {plural(updates, 'PPO update')} "
                f"({plural(updates * per_update, 'step')}): each update takes n_envs x n_steps = {ppo.n_envs:,} x "
-               f"{ppo.n_steps:,} = {per_update:,} steps; ask for at least {FEW_UPDATES * per_update:,} timesteps, "
-               "or lower them (--set ppo.n_steps=128, or --budget quick)", err=True)
+               f"{ppo.n_steps:,} = {per_update:,} steps; ask for at least {FEW_UPDATES * per_update:,} timesteps"
+               f"{shorter}", err=True)
 
 
 def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[], None]:
@@ -340,14 +345,25 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
         raise RegistryError(f"runs directory {runs_dir} is not writable: {reason}") from None
 
 
+#: OS errors that are the machine's state, not the experiment's doing: a full disk or quota, a
+#: file-size limit, an I/O error, a read-only file system, a closed output pipe, no memory
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EPIPE, errno.ENOMEM})
+
+
+def _machine_trouble(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS
+
+
 @contextlib.contextmanager
-def _recorded(registry: Any, host: Any, info: RunInfo, doing: str) -> Iterator[None]:
+def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool = True) -> Iterator[None]:
     """Record in the registry (and tell plugins) how a stage of a registered run ended badly.
 
     Ctrl-C outside the trainer's own handling marks the run ``interrupted`` (it can be resumed:
-    the last checkpoint is complete), and so does an OS error (a full disk, a closed output
-    pipe, a vanished folder: the machine's trouble, not the experiment's, and hours of training
-    must not be written off for it); any other exception marks it ``failed``.
+    the last checkpoint is complete), and so does the machine's trouble (a full disk, a closed
+    output pipe: :data:`_MACHINE_ERRNOS`), since hours of training must not be written off for
+    it; any other exception (a plugin's missing file too: resuming would meet it again) marks
+    it ``failed``. ``resumable=False``: the stage comes before anything a resume could start
+    from (a new run's configuration), so it fails.
     """
     try:
         yield
@@ -355,14 +371,14 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str) -> Iterator[N
         registry.mark_interrupted(info.run_id, f"interrupted while {doing}")
         host.run_finished(info, "interrupted", {})
         raise RunInterrupted(info.run_id, info.run_dir) from None
-    except OSError as exc:
-        registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")
-        host.run_finished(info, "interrupted", {})
-        raise RunInterrupted(info.run_id, info.run_dir, cause=f"stopped while {doing}: {exc}") from exc
     except BaseException as exc:
+        if resumable and _machine_trouble(exc):
+            registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")
+            host.run_finished(info, "interrupted", {})
+            raise RunInterrupted(info.run_id, info.run_dir, cause=f"stopped while {doing}: {exc}") from exc
         registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
         host.run_finished(info, "failed", {})
-        if isinstance(exc, ExitcoreError):
+        if isinstance(exc, (ExitcoreError, OSError)):  # OSError: a vanished directory, a refused path
             # the trainer's notes say where the last good state went (a diverged run's checkpoint)
             notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
             raise RunFailed(f"run {info.run_id} failed while {doing}: {exc}{notes}") from exc
@@ -600,7 +616,7 @@ def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
     from exitcore.registry import RegistryError
 
     if previous.status == "running":
-        raise RegistryError(f"run {previous.id} is still running (pid {previous.pid}); it cannot be resumed twice")
+        raise RegistryError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
     if previous.status == "done":
         raise RegistryError(f"run {previous.id} is already done; nothing to resume")
     if previous.status == "failed":

@@ -63,7 +63,7 @@ def test_runs_dir_and_run_directory_mistakes_are_named(tmp_path, monkeypatch):
     # the default ./runs missing is a first start, not a mistake
     monkeypatch.chdir(tmp_path)
     first = CliRunner().invoke(cli, ["runs"], env={"EXITCORE_RUNS_DIR": ""})
-    assert first.exit_code == 0 and first.output.startswith("no runs recorded yet (runs does not exist;")
+    assert first.exit_code == 0 and first.output.startswith(f"no runs recorded yet ({tmp_path / 'runs'} does not exist;")
     other = tmp_path / "folder"
     other.mkdir()
     from exitcore.registry import Registry
@@ -164,6 +164,13 @@ def test_report_out_refuses_a_missing_folder_and_an_existing_file(monkeypatch, t
     assert under_file.exit_code == 2 and "Errno" not in under_file.output
     assert under_file.output == ("error: somefile.csv: is a file, not a folder (--out somefile.csv/r.txt); "
                                  "name a file in an existing folder\n")
+    # a device is not "already there" (and --force would have replaced /dev/null by a file)
+    device = report("--out", "/dev/null", "--force")
+    assert device.exit_code == 2 and "/dev/null: not a regular file (a FIFO, device or socket)" in device.output
+    # a link is written through, so its target's folder must exist (it was created)
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "made" / "by" / "link.md")
+    dangling = report("--out", "dangling.md")
+    assert dangling.exit_code == 2 and "made/by: no such folder" in dangling.output and not (tmp_path / "made").exists()
 
 
 def test_plural_agrees_with_the_number():
@@ -203,9 +210,23 @@ def test_too_few_updates_are_warned_about(one_update_run):
     _, out = one_update_run
     assert ("warning: --timesteps 1 trains 1 PPO update (512 steps): each update takes n_envs x n_steps = 16 x 32 = "
             "512 steps; ask for at least 2,048 timesteps") in out.stderr
-    from exitcore.cli.run import run
+    assert "n_steps=" not in out.stderr  # 1 step cannot make 4 updates of 16 envs: no rollout length to suggest
 
-    assert "--timesteps 500000" not in run.help
+
+@pytest.mark.parametrize("total, hint", [
+    (60_000, "or shorten each update's rollout (--set ppo.n_steps=937 gives 4 updates)"),
+    (10_000, None),  # 4 updates would need rollouts of 156 steps: fewer rows than a minibatch of 4,096
+])
+def test_the_few_updates_hint_is_worked_out_from_the_numbers(capsys, total, hint):
+    """The hint said "--set ppo.n_steps=128, or --budget quick" whatever the numbers: 128 was
+    longer than the smoke budget's 32 steps, and quick's updates are larger still."""
+    from exitcore.config import PPOConfig
+    from exitcore.runner import RunRequest, _warn_few_updates
+
+    _warn_few_updates(PPOConfig(n_envs=16, n_steps=2048, batch_size=4096, total_timesteps=total), RunRequest(timesteps=total))
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: --timesteps {total:,} trains {2 if total > 32_768 else 1} PPO update")
+    assert (hint in err) if hint else ("n_steps=" not in err and "budget" not in err)
 
 
 @pytest.fixture
@@ -283,23 +304,23 @@ def test_training_progress_in_a_pipe_is_plain_lines(capsys, monkeypatch):
     assert TrainLogger(None, total_steps=10, progress=None)._lines is None  # libraries stay quiet
 
 
-def test_progress_lines_are_rate_limited():
+def test_progress_lines_are_rate_limited(monkeypatch):
+    import click
+
     from exitcore.ppo.logger import ProgressLines
 
     now = [0.0]
     lines = ProgressLines(total_steps=10_000, clock=lambda: now[0])
     printed = []
-    import click
-
-    original = click.echo
-    try:
-        click.echo = lambda message, err=False: printed.append(message)
-        for _ in range(5):  # 5 % of the run, 10 s apart: one line, at 30 s
-            now[0] += 10
-            lines.update(1, 100)
-    finally:
-        click.echo = original
-    assert len(printed) == 1 and "300 / 10,000 steps" in printed[0]
+    monkeypatch.setattr(click, "echo", lambda message, err=False: printed.append(message))
+    for _ in range(5):  # 5 % of the run, 10 s apart: one line, at 30 s
+        now[0] += 10
+        lines.update(1, 100)
+    assert len(printed) == 1 and "300 / 10,000 steps" in printed[0] and "ETA 16:10" in printed[0]
+    slow = ProgressLines(total_steps=1_000_000, clock=lambda: now[0])
+    now[0] += 100
+    slow.update(1, 10_000)  # 100 s a hundredth: 9,900 s to go, as hours
+    assert printed[-1].endswith("ETA 2:45:00")
 
 
 def test_audit_announces_its_stages_unless_quiet(one_update_run):

@@ -462,8 +462,41 @@ def test_a_policy_giving_nan_is_named_when_training_diverges(tmp_path):
         "@hookimpl\ndef register_policies(register):\n"
         "    register('nan_policy', lambda params, ppo, obs_dim, n_actions: NanPolicy(obs_dim, n_actions))\n"))
     out = exitcore("run", "v4", *SMOKE, "--set", "ppo.policy=nan_policy", runs=tmp_path / "runs", env=env)
-    assert out.returncode != 0
+    assert out.returncode == 1
     assert ("non-finite policy outputs (values or log-probs) in the rollout (policy 'nan_policy' from nan_policy "
             "(nan-policy 1.0): its forward returned nan or inf") in out.stderr, out.stderr
     # and where the last good state went (the trainer's note was dropped on the way to the terminal)
     assert "; state of the last complete update (0) written to " in out.stderr and "checkpoint.pt" in out.stderr
+
+
+class _Book:
+    """A registry and plugin host that only note what they are told."""
+
+    def __init__(self):
+        self.marks = []
+
+    def mark_interrupted(self, run_id, why):
+        self.marks.append(("interrupted", why))
+
+    def mark_failed(self, run_id, why):
+        self.marks.append(("failed", why))
+
+    def run_finished(self, info, status, results):
+        pass
+
+
+@pytest.mark.parametrize("exc, resumable, status", [
+    (OSError(28, "No space left on device"), True, "interrupted"),  # the machine's state: resumable
+    (BrokenPipeError(32, "Broken pipe"), True, "interrupted"),
+    (FileNotFoundError(2, "No such file", "calendar.csv"), True, "failed"),  # a plugin's missing file: again on resume
+    (OSError(28, "No space left on device"), False, "failed"),  # a new run's config.toml: nothing to resume from
+])
+def test_which_os_errors_leave_a_run_resumable(tmp_path, exc, resumable, status):
+    from exitcore.runner import RunFailed, RunInfo, RunInterrupted, _recorded
+
+    book = _Book()
+    info = RunInfo("r1", tmp_path, None, "hash")
+    with pytest.raises(RunInterrupted if status == "interrupted" else RunFailed):
+        with _recorded(book, book, info, "writing its configuration", resumable=resumable):
+            raise exc
+    assert [m[0] for m in book.marks] == [status]

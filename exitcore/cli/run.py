@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
 
     Exit status: 0 the run finished (whatever its look-ahead audit found: the verdict is
     printed and recorded; `exitcore audit RUN` exits 1 on FAIL for scripts), 1 it failed
-    while training or evaluating, 2 bad input, 130 interrupted (Ctrl-C, or SIGTERM while
-    training; resumable once the run is recorded).
+    while training or evaluating, or the machine stopped it (a full disk, a closed output
+    pipe: recorded interrupted, resumable, with the command to continue), 2 bad input, 130
+    interrupted (Ctrl-C, or SIGTERM while training; resumable once the run is recorded).
 
     \b
     Examples:
@@ -85,8 +87,9 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
             saved = f"its checkpoint is in {outcome.run_dir}"
         else:
             saved = f"it stopped before its first checkpoint, so a resume trains it from step 0 ({outcome.run_dir})"
-        click.echo(f"\nrun {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
-                   f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
+        with contextlib.suppress(OSError):  # the pipe that stopped the run may be the one closed
+            click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
+                       f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
     click.echo(_summary(outcome, where, quiet))
 

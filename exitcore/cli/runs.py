@@ -17,7 +17,7 @@ STATUS_CHOICES = ("pending", "running", "done", "failed", "interrupted")
 
 
 def _open(runs_dir: str | os.PathLike[str] | None, *, create: bool = False) -> Any:
-    from exitcore.registry import RUNS_DIR_ENV, Registry, resolve_runs_dir
+    from exitcore.registry import Registry, resolve_runs_dir
 
     return Registry(resolve_runs_dir(runs_dir), create=create)
 
@@ -82,8 +82,8 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     directory = resolve_runs_dir(runs_dir)
     chosen = runs_dir is not None or bool(os.environ.get(RUNS_DIR_ENV))
     if not directory.exists() and not chosen:  # a first `exitcore runs`, before any run: nothing wrong
-        click.echo("[]" if as_json else f"no runs recorded yet ({directory} does not exist; `exitcore run NAME` "
-                                          "records one there)")
+        click.echo("[]" if as_json else f"no runs recorded yet ({directory.resolve()} does not exist; "
+                                          "`exitcore run NAME` records one there)")
         return
     if not directory.is_dir():  # a typo in --runs-dir is an error, as in show and compare
         from exitcore.registry import RegistryError

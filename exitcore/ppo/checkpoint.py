@@ -8,6 +8,7 @@ at any moment leaves either the previous checkpoint or the new one, never a torn
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     if missing:
         raise ValueError(f"checkpoint state lacks {', '.join(missing)}")
     # Never a half-written file: the previous checkpoint stays until the new one is complete.
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Serialised in memory, then written by Python: torch's own writer reports a full disk as a
+    # RuntimeError ("unexpected pos"), which reads as a bug; Python's write raises the OSError
+    # (ENOSPC, EFBIG) that tells the run to stop as interrupted, resumable.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
     return path
 
 

@@ -134,8 +134,14 @@ class ProgressLines:
         rate = (self.done - self.start) / max(now - self._t0, 1e-9)
         eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else 0.0
         parts = [f"update {update:,}", f"{self.done:,} / {self.total:,} steps ({100 * self.done // self.total} %)",
-                 f"{rate:,.0f} steps/s", f"ETA {int(eta) // 60}:{int(eta) % 60:02d}"]
+                 f"{rate:,.0f} steps/s", f"ETA {_clock_time(eta)}"]
         click.echo("training: " + ", ".join(parts + ([shown] if shown else [])), err=True)
+
+
+def _clock_time(seconds: float) -> str:
+    """``5:45``, or ``2:05:30`` from an hour on (as the terminal bar's ETA reads)."""
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _tensorboard_writer(directory: Path, purge_step: int | None = None) -> Any:

@@ -61,6 +61,29 @@ def test_kill_between_write_and_replace_keeps_previous_checkpoint(tmp_path):
     assert load_checkpoint(path)["global_step"] == 1
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="file-size limits are POSIX")
+def test_a_full_disk_is_an_os_error_and_keeps_the_previous_checkpoint(tmp_path):
+    """torch's writer, given a path, reported a full disk as RuntimeError ("unexpected pos"): the
+    run was recorded failed with a traceback instead of stopped by the machine (resumable)."""
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, _state(1))
+    script = textwrap.dedent(f"""
+        import errno, resource, signal, torch
+        from exitcore.ppo.checkpoint import REQUIRED_KEYS, save_checkpoint
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit a write fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        state = {{k: 0 for k in REQUIRED_KEYS if k not in ("format", "version")}}
+        state["model"] = {{"w": torch.zeros(1_000_000)}}
+        try:
+            save_checkpoint({str(path)!r}, state)
+        except OSError as exc:
+            print("OSError", exc.errno == errno.EFBIG)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "OSError True", proc.stdout + proc.stderr
+    assert load_checkpoint(path)["global_step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
 def test_load_rejects_torn_and_foreign_files(tmp_path):
     good = save_checkpoint(tmp_path / "c.pt", _state(1))
     torn = tmp_path / "torn.pt"

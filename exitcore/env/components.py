@@ -137,6 +137,8 @@ def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Bit-identical (so NaN equals itself: the ATR's first bars are NaN)."""
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
+    if a.numel() == 0:  # no trades: nothing to compare (and no byte view of an empty tensor)
+        return True
     return bool(torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8)))
 
 

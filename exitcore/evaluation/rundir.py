@@ -86,7 +86,7 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
         # a recorded run is refused unless done, whichever way it is named
         holder, run_id = Path(ref).resolve().parent, Path(ref).resolve().name
         if require_done and Registry.exists(holder):
-            with Registry(holder, create=False) as registry:
+            with Registry(holder, read_only=True) as registry:
                 if any(r.id == run_id for r in registry.list()):
                     registry.require_done(run_id)
         return Path(ref)
@@ -94,7 +94,7 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
     directory = resolve_runs_dir(runs_dir)
     if not Registry.exists(directory):
         raise RunDirError(f"{ref!r} is neither a run directory nor a run id: {Registry.missing(directory)}")
-    with Registry(directory, create=False) as registry:
+    with Registry(directory, read_only=True) as registry:
         record = registry.require_done(ref) if require_done else registry.get(ref)
         path = registry.path_of(record)
     if not path.is_dir():

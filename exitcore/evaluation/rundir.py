@@ -115,18 +115,101 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+#: the top-level keys of results.json and run.json that readers index, with the JSON type each
+#: must have when present (a hand edit or another tool's file must not end in a traceback)
+_RESULTS_SHAPE: dict[str, tuple[type, ...]] = {
+    "experiment": (str,), "config_hash": (str,), "split": (str,), "label": (str,), "spans": (dict,),
+    "n_trades": (dict,), "ledgers": (dict,), "headline": (dict,), "evaluators": (dict,),
+    "best_baseline": (dict, type(None)), "audit_verdict": (str, type(None)), "audit_verdict_from": (list, type(None)),
+    "policies": (list,),
+}
+_RUN_SHAPE: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "experiment": (str,), "config_hash": (str,), "data": (dict,), "splits": (list,),
+    "request": (dict, type(None)), "plugins": (list, type(None)), "costs": (dict, type(None)),
+}
+_JSON_TYPES = {str: "a string", dict: "an object", list: "an array", type(None): "null"}
+
+
+def _check_shape(path: Path, data: dict[str, Any], shape: dict[str, tuple[type, ...]]) -> None:
+    """Raise :class:`RunDirError` naming the file and the first key whose value has the wrong JSON type."""
+    for key, types in shape.items():
+        if key in data and not isinstance(data[key], types):
+            expected = " or ".join(_JSON_TYPES[t] for t in types)
+            raise RunDirError(f"{path}: key {key!r} should be {expected}, not {json_type(data[key])}: the file is "
+                              "damaged or was not written by exitcore; restore it or run the experiment again")
+
+
+def json_type(value: Any) -> str:
+    """``a number``, ``an array``, ... for a message about a JSON value."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
 def read_run_info(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` (empty when the run directory has none)."""
+    """``run.json`` (empty when the run directory has none); a key of the wrong type is a
+    :class:`RunDirError` naming the file and the key."""
     path = Path(run_dir) / RUN_FILE
-    return read_json(path) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    info = read_json(path)
+    _check_shape(path, info, _RUN_SHAPE)
+    for i, split in enumerate(info.get("splits") or []):
+        if not isinstance(split, dict) or not isinstance(split.get("name"), str):
+            raise RunDirError(f"{path}: splits[{i}] should be an object with a name: the file is damaged; "
+                              "restore it or run the experiment again")
+    return info
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:
-    """``results.json``; a run without one has not been evaluated (an error naming the file)."""
+    """``results.json``; a run without one has not been evaluated (an error naming the file), a
+    key of the wrong type is a :class:`RunDirError` naming the file and the key."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         raise RunDirError(f"{path}: no results: the run was not evaluated (did it finish?)")
-    return read_json(path)
+    results = read_json(path)
+    _check_shape(path, results, _RESULTS_SHAPE)
+    for name, span in (results.get("spans") or {}).items():
+        if not (isinstance(span, list) and len(span) == 2):
+            raise RunDirError(f"{path}: spans[{name!r}] should be a [start, end] pair, not {json_type(span)}: "
+                              "the file is damaged; restore it or run the experiment again")
+    return results
+
+
+def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:
+    """Refuse results.json when it is not this run's: its ``experiment``, ``config_hash`` or
+    ``seed`` differ from run.json's (or from the registry's ``record``). A results.json copied
+    from another run would otherwise be reported under this run's id."""
+    results_path, info_path = Path(run_dir) / RESULTS_FILE, Path(run_dir) / RUN_FILE
+    sources = [(info_path, info)]
+    if record is not None:
+        sources.append((f"the registry's row of run {record.id}",
+                        {"experiment": record.experiment, "config_hash": record.config_hash, "seed": record.seed}))
+    for key in ("experiment", "config_hash", "seed"):
+        for where, other in sources:
+            ours, theirs = results.get(key), other.get(key)
+            if ours is not None and theirs is not None and str(ours) != str(theirs):
+                raise RunDirError(f"{results_path} does not belong to this run: its {key} is {ours!r}, "
+                                  f"{where} says {theirs!r}; it was copied from another run or the run "
+                                  "directory was mixed up: restore its own results.json or run the experiment again")
+
+
+def check_ledger_complete(path: Path, ledger: Any, results: dict[str, Any], split: str) -> None:
+    """Refuse a ledger with fewer or more trades than results.json counted for ``split`` (a
+    truncated or replaced file): the numbers recomputed from it would not be the run's."""
+    expected = (results.get("n_trades") or {}).get(split)
+    if not isinstance(expected, int):
+        return
+    policies = [p for p in results.get("policies") or [] if isinstance(p, str)] or ["rl"]
+    counts = ledger["policy"].value_counts()
+    wrong = [f"{p}: {int(counts.get(p, 0))}" for p in policies if int(counts.get(p, 0)) != expected]
+    if wrong:
+        raise RunDirError(f"{path} does not match {Path(path).parent / RESULTS_FILE}: the {split} split had "
+                          f"{expected} trades per policy, the ledger holds {', '.join(wrong[:4])}"
+                          f"{' ...' if len(wrong) > 4 else ''}; it is truncated or was replaced: restore it or run "
+                          "the experiment again")
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

@@ -107,8 +107,13 @@ class RunNotDone(RegistryError):
 
 
 def resolve_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``."""
-    if explicit is not None and str(explicit) != "":
+    """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``.
+    An empty ``explicit`` is refused: ``--runs-dir ""`` (an unset shell variable) must not
+    quietly mean ./runs."""
+    if explicit is not None and str(explicit) == "":
+        raise RegistryError("--runs-dir is empty: give the runs directory, or leave the option out for "
+                            f"${RUNS_DIR_ENV} or ./{DEFAULT_RUNS_DIR}")
+    if explicit is not None:
         return Path(explicit)
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 

@@ -62,15 +62,33 @@ def runs_dir_for(refs: Iterable[str], runs_dir: str | os.PathLike[str] | None = 
     from exitcore.registry import resolve_runs_dir
 
     holders = {Path(ref).resolve().parent for ref in refs if is_run_dir(ref)}
+    for ref in refs:
+        _check_path_ref(ref)
     if not holders:
         return resolve_runs_dir(runs_dir)
     if len(holders) > 1:
         raise RunDirError(f"the run directories given lie in different runs directories ({', '.join(sorted(map(str, holders)))}); "
                           "compare runs recorded in one registry")
     (holder,) = holders
-    if runs_dir is not None and str(runs_dir) != "" and Path(runs_dir).resolve() != holder:
+    if runs_dir is not None and Path(resolve_runs_dir(runs_dir)).resolve() != holder:
         raise RunDirError(f"the run directory given lies in {holder}, not in --runs-dir {runs_dir}")
     return holder
+
+
+def _check_path_ref(ref: str) -> None:
+    """A ``ref`` that is a path (run ids have no ``/``) but not a run directory is refused
+    naming it, rather than looked up as an id in the default runs directory."""
+    if os.sep not in ref and ref not in (".", "..") or is_run_dir(ref):
+        return
+    p = Path(ref)
+    if not p.exists():
+        why = "no such directory (a run directory may have been moved or deleted)"
+    elif not p.is_dir():
+        why = "not a directory"
+    else:
+        why = f"not a run directory: it holds neither {RUN_FILE} nor {CONFIG_FILE}"
+    raise RunDirError(f"{ref}: {why}; name a run by its id (`exitcore runs` lists them) or by the path of its "
+                      "run directory")
 
 
 def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, require_done: bool = True) -> Path:
@@ -91,6 +109,7 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
                     registry.require_done(run_id)
         return Path(ref)
 
+    _check_path_ref(ref)
     directory = resolve_runs_dir(runs_dir)
     if not Registry.exists(directory):
         raise RunDirError(f"{ref!r} is neither a run directory nor a run id: {Registry.missing(directory)}")
@@ -245,13 +264,18 @@ def resolve_run(
     """
     from exitcore.experiments import ExperimentsFile, resolve
 
-    table = dict(read_config(run_dir))
+    _check_complete(run_dir)
+    frozen = read_config(run_dir)
+    table = dict(frozen)
     name = table.pop("name")
     lineage = table.pop("lineage", None)
     file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table},
                            budgets=dict(budgets or {}))
     try:
-        resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
+        resolved = resolve(file, name, host)
+        _check_not_edited(run_dir, frozen, resolved)
+        if budget or overrides or data:
+            resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
     except ConfigError as exc:
         # the run's file has one [experiment] table, not experiments.NAME: point into it
         problems = [(_frozen_path(where, name), message) for where, message in exc.problems]
@@ -289,6 +313,49 @@ def _used_components(table: dict[str, Any]) -> set[str]:
     used += [("evaluator", n) for n in names(section("eval").get("evaluators", []))]
     used += [("policy", section("ppo").get("policy")), ("data_source", section("data").get("source"))]
     return {f"{kind}:{n}" for kind, n in used if isinstance(n, str)}
+
+
+def _check_complete(run_dir: Path) -> None:
+    """A run directory without its frozen configuration cannot be audited or resumed: say so,
+    and what to do, instead of only "no such file"."""
+    path = Path(run_dir) / CONFIG_FILE
+    if path.is_file():
+        return
+    what = (f"its {CONFIG_FILE} (the frozen configuration) is missing" if Path(run_dir).is_dir()
+            else "the directory does not exist")
+    try:
+        experiment = read_run_info(run_dir).get("experiment") if Path(run_dir).is_dir() else None
+    except RunDirError:
+        experiment = None
+    raise RunDirError(f"run directory {run_dir} is incomplete: {what}, so the run cannot be resumed or audited; "
+                      f"start a new run (`exitcore run {experiment or 'EXPERIMENT'}`). The registry keeps the old "
+                      "run's row (rows are never removed: it still counts as a trial for the deflated Sharpe "
+                      "ratio); `exitcore runs --status done` lists finished runs only")
+
+
+def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> None:
+    """Refuse a ``config.toml`` edited after its run: its configuration's hash is not the one
+    run.json recorded, although the file resolves to itself (nothing filled in by a newer
+    exitcore explains the difference). Audit and resume would otherwise vouch for, or continue,
+    a configuration the run was never trained with."""
+    from exitcore.experiments import config_diff
+
+    try:
+        recorded = read_run_info(run_dir).get("config_hash")
+    except RunDirError:
+        return  # nothing to compare with; a damaged run.json is named where it is needed
+    now = resolved.config_hash()
+    if not recorded or now == recorded:
+        return
+    if config_diff(frozen, resolved.to_dict()):
+        # keys the file lacks were filled in: a run frozen by an older exitcore, not an edit
+        # (resume compares the configurations key by key and names any change)
+        return
+    path = Path(run_dir) / CONFIG_FILE
+    raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "
+                      f"{Path(run_dir) / RUN_FILE} records {recorded} (the configuration the run was trained "
+                      "and evaluated with); restore the file (from version control or a backup) or run the "
+                      "edited experiment as a new run")
 
 
 def _missing_plugins(run_dir: Path, host: Any, used: set[str] | None = None) -> str:

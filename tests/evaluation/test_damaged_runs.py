@@ -113,3 +113,55 @@ def test_report_names_missing_and_damaged_files(runs):
     assert "run.json: no such file" in head and "ledger_test.csv (the test ledger) is missing" in head
     assert "checkpoint.pt is damaged" in head
     assert "RL vs baselines" in out.output  # what can be shown still is
+
+
+def test_a_config_toml_edited_after_the_run_is_refused(runs):
+    """resolve_run is what `audit RUN` and `run --resume` read the frozen configuration with."""
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+
+    runs_dir, run_id = runs
+    run_dir = runs_dir / run_id
+    host = make_host()
+    untouched = resolve_run(run_dir, host)  # as recorded: accepted, with or without overrides on top
+    assert untouched.config_hash() == json.loads((run_dir / "run.json").read_text())["config_hash"]
+    assert resolve_run(run_dir, host, overrides=["ppo.n_envs=4"]).config.ppo.n_envs == 4
+    text = (run_dir / "config.toml").read_text()
+    assert "max_bars = " in text
+    (run_dir / "config.toml").write_text(text.replace("max_bars = ", "max_bars = 1", 1))
+    with pytest.raises(RunDirError, match=rf"config.toml was edited after the run: its configuration hashes to \w+, "
+                                          rf".*run.json records {untouched.config_hash()}"):
+        resolve_run(run_dir, host)
+    _refused(_cli("audit", run_id, "--runs-dir", runs_dir, "--decisions", "1"), "config.toml was edited",
+             untouched.config_hash())
+
+
+def test_a_run_directory_without_its_config_cannot_be_resumed_and_says_what_to_do(runs):
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+
+    runs_dir, run_id = runs
+    (runs_dir / run_id / "config.toml").unlink()
+    with pytest.raises(RunDirError, match=r"is incomplete: its config.toml .* is missing, so the run cannot be resumed "
+                                          r"or audited; start a new run \(`exitcore run v4_no_lookahead`\)"):
+        resolve_run(runs_dir / run_id, make_host())
+    with pytest.raises(RunDirError, match="is incomplete: the directory does not exist"):
+        resolve_run(runs_dir / "gone", make_host())
+
+
+def test_a_path_that_is_not_a_run_directory_is_named(runs, tmp_path):
+    runs_dir, _ = runs
+    (runs_dir / "notarun").mkdir()
+    for ref, why in ((runs_dir / "notarun", "not a run directory"), (runs_dir / "gone", "no such directory")):
+        for command in (["report", ref], ["compare", ref, ref], ["show", ref]):
+            out = _cli(*command)
+            _refused(out, f"{ref}: {why}")
+            assert "no run registry in runs" not in out.output
+
+
+def test_an_empty_runs_dir_option_is_refused(runs):
+    _, run_id = runs
+    for command in (["runs"], ["show", run_id], ["report", run_id], ["compare", run_id, run_id]):
+        _refused(_cli(*command, "--runs-dir", ""), "--runs-dir is empty")

@@ -290,7 +290,8 @@ def _policy_metrics(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     if "rl" not in out and results.get("headline"):
         out["rl"] = results["headline"]
     out.update(_get(results, "evaluators", "baselines", "policies") or {})
-    return out
+    # a damaged results.json may hold anything here: a row per policy needs its metrics object
+    return {name: m for name, m in out.items() if isinstance(m, Mapping)}
 
 
 def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
@@ -386,14 +387,17 @@ def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
         path = Path(directory) / REGISTRY_FILE
         if not data_hash or not path.is_file():
             continue
-        try:  # read-only: a report must work on an archived, read-only runs directory
-            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-                if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
-                                (data_hash, run_id, f"%{run_id}")).fetchone() is None:
-                    continue  # this registry did not record the run
-                return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
-        except sqlite3.Error:
-            continue
+        # read-only: a report must work on an archived, read-only runs directory, where mode=ro
+        # cannot open a WAL database without its -shm file and immutable=1 can
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)) as conn:
+                    if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
+                                    (data_hash, run_id, f"%{run_id}")).fetchone() is None:
+                        break  # this registry did not record the run
+                    return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
+            except sqlite3.Error:
+                continue
     return None
 
 

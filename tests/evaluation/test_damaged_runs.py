@@ -165,3 +165,12 @@ def test_an_empty_runs_dir_option_is_refused(runs):
     _, run_id = runs
     for command in (["runs"], ["show", run_id], ["report", run_id], ["compare", run_id, run_id]):
         _refused(_cli(*command, "--runs-dir", ""), "--runs-dir is empty")
+
+
+def test_a_policy_row_that_is_not_an_object_is_left_out_of_the_report(runs):
+    runs_dir, run_id = runs
+    _edit_json(runs_dir / run_id / "results.json",
+               lambda d: d["evaluators"]["baselines"]["policies"].update(time_4bars=5))
+    out = _cli("report", run_id, "--runs-dir", runs_dir)
+    assert out.exit_code == 0 and "Traceback" not in out.output, out.output
+    assert "\nrl " in out.output and "time_4bars " not in out.output.split("RL vs baselines")[1].split("In-sample")[0]

@@ -82,13 +82,12 @@ def _check_path_ref(ref: str) -> None:
         return
     p = Path(ref)
     if not p.exists():
-        why = "no such directory (a run directory may have been moved or deleted)"
+        what = f"{ref}: no such run directory (it may have been moved or deleted)"
     elif not p.is_dir():
-        why = "not a directory"
-    else:
-        why = f"not a run directory: it holds neither {RUN_FILE} nor {CONFIG_FILE}"
-    raise RunDirError(f"{ref}: {why}; name a run by its id (`exitcore runs` lists them) or by the path of its "
-                      "run directory")
+        what = f"{ref} is not a run directory: it is a file"
+    else:  # the wording of Registry._unknown, which names a path given as a run id the same way
+        what = f"{ref} is not a run directory: it holds no {RUN_FILE} or {CONFIG_FILE}"
+    raise RunDirError(f"{what}; name a run by its id (`exitcore runs` lists them) or by the path of its run directory")
 
 
 def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, require_done: bool = True) -> Path:

@@ -154,10 +154,11 @@ def test_a_run_directory_without_its_config_cannot_be_resumed_and_says_what_to_d
 def test_a_path_that_is_not_a_run_directory_is_named(runs, tmp_path):
     runs_dir, _ = runs
     (runs_dir / "notarun").mkdir()
-    for ref, why in ((runs_dir / "notarun", "not a run directory"), (runs_dir / "gone", "no such directory")):
+    for ref, why in ((runs_dir / "notarun", " is not a run directory: it holds no run.json or config.toml"),
+                     (runs_dir / "gone", ": no such run directory")):
         for command in (["report", ref], ["compare", ref, ref], ["show", ref]):
             out = _cli(*command)
-            _refused(out, f"{ref}: {why}")
+            _refused(out, f"{ref}{why}")
             assert "no run registry in runs" not in out.output
 
 

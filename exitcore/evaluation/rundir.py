@@ -189,6 +189,10 @@ def read_results(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(f"{path}: no results: the run was not evaluated (did it finish?)")
     results = read_json(path)
     _check_shape(path, results, _RESULTS_SHAPE)
+    for split, name in (results.get("ledgers") or {}).items():
+        if not isinstance(name, str):
+            raise RunDirError(f"{path}: ledgers[{split!r}] should be a file name, not {json_type(name)}: "
+                              "the file is damaged; restore it or run the experiment again")
     for name, span in (results.get("spans") or {}).items():
         if not (isinstance(span, list) and len(span) == 2):
             raise RunDirError(f"{path}: spans[{name!r}] should be a [start, end] pair, not {json_type(span)}: "

@@ -50,6 +50,7 @@ def _refused(result, *words):
     ("results.json", lambda d: d.update(headline=5), "report", ["results.json", "'headline'", "a number"]),
     ("results.json", lambda d: d.pop("spans"), "compare", ["results.json", "'spans'"]),
     ("results.json", lambda d: d.update(spans={"test": 3}), "report", ["results.json", "spans['test']"]),
+    ("results.json", lambda d: d.update(ledgers={"test": 5}), "compare", ["results.json", "ledgers['test']"]),
     ("run.json", lambda d: d.update(splits=7), "compare", ["run.json", "'splits'", "an array"]),
     ("run.json", lambda d: d.update(splits=[{"start": 1}]), "compare", ["run.json", "splits[0]"]),
     ("run.json", lambda d: d.update(data=[1]), "compare", ["run.json", "'data'", "an object"]),

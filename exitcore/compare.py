@@ -106,17 +106,33 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
 def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     from exitcore.evaluation.ledger_schema import read_ledger
     from exitcore.evaluation.metrics import compute_metrics
-    from exitcore.evaluation.rundir import RESULTS_FILE, RUN_FILE, read_config, read_json
+    from exitcore.evaluation.rundir import (
+        RUN_FILE,
+        RunDirError,
+        check_ledger_complete,
+        check_results_belong,
+        read_config,
+        read_results,
+        read_run_info,
+    )
 
-    results = read_json(run_dir / RESULTS_FILE)
-    meta = read_json(run_dir / RUN_FILE)
+    results = read_results(run_dir)
+    if not (run_dir / RUN_FILE).is_file():
+        raise RunDirError(f"{run_dir / RUN_FILE}: no such file (the run's metadata): the run directory is incomplete")
+    meta = read_run_info(run_dir)
+    check_results_belong(run_dir, results, meta, record)
     config = read_config(run_dir)
     split = results.get("split", "test")
     ledger_name = (results.get("ledgers") or {}).get(split)
     if not ledger_name:
         raise ExitcoreError(f"{run_dir}: results.json names no {split} ledger")
+    span = (results.get("spans") or {}).get(split)
+    if span is None:
+        raise RunDirError(f"{run_dir / 'results.json'}: key 'spans' has no {split!r} span: the file is damaged; "
+                          "restore it or run the experiment again")
     ledger = read_ledger(run_dir / ledger_name)
-    start, end = results["spans"][split]
+    check_ledger_complete(run_dir / ledger_name, ledger, results, split)
+    start, end = span
     metrics = compute_metrics(ledger[ledger["policy"] == "rl"], start=start, end=end, split=split, policy="rl")
     best = results.get("best_baseline") or {}
     if best.get("name"):

@@ -31,6 +31,7 @@ import secrets
 import shlex
 import socket
 import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -106,8 +107,13 @@ class RunNotDone(RegistryError):
 
 
 def resolve_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``."""
-    if explicit is not None and str(explicit) != "":
+    """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``.
+    An empty ``explicit`` is refused: ``--runs-dir ""`` (an unset shell variable) must not
+    quietly mean ./runs."""
+    if explicit is not None and str(explicit) == "":
+        raise RegistryError("--runs-dir is empty: give the runs directory, or leave the option out for "
+                            f"${RUNS_DIR_ENV} or ./{DEFAULT_RUNS_DIR}")
+    if explicit is not None:
         return Path(explicit)
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
@@ -124,10 +130,22 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _parse_time(iso: Any) -> dt.datetime | None:
+    """An ISO time from the registry; None when missing or not a time (a damaged row)."""
+    try:
+        return dt.datetime.fromisoformat(iso) if iso else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _age_s(iso: str | None, now: dt.datetime) -> float:
-    if not iso:
+    t = _parse_time(iso)
+    if t is None:  # never seen, or a damaged time: no sign of life to go by
         return float("inf")
-    return (now - dt.datetime.fromisoformat(iso)).total_seconds()
+    try:
+        return (now - t).total_seconds()
+    except TypeError:  # a time without a zone (edited by hand)
+        return float("inf")
 
 
 def _last_write(run_dir: Path) -> str | None:
@@ -211,31 +229,56 @@ class RunRecord:
     error: str
     params: dict[str, Any]
     metrics: dict[str, Any]
+    #: columns of the row that could not be read, with why (``{"metrics": "not valid JSON: ..."}``);
+    #: a damaged ``params``/``metrics`` reads as ``{}``, a damaged time as it is stored
+    damaged: dict[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        """The record of a ``runs`` row. A damaged column (an edit by hand, a disk error) does
+        not make the row unreadable: it is listed in :attr:`damaged` and the rest is kept, so one
+        bad row cannot break every command that lists runs."""
         data = dict(row)
         data.pop("seq", None)
-        data["params"] = jsonable.loads(data["params"])
-        data["metrics"] = jsonable.loads(data["metrics"])
-        return cls(**data)
+        damaged: dict[str, str] = {}
+        for column in ("params", "metrics"):
+            try:
+                value = jsonable.loads(data[column])
+            except (TypeError, ValueError) as exc:
+                damaged[column] = f"not valid JSON ({exc})"
+                value = {}
+            if not isinstance(value, dict):
+                damaged.setdefault(column, f"a JSON {type(value).__name__}, not an object")
+                value = {}
+            data[column] = value
+        for column in ("created_at", "started_at", "ended_at", "heartbeat_at"):
+            if data[column] is not None and _parse_time(data[column]) is None:
+                damaged[column] = f"not an ISO time: {str(data[column])[:40]!r}"
+        return cls(**data, damaged=damaged)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field as plain data (for ``--json``)."""
-        return attrs.asdict(self)
+        """Every field as plain data (for ``--json``); ``damaged`` only when a column is."""
+        data = attrs.asdict(self)
+        if not self.damaged:  # the JSON of an intact row is unchanged
+            data.pop("damaged")
+        return data
 
     @property
     def duration_s(self) -> float | None:
         """Seconds from start to end (to now while running); None before the start."""
-        if not self.started_at:
+        start = _parse_time(self.started_at)
+        if start is None:  # not started, or a damaged time (see ``damaged``)
             return None
         if self.ended_at:
-            end = dt.datetime.fromisoformat(self.ended_at)
+            end = _parse_time(self.ended_at)
         elif self.status == "running":
             end = dt.datetime.now(dt.timezone.utc)  # the heartbeat lags by up to 30 s
         else:
-            end = dt.datetime.fromisoformat(self.heartbeat_at or self.started_at)
-        return (end - dt.datetime.fromisoformat(self.started_at)).total_seconds()
+            end = _parse_time(self.heartbeat_at or self.started_at)
+        try:
+            return (end - start).total_seconds() if end is not None else None
+        except TypeError:  # one time with a zone, one without (edited by hand)
+            return None
 
 
 def _slug(experiment: str) -> str:
@@ -258,6 +301,7 @@ class Registry:
         runs_dir: str | os.PathLike[str],
         *,
         create: bool = True,
+        read_only: bool = False,
         timeout: float = 30.0,
         stale_after: float = DEFAULT_STALE_AFTER_S,
     ):
@@ -265,12 +309,27 @@ class Registry:
         self.path = self.runs_dir / REGISTRY_FILE
         self.timeout = timeout
         self.stale_after = stale_after
+        self.read_only = read_only
         self._conn_obj: sqlite3.Connection | None = None
         self._conn_pid = -1
-        if not create and not self.path.is_file():
-            raise RegistryError(self.missing(self.runs_dir))
-        self._check_writable()
+        #: read-only: runs whose process is gone, shown as interrupted (nothing can be written)
+        self._presumed: dict[str, tuple[str, str]] = {}
+        self._warned: set[tuple[str, str]] = set()
+        if not create or read_only:
+            self._check_exists()
         try:
+            if read_only:
+                # a command that only reads must not initialise or alter a registry it does not
+                # recognise; where it may write, it still marks dead runs interrupted below
+                self._check_schema_read_only()
+                if not self._is_writable():  # an archived or shared runs directory
+                    with self._sql_errors():
+                        rows = self._conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running')").fetchall()
+                        self._presumed = {i: (seen, why) for i, seen, why in self._gone(rows)}
+                    return
+                self.close()
+                self.read_only = False
+            self._check_writable()
             with self._sql_errors():
                 self._retry_while_locked(self._init_schema)
             self.recover_stale()
@@ -282,8 +341,40 @@ class Registry:
 
     @staticmethod
     def exists(runs_dir: str | os.PathLike[str]) -> bool:
-        """Whether ``runs_dir`` holds a registry (without creating anything)."""
-        return (Path(runs_dir) / REGISTRY_FILE).is_file()
+        """Whether ``runs_dir`` holds a registry (without creating anything). Anything at the
+        registry's path counts, so that opening it says what is wrong with a directory there
+        instead of "no runs recorded"."""
+        return os.path.lexists(Path(runs_dir) / REGISTRY_FILE)
+
+    def _check_exists(self) -> None:
+        if self.path.is_dir():
+            raise RegistryError(f"{self.path} is a directory, not a run registry file; move it away "
+                                "(a run registry is created by `exitcore run`)")
+        if not self.path.is_file():
+            raise RegistryError(self.missing(self.runs_dir))
+
+    def _check_schema_read_only(self) -> None:
+        """An existing, initialised registry of a schema this code reads; nothing is written."""
+        if self.path.stat().st_size == 0:
+            # an empty file is not a registry; re-initialising it would hide that the runs beside it
+            # lost their records
+            raise RegistryError(f"run registry {self.path} is empty (0 bytes): the runs it recorded are lost; "
+                                "restore it from a backup, or move it away to start a new registry with `exitcore run`")
+        with self._sql_errors():
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > SCHEMA_VERSION:
+            raise RegistryError(f"run registry {self.path} has schema version {version}, newer than this exitcore "
+                                f"understands ({SCHEMA_VERSION}); upgrade exitcore to use it")
+        if version == 0 or "runs" not in tables:
+            raise RegistryError(f"{self.path} is an SQLite file but not an exitcore run registry")
+
+    def _is_writable(self) -> bool:
+        try:
+            self._check_writable()
+        except RegistryError:
+            return False
+        return True
 
     @staticmethod
     def missing(runs_dir: str | os.PathLike[str]) -> str:
@@ -320,6 +411,8 @@ class Registry:
     @property
     def _conn(self) -> sqlite3.Connection:
         # a connection must not cross a fork: reopen in the child
+        if (self._conn_obj is None or self._conn_pid != os.getpid()) and self.read_only:
+            self._conn_obj, self._conn_pid = self._connect_read_only(), os.getpid()
         if self._conn_obj is None or self._conn_pid != os.getpid():
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -330,9 +423,28 @@ class Registry:
             self._conn_obj, self._conn_pid = conn, os.getpid()
         return self._conn_obj
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes. ``mode=ro`` needs the WAL's ``-shm`` file or a
+        writable directory to create it in; without either (a read-only mount) the file is
+        opened as immutable: nothing can write it there anyway."""
+        uri = self.path.resolve().as_uri()
+        for query in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=self.timeout, isolation_level=None)
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                conn.close()
+                continue
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            return conn
+        raise RegistryError(f"run registry {self.path} cannot be opened for reading")
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taking the write lock up front (no deadlock on lock upgrade)."""
+        if self.read_only:
+            raise RegistryError(f"runs directory {self.runs_dir} is not writable: it was opened read-only")
         conn = self._conn
         with self._sql_errors():
             conn.execute("BEGIN IMMEDIATE")
@@ -514,36 +626,53 @@ class Registry:
         without ``/proc`` — a run is gone when its last sign of life (heartbeat, start or
         creation) is older than ``stale_after`` seconds.
         """
-        host = socket.gethostname()
-        now = dt.datetime.now(dt.timezone.utc)
-        gone: list[str] = []
         with self._write() as conn:
             rows = conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running')").fetchall()
-            for row in rows:
-                last_seen = row["heartbeat_at"] or row["started_at"] or row["created_at"]
-                same_host = row["hostname"] == host and row["pid"]
-                alive = _process_alive(row["pid"], row["proc_start"]) if same_host else None
-                if alive is None:
-                    alive = _age_s(last_seen, now) <= self.stale_after
-                if alive:
-                    continue
-                # the heartbeat comes every 30 s at most: the run's own files show a later sign
-                # of life (its training log is written every update), so its duration is not 0
-                last_write = _last_write(self._dir_of(row["run_dir"]))
-                if last_write and dt.datetime.fromisoformat(last_write) > dt.datetime.fromisoformat(last_seen):
+            gone = self._gone(rows)
+            for run_id, last_seen, error in gone:
+                conn.execute("UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ?",
+                             (last_seen, error, run_id))
+        return [run_id for run_id, _, _ in gone]
+
+    def _gone(self, rows: list[sqlite3.Row]) -> list[tuple[str, str, str]]:
+        """``(id, last seen, error)`` of the ``pending``/``running`` rows whose process is gone
+        (see :meth:`recover_stale`)."""
+        host = socket.gethostname()
+        now = dt.datetime.now(dt.timezone.utc)
+        gone = []
+        for row in rows:
+            last_seen = row["heartbeat_at"] or row["started_at"] or row["created_at"]
+            same_host = row["hostname"] == host and row["pid"]
+            alive = _process_alive(row["pid"], row["proc_start"]) if same_host else None
+            if alive is None:
+                alive = _age_s(last_seen, now) <= self.stale_after
+            if alive:
+                continue
+            # the heartbeat comes every 30 s at most: the run's own files show a later sign
+            # of life (its training log is written every update), so its duration is not 0
+            last_write = _last_write(self._dir_of(row["run_dir"]))
+            seen = _parse_time(last_seen)
+            with contextlib.suppress(TypeError):  # a time without a zone, edited by hand
+                if last_write and (seen is None or _parse_time(last_write) > seen):
                     last_seen = last_write
-                conn.execute(
-                    "UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ?",
-                    (
-                        last_seen,
-                        f"process {row['pid']} on {row['hostname']} is gone (last seen {last_seen})",
-                        row["id"],
-                    ),
-                )
-                gone.append(row["id"])
+            gone.append((row["id"], last_seen, f"process {row['pid']} on {row['hostname']} is gone (last seen {last_seen})"))
         return gone
 
     # ----------------------------------------------------------------- reading
+
+    def _record(self, row: sqlite3.Row) -> RunRecord:
+        """The row as a record: a run whose process is gone shows as interrupted in a registry
+        opened read-only (it cannot be marked), and a damaged column is warned about once."""
+        record = RunRecord.from_row(row)
+        if record.id in self._presumed and record.status in ("pending", "running"):
+            seen, why = self._presumed[record.id]
+            record = attrs.evolve(record, status="interrupted", ended_at=seen, error=why)
+        for column, why in record.damaged.items():
+            if (record.id, column) not in self._warned:
+                self._warned.add((record.id, column))
+                print(f"warning: run {record.id}: the registry's {column} column is damaged ({why}) in {self.path}; "
+                      "the run is listed without it", file=sys.stderr)
+        return record
 
     @staticmethod
     def _has(conn: sqlite3.Connection, run_id: str) -> bool:
@@ -567,7 +696,7 @@ class Registry:
         with self._sql_errors():
             row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (ref,)).fetchone()
             if row is not None:
-                return RunRecord.from_row(row)
+                return self._record(row)
             if exact or not ref:
                 raise self._unknown(ref)
             escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -583,7 +712,7 @@ class Registry:
                 ).fetchall() if r["id"].endswith("-" + ref)]
                 how = "end"
         if len(rows) == 1:
-            return RunRecord.from_row(rows[0])
+            return self._record(rows[0])
         if len(rows) > 1:
             shown = ", ".join(r["id"] for r in rows[:5]) + (" …" if len(rows) > 5 else "")
             raise AmbiguousName(f"run {ref!r} is ambiguous: {len(rows)} runs {how} with it ({shown})")
@@ -600,7 +729,8 @@ class Registry:
         args = [value for value in filters.values() if value is not None]
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
         with self._sql_errors():
-            return [RunRecord.from_row(r) for r in self._conn.execute(sql, args).fetchall()]
+            rows = self._conn.execute(sql, args).fetchall()
+        return [self._record(r) for r in rows]
 
     def recorded_experiment(self, name: str) -> str:
         """``name`` among the experiments that have runs: exact, else a unique prefix (``v4``);
@@ -627,7 +757,7 @@ class Registry:
                 "SELECT * FROM runs WHERE experiment = ? AND status = 'done' ORDER BY ended_at DESC, seq DESC LIMIT 1",
                 (experiment,),
             ).fetchone()
-        return RunRecord.from_row(row) if row is not None else None
+        return self._record(row) if row is not None else None
 
     def require_done(self, ref: str) -> RunRecord:
         """The run ``ref`` if it finished; otherwise a :class:`RegistryError` saying what it is doing.

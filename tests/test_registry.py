@@ -634,3 +634,87 @@ def test_compare_names_a_purge_gap_difference_as_the_cause_of_different_splits(t
 
     moved = attrs.evolve(moved, splits=(("train", "2015-01-01", "2017-02-20"), moved.splits[1]))
     assert "purge gaps" not in " ".join(warnings([view("a", 112, "2016-10-25 04:00"), moved]))
+
+
+# --------------------------------------------------------------------------- damaged and read-only registries
+
+
+@pytest.mark.parametrize("column, value", [("metrics", "{bad"), ("params", "{bad"), ("params", "[1]"),
+                                           ("started_at", "garbage")])
+def test_a_damaged_row_is_listed_as_damaged_and_the_others_are_unaffected(tmp_path, column, value):
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        bad = reg.create_run("v4", "cfg", "data", params={"budget": "smoke"})
+        reg.mark_running(bad)
+        reg.mark_done(bad, {"sharpe": 1.5})
+        good = reg.create_run("v3", "cfg", "data")
+    with sqlite3.connect(runs / REGISTRY_FILE) as conn:
+        conn.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, bad))
+    with Registry(runs, read_only=True) as reg:
+        record = reg.get(bad)
+        assert column in record.damaged and reg.get(good).damaged == {}
+        assert record.duration_s is None or column != "started_at"
+    for args in (["runs"], ["runs", "--json"], ["show", bad], ["show", good]):
+        res = CliRunner().invoke(cli, [*args, "--runs-dir", str(runs)])
+        assert res.exit_code == 0 and "Traceback" not in res.output, (args, res.output)
+        assert good in res.output or args[0] == "show"
+        if bad in args or args == ["runs"]:  # one line naming the run and the column
+            assert f"warning: run {bad}: the registry's {column} column is damaged" in res.output
+    listed = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)]).output
+    if column == "metrics":
+        assert re.search(rf"{bad} .* damaged ", listed)
+
+
+def test_read_only_commands_do_not_initialise_an_empty_registry_file(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "20260101-000000-v4-abcd").mkdir(parents=True)
+    (runs / REGISTRY_FILE).write_bytes(b"")
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert res.exit_code == 2 and "is empty (0 bytes)" in res.output, res.output
+    assert (runs / REGISTRY_FILE).stat().st_size == 0  # left as found
+    with pytest.raises(RegistryError, match="is empty"):
+        Registry(runs, read_only=True)
+
+
+def test_a_directory_in_place_of_the_registry_is_named(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / REGISTRY_FILE).mkdir(parents=True)
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert res.exit_code == 2 and f"{runs / REGISTRY_FILE} is a directory" in res.output, res.output
+
+
+def _read_only(path: Path, *command: str) -> subprocess.CompletedProcess:
+    """``command`` run with ``path`` read-only: by permissions, or (root ignores them) in a read-only bind mount."""
+    if os.geteuid() != 0:
+        return subprocess.run(["sh", "-c", f"chmod -R a-w {path}; \"$@\"; s=$?; chmod -R u+w {path}; exit $s", "sh",
+                               *command], capture_output=True, text=True, timeout=120)
+    script = f'mount --bind "{path}" "{path}" && mount -o remount,ro,bind "{path}" "{path}" && exec "$@"'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *command], capture_output=True, text=True, timeout=120)
+
+
+def test_a_read_only_runs_directory_can_be_listed_but_not_written(tmp_path):
+    import shutil
+
+    if os.geteuid() == 0 and (shutil.which("unshare") is None
+                              or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0):
+        pytest.skip("root without user namespaces cannot make a read-only directory")
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        done = reg.create_run("v4", "cfg", "data")
+        reg.mark_running(done)
+        reg.mark_done(done, {"sharpe": 0.5})
+        dead = reg.create_run("v4", "cfg", "data")
+        reg.mark_running(dead)
+    with sqlite3.connect(runs / REGISTRY_FILE) as conn:  # its process is gone, not yet noticed
+        conn.execute("UPDATE runs SET pid = 999999999, proc_start = 'x' WHERE id = ?", (dead,))
+    before = (runs / REGISTRY_FILE).read_bytes()
+    py = [sys.executable, "-m", "exitcore"]
+    listed = _read_only(runs, *py, "runs", "--runs-dir", str(runs))
+    assert listed.returncode == 0 and done in listed.stdout, listed.stderr
+    assert re.search(rf"{dead} +v4 +interrupted", listed.stdout)  # shown as what it is, though not marked
+    shown = _read_only(runs, *py, "show", done, "--runs-dir", str(runs))
+    assert shown.returncode == 0 and "status" in shown.stdout, shown.stderr
+    # a command that writes still refuses, as before
+    writer = _read_only(runs, sys.executable, "-c", f"from exitcore.registry import Registry; Registry({str(runs)!r})")
+    assert writer.returncode != 0 and "is not writable" in writer.stderr
+    assert (runs / REGISTRY_FILE).read_bytes() == before  # nothing was altered

@@ -39,7 +39,7 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
         file = session.experiments_file()
     except ExitcoreError:
         file = None  # run ids alone need no experiments file
-    with Registry(runs_dir_for(refs, runs_dir), create=False) as registry:
+    with Registry(runs_dir_for(refs, runs_dir), read_only=True) as registry:
         views = cmp.collect(list(refs), registry, file)
     if as_json:
         click.echo(cmp.as_json(views))

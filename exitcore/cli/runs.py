@@ -16,10 +16,10 @@ from exitcore.evaluation.verdicts import describe_verdict
 STATUS_CHOICES = ("pending", "running", "done", "failed", "interrupted")
 
 
-def _open(runs_dir: str | os.PathLike[str] | None, *, create: bool = False) -> Any:
+def _open(runs_dir: str | os.PathLike[str] | None) -> Any:
     from exitcore.registry import Registry, resolve_runs_dir
 
-    return Registry(resolve_runs_dir(runs_dir), create=create)
+    return Registry(resolve_runs_dir(runs_dir), read_only=True)  # works on an archived, read-only runs directory
 
 
 def _when(iso: str | None) -> str:
@@ -113,7 +113,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
             _when(r.started_at),
             _duration(r.duration_s),
             _data(r),
-            _sharpe(r.metrics.get("sharpe")),
+            "damaged" if "metrics" in r.damaged else _sharpe(r.metrics.get("sharpe")),
             str(r.metrics.get("audit_verdict") or "-"),  # a FAIL's Sharpe is a look-ahead artefact
             _measured_on(r.metrics) if r.metrics else "-",
         )
@@ -159,9 +159,14 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
         ("run dir", f"{run_path}" + ("" if run_path.is_dir() else " (missing)")),
     ]
     fields += [(f"param {k}", _value(v)) for k, v in record.params.items()]
+    fields += [(f"{column} (damaged)", why) for column, why in record.damaged.items() if column != "metrics"]
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         click.echo(f"{key:<{width}}  {value}")
+    if "metrics" in record.damaged:
+        click.echo(f"metrics: damaged in the registry ({record.damaged['metrics']}); `exitcore report {record.id}` "
+                   "reads them from the run directory")
+        return
     if not record.metrics:
         click.echo("metrics: none recorded")
         return

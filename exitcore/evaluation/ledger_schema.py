@@ -322,6 +322,9 @@ def read_ledger(path: str | os.PathLike[str]) -> pd.DataFrame:
             raw = pd.read_csv(path, dtype={c: str for c, col in columns.items() if col.kind in ("str", "time")})
     except OSError as exc:
         raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from None
+    except ValueError as exc:  # not text (UnicodeDecodeError), not CSV or Parquet, empty: a damaged file
+        raise LedgerError(f"{path}: cannot read ledger, the file is damaged ({type(exc).__name__}: "
+                          f"{str(exc)[:200]}); restore it or run the experiment again") from None
     try:
         df = coerce_ledger(raw)
         validate_ledger(df)

@@ -300,7 +300,8 @@ def _policy_metrics(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     if "rl" not in out and results.get("headline"):
         out["rl"] = results["headline"]
     out.update(_get(results, "evaluators", "baselines", "policies") or {})
-    return out
+    # a damaged results.json may hold anything here: a row per policy needs its metrics object
+    return {name: m for name, m in out.items() if isinstance(m, Mapping)}
 
 
 def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
@@ -396,14 +397,17 @@ def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
         path = Path(directory) / REGISTRY_FILE
         if not data_hash or not path.is_file():
             continue
-        try:  # read-only: a report must work on an archived, read-only runs directory
-            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-                if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
-                                (data_hash, run_id, f"%{run_id}")).fetchone() is None:
-                    continue  # this registry did not record the run
-                return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
-        except sqlite3.Error:
-            continue
+        # read-only: a report must work on an archived, read-only runs directory, where mode=ro
+        # cannot open a WAL database without its -shm file and immutable=1 can
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)) as conn:
+                    if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
+                                    (data_hash, run_id, f"%{run_id}")).fetchone() is None:
+                        break  # this registry did not record the run
+                    return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
+            except sqlite3.Error:
+                continue
     return None
 
 
@@ -546,17 +550,40 @@ def render(blocks: Sequence[Block], fmt: str = "text") -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None = None) -> str:
-    """The report of the run in ``run_dir`` (see the module docstring)."""
+def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None = None, record: Any = None) -> str:
+    """The report of the run in ``run_dir`` (see the module docstring).
+
+    results.json is required, and refused when it is not this run's (see
+    :func:`~exitcore.evaluation.rundir.check_results_belong`; ``record``: the run's registry row,
+    else looked up in the registry of the directory holding ``run_dir``). Any other file that is
+    missing or damaged is named in a line at the top, with what is not shown because of it.
+    """
+    from exitcore.evaluation.rundir import RUN_FILE, check_results_belong
+
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    info = read_run_info(run_dir)
+    missing: list[str] = []
+    try:
+        info = read_run_info(run_dir)
+        if not info:
+            missing.append(f"{run_dir / RUN_FILE}: no such file; the run id, data, split boundaries, device and "
+                           "timesteps are not shown")
+    except RunDirError as exc:
+        info = {}
+        missing.append(f"{exc}; the run id, data, split boundaries, device and timesteps are not shown")
+    check_results_belong(run_dir, results, info, record if record is not None else _registry_record(run_dir))
     try:
         config = read_config(run_dir)
-    except RunDirError:  # the configuration summary is optional in a report
+    except RunDirError as exc:  # the configuration summary is optional in a report, but its absence is said
         config = None
+        missing.append(f"{exc}; the PPO settings, costs and components are not shown")
     wf_path = run_dir / WALK_FORWARD_FILE
-    walk_forward = read_json(wf_path) if wf_path.is_file() else None
+    walk_forward = None
+    try:
+        walk_forward = read_json(wf_path) if wf_path.is_file() else None
+    except RunDirError as exc:
+        missing.append(f"{exc}; the walk-forward section is not shown")
+    missing += _missing_artefacts(run_dir, results)
     blocks = report_blocks(results, info, config, walk_forward, trials_now, trained_steps(run_dir))
     cheap = _cost_warning(info)
     if cheap:
@@ -567,7 +594,52 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None
                                "around 0 (breakeven stops): it was evaluated before exitcore counted them as zero, so "
                                "its win rate and profit factor below count them as wins or losses. `exitcore compare` "
                                "recomputes both from the ledger; run the experiment again for a corrected report."))
+    for note in reversed(missing):  # first: what the rest of the report is missing
+        blocks.insert(1, ("p", f"!! incomplete run directory: {note}"))
     return render(blocks, fmt)
+
+
+def _registry_record(run_dir: Path) -> Any:
+    """The registry row of the run in ``run_dir`` when the directory holding it has a registry
+    that recorded it (read only); None otherwise, or when it cannot be read."""
+    from exitcore.registry import Registry, RegistryError
+
+    holder = Path(run_dir).resolve().parent
+    if not Registry.exists(holder):
+        return None
+    try:
+        with Registry(holder, read_only=True) as registry:
+            matches = [r for r in registry.list() if registry.path_of(r).resolve() == Path(run_dir).resolve()]
+    except RegistryError:
+        return None
+    return matches[0] if len(matches) == 1 else None
+
+
+def _missing_artefacts(run_dir: Path, results: Mapping[str, Any]) -> list[str]:
+    """The ledgers results.json names and the trained policy, when missing or unreadable: the
+    report does not need them, but ``compare`` and ``audit`` do, and a reader should know."""
+    import zipfile
+
+    from exitcore.evaluation.rundir import CHECKPOINT_FILES
+
+    notes = []
+    for split, name in (results.get("ledgers") or {}).items():
+        if isinstance(name, str) and not (run_dir / name).is_file():
+            needed = "; `exitcore compare` needs it" if split == results.get("split", "test") else ""
+            notes.append(f"{run_dir / name} (the {split} ledger) is missing{needed}")
+    checkpoint = next((run_dir / rel for rel in CHECKPOINT_FILES if (run_dir / rel).is_file()), None)
+    if checkpoint is None:
+        notes.append(f"{run_dir}: no trained policy ({' or '.join(CHECKPOINT_FILES)}); `exitcore audit` of the run "
+                     "is not possible")
+    else:
+        try:  # torch saves a zip archive: a truncated one fails its directory or CRC check, cheaply
+            with zipfile.ZipFile(checkpoint) as archive:
+                bad = archive.testzip()
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            bad = str(exc) or type(exc).__name__
+        if bad:
+            notes.append(f"{checkpoint} is damaged ({bad}); `exitcore audit` of the run is not possible")
+    return notes
 
 
 def _cost_warning(info: Mapping[str, Any]) -> str | None:

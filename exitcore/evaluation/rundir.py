@@ -62,15 +62,32 @@ def runs_dir_for(refs: Iterable[str], runs_dir: str | os.PathLike[str] | None = 
     from exitcore.registry import resolve_runs_dir
 
     holders = {Path(ref).resolve().parent for ref in refs if is_run_dir(ref)}
+    for ref in refs:
+        _check_path_ref(ref)
     if not holders:
         return resolve_runs_dir(runs_dir)
     if len(holders) > 1:
         raise RunDirError(f"the run directories given lie in different runs directories ({', '.join(sorted(map(str, holders)))}); "
                           "compare runs recorded in one registry")
     (holder,) = holders
-    if runs_dir is not None and str(runs_dir) != "" and Path(runs_dir).resolve() != holder:
+    if runs_dir is not None and Path(resolve_runs_dir(runs_dir)).resolve() != holder:
         raise RunDirError(f"the run directory given lies in {holder}, not in --runs-dir {runs_dir}")
     return holder
+
+
+def _check_path_ref(ref: str) -> None:
+    """A ``ref`` that is a path (run ids have no ``/``) but not a run directory is refused
+    naming it, rather than looked up as an id in the default runs directory."""
+    if os.sep not in ref and ref not in (".", "..") or is_run_dir(ref):
+        return
+    p = Path(ref)
+    if not p.exists():
+        what = f"{ref}: no such run directory (it may have been moved or deleted)"
+    elif not p.is_dir():
+        what = f"{ref} is not a run directory: it is a file"
+    else:  # the wording of Registry._unknown, which names a path given as a run id the same way
+        what = f"{ref} is not a run directory: it holds no {RUN_FILE} or {CONFIG_FILE}"
+    raise RunDirError(f"{what}; name a run by its id (`exitcore runs` lists them) or by the path of its run directory")
 
 
 def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, require_done: bool = True) -> Path:
@@ -86,15 +103,16 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
         # a recorded run is refused unless done, whichever way it is named
         holder, run_id = Path(ref).resolve().parent, Path(ref).resolve().name
         if require_done and Registry.exists(holder):
-            with Registry(holder, create=False) as registry:
+            with Registry(holder, read_only=True) as registry:
                 if any(r.id == run_id for r in registry.list()):
                     registry.require_done(run_id)
         return Path(ref)
 
+    _check_path_ref(ref)
     directory = resolve_runs_dir(runs_dir)
     if not Registry.exists(directory):
         raise RunDirError(f"{ref!r} is neither a run directory nor a run id: {Registry.missing(directory)}")
-    with Registry(directory, create=False) as registry:
+    with Registry(directory, read_only=True) as registry:
         record = registry.require_done(ref) if require_done else registry.get(ref)
         path = registry.path_of(record)
     if not path.is_dir():
@@ -115,18 +133,105 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+#: the top-level keys of results.json and run.json that readers index, with the JSON type each
+#: must have when present (a hand edit or another tool's file must not end in a traceback)
+_RESULTS_SHAPE: dict[str, tuple[type, ...]] = {
+    "experiment": (str,), "config_hash": (str,), "split": (str,), "label": (str,), "spans": (dict,),
+    "n_trades": (dict,), "ledgers": (dict,), "headline": (dict,), "evaluators": (dict,),
+    "best_baseline": (dict, type(None)), "audit_verdict": (str, type(None)), "audit_verdict_from": (list, type(None)),
+    "policies": (list,),
+}
+_RUN_SHAPE: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "experiment": (str,), "config_hash": (str,), "data": (dict,), "splits": (list,),
+    "request": (dict, type(None)), "plugins": (list, type(None)), "costs": (dict, type(None)),
+}
+_JSON_TYPES = {str: "a string", dict: "an object", list: "an array", type(None): "null"}
+
+
+def _check_shape(path: Path, data: dict[str, Any], shape: dict[str, tuple[type, ...]]) -> None:
+    """Raise :class:`RunDirError` naming the file and the first key whose value has the wrong JSON type."""
+    for key, types in shape.items():
+        if key in data and not isinstance(data[key], types):
+            expected = " or ".join(_JSON_TYPES[t] for t in types)
+            raise RunDirError(f"{path}: key {key!r} should be {expected}, not {json_type(data[key])}: the file is "
+                              "damaged or was not written by exitcore; restore it or run the experiment again")
+
+
+def json_type(value: Any) -> str:
+    """``a number``, ``an array``, ... for a message about a JSON value."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
 def read_run_info(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` (empty when the run directory has none)."""
+    """``run.json`` (empty when the run directory has none); a key of the wrong type is a
+    :class:`RunDirError` naming the file and the key."""
     path = Path(run_dir) / RUN_FILE
-    return read_json(path) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    info = read_json(path)
+    _check_shape(path, info, _RUN_SHAPE)
+    for i, split in enumerate(info.get("splits") or []):
+        if not isinstance(split, dict) or not isinstance(split.get("name"), str):
+            raise RunDirError(f"{path}: splits[{i}] should be an object with a name: the file is damaged; "
+                              "restore it or run the experiment again")
+    return info
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:
-    """``results.json``; a run without one has not been evaluated (an error naming the file)."""
+    """``results.json``; a run without one has not been evaluated (an error naming the file), a
+    key of the wrong type is a :class:`RunDirError` naming the file and the key."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         raise RunDirError(f"{path}: no results: the run was not evaluated (did it finish?)")
-    return read_json(path)
+    results = read_json(path)
+    _check_shape(path, results, _RESULTS_SHAPE)
+    for split, name in (results.get("ledgers") or {}).items():
+        if not isinstance(name, str):
+            raise RunDirError(f"{path}: ledgers[{split!r}] should be a file name, not {json_type(name)}: "
+                              "the file is damaged; restore it or run the experiment again")
+    for name, span in (results.get("spans") or {}).items():
+        if not (isinstance(span, list) and len(span) == 2):
+            raise RunDirError(f"{path}: spans[{name!r}] should be a [start, end] pair, not {json_type(span)}: "
+                              "the file is damaged; restore it or run the experiment again")
+    return results
+
+
+def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:
+    """Refuse results.json when it is not this run's: its ``experiment``, ``config_hash`` or
+    ``seed`` differ from run.json's (or from the registry's ``record``). A results.json copied
+    from another run would otherwise be reported under this run's id."""
+    results_path, info_path = Path(run_dir) / RESULTS_FILE, Path(run_dir) / RUN_FILE
+    sources = [(info_path, info)]
+    if record is not None:
+        sources.append((f"the registry's row of run {record.id}",
+                        {"experiment": record.experiment, "config_hash": record.config_hash, "seed": record.seed}))
+    for key in ("experiment", "config_hash", "seed"):
+        for where, other in sources:
+            ours, theirs = results.get(key), other.get(key)
+            if ours is not None and theirs is not None and str(ours) != str(theirs):
+                raise RunDirError(f"{results_path} does not belong to this run: its {key} is {ours!r}, "
+                                  f"{where} says {theirs!r}; it was copied from another run or the run "
+                                  "directory was mixed up: restore its own results.json or run the experiment again")
+
+
+def check_ledger_complete(path: Path, ledger: Any, results: dict[str, Any], split: str) -> None:
+    """Refuse a ledger with fewer or more trades than results.json counted for ``split`` (a
+    truncated or replaced file): the numbers recomputed from it would not be the run's."""
+    expected = (results.get("n_trades") or {}).get(split)
+    if not isinstance(expected, int):
+        return
+    policies = [p for p in results.get("policies") or [] if isinstance(p, str)] or ["rl"]
+    counts = ledger["policy"].value_counts()
+    wrong = [f"{p}: {int(counts.get(p, 0))}" for p in policies if int(counts.get(p, 0)) != expected]
+    if wrong:
+        raise RunDirError(f"{path} does not match {Path(path).parent / RESULTS_FILE}: the {split} split had "
+                          f"{expected} trades per policy, the ledger holds {', '.join(wrong[:4])}"
+                          f"{' ...' if len(wrong) > 4 else ''}; it is truncated or was replaced: restore it or run "
+                          "the experiment again")
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -162,13 +267,18 @@ def resolve_run(
     """
     from exitcore.experiments import ExperimentsFile, resolve
 
-    table = dict(read_config(run_dir))
+    _check_complete(run_dir)
+    frozen = read_config(run_dir)
+    table = dict(frozen)
     name = table.pop("name")
     lineage = table.pop("lineage", None)
     file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table},
                            budgets=dict(budgets or {}))
     try:
-        resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
+        resolved = resolve(file, name, host)
+        _check_not_edited(run_dir, frozen, resolved)
+        if budget or overrides or data:
+            resolved = resolve(file, name, host, budget=budget, overrides=overrides, data=data)
     except ConfigError as exc:
         # the run's file has one [experiment] table, not experiments.NAME: point into it
         problems = [(_frozen_path(where, name), message) for where, message in exc.problems]
@@ -206,6 +316,49 @@ def _used_components(table: dict[str, Any]) -> set[str]:
     used += [("evaluator", n) for n in names(section("eval").get("evaluators", []))]
     used += [("policy", section("ppo").get("policy")), ("data_source", section("data").get("source"))]
     return {f"{kind}:{n}" for kind, n in used if isinstance(n, str)}
+
+
+def _check_complete(run_dir: Path) -> None:
+    """A run directory without its frozen configuration cannot be audited or resumed: say so,
+    and what to do, instead of only "no such file"."""
+    path = Path(run_dir) / CONFIG_FILE
+    if path.is_file():
+        return
+    what = (f"its {CONFIG_FILE} (the frozen configuration) is missing" if Path(run_dir).is_dir()
+            else "the directory does not exist")
+    try:
+        experiment = read_run_info(run_dir).get("experiment") if Path(run_dir).is_dir() else None
+    except RunDirError:
+        experiment = None
+    raise RunDirError(f"run directory {run_dir} is incomplete: {what}, so the run cannot be resumed or audited; "
+                      f"start a new run (`exitcore run {experiment or 'EXPERIMENT'}`). The registry keeps the old "
+                      "run's row (rows are never removed: it still counts as a trial for the deflated Sharpe "
+                      "ratio); `exitcore runs --status done` lists finished runs only")
+
+
+def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> None:
+    """Refuse a ``config.toml`` edited after its run: its configuration's hash is not the one
+    run.json recorded, although the file resolves to itself (nothing filled in by a newer
+    exitcore explains the difference). Audit and resume would otherwise vouch for, or continue,
+    a configuration the run was never trained with."""
+    from exitcore.experiments import config_diff
+
+    try:
+        recorded = read_run_info(run_dir).get("config_hash")
+    except RunDirError:
+        return  # nothing to compare with; a damaged run.json is named where it is needed
+    now = resolved.config_hash()
+    if not recorded or now == recorded:
+        return
+    if config_diff(frozen, resolved.to_dict()):
+        # keys the file lacks were filled in: a run frozen by an older exitcore, not an edit
+        # (resume compares the configurations key by key and names any change)
+        return
+    path = Path(run_dir) / CONFIG_FILE
+    raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "
+                      f"{Path(run_dir) / RUN_FILE} records {recorded} (the configuration the run was trained "
+                      "and evaluated with); restore the file (from version control or a backup) or run the "
+                      "edited experiment as a new run")
 
 
 def _missing_plugins(run_dir: Path, host: Any, used: set[str] | None = None) -> str:

@@ -1,0 +1,178 @@
+"""Damaged or mismatched run directories: report, compare and audit name the file and what is
+wrong, never a traceback, and never show another run's numbers as this run's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from evalkit import one_torch_thread  # noqa: F401 - autouse fixture
+
+from exitcore.cli import cli
+from exitcore.registry import Registry
+
+
+@pytest.fixture
+def runs(finished_run, tmp_path):
+    """A runs directory holding a copy of the finished run, recorded as done in its registry."""
+    runs = tmp_path / "runs"
+    source = finished_run["results"].paths[0].parent
+    info = finished_run["info"]
+    with Registry(runs) as reg:
+        run_id = reg.create_run(info["experiment"], info["config_hash"], info["data"]["hash"], seed=info["seed"])
+        reg.mark_running(run_id)
+        reg.mark_done(run_id, {"sharpe": 0.1})
+    shutil.copytree(source, runs / run_id)
+    return runs, run_id
+
+
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def _cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _refused(result, *words):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, (SystemExit, type(None)))
+    for word in words:
+        assert word in result.output, result.output
+
+
+@pytest.mark.parametrize("file, edit, command, words", [
+    ("results.json", lambda d: d.update(headline=5), "report", ["results.json", "'headline'", "a number"]),
+    ("results.json", lambda d: d.pop("spans"), "compare", ["results.json", "'spans'"]),
+    ("results.json", lambda d: d.update(spans={"test": 3}), "report", ["results.json", "spans['test']"]),
+    ("results.json", lambda d: d.update(ledgers={"test": 5}), "compare", ["results.json", "ledgers['test']"]),
+    ("run.json", lambda d: d.update(splits=7), "compare", ["run.json", "'splits'", "an array"]),
+    ("run.json", lambda d: d.update(splits=[{"start": 1}]), "compare", ["run.json", "splits[0]"]),
+    ("run.json", lambda d: d.update(data=[1]), "compare", ["run.json", "'data'", "an object"]),
+])
+def test_json_files_of_the_wrong_shape_are_named(runs, file, edit, command, words):
+    runs_dir, run_id = runs
+    _edit_json(runs_dir / run_id / file, edit)
+    args = [run_id] if command == "report" else [run_id, run_id]
+    _refused(_cli(command, *args, "--runs-dir", runs_dir), *words)
+
+
+def test_report_of_a_damaged_run_json_still_renders_and_says_what_is_missing(runs):
+    runs_dir, run_id = runs
+    _edit_json(runs_dir / run_id / "run.json", lambda d: d.update(data=[1]))
+    out = _cli("report", run_id, "--runs-dir", runs_dir)
+    assert out.exit_code == 0, out.output
+    assert "!! incomplete run directory:" in out.output and "'data' should be an object" in out.output
+    assert "RL vs baselines" in out.output
+
+
+def test_a_ledger_of_binary_garbage_is_named(runs):
+    runs_dir, run_id = runs
+    (runs_dir / run_id / "ledger_test.csv").write_bytes(bytes(range(256)) * 20)
+    _refused(_cli("compare", run_id, run_id, "--runs-dir", runs_dir), "ledger_test.csv", "damaged")
+
+
+def test_a_truncated_ledger_is_refused_by_compare(runs):
+    runs_dir, run_id = runs
+    path = runs_dir / run_id / "ledger_test.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: len(lines) // 3]))  # cut on a row boundary: still a valid CSV
+    _refused(_cli("compare", run_id, run_id, "--runs-dir", runs_dir), "ledger_test.csv", "results.json", "truncated")
+
+
+def test_another_runs_results_are_refused(runs):
+    runs_dir, run_id = runs
+    _edit_json(runs_dir / run_id / "results.json", lambda d: d.update(config_hash="0123456789abcdef"))
+    for command in (["report", run_id], ["compare", run_id, run_id]):
+        _refused(_cli(*command, "--runs-dir", runs_dir), "does not belong to this run", "0123456789abcdef", "run.json")
+
+
+def test_results_disagreeing_with_the_registry_are_refused(runs):
+    runs_dir, run_id = runs
+    for name in ("results.json", "run.json"):  # both files from another run of another seed
+        _edit_json(runs_dir / run_id / name, lambda d: d.update(seed=7))
+    _refused(_cli("report", run_id, "--runs-dir", runs_dir), "does not belong", "registry's row")
+
+
+def test_report_names_missing_and_damaged_files(runs):
+    runs_dir, run_id = runs
+    run_dir = runs_dir / run_id
+    (run_dir / "config.toml").write_text("[experiment\nname = ")
+    (run_dir / "run.json").unlink()
+    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:2000])
+    (run_dir / "ledger_test.csv").unlink()
+    out = _cli("report", run_id, "--runs-dir", runs_dir)
+    assert out.exit_code == 0, out.output
+    head = out.output.split("\nRun\n")[0]
+    assert "config.toml: cannot be read" in head and "PPO settings, costs and components are not shown" in head
+    assert "run.json: no such file" in head and "ledger_test.csv (the test ledger) is missing" in head
+    assert "checkpoint.pt is damaged" in head
+    assert "RL vs baselines" in out.output  # what can be shown still is
+
+
+def test_a_config_toml_edited_after_the_run_is_refused(runs):
+    """resolve_run is what `audit RUN` and `run --resume` read the frozen configuration with."""
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+
+    runs_dir, run_id = runs
+    run_dir = runs_dir / run_id
+    host = make_host()
+    untouched = resolve_run(run_dir, host)  # as recorded: accepted, with or without overrides on top
+    assert untouched.config_hash() == json.loads((run_dir / "run.json").read_text())["config_hash"]
+    assert resolve_run(run_dir, host, overrides=["ppo.n_envs=4"]).config.ppo.n_envs == 4
+    text = (run_dir / "config.toml").read_text()
+    assert "max_bars = " in text
+    (run_dir / "config.toml").write_text(text.replace("max_bars = ", "max_bars = 1", 1))
+    with pytest.raises(RunDirError, match=rf"config.toml was edited after the run: its configuration hashes to \w+, "
+                                          rf".*run.json records {untouched.config_hash()}"):
+        resolve_run(run_dir, host)
+    _refused(_cli("audit", run_id, "--runs-dir", runs_dir, "--decisions", "1"), "config.toml was edited",
+             untouched.config_hash())
+
+
+def test_a_run_directory_without_its_config_cannot_be_resumed_and_says_what_to_do(runs):
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+
+    runs_dir, run_id = runs
+    (runs_dir / run_id / "config.toml").unlink()
+    with pytest.raises(RunDirError, match=r"is incomplete: its config.toml .* is missing, so the run cannot be resumed "
+                                          r"or audited; start a new run \(`exitcore run v4_no_lookahead`\)"):
+        resolve_run(runs_dir / run_id, make_host())
+    with pytest.raises(RunDirError, match="is incomplete: the directory does not exist"):
+        resolve_run(runs_dir / "gone", make_host())
+
+
+def test_a_path_that_is_not_a_run_directory_is_named(runs, tmp_path):
+    runs_dir, _ = runs
+    (runs_dir / "notarun").mkdir()
+    for ref, why in ((runs_dir / "notarun", " is not a run directory: it holds no run.json or config.toml"),
+                     (runs_dir / "gone", ": no such run directory")):
+        for command in (["report", ref], ["compare", ref, ref], ["show", ref]):
+            out = _cli(*command)
+            _refused(out, f"{ref}{why}")
+            assert "no run registry in runs" not in out.output
+
+
+def test_an_empty_runs_dir_option_is_refused(runs):
+    _, run_id = runs
+    for command in (["runs"], ["show", run_id], ["report", run_id], ["compare", run_id, run_id]):
+        _refused(_cli(*command, "--runs-dir", ""), "--runs-dir is empty")
+
+
+def test_a_policy_row_that_is_not_an_object_is_left_out_of_the_report(runs):
+    runs_dir, run_id = runs
+    _edit_json(runs_dir / run_id / "results.json",
+               lambda d: d["evaluators"]["baselines"]["policies"].update(time_4bars=5))
+    out = _cli("report", run_id, "--runs-dir", runs_dir)
+    assert out.exit_code == 0 and "Traceback" not in out.output, out.output
+    assert "\nrl " in out.output and "time_4bars " not in out.output.split("RL vs baselines")[1].split("In-sample")[0]

@@ -691,8 +691,9 @@ class Registry:
         return RegistryError(f"unknown run {ref!r} in {self.runs_dir}{hint}")
 
     def get(self, ref: str, *, exact: bool = False) -> RunRecord:
-        """The run with id ``ref``, or the only run whose id starts with ``ref``, or else the only
-        one whose id ends with ``-ref`` (its random suffix, ``fa29``), unless ``exact``."""
+        """The run with id ``ref``, or else (unless ``exact``) the only run whose id starts with
+        ``ref`` or ends with ``-ref`` (its random suffix, ``fa29``); ambiguous when several do,
+        a start and an end included (a suffix like ``2026`` is also the start of every id)."""
         with self._sql_errors():
             row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (ref,)).fetchone()
             if row is not None:
@@ -704,18 +705,19 @@ class Registry:
                 "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq", (escaped + "%",)
             ).fetchall()
             # LIKE ignores case for ASCII; ids are case-sensitive
-            rows = [r for r in rows if r["id"].startswith(ref)]
-            how = "start"
-            if not rows:  # the end of an id after a dash: its random suffix (fa29), or v4-fa29
-                rows = [r for r in self._conn.execute(
-                    "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq", ("%-" + escaped,)
-                ).fetchall() if r["id"].endswith("-" + ref)]
-                how = "end"
+            starts = [r for r in rows if r["id"].startswith(ref)]
+            # the end of an id after a dash: its random suffix (fa29), or v4-fa29
+            ends = [r for r in self._conn.execute(
+                "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq", ("%-" + escaped,)
+            ).fetchall() if r["id"].endswith("-" + ref) and not r["id"].startswith(ref)]
+        rows = starts + ends
         if len(rows) == 1:
             return self._record(rows[0])
         if len(rows) > 1:
             shown = ", ".join(r["id"] for r in rows[:5]) + (" …" if len(rows) > 5 else "")
-            raise AmbiguousName(f"run {ref!r} is ambiguous: {len(rows)} runs {how} with it ({shown})")
+            how = " or ".join(w for w, found in (("start", starts), ("end", ends)) if found)
+            raise AmbiguousName(f"run {ref!r} is ambiguous: {len(rows)} runs {how} with it ({shown}); "
+                                "give more of the id")
         raise self._unknown(ref)
 
     def list(

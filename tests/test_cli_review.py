@@ -48,6 +48,14 @@ def test_a_run_is_found_by_its_random_suffix_everywhere(tmp_path):
             reg.get("zz")
         with reg._write() as conn:
             conn.execute("UPDATE runs SET id = substr(id, 1, length(id) - 3)")
+        # the start of one id and the end of another: ambiguous, not silently the first
+        year = a[:4]
+        with reg._write() as conn:  # (an id from another day would not start with the year)
+            conn.execute("UPDATE runs SET id = ? WHERE id = ?", ("19991231-000000-v3-" + year, b))
+        with pytest.raises(AmbiguousName, match=f"run '{year}' is ambiguous: 2 runs start or end with it"):
+            reg.get(year)
+        with reg._write() as conn:
+            conn.execute("UPDATE runs SET id = ? WHERE id = ?", (b, "19991231-000000-v3-" + year))
     suffix = a.rsplit("-", 1)[1]
     result = CliRunner().invoke(cli, ["show", suffix, "--runs-dir", str(runs)])
     assert result.exit_code == 0 and a in result.output, result.output

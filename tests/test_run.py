@@ -331,7 +331,7 @@ def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
     # each Sharpe comes with its bootstrap interval and deflated Sharpe, as evaluated
     iv = json.loads((runs_a / row["run_dir"] / "results.json").read_text())["evaluators"]["significance"]["intervals"]["rl"]["sharpe"]
     assert re.search(rf"Sharpe interval \(bootstrap\) +\[{iv['low']:.2f}, {iv['high']:.2f}\] 95% ", table), table
-    assert re.search(r"deflated Sharpe \(trials then\) +\d\.\d{3} \(N = 1\) ", table)
+    assert re.search(r"deflated Sharpe \(trials at run time\) +\d\.\d{3} \(N = 1\) ", table)
 
     runs = tmp_path / "runs"
     proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", runs=runs, wait=False)

@@ -476,7 +476,7 @@ _ROWS: tuple[tuple[str, Any], ...] = (
         lambda m: f"{_num(m['avg_bars'], '.1f')} [{_num(m['min_bars'], 'd')}, {_num(m['max_bars'], 'd')}]",
     ),
     ("quick exits", lambda m: _pct(m["quick_exit_rate"])),
-    ("actions %", lambda m: _shares(m["action_distribution"], _ACTION_SHORT)),
+    ("sampled actions %", lambda m: _shares(m["action_distribution"], _ACTION_SHORT)),
     ("blocked rate", lambda m: _pct(m["blocked_rate"])),
     ("exit reasons %", lambda m: _shares(m["exit_reasons"], _REASON_SHORT)),
     ("ambiguous bars", lambda m: str(m["ambiguous"])),

@@ -319,6 +319,10 @@ def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
     notes = []
     if best in metrics:  # no starred row (the baselines evaluator off): no footnote for it
         notes.append(f"* best baseline, chosen on the training split (highest daily Sharpe there): {best}.")
+        train = [v for v in (_get(results, "best_baseline", "train_sharpes") or {}).values() if isinstance(v, (int, float))]
+        if train and all(_finite(v) and v < 0 for v in train):
+            notes.append("Every baseline lost on the training split: the highest Sharpe there is the steadiest "
+                         "loser, not necessarily the one that lost least.")
     if conf:
         notes.append(f"[CI] = {100 * conf:.0f}% block-bootstrap interval over days "
                      f"({_get(results, 'evaluators', 'significance', 'n_samples')} resamples, "
@@ -328,7 +332,9 @@ def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
     if not _get(results, "evaluators", "baselines"):
         notes.append("baselines not shown: the `baselines` evaluator did not run.")
     notes.append("Sharpe and Sortino are annualised from the daily PnL over every trading day of the split; "
-                 "mean return is per trade in basis points of the entry price; max DD in PnL fractions.")
+                 "mean return is per trade in basis points of the entry price; max DD in PnL fractions (of the "
+                 "entry price, summed over trades); win % counts trades with PnL > 0, so a trade closed at exactly "
+                 "0 (stopped at breakeven) is not a win.")
     blocks.append(("p", " ".join(notes)))
     return blocks
 
@@ -358,8 +364,26 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | None = N
         if not d:
             continue
         rows.append((title, f"{d.get('baseline')}: Sharpe {interval(d.get('sharpe'))}, p (H0: RL <= baseline) = "
-                            f"{num(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} bp"))
-    return blocks + [("kv", rows)]
+                            f"{num(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} "
+                            "bp of the entry price"))
+    blocks.append(("kv", rows))
+    caveat = _negative_sharpe_caveat(results)
+    if caveat:
+        blocks.append(("p", caveat))
+    return blocks
+
+
+def _negative_sharpe_caveat(results: Mapping[str, Any]) -> str | None:
+    """A warning when RL and the best baseline both lose: a negative Sharpe is more negative the
+    steadier the losses, so the Sharpe ranks a policy losing less, but more steadily, lower."""
+    metrics = _policy_metrics(results)
+    best = _get(results, "best_baseline", "name")
+    sharpes = [_get(metrics, p, "sharpe") for p in ("rl", best)]
+    if not all(isinstance(s, (int, float)) and _finite(s) and s < 0 for s in sharpes):
+        return None
+    return ("Both RL and the best baseline lose on this split (Sharpe < 0). A negative Sharpe is the more "
+            "negative the steadier the losses, so it can rank the policy that loses less money lower: read "
+            "the mean daily PnL difference beside the Sharpe difference.")
 
 
 def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | None) -> tuple[str, str] | None:
@@ -486,7 +510,14 @@ def summary_text(results: Mapping[str, Any]) -> str:
     if "dsr" in dsr:
         n = dsr.get("n_trials")
         trials = plural(n, "trial") if isinstance(n, int) else f"{n} trials"
-        lines.append(f"deflated Sharpe ratio {num(dsr['dsr'], '.3f')} (N = {trials})")
+        lines.append(f"deflated Sharpe ratio of RL {num(dsr['dsr'], '.3f')} (N = {trials})")
+    diff = _get(results, "evaluators", "significance", "rl_vs_best_baseline") or {}
+    if diff.get("sharpe"):  # the verdict a reader came for, without opening the report
+        lines.append(f"RL - {diff.get('baseline')}: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = "
+                     f"{num(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL "
+                     f"{interval(diff.get('mean_daily_pnl'), '.2f', 1e4)} bp")
+        if _negative_sharpe_caveat(results):
+            lines.append("  (both lose: a steadier loser has the more negative Sharpe; `exitcore report` explains)")
     if best in keep:
         lines.append(f"* best baseline, chosen on the training split: {best}")
     if results.get("audit_verdict"):

@@ -182,6 +182,29 @@ def test_a_verdict_from_a_plugin_evaluator_is_named_and_its_result_shown(finishe
     assert "look-ahead audit: FAIL" in summary_text(results)
 
 
+def test_both_losing_is_flagged_because_a_steadier_loser_has_the_lower_sharpe(finished_run, tmp_path):
+    """A trial on real data: RL lost 55,032 against the baseline's 66,011, with the better mean
+    return, drawdown and mean daily PnL, and the report called it significantly worse, since its
+    steadier losses gave the more negative Sharpe (-4.12 against -2.64)."""
+    run_dir = tmp_path / "losing"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    best = results["best_baseline"]["name"]
+    policies = results["evaluators"]["trade_metrics"]["policies"]
+    baselines = results["evaluators"]["baselines"]["policies"]
+    for sharpes, flagged in (((-4.12, -2.64), True), ((0.5, -2.64), False)):
+        policies["rl"]["sharpe"], baselines[best]["sharpe"] = sharpes
+        (run_dir / "results.json").write_text(json.dumps(results))
+        text = render_report(run_dir)
+        assert ("Both RL and the best baseline lose on this split" in text) is flagged
+        assert ("(both lose: a steadier loser" in summary_text(results)) is flagged
+    assert re.search(rf"\nRL - {best}: Sharpe -?\d+\.\d\d \[.*\], p \(H0: RL <= baseline\) = \d\.\d{{3}}; mean daily PnL", summary_text(results))
+    assert "win % counts trades with PnL > 0" in text
+    results["best_baseline"]["train_sharpes"] = {k: -1.0 for k in results["best_baseline"]["train_sharpes"]}
+    (run_dir / "results.json").write_text(json.dumps(results))
+    assert "Every baseline lost on the training split" in render_report(run_dir)
+
+
 # --------------------------------------------------------------------------- the real data
 
 

@@ -505,14 +505,29 @@ class ResolvedExperiment:
 
     def config_hash(self) -> str:
         """A stable hash of the resolved configuration (name and description excluded)."""
-        data = self.to_dict()
-        for key in ("name", "description", "lineage", "assumptions"):
-            data.pop(key, None)
-        # Added after runs were recorded: an empty table leaves the hash as it was, so those runs
-        # still resume and count as the same trial as new runs of the same configuration.
-        if not data.get("ppo", {}).get("policy_params"):
-            data.get("ppo", {}).pop("policy_params", None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return hash_config(self.to_dict())
+
+
+def hash_config(data: dict[str, Any]) -> str:
+    """:meth:`ResolvedExperiment.config_hash` of a configuration as plain data."""
+    data = copy.deepcopy(data)
+    for key in ("name", "description", "lineage", "assumptions"):
+        data.pop(key, None)
+    # Added after runs were recorded: an empty table leaves the hash as it was, so those runs
+    # still resume and count as the same trial as new runs of the same configuration.
+    if not data.get("ppo", {}).get("policy_params"):
+        data.get("ppo", {}).pop("policy_params", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def restricted_to(data: Any, shape: Any) -> Any:
+    """``data`` with only the table keys ``shape`` has too (arrays of tables item by item): a
+    configuration as an older exitcore, which had not those keys yet, would have hashed it."""
+    if isinstance(data, dict) and isinstance(shape, dict):
+        return {k: restricted_to(v, shape[k]) for k, v in data.items() if k in shape}
+    if isinstance(data, list) and isinstance(shape, list) and len(data) == len(shape) and all(isinstance(v, dict) for v in data):
+        return [restricted_to(v, s) for v, s in zip(data, shape)]
+    return data
 
 
 def _drop_empty(data: Any) -> Any:

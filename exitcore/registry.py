@@ -106,6 +106,39 @@ class RunNotDone(RegistryError):
     """The run exists but has no final results (running, failed or interrupted)."""
 
 
+def connect_read_only(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection to the registry file ``path`` that never writes.
+
+    ``mode=ro`` reads with locks and the write-ahead log, but needs the WAL's ``-shm`` file or
+    a directory it may create it in. Where it cannot open (a read-only mount), the file is read
+    as immutable (no locks, no WAL: nothing can write it there), unless the WAL holds changes
+    not yet in the file: immutable would silently ignore them (runs missing, stale statuses,
+    too few trials for the deflated Sharpe). Busy or locked is never a reason to read unlocked.
+    """
+    uri = Path(path).resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "unable to open" not in str(exc):
+            raise RegistryError(f"run registry {path}: {exc}") from None
+    wal = Path(path).with_name(Path(path).name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise RegistryError(f"run registry {path} cannot be read here: {wal.name} holds changes not yet written into "
+                            "it, which a reader can only apply where it may create files; copy the runs directory "
+                            f"(with {wal.name}) somewhere writable and read it there")
+    conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise RegistryError(f"run registry {path} cannot be opened for reading: {exc}") from None
+    return conn
+
+
 def resolve_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The runs directory: ``explicit`` (``--runs-dir``), else ``$EXITCORE_RUNS_DIR``, else ``./runs``.
     An empty ``explicit`` is refused: ``--runs-dir ""`` (an unset shell variable) must not
@@ -424,21 +457,9 @@ class Registry:
         return self._conn_obj
 
     def _connect_read_only(self) -> sqlite3.Connection:
-        """A connection that never writes. ``mode=ro`` needs the WAL's ``-shm`` file or a
-        writable directory to create it in; without either (a read-only mount) the file is
-        opened as immutable: nothing can write it there anyway."""
-        uri = self.path.resolve().as_uri()
-        for query in ("mode=ro", "immutable=1"):
-            conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=self.timeout, isolation_level=None)
-            try:
-                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError:
-                conn.close()
-                continue
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            return conn
-        raise RegistryError(f"run registry {self.path} cannot be opened for reading")
+        conn = connect_read_only(self.path, self.timeout)
+        conn.row_factory = sqlite3.Row
+        return conn
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -726,13 +747,16 @@ class Registry:
         """All runs in creation order, optionally only those matching ``experiment``, ``status``, ``data_hash``."""
         if status is not None and status not in STATUSES:
             raise RegistryError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
-        filters = {"experiment": experiment, "status": status, "data_hash": data_hash}
+        # the status filter applies to the status shown: a dead "running" run read from a
+        # read-only registry shows (and filters) as interrupted
+        filters = {"experiment": experiment, "data_hash": data_hash}
         where = [f"{column} = ?" for column, value in filters.items() if value is not None]
         args = [value for value in filters.values() if value is not None]
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
         with self._sql_errors():
             rows = self._conn.execute(sql, args).fetchall()
-        return [self._record(r) for r in rows]
+        records = [self._record(r) for r in rows]
+        return [r for r in records if status is None or r.status == status]
 
     def recorded_experiment(self, name: str) -> str:
         """``name`` among the experiments that have runs: exact, else a unique prefix (``v4``);

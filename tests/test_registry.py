@@ -718,3 +718,11 @@ def test_a_read_only_runs_directory_can_be_listed_but_not_written(tmp_path):
     writer = _read_only(runs, sys.executable, "-c", f"from exitcore.registry import Registry; Registry({str(runs)!r})")
     assert writer.returncode != 0 and "is not writable" in writer.stderr
     assert (runs / REGISTRY_FILE).read_bytes() == before  # nothing was altered
+    # the status filter is the status shown (it filtered on the stored "running")
+    only = _read_only(runs, *py, "runs", "--status", "interrupted", "--runs-dir", str(runs))
+    assert only.returncode == 0 and dead in only.stdout and done not in only.stdout, only.stdout + only.stderr
+    # changes still in the write-ahead log: read unlocked from the file alone, a run went missing
+    (runs / (REGISTRY_FILE + "-shm")).unlink(missing_ok=True)
+    (runs / (REGISTRY_FILE + "-wal")).write_bytes(b"\0" * 4096)
+    stale = _read_only(runs, *py, "runs", "--runs-dir", str(runs))
+    assert stale.returncode == 2 and "holds changes not yet written into it" in stale.stderr, stale.stdout + stale.stderr

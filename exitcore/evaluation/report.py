@@ -410,7 +410,7 @@ def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
     the one of the run directory's parent, else of ``runs_dir``; it is only read."""
     import sqlite3
 
-    from exitcore.registry import REGISTRY_FILE, TRIAL_COUNT_SQL, resolve_runs_dir
+    from exitcore.registry import REGISTRY_FILE, TRIAL_COUNT_SQL, RegistryError, connect_read_only, resolve_runs_dir
 
     try:
         data_hash = (read_run_info(run_dir).get("data") or {}).get("hash")
@@ -421,17 +421,15 @@ def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
         path = Path(directory) / REGISTRY_FILE
         if not data_hash or not path.is_file():
             continue
-        # read-only: a report must work on an archived, read-only runs directory, where mode=ro
-        # cannot open a WAL database without its -shm file and immutable=1 can
-        for query in ("mode=ro", "immutable=1"):
-            try:
-                with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)) as conn:
-                    if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
-                                    (data_hash, run_id, f"%{run_id}")).fetchone() is None:
-                        break  # this registry did not record the run
-                    return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
-            except sqlite3.Error:
-                continue
+        # read-only: a report must work on an archived, read-only runs directory too
+        try:
+            with contextlib.closing(connect_read_only(path)) as conn:
+                if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
+                                (data_hash, run_id, f"%{run_id}")).fetchone() is None:
+                    continue  # this registry did not record the run
+                return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
+        except (sqlite3.Error, RegistryError):
+            continue
     return None
 
 
@@ -640,10 +638,13 @@ def _registry_record(run_dir: Path) -> Any:
         return None
     try:
         with Registry(holder, read_only=True) as registry:
-            matches = [r for r in registry.list() if registry.path_of(r).resolve() == Path(run_dir).resolve()]
+            # by id (the directory's name) first: listing every row warned about other runs' damage
+            record = registry.get(Path(run_dir).name, exact=True)
+            if registry.path_of(record).resolve() == Path(run_dir).resolve():
+                return record
     except RegistryError:
         return None
-    return matches[0] if len(matches) == 1 else None
+    return None
 
 
 def _missing_artefacts(run_dir: Path, results: Mapping[str, Any]) -> list[str]:

@@ -202,15 +202,17 @@ def read_results(run_dir: Path) -> dict[str, Any]:
 
 def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:
     """Refuse results.json when it is not this run's: its ``experiment``, ``config_hash`` or
-    ``seed`` differ from run.json's (or from the registry's ``record``). A results.json copied
-    from another run would otherwise be reported under this run's id."""
+    ``seed`` differ from run.json's, or its ``experiment`` or ``seed`` from the registry's
+    ``record``. A results.json copied from another run would otherwise be reported under this
+    run's id. (The registry keeps the hash the run started with: a resume may record another
+    one for the same configuration, e.g. a relative data path made absolute.)"""
     results_path, info_path = Path(run_dir) / RESULTS_FILE, Path(run_dir) / RUN_FILE
-    sources = [(info_path, info)]
+    sources = [(info_path, info, ("experiment", "config_hash", "seed"))]
     if record is not None:
         sources.append((f"the registry's row of run {record.id}",
-                        {"experiment": record.experiment, "config_hash": record.config_hash, "seed": record.seed}))
-    for key in ("experiment", "config_hash", "seed"):
-        for where, other in sources:
+                        {"experiment": record.experiment, "seed": record.seed}, ("experiment", "seed")))
+    for where, other, keys in sources:
+        for key in keys:
             ours, theirs = results.get(key), other.get(key)
             if ours is not None and theirs is not None and str(ours) != str(theirs):
                 raise RunDirError(f"{results_path} does not belong to this run: its {key} is {ours!r}, "
@@ -341,7 +343,7 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
     run.json recorded, although the file resolves to itself (nothing filled in by a newer
     exitcore explains the difference). Audit and resume would otherwise vouch for, or continue,
     a configuration the run was never trained with."""
-    from exitcore.experiments import config_diff
+    from exitcore.experiments import hash_config, restricted_to
 
     try:
         recorded = read_run_info(run_dir).get("config_hash")
@@ -350,9 +352,9 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
     now = resolved.config_hash()
     if not recorded or now == recorded:
         return
-    if config_diff(frozen, resolved.to_dict()):
-        # keys the file lacks were filled in: a run frozen by an older exitcore, not an edit
-        # (resume compares the configurations key by key and names any change)
+    if hash_config(restricted_to(resolved.to_dict(), frozen)) == recorded:
+        # the keys the file lacks were filled in by defaults: a run frozen by an older exitcore,
+        # which hashed it without them (resume compares the configurations key by key)
         return
     path = Path(run_dir) / CONFIG_FILE
     raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "

@@ -99,6 +99,29 @@ def test_results_disagreeing_with_the_registry_are_refused(runs):
     _refused(_cli("report", run_id, "--runs-dir", runs_dir), "does not belong", "registry's row")
 
 
+def test_a_report_does_not_warn_about_other_runs_damaged_rows(runs):
+    import sqlite3
+
+    runs_dir, run_id = runs
+    with Registry(runs_dir) as reg:
+        other = reg.create_run("v3", "c", "d")
+    with sqlite3.connect(runs_dir / "registry.sqlite") as conn:
+        conn.execute("UPDATE runs SET metrics = '{bad' WHERE id = ?", (other,))
+    out = CliRunner().invoke(cli, ["report", run_id, "--runs-dir", str(runs_dir)])
+    assert out.exit_code == 0 and other not in out.output, out.output
+
+
+def test_a_resumed_run_whose_hash_changed_is_not_refused(runs):
+    """A resume may record another hash for the same configuration (an older run's relative data
+    path made absolute) in run.json and results.json, while the registry keeps the first: report
+    and compare refused such runs as copied from another."""
+    runs_dir, run_id = runs
+    for name in ("results.json", "run.json"):
+        _edit_json(runs_dir / run_id / name, lambda d: d.update(config_hash="0123456789abcdef"))
+    out = _cli("report", run_id, "--runs-dir", runs_dir)
+    assert out.exit_code == 0 and "does not belong" not in out.output, out.output
+
+
 def test_report_names_missing_and_damaged_files(runs):
     runs_dir, run_id = runs
     run_dir = runs_dir / run_id
@@ -136,6 +159,45 @@ def test_a_config_toml_edited_after_the_run_is_refused(runs):
         resolve_run(run_dir, host)
     _refused(_cli("audit", run_id, "--runs-dir", runs_dir, "--decisions", "1"), "config.toml was edited",
              untouched.config_hash())
+
+
+def test_a_key_deleted_from_config_toml_is_an_edit_and_a_key_an_older_version_lacked_is_not(runs):
+    """Any key missing from the file used to count as "frozen by an older exitcore", so an edit
+    that also deleted a line passed; a missing key is now accepted only where the hash without
+    it is the one the run recorded (what the older exitcore hashed)."""
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, read_config, resolve_run
+    from exitcore.experiments import hash_config, restricted_to
+
+    runs_dir, run_id = runs
+    run_dir = runs_dir / run_id
+    host = make_host()
+    lines = (run_dir / "config.toml").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("micro_batch_size = ")]
+    (run_dir / "config.toml").write_text("".join(kept))
+    assert resolve_run(run_dir, host)  # its default is the value the run had: no change, accepted
+    kept = [line for line in kept if not line.startswith("n_envs = ")]  # the run had 16 envs, the default is 64
+    assert len(kept) == len(lines) - 2
+    (run_dir / "config.toml").write_text("".join(kept))
+    with pytest.raises(RunDirError, match="config.toml was edited after the run"):
+        resolve_run(run_dir, host)  # run.json's hash includes the deleted key: an edit
+    info = json.loads((run_dir / "run.json").read_text())
+    older = hash_config(restricted_to(_resolved_anyway(run_dir, host), read_config(run_dir)))
+    (run_dir / "run.json").write_text(json.dumps({**info, "config_hash": older}))
+    assert resolve_run(run_dir, host)  # as if an older exitcore had recorded the run without that key
+
+
+def _resolved_anyway(run_dir, host):
+    """The frozen file resolved without the edit check (what a newer exitcore fills in)."""
+    from exitcore.evaluation.rundir import read_config
+    from exitcore.experiments import ExperimentsFile, resolve
+
+    table = dict(read_config(run_dir))
+    name = table.pop("name")
+    table.pop("lineage", None)
+    file = ExperimentsFile(path=run_dir / "config.toml", defaults={}, experiments={name: table}, budgets={})
+    return resolve(file, name, host).to_dict()
 
 
 def test_a_run_directory_without_its_config_cannot_be_resumed_and_says_what_to_do(runs):

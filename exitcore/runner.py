@@ -255,7 +255,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         host.run_finished(info, "interrupted", {})
         return RunOutcome(run_id, run_dir, "interrupted", {}, {})
 
-    with _recorded(registry, host, info, "evaluating"):
+    # SIGTERM as Ctrl-C here too: the run is marked interrupted at once (exit 130, the resume
+    # command printed) instead of dying with 143 and waiting to be found dead
+    with _recorded(registry, host, info, "evaluating"), _sigterm_as_interrupt():
         with stages.stage("evaluating on the held-out split") as note:
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id))
@@ -580,7 +582,7 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while training, so a killed job still checkpoints."""
+    """Treat SIGTERM like Ctrl-C while training (a killed job still checkpoints) and evaluating."""
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

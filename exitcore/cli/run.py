@@ -49,7 +49,8 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     printed and recorded; `exitcore audit RUN` exits 1 on FAIL for scripts), 1 it failed
     while training or evaluating, or the machine stopped it (a full disk, a closed output
     pipe: recorded interrupted, resumable, with the command to continue), 2 bad input, 130
-    interrupted (Ctrl-C, or SIGTERM while training; resumable once the run is recorded).
+    interrupted (Ctrl-C, or SIGTERM while training or evaluating; resumable once the run is
+    recorded).
 
     \b
     Examples:

@@ -42,6 +42,23 @@ def _value(v: Any) -> str:
     return str(v)
 
 
+#: headline metrics shown in the units the report uses (they are stored as plain fractions)
+_UNITS: dict[str, Any] = {
+    "mean_return": lambda v: f"{v * 1e4:.2f} bp of the entry price per trade",
+    "win_rate": lambda v: f"{100 * v:.1f} % (trades with PnL > 0)",
+    "sharpe": lambda v: f"{v:.2f} (daily, annualised)",
+    "sortino": lambda v: f"{v:.2f} (daily, annualised)",
+    "max_drawdown": lambda v: f"{v:.4g} (PnL fraction)",
+}
+
+
+def _metric(key: str, v: Any) -> str:
+    """A headline metric as ``show`` prints it: in the report's units where it has one."""
+    if key in _UNITS and isinstance(v, float) and math.isfinite(v):
+        return _UNITS[key](v)
+    return _value(v)
+
+
 def _sharpe(v: Any) -> str:
     """Sharpe ratios to two decimals, as every other table shows them."""
     return f"{v:.2f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else _value(v)
@@ -181,4 +198,4 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
             continue
         if isinstance(value, dict):
             value = " ".join(f"{k}={_value(v)}" for k, v in value.items())
-        click.echo(f"  {key:<{mwidth}}  {_value(value)}")
+        click.echo(f"  {key:<{mwidth}}  {_metric(key, value)}")

@@ -1,0 +1,173 @@
+"""docs/json.md stays true: every command's --json (and compare --csv) prints exactly the keys
+its tables list. A field added to an output without a row, or a row whose field is gone, fails.
+
+The commands run as subprocesses on two smoke runs of v4 (seeds 3 and 4, a few seconds each),
+made once for the module."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JSON_DOC = ROOT / "docs" / "json.md"
+
+
+def doc_tables(text: str) -> dict[str, tuple[list[str], set[str]]]:
+    """``{heading: (keys, optional keys)}`` for each ``##``/``###`` section holding a
+    ``| `key` | type | meaning |`` table; a key is optional when its type cell says so."""
+    out = {}
+    for section in re.split(r"^#{2,3} ", text, flags=re.M)[1:]:
+        heading, _, body = section.partition("\n")
+        rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", body, re.M)
+        if rows:
+            out[heading.strip()] = ([k for k, _ in rows], {k for k, t in rows if "optional" in t})
+    return out
+
+
+TABLES = doc_tables(JSON_DOC.read_text(encoding="utf-8"))
+
+
+def assert_documented(keys, heading: str) -> None:
+    """``keys`` (of one printed object) are exactly the table's: none undocumented, none missing
+    unless the doc calls it optional."""
+    documented, optional = TABLES[heading]
+    keys = set(keys)
+    undocumented = sorted(keys - set(documented))
+    missing = sorted(set(documented) - optional - keys)
+    assert not undocumented and not missing, (
+        f"docs/json.md, table {heading!r}: printed but not documented {undocumented}; "
+        f"documented but not printed {missing}")
+
+
+def exitcore(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("EXITCORE_RUNS_DIR", None)
+    return subprocess.run([sys.executable, "-m", "exitcore", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def json_of(*args: str, status: int = 0):
+    out = exitcore(*args)
+    assert out.returncode == status, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A runs directory with two finished smoke runs of v4 (seeds 3 and 4), oldest first."""
+    runs = tmp_path_factory.mktemp("runs")
+    for seed in ("3", "4"):
+        out = exitcore("run", "v4", "--budget", "smoke", "--seed", seed, "--runs-dir", str(runs))
+        assert out.returncode == 0, out.stderr
+    ids = [r["id"] for r in json_of("runs", "--json", "--runs-dir", str(runs))]
+    assert len(ids) == 2
+    return runs, ids
+
+
+def test_every_table_of_the_doc_is_checked():
+    """A table added to docs/json.md needs a check here; a heading renamed is noticed."""
+    assert set(TABLES) == CHECKED
+    for heading, (keys, _) in TABLES.items():
+        assert len(keys) == len(set(keys)), f"{heading}: a key listed twice"
+
+
+def test_runs_and_show(two_runs):
+    runs, ids = two_runs
+    records = json_of("runs", "--json", "--runs-dir", str(runs))
+    for record in records:
+        assert_documented(record, "Run record")
+        assert_documented(record["params"], "Run record: `params`")
+        assert_documented(record["metrics"], "Run record: `metrics`")
+        assert record["status"] == "done" and "damaged" not in record
+    shown = json_of("show", ids[0], "--json", "--runs-dir", str(runs))
+    assert_documented(set(shown) - set(records[0]), "`show --json` adds")
+    assert {k: v for k, v in shown.items() if k != "run_path"} == records[0]
+    assert Path(shown["run_path"]) == runs / records[0]["run_dir"]
+    # the time format the doc gives (ms): ISO 8601, milliseconds, UTC offset
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", shown["created_at"])
+
+
+def test_compare_json_and_csv(two_runs):
+    runs, ids = two_runs
+    data = json_of("compare", *ids, "--json", "--runs-dir", str(runs))
+    assert_documented(data, "compare: top level")
+    assert [r["run_id"] for r in data["runs"]] == ids
+    for run in data["runs"]:
+        assert_documented(run, "compare: `runs[]`")
+        assert_documented(run["metrics"], "compare: `runs[].metrics`")
+    assert data["config_differences"], "the two runs differ in ppo.seed"
+    for diff in data["config_differences"]:
+        assert_documented(diff, "compare: `config_differences[]`")
+        assert len(diff["values"]) == len(ids)
+
+    out = exitcore("compare", *ids, "--csv", "--runs-dir", str(runs))
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    assert rows[0] == ["metric", *ids]
+    names = [r[0] for r in rows[1:]]
+    metrics = [n for n in names if not n.startswith("config.")]
+    assert metrics == TABLES["compare: `--csv` rows"][0]  # the same rows, in the same order
+    assert [n for n in names if n.startswith("config.")] == [f"config.{d['key']}" for d in data["config_differences"]]
+
+
+def test_audit(two_runs):
+    runs, ids = two_runs
+    report = json_of("audit", ids[0], "--json", "-q", "--decisions", "4", "--runs-dir", str(runs))
+    assert_documented(report, "audit: top level")
+    assert report["verdict"] == "PASS" and report["policy"] == "trained (checkpoint.pt)"
+    # a failing audit fills findings and culprits: v3's leaky feature, on a random-init policy
+    leaky = json_of("audit", "v3", "--budget", "smoke", "--decisions", "2", "--json", "-q", status=1)
+    assert_documented(leaky, "audit: top level")
+    assert leaky["verdict"] == "FAIL" and leaky["findings"] and leaky["culprits"]
+    for finding in leaky["findings"]:
+        assert_documented(finding, "audit: `findings[]` (and `culprits[].first`)")
+    for culprit in leaky["culprits"]:
+        assert_documented(culprit, "audit: `culprits[]`")
+        assert_documented(culprit["first"], "audit: `findings[]` (and `culprits[].first`)")
+
+
+def test_plugins():
+    plugins = json_of("plugins", "--json")
+    assert any(p["components"] for p in plugins)
+    for plugin in plugins:
+        assert_documented(plugin, "plugins: plugin")
+        for component in plugin["components"]:
+            assert_documented(component, "plugins: `components[]`")
+
+
+def test_experiments_show():
+    assert_documented(json_of("experiments", "show", "v4", "--budget", "smoke", "--json"), "experiments show: top level")
+
+
+def test_data_inspect():
+    bare = json_of("data", "inspect", "synthetic?years=1", "--json")
+    assert_documented(bare, "data inspect: top level")
+    assert_documented(bare["gaps"], "data inspect: `gaps`")
+    assert bare["experiment"] == "" and bare["splits"] == []  # as the doc says: empty values, not null
+    full = json_of("data", "inspect", "--experiment", "v4", "--budget", "smoke", "--json")
+    assert_documented(full, "data inspect: top level")
+    assert_documented(full["gaps"], "data inspect: `gaps`")
+    assert full["splits"]
+    for split in full["splits"]:
+        assert_documented(split, "data inspect: `splits[]`")
+
+
+#: every table of docs/json.md, each checked by a test above
+CHECKED = {
+    "Run record", "Run record: `params`", "Run record: `metrics`", "`show --json` adds",
+    "compare: top level", "compare: `runs[]`", "compare: `runs[].metrics`", "compare: `config_differences[]`",
+    "compare: `--csv` rows",
+    "audit: top level", "audit: `findings[]` (and `culprits[].first`)", "audit: `culprits[]`",
+    "plugins: plugin", "plugins: `components[]`",
+    "experiments show: top level",
+    "data inspect: top level", "data inspect: `gaps`", "data inspect: `splits[]`",
+}

@@ -50,13 +50,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temporary file.
     """
     named = Path(path)
-    target = Path(os.path.realpath(named)) if named.is_symlink() else named
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # nothing there yet
-        mode = target.stat().st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
-            raise OSError(f"{named}: {kind}; exitcore writes a file by replacing it atomically, so give the path "
-                          "of a regular file")
+    target = _written_through(named)
+    kind = _not_a_regular_file(target)
+    if kind:
+        raise OSError(f"{named}: {kind}; exitcore writes a file by replacing it atomically, so give the path "
+                      "of a regular file")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a file where a folder of the path should be
@@ -83,6 +81,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fsync_dir(target.parent)
 
 
+def _written_through(path: Path) -> Path:
+    """The file a write to ``path`` replaces: a symbolic link's target (the link stays)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (replacing it would destroy
+    it): ``"a directory"`` or ``"not a regular file (...)"``; None otherwise."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+
+
 #: the temporary files :func:`atomic_path` names: ``.<name>.<8 random characters>.tmp<suffix>``
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
 
@@ -105,11 +120,12 @@ def check_new_file(path: str | os.PathLike[str], option: str = "--out", force: b
     from exitcore.errors import ExitcoreError
 
     target = Path(path)
-    real = Path(os.path.realpath(target)) if target.is_symlink() else target  # a link is written through
-    if real.is_dir():
+    real = _written_through(target)
+    kind = _not_a_regular_file(real)
+    if kind == "a directory":
         raise ExitcoreError(f"{target}: is a folder ({option} {path}); name a file")
-    if real.exists() and not real.is_file():  # /dev/null, a FIFO: replacing it would destroy it
-        raise ExitcoreError(f"{target}: not a regular file (a FIFO, device or socket) ({option} {path}); name a file")
+    if kind:  # /dev/null, a FIFO
+        raise ExitcoreError(f"{target}: {kind} ({option} {path}); name a file")
     if real.exists() and not force:
         raise ExitcoreError(f"{target}: already exists (use --force to overwrite)")
     parent = real.parent

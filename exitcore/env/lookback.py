@@ -152,6 +152,7 @@ def _seeded(recompute: Any) -> Any:
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-identical float32 columns (NaN equal to itself)."""
     return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.view(torch.int32), b.view(torch.int32)))
 
 
@@ -161,7 +162,7 @@ def _unchanged(recompute: Any, original: torch.Tensor, before: int, mode: str) -
         values = recompute(before, mode)
     except Exception:  # noqa: BLE001 - failing means it reads those bars
         return False
-    return values.shape == original.shape and bool(torch.equal(values.view(torch.int32), original.view(torch.int32)))
+    return _same(values, original)
 
 
 def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode: str) -> int:

@@ -154,19 +154,43 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
                    gaps[0] if gaps else None)
 
 
-def _recorded_significance(results: dict[str, Any]) -> dict[str, str]:
+#: what :func:`_recorded_significance` records; each None when the run did not record it
+SIGNIFICANCE_KEYS = ("sharpe_interval", "sharpe_interval_confidence", "dsr_recorded", "dsr_trials")
+
+
+def _recorded_significance(results: dict[str, Any]) -> dict[str, Any]:
     """RL's bootstrap Sharpe interval and deflated Sharpe ratio as evaluated (the significance
-    evaluator's), so two Sharpe ratios side by side come with how far apart chance puts them."""
+    evaluator's), so two Sharpe ratios side by side come with how far apart chance puts them:
+    ``sharpe_interval`` ``[low, high]`` at ``sharpe_interval_confidence`` (0.95), ``dsr_recorded``
+    over ``dsr_trials`` trials; each None when not recorded."""
     sig = (results.get("evaluators") or {}).get("significance") or {}
-    out = {}
+    out: dict[str, Any] = dict.fromkeys(SIGNIFICANCE_KEYS)
     iv = ((sig.get("intervals") or {}).get("rl") or {}).get("sharpe") or {}
-    low, high, conf = iv.get("low"), iv.get("high"), sig.get("confidence")
-    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-        out["sharpe_interval"] = f"[{low:.2f}, {high:.2f}]" + (f" {100 * conf:.0f}%" if isinstance(conf, (int, float)) else "")
+    low, high = iv.get("low"), iv.get("high")
+    if _is_number(low) and _is_number(high):
+        out["sharpe_interval"] = [low, high]
+        out["sharpe_interval_confidence"] = sig.get("confidence") if _is_number(sig.get("confidence")) else None
     dsr = sig.get("dsr") or {}
-    if isinstance(dsr.get("dsr"), (int, float)):
-        out["dsr_recorded"] = f"{dsr['dsr']:.3f} (N = {dsr.get('n_trials', '?')})"
+    if _is_number(dsr.get("dsr")):
+        out["dsr_recorded"] = dsr["dsr"]
+        out["dsr_trials"] = dsr.get("n_trials") if _is_number(dsr.get("n_trials")) else None
     return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _significance_text(key: str, metrics: dict[str, Any]) -> str | None:
+    """``sharpe_interval`` and ``dsr_recorded`` as the table and the CSV write them,
+    ``[-9.03, -5.27] 95%`` and ``0.000 (N = 1)``; None when not recorded."""
+    if key == "sharpe_interval" and metrics.get("sharpe_interval") is not None:
+        (low, high), conf = metrics["sharpe_interval"], metrics.get("sharpe_interval_confidence")
+        return f"[{low:.2f}, {high:.2f}]" + (f" {100 * conf:.0f}%" if conf is not None else "")
+    if key == "dsr_recorded" and metrics.get("dsr_recorded") is not None:
+        trials = metrics.get("dsr_trials")
+        return f"{metrics['dsr_recorded']:.3f} (N = {'?' if trials is None else trials})"
+    return None
 
 
 def warnings(views: list[RunView]) -> list[str]:
@@ -211,9 +235,13 @@ def config_differences(views: list[RunView]) -> list[tuple[str, list[Any]]]:
 # --------------------------------------------------------------------------- rendering
 
 
-def _fmt(key: str, value: Any) -> str:
+def _fmt(key: str, metrics: dict[str, Any]) -> str:
+    """Metric ``key`` of one run as the table shows it."""
     from exitcore.evaluation.metrics import format_value
 
+    value = metrics.get(key)
+    if key in ("sharpe_interval", "dsr_recorded"):
+        return _significance_text(key, metrics) or "-"
     if key in ("mean_return", "std_return"):  # basis points of the entry price, as the report shows them
         return f"{value * 1e4:.2f}" if isinstance(value, (int, float)) else "-"
     return format_value(key, value)
@@ -224,7 +252,7 @@ def as_table(views: list[RunView]) -> str:
     header = ["", *[v.run_id for v in views]]
     rows = [header]
     for label, key in ROWS:
-        rows.append([label, *[_fmt(key, v.metrics.get(key)) for v in views]])
+        rows.append([label, *[_fmt(key, v.metrics) for v in views]])
     diffs = config_differences(views)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = []
@@ -248,17 +276,18 @@ def as_table(views: list[RunView]) -> str:
     return "\n".join(lines)
 
 
-def as_json(views: list[RunView]) -> str:
-    """Machine-readable comparison: per run its metrics, plus warnings and config differences."""
-    from exitcore.evaluation import jsonable
+def as_json(views: list[RunView]) -> dict[str, Any]:
+    """Machine-readable comparison (``compare --json``, docs/json.md): per run its metrics, plus
+    warnings and config differences."""
+    from exitcore.evaluation.jsonable import iso_time
 
-    data = {
+    return {
         "runs": [{"ref": v.ref, "run_id": v.run_id, "run_dir": str(v.run_dir), "experiment": v.experiment,
-                  "metrics": v.metrics} for v in views],
+                  "metrics": {**v.metrics, "span_start": iso_time(v.metrics["span_start"]),
+                              "span_end": iso_time(v.metrics["span_end"])}} for v in views],
         "warnings": warnings(views),
         "config_differences": [{"key": k, "values": vals} for k, vals in config_differences(views)],
     }
-    return jsonable.dumps(data, indent=2)
 
 
 def as_csv(views: list[RunView]) -> str:
@@ -267,13 +296,17 @@ def as_csv(views: list[RunView]) -> str:
     writer = csv.writer(buf)
     writer.writerow(["metric", *[v.run_id for v in views]])
     for label, key in ROWS:
-        writer.writerow([key, *[_csv_value(v.metrics.get(key)) for v in views]])
+        writer.writerow([key, *[_csv_value(key, v.metrics) for v in views]])
     for key, values in config_differences(views):
         writer.writerow([f"config.{key}", *[json.dumps(x) for x in values]])
     return buf.getvalue()
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(key: str, metrics: dict[str, Any]) -> Any:
+    """Metric ``key`` of one run as a CSV cell (docs/json.md)."""
+    if key in ("sharpe_interval", "dsr_recorded"):
+        return _significance_text(key, metrics) or ""
+    value = metrics.get(key)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     return "" if value is None else value

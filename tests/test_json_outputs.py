@@ -1,5 +1,7 @@
 """docs/json.md stays true: every command's --json (and compare --csv) prints exactly the keys
 its tables list. A field added to an output without a row, or a row whose field is gone, fails.
+Every output is parsed as strict JSON (a bare NaN or Infinity fails), and its times are checked
+to be in the doc's one format.
 
 The commands run as subprocesses on two smoke runs of v4 (seeds 3 and 4, a few seconds each),
 made once for the module."""
@@ -13,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -48,17 +51,40 @@ def assert_documented(keys, heading: str) -> None:
         f"documented but not printed {missing}")
 
 
-def exitcore(*args: str) -> subprocess.CompletedProcess:
+#: the doc's one time format: ISO 8601, milliseconds, UTC offset
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
+
+
+def exitcore(*args: str, plugins: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m exitcore ARGS``; ``plugins``: a folder of plugin distributions to add."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("EXITCORE_RUNS_DIR", None)
+    if plugins is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugins), str(ROOT), env.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-m", "exitcore", *args], cwd=ROOT, capture_output=True, text=True,
                           env=env, timeout=600)
 
 
-def json_of(*args: str, status: int = 0):
-    out = exitcore(*args)
+def strict_json(text: str):
+    """``text`` parsed as strict JSON: the bare tokens ``NaN``, ``Infinity``, ``-Infinity``
+    (which Python's json module accepts and ``jq`` refuses) fail."""
+
+    def refuse(token: str):
+        raise AssertionError(f"not strict JSON: a bare {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def json_of(*args: str, status: int = 0, plugins: Path | None = None):
+    out = exitcore(*args, plugins=plugins)
     assert out.returncode == status, out.stderr
-    return json.loads(out.stdout)
+    return strict_json(out.stdout)
+
+
+def assert_times(*values) -> None:
+    """Each value is a time in the doc's one format."""
+    for value in values:
+        assert isinstance(value, str) and TIME.fullmatch(value), f"not a time in docs/json.md's format: {value!r}"
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +118,7 @@ def test_runs_and_show(two_runs):
     assert_documented(set(shown) - set(records[0]), "`show --json` adds")
     assert {k: v for k, v in shown.items() if k != "run_path"} == records[0]
     assert Path(shown["run_path"]) == runs / records[0]["run_dir"]
-    # the time format the doc gives (ms): ISO 8601, milliseconds, UTC offset
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", shown["created_at"])
+    assert_times(shown["created_at"], shown["started_at"], shown["ended_at"], shown["heartbeat_at"])
 
 
 def test_compare_json_and_csv(two_runs):
@@ -103,7 +128,14 @@ def test_compare_json_and_csv(two_runs):
     assert [r["run_id"] for r in data["runs"]] == ids
     for run in data["runs"]:
         assert_documented(run, "compare: `runs[]`")
-        assert_documented(run["metrics"], "compare: `runs[].metrics`")
+        metrics = run["metrics"]
+        assert_documented(metrics, "compare: `runs[].metrics`")
+        assert_times(metrics["span_start"], metrics["span_end"])
+        # the significance evaluator's numbers as numbers, not the table's text
+        low, high = metrics["sharpe_interval"]
+        assert isinstance(low, float) and isinstance(high, float) and low <= high
+        assert metrics["sharpe_interval_confidence"] == 0.95
+        assert 0 <= metrics["dsr_recorded"] <= 1 and metrics["dsr_trials"] >= 1
     assert data["config_differences"], "the two runs differ in ppo.seed"
     for diff in data["config_differences"]:
         assert_documented(diff, "compare: `config_differences[]`")
@@ -117,6 +149,13 @@ def test_compare_json_and_csv(two_runs):
     metrics = [n for n in names if not n.startswith("config.")]
     assert metrics == TABLES["compare: `--csv` rows"][0]  # the same rows, in the same order
     assert [n for n in names if n.startswith("config.")] == [f"config.{d['key']}" for d in data["config_differences"]]
+    # the CSV and the table keep the significance as text
+    cells = {r[0]: r[1:] for r in rows}
+    assert all(re.fullmatch(r"\[-?\d+\.\d\d, -?\d+\.\d\d\] 95%", c) for c in cells["sharpe_interval"])
+    assert all(re.fullmatch(r"\d\.\d{3} \(N = \d+\)", c) for c in cells["dsr_recorded"])
+    table = exitcore("compare", *ids, "--runs-dir", str(runs)).stdout
+    assert re.search(r"^Sharpe interval \(bootstrap\) +\[-?\d+\.\d\d, -?\d+\.\d\d\] 95% ", table, re.M), table
+    assert re.search(r"^deflated Sharpe \(trials at run time\) +\d\.\d{3} \(N = \d+\) ", table, re.M), table
 
 
 def test_audit(two_runs):
@@ -130,9 +169,11 @@ def test_audit(two_runs):
     assert leaky["verdict"] == "FAIL" and leaky["findings"] and leaky["culprits"]
     for finding in leaky["findings"]:
         assert_documented(finding, "audit: `findings[]` (and `culprits[].first`)")
+        assert_times(finding["time"])
     for culprit in leaky["culprits"]:
         assert_documented(culprit, "audit: `culprits[]`")
         assert_documented(culprit["first"], "audit: `findings[]` (and `culprits[].first`)")
+        assert_times(culprit["first"]["time"])
 
 
 def test_plugins():
@@ -152,13 +193,65 @@ def test_data_inspect():
     bare = json_of("data", "inspect", "synthetic?years=1", "--json")
     assert_documented(bare, "data inspect: top level")
     assert_documented(bare["gaps"], "data inspect: `gaps`")
-    assert bare["experiment"] == "" and bare["splits"] == []  # as the doc says: empty values, not null
+    assert_times(bare["start"], bare["end"], bare["gaps"]["longest_from"], bare["gaps"]["longest_to"])
+    # without --experiment the trades are not computed: every field from `experiment` on is null
+    keys = TABLES["data inspect: top level"][0]
+    assert [k for k in keys if bare[k] is None] == keys[keys.index("experiment"):]
     full = json_of("data", "inspect", "--experiment", "v4", "--budget", "smoke", "--json")
     assert_documented(full, "data inspect: top level")
     assert_documented(full["gaps"], "data inspect: `gaps`")
+    assert full["experiment"] == "v4_no_lookahead" and full["signals"] > 0
+    # the entry strategy as an object, its parameters with their defaults, as experiments show has them
+    shown = json_of("experiments", "show", "v4", "--budget", "smoke", "--json")
+    assert full["entry"] == shown["entry"] and full["entry"]["params"]["period"] == 20
     assert full["splits"]
     for split in full["splits"]:
         assert_documented(split, "data inspect: `splits[]`")
+        assert_times(split["start"], split["end"])
+
+
+@pytest.fixture(scope="module")
+def no_limit_plugin(tmp_path_factory) -> Path:
+    """A folder holding a plugin distribution whose entry strategy ``capped_donchian`` has a
+    parameter that may be non-finite, ``max_stop_atr: AnyFloat = inf`` ("no cap")."""
+    folder = tmp_path_factory.mktemp("plugins")
+    (folder / "no_limit_entry.py").write_text(textwrap.dedent("""
+        import math
+
+        import attrs
+        from exitcore import hookimpl
+        from exitcore.components import lazy
+        from exitcore.params import AnyFloat
+        from exitcore_entries import DonchianParams
+
+
+        @attrs.frozen
+        class CappedParams(DonchianParams):
+            max_stop_atr: AnyFloat = math.inf
+
+
+        @hookimpl
+        def register_entry_strategies(register):
+            register("capped_donchian", lazy("exitcore_entries.strategies:donchian"), params=CappedParams,
+                     description="donchian with a stop cap (inf: none)")
+    """))
+    info = folder / "no_limit_entry-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: no-limit-entry\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\nno_limit = no_limit_entry\n")
+    return folder
+
+
+def test_non_finite_values_are_strict_json_everywhere(no_limit_plugin):
+    """plugins, experiments show and data inspect wrote the bare tokens Infinity and NaN."""
+    plugins = json_of("plugins", "--json", plugins=no_limit_plugin)
+    (mine,) = [p for p in plugins if p["name"] == "no_limit"]
+    assert mine["components"][0]["params"]["max_stop_atr"] == "Infinity"
+    capped_nan = ("--budget", "smoke", "--set", "entry.name=capped_donchian", "--set", "entry.params.max_stop_atr=nan")
+    shown = json_of("experiments", "show", "v4", *capped_nan, "--json", plugins=no_limit_plugin)
+    assert shown["entry"] == {"name": "capped_donchian", "params": {**shown["entry"]["params"], "max_stop_atr": "NaN"}}
+    inspected = json_of("data", "inspect", "synthetic?years=1", "-e", "v4", *capped_nan, "--json", plugins=no_limit_plugin)
+    assert inspected["entry"] == shown["entry"]
 
 
 #: every table of docs/json.md, each checked by a test above

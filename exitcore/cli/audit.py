@@ -55,7 +55,6 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     results), 2 bad input.
     """
     from exitcore.errors import ConfigError, ExitcoreError
-    from exitcore.evaluation import jsonable
     from exitcore.evaluation.rundir import find_run_dir, is_run_dir
     from exitcore.registry import RunNotDone
 
@@ -101,5 +100,23 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
         from exitcore.evaluation.audit import audit_run
 
         report = audit_run(run_dir, session.host(), **kwargs)
-    click.echo(jsonable.dumps(report.to_dict(), indent=2) if as_json else report.format())
+    if as_json:
+        from exitcore.cli.output import echo_json
+
+        echo_json(json_times(report.to_dict()))
+    else:
+        click.echo(report.format())
     ctx.exit(report.exit_code)
+
+
+def json_times(report: dict) -> dict:
+    """An audit report (``AuditReport.to_dict()``) for ``--json``: each finding's ``time`` (also
+    ``culprits[].first``'s) in the command line's one time format, ``iso_time``'s. The report
+    results.json records keeps the format it has always had."""
+    from exitcore.evaluation.jsonable import iso_time
+
+    def finding(f: dict) -> dict:
+        return {**f, "time": iso_time(f["time"])}
+
+    return {**report, "findings": [finding(f) for f in report["findings"]],
+            "culprits": [{**c, "first": finding(c["first"])} for c in report["culprits"]]}

@@ -42,7 +42,9 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     with Registry(runs_dir_for(refs, runs_dir), read_only=True) as registry:
         views = cmp.collect(list(refs), registry, file)
     if as_json:
-        click.echo(cmp.as_json(views))
+        from exitcore.cli.output import echo_json
+
+        echo_json(cmp.as_json(views))
     elif as_csv:
         click.echo(cmp.as_csv(views), nl=False)
         _warn(views)  # CSV has no place for them, and they say the numbers are not comparable

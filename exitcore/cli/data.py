@@ -104,9 +104,9 @@ def inspect(
         data_where = f"experiments.{resolved.name}.data" if resolved is not None and not source else "data"
         report = describe(cfg, host, resolved, timeframe_where=where, data_where=data_where)
     if as_json:
-        import json
+        from exitcore.cli.output import echo_json
 
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        echo_json(report.to_dict())
     else:
         click.echo(render(report))
     if report.trade_problem:

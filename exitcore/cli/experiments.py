@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from exitcore.cli.options import budget_option, experiments_option, set_option
@@ -50,7 +48,9 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
 
     resolved = resolve(session.experiments_file(), name, session.host(), budget=budget, overrides=overrides)
     if as_json:
-        click.echo(json.dumps(resolved.to_dict(), indent=2))
+        from exitcore.cli.output import echo_json
+
+        echo_json(resolved.to_dict())
     else:
         click.echo(f"# {resolved.name} from {resolved.source}, config hash {resolved.config_hash()}")
         click.echo(resolved.to_toml(), nl=False)

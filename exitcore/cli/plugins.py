@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from exitcore.cli.options import experiments_option
@@ -38,7 +36,9 @@ def plugins(session, as_json: bool) -> None:
             }
             for i in infos
         ]
-        click.echo(json.dumps(data, indent=2, default=str))
+        from exitcore.cli.output import echo_json
+
+        echo_json(data, default=str)  # a default JSON has no type for: its text
         _refuse_on_problems(host)
         return
     for info in infos:

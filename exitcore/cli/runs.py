@@ -93,28 +93,33 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     the run's headline annualised daily Sharpe, with the split it was measured on; read it
     with the audit column beside it (a FAIL means the number comes from look-ahead).
     """
-    from exitcore.evaluation import jsonable
+    from exitcore.cli.output import echo_json
     from exitcore.registry import RUNS_DIR_ENV, Registry, resolve_runs_dir
 
     directory = resolve_runs_dir(runs_dir)
     chosen = runs_dir is not None or bool(os.environ.get(RUNS_DIR_ENV))
     if not directory.exists() and not chosen:  # a first `exitcore runs`, before any run: nothing wrong
-        click.echo("[]" if as_json else f"no runs recorded yet ({directory.resolve()} does not exist; "
-                                          "`exitcore run NAME` records one there)")
+        if as_json:
+            echo_json([])
+        else:
+            click.echo(f"no runs recorded yet ({directory.resolve()} does not exist; `exitcore run NAME` records one there)")
         return
     if not directory.is_dir():  # a typo in --runs-dir is an error, as in show and compare
         from exitcore.registry import RegistryError
 
         raise RegistryError(Registry.missing(directory))
     if not Registry.exists(directory):
-        click.echo("[]" if as_json else f"no runs recorded in {directory}")
+        if as_json:
+            echo_json([])
+        else:
+            click.echo(f"no runs recorded in {directory}")
         return
     with _open(runs_dir) as registry:
         if experiment is not None:
             experiment = registry.recorded_experiment(experiment)
         records = registry.list(experiment=experiment, status=status)
     if as_json:
-        click.echo(jsonable.dumps([r.to_dict() for r in records], indent=2))
+        echo_json([r.to_dict() for r in records])
         return
     if not records:
         filters = ", ".join(f"{k} {v}" for k, v in (("experiment", experiment), ("status", status)) if v)
@@ -151,14 +156,14 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     RUN is a run id, a unique prefix or suffix (`fa29`) of one, or the path of a run directory
     (its registry is then the directory holding it).
     """
-    from exitcore.evaluation import jsonable
+    from exitcore.cli.output import echo_json
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
 
     with _open(runs_dir_for([run], runs_dir)) as registry:
         record = registry.get(run_id_of(run))
         run_path = registry.path_of(record)
     if as_json:
-        click.echo(jsonable.dumps({**record.to_dict(), "run_path": str(run_path)}, indent=2))
+        echo_json({**record.to_dict(), "run_path": str(run_path)})
         return
     fields = [
         ("run", record.id),

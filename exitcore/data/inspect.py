@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import pandas as pd
 
 from exitcore.config import DataConfig
 from exitcore.data.bars import Finding
@@ -18,11 +19,12 @@ from exitcore.data.validate import GapReport
 
 @attrs.frozen
 class SplitReport:
-    """One split: its bars and the trades wholly inside it."""
+    """One split: its bars (``start``, ``end``: the first and last bar's open) and the trades
+    wholly inside it."""
 
     name: str
-    start: str
-    end: str
+    start: pd.Timestamp
+    end: pd.Timestamp
     n_bars: int
     trades: int
     usable: int
@@ -30,7 +32,9 @@ class SplitReport:
 
 @attrs.frozen
 class Report:
-    """Everything ``data inspect`` prints (``to_dict`` for ``--json``)."""
+    """Everything ``data inspect`` prints (``to_dict`` for ``--json``). The fields from
+    ``experiment`` on describe the experiment's trades; ``experiment`` is ``""`` when none was
+    given, and they keep their empty values."""
 
     source: str
     symbol: str
@@ -39,13 +43,14 @@ class Report:
     file_bars: int
     timeframe: str
     bars: int
-    start: str
-    end: str
+    start: pd.Timestamp  #: the first bar's open
+    end: pd.Timestamp  #: the last bar's open
     days: float
     gaps: GapReport
     findings: tuple[Finding, ...]
     experiment: str = ""
-    entry: str = ""
+    entry_name: str = ""
+    entry_params: dict[str, Any] = attrs.field(factory=dict)
     signals: int = 0
     valid: int = 0
     invalid: dict[str, int] = attrs.field(factory=dict)
@@ -59,11 +64,31 @@ class Report:
     trade_problem: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
-        out = attrs.asdict(self, recurse=True)
-        out["findings"] = [str(f) for f in self.findings]
-        out["trade_findings"] = [str(f) for f in self.trade_findings]
-        return out
+        """``data inspect --json`` (docs/json.md): times as :func:`~exitcore.evaluation.jsonable.iso_time`
+        writes them, ``entry`` as ``{name, params}``; without an experiment every field from
+        ``experiment`` on is null (not computed), not an empty value that would read as "none"."""
+        from exitcore.evaluation.jsonable import iso_time
+
+        out = {name: getattr(self, name) for name in _DATA_FIELDS}
+        out.update(start=iso_time(self.start), end=iso_time(self.end), findings=[str(f) for f in self.findings],
+                   gaps={**attrs.asdict(self.gaps), "longest_from": iso_time(self.gaps.longest_from),
+                         "longest_to": iso_time(self.gaps.longest_to)})
+        if not self.experiment:
+            return {**out, **dict.fromkeys(_TRADE_FIELDS)}
+        trades = {name: getattr(self, name, None) for name in _TRADE_FIELDS}
+        trades.update(
+            entry={"name": self.entry_name, "params": dict(self.entry_params)},
+            splits=[{**attrs.asdict(s), "start": iso_time(s.start), "end": iso_time(s.end)} for s in self.splits],
+            trade_findings=[str(f) for f in self.trade_findings],
+        )
+        return {**out, **trades}
+
+
+#: the keys of ``data inspect --json``, in order: the data's, then (from ``experiment`` on) the trades'
+_DATA_FIELDS = ("source", "symbol", "pip_size", "file_timeframe", "file_bars", "timeframe", "bars", "start", "end",
+                "days", "gaps", "findings")
+_TRADE_FIELDS = ("experiment", "entry", "signals", "valid", "invalid", "entry_bar_exits", "lookback", "purge",
+                 "min_purge", "splits", "minimum", "trade_findings", "trade_problem")
 
 
 def describe(data: DataConfig, host: Any, resolved: Any = None, timeframe_where: str = "data.timeframe",
@@ -89,8 +114,8 @@ def describe(data: DataConfig, host: Any, resolved: Any = None, timeframe_where:
         file_bars=len(raw),
         timeframe=bars.timeframe,
         bars=len(bars),
-        start=f"{bars.start:%Y-%m-%d %H:%M}",
-        end=f"{bars.end:%Y-%m-%d %H:%M}",
+        start=bars.start,
+        end=bars.end,
         days=(bars.end - bars.start).total_seconds() / 86400,
         gaps=gap_report(bars, data.max_gap_bars),
         findings=bars.findings,
@@ -121,8 +146,8 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
     split_reports = tuple(
         SplitReport(
             name=sp.name,
-            start=f"{idx[sp.start_bar]:%Y-%m-%d %H:%M}",
-            end=f"{idx[sp.end_bar - 1]:%Y-%m-%d %H:%M}",
+            start=idx[sp.start_bar],
+            end=idx[sp.end_bar - 1],
             n_bars=sp.n_bars,
             trades=len(per_split[sp.name]),
             usable=int(usable[per_split[sp.name]].sum()),
@@ -138,7 +163,8 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
     return attrs.evolve(
         report,
         experiment=resolved.name,
-        entry=f"{resolved.entry.name} {resolved.config.entry.params}",
+        entry_name=resolved.entry.name,
+        entry_params=dict(resolved.config.entry.params),
         signals=len(asm.trades),
         valid=int(valid.sum()),
         invalid=reasons,
@@ -160,7 +186,7 @@ def render(r: Report) -> str:
         f"symbol       {r.symbol or '-'}   pip size {r.pip_size:g}",
         f"file bars    {r.file_bars:,} at {r.file_timeframe}",
         f"bars         {r.bars:,} at {r.timeframe}",
-        f"span         {r.start} -> {r.end} UTC ({r.days:,.1f} days)",
+        f"span         {r.start:%Y-%m-%d %H:%M} -> {r.end:%Y-%m-%d %H:%M} UTC ({r.days:,.1f} days)",
         f"gaps         {r.gaps.describe()}",
     ]
     if r.findings:
@@ -173,7 +199,7 @@ def render(r: Report) -> str:
     lines += [
         "",
         f"experiment   {r.experiment}",
-        f"entry        {r.entry}",
+        f"entry        {r.entry_name} {r.entry_params}",
         f"trades       {r.signals:,} signals, {r.valid:,} valid, {r.entry_bar_exits:,} closed on their entry bar",
     ]
     for reason, n in r.invalid.items():
@@ -188,5 +214,6 @@ def render(r: Report) -> str:
     lines.append(f"  {'split':<11} {'first bar':<17} {'last bar':<17} {'bars':>9} {'trades':>8} {'usable':>8} {'needed':>7}")
     for s in r.splits:
         need = r.minimum.get(s.name, 0)
-        lines.append(f"  {s.name:<11} {s.start:<17} {s.end:<17} {s.n_bars:>9,} {s.trades:>8,} {s.usable:>8,} {need:>7,}")
+        start, end = f"{s.start:%Y-%m-%d %H:%M}", f"{s.end:%Y-%m-%d %H:%M}"
+        lines.append(f"  {s.name:<11} {start:<17} {end:<17} {s.n_bars:>9,} {s.trades:>8,} {s.usable:>8,} {need:>7,}")
     return "\n".join(lines)

@@ -275,6 +275,29 @@ def test_metrics_are_strict_json_with_explicit_non_finite_values():
     assert back["n_trades"] == 1 and back["label"] == "TEST (out-of-sample)"
 
 
+def test_jsonable_default_and_iso_time():
+    """``default`` converts what JSON has no type for (the CLI's ``plugins --json`` writes its
+    text), inside containers too; :func:`jsonable.iso_time` is the CLI's one time format."""
+    import datetime as dt
+
+    import pandas as pd
+
+    class Odd:
+        def __str__(self):
+            return "odd"
+
+    with pytest.raises(TypeError):
+        jsonable.dumps({"a": Odd()})
+    assert json.loads(jsonable.dumps({"a": [Odd(), math.nan]}, default=str)) == {"a": ["odd", "NaN"]}
+    ms = "2015-01-05T00:15:00.000+00:00"
+    assert jsonable.iso_time(pd.Timestamp("2015-01-05 00:15", tz="UTC")) == ms
+    assert jsonable.iso_time("2015-01-05T00:15:00+00:00") == ms
+    assert jsonable.iso_time("2015-01-05 00:15") == ms  # no offset: UTC
+    assert jsonable.iso_time(dt.datetime(2015, 1, 5, 1, 15, tzinfo=dt.timezone(dt.timedelta(hours=1)))) == ms
+    assert jsonable.iso_time(pd.Timestamp("2015-01-05 00:15:00.123456789", tz="UTC")) == "2015-01-05T00:15:00.123+00:00"
+    assert jsonable.iso_time(None) is None
+
+
 def test_breakeven_rounding_is_neither_a_win_nor_a_loss():
     # what a breakeven stop nets in float64 (either sign), beside one real win and one real loss
     noise = [1.7763568394002505e-16, -2.2e-16, 3e-13, -1e-12]

@@ -100,6 +100,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
         from exitcore.evaluation.audit import audit_run
 
         report = audit_run(run_dir, session.host(), **kwargs)
+        _note_other_verdicts(run_dir)
     if as_json:
         from exitcore.cli.output import echo_json
 
@@ -120,3 +121,21 @@ def json_times(report: dict) -> dict:
 
     return {**report, "findings": [finding(f) for f in report["findings"]],
             "culprits": [{**c, "first": finding(c["first"])} for c in report["culprits"]]}
+
+
+def _note_other_verdicts(run_dir) -> None:
+    """Say on stderr when the run's recorded verdict came from an evaluator other than the
+    look-ahead audit (a plugin's check): this command re-runs the look-ahead audit only, so its
+    PASS and exit status 0 say nothing about that verdict."""
+    from exitcore.errors import ExitcoreError
+    from exitcore.evaluation.rundir import read_results
+    from exitcore.evaluation.verdicts import LOOKAHEAD, describe_verdict
+
+    try:
+        results = read_results(run_dir)
+    except ExitcoreError:  # audit_run read it already; a damaged file was reported there
+        return
+    verdict, sources = results.get("audit_verdict"), results.get("audit_verdict_from") or []
+    if verdict in ("FAIL", "SUSPECT") and any(s != LOOKAHEAD for s in sources):
+        click.echo(f"note: the run's recorded {describe_verdict(verdict, sources)}; this command re-checks "
+                   "look-ahead only (gate on `exitcore show RUN --json`: metrics.audit_verdict)", err=True)

@@ -46,7 +46,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     directory indexes it (`exitcore runs`). For a short CPU run add `--budget quick`.
 
     Exit status: 0 the run finished (whatever its look-ahead audit found: the verdict is
-    printed and recorded; `exitcore audit RUN` exits 1 on FAIL for scripts), 1 it failed
+    printed and recorded; gate on `exitcore show RUN --json`'s metrics.audit_verdict), 1 it failed
     while training or evaluating, or the machine stopped it (a full disk, a closed output
     pipe: recorded interrupted, resumable, with the command to continue), 2 bad input, 130
     interrupted (Ctrl-C, or SIGTERM while training or evaluating; resumable once the run is

@@ -322,6 +322,28 @@ def test_cli_audit_of_a_finished_run_uses_its_trained_policy(finished_run, tmp_p
     assert refused.exit_code == 2 and "not to a finished run" in refused.output
 
 
+def test_cli_audit_of_a_run_notes_a_verdict_another_evaluator_recorded(finished_run, tmp_path):
+    """`audit RUN` re-checks look-ahead only: when a plugin evaluator failed the run, its PASS
+    must not read as a clean bill, so it says on stderr what the run recorded (and its status
+    stays the look-ahead audit's)."""
+    import shutil
+
+    run_dir = tmp_path / "plugin_fail"
+    shutil.copytree(finished_run["results"].paths[0].parent, run_dir)
+    runner = CliRunner()
+    quiet = runner.invoke(cli, ["audit", str(run_dir), "--decisions", "2", "-q"])
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    results["evaluators"]["exit_stats"] = {"verdict": "FAIL"}
+    results["audit_verdict"], results["audit_verdict_from"] = "FAIL", ["exit_stats"]
+    (run_dir / "results.json").write_text(json.dumps(results))
+    result = runner.invoke(cli, ["audit", str(run_dir), "--decisions", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout
+    assert ("note: the run's recorded audit verdict FAIL from evaluator 'exit_stats'; this command re-checks "
+            "look-ahead only") in result.stderr
+
+
 def test_audit_of_a_run_refuses_changed_data(finished_run, tmp_path):
     import shutil
 

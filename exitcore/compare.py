@@ -27,6 +27,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("mean return per trade (bp)", "mean_return"),
     ("std return per trade (bp)", "std_return"),
     ("win rate", "win_rate"),
+    ("scratch rate (closed at PnL 0)", "scratch_rate"),
     ("profit factor", "profit_factor"),
     ("Sharpe (daily, annualised)", "sharpe"),
     ("Sharpe interval (bootstrap)", "sharpe_interval"),

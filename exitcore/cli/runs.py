@@ -46,6 +46,7 @@ def _value(v: Any) -> str:
 _UNITS: dict[str, Any] = {
     "mean_return": lambda v: f"{v * 1e4:.2f} bp of the entry price per trade",
     "win_rate": lambda v: f"{100 * v:.1f} % (trades with PnL > 0)",
+    "scratch_rate": lambda v: f"{100 * v:.1f} % (trades closed at PnL 0: breakeven stops or exits)",
     "sharpe": lambda v: f"{v:.2f} (daily, annualised)",
     "sortino": lambda v: f"{v:.2f} (daily, annualised)",
     "max_drawdown": lambda v: f"{v:.4g} (PnL fraction)",

@@ -199,6 +199,14 @@ def win_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     return float(np.mean(sign > 0)) if sign.size else math.nan
 
 
+def scratch_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
+    """Share of trades closed at a net ``pnl`` of 0 (scratch trades: a breakeven stop, an exit at
+    the breakeven price), zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`
+    as in :func:`win_rate`, so wins, scratches and losses add up to 1. NaN for no trades."""
+    sign = pnl_sign(pnl)
+    return float(np.mean(sign == 0)) if sign.size else math.nan
+
+
 def profit_factor(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Gross profits over gross losses of net PnL: ``Σ_{r>0} r / Σ_{r<0} |r|``.
 
@@ -296,7 +304,7 @@ def compute_metrics(
     Keys: ``split``, ``label``, ``in_sample``, ``policy``, ``span_start``, ``span_end``,
     ``n_days``, ``active_days``, ``n_trades``, ``total_pnl``, ``total_pnl_pips``,
     ``total_pnl_ccy``, ``mean_return``, ``std_return``, ``per_trade_sharpe``, ``win_rate``,
-    ``profit_factor``, ``avg_bars``, ``min_bars``, ``max_bars``, ``quick_exit_bars``,
+    ``scratch_rate``, ``profit_factor``, ``avg_bars``, ``min_bars``, ``max_bars``, ``quick_exit_bars``,
     ``quick_exit_rate`` (share of trades with ``bars_held ≤ quick_bars``), ``n_decisions``,
     ``action_counts``, ``action_distribution``, ``blocked_rate``, ``blocked_rate_per_action``,
     ``exit_reason_counts``, ``exit_reasons`` (shares), ``ambiguous`` (count), ``at_breakeven_rate``,
@@ -329,6 +337,7 @@ def compute_metrics(
         "total_pnl_ccy": float(ledger["pnl_ccy"].sum()),
         **per_trade_stats(pnl),
         "win_rate": win_rate(pnl),
+        "scratch_rate": scratch_rate(pnl),
         "profit_factor": profit_factor(pnl),
         "avg_bars": float(bars.mean()) if n else math.nan,
         "min_bars": int(bars.min()) if n else None,
@@ -394,6 +403,7 @@ HEADLINE_KEYS: tuple[str, ...] = (
     "n_trades",
     "mean_return",
     "win_rate",
+    "scratch_rate",
     "profit_factor",
     "sharpe",
     "sortino",
@@ -437,7 +447,7 @@ _REASON_SHORT = {"agent": "A", "stop": "S", "target": "Tg", "time": "Ti", "end_o
 SHARES_LEGEND = ("actions: % of decisions, H=HOLD E=EXIT T=TIGHTEN_SL B=TRAIL_BE P=PARTIAL_EXIT; "
                  "exit reasons: % of trades, A=agent S=stop Tg=target Ti=time D=end of data G=gap")
 
-_RATE_KEYS = ("win_rate", "quick_exit_rate", "blocked_rate", "at_breakeven_rate", "partial_rate")
+_RATE_KEYS = ("win_rate", "scratch_rate", "quick_exit_rate", "blocked_rate", "at_breakeven_rate", "partial_rate")
 _RATIO_KEYS = ("profit_factor", "sharpe", "sortino", "per_trade_sharpe", "best_baseline_sharpe")
 
 
@@ -466,6 +476,7 @@ _ROWS: tuple[tuple[str, Any], ...] = (
     ("mean return ± std", lambda m: f"{_num(m['mean_return'], '.5f')} ± {_num(m['std_return'], '.5f')}"),
     ("per-trade Sharpe", lambda m: _num(m["per_trade_sharpe"], ".3f")),
     ("win rate", lambda m: _pct(m["win_rate"])),
+    ("scratch (PnL = 0)", lambda m: _pct(m.get("scratch_rate"))),
     ("profit factor", lambda m: _num(m["profit_factor"], ".2f")),
     ("Sharpe (daily, ann.)", lambda m: _num(m["sharpe"], ".2f")),
     ("Sortino (daily, ann.)", lambda m: _num(m["sortino"], ".2f")),

@@ -279,6 +279,7 @@ def _scalar(v: Any) -> str:
 _COLUMNS = (
     ("trades", lambda m, iv: num(m.get("n_trades"), "d")),
     ("win % [CI]", lambda m, iv: interval(iv.get("win_rate"), ".1f", 100) if iv else num(_scale(m.get("win_rate"), 100), ".1f")),
+    ("scratch %", lambda m, iv: num(_scale(m.get("scratch_rate"), 100), ".1f")),
     ("mean ret bp [CI]", lambda m, iv: interval(iv.get("mean_return"), ".2f", 1e4) if iv else num(_scale(m.get("mean_return"), 1e4), ".2f")),
     ("Sharpe [CI]", lambda m, iv: interval(iv.get("sharpe"), ".2f") if iv else num(m.get("sharpe"), ".2f")),
     ("Sortino", lambda m, iv: num(m.get("sortino"), ".2f")),
@@ -287,6 +288,10 @@ _COLUMNS = (
     ("avg bars", lambda m, iv: num(m.get("avg_bars"), ".1f")),
     ("PnL ccy", lambda m, iv: num(m.get("total_pnl_ccy"), ",.0f")),
 )
+
+
+#: the columns of the run's summary (``exitcore run`` prints it at the end)
+_SUMMARY_COLUMNS = ("trades", "win % [CI]", "scratch %", "mean ret bp [CI]", "Sharpe [CI]")
 
 
 def _scale(v: Any, k: float) -> Any:
@@ -333,8 +338,8 @@ def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
         notes.append("baselines not shown: the `baselines` evaluator did not run.")
     notes.append("Sharpe and Sortino are annualised from the daily PnL over every trading day of the split; "
                  "mean return is per trade in basis points of the entry price; max DD in PnL fractions (of the "
-                 "entry price, summed over trades); win % counts trades with PnL > 0, so a trade closed at exactly "
-                 "0 (stopped at breakeven) is not a win.")
+                 "entry price, summed over trades); win % counts trades with PnL > 0, scratch % those closed at "
+                 "exactly 0 (a breakeven stop or exit: neither a win nor a loss).")
     blocks.append(("p", " ".join(notes)))
     return blocks
 
@@ -500,8 +505,9 @@ def summary_text(results: Mapping[str, Any]) -> str:
     intervals = _get(results, "evaluators", "significance", "intervals") or {}
     best = _get(results, "best_baseline", "name")
     keep = [p for p in ("rl", best, "fixed_stop_target") if p in metrics]
-    header = ["policy", *(c[0] for c in _COLUMNS[:4])]
-    rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in _COLUMNS[:4])]
+    columns = [c for c in _COLUMNS if c[0] in _SUMMARY_COLUMNS]
+    header = ["policy", *(c[0] for c in columns)]
+    rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in columns)]
             for p in dict.fromkeys(keep)]
     lines = [f"{results.get('label', '')}:", *_text_table(header, rows)]
     dsr = _get(results, "evaluators", "significance", "dsr") or {}

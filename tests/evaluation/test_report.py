@@ -318,3 +318,21 @@ def test_a_run_whose_plugin_is_not_installed_says_which(finished_run, tmp_path):
     # every component the run uses and no other, nor a distribution it does not use
     assert ("the run was made with plugins that are not installed now: gone-plugins 1.2 (feature:gone_feature, "
             "policy:gone_net); install them") in text
+
+
+def test_the_scratch_rate_is_shown_beside_the_win_rate(finished_run):
+    """On real data 48 % of RL's trades closed at exactly 0 (breakeven stops): a column of its
+    own in the report and the run's summary, not a footnote."""
+    results = read_results(_run_dir(finished_run))
+    rl = results["evaluators"]["trade_metrics"]["policies"]["rl"]
+    shown = f"{100 * rl['scratch_rate']:.1f}"
+    text = render_report(_run_dir(finished_run))
+    table = text[text.index("RL vs baselines"): text.index("Significance")].splitlines()
+    header = next(line for line in table if line.startswith("policy"))
+    assert "win % [CI]  scratch %" in header
+    rl_row = next(line for line in table if line.startswith("rl "))
+    assert re.search(rf"\] +{re.escape(shown)} +-?\d", rl_row)  # right after the win rate's interval
+    assert "scratch % those closed at exactly 0" in text
+    summary = summary_text(results).splitlines()
+    assert "scratch %" in summary[1] and shown in next(line for line in summary if line.startswith("rl "))
+    assert "Sharpe [CI]" in summary[1]  # still there

@@ -38,6 +38,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("quick exits (<= 3 bars)", "quick_exit_rate"),
     ("blocked rate", "blocked_rate"),
     ("max drawdown (PnL fraction)", "max_drawdown"),
+    ("total PnL (account currency)", "total_pnl_ccy"),
     ("sampled actions (% of decisions)", "action_distribution"),
     ("exit reasons", "exit_reasons"),
     ("best baseline (chosen on train)", "best_baseline"),
@@ -212,9 +213,12 @@ def config_differences(views: list[RunView]) -> list[tuple[str, list[Any]]]:
 # --------------------------------------------------------------------------- rendering
 
 
-def _fmt(key: str, value: Any) -> str:
+def _fmt(key: str, value: Any, config: dict[str, Any] | None = None) -> str:
+    from exitcore.costs import account_currency
     from exitcore.evaluation.metrics import format_value
 
+    if key == "total_pnl_ccy" and isinstance(value, (int, float)):  # in each run's own account currency
+        return f"{value:,.0f} {account_currency(config) or '(account ccy)'}"
     if key in ("mean_return", "std_return"):  # basis points of the entry price, as the report shows them
         return f"{value * 1e4:.2f}" if isinstance(value, (int, float)) else "-"
     return format_value(key, value)
@@ -225,7 +229,7 @@ def as_table(views: list[RunView]) -> str:
     header = ["", *[v.run_id for v in views]]
     rows = [header]
     for label, key in ROWS:
-        rows.append([label, *[_fmt(key, v.metrics.get(key)) for v in views]])
+        rows.append([label, *[_fmt(key, v.metrics.get(key), v.config) for v in views]])
     diffs = config_differences(views)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = []

@@ -480,8 +480,8 @@ _ROWS: tuple[tuple[str, Any], ...] = (
     ("profit factor", lambda m: _num(m["profit_factor"], ".2f")),
     ("Sharpe (daily, ann.)", lambda m: _num(m["sharpe"], ".2f")),
     ("Sortino (daily, ann.)", lambda m: _num(m["sortino"], ".2f")),
-    ("max drawdown", lambda m: f"{_num(m['max_drawdown'], '.4f')} ({_num(m['max_drawdown_ccy'], ',.0f')})"),
-    ("total PnL (ccy)", lambda m: _num(m["total_pnl_ccy"], ",.0f")),
+    ("max drawdown, fraction ({ccy})", lambda m: f"{_num(m['max_drawdown'], '.4f')} ({_num(m['max_drawdown_ccy'], ',.0f')})"),
+    ("total PnL, {ccy}", lambda m: _num(m["total_pnl_ccy"], ",.0f")),
     (
         "bars avg [min, max]",
         lambda m: f"{_num(m['avg_bars'], '.1f')} [{_num(m['min_bars'], 'd')}, {_num(m['max_bars'], 'd')}]",
@@ -495,8 +495,12 @@ _ROWS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]) -> str:
+def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+                 currency: str | None = None) -> str:
     """A compact text table: one column per result (policy), one row per metric.
+
+    ``currency`` names the currency of the ``*_ccy`` figures (``costs.account_currency``);
+    without it they are labelled "account ccy".
 
     The title names the split of every column; a training-split column is headed
     ``TRAIN (in-sample)`` and the title says so, so in-sample numbers are never shown bare.
@@ -511,7 +515,8 @@ def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str
         title += "  [IN-SAMPLE: training data, not an out-of-sample result]"
     header = ["", *(c["policy"] for c in cols)]
     sub = ["", *(c["label"] for c in cols)]
-    body = [[name, *(fn(c) for c in cols)] for name, fn in _ROWS]
+    ccy = currency or "account ccy"
+    body = [[name.format(ccy=ccy), *(fn(c) for c in cols)] for name, fn in _ROWS]
     table = [header, sub, *body]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = [title]

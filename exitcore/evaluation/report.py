@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from exitcore.costs import account_currency
 from exitcore.evaluation.rundir import (
     TRAIN_LOG_FILE,
     WALK_FORWARD_FILE,
@@ -276,6 +277,7 @@ def _scalar(v: Any) -> str:
     return num(v, ".4g") if isinstance(v, float) else str(v)
 
 
+_PNL = "PnL"  # titled with the account currency by _titles
 _COLUMNS = (
     ("trades", lambda m, iv: num(m.get("n_trades"), "d")),
     ("win % [CI]", lambda m, iv: interval(iv.get("win_rate"), ".1f", 100) if iv else num(_scale(m.get("win_rate"), 100), ".1f")),
@@ -286,8 +288,19 @@ _COLUMNS = (
     ("PF", lambda m, iv: num(m.get("profit_factor"), ".2f")),
     ("max DD", lambda m, iv: num(m.get("max_drawdown"), ".4f")),
     ("avg bars", lambda m, iv: num(m.get("avg_bars"), ".1f")),
-    ("PnL ccy", lambda m, iv: num(m.get("total_pnl_ccy"), ",.0f")),
+    (_PNL, lambda m, iv: num(m.get("total_pnl_ccy"), ",.0f")),
 )
+
+
+def _pnl_title(config: Mapping[str, Any] | None) -> str:
+    """The PnL column's title, naming the account currency of the ledger's ``pnl_ccy`` (``PnL USD``)."""
+    currency = account_currency(config)
+    return f"PnL {currency}" if currency else "PnL (account ccy)"
+
+
+def _titles(config: Mapping[str, Any] | None) -> list[str]:
+    """The column titles of :data:`_COLUMNS` (the PnL column's from the run's configuration)."""
+    return [_pnl_title(config) if title == _PNL else title for title, _ in _COLUMNS]
 
 
 #: the columns of the run's summary (``exitcore run`` prints it at the end)
@@ -309,13 +322,13 @@ def _policy_metrics(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {name: m for name, m in out.items() if isinstance(m, Mapping)}
 
 
-def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
+def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[Block]:
     label = results.get("label", results.get("split", "?"))
     metrics = _policy_metrics(results)
     intervals = _get(results, "evaluators", "significance", "intervals") or {}
     best = _get(results, "best_baseline", "name")
     conf = _get(results, "evaluators", "significance", "confidence")
-    header = ["policy", *(c[0] for c in _COLUMNS)]
+    header = ["policy", *_titles(config)]
     rows = []
     for name, m in metrics.items():
         shown = name + (" *" if name == best else "")
@@ -336,6 +349,11 @@ def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
         notes.append("no intervals: the `significance` evaluator did not run.")
     if not _get(results, "evaluators", "baselines"):
         notes.append("baselines not shown: the `baselines` evaluator did not run.")
+    notional = _get(config, "costs", "notional")
+    if _finite(notional):
+        sized = f"{num(notional, ',.0f')} {account_currency(config) or ''}".rstrip()
+        notes.append(f"{_pnl_title(config)}: the net PnL summed over trades, each of a notional of {sized} "
+                     "(costs.notional).")
     notes.append("Sharpe and Sortino are annualised from the daily PnL over every trading day of the split; "
                  "mean return is per trade in basis points of the entry price; max DD in PnL fractions (of the "
                  "entry price, summed over trades); win % counts trades with PnL > 0, scratch % those closed at "
@@ -438,14 +456,14 @@ def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
     return None
 
 
-def _in_sample_section(results: Mapping[str, Any]) -> list[Block]:
+def _in_sample_section(results: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[Block]:
     metrics: dict[str, Mapping[str, Any]] = {}
     metrics.update(_get(results, "evaluators", "trade_metrics", "train", "policies") or {})
     metrics.update(_get(results, "evaluators", "baselines", "train", "policies") or {})
     selection = _get(results, "best_baseline", "train_sharpes") or {}
     blocks: list[Block] = [("h", "In-sample: TRAIN (in-sample), training data, not an out-of-sample result")]
     if metrics:
-        header = ["policy (TRAIN, in-sample)", *(c[0] for c in _COLUMNS)]
+        header = ["policy (TRAIN, in-sample)", *_titles(config)]
         blocks.append(("table", header, [[f"{n} [in-sample]", *(fn(m, {}) for _, fn in _COLUMNS)] for n, m in metrics.items()]))
     if selection:
         blocks.append(("p", "baseline selection, daily Sharpe on the training split (in-sample): "
@@ -490,9 +508,9 @@ def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: M
     blocks: list[Block] = [("title", title)]
     blocks += _run_section(results, info, config, trained_steps)
     blocks += _audit_section(results)
-    blocks += _comparison_section(results)
+    blocks += _comparison_section(results, config)
     blocks += _significance_section(results, trials_now)
-    blocks += _in_sample_section(results)
+    blocks += _in_sample_section(results, config)
     blocks += _other_evaluators_section(results)
     if walk_forward:
         blocks += _walk_forward_section(walk_forward)

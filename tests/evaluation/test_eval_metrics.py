@@ -299,3 +299,11 @@ def test_scratch_rate_counts_trades_closed_at_zero_with_the_win_rate_tolerance(f
     assert math.isnan(scratch_rate([]))
     assert headline(m)["scratch_rate"] == m["scratch_rate"]  # recorded in the registry, shown by `show`
     assert any(line.startswith("scratch (PnL = 0)") and "50.0%" in line for line in format_table([m]).splitlines())
+
+
+def test_the_table_names_the_currency_of_the_ccy_rows(five):
+    m = compute_metrics(five, start=START, end=END)
+    rows = format_table([m], currency="EUR").splitlines()
+    assert any(line.startswith("total PnL, EUR ") for line in rows)
+    assert any(line.startswith("max drawdown, fraction (EUR) ") for line in rows)
+    assert any(line.startswith("total PnL, account ccy ") for line in format_table([m]).splitlines())

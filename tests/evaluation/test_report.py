@@ -336,3 +336,20 @@ def test_the_scratch_rate_is_shown_beside_the_win_rate(finished_run):
     summary = summary_text(results).splitlines()
     assert "scratch %" in summary[1] and shown in next(line for line in summary if line.startswith("rl "))
     assert "Sharpe [CI]" in summary[1]  # still there
+
+
+def test_the_pnl_columns_name_the_account_currency(finished_run, tmp_path):
+    """`PnL ccy` named no currency: the columns say the run's costs.account_currency, and say
+    honestly that it is the account's when the configuration is missing."""
+    run_dir = tmp_path / "eur"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    text = render_report(run_dir)
+    for heading in ("RL vs baselines", "In-sample"):
+        header = next(line for line in text[text.index(heading):].splitlines() if line.startswith("policy"))
+        assert header.endswith("  PnL USD") and "ccy" not in header, header
+    assert "PnL USD: the net PnL summed over trades, each of a notional of 100,000 USD (costs.notional)." in text
+    config = run_dir / "config.toml"
+    config.write_text(config.read_text().replace('account_currency = "USD"', 'account_currency = "EUR"'))
+    assert "  PnL EUR\n" in render_report(run_dir)
+    config.unlink()
+    assert "  PnL (account ccy)\n" in render_report(run_dir)

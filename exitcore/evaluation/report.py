@@ -259,6 +259,17 @@ def _culprit_words(c: Mapping[str, Any]) -> str:
     return f"leak in {kind} {component}"
 
 
+#: plausibility rules a SUSPECT run's summary lists (there are three)
+_MAX_SUMMARY_RULES = 3
+
+
+def _rule_words(reason: Any) -> str:
+    """A broken plausibility rule in one short line: the audit's ``rule (values): why`` without
+    the why (``annualised daily Sharpe > 4 (Sharpe 10.76)``); the report has it in full."""
+    rule, sep, _why = str(reason).partition("): ")
+    return rule + ")" if sep else rule
+
+
 def _flat_rows(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """``(key path, shown value)`` of a JSON value; short lists of scalars inline, long ones counted."""
     if isinstance(value, Mapping):
@@ -549,7 +560,14 @@ def summary_text(results: Mapping[str, Any]) -> str:
         else:
             culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []
             named = "; ".join(_culprit_words(c) for c in culprits[:3])
-            lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
+            rules = _get(results, "evaluators", "lookahead_audit", "suspect")
+            if results["audit_verdict"] == "SUSPECT" and isinstance(rules, list) and rules and not named:
+                # why, in the summary too: the rules the results break, one short line each
+                lines.append(f"look-ahead audit: SUSPECT: no leak found in the sampled decisions, but the results "
+                             f"break {plural(len(rules), 'plausibility rule')} (`exitcore report` has the details):")
+                lines += [f"  - {_rule_words(r)}" for r in rules[:_MAX_SUMMARY_RULES]]
+            else:
+                lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
     return "\n".join(lines)
 
 

@@ -353,3 +353,20 @@ def test_the_pnl_columns_name_the_account_currency(finished_run, tmp_path):
     assert "  PnL EUR\n" in render_report(run_dir)
     config.unlink()
     assert "  PnL (account ccy)\n" in render_report(run_dir)
+
+
+def test_a_suspect_summary_says_which_plausibility_rules_the_results_break(finished_run):
+    """The end of `exitcore run` said `look-ahead audit: SUSPECT` and nothing more: the rules
+    broken are listed, one short line each (the why is in the report)."""
+    from exitcore.evaluation.audit import suspect_reasons
+
+    results = read_results(_run_dir(finished_run))
+    rl = {**results["evaluators"]["trade_metrics"]["policies"]["rl"], "sharpe": 10.76, "profit_factor": 7.3}
+    rules, _ = suspect_reasons(rl)
+    suspect = {**results, "audit_verdict": "SUSPECT", "evaluators": {**results["evaluators"], "lookahead_audit": {
+        **results["evaluators"]["lookahead_audit"], "verdict": "SUSPECT", "culprits": [], "suspect": rules}}}
+    tail = summary_text(suspect).splitlines()[-3:]
+    assert tail == ["look-ahead audit: SUSPECT: no leak found in the sampled decisions, but the results break "
+                    "2 plausibility rules (`exitcore report` has the details):",
+                    "  - annualised daily Sharpe > 4 (Sharpe 10.76)",
+                    "  - profit factor > 5 (profit factor 7.30)"]

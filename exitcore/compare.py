@@ -27,6 +27,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("mean return per trade (bp)", "mean_return"),
     ("std return per trade (bp)", "std_return"),
     ("win rate", "win_rate"),
+    ("scratch rate (closed at PnL 0)", "scratch_rate"),
     ("profit factor", "profit_factor"),
     ("Sharpe (daily, annualised)", "sharpe"),
     ("Sharpe interval (bootstrap)", "sharpe_interval"),
@@ -37,6 +38,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("quick exits (<= 3 bars)", "quick_exit_rate"),
     ("blocked rate", "blocked_rate"),
     ("max drawdown (PnL fraction)", "max_drawdown"),
+    ("total PnL (account currency)", "total_pnl_ccy"),
     ("sampled actions (% of decisions)", "action_distribution"),
     ("exit reasons", "exit_reasons"),
     ("best baseline (chosen on train)", "best_baseline"),
@@ -235,13 +237,16 @@ def config_differences(views: list[RunView]) -> list[tuple[str, list[Any]]]:
 # --------------------------------------------------------------------------- rendering
 
 
-def _fmt(key: str, metrics: dict[str, Any]) -> str:
-    """Metric ``key`` of one run as the table shows it."""
+def _fmt(key: str, metrics: dict[str, Any], config: dict[str, Any] | None = None) -> str:
+    """Metric ``key`` of one run as the table shows it (``config``: the run's frozen config)."""
+    from exitcore.costs import account_currency
     from exitcore.evaluation.metrics import format_value
 
     value = metrics.get(key)
     if key in ("sharpe_interval", "dsr_recorded"):
         return _significance_text(key, metrics) or "-"
+    if key == "total_pnl_ccy" and isinstance(value, (int, float)):  # in each run's own account currency
+        return f"{value:,.0f} {account_currency(config) or '(account ccy)'}"
     if key in ("mean_return", "std_return"):  # basis points of the entry price, as the report shows them
         return f"{value * 1e4:.2f}" if isinstance(value, (int, float)) else "-"
     return format_value(key, value)
@@ -252,7 +257,7 @@ def as_table(views: list[RunView]) -> str:
     header = ["", *[v.run_id for v in views]]
     rows = [header]
     for label, key in ROWS:
-        rows.append([label, *[_fmt(key, v.metrics) for v in views]])
+        rows.append([label, *[_fmt(key, v.metrics, v.config) for v in views]])
     diffs = config_differences(views)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = []

@@ -117,6 +117,14 @@ class CostSummary:
             return None
 
 
+def account_currency(config: Any) -> str | None:
+    """The currency of a run's ``pnl_ccy`` (PnL x ``costs.notional``): ``costs.account_currency``
+    of its frozen configuration (a ``config.toml``'s experiment table); None when not known."""
+    costs = config.get("costs") if isinstance(config, dict) else None
+    currency = costs.get("account_currency") if isinstance(costs, dict) else None
+    return currency if isinstance(currency, str) and currency else None
+
+
 def bp_words(bp: float) -> str:
     """Basis points to two significant figures below 10 (``0.071``, ``0.86``), whole above (``140``)."""
     return f"{bp:.2g}" if abs(bp) < 10 else f"{bp:,.0f}"

@@ -221,9 +221,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
         # evaluation also books the trades that close on their entry bar, before any decision
         booked = {name: int(p.numel()) for name, p in pools["valid"].items()}
-        note(f"{assembled.table.n:,} trades from {resolved.entry.name}; per split, with a decision to train on / "
-             "evaluated (also those closed on their entry bar): "
-             + ", ".join(f"{k} {v:,} / {booked.get(k, v):,}" for k, v in counts.items()))
+        note(trades_words(assembled.table.n, resolved.entry.name, counts, booked))
 
     registry = Registry(runs_dir)
     if previous is None:
@@ -483,17 +481,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         beat()
 
     checkpoint = info.run_dir / CHECKPOINT_FILE
-    rows = ppo.micro_batch_rows(device.type)
-    passes = f" in passes of {rows:,}" if rows < ppo.batch_size else ""
-    if ppo.captures_graphs(device.type):
-        graphs = ", CUDA graphs"
-    elif ppo.replays_env_graph(device.type):
-        graphs = ", env step in a CUDA graph"
-    else:
-        graphs = ""
-    how = (f"{ppo.total_timesteps:,} steps on {device.type}, env {'compiled' if compile_env else 'eager'}, "
-           f"{ppo.precision}, minibatches of {ppo.batch_size:,}{passes}{graphs}")
-    with stages.stage(f"training ({how})") as note, _sigterm_as_interrupt():
+    with stages.stage(f"training ({training_words(ppo, device.type)})") as note, _sigterm_as_interrupt():
         if resume and checkpoint.exists():
             trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
             note(f"resumed at step {trainer.global_step:,}")
@@ -511,6 +499,36 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         if failed:
             note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")
     return result, trainer.policy
+
+
+#: ppo.precision in words
+_PRECISION_WORDS = {"fp32": "float32", "bf16": "bfloat16 matrix products"}
+
+
+def training_words(ppo: Any, device_type: str) -> str:
+    """How the run trains, for the training stage's line: ``262,144 steps on cpu; trade simulator
+    not compiled; float32; network updated on batches of 8,192 steps, computed 2,048 at a time``."""
+    rows = ppo.micro_batch_rows(device_type)
+    chunks = f", computed {rows:,} at a time" if rows < ppo.batch_size else ""
+    if ppo.captures_graphs(device_type):
+        graphs = "; rollout and updates replayed as CUDA graphs"
+    elif ppo.replays_env_graph(device_type):
+        graphs = "; simulator step replayed as a CUDA graph"
+    else:
+        graphs = ""
+    compiled = "compiled" if ppo.compiles_env(device_type) else "not compiled"
+    return (f"{ppo.total_timesteps:,} steps on {device_type}; trade simulator {compiled}; "
+            f"{_PRECISION_WORDS.get(ppo.precision, ppo.precision)}; network updated on batches of "
+            f"{ppo.batch_size:,} steps{chunks}{graphs}")
+
+
+def trades_words(n_trades: int, entry: str, managed: dict[str, int], total: dict[str, int]) -> str:
+    """The trades per split, for the building stage's line: all of them, then those still open
+    after their entry bar, the only ones the agent decides on (and, on train, learns from)."""
+    every = ", ".join(f"{k} {total.get(k, v):,}" for k, v in managed.items())
+    open_ = ", ".join(f"{k} {v:,}" + (" (it learns from these)" if k == "train" else "") for k, v in managed.items())
+    return (f"{n_trades:,} trades from {entry}: {every}; open past their entry bar, so the agent decides on them: "
+            f"{open_}; trades closed on their entry bar count in the results as they are")
 
 
 @contextlib.contextmanager

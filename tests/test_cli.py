@@ -462,3 +462,26 @@ def test_a_build_failure_is_located_once_at_the_component_path():
     plain = "experiments.x.features[1]: feature 'f' from p failed to build: ValueError: oops"
     assert _located("x", plain) == ("experiments.x.features[1]", "feature 'f' from p failed to build: ValueError: oops")
     assert _located("x", "the data is empty") == ("experiments.x", "the data is empty")
+
+
+def test_compare_shows_the_scratch_rate_beside_the_win_rate(tmp_path):
+    """Trades closed at exactly 0 (breakeven stops) are neither wins nor losses: compare's
+    table and CSV give their share on the row after the win rate."""
+    from exitcore import compare as cmp
+
+    views = [cmp.RunView(ref, ref, tmp_path, "v4_no_lookahead", "d", (), {}, {"win_rate": 0.316, "scratch_rate": rate})
+             for ref, rate in (("a", 0.48), ("b", 0.0))]
+    lines = cmp.as_table(views).splitlines()
+    row = lines.index(next(line for line in lines if line.startswith("win rate")))
+    assert lines[row + 1].split() == ["scratch", "rate", "(closed", "at", "PnL", "0)", "48.0%", "0.0%"]
+    assert "scratch_rate,0.48,0.0" in cmp.as_csv(views).splitlines()
+
+
+def test_compare_names_each_runs_account_currency(tmp_path):
+    from exitcore import compare as cmp
+
+    views = [cmp.RunView(ref, ref, tmp_path, "v4_no_lookahead", "d", (), config, {"total_pnl_ccy": -24291.14})
+             for ref, config in (("a", {"costs": {"account_currency": "EUR"}}), ("b", {}))]
+    row = next(line for line in cmp.as_table(views).splitlines() if line.startswith("total PnL"))
+    assert row.startswith("total PnL (account currency)  ") and "  -24,291 EUR  " in row
+    assert row.endswith("  -24,291 (account ccy)")  # no configuration to name it

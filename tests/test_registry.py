@@ -380,7 +380,8 @@ def populated(tmp_path):
         reg.mark_running(done)
         headline = {"split": "test", "label": "TEST (out-of-sample)", "in_sample": False}
         reg.mark_done(done, {**headline, "sharpe": 0.8123, "profit_factor": math.inf, "audit_verdict": "PASS",
-                             "mean_return": -0.0001609, "win_rate": 0.316})
+                             "mean_return": -0.0001609, "win_rate": 0.316, "scratch_rate": 0.48,
+                             "total_pnl_ccy": -24291.14})
         train = reg.create_run("v3", "cfg3", "data")
         reg.mark_running(train)
         reg.mark_done(train, {"split": "train", "label": "TRAIN (in-sample)", "in_sample": True, "sharpe": 11.2,
@@ -457,8 +458,14 @@ def test_cli_show(populated):
     assert re.search(r"profit_factor\s+inf", res.output)
     # in the report's units, not raw fractions (-0.0001609)
     assert re.search(r"mean_return\s+-1\.61 bp of the entry price per trade", res.output)
+    assert re.search(r"scratch_rate\s+48\.0 % \(trades closed at PnL 0: breakeven stops or exits\)", res.output)
     assert re.search(r"win_rate\s+31\.6 % \(trades with PnL > 0\)", res.output) and re.search(r"sharpe\s+0\.81 \(daily", res.output)
     assert f"run dir         {runs / done} (missing)" in res.output
+    assert re.search(r"total_pnl_ccy\s+-24,291\.14 \(account currency\)\n", res.output)  # no config.toml to name it
+    (runs / done).mkdir()
+    (runs / done / "config.toml").write_text('[experiment]\nname = "v4_no_lookahead"\n\n[experiment.costs]\naccount_currency = "EUR"\n')
+    named = CliRunner().invoke(cli, ["show", done, "--runs-dir", str(runs)]).output
+    assert re.search(r"total_pnl_ccy\s+-24,291\.14 EUR\n", named)
     assert "!!" not in res.output  # its audit passed
     res = CliRunner().invoke(cli, ["show", train, "--runs-dir", str(runs)])
     assert "measured on TRAIN (in-sample)" in res.output

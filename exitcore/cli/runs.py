@@ -46,17 +46,32 @@ def _value(v: Any) -> str:
 _UNITS: dict[str, Any] = {
     "mean_return": lambda v: f"{v * 1e4:.2f} bp of the entry price per trade",
     "win_rate": lambda v: f"{100 * v:.1f} % (trades with PnL > 0)",
+    "scratch_rate": lambda v: f"{100 * v:.1f} % (trades closed at PnL 0: breakeven stops or exits)",
     "sharpe": lambda v: f"{v:.2f} (daily, annualised)",
     "sortino": lambda v: f"{v:.2f} (daily, annualised)",
     "max_drawdown": lambda v: f"{v:.4g} (PnL fraction)",
 }
 
 
-def _metric(key: str, v: Any) -> str:
-    """A headline metric as ``show`` prints it: in the report's units where it has one."""
+def _metric(key: str, v: Any, currency: str | None = None) -> str:
+    """A headline metric as ``show`` prints it: in the report's units where it has one, PnL in
+    the run's account currency (``costs.account_currency``)."""
     if key in _UNITS and isinstance(v, float) and math.isfinite(v):
         return _UNITS[key](v)
+    if key == "total_pnl_ccy":
+        return f"{_value(v)} {currency or '(account currency)'}"
     return _value(v)
+
+
+def _account_currency(run_path: Any) -> str | None:
+    """``costs.account_currency`` of the run's frozen ``config.toml``; None when it cannot be read."""
+    from exitcore.costs import account_currency
+    from exitcore.evaluation.rundir import RunDirError, read_config
+
+    try:
+        return account_currency(read_config(run_path))
+    except RunDirError:
+        return None
 
 
 def _sharpe(v: Any) -> str:
@@ -198,9 +213,10 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
                    f"metrics; `exitcore report {record.id}` has the details")
     click.echo(f"metrics (measured on {_measured_on(record.metrics)}):")
     mwidth = max(len(k) for k in record.metrics)
+    currency = _account_currency(run_path)
     for key, value in record.metrics.items():
         if key in ("audit_verdict_from", "audit_why"):  # said in the line above when it matters
             continue
         if isinstance(value, dict):
             value = " ".join(f"{k}={_value(v)}" for k, v in value.items())
-        click.echo(f"  {key:<{mwidth}}  {_metric(key, value)}")
+        click.echo(f"  {key:<{mwidth}}  {_metric(key, value, currency)}")

@@ -199,6 +199,14 @@ def win_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     return float(np.mean(sign > 0)) if sign.size else math.nan
 
 
+def scratch_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
+    """Share of trades closed at a net ``pnl`` of 0 (scratch trades: a breakeven stop, an exit at
+    the breakeven price), zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`
+    as in :func:`win_rate`, so wins, scratches and losses add up to 1. NaN for no trades."""
+    sign = pnl_sign(pnl)
+    return float(np.mean(sign == 0)) if sign.size else math.nan
+
+
 def profit_factor(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Gross profits over gross losses of net PnL: ``Σ_{r>0} r / Σ_{r<0} |r|``.
 
@@ -296,7 +304,7 @@ def compute_metrics(
     Keys: ``split``, ``label``, ``in_sample``, ``policy``, ``span_start``, ``span_end``,
     ``n_days``, ``active_days``, ``n_trades``, ``total_pnl``, ``total_pnl_pips``,
     ``total_pnl_ccy``, ``mean_return``, ``std_return``, ``per_trade_sharpe``, ``win_rate``,
-    ``profit_factor``, ``avg_bars``, ``min_bars``, ``max_bars``, ``quick_exit_bars``,
+    ``scratch_rate``, ``profit_factor``, ``avg_bars``, ``min_bars``, ``max_bars``, ``quick_exit_bars``,
     ``quick_exit_rate`` (share of trades with ``bars_held ≤ quick_bars``), ``n_decisions``,
     ``action_counts``, ``action_distribution``, ``blocked_rate``, ``blocked_rate_per_action``,
     ``exit_reason_counts``, ``exit_reasons`` (shares), ``ambiguous`` (count), ``at_breakeven_rate``,
@@ -329,6 +337,7 @@ def compute_metrics(
         "total_pnl_ccy": float(ledger["pnl_ccy"].sum()),
         **per_trade_stats(pnl),
         "win_rate": win_rate(pnl),
+        "scratch_rate": scratch_rate(pnl),
         "profit_factor": profit_factor(pnl),
         "avg_bars": float(bars.mean()) if n else math.nan,
         "min_bars": int(bars.min()) if n else None,
@@ -394,6 +403,7 @@ HEADLINE_KEYS: tuple[str, ...] = (
     "n_trades",
     "mean_return",
     "win_rate",
+    "scratch_rate",
     "profit_factor",
     "sharpe",
     "sortino",
@@ -437,7 +447,7 @@ _REASON_SHORT = {"agent": "A", "stop": "S", "target": "Tg", "time": "Ti", "end_o
 SHARES_LEGEND = ("actions: % of decisions, H=HOLD E=EXIT T=TIGHTEN_SL B=TRAIL_BE P=PARTIAL_EXIT; "
                  "exit reasons: % of trades, A=agent S=stop Tg=target Ti=time D=end of data G=gap")
 
-_RATE_KEYS = ("win_rate", "quick_exit_rate", "blocked_rate", "at_breakeven_rate", "partial_rate")
+_RATE_KEYS = ("win_rate", "scratch_rate", "quick_exit_rate", "blocked_rate", "at_breakeven_rate", "partial_rate")
 _RATIO_KEYS = ("profit_factor", "sharpe", "sortino", "per_trade_sharpe", "best_baseline_sharpe")
 
 
@@ -466,11 +476,12 @@ _ROWS: tuple[tuple[str, Any], ...] = (
     ("mean return ± std", lambda m: f"{_num(m['mean_return'], '.5f')} ± {_num(m['std_return'], '.5f')}"),
     ("per-trade Sharpe", lambda m: _num(m["per_trade_sharpe"], ".3f")),
     ("win rate", lambda m: _pct(m["win_rate"])),
+    ("scratch (PnL = 0)", lambda m: _pct(m.get("scratch_rate"))),
     ("profit factor", lambda m: _num(m["profit_factor"], ".2f")),
     ("Sharpe (daily, ann.)", lambda m: _num(m["sharpe"], ".2f")),
     ("Sortino (daily, ann.)", lambda m: _num(m["sortino"], ".2f")),
-    ("max drawdown", lambda m: f"{_num(m['max_drawdown'], '.4f')} ({_num(m['max_drawdown_ccy'], ',.0f')})"),
-    ("total PnL (ccy)", lambda m: _num(m["total_pnl_ccy"], ",.0f")),
+    ("max drawdown, fraction ({ccy})", lambda m: f"{_num(m['max_drawdown'], '.4f')} ({_num(m['max_drawdown_ccy'], ',.0f')})"),
+    ("total PnL, {ccy}", lambda m: _num(m["total_pnl_ccy"], ",.0f")),
     (
         "bars avg [min, max]",
         lambda m: f"{_num(m['avg_bars'], '.1f')} [{_num(m['min_bars'], 'd')}, {_num(m['max_bars'], 'd')}]",
@@ -484,8 +495,12 @@ _ROWS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]) -> str:
+def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+                 currency: str | None = None) -> str:
     """A compact text table: one column per result (policy), one row per metric.
+
+    ``currency`` names the currency of the ``*_ccy`` figures (``costs.account_currency``);
+    without it they are labelled "account ccy".
 
     The title names the split of every column; a training-split column is headed
     ``TRAIN (in-sample)`` and the title says so, so in-sample numbers are never shown bare.
@@ -500,7 +515,8 @@ def format_table(results: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str
         title += "  [IN-SAMPLE: training data, not an out-of-sample result]"
     header = ["", *(c["policy"] for c in cols)]
     sub = ["", *(c["label"] for c in cols)]
-    body = [[name, *(fn(c) for c in cols)] for name, fn in _ROWS]
+    ccy = currency or "account ccy"
+    body = [[name.format(ccy=ccy), *(fn(c) for c in cols)] for name, fn in _ROWS]
     table = [header, sub, *body]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = [title]

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from exitcore.costs import account_currency
 from exitcore.evaluation.rundir import (
     TRAIN_LOG_FILE,
     WALK_FORWARD_FILE,
@@ -258,6 +259,17 @@ def _culprit_words(c: Mapping[str, Any]) -> str:
     return f"leak in {kind} {component}"
 
 
+#: plausibility rules a SUSPECT run's summary lists (there are three)
+_MAX_SUMMARY_RULES = 3
+
+
+def _rule_words(reason: Any) -> str:
+    """A broken plausibility rule in one short line: the audit's ``rule (values): why`` without
+    the why (``annualised daily Sharpe > 4 (Sharpe 10.76)``); the report has it in full."""
+    rule, sep, _why = str(reason).partition("): ")
+    return rule + ")" if sep else rule
+
+
 def _flat_rows(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """``(key path, shown value)`` of a JSON value; short lists of scalars inline, long ones counted."""
     if isinstance(value, Mapping):
@@ -276,17 +288,34 @@ def _scalar(v: Any) -> str:
     return num(v, ".4g") if isinstance(v, float) else str(v)
 
 
+_PNL = "PnL"  # titled with the account currency by _titles
 _COLUMNS = (
     ("trades", lambda m, iv: num(m.get("n_trades"), "d")),
     ("win % [CI]", lambda m, iv: interval(iv.get("win_rate"), ".1f", 100) if iv else num(_scale(m.get("win_rate"), 100), ".1f")),
+    ("scratch %", lambda m, iv: num(_scale(m.get("scratch_rate"), 100), ".1f")),
     ("mean ret bp [CI]", lambda m, iv: interval(iv.get("mean_return"), ".2f", 1e4) if iv else num(_scale(m.get("mean_return"), 1e4), ".2f")),
     ("Sharpe [CI]", lambda m, iv: interval(iv.get("sharpe"), ".2f") if iv else num(m.get("sharpe"), ".2f")),
     ("Sortino", lambda m, iv: num(m.get("sortino"), ".2f")),
     ("PF", lambda m, iv: num(m.get("profit_factor"), ".2f")),
     ("max DD", lambda m, iv: num(m.get("max_drawdown"), ".4f")),
     ("avg bars", lambda m, iv: num(m.get("avg_bars"), ".1f")),
-    ("PnL ccy", lambda m, iv: num(m.get("total_pnl_ccy"), ",.0f")),
+    (_PNL, lambda m, iv: num(m.get("total_pnl_ccy"), ",.0f")),
 )
+
+
+def _pnl_title(config: Mapping[str, Any] | None) -> str:
+    """The PnL column's title, naming the account currency of the ledger's ``pnl_ccy`` (``PnL USD``)."""
+    currency = account_currency(config)
+    return f"PnL {currency}" if currency else "PnL (account ccy)"
+
+
+def _titles(config: Mapping[str, Any] | None) -> list[str]:
+    """The column titles of :data:`_COLUMNS` (the PnL column's from the run's configuration)."""
+    return [_pnl_title(config) if title == _PNL else title for title, _ in _COLUMNS]
+
+
+#: the columns of the run's summary (``exitcore run`` prints it at the end)
+_SUMMARY_COLUMNS = ("trades", "win % [CI]", "scratch %", "mean ret bp [CI]", "Sharpe [CI]")
 
 
 def _scale(v: Any, k: float) -> Any:
@@ -304,13 +333,13 @@ def _policy_metrics(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {name: m for name, m in out.items() if isinstance(m, Mapping)}
 
 
-def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
+def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[Block]:
     label = results.get("label", results.get("split", "?"))
     metrics = _policy_metrics(results)
     intervals = _get(results, "evaluators", "significance", "intervals") or {}
     best = _get(results, "best_baseline", "name")
     conf = _get(results, "evaluators", "significance", "confidence")
-    header = ["policy", *(c[0] for c in _COLUMNS)]
+    header = ["policy", *_titles(config)]
     rows = []
     for name, m in metrics.items():
         shown = name + (" *" if name == best else "")
@@ -331,10 +360,15 @@ def _comparison_section(results: Mapping[str, Any]) -> list[Block]:
         notes.append("no intervals: the `significance` evaluator did not run.")
     if not _get(results, "evaluators", "baselines"):
         notes.append("baselines not shown: the `baselines` evaluator did not run.")
+    notional = _get(config, "costs", "notional")
+    if _finite(notional):
+        sized = f"{num(notional, ',.0f')} {account_currency(config) or ''}".rstrip()
+        notes.append(f"{_pnl_title(config)}: the net PnL summed over trades, each of a notional of {sized} "
+                     "(costs.notional).")
     notes.append("Sharpe and Sortino are annualised from the daily PnL over every trading day of the split; "
                  "mean return is per trade in basis points of the entry price; max DD in PnL fractions (of the "
-                 "entry price, summed over trades); win % counts trades with PnL > 0, so a trade closed at exactly "
-                 "0 (stopped at breakeven) is not a win.")
+                 "entry price, summed over trades); win % counts trades with PnL > 0, scratch % those closed at "
+                 "exactly 0 (a breakeven stop or exit: neither a win nor a loss).")
     blocks.append(("p", " ".join(notes)))
     return blocks
 
@@ -433,14 +467,14 @@ def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
     return None
 
 
-def _in_sample_section(results: Mapping[str, Any]) -> list[Block]:
+def _in_sample_section(results: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[Block]:
     metrics: dict[str, Mapping[str, Any]] = {}
     metrics.update(_get(results, "evaluators", "trade_metrics", "train", "policies") or {})
     metrics.update(_get(results, "evaluators", "baselines", "train", "policies") or {})
     selection = _get(results, "best_baseline", "train_sharpes") or {}
     blocks: list[Block] = [("h", "In-sample: TRAIN (in-sample), training data, not an out-of-sample result")]
     if metrics:
-        header = ["policy (TRAIN, in-sample)", *(c[0] for c in _COLUMNS)]
+        header = ["policy (TRAIN, in-sample)", *_titles(config)]
         blocks.append(("table", header, [[f"{n} [in-sample]", *(fn(m, {}) for _, fn in _COLUMNS)] for n, m in metrics.items()]))
     if selection:
         blocks.append(("p", "baseline selection, daily Sharpe on the training split (in-sample): "
@@ -485,9 +519,9 @@ def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: M
     blocks: list[Block] = [("title", title)]
     blocks += _run_section(results, info, config, trained_steps)
     blocks += _audit_section(results)
-    blocks += _comparison_section(results)
+    blocks += _comparison_section(results, config)
     blocks += _significance_section(results, trials_now)
-    blocks += _in_sample_section(results)
+    blocks += _in_sample_section(results, config)
     blocks += _other_evaluators_section(results)
     if walk_forward:
         blocks += _walk_forward_section(walk_forward)
@@ -500,8 +534,9 @@ def summary_text(results: Mapping[str, Any]) -> str:
     intervals = _get(results, "evaluators", "significance", "intervals") or {}
     best = _get(results, "best_baseline", "name")
     keep = [p for p in ("rl", best, "fixed_stop_target") if p in metrics]
-    header = ["policy", *(c[0] for c in _COLUMNS[:4])]
-    rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in _COLUMNS[:4])]
+    columns = [c for c in _COLUMNS if c[0] in _SUMMARY_COLUMNS]
+    header = ["policy", *(c[0] for c in columns)]
+    rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in columns)]
             for p in dict.fromkeys(keep)]
     lines = [f"{results.get('label', '')}:", *_text_table(header, rows)]
     dsr = _get(results, "evaluators", "significance", "dsr") or {}
@@ -525,7 +560,14 @@ def summary_text(results: Mapping[str, Any]) -> str:
         else:
             culprits = _get(results, "evaluators", "lookahead_audit", "culprits") or []
             named = "; ".join(_culprit_words(c) for c in culprits[:3])
-            lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
+            rules = _get(results, "evaluators", "lookahead_audit", "suspect")
+            if results["audit_verdict"] == "SUSPECT" and isinstance(rules, list) and rules and not named:
+                # why, in the summary too: the rules the results break, one short line each
+                lines.append(f"look-ahead audit: SUSPECT: no leak found in the sampled decisions, but the results "
+                             f"break {plural(len(rules), 'plausibility rule')} (`exitcore report` has the details):")
+                lines += [f"  - {_rule_words(r)}" for r in rules[:_MAX_SUMMARY_RULES]]
+            else:
+                lines.append(f"look-ahead audit: {results['audit_verdict']}" + (f" ({named}; `exitcore report` has the details)" if named else ""))
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from exitcore.evaluation.metrics import (
     max_drawdown,
     metrics_by_policy,
     profit_factor,
+    scratch_rate,
     split_label,
     trading_day,
     trading_days,
@@ -308,3 +309,24 @@ def test_breakeven_rounding_is_neither_a_win_nor_a_loss():
     assert daily_table(ledger, START, END)["wins"].sum() == 1
     assert math.isnan(profit_factor(noise))  # neither profit nor loss
     assert compute_metrics(build_ledger([2e-9]), start=START, end=END)["win_rate"] == 1.0  # a real (tiny) win
+
+
+def test_scratch_rate_counts_trades_closed_at_zero_with_the_win_rate_tolerance(five):
+    # breakeven rounding (either sign) is a scratch, as it is not a win; 2e-9 is a real (tiny) win
+    noise = [1.7763568394002505e-16, -2.2e-16, 0.0]
+    ledger = build_ledger([*noise, 0.0005, -0.0004, 2e-9], exit_time=["2024-01-09 10:00"] * 6)
+    m = compute_metrics(ledger, start=START, end=END)
+    assert m["scratch_rate"] == pytest.approx(3 / 6)
+    assert m["win_rate"] == pytest.approx(2 / 6)  # wins + scratches + losses = 1
+    assert compute_metrics(five, start=START, end=END)["scratch_rate"] == pytest.approx(1 / 5)
+    assert math.isnan(scratch_rate([]))
+    assert headline(m)["scratch_rate"] == m["scratch_rate"]  # recorded in the registry, shown by `show`
+    assert any(line.startswith("scratch (PnL = 0)") and "50.0%" in line for line in format_table([m]).splitlines())
+
+
+def test_the_table_names_the_currency_of_the_ccy_rows(five):
+    m = compute_metrics(five, start=START, end=END)
+    rows = format_table([m], currency="EUR").splitlines()
+    assert any(line.startswith("total PnL, EUR ") for line in rows)
+    assert any(line.startswith("max drawdown, fraction (EUR) ") for line in rows)
+    assert any(line.startswith("total PnL, account ccy ") for line in format_table([m]).splitlines())

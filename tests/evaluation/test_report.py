@@ -318,3 +318,55 @@ def test_a_run_whose_plugin_is_not_installed_says_which(finished_run, tmp_path):
     # every component the run uses and no other, nor a distribution it does not use
     assert ("the run was made with plugins that are not installed now: gone-plugins 1.2 (feature:gone_feature, "
             "policy:gone_net); install them") in text
+
+
+def test_the_scratch_rate_is_shown_beside_the_win_rate(finished_run):
+    """On real data 48 % of RL's trades closed at exactly 0 (breakeven stops): a column of its
+    own in the report and the run's summary, not a footnote."""
+    results = read_results(_run_dir(finished_run))
+    rl = results["evaluators"]["trade_metrics"]["policies"]["rl"]
+    shown = f"{100 * rl['scratch_rate']:.1f}"
+    text = render_report(_run_dir(finished_run))
+    table = text[text.index("RL vs baselines"): text.index("Significance")].splitlines()
+    header = next(line for line in table if line.startswith("policy"))
+    assert "win % [CI]  scratch %" in header
+    rl_row = next(line for line in table if line.startswith("rl "))
+    assert re.search(rf"\] +{re.escape(shown)} +-?\d", rl_row)  # right after the win rate's interval
+    assert "scratch % those closed at exactly 0" in text
+    summary = summary_text(results).splitlines()
+    assert "scratch %" in summary[1] and shown in next(line for line in summary if line.startswith("rl "))
+    assert "Sharpe [CI]" in summary[1]  # still there
+
+
+def test_the_pnl_columns_name_the_account_currency(finished_run, tmp_path):
+    """`PnL ccy` named no currency: the columns say the run's costs.account_currency, and say
+    honestly that it is the account's when the configuration is missing."""
+    run_dir = tmp_path / "eur"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    text = render_report(run_dir)
+    for heading in ("RL vs baselines", "In-sample"):
+        header = next(line for line in text[text.index(heading):].splitlines() if line.startswith("policy"))
+        assert header.endswith("  PnL USD") and "ccy" not in header, header
+    assert "PnL USD: the net PnL summed over trades, each of a notional of 100,000 USD (costs.notional)." in text
+    config = run_dir / "config.toml"
+    config.write_text(config.read_text().replace('account_currency = "USD"', 'account_currency = "EUR"'))
+    assert "  PnL EUR\n" in render_report(run_dir)
+    config.unlink()
+    assert "  PnL (account ccy)\n" in render_report(run_dir)
+
+
+def test_a_suspect_summary_says_which_plausibility_rules_the_results_break(finished_run):
+    """The end of `exitcore run` said `look-ahead audit: SUSPECT` and nothing more: the rules
+    broken are listed, one short line each (the why is in the report)."""
+    from exitcore.evaluation.audit import suspect_reasons
+
+    results = read_results(_run_dir(finished_run))
+    rl = {**results["evaluators"]["trade_metrics"]["policies"]["rl"], "sharpe": 10.76, "profit_factor": 7.3}
+    rules, _ = suspect_reasons(rl)
+    suspect = {**results, "audit_verdict": "SUSPECT", "evaluators": {**results["evaluators"], "lookahead_audit": {
+        **results["evaluators"]["lookahead_audit"], "verdict": "SUSPECT", "culprits": [], "suspect": rules}}}
+    tail = summary_text(suspect).splitlines()[-3:]
+    assert tail == ["look-ahead audit: SUSPECT: no leak found in the sampled decisions, but the results break "
+                    "2 plausibility rules (`exitcore report` has the details):",
+                    "  - annualised daily Sharpe > 4 (Sharpe 10.76)",
+                    "  - profit factor > 5 (profit factor 7.30)"]

@@ -19,8 +19,8 @@ from exitcore.evaluation import significance as sig
 from exitcore.evaluation.metrics import compute_metrics, daily_pnl, split_label
 
 #: the per-policy figures of the side-by-side comparison
-_COMPARED = ("n_trades", "total_pnl", "total_pnl_ccy", "mean_return", "win_rate", "profit_factor", "sharpe",
-             "sortino", "max_drawdown", "avg_bars", "quick_exit_rate")
+_COMPARED = ("n_trades", "total_pnl", "total_pnl_ccy", "mean_return", "win_rate", "scratch_rate", "profit_factor",
+             "sharpe", "sortino", "max_drawdown", "avg_bars", "quick_exit_rate")
 
 
 def _metrics(ledger: pd.DataFrame, span: tuple[Any, Any], split: str, policy: str, **kw: Any) -> dict[str, Any]:

@@ -526,9 +526,9 @@ def trades_words(n_trades: int, entry: str, managed: dict[str, int], total: dict
     """The trades per split, for the building stage's line: all of them, then those still open
     after their entry bar, the only ones the agent decides on (and, on train, learns from)."""
     every = ", ".join(f"{k} {total.get(k, v):,}" for k, v in managed.items())
-    open_ = ", ".join(f"{k} {v:,}" + (" (it learns from these)" if k == "train" else "") for k, v in managed.items())
-    return (f"{n_trades:,} trades from {entry}: {every}; open past their entry bar, so the agent decides on them: "
-            f"{open_}; trades closed on their entry bar count in the results as they are")
+    open_ = ", ".join(f"{k} {v:,}" for k, v in managed.items())
+    return (f"{n_trades:,} trades from {entry}: {every} (the agent manages {open_}: those still open "
+            "after their entry bar; the others count in the results as they closed)")
 
 
 @contextlib.contextmanager

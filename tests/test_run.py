@@ -70,9 +70,9 @@ def test_stage_lines_say_what_they_count_in_plain_words():
 
     text = trades_words(6032, "donchian", {"train": 3435, "validation": 10, "test": 2223},
                         {"train": 3639, "validation": 12, "test": 2363})
-    assert text == ("6,032 trades from donchian: train 3,639, validation 12, test 2,363; open past their entry bar, so "
-                    "the agent decides on them: train 3,435 (it learns from these), validation 10, test 2,223; trades "
-                    "closed on their entry bar count in the results as they are")
+    assert text == ("6,032 trades from donchian: train 3,639, validation 12, test 2,363 (the agent manages train "
+                    "3,435, validation 10, test 2,223: those still open after their entry bar; the others count in "
+                    "the results as they closed)")
     ppo = PPOConfig(total_timesteps=262144, batch_size=8192, micro_batch_size=2048, compile="off")
     assert training_words(ppo, "cpu") == ("262,144 steps on cpu; trade simulator not compiled; float32; network "
                                           "updated on batches of 8,192 steps, computed 2,048 at a time")
@@ -91,7 +91,7 @@ def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     for stage in ("exitcore run v4_no_lookahead", "loading data", "building episodes", "training", "evaluating"):
         assert stage in out.stderr
     assert "training (2,048 steps on cpu; trade simulator not compiled; float32; network updated on batches of 256 steps)" in out.stderr
-    assert "6,032 trades from donchian: train 3,639, test 2,363; open past their entry bar, so the agent decides on them: train 3,435 (it learns from these), test 2,223; " in out.stderr
+    assert "6,032 trades from donchian: train 3,639, test 2,363 (the agent manages train 3,435, test 2,223: " in out.stderr
     # the rate shown is the whole training's (steps / seconds), not the last update's
     rate, seconds = re.search(r"done after 2,048 steps / 4 updates, ([\d,]+) steps/s \(([\d.]+) s\)", out.stderr).groups()
     assert 2048 * 0.9 <= int(rate.replace(",", "")) * float(seconds) <= 2048 * 4, (rate, seconds)

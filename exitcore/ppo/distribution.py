@@ -61,12 +61,14 @@ class MaskedCategorical:
         # backward (an argmax scatter) would cost as much as the rest. Masked logits are
         # replaced by the lowest float for the maximum, so they cannot win it whatever the
         # allowed logits are (subtracting 1e8 from them did not: allowed logits below about
-        # -1e8 then lost to a masked one and underflowed to probability 0). An empty row
-        # (finished environments in evaluation) is shifted by that lowest float, and the clamp
+        # -1e8 then lost to a masked one and underflowed to probability 0); allowed ones are
+        # kept exactly (+ -0.0). Arithmetic with `keep` rather than where(): where() on a bool
+        # mask made the [8192, 5] forward+backward 2-3 % slower. An empty row (finished
+        # environments in evaluation) is shifted by that lowest float, and the clamp below
         # gives it probability 0 everywhere, not NaN.
         keep = mask.to(logits.dtype)
         with torch.no_grad():
-            top = torch.where(mask, logits, torch.finfo(logits.dtype).min).amax(dim=-1, keepdim=True)
+            top = (logits * keep + (1.0 - keep) * torch.finfo(logits.dtype).min).amax(dim=-1, keepdim=True)
         self._top = top
         self._keep = keep
         self._shifted = (logits - top) * keep  # [B, A]: <= 0 where allowed, 0 where masked

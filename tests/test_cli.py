@@ -281,6 +281,30 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     assert first == b"line 0\n" and proc.returncode == 0 and b"Broken pipe" not in err and b"Traceback" not in err, err
 
 
+def test_guarded_streams_discard_output_once_the_reader_has_gone(monkeypatch):
+    """`exitcore run`'s streams (exitcore/cli/streams.py): after the reader of a pipe leaves, a
+    write points the descriptor at /dev/null instead of raising BrokenPipeError."""
+    import io
+
+    from exitcore.cli.streams import output_discarded_when_closed
+
+    read_end, write_end = os.pipe()
+    fd = os.dup(write_end)  # stands in for stdout's descriptor
+    os.close(write_end)
+    stream = io.TextIOWrapper(io.FileIO(fd, "w", closefd=True), encoding="utf-8", line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", stream)
+    with output_discarded_when_closed():
+        print("seen")
+        with os.fdopen(read_end, "rb") as reader:
+            assert reader.read(5) == b"seen\n"
+        for i in range(20_000):  # far more than a pipe holds: the write really fails
+            print(f"line {i}")
+        assert sys.stdout is not stream and sys.stdout.buffer.reader_gone
+        assert os.path.samestat(os.fstat(fd), os.stat(os.devnull))
+    assert sys.stdout is stream
+    stream.close()
+
+
 def test_exitcore_warnings_are_one_warning_line_and_others_keep_their_format():
     import subprocess
     import sys

@@ -130,6 +130,25 @@ def test_runs_and_show_list_the_run(finished_run):
     assert out.returncode == 0 and row["data_hash"] in out.stdout
 
 
+def test_a_closed_output_pipe_does_not_stop_the_run(tmp_path):
+    """`exitcore run v4 --budget quick 2>&1 | head -1`: the reader leaves after the first line,
+    before the run is registered. The run used to exit 0 having done nothing (the CLI's
+    `plugins | head` handling); it now goes on with its output discarded, as under nohup, and
+    finishes, recorded as done."""
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "exitcore", "run", "v4", *SMOKE, "--runs-dir", str(runs)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_default_sigint)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # `head -1` has what it wanted; every later write meets a closed pipe
+    assert proc.wait(timeout=600) == 0
+    assert first.startswith(b"exitcore run v4_no_lookahead: ")
+    assert (runs / "registry.sqlite").exists(), "the run stopped before it was registered"
+    (row,) = registry_rows(runs)
+    assert row["status"] == "done", row
+    assert (runs / row["run_dir"] / "results.json").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
+from exitcore.cli.streams import output_discarded_when_closed
 
 
 @click.command()
@@ -47,10 +48,14 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
 
     Exit status: 0 the run finished (whatever its look-ahead audit found: the verdict is
     printed and recorded; gate on `exitcore show RUN --json`'s metrics.audit_verdict), 1 it failed
-    while training or evaluating, or the machine stopped it (a full disk, a closed output
-    pipe: recorded interrupted, resumable, with the command to continue), 2 bad input, 130
-    interrupted (Ctrl-C, or SIGTERM while training or evaluating; resumable once the run is
-    recorded).
+    while training or evaluating, or the machine stopped it (a full disk: recorded
+    interrupted, resumable, with the command to continue), 2 bad input, 130 interrupted
+    (Ctrl-C, or SIGTERM while training or evaluating; resumable once the run is recorded).
+
+    A closed output pipe does not stop a run: when the reader of stdout or stderr goes away
+    (`exitcore run v4 --budget quick 2>&1 | head -1`), what would have been written there is
+    discarded from then on, as under nohup, and the run trains, evaluates, is recorded and
+    exits as it would have; `exitcore runs` shows how it ended.
 
     \b
     Examples:
@@ -59,8 +64,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
       exitcore run v4 --data ../shared/data/eurusd_m15_dukascopy_2018_2020/ --budget quick
       exitcore run --resume 20261126-101500-v4_no_lookahead-3f2a
     """
-    from exitcore.registry import runs_dir_words
-    from exitcore.runner import RunInterrupted, RunOutcome, RunRequest, execute
+    from exitcore.runner import RunRequest
 
     if not name and not resume:
         raise click.UsageError("name the experiment to run (see `exitcore experiments list`), or give --resume RUN")
@@ -73,6 +77,16 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         experiment=name, budget=budget, overrides=tuple(overrides), data=data, timesteps=timesteps,
         device=device, seed=seed, resume=resume, runs_dir=runs_dir, progress=progress,
     )
+    # The run is the point, not its output: `exitcore run ... | head -1` goes on with its output
+    # discarded once the pipe closes (it used to exit 0 before the run was even registered)
+    with output_discarded_when_closed():
+        _run(session, request, quiet)
+
+
+def _run(session, request, quiet: bool) -> None:
+    from exitcore.registry import runs_dir_words
+    from exitcore.runner import RunInterrupted, RunOutcome, execute
+
     try:
         # lazily: a resume continues the run's frozen configuration without the experiments file
         outcome = execute(request, session.experiments_file, session.host(), quiet=quiet)
@@ -88,7 +102,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
             saved = f"its checkpoint is in {outcome.run_dir}"
         else:
             saved = f"it stopped before its first checkpoint, so a resume trains it from step 0 ({outcome.run_dir})"
-        with contextlib.suppress(OSError):  # the pipe that stopped the run may be the one closed
+        with contextlib.suppress(OSError):  # stderr may be a file on the full disk that stopped the run
             click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
                        f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM

@@ -16,6 +16,7 @@ reads a device value back to the host until :meth:`StepStatistics.summary`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -91,10 +92,11 @@ class StepStatistics:
     def summary(self) -> dict[str, Any]:
         """The statistics as plain numbers (one host copy): episodes, decisions, mean episode
         return and length, fractions of the actions executed (a blocked one as HOLD; the trainer
-        logs the sampled ones as ``sampled_frac``), blocked rates per action and in total, blocks per
-        guard, exit-reason fractions, ambiguous exits, and ``mask_empty``: decisions at which
-        the action masks together allowed no action, so only HOLD could be taken (a mask bug
-        that the first step's per-mask check did not see)."""
+        logs the sampled ones as ``sampled_frac``), blocked rates per action (NaN for an action
+        never sampled) and in total (of all decisions; NaN without any), blocks per guard,
+        exit-reason fractions, ambiguous exits, and ``mask_empty``: decisions at which the
+        action masks together allowed no action, so only HOLD could be taken (a mask bug that
+        the first step's per-mask check did not see)."""
         c = self.counts.cpu()[:N_CODES].reshape(N_ACTIONS, 2, _N_END)
         sums = self.sums.cpu()
         sampled = c.sum(dim=(1, 2))
@@ -111,12 +113,14 @@ class StepStatistics:
             "ep_return_mean": float(sums[g]) / episodes if episodes else float("nan"),
             "ep_length_mean": float(sums[g + 1]) / episodes if episodes else float("nan"),
             "action_frac": {n: float(executed[i]) / decisions if decisions else 0.0 for i, n in enumerate(ACTION_NAMES)},
+            # NaN where nothing was tried (0 blocked of 0), as evaluation's blocked_rates(): a
+            # never-sampled action has no blocked rate, and 0.0 would read as "never blocked"
             "blocked_rate": {
-                n: float(blocked[i]) / float(sampled[i]) if float(sampled[i]) else 0.0
+                n: float(blocked[i]) / float(sampled[i]) if float(sampled[i]) else math.nan
                 for i, n in enumerate(ACTION_NAMES)
                 if i != A.HOLD
             },
-            "blocked_total_rate": float(blocked.sum()) / decisions if decisions else 0.0,
+            "blocked_total_rate": float(blocked.sum()) / decisions if decisions else math.nan,
             "guard_blocks": {name: int(sums[i]) for i, name in enumerate(self.guard_names)},
             "exit_reasons": {
                 EXIT_REASON_NAMES[r]: float(ends[r].sum()) / episodes if episodes else 0.0 for r in range(1, _N_REASONS)

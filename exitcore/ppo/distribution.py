@@ -1,8 +1,13 @@
 """The masked categorical distribution the policy samples from (design.md §5).
 
-A masked action's logit is replaced by :data:`MASKED_LOGIT`, a large negative *finite* number:
-its probability underflows to exactly 0, yet ``log_softmax`` stays finite, so no ``0 * -inf``
-NaN can appear in the entropy or in gradients. The entropy sums over allowed actions only.
+A masked action has probability exactly 0 and a log-probability of about :data:`MASKED_LOGIT`,
+a large negative *finite* number, so no ``0 * -inf`` NaN can appear in the entropy or in
+gradients. The entropy sums over allowed actions only. Masked logits never take part in the
+arithmetic of allowed ones: the normalisation is shifted by the largest *allowed* logit, and
+sampling and the mode compare allowed logits against ``-inf``. So any finite allowed logits give
+the right distribution, even below :data:`MASKED_LOGIT` (a diverged policy's -1e9 or -1e30:
+with a ``MASKED_LOGIT`` fill they were indistinguishable from masked actions, and sampling
+picked a masked action while the probabilities were all 0).
 The mask that sampled an action is stored in the rollout and passed again when PPO recomputes
 the log-probability, so the ratio compares two policies under the *same* mask.
 """
@@ -14,6 +19,10 @@ from torch import Tensor
 
 #: logit given to masked actions (the value sb3-contrib uses too): exp() underflows to 0 in float32
 MASKED_LOGIT = -1e8
+#: a row whose largest allowed logit is further from 0 is sampled from logits shifted to bring it
+#: to this magnitude: float32 Gumbel noise (-2.8 to 17) added to a logit of 1e9 (spacing 64) is
+#: rounded away, at 1e4 (spacing 0.001) it is not
+_SAMPLE_SHIFT_ABOVE = 1e4
 
 
 def masked_logits(logits: Tensor, mask: Tensor) -> Tensor:
@@ -49,11 +58,18 @@ class MaskedCategorical:
         # 5-wide last dimension). Each row is shifted by its largest allowed logit, so `total`
         # is >= 1 for every row with an allowed action. The shift is a constant for the
         # gradient (log-softmax does not depend on it), so it is taken without autograd: its
-        # backward (an argmax scatter) would cost as much as the rest. The clamp only touches
-        # empty rows (finished environments in evaluation): probability 0 everywhere, not NaN.
+        # backward (an argmax scatter) would cost as much as the rest. Masked logits are
+        # replaced by the lowest float for the maximum, so they cannot win it whatever the
+        # allowed logits are (subtracting 1e8 from them did not: allowed logits below about
+        # -1e8 then lost to a masked one and underflowed to probability 0); allowed ones are
+        # kept exactly (+ -0.0). Arithmetic with `keep` rather than where(): where() on a bool
+        # mask made the [8192, 5] forward+backward 2-3 % slower. An empty row (finished
+        # environments in evaluation) is shifted by that lowest float, and the clamp below
+        # gives it probability 0 everywhere, not NaN.
         keep = mask.to(logits.dtype)
         with torch.no_grad():
-            top = (logits - (1.0 - keep) * -MASKED_LOGIT).amax(dim=-1, keepdim=True)
+            top = (logits * keep + (1.0 - keep) * torch.finfo(logits.dtype).min).amax(dim=-1, keepdim=True)
+        self._top = top
         self._keep = keep
         self._shifted = (logits - top) * keep  # [B, A]: <= 0 where allowed, 0 where masked
         self._unnormalised = self._shifted.exp() * keep
@@ -76,11 +92,11 @@ class MaskedCategorical:
         return self._shifted - self._log_total.unsqueeze(-1) + (1.0 - self._keep) * MASKED_LOGIT
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        """[B] int64 actions drawn with the Gumbel-max trick: ``argmax(logits + Gumbel noise)``.
+        """[B] int64 actions drawn with the Gumbel-max trick: ``argmax(logits + Gumbel noise)``
+        over the allowed actions (masked ones count as ``-inf``).
 
         One uniform draw per action from ``generator`` (or torch's global generator), so the
-        sample is reproducible from the generator's state. A masked logit (-1e8) can never beat
-        an allowed one: float32 Gumbel noise is below 17.
+        sample is reproducible from the generator's state.
         """
         logits = self._raw_logits
         u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
@@ -90,11 +106,17 @@ class MaskedCategorical:
         """[B] int64 actions by Gumbel-max from ``u`` [B, A], uniform on [0, 1): what
         :meth:`sample` does with noise drawn elsewhere (a CUDA graph replays this part)."""
         gumbel = -torch.log(-torch.log(u))  # u == 0 gives -inf noise: that action just never wins
-        return torch.argmax(self.logits + gumbel, dim=-1)
+        # A row whose largest allowed logit is far from 0 (only after divergence) is shifted to
+        # bring it to +-_SAMPLE_SHIFT_ABOVE, else the noise would be rounded away (ties would
+        # always go to the first action); other rows subtract exactly 0, so their samples are
+        # those of the plain logits, bit for bit (two ops on [B, 1]: cheaper than a where()).
+        top = self._top
+        shift = top - top.clamp(-_SAMPLE_SHIFT_ABOVE, _SAMPLE_SHIFT_ABOVE)
+        return torch.argmax(torch.where(self.mask, self._raw_logits - shift, -torch.inf) + gumbel, dim=-1)
 
     def mode(self) -> Tensor:
         """[B] int64: the most probable allowed action (ties go to the lowest action id)."""
-        return torch.argmax(self.logits, dim=-1)
+        return torch.argmax(torch.where(self.mask, self._raw_logits, -torch.inf), dim=-1)
 
     def log_prob(self, action: Tensor) -> Tensor:
         """[B] log-probability of ``action`` [B] int64 under the masked distribution

@@ -87,7 +87,11 @@ class TrainLogger:
         if self._tb is not None:
             step = int(metrics["global_step"])
             for key, value in metrics.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "global_step":
+                # NaN means "no value this update" (a blocked rate of an action never sampled, the
+                # mean return of no episode): no point, rather than one that breaks the chart's
+                # line and scale. Infinities are kept: they mean something went wrong.
+                if (isinstance(value, (int, float)) and not isinstance(value, bool) and key != "global_step"
+                        and not math.isnan(value)):
                     self._tb.add_scalar(key, value, step)
         ret = metrics.get("ep_return_mean")
         shown = f"return {ret:.4g}" if isinstance(ret, (int, float)) else None

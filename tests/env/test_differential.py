@@ -419,7 +419,7 @@ def run_differential(
         chk.equal("stats ambiguous_exits", -1, np.zeros(1, int), [stats["ambiguous_exits"]], [amb])
     for a, name in enumerate(ACTION_NAMES):
         if a != HOLD:
-            want = blocked_count[a] / sampled_count[a] if sampled_count[a] else 0.0
+            want = blocked_count[a] / sampled_count[a] if sampled_count[a] else math.nan  # none tried
             chk.close(f"stats blocked_rate[{name}]", -1, np.zeros(1, int), [stats["blocked_rate"][name]], [want])
     for g, spec in enumerate(cfg.guards):
         chk.equal(f"stats guard_blocks[{spec.name}]", -1, np.zeros(1, int), [stats["guard_blocks"][spec.name]], [int(guard_count[g])])
@@ -486,7 +486,7 @@ def run_differential_training(sc: Scenario, n_envs: int, n_steps: int, seed: int
     for a, name in enumerate(ACTION_NAMES):
         chk.close(f"stats action_frac[{name}]", -1, one, [stats["action_frac"][name]], [executed_count[a] / (n_envs * n_steps)])
         if a != HOLD:
-            want = blocked_count[a] / sampled_count[a] if sampled_count[a] else 0.0
+            want = blocked_count[a] / sampled_count[a] if sampled_count[a] else math.nan  # none tried
             chk.close(f"stats blocked_rate[{name}]", -1, one, [stats["blocked_rate"][name]], [want])
     for g, spec in enumerate(cfg.guards):
         chk.equal(f"stats guard_blocks[{spec.name}]", -1, one, [stats["guard_blocks"][spec.name]], [int(guard_count[g])])

@@ -136,3 +136,49 @@ def test_gradients_match_a_float64_reference():
 
     assert torch.allclose(ours.grad.double(), ref.grad, atol=1e-5)
     assert torch.allclose(dist.entropy().double(), entropy, atol=1e-5)
+
+
+@pytest.mark.parametrize("allowed", [
+    [-1e9, -1e9 + 64, -1e9 - 64],  # below MASKED_LOGIT (float32 spacing 64 there)
+    [-1e30, -1e30, -1e30],  # far below, tied
+    [-1e9, 2.0, -1e30],  # mixed: one ordinary logit
+    [-3e38, -3e38, -3e38],  # about the lowest float32
+])
+@pytest.mark.parametrize("masked", [0.0, -1e30, 50.0])
+def test_any_finite_allowed_logits_give_the_right_distribution(allowed, masked):
+    """A diverged policy's allowed logits can fall below MASKED_LOGIT. They used to lose the
+    row maximum to a masked action's logit: every probability underflowed to 0 (entropy 0, zero
+    gradient, log-probs off by ~1e9) and sampling and the mode picked a masked action."""
+    mask = torch.tensor([[True, False, True, False, True]] * 2)
+    logits = torch.full((2, 5), masked)
+    logits[:, mask[0]] = torch.tensor(allowed)
+    logits[1, 1] = -1e8  # a masked logit equal to the fill value
+    ours = logits.clone().requires_grad_(True)
+    dist = MaskedCategorical(ours, mask)
+
+    ref = logits.double().clone().requires_grad_(True)
+    log_p = torch.where(mask, ref, -1e300).log_softmax(dim=-1)  # float64: exact enough at any float32 logit
+    p = log_p.exp()
+    entropy = -(p * log_p).sum(dim=-1)
+    assert torch.allclose(dist.probs.double(), p, atol=1e-6)
+    assert torch.allclose(dist.entropy().double(), entropy, atol=1e-5)
+    for a in (0, 2, 4):
+        got = dist.log_prob(torch.tensor([a, a])).double()
+        want = log_p[:, a]
+        assert torch.allclose(got, want, rtol=1e-6, atol=1e-5), (a, got, want)
+    assert (dist.probs[~mask] == 0).all() and (dist.log_probs[~mask] < -1e7).all()
+
+    actions = torch.tensor([2, 4])
+    (dist.log_prob(actions) + 0.3 * dist.entropy()).sum().backward()
+    (log_p.gather(1, actions[:, None]).sum() + 0.3 * entropy.sum()).backward()
+    assert torch.allclose(ours.grad.double(), ref.grad, atol=1e-5)
+
+    # the mode: the largest allowed logit (ties to the lowest id); never a masked action
+    best = max(range(3), key=lambda i: (allowed[i], -i))
+    assert dist.mode().tolist() == [(0, 2, 4)[best]] * 2
+    # sampling follows the probabilities, even where the noise is far below the logits' spacing
+    gen = torch.Generator().manual_seed(0)
+    rows = 20_000
+    big = MaskedCategorical(logits[:1].repeat(rows, 1), mask[:1].repeat(rows, 1))
+    freq = torch.bincount(big.sample(gen), minlength=5).double() / rows
+    assert freq.tolist() == pytest.approx(p[0].tolist(), abs=0.015)

@@ -105,7 +105,10 @@ class MaskedCategorical:
     def sample_from_uniform(self, u: Tensor) -> Tensor:
         """[B] int64 actions by Gumbel-max from ``u`` [B, A], uniform on [0, 1): what
         :meth:`sample` does with noise drawn elsewhere (a CUDA graph replays this part)."""
-        gumbel = -torch.log(-torch.log(u))  # u == 0 gives -inf noise: that action just never wins
+        # u == 0 (1 draw in 2^24) would give -inf noise: on a row's only allowed action every
+        # entry would be -inf and argmax would answer action 0, allowed or not. The clamp makes
+        # it the smallest noise instead and leaves every other draw unchanged (rand gives >= 2^-24).
+        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
         # A row whose largest allowed logit is far from 0 (only after divergence) is shifted to
         # bring it to +-_SAMPLE_SHIFT_ABOVE, else the noise would be rounded away (ties would
         # always go to the first action); other rows subtract exactly 0, so their samples are

@@ -182,3 +182,16 @@ def test_any_finite_allowed_logits_give_the_right_distribution(allowed, masked):
     big = MaskedCategorical(logits[:1].repeat(rows, 1), mask[:1].repeat(rows, 1))
     freq = torch.bincount(big.sample(gen), minlength=5).double() / rows
     assert freq.tolist() == pytest.approx(p[0].tolist(), abs=0.015)
+
+
+def test_a_zero_uniform_draw_on_the_only_allowed_action_still_picks_it():
+    """torch.rand can return exactly 0; its Gumbel noise must not turn the only allowed action
+    into -inf, where argmax over an all -inf row answers action 0 even when 0 is masked."""
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0], [5.0, 0.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[False, False, True, False, False], [False, False, False, False, True]])
+    u = torch.tensor([[0.5, 0.5, 0.0, 0.5, 0.5], [0.9, 0.9, 0.9, 0.9, 0.0]])
+    assert MaskedCategorical(logits, mask).sample_from_uniform(u).tolist() == [2, 4]
+    # every non-zero draw gives the noise it always did (the clamp touches 0 only)
+    v = torch.rand(4096, 5, generator=torch.Generator().manual_seed(0))
+    d = MaskedCategorical(torch.randn(4096, 5, generator=torch.Generator().manual_seed(1)), torch.ones(4096, 5, dtype=torch.bool))
+    assert torch.equal(d.sample_from_uniform(v), torch.argmax(d._raw_logits - torch.log(-torch.log(v)), dim=-1))

@@ -149,6 +149,21 @@ def test_a_closed_output_pipe_does_not_stop_the_run(tmp_path):
     assert (runs / row["run_dir"] / "results.json").exists()
 
 
+@pytest.mark.parametrize("closed", [1, 2])
+def test_run_started_with_stdout_or_stderr_closed_reports_as_usual(tmp_path, closed):
+    """`exitcore run ... >&-` (or `2>&-`): Python gives sys.stdout/stderr None; the closed-pipe
+    guard must not turn that into an AttributeError (exit 1) that hides the real outcome."""
+    runs = tmp_path / "runs"
+    keep = subprocess.PIPE
+    proc = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4_no_lookahed", "--runs-dir", str(runs)],
+                          cwd=ROOT, stdin=subprocess.DEVNULL, stdout=keep if closed == 2 else None,
+                          stderr=keep if closed == 1 else None, timeout=120,
+                          preexec_fn=lambda: os.close(closed))
+    assert proc.returncode == 2
+    if closed == 1:
+        assert b"unknown experiment 'v4_no_lookahed'" in proc.stderr and b"Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -96,6 +96,8 @@ def output_discarded_when_closed() -> Iterator[None]:
         yield
     finally:
         for stream in (sys.stdout, sys.stderr):
+            if stream is None:  # started with the descriptor closed (`>&-`): Python gives None
+                continue
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         sys.stdout, sys.stderr = saved

@@ -2,9 +2,10 @@
 
 A masked action has probability exactly 0 and a log-probability of about :data:`MASKED_LOGIT`,
 a large negative *finite* number, so no ``0 * -inf`` NaN can appear in the entropy or in
-gradients. The entropy sums over allowed actions only. Masked logits never take part in the
-arithmetic of allowed ones: the normalisation is shifted by the largest *allowed* logit, and
-sampling and the mode compare allowed logits against ``-inf``. So any finite allowed logits give
+gradients. The entropy sums over allowed actions only. Finite masked logits never take part in
+the arithmetic of allowed ones: the normalisation is shifted by the largest *allowed* logit,
+and sampling and the mode compare allowed logits against ``-inf``. (A policy that emits
+``-inf`` itself gets NaN probabilities: ``-inf * 0`` is NaN.) So any finite allowed logits give
 the right distribution, even below :data:`MASKED_LOGIT` (a diverged policy's -1e9 or -1e30:
 with a ``MASKED_LOGIT`` fill they were indistinguishable from masked actions, and sampling
 picked a masked action while the probabilities were all 0).
@@ -105,17 +106,19 @@ class MaskedCategorical:
     def sample_from_uniform(self, u: Tensor) -> Tensor:
         """[B] int64 actions by Gumbel-max from ``u`` [B, A], uniform on [0, 1): what
         :meth:`sample` does with noise drawn elsewhere (a CUDA graph replays this part)."""
-        # u == 0 (1 draw in 2^24) would give -inf noise: on a row's only allowed action every
-        # entry would be -inf and argmax would answer action 0, allowed or not. The clamp makes
-        # it the smallest noise instead and leaves every other draw unchanged (rand gives >= 2^-24).
-        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
+        gumbel = -torch.log(-torch.log(u))  # u == 0 (1 draw in 2^24) gives -inf noise
         # A row whose largest allowed logit is far from 0 (only after divergence) is shifted to
         # bring it to +-_SAMPLE_SHIFT_ABOVE, else the noise would be rounded away (ties would
         # always go to the first action); other rows subtract exactly 0, so their samples are
         # those of the plain logits, bit for bit (two ops on [B, 1]: cheaper than a where()).
         top = self._top
         shift = top - top.clamp(-_SAMPLE_SHIFT_ABOVE, _SAMPLE_SHIFT_ABOVE)
-        return torch.argmax(torch.where(self.mask, self._raw_logits - shift, -torch.inf) + gumbel, dim=-1)
+        # An allowed action whose draw was 0 scores the lowest finite float: it still loses to
+        # every other allowed action, as with its -inf noise, but beats the masked ones (-inf),
+        # so a row's only allowed action is chosen whatever its draw (all -inf, argmax would
+        # answer action 0, allowed or not). NaN still propagates, for the finite checks.
+        score = (self._raw_logits - shift + gumbel).clamp_min(torch.finfo(u.dtype).min)
+        return torch.argmax(torch.where(self.mask, score, -torch.inf), dim=-1)
 
     def mode(self) -> Tensor:
         """[B] int64: the most probable allowed action (ties go to the lowest action id)."""

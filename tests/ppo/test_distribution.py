@@ -185,13 +185,23 @@ def test_any_finite_allowed_logits_give_the_right_distribution(allowed, masked):
 
 
 def test_a_zero_uniform_draw_on_the_only_allowed_action_still_picks_it():
-    """torch.rand can return exactly 0; its Gumbel noise must not turn the only allowed action
-    into -inf, where argmax over an all -inf row answers action 0 even when 0 is masked."""
+    """torch.rand can return exactly 0 (-inf Gumbel noise). On a row's only allowed action that
+    made every entry -inf, and argmax answered action 0 even when 0 is masked. Elsewhere a zero
+    draw must keep its old effect, bit for bit: that action loses to every other allowed one."""
     logits = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0], [5.0, 0.0, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[False, False, True, False, False], [False, False, False, False, True]])
     u = torch.tensor([[0.5, 0.5, 0.0, 0.5, 0.5], [0.9, 0.9, 0.9, 0.9, 0.0]])
     assert MaskedCategorical(logits, mask).sample_from_uniform(u).tolist() == [2, 4]
-    # every non-zero draw gives the noise it always did (the clamp touches 0 only)
-    v = torch.rand(4096, 5, generator=torch.Generator().manual_seed(0))
-    d = MaskedCategorical(torch.randn(4096, 5, generator=torch.Generator().manual_seed(1)), torch.ones(4096, 5, dtype=torch.bool))
-    assert torch.equal(d.sample_from_uniform(v), torch.argmax(d._raw_logits - torch.log(-torch.log(v)), dim=-1))
+    # several allowed actions, confident logits, 30 % zero draws: the plain Gumbel-max answer
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(8192, 5, generator=g) * 6
+    mask = torch.rand(8192, 5, generator=g) < 0.7
+    mask[:, 0] = True
+    v = torch.rand(8192, 5, generator=g)
+    v[torch.rand(8192, 5, generator=g) < 0.3] = 0.0
+    plain = torch.argmax(torch.where(mask, logits - torch.log(-torch.log(v)), -torch.inf), dim=-1)
+    several = mask.sum(-1) > (v == 0).logical_and(mask).sum(-1)  # some allowed action drew > 0
+    assert several.sum() > 7000
+    got = MaskedCategorical(logits, mask).sample_from_uniform(v)
+    assert torch.equal(got[several], plain[several])
+    assert mask.gather(1, got[:, None]).all()

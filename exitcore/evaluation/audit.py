@@ -531,17 +531,20 @@ def audit(
     torch.set_num_threads(1)
     try:
         rows = sample_decisions(assembled, pool, policy_actor(policy), n_decisions, seed)
-        actions_seen: dict[int, int] = {}
+        # the action on each row's unpoisoned view, per view: a row re-probed with the random
+        # generators seeded (a random component) comes with a new unpoisoned view, and comparing
+        # against the first one's action blamed the policy for the component's noise
+        actions_seen: dict[int, tuple[Any, int]] = {}
 
         def same_action(mode: str, row: EnvState, original: Any, poisoned: Any) -> list[Leak]:
-            key = id(row)
-            if key not in actions_seen:
-                actions_seen[key] = _action(policy, original)
+            seen = actions_seen.get(id(row))
+            if seen is None or seen[0] is not original:
+                seen = actions_seen[id(row)] = (original, _action(policy, original))
             after = _action(policy, poisoned)
-            if after == actions_seen[key]:
+            if after == seen[1]:
                 return []
             return [Leak(mode, int(row.trade[0]), int(row.k[0]), int(row.bar[0]), "policy", f"the {label} policy",
-                         f"action {ACTION_NAMES[actions_seen[key]]} became {ACTION_NAMES[after]}")]
+                         f"action {ACTION_NAMES[seen[1]]} became {ACTION_NAMES[after]}")]
 
         leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action)
         leaks += probe_lookback(assembled, rows, past_modes(modes))

@@ -370,7 +370,9 @@ def rl_vs_best_baseline(
 
     The best baseline is the non-RL policy with the highest annualised daily Sharpe on the same
     split (ties: alphabetical). Choosing it on the evaluated data favours the baseline, so the
-    comparison errs against RL. ``bootstrap`` takes the keyword arguments of
+    comparison errs against RL. (A run's headline comparison is not this one: the
+    ``significance`` evaluator pairs RL with the baseline chosen on the *training* split, by
+    :func:`paired_difference`, and records this one beside it as ``rl_vs_best_on_split``.) ``bootstrap`` takes the keyword arguments of
     :func:`paired_difference`. The result adds ``rl_policy``, ``baseline`` and
     ``baseline_sharpes`` (every baseline's Sharpe, for the report).
     """

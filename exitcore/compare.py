@@ -297,13 +297,16 @@ def as_json(views: list[RunView]) -> dict[str, Any]:
 
 def as_csv(views: list[RunView]) -> str:
     """One row per metric, one column per run (values as plain numbers where they are numbers)."""
+    from exitcore.evaluation import jsonable
+
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["metric", *[v.run_id for v in views]])
     for label, key in ROWS:
         writer.writerow([key, *[_csv_value(key, v.metrics) for v in views]])
     for key, values in config_differences(views):
-        writer.writerow([f"config.{key}", *[json.dumps(x) for x in values]])
+        # strict JSON per cell (an infinite parameter is "Infinity", quoted, not a bare token)
+        writer.writerow([f"config.{key}", *[jsonable.dumps(x) for x in values]])
     return buf.getvalue()
 
 
@@ -312,6 +315,8 @@ def _csv_value(key: str, metrics: dict[str, Any]) -> Any:
     if key in ("sharpe_interval", "dsr_recorded"):
         return _significance_text(key, metrics) or ""
     value = metrics.get(key)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+    if isinstance(value, dict):  # strict JSON, as the config cells
+        from exitcore.evaluation import jsonable
+
+        return jsonable.dumps(value, sort_keys=True)
     return "" if value is None else value

@@ -501,6 +501,26 @@ def test_compare_shows_the_scratch_rate_beside_the_win_rate(tmp_path):
     assert "scratch_rate,0.48,0.0" in cmp.as_csv(views).splitlines()
 
 
+def test_compare_csv_json_cells_are_strict_json(tmp_path):
+    """A metric object holding NaN (shares of no decisions) and an infinite
+    parameter are JSON cells: quoted "NaN"/"Infinity", which strict parsers read, not bare tokens."""
+    import csv
+    import io
+    import json
+
+    from exitcore import compare as cmp
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+    views = [cmp.RunView(ref, ref, tmp_path, "v4_no_lookahead", "d", (), {"costs": {"max_cost": cost}},
+                         {"action_distribution": {"EXIT": 0.1, "TRAIL_BE": float("nan")}})
+             for ref, cost in (("a", float("inf")), ("b", 1.0))]
+    rows = {r[0]: r[1:] for r in csv.reader(io.StringIO(cmp.as_csv(views)))}
+    assert strict(rows["action_distribution"][0]) == {"EXIT": 0.1, "TRAIL_BE": "NaN"}
+    assert [strict(c) for c in rows["config.costs.max_cost"]] == ["Infinity", 1.0]
+
+
 def test_compare_names_each_runs_account_currency(tmp_path):
     from exitcore import compare as cmp
 

@@ -160,7 +160,9 @@ def runs_dir_words(runs_dir: str | os.PathLike[str]) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    """Now, as every registry time is written: :func:`~exitcore.evaluation.jsonable.iso_time`'s
+    format, the one the command line's ``--json`` prints."""
+    return jsonable.iso_time(dt.datetime.now(dt.timezone.utc))
 
 
 def _parse_time(iso: Any) -> dt.datetime | None:
@@ -189,7 +191,7 @@ def _last_write(run_dir: Path) -> str | None:
         return None
     if not times:
         return None
-    return dt.datetime.fromtimestamp(max(times), dt.timezone.utc).isoformat(timespec="milliseconds")
+    return jsonable.iso_time(dt.datetime.fromtimestamp(max(times), dt.timezone.utc))
 
 
 # --------------------------------------------------------------------------- process identity

@@ -192,8 +192,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         _warn_few_updates(cfg.ppo, request)
     if not quiet:
         resuming = f" (resuming {previous.id})" if previous is not None else ""
-        click.echo(f"exitcore run {cfg.name}{resuming}: {plural(cfg.ppo.total_timesteps, 'timestep')}, {plural(cfg.ppo.n_envs, 'env')}, "
-                   f"{_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
+        # "envs" in RL words: each environment manages one trade at a time
+        click.echo(f"exitcore run {cfg.name}{resuming}: {plural(cfg.ppo.total_timesteps, 'training step')}, "
+                   f"{plural(cfg.ppo.n_envs, 'trade')} at a time (n_envs), {_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
 
     with stages.stage("loading data") as note:
         # where a bad data path was set: the experiments file, or the run's frozen config.toml

@@ -205,7 +205,7 @@ def test_the_run_summary_counts_agree(one_update_run, tmp_path):
     """A smoke run printed "(N = 1 trials)", "1 updates" and "2363 trades evaluated", and its
     stdout opened with a blank line even with -q."""
     _, out = one_update_run
-    assert "(N = 1 trial)" in out.stdout and "1 timestep, 16 envs" in out.stderr
+    assert "(N = 1 trial)" in out.stdout and "1 training step, 16 trades at a time (n_envs)" in out.stderr
     assert "/ 1 update," in out.stderr
     evaluated = next(line for line in out.stderr.splitlines() if "trades evaluated" in line)
     assert re.search(r"\d,\d{3} trades evaluated", evaluated), evaluated

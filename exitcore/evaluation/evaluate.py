@@ -47,6 +47,7 @@ from exitcore.evaluation.ledger import (
 from exitcore.evaluation.metrics import compute_metrics, daily_pnl, headline, split_label
 from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
 from exitcore.evaluation.verdicts import VERDICT_RANK, audit_why, verdict_sources, worst_verdict
+from exitcore.words import plural
 
 RESULTS_FORMAT = "exitcore.results"
 RESULTS_VERSION = 1
@@ -156,11 +157,11 @@ def evaluate(
         raise DataError("the train split has no trades: the best baseline is chosen on it")
     spans = _spans(assembled.market, splits)
 
-    sampled = f", {cfg.eval.sample_seeds} sampled-policy seeds" if cfg.eval.sample_seeds else ""
-    _say(progress, f"ledgers on {split} ({test_pool.size} trades): rl{sampled}, baselines")
+    sampled = f" (deterministic, and sampled with {plural(cfg.eval.sample_seeds, 'seed')})" if cfg.eval.sample_seeds else ""
+    _say(progress, f"replaying the {split} split's {test_pool.size:,} trades: the policy{sampled} and the baselines")
     ledgers = {split: policy_ledgers(assembled, test_pool, split, policy, sample_seeds=cfg.eval.sample_seeds, seed=seed, grid=grid)}
     if split != "train":
-        _say(progress, f"ledgers on train ({train_pool.size} trades, in-sample): rl, baselines")
+        _say(progress, f"replaying the train split's {train_pool.size:,} trades (in-sample: the best baseline is chosen there)")
         ledgers["train"] = policy_ledgers(assembled, train_pool, "train", policy, grid=grid)
     train = ledgers["train"]
     baselines_train = {k: v for k, v in train.items() if k != RL_POLICY}
@@ -239,7 +240,7 @@ def run_evaluators(resolved: Any, assembled: Any, ctx: EvalContext, progress: Pr
     """
     out: dict[str, Any] = {}
     for rc in resolved.evaluators:
-        _say(progress, f"evaluator {rc.name}")
+        _say(progress, f"running evaluator {rc.name}")
         fn = rc.build(assembled.ctx)
         where = f"{rc.path} (evaluator {rc.name!r} from {rc.component.origin})"
         try:

@@ -184,7 +184,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _significance_text(key: str, metrics: dict[str, Any]) -> str | None:
-    """``sharpe_interval`` and ``dsr_recorded`` as the table and the CSV write them,
+    """``sharpe_interval`` and ``dsr_recorded`` as the table writes them,
     ``[-9.03, -5.27] 95%`` and ``0.000 (N = 1)``; None when not recorded."""
     if key == "sharpe_interval" and metrics.get("sharpe_interval") is not None:
         (low, high), conf = metrics["sharpe_interval"], metrics.get("sharpe_interval_confidence")
@@ -304,18 +304,23 @@ def as_csv(views: list[RunView]) -> str:
     writer.writerow(["metric", *[v.run_id for v in views]])
     for label, key in ROWS:
         writer.writerow([key, *[_csv_value(key, v.metrics) for v in views]])
+        if key in CSV_COMPANIONS:  # the table's "[low, high] 95%" / "0.008 (N = 1)" as numbers
+            companion = CSV_COMPANIONS[key]
+            writer.writerow([companion, *[_csv_value(companion, v.metrics) for v in views]])
     for key, values in config_differences(views):
         # strict JSON per cell (an infinite parameter is "Infinity", quoted, not a bare token)
         writer.writerow([f"config.{key}", *[jsonable.dumps(x) for x in values]])
     return buf.getvalue()
 
 
+#: CSV rows written right after a row: what the table writes in the same cell as text
+CSV_COMPANIONS = {"sharpe_interval": "sharpe_interval_confidence", "dsr_recorded": "dsr_trials"}
+
+
 def _csv_value(key: str, metrics: dict[str, Any]) -> Any:
     """Metric ``key`` of one run as a CSV cell (docs/json.md)."""
-    if key in ("sharpe_interval", "dsr_recorded"):
-        return _significance_text(key, metrics) or ""
     value = metrics.get(key)
-    if isinstance(value, dict):  # strict JSON, as the config cells
+    if isinstance(value, (dict, list)):  # strict JSON, as the config cells
         from exitcore.evaluation import jsonable
 
         return jsonable.dumps(value, sort_keys=True)

@@ -149,10 +149,13 @@ def test_compare_json_and_csv(two_runs):
     metrics = [n for n in names if not n.startswith("config.")]
     assert metrics == TABLES["compare: `--csv` rows"][0]  # the same rows, in the same order
     assert [n for n in names if n.startswith("config.")] == [f"config.{d['key']}" for d in data["config_differences"]]
-    # the CSV and the table keep the significance as text
+    # the CSV has --json's significance numbers at full precision; the table writes them as text
     cells = {r[0]: r[1:] for r in rows}
-    assert all(re.fullmatch(r"\[-?\d+\.\d\d, -?\d+\.\d\d\] 95%", c) for c in cells["sharpe_interval"])
-    assert all(re.fullmatch(r"\d\.\d{3} \(N = \d+\)", c) for c in cells["dsr_recorded"])
+    for cell, run in zip(cells["sharpe_interval"], data["runs"]):
+        assert json.loads(cell) == run["metrics"]["sharpe_interval"]
+    assert [float(c) for c in cells["sharpe_interval_confidence"]] == [0.95] * len(ids)
+    assert [float(c) for c in cells["dsr_recorded"]] == [r["metrics"]["dsr_recorded"] for r in data["runs"]]
+    assert [int(c) for c in cells["dsr_trials"]] == [r["metrics"]["dsr_trials"] for r in data["runs"]]
     table = exitcore("compare", *ids, "--runs-dir", str(runs)).stdout
     assert re.search(r"^Sharpe interval \(bootstrap\) +\[-?\d+\.\d\d, -?\d+\.\d\d\] 95% ", table, re.M), table
     assert re.search(r"^deflated Sharpe \(trials at run time\) +\d\.\d{3} \(N = \d+\) ", table, re.M), table

@@ -10,8 +10,10 @@ every guard's decision for every action are recomputed after
 
 with every component **rebuilt from its factory** on the poisoned bars (so precomputation in
 ``build``, such as a centred moving average or a normalisation fitted on all data, is
-checked too). Anything that is not bit-identical is a leak, reported with the feature
-column or the plugin responsible. The look-ahead audit (``exitcore audit``) and the tests use
+checked too). Given the actions that led to the decision, the trade is also replayed by the
+environment on the poisoned bars (:func:`replay_path`), and the engine's position state must
+match at every decision up to ``b``. Anything that is not bit-identical is a leak, reported
+with the feature column, the plugin or the state field responsible. The look-ahead audit (``exitcore audit``) and the tests use
 this module.
 """
 
@@ -29,6 +31,7 @@ import torch
 from exitcore.actions import ACTION_NAMES, N_ACTIONS
 from exitcore.data.bars import PRICE_COLUMNS, Bars
 from exitcore.env.state import EnvState
+from exitcore.errors import ExitcoreError
 
 POISON_MODES = ("truncate", "nan", "huge", "random_walk")
 
@@ -80,16 +83,57 @@ def poison_bars(bars: Bars, after: int, mode: str, seed: int = 0) -> Bars:
 
 
 @attrs.frozen(eq=False)
+class ReplayedPath:
+    """A trade played alone by the environment from its decision 0 to decision ``k``."""
+
+    states: dict[str, torch.Tensor]  #: every EnvState field, ``[k + 1]``: its value at decisions 0..k
+    obs: torch.Tensor  #: [k + 1, F] the environment's own observations
+    mask: torch.Tensor  #: [k + 1, A] the environment's own action masks
+
+
+@attrs.frozen(eq=False)
 class DecisionView:
     """What the agent's side of the environment computed for one decision row."""
 
     obs: torch.Tensor  #: [F] float32
     mask: torch.Tensor  #: [A] bool
     guards: torch.Tensor  #: [G, A] bool: guard g blocks action a
+    #: the engine's path to the decision (with a row's action history), else None
+    path: ReplayedPath | None = None
 
 
-def decision_view(assembled: Any, state: EnvState) -> DecisionView | None:
-    """Observation, mask and guard decisions of ``assembled``'s components for a one-row state."""
+def replay_path(assembled: Any, trade: int, actions: torch.Tensor) -> ReplayedPath:
+    """Trade ``trade`` played alone by ``assembled``'s environment with ``actions`` (the
+    actions sampled at decisions 0..k-1): the position state, observation and mask at each
+    decision 0..k.
+
+    The position state (stop, size, upnl, price, ATR, ...) is the engine's, not a plugin's:
+    replaying it on poisoned bars checks the environment itself (the episode table, the step,
+    the bar evolution) for look-ahead, at every decision up to the poisoned one.
+    """
+    device = assembled.market.device
+    env = assembled.make_env(torch.tensor([trade], dtype=torch.int64, device=device), auto_reset=False)
+    env.skip_first_step_checks()  # a NaN from the poisoned future is a difference to report, not an error
+    obs, mask = env.reset()
+    states, observations, masks = [_copy(env.state)], [obs[0].clone()], [mask[0].clone()]
+    for a in actions.tolist():
+        obs, mask, _, _ = env.step(torch.tensor([a], dtype=torch.int64, device=device))
+        states.append(_copy(env.state))
+        observations.append(obs[0].clone())
+        masks.append(mask[0].clone())
+    fields = {name: torch.cat([st[name] for st in states]) for name in states[0]}
+    return ReplayedPath(fields, torch.stack(observations), torch.stack(masks))
+
+
+def _copy(state: EnvState) -> dict[str, torch.Tensor]:
+    # the environment may keep its state in buffers it overwrites on the next step
+    return {k: v.clone() for k, v in state.tensors().items()}
+
+
+def decision_view(assembled: Any, state: EnvState, history: torch.Tensor | None = None) -> DecisionView | None:
+    """Observation, mask and guard decisions of ``assembled``'s components for a one-row state;
+    with ``history`` (the actions at the trade's earlier decisions) also the engine's
+    :func:`replay_path` to it."""
     comps = assembled.components
     market = assembled.market
     obs = torch.cat([f.fn(market, state) for f in comps.features], dim=1)[0]
@@ -100,7 +144,8 @@ def decision_view(assembled: Any, state: EnvState) -> DecisionView | None:
     for gi, g in enumerate(comps.guards):
         for a in range(N_ACTIONS):
             guards[gi, a] = g.fn(state, torch.full((1,), a, dtype=torch.int64, device=market.device))[0]
-    return DecisionView(obs, mask, guards)
+    path = None if history is None else replay_path(assembled, int(state.trade[0]), history)
+    return DecisionView(obs, mask, guards, path)
 
 
 def state_row(state: EnvState, i: int) -> EnvState:
@@ -132,7 +177,73 @@ def compare_views(
         if not torch.equal(original.guards[gi], poisoned.guards[gi]):
             leaks.append(Leak(mode, trade, k, bar, "guard", g.label(),
                               f"blocked {_actions(original.guards[gi])} became {_actions(poisoned.guards[gi])}"))
+    if original.path is not None and poisoned.path is not None:
+        leaks.extend(compare_paths(original.path, poisoned.path, assembled, mode, row))
     return leaks
+
+
+#: the component an engine finding names: the position state is exitcore's, not a plugin's
+ENGINE = "exitcore's environment (the position state it computes)"
+
+
+def compare_paths(original: ReplayedPath, poisoned: ReplayedPath, assembled: Any, mode: str, row: EnvState) -> list[Leak]:
+    """Differences between two replays of a trade up to decision ``k``: the engine's state
+    fields (``kind="state"``, first differing decision per field) and, before ``k`` (the
+    decision itself is :func:`compare_views`'), the environment's observations and masks."""
+    trade, k, bar = int(row.trade[0]), int(row.k[0]), int(row.bar[0])
+    entry_bar = bar - k
+    leaks: list[Leak] = []
+    for name, before in original.states.items():
+        after = poisoned.states[name]
+        if after.shape != before.shape:
+            leaks.append(Leak(mode, trade, k, bar, "state", f"{ENGINE}: {name}",
+                              f"the replay reached {after.shape[0]} decisions instead of {before.shape[0]}"))
+            continue
+        differs = torch.nonzero(~_same_bits(before, after)).flatten()
+        if differs.numel():
+            j = int(differs[0])
+            leaks.append(Leak(mode, trade, j, entry_bar + j, "state", f"{ENGINE}: {name}",
+                              f"{_scalar(before[j])} became {_scalar(after[j])}{_earlier(j, k, bar)}"
+                              f"{_executed_note(original, poisoned, j)}"))
+    names = assembled.components.feature_names
+    for j in range(min(k, original.obs.shape[0], poisoned.obs.shape[0])):
+        for c in torch.nonzero(~_same_bits(original.obs[j], poisoned.obs[j])).flatten().tolist():
+            leaks.append(Leak(mode, trade, j, entry_bar + j, "feature", names[c],
+                              f"{float(original.obs[j, c])!r} became {float(poisoned.obs[j, c])!r}{_earlier(j, k, bar)}"))
+        if not torch.equal(original.mask[j], poisoned.mask[j]):
+            leaks.append(Leak(mode, trade, j, entry_bar + j, "mask", ", ".join(m.label() for m in assembled.components.masks),
+                              f"allowed {_actions(original.mask[j])} became {_actions(poisoned.mask[j])}{_earlier(j, k, bar)}"))
+    return leaks
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Element-wise bit equality (NaN equals NaN only with the same bits; -0.0 differs from 0.0)."""
+    if a.dtype.is_floating_point:
+        width = {torch.float64: torch.int64, torch.float32: torch.int32}.get(a.dtype)
+        if width is not None:
+            return a.view(width) == b.view(width)
+        return (a == b) | (a.isnan() & b.isnan())
+    return a == b
+
+
+def _earlier(j: int, k: int, bar: int) -> str:
+    """Where the poisoning began, for a difference at an earlier decision ``j`` than the probed ``k``."""
+    return "" if j == k else f" (the future poisoned from decision {k + 1}, bar {bar + 1}, on)"
+
+
+def _scalar(value: torch.Tensor) -> str:
+    return repr(value.item())
+
+
+def _executed_note(original: ReplayedPath, poisoned: ReplayedPath, j: int) -> str:
+    """Why the state may differ at decision ``j``: the action executed before it (a guard's doing)."""
+    if j == 0:
+        return ""
+    a, b = int(original.states["action"][j]), int(poisoned.states["action"][j])
+    if a == b:
+        return ""
+    return (f" (the action executed at decision {j - 1} was {ACTION_NAMES[a]}, became {ACTION_NAMES[b]}: "
+            "a guard that reads the future, or the engine)")
 
 
 def _actions(flags: torch.Tensor) -> str:
@@ -146,19 +257,26 @@ def probe_decisions(
     modes: Sequence[str] = POISON_MODES,
     seed: int = 0,
     on_view: Callable[[str, EnvState, DecisionView, DecisionView], list[Leak]] | None = None,
+    histories: Sequence[torch.Tensor] | None = None,
 ) -> list[Leak]:
     """Recompute each one-row decision state in ``rows`` under every poisoning mode.
 
     ``rebuild(bars)`` must assemble the same experiment on other bars (same trades, same
     device) - normally ``lambda b: assemble(resolved, b, trades=assembled.trades)``.
     ``on_view`` may add checks on the two views (the audit compares the policy's action).
+    ``histories[i]`` (optional) are the actions row ``i``'s trade was given at its earlier
+    decisions: the engine then replays the trade on the poisoned bars too, and its position
+    state must match at every decision up to the row's (:func:`compare_paths`).
     """
+    if histories is not None and len(histories) != len(rows):
+        raise ValueError(f"{len(histories)} action histories for {len(rows)} rows")
     leaks: list[Leak] = []
     for i, row in enumerate(rows):
-        original = decision_view(assembled, row)
-        view_of = lambda bars, row=row: decision_view(rebuild(bars), row)  # noqa: E731
+        history = None if histories is None else histories[i]
+        original = decision_view(assembled, row, history)
+        view_of = lambda bars, row=row, history=history: decision_view(rebuild(bars), row, history)  # noqa: E731
         found = _probe_row(assembled, row, original, view_of, modes, seed + i, on_view)
-        if any(leak.kind in ("feature", "mask", "guard") for leak in found):
+        if any(leak.kind in ("feature", "mask", "guard", "state") for leak in found):
             found = _recheck_with_fixed_rng(assembled, row, view_of, modes, seed + i, on_view)
         leaks.extend(found)
     return leaks
@@ -172,8 +290,9 @@ def _probe_row(assembled: Any, row: EnvState, original: DecisionView, view_of: C
     for mode in modes:
         try:
             view = view_of(poison_bars(assembled.bars, bar, mode, seed=poison_seed))
-        except (IndexError, RuntimeError) as exc:
-            # reading past the truncated end is itself proof of looking ahead
+        except (IndexError, RuntimeError, ExitcoreError) as exc:
+            # reading past the truncated end is itself proof of looking ahead (the unpoisoned
+            # view was computed without error, so only the future can make this one fail)
             found.append(Leak(mode, int(row.trade[0]), int(row.k[0]), bar, "error", "a component",
                               f"{type(exc).__name__}: {exc}"))
             continue

@@ -6,7 +6,9 @@ for every action — **and the policy's action**, after the bars after the decis
 (a) truncated and (b) poisoned with NaN, huge prices and an unrelated random walk, with every
 component rebuilt from its factory on the poisoned bars (:mod:`exitcore.env.causality`). Any
 difference is a leak, named by the feature column or the plugin responsible, with the first
-offending decision (trade, decision index, time).
+offending decision (trade, decision index, time). The engine is checked too: each sampled
+trade is replayed on the poisoned bars with the policy's actions, and the position state the
+environment computes must be bit-identical at every decision up to the sampled one.
 
 It also checks the **entries**: the entry strategy is re-run on bars truncated (and poisoned)
 right after each sampled trade's signal bar ``s`` and must produce the same trades up to ``s``
@@ -41,7 +43,7 @@ import pandas as pd
 import torch
 
 from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
-from exitcore.env.causality import POISON_MODES, Leak, poison_bars, probe_decisions, state_row
+from exitcore.env.causality import POISON_MODES, Leak, fixed_rng, poison_bars, probe_decisions, state_row
 from exitcore.env.lookback import PAST_MODES, probe_lookback
 from exitcore.env.state import EnvState
 from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_rows_numpy
@@ -138,7 +140,8 @@ def _fmt_metrics(m: Mapping[str, Any], rule: str) -> str:
 class Finding:
     """One difference the audit found.
 
-    ``kind``: ``feature``, ``mask``, ``guard``, ``policy``, ``entry``, ``fill``, ``error``,
+    ``kind``: ``feature``, ``mask``, ``guard``, ``policy``, ``state`` (the engine's position
+    state on the trade's replay), ``entry``, ``fill``, ``error``,
     ``lookback`` (a feature reading bars before its declared lookback) or ``unstable`` (a
     component differing when rebuilt on the same bars: random or stateful, so untestable);
     ``component``: the feature column or plugin (with its distribution); ``mode``: the poisoning
@@ -293,7 +296,7 @@ def format_audit(report: Mapping[str, Any]) -> str:
         lines.append(f"  SUSPECT {reason}")
     lines.append(f"  ({report['suspect_note']})")
     if report["verdict"] == "PASS":
-        lines.append("  no leak found: observations, masks, guards, actions and entries ignore the future"
+        lines.append("  no leak found: observations, masks, guards, the position state, actions and entries ignore the future"
                      + ("; features read no further back than they declare" if past else ""))
     return "\n".join(lines)
 
@@ -363,9 +366,20 @@ def sample_decisions(
     into ``n`` equal strata and one is drawn from each (seeded), so the sample covers the
     split from start to end. A replay of the same actions picks the chosen states.
     """
+    return [row for row, _ in sample_decision_paths(assembled, pool, act, n, seed)]
+
+
+def sample_decision_paths(
+    assembled: Any, pool: Any, act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int, seed: int = 0
+) -> list[tuple[EnvState, torch.Tensor]]:
+    """:func:`sample_decisions` with each row's action history: the actions ``act`` sampled at
+    the trade's decisions before the row's (int64, on the CPU), which replay the trade to it."""
     pool_t = trade_rows(pool, assembled.device)
     env = assembled.make_env(pool_t, auto_reset=False)
-    sampled, _ = play(env, act, int(assembled.resolved.config.env.max_bars))
+    # both sweeps from the same random state: a random component (a coin-flip guard) then draws
+    # the same numbers in the replay, which reaches the very states the policy's sweep did
+    with fixed_rng(seed):
+        sampled, _ = play(env, act, int(assembled.resolved.config.env.max_bars))
     rows, steps = torch.nonzero(sampled.cpu() >= 0, as_tuple=True)
     if rows.numel() == 0:
         return []
@@ -375,13 +389,15 @@ def sample_decisions(
     wanted: dict[int, list[int]] = {}
     for i in chosen:
         wanted.setdefault(int(steps[i]), []).append(int(rows[i]))
-    picked: list[EnvState] = []
-    obs, mask = env.reset()
-    for step in range(max(wanted) + 1):
-        picked.extend(state_row(env.state, i) for i in wanted.get(step, ()))
-        action = sampled[:, step].to(torch.int64).clamp(min=0)  # replay: same actions, same states
-        obs, mask, _, _ = env.step(action)
-    return sorted(picked, key=lambda r: int(r.bar[0]))
+    picked: list[tuple[EnvState, torch.Tensor]] = []
+    history = sampled.cpu().to(torch.int64)
+    with fixed_rng(seed):
+        env.reset()
+        for step in range(max(wanted) + 1):
+            picked.extend((state_row(env.state, i), history[i, :step].clone()) for i in wanted.get(step, ()))
+            action = sampled[:, step].to(torch.int64).clamp(min=0)  # replay: same actions, same states
+            env.step(action)
+    return sorted(picked, key=lambda p: int(p[0].bar[0]))
 
 
 def _action(policy: torch.nn.Module, view: Any) -> int:
@@ -530,7 +546,8 @@ def audit(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rows = sample_decisions(assembled, pool, policy_actor(policy), n_decisions, seed)
+        paths = sample_decision_paths(assembled, pool, policy_actor(policy), n_decisions, seed)
+        rows = [row for row, _ in paths]
         # the action on each row's unpoisoned view, per view: a row re-probed with the random
         # generators seeded (a random component) comes with a new unpoisoned view, and comparing
         # against the first one's action blamed the policy for the component's noise
@@ -546,7 +563,8 @@ def audit(
             return [Leak(mode, int(row.trade[0]), int(row.k[0]), int(row.bar[0]), "policy", f"the {label} policy",
                          f"action {ACTION_NAMES[seen[1]]} became {ACTION_NAMES[after]}")]
 
-        leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action)
+        leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action,
+                                histories=[history for _, history in paths])
         leaks += probe_lookback(assembled, rows, past_modes(modes))
         findings = [_from_leak(leak, market) for leak in leaks]
 

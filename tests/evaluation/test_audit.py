@@ -61,6 +61,79 @@ def test_v3_fails_naming_its_leaky_feature_and_the_first_offending_decision():
     assert "FAIL" in text and "LEAK feature leaky_next_move.next_move_atr" in text and f"trade {first['trade']}, decision" in text
 
 
+def _engine_reading_the_bar_after_next(monkeypatch):
+    """Plant a leak in the engine itself, no plugin involved: the position's ``upnl`` at each new
+    decision is taken at the close of the bar *after* the decision bar."""
+    from exitcore.env import vec_env
+
+    step = vec_env.VecExitEnv._transition
+
+    def leaky(self, s, action):
+        after, blocked_by = step(self, s, action)
+        ahead = torch.clamp(after.bar + 1, max=self.market.n_bars - 1)
+        peeked = self.costs.net_per_unit(self.market.close[ahead], after.entry_price, after.direction)
+        after.upnl = torch.where(after.done, after.upnl, peeked)
+        return after, blocked_by
+
+    monkeypatch.setattr(vec_env.VecExitEnv, "_transition", leaky)
+
+
+def test_a_leak_in_the_engine_is_caught_by_replaying_the_trade(monkeypatch):
+    """The plugins are rebuilt on the poisoned bars, but the position state they read comes
+    from the engine: the audit replays each sampled trade on the poisoned bars with the same
+    actions and compares the engine's state at every decision up to the sampled one."""
+    from exitcore.env.causality import probe_decisions
+    from exitcore.evaluation.audit import make_rebuild, sample_decision_paths
+
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    assert audit(asm, pools["test"], n_decisions=N, seed=3).verdict == "PASS"
+    _engine_reading_the_bar_after_next(monkeypatch)
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    assert report.verdict == "FAIL", report.format()
+    causes = {(c["kind"], c["component"]) for c in report.culprits()}
+    assert ("state", "exitcore's environment (the position state it computes): upnl") in causes
+    assert "LEAK state exitcore's environment (the position state it computes): upnl" in report.format()
+    # without the replay, every plugin view is still identical: the rows' own states carry the leak
+    paths = [p for p in sample_decision_paths(asm, pools["test"], policy_actor(random_policy(asm, 3)), 2 * N, 3)
+             if int(p[0].k[0]) > 0]  # an engine state after at least one step
+    rows, histories = [r for r, _ in paths], [h for _, h in paths]
+    assert rows
+    assert probe_decisions(asm, rows, make_rebuild(asm)) == []
+    found = probe_decisions(asm, rows, make_rebuild(asm), histories=histories)
+    assert {leak.kind for leak in found} == {"state"} and any(leak.component.endswith(": upnl") for leak in found)
+
+
+def test_the_replay_compares_every_decision_up_to_the_poisoned_one(monkeypatch):
+    """An engine that reads several bars ahead changes the state at decisions *before* the
+    sampled one when the bars after it are poisoned; the finding names the earliest."""
+    from exitcore.env import vec_env
+    from exitcore.env.causality import probe_decisions
+    from exitcore.evaluation.audit import make_rebuild, sample_decision_paths
+
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    paths = [p for p in sample_decision_paths(asm, pools["test"], policy_actor(random_policy(asm, 3)), 4 * N, 3)
+             if int(p[0].k[0]) >= 3]
+    paths = list({int(row.trade[0]): (row, h) for row, h in paths}.values())  # one row per trade
+    assert paths
+    step = vec_env.VecExitEnv._transition
+
+    def five_ahead(self, s, action):  # the price seen at each decision: the close 5 bars later
+        after, blocked_by = step(self, s, action)
+        after.price = self.market.close[torch.clamp(after.bar + 5, max=self.market.n_bars - 1)]
+        return after, blocked_by
+
+    monkeypatch.setattr(vec_env.VecExitEnv, "_transition", five_ahead)
+    found = probe_decisions(asm, [r for r, _ in paths], make_rebuild(asm), modes=("truncate",),
+                            histories=[h for _, h in paths])
+    price = [leak for leak in found if leak.component.endswith(": price")]
+    assert price
+    for row, _ in paths:  # poisoned after decision k, the price went wrong from decision k - 4 on
+        k = int(row.k[0])
+        first = min((leak.k for leak in price if leak.trade == int(row.trade[0])), default=None)
+        assert first == max(1, k - 4), (k, first)
+        assert any("the future poisoned from decision" in leak.detail for leak in price if leak.k < k)
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "culprit"),
     [

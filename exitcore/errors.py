@@ -48,6 +48,10 @@ class PluginError(ExitcoreError):
     """A plugin failed to load, register, or build; the message names the plugin and its distribution."""
 
 
+class CheckpointError(ExitcoreError):
+    """A checkpoint file that cannot be read or does not fit the run; the message names the file."""
+
+
 class ExitcoreWarning(RuntimeWarning):
     """Something the user should know that does not stop the work (the CLI prints it as one
     ``warning:`` line; in Python it is an ordinary warning)."""

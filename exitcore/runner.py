@@ -30,6 +30,7 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,7 +40,7 @@ import attrs
 import click
 
 from exitcore.atomic import remove_stale_temporaries, write_text_atomic
-from exitcore.errors import ConfigError, ExitcoreError
+from exitcore.errors import CheckpointError, ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.words import plural
@@ -183,7 +184,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         # instant, and before any output: a refused resume must not look like a start
         resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
         _check_config_unchanged(previous, resolved, previous_dir)
-        _check_checkpoint(previous_dir)
+        _check_checkpoint(previous_dir, resolved)
     else:
         resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
@@ -250,8 +251,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         result, policy = _train(stages, info, assembled, pools, device, host, registry, resume=previous is not None,
                                 progress=request.progress)
     if result.status == "interrupted":
-        registry.mark_interrupted(run_id, f"stopped after update {result.updates}")
-        host.run_finished(info, "interrupted", {})
+        with stop_signals_ignored():
+            registry.mark_interrupted(run_id, f"stopped after update {result.updates}")
+            host.run_finished(info, "interrupted", {})
         return RunOutcome(run_id, run_dir, "interrupted", {}, {})
 
     # SIGTERM as Ctrl-C here too: the run is marked interrupted at once (exit 130, the resume
@@ -369,9 +371,19 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
     try:
         yield
     except KeyboardInterrupt:
-        registry.mark_interrupted(info.run_id, f"interrupted while {doing}")
-        host.run_finished(info, "interrupted", {})
+        with stop_signals_ignored():
+            registry.mark_interrupted(info.run_id, f"interrupted while {doing}")
+            host.run_finished(info, "interrupted", {})
         raise RunInterrupted(info.run_id, info.run_dir) from None
+    except CheckpointError as exc:
+        if not resumable:
+            raise
+        # a checkpoint that reads but does not fit the trainer (another network, another
+        # environment): the file is at fault, not the run, which a good checkpoint can still resume
+        registry.mark_interrupted(info.run_id, f"its checkpoint could not be restored: {_one_line(exc)}")
+        host.run_finished(info, "interrupted", {})
+        raise CheckpointError(f"run {info.run_id} cannot continue from its checkpoint: {exc}. The run stays "
+                              "interrupted: put its own checkpoint back and resume, or start a new run") from exc
     except BaseException as exc:
         if resumable and _machine_trouble(exc):
             registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")
@@ -600,6 +612,23 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
 
 
 @contextlib.contextmanager
+def stop_signals_ignored() -> Iterator[None]:
+    """Ctrl-C and SIGTERM ignored inside (main thread only; restored after): a run that is
+    already stopping records itself as interrupted, and a second Ctrl-C pressed meanwhile must
+    not cut that short, or the run's resume command is never printed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C while training (a killed job still checkpoints) and evaluating."""
 
@@ -620,16 +649,30 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 # --------------------------------------------------------------------------- resume
 
 
-def _check_checkpoint(run_dir: Path) -> None:
-    """Refuse a resume whose checkpoint cannot be read (CheckpointError naming the file) while
-    the run is still ``interrupted``: once it is marked running, a failure would mark it failed
-    for good, and restoring a good checkpoint could no longer help. No checkpoint at all (stopped
-    before the first one) is fine: training starts from step 0."""
+def _check_checkpoint(run_dir: Path, resolved: Any) -> None:
+    """Refuse a resume whose checkpoint cannot be read, or was written under another ``[ppo]``
+    configuration than the run's (a checkpoint copied from another run), while the run is still
+    ``interrupted``: once it is marked running, a failure would mark it failed for good, and
+    restoring a good checkpoint could no longer help. No checkpoint at all (stopped before the
+    first one) is fine: training starts from step 0."""
+    from exitcore.config import unstructure
     from exitcore.ppo.checkpoint import load_checkpoint
     from exitcore.ppo.trainer import CHECKPOINT_FILE
 
-    if (run_dir / CHECKPOINT_FILE).exists():
-        load_checkpoint(run_dir / CHECKPOINT_FILE)
+    path = run_dir / CHECKPOINT_FILE
+    if not path.exists():
+        return
+    state = load_checkpoint(path)
+    # compared as JSON: the checkpoint holds the plain data of the [ppo] table it trained under
+    written, ours = (json.loads(json.dumps(x, sort_keys=True, default=str)) for x in (state["ppo"], unstructure(resolved.config.ppo)))
+    changed = [f"ppo.{key} = {written.get(key)!r} (this run: {ours.get(key)!r})"
+               for key in sorted(set(written) | set(ours)) if written.get(key) != ours.get(key)]
+    if changed:
+        raise CheckpointError(
+            f"{path}: this checkpoint was not written by this run: it was trained with {'; '.join(changed[:5])}"
+            + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            + ". Put the run's own checkpoint back, or start a new run; the run stays interrupted"
+        )
 
 
 def _resume_request(previous: Any, request: RunRequest) -> RunRequest:

@@ -3,6 +3,7 @@ interruption and exact resume, concurrent runs, and every bad-input case."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -263,6 +264,24 @@ def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
     checkpoint.write_bytes(good[: len(good) // 2])
     out = exitcore("run", "--resume", row["id"][:22], runs=runs)
     assert out.returncode == 2 and f"{checkpoint}: cannot be read as a checkpoint" in out.stderr, out.stderr
+    assert registry_rows(runs)[0]["status"] == "interrupted"
+
+    # a readable checkpoint written under another [ppo] configuration (copied from another run)
+    state = torch.load(io.BytesIO(good), weights_only=True)
+    foreign = {**state, "ppo": {**state["ppo"], "seed": 3, "learning_rate": 0.003}}
+    torch.save(foreign, checkpoint)
+    out = exitcore("run", "--resume", row["id"], runs=runs)
+    assert out.returncode == 2 and f"{checkpoint}: this checkpoint was not written by this run: it was trained with " \
+        "ppo.learning_rate = 0.003 (this run: 0.0003); ppo.seed = 3 (this run: 0)" in out.stderr, out.stderr
+    assert "resumed at step" not in out.stderr and registry_rows(runs)[0]["status"] == "interrupted"
+    # ... and one of this configuration whose network does not fit (checked only once training
+    # starts): the file is at fault, so the run stays interrupted, resumable from a good one
+    misfit = {**state, "model": {k: v[..., :1] if v.dim() > 1 else v for k, v in state["model"].items()}}
+    torch.save(misfit, checkpoint)
+    out = exitcore("run", "--resume", row["id"], runs=runs)
+    assert out.returncode == 2 and f"run {row['id']} cannot continue from its checkpoint: {checkpoint}: " \
+        "the checkpoint's model does not fit this policy" in out.stderr, out.stderr
+    assert "The run stays interrupted" in out.stderr
     assert registry_rows(runs)[0]["status"] == "interrupted"
     checkpoint.write_bytes(good)
 

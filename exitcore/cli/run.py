@@ -85,7 +85,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
 
 def _run(session, request, quiet: bool) -> None:
     from exitcore.registry import runs_dir_words
-    from exitcore.runner import RunInterrupted, RunOutcome, execute
+    from exitcore.runner import RunInterrupted, RunOutcome, execute, stop_signals_ignored
 
     try:
         # lazily: a resume continues the run's frozen configuration without the experiments file
@@ -102,7 +102,9 @@ def _run(session, request, quiet: bool) -> None:
             saved = f"its checkpoint is in {outcome.run_dir}"
         else:
             saved = f"it stopped before its first checkpoint, so a resume trains it from step 0 ({outcome.run_dir})"
-        with contextlib.suppress(OSError):  # stderr may be a file on the full disk that stopped the run
+        # stderr may be a file on the full disk that stopped the run; a second Ctrl-C must not
+        # swallow the resume command
+        with contextlib.suppress(OSError), stop_signals_ignored():
             click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
                        f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM

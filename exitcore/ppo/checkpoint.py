@@ -16,7 +16,9 @@ from typing import Any
 import torch
 
 from exitcore.atomic import atomic_path
-from exitcore.errors import ExitcoreError
+from exitcore.errors import CheckpointError
+
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "exitcore.ppo.checkpoint"
 VERSION = 1
@@ -25,10 +27,6 @@ REQUIRED_KEYS = (
     "format", "version", "model", "optimizer", "global_step", "update", "schedules", "rng",
     "generator", "env", "next_obs", "next_mask", "ppo", "obs_dim", "n_actions", "n_envs", "device",
 )
-
-
-class CheckpointError(ExitcoreError):
-    """A checkpoint file that cannot be read or does not fit the run; the message names the file."""
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -63,10 +61,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint file is empty (exitcore writes checkpoints atomically, "
+                              "so it was emptied after it was written)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file is a user-facing problem
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint: it is damaged, truncated or not a checkpoint "
+                              f"({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an exitcore PPO checkpoint")
     if state.get("version") != VERSION:

@@ -63,3 +63,29 @@ def test_outside_the_main_thread_nothing_is_installed():
     thread.start()
     thread.join()
     assert seen["handler"] is signal.getsignal(signal.SIGINT)
+
+
+def test_a_second_ctrl_c_while_a_stopping_run_records_itself_keeps_the_resume_command(tmp_path):
+    """The first Ctrl-C stops the run; a second one pressed while it is being recorded as
+    interrupted used to escape as a bare KeyboardInterrupt ("interrupted", no run id, no resume
+    command). Now the bookkeeping finishes and the run's RunInterrupted comes out."""
+    from exitcore.runner import RunInterrupted, RunInfo, _recorded
+
+    class Registry:
+        marked = []
+
+        def mark_interrupted(self, run_id, why):
+            signal.raise_signal(signal.SIGINT)  # the second press, in the middle of it
+            self.marked.append((run_id, why))
+
+    class Host:
+        def run_finished(self, info, status, metrics):
+            pass
+
+    info = RunInfo("20261127-000000-v4-abcd", tmp_path, None, "hash")
+    with pytest.raises(RunInterrupted) as stop:
+        with _recorded(Registry(), Host(), info, "evaluating"):
+            raise KeyboardInterrupt  # the first press
+    assert stop.value.run_id == info.run_id
+    assert Registry.marked == [(info.run_id, "interrupted while evaluating")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back afterwards

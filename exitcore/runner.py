@@ -578,7 +578,8 @@ def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: l
 
 
 def _trials_source(registry: Any, data_hash: str) -> str:
-    return f"run registry {registry.path}: distinct (config, seed) pairs on data {data_hash}, every status"
+    # absolute: results.json is read from anywhere, a relative --runs-dir only made sense where it was given
+    return f"run registry {Path(registry.path).resolve()}: distinct (config, seed) pairs on data {data_hash}, every status"
 
 
 def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_hash: str, say: Callable[[str], None],

@@ -737,3 +737,14 @@ def test_a_read_only_runs_directory_can_be_listed_but_not_written(tmp_path):
     (runs / (REGISTRY_FILE + "-wal")).write_bytes(b"\0" * 4096)
     stale = _read_only(runs, *py, "runs", "--runs-dir", str(runs))
     assert stale.returncode == 2 and "holds changes not yet written into it" in stale.stderr, stale.stdout + stale.stderr
+
+
+def test_the_trial_count_source_names_the_registry_by_its_absolute_path(tmp_path, monkeypatch):
+    """results.json is read from anywhere: `--runs-dir runs-t2` was recorded as given."""
+    from types import SimpleNamespace
+
+    from exitcore.runner import _trials_source
+
+    monkeypatch.chdir(tmp_path)
+    source = _trials_source(SimpleNamespace(path="runs-t2/registry.sqlite"), "abc")
+    assert source.startswith(f"run registry {tmp_path / 'runs-t2' / 'registry.sqlite'}: ")

@@ -51,6 +51,9 @@ from exitcore.ppo.stop import StopRequests
 CHECKPOINT_FILE = "checkpoint.pt"
 #: Adam's epsilon (1e-5 rather than 1e-8, as in the PPO implementation-details study)
 ADAM_EPS = 1e-5
+#: an update's mean approx-KL (nats) above which the trainer warns that the policy ran away:
+#: healthy PPO updates stay near target_kl (0.01-0.05); learning rates 1.0 and 1e6 gave 8 and 1e7
+RUNAWAY_KL = 1.0
 
 OnUpdate = Callable[[int, dict[str, Any]], None]
 # quantities checked for NaN/Inf after every minibatch, in this order
@@ -145,6 +148,7 @@ class PPOTrainer:
         self.next_mask: Tensor | None = None
         self._resumed = False
         self._warned_mask_empty = False  # see _warn_mask_empty
+        self._warned_runaway_kl = False  # see _warn_runaway_kl
         self._stop = StopRequests()
 
     # ------------------------------------------------------------------ the loop
@@ -220,6 +224,7 @@ class PPOTrainer:
         self.buffer.advantages.copy_(advantages)
         self.buffer.returns.copy_(returns)
         learn = self._learn(update, hyper["entropy_coef"])
+        self._warn_runaway_kl(update, learn, hyper["learning_rate"])
         _synchronize(self.device)
         t_update = time.perf_counter()
 
@@ -322,6 +327,20 @@ class PPOTrainer:
                       f"{empty} of {env_stats.get('decisions', '?')} decisions, where only HOLD could be taken: "
                       "a mask returns all-false rows for some states (mask_empty in train_log.jsonl counts them "
                       "per update)", ExitcoreWarning, stacklevel=2)
+
+    def _warn_runaway_kl(self, update: int, learn: dict[str, Any], learning_rate: float) -> None:
+        """Warn once per trainer when an update moved the policy far beyond PPO's trust region
+        (mean approx-KL above :data:`RUNAWAY_KL` nats): the losses stay finite, so nothing stops
+        the run, but such a policy has usually collapsed (with learning_rate 1e6 the entropy was
+        0 from the third update on, and the run was reported like any other)."""
+        kl = learn["approx_kl"]
+        if self._warned_runaway_kl or not kl > RUNAWAY_KL:
+            return
+        self._warned_runaway_kl = True
+        warnings.warn(f"update {update}: approx_kl {kl:.3g} nats, far beyond PPO's trust region (target_kl "
+                      f"{self.ppo.target_kl:g}); the learning rate ({learning_rate:g}) is probably too high, and the "
+                      f"policy may have collapsed (entropy {learn['entropy']:.3g}): check train_log.jsonl",
+                      ExitcoreWarning, stacklevel=2)
 
     def _learn(self, update: int, ent_coef: float) -> dict[str, Any]:
         """``n_epochs`` passes over the rollout in shuffled minibatches, with the KL early stop."""

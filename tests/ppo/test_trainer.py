@@ -590,3 +590,20 @@ def test_a_trainer_without_graphs_turns_the_environments_graph_off():
     env = GraphableEnv(ppo.n_envs)
     trainer = PPOTrainer(env, MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions), ppo, progress=False)
     assert GraphableEnv.graph is False and trainer.graphs["env_step"] == "off"
+
+
+def test_a_runaway_update_is_warned_about_once():
+    """A learning rate of 1e6 keeps every loss finite, so nothing stops the run, but the policy
+    collapses at once; the trainer says so (once), and a healthy run says nothing."""
+    import warnings
+
+    from exitcore.errors import ExitcoreWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, _, healthy = run(config())
+        _, _, runaway = run(config(learning_rate=1e6, anneal_lr=False))
+    ours = [w for w in caught if issubclass(w.category, ExitcoreWarning)]
+    assert max(m["approx_kl"] for m in healthy) < 0.1 and runaway[0]["approx_kl"] > 1.0
+    assert len(ours) == 1, [str(w.message) for w in ours]
+    assert str(ours[0].message).startswith("update 1: approx_kl ") and "learning rate (1e+06) is probably too high" in str(ours[0].message)

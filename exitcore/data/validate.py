@@ -219,6 +219,8 @@ def assemble(
     ts, chunk_id, line = ts[keep], chunk_id[keep], line[keep]
     values = {c: v[keep] for c, v in values.items()}
     _check_order(ts, chunk_id, line, displays, out)
+    if not out.has_errors:  # the prices are finite and positive: ratios are meaningful
+        _check_jumps(ts, values, chunk_id, line, displays, out)
 
     if out.has_errors:
         raise DataValidationError(source, out.findings, out.counts, out.kinds)
@@ -381,6 +383,42 @@ def _check_order(ts: np.ndarray, chunk_id: np.ndarray, line: np.ndarray, display
         )
     if len(back):
         out.counts["error:backwards"] += len(back)
+
+
+#: a bar with a price this many times the previous bar's close, or this many times below it, is
+#: refused: in FX (EURCHF on 2015-01-15 moved about 30 %) that is a misplaced decimal point or a
+#: corrupt row, and left in it makes features overflow far from where the file went wrong
+MAX_JUMP = 5.0
+
+
+def _check_jumps(ts: np.ndarray, values: dict[str, np.ndarray], chunk_id: np.ndarray, line: np.ndarray,
+                 displays: list[str], out: _Collector) -> None:
+    """Report the bars whose open, high, low or close is more than :data:`MAX_JUMP` times off the
+    previous bar's close (in time order, after duplicates are dropped)."""
+    if len(ts) < 2:
+        return
+    before = values["close"][:-1]
+    ratio = np.ones(len(ts) - 1)
+    for name in PRICE_COLUMNS:
+        r = values[name][1:] / before
+        ratio = np.maximum(ratio, np.maximum(r, 1.0 / r))
+    jumps = np.flatnonzero(ratio > MAX_JUMP) + 1
+    for i in jumps[:KEEP_PER_KIND]:
+        j = i - 1
+        prices = ", ".join(f"{k}={float(values[k][i])!r}" for k in PRICE_COLUMNS)
+        out.add(
+            "error:jump",
+            Finding(
+                "error",
+                f"{displays[chunk_id[i]]} {line[i]}",
+                f"price {ratio[j]:.3g} times off the previous bar's close {float(before[j])!r} "
+                f"({format_ts(ts[j])} UTC, {displays[chunk_id[j]]} {line[j]}): a misplaced decimal point or a "
+                f"corrupt row, not a market move ({prices})",
+            ),
+            0,
+        )
+    if len(jumps):
+        out.counts["error:jump"] += len(jumps)
 
 
 # --------------------------------------------------------------------------- gaps

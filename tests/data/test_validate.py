@@ -157,3 +157,32 @@ def test_gap_report() -> None:
     g = gap_report(bars, max_gap_bars=4)
     assert (g.count, g.weekend, g.over_limit, g.over_limit_weekday) == (2, 1, 1, 0)
     assert g.longest_bars == 60 * 24 * 2 and "2 gaps" in g.describe()
+
+
+@pytest.mark.parametrize(("column", "factor"), [("close", 1e300), ("high", 10.0), ("low", 0.1), ("open", 6.0)])
+def test_a_price_far_off_its_neighbour_is_refused_at_its_line(column: str, factor: float) -> None:
+    """A misplaced decimal point or a corrupt row (a close of 1e300 trained, then failed in
+    evaluation with "feature 'price_window' returned non-finite values" and no location)."""
+    rng = np.random.default_rng(3)
+    ts = grid_times(50, rng, hole_p=0)
+    values = random_ohlc(50, rng)
+    values[column][20] *= factor
+    if column in ("close", "open"):  # keep the bar's own high/low consistent with it
+        values["high"][20] = max(values["high"][20], values[column][20])
+        values["low"][20] = min(values["low"][20], values[column][20])
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, values)])
+    lines = lines_of(info.value.findings)
+    assert 22 in lines, lines  # row 20's line (the rows start at line 2, after a header)
+    assert any("times off the previous bar's close" in m for ms in lines.values() for m in ms), lines
+
+
+def test_an_ordinary_large_move_is_not_a_jump() -> None:
+    rng = np.random.default_rng(4)
+    ts = grid_times(50, rng, hole_p=0)
+    values = random_ohlc(50, rng)
+    for k in ("open", "high", "low", "close"):  # a 30 % fall from bar 20 on (EURCHF, 2015-01-15)
+        values[k][20:] *= 0.7
+    values["high"][20] = max(values["high"][20], values["close"][19])
+    bars = _assemble([chunk(ts, values)])
+    assert len(bars) == 50

@@ -290,9 +290,10 @@ def _probe_row(assembled: Any, row: EnvState, original: DecisionView, view_of: C
     for mode in modes:
         try:
             view = view_of(poison_bars(assembled.bars, bar, mode, seed=poison_seed))
-        except (IndexError, RuntimeError, ExitcoreError) as exc:
+        except (IndexError, ValueError, RuntimeError, ExitcoreError) as exc:
             # reading past the truncated end is itself proof of looking ahead (the unpoisoned
-            # view was computed without error, so only the future can make this one fail)
+            # view was computed without error, so only the future can make this one fail; ValueError:
+            # the replay's environment refuses a trade the poisoned episode table calls invalid)
             found.append(Leak(mode, int(row.trade[0]), int(row.k[0]), bar, "error", "a component",
                               f"{type(exc).__name__}: {exc}"))
             continue

@@ -504,6 +504,7 @@ def test_unknown_top_level_table(tmp_path):
         ("ppo.n_envs=four", "--set ppo.n_envs: expected an integer, got 'four'"),
         ("guards[5].params.min_bars=1", "--set guards[5].params.min_bars: index [5] is out of range (the array has 2 entries)"),
         ("guards[0].params.min_profit=-inf", "--set guards[0].params.min_profit: expected a finite number, got -inf"),
+        ("env.data_holes=flat", "--set env.data_holes: expected one of 'hold', 'close', got 'flat'"),
     ],
 )
 def test_set_overrides_are_validated_like_the_file(tmp_path, host, override, message):
@@ -557,6 +558,19 @@ def test_a_bad_reward_parameter_is_one_problem_not_also_an_empty_reward_list(tmp
     empty = write(tmp_path, BASE + '\n[experiments.r]\nextends = "v1"\nrewards = []\n')
     with pytest.raises(ConfigError, match="an experiment needs at least one reward term"):
         resolve(empty, "r", host)
+
+
+def test_data_holes_defaults_to_hold_and_is_part_of_the_config_hash(tmp_path, host):
+    """design.md §2-§3: trades are held across holes in the data unless the experiment says
+    ``env.data_holes = "close"``; the choice changes the trades, so it changes the hash."""
+    file = write(tmp_path, BASE)
+    hold = resolve(file, "v4", host)
+    close = resolve(file, "v4", host, overrides=["env.data_holes=close"])
+    assert hold.config.env.data_holes == "hold" and close.config.env.data_holes == "close"
+    assert hold.config_hash() != close.config_hash()
+    with pytest.raises(ConfigError) as exc:
+        resolve(write(tmp_path, BASE + '\n[experiments.w]\nextends = "v4_no_lookahead"\nenv = { data_holes = "weekend" }\n'), "w", host)
+    assert exc.value.problems == [("experiments.w.env.data_holes", "expected one of 'hold', 'close', got 'weekend'")]
 
 
 def test_a_boolean_for_a_word_key_says_so(tmp_path, host):

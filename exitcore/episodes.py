@@ -146,7 +146,8 @@ class TradeTable:
     ``entry_reason``/``entry_level``/``entry_ambiguous`` the outcome of the entry bar (a trade
     whose stop or target is hit on its entry bar ends before the agent acts); ``valid`` false
     for trades that cannot be filled (no bar after the signal, or, with ``data_holes =
-    "close"``, the fill would cross a hole), with ``invalid_reason`` saying why. Row order and count equal the input trades.
+    "close"``, the fill would cross a hole), with ``invalid_reason`` saying why. Row order and
+    count equal the input trades.
     """
 
     signal_bar: torch.Tensor

@@ -568,6 +568,12 @@ def test_data_holes_defaults_to_hold_and_is_part_of_the_config_hash(tmp_path, ho
     close = resolve(file, "v4", host, overrides=["env.data_holes=close"])
     assert hold.config.env.data_holes == "hold" and close.config.env.data_holes == "close"
     assert hold.config_hash() != close.config_hash()
+    # runs recorded before the option closed at holes: "close" hashes as their configuration did
+    from exitcore.experiments import hash_config
+
+    before = close.to_dict()
+    before["env"].pop("data_holes")
+    assert close.config_hash() == hash_config(before)
     with pytest.raises(ConfigError) as exc:
         resolve(write(tmp_path, BASE + '\n[experiments.w]\nextends = "v4_no_lookahead"\nenv = { data_holes = "weekend" }\n'), "w", host)
     assert exc.value.problems == [("experiments.w.env.data_holes", "expected one of 'hold', 'close', got 'weekend'")]

@@ -382,15 +382,22 @@ def test_a_float_parameter_annotated_any_float_takes_nan_and_inf(tmp_path, host)
 
 def test_the_shipped_experiments_keep_their_config_hashes():
     """Recorded runs resume only while their config hash is unchanged, and the DSR counts runs
-    of one configuration as one trial by this hash. These are the hashes the code before
-    ppo.policy_params (commit e736f41) gave; a new config field must leave them alone (an
-    empty default is dropped from the hash) or say in its change why every run becomes new."""
+    of one configuration as one trial by this hash. A new config field must leave them alone (an
+    empty default is dropped from the hash) or say in its change why every run becomes new.
+
+    ``env.data_holes`` made every run new: its default "hold" keeps trades open across holes in
+    the data, where every run before it closed them (other trades, other PnL). With "close" the
+    hashes are still the ones the code before ppo.policy_params (commit e736f41) gave."""
     from exitcore.experiments import load_file
     from exitcore.plugins import PluginHost
 
     file = load_file(Path(__file__).resolve().parents[1] / "experiments.toml")
     host = PluginHost.create()
     assert {name: resolve(file, name, host).config_hash() for name in file.names} == {
+        "v1": "9d884f9992052dc5", "v2_exit_guards": "b313aab70e06653e", "v3": "c9ceb10c5a34481f",
+        "v4_no_lookahead": "07f4c5c0f8e6f01c"}
+    closing = ["env.data_holes=close"]
+    assert {name: resolve(file, name, host, overrides=closing).config_hash() for name in file.names} == {
         "v1": "088f31c05d81ac96", "v2_exit_guards": "879f5ed85f10b193", "v3": "7681a1c5d5ce31e6",
         "v4_no_lookahead": "2195cd78a53a5ca3"}
 

@@ -127,7 +127,7 @@ def assemble(
     if market is None:
         market = MarketTensors.from_bars(bars, atr_period=cfg.env.atr_period, max_gap_bars=cfg.data.max_gap_bars, device=device)
     costs = CostModel.from_config(cfg.costs, market.pip_size)
-    table = TradeTable.build(trades, market, costs, cfg.env.max_bars)
+    table = TradeTable.build(trades, market, costs, cfg.env.max_bars, cfg.env.data_holes)
     ctx = BuildContext(experiment=cfg, env=cfg.env, costs=cfg.costs, market=market, trades=table, device=device)
     components = build_components(resolved, ctx, exact_write_check)
     return Assembled(resolved, bars, trades, market, table, costs, ctx, components)

@@ -145,10 +145,15 @@ class DataConfig:
     params: dict[str, Any] = attrs.field(factory=dict)
     #: bar length the experiment runs on; finer data is resampled to it
     timeframe: str = attrs.field(default="15min", converter=_canonical_timeframe, validator=_timeframe)
-    #: an episode never spans a hole in the data longer than this many bars
+    #: a hole of more missing bars than this ends a contiguous stretch (a weekend, an outage);
+    #: what an open trade does at one is ``env.data_holes``
     max_gap_bars: int = attrs.field(default=4, validator=positive_int)
     #: price of one pip; 0 infers it from the price level (0.01 for JPY-like quotes, else 0.0001)
     pip_size: float = attrs.field(default=0.0, validator=non_negative)
+
+
+#: values of ``env.data_holes``
+DATA_HOLES = ("hold", "close")
 
 
 @attrs.frozen
@@ -165,6 +170,11 @@ class EnvConfig:
     reward_scale: float = attrs.field(default=100.0, validator=positive)
     #: ATR period of the market's ATR series (features normalise by it)
     atr_period: int = attrs.field(default=14, validator=positive_int)
+    #: what a trade does at a hole of more than data.max_gap_bars missing bars: "hold" keeps it
+    #: open across (design.md §2-§3: the next bar's open settles a gap through the stop or
+    #: target; a fill after a hole is valid), "close" closes it at the last bar before the hole
+    #: (reason GAP) and drops signals whose fill would cross one (flat over weekends)
+    data_holes: str = attrs.field(default="hold", validator=one_of(DATA_HOLES))
 
 
 @attrs.frozen

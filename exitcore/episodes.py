@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from exitcore.config import timeframe_seconds
+from exitcore.config import DATA_HOLES, timeframe_seconds
 from exitcore.costs import CostModel
 from exitcore.data.bars import Bars, Trades
 from exitcore.timeline import ExitReason, bar_outcome
@@ -141,11 +141,13 @@ class TradeTable:
     ``direction`` float64 +1/-1; ``entry_open`` the open of the entry bar; ``entry_price`` the
     fill (open plus costs); ``stop0``/``target0`` the initial levels (fill -/+ the strategy's
     distances); ``atr`` the ATR at the signal bar; ``last_bar`` the last bar the trade may
-    stay open through and ``last_reason`` why (``TIME``, ``GAP`` or ``END_OF_DATA``);
+    stay open through and ``last_reason`` why (``TIME``, ``END_OF_DATA``, or ``GAP`` when
+    ``env.data_holes = "close"``);
     ``entry_reason``/``entry_level``/``entry_ambiguous`` the outcome of the entry bar (a trade
     whose stop or target is hit on its entry bar ends before the agent acts); ``valid`` false
-    for trades that cannot be filled (no bar after the signal, or the fill would cross a
-    hole), with ``invalid_reason`` saying why. Row order and count equal the input trades.
+    for trades that cannot be filled (no bar after the signal, or, with ``data_holes =
+    "close"``, the fill would cross a hole), with ``invalid_reason`` saying why. Row order and
+    count equal the input trades.
     """
 
     signal_bar: torch.Tensor
@@ -175,8 +177,18 @@ class TradeTable:
         return self.valid & (self.entry_reason == int(ExitReason.OPEN))
 
     @classmethod
-    def build(cls, trades: Trades, market: MarketTensors, costs: CostModel, max_bars: int) -> TradeTable:
-        """Fill ``trades`` on ``market`` under the timeline contract (design.md §2)."""
+    def build(
+        cls, trades: Trades, market: MarketTensors, costs: CostModel, max_bars: int, data_holes: str = "hold"
+    ) -> TradeTable:
+        """Fill ``trades`` on ``market`` under the timeline contract (design.md §2).
+
+        ``data_holes`` is ``env.data_holes``: ``"hold"`` carries a trade across a hole in the
+        data (only ``max_bars`` and the data's end bound ``last_bar``, and a fill after a hole
+        is valid); ``"close"`` ends it at the last bar before a hole (``GAP``) and makes a
+        trade whose fill would cross one invalid.
+        """
+        if data_holes not in DATA_HOLES:
+            raise ValueError(f"data_holes must be one of {', '.join(map(repr, DATA_HOLES))}, got {data_holes!r}")
         dev = market.device
         f = trades.frame
         n_bars = market.n_bars
@@ -188,7 +200,11 @@ class TradeTable:
         has_fill_bar = e < n_bars
         e_safe = torch.clamp(e, max=n_bars - 1)
         s_safe = torch.clamp(s, min=0, max=n_bars - 1)
-        same_stretch = market.segment_end[s_safe] >= e  # the fill does not cross a hole
+        if data_holes == "close":
+            stretch_end = market.segment_end  # a hole ends a trade's stretch
+        else:  # "hold": the whole series is one stretch, so only the data's end stops a trade
+            stretch_end = torch.full_like(market.segment_end, n_bars - 1)
+        same_stretch = stretch_end[s_safe] >= e  # the fill does not cross a hole
         valid = has_fill_bar & same_stretch & (s >= 0)
         reasons = np.where(
             ~has_fill_bar.cpu().numpy(), "no bar after the signal", np.where(~same_stretch.cpu().numpy(), "fill would cross a data hole", "")
@@ -198,7 +214,7 @@ class TradeTable:
         stop0 = entry_price - d * stop_dist
         target0 = entry_price + d * target_dist
         time_bar = e_safe + (max_bars - 1)
-        seg_end = market.segment_end[e_safe]
+        seg_end = stretch_end[e_safe]
         last_bar = torch.minimum(time_bar, seg_end)
         last_reason = torch.where(
             time_bar <= seg_end,

@@ -517,6 +517,10 @@ def hash_config(data: dict[str, Any]) -> str:
     # still resume and count as the same trial as new runs of the same configuration.
     if not data.get("ppo", {}).get("policy_params"):
         data.get("ppo", {}).pop("policy_params", None)
+    # env.data_holes too: runs recorded before it closed every trade at a hole, so "close" leaves
+    # the hash as it was (the same trial as those runs) and "hold", a different episode, changes it
+    if data.get("env", {}).get("data_holes") == "close":
+        data["env"].pop("data_holes")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -32,7 +32,7 @@ class ExitReason(metaclass=IntIds):
     TARGET = 3  #: target hit
     TIME = 4  #: max_bars reached
     END_OF_DATA = 5  #: no further bar in the data
-    GAP = 6  #: the next bar lies beyond a hole longer than data.max_gap_bars
+    GAP = 6  #: the next bar lies beyond a hole longer than data.max_gap_bars (env.data_holes = "close")
 
 
 EXIT_REASON_NAMES: tuple[str, ...] = tuple(name.lower() for name in ExitReason.names)

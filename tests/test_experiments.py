@@ -382,15 +382,22 @@ def test_a_float_parameter_annotated_any_float_takes_nan_and_inf(tmp_path, host)
 
 def test_the_shipped_experiments_keep_their_config_hashes():
     """Recorded runs resume only while their config hash is unchanged, and the DSR counts runs
-    of one configuration as one trial by this hash. These are the hashes the code before
-    ppo.policy_params (commit e736f41) gave; a new config field must leave them alone (an
-    empty default is dropped from the hash) or say in its change why every run becomes new."""
+    of one configuration as one trial by this hash. A new config field must leave them alone (an
+    empty default is dropped from the hash) or say in its change why every run becomes new.
+
+    ``env.data_holes`` made every run new: its default "hold" keeps trades open across holes in
+    the data, where every run before it closed them (other trades, other PnL). With "close" the
+    hashes are still the ones the code before ppo.policy_params (commit e736f41) gave."""
     from exitcore.experiments import load_file
     from exitcore.plugins import PluginHost
 
     file = load_file(Path(__file__).resolve().parents[1] / "experiments.toml")
     host = PluginHost.create()
     assert {name: resolve(file, name, host).config_hash() for name in file.names} == {
+        "v1": "9d884f9992052dc5", "v2_exit_guards": "b313aab70e06653e", "v3": "c9ceb10c5a34481f",
+        "v4_no_lookahead": "07f4c5c0f8e6f01c"}
+    closing = ["env.data_holes=close"]
+    assert {name: resolve(file, name, host, overrides=closing).config_hash() for name in file.names} == {
         "v1": "088f31c05d81ac96", "v2_exit_guards": "879f5ed85f10b193", "v3": "7681a1c5d5ce31e6",
         "v4_no_lookahead": "2195cd78a53a5ca3"}
 
@@ -504,6 +511,7 @@ def test_unknown_top_level_table(tmp_path):
         ("ppo.n_envs=four", "--set ppo.n_envs: expected an integer, got 'four'"),
         ("guards[5].params.min_bars=1", "--set guards[5].params.min_bars: index [5] is out of range (the array has 2 entries)"),
         ("guards[0].params.min_profit=-inf", "--set guards[0].params.min_profit: expected a finite number, got -inf"),
+        ("env.data_holes=flat", "--set env.data_holes: expected one of 'hold', 'close', got 'flat'"),
     ],
 )
 def test_set_overrides_are_validated_like_the_file(tmp_path, host, override, message):
@@ -557,6 +565,25 @@ def test_a_bad_reward_parameter_is_one_problem_not_also_an_empty_reward_list(tmp
     empty = write(tmp_path, BASE + '\n[experiments.r]\nextends = "v1"\nrewards = []\n')
     with pytest.raises(ConfigError, match="an experiment needs at least one reward term"):
         resolve(empty, "r", host)
+
+
+def test_data_holes_defaults_to_hold_and_is_part_of_the_config_hash(tmp_path, host):
+    """design.md §2-§3: trades are held across holes in the data unless the experiment says
+    ``env.data_holes = "close"``; the choice changes the trades, so it changes the hash."""
+    file = write(tmp_path, BASE)
+    hold = resolve(file, "v4", host)
+    close = resolve(file, "v4", host, overrides=["env.data_holes=close"])
+    assert hold.config.env.data_holes == "hold" and close.config.env.data_holes == "close"
+    assert hold.config_hash() != close.config_hash()
+    # runs recorded before the option closed at holes: "close" hashes as their configuration did
+    from exitcore.experiments import hash_config
+
+    before = close.to_dict()
+    before["env"].pop("data_holes")
+    assert close.config_hash() == hash_config(before)
+    with pytest.raises(ConfigError) as exc:
+        resolve(write(tmp_path, BASE + '\n[experiments.w]\nextends = "v4_no_lookahead"\nenv = { data_holes = "weekend" }\n'), "w", host)
+    assert exc.value.problems == [("experiments.w.env.data_holes", "expected one of 'hold', 'close', got 'weekend'")]
 
 
 def test_a_boolean_for_a_word_key_says_so(tmp_path, host):

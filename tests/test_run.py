@@ -92,7 +92,7 @@ def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     for stage in ("exitcore run v4_no_lookahead", "loading data", "building episodes", "training", "evaluating"):
         assert stage in out.stderr
     assert "training (2,048 steps on cpu; trade simulator not compiled; float32; network updated on batches of 256 steps)" in out.stderr
-    assert "6,032 trades from donchian: train 3,639, test 2,363 (the agent manages train 3,435, test 2,223: " in out.stderr
+    assert "6,032 trades from donchian: train 3,645, test 2,366 (the agent manages train 3,440, test 2,226: " in out.stderr
     # the rate shown is the whole training's (steps / seconds), not the last update's
     rate, seconds = re.search(r"done after 2,048 steps / 4 updates, ([\d,]+) steps/s \(([\d.]+) s\)", out.stderr).groups()
     assert 2048 * 0.9 <= int(rate.replace(",", "")) * float(seconds) <= 2048 * 4, (rate, seconds)

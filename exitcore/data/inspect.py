@@ -55,6 +55,7 @@ class Report:
     valid: int = 0
     invalid: dict[str, int] = attrs.field(factory=dict)
     entry_bar_exits: int = 0
+    data_holes: str = ""  #: env.data_holes: whether trades are held across holes or closed before them
     lookback: int = 0
     purge: int = 0
     min_purge: int = 0  #: max_bars + feature lookback
@@ -87,7 +88,7 @@ class Report:
 #: the keys of ``data inspect --json``, in order: the data's, then (from ``experiment`` on) the trades'
 _DATA_FIELDS = ("source", "symbol", "pip_size", "file_timeframe", "file_bars", "timeframe", "bars", "start", "end",
                 "days", "gaps", "findings")
-_TRADE_FIELDS = ("experiment", "entry", "signals", "valid", "invalid", "entry_bar_exits", "lookback", "purge",
+_TRADE_FIELDS = ("experiment", "entry", "signals", "valid", "invalid", "entry_bar_exits", "data_holes", "lookback", "purge",
                  "min_purge", "splits", "minimum", "trade_findings", "trade_problem")
 
 
@@ -169,6 +170,7 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
         valid=int(valid.sum()),
         invalid=reasons,
         entry_bar_exits=int((valid & ~usable).sum()),
+        data_holes=cfg.env.data_holes,
         lookback=lookback,
         purge=purge_gap(cfg.split, min_purge),
         min_purge=min_purge,
@@ -177,6 +179,10 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
         trade_findings=tuple(getattr(asm.trades, "findings", ())),
         trade_problem=problem,
     )
+
+
+#: what ``env.data_holes`` does to a trade at a hole longer than ``data.max_gap_bars``, in words
+_HOLES = {"hold": "trades stay open across them", "close": "trades close at the last bar before them, exit reason gap"}
 
 
 def render(r: Report) -> str:
@@ -205,6 +211,7 @@ def render(r: Report) -> str:
     for reason, n in r.invalid.items():
         lines.append(f"  invalid: {n:,} {reason}")
     lines.extend(f"  {f}" for f in r.trade_findings)
+    lines.append(f"holes        {_HOLES.get(r.data_holes, r.data_holes)} (env.data_holes = \"{r.data_holes}\")")
     if r.purge > r.min_purge:  # split.purge_bars chose more than the minimum
         lines.append(f"splits       purge gap {r.purge} bars (split.purge_bars; the minimum is max_bars + feature "
                      f"lookback {r.lookback} = {r.min_purge})")

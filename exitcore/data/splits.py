@@ -16,6 +16,8 @@ episode and an evaluation episode.
 
 A trade belongs to a split only if its whole window ``[signal_bar - lookback, last_bar]`` lies
 inside it (:func:`assign_trades`); trades straddling a boundary or the gap are used by none.
+Windows and the purge are counted in bars, not hours, so a trade held across a hole in the data
+(``env.data_holes = "hold"``) still reaches at most ``max_bars`` bars past its signal.
 """
 
 from __future__ import annotations

@@ -430,7 +430,8 @@ class GapReport:
 
     ``count`` gaps in total, ``weekend`` of them spanning a Saturday; ``longest`` the largest
     (``longest_from``/``longest_to`` are the bars around it, ``longest_bars`` the missing bars);
-    ``over_limit`` gaps longer than ``max_gap_bars`` missing bars (episodes never span them)
+    ``over_limit`` gaps longer than ``max_gap_bars`` missing bars (trades are held across them,
+    or closed before them with ``env.data_holes = "close"``)
     and ``over_limit_weekday`` those of them not spanning a Saturday (outages, holidays).
     """
 

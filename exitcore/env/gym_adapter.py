@@ -15,7 +15,7 @@ Semantics (what a gymnasium user needs to know):
   The environment does not enforce the mask: a masked action that is sent anyway is executed
   (and may still be blocked by a guard), exactly as in ``VecExitEnv``.
 * **Termination.** Every end of a trade (agent exit, stop, target, the ``max_bars`` time stop,
-  a data hole, the end of the data) is ``terminated``: the time stop is part of the trade's
+  the end of the data, a data hole where ``env.data_holes = "close"``) is ``terminated``: the time stop is part of the trade's
   definition (design.md §3), and the position state the agent sees carries the bars held, so
   the MDP is not cut short by an outside time limit. ``truncations`` are always all False.
 * **Autoreset.** ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``, which is what

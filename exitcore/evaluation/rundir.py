@@ -271,7 +271,7 @@ def resolve_run(
 
     _check_complete(run_dir)
     frozen = read_config(run_dir)
-    table = dict(frozen)
+    table = _as_frozen_then(frozen)
     name = table.pop("name")
     lineage = table.pop("lineage", None)
     file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table},
@@ -292,6 +292,17 @@ def resolve_run(
     if isinstance(lineage, list) and lineage:  # the extends chain it was resolved through, not [name]
         resolved = attrs.evolve(resolved, config=attrs.evolve(resolved.config, lineage=list(lineage)))
     return resolved
+
+
+def _as_frozen_then(frozen: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the frozen ``[experiment]`` table with the values a key added since meant
+    before it existed, where their defaults now mean something else: a run frozen without
+    ``env.data_holes`` closed its trades at every hole in the data (``"close"``), not ``"hold"``."""
+    table = dict(frozen)
+    env = table.get("env")
+    if isinstance(env, dict) and "data_holes" not in env:
+        table["env"] = {**env, "data_holes": "close"}
+    return table
 
 
 def _frozen_path(where: str, name: str) -> str:

@@ -40,14 +40,14 @@ def _load(spec: str, host, timeframe: str = "15min"):
     return load_bars(data_config_from_spec(spec, host, base=DataConfig(timeframe=timeframe)), host)
 
 
-def _episodes(bars, host):
+def _episodes(bars, host, data_holes: str = "hold"):
     from exitcore.components import ComponentKind, EntryContext
     from exitcore.config import EnvConfig, ExperimentConfig
 
     comp = host.get(ComponentKind.ENTRY, "donchian")
     trades = comp.build(comp.params(), EntryContext(ExperimentConfig(name="x"), EnvConfig(), CostConfig()))(bars)
     market = MarketTensors.from_bars(bars)
-    table = TradeTable.build(trades, market, CostModel.from_config(CostConfig(), bars.pip_size), 96)
+    table = TradeTable.build(trades, market, CostModel.from_config(CostConfig(), bars.pip_size), 96, data_holes)
     return trades, market, table
 
 
@@ -61,11 +61,17 @@ def test_dukascopy_2006_2010(shared_data: Path, host) -> None:
     assert (gaps.count, gaps.weekend, gaps.over_limit_weekday) == (261, 260, 1)  # the 2009-08-19 outage
     trades, market, table = _episodes(bars, host)
     assert len(trades) > 5000 and int(table.decidable.sum()) > 4000
-    # no episode spans the 5-hour hole of 2009-08-18 22:00 -> 2009-08-19 03:00
+    # the 5-hour hole of 2009-08-18 22:00 -> 2009-08-19 03:00: trades are held across it by
+    # default (env.data_holes = "hold"); with "close" no episode spans it
     hole = bars.frame.index.get_loc(pd.Timestamp("2009-08-18 22:00", tz="UTC"))
-    e, last = table.entry_bar.numpy(), table.last_bar.numpy()
-    ok = table.valid.numpy()
-    assert not ((e[ok] <= hole) & (last[ok] > hole)).any()
+
+    def spanning(table):
+        e, last, ok = table.entry_bar.numpy(), table.last_bar.numpy(), table.valid.numpy()
+        return int(((e[ok] <= hole) & (last[ok] > hole)).sum())
+
+    assert spanning(table) > 0 and bool(table.valid.all())
+    _, _, closing = _episodes(bars, host, "close")
+    assert spanning(closing) == 0 and not bool(closing.valid.all())
     raw = 40 * len(bars)  # int64 timestamp + four float64 prices
     assert market.nbytes() <= 2 * raw
 

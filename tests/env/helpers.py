@@ -83,6 +83,7 @@ def env_config(cfg: RefConfig, atr_period: int = 14) -> EnvConfig:
         partial_fraction=cfg.partial_fraction,
         reward_scale=cfg.reward_scale,
         atr_period=atr_period,
+        data_holes=cfg.data_holes,
     )
 
 
@@ -194,7 +195,7 @@ def build(
     market = MarketTensors.from_bars(bars, atr_period=atr_period, max_gap_bars=max_gap_bars, device=device)
     costs = CostModel.from_config(cost_config(cfg), market.pip_size)
     ecfg = env_config(cfg, atr_period)
-    table = TradeTable.build(trades, market, costs, cfg.max_bars)
+    table = TradeTable.build(trades, market, costs, cfg.max_bars, cfg.data_holes)
     ctx = BuildContext(experiment=None, env=ecfg, costs=cost_config(cfg), market=market, trades=table, device=torch.device(device))
     return Built(market, table, build_components(resolve(cfg), ctx), ecfg, costs)
 

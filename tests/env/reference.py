@@ -72,6 +72,9 @@ class RefConfig:
     spread_pips: float = 1.0
     commission_pips: float = 0.0
     slippage_pips: float = 0.0
+    #: ``env.data_holes``: "hold" keeps a trade open across a hole in the data, "close" ends it
+    #: before the hole (``GAP``) and refuses a fill across one
+    data_holes: str = "hold"
     rewards: tuple[Spec, ...] = ()
     guards: tuple[Spec, ...] = ()
     masks: tuple[Spec, ...] = ()
@@ -119,8 +122,8 @@ class RefMarket:
 
     ``ts`` are bar *opens* in integer nanoseconds; ``timeframe_ns`` the bar length. A hole of
     more than ``max_gap_bars`` missing bars (consecutive opens more than
-    ``(max_gap_bars + 1)`` bars apart) ends a stretch: a trade may not be filled across it and
-    is force-closed before it.
+    ``(max_gap_bars + 1)`` bars apart) ends a stretch. Only ``data_holes = "close"`` cares: a
+    trade may then not be filled across it and is force-closed before it.
     """
 
     def __init__(
@@ -217,8 +220,8 @@ class RefEpisode:
     """One trade, stepped decision by decision (docs/environment.md is the specification).
 
     Construction fills the trade and runs its entry bar; ``valid`` is false when it cannot be
-    filled (no bar after the signal, or the fill would cross a hole) and ``done`` is true when
-    the entry bar already closed it. Otherwise call :meth:`observation` and :meth:`mask` at the
+    filled (no bar after the signal, or, with ``data_holes = "close"``, the fill would cross a
+    hole) and ``done`` is true when the entry bar already closed it. Otherwise call :meth:`observation` and :meth:`mask` at the
     current decision and :meth:`step` with the agent's action until ``done``.
     """
 
@@ -246,7 +249,7 @@ class RefEpisode:
 
         if s < 0 or e >= market.n:
             self.valid, self.invalid_reason = False, "no bar after the signal"
-        elif market.segment_end[s] < e:
+        elif cfg.data_holes == "close" and market.segment_end[s] < e:
             self.valid, self.invalid_reason = False, "fill would cross a data hole"
         else:
             self.valid, self.invalid_reason = True, ""
@@ -259,7 +262,9 @@ class RefEpisode:
         self.stop = self.stop0 = self.entry - self.d * stop_dist
         self.target = self.target0 = self.entry + self.d * target_dist
         time_bar = e + cfg.max_bars - 1
-        stretch_end = market.segment_end[e]
+        # "hold": a hole is just a bar further on (the next open settles any gap through the
+        # stop or target), so only the data's end can come before the time stop
+        stretch_end = market.segment_end[e] if cfg.data_holes == "close" else market.n - 1
         if time_bar <= stretch_end:
             self.last_bar, self.last_reason = time_bar, TIME
         else:

@@ -4,8 +4,8 @@ Hypothesis draws whole scenarios - a random bar series (gaps at the open, holes 
 that split it into stretches, flat bars, prices on a tick grid so that bars touch stops and
 targets exactly), a few hundred random trades on it (including unfillable ones and ones with
 stops so close that the entry bar closes them), a random configuration (costs, tighten factor,
-partial fraction, max_bars, reward terms and weights, guards, masks, features) and random
-action sequences. The batched environment plays every trade at once in sweep mode (one env per
+partial fraction, max_bars, ``env.data_holes`` - trades held across holes or closed before
+them -, reward terms and weights, guards, masks, features) and random action sequences. The batched environment plays every trade at once in sweep mode (one env per
 trade) while :class:`reference.RefEpisode` plays each trade alone, fed the same action; at
 every step they must agree on the reward (each term, in float64), the executed action, the
 blocked flag, the stop, done, the exit reason, bars held, the realized net/gross/cost PnL and
@@ -180,6 +180,7 @@ def scenarios(draw, max_trades: int = 300, max_bars_hi: int = 40) -> Scenario:
         spread_pips=draw(st.sampled_from([0.0, 0.2, 1.0, 2.5]), label="spread_pips"),
         commission_pips=draw(st.sampled_from([0.0, 0.3]), label="commission_pips"),
         slippage_pips=draw(st.sampled_from([0.0, 0.5]), label="slippage_pips"),
+        data_holes=draw(st.sampled_from(["hold", "close"]), label="data_holes"),
         rewards=rewards, guards=guards, masks=masks, features=features,
     )  # fmt: skip
 
@@ -347,7 +348,11 @@ def run_differential(
     chk.raise_if_any()
 
     counts = {"trades": n_trades, "valid": int(pool.size), "entry_bar_exits": int(ended0.sum()), "steps": 0,
-              "ambiguous": 0, "blocked": 0, "gap_fills": 0, "partials": 0, "stop_moves": 0, "at_breakeven": 0}  # fmt: skip
+              "ambiguous": 0, "blocked": 0, "gap_fills": 0, "partials": 0, "stop_moves": 0, "at_breakeven": 0,
+              # holes (data_holes = "hold"): fills after one, trades open across one, and gap
+              # fills on the first bar after one (a weekend gap through the stop or target)
+              "filled_after_hole": sum(market.segment_end[r.signal_bar] < r.e for r in vr),
+              "held_across_hole": 0, "hole_gap_fills": 0}  # fmt: skip
     counts.update({name: 0 for name in EXIT_REASON_NAMES[1:]})
     ep_return = np.zeros(pool.size)
     sampled_count = np.zeros(N_ACTIONS)
@@ -392,12 +397,15 @@ def run_differential(
                 counts[EXIT_REASON_NAMES[r.exit_reason]] += 1
                 counts["ambiguous"] += r.ambiguous
                 counts["gap_fills"] += r.gap_fill
+                after_hole = r.exit_bar > 0 and market.segment_end[r.exit_bar - 1] == r.exit_bar - 1
+                counts["hole_gap_fills"] += r.gap_fill and after_hole
         counts["steps"] += live.size
         counts["blocked"] += sum(r.blocked for r in recs)
         counts["partials"] += sum(r.action == PARTIAL_EXIT for r in recs)
         counts["stop_moves"] += sum(r.stop != r.stop_before for r in recs)
         counts["at_breakeven"] += sum(r.at_breakeven for r in recs)
 
+    counts["held_across_hole"] = sum(r.exit_bar > market.segment_end[r.e] for r in vr)
     # every trade must have ended within max_bars decisions
     chk.equal("done at the end", cfg.max_bars, envs, _np(env.state.done), np.ones(pool.size, dtype=bool))
 
@@ -560,12 +568,24 @@ def fixed_scenario(seed: int = 7, n_bars: int = 400, n_trades: int = 400, respec
 
 
 def test_fixed_world_covers_every_rule() -> None:
-    """The deterministic world agrees, and it exercises every rule the mutants below break."""
-    counts = run_differential(fixed_scenario())
+    """The deterministic world agrees, and it exercises every rule the mutants below break
+    (holes closing trades: ``data_holes = "close"``)."""
+    counts = run_differential(fixed_scenario(data_holes="close"))
     for what in ("entry_bar_exits", "ambiguous", "blocked", "gap_fills", "partials", "stop_moves", "at_breakeven",
                  "agent", "stop", "target", "time", "gap"):  # fmt: skip
         assert counts[what] > 0, f"the fixed world never exercises {what}: {counts}"
     assert counts["valid"] < counts["trades"], "the fixed world has no unfillable trade"
+    assert counts["held_across_hole"] == counts["filled_after_hole"] == 0, counts
+
+
+def test_fixed_world_holds_across_holes() -> None:
+    """``data_holes = "hold"`` (the default): both implementations fill after holes, carry trades
+    across them and settle gaps through the stop or target at the open after a hole; no trade
+    ends with GAP."""
+    counts = run_differential(fixed_scenario())
+    for what in ("filled_after_hole", "held_across_hole", "hole_gap_fills", "stop", "target", "time"):
+        assert counts[what] > 0, f"the fixed world never exercises {what}: {counts}"
+    assert counts["gap"] == 0, counts
 
 
 def test_v4_plugin_set_agrees_with_reference() -> None:
@@ -661,6 +681,23 @@ class RegretWindowIgnoresInitialLevels(RefEpisode):
         return max(self.net_per_unit(self.market.close[b]) for b in range(self.e, self.last_bar + 1))
 
 
+class ClosesAtHolesWhenHolding(RefEpisode):
+    """Wrong: ``data_holes = "hold"`` still closes trades before a hole and refuses fills across
+    one (the engine's behaviour before the option existed)."""
+
+    def __init__(self, market, cfg, *trade):
+        super().__init__(market, replace(cfg, data_holes="close"), *trade)
+        self.cfg = cfg
+
+
+class HoldsWhenClosing(RefEpisode):
+    """Wrong: ``data_holes = "close"`` carries trades across holes."""
+
+    def __init__(self, market, cfg, *trade):
+        super().__init__(market, replace(cfg, data_holes="hold"), *trade)
+        self.cfg = cfg
+
+
 class HolesOneBarLonger(RefMarket):
     """Wrong: a hole of exactly ``max_gap_bars + 1`` missing bars does not split the data."""
 
@@ -669,12 +706,17 @@ class HolesOneBarLonger(RefMarket):
 
 
 MUTANTS = [TargetFirstOnAmbiguousBars, NoGapFills, NoEntryBarCheck, TimeStopOneBarEarly, BreakevenWithoutCosts,
-           PartialOfInitialSize, MinBarsOffByOne, RegretWindowIgnoresInitialLevels]  # fmt: skip
+           PartialOfInitialSize, MinBarsOffByOne, RegretWindowIgnoresInitialLevels, ClosesAtHolesWhenHolding]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def world() -> Scenario:
     return fixed_scenario()
+
+
+@pytest.fixture(scope="module")
+def closing_world() -> Scenario:
+    return fixed_scenario(data_holes="close")
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.__name__)
@@ -683,9 +725,16 @@ def test_differential_detects_a_perturbed_rule(world: Scenario, mutant: type[Ref
         run_differential(world, episode_cls=mutant)
 
 
-def test_differential_detects_a_perturbed_market(world: Scenario) -> None:
+@pytest.mark.parametrize("mutant", [HoldsWhenClosing, TimeStopOneBarEarly], ids=lambda m: m.__name__)
+def test_differential_detects_a_perturbed_rule_when_closing(closing_world: Scenario, mutant: type[RefEpisode]) -> None:
     with pytest.raises(Disagreement):
-        run_differential(world, market_cls=HolesOneBarLonger)
+        run_differential(closing_world, episode_cls=mutant)
+
+
+def test_differential_detects_a_perturbed_market(closing_world: Scenario) -> None:
+    """Stretch ends matter only where holes close trades."""
+    with pytest.raises(Disagreement):
+        run_differential(closing_world, market_cls=HolesOneBarLonger)
 
 
 def test_differential_detects_a_perturbed_batched_env(world: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:

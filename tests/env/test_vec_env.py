@@ -158,25 +158,66 @@ def test_time_stop_after_max_bars():
     assert float(s.exit_level[0]) == pytest.approx(1.1000 + 2e-5)
 
 
+CLOSE_AT_HOLES = EnvConfig(data_holes="close")
+
+
 def test_hole_in_the_data_closes_before_the_gap_and_end_of_data():
+    """``env.data_holes = "close"``: flat before every hole of more than max_gap_bars bars."""
     rows = [quiet(1.1)] * 6
     bars = bars_from(rows, holes={4: 10})  # 10 bars missing before row 4 (> max_gap_bars 4)
-    _, env, steps = play(resolved(), bars, long_trade(), [H] * 10)
+    _, env, steps = play(resolved(env=CLOSE_AT_HOLES), bars, long_trade(), [H] * 10)
     assert int(env.state.exit_reason[0]) == ExitReason.GAP and int(env.state.exit_bar[0]) == 3
     bars = bars_from([quiet(1.1)] * 4)
-    _, env, _ = play(resolved(), bars, long_trade(), [H] * 10)
+    _, env, _ = play(resolved(env=CLOSE_AT_HOLES), bars, long_trade(), [H] * 10)
     assert int(env.state.exit_reason[0]) == ExitReason.END_OF_DATA and int(env.state.exit_bar[0]) == 3
     # a small hole (<= max_gap_bars) is spanned
     bars = bars_from(rows, holes={4: 2})
-    _, env, _ = play(resolved(env=EnvConfig(max_bars=3)), bars, long_trade(), [H] * 10)
+    _, env, _ = play(resolved(env=EnvConfig(max_bars=3, data_holes="close")), bars, long_trade(), [H] * 10)
     assert int(env.state.exit_reason[0]) == ExitReason.TIME
 
 
-def test_fill_across_a_hole_is_invalid():
+def test_fill_across_a_hole_is_invalid_when_closing_at_holes():
     bars = bars_from([quiet(1.1)] * 6, holes={1: 20})
-    asm, _ = sweep(resolved(), bars, trades_from([(0, 1, 0.001, 0.002), (2, 1, 0.001, 0.002)]))
+    asm, _ = sweep(resolved(env=CLOSE_AT_HOLES), bars, trades_from([(0, 1, 0.001, 0.002), (2, 1, 0.001, 0.002)]))
     assert asm.table.valid.tolist() == [False, True]
     assert asm.table.invalid_reason[0] == "fill would cross a data hole"
+
+
+def test_a_trade_is_held_across_a_hole_by_default():
+    """design.md §3: only EXIT, stop, target, max_bars or the data's end end a trade; a weekend
+    is just the next bar further on, so a quiet trade reaches the data's end and the time stop."""
+    rows = [quiet(1.1)] * 6
+    bars = bars_from(rows, holes={4: 200})  # a weekend: 200 bars missing before row 4
+    asm, env, steps = play(resolved(), bars, long_trade(), [H] * 10)
+    assert int(asm.table.last_bar[0]) == 5 and int(asm.table.last_reason[0]) == ExitReason.END_OF_DATA
+    assert int(env.state.exit_reason[0]) == ExitReason.END_OF_DATA and int(env.state.exit_bar[0]) == 5
+    assert len(steps) == 5  # decisions at bars 1-5, two of them after the hole
+    _, env, _ = play(resolved(env=EnvConfig(max_bars=4)), bars, long_trade(), [H] * 10)
+    assert int(env.state.exit_reason[0]) == ExitReason.TIME and int(env.state.exit_bar[0]) == 4
+
+
+def test_a_gap_through_the_stop_over_a_hole_fills_at_the_next_open():
+    """design.md §2: "A gap through the stop fills at the open" - also the open after a weekend."""
+    rows = [quiet(1.1), quiet(1.1), quiet(1.1), quiet(1.1), (1.0970, 1.0975, 1.0960, 1.0965), quiet(1.0965)]
+    bars = bars_from(rows, holes={4: 200})
+    asm, env, steps = play(resolved(), bars, long_trade(), [H] * 10)
+    s = env.state
+    assert int(s.exit_reason[0]) == ExitReason.STOP and int(s.exit_bar[0]) == 4  # the bar after the hole
+    assert float(s.exit_level[0]) == 1.0970  # its open, beyond the stop E - 10 pips
+    assert float(s.realized[0]) == pytest.approx((1.0970 - C - E) / E, rel=1e-12)
+    assert int(s.bars_held[0]) == 4 and len(steps) == 3
+    # a short through its target the same way
+    _, env, _ = play(resolved(), bars, trades_from([(0, -1, 0.0010, 0.0020)]), [H] * 10)
+    assert int(env.state.exit_reason[0]) == ExitReason.TARGET and float(env.state.exit_level[0]) == 1.0970
+
+
+def test_a_fill_after_a_hole_is_valid_by_default():
+    """A signal at the last bar before a weekend fills at the first open after it."""
+    rows = [quiet(1.1), quiet(1.1010)] + [quiet(1.1)] * 4
+    bars = bars_from(rows, holes={1: 200})
+    asm, _ = sweep(resolved(), bars, trades_from([(0, 1, 0.001, 0.002), (2, 1, 0.001, 0.002)]))
+    assert asm.table.valid.tolist() == [True, True] and asm.table.invalid_reason == ("", "")
+    assert float(asm.table.entry_open[0]) == 1.1010 and int(asm.table.entry_bar[0]) == 1
 
 
 def test_guards_block_and_count_and_mask_removes_actions():

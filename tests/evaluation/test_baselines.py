@@ -31,14 +31,16 @@ SAME = ["trade", "signal_time", "entry_time", "exit_time", "entry_price", "exit_
         "pnl", "pnl_gross", "cost", "pnl_pips", "pnl_ccy", "ambiguous", "at_breakeven", "stop_moves"]
 
 
+@pytest.mark.parametrize("holes", ["hold", "close"])
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_fixed_stop_target_equals_the_environment_always_holding(split):
-    _, asm, pools, _ = prepared("v4_no_lookahead")
+def test_fixed_stop_target_equals_the_environment_always_holding(split, holes):
+    _, asm, pools, _ = prepared("v4_no_lookahead", f"env.data_holes={holes}")
     env_ledger = make_ledger(asm, pools[split], split, hold_actor, "hold")
     fixed = baseline_ledger(asm, pools[split], split, FIXED)
     pd.testing.assert_frame_equal(fixed[SAME], env_ledger[SAME])
-    # the comparison covers stops, targets and the time/gap/data-end closes
-    assert {"stop", "target"} <= set(fixed["exit_reason"]) and len(set(fixed["exit_reason"])) >= 3
+    # the comparison covers stops, targets and (closing at holes) the gap closes
+    assert {"stop", "target"} <= set(fixed["exit_reason"])
+    assert ("gap" in set(fixed["exit_reason"])) == (holes == "close")
 
 
 def _reference(asm, trade: int, baseline: Baseline) -> tuple[int, float, int, bool, int]:
@@ -101,19 +103,40 @@ def _one_trade(ohlc, stop_dist=0.0030, target_dist=0.0100):
     return assemble(res, _bars(ohlc), trades=trades)
 
 
-def test_a_time_exit_on_the_last_bar_before_a_data_hole_is_a_time_exit():
-    """Closed at the close of its n-th bar, which is also the last bar before a hole: reason time, not gap."""
-    res = resolved("v4_no_lookahead")
-    idx = pd.date_range("2024-01-08", periods=30, freq="15min", tz="UTC", name="ts")
+def _across_a_hole(ohlc, *overrides):
+    """A long trade signalled at bar 19 on hand-made bars 0-23, a 6-hour hole, then bars 24-29."""
+    res = resolved("v4_no_lookahead", *overrides)
+    idx = pd.date_range("2024-01-08", periods=len(ohlc), freq="15min", tz="UTC", name="ts")
     idx = idx[:24].append(idx[24:] + pd.Timedelta("6h"))  # bars 0-23, then a 6-hour hole
     trades = Trades(pd.DataFrame([(19, 1, 0.0030, 0.0100)], columns=["signal_bar", "direction", "stop_dist", "target_dist"]))
-    asm = assemble(res, Bars(pd.DataFrame([FLAT] * 30, columns=["open", "high", "low", "close"], index=idx), "15min", 0.0001,
-                             source="hand"), trades=trades)
+    return assemble(res, Bars(pd.DataFrame(ohlc, columns=["open", "high", "low", "close"], index=idx), "15min", 0.0001,
+                              source="hand"), trades=trades)
+
+
+def test_a_time_exit_on_the_last_bar_before_a_data_hole_is_a_time_exit():
+    """Closed at the close of its n-th bar, which is also the last bar before a hole: reason time, not gap."""
+    asm = _across_a_hole([FLAT] * 30, "env.data_holes=close")
     assert int(asm.table.last_bar[0]) == 23 and int(asm.table.last_reason[0]) == ExitReason.GAP
     at_hole = baseline_ledger(asm, [0], "test", time_exit(4)).iloc[0]  # entry bar 20: its 4th bar is 23
     assert (at_hole.exit_reason, at_hole.bars_held) == ("time", 4)
     cut_by_hole = baseline_ledger(asm, [0], "test", time_exit(8)).iloc[0]  # the hole comes first
     assert (cut_by_hole.exit_reason, cut_by_hole.bars_held) == ("gap", 4)
+
+
+def test_baselines_hold_across_a_hole_and_a_gap_through_the_stop_fills_at_the_open():
+    """``env.data_holes = "hold"`` (the default): the baselines carry the trade over the hole; the
+    bar after it opens below the stop, so the fixed stop fills at that open, as the env does."""
+    asm = _across_a_hole([FLAT] * 24 + [(1.0950, 1.0955, 1.0940, 1.0945)] + [FLAT] * 5)
+    assert int(asm.table.last_bar[0]) == 29 and int(asm.table.last_reason[0]) == ExitReason.END_OF_DATA
+    env_row = make_ledger(asm, [0], "test", hold_actor, "hold").iloc[0]
+    for baseline in (FIXED, time_exit(8), trailing_stop(1.0)):
+        row = baseline_ledger(asm, [0], "test", baseline).iloc[0]
+        assert (row.exit_reason, row.bars_held) == ("stop", 5), baseline
+        assert row.exit_price == pytest.approx(1.0950 - 0.00005, abs=1e-12)  # the open, less half the spread
+    assert (env_row.exit_reason, env_row.bars_held) == ("stop", 5)
+    assert env_row.exit_price == pytest.approx(1.0950 - 0.00005, abs=1e-12)
+    # a time exit ending at the last bar before the hole is not carried over
+    assert baseline_ledger(asm, [0], "test", time_exit(4)).iloc[0].exit_reason == "time"
 
 
 def test_trailing_stop_follows_closes_and_never_loosens():
@@ -182,7 +205,7 @@ def test_best_baseline_is_the_highest_daily_sharpe_and_flat_curves_rank_last():
 
 
 def test_baselines_refuse_unfillable_trades():
-    _, asm, pools, _ = prepared("v4_no_lookahead")
+    _, asm, pools, _ = prepared("v4_no_lookahead", "env.data_holes=close")  # fills across weekends are refused
     invalid = torch.nonzero(~asm.table.valid).flatten()
     if invalid.numel() == 0:
         pytest.skip("no unfillable trade in this data")

@@ -188,6 +188,31 @@ def test_a_key_deleted_from_config_toml_is_an_edit_and_a_key_an_older_version_la
     assert resolve_run(run_dir, host)  # as if an older exitcore had recorded the run without that key
 
 
+def test_a_run_frozen_before_env_data_holes_existed_keeps_closing_at_holes(runs):
+    """Runs recorded before ``env.data_holes`` closed every trade at a hole in the data: their
+    config.toml lacks the key, and they resolve (for audit and resume) to "close", which hashes
+    as they were recorded; deleting the key from a newer run's file is still an edit."""
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, read_config, resolve_run
+    from exitcore.experiments import hash_config, restricted_to
+
+    runs_dir, run_id = runs
+    run_dir = runs_dir / run_id
+    host = make_host()
+    assert resolve_run(run_dir, host).config.env.data_holes == "hold"  # a run of this version
+    text = (run_dir / "config.toml").read_text()
+    assert 'data_holes = "hold"' in text
+    (run_dir / "config.toml").write_text(text.replace('data_holes = "hold"\n', ""))
+    with pytest.raises(RunDirError, match="config.toml was edited after the run"):
+        resolve_run(run_dir, host)
+    # as an older exitcore recorded it: the hash of the configuration without the key
+    older = hash_config(restricted_to(_resolved_anyway(run_dir, host), read_config(run_dir)))
+    _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=older))
+    old = resolve_run(run_dir, host)
+    assert old.config.env.data_holes == "close" and old.config_hash() == older
+
+
 def _resolved_anyway(run_dir, host):
     """The frozen file resolved without the edit check (what a newer exitcore fills in)."""
     from exitcore.evaluation.rundir import read_config

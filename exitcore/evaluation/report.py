@@ -133,6 +133,9 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
         rows.append(("overrides", _overrides(request)))
     if ppo:
         rows.append(("ppo", _ppo_settings(ppo)))
+    env = _get(config, "env")
+    if env:
+        rows.append(("episode", _episode_settings(env)))
     costs = _get(config, "costs")
     if costs:
         rows.append(("costs", f"in pips: spread {num(costs.get('spread_pips'), 'g')}, slippage {num(costs.get('slippage_pips'), 'g')} "
@@ -147,6 +150,18 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     if info.get("status"):
         rows.append(("status", f"{info['status']} ({_when(info.get('started_at'))} .. {_when(info.get('ended_at'))})"))
     return [("h", "Run"), ("kv", rows)]
+
+
+#: env.data_holes in the report's words
+_HOLES = {"hold": "trades held across holes in the data", "close": "trades closed before holes in the data (exit reason gap)"}
+
+
+def _episode_settings(env: Mapping[str, Any]) -> str:
+    """The trade episode's settings (``[env]``) that change what a PnL means. A run frozen before
+    ``env.data_holes`` existed closed its trades at every hole."""
+    holes = env.get("data_holes", "close")
+    return (f"max_bars {env.get('max_bars', '-')}, tighten_factor {env.get('tighten_factor', '-')}, partial_fraction "
+            f"{env.get('partial_fraction', '-')}; {_HOLES.get(holes, holes)} (env.data_holes = {holes})")
 
 
 def _timesteps(info: Mapping[str, Any], ppo: Mapping[str, Any], trained: int | None) -> str:

@@ -13,6 +13,8 @@ from exitcore.evaluation.report import render_report, trained_steps
 
 PPO = {"total_timesteps": 1, "n_envs": 16, "n_steps": 32, "batch_size": 256, "n_epochs": 2, "learning_rate": 0.001,
        "anneal_lr": False, "hidden": [32, 32], "precision": "fp32", "seed": 0, "device": "auto"}
+ENV = {"max_bars": 96, "tighten_factor": 0.5, "partial_fraction": 0.5, "reward_scale": 100.0, "atr_period": 14,
+       "data_holes": "hold"}
 COSTS = {"spread_pips": 1.0, "commission_pips": 0.5, "slippage_pips": 0.2, "notional": 100000.0, "account_currency": "USD"}
 
 
@@ -25,7 +27,7 @@ def _run_dir(tmp_path: Path, log: list[dict], request: dict | None) -> Path:
         info["request"] = request
     (run_dir / "run.json").write_text(json.dumps(info))
     (run_dir / "results.json").write_text(json.dumps({"experiment": "v4_no_lookahead", "label": "TEST (out-of-sample)"}))
-    config = {"experiment": {"name": "v4_no_lookahead", "ppo": PPO, "costs": COSTS}}
+    config = {"experiment": {"name": "v4_no_lookahead", "ppo": PPO, "costs": COSTS, "env": ENV}}
     (run_dir / "config.toml").write_text(tomli_w.dumps(config))
     (run_dir / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     return run_dir
@@ -48,6 +50,8 @@ def test_the_run_section_shows_trained_steps_overrides_ppo_and_costs(tmp_path):
     assert rows["ppo"] == ("n_envs=16, n_steps=32, batch_size=256, n_epochs=2, learning_rate=0.001, "
                            "hidden=[32, 32], precision=fp32")
     assert rows["costs"] == "in pips: spread 1, slippage 0.2 per side, commission 0.5; notional 100,000 USD"
+    assert rows["episode"] == ("max_bars 96, tighten_factor 0.5, partial_fraction 0.5; trades held across holes "
+                               "in the data (env.data_holes = hold)")
     md = render_report(run_dir, "markdown")
     for row in ("| timesteps | 512 trained (1 requested", "| budget | smoke |", "| ppo | n_envs=16,", "| costs | in pips: spread 1,"):
         assert row in md
@@ -76,3 +80,12 @@ def test_a_plugin_policy_is_shown_with_its_own_parameters_not_the_mlps_hidden(tm
     rows = _run_section(render_report(run_dir))
     assert rows["ppo"].endswith("learning_rate=0.001, policy=two_head(hidden=[16]), precision=fp32")
     assert "[32, 32]" not in rows["ppo"]  # ppo.hidden belongs to the built-in mlp, unused here
+
+
+def test_a_run_frozen_before_data_holes_existed_reports_that_it_closed_at_holes(tmp_path):
+    run_dir = _run_dir(tmp_path, [{"update": 1, "global_step": 512}], None)
+    config = {"experiment": {"name": "v4_no_lookahead", "ppo": PPO, "costs": COSTS,
+                             "env": {k: v for k, v in ENV.items() if k != "data_holes"}}}
+    (run_dir / "config.toml").write_text(tomli_w.dumps(config))
+    rows = _run_section(render_report(run_dir))
+    assert rows["episode"].endswith("trades closed before holes in the data (exit reason gap) (env.data_holes = close)")

@@ -260,6 +260,8 @@ class _BadPlugin:
         register("zeroing_guard", lambda p, ctx: (lambda s, a: s.upnl.mul_(0) < 0))
         # a write that changes nothing on the first step (k = 0) and bites from decision 2 on
         register("later_guard", lambda p, ctx: (lambda s, a: s.size.masked_fill_(s.k >= 2, 0.0) < 0))
+        # a write that never changes a value (upnl * 1.0): still a write, named by its field
+        register("identity_guard", lambda p, ctx: (lambda s, a: s.upnl.mul_(1.0) < -1e9))
 
     @hookimpl
     def register_features(self, register):
@@ -295,7 +297,9 @@ class _BadPlugin:
         (dict(features=[("position", {}), ("zeroing_feature", {})]),
          r"feature 'zeroing_feature' .* wrote into the environment state in place \(state.upnl changed\)"),
         (dict(guards=[("later_guard", {})]),
-         r"exit guard 'later_guard' .* in place \(a field was written, though no value changed on this step\)"),
+         r"exit guard 'later_guard' .* in place \(state.size was written, though no value changed on this step\)"),
+        (dict(guards=[("identity_guard", {})]),
+         r"exit guard 'identity_guard' .* in place \(state.upnl was written, though no value changed on this step\)"),
         (dict(features=[("position", {}), ("bumping_feature", {})]),
          r"feature 'bumping_feature' .* wrote into the market data in place \(market.high\)"),
     ],

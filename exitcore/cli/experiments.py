@@ -58,8 +58,9 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
 
 @experiments.command("check")
 @click.option("--build", is_flag=True,
-              help="Also load each experiment's data, build its components and step every trade once: "
-                   "catches a plugin that fails when built or run (slower: it reads the data).")
+              help="Also load each experiment's data, build its components and evaluators, and step its "
+                   "trades with every action the masks allow: catches a plugin that fails when built or "
+                   "run (slower: it reads the data).")
 @experiments_option
 @click.pass_obj
 def check(session, build: bool) -> None:
@@ -104,12 +105,12 @@ def _no_trade(entry, table, n_bars: int) -> str:
 
 
 def _build_and_step(file, name: str, host) -> str | None:
-    """Assemble experiment ``name`` on its data, step every valid trade once with HOLD (every
-    feature, mask, guard and reward term runs) and build its policy and pass those first
+    """Assemble experiment ``name`` on its data, step its trades with every action (every
+    feature, mask, guard and reward term runs, and every guard sees every action the masks
+    allow), build its evaluators as a run builds them, and build its policy and pass the first
     observations through it; the error message, or None when all worked."""
     import torch
 
-    from exitcore.actions import Action
     from exitcore.assembly import assemble
     from exitcore.data.pipeline import load_bars
     from exitcore.errors import ExitcoreError
@@ -124,11 +125,53 @@ def _build_and_step(file, name: str, host) -> str | None:
         if valid.numel() == 0:
             return _no_trade(resolved.entry, assembled.table, len(bars))
         env = assembled.make_env(valid, auto_reset=False)
-        obs, _ = env.reset(seed=0)
-        env.step(torch.full((env.n_envs,), int(Action.HOLD), dtype=torch.int64, device=env.device))
+        obs, mask = env.reset(seed=0)
+        step_every_action(env, mask)
+        _build_evaluators(resolved, assembled)
     except ExitcoreError as exc:
         return str(exc)
     return _policy_problem(resolved, obs, f"experiments.{name}.ppo.policy")
+
+
+def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
+    """Step a sweep environment (one env per trade, no resets) until every action has been
+    executed in some live row where the masks allow it, or every episode has ended, or
+    ``max_steps`` steps; return the actions never stepped (the masks never allowed them).
+
+    Row ``i`` tries action ``(i + step) % N_ACTIONS`` and holds where the mask forbids it: each
+    step covers every action at once, so a guard or reward term that fails only when EXIT (or
+    a partial exit) is chosen fails here, in a few steps, rather than after a run's training.
+    Masked actions are never stepped, as training never samples them.
+    """
+    import torch
+
+    from exitcore.actions import HOLD, N_ACTIONS
+
+    rows = torch.arange(env.n_envs, device=env.device)
+    untried = set(range(N_ACTIONS))
+    for step in range(max_steps):
+        live = ~env.state.done
+        want = (rows + step) % N_ACTIONS
+        allowed = mask.gather(1, want[:, None]).squeeze(1)
+        action = torch.where(allowed, want, torch.full_like(want, HOLD))
+        untried -= set(action[live].unique().tolist())
+        _, mask, _, _ = env.step(action)
+        if (not untried and step + 1 >= N_ACTIONS) or bool(env.state.done.all()):
+            break
+    return sorted(untried)
+
+
+def _build_evaluators(resolved, assembled) -> None:
+    """Build every evaluator with the context a run gives them (``assembled.ctx``), so one whose
+    build fails is reported here, not after a run has trained; a failure names the evaluator,
+    its plugin and its place in the experiment."""
+    from exitcore.errors import PluginError
+
+    for rc in resolved.evaluators:
+        fn = rc.build(assembled.ctx)
+        if not callable(fn):
+            raise PluginError(f"{rc.path}: evaluator {rc.name!r} from {rc.component.origin} returned "
+                              f"{type(fn).__name__} from build, expected a function evaluator(ledger, context)")
 
 
 def _policy_problem(resolved, obs, path: str) -> str | None:

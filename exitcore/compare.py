@@ -66,7 +66,7 @@ class RunView:
 
 def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
     """Find each ref's finished run and recompute its out-of-sample metrics."""
-    from exitcore.registry import AmbiguousName, RegistryError
+    from exitcore.registry import AmbiguousName, RegistryError, runs_dir_words
 
     views = []
     for ref in refs:
@@ -99,7 +99,7 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
             if record is None:
                 statuses = sorted({r.status for r in registry.list(experiment=name)})
                 raise RegistryError(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
-                                    f"wait for it or run `exitcore run {name}`")
+                                    f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
         record = registry.require_done(record.id)
         views.append(_view(ref, record, registry.path_of(record)))
     return views

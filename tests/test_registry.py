@@ -171,8 +171,10 @@ def test_prefix_lookup_and_errors(reg):
         reg.get(a[:-1] + "z")
     with pytest.raises(RegistryError, match="unknown run"):
         reg.get(a[:-2], exact=True)
-    with pytest.raises(RegistryError, match="unknown run 'nope'"):
+    with pytest.raises(RegistryError, match="unknown run 'nope'") as exc:
         reg.mark_running("nope")
+    # the hint's command lists this registry's runs, not the default one's
+    assert str(exc.value).endswith(f"; `exitcore runs --runs-dir {reg.runs_dir}` lists them")
     # LIKE wildcards in a reference are taken literally
     with pytest.raises(RegistryError, match="unknown run"):
         reg.get("%")
@@ -470,7 +472,9 @@ def test_cli_show(populated):
     res = CliRunner().invoke(cli, ["show", train, "--runs-dir", str(runs)])
     assert "measured on TRAIN (in-sample)" in res.output
     # its audit failed: the Sharpe of 11.2 is not shown bare
-    assert f"!! look-ahead audit FAIL (a leak was found): do not trust these metrics; `exitcore report {train}`" in res.output
+    # the hint's command finds the run: with the --runs-dir it was shown from (not the default)
+    assert (f"!! look-ahead audit FAIL (a leak was found): do not trust these metrics; `exitcore report {train} "
+            f"--runs-dir {runs}` has the details") in res.output
     # a plugin evaluator's FAIL is that evaluator's, not a leak found by the look-ahead audit
     with Registry(runs) as reg:
         plugin_fail = reg.create_run("v4_no_lookahead", "cfgp", "datap", seed=0)

@@ -16,19 +16,43 @@ def experiments() -> None:
 @experiments_option
 @click.pass_obj
 def list_(session) -> None:
-    """List the experiments: name, what it extends, description."""
+    """List the experiments: name, what it extends, description.
+
+    An experiment whose `extends` chain is broken (an unknown parent, a cycle) is listed with
+    `!!` before its name and its error on stderr, and the command exits 2, as `show` and
+    `check` do for it; `exitcore experiments check` validates everything else.
+    """
+    from exitcore.errors import ConfigError
+    from exitcore.experiments import lineage
+
     file = session.experiments_file()
     if not file.names:
         click.echo(f"{file.path}: no experiments defined")
         return
-    width = max(len(n) for n in file.names)
+    broken: dict[str, ConfigError] = {}
+    for name in file.names:
+        try:
+            lineage(file, name)
+        except ConfigError as exc:
+            broken[name] = exc
+    width = max(len(n) for n in file.names) + (3 if broken else 0)
     click.echo(f"{'name':<{width}}  {'extends':<16}  description")
     for name in file.names:
         table = file.experiments[name]
         desc = str(table.get("description", "")).strip().splitlines()
-        click.echo(f"{name:<{width}}  {str(table.get('extends', '-')):<16}  {desc[0] if desc else ''}")
+        shown = ("!! " if name in broken else "   " if broken else "") + name
+        click.echo(f"{shown:<{width}}  {str(table.get('extends', '-')):<16}  {desc[0] if desc else ''}")
     if file.budgets:
         click.echo(f"\nbudgets (--budget): {', '.join(file.budgets)}")
+    if broken:
+        problems: dict[object, tuple[str, str]] = {}
+        for exc in broken.values():
+            for where, message in exc.problems:
+                # a cycle is met from each of its members: report it once
+                cycle = message.removeprefix("extends cycle: ")
+                problems.setdefault(frozenset(cycle.split(" -> ")) if cycle != message else (where, message),
+                                    (where, message))
+        raise ConfigError(list(problems.values()), str(file.path))
 
 
 @experiments.command("show")

@@ -651,6 +651,28 @@ def test_compare_names_a_purge_gap_difference_as_the_cause_of_different_splits(t
     assert "purge gaps" not in " ".join(warnings([view("a", 112, "2016-10-25 04:00"), moved]))
 
 
+def test_compare_warns_when_the_runs_manage_different_trades(tmp_path):
+    """Runs of different entry strategies (927 against 2,363 trades) were compared without a
+    word: their numbers measure the entries too. The warning names each run's count and entry."""
+    from exitcore.compare import RunView, as_table, warnings
+
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+
+    def view(run_id, entry, n_trades):
+        return RunView(run_id, run_id, tmp_path, "x", "h", splits, {"entry": entry}, {"n_trades": n_trades}, 112)
+
+    donchian = {"name": "donchian", "params": {"period": 20}}
+    out = warnings([view("a", donchian, 927), view("b", {"name": "ma_cross"}, 2363)])
+    assert out == ["DIFFERENT TRADES: these runs manage different trade sets (a: 927 trades from donchian(period=20), "
+                   "b: 2363 trades from ma_cross); their numbers compare the entries as well as the exits"]
+    assert warnings([view("a", donchian, 927), view("b", donchian, 927)]) == []
+    # the same strategy with other parameters, or the same one giving other counts, differs too
+    assert warnings([view("a", donchian, 927), view("b", {"name": "donchian", "params": {"period": 30}}, 927)])
+    assert warnings([view("a", donchian, 927), view("b", donchian, 900)])[0].startswith("DIFFERENT TRADES:")
+    # the table opens with it (--json's warnings and --csv's stderr are this same list)
+    assert f"!! {out[0]}" in as_table([view("a", donchian, 927), view("b", {"name": "ma_cross"}, 2363)])
+
+
 # --------------------------------------------------------------------------- damaged and read-only registries
 
 

@@ -52,8 +52,10 @@ def test_a_file_without_experiments_fails_the_check(tmp_path, host, content):
     path.write_text(content)
     ok, problems = check_all(load_file(path), host)
     assert ok == [] and problems == [("", "defines no experiments: add an [experiments.NAME] table (see docs/experiments.md)")]
+    # the command line reads it layered over exitcore's shipped experiments, checked under it
     result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
-    assert result.exit_code == 2 and result.output.startswith(f"error: {path}: defines no experiments"), result.output
+    assert result.exit_code == 0 and result.output.startswith(f"{path} (layered over exitcore's shipped "), result.output
+    assert "4 experiments OK (v1, v2_exit_guards, v3, v4_no_lookahead)" in result.output
 
 
 def test_a_split_broken_by_set_blames_the_override_and_names_each_value_s_origin(host):

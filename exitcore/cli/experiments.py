@@ -44,6 +44,7 @@ def list_(session) -> None:
         click.echo(f"{shown:<{width}}  {str(table.get('extends', '-')):<16}  {desc[0] if desc else ''}")
     if file.budgets:
         click.echo(f"\nbudgets (--budget): {', '.join(file.budgets)}")
+    _say_layers(file)
     if broken:
         problems: dict[object, tuple[str, str]] = {}
         for exc in broken.values():
@@ -52,7 +53,20 @@ def list_(session) -> None:
                 cycle = message.removeprefix("extends cycle: ")
                 problems.setdefault(frozenset(cycle.split(" -> ")) if cycle != message else (where, message),
                                     (where, message))
-        raise ConfigError(list(problems.values()), str(file.path))
+        raise file.error(list(problems.values()))
+
+
+def _say_layers(file) -> None:
+    """Which experiments and budgets are the user's and which exitcore's shipped ones, and which
+    shipped definitions the user's file replaces (its own win)."""
+    if file.base is None:
+        return
+    own = [n for n in [*file.names, *file.budgets] if f"experiments.{n}" not in file.from_base
+           and f"budgets.{n}" not in file.from_base]
+    click.echo(f"from {file.path}: {', '.join(own) or 'no experiment or budget'}; the others are exitcore's "
+               f"shipped ones ({file.base})")
+    if file.replaced:
+        click.echo(f"note: {file.path} replaces the shipped {', '.join(file.replaced)} (its definitions win)")
 
 
 @experiments.command("show")
@@ -70,13 +84,15 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
     """
     from exitcore.experiments import resolve
 
-    resolved = resolve(session.experiments_file(), name, session.host(), budget=budget, overrides=overrides)
+    file = session.experiments_file()
+    resolved = resolve(file, name, session.host(), budget=budget, overrides=overrides)
     if as_json:
         from exitcore.cli.output import echo_json
 
         echo_json(resolved.to_dict())
     else:
-        click.echo(f"# {resolved.name} from {resolved.source}, config hash {resolved.config_hash()}")
+        replaces = " (replacing the shipped definition)" if f"experiments.{resolved.name}" in file.replaced else ""
+        click.echo(f"# {resolved.name} from {resolved.source}{replaces}, config hash {resolved.config_hash()}")
         click.echo(resolved.to_toml(), nl=False)
 
 
@@ -93,18 +109,18 @@ def check(session, build: bool) -> None:
     Without --build the check resolves the configuration only (names, types, values); a
     plugin's build() and tensor functions first run in `exitcore run` or `audit`.
     """
-    from exitcore.errors import ConfigError
     from exitcore.experiments import check_all
 
     file = session.experiments_file()
     ok, problems = check_all(file, session.host())
     if problems:
-        raise ConfigError(problems, str(file.path))
+        raise file.error(problems)
     if build:
         failed = [_located(name, why) for name in ok if (why := _build_and_step(file, name, session.host()))]
         if failed:
-            raise ConfigError(failed, str(file.path))
-    click.echo(f"{file.path}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
+            raise file.error(failed)
+    over = f" (layered over exitcore's shipped {file.base})" if file.base is not None else ""
+    click.echo(f"{file.path}{over}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
 
 
 def _located(name: str, message: str) -> tuple[str, str]:

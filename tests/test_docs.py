@@ -90,3 +90,13 @@ def test_the_parameter_validators_listed_are_exitcore_params():
               and n not in ("FieldError",)}
     public |= {n for n, v in vars(params).items() if typing.get_origin(v) is typing.Annotated}  # AnyFloat
     assert listed == public, (listed ^ public)
+
+
+@pytest.mark.parametrize("doc", ["plugins.md", "experiments.md", "evaluation.md"])
+def test_the_docs_cite_no_file_outside_the_repository(doc):
+    """design.md is not in the repository: a citation of it ("design.md §2") sends the reader
+    nowhere; the docs point at the repository's own docs instead."""
+    text = (ROOT / "docs" / doc).read_text()
+    assert "design.md" not in text
+    for target in re.findall(r"docs/([\w-]+\.md)", text) + re.findall(r"\]\(([\w-]+\.md)\)", text):
+        assert (ROOT / "docs" / target).is_file(), target

@@ -100,3 +100,16 @@ def test_the_docs_cite_no_file_outside_the_repository(doc):
     assert "design.md" not in text
     for target in re.findall(r"docs/([\w-]+\.md)", text) + re.findall(r"\]\(([\w-]+\.md)\)", text):
         assert (ROOT / "docs" / target).is_file(), target
+
+
+def test_the_run_attributes_the_docs_list_are_the_real_ones():
+    """docs/plugins.md said the run "carries its id, directory" (read as `run.id`, `run.dir`):
+    its table lists the exact attributes, and every one exists on RunInfo, and every field too."""
+    import attrs
+
+    from exitcore.runner import RunInfo
+
+    text = PLUGINS_DOC.read_text()
+    documented = set(re.findall(r"^\| `run\.(\w+)` \|", text, re.M))
+    real = {f.name for f in attrs.fields(RunInfo)} | {n for n, v in vars(RunInfo).items() if isinstance(v, property)}
+    assert documented == real

@@ -113,3 +113,17 @@ def test_the_run_attributes_the_docs_list_are_the_real_ones():
     documented = set(re.findall(r"^\| `run\.(\w+)` \|", text, re.M))
     real = {f.name for f in attrs.fields(RunInfo)} | {n for n, v in vars(RunInfo).items() if isinstance(v, property)}
     assert documented == real
+
+
+def test_the_audit_example_runs_and_its_assertion_bites(monkeypatch):
+    """The "Testing a plugin" audit example is a real test: it passes on v4 and fails on the
+    deliberately leaky v3 (the same block with the name changed)."""
+    block = next(b for b in _python_blocks(PLUGINS_DOC.read_text()) if "audit_experiment" in b)
+    monkeypatch.chdir(ROOT)  # it reads ./experiments.toml
+    scope: dict = {}
+    exec(compile(block, "docs/plugins.md", "exec"), scope)
+    scope["test_my_experiment_does_not_look_ahead"]()
+    leaky: dict = {}
+    exec(compile(block.replace('"v4_no_lookahead"', '"v3"'), "docs/plugins.md", "exec"), leaky)
+    with pytest.raises(AssertionError, match="leaky_next_move"):
+        leaky["test_my_experiment_does_not_look_ahead"]()

@@ -6,6 +6,7 @@ experiment the same way through :func:`assemble`, so "what the agent saw" is def
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import attrs
@@ -18,7 +19,7 @@ from exitcore.data.bars import Bars, Trades
 from exitcore.env.components import EnvComponents, build_components
 from exitcore.env.vec_env import VecExitEnv
 from exitcore.episodes import MarketTensors, TradeTable
-from exitcore.errors import ExitcoreError, PluginError
+from exitcore.errors import ExitcoreError, ExitcoreWarning, PluginError
 
 
 @attrs.frozen(eq=False)
@@ -81,6 +82,30 @@ def run_entry(resolved: Any, bars: Bars) -> Trades:
     return trades
 
 
+#: a stop or target farther than this fraction of the price is taken for pips, not price units
+PIPS_SUSPECT_FRACTION = 0.2
+
+
+def warn_if_pips(trades: Trades, bars: Bars, where: str) -> None:
+    """Warn when stop or target distances look like pips rather than price units: farther from
+    the fill than :data:`PIPS_SUSPECT_FRACTION` of the signal bar's close (20 pips written as
+    ``20.0`` on EURUSD at 1.1 is 1,800 % of the price). Not an error: a strategy may mean it."""
+    f = trades.frame
+    if len(f) == 0:
+        return
+    close = bars.frame["close"].to_numpy(np.float64)[f["signal_bar"].to_numpy()]
+    for col in ("stop_dist", "target_dist"):
+        ratio = f[col].to_numpy(np.float64) / np.abs(close)
+        far = ratio > PIPS_SUSPECT_FRACTION
+        if far.any():
+            i = int(np.argmax(far))
+            warnings.warn(
+                f"{where}: {int(far.sum()):,} of {len(f):,} trades have a {col} above "
+                f"{PIPS_SUSPECT_FRACTION:.0%} of the price (row {i}: {f[col].iloc[i]:g} at a close of {close[i]:g}); "
+                f"distances are in price units, not pips: 20 pips is {20 * bars.pip_size:g} here (pip size "
+                f"{bars.pip_size:g})", ExitcoreWarning, stacklevel=2)
+
+
 def check_trades(trades: Trades, n_bars: int) -> list[str]:
     """What is wrong with an entry strategy's trades (empty when nothing is)."""
     f = trades.frame
@@ -95,7 +120,11 @@ def check_trades(trades: Trades, n_bars: int) -> list[str]:
         problems.append(f"{int(((s < 0) | (s >= n_bars)).sum())} signal_bar value(s) outside 0..{n_bars - 1}")
     elif (np.diff(s) < 0).any():
         problems.append("rows are not sorted by signal_bar")
-    if not np.isin(d, (-1, 1)).all():
+    if not np.issubdtype(d.dtype, np.integer):
+        # as signal_bar: an id, not a quantity (a float 1.0 passing would let 0.5 pass as well)
+        problems.append(f"direction must be an integer column (+1 long, -1 short), got dtype {d.dtype}: "
+                        "cast it with .astype('int64')")
+    elif not np.isin(d, (-1, 1)).all():
         problems.append(f"direction must be +1 or -1, got {sorted(set(np.unique(d).tolist()) - {-1, 1})[:5]}")
     for col in ("stop_dist", "target_dist"):
         v = f[col].to_numpy(dtype=np.float64)
@@ -124,6 +153,7 @@ def assemble(
     device = torch.device(device)
     if trades is None:
         trades = run_entry(resolved, bars)
+        warn_if_pips(trades, bars, f"{resolved.entry.path}: entry strategy {resolved.entry.name!r}")
     if market is None:
         market = MarketTensors.from_bars(bars, atr_period=cfg.env.atr_period, max_gap_bars=cfg.data.max_gap_bars, device=device)
     costs = CostModel.from_config(cfg.costs, market.pip_size)

@@ -66,7 +66,7 @@ class RunView:
 
 def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
     """Find each ref's finished run and recompute its out-of-sample metrics."""
-    from exitcore.registry import AmbiguousName, RegistryError
+    from exitcore.registry import AmbiguousName, RegistryError, runs_dir_words
 
     views = []
     for ref in refs:
@@ -99,7 +99,7 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
             if record is None:
                 statuses = sorted({r.status for r in registry.list(experiment=name)})
                 raise RegistryError(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
-                                    f"wait for it or run `exitcore run {name}`")
+                                    f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
         record = registry.require_done(record.id)
         views.append(_view(ref, record, registry.path_of(record)))
     return views
@@ -220,7 +220,33 @@ def warnings(views: list[RunView]) -> list[str]:
                         "max_bars + the longest feature lookback, or split.purge_bars); run the others with "
                         f"--set split.purge_bars={widest} to test on the same period")
         out.append(message)
+    trades = _different_trades(views)
+    if trades:
+        out.append(trades)
     return out
+
+
+def _entry_words(config: dict[str, Any]) -> str:
+    """A run's entry strategy as written in its frozen config: ``donchian`` or
+    ``ma_cross(fast=10, slow=40)`` (its parameters, when it has any)."""
+    entry = config.get("entry") or {}
+    params = entry.get("params") or {}
+    args = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{entry.get('name', '?')}({args})" if args else str(entry.get("name", "?"))
+
+
+def _different_trades(views: list[RunView]) -> str | None:
+    """The DIFFERENT TRADES warning when the runs manage different trade sets: other entry
+    strategies (or parameters), or another number of trades on the evaluated split. The exit
+    agent's numbers then also measure the entries, not only the exits."""
+    entries = [_entry_words(v.config) for v in views]
+    counts = [v.metrics.get("n_trades") for v in views]
+    if len(set(entries)) == 1 and len(set(counts)) == 1:
+        return None
+    each = ", ".join(f"{v.run_id}: {n if n is not None else '?'} trades from {e}"
+                     for v, n, e in zip(views, counts, entries))
+    return (f"DIFFERENT TRADES: these runs manage different trade sets ({each}); their numbers compare the "
+            "entries as well as the exits")
 
 
 def config_differences(views: list[RunView]) -> list[tuple[str, list[Any]]]:

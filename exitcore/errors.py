@@ -6,6 +6,7 @@ line (no traceback) and exits with status 2. Everything else is a bug and keeps 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -34,14 +35,22 @@ class ConfigError(ExitcoreError):
     ``path: message`` so the user can find the key in the file.
     """
 
-    def __init__(self, problems: list[tuple[str, str]], source: str | None = None):
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None,
+                 source_of: Callable[[str], str] | None = None):
         self.problems = list(problems)
         self.source = source
+        #: the file a problem's path was written in, where several files were read together
+        #: (a user's experiments file layered over exitcore's own): else ``source``
+        self.source_of = source_of
         super().__init__(self._render())
 
     def _render(self) -> str:
-        prefix = f"{self.source}: " if self.source else ""
-        return "\n".join(f"{prefix}{path}: {msg}" if path else f"{prefix}{msg}" for path, msg in self.problems)
+        lines = []
+        for path, msg in self.problems:
+            source = self.source_of(path) if self.source_of is not None and path else self.source
+            prefix = f"{source}: " if source else ""
+            lines.append(f"{prefix}{path}: {msg}" if path else f"{prefix}{msg}")
+        return "\n".join(lines)
 
 
 class PluginError(ExitcoreError):

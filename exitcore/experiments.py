@@ -71,11 +71,39 @@ class ExperimentsFile:
     defaults: dict[str, Any]
     experiments: dict[str, dict[str, Any]]
     budgets: dict[str, dict[str, Any]]
+    #: the file layered under ``path`` (exitcore's shipped experiments.toml; see
+    #: :func:`load_experiments`), or None when ``path`` was read alone
+    base: Path | None = None
+    #: the tables that came from ``base``: ``"experiments.v1"``, ``"budgets.quick"``
+    from_base: frozenset[str] = frozenset()
+    #: ``path``'s own ``[defaults]`` (to tell which file wrote a default)
+    own_defaults: dict[str, Any] | None = None
+    #: the tables of ``base`` that ``path`` defines differently (``path``'s win)
+    replaced: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        """Experiment names in file order."""
+        """Experiment names in file order (the shipped ones first when layered)."""
         return list(self.experiments)
+
+    def file_of(self, where: str) -> Path:
+        """The file the TOML path ``where`` (``experiments.v4_no_lookahead.ppo.n_envs``,
+        ``defaults.split.test``) was written in: ``base`` for what came from it, else ``path``."""
+        if self.base is None:
+            return self.path
+        tokens = [t for t, _ in _PATH_TOKEN.findall(where.split(" ")[0])]
+        if tokens[:1] == ["defaults"]:
+            node: Any = self.own_defaults or {}
+            for tok in tokens[1:]:
+                if not isinstance(node, dict) or tok not in node:
+                    return self.base
+                node = node[tok]
+            return self.path
+        return self.base if ".".join(tokens[:2]) in self.from_base else self.path
+
+    def error(self, problems: list[tuple[str, str]]) -> ConfigError:
+        """A :class:`ConfigError` whose every problem names the file its path was written in."""
+        return ConfigError(problems, str(self.path), lambda where: str(self.file_of(where)))
 
     def resolve_name(self, name: str) -> str:
         """The full experiment name for ``name``: exact, else a unique prefix (``v4``).
@@ -88,14 +116,12 @@ class ExperimentsFile:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise ConfigError([("", f"experiment {name!r} is ambiguous: it could be {', '.join(matches)}")], str(self.path))
+            raise self.error([("", f"experiment {name!r} is ambiguous: it could be {', '.join(matches)}")])
         # names are case-sensitive; a different case (V4) is suggested, not taken
         folded = [n for n in self.names if n.lower().startswith(name.lower())]
         close = folded[:3] or difflib.get_close_matches(name, self.names, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            [("", f"unknown experiment {name!r}{hint} (available: {', '.join(self.names) or 'none'})")], str(self.path)
-        )
+        raise self.error([("", f"unknown experiment {name!r}{hint} (available: {', '.join(self.names) or 'none'})")])
 
     def resolve_budget(self, name: str) -> str:
         """The budget named ``name``; unknown names list the available ones."""
@@ -103,9 +129,12 @@ class ExperimentsFile:
             return name
         close = difflib.get_close_matches(name, list(self.budgets), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            [("", f"unknown budget {name!r}{hint}; available: {', '.join(self.budgets) or 'none'}")], str(self.path)
-        )
+        raise self.error([("", f"unknown budget {name!r}{hint}; available: {', '.join(self.budgets) or 'none'}")])
+
+
+#: exitcore's own experiments (v1-v4, the budgets): the file in the checkout exitcore is installed
+#: from (an editable install); a user's file is layered over it (:func:`load_experiments`)
+SHIPPED_FILE = Path(__file__).resolve().parents[1] / FILE_NAME
 
 
 def find_file(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -118,7 +147,7 @@ def find_file(explicit: str | os.PathLike[str] | None = None) -> Path:
         candidates.append(Path(os.environ[FILE_ENV]))
     else:
         candidates.append(Path.cwd() / FILE_NAME)
-        candidates.append(Path(__file__).resolve().parents[1] / FILE_NAME)
+        candidates.append(SHIPPED_FILE)
     for path in candidates:
         if path.is_file():
             return path
@@ -157,6 +186,65 @@ def load_file(path: str | os.PathLike[str]) -> ExperimentsFile:
         experiments=raw.get("experiments", {}),
         budgets=raw.get("budgets", {}),
     )
+
+
+def load_experiments(path: str | os.PathLike[str] | None = None) -> ExperimentsFile:
+    """The experiments the command line sees: the file :func:`find_file` finds for ``path``
+    (``path`` itself when given), layered over exitcore's shipped experiments.toml.
+
+    A user's file adds to the shipped experiments and budgets instead of replacing them, so
+    ``extends = "v4_no_lookahead"`` and ``--budget quick`` work from any directory. Its
+    ``[defaults]`` merge key by key over the shipped ones (arrays are replaced whole), and
+    where it defines an experiment or budget the shipped file defines too, its definition
+    wins (also for a shipped experiment that extends that name); ``experiments list`` marks
+    those. The shipped file read on its own, or no shipped file (exitcore installed without
+    its checkout), gives the file alone. Problems name the file each key was written in.
+    """
+    top = load_file(find_file(path))
+    if not SHIPPED_FILE.is_file() or _same_file(top.path, SHIPPED_FILE):
+        return top
+    return layer(load_file(SHIPPED_FILE), top)
+
+
+def layer(base: ExperimentsFile, top: ExperimentsFile) -> ExperimentsFile:
+    """``top`` layered over ``base`` (see :func:`load_experiments`)."""
+    from_base = {f"{table}.{name}" for table in ("experiments", "budgets")
+                 for name in getattr(base, table) if name not in getattr(top, table)}
+    replaced = tuple(f"{table}.{name}" for table in ("experiments", "budgets") for name, value in getattr(top, table).items()
+                     if name in getattr(base, table) and getattr(base, table)[name] != value)
+    return ExperimentsFile(
+        path=top.path,
+        defaults=_deep_merge(base.defaults, top.defaults),
+        experiments={**base.experiments, **top.experiments},
+        budgets={**base.budgets, **top.budgets},
+        base=base.path,
+        from_base=frozenset(from_base),
+        own_defaults=top.defaults,
+        replaced=replaced,
+    )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def _shipped_hint(file: ExperimentsFile, parent: str) -> str:
+    """For an ``extends`` naming one of the shipped experiments in a file read alone: how to
+    read it layered over them (``load_file`` reads one file only)."""
+    if file.base is not None or not SHIPPED_FILE.is_file() or _same_file(file.path, SHIPPED_FILE):
+        return ""
+    try:
+        shipped = load_file(SHIPPED_FILE).experiments
+    except ExitcoreError:
+        return ""
+    if parent not in shipped:
+        return ""
+    return (f"; it is one of exitcore's shipped experiments ({SHIPPED_FILE}): read this file with "
+            "exitcore.experiments.load_experiments(path), which layers it over them, as the command line does "
+            "(load_file reads one file)")
 
 
 def _read_utf8(path: Path) -> str:
@@ -198,14 +286,14 @@ def lineage(file: ExperimentsFile, name: str) -> list[str]:
             break
         where = f"experiments.{chain[-1]}.extends"
         if not isinstance(parent, str):
-            raise ConfigError([(where, f"expected an experiment name, got {parent!r}")], str(file.path))
+            raise file.error([(where, f"expected an experiment name, got {parent!r}")])
         if parent not in file.experiments:
             close = difflib.get_close_matches(parent, file.names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError([(where, f"unknown experiment {parent!r}{hint}")], str(file.path))
+            raise file.error([(where, f"unknown experiment {parent!r}{hint}{_shipped_hint(file, parent)}")])
         if parent in chain:
             cycle = " -> ".join([*chain[chain.index(parent) :], parent])
-            raise ConfigError([(where, f"extends cycle: {cycle}")], str(file.path))
+            raise file.error([(where, f"extends cycle: {cycle}")])
         chain.append(parent)
     return chain[::-1]
 
@@ -268,7 +356,7 @@ def compose(
     parsed = [(text, parse_override(text)) for text in overrides]
     for text, (tokens, _value) in parsed:
         if tokens and tokens[0] in NOT_SETTABLE:  # compose writes them last: a --set would vanish
-            raise ConfigError([(f"--set {text.partition('=')[0].strip()}", NOT_SETTABLE[str(tokens[0])])], str(file.path))
+            raise file.error([(f"--set {text.partition('=')[0].strip()}", NOT_SETTABLE[str(tokens[0])])])
     parsed.sort(key=lambda item: 0 if _names_component(item[1][0]) else 1)  # stable otherwise
     for text, (tokens, value) in parsed:
         resets = []
@@ -555,7 +643,7 @@ def resolve(
     merged, layers = compose(file, name, budget, overrides, data)
     full = merged["name"]
     leaf = f"experiments.{full}"
-    source = str(file.path)
+    source = str(file.file_of(leaf))  # the file that defines the experiment
     problems: list[tuple[str, str]] = []
     try:
         config = converter.structure(merged, ExperimentConfig)
@@ -616,7 +704,7 @@ def resolve(
     if not config.rewards and "rewards" not in broken:
         problems.append((origin_of(layers, ".rewards", leaf), "an experiment needs at least one reward term"))
     if problems:
-        raise ConfigError(problems, source)
+        raise file.error(problems)
     assert entry is not None and policy is not None
 
     # Freeze every component's full parameters (defaults filled in) into the config.

@@ -234,22 +234,29 @@ def register_commands(cli: Any) -> None:
 
 @hookspec
 def run_started(run: Any) -> None:
-    """A run is about to train. ``run`` is a :class:`exitcore.runner.RunInfo` (id, directory,
-    resolved experiment). Return value ignored; an exception aborts the run (recorded
-    ``failed``, the message naming the plugin)."""
+    """A run is about to train. ``run`` is a frozen :class:`exitcore.runner.RunInfo`, the same
+    object in ``iteration_end`` and ``run_finished``: ``run.run_id`` (str), ``run.run_dir``
+    (:class:`pathlib.Path`), ``run.resolved`` (the
+    :class:`~exitcore.experiments.ResolvedExperiment`), ``run.experiment`` (shorthand for
+    ``run.resolved.config``) and ``run.data_hash`` (str). Return value ignored; an exception
+    aborts the run (recorded ``failed``, the message naming the plugin)."""
 
 
 @hookspec
 def iteration_end(run: Any, update: int, metrics: dict[str, Any]) -> None:
     """One PPO update finished. ``metrics`` is the update's log record (the same dict that is
-    written to the run's ``train_log.jsonl``). Use it for custom logging or early stopping
-    (raise :class:`exitcore.errors.ExitcoreError` to stop the run: the last complete update is
-    checkpointed, the run is recorded ``failed`` with the message and the plugin's name, and it
-    is not evaluated). Return value ignored."""
+    written to the run's ``train_log.jsonl``); ``run`` is the :class:`exitcore.runner.RunInfo`
+    of ``run_started``. Use it for custom logging. Raising (an
+    :class:`exitcore.errors.ExitcoreError` or anything else) aborts the run, it does not end
+    training early: the last complete update is checkpointed, the run is recorded ``failed``
+    with the message and the plugin's name, it is not evaluated and cannot be resumed. No
+    return value or exception ends training early and still evaluates: set
+    ``ppo.total_timesteps`` to train less. Return value ignored."""
 
 
 @hookspec
 def run_finished(run: Any, status: str, results: dict[str, Any]) -> None:
-    """A run ended with ``status`` (``done``, ``failed`` or ``interrupted``); ``results`` holds
+    """A run ended with ``status`` (``done``, ``failed`` or ``interrupted``); ``run`` is the
+    :class:`exitcore.runner.RunInfo` of ``run_started``; ``results`` holds
     the evaluation metrics when ``status == "done"`` and is empty otherwise. The run is recorded
     before this is called: an exception here is printed as a warning and changes nothing."""

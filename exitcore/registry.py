@@ -710,7 +710,7 @@ class Registry:
             ids = [r[0] for r in self._conn.execute("SELECT id FROM runs ORDER BY seq").fetchall()]
         close = [i for i in ids if ref and ref in i][:3]
         close += [i for i in difflib.get_close_matches(ref, ids, n=3, cutoff=0.5) if i not in close]
-        hint = f"; did you mean {', '.join(close[:3])}?" if close else ("; `exitcore runs` lists them" if ids else "")
+        hint = f"; did you mean {', '.join(close[:3])}?" if close else (f"; `exitcore runs{runs_dir_words(self.runs_dir)}` lists them" if ids else "")
         return RegistryError(f"unknown run {ref!r} in {self.runs_dir}{hint}")
 
     def get(self, ref: str, *, exact: bool = False) -> RunRecord:

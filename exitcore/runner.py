@@ -392,10 +392,20 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
         registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
         host.run_finished(info, "failed", {})
         if isinstance(exc, (ExitcoreError, OSError)):  # OSError: a vanished directory, a refused path
-            # the trainer's notes say where the last good state went (a diverged run's checkpoint)
-            notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
-            raise RunFailed(f"run {info.run_id} failed while {doing}: {exc}{notes}") from exc
+            raise RunFailed(f"run {info.run_id} failed while {doing}: {with_notes(exc)}") from exc
         raise
+
+
+def with_notes(exc: BaseException) -> str:
+    """``exc``'s message with its notes appended as ``; note`` clauses: the trainer's notes say
+    where the last good state went (a diverged run's checkpoint). A message that ends its
+    sentence (the compiled-step mismatch's "... to train eagerly.") loses its full stop first,
+    so the clauses continue the sentence instead of following ``.;``."""
+    text = str(exc)
+    notes = getattr(exc, "__notes__", ())
+    if notes:
+        text = text.rstrip().removesuffix(".") + "".join(f"; {note}" for note in notes)
+    return text
 
 
 def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: Any) -> Any:

@@ -90,3 +90,40 @@ def test_the_parameter_validators_listed_are_exitcore_params():
               and n not in ("FieldError",)}
     public |= {n for n, v in vars(params).items() if typing.get_origin(v) is typing.Annotated}  # AnyFloat
     assert listed == public, (listed ^ public)
+
+
+@pytest.mark.parametrize("doc", ["plugins.md", "experiments.md", "evaluation.md"])
+def test_the_docs_cite_no_file_outside_the_repository(doc):
+    """design.md is not in the repository: a citation of it ("design.md §2") sends the reader
+    nowhere; the docs point at the repository's own docs instead."""
+    text = (ROOT / "docs" / doc).read_text()
+    assert "design.md" not in text
+    for target in re.findall(r"docs/([\w-]+\.md)", text) + re.findall(r"\]\(([\w-]+\.md)\)", text):
+        assert (ROOT / "docs" / target).is_file(), target
+
+
+def test_the_run_attributes_the_docs_list_are_the_real_ones():
+    """docs/plugins.md said the run "carries its id, directory" (read as `run.id`, `run.dir`):
+    its table lists the exact attributes, and every one exists on RunInfo, and every field too."""
+    import attrs
+
+    from exitcore.runner import RunInfo
+
+    text = PLUGINS_DOC.read_text()
+    documented = set(re.findall(r"^\| `run\.(\w+)` \|", text, re.M))
+    real = {f.name for f in attrs.fields(RunInfo)} | {n for n, v in vars(RunInfo).items() if isinstance(v, property)}
+    assert documented == real
+
+
+def test_the_audit_example_runs_and_its_assertion_bites(monkeypatch):
+    """The "Testing a plugin" audit example is a real test: it passes on v4 and fails on the
+    deliberately leaky v3 (the same block with the name changed)."""
+    block = next(b for b in _python_blocks(PLUGINS_DOC.read_text()) if "audit_experiment" in b)
+    monkeypatch.chdir(ROOT)  # it reads ./experiments.toml
+    scope: dict = {}
+    exec(compile(block, "docs/plugins.md", "exec"), scope)
+    scope["test_my_experiment_does_not_look_ahead"]()
+    leaky: dict = {}
+    exec(compile(block.replace('"v4_no_lookahead"', '"v3"'), "docs/plugins.md", "exec"), leaky)
+    with pytest.raises(AssertionError, match="leaky_next_move"):
+        leaky["test_my_experiment_does_not_look_ahead"]()

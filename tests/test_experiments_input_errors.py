@@ -52,8 +52,10 @@ def test_a_file_without_experiments_fails_the_check(tmp_path, host, content):
     path.write_text(content)
     ok, problems = check_all(load_file(path), host)
     assert ok == [] and problems == [("", "defines no experiments: add an [experiments.NAME] table (see docs/experiments.md)")]
+    # the command line reads it layered over exitcore's shipped experiments, checked under it
     result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
-    assert result.exit_code == 2 and result.output.startswith(f"error: {path}: defines no experiments"), result.output
+    assert result.exit_code == 0 and result.output.startswith(f"{path} (layered over exitcore's shipped "), result.output
+    assert "4 experiments OK (v1, v2_exit_guards, v3, v4_no_lookahead)" in result.output
 
 
 def test_a_split_broken_by_set_blames_the_override_and_names_each_value_s_origin(host):
@@ -95,3 +97,17 @@ def test_values_written_together_are_blamed_on_the_rule_s_own_field(tmp_path, ho
     with pytest.raises(ConfigError) as exc:
         resolve(load_file(path), "a", host)
     assert [p for p, _ in exc.value.problems] == ["experiments.a.ppo.batch_size"]
+
+
+def test_list_marks_an_experiment_whose_extends_is_broken_and_exits_2(tmp_path):
+    """`list` exited 0 and listed an experiment extending an unknown one, which `show` and
+    `check` refuse: it now marks it, says why on stderr and exits 2, as they do."""
+    path = tmp_path / "experiments.toml"
+    path.write_text('[experiments.fine]\ndescription = "ok"\n[experiments.mine]\nextends = "v4_no_lookahed"\n'
+                    '[experiments.x]\nextends = "y"\n[experiments.y]\nextends = "x"\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "list"])
+    assert result.exit_code == 2, result.output
+    rows = {line[3:].split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}  # "!! " or "   " first
+    assert rows["mine"].startswith("!! mine") and rows["x"].startswith("!! x") and rows["fine"].startswith("   fine")
+    assert f"{path}: experiments.mine.extends: unknown experiment 'v4_no_lookahed'" in result.stderr
+    assert result.stderr.count("extends cycle") == 1  # met from x and from y: reported once

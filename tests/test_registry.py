@@ -171,8 +171,10 @@ def test_prefix_lookup_and_errors(reg):
         reg.get(a[:-1] + "z")
     with pytest.raises(RegistryError, match="unknown run"):
         reg.get(a[:-2], exact=True)
-    with pytest.raises(RegistryError, match="unknown run 'nope'"):
+    with pytest.raises(RegistryError, match="unknown run 'nope'") as exc:
         reg.mark_running("nope")
+    # the hint's command lists this registry's runs, not the default one's
+    assert str(exc.value).endswith(f"; `exitcore runs --runs-dir {reg.runs_dir}` lists them")
     # LIKE wildcards in a reference are taken literally
     with pytest.raises(RegistryError, match="unknown run"):
         reg.get("%")
@@ -470,7 +472,9 @@ def test_cli_show(populated):
     res = CliRunner().invoke(cli, ["show", train, "--runs-dir", str(runs)])
     assert "measured on TRAIN (in-sample)" in res.output
     # its audit failed: the Sharpe of 11.2 is not shown bare
-    assert f"!! look-ahead audit FAIL (a leak was found): do not trust these metrics; `exitcore report {train}`" in res.output
+    # the hint's command finds the run: with the --runs-dir it was shown from (not the default)
+    assert (f"!! look-ahead audit FAIL (a leak was found): do not trust these metrics; `exitcore report {train} "
+            f"--runs-dir {runs}` has the details") in res.output
     # a plugin evaluator's FAIL is that evaluator's, not a leak found by the look-ahead audit
     with Registry(runs) as reg:
         plugin_fail = reg.create_run("v4_no_lookahead", "cfgp", "datap", seed=0)
@@ -645,6 +649,28 @@ def test_compare_names_a_purge_gap_difference_as_the_cause_of_different_splits(t
 
     moved = attrs.evolve(moved, splits=(("train", "2015-01-01", "2017-02-20"), moved.splits[1]))
     assert "purge gaps" not in " ".join(warnings([view("a", 112, "2016-10-25 04:00"), moved]))
+
+
+def test_compare_warns_when_the_runs_manage_different_trades(tmp_path):
+    """Runs of different entry strategies (927 against 2,363 trades) were compared without a
+    word: their numbers measure the entries too. The warning names each run's count and entry."""
+    from exitcore.compare import RunView, as_table, warnings
+
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+
+    def view(run_id, entry, n_trades):
+        return RunView(run_id, run_id, tmp_path, "x", "h", splits, {"entry": entry}, {"n_trades": n_trades}, 112)
+
+    donchian = {"name": "donchian", "params": {"period": 20}}
+    out = warnings([view("a", donchian, 927), view("b", {"name": "ma_cross"}, 2363)])
+    assert out == ["DIFFERENT TRADES: these runs manage different trade sets (a: 927 trades from donchian(period=20), "
+                   "b: 2363 trades from ma_cross); their numbers compare the entries as well as the exits"]
+    assert warnings([view("a", donchian, 927), view("b", donchian, 927)]) == []
+    # the same strategy with other parameters, or the same one giving other counts, differs too
+    assert warnings([view("a", donchian, 927), view("b", {"name": "donchian", "params": {"period": 30}}, 927)])
+    assert warnings([view("a", donchian, 927), view("b", donchian, 900)])[0].startswith("DIFFERENT TRADES:")
+    # the table opens with it (--json's warnings and --csv's stderr are this same list)
+    assert f"!! {out[0]}" in as_table([view("a", donchian, 927), view("b", {"name": "ma_cross"}, 2363)])
 
 
 # --------------------------------------------------------------------------- damaged and read-only registries

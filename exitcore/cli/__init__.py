@@ -48,10 +48,11 @@ class Session:
         return self._host
 
     def experiments_file(self) -> Any:
-        """The parsed experiments file (``--experiments``, ``$EXITCORE_EXPERIMENTS`` or ./experiments.toml)."""
-        from exitcore.experiments import find_file, load_file
+        """The experiments (``--experiments``, ``$EXITCORE_EXPERIMENTS`` or ./experiments.toml),
+        layered over exitcore's shipped ones (:func:`exitcore.experiments.load_experiments`)."""
+        from exitcore.experiments import load_experiments
 
-        return load_file(find_file(self.experiments_path))
+        return load_experiments(self.experiments_path)
 
 
 class LazyGroup(click.Group):
@@ -146,8 +147,8 @@ def _stdout_closed() -> bool:
     "experiments_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Experiments file (default: $EXITCORE_EXPERIMENTS, else ./experiments.toml, else the one "
-    "in the exitcore checkout it was installed from).",
+    help="Experiments file (default: $EXITCORE_EXPERIMENTS, else ./experiments.toml), layered over "
+    "exitcore's shipped experiments: v1-v4 and the budgets stay available.",
 )
 @click.pass_context
 def cli(ctx: click.Context, experiments_path: str | None) -> None:

@@ -16,19 +16,57 @@ def experiments() -> None:
 @experiments_option
 @click.pass_obj
 def list_(session) -> None:
-    """List the experiments: name, what it extends, description."""
+    """List the experiments: name, what it extends, description.
+
+    An experiment whose `extends` chain is broken (an unknown parent, a cycle) is listed with
+    `!!` before its name and its error on stderr, and the command exits 2, as `show` and
+    `check` do for it; `exitcore experiments check` validates everything else.
+    """
+    from exitcore.errors import ConfigError
+    from exitcore.experiments import lineage
+
     file = session.experiments_file()
     if not file.names:
         click.echo(f"{file.path}: no experiments defined")
         return
-    width = max(len(n) for n in file.names)
+    broken: dict[str, ConfigError] = {}
+    for name in file.names:
+        try:
+            lineage(file, name)
+        except ConfigError as exc:
+            broken[name] = exc
+    width = max(len(n) for n in file.names) + (3 if broken else 0)
     click.echo(f"{'name':<{width}}  {'extends':<16}  description")
     for name in file.names:
         table = file.experiments[name]
         desc = str(table.get("description", "")).strip().splitlines()
-        click.echo(f"{name:<{width}}  {str(table.get('extends', '-')):<16}  {desc[0] if desc else ''}")
+        shown = ("!! " if name in broken else "   " if broken else "") + name
+        click.echo(f"{shown:<{width}}  {str(table.get('extends', '-')):<16}  {desc[0] if desc else ''}")
     if file.budgets:
         click.echo(f"\nbudgets (--budget): {', '.join(file.budgets)}")
+    _say_layers(file)
+    if broken:
+        problems: dict[object, tuple[str, str]] = {}
+        for exc in broken.values():
+            for where, message in exc.problems:
+                # a cycle is met from each of its members: report it once
+                cycle = message.removeprefix("extends cycle: ")
+                problems.setdefault(frozenset(cycle.split(" -> ")) if cycle != message else (where, message),
+                                    (where, message))
+        raise file.error(list(problems.values()))
+
+
+def _say_layers(file) -> None:
+    """Which experiments and budgets are the user's and which exitcore's shipped ones, and which
+    shipped definitions the user's file replaces (its own win)."""
+    if file.base is None:
+        return
+    own = [n for n in [*file.names, *file.budgets] if f"experiments.{n}" not in file.from_base
+           and f"budgets.{n}" not in file.from_base]
+    click.echo(f"from {file.path}: {', '.join(own) or 'no experiment or budget'}; the others are exitcore's "
+               f"shipped ones ({file.base})")
+    if file.replaced:
+        click.echo(f"note: {file.path} replaces the shipped {', '.join(file.replaced)} (its definitions win)")
 
 
 @experiments.command("show")
@@ -46,20 +84,23 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
     """
     from exitcore.experiments import resolve
 
-    resolved = resolve(session.experiments_file(), name, session.host(), budget=budget, overrides=overrides)
+    file = session.experiments_file()
+    resolved = resolve(file, name, session.host(), budget=budget, overrides=overrides)
     if as_json:
         from exitcore.cli.output import echo_json
 
         echo_json(resolved.to_dict())
     else:
-        click.echo(f"# {resolved.name} from {resolved.source}, config hash {resolved.config_hash()}")
+        replaces = " (replacing the shipped definition)" if f"experiments.{resolved.name}" in file.replaced else ""
+        click.echo(f"# {resolved.name} from {resolved.source}{replaces}, config hash {resolved.config_hash()}")
         click.echo(resolved.to_toml(), nl=False)
 
 
 @experiments.command("check")
 @click.option("--build", is_flag=True,
-              help="Also load each experiment's data, build its components and step every trade once: "
-                   "catches a plugin that fails when built or run (slower: it reads the data).")
+              help="Also load each experiment's data, build its components and evaluators, and step its "
+                   "trades with every action the masks allow: catches a plugin that fails when built or "
+                   "run (slower: it reads the data).")
 @experiments_option
 @click.pass_obj
 def check(session, build: bool) -> None:
@@ -68,18 +109,18 @@ def check(session, build: bool) -> None:
     Without --build the check resolves the configuration only (names, types, values); a
     plugin's build() and tensor functions first run in `exitcore run` or `audit`.
     """
-    from exitcore.errors import ConfigError
     from exitcore.experiments import check_all
 
     file = session.experiments_file()
     ok, problems = check_all(file, session.host())
     if problems:
-        raise ConfigError(problems, str(file.path))
+        raise file.error(problems)
     if build:
         failed = [_located(name, why) for name in ok if (why := _build_and_step(file, name, session.host()))]
         if failed:
-            raise ConfigError(failed, str(file.path))
-    click.echo(f"{file.path}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
+            raise file.error(failed)
+    over = f" (layered over exitcore's shipped {file.base})" if file.base is not None else ""
+    click.echo(f"{file.path}{over}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
 
 
 def _located(name: str, message: str) -> tuple[str, str]:
@@ -104,12 +145,12 @@ def _no_trade(entry, table, n_bars: int) -> str:
 
 
 def _build_and_step(file, name: str, host) -> str | None:
-    """Assemble experiment ``name`` on its data, step every valid trade once with HOLD (every
-    feature, mask, guard and reward term runs) and build its policy and pass those first
+    """Assemble experiment ``name`` on its data, step its trades with every action (every
+    feature, mask, guard and reward term runs, and every guard sees every action the masks
+    allow), build its evaluators as a run builds them, and build its policy and pass the first
     observations through it; the error message, or None when all worked."""
     import torch
 
-    from exitcore.actions import Action
     from exitcore.assembly import assemble
     from exitcore.data.pipeline import load_bars
     from exitcore.errors import ExitcoreError
@@ -124,11 +165,53 @@ def _build_and_step(file, name: str, host) -> str | None:
         if valid.numel() == 0:
             return _no_trade(resolved.entry, assembled.table, len(bars))
         env = assembled.make_env(valid, auto_reset=False)
-        obs, _ = env.reset(seed=0)
-        env.step(torch.full((env.n_envs,), int(Action.HOLD), dtype=torch.int64, device=env.device))
+        obs, mask = env.reset(seed=0)
+        step_every_action(env, mask)
+        _build_evaluators(resolved, assembled)
     except ExitcoreError as exc:
         return str(exc)
     return _policy_problem(resolved, obs, f"experiments.{name}.ppo.policy")
+
+
+def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
+    """Step a sweep environment (one env per trade, no resets) until every action has been
+    executed in some live row where the masks allow it, or every episode has ended, or
+    ``max_steps`` steps; return the actions never stepped (the masks never allowed them).
+
+    Row ``i`` tries action ``(i + step) % N_ACTIONS`` and holds where the mask forbids it: each
+    step covers every action at once, so a guard or reward term that fails only when EXIT (or
+    a partial exit) is chosen fails here, in a few steps, rather than after a run's training.
+    Masked actions are never stepped, as training never samples them.
+    """
+    import torch
+
+    from exitcore.actions import HOLD, N_ACTIONS
+
+    rows = torch.arange(env.n_envs, device=env.device)
+    untried = set(range(N_ACTIONS))
+    for step in range(max_steps):
+        live = ~env.state.done
+        want = (rows + step) % N_ACTIONS
+        allowed = mask.gather(1, want[:, None]).squeeze(1)
+        action = torch.where(allowed, want, torch.full_like(want, HOLD))
+        untried -= set(action[live].unique().tolist())
+        _, mask, _, _ = env.step(action)
+        if (not untried and step + 1 >= N_ACTIONS) or bool(env.state.done.all()):
+            break
+    return sorted(untried)
+
+
+def _build_evaluators(resolved, assembled) -> None:
+    """Build every evaluator with the context a run gives them (``assembled.ctx``), so one whose
+    build fails is reported here, not after a run has trained; a failure names the evaluator,
+    its plugin and its place in the experiment."""
+    from exitcore.errors import PluginError
+
+    for rc in resolved.evaluators:
+        fn = rc.build(assembled.ctx)
+        if not callable(fn):
+            raise PluginError(f"{rc.path}: evaluator {rc.name!r} from {rc.component.origin} returned "
+                              f"{type(fn).__name__} from build, expected a function evaluator(ledger, context)")
 
 
 def _policy_problem(resolved, obs, path: str) -> str | None:

@@ -34,9 +34,9 @@ def check_experiments_file(value: str) -> None:
         return
     hint = ""
     try:
-        from exitcore.experiments import find_file, load_file
+        from exitcore.experiments import load_experiments
 
-        load_file(find_file(None)).resolve_name(value)  # raises unless an experiment (or a prefix of one)
+        load_experiments(None).resolve_name(value)  # raises unless an experiment (or a prefix of one)
         hint = f"; did you mean --experiment {value}?"
     except ExitcoreError:
         pass  # not an experiment of the default file either
@@ -58,7 +58,7 @@ experiments_option = click.option(
     callback=_experiments_file,
     metavar="FILE",
     help="Experiments file (as `exitcore --experiments FILE`; default: $EXITCORE_EXPERIMENTS, else "
-    "./experiments.toml, else the one in the exitcore checkout it was installed from).",
+    "./experiments.toml; layered over exitcore's shipped experiments: v1-v4 and the budgets stay available).",
 )
 
 

@@ -173,10 +173,13 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     """
     from exitcore.cli.output import echo_json
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
+    from exitcore.registry import runs_dir_words
 
     with _open(runs_dir_for([run], runs_dir)) as registry:
         record = registry.get(run_id_of(run))
         run_path = registry.path_of(record)
+        # the commands printed below must find the run: --runs-dir unless it is the default
+        report = f"exitcore report {record.id}{runs_dir_words(registry.runs_dir)}"
     if as_json:
         echo_json({**record.to_dict(), "run_path": str(run_path)})
         return
@@ -201,7 +204,7 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     for key, value in fields:
         click.echo(f"{key:<{width}}  {value}")
     if "metrics" in record.damaged:
-        click.echo(f"metrics: damaged in the registry ({record.damaged['metrics']}); `exitcore report {record.id}` "
+        click.echo(f"metrics: damaged in the registry ({record.damaged['metrics']}); `{report}` "
                    "reads them from the run directory")
         return
     if not record.metrics:
@@ -210,7 +213,7 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     verdict = record.metrics.get("audit_verdict")
     if verdict in ("FAIL", "SUSPECT"):  # as report and compare do: the numbers below are not to be trusted
         click.echo(f"!! {describe_verdict(verdict, record.metrics.get('audit_verdict_from'), record.metrics.get('audit_why'))}: do not trust these "
-                   f"metrics; `exitcore report {record.id}` has the details")
+                   f"metrics; `{report}` has the details")
     click.echo(f"metrics (measured on {_measured_on(record.metrics)}):")
     mwidth = max(len(k) for k in record.metrics)
     currency = _account_currency(run_path)

@@ -192,20 +192,20 @@ def check_untouched(before: dict[str, Any], states: Sequence[Any], what: str) ->
     read the changed values, silently. Any in-place write counts, also one that changes no value
     on this step (a masked write that only bites later): the tensors' write counters show it."""
     for kept, st in zip(before["states"], states):
-        changed, replaced, written = [], [], False
+        changed, replaced, written = [], [], []
         for name, value in st.tensors().items():
             ref, version, copy_ = kept[name]
             if value is not ref:
                 replaced.append(name)
             elif version is not None and _version(value) != version:
-                written = True
+                written.append(name)
             if value.shape != copy_.shape or value.dtype != copy_.dtype or not (
                     torch.equal(copy_, value) or (value.dtype.is_floating_point and
                                                   torch.allclose(copy_, value, rtol=0, atol=0, equal_nan=True))):
                 changed.append(name)
         if changed or replaced or written:
             where = (f"state.{changed[0]} changed" if changed else f"state.{replaced[0]} was replaced" if replaced
-                     else "a field was written, though no value changed on this step")
+                     else f"state.{written[0]} was written, though no value changed on this step")
             raise PluginError(f"{what} wrote into the environment state in place ({where}): a component must read "
                               "the state and return new tensors, never modify its fields")
     market = before["market_obj"]

@@ -156,3 +156,19 @@ def test_a_feature_indexing_past_the_data_is_named_eager_and_compiled(needs_comp
     # k 2 -> 3: the compiled kernel's bounds check fails; the eager re-run names the feature
     with pytest.raises(PluginError, match=r"feature 'peeks_past_the_end' .* raised IndexError"):
         env.step(torch.zeros(env.n_envs, dtype=torch.int64))
+
+
+def test_the_mismatch_message_reads_as_one_sentence_with_the_trainer_s_note():
+    """A failed run prints the error with the trainer's note (where the last good state went)
+    appended; the mismatch message ends its sentence, which gave "to train eagerly.; state ..."."""
+    from exitcore.env.compile_check import check_compiled_step
+    from exitcore.runner import with_notes
+
+    t = torch.zeros(2, dtype=torch.bool)
+    with pytest.raises(CompiledStepMismatch) as info:
+        check_compiled_step((None, t), (None, ~t), "guards: 'g'")
+    info.value.add_note("state of the last complete update (0) in runs/x")
+    text = with_notes(info.value)
+    assert ".;" not in text
+    assert text.endswith('Set ppo.compile = "off" to train eagerly; state of the last complete update (0) in runs/x')
+    assert with_notes(ValueError("plain")) == "plain"  # no notes: the message as it was

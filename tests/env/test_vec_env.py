@@ -301,6 +301,8 @@ class _BadPlugin:
         register("zeroing_guard", lambda p, ctx: (lambda s, a: s.upnl.mul_(0) < 0))
         # a write that changes nothing on the first step (k = 0) and bites from decision 2 on
         register("later_guard", lambda p, ctx: (lambda s, a: s.size.masked_fill_(s.k >= 2, 0.0) < 0))
+        # a write that never changes a value (upnl * 1.0): still a write, named by its field
+        register("identity_guard", lambda p, ctx: (lambda s, a: s.upnl.mul_(1.0) < -1e9))
 
     @hookimpl
     def register_features(self, register):
@@ -336,7 +338,9 @@ class _BadPlugin:
         (dict(features=[("position", {}), ("zeroing_feature", {})]),
          r"feature 'zeroing_feature' .* wrote into the environment state in place \(state.upnl changed\)"),
         (dict(guards=[("later_guard", {})]),
-         r"exit guard 'later_guard' .* in place \(a field was written, though no value changed on this step\)"),
+         r"exit guard 'later_guard' .* in place \(state.size was written, though no value changed on this step\)"),
+        (dict(guards=[("identity_guard", {})]),
+         r"exit guard 'identity_guard' .* in place \(state.upnl was written, though no value changed on this step\)"),
         (dict(features=[("position", {}), ("bumping_feature", {})]),
          r"feature 'bumping_feature' .* wrote into the market data in place \(market.high\)"),
     ],
@@ -650,6 +654,7 @@ class _BadEntry:
 
         register("out_of_range", make([(5, 1, 0.001, 0.002), (10_000, 1, 0.001, 0.002)]))
         register("zero_direction", make([(5, 0, 0.001, 0.002)]))
+        register("float_direction", make([(5, 1.0, 0.001, 0.002), (7, -1.0, 0.001, 0.002)]))
         register("nan_stop", make([(5, 1, float("nan"), 0.002)]))
         register("unsorted", make([(9, 1, 0.001, 0.002), (5, 1, 0.001, 0.002)]))
         register("not_trades", lambda p, ctx: (lambda bars: [(5, 1)]))
@@ -660,6 +665,8 @@ class _BadEntry:
     [
         ("out_of_range", r"1 signal_bar value\(s\) outside 0..199"),
         ("zero_direction", r"direction must be \+1 or -1, got \[0\]"),
+        # an id like signal_bar, so an integer column like it (docs/plugins.md: int64)
+        ("float_direction", r"direction must be an integer column \(\+1 long, -1 short\), got dtype float64"),
         ("nan_stop", r"1 stop_dist value\(s\) not finite and > 0 \(first at row 0\)"),
         ("unsorted", r"rows are not sorted by signal_bar"),
         ("not_trades", r"returned list, expected exitcore.data.bars.Trades"),
@@ -677,6 +684,22 @@ def test_malformed_entry_trades_name_the_strategy(name, message):
     res = SimpleNamespace(config=resolved().config, entry=ResolvedComponent(comp, None, "experiments.x.entry"))
     with pytest.raises(PluginError, match=rf"experiments.x.entry: entry strategy '{name}' from _BadEntry .*{message}"):
         run_entry(res, random_bars(200))
+
+
+def test_stop_distances_in_pips_are_warned_about():
+    """Distances are price units; 20 "pips" written as 20.0 is 1,800 % of a EURUSD price."""
+    import warnings
+
+    from exitcore.assembly import warn_if_pips
+    from exitcore.errors import ExitcoreWarning
+
+    bars = random_bars(200)
+    with pytest.warns(ExitcoreWarning, match=r"where: 2 of 2 trades have a stop_dist above 20% of the price .*"
+                                             r"distances are in price units, not pips"):
+        warn_if_pips(trades_from([(5, 1, 20.0, 0.004), (9, -1, 20.0, 0.004)]), bars, "where")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_pips(trades_from([(5, 1, 0.002, 0.004)]), bars, "where")  # price units: quiet
 
 
 def test_compiled_training_env_ignores_trades_outside_its_pool():

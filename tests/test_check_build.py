@@ -1,0 +1,117 @@
+"""`exitcore experiments check --build` runs what a run would run first: every component's
+build, a few steps in which every action the masks allow is executed, and every evaluator's
+build (with the context a run gives it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from exitcore import hookimpl
+from exitcore.actions import EXIT, PARTIAL_EXIT
+from exitcore.cli.experiments import _build_and_step, step_every_action
+from exitcore.experiments import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Brittle:
+    """Components that only fail on what a HOLD-only step never shows."""
+
+    @hookimpl
+    def register_exit_guards(self, register):
+        def crash_on(action_id):
+            def build(params, ctx):
+                close = ctx.market.close
+
+                def guard(state, action):
+                    # an index out of range only where the action is chosen (a real bug's shape)
+                    index = torch.where(action == action_id, state.bar + close.numel(), state.bar)
+                    return close[index] < 0
+                return guard
+            return build
+
+        def strict_mask_reader(params, ctx):
+            def guard(state, action):
+                # v4's mask forbids EXIT before k = 3: a masked action reaching a guard is a bug
+                if bool(((action == EXIT) & (state.k < 3) & ~state.done).any()):
+                    raise AssertionError("a masked EXIT was stepped")
+                return torch.zeros_like(state.done)
+            return guard
+
+        register("crash_on_exit", crash_on(EXIT))
+        register("crash_on_partial", crash_on(PARTIAL_EXIT))
+        register("strict_mask_reader", strict_mask_reader)
+
+    @hookimpl
+    def register_evaluators(self, register):
+        def build(params, ctx):
+            raise ValueError("needs a benchmark file")
+        register("needs_benchmark", build)
+        register("not_a_function", lambda params, ctx: {"oops": 1})
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    from exitcore.plugins import PluginHost
+
+    path = tmp_path_factory.mktemp("exp") / "experiments.toml"
+    path.write_text((ROOT / "experiments.toml").read_text() + """
+[experiments.exit_crash]
+extends = "v4_no_lookahead"
+guards = [{ name = "crash_on_exit" }]
+[experiments.partial_crash]
+extends = "v4_no_lookahead"
+guards = [{ name = "crash_on_partial" }]
+[experiments.masked_ok]
+extends = "v4_no_lookahead"
+guards = [{ name = "strict_mask_reader" }]
+[experiments.eval_build]
+extends = "v4_no_lookahead"
+eval = { evaluators = [{ name = "trade_metrics" }, { name = "needs_benchmark" }] }
+[experiments.eval_not_callable]
+extends = "v4_no_lookahead"
+eval = { evaluators = [{ name = "not_a_function" }] }
+""")
+    return load_file(path), PluginHost.create(plugins=[_Brittle()])
+
+
+@pytest.mark.parametrize("name, guard", [("exit_crash", "crash_on_exit"), ("partial_crash", "crash_on_partial")])
+def test_a_guard_that_fails_only_on_one_action_is_found(checked, name, guard):
+    file, host = checked
+    problem = _build_and_step(file, name, host)
+    assert problem is not None and f"exit guard {guard!r}" in problem and "raised IndexError in a step" in problem
+
+
+def test_masked_actions_are_not_stepped(checked):
+    file, host = checked
+    assert _build_and_step(file, "masked_ok", host) is None
+
+
+def test_every_evaluator_is_built_and_named_when_its_build_fails(checked):
+    file, host = checked
+    problem = _build_and_step(file, "eval_build", host)
+    assert problem == ("experiments.eval_build.eval.evaluators[1]: evaluator 'needs_benchmark' from _Brittle (not installed as a distribution) "
+                       "failed to build: ValueError: needs a benchmark file")
+    problem = _build_and_step(file, "eval_not_callable", host)
+    assert problem is not None and "evaluator 'not_a_function'" in problem and "returned dict from build" in problem
+
+
+def test_every_action_is_stepped_in_a_few_steps(checked):
+    from exitcore.assembly import assemble
+    from exitcore.data.pipeline import load_bars
+    from exitcore.experiments import resolve
+
+    file, host = checked
+    resolved = resolve(file, "v4_no_lookahead", host)
+    assembled = assemble(resolved, load_bars(resolved.config.data, host))
+    env = assembled.make_env(torch.nonzero(assembled.table.valid).flatten(), auto_reset=False)
+    _, mask = env.reset(seed=0)
+    assert step_every_action(env, mask) == []
+    # only the masks' forbidden actions stay untried: a mask allowing HOLD alone leaves the rest
+    _, _ = env.reset(seed=0)
+    hold_only = torch.zeros_like(mask)
+    hold_only[:, 0] = True
+    assert step_every_action(env, hold_only, max_steps=1) == [1, 2, 3, 4]

@@ -1,0 +1,81 @@
+"""A user's experiments file is layered over exitcore's shipped one: `extends = "v4_no_lookahead"`
+and `--budget quick` work from the user's own directory (the user's file used to replace the
+project's: `unknown experiment 'v4_no_lookahead'`, and the budgets were gone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from exitcore.cli import cli
+from exitcore.errors import ConfigError
+from exitcore.experiments import SHIPPED_FILE, load_experiments, load_file, resolve
+from exitcore.plugins import PluginHost
+
+MINE = '[experiments.mine]\nextends = "v4_no_lookahead"\ndescription = "my own"\nmasks = []\n'
+
+
+@pytest.fixture(scope="module")
+def host():
+    return PluginHost.create()
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """A plugin author's directory with their own experiments.toml, as the current directory."""
+    (tmp_path / "experiments.toml").write_text(MINE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EXITCORE_EXPERIMENTS", raising=False)
+    return tmp_path
+
+
+def test_a_user_file_extends_the_shipped_experiments_and_budgets(user_dir):
+    result = CliRunner().invoke(cli, ["experiments", "show", "mine", "--budget", "quick"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"# mine from {user_dir / 'experiments.toml'}, config hash")
+    assert "total_timesteps = 262144" in result.output and 'name = "min_profit_for_exit"' in result.output
+    listed = CliRunner().invoke(cli, ["experiments", "list"])
+    assert listed.exit_code == 0 and "v4_no_lookahead" in listed.output and "budgets (--budget): quick, smoke" in listed.output
+    assert f"from {user_dir / 'experiments.toml'}: mine; the others are exitcore's shipped ones ({SHIPPED_FILE})" in listed.output
+    checked = CliRunner().invoke(cli, ["--experiments", str(user_dir / "experiments.toml"), "experiments", "check"])
+    assert checked.exit_code == 0 and "5 experiments OK" in checked.output, checked.output
+
+
+def test_load_experiments_layers_in_python_and_load_file_says_how(user_dir, host):
+    resolved = resolve(load_experiments("experiments.toml"), "mine", host, budget="smoke")
+    assert resolved.config.lineage == ["v1", "v2_exit_guards", "v4_no_lookahead", "mine"]
+    with pytest.raises(ConfigError) as exc:
+        resolve(load_file("experiments.toml"), "mine", host)  # one file only
+    assert "experiments.mine.extends: unknown experiment 'v4_no_lookahead'" in str(exc.value)
+    assert "load_experiments(path), which layers it over them" in str(exc.value)
+
+
+def test_the_user_s_definitions_win_and_errors_name_the_file_they_were_written_in(user_dir, host):
+    path = user_dir / "experiments.toml"
+    path.write_text(MINE + '[experiments.v2_exit_guards]\nextends = "v1"\nppo = { n_steps = 0 }\n'
+                    '[defaults.costs]\nspread_pips = 2.5\n[budgets.quick]\nppo = { total_timesteps = 4096 }\n')
+    file = load_experiments(path)
+    assert file.replaced == ("experiments.v2_exit_guards", "budgets.quick")
+    # the shipped defaults stay, key by key under the user's
+    assert file.defaults["costs"]["spread_pips"] == 2.5 and file.defaults["entry"] == {"name": "donchian"}
+    # a shipped experiment extending a replaced one inherits the user's: the error is the user's key
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4_no_lookahead", host)
+    assert str(exc.value).startswith(f"{path}: experiments.v2_exit_guards.ppo.n_steps: expected a positive integer")
+    # what the shipped file wrote is located in the shipped file
+    assert file.file_of("experiments.v4_no_lookahead.ppo.n_envs") == SHIPPED_FILE
+    assert file.file_of("budgets.smoke") == SHIPPED_FILE and file.file_of("budgets.quick") == path
+    assert file.file_of("defaults.costs.spread_pips") == path and file.file_of("defaults.ppo.n_steps") == SHIPPED_FILE
+    err = file.error([("experiments.v3.ppo.n_envs", "bad"), ("experiments.mine.masks", "bad")])
+    assert str(err).splitlines() == [f"{SHIPPED_FILE}: experiments.v3.ppo.n_envs: bad", f"{path}: experiments.mine.masks: bad"]
+    listed = CliRunner().invoke(cli, ["experiments", "list"])
+    assert f"note: {path} replaces the shipped experiments.v2_exit_guards, budgets.quick (its definitions win)" in listed.output
+
+
+def test_the_shipped_file_alone_is_not_layered_over_itself(monkeypatch):
+    monkeypatch.chdir(SHIPPED_FILE.parent)
+    file = load_experiments()
+    assert file.base is None and file.path.samefile(SHIPPED_FILE)
+    assert load_experiments(SHIPPED_FILE).base is None

@@ -92,7 +92,8 @@ def test_the_parameter_validators_listed_are_exitcore_params():
     assert listed == public, (listed ^ public)
 
 
-@pytest.mark.parametrize("doc", ["plugins.md", "experiments.md", "evaluation.md"])
+@pytest.mark.parametrize("doc", ["plugins.md", "experiments.md", "evaluation.md", "environment.md", "data.md", "ppo.md",
+                                 "gym.md", "json.md"])
 def test_the_docs_cite_no_file_outside_the_repository(doc):
     """design.md is not in the repository: a citation of it ("design.md §2") sends the reader
     nowhere; the docs point at the repository's own docs instead."""

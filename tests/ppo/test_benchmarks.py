@@ -33,3 +33,8 @@ def test_sb3_comparison_runs():
                       "--n-epochs", "1", "--updates", "3", "--years", "0.1")
     (row,) = rows
     assert row["exitcore_sps"] > 0 and row["sb3_sps"] > 0 and row["parameters"] > 0
+
+
+def test_audit_replay_benchmark_runs():
+    (row,) = run_script("bench_audit_replay.py", "--decisions", "2", "--rounds", "1")
+    assert row["decisions"] == 2 and row["with_replay"] > 0 and row["without_replay"] > 0

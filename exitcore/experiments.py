@@ -95,6 +95,8 @@ class ExperimentsFile:
         if tokens[:1] == ["defaults"]:
             node: Any = self.own_defaults or {}
             for tok in tokens[1:]:
+                if isinstance(node, list):  # arrays are replaced whole: this one is the user's
+                    return self.path
                 if not isinstance(node, dict) or tok not in node:
                     return self.base
                 node = node[tok]

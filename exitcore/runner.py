@@ -376,8 +376,10 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
             host.run_finished(info, "interrupted", {})
         raise RunInterrupted(info.run_id, info.run_dir) from None
     except CheckpointError as exc:
-        if not resumable:
-            raise
+        if not resumable:  # nothing to resume from: recorded as any other failure
+            registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
+            host.run_finished(info, "failed", {})
+            raise RunFailed(f"run {info.run_id} failed while {doing}: {with_notes(exc)}") from exc
         # a checkpoint that reads but does not fit the trainer (another network, another
         # environment): the file is at fault, not the run, which a good checkpoint can still resume
         registry.mark_interrupted(info.run_id, f"its checkpoint could not be restored: {_one_line(exc)}")
@@ -676,8 +678,10 @@ def _check_checkpoint(run_dir: Path, resolved: Any) -> None:
     state = load_checkpoint(path)
     # compared as JSON: the checkpoint holds the plain data of the [ppo] table it trained under
     written, ours = (json.loads(json.dumps(x, sort_keys=True, default=str)) for x in (state["ppo"], unstructure(resolved.config.ppo)))
-    changed = [f"ppo.{key} = {written.get(key)!r} (this run: {ours.get(key)!r})"
-               for key in sorted(set(written) | set(ours)) if written.get(key) != ours.get(key)]
+    # only the keys the checkpoint has: one written before a [ppo] key existed (policy_params)
+    # left it at its default, which the config hash ignores too
+    changed = [f"ppo.{key} = {written[key]!r} (this run: {ours.get(key)!r})"
+               for key in sorted(written) if written[key] != ours.get(key)]
     if changed:
         raise CheckpointError(
             f"{path}: this checkpoint was not written by this run: it was trained with {'; '.join(changed[:5])}"

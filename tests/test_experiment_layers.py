@@ -79,3 +79,14 @@ def test_the_shipped_file_alone_is_not_layered_over_itself(monkeypatch):
     file = load_experiments()
     assert file.base is None and file.path.samefile(SHIPPED_FILE)
     assert load_experiments(SHIPPED_FILE).base is None
+
+
+def test_an_error_in_the_users_defaults_array_names_the_users_file(user_dir):
+    """Arrays are replaced whole, so an element of the user's [[defaults.features]] is the
+    user's: it was blamed on the shipped file."""
+    (user_dir / "experiments.toml").write_text(
+        '[[defaults.features]]\nname = "position"\n[[defaults.features]]\nname = "price_window"\n'
+        'params = { window = -3 }\n' + MINE)
+    result = CliRunner().invoke(cli, ["experiments", "show", "v1"])
+    assert result.exit_code == 2
+    assert f"{user_dir / 'experiments.toml'}: defaults.features[1].params.window" in result.output, result.output

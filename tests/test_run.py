@@ -576,3 +576,23 @@ def test_which_os_errors_leave_a_run_resumable(tmp_path, exc, resumable, status)
         with _recorded(book, book, info, "writing its configuration", resumable=resumable):
             raise exc
     assert [m[0] for m in book.marks] == [status]
+
+
+def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monkeypatch):
+    """The resume check compares the checkpoint's [ppo] table with the run's: only the keys the
+    checkpoint has (one written before ppo.policy_params existed lacks it, and was refused)."""
+    from types import SimpleNamespace
+
+    from exitcore.config import PPOConfig, unstructure
+    from exitcore.errors import CheckpointError
+    from exitcore.ppo import checkpoint as ckpt
+    from exitcore.runner import _check_checkpoint
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"stand-in: load_checkpoint is replaced below")
+    run = SimpleNamespace(config=SimpleNamespace(ppo=PPOConfig()))
+    older = {k: v for k, v in unstructure(PPOConfig()).items() if k != "policy_params"}
+    monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": older})
+    _check_checkpoint(tmp_path, run)  # accepted
+    monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": {**older, "seed": 7}})
+    with pytest.raises(CheckpointError, match=r"ppo.seed = 7 \(this run: 0\)"):
+        _check_checkpoint(tmp_path, run)

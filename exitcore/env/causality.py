@@ -44,7 +44,7 @@ class Leak:
     trade: int  #: row in the trade table
     k: int  #: decision index
     bar: int  #: decision bar
-    kind: str  #: "feature", "mask", "guard", "error" or "unstable" (differs on the same bars too)
+    kind: str  #: "feature", "mask", "guard", "state" (the engine's), "error" or "unstable" (differs on the same bars too)
     component: str  #: feature column, mask or guard name (with its plugin)
     detail: str
 
@@ -161,14 +161,11 @@ def compare_views(
     leaks: list[Leak] = []
     comps = assembled.components
     names = comps.feature_names
-    owner = {}
-    for f, spec in zip(comps.features, comps.feature_specs):
-        for col in spec.names:
-            owner[f"{f.name}.{col}"] = f.origin
+    labels = _feature_labels(assembled)
     # bitwise comparison: NaN != NaN is a difference, which is what we want
     diff_cols = torch.nonzero(original.obs.view(torch.int32) != poisoned.obs.view(torch.int32)).flatten().tolist()
     for c in diff_cols:
-        leaks.append(Leak(mode, trade, k, bar, "feature", f"{names[c]} [{owner[names[c]]}]",
+        leaks.append(Leak(mode, trade, k, bar, "feature", labels[c],
                           f"{float(original.obs[c])!r} became {float(poisoned.obs[c])!r}"))
     if not torch.equal(original.mask, poisoned.mask):
         leaks.append(Leak(mode, trade, k, bar, "mask", ", ".join(m.label() for m in comps.masks),
@@ -205,7 +202,7 @@ def compare_paths(original: ReplayedPath, poisoned: ReplayedPath, assembled: Any
             leaks.append(Leak(mode, trade, j, entry_bar + j, "state", f"{ENGINE}: {name}",
                               f"{_scalar(before[j])} became {_scalar(after[j])}{_earlier(j, k, bar)}"
                               f"{_executed_note(original, poisoned, j)}"))
-    names = assembled.components.feature_names
+    names = _feature_labels(assembled)
     for j in range(min(k, original.obs.shape[0], poisoned.obs.shape[0])):
         for c in torch.nonzero(~_same_bits(original.obs[j], poisoned.obs[j])).flatten().tolist():
             leaks.append(Leak(mode, trade, j, entry_bar + j, "feature", names[c],
@@ -244,6 +241,13 @@ def _executed_note(original: ReplayedPath, poisoned: ReplayedPath, j: int) -> st
         return ""
     return (f" (the action executed at decision {j - 1} was {ACTION_NAMES[a]}, became {ACTION_NAMES[b]}: "
             "a guard that reads the future, or the engine)")
+
+
+def _feature_labels(assembled: Any) -> list[str]:
+    """Each observation column as a finding names it: ``feature.column [its plugin]``."""
+    comps = assembled.components
+    owner = {f"{f.name}.{col}": f.origin for f, spec in zip(comps.features, comps.feature_specs) for col in spec.names}
+    return [f"{name} [{owner[name]}]" for name in comps.feature_names]
 
 
 def _actions(flags: torch.Tensor) -> str:
@@ -338,7 +342,7 @@ def fixed_rng(seed: int = 0) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         random.seed(seed)
-        np.random.seed(seed)
+        np.random.seed(seed % 2**32)  # numpy takes 32 bits; a run's seed may be larger (seed_everything does the same)
         try:
             yield
         finally:

@@ -111,6 +111,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     from exitcore.evaluation.rundir import (
         RUN_FILE,
         RunDirError,
+        as_frozen_then,
         check_ledger_complete,
         check_results_belong,
         read_config,
@@ -123,7 +124,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         raise RunDirError(f"{run_dir / RUN_FILE}: no such file (the run's metadata): the run directory is incomplete")
     meta = read_run_info(run_dir)
     check_results_belong(run_dir, results, meta, record)
-    config = read_config(run_dir)
+    config = as_frozen_then(read_config(run_dir))  # a key added since, as the run meant it (data_holes)
     split = results.get("split", "test")
     ledger_name = (results.get("ledgers") or {}).get(split)
     if not ledger_name:

@@ -271,7 +271,7 @@ def resolve_run(
 
     _check_complete(run_dir)
     frozen = read_config(run_dir)
-    table = _as_frozen_then(frozen)
+    table = as_frozen_then(frozen)
     name = table.pop("name")
     lineage = table.pop("lineage", None)
     file = ExperimentsFile(path=Path(run_dir) / CONFIG_FILE, defaults={}, experiments={name: table},
@@ -294,7 +294,7 @@ def resolve_run(
     return resolved
 
 
-def _as_frozen_then(frozen: dict[str, Any]) -> dict[str, Any]:
+def as_frozen_then(frozen: dict[str, Any]) -> dict[str, Any]:
     """A copy of the frozen ``[experiment]`` table with the values a key added since meant
     before it existed, where their defaults now mean something else: a run frozen without
     ``env.data_holes`` closed its trades at every hole in the data (``"close"``), not ``"hold"``."""

@@ -211,6 +211,14 @@ def test_a_run_frozen_before_env_data_holes_existed_keeps_closing_at_holes(runs)
     _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=older))
     old = resolve_run(run_dir, host)
     assert old.config.env.data_holes == "close" and old.config_hash() == older
+    # compare reads it the same way: beside a "close" run, no env.data_holes difference (it was null)
+    from exitcore import compare as cmp
+    from exitcore.registry import Registry
+
+    _edit_json(run_dir / "results.json", lambda d: d.update(config_hash=older))  # all of it as recorded then
+    with Registry(runs_dir) as reg:
+        view = cmp._view(run_id, reg.get(run_id), run_dir)
+    assert view.config["env"]["data_holes"] == "close"
 
 
 def _resolved_anyway(run_dir, host):

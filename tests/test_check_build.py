@@ -46,6 +46,19 @@ class _Brittle:
         register("strict_mask_reader", strict_mask_reader)
 
     @hookimpl
+    def register_reward_terms(self, register):
+        def crash_on_executed_exit(params, ctx):
+            close = ctx.market.close
+
+            def term(before, action, after):
+                # fails only where an EXIT was executed (after the guards), as a real bug might
+                index = torch.where((after.action == EXIT) & after.done, after.bar + close.numel(), after.bar)
+                return close[index] * 0.0
+            return term
+
+        register("crash_on_executed_exit", crash_on_executed_exit)
+
+    @hookimpl
     def register_evaluators(self, register):
         def build(params, ctx):
             raise ValueError("needs a benchmark file")
@@ -71,6 +84,10 @@ guards = [{ name = "strict_mask_reader" }]
 [experiments.eval_build]
 extends = "v4_no_lookahead"
 eval = { evaluators = [{ name = "trade_metrics" }, { name = "needs_benchmark" }] }
+[experiments.late_exit_reward]
+extends = "v4_no_lookahead"
+guards = [{ name = "min_bars_for_exit", params = { min_bars = 7 } }]
+rewards = [{ name = "pnl" }, { name = "crash_on_executed_exit" }]
 [experiments.eval_not_callable]
 extends = "v4_no_lookahead"
 eval = { evaluators = [{ name = "not_a_function" }] }
@@ -115,3 +132,11 @@ def test_every_action_is_stepped_in_a_few_steps(checked):
     hold_only = torch.zeros_like(mask)
     hold_only[:, 0] = True
     assert step_every_action(env, hold_only, max_steps=1) == [1, 2, 3, 4]
+
+
+def test_a_reward_term_failing_only_on_an_executed_exit_is_found_behind_a_guard(checked):
+    """A guard blocks EXIT until bar 7: sampling EXIT in the first steps is not executing it,
+    and the check went on only until every action had been *sampled*."""
+    file, host = checked
+    problem = _build_and_step(file, "late_exit_reward", host)
+    assert problem is not None and "crash_on_executed_exit" in problem, problem

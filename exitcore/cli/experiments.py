@@ -175,7 +175,8 @@ def _build_and_step(file, name: str, host) -> str | None:
 
 def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
     """Step a sweep environment (one env per trade, no resets) until every action has been
-    executed in some live row where the masks allow it, or every episode has ended, or
+    sampled and executed (not blocked by a guard) in some live row where the masks allow it,
+    or every episode has ended, or
     ``max_steps`` steps; return the actions never stepped (the masks never allowed them).
 
     Row ``i`` tries action ``(i + step) % N_ACTIONS`` and holds where the mask forbids it: each
@@ -188,7 +189,8 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
     from exitcore.actions import HOLD, N_ACTIONS
 
     rows = torch.arange(env.n_envs, device=env.device)
-    untried = set(range(N_ACTIONS))
+    untried = set(range(N_ACTIONS))  # never sampled: the guards have not seen it
+    unexecuted = set(range(N_ACTIONS))  # never executed (a guard blocked it): the reward terms have not
     for step in range(max_steps):
         live = ~env.state.done
         want = (rows + step) % N_ACTIONS
@@ -196,7 +198,9 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
         action = torch.where(allowed, want, torch.full_like(want, HOLD))
         untried -= set(action[live].unique().tolist())
         _, mask, _, _ = env.step(action)
-        if (not untried and step + 1 >= N_ACTIONS) or bool(env.state.done.all()):
+        unexecuted -= set(env.after.action[live].unique().tolist())
+        # until every action has been sampled and executed (a guard may block one for a while)
+        if (not untried and not unexecuted and step + 1 >= N_ACTIONS) or bool(env.state.done.all()):
             break
     return sorted(untried)
 

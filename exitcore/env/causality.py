@@ -89,6 +89,11 @@ class ReplayedPath:
     states: dict[str, torch.Tensor]  #: every EnvState field, ``[k + 1]``: its value at decisions 0..k
     obs: torch.Tensor  #: [k + 1, F] the environment's own observations
     mask: torch.Tensor  #: [k + 1, A] the environment's own action masks
+    #: [k, G] whether guard g blocked the action replayed at decision j (a changed one changes
+    #: the path after it: the guard is named, not the engine)
+    blocks: torch.Tensor | None = None
+    #: [k] the actions replayed at decisions 0..k-1 (before the guards)
+    actions: torch.Tensor | None = None
 
 
 @attrs.frozen(eq=False)
@@ -116,13 +121,18 @@ def replay_path(assembled: Any, trade: int, actions: torch.Tensor) -> ReplayedPa
     env.skip_first_step_checks()  # a NaN from the poisoned future is a difference to report, not an error
     obs, mask = env.reset()
     states, observations, masks = [_copy(env.state)], [obs[0].clone()], [mask[0].clone()]
-    for a in actions.tolist():
-        obs, mask, _, _ = env.step(torch.tensor([a], dtype=torch.int64, device=device))
+    guards = assembled.components.guards
+    blocks = torch.zeros(len(actions), len(guards), dtype=torch.bool, device=device)
+    for j, a in enumerate(actions.tolist()):
+        action = torch.tensor([a], dtype=torch.int64, device=device)
+        for gi, g in enumerate(guards):  # as the step is about to ask them
+            blocks[j, gi] = g.fn(env.state, action)[0]
+        obs, mask, _, _ = env.step(action)
         states.append(_copy(env.state))
         observations.append(obs[0].clone())
         masks.append(mask[0].clone())
     fields = {name: torch.cat([st[name] for st in states]) for name in states[0]}
-    return ReplayedPath(fields, torch.stack(observations), torch.stack(masks))
+    return ReplayedPath(fields, torch.stack(observations), torch.stack(masks), blocks, actions.clone())
 
 
 def _copy(state: EnvState) -> dict[str, torch.Tensor]:
@@ -184,12 +194,27 @@ ENGINE = "exitcore's environment (the position state it computes)"
 
 
 def compare_paths(original: ReplayedPath, poisoned: ReplayedPath, assembled: Any, mode: str, row: EnvState) -> list[Leak]:
-    """Differences between two replays of a trade up to decision ``k``: the engine's state
-    fields (``kind="state"``, first differing decision per field) and, before ``k`` (the
-    decision itself is :func:`compare_views`'), the environment's observations and masks."""
+    """Differences between two replays of a trade up to decision ``k``: each guard's decision
+    on the replayed action (``kind="guard"``), the engine's state fields (``kind="state"``,
+    first differing decision per field) and, before ``k`` (the decision itself is
+    :func:`compare_views`'), the environment's observations and masks. Where a guard decided
+    differently at decision ``j``, the path after ``j`` differs because of it: only the
+    guard is named for it."""
     trade, k, bar = int(row.trade[0]), int(row.k[0]), int(row.bar[0])
     entry_bar = bar - k
     leaks: list[Leak] = []
+    # a guard deciding differently at decision j changes the path after it: name the guard, and
+    # leave out the engine's differences that only follow from it
+    first_guard = k
+    if original.blocks is not None and poisoned.blocks is not None and original.blocks.shape == poisoned.blocks.shape:
+        for j, gi in torch.nonzero(original.blocks != poisoned.blocks).tolist():
+            g = assembled.components.guards[gi]
+            action = ACTION_NAMES[int(original.actions[j])] if original.actions is not None else "the action"
+            words = {True: f"blocked {action}", False: f"let {action} through"}
+            leaks.append(Leak(mode, trade, j, entry_bar + j, "guard", g.label(),
+                              f"{words[bool(original.blocks[j, gi])]} became {words[bool(poisoned.blocks[j, gi])]} "
+                              f"on the trade's replay{_earlier(j, k, bar)}"))
+            first_guard = min(first_guard, j)
     for name, before in original.states.items():
         after = poisoned.states[name]
         if after.shape != before.shape:
@@ -197,13 +222,13 @@ def compare_paths(original: ReplayedPath, poisoned: ReplayedPath, assembled: Any
                               f"the replay reached {after.shape[0]} decisions instead of {before.shape[0]}"))
             continue
         differs = torch.nonzero(~_same_bits(before, after)).flatten()
-        if differs.numel():
+        if differs.numel() and int(differs[0]) <= first_guard:  # later ones follow from the guard
             j = int(differs[0])
             leaks.append(Leak(mode, trade, j, entry_bar + j, "state", f"{ENGINE}: {name}",
                               f"{_scalar(before[j])} became {_scalar(after[j])}{_earlier(j, k, bar)}"
                               f"{_executed_note(original, poisoned, j)}"))
     names = _feature_labels(assembled)
-    for j in range(min(k, original.obs.shape[0], poisoned.obs.shape[0])):
+    for j in range(min(k, first_guard + 1, original.obs.shape[0], poisoned.obs.shape[0])):
         for c in torch.nonzero(~_same_bits(original.obs[j], poisoned.obs[j])).flatten().tolist():
             leaks.append(Leak(mode, trade, j, entry_bar + j, "feature", names[c],
                               f"{float(original.obs[j, c])!r} became {float(poisoned.obs[j, c])!r}{_earlier(j, k, bar)}"))

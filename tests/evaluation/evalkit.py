@@ -85,6 +85,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_counter" }}]
 [experiments.zoo_peek_entry]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}
+
+[experiments.zoo_peek_guard]
+extends = "v4_no_lookahead"
+guards = [{{ name = "zoo_peek_guard" }}]
 """
 #: small, fast versions of any experiment: 4 months of synthetic bars, a small network
 SMALL = (

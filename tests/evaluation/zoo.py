@@ -14,6 +14,8 @@
 * ``zoo_noisy_leak`` — the next bar's return plus noise: random *and* leaking, a leak;
 * ``zoo_counter`` — counts its own calls: state kept between calls, which no rebuild can
   reproduce, so the audit cannot test it and must say so;
+* ``zoo_peek_guard`` — a guard blocking every action but HOLD while the close three bars on is
+  higher: it changes the path of the trade before the decision it is probed at;
 * ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
   of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
 
@@ -124,9 +126,19 @@ def _random_guard(_params, ctx):
     return lambda state, action: torch.rand(state.n, device=state.bar.device) < 0.5
 
 
+def _peek_guard(_params, ctx):
+    close, last = ctx.market.close, ctx.market.n_bars - 1
+
+    def guard(state, action):  # blocks every exit and stop move while the price rises 3 bars on
+        ahead = close[torch.clamp(state.bar + 3, max=last)]
+        return (action != 0) & (ahead > close[state.bar])
+    return guard
+
+
 @hookimpl
 def register_exit_guards(register):
     register("zoo_random_guard", _random_guard, description="random: blocks half of the actions by a coin flip")
+    register("zoo_peek_guard", _peek_guard, description="LEAK: blocks every action but HOLD while the close 3 bars on is higher")
 
 
 @hookimpl

@@ -637,8 +637,9 @@ def stop_signals_ignored() -> Iterator[None]:
         yield
     finally:
         for signum, handler in previous.items():
-            if handler is not None:  # None: installed outside Python, cannot be put back
-                signal.signal(signum, handler)
+            if handler is None:  # installed outside Python: cannot be put back; Python's default, not ignored
+                handler = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager

@@ -209,9 +209,14 @@ class PluginHost:
         """Notify plugins that ``run`` starts; an exception is a :class:`PluginError` naming the plugin."""
         self._notify("run_started", run=run)
 
-    def iteration_end(self, run: Any, update: int, metrics: dict[str, Any]) -> None:
-        """Notify plugins that PPO update ``update`` finished with ``metrics`` (exceptions as above)."""
-        self._notify("iteration_end", run=run, update=update, metrics=metrics)
+    def iteration_end(self, run: Any, update: int, metrics: dict[str, Any]) -> str | None:
+        """Notify plugins that PPO update ``update`` finished with ``metrics`` (exceptions as
+        above); returns why training should end now when a plugin asked for it (returned False
+        or a non-empty string), else None."""
+        answers = self._notify("iteration_end", run=run, update=update, metrics=metrics) or []
+        reasons = [a if isinstance(a, str) and a else "an iteration_end hook returned False"
+                   for a in answers if a is False or (isinstance(a, str) and a)]
+        return "; ".join(reasons) or None
 
     def run_finished(self, run: Any, status: str, results: dict[str, Any]) -> None:
         """Notify plugins that ``run`` ended with ``status``. The run has been recorded already,
@@ -222,12 +227,13 @@ class PluginHost:
             what = str(exc) if isinstance(exc, PluginError) else f"a run_finished hook raised {type(exc).__name__}: {exc}"
             print(f"warning: {what} (the run's status {status!r} stands)", file=sys.stderr)
 
-    def _notify(self, hook: str, **kwargs: Any) -> None:
-        """Call lifecycle ``hook``; an exception from an implementation is re-raised as a
-        :class:`PluginError` naming its plugin and distribution."""
+    def _notify(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call lifecycle ``hook`` and return its implementations' non-None answers; an
+        exception from an implementation is re-raised as a :class:`PluginError` naming its
+        plugin and distribution."""
         caller = getattr(self.pm.hook, hook)
         try:
-            caller(**kwargs)
+            return caller(**kwargs)
         except Exception as exc:
             impl = _raising_impl(caller.get_hookimpls(), exc)
             if impl is None:

@@ -501,9 +501,13 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
     beat = _heartbeat(registry, info.run_id)
 
+    trainers: list[Any] = []  # the trainer, once made: a plugin may end its training early
+
     def on_update(update: int, metrics: dict[str, Any]) -> None:
-        host.iteration_end(info, update, metrics)
+        reason = host.iteration_end(info, update, metrics)
         beat()
+        if reason:
+            trainers[0].stop_early(reason)
 
     checkpoint = info.run_dir / CHECKPOINT_FILE
     with stages.stage(f"training ({training_words(ppo, device.type)})") as note, _sigterm_as_interrupt():
@@ -512,6 +516,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
             note(f"resumed at step {trainer.global_step:,}")
         else:
             trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
+        trainers.append(trainer)
         start_step, t0 = trainer.global_step, time.perf_counter()
         with _policy_named(info.resolved.policy):
             result = trainer.train()
@@ -520,6 +525,8 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         note(f"{result.status} after {plural(result.global_step, 'step')} / {plural(result.updates, 'update')}"
              + (f" ({trained:,} of them now)" if start_step else "")
              + (f", {trained / elapsed:,.0f} steps/s" if trained > 0 and elapsed > 0 else ""))
+        if result.stopped_early:
+            note(f"ended early, before the {ppo.total_timesteps:,} steps asked for: {result.stopped_early}")
         failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]
         if failed:
             note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")

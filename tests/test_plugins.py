@@ -197,3 +197,25 @@ def test_lazy_build_imports_only_when_called(tmp_path, monkeypatch):
     assert "lazy_target_mod" in sys.modules
     with pytest.raises(ValueError, match="expects 'package.module:function'"):
         lazy("no_colon")
+
+
+def test_iteration_end_answers_ask_to_stop_early(make_host):
+    class Quiet:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            return True if update == 1 else None
+
+    class Watchful:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            return f"entropy {metrics['entropy']} below 0.05" if metrics["entropy"] < 0.05 else None
+
+    class Blunt:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            return update < 3
+
+    host = make_host(Quiet(), Watchful(), Blunt())
+    assert host.iteration_end("r", 1, {"entropy": 0.5}) is None
+    assert host.iteration_end("r", 2, {"entropy": 0.01}) == "entropy 0.01 below 0.05"
+    assert host.iteration_end("r", 3, {"entropy": 0.5}) == "an iteration_end hook returned False"

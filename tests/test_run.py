@@ -596,3 +596,27 @@ def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monk
     monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": {**older, "seed": 7}})
     with pytest.raises(CheckpointError, match=r"ppo.seed = 7 \(this run: 0\)"):
         _check_checkpoint(tmp_path, run)
+
+
+def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, capsys):
+    """iteration_end returning a reason ends training after that update; the run is done and
+    evaluated with the steps trained so far (raising instead fails the run)."""
+    from exitcore import hookimpl
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunRequest, execute
+
+    class Enough:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            return f"enough after update {update}" if update == 2 else None
+
+    request = RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(tmp_path / "runs"))
+    outcome = execute(request, load_experiments(ROOT / "experiments.toml"), PluginHost.create(plugins=[Enough()]))
+    assert outcome.status == "done" and outcome.results, outcome
+    assert "ended early, before the 2,048 steps asked for: enough after update 2" in capsys.readouterr().err
+    (row,) = registry_rows(tmp_path / "runs")
+    assert row["status"] == "done"
+    log = [json.loads(line) for line in (Path(outcome.run_dir) / "train_log.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in log] == [1, 2] and log[-1]["global_step"] == 1024  # of 4 updates of 512
+    assert (Path(outcome.run_dir) / "results.json").is_file()

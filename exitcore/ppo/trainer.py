@@ -88,6 +88,8 @@ class TrainResult:
     updates: int
     checkpoint_path: Path | None
     last_metrics: dict[str, Any]
+    #: why training ended before ``total_timesteps`` (:meth:`PPOTrainer.stop_early`), else None
+    stopped_early: str | None = None
 
 
 class PPOTrainer:
@@ -150,6 +152,7 @@ class PPOTrainer:
         self._warned_mask_empty = False  # see _warn_mask_empty
         self._warned_runaway_kl = False  # see _warn_runaway_kl
         self._stop = StopRequests()
+        self._early_stop: str | None = None  # see stop_early
 
     # ------------------------------------------------------------------ the loop
 
@@ -186,9 +189,11 @@ class PPOTrainer:
                     last_metrics = metrics
                     if self.on_update is not None:
                         self.on_update(self.update, metrics)
+                    if self._early_stop is not None:
+                        break
                 path = self._write(good) if saved_update != self.update else self._checkpoint_path()
                 self._stop.check()  # asked for during the last update's bookkeeping: stop before evaluation
-                return TrainResult("done", self.global_step, self.update, path, last_metrics)
+                return TrainResult("done", self.global_step, self.update, path, last_metrics, self._early_stop)
             except KeyboardInterrupt:
                 path = self._rollback_and_write(good)
                 return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
@@ -206,6 +211,12 @@ class PPOTrainer:
                 raise
             finally:
                 logger.close()
+
+    def stop_early(self, reason: str) -> None:
+        """End training after the update in progress (call it from ``on_update``): the run
+        ends ``done`` with the steps trained so far, checkpointed as at its normal end, and
+        :class:`TrainResult` carries ``reason`` in ``stopped_early``."""
+        self._early_stop = str(reason)
 
     def _train_one_update(self, update: int) -> dict[str, Any]:
         ppo = self.ppo

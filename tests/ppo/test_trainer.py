@@ -607,3 +607,19 @@ def test_a_runaway_update_is_warned_about_once():
     assert max(m["approx_kl"] for m in healthy) < 0.1 and runaway[0]["approx_kl"] > 1.0
     assert len(ours) == 1, [str(w.message) for w in ours]
     assert str(ours[0].message).startswith("update 1: approx_kl ") and "learning rate (1e+06) is probably too high" in str(ours[0].message)
+
+
+def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_path):
+    holder = []
+
+    def stop_after_two(update, metrics):
+        if update == 2:
+            holder[0].stop_early("enough")
+
+    env, policy = make(config())
+    trainer = PPOTrainer(env, policy, config(), run_dir=tmp_path, on_update=stop_after_two, progress=False)
+    holder.append(trainer)
+    result = trainer.train()
+    assert (result.status, result.updates, result.stopped_early) == ("done", 2, "enough")
+    assert result.global_step == 2 * UPDATE_STEPS and load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 2
+    assert run(config())[1].stopped_early is None  # an ordinary run

@@ -91,9 +91,9 @@ class ReplayedPath:
     mask: torch.Tensor  #: [k + 1, A] the environment's own action masks
     #: [k, G] whether guard g blocked the action replayed at decision j (a changed one changes
     #: the path after it: the guard is named, not the engine)
-    blocks: torch.Tensor | None = None
+    blocks: torch.Tensor
     #: [k] the actions replayed at decisions 0..k-1 (before the guards)
-    actions: torch.Tensor | None = None
+    actions: torch.Tensor
 
 
 @attrs.frozen(eq=False)
@@ -170,10 +170,8 @@ def compare_views(
     trade, k, bar = int(row.trade[0]), int(row.k[0]), int(row.bar[0])
     leaks: list[Leak] = []
     comps = assembled.components
-    names = comps.feature_names
     labels = _feature_labels(assembled)
-    # bitwise comparison: NaN != NaN is a difference, which is what we want
-    diff_cols = torch.nonzero(original.obs.view(torch.int32) != poisoned.obs.view(torch.int32)).flatten().tolist()
+    diff_cols = torch.nonzero(~_same_bits(original.obs, poisoned.obs)).flatten().tolist()
     for c in diff_cols:
         leaks.append(Leak(mode, trade, k, bar, "feature", labels[c],
                           f"{float(original.obs[c])!r} became {float(poisoned.obs[c])!r}"))
@@ -206,15 +204,13 @@ def compare_paths(original: ReplayedPath, poisoned: ReplayedPath, assembled: Any
     # a guard deciding differently at decision j changes the path after it: name the guard, and
     # leave out the engine's differences that only follow from it
     first_guard = k
-    if original.blocks is not None and poisoned.blocks is not None and original.blocks.shape == poisoned.blocks.shape:
-        for j, gi in torch.nonzero(original.blocks != poisoned.blocks).tolist():
-            g = assembled.components.guards[gi]
-            action = ACTION_NAMES[int(original.actions[j])] if original.actions is not None else "the action"
-            words = {True: f"blocked {action}", False: f"let {action} through"}
-            leaks.append(Leak(mode, trade, j, entry_bar + j, "guard", g.label(),
-                              f"{words[bool(original.blocks[j, gi])]} became {words[bool(poisoned.blocks[j, gi])]} "
-                              f"on the trade's replay{_earlier(j, k, bar)}"))
-            first_guard = min(first_guard, j)
+    for j, gi in torch.nonzero(original.blocks != poisoned.blocks).tolist():  # same history: same shape
+        action = ACTION_NAMES[int(original.actions[j])]
+        words = {True: f"blocked {action}", False: f"let {action} through"}
+        leaks.append(Leak(mode, trade, j, entry_bar + j, "guard", assembled.components.guards[gi].label(),
+                          f"{words[bool(original.blocks[j, gi])]} became {words[bool(poisoned.blocks[j, gi])]} "
+                          f"on the trade's replay{_earlier(j, k, bar)}"))
+        first_guard = min(first_guard, j)
     for name, before in original.states.items():
         after = poisoned.states[name]
         if after.shape != before.shape:
@@ -225,8 +221,7 @@ def compare_paths(original: ReplayedPath, poisoned: ReplayedPath, assembled: Any
         if differs.numel() and int(differs[0]) <= first_guard:  # later ones follow from the guard
             j = int(differs[0])
             leaks.append(Leak(mode, trade, j, entry_bar + j, "state", f"{ENGINE}: {name}",
-                              f"{_scalar(before[j])} became {_scalar(after[j])}{_earlier(j, k, bar)}"
-                              f"{_executed_note(original, poisoned, j)}"))
+                              f"{_scalar(before[j])} became {_scalar(after[j])}{_earlier(j, k, bar)}"))
     names = _feature_labels(assembled)
     for j in range(min(k, first_guard + 1, original.obs.shape[0], poisoned.obs.shape[0])):
         for c in torch.nonzero(~_same_bits(original.obs[j], poisoned.obs[j])).flatten().tolist():
@@ -255,17 +250,6 @@ def _earlier(j: int, k: int, bar: int) -> str:
 
 def _scalar(value: torch.Tensor) -> str:
     return repr(value.item())
-
-
-def _executed_note(original: ReplayedPath, poisoned: ReplayedPath, j: int) -> str:
-    """Why the state may differ at decision ``j``: the action executed before it (a guard's doing)."""
-    if j == 0:
-        return ""
-    a, b = int(original.states["action"][j]), int(poisoned.states["action"][j])
-    if a == b:
-        return ""
-    return (f" (the action executed at decision {j - 1} was {ACTION_NAMES[a]}, became {ACTION_NAMES[b]}: "
-            "a guard that reads the future, or the engine)")
 
 
 def _feature_labels(assembled: Any) -> list[str]:

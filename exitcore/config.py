@@ -154,6 +154,9 @@ class DataConfig:
 
 #: values of ``env.data_holes``
 DATA_HOLES = ("hold", "close")
+#: what each value does, in the words ``data inspect`` and the report use
+DATA_HOLES_WORDS = {"hold": "trades stay open across holes in the data",
+                    "close": "trades close at the last bar before a hole in the data, exit reason gap"}
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from exitcore.config import DataConfig
+from exitcore.config import DATA_HOLES_WORDS, DataConfig
 from exitcore.data.bars import Finding
 from exitcore.data.validate import GapReport
 
@@ -181,10 +181,6 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
     )
 
 
-#: what ``env.data_holes`` does to a trade at a hole longer than ``data.max_gap_bars``, in words
-_HOLES = {"hold": "trades stay open across them", "close": "trades close at the last bar before them, exit reason gap"}
-
-
 def render(r: Report) -> str:
     """The report as text."""
     lines = [
@@ -211,7 +207,7 @@ def render(r: Report) -> str:
     for reason, n in r.invalid.items():
         lines.append(f"  invalid: {n:,} {reason}")
     lines.extend(f"  {f}" for f in r.trade_findings)
-    lines.append(f"holes        {_HOLES.get(r.data_holes, r.data_holes)} (env.data_holes = \"{r.data_holes}\")")
+    lines.append(f"holes        {DATA_HOLES_WORDS.get(r.data_holes, r.data_holes)} (env.data_holes = \"{r.data_holes}\")")
     if r.purge > r.min_purge:  # split.purge_bars chose more than the minimum
         lines.append(f"splits       purge gap {r.purge} bars (split.purge_bars; the minimum is max_bars + feature "
                      f"lookback {r.lookback} = {r.min_purge})")

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from exitcore.config import DATA_HOLES_WORDS
 from exitcore.costs import account_currency
 from exitcore.evaluation.rundir import (
     TRAIN_LOG_FILE,
@@ -152,16 +153,12 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     return [("h", "Run"), ("kv", rows)]
 
 
-#: env.data_holes in the report's words
-_HOLES = {"hold": "trades held across holes in the data", "close": "trades closed before holes in the data (exit reason gap)"}
-
-
 def _episode_settings(env: Mapping[str, Any]) -> str:
     """The trade episode's settings (``[env]``) that change what a PnL means. A run frozen before
     ``env.data_holes`` existed closed its trades at every hole."""
     holes = env.get("data_holes", "close")
     return (f"max_bars {env.get('max_bars', '-')}, tighten_factor {env.get('tighten_factor', '-')}, partial_fraction "
-            f"{env.get('partial_fraction', '-')}; {_HOLES.get(holes, holes)} (env.data_holes = {holes})")
+            f"{env.get('partial_fraction', '-')}; {DATA_HOLES_WORDS.get(holes, holes)} (env.data_holes = {holes})")
 
 
 def _timesteps(info: Mapping[str, Any], ppo: Mapping[str, Any], trained: int | None) -> str:

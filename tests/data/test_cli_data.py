@@ -135,9 +135,9 @@ def test_inspect_with_experiment_counts_trades_per_split(run, tmp_path: Path) ->
     assert set(rows) == {"train", "test"}
     assert int(rows["train"][-3].replace(",", "")) > 100 and rows["train"][-1] == "16"
     assert "purge gap 112 bars (max_bars + feature lookback 16 = minimum)" in out
-    assert 'holes        trades stay open across them (env.data_holes = "hold")' in out
+    assert 'holes        trades stay open across holes in the data (env.data_holes = "hold")' in out
     closing = run("data", "inspect", "synthetic?years=0.5&seed=2", "--experiment", "t", "--set", "env.data_holes=close")
-    assert 'holes        trades close at the last bar before them, exit reason gap (env.data_holes = "close")' in closing.output
+    assert 'holes        trades close at the last bar before a hole in the data, exit reason gap (env.data_holes = "close")' in closing.output
     wider = run("data", "inspect", "synthetic?years=0.5&seed=2", "--experiment", "t", "--set", "split.purge_bars=126")
     # the gap chosen is not called the minimum
     assert "purge gap 126 bars (split.purge_bars; the minimum is max_bars + feature lookback 16 = 112)" in wider.output

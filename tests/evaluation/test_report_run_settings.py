@@ -50,8 +50,8 @@ def test_the_run_section_shows_trained_steps_overrides_ppo_and_costs(tmp_path):
     assert rows["ppo"] == ("n_envs=16, n_steps=32, batch_size=256, n_epochs=2, learning_rate=0.001, "
                            "hidden=[32, 32], precision=fp32")
     assert rows["costs"] == "in pips: spread 1, slippage 0.2 per side, commission 0.5; notional 100,000 USD"
-    assert rows["episode"] == ("max_bars 96, tighten_factor 0.5, partial_fraction 0.5; trades held across holes "
-                               "in the data (env.data_holes = hold)")
+    assert rows["episode"] == ("max_bars 96, tighten_factor 0.5, partial_fraction 0.5; trades stay open across "
+                               "holes in the data (env.data_holes = hold)")
     md = render_report(run_dir, "markdown")
     for row in ("| timesteps | 512 trained (1 requested", "| budget | smoke |", "| ppo | n_envs=16,", "| costs | in pips: spread 1,"):
         assert row in md
@@ -88,4 +88,5 @@ def test_a_run_frozen_before_data_holes_existed_reports_that_it_closed_at_holes(
                              "env": {k: v for k, v in ENV.items() if k != "data_holes"}}}
     (run_dir / "config.toml").write_text(tomli_w.dumps(config))
     rows = _run_section(render_report(run_dir))
-    assert rows["episode"].endswith("trades closed before holes in the data (exit reason gap) (env.data_holes = close)")
+    assert rows["episode"].endswith("trades close at the last bar before a hole in the data, exit reason gap "
+                                    "(env.data_holes = close)")

@@ -19,7 +19,7 @@ from exitcore.data.bars import Bars, Trades
 from exitcore.env.components import EnvComponents, build_components
 from exitcore.env.vec_env import VecExitEnv
 from exitcore.episodes import MarketTensors, TradeTable
-from exitcore.errors import ExitcoreError, ExitcoreWarning, PluginError
+from exitcore.errors import ExitcoreError, ExitcoreWarning, PluginError, describe_exception
 
 
 @attrs.frozen(eq=False)
@@ -73,7 +73,7 @@ def run_entry(resolved: Any, bars: Bars) -> Trades:
     except ExitcoreError:
         raise
     except Exception as exc:  # noqa: BLE001 - reported with the plugin that raised
-        raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"{where} raised {describe_exception(exc)}") from exc
     if not isinstance(trades, Trades):
         raise PluginError(f"{where} returned {type(trades).__name__}, expected exitcore.data.bars.Trades")
     problems = check_trades(trades, len(bars))

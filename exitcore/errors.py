@@ -6,6 +6,9 @@ line (no traceback) and exits with status 2. Everything else is a bug and keeps 
 
 from __future__ import annotations
 
+import os
+import sys
+import sysconfig
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +23,49 @@ def innermost_match(exc: BaseException, by_code: dict[Any, T]) -> T | None:
         found = by_code.get(tb.tb_frame.f_code, found)
         tb = tb.tb_next
     return found
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """Directories whose frames are never the user's: the standard library, exitcore itself, and
+    the numeric libraries a plugin calls into (a shape error raised inside torch is the caller's)."""
+    dirs = [sysconfig.get_paths()["stdlib"], os.path.dirname(os.path.abspath(__file__))]
+    for name in ("torch", "numpy", "pandas", "pluggy", "attrs", "cattrs"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            dirs.append(os.path.dirname(os.path.abspath(module.__file__)))
+    return tuple(d.rstrip(os.sep) + os.sep for d in dirs)
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where a plugin's exception came from, as ``file:line`` of the deepest frame outside the
+    standard library, exitcore and the numeric libraries (the line of the plugin's own code
+    that raised or made the failing call); the file and line of a ``SyntaxError``; ``""`` when
+    every frame is library code. Paths under the working directory are shown relative to it."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        found: tuple[str, int] | None = (exc.filename, exc.lineno or 0)
+    else:
+        found, tb, skip = None, exc.__traceback__, _library_dirs()
+        while tb is not None:
+            path = tb.tb_frame.f_code.co_filename
+            if not path.startswith("<") and not os.path.abspath(path).startswith(skip):
+                found = (path, tb.tb_lineno)
+            tb = tb.tb_next
+    if found is None:
+        return ""
+    path = found[0]
+    try:
+        rel = os.path.relpath(path)
+        path = rel if not rel.startswith("..") else path
+    except ValueError:  # another drive (Windows)
+        pass
+    return f"{path}:{found[1]}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (at file:line)``: a plugin's exception in one line, located by
+    :func:`raised_at` so its author finds the line without a traceback."""
+    where = raised_at(exc)
+    return f"{type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
 
 
 class ExitcoreError(Exception):

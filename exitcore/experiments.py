@@ -42,7 +42,7 @@ from exitcore.config import (
     unknown_key_message,
     unstructure,
 )
-from exitcore.errors import ConfigError, ExitcoreError, PluginError
+from exitcore.errors import ConfigError, ExitcoreError, PluginError, describe_exception
 
 FILE_NAME = "experiments.toml"
 #: environment variable naming the experiments file to use
@@ -557,7 +557,7 @@ class ResolvedComponent:
         except Exception as exc:
             raise PluginError(
                 f"{self.path}: {self.component.kind.value} {self.name!r} from {self.component.origin} failed to build: "
-                f"{type(exc).__name__}: {exc}"
+                f"{describe_exception(exc)}"
             ) from exc
 
 

@@ -21,7 +21,7 @@ import pluggy
 
 from exitcore import hookspecs
 from exitcore.components import Component, ComponentKind
-from exitcore.errors import ExitcoreError, PluginError, innermost_match
+from exitcore.errors import ExitcoreError, PluginError, describe_exception, innermost_match
 
 ENTRY_POINT_GROUP = "exitcore"
 #: set to 1 to skip entry-point discovery (only explicitly registered plugins are used)
@@ -88,7 +88,7 @@ class PluginHost:
                 except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, named
                     raise PluginError(
                         f"plugin {ep.name!r} ({dist_name} {version}) failed to load from {ep.value!r}: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{describe_exception(exc)}"
                     ) from exc
                 if pm.has_plugin(ep.name):
                     other = dists.get(ep.name, ("?", ""))[0]
@@ -131,7 +131,7 @@ class PluginHost:
                 except Exception as exc:  # noqa: BLE001 - reported with plugin and distribution
                     error = PluginError(
                         f"plugin {impl.plugin_name!r} ({dist or 'no distribution'}) raised in {hook_name}: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{describe_exception(exc)}"
                     )
                     error.__cause__ = exc
                     self._problem(error)
@@ -224,7 +224,7 @@ class PluginHost:
         try:
             self._notify("run_finished", run=run, status=status, results=results)
         except Exception as exc:  # noqa: BLE001 - named by _notify when it can be; never changes the outcome
-            what = str(exc) if isinstance(exc, PluginError) else f"a run_finished hook raised {type(exc).__name__}: {exc}"
+            what = str(exc) if isinstance(exc, PluginError) else f"a run_finished hook raised {describe_exception(exc)}"
             print(f"warning: {what} (the run's status {status!r} stands)", file=sys.stderr)
 
     def _notify(self, hook: str, **kwargs: Any) -> list[Any]:
@@ -239,7 +239,7 @@ class PluginHost:
             if impl is None:
                 raise
             dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
-            what = str(exc) if isinstance(exc, ExitcoreError) else f"{type(exc).__name__}: {exc}"
+            what = str(exc) if isinstance(exc, ExitcoreError) else describe_exception(exc)
             raise PluginError(f"plugin {impl.plugin_name!r} ({dist}) raised in {hook}: {what}") from exc
 
 

@@ -4,6 +4,7 @@ build (with the context a run gives it)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -107,11 +108,16 @@ def test_masked_actions_are_not_stepped(checked):
     assert _build_and_step(file, "masked_ok", host) is None
 
 
+def _line_of(text: str) -> int:
+    """The line of this file where ``text`` is first raised."""
+    return next(i for i, line in enumerate(Path(__file__).read_text().splitlines(), 1) if f"raise ValueError({text!r}" in line.replace('"', "'"))
+
+
 def test_every_evaluator_is_built_and_named_when_its_build_fails(checked):
     file, host = checked
     problem = _build_and_step(file, "eval_build", host)
     assert problem == ("experiments.eval_build.eval.evaluators[1]: evaluator 'needs_benchmark' from _Brittle (not installed as a distribution) "
-                       "failed to build: ValueError: needs a benchmark file")
+                       f"failed to build: ValueError: needs a benchmark file (at {os.path.relpath(__file__)}:{_line_of('needs a benchmark file')})")
     problem = _build_and_step(file, "eval_not_callable", host)
     assert problem is not None and "evaluator 'not_a_function'" in problem and "returned dict from build" in problem
 

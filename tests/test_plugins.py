@@ -61,15 +61,56 @@ def test_a_plugin_raising_while_registering_is_named_with_its_distribution(tmp_p
             raise RuntimeError("cannot find my model file")
     """)
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match=r"plugin 'broken_exits' \(broken-exits\) raised in register_action_masks: RuntimeError: cannot find my model file"):
+    with pytest.raises(PluginError, match=r"plugin 'broken_exits' \(broken-exits\) raised in register_action_masks: RuntimeError: cannot find my model file") as exc:
         PluginHost.create()
+    # the plugin's own line, so its author needs no traceback
+    assert str(exc.value).endswith(f"(at {tmp_path / 'broken_exits.py'}:6)")
 
 
 def test_a_plugin_that_fails_to_import_is_named(tmp_path, monkeypatch):
     fake_distribution(tmp_path, "typo-exits", "typo_exits", "import not_a_module_anywhere\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match=r"plugin 'typo_exits' \(typo-exits 1.2.3\) failed to load .*ModuleNotFoundError"):
+    with pytest.raises(PluginError, match=r"plugin 'typo_exits' \(typo-exits 1.2.3\) failed to load .*ModuleNotFoundError") as exc:
         PluginHost.create()
+    assert str(exc.value).endswith(f"(at {tmp_path / 'typo_exits.py'}:1)")  # not importlib's frames
+
+
+def test_a_plugin_with_a_syntax_error_is_located_by_file_and_line(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "typo-exits", "typo_exits", "import math\n\ndef f(:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"failed to load .*SyntaxError") as exc:
+        PluginHost.create()
+    assert str(exc.value).endswith(f"(at {tmp_path / 'typo_exits.py'}:3)")
+
+
+def test_an_error_raised_inside_torch_is_located_at_the_plugin_line_that_called_it():
+    import os
+
+    import torch
+
+    from exitcore.errors import describe_exception, raised_at
+
+    def feature(bars):  # a shape mistake: torch raises, the plugin's line is what matters
+        return torch.cat([bars, torch.zeros(3, 2)], dim=0)
+
+    try:
+        feature(torch.zeros(4, 3))
+    except RuntimeError as err:
+        caught = err
+    here = f"{os.path.relpath(__file__)}:{feature.__code__.co_firstlineno + 1}"  # relative to the working directory
+    assert raised_at(caught) == here
+    assert describe_exception(caught).startswith("RuntimeError: ") and describe_exception(caught).endswith(f"(at {here})")
+    import pandas as pd
+
+    def column(frame):  # raised deep inside pandas' Python code: still the plugin's line
+        return frame["spread"]
+
+    try:
+        column(pd.DataFrame({"close": [1.0]}))
+    except KeyError as err:
+        assert raised_at(err) == f"{os.path.relpath(__file__)}:{column.__code__.co_firstlineno + 1}"
+    assert raised_at(ValueError("never raised")) == ""  # no frame: no location, no "(at )"
+    assert describe_exception(ValueError("x")) == "ValueError: x"
 
 
 def test_misspelt_hook_fails_at_start_up(make_host):

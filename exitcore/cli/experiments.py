@@ -224,7 +224,7 @@ def _policy_problem(resolved, obs, path: str) -> str | None:
     assembling, in a run recorded as a failed trial."""
     import torch
 
-    from exitcore.errors import ExitcoreError
+    from exitcore.errors import ExitcoreError, describe_exception
     from exitcore.actions import N_ACTIONS
     from exitcore.ppo.policy import build_policy
 
@@ -235,7 +235,7 @@ def _policy_problem(resolved, obs, path: str) -> str | None:
     except ExitcoreError as exc:
         return f"{path}: {exc}"
     except Exception as exc:  # noqa: BLE001 - the policy's own code failed on real observations
-        return f"{path}: policy {resolved.policy.name!r} from {resolved.policy.origin} failed on the first observations: {type(exc).__name__}: {exc}"
+        return f"{path}: policy {resolved.policy.name!r} from {resolved.policy.origin} failed on the first observations: {describe_exception(exc)}"
     if not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(value).all())):
         return f"{path}: policy {resolved.policy.name!r} from {resolved.policy.origin} returned NaN or inf for the first observations"
     return None

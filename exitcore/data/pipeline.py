@@ -21,7 +21,7 @@ from exitcore.components import Component, ComponentKind
 from exitcore.config import DataConfig, converter, locate_problems
 from exitcore.data.bars import Bars
 from exitcore.data.spec import option_where, parse_spec, spec_params
-from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError
+from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError, describe_exception
 
 
 def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component, dict[str, Any]]:
@@ -46,7 +46,7 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported with its origin
             raise PluginError(
-                f"data source {comp.name!r} from {comp.origin} failed while sniffing {spec!r}: {type(exc).__name__}: {exc}"
+                f"data source {comp.name!r} from {comp.origin} failed while sniffing {spec!r}: {describe_exception(exc)}"
             ) from exc
         if params is not None:
             return comp, params
@@ -171,7 +171,7 @@ def load_source_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
         raise
     except Exception as exc:  # noqa: BLE001
         raise PluginError(
-            f"data source {comp.name!r} from {comp.origin} failed: {type(exc).__name__}: {exc}"
+            f"data source {comp.name!r} from {comp.origin} failed: {describe_exception(exc)}"
         ) from exc
     if not isinstance(bars, Bars):
         raise PluginError(f"data source {comp.name!r} from {comp.origin} returned {type(bars).__name__}, not Bars")

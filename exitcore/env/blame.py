@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import CodeType
 from typing import Any
 
-from exitcore.errors import PluginError, innermost_match
+from exitcore.errors import PluginError, innermost_match, raised_at
 
 _KINDS = (("features", "feature"), ("masks", "action mask"), ("guards", "exit guard"), ("rewards", "reward term"))
 
@@ -40,4 +40,5 @@ def blamed(exc: BaseException, codes: dict[CodeType, str]) -> str | None:
 
 def plugin_failure(exc: BaseException, label: str, where: str) -> PluginError:
     """The :class:`PluginError` for ``exc`` raised by the component ``label`` (or candidates)."""
-    return PluginError(f"{label} raised {type(exc).__name__} {where}: {exc}")
+    at = raised_at(exc)
+    return PluginError(f"{label} raised {type(exc).__name__} {where}: {exc}" + (f" (at {at})" if at else ""))

@@ -31,7 +31,7 @@ import torch
 from exitcore.actions import ACTION_NAMES, N_ACTIONS
 from exitcore.data.bars import PRICE_COLUMNS, Bars
 from exitcore.env.state import EnvState
-from exitcore.errors import ExitcoreError
+from exitcore.errors import ExitcoreError, describe_exception
 
 POISON_MODES = ("truncate", "nan", "huge", "random_walk")
 
@@ -308,7 +308,7 @@ def _probe_row(assembled: Any, row: EnvState, original: DecisionView, view_of: C
             # view was computed without error, so only the future can make this one fail; ValueError:
             # the replay's environment refuses a trade the poisoned episode table calls invalid)
             found.append(Leak(mode, int(row.trade[0]), int(row.k[0]), bar, "error", "a component",
-                              f"{type(exc).__name__}: {exc}"))
+                              describe_exception(exc)))
             continue
         found.extend(compare_views(original, view, assembled, mode, row))
         if on_view is not None:

@@ -25,6 +25,7 @@ import torch
 
 from exitcore.env.causality import UNSTABLE_WORDS, Leak, fixed_rng
 from exitcore.env.state import EnvState
+from exitcore.errors import describe_exception
 
 #: poisonings of the bars before a feature's lookback (a subset of the audit's modes)
 PAST_MODES = ("nan", "huge")
@@ -132,7 +133,7 @@ def _row_findings(recompute: Any, original: torch.Tensor, named: Any, spec: Any,
             values = recompute(before, mode)
         except Exception as exc:  # noqa: BLE001 - needing those bars is the finding
             here = [Leak(mode, trade, k, bar, "lookback", f"{named.name} [{named.origin}]",
-                         f"fails (declares lookback {spec.lookback}): {type(exc).__name__}: {exc}")]
+                         f"fails (declares lookback {spec.lookback}): {describe_exception(exc)}")]
         else:
             here = _column_differences(original, values, named, spec, mode, trade, k, bar)
         if here:

@@ -46,6 +46,7 @@ from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
 from exitcore.env.causality import POISON_MODES, Leak, fixed_rng, poison_bars, probe_decisions, state_row
 from exitcore.env.lookback import PAST_MODES, probe_lookback
 from exitcore.env.state import EnvState
+from exitcore.errors import describe_exception
 from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_rows_numpy
 from exitcore.evaluation.metrics import split_label
 from exitcore.words import plural
@@ -459,7 +460,7 @@ def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str
                 got = run_entry(resolved, poisoned).frame[list(_TRADE_KEY)]
             except Exception as exc:  # noqa: BLE001 - failing without the future is the finding
                 out.append(Finding("entry", label, mode, int(row), None, s, _close_time(market, s),
-                                   f"fails when the bars after the signal are {mode}: {type(exc).__name__}: {exc}"))
+                                   f"fails when the bars after the signal are {mode}: {describe_exception(exc)}"))
                 continue
             got = got[got["signal_bar"] <= s].reset_index(drop=True)
             detail = _first_trade_difference(expected, got, s)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError
+from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError, describe_exception
 from exitcore.evaluation import jsonable
 from exitcore.evaluation.baselines import DEFAULT_GRID, Baseline, baseline_ledgers, choose_best
 from exitcore.evaluation.context import EvalContext, split_span
@@ -248,7 +248,7 @@ def run_evaluators(resolved: Any, assembled: Any, ctx: EvalContext, progress: Pr
         except ExitcoreError as exc:
             raise type(exc)(f"{where}: {exc}") from exc
         except Exception as exc:
-            raise PluginError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"{where} failed: {describe_exception(exc)}") from exc
         if not isinstance(result, Mapping):
             raise PluginError(f"{where} returned {type(result).__name__}, expected a dict of results")
         if result.get("verdict") is not None and result["verdict"] not in VERDICT_RANK:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from exitcore.errors import PluginError
+from exitcore.errors import PluginError, describe_exception
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -91,7 +91,7 @@ def build_policy(component: Any, ppo: Any, obs_dim: int, n_actions: int, params:
     try:
         policy = component.build(params, ppo, obs_dim, n_actions)
     except Exception as exc:  # noqa: BLE001 - reported with the component's origin
-        raise PluginError(f"{where} failed to build: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"{where} failed to build: {describe_exception(exc)}") from exc
     if not isinstance(policy, nn.Module):
         raise PluginError(f"{where} returned {type(policy).__name__}, expected a torch.nn.Module")
     device = next((p.device for p in policy.parameters()), torch.device("cpu"))
@@ -126,7 +126,7 @@ def _check_rows_independent(policy: nn.Module, obs_dim: int, device: torch.devic
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             whole, again, half = policy(obs), policy(obs), policy(obs[:4])
     except Exception as exc:  # noqa: BLE001 - reported with the component's origin
-        raise PluginError(f"{where}: forward failed in training mode on 8 and 4 rows: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"{where}: forward failed in training mode on 8 and 4 rows: {describe_exception(exc)}") from exc
     finally:
         policy.train(training)
         for buffer, saved in buffers:

@@ -383,7 +383,8 @@ def populated(tmp_path):
         headline = {"split": "test", "label": "TEST (out-of-sample)", "in_sample": False}
         reg.mark_done(done, {**headline, "sharpe": 0.8123, "profit_factor": math.inf, "audit_verdict": "PASS",
                              "mean_return": -0.0001609, "win_rate": 0.316, "scratch_rate": 0.48,
-                             "total_pnl_ccy": -24291.14})
+                             "total_pnl_ccy": -24291.14, "avg_bars": 12.345, "quick_exit_rate": 0.0725,
+                             "exit_reasons": {"agent": 0.25, "stop": 0.5, "target": 0.125, "time": 0.125}})
         train = reg.create_run("v3", "cfg3", "data")
         reg.mark_running(train)
         reg.mark_done(train, {"split": "train", "label": "TRAIN (in-sample)", "in_sample": True, "sharpe": 11.2,
@@ -464,6 +465,10 @@ def test_cli_show(populated):
     assert re.search(r"win_rate\s+31\.6 % \(trades with PnL > 0\)", res.output) and re.search(r"sharpe\s+0\.81 \(daily", res.output)
     assert f"run dir         {runs / done} (missing)" in res.output
     assert re.search(r"total_pnl_ccy\s+-24,291\.14 \(account currency\)\n", res.output)  # no config.toml to name it
+    # how trades ended, largest share first, and how long they were held
+    assert re.search(r"exit_reasons\s+stop 50\.0 %, agent 25\.0 %, target 12\.5 %, time 12\.5 % \(of trades\)\n", res.output)
+    assert re.search(r"avg_bars\s+12\.3 bars held per trade\n", res.output)
+    assert re.search(r"quick_exit_rate\s+7\.2 % \(trades held <= 3 bars\)\n", res.output)
     (runs / done).mkdir()
     (runs / done / "config.toml").write_text('[experiment]\nname = "v4_no_lookahead"\n\n[experiment.costs]\naccount_currency = "EUR"\n')
     named = CliRunner().invoke(cli, ["show", done, "--runs-dir", str(runs)]).output

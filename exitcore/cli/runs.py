@@ -50,7 +50,24 @@ _UNITS: dict[str, Any] = {
     "sharpe": lambda v: f"{v:.2f} (daily, annualised)",
     "sortino": lambda v: f"{v:.2f} (daily, annualised)",
     "max_drawdown": lambda v: f"{v:.4g} (PnL fraction)",
+    "avg_bars": lambda v: f"{v:.1f} bars held per trade",
+    "quick_exit_rate": lambda v: f"{100 * v:.1f} % (trades held <= {_quick_exit_bars()} bars)",
 }
+
+
+def _quick_exit_bars() -> int:
+    from exitcore.evaluation.metrics import QUICK_EXIT_BARS  # imported when shown: `--help` stays light
+
+    return QUICK_EXIT_BARS
+
+
+def _shares(shares: dict[str, Any]) -> str:
+    """``stop 41.2 %, agent 30.1 %, ...``: shares of trades, largest first (exit reasons)."""
+    def pct(v: Any) -> str:
+        return f"{100 * v:.1f} %" if isinstance(v, float) and math.isfinite(v) else _value(v)
+
+    ordered = sorted(shares.items(), key=lambda kv: -kv[1] if isinstance(kv[1], (int, float)) else 0.0)
+    return ", ".join(f"{k} {pct(v)}" for k, v in ordered) or "-"
 
 
 def _metric(key: str, v: Any, currency: str | None = None) -> str:
@@ -220,6 +237,8 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     for key, value in record.metrics.items():
         if key in ("audit_verdict_from", "audit_why"):  # said in the line above when it matters
             continue
-        if isinstance(value, dict):
+        if key == "exit_reasons" and isinstance(value, dict):
+            value = _shares(value) + " (of trades)"
+        elif isinstance(value, dict):
             value = " ".join(f"{k}={_value(v)}" for k, v in value.items())
         click.echo(f"  {key:<{mwidth}}  {_metric(key, value, currency)}")

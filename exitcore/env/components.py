@@ -217,12 +217,20 @@ def check_untouched(before: dict[str, Any], states: Sequence[Any], what: str) ->
 
 
 def check_mask_rows(mask: torch.Tensor, what: str) -> None:
-    """A mask component must leave at least one action allowed in every row."""
+    """A mask component must leave HOLD allowed in every row: HOLD is always allowed, so a mask
+    that forbids it (to force an exit, say) would be silently overridden and not do what its
+    author meant."""
     empty = ~mask.any(dim=1)
     if bool(empty.any()):
         rows = torch.nonzero(empty).flatten()[:5].tolist()
         raise PluginError(f"{what} allowed no action at all in {int(empty.sum())} row(s) (e.g. env {rows}); "
                           f"HOLD must stay allowed")
+    no_hold = ~mask[:, Action.HOLD]
+    if bool(no_hold.any()):
+        rows = torch.nonzero(no_hold).flatten()[:5].tolist()
+        raise PluginError(f"{what} forbade HOLD in {int(no_hold.sum())} row(s) (e.g. env {rows}): HOLD is always "
+                          "allowed, so a mask cannot force an action (exitcore would allow HOLD there anyway); "
+                          "leave column 0 (HOLD) True")
 
 
 def check_actions(action: Any, n_envs: int, device: torch.device, values: bool = True) -> None:

@@ -293,6 +293,8 @@ class _BadPlugin:
     @hookimpl
     def register_action_masks(self, register):
         register("nothing_allowed", lambda p, ctx: (lambda s: torch.zeros(s.n, 5, dtype=torch.bool)))
+        # "force an exit": HOLD forbidden, EXIT allowed; exitcore would allow HOLD anyway
+        register("forcing_exit", lambda p, ctx: (lambda s: torch.zeros(s.n, 5, dtype=torch.bool).index_fill_(1, torch.tensor([1]), True)))
 
     @hookimpl
     def register_exit_guards(self, register):
@@ -333,6 +335,7 @@ class _BadPlugin:
         (dict(rewards=[("nan_reward", {}, 1.0)]), r"reward term 'nan_reward' from .*_BadPlugin.* non-finite"),
         (dict(rewards=[("wrong_shape", {}, 1.0)]), r"reward term 'wrong_shape' .* shape \(3,\), expected \(1,\)"),
         (dict(masks=[("nothing_allowed", {})]), r"action mask 'nothing_allowed' .* allowed no action"),
+        (dict(masks=[("forcing_exit", {})]), r"action mask 'forcing_exit' .* forbade HOLD in 1 row\(s\) .* cannot force an action"),
         (dict(guards=[("float_guard", {})]), r"exit guard 'float_guard' .* dtype float32, expected bool"),
         (dict(guards=[("zeroing_guard", {})]), r"exit guard 'zeroing_guard' .* wrote into the environment state in place \(state.upnl changed\)"),
         (dict(features=[("position", {}), ("zeroing_feature", {})]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import os
+import re
 import sys
 import types
 from collections.abc import Iterable
@@ -24,6 +25,8 @@ from exitcore.components import Component, ComponentKind
 from exitcore.errors import ExitcoreError, PluginError, describe_exception, innermost_match
 
 ENTRY_POINT_GROUP = "exitcore"
+#: what a component's name may be (``min_profit_for_exit``, ``atr-14``, ``v2.guard``)
+COMPONENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 #: set to 1 to skip entry-point discovery (only explicitly registered plugins are used)
 DISABLE_AUTOLOAD_ENV = "EXITCORE_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -260,6 +263,11 @@ class _Registrar:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {self._plugin!r} registered a {self._kind.value} without a name")
+        if not COMPONENT_NAME.fullmatch(name):
+            # names are written in experiments.toml, on the command line (--set) and in log keys
+            # (guard_blocks/<name>): a space, '/', '=' or quote there breaks one of them
+            raise PluginError(f"plugin {self._plugin!r} registered {self._kind.value} {name!r}: a component name is "
+                              "a letter or '_' followed by letters, digits, '_', '-' or '.'")
         if not callable(build):
             raise PluginError(f"plugin {self._plugin!r}: {self._kind.value} {name!r} has no callable build")
         if params is not None and not attrs.has(params):

@@ -260,3 +260,23 @@ def test_iteration_end_answers_ask_to_stop_early(make_host):
     assert host.iteration_end("r", 1, {"entropy": 0.5}) is None
     assert host.iteration_end("r", 2, {"entropy": 0.01}) == "entropy 0.01 below 0.05"
     assert host.iteration_end("r", 3, {"entropy": 0.5}) == "an iteration_end hook returned False"
+
+
+@pytest.mark.parametrize("name", ["my feature", "a/b", "x=1", "'q'", "1st", ""])
+def test_a_component_name_that_cannot_be_written_everywhere_is_refused(make_host, name):
+    class Spaced:
+        @hookimpl
+        def register_exit_guards(self, register):
+            register(name, lambda p, ctx: (lambda s, a: a < 0))
+
+    with pytest.raises(PluginError, match="without a name" if not name else r"a component name is a letter or '_'"):
+        make_host(Spaced())
+
+
+def test_names_with_digits_dots_and_dashes_are_accepted(make_host):
+    class Fine:
+        @hookimpl
+        def register_exit_guards(self, register):
+            register("atr-14.v2_b", lambda p, ctx: (lambda s, a: a < 0))
+
+    assert "atr-14.v2_b" in make_host(Fine()).components(ComponentKind.GUARD)

@@ -179,7 +179,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         with Registry(runs_dir, create=False) as old:
             previous = old.get(run_id_of(request.resume))
             previous_dir = old.path_of(previous)
-        given = request
+        given = request = _drop_recorded_device(request, previous_dir)
         request = _resume_request(previous, request)
         # instant, and before any output: a refused resume must not look like a start
         resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
@@ -457,6 +457,36 @@ def _resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_o
         raise ExitcoreError(f"cannot resume run {run_id or Path(run_dir).name} with {' '.join(changes)}: a resume continues the "
                             "configuration frozen in the run directory, which cannot be changed on resume; start a new "
                             f"run to change it (the changed configuration would not even be valid: {first})") from None
+
+
+def _drop_recorded_device(request: RunRequest, run_dir: Path) -> RunRequest:
+    """``request`` without its ``--device`` when that is the device the run trained on: a run
+    frozen with ``device = "auto"`` that resolved to the CPU resumes with ``--device cpu``
+    (the same device, so still bit-exact); any other device stays a refused change."""
+    from exitcore.evaluation.rundir import RunDirError, read_config
+
+    if request.device is None:
+        return request
+    try:
+        recorded = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("device")
+        frozen = read_config(run_dir).get("ppo", {}).get("device", "auto")
+    except (OSError, ValueError, RunDirError):
+        return request  # refused later with the reason, as any change is
+    if frozen != "auto" or not isinstance(recorded, str):
+        return request
+    from exitcore.device import select_device
+
+    def same(a: Any, b: Any) -> bool:
+        return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+    import torch
+
+    try:
+        if same(select_device(request.device), torch.device(recorded)):
+            return attrs.evolve(request, device=None)
+    except (ExitcoreError, RuntimeError):
+        pass
+    return request
 
 
 def _given_options(given: RunRequest) -> list[str]:

@@ -271,6 +271,25 @@ def test_a_resume_that_would_change_the_frozen_config_is_refused_first(interrupt
     assert "exitcore run v4" not in out.stderr and "loading data" not in out.stderr
 
 
+def test_a_resume_on_the_device_the_run_trained_on_is_no_change(interrupted_run):
+    """A run frozen with device "auto" that trained on the CPU was refused with --device cpu."""
+    import json
+
+    runs, run_id = interrupted_run
+    run_json = runs / "r1" / "run.json"
+    meta = json.loads(run_json.read_text())
+    assert meta["device"] == "cpu"
+    # a device the run did not train on is a refused change
+    run_json.write_text(json.dumps({**meta, "device": "cuda:0"}))
+    out = _exitcore("run", "--resume", run_id, "--device", "cpu", "--runs-dir", str(runs))
+    assert out.returncode == 2 and "the resolved configuration changed (ppo.device: 'auto' -> 'cpu')" in out.stderr, out.stderr
+    # the one it trained on is none
+    run_json.write_text(json.dumps(meta))
+    out = _exitcore("run", "--resume", run_id, "--device", "cpu", "--runs-dir", str(runs))
+    assert out.returncode == 0, out.stderr
+    assert f"(resuming {run_id})" in out.stderr
+
+
 def test_a_bad_data_path_in_the_experiments_file_names_its_toml_path(tmp_path):
     """It ended with a bare "(path)"."""
     project = (ROOT / "experiments.toml").read_text(encoding="utf-8")

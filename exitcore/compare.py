@@ -1,7 +1,7 @@
 """``exitcore compare``: finished runs side by side, with what differs between them.
 
 Each argument is a run id (or a unique prefix) or an experiment name (its latest ``done``
-run). The numbers are recomputed from each run's out-of-sample RL ledger with the same metric
+run; after the first argument, its latest on the same data as the first run when it has one). The numbers are recomputed from each run's out-of-sample RL ledger with the same metric
 functions (:mod:`exitcore.evaluation.metrics`), so every column is computed the same way
 whatever version wrote the run. Runs on different data or different split boundaries are
 flagged loudly: their numbers are not comparable.
@@ -95,7 +95,9 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
                 why = run_error if ref[:1].isdigit() or not_recorded is None else not_recorded
                 raise RegistryError(f"{ref!r} is neither a run nor an experiment with runs in {registry.runs_dir} "
                                     f"({why})") from None
-            record = registry.latest_done(name)
+            # `compare v3 v4`: v4's latest run on the bars the first run used, if it has one
+            # (its latest on any data would compare across data sets, warned but rarely meant)
+            record = (registry.latest_done(name, views[0].data_hash) if views else None) or registry.latest_done(name)
             if record is None:
                 statuses = sorted({r.status for r in registry.list(experiment=name)})
                 raise RegistryError(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "

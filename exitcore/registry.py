@@ -778,12 +778,15 @@ class Registry:
         raise RegistryError(f"no runs of an experiment {name!r} are recorded{hint}; experiments with runs: "
                             f"{', '.join(sorted(recorded)) or 'none'}")
 
-    def latest_done(self, experiment: str) -> RunRecord | None:
-        """The most recently finished ``done`` run of ``experiment``, or None."""
+    def latest_done(self, experiment: str, data_hash: str | None = None) -> RunRecord | None:
+        """The most recently finished ``done`` run of ``experiment`` (on the bars of
+        ``data_hash`` when given), or None."""
+        where, args = "experiment = ? AND status = 'done'", [experiment]
+        if data_hash is not None:
+            where, args = where + " AND data_hash = ?", [*args, data_hash]
         with self._sql_errors():
             row = self._conn.execute(
-                "SELECT * FROM runs WHERE experiment = ? AND status = 'done' ORDER BY ended_at DESC, seq DESC LIMIT 1",
-                (experiment,),
+                f"SELECT * FROM runs WHERE {where} ORDER BY ended_at DESC, seq DESC LIMIT 1", args
             ).fetchone()
         return self._record(row) if row is not None else None
 

@@ -603,15 +603,43 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
         def resolve_name(self, ref):
             raise ExitcoreError(f"unknown experiment {ref!r}")
 
-    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir: record.id)
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir: SimpleNamespace(id=record.id, data_hash=record.data_hash))
     with Registry(runs, create=False) as reg:
-        assert cmp.collect(["v4", "v4_no_lookahead"], reg, OtherFile()) == [done, done]
-        assert cmp.collect(["v4"], reg, None) == [done]
+        assert [v.id for v in cmp.collect(["v4", "v4_no_lookahead"], reg, OtherFile())] == [done, done]
+        assert [v.id for v in cmp.collect(["v4"], reg, None)] == [done]
         with pytest.raises(ExitcoreError, match="'v9' is neither a run nor an experiment with runs") as exc:
             cmp.collect(["v9"], reg, OtherFile())
         # what was typed looks like an experiment name: the recorded ones, the closest suggested
         assert "(did you mean v3?); experiments with runs: v3, v4_no_lookahead" in str(exc.value)
         assert "unknown run" not in str(exc.value)
+
+
+def test_compare_by_name_takes_the_run_on_the_first_runs_data(tmp_path, monkeypatch):
+    """`compare v3 v4` put v3 on one data set beside v4's latest run on another, though v4 had a
+    run on v3's data: names after the first prefer a run on the first run's data."""
+    from types import SimpleNamespace
+
+    from exitcore import compare as cmp
+
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        def finished(experiment, data):
+            run_id = reg.create_run(experiment, "cfg-" + experiment, data)
+            reg.mark_running(run_id)
+            reg.mark_done(run_id, {})
+            return run_id
+
+        v3_a = finished("v3", "hash-a")
+        v4_a = finished("v4_no_lookahead", "hash-a")
+        v4_b = finished("v4_no_lookahead", "hash-b")  # the latest v4, on other bars
+    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir: SimpleNamespace(id=record.id, data_hash=record.data_hash))
+    with Registry(runs, create=False) as reg:
+        assert [v.id for v in cmp.collect(["v3", "v4_no_lookahead"], reg, None)] == [v3_a, v4_a]
+        # the first name is its latest run; without a v3 run on hash-b, v3's latest on any data
+        assert [v.id for v in cmp.collect(["v4_no_lookahead", "v3"], reg, None)] == [v4_b, v3_a]
+        assert [v.id for v in cmp.collect([v4_b, "v4_no_lookahead"], reg, None)] == [v4_b, v4_b]
 
 
 def test_an_unfinished_run_is_refused_by_id_or_path_naming_its_status(tmp_path):

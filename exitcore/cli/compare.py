@@ -22,7 +22,8 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
 
     Each argument is a run id (or a unique prefix or suffix of one), the path of a run directory (the
     directory holding it is then the runs directory), or an experiment name, meaning its
-    latest finished run (`exitcore compare v3 v4`). Runs on different data or different
+    latest finished run (`exitcore compare v3 v4`); after the first argument, its latest on
+    the same data as the first run, where it has one. Runs on different data or different
     splits are flagged: their numbers are not comparable; so are runs that manage different
     trades (other entry strategies, or other trade counts). A run that is still running,
     failed or was interrupted is refused.

@@ -38,6 +38,7 @@ from exitcore.params import (
     positive,
     positive_int,
     positive_int_list,
+    seed_int,
     unit_interval,
 )
 
@@ -242,7 +243,7 @@ class PPOConfig:
     #: policy-network matmul precision: "fp32", or "bf16" (autocast; several times faster for
     #: large networks on CPUs with AMX/AVX512-BF16 and on GPUs, at bfloat16 precision)
     precision: str = attrs.field(default="fp32", validator=one_of(["fp32", "bf16"]))
-    seed: int = attrs.field(default=0, validator=non_negative_int)
+    seed: int = attrs.field(default=0, validator=seed_int)
     #: "auto" takes CUDA when available
     device: str = attrs.field(default="auto", validator=matching(DEVICE_PATTERN, DEVICE_WORDS))
     #: write a checkpoint every this many updates (the final one is always written)

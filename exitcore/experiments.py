@@ -178,7 +178,10 @@ def load_file(path: str | os.PathLike[str]) -> ExperimentsFile:
             problems.append((key, f"expected a table, got {raw[key]!r}"))
     for table in ("experiments", "budgets"):
         for name, value in raw.get(table, {}).items() if isinstance(raw.get(table), dict) else []:
-            if not isinstance(value, dict):
+            if not name.strip():  # [experiments.""]: nothing could name it on a command line
+                problems.append((f'{table}."{name}"', f"a{'n experiment' if table == 'experiments' else ' budget'} "
+                                 "needs a name that is not empty or blank"))
+            elif not isinstance(value, dict):
                 problems.append((f"{table}.{name}", f"expected a table, got {value!r}"))
     if problems:
         raise ConfigError(problems, str(path))
@@ -849,14 +852,20 @@ def check_all(file: ExperimentsFile, host: Any) -> tuple[list[str], list[tuple[s
     if not file.names:
         problems.append(("", "defines no experiments: add an [experiments.NAME] table (see docs/experiments.md)"))
     for name in file.names:
+        fine = True
         for budget in [None, *file.budgets]:
             try:
                 resolve(file, name, host, budget=budget)
             except ConfigError as exc:
-                suffix = f" (with budget {budget!r})" if budget else ""
-                problems.extend((p + suffix if budget else p, m) for p, m in exc.problems)
-                break
-        else:
+                if budget is None:
+                    problems.extend(exc.problems)
+                else:
+                    # every budget is checked, also after a bad one or a bad experiment; when the
+                    # experiment itself is broken, only what the budget's own table adds is new
+                    own = [(p, m) for p, m in exc.problems if fine or p.startswith(f"budgets.{budget}")]
+                    problems.extend((f"{p} (with budget {budget!r})", m) for p, m in own)
+                fine = False
+        if fine:
             ok.append(name)
     # identical problems reached through several experiments are reported once, and so is an
     # extends cycle met from each of its members (the same loop, started elsewhere)

@@ -61,6 +61,10 @@ def _is_finite(v: Any) -> bool:
 
 non_negative_int = _check(lambda v: isinstance(v, int) and v >= 0, "a non-negative integer")
 positive_int = _check(lambda v: isinstance(v, int) and v > 0, "a positive integer")
+#: the largest seed: the registry stores seeds as SQLite's signed 64-bit integers
+MAX_SEED = 2**63 - 1
+seed_int = _check(lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SEED,
+                  "an integer in [0, 2**63 - 1]")
 finite = _check(_is_finite, "a finite number")
 non_negative = _check(lambda v: _is_finite(v) and v >= 0, "a finite number >= 0")
 positive = _check(lambda v: _is_finite(v) and v > 0, "a finite number > 0")

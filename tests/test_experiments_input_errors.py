@@ -111,3 +111,55 @@ def test_list_marks_an_experiment_whose_extends_is_broken_and_exits_2(tmp_path):
     assert rows["mine"].startswith("!! mine") and rows["x"].startswith("!! x") and rows["fine"].startswith("   fine")
     assert f"{path}: experiments.mine.extends: unknown experiment 'v4_no_lookahed'" in result.stderr
     assert result.stderr.count("extends cycle") == 1  # met from x and from y: reported once
+
+
+def test_every_bad_budget_is_reported_not_only_the_first(tmp_path):
+    """check stopped at the first bad budget: bbb's and ccc's problems were never shown."""
+    mine = tmp_path / "experiments.toml"
+    mine.write_text("[budgets.aaa]\nppo = {n_env = 4}\n[budgets.bbb]\nppo = {gamma = 5}\n"
+                    "[budgets.ccc]\neval = {confidence = 2}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--experiments", str(mine), "experiments", "check"])
+    assert result.exit_code == 2, result.output
+    for where in ("budgets.aaa.ppo.n_env (with budget 'aaa'): unknown key 'n_env'",
+                  "budgets.bbb.ppo.gamma (with budget 'bbb'): expected a number between 0 and 1",
+                  "budgets.ccc.eval.confidence (with budget 'ccc'): expected a number strictly between 0 and 1"):
+        assert result.output.count(where) == 1, result.output  # once, though every experiment meets it
+
+
+def test_a_budget_is_checked_even_when_the_defaults_are_broken(tmp_path):
+    mine = tmp_path / "experiments.toml"
+    mine.write_text("[defaults.ppo]\nn_epochs = 0\n[budgets.bbb]\nppo = {gamma = 5}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--experiments", str(mine), "experiments", "check"])
+    assert result.exit_code == 2
+    assert "defaults.ppo.n_epochs: expected a positive integer" in result.output
+    assert "budgets.bbb.ppo.gamma (with budget 'bbb')" in result.output
+    # the defaults' problem is not repeated once per budget
+    assert "n_epochs (with budget" not in result.output
+
+
+@pytest.mark.parametrize("table", ['[experiments.""]\nextends = "v1"\n', '[experiments."  "]\nextends = "v1"\n'])
+def test_an_experiment_without_a_name_is_one_error_line(tmp_path, table):
+    """`experiments check` and `show ""` crashed with a FieldError traceback."""
+    mine = tmp_path / "experiments.toml"
+    mine.write_text(table, encoding="utf-8")
+    for args in (["experiments", "check"], ["experiments", "list"], ["experiments", "show", ""]):
+        result = CliRunner().invoke(cli, ["--experiments", str(mine), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "an experiment needs a name that is not empty or blank" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["run", "v4", "--seed", str(2**63)], ["audit", "v4", "--seed", str(2**64)],
+                                  ["experiments", "show", "v4", "--set", f"ppo.seed={2**64}"]])
+def test_a_seed_beyond_64_bits_is_refused_before_anything_starts(tmp_path, args):
+    """`run --seed 2**63` crashed in the registry (SQLite INTEGER), 2**64 in torch.manual_seed."""
+    result = CliRunner().invoke(cli, [*args, *(["--runs-dir", str(tmp_path / "runs")] if args[0] == "run" else [])])
+    assert result.exit_code == 2, result.output
+    assert "9223372036854775807" in result.output or "[0, 2**63 - 1]" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_largest_seed_is_accepted(host):
+    from exitcore.experiments import load_experiments
+
+    resolved = resolve(load_experiments(PROJECT_FILE), "v4_no_lookahead", host, overrides=[f"ppo.seed={2**63 - 1}"])
+    assert resolved.config.ppo.seed == 2**63 - 1

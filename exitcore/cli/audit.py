@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
+from exitcore.params import MAX_SEED
 
 # the poisoning modes, repeated here so `--help` does not import torch;
 # tests/evaluation/test_audit.py checks they equal exitcore.env.causality.POISON_MODES
@@ -24,7 +25,7 @@ AUDIT_MODES = ("truncate", "nan", "huge", "random_walk")
                    "also poison the bars before each feature's lookback.")
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Split whose trades are sampled.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the sampling and of a random-init policy.")
 @device_option("cpu", "Torch device to assemble the experiment on.")
 @runs_dir_option

@@ -10,6 +10,7 @@ import click
 
 from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
 from exitcore.cli.streams import output_discarded_when_closed
+from exitcore.params import MAX_SEED
 
 
 @click.command()
@@ -25,7 +26,7 @@ from exitcore.cli.streams import output_discarded_when_closed
                    "Default: the experiment's.")
 @device_option(None, "Training device (ppo.device); cuda:N picks one GPU. Default: the experiment's (auto: a GPU "
                      "when there is one).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, metavar="N",
               help="Random seed (ppo.seed). Default: the experiment's.")
 @click.option("--resume", "resume", metavar="RUN", default=None,
               help="Continue an interrupted run exactly where its last checkpoint stopped, with the configuration "

@@ -103,7 +103,12 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
                 raise RegistryError(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
                                     f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
         record = registry.require_done(record.id)
-        views.append(_view(ref, record, registry.path_of(record)))
+        path = registry.path_of(record)
+        if not path.is_dir():  # as report and audit say it (not "no results: was it evaluated?")
+            from exitcore.evaluation.rundir import RunDirError
+
+            raise RunDirError(f"run {record.id}: its directory {path} does not exist")
+        views.append(_view(ref, record, path))
     return views
 
 

@@ -362,3 +362,19 @@ def test_audit_announces_its_stages_unless_quiet(one_update_run):
     assert "[1/3] loading data ..." in out.stderr and "[3/3] auditing 2 decisions (truncate) ..." in out.stderr
     quiet = _exitcore("audit", record.id, "--decisions", "2", "--mode", "truncate", "-q", "--runs-dir", str(runs))
     assert quiet.returncode == out.returncode and quiet.stderr == "" and quiet.stdout == out.stdout
+
+
+def test_audit_of_a_run_whose_results_are_damaged_is_an_error_not_a_pass(interrupted_run):
+    """A truncated results.json made `audit RUN` skip the plausibility rules and say PASS
+    (exit 0): a SUSPECT verdict could quietly become a PASS."""
+    from exitcore.registry import Registry
+
+    runs, run_id = interrupted_run
+    with Registry(runs) as reg:  # the copied run, finished
+        reg.mark_running(run_id)
+        reg.mark_done(run_id, {})
+    results = runs / "r1" / "results.json"
+    results.write_text(results.read_text()[:200])
+    out = _exitcore("audit", run_id, "--decisions", "2", "--mode", "truncate", "-q", "--runs-dir", str(runs))
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr.startswith(f"error: {results}: ") and "PASS" not in out.stdout

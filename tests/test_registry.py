@@ -807,3 +807,12 @@ def test_the_trial_count_source_names_the_registry_by_its_absolute_path(tmp_path
     monkeypatch.chdir(tmp_path)
     source = _trials_source(SimpleNamespace(path="runs-t2/registry.sqlite"), "abc")
     assert source.startswith(f"run registry {tmp_path / 'runs-t2' / 'registry.sqlite'}: ")
+
+
+def test_compare_of_a_run_whose_directory_is_gone_says_so(populated):
+    """compare said "results.json: no results: the run was not evaluated (did it finish?)" for a
+    finished run whose directory had been deleted; report and audit name the directory."""
+    runs, done, train, failed = populated
+    res = CliRunner().invoke(cli, ["compare", done, train, "--runs-dir", str(runs)])
+    assert res.exit_code == 2
+    assert f"error: run {done}: its directory {runs / done} does not exist" in res.output, res.output

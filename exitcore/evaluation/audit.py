@@ -708,6 +708,8 @@ def audit_run(
     resolved = rundir.resolve_run(run_dir, host)
     require_split(resolved.config.split, split)
     info = rundir.read_run_info(run_dir)
+    # before the data is loaded: a damaged results.json is an error, not a skipped plausibility check
+    metrics = run_metrics(run_dir, split)
     with stage("loading data") as note:
         bars = load_bars(resolved.config.data, host, where=f"{run_dir / rundir.CONFIG_FILE}: data")
         note(f"{bars.source}: {len(bars):,} bars")
@@ -731,7 +733,7 @@ def audit_run(
             policy_label=f"trained ({path.relative_to(run_dir)})",
             n_decisions=n,
             modes=modes,
-            metrics=run_metrics(run_dir, split),
+            metrics=metrics,
             split=split,
             seed=seed,
         )
@@ -739,7 +741,9 @@ def audit_run(
 
 def run_metrics(run_dir: Any, split: str = "test") -> dict[str, Any] | None:
     """The RL policy's metrics on ``split`` of a run: recomputed from its ledger file, else from
-    ``results.json`` (the ``trade_metrics`` evaluator, then the headline); ``None`` if neither."""
+    ``results.json`` (the ``trade_metrics`` evaluator, then the headline); ``None`` if neither.
+    A missing or damaged ``results.json`` is a :class:`~exitcore.evaluation.rundir.RunDirError`
+    naming it (the run is not finished, or its results cannot be trusted)."""
     from pathlib import Path
 
     from exitcore.evaluation import rundir
@@ -747,10 +751,7 @@ def run_metrics(run_dir: Any, split: str = "test") -> dict[str, Any] | None:
     from exitcore.evaluation.metrics import compute_metrics
 
     run_dir = Path(run_dir)
-    try:
-        results = rundir.read_results(run_dir)
-    except rundir.RunDirError:
-        return None
+    results = rundir.read_results(run_dir)
     span = (results.get("spans") or {}).get(split)
     name = (results.get("ledgers") or {}).get(split)
     if name and span and (run_dir / name).is_file():

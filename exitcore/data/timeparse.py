@@ -36,7 +36,11 @@ def parse_datetimes(values: pd.Series, fmt: str) -> np.ndarray:
     ok = np.zeros(n, dtype=bool)
     if layout is not None:
         width, fields, literals = layout
-        raw = values.fillna("").to_numpy(dtype=f"S{width + 1}")
+        text = values.fillna("")
+        try:
+            raw = text.to_numpy(dtype=f"S{width + 1}")
+        except UnicodeEncodeError:  # a thin space or a binary row: leave those rows to the fallback
+            raw = text.where(text.str.isascii(), "").to_numpy(dtype=f"S{width + 1}")
         u = raw.view(np.uint8).reshape(n, width + 1)
         ok = present & (u[:, width] == 0) & (u[:, width - 1] != 0)  # exactly `width` bytes
         for pos, ch in literals:

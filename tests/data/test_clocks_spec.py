@@ -159,3 +159,15 @@ def test_fast_parser_rejects_bad_dates() -> None:
     got = parse_datetimes(text, "%Y%m%d %H%M%S")
     assert list(got[:5]) == [NAT] * 5
     assert got[5] == _ns("2019-01-01T23:59:59")
+
+
+def test_fast_parser_leaves_non_ascii_times_unparsed_instead_of_failing() -> None:
+    """A thin space in one time cell (or a binary row) raised UnicodeEncodeError from the byte
+    view, reported with no file or line; now those rows go to the pandas fallback like any
+    other that does not fit the layout (which reads a thin space as a space), and what it
+    cannot parse is NaT, which the loader names with its line."""
+    text = pd.Series(["20190101 120000", "20190101\u2009121500", "\x00\xff\xfe", "20190101 123000"])
+    got = parse_datetimes(text, "%Y%m%d %H%M%S")
+    want = pd.to_datetime(text, format="%Y%m%d %H%M%S", errors="coerce").dt.as_unit("ns").to_numpy().view(np.int64)
+    np.testing.assert_array_equal(got, want)
+    assert got[2] == NAT and got[3] == _ns("2019-01-01T12:30:00")

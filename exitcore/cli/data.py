@@ -40,7 +40,8 @@ def _progress() -> Any:
               "(SOURCE defaults to the experiment's own data).")
 @click.option("--timeframe", metavar="TF", help="Resample to this bar length, e.g. 15min, 1h, 1D (default: the experiment's, else 15min).")
 @click.option("--max-gap-bars", type=click.IntRange(min=1), default=None,
-              help="Holes longer than this many missing bars end an episode (default: the experiment's, else 4).")
+              help="More missing bars than this make a hole in the data (a weekend, an outage), which trades "
+              "are held across or closed at (env.data_holes) (default: the experiment's, else 4).")
 @budget_option
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
 from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
@@ -88,7 +91,8 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
             from exitcore.data.pipeline import data_config_from_spec
 
             data = data_config_from_spec(data_spec, session.host(), base=resolved.config.data)
-        report = audit_experiment(resolved, session.host(), data=data, **kwargs)
+        with _progress(quiet):
+            report = audit_experiment(resolved, session.host(), data=data, **kwargs)
     else:
         if budget or overrides or data_spec:
             raise ConfigError([("", "--budget, --set and --data apply to an experiment, not to a finished run")])
@@ -100,7 +104,8 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
             raise type(exc)(f"{target!r} is not an experiment ({experiment_error}) and not a run: {exc}") from exc
         from exitcore.evaluation.audit import audit_run
 
-        report = audit_run(run_dir, session.host(), **kwargs)
+        with _progress(quiet):
+            report = audit_run(run_dir, session.host(), **kwargs)
         _note_other_verdicts(run_dir)
     if as_json:
         from exitcore.cli.output import echo_json
@@ -109,6 +114,16 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     else:
         click.echo(report.format())
     ctx.exit(report.exit_code)
+
+
+def _progress(quiet: bool) -> Any:
+    """Progress lines of a long probe (``probed 1,200 of 20,000 decisions``) on stderr when it
+    is a terminal and not ``--quiet``; nothing in a pipe or a log."""
+    from exitcore.data.progress import progress_to
+
+    if not quiet and sys.stderr.isatty():
+        return progress_to(lambda msg: click.echo(f"  {msg}", err=True))
+    return progress_to(None)
 
 
 def json_times(report: dict) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,10 +31,13 @@ import torch
 
 from exitcore.actions import ACTION_NAMES, N_ACTIONS
 from exitcore.data.bars import PRICE_COLUMNS, Bars
+from exitcore.data.progress import report as report_progress
 from exitcore.env.state import EnvState
 from exitcore.errors import ExitcoreError, describe_exception
 
 POISON_MODES = ("truncate", "nan", "huge", "random_walk")
+#: seconds between progress messages of a long probe
+PROGRESS_EVERY_S = 5.0
 
 
 @attrs.frozen
@@ -284,7 +288,11 @@ def probe_decisions(
     if histories is not None and len(histories) != len(rows):
         raise ValueError(f"{len(histories)} action histories for {len(rows)} rows")
     leaks: list[Leak] = []
+    shown = time.monotonic()
     for i, row in enumerate(rows):
+        if time.monotonic() - shown >= PROGRESS_EVERY_S:  # a long audit says how far it is (on a terminal)
+            shown = time.monotonic()
+            report_progress(f"probed {i:,} of {len(rows):,} decisions")
         history = None if histories is None else histories[i]
         original = decision_view(assembled, row, history)
         view_of = lambda bars, row=row, history=history: decision_view(rebuild(bars), row, history)  # noqa: E731

@@ -713,10 +713,31 @@ def locate_problems(exc: BaseException, path: str, cls: Any = None, origin: Orig
     return out
 
 
+#: names other PPO libraries (stable-baselines3, CleanRL) use for exitcore's keys, suggested
+#: before any spelling match (``lr`` is too short to be a typo of ``learning_rate``, and
+#: ``ent_coef`` is spelt closer to ``vf_coef`` than to what it means)
+OTHER_NAMES: dict[str, str] = {
+    "lr": "learning_rate",
+    "ent_coef": "entropy_coef_start",
+    "clip_range": "clip_coef",
+    "clip_range_vf": "clip_vf",
+    "net_arch": "hidden",
+    "epochs": "n_epochs",
+    "update_epochs": "n_epochs",
+    "num_envs": "n_envs",
+    "num_steps": "n_steps",
+    "minibatch_size": "batch_size",
+    "anneal_learning_rate": "anneal_lr",
+}
+
+
 def unknown_key_message(key: str, allowed: list[str]) -> str:
     """``unknown key 'x'`` plus the closest allowed names, for typo-friendly errors."""
     msg = f"unknown key {key!r}"
-    close = difflib.get_close_matches(key, allowed, n=1)
+    if OTHER_NAMES.get(key) in allowed:
+        close = [OTHER_NAMES[key]]
+    else:
+        close = difflib.get_close_matches(key, allowed, n=1)
     if close:
         msg += f" (did you mean {close[0]!r}?)"
     if allowed:

@@ -94,6 +94,8 @@ class ConfigError(ExitcoreError):
         lines = []
         for path, msg in self.problems:
             source = self.source_of(path) if self.source_of is not None and path else self.source
+            if path.startswith("--"):  # typed on the command line (--set ...), not in the file
+                source = None
             prefix = f"{source}: " if source else ""
             lines.append(f"{prefix}{path}: {msg}" if path else f"{prefix}{msg}")
         return "\n".join(lines)

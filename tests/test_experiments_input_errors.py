@@ -163,3 +163,13 @@ def test_the_largest_seed_is_accepted(host):
 
     resolved = resolve(load_experiments(PROJECT_FILE), "v4_no_lookahead", host, overrides=[f"ppo.seed={2**63 - 1}"])
     assert resolved.config.ppo.seed == 2**63 - 1
+
+
+@pytest.mark.parametrize("key, meant", [("lr", "learning_rate"), ("ent_coef", "entropy_coef_start"),
+                                        ("clip_range", "clip_coef"), ("learning_rat", "learning_rate")])
+def test_a_set_error_names_the_command_line_and_suggests_the_key_meant(key, meant):
+    """`--set ppo.learning_rat=...` was blamed on the shipped experiments.toml, and sb3's names
+    (`lr`, `ent_coef`) got no suggestion or a wrong one (`vf_coef`)."""
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", f"ppo.{key}=0.1"])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: --set ppo.{key}: unknown key {key!r} (did you mean {meant!r}?)"), result.output

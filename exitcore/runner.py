@@ -346,6 +346,11 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
         if isinstance(exc, FileNotFoundError):  # e.g. under /proc: "No such file" alone misleads
             reason = f"files cannot be created in {probe} ({reason})"
         raise RegistryError(f"runs directory {runs_dir} is not writable: {reason}") from None
+    from exitcore.registry import Registry
+
+    if Registry.exists(runs_dir):  # a damaged registry, found now rather than after the data and episodes
+        with Registry(runs_dir, read_only=True):
+            pass
 
 
 #: OS errors that are the machine's state, not the experiment's doing: a full disk or quota, a

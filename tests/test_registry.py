@@ -816,3 +816,15 @@ def test_compare_of_a_run_whose_directory_is_gone_says_so(populated):
     res = CliRunner().invoke(cli, ["compare", done, train, "--runs-dir", str(runs)])
     assert res.exit_code == 2
     assert f"error: run {done}: its directory {runs / done} does not exist" in res.output, res.output
+
+
+def test_run_refuses_a_damaged_registry_before_loading_anything(tmp_path):
+    """`file is not a database` came only after the data was loaded and the episodes built."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "registry.sqlite").write_text("garbage")
+    res = CliRunner().invoke(cli, ["run", "v4", "--budget", "smoke", "--runs-dir", str(runs)])
+    assert res.exit_code == 2
+    assert f"error: run registry {runs / 'registry.sqlite'}: file is not a database" in res.output
+    assert "loading data" not in res.output and "exitcore run v4" not in res.output
+    assert sorted(p.name for p in runs.iterdir()) == ["registry.sqlite"]  # nothing created beside it

@@ -103,12 +103,7 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
                 raise RegistryError(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
                                     f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
         record = registry.require_done(record.id)
-        path = registry.path_of(record)
-        if not path.is_dir():  # as report and audit say it (not "no results: was it evaluated?")
-            from exitcore.evaluation.rundir import RunDirError
-
-            raise RunDirError(f"run {record.id}: its directory {path} does not exist")
-        views.append(_view(ref, record, path))
+        views.append(_view(ref, record, registry.path_of(record)))
     return views
 
 
@@ -126,6 +121,8 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         read_run_info,
     )
 
+    if not run_dir.is_dir():  # as report and audit say it (not "no results: was it evaluated?")
+        raise RunDirError(f"run {record.id}: its directory {run_dir} does not exist")
     results = read_results(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise RunDirError(f"{run_dir / RUN_FILE}: no such file (the run's metadata): the run directory is incomplete")

@@ -119,6 +119,7 @@ def evaluate(
     *,
     n_trials: int,
     trials_source: str = "",
+    recorded_sharpes: Sequence[float] = (),
     run_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     seed: int = 0,
@@ -130,7 +131,10 @@ def evaluate(
     ``pools`` maps split names to trade rows (:func:`exitcore.data.splits.assign_trades`),
     ``splits`` are the :class:`~exitcore.data.splits.Split` objects (their spans bound the
     daily series). ``n_trials`` is the run registry's trial count for this dataset (this run
-    included), ``trials_source`` a note on where it came from (shown in reports). ``progress``
+    included), ``trials_source`` a note on where it came from (shown in reports),
+    ``recorded_sharpes`` the per-day Sharpes of the other trials recorded on the dataset and
+    split (:func:`exitcore.evaluation.significance.recorded_trial_sharpes`; the DSR's trial
+    variance is the larger of theirs, with this run's, and the null ``1/(T-1)``). ``progress``
     receives a line per stage. With ``run_dir``, the ledgers and ``results.json`` are written
     there (format ``eval.ledger_format``).
 
@@ -187,6 +191,7 @@ def evaluate(
         policy=policy,
         rebuild=make_rebuild(assembled),
         seed=seed,
+        recorded_sharpes=tuple(float(s) for s in recorded_sharpes),
     )
     evaluator_results = run_evaluators(resolved, assembled, ctx, progress)
     verdict = worst_verdict(evaluator_results)

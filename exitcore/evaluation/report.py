@@ -397,7 +397,7 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | None = N
     if "dsr" in dsr:
         rows.append(("deflated Sharpe ratio", f"{num(dsr['dsr'], '.3f')}  (P[true Sharpe > SR0 = {num(dsr.get('sr0_annualised'), '.2f')} annualised])"))
         rows.append(("trials N", f"{dsr.get('n_trials')} ({dsr.get('n_trials_source') or results.get('trials_source') or 'source not recorded'})"))
-        var = "null default 1/(T-1)" if dsr.get("variance_default") else "recorded trials"
+        var = _variance_words(dsr)
         rows.append(("trials' Sharpe variance", f"{num(dsr.get('trials_sharpe_variance'), '.4g')} ({var}); skew {num(dsr.get('skew'), '.2f')}, kurtosis {num(dsr.get('kurtosis'), '.2f')}, {dsr.get('n_days')} days"))
         later = _dsr_with_more_trials(dsr, trials_now)
         if later:
@@ -417,6 +417,18 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | None = N
     if caveat:
         blocks.append(("p", caveat))
     return blocks
+
+
+def _variance_words(dsr: Mapping[str, Any]) -> str:
+    """Where the DSR's trial variance came from: the null, or the recorded trials' dispersion
+    (a run from before ``variance_source`` was recorded says only null or recorded)."""
+    source = dsr.get("variance_source")
+    if not isinstance(source, str):
+        return "null default 1/(T-1)" if dsr.get("variance_default") else "recorded trials"
+    recorded, k = dsr.get("recorded_variance"), dsr.get("recorded_trials")
+    if source.startswith("null") and isinstance(k, int) and k >= 2 and _finite(recorded):
+        return f"{source}, larger than the {k} recorded trials' {num(recorded, '.4g')}"
+    return source
 
 
 def _negative_sharpe_caveat(results: Mapping[str, Any]) -> str | None:

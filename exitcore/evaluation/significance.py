@@ -241,24 +241,106 @@ def expected_max_sharpe(n_trials: int, trials_sharpe_variance: float) -> float:
     return math.sqrt(trials_sharpe_variance) * z
 
 
-def deflated_sharpe_ratio(returns: Any, n_trials: int, trials_sharpe_variance: float | None = None) -> dict[str, Any]:
+#: ``variance_source`` of a DSR whose trials' variance is the null ``1 / (T − 1)``
+NULL_VARIANCE_SOURCE = "null 1/(T-1)"
+
+
+def null_sharpe_variance(n_days: int) -> float:
+    """``1 / (T − 1)``: the sampling variance of a per-day Sharpe estimate over ``T`` days when
+    the true Sharpe is zero (Lo 2002), the dispersion independent worthless trials would show."""
+    if n_days < 2:
+        raise ValueError(f"need at least 2 days for a Sharpe variance, got {n_days}")
+    return 1.0 / (n_days - 1)
+
+
+def recorded_trial_sharpes(records: Any, split: str = "test", *, exclude: tuple[str, int] | None = None) -> list[float]:
+    """Per-day headline Sharpes (annualised / √252) of the trials recorded in ``records``.
+
+    ``records`` are registry rows (:class:`exitcore.registry.RunRecord`) of one dataset. A trial
+    is a distinct ``(config_hash, seed)``, as in :meth:`~exitcore.registry.Registry.trial_count`;
+    the latest finished (``done``) run speaks for it. Left out: trials measured on another
+    ``split`` or without a finite Sharpe, and those whose audit verdict is ``FAIL`` (their
+    Sharpe comes from look-ahead; they still count in ``N``). ``exclude`` is a
+    ``(config_hash, seed)`` to leave out: the run being evaluated, whose own Sharpe the caller
+    adds from its returns.
+    """
+    latest: dict[tuple[str, int], tuple[tuple[str, int], Any]] = {}
+    for order, record in enumerate(records):
+        key = (record.config_hash, record.seed)
+        if record.status != "done" or key == exclude:
+            continue
+        rank = (record.ended_at or "", order)
+        if key not in latest or rank > latest[key][0]:
+            latest[key] = (rank, record)
+    out = []
+    for _, record in latest.values():
+        metrics = record.metrics
+        sharpe = metrics.get("sharpe")
+        if (metrics.get("split") == split and metrics.get("audit_verdict") != "FAIL"
+                and isinstance(sharpe, (int, float)) and not isinstance(sharpe, bool) and math.isfinite(sharpe)):
+            out.append(float(sharpe) / _ANNUAL)
+    return out
+
+
+def conservative_trials_variance(n_days: int, trial_sharpes: Any) -> dict[str, Any]:
+    """The trials' Sharpe variance a run's DSR uses: ``V = max(1 / (T − 1), V_rec)``.
+
+    ``V_rec`` is the sample variance (``ddof = 1``) of ``trial_sharpes`` (per-day Sharpes, one per
+    trial, this run's included) when there are at least two, else only the null is used. The
+    null is what independent worthless trials would show; seeds of a short training can disperse
+    more than that, and taking the larger keeps the DSR erring against the result. Returns
+    ``trials_sharpe_variance`` (the ``V`` used), ``variance_source`` (``"null 1/(T-1)"`` or
+    ``"recorded: k trials"``), ``recorded_variance`` (``V_rec``, NaN with fewer than two) and
+    ``recorded_trials`` (``k``).
+    """
+    sharpes = np.asarray(list(trial_sharpes), dtype=float)
+    null = null_sharpe_variance(n_days)
+    recorded = float(np.var(sharpes, ddof=1)) if sharpes.size >= 2 else math.nan
+    use_recorded = recorded > null  # False for NaN
+    return {
+        "trials_sharpe_variance": recorded if use_recorded else null,
+        "variance_source": f"recorded: {sharpes.size} trials" if use_recorded else NULL_VARIANCE_SOURCE,
+        "recorded_variance": recorded,
+        "recorded_trials": int(sharpes.size),
+    }
+
+
+def deflated_sharpe_ratio(
+    returns: Any, n_trials: int, trials_sharpe_variance: float | None = None, *, recorded_sharpes: Any = None
+) -> dict[str, Any]:
     """DSR: the PSR of ``returns`` against the expected best Sharpe of ``n_trials`` trials.
 
     ``DSR = PSR(SR0)`` with ``SR0 = expected_max_sharpe(N, V)`` (per period). ``n_trials`` is
     the number of runs recorded for the dataset (``Registry.trial_count(data_hash)``), this one
-    included. ``V`` is the variance of the per-period Sharpe ratios of those trials when the
-    caller knows them; by default ``V = 1 / (T − 1)``, the sampling variance of a Sharpe
-    estimate over ``T`` days when the true Sharpe is zero (Lo 2002): the dispersion worthless
-    trials on the same days would show by luck alone.
+    included. ``V``, the variance of the trials' per-period Sharpe ratios, is one of:
+
+    * ``trials_sharpe_variance``, when the caller gives it;
+    * with ``recorded_sharpes`` (the per-period Sharpes of the *other* recorded trials, see
+      :func:`recorded_trial_sharpes`): :func:`conservative_trials_variance` of those and this
+      series' own Sharpe, ``max(1 / (T − 1), their sample variance)``: what a run uses;
+    * by default ``1 / (T − 1)``, the sampling variance of a Sharpe estimate over ``T`` days
+      when the true Sharpe is zero (Lo 2002): the dispersion worthless trials on the same days
+      would show by luck alone.
 
     Returns ``dsr``, ``psr`` (against 0), ``sharpe`` (per period), ``sharpe_annualised``,
-    ``sr0`` and ``sr0_annualised``, ``n_trials``, ``trials_sharpe_variance`` and whether it
-    was the default (``variance_default``), ``skew``, ``kurtosis``, ``n_days``.
+    ``sr0`` and ``sr0_annualised``, ``n_trials``, ``trials_sharpe_variance`` (the ``V`` used),
+    whether it was the null (``variance_default``), ``variance_source`` (``"null 1/(T-1)"``,
+    ``"recorded: k trials"`` or ``"given by the caller"``), ``recorded_variance`` and
+    ``recorded_trials`` (NaN and 0 unless ``recorded_sharpes`` was given), ``skew``,
+    ``kurtosis``, ``n_days``.
     """
+    if trials_sharpe_variance is not None and recorded_sharpes is not None:
+        raise ValueError("give trials_sharpe_variance or recorded_sharpes, not both")
     r = np.asarray(returns, dtype=float)
     sr, skew, kurt = _moments(r)
-    default = trials_sharpe_variance is None
-    variance = 1.0 / (len(r) - 1) if default else float(trials_sharpe_variance)
+    if trials_sharpe_variance is not None:
+        choice = {"trials_sharpe_variance": float(trials_sharpe_variance), "variance_source": "given by the caller",
+                  "recorded_variance": math.nan, "recorded_trials": 0}
+    else:
+        # without recorded trials there is no dispersion to measure: the null alone
+        trials = [] if recorded_sharpes is None else [*recorded_sharpes, sr]
+        choice = conservative_trials_variance(len(r), trials)
+    variance = choice["trials_sharpe_variance"]
     sr0 = expected_max_sharpe(n_trials, variance)
     return {
         "dsr": probabilistic_sharpe_ratio(r, sr0),
@@ -268,8 +350,8 @@ def deflated_sharpe_ratio(returns: Any, n_trials: int, trials_sharpe_variance: f
         "sr0": sr0,
         "sr0_annualised": sr0 * _ANNUAL,
         "n_trials": n_trials,
-        "trials_sharpe_variance": variance,
-        "variance_default": default,
+        **choice,
+        "variance_default": choice["variance_source"] == NULL_VARIANCE_SOURCE,
         "skew": skew,
         "kurtosis": kurt,
         "n_days": len(r),
@@ -277,35 +359,48 @@ def deflated_sharpe_ratio(returns: Any, n_trials: int, trials_sharpe_variance: f
 
 
 def deflated_sharpe_from_registry(
-    returns: Any, registry: Any, data_hash: str, *, split: str = "test", recorded_variance: bool = False
+    returns: Any,
+    registry: Any,
+    data_hash: str,
+    *,
+    split: str = "test",
+    recorded_variance: bool | str = False,
+    trial: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """:func:`deflated_sharpe_ratio` with ``N`` taken from the run registry, so it is never typed by hand.
 
     ``N = registry.trial_count(data_hash)`` (every configuration and seed tried on the dataset;
-    see :meth:`exitcore.registry.Registry.trial_count`). With ``recorded_variance`` the trials'
-    Sharpe variance is the sample variance of the headline ``sharpe`` recorded by the runs on
-    this dataset measured on ``split`` (annualised values converted to daily), when at least two
-    are finite; otherwise the documented null default. The result adds ``data_hash`` and
-    ``recorded_sharpes`` (how many recorded Sharpes were used, 0 for the default).
+    see :meth:`exitcore.registry.Registry.trial_count`). The trials' Sharpe variance ``V``:
+
+    * ``recorded_variance=False``: the null ``1 / (T − 1)``;
+    * ``True``: the sample variance of the recorded trials' headline Sharpes on ``split``
+      (:func:`recorded_trial_sharpes`, annualised values converted to daily), when at least two
+      are finite; otherwise the null;
+    * ``"max"``: what a run uses, ``max(1 / (T − 1), V_rec)`` with ``V_rec`` over the recorded
+      trials and this series' own Sharpe (:func:`conservative_trials_variance`). Pass ``trial``
+      = ``(config_hash, seed)`` when ``returns`` are a recorded run's, so it is not counted twice.
+
+    The result adds ``data_hash`` and ``recorded_sharpes`` (how many recorded Sharpes were
+    used, 0 for the null).
     """
+    if recorded_variance not in (False, True, "max"):
+        raise ValueError(f"recorded_variance must be False, True or 'max', got {recorded_variance!r}")
     n_trials = registry.trial_count(data_hash)
     if n_trials < 1:
         raise ValueError(
             f"no run is recorded for data hash {data_hash!r}: record the run in the registry before "
             "evaluating it, so the deflated Sharpe ratio counts it"
         )
-    variance = None
-    used = 0
-    if recorded_variance:
-        sharpes = [
-            float(r.metrics["sharpe"]) / _ANNUAL
-            for r in registry.list(data_hash=data_hash)
-            if r.metrics.get("split") == split and isinstance(r.metrics.get("sharpe"), (int, float))
-            and math.isfinite(r.metrics["sharpe"])
-        ]
-        if len(sharpes) >= 2:
-            variance, used = float(np.var(sharpes, ddof=1)), len(sharpes)
-    result = deflated_sharpe_ratio(returns, n_trials, variance)
+    sharpes = recorded_trial_sharpes(registry.list(data_hash=data_hash), split, exclude=trial) if recorded_variance else []
+    if recorded_variance == "max":
+        result = deflated_sharpe_ratio(returns, n_trials, recorded_sharpes=sharpes)
+        used = 0 if result["variance_default"] else result["recorded_trials"]
+    elif len(sharpes) >= 2:
+        result = deflated_sharpe_ratio(returns, n_trials, float(np.var(sharpes, ddof=1)))
+        result["variance_source"] = f"recorded: {len(sharpes)} trials"
+        used = len(sharpes)
+    else:
+        result, used = deflated_sharpe_ratio(returns, n_trials), 0
     result.update(data_hash=data_hash, recorded_sharpes=used)
     return result
 

@@ -103,6 +103,26 @@ def test_the_report_recomputes_the_dsr_when_trials_were_added_later(finished_run
     assert result.exit_code == 0 and "with N = 5" in result.output, result.output
 
 
+def test_the_report_says_where_the_dsr_trial_variance_came_from(finished_run, tmp_path):
+    run_dir = tmp_path / "variance"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    dsr = results["evaluators"]["significance"]["dsr"]
+    cases = (
+        ({"variance_source": "recorded: 4 trials", "recorded_variance": 0.0495, "recorded_trials": 4}, "(recorded: 4 trials)"),
+        ({"variance_source": "null 1/(T-1)", "recorded_variance": 0.0001, "recorded_trials": 3},
+         "(null 1/(T-1), larger than the 3 recorded trials' 0.0001)"),
+        ({"variance_source": "null 1/(T-1)", "recorded_variance": "NaN", "recorded_trials": 1}, "(null 1/(T-1))"),
+        # a run recorded before variance_source existed
+        ({"variance_source": None, "variance_default": True}, "(null default 1/(T-1))"),
+    )
+    for fields, words in cases:
+        dsr.update(fields)
+        (run_dir / "results.json").write_text(json.dumps(results))
+        row = next(line for line in render_report(run_dir).splitlines() if line.startswith("trials' Sharpe variance"))
+        assert words in row, row
+
+
 def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):
     run_dir = tmp_path / "half"
     run_dir.mkdir()

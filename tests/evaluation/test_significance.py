@@ -205,6 +205,76 @@ def test_dsr_from_returns_and_its_default_trial_variance():
     assert not given["variance_default"] and given["sr0"] == pytest.approx(expected_max_sharpe(50, 0.01))
 
 
+def series_with_sharpe(annualised: float, n_days: int = 313, seed: int = 0) -> np.ndarray:
+    """Normal daily returns rescaled to an exact annualised Sharpe."""
+    z = np.random.default_rng(seed).standard_normal(n_days)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return 0.004 * (z + annualised / math.sqrt(252))
+
+
+#: three v4 seeds at the quick budget (annualised): their dispersion is 8.4 times the null's
+QUICK_SEEDS = (-2.38, -6.63, -1.90)
+
+
+def test_the_run_time_dsr_variance_is_the_larger_of_the_null_and_the_recorded_trials():
+    """With V = 1/(T-1) alone, three dispersed seeds put SR0 at 0.95 instead of 2.74 (annualised)
+    and a Sharpe of 2.0 got a DSR of 0.88: the default erred for the result, not against it."""
+    r = series_with_sharpe(2.0)
+    seeds = [s / math.sqrt(252) for s in QUICK_SEEDS]
+    null = deflated_sharpe_ratio(r, n_trials=4)
+    assert null["variance_source"] == "null 1/(T-1)" and null["variance_default"] and null["recorded_trials"] == 0
+    assert null["sr0_annualised"] == pytest.approx(0.95, abs=0.01) and null["dsr"] == pytest.approx(0.88, abs=0.01)
+    assert np.var(seeds, ddof=1) == pytest.approx(0.0269, abs=1e-4)  # 8.4 x the null 1/312
+    run = deflated_sharpe_ratio(r, n_trials=4, recorded_sharpes=seeds)
+    expected = np.var([*seeds, 2.0 / math.sqrt(252)], ddof=1)  # this run's own Sharpe included
+    assert run["variance_source"] == "recorded: 4 trials" and not run["variance_default"]
+    assert run["trials_sharpe_variance"] == pytest.approx(expected) == run["recorded_variance"]
+    assert run["sr0"] == pytest.approx(expected_max_sharpe(4, expected))
+    assert run["sr0_annualised"] > 2.74 and run["dsr"] < 0.21
+    # seeds that agree (correlated trials) disperse less than the null: the null is kept
+    close = deflated_sharpe_ratio(r, n_trials=4, recorded_sharpes=[2.0 / math.sqrt(252), 2.01 / math.sqrt(252)])
+    assert close["variance_source"] == "null 1/(T-1)" and close["trials_sharpe_variance"] == pytest.approx(1 / 312)
+    assert close["recorded_trials"] == 3 and close["recorded_variance"] < 1 / 312 and close["dsr"] == null["dsr"]
+    # no other trial: one Sharpe has no dispersion, the null it is
+    alone = deflated_sharpe_ratio(r, n_trials=1, recorded_sharpes=[])
+    assert alone["variance_source"] == "null 1/(T-1)" and math.isnan(alone["recorded_variance"])
+    with pytest.raises(ValueError, match="not both"):
+        deflated_sharpe_ratio(r, 4, 0.01, recorded_sharpes=seeds)
+
+
+def _record(reg, config: str, seed: int, metrics: dict, status: str = "done") -> str:
+    run = reg.create_run("exp", config, "data", seed=seed)
+    reg.mark_running(run)
+    if status == "done":
+        reg.mark_done(run, metrics)
+    else:
+        reg.mark_failed(run)
+        reg.set_metrics(run, metrics)
+    return run
+
+
+def test_recorded_trial_sharpes_take_one_run_per_trial_and_leave_out_audit_failures(tmp_path):
+    from exitcore.evaluation.significance import recorded_trial_sharpes
+    from exitcore.registry import Registry
+    from exitcore.runner import other_trials_sharpes
+
+    reg = Registry(tmp_path)
+    _record(reg, "c1", 0, {"split": "test", "sharpe": 5.0})
+    _record(reg, "c1", 0, {"split": "test", "sharpe": 0.5})  # the same trial again: its latest run speaks
+    _record(reg, "c1", 1, {"split": "test", "sharpe": 1.5})  # another seed: another trial
+    _record(reg, "c2", 0, {"split": "test", "sharpe": 9.0, "audit_verdict": "FAIL"})  # look-ahead
+    _record(reg, "c3", 0, {"split": "test", "sharpe": -1.0, "audit_verdict": "SUSPECT"})
+    _record(reg, "c4", 0, {"split": "train", "sharpe": 7.0})  # in-sample
+    _record(reg, "c5", 0, {"split": "test", "sharpe": float("nan")})
+    _record(reg, "c6", 0, {"split": "test", "sharpe": 3.0}, status="failed")  # never finished
+    records = reg.list(data_hash="data")
+    daily = [s / math.sqrt(252) for s in (0.5, 1.5, -1.0)]
+    assert recorded_trial_sharpes(records) == pytest.approx(daily)
+    assert recorded_trial_sharpes(records, exclude=("c1", 0)) == pytest.approx(daily[1:])
+    assert other_trials_sharpes(reg, "data", "c1", 1) == pytest.approx([daily[0], daily[2]])
+    assert reg.trial_count("data") == 7  # every trial still counts in N, the FAIL and the unfinished included
+
+
 # --------------------------------------------------------------------------- paired differences
 
 
@@ -279,6 +349,14 @@ def test_dsr_takes_its_number_of_trials_from_the_registry(tmp_path):
     expected_var = np.var([s / math.sqrt(252) for s in sharpes.values()], ddof=1)
     assert rec["recorded_sharpes"] == 3 and rec["trials_sharpe_variance"] == pytest.approx(expected_var)
     assert rec["dsr"] == pytest.approx(deflated_sharpe_ratio(r, 4, expected_var)["dsr"])
+    assert rec["variance_source"] == "recorded: 3 trials"
+    # "max": what a run uses, the recorded trials with this series' own Sharpe, never below the null
+    run = deflated_sharpe_from_registry(r, reg, "data", recorded_variance="max")
+    own = run["sharpe"]
+    assert run["trials_sharpe_variance"] == pytest.approx(max(1 / 299, np.var([*(s / math.sqrt(252) for s in sharpes.values()), own], ddof=1)))
+    assert run["dsr"] == pytest.approx(deflated_sharpe_ratio(r, 4, recorded_sharpes=[s / math.sqrt(252) for s in sharpes.values()])["dsr"])
+    with pytest.raises(ValueError, match="False, True or 'max'"):
+        deflated_sharpe_from_registry(r, reg, "data", recorded_variance="yes")
 
 
 def test_a_ledger_mixing_policies_or_splits_is_refused():

@@ -148,7 +148,8 @@ def significance(params: Any, _ctx: Any) -> Any:
         best = context.best_baseline
 
         def dsr() -> dict[str, Any]:
-            out = sig.deflated_sharpe_ratio(daily, context.n_trials)
+            # V = max(null, the recorded trials' dispersion): erring against the result either way
+            out = sig.deflated_sharpe_ratio(daily, context.n_trials, recorded_sharpes=context.recorded_sharpes)
             out["n_trials_source"] = context.trials_source or "given by the caller"
             return out
 

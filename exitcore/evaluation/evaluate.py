@@ -44,7 +44,7 @@ from exitcore.evaluation.ledger import (
     write_atomic_ledger,
     write_ledgers,
 )
-from exitcore.evaluation.metrics import compute_metrics, daily_pnl, headline, split_label
+from exitcore.evaluation.metrics import compute_metrics, daily_table, headline, split_label
 from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
 from exitcore.evaluation.verdicts import VERDICT_RANK, audit_why, verdict_sources, worst_verdict
 from exitcore.words import plural
@@ -422,7 +422,7 @@ def walk_forward(
         "metrics": metrics,
         "intervals": {p: sig.bootstrap_metrics(g, start=start, end=end, **boot) for p, g in (("rl", rl), ("best_baseline", best_bl))},
         "rl_vs_best_baseline": sig.paired_difference(rl, best_bl, start=start, end=end, **boot),
-        "dsr": _safe(lambda: sig.deflated_sharpe_ratio(daily_pnl(rl, start, end), n_trials)),
+        "dsr": _safe(lambda: _dsr(rl, start, end, n_trials)),
         "n_trials": n_trials,
     }
     result = WalkForwardResult(per_window, aggregate, ledger)
@@ -431,6 +431,14 @@ def walk_forward(
         write_atomic_ledger(ledger, Path(run_dir) / ledger_file_name("walk_forward", cfg.eval.ledger_format))
         write_json_atomic(Path(run_dir) / WALK_FORWARD_FILE, result.to_dict())
     return result
+
+
+def _dsr(ledger: pd.DataFrame, start: Any, end: Any, n_trials: int) -> dict[str, Any]:
+    """The DSR of a ledger's daily PnL, its active days counted from the ledger's exits."""
+    from exitcore.evaluation import significance as sig
+
+    days = daily_table(ledger, start, end)
+    return sig.deflated_sharpe_ratio(days["pnl"].to_numpy(), n_trials, active_days=int((days["n_trades"] > 0).sum()))
 
 
 def _safe(fn: Callable[[], Any]) -> Any:

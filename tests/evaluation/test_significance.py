@@ -117,15 +117,17 @@ def test_iid_bootstrap_standard_error_matches_the_textbook_formula():
 
 
 def test_per_trade_statistics_resample_the_trades_of_drawn_days():
-    # two trades a day on day 0 (both wins), none elsewhere except one loss on the last day
-    times = [MONDAY + pd.Timedelta(hours=10), MONDAY + pd.Timedelta(hours=14), MONDAY + pd.Timedelta(days=4, hours=12)]
-    ledger = build_ledger([0.01, 0.02, -0.01], exit_time=times)
+    # two trades on day 0 (both wins), one loss on each other day: every resample draws trades
+    # (a resample without any would leave the interval undefined)
+    times = [MONDAY + pd.Timedelta(hours=10), MONDAY + pd.Timedelta(hours=14),
+             *(MONDAY + pd.Timedelta(days=d, hours=12) for d in range(1, 5))]
+    ledger = build_ledger([0.01, 0.02, -0.01, -0.01, -0.01, -0.01], exit_time=times)
     start, end = span(5)
     b = bootstrap_metrics(ledger, start=start, end=end, n_samples=400, seed=0)
-    assert b["win_rate"]["estimate"] == pytest.approx(2 / 3)
-    assert b["mean_return"]["estimate"] == pytest.approx(0.02 / 3)
-    # any resample's win rate is a ratio of wins to trades over whole days: 0, 2/3, 1 or a mix
-    assert 0 <= b["win_rate"]["low"] <= b["win_rate"]["high"] <= 1
+    assert b["win_rate"]["estimate"] == pytest.approx(2 / 6)
+    assert b["mean_return"]["estimate"] == pytest.approx(-0.01 / 6)
+    # any resample's win rate is a ratio of wins to trades over whole days
+    assert b["win_rate"]["undefined"] == 0 and 0 <= b["win_rate"]["low"] < b["win_rate"]["high"] <= 1
 
 
 def test_bootstrap_of_2000_samples_is_fast():
@@ -134,6 +136,54 @@ def test_bootstrap_of_2000_samples_is_fast():
     t0 = time.perf_counter()
     bootstrap_metrics(ledger, start=start, end=end, n_samples=2000, seed=0)
     assert time.perf_counter() - t0 < 2.0
+
+
+def one_winning_trade(n_days: int = 313) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    """A ledger with a single winning trade in ``n_days`` trading days, and its span."""
+    start, end = span(n_days)
+    return build_ledger([0.01], exit_time=[MONDAY + pd.Timedelta(days=14, hours=12)]), start, end
+
+
+def test_a_resample_without_a_defined_statistic_leaves_the_interval_undefined():
+    """One winning trade in 313 days: the resamples that miss it are flat (no Sharpe) and have
+    no trade (no mean return). Dropping them gave the Sharpe interval [0.897, 1.559], its lower
+    bound the estimate itself, excluding 0."""
+    ledger, start, end = one_winning_trade()
+    b = bootstrap_metrics(ledger, start=start, end=end, n_samples=2000, seed=0)
+    assert b["sharpe"]["estimate"] == pytest.approx(0.897, abs=1e-3)
+    for key in ("sharpe", "mean_return", "win_rate"):
+        iv = b[key]
+        assert iv["undefined"] > 0.2 * 2000, key  # ~ e^-1 of the resamples miss the one active day
+        assert math.isnan(iv["low"]) and math.isnan(iv["high"]) and math.isnan(iv["se"]), key
+    # the mean daily PnL is defined in every resample
+    assert b["mean_daily_pnl"]["undefined"] == 0 and b["mean_daily_pnl"]["low"] == 0.0
+    d = paired_difference(ledger, random_ledger(313, seed=1, policy="fixed_stop_target"), start=start, end=end,
+                          n_samples=500, seed=0)
+    assert d["sharpe"]["undefined"] > 0 and math.isnan(d["sharpe"]["low"]) and math.isnan(d["sharpe"]["p_le_zero"])
+    assert d["mean_daily_pnl"]["undefined"] == 0 and 0 <= d["mean_daily_pnl"]["p_le_zero"] <= 1
+
+
+def test_psr_and_dsr_need_thirty_active_days():
+    """With one winning trade in 313 days the PSR and DSR were 0.977; under a true Sharpe of 0,
+    PSR > 0.95 passed half the time with one active day."""
+    from exitcore.evaluation.significance import MIN_ACTIVE_DAYS
+
+    ledger, start, end = one_winning_trade()
+    daily = daily_pnl(ledger, start, end).to_numpy()
+    assert math.isnan(probabilistic_sharpe_ratio(daily))
+    res = deflated_sharpe_ratio(daily, n_trials=1)
+    assert math.isnan(res["dsr"]) and math.isnan(res["psr"]) and res["active_days"] == 1
+    assert res["undefined"] == ("1 active day (days with an exit) < MIN_ACTIVE_DAYS = 30: too few for a probabilistic "
+                                "Sharpe ratio")
+    assert res["sharpe_annualised"] == pytest.approx(0.897, abs=1e-3)  # the Sharpe itself is still given
+    # the count given wins over the nonzero days (a day of exits netting exactly 0 is active)
+    rng = np.random.default_rng(3)
+    r = np.zeros(313)
+    r[:MIN_ACTIVE_DAYS - 1] = 0.001 + 0.004 * rng.standard_normal(MIN_ACTIVE_DAYS - 1)
+    assert math.isnan(probabilistic_sharpe_ratio(r))
+    assert 0 < probabilistic_sharpe_ratio(r, active_days=MIN_ACTIVE_DAYS) < 1
+    given = deflated_sharpe_ratio(r, n_trials=2, active_days=MIN_ACTIVE_DAYS)
+    assert given["undefined"] is None and 0 < given["dsr"] < given["psr"] < 1
 
 
 def test_bad_arguments():
@@ -149,7 +199,8 @@ def test_bad_arguments():
 
 
 def test_psr_equals_the_paper_formula_computed_by_hand():
-    r = [0.010, -0.004, 0.007, 0.002, -0.012, 0.015, 0.001, -0.003, 0.006, 0.004]
+    base = [0.010, -0.004, 0.007, 0.002, -0.012, 0.015, 0.001, -0.003, 0.006, 0.004]
+    r = [x + k * 1e-4 for k in range(4) for x in base]  # 40 active days: the PSR needs 30
     n = len(r)
     mean = sum(r) / n
     sd = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1))

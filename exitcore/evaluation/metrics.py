@@ -135,19 +135,38 @@ def daily_pnl(ledger: pd.DataFrame, start: Any, end: Any) -> pd.Series:
 
 # --------------------------------------------------------------------------- time-series statistics
 
+#: a std at most this fraction of the largest |value| is zero: float rounding, not dispersion
+#: (a constant daily series of 0.1 has np.std 1.4e-17, which made its Sharpe 1.1e17)
+FLAT_STD_RTOL = 1e-12
+
+
+def is_flat(std: float | np.ndarray, values: np.ndarray, axis: int | None = None) -> bool | np.ndarray:
+    """Whether ``std`` of ``values`` is zero up to float rounding: ``std <= FLAT_STD_RTOL × max|values|``.
+
+    With ``axis``, ``values`` is a 2-D array and ``std`` holds one std per row (``axis=1``); the
+    result is then a boolean array. A NaN std counts as flat (nothing to divide by). The one test
+    of a zero std for every Sharpe ratio (daily, per trade, bootstrapped) and the PSR.
+    """
+    v = np.asarray(values, dtype=float)
+    scale = np.max(np.abs(v), axis=axis) if v.size else 0.0
+    flat = ~(np.asarray(std) > FLAT_STD_RTOL * scale)
+    return flat if axis is not None else bool(flat)
+
+
 
 def annualised_sharpe(daily: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Annualised Sharpe ratio of a daily PnL series.
 
     ``sharpe = mean(D) / std(D) × √252`` with the sample std (``ddof = 1``) and a zero risk-free
     rate (the PnL is already an excess return: a trade's capital is not invested otherwise).
-    NaN with fewer than two days or a zero std (undefined, not infinite).
+    NaN with fewer than two days or a zero std (undefined, not infinite; zero up to float
+    rounding, :func:`is_flat`).
     """
     d = np.asarray(daily, dtype=float)
     if d.size < 2:
         return math.nan
     sd = d.std(ddof=1)
-    if not sd > 0:
+    if is_flat(sd, d):
         return math.nan
     return float(d.mean() / sd * math.sqrt(TRADING_DAYS_PER_YEAR))
 
@@ -225,12 +244,13 @@ def per_trade_stats(pnl: Sequence[float] | np.ndarray | pd.Series) -> dict[str, 
     """``mean_return``, ``std_return`` (``ddof = 1``) and ``per_trade_sharpe = mean / std`` of net pnl.
 
     Not annualised, by design (see the module docstring). The std and the Sharpe are NaN with
-    fewer than two trades; the Sharpe is NaN when the std is zero.
+    fewer than two trades; the Sharpe is NaN when the std is zero (up to float rounding,
+    :func:`is_flat`).
     """
     r = np.asarray(pnl, dtype=float)
     mean = float(r.mean()) if r.size else math.nan
     std = float(r.std(ddof=1)) if r.size >= 2 else math.nan
-    sharpe = mean / std if std > 0 else math.nan
+    sharpe = mean / std if r.size >= 2 and not is_flat(std, r) else math.nan
     return {"mean_return": mean, "std_return": std, "per_trade_sharpe": sharpe}
 
 

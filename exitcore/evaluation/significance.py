@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from exitcore.evaluation.ledger_schema import LedgerError, validate_ledger
-from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe, daily_table, single_value
+from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe, daily_table, is_flat, single_value
 
 _NORMAL = NormalDist()
 #: Euler–Mascheroni constant, in the expected maximum of N normal draws
@@ -93,10 +93,10 @@ def _rng(seed: Seed) -> np.random.Generator:
 
 
 def _sharpe_rows(x: np.ndarray) -> np.ndarray:
-    """Annualised Sharpe of each row (NaN where the std is zero), as in ``annualised_sharpe``."""
+    """Annualised Sharpe of each row (NaN where the std is zero, :func:`is_flat`), as in ``annualised_sharpe``."""
     sd = x.std(axis=1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sd > 0, x.mean(axis=1) / sd * _ANNUAL, np.nan)
+        return np.where(is_flat(sd, x, axis=1), np.nan, x.mean(axis=1) / sd * _ANNUAL)
 
 
 def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[str, Any]:
@@ -213,7 +213,7 @@ def _moments(returns: np.ndarray) -> tuple[float, float, float]:
         raise ValueError(f"need at least 3 returns for a probabilistic Sharpe ratio, got {r.size}")
     centred = r - r.mean()
     m2 = float(np.mean(centred**2))
-    if m2 == 0:
+    if is_flat(math.sqrt(m2), r):
         raise ValueError("returns have zero variance: the Sharpe ratio is undefined")
     skew = float(np.mean(centred**3)) / m2**1.5
     kurt = float(np.mean(centred**4)) / m2**2

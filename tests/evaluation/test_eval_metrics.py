@@ -23,6 +23,7 @@ from exitcore.evaluation.metrics import (
     headline,
     max_drawdown,
     metrics_by_policy,
+    per_trade_stats,
     profit_factor,
     scratch_rate,
     split_label,
@@ -185,6 +186,27 @@ def test_all_zero_trades_have_undefined_ratios():
     assert math.isnan(m["profit_factor"])
     assert math.isnan(m["sharpe"]) and math.isnan(m["sortino"])
     assert m["win_rate"] == 0.0
+
+
+def test_a_constant_series_is_flat_despite_float_rounding():
+    """np.std of a constant 0.1 series is 1.4e-17, not 0: the Sharpe read 1.1e17 (the docs say
+    NaN), the per-trade Sharpe 5.9e15, and the PSR failed on a "degenerate variance factor"."""
+    from exitcore.evaluation.significance import _sharpe_rows, probabilistic_sharpe_ratio
+
+    constant = np.full(313, 0.1)
+    assert constant.std(ddof=1) > 0  # the rounding this is about
+    assert math.isnan(annualised_sharpe(constant))
+    assert math.isnan(per_trade_stats([0.1, 0.1, 0.1])["per_trade_sharpe"])
+    assert np.isnan(_sharpe_rows(np.vstack([constant, constant]))).all()
+    with pytest.raises(ValueError, match="zero variance"):
+        probabilistic_sharpe_ratio(constant, active_days=313)
+    # a real, small dispersion is not flat
+    varied = constant + 1e-9 * np.arange(313)
+    assert math.isfinite(annualised_sharpe(varied)) and math.isfinite(_sharpe_rows(varied[None])[0])
+    assert math.isfinite(per_trade_stats([0.1, 0.1 + 1e-9])["per_trade_sharpe"])
+    from exitcore.evaluation.metrics import is_flat
+
+    assert is_flat(0.0, np.zeros(3)) and is_flat(math.nan, np.ones(3)) and not is_flat(1e-9, np.ones(3))
 
 
 def test_empty_ledger_needs_labels_and_yields_nans():

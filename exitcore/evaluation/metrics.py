@@ -211,18 +211,37 @@ def exit_order(ledger: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- per-trade statistics
 
 
+def finite_pnl(pnl: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+    """``pnl`` as a float array; ValueError when any value is NaN or infinite.
+
+    A NaN used to count as a zero trade (a scratch, not a win) or vanish from a sum, so a
+    broken PnL changed the rates silently; :func:`compute_metrics` refuses such ledgers too.
+    """
+    r = np.asarray(pnl, dtype=float)
+    bad = ~np.isfinite(r)
+    if bad.any():
+        n_nan = int(np.isnan(r).sum())
+        n_inf = int(bad.sum()) - n_nan
+        what = " and ".join(f"{n} {kind} value{'s' if n > 1 else ''}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n)
+        first = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(f"pnl must be finite: {what} (the first at index {first})")
+    return r
+
+
 def win_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Share of trades with net ``pnl > 0`` (a zero-PnL trade, e.g. a breakeven stop, is not a
-    win; zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`). NaN for no trades."""
-    sign = pnl_sign(pnl)
+    win; zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`). NaN for no trades;
+    a NaN or infinite ``pnl`` is a ValueError (:func:`finite_pnl`), as in the other per-trade statistics."""
+    sign = pnl_sign(finite_pnl(pnl))
     return float(np.mean(sign > 0)) if sign.size else math.nan
 
 
 def scratch_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Share of trades closed at a net ``pnl`` of 0 (scratch trades: a breakeven stop, an exit at
     the breakeven price), zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`
-    as in :func:`win_rate`, so wins, scratches and losses add up to 1. NaN for no trades."""
-    sign = pnl_sign(pnl)
+    as in :func:`win_rate`, so wins, scratches and losses add up to 1. NaN for no trades; a
+    non-finite ``pnl`` → ValueError."""
+    sign = pnl_sign(finite_pnl(pnl))
     return float(np.mean(sign == 0)) if sign.size else math.nan
 
 
@@ -230,9 +249,11 @@ def profit_factor(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Gross profits over gross losses of net PnL: ``Σ_{r>0} r / Σ_{r<0} |r|``.
 
     Edge cases: no losing trade → ``inf`` if there is any profit; no trades, or neither profit
-    nor loss (all trades zero, within ``PNL_ZERO_TOLERANCE``) → NaN; losses but no profit → 0.
+    nor loss (all trades zero, within ``PNL_ZERO_TOLERANCE``) → NaN; losses but no profit → 0;
+    a non-finite ``pnl`` → ValueError.
     """
-    r, sign = np.asarray(pnl, dtype=float), pnl_sign(pnl)
+    r = finite_pnl(pnl)
+    sign = pnl_sign(r)
     gains = float(r[sign > 0].sum())
     losses = float(-r[sign < 0].sum())
     if losses == 0:
@@ -245,9 +266,9 @@ def per_trade_stats(pnl: Sequence[float] | np.ndarray | pd.Series) -> dict[str, 
 
     Not annualised, by design (see the module docstring). The std and the Sharpe are NaN with
     fewer than two trades; the Sharpe is NaN when the std is zero (up to float rounding,
-    :func:`is_flat`).
+    :func:`is_flat`). A non-finite ``pnl`` → ValueError.
     """
-    r = np.asarray(pnl, dtype=float)
+    r = finite_pnl(pnl)
     mean = float(r.mean()) if r.size else math.nan
     std = float(r.std(ddof=1)) if r.size >= 2 else math.nan
     sharpe = mean / std if r.size >= 2 and not is_flat(std, r) else math.nan

@@ -27,6 +27,7 @@ from exitcore.evaluation.metrics import (
     profit_factor,
     scratch_rate,
     split_label,
+    win_rate,
     trading_day,
     trading_days,
 )
@@ -207,6 +208,16 @@ def test_a_constant_series_is_flat_despite_float_rounding():
     from exitcore.evaluation.metrics import is_flat
 
     assert is_flat(0.0, np.zeros(3)) and is_flat(math.nan, np.ones(3)) and not is_flat(1e-9, np.ones(3))
+
+
+@pytest.mark.parametrize("fn", [win_rate, scratch_rate, profit_factor, per_trade_stats])
+def test_per_trade_statistics_refuse_nan_pnl(fn):
+    """win_rate([nan, 1]) was 0.5 (NaN counted as a zero trade), scratch_rate counted NaN as a
+    scratch and profit_factor left it out; compute_metrics refuses such ledgers already."""
+    with pytest.raises(ValueError, match=r"pnl must be finite: 2 NaN values \(the first at index 1\)"):
+        fn([0.01, math.nan, -0.02, math.nan])
+    with pytest.raises(ValueError, match=r"1 NaN value and 1 infinite value \(the first at index 0\)"):
+        fn(pd.Series([math.inf, 0.01, math.nan]))
 
 
 def test_empty_ledger_needs_labels_and_yields_nans():

@@ -64,17 +64,23 @@ def _utc(ts: Any) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def trading_day(times: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
+def trading_day(times: pd.Series | pd.DatetimeIndex, *, closes: bool = False) -> pd.DatetimeIndex:
     """The FX trading day each UTC time belongs to: its UTC date, weekends rolled to Monday.
 
     FX trades Monday to Friday; the market reopens on Sunday evening (UTC), which is the start of
     Monday's session, so a Saturday or Sunday time belongs to the following Monday. A time of
-    exactly midnight (the close of a day's last bar) belongs to the day that starts then. The
-    result is tz-aware (UTC midnight). This is the one rule by which PnL is attributed to days.
+    exactly midnight belongs to the day that **ends** then when ``closes`` (the times are bar
+    closes: an exit time, a span's end; the 23:45 bar closing at 00:00 is the old day's), else
+    to the day that starts then (bar opens: a span's start). Without this, Friday's last bar,
+    closing at Saturday 00:00, was put on the following Monday. The result is tz-aware (UTC
+    midnight). This is the one rule by which PnL is attributed to days.
     """
     idx = pd.DatetimeIndex(times)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
     days = idx.normalize()
+    if closes:
+        # a close at exactly midnight ends the previous day
+        days = days - pd.to_timedelta(np.where(idx == days, 1, 0), unit="D")
     weekday = days.day_of_week  # Monday = 0 … Sunday = 6
     shift = np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))
     return days + pd.to_timedelta(shift, unit="D")
@@ -83,11 +89,13 @@ def trading_day(times: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
 def trading_days(start: Any, end: Any) -> pd.DatetimeIndex:
     """Every FX trading day (Monday–Friday, UTC midnight) from ``start``'s day to ``end``'s day.
 
-    Both ends are inclusive and mapped by :func:`trading_day`. Holidays are *not* removed: a
-    Monday–Friday day with no trade is a zero-PnL day, which is what an account holding this
-    strategy would have seen.
+    Both ends are inclusive and mapped by :func:`trading_day`: ``start`` as the open of the
+    span's first bar, ``end`` as the close of its last (``closes``), so a span ending at Saturday
+    00:00 ends on Friday. Holidays are *not* removed: a Monday–Friday day with no trade is a
+    zero-PnL day, which is what an account holding this strategy would have seen.
     """
-    first, last = trading_day(pd.DatetimeIndex([_utc(start), _utc(end)]))
+    first = trading_day(pd.DatetimeIndex([_utc(start)]))[0]
+    last = trading_day(pd.DatetimeIndex([_utc(end)]), closes=True)[0]
     if last < first:
         raise ValueError(f"span end {end} precedes its start {start}")
     return pd.bdate_range(first, last, tz="UTC", name="day")
@@ -96,7 +104,8 @@ def trading_days(start: Any, end: Any) -> pd.DatetimeIndex:
 def daily_table(ledger: pd.DataFrame, start: Any, end: Any) -> pd.DataFrame:
     """Per trading day of the span: ``pnl`` (sum of net pnl), ``pnl_ccy``, ``n_trades`` and ``wins``.
 
-    A trade belongs to the trading day of its ``exit_time`` (when its PnL is known). Days
+    A trade belongs to the trading day of its ``exit_time`` (when its PnL is known; a bar close,
+    so an exit at exactly midnight belongs to the day that ends then). Days
     without a trade are present with zeros. Trades exiting outside ``[start, end]`` are an
     error, not silently dropped.
     """
@@ -111,7 +120,7 @@ def daily_table(ledger: pd.DataFrame, start: Any, end: Any) -> pd.DataFrame:
         )
     frame = pd.DataFrame(
         {
-            "day": trading_day(exit_times),
+            "day": trading_day(exit_times, closes=True),
             "pnl": ledger["pnl"].to_numpy(dtype=float),
             "pnl_ccy": ledger["pnl_ccy"].to_numpy(dtype=float),
             "n_trades": 1,

@@ -253,6 +253,22 @@ def test_trading_days_and_weekend_rule():
         trading_days("2024-01-10", "2024-01-08")
 
 
+def test_a_close_at_midnight_belongs_to_the_day_that_ends_then():
+    """Exit times and a span's end are bar closes: Friday's last 15-minute bar closes at
+    Saturday 00:00, which was rolled to the following Monday, a day beyond the data."""
+    days = trading_days("2017-01-02 00:00", "2017-01-07 00:00")  # Monday's first open .. Friday's last close
+    assert [d.strftime("%a %d") for d in days] == ["Mon 02", "Tue 03", "Wed 04", "Thu 05", "Fri 06"]
+    closes = pd.DatetimeIndex([ts("2017-01-07 00:00"), ts("2017-01-04 00:00"), ts("2017-01-04 00:15"),
+                               ts("2017-01-09 00:00")])  # Sat, Wed, Wed, Mon midnight
+    assert list(trading_day(closes, closes=True)) == [ts("2017-01-06"), ts("2017-01-03"), ts("2017-01-04"),
+                                                       ts("2017-01-09")]  # Sunday's last bar is Monday's
+    # an open at midnight starts its day, as before
+    assert list(trading_day(closes)) == [ts("2017-01-09"), ts("2017-01-04"), ts("2017-01-04"), ts("2017-01-09")]
+    ledger = build_ledger([0.01, -0.02], exit_time=["2017-01-04 00:00", "2017-01-07 00:00"])
+    d = daily_pnl(ledger, "2017-01-02 00:00", "2017-01-07 00:00")
+    assert len(d) == 5 and d[ts("2017-01-03")] == 0.01 and d[ts("2017-01-06")] == -0.02
+
+
 def test_action_distribution_without_decisions_is_nan():
     assert all(math.isnan(v) for v in action_distribution(["", ""]).values())
 

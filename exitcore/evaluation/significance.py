@@ -19,7 +19,8 @@ the units that are roughly independent: trades cluster in time and overlap.
   (:meth:`exitcore.registry.Registry.trial_count`), never typed by hand.
 * **Paired differences** RL − baseline on the same days, with the same bootstrap resamples.
 
-numpy only (no scipy): the normal CDF and its inverse come from :class:`statistics.NormalDist`.
+numpy only (no scipy): the normal CDF is :func:`normal_cdf` (``math.erfc``), its inverse
+:class:`statistics.NormalDist`'s.
 """
 
 from __future__ import annotations
@@ -220,6 +221,15 @@ def _moments(returns: np.ndarray) -> tuple[float, float, float]:
     return float(r.mean() / r.std(ddof=1)), skew, kurt
 
 
+def normal_cdf(z: float) -> float:
+    """``Φ(z)`` as ``erfc(−z / √2) / 2``, accurate in the lower tail.
+
+    ``(1 + erf(z / √2)) / 2`` (what :class:`statistics.NormalDist` computes) subtracts two
+    numbers close to 1 there and loses every digit: it gives ``Φ(−10) = 0`` instead of 7.6e-24.
+    """
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
 def psr_from_moments(sharpe: float, n: int, skew: float, kurtosis: float, benchmark_sharpe: float = 0.0) -> float:
     """PSR from the statistics of a return series (Bailey & López de Prado 2012)::
 
@@ -235,7 +245,7 @@ def psr_from_moments(sharpe: float, n: int, skew: float, kurtosis: float, benchm
     # the denominator is a variance factor; it is positive except for degenerate samples
     if denom <= 0:
         raise ValueError(f"degenerate return distribution (variance factor {denom:.3g} <= 0)")
-    return _NORMAL.cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(denom))
+    return normal_cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(denom))
 
 
 def probabilistic_sharpe_ratio(returns: Any, benchmark_sharpe: float = 0.0, *, active_days: int | None = None) -> float:

@@ -222,6 +222,18 @@ def test_psr_basic_behaviour():
         probabilistic_sharpe_ratio([0.01] * 5)
 
 
+def test_the_normal_cdf_keeps_its_precision_in_the_lower_tail():
+    # a clearly losing series has a tiny PSR, not exactly 0 (1 + erf(z/√2) lost every digit)
+    z = -0.6 * math.sqrt(312) / math.sqrt(1 + 2 / 4 * 0.36)
+    assert psr_from_moments(-0.6, 313, 0.0, 3.0) == pytest.approx(0.5 * math.erfc(-z / math.sqrt(2)), rel=1e-12, abs=0)
+    assert 0 < psr_from_moments(-0.6, 313, 0.0, 3.0) < 1e-21
+    from exitcore.evaluation.significance import normal_cdf
+
+    assert normal_cdf(-10) == pytest.approx(7.619853024160527e-24, rel=1e-12, abs=0)  # 1 + erf gave 0.0
+    assert normal_cdf(-8) == pytest.approx(6.220960574271785e-16, rel=1e-12, abs=0)  # 1 + erf: 6.1e-16
+    assert normal_cdf(0) == 0.5 and normal_cdf(1.96) == pytest.approx(0.9750021048517795, rel=1e-14)
+
+
 def test_expected_max_sharpe_by_hand():
     v, n = 0.04, 20
     expected = math.sqrt(v) * ((1 - 0.5772156649) * phi_inv(1 - 1 / n) + 0.5772156649 * phi_inv(1 - 1 / (n * math.e)))

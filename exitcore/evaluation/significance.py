@@ -179,6 +179,28 @@ def bootstrap_metrics(
     }
 
 
+def sharpe_interval(
+    daily: Any,
+    *,
+    n_samples: int = 2000,
+    confidence: float = 0.95,
+    block_length: int | None = None,
+    method: str = "stationary",
+    seed: Seed = 0,
+) -> dict[str, Any]:
+    """The block-bootstrap interval of the annualised Sharpe of a daily PnL series.
+
+    What :func:`bootstrap_metrics` reports as ``sharpe``, from the daily series itself rather
+    than a ledger (for simulations: ``benchmarks/sim_significance.py``):
+    ``{estimate, low, high, se, undefined}``.
+    """
+    _check_confidence(confidence, n_samples)
+    d = np.asarray(daily, dtype=float)
+    length = block_length or default_block_length(len(d))
+    idx = block_bootstrap_indices(len(d), n_samples, length, _rng(seed), method)
+    return _interval(annualised_sharpe(d), _sharpe_rows(d[idx]), confidence)
+
+
 # --------------------------------------------------------------------------- PSR and DSR
 
 #: fewer active days (days with at least one exit) than this leave the PSR and DSR undefined

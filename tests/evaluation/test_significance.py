@@ -104,6 +104,15 @@ def test_bootstrap_estimates_match_the_metrics_and_intervals_contain_them():
     assert other["sharpe"]["low"] != b["sharpe"]["low"]
 
 
+def test_the_sharpe_interval_of_a_daily_series_is_the_ledgers():
+    from exitcore.evaluation.significance import sharpe_interval
+
+    ledger = random_ledger(120, seed=3)
+    start, end = span(120)
+    b = bootstrap_metrics(ledger, start=start, end=end, n_samples=500, seed=11)
+    assert sharpe_interval(daily_pnl(ledger, start, end), n_samples=500, seed=11) == b["sharpe"]
+
+
 def test_iid_bootstrap_standard_error_matches_the_textbook_formula():
     # block length 1 is the ordinary bootstrap: se(mean) ~ sd / sqrt(n)
     ledger = random_ledger(250, seed=4)

@@ -185,7 +185,8 @@ def annualised_sortino(daily: Sequence[float] | np.ndarray | pd.Series) -> float
 
     ``sortino = mean(D) / DD × √252`` where the downside deviation
     ``DD = sqrt( (1/T) Σ_t min(D_t, 0)² )`` runs over *all* ``T`` days (Sortino & Price), so
-    days without losses pull it down rather than being dropped. Edge cases: fewer than two days
+    days without losses pull it down rather than being dropped. It divides by ``T`` where the
+    Sharpe's std divides by ``T − 1`` (``ddof = 1``). Edge cases: fewer than two days
     → NaN; no losing day → ``inf`` if the mean is positive, NaN if it is zero.
     """
     d = np.asarray(daily, dtype=float)

@@ -52,6 +52,22 @@ def default_block_length(n_days: int) -> int:
     return max(1, round(n_days ** (1 / 3)))
 
 
+def checked_block_length(block_length: int | None, n_days: int) -> int:
+    """The mean block length to use for ``n_days`` days: ``block_length``, or the default for None.
+
+    ValueError unless it is an integer with ``1 <= block_length <= n_days``: a longer block
+    is the whole series (every resample a rotation of it, so the interval collapses onto the
+    estimate: with 10,000 days over 313 it did).
+    """
+    if block_length is None:
+        return default_block_length(n_days)
+    if isinstance(block_length, bool) or not isinstance(block_length, (int, np.integer)):
+        raise ValueError(f"block_length must be an integer number of days, got {block_length!r}")
+    if not 1 <= block_length <= n_days:
+        raise ValueError(f"block_length must lie in [1, {n_days}] (the days of the series), got {block_length}")
+    return int(block_length)
+
+
 def block_bootstrap_indices(
     n: int, n_samples: int, block_length: int, rng: np.random.Generator, method: str = "stationary"
 ) -> np.ndarray:
@@ -147,14 +163,15 @@ def bootstrap_metrics(
     maps to ``{estimate, low, high, se, undefined}``; ``se`` is the bootstrap standard error.
     ``undefined`` counts the resamples where the statistic is undefined (no trade drawn, zero
     std); when any is, ``low``, ``high`` and ``se`` are NaN rather than conditioned on the rest.
-    The result also records ``confidence``, ``n_samples``, ``block_length``, ``method``,
-    ``n_days`` and the seed, so the interval can be reproduced.
+    ``block_length`` (mean, in days) defaults to ``round(T^(1/3))`` and must lie in ``[1, T]``
+    (:func:`checked_block_length`). The result also records ``confidence``, ``n_samples``,
+    ``block_length``, ``method``, ``n_days`` and the seed, so the interval can be reproduced.
     """
     _check_confidence(confidence, n_samples)
     _one_series(ledger)
     days = daily_table(ledger, start, end)
     n = len(days)
-    length = block_length or default_block_length(n)
+    length = checked_block_length(block_length, n)
     idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
     pnl = days["pnl"].to_numpy()
     trades = days["n_trades"].to_numpy()
@@ -196,7 +213,7 @@ def sharpe_interval(
     """
     _check_confidence(confidence, n_samples)
     d = np.asarray(daily, dtype=float)
-    length = block_length or default_block_length(len(d))
+    length = checked_block_length(block_length, len(d))
     idx = block_bootstrap_indices(len(d), n_samples, length, _rng(seed), method)
     return _interval(annualised_sharpe(d), _sharpe_rows(d[idx]), confidence)
 
@@ -515,7 +532,7 @@ def paired_difference(
     a = daily_table(ledger_a, start, end)["pnl"].to_numpy()
     b = daily_table(ledger_b, start, end)["pnl"].to_numpy()
     n = len(a)
-    length = block_length or default_block_length(n)
+    length = checked_block_length(block_length, n)
     idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
     boot_sharpe = _sharpe_rows(a[idx]) - _sharpe_rows(b[idx])
     boot_mean = a[idx].mean(axis=1) - b[idx].mean(axis=1)

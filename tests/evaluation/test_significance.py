@@ -204,6 +204,28 @@ def test_bad_arguments():
         bootstrap_metrics(ledger, start=start, end=end, n_samples=1)
 
 
+@pytest.mark.parametrize(("length", "message"), [
+    (10_000, r"block_length must lie in \[1, 20\] \(the days of the series\), got 10000"),
+    (0, r"block_length must lie in \[1, 20\]"),
+    (21, r"got 21"),
+    (2.5, r"block_length must be an integer number of days, got 2.5"),
+    (True, r"integer number of days, got True"),
+])
+def test_a_block_length_outside_the_series_is_refused(length, message):
+    """With a block of 10,000 days over 313 every resample is a rotation of the series and the
+    interval collapsed onto the estimate."""
+    from exitcore.evaluation.significance import sharpe_interval
+
+    ledger = random_ledger(20, seed=1)
+    start, end = span(20)
+    for fn in (lambda: bootstrap_metrics(ledger, start=start, end=end, block_length=length),
+               lambda: paired_difference(ledger, ledger, start=start, end=end, block_length=length),
+               lambda: sharpe_interval(daily_pnl(ledger, start, end), block_length=length)):
+        with pytest.raises(ValueError, match=message):
+            fn()
+    assert bootstrap_metrics(ledger, start=start, end=end, block_length=20, n_samples=50)["block_length"] == 20
+
+
 # --------------------------------------------------------------------------- PSR and DSR
 
 

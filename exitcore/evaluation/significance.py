@@ -120,9 +120,9 @@ def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[s
     """``{estimate, low, high, se, undefined}``: the percentile interval of ``samples``.
 
     A resample whose statistic is undefined (NaN: no trade drawn, a flat series) makes the whole
-    interval NaN. Dropping such resamples would condition on the defined ones: one winning
-    trade in 313 days gave a 95 % Sharpe interval [0.90, 1.56] because every resample that
-    missed the trade was dropped. ``undefined`` counts them.
+    interval NaN. Dropping such resamples would condition on the defined ones: with one winning
+    trade in 313 days every resample that missed the trade was dropped, and the 95 % Sharpe
+    interval's lower bound was the estimate itself (0.90). ``undefined`` counts them.
     """
     undefined = int(np.count_nonzero(~np.isfinite(samples)))
     if undefined:
@@ -222,8 +222,9 @@ def sharpe_interval(
 
 #: fewer active days (days with at least one exit) than this leave the PSR and DSR undefined
 #: (NaN): with few nonzero days the moments are dominated by them and the PSR is far too
-#: confident (a true Sharpe of 0 passed PSR > 0.95 half the time with 1 active day, 27 % with
-#: 2, 15 % with 5, 8 % with 20). The same 30 as the audit's ``MIN_TRADES_FOR_RULES``.
+#: confident (a true Sharpe of 0 passed PSR > 0.95 half the time with 1 active day, 28 % with
+#: 2, 15 % with 5, 7.4 % with 20: benchmarks/sim_significance.py). The same 30 as the audit's
+#: ``MIN_TRADES_FOR_RULES``.
 MIN_ACTIVE_DAYS = 30
 
 
@@ -239,7 +240,6 @@ def too_few_active_days(returns: Any, active_days: int | None = None) -> str | N
         return None
     return (f"{active} active day{'' if active == 1 else 's'} (days with an exit) < MIN_ACTIVE_DAYS = "
             f"{MIN_ACTIVE_DAYS}: too few for a probabilistic Sharpe ratio")
-
 
 
 def _moments(returns: np.ndarray) -> tuple[float, float, float]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +191,18 @@ def _is_number(value: Any) -> bool:
 
 def _significance_text(key: str, metrics: dict[str, Any]) -> str | None:
     """``sharpe_interval`` and ``dsr_recorded`` as the table writes them,
-    ``[-9.03, -5.27] 95%`` and ``0.000 (N = 1)``; None when not recorded."""
+    ``[-9.03, -5.27] 95%`` and ``0.000 (N = 1)``; None when not recorded. Either is NaN when the
+    run's data could not support it (resamples without a defined Sharpe, too few active days):
+    ``undefined`` (the report says why)."""
     if key == "sharpe_interval" and metrics.get("sharpe_interval") is not None:
         (low, high), conf = metrics["sharpe_interval"], metrics.get("sharpe_interval_confidence")
-        return f"[{low:.2f}, {high:.2f}]" + (f" {100 * conf:.0f}%" if conf is not None else "")
+        shown = f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) and math.isfinite(high) else "undefined"
+        return shown + (f" {100 * conf:.0f}%" if conf is not None else "")
     if key == "dsr_recorded" and metrics.get("dsr_recorded") is not None:
         trials = metrics.get("dsr_trials")
-        return f"{metrics['dsr_recorded']:.3f} (N = {'?' if trials is None else trials})"
+        value = metrics["dsr_recorded"]
+        shown = f"{value:.3f}" if math.isfinite(value) else "undefined"
+        return f"{shown} (N = {'?' if trials is None else trials})"
     return None
 
 

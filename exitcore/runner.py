@@ -627,8 +627,18 @@ def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: l
     return evaluate(
         assembled, resolved, policy, pools["valid"], splits,
         n_trials=registry.trial_count(data_hash), trials_source=_trials_source(registry, data_hash),
+        recorded_sharpes=other_trials_sharpes(registry, data_hash, resolved.config_hash(), seed),
         run_dir=run_dir, seed=seed, progress=say,
     )
+
+
+def other_trials_sharpes(registry: Any, data_hash: str, config_hash: str, seed: int, split: str = "test") -> list[float]:
+    """Per-day Sharpes of the trials recorded on ``data_hash`` other than this run's own
+    ``(config_hash, seed)``, for the DSR's trial variance (see
+    :func:`exitcore.evaluation.significance.recorded_trial_sharpes`)."""
+    from exitcore.evaluation.significance import recorded_trial_sharpes
+
+    return recorded_trial_sharpes(registry.list(data_hash=data_hash), split, exclude=(config_hash, seed))
 
 
 def _trials_source(registry: Any, data_hash: str) -> str:

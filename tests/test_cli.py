@@ -501,6 +501,23 @@ def test_compare_shows_the_scratch_rate_beside_the_win_rate(tmp_path):
     assert "scratch_rate,0.48,0.0" in cmp.as_csv(views).splitlines()
 
 
+def test_compare_writes_an_undefined_interval_and_dsr_as_undefined(tmp_path):
+    """Too few active days leave the Sharpe interval and the DSR NaN: the table says
+    "undefined" (not "[nan, nan]"), the CSV keeps the NaN."""
+    from exitcore import compare as cmp
+
+    nan = float("nan")
+    metrics = [{"sharpe_interval": [nan, nan], "sharpe_interval_confidence": 0.95, "dsr_recorded": nan, "dsr_trials": 4},
+               {"sharpe_interval": [-0.5, 1.25], "sharpe_interval_confidence": 0.95, "dsr_recorded": 0.31, "dsr_trials": 4}]
+    views = [cmp.RunView(ref, ref, tmp_path, "v4_no_lookahead", "d", (), {}, m) for ref, m in zip("ab", metrics)]
+    lines = cmp.as_table(views).splitlines()
+    interval = next(line for line in lines if line.startswith("Sharpe interval"))
+    dsr = next(line for line in lines if line.startswith("deflated Sharpe"))
+    assert "undefined 95%" in interval and interval.endswith("[-0.50, 1.25] 95%")
+    assert "undefined (N = 4)" in dsr and dsr.endswith("0.310 (N = 4)")
+    assert "nan" not in interval + dsr
+
+
 def test_compare_csv_json_cells_are_strict_json(tmp_path):
     """A metric object holding NaN (shares of no decisions) and an infinite
     parameter are JSON cells: quoted "NaN"/"Infinity", which strict parsers read, not bare tokens."""

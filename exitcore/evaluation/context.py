@@ -57,7 +57,11 @@ class EvalContext:
       device) assembled on other bars, with every feature, mask and guard rebuilt from its
       factory; the look-ahead audit calls it with truncated and poisoned bars. Reward terms
       are left out (they may use hindsight, and nothing but training reads them);
-    * ``seed`` — the seed for any randomness an evaluator needs (bootstrap, audit sampling).
+    * ``seed`` — the seed for any randomness an evaluator needs (bootstrap, audit sampling);
+    * ``recorded_sharpes`` — per-day headline Sharpes of the *other* trials recorded on this
+      dataset and split (one per trial, audit FAILs left out:
+      :func:`exitcore.evaluation.significance.recorded_trial_sharpes`), for the deflated Sharpe
+      ratio's trial variance; empty when the caller has no registry.
     """
 
     split: str
@@ -77,6 +81,7 @@ class EvalContext:
     policy: Any
     rebuild: Callable[[Any], Any]
     seed: int = 0
+    recorded_sharpes: tuple[float, ...] = ()
 
     @property
     def rl_ledger(self) -> pd.DataFrame:

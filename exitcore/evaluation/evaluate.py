@@ -44,7 +44,7 @@ from exitcore.evaluation.ledger import (
     write_atomic_ledger,
     write_ledgers,
 )
-from exitcore.evaluation.metrics import compute_metrics, daily_pnl, headline, split_label
+from exitcore.evaluation.metrics import compute_metrics, daily_table, headline, split_label
 from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
 from exitcore.evaluation.verdicts import VERDICT_RANK, audit_why, verdict_sources, worst_verdict
 from exitcore.words import plural
@@ -119,6 +119,7 @@ def evaluate(
     *,
     n_trials: int,
     trials_source: str = "",
+    recorded_sharpes: Sequence[float] = (),
     run_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     seed: int = 0,
@@ -130,7 +131,10 @@ def evaluate(
     ``pools`` maps split names to trade rows (:func:`exitcore.data.splits.assign_trades`),
     ``splits`` are the :class:`~exitcore.data.splits.Split` objects (their spans bound the
     daily series). ``n_trials`` is the run registry's trial count for this dataset (this run
-    included), ``trials_source`` a note on where it came from (shown in reports). ``progress``
+    included), ``trials_source`` a note on where it came from (shown in reports),
+    ``recorded_sharpes`` the per-day Sharpes of the other trials recorded on the dataset and
+    split (:func:`exitcore.evaluation.significance.recorded_trial_sharpes`; the DSR's trial
+    variance is the larger of theirs, with this run's, and the null ``1/(T-1)``). ``progress``
     receives a line per stage. With ``run_dir``, the ledgers and ``results.json`` are written
     there (format ``eval.ledger_format``).
 
@@ -187,6 +191,7 @@ def evaluate(
         policy=policy,
         rebuild=make_rebuild(assembled),
         seed=seed,
+        recorded_sharpes=tuple(float(s) for s in recorded_sharpes),
     )
     evaluator_results = run_evaluators(resolved, assembled, ctx, progress)
     verdict = worst_verdict(evaluator_results)
@@ -417,7 +422,7 @@ def walk_forward(
         "metrics": metrics,
         "intervals": {p: sig.bootstrap_metrics(g, start=start, end=end, **boot) for p, g in (("rl", rl), ("best_baseline", best_bl))},
         "rl_vs_best_baseline": sig.paired_difference(rl, best_bl, start=start, end=end, **boot),
-        "dsr": _safe(lambda: sig.deflated_sharpe_ratio(daily_pnl(rl, start, end), n_trials)),
+        "dsr": _safe(lambda: _dsr(rl, start, end, n_trials)),
         "n_trials": n_trials,
     }
     result = WalkForwardResult(per_window, aggregate, ledger)
@@ -426,6 +431,14 @@ def walk_forward(
         write_atomic_ledger(ledger, Path(run_dir) / ledger_file_name("walk_forward", cfg.eval.ledger_format))
         write_json_atomic(Path(run_dir) / WALK_FORWARD_FILE, result.to_dict())
     return result
+
+
+def _dsr(ledger: pd.DataFrame, start: Any, end: Any, n_trials: int) -> dict[str, Any]:
+    """The DSR of a ledger's daily PnL, its active days counted from the ledger's exits."""
+    from exitcore.evaluation import significance as sig
+
+    days = daily_table(ledger, start, end)
+    return sig.deflated_sharpe_ratio(days["pnl"].to_numpy(), n_trials, active_days=int((days["n_trades"] > 0).sum()))
 
 
 def _safe(fn: Callable[[], Any]) -> Any:

@@ -64,17 +64,23 @@ def _utc(ts: Any) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def trading_day(times: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
+def trading_day(times: pd.Series | pd.DatetimeIndex, *, closes: bool = False) -> pd.DatetimeIndex:
     """The FX trading day each UTC time belongs to: its UTC date, weekends rolled to Monday.
 
     FX trades Monday to Friday; the market reopens on Sunday evening (UTC), which is the start of
     Monday's session, so a Saturday or Sunday time belongs to the following Monday. A time of
-    exactly midnight (the close of a day's last bar) belongs to the day that starts then. The
-    result is tz-aware (UTC midnight). This is the one rule by which PnL is attributed to days.
+    exactly midnight belongs to the day that **ends** then when ``closes`` (the times are bar
+    closes: an exit time, a span's end; the 23:45 bar closing at 00:00 is the old day's), else
+    to the day that starts then (bar opens: a span's start). Without this, Friday's last bar,
+    closing at Saturday 00:00, was put on the following Monday. The result is tz-aware (UTC
+    midnight). This is the one rule by which PnL is attributed to days.
     """
     idx = pd.DatetimeIndex(times)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
     days = idx.normalize()
+    if closes:
+        # a close at exactly midnight ends the previous day
+        days = days - pd.to_timedelta(np.where(idx == days, 1, 0), unit="D")
     weekday = days.day_of_week  # Monday = 0 … Sunday = 6
     shift = np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))
     return days + pd.to_timedelta(shift, unit="D")
@@ -83,11 +89,13 @@ def trading_day(times: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
 def trading_days(start: Any, end: Any) -> pd.DatetimeIndex:
     """Every FX trading day (Monday–Friday, UTC midnight) from ``start``'s day to ``end``'s day.
 
-    Both ends are inclusive and mapped by :func:`trading_day`. Holidays are *not* removed: a
-    Monday–Friday day with no trade is a zero-PnL day, which is what an account holding this
-    strategy would have seen.
+    Both ends are inclusive and mapped by :func:`trading_day`: ``start`` as the open of the
+    span's first bar, ``end`` as the close of its last (``closes``), so a span ending at Saturday
+    00:00 ends on Friday. Holidays are *not* removed: a Monday–Friday day with no trade is a
+    zero-PnL day, which is what an account holding this strategy would have seen.
     """
-    first, last = trading_day(pd.DatetimeIndex([_utc(start), _utc(end)]))
+    first = trading_day(pd.DatetimeIndex([_utc(start)]))[0]
+    last = trading_day(pd.DatetimeIndex([_utc(end)]), closes=True)[0]
     if last < first:
         raise ValueError(f"span end {end} precedes its start {start}")
     return pd.bdate_range(first, last, tz="UTC", name="day")
@@ -96,7 +104,8 @@ def trading_days(start: Any, end: Any) -> pd.DatetimeIndex:
 def daily_table(ledger: pd.DataFrame, start: Any, end: Any) -> pd.DataFrame:
     """Per trading day of the span: ``pnl`` (sum of net pnl), ``pnl_ccy``, ``n_trades`` and ``wins``.
 
-    A trade belongs to the trading day of its ``exit_time`` (when its PnL is known). Days
+    A trade belongs to the trading day of its ``exit_time`` (when its PnL is known; a bar close,
+    so an exit at exactly midnight belongs to the day that ends then). Days
     without a trade are present with zeros. Trades exiting outside ``[start, end]`` are an
     error, not silently dropped.
     """
@@ -111,7 +120,7 @@ def daily_table(ledger: pd.DataFrame, start: Any, end: Any) -> pd.DataFrame:
         )
     frame = pd.DataFrame(
         {
-            "day": trading_day(exit_times),
+            "day": trading_day(exit_times, closes=True),
             "pnl": ledger["pnl"].to_numpy(dtype=float),
             "pnl_ccy": ledger["pnl_ccy"].to_numpy(dtype=float),
             "n_trades": 1,
@@ -135,19 +144,38 @@ def daily_pnl(ledger: pd.DataFrame, start: Any, end: Any) -> pd.Series:
 
 # --------------------------------------------------------------------------- time-series statistics
 
+#: a std at most this fraction of the largest |value| is zero: float rounding, not dispersion
+#: (a constant daily series of 0.1 has np.std 1.4e-17, which made its Sharpe 1.1e17)
+FLAT_STD_RTOL = 1e-12
+
+
+def is_flat(std: float | np.ndarray, values: np.ndarray, axis: int | None = None) -> bool | np.ndarray:
+    """Whether ``std`` of ``values`` is zero up to float rounding: ``std <= FLAT_STD_RTOL × max|values|``.
+
+    With ``axis``, ``values`` is a 2-D array and ``std`` holds one std per row (``axis=1``); the
+    result is then a boolean array. A NaN std counts as flat (nothing to divide by). The one test
+    of a zero std for every Sharpe ratio (daily, per trade, bootstrapped) and the PSR.
+    """
+    v = np.asarray(values, dtype=float)
+    scale = np.max(np.abs(v), axis=axis) if v.size else 0.0
+    flat = ~(np.asarray(std) > FLAT_STD_RTOL * scale)
+    return flat if axis is not None else bool(flat)
+
+
 
 def annualised_sharpe(daily: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Annualised Sharpe ratio of a daily PnL series.
 
     ``sharpe = mean(D) / std(D) × √252`` with the sample std (``ddof = 1``) and a zero risk-free
     rate (the PnL is already an excess return: a trade's capital is not invested otherwise).
-    NaN with fewer than two days or a zero std (undefined, not infinite).
+    NaN with fewer than two days or a zero std (undefined, not infinite; zero up to float
+    rounding, :func:`is_flat`).
     """
     d = np.asarray(daily, dtype=float)
     if d.size < 2:
         return math.nan
     sd = d.std(ddof=1)
-    if not sd > 0:
+    if is_flat(sd, d):
         return math.nan
     return float(d.mean() / sd * math.sqrt(TRADING_DAYS_PER_YEAR))
 
@@ -157,7 +185,8 @@ def annualised_sortino(daily: Sequence[float] | np.ndarray | pd.Series) -> float
 
     ``sortino = mean(D) / DD × √252`` where the downside deviation
     ``DD = sqrt( (1/T) Σ_t min(D_t, 0)² )`` runs over *all* ``T`` days (Sortino & Price), so
-    days without losses pull it down rather than being dropped. Edge cases: fewer than two days
+    days without losses pull it down rather than being dropped. It divides by ``T`` where the
+    Sharpe's std divides by ``T − 1`` (``ddof = 1``). Edge cases: fewer than two days
     → NaN; no losing day → ``inf`` if the mean is positive, NaN if it is zero.
     """
     d = np.asarray(daily, dtype=float)
@@ -192,18 +221,37 @@ def exit_order(ledger: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- per-trade statistics
 
 
+def finite_pnl(pnl: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+    """``pnl`` as a float array; ValueError when any value is NaN or infinite.
+
+    A NaN used to count as a zero trade (a scratch, not a win) or vanish from a sum, so a
+    broken PnL changed the rates silently; :func:`compute_metrics` refuses such ledgers too.
+    """
+    r = np.asarray(pnl, dtype=float)
+    bad = ~np.isfinite(r)
+    if bad.any():
+        n_nan = int(np.isnan(r).sum())
+        n_inf = int(bad.sum()) - n_nan
+        what = " and ".join(f"{n} {kind} value{'s' if n > 1 else ''}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n)
+        first = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(f"pnl must be finite: {what} (the first at index {first})")
+    return r
+
+
 def win_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Share of trades with net ``pnl > 0`` (a zero-PnL trade, e.g. a breakeven stop, is not a
-    win; zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`). NaN for no trades."""
-    sign = pnl_sign(pnl)
+    win; zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`). NaN for no trades;
+    a NaN or infinite ``pnl`` is a ValueError (:func:`finite_pnl`), as in the other per-trade statistics."""
+    sign = pnl_sign(finite_pnl(pnl))
     return float(np.mean(sign > 0)) if sign.size else math.nan
 
 
 def scratch_rate(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Share of trades closed at a net ``pnl`` of 0 (scratch trades: a breakeven stop, an exit at
     the breakeven price), zero within :data:`~exitcore.evaluation.ledger_schema.PNL_ZERO_TOLERANCE`
-    as in :func:`win_rate`, so wins, scratches and losses add up to 1. NaN for no trades."""
-    sign = pnl_sign(pnl)
+    as in :func:`win_rate`, so wins, scratches and losses add up to 1. NaN for no trades; a
+    non-finite ``pnl`` → ValueError."""
+    sign = pnl_sign(finite_pnl(pnl))
     return float(np.mean(sign == 0)) if sign.size else math.nan
 
 
@@ -211,9 +259,11 @@ def profit_factor(pnl: Sequence[float] | np.ndarray | pd.Series) -> float:
     """Gross profits over gross losses of net PnL: ``Σ_{r>0} r / Σ_{r<0} |r|``.
 
     Edge cases: no losing trade → ``inf`` if there is any profit; no trades, or neither profit
-    nor loss (all trades zero, within ``PNL_ZERO_TOLERANCE``) → NaN; losses but no profit → 0.
+    nor loss (all trades zero, within ``PNL_ZERO_TOLERANCE``) → NaN; losses but no profit → 0;
+    a non-finite ``pnl`` → ValueError.
     """
-    r, sign = np.asarray(pnl, dtype=float), pnl_sign(pnl)
+    r = finite_pnl(pnl)
+    sign = pnl_sign(r)
     gains = float(r[sign > 0].sum())
     losses = float(-r[sign < 0].sum())
     if losses == 0:
@@ -225,12 +275,13 @@ def per_trade_stats(pnl: Sequence[float] | np.ndarray | pd.Series) -> dict[str, 
     """``mean_return``, ``std_return`` (``ddof = 1``) and ``per_trade_sharpe = mean / std`` of net pnl.
 
     Not annualised, by design (see the module docstring). The std and the Sharpe are NaN with
-    fewer than two trades; the Sharpe is NaN when the std is zero.
+    fewer than two trades; the Sharpe is NaN when the std is zero (up to float rounding,
+    :func:`is_flat`). A non-finite ``pnl`` → ValueError.
     """
-    r = np.asarray(pnl, dtype=float)
+    r = finite_pnl(pnl)
     mean = float(r.mean()) if r.size else math.nan
     std = float(r.std(ddof=1)) if r.size >= 2 else math.nan
-    sharpe = mean / std if std > 0 else math.nan
+    sharpe = mean / std if r.size >= 2 and not is_flat(std, r) else math.nan
     return {"mean_return": mean, "std_return": std, "per_trade_sharpe": sharpe}
 
 

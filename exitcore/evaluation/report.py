@@ -65,12 +65,42 @@ def num(v: Any, fmt: str = ".3f") -> str:
 
 
 def interval(iv: Mapping[str, Any] | None, fmt: str = ".2f", scale: float = 1.0) -> str:
-    """``estimate [low, high]`` of a bootstrap interval dict."""
+    """``estimate [low, high]`` of a bootstrap interval dict; ``estimate [undefined]`` when some
+    resamples had no defined value (see :data:`UNDEFINED_NOTE`)."""
     if not iv:
         return "-"
     e, lo, hi = (iv.get(k) for k in ("estimate", "low", "high"))
     s = (lambda x: x * scale if _finite(x) else x)
+    if _undefined_resamples(iv):
+        return f"{num(s(e), fmt)} [undefined]"
     return f"{num(s(e), fmt)} [{num(s(lo), fmt)}, {num(s(hi), fmt)}]"
+
+
+#: what ``[undefined]`` in an interval means
+UNDEFINED_NOTE = ("[undefined]: in some resamples the statistic had no value (no trade drawn, or a flat daily "
+                  "series: too few active days), so no interval is given rather than one from the other resamples.")
+
+
+def _undefined_resamples(iv: Mapping[str, Any]) -> int:
+    """How many resamples of an interval were undefined (0 for a run recorded before they were counted)."""
+    k = iv.get("undefined")
+    return k if isinstance(k, int) and not isinstance(k, bool) else 0
+
+
+def _has_undefined(tree: Any) -> bool:
+    """Whether any interval dict in a nested result had undefined resamples."""
+    if not isinstance(tree, Mapping):
+        return False
+    return _undefined_resamples(tree) > 0 or any(_has_undefined(v) for v in tree.values())
+
+
+def _undefined_stat(d: Mapping[str, Any], key: str) -> str | None:
+    """``undefined: why`` for a PSR or DSR result that is NaN with a stated reason, or an error."""
+    if key not in d:
+        return f"undefined: {d.get('error', '-')}"
+    if isinstance(d.get("undefined"), str):
+        return f"undefined: {d['undefined']}"
+    return None
 
 
 # --------------------------------------------------------------------------- sections
@@ -368,6 +398,8 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
         notes.append(f"[CI] = {100 * conf:.0f}% block-bootstrap interval over days "
                      f"({_get(results, 'evaluators', 'significance', 'n_samples')} resamples, "
                      f"{_get(results, 'evaluators', 'significance', 'method')}).")
+        if _has_undefined(intervals):
+            notes.append(UNDEFINED_NOTE)
     else:
         notes.append("no intervals: the `significance` evaluator did not run.")
     if not _get(results, "evaluators", "baselines"):
@@ -392,12 +424,12 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | None = N
         return blocks + [("p", "not run (add `significance` to eval.evaluators)")]
     rows: list[tuple[str, str]] = []
     psr = sig.get("psr") or {}
-    rows.append(("PSR (P[true Sharpe > 0])", num(psr.get("psr"), ".3f") if "psr" in psr else f"undefined: {psr.get('error', '-')}"))
+    rows.append(("PSR (P[true Sharpe > 0])", _undefined_stat(psr, "psr") or num(psr.get("psr"), ".3f")))
     dsr = sig.get("dsr") or {}
     if "dsr" in dsr:
-        rows.append(("deflated Sharpe ratio", f"{num(dsr['dsr'], '.3f')}  (P[true Sharpe > SR0 = {num(dsr.get('sr0_annualised'), '.2f')} annualised])"))
+        rows.append(("deflated Sharpe ratio", _undefined_stat(dsr, "dsr") or f"{num(dsr['dsr'], '.3f')}  (P[true Sharpe > SR0 = {num(dsr.get('sr0_annualised'), '.2f')} annualised])"))
         rows.append(("trials N", f"{dsr.get('n_trials')} ({dsr.get('n_trials_source') or results.get('trials_source') or 'source not recorded'})"))
-        var = "null default 1/(T-1)" if dsr.get("variance_default") else "recorded trials"
+        var = _variance_words(dsr)
         rows.append(("trials' Sharpe variance", f"{num(dsr.get('trials_sharpe_variance'), '.4g')} ({var}); skew {num(dsr.get('skew'), '.2f')}, kurtosis {num(dsr.get('kurtosis'), '.2f')}, {dsr.get('n_days')} days"))
         later = _dsr_with_more_trials(dsr, trials_now)
         if later:
@@ -413,10 +445,24 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | None = N
                             f"{num(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} "
                             "bp of the entry price"))
     blocks.append(("kv", rows))
+    if any(_has_undefined(sig.get(k)) for k in ("rl_vs_best_baseline", "rl_vs_best_on_split")):
+        blocks.append(("p", UNDEFINED_NOTE))
     caveat = _negative_sharpe_caveat(results)
     if caveat:
         blocks.append(("p", caveat))
     return blocks
+
+
+def _variance_words(dsr: Mapping[str, Any]) -> str:
+    """Where the DSR's trial variance came from: the null, or the recorded trials' dispersion
+    (a run from before ``variance_source`` was recorded says only null or recorded)."""
+    source = dsr.get("variance_source")
+    if not isinstance(source, str):
+        return "null default 1/(T-1)" if dsr.get("variance_default") else "recorded trials"
+    recorded, k = dsr.get("recorded_variance"), dsr.get("recorded_trials")
+    if source.startswith("null") and isinstance(k, int) and k >= 2 and _finite(recorded):
+        return f"{source}, larger than the {k} recorded trials' {num(recorded, '.4g')}"
+    return source
 
 
 def _negative_sharpe_caveat(results: Mapping[str, Any]) -> str | None:
@@ -438,7 +484,7 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | None) -> tup
     from exitcore.evaluation.significance import _ANNUAL, expected_max_sharpe, psr_from_moments
 
     n = dsr.get("n_trials")
-    if not trials_now or not isinstance(n, int) or trials_now <= n:
+    if not trials_now or not isinstance(n, int) or trials_now <= n or _undefined_stat(dsr, "dsr"):
         return None
     try:
         sr0 = expected_max_sharpe(trials_now, float(dsr["trials_sharpe_variance"]))
@@ -515,7 +561,8 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
     if diff:
         text.append(f"RL - walk-forward best baseline: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = {num(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}.")
     if "dsr" in dsr:
-        text.append(f"Deflated Sharpe ratio of the concatenated RL ledger: {num(dsr['dsr'], '.3f')} (N = {dsr.get('n_trials')}).")
+        text.append(f"Deflated Sharpe ratio of the concatenated RL ledger: {_undefined_stat(dsr, 'dsr') or num(dsr['dsr'], '.3f')} "
+                    f"(N = {dsr.get('n_trials')}).")
     if text:
         blocks.append(("p", " ".join(text)))
     return blocks
@@ -555,7 +602,7 @@ def summary_text(results: Mapping[str, Any]) -> str:
     if "dsr" in dsr:
         n = dsr.get("n_trials")
         trials = plural(n, "trial") if isinstance(n, int) else f"{n} trials"
-        lines.append(f"deflated Sharpe ratio of RL {num(dsr['dsr'], '.3f')} (N = {trials})")
+        lines.append(f"deflated Sharpe ratio of RL {_undefined_stat(dsr, 'dsr') or num(dsr['dsr'], '.3f')} (N = {trials})")
     diff = _get(results, "evaluators", "significance", "rl_vs_best_baseline") or {}
     if diff.get("sharpe"):  # the verdict a reader came for, without opening the report
         lines.append(f"RL - {diff.get('baseline')}: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = "
@@ -565,6 +612,8 @@ def summary_text(results: Mapping[str, Any]) -> str:
             lines.append("  (both lose: a steadier loser has the more negative Sharpe; `exitcore report` explains)")
     if best in keep:
         lines.append(f"* best baseline, chosen on the training split: {best}")
+    if _has_undefined({p: intervals.get(p) for p in keep}) or _has_undefined(diff):
+        lines.append(UNDEFINED_NOTE)
     if results.get("audit_verdict"):
         sources = results.get("audit_verdict_from")
         if any(s != LOOKAHEAD for s in sources or ()):

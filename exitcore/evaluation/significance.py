@@ -19,7 +19,8 @@ the units that are roughly independent: trades cluster in time and overlap.
   (:meth:`exitcore.registry.Registry.trial_count`), never typed by hand.
 * **Paired differences** RL − baseline on the same days, with the same bootstrap resamples.
 
-numpy only (no scipy): the normal CDF and its inverse come from :class:`statistics.NormalDist`.
+numpy only (no scipy): the normal CDF is :func:`normal_cdf` (``math.erfc``), its inverse
+:class:`statistics.NormalDist`'s.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from exitcore.evaluation.ledger_schema import LedgerError, validate_ledger
-from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe, daily_table, single_value
+from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe, daily_table, is_flat, single_value
 
 _NORMAL = NormalDist()
 #: Euler–Mascheroni constant, in the expected maximum of N normal draws
@@ -49,6 +50,22 @@ Seed = int | np.random.Generator | None
 def default_block_length(n_days: int) -> int:
     """Mean block length for ``n_days`` days: ``max(1, round(n_days ** (1/3)))``."""
     return max(1, round(n_days ** (1 / 3)))
+
+
+def checked_block_length(block_length: int | None, n_days: int) -> int:
+    """The mean block length to use for ``n_days`` days: ``block_length``, or the default for None.
+
+    ValueError unless it is an integer with ``1 <= block_length <= n_days``: a longer block
+    is the whole series (every resample a rotation of it, so the interval collapses onto the
+    estimate: with 10,000 days over 313 it did).
+    """
+    if block_length is None:
+        return default_block_length(n_days)
+    if isinstance(block_length, bool) or not isinstance(block_length, (int, np.integer)):
+        raise ValueError(f"block_length must be an integer number of days, got {block_length!r}")
+    if not 1 <= block_length <= n_days:
+        raise ValueError(f"block_length must lie in [1, {n_days}] (the days of the series), got {block_length}")
+    return int(block_length)
 
 
 def block_bootstrap_indices(
@@ -93,23 +110,31 @@ def _rng(seed: Seed) -> np.random.Generator:
 
 
 def _sharpe_rows(x: np.ndarray) -> np.ndarray:
-    """Annualised Sharpe of each row (NaN where the std is zero), as in ``annualised_sharpe``."""
+    """Annualised Sharpe of each row (NaN where the std is zero, :func:`is_flat`), as in ``annualised_sharpe``."""
     sd = x.std(axis=1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sd > 0, x.mean(axis=1) / sd * _ANNUAL, np.nan)
+        return np.where(is_flat(sd, x, axis=1), np.nan, x.mean(axis=1) / sd * _ANNUAL)
 
 
-def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[str, float]:
+def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[str, Any]:
+    """``{estimate, low, high, se, undefined}``: the percentile interval of ``samples``.
+
+    A resample whose statistic is undefined (NaN: no trade drawn, a flat series) makes the whole
+    interval NaN. Dropping such resamples would condition on the defined ones: with one winning
+    trade in 313 days every resample that missed the trade was dropped, and the 95 % Sharpe
+    interval's lower bound was the estimate itself (0.90). ``undefined`` counts them.
+    """
+    undefined = int(np.count_nonzero(~np.isfinite(samples)))
+    if undefined:
+        return {"estimate": estimate, "low": math.nan, "high": math.nan, "se": math.nan, "undefined": undefined}
     alpha = (1 - confidence) / 2
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return {"estimate": estimate, "low": math.nan, "high": math.nan, "se": math.nan}
-    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    low, high = np.quantile(samples, [alpha, 1 - alpha])
     return {
         "estimate": estimate,
         "low": float(low),
         "high": float(high),
-        "se": float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
+        "se": float(samples.std(ddof=1)) if samples.size > 1 else math.nan,
+        "undefined": 0,
     }
 
 
@@ -135,16 +160,18 @@ def bootstrap_metrics(
 
     Statistics: ``sharpe`` (annualised, daily), ``mean_daily_pnl``, ``mean_return`` (per trade:
     ``Σ pnl / Σ trades`` over the resampled days) and ``win_rate`` (``Σ wins / Σ trades``). Each
-    maps to ``{estimate, low, high, se}``; ``se`` is the bootstrap standard error. Resamples
-    where a statistic is undefined (no trade drawn, zero std) are left out of its interval.
-    The result also records ``confidence``, ``n_samples``, ``block_length``, ``method``,
-    ``n_days`` and the seed, so the interval can be reproduced.
+    maps to ``{estimate, low, high, se, undefined}``; ``se`` is the bootstrap standard error.
+    ``undefined`` counts the resamples where the statistic is undefined (no trade drawn, zero
+    std); when any is, ``low``, ``high`` and ``se`` are NaN rather than conditioned on the rest.
+    ``block_length`` (mean, in days) defaults to ``round(T^(1/3))`` and must lie in ``[1, T]``
+    (:func:`checked_block_length`). The result also records ``confidence``, ``n_samples``,
+    ``block_length``, ``method``, ``n_days`` and the seed, so the interval can be reproduced.
     """
     _check_confidence(confidence, n_samples)
     _one_series(ledger)
     days = daily_table(ledger, start, end)
     n = len(days)
-    length = block_length or default_block_length(n)
+    length = checked_block_length(block_length, n)
     idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
     pnl = days["pnl"].to_numpy()
     trades = days["n_trades"].to_numpy()
@@ -169,7 +196,50 @@ def bootstrap_metrics(
     }
 
 
+def sharpe_interval(
+    daily: Any,
+    *,
+    n_samples: int = 2000,
+    confidence: float = 0.95,
+    block_length: int | None = None,
+    method: str = "stationary",
+    seed: Seed = 0,
+) -> dict[str, Any]:
+    """The block-bootstrap interval of the annualised Sharpe of a daily PnL series.
+
+    What :func:`bootstrap_metrics` reports as ``sharpe``, from the daily series itself rather
+    than a ledger (for simulations: ``benchmarks/sim_significance.py``):
+    ``{estimate, low, high, se, undefined}``.
+    """
+    _check_confidence(confidence, n_samples)
+    d = np.asarray(daily, dtype=float)
+    length = checked_block_length(block_length, len(d))
+    idx = block_bootstrap_indices(len(d), n_samples, length, _rng(seed), method)
+    return _interval(annualised_sharpe(d), _sharpe_rows(d[idx]), confidence)
+
+
 # --------------------------------------------------------------------------- PSR and DSR
+
+#: fewer active days (days with at least one exit) than this leave the PSR and DSR undefined
+#: (NaN): with few nonzero days the moments are dominated by them and the PSR is far too
+#: confident (a true Sharpe of 0 passed PSR > 0.95 half the time with 1 active day, 28 % with
+#: 2, 15 % with 5, 7.4 % with 20: benchmarks/sim_significance.py). The same 30 as the audit's
+#: ``MIN_TRADES_FOR_RULES``.
+MIN_ACTIVE_DAYS = 30
+
+
+def too_few_active_days(returns: Any, active_days: int | None = None) -> str | None:
+    """Why a PSR of ``returns`` is undefined for lack of active days, or None when it is not.
+
+    ``active_days`` is the number of days with at least one exit; by default the days with a
+    nonzero return (a day whose exits net exactly 0 is then not counted: erring against the
+    result).
+    """
+    active = int(np.count_nonzero(np.asarray(returns, dtype=float))) if active_days is None else int(active_days)
+    if active >= MIN_ACTIVE_DAYS:
+        return None
+    return (f"{active} active day{'' if active == 1 else 's'} (days with an exit) < MIN_ACTIVE_DAYS = "
+            f"{MIN_ACTIVE_DAYS}: too few for a probabilistic Sharpe ratio")
 
 
 def _moments(returns: np.ndarray) -> tuple[float, float, float]:
@@ -183,11 +253,20 @@ def _moments(returns: np.ndarray) -> tuple[float, float, float]:
         raise ValueError(f"need at least 3 returns for a probabilistic Sharpe ratio, got {r.size}")
     centred = r - r.mean()
     m2 = float(np.mean(centred**2))
-    if m2 == 0:
+    if is_flat(math.sqrt(m2), r):
         raise ValueError("returns have zero variance: the Sharpe ratio is undefined")
     skew = float(np.mean(centred**3)) / m2**1.5
     kurt = float(np.mean(centred**4)) / m2**2
     return float(r.mean() / r.std(ddof=1)), skew, kurt
+
+
+def normal_cdf(z: float) -> float:
+    """``Φ(z)`` as ``erfc(−z / √2) / 2``, accurate in the lower tail.
+
+    ``(1 + erf(z / √2)) / 2`` (what :class:`statistics.NormalDist` computes) subtracts two
+    numbers close to 1 there and loses every digit: it gives ``Φ(−10) = 0`` instead of 7.6e-24.
+    """
+    return 0.5 * math.erfc(-z / math.sqrt(2))
 
 
 def psr_from_moments(sharpe: float, n: int, skew: float, kurtosis: float, benchmark_sharpe: float = 0.0) -> float:
@@ -205,17 +284,21 @@ def psr_from_moments(sharpe: float, n: int, skew: float, kurtosis: float, benchm
     # the denominator is a variance factor; it is positive except for degenerate samples
     if denom <= 0:
         raise ValueError(f"degenerate return distribution (variance factor {denom:.3g} <= 0)")
-    return _NORMAL.cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(denom))
+    return normal_cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(denom))
 
 
-def probabilistic_sharpe_ratio(returns: Any, benchmark_sharpe: float = 0.0) -> float:
+def probabilistic_sharpe_ratio(returns: Any, benchmark_sharpe: float = 0.0, *, active_days: int | None = None) -> float:
     """PSR: the probability that the true per-period Sharpe of ``returns`` exceeds ``benchmark_sharpe``.
 
     :func:`psr_from_moments` with the Sharpe (``mean / std``, ``ddof = 1``), skewness and
     kurtosis of ``returns`` (daily PnL: the Sharpe is daily, divide an annual benchmark by √252).
+    NaN with fewer than :data:`MIN_ACTIVE_DAYS` active days (:func:`too_few_active_days` says
+    why; ``active_days`` defaults to the days with a nonzero return).
     """
     r = np.asarray(returns, dtype=float)
     sr, skew, kurt = _moments(r)
+    if too_few_active_days(r, active_days):
+        return math.nan
     return psr_from_moments(sr, len(r), skew, kurt, benchmark_sharpe)
 
 
@@ -241,71 +324,178 @@ def expected_max_sharpe(n_trials: int, trials_sharpe_variance: float) -> float:
     return math.sqrt(trials_sharpe_variance) * z
 
 
-def deflated_sharpe_ratio(returns: Any, n_trials: int, trials_sharpe_variance: float | None = None) -> dict[str, Any]:
+#: ``variance_source`` of a DSR whose trials' variance is the null ``1 / (T − 1)``
+NULL_VARIANCE_SOURCE = "null 1/(T-1)"
+
+
+def null_sharpe_variance(n_days: int) -> float:
+    """``1 / (T − 1)``: the sampling variance of a per-day Sharpe estimate over ``T`` days when
+    the true Sharpe is zero (Lo 2002), the dispersion independent worthless trials would show."""
+    if n_days < 2:
+        raise ValueError(f"need at least 2 days for a Sharpe variance, got {n_days}")
+    return 1.0 / (n_days - 1)
+
+
+def recorded_trial_sharpes(records: Any, split: str = "test", *, exclude: tuple[str, int] | None = None) -> list[float]:
+    """Per-day headline Sharpes (annualised / √252) of the trials recorded in ``records``.
+
+    ``records`` are registry rows (:class:`exitcore.registry.RunRecord`) of one dataset. A trial
+    is a distinct ``(config_hash, seed)``, as in :meth:`~exitcore.registry.Registry.trial_count`;
+    the latest finished (``done``) run speaks for it. Left out: trials measured on another
+    ``split`` or without a finite Sharpe, and those whose audit verdict is ``FAIL`` (their
+    Sharpe comes from look-ahead; they still count in ``N``). ``exclude`` is a
+    ``(config_hash, seed)`` to leave out: the run being evaluated, whose own Sharpe the caller
+    adds from its returns.
+    """
+    latest: dict[tuple[str, int], tuple[tuple[str, int], Any]] = {}
+    for order, record in enumerate(records):
+        key = (record.config_hash, record.seed)
+        if record.status != "done" or key == exclude:
+            continue
+        rank = (record.ended_at or "", order)
+        if key not in latest or rank > latest[key][0]:
+            latest[key] = (rank, record)
+    out = []
+    for _, record in latest.values():
+        metrics = record.metrics
+        sharpe = metrics.get("sharpe")
+        if (metrics.get("split") == split and metrics.get("audit_verdict") != "FAIL"
+                and isinstance(sharpe, (int, float)) and not isinstance(sharpe, bool) and math.isfinite(sharpe)):
+            out.append(float(sharpe) / _ANNUAL)
+    return out
+
+
+def conservative_trials_variance(n_days: int, trial_sharpes: Any) -> dict[str, Any]:
+    """The trials' Sharpe variance a run's DSR uses: ``V = max(1 / (T − 1), V_rec)``.
+
+    ``V_rec`` is the sample variance (``ddof = 1``) of ``trial_sharpes`` (per-day Sharpes, one per
+    trial, this run's included) when there are at least two, else only the null is used. The
+    null is what independent worthless trials would show; seeds of a short training can disperse
+    more than that, and taking the larger keeps the DSR erring against the result. Returns
+    ``trials_sharpe_variance`` (the ``V`` used), ``variance_source`` (``"null 1/(T-1)"`` or
+    ``"recorded: k trials"``), ``recorded_variance`` (``V_rec``, NaN with fewer than two) and
+    ``recorded_trials`` (``k``).
+    """
+    sharpes = np.asarray(list(trial_sharpes), dtype=float)
+    null = null_sharpe_variance(n_days)
+    recorded = float(np.var(sharpes, ddof=1)) if sharpes.size >= 2 else math.nan
+    use_recorded = recorded > null  # False for NaN
+    return {
+        "trials_sharpe_variance": recorded if use_recorded else null,
+        "variance_source": f"recorded: {sharpes.size} trials" if use_recorded else NULL_VARIANCE_SOURCE,
+        "recorded_variance": recorded,
+        "recorded_trials": int(sharpes.size),
+    }
+
+
+def deflated_sharpe_ratio(
+    returns: Any,
+    n_trials: int,
+    trials_sharpe_variance: float | None = None,
+    *,
+    recorded_sharpes: Any = None,
+    active_days: int | None = None,
+) -> dict[str, Any]:
     """DSR: the PSR of ``returns`` against the expected best Sharpe of ``n_trials`` trials.
 
     ``DSR = PSR(SR0)`` with ``SR0 = expected_max_sharpe(N, V)`` (per period). ``n_trials`` is
     the number of runs recorded for the dataset (``Registry.trial_count(data_hash)``), this one
-    included. ``V`` is the variance of the per-period Sharpe ratios of those trials when the
-    caller knows them; by default ``V = 1 / (T − 1)``, the sampling variance of a Sharpe
-    estimate over ``T`` days when the true Sharpe is zero (Lo 2002): the dispersion worthless
-    trials on the same days would show by luck alone.
+    included. ``V``, the variance of the trials' per-period Sharpe ratios, is one of:
+
+    * ``trials_sharpe_variance``, when the caller gives it;
+    * with ``recorded_sharpes`` (the per-period Sharpes of the *other* recorded trials, see
+      :func:`recorded_trial_sharpes`): :func:`conservative_trials_variance` of those and this
+      series' own Sharpe, ``max(1 / (T − 1), their sample variance)``: what a run uses;
+    * by default ``1 / (T − 1)``, the sampling variance of a Sharpe estimate over ``T`` days
+      when the true Sharpe is zero (Lo 2002): the dispersion worthless trials on the same days
+      would show by luck alone.
 
     Returns ``dsr``, ``psr`` (against 0), ``sharpe`` (per period), ``sharpe_annualised``,
-    ``sr0`` and ``sr0_annualised``, ``n_trials``, ``trials_sharpe_variance`` and whether it
-    was the default (``variance_default``), ``skew``, ``kurtosis``, ``n_days``.
+    ``sr0`` and ``sr0_annualised``, ``n_trials``, ``trials_sharpe_variance`` (the ``V`` used),
+    whether it was the null (``variance_default``), ``variance_source`` (``"null 1/(T-1)"``,
+    ``"recorded: k trials"`` or ``"given by the caller"``), ``recorded_variance`` and
+    ``recorded_trials`` (NaN and 0 unless ``recorded_sharpes`` was given), ``skew``,
+    ``kurtosis``, ``n_days``, ``active_days`` and ``undefined``: None, or why ``dsr`` and ``psr``
+    are NaN (fewer than :data:`MIN_ACTIVE_DAYS` active days; ``active_days`` defaults to the
+    days with a nonzero return).
     """
+    if trials_sharpe_variance is not None and recorded_sharpes is not None:
+        raise ValueError("give trials_sharpe_variance or recorded_sharpes, not both")
     r = np.asarray(returns, dtype=float)
     sr, skew, kurt = _moments(r)
-    default = trials_sharpe_variance is None
-    variance = 1.0 / (len(r) - 1) if default else float(trials_sharpe_variance)
+    if trials_sharpe_variance is not None:
+        choice = {"trials_sharpe_variance": float(trials_sharpe_variance), "variance_source": "given by the caller",
+                  "recorded_variance": math.nan, "recorded_trials": 0}
+    else:
+        # without recorded trials there is no dispersion to measure: the null alone
+        trials = [] if recorded_sharpes is None else [*recorded_sharpes, sr]
+        choice = conservative_trials_variance(len(r), trials)
+    variance = choice["trials_sharpe_variance"]
     sr0 = expected_max_sharpe(n_trials, variance)
+    active = int(np.count_nonzero(r)) if active_days is None else int(active_days)
     return {
-        "dsr": probabilistic_sharpe_ratio(r, sr0),
-        "psr": probabilistic_sharpe_ratio(r, 0.0),
+        "dsr": probabilistic_sharpe_ratio(r, sr0, active_days=active),
+        "psr": probabilistic_sharpe_ratio(r, 0.0, active_days=active),
         "sharpe": sr,
         "sharpe_annualised": sr * _ANNUAL,
         "sr0": sr0,
         "sr0_annualised": sr0 * _ANNUAL,
         "n_trials": n_trials,
-        "trials_sharpe_variance": variance,
-        "variance_default": default,
+        **choice,
+        "variance_default": choice["variance_source"] == NULL_VARIANCE_SOURCE,
         "skew": skew,
         "kurtosis": kurt,
         "n_days": len(r),
+        "active_days": active,
+        "undefined": too_few_active_days(r, active),
     }
 
 
 def deflated_sharpe_from_registry(
-    returns: Any, registry: Any, data_hash: str, *, split: str = "test", recorded_variance: bool = False
+    returns: Any,
+    registry: Any,
+    data_hash: str,
+    *,
+    split: str = "test",
+    recorded_variance: bool | str = False,
+    trial: tuple[str, int] | None = None,
+    active_days: int | None = None,
 ) -> dict[str, Any]:
     """:func:`deflated_sharpe_ratio` with ``N`` taken from the run registry, so it is never typed by hand.
 
     ``N = registry.trial_count(data_hash)`` (every configuration and seed tried on the dataset;
-    see :meth:`exitcore.registry.Registry.trial_count`). With ``recorded_variance`` the trials'
-    Sharpe variance is the sample variance of the headline ``sharpe`` recorded by the runs on
-    this dataset measured on ``split`` (annualised values converted to daily), when at least two
-    are finite; otherwise the documented null default. The result adds ``data_hash`` and
-    ``recorded_sharpes`` (how many recorded Sharpes were used, 0 for the default).
+    see :meth:`exitcore.registry.Registry.trial_count`). The trials' Sharpe variance ``V``:
+
+    * ``recorded_variance=False``: the null ``1 / (T − 1)``;
+    * ``True``: the sample variance of the recorded trials' headline Sharpes on ``split``
+      (:func:`recorded_trial_sharpes`, annualised values converted to daily), when at least two
+      are finite; otherwise the null;
+    * ``"max"``: what a run uses, ``max(1 / (T − 1), V_rec)`` with ``V_rec`` over the recorded
+      trials and this series' own Sharpe (:func:`conservative_trials_variance`). Pass ``trial``
+      = ``(config_hash, seed)`` when ``returns`` are a recorded run's, so it is not counted twice.
+
+    ``active_days`` is passed on (see :func:`deflated_sharpe_ratio`).
+    The result adds ``data_hash`` and ``recorded_sharpes`` (how many recorded Sharpes were
+    used, 0 for the null).
     """
+    if recorded_variance not in (False, True, "max"):
+        raise ValueError(f"recorded_variance must be False, True or 'max', got {recorded_variance!r}")
     n_trials = registry.trial_count(data_hash)
     if n_trials < 1:
         raise ValueError(
             f"no run is recorded for data hash {data_hash!r}: record the run in the registry before "
             "evaluating it, so the deflated Sharpe ratio counts it"
         )
-    variance = None
-    used = 0
-    if recorded_variance:
-        sharpes = [
-            float(r.metrics["sharpe"]) / _ANNUAL
-            for r in registry.list(data_hash=data_hash)
-            if r.metrics.get("split") == split and isinstance(r.metrics.get("sharpe"), (int, float))
-            and math.isfinite(r.metrics["sharpe"])
-        ]
-        if len(sharpes) >= 2:
-            variance, used = float(np.var(sharpes, ddof=1)), len(sharpes)
-    result = deflated_sharpe_ratio(returns, n_trials, variance)
+    sharpes = recorded_trial_sharpes(registry.list(data_hash=data_hash), split, exclude=trial) if recorded_variance else []
+    if recorded_variance == "max":
+        result = deflated_sharpe_ratio(returns, n_trials, recorded_sharpes=sharpes, active_days=active_days)
+        used = 0 if result["variance_default"] else result["recorded_trials"]
+    elif len(sharpes) >= 2:
+        result = deflated_sharpe_ratio(returns, n_trials, float(np.var(sharpes, ddof=1)), active_days=active_days)
+        result["variance_source"] = f"recorded: {len(sharpes)} trials"
+        used = len(sharpes)
+    else:
+        result, used = deflated_sharpe_ratio(returns, n_trials, active_days=active_days), 0
     result.update(data_hash=data_hash, recorded_sharpes=used)
     return result
 
@@ -330,8 +520,9 @@ def paired_difference(
     Both ledgers are turned into daily series over the same trading days; every bootstrap
     resample draws the *same* days for both, so what the two policies share (the trades, the
     market) cancels and the interval measures the difference alone. Each of ``sharpe`` and
-    ``mean_daily_pnl`` maps to ``{estimate, low, high, se, p_le_zero}`` where ``p_le_zero`` is
-    the share of resamples with a difference ≤ 0 (a one-sided bootstrap p-value for "a beats b").
+    ``mean_daily_pnl`` maps to ``{estimate, low, high, se, undefined, p_le_zero}`` where
+    ``p_le_zero`` is the share of resamples with a difference ≤ 0 (a one-sided bootstrap p-value
+    for "a beats b"); all NaN when a resample's difference is undefined (either series flat).
     """
     _check_confidence(confidence, n_samples)
     _one_series(ledger_a)
@@ -341,7 +532,7 @@ def paired_difference(
     a = daily_table(ledger_a, start, end)["pnl"].to_numpy()
     b = daily_table(ledger_b, start, end)["pnl"].to_numpy()
     n = len(a)
-    length = block_length or default_block_length(n)
+    length = checked_block_length(block_length, n)
     idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
     boot_sharpe = _sharpe_rows(a[idx]) - _sharpe_rows(b[idx])
     boot_mean = a[idx].mean(axis=1) - b[idx].mean(axis=1)
@@ -351,8 +542,7 @@ def paired_difference(
         ("mean_daily_pnl", float(a.mean() - b.mean()), boot_mean),
     ):
         interval = _interval(estimate, samples, confidence)
-        finite = samples[np.isfinite(samples)]
-        interval["p_le_zero"] = float(np.mean(finite <= 0)) if finite.size else math.nan
+        interval["p_le_zero"] = math.nan if interval["undefined"] else float(np.mean(samples <= 0))
         out[name] = interval
     out.update(confidence=confidence, n_samples=n_samples, block_length=length, method=method, n_days=n)
     return out

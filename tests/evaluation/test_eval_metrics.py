@@ -23,9 +23,11 @@ from exitcore.evaluation.metrics import (
     headline,
     max_drawdown,
     metrics_by_policy,
+    per_trade_stats,
     profit_factor,
     scratch_rate,
     split_label,
+    win_rate,
     trading_day,
     trading_days,
 )
@@ -187,6 +189,37 @@ def test_all_zero_trades_have_undefined_ratios():
     assert m["win_rate"] == 0.0
 
 
+def test_a_constant_series_is_flat_despite_float_rounding():
+    """np.std of a constant 0.1 series is 1.4e-17, not 0: the Sharpe read 1.1e17 (the docs say
+    NaN), the per-trade Sharpe 5.9e15, and the PSR failed on a "degenerate variance factor"."""
+    from exitcore.evaluation.significance import _sharpe_rows, probabilistic_sharpe_ratio
+
+    constant = np.full(313, 0.1)
+    assert constant.std(ddof=1) > 0  # the rounding this is about
+    assert math.isnan(annualised_sharpe(constant))
+    assert math.isnan(per_trade_stats([0.1, 0.1, 0.1])["per_trade_sharpe"])
+    assert np.isnan(_sharpe_rows(np.vstack([constant, constant]))).all()
+    with pytest.raises(ValueError, match="zero variance"):
+        probabilistic_sharpe_ratio(constant, active_days=313)
+    # a real, small dispersion is not flat
+    varied = constant + 1e-9 * np.arange(313)
+    assert math.isfinite(annualised_sharpe(varied)) and math.isfinite(_sharpe_rows(varied[None])[0])
+    assert math.isfinite(per_trade_stats([0.1, 0.1 + 1e-9])["per_trade_sharpe"])
+    from exitcore.evaluation.metrics import is_flat
+
+    assert is_flat(0.0, np.zeros(3)) and is_flat(math.nan, np.ones(3)) and not is_flat(1e-9, np.ones(3))
+
+
+@pytest.mark.parametrize("fn", [win_rate, scratch_rate, profit_factor, per_trade_stats])
+def test_per_trade_statistics_refuse_nan_pnl(fn):
+    """win_rate([nan, 1]) was 0.5 (NaN counted as a zero trade), scratch_rate counted NaN as a
+    scratch and profit_factor left it out; compute_metrics refuses such ledgers already."""
+    with pytest.raises(ValueError, match=r"pnl must be finite: 2 NaN values \(the first at index 1\)"):
+        fn([0.01, math.nan, -0.02, math.nan])
+    with pytest.raises(ValueError, match=r"1 NaN value and 1 infinite value \(the first at index 0\)"):
+        fn(pd.Series([math.inf, 0.01, math.nan]))
+
+
 def test_empty_ledger_needs_labels_and_yields_nans():
     empty = build_ledger([])
     with pytest.raises(LedgerError, match="pass split="):
@@ -218,6 +251,22 @@ def test_trading_days_and_weekend_rule():
     assert list(mapped) == [ts("2024-01-15"), ts("2024-01-12")]
     with pytest.raises(ValueError, match="precedes"):
         trading_days("2024-01-10", "2024-01-08")
+
+
+def test_a_close_at_midnight_belongs_to_the_day_that_ends_then():
+    """Exit times and a span's end are bar closes: Friday's last 15-minute bar closes at
+    Saturday 00:00, which was rolled to the following Monday, a day beyond the data."""
+    days = trading_days("2017-01-02 00:00", "2017-01-07 00:00")  # Monday's first open .. Friday's last close
+    assert [d.strftime("%a %d") for d in days] == ["Mon 02", "Tue 03", "Wed 04", "Thu 05", "Fri 06"]
+    closes = pd.DatetimeIndex([ts("2017-01-07 00:00"), ts("2017-01-04 00:00"), ts("2017-01-04 00:15"),
+                               ts("2017-01-09 00:00")])  # Sat, Wed, Wed, Mon midnight
+    assert list(trading_day(closes, closes=True)) == [ts("2017-01-06"), ts("2017-01-03"), ts("2017-01-04"),
+                                                       ts("2017-01-09")]  # Sunday's last bar is Monday's
+    # an open at midnight starts its day, as before
+    assert list(trading_day(closes)) == [ts("2017-01-09"), ts("2017-01-04"), ts("2017-01-04"), ts("2017-01-09")]
+    ledger = build_ledger([0.01, -0.02], exit_time=["2017-01-04 00:00", "2017-01-07 00:00"])
+    d = daily_pnl(ledger, "2017-01-02 00:00", "2017-01-07 00:00")
+    assert len(d) == 5 and d[ts("2017-01-03")] == 0.01 and d[ts("2017-01-06")] == -0.02
 
 
 def test_action_distribution_without_decisions_is_nan():

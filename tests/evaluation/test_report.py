@@ -103,6 +103,52 @@ def test_the_report_recomputes_the_dsr_when_trials_were_added_later(finished_run
     assert result.exit_code == 0 and "with N = 5" in result.output, result.output
 
 
+def test_the_report_says_where_the_dsr_trial_variance_came_from(finished_run, tmp_path):
+    run_dir = tmp_path / "variance"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    dsr = results["evaluators"]["significance"]["dsr"]
+    cases = (
+        ({"variance_source": "recorded: 4 trials", "recorded_variance": 0.0495, "recorded_trials": 4}, "(recorded: 4 trials)"),
+        ({"variance_source": "null 1/(T-1)", "recorded_variance": 0.0001, "recorded_trials": 3},
+         "(null 1/(T-1), larger than the 3 recorded trials' 0.0001)"),
+        ({"variance_source": "null 1/(T-1)", "recorded_variance": "NaN", "recorded_trials": 1}, "(null 1/(T-1))"),
+        # a run recorded before variance_source existed
+        ({"variance_source": None, "variance_default": True}, "(null default 1/(T-1))"),
+    )
+    for fields, words in cases:
+        dsr.update(fields)
+        (run_dir / "results.json").write_text(json.dumps(results))
+        row = next(line for line in render_report(run_dir).splitlines() if line.startswith("trials' Sharpe variance"))
+        assert words in row, row
+
+
+def test_undefined_intervals_psr_and_dsr_are_shown_as_such_with_why(finished_run, tmp_path):
+    """Too few active days: the intervals, the PSR and the DSR are NaN; the report and the
+    summary say "undefined" and why, instead of printing nan as if it were a number."""
+    run_dir = tmp_path / "sparse"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    sig = results["evaluators"]["significance"]
+    sig["intervals"]["rl"]["sharpe"] = {"estimate": 0.897, "low": "NaN", "high": "NaN", "se": "NaN", "undefined": 712}
+    why = "1 active day (days with an exit) < MIN_ACTIVE_DAYS = 30: too few for a probabilistic Sharpe ratio"
+    sig["psr"].update(psr="NaN", active_days=1, undefined=why)
+    sig["dsr"].update(dsr="NaN", psr="NaN", active_days=1, undefined=why)
+    sig["rl_vs_best_baseline"]["sharpe"].update(low="NaN", high="NaN", p_le_zero="NaN", undefined=700)
+    (run_dir / "results.json").write_text(json.dumps(results))
+    text = render_report(run_dir, trials_now=9)
+    table = text[text.index("RL vs baselines"): text.index("Significance")]
+    assert re.search(r"\nrl .* 0\.90 \[undefined\] ", table) and "[undefined]: in some resamples" in table
+    assert re.search(rf"PSR \(P\[true Sharpe > 0\]\) +undefined: {re.escape(why)}", text)
+    assert re.search(rf"deflated Sharpe ratio +undefined: {re.escape(why)}", text)
+    assert "DSR with today's trials" not in text  # no number to recompute
+    diff = text[text.index("RL - best baseline (chosen on train)"):]
+    assert ": Sharpe " in diff and "[undefined], p (H0: RL <= baseline) = nan" in diff
+    summary = summary_text(read_results(run_dir))
+    assert f"deflated Sharpe ratio of RL undefined: {why}" in summary and "[undefined]: in some resamples" in summary
+    assert re.search(r"\nrl .* 0\.90 \[undefined\]", summary)
+
+
 def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):
     run_dir = tmp_path / "half"
     run_dir.mkdir()

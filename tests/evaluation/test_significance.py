@@ -104,6 +104,15 @@ def test_bootstrap_estimates_match_the_metrics_and_intervals_contain_them():
     assert other["sharpe"]["low"] != b["sharpe"]["low"]
 
 
+def test_the_sharpe_interval_of_a_daily_series_is_the_ledgers():
+    from exitcore.evaluation.significance import sharpe_interval
+
+    ledger = random_ledger(120, seed=3)
+    start, end = span(120)
+    b = bootstrap_metrics(ledger, start=start, end=end, n_samples=500, seed=11)
+    assert sharpe_interval(daily_pnl(ledger, start, end), n_samples=500, seed=11) == b["sharpe"]
+
+
 def test_iid_bootstrap_standard_error_matches_the_textbook_formula():
     # block length 1 is the ordinary bootstrap: se(mean) ~ sd / sqrt(n)
     ledger = random_ledger(250, seed=4)
@@ -117,15 +126,17 @@ def test_iid_bootstrap_standard_error_matches_the_textbook_formula():
 
 
 def test_per_trade_statistics_resample_the_trades_of_drawn_days():
-    # two trades a day on day 0 (both wins), none elsewhere except one loss on the last day
-    times = [MONDAY + pd.Timedelta(hours=10), MONDAY + pd.Timedelta(hours=14), MONDAY + pd.Timedelta(days=4, hours=12)]
-    ledger = build_ledger([0.01, 0.02, -0.01], exit_time=times)
+    # two trades on day 0 (both wins), one loss on each other day: every resample draws trades
+    # (a resample without any would leave the interval undefined)
+    times = [MONDAY + pd.Timedelta(hours=10), MONDAY + pd.Timedelta(hours=14),
+             *(MONDAY + pd.Timedelta(days=d, hours=12) for d in range(1, 5))]
+    ledger = build_ledger([0.01, 0.02, -0.01, -0.01, -0.01, -0.01], exit_time=times)
     start, end = span(5)
     b = bootstrap_metrics(ledger, start=start, end=end, n_samples=400, seed=0)
-    assert b["win_rate"]["estimate"] == pytest.approx(2 / 3)
-    assert b["mean_return"]["estimate"] == pytest.approx(0.02 / 3)
-    # any resample's win rate is a ratio of wins to trades over whole days: 0, 2/3, 1 or a mix
-    assert 0 <= b["win_rate"]["low"] <= b["win_rate"]["high"] <= 1
+    assert b["win_rate"]["estimate"] == pytest.approx(2 / 6)
+    assert b["mean_return"]["estimate"] == pytest.approx(-0.01 / 6)
+    # any resample's win rate is a ratio of wins to trades over whole days
+    assert b["win_rate"]["undefined"] == 0 and 0 <= b["win_rate"]["low"] < b["win_rate"]["high"] <= 1
 
 
 def test_bootstrap_of_2000_samples_is_fast():
@@ -134,6 +145,54 @@ def test_bootstrap_of_2000_samples_is_fast():
     t0 = time.perf_counter()
     bootstrap_metrics(ledger, start=start, end=end, n_samples=2000, seed=0)
     assert time.perf_counter() - t0 < 2.0
+
+
+def one_winning_trade(n_days: int = 313) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    """A ledger with a single winning trade in ``n_days`` trading days, and its span."""
+    start, end = span(n_days)
+    return build_ledger([0.01], exit_time=[MONDAY + pd.Timedelta(days=14, hours=12)]), start, end
+
+
+def test_a_resample_without_a_defined_statistic_leaves_the_interval_undefined():
+    """One winning trade in 313 days: the resamples that miss it are flat (no Sharpe) and have
+    no trade (no mean return). Dropping them gave the Sharpe interval [0.897, 1.559], its lower
+    bound the estimate itself, excluding 0."""
+    ledger, start, end = one_winning_trade()
+    b = bootstrap_metrics(ledger, start=start, end=end, n_samples=2000, seed=0)
+    assert b["sharpe"]["estimate"] == pytest.approx(0.897, abs=1e-3)
+    for key in ("sharpe", "mean_return", "win_rate"):
+        iv = b[key]
+        assert iv["undefined"] > 0.2 * 2000, key  # ~ e^-1 of the resamples miss the one active day
+        assert math.isnan(iv["low"]) and math.isnan(iv["high"]) and math.isnan(iv["se"]), key
+    # the mean daily PnL is defined in every resample
+    assert b["mean_daily_pnl"]["undefined"] == 0 and b["mean_daily_pnl"]["low"] == 0.0
+    d = paired_difference(ledger, random_ledger(313, seed=1, policy="fixed_stop_target"), start=start, end=end,
+                          n_samples=500, seed=0)
+    assert d["sharpe"]["undefined"] > 0 and math.isnan(d["sharpe"]["low"]) and math.isnan(d["sharpe"]["p_le_zero"])
+    assert d["mean_daily_pnl"]["undefined"] == 0 and 0 <= d["mean_daily_pnl"]["p_le_zero"] <= 1
+
+
+def test_psr_and_dsr_need_thirty_active_days():
+    """With one winning trade in 313 days the PSR and DSR were 0.977; under a true Sharpe of 0,
+    PSR > 0.95 passed half the time with one active day."""
+    from exitcore.evaluation.significance import MIN_ACTIVE_DAYS
+
+    ledger, start, end = one_winning_trade()
+    daily = daily_pnl(ledger, start, end).to_numpy()
+    assert math.isnan(probabilistic_sharpe_ratio(daily))
+    res = deflated_sharpe_ratio(daily, n_trials=1)
+    assert math.isnan(res["dsr"]) and math.isnan(res["psr"]) and res["active_days"] == 1
+    assert res["undefined"] == ("1 active day (days with an exit) < MIN_ACTIVE_DAYS = 30: too few for a probabilistic "
+                                "Sharpe ratio")
+    assert res["sharpe_annualised"] == pytest.approx(0.897, abs=1e-3)  # the Sharpe itself is still given
+    # the count given wins over the nonzero days (a day of exits netting exactly 0 is active)
+    rng = np.random.default_rng(3)
+    r = np.zeros(313)
+    r[:MIN_ACTIVE_DAYS - 1] = 0.001 + 0.004 * rng.standard_normal(MIN_ACTIVE_DAYS - 1)
+    assert math.isnan(probabilistic_sharpe_ratio(r))
+    assert 0 < probabilistic_sharpe_ratio(r, active_days=MIN_ACTIVE_DAYS) < 1
+    given = deflated_sharpe_ratio(r, n_trials=2, active_days=MIN_ACTIVE_DAYS)
+    assert given["undefined"] is None and 0 < given["dsr"] < given["psr"] < 1
 
 
 def test_bad_arguments():
@@ -145,11 +204,34 @@ def test_bad_arguments():
         bootstrap_metrics(ledger, start=start, end=end, n_samples=1)
 
 
+@pytest.mark.parametrize(("length", "message"), [
+    (10_000, r"block_length must lie in \[1, 20\] \(the days of the series\), got 10000"),
+    (0, r"block_length must lie in \[1, 20\]"),
+    (21, r"got 21"),
+    (2.5, r"block_length must be an integer number of days, got 2.5"),
+    (True, r"integer number of days, got True"),
+])
+def test_a_block_length_outside_the_series_is_refused(length, message):
+    """With a block of 10,000 days over 313 every resample is a rotation of the series and the
+    interval collapsed onto the estimate."""
+    from exitcore.evaluation.significance import sharpe_interval
+
+    ledger = random_ledger(20, seed=1)
+    start, end = span(20)
+    for fn in (lambda: bootstrap_metrics(ledger, start=start, end=end, block_length=length),
+               lambda: paired_difference(ledger, ledger, start=start, end=end, block_length=length),
+               lambda: sharpe_interval(daily_pnl(ledger, start, end), block_length=length)):
+        with pytest.raises(ValueError, match=message):
+            fn()
+    assert bootstrap_metrics(ledger, start=start, end=end, block_length=20, n_samples=50)["block_length"] == 20
+
+
 # --------------------------------------------------------------------------- PSR and DSR
 
 
 def test_psr_equals_the_paper_formula_computed_by_hand():
-    r = [0.010, -0.004, 0.007, 0.002, -0.012, 0.015, 0.001, -0.003, 0.006, 0.004]
+    base = [0.010, -0.004, 0.007, 0.002, -0.012, 0.015, 0.001, -0.003, 0.006, 0.004]
+    r = [x + k * 1e-4 for k in range(4) for x in base]  # 40 active days: the PSR needs 30
     n = len(r)
     mean = sum(r) / n
     sd = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1))
@@ -169,6 +251,18 @@ def test_psr_basic_behaviour():
     assert psr_from_moments(0.1, 1000, 0.0, 3.0) > psr_from_moments(0.1, 100, 0.0, 3.0)
     with pytest.raises(ValueError, match="zero variance"):
         probabilistic_sharpe_ratio([0.01] * 5)
+
+
+def test_the_normal_cdf_keeps_its_precision_in_the_lower_tail():
+    # a clearly losing series has a tiny PSR, not exactly 0 (1 + erf(z/√2) lost every digit)
+    z = -0.6 * math.sqrt(312) / math.sqrt(1 + 2 / 4 * 0.36)
+    assert psr_from_moments(-0.6, 313, 0.0, 3.0) == pytest.approx(0.5 * math.erfc(-z / math.sqrt(2)), rel=1e-12, abs=0)
+    assert 0 < psr_from_moments(-0.6, 313, 0.0, 3.0) < 1e-21
+    from exitcore.evaluation.significance import normal_cdf
+
+    assert normal_cdf(-10) == pytest.approx(7.619853024160527e-24, rel=1e-12, abs=0)  # 1 + erf gave 0.0
+    assert normal_cdf(-8) == pytest.approx(6.220960574271785e-16, rel=1e-12, abs=0)  # 1 + erf: 6.1e-16
+    assert normal_cdf(0) == 0.5 and normal_cdf(1.96) == pytest.approx(0.9750021048517795, rel=1e-14)
 
 
 def test_expected_max_sharpe_by_hand():
@@ -203,6 +297,76 @@ def test_dsr_from_returns_and_its_default_trial_variance():
     assert many["sharpe_annualised"] == pytest.approx(many["sharpe"] * math.sqrt(252))
     given = deflated_sharpe_ratio(r, n_trials=50, trials_sharpe_variance=0.01)
     assert not given["variance_default"] and given["sr0"] == pytest.approx(expected_max_sharpe(50, 0.01))
+
+
+def series_with_sharpe(annualised: float, n_days: int = 313, seed: int = 0) -> np.ndarray:
+    """Normal daily returns rescaled to an exact annualised Sharpe."""
+    z = np.random.default_rng(seed).standard_normal(n_days)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return 0.004 * (z + annualised / math.sqrt(252))
+
+
+#: three v4 seeds at the quick budget (annualised): their dispersion is 8.4 times the null's
+QUICK_SEEDS = (-2.38, -6.63, -1.90)
+
+
+def test_the_run_time_dsr_variance_is_the_larger_of_the_null_and_the_recorded_trials():
+    """With V = 1/(T-1) alone, three dispersed seeds put SR0 at 0.95 instead of 2.74 (annualised)
+    and a Sharpe of 2.0 got a DSR of 0.88: the default erred for the result, not against it."""
+    r = series_with_sharpe(2.0)
+    seeds = [s / math.sqrt(252) for s in QUICK_SEEDS]
+    null = deflated_sharpe_ratio(r, n_trials=4)
+    assert null["variance_source"] == "null 1/(T-1)" and null["variance_default"] and null["recorded_trials"] == 0
+    assert null["sr0_annualised"] == pytest.approx(0.95, abs=0.01) and null["dsr"] == pytest.approx(0.88, abs=0.01)
+    assert np.var(seeds, ddof=1) == pytest.approx(0.0269, abs=1e-4)  # 8.4 x the null 1/312
+    run = deflated_sharpe_ratio(r, n_trials=4, recorded_sharpes=seeds)
+    expected = np.var([*seeds, 2.0 / math.sqrt(252)], ddof=1)  # this run's own Sharpe included
+    assert run["variance_source"] == "recorded: 4 trials" and not run["variance_default"]
+    assert run["trials_sharpe_variance"] == pytest.approx(expected) == run["recorded_variance"]
+    assert run["sr0"] == pytest.approx(expected_max_sharpe(4, expected))
+    assert run["sr0_annualised"] > 2.74 and run["dsr"] < 0.21
+    # seeds that agree (correlated trials) disperse less than the null: the null is kept
+    close = deflated_sharpe_ratio(r, n_trials=4, recorded_sharpes=[2.0 / math.sqrt(252), 2.01 / math.sqrt(252)])
+    assert close["variance_source"] == "null 1/(T-1)" and close["trials_sharpe_variance"] == pytest.approx(1 / 312)
+    assert close["recorded_trials"] == 3 and close["recorded_variance"] < 1 / 312 and close["dsr"] == null["dsr"]
+    # no other trial: one Sharpe has no dispersion, the null it is
+    alone = deflated_sharpe_ratio(r, n_trials=1, recorded_sharpes=[])
+    assert alone["variance_source"] == "null 1/(T-1)" and math.isnan(alone["recorded_variance"])
+    with pytest.raises(ValueError, match="not both"):
+        deflated_sharpe_ratio(r, 4, 0.01, recorded_sharpes=seeds)
+
+
+def _record(reg, config: str, seed: int, metrics: dict, status: str = "done") -> str:
+    run = reg.create_run("exp", config, "data", seed=seed)
+    reg.mark_running(run)
+    if status == "done":
+        reg.mark_done(run, metrics)
+    else:
+        reg.mark_failed(run)
+        reg.set_metrics(run, metrics)
+    return run
+
+
+def test_recorded_trial_sharpes_take_one_run_per_trial_and_leave_out_audit_failures(tmp_path):
+    from exitcore.evaluation.significance import recorded_trial_sharpes
+    from exitcore.registry import Registry
+    from exitcore.runner import other_trials_sharpes
+
+    reg = Registry(tmp_path)
+    _record(reg, "c1", 0, {"split": "test", "sharpe": 5.0})
+    _record(reg, "c1", 0, {"split": "test", "sharpe": 0.5})  # the same trial again: its latest run speaks
+    _record(reg, "c1", 1, {"split": "test", "sharpe": 1.5})  # another seed: another trial
+    _record(reg, "c2", 0, {"split": "test", "sharpe": 9.0, "audit_verdict": "FAIL"})  # look-ahead
+    _record(reg, "c3", 0, {"split": "test", "sharpe": -1.0, "audit_verdict": "SUSPECT"})
+    _record(reg, "c4", 0, {"split": "train", "sharpe": 7.0})  # in-sample
+    _record(reg, "c5", 0, {"split": "test", "sharpe": float("nan")})
+    _record(reg, "c6", 0, {"split": "test", "sharpe": 3.0}, status="failed")  # never finished
+    records = reg.list(data_hash="data")
+    daily = [s / math.sqrt(252) for s in (0.5, 1.5, -1.0)]
+    assert recorded_trial_sharpes(records) == pytest.approx(daily)
+    assert recorded_trial_sharpes(records, exclude=("c1", 0)) == pytest.approx(daily[1:])
+    assert other_trials_sharpes(reg, "data", "c1", 1) == pytest.approx([daily[0], daily[2]])
+    assert reg.trial_count("data") == 7  # every trial still counts in N, the FAIL and the unfinished included
 
 
 # --------------------------------------------------------------------------- paired differences
@@ -279,6 +443,14 @@ def test_dsr_takes_its_number_of_trials_from_the_registry(tmp_path):
     expected_var = np.var([s / math.sqrt(252) for s in sharpes.values()], ddof=1)
     assert rec["recorded_sharpes"] == 3 and rec["trials_sharpe_variance"] == pytest.approx(expected_var)
     assert rec["dsr"] == pytest.approx(deflated_sharpe_ratio(r, 4, expected_var)["dsr"])
+    assert rec["variance_source"] == "recorded: 3 trials"
+    # "max": what a run uses, the recorded trials with this series' own Sharpe, never below the null
+    run = deflated_sharpe_from_registry(r, reg, "data", recorded_variance="max")
+    own = run["sharpe"]
+    assert run["trials_sharpe_variance"] == pytest.approx(max(1 / 299, np.var([*(s / math.sqrt(252) for s in sharpes.values()), own], ddof=1)))
+    assert run["dsr"] == pytest.approx(deflated_sharpe_ratio(r, 4, recorded_sharpes=[s / math.sqrt(252) for s in sharpes.values()])["dsr"])
+    with pytest.raises(ValueError, match="False, True or 'max'"):
+        deflated_sharpe_from_registry(r, reg, "data", recorded_variance="yes")
 
 
 def test_a_ledger_mixing_policies_or_splits_is_refused():

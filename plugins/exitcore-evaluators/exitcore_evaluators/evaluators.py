@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from exitcore.evaluation import significance as sig
-from exitcore.evaluation.metrics import compute_metrics, daily_pnl, split_label
+from exitcore.evaluation.metrics import compute_metrics, daily_table, split_label
 
 #: the per-policy figures of the side-by-side comparison
 _COMPARED = ("n_trades", "total_pnl", "total_pnl_ccy", "mean_return", "win_rate", "scratch_rate", "profit_factor",
@@ -144,11 +144,20 @@ def significance(params: Any, _ctx: Any) -> Any:
         ledgers = {**context.ledgers, "rl": ledger}
         # the same seed for every policy: their intervals come from the same resampled days
         intervals = {p: sig.bootstrap_metrics(df, **boot) for p, df in ledgers.items()}
-        daily = daily_pnl(ledger, context.start, context.end).to_numpy()
+        days = daily_table(ledger, context.start, context.end)
+        daily = days["pnl"].to_numpy()
+        active = int((days["n_trades"] > 0).sum())
         best = context.best_baseline
 
+        def psr() -> dict[str, Any]:
+            value = sig.probabilistic_sharpe_ratio(daily, 0.0, active_days=active)
+            return {"psr": value, "benchmark_sharpe": 0.0, "active_days": active,
+                    "undefined": sig.too_few_active_days(daily, active)}
+
         def dsr() -> dict[str, Any]:
-            out = sig.deflated_sharpe_ratio(daily, context.n_trials)
+            # V = max(null, the recorded trials' dispersion): erring against the result either way
+            out = sig.deflated_sharpe_ratio(daily, context.n_trials, recorded_sharpes=context.recorded_sharpes,
+                                            active_days=active)
             out["n_trials_source"] = context.trials_source or "given by the caller"
             return out
 
@@ -170,7 +179,7 @@ def significance(params: Any, _ctx: Any) -> Any:
             "n_samples": cfg.bootstrap_samples,
             "method": params.method,
             "intervals": intervals,
-            "psr": _safe(lambda: {"psr": sig.probabilistic_sharpe_ratio(daily, 0.0), "benchmark_sharpe": 0.0}),
+            "psr": _safe(psr),
             "dsr": _safe(dsr),
             "rl_vs_best_baseline": vs_best(),
             # the conservative variant: the baseline that did best on the evaluated split itself

@@ -7,6 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +49,9 @@ def _resolve(*overrides: str, text: str = EXPERIMENT):
     return resolve(file, "small", PluginHost.create(autoload=False, plugins=PLUGINS), overrides=list(overrides))
 
 
+RECORDED = tuple(s / 252**0.5 for s in (-2.38, -6.63, -1.90))
+
+
 @pytest.fixture(scope="module")
 def evaluated():
     """``{split: EvalResults}`` of a random-init policy on a small synthetic experiment."""
@@ -65,7 +69,10 @@ def evaluated():
 
         splits = make_splits(bars.frame.index, res.config.split, res.config.env.max_bars + asm.components.lookback)
         policy = random_policy(asm, seed=2)
-        return {split: evaluate(asm, res, policy, pools, splits, n_trials=4, trials_source="unit test", split=split)
+        # the test split's DSR also gets three recorded trials' Sharpes (per day), dispersed as
+        # three quick-budget v4 seeds were
+        return {split: evaluate(asm, res, policy, pools, splits, n_trials=4, trials_source="unit test", split=split,
+                                recorded_sharpes=RECORDED if split == "test" else ())
                 for split in ("test", "train")}
     finally:
         torch.set_num_threads(threads)
@@ -128,6 +135,14 @@ def test_significance_reports_intervals_psr_dsr_and_the_paired_difference(evalua
         assert iv["block_length"] == 3 and iv["sharpe"]["low"] <= iv["sharpe"]["high"], name
     assert 0 <= out["psr"]["psr"] <= 1
     assert out["dsr"]["n_trials"] == 4 and out["dsr"]["n_trials_source"] == "unit test" and out["dsr"]["dsr"] <= out["psr"]["psr"]
+    # the trials' Sharpe variance: the recorded trials' (with RL's own), as it exceeds the null 1/(T-1)
+    dsr = out["dsr"]
+    spread = np.var([*RECORDED, dsr["sharpe"]], ddof=1)
+    assert spread > 1 / (dsr["n_days"] - 1)
+    assert dsr["variance_source"] == "recorded: 4 trials" and dsr["trials_sharpe_variance"] == pytest.approx(spread)
+    on_train = evaluated["train"].results["evaluators"]["significance"]["dsr"]
+    assert on_train["variance_source"] == "null 1/(T-1)" and on_train["trials_sharpe_variance"] == pytest.approx(
+        1 / (on_train["n_days"] - 1))
     assert out["rl_vs_best_baseline"]["chosen_on"] == "train" and out["rl_vs_best_on_split"]["chosen_on"] == "test"
     # the conservative comparison picks the baseline that did best on the evaluated split itself
     sharpes = out["rl_vs_best_on_split"]["baseline_sharpes"]

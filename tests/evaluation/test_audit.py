@@ -383,7 +383,7 @@ def test_cli_audit_bad_input_exits_2(tmp_path):
     bad_mode = runner.invoke(cli, ["audit", "v4", "--mode", "future"])
     assert bad_mode.exit_code == 2
     # exit status 1 means "leak found": a bad device or seed must not read as a FAIL verdict
-    for args, message in ((["--device", "tpu"], "Invalid value for '--device': expected auto, cpu, cuda or cuda:N, got 'tpu'"), (["--seed", "-3"], "-3 is not in the range x>=0")):
+    for args, message in ((["--device", "tpu"], "Invalid value for '--device': expected auto, cpu, cuda or cuda:N, got 'tpu'"), (["--seed", "-3"], "-3 is not in the range 0<=x<=9223372036854775807")):
         result = runner.invoke(cli, ["audit", "v4", *args])
         assert result.exit_code == 2 and message in result.output, result.output
     if not torch.cuda.is_available():

@@ -584,7 +584,11 @@ def training_words(ppo: Any, device_type: str) -> str:
     else:
         graphs = ""
     compiled = "compiled" if ppo.compiles_env(device_type) else "not compiled"
-    return (f"{ppo.total_timesteps:,} steps on {device_type}; trade simulator {compiled}; "
+    per_update = ppo.n_envs * ppo.n_steps
+    trained = -(-ppo.total_timesteps // per_update) * per_update  # whole updates: what is trained
+    steps = f"{trained:,} steps" + (f" ({ppo.total_timesteps:,} asked, rounded up to whole updates)"
+                                     if trained != ppo.total_timesteps else "")
+    return (f"{steps} on {device_type}; trade simulator {compiled}; "
             f"{_PRECISION_WORDS.get(ppo.precision, ppo.precision)}; network updated on batches of "
             f"{ppo.batch_size:,} steps{chunks}{graphs}")
 

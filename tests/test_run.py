@@ -81,6 +81,9 @@ def test_stage_lines_say_what_they_count_in_plain_words():
     assert training_words(on_gpu, "cuda").endswith("; trade simulator compiled; float32; network updated on batches "
                                                    "of 8,192 steps; rollout and updates replayed as CUDA graphs")
     assert "bfloat16" in training_words(PPOConfig(precision="bf16"), "cpu")
+    # `--timesteps 1` trained a whole update of 16 x 32 steps under a line saying "1 steps"
+    one = PPOConfig(total_timesteps=1, n_envs=16, n_steps=32, batch_size=256)
+    assert training_words(one, "cpu").startswith("512 steps (1 asked, rounded up to whole updates) on cpu; ")
 
 
 def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):

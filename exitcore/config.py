@@ -29,6 +29,7 @@ from exitcore.params import (
     FieldError,
     at_least,
     finite,
+    int_in_range,
     non_empty_str,
     non_negative,
     non_negative_int,
@@ -160,12 +161,18 @@ DATA_HOLES_WORDS = {"hold": "trades stay open across holes in the data",
                     "close": "trades close at the last bar before a hole in the data, exit reason gap"}
 
 
+#: the longest time stop, in bars: 100,000 is ~3 years of M15 or ~10 weeks of M1 bars
+#: (``env.max_bars = 99999999999`` failed in a reward term asking for 800 GB)
+MAX_BARS = 100_000
+
+
 @attrs.frozen
 class EnvConfig:
     """The trade episode (design.md §3)."""
 
-    #: time stop: a trade is closed after this many bars at the latest (96 x 15 min = one day)
-    max_bars: int = attrs.field(default=96, validator=positive_int)
+    #: time stop: a trade is closed after this many bars at the latest (96 x 15 min = one day);
+    #: at most MAX_BARS: per-trade tensors (the regret window, the episode table) are this long
+    max_bars: int = attrs.field(default=96, validator=int_in_range(1, MAX_BARS))
     #: TIGHTEN_SL: new stop distance = tighten_factor x current distance
     tighten_factor: float = attrs.field(default=0.5, validator=open_unit_interval)
     #: PARTIAL_EXIT closes this fraction of the remaining position

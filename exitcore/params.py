@@ -96,6 +96,12 @@ def one_of(choices: Iterable[str]) -> Validator:
     return _check(lambda v: v in allowed, "one of " + ", ".join(repr(c) for c in allowed))
 
 
+def int_in_range(low: int, high: int) -> Validator:
+    """Require an integer with ``low <= value <= high``."""
+    return _check(lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+                  f"an integer from {low:,} to {high:,}")
+
+
 def at_least(bound: float) -> Validator:
     """Require a finite number >= ``bound``."""
     return _check(lambda v: _is_finite(v) and v >= bound, f"a finite number >= {bound}")

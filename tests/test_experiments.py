@@ -443,7 +443,7 @@ def test_every_bad_value_of_one_table_is_reported(tmp_path, host):
     file = write(tmp_path, BASE + "\n[experiments.x]\nenv = { max_bars = -5, reward_scale = -1 }\nppo = { n_envs = 0, gamma = 2, hiden = [1] }\n")
     with pytest.raises(ConfigError) as exc:
         resolve(file, "x", host)
-    for expected in ("experiments.x.env.max_bars: expected a positive integer, got -5",
+    for expected in ("experiments.x.env.max_bars: expected an integer from 1 to 100,000, got -5",
                      "experiments.x.env.reward_scale: expected a finite number > 0, got -1",
                      "experiments.x.ppo.n_envs: expected a positive integer, got 0",
                      "experiments.x.ppo.gamma: expected a number between 0 and 1, got 2",
@@ -535,7 +535,7 @@ def test_check_all_reports_every_broken_experiment(tmp_path, host):
     file = write(tmp_path, BASE + "\n[experiments.bad]\nextends = 'v1'\n[experiments.bad.env]\nmax_bars = 0\n")
     ok, found = check_all(file, host)
     assert ok == ["v1", "v2_exit_guards", "v4_no_lookahead"]
-    assert ("experiments.bad.env.max_bars", "expected a positive integer, got 0") in found
+    assert ("experiments.bad.env.max_bars", "expected an integer from 1 to 100,000, got 0") in found
 
 
 def test_timeframes():

@@ -173,3 +173,10 @@ def test_a_set_error_names_the_command_line_and_suggests_the_key_meant(key, mean
     result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", f"ppo.{key}=0.1"])
     assert result.exit_code == 2
     assert result.output.startswith(f"error: --set ppo.{key}: unknown key {key!r} (did you mean {meant!r}?)"), result.output
+
+
+def test_a_time_stop_longer_than_any_trade_could_be_is_refused_at_its_key():
+    """env.max_bars=99999999999 failed in the regret reward's build (800 GB), naming the reward."""
+    result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "env.max_bars=99999999999"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --set env.max_bars: expected an integer from 1 to 100,000, got 99999999999")

@@ -153,7 +153,7 @@ def test_report_out_refuses_a_missing_folder_and_an_existing_file(monkeypatch, t
 
     monkeypatch.setattr(rundir, "find_run_dir", lambda run, runs_dir: tmp_path)
     monkeypatch.setattr(report_module, "render_report", lambda run_dir, fmt, trials_now: f"report {fmt}\n")
-    monkeypatch.setattr(report_module, "current_trial_count", lambda run_dir, runs_dir: 1)
+    monkeypatch.setattr(report_module, "current_trials", lambda run_dir, runs_dir: None)
     monkeypatch.chdir(tmp_path)
 
     def report(*args):

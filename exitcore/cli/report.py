@@ -26,7 +26,7 @@ def report(run: str, fmt: str | None, out: str | None, force: bool, runs_dir: st
     """
     from pathlib import Path
 
-    from exitcore.evaluation.report import current_trial_count, render_report
+    from exitcore.evaluation.report import current_trials, render_report
     from exitcore.evaluation.rundir import find_run_dir
 
     from exitcore.atomic import check_new_file, write_text_atomic
@@ -35,7 +35,7 @@ def report(run: str, fmt: str | None, out: str | None, force: bool, runs_dir: st
     if out is not None:  # before the work, as `data synth --out` does
         check_new_file(out, "--out", force)
     run_dir = find_run_dir(run, runs_dir)
-    text = render_report(run_dir, fmt, trials_now=current_trial_count(run_dir, runs_dir))
+    text = render_report(run_dir, fmt, trials_now=current_trials(run_dir, runs_dir))
     if out is None:
         click.echo(text, nl=False)
         return

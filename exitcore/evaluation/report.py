@@ -25,6 +25,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from exitcore.config import DATA_HOLES_WORDS
 from exitcore.costs import account_currency
 from exitcore.evaluation.rundir import (
@@ -417,7 +419,7 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
     return blocks
 
 
-def _significance_section(results: Mapping[str, Any], trials_now: int | None = None) -> list[Block]:
+def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsToday | None = None) -> list[Block]:
     sig = _get(results, "evaluators", "significance")
     blocks: list[Block] = [("h", f"Significance ({results.get('label', '')})")]
     if not sig:
@@ -478,30 +480,60 @@ def _negative_sharpe_caveat(results: Mapping[str, Any]) -> str | None:
             "the mean daily PnL difference beside the Sharpe difference.")
 
 
-def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | None) -> tuple[str, str] | None:
-    """The DSR recomputed with the registry's trial count today, when runs were added on the
-    same data after this one: choosing this run among them is a selection the DSR must count."""
-    from exitcore.evaluation.significance import _ANNUAL, expected_max_sharpe, psr_from_moments
+@attrs.frozen
+class TrialsToday:
+    """The registry's trials on a run's data today: ``count`` (``N``) and ``sharpes``, the
+    per-day headline Sharpes of the *other* trials the DSR's variance is taken over
+    (:func:`exitcore.evaluation.significance.recorded_trial_sharpes`)."""
 
+    count: int
+    sharpes: tuple[float, ...] = ()
+
+
+def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday | None) -> tuple[str, str] | None:
+    """The DSR recomputed with the registry's trials today, when runs were added on the same
+    data after this one: choosing this run among them is a selection the DSR must count. Its
+    trial variance is recomputed by the run-time rule, ``max(1/(T-1), V_rec)`` over today's
+    recorded trials and this run, when the run used that rule and today's Sharpes are known;
+    else the run's own ``V`` is kept."""
+    from exitcore.evaluation.significance import _ANNUAL, conservative_trials_variance, expected_max_sharpe, psr_from_moments
+
+    today = trials_now if isinstance(trials_now, TrialsToday) else TrialsToday(trials_now or 0)
     n = dsr.get("n_trials")
-    if not trials_now or not isinstance(n, int) or trials_now <= n or _undefined_stat(dsr, "dsr"):
+    if not today.count or not isinstance(n, int) or today.count <= n or _undefined_stat(dsr, "dsr"):
         return None
     try:
-        sr0 = expected_max_sharpe(trials_now, float(dsr["trials_sharpe_variance"]))
+        variance, source = float(dsr["trials_sharpe_variance"]), "as at run time"
+        if isinstance(trials_now, TrialsToday) and isinstance(dsr.get("variance_source"), str) \
+                and dsr["variance_source"] != "given by the caller":
+            choice = conservative_trials_variance(int(dsr["n_days"]), [*today.sharpes, float(dsr["sharpe"])])
+            variance, source = choice["trials_sharpe_variance"], choice["variance_source"]
+        sr0 = expected_max_sharpe(today.count, variance)
         value = psr_from_moments(float(dsr["sharpe"]), int(dsr["n_days"]), float(dsr["skew"]), float(dsr["kurtosis"]), sr0)
     except (KeyError, TypeError, ValueError):
         return None
-    more = f"{plural(trials_now - n, 'more trial')} on this data {'was' if trials_now - n == 1 else 'were'}"
-    return ("DSR with today's trials", f"{num(value, '.3f')} with N = {trials_now} (SR0 = {num(sr0 * _ANNUAL, '.2f')} "
-                                       f"annualised): {more} recorded after this run")
+    more = f"{plural(today.count - n, 'more trial')} on this data {'was' if today.count - n == 1 else 'were'}"
+    return ("DSR with today's trials", f"{num(value, '.3f')} with N = {today.count} (SR0 = {num(sr0 * _ANNUAL, '.2f')} "
+                                       f"annualised, trial variance {num(variance, '.4g')} per day: {source}): "
+                                       f"{more} recorded after this run")
 
 
 def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
     """The registry's trial count today for the data the run in ``run_dir`` used (``None``
-    when no registry that recorded the run is found, or it cannot be read). The registry is
-    the one of the run directory's parent, else of ``runs_dir``; it is only read."""
+    when no registry that recorded the run is found, or it cannot be read); see
+    :func:`current_trials`."""
+    today = current_trials(run_dir, runs_dir)
+    return None if today is None else today.count
+
+
+def current_trials(run_dir: Path, runs_dir: Any = None, split: str = "test") -> TrialsToday | None:
+    """The registry's trials today on the data the run in ``run_dir`` used: their count and the
+    other trials' per-day Sharpes on ``split`` (``None`` when no registry that recorded the run
+    is found, or it cannot be read). The registry is the one of the run directory's parent,
+    else of ``runs_dir``; it is only read."""
     import sqlite3
 
+    from exitcore.evaluation.significance import recorded_trial_sharpes
     from exitcore.registry import REGISTRY_FILE, TRIAL_COUNT_SQL, RegistryError, connect_read_only, resolve_runs_dir
 
     try:
@@ -516,13 +548,40 @@ def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
         # read-only: a report must work on an archived, read-only runs directory too
         try:
             with contextlib.closing(connect_read_only(path)) as conn:
-                if conn.execute("SELECT 1 FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
-                                (data_hash, run_id, f"%{run_id}")).fetchone() is None:
+                own = conn.execute("SELECT config_hash, seed FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
+                                   (data_hash, run_id, f"%{run_id}")).fetchone()
+                if own is None:
                     continue  # this registry did not record the run
-                return int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
+                count = int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
+                rows = conn.execute("SELECT config_hash, seed, status, ended_at, metrics FROM runs WHERE data_hash = ? "
+                                    "ORDER BY seq", (data_hash,)).fetchall()
         except (sqlite3.Error, RegistryError):
             continue
+        records = [_TrialRow(r[0], r[1], r[2], r[3], _metrics_of(r[4])) for r in rows]
+        return TrialsToday(count, tuple(recorded_trial_sharpes(records, split, exclude=(own[0], own[1]))))
     return None
+
+
+@attrs.frozen
+class _TrialRow:
+    """What :func:`recorded_trial_sharpes` reads of a registry row."""
+
+    config_hash: str
+    seed: int
+    status: str
+    ended_at: str | None
+    metrics: dict[str, Any]
+
+
+def _metrics_of(text: Any) -> dict[str, Any]:
+    """A registry row's metrics JSON (NaN/inf restored); ``{}`` when damaged or absent."""
+    from exitcore.evaluation import jsonable
+
+    try:
+        value = jsonable.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _in_sample_section(results: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[Block]:
@@ -569,10 +628,10 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
 
 
 def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None = None,
-                  walk_forward: Mapping[str, Any] | None = None, trials_now: int | None = None,
+                  walk_forward: Mapping[str, Any] | None = None, trials_now: int | TrialsToday | None = None,
                   trained_steps: int | None = None) -> list[Block]:
     """The report's content, independent of the output format (``trials_now``: the registry's
-    trial count on the run's data today, see :func:`current_trial_count`; ``trained_steps``:
+    trials on the run's data today, their count or :func:`current_trials`; ``trained_steps``:
     the steps training ran, see :func:`trained_steps`)."""
     title = f"exitcore report: {info.get('run_id') or info.get('id') or results.get('experiment', '?')}"
     blocks: list[Block] = [("title", title)]
@@ -682,7 +741,7 @@ def render(blocks: Sequence[Block], fmt: str = "text") -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | None = None, record: Any = None) -> str:
+def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | TrialsToday | None = None, record: Any = None) -> str:
     """The report of the run in ``run_dir`` (see the module docstring).
 
     results.json is required, and refused when it is not this run's (see

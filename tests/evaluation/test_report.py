@@ -103,6 +103,36 @@ def test_the_report_recomputes_the_dsr_when_trials_were_added_later(finished_run
     assert result.exit_code == 0 and "with N = 5" in result.output, result.output
 
 
+def test_the_dsr_with_todays_trials_takes_todays_trial_variance(finished_run, tmp_path):
+    """It kept the variance of run time (the null when the run was the first) and only swapped
+    in today's N, so two reports on the same data gave different bars for the same N."""
+    import numpy as np
+
+    from exitcore.evaluation.report import TrialsToday, current_trials
+    from exitcore.evaluation.significance import expected_max_sharpe, psr_from_moments
+
+    dsr = read_results(_run_dir(finished_run))["evaluators"]["significance"]["dsr"]
+    others = (-0.4165, -0.1493)  # two later seeds' per-day Sharpes, dispersed as quick-budget ones are
+    variance = max(1 / (dsr["n_days"] - 1), float(np.var([*others, dsr["sharpe"]], ddof=1)))
+    assert variance > dsr["trials_sharpe_variance"]
+    text = render_report(_run_dir(finished_run), trials_now=TrialsToday(5, others))
+    expected = psr_from_moments(dsr["sharpe"], dsr["n_days"], dsr["skew"], dsr["kurtosis"], expected_max_sharpe(5, variance))
+    sr0 = expected_max_sharpe(5, variance) * 252**0.5
+    assert re.search(rf"DSR with today's trials +{expected:.3f} with N = 5 \(SR0 = {sr0:.2f} annualised, trial "
+                     rf"variance {variance:.4g} per day: recorded: 3 trials\)", text), text
+    # the command reads them from the registry: finished runs' Sharpes on the same data and split
+    runs = tmp_path / "runs"
+    data_hash = finished_run["info"]["data"]["hash"]
+    with Registry(runs) as registry:
+        registry.create_run("v4_no_lookahead", "mine", data_hash, run_dir=_run_dir(finished_run))
+        for i, (sharpe, verdict) in enumerate(((-6.61, "PASS"), (-2.37, "PASS"), (10.7, "FAIL"))):
+            run_id = registry.create_run("v4_no_lookahead", f"later{i}", data_hash, run_dir=tmp_path / f"r{i}")
+            registry.mark_running(run_id)
+            registry.mark_done(run_id, {"split": "test", "sharpe": sharpe, "audit_verdict": verdict})
+    today = current_trials(_run_dir(finished_run), runs)
+    assert today.count == 4 and today.sharpes == pytest.approx((-6.61 / 252**0.5, -2.37 / 252**0.5))  # FAIL left out
+
+
 def test_the_report_says_where_the_dsr_trial_variance_came_from(finished_run, tmp_path):
     run_dir = tmp_path / "variance"
     shutil.copytree(_run_dir(finished_run), run_dir)

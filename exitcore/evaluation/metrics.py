@@ -479,7 +479,7 @@ def _num(v: Any, fmt: str = ".4g") -> str:
         return "-"
     if isinstance(v, float):
         if math.isnan(v):
-            return "nan"
+            return "undefined"  # a statistic the data cannot give (e.g. a Sortino over one day)
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
     return format(v, fmt)

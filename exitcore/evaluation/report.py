@@ -54,11 +54,12 @@ def _finite(v: Any) -> bool:
 
 
 def num(v: Any, fmt: str = ".3f") -> str:
-    """A number for a table: ``-`` for missing, ``nan``/``inf`` spelled out."""
+    """A number for a table: ``-`` for missing, ``undefined`` for NaN (a statistic the data
+    cannot give, never printed as if it were a number), ``inf`` spelled out."""
     if v is None:
         return "-"
     if isinstance(v, float) and math.isnan(v):
-        return "nan"
+        return "undefined"
     if isinstance(v, float) and math.isinf(v):
         return "inf" if v > 0 else "-inf"
     if isinstance(v, (int, float)):
@@ -737,8 +738,14 @@ def render(blocks: Sequence[Block], fmt: str = "text") -> str:
         elif kind == "pre":
             out += ["```", block[1], "```"] if md else [block[1]]
         elif kind == "p":
-            out += ["", block[1]] if md else [block[1]]
+            out += ["", _md_paragraph(block[1])] if md else [block[1]]
     return "\n".join(out).strip() + "\n"
+
+
+def _md_paragraph(text: str) -> str:
+    """A paragraph as Markdown shows it verbatim: a leading ``*``, ``-``, ``+`` or ``#`` (the
+    best-baseline note's ``* best baseline ...``) would otherwise start a list or a heading."""
+    return "\\" + text if text[:1] in "*-+#" and text else text
 
 
 def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | TrialsToday | None = None, record: Any = None) -> str:

@@ -50,6 +50,8 @@ def test_markdown_report(finished_run):
     assert md.startswith("# exitcore report: ") and "## RL vs baselines on TEST (out-of-sample)" in md
     assert "| policy | trades | win % [CI] |" in md and "|---|---:|" in md
     assert "```\nlook-ahead audit of" in md and "## In-sample: TRAIN (in-sample)" in md
+    # the note that keys the table's `*` is a paragraph, not a list item that swallows the `*`
+    assert "\n\\* best baseline, chosen on the training split" in md and "\n* best baseline" not in md
 
 
 def test_report_command_by_run_id_writes_markdown_atomically(finished_run, tmp_path):
@@ -173,7 +175,7 @@ def test_undefined_intervals_psr_and_dsr_are_shown_as_such_with_why(finished_run
     assert re.search(rf"deflated Sharpe ratio +undefined: {re.escape(why)}", text)
     assert "DSR with today's trials" not in text  # no number to recompute
     diff = text[text.index("RL - best baseline (chosen on train)"):]
-    assert ": Sharpe " in diff and "[undefined], p (H0: RL <= baseline) = nan" in diff
+    assert ": Sharpe " in diff and "[undefined], p (H0: RL <= baseline) = undefined" in diff
     summary = summary_text(read_results(run_dir))
     assert f"deflated Sharpe ratio of RL undefined: {why}" in summary and "[undefined]: in some resamples" in summary
     assert re.search(r"\nrl .* 0\.90 \[undefined\]", summary)

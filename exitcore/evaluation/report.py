@@ -38,7 +38,7 @@ from exitcore.evaluation.rundir import (
     read_results,
     read_run_info,
 )
-from exitcore.evaluation.verdicts import LOOKAHEAD, describe_verdict
+from exitcore.evaluation.verdicts import LOOKAHEAD, audit_why, describe_verdict
 from exitcore.words import plural
 
 FORMATS = ("text", "markdown")
@@ -658,6 +658,11 @@ def summary_text(results: Mapping[str, Any]) -> str:
     rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in columns)]
             for p in dict.fromkeys(keep)]
     lines = [f"{results.get('label', '')}:", *_text_table(header, rows)]
+    verdict = results.get("audit_verdict")
+    if verdict in ("FAIL", "SUSPECT"):  # first, as show and report put it: the numbers below are not to be trusted
+        why = audit_why(results.get("evaluators") or {})
+        lines.insert(0, f"!! {describe_verdict(verdict, results.get('audit_verdict_from'), why)}: do not trust "
+                        "these numbers (details at the end and in `exitcore report`)")
     dsr = _get(results, "evaluators", "significance", "dsr") or {}
     if "dsr" in dsr:
         n = dsr.get("n_trials")

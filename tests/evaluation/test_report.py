@@ -232,6 +232,9 @@ def test_summary_for_the_end_of_a_run(finished_run):
     failed = {**results, "audit_verdict": "FAIL", "evaluators": {**results["evaluators"], "lookahead_audit": {
         "verdict": "FAIL", "culprits": [{"kind": "feature", "component": "leaky_next_move.next_move_atr"}]}}}
     assert "look-ahead audit: FAIL (leak in feature leaky_next_move.next_move_atr;" in summary_text(failed)
+    # and it is the first line, before any number (v3's summary opened with a DSR of 1.000)
+    assert summary_text(failed).startswith("!! look-ahead audit FAIL (a leak was found): do not trust these numbers")
+    assert not text.startswith("!!")
 
 
 def test_a_verdict_from_a_plugin_evaluator_is_named_and_its_result_shown(finished_run, tmp_path):

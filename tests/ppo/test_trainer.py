@@ -623,3 +623,13 @@ def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_p
     assert (result.status, result.updates, result.stopped_early) == ("done", 2, "enough")
     assert result.global_step == 2 * UPDATE_STEPS and load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 2
     assert run(config())[1].stopped_early is None  # an ordinary run
+
+
+def test_a_sweep_environment_is_refused():
+    """An evaluation sweep (auto_reset=False) was trained on silently: gradient updates on
+    frozen, finished states, 0 episodes and 0 decisions, status done."""
+    ppo = config()
+    env, policy = make(ppo)
+    env.auto_reset = False
+    with pytest.raises(ExitcoreError, match="PPOTrainer needs a training-mode environment"):
+        PPOTrainer(env, policy, ppo)

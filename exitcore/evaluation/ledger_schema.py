@@ -270,7 +270,8 @@ def coerce_ledger(df: pd.DataFrame) -> pd.DataFrame:
         s = out[name]
         try:
             if kind == "time":
-                s = pd.to_datetime(s, utc=True, format="ISO8601") if len(s) else s.astype("datetime64[ns, UTC]")
+                # nanoseconds, as the ledgers are built (pandas 3 parses ISO text to microseconds)
+                s = (pd.to_datetime(s, utc=True, format="ISO8601") if len(s) else s).astype("datetime64[ns, UTC]")
             elif kind == "int":
                 s = s.astype("int64")
             elif kind == "float":

@@ -28,6 +28,7 @@ def build_ledger(pnl: list[float], exit_time: list[Any] | None = None, **columns
     if exit_time is None:
         exit_time = list(pd.bdate_range(MONDAY, periods=n, tz="UTC") + pd.Timedelta(hours=12)) if n else []
     exits = pd.DatetimeIndex(pd.to_datetime(exit_time, utc=True)) if n else pd.DatetimeIndex([], tz="UTC")
+    exits = exits.as_unit("ns")  # as exitcore builds its ledgers' times
     bars = np.broadcast_to(np.asarray(columns.pop("bars_held", 3)), (n,)).astype("int64")
     actions = columns.pop("actions", "HHE")
     actions = [actions] * n if isinstance(actions, str) else list(actions)

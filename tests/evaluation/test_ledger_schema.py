@@ -130,6 +130,8 @@ def test_file_round_trip_keeps_types_and_empty_action_strings(make_ledger, tmp_p
     assert back["actions"].tolist() == ["", "HB", "T"]
     assert back["exit_time"].tolist() == df["exit_time"].tolist()
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    # dtypes too: under pandas 3 a CSV's times came back in microseconds ([us, UTC], not [ns, UTC])
+    assert back.equals(df) and all(back[c].dtype == df[c].dtype for c in df.columns), back.dtypes
     for name, col in LEDGER_COLUMNS.items():
         assert (col.kind == "time") == isinstance(back[name].dtype, pd.DatetimeTZDtype), name
 

@@ -161,3 +161,33 @@ def assemble(
     ctx = BuildContext(experiment=cfg, env=cfg.env, costs=cfg.costs, market=market, trades=table, device=device)
     components = build_components(resolved, ctx, exact_write_check)
     return Assembled(resolved, bars, trades, market, table, costs, ctx, components)
+
+
+def split_pools(assembled: Assembled) -> tuple[list[Any], dict[str, dict[str, torch.Tensor]]]:
+    """The experiment's time splits and, per split, its trade rows: what a run trains and
+    evaluates on.
+
+    Returns ``(splits, pools)``: ``splits`` the :class:`~exitcore.data.splits.Split` objects
+    (their spans bound the daily series), ``pools["valid"][name]`` every trade of split ``name``
+    (what evaluation replays: :func:`~exitcore.evaluation.ledger.make_ledger` and the baselines
+    take these) and ``pools["decidable"][name]`` those still open after their entry bar (what
+    training samples: ``make_env(pools["decidable"]["train"], n_envs=...)``), as int64 tensors on
+    the assembled device. A split with fewer trades than the experiment needs is a
+    :class:`~exitcore.errors.DataError` naming the entry strategy.
+    """
+    from exitcore.data.splits import assign_trades, make_splits, minimum_trades, require_trades
+
+    cfg = assembled.resolved.config
+    lookback = assembled.components.lookback
+    splits = make_splits(assembled.bars.frame.index, cfg.split, cfg.env.max_bars + lookback)
+    rows = assign_trades(splits, assembled.table, lookback)
+    decidable = assembled.table.decidable.cpu().numpy()
+    pools: dict[str, dict[str, torch.Tensor]] = {"valid": {}, "decidable": {}}
+    for name, idx in rows.items():
+        pools["valid"][name] = torch.as_tensor(idx, device=assembled.device)
+        pools["decidable"][name] = torch.as_tensor(idx[decidable[idx]], device=assembled.device)
+    counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
+    minimum, why = minimum_trades(cfg, list(counts))
+    entry = assembled.resolved.entry
+    require_trades(counts, minimum, why, f"entry strategy {entry.name!r} from {entry.component.origin}")
+    return splits, pools

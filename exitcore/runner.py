@@ -160,7 +160,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     """
     import torch
 
-    from exitcore.assembly import assemble
+    from exitcore.assembly import assemble, split_pools
     from exitcore.costs import summarize_costs
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
@@ -219,7 +219,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     seed_everything(cfg.ppo.seed)
     with stages.stage(f"building episodes on {device}") as note:
         assembled = assemble(resolved, bars, device=device)
-        splits, pools = _split(assembled)
+        splits, pools = split_pools(assembled)
         counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
         # evaluation also books the trades that close on their entry bar, before any decision
         booked = {name: int(p.numel()) for name, p in pools["valid"].items()}
@@ -500,28 +500,6 @@ def _given_options(given: RunRequest) -> list[str]:
     out += [f"--{k} {v}" for k, v in (("budget", given.budget), ("data", given.data), ("timesteps", given.timesteps),
                                       ("seed", given.seed), ("device", given.device)) if v is not None]
     return out
-
-
-def _split(assembled: Any) -> tuple[list[Any], dict[str, dict[str, Any]]]:
-    """Time splits and, per split, the valid and the decidable trade rows (device tensors)."""
-    import torch
-
-    from exitcore.data.splits import assign_trades, make_splits, minimum_trades, require_trades
-
-    cfg = assembled.resolved.config
-    lookback = assembled.components.lookback
-    splits = make_splits(assembled.bars.frame.index, cfg.split, cfg.env.max_bars + lookback)
-    rows = assign_trades(splits, assembled.table, lookback)
-    decidable = assembled.table.decidable.cpu().numpy()
-    pools: dict[str, dict[str, Any]] = {"valid": {}, "decidable": {}}
-    for name, idx in rows.items():
-        pools["valid"][name] = torch.as_tensor(idx, device=assembled.device)
-        pools["decidable"][name] = torch.as_tensor(idx[decidable[idx]], device=assembled.device)
-    counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
-    minimum, why = minimum_trades(cfg, list(counts))
-    entry = assembled.resolved.entry
-    require_trades(counts, minimum, why, f"entry strategy {entry.name!r} from {entry.component.origin}")
-    return splits, pools
 
 
 def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: Any, host: Any, registry: Any,

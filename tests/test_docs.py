@@ -17,9 +17,9 @@ def _python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
-def test_the_assembly_example_runs(monkeypatch):
+def test_the_assembly_example_runs(monkeypatch, tmp_path):
     block = next(b for b in _python_blocks(PLUGINS_DOC.read_text()) if "assemble(experiment, bars)" in b)
-    monkeypatch.chdir(ROOT)  # it reads ./experiments.toml
+    monkeypatch.chdir(tmp_path)  # anywhere: a user's project is not exitcore's checkout
     scope: dict = {}
     exec(compile(block, "docs/plugins.md", "exec"), scope)
     env, obs, mask, reward = scope["env"], scope["obs"], scope["mask"], scope["reward"]
@@ -116,11 +116,11 @@ def test_the_run_attributes_the_docs_list_are_the_real_ones():
     assert documented == real
 
 
-def test_the_audit_example_runs_and_its_assertion_bites(monkeypatch):
+def test_the_audit_example_runs_and_its_assertion_bites(monkeypatch, tmp_path):
     """The "Testing a plugin" audit example is a real test: it passes on v4 and fails on the
     deliberately leaky v3 (the same block with the name changed)."""
     block = next(b for b in _python_blocks(PLUGINS_DOC.read_text()) if "audit_experiment" in b)
-    monkeypatch.chdir(ROOT)  # it reads ./experiments.toml
+    monkeypatch.chdir(tmp_path)  # anywhere: a user's project is not exitcore's checkout
     scope: dict = {}
     exec(compile(block, "docs/plugins.md", "exec"), scope)
     scope["test_my_experiment_does_not_look_ahead"]()
@@ -128,3 +128,22 @@ def test_the_audit_example_runs_and_its_assertion_bites(monkeypatch):
     exec(compile(block.replace('"v4_no_lookahead"', '"v3"'), "docs/plugins.md", "exec"), leaky)
     with pytest.raises(AssertionError, match="leaky_next_move"):
         leaky["test_my_experiment_does_not_look_ahead"]()
+
+
+def test_the_trainer_example_in_ppo_md_runs(monkeypatch, tmp_path):
+    """It was not valid Python (a positional argument after `...`) and used names it never defined."""
+    block = next(b for b in _python_blocks((ROOT / "docs" / "ppo.md").read_text()) if "PPOTrainer(" in b)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "docs/ppo.md", "exec"), scope)
+    result = scope["result"]
+    assert result.status == "done" and result.global_step == scope["ppo"].total_timesteps
+
+
+def test_the_gym_example_runs(monkeypatch, tmp_path):
+    pytest.importorskip("gymnasium")
+    block = next(b for b in _python_blocks((ROOT / "docs" / "gym.md").read_text()) if "GymVecExitEnv(" in b)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "docs/gym.md", "exec"), scope)
+    assert scope["obs"].shape == (256, scope["env"].single_observation_space.shape[0])

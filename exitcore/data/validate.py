@@ -5,6 +5,7 @@ numbers, and the rows its parser already reported) and hands the chunks to :func
 which checks everything at once and either returns validated bars or raises
 :class:`DataValidationError` listing **every** problem with its file and line:
 
+* files of different bar lengths (refused first, naming each file's length);
 * unparseable rows and values (reported by the parser), missing or non-finite prices,
   non-positive prices, ``high < max(open, close)``, ``low > min(open, close)``;
 * timestamps off the bar grid (checked on the file's own clock, where its vendor aligned them);
@@ -190,6 +191,10 @@ def assemble(
                 ch.bad = ch.bad | amb
         utc_list.append(utc)
 
+    # Files of different bar lengths are refused before anything else: pooled, the most common
+    # spacing would relabel the coarser file's bars (M15 as M1, every stamp still on the 1min
+    # grid), and where such files overlap their thousands of duplicates would bury the cause.
+    _require_one_bar_length(chunks, utc_list, source)
     # The rows are checked before a failed timeframe inference is reported: a file whose times
     # or prices do not parse leaves fewer than two bars to infer it from, and the rows' own
     # problems are what the user needs to see.
@@ -241,22 +246,69 @@ def assemble(
     )
 
 
+#: a file's own bar length is inferred (to compare it with the other files') only from at least
+#: this many usable bars: across a few bars one hole can be the most common spacing
+MIN_BARS_FOR_LENGTH = 20
+#: at most this many files are named per bar length when files of different lengths are refused
+SHOW_FILES_PER_LENGTH = 3
+
+
+def _spacings(ch: RawChunk, utc: np.ndarray) -> np.ndarray:
+    """The positive spacings (ns) between the usable bars of one file, in time order."""
+    ok = ~ch.bad & (ch.local_ns != NAT)
+    d = np.diff(np.sort(utc[ok]))
+    return d[d > 0]
+
+
+def _most_common(spacings: np.ndarray) -> int:
+    """The most common spacing (the smallest of equally common ones); ``spacings`` not empty."""
+    vals, counts = np.unique(spacings, return_counts=True)
+    return int(vals[np.argmax(counts)])
+
+
+def _require_one_bar_length(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], source: str) -> None:
+    """Raise :class:`DataError` when files have different bar lengths, naming each file's.
+
+    Each file's length is inferred as ``timeframe = "auto"`` infers the whole data's (its most
+    common spacing), from files with at least :data:`MIN_BARS_FOR_LENGTH` usable bars; shorter
+    files are not compared, so a short file is never refused for one odd spacing.
+    """
+    lengths: dict[int, list[str]] = {}
+    for ch, utc in zip(chunks, utc_list):
+        d = _spacings(ch, utc)
+        if len(d) + 1 >= MIN_BARS_FOR_LENGTH:
+            lengths.setdefault(_most_common(d), []).append(ch.display)
+    if len(lengths) < 2:
+        return
+    parts = []
+    for tf, files in sorted(lengths.items(), reverse=True):  # the coarsest first
+        named = ", ".join(files[:SHOW_FILES_PER_LENGTH])
+        if len(files) > SHOW_FILES_PER_LENGTH:
+            named += f" (and {len(files) - SHOW_FILES_PER_LENGTH} more file(s))"
+        parts.append(f"{named} {'has' if len(files) == 1 else 'have'} {_length_text(tf)} bars")
+    raise DataError(
+        f"{source}: the files do not share a bar length: {'; '.join(parts)}. Files of one data set must "
+        "share a bar length (joined, the coarser bars would be taken for the finer ones with holes "
+        "between them): load them separately"
+    )
+
+
+def _length_text(spacing_ns: int) -> str:
+    """A spacing as a timeframe (``15min``), or in ns when it is no whole number of seconds."""
+    return format_timeframe(spacing_ns // _NS) if spacing_ns % _NS == 0 else f"{spacing_ns} ns"
+
+
 def _timeframe_ns(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], timeframe: str, source: str) -> tuple[int, str]:
     """``(bar length in ns, problem)``: ``problem`` is ``""`` unless ``"auto"`` cannot be inferred
     (fewer than two bars; a most common spacing that is no whole number of seconds, returned as
     the length so that a caller can say what it suggests)."""
     if timeframe != "auto":
         return timeframe_seconds(timeframe) * _NS, ""
-    diffs = []
-    for ch, utc in zip(chunks, utc_list):
-        ok = ~ch.bad & (ch.local_ns != NAT)
-        d = np.diff(np.sort(utc[ok]))
-        diffs.append(d[d > 0])
+    diffs = [_spacings(ch, utc) for ch, utc in zip(chunks, utc_list)]
     d = np.concatenate(diffs) if diffs else np.empty(0, dtype=np.int64)
     if len(d) == 0:
         return 0, f"{source}: cannot infer the bar length from fewer than two bars; set the source's timeframe"
-    vals, counts = np.unique(d, return_counts=True)
-    tf = int(vals[np.argmax(counts)])
+    tf = _most_common(d)
     if tf % _NS:
         return tf, (f"{source}: the most common bar spacing ({tf} ns) is not a whole number of seconds"
                     f"{_unit_hint(tf)}")

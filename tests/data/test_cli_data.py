@@ -303,3 +303,19 @@ def test_run_still_names_its_data_option(tmp_path: Path, make_host) -> None:
 
     with pytest.raises(ConfigError, match=r"^--data\.bogus: unknown key 'bogus'"):
         data_config_from_spec(f"{_bars_csv(tmp_path)}?bogus=1", make_host(builtin_data))
+
+
+def test_a_folder_of_m15_and_m1_files_is_refused_naming_each(run, tmp_path: Path) -> None:
+    """A user's trial: the M15 file's bars were loaded as 1-minute bars (`bars 104,629 at 1min`)
+    with a wrong warning about short holes inside the resampled bars."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, params in [("eurusd_m15.csv", SynthParams(years=0.1, seed=1)),
+                         ("eurusd_m1.csv", SynthParams(years=0.02, seed=2, timeframe="1min", start="2016-01-04"))]:
+        frame = generate(params).frame.copy()
+        frame.index = frame.index.strftime("%Y-%m-%d %H:%M:%S")
+        frame.rename_axis("time").to_csv(folder / name)
+    res = run("data", "inspect", str(folder))
+    assert res.exit_code == 2, res.output
+    assert (f"{folder / 'eurusd_m15.csv'} has 15min bars; {folder / 'eurusd_m1.csv'} has 1min bars. Files of one data "
+            "set must share a bar length") in res.output

@@ -171,6 +171,8 @@ def assemble(
             out.counts["error:parse"] = out.counts.get("error:parse", 0) + ch.omitted
     total_rows = sum(len(ch) for ch in chunks)
     if total_rows == 0:
+        if out.has_errors:  # every row unparseable (a header with a column the rows lack): say so
+            raise DataValidationError(source, out.findings, out.counts, out.kinds)
         raise DataError(f"{source}: no bars in the data")
 
     utc_list = []

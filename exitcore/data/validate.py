@@ -275,6 +275,8 @@ def _require_one_bar_length(chunks: Sequence[RawChunk], utc_list: list[np.ndarra
     common spacing), from files with at least :data:`MIN_BARS_FOR_LENGTH` usable bars; shorter
     files are not compared, so a short file is never refused for one odd spacing.
     """
+    if len(chunks) < 2:  # nothing to compare (and no second sort of a large file's times)
+        return
     lengths: dict[int, list[str]] = {}
     for ch, utc in zip(chunks, utc_list):
         d = _spacings(ch, utc)

@@ -177,7 +177,16 @@ def load_source_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
         raise PluginError(f"data source {comp.name!r} from {comp.origin} returned {type(bars).__name__}, not Bars")
     if len(bars) == 0:
         raise DataError(f"{bars.source or comp.name}: no bars")
-    return bars
+    return _with_long_hole_warnings(bars)
+
+
+def _with_long_hole_warnings(bars: Bars) -> Bars:
+    """``bars`` with a warning for each hole longer than a week (whatever the source: a plugin's
+    bars are joined from several data sets as easily as files are)."""
+    from exitcore.data.validate import long_hole_findings  # numpy/pandas: not at import time
+
+    holes = long_hole_findings(bars)
+    return attrs.evolve(bars, findings=(*bars.findings, *holes)) if holes else bars
 
 
 def load_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:

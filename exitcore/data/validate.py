@@ -479,16 +479,29 @@ def _check_jumps(ts: np.ndarray, values: dict[str, np.ndarray], chunk_id: np.nda
 
 # --------------------------------------------------------------------------- gaps
 
+_DAY_NS = 86400 * _NS
+#: a hole spanning a Saturday is "over a weekend" up to this long: Friday's close to Sunday's
+#: open is about 49 hours, a holiday beside it (Good Friday, Christmas) makes it up to 4 days
+WEEKEND_MAX_DAYS = 4
+#: a hole longer than this is warned about: no weekend or holiday, most likely two data sets
+#: joined (2010 -> 2018), which features, entry signals and daily results would span as one
+LONG_HOLE_DAYS = 7
+#: at most this many long holes are named one by one (the rest are counted)
+SHOW_LONG_HOLES = 5
+
 
 @attrs.frozen
 class GapReport:
     """Holes in a bar series: consecutive bars more than one bar apart.
 
-    ``count`` gaps in total, ``weekend`` of them spanning a Saturday; ``longest`` the largest
+    ``count`` gaps in total, ``weekend`` of them over a weekend (spanning a Saturday and at most
+    :data:`WEEKEND_MAX_DAYS` long); ``longest`` the largest
     (``longest_from``/``longest_to`` are the bars around it, ``longest_bars`` the missing bars);
     ``over_limit`` gaps longer than ``max_gap_bars`` missing bars (trades are held across them,
     or closed before them with ``env.data_holes = "close"``)
-    and ``over_limit_weekday`` those of them not spanning a Saturday (outages, holidays).
+    and ``over_limit_weekday`` those of them not over a weekend (outages, holidays, and the holes
+    longer than a weekend); ``long_holes`` holes longer than :data:`LONG_HOLE_DAYS` days (each one is
+    also a warning, :func:`long_hole_findings`).
     """
 
     count: int
@@ -499,36 +512,44 @@ class GapReport:
     longest_bars: int
     longest_from: pd.Timestamp | None
     longest_to: pd.Timestamp | None
+    long_holes: int = 0
 
     def describe(self) -> str:
         """One line for ``data inspect``."""
         if not self.count:
             return "no gaps"
+        long = f"; {self.long_holes} longer than {LONG_HOLE_DAYS} days (see the findings)" if self.long_holes else ""
         return (
             f"{self.count} gaps ({self.weekend} over a weekend); longest {self.longest_bars} missing bars "
             f"({self.longest_from:%Y-%m-%d %H:%M} -> {self.longest_to:%Y-%m-%d %H:%M} UTC); "
             f"{self.over_limit} longer than max_gap_bars={self.max_gap_bars} "
-            f"({self.over_limit_weekday} of them on weekdays)"
+            f"({self.over_limit_weekday} of them not over a weekend){long}"
         )
+
+
+def _holes(ts: np.ndarray, tf_ns: int) -> np.ndarray:
+    """Positions ``i`` where bar ``i + 1`` does not follow bar ``i`` (a hole between them)."""
+    return np.flatnonzero(np.diff(ts) > tf_ns) if len(ts) > 1 else np.empty(0, dtype=np.int64)
+
+
+def _over_weekend(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Which holes between the bars opening at ``before`` and ``after`` (ns) are over a weekend:
+    a Saturday (UTC) lies strictly inside, and they are at most :data:`WEEKEND_MAX_DAYS` long."""
+    start_day, end_day = before // _DAY_NS, after // _DAY_NS
+    # 1970-01-01 was a Thursday: day number + 3 mod 7 gives Monday = 0, Saturday = 5
+    next_sat = start_day + (5 - (start_day + 3) % 7) % 7
+    return (next_sat < end_day) & (after - before <= WEEKEND_MAX_DAYS * _DAY_NS)
 
 
 def gap_report(bars: Bars, max_gap_bars: int) -> GapReport:
     """Count and describe the gaps of ``bars`` (see :class:`GapReport`)."""
     ts = bars.frame.index.as_unit("ns").asi8
     tf = timeframe_seconds(bars.timeframe) * _NS
-    if len(ts) < 2:
-        return GapReport(0, 0, 0, 0, max_gap_bars, 0, None, None)
-    d = np.diff(ts)
-    idx = np.flatnonzero(d > tf)
+    idx = _holes(ts, tf)
     if not len(idx):
         return GapReport(0, 0, 0, 0, max_gap_bars, 0, None, None)
-    missing = d[idx] // tf - 1
-    # a gap spans a weekend when a Saturday (UTC) lies strictly inside it
-    day = 86400 * _NS
-    start_day, end_day = ts[idx] // day, ts[idx + 1] // day
-    # 1970-01-01 was a Thursday: day number + 3 mod 7 gives Monday = 0, Saturday = 5
-    next_sat = start_day + (5 - (start_day + 3) % 7) % 7
-    weekend = next_sat < end_day
+    missing = (ts[idx + 1] - ts[idx]) // tf - 1
+    weekend = _over_weekend(ts[idx], ts[idx + 1])
     over = missing > max_gap_bars
     k = int(np.argmax(missing))
     return GapReport(
@@ -540,4 +561,38 @@ def gap_report(bars: Bars, max_gap_bars: int) -> GapReport:
         longest_bars=int(missing[k]),
         longest_from=bars.frame.index[idx[k]],
         longest_to=bars.frame.index[idx[k] + 1],
+        long_holes=int((ts[idx + 1] - ts[idx] > LONG_HOLE_DAYS * _DAY_NS).sum()),
     )
+
+
+@attrs.frozen
+class LongHole(Finding):
+    """The warning about a hole longer than :data:`LONG_HOLE_DAYS` days (``exitcore run`` prints it)."""
+
+
+def long_hole_findings(bars: Bars) -> list[Finding]:
+    """A warning for each hole of ``bars`` longer than :data:`LONG_HOLE_DAYS` days, naming the
+    bars either side of it (the first :data:`SHOW_LONG_HOLES`; one more counts the rest).
+
+    Such a hole is not refused (a user may want the data sets joined) but never passes as a
+    weekend: lookback features, the entry strategy's channels and ATR, and the daily series of
+    the results (zero days) would all span it as if the market had been closed.
+    """
+    ts = bars.frame.index.as_unit("ns").asi8
+    idx = _holes(ts, timeframe_seconds(bars.timeframe) * _NS)
+    idx = idx[ts[idx + 1] - ts[idx] > LONG_HOLE_DAYS * _DAY_NS]
+    where = bars.source or "data"
+    out: list[Finding] = []
+    for i in idx[:SHOW_LONG_HOLES]:
+        days = (ts[i + 1] - ts[i]) / _DAY_NS
+        out.append(LongHole(
+            "warning", where,
+            f"a hole of {days:,.1f} days in the data, between the bars of {format_ts(ts[i])} and "
+            f"{format_ts(ts[i + 1])} UTC: longer than a weekend or holiday ({LONG_HOLE_DAYS} days), most likely "
+            "two data sets joined; features, entry signals (channels, ATR) and the daily results span it as if "
+            "the market had been closed. Load the data sets separately unless this is meant",
+        ))
+    if len(idx) > SHOW_LONG_HOLES:
+        out.append(LongHole("warning", where, f"... and {len(idx) - SHOW_LONG_HOLES} more hole(s) longer than "
+                                              f"{LONG_HOLE_DAYS} days"))
+    return out

@@ -200,7 +200,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     with stages.stage("loading data") as note:
         # where a bad data path was set: the experiments file, or the run's frozen config.toml
         where = f"{previous_dir / CONFIG_FILE}: data" if previous is not None else f"experiments.{cfg.name}.data"
-        bars = load_bars(cfg.data, host, where=where)
+        # data given as --data (not on resume: the run's config.toml holds it) is named as given
+        bars = load_bars(cfg.data, host, where=where, spec_where="--data" if request.data and previous is None else "")
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
     _warn_long_holes(bars)

@@ -344,3 +344,19 @@ def test_a_hole_of_years_is_warned_about_not_counted_as_a_weekend(run, tmp_path:
     res = run("run", "t", "--data", str(path), "--set", "ppo.n_envs=4096", "--runs-dir", str(tmp_path / "runs"))
     assert res.exit_code == 2 and "split.train:" in res.output, res.output
     assert "warning: csv: " in res.output and "a hole of 618.4 days in the data" in res.output
+
+
+@pytest.mark.parametrize("prefix", ["", "dukascopy:"])
+def test_a_bad_path_is_named_as_given_with_or_without_a_source_prefix(run, tmp_path: Path, prefix: str) -> None:
+    """`data inspect dukascopy:FOLDER` ended its error with `(data.params.path)`, `data inspect
+    FOLDER` with `(SOURCE)`, as docs/data.md says."""
+    missing = tmp_path / "missing"
+    res = run("data", "inspect", f"{prefix}{missing}")
+    assert res.exit_code == 2 and res.output == f"error: {missing}: no such file or folder (SOURCE)\n", res.output
+    res = run("run", "t", "--data", f"{prefix}{missing}", "--runs-dir", str(tmp_path / "runs"))
+    assert res.exit_code == 2 and f"error: {missing}: no such file or folder (--data)\n" in res.output, res.output
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    (empty / "readme.md").write_text("no data here\n")
+    res = run("data", "inspect", f"dukascopy:{empty}")
+    assert res.exit_code == 2 and res.output.endswith(f"{empty}: the folder holds no data files (.csv, .txt, .zip, .gz, .bz2, .xz) (SOURCE)\n"), res.output

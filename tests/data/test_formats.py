@@ -297,3 +297,22 @@ def test_a_header_naming_a_column_no_row_has_reports_every_row(tmp_path: Path, h
     text = str(info.value)
     assert "1500 problem(s)" in text and "novolume.csv, line 2: unparseable row: expected 6 fields, saw 5" in text
     assert "... and 1480 more problem(s) of the same kind (parse)" in text
+
+
+def test_a_folder_mixing_formats_says_so(tmp_path: Path, host) -> None:
+    """A Tickstory .csv.gz beside a HistData .zip: the source sniffed from the first file failed
+    on the second with `no 'open' column in the header (20180101 170000, ...)`."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    tickstory = "Date,Timestamp,Open,High,Low,Close,Volume\r\n" + "".join(
+        f"{t},{o},{h},{l},{c},1\r\n" for t, (_, o, h, l, c) in zip(_local(0, "%Y%m%d,%H:%M:%S"), ROWS))
+    (folder / "EURUSD_M15.csv.gz").write_bytes(gzip.compress(tickstory.encode()))
+    with zipfile.ZipFile(folder / "HISTDATA_COM_ASCII_EURUSD_M12019.zip", "w") as zf:
+        zf.writestr("DAT_ASCII_EURUSD_M1_2019.csv", _histdata_text(-5))
+    for spec in (str(folder), f"dukascopy:{folder}"):
+        with pytest.raises(DataError) as info:
+            _load(spec, host)
+        assert str(info.value).startswith(
+            f"{folder / 'HISTDATA_COM_ASCII_EURUSD_M12019.zip'}[DAT_ASCII_EURUSD_M1_2019.csv]: not a Dukascopy or "
+            f"Tickstory file (its first line is '20190303 190000;1.135000;1.135500;1.134800;1.135300;0'), unlike "
+            f"{folder / 'EURUSD_M15.csv.gz'}: the files mix formats; load each format separately"), str(info.value)

@@ -170,7 +170,8 @@ def load_source_bars(data: DataConfig, host: Any, where: str = "data", spec_wher
         bars = comp.build(obj)
     except DataError as exc:
         if getattr(exc, "param", None):  # a file parameter the source could not find: say where it was set
-            raise DataError(f"{exc.bare} ({_param_where(exc.param, where, spec_where)})") from None  # type: ignore[attr-defined]
+            named = _param_where(exc.param, where, spec_where)  # type: ignore[attr-defined]
+            raise DataError(f"{exc.bare} ({named})") from None  # type: ignore[attr-defined]
         raise
     except ExitcoreError:
         raise

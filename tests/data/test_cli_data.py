@@ -339,7 +339,8 @@ def test_a_hole_of_years_is_warned_about_not_counted_as_a_weekend(run, tmp_path:
     assert res.exit_code == 0, res.output
     gaps = next(line for line in res.output.splitlines() if line.startswith("gaps"))
     assert "1 longer than 7 days (see the findings)" in gaps
-    assert "warning: csv: " in res.output and "a hole of 618.4 days in the data, between the bars of 2015-04-24 13:45 and 2017-01-02 00:00 UTC" in res.output
+    assert "warning: csv: " in res.output
+    assert "a hole of 618.4 days in the data, between the bars of 2015-04-24 13:45 and 2017-01-02 00:00 UTC" in res.output
     # run prints it as a warning line before it builds anything (here: too few trades for 4,096 envs)
     res = run("run", "t", "--data", str(path), "--set", "ppo.n_envs=4096", "--runs-dir", str(tmp_path / "runs"))
     assert res.exit_code == 2 and "split.train:" in res.output, res.output
@@ -359,4 +360,5 @@ def test_a_bad_path_is_named_as_given_with_or_without_a_source_prefix(run, tmp_p
     (empty / "notes").mkdir(parents=True)
     (empty / "readme.md").write_text("no data here\n")
     res = run("data", "inspect", f"dukascopy:{empty}")
-    assert res.exit_code == 2 and res.output.endswith(f"{empty}: the folder holds no data files (.csv, .txt, .zip, .gz, .bz2, .xz) (SOURCE)\n"), res.output
+    assert res.exit_code == 2, res.output
+    assert res.output.endswith(f"{empty}: the folder holds no data files (.csv, .txt, .zip, .gz, .bz2, .xz) (SOURCE)\n"), res.output

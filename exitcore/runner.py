@@ -200,9 +200,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     with stages.stage("loading data") as note:
         # where a bad data path was set: the experiments file, or the run's frozen config.toml
         where = f"{previous_dir / CONFIG_FILE}: data" if previous is not None else f"experiments.{cfg.name}.data"
-        bars = load_bars(cfg.data, host, where=where)
+        # data given as --data (not on resume: the run's config.toml holds it) is named as given
+        bars = load_bars(cfg.data, host, where=where, spec_where="--data" if request.data and previous is None else "")
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
+    _warn_long_holes(bars)
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
     cheap = costs.warning()
     if cheap:  # shown even with --quiet: it changes what every number means
@@ -280,6 +282,16 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
 
 #: fewer PPO updates than this is hardly training: warned about
 FEW_UPDATES = 4
+
+
+def _warn_long_holes(bars: Any) -> None:
+    """One ``warning:`` line (shown with -q too) per hole in the data longer than a week: two data
+    sets joined train on signals and features that span years as if they were a weekend."""
+    from exitcore.data.validate import LongHole
+
+    for f in bars.findings:
+        if isinstance(f, LongHole):
+            click.echo(str(f), err=True)
 
 
 def _warn_few_updates(ppo: Any, request: RunRequest) -> None:

@@ -103,7 +103,8 @@ def inspect(
         where += f" (default {cfg.timeframe})"
     with _progress():
         data_where = f"experiments.{resolved.name}.data" if resolved is not None and not source else "data"
-        report = describe(cfg, host, resolved, timeframe_where=where, data_where=data_where)
+        report = describe(cfg, host, resolved, timeframe_where=where, data_where=data_where,
+                          spec_where="SOURCE" if source else "")
     if as_json:
         from exitcore.cli.output import echo_json
 

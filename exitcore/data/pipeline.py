@@ -157,15 +157,21 @@ def structure_params(comp: Component, params: dict[str, Any], where: str) -> Any
         raise ConfigError(locate_problems(exc, where, comp.params)) from None
 
 
-def load_source_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
-    """Bars from the data section's source, validated, at the data's own timeframe."""
+def load_source_bars(data: DataConfig, host: Any, where: str = "data", spec_where: str = "") -> Bars:
+    """Bars from the data section's source, validated, at the data's own timeframe.
+
+    ``spec_where`` names the data spec the source and params came from (``SOURCE`` of ``data
+    inspect``, ``--data``), if any: a file parameter the source cannot use is then named as given
+    there (``SOURCE``, ``SOURCE ?key=``) rather than as the data section's (``data.params.path``).
+    """
     comp, params = resolve_source(data, host, where)
     obj = structure_params(comp, params, f"{where}.params")
     try:
         bars = comp.build(obj)
     except DataError as exc:
         if getattr(exc, "param", None):  # a file parameter the source could not find: say where it was set
-            raise DataError(f"{exc.bare} ({where}.params.{exc.param})") from None  # type: ignore[attr-defined]
+            named = _param_where(exc.param, where, spec_where)  # type: ignore[attr-defined]
+            raise DataError(f"{exc.bare} ({named})") from None  # type: ignore[attr-defined]
         raise
     except ExitcoreError:
         raise
@@ -177,14 +183,32 @@ def load_source_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
         raise PluginError(f"data source {comp.name!r} from {comp.origin} returned {type(bars).__name__}, not Bars")
     if len(bars) == 0:
         raise DataError(f"{bars.source or comp.name}: no bars")
-    return bars
+    return _with_long_hole_warnings(bars)
 
 
-def load_bars(data: DataConfig, host: Any, where: str = "data") -> Bars:
-    """The experiment's bars: loaded, validated, resampled to ``data.timeframe``, pip size set."""
+def _with_long_hole_warnings(bars: Bars) -> Bars:
+    """``bars`` with a warning for each hole longer than a week (whatever the source: a plugin's
+    bars are joined from several data sets as easily as files are)."""
+    from exitcore.data.validate import long_hole_findings  # numpy/pandas: not at import time
+
+    holes = long_hole_findings(bars)
+    return attrs.evolve(bars, findings=(*bars.findings, *holes)) if holes else bars
+
+
+def _param_where(key: str, where: str, spec_where: str) -> str:
+    """Where the source parameter ``key`` was set: the spec's path is the spec itself (``SOURCE``,
+    ``--data``), its other keys its options; without a spec, the data section's params table."""
+    if not spec_where:
+        return f"{where}.params.{key}"
+    return spec_where if key == "path" else option_where(spec_where, key)
+
+
+def load_bars(data: DataConfig, host: Any, where: str = "data", spec_where: str = "") -> Bars:
+    """The experiment's bars: loaded, validated, resampled to ``data.timeframe``, pip size set
+    (``spec_where``: as for :func:`load_source_bars`)."""
     from exitcore.data.resample import resample
 
-    bars = resample(load_source_bars(data, host, where), data.timeframe, where=f"{where}.timeframe")
+    bars = resample(load_source_bars(data, host, where, spec_where), data.timeframe, where=f"{where}.timeframe")
     if data.pip_size > 0:
         bars = attrs.evolve(bars, pip_size=data.pip_size)
     return bars

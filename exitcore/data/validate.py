@@ -5,6 +5,7 @@ numbers, and the rows its parser already reported) and hands the chunks to :func
 which checks everything at once and either returns validated bars or raises
 :class:`DataValidationError` listing **every** problem with its file and line:
 
+* files of different bar lengths (refused first, naming each file's length);
 * unparseable rows and values (reported by the parser), missing or non-finite prices,
   non-positive prices, ``high < max(open, close)``, ``low > min(open, close)``;
 * timestamps off the bar grid (checked on the file's own clock, where its vendor aligned them);
@@ -170,6 +171,8 @@ def assemble(
             out.counts["error:parse"] = out.counts.get("error:parse", 0) + ch.omitted
     total_rows = sum(len(ch) for ch in chunks)
     if total_rows == 0:
+        if out.has_errors:  # every row unparseable (a header with a column the rows lack): say so
+            raise DataValidationError(source, out.findings, out.counts, out.kinds)
         raise DataError(f"{source}: no bars in the data")
 
     utc_list = []
@@ -190,6 +193,10 @@ def assemble(
                 ch.bad = ch.bad | amb
         utc_list.append(utc)
 
+    # Files of different bar lengths are refused before anything else: pooled, the most common
+    # spacing would relabel the coarser file's bars (M15 as M1, every stamp still on the 1min
+    # grid), and where such files overlap their thousands of duplicates would bury the cause.
+    _require_one_bar_length(chunks, utc_list, source)
     # The rows are checked before a failed timeframe inference is reported: a file whose times
     # or prices do not parse leaves fewer than two bars to infer it from, and the rows' own
     # problems are what the user needs to see.
@@ -241,22 +248,71 @@ def assemble(
     )
 
 
+#: a file's own bar length is inferred (to compare it with the other files') only from at least
+#: this many usable bars: across a few bars one hole can be the most common spacing
+MIN_BARS_FOR_LENGTH = 20
+#: at most this many files are named per bar length when files of different lengths are refused
+SHOW_FILES_PER_LENGTH = 3
+
+
+def _spacings(ch: RawChunk, utc: np.ndarray) -> np.ndarray:
+    """The positive spacings (ns) between the usable bars of one file, in time order."""
+    ok = ~ch.bad & (ch.local_ns != NAT)
+    d = np.diff(np.sort(utc[ok]))
+    return d[d > 0]
+
+
+def _most_common(spacings: np.ndarray) -> int:
+    """The most common spacing (the smallest of equally common ones); ``spacings`` not empty."""
+    vals, counts = np.unique(spacings, return_counts=True)
+    return int(vals[np.argmax(counts)])
+
+
+def _require_one_bar_length(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], source: str) -> None:
+    """Raise :class:`DataError` when files have different bar lengths, naming each file's.
+
+    Each file's length is inferred as ``timeframe = "auto"`` infers the whole data's (its most
+    common spacing), from files with at least :data:`MIN_BARS_FOR_LENGTH` usable bars; shorter
+    files are not compared, so a short file is never refused for one odd spacing.
+    """
+    if len(chunks) < 2:  # nothing to compare (and no second sort of a large file's times)
+        return
+    lengths: dict[int, list[str]] = {}
+    for ch, utc in zip(chunks, utc_list):
+        d = _spacings(ch, utc)
+        if len(d) + 1 >= MIN_BARS_FOR_LENGTH:
+            lengths.setdefault(_most_common(d), []).append(ch.display)
+    if len(lengths) < 2:
+        return
+    parts = []
+    for tf, files in sorted(lengths.items(), reverse=True):  # the coarsest first
+        named = ", ".join(files[:SHOW_FILES_PER_LENGTH])
+        if len(files) > SHOW_FILES_PER_LENGTH:
+            named += f" (and {len(files) - SHOW_FILES_PER_LENGTH} more file(s))"
+        parts.append(f"{named} {'has' if len(files) == 1 else 'have'} {_length_text(tf)} bars")
+    raise DataError(
+        f"{source}: the files do not share a bar length: {'; '.join(parts)}. Files of one data set must "
+        "share a bar length (joined, the coarser bars would be taken for the finer ones with holes "
+        "between them): load them separately"
+    )
+
+
+def _length_text(spacing_ns: int) -> str:
+    """A spacing as a timeframe (``15min``), or in ns when it is no whole number of seconds."""
+    return format_timeframe(spacing_ns // _NS) if spacing_ns % _NS == 0 else f"{spacing_ns} ns"
+
+
 def _timeframe_ns(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], timeframe: str, source: str) -> tuple[int, str]:
     """``(bar length in ns, problem)``: ``problem`` is ``""`` unless ``"auto"`` cannot be inferred
     (fewer than two bars; a most common spacing that is no whole number of seconds, returned as
     the length so that a caller can say what it suggests)."""
     if timeframe != "auto":
         return timeframe_seconds(timeframe) * _NS, ""
-    diffs = []
-    for ch, utc in zip(chunks, utc_list):
-        ok = ~ch.bad & (ch.local_ns != NAT)
-        d = np.diff(np.sort(utc[ok]))
-        diffs.append(d[d > 0])
+    diffs = [_spacings(ch, utc) for ch, utc in zip(chunks, utc_list)]
     d = np.concatenate(diffs) if diffs else np.empty(0, dtype=np.int64)
     if len(d) == 0:
         return 0, f"{source}: cannot infer the bar length from fewer than two bars; set the source's timeframe"
-    vals, counts = np.unique(d, return_counts=True)
-    tf = int(vals[np.argmax(counts)])
+    tf = _most_common(d)
     if tf % _NS:
         return tf, (f"{source}: the most common bar spacing ({tf} ns) is not a whole number of seconds"
                     f"{_unit_hint(tf)}")
@@ -423,16 +479,29 @@ def _check_jumps(ts: np.ndarray, values: dict[str, np.ndarray], chunk_id: np.nda
 
 # --------------------------------------------------------------------------- gaps
 
+_DAY_NS = 86400 * _NS
+#: a hole spanning a Saturday is "over a weekend" up to this long: Friday's close to Sunday's
+#: open is about 49 hours, a holiday beside it (Good Friday, Christmas) makes it up to 4 days
+WEEKEND_MAX_DAYS = 4
+#: a hole longer than this is warned about: no weekend or holiday, most likely two data sets
+#: joined (2010 -> 2018), which features, entry signals and daily results would span as one
+LONG_HOLE_DAYS = 7
+#: at most this many long holes are named one by one (the rest are counted)
+SHOW_LONG_HOLES = 5
+
 
 @attrs.frozen
 class GapReport:
     """Holes in a bar series: consecutive bars more than one bar apart.
 
-    ``count`` gaps in total, ``weekend`` of them spanning a Saturday; ``longest`` the largest
+    ``count`` gaps in total, ``weekend`` of them over a weekend (spanning a Saturday and at most
+    :data:`WEEKEND_MAX_DAYS` long); ``longest`` the largest
     (``longest_from``/``longest_to`` are the bars around it, ``longest_bars`` the missing bars);
     ``over_limit`` gaps longer than ``max_gap_bars`` missing bars (trades are held across them,
     or closed before them with ``env.data_holes = "close"``)
-    and ``over_limit_weekday`` those of them not spanning a Saturday (outages, holidays).
+    and ``over_limit_weekday`` those of them not over a weekend (outages, holidays, and the holes
+    longer than a weekend); ``long_holes`` holes longer than :data:`LONG_HOLE_DAYS` days (each one is
+    also a warning, :func:`long_hole_findings`).
     """
 
     count: int
@@ -443,36 +512,44 @@ class GapReport:
     longest_bars: int
     longest_from: pd.Timestamp | None
     longest_to: pd.Timestamp | None
+    long_holes: int = 0
 
     def describe(self) -> str:
         """One line for ``data inspect``."""
         if not self.count:
             return "no gaps"
+        long = f"; {self.long_holes} longer than {LONG_HOLE_DAYS} days (see the findings)" if self.long_holes else ""
         return (
             f"{self.count} gaps ({self.weekend} over a weekend); longest {self.longest_bars} missing bars "
             f"({self.longest_from:%Y-%m-%d %H:%M} -> {self.longest_to:%Y-%m-%d %H:%M} UTC); "
             f"{self.over_limit} longer than max_gap_bars={self.max_gap_bars} "
-            f"({self.over_limit_weekday} of them on weekdays)"
+            f"({self.over_limit_weekday} of them not over a weekend){long}"
         )
+
+
+def _holes(ts: np.ndarray, tf_ns: int) -> np.ndarray:
+    """Positions ``i`` where bar ``i + 1`` does not follow bar ``i`` (a hole between them)."""
+    return np.flatnonzero(np.diff(ts) > tf_ns) if len(ts) > 1 else np.empty(0, dtype=np.int64)
+
+
+def _over_weekend(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Which holes between the bars opening at ``before`` and ``after`` (ns) are over a weekend:
+    a Saturday (UTC) lies strictly inside, and they are at most :data:`WEEKEND_MAX_DAYS` long."""
+    start_day, end_day = before // _DAY_NS, after // _DAY_NS
+    # 1970-01-01 was a Thursday: day number + 3 mod 7 gives Monday = 0, Saturday = 5
+    next_sat = start_day + (5 - (start_day + 3) % 7) % 7
+    return (next_sat < end_day) & (after - before <= WEEKEND_MAX_DAYS * _DAY_NS)
 
 
 def gap_report(bars: Bars, max_gap_bars: int) -> GapReport:
     """Count and describe the gaps of ``bars`` (see :class:`GapReport`)."""
     ts = bars.frame.index.as_unit("ns").asi8
     tf = timeframe_seconds(bars.timeframe) * _NS
-    if len(ts) < 2:
-        return GapReport(0, 0, 0, 0, max_gap_bars, 0, None, None)
-    d = np.diff(ts)
-    idx = np.flatnonzero(d > tf)
+    idx = _holes(ts, tf)
     if not len(idx):
         return GapReport(0, 0, 0, 0, max_gap_bars, 0, None, None)
-    missing = d[idx] // tf - 1
-    # a gap spans a weekend when a Saturday (UTC) lies strictly inside it
-    day = 86400 * _NS
-    start_day, end_day = ts[idx] // day, ts[idx + 1] // day
-    # 1970-01-01 was a Thursday: day number + 3 mod 7 gives Monday = 0, Saturday = 5
-    next_sat = start_day + (5 - (start_day + 3) % 7) % 7
-    weekend = next_sat < end_day
+    missing = (ts[idx + 1] - ts[idx]) // tf - 1
+    weekend = _over_weekend(ts[idx], ts[idx + 1])
     over = missing > max_gap_bars
     k = int(np.argmax(missing))
     return GapReport(
@@ -484,4 +561,38 @@ def gap_report(bars: Bars, max_gap_bars: int) -> GapReport:
         longest_bars=int(missing[k]),
         longest_from=bars.frame.index[idx[k]],
         longest_to=bars.frame.index[idx[k] + 1],
+        long_holes=int((ts[idx + 1] - ts[idx] > LONG_HOLE_DAYS * _DAY_NS).sum()),
     )
+
+
+@attrs.frozen
+class LongHole(Finding):
+    """The warning about a hole longer than :data:`LONG_HOLE_DAYS` days (``exitcore run`` prints it)."""
+
+
+def long_hole_findings(bars: Bars) -> list[Finding]:
+    """A warning for each hole of ``bars`` longer than :data:`LONG_HOLE_DAYS` days, naming the
+    bars either side of it (the first :data:`SHOW_LONG_HOLES`; one more counts the rest).
+
+    Such a hole is not refused (a user may want the data sets joined) but never passes as a
+    weekend: lookback features, the entry strategy's channels and ATR, and the daily series of
+    the results (zero days) would all span it as if the market had been closed.
+    """
+    ts = bars.frame.index.as_unit("ns").asi8
+    idx = _holes(ts, timeframe_seconds(bars.timeframe) * _NS)
+    idx = idx[ts[idx + 1] - ts[idx] > LONG_HOLE_DAYS * _DAY_NS]
+    where = bars.source or "data"
+    out: list[Finding] = []
+    for i in idx[:SHOW_LONG_HOLES]:
+        days = (ts[i + 1] - ts[i]) / _DAY_NS
+        out.append(LongHole(
+            "warning", where,
+            f"a hole of {days:,.1f} days in the data, between the bars of {format_ts(ts[i])} and "
+            f"{format_ts(ts[i + 1])} UTC: longer than a weekend or holiday ({LONG_HOLE_DAYS} days), most likely "
+            "two data sets joined; features, entry signals (channels, ATR) and the daily results span it as if "
+            "the market had been closed. Load the data sets separately unless this is meant",
+        ))
+    if len(idx) > SHOW_LONG_HOLES:
+        out.append(LongHole("warning", where, f"... and {len(idx) - SHOW_LONG_HOLES} more hole(s) longer than "
+                                              f"{LONG_HOLE_DAYS} days"))
+    return out

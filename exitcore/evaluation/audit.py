@@ -669,7 +669,8 @@ def audit_experiment(
 
     require_split(resolved.config.split, split)
     with stage("loading data") as note:
-        bars = load_bars(data or resolved.config.data, host, where="--data" if data else f"experiments.{resolved.name}.data")
+        bars = load_bars(data or resolved.config.data, host, where="--data" if data else f"experiments.{resolved.name}.data",
+                         spec_where="--data" if data else "")
         note(f"{bars.source}: {len(bars):,} bars")
     with stage(f"building episodes on {device}"):
         assembled, pools = prepare(resolved, bars, device)

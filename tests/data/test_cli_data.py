@@ -303,3 +303,62 @@ def test_run_still_names_its_data_option(tmp_path: Path, make_host) -> None:
 
     with pytest.raises(ConfigError, match=r"^--data\.bogus: unknown key 'bogus'"):
         data_config_from_spec(f"{_bars_csv(tmp_path)}?bogus=1", make_host(builtin_data))
+
+
+def test_a_folder_of_m15_and_m1_files_is_refused_naming_each(run, tmp_path: Path) -> None:
+    """A user's trial: the M15 file's bars were loaded as 1-minute bars (`bars 104,629 at 1min`)
+    with a wrong warning about short holes inside the resampled bars."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, params in [("eurusd_m15.csv", SynthParams(years=0.1, seed=1)),
+                         ("eurusd_m1.csv", SynthParams(years=0.02, seed=2, timeframe="1min", start="2016-01-04"))]:
+        frame = generate(params).frame.copy()
+        frame.index = frame.index.strftime("%Y-%m-%d %H:%M:%S")
+        frame.rename_axis("time").to_csv(folder / name)
+    res = run("data", "inspect", str(folder))
+    assert res.exit_code == 2, res.output
+    assert (f"{folder / 'eurusd_m15.csv'} has 15min bars; {folder / 'eurusd_m1.csv'} has 1min bars. Files of one data "
+            "set must share a bar length") in res.output
+
+
+def _joined_csv(tmp_path: Path) -> Path:
+    """Two synthetic data sets two years apart in one file."""
+    frames = [generate(SynthParams(years=0.3, seed=1, start=start)).frame for start in ("2015-01-05", "2017-01-02")]
+    frame = pd.concat(frames)
+    frame.index = frame.index.strftime("%Y-%m-%d %H:%M:%S")
+    path = tmp_path / "joined.csv"
+    frame.rename_axis("time").to_csv(path)
+    return path
+
+
+def test_a_hole_of_years_is_warned_about_not_counted_as_a_weekend(run, tmp_path: Path) -> None:
+    """2006-2010 joined with 2018-2020 said `369 over a weekend`, the 7-year hole among them, and
+    a run on it said nothing."""
+    path = _joined_csv(tmp_path)
+    res = run("data", "inspect", str(path))
+    assert res.exit_code == 0, res.output
+    gaps = next(line for line in res.output.splitlines() if line.startswith("gaps"))
+    assert "1 longer than 7 days (see the findings)" in gaps
+    assert "warning: csv: " in res.output
+    assert "a hole of 618.4 days in the data, between the bars of 2015-04-24 13:45 and 2017-01-02 00:00 UTC" in res.output
+    # run prints it as a warning line before it builds anything (here: too few trades for 4,096 envs)
+    res = run("run", "t", "--data", str(path), "--set", "ppo.n_envs=4096", "--runs-dir", str(tmp_path / "runs"))
+    assert res.exit_code == 2 and "split.train:" in res.output, res.output
+    assert "warning: csv: " in res.output and "a hole of 618.4 days in the data" in res.output
+
+
+@pytest.mark.parametrize("prefix", ["", "dukascopy:"])
+def test_a_bad_path_is_named_as_given_with_or_without_a_source_prefix(run, tmp_path: Path, prefix: str) -> None:
+    """`data inspect dukascopy:FOLDER` ended its error with `(data.params.path)`, `data inspect
+    FOLDER` with `(SOURCE)`, as docs/data.md says."""
+    missing = tmp_path / "missing"
+    res = run("data", "inspect", f"{prefix}{missing}")
+    assert res.exit_code == 2 and res.output == f"error: {missing}: no such file or folder (SOURCE)\n", res.output
+    res = run("run", "t", "--data", f"{prefix}{missing}", "--runs-dir", str(tmp_path / "runs"))
+    assert res.exit_code == 2 and f"error: {missing}: no such file or folder (--data)\n" in res.output, res.output
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    (empty / "readme.md").write_text("no data here\n")
+    res = run("data", "inspect", f"dukascopy:{empty}")
+    assert res.exit_code == 2, res.output
+    assert res.output.endswith(f"{empty}: the folder holds no data files (.csv, .txt, .zip, .gz, .bz2, .xz) (SOURCE)\n"), res.output

@@ -207,3 +207,112 @@ def test_auto_source_sniffs_the_experiment_path(tmp_path: Path, host) -> None:
     _expect(load_bars(DataConfig(source="auto", params={"path": str(path), "symbol": "X"}), host))
     with pytest.raises(ConfigError, match=r"data.params.path: required when source = 'auto'"):
         load_bars(DataConfig(source="auto"), host)
+
+
+# --- rows with too few fields are unparseable rows, like rows with too many
+
+
+def _layout_lines(layout: str, n: int = 40) -> tuple[list[str], str, str]:
+    """``(lines, file name, spec options)`` of ``n`` M15 rows of six fields in one layout (a
+    header first where the layout has one)."""
+    times = pd.date_range("2019-03-04", periods=n, freq="15min")
+    prices = [(1.1 + i * 1e-4, 1.1005 + i * 1e-4, 1.0995 + i * 1e-4, 1.1002 + i * 1e-4, 1000.5 + i) for i in range(n)]
+    if layout == "dukascopy":
+        rows = [f"{t:%d.%m.%Y %H:%M:%S}.000,{o:.5f},{h:.5f},{l:.5f},{c:.5f},{v}" for t, (o, h, l, c, v) in zip(times, prices)]
+        return ["Gmt time,Open,High,Low,Close,Volume", *rows], "EURUSD_15_m_BID_2019.csv", ""
+    if layout == "histdata":
+        rows = [f"{t:%Y%m%d %H%M%S};{o:.6f};{h:.6f};{l:.6f};{c:.6f};0" for t, (o, h, l, c, v) in zip(times, prices)]
+        return rows, "DAT_ASCII_EURUSD_M1_2019.csv", "?timezone=UTC"
+    if layout == "metatrader":  # MT4, no header
+        rows = [f"{t:%Y.%m.%d,%H:%M},{o:.5f},{h:.5f},{l:.5f},{c:.5f},{v}" for t, (o, h, l, c, v) in zip(times, prices)]
+        return rows, "EURUSD15.csv", "?timezone=UTC"
+    rows = [f"{t:%Y-%m-%d %H:%M:%S},{o:.5f},{h:.5f},{l:.5f},{c:.5f},{v}" for t, (o, h, l, c, v) in zip(times, prices)]
+    return ["time,open,high,low,close,volume", *rows], "bars.csv", ""
+
+
+def _drop_field(line: str, sep: str, k: int) -> str:
+    fields = line.split(sep)
+    return sep.join(fields[:k] + fields[k + 1:])
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("layout", ["dukascopy", "histdata", "metatrader", "csv"])
+def test_a_row_with_too_few_fields_is_an_unparseable_row(tmp_path: Path, host, layout: str, crlf: bool) -> None:
+    """A user deleted one field of a Dukascopy row: it was read padded with NaN and reported as
+    `high 1.46021 < max(open, close) 3937546977.9968004` and `volume nan ...`."""
+    lines, name, options = _layout_lines(layout)
+    sep = ";" if layout == "histdata" else ","
+    lines[9] = _drop_field(lines[9], sep, len(lines[9].split(sep)) - 4)  # line 10: the high (or open) gone
+    lines[19] = _drop_field(lines[19], sep, len(lines[19].split(sep)) - 1)  # line 20: only the volume gone
+    lines[24] += sep + "7"  # line 25: a field too many (already reported)
+    lines[29] = lines[29].replace(lines[29].split(sep)[-3], "abc")  # line 30: still located after them
+    path = tmp_path / name
+    eol = "\r\n" if crlf else "\n"
+    path.write_bytes(eol.join(lines).encode())  # no line break at the end, like Dukascopy's files
+    with pytest.raises(DataError) as info:
+        _load(str(path) + options, host)
+    text = str(info.value)
+    expected = len(lines[0].split(sep))
+    assert f"{name}, line 10: unparseable row: expected {expected} fields, saw {expected - 1}" in text
+    assert f"{name}, line 20: unparseable row: expected {expected} fields, saw {expected - 1}" in text
+    assert f"{name}, line 25: unparseable row: expected {expected} fields, saw {expected + 1}" in text
+    assert f"{name}, line 30: low 'abc' is not a number" in text
+    assert "4 problem(s)" in text, text  # nothing else: no missing price, no NaN volume
+
+
+def test_an_empty_last_field_is_a_missing_value_not_a_missing_field(tmp_path: Path, host) -> None:
+    lines, name, _ = _layout_lines("csv")
+    lines[9] = lines[9].rsplit(",", 1)[0] + ","  # the volume left empty: six fields
+    (tmp_path / name).write_text("\n".join(lines) + "\n\n")  # a blank line at the end is no row
+    with pytest.raises(DataError) as info:
+        _load(str(tmp_path / name), host)
+    assert f"{name}, line 10: volume nan is not a finite number >= 0" in str(info.value)
+    assert "unparseable row" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "raw, counts",
+    [
+        (b"a,b,c\n1,2,3\n\n1,2\n1,2,3,4\n1,2,\n", [3, 3, 0, 2, 4, 3]),
+        (b"a,b,c\r\n1,2\r\n\r\n1,2,3", [3, 2, 0, 3]),  # CRLF, no final line break
+        (b"a,b,c\r1,2\r1,2,3\r", [3, 2, 3]),  # old Mac line breaks
+        (b'a,b,c\n"1,5",2,3\n"x\ny",2\n', [3, 3, 2]),  # quoted separators and line breaks
+        (b"", []),
+    ],
+)
+def test_fields_per_line(raw: bytes, counts: list[int]) -> None:
+    from exitcore.data.files import fields_per_line
+
+    assert fields_per_line(raw, ",").tolist() == counts
+
+
+def test_a_header_naming_a_column_no_row_has_reports_every_row(tmp_path: Path, host) -> None:
+    """Every row one field short (more rows than findings are kept): each is counted, and the
+    message says so rather than `no bars in the data`."""
+    times = pd.date_range("2019-03-04", periods=1500, freq="15min")
+    path = tmp_path / "novolume.csv"
+    path.write_text("time,open,high,low,close,volume\n" + "".join(f"{t:%Y-%m-%d %H:%M},1.1,1.2,1.0,1.1\n" for t in times))
+    with pytest.raises(DataError) as info:
+        _load(str(path), host)
+    text = str(info.value)
+    assert "1500 problem(s)" in text and "novolume.csv, line 2: unparseable row: expected 6 fields, saw 5" in text
+    assert "... and 1480 more problem(s) of the same kind (parse)" in text
+
+
+def test_a_folder_mixing_formats_says_so(tmp_path: Path, host) -> None:
+    """A Tickstory .csv.gz beside a HistData .zip: the source sniffed from the first file failed
+    on the second with `no 'open' column in the header (20180101 170000, ...)`."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    tickstory = "Date,Timestamp,Open,High,Low,Close,Volume\r\n" + "".join(
+        f"{t},{o},{h},{l},{c},1\r\n" for t, (_, o, h, l, c) in zip(_local(0, "%Y%m%d,%H:%M:%S"), ROWS))
+    (folder / "EURUSD_M15.csv.gz").write_bytes(gzip.compress(tickstory.encode()))
+    with zipfile.ZipFile(folder / "HISTDATA_COM_ASCII_EURUSD_M12019.zip", "w") as zf:
+        zf.writestr("DAT_ASCII_EURUSD_M1_2019.csv", _histdata_text(-5))
+    for spec in (str(folder), f"dukascopy:{folder}"):
+        with pytest.raises(DataError) as info:
+            _load(spec, host)
+        assert str(info.value).startswith(
+            f"{folder / 'HISTDATA_COM_ASCII_EURUSD_M12019.zip'}[DAT_ASCII_EURUSD_M1_2019.csv]: not a Dukascopy or "
+            f"Tickstory file (its first line is '20190303 190000;1.135000;1.135500;1.134800;1.135300;0'), unlike "
+            f"{folder / 'EURUSD_M15.csv.gz'}: the files mix formats; load each format separately"), str(info.value)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from exitcore.data.clocks import parse_clock
 from exitcore.data.validate import DataValidationError, assemble, gap_report
+from exitcore.errors import DataError
 from .helpers import MIN_NS, chunk, grid_times, lines_of, random_ohlc
 
 UTC = parse_clock("UTC")
@@ -186,3 +187,77 @@ def test_an_ordinary_large_move_is_not_a_jump() -> None:
     values["high"][20] = max(values["high"][20], values["close"][19])
     bars = _assemble([chunk(ts, values)])
     assert len(bars) == 50
+
+
+# --- files of different bar lengths (a user's M15 and M1 files in one folder)
+
+
+def _m15_and_m1(overlap: bool) -> list:
+    """An M15 file and an M1 file, after it in time or covering the same hours."""
+    rng = np.random.default_rng(8)
+    ts15 = grid_times(400, rng, step_ns=15 * MIN_NS, hole_p=0)
+    start = ts15[0] if overlap else ts15[-1] + 15 * MIN_NS
+    ts1 = start + np.arange(1, 2001, dtype=np.int64) * MIN_NS
+    return [chunk(ts15, random_ohlc(400, rng), "a.csv"), chunk(ts1, random_ohlc(2000, rng), "b.csv")]
+
+
+@pytest.mark.parametrize("timeframe", ["auto", "1min"])
+@pytest.mark.parametrize("overlap", [False, True])
+def test_files_of_different_bar_lengths_are_refused_naming_each(timeframe: str, overlap: bool) -> None:
+    """Pooled, the M15 file's bars were relabelled as 1-minute bars (every stamp is on the 1min
+    grid); where the files overlap, the message comes instead of their duplicate timestamps."""
+    with pytest.raises(DataError) as info:
+        _assemble(_m15_and_m1(overlap), timeframe=timeframe)
+    text = str(info.value)
+    assert not isinstance(info.value, DataValidationError), text
+    assert "a.csv has 15min bars; b.csv has 1min bars" in text and "load them separately" in text
+
+
+def test_a_short_file_with_an_odd_spacing_is_not_refused() -> None:
+    """A file of a few bars across a hole says nothing about its bar length: it is not compared."""
+    rng = np.random.default_rng(9)
+    ts = grid_times(500, rng, hole_p=0)
+    tail = ts[-1] + np.array([5, 10, 15], dtype=np.int64) * MIN_NS  # three bars, 5 minutes apart
+    bars = assemble([chunk(ts, random_ohlc(500, rng), "a.csv"), chunk(tail, random_ohlc(3, rng), "b.csv")],
+                    clock=UTC, source="t")
+    assert bars.timeframe == "1min" and len(bars) == 503
+
+
+# --- holes longer than a weekend (2006-2010 joined with 2018-2020 counted its 7 years as a weekend)
+
+
+def _bars_around(hole_from: str, hole_to: str, n: int = 40) -> "object":
+    """15-minute bars: ``n`` ending at ``hole_from``, ``n`` starting at ``hole_to``."""
+    from .helpers import bars_from
+
+    rng = np.random.default_rng(10)
+    step = 15 * MIN_NS
+    a = int(np.datetime64(hole_from, "ns").astype(np.int64)) - step * np.arange(n - 1, -1, -1)
+    b = int(np.datetime64(hole_to, "ns").astype(np.int64)) + step * np.arange(n)
+    ts = np.r_[a, b]
+    return bars_from(ts, random_ohlc(len(ts), rng), timeframe="15min")
+
+
+@pytest.mark.parametrize(
+    "hole_from, hole_to, weekend, long",
+    [
+        ("2019-01-11T21:45", "2019-01-13T22:00", 1, 0),  # Friday close -> Sunday open
+        ("2018-03-29T20:45", "2018-04-01T22:00", 1, 0),  # Good Friday beside it (XAUUSD): 3 days
+        ("2019-01-09T21:45", "2019-01-14T22:00", 0, 0),  # Wednesday -> Monday: an outage, not a weekend
+        ("2010-12-31T21:45", "2018-01-15T14:00", 0, 1),  # two data sets joined: 7 years
+    ],
+)
+def test_only_a_hole_of_weekend_length_is_over_a_weekend(hole_from: str, hole_to: str, weekend: int, long: int) -> None:
+    g = gap_report(_bars_around(hole_from, hole_to), max_gap_bars=4)
+    assert (g.count, g.weekend, g.over_limit_weekday, g.long_holes) == (1, weekend, 1 - weekend, long)
+    assert ("longer than 7 days" in g.describe()) == bool(long)
+
+
+def test_a_hole_longer_than_a_week_is_a_warning_naming_it() -> None:
+    from exitcore.data.validate import LongHole, long_hole_findings
+
+    assert long_hole_findings(_bars_around("2019-01-11T21:45", "2019-01-13T22:00")) == []
+    (f,) = long_hole_findings(_bars_around("2010-12-31T21:45", "2018-01-15T14:00"))
+    assert isinstance(f, LongHole) and f.level == "warning"
+    assert "a hole of 2,571.7 days in the data, between the bars of 2010-12-31 21:45 and 2018-01-15 14:00 UTC" in f.message
+    assert "Load the data sets separately" in f.message

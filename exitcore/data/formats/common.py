@@ -163,14 +163,46 @@ def symbol_of(names: Sequence[str], given: str, where: str) -> str:
     return next(iter(pairs), "")
 
 
-def load_members(path: str, suffixes: tuple[str, ...], parse: Callable[[TextMember], RawChunk]) -> list[RawChunk]:
-    """Parse every text stream under ``path`` (file, folder or glob) with ``parse``."""
+def load_members(
+    path: str,
+    suffixes: tuple[str, ...],
+    parse: Callable[[TextMember], RawChunk],
+    layout: tuple[str, Callable[[str], bool]] | None = None,
+) -> list[RawChunk]:
+    """Parse every text stream under ``path`` (file, folder or glob) with ``parse``.
+
+    ``layout`` is ``(name, matches)``: the format's name and the test of a first line its
+    sniffer uses; streams of which some match and some do not are refused by
+    :func:`require_one_layout` before any is parsed.
+    """
     members = [m for p in expand_paths(path, suffixes) for m in text_members(p)]
+    if layout is not None:
+        require_one_layout(members, *layout)
     chunks = []
     for k, member in enumerate(members, 1):
         report(f"reading {member.display} ({k}/{len(members)})")
         chunks.append(parse(member))
     return chunks
+
+
+def require_one_layout(members: Sequence[TextMember], name: str, matches: Callable[[str], bool]) -> None:
+    """Raise :class:`DataError` when some of ``members`` have the layout ``name`` (their first line
+    ``matches``) and some do not: a folder mixing formats (a Tickstory ``.csv.gz`` beside a
+    HistData ``.zip``, the source sniffed from the first) would otherwise fail on the odd file
+    with a message about its header. When none matches, the parser says what is wrong.
+    """
+    if len(members) < 2:
+        return
+    lines = [first_line(m) for m in members]
+    fits = [matches(line) for line in lines]
+    if all(fits) or not any(fits):
+        return
+    good = members[fits.index(True)]
+    k = fits.index(False)
+    raise DataError(
+        f"{members[k].display}: not a {name} file (its first line is {lines[k][:60]!r}), unlike "
+        f"{good.display}: the files mix formats; load each format separately"
+    )
 
 
 def sniff_first_line(spec: str, params_cls: type, suffixes: tuple[str, ...], matches: Callable[[str], bool]) -> dict[str, Any] | None:

@@ -45,13 +45,18 @@ _GMT_FMT = "%d.%m.%Y %H:%M:%S.%f"
 
 def sniff(spec: str) -> dict[str, Any] | None:
     """Recognise a Dukascopy or Tickstory header in the first file of ``spec``."""
-    return sniff_first_line(spec, DukascopyParams, SUFFIXES, lambda line: bool(_HEADER.match(line)))
+    return sniff_first_line(spec, DukascopyParams, SUFFIXES, _matches)
+
+
+def _matches(line: str) -> bool:
+    """Whether a first line is one of the three headers."""
+    return bool(_HEADER.match(line))
 
 
 def load(params: DukascopyParams) -> Bars:
     """Load and validate Dukascopy/Tickstory bars (see the module docstring)."""
     clock = parse_clock(params.timezone)
-    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params))
+    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params), ("Dukascopy or Tickstory", _matches))
     return assemble(
         chunks,
         clock=clock,

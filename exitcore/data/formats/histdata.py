@@ -28,13 +28,18 @@ _NAMES = ["dt", "open", "high", "low", "close", "volume"]
 
 def sniff(spec: str) -> dict[str, Any] | None:
     """Recognise ``YYYYMMDD HHMMSS;`` rows in the first file of ``spec``."""
-    return sniff_first_line(spec, HistDataParams, SUFFIXES, lambda line: bool(_LINE.match(line)))
+    return sniff_first_line(spec, HistDataParams, SUFFIXES, _matches)
+
+
+def _matches(line: str) -> bool:
+    """Whether a first line is a HistData row."""
+    return bool(_LINE.match(line))
 
 
 def load(params: HistDataParams) -> Bars:
     """Load and validate HistData ASCII bars on the clock ``params.timezone``."""
     clock = parse_clock(params.timezone)
-    chunks = load_members(params.path, SUFFIXES, _parse)
+    chunks = load_members(params.path, SUFFIXES, _parse, ("HistData ASCII", _matches))
     if all("volume" in c.values and not np.any(c.values["volume"][~c.bad]) for c in chunks):
         for c in chunks:
             c.values.pop("volume")

@@ -40,20 +40,27 @@ _POSITIONAL = ["date", "time", "open", "high", "low", "close", "tickvol", "vol",
 
 def sniff(spec: str) -> dict[str, Any] | None:
     """Recognise ``YYYY.MM.DD,HH:MM`` rows or a ``<DATE>,<TIME>`` header in the first file."""
+    return sniff_first_line(spec, MetaTraderParams, SUFFIXES, _matches)
 
-    def matches(line: str) -> bool:
-        if _DATA.match(line):
-            return True
-        # MT5's <DATE> header; a plain "Date,Time,..." header is left to the generic csv source
-        return bool(re.match(r"^\s*<date>", line, re.IGNORECASE))
 
-    return sniff_first_line(spec, MetaTraderParams, SUFFIXES, matches)
+def _matches(line: str) -> bool:
+    """Whether a first line is an MT4 row or MT5's header."""
+    if _DATA.match(line):
+        return True
+    # MT5's <DATE> header; a plain "Date,Time,..." header is left to the generic csv source
+    return bool(re.match(r"^\s*<date>", line, re.IGNORECASE))
+
+
+def _loadable(line: str) -> bool:
+    """Whether a first line is one :func:`_parse` reads: an MT4 row, or a ``<DATE>,<TIME>`` or
+    ``Date,Time`` header (named explicitly, a plain header is MetaTrader's too)."""
+    return bool(_DATA.match(line) or _HEADER.match(line))
 
 
 def load(params: MetaTraderParams) -> Bars:
     """Load and validate MetaTrader bars on the broker clock ``params.timezone``."""
     clock = parse_clock(params.timezone or "UTC")
-    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params))
+    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params), ("MetaTrader", _loadable))
     notes = []
     if not params.timezone:
         notes.append(

@@ -71,9 +71,13 @@ def evaluated():
         policy = random_policy(asm, seed=2)
         # the test split's DSR also gets three recorded trials' Sharpes (per day), dispersed as
         # three quick-budget v4 seeds were
-        return {split: evaluate(asm, res, policy, pools, splits, n_trials=4, trials_source="unit test", split=split,
-                                recorded_sharpes=RECORDED if split == "test" else ())
-                for split in ("test", "train")}
+        out = {split: evaluate(asm, res, policy, pools, splits, n_trials=4, trials_source="unit test", split=split,
+                               recorded_sharpes=RECORDED if split == "test" else ())
+               for split in ("test", "train")}
+        # another run's seed (the training seed, the audit's sampling): the same bootstrap days
+        out["test_seed_7"] = evaluate(asm, res, policy, pools, splits, n_trials=4, trials_source="unit test",
+                                      split="test", seed=7)
+        return out
     finally:
         torch.set_num_threads(threads)
 
@@ -154,3 +158,12 @@ def test_lookahead_audit_runs_with_the_given_modes(evaluated):
     assert out["verdict"] == "PASS" and out["modes"] == ["truncate", "nan"] and out["n_decisions"] == 4
     assert evaluated["test"].audit_verdict == "PASS" and evaluated["test"].headline["audit_verdict"] == "PASS"
     assert "in-sample" in evaluated["train"].results["evaluators"]["lookahead_audit"]["suspect_note"]
+
+
+def test_every_run_resamples_the_same_days_whatever_its_seed(evaluated):
+    """The bootstrap was seeded with the training seed: an unchanged baseline got another
+    interval in every run (one touching 0, the next not)."""
+    a = evaluated["test"].results["evaluators"]["significance"]["intervals"]
+    b = evaluated["test_seed_7"].results["evaluators"]["significance"]["intervals"]
+    assert a["fixed_stop_target"]["sharpe"] == b["fixed_stop_target"]["sharpe"]
+    assert a["fixed_stop_target"]["seed"] == b["fixed_stop_target"]["seed"] == 0

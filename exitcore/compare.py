@@ -63,6 +63,8 @@ class RunView:
     metrics: dict[str, Any]
     #: bars between the end of each split and the start of the next (None: not recorded)
     purge: int | None = None
+    #: the evaluators that gave the run's audit verdict (results.json's ``audit_verdict_from``)
+    verdict_from: tuple[str, ...] = ()
 
 
 def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
@@ -158,8 +160,9 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     splits = tuple((s["name"], str(s.get("start")), str(s.get("end"))) for s in recorded)
     gaps = [b.get("start_bar") - a.get("end_bar") for a, b in zip(recorded, recorded[1:])
             if isinstance(a.get("end_bar"), int) and isinstance(b.get("start_bar"), int)]
+    sources = results.get("audit_verdict_from")
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
-                   gaps[0] if gaps else None)
+                   gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else ())
 
 
 #: what :func:`_recorded_significance` records; each None when the run did not record it
@@ -234,7 +237,14 @@ def warnings(views: list[RunView]) -> list[str]:
     trades = _different_trades(views)
     if trades:
         out.append(trades)
-    return out
+    for v in views:  # as show and report open: a failed audit is not a row to find near the bottom
+        verdict = v.metrics.get("audit_verdict")
+        if verdict in ("FAIL", "SUSPECT"):
+            from exitcore.evaluation.verdicts import describe_verdict
+
+            out.append(f"AUDIT {verdict}: {v.run_id} ({v.experiment}): "
+                       f"{describe_verdict(verdict, v.verdict_from)}; do not trust its numbers")
+    return list(dict.fromkeys(out))  # a run listed twice is warned about once
 
 
 def _entry_words(config: dict[str, Any]) -> str:

@@ -546,3 +546,20 @@ def test_compare_names_each_runs_account_currency(tmp_path):
     row = next(line for line in cmp.as_table(views).splitlines() if line.startswith("total PnL"))
     assert row.startswith("total PnL (account currency)  ") and "  -24,291 EUR  " in row
     assert row.endswith("  -24,291 (account ccy)")  # no configuration to name it
+
+
+def test_compare_opens_with_a_failed_audit(tmp_path):
+    """FAIL was only the "look-ahead audit" row, fifth from the bottom: compare now opens with
+    it, as show and report do (and --json lists it among the warnings)."""
+    from exitcore import compare as cmp
+
+    def view(ref, experiment, verdict, sources=("lookahead_audit",)):
+        return cmp.RunView(ref, ref, tmp_path, experiment, "d", (), {}, {"audit_verdict": verdict}, None, sources)
+
+    views = [view("r3", "v3", "FAIL"), view("r4", "v4_no_lookahead", "PASS"), view("r3", "v3", "FAIL")]
+    notes = cmp.warnings(views)
+    assert notes.count("AUDIT FAIL: r3 (v3): look-ahead audit FAIL (a leak was found); do not trust its numbers") == 1
+    assert not any("r4" in n and n.startswith("AUDIT") for n in notes)
+    assert cmp.as_table(views[:2]).startswith("!! AUDIT FAIL: r3 (v3): ")
+    plugin = cmp.warnings([view("p", "mine", "SUSPECT", ("exit_stats",))])
+    assert plugin == ["AUDIT SUSPECT: p (mine): audit verdict SUSPECT from evaluator 'exit_stats'; do not trust its numbers"]

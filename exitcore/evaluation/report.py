@@ -422,7 +422,7 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
 
 def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsToday | None = None) -> list[Block]:
     sig = _get(results, "evaluators", "significance")
-    blocks: list[Block] = [("h", f"Significance ({results.get('label', '')})")]
+    blocks: list[Block] = [("h", f"Significance: {results.get('label', '')}")]
     if not sig:
         return blocks + [("p", "not run (add `significance` to eval.evaluators)")]
     rows: list[tuple[str, str]] = []
@@ -592,7 +592,8 @@ def _in_sample_section(results: Mapping[str, Any], config: Mapping[str, Any] | N
     selection = _get(results, "best_baseline", "train_sharpes") or {}
     blocks: list[Block] = [("h", "In-sample: TRAIN (in-sample), training data, not an out-of-sample result")]
     if metrics:
-        header = ["policy (TRAIN, in-sample)", *_titles(config)]
+        # point values only (no intervals in-sample): the titles say no [CI]
+        header = ["policy (TRAIN, in-sample)", *(t.replace(" [CI]", "") for t in _titles(config))]
         blocks.append(("table", header, [[f"{n} [in-sample]", *(fn(m, {}) for _, fn in _COLUMNS)] for n, m in metrics.items()]))
     if selection:
         blocks.append(("p", "baseline selection, daily Sharpe on the training split (in-sample): "

@@ -36,6 +36,8 @@ def test_text_report_shows_rl_vs_baselines_significance_audit_and_in_sample(fini
     assert "look-ahead audit of v4_no_lookahead on TEST (out-of-sample): PASS" in text
     in_sample = text[text.index("In-sample"):]
     assert "TRAIN (in-sample)" in in_sample and "rl [in-sample]" in in_sample and "baseline selection" in in_sample
+    assert "[CI]" not in in_sample  # point values only: no title promises an interval
+    assert "Significance: TEST (out-of-sample)" in text
     info = finished_run["info"]
     assert f"hash {info['data']['hash']}" in text and "timesteps    512" in text and "device       cpu" in text
     assert "price_window(window=16)" in text and "min_exit_bar(n=3)" in text and "train split" in text

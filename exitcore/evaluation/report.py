@@ -163,7 +163,11 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     ]
     request = info.get("request") if isinstance(info.get("request"), Mapping) else None
     if request is not None:  # what the command line changed (runs before run.json recorded it show nothing)
-        rows.append(("budget", str(request.get("budget") or "none")))
+        budget = request.get("budget")
+        # a budget or --timesteps shortens the experiment's training: its numbers are a short run's
+        short = " (a shortened run: its numbers are not the experiment's full training)" if (
+            budget or request.get("timesteps") is not None) else ""
+        rows.append(("budget", str(budget or "none") + short))
         rows.append(("overrides", _overrides(request)))
     if ppo:
         rows.append(("ppo", _ppo_settings(ppo)))

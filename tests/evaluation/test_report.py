@@ -320,6 +320,8 @@ def test_short_v4_run_on_real_eurusd_2018_2020_reports_rl_vs_baselines(shared_da
     assert "Sharpe [CI]" in text and "deflated Sharpe ratio" in text and "trials N" in text
     assert "look-ahead audit of v4_no_lookahead on TEST (out-of-sample): PASS" in text
     assert "dukascopy" in text and record.data_hash in text
+    # a budget or --timesteps run says its numbers are a shortened training's
+    assert re.search(r"budget +(quick|none) \(a shortened run: its numbers are not the experiment's full training\)", text)
     spans = read_results(run_dir)["spans"]
     assert spans["test"][0].startswith("2019") and spans["test"][1].startswith("2020-02")
 

@@ -106,7 +106,13 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
         """One decision per env; same-step autoreset (see the module doc)."""
         if self._mask is None:
             raise RuntimeError("call reset() before step()")
-        action = torch.as_tensor(np.asarray(actions), dtype=torch.int64, device=self.env.device)
+        given = np.asarray(actions)
+        if given.dtype.kind not in "iu" and not (given.dtype.kind == "f" and np.all(given == np.round(given))):
+            # casting 1.7 to 1 (EXIT) would take an action nobody chose
+            raise ValueError(f"actions must be integer action ids 0..{self.env.n_actions - 1}, got dtype {given.dtype}"
+                             + (f" with non-integer values (e.g. {float(given[given != np.round(given)].flat[0])!r})"
+                                if given.dtype.kind == "f" else ""))
+        action = torch.as_tensor(given, dtype=torch.int64, device=self.env.device)
         obs, mask, reward, done = self.env.step(action.reshape(-1))
         self._mask = _host(mask)
         rewards = _host(reward).astype(np.float64)

@@ -208,6 +208,17 @@ def test_step_before_reset_is_an_error(data) -> None:
         env.action_masks()
 
 
+def test_float_actions_are_taken_only_when_they_are_whole_numbers(data) -> None:
+    """1.7 was cast to 1 (EXIT) without a word; the base environment refuses floats outright."""
+    env = adapter(data)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"integer action ids 0\.\.4, got dtype float64 with non-integer values \(e\.g\. 1\.7\)"):
+        env.step(np.full(N, 1.7))
+    env.step(np.zeros(N, dtype=np.float32))  # whole numbers, as some agents emit them: HOLD
+    with pytest.raises(ValueError, match="got dtype <U1"):
+        env.step(np.full(N, "0"))
+
+
 def test_missing_gymnasium_is_a_clear_error() -> None:
     """Without gymnasium the module imports, and building the adapter names the extra to install."""
     code = textwrap.dedent(

@@ -45,7 +45,7 @@ def test_the_run_section_shows_trained_steps_overrides_ppo_and_costs(tmp_path):
     rows = _run_section(render_report(run_dir))
     assert rows["timesteps"] == "512 trained (1 requested: whole updates of n_envs x n_steps = 512)"
     assert rows["device"] == "cpu (ppo.device auto)"
-    assert rows["budget"] == "smoke"
+    assert rows["budget"] == "smoke (a shortened run: its numbers are not the experiment's full training)"
     assert rows["overrides"] == "--set ppo.learning_rate=0.001 --timesteps 1"
     assert rows["ppo"] == ("n_envs=16, n_steps=32, batch_size=256, n_epochs=2, learning_rate=0.001, "
                            "hidden=[32, 32], precision=fp32")
@@ -53,7 +53,7 @@ def test_the_run_section_shows_trained_steps_overrides_ppo_and_costs(tmp_path):
     assert rows["episode"] == ("max_bars 96, tighten_factor 0.5, partial_fraction 0.5; trades stay open across "
                                "holes in the data (env.data_holes = hold)")
     md = render_report(run_dir, "markdown")
-    for row in ("| timesteps | 512 trained (1 requested", "| budget | smoke |", "| ppo | n_envs=16,", "| costs | in pips: spread 1,"):
+    for row in ("| timesteps | 512 trained (1 requested", "| budget | smoke (a shortened run: its numbers are not the experiment's full training) |", "| ppo | n_envs=16,", "| costs | in pips: spread 1,"):
         assert row in md
 
 

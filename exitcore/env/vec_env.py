@@ -121,6 +121,8 @@ class VecExitEnv:
         if auto_reset:
             if n_envs is None:
                 raise ValueError("n_envs is required in training mode")
+            if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+                raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
             if not bool(trades.decidable[self.trade_pool].all()):
                 raise ValueError("training trade pools may only hold decidable trades (valid, open after the entry bar)")
         elif n_envs is not None and n_envs != self.trade_pool.numel():

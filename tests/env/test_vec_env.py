@@ -600,6 +600,16 @@ def test_training_pool_must_be_decidable():
         asm.make_env(torch.tensor([0]), n_envs=4)
 
 
+@pytest.mark.parametrize("n_envs", [0, -2, 2.0, True])
+def test_a_training_env_needs_a_positive_whole_number_of_envs(n_envs):
+    """make_env(pool, n_envs=0) was accepted (an environment of no trades at a time)."""
+    bars = random_bars(2_000)
+    asm = assemble(resolved(), bars, trades=trades_from([(50, 1, 0.002, 0.004)]))
+    pool = torch.nonzero(asm.table.decidable).flatten()
+    with pytest.raises(ValueError, match=rf"n_envs must be a positive integer, got {n_envs!r}"):
+        asm.make_env(pool, n_envs=n_envs)
+
+
 def test_memory_of_market_tensors_is_at_most_twice_the_raw_bars():
     bars = random_bars(10_000)
     asm = assemble(resolved(), bars, trades=trades_from([(50, 1, 0.002, 0.004)]))

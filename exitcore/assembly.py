@@ -16,6 +16,7 @@ import torch
 from exitcore.components import BuildContext, EntryContext
 from exitcore.costs import CostModel
 from exitcore.data.bars import Bars, Trades
+from exitcore.device import select_device
 from exitcore.env.components import EnvComponents, build_components
 from exitcore.env.vec_env import VecExitEnv
 from exitcore.episodes import MarketTensors, TradeTable
@@ -149,8 +150,11 @@ def assemble(
     ``exact_write_check=False`` (the audit's many rebuilds) checks the factories' writes into
     the bars and trades by the tensors' write counters only, not by comparing their values.
     """
+    # a name ("cuda", "auto") is checked as --device is: no CUDA is one clear error, not torch's assertion
+    # (a torch.device that can exist is taken as it is: the audit rebuilds on it many times)
+    usable = isinstance(device, torch.device) and (device.type == "cpu" or torch.cuda.is_available())
+    device = device if usable else select_device(str(device))
     cfg = resolved.config
-    device = torch.device(device)
     if trades is None:
         trades = run_entry(resolved, bars)
         warn_if_pips(trades, bars, f"{resolved.entry.path}: entry strategy {resolved.entry.name!r}")

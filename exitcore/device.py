@@ -33,7 +33,8 @@ def select_device(name: str = "auto") -> Any:
             why = f"this torch ({torch.__version__}) is a CPU-only build"
         else:
             why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
-        raise ExitcoreError(f"--device {name} was requested but CUDA is not available: {why}; use --device cpu or auto")
+        raise ExitcoreError(f"device {name!r} was requested (--device, ppo.device) but CUDA is not available: {why}; "
+                            "use cpu or auto")
     device = torch.device(name)
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise ExitcoreError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")

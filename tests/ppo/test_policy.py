@@ -104,6 +104,17 @@ def test_select_device():
             select_device("cuda")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", torch.device("cuda"), "gpu"])
+def test_assemble_checks_its_device_as_the_command_line_does(device):
+    """assemble(..., device="cuda") without CUDA raised torch's "Torch not compiled with CUDA
+    enabled" AssertionError, and "gpu" its list of every device type."""
+    from exitcore.assembly import assemble
+
+    with pytest.raises(ExitcoreError, match="CUDA is not available" if "cuda" in str(device) else "unknown device 'gpu'"):
+        assemble(None, None, device=device)  # the device is checked first, before anything is built
+
+
 class _NormPlugin:
     @hookimpl
     def register_policies(self, register):

@@ -437,10 +437,16 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsTo
         rows.append(("deflated Sharpe ratio", _undefined_stat(dsr, "dsr") or f"{num(dsr['dsr'], '.3f')}  (P[true Sharpe > SR0 = {num(dsr.get('sr0_annualised'), '.2f')} annualised])"))
         rows.append(("trials N", f"{dsr.get('n_trials')} ({dsr.get('n_trials_source') or results.get('trials_source') or 'source not recorded'})"))
         var = _variance_words(dsr)
-        rows.append(("trials' Sharpe variance", f"{num(dsr.get('trials_sharpe_variance'), '.4g')} ({var}); skew {num(dsr.get('skew'), '.2f')}, kurtosis {num(dsr.get('kurtosis'), '.2f')}, {dsr.get('n_days')} days"))
+        rows.append(("trials' Sharpe variance", f"{num(dsr.get('trials_sharpe_variance'), '.4g')} per day ({var}); skew "
+                                                f"{num(dsr.get('skew'), '.2f')}, kurtosis {num(dsr.get('kurtosis'), '.2f')} "
+                                                f"(non-excess: 3 for normal days), {dsr.get('n_days')} days"))
         later = _dsr_with_more_trials(dsr, trials_now)
         if later:
             rows.append(later)
+        rows.append(("how to read it", "SR0 is the Sharpe the best of N worthless trials would show by luck, from N and "
+                                       "V, the larger of the null 1/(T-1) and the recorded trials' dispersion; "
+                                       + ("with N = 1 there is nothing to deflate (SR0 = 0): DSR = PSR"
+                                          if dsr.get("n_trials") == 1 else "a DSR above 0.95 survives that selection")))
     else:
         rows.append(("deflated Sharpe ratio", f"undefined: {dsr.get('error', '-')}"))
     for key, title in (("rl_vs_best_baseline", "RL - best baseline (chosen on train)"),

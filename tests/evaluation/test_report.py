@@ -154,7 +154,12 @@ def test_the_report_says_where_the_dsr_trial_variance_came_from(finished_run, tm
         dsr.update(fields)
         (run_dir / "results.json").write_text(json.dumps(results))
         row = next(line for line in render_report(run_dir).splitlines() if line.startswith("trials' Sharpe variance"))
-        assert words in row, row
+        assert words in row and " per day (" in row and "(non-excess: 3 for normal days)" in row, row
+    text = render_report(run_dir)
+    assert re.search(r"how to read it +SR0 is the Sharpe the best of N worthless trials would show by luck", text)
+    dsr["n_trials"] = 1
+    (run_dir / "results.json").write_text(json.dumps(results))
+    assert "with N = 1 there is nothing to deflate (SR0 = 0): DSR = PSR" in render_report(run_dir)
 
 
 def test_undefined_intervals_psr_and_dsr_are_shown_as_such_with_why(finished_run, tmp_path):

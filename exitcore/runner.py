@@ -27,6 +27,7 @@ import errno
 import json
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -204,7 +205,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         bars = load_bars(cfg.data, host, where=where, spec_where="--data" if request.data and previous is None else "")
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
-    _warn_long_holes(bars)
+    _warn_data(bars, shlex.quote(request.data) if request.data else f"-e {cfg.name}")
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
     cheap = costs.warning()
     if cheap:  # shown even with --quiet: it changes what every number means
@@ -284,14 +285,28 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
 FEW_UPDATES = 4
 
 
-def _warn_long_holes(bars: Any) -> None:
+#: the data's other validation warnings ``run`` prints before pointing to ``data inspect``
+SHOW_DATA_WARNINGS = 3
+
+
+def _warn_data(bars: Any, spec: str) -> None:
     """One ``warning:`` line (shown with -q too) per hole in the data longer than a week: two data
-    sets joined train on signals and features that span years as if they were a weekend."""
+    sets joined train on signals and features that span years as if they were a weekend. The
+    data's other warnings (duplicates dropped, partly filled resampled bars, a file without a
+    clock...) were only recorded in the run: the first few are printed, then where to see all."""
     from exitcore.data.validate import LongHole
 
+    others = []
     for f in bars.findings:
         if isinstance(f, LongHole):
             click.echo(str(f), err=True)
+        elif f.level == "warning":
+            others.append(f)
+    for f in others[:SHOW_DATA_WARNINGS]:
+        click.echo(str(f), err=True)
+    if len(others) > SHOW_DATA_WARNINGS:
+        click.echo(f"warning: {len(others) - SHOW_DATA_WARNINGS} more data warnings: `exitcore data inspect {spec}` "
+                   "lists them all", err=True)
 
 
 def _warn_few_updates(ppo: Any, request: RunRequest) -> None:

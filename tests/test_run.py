@@ -623,3 +623,19 @@ def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, c
     log = [json.loads(line) for line in (Path(outcome.run_dir) / "train_log.jsonl").read_text().splitlines()]
     assert [r["update"] for r in log] == [1, 2] and log[-1]["global_step"] == 1024  # of 4 updates of 512
     assert (Path(outcome.run_dir) / "results.json").is_file()
+
+
+def test_run_prints_the_datas_warnings_and_where_to_see_the_rest(capsys):
+    """Only holes longer than a week were printed; the data's other warnings (duplicates
+    dropped, partly filled resampled bars) were recorded in the run and nowhere else on screen."""
+    from types import SimpleNamespace
+
+    from exitcore.data.bars import Finding
+    from exitcore.runner import SHOW_DATA_WARNINGS, _warn_data
+
+    found = [Finding("warning", f"f.csv, line {i}", "duplicate timestamp dropped") for i in range(SHOW_DATA_WARNINGS + 2)]
+    _warn_data(SimpleNamespace(findings=(Finding("error", "", "never printed"), *found)), "'my data.csv'")
+    err = capsys.readouterr().err.splitlines()
+    assert err[:SHOW_DATA_WARNINGS] == [str(f) for f in found[:SHOW_DATA_WARNINGS]]
+    assert err[-1] == "warning: 2 more data warnings: `exitcore data inspect 'my data.csv'` lists them all"
+    assert len(err) == SHOW_DATA_WARNINGS + 1

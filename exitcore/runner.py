@@ -176,11 +176,14 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     check_runs_dir_writable(runs_dir)
     file_of = file if callable(file) else (lambda: file)
     previous = None
+    trained_on = None  # a resume's --device naming the device the run trained on
     if request.resume:
         with Registry(runs_dir, create=False) as old:
             previous = old.get(run_id_of(request.resume))
             previous_dir = old.path_of(previous)
-        given = request = _drop_recorded_device(request, previous_dir)
+        given = _drop_recorded_device(request, previous_dir)
+        trained_on = request.device if given.device is None and request.device is not None else None
+        request = given
         request = _resume_request(previous, request)
         # instant, and before any output: a refused resume must not look like a start
         resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
@@ -218,7 +221,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                 raise ExitcoreError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
             _check_data_unchanged(previous, data_hash)
 
-    device = select_device(cfg.ppo.device)
+    # the frozen "auto" would pick a GPU where the run trained on the CPU: the device it names wins
+    device = select_device(trained_on or cfg.ppo.device)
     seed_everything(cfg.ppo.seed)
     with stages.stage(f"building episodes on {device}") as note:
         assembled = assemble(resolved, bars, device=device)
@@ -494,7 +498,8 @@ def _resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_o
 def _drop_recorded_device(request: RunRequest, run_dir: Path) -> RunRequest:
     """``request`` without its ``--device`` when that is the device the run trained on: a run
     frozen with ``device = "auto"`` that resolved to the CPU resumes with ``--device cpu``
-    (the same device, so still bit-exact); any other device stays a refused change."""
+    (the same device, so still bit-exact; the caller still trains on it, though "auto" would
+    now pick a GPU); any other device stays a refused change."""
     from exitcore.evaluation.rundir import RunDirError, read_config
 
     if request.device is None:

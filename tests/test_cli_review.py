@@ -290,6 +290,27 @@ def test_a_resume_on_the_device_the_run_trained_on_is_no_change(interrupted_run)
     assert f"(resuming {run_id})" in out.stderr
 
 
+def test_a_resume_with_the_device_it_trained_on_trains_there_even_where_auto_picks_a_gpu(interrupted_run, monkeypatch):
+    """Dropping --device cpu as "no change" left the frozen "auto" to choose: on a GPU machine
+    the resume went to CUDA and refused the CPU checkpoint. Here "auto" stands for a GPU."""
+    import exitcore.device as device_module
+
+    real = device_module.select_device
+    asked: list[str] = []
+
+    def select(name="auto"):
+        asked.append(name)
+        if name == "auto":
+            raise AssertionError("the frozen 'auto' chose the device: on a GPU machine that is CUDA")
+        return real(name)
+
+    monkeypatch.setattr(device_module, "select_device", select)
+    runs, run_id = interrupted_run
+    result = CliRunner().invoke(cli, ["run", "--resume", run_id, "--device", "cpu", "--runs-dir", str(runs), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "auto" not in asked and "cpu" in asked
+
+
 def test_a_bad_data_path_in_the_experiments_file_names_its_toml_path(tmp_path):
     """It ended with a bare "(path)"."""
     project = (ROOT / "experiments.toml").read_text(encoding="utf-8")

@@ -316,3 +316,20 @@ def test_a_folder_mixing_formats_says_so(tmp_path: Path, host) -> None:
             f"{folder / 'HISTDATA_COM_ASCII_EURUSD_M12019.zip'}[DAT_ASCII_EURUSD_M1_2019.csv]: not a Dukascopy or "
             f"Tickstory file (its first line is '20190303 190000;1.135000;1.135500;1.134800;1.135300;0'), unlike "
             f"{folder / 'EURUSD_M15.csv.gz'}: the files mix formats; load each format separately"), str(info.value)
+
+
+def test_a_header_ending_in_a_separator_still_loads_and_quotes_turn_the_count_off(tmp_path):
+    """`time,open,high,low,close,volume,` over 6-field rows loaded before the field count (pandas
+    named the 7th column and padded it); then every row was "expected 7 fields, saw 6". And a
+    stray quote inside a field made the count drop a full row and keep a short one."""
+    from exitcore.data.files import TextMember, read_delimited
+
+    rows = "".join(f"2019-03-04T00:{15 * i:02d}:00Z,1.1,1.2,1.0,1.15,{i}\n" for i in range(4))
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("time,open,high,low,close,volume,\n" + rows)
+    table = read_delimited(TextMember(str(trailing), trailing), sep=",", header=True)
+    assert not table.findings and len(table.frame) == 4
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('a,b,c\n1,2,3\n4,x"y,6\n7,8\n9,10,11\n')
+    table = read_delimited(TextMember(str(quoted), quoted), sep=",", header=True)
+    assert not any("line 3" in f.where for f in table.findings)  # a full row is never dropped for a quote

@@ -687,7 +687,7 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
         return policy.eval()
 
     return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=registry.trial_count(data_hash),
-                        seed=ppo.seed, run_dir=info.run_dir, progress=say)
+                        run_dir=info.run_dir, progress=say)
 
 
 @contextlib.contextmanager

@@ -348,7 +348,6 @@ def walk_forward(
     windows: int | None = None,
     device: Any = "cpu",
     n_trials: int = 1,
-    seed: int = 0,
     grid: Sequence[Baseline] = DEFAULT_GRID,
     run_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
@@ -361,8 +360,10 @@ def walk_forward(
     window reports every policy's metrics on its test window and the baseline chosen on its
     training part; the aggregate concatenates the windows' test ledgers and reports their
     metrics over the whole tested span, RL against the walk-forward best baseline (each window
-    using its own train-chosen baseline), with bootstrap intervals and the deflated Sharpe
-    ratio (``n_trials`` from the registry). With ``run_dir``, ``walk_forward.json`` and
+    using its own train-chosen baseline), with bootstrap intervals (resampling seed
+    :data:`~exitcore.evaluation.significance.BOOTSTRAP_SEED`, as a run's) and the deflated Sharpe
+    ratio (``n_trials`` from the registry; its trial variance the null ``1/(T-1)`` alone: the
+    registry's recorded Sharpes are the test split's, not this span's). With ``run_dir``, ``walk_forward.json`` and
     ``ledger_walk_forward.<fmt>`` are written there.
     """
     from exitcore.assembly import assemble
@@ -414,7 +415,7 @@ def walk_forward(
     metrics = {p: compute_metrics(g.drop(columns="window"), start=start, end=end, split="test", policy=p)
                for p, g in ledger.groupby("policy", sort=False)}
     rl, best_bl = ledger[ledger["policy"] == RL_POLICY], ledger[ledger["policy"] == "best_baseline"]
-    boot = dict(n_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence, seed=seed)
+    boot = dict(n_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence, seed=sig.BOOTSTRAP_SEED)
     aggregate: dict[str, Any] = {
         "span": [start.isoformat(), end.isoformat()],
         "label": split_label("test"),

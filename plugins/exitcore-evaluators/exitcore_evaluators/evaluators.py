@@ -127,30 +127,26 @@ def baselines(_params: Any, _ctx: Any) -> Any:
 # --------------------------------------------------------------------------- significance
 
 
-#: the resampling seed of every run's intervals, not the training seed: runs on the same days then
-#: share their resampled days, so the same baseline gets the same interval in every run (with the
-#: training seed, one unchanged baseline read [-3.84, 0.00] in one run and [-3.81, -0.09] in the next)
-BOOTSTRAP_SEED = 0
-
-
 def significance(params: Any, _ctx: Any) -> Any:
     """Bootstrap intervals for every policy, PSR and DSR of RL, RL minus the best baseline."""
 
     def evaluate(ledger: pd.DataFrame, context: Any) -> dict[str, Any]:
         cfg = context.config
+        days = daily_table(ledger, context.start, context.end)
         boot = dict(
             start=context.start,
             end=context.end,
             n_samples=cfg.bootstrap_samples,
             confidence=cfg.confidence,
             method=params.method,
-            block_length=params.block_length or None,
-            seed=BOOTSTRAP_SEED,
+            # at most the split's days (a block as long as the series): a longer one failed the
+            # run after training; the intervals record the length used
+            block_length=min(params.block_length, len(days)) if params.block_length else None,
+            seed=sig.BOOTSTRAP_SEED,
         )
         ledgers = {**context.ledgers, "rl": ledger}
         # the same seed for every policy: their intervals come from the same resampled days
         intervals = {p: sig.bootstrap_metrics(df, **boot) for p, df in ledgers.items()}
-        days = daily_table(ledger, context.start, context.end)
         daily = days["pnl"].to_numpy()
         active = int((days["n_trades"] > 0).sum())
         best = context.best_baseline

@@ -167,3 +167,21 @@ def test_every_run_resamples_the_same_days_whatever_its_seed(evaluated):
     b = evaluated["test_seed_7"].results["evaluators"]["significance"]["intervals"]
     assert a["fixed_stop_target"]["sharpe"] == b["fixed_stop_target"]["sharpe"]
     assert a["fixed_stop_target"]["seed"] == b["fixed_stop_target"]["seed"] == 0
+
+
+def test_a_block_length_beyond_the_split_is_cut_to_its_days():
+    """significance.params.block_length > the test split's days failed the run after training
+    (bootstrap_metrics refuses it): the evaluator cuts it to the split's days and records that."""
+    from exitcore.data.pipeline import load_bars
+    from exitcore.data.splits import make_splits
+    from exitcore.evaluation.audit import prepare, random_policy
+    from exitcore.evaluation.evaluate import evaluate
+
+    res = _resolve(text=EXPERIMENT.replace("block_length = 3", "block_length = 100000")
+                   .replace('{ name = "lookahead_audit", params = { modes = ["truncate", "nan"] } },', ""))
+    bars = load_bars(res.config.data, PluginHost.create(autoload=False, plugins=PLUGINS))
+    asm, pools = prepare(res, bars)
+    splits = make_splits(bars.frame.index, res.config.split, res.config.env.max_bars + asm.components.lookback)
+    out = evaluate(asm, res, random_policy(asm, seed=2), pools, splits, n_trials=1, split="test")
+    intervals = out.results["evaluators"]["significance"]["intervals"]["rl"]
+    assert intervals["block_length"] == intervals["n_days"] < 100000

@@ -28,12 +28,21 @@ def innermost_match(exc: BaseException, by_code: dict[Any, T]) -> T | None:
 def _library_dirs() -> tuple[str, ...]:
     """Directories whose frames are never the user's: the standard library, exitcore itself, and
     the numeric libraries a plugin calls into (a shape error raised inside torch is the caller's)."""
-    dirs = [sysconfig.get_paths()["stdlib"], os.path.dirname(os.path.abspath(__file__))]
+    dirs = [os.path.dirname(os.path.abspath(__file__))]
     for name in ("torch", "numpy", "pandas", "pluggy", "attrs", "cattrs"):
         module = sys.modules.get(name)
         if module is not None and getattr(module, "__file__", None):
             dirs.append(os.path.dirname(os.path.abspath(module.__file__)))
     return tuple(d.rstrip(os.sep) + os.sep for d in dirs)
+
+
+def _in_stdlib(path: str) -> bool:
+    """Whether ``path`` is the standard library's, not a package installed beside it (without a
+    virtualenv, site-packages lies inside the stdlib folder, and a plugin may be there)."""
+    paths = sysconfig.get_paths()
+    stdlib = paths["stdlib"].rstrip(os.sep) + os.sep
+    installed = tuple(paths[k].rstrip(os.sep) + os.sep for k in ("purelib", "platlib"))
+    return path.startswith(stdlib) and not path.startswith(installed)
 
 
 def raised_at(exc: BaseException) -> str:
@@ -47,7 +56,8 @@ def raised_at(exc: BaseException) -> str:
         found, tb, skip = None, exc.__traceback__, _library_dirs()
         while tb is not None:
             path = tb.tb_frame.f_code.co_filename
-            if not path.startswith("<") and not os.path.abspath(path).startswith(skip):
+            full = os.path.abspath(path)
+            if not path.startswith("<") and not full.startswith(skip) and not _in_stdlib(full):
                 found = (path, tb.tb_lineno)
             tb = tb.tb_next
     if found is None:

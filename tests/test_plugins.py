@@ -280,3 +280,33 @@ def test_names_with_digits_dots_and_dashes_are_accepted(make_host):
             register("atr-14.v2_b", lambda p, ctx: (lambda s, a: a < 0))
 
     assert "atr-14.v2_b" in make_host(Fine()).components(ComponentKind.GUARD)
+
+
+def test_a_plugin_installed_in_the_interpreters_own_site_packages_is_located(tmp_path, monkeypatch):
+    """Without a virtualenv site-packages lies inside the stdlib folder, and every frame there
+    was skipped as the standard library's: the plugin's line was lost."""
+    import importlib.util
+    import sysconfig
+
+    from exitcore.errors import raised_at
+
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "plug.py").write_text("def build():\n    return {}['spread']\n")
+    spec = importlib.util.spec_from_file_location("plug", site / "plug.py")
+    plug = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plug)
+    paths = {"stdlib": str(tmp_path / "lib" / "python3.11"), "purelib": str(site), "platlib": str(site)}
+    monkeypatch.setattr(sysconfig, "get_paths", lambda *a, **k: paths)
+    try:
+        plug.build()
+    except KeyError as err:
+        assert raised_at(err) == f"{site / 'plug.py'}:2"
+    (tmp_path / "lib" / "python3.11" / "json_like.py").write_text("def load():\n    raise ValueError('x')\n")
+    spec = importlib.util.spec_from_file_location("json_like", tmp_path / "lib" / "python3.11" / "json_like.py")
+    lib = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lib)
+    try:
+        lib.load()
+    except ValueError as err:  # the standard library's own frames are still skipped
+        assert not raised_at(err).startswith(str(tmp_path / "lib" / "python3.11" / "json_like.py"))

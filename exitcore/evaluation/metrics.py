@@ -111,7 +111,9 @@ def daily_table(ledger: pd.DataFrame, start: Any, end: Any) -> pd.DataFrame:
     """
     days = trading_days(start, end)
     exit_times = pd.DatetimeIndex(ledger["exit_time"])
-    outside = (exit_times < _utc(start)) | (exit_times > _utc(end))
+    # an exit is a bar's close, after the span's first open: one at the start itself would be
+    # counted on the day before it and dropped with that day
+    outside = (exit_times <= _utc(start)) | (exit_times > _utc(end))
     if outside.any():
         trades = list(ledger.loc[np.asarray(outside), "trade"][:5])
         raise LedgerError(

@@ -379,3 +379,12 @@ def test_the_table_names_the_currency_of_the_ccy_rows(five):
     assert any(line.startswith("total PnL, EUR ") for line in rows)
     assert any(line.startswith("max drawdown, fraction (EUR) ") for line in rows)
     assert any(line.startswith("total PnL, account ccy ") for line in format_table([m]).splitlines())
+
+
+def test_an_exit_at_the_spans_first_open_is_outside_it(make_ledger):
+    """A close at exactly the span's start (midnight) was counted on the day before and dropped
+    with it: the daily PnL summed to less than the ledger's."""
+    ledger = make_ledger([0.01, -0.02], exit_time=["2017-01-03 00:00", "2017-01-05 12:00"])
+    with pytest.raises(LedgerError, match="exit outside the evaluated span"):
+        daily_table(ledger, "2017-01-03 00:00", "2017-01-07 00:00")
+    assert daily_table(ledger, "2017-01-02 23:45", "2017-01-07 00:00")["pnl"].sum() == pytest.approx(-0.01)

@@ -38,8 +38,8 @@ Rules every hook shares:
 * **Keep the entry-point module light.** It is imported for every CLI command, ``--help``
   included, so import torch and other heavy modules inside ``build``, not at module level.
 * **Names are global per kind.** Two plugins registering the same name for the same kind is an
-  error naming both distributions. A name is a letter or ``_`` followed by letters, digits,
-  ``_``, ``-`` or ``.`` (it is written in TOML, on command lines and in log keys).
+  error naming both distributions. A name holds no ``/``, ``=``, quote or control character
+  and no space at either end (it is written in TOML, on command lines and in log keys).
 * **Parameters** are validated against the attrs class given as ``params=``: the experiment's
   ``params`` table is structured into it with unknown keys forbidden, and validator errors are
   reported at their TOML path. Use the validators in :mod:`exitcore.params`. Without

@@ -25,8 +25,10 @@ from exitcore.components import Component, ComponentKind
 from exitcore.errors import ExitcoreError, PluginError, describe_exception, innermost_match
 
 ENTRY_POINT_GROUP = "exitcore"
-#: what a component's name may be (``min_profit_for_exit``, ``atr-14``, ``v2.guard``)
-COMPONENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+#: what a component's name may not hold: ``/`` (log keys are ``guard_blocks/<name>``), ``=``
+#: and quotes (a ``--set`` value or a TOML string around it), control characters, and spaces at
+#: its ends (invisible in a table); a space inside (``"my guard"``) is fine
+BAD_COMPONENT_NAME = re.compile(r"[/=\"'\x00-\x1f\x7f]|^\s|\s$")
 #: set to 1 to skip entry-point discovery (only explicitly registered plugins are used)
 DISABLE_AUTOLOAD_ENV = "EXITCORE_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -263,11 +265,10 @@ class _Registrar:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {self._plugin!r} registered a {self._kind.value} without a name")
-        if not COMPONENT_NAME.fullmatch(name):
-            # names are written in experiments.toml, on the command line (--set) and in log keys
-            # (guard_blocks/<name>): a space, '/', '=' or quote there breaks one of them
-            raise PluginError(f"plugin {self._plugin!r} registered {self._kind.value} {name!r}: a component name is "
-                              "a letter or '_' followed by letters, digits, '_', '-' or '.'")
+        if BAD_COMPONENT_NAME.search(name):
+            raise PluginError(f"plugin {self._plugin!r} registered {self._kind.value} {name!r}: a component name "
+                              "holds no '/', '=', quote or control character and no space at either end "
+                              "(it is written in experiments.toml, on command lines and in log keys)")
         if not callable(build):
             raise PluginError(f"plugin {self._plugin!r}: {self._kind.value} {name!r} has no callable build")
         if params is not None and not attrs.has(params):

@@ -65,6 +65,8 @@ class RunView:
     purge: int | None = None
     #: the evaluators that gave the run's audit verdict (results.json's ``audit_verdict_from``)
     verdict_from: tuple[str, ...] = ()
+    #: why a FAIL found no leak (:func:`~exitcore.evaluation.verdicts.audit_why`), else None
+    verdict_why: str | None = None
 
 
 def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
@@ -160,9 +162,12 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     splits = tuple((s["name"], str(s.get("start")), str(s.get("end"))) for s in recorded)
     gaps = [b.get("start_bar") - a.get("end_bar") for a, b in zip(recorded, recorded[1:])
             if isinstance(a.get("end_bar"), int) and isinstance(b.get("start_bar"), int)]
+    from exitcore.evaluation.verdicts import audit_why
+
     sources = results.get("audit_verdict_from")
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
-                   gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else ())
+                   gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
+                   audit_why(results.get("evaluators") or {}))
 
 
 #: what :func:`_recorded_significance` records; each None when the run did not record it
@@ -243,7 +248,7 @@ def warnings(views: list[RunView]) -> list[str]:
             from exitcore.evaluation.verdicts import describe_verdict
 
             out.append(f"AUDIT {verdict}: {v.run_id} ({v.experiment}): "
-                       f"{describe_verdict(verdict, v.verdict_from)}; do not trust its numbers")
+                       f"{describe_verdict(verdict, v.verdict_from, v.verdict_why)}; do not trust its numbers")
     return list(dict.fromkeys(out))  # a run listed twice is warned about once
 
 

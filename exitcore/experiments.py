@@ -852,17 +852,18 @@ def check_all(file: ExperimentsFile, host: Any) -> tuple[list[str], list[tuple[s
     if not file.names:
         problems.append(("", "defines no experiments: add an [experiments.NAME] table (see docs/experiments.md)"))
     for name in file.names:
-        fine = True
+        experiment_ok, fine = True, True
         for budget in [None, *file.budgets]:
             try:
                 resolve(file, name, host, budget=budget)
             except ConfigError as exc:
                 if budget is None:
                     problems.extend(exc.problems)
+                    experiment_ok = False
                 else:
                     # every budget is checked, also after a bad one or a bad experiment; when the
                     # experiment itself is broken, only what the budget's own table adds is new
-                    own = [(p, m) for p, m in exc.problems if fine or p.startswith(f"budgets.{budget}")]
+                    own = [(p, m) for p, m in exc.problems if experiment_ok or p.startswith(f"budgets.{budget}")]
                     problems.extend((f"{p} (with budget {budget!r})", m) for p, m in own)
                 fine = False
         if fine:

@@ -561,5 +561,9 @@ def test_compare_opens_with_a_failed_audit(tmp_path):
     assert notes.count("AUDIT FAIL: r3 (v3): look-ahead audit FAIL (a leak was found); do not trust its numbers") == 1
     assert not any("r4" in n and n.startswith("AUDIT") for n in notes)
     assert cmp.as_table(views[:2]).startswith("!! AUDIT FAIL: r3 (v3): ")
+    unstable = cmp.RunView("u", "u", tmp_path, "mine", "d", (), {}, {"audit_verdict": "FAIL"}, None, ("lookahead_audit",),
+                           "a component is not reproducible, so it could not be tested")
+    assert cmp.warnings([unstable]) == ["AUDIT FAIL: u (mine): look-ahead audit FAIL (a component is not reproducible, "
+                                        "so it could not be tested); do not trust its numbers"]
     plugin = cmp.warnings([view("p", "mine", "SUSPECT", ("exit_stats",))])
     assert plugin == ["AUDIT SUSPECT: p (mine): audit verdict SUSPECT from evaluator 'exit_stats'; do not trust its numbers"]

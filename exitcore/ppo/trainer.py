@@ -111,13 +111,13 @@ class PPOTrainer:
         self.device = torch.device(env.device)
         if ppo.device != "auto" and not same_device(torch.device(ppo.device), self.device):
             raise ExitcoreError(f"ppo.device is {ppo.device!r} but the environment lives on {self.device}")
-        if env.n_envs != ppo.n_envs:
-            raise ExitcoreError(f"the environment has {env.n_envs} envs but ppo.n_envs is {ppo.n_envs}")
-        if getattr(env, "auto_reset", True) is False:
+        if getattr(env, "auto_reset", True) is False:  # first: a sweep's n_envs is its pool's size
             # a sweep (evaluation) env stops when its trades are done: training on it would run
             # gradient updates on frozen, finished states without a single decision
             raise ExitcoreError("PPOTrainer needs a training-mode environment: make_env(pool, n_envs=..., "
                                 "auto_reset=True) (the default), not a sweep made with auto_reset=False")
+        if env.n_envs != ppo.n_envs:
+            raise ExitcoreError(f"the environment has {env.n_envs} envs but ppo.n_envs is {ppo.n_envs}")
         self.policy = policy.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.total_timesteps = int(total_timesteps or ppo.total_timesteps)

@@ -631,5 +631,6 @@ def test_a_sweep_environment_is_refused():
     ppo = config()
     env, policy = make(ppo)
     env.auto_reset = False
+    env.n_envs = ppo.n_envs + 5  # as a sweep has one env per trade of its pool: still the sweep message
     with pytest.raises(ExitcoreError, match="PPOTrainer needs a training-mode environment"):
         PPOTrainer(env, policy, ppo)

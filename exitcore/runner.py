@@ -208,7 +208,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         bars = load_bars(cfg.data, host, where=where, spec_where="--data" if request.data and previous is None else "")
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
-    _warn_data(bars, shlex.quote(request.data) if request.data else f"-e {cfg.name}")
+    # where to see every warning: on a resume the experiments file may no longer say what the run read
+    _warn_data(bars, None if previous is not None else shlex.quote(request.data) if request.data else f"-e {cfg.name}")
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
     cheap = costs.warning()
     if cheap:  # shown even with --quiet: it changes what every number means
@@ -293,7 +294,7 @@ FEW_UPDATES = 4
 SHOW_DATA_WARNINGS = 3
 
 
-def _warn_data(bars: Any, spec: str) -> None:
+def _warn_data(bars: Any, spec: str | None) -> None:
     """One ``warning:`` line (shown with -q too) per hole in the data longer than a week: two data
     sets joined train on signals and features that span years as if they were a weekend. The
     data's other warnings (duplicates dropped, partly filled resampled bars, a file without a
@@ -309,8 +310,8 @@ def _warn_data(bars: Any, spec: str) -> None:
     for f in others[:SHOW_DATA_WARNINGS]:
         click.echo(str(f), err=True)
     if len(others) > SHOW_DATA_WARNINGS:
-        click.echo(f"warning: {len(others) - SHOW_DATA_WARNINGS} more data warnings: `exitcore data inspect {spec}` "
-                   "lists them all", err=True)
+        see = f"`exitcore data inspect {spec}` lists them all" if spec else "`exitcore data inspect` on this data lists them all"
+        click.echo(f"warning: {len(others) - SHOW_DATA_WARNINGS} more data warnings: {see}", err=True)
 
 
 def _warn_few_updates(ppo: Any, request: RunRequest) -> None:
@@ -359,7 +360,8 @@ def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0)
 
 
 def check_runs_dir_writable(runs_dir: Path) -> None:
-    """Fail early, creating nothing, when ``runs_dir`` could not be created or written."""
+    """Fail early, creating nothing, when ``runs_dir`` could not be created or written, or holds
+    a registry that cannot be read (opening an existing one may bring its schema up to date)."""
     import tempfile
 
     from exitcore.registry import RegistryError

@@ -327,6 +327,7 @@ def test_show_prints_large_metrics_in_fixed_notation():
     from exitcore.cli.runs import _value
 
     assert _value(-26210.37) == "-26,210.37" and _value(0.5321) == "0.5321" and _value(float("inf")) == "inf"
+    assert _value(float("nan")) == "undefined"  # as report and compare say it, not "nan"
 
 
 def test_an_experiment_name_in_another_case_is_suggested():

@@ -35,6 +35,8 @@ def _duration(seconds: float | None) -> str:
 
 def _value(v: Any) -> str:
     if isinstance(v, float):
+        if math.isnan(v):
+            return "undefined"  # as report and compare say it: a statistic the data cannot give
         # fixed notation: 4 significant digits read -2.621e+04 for a P&L of -26,210.37
         return f"{v:,.2f}" if math.isfinite(v) and abs(v) >= 1000 else format(v, ".4g")
     if v is None:

@@ -57,7 +57,8 @@ class EvalContext:
       device) assembled on other bars, with every feature, mask and guard rebuilt from its
       factory; the look-ahead audit calls it with truncated and poisoned bars. Reward terms
       are left out (they may use hindsight, and nothing but training reads them);
-    * ``seed`` — the seed for any randomness an evaluator needs (bootstrap, audit sampling);
+    * ``seed`` — the run's seed, for randomness an evaluator wants to vary with it (the audit's
+      sampling; the bootstrap uses ``significance.BOOTSTRAP_SEED`` instead, the same in every run);
     * ``recorded_sharpes`` — per-day headline Sharpes of the *other* trials recorded on this
       dataset and split (one per trial, audit FAILs left out:
       :func:`exitcore.evaluation.significance.recorded_trial_sharpes`), for the deflated Sharpe

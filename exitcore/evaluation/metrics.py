@@ -488,7 +488,7 @@ def _num(v: Any, fmt: str = ".4g") -> str:
 
 
 def _pct(v: Any) -> str:
-    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+    return "undefined" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
 
 
 def _shares(d: Mapping[str, float] | None, short: Mapping[str, str]) -> str:

@@ -518,7 +518,10 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
         if isinstance(trials_now, TrialsToday) and isinstance(dsr.get("variance_source"), str) \
                 and dsr["variance_source"] != "given by the caller":
             choice = conservative_trials_variance(int(dsr["n_days"]), [*today.sharpes, float(dsr["sharpe"])])
-            variance, source = choice["trials_sharpe_variance"], choice["variance_source"]
+            # never below the run's own V: a dispersed trial replaced by a steadier rerun must not
+            # lower the bar the run was held to
+            if choice["trials_sharpe_variance"] > variance:
+                variance, source = choice["trials_sharpe_variance"], choice["variance_source"]
         sr0 = expected_max_sharpe(today.count, variance)
         value = psr_from_moments(float(dsr["sharpe"]), int(dsr["n_days"]), float(dsr["skew"]), float(dsr["kurtosis"]), sr0)
     except (KeyError, TypeError, ValueError):
@@ -529,19 +532,11 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
                                        f"{more} recorded after this run")
 
 
-def current_trial_count(run_dir: Path, runs_dir: Any = None) -> int | None:
-    """The registry's trial count today for the data the run in ``run_dir`` used (``None``
-    when no registry that recorded the run is found, or it cannot be read); see
-    :func:`current_trials`."""
-    today = current_trials(run_dir, runs_dir)
-    return None if today is None else today.count
-
-
-def current_trials(run_dir: Path, runs_dir: Any = None, split: str = "test") -> TrialsToday | None:
+def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None) -> TrialsToday | None:
     """The registry's trials today on the data the run in ``run_dir`` used: their count and the
-    other trials' per-day Sharpes on ``split`` (``None`` when no registry that recorded the run
-    is found, or it cannot be read). The registry is the one of the run directory's parent,
-    else of ``runs_dir``; it is only read."""
+    other trials' per-day Sharpes on ``split`` (default: the split the run was evaluated on;
+    ``None`` when no registry that recorded the run is found, or it cannot be read). The
+    registry is the one of the run directory's parent, else of ``runs_dir``; it is only read."""
     import sqlite3
 
     from exitcore.evaluation.significance import recorded_trial_sharpes
@@ -549,6 +544,7 @@ def current_trials(run_dir: Path, runs_dir: Any = None, split: str = "test") -> 
 
     try:
         data_hash = (read_run_info(run_dir).get("data") or {}).get("hash")
+        split = split or str(read_results(run_dir).get("split") or "test")
     except RunDirError:
         return None
     run_id = Path(run_dir).name

@@ -295,10 +295,11 @@ SHOW_DATA_WARNINGS = 3
 
 
 def _warn_data(bars: Any, spec: str | None) -> None:
-    """One ``warning:`` line (shown with -q too) per hole in the data longer than a week: two data
-    sets joined train on signals and features that span years as if they were a weekend. The
-    data's other warnings (duplicates dropped, partly filled resampled bars, a file without a
-    clock...) were only recorded in the run: the first few are printed, then where to see all."""
+    """The data's validation warnings as ``warning:`` lines (shown with -q too): every hole longer
+    than a week (two data sets joined train on signals and features that span years as if they
+    were a weekend), then the first :data:`SHOW_DATA_WARNINGS` others (duplicates dropped, partly
+    filled resampled bars, a file without a clock...), which were only recorded in the run, and
+    where to see all (``spec``: what to give ``data inspect``; None: say it without one)."""
     from exitcore.data.validate import LongHole
 
     others = []

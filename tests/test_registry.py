@@ -384,7 +384,7 @@ def populated(tmp_path):
         reg.mark_done(done, {**headline, "sharpe": 0.8123, "profit_factor": math.inf, "audit_verdict": "PASS",
                              "mean_return": -0.0001609, "win_rate": 0.316, "scratch_rate": 0.48,
                              "total_pnl_ccy": -24291.14, "avg_bars": 12.345, "quick_exit_rate": 0.0725,
-                             "exit_reasons": {"agent": 0.25, "stop": 0.5, "target": 0.125, "time": 0.125}})
+                             "exit_reasons": {"agent": 0.25, "stop": 0.5, "target": 0.125, "time": 0.125, "gap": 0.0}})
         train = reg.create_run("v3", "cfg3", "data")
         reg.mark_running(train)
         reg.mark_done(train, {"split": "train", "label": "TRAIN (in-sample)", "in_sample": True, "sharpe": 11.2,

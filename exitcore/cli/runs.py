@@ -69,7 +69,7 @@ def _shares(shares: dict[str, Any]) -> str:
         return f"{100 * v:.1f} %" if isinstance(v, float) and math.isfinite(v) else _value(v)
 
     ordered = sorted(shares.items(), key=lambda kv: -kv[1] if isinstance(kv[1], (int, float)) else 0.0)
-    return ", ".join(f"{k} {pct(v)}" for k, v in ordered) or "-"
+    return ", ".join(f"{k} {pct(v)}" for k, v in ordered if v != 0) or "-"  # reasons no trade had: left out
 
 
 def _metric(key: str, v: Any, currency: str | None = None) -> str:

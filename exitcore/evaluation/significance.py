@@ -496,7 +496,7 @@ def deflated_sharpe_from_registry(
     sharpes = recorded_trial_sharpes(registry.list(data_hash=data_hash), split, exclude=trial) if recorded_variance else []
     if recorded_variance == "max":
         result = deflated_sharpe_ratio(returns, n_trials, recorded_sharpes=sharpes, active_days=active_days)
-        used = 0 if result["variance_default"] else result["recorded_trials"]
+        used = 0 if result["variance_default"] else len(sharpes)  # the recorded ones, as in the True mode
     elif len(sharpes) >= 2:
         result = deflated_sharpe_ratio(returns, n_trials, float(np.var(sharpes, ddof=1)), active_days=active_days)
         result["variance_source"] = f"recorded: {len(sharpes)} trials"

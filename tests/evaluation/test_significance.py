@@ -449,6 +449,8 @@ def test_dsr_takes_its_number_of_trials_from_the_registry(tmp_path):
     own = run["sharpe"]
     assert run["trials_sharpe_variance"] == pytest.approx(max(1 / 299, np.var([*(s / math.sqrt(252) for s in sharpes.values()), own], ddof=1)))
     assert run["dsr"] == pytest.approx(deflated_sharpe_ratio(r, 4, recorded_sharpes=[s / math.sqrt(252) for s in sharpes.values()])["dsr"])
+    # how many recorded Sharpes were used: the registry's 3 in both modes (the series' own is not recorded)
+    assert not run["variance_default"] and run["recorded_sharpes"] == 3, run
     with pytest.raises(ValueError, match="False, True or 'max'"):
         deflated_sharpe_from_registry(r, reg, "data", recorded_variance="yes")
 

@@ -145,6 +145,13 @@ def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[s
     }
 
 
+def _resampled_days(n: int, n_samples: int, block_length: int | None, method: str, seed: Seed) -> tuple[int, np.ndarray]:
+    """``(L, idx)``: the checked mean block length and ``n_samples`` resamples of ``n`` days'
+    indices, as every interval of this module draws them."""
+    length = checked_block_length(block_length, n)
+    return length, block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
+
+
 def _check_confidence(confidence: float, n_samples: int) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
@@ -178,8 +185,7 @@ def bootstrap_metrics(
     _one_series(ledger)
     days = daily_table(ledger, start, end)
     n = len(days)
-    length = checked_block_length(block_length, n)
-    idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
+    length, idx = _resampled_days(n, n_samples, block_length, method, seed)
     pnl = days["pnl"].to_numpy()
     trades = days["n_trades"].to_numpy()
     wins = days["wins"].to_numpy()
@@ -220,8 +226,7 @@ def sharpe_interval(
     """
     _check_confidence(confidence, n_samples)
     d = np.asarray(daily, dtype=float)
-    length = checked_block_length(block_length, len(d))
-    idx = block_bootstrap_indices(len(d), n_samples, length, _rng(seed), method)
+    _, idx = _resampled_days(len(d), n_samples, block_length, method, seed)
     return _interval(annualised_sharpe(d), _sharpe_rows(d[idx]), confidence)
 
 
@@ -539,8 +544,7 @@ def paired_difference(
     a = daily_table(ledger_a, start, end)["pnl"].to_numpy()
     b = daily_table(ledger_b, start, end)["pnl"].to_numpy()
     n = len(a)
-    length = checked_block_length(block_length, n)
-    idx = block_bootstrap_indices(n, n_samples, length, _rng(seed), method)
+    length, idx = _resampled_days(n, n_samples, block_length, method, seed)
     boot_sharpe = _sharpe_rows(a[idx]) - _sharpe_rows(b[idx])
     boot_mean = a[idx].mean(axis=1) - b[idx].mean(axis=1)
     out: dict[str, Any] = {}

@@ -121,13 +121,13 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         as_frozen_then,
         check_ledger_complete,
         check_results_belong,
+        existing_run_dir,
         read_config,
         read_results,
         read_run_info,
     )
 
-    if not run_dir.is_dir():  # as report and audit say it (not "no results: was it evaluated?")
-        raise RunDirError(f"run {record.id}: its directory {run_dir} does not exist")
+    existing_run_dir(record.id, run_dir)  # as report and audit say it (not "no results: was it evaluated?")
     results = read_results(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise RunDirError(f"{run_dir / RUN_FILE}: no such file (the run's metadata): the run directory is incomplete")

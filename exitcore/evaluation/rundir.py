@@ -115,9 +115,15 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
     with Registry(directory, read_only=True) as registry:
         record = registry.require_done(ref) if require_done else registry.get(ref)
         path = registry.path_of(record)
-    if not path.is_dir():
-        raise RunDirError(f"run {record.id}: its directory {path} does not exist")
-    return path
+    return existing_run_dir(record.id, path)
+
+
+def existing_run_dir(run_id: str, path: Path) -> Path:
+    """``path``, the directory the registry records for run ``run_id``; a :class:`RunDirError`
+    naming both when it is gone (deleted or moved), before any file in it is looked for."""
+    if not Path(path).is_dir():
+        raise RunDirError(f"run {run_id}: its directory {path} does not exist")
+    return Path(path)
 
 
 def read_json(path: Path) -> dict[str, Any]:

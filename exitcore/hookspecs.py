@@ -169,7 +169,9 @@ def register_data_sources(register: Register) -> None:
     ``build(params) -> Bars`` loads bars in the canonical form of :class:`exitcore.data.bars.Bars`
     (UTC timestamps of the bar open, float64 OHLC, optional volume and spread), validated, at
     the file's own timeframe; the engine resamples to the experiment's timeframe. Raise
-    :class:`exitcore.errors.DataError` naming the file and row for bad input.
+    :class:`exitcore.errors.DataError` naming the file and row for bad input. The engine also
+    checks the returned values with :func:`exitcore.data.bars.check_bars` (finite positive OHLC,
+    high and low enclosing open and close, ...) and refuses bad bars naming the source.
 
     ``sniff(spec: str) -> dict | None`` is optional: given the string a user passed to
     ``--data`` (a path, a glob, or ``source:path?key=value``), return the ``params`` table

@@ -128,6 +128,58 @@ class Trades:
         return len(self.frame)
 
 
+#: rows named per kind of problem by :func:`check_bars`
+_ROWS_NAMED = 3
+
+
+def check_bars(bars: Bars) -> list[str]:
+    """What is wrong with the values of ``bars`` (empty when nothing is).
+
+    The checks the file loaders make on every row, for bars built any other way (a data source
+    plugin, a DataFrame in memory): OHLC finite and positive, ``high >= max(open, close)``,
+    ``low <= min(open, close)``, ``volume``/``spread`` finite and ``>= 0``, a usable timeframe
+    and pip size. Each problem names its count and first rows by timestamp. The engine checks a
+    data source's bars with this before anything is built on them; a NaN price would otherwise
+    surface only as a diverged training run.
+    """
+    from exitcore.config import timeframe_seconds
+
+    problems = []
+    try:
+        timeframe_seconds(bars.timeframe)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"timeframe: {exc}")
+    if not (isinstance(bars.pip_size, (int, float)) and np.isfinite(bars.pip_size) and bars.pip_size > 0):
+        problems.append(f"pip_size must be a finite number > 0, got {bars.pip_size!r}")
+    frame = bars.frame
+    columns = [c for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
+    not_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
+    if not_numeric:
+        problems.append(f"columns {not_numeric} are not numeric (dtypes {[str(frame[c].dtype) for c in not_numeric]})")
+        return problems
+    o, h, l, c = (frame[col].to_numpy(dtype=np.float64) for col in PRICE_COLUMNS)
+    prices = np.stack([o, h, l, c])
+    finite = np.isfinite(prices).all(axis=0)
+    positive = finite & (prices > 0).all(axis=0)
+    # a row is reported for its first problem only, as the file loaders do
+    _add(problems, frame, ~finite, "price that is NaN or infinite")
+    _add(problems, frame, finite & ~positive, "price <= 0")
+    _add(problems, frame, positive & (h < np.maximum(o, c)), "high below max(open, close)")
+    _add(problems, frame, positive & (l > np.minimum(o, c)), "low above min(open, close)")
+    for name in OPTIONAL_COLUMNS:
+        if name in frame.columns:
+            v = frame[name].to_numpy(dtype=np.float64)
+            _add(problems, frame, ~(np.isfinite(v) & (v >= 0)), f"{name} that is not a finite number >= 0")
+    return problems
+
+
+def _add(problems: list[str], frame: pd.DataFrame, bad: np.ndarray, what: str) -> None:
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        first = ", ".join(str(frame.index[i]) for i in idx[:_ROWS_NAMED])
+        problems.append(f"{len(idx):,} bar(s) with a {what} (first at {first})")
+
+
 def infer_pip_size(close: pd.Series | np.ndarray) -> float:
     """0.01 for quotes around or above 20 (JPY pairs, gold), else 0.0001 (EURUSD-like)."""
     level = float(np.nanmedian(np.asarray(close, dtype=np.float64)))

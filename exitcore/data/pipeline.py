@@ -19,7 +19,7 @@ import attrs
 
 from exitcore.components import Component, ComponentKind
 from exitcore.config import DataConfig, converter, locate_problems
-from exitcore.data.bars import Bars
+from exitcore.data.bars import Bars, check_bars
 from exitcore.data.spec import option_where, parse_spec, spec_params
 from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError, describe_exception
 
@@ -183,6 +183,10 @@ def load_source_bars(data: DataConfig, host: Any, where: str = "data", spec_wher
         raise PluginError(f"data source {comp.name!r} from {comp.origin} returned {type(bars).__name__}, not Bars")
     if len(bars) == 0:
         raise DataError(f"{bars.source or comp.name}: no bars")
+    problems = check_bars(bars)
+    if problems:
+        raise DataError(f"{bars.source or comp.name}: data source {comp.name!r} from {comp.origin} returned bad bars: "
+                        + "; ".join(problems))
     return _with_long_hole_warnings(bars)
 
 

@@ -10,6 +10,7 @@ import click
 
 from exitcore.cli.options import runs_dir_option
 from exitcore.evaluation.verdicts import describe_verdict
+from exitcore.words import statistic
 
 # the registry's statuses, repeated here so `--help` does not import the registry (sqlite3);
 # tests/test_registry.py checks the two lists agree
@@ -34,14 +35,10 @@ def _duration(seconds: float | None) -> str:
 
 
 def _value(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "undefined"  # as report and compare say it: a statistic the data cannot give
-        # fixed notation: 4 significant digits read -2.621e+04 for a P&L of -26,210.37
-        return f"{v:,.2f}" if math.isfinite(v) and abs(v) >= 1000 else format(v, ".4g")
-    if v is None:
-        return "-"
-    return str(v)
+    if not isinstance(v, float):
+        return statistic(v) if v is None else str(v)  # ints and flags as written
+    # fixed notation: 4 significant digits read -2.621e+04 for a P&L of -26,210.37
+    return statistic(v, ",.2f" if math.isfinite(v) and abs(v) >= 1000 else ".4g")
 
 
 #: headline metrics shown in the units the report uses (they are stored as plain fractions)

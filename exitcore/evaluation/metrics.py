@@ -37,6 +37,7 @@ from exitcore.evaluation.ledger_schema import (
     pnl_sign,
     validate_ledger,
 )
+from exitcore.words import statistic
 
 #: annualisation of daily statistics, √252 for a Sharpe ratio as design.md §7 specifies (the
 #: equity-market convention). The daily series has a row for every weekday, ~261 a year in FX,
@@ -477,14 +478,7 @@ def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _num(v: Any, fmt: str = ".4g") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "undefined"  # a statistic the data cannot give (e.g. a Sortino over one day)
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-    return format(v, fmt)
+    return statistic(v, fmt)
 
 
 def _pct(v: Any) -> str:

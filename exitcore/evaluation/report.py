@@ -39,7 +39,7 @@ from exitcore.evaluation.rundir import (
     read_run_info,
 )
 from exitcore.evaluation.verdicts import LOOKAHEAD, audit_why, describe_verdict
-from exitcore.words import plural
+from exitcore.words import plural, statistic
 
 FORMATS = ("text", "markdown")
 
@@ -54,17 +54,8 @@ def _finite(v: Any) -> bool:
 
 
 def num(v: Any, fmt: str = ".3f") -> str:
-    """A number for a table: ``-`` for missing, ``undefined`` for NaN (a statistic the data
-    cannot give, never printed as if it were a number), ``inf`` spelled out."""
-    if v is None:
-        return "-"
-    if isinstance(v, float) and math.isnan(v):
-        return "undefined"
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if isinstance(v, (int, float)):
-        return format(v, fmt)
-    return str(v)
+    """A number for a table (:func:`exitcore.words.statistic`: ``-`` missing, ``undefined`` NaN)."""
+    return statistic(v, fmt)
 
 
 def interval(iv: Mapping[str, Any] | None, fmt: str = ".2f", scale: float = 1.0) -> str:

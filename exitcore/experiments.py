@@ -134,14 +134,14 @@ class ExperimentsFile:
         raise self.error([("", f"unknown budget {name!r}{hint}; available: {', '.join(self.budgets) or 'none'}")])
 
 
-#: exitcore's own experiments (v1-v4, the budgets): the file in the checkout exitcore is installed
-#: from (an editable install); a user's file is layered over it (:func:`load_experiments`)
-SHIPPED_FILE = Path(__file__).resolve().parents[1] / FILE_NAME
+#: exitcore's own experiments (v1-v4, the budgets), package data of exitcore (a checkout's
+#: top-level experiments.toml links to it); a user's file is layered over it (:func:`load_experiments`)
+SHIPPED_FILE = Path(__file__).resolve().parent / FILE_NAME
 
 
 def find_file(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Locate ``experiments.toml``: ``explicit``, ``$EXITCORE_EXPERIMENTS``, the current
-    directory, then the project checkout exitcore was installed from (editable installs)."""
+    directory, then exitcore's shipped file (:data:`SHIPPED_FILE`)."""
     candidates: list[Path] = []
     if explicit:
         candidates.append(Path(explicit))
@@ -156,7 +156,8 @@ def find_file(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit or os.environ.get(FILE_ENV):
         raise ExitcoreError(f"{candidates[0]}: experiments file not found")
     raise ExitcoreError(
-        f"no {FILE_NAME} in {Path.cwd()} or in the exitcore checkout; pass --experiments FILE or set {FILE_ENV}"
+        f"no {FILE_NAME} in {Path.cwd()}, and exitcore's shipped one ({SHIPPED_FILE}) is missing: reinstall "
+        f"exitcore, or pass --experiments FILE or set {FILE_ENV}"
     )
 
 
@@ -202,8 +203,8 @@ def load_experiments(path: str | os.PathLike[str] | None = None) -> ExperimentsF
     ``[defaults]`` merge key by key over the shipped ones (arrays are replaced whole), and
     where it defines an experiment or budget the shipped file defines too, its definition
     wins (also for a shipped experiment that extends that name); ``experiments list`` marks
-    those. The shipped file read on its own, or no shipped file (exitcore installed without
-    its checkout), gives the file alone. Problems name the file each key was written in.
+    those. The shipped file read on its own gives the file alone. Problems name the file each
+    key was written in.
     """
     top = load_file(find_file(path))
     if not SHIPPED_FILE.is_file() or _same_file(top.path, SHIPPED_FILE):

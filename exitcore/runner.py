@@ -165,6 +165,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.costs import summarize_costs
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
+    from exitcore.evaluation.evaluate import check_ledger_format
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
     from exitcore.ppo.rng import seed_everything
     from exitcore.registry import Registry, resolve_runs_dir
@@ -192,6 +193,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     else:
         resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
+    check_ledger_format(cfg.eval.ledger_format)  # before the data: not after an hour of training
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if previous is None:
         _warn_few_updates(cfg.ppo, request)

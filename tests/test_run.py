@@ -188,6 +188,20 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_trace(tmp_path, args, messag
     assert not runs.exists(), "bad input must not create the runs directory or the registry"
 
 
+def test_a_parquet_ledger_without_pyarrow_is_refused_before_the_data(tmp_path):
+    # it failed after training and evaluation, leaving a failed run that could not be resumed
+    hide = tmp_path / "hide"
+    (hide / "pyarrow").mkdir(parents=True)
+    (hide / "pyarrow" / "__init__.py").write_text("raise ImportError('No module named pyarrow')\n")
+    runs = tmp_path / "runs"
+    path = os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH", "")]))
+    out = exitcore("run", "v4", *SMOKE, "--set", "eval.ledger_format=parquet", runs=runs, env={"PYTHONPATH": path})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: ") and "eval.ledger_format: 'parquet' needs pyarrow (pip install " \
+        "'exitcore[parquet]'), or use 'csv'" in out.stderr
+    assert not runs.exists()
+
+
 def test_a_run_directory_path_finds_its_own_registry(tmp_path, finished_run):
     runs, _ = finished_run
     (row,) = registry_rows(runs)

@@ -267,19 +267,22 @@ def run_evaluators(resolved: Any, assembled: Any, ctx: EvalContext, progress: Pr
     return out
 
 
-def _check_format(fmt: str) -> None:
+def check_ledger_format(fmt: str) -> None:
+    """Refuse a ledger format this installation cannot write (Parquet without pyarrow): the run
+    checks it before loading data, so it does not fail after training."""
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ConfigError([("eval.ledger_format", "'parquet' needs pyarrow (pip install pyarrow), or use 'csv'")]) from None
+            raise ConfigError([("eval.ledger_format", "'parquet' needs pyarrow (pip install 'exitcore[parquet]'), "
+                                                      "or use 'csv'")]) from None
 
 
 def write_run_outputs(
     run_dir: str | os.PathLike[str], ledgers: Mapping[str, Mapping[str, pd.DataFrame]], results: Any, fmt: str = "csv"
 ) -> list[Path]:
     """The ledgers (one file per split) and ``results.json``, each written atomically."""
-    _check_format(fmt)
+    check_ledger_format(fmt)
     paths = write_ledgers(ledgers, run_dir, fmt)
     paths.append(write_json_atomic(Path(run_dir) / RESULTS_FILE, results))
     return paths
@@ -428,7 +431,7 @@ def walk_forward(
     }
     result = WalkForwardResult(per_window, aggregate, ledger)
     if run_dir is not None:
-        _check_format(cfg.eval.ledger_format)
+        check_ledger_format(cfg.eval.ledger_format)
         write_atomic_ledger(ledger, Path(run_dir) / ledger_file_name("walk_forward", cfg.eval.ledger_format))
         write_json_atomic(Path(run_dir) / WALK_FORWARD_FILE, result.to_dict())
     return result

@@ -42,6 +42,7 @@ import attrs
 
 from exitcore.errors import ExitcoreError
 from exitcore.evaluation import jsonable
+from exitcore.words import command
 
 #: the registry's file name inside a runs directory
 REGISTRY_FILE = "registry.sqlite"
@@ -806,7 +807,7 @@ class Registry:
             )
             raise RunNotDone(f"run {record.id} is still running ({detail}); wait for it to finish")
         why = f": {record.error}" if record.error else ""
-        then = (f"; continue it with `exitcore run --resume {record.id}{runs_dir_words(self.runs_dir)}`"
+        then = (f"; continue it with `{command()} run --resume {record.id}{runs_dir_words(self.runs_dir)}`"
                 if record.status == "interrupted" else "")
         raise RunNotDone(f"run {record.id} is {record.status}{why}; it has no final results{then}")
 

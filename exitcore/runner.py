@@ -44,7 +44,7 @@ from exitcore.atomic import remove_stale_temporaries, write_text_atomic
 from exitcore.errors import CheckpointError, ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
-from exitcore.words import plural
+from exitcore.words import command, plural
 
 
 class RunFailed(ExitcoreError):
@@ -313,7 +313,8 @@ def _warn_data(bars: Any, spec: str | None) -> None:
     for f in others[:SHOW_DATA_WARNINGS]:
         click.echo(str(f), err=True)
     if len(others) > SHOW_DATA_WARNINGS:
-        see = f"`exitcore data inspect {spec}` lists them all" if spec else "`exitcore data inspect` on this data lists them all"
+        see = (f"`{command()} data inspect {spec}` lists them all" if spec
+               else f"`{command()} data inspect` on this data lists them all")
         click.echo(f"warning: {len(others) - SHOW_DATA_WARNINGS} more data warnings: {see}", err=True)
 
 

@@ -1,5 +1,5 @@
-"""Numbers in words for messages and tables (one place for each rule): ``1 update``, ``2 updates``;
-a statistic the data cannot give shown as ``undefined``."""
+"""Words for messages and tables (one place for each rule): ``1 update``, ``2 updates``; a
+statistic the data cannot give shown as ``undefined``; the program's name in a next command."""
 
 from __future__ import annotations
 
@@ -26,3 +26,29 @@ def statistic(v: Any, fmt: str = ".3f") -> str:
     if isinstance(v, (int, float)):
         return format(v, fmt)
     return str(v)
+
+
+def command() -> str:
+    """This program's name as a user can type it in a printed next command (``exitcore report
+    RUN``): ``exitcore`` when it was started by name or by ``python -m exitcore``, or when
+    ``exitcore`` on PATH is the script it was started from; otherwise the path it was started by
+    (``.venv/bin/exitcore``, as the README's quick start types it), with ``exit`` spelled
+    ``exitcore`` (the shell's builtin), quoted for the shell where needed."""
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    started = sys.argv[0] if sys.argv else ""
+    if os.sep not in started or os.path.basename(started) not in ("exitcore", "exit"):
+        return "exitcore"
+    script = os.path.join(os.path.dirname(started), "exitcore")
+    if not os.path.exists(script):
+        script = started
+    on_path = shutil.which("exitcore")
+    try:
+        if on_path and os.path.samefile(on_path, script):
+            return "exitcore"
+    except OSError:
+        pass
+    return shlex.quote(script)

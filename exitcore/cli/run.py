@@ -11,6 +11,7 @@ import click
 from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
 from exitcore.cli.streams import output_discarded_when_closed
 from exitcore.params import MAX_SEED
+from exitcore.words import command
 
 
 @click.command()
@@ -107,7 +108,7 @@ def _run(session, request, quiet: bool) -> None:
         # swallow the resume command
         with contextlib.suppress(OSError), stop_signals_ignored():
             click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
-                       f"continue it with: exitcore run --resume {outcome.run_id}{where}", err=True)
+                       f"continue it with: {command()} run --resume {outcome.run_id}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
     click.echo(_summary(outcome, where, quiet))
 
@@ -124,6 +125,6 @@ def _summary(outcome, where: str = "", quiet: bool = False) -> str:
         if table:
             lines.append(format_table(table))
         lines.extend(f"  {k}: {v}" for k, v in outcome.headline.items())
-    lines.append(f"\nnext: exitcore report {outcome.run_id}{where}   |   "
-                 f"exitcore compare {outcome.run_id} <other run or experiment>{where}")
+    lines.append(f"\nnext: {command()} report {outcome.run_id}{where}   |   "
+                 f"{command()} compare {outcome.run_id} <other run or experiment>{where}")
     return "\n".join(lines)

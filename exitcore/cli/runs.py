@@ -10,7 +10,7 @@ import click
 
 from exitcore.cli.options import runs_dir_option
 from exitcore.evaluation.verdicts import describe_verdict
-from exitcore.words import statistic
+from exitcore.words import command, statistic
 
 # the registry's statuses, repeated here so `--help` does not import the registry (sqlite3);
 # tests/test_registry.py checks the two lists agree
@@ -195,7 +195,7 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
         record = registry.get(run_id_of(run))
         run_path = registry.path_of(record)
         # the commands printed below must find the run: --runs-dir unless it is the default
-        report = f"exitcore report {record.id}{runs_dir_words(registry.runs_dir)}"
+        report = f"{command()} report {record.id}{runs_dir_words(registry.runs_dir)}"
     if as_json:
         echo_json({**record.to_dict(), "run_path": str(run_path)})
         return

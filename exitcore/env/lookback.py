@@ -7,9 +7,14 @@ test observations carry bars from the gap or from the training split.
 
 For a decision at bar ``b`` and a feature declaring lookback ``L``, the prices (open, high,
 low, close) and the engine's ATR series of every bar **before** ``b - L`` are poisoned (NaN, or
-a huge price), the feature is **rebuilt from its factory** on that market (so a statistic
-fitted in ``build`` over all history is caught too) and recomputed for the same decision
-state; its columns must come out bit-identical. What the engine hands every feature is left as
+ten times their value: "huge"), the feature is **rebuilt from its factory** on that market (so
+a statistic fitted in ``build`` over all history is caught too) and recomputed for the same
+decision state; its columns must come out the same to within :data:`ULP_TOLERANCE` float32
+units in the last place. Not bit-identical, and not 1e6 as the future's poisoning: pandas'
+rolling statistics keep float64 running sums that every value passing through the window
+leaves a trace in, a rounding trace with prices of the data's own scale but a changed result
+(a z-score of -1.8 read -0.3) after prices of 1e6, which would fail a causal rolling std
+declared with its exact window. What the engine hands every feature is left as
 it is: the decision state (``state.atr``, the ATR at the decision bar, included) and the
 bar times. The look-ahead audit runs this next to the future poisoning of
 :mod:`exitcore.env.causality`.
@@ -30,18 +35,25 @@ from exitcore.errors import describe_exception
 #: poisonings of the bars before a feature's lookback (a subset of the audit's modes)
 PAST_MODES = ("nan", "huge")
 _POISONED_FIELDS = ("open", "high", "low", "close", "atr")
-_HUGE = 1e6
+#: "huge" before a lookback: the bars' own prices times this (far from any price the window
+#: holds, without swamping float64 running sums as 1e6 does)
+HUGE_FACTOR = 10.0
+#: float32 units in the last place a recomputed column may differ by (running-sum rounding);
+#: reading a poisoned bar moves a value by far more
+ULP_TOLERANCE = 4
 
 
 def poison_market_before(market: Any, before: int, mode: str) -> Any:
     """``market`` with the prices and ATR of every bar before position ``before`` poisoned by ``mode``."""
     if mode not in PAST_MODES:
         raise ValueError(f"unknown past poisoning {mode!r}; use one of {PAST_MODES}")
-    value = float("nan") if mode == "nan" else _HUGE
     poisoned = {}
     for name in _POISONED_FIELDS:
         t = getattr(market, name).clone()
-        t[: max(before, 0)] = value
+        if mode == "nan":
+            t[: max(before, 0)] = float("nan")
+        else:
+            t[: max(before, 0)] *= HUGE_FACTOR
         poisoned[name] = t
     return attrs.evolve(market, **poisoned)
 
@@ -163,7 +175,19 @@ def _unchanged(recompute: Any, original: torch.Tensor, before: int, mode: str) -
         values = recompute(before, mode)
     except Exception:  # noqa: BLE001 - failing means it reads those bars
         return False
-    return _same(values, original)
+    return values.shape == original.shape and values.dtype == original.dtype and not bool(_moved(original, values).any())
+
+
+def _moved(original: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Per column, whether ``values`` differs from ``original`` by more than :data:`ULP_TOLERANCE`
+    float32 steps (NaN against a number is a difference; NaN against NaN is not)."""
+    a, b = original.to(torch.float32), values.to(torch.float32)
+    nan_a, nan_b = torch.isnan(a), torch.isnan(b)
+    # float32 bits as integers on one ordered line (negative floats count down from 0)
+    ia, ib = (x.view(torch.int32).to(torch.int64) for x in (a, b))
+    ia = torch.where(ia < 0, -(ia & 0x7FFFFFFF), ia)
+    ib = torch.where(ib < 0, -(ib & 0x7FFFFFFF), ib)
+    return (nan_a != nan_b) | (~nan_a & ~nan_b & ((ia - ib).abs() > ULP_TOLERANCE))
 
 
 def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode: str) -> int:
@@ -211,8 +235,7 @@ def _column_differences(original: torch.Tensor, values: torch.Tensor, named: Any
     if values.shape != original.shape or values.dtype != original.dtype:
         return [Leak(mode, trade, k, bar, "lookback", f"{named.name} [{named.origin}]",
                      f"returns shape {tuple(values.shape)} {values.dtype} instead of {tuple(original.shape)} {original.dtype}")]
-    # bitwise comparison: NaN != NaN is a difference, which is what we want
-    differ = torch.nonzero(original.view(torch.int32) != values.view(torch.int32)).flatten().tolist()
+    differ = torch.nonzero(_moved(original, values)).flatten().tolist()
     return [Leak(mode, trade, k, bar, "lookback", f"{named.name}.{spec.names[c]} [{named.origin}]",
                  f"{float(original[c])!r} became {float(values[c])!r} (declares lookback {spec.lookback})")
             for c in differ]

@@ -44,7 +44,7 @@ import torch
 
 from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
 from exitcore.env.causality import POISON_MODES, Leak, fixed_rng, poison_bars, probe_decisions, state_row
-from exitcore.env.lookback import PAST_MODES, probe_lookback
+from exitcore.env.lookback import HUGE_FACTOR, PAST_MODES, probe_lookback
 from exitcore.env.state import EnvState
 from exitcore.errors import describe_exception
 from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_rows_numpy
@@ -73,6 +73,8 @@ class SuspectRule:
 
 # how each poisoning mode reads in "when the future is ..."
 _MODE_WORDS = {"truncate": "truncated", "nan": "NaN", "huge": "huge", "random_walk": "a random walk"}
+#: the same modes applied before a feature's lookback (exitcore/env/lookback.py)
+_PAST_WORDS = {"nan": "NaN", "huge": f"{HUGE_FACTOR:g} times their prices"}
 
 def _num(metrics: Mapping[str, Any], key: str) -> float:
     v = metrics.get(key)
@@ -260,7 +262,7 @@ def _when(kind: str, mode: str) -> str:
     if mode == "control":
         return "rebuilt on the same, unpoisoned bars"
     if kind == "lookback":
-        return f"the bars before its lookback are {words}"
+        return f"the bars before its lookback are {_PAST_WORDS.get(mode, words)}"
     return f"the future is {words}"
 
 

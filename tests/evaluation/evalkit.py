@@ -69,6 +69,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_needs_clean_data" }}]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_long_memory" }}]
 
+[experiments.zoo_rolling_z]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_rolling_z" }}]
+
 [experiments.zoo_random]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_noisy_feature" }}]

@@ -9,6 +9,9 @@
   can run at all depends on bars after the decision;
 * ``zoo_long_memory`` — a 20-bar momentum declaring a lookback of 5 bars: not look-ahead, but
   it reads bars the purge gap was sized without, so test observations reach into the gap;
+* ``zoo_rolling_z`` — no leak: a 500-bar rolling z-score of the close from pandas, declaring
+  its lookback of 499 bars; pandas' running sums keep a trace of every value that passed through
+  the window, so it is bit-identical only to the last bits of a float64: the audit must pass it;
 * ``zoo_noisy_feature`` and ``zoo_random_guard`` — no look-ahead, but random (torch's global
   generator): they differ on every rebuild, poisoned or not; the audit must pass them;
 * ``zoo_noisy_leak`` — the next bar's return plus noise: random *and* leaking, a leak;
@@ -72,6 +75,17 @@ def _long_memory(_params, ctx):
         return ((market.close[state.bar] - market.close[past]) / torch.clamp(state.atr, min=1e-12))[:, None].to(torch.float32)
 
     return FeatureSpec(("momentum_20_atr",), 5, compute)  # the lie: it reads 20 bars back
+
+
+def _rolling_z(_params, ctx):
+    close = pd.Series(ctx.market.close.cpu().numpy())
+    window = close.rolling(500, min_periods=1)
+    table = torch.as_tensor(((close - window.mean()) / window.std()).fillna(0.0).to_numpy(), dtype=torch.float32)
+
+    def compute(market, state):
+        return table.to(state.bar.device)[state.bar][:, None]
+
+    return FeatureSpec(("close_z500",), 499, compute)
 
 
 def _peek_entry(_params, _ctx):
@@ -148,6 +162,7 @@ def register_features(register):
     register("zoo_global_norm", _global_norm, description="LEAK: normalised by statistics of all the data")
     register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
     register("zoo_long_memory", _long_memory, description="reads 20 bars back, declares a lookback of 5")
+    register("zoo_rolling_z", _rolling_z, description="causal: a pandas rolling z-score, lookback declared")
     register("zoo_noisy_feature", _noisy_feature, description="random: uniform noise")
     register("zoo_noisy_leak", _noisy_leak, description="LEAK: the next bar's move, plus noise")
     register("zoo_counter", _counter, description="stateful: counts its own calls")

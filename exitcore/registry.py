@@ -224,9 +224,30 @@ def process_start_token(pid: int) -> str | None:
     return f"{_boot_id()}:{start_ticks}"
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (``4026531836``), ``""`` where it cannot be read: a pid
+    names a process only within its namespace (a container may share the host's name)."""
+    try:
+        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+    except OSError:
+        return ""
+
+
+def owner_token() -> str | None:
+    """What a run records of the process that owns it: :func:`process_start_token` of this
+    process and, after ``@``, its PID namespace."""
+    token = process_start_token(os.getpid())
+    namespace = _pid_namespace()
+    return f"{token}@{namespace}" if token and namespace else token
+
+
 def _process_alive(pid: int, token: str | None) -> bool | None:
     """True: that very process still runs; False: it is gone; None: cannot tell here."""
     if Path("/proc/self/stat").exists():
+        if token and "@" in token:
+            token, _, namespace = token.partition("@")
+            if namespace != _pid_namespace():  # its pid means another process here, or none
+                return None
         current = process_start_token(pid)
         if current is None:
             return False
@@ -576,7 +597,7 @@ class Registry:
                     _now(),
                     os.getpid(),
                     socket.gethostname(),
-                    process_start_token(os.getpid()),
+                    owner_token(),
                     params_json,
                 ),
             )
@@ -606,7 +627,7 @@ class Registry:
             heartbeat_at=now,
             pid=os.getpid(),
             hostname=socket.gethostname(),
-            proc_start=process_start_token(os.getpid()),
+            proc_start=owner_token(),
             error="",
         )
 
@@ -626,9 +647,18 @@ class Registry:
         self._transition(run_id, "interrupted", ended_at=_now(), error=reason)
 
     def heartbeat(self, run_id: str) -> None:
-        """Record that the running run is alive (call every few minutes at most; cheap)."""
+        """Record that the running run is alive (call every few minutes at most; cheap).
+
+        A run marked interrupted while its process still runs (by a process that could not see
+        it: another PID namespace, a clock more than ``stale_after`` off) is taken back by that
+        process here, instead of failing at its next heartbeat."""
         with self._write() as conn:
             cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'", (_now(), run_id))
+            if cur.rowcount == 0:
+                cur = conn.execute(
+                    "UPDATE runs SET status = 'running', ended_at = NULL, error = '', heartbeat_at = ? "
+                    "WHERE id = ? AND status = 'interrupted' AND pid = ? AND hostname = ? AND proc_start = ?",
+                    (_now(), run_id, os.getpid(), socket.gethostname(), owner_token()))
             if cur.rowcount == 0 and not self._has(conn, run_id):
                 raise self._unknown(run_id)
             if cur.rowcount == 0:
@@ -646,7 +676,8 @@ class Registry:
 
         A run is gone when, on this host, its pid no longer exists, is a zombie, or belongs to
         a *different* process (the pid was reused: its start time differs from the recorded
-        one). Where that cannot be checked — a run recorded on another host, or a platform
+        one). Where that cannot be checked — a run recorded on another host or in another PID
+        namespace (a container sharing the host's name), or a platform
         without ``/proc`` — a run is gone when its last sign of life (heartbeat, start or
         creation) is older than ``stale_after`` seconds.
         """

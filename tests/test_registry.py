@@ -221,6 +221,34 @@ def test_a_killed_process_leaves_an_interrupted_run(tmp_path):
     assert rec.ended_at == rec.heartbeat_at
 
 
+def test_a_run_in_another_pid_namespace_is_judged_by_its_heartbeat(reg):
+    """A reader in another PID namespace (a container with the host's name) saw no process with
+    the run's pid and marked a live run interrupted; the run then failed at its next heartbeat."""
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    token = process_start_token(os.getpid())
+    # what the owner recorded in a namespace where its pid is one no process has here
+    _sql(reg, "UPDATE runs SET pid = 999999999, proc_start = ? WHERE id = ?", f"{token}@4026531999", run_id)
+    assert reg.recover_stale() == []  # recent heartbeat: alive
+    _sql(reg, "UPDATE runs SET heartbeat_at = '2020-01-01T00:00:00+00:00' WHERE id = ?", run_id)
+    assert reg.recover_stale() == [run_id]  # silent for longer than stale_after: gone
+
+
+def test_a_live_run_marked_interrupted_takes_itself_back_at_its_heartbeat(reg):
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    _sql(reg, "UPDATE runs SET status = 'interrupted', ended_at = '2026-01-01T00:00:00+00:00', error = 'x' WHERE id = ?",
+         run_id)
+    reg.heartbeat(run_id)
+    rec = reg.get(run_id)
+    assert (rec.status, rec.ended_at, rec.error) == ("running", None, "")
+    other = reg.create_run("v4", "c", "d")
+    reg.mark_running(other)
+    _sql(reg, "UPDATE runs SET status = 'interrupted', pid = 999999999 WHERE id = ?", other)
+    with pytest.raises(RegistryError, match="is not running"):  # not this process's run: no taking
+        reg.heartbeat(other)
+
+
 def test_a_reused_pid_does_not_keep_a_dead_run_running(reg):
     run_id = reg.create_run("v4", "c", "d")
     reg.mark_running(run_id)
@@ -233,7 +261,7 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(reg):
 def test_own_running_run_survives_recovery(reg):
     run_id = reg.create_run("v4", "c", "d")
     reg.mark_running(run_id)
-    assert reg.get(run_id).proc_start == process_start_token(os.getpid()) is not None
+    assert reg.get(run_id).proc_start.startswith(process_start_token(os.getpid()) + "@")
     assert reg.recover_stale() == []
     assert Registry(reg.runs_dir).get(run_id).status == "running"
 

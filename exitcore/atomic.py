@@ -75,7 +75,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename == str(tmp):  # e.g. the disk filled up while writing
+        # e.g. the disk filled up while writing: name the file the user asked for (an error on a
+        # flush or close carries no file name at all)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, str(tmp)):
             raise OSError(exc.errno, exc.strerror, str(named)) from exc
         raise
     fsync_dir(target.parent)

@@ -48,6 +48,37 @@ def test_errors_name_the_path_asked_for_not_the_temporary_file(tmp_path):
         write_text_atomic(tmp_path / "junk.csv" / "r.txt", "text")
 
 
+def test_an_error_without_a_file_name_names_the_path_asked_for(tmp_path):
+    # a full disk reported by a flush or close carries no file name: "[Errno 28] No space left on device"
+    with pytest.raises(OSError) as info:
+        with atomic_path(tmp_path / "out.csv"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert str(info.value) == f"[Errno 28] No space left on device: '{tmp_path / 'out.csv'}'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does_and_leaves_no_temporary(tmp_path):
+    """`data synth` killed by SIGTERM (a scheduler, `timeout`) left a hidden temporary of tens of
+    MB per try; it now stops as Ctrl-C does, removing it, with status 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "bars.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "exitcore", "data", "synth", "-o", str(out), "--years", "40"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".bars.csv.*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "synth finished before a temporary file was seen: give it more years"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stale_temporaries_are_recognised_by_name_only(tmp_path):
     from exitcore.atomic import remove_stale_temporaries
 

@@ -8,6 +8,8 @@ printed as one ``error:`` message without a traceback and exit with status 2.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -120,7 +122,11 @@ class LazyGroup(click.Group):
             # A file that cannot be written or read (read-only, full disk, permissions): one line,
             # not a traceback. Writers go through exitcore.atomic, so nothing is left half-written.
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(1 if exc.errno in _MACHINE_ERRNOS else 2)  # a full disk is not bad input
+
+
+#: OS errors that are the machine's state, not the user's input (exit status 1, not 2)
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.ENOMEM})
 
 
 def _stdout_closed() -> bool:
@@ -190,9 +196,25 @@ def show_exitcore_warnings_as_lines() -> None:
     warnings.showwarning = show
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def sigterm_as_ctrl_c() -> None:
+    """SIGTERM (``kill``, ``timeout``, a job scheduler) stops every command as Ctrl-C does:
+    a file being written is removed rather than left as a hidden temporary, and the status is
+    130. A SIGTERM already ignored stays ignored; a recorded run has its own handling."""
+    import signal
+
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: leave signals alone
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point for ``exitcore`` and ``exit``."""
     show_exitcore_warnings_as_lines()
+    sigterm_as_ctrl_c()
     cli.main(args=argv, prog_name="exitcore")
 
 

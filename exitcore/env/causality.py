@@ -98,6 +98,8 @@ class ReplayedPath:
     blocks: torch.Tensor
     #: [k] the actions replayed at decisions 0..k-1 (before the guards)
     actions: torch.Tensor
+    #: [k + 1, M, A] what each mask plugin allowed at decisions 0..k (a difference names its mask)
+    masks: torch.Tensor | None = None
 
 
 @attrs.frozen(eq=False)
@@ -105,10 +107,11 @@ class DecisionView:
     """What the agent's side of the environment computed for one decision row."""
 
     obs: torch.Tensor  #: [F] float32
-    mask: torch.Tensor  #: [A] bool
+    mask: torch.Tensor  #: [A] bool: every mask plugin's together
     guards: torch.Tensor  #: [G, A] bool: guard g blocks action a
     #: the engine's path to the decision (with a row's action history), else None
     path: ReplayedPath | None = None
+    masks: torch.Tensor | None = None  #: [M, A] bool: what mask plugin m allows
 
 
 def replay_path(assembled: Any, trade: int, actions: torch.Tensor) -> ReplayedPath:
@@ -125,6 +128,7 @@ def replay_path(assembled: Any, trade: int, actions: torch.Tensor) -> ReplayedPa
     env.skip_first_step_checks()  # a NaN from the poisoned future is a difference to report, not an error
     obs, mask = env.reset()
     states, observations, masks = [_copy(env.state)], [obs[0].clone()], [mask[0].clone()]
+    per_mask = [_each_mask(assembled, env.state)]
     guards = assembled.components.guards
     blocks = torch.zeros(len(actions), len(guards), dtype=torch.bool, device=device)
     for j, a in enumerate(actions.tolist()):
@@ -135,8 +139,19 @@ def replay_path(assembled: Any, trade: int, actions: torch.Tensor) -> ReplayedPa
         states.append(_copy(env.state))
         observations.append(obs[0].clone())
         masks.append(mask[0].clone())
+        per_mask.append(_each_mask(assembled, env.state))
     fields = {name: torch.cat([st[name] for st in states]) for name in states[0]}
-    return ReplayedPath(fields, torch.stack(observations), torch.stack(masks), blocks, actions.clone())
+    return ReplayedPath(fields, torch.stack(observations), torch.stack(masks), blocks, actions.clone(),
+                        torch.stack(per_mask))
+
+
+def _each_mask(assembled: Any, state: EnvState) -> torch.Tensor:
+    """[M, A]: what each mask plugin allows for a one-row state (masks are compared one by one,
+    so a leaking mask is named alone, not with every mask it is combined with)."""
+    masks = assembled.components.masks
+    if not masks:
+        return torch.ones(0, N_ACTIONS, dtype=torch.bool, device=assembled.market.device)
+    return torch.stack([mk.fn(state)[0].to(torch.bool).clone() for mk in masks])
 
 
 def _copy(state: EnvState) -> dict[str, torch.Tensor]:
@@ -151,15 +166,14 @@ def decision_view(assembled: Any, state: EnvState, history: torch.Tensor | None 
     comps = assembled.components
     market = assembled.market
     obs = torch.cat([f.fn(market, state) for f in comps.features], dim=1)[0]
-    mask = torch.ones(N_ACTIONS, dtype=torch.bool, device=market.device)
-    for mk in comps.masks:
-        mask = mask & mk.fn(state)[0]
+    per_mask = _each_mask(assembled, state)
+    mask = per_mask.all(dim=0)
     guards = torch.zeros(len(comps.guards), N_ACTIONS, dtype=torch.bool, device=market.device)
     for gi, g in enumerate(comps.guards):
         for a in range(N_ACTIONS):
             guards[gi, a] = g.fn(state, torch.full((1,), a, dtype=torch.int64, device=market.device))[0]
     path = None if history is None else replay_path(assembled, int(state.trade[0]), history)
-    return DecisionView(obs, mask, guards, path)
+    return DecisionView(obs, mask, guards, path, per_mask)
 
 
 def state_row(state: EnvState, i: int) -> EnvState:
@@ -179,9 +193,10 @@ def compare_views(
     for c in diff_cols:
         leaks.append(Leak(mode, trade, k, bar, "feature", labels[c],
                           f"{float(original.obs[c])!r} became {float(poisoned.obs[c])!r}"))
-    if not torch.equal(original.mask, poisoned.mask):
-        leaks.append(Leak(mode, trade, k, bar, "mask", ", ".join(m.label() for m in comps.masks),
-                          f"allowed {_actions(original.mask)} became {_actions(poisoned.mask)}"))
+    for mi, mk in enumerate(comps.masks):
+        if not torch.equal(original.masks[mi], poisoned.masks[mi]):
+            leaks.append(Leak(mode, trade, k, bar, "mask", mk.label(),
+                              f"allowed {_actions(original.masks[mi])} became {_actions(poisoned.masks[mi])}"))
     for gi, g in enumerate(comps.guards):
         if not torch.equal(original.guards[gi], poisoned.guards[gi]):
             leaks.append(Leak(mode, trade, k, bar, "guard", g.label(),
@@ -231,8 +246,15 @@ def compare_paths(original: ReplayedPath, poisoned: ReplayedPath, assembled: Any
         for c in torch.nonzero(~_same_bits(original.obs[j], poisoned.obs[j])).flatten().tolist():
             leaks.append(Leak(mode, trade, j, entry_bar + j, "feature", names[c],
                               f"{float(original.obs[j, c])!r} became {float(poisoned.obs[j, c])!r}{_earlier(j, k, bar)}"))
-        if not torch.equal(original.mask[j], poisoned.mask[j]):
-            leaks.append(Leak(mode, trade, j, entry_bar + j, "mask", ", ".join(m.label() for m in assembled.components.masks),
+        named = False
+        for mi, mk in enumerate(assembled.components.masks):
+            before, after = original.masks[j, mi], poisoned.masks[j, mi]
+            if not torch.equal(before, after):
+                named = True
+                leaks.append(Leak(mode, trade, j, entry_bar + j, "mask", mk.label(),
+                                  f"allowed {_actions(before)} became {_actions(after)}{_earlier(j, k, bar)}"))
+        if not named and not torch.equal(original.mask[j], poisoned.mask[j]):  # no plugin's: the engine's
+            leaks.append(Leak(mode, trade, j, entry_bar + j, "mask", f"{ENGINE}: action mask",
                               f"allowed {_actions(original.mask[j])} became {_actions(poisoned.mask[j])}{_earlier(j, k, bar)}"))
     return leaks
 

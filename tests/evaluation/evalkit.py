@@ -90,6 +90,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_counter" }}]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}
 
+[experiments.zoo_peek_mask]
+extends = "v4_no_lookahead"
+masks = [{{ name = "min_exit_bar" }}, {{ name = "zoo_peek_mask" }}]
+
 [experiments.zoo_peek_guard]
 extends = "v4_no_lookahead"
 guards = [{{ name = "zoo_peek_guard" }}]

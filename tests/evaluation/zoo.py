@@ -19,6 +19,8 @@
   reproduce, so the audit cannot test it and must say so;
 * ``zoo_peek_guard`` — a guard blocking every action but HOLD while the close three bars on is
   higher: it changes the path of the trade before the decision it is probed at;
+* ``zoo_peek_mask`` — a mask allowing EXIT only while the close three bars on is not higher,
+  combined with v4's innocent ``min_exit_bar``: only the peeking mask may be named;
 * ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
   of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
 
@@ -80,7 +82,7 @@ def _long_memory(_params, ctx):
 def _rolling_z(_params, ctx):
     close = pd.Series(ctx.market.close.cpu().numpy())
     window = close.rolling(500, min_periods=1)
-    table = torch.as_tensor(((close - window.mean()) / window.std()).fillna(0.0).to_numpy(), dtype=torch.float32)
+    table = torch.as_tensor(((close - window.mean()) / window.std()).fillna(0.0).to_numpy(copy=True), dtype=torch.float32)
 
     def compute(market, state):
         return table.to(state.bar.device)[state.bar][:, None]
@@ -147,6 +149,21 @@ def _peek_guard(_params, ctx):
         ahead = close[torch.clamp(state.bar + 3, max=last)]
         return (action != 0) & (ahead > close[state.bar])
     return guard
+
+
+def _peek_mask(_params, ctx):
+    close, last = ctx.market.close, ctx.market.n_bars - 1
+
+    def mask(state):  # EXIT only while the price does not rise over the next 3 bars
+        allowed = torch.ones(state.bar.shape[0], 5, dtype=torch.bool, device=state.bar.device)
+        allowed[:, 1] = close[torch.clamp(state.bar + 3, max=last)] <= close[state.bar]
+        return allowed
+    return mask
+
+
+@hookimpl
+def register_action_masks(register):
+    register("zoo_peek_mask", _peek_mask, description="LEAK: allows EXIT only while the close 3 bars on is not higher")
 
 
 @hookimpl

@@ -34,7 +34,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ import attrs
 
 from exitcore.errors import ExitcoreError
 from exitcore.evaluation import jsonable
-from exitcore.words import command
+from exitcore.words import command, plural
 
 #: the registry's file name inside a runs directory
 REGISTRY_FILE = "registry.sqlite"
@@ -336,6 +336,23 @@ class RunRecord:
             return (end - start).total_seconds() if end is not None else None
         except TypeError:  # one time with a zone, one without (edited by hand)
             return None
+
+
+def run_dirs_in(runs_dir: Path) -> list[Path]:
+    """The run directories (folders holding a ``run.json``) directly in ``runs_dir``, sorted."""
+    try:
+        entries = [Path(e.path) for e in os.scandir(runs_dir) if e.is_dir()]
+    except OSError:
+        return []
+    return sorted(d for d in entries if (d / "run.json").is_file())  # exitcore.evaluation.rundir.RUN_FILE
+
+
+def unrecorded_words(dirs: Sequence[Path], runs_dir: Path) -> str:
+    """The note for run directories a registry does not record (:meth:`Registry.unrecorded_dirs`)."""
+    return (f"{plural(len(dirs), 'run directory', 'run directories')} in {runs_dir} "
+            f"{'is' if len(dirs) == 1 else 'are'} not in its registry (e.g. {dirs[0].name}: copied in, or the registry "
+            "was replaced): not listed, not found by experiment name, and not counted as trials by the deflated "
+            "Sharpe ratio")
 
 
 def _slug(experiment: str) -> str:
@@ -856,6 +873,15 @@ class Registry:
         with self._sql_errors():
             row = self._conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()
         return int(row[0])
+
+    def unrecorded_dirs(self) -> list[Path]:
+        """Run directories (a folder holding a ``run.json``) directly in the runs directory that
+        no row of the registry records: copied in from elsewhere, or left by a registry that was
+        deleted or replaced. They are not listed, not found by experiment name, and not counted
+        as trials by the deflated Sharpe ratio."""
+        with self._sql_errors():
+            known = {self._dir_of(row[0]).resolve() for row in self._conn.execute("SELECT run_dir FROM runs")}
+        return [d for d in run_dirs_in(self.runs_dir) if d.resolve() not in known]
 
     def path_of(self, record: RunRecord) -> Path:
         """The run's directory: ``run_dir`` as recorded, relative paths taken from the runs directory."""

@@ -168,7 +168,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.evaluation.evaluate import check_ledger_format
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
     from exitcore.ppo.rng import seed_everything
-    from exitcore.registry import Registry, resolve_runs_dir
+    from exitcore.registry import Registry, resolve_runs_dir, unrecorded_words
 
     stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below
     # --resume may name the run's directory: its registry is then the directory holding it
@@ -236,6 +236,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         note(trades_words(assembled.table.n, resolved.entry.name, counts, booked))
 
     registry = Registry(runs_dir)
+    unrecorded = registry.unrecorded_dirs()
+    if unrecorded:  # their trials are missing from this run's deflated Sharpe ratio
+        click.echo(f"warning: {unrecorded_words(unrecorded, registry.runs_dir)}", err=True)
     if previous is None:
         run_id = registry.create_run(
             cfg.name, resolved.config_hash(), data_hash,

@@ -422,6 +422,31 @@ def populated(tmp_path):
     return runs, done, train, failed
 
 
+def test_run_directories_the_registry_does_not_record_are_noted(tmp_path):
+    """A deleted or replaced registry silently reset the deflated Sharpe ratio's trial count
+    (N = 1 beside four run directories) and `runs` said only 'no runs recorded'."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    stray = runs / "20261101-000000-v4_no_lookahead-ab12"
+    stray.mkdir()
+    (stray / "run.json").write_text("{}")
+    (runs / "not-a-run").mkdir()  # no run.json: not a run directory
+    before = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert before.stdout == f"no runs recorded in {runs}\n"
+    assert before.stderr == (f"note: 1 run directory in {runs} is not in its registry (e.g. {stray.name}: copied in, "
+                             "or the registry was replaced): not listed, not found by experiment name, and not "
+                             "counted as trials by the deflated Sharpe ratio\n")
+    with Registry(runs) as reg:
+        run_id = reg.create_run("v4_no_lookahead", "cfg", "d")
+        (reg.path_of(reg.get(run_id))).mkdir()
+        (reg.path_of(reg.get(run_id)) / "run.json").write_text("{}")
+        assert reg.unrecorded_dirs() == [stray]
+    after = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert run_id in after.stdout and f"1 run directory in {runs} is not in its registry" in after.stderr
+    json_out = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--json"])
+    assert json_out.stderr == ""  # --json output stays data only
+
+
 def test_cli_runs_tells_runs_on_different_data_apart(tmp_path):
     runs = tmp_path / "runs"
     with Registry(runs) as reg:

@@ -23,6 +23,15 @@ def _open(runs_dir: str | os.PathLike[str] | None) -> Any:
     return Registry(resolve_runs_dir(runs_dir), read_only=True)  # works on an archived, read-only runs directory
 
 
+def _note_unrecorded(dirs: list, directory: Any) -> None:
+    """A note on stderr for run directories the registry does not record (their trials would
+    otherwise vanish from the deflated Sharpe ratio without a word)."""
+    from exitcore.registry import unrecorded_words
+
+    if dirs:
+        click.echo(f"note: {unrecorded_words(dirs, directory)}", err=True)
+
+
 def _when(iso: str | None) -> str:
     return iso[:16].replace("T", " ") if iso else "-"
 
@@ -125,7 +134,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     with the audit column beside it (a FAIL means the number comes from look-ahead).
     """
     from exitcore.cli.output import echo_json
-    from exitcore.registry import RUNS_DIR_ENV, Registry, resolve_runs_dir
+    from exitcore.registry import RUNS_DIR_ENV, Registry, resolve_runs_dir, run_dirs_in
 
     directory = resolve_runs_dir(runs_dir)
     chosen = runs_dir is not None or bool(os.environ.get(RUNS_DIR_ENV))
@@ -144,11 +153,15 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
             echo_json([])
         else:
             click.echo(f"no runs recorded in {directory}")
+            _note_unrecorded(run_dirs_in(directory), directory)
         return
     with _open(runs_dir) as registry:
         if experiment is not None:
             experiment = registry.recorded_experiment(experiment)
         records = registry.list(experiment=experiment, status=status)
+        unrecorded = registry.unrecorded_dirs()
+    if not as_json:
+        _note_unrecorded(unrecorded, directory)
     if as_json:
         echo_json([r.to_dict() for r in records])
         return

@@ -154,7 +154,10 @@ def find_file(explicit: str | os.PathLike[str] | None = None) -> Path:
         if path.is_file():
             return path
     if explicit or os.environ.get(FILE_ENV):
-        raise ExitcoreError(f"{candidates[0]}: experiments file not found")
+        named = f"{candidates[0]} (${FILE_ENV})" if not explicit else str(candidates[0])
+        if candidates[0].is_dir():
+            raise ExitcoreError(f"{named}: a directory, not an experiments file (give the path of a .toml file)")
+        raise ExitcoreError(f"{named}: experiments file not found")
     raise ExitcoreError(
         f"no {FILE_NAME} in {Path.cwd()}, and exitcore's shipped one ({SHIPPED_FILE}) is missing: reinstall "
         f"exitcore, or pass --experiments FILE or set {FILE_ENV}"

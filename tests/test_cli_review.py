@@ -136,6 +136,16 @@ def test_a_missing_experiments_file_is_refused_even_where_unused():
     assert result.exit_code == 2 and result.output == "error: nope.toml: experiments file not found (--experiments FILE)\n"
 
 
+def test_a_directory_given_as_the_experiments_file_is_called_a_directory(tmp_path, monkeypatch):
+    """`EXITCORE_EXPERIMENTS=/tmp` said '/tmp: experiments file not found' (--experiments DIR is
+    refused by its option's own check)."""
+    monkeypatch.setenv("EXITCORE_EXPERIMENTS", str(tmp_path))
+    result = CliRunner().invoke(cli, ["experiments", "list"])
+    assert result.exit_code == 2 and result.output == (
+        f"error: {tmp_path} ($EXITCORE_EXPERIMENTS): a directory, not an experiments file (give the path of a "
+        ".toml file)\n")
+
+
 def test_plugins_takes_experiments_after_the_command():
     """docs: the option works before or after any command; `plugins` said "No such option"."""
     from pathlib import Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,8 @@ class TrainLogger:
             # JSON lines are truncated: the replayed updates log them again.
             self._tb = _tensorboard_writer(self.run_dir / TB_DIR,
                                            purge_step=start_step + 1 if resume_update is not None else None)
-        terminal = sys.stderr.isatty()
+        # a dumb terminal (TERM=dumb: an editor's shell, some CI consoles) cannot redraw a bar
+        terminal = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if progress is None:
             progress = terminal
         self._bar = None

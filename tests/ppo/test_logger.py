@@ -61,6 +61,17 @@ def test_a_resumed_bar_times_only_the_steps_still_to_train(monkeypatch):
     assert "training (resumed at 80 %)" in terminal.getvalue()
 
 
+def test_a_dumb_terminal_gets_lines_not_a_redrawn_bar(monkeypatch):
+    terminal = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("TERM", "dumb")
+    log = TrainLogger(None, total_steps=100, progress=True)  # what `exitcore run` passes
+    log.log({"update": 1, "global_step": 50, "steps": 50})
+    log.close()
+    out = terminal.getvalue()
+    assert log._bar is None and "\r" not in out and "\x1b[" not in out
+
+
 def test_quiet_when_not_a_tty(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     log = TrainLogger(None, total_steps=100)  # progress=None: follow the terminal

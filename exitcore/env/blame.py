@@ -8,6 +8,7 @@ the component. The compiled step has no such frames: it is re-run eagerly first.
 
 from __future__ import annotations
 
+import re
 from types import CodeType
 from typing import Any
 
@@ -38,7 +39,16 @@ def blamed(exc: BaseException, codes: dict[CodeType, str]) -> str | None:
     return innermost_match(exc, codes)
 
 
+#: torch's message for an index past the end of a series (``close[bar + 1]`` at the last bar)
+_PAST_THE_END = re.compile(r"index (\d+) is out of bounds for dimension 0 with size (\d+)")
+
+
 def plugin_failure(exc: BaseException, label: str, where: str) -> PluginError:
     """The :class:`PluginError` for ``exc`` raised by the component ``label`` (or candidates)."""
     at = raised_at(exc)
-    return PluginError(f"{label} raised {type(exc).__name__} {where}: {exc}" + (f" (at {at})" if at else ""))
+    hint = ""
+    past = _PAST_THE_END.search(str(exc)) if isinstance(exc, IndexError) else None
+    if past and int(past.group(1)) >= int(past.group(2)):
+        hint = ("; an index past the end of a series usually means reading a later bar (bar + 1 at the "
+                "data's last bar), which is look-ahead")
+    return PluginError(f"{label} raised {type(exc).__name__} {where}: {exc}" + (f" (at {at})" if at else "") + hint)

@@ -172,3 +172,17 @@ def test_the_mismatch_message_reads_as_one_sentence_with_the_trainer_s_note():
     assert ".;" not in text
     assert text.endswith('Set ppo.compile = "off" to train eagerly; state of the last complete update (0) in runs/x')
     assert with_notes(ValueError("plain")) == "plain"  # no notes: the message as it was
+
+
+def test_an_index_past_the_end_hints_at_reading_a_later_bar():
+    """A trial's feature read close[bar + 1]: at the data's last bar the step raised a bare
+    'index 75240 is out of bounds ...', with no word of look-ahead."""
+    from exitcore.env.blame import plugin_failure
+
+    for index, hinted in ((5, True), (-7, False)):
+        try:
+            torch.zeros(5)[torch.tensor([index])]
+        except IndexError as exc:
+            message = str(plugin_failure(exc, "feature 'peek'", "in a step"))
+        assert message.startswith(f"feature 'peek' raised IndexError in a step: index {index} is out of bounds")
+        assert message.endswith("(bar + 1 at the data's last bar), which is look-ahead") is hinted

@@ -101,3 +101,15 @@ def test_load_rejects_torn_and_foreign_files(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
     assert os.path.exists(good)
+    # a file holding arbitrary objects: not torch's advice to load it with weights_only=False
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": ckpt.FORMAT, "obj": _Foreign()}, pickled)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(pickled)
+    assert str(info.value).endswith("(UnpicklingError: it holds objects other than tensors and plain data, "
+                                    "which exitcore does not load)")
+    assert "weights_only" not in str(info.value) and "arbitrary code" not in str(info.value)
+
+
+class _Foreign:
+    """Anything a weights-only load refuses."""

@@ -545,6 +545,7 @@ def _given_options(given: RunRequest) -> list[str]:
 
 def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: Any, host: Any, registry: Any,
            resume: bool, progress: bool | None) -> tuple[Any, Any]:
+    from exitcore.ppo.logger import last_logged_update
     from exitcore.ppo.policy import build_policy
     from exitcore.ppo.trainer import CHECKPOINT_FILE, PPOTrainer
 
@@ -569,6 +570,10 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
             trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
             note(f"resumed at step {trainer.global_step:,}")
         else:
+            logged = last_logged_update(info.run_dir) if resume else None
+            if logged:  # the log says it trained; without its checkpoint that work is lost
+                click.echo(f"warning: no {CHECKPOINT_FILE} in {info.run_dir}, although its training log records "
+                           f"{plural(logged, 'update')}: training starts again from step 0", err=True)
             trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
         trainers.append(trainer)
         start_step, t0 = trainer.global_step, time.perf_counter()
@@ -746,12 +751,13 @@ def _check_checkpoint(run_dir: Path, resolved: Any) -> None:
     first one) is fine: training starts from step 0."""
     from exitcore.config import unstructure
     from exitcore.ppo.checkpoint import load_checkpoint
-    from exitcore.ppo.trainer import CHECKPOINT_FILE
+    from exitcore.ppo.trainer import CHECKPOINT_FILE, check_log_reaches
 
     path = run_dir / CHECKPOINT_FILE
     if not path.exists():
         return
     state = load_checkpoint(path)
+    check_log_reaches(path, int(state["update"]), run_dir)
     # compared as JSON: the checkpoint holds the plain data of the [ppo] table it trained under
     written, ours = (json.loads(json.dumps(x, sort_keys=True, default=str)) for x in (state["ppo"], unstructure(resolved.config.ppo)))
     # only the keys the checkpoint has: one written before a [ppo] key existed (policy_params)

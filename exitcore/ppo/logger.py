@@ -86,6 +86,9 @@ class TrainLogger:
         if self._file is not None:
             self._file.write(json.dumps({k: _json_value(v) for k, v in metrics.items()}) + "\n")
             self._file.flush()
+            # on disk before the update's checkpoint is: a checkpoint past the log's last record
+            # is then never this run's own (checked on resume, last_logged_update)
+            os.fsync(self._file.fileno())
         if self._tb is not None:
             step = int(metrics["global_step"])
             for key, value in metrics.items():
@@ -157,6 +160,21 @@ def _tensorboard_writer(directory: Path, purge_step: int | None = None) -> Any:
     except ImportError:
         return None
     return SummaryWriter(log_dir=str(directory), purge_step=purge_step)
+
+
+def last_logged_update(run_dir: Path) -> int | None:
+    """The last update recorded in ``run_dir``'s training log (None: no log, or no record)."""
+    last = None
+    try:
+        with open(Path(run_dir) / LOG_FILE, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    last = int(json.loads(line)["update"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line from a killed run
+    except OSError:
+        return None
+    return last
 
 
 def _truncate_after(path: Path, update: int) -> None:

@@ -41,7 +41,7 @@ from exitcore.ppo.graphs import (
     set_learning_rate,
     tensor_learning_rates,
 )
-from exitcore.ppo.logger import TrainLogger, flatten_metrics
+from exitcore.ppo.logger import LOG_FILE, TrainLogger, flatten_metrics, last_logged_update
 from exitcore.ppo.loss import normalise_advantages, ppo_loss
 from exitcore.ppo.rng import capture_rng_state, restore_rng_state
 from exitcore.ppo.schedule import Schedules
@@ -542,6 +542,8 @@ class PPOTrainer:
         is restored through its ``load_state_dict``.
         """
         state = load_checkpoint(checkpoint_path)
+        if kwargs.get("run_dir") is not None:
+            check_log_reaches(checkpoint_path, int(state["update"]), Path(kwargs["run_dir"]))
         trainer = cls(env, policy, ppo, **kwargs)
         try:
             trainer.load_state_dict(state)
@@ -561,6 +563,19 @@ class PPOTrainer:
         """Return to the last consistent state and write it (a partial update is dropped)."""
         self.load_state_dict(_clone(good))
         return self._write(good)
+
+
+def check_log_reaches(checkpoint_path: str | Path, update: int, run_dir: Path) -> None:
+    """Refuse a checkpoint of update ``update`` when ``run_dir``'s training log ends before it:
+    each update's record is on disk before its checkpoint is written, so such a checkpoint is
+    another run's (one with the same ``[ppo]`` table: 80 updates ahead, it resumed as 'done'
+    with those updates missing from the log). No log at all is not a contradiction."""
+    last = last_logged_update(run_dir)
+    if last is not None and last < update:
+        raise CheckpointError(
+            f"{checkpoint_path}: holds update {update}, but the run's training log ({run_dir / LOG_FILE}) ends at "
+            f"update {last}, and every update is logged before its checkpoint is written: the checkpoint is another "
+            "run's. Put the run's own checkpoint back, or start a new run")
 
 
 def make_adam(parameters: Any, lr: float, capturable: bool = False) -> torch.optim.Adam:

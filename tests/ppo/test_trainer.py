@@ -653,3 +653,29 @@ def test_a_checkpoint_changed_after_it_was_written_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=r"checkpoint\.pt: damaged: its contents no longer match the checksum"):
         load_checkpoint(path)
+
+
+def test_a_checkpoint_ahead_of_the_runs_log_is_another_runs(tmp_path):
+    """Another run's checkpoint with the same [ppo] table, 80 updates ahead, resumed as 'done'
+    with those updates missing from the log."""
+    from exitcore.errors import CheckpointError
+
+    ppo = config(total_timesteps=4 * UPDATE_STEPS)
+    _, other, _ = run(ppo, tmp_path / "other")
+
+    def stop_at_1(update, metrics):
+        if update == 1:
+            raise KeyboardInterrupt
+
+    env, policy = make(ppo)
+    mine = PPOTrainer(env, policy, ppo, run_dir=tmp_path / "mine", on_update=stop_at_1, progress=False).train()
+    assert mine.updates == 1
+    (tmp_path / "mine" / CHECKPOINT_FILE).write_bytes(other.checkpoint_path.read_bytes())
+    env, policy = make(ppo)
+    with pytest.raises(CheckpointError, match=r"holds update 4, but the run's training log \(.*train_log.jsonl\) ends "
+                                              r"at update 1, .*the checkpoint is another run's"):
+        PPOTrainer.resume(tmp_path / "mine" / CHECKPOINT_FILE, env, policy, ppo, run_dir=tmp_path / "mine",
+                          progress=False)
+    # its own run resumes it (the log reaches it)
+    env, policy = make(ppo)
+    PPOTrainer.resume(other.checkpoint_path, env, policy, ppo, run_dir=tmp_path / "other", progress=False)

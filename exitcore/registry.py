@@ -338,6 +338,15 @@ class RunRecord:
             return None
 
 
+def _unfinished_creation(path: Path) -> bool:
+    """A 0-byte registry beside a rollback journal: the process creating it was killed before
+    its first transaction committed (a commit writes the file), so no run was ever recorded in it."""
+    try:
+        return path.stat().st_size == 0 and Path(f"{path}-journal").is_file()
+    except OSError:
+        return False
+
+
 def run_dirs_in(runs_dir: Path) -> list[Path]:
     """The run directories (folders holding a ``run.json``) directly in ``runs_dir``, sorted."""
     try:
@@ -389,6 +398,11 @@ class Registry:
         #: read-only: runs whose process is gone, shown as interrupted (nothing can be written)
         self._presumed: dict[str, tuple[str, str]] = {}
         self._warned: set[tuple[str, str]] = set()
+        if create and not read_only and _unfinished_creation(self.path):
+            # nothing was ever committed to it: start the registry again
+            for leftover in (Path(f"{self.path}-journal"), self.path):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         if not create or read_only:
             self._check_exists()
         try:
@@ -417,10 +431,14 @@ class Registry:
     def exists(runs_dir: str | os.PathLike[str]) -> bool:
         """Whether ``runs_dir`` holds a registry (without creating anything). Anything at the
         registry's path counts, so that opening it says what is wrong with a directory there
-        instead of "no runs recorded"."""
-        return os.path.lexists(Path(runs_dir) / REGISTRY_FILE)
+        instead of "no runs recorded" (except a registry whose creation was killed: no run was ever
+        recorded in it)."""
+        path = Path(runs_dir) / REGISTRY_FILE
+        return os.path.lexists(path) and not _unfinished_creation(path)
 
     def _check_exists(self) -> None:
+        if _unfinished_creation(self.path):
+            raise RegistryError(self.missing(self.runs_dir))
         if self.path.is_dir():
             raise RegistryError(f"{self.path} is a directory, not a run registry file; move it away "
                                 "(a run registry is created by `exitcore run`)")

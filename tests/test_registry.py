@@ -422,6 +422,27 @@ def populated(tmp_path):
     return runs, done, train, failed
 
 
+def test_a_registry_whose_creation_was_killed_is_started_again(tmp_path):
+    """SIGKILL while the first run created the registry left 0 bytes and a rollback journal;
+    every later command was refused with 'the runs it recorded are lost' (none ever were)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "registry.sqlite").write_bytes(b"")
+    (runs / "registry.sqlite-journal").write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + bytes(504))
+    assert not Registry.exists(runs)
+    listed = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert listed.exit_code == 0 and listed.stdout == f"no runs recorded in {runs}\n"
+    with Registry(runs) as reg:
+        run_id = reg.create_run("v4", "c", "d")
+    assert not (runs / "registry.sqlite-journal").exists()
+    with Registry(runs, read_only=True) as reg:
+        assert [r.id for r in reg.list()] == [run_id]
+    # without the journal an empty file is still refused: runs may have been recorded in it
+    (runs / "registry.sqlite").write_bytes(b"")
+    with pytest.raises(RegistryError, match=r"is empty \(0 bytes\)"):
+        Registry(runs, read_only=True)
+
+
 def test_run_directories_the_registry_does_not_record_are_noted(tmp_path):
     """A deleted or replaced registry silently reset the deflated Sharpe ratio's trial count
     (N = 1 beside four run directories) and `runs` said only 'no runs recorded'."""

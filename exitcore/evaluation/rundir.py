@@ -343,6 +343,10 @@ def _check_complete(run_dir: Path) -> None:
     path = Path(run_dir) / CONFIG_FILE
     if path.is_file():
         return
+    if not Path(run_dir).exists():  # moved or deleted: a moved one is still good where it is now
+        raise RunDirError(f"run directory {run_dir} not found: if it was moved, move it back (a run directory is "
+                          "found where the registry recorded it, relative to its runs directory: moving the whole "
+                          "runs directory is fine); if it was deleted, start a new run")
     what = (f"its {CONFIG_FILE} (the frozen configuration) is missing" if Path(run_dir).is_dir()
             else "the directory does not exist")
     try:

@@ -243,7 +243,9 @@ def test_a_run_directory_without_its_config_cannot_be_resumed_and_says_what_to_d
     with pytest.raises(RunDirError, match=r"is incomplete: its config.toml .* is missing, so the run cannot be resumed "
                                           r"or audited; start a new run \(`exitcore run v4_no_lookahead`\)"):
         resolve_run(runs_dir / run_id, make_host())
-    with pytest.raises(RunDirError, match="is incomplete: the directory does not exist"):
+    # moved, not damaged: the run is still resumable where it is put back
+    with pytest.raises(RunDirError, match=r"gone not found: if it was moved, move it back .*; if it was deleted, "
+                                          r"start a new run"):
         resolve_run(runs_dir / "gone", make_host())
 
 

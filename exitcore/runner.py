@@ -256,6 +256,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         meta["costs"] = costs.to_dict()
         if previous is not None:
             meta = _keep_provenance(run_dir / RUN_FILE, meta)
+            _warn_other_threads(meta, device)
         write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2, default=str))
         remove_stale_temporaries(run_dir)  # left by a kill in the middle of an atomic write
 
@@ -883,13 +884,15 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
         ],
         "git": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        # CPU results are bit-identical only at the same thread count (docs/ppo.md, Determinism)
+        "threads": torch.get_num_threads(),
         "host": platform.node(),
         "command": sys.argv,
     }
 
 
 #: what run.json records about the process that ran: a resume keeps the first start's and lists its own
-_PROVENANCE = ("command", "git", "versions", "host", "plugins")
+_PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins")
 
 
 def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -905,6 +908,17 @@ def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     resumes = old.get("resumes") if isinstance(old.get("resumes"), list) else []
     kept["resumes"] = [*resumes, {"at": _utc_now(), **{k: meta[k] for k in _PROVENANCE if k in meta}}]
     return kept
+
+
+def _warn_other_threads(meta: dict[str, Any], device: Any) -> None:
+    """On a CPU resume, say when torch's thread count differs from the first start's: the
+    continuation then differs from an uninterrupted run in the last bits (a trial measured 6e-8
+    in the weights), where the docs promise bit for bit."""
+    first, now = meta.get("threads"), (meta.get("resumes") or [{}])[-1].get("threads")
+    if getattr(device, "type", str(device)) == "cpu" and isinstance(first, int) and isinstance(now, int) and first != now:
+        click.echo(f"warning: this run first trained with {plural(first, 'torch thread')}, and resumes with {now} "
+                   f"(OMP_NUM_THREADS): the continuation will not be bit-identical to an uninterrupted run; "
+                   f"resume with OMP_NUM_THREADS={first} for that", err=True)
 
 
 def _utc_now() -> str:

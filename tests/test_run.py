@@ -113,6 +113,7 @@ def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     assert [s["name"] for s in meta["splits"]] == ["train", "test"]
     assert meta["features"][0] == "position.upnl_pct" and meta["obs_dim"] == len(meta["features"])
     assert any(p["distribution"] == "exitcore-masks" for p in meta["plugins"])
+    assert isinstance(meta["threads"], int) and meta["threads"] >= 1  # CPU bit-identity needs the same count
     assert meta["git"] is None or len(meta["git"]["commit"]) == 40
     metrics = json.loads(row["metrics"])
     assert metrics["split"] == "test" and metrics["in_sample"] is False and metrics["n_trades"] > 100
@@ -653,3 +654,19 @@ def test_run_prints_the_datas_warnings_and_where_to_see_the_rest(capsys):
     assert err[:SHOW_DATA_WARNINGS] == [str(f) for f in found[:SHOW_DATA_WARNINGS]]
     assert err[-1] == "warning: 2 more data warnings: `exitcore data inspect 'my data.csv'` lists them all"
     assert len(err) == SHOW_DATA_WARNINGS + 1
+
+
+def test_a_cpu_resume_with_another_thread_count_is_warned_about(capsys):
+    """A resume with OMP_NUM_THREADS=2 after a 1-thread start silently lost the bit-for-bit
+    promise (weights 6e-8 off); run.json did not even record the count."""
+    from exitcore.runner import _warn_other_threads
+
+    _warn_other_threads({"threads": 1, "resumes": [{"threads": 2}]}, "cpu")
+    assert capsys.readouterr().err == (
+        "warning: this run first trained with 1 torch thread, and resumes with 2 (OMP_NUM_THREADS): the continuation "
+        "will not be bit-identical to an uninterrupted run; resume with OMP_NUM_THREADS=1 for that\n")
+    for meta, device in (({"threads": 2, "resumes": [{"threads": 2}]}, "cpu"),  # same count
+                         ({"threads": 1, "resumes": [{"threads": 2}]}, "cuda"),  # the GPU's kernels decide there
+                         ({"resumes": [{"threads": 2}]}, "cpu")):  # started before the count was recorded
+        _warn_other_threads(meta, device)
+        assert capsys.readouterr().err == ""

@@ -7,14 +7,14 @@ test observations carry bars from the gap or from the training split.
 
 For a decision at bar ``b`` and a feature declaring lookback ``L``, the prices (open, high,
 low, close) and the engine's ATR series of every bar **before** ``b - L`` are poisoned (NaN, or
-ten times their value: "huge"), the feature is **rebuilt from its factory** on that market (so
-a statistic fitted in ``build`` over all history is caught too) and recomputed for the same
-decision state; its columns must come out the same to within :data:`ULP_TOLERANCE` float32
-units in the last place. Not bit-identical, and not 1e6 as the future's poisoning: pandas'
-rolling statistics keep float64 running sums that every value passing through the window
-leaves a trace in, a rounding trace with prices of the data's own scale but a changed result
-(a z-score of -1.8 read -0.3) after prices of 1e6, which would fail a causal rolling std
-declared with its exact window. What the engine hands every feature is left as
+:data:`HUGE_FACTOR` times their value: "huge"), the feature is **rebuilt from its factory** on
+that market (so a statistic fitted in ``build`` over all history is caught too) and recomputed
+for the same decision state; its columns must agree to a relative :data:`RTOL` (plus
+:data:`ATOL`). Not bit-identity, and not 1e6 as the future's poisoning: pandas' rolling
+statistics keep float64 running sums in which every value that passed through the window
+leaves a rounding trace: after prices of 1e6 a changed result (a z-score of -1.8 read -0.3),
+after ten times the prices still 8e-7 of it, where reading one poisoned bar changes a value by
+a large fraction. What the engine hands every feature is left as
 it is: the decision state (``state.atr``, the ATR at the decision bar, included) and the
 bar times. The look-ahead audit runs this next to the future poisoning of
 :mod:`exitcore.env.causality`.
@@ -37,10 +37,10 @@ PAST_MODES = ("nan", "huge")
 _POISONED_FIELDS = ("open", "high", "low", "close", "atr")
 #: "huge" before a lookback: the bars' own prices times this (far from any price the window
 #: holds, without swamping float64 running sums as 1e6 does)
-HUGE_FACTOR = 10.0
-#: float32 units in the last place a recomputed column may differ by (running-sum rounding);
-#: reading a poisoned bar moves a value by far more
-ULP_TOLERANCE = 4
+HUGE_FACTOR = 2.0
+#: relative and absolute difference a recomputed column may show (running-sum rounding, about
+#: 1e-8 of a pandas rolling std's value here); reading a poisoned bar moves a value by far more
+RTOL, ATOL = 1e-5, 1e-7
 
 
 def poison_market_before(market: Any, before: int, mode: str) -> Any:
@@ -179,15 +179,14 @@ def _unchanged(recompute: Any, original: torch.Tensor, before: int, mode: str) -
 
 
 def _moved(original: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Per column, whether ``values`` differs from ``original`` by more than :data:`ULP_TOLERANCE`
-    float32 steps (NaN against a number is a difference; NaN against NaN is not)."""
-    a, b = original.to(torch.float32), values.to(torch.float32)
+    """Per column, whether ``values`` differs from ``original`` by more than :data:`RTOL` of the
+    larger plus :data:`ATOL` (NaN against a number is a difference, NaN against NaN is not; an
+    infinity equals only itself)."""
+    a, b = original.to(torch.float64), values.to(torch.float64)
     nan_a, nan_b = torch.isnan(a), torch.isnan(b)
-    # float32 bits as integers on one ordered line (negative floats count down from 0)
-    ia, ib = (x.view(torch.int32).to(torch.int64) for x in (a, b))
-    ia = torch.where(ia < 0, -(ia & 0x7FFFFFFF), ia)
-    ib = torch.where(ib < 0, -(ib & 0x7FFFFFFF), ib)
-    return (nan_a != nan_b) | (~nan_a & ~nan_b & ((ia - ib).abs() > ULP_TOLERANCE))
+    finite = torch.isfinite(a) & torch.isfinite(b)
+    far = (a - b).abs() > RTOL * torch.maximum(a.abs(), b.abs()) + ATOL
+    return (nan_a != nan_b) | torch.where(finite, far, ~nan_a & ~nan_b & (a != b))
 
 
 def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode: str) -> int:

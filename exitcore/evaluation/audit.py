@@ -288,6 +288,10 @@ def format_audit(report: Mapping[str, Any]) -> str:
             lines.append(f"  READS BEYOND ITS LOOKBACK feature {c['component']}")
         elif c["kind"] == "unstable":
             lines.append(f"  NOT REPRODUCIBLE {c['component']}")
+        elif c["kind"] == "held":
+            lines.append(f"  KEEPS STATE BETWEEN BUILDS {c['component']}")
+            lines.append(f"       {f['detail']}")
+            continue
         else:
             lines.append(f"  LEAK {c['kind']} {c['component']}")
         lines.append(f"       first at {finding.where()} when {_when(c['kind'], f['mode'])}: {f['detail']}")
@@ -410,6 +414,38 @@ def _action(policy: torch.nn.Module, view: Any) -> int:
     mask = view.mask.clone()
     mask[HOLD] = True
     return int(act(policy, view.obs[None], mask[None])[0])
+
+
+def check_held_state(assembled: Any, rebuild: Callable[[Any], Any]) -> list[Finding]:
+    """Features, masks and guards that keep per-bar data between builds (``kind="held"``): rebuilt
+    on bars NaN from the middle on, they still reach an array of one row per bar that the
+    original build reached too, so what they read was computed before the bars changed and no
+    poisoning reaches it (exitcore/env/held_state.py)."""
+    from exitcore.env.held_state import held_arrays, tensor_storages
+
+    market = assembled.market
+    n, half = market.n_bars, market.n_bars // 2
+    try:
+        other = rebuild(poison_bars(assembled.bars, half, "nan"))
+    except Exception:  # noqa: BLE001 - a component failing on these bars is the decision probe's finding
+        return []
+    skip = set().union(*(tensor_storages(x) for x in (market, assembled.table, other.market, other.table)))
+    a, b = assembled.components, other.components
+    pairs = [(f"feature {named.name} [{named.origin}]", (named.fn, spec), (b.features[i].fn, b.feature_specs[i]))
+             for i, (named, spec) in enumerate(zip(a.features, a.feature_specs))]
+    pairs += [(f"mask {m.label()}", (m.fn,), (b.masks[i].fn,)) for i, m in enumerate(a.masks)]
+    pairs += [(f"guard {g.label()}", (g.fn,), (b.guards[i].fn,)) for i, g in enumerate(a.guards)]
+    findings = []
+    for label, before, after in pairs:
+        held_before = held_arrays(before, n, skip)
+        shared = [where for address, where in held_arrays(after, n, skip).items() if address in held_before]
+        if shared:
+            findings.append(Finding(
+                "held", label, "nan", -1, None, half, _close_time(market, half),
+                f"rebuilt on bars that are NaN from bar {half} on, it still holds the [{n}] array it held before "
+                f"({shared[0]}): it keeps per-bar data between builds (a module-level cache?), which no poisoning "
+                "reaches, so the audit cannot check it; compute it from ctx.market in build each time (docs/plugins.md)"))
+    return findings
 
 
 def check_fills(assembled: Any, pool: Any) -> list[Finding]:
@@ -570,6 +606,7 @@ def audit(
                                 histories=[history for _, history in paths])
         leaks += probe_lookback(assembled, rows, past_modes(modes))
         findings = [_from_leak(leak, market) for leak in leaks]
+        findings += check_held_state(assembled, rebuild)
 
         by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
         entry_rows = by_signal[_stratified(len(by_signal), n_entries or n_decisions, np.random.default_rng(seed + 1))]

@@ -73,6 +73,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_long_memory" }}]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_rolling_z" }}]
 
+[experiments.zoo_cached_next]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_cached_next" }}]
+
 [experiments.zoo_random]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_noisy_feature" }}]

@@ -178,6 +178,26 @@ def test_a_causal_rolling_statistic_with_its_lookback_declared_passes():
     assert {leak.kind for leak in probe_lookback(short, rows[:4], modes=("nan",))} == {"lookback"}
 
 
+def test_a_leak_kept_in_a_module_level_cache_is_found_by_the_table_it_keeps():
+    """Every rebuild served the clean table from the cache: the audit passed a feature that is
+    the next bar's move, and the run scored a Sharpe of 3.4 after one update."""
+    _, asm, pools, _ = prepared("zoo_cached_next")
+    report = audit(asm, pools["test"], n_decisions=N, seed=3)
+    assert report.verdict == "FAIL"
+    (culprit,) = [c for c in report.culprits() if c["kind"] != "policy"]
+    assert culprit["kind"] == "held" and culprit["component"].startswith("feature zoo_cached_next [zoo")
+    assert f"it still holds the [{asm.market.n_bars}] array it held before (table)" in culprit["first"]["detail"]
+    assert "KEEPS STATE BETWEEN BUILDS feature zoo_cached_next" in report.format()
+
+
+def test_no_shipped_or_causal_component_is_said_to_keep_state():
+    for name in ("v4_no_lookahead", "zoo_rolling_z", "zoo_random", "zoo_counter", "zoo_long_memory"):
+        _, asm, _, _ = prepared(name)
+        from exitcore.evaluation.audit import check_held_state, make_rebuild
+
+        assert check_held_state(asm, make_rebuild(asm)) == [], name
+
+
 def test_a_normalisation_fitted_on_all_data_reads_the_future_and_the_whole_past():
     _, asm, pools, _ = prepared("zoo_global_norm")
     report = audit(asm, pools["test"], n_decisions=N, seed=3)
@@ -527,3 +547,15 @@ def test_a_long_probe_reports_its_progress(monkeypatch):
     with progress_to(said.append):
         causality.probe_decisions(asm, rows, make_rebuild(asm), modes=("nan",))
     assert said == [f"probed {i} of {len(rows)} decisions" for i in range(len(rows))]
+
+
+def test_the_lookback_comparison_tolerates_rounding_only():
+    from exitcore.env.lookback import _moved
+
+    inf, nan = float("inf"), float("nan")
+    pairs = [(nan, nan, False), (nan, 1.0, True), (1.0, nan, True), (inf, inf, False), (inf, -inf, True),
+             (inf, 3e38, True), (0.0, -0.0, False), (1.0, 1.0 + 1e-7, False), (-0.19046451, -0.19046436, False),
+             (1.0, 1.001, True), (1e-9, 2e-7, True), (0.0, 5e-8, False)]
+    a = torch.tensor([p[0] for p in pairs], dtype=torch.float32)
+    b = torch.tensor([p[1] for p in pairs], dtype=torch.float32)
+    assert _moved(a, b).tolist() == [p[2] for p in pairs]

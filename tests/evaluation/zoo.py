@@ -12,6 +12,9 @@
 * ``zoo_rolling_z`` — no leak: a 500-bar rolling z-score of the close from pandas, declaring
   its lookback of 499 bars; pandas' running sums keep a trace of every value that passed through
   the window, so it is bit-identical only to the last bits of a float64: the audit must pass it;
+* ``zoo_cached_next`` — the next bar's move, computed on its first build and kept in a
+  module-level cache: every rebuild on poisoned bars serves the same clean table, so no
+  comparison sees the leak; the audit must find the kept table itself;
 * ``zoo_noisy_feature`` and ``zoo_random_guard`` — no look-ahead, but random (torch's global
   generator): they differ on every rebuild, poisoned or not; the audit must pass them;
 * ``zoo_noisy_leak`` — the next bar's return plus noise: random *and* leaking, a leak;
@@ -88,6 +91,21 @@ def _rolling_z(_params, ctx):
         return table.to(state.bar.device)[state.bar][:, None]
 
     return FeatureSpec(("close_z500",), 499, compute)
+
+
+_CACHE: dict[str, torch.Tensor] = {}
+
+
+def _cached_next(_params, ctx):
+    if "next_move" not in _CACHE:  # "expensive": computed once per process
+        close = ctx.market.close
+        _CACHE["next_move"] = torch.cat([close[1:] - close[:-1], close.new_zeros(1)]).to(torch.float32)
+    table = _CACHE["next_move"]
+
+    def compute(market, state):
+        return table[state.bar][:, None] * 1e4
+
+    return FeatureSpec(("next_move_cached",), 0, compute)
 
 
 def _peek_entry(_params, _ctx):
@@ -180,6 +198,7 @@ def register_features(register):
     register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
     register("zoo_long_memory", _long_memory, description="reads 20 bars back, declares a lookback of 5")
     register("zoo_rolling_z", _rolling_z, description="causal: a pandas rolling z-score, lookback declared")
+    register("zoo_cached_next", _cached_next, description="LEAK: the next bar's move, cached at module level")
     register("zoo_noisy_feature", _noisy_feature, description="random: uniform noise")
     register("zoo_noisy_leak", _noisy_leak, description="LEAK: the next bar's move, plus noise")
     register("zoo_counter", _counter, description="stateful: counts its own calls")

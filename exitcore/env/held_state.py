@@ -1,0 +1,111 @@
+"""Per-bar data a component keeps between builds, which the look-ahead audit cannot poison.
+
+The audit rebuilds every feature, mask and guard from its factory on poisoned bars and compares
+what they compute (:mod:`exitcore.env.causality`). A factory that serves a table it computed on
+an earlier build (a module-level cache keyed by the experiment or the data path) returns the
+same table for the poisoned bars, so a leak inside it passes every comparison: a trial's feature
+caching the next bar's move passed the audit and scored a Sharpe of 3.4 after one update.
+
+This check builds each component again on bars whose second half is NaN and looks through what
+the built function can reach (its closure, defaults, the globals its code names, bound
+objects, containers) for arrays with one row per bar. An array of that length that the rebuilt
+component shares with the original one, and that is not the engine's own market or trade
+tensors, was computed before the bars changed: the component keeps per-bar state the audit
+cannot see. A cache that hands out copies, or hides in ``functools.lru_cache``, is not found;
+docs/plugins.md says to keep no state between builds.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+#: how deep the search follows references from a built function
+MAX_DEPTH = 6
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), types.ModuleType, type)
+
+
+def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int]) -> dict[int, str]:
+    """``{storage address: where}`` of the arrays with ``n_bars`` rows that any of ``roots`` (a
+    built function, a FeatureSpec) can reach (``skip``: storage addresses to ignore, the
+    engine's tensors); ``where`` is the path to it (``table``, ``self.cache['x']``)."""
+    found: dict[int, str] = {}
+    seen: set[int] = set()
+    for root in roots:
+        _walk(root, "", 0, seen, found, n_bars, skip)
+    return found
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def storage_of(array: Any) -> int:
+    """The address of the memory an array lives in (views and numpy/torch sharing agree)."""
+    if isinstance(array, torch.Tensor):
+        return array.untyped_storage().data_ptr()
+    base = array
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    return base.__array_interface__["data"][0]
+
+
+def tensor_storages(obj: Any) -> set[int]:
+    """Storage addresses of every tensor attribute of ``obj`` (a MarketTensors, a TradeTable)."""
+    values = vars(obj).values() if hasattr(obj, "__dict__") else (getattr(obj, a.name) for a in obj.__attrs_attrs__)
+    return {storage_of(v) for v in values if isinstance(v, torch.Tensor) and v.numel() > 0}
+
+
+def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, str], n_bars: int, skip: set[int]) -> None:
+    if depth > MAX_DEPTH or id(obj) in seen or isinstance(obj, _ATOMS):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        if obj.ndim >= 1 and obj.shape[0] == n_bars and n_bars > 1 and getattr(obj, "device", None) != torch.device("meta"):
+            address = storage_of(obj)
+            if address not in skip:
+                found.setdefault(address, path or "the function")
+        return
+    if type(obj).__name__ in ("MarketTensors", "TradeTable", "BuildContext"):
+        return  # what the audit poisons and rebuilds itself
+    if isinstance(obj, torch.nn.Module):
+        return
+    step = lambda child, where: _walk(child, where, depth + 1, seen, found, n_bars, skip)  # noqa: E731
+    if isinstance(obj, types.FunctionType):
+        for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
+            try:
+                step(cell.cell_contents, _join(path, name))
+            except ValueError:  # an empty cell
+                continue
+        for i, default in enumerate(obj.__defaults__ or ()):
+            step(default, _join(path, f"default {i}"))
+        for name in obj.__code__.co_names:  # the globals the code reads: where a module cache lives
+            if name in obj.__globals__:
+                step(obj.__globals__[name], _join(path, name))
+    elif isinstance(obj, types.MethodType):
+        step(obj.__self__, path)
+        step(obj.__func__, path)
+    elif isinstance(obj, functools.partial):
+        step(obj.func, path)
+        for i, arg in enumerate(obj.args):
+            step(arg, _join(path, f"argument {i}"))
+        for key, value in obj.keywords.items():
+            step(value, _join(path, key))
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            step(value, f"{path}[{key!r}]")
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for i, value in enumerate(obj):
+            step(value, f"{path}[{i}]")
+    else:
+        attributes = dict(vars(obj)) if hasattr(obj, "__dict__") else {}
+        for name in getattr(type(obj), "__slots__", ()):
+            if hasattr(obj, name):
+                attributes[name] = getattr(obj, name)
+        for name, value in attributes.items():
+            step(value, _join(path, name))

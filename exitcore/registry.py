@@ -339,8 +339,11 @@ class RunRecord:
 
 
 def _unfinished_creation(path: Path) -> bool:
-    """A 0-byte registry beside a rollback journal: the process creating it was killed before
-    its first transaction committed (a commit writes the file), so no run was ever recorded in it."""
+    """A 0-byte registry beside a rollback journal: its first transaction has not committed (a
+    commit writes the file): another process is creating it now, or was killed doing so. No run
+    was ever recorded in it, so a reader sees no registry; a writer opens it as any other, and
+    SQLite, under its locks, rolls back a dead creator's journal (deleting the files here would
+    break a live creator's commit)."""
     try:
         return path.stat().st_size == 0 and Path(f"{path}-journal").is_file()
     except OSError:
@@ -398,11 +401,6 @@ class Registry:
         #: read-only: runs whose process is gone, shown as interrupted (nothing can be written)
         self._presumed: dict[str, tuple[str, str]] = {}
         self._warned: set[tuple[str, str]] = set()
-        if create and not read_only and _unfinished_creation(self.path):
-            # nothing was ever committed to it: start the registry again
-            for leftover in (Path(f"{self.path}-journal"), self.path):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
         if not create or read_only:
             self._check_exists()
         try:
@@ -692,7 +690,7 @@ class Registry:
             if cur.rowcount == 0:
                 cur = conn.execute(
                     "UPDATE runs SET status = 'running', ended_at = NULL, error = '', heartbeat_at = ? "
-                    "WHERE id = ? AND status = 'interrupted' AND pid = ? AND hostname = ? AND proc_start = ?",
+                    "WHERE id = ? AND status = 'interrupted' AND pid = ? AND hostname = ? AND proc_start IS ?",
                     (_now(), run_id, os.getpid(), socket.gethostname(), owner_token()))
             if cur.rowcount == 0 and not self._has(conn, run_id):
                 raise self._unknown(run_id)

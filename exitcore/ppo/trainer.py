@@ -186,8 +186,11 @@ class PPOTrainer:
                 while self.update < self.n_updates:
                     metrics = self._train_one_update(self.update + 1)
                     self.update += 1
+                    # logged before it becomes the state a checkpoint writes: a kill between the two
+                    # loses no record, and a log that fails (a full disk, a second Ctrl-C) leaves the
+                    # previous update the last good one, so no checkpoint is ever ahead of the log
+                    logger.log(metrics)
                     good = self.snapshot()
-                    logger.log(metrics)  # before the checkpoint: a kill between the two loses no record
                     if self.update % self.ppo.checkpoint_every == 0:
                         self._write(good)
                         saved_update = self.update
@@ -575,7 +578,7 @@ def check_log_reaches(checkpoint_path: str | Path, update: int, run_dir: Path) -
         raise CheckpointError(
             f"{checkpoint_path}: holds update {update}, but the run's training log ({run_dir / LOG_FILE}) ends at "
             f"update {last}, and every update is logged before its checkpoint is written: the checkpoint is another "
-            "run's. Put the run's own checkpoint back, or start a new run")
+            "run's, or the log lost its last records. Put the run's own checkpoint back, or start a new run")
 
 
 def make_adam(parameters: Any, lr: float, capturable: bool = False) -> torch.optim.Adam:

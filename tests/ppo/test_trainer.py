@@ -679,3 +679,31 @@ def test_a_checkpoint_ahead_of_the_runs_log_is_another_runs(tmp_path):
     # its own run resumes it (the log reaches it)
     env, policy = make(ppo)
     PPOTrainer.resume(other.checkpoint_path, env, policy, ppo, run_dir=tmp_path / "other", progress=False)
+
+
+def test_a_log_that_fails_leaves_a_checkpoint_the_run_can_resume(tmp_path, monkeypatch):
+    """The snapshot was taken before the log record was written: a full disk (or a second
+    Ctrl-C) while logging update 2 wrote checkpoint 2 beside a log ending at 1, which resume
+    then refused as another run's."""
+    import errno
+
+    from exitcore.ppo import logger as logger_module
+
+    real_log = logger_module.TrainLogger.log
+
+    def log(self, metrics):
+        if metrics["update"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_log(self, metrics)
+
+    ppo = config(total_timesteps=4 * UPDATE_STEPS)
+    env, policy = make(ppo)
+    monkeypatch.setattr(logger_module.TrainLogger, "log", log)
+    with pytest.raises(OSError):
+        PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False).train()
+    monkeypatch.setattr(logger_module.TrainLogger, "log", real_log)
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 1
+    env, policy = make(ppo)
+    assert PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, ppo, run_dir=tmp_path,
+                             progress=False).train().status == "done"
+    assert _log_updates(tmp_path) == [1, 2, 3, 4]

@@ -13,8 +13,8 @@ for the same decision state; its columns must agree to a relative :data:`RTOL` (
 :data:`ATOL`). Not bit-identity, and not 1e6 as the future's poisoning: pandas' rolling
 statistics keep float64 running sums in which every value that passed through the window
 leaves a rounding trace: after prices of 1e6 a changed result (a z-score of -1.8 read -0.3),
-after ten times the prices still 8e-7 of it, where reading one poisoned bar changes a value by
-a large fraction. What the engine hands every feature is left as
+after twice the prices still 1e-5 of a short window's, where reading one poisoned bar changes a
+value by a large fraction. What the engine hands every feature is left as
 it is: the decision state (``state.atr``, the ATR at the decision bar, included) and the
 bar times. The look-ahead audit runs this next to the future poisoning of
 :mod:`exitcore.env.causality`.
@@ -35,11 +35,13 @@ from exitcore.errors import describe_exception
 #: poisonings of the bars before a feature's lookback (a subset of the audit's modes)
 PAST_MODES = ("nan", "huge")
 _POISONED_FIELDS = ("open", "high", "low", "close", "atr")
-#: "huge" before a lookback: the bars' own prices times this (far from any price the window
-#: holds, without swamping float64 running sums as 1e6 does)
-HUGE_FACTOR = 2.0
-#: relative and absolute difference a recomputed column may show (running-sum rounding, about
-#: 1e-8 of a pandas rolling std's value here); reading a poisoned bar moves a value by far more
+#: "huge" before a lookback: the bars' own prices times this, a 10 % jump (hundreds of bars'
+#: moves on FX bars) that leaves float64 running sums' rounding at the data's own scale: twice
+#: the prices already left 1.1e-5 of a 5-bar rolling std's z-score, 1e6 turned -1.8 into -0.3
+HUGE_FACTOR = 1.1
+#: relative and absolute difference a recomputed column may show (running-sum rounding: at most
+#: about 1e-6 of a pandas rolling z-score's value, windows of 3 to 500 bars, prices x 1.1);
+#: reading a poisoned bar moves a value by far more
 RTOL, ATOL = 1e-5, 1e-7
 
 

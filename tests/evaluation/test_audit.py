@@ -8,7 +8,7 @@ import attrs
 import pytest
 import torch
 from click.testing import CliRunner
-from evalkit import one_torch_thread, prepared  # noqa: F401 - autouse fixture
+from evalkit import _V4_FEATURES, one_torch_thread, prepared  # noqa: F401 - autouse fixture
 
 import exitcore_evaluators
 from exitcore.cli import cli
@@ -156,26 +156,30 @@ def test_every_planted_leak_is_caught_and_named(name, kind, culprit):
     assert len([c for c in report.culprits() if c["kind"] != "policy"]) == 1, report.format()
 
 
-def test_a_causal_rolling_statistic_with_its_lookback_declared_passes():
+@pytest.mark.parametrize("window", [5, 16, 500])
+def test_a_causal_rolling_statistic_with_its_lookback_declared_passes(window):
     """pandas' rolling std keeps a trace of the prices that passed through its window: huge
     prices (1e6) before the lookback turned a z-score of -1.43 into -0.22 (a false FAIL advising
-    a lookback longer than the test split), and NaN can move the last bits of a float64."""
+    a lookback longer than the test split); ten, even two times the prices still moved a short
+    window's z-score by up to 1e-5 of its value."""
     import dataclasses
 
     from exitcore.env.causality import sample_decision_rows
     from exitcore.env.lookback import probe_lookback
 
-    _, asm, pools, _ = prepared("zoo_rolling_z")
+    features = (f'features=[{_V4_FEATURES}, {{ name = "zoo_rolling_z", params = {{ window = {window} }} }}]')
+    _, asm, pools, _ = prepared("zoo_rolling_z", features)
     env = asm.make_env(torch.as_tensor(pools["test"])[:8], auto_reset=False)
     row = sample_decision_rows(env, 1, lambda m: torch.zeros(m.shape[0], dtype=torch.int64))[0]
-    rows = [dataclasses.replace(row, bar=torch.tensor([bar])) for bar in range(600, asm.market.n_bars, 150)]
-    assert [leak.detail for leak in probe_lookback(asm, rows) if "close_z500" in leak.component] == []
+    rows = [dataclasses.replace(row, bar=torch.tensor([bar])) for bar in range(600, asm.market.n_bars, 37)]
+    assert [leak.detail for leak in probe_lookback(asm, rows) if "close_z" in leak.component] == []
     # the same window declared one bar short is still caught
     specs = list(asm.components.feature_specs)
     i = [n.name for n in asm.components.features].index("zoo_rolling_z")
-    specs[i] = attrs.evolve(specs[i], lookback=498)
+    specs[i] = attrs.evolve(specs[i], lookback=window - 2)
     short = attrs.evolve(asm, components=attrs.evolve(asm.components, feature_specs=tuple(specs)))
-    assert {leak.kind for leak in probe_lookback(short, rows[:4], modes=("nan",))} == {"lookback"}
+    for mode in ("nan", "huge"):
+        assert {leak.kind for leak in probe_lookback(short, rows[:4], modes=(mode,))} == {"lookback"}, mode
 
 
 def test_a_leak_kept_in_a_module_level_cache_is_found_by_the_table_it_keeps():

@@ -9,8 +9,8 @@
   can run at all depends on bars after the decision;
 * ``zoo_long_memory`` — a 20-bar momentum declaring a lookback of 5 bars: not look-ahead, but
   it reads bars the purge gap was sized without, so test observations reach into the gap;
-* ``zoo_rolling_z`` — no leak: a 500-bar rolling z-score of the close from pandas, declaring
-  its lookback of 499 bars; pandas' running sums keep a trace of every value that passed through
+* ``zoo_rolling_z`` — no leak: a rolling z-score of the close from pandas (``window`` bars, 500
+  by default), declaring its lookback of ``window - 1`` bars; pandas' running sums keep a trace of every value that passed through
   the window, so it is bit-identical only to the last bits of a float64: the audit must pass it;
 * ``zoo_cached_next`` — the next bar's move, computed on its first build and kept in a
   module-level cache: every rebuild on poisoned bars serves the same clean table, so no
@@ -33,6 +33,7 @@ for ``zoo_long_memory``, the bars before the declared lookback) exposes them.
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pandas as pd
 import torch
@@ -82,15 +83,20 @@ def _long_memory(_params, ctx):
     return FeatureSpec(("momentum_20_atr",), 5, compute)  # the lie: it reads 20 bars back
 
 
-def _rolling_z(_params, ctx):
+@attrs.frozen
+class _WindowParams:
+    window: int = 500
+
+
+def _rolling_z(params, ctx):
     close = pd.Series(ctx.market.close.cpu().numpy())
-    window = close.rolling(500, min_periods=1)
+    window = close.rolling(params.window, min_periods=1)
     table = torch.as_tensor(((close - window.mean()) / window.std()).fillna(0.0).to_numpy(copy=True), dtype=torch.float32)
 
     def compute(market, state):
         return table.to(state.bar.device)[state.bar][:, None]
 
-    return FeatureSpec(("close_z500",), 499, compute)
+    return FeatureSpec((f"close_z{params.window}",), params.window - 1, compute)
 
 
 _CACHE: dict[str, torch.Tensor] = {}
@@ -197,7 +203,8 @@ def register_features(register):
     register("zoo_global_norm", _global_norm, description="LEAK: normalised by statistics of all the data")
     register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
     register("zoo_long_memory", _long_memory, description="reads 20 bars back, declares a lookback of 5")
-    register("zoo_rolling_z", _rolling_z, description="causal: a pandas rolling z-score, lookback declared")
+    register("zoo_rolling_z", _rolling_z, params=_WindowParams,
+             description="causal: a pandas rolling z-score, lookback declared")
     register("zoo_cached_next", _cached_next, description="LEAK: the next bar's move, cached at module level")
     register("zoo_noisy_feature", _noisy_feature, description="random: uniform noise")
     register("zoo_noisy_leak", _noisy_leak, description="LEAK: the next bar's move, plus noise")

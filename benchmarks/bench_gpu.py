@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS
+from exitcore.experiments import SHIPPED_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
 LAST_UPDATE_KEYS = ("sps", "sps_rollout", "sps_update", "time_rollout", "time_update")
 
 
@@ -41,7 +41,7 @@ def assembled_v4(device: torch.device, overrides: list[str]):
     from exitcore.experiments import load_file, resolve
     from exitcore.plugins import PluginHost
 
-    resolved = resolve(load_file(ROOT / "experiments.toml"), "v4_no_lookahead", PluginHost.create(), overrides=overrides)
+    resolved = resolve(load_file(SHIPPED_FILE), "v4_no_lookahead", PluginHost.create(), overrides=overrides)
     bars = load_bars(resolved.config.data, PluginHost.create())
     asm = assemble(resolved, bars, device=device)
     pool = torch.nonzero(asm.table.decidable).flatten()

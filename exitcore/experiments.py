@@ -134,8 +134,8 @@ class ExperimentsFile:
         raise self.error([("", f"unknown budget {name!r}{hint}; available: {', '.join(self.budgets) or 'none'}")])
 
 
-#: exitcore's own experiments (v1-v4, the budgets), package data of exitcore (a checkout's
-#: top-level experiments.toml links to it); a user's file is layered over it (:func:`load_experiments`)
+#: exitcore's own experiments (v1-v4, the budgets), package data of exitcore (so wheels have it
+#: too); a user's file is layered over it (:func:`load_experiments`)
 SHIPPED_FILE = Path(__file__).resolve().parent / FILE_NAME
 
 

@@ -13,9 +13,8 @@ import torch
 from exitcore import hookimpl
 from exitcore.actions import EXIT, PARTIAL_EXIT
 from exitcore.cli.experiments import _build_and_step, step_every_action
-from exitcore.experiments import load_file
+from exitcore.experiments import SHIPPED_FILE, load_file
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Brittle:
@@ -72,7 +71,7 @@ def checked(tmp_path_factory):
     from exitcore.plugins import PluginHost
 
     path = tmp_path_factory.mktemp("exp") / "experiments.toml"
-    path.write_text((ROOT / "experiments.toml").read_text() + """
+    path.write_text(SHIPPED_FILE.read_text() + """
 [experiments.exit_crash]
 extends = "v4_no_lookahead"
 guards = [{ name = "crash_on_exit" }]

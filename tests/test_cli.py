@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from exitcore.cli import cli
+from exitcore.experiments import SHIPPED_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -399,7 +400,7 @@ def test_experiments_check_build_runs_the_plugins(tmp_path):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brittle\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[exitcore]\nbrittle = brittle\n")
     experiments = tmp_path / "experiments.toml"
-    experiments.write_text((ROOT / "experiments.toml").read_text() + textwrap.dedent("""
+    experiments.write_text(SHIPPED_FILE.read_text() + textwrap.dedent("""
         [experiments.v5_calendar]
         extends = "v4_no_lookahead"
         guards = [{ name = "needs_calendar" }]
@@ -465,7 +466,7 @@ def test_compare_warns_once_on_a_terminal(monkeypatch, tmp_path, terminal):
 def test_experiments_file_option_before_or_after_the_subcommand(tmp_path, where):
     """`exitcore run v5 --experiments mine.toml` is what users type; it means what
     `exitcore --experiments mine.toml run v5` means (it was "No such option")."""
-    project = (Path(__file__).resolve().parents[1] / "experiments.toml").read_text(encoding="utf-8")
+    project = SHIPPED_FILE.read_text(encoding="utf-8")
     mine = tmp_path / "mine.toml"
     mine.write_text(project + '\n[experiments.only_mine]\nextends = "v4_no_lookahead"\n', encoding="utf-8")
     option = ["--experiments", str(mine)]

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from exitcore.cli import cli
+from exitcore.experiments import SHIPPED_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +151,7 @@ def test_plugins_takes_experiments_after_the_command():
     """docs: the option works before or after any command; `plugins` said "No such option"."""
     from pathlib import Path
 
-    project = Path(__file__).resolve().parents[1] / "experiments.toml"
+    project = SHIPPED_FILE
     result = CliRunner().invoke(cli, ["plugins", "--experiments", str(project)])
     assert result.exit_code == 0 and "builtin" in result.output
 
@@ -323,7 +324,7 @@ def test_a_resume_with_the_device_it_trained_on_trains_there_even_where_auto_pic
 
 def test_a_bad_data_path_in_the_experiments_file_names_its_toml_path(tmp_path):
     """It ended with a bare "(path)"."""
-    project = (ROOT / "experiments.toml").read_text(encoding="utf-8")
+    project = SHIPPED_FILE.read_text(encoding="utf-8")
     mine = tmp_path / "mine.toml"
     mine.write_text(project + '\n[experiments.v4_real]\nextends = "v4_no_lookahead"\n[experiments.v4_real.data]\n'
                     'source = "csv"\nparams = { path = "nodata/bars.csv" }\n', encoding="utf-8")

@@ -29,6 +29,8 @@ import numpy as np
 import pytest
 import torch
 
+from exitcore.experiments import SHIPPED_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("EXITCORE_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -47,7 +49,7 @@ def assembled(device: str, overrides: list[str] = ()):
     from exitcore.plugins import PluginHost
 
     host = PluginHost.create()
-    resolved = resolve(load_file(ROOT / "experiments.toml"), "v4_no_lookahead", host, overrides=[*V4_SMALL, *overrides])
+    resolved = resolve(load_file(SHIPPED_FILE), "v4_no_lookahead", host, overrides=[*V4_SMALL, *overrides])
     asm = assemble(resolved, load_bars(resolved.config.data, host), device=device)
     return resolved, asm, torch.nonzero(asm.table.decidable).flatten()
 

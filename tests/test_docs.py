@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from exitcore.experiments import SHIPPED_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS_DOC = ROOT / "docs" / "plugins.md"
 
@@ -46,7 +48,7 @@ def test_the_entry_strategy_example_runs():
     module = types.ModuleType("my_entries")
     exec(compile(block, "docs/plugins.md", "exec"), module.__dict__)
     host = PluginHost.create(plugins=[module])
-    experiment = resolve(load_file(ROOT / "experiments.toml"), "v4_no_lookahead", host, budget="smoke",
+    experiment = resolve(load_file(SHIPPED_FILE), "v4_no_lookahead", host, budget="smoke",
                          overrides=["entry.name=close_breakout", "entry.params.period=30"])
     bars = load_bars(experiment.config.data, host)
     assembled = assemble(experiment, bars)  # runs the strategy and checks what it returned

@@ -18,7 +18,7 @@ import exitcore_masks
 import exitcore_rewards
 from exitcore.config import timeframe_seconds
 from exitcore.errors import ConfigError
-from exitcore.experiments import check_all, load_file, parse_override, resolve
+from exitcore.experiments import SHIPPED_FILE, check_all, load_file, parse_override, resolve
 from exitcore.hookspecs import hookimpl
 from exitcore.params import AnyFloat, positive_int
 
@@ -391,7 +391,7 @@ def test_the_shipped_experiments_keep_their_config_hashes():
     from exitcore.experiments import load_file
     from exitcore.plugins import PluginHost
 
-    file = load_file(Path(__file__).resolve().parents[1] / "experiments.toml")
+    file = load_file(SHIPPED_FILE)
     host = PluginHost.create()
     assert {name: resolve(file, name, host).config_hash() for name in file.names} == {
         "v1": "9d884f9992052dc5", "v2_exit_guards": "b313aab70e06653e", "v3": "c9ceb10c5a34481f",

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from exitcore.cli import cli
 from exitcore.errors import ConfigError
-from exitcore.experiments import check_all, load_file, resolve
+from exitcore.experiments import SHIPPED_FILE, check_all, load_file, resolve
 from exitcore.plugins import PluginHost
 
-PROJECT_FILE = Path(__file__).resolve().parents[1] / "experiments.toml"
+PROJECT_FILE = SHIPPED_FILE
 
 
 @pytest.fixture(scope="module")

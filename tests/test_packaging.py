@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,15 +15,21 @@ from exitcore.experiments import SHIPPED_FILE
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_checkouts_experiments_file_is_the_shipped_one() -> None:
+def test_the_shipped_experiments_are_package_data() -> None:
     assert SHIPPED_FILE.parent == Path(exitcore.__file__).resolve().parent
-    assert (ROOT / "experiments.toml").samefile(SHIPPED_FILE)
+    # no second copy or link at the top (a link is a text file in a Windows checkout)
+    assert not (ROOT / "experiments.toml").exists()
 
 
 def test_the_wheel_carries_the_shipped_experiments_and_no_tests(tmp_path: Path) -> None:
-    # pip builds in an isolated environment with the build-system's setuptools, as a user's pip does
+    # built from a copy (pip leaves build/ and rewrites the egg-info where it builds), in an
+    # isolated environment with the build-system's setuptools, as a user's pip does
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "exitcore", source / "exitcore", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
+        shutil.copy(ROOT / name, source / name)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = tmp_path.glob("exitcore-*.whl")
     with zipfile.ZipFile(wheel) as zf:

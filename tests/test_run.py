@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from exitcore.experiments import SHIPPED_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ("--budget", "smoke")
 
@@ -321,7 +323,7 @@ def test_resume_continues_the_frozen_configuration_without_the_experiments_file(
     """A run of an experiment from another experiments file resumes with the printed command
     alone, even after that file changed (a new experiment sharing the prefix, the run's own
     experiment edited): the run directory's config.toml is what continues."""
-    project = (ROOT / "experiments.toml").read_text(encoding="utf-8")
+    project = SHIPPED_FILE.read_text(encoding="utf-8")
     mine = tmp_path / "mine.toml"
     mine.write_text(project + '\n[experiments.mine]\nextends = "v4_no_lookahead"\n', encoding="utf-8")
     runs = tmp_path / "runs"
@@ -630,7 +632,7 @@ def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, c
             return f"enough after update {update}" if update == 2 else None
 
     request = RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(tmp_path / "runs"))
-    outcome = execute(request, load_experiments(ROOT / "experiments.toml"), PluginHost.create(plugins=[Enough()]))
+    outcome = execute(request, load_experiments(SHIPPED_FILE), PluginHost.create(plugins=[Enough()]))
     assert outcome.status == "done" and outcome.results, outcome
     assert "ended early, before the 2,048 steps asked for: enough after update 2" in capsys.readouterr().err
     (row,) = registry_rows(tmp_path / "runs")

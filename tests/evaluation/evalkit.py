@@ -28,11 +28,10 @@ import zoo
 import exitcore.builtin
 import exitcore.builtin.data_sources
 import exitcore.builtin.policies
-from exitcore.experiments import ExperimentsFile, resolve
+from exitcore.experiments import SHIPPED_FILE, ExperimentsFile, resolve
 from exitcore.plugins import PluginHost
 
-ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILE = ROOT / "experiments.toml"
+PROJECT_FILE = SHIPPED_FILE
 PLUGINS = (
     exitcore.builtin,
     exitcore.builtin.data_sources,

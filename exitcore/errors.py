@@ -6,6 +6,7 @@ line (no traceback) and exits with status 2. Everything else is a bug and keeps 
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import sysconfig
@@ -13,6 +14,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: OS errors that are the machine's state, not the user's input or the experiment's doing: a
+#: full disk or quota, a file-size limit, an I/O error, a read-only file system, a closed output
+#: pipe, no memory (a run stopped by one stays resumable; the CLI exits 1 for one, not 2)
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EPIPE, errno.ENOMEM})
 
 
 def innermost_match(exc: BaseException, by_code: dict[Any, T]) -> T | None:

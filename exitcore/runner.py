@@ -23,7 +23,6 @@ configuration nor the data changed. A crash marks the run ``failed``; a killed p
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import platform
@@ -41,7 +40,7 @@ import attrs
 import click
 
 from exitcore.atomic import remove_stale_temporaries, write_text_atomic
-from exitcore.errors import CheckpointError, ConfigError, ExitcoreError
+from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.words import command, plural
@@ -394,13 +393,10 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
             pass
 
 
-#: OS errors that are the machine's state, not the experiment's doing: a full disk or quota, a
-#: file-size limit, an I/O error, a read-only file system, a closed output pipe, no memory
-_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EPIPE, errno.ENOMEM})
 
 
 def _machine_trouble(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS
+    return isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS
 
 
 @contextlib.contextmanager
@@ -409,7 +405,7 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
 
     Ctrl-C outside the trainer's own handling marks the run ``interrupted`` (it can be resumed:
     the last checkpoint is complete), and so does the machine's trouble (a full disk, a closed
-    output pipe: :data:`_MACHINE_ERRNOS`), since hours of training must not be written off for
+    output pipe: :data:`~exitcore.errors.MACHINE_ERRNOS`), since hours of training must not be written off for
     it; any other exception (a plugin's missing file too: resuming would meet it again) marks
     it ``failed``. ``resumable=False``: the stage comes before anything a resume could start
     from (a new run's configuration), so it fails.

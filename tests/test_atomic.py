@@ -88,3 +88,22 @@ def test_stale_temporaries_are_recognised_by_name_only(tmp_path):
         (tmp_path / name).write_text("x")
     assert sorted(p.name for p in remove_stale_temporaries(tmp_path)) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+def test_a_full_disk_exits_1_naming_the_file_not_the_bad_input_status(tmp_path, monkeypatch):
+    """`data synth` on a full disk printed a bare '[Errno 28] No space left on device' and exited
+    2, the status of bad input."""
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+    from exitcore.data import synth_io
+
+    def full_disk(bars, path, name=None):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a flush reports it: no file name
+
+    monkeypatch.setattr(synth_io, "write_bars", full_disk)
+    out = tmp_path / "bars.csv"
+    result = CliRunner().invoke(cli, ["data", "synth", "-o", str(out), "--years", "0.05"])
+    assert result.exit_code == 1, result.output
+    assert f"error: [Errno 28] No space left on device: '{out}'" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,6 @@ printed as one ``error:`` message without a traceback and exit with status 2.
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib
 import os
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 import click
 
 from exitcore import __version__
-from exitcore.errors import ExitcoreError
+from exitcore.errors import MACHINE_ERRNOS, ExitcoreError
 
 #: built-in subcommands: name -> "module:attribute", imported on first use
 LAZY_COMMANDS: dict[str, str] = {
@@ -122,11 +121,7 @@ class LazyGroup(click.Group):
             # A file that cannot be written or read (read-only, full disk, permissions): one line,
             # not a traceback. Writers go through exitcore.atomic, so nothing is left half-written.
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(1 if exc.errno in _MACHINE_ERRNOS else 2)  # a full disk is not bad input
-
-
-#: OS errors that are the machine's state, not the user's input (exit status 1, not 2)
-_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.ENOMEM})
+            ctx.exit(1 if exc.errno in MACHINE_ERRNOS else 2)  # a full disk is not bad input
 
 
 def _stdout_closed() -> bool:

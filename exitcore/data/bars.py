@@ -12,6 +12,7 @@ its signal bar ``s`` and filled at the open of ``s + 1``.
 from __future__ import annotations
 
 import hashlib
+import numbers
 
 import attrs
 import numpy as np
@@ -132,6 +133,30 @@ class Trades:
 _ROWS_NAMED = 3
 
 
+def price_problems(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+    """Per kind of bad OHLC value, the rows that have it, each row under its first kind only:
+    ``missing`` (NaN), ``non-finite``, ``non-positive``, ``high`` (below max(open, close)),
+    ``low`` (above min(open, close)). What the file loaders and :func:`check_bars` both check."""
+    prices = np.stack([o, h, l, c])
+    missing = np.isnan(prices).any(axis=0)
+    infinite = ~missing & np.isinf(prices).any(axis=0)
+    finite = ~missing & ~infinite
+    nonpos = finite & (prices <= 0).any(axis=0)
+    positive = finite & ~nonpos
+    return {"missing": missing, "non-finite": infinite, "non-positive": nonpos,
+            "high": positive & (h < np.maximum(o, c)), "low": positive & (l > np.minimum(o, c))}
+
+
+def bad_optional(values: np.ndarray) -> np.ndarray:
+    """Rows of a ``volume``/``spread`` column that are not a finite number >= 0."""
+    return ~(np.isfinite(values) & (values >= 0))
+
+
+#: how :func:`check_bars` words each kind of :func:`price_problems`
+_PRICE_WORDS = {"missing": "price that is NaN", "non-finite": "price that is infinite", "non-positive": "price <= 0",
+                "high": "high below max(open, close)", "low": "low above min(open, close)"}
+
+
 def check_bars(bars: Bars) -> list[str]:
     """What is wrong with the values of ``bars`` (empty when nothing is).
 
@@ -149,7 +174,7 @@ def check_bars(bars: Bars) -> list[str]:
         timeframe_seconds(bars.timeframe)
     except (TypeError, ValueError) as exc:
         problems.append(f"timeframe: {exc}")
-    if not (isinstance(bars.pip_size, (int, float)) and np.isfinite(bars.pip_size) and bars.pip_size > 0):
+    if not (isinstance(bars.pip_size, numbers.Real) and np.isfinite(bars.pip_size) and bars.pip_size > 0):
         problems.append(f"pip_size must be a finite number > 0, got {bars.pip_size!r}")
     frame = bars.frame
     columns = [c for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
@@ -157,19 +182,13 @@ def check_bars(bars: Bars) -> list[str]:
     if not_numeric:
         problems.append(f"columns {not_numeric} are not numeric (dtypes {[str(frame[c].dtype) for c in not_numeric]})")
         return problems
-    o, h, l, c = (frame[col].to_numpy(dtype=np.float64) for col in PRICE_COLUMNS)
-    prices = np.stack([o, h, l, c])
-    finite = np.isfinite(prices).all(axis=0)
-    positive = finite & (prices > 0).all(axis=0)
-    # a row is reported for its first problem only, as the file loaders do
-    _add(problems, frame, ~finite, "price that is NaN or infinite")
-    _add(problems, frame, finite & ~positive, "price <= 0")
-    _add(problems, frame, positive & (h < np.maximum(o, c)), "high below max(open, close)")
-    _add(problems, frame, positive & (l > np.minimum(o, c)), "low above min(open, close)")
+    prices = (frame[col].to_numpy(dtype=np.float64) for col in PRICE_COLUMNS)
+    for kind, bad in price_problems(*prices).items():
+        _add(problems, frame, bad, _PRICE_WORDS[kind])
     for name in OPTIONAL_COLUMNS:
         if name in frame.columns:
-            v = frame[name].to_numpy(dtype=np.float64)
-            _add(problems, frame, ~(np.isfinite(v) & (v >= 0)), f"{name} that is not a finite number >= 0")
+            _add(problems, frame, bad_optional(frame[name].to_numpy(dtype=np.float64)),
+                 f"{name} that is not a finite number >= 0")
     return problems
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from exitcore.config import timeframe_seconds
-from exitcore.data.bars import OPTIONAL_COLUMNS, PRICE_COLUMNS, Bars, Finding, infer_pip_size
+from exitcore.data.bars import OPTIONAL_COLUMNS, PRICE_COLUMNS, Bars, Finding, bad_optional, infer_pip_size, price_problems
 from exitcore.data.clocks import Clock, to_utc
 from exitcore.errors import DataError
 
@@ -332,19 +332,15 @@ def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
     """Report the bad values of ``ch`` (and, when ``tf_ns`` is not 0, its times off the bar grid)."""
     ok = ~ch.bad & (ch.local_ns != NAT)
     o, h, l, c = (ch.values[k] for k in PRICE_COLUMNS)
-    stacked = np.stack([o, h, l, c])
-    missing = ok & np.isnan(stacked).any(axis=0)
-    _emit(out, ch, missing, "missing", lambda i: f"missing price ({_fields(ch, i)})")
-    infinite = ok & ~missing & np.isinf(stacked).any(axis=0)
-    _emit(out, ch, infinite, "non-finite", lambda i: f"non-finite price ({_fields(ch, i)})")
-    finite = ok & ~missing & ~infinite
-    nonpos = finite & (stacked <= 0).any(axis=0)
-    _emit(out, ch, nonpos, "non-positive", lambda i: f"non-positive price ({_fields(ch, i)})")
-    positive = finite & ~nonpos  # a row is reported for its first kind of problem only
-    hi_bad = positive & (h < np.maximum(o, c))
-    _emit(out, ch, hi_bad, "high", lambda i: f"high {float(h[i])!r} < max(open, close) {float(max(o[i], c[i]))!r}")
-    lo_bad = positive & (l > np.minimum(o, c))
-    _emit(out, ch, lo_bad, "low", lambda i: f"low {float(l[i])!r} > min(open, close) {float(min(o[i], c[i]))!r}")
+    words = {  # a row is reported for its first kind of problem only (price_problems)
+        "missing": lambda i: f"missing price ({_fields(ch, i)})",
+        "non-finite": lambda i: f"non-finite price ({_fields(ch, i)})",
+        "non-positive": lambda i: f"non-positive price ({_fields(ch, i)})",
+        "high": lambda i: f"high {float(h[i])!r} < max(open, close) {float(max(o[i], c[i]))!r}",
+        "low": lambda i: f"low {float(l[i])!r} > min(open, close) {float(min(o[i], c[i]))!r}",
+    }
+    for kind, bad in price_problems(o, h, l, c).items():
+        _emit(out, ch, ok & bad, kind, words[kind])
     if tf_ns:
         off = ok & (ch.local_ns % tf_ns != 0)
         tf_text = format_timeframe(tf_ns // _NS)
@@ -352,7 +348,7 @@ def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
     for name in OPTIONAL_COLUMNS:
         if name in ch.values:
             v = ch.values[name]
-            bad = ok & ~(np.isfinite(v) & (v >= 0))
+            bad = ok & bad_optional(v)
             _emit(out, ch, bad, name, lambda i, v=v, name=name: f"{name} {float(v[i])!r} is not a finite number >= 0")
 
 

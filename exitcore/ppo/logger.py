@@ -164,27 +164,26 @@ def _tensorboard_writer(directory: Path, purge_step: int | None = None) -> Any:
 
 def last_logged_update(run_dir: Path) -> int | None:
     """The last update recorded in ``run_dir``'s training log (None: no log, or no record)."""
-    last = None
     try:
-        with open(Path(run_dir) / LOG_FILE, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    last = int(json.loads(line)["update"])
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn last line from a killed run
+        updates = [update for update, _ in _records(Path(run_dir) / LOG_FILE)]
     except OSError:
         return None
-    return last
+    return updates[-1] if updates else None
+
+
+def _records(path: Path) -> list[tuple[int, str]]:
+    """``(update, line)`` of every readable record of a training log (a torn last line from a
+    killed run, or any line without an update number, is left out)."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                records.append((int(json.loads(line)["update"]), line))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return records
 
 
 def _truncate_after(path: Path, update: int) -> None:
     """Keep only the records with ``update <= update`` (written atomically)."""
-    kept = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                if int(json.loads(line)["update"]) <= update:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line from a killed run
-    write_text_atomic(path, "".join(kept))
+    write_text_atomic(path, "".join(line for n, line in _records(path) if n <= update))

@@ -563,3 +563,23 @@ def test_the_lookback_comparison_tolerates_rounding_only():
     a = torch.tensor([p[0] for p in pairs], dtype=torch.float32)
     b = torch.tensor([p[1] for p in pairs], dtype=torch.float32)
     assert _moved(a, b).tolist() == [p[2] for p in pairs]
+
+
+def test_a_mask_difference_no_mask_plugin_made_names_the_engine():
+    from exitcore.env.causality import ENGINE, compare_paths, replay_path, state_row
+    from exitcore.env.state import EnvState
+
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    trade = int(pools["test"][0])
+    actions = torch.zeros(3, dtype=torch.int64)
+    clean = replay_path(asm, trade, actions)
+    mask = clean.mask.clone()
+    mask[1, 2] = ~mask[1, 2]  # the environment's own mask differs; every plugin's is as it was
+    poisoned = attrs.evolve(clean, mask=mask)
+    last = EnvState.from_tensors({k: v[3:4] for k, v in clean.states.items()})  # decision k = 3
+    found = compare_paths(clean, poisoned, asm, "nan", state_row(last, 0))
+    assert [(leak.kind, leak.component, leak.k) for leak in found] == [("mask", f"{ENGINE}: action mask", 1)]
+    masks = clean.masks.clone()
+    masks[1, 0, 2] = ~masks[1, 0, 2]  # min_exit_bar's own mask differs too: it is named, not the engine
+    found = compare_paths(clean, attrs.evolve(poisoned, masks=masks), asm, "nan", state_row(last, 0))
+    assert [(leak.kind, leak.component.split(" from ")[0]) for leak in found] == [("mask", "'min_exit_bar'")]

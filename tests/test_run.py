@@ -225,9 +225,15 @@ def test_a_run_directory_path_finds_its_own_registry(tmp_path, finished_run):
 
 
 def test_a_frictionless_run_is_warned_about(tmp_path):
+    # and a run directory its registry does not record (a replaced registry): its trial is missing
+    stray = tmp_path / "runs" / "20261101-000000-v4_no_lookahead-ab12"
+    stray.mkdir(parents=True)
+    (stray / "run.json").write_text("{}")
     out = exitcore("run", "v4", *SMOKE, "--set", "costs.spread_pips=0", "-q", runs=tmp_path / "runs")
     assert out.returncode == 0, out.stderr
     assert "warning: costs are zero: every result is frictionless" in out.stderr  # even with -q
+    assert (f"warning: 1 run directory in {tmp_path / 'runs'} is not in its registry (e.g. {stray.name}: copied in, "
+            "or the registry was replaced)") in out.stderr
 
 
 def test_a_failed_run_is_not_resumed(tmp_path):

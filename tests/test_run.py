@@ -293,17 +293,19 @@ def test_interrupt_then_resume_reaches_the_uninterrupted_parameters(tmp_path):
     assert registry_rows(runs)[0]["status"] == "interrupted"
 
     # a readable checkpoint written under another [ppo] configuration (copied from another run)
+    from exitcore.ppo.checkpoint import DIGEST_KEY, save_checkpoint
+
     state = torch.load(io.BytesIO(good), weights_only=True)
-    foreign = {**state, "ppo": {**state["ppo"], "seed": 3, "learning_rate": 0.003}}
-    torch.save(foreign, checkpoint)
+    foreign = {k: v for k, v in state.items() if k not in ("format", "version", DIGEST_KEY)}
+    save_checkpoint(checkpoint, {**foreign, "ppo": {**state["ppo"], "seed": 3, "learning_rate": 0.003}})
     out = exitcore("run", "--resume", row["id"], runs=runs)
     assert out.returncode == 2 and f"{checkpoint}: this checkpoint was not written by this run: it was trained with " \
         "ppo.learning_rate = 0.003 (this run: 0.0003); ppo.seed = 3 (this run: 0)" in out.stderr, out.stderr
     assert "resumed at step" not in out.stderr and registry_rows(runs)[0]["status"] == "interrupted"
     # ... and one of this configuration whose network does not fit (checked only once training
     # starts): the file is at fault, so the run stays interrupted, resumable from a good one
-    misfit = {**state, "model": {k: v[..., :1] if v.dim() > 1 else v for k, v in state["model"].items()}}
-    torch.save(misfit, checkpoint)
+    save_checkpoint(checkpoint, {**foreign, "model": {k: v[..., :1] if v.dim() > 1 else v
+                                                      for k, v in state["model"].items()}})
     out = exitcore("run", "--resume", row["id"], runs=runs)
     assert out.returncode == 2 and f"run {row['id']} cannot continue from its checkpoint: {checkpoint}: " \
         "the checkpoint's model does not fit this policy" in out.stderr, out.stderr
@@ -617,9 +619,9 @@ def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monk
     (tmp_path / "checkpoint.pt").write_bytes(b"stand-in: load_checkpoint is replaced below")
     run = SimpleNamespace(config=SimpleNamespace(ppo=PPOConfig()))
     older = {k: v for k, v in unstructure(PPOConfig()).items() if k != "policy_params"}
-    monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": older})
+    monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": older, "update": 0})
     _check_checkpoint(tmp_path, run)  # accepted
-    monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": {**older, "seed": 7}})
+    monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": {**older, "seed": 7}, "update": 0})
     with pytest.raises(CheckpointError, match=r"ppo.seed = 7 \(this run: 0\)"):
         _check_checkpoint(tmp_path, run)
 

@@ -691,8 +691,9 @@ class Registry:
             if cur.rowcount == 0:
                 cur = conn.execute(
                     "UPDATE runs SET status = 'running', ended_at = NULL, error = '', heartbeat_at = ? "
-                    "WHERE id = ? AND status = 'interrupted' AND pid = ? AND hostname = ? AND proc_start IS ?",
-                    (_now(), run_id, os.getpid(), socket.gethostname(), owner_token()))
+                    "WHERE id = ? AND status = 'interrupted' AND pid = ? AND hostname = ? AND proc_start IS ? "
+                    "AND error LIKE ?",  # presumed gone by another process, not stopped by its own (Ctrl-C)
+                    (_now(), run_id, os.getpid(), socket.gethostname(), owner_token(), f"process {os.getpid()} on % is gone%"))
             if cur.rowcount == 0 and not self._has(conn, run_id):
                 raise self._unknown(run_id)
             if cur.rowcount == 0:

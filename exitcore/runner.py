@@ -393,8 +393,6 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
             pass
 
 
-
-
 def _machine_trouble(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS
 

@@ -8,6 +8,7 @@ import math
 import multiprocessing as mp
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -237,11 +238,15 @@ def test_a_run_in_another_pid_namespace_is_judged_by_its_heartbeat(reg):
 def test_a_live_run_marked_interrupted_takes_itself_back_at_its_heartbeat(reg):
     run_id = reg.create_run("v4", "c", "d")
     reg.mark_running(run_id)
-    _sql(reg, "UPDATE runs SET status = 'interrupted', ended_at = '2026-01-01T00:00:00+00:00', error = 'x' WHERE id = ?",
-         run_id)
+    gone = f"process {os.getpid()} on {socket.gethostname()} is gone (last seen 2026-01-01T00:00:00+00:00)"
+    _sql(reg, "UPDATE runs SET status = 'interrupted', ended_at = '2026-01-01T00:00:00+00:00', error = ? WHERE id = ?",
+         gone, run_id)
     reg.heartbeat(run_id)
     rec = reg.get(run_id)
     assert (rec.status, rec.ended_at, rec.error) == ("running", None, "")
+    reg.mark_interrupted(run_id, "interrupted (Ctrl-C)")  # stopped by its own process: it stays so
+    with pytest.raises(RegistryError, match="is not running"):
+        reg.heartbeat(run_id)
     other = reg.create_run("v4", "c", "d")
     reg.mark_running(other)
     _sql(reg, "UPDATE runs SET status = 'interrupted', pid = 999999999 WHERE id = ?", other)

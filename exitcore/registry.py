@@ -351,13 +351,15 @@ def _unfinished_creation(path: Path) -> bool:
 
 
 def run_dirs_in(runs_dir: Path, skip: frozenset[str] | set[str] = frozenset()) -> list[Path]:
-    """The run directories (folders holding a ``run.json``) directly in ``runs_dir``, sorted;
-    folders named in ``skip`` are left out without being looked into."""
+    """The run directories (:func:`exitcore.evaluation.rundir.is_run_dir`) directly in
+    ``runs_dir``, sorted; folders named in ``skip`` are left out without being looked into."""
+    from exitcore.evaluation.rundir import is_run_dir
+
     try:
         entries = [Path(e.path) for e in os.scandir(runs_dir) if e.name not in skip and e.is_dir()]
     except OSError:
         return []
-    return sorted(d for d in entries if (d / "run.json").is_file())  # exitcore.evaluation.rundir.RUN_FILE
+    return sorted(d for d in entries if is_run_dir(d))
 
 
 def unrecorded_words(dirs: Sequence[Path], runs_dir: Path) -> str:
@@ -893,8 +895,8 @@ class Registry:
         return int(row[0])
 
     def unrecorded_dirs(self) -> list[Path]:
-        """Run directories (a folder holding a ``run.json``) directly in the runs directory that
-        no row of the registry records: copied in from elsewhere, or left by a registry that was
+        """Run directories (:func:`run_dirs_in`) directly in the runs directory that no row of
+        the registry records: copied in from elsewhere, or left by a registry that was
         deleted or replaced. They are not listed, not found by experiment name, and not counted
         as trials by the deflated Sharpe ratio."""
         with self._sql_errors():

@@ -367,7 +367,7 @@ def unrecorded_words(dirs: Sequence[Path], runs_dir: Path) -> str:
     return (f"{plural(len(dirs), 'run directory', 'run directories')} in {runs_dir} "
             f"{'is' if len(dirs) == 1 else 'are'} not in its registry (e.g. {dirs[0].name}: copied in, or the registry "
             "was replaced): not listed, not found by experiment name, and not counted as trials by the deflated "
-            "Sharpe ratio")
+            f"Sharpe ratio; `{command()} runs --record{runs_dir_words(runs_dir)}` records them")
 
 
 def _slug(experiment: str) -> str:
@@ -639,6 +639,26 @@ class Registry:
             )
         return run_id
 
+    #: the columns :meth:`record_existing` writes, in order
+    _ROW_COLUMNS = ("id", "experiment", "config_hash", "data_hash", "data_source", "seed", "status", "run_dir",
+                    "created_at", "started_at", "ended_at", "heartbeat_at", "pid", "hostname", "proc_start",
+                    "error", "params", "metrics")
+
+    def record_existing(self, row: Mapping[str, Any]) -> bool:
+        """Insert the row of a run whose directory exists but is not recorded
+        (:func:`exitcore.recording.row_of` builds it: every column of the table but ``seq``).
+        Returns False, changing nothing, when a run with its id is recorded already."""
+        if row.get("status") not in ("done", "interrupted", "failed"):
+            raise RegistryError(f"run {row.get('id')}: a run recorded from its directory is done, interrupted "
+                                f"or failed, not {row.get('status')!r}")
+        with self._write() as conn:
+            if self._has(conn, row["id"]):
+                return False
+            conn.execute(f"INSERT INTO runs ({', '.join(self._ROW_COLUMNS)}) "
+                         f"VALUES ({', '.join('?' for _ in self._ROW_COLUMNS)})",
+                         tuple(row[c] for c in self._ROW_COLUMNS))
+        return True
+
     def _transition(self, run_id: str, status: str, keep: tuple[str, ...] = (), **values: Any) -> None:
         """Set ``status`` and ``values`` if the transition is allowed; columns in ``keep`` are set only if empty."""
         with self._write() as conn:
@@ -765,6 +785,11 @@ class Registry:
                 print(f"warning: run {record.id}: the registry's {column} column is damaged ({why}) in {self.path}; "
                       "the run is listed without it", file=sys.stderr)
         return record
+
+    def has(self, run_id: str) -> bool:
+        """Whether a run with exactly this id is recorded."""
+        with self._sql_errors():
+            return self._has(self._conn, run_id)
 
     @staticmethod
     def _has(conn: sqlite3.Connection, run_id: str) -> bool:

@@ -461,7 +461,8 @@ def test_run_directories_the_registry_does_not_record_are_noted(tmp_path):
     assert before.stdout == f"no runs recorded in {runs}\n"
     assert before.stderr == (f"note: 1 run directory in {runs} is not in its registry (e.g. {stray.name}: copied in, "
                              "or the registry was replaced): not listed, not found by experiment name, and not "
-                             "counted as trials by the deflated Sharpe ratio\n")
+                             "counted as trials by the deflated Sharpe ratio; `exitcore runs --record --runs-dir "
+                             f"{runs}` records them\n")
     with Registry(runs) as reg:
         run_id = reg.create_run("v4_no_lookahead", "cfg", "d")
         (reg.path_of(reg.get(run_id))).mkdir()

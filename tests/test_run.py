@@ -137,6 +137,70 @@ def test_runs_and_show_list_the_run(finished_run):
     assert out.returncode == 0 and row["data_hash"] in out.stdout
 
 
+def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path, finished_run):
+    """A runs directory whose registry was lost (or run directories copied in from elsewhere):
+    `runs --record` gives back the rows the registry had (so the deflated Sharpe counts the
+    trials again), an evaluated run done and comparable, one without results interrupted and
+    resumable; copies and damaged directories are named with why, exit 2, and not recorded."""
+    import shutil
+
+    from exitcore.registry import Registry
+
+    source, _ = finished_run
+    (original,) = registry_rows(source)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    done_dir = runs / original["run_dir"]
+    shutil.copytree(source / original["run_dir"], done_dir)
+    # the same run stopped before its evaluation, under another id
+    info = json.loads((done_dir / "run.json").read_text())
+    stopped_id = original["id"][:-4] + "beef"
+    stopped = runs / stopped_id
+    shutil.copytree(done_dir, stopped)
+    for name in ("results.json", "ledger_test.csv", "ledger_train.csv"):
+        (stopped / name).unlink()
+    (stopped / "run.json").write_text(json.dumps({**info, "run_id": stopped_id}))
+    out = exitcore("runs", runs=runs)
+    assert out.returncode == 0 and f"`exitcore runs --record --runs-dir {runs}` records them" in out.stderr, out.stderr
+
+    out = exitcore("runs", "--record", runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert f"recorded {original['id']}: v4_no_lookahead, done" in out.stdout
+    assert f"recorded {stopped_id}: v4_no_lookahead, interrupted" in out.stdout
+    rows = {r["id"]: r for r in registry_rows(runs)}
+    same = ("experiment", "config_hash", "data_hash", "data_source", "seed", "status", "run_dir", "params")
+    assert {k: rows[original["id"]][k] for k in same} == {k: original[k] for k in same}
+    assert rows[original["id"]]["created_at"][:19] == original["created_at"][:19]  # the id's time, to the second
+    assert json.loads(rows[original["id"]]["metrics"]) == json.loads(original["metrics"])
+    assert rows[stopped_id]["status"] == "interrupted" and rows[stopped_id]["pid"] is None
+    with Registry(runs, read_only=True) as registry:
+        assert registry.trial_count(original["data_hash"]) == 1  # one configuration and seed
+    out = exitcore("runs", "--record", runs=runs)
+    assert out.returncode == 0 and out.stdout.startswith(f"every run directory in {runs} is recorded"), out.stderr
+    out = exitcore("compare", "v4", original["id"], "--json", runs=runs)
+    assert out.returncode == 0 and [r["run_id"] for r in json.loads(out.stdout)["runs"]] == [original["id"]] * 2
+
+    out = exitcore("run", "--resume", stopped_id, runs=runs)
+    assert out.returncode == 0 and "resumed at step 2,048" in out.stderr, out.stderr
+    assert {r["id"]: r["status"] for r in registry_rows(runs)} == {original["id"]: "done", stopped_id: "done"}
+
+    # a copy of a recorded run, a directory without run.json, results of another run
+    shutil.copytree(done_dir, runs / "copy")
+    (runs / "20261127-000000-v4-0000").mkdir()
+    shutil.copy(done_dir / "config.toml", runs / "20261127-000000-v4-0000")
+    foreign_id = original["id"][:-4] + "f00d"
+    shutil.copytree(done_dir, runs / foreign_id)
+    (runs / foreign_id / "run.json").write_text(json.dumps({**info, "run_id": foreign_id, "seed": 4}))
+    out = exitcore("runs", "--record", runs=runs)
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert (f"not recorded copy: a copy of run {original['id']} (its run.json names that run), which the registry "
+            f"records already in {done_dir}: delete the copy or move it out") in out.stderr
+    assert "not recorded 20261127-000000-v4-0000: it has no run.json (the run stopped before recording" in out.stderr
+    assert f"not recorded {foreign_id}: results.json does not belong to this run: its seed is 3, " in out.stderr
+    assert f"error: 3 run directories in {runs} could not be recorded" in out.stderr
+    assert len(registry_rows(runs)) == 2
+
+
 def test_a_closed_output_pipe_does_not_stop_the_run(tmp_path):
     """`exitcore run v4 --budget quick 2>&1 | head -1`: the reader leaves after the first line,
     before the run is registered. The run used to exit 0 having done nothing (the CLI's

@@ -10,7 +10,7 @@ import click
 
 from exitcore.cli.options import runs_dir_option
 from exitcore.evaluation.verdicts import describe_verdict
-from exitcore.words import command, statistic
+from exitcore.words import command, plural, statistic
 
 # the registry's statuses, repeated here so `--help` does not import the registry (sqlite3);
 # tests/test_registry.py checks the two lists agree
@@ -124,7 +124,11 @@ def _measured_on(metrics: dict[str, Any]) -> str:
 @click.option("--status", "-s", type=click.Choice(STATUS_CHOICES), default=None, help="Only runs in this status.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every field, metrics included).")
-def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool) -> None:
+@click.option("--record", is_flag=True,
+              help="Record the run directories in the runs directory that its registry lacks (copied in, or "
+                   "left by a deleted or replaced registry), from their run.json and results.json, creating "
+                   "the registry if there is none.")
+def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool, record: bool) -> None:
     """List recorded runs, oldest first: id, experiment, status, seed, start, duration, data
     (source and the start of its hash: runs on different bars differ here), Sharpe, look-ahead
     audit verdict.
@@ -132,11 +136,21 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     Runs whose process died are shown as `interrupted`, never `running`. The Sharpe column is
     the run's headline annualised daily Sharpe, with the split it was measured on; read it
     with the audit column beside it (a FAIL means the number comes from look-ahead).
+
+    With --record, run directories the registry does not record are recorded instead: an
+    evaluated run as done with its headline metrics, one without results as interrupted (so it
+    can be resumed). They are then listed, compared, and counted as trials by the deflated
+    Sharpe ratio. The status is 2 when a directory could not be recorded (each is named, with why).
     """
     from exitcore.cli.output import echo_json
     from exitcore.registry import RUNS_DIR_ENV, Registry, resolve_runs_dir, run_dirs_in
 
     directory = resolve_runs_dir(runs_dir)
+    if record:
+        if experiment is not None or status is not None:
+            raise click.UsageError("--record records every unrecorded run directory; it takes no --experiment or --status")
+        _record(directory, as_json)
+        return
     chosen = runs_dir is not None or bool(os.environ.get(RUNS_DIR_ENV))
     if not directory.exists() and not chosen:  # a first `exitcore runs`, before any run: nothing wrong
         if as_json:
@@ -188,6 +202,47 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _record(directory: Any, as_json: bool) -> None:
+    """``runs --record``: record the run directories ``directory``'s registry lacks."""
+    from exitcore.cli.output import echo_json
+    from exitcore.errors import ExitcoreError
+    from exitcore.recording import record_run_dirs
+    from exitcore.registry import REGISTRY_FILE, Registry, run_dirs_in, runs_dir_words
+
+    if not directory.is_dir():
+        raise ExitcoreError(Registry.missing(directory))
+    if Registry.exists(directory):
+        with Registry(directory, create=False) as registry:
+            dirs = registry.unrecorded_dirs()
+    else:
+        dirs = run_dirs_in(directory)
+    if not dirs:
+        if as_json:
+            echo_json([])
+        else:
+            click.echo(f"every run directory in {directory} is recorded in its registry" if Registry.exists(directory)
+                       else f"no run directories in {directory}: nothing to record")
+        return
+    with Registry(directory) as registry:  # created here when there was none
+        outcomes = record_run_dirs(registry, dirs)
+    recorded = [o for o in outcomes if o.run_id]
+    refused = [o for o in outcomes if not o.run_id]
+    if as_json:
+        echo_json([{"run_dir": str(o.run_dir), "run_id": o.run_id, "status": o.status,
+                    "experiment": o.experiment, "not_recorded": o.why_not} for o in outcomes])
+    else:
+        for o in recorded:
+            click.echo(f"recorded {o.run_id}: {o.experiment}, {o.status}")
+        for o in refused:
+            click.echo(f"not recorded {o.run_dir.name}: {o.why_not}", err=True)
+        if recorded:
+            click.echo(f"{plural(len(recorded), 'run')} recorded in {directory / REGISTRY_FILE}; "
+                       f"`{command()} runs{runs_dir_words(directory)}` lists them")
+    if refused:
+        raise ExitcoreError(f"{plural(len(refused), 'run directory', 'run directories')} in {directory} could not "
+                            f"be recorded ({'not_recorded in the JSON above' if as_json else 'why is above'})")
 
 
 @click.command()

@@ -1,0 +1,157 @@
+"""``exitcore runs --record``: record run directories that a runs directory's registry lacks.
+
+A run directory carries what its registry row held: ``run.json`` names the run's id,
+experiment, configuration hash, seed, data hash and source, and the request it was started
+with; ``results.json``, once the run was evaluated, its headline metrics. So run directories
+copied in from another machine, or left by a registry that was deleted or replaced, can be
+recorded again: listed, found by experiment name, compared, resumed, and counted as trials by
+the deflated Sharpe ratio (whose ``N`` silently shrinks while they are missing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from exitcore.errors import ExitcoreError
+from exitcore.evaluation import jsonable
+
+#: run ids start with the UTC time the run was created (``Registry.create_run``)
+_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
+
+
+class Misnamed(ExitcoreError):
+    """A run directory whose name is not the run id its ``run.json`` gives (``named``)."""
+
+    def __init__(self, named: str, message: str):
+        super().__init__(message)
+        self.named = named
+
+
+@attrs.frozen
+class Recorded:
+    """What :func:`record_run_dirs` did with one run directory."""
+
+    run_dir: Path
+    #: the run's id (its directory's name) when it was recorded, else None
+    run_id: str | None
+    #: ``done`` (evaluated) or ``interrupted`` (no results yet: resumable), when recorded
+    status: str | None = None
+    experiment: str | None = None
+    #: why it was not recorded, when it was not
+    why_not: str | None = None
+
+
+def row_of(run_dir: Path) -> dict[str, Any]:
+    """The registry row that ``run_dir`` describes, from its ``run.json`` and ``results.json``.
+
+    A run with results that belong to it is ``done`` with their headline metrics; one without
+    results stopped before its evaluation (interrupted, failed or killed: the directory does not
+    say which) and is recorded ``interrupted``, so ``exitcore run --resume`` can take it up from
+    its checkpoint. Raises :class:`ExitcoreError` saying why a directory cannot be recorded.
+    """
+    from exitcore.evaluation.rundir import RESULTS_FILE, RUN_FILE, check_results_belong, read_results, read_run_info
+    from exitcore.registry import _last_write
+
+    info_path = run_dir / RUN_FILE
+    if not info_path.is_file():
+        raise ExitcoreError(f"it has no {RUN_FILE} (the run stopped before recording its data and plugins): "
+                            "it cannot be resumed; delete it, or run the experiment again")
+    info = read_run_info(run_dir)
+    data = info.get("data") or {}
+    missing = [key for key, value in (("run_id", info.get("run_id")), ("experiment", info.get("experiment")),
+                                      ("config_hash", info.get("config_hash")), ("seed", info.get("seed")),
+                                      ("data.hash", data.get("hash"))) if value in (None, "")]
+    if missing:
+        raise ExitcoreError(f"{info_path} lacks {', '.join(missing)}: it was not written by exitcore, or is damaged")
+    if info["run_id"] != run_dir.name:
+        raise Misnamed(info["run_id"], f"{info_path} names run {info['run_id']}, not {run_dir.name}: a copy or "
+                                       f"a renamed directory; a run directory is named by its run id (rename it "
+                                       f"{info['run_id']})")
+    seed = info["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ExitcoreError(f"{info_path}: key 'seed' should be a whole number, not {seed!r}: the file is damaged")
+    created = _created_at(run_dir.name) or jsonable.iso_time(
+        dt.datetime.fromtimestamp(info_path.stat().st_mtime, dt.timezone.utc))
+    if (run_dir / RESULTS_FILE).is_file():
+        results = read_results(run_dir)
+        check_results_belong(run_dir, results, info)
+        headline = results.get("headline")
+        status, metrics, error = "done", headline if isinstance(headline, dict) else {}, ""
+        ended = jsonable.iso_time(dt.datetime.fromtimestamp((run_dir / RESULTS_FILE).stat().st_mtime, dt.timezone.utc))
+    else:
+        status, metrics, ended = "interrupted", {}, _last_write(run_dir)
+        error = "recorded from its run directory, which has no results: it stopped before its evaluation"
+    request = info.get("request")
+    return {
+        "id": run_dir.name,
+        "experiment": info["experiment"],
+        "config_hash": str(info["config_hash"]),
+        "data_hash": str(data["hash"]),
+        "data_source": str(data.get("source") or ""),
+        "seed": seed,
+        "status": status,
+        "run_dir": run_dir.name,  # relative: the registry's runs directory holds it
+        "created_at": created,
+        "started_at": created,
+        "ended_at": ended,
+        "heartbeat_at": None,
+        "pid": None,  # no process owns it: nothing here can be mistaken for a live run
+        "hostname": info.get("host") if isinstance(info.get("host"), str) else None,
+        "proc_start": None,
+        "error": error,
+        "params": jsonable.dumps(request if isinstance(request, dict) else {}),
+        "metrics": jsonable.dumps(metrics),
+    }
+
+
+def _created_at(run_id: str) -> str | None:
+    """The creation time a run id starts with (``20261127-223106-...``), else None."""
+    try:
+        stamp = dt.datetime.strptime(run_id[:15], _ID_TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+    return jsonable.iso_time(stamp)
+
+
+def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:
+    """Record each of ``run_dirs`` (directories directly in ``registry.runs_dir``) in ``registry``.
+
+    One transaction per directory: a directory that cannot be recorded (no or a damaged
+    ``run.json``, results of another run, an id the registry already has) is reported with why
+    and leaves the registry as it was; the others are recorded.
+    """
+    done = []
+    for run_dir in run_dirs:
+        try:
+            row = row_of(run_dir)
+        except Misnamed as exc:
+            why = str(exc)
+            if registry.has(exc.named):  # the run itself is recorded: this is a copy of it
+                why = (f"a copy of run {exc.named} (its run.json names that run), which the registry records "
+                       f"already in {registry.path_of(registry.get(exc.named, exact=True))}: delete the copy or move it out")
+            done.append(Recorded(run_dir, None, why_not=_without_path(why, run_dir)))
+            continue
+        except (ExitcoreError, OSError) as exc:
+            why = str(exc)
+            if isinstance(exc, OSError):
+                why = f"{exc.filename or run_dir}: {exc.strerror or exc}"
+            done.append(Recorded(run_dir, None, why_not=_without_path(why, run_dir)))
+            continue
+        if not registry.record_existing(row):  # recorded by another process meanwhile, or a same-named run
+            done.append(Recorded(run_dir, None, why_not=f"the registry already records a run {row['id']} "
+                                                        f"in another directory ({registry.path_of(registry.get(row['id'], exact=True))})"))
+            continue
+        done.append(Recorded(run_dir, row["id"], row["status"], row["experiment"]))
+    return done
+
+
+def _without_path(why: str, run_dir: Path) -> str:
+    """``why`` without a leading path inside ``run_dir``, which the report names already."""
+    prefix = f"{run_dir}{os.sep}"
+    return why[len(prefix):] if why.startswith(prefix) else why

@@ -69,14 +69,23 @@ class RunView:
     verdict_why: str | None = None
 
 
-def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> list[RunView]:
-    """Find each ref's finished run and recompute its out-of-sample metrics."""
+def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
+    """Find each ref's finished run and recompute its out-of-sample metrics.
+
+    ``registry`` answers run ids and experiment names; it may be None where every ref is a run
+    directory's path. A run directory is looked up in the registry of the directory holding it
+    (a run that is not done is refused), and one that no registry records is read from the
+    directory alone (:func:`exitcore.recording.record_of`), as ``report`` reads it."""
+    from exitcore.evaluation.rundir import is_run_dir, run_id_of
     from exitcore.registry import AmbiguousName, RegistryError, runs_dir_words
 
     views = []
     for ref in refs:
-        from exitcore.evaluation.rundir import run_id_of
-
+        if is_run_dir(ref):
+            views.append(_view(ref, *_run_dir_record(Path(ref))))
+            continue
+        if registry is None:
+            raise RegistryError(f"{ref!r} is not a run directory, and no runs directory was given to look it up in")
         record = None
         try:
             record = registry.get(run_id_of(ref))
@@ -110,6 +119,21 @@ def collect(refs: list[str], registry: Any, experiments_file: Any | None) -> lis
         record = registry.require_done(record.id)
         views.append(_view(ref, record, registry.path_of(record)))
     return views
+
+
+def _run_dir_record(path: Path) -> tuple[Any, Path]:
+    """The record of the run in directory ``path`` and its directory: the registry's row where
+    the directory holding it records it (refused unless done), else what the directory itself
+    says, so run directories copied out of their runs directory compare as they report."""
+    from exitcore.recording import record_of
+    from exitcore.registry import Registry
+
+    holder, run_id = path.resolve().parent, path.resolve().name
+    if Registry.exists(holder):
+        with Registry(holder, read_only=True) as registry:
+            if registry.has(run_id):
+                return registry.require_done(run_id), path
+    return record_of(path), path
 
 
 def _view(ref: str, record: Any, run_dir: Path) -> RunView:

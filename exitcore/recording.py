@@ -47,13 +47,15 @@ class Recorded:
     why_not: str | None = None
 
 
-def row_of(run_dir: Path) -> dict[str, Any]:
+def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
     """The registry row that ``run_dir`` describes, from its ``run.json`` and ``results.json``.
 
     A run with results that belong to it is ``done`` with their headline metrics; one without
     results stopped before its evaluation (interrupted, failed or killed: the directory does not
     say which) and is recorded ``interrupted``, so ``exitcore run --resume`` can take it up from
-    its checkpoint. Raises :class:`ExitcoreError` saying why a directory cannot be recorded.
+    its checkpoint. Raises :class:`ExitcoreError` saying why a directory cannot be recorded;
+    with ``own_name`` false, a directory under another name than its run id (a copy kept aside)
+    gives the row of the run its ``run.json`` names instead of :class:`Misnamed`.
     """
     from exitcore.evaluation.rundir import RESULTS_FILE, RUN_FILE, check_results_belong, read_results, read_run_info
     from exitcore.registry import _last_write
@@ -69,14 +71,14 @@ def row_of(run_dir: Path) -> dict[str, Any]:
                                       ("data.hash", data.get("hash"))) if value in (None, "")]
     if missing:
         raise ExitcoreError(f"{info_path} lacks {', '.join(missing)}: it was not written by exitcore, or is damaged")
-    if info["run_id"] != run_dir.name:
+    if own_name and info["run_id"] != run_dir.name:
         raise Misnamed(info["run_id"], f"{info_path} names run {info['run_id']}, not {run_dir.name}: a copy or "
                                        f"a renamed directory; a run directory is named by its run id (rename it "
                                        f"{info['run_id']})")
     seed = info["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ExitcoreError(f"{info_path}: key 'seed' should be a whole number, not {seed!r}: the file is damaged")
-    created = _created_at(run_dir.name) or jsonable.iso_time(
+    created = _created_at(info["run_id"]) or jsonable.iso_time(
         dt.datetime.fromtimestamp(info_path.stat().st_mtime, dt.timezone.utc))
     if (run_dir / RESULTS_FILE).is_file():
         results = read_results(run_dir)
@@ -89,14 +91,14 @@ def row_of(run_dir: Path) -> dict[str, Any]:
         error = "recorded from its run directory, which has no results: it stopped before its evaluation"
     request = info.get("request")
     return {
-        "id": run_dir.name,
+        "id": info["run_id"],
         "experiment": info["experiment"],
         "config_hash": str(info["config_hash"]),
         "data_hash": str(data["hash"]),
         "data_source": str(data.get("source") or ""),
         "seed": seed,
         "status": status,
-        "run_dir": run_dir.name,  # relative: the registry's runs directory holds it
+        "run_dir": run_dir.name if own_name else str(run_dir),  # relative: the registry's runs directory holds it
         "created_at": created,
         "started_at": created,
         "ended_at": ended,
@@ -108,6 +110,15 @@ def row_of(run_dir: Path) -> dict[str, Any]:
         "params": jsonable.dumps(request if isinstance(request, dict) else {}),
         "metrics": jsonable.dumps(metrics),
     }
+
+
+def record_of(run_dir: Path) -> Any:
+    """The :class:`~exitcore.registry.RunRecord` that ``run_dir`` describes (:func:`row_of`), for a
+    run directory no registry records (``compare`` of run directories copied out of their runs
+    directory, or beside a lost registry)."""
+    from exitcore.registry import RunRecord
+
+    return RunRecord.from_row(row_of(run_dir, own_name=False))
 
 
 def _created_at(run_id: str) -> str | None:

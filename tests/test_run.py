@@ -201,6 +201,32 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     assert len(registry_rows(runs)) == 2
 
 
+def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_run):
+    """`report DIR` reads a run directory alone; so does `compare`: copies kept outside any runs
+    directory, in two places, compare without `runs --record` (they were 'no run registry')."""
+    import shutil
+
+    source, _ = finished_run
+    (row,) = registry_rows(source)
+    first, second = tmp_path / "a" / "best", tmp_path / "b" / row["id"]
+    for copy in (first, second):
+        shutil.copytree(source / row["run_dir"], copy)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+
+    def bare(*args):  # no --runs-dir, and no ./runs where it runs
+        return subprocess.run([sys.executable, "-m", "exitcore", *args], cwd=tmp_path, capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    out = bare("compare", str(first), str(second), str(source / row["run_dir"]), "--json")
+    assert out.returncode == 0, out.stderr
+    compared = json.loads(out.stdout)["runs"]
+    assert [r["run_id"] for r in compared] == [row["id"]] * 3
+    assert compared[0]["metrics"] == compared[2]["metrics"] and compared[0]["metrics"]["n_trades"] > 100
+    (second / "results.json").unlink()
+    out = bare("compare", str(first), str(second))
+    assert out.returncode == 2 and f"{second / 'results.json'}: no results: the run was not evaluated" in out.stderr
+
+
 def test_a_closed_output_pipe_does_not_stop_the_run(tmp_path):
     """`exitcore run v4 --budget quick 2>&1 | head -1`: the reader leaves after the first line,
     before the run is registered. The run used to exit 0 having done nothing (the CLI's

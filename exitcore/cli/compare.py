@@ -20,8 +20,8 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     quick exits, actions, blocked rate, drawdown, the look-ahead audit verdict, and every
     configuration value that differs.
 
-    Each argument is a run id (or a unique prefix or suffix of one), the path of a run directory (the
-    directory holding it is then the runs directory), or an experiment name, meaning its
+    Each argument is a run id (or a unique prefix or suffix of one), the path of a run directory (read
+    alone where no registry records it), or an experiment name, meaning its
     latest finished run (`exitcore compare v3 v4`); after the first argument, its latest on
     the same data as the first run, where it has one. Runs on different data or different
     splits are flagged: their numbers are not comparable; so are runs that manage different
@@ -30,7 +30,7 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     """
     from exitcore import compare as cmp
     from exitcore.errors import ExitcoreError
-    from exitcore.evaluation.rundir import runs_dir_for
+    from exitcore.evaluation.rundir import is_run_dir, runs_dir_for
     from exitcore.registry import Registry
 
     if as_json and as_csv:
@@ -41,8 +41,12 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
         file = session.experiments_file()
     except ExitcoreError:
         file = None  # run ids alone need no experiments file
-    with Registry(runs_dir_for(refs, runs_dir), read_only=True) as registry:
-        views = cmp.collect(list(refs), registry, file)
+    if runs_dir is None and all(is_run_dir(ref) for ref in refs):
+        # each in its own runs directory's registry, or alone where none records it (as `report DIR`)
+        views = cmp.collect(list(refs), None, file)
+    else:
+        with Registry(runs_dir_for(refs, runs_dir), read_only=True) as registry:
+            views = cmp.collect(list(refs), registry, file)
     if as_json:
         from exitcore.cli.output import echo_json
 

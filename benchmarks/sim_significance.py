@@ -112,10 +112,10 @@ def se(p: float, n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=2000, help="simulated series per bootstrap-coverage figure")
+    parser.add_argument("--reps", type=int, default=2000, help="simulated series per bootstrap-coverage figure (default 2000)")
     parser.add_argument("--psr-reps", type=int, default=None, help="series per PSR figure (default 10 x --reps)")
-    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples per interval")
-    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples per interval (default 1000)")
+    parser.add_argument("--seed", type=int, default=2024, help="seed of the simulations (default 2024)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args()
     psr_reps = args.psr_reps or 10 * args.reps

@@ -301,7 +301,7 @@ class PPOConfig:
             )
 
 
-_YEAR_OR_MONTH = re.compile(r"^\s*(\d{4})(?:-(\d{1,2}))?\s*$")
+_YEAR_OR_MONTH = re.compile(r"^\s*(\d{4})(?:[-/](\d{1,2}))?\s*$")
 
 
 def parse_split_time(text: str) -> datetime.datetime:

@@ -123,7 +123,8 @@ class ExperimentsFile:
         folded = [n for n in self.names if n.lower().startswith(name.lower())]
         close = folded[:3] or difflib.get_close_matches(name, self.names, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise self.error([("", f"unknown experiment {name!r}{hint} (available: {', '.join(self.names) or 'none'})")])
+        raise self.error([("", f"unknown experiment {name!r}{hint} (available: {', '.join(self.names) or 'none'})"
+                                f"{_shipped_hint(self, name, prefix=True)}")])
 
     def resolve_budget(self, name: str) -> str:
         """The budget named ``name``; unknown names list the available ones."""
@@ -240,16 +241,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _shipped_hint(file: ExperimentsFile, parent: str) -> str:
-    """For an ``extends`` naming one of the shipped experiments in a file read alone: how to
-    read it layered over them (``load_file`` reads one file only)."""
+def _shipped_hint(file: ExperimentsFile, parent: str, *, prefix: bool = False) -> str:
+    """For an ``extends`` (or, with ``prefix``, an experiment asked for by a unique prefix too)
+    naming one of the shipped experiments in a file read alone: how to read it layered over
+    them (``load_file`` reads one file only)."""
     if file.base is not None or not SHIPPED_FILE.is_file() or _same_file(file.path, SHIPPED_FILE):
         return ""
     try:
         shipped = load_file(SHIPPED_FILE).experiments
     except ExitcoreError:
         return ""
-    if parent not in shipped:
+    if parent not in shipped and not (prefix and any(name.startswith(parent) for name in shipped)):
         return ""
     return (f"; it is one of exitcore's shipped experiments ({SHIPPED_FILE}): read this file with "
             "exitcore.experiments.load_experiments(path), which layers it over them, as the command line does "
@@ -318,9 +320,25 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     tokens = _path_tokens(key)
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if value.strip().startswith(("[", "{", '"', "'")):  # meant as TOML, not a bare word
+            raise ConfigError([(f"--set {key}", _toml_value_error(value.strip(), exc))]) from None
         parsed = value.strip()
     return tokens, parsed
+
+
+def _toml_value_error(value: str, exc: tomllib.TOMLDecodeError) -> str:
+    """Why ``value`` (an array, table or quoted string) is not TOML, with the position in the
+    value as typed (the parser counts from the ``v = `` put before it)."""
+    message = str(exc)
+    where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if where:
+        line, column = int(where.group(1)), int(where.group(2))
+        at = f"character {column - 4}" if line == 1 else f"line {line}, column {column}"
+        message = f"{message[:where.start()]} at {at} of the value"
+    hint = ("; an inline table { ... } must be on one line: join the lines" if "\n" in value
+            else "; items of an array or table are separated by commas" if "} {" in value or "] [" in value else "")
+    return f"cannot read {value!r} as a TOML value: {message}{hint}"
 
 
 def compose(

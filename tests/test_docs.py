@@ -101,6 +101,8 @@ def test_the_docs_cite_no_file_outside_the_repository(doc):
     nowhere; the docs point at the repository's own docs instead."""
     text = (ROOT / "docs" / doc).read_text()
     assert "design.md" not in text
+    # nor the shipped experiments, whose assumptions `experiments show` prints
+    assert "design.md" not in SHIPPED_FILE.read_text()
     for target in re.findall(r"docs/([\w-]+\.md)", text) + re.findall(r"\]\(([\w-]+\.md)\)", text):
         assert (ROOT / "docs" / target).is_file(), target
 

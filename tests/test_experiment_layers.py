@@ -4,6 +4,8 @@ project's: `unknown experiment 'v4_no_lookahead'`, and the budgets were gone).""
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,16 @@ def test_a_user_file_extends_the_shipped_experiments_and_budgets(user_dir):
     assert f"from {user_dir / 'experiments.toml'}: mine; the others are exitcore's shipped ones ({SHIPPED_FILE})" in listed.output
     checked = CliRunner().invoke(cli, ["--experiments", str(user_dir / "experiments.toml"), "experiments", "check"])
     assert checked.exit_code == 0 and "5 experiments OK" in checked.output, checked.output
+    # before, between (the docs: "before or after the command") and after the subcommand alike,
+    # from a directory without an experiments.toml
+    elsewhere = user_dir / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)
+    for args in (["experiments", "--experiments", str(user_dir / "experiments.toml"), "list"],
+                 ["experiments", "list", "--experiments", str(user_dir / "experiments.toml")],
+                 ["data", "--experiments", str(user_dir / "experiments.toml"), "inspect", "--experiment", "mine"]):
+        out = CliRunner().invoke(cli, args)
+        assert out.exit_code == 0 and "mine" in out.output, (args, out.output)
 
 
 def test_load_experiments_layers_in_python_and_load_file_says_how(user_dir, host):
@@ -50,6 +62,13 @@ def test_load_experiments_layers_in_python_and_load_file_says_how(user_dir, host
         resolve(load_file("experiments.toml"), "mine", host)  # one file only
     assert "experiments.mine.extends: unknown experiment 'v4_no_lookahead'" in str(exc.value)
     assert "load_experiments(path), which layers it over them" in str(exc.value)
+    for shipped in ("v4_no_lookahead", "v4"):  # asked for directly, by name or prefix (the docs say so)
+        with pytest.raises(ConfigError) as exc:
+            resolve(load_file("experiments.toml"), shipped, host)
+        assert f"unknown experiment '{shipped}'" in str(exc.value) and "load_experiments(path)" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        resolve(load_file("experiments.toml"), "nothing_shipped", host)
+    assert "load_experiments" not in str(exc.value)
 
 
 def test_the_user_s_definitions_win_and_errors_name_the_file_they_were_written_in(user_dir, host):

@@ -529,6 +529,23 @@ def test_parse_override_values():
         parse_override("ppo.n_envs")
     with pytest.raises(ConfigError, match="cannot read the key"):
         parse_override("ppo..n=1")
+    assert parse_override("description=two words [draft]") == (["description"], "two words [draft]")  # bare words
+
+
+@pytest.mark.parametrize("text, why", [
+    # a missing comma read as the string '[{name="a"} {name="b"}]': "expected an array, got ..."
+    ('guards=[{name="a"} {name="b"}]', "Unclosed array at character 13 of the value; items of an array or table are "
+                                       "separated by commas"),
+    # the docs' multi-line --set pasted with its line breaks
+    ('guards=[{name="a",\n params={x=1}}]', "at character 12 of the value; an inline table { ... } must be on one line"),
+    ('data.path="abc', "Unterminated string"),
+])
+def test_a_set_value_meant_as_toml_that_is_not_says_why(text, why):
+    with pytest.raises(ConfigError) as exc:
+        parse_override(text)
+    key = text.partition("=")[0]
+    assert f"--set {key}: cannot read" in str(exc.value) and "as a TOML value: " in str(exc.value)
+    assert why in str(exc.value)
 
 
 def test_check_all_reports_every_broken_experiment(tmp_path, host):

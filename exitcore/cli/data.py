@@ -15,6 +15,7 @@ from exitcore.cli.options import budget_option, experiments_option, set_option
 
 
 @click.group()
+@experiments_option
 def data() -> None:
     """Inspect market data and generate synthetic data sets.
 

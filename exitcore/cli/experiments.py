@@ -8,6 +8,7 @@ from exitcore.cli.options import budget_option, experiments_option, set_option
 
 
 @click.group()
+@experiments_option
 def experiments() -> None:
     """List, show and validate the experiments in experiments.toml."""
 

@@ -161,5 +161,9 @@ def test_a_bare_year_or_year_month_is_its_first_day() -> None:
 
     assert pd.Timestamp(parse_split_time("2016")) == pd.Timestamp("2016-01-01", tz="UTC")
     assert pd.Timestamp(parse_split_time("2016-07")) == pd.Timestamp("2016-07-01", tz="UTC")
-    with pytest.raises(ValueError, match="expected an ISO date"):
-        parse_split_time("2016-13")
+    # slashes for dashes, as in a full date (2016/07/01 was taken, 2016/07 refused)
+    assert pd.Timestamp(parse_split_time("2016/07")) == pd.Timestamp("2016-07-01", tz="UTC")
+    assert pd.Timestamp(parse_split_time("2016/07/01")) == pd.Timestamp("2016-07-01", tz="UTC")
+    for bad in ("2016-13", "2016/13", "2016-/07"):
+        with pytest.raises(ValueError, match="expected an ISO date"):
+            parse_split_time(bad)

@@ -57,6 +57,16 @@ def test_the_run_section_shows_trained_steps_overrides_ppo_and_costs(tmp_path):
         assert row in md
 
 
+def test_fewer_steps_than_requested_are_an_early_stop_not_rounding(tmp_path):
+    """A plugin's iteration_end stopped training after 1,536 of 8,192 steps: the report said
+    'whole updates of n_envs x n_steps', as if rounding had taken the rest (a docs trial)."""
+    run_dir = _run_dir(tmp_path, [{"update": 3, "global_step": 1536}], None)
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "timesteps": 8192}))
+    rows = _run_section(render_report(run_dir))
+    assert rows["timesteps"] == "1536 trained (8192 requested: stopped early by a plugin's iteration_end hook, which the run's output names)"
+
+
 def test_trained_steps_equal_to_the_request_show_once_and_a_run_without_request_shows_no_overrides(tmp_path):
     # a resumed run appends to its log; a torn last line (a killed run) is skipped
     log = [{"update": 1, "global_step": 256}, {"update": 2, "global_step": 512}]

@@ -201,6 +201,28 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     assert len(registry_rows(runs)) == 2
 
 
+def test_a_resume_whose_checkpoint_is_gone_says_it_starts_again(tmp_path, finished_run):
+    """The training log records updates but the checkpoint is gone (deleted, or a copy without
+    it): the resume says it starts from step 0, and the log ends up with each update once."""
+    import shutil
+
+    source, _ = finished_run
+    (original,) = registry_rows(source)
+    runs = tmp_path / "runs"
+    run_dir = runs / original["run_dir"]
+    shutil.copytree(source / original["run_dir"], run_dir)
+    for name in ("results.json", "ledger_test.csv", "ledger_train.csv", "checkpoint.pt"):
+        (run_dir / name).unlink()
+    assert exitcore("runs", "--record", runs=runs).returncode == 0
+    out = exitcore("run", "--resume", original["id"], runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert (f"warning: no checkpoint.pt in {run_dir}, although its training log records 4 updates: training starts "
+            "again from step 0") in out.stderr
+    logged = [json.loads(line)["update"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4]
+    assert json.loads((run_dir / "results.json").read_text())["headline"] == json.loads(original["metrics"])
+
+
 def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_run):
     """`report DIR` reads a run directory alone; so does `compare`: copies kept outside any runs
     directory, in two places, compare without `runs --record` (they were 'no run registry')."""

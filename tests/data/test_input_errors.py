@@ -215,6 +215,18 @@ def test_files_of_different_instruments_are_refused(names: list[str]) -> None:
         symbol_of(names, "", "path")
 
 
+def test_files_of_different_symbols_are_refused_before_any_is_read(tmp_path: Path, host) -> None:
+    """The names say it: a folder of eight HistData zips of four pairs was parsed in full (5 s,
+    400 MB) before being refused. Here the second file is not bars at all, and the refusal
+    is still the symbols'."""
+    from exitcore.errors import DataError
+
+    (tmp_path / "EURUSD_2019.csv").write_text(HEADER + "".join(f"2019-03-04T00:{m:02d}:00{ROW}" for m in (0, 15, 30)))
+    (tmp_path / "GBPUSD_2019.csv").write_text("not;bars\n\x00\x01\n")
+    with pytest.raises(DataError, match=r"the files hold different symbols \(EURUSD \(1 file\), GBPUSD \(1 file\)\)"):
+        _load(str(tmp_path), host)
+
+
 def test_same_named_files_without_a_pair_are_one_instrument() -> None:
     from exitcore.data.formats.common import symbol_of
 

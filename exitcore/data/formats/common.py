@@ -18,6 +18,7 @@ from exitcore.data.spec import parse_spec, spec_params
 from exitcore.data.timeparse import NAT, parse_datetimes
 from exitcore.data.validate import KEEP_PER_KIND, RawChunk
 from exitcore.errors import DataError
+from exitcore.words import plural
 
 # six letters on their own, or followed by a MetaTrader period (EURUSDM15, EURUSDH1)
 _SYMBOL = re.compile(r"(?<![A-Z])([A-Z]{6})(?=[^A-Z]|$|(?:M|H|D|W|MN)\d)")
@@ -155,7 +156,7 @@ def symbol_of(names: Sequence[str], given: str, where: str) -> str:
             others[key] = others.get(key, 0) + 1
     found = pairs or others
     if len(found) > 1:
-        listed = ", ".join(f"{s} ({n} files)" for s, n in sorted(found.items()))
+        listed = ", ".join(f"{s} ({plural(n, 'file')})" for s, n in sorted(found.items()))
         raise DataError(
             f"{where}: the files hold different symbols ({listed}); load one symbol at a time "
             "(a glob such as '*EURUSD*') or set symbol to override"
@@ -168,14 +169,21 @@ def load_members(
     suffixes: tuple[str, ...],
     parse: Callable[[TextMember], RawChunk],
     layout: tuple[str, Callable[[str], bool]] | None = None,
+    symbol: str | None = None,
 ) -> list[RawChunk]:
     """Parse every text stream under ``path`` (file, folder or glob) with ``parse``.
+
+    ``symbol`` is the source's ``symbol`` parameter: unless None, streams whose names hold
+    different symbols are refused by :func:`symbol_of` before any is parsed (a folder of eight
+    HistData zips of four pairs was read in full, 5 s, before being refused by their names).
 
     ``layout`` is ``(name, matches)``: the format's name and the test of a first line its
     sniffer uses; streams of which some match and some do not are refused by
     :func:`require_one_layout` before any is parsed.
     """
     members = [m for p in expand_paths(path, suffixes) for m in text_members(p)]
+    if symbol is not None:
+        symbol_of([m.display for m in members], symbol, path)
     if layout is not None:
         require_one_layout(members, *layout)
     chunks = []

@@ -56,7 +56,7 @@ def _matches(line: str) -> bool:
 def load(params: DukascopyParams) -> Bars:
     """Load and validate Dukascopy/Tickstory bars (see the module docstring)."""
     clock = parse_clock(params.timezone)
-    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params), ("Dukascopy or Tickstory", _matches))
+    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params), ("Dukascopy or Tickstory", _matches), symbol=params.symbol)
     return assemble(
         chunks,
         clock=clock,

@@ -250,7 +250,7 @@ def _bad_times(values: pd.Series, bad: np.ndarray, member: TextMember, line: np.
 def load_csv(params: CsvParams) -> Bars:
     """Load and validate delimited text with the column mapping ``params.columns``."""
     clock = parse_clock(params.timezone)
-    chunks = load_members(params.path, CSV_SUFFIXES, lambda m: _parse_csv(m, params))
+    chunks = load_members(params.path, CSV_SUFFIXES, lambda m: _parse_csv(m, params), symbol=params.symbol)
     return _assemble(chunks, clock, f"csv: {params.path}", params)
 
 

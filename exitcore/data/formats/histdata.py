@@ -39,7 +39,7 @@ def _matches(line: str) -> bool:
 def load(params: HistDataParams) -> Bars:
     """Load and validate HistData ASCII bars on the clock ``params.timezone``."""
     clock = parse_clock(params.timezone)
-    chunks = load_members(params.path, SUFFIXES, _parse, ("HistData ASCII", _matches))
+    chunks = load_members(params.path, SUFFIXES, _parse, ("HistData ASCII", _matches), symbol=params.symbol)
     if all("volume" in c.values and not np.any(c.values["volume"][~c.bad]) for c in chunks):
         for c in chunks:
             c.values.pop("volume")

@@ -60,7 +60,7 @@ def _loadable(line: str) -> bool:
 def load(params: MetaTraderParams) -> Bars:
     """Load and validate MetaTrader bars on the broker clock ``params.timezone``."""
     clock = parse_clock(params.timezone or "UTC")
-    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params), ("MetaTrader", _loadable))
+    chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params), ("MetaTrader", _loadable), symbol=params.symbol)
     notes = []
     if not params.timezone:
         notes.append(

@@ -67,6 +67,8 @@ class RunView:
     verdict_from: tuple[str, ...] = ()
     #: why a FAIL found no leak (:func:`~exitcore.evaluation.verdicts.audit_why`), else None
     verdict_why: str | None = None
+    #: the bars as run.json describes them (source, timeframe, count, span), for the warnings
+    data_words: str = ""
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -191,7 +193,20 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     sources = results.get("audit_verdict_from")
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
-                   audit_why(results.get("evaluators") or {}))
+                   audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}))
+
+
+def _data_words(data: dict[str, Any]) -> str:
+    """``dukascopy: DIR, 15min, 125,261 bars 2006-01-02 -> 2010-12-31`` from run.json's ``data``
+    (what is recorded of it), so runs on different bars say how they differ, not only by hash."""
+    parts = [str(data["source"])] if data.get("source") else []
+    if data.get("timeframe"):
+        parts.append(str(data["timeframe"]))
+    span = " -> ".join(str(data[k])[:10] for k in ("start", "end") if data.get(k))
+    bars = f"{data['n_bars']:,} bars" if isinstance(data.get("n_bars"), int) else ""
+    if bars or span:
+        parts.append(" ".join(filter(None, (bars, span))))
+    return ", ".join(parts)
 
 
 #: what :func:`_recorded_significance` records; each None when the run did not record it
@@ -247,7 +262,8 @@ def warnings(views: list[RunView]) -> list[str]:
         out.append(f"SAME RUN: {', '.join(repeated)} is listed more than once (an experiment name stands for "
                    "its latest run); its columns are identical")
     if len({v.data_hash for v in views}) > 1:
-        pairs = ", ".join(f"{v.run_id}: {v.data_hash}" for v in views)
+        pairs = "; ".join(f"{v.run_id}: {v.data_hash}" + (f" ({v.data_words})" if v.data_words else "")
+                          for v in dict((v.run_id, v) for v in views).values())
         out.append(f"DIFFERENT DATA: these runs were trained and evaluated on different bars ({pairs}); "
                    "their numbers are not comparable")
     if len({v.splits for v in views}) > 1:
@@ -293,6 +309,10 @@ def _different_trades(views: list[RunView]) -> str | None:
     counts = [v.metrics.get("n_trades") for v in views]
     if len(set(entries)) == 1 and len(set(counts)) == 1:
         return None
+    if len(set(entries)) == 1:  # one strategy (on other bars, or other splits): said once
+        each = ", ".join(f"{v.run_id}: {n if n is not None else '?'} trades" for v, n in zip(views, counts))
+        return (f"DIFFERENT TRADES: these runs manage different trade sets ({each}, all from {entries[0]}); "
+                "their numbers compare the entries as well as the exits")
     each = ", ".join(f"{v.run_id}: {n if n is not None else '?'} trades from {e}"
                      for v, n, e in zip(views, counts, entries))
     return (f"DIFFERENT TRADES: these runs manage different trade sets ({each}); their numbers compare the "

@@ -781,9 +781,34 @@ def test_compare_warns_when_the_runs_manage_different_trades(tmp_path):
     assert warnings([view("a", donchian, 927), view("b", donchian, 927)]) == []
     # the same strategy with other parameters, or the same one giving other counts, differs too
     assert warnings([view("a", donchian, 927), view("b", {"name": "donchian", "params": {"period": 30}}, 927)])
-    assert warnings([view("a", donchian, 927), view("b", donchian, 900)])[0].startswith("DIFFERENT TRADES:")
+    assert warnings([view("a", donchian, 927), view("b", donchian, 900)]) == [
+        "DIFFERENT TRADES: these runs manage different trade sets (a: 927 trades, b: 900 trades, all from "
+        "donchian(period=20)); their numbers compare the entries as well as the exits"]  # one strategy: said once
     # the table opens with it (--json's warnings and --csv's stderr are this same list)
     assert f"!! {out[0]}" in as_table([view("a", donchian, 927), view("b", {"name": "ma_cross"}, 2363)])
+
+
+def test_compare_says_how_the_data_of_runs_on_different_bars_differ(tmp_path):
+    """DIFFERENT DATA named only hashes (aeffe202... against d5363a3a...): the warning gives each
+    run's source, timeframe, bar count and span from its run.json."""
+    from exitcore.compare import RunView, _data_words, warnings
+
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+    m15 = {"source": "histdata: /d/*EURUSD* (clock UTC)", "timeframe": "15min", "n_bars": 49753,
+           "start": "2018-01-01 22:00:00+00:00", "end": "2019-12-31 16:45:00+00:00", "hash": "d5363a3aaf465bdb"}
+    m1 = {**m15, "timeframe": "1min", "n_bars": 745077, "hash": "aeffe202e20f7064"}
+    assert _data_words(m15) == "histdata: /d/*EURUSD* (clock UTC), 15min, 49,753 bars 2018-01-01 -> 2019-12-31"
+    assert _data_words({}) == "" and _data_words({"source": "synthetic"}) == "synthetic"
+
+    def view(run_id, data):
+        return RunView(run_id, run_id, tmp_path, "x", data["hash"], splits, {}, {"n_trades": 9}, 112,
+                       data_words=_data_words(data))
+
+    (out,) = warnings([view("a", m15), view("b", m1)])
+    assert out == ("DIFFERENT DATA: these runs were trained and evaluated on different bars (a: d5363a3aaf465bdb "
+                   "(histdata: /d/*EURUSD* (clock UTC), 15min, 49,753 bars 2018-01-01 -> 2019-12-31); b: aeffe202e20f7064 "
+                   "(histdata: /d/*EURUSD* (clock UTC), 1min, 745,077 bars 2018-01-01 -> 2019-12-31)); their numbers "
+                   "are not comparable")
 
 
 # --------------------------------------------------------------------------- damaged and read-only registries

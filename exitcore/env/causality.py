@@ -65,11 +65,10 @@ def poison_bars(bars: Bars, after: int, mode: str, seed: int = 0) -> Bars:
     n_future = len(frame) - after - 1
     if n_future <= 0:
         return bars
-    future = frame.index[after + 1 :]
     if mode == "nan":
-        frame.loc[future, list(PRICE_COLUMNS)] = np.nan
+        future = dict.fromkeys(PRICE_COLUMNS, np.nan)
     elif mode == "huge":
-        frame.loc[future, list(PRICE_COLUMNS)] = 1e6
+        future = dict.fromkeys(PRICE_COLUMNS, 1e6)
     elif mode == "random_walk":
         rng = np.random.default_rng(seed)
         last = float(frame["close"].iloc[after])
@@ -77,12 +76,14 @@ def poison_bars(bars: Bars, after: int, mode: str, seed: int = 0) -> Bars:
         close = last + np.cumsum(rng.normal(0.0, 5 * step, n_future))
         open_ = np.r_[last, close[:-1]]
         wick = np.abs(rng.normal(0.0, 5 * step, (2, n_future)))
-        frame.loc[future, "open"] = open_
-        frame.loc[future, "close"] = close
-        frame.loc[future, "high"] = np.maximum(open_, close) + wick[0]
-        frame.loc[future, "low"] = np.minimum(open_, close) - wick[1]
+        future = {"open": open_, "close": close, "high": np.maximum(open_, close) + wick[0],
+                  "low": np.minimum(open_, close) - wick[1]}
     else:
         raise ValueError(f"unknown poison mode {mode!r}; use one of {POISON_MODES}")
+    for name, values in future.items():  # by position: .loc by timestamps took 10 s of an M1 audit
+        column = frame[name].to_numpy(dtype=np.float64, copy=True)
+        column[after + 1 :] = values
+        frame[name] = column
     return attrs.evolve(bars, frame=frame)
 
 

@@ -46,9 +46,12 @@ def price_window(params, ctx: BuildContext) -> FeatureSpec:
     close = ctx.market.close
     move = torch.zeros_like(close)
     move[1:] = close[1:] - close[:-1]
-    n = move.numel()
-    lagged = [torch.cat([torch.zeros(min(i, n), dtype=move.dtype, device=move.device), move[: n - min(i, n)]]) for i in range(w)]
-    table = torch.stack([*lagged, ctx.market.high - ctx.market.low], dim=1).to(torch.float32)
+    # row b of the windows over [w - 1 zeros, moves] read backwards is C[b] - C[b-1], ...: one
+    # copy into the table (w shifted copies stacked took 0.23 s per build on 745,000 M1 bars,
+    # and the audit builds it hundreds of times); the same float32 values
+    padded = torch.cat([torch.zeros(w - 1, dtype=torch.float32, device=move.device), move.to(torch.float32)])
+    lagged = padded.unfold(0, w, 1).flip(1)
+    table = torch.cat([lagged, (ctx.market.high - ctx.market.low).to(torch.float32)[:, None]], dim=1)
     sign = torch.ones(w + 1, dtype=torch.float32, device=ctx.device)
 
     def compute(market, state):

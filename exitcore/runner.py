@@ -274,7 +274,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     with _recorded(registry, host, info, "evaluating"), _sigterm_as_interrupt():
         with stages.stage("evaluating on the held-out split") as note:
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
-                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id))
+                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress)
             verdict = evaluation.audit_verdict
             n_trades = evaluation.headline.get("n_trades")
             described = (describe_verdict(verdict, evaluation.headline.get("audit_verdict_from"),
@@ -643,16 +643,19 @@ def _policy_named(component: Any) -> Iterator[None]:
 
 
 def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: list, registry: Any, data_hash: str,
-              run_dir: Path, seed: int, say: Callable[[str], None]) -> Any:
+              run_dir: Path, seed: int, say: Callable[[str], None], progress: bool | None = None) -> Any:
+    from exitcore.data.progress import progress_to
     from exitcore.evaluation.evaluate import evaluate
 
     policy.eval()
-    return evaluate(
-        assembled, resolved, policy, pools["valid"], splits,
-        n_trials=registry.trial_count(data_hash), trials_source=_trials_source(registry, data_hash),
-        recorded_sharpes=other_trials_sharpes(registry, data_hash, resolved.config_hash(), seed),
-        run_dir=run_dir, seed=seed, progress=say,
-    )
+    # the audit's long loops report how far they are (every few seconds), as training does
+    with progress_to(say if progress is not False else None):
+        return evaluate(
+            assembled, resolved, policy, pools["valid"], splits,
+            n_trials=registry.trial_count(data_hash), trials_source=_trials_source(registry, data_hash),
+            recorded_sharpes=other_trials_sharpes(registry, data_hash, resolved.config_hash(), seed),
+            run_dir=run_dir, seed=seed, progress=say,
+        )
 
 
 def other_trials_sharpes(registry: Any, data_hash: str, config_hash: str, seed: int, split: str = "test") -> list[float]:

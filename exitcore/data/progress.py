@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 from collections.abc import Callable, Iterator
 
 _SINK: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("exitcore_progress", default=None)
@@ -28,3 +29,23 @@ def progress_to(sink: Callable[[str], None] | None) -> Iterator[None]:
         yield
     finally:
         _SINK.reset(token)
+
+
+#: seconds between two progress lines of one long loop (:func:`counter`)
+EVERY_S = 5.0
+
+
+def counter(template: str, total: int, every_s: float | None = None) -> Callable[[int], None]:
+    """``tick(i)`` for a loop over ``total`` items: reports ``template`` with ``{done}`` and
+    ``{total}`` filled in (``"probed {done} of {total} decisions"``) at most every ``every_s``
+    seconds (default :data:`EVERY_S`), the first after ``every_s``, so a short loop says nothing."""
+    every_s = EVERY_S if every_s is None else every_s
+    shown = time.monotonic()
+
+    def tick(i: int) -> None:
+        nonlocal shown
+        if time.monotonic() - shown >= every_s:
+            shown = time.monotonic()
+            report(template.format(done=f"{i:,}", total=f"{total:,}"))
+
+    return tick

@@ -31,13 +31,11 @@ import torch
 
 from exitcore.actions import ACTION_NAMES, N_ACTIONS
 from exitcore.data.bars import PRICE_COLUMNS, Bars
-from exitcore.data.progress import report as report_progress
+from exitcore.data.progress import counter as progress_counter
 from exitcore.env.state import EnvState
 from exitcore.errors import ExitcoreError, describe_exception
 
 POISON_MODES = ("truncate", "nan", "huge", "random_walk")
-#: seconds between progress messages of a long probe
-PROGRESS_EVERY_S = 5.0
 
 
 @attrs.frozen
@@ -311,11 +309,9 @@ def probe_decisions(
     if histories is not None and len(histories) != len(rows):
         raise ValueError(f"{len(histories)} action histories for {len(rows)} rows")
     leaks: list[Leak] = []
-    shown = time.monotonic()
+    tick = progress_counter("probed {done} of {total} decisions", len(rows))  # a long audit says how far it is
     for i, row in enumerate(rows):
-        if time.monotonic() - shown >= PROGRESS_EVERY_S:  # a long audit says how far it is (on a terminal)
-            shown = time.monotonic()
-            report_progress(f"probed {i:,} of {len(rows):,} decisions")
+        tick(i)
         history = None if histories is None else histories[i]
         original = decision_view(assembled, row, history)
         view_of = lambda bars, row=row, history=history: decision_view(rebuild(bars), row, history)  # noqa: E731

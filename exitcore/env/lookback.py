@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 import torch
 
+from exitcore.data.progress import counter as progress_counter
 from exitcore.env.causality import UNSTABLE_WORDS, Leak, fixed_rng
 from exitcore.env.state import EnvState
 from exitcore.errors import describe_exception
@@ -75,7 +76,9 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
     bounded: dict[int, int] = {}  # feature -> farthest reach seen that stops short of the first bar
     to_first: dict[int, int] = {}  # feature -> latest decision bar at which it read back to bar 0
     unstable: list[Leak] = []  # features that differ when rebuilt on the unpoisoned bars
-    for row in rows:
+    tick = progress_counter("checked the lookbacks at {done} of {total} decisions", len(rows))
+    for done, row in enumerate(rows):
+        tick(done)
         bar, trade, k = int(row.bar[0]), int(row.trade[0]), int(row.k[0])
         for i, (factory, named, spec) in enumerate(features):
             before = bar - spec.lookback

@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
+from exitcore.data.progress import counter as progress_counter
 from exitcore.env.causality import POISON_MODES, Leak, fixed_rng, poison_bars, probe_decisions, state_row
 from exitcore.env.lookback import HUGE_FACTOR, PAST_MODES, probe_lookback
 from exitcore.env.state import EnvState
@@ -489,7 +490,9 @@ def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str
     frame = assembled.trades.frame
     original = frame[list(_TRADE_KEY)].reset_index(drop=True)
     out: list[Finding] = []
+    tick = progress_counter("re-ran the entry strategy for {done} of {total} entries", len(trade_rows))
     for j, row in enumerate(trade_rows):
+        tick(j)
         s = int(frame["signal_bar"].iloc[int(row)])
         expected = original[original["signal_bar"] <= s].reset_index(drop=True)
         for mode in modes:

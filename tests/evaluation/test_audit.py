@@ -539,18 +539,24 @@ def test_a_seed_beyond_32_bits_is_audited():
 def test_a_long_probe_reports_its_progress(monkeypatch):
     """`audit --decisions 20000` sat silent for minutes: the probe now sends
     `probed i of n decisions` to the progress sink (shown by the CLI on a terminal)."""
-    from exitcore.data.progress import progress_to
+    from exitcore.data import progress
     from exitcore.env import causality
 
     from exitcore.evaluation.audit import make_rebuild
 
     _, asm, pools, _ = prepared("v4_no_lookahead")
     rows = sample_decisions(asm, pools["test"], policy_actor(random_policy(asm, seed=0)), 3, seed=1)
-    monkeypatch.setattr(causality, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
     said: list[str] = []
-    with progress_to(said.append):
+    with progress.progress_to(said.append):
         causality.probe_decisions(asm, rows, make_rebuild(asm), modes=("nan",))
     assert said == [f"probed {i} of {len(rows)} decisions" for i in range(len(rows))]
+    # the audit's other long loops too (on M1 data each took tens of seconds without a word)
+    said.clear()
+    with progress.progress_to(said.append):
+        audit(asm, pools["test"], n_decisions=2, modes=("nan",), seed=1)
+    assert "checked the lookbacks at 1 of 2 decisions" in said
+    assert "re-ran the entry strategy for 1 of 2 entries" in said
 
 
 def test_the_lookback_comparison_tolerates_rounding_only():

@@ -125,6 +125,13 @@ class CheckpointError(ExitcoreError):
     """A checkpoint file that cannot be read or does not fit the run; the message names the file."""
 
 
+class NotOwner(ExitcoreError):
+    """This process no longer owns its run (another process took it over): nothing more may be
+    written for the run, neither a checkpoint nor its status. Raised from a heartbeat."""
+
+    exit_code = 1
+
+
 class ExitcoreWarning(RuntimeWarning):
     """Something the user should know that does not stop the work (the CLI prints it as one
     ``warning:`` line; in Python it is an ordinary warning)."""

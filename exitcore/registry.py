@@ -40,7 +40,7 @@ from typing import Any
 
 import attrs
 
-from exitcore.errors import ExitcoreError
+from exitcore.errors import ExitcoreError, NotOwner
 from exitcore.evaluation import jsonable
 from exitcore.words import command, plural
 
@@ -101,6 +101,10 @@ class RegistryError(ExitcoreError):
 
 class AmbiguousName(RegistryError):
     """A prefix that matches several recorded runs or experiments."""
+
+
+class RunTakenOver(RegistryError, NotOwner):
+    """The run's row names another process as its owner (see :meth:`Registry.heartbeat`)."""
 
 
 class RunNotDone(RegistryError):
@@ -234,11 +238,23 @@ def _pid_namespace() -> str:
 
 
 def owner_token() -> str | None:
-    """What a run records of the process that owns it: :func:`process_start_token` of this
-    process and, after ``@``, its PID namespace."""
-    token = process_start_token(os.getpid())
+    """What a run records of the process that owns it: :func:`process_start_token` of this process."""
+    return process_start_token(os.getpid())
+
+
+def owner_host() -> str:
+    """What a run records as its host: the host name and, where it can be read, this process's
+    PID namespace, ``vm (pid namespace 4026531836)``: a pid names a process only on its host and
+    in its namespace (a container may share the host's name).
+
+    The namespace goes with the host, not with the process token: an older exitcore compares the
+    token whole, so one with the namespace appended (as this version wrote for a while, after
+    ``@``; such rows are still read) made it take every live run of a newer exitcore for dead
+    and let a resume take the run over. It reads another host name here, and judges the run
+    by its heartbeat instead."""
     namespace = _pid_namespace()
-    return f"{token}@{namespace}" if token and namespace else token
+    host = socket.gethostname()
+    return f"{host} (pid namespace {namespace})" if namespace else host
 
 
 def _process_alive(pid: int, token: str | None) -> bool | None:
@@ -632,7 +648,7 @@ class Registry:
                     str(run_dir) if run_dir is not None else run_id,
                     _now(),
                     os.getpid(),
-                    socket.gethostname(),
+                    owner_host(),
                     owner_token(),
                     params_json,
                 ),
@@ -682,7 +698,7 @@ class Registry:
             ended_at=None,
             heartbeat_at=now,
             pid=os.getpid(),
-            hostname=socket.gethostname(),
+            hostname=owner_host(),
             proc_start=owner_token(),
             error="",
         )
@@ -708,17 +724,25 @@ class Registry:
         A run marked interrupted while its process still runs (by a process that could not see
         it: another PID namespace, a clock more than ``stale_after`` off) is taken back by that
         process here, instead of failing at its next heartbeat."""
+        owner = (os.getpid(), owner_host(), owner_token())
         with self._write() as conn:
-            cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'", (_now(), run_id))
+            cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running' "
+                               "AND pid = ? AND hostname = ? AND proc_start IS ?", (_now(), run_id, *owner))
             if cur.rowcount == 0:
                 cur = conn.execute(
                     "UPDATE runs SET status = 'running', ended_at = NULL, error = '', heartbeat_at = ? "
                     "WHERE id = ? AND status = 'interrupted' AND pid = ? AND hostname = ? AND proc_start IS ? "
                     "AND error LIKE ?",  # presumed gone by another process, not stopped by its own (Ctrl-C)
-                    (_now(), run_id, os.getpid(), socket.gethostname(), owner_token(), f"process {os.getpid()} on % is gone%"))
-            if cur.rowcount == 0 and not self._has(conn, run_id):
-                raise self._unknown(run_id)
+                    (_now(), run_id, *owner, f"process {os.getpid()} on % is gone%"))
             if cur.rowcount == 0:
+                row = conn.execute("SELECT status, pid, hostname, proc_start FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise self._unknown(run_id)
+                if (row["pid"], row["hostname"], row["proc_start"]) != owner:
+                    raise RunTakenOver(
+                        f"run {run_id} is now {row['status']} under process {row['pid']} on {row['hostname']}: "
+                        "another exitcore took it over (a resume that judged this process gone), so this "
+                        "process stops without writing anything more for it")
                 raise RegistryError(f"run {run_id} is not running; no heartbeat recorded")
 
     def set_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
@@ -749,12 +773,14 @@ class Registry:
     def _gone(self, rows: list[sqlite3.Row]) -> list[tuple[str, str, str]]:
         """``(id, last seen, error)`` of the ``pending``/``running`` rows whose process is gone
         (see :meth:`recover_stale`)."""
-        host = socket.gethostname()
+        # here: this host and PID namespace; a bare host name was written by an exitcore that
+        # recorded no namespace there (its token may carry it after "@": _process_alive reads it)
+        here = {owner_host(), socket.gethostname()}
         now = dt.datetime.now(dt.timezone.utc)
         gone = []
         for row in rows:
             last_seen = row["heartbeat_at"] or row["started_at"] or row["created_at"]
-            same_host = row["hostname"] == host and row["pid"]
+            same_host = row["hostname"] in here and row["pid"]
             alive = _process_alive(row["pid"], row["proc_start"]) if same_host else None
             if alive is None:
                 alive = _age_s(last_seen, now) <= self.stale_after

@@ -40,7 +40,7 @@ import attrs
 import click
 
 from exitcore.atomic import remove_stale_temporaries, write_text_atomic
-from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, ExitcoreError
+from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, ExitcoreError, NotOwner
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.words import command, plural
@@ -410,6 +410,8 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
     """
     try:
         yield
+    except NotOwner as exc:  # the row and the run directory are another process's now: leave both
+        raise RunFailed(f"stopped while {doing}: {exc}") from exc
     except KeyboardInterrupt:
         with stop_signals_ignored():
             registry.mark_interrupted(info.run_id, f"interrupted while {doing}")

@@ -222,17 +222,57 @@ def test_a_killed_process_leaves_an_interrupted_run(tmp_path):
     assert rec.ended_at == rec.heartbeat_at
 
 
-def test_a_run_in_another_pid_namespace_is_judged_by_its_heartbeat(reg):
+@pytest.mark.parametrize("recorded", ["host", "token"])
+def test_a_run_in_another_pid_namespace_is_judged_by_its_heartbeat(reg, recorded):
     """A reader in another PID namespace (a container with the host's name) saw no process with
-    the run's pid and marked a live run interrupted; the run then failed at its next heartbeat."""
+    the run's pid and marked a live run interrupted; the run then failed at its next heartbeat.
+    The namespace is recorded with the host (`token`: after '@' in the token, as one version did)."""
     run_id = reg.create_run("v4", "c", "d")
     reg.mark_running(run_id)
     token = process_start_token(os.getpid())
     # what the owner recorded in a namespace where its pid is one no process has here
-    _sql(reg, "UPDATE runs SET pid = 999999999, proc_start = ? WHERE id = ?", f"{token}@4026531999", run_id)
+    if recorded == "host":
+        _sql(reg, "UPDATE runs SET pid = 999999999, hostname = ? WHERE id = ?",
+             f"{socket.gethostname()} (pid namespace 4026531999)", run_id)
+    else:
+        _sql(reg, "UPDATE runs SET pid = 999999999, hostname = ?, proc_start = ? WHERE id = ?",
+             socket.gethostname(), f"{token}@4026531999", run_id)
     assert reg.recover_stale() == []  # recent heartbeat: alive
     _sql(reg, "UPDATE runs SET heartbeat_at = '2020-01-01T00:00:00+00:00' WHERE id = ?", run_id)
     assert reg.recover_stale() == [run_id]  # silent for longer than stale_after: gone
+
+
+def test_an_older_exitcore_does_not_take_a_live_run_for_dead(reg):
+    """Older versions judge a run on their host by comparing its token with the process's whole:
+    a token with the namespace appended made every live run of this version look dead to them,
+    and their `run --resume` took it over (the run ended failed, its training lost). What this
+    version records must read as alive, or as another host's (judged by heartbeat), by that rule."""
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    row = reg.get(run_id)
+    if row.hostname == socket.gethostname():  # the older rule: same host -> compare the tokens
+        assert row.proc_start == process_start_token(row.pid)
+    else:
+        assert row.hostname.startswith(f"{socket.gethostname()} (pid namespace ")
+    assert reg.recover_stale() == [] and Registry(reg.runs_dir).get(run_id).status == "running"
+
+
+def test_a_run_taken_over_by_another_process_stops_its_first_owner(reg):
+    """An older exitcore marked a live run gone and resumed it; the first owner's heartbeats went
+    on (the row said running), and when the resumer stopped, the owner was told 'not running',
+    marked the run failed and wrote its checkpoint over the resumer's. It is told who owns it."""
+    from exitcore.errors import NotOwner
+
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    reg.heartbeat(run_id)
+    _sql(reg, "UPDATE runs SET pid = 999999999, proc_start = 'x:1' WHERE id = ?", run_id)  # the resumer's
+    with pytest.raises(NotOwner, match=rf"run {run_id} is now running under process 999999999 on .*: another "
+                                       "exitcore took it over"):
+        reg.heartbeat(run_id)
+    _sql(reg, "UPDATE runs SET status = 'interrupted' WHERE id = ?", run_id)  # the resumer was stopped
+    with pytest.raises(NotOwner, match="is now interrupted under process 999999999"):
+        reg.heartbeat(run_id)
 
 
 def test_a_live_run_marked_interrupted_takes_itself_back_at_its_heartbeat(reg):
@@ -250,7 +290,7 @@ def test_a_live_run_marked_interrupted_takes_itself_back_at_its_heartbeat(reg):
     other = reg.create_run("v4", "c", "d")
     reg.mark_running(other)
     _sql(reg, "UPDATE runs SET status = 'interrupted', pid = 999999999 WHERE id = ?", other)
-    with pytest.raises(RegistryError, match="is not running"):  # not this process's run: no taking
+    with pytest.raises(RegistryError, match="another exitcore took it over"):  # not this process's run: no taking
         reg.heartbeat(other)
 
 
@@ -266,7 +306,7 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(reg):
 def test_own_running_run_survives_recovery(reg):
     run_id = reg.create_run("v4", "c", "d")
     reg.mark_running(run_id)
-    assert reg.get(run_id).proc_start.startswith(process_start_token(os.getpid()) + "@")
+    assert reg.get(run_id).proc_start == process_start_token(os.getpid())
     assert reg.recover_stale() == []
     assert Registry(reg.runs_dir).get(run_id).status == "running"
 
@@ -933,3 +973,21 @@ def test_run_refuses_a_damaged_registry_before_loading_anything(tmp_path):
     assert f"error: run registry {runs / 'registry.sqlite'}: file is not a database" in res.output
     assert "loading data" not in res.output and "exitcore run v4" not in res.output
     assert sorted(p.name for p in runs.iterdir()) == ["registry.sqlite"]  # nothing created beside it
+
+
+def test_a_run_taken_over_is_left_to_its_new_owner(tmp_path):
+    """The first owner's runner records nothing when told the run is another process's: it
+    marked the run failed (which the new owner could then not resume) and told plugins so."""
+    from types import SimpleNamespace
+
+    from exitcore.errors import NotOwner
+    from exitcore.runner import RunFailed, _recorded
+
+    calls: list[str] = []
+    spy = SimpleNamespace(mark_failed=lambda *a: calls.append("failed"), mark_interrupted=lambda *a: calls.append("interrupted"),
+                          run_finished=lambda *a: calls.append("finished"))
+    info = SimpleNamespace(run_id="r1", run_dir=tmp_path)
+    with pytest.raises(RunFailed, match="stopped while training: run r1 is now running under process 7"):
+        with _recorded(spy, spy, info, "training"):
+            raise NotOwner("run r1 is now running under process 7 on elsewhere")
+    assert calls == []

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from exitcore.actions import ACTION_NAMES
-from exitcore.errors import ExitcoreError, ExitcoreWarning
+from exitcore.errors import ExitcoreError, ExitcoreWarning, NotOwner
 from exitcore.ppo.buffer import Minibatch, RolloutBuffer
 from exitcore.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from exitcore.ppo.gae import compute_gae
@@ -205,6 +205,8 @@ class PPOTrainer:
             except KeyboardInterrupt:
                 path = self._rollback_and_write(good)
                 return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
+            except NotOwner:  # another process owns the run directory now: write nothing into it
+                raise
             except Exception as exc:  # TrainingDiverged, a plugin's ExitcoreError, or a bug
                 # Whatever stopped the run, hours of training must not be lost with it.
                 try:

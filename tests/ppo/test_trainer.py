@@ -346,6 +346,22 @@ def test_exitcore_error_from_on_update_stops_after_a_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 2
 
 
+def test_a_run_taken_over_writes_no_checkpoint(tmp_path):
+    """A heartbeat that finds another process owning the run (NotOwner) stops training without
+    the last-good checkpoint every other error gets: the directory is the other process's now."""
+    from exitcore.errors import NotOwner
+
+    def taken(update, metrics):
+        if update == 2:
+            raise NotOwner("run x is now running under process 1 on elsewhere")
+
+    env, policy = make(config())
+    trainer = PPOTrainer(env, policy, config(), run_dir=tmp_path, on_update=taken, progress=False)
+    with pytest.raises(NotOwner):
+        trainer.train()
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+
+
 def test_empty_mask_row_is_reported():
     class EmptyMask(MaskedBanditEnv):
         def step(self, action):

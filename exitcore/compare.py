@@ -69,6 +69,9 @@ class RunView:
     verdict_why: str | None = None
     #: the bars as run.json describes them (source, timeframe, count, span), for the warnings
     data_words: str = ""
+    #: the Sharpe ratio the run's evaluation recorded, where today's metric reads another one
+    #: from the same ledger (an earlier exitcore's definition); None where they agree
+    evaluated_sharpe: float | None = None
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -193,7 +196,17 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     sources = results.get("audit_verdict_from")
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
-                   audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}))
+                   audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
+                   _evaluated_sharpe(results, metrics))
+
+
+def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float | None:
+    """results.json's headline Sharpe where it differs from the one recomputed from the ledger
+    (a run evaluated by an exitcore whose definition has changed since), else None."""
+    then, now = (results.get("headline") or {}).get("sharpe"), metrics.get("sharpe")
+    if not (_is_number(then) and _is_number(now)) or not (math.isfinite(then) and math.isfinite(now)):
+        return None
+    return float(then) if not math.isclose(then, now, rel_tol=1e-9, abs_tol=1e-12) else None
 
 
 def _data_words(data: dict[str, Any]) -> str:
@@ -282,6 +295,11 @@ def warnings(views: list[RunView]) -> list[str]:
     trades = _different_trades(views)
     if trades:
         out.append(trades)
+    for v in dict((v.run_id, v) for v in views).values():
+        if v.evaluated_sharpe is not None:
+            out.append(f"REDEFINED: {v.run_id}'s Sharpe is {v.metrics['sharpe']:.2f} here, recomputed from its ledger "
+                       f"with today's definition, and {v.evaluated_sharpe:.2f} as it was evaluated (its report, "
+                       "`runs`, `show`) by an earlier exitcore; its interval and deflated Sharpe are as evaluated then")
     for v in views:  # as show and report open: a failed audit is not a row to find near the bottom
         verdict = v.metrics.get("audit_verdict")
         if verdict in ("FAIL", "SUSPECT"):

@@ -828,6 +828,27 @@ def test_compare_warns_when_the_runs_manage_different_trades(tmp_path):
     assert f"!! {out[0]}" in as_table([view("a", donchian, 927), view("b", {"name": "ma_cross"}, 2363)])
 
 
+def test_compare_says_when_a_run_s_sharpe_was_evaluated_by_another_definition(tmp_path):
+    """A run evaluated before the Sharpe's day boundary changed read -5.14 in its report and
+    -5.20 in compare (recomputed from its ledger), beside the interval around -5.14, without a
+    word (an upgrade trial)."""
+    from exitcore.compare import RunView, _evaluated_sharpe, warnings
+
+    assert _evaluated_sharpe({"headline": {"sharpe": -5.14}}, {"sharpe": -5.2}) == -5.14
+    assert _evaluated_sharpe({"headline": {"sharpe": -5.2}}, {"sharpe": -5.2 + 1e-15}) is None
+    assert _evaluated_sharpe({}, {"sharpe": -5.2}) is None
+    assert _evaluated_sharpe({"headline": {"sharpe": float("nan")}}, {"sharpe": -5.2}) is None
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+    old = RunView("a", "a", tmp_path, "x", "h", splits, {}, {"n_trades": 9, "sharpe": -5.2}, 112, evaluated_sharpe=-5.14)
+    new = RunView("b", "b", tmp_path, "x", "h", splits, {}, {"n_trades": 9, "sharpe": -5.2}, 112)
+    assert warnings([old, new, old]) == [
+        "SAME RUN: a is listed more than once (an experiment name stands for its latest run); its columns are identical",
+        "REDEFINED: a's Sharpe is -5.20 here, recomputed from its ledger with today's definition, and -5.14 as it was "
+        "evaluated (its report, `runs`, `show`) by an earlier exitcore; its interval and deflated Sharpe are as "
+        "evaluated then"]
+    assert warnings([new, new])[1:] == []
+
+
 def test_compare_says_how_the_data_of_runs_on_different_bars_differ(tmp_path):
     """DIFFERENT DATA named only hashes (aeffe202... against d5363a3a...): the warning gives each
     run's source, timeframe, bar count and span from its run.json."""

@@ -176,9 +176,30 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
             items = config.get(kind) or []
             rows.append((kind, ", ".join(_component(i) for i in items) or "-"))
         rows.append(("entry", _component(config.get("entry") or {})))
+    code = _code_words(info)
+    if code:
+        rows.append(("code", code))
     if info.get("status"):
         rows.append(("status", f"{info['status']} ({_when(info.get('started_at'))} .. {_when(info.get('ended_at'))})"))
     return [("h", "Run"), ("kv", rows)]
+
+
+def _code_words(info: Mapping[str, Any]) -> str:
+    """The exitcore code that ran: the git commit of the start and of each resume where it
+    differs (a run trained partly by two versions says so), from run.json."""
+    def commit(entry: Any) -> str | None:
+        git = entry.get("git") if isinstance(entry, Mapping) else None
+        if not isinstance(git, Mapping) or not isinstance(git.get("commit"), str):
+            return None
+        return git["commit"][:10] + (" (uncommitted changes)" if git.get("dirty") else "")
+
+    first = commit(info)
+    resumes = [r for r in info.get("resumes") or [] if isinstance(r, Mapping)]
+    words = f"exitcore at git commit {first}" if first else ""
+    other = [f"resumed {_when(r.get('at'))} at {commit(r) or 'an unknown commit'}" for r in resumes if commit(r) != first]
+    if other:
+        words = "; ".join(filter(None, [words or "started at an unknown commit", *other]))
+    return words
 
 
 def _episode_settings(env: Mapping[str, Any]) -> str:

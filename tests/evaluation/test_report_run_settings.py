@@ -57,6 +57,23 @@ def test_the_run_section_shows_trained_steps_overrides_ppo_and_costs(tmp_path):
         assert row in md
 
 
+def test_the_code_that_trained_the_run_is_named_and_a_resume_by_another_version_too(tmp_path):
+    """A run started by one exitcore and resumed by another said nothing of it (only run.json
+    kept it, under resumes[].git): an upgrade trial."""
+    run_dir = _run_dir(tmp_path, [{"update": 1, "global_step": 512}], None)
+    info = json.loads((run_dir / "run.json").read_text())
+    first = {"commit": "34b7cef71a5901288f2c9f386bd3d32a4a9543d7", "dirty": False}
+    (run_dir / "run.json").write_text(json.dumps({**info, "git": first}))
+    assert _run_section(render_report(run_dir))["code"] == "exitcore at git commit 34b7cef71a"
+    resumes = [{"at": "2026-11-27T23:20:56+00:00", "git": first},  # the same code: not repeated
+               {"at": "2026-11-28T01:02:03+00:00", "git": {"commit": "d6e72f0b92014c69b50b", "dirty": True}}]
+    (run_dir / "run.json").write_text(json.dumps({**info, "git": first, "resumes": resumes}))
+    assert _run_section(render_report(run_dir))["code"] == (
+        "exitcore at git commit 34b7cef71a; resumed 2026-11-28 01:02 UTC at d6e72f0b92 (uncommitted changes)")
+    (run_dir / "run.json").write_text(json.dumps({**info, "git": None}))  # installed from a wheel: no row
+    assert "code" not in _run_section(render_report(run_dir))
+
+
 def test_fewer_steps_than_requested_are_an_early_stop_not_rounding(tmp_path):
     """A plugin's iteration_end stopped training after 1,536 of 8,192 steps: the report said
     'whole updates of n_envs x n_steps', as if rounding had taken the rest (a docs trial)."""

@@ -28,11 +28,12 @@ import os
 import platform
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     unrecorded = registry.unrecorded_dirs()
     if unrecorded:  # their trials are missing from this run's deflated Sharpe ratio
         click.echo(f"warning: {unrecorded_words(unrecorded, registry.runs_dir)}", err=True)
+    crowded = crowded_cpu_words(registry.list(status="running"), device, torch.get_num_threads(), os.cpu_count() or 1)
+    if crowded:
+        click.echo(f"warning: {crowded}", err=True)
     if previous is None:
         run_id = registry.create_run(
             cfg.name, resolved.config_hash(), data_hash,
@@ -907,6 +911,23 @@ def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     resumes = old.get("resumes") if isinstance(old.get("resumes"), list) else []
     kept["resumes"] = [*resumes, {"at": _utc_now(), **{k: meta[k] for k in _PROVENANCE if k in meta}}]
     return kept
+
+
+def crowded_cpu_words(running: Sequence[Any], device: Any, threads: int, cores: int) -> str:
+    """A warning when other runs recorded ``running`` on this host train beside this one with
+    more torch threads in all than ``cores``: each parallel region then waits for a
+    descheduled thread, and every run is several times slower (docs/benchmarks.md measured 2-10x
+    at a load of 2-4 on 2 cores) than the same runs one after another or at one thread each."""
+    if getattr(device, "type", str(device)) != "cpu":
+        return ""
+    host = socket.gethostname()
+    others = [r for r in running if r.hostname and (r.hostname == host or r.hostname.startswith(f"{host} (pid namespace "))]
+    if not others or threads * (len(others) + 1) <= cores:
+        return ""
+    return (f"{plural(len(others), 'other run')} {'is' if len(others) == 1 else 'are'} training on this host "
+            f"({', '.join(r.id for r in others[:3])}{', ...' if len(others) > 3 else ''}): with {threads} torch threads "
+            f"each on {plural(cores, 'core')}, the runs wait for each other's threads and each is several times slower; "
+            "start them with OMP_NUM_THREADS=1, or one after another")
 
 
 def _warn_other_threads(meta: dict[str, Any], device: Any) -> None:

@@ -411,3 +411,24 @@ def test_audit_of_a_run_whose_results_are_damaged_is_an_error_not_a_pass(interru
     out = _exitcore("audit", run_id, "--decisions", "2", "--mode", "truncate", "-q", "--runs-dir", str(runs))
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert out.stderr.startswith(f"error: {results}: ") and "PASS" not in out.stdout
+
+
+def test_runs_training_side_by_side_on_too_few_cores_are_warned_about():
+    """Two runs at torch's 2 threads on a 2-core machine wait for each other's threads (each
+    several times slower); the registry knows the runs training on this host."""
+    import socket
+    from types import SimpleNamespace
+
+    from exitcore.runner import crowded_cpu_words
+
+    host = socket.gethostname()
+    here = SimpleNamespace(id="r1", hostname=f"{host} (pid namespace 4026531836)")
+    older = SimpleNamespace(id="r2", hostname=host)  # recorded before the namespace was
+    elsewhere = SimpleNamespace(id="r3", hostname=f"{host}-2")
+    assert crowded_cpu_words([here, older, elsewhere], "cpu", threads=2, cores=2) == (
+        "2 other runs are training on this host (r1, r2): with 2 torch threads each on 2 cores, the runs wait for "
+        "each other's threads and each is several times slower; start them with OMP_NUM_THREADS=1, or one after another")
+    assert crowded_cpu_words([here], "cpu", threads=1, cores=2) == ""  # 2 threads on 2 cores: fine
+    assert crowded_cpu_words([elsewhere], "cpu", threads=2, cores=2) == ""  # another host's
+    assert crowded_cpu_words([here], "cuda:0", threads=2, cores=2) == ""
+    assert crowded_cpu_words([], "cpu", threads=16, cores=2) == ""

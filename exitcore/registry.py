@@ -675,12 +675,16 @@ class Registry:
                          tuple(row[c] for c in self._ROW_COLUMNS))
         return True
 
-    def _transition(self, run_id: str, status: str, keep: tuple[str, ...] = (), **values: Any) -> None:
-        """Set ``status`` and ``values`` if the transition is allowed; columns in ``keep`` are set only if empty."""
+    def _transition(self, run_id: str, status: str, keep: tuple[str, ...] = (), owned: bool = False,
+                    **values: Any) -> None:
+        """Set ``status`` and ``values`` if the transition is allowed; columns in ``keep`` are set
+        only if empty. ``owned``: only by the process the row names (:class:`RunTakenOver` else)."""
         with self._write() as conn:
-            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute("SELECT status, pid, hostname, proc_start FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise self._unknown(run_id)
+            if owned:
+                self._check_owner(run_id, row)
             if row["status"] not in _TRANSITIONS[status]:
                 raise RegistryError(f"run {run_id} is {row['status']}; it cannot become {status}")
             values["status"] = status
@@ -704,19 +708,21 @@ class Registry:
         )
 
     def mark_done(self, run_id: str, metrics: Mapping[str, Any] | None = None) -> None:
-        """The run finished; ``metrics`` (optional) replaces its headline metrics."""
+        """The run finished; ``metrics`` (optional) replaces its headline metrics. Like
+        :meth:`mark_failed` and :meth:`mark_interrupted`, only by the process that owns the run:
+        one that another process took over (:class:`RunTakenOver`) is left to it."""
         values: dict[str, Any] = {"ended_at": _now()}
         if metrics is not None:
             values["metrics"] = jsonable.dumps(dict(metrics))
-        self._transition(run_id, "done", **values)
+        self._transition(run_id, "done", owned=True, **values)
 
     def mark_failed(self, run_id: str, error: str = "") -> None:
         """The run stopped on an error (``error``: one line for ``show``)."""
-        self._transition(run_id, "failed", ended_at=_now(), error=error)
+        self._transition(run_id, "failed", owned=True, ended_at=_now(), error=error)
 
     def mark_interrupted(self, run_id: str, reason: str = "") -> None:
         """The run was stopped before finishing (Ctrl-C, a signal); it may be resumed."""
-        self._transition(run_id, "interrupted", ended_at=_now(), error=reason)
+        self._transition(run_id, "interrupted", owned=True, ended_at=_now(), error=reason)
 
     def heartbeat(self, run_id: str) -> None:
         """Record that the running run is alive (call every few minutes at most; cheap).
@@ -738,12 +744,17 @@ class Registry:
                 row = conn.execute("SELECT status, pid, hostname, proc_start FROM runs WHERE id = ?", (run_id,)).fetchone()
                 if row is None:
                     raise self._unknown(run_id)
-                if (row["pid"], row["hostname"], row["proc_start"]) != owner:
-                    raise RunTakenOver(
-                        f"run {run_id} is now {row['status']} under process {row['pid']} on {row['hostname']}: "
-                        "another exitcore took it over (a resume that judged this process gone), so this "
-                        "process stops without writing anything more for it")
+                self._check_owner(run_id, row)
                 raise RegistryError(f"run {run_id} is not running; no heartbeat recorded")
+
+    @staticmethod
+    def _check_owner(run_id: str, row: sqlite3.Row) -> None:
+        """:class:`RunTakenOver` unless ``row`` (status, pid, hostname, proc_start) names this process."""
+        if (row["pid"], row["hostname"], row["proc_start"]) != (os.getpid(), owner_host(), owner_token()):
+            raise RunTakenOver(
+                f"run {run_id} is now {row['status']} under process {row['pid']} on {row['hostname']}: "
+                "another exitcore took it over (a resume that judged this process gone), so this "
+                "process stops without writing anything more for it")
 
     def set_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
         """Replace the run's headline metrics (a JSON-able dict; NaN/inf are kept)."""

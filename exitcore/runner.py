@@ -350,8 +350,8 @@ def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[]
     limit); cheap to call often."""
     last = [time.monotonic()]
 
-    def beat() -> None:
-        if time.monotonic() - last[0] > every_s:
+    def beat(now: bool = False) -> None:
+        if now or time.monotonic() - last[0] > every_s:
             registry.heartbeat(run_id)
             last[0] = time.monotonic()
 
@@ -410,12 +410,24 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
     output pipe: :data:`~exitcore.errors.MACHINE_ERRNOS`), since hours of training must not be written off for
     it; any other exception (a plugin's missing file too: resuming would meet it again) marks
     it ``failed``. ``resumable=False``: the stage comes before anything a resume could start
-    from (a new run's configuration), so it fails.
+    from (a new run's configuration), so it fails. A run another process has taken over
+    (:class:`~exitcore.errors.NotOwner`, from the stage or from marking it) is left as it is.
     """
     try:
-        yield
-    except NotOwner as exc:  # the row and the run directory are another process's now: leave both
+        with _marked(registry, host, info, doing, resumable):
+            yield
+    except NotOwner as exc:  # from the stage, or from marking the run: the row and the run
+        # directory are another process's now, and are left to it
         raise RunFailed(f"stopped while {doing}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool) -> Iterator[None]:
+    """:func:`_recorded`'s marking of the run as the stage ended (see there)."""
+    try:
+        yield
+    except NotOwner:
+        raise
     except KeyboardInterrupt:
         with stop_signals_ignored():
             registry.mark_interrupted(info.run_id, f"interrupted while {doing}")
@@ -561,7 +573,9 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
 
     def on_update(update: int, metrics: dict[str, Any]) -> None:
         reason = host.iteration_end(info, update, metrics)
-        beat()
+        # the next update writes a checkpoint (or the run ends): the heartbeat checks first that the
+        # run is still ours (NotOwner stops it, writing nothing over another process's files)
+        beat(now=(update + 1) % ppo.checkpoint_every == 0 or update + 1 >= trainers[0].n_updates or bool(reason))
         if reason:
             trainers[0].stop_early(reason)
 

@@ -1012,3 +1012,28 @@ def test_a_run_taken_over_is_left_to_its_new_owner(tmp_path):
         with _recorded(spy, spy, info, "training"):
             raise NotOwner("run r1 is now running under process 7 on elsewhere")
     assert calls == []
+
+    # Ctrl-C (or a failure) after the takeover: marking the run finds another owner
+    def taken(*_args):
+        raise NotOwner("run r1 is now running under process 7 on elsewhere")
+
+    spy.mark_interrupted = spy.mark_failed = taken
+    for stop in (KeyboardInterrupt(), ValueError("a bug")):
+        with pytest.raises(RunFailed, match="stopped while evaluating: run r1 is now running under process 7"):
+            with _recorded(spy, spy, info, "evaluating"):
+                raise stop
+    assert calls == []  # plugins are not told the run ended: it goes on, under its new owner
+
+
+def test_only_the_owner_marks_its_run_done_failed_or_interrupted(reg):
+    """A process whose run was taken over marked the new owner's run done (or interrupted on
+    Ctrl-C) before its next heartbeat noticed (a review)."""
+    from exitcore.errors import NotOwner
+
+    for mark in (reg.mark_done, reg.mark_failed, reg.mark_interrupted):
+        run_id = reg.create_run("v4", "c", "d")
+        reg.mark_running(run_id)
+        _sql(reg, "UPDATE runs SET pid = 424242, proc_start = 'x:1' WHERE id = ?", run_id)  # the resumer's
+        with pytest.raises(NotOwner, match=f"run {run_id} is now running under process 424242"):
+            mark(run_id)
+        assert reg.get(run_id).status == "running"

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from exitcore.errors import ExitcoreError
+from exitcore.words import statistic
 
 #: the rows of the comparison, in order: (label, key in the metrics dict or a special key)
 ROWS: tuple[tuple[str, str], ...] = (
@@ -204,8 +205,10 @@ def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float
     """results.json's headline Sharpe where it differs from the one recomputed from the ledger
     (a run evaluated by an exitcore whose definition has changed since), else None."""
     then, now = (results.get("headline") or {}).get("sharpe"), metrics.get("sharpe")
-    if not (_is_number(then) and _is_number(now)) or not (math.isfinite(then) and math.isfinite(now)):
+    if not (_is_number(then) and _is_number(now)):
         return None
+    if not (math.isfinite(then) and math.isfinite(now)):  # undefined or infinite: the same only if both are
+        return None if str(float(then)) == str(float(now)) else float(then)
     return float(then) if not math.isclose(then, now, rel_tol=1e-9, abs_tol=1e-12) else None
 
 
@@ -270,10 +273,17 @@ def warnings(views: list[RunView]) -> list[str]:
     """Loud notes on what makes the runs not comparable."""
     out = []
     ids = [v.run_id for v in views]
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        out.append(f"SAME RUN: {', '.join(repeated)} is listed more than once (an experiment name stands for "
-                   "its latest run); its columns are identical")
+    for run_id in sorted({i for i in ids if ids.count(i) > 1}):
+        copies = [v for v in views if v.run_id == run_id]
+        dirs = list(dict.fromkeys(str(v.run_dir.resolve()) for v in copies))
+        if len(dirs) == 1:
+            out.append(f"SAME RUN: {run_id} is listed more than once (an experiment name stands for "
+                       "its latest run); its columns are identical")
+        else:  # run directories read alone: copies of one run, kept in several places
+            same = all(v.metrics == copies[0].metrics for v in copies)
+            out.append(f"SAME RUN: {run_id} is read from {len(dirs)} directories ({', '.join(dirs)}), copies of one "
+                       "run; " + ("their columns are identical" if same else
+                                  "their results differ: one was changed, or resumed and evaluated elsewhere"))
     if len({v.data_hash for v in views}) > 1:
         pairs = "; ".join(f"{v.run_id}: {v.data_hash}" + (f" ({v.data_words})" if v.data_words else "")
                           for v in dict((v.run_id, v) for v in views).values())
@@ -295,11 +305,12 @@ def warnings(views: list[RunView]) -> list[str]:
     trades = _different_trades(views)
     if trades:
         out.append(trades)
-    for v in dict((v.run_id, v) for v in views).values():
+    for v in dict((v.run_dir.resolve(), v) for v in views).values():
         if v.evaluated_sharpe is not None:
-            out.append(f"REDEFINED: {v.run_id}'s Sharpe is {v.metrics['sharpe']:.2f} here, recomputed from its ledger "
-                       f"with today's definition, and {v.evaluated_sharpe:.2f} as it was evaluated (its report, "
-                       "`runs`, `show`) by an earlier exitcore; its interval and deflated Sharpe are as evaluated then")
+            out.append(f"RECOMPUTED: {v.run_id}'s Sharpe is {statistic(v.metrics['sharpe'], '.2f')} here, recomputed "
+                       f"from its ledger, and {statistic(v.evaluated_sharpe, '.2f')} in its results.json (its report, "
+                       "`runs`, `show`): an earlier exitcore's definition, or a ledger changed since; its interval and "
+                       "deflated Sharpe are results.json's")
     for v in views:  # as show and report open: a failed audit is not a row to find near the bottom
         verdict = v.metrics.get("audit_verdict")
         if verdict in ("FAIL", "SUSPECT"):

@@ -20,9 +20,14 @@ import attrs
 
 from exitcore.errors import ExitcoreError
 from exitcore.evaluation import jsonable
+from exitcore.evaluation.rundir import RUN_FILE
 
 #: run ids start with the UTC time the run was created (``Registry.create_run``)
 _ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
+
+
+class NoRunInfo(ExitcoreError):
+    """A run directory without ``run.json``: what a registry row needs is not there."""
 
 
 class Misnamed(ExitcoreError):
@@ -57,13 +62,12 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
     with ``own_name`` false, a directory under another name than its run id (a copy kept aside)
     gives the row of the run its ``run.json`` names instead of :class:`Misnamed`.
     """
-    from exitcore.evaluation.rundir import RESULTS_FILE, RUN_FILE, check_results_belong, read_results, read_run_info
+    from exitcore.evaluation.rundir import RESULTS_FILE, check_results_belong, read_results, read_run_info
     from exitcore.registry import _last_write
 
     info_path = run_dir / RUN_FILE
     if not info_path.is_file():
-        raise ExitcoreError(f"it has no {RUN_FILE} (the run stopped before recording its data and plugins): "
-                            "it cannot be resumed; delete it, or run the experiment again")
+        raise NoRunInfo(f"{info_path}: no such file (the run's metadata)")
     info = read_run_info(run_dir)
     data = info.get("data") or {}
     missing = [key for key, value in (("run_id", info.get("run_id")), ("experiment", info.get("experiment")),
@@ -116,9 +120,13 @@ def record_of(run_dir: Path) -> Any:
     """The :class:`~exitcore.registry.RunRecord` that ``run_dir`` describes (:func:`row_of`), for a
     run directory no registry records (``compare`` of run directories copied out of their runs
     directory, or beside a lost registry)."""
+    from exitcore.evaluation.rundir import RunDirError
     from exitcore.registry import RunRecord
 
-    return RunRecord.from_row(row_of(run_dir, own_name=False))
+    try:
+        return RunRecord.from_row(row_of(run_dir, own_name=False))
+    except NoRunInfo as exc:  # as compare says it of a recorded run's directory
+        raise RunDirError(f"{exc}: the run directory is incomplete") from None
 
 
 def _created_at(run_id: str) -> str | None:
@@ -143,10 +151,18 @@ def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:
             row = row_of(run_dir)
         except Misnamed as exc:
             why = str(exc)
-            if registry.has(exc.named):  # the run itself is recorded: this is a copy of it
+            if registry.has(exc.named):  # the run itself is recorded: this is a copy of it, or it renamed
+                where = registry.path_of(registry.get(exc.named, exact=True))
                 why = (f"a copy of run {exc.named} (its run.json names that run), which the registry records "
-                       f"already in {registry.path_of(registry.get(exc.named, exact=True))}: delete the copy or move it out")
+                       f"already in {where}: delete the copy or move it out" if where.is_dir() else
+                       f"run {exc.named} renamed (its run.json names that run, which the registry records in {where}, "
+                       f"gone): rename it back to {where.name}")
             done.append(Recorded(run_dir, None, why_not=_without_path(why, run_dir)))
+            continue
+        except NoRunInfo:
+            done.append(Recorded(run_dir, None, why_not=f"it has no {RUN_FILE} (the run stopped before recording its "
+                                                        "data and plugins): it cannot be resumed; delete it, or run "
+                                                        "the experiment again"))
             continue
         except (ExitcoreError, OSError) as exc:
             why = str(exc)
@@ -154,9 +170,14 @@ def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:
                 why = f"{exc.filename or run_dir}: {exc.strerror or exc}"
             done.append(Recorded(run_dir, None, why_not=_without_path(why, run_dir)))
             continue
-        if not registry.record_existing(row):  # recorded by another process meanwhile, or a same-named run
-            done.append(Recorded(run_dir, None, why_not=f"the registry already records a run {row['id']} "
-                                                        f"in another directory ({registry.path_of(registry.get(row['id'], exact=True))})"))
+        if not registry.record_existing(row):
+            existing = registry.get(row["id"], exact=True)
+            where = registry.path_of(existing)
+            if where.resolve() == run_dir.resolve():  # recorded meanwhile (another `runs --record`): done
+                done.append(Recorded(run_dir, row["id"], existing.status, existing.experiment))
+            else:
+                done.append(Recorded(run_dir, None, why_not=f"the registry already records a run {row['id']} "
+                                                            f"in another directory ({where})"))
             continue
         done.append(Recorded(run_dir, row["id"], row["status"], row["experiment"]))
     return done

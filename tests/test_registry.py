@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
@@ -837,16 +838,39 @@ def test_compare_says_when_a_run_s_sharpe_was_evaluated_by_another_definition(tm
     assert _evaluated_sharpe({"headline": {"sharpe": -5.14}}, {"sharpe": -5.2}) == -5.14
     assert _evaluated_sharpe({"headline": {"sharpe": -5.2}}, {"sharpe": -5.2 + 1e-15}) is None
     assert _evaluated_sharpe({}, {"sharpe": -5.2}) is None
-    assert _evaluated_sharpe({"headline": {"sharpe": float("nan")}}, {"sharpe": -5.2}) is None
+    nan = float("nan")
+    assert math.isnan(_evaluated_sharpe({"headline": {"sharpe": nan}}, {"sharpe": -5.2}))  # one side undefined
+    assert _evaluated_sharpe({"headline": {"sharpe": 1.23}}, {"sharpe": nan}) == 1.23
+    assert _evaluated_sharpe({"headline": {"sharpe": nan}}, {"sharpe": nan}) is None
     splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
-    old = RunView("a", "a", tmp_path, "x", "h", splits, {}, {"n_trades": 9, "sharpe": -5.2}, 112, evaluated_sharpe=-5.14)
+    (tmp_path / "a").mkdir()
+    old = RunView("a", "a", tmp_path / "a", "x", "h", splits, {}, {"n_trades": 9, "sharpe": -5.2}, 112, evaluated_sharpe=-5.14)
     new = RunView("b", "b", tmp_path, "x", "h", splits, {}, {"n_trades": 9, "sharpe": -5.2}, 112)
     assert warnings([old, new, old]) == [
         "SAME RUN: a is listed more than once (an experiment name stands for its latest run); its columns are identical",
-        "REDEFINED: a's Sharpe is -5.20 here, recomputed from its ledger with today's definition, and -5.14 as it was "
-        "evaluated (its report, `runs`, `show`) by an earlier exitcore; its interval and deflated Sharpe are as "
-        "evaluated then"]
+        "RECOMPUTED: a's Sharpe is -5.20 here, recomputed from its ledger, and -5.14 in its results.json (its report, "
+        "`runs`, `show`): an earlier exitcore's definition, or a ledger changed since; its interval and deflated "
+        "Sharpe are results.json's"]
     assert warnings([new, new])[1:] == []
+    undefined = attrs.evolve(new, metrics={"n_trades": 9, "sharpe": nan}, evaluated_sharpe=0.8)
+    assert "RECOMPUTED: b's Sharpe is undefined here, recomputed from its ledger, and 0.80 in" in warnings([undefined])[0]
+
+
+def test_compare_tells_copies_of_one_run_in_two_places_apart(tmp_path):
+    """Run directories read alone: two copies of one run (one resumed and evaluated on another
+    machine) were 'listed more than once ... its columns are identical' with -5.69 beside 3.94."""
+    from exitcore.compare import RunView, warnings
+
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+    (tmp_path / "m1").mkdir()
+    (tmp_path / "m2").mkdir()
+    one = RunView("a", "r", tmp_path / "m1", "x", "h", splits, {}, {"n_trades": 9, "sharpe": -5.69}, 112)
+    two = attrs.evolve(one, run_dir=tmp_path / "m2", metrics={"n_trades": 9, "sharpe": 3.94})
+    (out,) = warnings([one, two])
+    assert out == (f"SAME RUN: r is read from 2 directories ({tmp_path / 'm1'}, {tmp_path / 'm2'}), copies of one run; "
+                   "their results differ: one was changed, or resumed and evaluated elsewhere")
+    same = attrs.evolve(two, metrics=one.metrics)
+    assert warnings([one, same])[0].endswith("copies of one run; their columns are identical")
 
 
 def test_compare_says_how_the_data_of_runs_on_different_bars_differ(tmp_path):
@@ -1037,3 +1061,19 @@ def test_only_the_owner_marks_its_run_done_failed_or_interrupted(reg):
         with pytest.raises(NotOwner, match=f"run {run_id} is now running under process 424242"):
             mark(run_id)
         assert reg.get(run_id).status == "running"
+
+
+def test_two_recorders_of_the_same_directories_both_succeed(tmp_path):
+    """Two `runs --record` that listed the same unrecorded directories: the second said 'already
+    records a run ... in another directory' naming that very directory, and exited 2."""
+    from exitcore.recording import record_run_dirs
+
+    runs = tmp_path / "runs"
+    run_dir = runs / "20261101-000000-v4_no_lookahead-ab12"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"run_id": run_dir.name, "experiment": "v4_no_lookahead",
+                                                  "config_hash": "c", "seed": 0, "data": {"hash": "d"}}))
+    with Registry(runs) as first, Registry(runs) as second:
+        (a,) = record_run_dirs(first, [run_dir])
+        (b,) = record_run_dirs(second, [run_dir])  # listed before the first recorded it
+    assert (a.run_id, a.status) == (b.run_id, b.status) == (run_dir.name, "interrupted") and b.why_not is None

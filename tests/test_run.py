@@ -199,6 +199,16 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     assert f"not recorded {foreign_id}: results.json does not belong to this run: its seed is 3, " in out.stderr
     assert f"error: 3 run directories in {runs} could not be recorded" in out.stderr
     assert len(registry_rows(runs)) == 2
+    # the original renamed is not 'a copy' to delete: it is the only one left
+    shutil.rmtree(runs / "copy")
+    done_dir.rename(runs / "best")
+    out = exitcore("runs", "--record", runs=runs)
+    assert (f"not recorded best: run {original['id']} renamed (its run.json names that run, which the registry records "
+            f"in {done_dir}, gone): rename it back to {original['id']}") in out.stderr
+    # compare of a directory without run.json names the file
+    out = exitcore("compare", str(runs / "best"), str(runs / "20261127-000000-v4-0000"), runs=runs)
+    assert out.returncode == 2 and (f"{runs / '20261127-000000-v4-0000' / 'run.json'}: no such file (the run's "
+                                    "metadata): the run directory is incomplete") in out.stderr, out.stderr
 
 
 def test_a_resume_whose_checkpoint_is_gone_says_it_starts_again(tmp_path, finished_run):

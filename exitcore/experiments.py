@@ -321,10 +321,17 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError as exc:
-        if value.strip().startswith(("[", "{", '"', "'")):  # meant as TOML, not a bare word
+        if _meant_as_toml(value.strip()):
             raise ConfigError([(f"--set {key}", _toml_value_error(value.strip(), exc))]) from None
-        parsed = value.strip()
+        parsed = value.strip()  # a bare word: text (a glob such as [EG]*USD*.csv too)
     return tokens, parsed
+
+
+def _meant_as_toml(value: str) -> bool:
+    """Whether ``value``, which is not TOML, was meant as TOML rather than as a bare word: a
+    quoted string, or an array or table with items (``=`` or ``,`` in it); ``[EG]*USD*.csv``,
+    a glob, is a word."""
+    return value.startswith(('"', "'")) or (value.startswith(("[", "{")) and ("=" in value or "," in value))
 
 
 def _toml_value_error(value: str, exc: tomllib.TOMLDecodeError) -> str:
@@ -336,9 +343,15 @@ def _toml_value_error(value: str, exc: tomllib.TOMLDecodeError) -> str:
         line, column = int(where.group(1)), int(where.group(2))
         at = f"character {column - 4}" if line == 1 else f"line {line}, column {column}"
         message = f"{message[:where.start()]} at {at} of the value"
-    hint = ("; an inline table { ... } must be on one line: join the lines" if "\n" in value
-            else "; items of an array or table are separated by commas" if "} {" in value or "] [" in value else "")
-    return f"cannot read {value!r} as a TOML value: {message}{hint}"
+    first_line = value.split("\n", 1)[0]
+    if "\n" in value and first_line.count("{") > first_line.count("}"):
+        hint = "; an inline table { ... } must be on one line: join the lines"
+    elif "} {" in value or "] [" in value:
+        hint = "; items of an array or table are separated by commas"
+    else:
+        hint = ""
+    return (f"cannot read {value!r} as a TOML value: {message}{hint} (text is quoted: "
+            f"--set 'KEY=\"...\"')")
 
 
 def compose(

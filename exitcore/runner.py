@@ -601,6 +601,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
              + (f", {trained / elapsed:,.0f} steps/s" if trained > 0 and elapsed > 0 else ""))
         if result.stopped_early:
             note(f"ended early, before the {ppo.total_timesteps:,} steps asked for: {result.stopped_early}")
+            _record_in_run_json(info.run_dir, stopped_early=str(result.stopped_early))  # for its report
         failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]
         if failed:
             note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")
@@ -942,6 +943,13 @@ def crowded_cpu_words(running: Sequence[Any], device: Any, threads: int, cores: 
             f"({', '.join(r.id for r in others[:3])}{', ...' if len(others) > 3 else ''}): with {threads} torch threads "
             f"each on {plural(cores, 'core')}, the runs wait for each other's threads and each is several times slower; "
             "start them with OMP_NUM_THREADS=1, or one after another")
+
+
+def _record_in_run_json(run_dir: Path, **values: Any) -> None:
+    """Add ``values`` to the run's ``run.json`` (atomically), e.g. why its training ended early."""
+    path = run_dir / RUN_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    write_text_atomic(path, json.dumps({**meta, **values}, indent=2, default=str))
 
 
 def _warn_other_threads(meta: dict[str, Any], device: Any) -> None:

@@ -530,6 +530,9 @@ def test_parse_override_values():
     with pytest.raises(ConfigError, match="cannot read the key"):
         parse_override("ppo..n=1")
     assert parse_override("description=two words [draft]") == (["description"], "two words [draft]")  # bare words
+    # a glob is a bare word too, though it opens with a bracket (refused as TOML for a while)
+    assert parse_override("data.params.path=[EG]*USD*.csv") == (["data", "params", "path"], "[EG]*USD*.csv")
+    assert parse_override("x=[1,\n2]") == (["x"], [1, 2])  # a TOML array may span lines
 
 
 @pytest.mark.parametrize("text, why", [
@@ -539,13 +542,15 @@ def test_parse_override_values():
     # the docs' multi-line --set pasted with its line breaks
     ('guards=[{name="a",\n params={x=1}}]', "at character 12 of the value; an inline table { ... } must be on one line"),
     ('data.path="abc', "Unterminated string"),
+    ('x=[1,\n2', "Unclosed array"),  # not an inline table: no line-joining advice
 ])
 def test_a_set_value_meant_as_toml_that_is_not_says_why(text, why):
     with pytest.raises(ConfigError) as exc:
         parse_override(text)
     key = text.partition("=")[0]
     assert f"--set {key}: cannot read" in str(exc.value) and "as a TOML value: " in str(exc.value)
-    assert why in str(exc.value)
+    assert why in str(exc.value) and str(exc.value).endswith("""(text is quoted: --set 'KEY="..."')""")
+    assert ("must be on one line" in str(exc.value)) == ("{" in text.split("\n")[0] and "\n" in text)
 
 
 def test_check_all_reports_every_broken_experiment(tmp_path, host):

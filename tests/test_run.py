@@ -770,6 +770,11 @@ def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, c
     log = [json.loads(line) for line in (Path(outcome.run_dir) / "train_log.jsonl").read_text().splitlines()]
     assert [r["update"] for r in log] == [1, 2] and log[-1]["global_step"] == 1024  # of 4 updates of 512
     assert (Path(outcome.run_dir) / "results.json").is_file()
+    # the report says why, later: run.json keeps the reason
+    from exitcore.evaluation.report import render_report
+
+    assert json.loads((Path(outcome.run_dir) / "run.json").read_text())["stopped_early"] == "enough after update 2"
+    assert "1024 trained (2048 requested: stopped early by a plugin: enough after update 2)" in render_report(Path(outcome.run_dir))
 
 
 def test_run_prints_the_datas_warnings_and_where_to_see_the_rest(capsys):

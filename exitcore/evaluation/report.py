@@ -222,7 +222,8 @@ def _timesteps(info: Mapping[str, Any], ppo: Mapping[str, Any], trained: int | N
         return str(trained)
     per_update = ""
     if isinstance(requested, int) and trained < requested:  # training rounds up: fewer is a stop
-        per_update = ": stopped early by a plugin's iteration_end hook, which the run's output names"
+        reason = info.get("stopped_early")
+        per_update = f": stopped early by a plugin: {reason}" if reason else ": stopped early by a plugin's iteration_end hook"
     elif ppo.get("n_envs") and ppo.get("n_steps"):
         per_update = f": whole updates of n_envs x n_steps = {ppo['n_envs'] * ppo['n_steps']}"
     return f"{trained} trained ({requested} requested{per_update})"

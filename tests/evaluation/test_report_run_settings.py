@@ -81,7 +81,10 @@ def test_fewer_steps_than_requested_are_an_early_stop_not_rounding(tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     (run_dir / "run.json").write_text(json.dumps({**info, "timesteps": 8192}))
     rows = _run_section(render_report(run_dir))
-    assert rows["timesteps"] == "1536 trained (8192 requested: stopped early by a plugin's iteration_end hook, which the run's output names)"
+    assert rows["timesteps"] == "1536 trained (8192 requested: stopped early by a plugin's iteration_end hook)"
+    (run_dir / "run.json").write_text(json.dumps({**info, "timesteps": 8192, "stopped_early": "entropy below 0.05"}))
+    rows = _run_section(render_report(run_dir))
+    assert rows["timesteps"] == "1536 trained (8192 requested: stopped early by a plugin: entropy below 0.05)"
 
 
 def test_trained_steps_equal_to_the_request_show_once_and_a_run_without_request_shows_no_overrides(tmp_path):

@@ -257,6 +257,13 @@ def owner_host() -> str:
     return f"{host} (pid namespace {namespace})" if namespace else host
 
 
+def on_this_host(hostname: str | None) -> bool:
+    """Whether a run's recorded ``hostname`` (:func:`owner_host`) is this host's, in any PID
+    namespace (a bare host name: recorded by an exitcore that did not record the namespace)."""
+    host = socket.gethostname()
+    return bool(hostname) and (hostname == host or hostname.startswith(f"{host} (pid namespace "))
+
+
 def _process_alive(pid: int, token: str | None) -> bool | None:
     """True: that very process still runs; False: it is gone; None: cannot tell here."""
     if Path("/proc/self/stat").exists():
@@ -786,7 +793,7 @@ class Registry:
         (see :meth:`recover_stale`)."""
         # here: this host and PID namespace; a bare host name was written by an exitcore that
         # recorded no namespace there (its token may carry it after "@": _process_alive reads it)
-        here = {owner_host(), socket.gethostname()}
+        here = {owner_host(), socket.gethostname()}  # not on_this_host: another namespace's pid is not ours
         now = dt.datetime.now(dt.timezone.utc)
         gone = []
         for row in rows:

@@ -28,7 +28,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -239,7 +238,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     unrecorded = registry.unrecorded_dirs()
     if unrecorded:  # their trials are missing from this run's deflated Sharpe ratio
         click.echo(f"warning: {unrecorded_words(unrecorded, registry.runs_dir)}", err=True)
-    crowded = crowded_cpu_words(registry.list(status="running"), device, torch.get_num_threads(), os.cpu_count() or 1)
+    running = [(r, _recorded_threads(registry.path_of(r))) for r in registry.list(status="running")]
+    crowded = crowded_cpu_words(running, device, torch.get_num_threads(), os.cpu_count() or 1)
     if crowded:
         click.echo(f"warning: {crowded}", err=True)
     if previous is None:
@@ -928,21 +928,33 @@ def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def crowded_cpu_words(running: Sequence[Any], device: Any, threads: int, cores: int) -> str:
-    """A warning when other runs recorded ``running`` on this host train beside this one with
-    more torch threads in all than ``cores``: each parallel region then waits for a
-    descheduled thread, and every run is several times slower (docs/benchmarks.md measured 2-10x
-    at a load of 2-4 on 2 cores) than the same runs one after another or at one thread each."""
+def crowded_cpu_words(running: Sequence[tuple[Any, int | None]], device: Any, threads: int, cores: int) -> str:
+    """A warning when other runs recorded ``running`` on this host (``(record, its torch thread
+    count or None)``) train beside this one with more threads in all than ``cores``: each
+    parallel region then waits for a descheduled thread, and every run is several times slower
+    (docs/benchmarks.md measured 2-10x at a load of 2-4 on 2 cores) than the same runs one after
+    another or at one thread each. A run's unknown count is taken as this one's."""
+    from exitcore.registry import on_this_host
+
     if getattr(device, "type", str(device)) != "cpu":
         return ""
-    host = socket.gethostname()
-    others = [r for r in running if r.hostname and (r.hostname == host or r.hostname.startswith(f"{host} (pid namespace "))]
-    if not others or threads * (len(others) + 1) <= cores:
+    others = [(r, n or threads) for r, n in running if on_this_host(r.hostname)]
+    total = threads + sum(n for _, n in others)
+    if not others or total <= cores:
         return ""
     return (f"{plural(len(others), 'other run')} {'is' if len(others) == 1 else 'are'} training on this host "
-            f"({', '.join(r.id for r in others[:3])}{', ...' if len(others) > 3 else ''}): with {threads} torch threads "
-            f"each on {plural(cores, 'core')}, the runs wait for each other's threads and each is several times slower; "
-            "start them with OMP_NUM_THREADS=1, or one after another")
+            f"({', '.join(r.id for r, _ in others[:3])}{', ...' if len(others) > 3 else ''}): {total} torch threads "
+            f"in all on {plural(cores, 'core')}, so the runs wait for each other's threads and each is several times "
+            "slower; start them with OMP_NUM_THREADS=1, or one after another")
+
+
+def _recorded_threads(run_dir: Path) -> int | None:
+    """The torch thread count a run's ``run.json`` records (None where it cannot be read)."""
+    try:
+        threads = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None
 
 
 def _record_in_run_json(run_dir: Path, **values: Any) -> None:

@@ -425,10 +425,12 @@ def test_runs_training_side_by_side_on_too_few_cores_are_warned_about():
     here = SimpleNamespace(id="r1", hostname=f"{host} (pid namespace 4026531836)")
     older = SimpleNamespace(id="r2", hostname=host)  # recorded before the namespace was
     elsewhere = SimpleNamespace(id="r3", hostname=f"{host}-2")
-    assert crowded_cpu_words([here, older, elsewhere], "cpu", threads=2, cores=2) == (
-        "2 other runs are training on this host (r1, r2): with 2 torch threads each on 2 cores, the runs wait for "
+    assert crowded_cpu_words([(here, 2), (older, None), (elsewhere, 8)], "cpu", threads=2, cores=2) == (
+        "2 other runs are training on this host (r1, r2): 6 torch threads in all on 2 cores, so the runs wait for "
         "each other's threads and each is several times slower; start them with OMP_NUM_THREADS=1, or one after another")
-    assert crowded_cpu_words([here], "cpu", threads=1, cores=2) == ""  # 2 threads on 2 cores: fine
-    assert crowded_cpu_words([elsewhere], "cpu", threads=2, cores=2) == ""  # another host's
-    assert crowded_cpu_words([here], "cuda:0", threads=2, cores=2) == ""
+    assert crowded_cpu_words([(here, 1)], "cpu", threads=1, cores=2) == ""  # 2 threads on 2 cores: fine
+    assert crowded_cpu_words([(here, 1)], "cpu", threads=2, cores=2).startswith("1 other run is training")  # 3 on 2
+    assert crowded_cpu_words([(here, 1)], "cpu", threads=1, cores=2) == ""
+    assert crowded_cpu_words([(elsewhere, 2)], "cpu", threads=2, cores=2) == ""  # another host's
+    assert crowded_cpu_words([(here, 2)], "cuda:0", threads=2, cores=2) == ""
     assert crowded_cpu_words([], "cpu", threads=16, cores=2) == ""

@@ -314,6 +314,7 @@ def load_parquet(params: ParquetParams) -> Bars:
         raise DataError("reading Parquet needs pyarrow: pip install 'exitcore[parquet]'") from None
     clock = parse_clock(params.timezone)
     paths = expand_paths(params.path, PARQUET_SUFFIXES)
+    symbol_of([str(p) for p in paths], params.symbol, params.path)  # different symbols: refused before reading
     chunks = []
     for k, path in enumerate(paths, 1):
         report(f"reading {path} ({k}/{len(paths)})")

@@ -50,7 +50,7 @@ def price_window(params, ctx: BuildContext) -> FeatureSpec:
     # copy into the table (w shifted copies stacked took 0.23 s per build on 745,000 M1 bars,
     # and the audit builds it hundreds of times); the same float32 values
     padded = torch.cat([torch.zeros(w - 1, dtype=torch.float32, device=move.device), move.to(torch.float32)])
-    lagged = padded.unfold(0, w, 1).flip(1)
+    lagged = padded.unfold(0, w, 1).flip(1) if move.numel() else padded.new_zeros(0, w)
     table = torch.cat([lagged, (ctx.market.high - ctx.market.low).to(torch.float32)[:, None]], dim=1)
     sign = torch.ones(w + 1, dtype=torch.float32, device=ctx.device)
 

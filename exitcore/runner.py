@@ -278,7 +278,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     with _recorded(registry, host, info, "evaluating"), _sigterm_as_interrupt():
         with stages.stage("evaluating on the held-out split") as note:
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
-                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress)
+                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
+                                   _owned(registry, run_id))
             verdict = evaluation.audit_verdict
             n_trades = evaluation.headline.get("n_trades")
             described = (describe_verdict(verdict, evaluation.headline.get("audit_verdict_from"),
@@ -356,6 +357,13 @@ def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[]
             last[0] = time.monotonic()
 
     return beat
+
+
+def _owned(registry: Any, run_id: str) -> Callable[[], None]:
+    """A check before the run writes a file (a checkpoint, the ledgers, results.json): a heartbeat
+    now, which raises :class:`~exitcore.errors.NotOwner` where another process has taken the run
+    over (a suspended process resumed hours later: its own clock says no time went by)."""
+    return lambda: registry.heartbeat(run_id)
 
 
 def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0) -> Any:
@@ -568,28 +576,29 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
     policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
     beat = _heartbeat(registry, info.run_id)
+    owned = _owned(registry, info.run_id)
 
     trainers: list[Any] = []  # the trainer, once made: a plugin may end its training early
 
     def on_update(update: int, metrics: dict[str, Any]) -> None:
         reason = host.iteration_end(info, update, metrics)
-        # the next update writes a checkpoint (or the run ends): the heartbeat checks first that the
-        # run is still ours (NotOwner stops it, writing nothing over another process's files)
-        beat(now=(update + 1) % ppo.checkpoint_every == 0 or update + 1 >= trainers[0].n_updates or bool(reason))
+        beat()
         if reason:
             trainers[0].stop_early(reason)
 
     checkpoint = info.run_dir / CHECKPOINT_FILE
     with stages.stage(f"training ({training_words(ppo, device.type)})") as note, _sigterm_as_interrupt():
         if resume and checkpoint.exists():
-            trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
+            trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update,
+                                        progress=progress, before_write=owned)
             note(f"resumed at step {trainer.global_step:,}")
         else:
             logged = last_logged_update(info.run_dir) if resume else None
             if logged:  # the log says it trained; without its checkpoint that work is lost
                 click.echo(f"warning: no {CHECKPOINT_FILE} in {info.run_dir}, although its training log records "
                            f"{plural(logged, 'update')}: training starts again from step 0", err=True)
-            trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress)
+            trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress,
+                                 before_write=owned)
         trainers.append(trainer)
         start_step, t0 = trainer.global_step, time.perf_counter()
         with _policy_named(info.resolved.policy):
@@ -664,7 +673,8 @@ def _policy_named(component: Any) -> Iterator[None]:
 
 
 def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: list, registry: Any, data_hash: str,
-              run_dir: Path, seed: int, say: Callable[[str], None], progress: bool | None = None) -> Any:
+              run_dir: Path, seed: int, say: Callable[[str], None], progress: bool | None = None,
+              before_write: Callable[[], None] | None = None) -> Any:
     from exitcore.data.progress import progress_to
     from exitcore.evaluation.evaluate import evaluate
 
@@ -675,7 +685,7 @@ def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: l
             assembled, resolved, policy, pools["valid"], splits,
             n_trials=registry.trial_count(data_hash), trials_source=_trials_source(registry, data_hash),
             recorded_sharpes=other_trials_sharpes(registry, data_hash, resolved.config_hash(), seed),
-            run_dir=run_dir, seed=seed, progress=say,
+            run_dir=run_dir, seed=seed, progress=say, before_write=before_write,
         )
 
 
@@ -714,7 +724,8 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
         policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
         window_dir = info.run_dir / "walk_forward" / f"window_{counter[0]}"
         with _policy_named(info.resolved.policy):
-            result = PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=beat, progress=progress).train()
+            result = PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=beat, progress=progress,
+                                before_write=_owned(registry, info.run_id)).train()
         if result.status != "done":
             raise KeyboardInterrupt
         return policy.eval()
@@ -949,9 +960,13 @@ def crowded_cpu_words(running: Sequence[tuple[Any, int | None]], device: Any, th
 
 
 def _recorded_threads(run_dir: Path) -> int | None:
-    """The torch thread count a run's ``run.json`` records (None where it cannot be read)."""
+    """The torch thread count of the process now running a run, from its ``run.json``: its last
+    resume's where it was resumed (the top-level count is the first start's), else the start's;
+    None where it cannot be read."""
     try:
-        threads = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("threads")
+        meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        resumes = meta.get("resumes")
+        threads = (resumes[-1] if isinstance(resumes, list) and resumes else meta).get("threads")
     except (OSError, ValueError, AttributeError):
         return None
     return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None

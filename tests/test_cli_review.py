@@ -434,3 +434,19 @@ def test_runs_training_side_by_side_on_too_few_cores_are_warned_about():
     assert crowded_cpu_words([(elsewhere, 2)], "cpu", threads=2, cores=2) == ""  # another host's
     assert crowded_cpu_words([(here, 2)], "cuda:0", threads=2, cores=2) == ""
     assert crowded_cpu_words([], "cpu", threads=16, cores=2) == ""
+
+
+def test_a_resumed_run_s_threads_are_its_resume_s(tmp_path):
+    """run.json keeps the first start's thread count; a run resumed with another one trains with
+    the resume's (the crowded-CPU warning read the first: a false warning, or a missed one)."""
+    import json
+
+    from exitcore.runner import _recorded_threads
+
+    (tmp_path / "run.json").write_text(json.dumps({"threads": 2, "resumes": [{"threads": 4}, {"threads": 1}]}))
+    assert _recorded_threads(tmp_path) == 1
+    (tmp_path / "run.json").write_text(json.dumps({"threads": 2}))
+    assert _recorded_threads(tmp_path) == 2
+    (tmp_path / "run.json").write_text("{damaged")
+    assert _recorded_threads(tmp_path) is None
+    assert _recorded_threads(tmp_path / "missing") is None

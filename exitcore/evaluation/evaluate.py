@@ -125,6 +125,7 @@ def evaluate(
     seed: int = 0,
     split: str = "test",
     grid: Sequence[Baseline] = DEFAULT_GRID,
+    before_write: Callable[[], None] | None = None,
 ) -> EvalResults:
     """Evaluate ``policy`` on ``split`` of ``assembled`` and run the experiment's evaluators.
 
@@ -135,7 +136,8 @@ def evaluate(
     ``recorded_sharpes`` the per-day Sharpes of the other trials recorded on the dataset and
     split (:func:`exitcore.evaluation.significance.recorded_trial_sharpes`; the DSR's trial
     variance is the larger of theirs, with this run's, and the null ``1/(T-1)``). ``progress``
-    receives a line per stage. With ``run_dir``, the ledgers and ``results.json`` are written
+    receives a line per stage. With ``run_dir``, ``before_write`` (if given) is called and then
+    the ledgers and ``results.json`` are written
     there (format ``eval.ledger_format``).
 
     ``results.json``: ``format``, ``version``, ``experiment``, ``config_hash``, ``split``,
@@ -233,6 +235,8 @@ def evaluate(
     results = jsonable.from_jsonable(jsonable.to_jsonable(results))  # plain data, checked serialisable
     paths: tuple[Path, ...] = ()
     if run_dir is not None:
+        if before_write is not None:
+            before_write()  # e.g. the runner's check that the run is still this process's
         _say(progress, f"writing ledgers and {RESULTS_FILE} to {run_dir}")
         paths = tuple(write_run_outputs(run_dir, ledgers, results, fmt))
         _say(progress, _large_csv_note(paths))

@@ -106,8 +106,11 @@ class PPOTrainer:
 
     def __init__(self, env: Any, policy: nn.Module, ppo: Any, run_dir: Path | None = None,
                  on_update: OnUpdate | None = None, progress: bool | None = None,
-                 total_timesteps: int | None = None):
+                 total_timesteps: int | None = None, before_write: Callable[[], None] | None = None):
         self.env, self.ppo, self.on_update, self.progress = env, ppo, on_update, progress
+        #: called before every checkpoint write; raising :class:`~exitcore.errors.NotOwner` there
+        #: (the run is another process's now) stops training without writing
+        self.before_write = before_write
         self.device = torch.device(env.device)
         if ppo.device != "auto" and not same_device(torch.device(ppo.device), self.device):
             raise ExitcoreError(f"ppo.device is {ppo.device!r} but the environment lives on {self.device}")
@@ -203,7 +206,7 @@ class PPOTrainer:
                 self._stop.check()  # asked for during the last update's bookkeeping: stop before evaluation
                 return TrainResult("done", self.global_step, self.update, path, last_metrics, self._early_stop)
             except KeyboardInterrupt:
-                path = self._rollback_and_write(good)
+                path = self._rollback_and_write(good)  # NotOwner from before_write: nothing written
                 return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
             except NotOwner:  # another process owns the run directory now: write nothing into it
                 raise
@@ -211,6 +214,8 @@ class PPOTrainer:
                 # Whatever stopped the run, hours of training must not be lost with it.
                 try:
                     path = self._rollback_and_write(good)
+                except NotOwner:
+                    raise
                 except Exception as inner:  # noqa: BLE001 - reported on the original error
                     exc.add_note(f"the last good state could not be checkpointed: {type(inner).__name__}: {inner}")
                     raise exc from None
@@ -562,6 +567,8 @@ class PPOTrainer:
 
     def _write(self, state: dict[str, Any]) -> Path | None:
         path = self._checkpoint_path()
+        if path is not None and self.before_write is not None:
+            self.before_write()
         return save_checkpoint(path, state) if path is not None else None
 
     def _rollback_and_write(self, good: dict[str, Any]) -> Path | None:

@@ -161,6 +161,22 @@ def test_parquet_ledgers(tmp_path):
     assert len(read_ledger(tmp_path / "ledger_test.parquet")) == len(pools["test"]) * (1 + len(GRID_NAMES))
 
 
+def test_before_write_is_asked_before_any_file_is_written(tmp_path):
+    """The runner checks there that the run is still its own: a run taken over while it
+    evaluated wrote its ledgers and results.json over the new owner's (a review)."""
+    from exitcore.errors import NotOwner
+
+    _, asm, pools, splits = prepared("v4_no_lookahead")
+    res = resolve_small("v4_no_lookahead", evaluators_override(("trade_metrics",)))
+
+    def taken():
+        raise NotOwner("run x is now running under process 1 on elsewhere")
+
+    with pytest.raises(NotOwner):
+        evaluate(asm, res, random_policy(asm, 0), pools, splits, n_trials=1, run_dir=tmp_path, before_write=taken)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- walk-forward
 
 

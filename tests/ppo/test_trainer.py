@@ -362,6 +362,33 @@ def test_a_run_taken_over_writes_no_checkpoint(tmp_path):
     assert not (tmp_path / CHECKPOINT_FILE).exists()
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, ValueError, None])
+def test_before_write_stops_every_checkpoint_of_a_run_taken_over(tmp_path, stop):
+    """before_write (the runner's ownership check) runs before each checkpoint: the periodic one,
+    the one Ctrl-C writes and the one an error writes. A run another process took over wrote
+    its checkpoint over that process's when stopped (a review)."""
+    from exitcore.errors import NotOwner
+
+    ppo = config(checkpoint_every=2)
+    taken = []
+
+    def before_write():
+        if taken:
+            raise NotOwner("run x is now running under process 1 on elsewhere")
+
+    def on_update(update, metrics):
+        if update == 1:
+            taken.append(True)  # another process resumed it meanwhile
+            if stop is not None:
+                raise stop("stopped")
+
+    env, policy = make(ppo)
+    trainer = PPOTrainer(env, policy, ppo, run_dir=tmp_path, on_update=on_update, progress=False, before_write=before_write)
+    with pytest.raises(NotOwner):
+        trainer.train()
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+
+
 def test_empty_mask_row_is_reported():
     class EmptyMask(MaskedBanditEnv):
         def step(self, action):

@@ -282,6 +282,18 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     assert first == b"line 0\n" and proc.returncode == 0 and b"Broken pipe" not in err and b"Traceback" not in err, err
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--version"]])
+def test_top_level_help_to_a_reader_that_has_gone_exits_0(args):
+    """`exitcore --help | true` exited 1: click prints the group's --help and --version while
+    parsing, before our handling of a closed pipe (subcommands' help already exited 0)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before exitcore writes
+    proc = subprocess.run([sys.executable, "-m", "exitcore", *args], stdout=write_end, stderr=subprocess.PIPE,
+                          cwd=ROOT, timeout=60)
+    os.close(write_end)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
+
+
 def test_guarded_streams_discard_output_once_the_reader_has_gone(monkeypatch):
     """`exitcore run`'s streams (exitcore/cli/streams.py): after the reader of a pipe leaves, a
     write points the descriptor at /dev/null instead of raising BrokenPipeError."""

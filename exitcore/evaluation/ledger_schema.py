@@ -147,6 +147,8 @@ def _kind_ok(series: pd.Series, kind: str) -> bool:
     if kind == "bool":
         return t.is_bool_dtype(series)
     if kind == "str":
+        if isinstance(series.dtype, pd.StringDtype):  # only text or missing values: no walk needed
+            return not bool(series.isna().any())
         return t.is_string_dtype(series) and bool(series.map(lambda v: isinstance(v, str)).all())
     if kind == "time":
         return isinstance(series.dtype, pd.DatetimeTZDtype) and str(series.dtype.tz) == "UTC"
@@ -229,8 +231,14 @@ def _value_problems(df: pd.DataFrame) -> list[str]:
 
 
 def _executed_problems(df: pd.DataFrame) -> list[str]:
+    actions, executed_all = df["actions"].to_numpy(dtype=object), df["executed"].to_numpy(dtype=object)
+    blocked_all = df["blocked"].to_numpy()
+    # a row without a blocked decision must be executed as sampled: compared at once; the walk
+    # letter by letter is for the others (it took 5.7 s of an M1 evaluation done for every row)
+    walk = np.flatnonzero((actions != executed_all) | (blocked_all != 0))
     bad_rows = []
-    for i, (sampled, executed, blocked) in enumerate(zip(df["actions"], df["executed"], df["blocked"])):
+    for i in walk:
+        sampled, executed, blocked = actions[i], executed_all[i], blocked_all[i]
         if len(executed) != len(sampled):
             bad_rows.append(i)
             continue

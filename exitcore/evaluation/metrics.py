@@ -293,7 +293,7 @@ def per_trade_stats(pnl: Sequence[float] | np.ndarray | pd.Series) -> dict[str, 
 
 def action_counts(actions: Iterable[str]) -> dict[str, int]:
     """How often each action was *sampled*, summed over the ``actions`` strings, by action name."""
-    text = "".join(actions)
+    text = "".join(actions.tolist() if isinstance(actions, pd.Series) else actions)  # a Series' own walk is slow
     return {Action.names[a]: text.count(ACTION_LETTERS[a]) for a in Action}
 
 
@@ -319,7 +319,8 @@ def blocked_rates(ledger: pd.DataFrame) -> dict[str, Any]:
     if "executed" in ledger.columns:
         sampled = action_counts(ledger["actions"])
         blocked = dict.fromkeys(sampled, 0)
-        for s_text, e_text in zip(ledger["actions"], ledger["executed"]):
+        differ = ledger["actions"].to_numpy(dtype=object) != ledger["executed"].to_numpy(dtype=object)
+        for s_text, e_text in zip(ledger["actions"][differ].tolist(), ledger["executed"][differ].tolist()):
             for s, e in zip(s_text, e_text):
                 if s != e:
                     blocked[_LETTER_NAMES[s]] += 1
@@ -422,7 +423,7 @@ def single_value(ledger: pd.DataFrame, column: str, given: str | None = None) ->
 
     ``given``, when not None, is what every row must hold (and what an empty ledger is taken to hold).
     """
-    values = sorted(set(ledger[column]))
+    values = sorted(set(ledger[column].unique()))  # unique() first: a Series' own walk is slow
     if given is not None:
         if values and values != [given]:
             raise LedgerError(f"ledger rows have {column} {values}, expected only {given!r}")

@@ -580,7 +580,7 @@ def rl_vs_best_baseline(
     validate_ledger(ledger)
     if len(ledger):
         single_value(ledger, "split")
-    policies = sorted(set(ledger["policy"]))
+    policies = sorted(set(ledger["policy"].unique()))
     if rl_policy not in policies:
         raise LedgerError(f"ledger has no policy {rl_policy!r} (policies: {', '.join(policies)})")
     baselines = [p for p in policies if not is_rl_policy(p)]

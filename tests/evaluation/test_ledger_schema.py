@@ -112,6 +112,11 @@ def test_executed_column_must_differ_only_where_blocked(make_ledger):
     uncounted.loc[0, "blocked"] = 0  # the difference is not counted in `blocked`
     with pytest.raises(LedgerError, match="executed must equal actions"):
         validate_ledger(uncounted)
+    # executed as sampled, yet counted blocked: the rows compared at once must still catch it
+    phantom = df.copy()
+    phantom.loc[1, "blocked"] = 1
+    with pytest.raises(LedgerError, match=r"executed must equal actions .*rows \[1\]"):
+        validate_ledger(phantom)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -38,3 +38,25 @@ def test_sb3_comparison_runs():
 def test_audit_replay_benchmark_runs():
     (row,) = run_script("bench_audit_replay.py", "--decisions", "2", "--rounds", "1")
     assert row["decisions"] == 2 and row["with_replay"] > 0 and row["without_replay"] > 0
+
+
+def test_ledger_write_benchmark_runs_and_checks_the_bytes():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_ledger_write.py"), "--rows", "2000", "--rounds", "1",
+                          "--json"], capture_output=True, text=True, timeout=300, cwd=BENCH)
+    assert out.returncode == 0 and "same bytes" in out.stdout, out.stderr
+    (row,) = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert row["rows"] == 2000 and len(row["seconds"]["pandas"]) == len(row["seconds"]["numpy"]) == 1
+
+
+def test_evaluate_benchmark_runs_on_a_finished_run(tmp_path):
+    runs = tmp_path / "runs"
+    made = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", "--budget", "smoke", "--runs-dir", str(runs),
+                           "-q"], capture_output=True, text=True, timeout=600, cwd=BENCH.parent)
+    assert made.returncode == 0, made.stderr
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    out = subprocess.run([sys.executable, str(BENCH / "bench_evaluate.py"), str(run_dir), "--results",
+                          str(tmp_path / "results.json")], capture_output=True, text=True, timeout=300, cwd=BENCH)
+    assert out.returncode == 0 and "evaluation without the audit" in out.stdout, out.stderr
+    recomputed = json.loads((tmp_path / "results.json").read_text())
+    recorded = json.loads((run_dir / "results.json").read_text())
+    assert recomputed["headline"]["sharpe"] == recorded["headline"]["sharpe"]  # the same evaluation, without the audit

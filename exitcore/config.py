@@ -592,7 +592,9 @@ def _make_converter() -> cattrs.Converter:
 
         def hook(value: Any, t: Any) -> Any:
             if not isinstance(value, dict):
-                raise TypeError(f"expected a table, got {value!r}")
+                hint = ("; a table is written {key = value, key = value}"
+                        if isinstance(value, str) and value.lstrip().startswith("{") else "")
+                raise TypeError(f"expected a table, got {value!r}{hint}")
             try:
                 obj = inner(value, t)
             except FieldError as first:  # attrs stops at the first failing validator
@@ -623,7 +625,10 @@ def _make_converter() -> cattrs.Converter:
             # cattrs would iterate any iterable, so "32" became ['3', '2'] and 32 a bare
             # "'int' object is not iterable"; a TOML array is a list (a tuple when re-structured).
             if not isinstance(value, (list, tuple)):
-                raise TypeError(f"expected an array, got {value!r}")
+                # --set 'ppo.hidden=[64 64]' is text to TOML (no comma): say what an array needs
+                hint = ("; an array's items are separated by commas: [64, 64]"
+                        if isinstance(value, str) and value.lstrip().startswith("[") else "")
+                raise TypeError(f"expected an array, got {value!r}{hint}")
             return inner(value, tt)
 
         return hook
@@ -636,7 +641,9 @@ def _make_converter() -> cattrs.Converter:
         def hook(value: Any, tt: Any) -> Any:
             # cattrs would call value.items(): a scalar gave "'str' object has no attribute 'items'"
             if not isinstance(value, dict):
-                raise TypeError(f"expected a table, got {value!r}")
+                hint = ("; a table is written {key = value, key = value}"
+                        if isinstance(value, str) and value.lstrip().startswith("{") else "")
+                raise TypeError(f"expected a table, got {value!r}{hint}")
             return inner(value, tt)
 
         return hook

@@ -535,6 +535,16 @@ def test_parse_override_values():
     assert parse_override("x=[1,\n2]") == (["x"], [1, 2])  # a TOML array may span lines
 
 
+def test_an_array_without_commas_is_told_what_an_array_needs(host):
+    """`[64 64]` has no comma, so it is text (as a glob is) and the field refuses it: the refusal
+    says what an array needs (a review)."""
+    file = load_file(SHIPPED_FILE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4_no_lookahead", host, overrides=["ppo.hidden=[64 64]"])
+    assert ("--set ppo.hidden: expected an array, got '[64 64]'; an array's items are separated by commas: [64, 64]"
+            in str(exc.value))
+
+
 @pytest.mark.parametrize("text, why", [
     # a missing comma read as the string '[{name="a"} {name="b"}]': "expected an array, got ..."
     ('guards=[{name="a"} {name="b"}]', "Unclosed array at character 13 of the value; items of an array or table are "

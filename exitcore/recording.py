@@ -22,9 +22,6 @@ from exitcore.errors import ExitcoreError
 from exitcore.evaluation import jsonable
 from exitcore.evaluation.rundir import RUN_FILE
 
-#: run ids start with the UTC time the run was created (``Registry.create_run``)
-_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
-
 
 class NoRunInfo(ExitcoreError):
     """A run directory without ``run.json``: what a registry row needs is not there."""
@@ -131,8 +128,10 @@ def record_of(run_dir: Path) -> Any:
 
 def _created_at(run_id: str) -> str | None:
     """The creation time a run id starts with (``20261127-223106-...``), else None."""
+    from exitcore.registry import RUN_ID_TIME_FORMAT
+
     try:
-        stamp = dt.datetime.strptime(run_id[:15], _ID_TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+        stamp = dt.datetime.strptime(run_id[:15], RUN_ID_TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
     except ValueError:
         return None
     return jsonable.iso_time(stamp)

@@ -48,6 +48,8 @@ from exitcore.words import command, plural
 REGISTRY_FILE = "registry.sqlite"
 #: the DSR's N for one dataset (see Registry.trial_count); also read by reports, read-only
 TRIAL_COUNT_SQL = "SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed FROM runs WHERE data_hash = ?)"
+#: run ids start with the UTC time the run was created in this format (:meth:`Registry.create_run`)
+RUN_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
 #: environment variable naming the runs directory (default ``./runs``)
 RUNS_DIR_ENV = "EXITCORE_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
@@ -632,7 +634,7 @@ class Registry:
         defaults to the id (relative paths are relative to the runs directory; nothing is
         created). ``params`` is free-form JSON (budget, overrides, device, …).
         """
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = dt.datetime.now(dt.timezone.utc).strftime(RUN_ID_TIME_FORMAT)
         params_json = jsonable.dumps(dict(params or {}))
         with self._write() as conn:
             for _ in range(100):

@@ -294,6 +294,44 @@ def test_top_level_help_to_a_reader_that_has_gone_exits_0(args):
     assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_standard_output_is_named():
+    """`exitcore experiments list > file` on a full disk said only '[Errno 28] No space left on
+    device', naming nothing: the error of a write to stdout carries no file name."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "exitcore", "experiments", "list"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == "error: cannot write to standard output: [Errno 28] No space left on device"
+
+
+def test_a_full_stream_is_named_by_its_descriptor():
+    """`exitcore run > /dev/full` writes its summary through its own wrapper of stdout (not
+    sys.stdout): the stream is told by its file descriptor."""
+    import errno
+    import io
+
+    import click
+
+    from exitcore.cli import _output_stream_of
+
+    class Full(io.TextIOBase):
+        def __init__(self, fd):
+            self.fd = fd
+
+        def fileno(self):
+            return self.fd
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    for fd, name in [(1, "standard output"), (2, "standard error"), (7, None)]:
+        with pytest.raises(OSError) as info:
+            click.echo("summary", file=Full(fd))
+        assert _output_stream_of(info.value) == name
+    assert _output_stream_of(OSError(errno.ENOSPC, "No space left on device", "ledger.csv")) is None
+
+
 def test_guarded_streams_discard_output_once_the_reader_has_gone(monkeypatch):
     """`exitcore run`'s streams (exitcore/cli/streams.py): after the reader of a pipe leaves, a
     write points the descriptor at /dev/null instead of raising BrokenPipeError."""

@@ -129,8 +129,30 @@ class LazyGroup(click.Group):
         except OSError as exc:
             # A file that cannot be written or read (read-only, full disk, permissions): one line,
             # not a traceback. Writers go through exitcore.atomic, so nothing is left half-written.
-            click.echo(f"error: {exc}", err=True)
+            stream = _output_stream_of(exc)
+            where = f"cannot write to {stream}: " if stream else ""
+            with contextlib.suppress(OSError):  # stderr may be the stream that failed
+                click.echo(f"error: {where}{exc}", err=True)
             ctx.exit(1 if exc.errno in MACHINE_ERRNOS else 2)  # a full disk is not bad input
+
+
+def _output_stream_of(exc: OSError) -> str | None:
+    """``"standard output"`` or ``"standard error"`` when *exc* was raised by ``click.echo``
+    writing to one of them (``exitcore runs > /dev/full``): such an error names no file, so the
+    message would not say what was full."""
+    if exc.filename is not None:
+        return None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils":
+            try:  # by descriptor: `run` writes through its own wrapper of the stream
+                fd = frame.f_locals["file"].fileno()
+            except (AttributeError, KeyError, OSError, ValueError):
+                return None
+            return {1: "standard output", 2: "standard error"}.get(fd)
+        tb = tb.tb_next
+    return None
 
 
 def _stdout_closed() -> bool:

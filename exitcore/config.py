@@ -451,8 +451,14 @@ def _strict_str(value: Any, _type: Any) -> str:
 
 def _strict_dict(value: Any, _type: Any) -> dict:
     if not isinstance(value, dict):
-        raise TypeError(f"expected a table, got {value!r}")
+        raise TypeError(f"expected a table, got {value!r}{_table_hint(value)}")
     return dict(value)
+
+
+def _table_hint(value: Any) -> str:
+    """How a table is written, for text that opens like one: ``--set 'ppo.policy_params={width
+    3}'`` (no ``=``) is text to TOML."""
+    return "; a table is written {key = value, key = value}" if isinstance(value, str) and value.lstrip().startswith("{") else ""
 
 
 def _other_field_errors(cl: type, raw: dict[str, Any], skip: set[str]) -> list[FieldError]:
@@ -592,9 +598,7 @@ def _make_converter() -> cattrs.Converter:
 
         def hook(value: Any, t: Any) -> Any:
             if not isinstance(value, dict):
-                hint = ("; a table is written {key = value, key = value}"
-                        if isinstance(value, str) and value.lstrip().startswith("{") else "")
-                raise TypeError(f"expected a table, got {value!r}{hint}")
+                raise TypeError(f"expected a table, got {value!r}{_table_hint(value)}")
             try:
                 obj = inner(value, t)
             except FieldError as first:  # attrs stops at the first failing validator
@@ -641,9 +645,7 @@ def _make_converter() -> cattrs.Converter:
         def hook(value: Any, tt: Any) -> Any:
             # cattrs would call value.items(): a scalar gave "'str' object has no attribute 'items'"
             if not isinstance(value, dict):
-                hint = ("; a table is written {key = value, key = value}"
-                        if isinstance(value, str) and value.lstrip().startswith("{") else "")
-                raise TypeError(f"expected a table, got {value!r}{hint}")
+                raise TypeError(f"expected a table, got {value!r}{_table_hint(value)}")
             return inner(value, tt)
 
         return hook

@@ -545,6 +545,16 @@ def test_an_array_without_commas_is_told_what_an_array_needs(host):
             in str(exc.value))
 
 
+def test_a_table_without_equals_signs_is_told_how_a_table_is_written(host):
+    """`{width 3}` is text, as `[64 64]` is; ppo.policy_params (a free-form table, not an attrs
+    class) refused it as 'expected a table' without saying how one is written."""
+    file = load_file(SHIPPED_FILE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4_no_lookahead", host, overrides=["ppo.policy_params={width 3}"])
+    assert ("--set ppo.policy_params: expected a table, got '{width 3}'; a table is written {key = value, key = value}"
+            in str(exc.value))
+
+
 @pytest.mark.parametrize("text, why", [
     # a missing comma read as the string '[{name="a"} {name="b"}]': "expected an array, got ..."
     ('guards=[{name="a"} {name="b"}]', "Unclosed array at character 13 of the value; items of an array or table are "

@@ -249,12 +249,16 @@ def run_started(run: Any) -> None:
 def iteration_end(run: Any, update: int, metrics: dict[str, Any]) -> bool | str | None:
     """One PPO update finished. ``metrics`` is the update's log record (the same dict that is
     written to the run's ``train_log.jsonl``); ``run`` is the :class:`exitcore.runner.RunInfo`
-    of ``run_started``. Use it for custom logging, or to stop early.
+    of ``run_started``. Use it for custom logging, or to stop early. With walk-forward
+    evaluation (``eval.walk_forward``) it is called for every update of each window's training
+    too, after the run's own training: there ``metrics["window"]`` is the window's number (1, 2,
+    ...) and ``update`` restarts at 1 in each window.
 
     **Stopping early**: return ``False``, or a non-empty string saying why (``"entropy below
     0.05"``), and training ends after this update: the run is checkpointed, evaluated and
     recorded ``done`` like any other, with the steps trained so far (the run's output and report
-    show them beside ``total_timesteps``), and the reason is printed. ``None`` or ``True``
+    show them beside ``total_timesteps``), and the reason is printed. In a walk-forward window
+    it ends that window's training only. ``None`` or ``True``
     (or no return) goes on. Raising (an :class:`exitcore.errors.ExitcoreError` or anything
     else) is different: it aborts the run: the last complete update is checkpointed, the run is
     recorded ``failed`` with the message and the plugin's name, it is not evaluated and cannot

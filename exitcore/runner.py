@@ -288,7 +288,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                  + (f"; {described}" if verdict else ""))
         if cfg.eval.walk_forward > 0:
             with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
-                wf = _walk_forward(info, bars, device, registry, data_hash, stages.say, request.progress)
+                wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress)
                 note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
                      f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
     registry.mark_done(run_id, evaluation.headline)
@@ -703,9 +703,11 @@ def _trials_source(registry: Any, data_hash: str) -> str:
     return f"run registry {Path(registry.path).resolve()}: distinct (config, seed) pairs on data {data_hash}, every status"
 
 
-def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_hash: str, say: Callable[[str], None],
-                  progress: bool | None) -> Any:
-    """Train once per walk-forward window on the past and evaluate on the next window."""
+def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: Any, data_hash: str,
+                  say: Callable[[str], None], progress: bool | None) -> Any:
+    """Train once per walk-forward window on the past and evaluate on the next window. Plugins'
+    ``iteration_end`` hears every window's updates (``metrics["window"]`` says which; update
+    numbers restart in each window), and a stop request ends that window's training."""
     from exitcore.evaluation.evaluate import walk_forward
     from exitcore.ppo.policy import build_policy
     from exitcore.ppo.trainer import PPOTrainer
@@ -713,21 +715,31 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, registry: Any, data_has
     ppo = info.resolved.config.ppo
     counter = [0]
     say = _with_heartbeat(say, registry, info.run_id)
-    heartbeat = _heartbeat(registry, info.run_id)
-
-    def beat(_update: int, _metrics: dict[str, Any]) -> None:  # a window's training can be long
-        heartbeat()
+    heartbeat = _heartbeat(registry, info.run_id)  # a window's training can be long
 
     def train_fn(assembled: Any, train_pool: Any) -> Any:
         counter[0] += 1
-        env = assembled.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed + counter[0])
+        window = counter[0]
+        env = assembled.make_env(train_pool, n_envs=ppo.n_envs, seed=ppo.seed + window)
         policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
-        window_dir = info.run_dir / "walk_forward" / f"window_{counter[0]}"
+        trainers: list[Any] = []
+
+        def on_update(update: int, metrics: dict[str, Any]) -> None:
+            reason = host.iteration_end(info, update, {**metrics, "window": window})
+            heartbeat()
+            if reason:
+                trainers[0].stop_early(reason)
+
+        window_dir = info.run_dir / "walk_forward" / f"window_{window}"
         with _policy_named(info.resolved.policy):
-            result = PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=beat, progress=progress,
-                                before_write=_owned(registry, info.run_id)).train()
+            trainers.append(PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=on_update, progress=progress,
+                                       before_write=_owned(registry, info.run_id)))
+            result = trainers[0].train()
         if result.status != "done":
             raise KeyboardInterrupt
+        if result.stopped_early:
+            say(f"window {window}: training ended early at step {result.global_step:,} of "
+                f"{ppo.total_timesteps:,}: {result.stopped_early}")
         return policy.eval()
 
     return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=registry.trial_count(data_hash),

@@ -748,6 +748,34 @@ def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monk
         _check_checkpoint(tmp_path, run)
 
 
+def test_walk_forward_windows_call_iteration_end_and_honour_its_stop(tmp_path, capsys):
+    """Walk-forward windows' trainings passed only a heartbeat as on_update: plugins heard none
+    of their updates, and a plugin's early stop (docs/plugins.md: 'after every PPO update') did
+    nothing there (a code review)."""
+    from exitcore import hookimpl
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunRequest, execute
+
+    heard = []
+
+    class Counting:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            heard.append((metrics.get("window"), update))
+            return "window 2 has seen enough" if metrics.get("window") == 2 and update == 1 else None
+
+    request = RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(tmp_path / "runs"),
+                         overrides=("eval.walk_forward=2", "ppo.total_timesteps=1024"))
+    outcome = execute(request, load_experiments(SHIPPED_FILE), PluginHost.create(plugins=[Counting()]))
+    assert outcome.status == "done", outcome
+    # 1,024 steps of 16 envs x 32 steps: 2 updates in the run's training and in window 1; window 2 stops after 1
+    assert heard == [(None, 1), (None, 2), (1, 1), (1, 2), (2, 1)]
+    assert "window 2: training ended early at step 512 of 1,024: window 2 has seen enough" in capsys.readouterr().err
+    window_2 = Path(outcome.run_dir) / "walk_forward" / "window_2" / "train_log.jsonl"
+    assert len(window_2.read_text().splitlines()) == 1
+
+
 def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, capsys):
     """iteration_end returning a reason ends training after that update; the run is done and
     evaluated with the steps trained so far (raising instead fails the run)."""

@@ -221,8 +221,11 @@ class TradeTable:
             torch.full_like(e, int(ExitReason.TIME)),
             torch.where(seg_end == n_bars - 1, torch.full_like(e, int(ExitReason.END_OF_DATA)), torch.full_like(e, int(ExitReason.GAP))),
         )
+        # The entry bar runs before decision 0, as any other bar: a stop closer than the entry's
+        # costs (Ds < c) lies beyond the open it was filled at, and fills at that open, not at
+        # its level (a price that may never have traded)
         entry_reason, entry_level, entry_amb = bar_outcome(
-            market.open[e_safe], market.high[e_safe], market.low[e_safe], stop0, target0, d, check_gap=False
+            market.open[e_safe], market.high[e_safe], market.low[e_safe], stop0, target0, d
         )
         entry_reason = torch.where(valid, entry_reason, torch.full_like(entry_reason, int(ExitReason.OPEN)))
         return cls(

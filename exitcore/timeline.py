@@ -8,7 +8,8 @@ One place for the rule every simulator shares (the environment, baseline exits, 
 * **intrabar**: the low/high touching the stop fills at the stop, touching the target fills at
   the target; a bar that touches both is **ambiguous** and the stop is taken (conservative)
   and counted;
-* the entry bar is checked intrabar only (the position was opened at its open).
+* the entry bar is checked the same way: its open is the entry's fill, so only a stop closer
+  than the entry's costs can be through it, and then it fills at that open.
 
 Works on tensors of any (equal) shape, so it serves one trade and a million alike.
 """
@@ -38,10 +39,10 @@ class ExitReason(metaclass=IntIds):
 EXIT_REASON_NAMES: tuple[str, ...] = tuple(name.lower() for name in ExitReason.names)
 
 
-def bar_outcome(
-    open_: Any, high: Any, low: Any, stop: Any, target: Any, direction: Any, check_gap: bool = True
-) -> tuple[Any, Any, Any]:
-    """Evaluate one bar against a position's stop and target.
+def bar_outcome(open_: Any, high: Any, low: Any, stop: Any, target: Any, direction: Any) -> tuple[Any, Any, Any]:
+    """Evaluate one bar against a position's stop and target: an open at or through the stop
+    (target) fills there at the open; otherwise a touch of the stop (target) fills at its level,
+    and a bar touching both takes the stop.
 
     Returns ``(reason, level, ambiguous)``: ``reason`` is ``ExitReason.STOP``/``TARGET`` or
     ``OPEN`` (int64 tensor), ``level`` the fill level in bar-price space (meaningful where
@@ -52,8 +53,8 @@ def bar_outcome(
 
     d = direction
     # "through" means on the losing side of the stop / the winning side of the target
-    stop_gap = (d * (open_ - stop) <= 0) if check_gap else torch.zeros_like(stop, dtype=torch.bool)
-    target_gap = (~stop_gap & (d * (open_ - target) >= 0)) if check_gap else torch.zeros_like(stop_gap)
+    stop_gap = d * (open_ - stop) <= 0
+    target_gap = ~stop_gap & (d * (open_ - target) >= 0)
     low_side = torch.where(d > 0, low, high)  # the adverse extreme
     high_side = torch.where(d > 0, high, low)  # the favourable extreme
     stop_touch = d * (low_side - stop) <= 0

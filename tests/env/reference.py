@@ -271,8 +271,9 @@ class RefEpisode:
             self.last_bar = stretch_end
             self.last_reason = END_OF_DATA if stretch_end == market.n - 1 else GAP
 
-        # The entry bar runs before any decision, intrabar only (the position opened at its open).
-        hit = self._bar_outcome(e, self.stop0, self.target0, check_gap=False)
+        # The entry bar runs before any decision, as any bar: a stop closer than the entry's
+        # costs already lies beyond the open and fills there.
+        hit = self._bar_outcome(e, self.stop0, self.target0, check_gap=True)
         self.entry_outcome = hit
         if hit is not None:
             reason, level, ambiguous = hit

@@ -627,7 +627,7 @@ class NoEntryBarCheck(RefEpisode):
     """Wrong: the entry bar is not checked (the first check is after decision 0)."""
 
     def _bar_outcome(self, b, stop, target, check_gap):
-        return None if (b == self.e and not check_gap) else super()._bar_outcome(b, stop, target, check_gap)
+        return None if b == self.e else super()._bar_outcome(b, stop, target, check_gap)
 
 
 class TimeStopOneBarEarly(RefEpisode):
@@ -743,8 +743,8 @@ def test_differential_detects_a_perturbed_batched_env(world: Scenario, monkeypat
 
     original = vec_env_module.bar_outcome
 
-    def target_first(open_, high, low, stop, target, direction, check_gap=True):
-        reason, level, ambiguous = original(open_, high, low, stop, target, direction, check_gap)
+    def target_first(open_, high, low, stop, target, direction):
+        reason, level, ambiguous = original(open_, high, low, stop, target, direction)
         reason = torch.where(ambiguous, torch.full_like(reason, TARGET), reason)
         level = torch.where(ambiguous, torch.as_tensor(target, dtype=level.dtype).expand_as(level), level)
         return reason, level, torch.zeros_like(ambiguous)

@@ -103,6 +103,27 @@ def test_entry_bar_stop_ends_the_trade_before_any_decision():
     assert float(s.realized[0]) == pytest.approx((E - 0.0010 - C - E) / E, rel=1e-12)
 
 
+def test_a_stop_closer_than_the_entry_costs_fills_at_the_entry_bar_open():
+    """A stop distance below the half spread (plus slippage) puts the initial stop beyond the
+    open the entry filled at. The entry bar was checked intrabar only, so the stop filled at its
+    own level, better than the open and outside the bar's range (a price that never traded;
+    found by a trial recomputing ledgers from the bars). It is through at the open: it fills
+    there, as any gap through a stop does."""
+    bars = bars_from([quiet(1.1), (1.1000, 1.1005, 1.1000, 1.1003), quiet(1.1003)])
+    trades = trades_from([(0, 1, 0.2 * C, 0.0020)])  # stop = 1.1000 + 0.8 C: above the open and the low
+    asm, env = sweep(resolved(), bars, trades)
+    env.reset()
+    s = env.state
+    assert bool(s.done[0]) and int(s.exit_reason[0]) == ExitReason.STOP and int(s.bars_held[0]) == 1
+    assert float(s.exit_level[0]) == 1.1000
+    entry = 1.1000 + C
+    assert float(s.realized[0]) == pytest.approx((1.1000 - C - entry) / entry, rel=1e-12)  # both half spreads
+    short = trades_from([(0, -1, 0.2 * C, 0.0020)])
+    asm, env = sweep(resolved(), bars_from([quiet(1.1), (1.1000, 1.1000, 1.0995, 1.0997), quiet(1.0997)]), short)
+    env.reset()
+    assert int(env.state.exit_reason[0]) == ExitReason.STOP and float(env.state.exit_level[0]) == 1.1000
+
+
 def test_exit_at_decision_close_with_costs():
     bars = bars_from([quiet(1.1), quiet(1.1000), quiet(1.1005), quiet(1.1008), quiet(1.1)])
     _, env, steps = play(resolved(), bars, long_trade(), [H, X])

@@ -27,7 +27,6 @@ from exitcore.errors import ConfigError
 from exitcore.params import (
     NON_FINITE_ALLOWED,
     FieldError,
-    at_least,
     finite,
     int_in_range,
     non_empty_str,

@@ -127,14 +127,11 @@ def record_of(run_dir: Path) -> Any:
 
 
 def _created_at(run_id: str) -> str | None:
-    """The creation time a run id starts with (``20261127-223106-...``), else None."""
-    from exitcore.registry import RUN_ID_TIME_FORMAT
+    """The creation time a run id starts with, as an ISO time, else None."""
+    from exitcore.registry import run_id_created
 
-    try:
-        stamp = dt.datetime.strptime(run_id[:15], RUN_ID_TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        return None
-    return jsonable.iso_time(stamp)
+    stamp = run_id_created(run_id)
+    return jsonable.iso_time(stamp) if stamp is not None else None
 
 
 def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:

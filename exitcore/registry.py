@@ -50,6 +50,20 @@ REGISTRY_FILE = "registry.sqlite"
 TRIAL_COUNT_SQL = "SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed FROM runs WHERE data_hash = ?)"
 #: run ids start with the UTC time the run was created in this format (:meth:`Registry.create_run`)
 RUN_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
+_RUN_ID_TIME_LENGTH = len(dt.datetime(2000, 1, 1).strftime(RUN_ID_TIME_FORMAT))
+
+
+def run_id_created(run_id: str) -> dt.datetime | None:
+    """The UTC creation time a run id starts with (``20261127-223106-...``), else None."""
+    try:
+        stamp = dt.datetime.strptime(run_id[:_RUN_ID_TIME_LENGTH], RUN_ID_TIME_FORMAT)
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=dt.timezone.utc)
+#: the error of a run presumed gone (:meth:`Registry.recover_stale`). Part of the registry's
+#: format: :meth:`Registry.heartbeat` knows a run presumed gone by it (also when an older exitcore
+#: wrote it), and takes such a run back while its process lives; change it and it no longer does
+GONE_ERROR = "process {pid} on {host} is gone (last seen {last_seen})"
 #: environment variable naming the runs directory (default ``./runs``)
 RUNS_DIR_ENV = "EXITCORE_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
@@ -748,7 +762,7 @@ class Registry:
                     "UPDATE runs SET status = 'running', ended_at = NULL, error = '', heartbeat_at = ? "
                     "WHERE id = ? AND status = 'interrupted' AND pid = ? AND hostname = ? AND proc_start IS ? "
                     "AND error LIKE ?",  # presumed gone by another process, not stopped by its own (Ctrl-C)
-                    (_now(), run_id, *owner, f"process {os.getpid()} on % is gone%"))
+                    (_now(), run_id, *owner, GONE_ERROR.format(pid=os.getpid(), host="%", last_seen="%")))
             if cur.rowcount == 0:
                 row = conn.execute("SELECT status, pid, hostname, proc_start FROM runs WHERE id = ?", (run_id,)).fetchone()
                 if row is None:
@@ -813,7 +827,7 @@ class Registry:
             with contextlib.suppress(TypeError):  # a time without a zone, edited by hand
                 if last_write and (seen is None or _parse_time(last_write) > seen):
                     last_seen = last_write
-            gone.append((row["id"], last_seen, f"process {row['pid']} on {row['hostname']} is gone (last seen {last_seen})"))
+            gone.append((row["id"], last_seen, GONE_ERROR.format(pid=row["pid"], host=row["hostname"], last_seen=last_seen)))
         return gone
 
     # ----------------------------------------------------------------- reading

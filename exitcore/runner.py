@@ -1,6 +1,7 @@
 """``exitcore run``: resolve an experiment, load data, train, evaluate, record.
 
-The stages, in order, each announced on the terminal:
+The stages, in order (the terminal announces four of them, ``[1/4] loading data`` to ``[4/4]
+evaluating``, and a fifth for walk-forward windows):
 
 1. **resolve** the experiment (budget, ``--data``, ``--set``, ``--seed``, ``--device``,
    ``--timesteps`` folded in as overrides, so everything is validated like the file);

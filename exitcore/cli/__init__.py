@@ -3,7 +3,8 @@
 One click group; each subcommand lives in its own module and is imported only when it is run
 (or when ``--help`` lists it), so ``exitcore --help`` never imports torch. Plugins add
 subcommands through the ``register_commands`` hook. User errors (:class:`ExitcoreError`) are
-printed as one ``error:`` message without a traceback and exit with status 2.
+printed as one ``error:`` message without a traceback and exit with the error's ``exit_code``
+(2, bad input, unless the error says otherwise: a failed run or a run taken over exits 1).
 """
 
 from __future__ import annotations

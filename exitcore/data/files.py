@@ -16,7 +16,6 @@ import io
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,12 +138,6 @@ def text_members(path: Path) -> list[TextMember]:
     if not chosen:
         raise DataError(f"{path}: the zip archive is empty")
     return [TextMember(display=f"{path}[{n}]", path=path, member=n) for n in sorted(chosen)]
-
-
-def iter_members(paths: list[Path]) -> Iterator[TextMember]:
-    """Every text stream of every file, in order."""
-    for p in paths:
-        yield from text_members(p)
 
 
 def first_line(member: TextMember) -> str:

@@ -52,7 +52,6 @@ from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_row
 from exitcore.evaluation.metrics import split_label
 from exitcore.words import plural
 
-VERDICTS = ("PASS", "FAIL", "SUSPECT")
 #: exit status of ``exitcore audit`` per verdict (2 stays "bad input", as for every command)
 EXIT_CODES: Mapping[str, int] = {"PASS": 0, "FAIL": 1, "SUSPECT": 3}
 #: findings listed in full in a report (every culprit is always listed)

@@ -218,6 +218,18 @@ def baseline_ledgers(
     return {b.name: baseline_ledger(assembled, pool, split, b) for b in usable_grid(grid, max_bars)}
 
 
+#: how :func:`choose_best` chooses, in words (results.json's ``best_baseline.rule``)
+BEST_BASELINE_RULE = "highest annualised daily Sharpe on the training split"
+
+
+def best_baseline_choice(best: str, train_sharpes: Mapping[str, float], label: str | None = None) -> dict[str, Any]:
+    """The record of a :func:`choose_best` choice: ``name``, ``chosen_on``, the split's ``label``
+    (when given), ``rule`` and every baseline's ``train_sharpes``, as results.json and the
+    trade_metrics evaluator give it."""
+    return {"name": best, "chosen_on": "train", **({"label": label} if label is not None else {}),
+            "rule": BEST_BASELINE_RULE, "train_sharpes": dict(train_sharpes)}
+
+
 def choose_best(train_ledgers: Mapping[str, pd.DataFrame], start: Any, end: Any) -> tuple[str, dict[str, float]]:
     """The baseline with the highest annualised daily Sharpe on the training split, and every Sharpe.
 

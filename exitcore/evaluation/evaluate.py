@@ -32,7 +32,7 @@ import torch
 
 from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError, describe_exception
 from exitcore.evaluation import jsonable
-from exitcore.evaluation.baselines import DEFAULT_GRID, Baseline, baseline_ledgers, choose_best
+from exitcore.evaluation.baselines import DEFAULT_GRID, Baseline, baseline_ledgers, best_baseline_choice, choose_best
 from exitcore.evaluation.context import EvalContext, split_span
 from exitcore.evaluation.ledger import (
     RL_POLICY,
@@ -44,7 +44,7 @@ from exitcore.evaluation.ledger import (
     write_atomic_ledger,
     write_ledgers,
 )
-from exitcore.evaluation.metrics import compute_metrics, daily_table, headline, split_label
+from exitcore.evaluation.metrics import compute_metrics, headline, split_label
 from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
 from exitcore.evaluation.verdicts import VERDICT_RANK, audit_why, verdict_sources, worst_verdict
 from exitcore.words import plural
@@ -216,13 +216,7 @@ def evaluate(
         "spans": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in spans.items()},
         "n_trades": {k: len(v[RL_POLICY]) for k, v in ledgers.items()},
         "policies": list(ledgers[split]),
-        "best_baseline": {
-            "name": best,
-            "chosen_on": "train",
-            "label": split_label("train"),
-            "rule": "highest annualised daily Sharpe on the training split",
-            "train_sharpes": train_sharpes,
-        },
+        "best_baseline": best_baseline_choice(best, train_sharpes, split_label("train")),
         "n_trials": int(n_trials),
         "trials_source": trials_source,
         "headline": head,
@@ -445,7 +439,7 @@ def walk_forward(
         "metrics": metrics,
         "intervals": {p: sig.bootstrap_metrics(g, start=start, end=end, **boot) for p, g in (("rl", rl), ("best_baseline", best_bl))},
         "rl_vs_best_baseline": sig.paired_difference(rl, best_bl, start=start, end=end, **boot),
-        "dsr": _safe(lambda: _dsr(rl, start, end, n_trials)),
+        "dsr": sig.or_error(lambda: sig.ledger_dsr(rl, start, end, n_trials)),
         "n_trials": n_trials,
     }
     result = WalkForwardResult(per_window, aggregate, ledger)
@@ -454,22 +448,6 @@ def walk_forward(
         write_atomic_ledger(ledger, Path(run_dir) / ledger_file_name("walk_forward", cfg.eval.ledger_format))
         write_json_atomic(Path(run_dir) / WALK_FORWARD_FILE, result.to_dict())
     return result
-
-
-def _dsr(ledger: pd.DataFrame, start: Any, end: Any, n_trials: int) -> dict[str, Any]:
-    """The DSR of a ledger's daily PnL, its active days counted from the ledger's exits."""
-    from exitcore.evaluation import significance as sig
-
-    days = daily_table(ledger, start, end)
-    return sig.deflated_sharpe_ratio(days["pnl"].to_numpy(), n_trials, active_days=int((days["n_trades"] > 0).sum()))
-
-
-def _safe(fn: Callable[[], Any]) -> Any:
-    """``fn()``, or ``{"error": message}`` when the statistic is undefined for this data."""
-    try:
-        return fn()
-    except ValueError as exc:
-        return {"error": str(exc)}
 
 
 __all__ = [

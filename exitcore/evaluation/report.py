@@ -19,7 +19,6 @@ Sections whose evaluator did not run say so instead of disappearing silently.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -522,7 +521,13 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
     trial variance is recomputed by the run-time rule, ``max(1/(T-1), V_rec)`` over today's
     recorded trials and this run, when the run used that rule and today's Sharpes are known;
     else the run's own ``V`` is kept."""
-    from exitcore.evaluation.significance import _ANNUAL, conservative_trials_variance, expected_max_sharpe, psr_from_moments
+    from exitcore.evaluation.significance import (
+        ANNUALISATION,
+        GIVEN_BY_CALLER,
+        conservative_trials_variance,
+        expected_max_sharpe,
+        psr_from_moments,
+    )
 
     today = trials_now if isinstance(trials_now, TrialsToday) else TrialsToday(trials_now or 0)
     n = dsr.get("n_trials")
@@ -531,7 +536,7 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
     try:
         variance, source = float(dsr["trials_sharpe_variance"]), "as at run time"
         if isinstance(trials_now, TrialsToday) and isinstance(dsr.get("variance_source"), str) \
-                and dsr["variance_source"] != "given by the caller":
+                and dsr["variance_source"] != GIVEN_BY_CALLER:
             choice = conservative_trials_variance(int(dsr["n_days"]), [*today.sharpes, float(dsr["sharpe"])])
             # never below the run's own V: a dispersed trial replaced by a steadier rerun must not
             # lower the bar the run was held to
@@ -542,7 +547,7 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
     except (KeyError, TypeError, ValueError):
         return None
     more = f"{plural(today.count - n, 'more trial')} on this data {'was' if today.count - n == 1 else 'were'}"
-    return ("DSR with today's trials", f"{num(value, '.3f')} with N = {today.count} (SR0 = {num(sr0 * _ANNUAL, '.2f')} "
+    return ("DSR with today's trials", f"{num(value, '.3f')} with N = {today.count} (SR0 = {num(sr0 * ANNUALISATION, '.2f')} "
                                        f"annualised, trial variance {num(variance, '.4g')} per day: {source}): "
                                        f"{more} recorded after this run")
 
@@ -552,58 +557,31 @@ def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None
     other trials' per-day Sharpes on ``split`` (default: the split the run was evaluated on;
     ``None`` when no registry that recorded the run is found, or it cannot be read). The
     registry is the one of the run directory's parent, else of ``runs_dir``; it is only read."""
-    import sqlite3
-
     from exitcore.evaluation.significance import recorded_trial_sharpes
-    from exitcore.registry import REGISTRY_FILE, TRIAL_COUNT_SQL, RegistryError, connect_read_only, resolve_runs_dir
+    from exitcore.registry import Registry, RegistryError, resolve_runs_dir
 
     try:
         data_hash = (read_run_info(run_dir).get("data") or {}).get("hash")
         split = split or str(read_results(run_dir).get("split") or "test")
     except RunDirError:
         return None
-    run_id = Path(run_dir).name
-    for directory in (Path(run_dir).resolve().parent, resolve_runs_dir(runs_dir)):
-        path = Path(directory) / REGISTRY_FILE
-        if not data_hash or not path.is_file():
+    if not data_hash:
+        return None
+    here = Path(run_dir).resolve()
+    for directory in (here.parent, resolve_runs_dir(runs_dir)):
+        if not Registry.exists(directory):
             continue
-        # read-only: a report must work on an archived, read-only runs directory too
-        try:
-            with contextlib.closing(connect_read_only(path)) as conn:
-                own = conn.execute("SELECT config_hash, seed FROM runs WHERE data_hash = ? AND (id = ? OR run_dir LIKE ?)",
-                                   (data_hash, run_id, f"%{run_id}")).fetchone()
+        try:  # read-only: a report must work on an archived, read-only runs directory too
+            with Registry(directory, read_only=True) as registry:
+                records = registry.list(data_hash=data_hash)
+                own = next((r for r in records if r.id == here.name or registry.path_of(r).resolve() == here), None)
                 if own is None:
                     continue  # this registry did not record the run
-                count = int(conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()[0])
-                rows = conn.execute("SELECT config_hash, seed, status, ended_at, metrics FROM runs WHERE data_hash = ? "
-                                    "ORDER BY seq", (data_hash,)).fetchall()
-        except (sqlite3.Error, RegistryError):
+                count = registry.trial_count(data_hash)
+        except RegistryError:
             continue
-        records = [_TrialRow(r[0], r[1], r[2], r[3], _metrics_of(r[4])) for r in rows]
-        return TrialsToday(count, tuple(recorded_trial_sharpes(records, split, exclude=(own[0], own[1]))))
+        return TrialsToday(count, tuple(recorded_trial_sharpes(records, split, exclude=(own.config_hash, own.seed))))
     return None
-
-
-@attrs.frozen
-class _TrialRow:
-    """What :func:`recorded_trial_sharpes` reads of a registry row."""
-
-    config_hash: str
-    seed: int
-    status: str
-    ended_at: str | None
-    metrics: dict[str, Any]
-
-
-def _metrics_of(text: Any) -> dict[str, Any]:
-    """A registry row's metrics JSON (NaN/inf restored); ``{}`` when damaged or absent."""
-    from exitcore.evaluation import jsonable
-
-    try:
-        value = jsonable.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _in_sample_section(results: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[Block]:

@@ -26,7 +26,7 @@ numpy only (no scipy): the normal CDF is :func:`normal_cdf` (``math.erfc``), its
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from statistics import NormalDist
 from typing import Any
 
@@ -39,7 +39,10 @@ from exitcore.evaluation.metrics import TRADING_DAYS_PER_YEAR, annualised_sharpe
 _NORMAL = NormalDist()
 #: Euler–Mascheroni constant, in the expected maximum of N normal draws
 EULER_GAMMA = 0.5772156649015329
-_ANNUAL = math.sqrt(TRADING_DAYS_PER_YEAR)
+#: a daily Sharpe times this is annualised
+ANNUALISATION = math.sqrt(TRADING_DAYS_PER_YEAR)
+#: where a figure came from when the caller gave it (``variance_source``, ``n_trials_source``)
+GIVEN_BY_CALLER = "given by the caller"
 
 Seed = int | np.random.Generator | None
 
@@ -120,7 +123,7 @@ def _sharpe_rows(x: np.ndarray) -> np.ndarray:
     """Annualised Sharpe of each row (NaN where the std is zero, :func:`is_flat`), as in ``annualised_sharpe``."""
     sd = x.std(axis=1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(is_flat(sd, x, axis=1), np.nan, x.mean(axis=1) / sd * _ANNUAL)
+        return np.where(is_flat(sd, x, axis=1), np.nan, x.mean(axis=1) / sd * ANNUALISATION)
 
 
 def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[str, Any]:
@@ -373,7 +376,7 @@ def recorded_trial_sharpes(records: Any, split: str = "test", *, exclude: tuple[
         sharpe = metrics.get("sharpe")
         if (metrics.get("split") == split and metrics.get("audit_verdict") != "FAIL"
                 and isinstance(sharpe, (int, float)) and not isinstance(sharpe, bool) and math.isfinite(sharpe)):
-            out.append(float(sharpe) / _ANNUAL)
+            out.append(float(sharpe) / ANNUALISATION)
     return out
 
 
@@ -436,7 +439,7 @@ def deflated_sharpe_ratio(
     r = np.asarray(returns, dtype=float)
     sr, skew, kurt = _moments(r)
     if trials_sharpe_variance is not None:
-        choice = {"trials_sharpe_variance": float(trials_sharpe_variance), "variance_source": "given by the caller",
+        choice = {"trials_sharpe_variance": float(trials_sharpe_variance), "variance_source": GIVEN_BY_CALLER,
                   "recorded_variance": math.nan, "recorded_trials": 0}
     else:
         # without recorded trials there is no dispersion to measure: the null alone
@@ -449,9 +452,9 @@ def deflated_sharpe_ratio(
         "dsr": probabilistic_sharpe_ratio(r, sr0, active_days=active),
         "psr": probabilistic_sharpe_ratio(r, 0.0, active_days=active),
         "sharpe": sr,
-        "sharpe_annualised": sr * _ANNUAL,
+        "sharpe_annualised": sr * ANNUALISATION,
         "sr0": sr0,
-        "sr0_annualised": sr0 * _ANNUAL,
+        "sr0_annualised": sr0 * ANNUALISATION,
         "n_trials": n_trials,
         **choice,
         "variance_default": choice["variance_source"] == NULL_VARIANCE_SOURCE,
@@ -461,6 +464,26 @@ def deflated_sharpe_ratio(
         "active_days": active,
         "undefined": too_few_active_days(r, active),
     }
+
+
+def ledger_dsr(ledger: pd.DataFrame, start: Any, end: Any, n_trials: int,
+               recorded_sharpes: Sequence[float] | None = None) -> dict[str, Any]:
+    """:func:`deflated_sharpe_ratio` of a ledger's daily PnL over ``[start, end]``, its active
+    days being the days with an exit in the ledger (a day whose trades net exactly zero is
+    active: a flat day without trades is not)."""
+    days = daily_table(ledger, start, end)
+    return deflated_sharpe_ratio(days["pnl"].to_numpy(), n_trials, recorded_sharpes=recorded_sharpes,
+                                 active_days=int((days["n_trades"] > 0).sum()))
+
+
+def or_error(fn: Callable[[], Any]) -> Any:
+    """``fn()``, or ``{"error": message}`` when the statistic is undefined for the data (too few
+    days, a flat series: ``fn`` raised ``ValueError``), so one undefined figure does not end an
+    evaluation."""
+    try:
+        return fn()
+    except ValueError as exc:
+        return {"error": str(exc)}
 
 
 def deflated_sharpe_from_registry(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from exitcore.evaluation import significance as sig
+from exitcore.evaluation.baselines import best_baseline_choice
 from exitcore.evaluation.metrics import compute_metrics, daily_table, split_label
 
 #: the per-policy figures of the side-by-side comparison
@@ -25,14 +26,6 @@ _COMPARED = ("n_trades", "total_pnl", "total_pnl_ccy", "mean_return", "win_rate"
 
 def _metrics(ledger: pd.DataFrame, span: tuple[Any, Any], split: str, policy: str, **kw: Any) -> dict[str, Any]:
     return compute_metrics(ledger, start=span[0], end=span[1], split=split, policy=policy, **kw)
-
-
-def _safe(fn: Any) -> Any:
-    """``fn()``, or ``{"error": message}`` for a statistic the data cannot support (too few days, flat)."""
-    try:
-        return fn()
-    except ValueError as exc:
-        return {"error": str(exc)}
 
 
 # --------------------------------------------------------------------------- trade_metrics
@@ -102,13 +95,7 @@ def baselines(_params: Any, _ctx: Any) -> Any:
         out: dict[str, Any] = {
             "split": context.split,
             "label": context.label,
-            "best_baseline": {
-                "name": best,
-                "chosen_on": "train",
-                "rule": "highest annualised daily Sharpe on the training split",
-                "train_sharpes": dict(context.baseline_train_sharpes),
-                "metrics": policies[best],
-            },
+            "best_baseline": {**best_baseline_choice(best, context.baseline_train_sharpes), "metrics": policies[best]},
             "policies": policies,
             "comparison": comparison,
         }
@@ -160,7 +147,7 @@ def significance(params: Any, _ctx: Any) -> Any:
             # V = max(null, the recorded trials' dispersion): erring against the result either way
             out = sig.deflated_sharpe_ratio(daily, context.n_trials, recorded_sharpes=context.recorded_sharpes,
                                             active_days=active)
-            out["n_trials_source"] = context.trials_source or "given by the caller"
+            out["n_trials_source"] = context.trials_source or sig.GIVEN_BY_CALLER
             return out
 
         def vs_best() -> dict[str, Any]:
@@ -181,8 +168,8 @@ def significance(params: Any, _ctx: Any) -> Any:
             "n_samples": cfg.bootstrap_samples,
             "method": params.method,
             "intervals": intervals,
-            "psr": _safe(psr),
-            "dsr": _safe(dsr),
+            "psr": sig.or_error(psr),
+            "dsr": sig.or_error(dsr),
             "rl_vs_best_baseline": vs_best(),
             # the conservative variant: the baseline that did best on the evaluated split itself
             "rl_vs_best_on_split": vs_best_here(),

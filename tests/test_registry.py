@@ -664,9 +664,11 @@ def test_evaluation_progress_keeps_the_heartbeat(tmp_path):
         assert said == ["evaluating baselines"] and reg.get(run_id).heartbeat_at > first
 
 
-def test_a_run_frozen_with_a_relative_data_path_still_resumes(tmp_path, monkeypatch):
-    """Runs recorded before --data paths were made absolute froze a relative path: resumed from
-    the same directory, that is the same file; any other difference is still refused."""
+def test_a_run_whose_data_moved_still_resumes(tmp_path, monkeypatch):
+    """Where the data is read is no change: a run frozen with a relative path (before --data
+    paths were made absolute) resumed from the same directory, or a run whose data file moved,
+    resumed with --data NEW_PATH (refused until a reproducibility trial: the bars' hash, checked
+    once they are loaded, is what refuses other bars); any other difference is still refused."""
     from types import SimpleNamespace
 
     from exitcore.errors import ExitcoreError
@@ -675,15 +677,18 @@ def test_a_run_frozen_with_a_relative_data_path_still_resumes(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / CONFIG_FILE).write_text('[experiment]\nname = "v4"\n[experiment.data.params]\npath = "data/s.csv"\n')
+    (run_dir / CONFIG_FILE).write_text('[experiment]\nname = "v4"\n[experiment.data.params]\npath = "data/s.csv"\n'
+                                       '[experiment.env]\nmax_bars = 96\n')
     previous = SimpleNamespace(id="r1", data_hash="h", config_hash="old")
 
-    def resolved(path):
-        return SimpleNamespace(config_hash=lambda: "new", to_dict=lambda: {"name": "v4", "data": {"params": {"path": path}}})
+    def resolved(path, max_bars=96):
+        return SimpleNamespace(config_hash=lambda: "new", to_dict=lambda: {"name": "v4", "data": {"params": {"path": path}},
+                                                                           "env": {"max_bars": max_bars}})
 
     _check_config_unchanged(previous, resolved(str(tmp_path / "data" / "s.csv")), run_dir)  # no error
-    with pytest.raises(ExitcoreError, match=r"data.params.path: 'data/s.csv' -> '/elsewhere/s.csv'"):
-        _check_config_unchanged(previous, resolved("/elsewhere/s.csv"), run_dir)
+    _check_config_unchanged(previous, resolved("/elsewhere/s.csv"), run_dir)  # moved: no error
+    with pytest.raises(ExitcoreError, match=r"env.max_bars: 96 -> 48"):
+        _check_config_unchanged(previous, resolved("/elsewhere/s.csv", max_bars=48), run_dir)
 
 
 def test_a_running_runs_duration_runs_to_now(tmp_path):

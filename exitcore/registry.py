@@ -515,6 +515,9 @@ class Registry:
             return f"no run registry in {runs_dir}: the directory does not exist (check --runs-dir or ${RUNS_DIR_ENV})"
         if not Path(runs_dir).is_dir():
             return f"no run registry in {runs_dir}: it is a file, not a runs directory"
+        copied = run_dirs_in(Path(runs_dir))
+        if copied:  # copied in without their registry
+            return f"no run registry in {runs_dir}: no run has been recorded there; {unrecorded_words(copied, Path(runs_dir))}"
         return f"no run registry in {runs_dir}: no run has been recorded there"
 
     def _check_writable(self) -> None:

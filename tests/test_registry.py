@@ -1082,3 +1082,18 @@ def test_two_recorders_of_the_same_directories_both_succeed(tmp_path):
         (a,) = record_run_dirs(first, [run_dir])
         (b,) = record_run_dirs(second, [run_dir])  # listed before the first recorded it
     assert (a.run_id, a.status) == (b.run_id, b.status) == (run_dir.name, "interrupted") and b.why_not is None
+
+
+def test_a_runs_directory_of_copied_run_directories_without_a_registry_says_how_to_record_them(tmp_path):
+    """`run --resume RUN` in a folder that a run directory was copied into said only 'no run has
+    been recorded there' (a reproducibility trial): the command that records it is named."""
+    runs = tmp_path / "runs"
+    (runs / "20261128-012812-v4_no_lookahead-f46e").mkdir(parents=True)
+    assert Registry.missing(runs) == f"no run registry in {runs}: no run has been recorded there"
+    (runs / "20261128-012812-v4_no_lookahead-f46e" / "run.json").write_text("{}")
+    message = Registry.missing(runs)
+    assert message.startswith(f"no run registry in {runs}: no run has been recorded there; 1 run directory in {runs} "
+                              "is not in its registry (e.g. 20261128-012812-v4_no_lookahead-f46e")
+    assert f"runs --record --runs-dir {runs}` records them" in message
+    with pytest.raises(RegistryError, match="runs --record"):
+        Registry(runs, create=False)

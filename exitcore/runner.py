@@ -686,7 +686,7 @@ def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: l
             assembled, resolved, policy, pools["valid"], splits,
             n_trials=registry.trial_count(data_hash), trials_source=_trials_source(registry, data_hash),
             recorded_sharpes=other_trials_sharpes(registry, data_hash, resolved.config_hash(), seed),
-            run_dir=run_dir, seed=seed, progress=say, before_write=before_write,
+            data_hash=data_hash, run_dir=run_dir, seed=seed, progress=say, before_write=before_write,
         )
 
 

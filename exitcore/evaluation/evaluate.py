@@ -120,6 +120,7 @@ def evaluate(
     n_trials: int,
     trials_source: str = "",
     recorded_sharpes: Sequence[float] = (),
+    data_hash: str = "",
     run_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     seed: int = 0,
@@ -135,12 +136,14 @@ def evaluate(
     included), ``trials_source`` a note on where it came from (shown in reports),
     ``recorded_sharpes`` the per-day Sharpes of the other trials recorded on the dataset and
     split (:func:`exitcore.evaluation.significance.recorded_trial_sharpes`; the DSR's trial
-    variance is the larger of theirs, with this run's, and the null ``1/(T-1)``). ``progress``
+    variance is the larger of theirs, with this run's, and the null ``1/(T-1)``), ``data_hash``
+    the bars' content hash (recorded so that a report can tell results of other bars). ``progress``
     receives a line per stage. With ``run_dir``, ``before_write`` (if given) is called and then
     the ledgers and ``results.json`` are written
     there (format ``eval.ledger_format``).
 
-    ``results.json``: ``format``, ``version``, ``experiment``, ``config_hash``, ``split``,
+    ``results.json``: ``format``, ``version``, ``experiment``, ``config_hash``, ``data_hash``
+    (when given), ``split``,
     ``label``, ``in_sample``, ``spans`` (``{split: [start, end]}``), ``n_trades`` per split,
     ``policies``, ``best_baseline`` (``name``, ``chosen_on: "train"``, the in-sample
     ``train_sharpes`` it was chosen by), ``n_trials``, ``trials_source``, ``headline``,
@@ -210,6 +213,7 @@ def evaluate(
         "version": RESULTS_VERSION,
         "experiment": cfg.name,
         "config_hash": resolved.config_hash() if hasattr(resolved, "config_hash") else "",
+        **({"data_hash": data_hash} if data_hash else {}),
         "split": split,
         "label": split_label(split),
         "in_sample": split == "train",

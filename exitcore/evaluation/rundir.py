@@ -207,16 +207,21 @@ def read_results(run_dir: Path) -> dict[str, Any]:
 
 
 def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:
-    """Refuse results.json when it is not this run's: its ``experiment``, ``config_hash`` or
-    ``seed`` differ from run.json's, or its ``experiment`` or ``seed`` from the registry's
-    ``record``. A results.json copied from another run would otherwise be reported under this
-    run's id. (The registry keeps the hash the run started with: a resume may record another
-    one for the same configuration, e.g. a relative data path made absolute.)"""
+    """Refuse results.json when it is not this run's: its ``experiment``, ``config_hash``,
+    ``seed`` or ``data_hash`` (the bars'; recorded since 2026-11-28) differ from run.json's, or
+    its ``experiment``, ``seed`` or ``data_hash`` from the registry's ``record``. A results.json
+    copied from another run (even of the same configuration and seed, on other bars) would
+    otherwise be reported under this run's id. (The registry keeps the hash the run started
+    with: a resume may record another one for the same configuration, e.g. from an older
+    exitcore that hashed the data file's path.)"""
     results_path, info_path = Path(run_dir) / RESULTS_FILE, Path(run_dir) / RUN_FILE
-    sources = [(info_path, info, ("experiment", "config_hash", "seed"))]
+    data = info.get("data")
+    info_keys = {**info, "data_hash": data.get("hash") if isinstance(data, dict) else None}
+    sources = [(info_path, info_keys, ("experiment", "config_hash", "seed", "data_hash"))]
     if record is not None:
         sources.append((f"the registry's row of run {record.id}",
-                        {"experiment": record.experiment, "seed": record.seed}, ("experiment", "seed")))
+                        {"experiment": record.experiment, "seed": record.seed, "data_hash": record.data_hash},
+                        ("experiment", "seed", "data_hash")))
     for where, other, keys in sources:
         for key in keys:
             ours, theirs = results.get(key), other.get(key)

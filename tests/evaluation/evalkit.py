@@ -212,6 +212,6 @@ def _make_run(run_dir: Path, name: str, *overrides: str, n_trials: int) -> dict[
     }
     (run_dir / "run.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     out = evaluate(asm, res, policy, {k: torch.as_tensor(v) for k, v in pools.items()}, splits, n_trials=n_trials,
-                   trials_source="test registry", run_dir=run_dir)
+                   trials_source="test registry", data_hash=info["data"]["hash"], run_dir=run_dir)
     return {"resolved": res, "assembled": asm, "pools": pools, "splits": splits, "policy": policy, "info": info,
             "results": out}

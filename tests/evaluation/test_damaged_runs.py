@@ -92,6 +92,20 @@ def test_another_runs_results_are_refused(runs):
         _refused(_cli(*command, "--runs-dir", runs_dir), "does not belong to this run", "0123456789abcdef", "run.json")
 
 
+def test_results_of_the_same_configuration_on_other_bars_are_refused(runs):
+    """results.json recorded no data hash, so one copied from a run of the same configuration
+    and seed on other bars was reported under this run's id without a word (a reproducibility
+    trial): now its data_hash must be run.json's and the registry's."""
+    runs_dir, run_id = runs
+    recorded = json.loads((runs_dir / run_id / "run.json").read_text())["data"]["hash"]
+    assert json.loads((runs_dir / run_id / "results.json").read_text())["data_hash"] == recorded
+    _edit_json(runs_dir / run_id / "results.json", lambda d: d.update(data_hash="3f3f6b3dcf948d61"))
+    _refused(_cli("report", run_id, "--runs-dir", runs_dir), "does not belong to this run", "data_hash",
+             "3f3f6b3dcf948d61", recorded)
+    _edit_json(runs_dir / run_id / "results.json", lambda d: d.pop("data_hash"))  # as before 2026-11-28: not checked
+    assert _cli("report", run_id, "--runs-dir", runs_dir).exit_code == 0
+
+
 def test_results_disagreeing_with_the_registry_are_refused(runs):
     runs_dir, run_id = runs
     for name in ("results.json", "run.json"):  # both files from another run of another seed

@@ -73,6 +73,10 @@ class RunView:
     #: the Sharpe ratio the run's evaluation recorded, where today's metric reads another one
     #: from the same ledger (an earlier exitcore's definition); None where they agree
     evaluated_sharpe: float | None = None
+    #: the run's trial, ``(config_hash, seed)`` as its registry row records it
+    trial: tuple[str, int] | None = None
+    #: torch version, threads and device it trained with (:func:`~exitcore.evaluation.rundir.training_setup`)
+    setup: str = ""
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -155,6 +159,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         read_config,
         read_results,
         read_run_info,
+        training_setup,
     )
 
     existing_run_dir(record.id, run_dir)  # as report and audit say it (not "no results: was it evaluated?")
@@ -198,7 +203,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
-                   _evaluated_sharpe(results, metrics))
+                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta))
 
 
 def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float | None:
@@ -305,6 +310,9 @@ def warnings(views: list[RunView]) -> list[str]:
     trades = _different_trades(views)
     if trades:
         out.append(trades)
+    setups = _different_setups(views)
+    if setups:
+        out.append(setups)
     for v in dict((v.run_dir.resolve(), v) for v in views).values():
         if v.evaluated_sharpe is not None:
             out.append(f"RECOMPUTED: {v.run_id}'s Sharpe is {statistic(v.metrics['sharpe'], '.2f')} here, recomputed "
@@ -319,6 +327,23 @@ def warnings(views: list[RunView]) -> list[str]:
             out.append(f"AUDIT {verdict}: {v.run_id} ({v.experiment}): "
                        f"{describe_verdict(verdict, v.verdict_from, v.verdict_why)}; do not trust its numbers")
     return list(dict.fromkeys(out))  # a run listed twice is warned about once
+
+
+def _different_setups(views: list[RunView]) -> str | None:
+    """The DIFFERENT SETUP note for runs of one trial (configuration, seed, bars) trained with
+    another torch version, thread count or device: their numbers differ by that alone, where the
+    same setup repeats them to the last bit (docs/ppo.md, Determinism)."""
+    runs = dict((v.run_dir.resolve(), v) for v in views if v.trial is not None).values()
+    groups: dict[tuple[Any, ...], list[RunView]] = {}
+    for v in runs:
+        groups.setdefault((*v.trial, v.data_hash), []).append(v)
+    differing = [g for g in groups.values() if len({v.setup for v in g}) > 1]
+    if not differing:
+        return None
+    each = "; ".join(f"{v.run_id}: {v.setup or 'not recorded'}" for g in differing for v in g)
+    return (f"DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, "
+            f"thread count or device ({each}); the same setup repeats a run to the last bit, another one does not, "
+            "so their differences are not the configuration's")
 
 
 def _entry_words(config: dict[str, Any]) -> str:

@@ -1097,3 +1097,33 @@ def test_a_runs_directory_of_copied_run_directories_without_a_registry_says_how_
     assert f"runs --record --runs-dir {runs}` records them" in message
     with pytest.raises(RegistryError, match="runs --record"):
         Registry(runs, create=False)
+
+
+def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
+    """A run at 2 threads and its 1-thread twin differ in their weights' last bits, but report
+    showed neither thread count nor torch version and compare said 'configuration: identical'
+    (a reproducibility trial). The report shows the setup; compare warns where one trial was
+    trained with two."""
+    from exitcore.compare import RunView, warnings
+    from exitcore.evaluation.rundir import training_setup
+
+    one = {"versions": {"python": "3.11.7", "torch": "2.13.0+cpu"}, "threads": 1, "device": "cpu"}
+    assert training_setup(one) == "torch 2.13.0+cpu, 1 thread, cpu"
+    resumed = {**one, "resumes": [{"threads": 1, "versions": one["versions"]},
+                                  {"threads": 2, "versions": {"torch": "2.14.0+cpu"}}]}
+    assert training_setup(resumed) == "torch 2.13.0+cpu, 1 thread, cpu (resumed with torch 2.14.0+cpu, 2 threads)"
+    assert training_setup({}) == ""
+
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+
+    def view(run_id, setup, trial=("cfg", 0), data="h"):
+        return RunView(run_id, run_id, tmp_path / run_id, "x", data, splits, {}, {"n_trades": 9}, 112,
+                       trial=trial, setup=setup)
+
+    a, b = view("a", training_setup(one)), view("b", training_setup({**one, "threads": 2}))
+    assert warnings([a, b]) == [
+        "DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, thread "
+        "count or device (a: torch 2.13.0+cpu, 1 thread, cpu; b: torch 2.13.0+cpu, 2 threads, cpu); the same setup "
+        "repeats a run to the last bit, another one does not, so their differences are not the configuration's"]
+    assert warnings([a, view("b", training_setup(one))]) == []  # the same setup
+    assert warnings([a, view("b", b.setup, trial=("cfg", 1))]) == []  # another seed: other numbers anyway

@@ -36,6 +36,7 @@ from exitcore.evaluation.rundir import (
     read_json,
     read_results,
     read_run_info,
+    training_setup,
 )
 from exitcore.evaluation.verdicts import LOOKAHEAD, audit_why, describe_verdict
 from exitcore.words import plural, statistic
@@ -178,6 +179,9 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     code = _code_words(info)
     if code:
         rows.append(("code", code))
+    setup = training_setup(info)
+    if setup:  # with the seed and config, what decides the numbers to the last bit (docs/ppo.md)
+        rows.append(("trained with", setup))
     if info.get("status"):
         rows.append(("status", f"{info['status']} ({_when(info.get('started_at'))} .. {_when(info.get('ended_at'))})"))
     return [("h", "Run"), ("kv", rows)]

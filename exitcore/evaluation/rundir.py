@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import attrs
 from exitcore.atomic import write_text_atomic
 from exitcore.errors import ConfigError, ExitcoreError
 from exitcore.evaluation import jsonable
+from exitcore.words import plural
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.toml"
@@ -229,6 +230,31 @@ def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str,
                 raise RunDirError(f"{results_path} does not belong to this run: its {key} is {ours!r}, "
                                   f"{where} says {theirs!r}; it was copied from another run or the run "
                                   "directory was mixed up: restore its own results.json or run the experiment again")
+
+
+def training_setup(info: Mapping[str, Any]) -> str:
+    """What besides the configuration and seed decides a run's numbers to the last bit, from
+    run.json: the torch version, the torch thread count (CPU) and the device, and every resume
+    that changed one (``torch 2.13.0+cpu, 1 thread, cpu (resumed with 2 threads)``); ``""``
+    when run.json records none of them (docs/ppo.md, Determinism)."""
+    def setup(entry: Mapping[str, Any]) -> dict[str, str]:
+        versions = entry.get("versions") if isinstance(entry.get("versions"), Mapping) else {}
+        threads = entry.get("threads")
+        return {k: v for k, v in (
+            ("torch", f"torch {versions['torch']}" if isinstance(versions.get("torch"), str) else ""),
+            ("threads", plural(threads, "thread") if isinstance(threads, int) and not isinstance(threads, bool) else ""),
+            ("device", str(entry["device"]) if isinstance(entry.get("device"), str) else ""),
+        ) if v}
+
+    first = setup(info)
+    resumed = []
+    for resume in info.get("resumes") or []:
+        if not isinstance(resume, Mapping):
+            continue
+        changed = [v for k, v in setup(resume).items() if k in first and v != first[k]]
+        if changed:
+            resumed.append(f"resumed with {', '.join(changed)}")
+    return ", ".join(first.values()) + (f" ({'; '.join(resumed)})" if resumed else "")
 
 
 def check_ledger_complete(path: Path, ledger: Any, results: dict[str, Any], split: str) -> None:

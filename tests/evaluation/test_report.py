@@ -460,3 +460,16 @@ def test_a_suspect_summary_says_which_plausibility_rules_the_results_break(finis
                     "2 plausibility rules (`exitcore report` has the details):",
                     "  - annualised daily Sharpe > 4 (Sharpe 10.76)",
                     "  - profit factor > 5 (profit factor 7.30)"]
+
+
+def test_the_report_shows_the_setup_the_run_trained_with(finished_run, tmp_path):
+    """Torch version, threads and device decide a run's numbers to the last bit with its seed
+    (docs/ppo.md); run.json recorded them, the report showed none (a reproducibility trial)."""
+    run_dir = tmp_path / "setup"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    info.update(versions={"python": "3.11.7", "torch": "2.13.0+cpu"}, threads=1,
+                resumes=[{"at": "2026-11-28T01:41:42+00:00", "threads": 2, "versions": {"torch": "2.13.0+cpu"}}])
+    (run_dir / "run.json").write_text(json.dumps(info))
+    row = next(line for line in render_report(run_dir).splitlines() if line.startswith("trained with"))
+    assert row.split(None, 2)[2] == "torch 2.13.0+cpu, 1 thread, cpu (resumed with 2 threads)"

@@ -75,6 +75,8 @@ class RunRequest:
     device: str | None = None
     seed: int | None = None
     resume: str | None = None
+    #: a run (id or directory) whose frozen configuration a new run starts from (``--from``)
+    from_run: str | None = None
     runs_dir: str | None = None
     progress: bool | None = None
 
@@ -190,6 +192,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
         _check_config_unchanged(previous, resolved, previous_dir)
         _check_checkpoint(previous_dir, resolved)
+    elif request.from_run:
+        resolved = _resolve_from(request, file_of, host, data_config_from_spec)
     else:
         resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
@@ -198,7 +202,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
     if not quiet:
-        resuming = f" (resuming {previous.id})" if previous is not None else ""
+        resuming = (f" (resuming {previous.id})" if previous is not None else
+                    f" (the configuration of {Path(request.from_run).name})" if request.from_run else "")
         # "envs" in RL words: each environment manages one trade at a time
         click.echo(f"exitcore run {cfg.name}{resuming}: {plural(cfg.ppo.total_timesteps, 'training step')}, "
                    f"{plural(cfg.ppo.n_envs, 'trade')} at a time (n_envs), {_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
@@ -487,6 +492,32 @@ def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: A
         spec = data_config_from_spec(request.data, host)
         data = (spec.source, dict(spec.params))
     return resolve(file, request.experiment, host, budget=request.budget, overrides=request.all_overrides(), data=data)
+
+
+def _resolve_from(request: RunRequest, file_of: Callable[[], Any], host: Any, data_config_from_spec: Any) -> Any:
+    """The configuration frozen in the run ``request.from_run`` names (its directory, or its
+    id in the runs directory), with the request's options on top, for a new run: without
+    options, the same configuration, so the same trial, reproduced without the experiments
+    file that defined it (read only for a ``--budget``)."""
+    from exitcore.evaluation.rundir import RunDirError, is_run_dir, resolve_run, run_id_of
+    from exitcore.registry import Registry, RegistryError, resolve_runs_dir
+
+    ref = str(request.from_run)
+    try:
+        if is_run_dir(ref):
+            source = Path(ref)
+        else:
+            with Registry(resolve_runs_dir(request.runs_dir), create=False) as registry:
+                source = registry.path_of(registry.get(run_id_of(ref)))
+        data = None
+        if request.data:
+            spec = data_config_from_spec(request.data, host)
+            data = (spec.source, dict(spec.params))
+        budgets = file_of().budgets if request.budget else None
+        return resolve_run(source, host, budgets=budgets, budget=request.budget, overrides=request.all_overrides(),
+                           data=data)
+    except (RunDirError, RegistryError) as exc:
+        raise ExitcoreError(f"--from {ref}: {exc}") from None
 
 
 def _resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of: Callable[[], Any], host: Any,

@@ -835,3 +835,42 @@ def test_a_cpu_resume_with_another_thread_count_is_warned_about(capsys):
                          ({"resumes": [{"threads": 2}]}, "cpu")):  # started before the count was recorded
         _warn_other_threads(meta, device)
         assert capsys.readouterr().err == ""
+
+
+def test_a_run_is_reproduced_from_its_directory_as_the_same_trial(tmp_path):
+    """There was no way to re-run a run from what its directory holds: its config.toml was
+    refused as an experiments file, and the experiments file that defined it may have changed
+    (a reproducibility trial). `run --from RUN` starts a new run with RUN's frozen configuration."""
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.registry import Registry
+    from exitcore.runner import RunRequest, execute
+
+    runs = tmp_path / "runs"
+    first = execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(runs)),
+                    load_experiments(SHIPPED_FILE), PluginHost.create(), quiet=True)
+    # from its directory, in another runs directory, with no experiments file to read
+    again = execute(RunRequest(from_run=str(first.run_dir), runs_dir=str(tmp_path / "elsewhere")),
+                    lambda: pytest.fail("the experiments file was read"), PluginHost.create(), quiet=True)
+    assert again.status == "done" and again.run_id != first.run_id
+    for name in ("ledger_test.csv", "config.toml"):
+        assert (Path(again.run_dir) / name).read_bytes() == (Path(first.run_dir) / name).read_bytes(), name
+    # by id, in its own runs directory: the same trial (the deflated Sharpe's N stays 1)
+    execute(RunRequest(from_run=first.run_id, runs_dir=str(runs)), load_experiments(SHIPPED_FILE), PluginHost.create(),
+            quiet=True)
+    with Registry(runs) as registry:
+        rows = registry.list()
+        assert len(rows) == 2 and len({r.config_hash for r in rows}) == 1
+        assert registry.trial_count(rows[0].data_hash) == 1
+    varied = CliRunner().invoke(cli, ["run", "--from", first.run_id, "--seed", "1", "--timesteps", "512", "-q",
+                                      "--runs-dir", str(runs)])
+    assert varied.exit_code == 0, varied.output
+    with Registry(runs) as registry:
+        assert registry.trial_count(rows[0].data_hash) == 2
+    refused = CliRunner().invoke(cli, ["run", "--from", "nosuchrun", "--runs-dir", str(runs)])
+    assert refused.exit_code == 2 and "--from nosuchrun: unknown run 'nosuchrun'" in refused.output, refused.output
+    both = CliRunner().invoke(cli, ["run", "v4", "--from", first.run_id, "--runs-dir", str(runs)])
+    assert both.exit_code == 2 and "give it without NAME" in both.output

@@ -33,6 +33,10 @@ from exitcore.words import command
               help="Continue an interrupted run exactly where its last checkpoint stopped, with the configuration "
                    "frozen in its directory (the experiments file is not read); refused if an option given again "
                    "or the data changes it.")
+@click.option("--from", "from_run", metavar="RUN", default=None,
+              help="Start a new run with the configuration frozen in RUN's directory (an id in the runs directory, "
+                   "or a run directory anywhere): reproduces that run without the experiments file that defined "
+                   "it, as the same trial; --seed, --set, --data, --budget or --timesteps vary it.")
 @runs_dir_option
 @click.option("--progress/--no-progress", default=None,
               help="Training progress on stderr: a bar on a terminal; in a log file or a pipe a line every "
@@ -40,7 +44,8 @@ from exitcore.words import command
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary and warnings (no stages, no progress).")
 @experiments_option
 @click.pass_obj
-def run(session, name, budget, overrides, data, timesteps, device, seed, resume, runs_dir, progress, quiet) -> None:
+def run(session, name, budget, overrides, data, timesteps, device, seed, resume, from_run, runs_dir, progress,
+        quiet) -> None:
     """Train experiment NAME with masked PPO, evaluate it on the held-out split, record the run.
 
     NAME may be a unique prefix (`v4` for `v4_no_lookahead`). The run directory receives the
@@ -65,11 +70,16 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
       exitcore run v3 --budget quick --seed 1
       exitcore run v4 --data ../shared/data/eurusd_m15_dukascopy_2018_2020/ --budget quick
       exitcore run --resume 20261126-101500-v4_no_lookahead-3f2a
+      exitcore run --from ~/colleague/runs/20261126-101500-v4_no_lookahead-3f2a
     """
     from exitcore.runner import RunRequest
 
-    if not name and not resume:
-        raise click.UsageError("name the experiment to run (see `exitcore experiments list`), or give --resume RUN")
+    if not name and not resume and not from_run:
+        raise click.UsageError("name the experiment to run (see `exitcore experiments list`), or give --resume RUN "
+                               "or --from RUN")
+    if from_run and (name or resume):
+        raise click.UsageError(f"--from RUN starts a new run with RUN's configuration: give it without "
+                               f"{'NAME' if name else '--resume'}")
     if progress is None:
         # --quiet means quiet on a terminal too (--progress still wins); without it, progress is
         # shown where stderr goes, as lines when that is not a terminal (the trainer's None
@@ -77,7 +87,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         progress = not quiet
     request = RunRequest(
         experiment=name, budget=budget, overrides=tuple(overrides), data=data, timesteps=timesteps,
-        device=device, seed=seed, resume=resume, runs_dir=runs_dir, progress=progress,
+        device=device, seed=seed, resume=resume, from_run=from_run, runs_dir=runs_dir, progress=progress,
     )
     # The run is the point, not its output: `exitcore run ... | head -1` goes on with its output
     # discarded once the pipe closes (it used to exit 0 before the run was even registered)

@@ -42,6 +42,7 @@ import attrs
 
 from exitcore.errors import ExitcoreError, NotOwner
 from exitcore.evaluation import jsonable
+from exitcore.process_identity import owner_host, owner_token, process_alive
 from exitcore.words import command, plural
 
 #: the registry's file name inside a runs directory
@@ -213,91 +214,6 @@ def _last_write(run_dir: Path) -> str | None:
     if not times:
         return None
     return jsonable.iso_time(dt.datetime.fromtimestamp(max(times), dt.timezone.utc))
-
-
-# --------------------------------------------------------------------------- process identity
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_start_token(pid: int) -> str | None:
-    """An identity for the *process* ``pid`` that a later process reusing the pid will not share.
-
-    On Linux: the boot id plus the process start time (``/proc/PID/stat`` field 22, clock ticks
-    since boot). ``None`` when the process does not exist, is a zombie, or the platform has no
-    ``/proc`` (then liveness falls back to heartbeats).
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    fields = stat[stat.rindex(")") + 2 :].split()
-    state, start_ticks = fields[0], fields[19]
-    if state in ("Z", "X"):  # exited, not yet reaped: it will never write again
-        return None
-    return f"{_boot_id()}:{start_ticks}"
-
-
-def _pid_namespace() -> str:
-    """This process's PID namespace (``4026531836``), ``""`` where it cannot be read: a pid
-    names a process only within its namespace (a container may share the host's name)."""
-    try:
-        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
-    except OSError:
-        return ""
-
-
-def owner_token() -> str | None:
-    """What a run records of the process that owns it: :func:`process_start_token` of this process."""
-    return process_start_token(os.getpid())
-
-
-def owner_host() -> str:
-    """What a run records as its host: the host name and, where it can be read, this process's
-    PID namespace, ``vm (pid namespace 4026531836)``: a pid names a process only on its host and
-    in its namespace (a container may share the host's name).
-
-    The namespace goes with the host, not with the process token: an older exitcore compares the
-    token whole, so one with the namespace appended (as this version wrote for a while, after
-    ``@``; such rows are still read) made it take every live run of a newer exitcore for dead
-    and let a resume take the run over. It reads another host name here, and judges the run
-    by its heartbeat instead."""
-    namespace = _pid_namespace()
-    host = socket.gethostname()
-    return f"{host} (pid namespace {namespace})" if namespace else host
-
-
-def on_this_host(hostname: str | None) -> bool:
-    """Whether a run's recorded ``hostname`` (:func:`owner_host`) is this host's, in any PID
-    namespace (a bare host name: recorded by an exitcore that did not record the namespace)."""
-    host = socket.gethostname()
-    return bool(hostname) and (hostname == host or hostname.startswith(f"{host} (pid namespace "))
-
-
-def _process_alive(pid: int, token: str | None) -> bool | None:
-    """True: that very process still runs; False: it is gone; None: cannot tell here."""
-    if Path("/proc/self/stat").exists():
-        if token and "@" in token:
-            token, _, namespace = token.partition("@")
-            if namespace != _pid_namespace():  # its pid means another process here, or none
-                return None
-        current = process_start_token(pid)
-        if current is None:
-            return False
-        return current == token if token else None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return None
-    return None  # the pid exists, but without a start time it may be a reused pid
 
 
 # --------------------------------------------------------------------------- records
@@ -811,14 +727,14 @@ class Registry:
         """``(id, last seen, error)`` of the ``pending``/``running`` rows whose process is gone
         (see :meth:`recover_stale`)."""
         # here: this host and PID namespace; a bare host name was written by an exitcore that
-        # recorded no namespace there (its token may carry it after "@": _process_alive reads it)
+        # recorded no namespace there (its token may carry it after "@": process_alive reads it)
         here = {owner_host(), socket.gethostname()}  # not on_this_host: another namespace's pid is not ours
         now = dt.datetime.now(dt.timezone.utc)
         gone = []
         for row in rows:
             last_seen = row["heartbeat_at"] or row["started_at"] or row["created_at"]
             same_host = row["hostname"] in here and row["pid"]
-            alive = _process_alive(row["pid"], row["proc_start"]) if same_host else None
+            alive = process_alive(row["pid"], row["proc_start"]) if same_host else None
             if alive is None:
                 alive = _age_s(last_seen, now) <= self.stale_after
             if alive:

@@ -987,7 +987,7 @@ def crowded_cpu_words(running: Sequence[tuple[Any, int | None]], device: Any, th
     parallel region then waits for a descheduled thread, and every run is several times slower
     (docs/benchmarks.md measured 2-10x at a load of 2-4 on 2 cores) than the same runs one after
     another or at one thread each. A run's unknown count is taken as this one's."""
-    from exitcore.registry import on_this_host
+    from exitcore.process_identity import on_this_host
 
     if getattr(device, "type", str(device)) != "cpu":
         return ""

@@ -22,13 +22,13 @@ from click.testing import CliRunner
 
 from exitcore.cli import cli
 from exitcore.errors import ExitcoreError
+from exitcore.process_identity import process_start_token
 from exitcore.registry import (
     REGISTRY_FILE,
     SCHEMA_VERSION,
     STATUSES,
     Registry,
     RegistryError,
-    process_start_token,
     resolve_runs_dir,
 )
 

@@ -44,6 +44,15 @@ from exitcore.atomic import remove_stale_temporaries, write_text_atomic
 from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, ExitcoreError, NotOwner
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
+from exitcore.resume import (
+    check_checkpoint,
+    check_config_unchanged,
+    check_data_unchanged,
+    drop_recorded_device,
+    resolve_resume,
+    resume_request,
+    resumed_twice,
+)
 from exitcore.words import command, plural
 
 
@@ -184,14 +193,14 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         with Registry(runs_dir, create=False) as old:
             previous = old.get(run_id_of(request.resume))
             previous_dir = old.path_of(previous)
-        given = _drop_recorded_device(request, previous_dir)
+        given = drop_recorded_device(request, previous_dir)
         trained_on = request.device if given.device is None and request.device is not None else None
         request = given
-        request = _resume_request(previous, request)
+        request = resume_request(previous, request)
         # instant, and before any output: a refused resume must not look like a start
-        resolved = _resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
-        _check_config_unchanged(previous, resolved, previous_dir)
-        _check_checkpoint(previous_dir, resolved)
+        resolved = resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
+        check_config_unchanged(previous, resolved, previous_dir)
+        check_checkpoint(previous_dir, resolved)
     elif request.from_run:
         resolved = _resolve_from(request, file_of, host, data_config_from_spec)
     else:
@@ -226,8 +235,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         with Registry(runs_dir, create=False) as old:
             previous = old.get(previous.id, exact=True)  # fresh status (another process may have taken it)
             if previous.status == "running":
-                raise ExitcoreError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
-            _check_data_unchanged(previous, data_hash)
+                raise resumed_twice(previous)
+            check_data_unchanged(previous, data_hash)
 
     # the frozen "auto" would pick a GPU where the run trained on the CPU: the device it names wins
     device = select_device(trained_on or cfg.ppo.device)
@@ -299,7 +308,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                      f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
     registry.mark_done(run_id, evaluation.headline)
     host.run_finished(info, "done", evaluation.results)
-    return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, getattr(evaluation, "summary", ""))
+    return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, evaluation.summary)
 
 
 #: fewer PPO updates than this is hardly training: warned about
@@ -520,82 +529,6 @@ def _resolve_from(request: RunRequest, file_of: Callable[[], Any], host: Any, da
         raise ExitcoreError(f"--from {ref}: {exc}") from None
 
 
-def _resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of: Callable[[], Any], host: Any,
-                    data_config_from_spec: Any, run_id: str = "") -> Any:
-    """The interrupted run's configuration, frozen in its ``config.toml``, with whatever the
-    command line gives again (``--set``, ``--budget``, ``--data``, ``--timesteps``, ...) on top:
-    :func:`_check_config_unchanged` then refuses any change it makes, naming it. The experiments
-    file is not read (it may have changed, or the run may come from another one) unless a budget
-    is named. ``merged`` holds the run's recorded options with the given ones on top: its
-    overrides are applied after a budget given again, as they were when the run started
-    (on the frozen configuration alone they change nothing).
-
-    The frozen configuration is resolved alone first, so that its own problems (a plugin no
-    longer installed) are reported as such; a given option that makes it invalid (``--set
-    ppo.n_envs=3`` against the frozen batch size) is refused as a change, not validated."""
-    from exitcore.evaluation.rundir import RunDirError, resolve_run
-
-    try:
-        frozen = resolve_run(run_dir, host)
-    except RunDirError as exc:
-        raise ExitcoreError(f"cannot resume: {exc}") from None
-    changes = _given_options(given)
-    if not changes:
-        return frozen
-    data = None
-    if given.data:
-        spec = data_config_from_spec(given.data, host)
-        data = (spec.source, dict(spec.params))
-    budgets = file_of().budgets if given.budget else None
-    try:
-        return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=merged.all_overrides(), data=data)
-    except ConfigError as exc:
-        # what is wrong with the changed configuration is beside the point: it cannot be changed
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ExitcoreError(f"cannot resume run {run_id or Path(run_dir).name} with {' '.join(changes)}: a resume continues the "
-                            "configuration frozen in the run directory, which cannot be changed on resume; start a new "
-                            f"run to change it (the changed configuration would not even be valid: {first})") from None
-
-
-def _drop_recorded_device(request: RunRequest, run_dir: Path) -> RunRequest:
-    """``request`` without its ``--device`` when that is the device the run trained on: a run
-    frozen with ``device = "auto"`` that resolved to the CPU resumes with ``--device cpu``
-    (the same device, so still bit-exact; the caller still trains on it, though "auto" would
-    now pick a GPU); any other device stays a refused change."""
-    from exitcore.evaluation.rundir import RunDirError, read_config
-
-    if request.device is None:
-        return request
-    try:
-        recorded = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("device")
-        frozen = read_config(run_dir).get("ppo", {}).get("device", "auto")
-    except (OSError, ValueError, RunDirError):
-        return request  # refused later with the reason, as any change is
-    if frozen != "auto" or not isinstance(recorded, str):
-        return request
-    from exitcore.device import select_device
-
-    def same(a: Any, b: Any) -> bool:
-        return a.type == b.type and (a.index or 0) == (b.index or 0)
-
-    import torch
-
-    try:
-        if same(select_device(request.device), torch.device(recorded)):
-            return attrs.evolve(request, device=None)
-    except (ExitcoreError, RuntimeError):
-        pass
-    return request
-
-
-def _given_options(given: RunRequest) -> list[str]:
-    """The options given on a ``--resume`` command line that could change the configuration."""
-    out = [f"--set {o}" for o in given.overrides]
-    out += [f"--{k} {v}" for k, v in (("budget", given.budget), ("data", given.data), ("timesteps", given.timesteps),
-                                      ("seed", given.seed), ("device", given.device)) if v is not None]
-    return out
-
-
 def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: Any, host: Any, registry: Any,
            resume: bool, progress: bool | None) -> tuple[Any, Any]:
     from exitcore.ppo.logger import last_logged_update
@@ -814,93 +747,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-# --------------------------------------------------------------------------- resume
-
-
-def _check_checkpoint(run_dir: Path, resolved: Any) -> None:
-    """Refuse a resume whose checkpoint cannot be read, or was written under another ``[ppo]``
-    configuration than the run's (a checkpoint copied from another run), while the run is still
-    ``interrupted``: once it is marked running, a failure would mark it failed for good, and
-    restoring a good checkpoint could no longer help. No checkpoint at all (stopped before the
-    first one) is fine: training starts from step 0."""
-    from exitcore.config import unstructure
-    from exitcore.ppo.checkpoint import load_checkpoint
-    from exitcore.ppo.trainer import CHECKPOINT_FILE, check_log_reaches
-
-    path = run_dir / CHECKPOINT_FILE
-    if not path.exists():
-        return
-    state = load_checkpoint(path)
-    check_log_reaches(path, int(state["update"]), run_dir)
-    # compared as JSON: the checkpoint holds the plain data of the [ppo] table it trained under
-    written, ours = (json.loads(json.dumps(x, sort_keys=True, default=str)) for x in (state["ppo"], unstructure(resolved.config.ppo)))
-    # only the keys the checkpoint has: one written before a [ppo] key existed (policy_params)
-    # left it at its default, which the config hash ignores too
-    changed = [f"ppo.{key} = {written[key]!r} (this run: {ours.get(key)!r})"
-               for key in sorted(written) if written[key] != ours.get(key)]
-    if changed:
-        raise CheckpointError(
-            f"{path}: this checkpoint was not written by this run: it was trained with {'; '.join(changed[:5])}"
-            + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-            + ". Put the run's own checkpoint back, or start a new run; the run stays interrupted"
-        )
-
-
-def _resume_request(previous: Any, request: RunRequest) -> RunRequest:
-    """The stored options of ``previous``, with anything given again on the command line on top."""
-    from exitcore.registry import RegistryError
-
-    if previous.status == "running":
-        raise RegistryError(f"run {previous.id} is already running (pid {previous.pid}); it cannot be resumed twice")
-    if previous.status == "done":
-        raise RegistryError(f"run {previous.id} is already done; nothing to resume")
-    if previous.status == "failed":
-        raise RegistryError(f"run {previous.id} failed ({previous.error or 'no error recorded'}); only an interrupted "
-                            "run can be resumed: start a new run")
-    stored = dict(previous.params or {})
-    merged = {**stored}
-    for key, value in attrs.asdict(request).items():
-        if key in ("resume", "runs_dir", "progress"):
-            continue
-        if key == "overrides":  # --set given again adds to the stored ones (later wins)
-            merged[key] = [*(stored.get("overrides") or []), *value]
-        elif value not in (None, ()):
-            merged[key] = value
-    if request.experiment and stored.get("experiment") and request.experiment != stored["experiment"]:
-        exp = stored["experiment"]
-        if not (exp.startswith(request.experiment) or request.experiment.startswith(exp)):
-            raise ExitcoreError(f"run {previous.id} is a run of {previous.experiment!r}, not of {request.experiment!r}")
-    merged["overrides"] = tuple(merged.get("overrides") or ())
-    return RunRequest(**{k: v for k, v in merged.items() if k in attrs.fields_dict(RunRequest)},
-                      resume=request.resume, runs_dir=request.runs_dir, progress=request.progress)
-
-
-def _check_config_unchanged(previous: Any, resolved: Any, run_dir: Path) -> None:
-    """Refuse to resume when the options given again change the frozen configuration, saying what
-    differs (before anything is printed or loaded)."""
-    from exitcore.evaluation.rundir import read_config
-    from exitcore.experiments import config_diff
-
-    if previous.config_hash == resolved.config_hash():
-        return
-    stored = run_dir / CONFIG_FILE
-    diff = config_diff(read_config(stored.parent), resolved.to_dict()) if stored.exists() else []
-    # Where the data is read is no change (a moved file, a relative path, a run frozen before
-    # the path left the hash): the bars' hash, checked once they are loaded, refuses other bars.
-    diff = [(k, a, b) for k, a, b in diff if not k.endswith("data.params.path")]
-    if diff or not stored.exists():
-        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
-        raise ExitcoreError(f"cannot resume run {previous.id}: the resolved configuration changed ({shown}); "
-                            "a resume continues the configuration frozen in the run directory: start a new run to change it")
-
-
-def _check_data_unchanged(previous: Any, data_hash: str) -> None:
-    """Refuse to resume on other bars than the run started on."""
-    if previous.data_hash != data_hash:
-        raise ExitcoreError(f"cannot resume run {previous.id}: the data changed (hash {previous.data_hash} when the run "
-                            f"started, {data_hash} now)")
-
-
 def _network(ppo: Any) -> str:
     """The policy network for the run's first line: the built-in MLP's sizes, else the plugin's name and params."""
     if ppo.policy == "mlp":
@@ -1047,7 +893,7 @@ def _start(registry: Any, run_id: str) -> None:
     except RegistryError:
         record = registry.get(run_id, exact=True)
         if record.status == "running":
-            raise ExitcoreError(f"run {run_id} is already running (pid {record.pid}); it cannot be resumed twice") from None
+            raise resumed_twice(record) from None
         raise
 
 

@@ -672,7 +672,7 @@ def test_a_run_whose_data_moved_still_resumes(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from exitcore.errors import ExitcoreError
-    from exitcore.runner import CONFIG_FILE, _check_config_unchanged
+    from exitcore.resume import CONFIG_FILE, check_config_unchanged
 
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
@@ -685,10 +685,10 @@ def test_a_run_whose_data_moved_still_resumes(tmp_path, monkeypatch):
         return SimpleNamespace(config_hash=lambda: "new", to_dict=lambda: {"name": "v4", "data": {"params": {"path": path}},
                                                                            "env": {"max_bars": max_bars}})
 
-    _check_config_unchanged(previous, resolved(str(tmp_path / "data" / "s.csv")), run_dir)  # no error
-    _check_config_unchanged(previous, resolved("/elsewhere/s.csv"), run_dir)  # moved: no error
+    check_config_unchanged(previous, resolved(str(tmp_path / "data" / "s.csv")), run_dir)  # no error
+    check_config_unchanged(previous, resolved("/elsewhere/s.csv"), run_dir)  # moved: no error
     with pytest.raises(ExitcoreError, match=r"env.max_bars: 96 -> 48"):
-        _check_config_unchanged(previous, resolved("/elsewhere/s.csv", max_bars=48), run_dir)
+        check_config_unchanged(previous, resolved("/elsewhere/s.csv", max_bars=48), run_dir)
 
 
 def test_a_running_runs_duration_runs_to_now(tmp_path):

@@ -736,16 +736,16 @@ def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monk
     from exitcore.config import PPOConfig, unstructure
     from exitcore.errors import CheckpointError
     from exitcore.ppo import checkpoint as ckpt
-    from exitcore.runner import _check_checkpoint
+    from exitcore.resume import check_checkpoint
 
     (tmp_path / "checkpoint.pt").write_bytes(b"stand-in: load_checkpoint is replaced below")
     run = SimpleNamespace(config=SimpleNamespace(ppo=PPOConfig()))
     older = {k: v for k, v in unstructure(PPOConfig()).items() if k != "policy_params"}
     monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": older, "update": 0})
-    _check_checkpoint(tmp_path, run)  # accepted
+    check_checkpoint(tmp_path, run)  # accepted
     monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": {**older, "seed": 7}, "update": 0})
     with pytest.raises(CheckpointError, match=r"ppo.seed = 7 \(this run: 0\)"):
-        _check_checkpoint(tmp_path, run)
+        check_checkpoint(tmp_path, run)
 
 
 def test_walk_forward_windows_call_iteration_end_and_honour_its_stop(tmp_path, capsys):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
 import click
 
 from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
+from exitcore.cli.streams import terminal_progress
 from exitcore.params import MAX_SEED
 
 # the poisoning modes, repeated here so `--help` does not import torch;
@@ -91,7 +89,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
             from exitcore.data.pipeline import data_config_from_spec
 
             data = data_config_from_spec(data_spec, session.host(), base=resolved.config.data)
-        with _progress(quiet):
+        with terminal_progress(quiet):
             report = audit_experiment(resolved, session.host(), data=data, **kwargs)
     else:
         if budget or overrides or data_spec:
@@ -104,7 +102,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
             raise type(exc)(f"{target!r} is not an experiment ({experiment_error}) and not a run: {exc}") from exc
         from exitcore.evaluation.audit import audit_run
 
-        with _progress(quiet):
+        with terminal_progress(quiet):
             report = audit_run(run_dir, session.host(), **kwargs)
         _note_other_verdicts(run_dir)
     if as_json:
@@ -114,16 +112,6 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     else:
         click.echo(report.format())
     ctx.exit(report.exit_code)
-
-
-def _progress(quiet: bool) -> Any:
-    """Progress lines of a long probe (``probed 1,200 of 20,000 decisions``) on stderr when it
-    is a terminal and not ``--quiet``; nothing in a pipe or a log."""
-    from exitcore.data.progress import progress_to
-
-    if not quiet and sys.stderr.isatty():
-        return progress_to(lambda msg: click.echo(f"  {msg}", err=True))
-    return progress_to(None)
 
 
 def json_times(report: dict) -> dict:

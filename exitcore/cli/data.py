@@ -5,13 +5,13 @@ Heavy imports (pandas, torch) happen inside the commands, so ``exitcore --help``
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from exitcore.cli.options import budget_option, experiments_option, set_option
+from exitcore.cli.streams import terminal_progress
 
 
 @click.group()
@@ -23,15 +23,6 @@ def data() -> None:
     `../shared/data/eurusd_m15_dukascopy_2006_2010`, `synthetic?years=5&seed=1` or
     `histdata:DIR/*EURUSD*.zip?timezone=America/New_York`. See docs/data.md.
     """
-
-
-def _progress() -> Any:
-    """A progress sink for loaders: stderr messages when stderr is a terminal, else nothing."""
-    from exitcore.data.progress import progress_to
-
-    if sys.stderr.isatty():
-        return progress_to(lambda msg: click.echo(f"  {msg}", err=True))
-    return progress_to(None)
 
 
 @data.command("inspect")
@@ -102,7 +93,7 @@ def inspect(
     where = "--timeframe" if timeframe or not experiment else "data.timeframe"
     if not timeframe and not experiment:
         where += f" (default {cfg.timeframe})"
-    with _progress():
+    with terminal_progress():
         data_where = f"experiments.{resolved.name}.data" if resolved is not None and not source else "data"
         report = describe(cfg, host, resolved, timeframe_where=where, data_where=data_where,
                           spec_where="SOURCE" if source else "")

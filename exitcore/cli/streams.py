@@ -101,3 +101,16 @@ def output_discarded_when_closed() -> Iterator[None]:
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         sys.stdout, sys.stderr = saved
+
+
+def terminal_progress(quiet: bool = False) -> Any:
+    """A progress sink (:func:`exitcore.data.progress.progress_to`) for a long load or probe
+    (``probed 1,200 of 20,000 decisions``): indented lines on stderr when it is a terminal and
+    not ``quiet``; nothing in a pipe or a log."""
+    import click
+
+    from exitcore.data.progress import progress_to
+
+    if not quiet and sys.stderr.isatty():
+        return progress_to(lambda msg: click.echo(f"  {msg}", err=True))
+    return progress_to(None)

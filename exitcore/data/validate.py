@@ -1,7 +1,7 @@
 """Validation: parsed rows from one or more files in, canonical :class:`Bars` (or every problem) out.
 
 A loader parses each file into a :class:`RawChunk` (wall-clock times, prices, file line
-numbers, and the rows its parser already reported) and hands the chunks to :func:`assemble`,
+numbers, and the rows its parser already reported) and hands the chunks to :func:`assemble_bars`,
 which checks everything at once and either returns validated bars or raises
 :class:`DataValidationError` listing **every** problem with its file and line:
 
@@ -145,7 +145,7 @@ def format_timeframe(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def assemble(
+def assemble_bars(
     chunks: Sequence[RawChunk],
     *,
     clock: Clock,

@@ -478,10 +478,6 @@ def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- text table
 
 
-def _num(v: Any, fmt: str = ".4g") -> str:
-    return statistic(v, fmt)
-
-
 def _pct(v: Any) -> str:
     return "undefined" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
 
@@ -508,34 +504,34 @@ def format_value(key: str, value: Any) -> str:
     if key in _RATE_KEYS:
         return _pct(value)
     if key in _RATIO_KEYS:
-        return _num(value, ".2f")
+        return statistic(value, ".2f")
     if key in ("mean_return", "std_return", "max_drawdown", "mean_daily_pnl", "total_pnl"):
-        return _num(value, ".5f")
+        return statistic(value, ".5f")
     if key == "avg_bars":
-        return _num(value, ".1f")
+        return statistic(value, ".1f")
     if key == "action_distribution":
         return _shares(value, _ACTION_SHORT)
     if key == "exit_reasons":
         return _shares(value, _REASON_SHORT)
     if isinstance(value, float):
-        return _num(value)
+        return statistic(value, ".4g")
     return "-" if value is None else str(value)
 
 
 _ROWS: tuple[tuple[str, Any], ...] = (
     ("trades", lambda m: str(m["n_trades"])),
-    ("mean return ± std", lambda m: f"{_num(m['mean_return'], '.5f')} ± {_num(m['std_return'], '.5f')}"),
-    ("per-trade Sharpe", lambda m: _num(m["per_trade_sharpe"], ".3f")),
+    ("mean return ± std", lambda m: f"{statistic(m['mean_return'], '.5f')} ± {statistic(m['std_return'], '.5f')}"),
+    ("per-trade Sharpe", lambda m: statistic(m["per_trade_sharpe"], ".3f")),
     ("win rate", lambda m: _pct(m["win_rate"])),
     ("scratch (PnL = 0)", lambda m: _pct(m.get("scratch_rate"))),
-    ("profit factor", lambda m: _num(m["profit_factor"], ".2f")),
-    ("Sharpe (daily, ann.)", lambda m: _num(m["sharpe"], ".2f")),
-    ("Sortino (daily, ann.)", lambda m: _num(m["sortino"], ".2f")),
-    ("max drawdown, fraction ({ccy})", lambda m: f"{_num(m['max_drawdown'], '.4f')} ({_num(m['max_drawdown_ccy'], ',.0f')})"),
-    ("total PnL, {ccy}", lambda m: _num(m["total_pnl_ccy"], ",.0f")),
+    ("profit factor", lambda m: statistic(m["profit_factor"], ".2f")),
+    ("Sharpe (daily, ann.)", lambda m: statistic(m["sharpe"], ".2f")),
+    ("Sortino (daily, ann.)", lambda m: statistic(m["sortino"], ".2f")),
+    ("max drawdown, fraction ({ccy})", lambda m: f"{statistic(m['max_drawdown'], '.4f')} ({statistic(m['max_drawdown_ccy'], ',.0f')})"),
+    ("total PnL, {ccy}", lambda m: statistic(m["total_pnl_ccy"], ",.0f")),
     (
         "bars avg [min, max]",
-        lambda m: f"{_num(m['avg_bars'], '.1f')} [{_num(m['min_bars'], 'd')}, {_num(m['max_bars'], 'd')}]",
+        lambda m: f"{statistic(m['avg_bars'], '.1f')} [{statistic(m['min_bars'], 'd')}, {statistic(m['max_bars'], 'd')}]",
     ),
     ("quick exits", lambda m: _pct(m["quick_exit_rate"])),
     ("sampled actions %", lambda m: _shares(m["action_distribution"], _ACTION_SHORT)),

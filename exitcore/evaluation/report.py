@@ -53,11 +53,6 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def num(v: Any, fmt: str = ".3f") -> str:
-    """A number for a table (:func:`exitcore.words.statistic`: ``-`` missing, ``undefined`` NaN)."""
-    return statistic(v, fmt)
-
-
 def interval(iv: Mapping[str, Any] | None, fmt: str = ".2f", scale: float = 1.0) -> str:
     """``estimate [low, high]`` of a bootstrap interval dict; ``estimate [undefined]`` when some
     resamples had no defined value (see :data:`UNDEFINED_NOTE`)."""
@@ -66,8 +61,8 @@ def interval(iv: Mapping[str, Any] | None, fmt: str = ".2f", scale: float = 1.0)
     e, lo, hi = (iv.get(k) for k in ("estimate", "low", "high"))
     s = (lambda x: x * scale if _finite(x) else x)
     if _undefined_resamples(iv):
-        return f"{num(s(e), fmt)} [undefined]"
-    return f"{num(s(e), fmt)} [{num(s(lo), fmt)}, {num(s(hi), fmt)}]"
+        return f"{statistic(s(e), fmt)} [undefined]"
+    return f"{statistic(s(e), fmt)} [{statistic(s(lo), fmt)}, {statistic(s(hi), fmt)}]"
 
 
 #: what ``[undefined]`` in an interval means
@@ -122,7 +117,7 @@ def _round_trip(info: Mapping[str, Any]) -> str:
     c = _cost_summary(info)
     if c is None or not _finite(c.round_trip_bp):
         return ""
-    return f"; round trip {num(c.round_trip, '.6g')} = {bp_words(c.round_trip_bp)} bp of the median close {num(c.median_price, ',.6g')}"
+    return f"; round trip {statistic(c.round_trip, '.6g')} = {bp_words(c.round_trip_bp)} bp of the median close {statistic(c.median_price, ',.6g')}"
 
 
 def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Mapping[str, Any] | None,
@@ -167,9 +162,9 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
         rows.append(("episode", _episode_settings(env)))
     costs = _get(config, "costs")
     if costs:
-        rows.append(("costs", f"in pips: spread {num(costs.get('spread_pips'), 'g')}, slippage {num(costs.get('slippage_pips'), 'g')} "
-                              f"per side, commission {num(costs.get('commission_pips'), 'g')}; notional "
-                              f"{num(costs.get('notional'), ',.0f')} {costs.get('account_currency', '')}".rstrip()
+        rows.append(("costs", f"in pips: spread {statistic(costs.get('spread_pips'), 'g')}, slippage {statistic(costs.get('slippage_pips'), 'g')} "
+                              f"per side, commission {statistic(costs.get('commission_pips'), 'g')}; notional "
+                              f"{statistic(costs.get('notional'), ',.0f')} {costs.get('account_currency', '')}".rstrip()
                               + _round_trip(info)))
     if config:
         for kind in ("features", "guards", "masks", "rewards"):
@@ -352,21 +347,21 @@ def _flat_rows(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
 
 
 def _scalar(v: Any) -> str:
-    return num(v, ".4g") if isinstance(v, float) else str(v)
+    return statistic(v, ".4g") if isinstance(v, float) else str(v)
 
 
 _PNL = "PnL"  # titled with the account currency by _titles
 _COLUMNS = (
-    ("trades", lambda m, iv: num(m.get("n_trades"), "d")),
-    ("win % [CI]", lambda m, iv: interval(iv.get("win_rate"), ".1f", 100) if iv else num(_scale(m.get("win_rate"), 100), ".1f")),
-    ("scratch %", lambda m, iv: num(_scale(m.get("scratch_rate"), 100), ".1f")),
-    ("mean ret bp [CI]", lambda m, iv: interval(iv.get("mean_return"), ".2f", 1e4) if iv else num(_scale(m.get("mean_return"), 1e4), ".2f")),
-    ("Sharpe [CI]", lambda m, iv: interval(iv.get("sharpe"), ".2f") if iv else num(m.get("sharpe"), ".2f")),
-    ("Sortino", lambda m, iv: num(m.get("sortino"), ".2f")),
-    ("PF", lambda m, iv: num(m.get("profit_factor"), ".2f")),
-    ("max DD", lambda m, iv: num(m.get("max_drawdown"), ".4f")),
-    ("avg bars", lambda m, iv: num(m.get("avg_bars"), ".1f")),
-    (_PNL, lambda m, iv: num(m.get("total_pnl_ccy"), ",.0f")),
+    ("trades", lambda m, iv: statistic(m.get("n_trades"), "d")),
+    ("win % [CI]", lambda m, iv: interval(iv.get("win_rate"), ".1f", 100) if iv else statistic(_scale(m.get("win_rate"), 100), ".1f")),
+    ("scratch %", lambda m, iv: statistic(_scale(m.get("scratch_rate"), 100), ".1f")),
+    ("mean ret bp [CI]", lambda m, iv: interval(iv.get("mean_return"), ".2f", 1e4) if iv else statistic(_scale(m.get("mean_return"), 1e4), ".2f")),
+    ("Sharpe [CI]", lambda m, iv: interval(iv.get("sharpe"), ".2f") if iv else statistic(m.get("sharpe"), ".2f")),
+    ("Sortino", lambda m, iv: statistic(m.get("sortino"), ".2f")),
+    ("PF", lambda m, iv: statistic(m.get("profit_factor"), ".2f")),
+    ("max DD", lambda m, iv: statistic(m.get("max_drawdown"), ".4f")),
+    ("avg bars", lambda m, iv: statistic(m.get("avg_bars"), ".1f")),
+    (_PNL, lambda m, iv: statistic(m.get("total_pnl_ccy"), ",.0f")),
 )
 
 
@@ -431,7 +426,7 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
         notes.append("baselines not shown: the `baselines` evaluator did not run.")
     notional = _get(config, "costs", "notional")
     if _finite(notional):
-        sized = f"{num(notional, ',.0f')} {account_currency(config) or ''}".rstrip()
+        sized = f"{statistic(notional, ',.0f')} {account_currency(config) or ''}".rstrip()
         notes.append(f"{_pnl_title(config)}: the net PnL summed over trades, each of a notional of {sized} "
                      "(costs.notional).")
     notes.append("Sharpe and Sortino are annualised from the daily PnL over every trading day of the split; "
@@ -449,14 +444,14 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsTo
         return blocks + [("p", "not run (add `significance` to eval.evaluators)")]
     rows: list[tuple[str, str]] = []
     psr = sig.get("psr") or {}
-    rows.append(("PSR (P[true Sharpe > 0])", _undefined_stat(psr, "psr") or num(psr.get("psr"), ".3f")))
+    rows.append(("PSR (P[true Sharpe > 0])", _undefined_stat(psr, "psr") or statistic(psr.get("psr"), ".3f")))
     dsr = sig.get("dsr") or {}
     if "dsr" in dsr:
-        rows.append(("deflated Sharpe ratio", _undefined_stat(dsr, "dsr") or f"{num(dsr['dsr'], '.3f')}  (P[true Sharpe > SR0 = {num(dsr.get('sr0_annualised'), '.2f')} annualised])"))
+        rows.append(("deflated Sharpe ratio", _undefined_stat(dsr, "dsr") or f"{statistic(dsr['dsr'], '.3f')}  (P[true Sharpe > SR0 = {statistic(dsr.get('sr0_annualised'), '.2f')} annualised])"))
         rows.append(("trials N", f"{dsr.get('n_trials')} ({dsr.get('n_trials_source') or results.get('trials_source') or 'source not recorded'})"))
         var = _variance_words(dsr)
-        rows.append(("trials' Sharpe variance", f"{num(dsr.get('trials_sharpe_variance'), '.4g')} per day ({var}); skew "
-                                                f"{num(dsr.get('skew'), '.2f')}, kurtosis {num(dsr.get('kurtosis'), '.2f')} "
+        rows.append(("trials' Sharpe variance", f"{statistic(dsr.get('trials_sharpe_variance'), '.4g')} per day ({var}); skew "
+                                                f"{statistic(dsr.get('skew'), '.2f')}, kurtosis {statistic(dsr.get('kurtosis'), '.2f')} "
                                                 f"(non-excess: 3 for normal days), {dsr.get('n_days')} days"))
         later = _dsr_with_more_trials(dsr, trials_now)
         if later:
@@ -473,7 +468,7 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsTo
         if not d:
             continue
         rows.append((title, f"{d.get('baseline')}: Sharpe {interval(d.get('sharpe'))}, p (H0: RL <= baseline) = "
-                            f"{num(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} "
+                            f"{statistic(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} "
                             "bp of the entry price"))
     blocks.append(("kv", rows))
     if any(_has_undefined(sig.get(k)) for k in ("rl_vs_best_baseline", "rl_vs_best_on_split")):
@@ -492,7 +487,7 @@ def _variance_words(dsr: Mapping[str, Any]) -> str:
         return "null default 1/(T-1)" if dsr.get("variance_default") else "recorded trials"
     recorded, k = dsr.get("recorded_variance"), dsr.get("recorded_trials")
     if source.startswith("null") and isinstance(k, int) and k >= 2 and _finite(recorded):
-        return f"{source}, larger than the {k} recorded trials' {num(recorded, '.4g')}"
+        return f"{source}, larger than the {k} recorded trials' {statistic(recorded, '.4g')}"
     return source
 
 
@@ -551,8 +546,8 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
     except (KeyError, TypeError, ValueError):
         return None
     more = f"{plural(today.count - n, 'more trial')} on this data {'was' if today.count - n == 1 else 'were'}"
-    return ("DSR with today's trials", f"{num(value, '.3f')} with N = {today.count} (SR0 = {num(sr0 * ANNUALISATION, '.2f')} "
-                                       f"annualised, trial variance {num(variance, '.4g')} per day: {source}): "
+    return ("DSR with today's trials", f"{statistic(value, '.3f')} with N = {today.count} (SR0 = {statistic(sr0 * ANNUALISATION, '.2f')} "
+                                       f"annualised, trial variance {statistic(variance, '.4g')} per day: {source}): "
                                        f"{more} recorded after this run")
 
 
@@ -600,7 +595,7 @@ def _in_sample_section(results: Mapping[str, Any], config: Mapping[str, Any] | N
         blocks.append(("table", header, [[f"{n} [in-sample]", *(fn(m, {}) for _, fn in _COLUMNS)] for n, m in metrics.items()]))
     if selection:
         blocks.append(("p", "baseline selection, daily Sharpe on the training split (in-sample): "
-                            + ", ".join(f"{k} {num(v, '.2f')}" for k, v in selection.items())))
+                            + ", ".join(f"{k} {statistic(v, '.2f')}" for k, v in selection.items())))
     if len(blocks) == 1:
         blocks.append(("p", "no in-sample figures recorded"))
     return blocks
@@ -613,9 +608,9 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
     for w in wf.get("windows") or []:
         m = w.get("metrics") or {}
         rows.append([str(w.get("window")), " .. ".join(s[:10] for s in w.get("test_span", ["", ""])), str(w.get("n_test_trades")),
-                     str(w.get("best_baseline")), num(_get(m, "rl", "sharpe"), ".2f"), num(_get(m, "best_baseline", "sharpe"), ".2f")])
+                     str(w.get("best_baseline")), statistic(_get(m, "rl", "sharpe"), ".2f"), statistic(_get(m, "best_baseline", "sharpe"), ".2f")])
     am = agg.get("metrics") or {}
-    rows.append(["all", " .. ".join(s[:10] for s in agg.get("span", ["", ""])), num(_get(am, "rl", "n_trades"), "d"),
+    rows.append(["all", " .. ".join(s[:10] for s in agg.get("span", ["", ""])), statistic(_get(am, "rl", "n_trades"), "d"),
                  "per window", interval(_get(agg, "intervals", "rl", "sharpe")), interval(_get(agg, "intervals", "best_baseline", "sharpe"))])
     blocks: list[Block] = [("h", f"Walk-forward ({agg.get('windows', len(rows) - 1)} windows, {agg.get('label', 'TEST (out-of-sample)')})"),
                            ("table", header, rows)]
@@ -623,9 +618,9 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
     dsr = agg.get("dsr") or {}
     text = []
     if diff:
-        text.append(f"RL - walk-forward best baseline: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = {num(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}.")
+        text.append(f"RL - walk-forward best baseline: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = {statistic(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}.")
     if "dsr" in dsr:
-        text.append(f"Deflated Sharpe ratio of the concatenated RL ledger: {_undefined_stat(dsr, 'dsr') or num(dsr['dsr'], '.3f')} "
+        text.append(f"Deflated Sharpe ratio of the concatenated RL ledger: {_undefined_stat(dsr, 'dsr') or statistic(dsr['dsr'], '.3f')} "
                     f"(N = {dsr.get('n_trials')}).")
     if text:
         blocks.append(("p", " ".join(text)))
@@ -671,11 +666,11 @@ def summary_text(results: Mapping[str, Any]) -> str:
     if "dsr" in dsr:
         n = dsr.get("n_trials")
         trials = plural(n, "trial") if isinstance(n, int) else f"{n} trials"
-        lines.append(f"deflated Sharpe ratio of RL {_undefined_stat(dsr, 'dsr') or num(dsr['dsr'], '.3f')} (N = {trials})")
+        lines.append(f"deflated Sharpe ratio of RL {_undefined_stat(dsr, 'dsr') or statistic(dsr['dsr'], '.3f')} (N = {trials})")
     diff = _get(results, "evaluators", "significance", "rl_vs_best_baseline") or {}
     if diff.get("sharpe"):  # the verdict a reader came for, without opening the report
         lines.append(f"RL - {diff.get('baseline')}: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = "
-                     f"{num(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL "
+                     f"{statistic(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL "
                      f"{interval(diff.get('mean_daily_pnl'), '.2f', 1e4)} bp")
         if _negative_sharpe_caveat(results):
             lines.append("  (both lose: a steadier loser has the more negative Sharpe; `exitcore report` explains)")

@@ -15,7 +15,6 @@ import click
 from exitcore.atomic import write_text_atomic
 from exitcore.evaluation.rundir import TRAIN_LOG_FILE
 
-LOG_FILE = TRAIN_LOG_FILE  # the run directory's layout is defined in one place
 TB_DIR = "tensorboard"
 
 
@@ -59,7 +58,7 @@ class TrainLogger:
         self._tb = None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            path = self.run_dir / LOG_FILE
+            path = self.run_dir / TRAIN_LOG_FILE
             if resume_update is not None and path.exists():
                 _truncate_after(path, resume_update)
             self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -165,7 +164,7 @@ def _tensorboard_writer(directory: Path, purge_step: int | None = None) -> Any:
 def last_logged_update(run_dir: Path) -> int | None:
     """The last update recorded in ``run_dir``'s training log (None: no log, or no record)."""
     try:
-        updates = [update for update, _ in _records(Path(run_dir) / LOG_FILE)]
+        updates = [update for update, _ in _records(Path(run_dir) / TRAIN_LOG_FILE)]
     except OSError:
         return None
     return updates[-1] if updates else None

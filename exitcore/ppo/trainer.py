@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from exitcore.actions import ACTION_NAMES
 from exitcore.errors import ExitcoreError, ExitcoreWarning, NotOwner
+from exitcore.evaluation.rundir import TRAIN_LOG_FILE
 from exitcore.ppo.buffer import Minibatch, RolloutBuffer
 from exitcore.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from exitcore.ppo.gae import compute_gae
@@ -41,7 +42,7 @@ from exitcore.ppo.graphs import (
     set_learning_rate,
     tensor_learning_rates,
 )
-from exitcore.ppo.logger import LOG_FILE, TrainLogger, flatten_metrics, last_logged_update
+from exitcore.ppo.logger import TrainLogger, flatten_metrics, last_logged_update
 from exitcore.ppo.loss import normalise_advantages, ppo_loss
 from exitcore.ppo.rng import capture_rng_state, restore_rng_state
 from exitcore.ppo.schedule import Schedules
@@ -585,7 +586,7 @@ def check_log_reaches(checkpoint_path: str | Path, update: int, run_dir: Path) -
     last = last_logged_update(run_dir)
     if last is not None and last < update:
         raise CheckpointError(
-            f"{checkpoint_path}: holds update {update}, but the run's training log ({run_dir / LOG_FILE}) ends at "
+            f"{checkpoint_path}: holds update {update}, but the run's training log ({run_dir / TRAIN_LOG_FILE}) ends at "
             f"update {last}, and every update is logged before its checkpoint is written: the checkpoint is another "
             "run's, or the log lost its last records. Put the run's own checkpoint back, or start a new run")
 

@@ -10,7 +10,7 @@ import pytest
 from exitcore.data.clocks import parse_clock
 from exitcore.data.source_params import SynthParams
 from exitcore.data.synth import generate
-from exitcore.data.validate import assemble
+from exitcore.data.validate import assemble_bars
 from .helpers import chunk
 
 
@@ -30,7 +30,7 @@ def test_deterministic_per_seed() -> None:
 
 def test_passes_validation(three_years) -> None:
     f = three_years.frame
-    rebuilt = assemble(
+    rebuilt = assemble_bars(
         [chunk(f.index.asi8, {k: f[k].to_numpy() for k in ("open", "high", "low", "close")})],
         clock=parse_clock("UTC"),
         source="synthetic",

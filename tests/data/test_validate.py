@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exitcore.data.clocks import parse_clock
-from exitcore.data.validate import DataValidationError, assemble, gap_report
+from exitcore.data.validate import DataValidationError, assemble_bars, gap_report
 from exitcore.errors import DataError
 from .helpers import MIN_NS, chunk, grid_times, lines_of, random_ohlc
 
@@ -27,7 +27,7 @@ CORRUPTIONS = {
 
 
 def _assemble(chunks, **kw):
-    return assemble(chunks, clock=UTC, source="test", **{"timeframe": "1min", **kw})
+    return assemble_bars(chunks, clock=UTC, source="test", **{"timeframe": "1min", **kw})
 
 
 def test_clean_data_passes() -> None:
@@ -146,7 +146,7 @@ def test_message_caps_repeated_problems_but_counts_them_all() -> None:
 def test_timeframe_is_inferred() -> None:
     rng = np.random.default_rng(6)
     ts = grid_times(300, rng, step_ns=15 * MIN_NS)
-    bars = assemble([chunk(ts, random_ohlc(300, rng))], clock=UTC, source="t")
+    bars = assemble_bars([chunk(ts, random_ohlc(300, rng))], clock=UTC, source="t")
     assert bars.timeframe == "15min"
 
 
@@ -218,7 +218,7 @@ def test_a_short_file_with_an_odd_spacing_is_not_refused() -> None:
     rng = np.random.default_rng(9)
     ts = grid_times(500, rng, hole_p=0)
     tail = ts[-1] + np.array([5, 10, 15], dtype=np.int64) * MIN_NS  # three bars, 5 minutes apart
-    bars = assemble([chunk(ts, random_ohlc(500, rng), "a.csv"), chunk(tail, random_ohlc(3, rng), "b.csv")],
+    bars = assemble_bars([chunk(ts, random_ohlc(500, rng), "a.csv"), chunk(tail, random_ohlc(3, rng), "b.csv")],
                     clock=UTC, source="t")
     assert bars.timeframe == "1min" and len(bars) == 503
 

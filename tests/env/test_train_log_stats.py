@@ -12,7 +12,8 @@ from exitcore.assembly import assemble
 from exitcore.config import PPOConfig
 from exitcore.hookspecs import hookimpl
 from exitcore.ppo import MLPActorCritic, PPOTrainer, seed_everything
-from exitcore.ppo.logger import LOG_FILE, TB_DIR
+from exitcore.evaluation.rundir import TRAIN_LOG_FILE
+from exitcore.ppo.logger import TB_DIR
 
 from .envkit import random_bars, resolved, trades_from
 
@@ -50,7 +51,7 @@ def test_blocked_rate_of_an_action_never_sampled_is_nan_not_zero(tmp_path):
     seen = []
     PPOTrainer(env, policy, ppo, run_dir=tmp_path, on_update=lambda u, m: seen.append(m), progress=False).train()
 
-    records = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / TRAIN_LOG_FILE).read_text().splitlines()]
     assert len(records) == len(seen) == 2
     for record, metrics in zip(records, seen):
         assert record["sampled_frac/PARTIAL_EXIT"] == 0.0 and record["masked_frac/PARTIAL_EXIT"] == 1.0

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from exitcore.ppo import logger as logger_module
-from exitcore.ppo.logger import LOG_FILE, TrainLogger, flatten_metrics
+from exitcore.evaluation.rundir import TRAIN_LOG_FILE
+from exitcore.ppo.logger import TrainLogger, flatten_metrics
 
 
 def test_jsonl_records_non_finite_values_and_nested_stats(tmp_path):
@@ -17,12 +18,12 @@ def test_jsonl_records_non_finite_values_and_nested_stats(tmp_path):
     log.log({"update": 1, "global_step": 10, "steps": 10, "explained_variance": float("nan"),
              **flatten_metrics({"exit_reasons": {"STOP": 0.5}})})
     log.close()
-    (record,) = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
+    (record,) = [json.loads(line) for line in (tmp_path / TRAIN_LOG_FILE).read_text().splitlines()]
     assert record == {"update": 1, "global_step": 10, "steps": 10, "explained_variance": "nan", "exit_reasons/STOP": 0.5}
 
 
 def test_resume_drops_records_after_the_checkpoint_and_torn_lines(tmp_path):
-    path = tmp_path / LOG_FILE
+    path = tmp_path / TRAIN_LOG_FILE
     path.write_text("".join(json.dumps({"update": u}) + "\n" for u in (1, 2, 3, 4)) + '{"update": 5, "tor')
     TrainLogger(tmp_path, total_steps=100, progress=False, resume_update=2).close()
     assert [json.loads(x)["update"] for x in path.read_text().splitlines()] == [1, 2]

@@ -35,7 +35,7 @@ from exitcore.data.formats.common import (
 )
 from exitcore.data.source_params import DukascopyParams
 from exitcore.data.timeparse import NAT
-from exitcore.data.validate import KEEP_PER_KIND, RawChunk, assemble
+from exitcore.data.validate import KEEP_PER_KIND, RawChunk, assemble_bars
 from exitcore.errors import DataError
 
 SUFFIXES = (".csv", ".txt", ".zip", ".gz", ".bz2", ".xz")
@@ -57,7 +57,7 @@ def load(params: DukascopyParams) -> Bars:
     """Load and validate Dukascopy/Tickstory bars (see the module docstring)."""
     clock = parse_clock(params.timezone)
     chunks = load_members(params.path, SUFFIXES, lambda m: _parse(m, params), ("Dukascopy or Tickstory", _matches), symbol=params.symbol)
-    return assemble(
+    return assemble_bars(
         chunks,
         clock=clock,
         source=f"dukascopy: {params.path}",

@@ -40,7 +40,7 @@ from exitcore.data.progress import report
 from exitcore.data.source_params import CsvParams, ParquetParams
 from exitcore.data.spec import parse_spec, spec_params
 from exitcore.data.timeparse import NAT
-from exitcore.data.validate import KEEP_PER_KIND, RawChunk, TimeframeError, assemble
+from exitcore.data.validate import KEEP_PER_KIND, RawChunk, TimeframeError, assemble_bars
 from exitcore.errors import DataError
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".zip", ".gz", ".bz2", ".xz")
@@ -255,9 +255,9 @@ def load_csv(params: CsvParams) -> Bars:
 
 
 def _assemble(chunks: list[RawChunk], clock: Any, source: str, params: CsvParams | ParquetParams) -> Bars:
-    """:func:`assemble`, with a hint at ``time_format`` when epoch times look read in the wrong unit."""
+    """:func:`assemble_bars`, with a hint at ``time_format`` when epoch times look read in the wrong unit."""
     try:
-        return assemble(
+        return assemble_bars(
             chunks,
             clock=clock,
             source=source,

@@ -18,7 +18,7 @@ from exitcore.data.clocks import parse_clock
 from exitcore.data.files import TextMember, first_line, read_delimited
 from exitcore.data.formats.common import load_members, make_chunk, numeric_columns, parse_time_column, sniff_first_line, symbol_of
 from exitcore.data.source_params import HistDataParams
-from exitcore.data.validate import RawChunk, assemble
+from exitcore.data.validate import RawChunk, assemble_bars
 from exitcore.errors import DataError
 
 SUFFIXES = (".csv", ".txt", ".zip", ".gz", ".bz2", ".xz")
@@ -43,7 +43,7 @@ def load(params: HistDataParams) -> Bars:
     if all("volume" in c.values and not np.any(c.values["volume"][~c.bad]) for c in chunks):
         for c in chunks:
             c.values.pop("volume")
-    return assemble(
+    return assemble_bars(
         chunks,
         clock=clock,
         source=f"histdata: {params.path} (clock {clock})",

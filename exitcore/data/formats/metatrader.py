@@ -29,7 +29,7 @@ from exitcore.data.formats.common import (
     symbol_of,
 )
 from exitcore.data.source_params import MetaTraderParams
-from exitcore.data.validate import RawChunk, assemble
+from exitcore.data.validate import RawChunk, assemble_bars
 from exitcore.errors import DataError
 
 SUFFIXES = (".csv", ".txt", ".zip", ".gz", ".bz2", ".xz")
@@ -71,7 +71,7 @@ def load(params: MetaTraderParams) -> Bars:
                 "(most brokers use 'UTC+2,US')",
             )
         )
-    return assemble(
+    return assemble_bars(
         chunks,
         clock=clock,
         source=f"metatrader: {params.path} (clock {clock})",

@@ -1,0 +1,190 @@
+"""``exitcore run --resume``: what a resume continues, and what it refuses.
+
+A resume continues the configuration frozen in the run's directory (``config.toml``) with the
+options it was started with (its registry row's ``params``); options given again on the command
+line are laid on top only to be refused when they change it (:func:`check_config_unchanged`,
+naming each key), and so are other bars (:func:`check_data_unchanged`) and a checkpoint another
+run wrote (:func:`check_checkpoint`). The runner (:mod:`exitcore.runner`) calls these before
+anything is printed or loaded: a refused resume must not look like a start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from exitcore.errors import CheckpointError, ConfigError, ExitcoreError
+from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
+
+if TYPE_CHECKING:
+    from exitcore.runner import RunRequest
+
+
+def resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of: Callable[[], Any], host: Any,
+                    data_config_from_spec: Any, run_id: str = "") -> Any:
+    """The interrupted run's configuration, frozen in its ``config.toml``, with whatever the
+    command line gives again (``--set``, ``--budget``, ``--data``, ``--timesteps``, ...) on top:
+    :func:`check_config_unchanged` then refuses any change it makes, naming it. The experiments
+    file is not read (it may have changed, or the run may come from another one) unless a budget
+    is named. ``merged`` holds the run's recorded options with the given ones on top: its
+    overrides are applied after a budget given again, as they were when the run started
+    (on the frozen configuration alone they change nothing).
+
+    The frozen configuration is resolved alone first, so that its own problems (a plugin no
+    longer installed) are reported as such; a given option that makes it invalid (``--set
+    ppo.n_envs=3`` against the frozen batch size) is refused as a change, not validated."""
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+
+    try:
+        frozen = resolve_run(run_dir, host)
+    except RunDirError as exc:
+        raise ExitcoreError(f"cannot resume: {exc}") from None
+    changes = given_options(given)
+    if not changes:
+        return frozen
+    data = None
+    if given.data:
+        spec = data_config_from_spec(given.data, host)
+        data = (spec.source, dict(spec.params))
+    budgets = file_of().budgets if given.budget else None
+    try:
+        return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=merged.all_overrides(), data=data)
+    except ConfigError as exc:
+        # what is wrong with the changed configuration is beside the point: it cannot be changed
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ExitcoreError(f"cannot resume run {run_id or Path(run_dir).name} with {' '.join(changes)}: a resume continues the "
+                            "configuration frozen in the run directory, which cannot be changed on resume; start a new "
+                            f"run to change it (the changed configuration would not even be valid: {first})") from None
+
+
+def drop_recorded_device(request: RunRequest, run_dir: Path) -> RunRequest:
+    """``request`` without its ``--device`` when that is the device the run trained on: a run
+    frozen with ``device = "auto"`` that resolved to the CPU resumes with ``--device cpu``
+    (the same device, so still bit-exact; the caller still trains on it, though "auto" would
+    now pick a GPU); any other device stays a refused change."""
+    from exitcore.evaluation.rundir import RunDirError, read_config
+
+    if request.device is None:
+        return request
+    try:
+        recorded = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("device")
+        frozen = read_config(run_dir).get("ppo", {}).get("device", "auto")
+    except (OSError, ValueError, RunDirError):
+        return request  # refused later with the reason, as any change is
+    if frozen != "auto" or not isinstance(recorded, str):
+        return request
+    from exitcore.device import select_device
+
+    def same(a: Any, b: Any) -> bool:
+        return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+    import torch
+
+    try:
+        if same(select_device(request.device), torch.device(recorded)):
+            return attrs.evolve(request, device=None)
+    except (ExitcoreError, RuntimeError):
+        pass
+    return request
+
+
+def given_options(given: RunRequest) -> list[str]:
+    """The options given on a ``--resume`` command line that could change the configuration."""
+    out = [f"--set {o}" for o in given.overrides]
+    out += [f"--{k} {v}" for k, v in (("budget", given.budget), ("data", given.data), ("timesteps", given.timesteps),
+                                      ("seed", given.seed), ("device", given.device)) if v is not None]
+    return out
+
+
+def check_checkpoint(run_dir: Path, resolved: Any) -> None:
+    """Refuse a resume whose checkpoint cannot be read, or was written under another ``[ppo]``
+    configuration than the run's (a checkpoint copied from another run), while the run is still
+    ``interrupted``: once it is marked running, a failure would mark it failed for good, and
+    restoring a good checkpoint could no longer help. No checkpoint at all (stopped before the
+    first one) is fine: training starts from step 0."""
+    from exitcore.config import unstructure
+    from exitcore.ppo.checkpoint import load_checkpoint
+    from exitcore.ppo.trainer import CHECKPOINT_FILE, check_log_reaches
+
+    path = run_dir / CHECKPOINT_FILE
+    if not path.exists():
+        return
+    state = load_checkpoint(path)
+    check_log_reaches(path, int(state["update"]), run_dir)
+    # compared as JSON: the checkpoint holds the plain data of the [ppo] table it trained under
+    written, ours = (json.loads(json.dumps(x, sort_keys=True, default=str)) for x in (state["ppo"], unstructure(resolved.config.ppo)))
+    # only the keys the checkpoint has: one written before a [ppo] key existed (policy_params)
+    # left it at its default, which the config hash ignores too
+    changed = [f"ppo.{key} = {written[key]!r} (this run: {ours.get(key)!r})"
+               for key in sorted(written) if written[key] != ours.get(key)]
+    if changed:
+        raise CheckpointError(
+            f"{path}: this checkpoint was not written by this run: it was trained with {'; '.join(changed[:5])}"
+            + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            + ". Put the run's own checkpoint back, or start a new run; the run stays interrupted"
+        )
+
+
+def resume_request(previous: Any, request: RunRequest) -> RunRequest:
+    """The stored options of ``previous``, with anything given again on the command line on top."""
+    from exitcore.registry import RegistryError
+
+    if previous.status == "running":
+        raise resumed_twice(previous)
+    if previous.status == "done":
+        raise RegistryError(f"run {previous.id} is already done; nothing to resume")
+    if previous.status == "failed":
+        raise RegistryError(f"run {previous.id} failed ({previous.error or 'no error recorded'}); only an interrupted "
+                            "run can be resumed: start a new run")
+    stored = dict(previous.params or {})
+    merged = {**stored}
+    for key, value in attrs.asdict(request).items():
+        if key in ("resume", "runs_dir", "progress"):
+            continue
+        if key == "overrides":  # --set given again adds to the stored ones (later wins)
+            merged[key] = [*(stored.get("overrides") or []), *value]
+        elif value not in (None, ()):
+            merged[key] = value
+    if request.experiment and stored.get("experiment") and request.experiment != stored["experiment"]:
+        exp = stored["experiment"]
+        if not (exp.startswith(request.experiment) or request.experiment.startswith(exp)):
+            raise ExitcoreError(f"run {previous.id} is a run of {previous.experiment!r}, not of {request.experiment!r}")
+    merged["overrides"] = tuple(merged.get("overrides") or ())
+    cls = type(request)
+    return cls(**{k: v for k, v in merged.items() if k in attrs.fields_dict(cls)},
+                      resume=request.resume, runs_dir=request.runs_dir, progress=request.progress)
+
+
+def check_config_unchanged(previous: Any, resolved: Any, run_dir: Path) -> None:
+    """Refuse to resume when the options given again change the frozen configuration, saying what
+    differs (before anything is printed or loaded)."""
+    from exitcore.evaluation.rundir import read_config
+    from exitcore.experiments import config_diff
+
+    if previous.config_hash == resolved.config_hash():
+        return
+    stored = run_dir / CONFIG_FILE
+    diff = config_diff(read_config(stored.parent), resolved.to_dict()) if stored.exists() else []
+    # Where the data is read is no change (a moved file, a relative path, a run frozen before
+    # the path left the hash): the bars' hash, checked once they are loaded, refuses other bars.
+    diff = [(k, a, b) for k, a, b in diff if not k.endswith("data.params.path")]
+    if diff or not stored.exists():
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
+        raise ExitcoreError(f"cannot resume run {previous.id}: the resolved configuration changed ({shown}); "
+                            "a resume continues the configuration frozen in the run directory: start a new run to change it")
+
+
+def check_data_unchanged(previous: Any, data_hash: str) -> None:
+    """Refuse to resume on other bars than the run started on."""
+    if previous.data_hash != data_hash:
+        raise ExitcoreError(f"cannot resume run {previous.id}: the data changed (hash {previous.data_hash} when the run "
+                            f"started, {data_hash} now)")
+
+
+def resumed_twice(record: Any) -> ExitcoreError:
+    """The error for a resume of a run that is running (another resume, or its first start)."""
+    return ExitcoreError(f"run {record.id} is already running (pid {record.pid}); it cannot be resumed twice")

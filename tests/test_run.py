@@ -837,7 +837,7 @@ def test_a_cpu_resume_with_another_thread_count_is_warned_about(capsys):
         assert capsys.readouterr().err == ""
 
 
-def test_a_run_is_reproduced_from_its_directory_as_the_same_trial(tmp_path):
+def test_a_run_is_reproduced_from_its_directory_as_the_same_trial(tmp_path, monkeypatch):
     """There was no way to re-run a run from what its directory holds: its config.toml was
     refused as an experiments file, and the experiments file that defined it may have changed
     (a reproducibility trial). `run --from RUN` starts a new run with RUN's frozen configuration."""
@@ -870,6 +870,13 @@ def test_a_run_is_reproduced_from_its_directory_as_the_same_trial(tmp_path):
     assert varied.exit_code == 0, varied.output
     with Registry(runs) as registry:
         assert registry.trial_count(rows[0].data_hash) == 2
+    # a relative path is recorded as the absolute one it named (run.json's request)
+    monkeypatch.chdir(tmp_path)
+    relative = CliRunner().invoke(cli, ["run", "--from", str(Path(first.run_dir).relative_to(tmp_path)), "--timesteps",
+                                        "512", "-q", "--runs-dir", "other"])
+    assert relative.exit_code == 0, relative.output
+    (made,) = [d for d in (tmp_path / "other").iterdir() if d.is_dir()]
+    assert json.loads((made / "run.json").read_text())["request"]["from_run"] == str(Path(first.run_dir).resolve())
     refused = CliRunner().invoke(cli, ["run", "--from", "nosuchrun", "--runs-dir", str(runs)])
     assert refused.exit_code == 2 and "--from nosuchrun: unknown run 'nosuchrun'" in refused.output, refused.output
     both = CliRunner().invoke(cli, ["run", "v4", "--from", first.run_id, "--runs-dir", str(runs)])

@@ -80,6 +80,8 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     if from_run and (name or resume):
         raise click.UsageError(f"--from RUN starts a new run with RUN's configuration: give it without "
                                f"{'NAME' if name else '--resume'}")
+    if from_run and Path(from_run).expanduser().is_dir():  # recorded (run.json's request) where it is found again
+        from_run = str(Path(from_run).expanduser().resolve())
     if progress is None:
         # --quiet means quiet on a terminal too (--progress still wins); without it, progress is
         # shown where stderr goes, as lines when that is not a terminal (the trainer's None

@@ -176,7 +176,7 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
         rows.append(("code", code))
     setup = training_setup(info)
     if setup:  # with the seed and config, what decides the numbers to the last bit (docs/ppo.md)
-        rows.append(("trained with", setup))
+        rows.append(("setup", setup))
     if info.get("status"):
         rows.append(("status", f"{info['status']} ({_when(info.get('started_at'))} .. {_when(info.get('ended_at'))})"))
     return [("h", "Run"), ("kv", rows)]

@@ -471,5 +471,5 @@ def test_the_report_shows_the_setup_the_run_trained_with(finished_run, tmp_path)
     info.update(versions={"python": "3.11.7", "torch": "2.13.0+cpu"}, threads=1,
                 resumes=[{"at": "2026-11-28T01:41:42+00:00", "threads": 2, "versions": {"torch": "2.13.0+cpu"}}])
     (run_dir / "run.json").write_text(json.dumps(info))
-    row = next(line for line in render_report(run_dir).splitlines() if line.startswith("trained with"))
-    assert row.split(None, 2)[2] == "torch 2.13.0+cpu, 1 thread, cpu (resumed with 2 threads)"
+    row = next(line for line in render_report(run_dir).splitlines() if line.startswith("setup "))
+    assert row.split(None, 1)[1] == "torch 2.13.0+cpu, 1 thread, cpu (resumed with 2 threads)"

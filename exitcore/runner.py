@@ -248,6 +248,10 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         # evaluation also books the trades that close on their entry bar, before any decision
         booked = {name: int(p.numel()) for name, p in pools["valid"].items()}
         note(trades_words(assembled.table.n, resolved.entry.name, counts, booked))
+        if cfg.eval.walk_forward > 0:  # windows the data cannot test: refused now, not after the training
+            from exitcore.evaluation.evaluate import walk_forward_plan
+
+            walk_forward_plan(assembled, cfg.eval.walk_forward)
 
     registry = Registry(runs_dir)
     unrecorded = registry.unrecorded_dirs()

@@ -91,6 +91,9 @@ rewards = [{ name = "pnl" }, { name = "crash_on_executed_exit" }]
 [experiments.eval_not_callable]
 extends = "v4_no_lookahead"
 eval = { evaluators = [{ name = "not_a_function" }] }
+[experiments.wf_too_many]
+extends = "v4_no_lookahead"
+eval = { walk_forward = 200 }
 """)
     return load_file(path), PluginHost.create(plugins=[_Brittle()])
 
@@ -145,3 +148,11 @@ def test_a_reward_term_failing_only_on_an_executed_exit_is_found_behind_a_guard(
     file, host = checked
     problem = _build_and_step(file, "late_exit_reward", host)
     assert problem is not None and "crash_on_executed_exit" in problem, problem
+
+
+def test_walk_forward_windows_the_data_cannot_test_are_found(checked):
+    """`check --build` said OK to eval.walk_forward = 500 on three years of bars; the run then
+    trained and evaluated before failing in its walk-forward stage (a walk-forward trial)."""
+    file, host = checked
+    assert _build_and_step(file, "wf_too_many", host) == (
+        "eval.walk_forward = 200: walk-forward window 1 (bars 45256..45293) has no trades; use fewer windows or more data")

@@ -881,3 +881,19 @@ def test_a_run_is_reproduced_from_its_directory_as_the_same_trial(tmp_path, monk
     assert refused.exit_code == 2 and "--from nosuchrun: unknown run 'nosuchrun'" in refused.output, refused.output
     both = CliRunner().invoke(cli, ["run", "v4", "--from", first.run_id, "--runs-dir", str(runs)])
     assert both.exit_code == 2 and "give it without NAME" in both.output
+
+
+def test_walk_forward_windows_the_data_cannot_test_are_refused_before_training(tmp_path):
+    """Too many walk-forward windows failed the run after its training and evaluation: a lost
+    run, recorded failed, counted as a trial (a walk-forward trial). The windows are planned
+    with the episodes and refused as bad input, before anything is recorded."""
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    for windows, why in ((500, "eval.walk_forward = 500: window 1 would test on bars 45256..45203 after the purge gap"),
+                         (200, "eval.walk_forward = 200: walk-forward window 1 (bars 45256..45293) has no trades")):
+        result = CliRunner().invoke(cli, ["run", "v4", "--budget", "smoke", "--set", f"eval.walk_forward={windows}", "-q",
+                                          "--runs-dir", str(tmp_path / "runs")])
+        assert result.exit_code == 2 and why in result.output, result.output
+    assert not (tmp_path / "runs").exists()

@@ -148,8 +148,9 @@ def _no_trade(entry, table, n_bars: int) -> str:
 def _build_and_step(file, name: str, host) -> str | None:
     """Assemble experiment ``name`` on its data, step its trades with every action (every
     feature, mask, guard and reward term runs, and every guard sees every action the masks
-    allow), build its evaluators as a run builds them, and build its policy and pass the first
-    observations through it; the error message, or None when all worked."""
+    allow), build its evaluators as a run builds them, check its walk-forward windows, and build
+    its policy and pass the first observations through it; the error message, or None when all
+    worked."""
     import torch
 
     from exitcore.assembly import assemble
@@ -165,6 +166,10 @@ def _build_and_step(file, name: str, host) -> str | None:
         valid = torch.nonzero(assembled.table.valid).flatten()
         if valid.numel() == 0:
             return _no_trade(resolved.entry, assembled.table, len(bars))
+        if resolved.config.eval.walk_forward > 0:  # as run checks it before training
+            from exitcore.evaluation.evaluate import walk_forward_plan
+
+            walk_forward_plan(assembled, resolved.config.eval.walk_forward)
         env = assembled.make_env(valid, auto_reset=False)
         obs, mask = env.reset(seed=0)
         step_every_action(env, mask)

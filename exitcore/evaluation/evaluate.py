@@ -343,6 +343,31 @@ def walk_forward_windows(n_bars: int, start: int, windows: int, purge: int) -> l
     return out
 
 
+def walk_forward_plan(assembled: Any, windows: int) -> list[tuple[Window, dict[str, np.ndarray]]]:
+    """The walk-forward windows of an assembled experiment (:func:`walk_forward_windows`) with
+    each window's ``train`` and ``test`` trade rows; :class:`DataError` when a window cannot be
+    tested (too many windows for the data, or a test window without trades). Cheap: ``run``
+    checks it before training, ``experiments check --build`` too."""
+    from exitcore.data.splits import Split, assign_trades, make_splits, purge_gap
+
+    cfg = assembled.resolved.config
+    bars = assembled.bars
+    lookback = assembled.components.lookback
+    purge = purge_gap(cfg.split, cfg.env.max_bars + lookback)
+    # the first test window starts where the experiment's train split ends (split.train_end
+    # when dates are set, else the split.train fraction), as the ordinary test split would
+    train_end = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback)[0].end_bar
+    plan = []
+    for w in walk_forward_windows(len(bars), train_end, windows, purge):
+        pools = assign_trades([Split("train", 0, w.train_end), Split("test", w.test_start, w.test_end)],
+                              assembled.table, lookback)
+        if pools["test"].size == 0:
+            raise DataError(f"eval.walk_forward = {windows}: walk-forward window {w.index} (bars {w.test_start}.."
+                            f"{w.test_end - 1}) has no trades; use fewer windows or more data")
+        plan.append((w, pools))
+    return plan
+
+
 @attrs.frozen(eq=False)
 class WalkForwardResult:
     """Per-window results, the aggregate over the concatenated out-of-sample ledgers, and the ledgers.
@@ -387,25 +412,17 @@ def walk_forward(
     ``ledger_walk_forward.<fmt>`` are written there.
     """
     from exitcore.assembly import assemble
-    from exitcore.data.splits import Split, assign_trades, make_splits, purge_gap
+    from exitcore.data.splits import Split
     from exitcore.evaluation import significance as sig
 
     cfg = resolved.config
     windows = cfg.eval.walk_forward if windows is None else windows
     assembled = assemble(resolved, bars, device=device)
-    lookback = assembled.components.lookback
-    purge = purge_gap(cfg.split, cfg.env.max_bars + lookback)
-    # the first test window starts where the experiment's train split ends (split.train_end
-    # when dates are set, else the split.train fraction), as the ordinary test split would
-    train_end = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback)[0].end_bar
-    plan = walk_forward_windows(len(bars), train_end, windows, purge)
+    plan = walk_forward_plan(assembled, windows)
     table, market = assembled.table, assembled.market
     per_window, frames = [], []
-    for w in plan:
+    for w, pools in plan:
         train_sp, test_sp = Split("train", 0, w.train_end), Split("test", w.test_start, w.test_end)
-        pools = assign_trades([train_sp, test_sp], table, lookback)
-        if pools["test"].size == 0:
-            raise DataError(f"walk-forward window {w.index} (bars {w.test_start}..{w.test_end - 1}) has no trades")
         decidable = pools["train"][table.decidable.cpu().numpy()[pools["train"]]]
         _say(progress, f"window {w.index}/{len(plan)}: training on {decidable.size} trades before bar {w.train_end}")
         policy = train_fn(assembled, torch.as_tensor(decidable, device=assembled.device))
@@ -430,8 +447,8 @@ def walk_forward(
         )
         frames += [df.assign(window=w.index) for df in test.values()]
     ledger = pd.concat(frames, ignore_index=True)
-    start = split_span(market, plan[0].test_start, plan[0].test_end)[0]
-    end = split_span(market, plan[-1].test_start, plan[-1].test_end)[1]
+    start = split_span(market, plan[0][0].test_start, plan[0][0].test_end)[0]
+    end = split_span(market, plan[-1][0].test_start, plan[-1][0].test_end)[1]
     metrics = {p: compute_metrics(g.drop(columns="window"), start=start, end=end, split="test", policy=p)
                for p, g in ledger.groupby("policy", sort=False)}
     rl, best_bl = ledger[ledger["policy"] == RL_POLICY], ledger[ledger["policy"] == "best_baseline"]
@@ -464,6 +481,7 @@ __all__ = [
     "policy_ledgers",
     "run_evaluators",
     "walk_forward",
+    "walk_forward_plan",
     "walk_forward_windows",
     "worst_verdict",
     "write_json_atomic",

@@ -636,19 +636,11 @@ class ResolvedExperiment:
         return hash_config(self.to_dict())
 
 
-def hash_config(data: dict[str, Any], *, with_data_path: bool = False) -> str:
-    """:meth:`ResolvedExperiment.config_hash` of a configuration as plain data.
-
-    ``data.params.path``, where the data source reads its files, is left out: the bars are told
-    apart by their own hash, so the same bars read from another place (a colleague's copy, a
-    moved file, a relative path) are the same configuration and trial. Runs recorded before
-    2026-11-28 hashed it too: ``with_data_path=True`` gives the hash they recorded."""
+def hash_config(data: dict[str, Any]) -> str:
+    """:meth:`ResolvedExperiment.config_hash` of a configuration as plain data."""
     data = copy.deepcopy(data)
     for key in ("name", "description", "lineage", "assumptions"):
         data.pop(key, None)
-    params = data.get("data", {}).get("params")
-    if isinstance(params, dict) and not with_data_path:
-        params.pop("path", None)
     # Added after runs were recorded: an empty table leaves the hash as it was, so those runs
     # still resume and count as the same trial as new runs of the same configuration.
     if not data.get("ppo", {}).get("policy_params"):

@@ -162,26 +162,6 @@ def test_config_hash_ignores_names_but_not_values(tmp_path, host):
     assert a != resolve(file, "v4", host, overrides=["ppo.seed=1"]).config_hash()
 
 
-def test_config_hash_leaves_out_where_the_data_is_read_but_not_how(tmp_path, host):
-    """The same bars at another path (a colleague's copy, a moved file) hashed as another
-    configuration: a second trial for the deflated Sharpe, and a moved file could not be
-    resumed (a reproducibility trial). The bars' own hash tells datasets apart; how the files
-    are read (clock, timeframe) still changes the configuration."""
-    from exitcore.experiments import hash_config
-
-    file = write(tmp_path, BASE)
-
-    def at(path, *more):
-        return resolve(file, "v4", host, overrides=["data.source=files", f"data.params.path={path}", *more])
-
-    mine, theirs = at("/home/me/data/EURUSD_M15.csv.gz"), at("data/EURUSD_M15.csv.gz")
-    assert mine.config_hash() == theirs.config_hash()
-    assert mine.config_hash() != at("/home/me/data/EURUSD_M15.csv.gz", "data.timeframe=1h").config_hash()
-    # what runs recorded before this change hashed, for their audit and resume
-    legacy = hash_config(mine.to_dict(), with_data_path=True)
-    assert legacy != mine.config_hash() and legacy != hash_config(theirs.to_dict(), with_data_path=True)
-
-
 def test_short_names_and_suggestions(tmp_path, host):
     file = write(tmp_path, BASE)
     assert file.resolve_name("v4") == "v4_no_lookahead"

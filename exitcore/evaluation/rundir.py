@@ -404,11 +404,9 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
     now = resolved.config_hash()
     if not recorded or now == recorded:
         return
-    # A run frozen by an older exitcore: it hashed the data file's path, and not the keys added
-    # since, which the file lacks and defaults filled in (resume compares key by key)
-    older = (hash_config(data, with_data_path=path) for data in (resolved.to_dict(), restricted_to(resolved.to_dict(), frozen))
-             for path in (False, True))
-    if recorded in older:
+    if hash_config(restricted_to(resolved.to_dict(), frozen)) == recorded:
+        # the keys the file lacks were filled in by defaults: a run frozen by an older exitcore,
+        # which hashed it without them (resume compares the configurations key by key)
         return
     path = Path(run_dir) / CONFIG_FILE
     raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "

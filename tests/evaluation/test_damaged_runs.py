@@ -175,26 +175,6 @@ def test_a_config_toml_edited_after_the_run_is_refused(runs):
              untouched.config_hash())
 
 
-def test_a_run_that_hashed_its_data_path_is_not_called_edited(tmp_path):
-    """Runs recorded before 2026-11-28 hashed data.params.path with the configuration; their
-    audit and resume must still accept their config.toml, and a real edit is still refused."""
-    from evalkit import host as make_host
-
-    from exitcore.evaluation.rundir import RunDirError, _check_not_edited
-    from exitcore.experiments import SHIPPED_FILE, hash_config, load_file, resolve
-
-    resolved = resolve(load_file(SHIPPED_FILE), "v4_no_lookahead", make_host(),
-                       overrides=["data.source=dukascopy", "data.params.path=/data/EURUSD_M15.csv.gz"])
-    frozen = resolved.to_dict()
-    for recorded in (hash_config(frozen, with_data_path=True), resolved.config_hash()):
-        (tmp_path / "run.json").write_text(json.dumps({"config_hash": recorded}))
-        _check_not_edited(tmp_path, frozen, resolved)
-    edited = {**frozen, "env": {**frozen["env"], "max_bars": 7}}
-    (tmp_path / "run.json").write_text(json.dumps({"config_hash": hash_config(edited, with_data_path=True)}))
-    with pytest.raises(RunDirError, match="was edited after the run"):
-        _check_not_edited(tmp_path, frozen, resolved)
-
-
 def test_a_key_deleted_from_config_toml_is_an_edit_and_a_key_an_older_version_lacked_is_not(runs):
     """Any key missing from the file used to count as "frozen by an older exitcore", so an edit
     that also deleted a line passed; a missing key is now accepted only where the hash without

@@ -307,7 +307,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                  + (f"; {described}" if verdict else ""))
         if cfg.eval.walk_forward > 0:
             with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
-                wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress)
+                wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress,
+                                   resume=previous is not None)
                 note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
                      f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
     registry.mark_done(run_id, evaluation.headline)
@@ -560,6 +561,9 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         if resume and checkpoint.exists():
             trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update,
                                         progress=progress, before_write=owned)
+            ended = _read_run_json(info.run_dir).get("stopped_early")
+            if ended:  # a plugin ended it (then evaluating was stopped): it trains no further
+                trainer.stop_early(str(ended))
             note(f"resumed at step {trainer.global_step:,}")
         else:
             logged = last_logged_update(info.run_dir) if resume else None
@@ -673,13 +677,14 @@ def _trials_source(registry: Any, data_hash: str) -> str:
 
 
 def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: Any, data_hash: str,
-                  say: Callable[[str], None], progress: bool | None) -> Any:
+                  say: Callable[[str], None], progress: bool | None, resume: bool = False) -> Any:
     """Train once per walk-forward window on the past and evaluate on the next window. Plugins'
     ``iteration_end`` hears every window's updates (``metrics["window"]`` says which; update
-    numbers restart in each window), and a stop request ends that window's training."""
+    numbers restart in each window), and a stop request ends that window's training. On
+    ``resume``, a window with a checkpoint continues from it (a finished one trains no more)."""
     from exitcore.evaluation.evaluate import walk_forward
     from exitcore.ppo.policy import build_policy
-    from exitcore.ppo.trainer import PPOTrainer
+    from exitcore.ppo.trainer import CHECKPOINT_FILE, PPOTrainer
 
     ppo = info.resolved.config.ppo
     counter = [0]
@@ -700,15 +705,26 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
                 trainers[0].stop_early(reason)
 
         window_dir = info.run_dir / "walk_forward" / f"window_{window}"
+        checkpoint = window_dir / CHECKPOINT_FILE
+        options = dict(run_dir=window_dir, on_update=on_update, progress=progress, before_write=_owned(registry, info.run_id))
         with _policy_named(info.resolved.policy):
-            trainers.append(PPOTrainer(env, policy, ppo, run_dir=window_dir, on_update=on_update, progress=progress,
-                                       before_write=_owned(registry, info.run_id)))
-            result = trainers[0].train()
+            if resume and checkpoint.exists():  # a window trained (in part) before the run stopped goes on from there
+                trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, **options)
+                ended = (_read_run_json(info.run_dir).get("walk_forward_stopped_early") or {}).get(str(window))
+                if ended:
+                    trainer.stop_early(str(ended))
+                say(f"window {window}: resumed at step {trainer.global_step:,} of {ppo.total_timesteps:,}")
+            else:
+                trainer = PPOTrainer(env, policy, ppo, **options)
+            trainers.append(trainer)
+            result = trainer.train()
         if result.status != "done":
             raise KeyboardInterrupt
         if result.stopped_early:
             say(f"window {window}: training ended early at step {result.global_step:,} of "
                 f"{ppo.total_timesteps:,}: {result.stopped_early}")
+            stopped = _read_run_json(info.run_dir).get("walk_forward_stopped_early") or {}
+            _record_in_run_json(info.run_dir, walk_forward_stopped_early={**stopped, str(window): str(result.stopped_early)})
         return policy.eval()
 
     return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=registry.trial_count(data_hash),
@@ -814,6 +830,9 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
 
 #: what run.json records about the process that ran: a resume keeps the first start's and lists its own
 _PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins")
+#: what run.json records of the training so far, kept by a resume: a plugin's early stop of the
+#: run's training, and of walk-forward windows (``{window: reason}``)
+_TRAINING_OUTCOMES = ("stopped_early", "walk_forward_stopped_early")
 
 
 def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -825,7 +844,7 @@ def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
         return meta  # killed before its run.json was written: this start is the first on record
     if not isinstance(old, dict):
         return meta
-    kept = {**meta, **{k: old[k] for k in _PROVENANCE if k in old}}
+    kept = {**meta, **{k: old[k] for k in (*_PROVENANCE, *_TRAINING_OUTCOMES) if k in old}}
     resumes = old.get("resumes") if isinstance(old.get("resumes"), list) else []
     kept["resumes"] = [*resumes, {"at": _utc_now(), **{k: meta[k] for k in _PROVENANCE if k in meta}}]
     return kept
@@ -869,6 +888,15 @@ def _record_in_run_json(run_dir: Path, **values: Any) -> None:
     path = run_dir / RUN_FILE
     meta = json.loads(path.read_text(encoding="utf-8"))
     write_text_atomic(path, json.dumps({**meta, **values}, indent=2, default=str))
+
+
+def _read_run_json(run_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json`` as written by this run (``{}`` if it cannot be read)."""
+    try:
+        meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _warn_other_threads(meta: dict[str, Any], device: Any) -> None:

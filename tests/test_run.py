@@ -897,3 +897,54 @@ def test_walk_forward_windows_the_data_cannot_test_are_refused_before_training(t
                                           "--runs-dir", str(tmp_path / "runs")])
         assert result.exit_code == 2 and why in result.output, result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_walk_forward_run_resumes_its_windows_from_their_checkpoints(tmp_path):
+    """A resume retrained every walk-forward window from step 0, the finished ones too (a
+    walk-forward trial: at v4's budget one full training per window thrown away). Each window
+    now continues from its checkpoint; the results are the uninterrupted run's, bit for bit."""
+    from exitcore import hookimpl
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunInterrupted, RunRequest, execute
+
+    heard = []
+
+    class CtrlCInWindow2:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            heard.append((metrics.get("window"), update))
+            if (metrics.get("window"), update) == (2, 1) and len(heard) < 6:
+                raise KeyboardInterrupt  # as Ctrl-C during window 2's training
+
+    overrides = ("eval.walk_forward=2", "ppo.total_timesteps=1024")
+    file = load_experiments(SHIPPED_FILE)
+    whole = execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", overrides=overrides,
+                               runs_dir=str(tmp_path / "whole")), file, PluginHost.create(), quiet=True)
+    with pytest.raises(RunInterrupted) as stopped:
+        execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", overrides=overrides,
+                           runs_dir=str(tmp_path / "runs")), file, PluginHost.create(plugins=[CtrlCInWindow2()]), quiet=True)
+    assert heard == [(None, 1), (None, 2), (1, 1), (1, 2), (2, 1)]
+    run_dir = Path(stopped.value.run_dir)
+    window_1 = (run_dir / "walk_forward" / "window_1" / "checkpoint.pt").read_bytes()
+    heard.clear()
+    resumed = execute(RunRequest(resume=stopped.value.run_id, runs_dir=str(tmp_path / "runs")), file,
+                      PluginHost.create(plugins=[CtrlCInWindow2()]), quiet=True)
+    assert resumed.status == "done"
+    assert heard == [(2, 2)]  # the main training and window 1 were done: only window 2's last update
+    assert (run_dir / "walk_forward" / "window_1" / "checkpoint.pt").read_bytes() == window_1
+    for name in ("walk_forward.json", "ledger_walk_forward.csv", "ledger_test.csv"):
+        assert (run_dir / name).read_bytes() == (Path(whole.run_dir) / name).read_bytes(), name
+
+
+def test_a_resume_keeps_the_training_outcomes_run_json_recorded(tmp_path):
+    """run.json is written again when a run resumes: a plugin's early stop (of the run and of
+    walk-forward windows) was dropped with it, so the report no longer said why training ended
+    early and a resume trained on past it."""
+    from exitcore.runner import _keep_provenance
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"threads": 1, "stopped_early": "enough", "walk_forward_stopped_early": {"2": "flat"}}))
+    kept = _keep_provenance(path, {"threads": 2, "seed": 0})
+    assert kept["stopped_early"] == "enough" and kept["walk_forward_stopped_early"] == {"2": "flat"}
+    assert kept["threads"] == 1 and kept["resumes"][0]["threads"] == 2

@@ -187,7 +187,7 @@ class PPOTrainer:
         last_metrics: dict[str, Any] = {}
         with self._stop:  # Ctrl-C and SIGTERM set a flag, honoured between steps (exitcore/ppo/stop.py)
             try:
-                while self.update < self.n_updates:
+                while self.update < self.n_updates and self._early_stop is None:
                     metrics = self._train_one_update(self.update + 1)
                     self.update += 1
                     # logged before it becomes the state a checkpoint writes: a kill between the two
@@ -229,8 +229,9 @@ class PPOTrainer:
                 logger.close()
 
     def stop_early(self, reason: str) -> None:
-        """End training after the update in progress (call it from ``on_update``): the run
-        ends ``done`` with the steps trained so far, checkpointed as at its normal end, and
+        """End training after the update in progress (call it from ``on_update``; called before
+        :meth:`train`, training ends at once, as for a resumed run that a plugin had ended): the
+        run ends ``done`` with the steps trained so far, checkpointed as at its normal end, and
         :class:`TrainResult` carries ``reason`` in ``stopped_early``."""
         self._early_stop = str(reason)
 

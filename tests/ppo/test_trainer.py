@@ -668,6 +668,28 @@ def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_p
     assert run(config())[1].stopped_early is None  # an ordinary run
 
 
+def test_a_resumed_trainer_a_plugin_had_stopped_early_trains_no_further(tmp_path):
+    """A run a plugin ended early, stopped while evaluating and resumed, trained on to
+    total_timesteps from its checkpoint: stop_early before train() ends it at once."""
+    holder = []
+
+    def stop_after_two(update, metrics):
+        if update == 2:
+            holder[0].stop_early("enough")
+
+    env, policy = make(config())
+    trainer = PPOTrainer(env, policy, config(), run_dir=tmp_path, on_update=stop_after_two, progress=False)
+    holder.append(trainer)
+    trainer.train()
+    before = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    env, policy = make(config())
+    resumed = PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, config(), run_dir=tmp_path, progress=False)
+    resumed.stop_early("enough")
+    result = resumed.train()
+    assert (result.status, result.updates, result.stopped_early) == ("done", 2, "enough")
+    assert _log_updates(tmp_path) == [1, 2] and (tmp_path / CHECKPOINT_FILE).read_bytes() == before
+
+
 def test_a_sweep_environment_is_refused():
     """An evaluation sweep (auto_reset=False) was trained on silently: gradient updates on
     frozen, finished states, 0 episodes and 0 decisions, status done."""

@@ -188,6 +188,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     check_runs_dir_writable(runs_dir)
     file_of = file if callable(file) else (lambda: file)
     previous = None
+    from_source: dict[str, Any] = {}  # the run --from names, as run.json records it
     trained_on = None  # a resume's --device naming the device the run trained on
     if request.resume:
         with Registry(runs_dir, create=False) as old:
@@ -202,7 +203,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         check_config_unchanged(previous, resolved, previous_dir)
         check_checkpoint(previous_dir, resolved)
     elif request.from_run:
-        resolved = _resolve_from(request, file_of, host, data_config_from_spec)
+        resolved, from_source = _resolve_from(request, file_of, host, data_config_from_spec)
     else:
         resolved = _resolve(request, file_of(), host, data_config_from_spec)
     cfg = resolved.config
@@ -226,6 +227,10 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
     # where to see every warning: on a resume the experiments file may no longer say what the run read
     _warn_data(bars, None if previous is not None else shlex.quote(request.data) if request.data else f"-e {cfg.name}")
+    if from_source.get("data_hash") not in (None, data_hash) and not request.data:
+        click.echo(f"warning: these bars are not the ones run {from_source['run_id']} ran on (hash "
+                   f"{from_source['data_hash']} then, {data_hash} now: the file at its data path changed); "
+                   "this run does not reproduce it", err=True)
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
     cheap = costs.warning()
     if cheap:  # shown even with --quiet: it changes what every number means
@@ -276,6 +281,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         write_text_atomic(run_dir / CONFIG_FILE, resolved.to_toml())
         meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
         meta["costs"] = costs.to_dict()
+        if from_source:
+            meta["from_run"] = from_source
         if previous is not None:
             meta = _keep_provenance(run_dir / RUN_FILE, meta)
             _warn_other_threads(meta, device)
@@ -501,37 +508,40 @@ def _resolve(request: RunRequest, file: Any, host: Any, data_config_from_spec: A
 
     if not request.experiment:
         raise ConfigError([("", "name the experiment to run (exitcore experiments list shows them)")])
-    data = None
-    if request.data:
-        spec = data_config_from_spec(request.data, host)
-        data = (spec.source, dict(spec.params))
-    return resolve(file, request.experiment, host, budget=request.budget, overrides=request.all_overrides(), data=data)
+    return resolve(file, request.experiment, host, budget=request.budget, overrides=request.all_overrides(),
+                   data=_data_option(request, host, data_config_from_spec))
 
 
-def _resolve_from(request: RunRequest, file_of: Callable[[], Any], host: Any, data_config_from_spec: Any) -> Any:
+def _resolve_from(request: RunRequest, file_of: Callable[[], Any], host: Any,
+                  data_config_from_spec: Any) -> tuple[Any, dict[str, Any]]:
     """The configuration frozen in the run ``request.from_run`` names (its directory, or its
     id in the runs directory), with the request's options on top, for a new run: without
     options, the same configuration, so the same trial, reproduced without the experiments
-    file that defined it (read only for a ``--budget``)."""
-    from exitcore.evaluation.rundir import RunDirError, is_run_dir, resolve_run, run_id_of
-    from exitcore.registry import Registry, RegistryError, resolve_runs_dir
+    file that defined it (read only for a ``--budget``). Also what run.json records of that
+    run (``from_run``): its id, directory, bars' hash and its own ``request`` (budget, ``--set``, ...)."""
+    from exitcore.evaluation.rundir import find_run_dir, read_run_info, resolve_run
 
     ref = str(request.from_run)
     try:
-        if is_run_dir(ref):
-            source = Path(ref)
-        else:
-            with Registry(resolve_runs_dir(request.runs_dir), create=False) as registry:
-                source = registry.path_of(registry.get(run_id_of(ref)))
-        data = None
-        if request.data:
-            spec = data_config_from_spec(request.data, host)
-            data = (spec.source, dict(spec.params))
-        budgets = file_of().budgets if request.budget else None
-        return resolve_run(source, host, budgets=budgets, budget=request.budget, overrides=request.all_overrides(),
-                           data=data)
-    except (RunDirError, RegistryError) as exc:
+        source = find_run_dir(ref, request.runs_dir, require_done=False)
+        resolved = resolve_run(source, host, budgets=file_of().budgets if request.budget else None,
+                               budget=request.budget, overrides=request.all_overrides(),
+                               data=_data_option(request, host, data_config_from_spec))
+        info = read_run_info(source) if (source / RUN_FILE).is_file() else {}
+    except (ExitcoreError, ConfigError) as exc:
         raise ExitcoreError(f"--from {ref}: {exc}") from None
+    asked = info.get("request") if isinstance(info.get("request"), dict) else {}
+    data = info.get("data") if isinstance(info.get("data"), dict) else {}
+    return resolved, {"run_id": str(info.get("run_id") or source.name), "run_dir": str(source.resolve()),
+                      "data_hash": data.get("hash"), "request": asked}
+
+
+def _data_option(request: RunRequest, host: Any, data_config_from_spec: Any) -> tuple[str, dict[str, Any]] | None:
+    """``--data`` as the (source, params) an experiment's data is replaced with, if given."""
+    if not request.data:
+        return None
+    spec = data_config_from_spec(request.data, host)
+    return spec.source, dict(spec.params)
 
 
 def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: Any, host: Any, registry: Any,
@@ -830,9 +840,9 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
 
 #: what run.json records about the process that ran: a resume keeps the first start's and lists its own
 _PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins")
-#: what run.json records of the training so far, kept by a resume: a plugin's early stop of the
-#: run's training, and of walk-forward windows (``{window: reason}``)
-_TRAINING_OUTCOMES = ("stopped_early", "walk_forward_stopped_early")
+#: what run.json records of the run's history, kept by a resume: a plugin's early stop of the
+#: run's training and of walk-forward windows (``{window: reason}``), the run it started from
+_RUN_HISTORY = ("stopped_early", "walk_forward_stopped_early", "from_run")
 
 
 def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -844,7 +854,7 @@ def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
         return meta  # killed before its run.json was written: this start is the first on record
     if not isinstance(old, dict):
         return meta
-    kept = {**meta, **{k: old[k] for k in (*_PROVENANCE, *_TRAINING_OUTCOMES) if k in old}}
+    kept = {**meta, **{k: old[k] for k in (*_PROVENANCE, *_RUN_HISTORY) if k in old}}
     resumes = old.get("resumes") if isinstance(old.get("resumes"), list) else []
     kept["resumes"] = [*resumes, {"at": _utc_now(), **{k: meta[k] for k in _PROVENANCE if k in meta}}]
     return kept

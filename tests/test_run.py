@@ -877,8 +877,24 @@ def test_a_run_is_reproduced_from_its_directory_as_the_same_trial(tmp_path, monk
     assert relative.exit_code == 0, relative.output
     (made,) = [d for d in (tmp_path / "other").iterdir() if d.is_dir()]
     assert json.loads((made / "run.json").read_text())["request"]["from_run"] == str(Path(first.run_dir).resolve())
+    # its report says whose configuration it ran, with that run's budget and options
+    from exitcore.evaluation.report import render_report
+
+    text = render_report(made)
+    assert f"budget       smoke (the configuration of run {first.run_id}) (a shortened run" in text
+    assert f"overrides    --timesteps 512 (on run {first.run_id}'s: " not in text  # the first run set nothing
+    assert "overrides    --timesteps 512\n" in text
+    # bars that are not the ones the run ran on (its file changed) are said to be
+    info = json.loads((Path(first.run_dir) / "run.json").read_text())
+    info["data"]["hash"] = "0123456789abcdef"
+    (Path(first.run_dir) / "run.json").write_text(json.dumps(info))
+    changed = CliRunner().invoke(cli, ["run", "--from", first.run_id, "--timesteps", "512", "-q", "--runs-dir", str(runs)])
+    assert changed.exit_code == 0 and (f"warning: these bars are not the ones run {first.run_id} ran on (hash "
+                                       "0123456789abcdef then") in changed.output, changed.output
     refused = CliRunner().invoke(cli, ["run", "--from", "nosuchrun", "--runs-dir", str(runs)])
     assert refused.exit_code == 2 and "--from nosuchrun: unknown run 'nosuchrun'" in refused.output, refused.output
+    a_file = CliRunner().invoke(cli, ["run", "--from", str(Path(first.run_dir) / "config.toml"), "--runs-dir", str(runs)])
+    assert a_file.exit_code == 2 and "config.toml is not a run directory: it is a file" in a_file.output, a_file.output
     both = CliRunner().invoke(cli, ["run", "v4", "--from", first.run_id, "--runs-dir", str(runs)])
     assert both.exit_code == 2 and "give it without NAME" in both.output
 

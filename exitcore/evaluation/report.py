@@ -149,12 +149,19 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
     ]
     request = info.get("request") if isinstance(info.get("request"), Mapping) else None
     if request is not None:  # what the command line changed (runs before run.json recorded it show nothing)
-        budget = request.get("budget")
+        # run --from: the configuration of another run, its budget and --timesteps included
+        source = info.get("from_run") if isinstance(info.get("from_run"), Mapping) else {}
+        asked = source.get("request") if isinstance(source.get("request"), Mapping) else {}
+        budget = request.get("budget") or asked.get("budget")
+        shortened = budget or request.get("timesteps") is not None or asked.get("timesteps") is not None
         # a budget or --timesteps shortens the experiment's training: its numbers are a short run's
-        short = " (a shortened run: its numbers are not the experiment's full training)" if (
-            budget or request.get("timesteps") is not None) else ""
-        rows.append(("budget", str(budget or "none") + short))
-        rows.append(("overrides", _overrides(request)))
+        short = " (a shortened run: its numbers are not the experiment's full training)" if shortened else ""
+        origin = f" (the configuration of run {source.get('run_id')})" if source else ""
+        rows.append(("budget", str(budget or "none") + origin + short))
+        overrides = _overrides(request)
+        if source and _overrides(asked) != "none":  # what that run's own command line changed
+            overrides = (overrides if overrides != "none" else "") + f" (on run {source.get('run_id')}'s: {_overrides(asked)})"
+        rows.append(("overrides", overrides.strip()))
     if ppo:
         rows.append(("ppo", _ppo_settings(ppo)))
     env = _get(config, "env")

@@ -41,7 +41,7 @@ import attrs
 import click
 
 from exitcore.atomic import remove_stale_temporaries, write_text_atomic
-from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, ExitcoreError, NotOwner
+from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, DataError, ExitcoreError, NotOwner
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.resume import (
@@ -179,7 +179,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.evaluation.evaluate import check_ledger_format
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
     from exitcore.ppo.rng import seed_everything
-    from exitcore.registry import Registry, resolve_runs_dir, unrecorded_words
+    from exitcore.registry import Registry, resolve_runs_dir, runs_dir_words, unrecorded_words
 
     stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below
     # --resume may name the run's directory: its registry is then the directory holding it
@@ -188,6 +188,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     check_runs_dir_writable(runs_dir)
     file_of = file if callable(file) else (lambda: file)
     previous = None
+    data_given = request.data
     from_source: dict[str, Any] = {}  # the run --from names, as run.json records it
     trained_on = None  # a resume's --device naming the device the run trained on
     if request.resume:
@@ -195,6 +196,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             previous = old.get(run_id_of(request.resume))
             previous_dir = old.path_of(previous)
         given = drop_recorded_device(request, previous_dir)
+        data_given = given.data  # this command's own --data (the request below holds the run's first one too)
         trained_on = request.device if given.device is None and request.device is not None else None
         request = given
         request = resume_request(previous, request)
@@ -222,7 +224,14 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         # where a bad data path was set: the experiments file, or the run's frozen config.toml
         where = f"{previous_dir / CONFIG_FILE}: data" if previous is not None else f"experiments.{cfg.name}.data"
         # data given as --data (not on resume: the run's config.toml holds it) is named as given
-        bars = load_bars(cfg.data, host, where=where, spec_where="--data" if request.data and previous is None else "")
+        try:
+            bars = load_bars(cfg.data, host, where=where, spec_where="--data" if request.data and previous is None else "")
+        except DataError as exc:
+            if previous is None or data_given or getattr(exc, "param", None) != "path":
+                raise
+            # the run's data file moved (or was deleted): a resume may read the same bars elsewhere
+            raise DataError(f"{exc}; if the file moved, resume with `{command()} run --resume {previous.id} --data "
+                            f"NEW_PATH{runs_dir_words(runs_dir)}` (the bars must be the same: their hash is checked)") from None
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
     # where to see every warning: on a resume the experiments file may no longer say what the run read

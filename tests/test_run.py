@@ -964,3 +964,41 @@ def test_a_resume_keeps_the_training_outcomes_run_json_recorded(tmp_path):
     kept = _keep_provenance(path, {"threads": 2, "seed": 0})
     assert kept["stopped_early"] == "enough" and kept["walk_forward_stopped_early"] == {"2": "flat"}
     assert kept["threads"] == 1 and kept["resumes"][0]["threads"] == 2
+
+
+def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
+    """A resume whose data file had moved said only 'no such file or folder'; it now says how
+    to give the new place, and resumes from there (the same bars: their hash is checked)."""
+    from click.testing import CliRunner
+
+    from exitcore import hookimpl
+    from exitcore.cli import cli
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunRequest, execute
+
+    class CtrlC:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            raise KeyboardInterrupt
+
+    data = tmp_path / "eurusd_synth.csv"
+    made = CliRunner().invoke(cli, ["data", "synth", "-o", str(data), "--years", "1"])
+    assert made.exit_code == 0, made.output
+    runs = tmp_path / "runs"
+    stopped = execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", data=str(data), runs_dir=str(runs)),
+                      load_experiments(SHIPPED_FILE), PluginHost.create(plugins=[CtrlC()]), quiet=True)
+    assert stopped.status == "interrupted"
+    run_id = stopped.run_id
+    moved = tmp_path / "elsewhere" / "eurusd_synth.csv"
+    moved.parent.mkdir()
+    data.rename(moved)
+    lost = CliRunner().invoke(cli, ["run", "--resume", run_id, "-q", "--runs-dir", str(runs)])
+    assert lost.exit_code == 2 and f"{data}: no such file or folder" in lost.output
+    assert f"if the file moved, resume with `exitcore run --resume {run_id} --data NEW_PATH --runs-dir {runs}`" in lost.output
+    other = tmp_path / "other.csv"
+    CliRunner().invoke(cli, ["data", "synth", "-o", str(other), "--years", "1", "--seed", "1"])
+    refused = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(other), "-q", "--runs-dir", str(runs)])
+    assert refused.exit_code == 2 and "the data changed" in refused.output, refused.output
+    resumed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(moved), "-q", "--runs-dir", str(runs)])
+    assert resumed.exit_code == 0, resumed.output

@@ -171,7 +171,9 @@ def load_source_bars(data: DataConfig, host: Any, where: str = "data", spec_wher
     except DataError as exc:
         if getattr(exc, "param", None):  # a file parameter the source could not find: say where it was set
             named = _param_where(exc.param, where, spec_where)  # type: ignore[attr-defined]
-            raise DataError(f"{exc.bare} ({named})") from None  # type: ignore[attr-defined]
+            error = DataError(f"{exc.bare} ({named})")  # type: ignore[attr-defined]
+            error.param, error.bare = exc.param, exc.bare  # type: ignore[attr-defined] - still a file parameter's
+            raise error from None
         raise
     except ExitcoreError:
         raise

@@ -747,7 +747,7 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
         return policy.eval()
 
     return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=registry.trial_count(data_hash),
-                        run_dir=info.run_dir, progress=say)
+                        data_hash=data_hash, run_dir=info.run_dir, progress=say)
 
 
 @contextlib.contextmanager

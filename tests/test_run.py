@@ -951,6 +951,10 @@ def test_a_walk_forward_run_resumes_its_windows_from_their_checkpoints(tmp_path)
     assert (run_dir / "walk_forward" / "window_1" / "checkpoint.pt").read_bytes() == window_1
     for name in ("walk_forward.json", "ledger_walk_forward.csv", "ledger_test.csv"):
         assert (run_dir / name).read_bytes() == (Path(whole.run_dir) / name).read_bytes(), name
+    # walk_forward.json names its run, as results.json does (report refuses another run's)
+    results, wf = (json.loads((run_dir / name).read_text()) for name in ("results.json", "walk_forward.json"))
+    assert {k: wf[k] for k in ("experiment", "config_hash", "seed", "data_hash")} == {
+        k: results[k] for k in ("experiment", "config_hash", "seed", "data_hash")}
 
 
 def test_a_resume_keeps_the_training_outcomes_run_json_recorded(tmp_path):

@@ -394,6 +394,7 @@ def walk_forward(
     device: Any = "cpu",
     n_trials: int = 1,
     grid: Sequence[Baseline] = DEFAULT_GRID,
+    data_hash: str = "",
     run_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> WalkForwardResult:
@@ -408,8 +409,10 @@ def walk_forward(
     using its own train-chosen baseline), with bootstrap intervals (resampling seed
     :data:`~exitcore.evaluation.significance.BOOTSTRAP_SEED`, as a run's) and the deflated Sharpe
     ratio (``n_trials`` from the registry; its trial variance the null ``1/(T-1)`` alone: the
-    registry's recorded Sharpes are the test split's, not this span's). With ``run_dir``, ``walk_forward.json`` and
-    ``ledger_walk_forward.<fmt>`` are written there.
+    registry's recorded Sharpes are the test split's, not this span's). With ``run_dir``,
+    ``walk_forward.json`` (the run's ``experiment``, ``config_hash``, ``seed`` and ``data_hash``
+    when given, then ``windows`` and ``aggregate``) and ``ledger_walk_forward.<fmt>`` are written
+    there.
     """
     from exitcore.assembly import assemble
     from exitcore.data.splits import Split
@@ -467,7 +470,10 @@ def walk_forward(
     if run_dir is not None:
         check_ledger_format(cfg.eval.ledger_format)
         write_atomic_ledger(ledger, Path(run_dir) / ledger_file_name("walk_forward", cfg.eval.ledger_format))
-        write_json_atomic(Path(run_dir) / WALK_FORWARD_FILE, result.to_dict())
+        # whose results these are, as results.json says it: a report refuses another run's
+        identity = {"experiment": cfg.name, "config_hash": resolved.config_hash(), "seed": cfg.ppo.seed,
+                    **({"data_hash": data_hash} if data_hash else {})}
+        write_json_atomic(Path(run_dir) / WALK_FORWARD_FILE, {**identity, **result.to_dict()})
     return result
 
 

@@ -608,27 +608,40 @@ def _in_sample_section(results: Mapping[str, Any], config: Mapping[str, Any] | N
     return blocks
 
 
-def _walk_forward_section(wf: Mapping[str, Any]) -> list[Block]:
+def _span_days(span: Any) -> str:
+    """``2019-01-02 .. 2019-06-28`` of a ``[start, end]`` pair of ISO times (``-`` if it is not one)."""
+    if isinstance(span, list) and len(span) == 2 and all(isinstance(t, str) for t in span):
+        return " .. ".join(t[:10] for t in span)
+    return "-"
+
+
+def _walk_forward_section(wf: Mapping[str, Any], trials_now: int | TrialsToday | None = None) -> list[Block]:
     agg = wf.get("aggregate") or {}
     header = ["window", "test span", "trades", "best baseline (train)", "RL Sharpe", "best baseline Sharpe"]
     rows = []
     for w in wf.get("windows") or []:
-        m = w.get("metrics") or {}
-        rows.append([str(w.get("window")), " .. ".join(s[:10] for s in w.get("test_span", ["", ""])), str(w.get("n_test_trades")),
+        m = w.get("metrics") if isinstance(w.get("metrics"), Mapping) else {}
+        rows.append([str(w.get("window")), _span_days(w.get("test_span")), str(w.get("n_test_trades")),
                      str(w.get("best_baseline")), statistic(_get(m, "rl", "sharpe"), ".2f"), statistic(_get(m, "best_baseline", "sharpe"), ".2f")])
-    am = agg.get("metrics") or {}
-    rows.append(["all", " .. ".join(s[:10] for s in agg.get("span", ["", ""])), statistic(_get(am, "rl", "n_trades"), "d"),
+    am = agg.get("metrics") if isinstance(agg.get("metrics"), Mapping) else {}
+    rows.append(["all", _span_days(agg.get("span")), statistic(_get(am, "rl", "n_trades"), "d"),
                  "per window", interval(_get(agg, "intervals", "rl", "sharpe")), interval(_get(agg, "intervals", "best_baseline", "sharpe"))])
     blocks: list[Block] = [("h", f"Walk-forward ({agg.get('windows', len(rows) - 1)} windows, {agg.get('label', 'TEST (out-of-sample)')})"),
                            ("table", header, rows)]
-    diff = agg.get("rl_vs_best_baseline")
-    dsr = agg.get("dsr") or {}
+    diff = agg.get("rl_vs_best_baseline") if isinstance(agg.get("rl_vs_best_baseline"), Mapping) else None
+    dsr = agg.get("dsr") if isinstance(agg.get("dsr"), Mapping) else {}
     text = []
     if diff:
         text.append(f"RL - walk-forward best baseline: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = {statistic(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}.")
     if "dsr" in dsr:
         text.append(f"Deflated Sharpe ratio of the concatenated RL ledger: {_undefined_stat(dsr, 'dsr') or statistic(dsr['dsr'], '.3f')} "
                     f"(N = {dsr.get('n_trials')}).")
+        # with the trials recorded since (their count only: their Sharpes are the test split's, and
+        # this DSR's trial variance is the null's, as at run time)
+        count = trials_now.count if isinstance(trials_now, TrialsToday) else trials_now
+        later = _dsr_with_more_trials(dsr, count)
+        if later:
+            text.append(f"{later[0]}: {later[1]}.")
     if text:
         blocks.append(("p", " ".join(text)))
     return blocks
@@ -649,7 +662,7 @@ def report_blocks(results: Mapping[str, Any], info: Mapping[str, Any], config: M
     blocks += _in_sample_section(results, config)
     blocks += _other_evaluators_section(results)
     if walk_forward:
-        blocks += _walk_forward_section(walk_forward)
+        blocks += _walk_forward_section(walk_forward, trials_now)
     return blocks
 
 
@@ -786,12 +799,9 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
     except RunDirError as exc:  # the configuration summary is optional in a report, but its absence is said
         config = None
         missing.append(f"{exc}; the PPO settings, costs and components are not shown")
-    wf_path = run_dir / WALK_FORWARD_FILE
-    walk_forward = None
-    try:
-        walk_forward = read_json(wf_path) if wf_path.is_file() else None
-    except RunDirError as exc:
-        missing.append(f"{exc}; the walk-forward section is not shown")
+    walk_forward, why = _walk_forward_results(run_dir, results, config)
+    if why:
+        missing.append(f"{why}; the walk-forward section is not shown")
     missing += _missing_artefacts(run_dir, results)
     blocks = report_blocks(results, info, config, walk_forward, trials_now, trained_steps(run_dir))
     cheap = _cost_warning(info)
@@ -825,6 +835,35 @@ def _registry_record(run_dir: Path) -> Any:
     except RegistryError:
         return None
     return None
+
+
+def _walk_forward_results(run_dir: Path, results: Mapping[str, Any],
+                          config: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The run's ``walk_forward.json`` when it is there, readable, shaped as written and this
+    run's (its experiment, config hash, seed and data hash, where recorded, are results.json's);
+    else None and why, when the run's configuration asked for walk-forward or the file is there."""
+    path = run_dir / WALK_FORWARD_FILE
+    asked = isinstance(config, Mapping) and (_get(config, "eval", "walk_forward") or 0) > 0
+    if not path.is_file():
+        return None, f"{path}: no such file, although the run's eval.walk_forward is set" if asked else None
+    try:
+        wf = read_json(path)
+    except RunDirError as exc:
+        return None, str(exc)
+    windows = wf.get("windows") if isinstance(wf, Mapping) else None
+    if not (isinstance(windows, list) and all(isinstance(w, Mapping) for w in windows)
+            and isinstance(wf.get("aggregate"), Mapping)):
+        return None, f"{path}: not walk-forward results (a 'windows' array of objects and an 'aggregate' object): the file is damaged"
+    planned = _get(config, "eval", "walk_forward") if isinstance(config, Mapping) else None
+    if isinstance(planned, int) and planned != len(windows):  # files written before they named their run
+        return None, (f"{path} does not belong to this run: it holds {plural(len(windows), 'window')}, the run's "
+                      f"eval.walk_forward is {planned} (copied from another run)")
+    for key in ("experiment", "config_hash", "seed", "data_hash"):
+        theirs, ours = wf.get(key), results.get(key)
+        if theirs is not None and ours is not None and str(theirs) != str(ours):
+            return None, (f"{path} does not belong to this run: its {key} is {theirs!r}, {run_dir / 'results.json'} "
+                          f"says {ours!r} (copied from another run)")
+    return wf, None
 
 
 def _missing_artefacts(run_dir: Path, results: Mapping[str, Any]) -> list[str]:

@@ -223,10 +223,67 @@ def test_walk_forward_section(finished_run, tmp_path):
                       "metrics": {"rl": {"n_trades": 20}}, "intervals": {"rl": {"sharpe": iv}, "best_baseline": {"sharpe": iv}},
                       "rl_vs_best_baseline": {"sharpe": {**iv, "p_le_zero": 0.2}}, "dsr": {"dsr": 0.61, "n_trials": 4}},
     }
+    config = (run_dir / "config.toml").read_text()
+    assert "walk_forward = 0\n" in config
+    (run_dir / "config.toml").write_text(config.replace("walk_forward = 0\n", "walk_forward = 2\n"))
     (run_dir / "walk_forward.json").write_text(json.dumps(wf))
     text = render_report(run_dir)
     section = text[text.index("Walk-forward (2 windows"):]
     assert "time_8bars" in section and "0.50 [-0.10, 1.20]" in section and "(N = 4)" in section and "\nall " in section
+    assert "DSR with today's trials" not in section and "!!" not in text
+
+
+def _walk_forward_note(text):
+    return next((line for line in text.splitlines() if line.startswith("!!") and "walk_forward.json" in line), None)
+
+
+def test_walk_forward_results_not_the_run_s_are_not_shown(finished_run, tmp_path):
+    """report showed any walk_forward.json in the run directory (one copied from a run on other
+    bars, under a run without walk-forward), and a wrongly shaped one crashed it; a missing one
+    went unmentioned (a walk-forward trial)."""
+    run_dir = tmp_path / "wf"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    config = (run_dir / "config.toml").read_text()
+    results = json.loads((run_dir / "results.json").read_text())
+    one = {"window": 1, "test_span": ["2015-03-01T00:00:00+00:00", "2015-04-01T00:00:00+00:00"], "n_test_trades": 10,
+           "best_baseline": "time_8bars", "metrics": {"rl": {"sharpe": 0.5}}}
+    wf = {"experiment": results["experiment"], "config_hash": results["config_hash"], "seed": results["seed"],
+          "windows": [one], "aggregate": {"windows": 1, "dsr": {"dsr": 0.61, "n_trials": 1}}}
+    (run_dir / "walk_forward.json").write_text(json.dumps(wf))
+    assert "run's eval.walk_forward is 0" in _walk_forward_note(render_report(run_dir))  # a run without walk-forward
+    (run_dir / "config.toml").write_text(config.replace("walk_forward = 0\n", "walk_forward = 1\n"))
+    assert _walk_forward_note(render_report(run_dir)) is None and "Walk-forward (1 windows" in render_report(run_dir)
+    (run_dir / "walk_forward.json").write_text(json.dumps({**wf, "data_hash": "0123456789abcdef"}))
+    assert "does not belong to this run: its data_hash is '0123456789abcdef'" in _walk_forward_note(render_report(run_dir))
+    for damaged, why in (({"windows": 5, "aggregate": {}}, "not walk-forward results"), ([], "expected a JSON object"),
+                         ({"windows": [one], "aggregate": None}, "not walk-forward results")):
+        (run_dir / "walk_forward.json").write_text(json.dumps(damaged))
+        assert why in _walk_forward_note(render_report(run_dir))
+    (run_dir / "walk_forward.json").write_text(json.dumps({**wf, "windows": [{**one, "test_span": None}],
+                                                           "aggregate": {"span": None, "dsr": 3}}))
+    assert re.search(r"\n1 +- +10 +time_8bars +0.50", render_report(run_dir))  # inner damage: shown as missing, no traceback
+    (run_dir / "walk_forward.json").unlink()
+    assert "walk_forward.json: no such file, although the run's eval.walk_forward is set" in _walk_forward_note(
+        render_report(run_dir))
+
+
+def test_the_walk_forward_dsr_is_given_with_today_s_trials_too(finished_run, tmp_path):
+    """The significance section recomputed the DSR with the trials recorded since the run, the
+    walk-forward one did not (N = 1 beside N = 6 in one report; a walk-forward trial)."""
+    from exitcore.evaluation.report import TrialsToday
+
+    run_dir = tmp_path / "wf"
+    shutil.copytree(_run_dir(finished_run), run_dir)
+    config = (run_dir / "config.toml").read_text()
+    (run_dir / "config.toml").write_text(config.replace("walk_forward = 0\n", "walk_forward = 1\n"))
+    dsr = read_results(run_dir)["evaluators"]["significance"]["dsr"]  # a DSR dict as walk-forward writes one
+    wf = {"windows": [{"window": 1, "test_span": ["2015-03-01T00:00:00+00:00", "2015-04-01T00:00:00+00:00"]}],
+          "aggregate": {"windows": 1, "dsr": {**dsr, "n_trials": 1, "variance_source": "null 1/(T-1)"}}}
+    (run_dir / "walk_forward.json").write_text(json.dumps(wf))
+    section = render_report(run_dir, trials_now=TrialsToday(6, (-0.4, -0.1)))
+    section = section[section.index("Walk-forward (1 windows"):]
+    assert "(N = 1). DSR with today's trials: " in section and "with N = 6" in section
+    assert "as at run time): 5 more trials on this data were recorded after this run." in section
 
 
 def test_summary_for_the_end_of_a_run(finished_run):

@@ -49,6 +49,15 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("data hash", "data_hash"),
 )
 
+#: rows shown when a compared run has walk-forward results (its walk_forward.json, as recorded)
+WALK_FORWARD_ROWS: tuple[tuple[str, str], ...] = (
+    ("walk-forward windows", "walk_forward_windows"),
+    ("walk-forward Sharpe (RL, all windows)", "walk_forward_sharpe"),
+    ("walk-forward Sharpe interval", "walk_forward_sharpe_interval"),
+    ("walk-forward best baseline Sharpe", "walk_forward_best_baseline_sharpe"),
+    ("walk-forward deflated Sharpe", "walk_forward_dsr"),
+)
+
 
 @attrs.frozen
 class RunView:
@@ -77,6 +86,8 @@ class RunView:
     trial: tuple[str, int] | None = None
     #: torch version, threads and device it trained with (:func:`~exitcore.evaluation.rundir.training_setup`)
     setup: str = ""
+    #: why the run's walk-forward results are not shown (missing, damaged, another run's), else None
+    walk_forward_problem: str | None = None
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -159,7 +170,9 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         read_config,
         read_results,
         read_run_info,
+        read_walk_forward,
         training_setup,
+        walk_forward_headline,
     )
 
     existing_run_dir(record.id, run_dir)  # as report and audit say it (not "no results: was it evaluated?")
@@ -187,6 +200,8 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         if len(base):
             metrics["best_baseline_sharpe"] = compute_metrics(base, start=start, end=end, split=split)["sharpe"]
     metrics.update(_recorded_significance(results))
+    walk_forward, walk_forward_problem = read_walk_forward(run_dir, results, config)
+    metrics.update(walk_forward_headline(walk_forward))
     metrics.update(
         experiment=record.experiment,
         best_baseline=best.get("name"),
@@ -203,7 +218,8 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
-                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta))
+                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta),
+                   walk_forward_problem)
 
 
 def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float | None:
@@ -251,6 +267,13 @@ def _recorded_significance(results: dict[str, Any]) -> dict[str, Any]:
         out["dsr_recorded"] = dsr["dsr"]
         out["dsr_trials"] = dsr.get("n_trials") if _is_number(dsr.get("n_trials")) else None
     return out
+
+
+def _rows(views: list[RunView]) -> tuple[tuple[str, str], ...]:
+    """The table's rows: the walk-forward ones too when a run has walk-forward results."""
+    if any(v.metrics.get("walk_forward_windows") for v in views):
+        return ROWS + WALK_FORWARD_ROWS
+    return ROWS
 
 
 def _is_number(value: Any) -> bool:
@@ -319,6 +342,9 @@ def warnings(views: list[RunView]) -> list[str]:
                        f"from its ledger, and {statistic(v.evaluated_sharpe, '.2f')} in its results.json (its report, "
                        "`runs`, `show`): an earlier exitcore's definition, or a ledger changed since; its interval and "
                        "deflated Sharpe are results.json's")
+    for v in dict((v.run_dir.resolve(), v) for v in views).values():
+        if v.walk_forward_problem:
+            out.append(f"WALK-FORWARD: {v.run_id}: {v.walk_forward_problem}; its walk-forward rows are empty")
     for v in views:  # as show and report open: a failed audit is not a row to find near the bottom
         verdict = v.metrics.get("audit_verdict")
         if verdict in ("FAIL", "SUSPECT"):
@@ -395,6 +421,14 @@ def _fmt(key: str, metrics: dict[str, Any], config: dict[str, Any] | None = None
     value = metrics.get(key)
     if key in ("sharpe_interval", "dsr_recorded"):
         return _significance_text(key, metrics) or "-"
+    if key == "walk_forward_sharpe_interval":  # the walk-forward intervals' confidence is eval.confidence
+        return _significance_text("sharpe_interval", {"sharpe_interval": value}) or "-"
+    if key == "walk_forward_dsr":
+        return _significance_text("dsr_recorded", {"dsr_recorded": value, "dsr_trials": metrics.get("walk_forward_dsr_trials")}) or "-"
+    if key == "walk_forward_windows":
+        return str(value) if value else "-"
+    if key in ("walk_forward_sharpe", "walk_forward_best_baseline_sharpe"):
+        return statistic(value, ".2f")
     if key == "total_pnl_ccy" and isinstance(value, (int, float)):  # in each run's own account currency
         return f"{value:,.0f} {account_currency(config) or '(account ccy)'}"
     if key in ("mean_return", "std_return"):  # basis points of the entry price, as the report shows them
@@ -406,7 +440,7 @@ def as_table(views: list[RunView]) -> str:
     """A text table: one column per run, the metric rows, then the config differences."""
     header = ["", *[v.run_id for v in views]]
     rows = [header]
-    for label, key in ROWS:
+    for label, key in _rows(views):
         rows.append([label, *[_fmt(key, v.metrics, v.config) for v in views]])
     diffs = config_differences(views)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
@@ -452,7 +486,7 @@ def as_csv(views: list[RunView]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["metric", *[v.run_id for v in views]])
-    for label, key in ROWS:
+    for label, key in _rows(views):
         writer.writerow([key, *[_csv_value(key, v.metrics) for v in views]])
         if key in CSV_COMPANIONS:  # the table's "[low, high] 95%" / "0.008 (N = 1)" as numbers
             companion = CSV_COMPANIONS[key]
@@ -464,7 +498,8 @@ def as_csv(views: list[RunView]) -> str:
 
 
 #: CSV rows written right after a row: what the table writes in the same cell as text
-CSV_COMPANIONS = {"sharpe_interval": "sharpe_interval_confidence", "dsr_recorded": "dsr_trials"}
+CSV_COMPANIONS = {"sharpe_interval": "sharpe_interval_confidence", "dsr_recorded": "dsr_trials",
+                  "walk_forward_dsr": "walk_forward_dsr_trials"}
 
 
 def _csv_value(key: str, metrics: dict[str, Any]) -> Any:

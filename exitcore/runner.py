@@ -177,7 +177,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
     from exitcore.evaluation.evaluate import check_ledger_format
-    from exitcore.evaluation.rundir import run_id_of, runs_dir_for
+    from exitcore.evaluation.rundir import run_id_of, runs_dir_for, walk_forward_headline
     from exitcore.ppo.rng import seed_everything
     from exitcore.registry import Registry, resolve_runs_dir, runs_dir_words, unrecorded_words
 
@@ -327,9 +327,25 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                                    resume=previous is not None)
                 note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
                      f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
-    registry.mark_done(run_id, evaluation.headline)
+            walk = {k: v for k, v in walk_forward_headline(wf.to_dict()).items() if v is not None}
+            headline, summary = {**evaluation.headline, **walk}, f"{evaluation.summary}\n{_walk_forward_words(walk)}"
+        else:
+            headline, summary = evaluation.headline, evaluation.summary
+    registry.mark_done(run_id, headline)  # show and runs give the walk-forward figures too
     host.run_finished(info, "done", evaluation.results)
-    return RunOutcome(run_id, run_dir, "done", evaluation.results, evaluation.headline, evaluation.summary)
+    return RunOutcome(run_id, run_dir, "done", evaluation.results, headline, summary)
+
+
+def _walk_forward_words(walk: dict[str, Any]) -> str:
+    """The walk-forward line of the run's summary (its figures: :func:`walk_forward_headline`)."""
+    from exitcore.words import statistic
+
+    interval = walk.get("walk_forward_sharpe_interval")
+    shown = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+    return (f"walk-forward over {plural(walk.get('walk_forward_windows', 0), 'window')}: RL Sharpe "
+            f"{statistic(walk.get('walk_forward_sharpe'), '.2f')}{shown} vs walk-forward best baseline "
+            f"{statistic(walk.get('walk_forward_best_baseline_sharpe'), '.2f')}; deflated Sharpe "
+            f"{statistic(walk.get('walk_forward_dsr'), '.3f')} (N = {walk.get('walk_forward_dsr_trials', '?')})")
 
 
 #: fewer PPO updates than this is hardly training: warned about

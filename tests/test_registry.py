@@ -1127,3 +1127,34 @@ def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
         "repeats a run to the last bit, another one does not, so their differences are not the configuration's"]
     assert warnings([a, view("b", training_setup(one))]) == []  # the same setup
     assert warnings([a, view("b", b.setup, trial=("cfg", 1))]) == []  # another seed: other numbers anyway
+
+
+def test_walk_forward_results_are_compared_and_marked_in_runs(tmp_path):
+    """Walk-forward results appeared nowhere but in report: compare, show and runs gave the
+    single split's figures only (a walk-forward trial)."""
+    from exitcore.cli.runs import _measured_on
+    from exitcore.compare import RunView, as_csv, as_table
+    from exitcore.evaluation.rundir import walk_forward_headline
+
+    wf = {"windows": [{}, {}, {}], "aggregate": {"metrics": {"rl": {"sharpe": -2.96}, "best_baseline": {"sharpe": -1.7274}},
+                                                "intervals": {"rl": {"sharpe": {"low": -5.19, "high": -1.26}}},
+                                                "dsr": {"dsr": 0.002, "n_trials": 1}}}
+    walk = walk_forward_headline(wf)
+    assert walk == {"walk_forward_windows": 3, "walk_forward_sharpe": -2.96, "walk_forward_sharpe_interval": [-5.19, -1.26],
+                    "walk_forward_best_baseline_sharpe": -1.7274, "walk_forward_dsr": 0.002, "walk_forward_dsr_trials": 1}
+    assert set(walk_forward_headline(None).values()) == {None}
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+
+    def view(run_id, metrics):
+        return RunView(run_id, run_id, tmp_path / run_id, "x", "h", splits, {}, {"n_trades": 9, **metrics}, 112)
+
+    plain = view("b", walk_forward_headline(None))
+    table = as_table([view("a", walk), plain])
+    assert re.search(r"\nwalk-forward Sharpe \(RL, all windows\) +-2.96 +-\n", table)
+    assert re.search(r"\nwalk-forward Sharpe interval +\[-5.19, -1.26\] +-\n", table)
+    assert re.search(r"\nwalk-forward best baseline Sharpe +-1.73 +-\n", table)
+    assert re.search(r"\nwalk-forward deflated Sharpe +0.002 \(N = 1\) +-\n", table)
+    assert "walk_forward_dsr_trials,1," in as_csv([view("a", walk), plain])
+    assert "walk-forward" not in as_table([plain, plain])  # no run has any: no rows
+    assert _measured_on({"label": "TEST (out-of-sample)", **walk}) == "TEST (out-of-sample) + walk-forward (3 windows)"
+    assert _measured_on({"label": "TEST (out-of-sample)"}) == "TEST (out-of-sample)"

@@ -774,6 +774,11 @@ def test_walk_forward_windows_call_iteration_end_and_honour_its_stop(tmp_path, c
     assert "window 2: training ended early at step 512 of 1,024: window 2 has seen enough" in capsys.readouterr().err
     window_2 = Path(outcome.run_dir) / "walk_forward" / "window_2" / "train_log.jsonl"
     assert len(window_2.read_text().splitlines()) == 1
+    # the walk-forward figures are recorded with the headline (show, runs) and end the summary
+    (row,) = registry_rows(tmp_path / "runs")
+    recorded = json.loads(row["metrics"])
+    assert recorded["walk_forward_windows"] == 2 and isinstance(recorded["walk_forward_sharpe"], float)
+    assert outcome.report.splitlines()[-1].startswith("walk-forward over 2 windows: RL Sharpe ")
 
 
 def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, capsys):

@@ -60,6 +60,8 @@ _UNITS: dict[str, Any] = {
     "max_drawdown": lambda v: f"{v:.4g} (PnL fraction)",
     "avg_bars": lambda v: f"{v:.1f} bars held per trade",
     "quick_exit_rate": lambda v: f"{100 * v:.1f} % (trades held <= {_quick_exit_bars()} bars)",
+    "walk_forward_sharpe": lambda v: f"{v:.2f} (daily, annualised, over every walk-forward window's test)",
+    "walk_forward_best_baseline_sharpe": lambda v: f"{v:.2f} (each window's baseline chosen on its training part)",
 }
 
 
@@ -85,6 +87,8 @@ def _metric(key: str, v: Any, currency: str | None = None) -> str:
         return _UNITS[key](v)
     if key == "total_pnl_ccy":
         return f"{_value(v)} {currency or '(account currency)'}"
+    if key.endswith("_interval") and isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v):
+        return f"[{v[0]:.2f}, {v[1]:.2f}] (bootstrap)"
     return _value(v)
 
 
@@ -112,10 +116,11 @@ def _data(record: Any) -> str:
 
 
 def _measured_on(metrics: dict[str, Any]) -> str:
-    """Which split the headline metrics were measured on, in-sample marked."""
-    if "label" in metrics:
-        return str(metrics["label"])
-    return str(metrics.get("split", "-"))
+    """Which split the headline metrics were measured on, in-sample marked, and whether the run
+    has walk-forward results too (``show`` and ``compare`` give them)."""
+    label = str(metrics["label"]) if "label" in metrics else str(metrics.get("split", "-"))
+    windows = metrics.get("walk_forward_windows")
+    return f"{label} + walk-forward ({windows} windows)" if isinstance(windows, int) and windows else label
 
 
 @click.command()

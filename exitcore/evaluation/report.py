@@ -36,6 +36,7 @@ from exitcore.evaluation.rundir import (
     read_json,
     read_results,
     read_run_info,
+    read_walk_forward,
     training_setup,
 )
 from exitcore.evaluation.verdicts import LOOKAHEAD, audit_why, describe_verdict
@@ -799,7 +800,7 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
     except RunDirError as exc:  # the configuration summary is optional in a report, but its absence is said
         config = None
         missing.append(f"{exc}; the PPO settings, costs and components are not shown")
-    walk_forward, why = _walk_forward_results(run_dir, results, config)
+    walk_forward, why = read_walk_forward(run_dir, results, config)
     if why:
         missing.append(f"{why}; the walk-forward section is not shown")
     missing += _missing_artefacts(run_dir, results)
@@ -835,35 +836,6 @@ def _registry_record(run_dir: Path) -> Any:
     except RegistryError:
         return None
     return None
-
-
-def _walk_forward_results(run_dir: Path, results: Mapping[str, Any],
-                          config: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, str | None]:
-    """The run's ``walk_forward.json`` when it is there, readable, shaped as written and this
-    run's (its experiment, config hash, seed and data hash, where recorded, are results.json's);
-    else None and why, when the run's configuration asked for walk-forward or the file is there."""
-    path = run_dir / WALK_FORWARD_FILE
-    asked = isinstance(config, Mapping) and (_get(config, "eval", "walk_forward") or 0) > 0
-    if not path.is_file():
-        return None, f"{path}: no such file, although the run's eval.walk_forward is set" if asked else None
-    try:
-        wf = read_json(path)
-    except RunDirError as exc:
-        return None, str(exc)
-    windows = wf.get("windows") if isinstance(wf, Mapping) else None
-    if not (isinstance(windows, list) and all(isinstance(w, Mapping) for w in windows)
-            and isinstance(wf.get("aggregate"), Mapping)):
-        return None, f"{path}: not walk-forward results (a 'windows' array of objects and an 'aggregate' object): the file is damaged"
-    planned = _get(config, "eval", "walk_forward") if isinstance(config, Mapping) else None
-    if isinstance(planned, int) and planned != len(windows):  # files written before they named their run
-        return None, (f"{path} does not belong to this run: it holds {plural(len(windows), 'window')}, the run's "
-                      f"eval.walk_forward is {planned} (copied from another run)")
-    for key in ("experiment", "config_hash", "seed", "data_hash"):
-        theirs, ours = wf.get(key), results.get(key)
-        if theirs is not None and ours is not None and str(theirs) != str(ours):
-            return None, (f"{path} does not belong to this run: its {key} is {theirs!r}, {run_dir / 'results.json'} "
-                          f"says {ours!r} (copied from another run)")
-    return wf, None
 
 
 def _missing_artefacts(run_dir: Path, results: Mapping[str, Any]) -> list[str]:

@@ -257,6 +257,69 @@ def training_setup(info: Mapping[str, Any]) -> str:
     return ", ".join(first.values()) + (f" ({'; '.join(resumed)})" if resumed else "")
 
 
+def read_walk_forward(run_dir: Path, results: Mapping[str, Any],
+                      config: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The run's ``walk_forward.json`` when it is there, readable, shaped as written and this
+    run's (its experiment, config hash, seed and data hash, where recorded, are results.json's;
+    it has as many windows as ``config``, the frozen configuration, asks for); else None and
+    why, when the configuration asked for walk-forward or the file is there (report and
+    compare show no walk-forward figures then, and say why)."""
+    path = Path(run_dir) / WALK_FORWARD_FILE
+    section = config.get("eval") if isinstance(config, Mapping) else None
+    planned = section.get("walk_forward") if isinstance(section, Mapping) else None
+    asked = isinstance(planned, int) and planned > 0
+    if not path.is_file():
+        return None, f"{path}: no such file, although the run's eval.walk_forward is set" if asked else None
+    try:
+        wf = read_json(path)
+    except RunDirError as exc:
+        return None, str(exc)
+    windows = wf.get("windows") if isinstance(wf, Mapping) else None
+    if not (isinstance(windows, list) and all(isinstance(w, Mapping) for w in windows)
+            and isinstance(wf.get("aggregate"), Mapping)):
+        return None, f"{path}: not walk-forward results (a 'windows' array of objects and an 'aggregate' object): the file is damaged"
+    if isinstance(planned, int) and planned != len(windows):  # files written before they named their run
+        return None, (f"{path} does not belong to this run: it holds {plural(len(windows), 'window')}, the run's "
+                      f"eval.walk_forward is {planned} (copied from another run)")
+    for key in ("experiment", "config_hash", "seed", "data_hash"):
+        theirs, ours = wf.get(key), results.get(key)
+        if theirs is not None and ours is not None and str(theirs) != str(ours):
+            return None, (f"{path} does not belong to this run: its {key} is {theirs!r}, {run_dir / RESULTS_FILE} "
+                          f"says {ours!r} (copied from another run)")
+    return wf, None
+
+
+#: the walk-forward figures of :func:`walk_forward_headline`
+WALK_FORWARD_KEYS = ("walk_forward_windows", "walk_forward_sharpe", "walk_forward_sharpe_interval",
+                     "walk_forward_best_baseline_sharpe", "walk_forward_dsr", "walk_forward_dsr_trials")
+
+
+def walk_forward_headline(wf: Any) -> dict[str, Any]:
+    """The walk-forward aggregate of a run's ``walk_forward.json`` as recorded (RL's Sharpe over
+    all windows, its bootstrap interval, the walk-forward best baseline's Sharpe, the DSR): the
+    :data:`WALK_FORWARD_KEYS`, each None when not recorded (no walk-forward). ``run`` records
+    them with the run's headline metrics, ``compare`` shows them."""
+    out: dict[str, Any] = dict.fromkeys(WALK_FORWARD_KEYS)
+    if not isinstance(wf, Mapping):
+        return out
+    agg = wf.get("aggregate") or {}
+
+    def get(*keys: str) -> Any:
+        d: Any = agg
+        for k in keys:
+            d = d.get(k) if isinstance(d, Mapping) else None
+        return d if isinstance(d, (int, float)) and not isinstance(d, bool) else None
+
+    out["walk_forward_windows"] = len(wf.get("windows") or [])
+    out["walk_forward_sharpe"] = get("metrics", "rl", "sharpe")
+    out["walk_forward_best_baseline_sharpe"] = get("metrics", "best_baseline", "sharpe")
+    low, high = get("intervals", "rl", "sharpe", "low"), get("intervals", "rl", "sharpe", "high")
+    if low is not None and high is not None:
+        out["walk_forward_sharpe_interval"] = [low, high]
+    out["walk_forward_dsr"], out["walk_forward_dsr_trials"] = get("dsr", "dsr"), get("dsr", "n_trials")
+    return out
+
+
 def check_ledger_complete(path: Path, ledger: Any, results: dict[str, Any], split: str) -> None:
     """Refuse a ledger with fewer or more trades than results.json counted for ``split`` (a
     truncated or replaced file): the numbers recomputed from it would not be the run's."""

@@ -772,7 +772,10 @@ def audit_run(
             assembled,
             pool,
             policy=policy,
-            policy_label=f"trained ({path.relative_to(run_dir)})",
+            # walk-forward windows train their own policies on the same features, masks and
+            # guards: those are what leak, and they are audited here; say which policy it was
+            policy_label=f"trained ({path.relative_to(run_dir)}"
+                         + ("; not the walk-forward windows' own policies" if resolved.config.eval.walk_forward else "") + ")",
             n_decisions=n,
             modes=modes,
             metrics=metrics,

@@ -1011,3 +1011,9 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
     assert refused.exit_code == 2 and "the data changed" in refused.output, refused.output
     resumed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(moved), "-q", "--runs-dir", str(runs)])
     assert resumed.exit_code == 0, resumed.output
+    # moved once more: the finished run is audited with --data naming where its bars are now
+    again = tmp_path / "third" / "eurusd_synth.csv"
+    again.parent.mkdir()
+    moved.rename(again)
+    audited = CliRunner().invoke(cli, ["audit", run_id, "--data", str(again), "--decisions", "2", "--runs-dir", str(runs)])
+    assert audited.exit_code == 0 and "PASS" in audited.output, audited.output

@@ -18,7 +18,8 @@ AUDIT_MODES = ("truncate", "nan", "huge", "random_walk")
 @budget_option
 @set_option
 @click.option("--data", "data_spec", default=None, metavar="SPEC",
-              help="Audit on other data (a path, or SOURCE:PATH; see `exitcore data --help`). Experiments only.")
+              help="Audit an experiment on other data (a path, or SOURCE:PATH; see `exitcore data --help`); for a "
+                   "finished run, where its bars are now (its data file moved): they must be the bars it used.")
 @click.option("--decisions", type=click.IntRange(min=1), default=None, metavar="N",
               help="Decisions (and entries) to sample, spread over the split (default: eval.audit_decisions).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(AUDIT_MODES),
@@ -92,8 +93,9 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
         with terminal_progress(quiet):
             report = audit_experiment(resolved, session.host(), data=data, **kwargs)
     else:
-        if budget or overrides or data_spec:
-            raise ConfigError([("", "--budget, --set and --data apply to an experiment, not to a finished run")])
+        if budget or overrides:
+            raise ConfigError([("", "--budget and --set apply to an experiment, not to a finished run (--data reads a "
+                                    "run's bars from another place)")])
         try:
             run_dir = find_run_dir(target, runs_dir)
         except ExitcoreError as exc:
@@ -103,7 +105,7 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
         from exitcore.evaluation.audit import audit_run
 
         with terminal_progress(quiet):
-            report = audit_run(run_dir, session.host(), **kwargs)
+            report = audit_run(run_dir, session.host(), data_spec=data_spec, **kwargs)
         _note_other_verdicts(run_dir)
     if as_json:
         from exitcore.cli.output import echo_json

@@ -731,9 +731,11 @@ def audit_run(
     modes: Sequence[str] = POISON_MODES,
     seed: int = 0,
     stage: Stage = _silent,
+    data_spec: str | None = None,
 ) -> AuditReport:
     """``exitcore audit RUN``: a finished run's experiment, data and trained policy; ``stage``
-    announces its steps (:data:`Stage`).
+    announces its steps (:data:`Stage`). ``data_spec`` (``--data``) reads the run's bars from
+    elsewhere (its data file moved): they must be the bars the run used (their hash is checked).
 
     The experiment is resolved from the run's frozen ``config.toml``, its data reloaded and
     checked against the hash in ``run.json``, the policy loaded from the run's checkpoint. The
@@ -752,15 +754,21 @@ def audit_run(
     info = rundir.read_run_info(run_dir)
     # before the data is loaded: a damaged results.json is an error, not a skipped plausibility check
     metrics = run_metrics(run_dir, split)
+    data, where = resolved.config.data, f"{run_dir / rundir.CONFIG_FILE}: data"
+    if data_spec:
+        from exitcore.data.pipeline import data_config_from_spec
+
+        data, where = data_config_from_spec(data_spec, host, base=data), "--data"
     with stage("loading data") as note:
-        bars = load_bars(resolved.config.data, host, where=f"{run_dir / rundir.CONFIG_FILE}: data")
+        bars = load_bars(data, host, where=where)
         note(f"{bars.source}: {len(bars):,} bars")
     recorded = (info.get("data") or {}).get("hash") if isinstance(info.get("data"), Mapping) else None
     recorded = recorded or info.get("data_hash")
     if recorded and recorded != bars.content_hash():
         raise DataError(
-            f"{run_dir / rundir.RUN_FILE}: the run used data with hash {recorded}, but {resolved.config.data.source} "
-            f"now loads data with hash {bars.content_hash()}: the data changed since the run"
+            f"{run_dir / rundir.RUN_FILE}: the run used data with hash {recorded}, but "
+            f"{repr(data_spec) if data_spec else resolved.config.data.source} now loads data with hash "
+            f"{bars.content_hash()}: the data changed since the run"
         )
     with stage(f"building episodes on {device} and loading the trained policy"):
         assembled, pools = prepare(resolved, bars, device)

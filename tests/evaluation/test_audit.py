@@ -449,6 +449,10 @@ def test_cli_audit_of_a_finished_run_uses_its_trained_policy(finished_run, tmp_p
     assert "plausibility rules applied" in report["suspect_note"]
     refused = runner.invoke(cli, ["audit", str(run_dir), "--set", "ppo.seed=1"])
     assert refused.exit_code == 2 and "not to a finished run" in refused.output
+    # --data says where a run's bars are now (its file moved): other bars are refused by their hash
+    other = runner.invoke(cli, ["audit", str(run_dir), "--data", "synthetic?seed=7", "--decisions", "4"])
+    assert other.exit_code == 2 and "'synthetic?seed=7' now loads data with hash" in other.output, other.output
+    assert "the data changed since the run" in other.output
 
 
 def test_cli_audit_of_a_run_notes_a_verdict_another_evaluator_recorded(finished_run, tmp_path):

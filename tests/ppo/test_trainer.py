@@ -652,7 +652,8 @@ def test_a_runaway_update_is_warned_about_once():
     assert str(ours[0].message).startswith("update 1: approx_kl ") and "learning rate (1e+06) is probably too high" in str(ours[0].message)
 
 
-def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_path):
+def _stopped_after_two(run_dir):
+    """Train config() in ``run_dir`` with an on_update that calls stop_early("enough") at update 2."""
     holder = []
 
     def stop_after_two(update, metrics):
@@ -660,9 +661,12 @@ def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_p
             holder[0].stop_early("enough")
 
     env, policy = make(config())
-    trainer = PPOTrainer(env, policy, config(), run_dir=tmp_path, on_update=stop_after_two, progress=False)
-    holder.append(trainer)
-    result = trainer.train()
+    holder.append(PPOTrainer(env, policy, config(), run_dir=run_dir, on_update=stop_after_two, progress=False))
+    return holder[0].train()
+
+
+def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_path):
+    result = _stopped_after_two(tmp_path)
     assert (result.status, result.updates, result.stopped_early) == ("done", 2, "enough")
     assert result.global_step == 2 * UPDATE_STEPS and load_checkpoint(tmp_path / CHECKPOINT_FILE)["update"] == 2
     assert run(config())[1].stopped_early is None  # an ordinary run
@@ -671,16 +675,7 @@ def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_p
 def test_a_resumed_trainer_a_plugin_had_stopped_early_trains_no_further(tmp_path):
     """A run a plugin ended early, stopped while evaluating and resumed, trained on to
     total_timesteps from its checkpoint: stop_early before train() ends it at once."""
-    holder = []
-
-    def stop_after_two(update, metrics):
-        if update == 2:
-            holder[0].stop_early("enough")
-
-    env, policy = make(config())
-    trainer = PPOTrainer(env, policy, config(), run_dir=tmp_path, on_update=stop_after_two, progress=False)
-    holder.append(trainer)
-    trainer.train()
+    _stopped_after_two(tmp_path)
     before = (tmp_path / CHECKPOINT_FILE).read_bytes()
     env, policy = make(config())
     resumed = PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, config(), run_dir=tmp_path, progress=False)

@@ -81,15 +81,18 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
         raise ExitcoreError(f"{info_path}: key 'seed' should be a whole number, not {seed!r}: the file is damaged")
     created = _created_at(info["run_id"]) or jsonable.iso_time(
         dt.datetime.fromtimestamp(info_path.stat().st_mtime, dt.timezone.utc))
+    status, metrics, ended = "interrupted", {}, _last_write(run_dir)
+    error = "recorded from its run directory, which has no results: it stopped before its evaluation"
     if (run_dir / RESULTS_FILE).is_file():
         results = read_results(run_dir)
         check_results_belong(run_dir, results, info)
         headline = results.get("headline")
-        status, metrics, error = "done", headline if isinstance(headline, dict) else {}, ""
-        ended = jsonable.iso_time(dt.datetime.fromtimestamp((run_dir / RESULTS_FILE).stat().st_mtime, dt.timezone.utc))
-    else:
-        status, metrics, ended = "interrupted", {}, _last_write(run_dir)
-        error = "recorded from its run directory, which has no results: it stopped before its evaluation"
+        walk, why = _walk_forward_of(run_dir, results)
+        if why:  # evaluated, but stopped in (or lost) its walk-forward windows: not done
+            error = f"recorded from its run directory: {why}"
+        else:
+            status, metrics, error = "done", {**(headline if isinstance(headline, dict) else {}), **walk}, ""
+            ended = jsonable.iso_time(dt.datetime.fromtimestamp((run_dir / RESULTS_FILE).stat().st_mtime, dt.timezone.utc))
     request = info.get("request")
     return {
         "id": info["run_id"],
@@ -111,6 +114,23 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
         "params": jsonable.dumps(request if isinstance(request, dict) else {}),
         "metrics": jsonable.dumps(metrics),
     }
+
+
+def _walk_forward_of(run_dir: Path, results: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The walk-forward figures a finished run records with its headline (as ``run`` does), and
+    why the run is not finished when its configuration asks for walk-forward windows and its
+    ``walk_forward.json`` is missing or not its own (the run stopped in its windows: a resume
+    continues them)."""
+    from exitcore.evaluation.rundir import RunDirError, read_config, read_walk_forward, walk_forward_headline
+
+    try:
+        config = read_config(run_dir)
+    except RunDirError:
+        config = None  # a run recorded without its config.toml: its results are all there is
+    wf, why = read_walk_forward(run_dir, results, config)
+    if wf is None:
+        return {}, why or ""
+    return {k: v for k, v in walk_forward_headline(wf).items() if v is not None}, ""
 
 
 def record_of(run_dir: Path) -> Any:

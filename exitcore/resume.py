@@ -25,14 +25,19 @@ if TYPE_CHECKING:
 
 
 def resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of: Callable[[], Any], host: Any,
-                    data_config_from_spec: Any, run_id: str = "") -> Any:
+                    run_id: str = "") -> Any:
     """The interrupted run's configuration, frozen in its ``config.toml``, with whatever the
-    command line gives again (``--set``, ``--budget``, ``--data``, ``--timesteps``, ...) on top:
+    command line gives again (``--set``, ``--budget``, ``--timesteps``, ...) on top:
     :func:`check_config_unchanged` then refuses any change it makes, naming it. The experiments
     file is not read (it may have changed, or the run may come from another one) unless a budget
     is named. ``merged`` holds the run's recorded options with the given ones on top: its
     overrides are applied after a budget given again, as they were when the run started
     (on the frozen configuration alone they change nothing).
+
+    ``--data`` is no part of it: on a resume it says only where the run's bars are now (its
+    file moved), and the configuration - hence the run's trial, its config hash - stays the
+    one frozen; the runner reads the bars from there (:func:`relocated_data
+    <exitcore.data.pipeline.relocated_data>`) and their hash refuses other bars.
 
     The frozen configuration is resolved alone first, so that its own problems (a plugin no
     longer installed) are reported as such; a given option that makes it invalid (``--set
@@ -43,16 +48,12 @@ def resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of
         frozen = resolve_run(run_dir, host)
     except RunDirError as exc:
         raise ExitcoreError(f"cannot resume: {exc}") from None
-    changes = given_options(given)
+    changes = [c for c in given_options(given) if not c.startswith("--data ")]
     if not changes:
         return frozen
-    data = None
-    if given.data:
-        spec = data_config_from_spec(given.data, host)
-        data = (spec.source, dict(spec.params))
     budgets = file_of().budgets if given.budget else None
     try:
-        return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=merged.all_overrides(), data=data)
+        return resolve_run(run_dir, host, budgets=budgets, budget=given.budget, overrides=merged.all_overrides())
     except ConfigError as exc:
         # what is wrong with the changed configuration is beside the point: it cannot be changed
         first = str(exc).splitlines()[0] if str(exc) else ""
@@ -169,13 +170,32 @@ def check_config_unchanged(previous: Any, resolved: Any, run_dir: Path) -> None:
         return
     stored = run_dir / CONFIG_FILE
     diff = config_diff(read_config(stored.parent), resolved.to_dict()) if stored.exists() else []
-    # Where the data is read is no change (a moved file, a relative path, a run frozen before
-    # the path left the hash): the bars' hash, checked once they are loaded, refuses other bars.
+    # Where the data is read is no change: runs resumed with --data before a resume kept the
+    # frozen path wrote the new one to config.toml (their registry row kept the old hash); the
+    # bars' hash, checked once they are loaded, refuses other bars.
     diff = [(k, a, b) for k, a, b in diff if not k.endswith("data.params.path")]
     if diff or not stored.exists():
         shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
         raise ExitcoreError(f"cannot resume run {previous.id}: the resolved configuration changed ({shown}); "
                             "a resume continues the configuration frozen in the run directory: start a new run to change it")
+
+
+def relocated_resume_data(previous: Any, frozen: Any, spec: str, host: Any) -> Any:
+    """The run's frozen data section read from ``spec`` (``--resume RUN --data NEW_PATH``: its
+    file moved), refused at once, before anything is printed or loaded, when the spec changes
+    more than where the file is (another source or option: ``synthetic?seed=9``) - that would be
+    other bars, a change of the configuration."""
+    from exitcore.data.pipeline import relocated_data
+
+    data = relocated_data(frozen, spec, host)
+    changed = [(f"data.{k}", getattr(frozen, k), getattr(data, k)) for k in ("source",) if getattr(frozen, k) != getattr(data, k)]
+    changed += [(f"data.params.{k}", frozen.params.get(k), data.params.get(k)) for k in sorted({*frozen.params, *data.params})
+                if k != "path" and frozen.params.get(k) != data.params.get(k)]
+    if changed:
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed[:8])
+        raise ExitcoreError(f"cannot resume run {previous.id}: the resolved configuration changed ({shown}); on a resume, "
+                            "--data gives only where the run's data file is now: start a new run to read other bars")
+    return data
 
 
 def check_data_unchanged(previous: Any, data_hash: str) -> None:

@@ -49,6 +49,7 @@ from exitcore.resume import (
     check_config_unchanged,
     check_data_unchanged,
     drop_recorded_device,
+    relocated_resume_data,
     resolve_resume,
     resume_request,
     resumed_twice,
@@ -191,6 +192,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     data_given = request.data
     from_source: dict[str, Any] = {}  # the run --from names, as run.json records it
     trained_on = None  # a resume's --device naming the device the run trained on
+    relocated = None  # a resume's --data: where the run's bars are now
     if request.resume:
         with Registry(runs_dir, create=False) as old:
             previous = old.get(run_id_of(request.resume))
@@ -201,9 +203,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
         request = given
         request = resume_request(previous, request)
         # instant, and before any output: a refused resume must not look like a start
-        resolved = resolve_resume(previous_dir, given, request, file_of, host, data_config_from_spec, previous.id)
+        resolved = resolve_resume(previous_dir, given, request, file_of, host, previous.id)
         check_config_unchanged(previous, resolved, previous_dir)
         check_checkpoint(previous_dir, resolved)
+        if data_given:  # the run's bars, where they are now (its configuration keeps their old place)
+            relocated = relocated_resume_data(previous, resolved.config.data, data_given, host)
     elif request.from_run:
         resolved, from_source = _resolve_from(request, file_of, host, data_config_from_spec)
     else:
@@ -223,9 +227,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     with stages.stage("loading data") as note:
         # where a bad data path was set: the experiments file, or the run's frozen config.toml
         where = f"{previous_dir / CONFIG_FILE}: data" if previous is not None else f"experiments.{cfg.name}.data"
-        # data given as --data (not on resume: the run's config.toml holds it) is named as given
+        # data given as --data is named as given (on a resume, only this command's own --data:
+        # the run's first one is in its config.toml)
+        named_as_given = bool(relocated) or bool(request.data and previous is None)
         try:
-            bars = load_bars(cfg.data, host, where=where, spec_where="--data" if request.data and previous is None else "")
+            bars = load_bars(relocated or cfg.data, host, where=where, spec_where="--data" if named_as_given else "")
         except DataError as exc:
             if previous is None or data_given or getattr(exc, "param", None) != "path":
                 raise
@@ -616,9 +622,9 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
         note(f"{result.status} after {plural(result.global_step, 'step')} / {plural(result.updates, 'update')}"
              + (f" ({trained:,} of them now)" if start_step else "")
              + (f", {trained / elapsed:,.0f} steps/s" if trained > 0 and elapsed > 0 else ""))
-        if result.stopped_early:
+        if result.stopped_early:  # for its report, and for its resume when interrupted: it trains no further
             note(f"ended early, before the {ppo.total_timesteps:,} steps asked for: {result.stopped_early}")
-            _record_in_run_json(info.run_dir, stopped_early=str(result.stopped_early))  # for its report
+            _record_in_run_json(info.run_dir, stopped_early=str(result.stopped_early))
         failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]
         if failed:
             note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")
@@ -753,13 +759,13 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
                 trainer = PPOTrainer(env, policy, ppo, **options)
             trainers.append(trainer)
             result = trainer.train()
-        if result.status != "done":
-            raise KeyboardInterrupt
-        if result.stopped_early:
+        if result.stopped_early:  # recorded when interrupted too: its resume trains no further
             say(f"window {window}: training ended early at step {result.global_step:,} of "
                 f"{ppo.total_timesteps:,}: {result.stopped_early}")
             stopped = _read_run_json(info.run_dir).get("walk_forward_stopped_early") or {}
             _record_in_run_json(info.run_dir, walk_forward_stopped_early={**stopped, str(window): str(result.stopped_early)})
+        if result.status != "done":
+            raise KeyboardInterrupt
         return policy.eval()
 
     return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=registry.trial_count(data_hash),

@@ -781,6 +781,45 @@ def test_walk_forward_windows_call_iteration_end_and_honour_its_stop(tmp_path, c
     assert outcome.report.splitlines()[-1].startswith("walk-forward over 2 windows: RL Sharpe ")
 
 
+def test_a_stop_a_plugin_asks_for_as_ctrl_c_arrives_holds_for_the_resume(tmp_path):
+    """Ctrl-C during the update in which a plugin ended training returned 'interrupted' without
+    the plugin's reason: its resume trained on past the stop (the run's and a window's)."""
+    import signal
+
+    from exitcore import hookimpl
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunInterrupted, RunRequest, execute
+
+    heard = []
+
+    class EnoughAsCtrlCArrives:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            where = (metrics.get("window"), update)
+            heard.append(where)
+            if where in ((None, 1), (1, 1)) and heard.count(where) == 1:
+                signal.raise_signal(signal.SIGINT)  # honoured once the update's bookkeeping is done
+                return f"enough at {where}"
+            return None
+
+    runs, file = tmp_path / "runs", load_experiments(SHIPPED_FILE)
+    host = PluginHost.create(plugins=[EnoughAsCtrlCArrives()])
+    stopped = execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(runs),
+                                 overrides=("eval.walk_forward=2", "ppo.total_timesteps=1024")), file, host, quiet=True)
+    assert stopped.status == "interrupted" and heard == [(None, 1)]
+    run_json = stopped.run_dir / "run.json"
+    assert json.loads(run_json.read_text())["stopped_early"] == "enough at (None, 1)"
+    with pytest.raises(RunInterrupted):  # the run's training ends at once; window 1 stops as it did
+        execute(RunRequest(resume=stopped.run_id, runs_dir=str(runs)), file, host, quiet=True)
+    assert heard == [(None, 1), (1, 1)]
+    assert json.loads(run_json.read_text())["walk_forward_stopped_early"] == {"1": "enough at (1, 1)"}
+    done = execute(RunRequest(resume=stopped.run_id, runs_dir=str(runs)), file, host, quiet=True)
+    assert done.status == "done" and heard == [(None, 1), (1, 1), (2, 1), (2, 2)]
+    assert [len((stopped.run_dir / d / "train_log.jsonl").read_text().splitlines())
+            for d in (".", "walk_forward/window_1", "walk_forward/window_2")] == [1, 1, 2]
+
+
 def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, capsys):
     """iteration_end returning a reason ends training after that update; the run is done and
     evaluated with the steps trained so far (raising instead fails the run)."""
@@ -948,6 +987,8 @@ def test_a_walk_forward_run_resumes_its_windows_from_their_checkpoints(tmp_path)
     assert heard == [(None, 1), (None, 2), (1, 1), (1, 2), (2, 1)]
     run_dir = Path(stopped.value.run_dir)
     window_1 = (run_dir / "walk_forward" / "window_1" / "checkpoint.pt").read_bytes()
+    # a registry rebuilt from the run directories: evaluated but stopped in its windows is not done
+    assert _recorded_copy(run_dir, tmp_path / "lost") == ("interrupted", {})
     heard.clear()
     resumed = execute(RunRequest(resume=stopped.value.run_id, runs_dir=str(tmp_path / "runs")), file,
                       PluginHost.create(plugins=[CtrlCInWindow2()]), quiet=True)
@@ -960,6 +1001,26 @@ def test_a_walk_forward_run_resumes_its_windows_from_their_checkpoints(tmp_path)
     results, wf = (json.loads((run_dir / name).read_text()) for name in ("results.json", "walk_forward.json"))
     assert {k: wf[k] for k in ("experiment", "config_hash", "seed", "data_hash")} == {
         k: results[k] for k in ("experiment", "config_hash", "seed", "data_hash")}
+    # rebuilt from its directory, the finished run is done with the walk-forward figures run recorded
+    (row,) = registry_rows(tmp_path / "runs")
+    assert _recorded_copy(run_dir, tmp_path / "lost_again") == ("done", json.loads(row["metrics"]))
+    assert json.loads(row["metrics"])["walk_forward_windows"] == 2
+
+
+def _recorded_copy(run_dir: Path, runs: Path) -> tuple[str, dict]:
+    """The status and metrics ``runs --record`` gives a copy of ``run_dir`` in a runs directory
+    without a registry."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    shutil.copytree(run_dir, runs / run_dir.name)
+    out = CliRunner().invoke(cli, ["runs", "--record", "--runs-dir", str(runs)])
+    assert out.exit_code == 0, out.output
+    (row,) = registry_rows(runs)
+    return row["status"], json.loads(row["metrics"])
 
 
 def test_a_resume_keeps_the_training_outcomes_run_json_recorded(tmp_path):
@@ -977,13 +1038,19 @@ def test_a_resume_keeps_the_training_outcomes_run_json_recorded(tmp_path):
 
 def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
     """A resume whose data file had moved said only 'no such file or folder'; it now says how
-    to give the new place, and resumes from there (the same bars: their hash is checked)."""
+    to give the new place, and resumes from there (the same bars: their hash is checked).
+
+    The new place replaces only the path: the file is read with the options the run gave it
+    (here a time zone, without which the bars differ), and the run keeps its configuration
+    and config hash (it was rewritten with the new path while the registry kept the old hash,
+    so the run's later repeats counted as another trial)."""
     from click.testing import CliRunner
 
     from exitcore import hookimpl
     from exitcore.cli import cli
     from exitcore.experiments import load_experiments
     from exitcore.plugins import PluginHost
+    from exitcore.registry import Registry
     from exitcore.runner import RunRequest, execute
 
     class CtrlC:
@@ -995,10 +1062,12 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
     made = CliRunner().invoke(cli, ["data", "synth", "-o", str(data), "--years", "1"])
     assert made.exit_code == 0, made.output
     runs = tmp_path / "runs"
-    stopped = execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", data=str(data), runs_dir=str(runs)),
+    stopped = execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", data=f"{data}?timezone=Etc/GMT-2",
+                                 runs_dir=str(runs)),
                       load_experiments(SHIPPED_FILE), PluginHost.create(plugins=[CtrlC()]), quiet=True)
     assert stopped.status == "interrupted"
     run_id = stopped.run_id
+    frozen = (stopped.run_dir / "config.toml").read_text()
     moved = tmp_path / "elsewhere" / "eurusd_synth.csv"
     moved.parent.mkdir()
     data.rename(moved)
@@ -1011,6 +1080,11 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
     assert refused.exit_code == 2 and "the data changed" in refused.output, refused.output
     resumed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(moved), "-q", "--runs-dir", str(runs)])
     assert resumed.exit_code == 0, resumed.output
+    assert (stopped.run_dir / "config.toml").read_text() == frozen
+    results = json.loads((stopped.run_dir / "results.json").read_text())
+    with Registry(runs) as registry:
+        assert results["config_hash"] == registry.get(run_id).config_hash
+    assert json.loads((stopped.run_dir / "run.json").read_text())["data"]["source"].endswith(str(moved))
     # moved once more: the finished run is audited with --data naming where its bars are now
     again = tmp_path / "third" / "eurusd_synth.csv"
     again.parent.mkdir()

@@ -21,7 +21,8 @@ from exitcore.words import command
 @click.option("--data", "data", metavar="SPEC",
               help="Bars to use instead of the experiment's data: a path, a glob or SOURCE:PATH?key=value "
                    "(docs/data.md). Default: the experiment's own data (its data section; the project's "
-                   "experiments use the embedded synthetic generator).")
+                   "experiments use the embedded synthetic generator). With --resume: where the run's bars are "
+                   "now (its file moved); only the path changes, and the bars must be the same.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, metavar="N",
               help="Total environment steps (ppo.total_timesteps), rounded up to whole updates of n_envs x n_steps. "
                    "Default: the experiment's.")

@@ -119,6 +119,18 @@ def data_config_from_spec(spec: str, host: Any, base: DataConfig | None = None, 
     return attrs.evolve(base or DataConfig(), source=comp.name, params=params)
 
 
+def relocated_data(frozen: DataConfig, spec: str, host: Any, where: str = "--data") -> DataConfig:
+    """A run's frozen data section read from where its file is now (``--resume RUN --data``,
+    ``audit RUN --data``): the spec's params laid over the frozen ones, so a moved file keeps
+    the symbol, time zone or columns it was read with. A spec naming another source than the
+    frozen one replaces the params whole, as ``--data`` does for a new run. Either way the bars
+    are the run's only if their hash says so: the caller checks it."""
+    spec_data = data_config_from_spec(spec, host, base=frozen, where=where)
+    if frozen.source not in ("auto", spec_data.source):
+        return spec_data
+    return attrs.evolve(frozen, params={**frozen.params, **spec_data.params})
+
+
 def _relocate(path: str, where: str) -> str:
     """A problem a sniffer located at ``--data`` or ``--data.KEY``, located at ``where``."""
     if path == "--data":

@@ -756,9 +756,9 @@ def audit_run(
     metrics = run_metrics(run_dir, split)
     data, where = resolved.config.data, f"{run_dir / rundir.CONFIG_FILE}: data"
     if data_spec:
-        from exitcore.data.pipeline import data_config_from_spec
+        from exitcore.data.pipeline import relocated_data
 
-        data, where = data_config_from_spec(data_spec, host, base=data), "--data"
+        data, where = relocated_data(data, data_spec, host), "--data"
     with stage("loading data") as note:
         bars = load_bars(data, host, where=where)
         note(f"{bars.source}: {len(bars):,} bars")

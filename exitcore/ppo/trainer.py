@@ -208,7 +208,8 @@ class PPOTrainer:
                 return TrainResult("done", self.global_step, self.update, path, last_metrics, self._early_stop)
             except KeyboardInterrupt:
                 path = self._rollback_and_write(good)  # NotOwner from before_write: nothing written
-                return TrainResult("interrupted", self.global_step, self.update, path, last_metrics)
+                # a stop a plugin asked for in the update just written holds for its resume too
+                return TrainResult("interrupted", self.global_step, self.update, path, last_metrics, self._early_stop)
             except NotOwner:  # another process owns the run directory now: write nothing into it
                 raise
             except Exception as exc:  # TrainingDiverged, a plugin's ExitcoreError, or a bug

@@ -561,10 +561,23 @@ def _resolve_from(request: RunRequest, file_of: Callable[[], Any], host: Any,
         info = read_run_info(source) if (source / RUN_FILE).is_file() else {}
     except (ExitcoreError, ConfigError) as exc:
         raise ExitcoreError(f"--from {ref}: {exc}") from None
-    asked = info.get("request") if isinstance(info.get("request"), dict) else {}
     data = info.get("data") if isinstance(info.get("data"), dict) else {}
     return resolved, {"run_id": str(info.get("run_id") or source.name), "run_dir": str(source.resolve()),
-                      "data_hash": data.get("hash"), "request": asked}
+                      "data_hash": data.get("hash"), "request": _asked_of(info)}
+
+
+def _asked_of(info: dict[str, Any]) -> dict[str, Any]:
+    """What made a run's configuration, as run.json's ``from_run.request`` records it for the run
+    started from it: the run's own request, on top of what its own ``--from`` source's asked for
+    (recorded the same way), so that a chain (C from B from A) keeps A's budget and options."""
+    asked = dict(info["request"]) if isinstance(info.get("request"), dict) else {}
+    source = info.get("from_run") if isinstance(info.get("from_run"), dict) else {}
+    theirs = source.get("request") if isinstance(source.get("request"), dict) else {}
+    for key in ("budget", "timesteps", "seed", "device", "data"):
+        if asked.get(key) is None and theirs.get(key) is not None:
+            asked[key] = theirs[key]
+    asked["overrides"] = [*(theirs.get("overrides") or []), *(asked.get("overrides") or [])]
+    return asked
 
 
 def _data_option(request: RunRequest, host: Any, data_config_from_spec: Any) -> tuple[str, dict[str, Any]] | None:

@@ -928,6 +928,10 @@ def test_a_run_is_reproduced_from_its_directory_as_the_same_trial(tmp_path, monk
     assert f"budget       smoke (the configuration of run {first.run_id}) (a shortened run" in text
     assert f"overrides    --timesteps 512 (on run {first.run_id}'s: " not in text  # the first run set nothing
     assert "overrides    --timesteps 512\n" in text
+    # a run from a run from the first: the first's budget still shortened it
+    chained = execute(RunRequest(from_run=str(again.run_dir), runs_dir=str(tmp_path / "third")),
+                      load_experiments(SHIPPED_FILE), PluginHost.create(), quiet=True)
+    assert f"budget       smoke (the configuration of run {again.run_id}) (a shortened run" in render_report(chained.run_dir)
     # bars that are not the ones the run ran on (its file changed) are said to be
     info = json.loads((Path(first.run_dir) / "run.json").read_text())
     info["data"]["hash"] = "0123456789abcdef"

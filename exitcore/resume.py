@@ -106,16 +106,23 @@ def check_checkpoint(run_dir: Path, resolved: Any) -> None:
     configuration than the run's (a checkpoint copied from another run), while the run is still
     ``interrupted``: once it is marked running, a failure would mark it failed for good, and
     restoring a good checkpoint could no longer help. No checkpoint at all (stopped before the
-    first one) is fine: training starts from step 0."""
+    first one) is fine: training starts from step 0. The walk-forward windows' checkpoints
+    (``walk_forward/window_N/checkpoint.pt``, trained under the same ``[ppo]``) are checked alike."""
+    from exitcore.evaluation.rundir import WALK_FORWARD_DIR
+    from exitcore.ppo.trainer import CHECKPOINT_FILE
+
+    for path in (run_dir / CHECKPOINT_FILE, *sorted((run_dir / WALK_FORWARD_DIR).glob(f"window_*/{CHECKPOINT_FILE}"))):
+        if path.exists():
+            _check_one_checkpoint(path, resolved)
+
+
+def _check_one_checkpoint(path: Path, resolved: Any) -> None:
     from exitcore.config import unstructure
     from exitcore.ppo.checkpoint import load_checkpoint
-    from exitcore.ppo.trainer import CHECKPOINT_FILE, check_log_reaches
+    from exitcore.ppo.trainer import check_log_reaches
 
-    path = run_dir / CHECKPOINT_FILE
-    if not path.exists():
-        return
     state = load_checkpoint(path)
-    check_log_reaches(path, int(state["update"]), run_dir)
+    check_log_reaches(path, int(state["update"]), path.parent)
     # compared as JSON: the checkpoint holds the plain data of the [ppo] table it trained under
     written, ours = (json.loads(json.dumps(x, sort_keys=True, default=str)) for x in (state["ppo"], unstructure(resolved.config.ppo)))
     # only the keys the checkpoint has: one written before a [ppo] key existed (policy_params)

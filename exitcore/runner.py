@@ -737,6 +737,7 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
     numbers restart in each window), and a stop request ends that window's training. On
     ``resume``, a window with a checkpoint continues from it (a finished one trains no more)."""
     from exitcore.evaluation.evaluate import walk_forward
+    from exitcore.evaluation.rundir import window_dir
     from exitcore.ppo.policy import build_policy
     from exitcore.ppo.trainer import CHECKPOINT_FILE, PPOTrainer
 
@@ -758,9 +759,8 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
             if reason:
                 trainers[0].stop_early(reason)
 
-        window_dir = info.run_dir / "walk_forward" / f"window_{window}"
-        checkpoint = window_dir / CHECKPOINT_FILE
-        options = dict(run_dir=window_dir, on_update=on_update, progress=progress, before_write=_owned(registry, info.run_id))
+        checkpoint = window_dir(info.run_dir, window) / CHECKPOINT_FILE
+        options = dict(run_dir=checkpoint.parent, on_update=on_update, progress=progress, before_write=_owned(registry, info.run_id))
         with _policy_named(info.resolved.policy):
             if resume and checkpoint.exists():  # a window trained (in part) before the run stopped goes on from there
                 trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, **options)

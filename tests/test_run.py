@@ -730,7 +730,8 @@ def test_which_os_errors_leave_a_run_resumable(tmp_path, exc, resumable, status)
 
 def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monkeypatch):
     """The resume check compares the checkpoint's [ppo] table with the run's: only the keys the
-    checkpoint has (one written before ppo.policy_params existed lacks it, and was refused)."""
+    checkpoint has (one written before ppo.policy_params existed lacks it, and was refused);
+    the walk-forward windows' checkpoints too."""
     from types import SimpleNamespace
 
     from exitcore.config import PPOConfig, unstructure
@@ -745,6 +746,14 @@ def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monk
     check_checkpoint(tmp_path, run)  # accepted
     monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: {"ppo": {**older, "seed": 7}, "update": 0})
     with pytest.raises(CheckpointError, match=r"ppo.seed = 7 \(this run: 0\)"):
+        check_checkpoint(tmp_path, run)
+    # a walk-forward window's checkpoint is checked alike (it was resumed from unchecked)
+    window = tmp_path / "walk_forward" / "window_2" / "checkpoint.pt"
+    window.parent.mkdir(parents=True)
+    window.write_bytes(b"stand-in")
+    monkeypatch.setattr(ckpt, "load_checkpoint",
+                        lambda path: {"ppo": {**older, "seed": 7 if path == window else 0}, "update": 0})
+    with pytest.raises(CheckpointError, match=rf"{window}: this checkpoint was not written by this run"):
         check_checkpoint(tmp_path, run)
 
 

@@ -33,10 +33,17 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.toml"
 RESULTS_FILE = "results.json"
 WALK_FORWARD_FILE = "walk_forward.json"
+#: where the walk-forward windows train, one directory each (:func:`window_dir`)
+WALK_FORWARD_DIR = "walk_forward"
 #: the trainer's log, one JSON record per update (exitcore.ppo.logger writes it)
 TRAIN_LOG_FILE = "train_log.jsonl"
 #: where the trained policy is looked for, in order
 CHECKPOINT_FILES = ("checkpoints/final.pt", "checkpoint.pt")
+
+
+def window_dir(run_dir: Path, window: int) -> Path:
+    """Where walk-forward window ``window`` (from 1) trains: its checkpoint and training log."""
+    return Path(run_dir) / WALK_FORWARD_DIR / f"window_{window}"
 
 
 class RunDirError(ExitcoreError):

@@ -342,9 +342,11 @@ def warnings(views: list[RunView]) -> list[str]:
                        f"from its ledger, and {statistic(v.evaluated_sharpe, '.2f')} in its results.json (its report, "
                        "`runs`, `show`): an earlier exitcore's definition, or a ledger changed since; its interval and "
                        "deflated Sharpe are results.json's")
+    shown = any(v.metrics.get("walk_forward_windows") for v in views)  # else the table has no walk-forward rows
     for v in dict((v.run_dir.resolve(), v) for v in views).values():
         if v.walk_forward_problem:
-            out.append(f"WALK-FORWARD: {v.run_id}: {v.walk_forward_problem}; its walk-forward rows are empty")
+            out.append(f"WALK-FORWARD: {v.run_id}: {v.walk_forward_problem}; "
+                       + ("its walk-forward rows are empty" if shown else "no walk-forward figures are shown"))
     for v in views:  # as show and report open: a failed audit is not a row to find near the bottom
         verdict = v.metrics.get("audit_verdict")
         if verdict in ("FAIL", "SUSPECT"):
@@ -421,8 +423,9 @@ def _fmt(key: str, metrics: dict[str, Any], config: dict[str, Any] | None = None
     value = metrics.get(key)
     if key in ("sharpe_interval", "dsr_recorded"):
         return _significance_text(key, metrics) or "-"
-    if key == "walk_forward_sharpe_interval":  # the walk-forward intervals' confidence is eval.confidence
-        return _significance_text("sharpe_interval", {"sharpe_interval": value}) or "-"
+    if key == "walk_forward_sharpe_interval":
+        return _significance_text("sharpe_interval", {"sharpe_interval": value, "sharpe_interval_confidence":
+                                                      metrics.get("walk_forward_sharpe_interval_confidence")}) or "-"
     if key == "walk_forward_dsr":
         return _significance_text("dsr_recorded", {"dsr_recorded": value, "dsr_trials": metrics.get("walk_forward_dsr_trials")}) or "-"
     if key == "walk_forward_windows":
@@ -499,6 +502,7 @@ def as_csv(views: list[RunView]) -> str:
 
 #: CSV rows written right after a row: what the table writes in the same cell as text
 CSV_COMPANIONS = {"sharpe_interval": "sharpe_interval_confidence", "dsr_recorded": "dsr_trials",
+                  "walk_forward_sharpe_interval": "walk_forward_sharpe_interval_confidence",
                   "walk_forward_dsr": "walk_forward_dsr_trials"}
 
 

@@ -316,8 +316,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
 
     # SIGTERM as Ctrl-C here too: the run is marked interrupted at once (exit 130, the resume
     # command printed) instead of dying with 143 and waiting to be found dead
-    with _recorded(registry, host, info, "evaluating"), _sigterm_as_interrupt():
-        with stages.stage("evaluating on the held-out split") as note:
+    with _sigterm_as_interrupt():
+        with _recorded(registry, host, info, "evaluating"), stages.stage("evaluating on the held-out split") as note:
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
                                    _owned(registry, run_id))
@@ -327,16 +327,16 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                                           evaluation.headline.get("audit_why")) if verdict else "")
             note((plural(n_trades, "trade") if isinstance(n_trades, int) else "? trades") + " evaluated"
                  + (f"; {described}" if verdict else ""))
-        if cfg.eval.walk_forward > 0:
-            with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
+        headline, summary = evaluation.headline, evaluation.summary
+        if cfg.eval.walk_forward > 0:  # its own stage in the registry: a window's failure is not the evaluation's
+            with (_recorded(registry, host, info, "walking forward (training and testing its windows)"),
+                  stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note):
                 wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress,
                                    resume=previous is not None)
                 note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
                      f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
             walk = {k: v for k, v in walk_forward_headline(wf.to_dict()).items() if v is not None}
-            headline, summary = {**evaluation.headline, **walk}, f"{evaluation.summary}\n{_walk_forward_words(walk)}"
-        else:
-            headline, summary = evaluation.headline, evaluation.summary
+            headline, summary = {**headline, **walk}, f"{summary}\n{_walk_forward_words(walk)}"
     registry.mark_done(run_id, headline)  # show and runs give the walk-forward figures too
     host.run_finished(info, "done", evaluation.results)
     return RunOutcome(run_id, run_dir, "done", evaluation.results, headline, summary)
@@ -346,8 +346,8 @@ def _walk_forward_words(walk: dict[str, Any]) -> str:
     """The walk-forward line of the run's summary (its figures: :func:`walk_forward_headline`)."""
     from exitcore.words import statistic
 
-    interval = walk.get("walk_forward_sharpe_interval")
-    shown = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+    interval, confidence = walk.get("walk_forward_sharpe_interval"), walk.get("walk_forward_sharpe_interval_confidence")
+    shown = (f" [{interval[0]:.2f}, {interval[1]:.2f}]" + (f" {100 * confidence:.0f}%" if confidence else "")) if interval else ""
     return (f"walk-forward over {plural(walk.get('walk_forward_windows', 0), 'window')}: RL Sharpe "
             f"{statistic(walk.get('walk_forward_sharpe'), '.2f')}{shown} vs walk-forward best baseline "
             f"{statistic(walk.get('walk_forward_best_baseline_sharpe'), '.2f')}; deflated Sharpe "

@@ -1137,11 +1137,13 @@ def test_walk_forward_results_are_compared_and_marked_in_runs(tmp_path):
     from exitcore.evaluation.rundir import walk_forward_headline
 
     wf = {"windows": [{}, {}, {}], "aggregate": {"metrics": {"rl": {"sharpe": -2.96}, "best_baseline": {"sharpe": -1.7274}},
-                                                "intervals": {"rl": {"sharpe": {"low": -5.19, "high": -1.26}}},
+                                                "intervals": {"rl": {"sharpe": {"low": -5.19, "high": -1.26},
+                                                                     "confidence": 0.9}},
                                                 "dsr": {"dsr": 0.002, "n_trials": 1}}}
     walk = walk_forward_headline(wf)
     assert walk == {"walk_forward_windows": 3, "walk_forward_sharpe": -2.96, "walk_forward_sharpe_interval": [-5.19, -1.26],
-                    "walk_forward_best_baseline_sharpe": -1.7274, "walk_forward_dsr": 0.002, "walk_forward_dsr_trials": 1}
+                    "walk_forward_sharpe_interval_confidence": 0.9, "walk_forward_best_baseline_sharpe": -1.7274,
+                    "walk_forward_dsr": 0.002, "walk_forward_dsr_trials": 1}
     assert set(walk_forward_headline(None).values()) == {None}
     splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
 
@@ -1151,10 +1153,17 @@ def test_walk_forward_results_are_compared_and_marked_in_runs(tmp_path):
     plain = view("b", walk_forward_headline(None))
     table = as_table([view("a", walk), plain])
     assert re.search(r"\nwalk-forward Sharpe \(RL, all windows\) +-2.96 +-\n", table)
-    assert re.search(r"\nwalk-forward Sharpe interval +\[-5.19, -1.26\] +-\n", table)
+    assert re.search(r"\nwalk-forward Sharpe interval +\[-5.19, -1.26\] 90% +-\n", table)
     assert re.search(r"\nwalk-forward best baseline Sharpe +-1.73 +-\n", table)
     assert re.search(r"\nwalk-forward deflated Sharpe +0.002 \(N = 1\) +-\n", table)
-    assert "walk_forward_dsr_trials,1," in as_csv([view("a", walk), plain])
+    csv = as_csv([view("a", walk), plain])
+    assert "walk_forward_dsr_trials,1," in csv and "\nwalk_forward_sharpe_interval_confidence,0.9," in csv
     assert "walk-forward" not in as_table([plain, plain])  # no run has any: no rows
+    # a run whose walk_forward.json is unusable: its rows are empty, or there are none to be empty
+    from exitcore.compare import warnings
+
+    lost = attrs.evolve(view("c", walk_forward_headline(None)), walk_forward_problem="walk_forward.json: no such file")
+    assert "WALK-FORWARD: c: walk_forward.json: no such file; its walk-forward rows are empty" in warnings([view("a", walk), lost])
+    assert "WALK-FORWARD: c: walk_forward.json: no such file; no walk-forward figures are shown" in warnings([plain, lost])
     assert _measured_on({"label": "TEST (out-of-sample)", **walk}) == "TEST (out-of-sample) + walk-forward (3 windows)"
     assert _measured_on({"label": "TEST (out-of-sample)"}) == "TEST (out-of-sample)"

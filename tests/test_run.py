@@ -790,6 +790,31 @@ def test_walk_forward_windows_call_iteration_end_and_honour_its_stop(tmp_path, c
     assert outcome.report.splitlines()[-1].startswith("walk-forward over 2 windows: RL Sharpe ")
 
 
+def test_a_plugin_failing_in_a_walk_forward_window_is_not_called_an_evaluation_failure(tmp_path):
+    """A plugin raising in a window's iteration_end failed the run 'while evaluating', although
+    the run's evaluation had finished (results.json written): the walk-forward is its own stage."""
+    from exitcore import hookimpl
+    from exitcore.errors import PluginError
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunFailed, RunRequest, execute
+
+    class Broken:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            if metrics.get("window") == 1:
+                raise PluginError("the monitor lost its connection")
+
+    runs = tmp_path / "runs"
+    with pytest.raises(RunFailed, match="failed while walking forward .*the monitor lost its connection"):
+        execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(runs),
+                           overrides=("eval.walk_forward=2", "ppo.total_timesteps=1024")),
+                load_experiments(SHIPPED_FILE), PluginHost.create(plugins=[Broken()]), quiet=True)
+    (row,) = registry_rows(runs)
+    assert row["status"] == "failed" and row["error"].startswith("while walking forward (training and testing its windows)")
+    assert (runs / row["run_dir"] / "results.json").is_file()
+
+
 def test_a_stop_a_plugin_asks_for_as_ctrl_c_arrives_holds_for_the_resume(tmp_path):
     """Ctrl-C during the update in which a plugin ended training returned 'interrupted' without
     the plugin's reason: its resume trained on past the stop (the run's and a window's)."""

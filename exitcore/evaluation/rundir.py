@@ -285,20 +285,21 @@ def read_walk_forward(run_dir: Path, results: Mapping[str, Any],
     if not (isinstance(windows, list) and all(isinstance(w, Mapping) for w in windows)
             and isinstance(wf.get("aggregate"), Mapping)):
         return None, f"{path}: not walk-forward results (a 'windows' array of objects and an 'aggregate' object): the file is damaged"
-    if isinstance(planned, int) and planned != len(windows):  # files written before they named their run
-        return None, (f"{path} does not belong to this run: it holds {plural(len(windows), 'window')}, the run's "
-                      f"eval.walk_forward is {planned} (copied from another run)")
-    for key in ("experiment", "config_hash", "seed", "data_hash"):
+    for key in ("experiment", "config_hash", "seed", "data_hash"):  # the run it names, first: the likeliest reason
         theirs, ours = wf.get(key), results.get(key)
         if theirs is not None and ours is not None and str(theirs) != str(ours):
             return None, (f"{path} does not belong to this run: its {key} is {theirs!r}, {run_dir / RESULTS_FILE} "
                           f"says {ours!r} (copied from another run)")
+    if isinstance(planned, int) and planned != len(windows):  # files written before they named their run
+        return None, (f"{path} does not belong to this run: it holds {plural(len(windows), 'window')}, the run's "
+                      f"eval.walk_forward is {planned} (copied from another run)")
     return wf, None
 
 
 #: the walk-forward figures of :func:`walk_forward_headline`
 WALK_FORWARD_KEYS = ("walk_forward_windows", "walk_forward_sharpe", "walk_forward_sharpe_interval",
-                     "walk_forward_best_baseline_sharpe", "walk_forward_dsr", "walk_forward_dsr_trials")
+                     "walk_forward_sharpe_interval_confidence", "walk_forward_best_baseline_sharpe", "walk_forward_dsr",
+                     "walk_forward_dsr_trials")
 
 
 def walk_forward_headline(wf: Any) -> dict[str, Any]:
@@ -323,6 +324,7 @@ def walk_forward_headline(wf: Any) -> dict[str, Any]:
     low, high = get("intervals", "rl", "sharpe", "low"), get("intervals", "rl", "sharpe", "high")
     if low is not None and high is not None:
         out["walk_forward_sharpe_interval"] = [low, high]
+        out["walk_forward_sharpe_interval_confidence"] = get("intervals", "rl", "confidence")
     out["walk_forward_dsr"], out["walk_forward_dsr_trials"] = get("dsr", "dsr"), get("dsr", "n_trials")
     return out
 

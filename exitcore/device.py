@@ -18,6 +18,9 @@ def select_device(name: str = "auto") -> Any:
 
     Asking for CUDA on a machine without it is a user error, raised as :class:`ExitcoreError`
     with the reason (a CPU-only torch build, or no visible GPU), never a silent CPU fallback.
+    ``"cuda:N"`` also makes GPU N the process's current CUDA device (``torch.cuda.set_device``),
+    so that streams, graph captures and tensors made without a device land there too: a caller
+    that uses another GPU afterwards in the same process names it explicitly.
     """
     import torch
 

@@ -134,7 +134,8 @@ def _measured_on(metrics: dict[str, Any]) -> str:
                    "left by a deleted or replaced registry), from their run.json and results.json, creating "
                    "the registry if there is none.")
 def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool, record: bool) -> None:
-    """List recorded runs, oldest first: id, experiment, status, seed, start, duration, data
+    """List recorded runs, oldest first: id, experiment, status, seed, start, duration (from
+    the first start: a resumed run's includes the time it stood interrupted), data
     (source and the start of its hash: runs on different bars differ here), Sharpe, look-ahead
     audit verdict.
 

@@ -254,12 +254,13 @@ def iteration_end(run: Any, update: int, metrics: dict[str, Any]) -> bool | str 
     too, after the run's own training: there ``metrics["window"]`` is the window's number (1, 2,
     ...) and ``update`` restarts at 1 in each window.
 
-    **Stopping early**: return ``False``, or a non-empty string saying why (``"entropy below
-    0.05"``), and training ends after this update: the run is checkpointed, evaluated and
+    **Stopping early**: return ``False`` (also numpy's ``np.False_`` or a one-element boolean
+    tensor, as ``entropy.mean() > 0.05`` gives), or a non-empty string saying why (``"entropy
+    below 0.05"``), and training ends after this update: the run is checkpointed, evaluated and
     recorded ``done`` like any other, with the steps trained so far (the run's output and report
     show them beside ``total_timesteps``), and the reason is printed. In a walk-forward window
     it ends that window's training only. ``None`` or ``True``
-    (or no return) goes on. Raising (an :class:`exitcore.errors.ExitcoreError` or anything
+    (or no return) goes on; any other answer (``0``, ``""``) is warned about and goes on. Raising (an :class:`exitcore.errors.ExitcoreError` or anything
     else) is different: it aborts the run: the last complete update is checkpointed, the run is
     recorded ``failed`` with the message and the plugin's name, it is not evaluated and cannot
     be resumed."""

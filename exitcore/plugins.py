@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import types
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,7 +23,7 @@ import pluggy
 
 from exitcore import hookspecs
 from exitcore.components import Component, ComponentKind
-from exitcore.errors import ExitcoreError, PluginError, describe_exception, innermost_match
+from exitcore.errors import ExitcoreError, ExitcoreWarning, PluginError, describe_exception, innermost_match
 
 ENTRY_POINT_GROUP = "exitcore"
 #: what a component's name may not hold: ``/`` (log keys are ``guard_blocks/<name>``), ``=``
@@ -61,6 +62,7 @@ class PluginHost:
     def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]], strict: bool = True):
         self.pm = pm
         self._dists = dists  # plugin name -> (distribution, version)
+        self._warned_answers: set[str] = set()  # iteration_end answers warned about (by type), once each
         self._components: dict[ComponentKind, dict[str, Component]] = {k: {} for k in ComponentKind}
         #: with ``strict=False``: the registration problems that were skipped instead of raised
         self.problems: list[str] = []
@@ -216,11 +218,24 @@ class PluginHost:
 
     def iteration_end(self, run: Any, update: int, metrics: dict[str, Any]) -> str | None:
         """Notify plugins that PPO update ``update`` finished with ``metrics`` (exceptions as
-        above); returns why training should end now when a plugin asked for it (returned False
-        or a non-empty string), else None."""
-        answers = self._notify("iteration_end", run=run, update=update, metrics=metrics) or []
-        reasons = [a if isinstance(a, str) and a else "an iteration_end hook returned False"
-                   for a in answers if a is False or (isinstance(a, str) and a)]
+        above); returns why training should end now when a plugin asked for it (returned False,
+        also numpy's or a one-element tensor's, or a non-empty string), else None. Any other
+        answer (``0``, ``""``, a list) is not understood: warned about once, and training goes on."""
+        reasons = []
+        for answer in self._notify("iteration_end", run=run, update=update, metrics=metrics) or []:
+            if isinstance(answer, str) and answer:
+                reasons.append(answer)
+                continue
+            truth = _boolean(answer)
+            if truth is False:
+                reasons.append("an iteration_end hook returned False")
+            elif truth is None and type(answer).__name__ not in self._warned_answers:
+                self._warned_answers.add(type(answer).__name__)
+                names = ", ".join(repr(i.plugin_name) for i in self.pm.hook.iteration_end.get_hookimpls())
+                warnings.warn(f"an iteration_end hook (plugins implementing it: {names}) returned {answer!r} "
+                              f"({type(answer).__name__}), which neither stops nor continues training: return None or "
+                              "True to go on, False or a non-empty string saying why to stop; training goes on",
+                              ExitcoreWarning, stacklevel=2)
         return "; ".join(reasons) or None
 
     def run_finished(self, run: Any, status: str, results: dict[str, Any]) -> None:
@@ -246,6 +261,22 @@ class PluginHost:
             dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
             what = str(exc) if isinstance(exc, ExitcoreError) else describe_exception(exc)
             raise PluginError(f"plugin {impl.plugin_name!r} ({dist}) raised in {hook}: {what}") from exc
+
+
+def _boolean(answer: Any) -> bool | None:
+    """``answer`` as a truth value when it is one: a bool, numpy's ``np.bool_`` or a one-element
+    boolean tensor or array (what ``return entropy.mean() > 0.05`` gives); else None."""
+    if isinstance(answer, bool):
+        return answer
+    if str(getattr(answer, "dtype", "")) in ("bool", "torch.bool") and _one(answer):
+        return bool(answer)
+    return None
+
+
+def _one(value: Any) -> bool:
+    """Whether an array or tensor holds exactly one element."""
+    size = value.numel() if callable(getattr(value, "numel", None)) else getattr(value, "size", None)
+    return size == 1
 
 
 class _Registrar:

@@ -262,6 +262,36 @@ def test_iteration_end_answers_ask_to_stop_early(make_host):
     assert host.iteration_end("r", 3, {"entropy": 0.5}) == "an iteration_end hook returned False"
 
 
+def test_iteration_end_answers_that_are_not_a_plain_bool(make_host):
+    """np.False_ (what `return x.mean() > 0.05` gives) was ignored as an answer to go on, and so
+    was any other value, silently (a plugin-author trial)."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from exitcore.errors import ExitcoreWarning
+
+    answers = []
+
+    class Numeric:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            return answers[update - 1]
+
+    host = make_host(Numeric())
+    answers += [np.False_, torch.tensor(False), np.array([False]), np.True_, torch.tensor(True), 0, "", 0.0]
+    assert [host.iteration_end("r", u, {}) for u in (1, 2, 3)] == ["an iteration_end hook returned False"] * 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [host.iteration_end("r", u, {}) for u in range(4, 9)] == [None] * 5
+    said = [str(w.message) for w in caught if issubclass(w.category, ExitcoreWarning)]
+    # once per kind of answer: 0 and 0.0 and "" each once, np.True_ and tensor(True) go on quietly
+    assert len(said) == 3 and said[0].startswith("an iteration_end hook (plugins implementing it: ")
+    assert "returned 0 (int), which neither stops nor continues training" in said[0]
+    assert "returned '' (str)" in said[1] and "returned 0.0 (float)" in said[2]
+
+
 @pytest.mark.parametrize("name", ["a/b", "x=1", "'q'", 'say "hi"', " lead", "trail ", "tab\there", ""])
 def test_a_component_name_that_cannot_be_written_everywhere_is_refused(make_host, name):
     class Spaced:

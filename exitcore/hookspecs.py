@@ -192,14 +192,17 @@ def register_evaluators(register: Register) -> None:
     policy's ledger on it (sampled RL seeds and the baseline exits), the training split's
     ledgers (in-sample), the best baseline chosen on the training split, the run registry's
     trial count, the trained policy and a ``rebuild(bars)`` handle for audits. The returned
-    dict must be JSON-serialisable (NaN and infinity allowed) and is stored under the
-    evaluator's name in the run's ``results.json``; a top-level ``"verdict"`` of ``PASS``,
+    dict must be JSON-serialisable (NaN and infinity allowed) and is stored in the run's
+    ``results.json`` as ``["evaluators"][name]``; a top-level ``"verdict"`` of ``PASS``,
     ``SUSPECT`` or ``FAIL`` counts as an audit verdict (the worst one is the run's; ``None`` or
     no key: no verdict; any other value is an error naming the evaluator). The run's messages
     then name the evaluator that gave it (``audit verdict FAIL from evaluator 'x'``), and
     ``exitcore report`` lists every key of its result under "Other evaluators". Evaluators
     must not use data outside the split they are given except where ``context`` explicitly
     allows it (in-sample figures labelled as such; baseline tuning on the training split).
+    An evaluator that raises (or returns what cannot be stored) stops the run ``interrupted``,
+    its training complete and checkpointed: fix it and ``exitcore run --resume RUN`` evaluates
+    the trained policy again without training it anew.
     """
 
 

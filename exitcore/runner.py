@@ -64,9 +64,10 @@ class RunFailed(ExitcoreError):
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C outside training (while evaluating), or an OS error (a full disk, a closed pipe):
-    the run is marked ``interrupted``, so it can be resumed from its checkpoint. ``cause`` is
-    the OS error's message (None for Ctrl-C)."""
+    """Ctrl-C outside training (while evaluating), an OS error (a full disk, a closed pipe) or a
+    failure of the evaluation after a complete training (an evaluator plugin's bug): the run is
+    marked ``interrupted``, so it can be resumed from its checkpoint. ``cause`` says why (None
+    for Ctrl-C)."""
 
     def __init__(self, run_id: str, run_dir: Path, cause: str | None = None):
         self.run_id, self.run_dir, self.cause = run_id, run_dir, cause
@@ -317,7 +318,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     # SIGTERM as Ctrl-C here too: the run is marked interrupted at once (exit 130, the resume
     # command printed) instead of dying with 143 and waiting to be found dead
     with _sigterm_as_interrupt():
-        with _recorded(registry, host, info, "evaluating"), stages.stage("evaluating on the held-out split") as note:
+        with (_recorded(registry, host, info, "evaluating", trained=True),
+              stages.stage("evaluating on the held-out split") as note):
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
                                    _owned(registry, run_id))
@@ -468,7 +470,8 @@ def _machine_trouble(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool = True) -> Iterator[None]:
+def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool = True,
+              trained: bool = False) -> Iterator[None]:
     """Record in the registry (and tell plugins) how a stage of a registered run ended badly.
 
     Ctrl-C outside the trainer's own handling marks the run ``interrupted`` (it can be resumed:
@@ -476,11 +479,15 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
     output pipe: :data:`~exitcore.errors.MACHINE_ERRNOS`), since hours of training must not be written off for
     it; any other exception (a plugin's missing file too: resuming would meet it again) marks
     it ``failed``. ``resumable=False``: the stage comes before anything a resume could start
-    from (a new run's configuration), so it fails. A run another process has taken over
-    (:class:`~exitcore.errors.NotOwner`, from the stage or from marking it) is left as it is.
+    from (a new run's configuration), so it fails. ``trained``: the stage comes after the
+    training, complete and checkpointed (the evaluation): any failure there (an evaluator
+    plugin's bug) leaves the run ``interrupted``, so that a resume evaluates the trained policy
+    again once the cause is fixed, instead of writing the training off. A run another process
+    has taken over (:class:`~exitcore.errors.NotOwner`, from the stage or from marking it) is
+    left as it is.
     """
     try:
-        with _marked(registry, host, info, doing, resumable):
+        with _marked(registry, host, info, doing, resumable, trained):
             yield
     except NotOwner as exc:  # from the stage, or from marking the run: the row and the run
         # directory are another process's now, and are left to it
@@ -488,7 +495,7 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
 
 
 @contextlib.contextmanager
-def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool) -> Iterator[None]:
+def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool, trained: bool) -> Iterator[None]:
     """:func:`_recorded`'s marking of the run as the stage ended (see there)."""
     try:
         yield
@@ -515,6 +522,12 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
             registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")
             host.run_finished(info, "interrupted", {})
             raise RunInterrupted(info.run_id, info.run_dir, cause=f"stopped while {doing}: {exc}") from exc
+        if trained and isinstance(exc, Exception):
+            registry.mark_interrupted(info.run_id, f"failed while {doing}: {_one_line(exc)}")
+            host.run_finished(info, "interrupted", {})
+            raise RunInterrupted(info.run_id, info.run_dir, cause=(
+                f"failed while {doing}: {with_notes(exc)}; its training is complete: fix the cause and resume it to "
+                "evaluate it again")) from exc
         registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
         host.run_finished(info, "failed", {})
         if isinstance(exc, (ExitcoreError, OSError)):  # OSError: a vanished directory, a refused path

@@ -589,9 +589,10 @@ def test_compare_v3_v4_shows_the_look_ahead_bug(tmp_path, full_scale):
     assert "look-ahead audit" in table and "FAIL" in table and "features[3].name" in table
 
 
-# Ctrl-C, SIGTERM (a scheduler), or the disk filling up as the ledgers are written (an OS error,
-# not the experiment's fault)
+# Ctrl-C, SIGTERM (a scheduler), the disk filling up as the ledgers are written (an OS error,
+# not the experiment's fault), or an evaluator's bug (fixed before the resume: the training is kept)
 _STOPS = {
+    "evaluator bug": "            raise ValueError('cannot divide the trades by zero days')\n",
     "ctrl-c": "            raise KeyboardInterrupt\n",
     "sigterm": "            import signal\n            os.kill(os.getpid(), signal.SIGTERM)\n",
     "disk full": "            import exitcore.evaluation.evaluate as ev\n"
@@ -603,10 +604,10 @@ _STOPS = {
 
 @pytest.mark.parametrize("stop", list(_STOPS))
 def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
-    """Ctrl-C after training (here: an evaluator plugin raising KeyboardInterrupt once), or a
-    full disk when the ledgers are written, marks the run interrupted (a full disk used to mark
-    it failed: its training could not be resumed); --resume skips the finished training and
-    evaluates."""
+    """Ctrl-C after training (here: an evaluator plugin raising KeyboardInterrupt once), a full
+    disk when the ledgers are written, or an evaluator plugin's bug marks the run interrupted (a
+    full disk and a bug used to mark it failed: its training could not be resumed, a
+    plugin-author trial); --resume skips the finished training and evaluates."""
     plugin_dir = tmp_path / "plugin"
     plugin_dir.mkdir()
     marker = tmp_path / "interrupted-once"
@@ -629,7 +630,7 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
     runs = tmp_path / "runs"
     args = ("run", "v4", *SMOKE, "--set", 'eval.evaluators=[{name="trade_metrics"}, {name="interrupting"}]')
     out = exitcore(*args, runs=runs, env=env)
-    assert out.returncode == (1 if stop == "disk full" else 130), out.stderr
+    assert out.returncode == (1 if stop in ("disk full", "evaluator bug") else 130), out.stderr
     (row,) = registry_rows(runs)
     assert row["status"] == "interrupted" and "while evaluating" in row["error"]
     assert f"continue it with: exitcore run --resume {row['id']}" in out.stderr
@@ -638,6 +639,11 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
     stale.write_text("half a ledger")
     if stop == "disk full":
         assert "stopped while evaluating: [Errno 28] No space left on device: 'ledger_test.csv'; its checkpoint is in" in out.stderr, out.stderr
+    if stop == "evaluator bug":
+        assert (f"run {row['id']} failed while evaluating: --set eval.evaluators (evaluator 'interrupting' from "
+                "interrupting (interrupting-eval 1.0)) failed: ValueError: cannot divide the trades by zero days (at ") in out.stderr
+        assert ("interrupting_eval.py:8); its training is complete: fix the cause and resume it to evaluate it again; its "
+                "checkpoint is in") in out.stderr, out.stderr
     out = exitcore("run", "--resume", row["id"], runs=runs, env=env)
     assert out.returncode == 0, out.stderr
     assert "resumed at step 2,048" in out.stderr and registry_rows(runs)[0]["status"] == "done"

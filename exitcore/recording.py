@@ -128,8 +128,10 @@ def _walk_forward_of(run_dir: Path, results: dict[str, Any]) -> tuple[dict[str, 
     except RunDirError:
         config = None  # a run recorded without its config.toml: its results are all there is
     wf, why = read_walk_forward(run_dir, results, config)
-    if wf is None:
-        return {}, why or ""
+    planned = (config.get("eval") or {}).get("walk_forward") if isinstance(config, dict) else None
+    if wf is None:  # only a run that asked for windows is unfinished without them (not one beside another's file)
+        asked = isinstance(planned, int) and planned > 0
+        return {}, (why or "") if asked else ""
     return {k: v for k, v in walk_forward_headline(wf).items() if v is not None}, ""
 
 

@@ -48,7 +48,7 @@ def resolve_resume(run_dir: Path, given: RunRequest, merged: RunRequest, file_of
         frozen = resolve_run(run_dir, host)
     except RunDirError as exc:
         raise ExitcoreError(f"cannot resume: {exc}") from None
-    changes = [c for c in given_options(given) if not c.startswith("--data ")]
+    changes = given_options(given)
     if not changes:
         return frozen
     budgets = file_of().budgets if given.budget else None
@@ -94,9 +94,10 @@ def drop_recorded_device(request: RunRequest, run_dir: Path) -> RunRequest:
 
 
 def given_options(given: RunRequest) -> list[str]:
-    """The options given on a ``--resume`` command line that could change the configuration."""
+    """The options given on a ``--resume`` command line that could change the configuration
+    (not ``--data``: there it says only where the run's bars are now)."""
     out = [f"--set {o}" for o in given.overrides]
-    out += [f"--{k} {v}" for k, v in (("budget", given.budget), ("data", given.data), ("timesteps", given.timesteps),
+    out += [f"--{k} {v}" for k, v in (("budget", given.budget), ("timesteps", given.timesteps),
                                       ("seed", given.seed), ("device", given.device)) if v is not None]
     return out
 
@@ -111,9 +112,14 @@ def check_checkpoint(run_dir: Path, resolved: Any) -> None:
     from exitcore.evaluation.rundir import WALK_FORWARD_DIR
     from exitcore.ppo.trainer import CHECKPOINT_FILE
 
-    for path in (run_dir / CHECKPOINT_FILE, *sorted((run_dir / WALK_FORWARD_DIR).glob(f"window_*/{CHECKPOINT_FILE}"))):
-        if path.exists():
+    if (run_dir / CHECKPOINT_FILE).exists():
+        _check_one_checkpoint(run_dir / CHECKPOINT_FILE, resolved)
+    for path in sorted((run_dir / WALK_FORWARD_DIR).glob(f"window_*/{CHECKPOINT_FILE}")):
+        try:
             _check_one_checkpoint(path, resolved)
+        except CheckpointError as exc:  # a window's can also go: that window alone trains again
+            raise CheckpointError(f"{exc}; a window's checkpoint may also be deleted: walk-forward "
+                                  f"{path.parent.name.replace('_', ' ')} then trains again from step 0") from None
 
 
 def _check_one_checkpoint(path: Path, resolved: Any) -> None:
@@ -138,7 +144,8 @@ def _check_one_checkpoint(path: Path, resolved: Any) -> None:
 
 
 def resume_request(previous: Any, request: RunRequest) -> RunRequest:
-    """The stored options of ``previous``, with anything given again on the command line on top."""
+    """The stored options of ``previous``, with anything given again on the command line on top
+    (but ``--data``: where the run's bars are now, see :func:`relocated_resume_data`)."""
     from exitcore.registry import RegistryError
 
     if previous.status == "running":
@@ -151,7 +158,9 @@ def resume_request(previous: Any, request: RunRequest) -> RunRequest:
     stored = dict(previous.params or {})
     merged = {**stored}
     for key, value in attrs.asdict(request).items():
-        if key in ("resume", "runs_dir", "progress"):
+        # --data on a resume says where the run's bars are now, not what it asked for
+        # (relocated_resume_data): the run keeps the request it started with
+        if key in ("resume", "runs_dir", "progress", "data"):
             continue
         if key == "overrides":  # --set given again adds to the stored ones (later wins)
             merged[key] = [*(stored.get("overrides") or []), *value]

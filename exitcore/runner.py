@@ -199,7 +199,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
             previous = old.get(run_id_of(request.resume))
             previous_dir = old.path_of(previous)
         given = drop_recorded_device(request, previous_dir)
-        data_given = given.data  # this command's own --data (the request below holds the run's first one too)
+        data_given = given.data  # this command's own --data (the merged request below keeps the run's first one)
         trained_on = request.device if given.device is None and request.device is not None else None
         request = given
         request = resume_request(previous, request)
@@ -226,19 +226,23 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                    f"{plural(cfg.ppo.n_envs, 'trade')} at a time (n_envs), {_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
 
     with stages.stage("loading data") as note:
-        # where a bad data path was set: the experiments file, or the run's frozen config.toml
-        where = f"{previous_dir / CONFIG_FILE}: data" if previous is not None else f"experiments.{cfg.name}.data"
+        # where a bad data path was set: the experiments file, or the run's (or --from run's) frozen config.toml
+        where = (f"{previous_dir / CONFIG_FILE}: data" if previous is not None else
+                 f"{Path(from_source['run_dir']) / CONFIG_FILE}: data" if from_source else f"experiments.{cfg.name}.data")
         # data given as --data is named as given (on a resume, only this command's own --data:
         # the run's first one is in its config.toml)
         named_as_given = bool(relocated) or bool(request.data and previous is None)
         try:
             bars = load_bars(relocated or cfg.data, host, where=where, spec_where="--data" if named_as_given else "")
         except DataError as exc:
-            if previous is None or data_given or getattr(exc, "param", None) != "path":
+            if data_given or getattr(exc, "param", None) != "path" or (previous is None and not from_source):
                 raise
             # the run's data file moved (or was deleted): a resume may read the same bars elsewhere
-            raise DataError(f"{exc}; if the file moved, resume with `{command()} run --resume {previous.id} --data "
-                            f"NEW_PATH{runs_dir_words(runs_dir)}` (the bars must be the same: their hash is checked)") from None
+            if previous is not None:
+                raise DataError(f"{exc}; if the file moved, resume with `{command()} run --resume {previous.id} --data "
+                                f"NEW_PATH{runs_dir_words(runs_dir)}` (the bars must be the same: their hash is checked)") from None
+            raise DataError(f"{exc}; if the file moved, give its new place: `{command()} run --from {request.from_run} "
+                            "--data NEW_PATH` (the same bars read from another path count as another trial)") from None
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
     # where to see every warning: on a resume the experiments file may no longer say what the run read
@@ -329,16 +333,16 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                                           evaluation.headline.get("audit_why")) if verdict else "")
             note((plural(n_trades, "trade") if isinstance(n_trades, int) else "? trades") + " evaluated"
                  + (f"; {described}" if verdict else ""))
-        headline, summary = evaluation.headline, evaluation.summary
+            headline, summary = evaluation.headline, evaluation.summary
         if cfg.eval.walk_forward > 0:  # its own stage in the registry: a window's failure is not the evaluation's
-            with (_recorded(registry, host, info, "walking forward (training and testing its windows)"),
-                  stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note):
-                wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress,
-                                   resume=previous is not None)
-                note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
-                     f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
-            walk = {k: v for k, v in walk_forward_headline(wf.to_dict()).items() if v is not None}
-            headline, summary = {**headline, **walk}, f"{summary}\n{_walk_forward_words(walk)}"
+            with _recorded(registry, host, info, "walking forward (training and testing its windows)"):
+                with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
+                    wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress,
+                                       resume=previous is not None)
+                    note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
+                         f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
+                walk = {k: v for k, v in walk_forward_headline(wf.to_dict()).items() if v is not None}
+                headline, summary = {**headline, **walk}, f"{summary}\n{_walk_forward_words(walk)}"
     registry.mark_done(run_id, headline)  # show and runs give the walk-forward figures too
     host.run_finished(info, "done", evaluation.results)
     return RunOutcome(run_id, run_dir, "done", evaluation.results, headline, summary)

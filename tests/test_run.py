@@ -160,6 +160,10 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     for name in ("results.json", "ledger_test.csv", "ledger_train.csv"):
         (stopped / name).unlink()
     (stopped / "run.json").write_text(json.dumps({**info, "run_id": stopped_id}))
+    # another run's walk_forward.json beside a run without walk-forward changes nothing (it was
+    # recorded interrupted, as if stopped in its windows)
+    (done_dir / "walk_forward.json").write_text(json.dumps({"config_hash": "0123456789abcdef", "windows": [{}],
+                                                            "aggregate": {}}))
     out = exitcore("runs", runs=runs)
     assert out.returncode == 0 and f"`exitcore runs --record --runs-dir {runs}` records them" in out.stderr, out.stderr
 
@@ -169,7 +173,7 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     assert f"recorded {stopped_id}: v4_no_lookahead, interrupted" in out.stdout
     rows = {r["id"]: r for r in registry_rows(runs)}
     same = ("experiment", "config_hash", "data_hash", "data_source", "seed", "status", "run_dir", "params")
-    assert {k: rows[original["id"]][k] for k in same} == {k: original[k] for k in same}
+    assert {k: rows[original["id"]][k] for k in same} == {k: original[k] for k in same}, rows[original["id"]]["error"]
     assert rows[original["id"]]["created_at"][:19] == original["created_at"][:19]  # the id's time, to the second
     assert json.loads(rows[original["id"]]["metrics"]) == json.loads(original["metrics"])
     assert rows[stopped_id]["status"] == "interrupted" and rows[stopped_id]["pid"] is None
@@ -759,7 +763,8 @@ def test_a_checkpoint_from_before_a_ppo_key_existed_still_resumes(tmp_path, monk
     window.write_bytes(b"stand-in")
     monkeypatch.setattr(ckpt, "load_checkpoint",
                         lambda path: {"ppo": {**older, "seed": 7 if path == window else 0}, "update": 0})
-    with pytest.raises(CheckpointError, match=rf"{window}: this checkpoint was not written by this run"):
+    with pytest.raises(CheckpointError, match=rf"{window}: this checkpoint was not written by this run.*a window's "
+                                              "checkpoint may also be deleted: walk-forward window 2 then trains again"):
         check_checkpoint(tmp_path, run)
 
 
@@ -819,6 +824,28 @@ def test_a_plugin_failing_in_a_walk_forward_window_is_not_called_an_evaluation_f
     (row,) = registry_rows(runs)
     assert row["status"] == "failed" and row["error"].startswith("while walking forward (training and testing its windows)")
     assert (runs / row["run_dir"] / "results.json").is_file()
+
+
+def test_a_failure_after_the_walk_forward_windows_is_recorded(tmp_path, monkeypatch):
+    """The walk-forward figures were gathered between the two recorded stages: a failure there
+    left the run 'running' (then shown interrupted, with no error) instead of failed."""
+    from exitcore.evaluation import rundir
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunFailed, RunRequest, execute
+
+    def broken(wf):
+        raise ValueError("a bug in the walk-forward headline")
+
+    monkeypatch.setattr(rundir, "walk_forward_headline", broken)
+    runs = tmp_path / "runs"
+    with pytest.raises((RunFailed, ValueError)):
+        execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(runs),
+                           overrides=("eval.walk_forward=2", "ppo.total_timesteps=1024")),
+                load_experiments(SHIPPED_FILE), PluginHost.create(), quiet=True)
+    (row,) = registry_rows(runs)
+    assert (row["status"], row["error"]) == ("failed", "while walking forward (training and testing its windows): "
+                                                       "ValueError: a bug in the walk-forward headline")
 
 
 def test_a_stop_a_plugin_asks_for_as_ctrl_c_arrives_holds_for_the_resume(tmp_path):
@@ -1128,10 +1155,20 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
     results = json.loads((stopped.run_dir / "results.json").read_text())
     with Registry(runs) as registry:
         assert results["config_hash"] == registry.get(run_id).config_hash
-    assert json.loads((stopped.run_dir / "run.json").read_text())["data"]["source"].endswith(str(moved))
+    info = json.loads((stopped.run_dir / "run.json").read_text())
+    assert info["data"]["source"].endswith(str(moved))
+    assert info["request"]["data"] == f"{data}?timezone=Etc/GMT-2"  # what it asked for, not where it read them last
     # moved once more: the finished run is audited with --data naming where its bars are now
     again = tmp_path / "third" / "eurusd_synth.csv"
     again.parent.mkdir()
     moved.rename(again)
     audited = CliRunner().invoke(cli, ["audit", run_id, "--data", str(again), "--decisions", "2", "--runs-dir", str(runs)])
     assert audited.exit_code == 0 and "PASS" in audited.output, audited.output
+    # without --data, audit and run --from say where the path was set and how to give the new one
+    lost = CliRunner().invoke(cli, ["audit", run_id, "--decisions", "2", "--runs-dir", str(runs)])
+    assert lost.exit_code == 2 and (f"if the file moved, give its new place: `exitcore audit {stopped.run_dir} --data "
+                                    "NEW_PATH`") in lost.output, lost.output
+    lost = CliRunner().invoke(cli, ["run", "--from", run_id, "-q", "--runs-dir", str(runs)])
+    assert lost.exit_code == 2 and f"({stopped.run_dir / 'config.toml'}: data.params.path)" in lost.output, lost.output
+    assert (f"if the file moved, give its new place: `exitcore run --from {run_id} --data NEW_PATH` (the same bars read "
+            "from another path count as another trial)") in lost.output

@@ -121,14 +121,20 @@ def data_config_from_spec(spec: str, host: Any, base: DataConfig | None = None, 
 
 def relocated_data(frozen: DataConfig, spec: str, host: Any, where: str = "--data") -> DataConfig:
     """A run's frozen data section read from where its file is now (``--resume RUN --data``,
-    ``audit RUN --data``): the spec's params laid over the frozen ones, so a moved file keeps
-    the symbol, time zone or columns it was read with. A spec naming another source than the
-    frozen one replaces the params whole, as ``--data`` does for a new run. Either way the bars
-    are the run's only if their hash says so: the caller checks it."""
-    spec_data = data_config_from_spec(spec, host, base=frozen, where=where)
-    if frozen.source not in ("auto", spec_data.source):
-        return spec_data
-    return attrs.evolve(frozen, params={**frozen.params, **spec_data.params})
+    ``audit RUN --data``): the frozen source and params with only what the spec says laid over
+    them - its path and the ``?KEY=VALUE`` options it gives - so a moved file keeps the symbol,
+    time zone, separator or columns it was read with, whatever a sniffer would make of the new
+    path on its own. A spec naming another source (``SOURCE:PATH``, or one without a path that
+    a sniffer recognises: ``synthetic?seed=9``) is that source with its own params whole, as
+    ``--data`` gives for a new run. Either way the bars are the run's only if their hash says
+    so: the caller checks it."""
+    given = data_config_from_spec(spec, host, base=frozen, where=where)  # validates the spec's options
+    parsed = parse_spec(spec, where)
+    named = parsed.source or (given.source if "path" not in given.params else "")
+    if named and frozen.source not in ("auto", named):
+        return given
+    said = {k: v for k, v in given.params.items() if k == "path" or k in parsed.options}
+    return attrs.evolve(frozen, params={**frozen.params, **said})
 
 
 def _relocate(path: str, where: str) -> str:
@@ -153,7 +159,12 @@ def resolve_source(data: DataConfig, host: Any, where: str = "data") -> tuple[Co
     path = data.params.get("path")
     if not isinstance(path, str) or not path:
         raise ConfigError([(f"{where}.params.path", "required when source = 'auto' (the file to recognise)")])
-    comp, sniffed = sniff_source(path, host, where=f"{where}.params.path")
+    try:
+        comp, sniffed = sniff_source(path, host, where=f"{where}.params.path")
+    except DataError as exc:
+        if not _exists(path):  # a missing file parameter, as a source's own build reports it
+            exc.param = "path"  # type: ignore[attr-defined]
+        raise
     return comp, {**sniffed, **data.params}
 
 

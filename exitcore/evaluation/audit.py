@@ -760,7 +760,15 @@ def audit_run(
 
         data, where = relocated_data(data, data_spec, host), "--data"
     with stage("loading data") as note:
-        bars = load_bars(data, host, where=where)
+        try:
+            bars = load_bars(data, host, where=where)
+        except DataError as exc:
+            if data_spec or getattr(exc, "param", None) != "path":
+                raise
+            from exitcore.words import command
+
+            raise DataError(f"{exc}; if the file moved, give its new place: `{command()} audit {run_dir} --data NEW_PATH` "
+                            "(the bars must be the run's: their hash is checked)") from None
         note(f"{bars.source}: {len(bars):,} bars")
     recorded = (info.get("data") or {}).get("hash") if isinstance(info.get("data"), Mapping) else None
     recorded = recorded or info.get("data_hash")

@@ -129,4 +129,7 @@ def _load_failure(exc: Exception) -> str:
     text = str(exc)
     if "weights_only" in text or "Weights only load failed" in text:
         return f"{type(exc).__name__}: it holds objects other than tensors and plain data, which exitcore does not load"
-    return f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else 'no details'}"
+    first = text.splitlines()[0] if text else "no details"
+    if len(first) > 200:  # at a word, marked as cut: not a sentence that ends mid-way as if whole
+        first = first[:200].rsplit(" ", 1)[0] + " ..."
+    return f"{type(exc).__name__}: {first}"

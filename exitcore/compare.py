@@ -25,6 +25,9 @@ from exitcore.words import statistic
 ROWS: tuple[tuple[str, str], ...] = (
     ("experiment", "experiment"),
     ("split", "label"),
+    ("period from", "span_start"),
+    ("period to", "span_end"),
+    ("days (weekdays; with an exit)", "n_days"),
     ("trades", "n_trades"),
     ("mean return per trade (bp)", "mean_return"),
     ("std return per trade (bp)", "std_return"),
@@ -34,6 +37,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("Sharpe (daily, annualised)", "sharpe"),
     ("Sharpe interval (bootstrap)", "sharpe_interval"),
     ("deflated Sharpe (trials at run time)", "dsr_recorded"),
+    ("deflated Sharpe (today's trials)", "dsr_today"),
     ("Sortino (daily, annualised)", "sortino"),
     ("avg bars held", "avg_bars"),
     ("min bars held", "min_bars"),
@@ -200,6 +204,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         if len(base):
             metrics["best_baseline_sharpe"] = compute_metrics(base, start=start, end=end, split=split)["sharpe"]
     metrics.update(_recorded_significance(results))
+    metrics.update(_dsr_today(run_dir, results, split))
     walk_forward, walk_forward_problem = read_walk_forward(run_dir, results, config)
     metrics.update(walk_forward_headline(walk_forward))
     metrics.update(
@@ -220,6 +225,24 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
                    _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta),
                    walk_forward_problem)
+
+
+def _dsr_today(run_dir: Path, results: dict[str, Any], split: str) -> dict[str, Any]:
+    """The run's deflated Sharpe ratio with the trials its registry records on its data today
+    (``dsr_today`` over ``dsr_today_trials``), as ``report`` gives it: the recorded one counts
+    only the trials made before the run, so runs made one after another are deflated for ever
+    more trials, and their recorded values do not compare. The recorded one where no trial was
+    added; None where the run recorded none, or no registry records it."""
+    from exitcore.evaluation.report import current_trials, dsr_with_trials_today
+
+    dsr = ((results.get("evaluators") or {}).get("significance") or {}).get("dsr") or {}
+    trials = current_trials(run_dir, split=split) if _is_number(dsr.get("dsr")) else None
+    if trials is None:
+        return {"dsr_today": None, "dsr_today_trials": None}
+    today = dsr_with_trials_today(dsr, trials)
+    if today is not None:
+        return {"dsr_today": today.value, "dsr_today_trials": today.n_trials}
+    return {"dsr_today": dsr["dsr"], "dsr_today_trials": dsr.get("n_trials") if _is_number(dsr.get("n_trials")) else None}
 
 
 def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float | None:
@@ -308,7 +331,7 @@ def warnings(views: list[RunView]) -> list[str]:
             out.append(f"SAME RUN: {run_id} is listed more than once (an experiment name stands for "
                        "its latest run); its columns are identical")
         else:  # run directories read alone: copies of one run, kept in several places
-            same = all(v.metrics == copies[0].metrics for v in copies)
+            same = all(_own(v.metrics) == _own(copies[0].metrics) for v in copies)
             out.append(f"SAME RUN: {run_id} is read from {len(dirs)} directories ({', '.join(dirs)}), copies of one "
                        "run; " + ("their columns are identical" if same else
                                   "their results differ: one was changed, or resumed and evaluated elsewhere"))
@@ -336,14 +359,16 @@ def warnings(views: list[RunView]) -> list[str]:
     setups = _different_setups(views)
     if setups:
         out.append(setups)
-    for v in dict((v.run_dir.resolve(), v) for v in views).values():
+    out += [note for note in (_different_costs(views), _different_training(views), _seeds_of_one_configuration(views),
+                              _different_registries(views)) if note]
+    for v in _distinct_runs(views):
         if v.evaluated_sharpe is not None:
             out.append(f"RECOMPUTED: {v.run_id}'s Sharpe is {statistic(v.metrics['sharpe'], '.2f')} here, recomputed "
                        f"from its ledger, and {statistic(v.evaluated_sharpe, '.2f')} in its results.json (its report, "
                        "`runs`, `show`): an earlier exitcore's definition, or a ledger changed since; its interval and "
                        "deflated Sharpe are results.json's")
     shown = any(v.metrics.get("walk_forward_windows") for v in views)  # else the table has no walk-forward rows
-    for v in dict((v.run_dir.resolve(), v) for v in views).values():
+    for v in _distinct_runs(views):
         if v.walk_forward_problem:
             out.append(f"WALK-FORWARD: {v.run_id}: {v.walk_forward_problem}; "
                        + ("its walk-forward rows are empty" if shown else "no walk-forward figures are shown"))
@@ -372,6 +397,90 @@ def _different_setups(views: list[RunView]) -> str | None:
     return (f"DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, "
             f"thread count or device ({each}); the same setup repeats a run to the last bit, another one does not, "
             "so their differences are not the configuration's")
+
+
+def _own(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A run's metrics without what its registry adds (today's trials: a copy read alone has none)."""
+    return {k: v for k, v in metrics.items() if k not in ("dsr_today", "dsr_today_trials")}
+
+
+def _distinct_runs(views: list[RunView]) -> list[RunView]:
+    """Each run once (an experiment name and its run's id name the same run)."""
+    return list(dict((v.run_dir.resolve(), v) for v in views).values())
+
+
+def _different_costs(views: list[RunView]) -> str | None:
+    """The DIFFERENT COSTS warning: spread, slippage and commission change every PnL figure, the
+    baselines' too, so runs under other costs do not compare (a trial compared them silently)."""
+    runs = _distinct_runs(views)
+    costs = [json.dumps(v.config.get("costs") or {}, sort_keys=True) for v in runs]
+    if len(set(costs)) <= 1:
+        return None
+    each = "; ".join(f"{v.run_id}: {_costs_words(v.config.get('costs') or {})}" for v in runs)
+    return (f"DIFFERENT COSTS: these runs pay different trading costs ({each}); every PnL figure, the baselines' too, "
+            "depends on them: their numbers are not comparable")
+
+
+def _costs_words(costs: dict[str, Any]) -> str:
+    keys = ("spread_pips", "slippage_pips", "commission_pips")
+    return ", ".join(f"{k.removesuffix('_pips')} {costs[k]}" for k in keys if k in costs) + " pips"
+
+
+def _different_training(views: list[RunView]) -> str | None:
+    """The DIFFERENT TRAINING LENGTH warning: a run shortened by a budget (or ``--timesteps``)
+    beside a full one (``compare v3 v4`` takes each experiment's latest run, whatever its budget)."""
+    runs = _distinct_runs(views)
+    steps = [(v.config.get("ppo") or {}).get("total_timesteps") for v in runs]
+    if len(set(map(str, steps))) <= 1:
+        return None
+    each = "; ".join(f"{v.run_id}: {s:,} steps" if isinstance(s, int) else f"{v.run_id}: ? steps" for v, s in zip(runs, steps))
+    return (f"DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps ({each}); a run shortened by a "
+            "budget or --timesteps is not its experiment's full training (`exitcore report RUN` names its budget)")
+
+
+def _seeds_of_one_configuration(views: list[RunView]) -> str | None:
+    """The SEEDS note: runs of one configuration on the same bars that differ only in their seed
+    differ by the training's randomness alone, which no bootstrap interval here covers (each
+    resamples the days of one trained policy)."""
+    groups: dict[tuple[str, str], list[RunView]] = {}
+    for v in _distinct_runs(views):
+        groups.setdefault((_unseeded(v.config), v.data_hash), []).append(v)
+    seeded = [g for g in groups.values() if len({_seed(v) for v in g}) > 1]
+    if not seeded:
+        return None
+    each = "; ".join(", ".join(f"{v.run_id} (seed {_seed(v)})" for v in g) for g in seeded)
+    return (f"SEEDS OF ONE CONFIGURATION: {each} differ only in their training seed: the spread of their numbers is "
+            "the training's randomness, which the bootstrap intervals do not cover (each resamples the days of one "
+            "trained policy); compare versions over several seeds each")
+
+
+def _seed(view: RunView) -> Any:
+    return (view.config.get("ppo") or {}).get("seed", view.trial[1] if view.trial else "?")
+
+
+def _unseeded(config: dict[str, Any]) -> str:
+    """A frozen configuration without its seed (and names), as text: equal for seeds of one
+    configuration (the config hash covers the seed)."""
+    from exitcore.experiments import hash_config
+
+    plain = json.loads(json.dumps(config, default=str))
+    plain.get("ppo", {}).pop("seed", None)
+    return hash_config(plain)
+
+
+def _different_registries(views: list[RunView]) -> str | None:
+    """The DIFFERENT REGISTRIES warning: runs on the same bars deflated for different numbers of
+    trials today, because different runs directories record them; each counts only its own."""
+    groups: dict[str, set[Any]] = {}
+    for v in _distinct_runs(views):
+        if v.metrics.get("dsr_today_trials") is not None:
+            groups.setdefault(v.data_hash, set()).add(v.metrics["dsr_today_trials"])
+    if not any(len(counts) > 1 for counts in groups.values()):
+        return None
+    places = sorted({str(v.run_dir.resolve().parent) for v in _distinct_runs(views)})
+    return (f"DIFFERENT REGISTRIES: runs on the same bars are counted in different runs directories ({', '.join(places)}): "
+            "each one's deflated Sharpe counts only its own directory's trials, so their deflated Sharpes do not compare; "
+            "keep a study's runs in one runs directory")
 
 
 def _entry_words(config: dict[str, Any]) -> str:
@@ -423,6 +532,13 @@ def _fmt(key: str, metrics: dict[str, Any], config: dict[str, Any] | None = None
     value = metrics.get(key)
     if key in ("sharpe_interval", "dsr_recorded"):
         return _significance_text(key, metrics) or "-"
+    if key == "dsr_today":
+        return _significance_text("dsr_recorded", {"dsr_recorded": value, "dsr_trials": metrics.get("dsr_today_trials")}) or "-"
+    if key in ("span_start", "span_end"):  # to the minute: a bar's open or close
+        return str(value)[:16] if value else "-"
+    if key == "n_days":
+        active = metrics.get("active_days")
+        return f"{value} ({active if active is not None else '?'})" if value is not None else "-"
     if key == "walk_forward_sharpe_interval":
         return _significance_text("sharpe_interval", {"sharpe_interval": value, "sharpe_interval_confidence":
                                                       metrics.get("walk_forward_sharpe_interval_confidence")}) or "-"
@@ -502,6 +618,7 @@ def as_csv(views: list[RunView]) -> str:
 
 #: CSV rows written right after a row: what the table writes in the same cell as text
 CSV_COMPANIONS = {"sharpe_interval": "sharpe_interval_confidence", "dsr_recorded": "dsr_trials",
+                  "dsr_today": "dsr_today_trials", "n_days": "active_days",
                   "walk_forward_sharpe_interval": "walk_forward_sharpe_interval_confidence",
                   "walk_forward_dsr": "walk_forward_dsr_trials"}
 

@@ -136,6 +136,11 @@ def test_compare_json_and_csv(two_runs):
         assert isinstance(low, float) and isinstance(high, float) and low <= high
         assert metrics["sharpe_interval_confidence"] == 0.95
         assert 0 <= metrics["dsr_recorded"] <= 1 and metrics["dsr_trials"] >= 1
+    # deflated at run time for 1 and 2 trials, today both for the 2 the registry records
+    first, second = (r["metrics"] for r in data["runs"])
+    assert (first["dsr_trials"], second["dsr_trials"], first["dsr_today_trials"], second["dsr_today_trials"]) == (1, 2, 2, 2)
+    assert second["dsr_today"] == second["dsr_recorded"] and first["dsr_today"] <= first["dsr_recorded"]
+    assert any(w.startswith("SEEDS OF ONE CONFIGURATION: ") for w in data["warnings"])
     assert data["config_differences"], "the two runs differ in ppo.seed"
     for diff in data["config_differences"]:
         assert_documented(diff, "compare: `config_differences[]`")

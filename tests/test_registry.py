@@ -1126,7 +1126,54 @@ def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
         "count or device (a: torch 2.13.0+cpu, 1 thread, cpu; b: torch 2.13.0+cpu, 2 threads, cpu); the same setup "
         "repeats a run to the last bit, another one does not, so their differences are not the configuration's"]
     assert warnings([a, view("b", training_setup(one))]) == []  # the same setup
-    assert warnings([a, view("b", b.setup, trial=("cfg", 1))]) == []  # another seed: other numbers anyway
+    # another seed: other numbers anyway (no DIFFERENT SETUP; the seeds are noted)
+    assert [w.split(":")[0] for w in warnings([a, view("b", b.setup, trial=("cfg", 1))])] == ["SEEDS OF ONE CONFIGURATION"]
+
+
+def test_compare_warns_of_costs_training_lengths_seeds_and_registries_and_shows_the_period(tmp_path):
+    """A comparison trial: runs under other costs, a budget-shortened run beside a full one,
+    seeds of one configuration (whose intervals do not cover the seed) and runs deflated by
+    different registries were compared without a word; the period behind each Sharpe was not
+    shown, nor a deflated Sharpe that compares across runs made one after another."""
+    from exitcore.compare import RunView, as_csv, as_table, warnings
+
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+
+    def view(run_id, *, spread=1.0, steps=262144, seed=0, trials=2, where="runs"):
+        config = {"costs": {"spread_pips": spread, "slippage_pips": 0.2, "commission_pips": 0.0},
+                  "ppo": {"total_timesteps": steps, "seed": seed}}
+        metrics = {"n_trades": 9, "span_start": "2016-10-25 00:00:00+00:00", "span_end": "2019-12-31 23:45:00+00:00",
+                   "n_days": 830, "active_days": 700, "dsr_recorded": 0.4, "dsr_trials": 1, "dsr_today": 0.25,
+                   "dsr_today_trials": trials}
+        return RunView(run_id, run_id, tmp_path / where / run_id, "x", "h", splits, config, metrics, 112,
+                       trial=("cfg", seed))
+
+    a = view("a")
+    assert warnings([a, view("b", seed=0)]) == []
+    said = warnings([a, view("b", spread=0.2)])
+    assert said == ["DIFFERENT COSTS: these runs pay different trading costs (a: spread 1.0, slippage 0.2, commission 0.0 "
+                    "pips; b: spread 0.2, slippage 0.2, commission 0.0 pips); every PnL figure, the baselines' too, depends "
+                    "on them: their numbers are not comparable"]
+    said = warnings([a, view("b", steps=16384)])
+    assert said == ["DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps (a: 262,144 steps; b: "
+                    "16,384 steps); a run shortened by a budget or --timesteps is not its experiment's full training "
+                    "(`exitcore report RUN` names its budget)"]
+    said = warnings([a, view("b", seed=1)])
+    assert said == ["SEEDS OF ONE CONFIGURATION: a (seed 0), b (seed 1) differ only in their training seed: the spread of "
+                    "their numbers is the training's randomness, which the bootstrap intervals do not cover (each resamples "
+                    "the days of one trained policy); compare versions over several seeds each"]
+    said = warnings([a, view("b", trials=5, where="elsewhere")])
+    places = f"{tmp_path / 'elsewhere'}, {tmp_path / 'runs'}"
+    assert said == [f"DIFFERENT REGISTRIES: runs on the same bars are counted in different runs directories ({places}): "
+                    "each one's deflated Sharpe counts only its own directory's trials, so their deflated Sharpes do not "
+                    "compare; keep a study's runs in one runs directory"]
+    table = as_table([a, view("b")])
+    assert re.search(r"\nperiod from +2016-10-25 00:00 +2016-10-25 00:00\n", table)
+    assert re.search(r"\nperiod to +2019-12-31 23:45 ", table)
+    assert re.search(r"\ndays \(weekdays; with an exit\) +830 \(700\) ", table)
+    assert re.search(r"\ndeflated Sharpe \(today's trials\) +0.250 \(N = 2\) ", table)
+    csv = as_csv([a, view("b")]).replace("\r\n", "\n")
+    assert "\nn_days,830,830\nactive_days,700,700\n" in csv and "\ndsr_today,0.25,0.25\ndsr_today_trials,2,2\n" in csv
 
 
 def test_walk_forward_results_are_compared_and_marked_in_runs(tmp_path):

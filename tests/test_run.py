@@ -257,6 +257,10 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
     assert out.returncode == 0, out.stderr
     compared = json.loads(out.stdout)["runs"]
     assert [r["run_id"] for r in compared] == [row["id"]] * 3
+    # the same numbers; today's deflated Sharpe only where a registry records the run (not the lone copy)
+    today = ("dsr_today", "dsr_today_trials")
+    assert [compared[0]["metrics"].pop(k) for k in today] == [None, None]
+    assert compared[2]["metrics"].pop("dsr_today_trials") == 1 and compared[2]["metrics"].pop("dsr_today") is not None
     assert compared[0]["metrics"] == compared[2]["metrics"] and compared[0]["metrics"]["n_trades"] > 100
     (second / "results.json").unlink()
     out = bare("compare", str(first), str(second))

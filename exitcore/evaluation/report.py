@@ -425,7 +425,8 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
     if conf:
         notes.append(f"[CI] = {100 * conf:.0f}% block-bootstrap interval over days "
                      f"({_get(results, 'evaluators', 'significance', 'n_samples')} resamples, "
-                     f"{_get(results, 'evaluators', 'significance', 'method')}).")
+                     f"{_get(results, 'evaluators', 'significance', 'method')}), for this one trained policy: "
+                     "another training seed is not covered.")
         if _has_undefined(intervals):
             notes.append(UNDEFINED_NOTE)
     else:
@@ -470,14 +471,16 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsTo
                                           if dsr.get("n_trials") == 1 else "a DSR above 0.95 survives that selection")))
     else:
         rows.append(("deflated Sharpe ratio", f"undefined: {dsr.get('error', '-')}"))
+    conf = sig.get("confidence")
+    level = f" {100 * conf:.0f}%" if isinstance(conf, (int, float)) else ""
     for key, title in (("rl_vs_best_baseline", "RL - best baseline (chosen on train)"),
                        ("rl_vs_best_on_split", "RL - best baseline on this split (conservative)")):
         d = sig.get(key)
         if not d:
             continue
-        rows.append((title, f"{d.get('baseline')}: Sharpe {interval(d.get('sharpe'))}, p (H0: RL <= baseline) = "
-                            f"{statistic(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL {interval(d.get('mean_daily_pnl'), '.2f', 1e4)} "
-                            "bp of the entry price"))
+        rows.append((title, f"{d.get('baseline')}: Sharpe {_leveled(interval(d.get('sharpe')), level)}, p (H0: RL <= "
+                            f"baseline) = {statistic(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL "
+                            f"{_leveled(interval(d.get('mean_daily_pnl'), '.2f', 1e4), level)} bp of the entry price"))
     blocks.append(("kv", rows))
     if any(_has_undefined(sig.get(k)) for k in ("rl_vs_best_baseline", "rl_vs_best_on_split")):
         blocks.append(("p", UNDEFINED_NOTE))
@@ -485,6 +488,11 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsTo
     if caveat:
         blocks.append(("p", caveat))
     return blocks
+
+
+def _leveled(text: str, level: str) -> str:
+    """An interval's text with its confidence level (`` 95%``) after it, where it has bounds."""
+    return text if "undefined" in text or "[" not in text else text + level
 
 
 def _variance_words(dsr: Mapping[str, Any]) -> str:
@@ -522,14 +530,27 @@ class TrialsToday:
     sharpes: tuple[float, ...] = ()
 
 
-def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday | None) -> tuple[str, str] | None:
+@attrs.frozen
+class DsrToday:
+    """A run's deflated Sharpe ratio recomputed with today's trials (:func:`dsr_with_trials_today`)."""
+
+    value: float
+    n_trials: int  #: today's N
+    n_at_run_time: int  #: the N it was deflated for when it ran
+    sr0: float  #: per day
+    variance: float  #: the trials' Sharpe variance per day
+    variance_source: str
+
+
+def dsr_with_trials_today(dsr: Mapping[str, Any], trials_now: int | TrialsToday | None) -> DsrToday | None:
     """The DSR recomputed with the registry's trials today, when runs were added on the same
     data after this one: choosing this run among them is a selection the DSR must count. Its
     trial variance is recomputed by the run-time rule, ``max(1/(T-1), V_rec)`` over today's
     recorded trials and this run, when the run used that rule and today's Sharpes are known;
-    else the run's own ``V`` is kept."""
+    else the run's own ``V`` is kept. None when no trial was added (the recorded DSR stands),
+    or the recorded one is undefined or incomplete. ``dsr``: results.json's significance
+    ``dsr`` table."""
     from exitcore.evaluation.significance import (
-        ANNUALISATION,
         GIVEN_BY_CALLER,
         conservative_trials_variance,
         expected_max_sharpe,
@@ -553,9 +574,21 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
         value = psr_from_moments(float(dsr["sharpe"]), int(dsr["n_days"]), float(dsr["skew"]), float(dsr["kurtosis"]), sr0)
     except (KeyError, TypeError, ValueError):
         return None
-    more = f"{plural(today.count - n, 'more trial')} on this data {'was' if today.count - n == 1 else 'were'}"
-    return ("DSR with today's trials", f"{statistic(value, '.3f')} with N = {today.count} (SR0 = {statistic(sr0 * ANNUALISATION, '.2f')} "
-                                       f"annualised, trial variance {statistic(variance, '.4g')} per day: {source}): "
+    return DsrToday(float(value), today.count, n, float(sr0), float(variance), source)
+
+
+def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday | None) -> tuple[str, str] | None:
+    """The report's row for :func:`dsr_with_trials_today`, if any."""
+    from exitcore.evaluation.significance import ANNUALISATION
+
+    today = dsr_with_trials_today(dsr, trials_now)
+    if today is None:
+        return None
+    added = today.n_trials - today.n_at_run_time
+    more = f"{plural(added, 'more trial')} on this data {'was' if added == 1 else 'were'}"
+    return ("DSR with today's trials", f"{statistic(today.value, '.3f')} with N = {today.n_trials} (SR0 = "
+                                       f"{statistic(today.sr0 * ANNUALISATION, '.2f')} annualised, trial variance "
+                                       f"{statistic(today.variance, '.4g')} per day: {today.variance_source}): "
                                        f"{more} recorded after this run")
 
 
@@ -678,6 +711,11 @@ def summary_text(results: Mapping[str, Any]) -> str:
     rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in columns)]
             for p in dict.fromkeys(keep)]
     lines = [f"{results.get('label', '')}:", *_text_table(header, rows)]
+    conf = _get(results, "evaluators", "significance", "confidence")
+    level = f" {100 * conf:.0f}%" if isinstance(conf, (int, float)) else ""
+    if level:  # an interval without its level reads as 95% whatever it is
+        lines.append(f"[CI] = {level.strip()} bootstrap intervals over the days, for this one trained policy (they do not "
+                     "cover another training seed)")
     verdict = results.get("audit_verdict")
     if verdict in ("FAIL", "SUSPECT"):  # first, as show and report put it: the numbers below are not to be trusted
         why = audit_why(results.get("evaluators") or {})
@@ -690,9 +728,9 @@ def summary_text(results: Mapping[str, Any]) -> str:
         lines.append(f"deflated Sharpe ratio of RL {_undefined_stat(dsr, 'dsr') or statistic(dsr['dsr'], '.3f')} (N = {trials})")
     diff = _get(results, "evaluators", "significance", "rl_vs_best_baseline") or {}
     if diff.get("sharpe"):  # the verdict a reader came for, without opening the report
-        lines.append(f"RL - {diff.get('baseline')}: Sharpe {interval(diff.get('sharpe'))}, p (H0: RL <= baseline) = "
-                     f"{statistic(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL "
-                     f"{interval(diff.get('mean_daily_pnl'), '.2f', 1e4)} bp")
+        lines.append(f"RL - {diff.get('baseline')}: Sharpe {_leveled(interval(diff.get('sharpe')), level)}, p (H0: RL <= "
+                     f"baseline) = {statistic(_get(diff, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL "
+                     f"{_leveled(interval(diff.get('mean_daily_pnl'), '.2f', 1e4), level)} bp")
         if _negative_sharpe_caveat(results):
             lines.append("  (both lose: a steadier loser has the more negative Sharpe; `exitcore report` explains)")
     if best in keep:

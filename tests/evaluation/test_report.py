@@ -343,7 +343,11 @@ def test_both_losing_is_flagged_because_a_steadier_loser_has_the_lower_sharpe(fi
         text = render_report(run_dir)
         assert ("Both RL and the best baseline lose on this split" in text) is flagged
         assert ("(both lose: a steadier loser" in summary_text(results)) is flagged
-    assert re.search(rf"\nRL - {best}: Sharpe -?\d+\.\d\d \[.*\], p \(H0: RL <= baseline\) = \d\.\d{{3}}; mean daily PnL", summary_text(results))
+    summary = summary_text(results)
+    assert re.search(rf"\nRL - {best}: Sharpe -?\d+\.\d\d \[.*\] 95%, p \(H0: RL <= baseline\) = \d\.\d{{3}}; mean daily PnL", summary)
+    # every interval comes with its level, and what it does not cover
+    assert "\n[CI] = 95% bootstrap intervals over the days, for this one trained policy (they do not cover another " \
+           "training seed)\n" in summary
     assert "win % counts trades with PnL > 0" in text
     results["best_baseline"]["train_sharpes"] = {k: -1.0 for k in results["best_baseline"]["train_sharpes"]}
     (run_dir / "results.json").write_text(json.dumps(results))

@@ -63,8 +63,9 @@ class Bars:
             raise ValueError(f"Bars frame lacks columns {missing}")
         if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None or str(idx.tz) != "UTC":
             raise ValueError("Bars frame must be indexed by a UTC DatetimeIndex of bar opens")
-        if not idx.is_monotonic_increasing or idx.has_duplicates:
-            raise ValueError("Bars timestamps must be strictly increasing")
+        problem = timestamp_order_problem(idx)
+        if problem:
+            raise ValueError(f"Bars timestamps must be strictly increasing: {problem}")
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -129,6 +130,25 @@ class Trades:
         return len(self.frame)
 
 
+def timestamp_order_problem(index: pd.DatetimeIndex) -> str | None:
+    """What is wrong with the order of ``index`` at its first offending row, or ``None`` when
+    its timestamps are strictly increasing: a missing timestamp (NaT), a duplicated one or one
+    before the previous row's, named by timestamp and 0-based row with what to do about it."""
+    if index.is_monotonic_increasing and not index.has_duplicates and not index.hasnans:
+        return None  # the common case, without the per-row work below
+    missing = np.flatnonzero(index.isna())
+    if len(missing):
+        return f"row {missing[0]} (0-based) has no timestamp (NaT); drop it or give it its bar's open"
+    ts = index.asi8
+    i = int(np.flatnonzero(ts[1:] <= ts[:-1])[0]) + 1
+    earlier = np.flatnonzero(ts[:i] == ts[i])
+    if len(earlier):  # a repeat, not a reordering: sorting would not fix it
+        return (f"{index[i]} at row {i} (0-based) is duplicated (also at row {earlier[0]}); keep one bar per "
+                f"timestamp, e.g. frame[~frame.index.duplicated()]")
+    return (f"{index[i]} at row {i} (0-based) comes before the previous row's {index[i - 1]}; sort the frame "
+            f"by time (frame.sort_index())")
+
+
 #: rows named per kind of problem by :func:`check_bars`
 _ROWS_NAMED = 3
 
@@ -163,9 +183,10 @@ def check_bars(bars: Bars) -> list[str]:
     The checks the file loaders make on every row, for bars built any other way (a data source
     plugin, a DataFrame in memory): OHLC finite and positive, ``high >= max(open, close)``,
     ``low <= min(open, close)``, ``volume``/``spread`` finite and ``>= 0``, a usable timeframe
-    and pip size. Each problem names its count and first rows by timestamp. The engine checks a
-    data source's bars with this before anything is built on them; a NaN price would otherwise
-    surface only as a diverged training run.
+    and pip size, and timestamps strictly increasing (:class:`Bars` checks that when built, but
+    its frame can be reordered afterwards). Each problem names its count and first rows by
+    timestamp. The engine checks a data source's bars with this before anything is built on
+    them; a NaN price would otherwise surface only as a diverged training run.
     """
     from exitcore.config import timeframe_seconds
 
@@ -177,6 +198,7 @@ def check_bars(bars: Bars) -> list[str]:
     if not (isinstance(bars.pip_size, numbers.Real) and np.isfinite(bars.pip_size) and bars.pip_size > 0):
         problems.append(f"pip_size must be a finite number > 0, got {bars.pip_size!r}")
     frame = bars.frame
+    _add_order_problems(problems, frame)
     columns = [c for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
     not_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
     if not_numeric:
@@ -192,11 +214,40 @@ def check_bars(bars: Bars) -> list[str]:
     return problems
 
 
+def _add_order_problems(problems: list[str], frame: pd.DataFrame) -> None:
+    """Duplicated and out-of-order timestamps of ``frame`` (its index checked as :class:`Bars`
+    checks it when built: a frame changed since passes that check)."""
+    idx = frame.index
+    if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None or str(idx.tz) != "UTC":
+        problems.append(f"the frame must be indexed by a UTC DatetimeIndex of bar opens, got {type(idx).__name__}"
+                        + (f" in {idx.tz}" if getattr(idx, "tz", None) is not None else ""))
+        return
+    if idx.is_monotonic_increasing and not idx.has_duplicates and not idx.hasnans:
+        return
+    missing = idx.isna()
+    if missing.any():  # named by row: a NaT names no place
+        rows = np.flatnonzero(missing)
+        problems.append(f"{len(rows):,} bar(s) with no timestamp (NaT) (first at row "
+                        f"{', '.join(str(r) for r in rows[:_ROWS_NAMED])}, 0-based)")
+    ts = idx.asi8
+    duplicated = idx.duplicated() & ~missing
+    _add(problems, frame, duplicated, "timestamp duplicating an earlier bar's")
+    before = np.zeros(len(idx), dtype=bool)
+    before[1:] = (ts[1:] < ts[:-1]) & ~missing[1:] & ~missing[:-1]
+    if before.any():
+        problems.append(_named(frame, before, "timestamp before the previous bar's")
+                        + "; the bars must be sorted by time (frame.sort_index())")
+
+
 def _add(problems: list[str], frame: pd.DataFrame, bad: np.ndarray, what: str) -> None:
     if bad.any():
-        idx = np.flatnonzero(bad)
-        first = ", ".join(str(frame.index[i]) for i in idx[:_ROWS_NAMED])
-        problems.append(f"{len(idx):,} bar(s) with a {what} (first at {first})")
+        problems.append(_named(frame, bad, what))
+
+
+def _named(frame: pd.DataFrame, bad: np.ndarray, what: str) -> str:
+    idx = np.flatnonzero(bad)
+    first = ", ".join(str(frame.index[i]) for i in idx[:_ROWS_NAMED])
+    return f"{len(idx):,} bar(s) with a {what} (first at {first})"
 
 
 def infer_pip_size(close: pd.Series | np.ndarray) -> float:

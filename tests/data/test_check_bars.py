@@ -11,7 +11,7 @@ import pytest
 from exitcore.config import DataConfig
 from exitcore.data.bars import Bars, check_bars
 from exitcore.data.pipeline import load_bars
-from exitcore.errors import DataError
+from exitcore.errors import DataError, ExitcoreError
 from exitcore.hookspecs import hookimpl
 
 
@@ -81,3 +81,62 @@ def test_a_data_source_plugins_bad_bars_are_refused_naming_the_source(make_host)
     text = str(info.value)
     assert text.startswith("my feed: data source 'inverted' from ")
     assert "returned bad bars: 1 bar(s) with a high below max(open, close) (first at 2021-03-01 01:15:00+00:00)" in text
+
+
+def test_bars_reordered_after_construction_are_reported_by_timestamp() -> None:
+    # Bars checks the order when built; its frame can still be changed in place afterwards
+    bars = Bars(_frame(6), "15min", 1e-4)
+    ts = bars.frame.index
+    bars.frame.index = ts[[0, 1, 1, 3, 2, 5]]
+    assert check_bars(bars) == [
+        "1 bar(s) with a timestamp duplicating an earlier bar's (first at 2021-03-01 00:15:00+00:00)",
+        "1 bar(s) with a timestamp before the previous bar's (first at 2021-03-01 00:30:00+00:00); "
+        "the bars must be sorted by time (frame.sort_index())",
+    ]
+    bars.frame.index = ts[::-1]
+    (problem,) = check_bars(bars)
+    assert problem.startswith("5 bar(s) with a timestamp before the previous bar's (first at 2021-03-01 01:00:00+00:00")
+    bars.frame.index = pd.DatetimeIndex([ts[0], pd.NaT, *ts[2:]], name="ts")
+    assert check_bars(bars) == ["1 bar(s) with no timestamp (NaT) (first at row 1, 0-based)"]
+    bars.frame.index = range(6)
+    assert check_bars(bars) == ["the frame must be indexed by a UTC DatetimeIndex of bar opens, got RangeIndex"]
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([0, 1, 2, 2, 3], "2021-03-01 00:30:00+00:00 at row 3 (0-based) is duplicated (also at row 2); keep one bar "
+                          "per timestamp, e.g. frame[~frame.index.duplicated()]"),
+        ([0, 1, 3, 2, 4], "2021-03-01 00:30:00+00:00 at row 3 (0-based) comes before the previous row's "
+                          "2021-03-01 00:45:00+00:00; sort the frame by time (frame.sort_index())"),
+    ],
+)
+def test_the_bars_constructor_names_the_first_unordered_timestamp(rows: list[int], message: str) -> None:
+    frame = _frame(6)
+    frame = frame.iloc[rows]
+    with pytest.raises(ValueError) as info:
+        Bars(frame, "15min", 1e-4)
+    assert str(info.value) == f"Bars timestamps must be strictly increasing: {message}"
+
+
+def test_a_missing_timestamp_is_named_by_row() -> None:
+    frame = _frame(3)
+    frame.index = pd.DatetimeIndex([frame.index[0], pd.NaT, frame.index[2]], name="ts")
+    with pytest.raises(ValueError, match=r"strictly increasing: row 1 \(0-based\) has no timestamp \(NaT\)"):
+        Bars(frame, "15min", 1e-4)
+
+
+class _UnsortedSource:
+    """A data source plugin that builds Bars from rows in the wrong order."""
+
+    @hookimpl
+    def register_data_sources(self, register):
+        register("unsorted", lambda params: Bars(_frame().iloc[[0, 2, 1, 3]], "15min", 1e-4))
+
+
+def test_a_data_source_plugins_unsorted_bars_name_the_timestamp(make_host) -> None:
+    host = make_host(_UnsortedSource())
+    with pytest.raises(ExitcoreError) as info:
+        load_bars(DataConfig(source="unsorted", timeframe="15min"), host)
+    assert ("failed: ValueError: Bars timestamps must be strictly increasing: 2021-03-01 00:15:00+00:00 at row 2 "
+            "(0-based) comes before the previous row's 2021-03-01 00:30:00+00:00") in str(info.value)

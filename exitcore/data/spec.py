@@ -98,7 +98,9 @@ def spec_params(spec: DataSpec, params_cls: type | None, where: str = "--data") 
     problems: list[tuple[str, str]] = []
     if spec.path:
         if "path" not in fields:
-            problems.append((where, f"this source takes no path, got {spec.path!r}"))
+            # "synthetic:seed=3,years=1" reads as a path: say where options go instead
+            hint = "; options go after a '?': SOURCE:?KEY=VALUE&KEY=VALUE" if "=" in spec.path else ""
+            problems.append((where, f"this source takes no path, got {spec.path!r}{hint}"))
         else:
             out["path"] = _absolute_if_local(spec.path)
     from exitcore.config import unknown_key_message

@@ -134,6 +134,17 @@ def test_spec_errors_name_the_key(spec: str, where: str, message: str) -> None:
     assert message in info.value.problems[0][1]
 
 
+def test_options_given_as_a_path_get_the_query_hint() -> None:
+    # a path-less source with "KEY=VALUE" where its path would be: options go after a "?"
+    with pytest.raises(ConfigError) as info:
+        spec_params(parse_spec("synthetic:seed=3,years=1"), SynthParams)
+    assert info.value.problems == [("--data", "this source takes no path, got 'seed=3,years=1'; options go after "
+                                              "a '?': SOURCE:?KEY=VALUE&KEY=VALUE")]
+    with pytest.raises(ConfigError) as info:  # a path that is no option gets no hint
+        spec_params(parse_spec("synthetic:somewhere"), SynthParams)
+    assert info.value.problems == [("--data", "this source takes no path, got 'somewhere'")]
+
+
 def test_params_validators() -> None:
     with pytest.raises(ValueError, match="unknown column key"):
         CsvParams(path="x", columns={"tim": "a"})

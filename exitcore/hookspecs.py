@@ -173,10 +173,14 @@ def register_data_sources(register: Register) -> None:
     checks the returned values with :func:`exitcore.data.bars.check_bars` (finite positive OHLC,
     high and low enclosing open and close, ...) and refuses bad bars naming the source.
 
-    ``sniff(spec: str) -> dict | None`` is optional: given the string a user passed to
-    ``--data`` (a path, a glob, or ``source:path?key=value``), return the ``params`` table
-    this source would load it with, or ``None`` if the source does not recognise it. Sources
-    are asked in registration order and the first that recognises the spec wins.
+    ``sniff(spec: str) -> dict | None`` is optional: given the whole string a user passed to
+    ``--data`` without a ``SOURCE:`` prefix (a path, a glob, a name, with any ``?key=value``
+    options), return the ``params`` table this source would load it with, or ``None`` if the
+    source does not recognise it. Sources are asked in registration order and the first that
+    recognises the spec wins. The spec's options are applied by exitcore: typed against
+    ``params`` (:func:`exitcore.data.spec.spec_params`) and laid over the returned table, whose
+    ``path`` is kept; an option ``params`` has no field for is a ``ConfigError`` at
+    ``--data.KEY``. A sniffer may parse the options itself, but need not.
     """
 
 

@@ -28,7 +28,10 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
     """The data source for a ``--data`` string and the params table it implies.
 
     ``SOURCE:...`` names the source; otherwise every source's ``sniff`` is asked in
-    registration order and the first that recognises the spec wins.
+    registration order and the first that recognises the spec wins. The spec's ``?KEY=VALUE``
+    options, typed by the source's params class (:func:`spec_params`), are laid over the table
+    the sniffer returns (its ``path`` is kept): an option a sniffer ignores still counts, and
+    one the source does not take is a :class:`ConfigError` at ``--data.KEY``.
     """
     parsed = parse_spec(spec, where)
     if parsed.source:
@@ -49,7 +52,12 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
                 f"data source {comp.name!r} from {comp.origin} failed while sniffing {spec!r}: {describe_exception(exc)}"
             ) from exc
         if params is not None:
-            return comp, params
+            if not isinstance(params, dict):
+                raise PluginError(f"data source {comp.name!r} from {comp.origin}: sniff({spec!r}) returned "
+                                  f"{type(params).__name__}, not a dict of params or None")
+            # a sniffer that ignores the options would drop them silently (seed=3 reading seed=0)
+            options = spec_params(attrs.evolve(parsed, path=""), comp.params, where)
+            return comp, {**params, **options}
     if parsed.path and not _exists(parsed.path):
         from exitcore.data.files import relative_to_cwd  # pandas: not at import time
 

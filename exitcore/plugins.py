@@ -59,9 +59,12 @@ class PluginInfo:
 class PluginHost:
     """A pluggy manager plus the component registry built from its ``register_*`` hooks."""
 
-    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]], strict: bool = True):
+    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]], strict: bool = True,
+                 hookless: Iterable[str] = ()):
         self.pm = pm
         self._dists = dists  # plugin name -> (distribution, version)
+        #: one warning per entry-point plugin whose module implements no hook (see :meth:`create`)
+        self.hookless: list[str] = list(hookless)
         self._warned_answers: set[str] = set()  # iteration_end answers warned about (by type), once each
         self._components: dict[ComponentKind, dict[str, Component]] = {k: {} for k in ComponentKind}
         #: with ``strict=False``: the registration problems that were skipped instead of raised
@@ -80,12 +83,15 @@ class PluginHost:
         ``autoload=None`` follows the ``EXITCORE_DISABLE_PLUGIN_AUTOLOAD`` environment variable.
         ``strict=False`` (``exitcore plugins``, to diagnose): a component registered twice or a
         raising ``register_*`` hook is recorded in :attr:`problems` and skipped, not raised.
+        An entry-point plugin whose module implements no exitcore hook is warned about
+        (:class:`ExitcoreWarning`, kept in :attr:`hookless`), naming the file that was imported.
         """
         if autoload is None:
             autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") not in ("1", "true", "yes")
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
         dists: dict[str, tuple[str, str]] = {}
+        hookless: list[str] = []
         if autoload:
             for ep in _entry_points():
                 dist_name = ep.dist.metadata["Name"] if ep.dist else ""
@@ -95,7 +101,7 @@ class PluginHost:
                 except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, named
                     raise PluginError(
                         f"plugin {ep.name!r} ({dist_name} {version}) failed to load from {ep.value!r}: "
-                        f"{describe_exception(exc)}"
+                        f"{describe_exception(exc)}{_missing_module_advice(ep, exc, dist_name)}"
                     ) from exc
                 if pm.has_plugin(ep.name):
                     other = dists.get(ep.name, ("?", ""))[0]
@@ -105,6 +111,8 @@ class PluginHost:
                     )
                 _register(pm, plugin, ep.name)
                 dists[ep.name] = (dist_name, version)
+                if not pm.get_hookcallers(plugin):  # its components would only be "unknown", unexplained
+                    hookless.append(_hookless_message(ep, plugin, f"{dist_name} {version}".strip()))
         for plugin in plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             if pm.has_plugin(name):
@@ -115,7 +123,9 @@ class PluginHost:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise _unknown_hooks(pm, exc.plugin, dists) from None
-        return cls(pm, dists, strict)
+        for message in hookless:  # the CLI prints these as "warning: ..." lines, once each
+            warnings.warn(message, ExitcoreWarning, stacklevel=2)
+        return cls(pm, dists, strict, hookless)
 
     def _problem(self, error: PluginError) -> None:
         if self._strict:
@@ -173,7 +183,9 @@ class PluginHost:
         available = ", ".join(f"{c.name} [{c.origin}]" for c in table.values()) or "none installed"
         close = difflib.get_close_matches(name, list(table), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}")])
+        # a plugin that registered nothing may be the one meant to provide it
+        empty = "".join(f"; note: {message}" for message in self.hookless)
+        raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}{empty}")])
 
     def plugin_infos(self) -> list[PluginInfo]:
         """Every registered plugin with its distribution, version, components and hooks."""
@@ -325,6 +337,33 @@ class _Registrar:
 
 def _entry_points() -> list[md.EntryPoint]:
     return sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (not ep.name.startswith("builtin"), ep.name))
+
+
+def _missing_module_advice(ep: md.EntryPoint, exc: BaseException, dist: str) -> str:
+    """What to do when the module an entry point names is not installed (not when the module
+    is there and one of its own imports fails: that is the plugin's to fix)."""
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if not missing or not (ep.module == missing or ep.module.startswith(missing + ".")):
+        return ""
+    dist = dist or "the distribution"
+    return (f"; the entry point names a module that is not installed: fix the entry point in {dist}'s metadata "
+            f"([project.entry-points.exitcore] in its pyproject.toml, then reinstall it), or uninstall {dist}")
+
+
+def _hookless_message(ep: md.EntryPoint, plugin: Any, dist: str) -> str:
+    """The warning for an entry-point plugin that implements no hook, naming what was imported:
+    a same-named module or folder earlier on ``sys.path`` (the current directory) can shadow
+    the real package, and a folder without ``__init__.py`` imports as an empty namespace package."""
+    module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
+    file = getattr(module, "__file__", None)
+    if file:
+        imported = f"imported from {file}"
+    else:  # a namespace package: a folder (or several) with no __init__.py
+        folders = list(dict.fromkeys(getattr(module, "__path__", []) or []))  # a folder twice on sys.path: once
+        imported = f"imported as a namespace package from {', '.join(folders)}" if folders else "imported from no file"
+    return (f"plugin {ep.name!r} ({dist or 'no distribution'}) implements no exitcore hooks: entry point "
+            f"{ep.value!r} {imported}; if that is not the plugin's module, a same-named file or folder earlier on "
+            "sys.path (the current directory) shadows it: rename it or run from elsewhere")
 
 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:

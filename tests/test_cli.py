@@ -125,6 +125,21 @@ def test_plugins_command_shows_builtins_and_a_broken_plugin_is_named(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_plugins_warns_on_stderr_about_a_plugin_that_implements_no_hook(tmp_path):
+    """A same-named folder without __init__.py shadowed a plugin's package: `exitcore plugins`
+    listed it silently, and its components were "unknown" with no hint."""
+    (tmp_path / "shadowpkg").mkdir()
+    info = tmp_path / "shadow_plug-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shadow-plug\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[exitcore]\nshadow = shadowpkg\n")
+    out = run_exitcore("plugins", env={"PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert ("warning: plugin 'shadow' (shadow-plug 1.0) implements no exitcore hooks: entry point 'shadowpkg' "
+            f"imported as a namespace package from {tmp_path / 'shadowpkg'};") in out.stderr
+    assert "shadow  [shadow-plug 1.0]\n  implements no exitcore hooks (see the warning)\n" in out.stdout
+
+
 def test_a_duplicate_component_stops_every_command_but_plugins_lists_it(tmp_path):
     (tmp_path / "dupe_mask.py").write_text(textwrap.dedent('''
         from exitcore import hookimpl

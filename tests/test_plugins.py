@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -13,8 +14,10 @@ from exitcore.plugins import PluginHost
 
 
 def fake_distribution(root, dist, module, code, ep_name=None):
-    """Write an installed-looking distribution (dist-info + module) under ``root``."""
-    (root / f"{module}.py").write_text(textwrap.dedent(code))
+    """Write an installed-looking distribution (dist-info + module) under ``root``; with
+    ``code=None`` no module is written (the entry point names what is there, or nothing)."""
+    if code is not None:
+        (root / f"{module}.py").write_text(textwrap.dedent(code))
     info = root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
@@ -73,6 +76,65 @@ def test_a_plugin_that_fails_to_import_is_named(tmp_path, monkeypatch):
     with pytest.raises(PluginError, match=r"plugin 'typo_exits' \(typo-exits 1.2.3\) failed to load .*ModuleNotFoundError") as exc:
         PluginHost.create()
     assert str(exc.value).endswith(f"(at {tmp_path / 'typo_exits.py'}:1)")  # not importlib's frames
+
+
+def test_an_entry_point_naming_a_missing_module_says_what_to_do(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "missing-plug", "realpkg.plugn", None, ep_name="missing")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError) as exc:
+        PluginHost.create()
+    assert str(exc.value) == (
+        "plugin 'missing' (missing-plug 1.2.3) failed to load from 'realpkg.plugn': ModuleNotFoundError: No module "
+        "named 'realpkg'; the entry point names a module that is not installed: fix the entry point in missing-plug's "
+        "metadata ([project.entry-points.exitcore] in its pyproject.toml, then reinstall it), or uninstall missing-plug")
+
+
+def _hookless_dist(root, module: str, code: str | None) -> None:
+    """A distribution ``empty-plug`` whose entry point ``empty`` imports ``module``: a file with
+    ``code``, or with ``code=None`` a folder without ``__init__.py`` (a namespace package)."""
+    fake_distribution(root, "empty-plug", module, None, ep_name="empty")
+    if code is None:
+        (root / module).mkdir()
+    else:
+        (root / f"{module}.py").write_text(code)
+
+
+@pytest.mark.parametrize("namespace", [False, True])
+def test_a_plugin_that_implements_no_hook_is_warned_about_naming_what_was_imported(tmp_path, monkeypatch, request,
+                                                                                   namespace):
+    """A same-named folder on sys.path shadowed the real package: the plugin was listed, its
+    components were "unknown", and nothing said why."""
+    from exitcore.errors import ExitcoreWarning
+
+    module = f"shadowed_plug_{namespace}".lower()  # a name of its own: sys.modules keeps what was imported
+    _hookless_dist(tmp_path, module, None if namespace else "VERSION = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: sys.modules.pop(module, None))
+    imported = (f"imported as a namespace package from {tmp_path / module}" if namespace
+                else f"imported from {tmp_path / (module + '.py')}")
+    message = (f"plugin 'empty' (empty-plug 1.2.3) implements no exitcore hooks: entry point '{module}' {imported}; "
+               "if that is not the plugin's module, a same-named file or folder earlier on sys.path (the current "
+               "directory) shadows it: rename it or run from elsewhere")
+    with pytest.warns(ExitcoreWarning) as record:
+        host = PluginHost.create()
+    assert message in [str(w.message) for w in record]
+    assert message in host.hookless
+    with pytest.raises(ConfigError) as exc:  # the component it was meant to register: unknown, with the note
+        host.get(ComponentKind.GUARD, "my_guard", where="guards[0].name")
+    assert str(exc.value).endswith(f"; note: {message}")
+
+
+def test_every_entry_point_exitcore_declares_implements_hooks():
+    """pyproject.toml's own entry points (the installed metadata can be older): ``builtin``
+    named the package ``exitcore.builtin``, which implements none."""
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    for name, module in project["project"]["entry-points"]["exitcore"].items():
+        plugin = importlib.import_module(module)
+        assert any(hasattr(getattr(plugin, attr), "exitcore_impl") for attr in dir(plugin)), name
 
 
 def test_a_plugin_with_a_syntax_error_is_located_by_file_and_line(tmp_path, monkeypatch):

@@ -54,6 +54,8 @@ def plugins(session, as_json: bool) -> None:
                 params = _params(comp)
                 if params:
                     click.echo(f"    {'':<24} params: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        if not info.hooks:  # warned about on stderr, with the module file that was imported
+            click.echo("  implements no exitcore hooks (see the warning)")
         other = [h for h in info.hooks if not h.startswith("register_") or h == "register_commands"]
         if other:
             click.echo(f"  hooks: {', '.join(other)}")

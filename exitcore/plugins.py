@@ -111,7 +111,9 @@ class PluginHost:
                     )
                 _register(pm, plugin, ep.name)
                 dists[ep.name] = (dist_name, version)
-                if not pm.get_hookcallers(plugin):  # its components would only be "unknown", unexplained
+                # its components would only be "unknown", unexplained; exitcore's own hookless
+                # 'builtin' entry point is dropped, but editable installs made before still list it
+                if not pm.get_hookcallers(plugin) and (dist_name, ep.name) != ("exitcore", "builtin"):
                     hookless.append(_hookless_message(ep, plugin, f"{dist_name} {version}".strip()))
         for plugin in plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__

@@ -92,6 +92,12 @@ class RunView:
     setup: str = ""
     #: why the run's walk-forward results are not shown (missing, damaged, another run's), else None
     walk_forward_problem: str | None = None
+    #: the steps it trained (its training log's last ``global_step``); None without a log
+    trained_steps: int | None = None
+    #: why a plugin ended its training early (run.json's ``stopped_early``), else None
+    stopped_early: str | None = None
+    #: the runs directory whose registry counts its trials today (``dsr_today_trials``), else None
+    registry: Path | None = None
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -164,6 +170,7 @@ def _run_dir_record(path: Path) -> tuple[Any, Path]:
 def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     from exitcore.evaluation.ledger_schema import read_ledger
     from exitcore.evaluation.metrics import compute_metrics
+    from exitcore.evaluation.report import trained_steps
     from exitcore.evaluation.rundir import (
         RUN_FILE,
         RunDirError,
@@ -204,7 +211,8 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         if len(base):
             metrics["best_baseline_sharpe"] = compute_metrics(base, start=start, end=end, split=split)["sharpe"]
     metrics.update(_recorded_significance(results))
-    metrics.update(_dsr_today(run_dir, results, split))
+    today, registry = _dsr_today(run_dir, results, split)
+    metrics.update(today)
     walk_forward, walk_forward_problem = read_walk_forward(run_dir, results, config)
     metrics.update(walk_forward_headline(walk_forward))
     metrics.update(
@@ -224,25 +232,29 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
                    _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta),
-                   walk_forward_problem)
+                   walk_forward_problem, trained_steps(run_dir),
+                   str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry)
 
 
-def _dsr_today(run_dir: Path, results: dict[str, Any], split: str) -> dict[str, Any]:
+def _dsr_today(run_dir: Path, results: dict[str, Any], split: str) -> tuple[dict[str, Any], Path | None]:
     """The run's deflated Sharpe ratio with the trials its registry records on its data today
     (``dsr_today`` over ``dsr_today_trials``), as ``report`` gives it: the recorded one counts
     only the trials made before the run, so runs made one after another are deflated for ever
     more trials, and their recorded values do not compare. The recorded one where no trial was
-    added; None where the run recorded none, or no registry records it."""
+    added, and where the registry now records fewer than the run was deflated for (runs deleted,
+    or a rebuilt registry): trials made are not unmade by losing their records. None where the
+    run recorded none, or no registry records it. With the runs directory whose registry counted."""
     from exitcore.evaluation.report import current_trials, dsr_with_trials_today
 
     dsr = ((results.get("evaluators") or {}).get("significance") or {}).get("dsr") or {}
     trials = current_trials(run_dir, split=split) if _is_number(dsr.get("dsr")) else None
     if trials is None:
-        return {"dsr_today": None, "dsr_today_trials": None}
+        return {"dsr_today": None, "dsr_today_trials": None}, None
     today = dsr_with_trials_today(dsr, trials)
     if today is not None:
-        return {"dsr_today": today.value, "dsr_today_trials": today.n_trials}
-    return {"dsr_today": dsr["dsr"], "dsr_today_trials": dsr.get("n_trials") if _is_number(dsr.get("n_trials")) else None}
+        return {"dsr_today": today.value, "dsr_today_trials": today.n_trials}, trials.registry
+    recorded = dsr.get("n_trials") if _is_number(dsr.get("n_trials")) else None
+    return {"dsr_today": dsr["dsr"], "dsr_today_trials": recorded}, trials.registry
 
 
 def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float | None:
@@ -409,33 +421,70 @@ def _distinct_runs(views: list[RunView]) -> list[RunView]:
     return list(dict((v.run_dir.resolve(), v) for v in views).values())
 
 
+#: the costs every PnL figure depends on (costs.notional and account_currency size only the
+#: account-currency total, and the table gives each run's currency)
+PIP_COSTS = ("spread_pips", "slippage_pips", "commission_pips")
+
+
 def _different_costs(views: list[RunView]) -> str | None:
     """The DIFFERENT COSTS warning: spread, slippage and commission change every PnL figure, the
-    baselines' too, so runs under other costs do not compare (a trial compared them silently)."""
+    baselines' too, so runs under other costs do not compare (a trial compared them silently).
+    Another notional is noted apart: it scales the account-currency total alone."""
     runs = _distinct_runs(views)
-    costs = [json.dumps(v.config.get("costs") or {}, sort_keys=True) for v in runs]
-    if len(set(costs)) <= 1:
-        return None
-    each = "; ".join(f"{v.run_id}: {_costs_words(v.config.get('costs') or {})}" for v in runs)
-    return (f"DIFFERENT COSTS: these runs pay different trading costs ({each}); every PnL figure, the baselines' too, "
-            "depends on them: their numbers are not comparable")
+    costs = [{k: (v.config.get("costs") or {}).get(k) for k in PIP_COSTS} for v in runs]
+    if len({json.dumps(c, sort_keys=True) for c in costs}) > 1:
+        each = "; ".join(f"{v.run_id}: {_costs_words(v.config.get('costs') or {})}" for v in runs)
+        return (f"DIFFERENT COSTS: these runs pay different trading costs ({each}); every PnL figure, the baselines' "
+                "too, depends on them: their numbers are not comparable")
+    sizes = [_notional_words(v.config.get("costs") or {}) for v in runs]
+    if len(set(sizes)) > 1:
+        each = "; ".join(f"{v.run_id}: {size}" for v, size in zip(runs, sizes))
+        return (f"DIFFERENT NOTIONAL: these runs size each trade differently ({each}): their total PnL in the account "
+                "currency differs by that alone; the returns, Sharpe ratios and other PnL fractions compare")
+    return None
 
 
 def _costs_words(costs: dict[str, Any]) -> str:
-    keys = ("spread_pips", "slippage_pips", "commission_pips")
-    return ", ".join(f"{k.removesuffix('_pips')} {costs[k]}" for k in keys if k in costs) + " pips"
+    return ", ".join(f"{k.removesuffix('_pips')} {costs[k]}" for k in PIP_COSTS if k in costs) + " pips"
+
+
+def _notional_words(costs: dict[str, Any]) -> str:
+    notional, currency = costs.get("notional"), costs.get("account_currency")
+    amount = f"{notional:,.0f}" if _is_number(notional) else "default"
+    return f"notional {amount} {currency or 'default currency'}"
 
 
 def _different_training(views: list[RunView]) -> str | None:
-    """The DIFFERENT TRAINING LENGTH warning: a run shortened by a budget (or ``--timesteps``)
-    beside a full one (``compare v3 v4`` takes each experiment's latest run, whatever its budget)."""
+    """The DIFFERENT TRAINING LENGTH warning: runs that trained for different numbers of steps (a
+    budget or ``--timesteps`` shortened one, or a plugin stopped it early), as their training logs
+    record them; the asked ``ppo.total_timesteps`` where a run has no log. ``compare v3 v4``
+    takes each experiment's latest run, whatever its budget. Asked numbers that round up to the
+    same whole updates trained the same."""
     runs = _distinct_runs(views)
-    steps = [(v.config.get("ppo") or {}).get("total_timesteps") for v in runs]
+    steps = [v.trained_steps if v.trained_steps is not None else _asked_steps(v) for v in runs]
     if len(set(map(str, steps))) <= 1:
         return None
-    each = "; ".join(f"{v.run_id}: {s:,} steps" if isinstance(s, int) else f"{v.run_id}: ? steps" for v, s in zip(runs, steps))
+    each = "; ".join(f"{v.run_id}: {_trained_words(v)}" for v in runs)
     return (f"DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps ({each}); a run shortened by a "
-            "budget or --timesteps is not its experiment's full training (`exitcore report RUN` names its budget)")
+            "budget or --timesteps, or stopped early, is not its experiment's full training (`exitcore report RUN` "
+            "names its budget)")
+
+
+def _asked_steps(view: RunView) -> Any:
+    return (view.config.get("ppo") or {}).get("total_timesteps")
+
+
+def _trained_words(view: RunView) -> str:
+    """``262,144 steps``, ``16,384 of 262,144 steps (stopped early: REASON)``, or ``262,144 steps
+    asked (no training log)``."""
+    asked = _asked_steps(view)
+    asked_words = f"{asked:,}" if isinstance(asked, int) else "?"
+    if view.trained_steps is None:
+        return f"{asked_words} steps asked (no training log)"
+    if isinstance(asked, int) and view.trained_steps < asked:
+        return (f"{view.trained_steps:,} of {asked_words} steps (stopped early"
+                + (f": {view.stopped_early})" if view.stopped_early else ")"))
+    return f"{view.trained_steps:,} steps"
 
 
 def _seeds_of_one_configuration(views: list[RunView]) -> str | None:
@@ -469,16 +518,17 @@ def _unseeded(config: dict[str, Any]) -> str:
 
 
 def _different_registries(views: list[RunView]) -> str | None:
-    """The DIFFERENT REGISTRIES warning: runs on the same bars deflated for different numbers of
-    trials today, because different runs directories record them; each counts only its own."""
-    groups: dict[str, set[Any]] = {}
+    """The DIFFERENT REGISTRIES warning: runs on the same bars whose trials today are counted by
+    the registries of different runs directories; each deflated Sharpe counts only its own
+    directory's trials, so choosing among them is a selection none of them counts."""
+    places: dict[str, set[Path]] = {}
     for v in _distinct_runs(views):
-        if v.metrics.get("dsr_today_trials") is not None:
-            groups.setdefault(v.data_hash, set()).add(v.metrics["dsr_today_trials"])
-    if not any(len(counts) > 1 for counts in groups.values()):
+        if v.registry is not None and v.metrics.get("dsr_today_trials") is not None:
+            places.setdefault(v.data_hash, set()).add(v.registry)
+    apart = sorted({str(p) for where in places.values() if len(where) > 1 for p in where})
+    if not apart:
         return None
-    places = sorted({str(v.run_dir.resolve().parent) for v in _distinct_runs(views)})
-    return (f"DIFFERENT REGISTRIES: runs on the same bars are counted in different runs directories ({', '.join(places)}): "
+    return (f"DIFFERENT REGISTRIES: runs on the same bars are counted in different runs directories ({', '.join(apart)}): "
             "each one's deflated Sharpe counts only its own directory's trials, so their deflated Sharpes do not compare; "
             "keep a study's runs in one runs directory")
 

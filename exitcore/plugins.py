@@ -283,7 +283,10 @@ def _boolean(answer: Any) -> bool | None:
     if isinstance(answer, bool):
         return answer
     if str(getattr(answer, "dtype", "")) in ("bool", "torch.bool") and _one(answer):
-        return bool(answer)
+        try:  # .item(): bool() of a pandas Series raises, of a tensor or array it works
+            return bool(answer.item())
+        except Exception:  # an exotic container: warned about as an answer that is not a truth value
+            return None
     return None
 
 

@@ -529,6 +529,14 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
         if trained and isinstance(exc, Exception):
             registry.mark_interrupted(info.run_id, f"failed while {doing}: {_one_line(exc)}")
             host.run_finished(info, "interrupted", {})
+            if not isinstance(exc, ExitcoreError):  # exitcore's own bug (a plugin's is a PluginError):
+                # its traceback is what a bug report needs, so it is kept, with what became of the run
+                from exitcore.registry import runs_dir_words
+
+                exc.add_note(f"run {info.run_id} is marked interrupted: its training is complete and checkpointed; "
+                             f"once the cause is fixed, `{command()} run --resume {info.run_id}"
+                             f"{runs_dir_words(Path(info.run_dir).parent)}` evaluates it again")
+                raise
             raise RunInterrupted(info.run_id, info.run_dir, cause=(
                 f"failed while {doing}: {with_notes(exc)}; its training is complete: fix the cause and resume it to "
                 "evaluate it again")) from exc

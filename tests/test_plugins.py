@@ -342,13 +342,16 @@ def test_iteration_end_answers_that_are_not_a_plain_bool(make_host):
             return answers[update - 1]
 
     host = make_host(Numeric())
-    answers += [np.False_, torch.tensor(False), np.array([False]), np.True_, torch.tensor(True), 0, "", 0.0]
-    assert [host.iteration_end("r", u, {}) for u in (1, 2, 3)] == ["an iteration_end hook returned False"] * 3
+    import pandas as pd
+
+    answers += [np.False_, torch.tensor(False), np.array([False]), pd.Series([False]),
+                np.True_, torch.tensor(True), pd.Series([True]), 0, "", 0.0]
+    assert [host.iteration_end("r", u, {}) for u in (1, 2, 3, 4)] == ["an iteration_end hook returned False"] * 4
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert [host.iteration_end("r", u, {}) for u in range(4, 9)] == [None] * 5
+        assert [host.iteration_end("r", u, {}) for u in range(5, 11)] == [None] * 6
     said = [str(w.message) for w in caught if issubclass(w.category, ExitcoreWarning)]
-    # once per kind of answer: 0 and 0.0 and "" each once, np.True_ and tensor(True) go on quietly
+    # once per kind of answer: 0 and 0.0 and "" each once; np.True_, tensor(True), Series([True]) go on quietly
     assert len(said) == 3 and said[0].startswith("an iteration_end hook (plugins implementing it: ")
     assert "returned 0 (int), which neither stops nor continues training" in said[0]
     assert "returned '' (str)" in said[1] and "returned 0.0 (float)" in said[2]

@@ -1139,14 +1139,16 @@ def test_compare_warns_of_costs_training_lengths_seeds_and_registries_and_shows_
 
     splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
 
-    def view(run_id, *, spread=1.0, steps=262144, seed=0, trials=2, where="runs"):
-        config = {"costs": {"spread_pips": spread, "slippage_pips": 0.2, "commission_pips": 0.0},
+    def view(run_id, *, spread=1.0, steps=262144, seed=0, trials=2, where="runs", trained=None, stopped=None,
+             notional=100_000.0):
+        config = {"costs": {"spread_pips": spread, "slippage_pips": 0.2, "commission_pips": 0.0, "notional": notional,
+                            "account_currency": "USD"},
                   "ppo": {"total_timesteps": steps, "seed": seed}}
         metrics = {"n_trades": 9, "span_start": "2016-10-25 00:00:00+00:00", "span_end": "2019-12-31 23:45:00+00:00",
                    "n_days": 830, "active_days": 700, "dsr_recorded": 0.4, "dsr_trials": 1, "dsr_today": 0.25,
                    "dsr_today_trials": trials}
         return RunView(run_id, run_id, tmp_path / where / run_id, "x", "h", splits, config, metrics, 112,
-                       trial=("cfg", seed))
+                       trial=("cfg", seed), trained_steps=trained, stopped_early=stopped, registry=tmp_path / where)
 
     a = view("a")
     assert warnings([a, view("b", seed=0)]) == []
@@ -1154,19 +1156,35 @@ def test_compare_warns_of_costs_training_lengths_seeds_and_registries_and_shows_
     assert said == ["DIFFERENT COSTS: these runs pay different trading costs (a: spread 1.0, slippage 0.2, commission 0.0 "
                     "pips; b: spread 0.2, slippage 0.2, commission 0.0 pips); every PnL figure, the baselines' too, depends "
                     "on them: their numbers are not comparable"]
-    said = warnings([a, view("b", steps=16384)])
+    # another notional scales the account-currency total alone: not DIFFERENT COSTS
+    said = warnings([a, view("b", notional=10_000.0)])
+    assert said == ["DIFFERENT NOTIONAL: these runs size each trade differently (a: notional 100,000 USD; b: notional "
+                    "10,000 USD): their total PnL in the account currency differs by that alone; the returns, Sharpe "
+                    "ratios and other PnL fractions compare"]
+    said = warnings([a, view("b", steps=16384)])  # no training logs: the asked steps
+    assert said == ["DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps (a: 262,144 steps asked "
+                    "(no training log); b: 16,384 steps asked (no training log)); a run shortened by a budget or "
+                    "--timesteps, or stopped early, is not its experiment's full training (`exitcore report RUN` names "
+                    "its budget)"]
+    # what they trained, not what was asked: 10,000 and 16,384 asked both train one update of 16,384
+    assert warnings([view("a", steps=10_000, trained=16384), view("b", steps=16384, trained=16384)]) == []
+    said = warnings([view("a", trained=262144), view("b", trained=49152, stopped="entropy collapsed")])
     assert said == ["DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps (a: 262,144 steps; b: "
-                    "16,384 steps); a run shortened by a budget or --timesteps is not its experiment's full training "
-                    "(`exitcore report RUN` names its budget)"]
+                    "49,152 of 262,144 steps (stopped early: entropy collapsed)); a run shortened by a budget or "
+                    "--timesteps, or stopped early, is not its experiment's full training (`exitcore report RUN` names "
+                    "its budget)"]
     said = warnings([a, view("b", seed=1)])
     assert said == ["SEEDS OF ONE CONFIGURATION: a (seed 0), b (seed 1) differ only in their training seed: the spread of "
                     "their numbers is the training's randomness, which the bootstrap intervals do not cover (each resamples "
                     "the days of one trained policy); compare versions over several seeds each"]
-    said = warnings([a, view("b", trials=5, where="elsewhere")])
     places = f"{tmp_path / 'elsewhere'}, {tmp_path / 'runs'}"
-    assert said == [f"DIFFERENT REGISTRIES: runs on the same bars are counted in different runs directories ({places}): "
-                    "each one's deflated Sharpe counts only its own directory's trials, so their deflated Sharpes do not "
-                    "compare; keep a study's runs in one runs directory"]
+    for trials in (5, 2):  # two registries: whatever their counts, neither counts the other's trials
+        said = warnings([a, view("b", trials=trials, where="elsewhere")])
+        assert said == [f"DIFFERENT REGISTRIES: runs on the same bars are counted in different runs directories "
+                        f"({places}): each one's deflated Sharpe counts only its own directory's trials, so their "
+                        "deflated Sharpes do not compare; keep a study's runs in one runs directory"]
+    # one registry, other counts (a run deflated at run time for more trials than it records today)
+    assert warnings([a, view("b", trials=5)]) == []
     table = as_table([a, view("b")])
     assert re.search(r"\nperiod from +2016-10-25 00:00 +2016-10-25 00:00\n", table)
     assert re.search(r"\nperiod to +2019-12-31 23:45 ", table)
@@ -1214,3 +1232,19 @@ def test_walk_forward_results_are_compared_and_marked_in_runs(tmp_path):
     assert "WALK-FORWARD: c: walk_forward.json: no such file; no walk-forward figures are shown" in warnings([plain, lost])
     assert _measured_on({"label": "TEST (out-of-sample)", **walk}) == "TEST (out-of-sample) + walk-forward (3 windows)"
     assert _measured_on({"label": "TEST (out-of-sample)"}) == "TEST (out-of-sample)"
+
+
+def test_compare_never_deflates_a_run_for_fewer_trials_than_it_was_deflated_for(tmp_path, monkeypatch):
+    """A registry that now records fewer trials on the run's data than the run was deflated for
+    (runs deleted, a rebuilt registry) must not raise its deflated Sharpe: the trials were made.
+    compare shows the recorded value with the recorded N, and names the registry that counted."""
+    import exitcore.evaluation.report as report
+    from exitcore.compare import _dsr_today
+    from exitcore.evaluation.report import TrialsToday
+
+    results = {"evaluators": {"significance": {"dsr": {"dsr": 0.4, "n_trials": 5}}}}
+    for count in (3, 5):
+        monkeypatch.setattr(report, "current_trials", lambda run_dir, split=None, n=count: TrialsToday(n, (), tmp_path))
+        assert _dsr_today(tmp_path / "r", results, "test") == ({"dsr_today": 0.4, "dsr_today_trials": 5}, tmp_path)
+    monkeypatch.setattr(report, "current_trials", lambda run_dir, split=None: None)  # no registry records it
+    assert _dsr_today(tmp_path / "r", results, "test") == ({"dsr_today": None, "dsr_today_trials": None}, None)

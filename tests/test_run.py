@@ -607,6 +607,11 @@ _STOPS = {
                  "            def full(*a, **k):\n"
                  "                raise OSError(28, 'No space left on device', 'ledger_test.csv')\n"
                  "            ev.write_ledgers = full\n",
+    # exitcore's own bug (not a plugin's): its traceback is kept, and the run still resumes
+    "exitcore bug": "            import exitcore.evaluation.evaluate as ev\n"
+                    "            def broken(*a, **k):\n"
+                    "                raise ZeroDivisionError('a bug in exitcore itself')\n"
+                    "            ev.write_ledgers = broken\n",
 }
 
 
@@ -638,10 +643,17 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
     runs = tmp_path / "runs"
     args = ("run", "v4", *SMOKE, "--set", 'eval.evaluators=[{name="trade_metrics"}, {name="interrupting"}]')
     out = exitcore(*args, runs=runs, env=env)
-    assert out.returncode == (1 if stop in ("disk full", "evaluator bug") else 130), out.stderr
+    assert out.returncode == (1 if stop in ("disk full", "evaluator bug", "exitcore bug") else 130), out.stderr
     (row,) = registry_rows(runs)
     assert row["status"] == "interrupted" and "while evaluating" in row["error"]
-    assert f"continue it with: exitcore run --resume {row['id']}" in out.stderr
+    if stop == "exitcore bug":
+        assert "Traceback (most recent call last)" in out.stderr and "in broken" in out.stderr
+        assert out.stderr.rstrip().endswith(
+            f"ZeroDivisionError: a bug in exitcore itself\nrun {row['id']} is marked interrupted: its training is complete "
+            f"and checkpointed; once the cause is fixed, `exitcore run --resume {row['id']} --runs-dir {runs}` evaluates "
+            "it again"), out.stderr
+    else:
+        assert f"continue it with: exitcore run --resume {row['id']}" in out.stderr
     # what a kill in the middle of an atomic write leaves behind is cleared on resume
     stale = runs / row["run_dir"] / ".ledger_test.csv.k2x9_a0b.tmp.csv"
     stale.write_text("half a ledger")

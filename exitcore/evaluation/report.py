@@ -528,6 +528,8 @@ class TrialsToday:
 
     count: int
     sharpes: tuple[float, ...] = ()
+    #: the runs directory whose registry counted them (None: given by the caller)
+    registry: Path | None = None
 
 
 @attrs.frozen
@@ -620,7 +622,8 @@ def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None
                 count = registry.trial_count(data_hash)
         except RegistryError:
             continue
-        return TrialsToday(count, tuple(recorded_trial_sharpes(records, split, exclude=(own.config_hash, own.seed))))
+        return TrialsToday(count, tuple(recorded_trial_sharpes(records, split, exclude=(own.config_hash, own.seed))),
+                           Path(directory).resolve())
     return None
 
 

@@ -400,7 +400,27 @@ def resolve_run(
         raise ConfigError(problems, exc.source) from None
     if isinstance(lineage, list) and lineage:  # the extends chain it was resolved through, not [name]
         resolved = attrs.evolve(resolved, config=attrs.evolve(resolved.config, lineage=list(lineage)))
-    return resolved
+    return _located_in_run(resolved, Path(run_dir) / CONFIG_FILE, name)
+
+
+def _located_in_run(resolved: Any, config_file: Path, name: str) -> Any:
+    """``resolved`` with its components' places (which a plugin's failure names) in the run's
+    ``config.toml`` (``RUN/config.toml: experiment.eval.evaluators[1]``), not in the
+    experiments.toml that :func:`resolve_run` never read."""
+    from exitcore.experiments import ResolvedComponent
+
+    def moved(rc: Any) -> Any:
+        where = _frozen_path(rc.path, name)
+        return attrs.evolve(rc, path=f"{config_file}: {where}") if where != rc.path else rc
+
+    changes: dict[str, Any] = {}
+    for field in attrs.fields(type(resolved)):
+        value = getattr(resolved, field.name)
+        if isinstance(value, ResolvedComponent):
+            changes[field.name] = moved(value)
+        elif isinstance(value, tuple) and value and all(isinstance(v, ResolvedComponent) for v in value):
+            changes[field.name] = tuple(moved(v) for v in value)
+    return attrs.evolve(resolved, **changes)
 
 
 def as_frozen_then(frozen: dict[str, Any]) -> dict[str, Any]:

@@ -164,6 +164,11 @@ def test_a_config_toml_edited_after_the_run_is_refused(runs):
     host = make_host()
     untouched = resolve_run(run_dir, host)  # as recorded: accepted, with or without overrides on top
     assert untouched.config_hash() == json.loads((run_dir / "run.json").read_text())["config_hash"]
+    # a component's failure (an evaluator's on resume) names its place in this file, not an experiments.toml
+    config_file = run_dir / "config.toml"
+    assert untouched.entry.path == f"{config_file}: experiment.entry"
+    assert [rc.path for rc in untouched.evaluators][:2] == [f"{config_file}: experiment.eval.evaluators[{i}]" for i in (0, 1)]
+    assert untouched.rewards and all(rc.path.startswith(f"{config_file}: experiment.rewards[") for rc in untouched.rewards)
     assert resolve_run(run_dir, host, overrides=["ppo.n_envs=4"]).config.ppo.n_envs == 4
     text = (run_dir / "config.toml").read_text()
     assert "max_bars = " in text

@@ -1188,3 +1188,30 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
     assert lost.exit_code == 2 and f"({stopped.run_dir / 'config.toml'}: data.params.path)" in lost.output, lost.output
     assert (f"if the file moved, give its new place: `exitcore run --from {run_id} --data NEW_PATH` (the same bars read "
             "from another path count as another trial)") in lost.output
+
+
+@pytest.mark.parametrize("value, said", [
+    ("float('nan')", "reward term 'blowup' from blowup (blowup 1.0) returned nan there (the rollout replayed from the "
+                     "last good state)"),
+    # finite in float64, where the terms are added up; infinite as the float32 reward the buffer keeps
+    ("1e300", "replayed from the last good state, every reward term is finite there ('pnl' "),
+])
+def test_a_non_finite_reward_names_the_reward_term_behind_it(tmp_path, value, said):
+    """"non-finite rewards (first at rollout step 12, env 3; reward terms: 'pnl', 'cost', ...)"
+    listed every term: the step keeps only their weighted sum, so which one went bad was left to
+    guess (a plugin-author trial). The rollout is replayed from the last good state to say."""
+    env = _plugin(tmp_path, "blowup", (
+        "import torch\nfrom exitcore import hookimpl\n\n"
+        "def build(params, ctx):\n"
+        f"    bad, zero = (torch.tensor(x, dtype=torch.float64) for x in ({value}, 0.0))\n"
+        "    return lambda before, action, after: torch.where(before.k >= 4, bad, zero)\n\n"
+        "@hookimpl\ndef register_reward_terms(register):\n    register('blowup', build)\n"))
+    rewards = 'rewards=[{name="pnl"}, {name="cost"}, {name="blowup"}]'
+    out = exitcore("run", "v4", *SMOKE, "--set", rewards, runs=tmp_path / "runs", env=env)
+    assert out.returncode == 1, out.stderr
+    assert "training diverged in update 1: non-finite rewards (first at rollout step " in out.stderr, out.stderr
+    assert f"; reward terms: 'pnl', 'cost', 'blowup'); {said}" in out.stderr, out.stderr
+    if value == "1e300":
+        assert "'cost' 0 x 1, 'blowup' 1e+300 x 1), but their weighted sum 1e+300 is not in float32, the reward's " \
+               "type (beyond 3.4e+38)" in out.stderr, out.stderr
+    assert "; state of the last complete update (0) written to " in out.stderr

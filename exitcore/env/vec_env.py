@@ -31,6 +31,7 @@ from exitcore.env.blame import blamed, component_codes, plugin_failure
 from exitcore.env.compile_check import COMPILE_CHECK_STEPS, check_compiled_step
 from exitcore.env.components import (
     EnvComponents,
+    Named,
     check_actions,
     check_mask_rows,
     check_tensor,
@@ -592,6 +593,14 @@ class VecExitEnv:
             step_mtm=mtm_after - mtm_before,
         )
         return after, blocked_by
+
+    def reward_terms(self, action: torch.Tensor) -> list[tuple[Named, torch.Tensor]]:
+        """Each reward term's value ``[N]`` for ``action`` from the current state, apart (the
+        step adds them up, weighted), computed eagerly; the state is left as it is. The trainer
+        replays a rollout up to a non-finite reward with it, to name the term behind it."""
+        before = self.state
+        after, _ = self._transition(before, action.to(torch.int64))
+        return [(term, term.fn(before, after.action, after)) for term in self.components.rewards]
 
     def _reward(self, before: EnvState, after: EnvState) -> torch.Tensor:
         total = torch.zeros(before.n, dtype=torch.float64, device=self.device)

@@ -18,6 +18,7 @@ once per update (statistics, finiteness checks) and once per epoch (the KL early
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -69,10 +70,16 @@ class TrainingDiverged(ExitcoreError):
     run directory). Resuming from it replays the failing update, so change something first.
     """
 
-    def __init__(self, update: int, quantity: str, detail: str = ""):
+    def __init__(self, update: int, quantity: str, detail: str = "", at: tuple[int, int] | None = None):
         self.update, self.quantity, self.detail = update, quantity, detail
         self.checkpoint_path: Path | None = None
+        #: (rollout step, env) of the first non-finite reward, for the replay that names its term
+        self.at = at
         super().__init__(f"training diverged in update {update}: non-finite {quantity}" + (f" ({detail})" if detail else ""))
+
+    def add_cause(self, words: str) -> None:
+        """Append what a later look found (the reward term behind a non-finite reward)."""
+        self.args = (f"{self.args[0]}; {words}",)
 
 
 @attrs.frozen
@@ -223,6 +230,11 @@ class PPOTrainer:
                     raise exc from None
                 if isinstance(exc, TrainingDiverged):
                     exc.checkpoint_path = path
+                    if exc.at is not None:  # the last good state is written: replay the rollout to name the term
+                        cause = self._replay_rewards(*exc.at)
+                        self.load_state_dict(_clone(good))
+                        if cause:
+                            exc.add_cause(cause)
                 where = f"written to {path}" if path else "kept in memory (no run directory)"
                 exc.add_note(f"state of the last complete update ({self.update}) {where}")
                 raise
@@ -336,12 +348,38 @@ class PPOTrainer:
             t, n = _first_index(~torch.isfinite(buf.rewards))
             components = getattr(self.env, "components", None)
             terms = f"; reward terms: {', '.join(repr(r.name) for r in components.rewards)}" if components is not None else ""
-            raise TrainingDiverged(update, "rewards", f"first at rollout step {t}, env {n}{terms}")
+            raise TrainingDiverged(update, "rewards", f"first at rollout step {t}, env {n}{terms}", at=(t, n))
         if bad_val:
             raise TrainingDiverged(update, "policy outputs (values or log-probs) in the rollout")
         if empty:
             t, n = _first_index(~buf.masks.any(dim=-1))
             raise ExitcoreError(f"update {update}: the action mask of env {n} at rollout step {t} allows no action")
+
+    def _replay_rewards(self, t: int, n: int) -> str:
+        """Which reward term made the reward of env ``n`` at rollout step ``t`` non-finite: the
+        rollout is replayed from the last good state (just restored) with its recorded actions,
+        and each term is computed apart at that step (the step only keeps their weighted sum).
+        ``""`` where the environment cannot tell its terms apart or the replay fails."""
+        terms_of = getattr(self.env, "reward_terms", None)
+        if terms_of is None:
+            return ""
+        actions = self.buffer.actions[: t + 1].clone()
+        try:
+            for k in range(t):
+                self.env.step(actions[k])
+            values = [(term, float(r[n])) for term, r in terms_of(actions[t])]
+        except Exception:  # noqa: BLE001 - the divergence itself is reported all the same
+            return ""
+        bad = [f"reward term {term.label()} returned {value}" for term, value in values if not math.isfinite(value)]
+        if bad:
+            return f"{' and '.join(bad)} there (the rollout replayed from the last good state)"
+        total = sum(term.weight * value for term, value in values)
+        each = ", ".join(f"{term.name!r} {value + 0.0:.6g} x {term.weight:g}" for term, value in values)  # no -0
+        if not math.isfinite(float(torch.tensor(total, dtype=torch.float32))):
+            return (f"replayed from the last good state, every reward term is finite there ({each}), but their "
+                    f"weighted sum {total:.6g} is not in float32, the reward's type (beyond "
+                    f"{torch.finfo(torch.float32).max:.3g})")
+        return f"replayed from the last good state, every reward term is finite there ({each}): not reproduced"
 
     def _warn_mask_empty(self, update: int, env_stats: dict[str, Any]) -> None:
         """Warn once per process when the masks left no action at some decisions (the env then

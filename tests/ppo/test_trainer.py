@@ -277,6 +277,59 @@ def test_nan_in_env_output_stops_with_named_quantity_and_a_good_checkpoint(tmp_p
     assert trainer.update == 2  # rolled back to the checkpoint
 
 
+class SpikeEnv(MaskedBanditEnv):
+    """A reward term that returns +inf for env 5 at one global step, its step counter part of
+    the state (a checkpoint restores it), with its terms apart as VecExitEnv gives them."""
+
+    def __init__(self, n_envs, at_step):
+        super().__init__(n_envs)
+        self.at_step, self.steps, self.replayed = at_step, 0, 0
+
+    def _spike(self):
+        r = torch.zeros(self.n_envs, dtype=torch.float64)
+        if self.steps == self.at_step:
+            r[5] = float("inf")
+        return r
+
+    def step(self, action):
+        obs, mask, reward, done = super().step(action)
+        reward = reward + self._spike().to(reward.dtype)
+        self.steps += 1
+        return obs, mask, reward, done
+
+    def reward_terms(self, action):
+        from exitcore.env.components import Named
+
+        self.replayed += 1
+        return [(Named("bandit", "the test", None), torch.zeros(self.n_envs)), (Named("spike", "the test", None), self._spike())]
+
+    def state_dict(self):
+        return {**super().state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.steps = state["steps"]
+
+
+def test_a_non_finite_reward_is_replayed_to_name_its_term_and_the_trainer_is_left_at_the_last_good_state(tmp_path):
+    ppo = config(checkpoint_every=100)
+    seed_everything(ppo.seed)
+    env = SpikeEnv(N_ENVS, at_step=2 * N_STEPS + 2)  # rollout step 2 of update 3
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    trainer = PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False)
+    with pytest.raises(TrainingDiverged, match="update 3: non-finite rewards") as info:
+        trainer.train()
+    assert str(info.value) == ("training diverged in update 3: non-finite rewards (first at rollout step 2, env 5); "
+                               "reward term 'spike' from the test returned inf there (the rollout replayed from the "
+                               "last good state)")
+    assert env.replayed == 1
+    state = load_checkpoint(info.value.checkpoint_path)
+    assert state["update"] == 2 and trainer.update == 2
+    # the replay stepped the environment on: it is put back to the state the checkpoint holds
+    assert env.steps == state["env"]["steps"] == 2 * N_STEPS
+    assert torch.equal(env.context, state["env"]["context"]) and torch.equal(trainer.next_obs, state["next_obs"])
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_a_bad_observation_from_the_last_rollout_step_stops_that_update(tmp_path, bad):
     """The last step's observation is never stored in the buffer: it bootstraps the update's

@@ -1161,18 +1161,17 @@ def test_compare_warns_of_costs_training_lengths_seeds_and_registries_and_shows_
     assert said == ["DIFFERENT NOTIONAL: these runs size each trade differently (a: notional 100,000 USD; b: notional "
                     "10,000 USD): their total PnL in the account currency differs by that alone; the returns, Sharpe "
                     "ratios and other PnL fractions compare"]
+    def training(each):
+        return [f"DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps ({each}); a run shortened "
+                "by a budget or --timesteps, or stopped early, is not its experiment's full training (`exitcore report "
+                "RUN` names its budget)"]
+
     said = warnings([a, view("b", steps=16384)])  # no training logs: the asked steps
-    assert said == ["DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps (a: 262,144 steps asked "
-                    "(no training log); b: 16,384 steps asked (no training log)); a run shortened by a budget or "
-                    "--timesteps, or stopped early, is not its experiment's full training (`exitcore report RUN` names "
-                    "its budget)"]
+    assert said == training("a: 262,144 steps asked (no training log); b: 16,384 steps asked (no training log)")
     # what they trained, not what was asked: 10,000 and 16,384 asked both train one update of 16,384
     assert warnings([view("a", steps=10_000, trained=16384), view("b", steps=16384, trained=16384)]) == []
     said = warnings([view("a", trained=262144), view("b", trained=49152, stopped="entropy collapsed")])
-    assert said == ["DIFFERENT TRAINING LENGTH: these runs trained for different numbers of steps (a: 262,144 steps; b: "
-                    "49,152 of 262,144 steps (stopped early: entropy collapsed)); a run shortened by a budget or "
-                    "--timesteps, or stopped early, is not its experiment's full training (`exitcore report RUN` names "
-                    "its budget)"]
+    assert said == training("a: 262,144 steps; b: 49,152 of 262,144 steps (stopped early: entropy collapsed)")
     said = warnings([a, view("b", seed=1)])
     assert said == ["SEEDS OF ONE CONFIGURATION: a (seed 0), b (seed 1) differ only in their training seed: the spread of "
                     "their numbers is the training's randomness, which the bootstrap intervals do not cover (each resamples "

@@ -88,7 +88,9 @@ def register_reward_terms(register: Register) -> None:
     (0.001 ~ 10 pips near 1.0) multiplied by ``ctx.env.reward_scale`` (default 100, so 1.0 =
     1 % of the entry price), as the shipped ``pnl``, ``cost`` and ``regret`` terms do. The returned
     tensor must be float64 or float32 of shape ``[N]`` on ``ctx.device`` and finite: a wrong
-    shape or a NaN is reported against the term on the first step.
+    shape or a NaN is reported against the term on the first step; a NaN or Inf later (or a
+    weighted sum beyond float32) stops training, and replaying the rollout from the last good
+    checkpoint names the term.
 
     Reward terms are the only components allowed to use hindsight (for example the best exit
     in the episode's window, precomputed in ``build`` from ``ctx.market`` and ``ctx.trades``);

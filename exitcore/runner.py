@@ -242,15 +242,19 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
                 raise DataError(f"{exc}; if the file moved, resume with `{command()} run --resume {previous.id} --data "
                                 f"NEW_PATH{runs_dir_words(runs_dir)}` (the bars must be the same: their hash is checked)") from None
             raise DataError(f"{exc}; if the file moved, give its new place: `{command()} run --from {request.from_run} "
-                            "--data NEW_PATH` (the same bars read from another path count as another trial)") from None
+                            f"--data NEW_PATH{runs_dir_words(runs_dir)}` (read as that run read it; the same bars read "
+                            "from another path count as another trial)") from None
         data_hash = bars.content_hash()
         note(f"{bars.source}: {len(bars):,} bars {bars.start:%Y-%m-%d} -> {bars.end:%Y-%m-%d}, hash {data_hash}")
     # where to see every warning: on a resume the experiments file may no longer say what the run read
     _warn_data(bars, None if previous is not None else shlex.quote(request.data) if request.data else f"-e {cfg.name}")
-    if from_source.get("data_hash") not in (None, data_hash) and not request.data:
+    if from_source.get("data_hash") not in (None, data_hash):
+        changed = ("the file at its data path changed" if not request.data else
+                   f"--data read as it read its own: {_reading_words(cfg.data)}; other options go after a '?', "
+                   "e.g. --data 'PATH?timezone=UTC'")
         click.echo(f"warning: these bars are not the ones run {from_source['run_id']} ran on (hash "
-                   f"{from_source['data_hash']} then, {data_hash} now: the file at its data path changed); "
-                   "this run does not reproduce it", err=True)
+                   f"{from_source['data_hash']} then, {data_hash} now; {changed}); this run does not reproduce it",
+                   err=True)
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
     cheap = costs.warning()
     if cheap:  # shown even with --quiet: it changes what every number means
@@ -580,15 +584,26 @@ def _resolve_from(request: RunRequest, file_of: Callable[[], Any], host: Any,
     ref = str(request.from_run)
     try:
         source = find_run_dir(ref, request.runs_dir, require_done=False)
+        data = None
+        if request.data:  # read as the run read its bars (a colleague's run, the file elsewhere here)
+            from exitcore.data.pipeline import relocated_data
+
+            moved = relocated_data(resolve_run(source, host).config.data, request.data, host)
+            data = (moved.source, dict(moved.params))
         resolved = resolve_run(source, host, budgets=file_of().budgets if request.budget else None,
-                               budget=request.budget, overrides=request.all_overrides(),
-                               data=_data_option(request, host, data_config_from_spec))
+                               budget=request.budget, overrides=request.all_overrides(), data=data)
         info = read_run_info(source) if (source / RUN_FILE).is_file() else {}
     except (ExitcoreError, ConfigError) as exc:
         raise ExitcoreError(f"--from {ref}: {exc}") from None
     data = info.get("data") if isinstance(info.get("data"), dict) else {}
     return resolved, {"run_id": str(info.get("run_id") or source.name), "run_dir": str(source.resolve()),
                       "data_hash": data.get("hash"), "request": _asked_of(info)}
+
+
+def _reading_words(data: Any) -> str:
+    """``csv with timezone=Europe/Berlin, sep=;``: how a data section reads its files."""
+    options = ", ".join(f"{k}={v}" for k, v in sorted(data.params.items()) if k != "path")
+    return f"{data.source} with {options}" if options else f"{data.source} with its defaults"
 
 
 def _asked_of(info: dict[str, Any]) -> dict[str, Any]:

@@ -1186,8 +1186,20 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path):
                                     "NEW_PATH`") in lost.output, lost.output
     lost = CliRunner().invoke(cli, ["run", "--from", run_id, "-q", "--runs-dir", str(runs)])
     assert lost.exit_code == 2 and f"({stopped.run_dir / 'config.toml'}: data.params.path)" in lost.output, lost.output
-    assert (f"if the file moved, give its new place: `exitcore run --from {run_id} --data NEW_PATH` (the same bars read "
-            "from another path count as another trial)") in lost.output
+    assert (f"if the file moved, give its new place: `exitcore run --from {run_id} --data NEW_PATH --runs-dir {runs}` "
+            "(read as that run read it; the same bars read from another path count as another trial)") in lost.output
+    # following it reads the file as the run did (its time zone kept: a fresh read took UTC, other bars, silently)
+    again_from = CliRunner().invoke(cli, ["run", "--from", run_id, "--data", str(again), "-q", "--runs-dir", str(runs)])
+    assert again_from.exit_code == 0 and "warning: these bars" not in again_from.output, again_from.output
+    (copy,) = [d for d in runs.iterdir() if d.is_dir() and d.name not in (run_id, stopped.run_dir.name)
+               and (d / "run.json").is_file()]
+    assert json.loads((copy / "run.json").read_text())["data"]["hash"] == info["data"]["hash"]
+    assert 'timezone = "Etc/GMT-2"' in (copy / "config.toml").read_text()
+    # other bars are said to be other bars, with how they were read
+    other_from = CliRunner().invoke(cli, ["run", "--from", run_id, "--data", str(other), "-q", "--runs-dir", str(runs)])
+    assert other_from.exit_code == 0 and (f"warning: these bars are not the ones run {run_id} ran on (hash "
+                                          f"{info['data']['hash']} then, ") in other_from.output, other_from.output
+    assert "; --data read as it read its own: csv with " in other_from.output and "timezone=Etc/GMT-2" in other_from.output
 
 
 @pytest.mark.parametrize("value, said", [
@@ -1215,3 +1227,24 @@ def test_a_non_finite_reward_names_the_reward_term_behind_it(tmp_path, value, sa
         assert "'cost' 0 x 1, 'blowup' 1e+300 x 1), but their weighted sum 1e+300 is not in float32, the reward's " \
                "type (beyond 3.4e+38)" in out.stderr, out.stderr
     assert "; state of the last complete update (0) written to " in out.stderr
+
+
+def test_a_resume_given_data_prints_its_next_resume_with_the_data(tmp_path, monkeypatch):
+    """Its config.toml keeps the old place of its bars, so the printed `continue it with` command
+    without --data failed with 'no such file' (review V)."""
+    from click.testing import CliRunner
+
+    import exitcore.runner as runner
+    from exitcore.cli import cli
+
+    run_dir = tmp_path / "runs" / "20261128-000000-v4-abcd"
+    run_dir.mkdir(parents=True)
+
+    def interrupted(request, *args, **kwargs):
+        raise runner.RunInterrupted(run_dir.name, run_dir)
+
+    monkeypatch.setattr(runner, "execute", interrupted)
+    for given, said in ((["--data", "/new place/bars.csv"], " --data '/new place/bars.csv'"), ([], "")):
+        out = CliRunner().invoke(cli, ["run", "--resume", run_dir.name, *given, "--runs-dir", str(tmp_path / "runs")])
+        assert out.exit_code == 130, out.output
+        assert f"continue it with: exitcore run --resume {run_dir.name}{said} --runs-dir {tmp_path / 'runs'}\n" in out.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def _run(session, request, quiet: bool) -> None:
     else:
         cause = None
     where = runs_dir_words(Path(outcome.run_dir).parent)  # the printed commands must find the run
+    # a resume given --data: its config.toml keeps the old place of its bars, so the next one needs it again
+    again = f" --data {shlex.quote(request.data)}" if request.resume and request.data else ""
     if outcome.status == "interrupted":
         from exitcore.ppo.trainer import CHECKPOINT_FILE
 
@@ -121,7 +124,7 @@ def _run(session, request, quiet: bool) -> None:
         # swallow the resume command
         with contextlib.suppress(OSError), stop_signals_ignored():
             click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
-                       f"continue it with: {command()} run --resume {outcome.run_id}{where}", err=True)
+                       f"continue it with: {command()} run --resume {outcome.run_id}{again}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
     click.echo(_summary(outcome, where, quiet))
 

@@ -136,13 +136,28 @@ def relocated_data(frozen: DataConfig, spec: str, host: Any, where: str = "--dat
     a sniffer recognises: ``synthetic?seed=9``) is that source with its own params whole, as
     ``--data`` gives for a new run. Either way the bars are the run's only if their hash says
     so: the caller checks it."""
-    given = data_config_from_spec(spec, host, base=frozen, where=where)  # validates the spec's options
     parsed = parse_spec(spec, where)
+    if not parsed.source and parsed.path and frozen.source != "auto" and _names_a_file(parsed.path, host, where):
+        # read as the run read it: its options typed by the run's source, not by whatever a
+        # sniffer takes the moved file for (a Dukascopy-shaped export a run read as csv)
+        spec = f"{frozen.source}:{spec.strip()}"
+        parsed = parse_spec(spec, where)
+    given = data_config_from_spec(spec, host, base=frozen, where=where)  # validates the spec's options
     named = parsed.source or (given.source if "path" not in given.params else "")
     if named and frozen.source not in ("auto", named):
         return given
     said = {k: v for k, v in given.params.items() if k == "path" or k in parsed.options}
     return attrs.evolve(frozen, params={**frozen.params, **said})
+
+
+def _names_a_file(path: str, host: Any, where: str) -> bool:
+    """Whether a spec's path names files (what a sniffer returns a ``path`` for, or what no
+    sniffer recognises), not a source without files (``synthetic``)."""
+    try:
+        _, sniffed = sniff_source(path, host, where)
+    except (DataError, ConfigError):
+        return True
+    return "path" in sniffed
 
 
 def _relocate(path: str, where: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 from exitcore.config import DataConfig
@@ -54,6 +55,10 @@ def test_a_file_another_sniffer_claims_keeps_the_runs_source(tmp_path):
     frozen = DataConfig(source="csv", params={"path": "/gone/x.csv", "columns": {"time": "Gmt time"}})
     relocated = relocated_data(frozen, str(export), host)
     assert (relocated.source, relocated.params) == ("csv", {"path": str(export), "columns": {"time": "Gmt time"}})
+    # the spec's options are the run's source's (csv takes sep; dukascopy, the sniffer's guess, does not)
+    relocated = relocated_data(attrs.evolve(frozen, params={**frozen.params, "sep": ","}),
+                               f"{export}?sep=,", host)
+    assert (relocated.source, relocated.params["sep"], relocated.params["path"]) == ("csv", ",", str(export))
 
 
 def test_another_source_named_is_that_source(tmp_path):

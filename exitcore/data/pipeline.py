@@ -137,13 +137,16 @@ def relocated_data(frozen: DataConfig, spec: str, host: Any, where: str = "--dat
     ``--data`` gives for a new run. Either way the bars are the run's only if their hash says
     so: the caller checks it."""
     parsed = parse_spec(spec, where)
-    if not parsed.source and parsed.path and frozen.source != "auto" and _names_a_file(parsed.path, host, where):
+    if (not parsed.source and parsed.path and frozen.source != "auto" and "path" in frozen.params
+            and _names_a_file(parsed.path, host, where)):
         # read as the run read it: its options typed by the run's source, not by whatever a
         # sniffer takes the moved file for (a Dukascopy-shaped export a run read as csv)
         spec = f"{frozen.source}:{spec.strip()}"
         parsed = parse_spec(spec, where)
     given = data_config_from_spec(spec, host, base=frozen, where=where)  # validates the spec's options
-    named = parsed.source or (given.source if "path" not in given.params else "")
+    # a source named, or one a sniffer finds: for a spec without a path (synthetic?seed=9), or a
+    # file where the run read none (a run on synthetic bars given a file)
+    named = parsed.source or (given.source if "path" not in given.params or "path" not in frozen.params else "")
     if named and frozen.source not in ("auto", named):
         return given
     said = {k: v for k, v in given.params.items() if k == "path" or k in parsed.options}

@@ -69,3 +69,7 @@ def test_another_source_named_is_that_source(tmp_path):
     moved = _semicolon_csv(tmp_path / "m.csv")
     other = relocated_data(frozen, f"csv:{moved}?sep=;", host)
     assert (other.source, other.params) == ("csv", {"path": str(moved), "sep": ";"})
+    # a bare path for a run on a source without files (`run --from RUN --data FILE` on the default
+    # synthetic bars) is read as the file's own source
+    bare = relocated_data(frozen, str(moved), host)
+    assert (bare.source, bare.params["path"]) == ("csv", str(moved))

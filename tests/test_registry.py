@@ -551,6 +551,22 @@ def test_cli_runs_lists_and_filters(populated):
     assert res.exit_code == 2 and "ambiguous" in res.output
 
 
+def test_cli_runs_of_an_experiment_without_runs_lists_none(populated, tmp_path):
+    """A shipped (or the user's own) experiment with no runs yet is an empty list, not an
+    error: a script looping over experiments gets ``[]`` for each; a typo is still refused."""
+    runs, *_ = populated
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v1", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == []
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v2"])
+    assert res.exit_code == 0 and res.output == f"no runs in {runs} with experiment v2_exit_guards\n"
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[experiments.my_idea]\nextends = "v4_no_lookahead"\n')
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--experiments", str(mine), "-e", "my_", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == []
+    res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "my_idea", "--json"])  # not in this file
+    assert res.exit_code == 2 and res.stdout == "" and "no runs of an experiment 'my_idea' are recorded" in res.output
+
+
 def test_cli_runs_json_is_strict(populated):
     runs, done, *_ = populated
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--json", "-e", "v4_no_lookahead"])

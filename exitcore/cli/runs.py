@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from exitcore.cli.options import runs_dir_option
+from exitcore.cli.options import experiments_option, runs_dir_option
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.words import command, plural, statistic
 
@@ -125,7 +125,8 @@ def _measured_on(metrics: dict[str, Any]) -> str:
 
 @click.command()
 @click.option("--experiment", "-e", default=None, metavar="NAME",
-              help="Only runs of this experiment (a unique prefix of a recorded experiment works: v4).")
+              help="Only runs of this experiment (a unique prefix works: v4). An experiment with no runs "
+                   "yet lists none (`[]` with --json); a name no registry row or experiments file knows is refused.")
 @click.option("--status", "-s", type=click.Choice(STATUS_CHOICES), default=None, help="Only runs in this status.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every field, metrics included).")
@@ -133,7 +134,10 @@ def _measured_on(metrics: dict[str, Any]) -> str:
               help="Record the run directories in the runs directory that its registry lacks (copied in, or "
                    "left by a deleted or replaced registry), from their run.json and results.json, creating "
                    "the registry if there is none.")
-def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool, record: bool) -> None:
+@experiments_option
+@click.pass_obj
+def runs(session: Any, experiment: str | None, status: str | None, runs_dir: str | None, as_json: bool,
+         record: bool) -> None:
     """List recorded runs, oldest first: id, experiment, status, seed, start, duration (from
     the first start: a resumed run's includes the time it stood interrupted), data
     (source and the start of its hash: runs on different bars differ here), Sharpe, look-ahead
@@ -177,7 +181,7 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
         return
     with _open(runs_dir) as registry:
         if experiment is not None:
-            experiment = registry.recorded_experiment(experiment)
+            experiment = _experiment_filter(registry, experiment, session)
         records = registry.list(experiment=experiment, status=status)
         unrecorded = registry.unrecorded_dirs()
     if not as_json:
@@ -208,6 +212,24 @@ def runs(experiment: str | None, status: str | None, runs_dir: str | None, as_js
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _experiment_filter(registry: Any, name: str, session: Any) -> str:
+    """The experiment ``runs -e NAME`` lists: a recorded one (exact or a unique prefix), else one
+    the experiments file defines that has no runs yet (an empty list, not an error, so that
+    ``for e in v1 v3 v4; do exitcore runs -e $e --json; done`` works); a typo is still refused."""
+    from exitcore.errors import ExitcoreError
+    from exitcore.registry import AmbiguousName, RegistryError
+
+    try:
+        return registry.recorded_experiment(name)
+    except AmbiguousName:
+        raise
+    except RegistryError as not_recorded:
+        try:
+            return session.experiments_file().resolve_name(name)
+        except ExitcoreError:  # unknown there too (or the experiments file is broken): the registry's words
+            raise not_recorded from None
 
 
 def _record(directory: Any, as_json: bool) -> None:

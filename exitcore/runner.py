@@ -1039,6 +1039,16 @@ def _git_commit() -> dict[str, Any] | None:
     return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
+ERROR_CHARS = 4000  # the registry's error column: whole messages (a divergence names every reward
+# term), capped only against a plugin that puts megabytes into one
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    """``exc`` as the registry records it: its type and whole message (notes included) on one
+    line, so that ``show`` and ``runs --json`` say why a run failed after its stderr is gone."""
+    text = " ".join(line.strip() for line in with_notes(exc).splitlines() if line.strip())
+    line = f"{type(exc).__name__}: {text}"
+    if len(line) <= ERROR_CHARS:
+        return line
+    cut = line.rfind(" ", 0, ERROR_CHARS - 40)  # a whole word, not half a number
+    return line[: cut if cut > 0 else ERROR_CHARS - 40] + f" ... ({len(line) - ERROR_CHARS + 40:,} more characters)"

@@ -1227,6 +1227,10 @@ def test_a_non_finite_reward_names_the_reward_term_behind_it(tmp_path, value, sa
         assert "'cost' 0 x 1, 'blowup' 1e+300 x 1), but their weighted sum 1e+300 is not in float32, the reward's " \
                "type (beyond 3.4e+38)" in out.stderr, out.stderr
     assert "; state of the last complete update (0) written to " in out.stderr
+    # the registry keeps the whole message (it was cut at 300 characters, mid-term, before the
+    # cause), so `show` and `runs --json` say why after stderr is gone (trial P)
+    (row,) = registry_rows(tmp_path / "runs")
+    assert row["status"] == "failed" and said in row["error"] and "state of the last complete update" in row["error"]
 
 
 def test_a_resume_given_data_prints_its_next_resume_with_the_data(tmp_path, monkeypatch):

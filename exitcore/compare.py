@@ -144,8 +144,10 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
             # (its latest on any data would compare across data sets, warned but rarely meant)
             record = (registry.latest_done(name, views[0].data_hash) if views else None) or registry.latest_done(name)
             if record is None:
+                from exitcore.registry import RunNotDone, RunStillRunning
+
                 statuses = sorted({r.status for r in registry.list(experiment=name)})
-                raise RegistryError(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
+                raise (RunStillRunning if "running" in statuses else RunNotDone)(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
                                     f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
         record = registry.require_done(record.id)
         views.append(_view(ref, record, registry.path_of(record)))
@@ -231,7 +233,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
-                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta),
+                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), _setup_words(training_setup(meta), config),
                    walk_forward_problem, trained_steps(run_dir),
                    str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry)
 
@@ -372,7 +374,7 @@ def warnings(views: list[RunView]) -> list[str]:
     if setups:
         out.append(setups)
     out += [note for note in (_different_costs(views), _different_training(views), _seeds_of_one_configuration(views),
-                              _different_registries(views)) if note]
+                              _same_trial(views), _different_registries(views)) if note]
     for v in _distinct_runs(views):
         if v.evaluated_sharpe is not None:
             out.append(f"RECOMPUTED: {v.run_id}'s Sharpe is {statistic(v.metrics['sharpe'], '.2f')} here, recomputed "
@@ -394,10 +396,21 @@ def warnings(views: list[RunView]) -> list[str]:
     return list(dict.fromkeys(out))  # a run listed twice is warned about once
 
 
+def _setup_words(recorded: str, config: dict[str, Any]) -> str:
+    """A run's setup (torch, threads, device: ``recorded``) with its compiled step and micro-batch
+    split where not the default: settings of one trial (the config hash takes them at their
+    defaults) that change a run's float rounding."""
+    ppo = config.get("ppo") or {}
+    extra = [f"compile {ppo['compile']}" if ppo.get("compile", "auto") != "auto" else "",
+             f"micro-batches of {ppo['micro_batch_size']} rows" if ppo.get("micro_batch_size") else ""]
+    return ", ".join(w for w in (recorded, *extra) if w)
+
+
 def _different_setups(views: list[RunView]) -> str | None:
     """The DIFFERENT SETUP note for runs of one trial (configuration, seed, bars) trained with
-    another torch version, thread count or device: their numbers differ by that alone, where the
-    same setup repeats them to the last bit (docs/ppo.md, Determinism)."""
+    another torch version, thread count, device, compilation or micro-batch size: their numbers
+    differ by that alone, where the same setup repeats them to the last bit (docs/ppo.md,
+    Determinism)."""
     runs = dict((v.run_dir.resolve(), v) for v in views if v.trial is not None).values()
     groups: dict[tuple[Any, ...], list[RunView]] = {}
     for v in runs:
@@ -407,7 +420,7 @@ def _different_setups(views: list[RunView]) -> str | None:
         return None
     each = "; ".join(f"{v.run_id}: {v.setup or 'not recorded'}" for g in differing for v in g)
     return (f"DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, "
-            f"thread count or device ({each}); the same setup repeats a run to the last bit, another one does not, "
+            f"thread count, device, compilation or micro-batch size ({each}); the same setup repeats a run to the last bit, another one does not, "
             "so their differences are not the configuration's")
 
 
@@ -494,13 +507,37 @@ def _seeds_of_one_configuration(views: list[RunView]) -> str | None:
     groups: dict[tuple[str, str], list[RunView]] = {}
     for v in _distinct_runs(views):
         groups.setdefault((_unseeded(v.config), v.data_hash), []).append(v)
-    seeded = [g for g in groups.values() if len({_seed(v) for v in g}) > 1]
+    seeded = [g for g in groups.values() if len({str(_seed(v)) for v in g}) > 1]
     if not seeded:
         return None
     each = "; ".join(", ".join(f"{v.run_id} (seed {_seed(v)})" for v in g) for g in seeded)
-    return (f"SEEDS OF ONE CONFIGURATION: {each} differ only in their training seed: the spread of their numbers is "
-            "the training's randomness, which the bootstrap intervals do not cover (each resamples the days of one "
-            "trained policy); compare versions over several seeds each")
+    if all(len({str(_seed(v)) for v in g}) == len(g) for g in seeded):
+        which = "differ only in their training seed: the spread of their numbers"
+    else:  # two of them share a seed: one trial, not "differ only in their seed"
+        which = "are runs of one configuration with different training seeds: the spread of their numbers across seeds"
+    return (f"SEEDS OF ONE CONFIGURATION: {each} {which} is the training's randomness, which the bootstrap intervals "
+            "do not cover (each resamples the days of one trained policy); compare versions over several seeds each")
+
+
+def _same_trial(views: list[RunView]) -> str | None:
+    """The SAME TRIAL note: runs of one configuration and seed on the same bars (one trial, as the
+    registry counts it) whose deflated Sharpes at run time were deflated for different numbers of
+    trials, the trials recorded when each ran: their recorded deflated Sharpes differ by that."""
+    groups: dict[tuple[Any, ...], list[RunView]] = {}
+    for v in _distinct_runs(views):
+        if v.trial is not None:
+            groups.setdefault((*v.trial, v.data_hash), []).append(v)
+    apart = [g for g in groups.values() if len(g) > 1 and len({v.metrics.get("dsr_trials") for v in g}) > 1]
+    if not apart:
+        return None
+    each = "; ".join(", ".join(f"{v.run_id} (N = {_or_unknown(v.metrics.get('dsr_trials'))})" for v in g) for g in apart)
+    return (f"SAME TRIAL: {each} are runs of one configuration and seed on the same bars, one trial, whose deflated "
+            "Sharpes at run time were deflated for the trials recorded when each ran: compare their deflated Sharpe "
+            "with today's trials")
+
+
+def _or_unknown(value: Any) -> Any:
+    return "?" if value is None else value
 
 
 def _seed(view: RunView) -> Any:

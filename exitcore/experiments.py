@@ -636,9 +636,46 @@ class ResolvedExperiment:
         return hash_config(self.to_dict())
 
 
-def hash_config(data: dict[str, Any]) -> str:
-    """:meth:`ResolvedExperiment.config_hash` of a configuration as plain data."""
+#: settings that decide where and how fast a run trains, not what it learns (the same results, up
+#: to float rounding on another device, compilation or micro-batch split): the hash takes them at
+#: their defaults, so a rerun with ``--device cpu`` or other checkpoints is the same trial for the
+#: deflated Sharpe ratio's N, not one more. Defaults, so configurations that keep them hash as
+#: before. Resume still refuses a change of them (:func:`exitcore.resume.check_config_unchanged`).
+OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {"ppo": ("device", "compile", "micro_batch_size", "checkpoint_every")}
+
+
+def operational_defaults() -> dict[str, dict[str, Any]]:
+    """``{table: {key: default}}`` of :data:`OPERATIONAL_KEYS`."""
+    fields = {"ppo": attrs.fields_dict(PPOConfig)}
+    return {table: {key: fields[table][key].default for key in keys} for table, keys in OPERATIONAL_KEYS.items()}
+
+
+def operational_differences(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, before, after)`` for each :data:`OPERATIONAL_KEYS` setting that differs
+    between two configurations as plain data (a missing key reads as its default)."""
+    out = []
+    for table, defaults in operational_defaults().items():
+        for key, default in defaults.items():
+            a = (before.get(table) or {}).get(key, default)
+            b = (after.get(table) or {}).get(key, default)
+            if a != b:
+                out.append((f"{table}.{key}", a, b))
+    return out
+
+
+def hash_config(data: dict[str, Any], operational: bool = False) -> str:
+    """:meth:`ResolvedExperiment.config_hash` of a configuration as plain data.
+
+    :data:`OPERATIONAL_KEYS` are hashed at their defaults; ``operational=True`` hashes them as
+    they are, as exitcore did before (runs recorded then carry that hash)."""
     data = copy.deepcopy(data)
+    if not operational:
+        for table, defaults in operational_defaults().items():
+            section = data.get(table)
+            if isinstance(section, dict):
+                for key, default in defaults.items():
+                    if key in section:  # an older configuration without the key hashes without it
+                        section[key] = default
     for key in ("name", "description", "lineage", "assumptions"):
         data.pop(key, None)
     # Added after runs were recorded: an empty table leaves the hash as it was, so those runs

@@ -124,8 +124,22 @@ class RunTakenOver(RegistryError, NotOwner):
     """The run's row names another process as its owner (see :meth:`Registry.heartbeat`)."""
 
 
-class RunNotDone(RegistryError):
-    """The run exists but has no final results (running, failed or interrupted)."""
+class RunState(RegistryError):
+    """The run exists, but its status is not one the command can use (a resume of a finished or
+    failed run): exit status 4, so a script tells it from bad input (2)."""
+
+    exit_code = 4
+
+
+class RunNotDone(RunState):
+    """The run exists but has no final results (running, failed or interrupted): exit status 4."""
+
+
+class RunStillRunning(RunNotDone):
+    """The run is running (training, evaluating, or resumed by another process): exit status 75,
+    sysexits' EX_TEMPFAIL, "try again later", once it has finished."""
+
+    exit_code = 75
 
 
 def connect_read_only(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
@@ -877,7 +891,7 @@ class Registry:
                 f"pid {record.pid} on {record.hostname}, started {record.started_at}, "
                 f"last heartbeat {record.heartbeat_at}"
             )
-            raise RunNotDone(f"run {record.id} is still running ({detail}); wait for it to finish")
+            raise RunStillRunning(f"run {record.id} is still running ({detail}); wait for it to finish")
         why = f": {record.error}" if record.error else ""
         then = (f"; continue it with `{command()} run --resume {record.id}{runs_dir_words(self.runs_dir)}`"
                 if record.status == "interrupted" else "")

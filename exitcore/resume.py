@@ -146,14 +146,14 @@ def _check_one_checkpoint(path: Path, resolved: Any) -> None:
 def resume_request(previous: Any, request: RunRequest) -> RunRequest:
     """The stored options of ``previous``, with anything given again on the command line on top
     (but ``--data``: where the run's bars are now, see :func:`relocated_resume_data`)."""
-    from exitcore.registry import RegistryError
+    from exitcore.registry import RunState
 
     if previous.status == "running":
         raise resumed_twice(previous)
     if previous.status == "done":
-        raise RegistryError(f"run {previous.id} is already done; nothing to resume")
+        raise RunState(f"run {previous.id} is already done; nothing to resume")
     if previous.status == "failed":
-        raise RegistryError(f"run {previous.id} failed ({previous.error or 'no error recorded'}); only an interrupted "
+        raise RunState(f"run {previous.id} failed ({previous.error or 'no error recorded'}); only an interrupted "
                             "run can be resumed: start a new run")
     stored = dict(previous.params or {})
     merged = {**stored}
@@ -180,20 +180,27 @@ def check_config_unchanged(previous: Any, resolved: Any, run_dir: Path) -> None:
     """Refuse to resume when the options given again change the frozen configuration, saying what
     differs (before anything is printed or loaded)."""
     from exitcore.evaluation.rundir import read_config
-    from exitcore.experiments import config_diff
+    from exitcore.experiments import config_diff, operational_differences
 
-    if previous.config_hash == resolved.config_hash():
-        return
     stored = run_dir / CONFIG_FILE
-    diff = config_diff(read_config(stored.parent), resolved.to_dict()) if stored.exists() else []
-    # Where the data is read is no change: runs resumed with --data before a resume kept the
-    # frozen path wrote the new one to config.toml (their registry row kept the old hash); the
-    # bars' hash, checked once they are loaded, refuses other bars.
-    diff = [(k, a, b) for k, a, b in diff if not k.endswith("data.params.path")]
-    if diff or not stored.exists():
-        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
-        raise ExitcoreError(f"cannot resume run {previous.id}: the resolved configuration changed ({shown}); "
-                            "a resume continues the configuration frozen in the run directory: start a new run to change it")
+    frozen = read_config(stored.parent) if stored.exists() else None
+    if previous.config_hash == resolved.config_hash():
+        # the hash takes ppo.device and the other operational settings at their defaults (they
+        # are not another trial), but a resume continues the very setup: another one is refused
+        diff = operational_differences(frozen, resolved.to_dict()) if frozen is not None else []
+        if not diff:
+            return
+    else:
+        diff = config_diff(frozen, resolved.to_dict()) if frozen is not None else []
+        # Where the data is read is no change: runs resumed with --data before a resume kept the
+        # frozen path wrote the new one to config.toml (their registry row kept the old hash); the
+        # bars' hash, checked once they are loaded, refuses other bars.
+        diff = [(k, a, b) for k, a, b in diff if not k.endswith("data.params.path")]
+        if not diff and frozen is not None:
+            return
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diff[:8]) or "see config.toml"
+    raise ExitcoreError(f"cannot resume run {previous.id}: the resolved configuration changed ({shown}); "
+                        "a resume continues the configuration frozen in the run directory: start a new run to change it")
 
 
 def relocated_resume_data(previous: Any, frozen: Any, spec: str, host: Any) -> Any:
@@ -222,5 +229,8 @@ def check_data_unchanged(previous: Any, data_hash: str) -> None:
 
 
 def resumed_twice(record: Any) -> ExitcoreError:
-    """The error for a resume of a run that is running (another resume, or its first start)."""
-    return ExitcoreError(f"run {record.id} is already running (pid {record.pid}); it cannot be resumed twice")
+    """The error for a resume of a run that is running (another resume, or its first start):
+    exit status 75, as for any command that waits for a run to finish."""
+    from exitcore.registry import RunStillRunning
+
+    return RunStillRunning(f"run {record.id} is already running (pid {record.pid}); it cannot be resumed twice")

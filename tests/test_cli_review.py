@@ -280,6 +280,9 @@ def test_a_resume_that_would_change_the_frozen_config_is_refused_first(interrupt
     out = _exitcore("run", "--resume", run_id, "--set", "ppo.n_epochs=3", "--runs-dir", str(runs))
     assert out.returncode == 2 and "the resolved configuration changed (ppo.n_epochs: 2 -> 3)" in out.stderr
     assert "exitcore run v4" not in out.stderr and "loading data" not in out.stderr
+    # not another trial (the config hash is unchanged), but a resume keeps the frozen setup too
+    out = _exitcore("run", "--resume", run_id, "--set", "ppo.checkpoint_every=3", "--runs-dir", str(runs))
+    assert out.returncode == 2 and "the resolved configuration changed (ppo.checkpoint_every: 10 -> 3)" in out.stderr, out.stderr
 
 
 def test_a_resume_on_the_device_the_run_trained_on_is_no_change(interrupted_run):

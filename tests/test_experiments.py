@@ -402,6 +402,27 @@ def test_the_shipped_experiments_keep_their_config_hashes():
         "v4_no_lookahead": "2195cd78a53a5ca3"}
 
 
+def test_settings_that_change_no_result_are_not_another_trial(tmp_path, host):
+    """A rerun with --device cpu, other checkpoints, compilation or micro-batches counted as one
+    more trial (the DSR's N is the distinct (config hash, seed) pairs) though it learns the same
+    policy; precision does change it. Defaults hash as before (the shipped hashes test)."""
+    from exitcore.experiments import hash_config, operational_differences
+
+    file = write(tmp_path, BASE)
+    base = resolve(file, "v4", host)
+    same = ["ppo.device=cpu", "ppo.checkpoint_every=5", "ppo.compile=on", "ppo.micro_batch_size=512"]
+    for override in same:
+        other = resolve(file, "v4", host, overrides=[override])
+        assert other.config_hash() == base.config_hash(), override
+        assert hash_config(other.to_dict(), operational=True) != hash_config(base.to_dict(), operational=True)
+    assert resolve(file, "v4", host, overrides=["ppo.precision=bf16"]).config_hash() != base.config_hash()
+    assert hash_config(base.to_dict(), operational=True) == base.config_hash()  # defaults: as before
+    changed = resolve(file, "v4", host, overrides=same)
+    assert operational_differences(base.to_dict(), changed.to_dict()) == [
+        ("ppo.device", "auto", "cpu"), ("ppo.compile", "auto", "on"), ("ppo.micro_batch_size", 0, 512),
+        ("ppo.checkpoint_every", 10, 5)]
+
+
 def test_split_fractions_over_one_show_every_fraction(tmp_path, host):
     file = write(tmp_path, BASE)
     with pytest.raises(ConfigError) as exc:

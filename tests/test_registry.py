@@ -132,11 +132,16 @@ def test_list_filters_and_latest_done(reg):
 def test_require_done_detects_a_run_still_running(reg):
     run_id = reg.create_run("v4", "c", "d")
     reg.mark_running(run_id)
-    with pytest.raises(RegistryError, match=f"run {run_id} is still running .*pid {os.getpid()}"):
+    with pytest.raises(RegistryError, match=f"run {run_id} is still running .*pid {os.getpid()}") as running:
         reg.require_done(run_id)
     reg.mark_failed(run_id, "CUDA out of memory")
-    with pytest.raises(RegistryError, match="is failed: CUDA out of memory; it has no final results"):
+    with pytest.raises(RegistryError, match="is failed: CUDA out of memory; it has no final results") as failed:
         reg.require_done(run_id)
+    # a script tells "try again later" (75) and "no results" (4) from a typo (2)
+    assert (running.value.exit_code, failed.value.exit_code) == (75, 4)
+    from exitcore.resume import resumed_twice
+
+    assert resumed_twice(reg.get(run_id)).exit_code == 75  # a second resume: wait for the first
     other = reg.create_run("v4", "c", "d")
     reg.mark_running(other)
     reg.mark_done(other)
@@ -799,7 +804,7 @@ def test_an_unfinished_run_is_refused_by_id_or_path_naming_its_status(tmp_path):
                 f"continue it with `exitcore run --resume {run_id} --runs-dir {runs}`")
     for args in (["audit", run_id, "--runs-dir", str(runs)], ["audit", str(run_dir)], ["report", str(run_dir)]):
         res = CliRunner().invoke(cli, args)
-        assert res.exit_code == 2 and expected in res.output, (args, res.output)
+        assert res.exit_code == 4 and expected in res.output, (args, res.output)
         assert "not an experiment" not in res.output
 
 
@@ -1139,11 +1144,18 @@ def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
     a, b = view("a", training_setup(one)), view("b", training_setup({**one, "threads": 2}))
     assert warnings([a, b]) == [
         "DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, thread "
-        "count or device (a: torch 2.13.0+cpu, 1 thread, cpu; b: torch 2.13.0+cpu, 2 threads, cpu); the same setup "
+        "count, device, compilation or micro-batch size (a: torch 2.13.0+cpu, 1 thread, cpu; b: torch 2.13.0+cpu, 2 threads, cpu); the same setup "
         "repeats a run to the last bit, another one does not, so their differences are not the configuration's"]
     assert warnings([a, view("b", training_setup(one))]) == []  # the same setup
     # another seed: other numbers anyway (no DIFFERENT SETUP; the seeds are noted)
     assert [w.split(":")[0] for w in warnings([a, view("b", b.setup, trial=("cfg", 1))])] == ["SEEDS OF ONE CONFIGURATION"]
+    # compiled or split otherwise: one trial (the config hash takes them at their defaults), other float rounding
+    from exitcore.compare import _setup_words
+
+    compiled = _setup_words(training_setup(one), {"ppo": {"compile": "on", "micro_batch_size": 512}})
+    assert compiled == "torch 2.13.0+cpu, 1 thread, cpu, compile on, micro-batches of 512 rows"
+    assert _setup_words(training_setup(one), {"ppo": {"compile": "auto", "micro_batch_size": 0}}) == a.setup
+    assert "b: " + compiled in warnings([a, view("b", compiled)])[0]
 
 
 def test_compare_warns_of_costs_training_lengths_seeds_and_registries_and_shows_the_period(tmp_path):
@@ -1192,6 +1204,19 @@ def test_compare_warns_of_costs_training_lengths_seeds_and_registries_and_shows_
     assert said == ["SEEDS OF ONE CONFIGURATION: a (seed 0), b (seed 1) differ only in their training seed: the spread of "
                     "their numbers is the training's randomness, which the bootstrap intervals do not cover (each resamples "
                     "the days of one trained policy); compare versions over several seeds each"]
+    # two of three share a seed: they do not "differ only in their training seed" (a trial)
+    said = warnings([a, view("b", seed=0), view("c", seed=1)])
+    assert said == ["SEEDS OF ONE CONFIGURATION: a (seed 0), b (seed 0), c (seed 1) are runs of one configuration with "
+                    "different training seeds: the spread of their numbers across seeds is the training's randomness, "
+                    "which the bootstrap intervals do not cover (each resamples the days of one trained policy); compare "
+                    "versions over several seeds each"]
+    # one trial run twice, deflated at run time for the trials recorded then: 2 and 7, six orders of magnitude apart
+    again = view("b")
+    again.metrics.update(dsr_trials=7, dsr_recorded=4e-9)
+    assert warnings([a, again]) == [
+        "SAME TRIAL: a (N = 1), b (N = 7) are runs of one configuration and seed on the same bars, one trial, whose "
+        "deflated Sharpes at run time were deflated for the trials recorded when each ran: compare their deflated "
+        "Sharpe with today's trials"]
     places = f"{tmp_path / 'elsewhere'}, {tmp_path / 'runs'}"
     for trials in (5, 2):  # two registries: whatever their counts, neither counts the other's trials
         said = warnings([a, view("b", trials=trials, where="elsewhere")])

@@ -375,9 +375,15 @@ def test_a_failed_run_is_not_resumed(tmp_path):
         reg.mark_running(run_id)
         reg.mark_failed(run_id, "TrainingDiverged: loss is NaN")
     out = exitcore("run", "--resume", run_id, runs=runs)
-    assert out.returncode == 2 and out.stderr.startswith("error: ")
+    assert out.returncode == 4 and out.stderr.startswith("error: ")  # 4: the run's state, not bad input (2)
     assert f"run {run_id} failed (TrainingDiverged: loss is NaN); only an interrupted run can be resumed" in out.stderr
     assert "loading data" not in out.stderr  # refused before any work
+    with Registry(runs) as reg:
+        done = reg.create_run("v4_no_lookahead", "cfg", "data")
+        reg.mark_running(done)
+        reg.mark_done(done)
+    out = exitcore("run", "--resume", done, runs=runs)
+    assert out.returncode == 4 and f"run {done} is already done; nothing to resume" in out.stderr
 
 
 def test_runs_dir_that_is_not_writable(tmp_path):
@@ -571,7 +577,7 @@ def test_compare_flags_running_runs_and_different_data(tmp_path, finished_run):
         wait_for_training(runs, proc)
         running = registry_rows(runs)[0]["id"]
         out = exitcore("compare", running, running, runs=runs)
-        assert out.returncode == 2 and "still running" in out.stderr
+        assert out.returncode == 75 and "still running" in out.stderr  # 75: try again later, not bad input (2)
     finally:
         proc.kill()
         proc.wait(timeout=30)

@@ -55,7 +55,8 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     used). RUN is a run id (or a unique prefix or suffix of one) in the runs directory, or a run directory.
 
     Exit status: 0 PASS, 1 FAIL (a leak was found), 3 SUSPECT (no leak found, implausible
-    results), 2 bad input.
+    results), 2 bad input, 4 the run failed or was interrupted (no trained policy to audit), 75
+    it is still running (try again once it has finished).
     """
     from exitcore.errors import ConfigError, ExitcoreError
     from exitcore.evaluation.rundir import find_run_dir, is_run_dir

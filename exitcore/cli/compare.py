@@ -27,6 +27,10 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     splits are flagged: their numbers are not comparable; so are runs that manage different
     trades (other entry strategies, or other trade counts). A run that is still running,
     failed or was interrupted is refused.
+
+    Exit status: 0 compared (warnings do not change it), 2 bad input (an unknown run or
+    experiment), 4 a run failed or was interrupted (no final results), 75 a run is still running
+    (try again once it has finished).
     """
     from exitcore import compare as cmp
     from exitcore.errors import ExitcoreError

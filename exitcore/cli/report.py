@@ -23,6 +23,9 @@ def report(run: str, fmt: str | None, out: str | None, force: bool, runs_dir: st
 
     RUN is a run id (or a unique prefix or suffix of one) in the runs directory, or a run directory. A run that
     is still running, failed or was interrupted is refused.
+
+    Exit status: 0 rendered, 2 bad input (an unknown run), 4 the run failed or was interrupted (it
+    has no final results), 75 it is still running (try again once it has finished).
     """
     from pathlib import Path
 

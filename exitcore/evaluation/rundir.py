@@ -496,9 +496,12 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
     now = resolved.config_hash()
     if not recorded or now == recorded:
         return
-    if hash_config(restricted_to(resolved.to_dict(), frozen)) == recorded:
-        # the keys the file lacks were filled in by defaults: a run frozen by an older exitcore,
-        # which hashed it without them (resume compares the configurations key by key)
+    plain = resolved.to_dict()
+    # the keys the file lacks were filled in by defaults: a run frozen by an older exitcore,
+    # which hashed it without them (resume compares the configurations key by key); or one that
+    # hashed the operational settings (ppo.device, ...) as they were, not at their defaults
+    if recorded in {hash_config(data, operational=kept) for data in (plain, restricted_to(plain, frozen))
+                    for kept in (False, True)}:
         return
     path = Path(run_dir) / CONFIG_FILE
     raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "

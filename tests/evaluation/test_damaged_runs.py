@@ -240,6 +240,35 @@ def test_a_run_frozen_before_env_data_holes_existed_keeps_closing_at_holes(runs)
     assert view.config["env"]["data_holes"] == "close"
 
 
+def test_operational_settings_are_no_edit_and_runs_that_hashed_them_as_they_were_still_resolve(runs):
+    """ppo.device, compile, micro_batch_size and checkpoint_every change no trade: the hash takes
+    them at their defaults, so editing one is no edit; a run recorded when the hash took them as
+    they were (here device "cpu", checkpoint_every 1000) still resolves by that older hash."""
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+    from exitcore.experiments import hash_config
+
+    runs_dir, run_id = runs
+    run_dir = runs_dir / run_id
+    host = make_host()
+    recorded = json.loads((run_dir / "run.json").read_text())["config_hash"]
+    text = (run_dir / "config.toml").read_text()
+    assert "checkpoint_every = 10\n" in text and 'device = "auto"' in text
+    edited = text.replace("checkpoint_every = 10\n", "checkpoint_every = 1000\n").replace('device = "auto"', 'device = "cpu"')
+    (run_dir / "config.toml").write_text(edited)
+    now = resolve_run(run_dir, host)  # no edit of what the run learnt
+    assert now.config.ppo.checkpoint_every == 1000 and now.config_hash() == recorded
+    older = hash_config(now.to_dict(), operational=True)
+    assert older != recorded  # the older hash saw their values
+    _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=older))
+    assert resolve_run(run_dir, host).config_hash() == recorded
+    _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=recorded))
+    (run_dir / "config.toml").write_text(text.replace('precision = "fp32"', 'precision = "bf16"'))
+    with pytest.raises(RunDirError, match="config.toml was edited after the run"):
+        resolve_run(run_dir, host)  # bf16 trains another policy: still an edit
+
+
 def _resolved_anyway(run_dir, host):
     """The frozen file resolved without the edit check (what a newer exitcore fills in)."""
     from exitcore.evaluation.rundir import read_config

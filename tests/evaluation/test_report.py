@@ -75,7 +75,7 @@ def test_report_command_by_run_id_writes_markdown_atomically(finished_run, tmp_p
     printed = runner.invoke(cli, ["report", run_id, "--runs-dir", str(runs)])
     assert printed.exit_code == 0 and printed.output.startswith("exitcore report: ")
     refused = runner.invoke(cli, ["report", running, "--runs-dir", str(runs)])
-    assert refused.exit_code == 2 and "still running" in refused.output
+    assert refused.exit_code == 75 and "still running" in refused.output
 
 
 def test_the_report_recomputes_the_dsr_when_trials_were_added_later(finished_run, tmp_path):

@@ -98,6 +98,8 @@ class RunView:
     stopped_early: str | None = None
     #: the runs directory whose registry counts its trials today (``dsr_today_trials``), else None
     registry: Path | None = None
+    #: a run directory read alone, which no registry records (copied in, or its registry lost)
+    unrecorded: bool = False
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -113,7 +115,11 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
     views = []
     for ref in refs:
         if is_run_dir(ref):
-            views.append(_view(ref, *_run_dir_record(Path(ref))))
+            record, path, recorded = _run_dir_record(Path(ref))
+            view = _view(ref, record, path)
+            if not recorded:
+                view = attrs.evolve(view, unrecorded=True)
+            views.append(view)
             continue
         if registry is None:
             raise RegistryError(f"{ref!r} is not a run directory, and no runs directory was given to look it up in")
@@ -154,10 +160,11 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
     return views
 
 
-def _run_dir_record(path: Path) -> tuple[Any, Path]:
-    """The record of the run in directory ``path`` and its directory: the registry's row where
-    the directory holding it records it (refused unless done), else what the directory itself
-    says, so run directories copied out of their runs directory compare as they report."""
+def _run_dir_record(path: Path) -> tuple[Any, Path, bool]:
+    """The record of the run in directory ``path``, its directory, and whether a registry records
+    it: the registry's row where the directory holding it records it (refused unless done), else
+    what the directory itself says, so run directories copied out of their runs directory compare
+    as they report."""
     from exitcore.recording import record_of
     from exitcore.registry import Registry
 
@@ -165,8 +172,8 @@ def _run_dir_record(path: Path) -> tuple[Any, Path]:
     if Registry.exists(holder):
         with Registry(holder, read_only=True) as registry:
             if registry.has(run_id):
-                return registry.require_done(run_id), path
-    return record_of(path), path
+                return registry.require_done(run_id), path, True
+    return record_of(path), path, False
 
 
 def _view(ref: str, record: Any, run_dir: Path) -> RunView:
@@ -375,6 +382,11 @@ def warnings(views: list[RunView]) -> list[str]:
         out.append(setups)
     out += [note for note in (_different_costs(views), _different_training(views), _seeds_of_one_configuration(views),
                               _same_trial(views), _different_registries(views)) if note]
+    for v in _distinct_runs(views):
+        if v.unrecorded:
+            from exitcore.evaluation.report import not_recorded_words
+
+            out.append(f"NOT RECORDED: {not_recorded_words(v.run_id, v.run_dir)}")
     for v in _distinct_runs(views):
         if v.evaluated_sharpe is not None:
             out.append(f"RECOMPUTED: {v.run_id}'s Sharpe is {statistic(v.metrics['sharpe'], '.2f')} here, recomputed "

@@ -262,6 +262,16 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
     assert [compared[0]["metrics"].pop(k) for k in today] == [None, None]
     assert compared[2]["metrics"].pop("dsr_today_trials") == 1 and compared[2]["metrics"].pop("dsr_today") is not None
     assert compared[0]["metrics"] == compared[2]["metrics"] and compared[0]["metrics"]["n_trades"] > 100
+    # the copies are counted as trials by no registry here: said, with where their N was counted
+    unrecorded = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("NOT RECORDED")]
+    assert [w.split(", which")[0] for w in unrecorded] == [f"NOT RECORDED: {row['id']} is read from {copy}"
+                                                           for copy in (first, second)]
+    assert f"(run registry {(source / 'registry.sqlite').resolve()}: distinct (config, seed) pairs" in unrecorded[0]
+    assert f"runs --record --runs-dir {first.parent}` records it" in unrecorded[0]
+    reported = bare("report", str(first))  # report says it too, on stderr beside the report
+    assert reported.returncode == 0 and reported.stdout.startswith("exitcore report: ")
+    assert reported.stderr.startswith(f"note: {row['id']} is read from {first}, which no registry records"), reported.stderr
+    assert bare("report", str(source / row["run_dir"])).stderr == ""  # a recorded run: no note
     (second / "results.json").unlink()
     out = bare("compare", str(first), str(second))
     assert out.returncode == 2 and f"{second / 'results.json'}: no results: the run was not evaluated" in out.stderr

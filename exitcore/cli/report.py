@@ -38,9 +38,29 @@ def report(run: str, fmt: str | None, out: str | None, force: bool, runs_dir: st
     if out is not None:  # before the work, as `data synth --out` does
         check_new_file(out, "--out", force)
     run_dir = find_run_dir(run, runs_dir)
-    text = render_report(run_dir, fmt, trials_now=current_trials(run_dir, runs_dir))
+    trials = current_trials(run_dir, runs_dir)
+    text = render_report(run_dir, fmt, trials_now=trials)
+    if trials is None and not _recorded(run_dir):  # its DSR's N may be far from today's: say so on stderr
+        from exitcore.evaluation.report import not_recorded_words
+        from exitcore.evaluation.rundir import read_run_info
+
+        run_id = read_run_info(run_dir).get("run_id") or Path(run_dir).name
+        click.echo(f"note: {not_recorded_words(run_id, run_dir)}", err=True)
     if out is None:
         click.echo(text, nl=False)
         return
     path = write_text_atomic(Path(out), text)
     click.echo(f"report written to {path}", err=True)
+
+
+def _recorded(run_dir) -> bool:
+    """Whether the registry of the directory holding ``run_dir`` records it."""
+    from pathlib import Path
+
+    from exitcore.registry import Registry
+
+    here = Path(run_dir).resolve()
+    if not Registry.exists(here.parent):
+        return False
+    with Registry(here.parent, read_only=True) as registry:
+        return registry.has(here.name)

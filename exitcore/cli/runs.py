@@ -177,15 +177,14 @@ def runs(session: Any, experiment: str | None, status: str | None, runs_dir: str
             echo_json([])
         else:
             click.echo(f"no runs recorded in {directory}")
-            _note_unrecorded(run_dirs_in(directory), directory)
+        _note_unrecorded(run_dirs_in(directory), directory)  # on stderr: --json's reader still learns of them
         return
     with _open(runs_dir) as registry:
         if experiment is not None:
             experiment = _experiment_filter(registry, experiment, session)
         records = registry.list(experiment=experiment, status=status)
         unrecorded = registry.unrecorded_dirs()
-    if not as_json:
-        _note_unrecorded(unrecorded, directory)
+    _note_unrecorded(unrecorded, directory)
     if as_json:
         echo_json([r.to_dict() for r in records])
         return

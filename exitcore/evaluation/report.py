@@ -594,6 +594,21 @@ def _dsr_with_more_trials(dsr: Mapping[str, Any], trials_now: int | TrialsToday 
                                        f"{more} recorded after this run")
 
 
+def not_recorded_words(run_id: str, run_dir: Path) -> str:
+    """What a run directory that no registry records (copied in, or its registry lost) means for
+    its deflated Sharpe ratio, and the command that records it."""
+    from exitcore.words import command
+
+    try:
+        source = read_results(run_dir).get("trials_source")
+    except RunDirError:
+        source = None
+    then = f" ({source})" if isinstance(source, str) and source else ""
+    return (f"{run_id} is read from {run_dir}, which no registry records (copied in, or its registry was lost): no "
+            f"registry here counts it as a trial, and its deflated Sharpe counted the trials recorded where it "
+            f"ran{then}; `{command()} runs --record --runs-dir {Path(run_dir).resolve().parent}` records it")
+
+
 def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None) -> TrialsToday | None:
     """The registry's trials today on the data the run in ``run_dir`` used: their count and the
     other trials' per-day Sharpes on ``split`` (default: the split the run was evaluated on;

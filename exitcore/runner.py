@@ -166,11 +166,14 @@ class Stages:
 # --------------------------------------------------------------------------- the run
 
 
-def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> RunOutcome:
+def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
+            registered: Callable[[str, Path], None] | None = None) -> RunOutcome:
     """Run (or resume) one experiment end to end; see the module docstring.
 
     ``file`` is the experiments file, or a callable returning it: a resume reads it only for a
     ``--budget`` given again, as it continues the configuration frozen in the run directory.
+    ``registered(run_id, run_dir)`` is called once the run is recorded as running (a script's
+    ``run --json`` then reports it however it ends).
     """
     import torch
 
@@ -299,6 +302,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False) -> R
     else:
         run_id, run_dir = previous.id, registry.path_of(previous)
     _start(registry, run_id)  # first: a second resume of the same run stops here, before touching its files
+    if registered is not None:
+        registered(run_id, run_dir)
     info = RunInfo(run_id, run_dir, resolved, data_hash)
     with _recorded(registry, host, info, "writing its configuration", resumable=previous is not None):
         run_dir.mkdir(parents=True, exist_ok=True)

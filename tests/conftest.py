@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,16 @@ def make_host():
         return PluginHost.create(autoload=False, plugins=plugins)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handled():
+    """Tests of stopping (tests/ppo, test_run.py's in-process Ctrl-C) test exitcore's handling
+    of Ctrl-C, which leaves an *ignored* SIGINT ignored (as nohup wants). A suite started as a background job by a shell without job
+    control (`( pytest & )`, `nohup ... &` in a script) inherits SIGINT ignored; give those
+    tests the interpreter's usual handler, as in a terminal or CI, and put the inherited one back."""
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

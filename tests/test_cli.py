@@ -230,7 +230,7 @@ def test_quiet_run_turns_the_progress_bar_off(monkeypatch, args, progress):
 
     seen = {}
 
-    def fake_execute(request, file, host, quiet=False):
+    def fake_execute(request, file, host, quiet=False, registered=None):
         seen.update(progress=request.progress, quiet=quiet)
         raise runner.RunInterrupted("r", Path("."))
 
@@ -246,7 +246,7 @@ def test_an_interrupted_run_says_whether_it_has_a_checkpoint(monkeypatch, tmp_pa
     run_dir = tmp_path / "20261127-101500-v4_no_lookahead-3f2a"
     run_dir.mkdir()
 
-    def interrupted(request, file, host, quiet=False):
+    def interrupted(request, file, host, quiet=False, registered=None):
         raise runner.RunInterrupted(run_dir.name, run_dir)
 
     monkeypatch.setattr(runner, "execute", interrupted)
@@ -263,7 +263,7 @@ def test_ctrl_c_before_a_run_is_recorded_exits_130(monkeypatch):
     line, not click's "Aborted!" and status 1."""
     import exitcore.runner as runner
 
-    def interrupted_while_loading(request, file, host, quiet=False):
+    def interrupted_while_loading(request, file, host, quiet=False, registered=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runner, "execute", interrupted_while_loading)

@@ -509,13 +509,14 @@ def test_resume_continues_the_frozen_configuration_without_the_experiments_file(
 
 def test_sigterm_while_training_checkpoints_and_marks_the_run_interrupted(tmp_path):
     runs = tmp_path / "runs"
-    proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", runs=runs, wait=False)
+    proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", "--json", runs=runs, wait=False)
     run_dir = wait_for_training(runs, proc)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     (row,) = registry_rows(runs)
     assert row["status"] == "interrupted" and f"exitcore run --resume {row['id']}" in err
+    assert {k: json.loads(out)[k] for k in ("id", "status")} == {"id": row["id"], "status": "interrupted"}  # --json
     import torch
 
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
@@ -1268,3 +1269,25 @@ def test_a_resume_given_data_prints_its_next_resume_with_the_data(tmp_path, monk
         out = CliRunner().invoke(cli, ["run", "--resume", run_dir.name, *given, "--runs-dir", str(tmp_path / "runs")])
         assert out.exit_code == 130, out.output
         assert f"continue it with: exitcore run --resume {run_dir.name}{said} --runs-dir {tmp_path / 'runs'}\n" in out.output
+
+
+def test_run_json_prints_the_run_record_however_the_run_ends(tmp_path):
+    """A sweep script had to scrape `run <ID> done -> DIR` (stdout) or `run <ID> interrupted`
+    (stderr) to learn which run it started (trial P): `run --json` prints the run's registry
+    record, `show --json`'s, on stdout alone, for a finished run and for a failed one; refused
+    input prints none."""
+    runs = tmp_path / "runs"
+    out = exitcore("run", "v4", *SMOKE, "--json", runs=runs)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)  # stdout is the JSON alone: the summary went to stderr
+    (row,) = registry_rows(runs)
+    assert (record["id"], record["status"], record["run_path"]) == (row["id"], "done", str(runs / row["run_dir"]))
+    assert record["metrics"]["n_trades"] > 0 and f"run {row['id']} done -> " in out.stderr
+    shown = exitcore("show", row["id"], "--json", runs=runs)
+    assert json.loads(shown.stdout) == record
+    failed = exitcore("run", "v4", *SMOKE, "--json", "--set", "env.reward_scale=1e308", runs=runs)
+    assert failed.returncode == 1 and "failed while training" in failed.stderr
+    record = json.loads(failed.stdout)
+    assert record["status"] == "failed" and record["id"] == registry_rows(runs)[1]["id"] and "float32" in record["error"]
+    refused = exitcore("run", "v4", *SMOKE, "--json", "--set", "ppo.n_envs=0", runs=runs)
+    assert refused.returncode == 2 and refused.stdout == "" and len(registry_rows(runs)) == 2

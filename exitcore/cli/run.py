@@ -11,6 +11,7 @@ import click
 
 from exitcore.cli.options import budget_option, device_option, experiments_option, runs_dir_option, set_option
 from exitcore.cli.streams import output_discarded_when_closed
+from exitcore.errors import ExitcoreError
 from exitcore.params import MAX_SEED
 from exitcore.words import command
 
@@ -44,10 +45,14 @@ from exitcore.words import command
               help="Training progress on stderr: a bar on a terminal; in a log file or a pipe a line every "
                    "30 s and at each tenth of the run (update, steps, steps/s, ETA). Default: on, off with -q.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary and warnings (no stages, no progress).")
+@click.option("--json", "as_json", is_flag=True,
+              help="When the run ends, print its registry record on stdout as JSON (`show RUN --json`'s fields: "
+                   "id, status, run_path, metrics...), however it ended: done, interrupted or failed; the summary "
+                   "goes to stderr. No JSON when the run is refused before it is recorded (bad input).")
 @experiments_option
 @click.pass_obj
 def run(session, name, budget, overrides, data, timesteps, device, seed, resume, from_run, runs_dir, progress,
-        quiet) -> None:
+        quiet, as_json) -> None:
     """Train experiment NAME with masked PPO, evaluate it on the held-out split, record the run.
 
     NAME may be a unique prefix (`v4` for `v4_no_lookahead`). The run directory receives the
@@ -99,16 +104,35 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     # The run is the point, not its output: `exitcore run ... | head -1` goes on with its output
     # discarded once the pipe closes (it used to exit 0 before the run was even registered)
     with output_discarded_when_closed():
-        _run(session, request, quiet)
+        recorded: list[tuple[str, Path]] = []
+        try:
+            _run(session, request, quiet, as_json, registered=lambda *run: recorded.append(run))
+        finally:  # done, interrupted (its status 130 or 1 is on its way) or failed: a script learns which
+            if as_json and recorded:
+                try:
+                    _echo_record(*recorded[0])
+                except (ExitcoreError, OSError) as exc:  # must not hide how the run ended
+                    click.echo(f"warning: --json: the run's record could not be read: {exc}", err=True)
 
 
-def _run(session, request, quiet: bool) -> None:
+def _echo_record(run_id: str, run_dir: Path) -> None:
+    """The run's registry record as ``show RUN --json`` prints it."""
+    from exitcore.cli.output import echo_json
+    from exitcore.registry import Registry
+    from exitcore.runner import stop_signals_ignored
+
+    with stop_signals_ignored(), Registry(Path(run_dir).parent, read_only=True) as registry:
+        record = registry.get(run_id, exact=True)
+        echo_json({**record.to_dict(), "run_path": str(registry.path_of(record))})
+
+
+def _run(session, request, quiet: bool, as_json: bool = False, registered=None) -> None:
     from exitcore.registry import runs_dir_words
     from exitcore.runner import RunInterrupted, RunOutcome, execute, stop_signals_ignored
 
     try:
         # lazily: a resume continues the run's frozen configuration without the experiments file
-        outcome = execute(request, session.experiments_file, session.host(), quiet=quiet)
+        outcome = execute(request, session.experiments_file, session.host(), quiet=quiet, registered=registered)
     except RunInterrupted as stop:
         outcome, cause = RunOutcome(stop.run_id, stop.run_dir, "interrupted", {}, {}), stop.cause
     else:
@@ -129,7 +153,7 @@ def _run(session, request, quiet: bool) -> None:
             click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
                        f"continue it with: {command()} run --resume {outcome.run_id}{again}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
-    click.echo(_summary(outcome, where, quiet))
+    click.echo(_summary(outcome, where, quiet), err=as_json)  # --json: stdout holds the JSON alone
 
 
 def _summary(outcome, where: str = "", quiet: bool = False) -> str:

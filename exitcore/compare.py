@@ -116,9 +116,13 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
     for ref in refs:
         if is_run_dir(ref):
             record, path, recorded = _run_dir_record(Path(ref))
-            view = _view(ref, record, path)
+            runs_dir = registry.runs_dir if registry is not None else None
+            view = _view(ref, record, path, runs_dir)
             if not recorded:
-                view = attrs.evolve(view, unrecorded=True)
+                from exitcore.evaluation.report import current_trials
+
+                # a copy whose run the runs directory's registry records is counted there
+                view = attrs.evolve(view, unrecorded=current_trials(path, runs_dir) is None)
             views.append(view)
             continue
         if registry is None:
@@ -156,7 +160,7 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
                 raise (RunStillRunning if "running" in statuses else RunNotDone)(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
                                     f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
         record = registry.require_done(record.id)
-        views.append(_view(ref, record, registry.path_of(record)))
+        views.append(_view(ref, record, registry.path_of(record), registry.runs_dir))
     return views
 
 
@@ -176,7 +180,7 @@ def _run_dir_record(path: Path) -> tuple[Any, Path, bool]:
     return record_of(path), path, False
 
 
-def _view(ref: str, record: Any, run_dir: Path) -> RunView:
+def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) -> RunView:
     from exitcore.evaluation.ledger_schema import read_ledger
     from exitcore.evaluation.metrics import compute_metrics
     from exitcore.evaluation.report import trained_steps
@@ -220,7 +224,7 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
         if len(base):
             metrics["best_baseline_sharpe"] = compute_metrics(base, start=start, end=end, split=split)["sharpe"]
     metrics.update(_recorded_significance(results))
-    today, registry = _dsr_today(run_dir, results, split)
+    today, registry = _dsr_today(run_dir, results, split, runs_dir)
     metrics.update(today)
     walk_forward, walk_forward_problem = read_walk_forward(run_dir, results, config)
     metrics.update(walk_forward_headline(walk_forward))
@@ -240,12 +244,13 @@ def _view(ref: str, record: Any, run_dir: Path) -> RunView:
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
-                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), _setup_words(training_setup(meta), config),
+                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta),
                    walk_forward_problem, trained_steps(run_dir),
                    str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry)
 
 
-def _dsr_today(run_dir: Path, results: dict[str, Any], split: str) -> tuple[dict[str, Any], Path | None]:
+def _dsr_today(run_dir: Path, results: dict[str, Any], split: str,
+               runs_dir: Path | None = None) -> tuple[dict[str, Any], Path | None]:
     """The run's deflated Sharpe ratio with the trials its registry records on its data today
     (``dsr_today`` over ``dsr_today_trials``), as ``report`` gives it: the recorded one counts
     only the trials made before the run, so runs made one after another are deflated for ever
@@ -256,7 +261,7 @@ def _dsr_today(run_dir: Path, results: dict[str, Any], split: str) -> tuple[dict
     from exitcore.evaluation.report import current_trials, dsr_with_trials_today
 
     dsr = ((results.get("evaluators") or {}).get("significance") or {}).get("dsr") or {}
-    trials = current_trials(run_dir, split=split) if _is_number(dsr.get("dsr")) else None
+    trials = current_trials(run_dir, runs_dir, split=split) if _is_number(dsr.get("dsr")) else None
     if trials is None:
         return {"dsr_today": None, "dsr_today_trials": None}, None
     today = dsr_with_trials_today(dsr, trials)
@@ -382,8 +387,9 @@ def warnings(views: list[RunView]) -> list[str]:
         out.append(setups)
     out += [note for note in (_different_costs(views), _different_training(views), _seeds_of_one_configuration(views),
                               _same_trial(views), _different_registries(views)) if note]
+    counted = {v.run_id for v in views if not v.unrecorded}  # a copy beside its recorded original: SAME RUN says it
     for v in _distinct_runs(views):
-        if v.unrecorded:
+        if v.unrecorded and v.run_id not in counted:
             from exitcore.evaluation.report import not_recorded_words
 
             out.append(f"NOT RECORDED: {not_recorded_words(v.run_id, v.run_dir)}")
@@ -406,16 +412,6 @@ def warnings(views: list[RunView]) -> list[str]:
             out.append(f"AUDIT {verdict}: {v.run_id} ({v.experiment}): "
                        f"{describe_verdict(verdict, v.verdict_from, v.verdict_why)}; do not trust its numbers")
     return list(dict.fromkeys(out))  # a run listed twice is warned about once
-
-
-def _setup_words(recorded: str, config: dict[str, Any]) -> str:
-    """A run's setup (torch, threads, device: ``recorded``) with its compiled step and micro-batch
-    split where not the default: settings of one trial (the config hash takes them at their
-    defaults) that change a run's float rounding."""
-    ppo = config.get("ppo") or {}
-    extra = [f"compile {ppo['compile']}" if ppo.get("compile", "auto") != "auto" else "",
-             f"micro-batches of {ppo['micro_batch_size']} rows" if ppo.get("micro_batch_size") else ""]
-    return ", ".join(w for w in (recorded, *extra) if w)
 
 
 def _different_setups(views: list[RunView]) -> str | None:

@@ -636,12 +636,14 @@ class ResolvedExperiment:
         return hash_config(self.to_dict())
 
 
-#: settings that decide where and how fast a run trains, not what it learns (the same results, up
-#: to float rounding on another device, compilation or micro-batch split): the hash takes them at
-#: their defaults, so a rerun with ``--device cpu`` or other checkpoints is the same trial for the
-#: deflated Sharpe ratio's N, not one more. Defaults, so configurations that keep them hash as
-#: before. Resume still refuses a change of them (:func:`exitcore.resume.check_config_unchanged`).
-OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {"ppo": ("device", "compile", "micro_batch_size", "checkpoint_every")}
+#: settings that decide how fast a run trains, not what it learns (the same results, up to float
+#: rounding from compilation or the micro-batch split): the hash takes them at their defaults, so a
+#: rerun with other checkpoints or micro-batches is the same trial for the deflated Sharpe ratio's
+#: N, not one more; configurations that keep the defaults hash as before. ``ppo.device`` is not
+#: one: the trainer's random streams are the device's (CPU and CUDA draw differently for one
+#: seed, another draw as another seed is), so only a GPU's index is left out (``cuda:1`` hashes
+#: as ``cuda``). Resume still refuses a change of any of them (:func:`operational_differences`).
+OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {"ppo": ("compile", "micro_batch_size", "checkpoint_every")}
 
 
 def operational_defaults() -> dict[str, dict[str, Any]]:
@@ -650,32 +652,36 @@ def operational_defaults() -> dict[str, dict[str, Any]]:
     return {table: {key: fields[table][key].default for key in keys} for table, keys in OPERATIONAL_KEYS.items()}
 
 
+def operational_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """``ppo.device`` and the :data:`OPERATIONAL_KEYS` of a configuration as plain data, keyed
+    ``ppo.KEY`` (a missing key reads as its default): what the config hash leaves out or
+    generalises, which run.json records as the run had them."""
+    defaults = {"ppo": {"device": attrs.fields_dict(PPOConfig)["device"].default, **operational_defaults()["ppo"]}}
+    return {f"{table}.{key}": (data.get(table) or {}).get(key, default)
+            for table, keys in defaults.items() for key, default in keys.items()}
+
+
 def operational_differences(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, before, after)`` for each :data:`OPERATIONAL_KEYS` setting that differs
-    between two configurations as plain data (a missing key reads as its default)."""
-    out = []
-    for table, defaults in operational_defaults().items():
-        for key, default in defaults.items():
-            a = (before.get(table) or {}).get(key, default)
-            b = (after.get(table) or {}).get(key, default)
-            if a != b:
-                out.append((f"{table}.{key}", a, b))
-    return out
+    """``(dotted key, before, after)`` for each of :func:`operational_settings` that differs
+    between two configurations as plain data."""
+    a, b = operational_settings(before), operational_settings(after)
+    return [(key, a[key], b[key]) for key in a if a[key] != b[key]]
 
 
 def hash_config(data: dict[str, Any], operational: bool = False) -> str:
     """:meth:`ResolvedExperiment.config_hash` of a configuration as plain data.
 
-    :data:`OPERATIONAL_KEYS` are hashed at their defaults; ``operational=True`` hashes them as
-    they are, as exitcore did before (runs recorded then carry that hash)."""
+    :data:`OPERATIONAL_KEYS` are hashed at their defaults and ``cuda:N`` as ``cuda``;
+    ``operational=True`` hashes them as they are, as exitcore did before 2026-11-29 (runs
+    recorded then carry that hash)."""
     data = copy.deepcopy(data)
-    if not operational:
-        for table, defaults in operational_defaults().items():
-            section = data.get(table)
-            if isinstance(section, dict):
-                for key, default in defaults.items():
-                    if key in section:  # an older configuration without the key hashes without it
-                        section[key] = default
+    ppo = data.get("ppo")
+    if not operational and isinstance(ppo, dict):
+        for key, default in operational_defaults()["ppo"].items():
+            if key in ppo:  # an older configuration without the key hashes without it
+                ppo[key] = default
+        if isinstance(ppo.get("device"), str) and ppo["device"].startswith("cuda:"):
+            ppo["device"] = "cuda"  # which GPU changes no random stream
     for key in ("name", "description", "lineage", "assumptions"):
         data.pop(key, None)
     # Added after runs were recorded: an empty table leaves the hash as it was, so those runs

@@ -172,8 +172,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
 
     ``file`` is the experiments file, or a callable returning it: a resume reads it only for a
     ``--budget`` given again, as it continues the configuration frozen in the run directory.
-    ``registered(run_id, run_dir)`` is called once the run is recorded as running (a script's
-    ``run --json`` then reports it however it ends).
+    ``registered(run_id, runs_dir)`` is called once the run is recorded as running in the
+    registry of ``runs_dir`` (a script's ``run --json`` then reports it however it ends).
     """
     import torch
 
@@ -303,7 +303,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         run_id, run_dir = previous.id, registry.path_of(previous)
     _start(registry, run_id)  # first: a second resume of the same run stops here, before touching its files
     if registered is not None:
-        registered(run_id, run_dir)
+        registered(run_id, registry.runs_dir)
     info = RunInfo(run_id, run_dir, resolved, data_hash)
     with _recorded(registry, host, info, "writing its configuration", resumable=previous is not None):
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -878,6 +878,8 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
                   splits: list, counts: dict[str, int], device: Any, host: Any) -> dict[str, Any]:
     import torch
 
+    from exitcore.experiments import operational_settings
+
     index = bars.frame.index
     cfg = resolved.config
     return {
@@ -912,6 +914,11 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
         "obs_dim": assembled.components.obs_dim,
         "seed": cfg.ppo.seed,
         "device": str(device),
+        # what the config hash leaves out (docs/experiments.md), as configured: audit and resume
+        # refuse a config.toml whose values differ; and what they made of the step and update
+        "operational": operational_settings(resolved.to_dict()),
+        "compiled_env": cfg.ppo.compiles_env(device.type),
+        **({"rows_per_pass": rows} if (rows := cfg.ppo.micro_batch_rows(device.type)) < cfg.ppo.batch_size else {}),
         "timesteps": cfg.ppo.total_timesteps,
         "plugins": [
             {"name": i.name, "distribution": i.distribution, "version": i.version,

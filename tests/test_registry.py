@@ -755,7 +755,7 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
 
     from types import SimpleNamespace
 
-    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir: SimpleNamespace(id=record.id, data_hash=record.data_hash))
+    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir, runs_dir=None: SimpleNamespace(id=record.id, data_hash=record.data_hash))
     with Registry(runs, create=False) as reg:
         assert [v.id for v in cmp.collect(["v4", "v4_no_lookahead"], reg, OtherFile())] == [done, done]
         assert [v.id for v in cmp.collect(["v4"], reg, None)] == [done]
@@ -784,7 +784,7 @@ def test_compare_by_name_takes_the_run_on_the_first_runs_data(tmp_path, monkeypa
         v3_a = finished("v3", "hash-a")
         v4_a = finished("v4_no_lookahead", "hash-a")
         v4_b = finished("v4_no_lookahead", "hash-b")  # the latest v4, on other bars
-    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir: SimpleNamespace(id=record.id, data_hash=record.data_hash))
+    monkeypatch.setattr(cmp, "_view", lambda ref, record, run_dir, runs_dir=None: SimpleNamespace(id=record.id, data_hash=record.data_hash))
     with Registry(runs, create=False) as reg:
         assert [v.id for v in cmp.collect(["v3", "v4_no_lookahead"], reg, None)] == [v3_a, v4_a]
         # the first name is its latest run; without a v3 run on hash-b, v3's latest on any data
@@ -1152,12 +1152,11 @@ def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
     assert warnings([a, view("b", training_setup(one))]) == []  # the same setup
     # another seed: other numbers anyway (no DIFFERENT SETUP; the seeds are noted)
     assert [w.split(":")[0] for w in warnings([a, view("b", b.setup, trial=("cfg", 1))])] == ["SEEDS OF ONE CONFIGURATION"]
-    # compiled or split otherwise: one trial (the config hash takes them at their defaults), other float rounding
-    from exitcore.compare import _setup_words
-
-    compiled = _setup_words(training_setup(one), {"ppo": {"compile": "on", "micro_batch_size": 512}})
-    assert compiled == "torch 2.13.0+cpu, 1 thread, cpu, compile on, micro-batches of 512 rows"
-    assert _setup_words(training_setup(one), {"ppo": {"compile": "auto", "micro_batch_size": 0}}) == a.setup
+    # compiled or split otherwise: one trial (the config hash takes them at their defaults), other float rounding;
+    # as run.json records what they worked out to ("auto" on a short CPU run compiles nothing: as "off")
+    compiled = training_setup({**one, "compiled_env": True, "rows_per_pass": 512})
+    assert compiled == "torch 2.13.0+cpu, 1 thread, cpu, compiled env step, 512-row passes"
+    assert training_setup({**one, "compiled_env": False}) == a.setup
     assert "b: " + compiled in warnings([a, view("b", compiled)])[0]
 
 
@@ -1287,9 +1286,9 @@ def test_compare_never_deflates_a_run_for_fewer_trials_than_it_was_deflated_for(
 
     results = {"evaluators": {"significance": {"dsr": {"dsr": 0.4, "n_trials": 5}}}}
     for count in (3, 5):
-        monkeypatch.setattr(report, "current_trials", lambda run_dir, split=None, n=count: TrialsToday(n, (), tmp_path))
+        monkeypatch.setattr(report, "current_trials", lambda run_dir, runs_dir=None, split=None, n=count: TrialsToday(n, (), tmp_path))
         assert _dsr_today(tmp_path / "r", results, "test") == ({"dsr_today": 0.4, "dsr_today_trials": 5}, tmp_path)
-    monkeypatch.setattr(report, "current_trials", lambda run_dir, split=None: None)  # no registry records it
+    monkeypatch.setattr(report, "current_trials", lambda run_dir, runs_dir=None, split=None: None)  # no registry records it
     assert _dsr_today(tmp_path / "r", results, "test") == ({"dsr_today": None, "dsr_today_trials": None}, None)
 
 

@@ -249,9 +249,9 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
         shutil.copytree(source / row["run_dir"], copy)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
 
-    def bare(*args):  # no --runs-dir, and no ./runs where it runs
+    def bare(*args, **more):  # no --runs-dir, and no ./runs where it runs
         return subprocess.run([sys.executable, "-m", "exitcore", *args], cwd=tmp_path, capture_output=True, text=True,
-                              env=env, timeout=300)
+                              env={**env, **more}, timeout=300)
 
     out = bare("compare", str(first), str(second), str(source / row["run_dir"]), "--json")
     assert out.returncode == 0, out.stderr
@@ -262,16 +262,25 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
     assert [compared[0]["metrics"].pop(k) for k in today] == [None, None]
     assert compared[2]["metrics"].pop("dsr_today_trials") == 1 and compared[2]["metrics"].pop("dsr_today") is not None
     assert compared[0]["metrics"] == compared[2]["metrics"] and compared[0]["metrics"]["n_trades"] > 100
-    # the copies are counted as trials by no registry here: said, with where their N was counted
+    # beside their recorded original, the copies are SAME RUN, not NOT RECORDED; alone, no registry here counts
+    # them as trials: said, with where their N was counted and how to record each (by its run id's name only)
+    assert not [w for w in json.loads(out.stdout)["warnings"] if w.startswith("NOT RECORDED")]
+    out = bare("compare", str(first), str(second), "--json")
     unrecorded = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("NOT RECORDED")]
     assert [w.split(", which")[0] for w in unrecorded] == [f"NOT RECORDED: {row['id']} is read from {copy}"
                                                            for copy in (first, second)]
     assert f"(run registry {(source / 'registry.sqlite').resolve()}: distinct (config, seed) pairs" in unrecorded[0]
-    assert f"runs --record --runs-dir {first.parent}` records it" in unrecorded[0]
+    assert unrecorded[0].endswith(f"`exitcore runs --record` records a run directory named by its run id ({row['id']})")
+    assert unrecorded[1].endswith(f"`exitcore runs --record --runs-dir {second.parent}` records it there")
+    # where the runs directory's registry records the run, a copy is counted there: no note
+    out = bare("compare", str(first), str(second), "--json", EXITCORE_RUNS_DIR=str(source))
+    assert out.returncode == 0, out.stderr
+    assert not [w for w in json.loads(out.stdout)["warnings"] if w.startswith("NOT RECORDED")]
     reported = bare("report", str(first))  # report says it too, on stderr beside the report
     assert reported.returncode == 0 and reported.stdout.startswith("exitcore report: ")
-    assert reported.stderr.startswith(f"note: {row['id']} is read from {first}, which no registry records"), reported.stderr
+    assert reported.stderr.startswith(f"note: {row['id']} is read from {first}, which no registry here records"), reported.stderr
     assert bare("report", str(source / row["run_dir"])).stderr == ""  # a recorded run: no note
+    assert bare("report", str(first), EXITCORE_RUNS_DIR=str(source)).stderr == ""  # its runs directory records it
     (second / "results.json").unlink()
     out = bare("compare", str(first), str(second))
     assert out.returncode == 2 and f"{second / 'results.json'}: no results: the run was not evaluated" in out.stderr
@@ -1291,3 +1300,9 @@ def test_run_json_prints_the_run_record_however_the_run_ends(tmp_path):
     assert record["status"] == "failed" and record["id"] == registry_rows(runs)[1]["id"] and "float32" in record["error"]
     refused = exitcore("run", "v4", *SMOKE, "--json", "--set", "ppo.n_envs=0", runs=runs)
     assert refused.returncode == 2 and refused.stdout == "" and len(registry_rows(runs)) == 2
+    if os.path.exists("/dev/full"):  # the JSON lost to a full disk: not status 0, as show --json's
+        with open("/dev/full", "w") as full:
+            lost = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", *SMOKE, "--json", "--runs-dir",
+                                   str(runs)], cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=600)
+        assert lost.returncode == 1 and "error: cannot write to standard output" in lost.stderr, lost.stderr
+        assert registry_rows(runs)[2]["status"] == "done"

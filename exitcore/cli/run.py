@@ -107,23 +107,29 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
         recorded: list[tuple[str, Path]] = []
         try:
             _run(session, request, quiet, as_json, registered=lambda *run: recorded.append(run))
-        finally:  # done, interrupted (its status 130 or 1 is on its way) or failed: a script learns which
+        except BaseException:  # interrupted (its status 130 or 1 is on its way) or failed: a script learns which
             if as_json and recorded:
                 try:
                     _echo_record(*recorded[0])
-                except (ExitcoreError, OSError) as exc:  # must not hide how the run ended
-                    click.echo(f"warning: --json: the run's record could not be read: {exc}", err=True)
+                except (ExitcoreError, OSError) as exc:  # must not replace how the run ended
+                    with contextlib.suppress(OSError):
+                        click.echo(f"warning: --json: the run's record could not be printed: {exc}", err=True)
+            raise
+        if as_json and recorded:  # done: a JSON that cannot be written fails the command (exit 1), as show's
+            _echo_record(*recorded[0])
 
 
-def _echo_record(run_id: str, run_dir: Path) -> None:
+def _echo_record(run_id: str, runs_dir: Path) -> None:
     """The run's registry record as ``show RUN --json`` prints it."""
     from exitcore.cli.output import echo_json
     from exitcore.registry import Registry
     from exitcore.runner import stop_signals_ignored
 
-    with stop_signals_ignored(), Registry(Path(run_dir).parent, read_only=True) as registry:
-        record = registry.get(run_id, exact=True)
-        echo_json({**record.to_dict(), "run_path": str(registry.path_of(record))})
+    with stop_signals_ignored():
+        with Registry(runs_dir, read_only=True) as registry:
+            record = registry.get(run_id, exact=True)
+            shown = {**record.to_dict(), "run_path": str(registry.path_of(record))}
+        echo_json(shown)
 
 
 def _run(session, request, quiet: bool, as_json: bool = False, registered=None) -> None:

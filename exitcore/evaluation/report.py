@@ -604,9 +604,13 @@ def not_recorded_words(run_id: str, run_dir: Path) -> str:
     except RunDirError:
         source = None
     then = f" ({source})" if isinstance(source, str) and source else ""
-    return (f"{run_id} is read from {run_dir}, which no registry records (copied in, or its registry was lost): no "
-            f"registry here counts it as a trial, and its deflated Sharpe counted the trials recorded where it "
-            f"ran{then}; `{command()} runs --record --runs-dir {Path(run_dir).resolve().parent}` records it")
+    here = Path(run_dir).resolve()
+    record = (f"`{command()} runs --record --runs-dir {here.parent}` records it there" if here.name == run_id else
+              f"`{command()} runs --record` records a run directory named by its run id ({run_id})")
+    return (f"{run_id} is read from {run_dir}, which no registry here records (a copy, or its registry was lost): "
+            f"no registry here counts it as a trial, and its deflated Sharpe counted the trials recorded where it "
+            f"ran{then}; compare it in the runs directory that recorded it, or record it where the study's runs "
+            f"are: {record}")
 
 
 def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None) -> TrialsToday | None:
@@ -618,20 +622,22 @@ def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None
     from exitcore.registry import Registry, RegistryError, resolve_runs_dir
 
     try:
-        data_hash = (read_run_info(run_dir).get("data") or {}).get("hash")
+        info = read_run_info(run_dir)
+        data_hash = (info.get("data") or {}).get("hash")
         split = split or str(read_results(run_dir).get("split") or "test")
     except RunDirError:
         return None
     if not data_hash:
         return None
     here = Path(run_dir).resolve()
+    names = {here.name, info.get("run_id")}  # a copy kept under another name is still the run its run.json names
     for directory in (here.parent, resolve_runs_dir(runs_dir)):
         if not Registry.exists(directory):
             continue
         try:  # read-only: a report must work on an archived, read-only runs directory too
             with Registry(directory, read_only=True) as registry:
                 records = registry.list(data_hash=data_hash)
-                own = next((r for r in records if r.id == here.name or registry.path_of(r).resolve() == here), None)
+                own = next((r for r in records if r.id in names or registry.path_of(r).resolve() == here), None)
                 if own is None:
                     continue  # this registry did not record the run
                 count = registry.trial_count(data_hash)

@@ -241,8 +241,9 @@ def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str,
 
 def training_setup(info: Mapping[str, Any]) -> str:
     """What besides the configuration and seed decides a run's numbers to the last bit, from
-    run.json: the torch version, the torch thread count (CPU) and the device, and every resume
-    that changed one (``torch 2.13.0+cpu, 1 thread, cpu (resumed with 2 threads)``); ``""``
+    run.json: the torch version, the torch thread count (CPU), the device, a compiled env step
+    and passes of fewer rows than a minibatch (``ppo.compile`` and ``ppo.micro_batch_size`` as
+    they worked out), and every resume that changed one (``torch 2.13.0+cpu, 1 thread, cpu (resumed with 2 threads)``); ``""``
     when run.json records none of them (docs/ppo.md, Determinism)."""
     def setup(entry: Mapping[str, Any]) -> dict[str, str]:
         versions = entry.get("versions") if isinstance(entry.get("versions"), Mapping) else {}
@@ -251,6 +252,9 @@ def training_setup(info: Mapping[str, Any]) -> str:
             ("torch", f"torch {versions['torch']}" if isinstance(versions.get("torch"), str) else ""),
             ("threads", plural(threads, "thread") if isinstance(threads, int) and not isinstance(threads, bool) else ""),
             ("device", str(entry["device"]) if isinstance(entry.get("device"), str) else ""),
+            # float rounding too: a compiled env step, an update summed over passes of fewer rows
+            ("compiled", "compiled env step" if entry.get("compiled_env") is True else ""),
+            ("rows", f"{entry['rows_per_pass']:,}-row passes" if isinstance(entry.get("rows_per_pass"), int) else ""),
         ) if v}
 
     first = setup(info)
@@ -485,25 +489,33 @@ def _check_complete(run_dir: Path) -> None:
 def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> None:
     """Refuse a ``config.toml`` edited after its run: its configuration's hash is not the one
     run.json recorded, although the file resolves to itself (nothing filled in by a newer
-    exitcore explains the difference). Audit and resume would otherwise vouch for, or continue,
-    a configuration the run was never trained with."""
-    from exitcore.experiments import hash_config, restricted_to
+    exitcore explains the difference), or a setting the hash leaves out (``ppo.checkpoint_every``,
+    ...) is not the value run.json recorded. Audit and resume would otherwise vouch for, or
+    continue, a configuration the run was never trained with."""
+    from exitcore.experiments import hash_config, operational_differences, restricted_to
 
     try:
-        recorded = read_run_info(run_dir).get("config_hash")
+        info = read_run_info(run_dir)
     except RunDirError:
         return  # nothing to compare with; a damaged run.json is named where it is needed
-    now = resolved.config_hash()
-    if not recorded or now == recorded:
-        return
-    plain = resolved.to_dict()
-    # the keys the file lacks were filled in by defaults: a run frozen by an older exitcore,
-    # which hashed it without them (resume compares the configurations key by key); or one that
-    # hashed the operational settings (ppo.device, ...) as they were, not at their defaults
-    if recorded in {hash_config(data, operational=kept) for data in (plain, restricted_to(plain, frozen))
-                    for kept in (False, True)}:
-        return
+    recorded, plain = info.get("config_hash"), resolved.to_dict()
     path = Path(run_dir) / CONFIG_FILE
+    kept = info.get("operational")
+    if isinstance(kept, dict):
+        edited = operational_differences({"ppo": {k.split(".", 1)[1]: v for k, v in kept.items()}}, plain)
+        if edited:
+            shown = "; ".join(f"{k} is {b!r}, run.json records {a!r}" for k, a, b in edited)
+            raise RunDirError(f"{path} was edited after the run: {shown} (the setting the run was trained with); "
+                              "restore the file (from version control or a backup) or run the edited experiment "
+                              "as a new run")
+    now = resolved.config_hash()
+    if not recorded:
+        return
+    # the keys the file lacks were filled in by defaults: a run frozen by an older exitcore, which
+    # hashed it without them (resume compares the configurations key by key); before run.json
+    # recorded the operational settings, the hash took them as they were, and checks them so
+    if recorded in {hash_config(data, operational=not isinstance(kept, dict)) for data in (plain, restricted_to(plain, frozen))}:
+        return
     raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "
                       f"{Path(run_dir) / RUN_FILE} records {recorded} (the configuration the run was trained "
                       "and evaluated with); restore the file (from version control or a backup) or run the "

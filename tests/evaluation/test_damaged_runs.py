@@ -240,33 +240,45 @@ def test_a_run_frozen_before_env_data_holes_existed_keeps_closing_at_holes(runs)
     assert view.config["env"]["data_holes"] == "close"
 
 
-def test_operational_settings_are_no_edit_and_runs_that_hashed_them_as_they_were_still_resolve(runs):
-    """ppo.device, compile, micro_batch_size and checkpoint_every change no trade: the hash takes
-    them at their defaults, so editing one is no edit; a run recorded when the hash took them as
-    they were (here device "cpu", checkpoint_every 1000) still resolves by that older hash."""
+def test_an_edited_operational_setting_is_an_edit_though_the_hash_leaves_it_out(runs):
+    """ppo.checkpoint_every, compile and micro_batch_size are hashed at their defaults (no new
+    trial), so an edit of one in config.toml passed the hash check: a resume then blamed the
+    run's own checkpoint, or, before the first one, trained on the edited setting silently.
+    run.json records them; a run recorded before that hashed them as they were, and is checked so."""
     from evalkit import host as make_host
 
     from exitcore.evaluation.rundir import RunDirError, resolve_run
-    from exitcore.experiments import hash_config
+    from exitcore.experiments import hash_config, operational_settings
 
     runs_dir, run_id = runs
     run_dir = runs_dir / run_id
     host = make_host()
-    recorded = json.loads((run_dir / "run.json").read_text())["config_hash"]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert "operational" not in info  # as recorded before 2026-11-29: its hash saw the values
     text = (run_dir / "config.toml").read_text()
-    assert "checkpoint_every = 10\n" in text and 'device = "auto"' in text
-    edited = text.replace("checkpoint_every = 10\n", "checkpoint_every = 1000\n").replace('device = "auto"', 'device = "cpu"')
+    original = resolve_run(run_dir, host)
+    assert info["config_hash"] == original.config_hash() == hash_config(original.to_dict(), operational=True)
+    edited = text.replace("checkpoint_every = 10\n", "checkpoint_every = 1000\n")
+    assert edited != text
     (run_dir / "config.toml").write_text(edited)
-    now = resolve_run(run_dir, host)  # no edit of what the run learnt
-    assert now.config.ppo.checkpoint_every == 1000 and now.config_hash() == recorded
-    older = hash_config(now.to_dict(), operational=True)
-    assert older != recorded  # the older hash saw their values
+    with pytest.raises(RunDirError, match="config.toml was edited after the run: its configuration hashes to"):
+        resolve_run(run_dir, host)
+    # a run recorded that way with checkpoint_every 1000: its hash saw it, and still resolves
+    older = hash_config({**original.to_dict(), "ppo": {**original.to_dict()["ppo"], "checkpoint_every": 1000}},
+                        operational=True)
     _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=older))
-    assert resolve_run(run_dir, host).config_hash() == recorded
-    _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=recorded))
+    assert resolve_run(run_dir, host).config.ppo.checkpoint_every == 1000
+    # a run recorded now: run.json names the settings, and an edit of one is named
+    _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=original.config_hash(),
+                                                         operational=operational_settings(original.to_dict())))
+    with pytest.raises(RunDirError, match=r"config.toml was edited after the run: ppo.checkpoint_every is 1000, "
+                                          r"run.json records 10 \(the setting the run was trained with\)"):
+        resolve_run(run_dir, host)
+    (run_dir / "config.toml").write_text(text)
+    assert resolve_run(run_dir, host).config_hash() == original.config_hash()
     (run_dir / "config.toml").write_text(text.replace('precision = "fp32"', 'precision = "bf16"'))
-    with pytest.raises(RunDirError, match="config.toml was edited after the run"):
-        resolve_run(run_dir, host)  # bf16 trains another policy: still an edit
+    with pytest.raises(RunDirError, match="config.toml was edited after the run: its configuration hashes to"):
+        resolve_run(run_dir, host)  # bf16 trains another policy: in the hash
 
 
 def _resolved_anyway(run_dir, host):

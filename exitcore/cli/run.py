@@ -48,7 +48,8 @@ from exitcore.words import command
 @click.option("--json", "as_json", is_flag=True,
               help="When the run ends, print its registry record on stdout as JSON (`show RUN --json`'s fields: "
                    "id, status, run_path, metrics...), however it ended: done, interrupted or failed; the summary "
-                   "goes to stderr. No JSON when the run is refused before it is recorded (bad input).")
+                   "goes to stderr. No JSON when the run is refused before it starts (bad input; a resume of a run "
+                   "that is done, failed or already running).")
 @experiments_option
 @click.pass_obj
 def run(session, name, budget, overrides, data, timesteps, device, seed, resume, from_run, runs_dir, progress,
@@ -61,7 +62,7 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     directory indexes it (`exitcore runs`). For a short CPU run add `--budget quick`.
 
     Exit status: 0 the run finished (whatever its look-ahead audit found: the verdict is
-    printed and recorded; gate on `exitcore show RUN --json`'s metrics.audit_verdict), 1 it failed
+    printed and recorded; gate on metrics.audit_verdict of `--json` or `exitcore show RUN --json`), 1 it failed
     while training or evaluating, or the machine stopped it (a full disk: recorded
     interrupted, resumable, with the command to continue), 2 bad input, 4 a resume of a run that
     is done or failed, 75 a resume of a run that is running (try again once it has stopped), 130

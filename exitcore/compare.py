@@ -197,6 +197,7 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
         read_walk_forward,
         training_setup,
         walk_forward_headline,
+        with_worked_out_setup,
     )
 
     existing_run_dir(record.id, run_dir)  # as report and audit say it (not "no results: was it evaluated?")
@@ -244,7 +245,7 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
-                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(meta),
+                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(with_worked_out_setup(meta, config)),
                    walk_forward_problem, trained_steps(run_dir),
                    str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry)
 

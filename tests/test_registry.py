@@ -1158,6 +1158,15 @@ def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
     assert compiled == "torch 2.13.0+cpu, 1 thread, cpu, compiled env step, 512-row passes"
     assert training_setup({**one, "compiled_env": False}) == a.setup
     assert "b: " + compiled in warnings([a, view("b", compiled)])[0]
+    # a run recorded before run.json held them: worked out from its config.toml and device, so it
+    # compares with a newer run of the same setup (it warned DIFFERENT SETUP beside bit-identical runs)
+    from exitcore.evaluation.rundir import with_worked_out_setup
+
+    config = {"ppo": {"hidden": [512, 256], "batch_size": 4096, "n_envs": 64, "n_steps": 2048, "total_timesteps": 262144}}
+    assert training_setup(with_worked_out_setup(one, config)) == "torch 2.13.0+cpu, 1 thread, cpu, 2,048-row passes"
+    recorded = {**one, "compiled_env": False}
+    assert with_worked_out_setup(recorded, config) is recorded  # what the run recorded stands
+    assert with_worked_out_setup(one, {"ppo": {"n_envs": "many"}}) is one  # unreadable: as recorded
 
 
 def test_compare_warns_of_costs_training_lengths_seeds_and_registries_and_shows_the_period(tmp_path):

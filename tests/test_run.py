@@ -1306,3 +1306,7 @@ def test_run_json_prints_the_run_record_however_the_run_ends(tmp_path):
                                    str(runs)], cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=600)
         assert lost.returncode == 1 and "error: cannot write to standard output" in lost.stderr, lost.stderr
         assert registry_rows(runs)[2]["status"] == "done"
+        with open("/dev/full", "w") as full:  # stderr full: the summary is lost, not the run's status 0
+            kept = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", *SMOKE, "--json", "-q", "--runs-dir",
+                                   str(runs)], cwd=ROOT, stdout=subprocess.PIPE, stderr=full, text=True, timeout=600)
+        assert kept.returncode == 0 and json.loads(kept.stdout)["status"] == "done"

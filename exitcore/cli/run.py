@@ -160,7 +160,11 @@ def _run(session, request, quiet: bool, as_json: bool = False, registered=None) 
             click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
                        f"continue it with: {command()} run --resume {outcome.run_id}{again}{where}", err=True)
         sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
-    click.echo(_summary(outcome, where, quiet), err=as_json)  # --json: stdout holds the JSON alone
+    if as_json:  # stdout holds the JSON alone; an unwritable stderr must not fail a finished run
+        with contextlib.suppress(OSError):
+            click.echo(_summary(outcome, where, quiet), err=True)
+        return
+    click.echo(_summary(outcome, where, quiet))
 
 
 def _summary(outcome, where: str = "", quiet: bool = False) -> str:

@@ -239,6 +239,23 @@ def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str,
                                   "directory was mixed up: restore its own results.json or run the experiment again")
 
 
+def with_worked_out_setup(info: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``info`` (run.json) with ``compiled_env`` and ``rows_per_pass`` worked out from the frozen
+    ``config`` and the recorded device where a run recorded before 2026-11-29 lacks them, so its
+    setup compares with a newer run's (``info`` as it is when they cannot be worked out)."""
+    if "compiled_env" in info or not isinstance(info.get("device"), str):
+        return info
+    from exitcore.config import PPOConfig, converter
+
+    try:
+        ppo = converter.structure(dict(config.get("ppo") or {}), PPOConfig)
+    except Exception:  # a configuration this exitcore cannot read: its setup stays as recorded
+        return info
+    kind = info["device"].split(":")[0]
+    rows = ppo.micro_batch_rows(kind)
+    return {**info, "compiled_env": ppo.compiles_env(kind), **({"rows_per_pass": rows} if rows < ppo.batch_size else {})}
+
+
 def training_setup(info: Mapping[str, Any]) -> str:
     """What besides the configuration and seed decides a run's numbers to the last bit, from
     run.json: the torch version, the torch thread count (CPU), the device, a compiled env step

@@ -157,8 +157,9 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
                 from exitcore.registry import RunNotDone, RunStillRunning
 
                 statuses = sorted({r.status for r in registry.list(experiment=name)})
-                raise (RunStillRunning if "running" in statuses else RunNotDone)(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
-                                    f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
+                state = RunStillRunning if "running" in statuses else RunNotDone  # exit 75 or 4
+                raise state(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
+                            f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
         record = registry.require_done(record.id)
         views.append(_view(ref, record, registry.path_of(record), registry.runs_dir))
     return views

@@ -185,8 +185,8 @@ def check_config_unchanged(previous: Any, resolved: Any, run_dir: Path) -> None:
     stored = run_dir / CONFIG_FILE
     frozen = read_config(stored.parent) if stored.exists() else None
     if previous.config_hash == resolved.config_hash():
-        # the hash takes ppo.device and the other operational settings at their defaults (they
-        # are not another trial), but a resume continues the very setup: another one is refused
+        # the hash takes the operational settings at their defaults and cuda:N as cuda (no other
+        # trial), but a resume continues the very setup: another one is refused
         diff = operational_differences(frozen, resolved.to_dict()) if frozen is not None else []
         if not diff:
             return

@@ -260,8 +260,9 @@ def training_setup(info: Mapping[str, Any]) -> str:
     """What besides the configuration and seed decides a run's numbers to the last bit, from
     run.json: the torch version, the torch thread count (CPU), the device, a compiled env step
     and passes of fewer rows than a minibatch (``ppo.compile`` and ``ppo.micro_batch_size`` as
-    they worked out), and every resume that changed one (``torch 2.13.0+cpu, 1 thread, cpu (resumed with 2 threads)``); ``""``
-    when run.json records none of them (docs/ppo.md, Determinism)."""
+    they worked out), and every resume that changed one (``torch 2.13.0+cpu, 1 thread, cpu
+    (resumed with 2 threads)``); ``""`` when run.json records none of them (docs/ppo.md,
+    Determinism)."""
     def setup(entry: Mapping[str, Any]) -> dict[str, str]:
         versions = entry.get("versions") if isinstance(entry.get("versions"), Mapping) else {}
         threads = entry.get("threads")
@@ -509,7 +510,7 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
     exitcore explains the difference), or a setting the hash leaves out (``ppo.checkpoint_every``,
     ...) is not the value run.json recorded. Audit and resume would otherwise vouch for, or
     continue, a configuration the run was never trained with."""
-    from exitcore.experiments import hash_config, operational_differences, restricted_to
+    from exitcore.experiments import hash_config, operational_settings, restricted_to
 
     try:
         info = read_run_info(run_dir)
@@ -519,7 +520,7 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
     path = Path(run_dir) / CONFIG_FILE
     kept = info.get("operational")
     if isinstance(kept, dict):
-        edited = operational_differences({"ppo": {k.split(".", 1)[1]: v for k, v in kept.items()}}, plain)
+        edited = [(k, kept[k], v) for k, v in operational_settings(plain).items() if k in kept and kept[k] != v]
         if edited:
             shown = "; ".join(f"{k} is {b!r}, run.json records {a!r}" for k, a, b in edited)
             raise RunDirError(f"{path} was edited after the run: {shown} (the setting the run was trained with); "

@@ -102,6 +102,11 @@ class RunRequest:
             out.append(f'ppo.device="{self.device}"')
         return out
 
+    def data_again(self) -> str:
+        """`` --data PATH`` for the next resume command when this resume was given ``--data``:
+        its config.toml keeps the old place of its bars, so the next one needs it again."""
+        return f" --data {shlex.quote(self.data)}" if self.resume and self.data else ""
+
     def to_dict(self) -> dict[str, Any]:
         """The request as stored in ``run.json`` (to resume with the same options)."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.asdict(self).items()
@@ -194,6 +199,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     file_of = file if callable(file) else (lambda: file)
     previous = None
     data_given = request.data
+    again = request.data_again()  # from this command's own --data: the merged request below keeps the run's first one
     from_source: dict[str, Any] = {}  # the run --from names, as run.json records it
     trained_on = None  # a resume's --device naming the device the run trained on
     relocated = None  # a resume's --data: where the run's bars are now
@@ -331,7 +337,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     # SIGTERM as Ctrl-C here too: the run is marked interrupted at once (exit 130, the resume
     # command printed) instead of dying with 143 and waiting to be found dead
     with _sigterm_as_interrupt():
-        with (_recorded(registry, host, info, "evaluating", trained=True),
+        with (_recorded(registry, host, info, "evaluating", trained=True, again=again),
               stages.stage("evaluating on the held-out split") as note):
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
@@ -484,7 +490,7 @@ def _machine_trouble(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool = True,
-              trained: bool = False) -> Iterator[None]:
+              trained: bool = False, again: str = "") -> Iterator[None]:
     """Record in the registry (and tell plugins) how a stage of a registered run ended badly.
 
     Ctrl-C outside the trainer's own handling marks the run ``interrupted`` (it can be resumed:
@@ -497,10 +503,11 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
     plugin's bug) leaves the run ``interrupted``, so that a resume evaluates the trained policy
     again once the cause is fixed, instead of writing the training off. A run another process
     has taken over (:class:`~exitcore.errors.NotOwner`, from the stage or from marking it) is
-    left as it is.
+    left as it is. ``again``: what the resume command printed for exitcore's own bug needs
+    after the run id (:meth:`RunRequest.data_again`).
     """
     try:
-        with _marked(registry, host, info, doing, resumable, trained):
+        with _marked(registry, host, info, doing, resumable, trained, again):
             yield
     except NotOwner as exc:  # from the stage, or from marking the run: the row and the run
         # directory are another process's now, and are left to it
@@ -508,7 +515,8 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
 
 
 @contextlib.contextmanager
-def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool, trained: bool) -> Iterator[None]:
+def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool, trained: bool,
+            again: str = "") -> Iterator[None]:
     """:func:`_recorded`'s marking of the run as the stage ended (see there)."""
     try:
         yield
@@ -543,7 +551,7 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
                 from exitcore.registry import runs_dir_words
 
                 exc.add_note(f"run {info.run_id} is marked interrupted: its training is complete and checkpointed; "
-                             f"once the cause is fixed, `{command()} run --resume {info.run_id}"
+                             f"once the cause is fixed, `{command()} run --resume {info.run_id}{again}"
                              f"{runs_dir_words(Path(info.run_dir).parent)}` evaluates it again")
                 raise
             raise RunInterrupted(info.run_id, info.run_dir, cause=(

@@ -1137,6 +1137,10 @@ def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
                                   {"threads": 2, "versions": {"torch": "2.14.0+cpu"}}]}
     assert training_setup(resumed) == "torch 2.13.0+cpu, 1 thread, cpu (resumed with torch 2.14.0+cpu, 2 threads)"
     assert training_setup({}) == ""
+    # `--device cuda` and `--device cuda:0` are one trial (the hash drops the index) on one GPU:
+    # not another setup (a review)
+    assert training_setup({**one, "device": "cuda"}) == training_setup({**one, "device": "cuda:0"})
+    assert training_setup({**one, "device": "cuda"}) != training_setup({**one, "device": "cuda:1"})
 
     splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
 
@@ -1317,3 +1321,4 @@ def test_compare_of_an_experiment_without_a_finished_run_exits_by_what_its_runs_
         with pytest.raises(RunNotDone, match=r"\(runs are interrupted\)") as exc:
             collect(["v4_no_lookahead", "v4_no_lookahead"], reg, None)
         assert exc.value.exit_code == 4 and not isinstance(exc.value, RunStillRunning)
+

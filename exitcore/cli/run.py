@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shlex
 import sys
 from pathlib import Path
 
@@ -145,8 +144,7 @@ def _run(session, request, quiet: bool, as_json: bool = False, registered=None) 
     else:
         cause = None
     where = runs_dir_words(Path(outcome.run_dir).parent)  # the printed commands must find the run
-    # a resume given --data: its config.toml keeps the old place of its bars, so the next one needs it again
-    again = f" --data {shlex.quote(request.data)}" if request.resume and request.data else ""
+    again = request.data_again()
     if outcome.status == "interrupted":
         from exitcore.ppo.trainer import CHECKPOINT_FILE
 

@@ -50,6 +50,14 @@ class RunDirError(ExitcoreError):
     """A run directory that cannot be read: the message names the file."""
 
 
+class RunDirNotDone(RunDirError):
+    """A run directory without results: the run stopped before its evaluation (interrupted or
+    failed). Exit status 4, as for a recorded run that is not done, so a script tells it from
+    a typo (2) when the directory is read alone, without a registry."""
+
+    exit_code = 4
+
+
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a directory holding a run (its ``run.json`` or ``config.toml``)."""
     p = Path(path)
@@ -200,7 +208,11 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     key of the wrong type is a :class:`RunDirError` naming the file and the key."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
-        raise RunDirError(f"{path}: no results: the run was not evaluated (did it finish?)")
+        if _recorded_done(Path(run_dir)):  # evaluated, and the file lost since: damage, not a state
+            raise RunDirError(f"{path}: no such file, although the run's registry records it as done: the run "
+                              "directory is damaged; restore the file (from a backup) or run the experiment again")
+        raise RunDirNotDone(f"{path}: no results: the run was not evaluated: it stopped before its evaluation "
+                            f"(interrupted, or failed){_resume_hint(Path(run_dir))}")
     results = read_json(path)
     _check_shape(path, results, _RESULTS_SHAPE)
     for split, name in (results.get("ledgers") or {}).items():
@@ -212,6 +224,45 @@ def read_results(run_dir: Path) -> dict[str, Any]:
             raise RunDirError(f"{path}: spans[{name!r}] should be a [start, end] pair, not {json_type(span)}: "
                               "the file is damaged; restore it or run the experiment again")
     return results
+
+
+def _recorded_done(run_dir: Path) -> bool:
+    """Whether the registry of the directory holding ``run_dir`` records its run as done."""
+    from exitcore.registry import Registry
+
+    holder, run_id = run_dir.resolve().parent, run_dir.resolve().name
+    if not Registry.exists(holder):
+        return False
+    try:
+        with Registry(holder, read_only=True) as registry:
+            return any(r.id == run_id and r.status == "done" for r in registry.list())
+    except ExitcoreError:  # an unreadable registry is named where it is used
+        return False
+
+
+def _resume_hint(run_dir: Path) -> str:
+    """How to continue a run directory without results, when it is named by its run id (as
+    the runner names them; a renamed copy cannot be recorded under that name): record it
+    where no registry does yet, then resume it."""
+    from exitcore.registry import Registry
+    from exitcore.words import command
+
+    try:
+        run_id = read_run_info(run_dir).get("run_id")
+    except RunDirError:
+        return ""
+    if not run_id or run_id != run_dir.resolve().name:
+        return ""
+    where = run_dir.resolve().parent
+    resume = f"`{command()} run --resume {run_id} --runs-dir {where}` continues it"
+    try:
+        if Registry.exists(where):
+            with Registry(where, read_only=True) as registry:
+                if any(r.id == run_id for r in registry.list()):
+                    return f"; {resume}"
+    except ExitcoreError:
+        pass
+    return f"; `{command()} runs --record --runs-dir {where}` records it, and {resume}"
 
 
 def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:
@@ -269,7 +320,9 @@ def training_setup(info: Mapping[str, Any]) -> str:
         return {k: v for k, v in (
             ("torch", f"torch {versions['torch']}" if isinstance(versions.get("torch"), str) else ""),
             ("threads", plural(threads, "thread") if isinstance(threads, int) and not isinstance(threads, bool) else ""),
-            ("device", str(entry["device"]) if isinstance(entry.get("device"), str) else ""),
+            # a bare "cuda" ran on the current GPU, index 0 unless a process chose another
+            ("device", "cuda:0" if entry.get("device") == "cuda" else str(entry["device"])
+             if isinstance(entry.get("device"), str) else ""),
             # float rounding too: a compiled env step, an update summed over passes of fewer rows
             ("compiled", "compiled env step" if entry.get("compiled_env") is True else ""),
             ("rows", f"{entry['rows_per_pass']:,}-row passes" if isinstance(entry.get("rows_per_pass"), int) else ""),
@@ -526,14 +579,15 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
             raise RunDirError(f"{path} was edited after the run: {shown} (the setting the run was trained with); "
                               "restore the file (from version control or a backup) or run the edited experiment "
                               "as a new run")
-    now = resolved.config_hash()
     if not recorded:
         return
     # the keys the file lacks were filled in by defaults: a run frozen by an older exitcore, which
     # hashed it without them (resume compares the configurations key by key); before run.json
     # recorded the operational settings, the hash took them as they were, and checks them so
-    if recorded in {hash_config(data, operational=not isinstance(kept, dict)) for data in (plain, restricted_to(plain, frozen))}:
+    legacy = not isinstance(kept, dict)
+    if recorded in {hash_config(data, operational=legacy) for data in (plain, restricted_to(plain, frozen))}:
         return
+    now = hash_config(plain, operational=True) if legacy else resolved.config_hash()  # by the rule recorded
     raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "
                       f"{Path(run_dir) / RUN_FILE} records {recorded} (the configuration the run was trained "
                       "and evaluated with); restore the file (from version control or a backup) or run the "

@@ -261,11 +261,15 @@ def test_an_edited_operational_setting_is_an_edit_though_the_hash_leaves_it_out(
     edited = text.replace("checkpoint_every = 10\n", "checkpoint_every = 1000\n")
     assert edited != text
     (run_dir / "config.toml").write_text(edited)
-    with pytest.raises(RunDirError, match="config.toml was edited after the run: its configuration hashes to"):
-        resolve_run(run_dir, host)
-    # a run recorded that way with checkpoint_every 1000: its hash saw it, and still resolves
     older = hash_config({**original.to_dict(), "ppo": {**original.to_dict()["ppo"], "checkpoint_every": 1000}},
                         operational=True)
+    assert older != original.config_hash()
+    # the edited file's hash by the rule run.json's hash was made with, not today's (which leaves
+    # checkpoint_every out, and would show the recorded hash's own value beside it)
+    with pytest.raises(RunDirError, match=f"config.toml was edited after the run: its configuration hashes to {older}, "
+                                          f".*run.json records {info['config_hash']}"):
+        resolve_run(run_dir, host)
+    # a run recorded that way with checkpoint_every 1000: its hash saw it, and still resolves
     _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=older))
     assert resolve_run(run_dir, host).config.ppo.checkpoint_every == 1000
     # a run recorded now: run.json names the settings, and an edit of one is named
@@ -333,3 +337,23 @@ def test_a_policy_row_that_is_not_an_object_is_left_out_of_the_report(runs):
     out = _cli("report", run_id, "--runs-dir", runs_dir)
     assert out.exit_code == 0 and "Traceback" not in out.output, out.output
     assert "\nrl " in out.output and "time_4bars " not in out.output.split("RL vs baselines")[1].split("In-sample")[0]
+
+
+def test_a_done_run_that_lost_its_results_is_damaged_not_unfinished(runs):
+    """A run directory without results.json exits 4 ("stopped before its evaluation", with how
+    to record and resume it) when read alone; a run its registry records as done lost the
+    file: that is damage (2), and recording or resuming it would be refused (a review)."""
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    runs_dir, run_id = runs
+    (runs_dir / run_id / "results.json").unlink()
+    for ref in (run_id, str(runs_dir / run_id)):
+        res = CliRunner().invoke(cli, ["report", ref, "--runs-dir", str(runs_dir)])
+        assert res.exit_code == 2, res.output
+        assert ("results.json: no such file, although the run's registry records it as done: the run directory is "
+                "damaged") in res.output and "runs --record" not in res.output
+    (runs_dir / "registry.sqlite").unlink()  # read alone: stopped before its evaluation, as far as anyone can tell
+    res = CliRunner().invoke(cli, ["report", str(runs_dir / run_id)])
+    assert res.exit_code == 4 and "no results: the run was not evaluated" in res.output

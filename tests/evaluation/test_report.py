@@ -193,7 +193,9 @@ def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):
     run_dir.mkdir()
     (run_dir / "run.json").write_text("{}")
     result = CliRunner().invoke(cli, ["report", str(run_dir)])
-    assert result.exit_code == 2 and "no results" in result.output
+    # 4, as for a recorded run that is not done: a script tells "stopped before its evaluation" from a typo
+    assert result.exit_code == 4 and "no results" in result.output
+    assert "runs --record" not in result.output  # run.json names no run id: nothing to record it under
     unknown = CliRunner().invoke(cli, ["report", "nope", "--runs-dir", str(tmp_path / "none")])
     assert unknown.exit_code == 2 and "no run registry in" in unknown.output and "does not exist" in unknown.output
 

@@ -9,12 +9,19 @@ which checks everything at once and either returns validated bars or raises
 * unparseable rows and values (reported by the parser), missing or non-finite prices,
   non-positive prices, ``high < max(open, close)``, ``low > min(open, close)``;
 * timestamps off the bar grid (checked on the file's own clock, where its vendor aligned them);
+  when most of them are off a ``timeframe`` given for the source, one message says so instead
+  (the source's timeframe is the file's own bar length, not the one to resample to);
 * wall-clock times a daylight-saving switch makes ambiguous or non-existent;
 * duplicate timestamps: rows identical to an earlier row with the same timestamp are dropped
   and counted in a warning (HistData 2019 repeats an hour); duplicates with different values
   are errors naming both rows;
 * time going backwards (after identical duplicates are dropped), within a file or where two
-  files overlap.
+  files overlap;
+* a price more than :data:`MAX_JUMP` times off the previous bar's close (in file order, skipping
+  rows whose prices are missing, non-finite or non-positive), whatever else is wrong.
+
+The bar length (``timeframe = "auto"``) is the most common step forward between consecutive rows
+in file order, so a row whose time goes backwards does not change it.
 
 Files are ordered by their first timestamp, so a folder's file names need not sort in time.
 Gaps are not errors: :func:`gap_report` describes them.
@@ -201,8 +208,11 @@ def assemble_bars(
     # or prices do not parse leaves fewer than two bars to infer it from, and the rows' own
     # problems are what the user needs to see.
     tf_ns, tf_problem = _timeframe_ns(chunks, utc_list, timeframe, source)
+    # A timeframe given for the source that most rows are off is one problem, said first (it is
+    # the file's own bar length, easily taken for the one to resample to), not a row each.
+    wrong_tf = not tf_problem and timeframe != "auto" and _wrong_timeframe(chunks, utc_list, tf_ns, out)
     for ch in chunks:
-        _check_values(ch, 0 if tf_problem else tf_ns, out)
+        _check_values(ch, 0 if tf_problem or wrong_tf else tf_ns, out)
     if tf_problem:
         if out.has_errors:
             raise DataValidationError(source, out.findings, out.counts, out.kinds)
@@ -226,8 +236,13 @@ def assemble_bars(
     ts, chunk_id, line = ts[keep], chunk_id[keep], line[keep]
     values = {c: v[keep] for c, v in values.items()}
     _check_order(ts, chunk_id, line, displays, out)
-    if not out.has_errors:  # the prices are finite and positive: ratios are meaningful
-        _check_jumps(ts, values, chunk_id, line, displays, out)
+    # Ratios are meaningful between finite positive prices: the rows without them (reported above)
+    # are skipped, and the rest are checked whatever else is wrong (a row out of order, off the
+    # grid), in file order, so that a corrupt price is never hidden behind another problem.
+    priced = np.ones(len(ts), dtype=bool)
+    for name in PRICE_COLUMNS:
+        priced &= np.isfinite(values[name]) & (values[name] > 0)
+    _check_jumps(ts[priced], {c: v[priced] for c, v in values.items()}, chunk_id[priced], line[priced], displays, out)
 
     if out.has_errors:
         raise DataValidationError(source, out.findings, out.counts, out.kinds)
@@ -256,9 +271,16 @@ SHOW_FILES_PER_LENGTH = 3
 
 
 def _spacings(ch: RawChunk, utc: np.ndarray) -> np.ndarray:
-    """The positive spacings (ns) between the usable bars of one file, in time order."""
+    """The steps forward (ns) between consecutive usable bars of one file, in file order.
+
+    In file order, a row whose time goes backwards adds a step back (ignored) and one longer step
+    forward; sorted, it would split a bar in two (00:00, 00:07, 00:15: a "7min" bar length that puts
+    every row off the grid). A file with no step forward at all (newest first) is read sorted.
+    """
     ok = ~ch.bad & (ch.local_ns != NAT)
-    d = np.diff(np.sort(utc[ok]))
+    d = np.diff(utc[ok])
+    if len(d) and not (d > 0).any():
+        d = np.diff(np.sort(utc[ok]))
     return d[d > 0]
 
 
@@ -350,6 +372,46 @@ def _check_values(ch: RawChunk, tf_ns: int, out: _Collector) -> None:
             v = ch.values[name]
             bad = ok & bad_optional(v)
             _emit(out, ch, bad, name, lambda i, v=v, name=name: f"{name} {float(v[i])!r} is not a finite number >= 0")
+
+
+#: when at least this share of the usable rows are off the grid of a ``timeframe`` given for the
+#: source, and the rows are another length apart, the timeframe is wrong (M15 bars with
+#: ``timeframe=1h``: 3 rows in 4 off, ``30min``: 1 in 2): one message says so instead of a row each
+WRONG_TIMEFRAME_SHARE = 0.25
+#: ... provided that at least this share of the steps forward are that other length (the shared
+#: data sets: 99.8 %): rows shifted off the grid one by one, every other row, make no such step
+STEP_SHARE = 2 / 3
+
+
+def _wrong_timeframe(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], tf_ns: int, out: _Collector) -> bool:
+    """Whether the ``timeframe`` given for the source (``tf_ns``) is not the file's bar length: at
+    least :data:`WRONG_TIMEFRAME_SHARE` of the usable rows are off its grid and at least
+    :data:`STEP_SHARE` of the steps forward are another length. If so, one error says so (the
+    rows off the grid are then not reported one by one)."""
+    oks = [~ch.bad & (ch.local_ns != NAT) for ch in chunks]
+    n_ok = sum(int(ok.sum()) for ok in oks)
+    offs = [ok & (ch.local_ns % tf_ns != 0) for ch, ok in zip(chunks, oks)]
+    n_off = sum(int(off.sum()) for off in offs)
+    if n_ok < MIN_BARS_FOR_LENGTH or n_off < WRONG_TIMEFRAME_SHARE * n_ok:
+        return False
+    d = np.concatenate([_spacings(ch, utc) for ch, utc in zip(chunks, utc_list)])
+    if not len(d):
+        return False
+    step_ns = _most_common(d)
+    if step_ns == tf_ns or (d == step_ns).sum() < STEP_SHARE * len(d):
+        return False
+    tf, step = format_timeframe(tf_ns // _NS), _length_text(step_ns)
+    files = [ch.display for ch, off in zip(chunks, offs) if off.any()]
+    where = files[0] + (f" (and {len(files) - 1} more file(s))" if len(files) > 1 else "")
+    resample = (f"; to resample the bars to {tf}, set data.timeframe = \"{tf}\" (exitcore run: --set data.timeframe={tf}; "
+                f"exitcore data inspect: --timeframe {tf})") if tf_ns % step_ns == 0 else ""
+    out.add("error:timeframe", Finding(
+        "error", where,
+        f"{n_off:,} of {n_ok:,} timestamps are not on the {tf} bar grid: the bars are {step} apart, but "
+        f"timeframe={tf} was given, and a source's timeframe is the file's own bar length (leave it \"auto\" "
+        f"or set {step}){resample}",
+    ))
+    return True
 
 
 def _fields(ch: RawChunk, i: int) -> str:

@@ -362,3 +362,40 @@ def test_a_bad_path_is_named_as_given_with_or_without_a_source_prefix(run, tmp_p
     res = run("data", "inspect", f"dukascopy:{empty}")
     assert res.exit_code == 2, res.output
     assert res.output.endswith(f"{empty}: the folder holds no data files (.csv, .txt, .zip, .gz, .bz2, .xz) (SOURCE)\n"), res.output
+
+
+def test_a_row_going_back_in_time_still_shows_the_corrupt_price(run, tmp_path: Path) -> None:
+    """User trial: with the row at 00:07 the bar length came out as 7min, every row was off its
+    grid and the corrupt price on line 4 went unreported."""
+    path = tmp_path / "bad3.csv"
+    path.write_text("time,open,high,low,close\n2020-01-01T00:00,1.1,1.2,1.0,1.15\n2020-01-01T00:15,1.1,1.2,1.0,1.15\n"
+                    "2020-01-01T00:30,11,12,10,11.5\n2020-01-01T00:07,1.1,1.2,1.0,1.15\n")
+    res = run("data", "inspect", str(path))
+    assert res.exit_code == 2
+    assert res.output.splitlines() == [
+        f"error: csv: {path}: 4 problem(s) in the data; nothing was loaded",
+        f"  error: {path}, line 5: timestamp 2020-01-01 00:07 is not on the 15min bar grid",
+        f"  error: {path}, line 5: time goes backwards: 2020-01-01 00:07 UTC comes after 2020-01-01 00:30 UTC ({path}, line 4)",
+        f"  error: {path}, line 4: price 10.4 times off the previous bar's close 1.15 (2020-01-01 00:15 UTC, {path}, "
+        "line 3): a misplaced decimal point or a corrupt row, not a market move (open=11.0, high=12.0, low=10.0, close=11.5)",
+        f"  error: {path}, line 5: price 11.5 times off the previous bar's close 11.5 (2020-01-01 00:30 UTC, {path}, "
+        "line 4): a misplaced decimal point or a corrupt row, not a market move (open=1.1, high=1.2, low=1.0, close=1.15)",
+    ]
+
+
+def test_a_source_timeframe_taken_for_resampling_is_one_message(run, tmp_path: Path) -> None:
+    """``?timeframe=1h`` on 15-minute bars printed thousands of grid errors, one per row."""
+    path = _bars_csv(tmp_path)
+    n = len(path.read_text().splitlines()) - 1
+    off = sum(1 for line in path.read_text().splitlines()[1:] if not line[14:16] == "00")
+    res = run("data", "inspect", f"{path}?timeframe=1h")
+    assert res.exit_code == 2
+    assert res.output.splitlines() == [
+        f"error: csv: {path}: 1 problem(s) in the data; nothing was loaded",
+        f"  error: {path}: {off:,} of {n:,} timestamps are not on the 1h bar grid: the bars are 15min apart, but "
+        "timeframe=1h was given, and a source's timeframe is the file's own bar length (leave it \"auto\" or set 15min); "
+        'to resample the bars to 1h, set data.timeframe = "1h" (exitcore run: --set data.timeframe=1h; '
+        "exitcore data inspect: --timeframe 1h)",
+    ]
+    res = run("data", "inspect", str(path), "--timeframe", "1h")  # what it says works
+    assert res.exit_code == 0 and "at 1h" in res.output, res.output

@@ -261,3 +261,95 @@ def test_a_hole_longer_than_a_week_is_a_warning_naming_it() -> None:
     assert isinstance(f, LongHole) and f.level == "warning"
     assert "a hole of 2,571.7 days in the data, between the bars of 2010-12-31 21:45 and 2018-01-15 14:00 UTC" in f.message
     assert "Load the data sets separately" in f.message
+
+
+# --- a row going back in time (user trial: the bar length came out as 7min from 00:00, 00:07, 00:15)
+
+
+def _back_in_time() -> list:
+    """bad3.csv of the user trial: 15-minute bars, a corrupt price (line 4), then a row at 00:07."""
+    t0 = int(np.datetime64("2020-01-01T00:00", "ns").astype(np.int64))
+    ts = t0 + np.array([0, 15, 30, 7], dtype=np.int64) * MIN_NS
+    v = {"open": [1.1, 1.1, 11, 1.1], "high": [1.2, 1.2, 12, 1.2], "low": [1.0, 1.0, 10, 1.0], "close": [1.15, 1.15, 11.5, 1.15]}
+    return [chunk(ts, {k: np.array(x, dtype=np.float64) for k, x in v.items()})]
+
+
+def test_a_row_going_back_in_time_neither_sets_the_bar_length_nor_hides_a_price() -> None:
+    """The bar length is the most common step forward in file order (15min), so only the row that
+    goes back is off the grid, and the corrupt price before it is still reported."""
+    with pytest.raises(DataValidationError) as info:
+        assemble_bars(_back_in_time(), clock=UTC, source="test")
+    assert [str(f) for f in info.value.findings] == [
+        "error: bars.csv, line 5: timestamp 2020-01-01 00:07 is not on the 15min bar grid",
+        "error: bars.csv, line 5: time goes backwards: 2020-01-01 00:07 UTC comes after 2020-01-01 00:30 UTC "
+        "(bars.csv, line 4)",
+        "error: bars.csv, line 4: price 10.4 times off the previous bar's close 1.15 (2020-01-01 00:15 UTC, "
+        "bars.csv, line 3): a misplaced decimal point or a corrupt row, not a market move "
+        "(open=11.0, high=12.0, low=10.0, close=11.5)",
+        "error: bars.csv, line 5: price 11.5 times off the previous bar's close 11.5 (2020-01-01 00:30 UTC, "
+        "bars.csv, line 4): a misplaced decimal point or a corrupt row, not a market move "
+        "(open=1.1, high=1.2, low=1.0, close=1.15)",
+    ]
+
+
+def test_a_swapped_pair_of_rows_keeps_the_bar_length() -> None:
+    rng = np.random.default_rng(11)
+    ts = grid_times(6, rng, step_ns=15 * MIN_NS, hole_p=0)
+    ts[[2, 3]] = ts[[3, 2]]
+    with pytest.raises(DataValidationError) as info:
+        assemble_bars([chunk(ts, random_ohlc(6, rng))], clock=UTC, source="test")
+    assert set(info.value.counts) == {"error:backwards"}, str(info.value)
+
+
+def test_a_jump_is_reported_beside_other_problems_skipping_rows_without_prices() -> None:
+    """Before, any other error (a row off the grid, a missing price) silenced the jump check."""
+    rng = np.random.default_rng(12)
+    ts = grid_times(30, rng, hole_p=0)
+    values = random_ohlc(30, rng)
+    ts[5] += 30_000_000_000  # off the 1min grid
+    values["open"][10] = np.nan  # a missing price: not compared, and not compared with
+    for k in ("open", "high", "low", "close"):
+        values[k][20] *= 10
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, values)])
+    lines = lines_of(info.value.findings)
+    assert sorted(lines) == [7, 12, 22, 23], lines
+    assert "times off the previous bar's close" in lines[22][0] and "times off the previous bar's close" in lines[23][0]
+
+
+# --- a source timeframe that is not the file's bar length (taken for the one to resample to)
+
+
+@pytest.mark.parametrize(("timeframe", "off", "resample"), [
+    ("1h", 75, '; to resample the bars to 1h, set data.timeframe = "1h" (exitcore run: --set data.timeframe=1h; '
+               "exitcore data inspect: --timeframe 1h)"),
+    ("30min", 50, '; to resample the bars to 30min, set data.timeframe = "30min" (exitcore run: --set '
+                  "data.timeframe=30min; exitcore data inspect: --timeframe 30min)"),
+    ("10min", 50, ""),  # 15min bars cannot be resampled to 10min: no such advice
+])
+def test_a_wrong_source_timeframe_is_one_message(timeframe: str, off: int, resample: str) -> None:
+    rng = np.random.default_rng(13)
+    ts = int(np.datetime64("2020-01-06T00:00", "ns").astype(np.int64)) + np.arange(100, dtype=np.int64) * 15 * MIN_NS
+    values = random_ohlc(100, rng)
+    values["close"][50] = -1.0  # the rows are still checked
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, values)], timeframe=timeframe)
+    assert [str(f) for f in info.value.findings] == [
+        f"error: bars.csv: {off} of 100 timestamps are not on the {timeframe} bar grid: the bars are 15min apart, "
+        f'but timeframe={timeframe} was given, and a source\'s timeframe is the file\'s own bar length (leave it "auto" '
+        f"or set 15min){resample}",
+        "error: bars.csv, line 52: non-positive price ("
+        + ", ".join(f"{k}={float(values[k][50])!r}" for k in ("open", "high", "low", "close")) + ")",
+    ]
+    assert info.value.counts == {"error:timeframe": 1, "error:non-positive": 1}
+    assert str(info.value).startswith("test: 2 problem(s) in the data; nothing was loaded\n  error: bars.csv: ")
+
+
+def test_a_few_rows_off_a_given_timeframe_are_each_reported() -> None:
+    rng = np.random.default_rng(14)
+    ts = grid_times(100, rng, step_ns=15 * MIN_NS, hole_p=0)
+    ts[[10, 40]] += 7 * MIN_NS
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, random_ohlc(100, rng))], timeframe="15min")
+    assert info.value.counts == {"error:grid": 2}
+    assert sorted(lines_of(info.value.findings)) == [12, 42]

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from exitcore.errors import ExitcoreError
-from exitcore.words import statistic
+from exitcore.words import command, statistic
 
 #: the rows of the comparison, in order: (label, key in the metrics dict or a special key)
 ROWS: tuple[tuple[str, str], ...] = (
@@ -100,6 +100,9 @@ class RunView:
     registry: Path | None = None
     #: a run directory read alone, which no registry records (copied in, or its registry lost)
     unrecorded: bool = False
+    #: the data warnings run.json recorded when the run read its bars
+    #: (:class:`~exitcore.evaluation.report.DataFindings`), else None
+    data_findings: Any = None
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -146,8 +149,11 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
                 except RegistryError as exc:
                     not_recorded = exc  # names the experiments that have runs, with a suggestion
             if not registry.list(experiment=name):
-                # run ids start with their date: say what fits what was typed
+                # run ids start with their date: say what fits what was typed; an experiment the
+                # experiments file defines is named as having no runs (not "did you mean" another)
                 why = run_error if ref[:1].isdigit() or not_recorded is None else not_recorded
+                if name != ref or (experiments_file is not None and _defines(experiments_file, name)):
+                    why = f"experiment {name} has no runs recorded there; `{command()} run {name}` makes one"
                 raise RegistryError(f"{ref!r} is neither a run nor an experiment with runs in {registry.runs_dir} "
                                     f"({why})") from None
             # `compare v3 v4`: v4's latest run on the bars the first run used, if it has one
@@ -184,7 +190,7 @@ def _run_dir_record(path: Path) -> tuple[Any, Path, bool]:
 def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) -> RunView:
     from exitcore.evaluation.ledger_schema import read_ledger
     from exitcore.evaluation.metrics import compute_metrics
-    from exitcore.evaluation.report import trained_steps
+    from exitcore.evaluation.report import data_findings, trained_steps
     from exitcore.evaluation.rundir import (
         RUN_FILE,
         RunDirError,
@@ -248,7 +254,16 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
                    _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(with_worked_out_setup(meta, config)),
                    walk_forward_problem, trained_steps(run_dir),
-                   str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry)
+                   str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry,
+                   data_findings=data_findings(meta, results))
+
+
+def _defines(experiments_file: Any, name: str) -> bool:
+    """Whether ``experiments_file`` defines experiment ``name`` (exactly)."""
+    try:
+        return experiments_file.resolve_name(name) == name
+    except ExitcoreError:
+        return False
 
 
 def _dsr_today(run_dir: Path, results: dict[str, Any], split: str,
@@ -395,6 +410,12 @@ def warnings(views: list[RunView]) -> list[str]:
             from exitcore.evaluation.report import not_recorded_words
 
             out.append(f"NOT RECORDED: {not_recorded_words(v.run_id, v.run_dir)}")
+    for v in _distinct_runs(views):
+        found = v.data_findings
+        if found is not None:  # a hole's zero days dilute its Sharpe, interval and deflated Sharpe
+            why = found.zero_days("its")
+            out.append(f"DATA FINDINGS: {v.run_id}: its data's findings, recorded when it read its bars: "
+                       + " | ".join(found.listed()) + (f"; {why}" if why else ""))
     for v in _distinct_runs(views):
         if v.evaluated_sharpe is not None:
             out.append(f"RECOMPUTED: {v.run_id}'s Sharpe is {statistic(v.metrics['sharpe'], '.2f')} here, recomputed "

@@ -37,8 +37,10 @@ from exitcore.config import (
     ExperimentConfig,
     PPOConfig,
     RewardRef,
+    SplitConfig,
     converter,
     locate_problems,
+    note_split_origins,
     unknown_key_message,
     unstructure,
 )
@@ -728,11 +730,16 @@ def resolve(
     leaf = f"experiments.{full}"
     source = str(file.file_of(leaf))  # the file that defines the experiment
     problems: list[tuple[str, str]] = []
+    misspelt_extends = False  # an `extend = ...`: what it meant to inherit is missing, not wrong
     try:
         config = converter.structure(merged, ExperimentConfig)
     except Exception as exc:  # noqa: BLE001 - turned into located problems below
         located = locate_problems(exc, "", ExperimentConfig, origin=lambda rel: value_origin(layers, rel))
-        problems.extend((origin_of(layers, rel, leaf), msg) for rel, msg in located)
+        for rel, msg in located:
+            where = origin_of(layers, rel, leaf)
+            msg, typo = _extends_typo(rel, where, msg)
+            misspelt_extends = misspelt_extends or typo
+            problems.append((where, msg))
         # Go on with the sections that are fine, so the components' parameters are checked
         # too and every problem is reported at once; a broken section's components are not.
         config, broken = _partial_config(merged)
@@ -781,11 +788,13 @@ def resolve(
         else:
             policy_params, _ok = _structure_params(policy, config.ppo.policy_params, ".ppo.policy_params", layers, leaf, problems,
                                                   ".ppo.policy")
-    # an empty list, not one whose entries failed above (each already reported)
-    if not config.features and "features" not in broken:
-        problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature"))
-    if not config.rewards and "rewards" not in broken:
-        problems.append((origin_of(layers, ".rewards", leaf), "an experiment needs at least one reward term"))
+    # an empty list, not one whose entries failed above (each already reported), nor one that a
+    # misspelt `extends` left empty (the typo is the problem: fixing it fills the list)
+    replaced = _replaced_whole(file, merged["lineage"])
+    if not config.features and "features" not in broken and not misspelt_extends:
+        problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature" + replaced))
+    if not config.rewards and "rewards" not in broken and not misspelt_extends:
+        problems.append((origin_of(layers, ".rewards", leaf), "an experiment needs at least one reward term" + replaced))
     if problems:
         raise file.error(problems)
     assert entry is not None and policy is not None
@@ -811,6 +820,9 @@ def resolve(
         data=attrs.evolve(config.data, params=_params_dict(data_source)) if data_source else config.data,
         ppo=attrs.evolve(config.ppo, policy_params=unstructure(policy_params) if policy_params is not None else {}),
     )
+    # a split error (an empty split, found only on the data) names each key where it was written
+    note_split_origins(config.split, {key: _with_file(file, origin_of(layers, f".split.{key}", leaf))
+                                      for key in attrs.fields_dict(SplitConfig)})
     return ResolvedExperiment(
         config=config,
         entry=entry,
@@ -824,6 +836,38 @@ def resolve(
         source=source,
         policy_params=policy_params,
     )
+
+
+def _with_file(file: ExperimentsFile, path: str) -> tuple[str, str | None]:
+    """``(path, the file it was written in)``; no file for a ``--set`` or ``--data``."""
+    return path, (None if path.startswith("--") else str(file.file_of(path)))
+
+
+def _extends_typo(rel: str, where: str, message: str) -> tuple[str, bool]:
+    """An unknown key of an experiment's own table (``experiments.x.extend``) is told that
+    ``extends`` is allowed there too (the loader reads it, so the config classes do not list
+    it), with a "did you mean 'extends'?" for a near miss. Returns ``(message, whether the key
+    is a misspelt extends)``."""
+    key = rel.lstrip(".")
+    if (not where.startswith("experiments.") or not message.startswith("unknown key ")
+            or "." in key or "[" in key or key == "extends"):
+        return message, False
+    allowed = [a.name for a in attrs.fields(ExperimentConfig) if a.name not in NOT_SETTABLE]
+    allowed.insert(allowed.index("assumptions") + 1 if "assumptions" in allowed else 0, "extends")
+    message = unknown_key_message(key, allowed)
+    return message, message.startswith(f"unknown key {key!r} (did you mean 'extends'?)")
+
+
+def _replaced_whole(file: ExperimentsFile, chain: Sequence[str]) -> str:
+    """For an experiment that is (or extends) a user's definition replacing a shipped one of
+    the same name: that the shipped one is not inherited, and how to change one value of it;
+    else ``""``. Appended to the "needs at least one ..." errors a table of a few overrides gets."""
+    mine = [n for n in chain if f"experiments.{n}" in file.replaced]
+    if not mine:
+        return ""
+    name = mine[-1]
+    return (f"; experiments.{name} replaces the shipped {name} whole (nothing is inherited): to change one value, "
+            f'define a new experiment with extends = "{name}"')
 
 
 #: the fields of a section that choose components and hold their parameters: checked on their

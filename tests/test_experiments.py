@@ -696,3 +696,19 @@ def test_a_set_parameter_is_written_as_a_sorted_array():
     params = structure({"tags": ["b", "a", "c"], "ids": [3, 1]}, Tags, "p")
     assert json.dumps(unstructure(params)) == '{"tags": ["a", "b", "c"], "ids": [1, 3]}'
     assert structure(unstructure(params), Tags, "p") == params
+
+
+def test_show_json_gives_the_config_hash_of_the_text_output():
+    """`experiments show --json` had no config hash, though the text's first line gives it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    shown = CliRunner().invoke(cli, ["experiments", "show", "v4", "--budget", "smoke", "--json"])
+    text = CliRunner().invoke(cli, ["experiments", "show", "v4", "--budget", "smoke"])
+    assert shown.exit_code == 0 and text.exit_code == 0
+    data = json.loads(shown.stdout)
+    assert text.stdout.splitlines()[0].endswith(f", config hash {data['config_hash']}")
+    assert len(data["config_hash"]) == 16

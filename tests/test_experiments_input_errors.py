@@ -180,3 +180,96 @@ def test_a_time_stop_longer_than_any_trade_could_be_is_refused_at_its_key():
     result = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "env.max_bars=99999999999"])
     assert result.exit_code == 2
     assert result.output.startswith("error: --set env.max_bars: expected an integer from 1 to 100,000, got 99999999999")
+
+
+# --------------------------------------------------------------------------- a user trial's findings
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "experiments.toml"
+    path.write_text(text)
+    return path
+
+
+def test_check_build_cuts_the_splits_as_run_does(tmp_path):
+    """`check --build` said OK for an experiment whose test split is empty (train_end after the
+    data), which `run` refused at once: it now cuts the splits as a run does, names the key
+    where it was written and exits 2."""
+    path = _write(tmp_path, '[experiments.late]\nextends = "v4_no_lookahead"\n'
+                            'data = { source = "synthetic", params = { years = 0.1 } }\n'
+                            '[experiments.late.split]\ntrain_end = "2100-01-01"\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check", "--build"])
+    assert result.exit_code == 2, result.output
+    assert "experiments OK" not in result.output
+    assert result.output.splitlines()[-1] == (
+        f"error: {path}: experiments.late.split.train_end: the test split is empty: 2100-01-01 is after the last "
+        "bar (2015-02-10 12:30 UTC; the data has 2,547 bars, from 2015-01-05 00:00); use an earlier date or more data")
+
+
+@pytest.mark.parametrize("date, words", [
+    ("2100-01-01", "the test split is empty: 2100-01-01 is after the last bar (2015-01-23 06:15 UTC; "
+                   "the data has 1,370 bars, from 2015-01-05 00:00); use an earlier date or more data"),
+    ("2014-06-01", "the train split is empty: 2014-06-01 is before the first bar (2015-01-05 00:00 UTC; "
+                   "the data has 1,370 bars, to 2015-01-23 06:15); use a later date or more data"),
+])
+def test_a_split_date_outside_the_data_says_so_at_its_origin(date, words):
+    """`split.train_end` outside the data was `the split would cover bars 52023..51910` (or
+    `0..-1`), named `split.train_end` whatever set it: now where it lies against the bars, at
+    `--set split.train_end` as any other error of a --set value."""
+    result = CliRunner().invoke(cli, ["data", "inspect", "synthetic?years=0.05", "-e", "v4",
+                                      "--set", f"split.train_end={date}"])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == f"error: --set split.train_end: {words}"
+
+
+def test_a_split_date_in_the_file_is_named_at_its_toml_path(tmp_path, host):
+    from exitcore.data.splits import make_splits
+    from exitcore.errors import DataError
+    from exitcore.experiments import load_experiments
+    import pandas as pd
+
+    path = _write(tmp_path, '[experiments.late]\nextends = "v4_no_lookahead"\nsplit = { train_end = "2100-01-01" }\n')
+    resolved = resolve(load_experiments(path), "late", host)
+    index = pd.date_range("2015-01-05", periods=1000, freq="15min", tz="UTC")
+    with pytest.raises(DataError) as exc:
+        make_splits(index, resolved.config.split, 112)
+    assert str(exc.value).startswith(f"{path}: experiments.late.split.train_end: the test split is empty: "
+                                     "2100-01-01 is after the last bar (2015-01-15 09:45 UTC;")
+    # a split no experiment resolved (a run's frozen config.toml, say) keeps its bare key
+    from exitcore.config import SplitConfig
+
+    with pytest.raises(DataError, match=r"^split\.train_end: the test split is empty: 2100-01-01 is after"):
+        make_splits(index, SplitConfig(train_end="2100-01-01"), 112)
+
+
+def test_a_misspelt_extends_is_suggested_without_its_knock_on_errors(tmp_path):
+    """`extend = "v4_no_lookahead"` listed the allowed keys without `extends`, gave no "did you
+    mean", and went on to say the experiment had no reward term (it inherited none)."""
+    path = _write(tmp_path, '[experiments.x]\nextend = "v4_no_lookahead"\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {path}: experiments.x.extend: unknown key 'extend' (did you mean 'extends'?); allowed: description, "
+        "assumptions, extends, data, env, costs, ppo, split, eval, entry, features, rewards, guards, masks\n")
+
+
+def test_another_unknown_key_keeps_its_knock_on_errors(tmp_path):
+    path = _write(tmp_path, '[experiments.x]\nfoo = 1\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {path}: experiments.x.foo: unknown key 'foo'; allowed: description, assumptions, extends, data, env, "
+        "costs, ppo, split, eval, entry, features, rewards, guards, masks\n"
+        f"{path}: experiments.x.rewards: an experiment needs at least one reward term\n")
+
+
+def test_a_shipped_name_redefined_to_change_one_value_says_it_replaces_the_whole(tmp_path):
+    """`[experiments.v4_no_lookahead.costs]` alone, meant as one override, only said the
+    experiment had no reward term."""
+    path = _write(tmp_path, "[experiments.v4_no_lookahead.costs]\nspread_pips = 1.5\n")
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {path}: experiments.v4_no_lookahead.rewards: an experiment needs at least one reward term; "
+        "experiments.v4_no_lookahead replaces the shipped v4_no_lookahead whole (nothing is inherited): to change "
+        'one value, define a new experiment with extends = "v4_no_lookahead"\n')

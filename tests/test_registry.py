@@ -765,6 +765,19 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
         assert "(did you mean v3?); experiments with runs: v3, v4_no_lookahead" in str(exc.value)
         assert "unknown run" not in str(exc.value)
 
+        # a prefix of an experiment the file defines, without runs: named as such, not "did you mean v3?"
+        class ShippedFile:
+            def resolve_name(self, ref):
+                if "v2_exit_guards".startswith(ref):
+                    return "v2_exit_guards"
+                raise ExitcoreError(f"unknown experiment {ref!r}")
+
+        for typed in ("v2", "v2_exit_guards"):
+            with pytest.raises(ExitcoreError) as exc:
+                cmp.collect([typed], reg, ShippedFile())
+            assert str(exc.value) == (f"{typed!r} is neither a run nor an experiment with runs in {runs} (experiment "
+                                      "v2_exit_guards has no runs recorded there; `exitcore run v2_exit_guards` makes one)")
+
 
 def test_compare_by_name_takes_the_run_on_the_first_runs_data(tmp_path, monkeypatch):
     """`compare v3 v4` put v3 on one data set beside v4's latest run on another, though v4 had a

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from exitcore.cli.options import experiments_option, runs_dir_option
@@ -73,5 +75,5 @@ def _warn(views) -> None:
 
 
 def _stdout_is_terminal() -> bool:
-    stdout = click.get_text_stream("stdout")
-    return bool(getattr(stdout, "isatty", lambda: False)())
+    # sys.stdout as it is now (CliRunner swaps it), not the process's original stream
+    return bool(getattr(sys.stdout, "isatty", lambda: False)())

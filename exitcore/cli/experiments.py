@@ -90,7 +90,8 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
     if as_json:
         from exitcore.cli.output import echo_json
 
-        echo_json(resolved.to_dict())
+        # the hash the text's first line gives, and a run of this configuration records
+        echo_json({**resolved.to_dict(), "config_hash": resolved.config_hash()})
     else:
         replaces = " (replacing the shipped definition)" if f"experiments.{resolved.name}" in file.replaced else ""
         click.echo(f"# {resolved.name} from {resolved.source}{replaces}, config hash {resolved.config_hash()}")
@@ -99,7 +100,7 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
 
 @experiments.command("check")
 @click.option("--build", is_flag=True,
-              help="Also load each experiment's data, build its components and evaluators, and step its "
+              help="Also load each experiment's data, build its components, splits and evaluators, and step its "
                    "trades with every action the masks allow: catches a plugin that fails when built or "
                    "run (slower: it reads the data).")
 @experiments_option
@@ -148,12 +149,12 @@ def _no_trade(entry, table, n_bars: int) -> str:
 def _build_and_step(file, name: str, host) -> str | None:
     """Assemble experiment ``name`` on its data, step its trades with every action (every
     feature, mask, guard and reward term runs, and every guard sees every action the masks
-    allow), build its evaluators as a run builds them, check its walk-forward windows, and build
-    its policy and pass the first observations through it; the error message, or None when all
+    allow), cut its time splits and their trades as a run does (an empty split, too few trades),
+    build its evaluators as a run builds them, check its walk-forward windows, and build its policy and pass the first observations through it; the error message, or None when all
     worked."""
     import torch
 
-    from exitcore.assembly import assemble
+    from exitcore.assembly import assemble, split_pools
     from exitcore.data.pipeline import load_bars
     from exitcore.errors import ExitcoreError
     from exitcore.experiments import resolve
@@ -166,6 +167,10 @@ def _build_and_step(file, name: str, host) -> str | None:
         valid = torch.nonzero(assembled.table.valid).flatten()
         if valid.numel() == 0:
             return _no_trade(resolved.entry, assembled.table, len(bars))
+        try:  # the time splits and their trades, as run cuts them (an empty split, too few trades)
+            split_pools(assembled)
+        except ExitcoreError as exc:
+            return _split_problem(str(exc), resolved.config.split, name)
         if resolved.config.eval.walk_forward > 0:  # as run checks it before training
             from exitcore.evaluation.evaluate import walk_forward_plan
 
@@ -177,6 +182,22 @@ def _build_and_step(file, name: str, host) -> str | None:
     except ExitcoreError as exc:
         return str(exc)
     return _policy_problem(resolved, obs, f"experiments.{name}.ppo.policy")
+
+
+def _split_problem(message: str, split, name: str) -> str:
+    """A split error of experiment ``name`` for :func:`_located`: one about a key written in the
+    experiment's own table starts with its TOML path (the file is added by the check's error);
+    any other is kept as it is, naming where its key was written."""
+    import attrs
+
+    from exitcore.config import split_origin, split_origin_of
+
+    for key in attrs.fields_dict(type(split)):
+        path, _file = split_origin_of(split, key)
+        said = split_origin(split, key)
+        if message.startswith(said + ": ") and path.startswith(f"experiments.{name}."):
+            return path + message[len(said):]
+    return message
 
 
 def step_every_action(env, mask, max_steps: int = 32) -> list[int]:

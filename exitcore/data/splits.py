@@ -28,7 +28,8 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from exitcore.config import SplitConfig, parse_split_time
+from exitcore.config import SplitConfig, parse_split_time, split_origin_of
+from exitcore.config import split_origin as origin_words
 from exitcore.errors import ConfigError, DataError
 from exitcore.words import plural
 
@@ -71,14 +72,16 @@ def purge_gap(cfg: SplitConfig, min_purge_bars: int, where: str = "split") -> in
     if cfg.purge_bars == 0:
         return min_purge_bars
     if cfg.purge_bars < min_purge_bars:
+        path, file = split_origin_of(cfg, "purge_bars", where)
         raise ConfigError(
             [
                 (
-                    f"{where}.purge_bars",
+                    path,
                     f"{cfg.purge_bars} is below the minimum max_bars + feature lookback = {min_purge_bars} "
                     "(0 uses the minimum)",
                 )
-            ]
+            ],
+            file,
         )
     return cfg.purge_bars
 
@@ -88,11 +91,14 @@ def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, 
 
     ``min_purge_bars`` is the contract's minimum gap, ``max_bars + feature lookback``. The
     validation split exists only when ``cfg.validation > 0`` (fractions) or
-    ``cfg.validation_end`` is set (dates). An empty split is a :class:`DataError` naming its key.
+    ``cfg.validation_end`` is set (dates). An empty split is a :class:`DataError` naming its key
+    where it was written (:func:`exitcore.config.split_origin`), and, for a date, how it lies against the data
+    (after its last bar, before its first, too close to the end for the purge gap).
     """
     n = len(index)
     purge = purge_gap(cfg, min_purge_bars, where)
-    if cfg.train_end or cfg.validation_end:
+    dates = bool(cfg.train_end or cfg.validation_end)
+    if dates:
         bounds, keys = _date_bounds(index, cfg, where)
     else:
         a = int(round(cfg.train * n))
@@ -100,21 +106,22 @@ def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, 
         total = cfg.train + cfg.validation + cfg.test
         c = n if abs(total - 1.0) < 1e-9 else min(n, b + int(round(cfg.test * n)))
         bounds = [a, b, c] if cfg.validation > 0 else [a, c]
-        keys = [f"{where}.{name}" for name in ("train", "validation", "test")]
-        if cfg.validation <= 0:
-            keys = [keys[0], keys[2]]
+        keys = ["train", "validation", "test"] if cfg.validation > 0 else ["train", "test"]
     names = ["train", "validation", "test"] if len(bounds) == 3 else ["train", "test"]
     splits = []
     start = 0
     for k, (name, end) in enumerate(zip(names, bounds)):
         first = start if k == 0 else start + purge
         if end - first <= 0:
-            gap = f" after the purge gap of {purge} bars" if k else ""
-            raise DataError(
-                f"{keys[k]}: the {name} split is empty{gap} (the data has {n} bars from "
-                f"{_fmt(index, 0)} to {_fmt(index, n - 1)}; the split would cover bars {first}..{end - 1}); "
-                "use more data or move the split"
-            )
+            gap = f" after the purge gap of {purge} bars" if k and start < n else ""
+            if dates:
+                key, why = _date_problem(index, cfg, keys, bounds, k)
+            else:
+                key = keys[k]
+                why = (f"the data has {n:,} bars from {_fmt(index, 0)} to {_fmt(index, n - 1)} UTC, and split.{key} = "
+                       f"{getattr(cfg, key):g} gives it {end - start:,} of them{', all in the gap' if k else ''}; "
+                       "use more data or move the split")
+            raise DataError(f"{origin_words(cfg, key, where)}: the {name} split is empty{gap}: {why}")
         splits.append(Split(name, first, end))
         start = end
     return splits
@@ -123,24 +130,49 @@ def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, 
 def _date_bounds(index: pd.DatetimeIndex, cfg: SplitConfig, where: str) -> tuple[list[int], list[str]]:
     # SplitConfig's validators have checked the dates parse, that validation_end comes with
     # train_end and after it (blamed where they were written)
-    train_end = _date(cfg.train_end, f"{where}.train_end")
+    train_end = _date(cfg.train_end, split_origin_of(cfg, "train_end", where))
     a = int(index.searchsorted(train_end))
-    keys = [f"{where}.train_end"]
+    keys = ["train_end"]
     bounds = [a]
     if cfg.validation_end:
-        val_end = _date(cfg.validation_end, f"{where}.validation_end")
+        val_end = _date(cfg.validation_end, split_origin_of(cfg, "validation_end", where))
         bounds.append(int(index.searchsorted(val_end)))
-        keys.append(f"{where}.validation_end")
+        keys.append("validation_end")
     bounds.append(len(index))
     keys.append(keys[-1])  # the test split is whatever the last date leaves
     return bounds, keys
 
 
-def _date(text: str, key: str) -> pd.Timestamp:
+def _date_problem(index: pd.DatetimeIndex, cfg: SplitConfig, keys: list[str], bounds: list[int], k: int) -> tuple[str, str]:
+    """``(key, why)`` for split ``k``, empty when cut by dates: the date to blame and how it lies
+    against the bars (``2030-01-01 is after the last bar (2020-02-14 14:45 UTC)``)."""
+    n = len(index)
+    if n == 0:
+        return keys[k], "the data has no bars; use more data"
+    first, last = _fmt(index, 0), _fmt(index, n - 1)
+    if k == 0:  # nothing before train_end
+        return keys[0], (f"{cfg.train_end} is before the first bar ({first} UTC; the data has {n:,} bars, to "
+                         f"{last}); use a later date or more data")
+    start = bounds[k - 1]  # where the previous split ends: the date that starts this one
+    # the first date at or after the end of the data is to blame (train_end after the last bar
+    # empties validation and test both)
+    blamed = next((keys[i] for i in range(k) if bounds[i] >= n), keys[k - 1])
+    if start >= n:
+        return blamed, (f"{getattr(cfg, blamed)} is after the last bar ({last} UTC; the data has {n:,} bars, from "
+                        f"{first}); use an earlier date or more data")
+    if k == len(bounds) - 1:
+        return blamed, (f"{getattr(cfg, blamed)} leaves {n - start:,} bars after it (to the last bar, {last} UTC), "
+                        "not more than the purge gap; use an earlier date or more data")
+    # validation: between train_end and validation_end
+    return keys[k], (f"{cfg.validation_end} is {bounds[k] - start:,} bars after split.train_end {cfg.train_end}, "
+                     "not more than the purge gap; use a later validation_end")
+
+
+def _date(text: str, origin: tuple[str, str | None]) -> pd.Timestamp:
     try:
         return pd.Timestamp(parse_split_time(text)).tz_convert("UTC")  # the config's parser: one reading
     except ValueError as exc:
-        raise ConfigError([(key, str(exc))]) from None
+        raise ConfigError([(origin[0], str(exc))], origin[1]) from None
 
 
 def _fmt(index: pd.DatetimeIndex, i: int) -> str:

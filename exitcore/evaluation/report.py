@@ -20,6 +20,7 @@ Sections whose evaluator did not run say so instead of disappearing silently.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -867,6 +868,8 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
         missing.append(f"{why}; the walk-forward section is not shown")
     missing += _missing_artefacts(run_dir, results)
     blocks = report_blocks(results, info, config, walk_forward, trials_now, trained_steps(run_dir))
+    for line in reversed(data_findings_lines(info, results)):  # the bars the figures stand on
+        blocks.insert(1, ("p", line))
     cheap = _cost_warning(info)
     if cheap:
         blocks.insert(1, ("p", f"!! {cheap}"))
@@ -931,6 +934,105 @@ def _cost_warning(info: Mapping[str, Any]) -> str | None:
     """The run's implausibly-cheap-costs warning, from the cost summary in run.json (if recorded)."""
     summary = _cost_summary(info)
     return summary.warning() if summary else None
+
+
+#: the data findings a report or compare lists for a run (the rest are counted)
+SHOW_DATA_FINDINGS = 3
+#: levels of a recorded data finding that are not warnings, and are not repeated
+_QUIET_LEVELS = ("info", "note")
+#: the dates either side of a long hole, in the words of exitcore.data.validate.long_hole_findings
+_HOLE = re.compile(r"a hole of [\d,.]+ days in the data, between the bars of (\d{4}-\d{2}-\d{2})[ \d:]* and "
+                   r"(\d{4}-\d{2}-\d{2})")
+
+
+@attrs.frozen
+class DataFindings:
+    """The data warnings a run recorded when it read its bars (run.json's ``data.findings``):
+    ``shown`` the first :data:`SHOW_DATA_FINDINGS` (without their ``warning:`` level), ``more``
+    how many others, ``holes`` whether one is a hole longer than a week, ``hole_days`` the
+    weekdays of the evaluated split (``split``) inside such holes (None: not worked out)."""
+
+    shown: tuple[str, ...]
+    more: int
+    holes: bool
+    hole_days: int | None
+    split: str
+
+    def listed(self) -> list[str]:
+        """The findings shown, and ``... and N more`` where some are not."""
+        more = [f"... and {self.more} more (run.json's data.findings lists them)"] if self.more else []
+        return [*self.shown, *more]
+
+    def zero_days(self, whose: str = "the") -> str:
+        """What a hole does to the daily figures, for a clause (empty without a hole)."""
+        if not self.holes:
+            return ""
+        if self.hole_days is None:
+            here = ""
+        elif self.hole_days:
+            here = f" (here {self.hole_days:,} weekdays of {whose} {self.split} split)"
+        else:
+            here = f" (none lies in {whose} {self.split} split)"
+        return (f"days without bars inside a hole count as zero days in {whose} daily Sharpe, Sharpe interval and "
+                f"deflated Sharpe{here}")
+
+
+def data_findings(info: Mapping[str, Any], results: Mapping[str, Any] | None = None) -> DataFindings | None:
+    """The data findings run.json recorded (``info``: :func:`read_run_info`), None where it
+    recorded none (a run made before run.json held them, or clean data). ``results``: its
+    results.json, to count the weekdays of the evaluated split inside a long hole."""
+    data = info.get("data")
+    recorded = data.get("findings") if isinstance(data, Mapping) else None
+    if not isinstance(recorded, list):
+        return None
+    warnings_ = []
+    for f in recorded:
+        text = str(f).strip()
+        level, sep, rest = text.partition(": ")
+        if sep and level in _QUIET_LEVELS:
+            continue
+        if text:
+            warnings_.append(rest if sep and level == "warning" else text)
+    if not warnings_:
+        return None
+    holes = [m for m in map(_HOLE.search, warnings_) if m]
+    unnamed = any("more hole(s) longer than" in w for w in warnings_)  # holes beyond those named: not counted
+    split = str((results or {}).get("split") or "test")
+    spans = (results or {}).get("spans")
+    days = None if unnamed or not isinstance(spans, Mapping) else _weekdays_in_holes(holes, spans.get(split))
+    return DataFindings(tuple(warnings_[:SHOW_DATA_FINDINGS]), max(0, len(warnings_) - SHOW_DATA_FINDINGS),
+                        bool(holes) or unnamed, days, split.upper())
+
+
+def _weekdays_in_holes(holes: Sequence[Any], span: Any) -> int | None:
+    """The weekdays strictly between the two dates of each hole (``_HOLE`` matches) that lie in
+    ``span`` (``[start, end]``): days of the daily series without a bar, hence zero days."""
+    if not holes or not (isinstance(span, (list, tuple)) and len(span) == 2):
+        return None
+    import numpy as np
+    import pandas as pd
+
+    try:
+        first, last = (pd.Timestamp(str(t)[:10]) for t in span)
+        days = 0
+        for m in holes:
+            after, before = pd.Timestamp(m.group(1)) + pd.Timedelta(days=1), pd.Timestamp(m.group(2))
+            lo, hi = max(after, first), min(before, last + pd.Timedelta(days=1))
+            if lo < hi:
+                days += int(np.busday_count(lo.date(), hi.date()))
+    except (ValueError, TypeError):
+        return None
+    return days
+
+
+def data_findings_lines(info: Mapping[str, Any], results: Mapping[str, Any] | None = None) -> list[str]:
+    """The report's ``!!`` lines for the run's recorded data findings (none without any)."""
+    found = data_findings(info, results)
+    if found is None:
+        return []
+    why = found.zero_days() or "`exitcore run` warned about them once"
+    head = f"!! the data's findings, recorded when this run read its bars: {why}:"
+    return [head, *(f"!!   - {f}" for f in found.listed())]
 
 
 def breakeven_rounding_trades(run_dir: str | Path, results: Mapping[str, Any]) -> int:

@@ -183,7 +183,8 @@ def split_pools(assembled: Assembled) -> tuple[list[Any], dict[str, dict[str, to
 
     cfg = assembled.resolved.config
     lookback = assembled.components.lookback
-    splits = make_splits(assembled.bars.frame.index, cfg.split, cfg.env.max_bars + lookback)
+    splits = make_splits(assembled.bars.frame.index, cfg.split, cfg.env.max_bars + lookback,
+                         origins=assembled.resolved.split_origins)
     rows = assign_trades(splits, assembled.table, lookback)
     decidable = assembled.table.decidable.cpu().numpy()
     pools: dict[str, dict[str, torch.Tensor]] = {"valid": {}, "decidable": {}}

@@ -13,8 +13,7 @@ import datetime
 import difflib
 import math
 import re
-import weakref
-from collections.abc import Callable, MutableSequence, Sequence
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import Any, NewType, TypeVar, get_args, get_origin
 
 import attrs
@@ -377,36 +376,25 @@ class SplitConfig:
                             ("train", "validation", "test"))
 
 
-#: where each key of a resolved experiment's split was written, by the identity of its
-#: :class:`SplitConfig` (see :func:`note_split_origins`): ``id -> (weak reference, {key: (path, file)})``
-_SPLIT_ORIGINS: dict[int, tuple[weakref.ref, dict[str, tuple[str, str | None]]]] = {}
+#: where each key of an experiment's split was written: ``{"train_end":
+#: ("experiments.v4_real.split.train_end", "/home/me/experiments.toml"), "test": ("--set
+#: split.test", None)}`` (the TOML path or ``--set key``, and the file it is in), as
+#: :func:`exitcore.experiments.resolve` works them out (``ResolvedExperiment.split_origins``)
+SplitOrigins = Mapping[str, tuple[str, str | None]]
 
 
-def note_split_origins(cfg: SplitConfig, origins: dict[str, tuple[str, str | None]]) -> None:
-    """Remember where each key of ``cfg`` was written, so that an error about the splits it cuts
-    names the key as a configuration error does: ``{"train_end": ("experiments.v4_real.split.train_end",
-    "/home/me/experiments.toml"), "test": ("--set split.test", None)}`` (the TOML path or
-    ``--set key``, and the file it is in). :func:`exitcore.experiments.resolve` notes them for
-    the split of every experiment it resolves; a split no one noted (a run's frozen
-    ``config.toml``, a test's own) is named ``split.KEY``. The note lasts as long as ``cfg``
-    (the same object: :func:`attrs.evolve` of the experiment keeps it)."""
-    key = id(cfg)
-    _SPLIT_ORIGINS[key] = (weakref.ref(cfg, lambda _ref, key=key: _SPLIT_ORIGINS.pop(key, None)), dict(origins))
-
-
-def split_origin_of(cfg: SplitConfig, key: str, where: str = "split") -> tuple[str, str | None]:
-    """``(path, file)`` where ``cfg``'s ``key`` was written (:func:`note_split_origins`);
-    ``(f"{where}.{key}", None)`` when no one noted it."""
-    noted = _SPLIT_ORIGINS.get(id(cfg))
-    if noted is not None and noted[0]() is cfg and key in noted[1]:
-        return noted[1][key]
+def split_origin_of(key: str, origins: SplitOrigins | None = None, where: str = "split") -> tuple[str, str | None]:
+    """``(path, file)`` where the split's ``key`` was written; ``(f"{where}.{key}", None)`` when
+    ``origins`` does not say (a run's frozen ``config.toml``, a test's own split)."""
+    if origins and key in origins:
+        return origins[key]
     return f"{where}.{key}", None
 
 
-def split_origin(cfg: SplitConfig, key: str, where: str = "split") -> str:
-    """Where ``cfg``'s ``key`` was written, as an error message starts with it:
+def split_origin(key: str, origins: SplitOrigins | None = None, where: str = "split") -> str:
+    """Where the split's ``key`` was written, as an error message starts with it:
     ``FILE: experiments.x.split.train_end``, ``--set split.train_end``, or ``split.train_end``."""
-    path, file = split_origin_of(cfg, key, where)
+    path, file = split_origin_of(key, origins, where)
     return f"{file}: {path}" if file and not path.startswith("--") else path
 
 

@@ -38,9 +38,9 @@ from exitcore.config import (
     PPOConfig,
     RewardRef,
     SplitConfig,
+    SplitOrigins,
     converter,
     locate_problems,
-    note_split_origins,
     unknown_key_message,
     unstructure,
 )
@@ -617,6 +617,9 @@ class ResolvedExperiment:
     source: str = ""
     #: ``policy``'s parameters (an instance of its params class; ``None`` when it takes none)
     policy_params: Any = None
+    #: where each ``split`` key was written (:data:`~exitcore.config.SplitOrigins`), for the
+    #: errors of splits found empty only on the data; empty for a run's frozen configuration
+    split_origins: SplitOrigins = attrs.field(factory=dict, eq=False)
 
     @property
     def name(self) -> str:
@@ -821,8 +824,7 @@ def resolve(
         ppo=attrs.evolve(config.ppo, policy_params=unstructure(policy_params) if policy_params is not None else {}),
     )
     # a split error (an empty split, found only on the data) names each key where it was written
-    note_split_origins(config.split, {key: _with_file(file, origin_of(layers, f".split.{key}", leaf))
-                                      for key in attrs.fields_dict(SplitConfig)})
+    split_origins = {key: _with_file(file, origin_of(layers, f".split.{key}", leaf)) for key in attrs.fields_dict(SplitConfig)}
     return ResolvedExperiment(
         config=config,
         entry=entry,
@@ -835,6 +837,7 @@ def resolve(
         policy=policy,
         source=source,
         policy_params=policy_params,
+        split_origins=split_origins,
     )
 
 

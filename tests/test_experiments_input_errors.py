@@ -232,10 +232,10 @@ def test_a_split_date_in_the_file_is_named_at_its_toml_path(tmp_path, host):
     resolved = resolve(load_experiments(path), "late", host)
     index = pd.date_range("2015-01-05", periods=1000, freq="15min", tz="UTC")
     with pytest.raises(DataError) as exc:
-        make_splits(index, resolved.config.split, 112)
+        make_splits(index, resolved.config.split, 112, origins=resolved.split_origins)
     assert str(exc.value).startswith(f"{path}: experiments.late.split.train_end: the test split is empty: "
                                      "2100-01-01 is after the last bar (2015-01-15 09:45 UTC;")
-    # a split no experiment resolved (a run's frozen config.toml, say) keeps its bare key
+    # without the origins (a split no experiment resolved, a test's own) the bare key
     from exitcore.config import SplitConfig
 
     with pytest.raises(DataError, match=r"^split\.train_end: the test split is empty: 2100-01-01 is after"):

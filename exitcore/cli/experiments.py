@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from exitcore.cli.options import budget_option, experiments_option, set_option
@@ -170,7 +172,7 @@ def _build_and_step(file, name: str, host) -> str | None:
         try:  # the time splits and their trades, as run cuts them (an empty split, too few trades)
             split_pools(assembled)
         except ExitcoreError as exc:
-            return _split_problem(str(exc), resolved.config.split, name)
+            return _split_problem(str(exc), resolved.split_origins, name)
         if resolved.config.eval.walk_forward > 0:  # as run checks it before training
             from exitcore.evaluation.evaluate import walk_forward_plan
 
@@ -184,17 +186,15 @@ def _build_and_step(file, name: str, host) -> str | None:
     return _policy_problem(resolved, obs, f"experiments.{name}.ppo.policy")
 
 
-def _split_problem(message: str, split, name: str) -> str:
+def _split_problem(message: str, origins: Any, name: str) -> str:
     """A split error of experiment ``name`` for :func:`_located`: one about a key written in the
     experiment's own table starts with its TOML path (the file is added by the check's error);
-    any other is kept as it is, naming where its key was written."""
-    import attrs
+    any other is kept as it is, naming where its key was written (``origins``:
+    ``ResolvedExperiment.split_origins``)."""
+    from exitcore.config import split_origin
 
-    from exitcore.config import split_origin, split_origin_of
-
-    for key in attrs.fields_dict(type(split)):
-        path, _file = split_origin_of(split, key)
-        said = split_origin(split, key)
+    for key, (path, _file) in origins.items():
+        said = split_origin(key, origins)
         if message.startswith(said + ": ") and path.startswith(f"experiments.{name}."):
             return path + message[len(said):]
     return message

@@ -137,7 +137,7 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
     table = asm.table
     lookback = asm.components.lookback
     min_purge = cfg.env.max_bars + lookback
-    splits = make_splits(bars.frame.index, cfg.split, min_purge)
+    splits = make_splits(bars.frame.index, cfg.split, min_purge, origins=resolved.split_origins)
     per_split = assign_trades(splits, table, lookback)
     usable = table.decidable.cpu().numpy()
     valid = table.valid.cpu().numpy()
@@ -173,7 +173,7 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
         entry_bar_exits=int((valid & ~usable).sum()),
         data_holes=cfg.env.data_holes,
         lookback=lookback,
-        purge=purge_gap(cfg.split, min_purge),
+        purge=purge_gap(cfg.split, min_purge, origins=resolved.split_origins),
         min_purge=min_purge,
         splits=split_reports,
         minimum=minimum,

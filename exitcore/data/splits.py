@@ -28,8 +28,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from exitcore.config import SplitConfig, parse_split_time, split_origin_of
-from exitcore.config import split_origin as origin_words
+from exitcore.config import SplitConfig, SplitOrigins, parse_split_time, split_origin, split_origin_of
 from exitcore.errors import ConfigError, DataError
 from exitcore.words import plural
 
@@ -63,16 +62,17 @@ def split_names(cfg: SplitConfig) -> tuple[str, ...]:
     return SPLIT_NAMES if has_validation else ("train", "test")
 
 
-def purge_gap(cfg: SplitConfig, min_purge_bars: int, where: str = "split") -> int:
+def purge_gap(cfg: SplitConfig, min_purge_bars: int, where: str = "split", origins: SplitOrigins | None = None) -> int:
     """The purge gap to use: ``cfg.purge_bars``, or the minimum when it is 0.
 
     A non-zero ``purge_bars`` below the minimum (``max_bars + feature lookback``) is an error
-    naming the key: it would let one bar feed episodes of two splits.
+    naming the key where it was written (``origins``: ``ResolvedExperiment.split_origins``): it
+    would let one bar feed episodes of two splits.
     """
     if cfg.purge_bars == 0:
         return min_purge_bars
     if cfg.purge_bars < min_purge_bars:
-        path, file = split_origin_of(cfg, "purge_bars", where)
+        path, file = split_origin_of("purge_bars", origins, where)
         raise ConfigError(
             [
                 (
@@ -86,20 +86,22 @@ def purge_gap(cfg: SplitConfig, min_purge_bars: int, where: str = "split") -> in
     return cfg.purge_bars
 
 
-def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, where: str = "split") -> list[Split]:
+def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, where: str = "split",
+                origins: SplitOrigins | None = None) -> list[Split]:
     """Cut the bars indexed by ``index`` into train / (validation) / test (see the module docstring).
 
     ``min_purge_bars`` is the contract's minimum gap, ``max_bars + feature lookback``. The
     validation split exists only when ``cfg.validation > 0`` (fractions) or
     ``cfg.validation_end`` is set (dates). An empty split is a :class:`DataError` naming its key
-    where it was written (:func:`exitcore.config.split_origin`), and, for a date, how it lies against the data
-    (after its last bar, before its first, too close to the end for the purge gap).
+    where it was written (``origins``: ``ResolvedExperiment.split_origins``; ``split.KEY`` without
+    them), and, for a date, how it lies against the data (after its last bar, before its first,
+    too close to the end for the purge gap).
     """
     n = len(index)
-    purge = purge_gap(cfg, min_purge_bars, where)
+    purge = purge_gap(cfg, min_purge_bars, where, origins)
     dates = bool(cfg.train_end or cfg.validation_end)
     if dates:
-        bounds, keys = _date_bounds(index, cfg, where)
+        bounds, keys = _date_bounds(index, cfg, where, origins)
     else:
         a = int(round(cfg.train * n))
         b = a + int(round(cfg.validation * n))
@@ -121,21 +123,22 @@ def make_splits(index: pd.DatetimeIndex, cfg: SplitConfig, min_purge_bars: int, 
                 why = (f"the data has {n:,} bars from {_fmt(index, 0)} to {_fmt(index, n - 1)} UTC, and split.{key} = "
                        f"{getattr(cfg, key):g} gives it {end - start:,} of them{', all in the gap' if k else ''}; "
                        "use more data or move the split")
-            raise DataError(f"{origin_words(cfg, key, where)}: the {name} split is empty{gap}: {why}")
+            raise DataError(f"{split_origin(key, origins, where)}: the {name} split is empty{gap}: {why}")
         splits.append(Split(name, first, end))
         start = end
     return splits
 
 
-def _date_bounds(index: pd.DatetimeIndex, cfg: SplitConfig, where: str) -> tuple[list[int], list[str]]:
+def _date_bounds(index: pd.DatetimeIndex, cfg: SplitConfig, where: str,
+                 origins: SplitOrigins | None) -> tuple[list[int], list[str]]:
     # SplitConfig's validators have checked the dates parse, that validation_end comes with
     # train_end and after it (blamed where they were written)
-    train_end = _date(cfg.train_end, split_origin_of(cfg, "train_end", where))
+    train_end = _date(cfg.train_end, split_origin_of("train_end", origins, where))
     a = int(index.searchsorted(train_end))
     keys = ["train_end"]
     bounds = [a]
     if cfg.validation_end:
-        val_end = _date(cfg.validation_end, split_origin_of(cfg, "validation_end", where))
+        val_end = _date(cfg.validation_end, split_origin_of("validation_end", origins, where))
         bounds.append(int(index.searchsorted(val_end)))
         keys.append("validation_end")
     bounds.append(len(index))

@@ -664,7 +664,7 @@ def prepare(resolved: Any, bars: Any, device: Any = "cpu") -> tuple[Any, dict[st
     assembled = assemble(resolved, bars, device=device)
     cfg = resolved.config
     lookback = assembled.components.lookback
-    splits = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback)
+    splits = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback, origins=resolved.split_origins)
     return assembled, assign_trades(splits, assembled.table, lookback)
 
 

@@ -353,10 +353,11 @@ def walk_forward_plan(assembled: Any, windows: int) -> list[tuple[Window, dict[s
     cfg = assembled.resolved.config
     bars = assembled.bars
     lookback = assembled.components.lookback
-    purge = purge_gap(cfg.split, cfg.env.max_bars + lookback)
+    origins = assembled.resolved.split_origins
+    purge = purge_gap(cfg.split, cfg.env.max_bars + lookback, origins=origins)
     # the first test window starts where the experiment's train split ends (split.train_end
     # when dates are set, else the split.train fraction), as the ordinary test split would
-    train_end = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback)[0].end_bar
+    train_end = make_splits(bars.frame.index, cfg.split, cfg.env.max_bars + lookback, origins=origins)[0].end_bar
     plan = []
     for w in walk_forward_windows(len(bars), train_end, windows, purge):
         pools = assign_trades([Split("train", 0, w.train_end), Split("test", w.test_start, w.test_end)],

@@ -242,22 +242,26 @@ def test_a_split_date_in_the_file_is_named_at_its_toml_path(tmp_path, host):
         make_splits(index, SplitConfig(train_end="2100-01-01"), 112)
 
 
+def _checked(tmp_path, text: str) -> tuple[Path, str]:
+    """``experiments check`` of a file holding ``text``, refused (exit 2): the file and the output."""
+    path = _write(tmp_path, text)
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2, result.output
+    return path, result.output
+
+
 def test_a_misspelt_extends_is_suggested_without_its_knock_on_errors(tmp_path):
     """`extend = "v4_no_lookahead"` listed the allowed keys without `extends`, gave no "did you
     mean", and went on to say the experiment had no reward term (it inherited none)."""
-    path = _write(tmp_path, '[experiments.x]\nextend = "v4_no_lookahead"\n')
-    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
-    assert result.exit_code == 2
-    assert result.output == (
+    path, output = _checked(tmp_path, '[experiments.x]\nextend = "v4_no_lookahead"\n')
+    assert output == (
         f"error: {path}: experiments.x.extend: unknown key 'extend' (did you mean 'extends'?); allowed: description, "
         "assumptions, extends, data, env, costs, ppo, split, eval, entry, features, rewards, guards, masks\n")
 
 
 def test_another_unknown_key_keeps_its_knock_on_errors(tmp_path):
-    path = _write(tmp_path, '[experiments.x]\nfoo = 1\n')
-    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
-    assert result.exit_code == 2
-    assert result.output == (
+    path, output = _checked(tmp_path, '[experiments.x]\nfoo = 1\n')
+    assert output == (
         f"error: {path}: experiments.x.foo: unknown key 'foo'; allowed: description, assumptions, extends, data, env, "
         "costs, ppo, split, eval, entry, features, rewards, guards, masks\n"
         f"{path}: experiments.x.rewards: an experiment needs at least one reward term\n")
@@ -266,10 +270,8 @@ def test_another_unknown_key_keeps_its_knock_on_errors(tmp_path):
 def test_a_shipped_name_redefined_to_change_one_value_says_it_replaces_the_whole(tmp_path):
     """`[experiments.v4_no_lookahead.costs]` alone, meant as one override, only said the
     experiment had no reward term."""
-    path = _write(tmp_path, "[experiments.v4_no_lookahead.costs]\nspread_pips = 1.5\n")
-    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
-    assert result.exit_code == 2
-    assert result.output == (
+    path, output = _checked(tmp_path, "[experiments.v4_no_lookahead.costs]\nspread_pips = 1.5\n")
+    assert output == (
         f"error: {path}: experiments.v4_no_lookahead.rewards: an experiment needs at least one reward term; "
         "experiments.v4_no_lookahead replaces the shipped v4_no_lookahead whole (nothing is inherited): to change "
         'one value, define a new experiment with extends = "v4_no_lookahead"\n')

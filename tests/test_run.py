@@ -281,6 +281,12 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
     assert reported.stderr.startswith(f"note: {row['id']} is read from {first}, which no registry here records"), reported.stderr
     assert bare("report", str(source / row["run_dir"])).stderr == ""  # a recorded run: no note
     assert bare("report", str(first), EXITCORE_RUNS_DIR=str(source)).stderr == ""  # its runs directory records it
+    # show reads a run directory alone too (it was "no run registry in ..."), with the same note
+    shown = bare("show", str(second))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"run {' ' * 14}{row['id']}\n") and "status            done" in shown.stdout
+    assert shown.stderr.startswith(f"note: {row['id']} is read from {second}, which no registry here records")
+    assert json.loads(bare("show", str(second), "--json").stdout)["id"] == row["id"]
     (second / "results.json").unlink()
     out = bare("compare", str(first), str(second))
     # 4, as for a recorded run that is not done; named by its run id, with how to record and continue it

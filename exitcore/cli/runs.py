@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 import click
@@ -272,6 +274,22 @@ def _record(directory: Any, as_json: bool) -> None:
                             f"be recorded ({'not_recorded in the JSON above' if as_json else 'why is above'})")
 
 
+def _unrecorded_run_dir(run: str) -> Path | None:
+    """``run`` as a path, when it is a run directory that the registry of the directory holding
+    it (if any) does not record; None otherwise (a run id, or a recorded run's directory)."""
+    from exitcore.evaluation.rundir import is_run_dir
+    from exitcore.registry import Registry
+
+    if not is_run_dir(run):
+        return None
+    holder, run_id = Path(run).resolve().parent, Path(run).resolve().name
+    if Registry.exists(holder):
+        with Registry(holder, read_only=True) as registry:
+            if registry.has(run_id):
+                return None
+    return Path(run)
+
+
 @click.command()
 @click.argument("run")
 @runs_dir_option
@@ -280,17 +298,28 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
     """Show one run: its record, headline metrics and run directory.
 
     RUN is a run id, a unique prefix or suffix (`fa29`) of one, or the path of a run directory
-    (its registry is then the directory holding it).
+    (its registry is then the directory holding it). A run directory that no registry records
+    (copied out of its runs directory, or its registry lost) is shown from its own files, as
+    `report` reads it, with a note on stderr.
     """
     from exitcore.cli.output import echo_json
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for
     from exitcore.registry import runs_dir_words
 
-    with _open(runs_dir_for([run], runs_dir)) as registry:
-        record = registry.get(run_id_of(run))
-        run_path = registry.path_of(record)
-        # the commands printed below must find the run: --runs-dir unless it is the default
-        report = f"{command()} report {record.id}{runs_dir_words(registry.runs_dir)}"
+    unrecorded = _unrecorded_run_dir(run)
+    if unrecorded is not None:
+        from exitcore.evaluation.report import not_recorded_words
+        from exitcore.recording import record_of
+
+        record, run_path = record_of(unrecorded), unrecorded
+        report = f"{command()} report {shlex.quote(run)}"
+        click.echo(f"note: {not_recorded_words(record.id, unrecorded)}", err=True)
+    else:
+        with _open(runs_dir_for([run], runs_dir)) as registry:
+            record = registry.get(run_id_of(run))
+            run_path = registry.path_of(record)
+            # the commands printed below must find the run: --runs-dir unless it is the default
+            report = f"{command()} report {record.id}{runs_dir_words(registry.runs_dir)}"
     if as_json:
         echo_json({**record.to_dict(), "run_path": str(run_path)})
         return

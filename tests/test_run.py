@@ -386,6 +386,15 @@ def test_a_run_directory_path_finds_its_own_registry(tmp_path, finished_run):
     out = exitcore("show", run_dir, runs=tmp_path / "elsewhere")
     assert out.returncode == 2 and f"the run directory given lies in {runs.resolve()}, not in --runs-dir" in out.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+    # compare reads each run directory by the registry holding it, or alone: a recorded run beside
+    # a colleague's directory kept elsewhere compares (it was refused as "not in --runs-dir")
+    import shutil
+
+    loose = tmp_path / "loose" / row["id"]
+    shutil.copytree(runs / row["run_dir"], loose)
+    out = exitcore("compare", row["id"], str(loose), "--json", runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert [w.split(":")[0] for w in json.loads(out.stdout)["warnings"]] == ["SAME RUN"]
 
 
 def test_a_frictionless_run_is_warned_about(tmp_path):

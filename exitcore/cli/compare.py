@@ -23,7 +23,8 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     configuration value that differs.
 
     Each argument is a run id (or a unique prefix or suffix of one), the path of a run directory (read
-    alone where no registry records it), or an experiment name, meaning its
+    by the registry of the directory holding it, or alone where none records it; run directories
+    from several runs directories mix with the ids of --runs-dir), or an experiment name, meaning its
     latest finished run (`exitcore compare v3 v4`); after the first argument, its latest on
     the same data as the first run, where it has one. Runs on different data or different
     splits are flagged: their numbers are not comparable; so are runs that manage different
@@ -51,7 +52,8 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
         # each in its own runs directory's registry, or alone where none records it (as `report DIR`)
         views = cmp.collect(list(refs), None, file)
     else:
-        with Registry(runs_dir_for(refs, runs_dir), read_only=True) as registry:
+        # the run directories given are each read by the registry holding them (or alone)
+        with Registry(runs_dir_for(refs, runs_dir, each_its_own=True), read_only=True) as registry:
             views = cmp.collect(list(refs), registry, file)
     if as_json:
         from exitcore.cli.output import echo_json

@@ -277,17 +277,9 @@ def _record(directory: Any, as_json: bool) -> None:
 def _unrecorded_run_dir(run: str) -> Path | None:
     """``run`` as a path, when it is a run directory that the registry of the directory holding
     it (if any) does not record; None otherwise (a run id, or a recorded run's directory)."""
-    from exitcore.evaluation.rundir import is_run_dir
-    from exitcore.registry import Registry
+    from exitcore.evaluation.rundir import holder_record, is_run_dir
 
-    if not is_run_dir(run):
-        return None
-    holder, run_id = Path(run).resolve().parent, Path(run).resolve().name
-    if Registry.exists(holder):
-        with Registry(holder, read_only=True) as registry:
-            if registry.has(run_id):
-                return None
-    return Path(run)
+    return Path(run) if is_run_dir(run) and holder_record(run) is None else None
 
 
 @click.command()

@@ -232,25 +232,36 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     return results
 
 
-def _recorded_done(run_dir: Path) -> bool:
-    """Whether the registry of the directory holding ``run_dir`` records its run as done."""
+def holder_record(run_dir: str | os.PathLike[str]) -> Any:
+    """The record that the registry of the directory holding ``run_dir`` keeps of the run the
+    directory is named after, or None (no registry there, or it does not record the run)."""
     from exitcore.registry import Registry
 
-    holder, run_id = run_dir.resolve().parent, run_dir.resolve().name
+    holder, run_id = Path(run_dir).resolve().parent, Path(run_dir).resolve().name
     if not Registry.exists(holder):
-        return False
+        return None
+    with Registry(holder, read_only=True) as registry:
+        return registry.get(run_id, exact=True) if registry.has(run_id) else None
+
+
+def _holder_record_or_none(run_dir: Path) -> Any:
+    """:func:`holder_record`, None where that registry cannot be read (named where it is used)."""
     try:
-        with Registry(holder, read_only=True) as registry:
-            return any(r.id == run_id and r.status == "done" for r in registry.list())
-    except ExitcoreError:  # an unreadable registry is named where it is used
-        return False
+        return holder_record(run_dir)
+    except ExitcoreError:
+        return None
+
+
+def _recorded_done(run_dir: Path) -> bool:
+    """Whether the registry of the directory holding ``run_dir`` records its run as done."""
+    record = _holder_record_or_none(run_dir)
+    return record is not None and record.status == "done"
 
 
 def _resume_hint(run_dir: Path) -> str:
     """How to continue a run directory without results, when it is named by its run id (as
     the runner names them; a renamed copy cannot be recorded under that name): record it
     where no registry does yet, then resume it."""
-    from exitcore.registry import Registry
     from exitcore.words import command
 
     try:
@@ -261,13 +272,8 @@ def _resume_hint(run_dir: Path) -> str:
         return ""
     where = run_dir.resolve().parent
     resume = f"`{command()} run --resume {run_id} --runs-dir {where}` continues it"
-    try:
-        if Registry.exists(where):
-            with Registry(where, read_only=True) as registry:
-                if any(r.id == run_id for r in registry.list()):
-                    return f"; {resume}"
-    except ExitcoreError:
-        pass
+    if _holder_record_or_none(run_dir) is not None:
+        return f"; {resume}"
     return f"; `{command()} runs --record --runs-dir {where}` records it, and {resume}"
 
 

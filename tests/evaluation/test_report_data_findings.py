@@ -175,3 +175,20 @@ def test_the_zero_days_clause_says_when_no_hole_lies_in_the_evaluated_split():
                                                    f"warning: {SOURCE}: ... and 2 more hole(s) longer than 7 days"]}},
                             {"split": "test", "spans": {"test": ["2010-04-01", "2020-02-14"]}})
     assert unnamed.hole_days is None and unnamed.zero_days().endswith("deflated Sharpe")
+
+
+def test_the_hole_count_reads_validate_s_own_long_hole_finding():
+    """The weekdays counted come from the words of the finding run.json stores
+    (``str(finding)``); this ties the report's parser to exitcore.data.validate's message, so a
+    change of its wording fails here instead of silently dropping the count."""
+    from exitcore.data.bars import Bars
+    from exitcore.data.validate import long_hole_findings
+
+    index = pd.DatetimeIndex([*pd.date_range("2010-12-31 21:00", periods=4, freq="15min", tz="UTC"),
+                              *pd.date_range("2018-01-15 14:00", periods=4, freq="15min", tz="UTC")], name="ts")
+    frame = pd.DataFrame({c: 1.1 for c in ("open", "high", "low", "close")}, index=index)
+    stored = [str(f) for f in long_hole_findings(Bars(frame, "15min", 0.0001, source="joined"))]
+    assert len(stored) == 1 and "a hole of 2,571.7 days" in stored[0]
+    found = data_findings({"data": {"findings": stored}},
+                          {"split": "test", "spans": {"test": ["2010-01-01T00:00:00+00:00", "2020-01-01T00:00:00+00:00"]}})
+    assert found.holes and found.hole_days == int(np.busday_count("2011-01-01", "2018-01-15"))

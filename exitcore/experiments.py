@@ -765,6 +765,8 @@ def resolve(
         out = []
         seen: set[str] = set()
         for i, ref in enumerate(refs):
+            if ref is None:  # an entry the partial structuring could not read (reported already)
+                continue
             if ref.name in seen:
                 problems.append((origin_of(layers, f"{rel}[{i}].name", leaf), f"{kind.value} {ref.name!r} is listed twice"))
             seen.add(ref.name)
@@ -894,14 +896,42 @@ def _partial_config(merged: dict[str, Any]) -> tuple[ExperimentConfig, set[str]]
             continue
         except Exception:  # noqa: BLE001 - reported already by the whole's structuring
             pass
+        if field.name in _COMPONENT_LISTS:
+            # entry by entry, so one entry's bad weight does not hide another's bad parameters
+            kept[field.name] = _partial_list(value, _COMPONENT_LISTS[field.name])
+            if not isinstance(value, list) or None in kept[field.name]:
+                broken.add(field.name)
+            continue
         try:
             keys = _COMPONENT_FIELDS[field.name]
             kept[field.name] = converter.structure({k: value[k] for k in keys if k in value}, field.type)
         except Exception:  # noqa: BLE001 - not a section with components, or those are bad too
             broken.add(field.name)
-            if field.name in ("features", "rewards", "guards", "masks"):
-                kept[field.name] = []
     return ExperimentConfig(**kept), broken
+
+
+#: the component lists of an experiment and the class of their entries
+_COMPONENT_LISTS = {"features": ComponentRef, "rewards": RewardRef, "guards": ComponentRef, "masks": ComponentRef}
+
+
+def _partial_list(value: Any, cls: type) -> list[Any]:
+    """The entries of a component list that structure as ``cls``: an entry with a bad value
+    outside its name and parameters (a reward's weight) keeps those two, so its parameters
+    are still checked; an entry without a usable name is ``None`` (its place kept, so the
+    others keep their indices in messages). Not a list at all: ``[]``."""
+    if not isinstance(value, list):
+        return []
+    out: list[Any] = []
+    for item in value:
+        ref = None
+        for keys in (None, ("name", "params")):
+            try:
+                ref = converter.structure(item if keys is None else {k: item[k] for k in keys if k in item}, cls)
+                break
+            except Exception:  # noqa: BLE001 - reported already by the whole's structuring
+                continue
+        out.append(ref)
+    return out
 
 
 def _structure_params(

@@ -487,6 +487,26 @@ def test_several_problems_are_reported_at_once(tmp_path, host):
     assert "experiments.x.masks[0].params.n: expected a non-negative integer, got -2" in problems(exc)
 
 
+def test_one_bad_entry_of_a_component_list_does_not_hide_another_entrys_parameters(tmp_path, host):
+    """A reward's bad weight made the whole list unreadable, so a bad parameter of the entry
+    before it (and an unknown name after it) showed only once the weight was fixed (trial Q)."""
+    file = write(tmp_path, BASE + "\n[experiments.x]\nextends = 'v2_exit_guards'\nrewards = ['pnl', "
+                 "{ name = 'time_penalty', params = { time_coef = 'x' } }, { name = 'cost', weight = 'heavy' }, "
+                 "{ name = 'cosst' }]\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "x", host)
+    found = dict(exc.value.problems)
+    assert found["experiments.x.rewards[0]"] == "expected a table, got 'pnl'"
+    assert found["experiments.x.rewards[2].weight"] == "expected a number, got 'heavy'"
+    assert found["experiments.x.rewards[1].params.time_coef"] == "expected a number, got 'x'"
+    assert found["experiments.x.rewards[3].name"].startswith("unknown reward 'cosst' (did you mean 'cost'?)")
+    # a list that is not a list at all is one problem, not also "needs at least one reward term"
+    file = write(tmp_path, BASE + "\n[experiments.y]\nextends = 'v2_exit_guards'\nrewards = { name = 'pnl' }\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "y", host)
+    assert exc.value.problems == [("experiments.y.rewards", "expected an array, got {'name': 'pnl'}")]
+
+
 def test_engine_and_component_problems_are_reported_together(tmp_path, host):
     """A bad engine value (costs, split, ppo ...) used to stop the check before any component's
     parameters were looked at, so their problems showed only once it was fixed."""

@@ -383,6 +383,13 @@ class SplitConfig:
 SplitOrigins = Mapping[str, tuple[str, str | None]]
 
 
+#: where each key of an experiment's data section was written, by its path in the section:
+#: ``{"params.path": "--set data.params.path", "timeframe": "defaults.data.timeframe"}``, as
+#: :func:`exitcore.experiments.resolve` works them out (``ResolvedExperiment.data_origins``),
+#: for the errors found only when the data is read (a missing file, a timeframe it cannot take)
+DataOrigins = Mapping[str, str]
+
+
 def split_origin_of(key: str, origins: SplitOrigins | None = None, where: str = "split") -> tuple[str, str | None]:
     """``(path, file)`` where the split's ``key`` was written; ``(f"{where}.{key}", None)`` when
     ``origins`` does not say (a run's frozen ``config.toml``, a test's own split)."""

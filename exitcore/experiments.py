@@ -38,6 +38,7 @@ from exitcore.config import (
     PPOConfig,
     RewardRef,
     SplitConfig,
+    DataOrigins,
     SplitOrigins,
     converter,
     locate_problems,
@@ -620,6 +621,9 @@ class ResolvedExperiment:
     #: where each ``split`` key was written (:data:`~exitcore.config.SplitOrigins`), for the
     #: errors of splits found empty only on the data; empty for a run's frozen configuration
     split_origins: SplitOrigins = attrs.field(factory=dict, eq=False)
+    #: where each key of the ``data`` section was written (:data:`~exitcore.config.DataOrigins`),
+    #: for the errors found only when the data is read; empty for a run's frozen configuration
+    data_origins: DataOrigins = attrs.field(factory=dict, eq=False)
 
     @property
     def name(self) -> str:
@@ -827,6 +831,9 @@ def resolve(
     )
     # a split error (an empty split, found only on the data) names each key where it was written
     split_origins = {key: _with_file(file, origin_of(layers, f".split.{key}", leaf)) for key in attrs.fields_dict(SplitConfig)}
+    data_keys = [*(f.name for f in attrs.fields(DataConfig) if f.name != "params"),
+                 *(f"params.{k}" for k in _params_dict(data_source) or config.data.params)]
+    data_origins = {rel: _data_origin(file, origin_of(layers, f".data.{rel}", leaf), leaf) for rel in data_keys}
     return ResolvedExperiment(
         config=config,
         entry=entry,
@@ -840,7 +847,16 @@ def resolve(
         source=source,
         policy_params=policy_params,
         split_origins=split_origins,
+        data_origins=data_origins,
     )
+
+
+def _data_origin(file: ExperimentsFile, path: str, leaf: str) -> str:
+    """A data key's origin as a message names it: with its file, unless it is a ``--set`` or
+    ``--data`` or lies in the experiment's own table (named already, as a run's other keys are)."""
+    if path.startswith(("--", leaf + ".")):
+        return path
+    return f"{file.file_of(path)}: {path}"
 
 
 def _with_file(file: ExperimentsFile, path: str) -> tuple[str, str | None]:

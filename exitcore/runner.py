@@ -242,7 +242,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         # the run's first one is in its config.toml)
         named_as_given = bool(relocated) or bool(request.data and previous is None)
         try:
-            bars = load_bars(relocated or cfg.data, host, where=where, spec_where="--data" if named_as_given else "")
+            bars = load_bars(relocated or cfg.data, host, where=where, spec_where="--data" if named_as_given else "",
+                             # where each key was written, for a run resolved from the experiments file
+                             origins=resolved.data_origins if previous is None and not from_source else None)
         except DataError as exc:
             if data_given or getattr(exc, "param", None) != "path" or (previous is None and not from_source):
                 raise

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from exitcore import __version__
-from exitcore.errors import MACHINE_ERRNOS, ExitcoreError
+from exitcore.errors import MACHINE_ERRNOS, ConfigError, ExitcoreError
 
 #: built-in subcommands: name -> "module:attribute", imported on first use
 LAZY_COMMANDS: dict[str, str] = {
@@ -113,6 +113,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except ExitcoreError as exc:
             message = str(exc)
+            if isinstance(exc, ConfigError):  # one problem a line, each an error of its own
+                message = "\nerror: ".join(message.splitlines())
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:

@@ -90,13 +90,15 @@ def inspect(
     if resolved is not None:
         resolved = attrs.evolve(resolved, config=attrs.evolve(resolved.config, data=cfg))
     # a resampling problem names what set the bar length: --timeframe, or the experiment's
-    where = "--timeframe" if timeframe or not experiment else "data.timeframe"
+    from_experiment = resolved is not None and not source  # else named by SOURCE
+    origins = resolved.data_origins if from_experiment else None
+    where = "--timeframe" if timeframe or not experiment else (origins or {}).get("timeframe", "data.timeframe")
     if not timeframe and not experiment:
         where += f" (default {cfg.timeframe})"
     with terminal_progress():
-        data_where = f"experiments.{resolved.name}.data" if resolved is not None and not source else "data"
+        data_where = f"experiments.{resolved.name}.data" if from_experiment else "data"
         report = describe(cfg, host, resolved, timeframe_where=where, data_where=data_where,
-                          spec_where="SOURCE" if source else "")
+                          spec_where="SOURCE" if source else "", origins=origins)
     if as_json:
         from exitcore.cli.output import echo_json
 

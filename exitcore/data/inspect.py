@@ -12,7 +12,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from exitcore.config import DATA_HOLES_WORDS, DataConfig
+from exitcore.config import DATA_HOLES_WORDS, DataConfig, DataOrigins
 from exitcore.data.bars import Finding
 from exitcore.data.validate import GapReport
 
@@ -93,18 +93,19 @@ _TRADE_FIELDS = ("experiment", "entry", "signals", "valid", "invalid", "entry_ba
 
 
 def describe(data: DataConfig, host: Any, resolved: Any = None, timeframe_where: str = "data.timeframe",
-             data_where: str = "data", spec_where: str = "") -> Report:
+             data_where: str = "data", spec_where: str = "", origins: DataOrigins | None = None) -> Report:
     """Load ``data`` and, with a resolved experiment, build its trades and splits.
 
     ``timeframe_where`` names ``data.timeframe`` in messages (``--timeframe`` on the command line);
     ``data_where`` the data section (``experiments.NAME.data``); ``spec_where`` the data spec
-    ``data`` was made from (``SOURCE``), if any.
+    ``data`` was made from (``SOURCE``), if any; ``origins`` where the experiment's data keys
+    were written (``ResolvedExperiment.data_origins``).
     """
     from exitcore.data.pipeline import load_source_bars
     from exitcore.data.resample import resample
     from exitcore.data.validate import gap_report
 
-    raw = load_source_bars(data, host, data_where, spec_where)
+    raw = load_source_bars(data, host, data_where, spec_where, origins)
     bars = resample(raw, data.timeframe, where=timeframe_where)
     if data.pip_size > 0:
         bars = attrs.evolve(bars, pip_size=data.pip_size)

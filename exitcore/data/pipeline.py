@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from exitcore.components import Component, ComponentKind
-from exitcore.config import DataConfig, converter, locate_problems
+from exitcore.config import DataConfig, DataOrigins, converter, locate_problems
 from exitcore.data.bars import Bars, check_bars
 from exitcore.data.spec import option_where, parse_spec, spec_params
 from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError, describe_exception
@@ -178,15 +178,17 @@ def _spec_option(path: str, where: str) -> str:
     return path
 
 
-def resolve_source(data: DataConfig, host: Any, where: str = "data") -> tuple[Component, dict[str, Any]]:
-    """The data-source component of an experiment's data section and its params table."""
+def resolve_source(data: DataConfig, host: Any, where: str = "data",
+                   origins: DataOrigins | None = None) -> tuple[Component, dict[str, Any]]:
+    """The data-source component of an experiment's data section and its params table
+    (``origins``: as for :func:`load_source_bars`)."""
     if data.source != "auto":
-        return host.get(ComponentKind.DATA_SOURCE, data.source, where=f"{where}.source"), dict(data.params)
+        return host.get(ComponentKind.DATA_SOURCE, data.source, where=_at(where, "source", origins)), dict(data.params)
     path = data.params.get("path")
     if not isinstance(path, str) or not path:
-        raise ConfigError([(f"{where}.params.path", "required when source = 'auto' (the file to recognise)")])
+        raise ConfigError([(_at(where, "params.path", origins), "required when source = 'auto' (the file to recognise)")])
     try:
-        comp, sniffed = sniff_source(path, host, where=f"{where}.params.path")
+        comp, sniffed = sniff_source(path, host, where=_at(where, "params.path", origins))
     except DataError as exc:
         if not _exists(path):  # a missing file parameter, as a source's own build reports it
             exc.param = "path"  # type: ignore[attr-defined]
@@ -194,32 +196,40 @@ def resolve_source(data: DataConfig, host: Any, where: str = "data") -> tuple[Co
     return comp, {**sniffed, **data.params}
 
 
-def structure_params(comp: Component, params: dict[str, Any], where: str) -> Any:
-    """``params`` validated against the source's params class (errors at ``where.KEY``)."""
+def structure_params(comp: Component, params: dict[str, Any], where: str, origins: DataOrigins | None = None) -> Any:
+    """``params`` validated against the source's params class (errors at ``where.KEY``, or
+    where ``origins`` says the key ``params.KEY`` was written)."""
+    def at(path: str) -> str:
+        head = where.rpartition(".")[0]  # `where` is the data section's params table
+        return _at(head, path[len(head) + 1 :], origins) if origins and path.startswith(where + ".") else path
+
     if comp.params is None:
         if params:
-            raise ConfigError([(f"{where}.{k}", f"data source {comp.name!r} takes no parameters") for k in params])
+            raise ConfigError([(at(f"{where}.{k}"), f"data source {comp.name!r} takes no parameters") for k in params])
         return None
     try:
         return converter.structure(params, comp.params)
     except Exception as exc:  # noqa: BLE001 - turned into located problems
-        raise ConfigError(locate_problems(exc, where, comp.params)) from None
+        raise ConfigError([(at(p), m) for p, m in locate_problems(exc, where, comp.params)]) from None
 
 
-def load_source_bars(data: DataConfig, host: Any, where: str = "data", spec_where: str = "") -> Bars:
+def load_source_bars(data: DataConfig, host: Any, where: str = "data", spec_where: str = "",
+                     origins: DataOrigins | None = None) -> Bars:
     """Bars from the data section's source, validated, at the data's own timeframe.
 
     ``spec_where`` names the data spec the source and params came from (``SOURCE`` of ``data
     inspect``, ``--data``), if any: a file parameter the source cannot use is then named as given
     there (``SOURCE``, ``SOURCE ?key=``) rather than as the data section's (``data.params.path``).
+    ``origins`` (``ResolvedExperiment.data_origins``) names where each key of the section was
+    written (``--set data.params.path``, ``defaults.data.timeframe``), where it is not ``where``.
     """
-    comp, params = resolve_source(data, host, where)
-    obj = structure_params(comp, params, f"{where}.params")
+    comp, params = resolve_source(data, host, where, origins)
+    obj = structure_params(comp, params, f"{where}.params", origins)
     try:
         bars = comp.build(obj)
     except DataError as exc:
         if getattr(exc, "param", None):  # a file parameter the source could not find: say where it was set
-            named = _param_where(exc.param, where, spec_where)  # type: ignore[attr-defined]
+            named = _param_where(exc.param, where, spec_where, origins)  # type: ignore[attr-defined]
             error = DataError(f"{exc.bare} ({named})")  # type: ignore[attr-defined]
             error.param, error.bare = exc.param, exc.bare  # type: ignore[attr-defined] - still a file parameter's
             raise error from None
@@ -250,20 +260,28 @@ def _with_long_hole_warnings(bars: Bars) -> Bars:
     return attrs.evolve(bars, findings=(*bars.findings, *holes)) if holes else bars
 
 
-def _param_where(key: str, where: str, spec_where: str) -> str:
+def _param_where(key: str, where: str, spec_where: str, origins: DataOrigins | None = None) -> str:
     """Where the source parameter ``key`` was set: the spec's path is the spec itself (``SOURCE``,
     ``--data``), its other keys its options; without a spec, the data section's params table."""
     if not spec_where:
-        return f"{where}.params.{key}"
+        return _at(where, f"params.{key}", origins)
     return spec_where if key == "path" else option_where(spec_where, key)
 
 
-def load_bars(data: DataConfig, host: Any, where: str = "data", spec_where: str = "") -> Bars:
+def _at(where: str, rel: str, origins: DataOrigins | None) -> str:
+    """Where the data section's key ``rel`` (``params.path``) was written: as ``origins`` says,
+    else in the section at ``where``."""
+    return (origins or {}).get(rel) or f"{where}.{rel}"
+
+
+def load_bars(data: DataConfig, host: Any, where: str = "data", spec_where: str = "",
+              origins: DataOrigins | None = None) -> Bars:
     """The experiment's bars: loaded, validated, resampled to ``data.timeframe``, pip size set
-    (``spec_where``: as for :func:`load_source_bars`)."""
+    (``spec_where`` and ``origins``: as for :func:`load_source_bars`)."""
     from exitcore.data.resample import resample
 
-    bars = resample(load_source_bars(data, host, where, spec_where), data.timeframe, where=f"{where}.timeframe")
+    bars = resample(load_source_bars(data, host, where, spec_where, origins), data.timeframe,
+                    where=_at(where, "timeframe", origins))
     if data.pip_size > 0:
         bars = attrs.evolve(bars, pip_size=data.pip_size)
     return bars

@@ -302,3 +302,29 @@ def test_source_and_synth_timeframes_any_case(tmp_path: Path, host) -> None:
         data_config_from_spec(f"{path}?timeframe=1m", host)
     res = CliRunner().invoke(cli, ["data", "synth", "--out", str(tmp_path / "x.csv"), "--years", "0.05", "--timeframe", "1H"])
     assert res.exit_code == 0 and "1h bars" in res.output
+
+
+def test_a_data_value_read_only_when_the_data_is_loaded_is_blamed_where_it_was_written(tmp_path: Path) -> None:
+    """A missing file set by --set, and a timeframe from a user's [defaults], were named as the
+    experiment's own keys (`experiments.v4_no_lookahead.data.params.path`), which the user's
+    file does not have (trial Q)."""
+    runs = tmp_path / "runs"
+    missing = tmp_path / "gone.csv"
+    res = CliRunner().invoke(cli, ["run", "v4_no_lookahead", "--budget", "quick", "--runs-dir", str(runs),
+                                   "--set", "data.source=csv", "--set", f"data.params.path={missing}"])
+    assert res.exit_code == 2
+    assert f"error: {missing}: no such file or folder (--set data.params.path)" in res.output
+    assert not runs.exists()  # bad input leaves no trace
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[defaults]\ndata = { timeframe = '7min' }\n[experiments.mine]\nextends = 'v4_no_lookahead'\n")
+    said = f"{mine}: defaults.data.timeframe: cannot resample 15min bars to 7min"
+    res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "mine", "--budget", "quick", "--runs-dir", str(runs)])
+    assert res.exit_code == 2 and f"error: {said}" in res.output
+    res = CliRunner().invoke(cli, ["--experiments", str(mine), "data", "inspect", "--experiment", "mine"])
+    assert res.exit_code == 2 and f"error: {said}" in res.output
+    res = CliRunner().invoke(cli, ["--experiments", str(mine), "experiments", "check", "--build"])
+    assert res.exit_code == 2 and f"{mine}: experiments.mine: {said}" in res.output
+    # a key of the experiment's own table is named as before, without its file
+    mine.write_text("[experiments.mine]\nextends = 'v4_no_lookahead'\ndata = { timeframe = '7min' }\n")
+    res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "mine", "--budget", "quick", "--runs-dir", str(runs)])
+    assert res.exit_code == 2 and "error: experiments.mine.data.timeframe: cannot resample" in res.output

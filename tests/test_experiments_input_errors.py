@@ -264,7 +264,7 @@ def test_another_unknown_key_keeps_its_knock_on_errors(tmp_path):
     assert output == (
         f"error: {path}: experiments.x.foo: unknown key 'foo'; allowed: description, assumptions, extends, data, env, "
         "costs, ppo, split, eval, entry, features, rewards, guards, masks\n"
-        f"{path}: experiments.x.rewards: an experiment needs at least one reward term\n")
+        f"error: {path}: experiments.x.rewards: an experiment needs at least one reward term\n")  # each line an error
 
 
 def test_a_shipped_name_redefined_to_change_one_value_says_it_replaces_the_whole(tmp_path):

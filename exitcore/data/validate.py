@@ -10,7 +10,8 @@ which checks everything at once and either returns validated bars or raises
   non-positive prices, ``high < max(open, close)``, ``low > min(open, close)``;
 * timestamps off the bar grid (checked on the file's own clock, where its vendor aligned them);
   when most of them are off a ``timeframe`` given for the source, one message says so instead
-  (the source's timeframe is the file's own bar length, not the one to resample to);
+  (the source's timeframe is the file's own bar length, not the one to resample to), and so
+  does a ``timeframe`` finer than the file's (every stamp on its grid, a hole after every bar);
 * wall-clock times a daylight-saving switch makes ambiguous or non-existent;
 * duplicate timestamps: rows identical to an earlier row with the same timestamp are dropped
   and counted in a warning (HistData 2019 repeats an hour); duplicates with different values
@@ -392,7 +393,7 @@ def _wrong_timeframe(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], tf_
     n_ok = sum(int(ok.sum()) for ok in oks)
     offs = [ok & (ch.local_ns % tf_ns != 0) for ch, ok in zip(chunks, oks)]
     n_off = sum(int(off.sum()) for off in offs)
-    if n_ok < MIN_BARS_FOR_LENGTH or n_off < WRONG_TIMEFRAME_SHARE * n_ok:
+    if n_ok < MIN_BARS_FOR_LENGTH:
         return False
     d = np.concatenate([_spacings(ch, utc) for ch, utc in zip(chunks, utc_list)])
     if not len(d):
@@ -401,6 +402,21 @@ def _wrong_timeframe(chunks: Sequence[RawChunk], utc_list: list[np.ndarray], tf_
     if step_ns == tf_ns or (d == step_ns).sum() < STEP_SHARE * len(d):
         return False
     tf, step = format_timeframe(tf_ns // _NS), _length_text(step_ns)
+    if n_off == 0 and step_ns % tf_ns == 0:
+        # a timeframe finer than the file's (1min for M15 bars): every stamp is on its grid, but
+        # read so, each bar would be followed by a hole of the bars between (a gap every bar)
+        files = [ch.display for ch, ok in zip(chunks, oks) if ok.any()]
+        where = files[0] + (f" (and {len(files) - 1} more file(s))" if len(files) > 1 else "")
+        out.add("error:timeframe", Finding(
+            "error", where,
+            f"timeframe={tf} was given, but {int((d == step_ns).sum()):,} of {len(d):,} steps between the bars are "
+            f"{step}: a source's timeframe is the file's own bar length (leave it \"auto\" or set {step}); read as "
+            f"{tf} bars, every bar would be followed by a hole of {step_ns // tf_ns - 1} missing bars "
+            "(bars are never split or interpolated, so the data cannot be made finer)",
+        ))
+        return True
+    if n_off < WRONG_TIMEFRAME_SHARE * n_ok:
+        return False
     files = [ch.display for ch, off in zip(chunks, offs) if off.any()]
     where = files[0] + (f" (and {len(files) - 1} more file(s))" if len(files) > 1 else "")
     resample = (f"; to resample the bars to {tf}, set data.timeframe = \"{tf}\" (exitcore run: --set data.timeframe={tf}; "

@@ -345,6 +345,27 @@ def test_a_wrong_source_timeframe_is_one_message(timeframe: str, off: int, resam
     assert str(info.value).startswith("test: 2 problem(s) in the data; nothing was loaded\n  error: bars.csv: ")
 
 
+@pytest.mark.parametrize("timeframe", ["1min", "5min"])
+def test_a_source_timeframe_finer_than_the_file_is_one_message(timeframe: str) -> None:
+    """Every M15 stamp is on the 1min grid, so nothing was off it: the bars loaded as 1min bars
+    with a 14-bar hole after each one (a trial's finding)."""
+    rng = np.random.default_rng(15)
+    ts = grid_times(100, rng, step_ns=15 * MIN_NS, hole_p=0.05)
+    n_steps = int((np.diff(ts) == 15 * MIN_NS).sum())
+    with pytest.raises(DataValidationError) as info:
+        _assemble([chunk(ts, random_ohlc(100, rng))], timeframe=timeframe)
+    holes = 15 // int(timeframe.removesuffix("min")) - 1
+    assert [str(f) for f in info.value.findings] == [
+        f"error: bars.csv: timeframe={timeframe} was given, but {n_steps} of 99 steps between the bars are 15min: a "
+        f'source\'s timeframe is the file\'s own bar length (leave it "auto" or set 15min); read as {timeframe} bars, '
+        f"every bar would be followed by a hole of {holes} missing bars (bars are never split or interpolated, so "
+        "the data cannot be made finer)"]
+    # the file's own length, and sparse bars of the given length, load as before
+    assert _assemble([chunk(ts, random_ohlc(100, rng))], timeframe="15min").timeframe == "15min"
+    sparse = grid_times(100, rng, step_ns=MIN_NS, hole_p=0.3)
+    assert _assemble([chunk(sparse, random_ohlc(100, rng))], timeframe="1min").timeframe == "1min"
+
+
 def test_a_few_rows_off_a_given_timeframe_are_each_reported() -> None:
     rng = np.random.default_rng(14)
     ts = grid_times(100, rng, step_ns=15 * MIN_NS, hole_p=0)

@@ -395,6 +395,15 @@ def test_a_run_directory_path_finds_its_own_registry(tmp_path, finished_run):
     out = exitcore("compare", row["id"], str(loose), "--json", runs=runs)
     assert out.returncode == 0, out.stderr
     assert [w.split(":")[0] for w in json.loads(out.stdout)["warnings"]] == ["SAME RUN"]
+    # ids and experiment names are answered by the runs directory's registry whatever directories are
+    # given beside them (with one directory they were looked up in its holder: "no run registry in loose")
+    out = subprocess.run([sys.executable, "-m", "exitcore", "compare", str(loose), "v4", "--json"], cwd=tmp_path,
+                         capture_output=True, text=True, env={**env, "EXITCORE_RUNS_DIR": str(runs)}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert [w.split(":")[0] for w in json.loads(out.stdout)["warnings"]] == ["SAME RUN"]
+    # directories alone need no registry: a --runs-dir without one is not an error (review Z)
+    out = exitcore("compare", str(loose), run_dir, "--json", runs=tmp_path / "nowhere")
+    assert out.returncode == 0 and not (tmp_path / "nowhere").exists(), out.stderr
 
 
 def test_a_frictionless_run_is_warned_about(tmp_path):

@@ -23,10 +23,11 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     configuration value that differs.
 
     Each argument is a run id (or a unique prefix or suffix of one), the path of a run directory (read
-    by the registry of the directory holding it, or alone where none records it; run directories
-    from several runs directories mix with the ids of --runs-dir), or an experiment name, meaning its
+    by the registry of the directory holding it, or alone where none records it), or an experiment
+    name, meaning its
     latest finished run (`exitcore compare v3 v4`); after the first argument, its latest on
-    the same data as the first run, where it has one. Runs on different data or different
+    the same data as the first run, where it has one. Run ids and experiment names are looked
+    up in --runs-dir, whatever run directories are given beside them. Runs on different data or different
     splits are flagged: their numbers are not comparable; so are runs that manage different
     trades (other entry strategies, or other trade counts). A run that is still running,
     failed or was interrupted is refused.
@@ -37,8 +38,8 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
     """
     from exitcore import compare as cmp
     from exitcore.errors import ExitcoreError
-    from exitcore.evaluation.rundir import is_run_dir, runs_dir_for
-    from exitcore.registry import Registry
+    from exitcore.evaluation.rundir import check_path_ref, is_run_dir
+    from exitcore.registry import Registry, resolve_runs_dir
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
@@ -48,12 +49,17 @@ def compare(session, refs, runs_dir, as_json, as_csv) -> None:
         file = session.experiments_file()
     except ExitcoreError:
         file = None  # run ids alone need no experiments file
-    if runs_dir is None and all(is_run_dir(ref) for ref in refs):
-        # each in its own runs directory's registry, or alone where none records it (as `report DIR`)
+    for ref in refs:  # a path that is no run directory is named as such, not looked up as an id
+        check_path_ref(ref)
+    # Run directories are each read by the registry holding them (or alone, as `report DIR`);
+    # run ids and experiment names are answered by --runs-dir's registry ($EXITCORE_RUNS_DIR,
+    # ./runs) whatever directories are given beside them. Paths alone need no registry: one
+    # given by --runs-dir is only asked about copies it may record.
+    directory = resolve_runs_dir(runs_dir)
+    if all(is_run_dir(ref) for ref in refs) and (runs_dir is None or not Registry.exists(directory)):
         views = cmp.collect(list(refs), None, file)
     else:
-        # the run directories given are each read by the registry holding them (or alone)
-        with Registry(runs_dir_for(refs, runs_dir, each_its_own=True), read_only=True) as registry:
+        with Registry(directory, read_only=True) as registry:
             views = cmp.collect(list(refs), registry, file)
     if as_json:
         from exitcore.cli.output import echo_json

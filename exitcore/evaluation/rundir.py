@@ -70,23 +70,18 @@ def run_id_of(ref: str) -> str:
     return Path(ref).resolve().name if is_run_dir(ref) else ref
 
 
-def runs_dir_for(refs: Iterable[str], runs_dir: str | os.PathLike[str] | None = None, *,
-                 each_its_own: bool = False) -> Path:
+def runs_dir_for(refs: Iterable[str], runs_dir: str | os.PathLike[str] | None = None) -> Path:
     """The runs directory whose registry answers ``refs``: where a ref is a run directory's
     path, the directory holding it (so ``show runs2/<id>`` needs no ``--runs-dir``); else
     ``resolve_runs_dir(runs_dir)``. Run directories from two runs directories, or one outside
-    an explicit ``runs_dir``, are an error, unless ``each_its_own`` (``compare``, which reads
-    each run directory by the registry holding it, or alone): the registry of
-    ``resolve_runs_dir(runs_dir)`` then answers the run ids and experiment names."""
+    an explicit ``runs_dir``, are an error. (``compare`` reads each run directory by the
+    registry holding it and answers ids by ``resolve_runs_dir(runs_dir)`` alone.)"""
     from exitcore.registry import resolve_runs_dir
 
     holders = {Path(ref).resolve().parent for ref in refs if is_run_dir(ref)}
     for ref in refs:
-        _check_path_ref(ref)
+        check_path_ref(ref)
     if not holders:
-        return resolve_runs_dir(runs_dir)
-    mixed = len(holders) > 1 or (runs_dir is not None and Path(resolve_runs_dir(runs_dir)).resolve() not in holders)
-    if each_its_own and mixed:
         return resolve_runs_dir(runs_dir)
     if len(holders) > 1:
         raise RunDirError(f"the run directories given lie in different runs directories ({', '.join(sorted(map(str, holders)))}); "
@@ -97,7 +92,7 @@ def runs_dir_for(refs: Iterable[str], runs_dir: str | os.PathLike[str] | None = 
     return holder
 
 
-def _check_path_ref(ref: str) -> None:
+def check_path_ref(ref: str) -> None:
     """A ``ref`` that is a path (run ids have no ``/``) but not a run directory is refused
     naming it, rather than looked up as an id in the default runs directory."""
     if os.sep not in ref and ref not in (".", "..") or is_run_dir(ref):
@@ -130,7 +125,7 @@ def find_run_dir(ref: str, runs_dir: str | os.PathLike[str] | None = None, *, re
                     registry.require_done(run_id)
         return Path(ref)
 
-    _check_path_ref(ref)
+    check_path_ref(ref)
     directory = resolve_runs_dir(runs_dir)
     if not Registry.exists(directory):
         raise RunDirError(f"{ref!r} is neither a run directory nor a run id: {Registry.missing(directory)}")

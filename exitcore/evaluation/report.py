@@ -606,7 +606,9 @@ def not_recorded_words(run_id: str, run_dir: Path) -> str:
         source = None
     then = f" ({source})" if isinstance(source, str) and source else ""
     here = Path(run_dir).resolve()
-    record = (f"`{command()} runs --record --runs-dir {here.parent}` records it there" if here.name == run_id else
+    from exitcore.registry import runs_dir_words
+
+    record = (f"`{command()} runs --record{runs_dir_words(here.parent)}` records it there" if here.name == run_id else
               f"`{command()} runs --record` records a run directory named by its run id ({run_id})")
     return (f"{run_id} is read from {run_dir}, which no registry here records (a copy, or its registry was lost): "
             f"no registry here counts it as a trial, and its deflated Sharpe counted the trials recorded where it "

@@ -265,11 +265,13 @@ def _resume_hint(run_dir: Path) -> str:
         return ""
     if not run_id or run_id != run_dir.resolve().name:
         return ""
-    where = run_dir.resolve().parent
-    resume = f"`{command()} run --resume {run_id} --runs-dir {where}` continues it"
+    from exitcore.registry import runs_dir_words
+
+    where = runs_dir_words(run_dir.resolve().parent)  # quoted, and none for the default runs directory
+    resume = f"`{command()} run --resume {run_id}{where}` continues it"
     if _holder_record_or_none(run_dir) is not None:
         return f"; {resume}"
-    return f"; `{command()} runs --record --runs-dir {where}` records it, and {resume}"
+    return f"; `{command()} runs --record{where}` records it, and {resume}"
 
 
 def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:

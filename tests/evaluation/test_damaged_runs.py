@@ -357,3 +357,22 @@ def test_a_done_run_that_lost_its_results_is_damaged_not_unfinished(runs):
     (runs_dir / "registry.sqlite").unlink()  # read alone: stopped before its evaluation, as far as anyone can tell
     res = CliRunner().invoke(cli, ["report", str(runs_dir / run_id)])
     assert res.exit_code == 4 and "no results: the run was not evaluated" in res.output
+
+
+def test_the_commands_a_message_gives_for_a_run_directory_are_quoted(runs, tmp_path):
+    """A runs directory with a space in its path: the printed `runs --record --runs-dir ...` and
+    `run --resume ...` broke into two arguments (review Z); they are quoted as a shell reads them."""
+    import shlex
+
+    runs_dir, recorded_as = runs
+    run_id = json.loads((runs_dir / recorded_as / "run.json").read_text())["run_id"]  # named as its runner named it
+    spaced = tmp_path / "my runs"
+    shutil.copytree(runs_dir / recorded_as, spaced / run_id)
+    quoted = shlex.quote(str(spaced.resolve()))
+    res = _cli("report", spaced / run_id)  # an unrecorded copy: the note says how to record it
+    assert res.exit_code == 0 and f"`exitcore runs --record --runs-dir {quoted}` records it there" in res.output
+    (spaced / run_id / "results.json").unlink()
+    res = _cli("report", spaced / run_id)
+    assert res.exit_code == 4, res.output
+    assert (f"`exitcore runs --record --runs-dir {quoted}` records it, and `exitcore run --resume {run_id} "
+            f"--runs-dir {quoted}` continues it") in " ".join(res.output.split())

@@ -286,7 +286,10 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith(f"run {' ' * 14}{row['id']}\n") and "status            done" in shown.stdout
     assert shown.stderr.startswith(f"note: {row['id']} is read from {second}, which no registry here records")
-    assert json.loads(bare("show", str(second), "--json").stdout)["id"] == row["id"]
+    shown = json.loads(bare("show", str(second), "--json").stdout)
+    assert (shown["id"], shown["run_dir"], shown["run_path"]) == (row["id"], second.name, str(second))
+    # a copy of a run the runs directory's registry records is counted there: no note, as report (review Z)
+    assert bare("show", str(second), EXITCORE_RUNS_DIR=str(source)).stderr == ""
     (second / "results.json").unlink()
     out = bare("compare", str(first), str(second))
     # 4, as for a recorded run that is not done; named by its run id, with how to record and continue it
@@ -299,6 +302,8 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
     (first / "results.json").unlink()  # a renamed copy cannot be recorded under its name: no such advice
     out = bare("report", str(first))
     assert out.returncode == 4 and "no results" in out.stderr and "runs --record" not in out.stderr
+    shown = bare("show", str(first))  # without results: no deflated Sharpe to speak of in its note
+    assert "no registry here counts it as a trial; compare it" in shown.stderr and "deflated" not in shown.stderr
 
 
 def test_a_closed_output_pipe_does_not_stop_the_run(tmp_path):

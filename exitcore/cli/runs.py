@@ -282,6 +282,22 @@ def _unrecorded_run_dir(run: str) -> Path | None:
     return Path(run) if is_run_dir(run) and holder_record(run) is None else None
 
 
+def _records(runs_dir: str | None, run_id: str) -> bool:
+    """Whether the registry of ``runs_dir`` (``resolve_runs_dir``) records run ``run_id``, as
+    ``report`` asks it of a run directory read alone (read only; False where none can be read)."""
+    from exitcore.errors import ExitcoreError
+    from exitcore.registry import Registry, resolve_runs_dir
+
+    directory = resolve_runs_dir(runs_dir)
+    try:
+        if Registry.exists(directory):
+            with Registry(directory, read_only=True) as registry:
+                return registry.has(run_id)
+    except ExitcoreError:
+        pass
+    return False
+
+
 @click.command()
 @click.argument("run")
 @runs_dir_option
@@ -305,7 +321,8 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
 
         record, run_path = record_of(unrecorded), unrecorded
         report = f"{command()} report {shlex.quote(run)}"
-        click.echo(f"note: {not_recorded_words(record.id, unrecorded)}", err=True)
+        if not _records(runs_dir, record.id):  # a copy of a run --runs-dir's registry records: counted there
+            click.echo(f"note: {not_recorded_words(record.id, unrecorded)}", err=True)
     else:
         with _open(runs_dir_for([run], runs_dir)) as registry:
             record = registry.get(run_id_of(run))
@@ -313,7 +330,9 @@ def show(run: str, runs_dir: str | None, as_json: bool) -> None:
             # the commands printed below must find the run: --runs-dir unless it is the default
             report = f"{command()} report {record.id}{runs_dir_words(registry.runs_dir)}"
     if as_json:
-        echo_json({**record.to_dict(), "run_path": str(run_path)})
+        # a run directory read alone is named as `runs --record` would record it: by its name
+        named = {"run_dir": unrecorded.resolve().name} if unrecorded is not None else {}
+        echo_json({**record.to_dict(), **named, "run_path": str(run_path)})
         return
     fields = [
         ("run", record.id),

@@ -602,18 +602,18 @@ def not_recorded_words(run_id: str, run_dir: Path) -> str:
 
     try:
         source = read_results(run_dir).get("trials_source")
-    except RunDirError:
-        source = None
+    except RunDirError:  # no results (or unreadable ones): no deflated Sharpe to speak of
+        source = False
     then = f" ({source})" if isinstance(source, str) and source else ""
     here = Path(run_dir).resolve()
     from exitcore.registry import runs_dir_words
 
     record = (f"`{command()} runs --record{runs_dir_words(here.parent)}` records it there" if here.name == run_id else
               f"`{command()} runs --record` records a run directory named by its run id ({run_id})")
+    dsr = "" if source is False else f", and its deflated Sharpe counted the trials recorded where it ran{then}"
     return (f"{run_id} is read from {run_dir}, which no registry here records (a copy, or its registry was lost): "
-            f"no registry here counts it as a trial, and its deflated Sharpe counted the trials recorded where it "
-            f"ran{then}; compare it in the runs directory that recorded it, or record it where the study's runs "
-            f"are: {record}")
+            f"no registry here counts it as a trial{dsr}; compare it in the runs directory that recorded it, or "
+            f"record it where the study's runs are: {record}")
 
 
 def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None) -> TrialsToday | None:

@@ -177,14 +177,14 @@ def _run_dir_record(path: Path) -> tuple[Any, Path, bool]:
     it: the registry's row where the directory holding it records it (refused unless done), else
     what the directory itself says, so run directories copied out of their runs directory compare
     as they report."""
+    from exitcore.evaluation.rundir import holder_record
     from exitcore.recording import record_of
     from exitcore.registry import Registry
 
-    holder, run_id = path.resolve().parent, path.resolve().name
-    if Registry.exists(holder):
-        with Registry(holder, read_only=True) as registry:
-            if registry.has(run_id):
-                return registry.require_done(run_id), path, True
+    record = holder_record(path)
+    if record is not None:
+        with Registry(path.resolve().parent, read_only=True) as registry:
+            return registry.require_done(record.id), path, True
     return record_of(path), path, False
 
 

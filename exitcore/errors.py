@@ -107,6 +107,10 @@ class ConfigError(ExitcoreError):
         super().__init__(self._render())
 
     def _render(self) -> str:
+        return "\n".join(self.lines())
+
+    def lines(self) -> list[str]:
+        """Each problem as ``FILE: path: message`` (a message may have lines of its own)."""
         lines = []
         for path, msg in self.problems:
             source = self.source_of(path) if self.source_of is not None and path else self.source
@@ -114,7 +118,7 @@ class ConfigError(ExitcoreError):
                 source = None
             prefix = f"{source}: " if source else ""
             lines.append(f"{prefix}{path}: {msg}" if path else f"{prefix}{msg}")
-        return "\n".join(lines)
+        return lines
 
 
 class PluginError(ExitcoreError):

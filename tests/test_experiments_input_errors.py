@@ -206,6 +206,29 @@ def test_check_build_cuts_the_splits_as_run_does(tmp_path):
         "bar (2015-02-10 12:30 UTC; the data has 2,547 bars, from 2015-01-05 00:00); use an earlier date or more data")
 
 
+def test_check_build_names_a_key_written_elsewhere_once_and_keeps_a_hint_on_its_error(tmp_path):
+    """A split date from [defaults] read 'FILE: experiments.v1: FILE: defaults.split.train_end: ...'
+    (two files), and the trade-count error's hint line came out as an error of its own (review Z)."""
+    path = _write(tmp_path, '[defaults]\nsplit = { train_end = "2100-01-01" }\n[experiments.late]\nextends = "v4_no_lookahead"\n'
+                            'data = { source = "synthetic", params = { years = 0.1 } }\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check", "--build"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert errors[-1] == (
+        f"error: {path}: defaults.split.train_end: the test split is empty: 2100-01-01 is after the last bar "
+        "(2015-02-10 12:30 UTC; the data has 2,547 bars, from 2015-01-05 00:00); use an earlier date or more data "
+        "(experiment late)")
+    assert all(line.count(".toml: ") == 1 for line in errors), errors
+    path = _write(tmp_path, '[experiments.few]\nextends = "v4_no_lookahead"\n'
+                            'data = { source = "synthetic", params = { years = 0.1 } }\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check", "--build"])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-2:] == [
+        f"error: {path}: experiments.few: split.train: 118 usable trades, but at least 256 are needed (ppo.n_envs = 256)",
+        "use more data, give the split a larger share, or an entry strategy that trades more often than entry strategy "
+        "'donchian' from entries (exitcore-entries 0.1.0)"]
+
+
 @pytest.mark.parametrize("date, words", [
     ("2100-01-01", "the test split is empty: 2100-01-01 is after the last bar (2015-01-23 06:15 UTC; "
                    "the data has 1,370 bars, from 2015-01-05 00:00); use an earlier date or more data"),

@@ -113,8 +113,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except ExitcoreError as exc:
             message = str(exc)
-            if isinstance(exc, ConfigError):  # one problem a line, each an error of its own
-                message = "\nerror: ".join(message.splitlines())
+            if isinstance(exc, ConfigError):  # each problem an error of its own
+                message = "\nerror: ".join(exc.lines())
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 import click
 
@@ -127,13 +127,24 @@ def check(session, build: bool) -> None:
     click.echo(f"{file.path}{over}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
 
 
+#: a message that starts where its key was written: ``FILE: defaults.split.train_end: ...``
+#: (a split's or data key's origin, :attr:`~exitcore.experiments.ResolvedExperiment.split_origins`)
+_WRITTEN_AT = re.compile(r"(?P<file>[^\n]+?\.toml): (?P<path>(?:experiments|defaults|budgets)\.[\w.\[\]-]+): (?P<rest>.*)", re.S)
+
+
 def _located(name: str, message: str) -> tuple[str, str]:
     """``(toml path, message)`` for a build failure of experiment ``name``: the path the
-    message starts with when it names one inside the experiment, else the experiment's."""
+    message starts with when it names one inside the experiment, or the key (and its file)
+    it names where that was written elsewhere (``[defaults]``, a parent), said to be the
+    experiment's; else the experiment's own path."""
     head, sep, rest = message.partition(": ")
     path, _, label = head.partition(" (")  # "experiments.x.features[1] (feature 'f' from ...)"
     if sep and path.startswith(f"experiments.{name}") and " " not in path:
         return path, (f"{label[:-1]}: {rest}" if label.endswith(")") else rest)
+    written = _WRITTEN_AT.match(message)
+    if written:  # the file is the one the check's error names for the path
+        own = written["path"].startswith(f"experiments.{name}.")
+        return written["path"], written["rest"] + ("" if own else f" (experiment {name})")
     return f"experiments.{name}", message
 
 
@@ -170,10 +181,7 @@ def _build_and_step(file, name: str, host) -> str | None:
         valid = torch.nonzero(assembled.table.valid).flatten()
         if valid.numel() == 0:
             return _no_trade(resolved.entry, assembled.table, len(bars))
-        try:  # the time splits and their trades, as run cuts them (an empty split, too few trades)
-            split_pools(assembled)
-        except ExitcoreError as exc:
-            return _split_problem(str(exc), resolved.split_origins, name)
+        split_pools(assembled)  # the time splits and their trades, as run cuts them (an empty split, too few trades)
         if resolved.config.eval.walk_forward > 0:  # as run checks it before training
             from exitcore.evaluation.evaluate import walk_forward_plan
 
@@ -185,20 +193,6 @@ def _build_and_step(file, name: str, host) -> str | None:
     except ExitcoreError as exc:
         return str(exc)
     return _policy_problem(resolved, obs, f"experiments.{name}.ppo.policy")
-
-
-def _split_problem(message: str, origins: Any, name: str) -> str:
-    """A split error of experiment ``name`` for :func:`_located`: one about a key written in the
-    experiment's own table starts with its TOML path (the file is added by the check's error);
-    any other is kept as it is, naming where its key was written (``origins``:
-    ``ResolvedExperiment.split_origins``)."""
-    from exitcore.config import split_origin
-
-    for key, (path, _file) in origins.items():
-        said = split_origin(key, origins)
-        if message.startswith(said + ": ") and path.startswith(f"experiments.{name}."):
-            return path + message[len(said):]
-    return message
 
 
 def step_every_action(env, mask, max_steps: int = 32) -> list[int]:

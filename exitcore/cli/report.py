@@ -55,12 +55,6 @@ def report(run: str, fmt: str | None, out: str | None, force: bool, runs_dir: st
 
 def _recorded(run_dir) -> bool:
     """Whether the registry of the directory holding ``run_dir`` records it."""
-    from pathlib import Path
+    from exitcore.evaluation.rundir import holder_record
 
-    from exitcore.registry import Registry
-
-    here = Path(run_dir).resolve()
-    if not Registry.exists(here.parent):
-        return False
-    with Registry(here.parent, read_only=True) as registry:
-        return registry.has(here.name)
+    return holder_record(run_dir) is not None

@@ -41,6 +41,12 @@ class _Brittle:
                 return torch.zeros_like(state.done)
             return guard
 
+        def one_argument(params, ctx):
+            def guard(state):  # forgot `action`
+                return torch.zeros_like(state.done)
+            return guard
+
+        register("one_argument", one_argument)
         register("crash_on_exit", crash_on(EXIT))
         register("crash_on_partial", crash_on(PARTIAL_EXIT))
         register("strict_mask_reader", strict_mask_reader)
@@ -57,6 +63,12 @@ class _Brittle:
             return term
 
         register("crash_on_executed_exit", crash_on_executed_exit)
+
+        class TwoArguments:  # a callable object, forgot `action`
+            def __call__(self, before, after):
+                return after.upnl
+
+        register("two_arguments", lambda params, ctx: TwoArguments())
 
     @hookimpl
     def register_evaluators(self, register):
@@ -91,6 +103,12 @@ rewards = [{ name = "pnl" }, { name = "crash_on_executed_exit" }]
 [experiments.eval_not_callable]
 extends = "v4_no_lookahead"
 eval = { evaluators = [{ name = "not_a_function" }] }
+[experiments.guard_signature]
+extends = "v4_no_lookahead"
+guards = [{ name = "one_argument" }]
+[experiments.reward_signature]
+extends = "v4_no_lookahead"
+rewards = [{ name = "pnl" }, { name = "two_arguments" }]
 [experiments.wf_too_many]
 extends = "v4_no_lookahead"
 eval = { walk_forward = 200 }
@@ -103,6 +121,22 @@ def test_a_guard_that_fails_only_on_one_action_is_found(checked, name, guard):
     file, host = checked
     problem = _build_and_step(file, name, host)
     assert problem is not None and f"exit guard {guard!r}" in problem and "raised IndexError in a step" in problem
+
+
+@pytest.mark.parametrize("name, words", [
+    ("guard_signature", ["exit guard 'one_argument' from _Brittle", "raised TypeError in a step (decisions k = 0): ",
+                         ".one_argument.<locals>.guard() takes 1 positional argument but 2 were given; the step calls "
+                         "it as guard(state, action) (docs/plugins.md)"]),
+    ("reward_signature", ["reward term 'two_arguments' from _Brittle", "raised TypeError in a step (decisions k = 0): ",
+                          "TwoArguments.__call__() takes 3 positional arguments but 4 were given; the step calls it "
+                          "as term(before, action, after) (docs/plugins.md)"]),
+])
+def test_a_function_written_with_other_parameters_is_named_not_a_traceback(checked, name, words):
+    """A guard written `guard(state)` raised a bare TypeError from the step's own call (no frame
+    of the plugin ran, so none was blamed): a traceback, exit 1, and the check stopped (trial R)."""
+    file, host = checked
+    problem = _build_and_step(file, name, host)
+    assert problem is not None and all(w in problem for w in words), problem
 
 
 def test_masked_actions_are_not_stepped(checked):

@@ -103,6 +103,8 @@ class RunView:
     #: the data warnings run.json recorded when the run read its bars
     #: (:class:`~exitcore.evaluation.report.DataFindings`), else None
     data_findings: Any = None
+    #: the plugins that supplied its components, as ``{name: "version, source hash"}`` (run.json)
+    plugin_code: dict[str, str] = attrs.field(factory=dict)
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -256,7 +258,36 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
                    _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(with_worked_out_setup(meta, config)),
                    walk_forward_problem, trained_steps(run_dir),
                    str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry,
-                   data_findings=data_findings(meta, results))
+                   data_findings=data_findings(meta, results), plugin_code=_plugin_code(meta, config))
+
+
+def _plugin_code(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
+    """``{plugin: "distribution version, source hash"}`` of the plugins run.json records as
+    supplying a component the run's configuration names (others may differ freely)."""
+    named = {f"{kind}:{ref.get('name')}" for kind, key in _COMPONENT_KEYS for ref in _refs(config, key)}
+    out = {}
+    for plugin in meta.get("plugins") or []:
+        if isinstance(plugin, dict) and named & set(plugin.get("components") or []):
+            out[str(plugin.get("name"))] = (f"{plugin.get('distribution') or 'no distribution'} {plugin.get('version') or ''}"
+                                            f"".strip() + f", source {plugin.get('source_hash') or 'not recorded'}")
+    return out
+
+
+#: (component kind, where an experiment's configuration names components of it)
+_COMPONENT_KEYS = (("entry", "entry"), ("feature", "features"), ("reward", "rewards"), ("guard", "guards"),
+                   ("mask", "masks"), ("evaluator", "eval.evaluators"), ("policy", "ppo.policy"),
+                   ("data_source", "data.source"))
+
+
+def _refs(config: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    node: Any = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, str):  # ppo.policy: a name
+        return [{"name": node}]
+    if isinstance(node, dict):
+        return [node]
+    return [r for r in node or [] if isinstance(r, dict)]
 
 
 def _defines(experiments_file: Any, name: str) -> bool:
@@ -404,7 +435,7 @@ def warnings(views: list[RunView]) -> list[str]:
     if setups:
         out.append(setups)
     out += [note for note in (_different_costs(views), _different_training(views), _seeds_of_one_configuration(views),
-                              _same_trial(views), _different_registries(views)) if note]
+                              _same_trial(views), _different_registries(views), _different_code(views)) if note]
     counted = {v.run_id for v in views if not v.unrecorded}  # a copy beside its recorded original: SAME RUN says it
     for v in _distinct_runs(views):
         if v.unrecorded and v.run_id not in counted:
@@ -454,6 +485,35 @@ def _different_setups(views: list[RunView]) -> str | None:
     return (f"DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, "
             f"thread count, device, compilation or micro-batch size ({each}); the same setup repeats a run to the last bit, another one does not, "
             "so their differences are not the configuration's")
+
+
+def _different_code(views: list[RunView]) -> str | None:
+    """The DIFFERENT CODE note for runs of one trial (configuration, seed, bars) whose plugins'
+    versions or source differed: the config hash does not see code, so the registry counts
+    them as one trial, and the deflated Sharpe's N misses the change."""
+    runs = dict((v.run_dir.resolve(), v) for v in views if v.trial is not None).values()
+    groups: dict[tuple[Any, ...], list[RunView]] = {}
+    for v in runs:
+        groups.setdefault((*v.trial, v.data_hash), []).append(v)
+    said = []
+    for group in groups.values():
+        names = sorted({n for v in group for n in v.plugin_code})
+        # only what both recorded: an older run without source hashes is not "different"
+        changed = [n for n in names if len({_comparable(v.plugin_code.get(n, "")) for v in group} - {None}) > 1]
+        if changed:
+            said.append("; ".join(f"{v.run_id}: " + ", ".join(f"{n} {v.plugin_code.get(n, 'not used')}" for n in changed)
+                                  for v in group))
+    if not said:
+        return None
+    return (f"DIFFERENT CODE: runs of the same configuration, seed and bars whose plugins' code differed ({'; '.join(said)}); "
+            "the configuration hash does not see code, so the registry counts them as one trial and the deflated "
+            "Sharpe's N misses each change: give a changed component a new name or parameter, or a new experiment, "
+            "to count it as a trial")
+
+
+def _comparable(code: str) -> str | None:
+    """A plugin's recorded code for comparison; None where its source hash was not recorded."""
+    return None if not code or code.endswith("source not recorded") else code
 
 
 def _own(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,33 @@ class PluginInfo:
     version: str
     components: tuple[Component, ...]
     hooks: tuple[str, ...]
+    #: :func:`source_hash` of the plugin's code
+    source: str = ""
+
+
+def source_hash(plugin: Any) -> str:
+    """A short sha256 of a plugin's Python source: its package's ``.py`` files (every one under
+    the package's folder), or its module's file; for a plugin object, its class's module's.
+    ``""`` where no source file is found. A run records it (run.json ``plugins``) so that two
+    runs of one configuration whose plugin code differed can be told apart: the config hash,
+    and so the trial count, does not see code (``exitcore compare`` warns: DIFFERENT CODE)."""
+    import hashlib
+    from pathlib import Path
+
+    module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
+    file = getattr(module, "__file__", None)
+    if not file or not file.endswith(".py"):
+        return ""
+    path = Path(file)
+    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        try:
+            content = f.read_bytes()
+        except OSError:
+            continue
+        digest.update(f.relative_to(path.parent).as_posix().encode() + b"\0" + content + b"\0")
+    return digest.hexdigest()[:16]
 
 
 class PluginHost:
@@ -198,7 +225,8 @@ class PluginHost:
             dist, version = self._dists.get(name, ("", ""))
             comps = tuple(c for table in self._components.values() for c in table.values() if c.plugin == name)
             hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
-            infos.append(PluginInfo(name=name, distribution=dist, version=version, components=comps, hooks=hooks))
+            infos.append(PluginInfo(name=name, distribution=dist, version=version, components=comps, hooks=hooks,
+                                    source=source_hash(plugin)))
         return infos
 
     # ------------------------------------------------------------------ typed hook calls

@@ -931,7 +931,7 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
         **({"rows_per_pass": rows} if (rows := cfg.ppo.micro_batch_rows(device.type)) < cfg.ppo.batch_size else {}),
         "timesteps": cfg.ppo.total_timesteps,
         "plugins": [
-            {"name": i.name, "distribution": i.distribution, "version": i.version,
+            {"name": i.name, "distribution": i.distribution, "version": i.version, "source_hash": i.source,
              "components": [f"{c.kind.value}:{c.name}" for c in i.components]}
             for i in host.plugin_infos()
         ],

@@ -1361,3 +1361,42 @@ def test_run_json_prints_the_run_record_however_the_run_ends(tmp_path):
             kept = subprocess.run([sys.executable, "-m", "exitcore", "run", "v4", *SMOKE, "--json", "-q", "--runs-dir",
                                    str(runs)], cwd=ROOT, stdout=subprocess.PIPE, stderr=full, text=True, timeout=600)
         assert kept.returncode == 0 and json.loads(kept.stdout)["status"] == "done"
+
+
+def test_runs_of_one_trial_whose_plugin_code_differed_are_told_apart(tmp_path, finished_run):
+    """Editing a reward term's code and running again gave other numbers under the same config
+    hash: compare said 'configuration: identical' and the registry one trial (trial R). run.json
+    records each plugin's source hash, and compare says DIFFERENT CODE."""
+    import shutil
+
+    from exitcore.plugins import source_hash
+
+    runs, _ = finished_run
+    (row,) = registry_rows(runs)
+    info = json.loads((runs / row["run_dir"] / "run.json").read_text())
+    rewards = next(p for p in info["plugins"] if "reward:pnl" in p["components"])
+    assert re.fullmatch(r"[0-9a-f]{16}", rewards["source_hash"])
+    before, after = tmp_path / "before" / row["id"], tmp_path / "after" / row["id"]
+    shutil.copytree(runs / row["run_dir"], before)
+    shutil.copytree(runs / row["run_dir"], after)
+    rewards["source_hash"] = "f" * 16
+    (after / "run.json").write_text(json.dumps(info))
+    out = exitcore("compare", str(before), str(after), "--json", runs=runs)
+    assert out.returncode == 0, out.stderr
+    (note,) = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
+    assert f"{row['id']}: {rewards['name']} {rewards['distribution']} {rewards['version']}, source {'f' * 16}" in note
+    assert note.count(row["id"]) == 2 and "features" not in note  # only the plugin whose code differed
+    out = exitcore("compare", str(before), str(before), "--json", runs=runs)
+    assert not [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
+    # the hash is the package's source: any of its files
+    package = tmp_path / "pkg" / "mine"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("x = 1\n")
+    (package / "terms.py").write_text("y = 1\n")
+    import types
+
+    module = types.ModuleType("mine")
+    module.__file__ = str(package / "__init__.py")
+    first = source_hash(module)
+    (package / "terms.py").write_text("y = 2\n")
+    assert source_hash(module) != first and len(first) == 16

@@ -86,8 +86,8 @@ class RunView:
     #: the Sharpe ratio the run's evaluation recorded, where today's metric reads another one
     #: from the same ledger (an earlier exitcore's definition); None where they agree
     evaluated_sharpe: float | None = None
-    #: the run's trial, ``(config_hash, seed)`` as its registry row records it
-    trial: tuple[str, int] | None = None
+    #: the run's trial, ``(config_hash, seed, code_hash)`` as its registry row records it
+    trial: tuple[str, int, str] | None = None
     #: torch version, threads and device it trained with (:func:`~exitcore.evaluation.rundir.training_setup`)
     setup: str = ""
     #: why the run's walk-forward results are not shown (missing, damaged, another run's), else None
@@ -255,7 +255,7 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
     return RunView(ref, record.id, run_dir, record.experiment, record.data_hash, splits, config, metrics,
                    gaps[0] if gaps else None, tuple(sources) if isinstance(sources, list) else (),
                    audit_why(results.get("evaluators") or {}), _data_words(meta.get("data") or {}),
-                   _evaluated_sharpe(results, metrics), (record.config_hash, record.seed), training_setup(with_worked_out_setup(meta, config)),
+                   _evaluated_sharpe(results, metrics), record.trial, training_setup(with_worked_out_setup(meta, config)),
                    walk_forward_problem, trained_steps(run_dir),
                    str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry,
                    data_findings=data_findings(meta, results), plugin_code=_plugin_code(meta, config))
@@ -488,13 +488,13 @@ def _different_setups(views: list[RunView]) -> str | None:
 
 
 def _different_code(views: list[RunView]) -> str | None:
-    """The DIFFERENT CODE note for runs of one trial (configuration, seed, bars) whose plugins'
-    versions or source differed: the config hash does not see code, so the registry counts
-    them as one trial, and the deflated Sharpe's N misses the change."""
+    """The DIFFERENT CODE note for runs of one configuration, seed and bars whose plugins'
+    versions or source differed: their configurations are identical, their numbers need not be
+    (each is a trial of its own: the trial includes the plugin code, ``RunRecord.trial``)."""
     runs = dict((v.run_dir.resolve(), v) for v in views if v.trial is not None).values()
     groups: dict[tuple[Any, ...], list[RunView]] = {}
     for v in runs:
-        groups.setdefault((*v.trial, v.data_hash), []).append(v)
+        groups.setdefault((*v.trial[:2], v.data_hash), []).append(v)
     said = []
     for group in groups.values():
         names = sorted({n for v in group for n in v.plugin_code})
@@ -505,10 +505,9 @@ def _different_code(views: list[RunView]) -> str | None:
                                   for v in group))
     if not said:
         return None
-    return (f"DIFFERENT CODE: runs of the same configuration, seed and bars whose plugins' code differed ({'; '.join(said)}); "
-            "the configuration hash does not see code, so the registry counts them as one trial and the deflated "
-            "Sharpe's N misses each change: give a changed component a new name or parameter, or a new experiment, "
-            "to count it as a trial")
+    return (f"DIFFERENT CODE: runs of the same configuration, seed and bars whose plugins' code differed ({'; '.join(said)}): "
+            "their configurations read identical, but their numbers are the code's too; each code is a trial of its "
+            "own in the deflated Sharpe's N (runs recorded before exitcore kept the code count as one more)")
 
 
 def _comparable(code: str) -> str | None:

@@ -634,6 +634,12 @@ class ResolvedExperiment:
         """The resolved configuration as plain data (what ``experiments show`` prints)."""
         return unstructure(self.config)
 
+    def plugins_used(self) -> set[str]:
+        """The names of the plugins that supply the experiment's components (its code)."""
+        chosen = [self.entry, *self.features, *self.rewards, *self.guards, *self.masks, *self.evaluators,
+                  self.data_source]
+        return {rc.component.plugin for rc in chosen if rc is not None} | {self.policy.plugin}
+
     def to_toml(self) -> str:
         """The resolved configuration as a TOML document (frozen into every run directory)."""
         import tomli_w

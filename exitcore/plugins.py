@@ -83,6 +83,18 @@ def source_hash(plugin: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+def code_hash(infos: Iterable[PluginInfo], used: Iterable[str]) -> str:
+    """A short hash of the code of the plugins named ``used`` (their :func:`source_hash`): part
+    of a run's trial with its configuration hash and seed (:attr:`exitcore.registry.RunRecord.trial`),
+    so a run after an edit of a component's code is another trial."""
+    import hashlib
+    import json
+
+    wanted = set(used)
+    sources = sorted([i.name, i.source] for i in infos if i.name in wanted)
+    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16]
+
+
 class PluginHost:
     """A pluggy manager plus the component registry built from its ``register_*`` hooks."""
 

@@ -111,7 +111,9 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
         "hostname": info.get("host") if isinstance(info.get("host"), str) else None,
         "proc_start": None,
         "error": error,
-        "params": jsonable.dumps(request if isinstance(request, dict) else {}),
+        # the plugin code is part of the run's trial (RunRecord.trial); none before exitcore kept it
+        "params": jsonable.dumps({**(request if isinstance(request, dict) else {}),
+                                  **({"code_hash": info["code_hash"]} if isinstance(info.get("code_hash"), str) else {})}),
         "metrics": jsonable.dumps(metrics),
     }
 

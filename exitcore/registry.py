@@ -48,7 +48,10 @@ from exitcore.words import command, plural
 #: the registry's file name inside a runs directory
 REGISTRY_FILE = "registry.sqlite"
 #: the DSR's N for one dataset (see Registry.trial_count); also read by reports, read-only
-TRIAL_COUNT_SQL = "SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed FROM runs WHERE data_hash = ?)"
+#: (a trial is a distinct configuration hash, seed and plugin code, :attr:`RunRecord.trial`: the code
+#: hash is the row's params' ``code_hash``, "" for a row without one, as RunRecord reads it)
+TRIAL_COUNT_SQL = ("SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed, CASE WHEN json_valid(params) THEN "
+                   "coalesce(json_extract(params, '$.code_hash'), '') ELSE '' END FROM runs WHERE data_hash = ?)")
 #: run ids start with the UTC time the run was created in this format (:meth:`Registry.create_run`)
 RUN_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
 _RUN_ID_TIME_LENGTH = len(dt.datetime(2000, 1, 1).strftime(RUN_ID_TIME_FORMAT))
@@ -281,6 +284,14 @@ class RunRecord:
             if data[column] is not None and _parse_time(data[column]) is None:
                 damaged[column] = f"not an ISO time: {str(data[column])[:40]!r}"
         return cls(**data, damaged=damaged)
+
+    @property
+    def trial(self) -> tuple[str, int, str]:
+        """The run's trial: ``(config_hash, seed, code_hash)``, the code hash being the plugin
+        code its components came from (:func:`exitcore.plugins.code_hash`; ``""`` for a run
+        recorded before exitcore kept it). Runs of one trial count once in the DSR's N."""
+        code = self.params.get("code_hash")
+        return self.config_hash, self.seed, code if isinstance(code, str) else ""
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain data (for ``--json``); ``damaged`` only when a column is."""
@@ -900,7 +911,7 @@ class Registry:
     def trial_count(self, data_hash: str) -> int:
         """The number of trials recorded on the dataset ``data_hash``: the DSR's ``N``.
 
-        A trial is a distinct ``(config_hash, seed)`` pair among the runs on that dataset, *in
+        A trial is a distinct ``(config_hash, seed, code_hash)`` (:attr:`RunRecord.trial`) among the runs on that dataset, *in
         every status*: failed, interrupted and still-running runs count, because the deflated
         Sharpe ratio must account for everything that was tried (a configuration abandoned after
         a look at its partial results is still a trial, and leaving it out would understate the

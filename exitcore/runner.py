@@ -227,6 +227,10 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
+    elif previous.trial[2] and previous.trial[2] != run_code_hash(resolved, host):
+        click.echo(f"warning: the code of the plugins {previous.id}'s components come from changed since it started "
+                   f"(code hash {previous.trial[2]} -> {run_code_hash(resolved, host)}): the resumed training runs the "
+                   "new code, so the run's results are of both; start a new run for results of one", err=True)
     if not quiet:
         resuming = (f" (resuming {previous.id})" if previous is not None else
                     f" (the configuration of {Path(request.from_run).name})" if request.from_run else "")
@@ -303,8 +307,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         click.echo(f"warning: {crowded}", err=True)
     if previous is None:
         run_id = registry.create_run(
-            cfg.name, resolved.config_hash(), data_hash,
-            data_source=bars.source, seed=cfg.ppo.seed, params=request.to_dict(),
+            cfg.name, resolved.config_hash(), data_hash, data_source=bars.source, seed=cfg.ppo.seed,
+            # the plugin code is part of the trial (RunRecord.trial): an edited reward term is another
+            params={**request.to_dict(), "code_hash": run_code_hash(resolved, host)},
         )
         run_dir = registry.path_of(registry.get(run_id, exact=True))
     else:
@@ -343,7 +348,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
               stages.stage("evaluating on the held-out split") as note):
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
                                    cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
-                                   _owned(registry, run_id))
+                                   _owned(registry, run_id), trial=registry.get(run_id, exact=True).trial)
             verdict = evaluation.audit_verdict
             n_trades = evaluation.headline.get("n_trades")
             described = (describe_verdict(verdict, evaluation.headline.get("audit_verdict_from"),
@@ -756,7 +761,7 @@ def _policy_named(component: Any) -> Iterator[None]:
 
 def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: list, registry: Any, data_hash: str,
               run_dir: Path, seed: int, say: Callable[[str], None], progress: bool | None = None,
-              before_write: Callable[[], None] | None = None) -> Any:
+              before_write: Callable[[], None] | None = None, trial: tuple[str, int, str] | None = None) -> Any:
     from exitcore.data.progress import progress_to
     from exitcore.evaluation.evaluate import evaluate
 
@@ -766,23 +771,32 @@ def _evaluate(assembled: Any, resolved: Any, policy: Any, pools: dict, splits: l
         return evaluate(
             assembled, resolved, policy, pools["valid"], splits,
             n_trials=registry.trial_count(data_hash), trials_source=_trials_source(registry, data_hash),
-            recorded_sharpes=other_trials_sharpes(registry, data_hash, resolved.config_hash(), seed),
+            recorded_sharpes=other_trials_sharpes(registry, data_hash, trial or (resolved.config_hash(), seed, "")),
             data_hash=data_hash, run_dir=run_dir, seed=seed, progress=say, before_write=before_write,
         )
 
 
-def other_trials_sharpes(registry: Any, data_hash: str, config_hash: str, seed: int, split: str = "test") -> list[float]:
+def other_trials_sharpes(registry: Any, data_hash: str, trial: tuple[str, int, str], split: str = "test") -> list[float]:
     """Per-day Sharpes of the trials recorded on ``data_hash`` other than this run's own
-    ``(config_hash, seed)``, for the DSR's trial variance (see
+    ``trial`` (``RunRecord.trial``), for the DSR's trial variance (see
     :func:`exitcore.evaluation.significance.recorded_trial_sharpes`)."""
     from exitcore.evaluation.significance import recorded_trial_sharpes
 
-    return recorded_trial_sharpes(registry.list(data_hash=data_hash), split, exclude=(config_hash, seed))
+    return recorded_trial_sharpes(registry.list(data_hash=data_hash), split, exclude=trial)
+
+
+def run_code_hash(resolved: Any, host: Any) -> str:
+    """The code hash of a run of ``resolved``: its components' plugins' source (see
+    :func:`exitcore.plugins.code_hash`)."""
+    from exitcore.plugins import code_hash
+
+    return code_hash(host.plugin_infos(), resolved.plugins_used())
 
 
 def _trials_source(registry: Any, data_hash: str) -> str:
     # absolute: results.json is read from anywhere, a relative --runs-dir only made sense where it was given
-    return f"run registry {Path(registry.path).resolve()}: distinct (config, seed) pairs on data {data_hash}, every status"
+    return (f"run registry {Path(registry.path).resolve()}: distinct (config, seed, plugin code) on data {data_hash}, "
+            "every status")
 
 
 def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: Any, data_hash: str,
@@ -898,6 +912,8 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
         "description": cfg.description,
         "lineage": cfg.lineage,
         "config_hash": resolved.config_hash(),
+        # with the config hash and seed, the run's trial (RunRecord.trial): its plugins' code
+        "code_hash": run_code_hash(resolved, host),
         "request": request.to_dict(),
         "data": {
             "source": bars.source,
@@ -945,7 +961,7 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
 
 
 #: what run.json records about the process that ran: a resume keeps the first start's and lists its own
-_PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins")
+_PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins", "code_hash")
 #: what run.json records of the run's history, kept by a resume: a plugin's early stop of the
 #: run's training and of walk-forward windows (``{window: reason}``), the run it started from
 _RUN_HISTORY = ("stopped_early", "walk_forward_stopped_early", "from_run")
@@ -961,6 +977,8 @@ def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(old, dict):
         return meta
     kept = {**meta, **{k: old[k] for k in (*_PROVENANCE, *_RUN_HISTORY) if k in old}}
+    if "code_hash" not in old:  # started before exitcore kept it: its trial has none (RunRecord.trial)
+        kept.pop("code_hash", None)
     resumes = old.get("resumes") if isinstance(old.get("resumes"), list) else []
     kept["resumes"] = [*resumes, {"at": _utc_now(), **{k: meta[k] for k in _PROVENANCE if k in meta}}]
     return kept

@@ -162,6 +162,25 @@ def test_trial_count_counts_distinct_config_and_seed_in_every_status(reg):
     assert reg.trial_count("unknown") == 0
 
 
+def test_a_trial_is_the_configuration_seed_and_plugin_code(reg):
+    """An edited reward term run again under the same configuration and seed was one trial: the
+    deflated Sharpe's N missed it (trial R). The plugin code hash (params' code_hash) is part of
+    the trial; a row recorded without one (before exitcore kept it) is a trial of its own."""
+    from exitcore.evaluation.significance import recorded_trial_sharpes
+
+    for code, sharpe in (("codeA", 1.0), ("codeA", 1.0), ("codeB", 2.0), (None, 3.0)):
+        run_id = reg.create_run("v5", "cfg", "data", seed=0, params={} if code is None else {"code_hash": code})
+        reg.mark_running(run_id)
+        reg.mark_done(run_id, {"sharpe": sharpe, "split": "test"})
+    assert [r.trial for r in reg.list()] == [("cfg", 0, "codeA")] * 2 + [("cfg", 0, "codeB"), ("cfg", 0, "")]
+    assert reg.trial_count("data") == 3
+    others = recorded_trial_sharpes(reg.list(data_hash="data"), exclude=("cfg", 0, "codeA"))
+    assert sorted(round(s * 252 ** 0.5, 6) for s in others) == [2.0, 3.0]
+    # a damaged params column reads as {} (no code) in Python and in the count alike
+    reg._conn.execute("UPDATE runs SET params = 'not json' WHERE id = ?", (reg.list()[2].id,))
+    assert reg.list()[2].trial == ("cfg", 0, "") and reg.trial_count("data") == 2
+
+
 # --------------------------------------------------------------------------- ids
 
 

@@ -227,9 +227,14 @@ def test_a_resume_whose_checkpoint_is_gone_says_it_starts_again(tmp_path, finish
     shutil.copytree(source / original["run_dir"], run_dir)
     for name in ("results.json", "ledger_test.csv", "ledger_train.csv", "checkpoint.pt"):
         (run_dir / name).unlink()
+    # as if its plugins' code had been edited since it started: the resume says so
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "code_hash": "0" * 16}))
     assert exitcore("runs", "--record", runs=runs).returncode == 0
     out = exitcore("run", "--resume", original["id"], runs=runs)
     assert out.returncode == 0, out.stderr
+    assert (f"warning: the code of the plugins {original['id']}'s components come from changed since it started "
+            f"(code hash {'0' * 16} -> {info['code_hash']})") in out.stderr
     assert (f"warning: no checkpoint.pt in {run_dir}, although its training log records 4 updates: training starts "
             "again from step 0") in out.stderr
     logged = [json.loads(line)["update"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
@@ -269,7 +274,7 @@ def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_ru
     unrecorded = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("NOT RECORDED")]
     assert [w.split(", which")[0] for w in unrecorded] == [f"NOT RECORDED: {row['id']} is read from {copy}"
                                                            for copy in (first, second)]
-    assert f"(run registry {(source / 'registry.sqlite').resolve()}: distinct (config, seed) pairs" in unrecorded[0]
+    assert f"(run registry {(source / 'registry.sqlite').resolve()}: distinct (config, seed, plugin code)" in unrecorded[0]
     assert unrecorded[0].endswith(f"`exitcore runs --record` records a run directory named by its run id ({row['id']})")
     assert unrecorded[1].endswith(f"`exitcore runs --record --runs-dir {second.parent}` records it there")
     # where the runs directory's registry records the run, a copy is counted there: no note
@@ -1376,14 +1381,31 @@ def test_runs_of_one_trial_whose_plugin_code_differed_are_told_apart(tmp_path, f
     info = json.loads((runs / row["run_dir"] / "run.json").read_text())
     rewards = next(p for p in info["plugins"] if "reward:pnl" in p["components"])
     assert re.fullmatch(r"[0-9a-f]{16}", rewards["source_hash"])
+    # the run's trial holds its plugins' code: in run.json and in its registry row alike
+    from exitcore.plugins import code_hash
+    from exitcore.registry import Registry
+
+    with Registry(runs, read_only=True) as reg:
+        assert reg.get(row["id"], exact=True).trial == (info["config_hash"], info["seed"], info["code_hash"])
+    from types import SimpleNamespace
+
+    assert re.fullmatch(r"[0-9a-f]{16}", info["code_hash"])
+    infos = [SimpleNamespace(name=p["name"], source=p["source_hash"]) for p in info["plugins"]]
+    edited = [SimpleNamespace(name=i.name, source="edited" if i.name == rewards["name"] else i.source) for i in infos]
+    assert code_hash(infos, [rewards["name"]]) != code_hash(edited, [rewards["name"]])
+    assert code_hash(infos, ["entries"]) == code_hash(edited, ["entries"])  # a plugin the run does not use
     before, after = tmp_path / "before" / row["id"], tmp_path / "after" / row["id"]
     shutil.copytree(runs / row["run_dir"], before)
     shutil.copytree(runs / row["run_dir"], after)
+    from exitcore.recording import row_of  # `runs --record` records the same trial
+
+    assert json.loads(row_of(before, own_name=False)["params"])["code_hash"] == info["code_hash"]
     rewards["source_hash"] = "f" * 16
     (after / "run.json").write_text(json.dumps(info))
     out = exitcore("compare", str(before), str(after), "--json", runs=runs)
     assert out.returncode == 0, out.stderr
     (note,) = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
+    assert "each code is a trial of its own in the deflated Sharpe's N" in note
     assert f"{row['id']}: {rewards['name']} {rewards['distribution']} {rewards['version']}, source {'f' * 16}" in note
     assert note.count(row["id"]) == 2 and "features" not in note  # only the plugin whose code differed
     out = exitcore("compare", str(before), str(before), "--json", runs=runs)

@@ -646,7 +646,7 @@ def current_trials(run_dir: Path, runs_dir: Any = None, split: str | None = None
                 count = registry.trial_count(data_hash)
         except RegistryError:
             continue
-        return TrialsToday(count, tuple(recorded_trial_sharpes(records, split, exclude=(own.config_hash, own.seed))),
+        return TrialsToday(count, tuple(recorded_trial_sharpes(records, split, exclude=own.trial)),
                            Path(directory).resolve())
     return None
 

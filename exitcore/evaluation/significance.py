@@ -351,20 +351,21 @@ def null_sharpe_variance(n_days: int) -> float:
     return 1.0 / (n_days - 1)
 
 
-def recorded_trial_sharpes(records: Any, split: str = "test", *, exclude: tuple[str, int] | None = None) -> list[float]:
+def recorded_trial_sharpes(records: Any, split: str = "test", *, exclude: tuple[str, int, str] | None = None) -> list[float]:
     """Per-day headline Sharpes (annualised / √252) of the trials recorded in ``records``.
 
     ``records`` are registry rows (:class:`exitcore.registry.RunRecord`) of one dataset. A trial
-    is a distinct ``(config_hash, seed)``, as in :meth:`~exitcore.registry.Registry.trial_count`;
+    is a distinct ``record.trial`` (configuration hash, seed and plugin code), as in
+    :meth:`~exitcore.registry.Registry.trial_count`;
     the latest finished (``done``) run speaks for it. Left out: trials measured on another
     ``split`` or without a finite Sharpe, and those whose audit verdict is ``FAIL`` (their
     Sharpe comes from look-ahead; they still count in ``N``). ``exclude`` is a
-    ``(config_hash, seed)`` to leave out: the run being evaluated, whose own Sharpe the caller
+    trial to leave out: the run being evaluated, whose own Sharpe the caller
     adds from its returns.
     """
-    latest: dict[tuple[str, int], tuple[tuple[str, int], Any]] = {}
+    latest: dict[tuple[str, int, str], tuple[tuple[str, int], Any]] = {}
     for order, record in enumerate(records):
-        key = (record.config_hash, record.seed)
+        key = record.trial
         if record.status != "done" or key == exclude:
             continue
         rank = (record.ended_at or "", order)
@@ -507,7 +508,7 @@ def deflated_sharpe_from_registry(
       are finite; otherwise the null;
     * ``"max"``: what a run uses, ``max(1 / (T − 1), V_rec)`` with ``V_rec`` over the recorded
       trials and this series' own Sharpe (:func:`conservative_trials_variance`). Pass ``trial``
-      = ``(config_hash, seed)`` when ``returns`` are a recorded run's, so it is not counted twice.
+      = the run's ``RunRecord.trial`` when ``returns`` are a recorded run's, so it is not counted twice.
 
     ``active_days`` is passed on (see :func:`deflated_sharpe_ratio`).
     The result adds ``data_hash`` and ``recorded_sharpes`` (how many recorded Sharpes were

@@ -364,8 +364,8 @@ def test_recorded_trial_sharpes_take_one_run_per_trial_and_leave_out_audit_failu
     records = reg.list(data_hash="data")
     daily = [s / math.sqrt(252) for s in (0.5, 1.5, -1.0)]
     assert recorded_trial_sharpes(records) == pytest.approx(daily)
-    assert recorded_trial_sharpes(records, exclude=("c1", 0)) == pytest.approx(daily[1:])
-    assert other_trials_sharpes(reg, "data", "c1", 1) == pytest.approx([daily[0], daily[2]])
+    assert recorded_trial_sharpes(records, exclude=("c1", 0, "")) == pytest.approx(daily[1:])
+    assert other_trials_sharpes(reg, "data", ("c1", 1, "")) == pytest.approx([daily[0], daily[2]])
     assert reg.trial_count("data") == 7  # every trial still counts in N, the FAIL and the unfinished included
 
 

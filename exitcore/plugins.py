@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata as md
+import inspect
 import os
 import re
 import sys
@@ -42,6 +43,18 @@ _REGISTER_HOOKS: dict[ComponentKind, str] = {
     ComponentKind.DATA_SOURCE: "register_data_sources",
     ComponentKind.EVALUATOR: "register_evaluators",
     ComponentKind.POLICY: "register_policies",
+}
+#: where an experiment names a component of each kind (mirrors ExperimentConfig), for the hint
+#: when a name is asked for as one kind but registered as another
+_NAMED_IN: dict[ComponentKind, str] = {
+    ComponentKind.REWARD: "list it under rewards",
+    ComponentKind.GUARD: "list it under guards",
+    ComponentKind.MASK: "list it under masks",
+    ComponentKind.FEATURE: "list it under features",
+    ComponentKind.ENTRY: "set it as entry.name",
+    ComponentKind.DATA_SOURCE: "set it as data.source",
+    ComponentKind.EVALUATOR: "list it under eval.evaluators",
+    ComponentKind.POLICY: "set it as ppo.policy",
 }
 
 
@@ -135,31 +148,32 @@ class PluginHost:
             for ep in _entry_points():
                 dist_name = ep.dist.metadata["Name"] if ep.dist else ""
                 version = ep.dist.version if ep.dist else ""
+                label = plugin_label(ep.name, dist_name, version)
                 try:
                     plugin = ep.load()
                 except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, named
                     raise PluginError(
-                        f"plugin {ep.name!r} ({dist_name} {version}) failed to load from {ep.value!r}: "
+                        f"{label} failed to load from {ep.value!r}: "
                         f"{describe_exception(exc)}{_missing_module_advice(ep, exc, dist_name)}"
                     ) from exc
                 if pm.has_plugin(ep.name):
-                    other = dists.get(ep.name, ("?", ""))[0]
+                    other = " ".join(dists.get(ep.name, ("?", ""))).strip()
                     raise PluginError(
-                        f"two plugins are named {ep.name!r}: one from {other}, one from {dist_name}; "
-                        "rename one entry point"
+                        f"two plugins are named {ep.name!r}: one from {other}, one from "
+                        f"{f'{dist_name} {version}'.strip() or '?'}; rename one entry point"
                     )
-                _register(pm, plugin, ep.name)
+                _register(pm, plugin, ep.name, label)
                 dists[ep.name] = (dist_name, version)
                 # its components would only be "unknown", unexplained; exitcore's own hookless
                 # 'builtin' entry point is dropped, but editable installs made before still list it
                 if not pm.get_hookcallers(plugin) and (dist_name, ep.name) != ("exitcore", "builtin"):
-                    hookless.append(_hookless_message(ep, plugin, f"{dist_name} {version}".strip()))
+                    hookless.append(_hookless_message(ep, plugin, label))
         for plugin in plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             if pm.has_plugin(name):
                 continue  # the same module already arrived through its entry point
-            _register(pm, plugin, name)
             dists[name] = _distribution_of(plugin)
+            _register(pm, plugin, name, plugin_label(name, *dists[name]))
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -167,6 +181,10 @@ class PluginHost:
         for message in hookless:  # the CLI prints these as "warning: ..." lines, once each
             warnings.warn(message, ExitcoreWarning, stacklevel=2)
         return cls(pm, dists, strict, hookless)
+
+    def _label(self, plugin: str) -> str:
+        """``plugin 'name' (distribution version)`` for messages (see :func:`plugin_label`)."""
+        return plugin_label(plugin, *self._dists.get(plugin, ("", "")))
 
     def _problem(self, error: PluginError) -> None:
         if self._strict:
@@ -187,10 +205,8 @@ class PluginHost:
                 except PluginError as exc:
                     self._problem(exc)
                 except Exception as exc:  # noqa: BLE001 - reported with plugin and distribution
-                    error = PluginError(
-                        f"plugin {impl.plugin_name!r} ({dist or 'no distribution'}) raised in {hook_name}: "
-                        f"{describe_exception(exc)}"
-                    )
+                    error = PluginError(f"{self._label(impl.plugin_name)} raised in {hook_name}: "
+                                        f"{describe_exception(exc)}")
                     error.__cause__ = exc
                     self._problem(error)
 
@@ -222,8 +238,13 @@ class PluginHost:
         from exitcore.errors import ConfigError
 
         available = ", ".join(f"{c.name} [{c.origin}]" for c in table.values()) or "none installed"
+        # a feature listed under guards: the name is right, the list is not (a look-alike of
+        # this kind would be a wrong suggestion then)
+        elsewhere = [f"{name!r} is a {other.value.replace('_', ' ')}: {_NAMED_IN[other]}"
+                     for other in ComponentKind if other is not kind and name in self._components[other]]
         close = difflib.get_close_matches(name, list(table), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = (f" ({'; '.join(elsewhere)})" if elsewhere
+                else f" (did you mean {close[0]!r}?)" if close else "")
         # a plugin that registered nothing may be the one meant to provide it
         empty = "".join(f"; note: {message}" for message in self.hookless)
         raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}{empty}")])
@@ -250,15 +271,15 @@ class PluginHost:
         problems = []
         for impl in self.pm.hook.register_commands.get_hookimpls():
             before = dict(cli.commands)
-            dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
+            label = self._label(impl.plugin_name)
             try:
                 impl.function(cli)
             except Exception as exc:  # noqa: BLE001
-                problems.append(f"plugin {impl.plugin_name!r} ({dist}) raised in register_commands: {exc}")
+                problems.append(f"{label} raised in register_commands: {exc}")
             else:
                 replaced = [name for name, cmd in before.items() if cli.commands.get(name) is not cmd]
                 if replaced:
-                    problems.append(f"plugin {impl.plugin_name!r} ({dist}) redefines the command(s) "
+                    problems.append(f"{label} redefines the command(s) "
                                     f"{', '.join(replaced)}; its commands are not added")
                 else:
                     continue
@@ -312,9 +333,8 @@ class PluginHost:
             impl = _raising_impl(caller.get_hookimpls(), exc)
             if impl is None:
                 raise
-            dist = self._dists.get(impl.plugin_name, ("", ""))[0] or "no distribution"
             what = str(exc) if isinstance(exc, ExitcoreError) else describe_exception(exc)
-            raise PluginError(f"plugin {impl.plugin_name!r} ({dist}) raised in {hook}: {what}") from exc
+            raise PluginError(f"{self._label(impl.plugin_name)} raised in {hook}: {what}") from exc
 
 
 def _boolean(answer: Any) -> bool | None:
@@ -341,6 +361,7 @@ class _Registrar:
 
     def __init__(self, host: PluginHost, kind: ComponentKind, plugin: str, dist: str, version: str):
         self._host, self._kind, self._plugin, self._dist, self._version = host, kind, plugin, dist, version
+        self._label = plugin_label(plugin, dist, version)
 
     def __call__(
         self,
@@ -350,21 +371,24 @@ class _Registrar:
         params: type | None = None,
         description: str = "",
         sniff: Any = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:  # else Python's TypeError names _Registrar.__call__, not the plugin or the keywords
+            self._unknown_keywords(list(unknown))
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {self._plugin!r} registered a {self._kind.value} without a name")
+            raise PluginError(f"{self._label} registered a {self._kind.value} without a name")
         if BAD_COMPONENT_NAME.search(name):
-            raise PluginError(f"plugin {self._plugin!r} registered {self._kind.value} {name!r}: a component name "
+            raise PluginError(f"{self._label} registered {self._kind.value} {name!r}: a component name "
                               "holds no '/', '=', quote or control character and no space at either end "
                               "(it is written in experiments.toml, on command lines and in log keys)")
         if not callable(build):
-            raise PluginError(f"plugin {self._plugin!r}: {self._kind.value} {name!r} has no callable build")
+            raise PluginError(f"{self._label}: {self._kind.value} {name!r} has no callable build")
         if params is not None and not attrs.has(params):
             raise PluginError(
-                f"plugin {self._plugin!r}: {self._kind.value} {name!r} params must be an attrs class, got {params!r}"
+                f"{self._label}: {self._kind.value} {name!r} params must be an attrs class, got {params!r}"
             )
         if sniff is not None and self._kind is not ComponentKind.DATA_SOURCE:
-            raise PluginError(f"plugin {self._plugin!r}: only data sources take sniff=, not {self._kind.value} {name!r}")
+            raise PluginError(f"{self._label}: only data sources take sniff=, not {self._kind.value} {name!r}")
         self._host._add(
             Component(
                 kind=self._kind,
@@ -378,6 +402,59 @@ class _Registrar:
                 version=self._version,
             )
         )
+
+    def _unknown_keywords(self, keywords: list[str]) -> None:
+        """Refuse ``register(..., param=P)``: name each unknown keyword with a likely meant one,
+        the keywords this kind takes, and the plugin's line that called ``register``."""
+        accepted = ["params", "description"] + (["sniff"] if self._kind is ComponentKind.DATA_SOURCE else [])
+        named = []
+        for keyword in keywords:
+            close = difflib.get_close_matches(keyword, accepted, n=1)
+            named.append(repr(keyword) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        caller = sys._getframe(2)  # the plugin's frame: above __call__, which called this method
+        where = f"{_shown_path(caller.f_code.co_filename)}:{caller.f_lineno}"
+        raise PluginError(f"{self._label}: register() in {_REGISTER_HOOKS[self._kind]} got an unknown "
+                          f"keyword{'s' if len(named) > 1 else ''} {', '.join(named)}; it takes name, build and the "
+                          f"keywords {', '.join(accepted)} (at {where})")
+
+
+def plugin_label(name: str, dist: str, version: str) -> str:
+    """``plugin 'name' (distribution version)``: how every message names a plugin, with
+    ``no distribution`` for one registered as an object that no installed distribution holds."""
+    return f"plugin {name!r} ({f'{dist} {version}'.strip() or 'no distribution'})"
+
+
+def _hook_names() -> list[str]:
+    """The names of the hooks exitcore specifies (the functions of :mod:`exitcore.hookspecs`)."""
+    return [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), f"{hookspecs.PROJECT}_spec")]
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it (as
+    :func:`exitcore.errors.raised_at` shows one), else as it is."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return rel if not rel.startswith("..") else path
+
+
+def _defined_at(function: Any) -> str:
+    """``file:line`` where ``function`` (or a bound method's function) is defined; ``""`` if unknown."""
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    return f"{_shown_path(code.co_filename)}:{code.co_firstlineno}" if code is not None else ""
+
+
+def _unmarked_hooks(plugin: Any) -> list[str]:
+    """``name (at file:line)`` of each function of ``plugin`` named like a hook but not marked
+    with ``@hookimpl``, which pluggy silently skips."""
+    found = []
+    for name in _hook_names():
+        function = getattr(plugin, name, None)
+        if inspect.isroutine(function) and not hasattr(function, f"{hookspecs.PROJECT}_impl"):
+            where = _defined_at(function)
+            found.append(f"{name} (at {where})" if where else name)
+    return found
 
 
 def _entry_points() -> list[md.EntryPoint]:
@@ -395,10 +472,18 @@ def _missing_module_advice(ep: md.EntryPoint, exc: BaseException, dist: str) -> 
             f"([project.entry-points.exitcore] in its pyproject.toml, then reinstall it), or uninstall {dist}")
 
 
-def _hookless_message(ep: md.EntryPoint, plugin: Any, dist: str) -> str:
-    """The warning for an entry-point plugin that implements no hook, naming what was imported:
-    a same-named module or folder earlier on ``sys.path`` (the current directory) can shadow
-    the real package, and a folder without ``__init__.py`` imports as an empty namespace package."""
+def _hookless_message(ep: md.EntryPoint, plugin: Any, label: str) -> str:
+    """The warning for an entry-point plugin (``label``: :func:`plugin_label`) that implements no
+    hook: its functions named like hooks that lack ``@hookimpl``; failing those, what was
+    imported, since a same-named module or folder earlier on ``sys.path`` (the current
+    directory) can shadow the real package, and a folder without ``__init__.py`` imports as an
+    empty namespace package."""
+    unmarked = _unmarked_hooks(plugin)
+    if unmarked:
+        one = len(unmarked) == 1
+        return (f"{label} implements no exitcore hooks: {' and '.join(unmarked)} {'is' if one else 'are'} not marked "
+                f"with @exitcore.hookimpl, so pluggy does not call {'it' if one else 'them'}: decorate "
+                f"{'it' if one else 'them'} with @hookimpl (from exitcore import hookimpl)")
     module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
     file = getattr(module, "__file__", None)
     if file:
@@ -406,32 +491,58 @@ def _hookless_message(ep: md.EntryPoint, plugin: Any, dist: str) -> str:
     else:  # a namespace package: a folder (or several) with no __init__.py
         folders = list(dict.fromkeys(getattr(module, "__path__", []) or []))  # a folder twice on sys.path: once
         imported = f"imported as a namespace package from {', '.join(folders)}" if folders else "imported from no file"
-    return (f"plugin {ep.name!r} ({dist or 'no distribution'}) implements no exitcore hooks: entry point "
+    return (f"{label} implements no exitcore hooks: entry point "
             f"{ep.value!r} {imported}; if that is not the plugin's module, a same-named file or folder earlier on "
             "sys.path (the current directory) shadows it: rename it or run from elsewhere")
 
 
-def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str, label: str) -> None:
+    """Register ``plugin`` as ``name``; a hook implementation pluggy refuses is a one-line
+    :class:`PluginError` starting with ``label`` (:func:`plugin_label`)."""
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {name!r} has an invalid hook implementation: {exc}") from None
+        # pluggy's own text spans lines and names no file; other refusals (wrapper options) keep it, joined
+        why = _bad_parameters(plugin) or "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise PluginError(f"{label} has an invalid hook implementation: {why}") from None
     except ValueError as exc:
-        raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
+        raise PluginError(f"{label} cannot be registered: {exc}") from None
+
+
+def _bad_parameters(plugin: Any) -> str:
+    """``hook(declared): unknown parameter 'x'; the hook offers ... (at file:line)`` for the
+    first ``@hookimpl`` function of ``plugin`` with a parameter its hookspec lacks (a misspelt
+    ``register``), as pluggy checks them: parameters without a default; else ``""``."""
+    for name in _hook_names():
+        function = getattr(plugin, name, None)
+        if not hasattr(function, f"{hookspecs.PROJECT}_impl"):
+            continue
+        try:
+            declared = inspect.signature(function).parameters.values()  # a bound method's has no self
+        except (TypeError, ValueError):
+            continue
+        offered = list(inspect.signature(getattr(hookspecs, name)).parameters)
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        unknown = [p.name for p in declared if p.default is p.empty and p.kind in positional and p.name not in offered]
+        if unknown:
+            where = _defined_at(function)
+            return (f"{name}({', '.join(p.name for p in declared)}): unknown parameter"
+                    f"{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; the hook offers "
+                    f"{', '.join(offered)}" + (f" (at {where})" if where else ""))
+    return ""
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any, dists: dict[str, tuple[str, str]]) -> PluginError:
     """The error for a plugin with ``@hookimpl`` functions that match no hookspec (a typo)."""
     name = pm.get_name(plugin) or repr(plugin)
-    dist = dists.get(name, ("", ""))[0] or "no distribution"
-    specs = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "exitcore_spec")]
+    specs = _hook_names()
     unknown = []
     for caller in pm.get_hookcallers(plugin) or []:
         if not caller.has_spec():
             close = difflib.get_close_matches(caller.name, specs, n=1)
             unknown.append(repr(caller.name) + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return PluginError(f"plugin {name!r} ({dist}) implements unknown hook(s) {', '.join(unknown)}; "
-                       "docs/plugins.md lists the hooks")
+    label = plugin_label(name, *dists.get(name, ("", "")))
+    return PluginError(f"{label} implements unknown hook(s) {', '.join(unknown)}; docs/plugins.md lists the hooks")
 
 
 def _raising_impl(impls: list[Any], exc: BaseException) -> Any:

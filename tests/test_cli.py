@@ -121,7 +121,7 @@ def test_plugins_command_shows_builtins_and_a_broken_plugin_is_named(tmp_path):
     (info / "entry_points.txt").write_text("[exitcore]\nkaputt = kaputt\n")
     out = run_exitcore("plugins", env={"PYTHONPATH": str(tmp_path)})
     assert out.returncode == 2
-    assert "plugin 'kaputt' (kaputt) raised in register_features: ValueError: boom" in out.stderr
+    assert "plugin 'kaputt' (kaputt 2.0) raised in register_features: ValueError: boom" in out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -204,7 +204,7 @@ def test_plugin_cli_commands_are_added(tmp_path):
     (info / "entry_points.txt").write_text("[exitcore]\nclash = clash_cmd\n")
     out = run_exitcore("--help", env={"PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0 and "Say hello from a plugin." in out.stdout and "extra" not in out.stdout
-    assert "warning: plugin 'clash' (clash-cmd) redefines the command(s) run; its commands are not added" in out.stderr
+    assert "warning: plugin 'clash' (clash-cmd 1.0) redefines the command(s) run; its commands are not added" in out.stderr
     assert "Train experiment NAME" in run_exitcore("run", "--help", env={"PYTHONPATH": str(tmp_path)}).stdout
     assert run_exitcore("hello", env={"PYTHONPATH": str(tmp_path)}).returncode == 0
 

@@ -64,7 +64,7 @@ def test_a_plugin_raising_while_registering_is_named_with_its_distribution(tmp_p
             raise RuntimeError("cannot find my model file")
     """)
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match=r"plugin 'broken_exits' \(broken-exits\) raised in register_action_masks: RuntimeError: cannot find my model file") as exc:
+    with pytest.raises(PluginError, match=r"plugin 'broken_exits' \(broken-exits 1.2.3\) raised in register_action_masks: RuntimeError: cannot find my model file") as exc:
         PluginHost.create()
     # the plugin's own line, so its author needs no traceback
     assert str(exc.value).endswith(f"(at {tmp_path / 'broken_exits.py'}:6)")
@@ -122,6 +122,138 @@ def test_a_plugin_that_implements_no_hook_is_warned_about_naming_what_was_import
     with pytest.raises(ConfigError) as exc:  # the component it was meant to register: unknown, with the note
         host.get(ComponentKind.GUARD, "my_guard", where="guards[0].name")
     assert str(exc.value).endswith(f"; note: {message}")
+
+
+def test_a_hook_function_without_hookimpl_is_named_instead_of_a_shadowing_hint(tmp_path, monkeypatch):
+    """A plugin-author trial: `def register_features(register)` without `@hookimpl` was warned
+    about as "implements no exitcore hooks ... a same-named file or folder shadows it"."""
+    from exitcore.errors import ExitcoreWarning
+
+    fake_distribution(tmp_path, "undecorated-plug", "undecorated_plug", """
+        from exitcore import hookimpl
+
+
+        def register_features(register):
+            register("momo", lambda p, ctx: None)
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    message = (f"plugin 'undecorated_plug' (undecorated-plug 1.2.3) implements no exitcore hooks: register_features "
+               f"(at {tmp_path / 'undecorated_plug.py'}:5) is not marked with @exitcore.hookimpl, so pluggy does not "
+               "call it: decorate it with @hookimpl (from exitcore import hookimpl)")
+    with pytest.warns(ExitcoreWarning) as record:
+        host = PluginHost.create()
+    assert message in [str(w.message) for w in record]
+    with pytest.raises(ConfigError) as exc:  # the repetition in the unknown-component error too
+        host.get(ComponentKind.FEATURE, "momo", where="features[0].name")
+    assert str(exc.value).endswith(f"; note: {message}")
+    assert "shadows" not in str(exc.value)
+
+
+def test_a_hook_implementation_with_an_unknown_parameter_is_one_located_line(tmp_path, monkeypatch, make_host):
+    fake_distribution(tmp_path, "badarg-plug", "badarg_plug", """
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_features(registrar):
+            registrar("momo", lambda p, ctx: None)
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError) as exc:
+        PluginHost.create()
+    assert str(exc.value) == (
+        "plugin 'badarg_plug' (badarg-plug 1.2.3) has an invalid hook implementation: register_features(registrar): "
+        f"unknown parameter 'registrar'; the hook offers register (at {tmp_path / 'badarg_plug.py'}:4)")
+
+    class Listener:  # a plugin object: `self` is not one of the parameters
+        @hookimpl
+        def iteration_end(self, run, update, metric):
+            pass
+
+    with pytest.raises(PluginError, match=r"^plugin 'Listener' \(no distribution\) has an invalid hook implementation: "
+                                          r"iteration_end\(run, update, metric\): unknown parameter 'metric'; the hook "
+                                          r"offers run, update, metrics \(at .*test_plugins.py:\d+\)$"):
+        make_host(Listener())
+
+
+def test_a_misspelt_register_keyword_is_named_with_a_suggestion(tmp_path, monkeypatch, make_host):
+    fake_distribution(tmp_path, "kwtypo-plug", "kwtypo_plug", """
+        import attrs
+        from exitcore import hookimpl
+
+        @attrs.frozen
+        class P:
+            n: int = 1
+
+        @hookimpl
+        def register_features(register):
+            register("momo", lambda p, ctx: None, param=P)
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError) as exc:
+        PluginHost.create()
+    assert str(exc.value) == (
+        "plugin 'kwtypo_plug' (kwtypo-plug 1.2.3): register() in register_features got an unknown keyword 'param' "
+        "(did you mean 'params'?); it takes name, build and the keywords params, description "
+        f"(at {tmp_path / 'kwtypo_plug.py'}:11)")
+
+    class Source:  # data sources take sniff= too; a keyword like none of them has no suggestion
+        @hookimpl
+        def register_data_sources(self, register):
+            register("feed", lambda p: None, colour="red")
+
+    with pytest.raises(PluginError, match=r"got an unknown keyword 'colour'; it takes name, build and the keywords "
+                                          r"params, description, sniff \(at "):
+        make_host(Source())
+
+
+def test_a_component_listed_under_another_kind_says_where_it_belongs(make_host):
+    class Mixed:
+        @hookimpl
+        def register_features(self, register):
+            register("momentum", lambda p, ctx: None)
+
+        @hookimpl
+        def register_policies(self, register):
+            register("tiny", lambda p, ctx: None)
+
+    host = make_host(Mixed())
+    with pytest.raises(ConfigError, match=r"^guards\[0\]\.name: unknown guard 'momentum' \('momentum' is a feature: "
+                                          r"list it under features\); available exit guards: none installed$"):
+        host.get(ComponentKind.GUARD, "momentum", where="guards[0].name")
+    with pytest.raises(ConfigError, match=r"unknown feature 'tiny' \('tiny' is a policy: set it as ppo\.policy\); "
+                                          r"available features: momentum \[Mixed \(not installed"):
+        host.get(ComponentKind.FEATURE, "tiny", where="features[0].name")
+
+
+def test_every_plugin_error_labels_the_distribution_with_its_version(tmp_path, monkeypatch):
+    """"(trialr-typohook)" in one message, "(trialr-importerr 0.1.0)" in another."""
+    fake_distribution(tmp_path, "typohook-plug", "typohook_plug", """
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_featurs(register):
+            pass
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"^plugin 'typohook_plug' \(typohook-plug 1.2.3\) implements unknown hook"):
+        PluginHost.create()
+    (tmp_path / "typohook_plug.py").unlink()
+    other = tmp_path / "other"
+    other.mkdir()
+    fake_distribution(other, "late-plug", "late_plug", """
+        from exitcore import hookimpl
+
+        @hookimpl
+        def run_started(run):
+            raise RuntimeError("no mail server")
+    """)
+    import shutil
+
+    shutil.rmtree(tmp_path / "typohook_plug-1.2.3.dist-info")
+    monkeypatch.syspath_prepend(str(other))
+    host = PluginHost.create()
+    with pytest.raises(PluginError, match=r"^plugin 'late_plug' \(late-plug 1.2.3\) raised in run_started: "):
+        host.run_started("r")
 
 
 def test_every_entry_point_exitcore_declares_implements_hooks():

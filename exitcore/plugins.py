@@ -33,6 +33,10 @@ ENTRY_POINT_GROUP = "exitcore"
 BAD_COMPONENT_NAME = re.compile(r"[/=\"'\x00-\x1f\x7f]|^\s|\s$")
 #: set to 1 to skip entry-point discovery (only explicitly registered plugins are used)
 DISABLE_AUTOLOAD_ENV = "EXITCORE_DISABLE_PLUGIN_AUTOLOAD"
+#: environment variable naming plugin modules to load beside the installed ones (comma-separated,
+#: importable from ``sys.path``/``PYTHONPATH``): plugins without installing them, e.g. into a
+#: shared or read-only environment
+PLUGINS_ENV = "EXITCORE_PLUGINS"
 
 _REGISTER_HOOKS: dict[ComponentKind, str] = {
     ComponentKind.REWARD: "register_reward_terms",
@@ -132,7 +136,8 @@ class PluginHost:
 
         ``plugins`` are modules or objects with hook implementations, registered in order
         after the entry points (tests pass their own here with ``autoload=False``).
-        ``autoload=None`` follows the ``EXITCORE_DISABLE_PLUGIN_AUTOLOAD`` environment variable.
+        ``autoload=None`` follows the ``EXITCORE_DISABLE_PLUGIN_AUTOLOAD`` environment variable;
+        with autoload, the modules ``EXITCORE_PLUGINS`` names (comma-separated) are loaded too.
         ``strict=False`` (``exitcore plugins``, to diagnose): a component registered twice or a
         raising ``register_*`` hook is recorded in :attr:`problems` and skipped, not raised.
         An entry-point plugin whose module implements no exitcore hook is warned about
@@ -168,6 +173,7 @@ class PluginHost:
                 # 'builtin' entry point is dropped, but editable installs made before still list it
                 if not pm.get_hookcallers(plugin) and (dist_name, ep.name) != ("exitcore", "builtin"):
                     hookless.append(_hookless_message(ep, plugin, label))
+            plugins = [*_env_plugins(pm), *plugins]
         for plugin in plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             if pm.has_plugin(name):
@@ -553,6 +559,25 @@ def _raising_impl(impls: list[Any], exc: BaseException) -> Any:
         if hasattr(fn, "__code__"):
             by_code[fn.__code__] = impl
     return innermost_match(exc, by_code)
+
+
+def _env_plugins(pm: pluggy.PluginManager) -> list[types.ModuleType]:
+    """The modules :data:`PLUGINS_ENV` names, imported (one that fails is an error naming it);
+    a module an entry point already registered is not loaded twice."""
+    import importlib
+
+    modules = []
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        if pm.has_plugin(name):
+            continue
+        try:
+            modules.append(importlib.import_module(name))
+        except Exception as exc:  # noqa: BLE001 - reported, named
+            hint = ("; put the folder holding it on PYTHONPATH"
+                    if isinstance(exc, ModuleNotFoundError) and exc.name == name.split(".")[0] else "")
+            raise PluginError(f"{PLUGINS_ENV}: plugin module {name!r} failed to import: "
+                              f"{describe_exception(exc)}{hint}") from exc
+    return modules
 
 
 def _distribution_of(plugin: Any) -> tuple[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import textwrap
 
@@ -538,3 +540,29 @@ def test_a_plugin_installed_in_the_interpreters_own_site_packages_is_located(tmp
         lib.load()
     except ValueError as err:  # the standard library's own frames are still skipped
         assert not raised_at(err).startswith(str(tmp_path / "lib" / "python3.11" / "json_like.py"))
+
+
+def test_plugin_modules_named_by_exitcore_plugins_load_without_installing(tmp_path):
+    """A shared or read-only environment could not take a plugin (it had to be pip-installed into
+    exitcore's environment; a user trial built an overlay venv): EXITCORE_PLUGINS names modules
+    to load from PYTHONPATH."""
+    import subprocess
+
+    (tmp_path / "myterms.py").write_text(
+        "from exitcore import hookimpl\n\n\n@hookimpl\ndef register_reward_terms(register):\n"
+        "    register('zero_term', lambda params, ctx: (lambda before, action, after: after.upnl * 0.0),"
+        " description='always 0')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "EXITCORE_PLUGINS": " myterms ,"}
+    env.pop("EXITCORE_DISABLE_PLUGIN_AUTOLOAD", None)
+
+    def plugins(**more):
+        return subprocess.run([sys.executable, "-m", "exitcore", "plugins"], capture_output=True, text=True,
+                              env={**env, **more}, timeout=120)
+
+    out = plugins()
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"\n\s+zero_term\s+always 0\n", out.stdout), out.stdout
+    out = plugins(EXITCORE_PLUGINS="nothere")
+    assert out.returncode == 2 and out.stderr == (
+        "error: EXITCORE_PLUGINS: plugin module 'nothere' failed to import: ModuleNotFoundError: No module named "
+        "'nothere'; put the folder holding it on PYTHONPATH\n")

@@ -292,6 +292,10 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         # evaluation also books the trades that close on their entry bar, before any decision
         booked = {name: int(p.numel()) for name, p in pools["valid"].items()}
         note(trades_words(assembled.table.n, resolved.entry.name, counts, booked))
+        if previous is None:  # a component failing at its first step is bad input: no run, no trial
+            from exitcore.env.sweep import first_steps
+
+            first_steps(assembled)
         if cfg.eval.walk_forward > 0:  # windows the data cannot test: refused now, not after the training
             from exitcore.evaluation.evaluate import walk_forward_plan
 

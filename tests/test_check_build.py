@@ -12,7 +12,8 @@ import torch
 
 from exitcore import hookimpl
 from exitcore.actions import EXIT, PARTIAL_EXIT
-from exitcore.cli.experiments import _build_and_step, step_every_action
+from exitcore.cli.experiments import _build_and_step
+from exitcore.env.sweep import step_every_action
 from exitcore.experiments import SHIPPED_FILE, load_file
 
 
@@ -70,6 +71,13 @@ class _Brittle:
 
         register("two_arguments", lambda params, ctx: TwoArguments())
 
+        def huge(params, ctx):
+            def term(before, action, after):  # finite in float64, beyond the step's float32 reward
+                return (after.bar + 1).to(torch.float64) * 1e300
+            return term
+
+        register("huge", huge)
+
     @hookimpl
     def register_evaluators(self, register):
         def build(params, ctx):
@@ -109,6 +117,9 @@ guards = [{ name = "one_argument" }]
 [experiments.reward_signature]
 extends = "v4_no_lookahead"
 rewards = [{ name = "pnl" }, { name = "two_arguments" }]
+[experiments.huge_reward]
+extends = "v4_no_lookahead"
+rewards = [{ name = "pnl" }, { name = "huge" }]
 [experiments.wf_too_many]
 extends = "v4_no_lookahead"
 eval = { walk_forward = 200 }
@@ -137,6 +148,37 @@ def test_a_function_written_with_other_parameters_is_named_not_a_traceback(check
     file, host = checked
     problem = _build_and_step(file, name, host)
     assert problem is not None and all(w in problem for w in words), problem
+
+
+def test_reward_terms_whose_sum_is_beyond_float32_are_found(checked):
+    """Each term was checked finite in its own dtype, so a float64 term of 1e300 passed the
+    check and stopped the run at its first rollout step (trial R)."""
+    file, host = checked
+    problem = _build_and_step(file, "huge_reward", host)
+    assert problem is not None and "the reward terms (" in problem and "'huge' from _Brittle" in problem, problem
+    assert "beyond float32, the step's reward type" in problem
+
+
+@pytest.mark.parametrize("name, words", [("guard_signature", "exit guard 'one_argument' from _Brittle"),
+                                         ("huge_reward", "beyond float32, the step's reward type")])
+def test_a_run_refuses_a_component_failing_at_its_first_steps_before_recording_anything(checked, tmp_path, name, words):
+    """Such a component failed the run it had started: a failed run (a trial) with a checkpoint
+    of the untrained policy (trial R). Its first steps are swept before the run is recorded."""
+    from exitcore.errors import PluginError
+    from exitcore.runner import RunRequest, execute
+
+    file, host = checked
+    runs = tmp_path / "runs"
+    request = RunRequest(experiment=name, budget="smoke", runs_dir=str(runs))
+    with pytest.raises(PluginError) as exc:
+        execute(request, file, host, quiet=True)
+    assert words in str(exc.value)
+    assert not runs.exists() or not [p for p in runs.iterdir() if p.is_dir()]  # no run directory
+    from exitcore.registry import Registry
+
+    if Registry.exists(runs):
+        with Registry(runs, read_only=True) as reg:
+            assert reg.list() == []
 
 
 def test_masked_actions_are_not_stepped(checked):

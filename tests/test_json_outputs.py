@@ -182,6 +182,10 @@ def test_audit(two_runs):
         assert_documented(culprit, "audit: `culprits[]`")
         assert_documented(culprit["first"], "audit: `findings[]` (and `culprits[].first`)")
         assert_times(culprit["first"]["time"])
+    # the random-init policy acts on the leaky feature: a consequence, not a culprit
+    assert leaky["consequences"] and {c["kind"] for c in leaky["culprits"]} == {"feature"}
+    for consequence in leaky["consequences"]:
+        assert_documented(consequence, "audit: `consequences[]`")
 
 
 def test_plugins():
@@ -267,7 +271,7 @@ CHECKED = {
     "Run record", "Run record: `params`", "Run record: `metrics`", "`show --json` adds",
     "compare: top level", "compare: `runs[]`", "compare: `runs[].metrics`", "compare: `config_differences[]`",
     "compare: `--csv` rows",
-    "audit: top level", "audit: `findings[]` (and `culprits[].first`)", "audit: `culprits[]`",
+    "audit: top level", "audit: `findings[]` (and `culprits[].first`)", "audit: `culprits[]`", "audit: `consequences[]`",
     "plugins: plugin", "plugins: `components[]`",
     "experiments show: top level",
     "data inspect: top level", "data inspect: `gaps`", "data inspect: `splits[]`",

@@ -169,6 +169,7 @@ def _build_and_step(file, name: str, host) -> str | None:
 
     from exitcore.assembly import assemble, split_pools
     from exitcore.data.pipeline import load_bars
+    from exitcore.env.sweep import step_every_action
     from exitcore.errors import ExitcoreError
     from exitcore.experiments import resolve
 
@@ -188,43 +189,11 @@ def _build_and_step(file, name: str, host) -> str | None:
             walk_forward_plan(assembled, resolved.config.eval.walk_forward)
         env = assembled.make_env(valid, auto_reset=False)
         obs, mask = env.reset(seed=0)
-        step_every_action(env, mask)
+        step_every_action(env, mask)  # on every trade: a run checks only the first few before it starts
         _build_evaluators(resolved, assembled)
     except ExitcoreError as exc:
         return str(exc)
     return _policy_problem(resolved, obs, f"experiments.{name}.ppo.policy")
-
-
-def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
-    """Step a sweep environment (one env per trade, no resets) until every action has been
-    sampled and executed (not blocked by a guard) in some live row where the masks allow it,
-    or every episode has ended, or
-    ``max_steps`` steps; return the actions never stepped (the masks never allowed them).
-
-    Row ``i`` tries action ``(i + step) % N_ACTIONS`` and holds where the mask forbids it: each
-    step covers every action at once, so a guard or reward term that fails only when EXIT (or
-    a partial exit) is chosen fails here, in a few steps, rather than after a run's training.
-    Masked actions are never stepped, as training never samples them.
-    """
-    import torch
-
-    from exitcore.actions import HOLD, N_ACTIONS
-
-    rows = torch.arange(env.n_envs, device=env.device)
-    untried = set(range(N_ACTIONS))  # never sampled: the guards have not seen it
-    unexecuted = set(range(N_ACTIONS))  # never executed (a guard blocked it): the reward terms have not
-    for step in range(max_steps):
-        live = ~env.state.done
-        want = (rows + step) % N_ACTIONS
-        allowed = mask.gather(1, want[:, None]).squeeze(1)
-        action = torch.where(allowed, want, torch.full_like(want, HOLD))
-        untried -= set(action[live].unique().tolist())
-        _, mask, _, _ = env.step(action)
-        unexecuted -= set(env.after.action[live].unique().tolist())
-        # until every action has been sampled and executed (a guard may block one for a while)
-        if (not untried and not unexecuted and step + 1 >= N_ACTIONS) or bool(env.state.done.all()):
-            break
-    return sorted(untried)
 
 
 def _build_evaluators(resolved, assembled) -> None:

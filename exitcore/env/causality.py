@@ -311,7 +311,6 @@ def probe_decisions(
     leaks: list[Leak] = []
     tick = progress_counter("probed {done} of {total} decisions", len(rows))  # a long audit says how far it is
     for i, row in enumerate(rows):
-        tick(i)
         history = None if histories is None else histories[i]
         original = decision_view(assembled, row, history)
         view_of = lambda bars, row=row, history=history: decision_view(rebuild(bars), row, history)  # noqa: E731
@@ -319,6 +318,7 @@ def probe_decisions(
         if any(leak.kind in ("feature", "mask", "guard", "state") for leak in found):
             found = _recheck_with_fixed_rng(assembled, row, view_of, modes, seed + i, on_view)
         leaks.extend(found)
+        tick(i + 1)
     return leaks
 
 

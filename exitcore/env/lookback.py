@@ -77,8 +77,7 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
     to_first: dict[int, int] = {}  # feature -> latest decision bar at which it read back to bar 0
     unstable: list[Leak] = []  # features that differ when rebuilt on the unpoisoned bars
     tick = progress_counter("checked the lookbacks at {done} of {total} decisions", len(rows))
-    for done, row in enumerate(rows):
-        tick(done)
+    for done, row in enumerate(rows, start=1):
         bar, trade, k = int(row.bar[0]), int(row.trade[0]), int(row.k[0])
         for i, (factory, named, spec) in enumerate(features):
             before = bar - spec.lookback
@@ -114,6 +113,7 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
                 bounded[i] = max(far, here)
             else:  # to the first bar here; near the start of the data a rolling window does that too
                 to_first[i] = max(to_first.get(i, 0), bar)
+        tick(done)
     # what to declare is only known from the decisions sampled: the farthest of them, a minimum
     leaks: list[Leak] = list(unstable)
     for i, found in found_by_feature.items():
@@ -122,9 +122,9 @@ def probe_lookback(assembled: Any, rows: Sequence[EnvState], modes: Sequence[str
         n = len({(f.trade, f.k) for f in found})
         if i in bounded:  # a bounded reach somewhere: the first-bar hits were early decisions
             words = _reach_words(max(bounded[i], to_first.get(i, 0)), n)
-        else:
-            words = _unbounded_words(to_first[i])
-        leaks.extend(attrs.evolve(f, detail=f"{f.detail}; {words}") for f in found)
+            leaks.extend(attrs.evolve(f, detail=f"{f.detail}; {words}") for f in found)
+        else:  # every decision found read back to bar 0: each finding says how far that is from it
+            leaks.extend(attrs.evolve(f, detail=f"{f.detail}; {_unbounded_words(f.bar)}") for f in found)
     return leaks
 
 
@@ -211,7 +211,9 @@ def _reach(recompute: Any, original: torch.Tensor, bar: int, declared: int, mode
 
 
 def _unbounded_words(bar: int) -> str:
-    return (f"it reads back to the first bar of the data ({bar} bars before a decision): no purge gap can "
+    """For a finding at decision bar ``bar`` that reads back to bar 0: its own distance, the one
+    a report shows beside it (the farthest of the decisions checked was cited beside an earlier one)."""
+    return (f"it reads back to the first bar of the data ({bar:,} bars before this decision): no purge gap can "
             f"separate that from the training split; use a rolling window and declare its length")
 
 

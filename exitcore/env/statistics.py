@@ -17,6 +17,7 @@ reads a device value back to the host until :meth:`StepStatistics.summary`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -50,27 +51,34 @@ def step_sums(
     blocked_by: list[torch.Tensor],
     live: torch.Tensor | None,
     mask_empty: torch.Tensor,
+    empty_alone: Sequence[torch.Tensor] = (),
 ) -> torch.Tensor:
-    """float64 ``[G + 3]``: blocks per guard (of non-HOLD actions), summed return and length of
-    the episodes that ended, and the next decisions whose masks allowed nothing (``mask_empty``,
-    bool ``[N]``) (one reduction; runs in the compiled step)."""
+    """float64 ``[G + 3 + M]``: blocks per guard (of non-HOLD actions), summed return and length
+    of the episodes that ended, the next decisions whose masks together allowed nothing
+    (``mask_empty``, bool ``[N]``) and, per mask, those it alone allowed nothing at
+    (``empty_alone``: one bool ``[N]`` per mask, none with a single mask) (one reduction; runs
+    in the compiled step)."""
     ended = after.done if live is None else after.done & live
     acting = sampled != A.HOLD if live is None else (sampled != A.HOLD) & live
     columns = [(b & acting).to(torch.float64) for b in blocked_by]
     columns.append(torch.where(ended, episode_return, torch.zeros_like(episode_return)))
     columns.append(torch.where(ended, after.bars_held, torch.zeros_like(after.bars_held)).to(torch.float64))
     columns.append(mask_empty.to(torch.float64))
+    columns.extend(e.to(torch.float64) for e in empty_alone)
     return torch.stack(columns, dim=1).sum(dim=0)
 
 
 class StepStatistics:
     """Running statistics of one environment since the last :meth:`summary` (on its device)."""
 
-    def __init__(self, guard_names: list[str], device: torch.device):
+    def __init__(self, guard_names: list[str], device: torch.device, mask_names: Sequence[str] = ()):
         self.guard_names = list(guard_names)
+        self.mask_names = list(mask_names)
         self.device = device
         self.counts = torch.zeros(N_CODES + 1, dtype=torch.float64, device=device)  # + DEAD
-        self.sums = torch.zeros(len(self.guard_names) + 3, dtype=torch.float64, device=device)
+        # one column per mask only with several: a single mask's count is mask_empty itself
+        per_mask = len(self.mask_names) if len(self.mask_names) > 1 else 0
+        self.sums = torch.zeros(len(self.guard_names) + 3 + per_mask, dtype=torch.float64, device=device)
         self._ones: torch.Tensor | None = None
 
     def reserve(self, n: int) -> None:
@@ -94,9 +102,10 @@ class StepStatistics:
         return and length, fractions of the actions executed (a blocked one as HOLD; the trainer
         logs the sampled ones as ``sampled_frac``), blocked rates per action (NaN for an action
         never sampled) and in total (of all decisions; NaN without any), blocks per guard,
-        exit-reason fractions, ambiguous exits, and ``mask_empty``: decisions at which the
-        action masks together allowed no action, so only HOLD could be taken (a mask bug that
-        the first step's per-mask check did not see)."""
+        exit-reason fractions, ambiguous exits, ``mask_empty``: decisions at which the action
+        masks together allowed no action, so only HOLD could be taken (a mask bug that the first
+        step's per-mask check did not see), and ``mask_empty_by``: per mask, the decisions at
+        which that mask alone allowed no action (all zero while only the combination does)."""
         c = self.counts.cpu()[:N_CODES].reshape(N_ACTIONS, 2, _N_END)
         sums = self.sums.cpu()
         sampled = c.sum(dim=(1, 2))
@@ -127,6 +136,8 @@ class StepStatistics:
             },
             "ambiguous_exits": int(ends[:, 1].sum()),
             "mask_empty": int(sums[g + 2]),
+            "mask_empty_by": {name: int(sums[g + 3 + i] if len(self.mask_names) > 1 else sums[g + 2])
+                              for i, name in enumerate(self.mask_names)},
         }
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -206,10 +206,14 @@ class AuditReport:
         return EXIT_CODES[self.verdict]
 
     def culprits(self) -> list[dict[str, Any]]:
-        """One entry per (kind, component): its first offending decision, count and modes."""
+        """One entry per (kind, component): its first offending decision, count and modes. The
+        policy's findings that follow from a leaking input (:meth:`consequences`) are left out:
+        the policy is a culprit only where its action changed with its inputs unchanged."""
+        explained = _policy_causes(self.findings)
         groups: dict[tuple[str, str], list[Finding]] = {}
-        for f in self.findings:
-            groups.setdefault((f.kind, f.component), []).append(f)
+        for i, f in enumerate(self.findings):
+            if i not in explained:
+                groups.setdefault((f.kind, f.component), []).append(f)
         out = []
         for (kind, component), items in groups.items():
             first = min(items, key=lambda f: (f.time, f.trade, -1 if f.decision is None else f.decision))
@@ -222,8 +226,29 @@ class AuditReport:
                     "modes": sorted({f.mode for f in items}, key=_mode_order),
                 }
             )
-        # the policy's action only differs because something it reads does: list causes first
+        # a policy left here changed its action with its inputs unchanged: after the components
         return sorted(out, key=lambda c: (c["kind"] == "policy", c["first"]["time"]))
+
+    def consequences(self) -> list[dict[str, Any]]:
+        """The policy's action changes that its inputs explain, one entry per policy: where a
+        feature column or a mask it reads differed at the same decision under the same poisoning,
+        its action changing follows from that leak and is none of its own. ``because``: those
+        inputs (``feature name.column``, ``mask 'name'``); ``count``: the findings; ``decisions``:
+        the decisions they are at; ``modes``: the poisonings."""
+        groups: dict[str, list[tuple[Finding, tuple[str, ...]]]] = {}
+        for i, causes in _policy_causes(self.findings).items():
+            groups.setdefault(self.findings[i].component, []).append((self.findings[i], causes))
+        return [
+            {
+                "kind": "policy",
+                "component": component,
+                "because": sorted({cause for _, causes in items for cause in causes}),
+                "count": len(items),
+                "decisions": len({(f.trade, f.decision) for f, _ in items}),
+                "modes": sorted({f.mode for f, _ in items}, key=_mode_order),
+            }
+            for component, items in groups.items()
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready data (findings beyond :data:`MAX_LISTED` are counted, not listed)."""
@@ -233,6 +258,7 @@ class AuditReport:
             "split": self.split,
             "label": split_label(self.split),
             "culprits": self.culprits(),
+            "consequences": self.consequences(),
             "n_findings": len(self.findings),
             "findings": [f.to_dict() for f in self.findings[:MAX_LISTED]],
             "suspect": list(self.suspects),
@@ -250,6 +276,23 @@ class AuditReport:
     def format(self) -> str:
         """A human-readable report."""
         return format_audit(self.to_dict())
+
+
+#: the finding kinds of what the policy's action is computed from (the observation's columns, the
+#: mask): one differing at a decision and poisoning explains the action changing there
+POLICY_INPUTS = ("feature", "mask")
+
+
+def _policy_causes(findings: Sequence[Finding]) -> dict[int, tuple[str, ...]]:
+    """Each policy finding (by its position in ``findings``) whose inputs differed at the same
+    decision under the same poisoning, with those inputs in a few words (``feature a.b``, ``mask 'm'``)."""
+    inputs: dict[tuple[int, int | None, str], set[str]] = {}
+    for f in findings:
+        if f.kind in POLICY_INPUTS:
+            name = f.component.split(" [")[0] if f.kind == "feature" else f.component.split(" from ")[0]
+            inputs.setdefault((f.trade, f.decision, f.mode), set()).add(f"{f.kind} {name}")
+    return {i: tuple(sorted(inputs[(f.trade, f.decision, f.mode)])) for i, f in enumerate(findings)
+            if f.kind == "policy" and (f.trade, f.decision, f.mode) in inputs}
 
 
 def past_modes(modes: Sequence[str]) -> tuple[str, ...]:
@@ -296,6 +339,10 @@ def format_audit(report: Mapping[str, Any]) -> str:
             lines.append(f"  LEAK {c['kind']} {c['component']}")
         lines.append(f"       first at {finding.where()} when {_when(c['kind'], f['mode'])}: {f['detail']}")
         lines.append(f"       {plural(c['count'], 'difference')}, exposed by: {', '.join(c['modes'])}")
+    for c in report.get("consequences", []):  # an audit stored before has the policy among the culprits
+        lines.append(f"  CONSEQUENCE {c['kind']} {c['component']}: its action changed at "
+                     f"{plural(c['decisions'], 'decision')} because its inputs did there ({', '.join(c['because'])}), "
+                     "not a leak of its own")
     if any(c["kind"] == "lookback" for c in report["culprits"]):
         lines.append("  (a feature reading further back than its lookback makes the purge gap between the splits too "
                      "short: declare the lookback it reads)")
@@ -491,7 +538,6 @@ def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str
     out: list[Finding] = []
     tick = progress_counter("re-ran the entry strategy for {done} of {total} entries", len(trade_rows))
     for j, row in enumerate(trade_rows):
-        tick(j)
         s = int(frame["signal_bar"].iloc[int(row)])
         expected = original[original["signal_bar"] <= s].reset_index(drop=True)
         for mode in modes:
@@ -506,6 +552,7 @@ def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str
             detail = _first_trade_difference(expected, got, s)
             if detail:
                 out.append(Finding("entry", label, mode, int(row), None, s, _close_time(market, s), detail))
+        tick(j + 1)
     return out
 
 

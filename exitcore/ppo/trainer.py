@@ -383,17 +383,14 @@ class PPOTrainer:
 
     def _warn_mask_empty(self, update: int, env_stats: dict[str, Any]) -> None:
         """Warn once per process when the masks left no action at some decisions (the env then
-        allows HOLD alone; the first step's per-mask check only sees the first decisions)."""
+        allows HOLD alone; the first step's per-mask check only sees the first decisions),
+        naming the masks that alone allowed nothing there (``mask_empty_by``), else every mask:
+        then only their combination did."""
         empty = int(env_stats.get("mask_empty", 0))
         if not empty or self._warned_mask_empty:
             return
         self._warned_mask_empty = True
-        components = getattr(self.env, "components", None)
-        names = ", ".join(repr(m.name) for m in components.masks) if components is not None else ""
-        warnings.warn(f"update {update}: the action masks{f' ({names})' if names else ''} allowed no action at "
-                      f"{empty} of {env_stats.get('decisions', '?')} decisions, where only HOLD could be taken: "
-                      "a mask returns all-false rows for some states (mask_empty in train_log.jsonl counts them "
-                      "per update)", ExitcoreWarning, stacklevel=2)
+        warnings.warn(f"update {update}: {mask_empty_words(empty, env_stats)}", ExitcoreWarning, stacklevel=2)
 
     def _warn_runaway_kl(self, update: int, learn: dict[str, Any], learning_rate: float) -> None:
         """Warn once per trainer when an update moved the policy far beyond PPO's trust region
@@ -673,3 +670,37 @@ def _default_action_names(n_actions: int) -> tuple[str, ...]:
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def mask_empty_words(empty: int, env_stats: dict[str, Any]) -> str:
+    """Which masks left no action at ``empty`` decisions of an update, from ``env_stats``
+    (``mask_empty_by``: per mask, the decisions it alone allowed nothing at): only the masks
+    that did so alone are named, not the masks they are combined with; none alone, the masks
+    together. An env without per-mask counts gets the masks unnamed."""
+    decisions = env_stats.get("decisions", "?")
+    hold = "where only HOLD could be taken"
+    by = env_stats.get("mask_empty_by") or {}
+    alone = {name: int(n) for name, n in by.items() if n}
+    if len(alone) == 1:
+        ((name, n),) = alone.items()
+        together = f" (the masks together at {empty})" if n != empty else ""
+        return (f"the action mask {name!r} allowed no action at {n} of {decisions} decisions{together}, {hold}: "
+                f"it returns all-false rows for some states (mask_empty_by/{name} in train_log.jsonl counts them "
+                "per update)")
+    if alone:
+        each = ", ".join(f"{name!r} alone at {n}" for name, n in alone.items())
+        return (f"the action masks {_names(alone)} allowed no action at {empty} of {decisions} decisions ({each}), "
+                f"{hold}: they return all-false rows for some states (mask_empty_by/<mask> in train_log.jsonl counts "
+                "them per update)")
+    if by:
+        return (f"the action masks {_names(by)} together allowed no action at {empty} of {decisions} decisions, "
+                f"{hold}: each allows some action there, but no action is allowed by all of them (mask_empty in "
+                "train_log.jsonl counts them per update)")
+    return (f"the action masks allowed no action at {empty} of {decisions} decisions, {hold}: a mask returns "
+            "all-false rows for some states (mask_empty in train_log.jsonl counts them per update)")
+
+
+def _names(names: Any) -> str:
+    """``'a'``, ``'a' and 'b'``, ``'a', 'b' and 'c'``."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"

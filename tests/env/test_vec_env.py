@@ -5,6 +5,7 @@ implementation lives in test_differential.py.)"""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -443,8 +444,31 @@ class _LaterEmptyMask:
         register("empty_from_3", build)
 
 
-def _late_empty_env(compile_env=False, auto_reset=True):
-    res = resolved(extra_plugins=(_LaterEmptyMask(),), masks=[("empty_from_3", {})])
+class _ExitOnlyLater:
+    """A mask that allows EXIT alone from decision 3 on: never empty by itself, but with
+    ``min_exit_bar`` (EXIT forbidden before decision ``n``) nothing is allowed at 3 <= k < n."""
+
+    @hookimpl
+    def register_action_masks(self, register):
+        def build(p, ctx):
+            def mask(s):
+                exit_only = torch.zeros(s.n, 5, dtype=torch.bool)
+                exit_only[:, X] = True
+                return torch.where((s.k < 3)[:, None], torch.ones_like(exit_only), exit_only)
+
+            return mask
+
+        register("exit_only_from_3", build)
+
+
+#: a shipped mask that never leaves a row empty, beside the late-empty one
+SHIPPED_AND_LATE_EMPTY = (("min_exit_bar", {"n": 12}), ("empty_from_3", {}))
+#: two masks that are never empty alone, but together are at decisions 3..11
+EMPTY_TOGETHER = (("min_exit_bar", {"n": 12}), ("exit_only_from_3", {}))
+
+
+def _late_empty_env(compile_env=False, auto_reset=True, masks=(("empty_from_3", {}),)):
+    res = resolved(extra_plugins=(_LaterEmptyMask(), _ExitOnlyLater()), masks=list(masks))
     bars = random_bars(3000, seed=5)
     trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.001 * (1 + i % 4), 0.002 * (1 + i % 4)) for i in range(100)])
     asm = assemble(res, bars, trades=trades)
@@ -494,8 +518,88 @@ def test_training_warns_once_naming_the_masks_and_logs_the_count(tmp_path):
     with pytest.warns(ExitcoreWarning) as caught:
         trainer.train()
     messages = [str(w.message) for w in caught if "allowed no action" in str(w.message)]
-    assert len(messages) == 1 and "update 1: the action masks ('empty_from_3') allowed no action at" in messages[0]
+    assert len(messages) == 1 and "update 1: the action mask 'empty_from_3' allowed no action at" in messages[0]
     assert [m["mask_empty"] > 0 for m in log] == [True, True]
+    assert [m["mask_empty_by/empty_from_3"] for m in log] == [m["mask_empty"] for m in log]
+
+
+@pytest.mark.parametrize("compile_env", [False, True])
+def test_each_mask_that_alone_allows_nothing_is_counted(compile_env):
+    """``mask_empty_by`` counts, per mask, the decisions that mask alone allowed nothing at (a
+    shipped mask beside a user's late-empty one: only the latter), eager (computed only at the
+    steps with an empty row) and compiled (every step) alike; masks empty only together count
+    nothing alone."""
+    for masks, late_empty in ((SHIPPED_AND_LATE_EMPTY, lambda k: k >= 3), (EMPTY_TOGETHER, lambda k: (k >= 3) & (k < 12))):
+        env = _late_empty_env(compile_env, masks=masks)
+        env.reset(seed=0)
+        expected = 0
+        for _ in range(14):
+            env.step(torch.zeros(env.n_envs, dtype=torch.int64))  # HOLD: episodes run past decision 12
+            expected += int(late_empty(env.state.k).sum())
+        stats = env.episode_stats()
+        assert expected > 0 and stats["mask_empty"] == expected
+        if masks == SHIPPED_AND_LATE_EMPTY:
+            assert stats["mask_empty_by"] == {"min_exit_bar": 0, "empty_from_3": expected}
+        else:
+            assert stats["mask_empty_by"] == {"min_exit_bar": 0, "exit_only_from_3": 0}
+
+
+def test_the_mask_counts_of_finished_sweep_episodes_are_not_counted():
+    env = _late_empty_env(auto_reset=False, masks=SHIPPED_AND_LATE_EMPTY)
+    env.reset()
+    expected = 0
+    for _ in range(20):
+        env.step(torch.zeros(env.n_envs, dtype=torch.int64))
+        expected += int(((env.state.k >= 3) & ~env.state.done).sum())
+    assert expected > 0
+    assert env.episode_stats()["mask_empty_by"] == {"min_exit_bar": 0, "empty_from_3": expected}
+
+
+def _mask_warnings(masks):
+    from exitcore.config import PPOConfig
+    from exitcore.ppo import MLPActorCritic, PPOTrainer
+
+    env = _late_empty_env(masks=masks)
+    ppo = PPOConfig(n_envs=16, n_steps=16, batch_size=64, n_epochs=1, hidden=[8], total_timesteps=16 * 16, seed=0)
+    policy = MLPActorCritic.from_config(ppo, env.obs_dim, env.n_actions)
+    log = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PPOTrainer(env, policy, ppo, on_update=lambda u, m: log.append(m), progress=False).train()
+    return [str(w.message) for w in caught if "allowed no action" in str(w.message)], log[0]
+
+
+def test_the_warning_names_only_the_mask_that_allowed_nothing():
+    """Beside a shipped mask that never leaves a row empty, only the user's late-empty mask is
+    named, with its own count."""
+    (message,), log = _mask_warnings(SHIPPED_AND_LATE_EMPTY)
+    n = log["mask_empty_by/empty_from_3"]
+    assert n > 0 and log["mask_empty_by/min_exit_bar"] == 0
+    assert message.startswith(f"update 1: the action mask 'empty_from_3' allowed no action at {n} of "
+                              f"{log['decisions']} decisions, where only HOLD could be taken: "), message
+    assert "min_exit_bar" not in message
+
+
+def test_the_warning_words_name_each_mask_that_alone_allowed_nothing():
+    from exitcore.ppo.trainer import mask_empty_words
+
+    def words(empty, **by):
+        return mask_empty_words(empty, {"decisions": 100, "mask_empty_by": by})
+
+    assert words(7, a=0, b=5).startswith("the action mask 'b' allowed no action at 5 of 100 decisions (the masks "
+                                         "together at 7), where only HOLD could be taken: it returns all-false rows")
+    assert words(7, a=2, b=5, c=0).startswith("the action masks 'a' and 'b' allowed no action at 7 of 100 decisions "
+                                              "('a' alone at 2, 'b' alone at 5), where only HOLD could be taken")
+    assert words(7, a=0, b=0, c=0).startswith("the action masks 'a', 'b' and 'c' together allowed no action at 7 of "
+                                              "100 decisions")
+    assert mask_empty_words(7, {"decisions": 100}).startswith("the action masks allowed no action at 7 of 100 decisions")
+
+
+def test_the_warning_says_when_only_the_masks_together_allowed_nothing():
+    (message,), log = _mask_warnings(EMPTY_TOGETHER)
+    assert message.startswith(f"update 1: the action masks 'min_exit_bar' and 'exit_only_from_3' together allowed no "
+                              f"action at {log['mask_empty']} of {log['decisions']} decisions, where only HOLD could "
+                              "be taken: each allows some action there, but no action is allowed by all of them"), message
 
 
 def test_v4_masks_never_leave_a_decision_without_an_action():

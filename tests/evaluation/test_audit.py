@@ -26,6 +26,7 @@ from exitcore.evaluation.audit import (
     suspect_reasons,
 )
 from exitcore.evaluation.ledger import policy_actor
+from exitcore.words import plural
 
 N = 6  # decisions (and entries) per audit: enough to hit an always-on leak, cheap
 
@@ -209,6 +210,14 @@ def test_a_normalisation_fitted_on_all_data_reads_the_future_and_the_whole_past(
     assert causes == {("feature", "zoo_global_norm.close_z"), ("lookback", "zoo_global_norm.close_z")}
     assert len([c for c in report.culprits() if c["kind"] != "policy"]) == 2, report.format()
     assert "it reads back to the first bar of the data" in report.format()
+    # the distance given is the cited decision's own (it was the farthest decision's, 8638 bars,
+    # beside a first offending decision at bar 5668)
+    findings = [f for f in report.findings if f.kind == "lookback"]
+    assert len({f.bar for f in findings}) > 1
+    for f in findings:
+        assert f"it reads back to the first bar of the data ({f.bar:,} bars before this decision)" in f.detail
+    (past,) = [c for c in report.culprits() if c["kind"] == "lookback"]
+    assert f"({past['first']['bar']:,} bars before this decision)" in report.format()
 
 
 def test_a_feature_reading_past_its_declared_lookback_fails_saying_how_far_it_reads():
@@ -339,14 +348,50 @@ def test_a_component_failing_on_poisoned_bars_is_a_leak_naming_it():
     assert "prices contain NaN" in past["first"]["detail"] and "it reads back to the first bar" in past["first"]["detail"]
 
 
-def test_a_policy_acting_on_the_leak_is_reported_after_the_feature():
+def test_a_policy_acting_on_the_leak_is_a_consequence_of_the_feature_not_a_leak():
+    """Its action changed because its observation did: the policy was listed as a second LEAK
+    beside the feature (and named in the run's summary as a `leak in policy`)."""
     _, asm, pools, _ = prepared("v3")
     column = asm.components.feature_names.index("leaky_next_move.next_move_atr")
     report = audit(asm, pools["test"], policy=_ReadsColumn(column), policy_label="probe", n_decisions=N, seed=3)
-    kinds = [c["kind"] for c in report.culprits()]
-    assert "policy" in kinds and kinds[-1] == "policy" and kinds[0] == "feature"
-    policy = report.culprits()[-1]
-    assert policy["component"] == "the probe policy" and "became" in policy["first"]["detail"]
+    assert [c["kind"] for c in report.culprits()] == ["feature"]
+    assert any(f.kind == "policy" and "became" in f.detail for f in report.findings)  # still recorded
+    (policy,) = report.consequences()
+    assert policy["component"] == "the probe policy" and policy["because"] == ["feature leaky_next_move.next_move_atr"]
+    assert policy["count"] == sum(f.kind == "policy" for f in report.findings)
+    assert 0 < policy["decisions"] <= N
+    text = report.format()
+    assert "LEAK policy" not in text
+    assert (f"  CONSEQUENCE policy the probe policy: its action changed at {plural(policy['decisions'], 'decision')} "
+            "because its inputs did there (feature leaky_next_move.next_move_atr), not a leak of its own") in text
+    assert format_audit(json.loads(json.dumps(report.to_dict()))) == text  # renders from results.json
+    results = {"audit_verdict": "FAIL", "audit_verdict_from": ["lookahead_audit"], "evaluators": {"lookahead_audit": report.to_dict()}}
+    summary = summary_text(results)
+    assert "look-ahead audit: FAIL (leak in feature leaky_next_move.next_move_atr" in summary
+    assert "leak in policy" not in summary
+
+
+class _Flips(torch.nn.Module):
+    """A policy that reads something besides its inputs: its own call count (EXIT, HOLD, EXIT, ...)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, obs):
+        self.calls += 1
+        x = torch.full((obs.shape[0],), 1e3 if self.calls % 2 else -1e3)
+        logits = torch.stack([-x, x, -1e3 * torch.ones_like(x), -1e3 * torch.ones_like(x), -1e3 * torch.ones_like(x)], dim=1)
+        return logits, torch.zeros_like(x)
+
+
+def test_a_policy_whose_action_changes_with_its_inputs_unchanged_is_a_leak():
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    report = audit(asm, pools["test"], policy=_Flips(), policy_label="flipping", n_decisions=2, modes=("nan",), seed=3)
+    assert report.verdict == "FAIL" and report.consequences() == []
+    (culprit,) = report.culprits()
+    assert (culprit["kind"], culprit["component"]) == ("policy", "the flipping policy")
+    assert "LEAK policy the flipping policy" in report.format() and "CONSEQUENCE" not in report.format()
 
 
 def test_fills_at_the_next_open_are_checked():
@@ -530,7 +575,7 @@ def test_a_rolling_window_checked_near_the_start_of_the_data_is_not_called_unbou
         details = {leak.detail.split("; ", 1)[1] for leak in probe_lookback(asm, rows, modes=("nan",))}
         assert len(details) == 1 and "declare lookback >= 20" in details.pop(), rows
     (alone,) = {leak.detail.split("; ", 1)[1] for leak in probe_lookback(asm, [early], modes=("nan",))}
-    assert alone.startswith("it reads back to the first bar of the data (20 bars before a decision)")
+    assert alone.startswith("it reads back to the first bar of the data (20 bars before this decision)")
 
 
 def test_a_seed_beyond_32_bits_is_audited():
@@ -554,13 +599,18 @@ def test_a_long_probe_reports_its_progress(monkeypatch):
     said: list[str] = []
     with progress.progress_to(said.append):
         causality.probe_decisions(asm, rows, make_rebuild(asm), modes=("nan",))
-    assert said == [f"probed {i} of {len(rows)} decisions" for i in range(len(rows))]
+    # each line counts the decisions done, up to the last: `probed 28 of 32` just before the
+    # verdict read as if 4 decisions had been skipped
+    assert said == [f"probed {i} of {len(rows)} decisions" for i in range(1, len(rows) + 1)]
     # the audit's other long loops too (on M1 data each took tens of seconds without a word)
     said.clear()
     with progress.progress_to(said.append):
         audit(asm, pools["test"], n_decisions=2, modes=("nan",), seed=1)
     assert "checked the lookbacks at 1 of 2 decisions" in said
     assert "re-ran the entry strategy for 1 of 2 entries" in said
+    for template in ("probed {} of 2 decisions", "checked the lookbacks at {} of 2 decisions",
+                     "re-ran the entry strategy for {} of 2 entries"):
+        assert [line for line in said if line.startswith(template.split("{}")[0])][-1] == template.format(2)
 
 
 def test_the_lookback_comparison_tolerates_rounding_only():

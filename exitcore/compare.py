@@ -495,24 +495,30 @@ def _different_code(views: list[RunView]) -> str | None:
     groups: dict[tuple[Any, ...], list[RunView]] = {}
     for v in runs:
         groups.setdefault((*v.trial[:2], v.data_hash), []).append(v)
-    said = []
+    said, one_trial = [], False
     for group in groups.values():
         names = sorted({n for v in group for n in v.plugin_code})
-        # only what both recorded: an older run without source hashes is not "different"
-        changed = [n for n in names if len({_comparable(v.plugin_code.get(n, "")) for v in group} - {None}) > 1]
+        # the source only (another version of the same code is the same code), and only what both
+        # recorded: an older run without source hashes is not "different"
+        changed = [n for n in names if len({_source_of(v.plugin_code.get(n, "")) for v in group} - {None}) > 1]
         if changed:
             said.append("; ".join(f"{v.run_id}: " + ", ".join(f"{n} {v.plugin_code.get(n, 'not used')}" for n in changed)
                                   for v in group))
+            one_trial = one_trial or len({v.trial[2] for v in group}) == 1
     if not said:
         return None
+    counted = ("a run recorded without a code hash (before exitcore kept it) or with a hand-edited one counts as "
+               "one trial with the others here" if one_trial else
+               "each code is a trial of its own in the deflated Sharpe's N")
     return (f"DIFFERENT CODE: runs of the same configuration, seed and bars whose plugins' code differed ({'; '.join(said)}): "
-            "their configurations read identical, but their numbers are the code's too; each code is a trial of its "
-            "own in the deflated Sharpe's N (runs recorded before exitcore kept the code count as one more)")
+            f"their configurations read identical, but their numbers are the code's too; {counted}")
 
 
-def _comparable(code: str) -> str | None:
-    """A plugin's recorded code for comparison; None where its source hash was not recorded."""
-    return None if not code or code.endswith("source not recorded") else code
+def _source_of(code: str) -> str | None:
+    """The source hash in a plugin's recorded code (``"dist version, source HASH"``); None where
+    it was not recorded."""
+    source = code.rpartition(", source ")[2]
+    return None if not source or source == "not recorded" else source
 
 
 def _own(metrics: dict[str, Any]) -> dict[str, Any]:

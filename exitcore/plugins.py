@@ -76,16 +76,18 @@ class PluginInfo:
 
 
 def source_hash(plugin: Any) -> str:
-    """A short sha256 of a plugin's Python source: its package's ``.py`` files (every one under
-    the package's folder), or its module's file; for a plugin object, its class's module's.
-    ``""`` where no source file is found. A run records it (run.json ``plugins``) so that two
-    runs of one configuration whose plugin code differed can be told apart: the config hash,
-    and so the trial count, does not see code (``exitcore compare`` warns: DIFFERENT CODE)."""
+    """A short sha256 of a plugin's Python source: every ``.py`` file of the top-level package
+    its module belongs to (an entry point ``my_pkg.plugin`` whose components live in
+    ``my_pkg.rewards`` is hashed whole; exitcore's built-in data sources and policies are
+    exitcore's own package), or the module's file when it is a top-level module; for a plugin
+    object, its class's module's. ``""`` where no source file is found. Part of a run's trial
+    (:func:`code_hash`); run.json records it per plugin."""
     import hashlib
     from pathlib import Path
 
     module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
-    file = getattr(module, "__file__", None)
+    top = sys.modules.get(getattr(module, "__name__", "").split(".")[0]) or module
+    file = getattr(top, "__file__", None)
     if not file or not file.endswith(".py"):
         return ""
     path = Path(file)
@@ -126,6 +128,7 @@ class PluginHost:
         #: with ``strict=False``: the registration problems that were skipped instead of raised
         self.problems: list[str] = []
         self._strict = strict
+        self._sources: dict[str, str] = {}  # plugin name -> source_hash, read once per host (one run)
         self._collect()
 
     # ------------------------------------------------------------------ construction
@@ -172,11 +175,16 @@ class PluginHost:
                 # its components would only be "unknown", unexplained; exitcore's own hookless
                 # 'builtin' entry point is dropped, but editable installs made before still list it
                 if not pm.get_hookcallers(plugin) and (dist_name, ep.name) != ("exitcore", "builtin"):
-                    hookless.append(_hookless_message(ep, plugin, label))
-            plugins = [*_env_plugins(pm), *plugins]
+                    hookless.append(_hookless_message(f"entry point {ep.value!r}", plugin, label))
+            for module in _env_plugins(pm):
+                dists[module.__name__] = _distribution_of(module)
+                label = plugin_label(module.__name__, *dists[module.__name__])
+                _register(pm, module, module.__name__, label)
+                if not pm.get_hookcallers(module):
+                    hookless.append(_hookless_message(f"{PLUGINS_ENV} module {module.__name__!r}", module, label))
         for plugin in plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
-            if pm.has_plugin(name):
+            if pm.has_plugin(name) or pm.is_registered(plugin):
                 continue  # the same module already arrived through its entry point
             dists[name] = _distribution_of(plugin)
             _register(pm, plugin, name, plugin_label(name, *dists[name]))
@@ -255,6 +263,13 @@ class PluginHost:
         empty = "".join(f"; note: {message}" for message in self.hookless)
         raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}{empty}")])
 
+    def _source_of(self, name: str, plugin: Any) -> str:
+        """:func:`source_hash` of plugin ``name``, computed once: a run's registry row and its
+        run.json name the same code, even if a file is saved while it starts."""
+        if name not in self._sources:
+            self._sources[name] = source_hash(plugin)
+        return self._sources[name]
+
     def plugin_infos(self) -> list[PluginInfo]:
         """Every registered plugin with its distribution, version, components and hooks."""
         infos = []
@@ -265,7 +280,7 @@ class PluginHost:
             comps = tuple(c for table in self._components.values() for c in table.values() if c.plugin == name)
             hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
             infos.append(PluginInfo(name=name, distribution=dist, version=version, components=comps, hooks=hooks,
-                                    source=source_hash(plugin)))
+                                    source=self._source_of(name, plugin)))
         return infos
 
     # ------------------------------------------------------------------ typed hook calls
@@ -478,8 +493,9 @@ def _missing_module_advice(ep: md.EntryPoint, exc: BaseException, dist: str) -> 
             f"([project.entry-points.exitcore] in its pyproject.toml, then reinstall it), or uninstall {dist}")
 
 
-def _hookless_message(ep: md.EntryPoint, plugin: Any, label: str) -> str:
-    """The warning for an entry-point plugin (``label``: :func:`plugin_label`) that implements no
+def _hookless_message(source: str, plugin: Any, label: str) -> str:
+    """The warning for a plugin (``label``: :func:`plugin_label`; ``source``: the entry point or
+    the ``EXITCORE_PLUGINS`` name that loaded it) that implements no
     hook: its functions named like hooks that lack ``@hookimpl``; failing those, what was
     imported, since a same-named module or folder earlier on ``sys.path`` (the current
     directory) can shadow the real package, and a folder without ``__init__.py`` imports as an
@@ -497,8 +513,7 @@ def _hookless_message(ep: md.EntryPoint, plugin: Any, label: str) -> str:
     else:  # a namespace package: a folder (or several) with no __init__.py
         folders = list(dict.fromkeys(getattr(module, "__path__", []) or []))  # a folder twice on sys.path: once
         imported = f"imported as a namespace package from {', '.join(folders)}" if folders else "imported from no file"
-    return (f"{label} implements no exitcore hooks: entry point "
-            f"{ep.value!r} {imported}; if that is not the plugin's module, a same-named file or folder earlier on "
+    return (f"{label} implements no exitcore hooks: {source} {imported}; if that is not the plugin's module, a same-named file or folder earlier on "
             "sys.path (the current directory) shadows it: rename it or run from elsewhere")
 
 
@@ -563,20 +578,21 @@ def _raising_impl(impls: list[Any], exc: BaseException) -> Any:
 
 def _env_plugins(pm: pluggy.PluginManager) -> list[types.ModuleType]:
     """The modules :data:`PLUGINS_ENV` names, imported (one that fails is an error naming it);
-    a module an entry point already registered is not loaded twice."""
+    a module an entry point already registered (an installed plugin), or named twice, is not
+    loaded twice."""
     import importlib
 
-    modules = []
+    modules: list[types.ModuleType] = []
     for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
-        if pm.has_plugin(name):
-            continue
         try:
-            modules.append(importlib.import_module(name))
+            module = importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - reported, named
             hint = ("; put the folder holding it on PYTHONPATH"
                     if isinstance(exc, ModuleNotFoundError) and exc.name == name.split(".")[0] else "")
             raise PluginError(f"{PLUGINS_ENV}: plugin module {name!r} failed to import: "
                               f"{describe_exception(exc)}{hint}") from exc
+        if not pm.is_registered(module) and not pm.has_plugin(name) and module not in modules:
+            modules.append(module)
     return modules
 
 

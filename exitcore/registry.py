@@ -47,11 +47,6 @@ from exitcore.words import command, plural
 
 #: the registry's file name inside a runs directory
 REGISTRY_FILE = "registry.sqlite"
-#: the DSR's N for one dataset (see Registry.trial_count); also read by reports, read-only
-#: (a trial is a distinct configuration hash, seed and plugin code, :attr:`RunRecord.trial`: the code
-#: hash is the row's params' ``code_hash``, "" for a row without one, as RunRecord reads it)
-TRIAL_COUNT_SQL = ("SELECT COUNT(*) FROM (SELECT DISTINCT config_hash, seed, CASE WHEN json_valid(params) THEN "
-                   "coalesce(json_extract(params, '$.code_hash'), '') ELSE '' END FROM runs WHERE data_hash = ?)")
 #: run ids start with the UTC time the run was created in this format (:meth:`Registry.create_run`)
 RUN_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
 _RUN_ID_TIME_LENGTH = len(dt.datetime(2000, 1, 1).strftime(RUN_ID_TIME_FORMAT))
@@ -289,9 +284,13 @@ class RunRecord:
     def trial(self) -> tuple[str, int, str]:
         """The run's trial: ``(config_hash, seed, code_hash)``, the code hash being the plugin
         code its components came from (:func:`exitcore.plugins.code_hash`; ``""`` for a run
-        recorded before exitcore kept it). Runs of one trial count once in the DSR's N."""
-        code = self.params.get("code_hash")
-        return self.config_hash, self.seed, code if isinstance(code, str) else ""
+        recorded before exitcore kept it). Runs of one trial count once in the DSR's N. A row
+        whose params are damaged, or hold a code hash that is not a string, is a trial of its
+        own (``damaged:ID``): merged into another, it would lower N."""
+        code = self.params.get("code_hash", "")
+        if "params" in self.damaged or not isinstance(code, str):
+            code = f"damaged:{self.id}"
+        return self.config_hash, self.seed, code
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain data (for ``--json``); ``damaged`` only when a column is."""
@@ -919,9 +918,9 @@ class Registry:
         trial and counts once. Configurations differing only in name (same config hash) count
         once.
         """
-        with self._sql_errors():
-            row = self._conn.execute(TRIAL_COUNT_SQL, (data_hash,)).fetchone()
-        return int(row[0])
+        with self._sql_errors():  # the rows read as records (not warned about: listing them does)
+            rows = self._conn.execute("SELECT * FROM runs WHERE data_hash = ?", (data_hash,)).fetchall()
+        return len({RunRecord.from_row(row).trial for row in rows})
 
     def unrecorded_dirs(self) -> list[Path]:
         """Run directories (:func:`run_dirs_in`) directly in the runs directory that no row of

@@ -228,9 +228,12 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
     elif previous.trial[2] and previous.trial[2] != run_code_hash(resolved, host):
-        click.echo(f"warning: the code of the plugins {previous.id}'s components come from changed since it started "
-                   f"(code hash {previous.trial[2]} -> {run_code_hash(resolved, host)}): the resumed training runs the "
-                   "new code, so the run's results are of both; start a new run for results of one", err=True)
+        # its results would be of two codes, counted as the first one's trial: refused, as a changed configuration is
+        raise ExitcoreError(f"cannot resume run {previous.id}: the code of the plugins its components come from changed "
+                            f"since it started (code hash {previous.trial[2]} -> {run_code_hash(resolved, host)}; "
+                            f"run.json's plugins list each one's source_hash); a resume continues the code it started "
+                            f"with: restore that code, or start a new run (`{command()} run --from {previous.id}"
+                            f"{runs_dir_words(runs_dir)}` runs its configuration again with this code, another trial)")
     if not quiet:
         resuming = (f" (resuming {previous.id})" if previous is not None else
                     f" (the configuration of {Path(request.from_run).name})" if request.from_run else "")

@@ -232,3 +232,29 @@ def test_walk_forward_windows_the_data_cannot_test_are_found(checked):
     file, host = checked
     assert _build_and_step(file, "wf_too_many", host) == (
         "eval.walk_forward = 200: walk-forward window 1 (bars 45256..45293) has no trades; use fewer windows or more data")
+
+
+def test_the_runs_first_steps_leave_the_training_components_and_random_generators_untouched(checked):
+    """The sweep stepped the very components training uses: a generator seeded in build (as
+    docs/plugins.md recommends) was advanced, so the run's numbers changed (review AA)."""
+    import random
+
+    import numpy as np
+
+    from exitcore.assembly import assemble
+    from exitcore.data.pipeline import load_bars
+    from exitcore.env.sweep import first_steps
+    from exitcore.experiments import resolve
+
+    file, host = checked
+    resolved = resolve(file, "v4_no_lookahead", host, budget="smoke")
+    assembled = assemble(resolved, load_bars(resolved.config.data, host))
+    calls = []
+    original = assembled.components.rewards[0].fn
+    object.__setattr__(assembled.components.rewards[0], "fn", lambda *a: (calls.append(1), original(*a))[1])
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    first_steps(assembled)
+    assert calls == []  # the training components were not stepped
+    assert torch.equal(torch.get_rng_state(), before[0]) and (np.random.get_state()[1] == before[1]).all()
+    assert random.getstate() == before[2]

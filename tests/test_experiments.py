@@ -404,7 +404,7 @@ def test_the_shipped_experiments_keep_their_config_hashes():
 
 def test_settings_that_change_no_result_are_not_another_trial(tmp_path, host):
     """A rerun with other checkpoints, compilation or micro-batches counted as one more trial
-    (the DSR's N is the distinct (config hash, seed) pairs) though it learns the same policy up
+    (the DSR's N is the distinct (config hash, seed, plugin code) trials) though it learns the same policy up
     to float rounding (bit-identical for checkpoint_every; a reviewer measured the others). The
     device stays in the hash: the trainer's random streams are the device's, so CPU and CUDA are
     two draws, as two seeds are; only the GPU's index is left out. Precision changes the policy.

@@ -562,7 +562,44 @@ def test_plugin_modules_named_by_exitcore_plugins_load_without_installing(tmp_pa
     out = plugins()
     assert out.returncode == 0, out.stderr
     assert re.search(r"\n\s+zero_term\s+always 0\n", out.stdout), out.stdout
+    # an installed plugin's module named too (set in a shell, then pip-installed): loaded once, no error
+    out = plugins(EXITCORE_PLUGINS="myterms,exitcore_features,myterms")
+    assert out.returncode == 0 and out.stdout.count("zero_term") == 1, out.stderr
+    # a module whose hook lacks @hookimpl is warned about as an entry point's is
+    (tmp_path / "unmarked.py").write_text("def register_features(register):\n    pass\n")
+    out = plugins(EXITCORE_PLUGINS="unmarked")
+    assert out.returncode == 0 and ("warning: plugin 'unmarked' (no distribution) implements no exitcore hooks: "
+                                    "register_features (at ") in out.stderr, out.stderr
     out = plugins(EXITCORE_PLUGINS="nothere")
     assert out.returncode == 2 and out.stderr == (
         "error: EXITCORE_PLUGINS: plugin module 'nothere' failed to import: ModuleNotFoundError: No module named "
         "'nothere'; put the folder holding it on PYTHONPATH\n")
+
+
+def test_the_source_hash_covers_the_plugins_whole_top_level_package(tmp_path, monkeypatch):
+    """An entry point naming a submodule (my_pkg.plugin) whose components live in a sibling
+    module hashed only the entry module: an edit of the reward code was the same trial (review AA)."""
+    import importlib
+
+    from exitcore.plugins import source_hash
+
+    package = tmp_path / "srcpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text("from srcpkg.rewards import build\n")
+    (package / "rewards.py").write_text("def build(params, ctx):\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("srcpkg.plugin")
+    try:
+        first = source_hash(module)
+        (package / "rewards.py").write_text("def build(params, ctx):\n    return 1000\n")
+        assert source_hash(module) != first and len(first) == 16
+        single = tmp_path / "single_mod.py"  # a top-level module: its own file
+        single.write_text("x = 1\n")
+        one = importlib.import_module("single_mod")
+        before = source_hash(one)
+        single.write_text("x = 2\n")
+        assert source_hash(one) != before
+    finally:
+        for name in ("srcpkg", "srcpkg.plugin", "srcpkg.rewards", "single_mod"):
+            sys.modules.pop(name, None)

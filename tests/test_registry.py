@@ -176,9 +176,13 @@ def test_a_trial_is_the_configuration_seed_and_plugin_code(reg):
     assert reg.trial_count("data") == 3
     others = recorded_trial_sharpes(reg.list(data_hash="data"), exclude=("cfg", 0, "codeA"))
     assert sorted(round(s * 252 ** 0.5, 6) for s in others) == [2.0, 3.0]
-    # a damaged params column reads as {} (no code) in Python and in the count alike
-    reg._conn.execute("UPDATE runs SET params = 'not json' WHERE id = ?", (reg.list()[2].id,))
-    assert reg.list()[2].trial == ("cfg", 0, "") and reg.trial_count("data") == 2
+    # a row whose params are damaged, or whose code hash is no string, is a trial of its own: merged
+    # with the rows without a code hash (its params read as {}), it lowered N (review AA)
+    damaged, odd = reg.list()[2].id, reg.list()[1].id
+    reg._conn.execute("UPDATE runs SET params = 'not json' WHERE id = ?", (damaged,))
+    reg._conn.execute("""UPDATE runs SET params = '{"code_hash": 5}' WHERE id = ?""", (odd,))
+    assert [r.trial[2] for r in reg.list()] == ["codeA", f"damaged:{odd}", f"damaged:{damaged}", ""]
+    assert reg.trial_count("data") == 4
 
 
 # --------------------------------------------------------------------------- ids

@@ -227,19 +227,39 @@ def test_a_resume_whose_checkpoint_is_gone_says_it_starts_again(tmp_path, finish
     shutil.copytree(source / original["run_dir"], run_dir)
     for name in ("results.json", "ledger_test.csv", "ledger_train.csv", "checkpoint.pt"):
         (run_dir / name).unlink()
-    # as if its plugins' code had been edited since it started: the resume says so
-    info = json.loads((run_dir / "run.json").read_text())
-    (run_dir / "run.json").write_text(json.dumps({**info, "code_hash": "0" * 16}))
     assert exitcore("runs", "--record", runs=runs).returncode == 0
     out = exitcore("run", "--resume", original["id"], runs=runs)
     assert out.returncode == 0, out.stderr
-    assert (f"warning: the code of the plugins {original['id']}'s components come from changed since it started "
-            f"(code hash {'0' * 16} -> {info['code_hash']})") in out.stderr
     assert (f"warning: no checkpoint.pt in {run_dir}, although its training log records 4 updates: training starts "
             "again from step 0") in out.stderr
     logged = [json.loads(line)["update"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert logged == [1, 2, 3, 4]
     assert json.loads((run_dir / "results.json").read_text())["headline"] == json.loads(original["metrics"])
+
+
+def test_a_resume_whose_plugin_code_changed_is_refused(tmp_path, finished_run):
+    """A resume after an edit of a component's code trained on with the new code, its results of
+    two codes counted as the first one's trial (review AA): refused, as a changed configuration
+    is, naming both code hashes and the way to run the configuration again as another trial."""
+    import shutil
+
+    source, _ = finished_run
+    (original,) = registry_rows(source)
+    runs = tmp_path / "runs"
+    run_dir = runs / original["run_dir"]
+    shutil.copytree(source / original["run_dir"], run_dir)
+    (run_dir / "results.json").unlink()
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "code_hash": "0" * 16}))  # as started with other code
+    assert exitcore("runs", "--record", runs=runs).returncode == 0
+    out = exitcore("run", "--resume", original["id"], runs=runs)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == (
+        f"error: cannot resume run {original['id']}: the code of the plugins its components come from changed since "
+        f"it started (code hash {'0' * 16} -> {info['code_hash']}; run.json's plugins list each one's source_hash); a "
+        f"resume continues the code it started with: restore that code, or start a new run (`exitcore run --from "
+        f"{original['id']} --runs-dir {runs}` runs its configuration again with this code, another trial)\n")
+    assert [r["status"] for r in registry_rows(runs)] == ["interrupted"]
 
 
 def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_run):
@@ -1374,8 +1394,6 @@ def test_runs_of_one_trial_whose_plugin_code_differed_are_told_apart(tmp_path, f
     records each plugin's source hash, and compare says DIFFERENT CODE."""
     import shutil
 
-    from exitcore.plugins import source_hash
-
     runs, _ = finished_run
     (row,) = registry_rows(runs)
     info = json.loads((runs / row["run_dir"] / "run.json").read_text())
@@ -1401,7 +1419,8 @@ def test_runs_of_one_trial_whose_plugin_code_differed_are_told_apart(tmp_path, f
 
     assert json.loads(row_of(before, own_name=False)["params"])["code_hash"] == info["code_hash"]
     rewards["source_hash"] = "f" * 16
-    (after / "run.json").write_text(json.dumps(info))
+    code = info["code_hash"]
+    (after / "run.json").write_text(json.dumps({**info, "code_hash": "e" * 16}))  # its code hash follows its source
     out = exitcore("compare", str(before), str(after), "--json", runs=runs)
     assert out.returncode == 0, out.stderr
     (note,) = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
@@ -1410,15 +1429,16 @@ def test_runs_of_one_trial_whose_plugin_code_differed_are_told_apart(tmp_path, f
     assert note.count(row["id"]) == 2 and "features" not in note  # only the plugin whose code differed
     out = exitcore("compare", str(before), str(before), "--json", runs=runs)
     assert not [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
-    # the hash is the package's source: any of its files
-    package = tmp_path / "pkg" / "mine"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("x = 1\n")
-    (package / "terms.py").write_text("y = 1\n")
-    import types
-
-    module = types.ModuleType("mine")
-    module.__file__ = str(package / "__init__.py")
-    first = source_hash(module)
-    (package / "terms.py").write_text("y = 2\n")
-    assert source_hash(module) != first and len(first) == 16
+    # another version of the same source is the same code; a source change under the same code hash
+    # (hand-edited, or recorded before the code hash) is said to count as one trial
+    rewards["version"] = "9.9"
+    rewards["source_hash"] = next(p for p in json.loads((before / "run.json").read_text())["plugins"]
+                                  if p["name"] == rewards["name"])["source_hash"]
+    (after / "run.json").write_text(json.dumps({**info, "code_hash": code}))
+    out = exitcore("compare", str(before), str(after), "--json", runs=runs)
+    assert not [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
+    rewards["source_hash"] = "f" * 16
+    (after / "run.json").write_text(json.dumps({**info, "code_hash": code}))
+    out = exitcore("compare", str(before), str(after), "--json", runs=runs)
+    (note,) = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
+    assert note.endswith("counts as one trial with the others here")

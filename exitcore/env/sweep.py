@@ -53,15 +53,21 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
 
 
 def first_steps(assembled: Any, n_trades: int = FIRST_TRADES) -> None:
-    """Sweep the first ``n_trades`` fillable trades (:func:`step_every_action`) without touching
-    any random generator the run seeded (torch's, numpy's, Python's): the run's numbers are the
-    same as without the sweep. Raises the :class:`~exitcore.errors.PluginError` of a component
-    that fails."""
+    """Sweep the first ``n_trades`` fillable trades (:func:`step_every_action`) on components
+    built afresh for it, with every global random generator (torch's, numpy's, Python's) as it
+    was: the components training uses, and any generator or state they keep, are untouched, so
+    the run's numbers are the same as without the sweep. Raises the
+    :class:`~exitcore.errors.PluginError` of a component that fails."""
+    import attrs
+
+    from exitcore.env.components import build_components
+
     valid = torch.nonzero(assembled.table.valid).flatten()[:n_trades]
     if valid.numel() == 0:
         return
     with _random_state_kept(assembled.device):
-        env = assembled.make_env(valid, auto_reset=False)
+        fresh = attrs.evolve(assembled, components=build_components(assembled.resolved, assembled.ctx))
+        env = fresh.make_env(valid, auto_reset=False)
         _obs, mask = env.reset(seed=0)
         step_every_action(env, mask, max_steps=8)
 

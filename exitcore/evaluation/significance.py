@@ -499,7 +499,7 @@ def deflated_sharpe_from_registry(
 ) -> dict[str, Any]:
     """:func:`deflated_sharpe_ratio` with ``N`` taken from the run registry, so it is never typed by hand.
 
-    ``N = registry.trial_count(data_hash)`` (every configuration and seed tried on the dataset;
+    ``N = registry.trial_count(data_hash)`` (every configuration, seed and plugin code tried on the dataset;
     see :meth:`exitcore.registry.Registry.trial_count`). The trials' Sharpe variance ``V``:
 
     * ``recorded_variance=False``: the null ``1 / (T − 1)``;

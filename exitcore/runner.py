@@ -227,10 +227,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
-    elif previous.trial[2] and previous.trial[2] != run_code_hash(resolved, host):
+    elif (started := previous.params.get("code_hash")) and isinstance(started, str) \
+            and started != run_code_hash(resolved, host):
         # its results would be of two codes, counted as the first one's trial: refused, as a changed configuration is
         raise ExitcoreError(f"cannot resume run {previous.id}: the code of the plugins its components come from changed "
-                            f"since it started (code hash {previous.trial[2]} -> {run_code_hash(resolved, host)}; "
+                            f"since it started (code hash {started} -> {run_code_hash(resolved, host)}; "
                             f"run.json's plugins list each one's source_hash); a resume continues the code it started "
                             f"with: restore that code, or start a new run (`{command()} run --from {previous.id}"
                             f"{runs_dir_words(runs_dir)}` runs its configuration again with this code, another trial)")

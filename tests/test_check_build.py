@@ -78,6 +78,16 @@ class _Brittle:
 
         register("huge", huge)
 
+        def draws_in_build(params, ctx):
+            import random
+
+            import numpy as np
+
+            # a build drawing from every global generator (a sweep that rebuilt it unguarded shifted them)
+            scale = float(torch.rand(1)) + float(np.random.rand()) + random.random()
+            return lambda before, action, after: after.upnl * 0.0 * scale
+        register("draws_in_build", draws_in_build)
+
     @hookimpl
     def register_evaluators(self, register):
         def build(params, ctx):
@@ -120,6 +130,9 @@ rewards = [{ name = "pnl" }, { name = "two_arguments" }]
 [experiments.huge_reward]
 extends = "v4_no_lookahead"
 rewards = [{ name = "pnl" }, { name = "huge" }]
+[experiments.draws]
+extends = "v4_no_lookahead"
+rewards = [{ name = "pnl" }, { name = "draws_in_build" }]
 [experiments.wf_too_many]
 extends = "v4_no_lookahead"
 eval = { walk_forward = 200 }
@@ -247,7 +260,7 @@ def test_the_runs_first_steps_leave_the_training_components_and_random_generator
     from exitcore.experiments import resolve
 
     file, host = checked
-    resolved = resolve(file, "v4_no_lookahead", host, budget="smoke")
+    resolved = resolve(file, "draws", host, budget="smoke")
     assembled = assemble(resolved, load_bars(resolved.config.data, host))
     calls = []
     original = assembled.components.rewards[0].fn

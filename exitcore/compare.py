@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -474,11 +475,8 @@ def _different_setups(views: list[RunView]) -> str | None:
     another torch version, thread count, device, compilation or micro-batch size: their numbers
     differ by that alone, where the same setup repeats them to the last bit (docs/ppo.md,
     Determinism)."""
-    runs = dict((v.run_dir.resolve(), v) for v in views if v.trial is not None).values()
-    groups: dict[tuple[Any, ...], list[RunView]] = {}
-    for v in runs:
-        groups.setdefault((*v.trial, v.data_hash), []).append(v)
-    differing = [g for g in groups.values() if len({v.setup for v in g}) > 1]
+    groups = _by_trial(views, lambda v: (*v.trial, v.data_hash))
+    differing = [g for g in groups if len({v.setup for v in g}) > 1]
     if not differing:
         return None
     each = "; ".join(f"{v.run_id}: {v.setup or 'not recorded'}" for g in differing for v in g)
@@ -491,12 +489,8 @@ def _different_code(views: list[RunView]) -> str | None:
     """The DIFFERENT CODE note for runs of one configuration, seed and bars whose plugins'
     versions or source differed: their configurations are identical, their numbers need not be
     (each is a trial of its own: the trial includes the plugin code, ``RunRecord.trial``)."""
-    runs = dict((v.run_dir.resolve(), v) for v in views if v.trial is not None).values()
-    groups: dict[tuple[Any, ...], list[RunView]] = {}
-    for v in runs:
-        groups.setdefault((*v.trial[:2], v.data_hash), []).append(v)
     said, one_trial = [], False
-    for group in groups.values():
+    for group in _by_trial(views, lambda v: (*v.trial[:2], v.data_hash)):  # one configuration and seed, any code
         names = sorted({n for v in group for n in v.plugin_code})
         # the source only (another version of the same code is the same code), and only what both
         # recorded: an older run without source hashes is not "different"
@@ -524,6 +518,15 @@ def _source_of(code: str) -> str | None:
 def _own(metrics: dict[str, Any]) -> dict[str, Any]:
     """A run's metrics without what its registry adds (today's trials: a copy read alone has none)."""
     return {k: v for k, v in metrics.items() if k not in ("dsr_today", "dsr_today_trials")}
+
+
+def _by_trial(views: list[RunView], key: Callable[[RunView], tuple[Any, ...]]) -> list[list[RunView]]:
+    """The distinct runs whose registry recorded their trial, grouped by ``key``."""
+    groups: dict[tuple[Any, ...], list[RunView]] = {}
+    for v in _distinct_runs(views):
+        if v.trial is not None:
+            groups.setdefault(key(v), []).append(v)
+    return list(groups.values())
 
 
 def _distinct_runs(views: list[RunView]) -> list[RunView]:
@@ -620,11 +623,7 @@ def _same_trial(views: list[RunView]) -> str | None:
     """The SAME TRIAL note: runs of one configuration and seed on the same bars (one trial, as the
     registry counts it) whose deflated Sharpes at run time were deflated for different numbers of
     trials, the trials recorded when each ran: their recorded deflated Sharpes differ by that."""
-    groups: dict[tuple[Any, ...], list[RunView]] = {}
-    for v in _distinct_runs(views):
-        if v.trial is not None:
-            groups.setdefault((*v.trial, v.data_hash), []).append(v)
-    apart = [g for g in groups.values() if len(g) > 1 and len({v.metrics.get("dsr_trials") for v in g}) > 1]
+    apart = [g for g in _by_trial(views, lambda v: (*v.trial, v.data_hash)) if len(g) > 1 and len({v.metrics.get("dsr_trials") for v in g}) > 1]
     if not apart:
         return None
     each = "; ".join(", ".join(f"{v.run_id} (N = {_or_unknown(v.metrics.get('dsr_trials'))})" for v in g) for g in apart)

@@ -44,6 +44,7 @@ from exitcore.ppo import MLPActorCritic, PPOTrainer, seed_everything
 try:
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecEnv
 except ImportError as exc:  # pragma: no cover - a bench-only dependency
     raise SystemExit(f"this benchmark needs sb3-contrib: pip install 'exitcore[bench]' ({exc})") from None
@@ -171,6 +172,8 @@ def compare(assembled: Any, hidden: list[int], args: argparse.Namespace) -> dict
         max_grad_norm=ppo.max_grad_norm, target_kl=None, seed=ppo.seed, device="cpu", verbose=0,
         policy_kwargs=dict(net_arch=dict(pi=hidden, vf=hidden), activation_fn=nn.Tanh, ortho_init=True),
     )
+    # A logger of our own: sb3's default makes a /tmp/SB3-<time> folder on every learn() call.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     sb3_params = sum(p.numel() for p in model.policy.parameters())
     ours_params = sum(p.numel() for p in policy.parameters())
     assert sb3_params == ours_params, f"networks differ: sb3 {sb3_params} vs exitcore {ours_params} parameters"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,9 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def run_script(name: str, *args: str) -> list[dict]:
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> list[dict]:
     out = subprocess.run([sys.executable, str(BENCH / name), "--json", "--threads", "1", *args],
-                         capture_output=True, text=True, timeout=300, cwd=BENCH)
+                         capture_output=True, text=True, timeout=300, cwd=BENCH, env=env)
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
@@ -26,13 +27,15 @@ def test_compute_bound_benchmark_runs():
     assert row["hidden"] == [8, 8] and row["trainer_sps"] > 0 and row["bound_sps"] > 0
 
 
-def test_sb3_comparison_runs():
+def test_sb3_comparison_runs_and_leaves_no_log_folders(tmp_path):
     pytest.importorskip("sb3_contrib")
     pytest.importorskip("exitcore.env.gym_adapter")
+    # sb3's default logger makes a TMPDIR/SB3-<time> folder on every learn() call
     rows = run_script("bench_ppo_vs_sb3.py", "--nets", "8,8", "--n-envs", "4", "--n-steps", "8", "--batch-size", "16",
-                      "--n-epochs", "1", "--updates", "3", "--years", "0.1")
+                      "--n-epochs", "1", "--updates", "3", "--years", "0.1", env={**os.environ, "TMPDIR": str(tmp_path)})
     (row,) = rows
     assert row["exitcore_sps"] > 0 and row["sb3_sps"] > 0 and row["parameters"] > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("SB3-")] == []
 
 
 def test_audit_replay_benchmark_runs():

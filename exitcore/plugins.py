@@ -388,13 +388,16 @@ class _Registrar:
         self,
         name: str,
         build: Any,
-        *,
+        *positional: Any,
         params: type | None = None,
         description: str = "",
         sniff: Any = None,
         **unknown: Any,
     ) -> None:
-        if unknown:  # else Python's TypeError names _Registrar.__call__, not the plugin or the keywords
+        # Caught here, else Python's TypeError names _Registrar.__call__, not the plugin's line
+        if positional:
+            self._extra_positional(name, len(positional))
+        if unknown:
             self._unknown_keywords(list(unknown))
         if not isinstance(name, str) or not name:
             raise PluginError(f"{self._label} registered a {self._kind.value} without a name")
@@ -432,11 +435,24 @@ class _Registrar:
         for keyword in keywords:
             close = difflib.get_close_matches(keyword, accepted, n=1)
             named.append(repr(keyword) + (f" (did you mean {close[0]!r}?)" if close else ""))
-        caller = sys._getframe(2)  # the plugin's frame: above __call__, which called this method
-        where = f"{_shown_path(caller.f_code.co_filename)}:{caller.f_lineno}"
         raise PluginError(f"{self._label}: register() in {_REGISTER_HOOKS[self._kind]} got an unknown "
                           f"keyword{'s' if len(named) > 1 else ''} {', '.join(named)}; it takes name, build and the "
-                          f"keywords {', '.join(accepted)} (at {where})")
+                          f"keywords {', '.join(accepted)} (at {_plugin_line()})")
+
+    def _extra_positional(self, name: Any, count: int) -> None:
+        """Refuse ``register("x", build, P)``: only name and build go by position."""
+        accepted = ["params", "description"] + (["sniff"] if self._kind is ComponentKind.DATA_SOURCE else [])
+        raise PluginError(f"{self._label}: register() in {_REGISTER_HOOKS[self._kind]} got {count} argument"
+                          f"{'s' if count > 1 else ''} after name and build for {name!r}; "
+                          f"{', '.join(accepted)} go by keyword (register({name!r}, build, params=...)) "
+                          f"(at {_plugin_line()})")
+
+
+def _plugin_line() -> str:
+    """``file:line`` of the plugin code that called ``register`` (three frames up: this
+    function, the _Registrar method that refuses the call, and its ``__call__``)."""
+    caller = sys._getframe(3)
+    return f"{_shown_path(caller.f_code.co_filename)}:{caller.f_lineno}"
 
 
 def plugin_label(name: str, dist: str, version: str) -> str:

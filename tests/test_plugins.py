@@ -7,6 +7,7 @@ import re
 import sys
 import textwrap
 
+import attrs
 import pytest
 
 from exitcore.components import ComponentKind
@@ -206,6 +207,25 @@ def test_a_misspelt_register_keyword_is_named_with_a_suggestion(tmp_path, monkey
     with pytest.raises(PluginError, match=r"got an unknown keyword 'colour'; it takes name, build and the keywords "
                                           r"params, description, sniff \(at "):
         make_host(Source())
+
+
+def test_params_given_by_position_are_named_with_the_plugins_line(make_host):
+    @attrs.frozen
+    class P:
+        n: int = 1
+
+    class ByPosition:
+        @hookimpl
+        def register_reward_terms(self, register):
+            register("bonus", lambda p, ctx: None, P)
+
+    with pytest.raises(PluginError) as exc:
+        make_host(ByPosition())
+    assert re.fullmatch(
+        r"plugin 'ByPosition' \(no distribution\): register\(\) in register_reward_terms got 1 argument after name and "
+        r"build for 'bonus'; params, description go by keyword \(register\('bonus', build, params=\.\.\.\)\) "
+        r"\(at .*test_plugins\.py:\d+\)", str(exc.value)), str(exc.value)
+    assert f"test_plugins.py:{ByPosition.register_reward_terms.__code__.co_firstlineno + 2}" in str(exc.value)
 
 
 def test_a_component_listed_under_another_kind_says_where_it_belongs(make_host):

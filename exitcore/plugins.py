@@ -176,12 +176,16 @@ class PluginHost:
                 # 'builtin' entry point is dropped, but editable installs made before still list it
                 if not pm.get_hookcallers(plugin) and (dist_name, ep.name) != ("exitcore", "builtin"):
                     hookless.append(_hookless_message(f"entry point {ep.value!r}", plugin, label))
+                elif unmarked := _partly_unmarked_message(plugin, label):
+                    hookless.append(unmarked)
             for module in _env_plugins(pm):
                 dists[module.__name__] = _distribution_of(module)
                 label = plugin_label(module.__name__, *dists[module.__name__])
                 _register(pm, module, module.__name__, label)
                 if not pm.get_hookcallers(module):
                     hookless.append(_hookless_message(f"{PLUGINS_ENV} module {module.__name__!r}", module, label))
+                elif unmarked := _partly_unmarked_message(module, label):
+                    hookless.append(unmarked)
         for plugin in plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             if pm.has_plugin(name) or pm.is_registered(plugin):
@@ -531,6 +535,18 @@ def _hookless_message(source: str, plugin: Any, label: str) -> str:
         imported = f"imported as a namespace package from {', '.join(folders)}" if folders else "imported from no file"
     return (f"{label} implements no exitcore hooks: {source} {imported}; if that is not the plugin's module, a same-named file or folder earlier on "
             "sys.path (the current directory) shadows it: rename it or run from elsewhere")
+
+
+def _partly_unmarked_message(plugin: Any, label: str) -> str:
+    """The warning for a plugin that implements some hooks while others of its functions named
+    like hooks lack ``@hookimpl`` (their components would only be "unknown"); ``""`` if none."""
+    unmarked = _unmarked_hooks(plugin)
+    if not unmarked:
+        return ""
+    one = len(unmarked) == 1
+    return (f"{label}: {' and '.join(unmarked)} {'is' if one else 'are'} not marked with @exitcore.hookimpl, so "
+            f"pluggy does not call {'it' if one else 'them'} (the plugin's other hooks are): decorate "
+            f"{'it' if one else 'them'} with @hookimpl (from exitcore import hookimpl)")
 
 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str, label: str) -> None:

@@ -152,6 +152,34 @@ def test_a_hook_function_without_hookimpl_is_named_instead_of_a_shadowing_hint(t
     assert "shadows" not in str(exc.value)
 
 
+def test_one_hook_function_without_hookimpl_beside_marked_ones_is_named(tmp_path, monkeypatch):
+    """A plugin whose guards were marked and whose feature was not: the feature was "unknown",
+    and nothing said why (the plugin did implement hooks, so no hookless warning came)."""
+    from exitcore.errors import ExitcoreWarning
+
+    fake_distribution(tmp_path, "halfmarked-plug", "halfmarked_plug", """
+        from exitcore import hookimpl
+
+        @hookimpl
+        def register_exit_guards(register):
+            register("half_guard", lambda p, ctx: (lambda s, a: a < 0))
+
+        def register_features(register):
+            register("half_feature", lambda p, ctx: None)
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    message = (f"plugin 'halfmarked_plug' (halfmarked-plug 1.2.3): register_features "
+               f"(at {tmp_path / 'halfmarked_plug.py'}:8) is not marked with @exitcore.hookimpl, so pluggy does not "
+               "call it (the plugin's other hooks are): decorate it with @hookimpl (from exitcore import hookimpl)")
+    with pytest.warns(ExitcoreWarning) as record:
+        host = PluginHost.create()
+    assert message in [str(w.message) for w in record]
+    assert "half_guard" in host.components(ComponentKind.GUARD)
+    with pytest.raises(ConfigError) as exc:
+        host.get(ComponentKind.FEATURE, "half_feature", where="features[0].name")
+    assert str(exc.value).endswith(f"; note: {message}")
+
+
 def test_a_hook_implementation_with_an_unknown_parameter_is_one_located_line(tmp_path, monkeypatch, make_host):
     fake_distribution(tmp_path, "badarg-plug", "badarg_plug", """
         from exitcore import hookimpl

@@ -69,7 +69,7 @@ class Component:
     @property
     def origin(self) -> str:
         """``plugin (distribution version)``, for messages."""
-        dist = f"{self.distribution} {self.version}".strip() or "not installed as a distribution"
+        dist = f"{self.distribution} {self.version}".strip() or "no distribution"  # as plugin_label says it
         return f"{self.plugin} ({dist})"
 
 

@@ -207,7 +207,7 @@ def _line_of(text: str) -> int:
 def test_every_evaluator_is_built_and_named_when_its_build_fails(checked):
     file, host = checked
     problem = _build_and_step(file, "eval_build", host)
-    assert problem == ("experiments.eval_build.eval.evaluators[1]: evaluator 'needs_benchmark' from _Brittle (not installed as a distribution) "
+    assert problem == ("experiments.eval_build.eval.evaluators[1]: evaluator 'needs_benchmark' from _Brittle (no distribution) "
                        f"failed to build: ValueError: needs a benchmark file (at {os.path.relpath(__file__)}:{_line_of('needs a benchmark file')})")
     problem = _build_and_step(file, "eval_not_callable", host)
     assert problem is not None and "evaluator 'not_a_function'" in problem and "returned dict from build" in problem

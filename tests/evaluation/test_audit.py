@@ -141,9 +141,9 @@ def test_the_replay_compares_every_decision_up_to_the_poisoned_one(monkeypatch):
         ("zoo_next_close", "feature", "zoo_next_close.next_close_ret"),
         ("zoo_centred_ma", "feature", "zoo_centred_ma.close_minus_cma_atr"),
         ("zoo_peek_entry", "entry", "entry strategy 'zoo_peek_entry'"),
-        ("zoo_peek_guard", "guard", "'zoo_peek_guard' from zoo (not installed as a distribution)"),
+        ("zoo_peek_guard", "guard", "'zoo_peek_guard' from zoo (no distribution)"),
         # named alone, not with v4's min_exit_bar it is combined with
-        ("zoo_peek_mask", "mask", "'zoo_peek_mask' from zoo (not installed as a distribution)"),
+        ("zoo_peek_mask", "mask", "'zoo_peek_mask' from zoo (no distribution)"),
         ("zoo_long_memory", "lookback", "zoo_long_memory.momentum_20_atr"),
     ],
 )

@@ -846,7 +846,7 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
     else looked up in the registry of the directory holding ``run_dir``). Any other file that is
     missing or damaged is named in a line at the top, with what is not shown because of it.
     """
-    from exitcore.evaluation.rundir import RUN_FILE, check_results_belong
+    from exitcore.evaluation.rundir import RUN_FILE, check_results_belong, holder_record_or_none
 
     run_dir = Path(run_dir)
     results = read_results(run_dir)
@@ -859,7 +859,7 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
     except RunDirError as exc:
         info = {}
         missing.append(f"{exc}; the run id, data, split boundaries, device and timesteps are not shown")
-    check_results_belong(run_dir, results, info, record if record is not None else _registry_record(run_dir))
+    check_results_belong(run_dir, results, info, record if record is not None else holder_record_or_none(run_dir))
     try:
         config = read_config(run_dir)
     except RunDirError as exc:  # the configuration summary is optional in a report, but its absence is said
@@ -884,25 +884,6 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
     for note in reversed(missing):  # first: what the rest of the report is missing
         blocks.insert(1, ("p", f"!! incomplete run directory: {note}"))
     return render(blocks, fmt)
-
-
-def _registry_record(run_dir: Path) -> Any:
-    """The registry row of the run in ``run_dir`` when the directory holding it has a registry
-    that recorded it (read only); None otherwise, or when it cannot be read."""
-    from exitcore.registry import Registry, RegistryError
-
-    holder = Path(run_dir).resolve().parent
-    if not Registry.exists(holder):
-        return None
-    try:
-        with Registry(holder, read_only=True) as registry:
-            # by id (the directory's name) first: listing every row warned about other runs' damage
-            record = registry.get(Path(run_dir).name, exact=True)
-            if registry.path_of(record).resolve() == Path(run_dir).resolve():
-                return record
-    except RegistryError:
-        return None
-    return None
 
 
 def _missing_artefacts(run_dir: Path, results: Mapping[str, Any]) -> list[str]:

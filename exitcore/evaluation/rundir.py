@@ -229,17 +229,21 @@ def read_results(run_dir: Path) -> dict[str, Any]:
 
 def holder_record(run_dir: str | os.PathLike[str]) -> Any:
     """The record that the registry of the directory holding ``run_dir`` keeps of the run the
-    directory is named after, or None (no registry there, or it does not record the run)."""
+    directory is named after, or None (no registry there, or it does not record the run, or
+    it records that run in another directory)."""
     from exitcore.registry import Registry
 
-    holder, run_id = Path(run_dir).resolve().parent, Path(run_dir).resolve().name
-    if not Registry.exists(holder):
+    here = Path(run_dir).resolve()
+    if not Registry.exists(here.parent):
         return None
-    with Registry(holder, read_only=True) as registry:
-        return registry.get(run_id, exact=True) if registry.has(run_id) else None
+    with Registry(here.parent, read_only=True) as registry:
+        if not registry.has(here.name):  # by id: listing every row would warn of other runs' damage
+            return None
+        record = registry.get(here.name, exact=True)
+        return record if registry.path_of(record).resolve() == here else None
 
 
-def _holder_record_or_none(run_dir: Path) -> Any:
+def holder_record_or_none(run_dir: str | os.PathLike[str]) -> Any:
     """:func:`holder_record`, None where that registry cannot be read (named where it is used)."""
     try:
         return holder_record(run_dir)
@@ -249,7 +253,7 @@ def _holder_record_or_none(run_dir: Path) -> Any:
 
 def _recorded_done(run_dir: Path) -> bool:
     """Whether the registry of the directory holding ``run_dir`` records its run as done."""
-    record = _holder_record_or_none(run_dir)
+    record = holder_record_or_none(run_dir)
     return record is not None and record.status == "done"
 
 
@@ -269,7 +273,7 @@ def _resume_hint(run_dir: Path) -> str:
 
     where = runs_dir_words(run_dir.resolve().parent)  # quoted, and none for the default runs directory
     resume = f"`{command()} run --resume {run_id}{where}` continues it"
-    if _holder_record_or_none(run_dir) is not None:
+    if holder_record_or_none(run_dir) is not None:
         return f"; {resume}"
     return f"; `{command()} runs --record{where}` records it, and {resume}"
 

@@ -86,20 +86,42 @@ def source_hash(plugin: Any) -> str:
     from pathlib import Path
 
     module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
-    top = sys.modules.get(getattr(module, "__name__", "").split(".")[0]) or module
+    # the outermost package with a file of its own: a namespace package (``acme`` of
+    # ``acme.exits``, a folder without __init__.py) has none, and hashing it gave ""
+    parts = getattr(module, "__name__", "").split(".")
+    top = next((m for i in range(1, len(parts) + 1)
+                if getattr(m := sys.modules.get(".".join(parts[:i])), "__file__", None)), module)
     file = getattr(top, "__file__", None)
     if not file or not file.endswith(".py"):
         return ""
     path = Path(file)
-    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    files = _package_sources(path.parent) if path.name == "__init__.py" else [(path.name, path)]
     digest = hashlib.sha256()
-    for f in files:
+    for relative, f in files:
         try:
             content = f.read_bytes()
         except OSError:
             continue
-        digest.update(f.relative_to(path.parent).as_posix().encode() + b"\0" + content + b"\0")
+        digest.update(relative.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _package_sources(root: Any) -> list[tuple[str, Any]]:
+    """``(path relative to root, path)`` of every ``.py`` file under ``root``, sorted, through
+    symlinked folders too (Python imports through them; ``rglob`` does not descend into them),
+    each real folder once (a link back up is no loop)."""
+    from pathlib import Path
+
+    found, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = [d for d in subfolders if d != "__pycache__"]
+        found += [(Path(folder, n).relative_to(root).as_posix(), Path(folder, n)) for n in names if n.endswith(".py")]
+    return sorted(found)
 
 
 def code_hash(infos: Iterable[PluginInfo], used: Iterable[str]) -> str:

@@ -651,3 +651,58 @@ def test_the_source_hash_covers_the_plugins_whole_top_level_package(tmp_path, mo
     finally:
         for name in ("srcpkg", "srcpkg.plugin", "srcpkg.rewards", "single_mod"):
             sys.modules.pop(name, None)
+
+
+def test_the_source_hash_of_a_namespace_packages_plugin_covers_its_code(tmp_path, monkeypatch):
+    """A plugin under a namespace package (nsco/ without __init__.py) hashed as "": runs whose
+    reward code differed were one trial (review AB)."""
+    import importlib
+
+    from exitcore.plugins import source_hash
+
+    (tmp_path / "nsco" / "exitplug").mkdir(parents=True)  # nsco: a namespace package
+    (tmp_path / "nsco" / "exitplug" / "__init__.py").write_text("from nsco.exitplug.terms import build\n")
+    (tmp_path / "nsco" / "exitplug" / "terms.py").write_text("def build(params, ctx):\n    return 1\n")
+    (tmp_path / "nsco" / "loose.py").write_text("x = 1\n")  # a module right in the namespace
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        package, loose = importlib.import_module("nsco.exitplug"), importlib.import_module("nsco.loose")
+        first, one = source_hash(package), source_hash(loose)
+        assert first and one and first != one
+        (tmp_path / "nsco" / "exitplug" / "terms.py").write_text("def build(params, ctx):\n    return 2\n")
+        assert source_hash(package) not in ("", first)
+        (tmp_path / "nsco" / "loose.py").write_text("x = 2\n")
+        assert source_hash(loose) not in ("", one)
+    finally:
+        for name in ("nsco", "nsco.exitplug", "nsco.exitplug.terms", "nsco.loose"):
+            sys.modules.pop(name, None)
+
+
+def test_the_source_hash_follows_a_symlinked_folder_of_the_package(tmp_path, monkeypatch):
+    """Python imports through a symlinked subfolder; rglob did not descend into it, so an edit of
+    the code there was the same trial (review AB). A link back up is walked once, not forever."""
+    import importlib
+
+    from exitcore.plugins import source_hash
+
+    shared = tmp_path / "real" / "sharedcode"
+    shared.mkdir(parents=True)
+    (shared / "__init__.py").write_text("")
+    (shared / "terms.py").write_text("K = 1\n")
+    package = tmp_path / "root" / "linkpkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from linkpkg.shared.terms import K\n")
+    try:
+        (package / "shared").symlink_to(shared, target_is_directory=True)
+        (shared / "up").symlink_to(package, target_is_directory=True)  # a loop
+    except OSError:
+        pytest.skip("this file system makes no symlinks")
+    monkeypatch.syspath_prepend(str(tmp_path / "root"))
+    try:
+        module = importlib.import_module("linkpkg")
+        first = source_hash(module)
+        (shared / "terms.py").write_text("K = 2\n")
+        assert source_hash(module) != first
+    finally:
+        for name in ("linkpkg", "linkpkg.shared", "linkpkg.shared.terms"):
+            sys.modules.pop(name, None)

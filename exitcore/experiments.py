@@ -636,8 +636,13 @@ class ResolvedExperiment:
 
     def plugins_used(self) -> set[str]:
         """The names of the plugins that supply the experiment's components (its code)."""
-        chosen = [self.entry, *self.features, *self.rewards, *self.guards, *self.masks, *self.evaluators,
-                  self.data_source]
+        return self.plugins_training() | {rc.component.plugin for rc in self.evaluators}
+
+    def plugins_training(self) -> set[str]:
+        """The plugins whose code decides what a run trains and what its policy meets: those of
+        the data source, entry strategy, features, rewards, guards, masks and policy (not the
+        evaluators, which only read the ledgers)."""
+        chosen = [self.entry, *self.features, *self.rewards, *self.guards, *self.masks, self.data_source]
         return {rc.component.plugin for rc in chosen if rc is not None} | {self.policy.plugin}
 
     def to_toml(self) -> str:

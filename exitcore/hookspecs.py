@@ -208,7 +208,8 @@ def register_evaluators(register: Register) -> None:
     allows it (in-sample figures labelled as such; baseline tuning on the training split).
     An evaluator that raises (or returns what cannot be stored) stops the run ``interrupted``,
     its training complete and checkpointed: fix it and ``exitcore run --resume RUN`` evaluates
-    the trained policy again without training it anew.
+    the trained policy again without training it anew (where the evaluator's package supplies
+    no training component: a resume refuses changed training code).
     """
 
 

@@ -228,6 +228,47 @@ def check_data_unchanged(previous: Any, data_hash: str) -> None:
                             f"started, {data_hash} now)")
 
 
+def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any, code_hash: str,
+                         again: str) -> str:
+    """Refuse a resume when the code of a plugin that trains (:meth:`plugins_training
+    <exitcore.experiments.ResolvedExperiment.plugins_training>`) changed since the run started:
+    its results would be of two codes, counted as the first one's trial. Each changed plugin is
+    named with its source hashes (the first start's, in run.json's ``plugins``, and now's).
+    Where only evaluator plugins changed (an evaluator fixed after it failed), the resume goes on
+    and the returned note says so; ``""`` when nothing changed, or when the run was recorded
+    before exitcore kept a code hash. ``again`` is the command that runs the configuration anew."""
+    from exitcore.plugins import plugin_label
+
+    started = previous.params.get("code_hash")
+    if not isinstance(started, str) or not started or started == code_hash:
+        return ""
+    try:
+        recorded = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("plugins")
+        then = {p["name"]: p.get("source_hash") for p in recorded if isinstance(p, dict) and "name" in p}
+    except (OSError, ValueError, TypeError, AttributeError):
+        then = {}
+    infos = {i.name: i for i in host.plugin_infos()}
+    changed = sorted(n for n in resolved.plugins_used() if n not in then or n not in infos
+                     or then[n] != infos[n].source)
+
+    def named(name: str) -> str:
+        info = infos.get(name)
+        label = plugin_label(name, info.distribution, info.version) if info else f"plugin {name!r} (not installed now)"
+        own = " (exitcore's own code: its built-in data sources and policies)" if info and info.distribution == "exitcore" else ""
+        return f"{label}{own}: source {then.get(name) or '?'} -> {info.source if info else '?'}"
+
+    training = resolved.plugins_training()
+    if changed and not training.intersection(changed):
+        return (f"the code of {', '.join(named(n) for n in changed)} changed since run {previous.id} started; "
+                f"{'it supplies' if len(changed) == 1 else 'they supply'} only evaluators, so the resume evaluates "
+                "with the new code (run.json's resumes record it), and the run stays the trial it started as")
+    which = ("; ".join(named(n) for n in changed if n in training) if changed and then
+             else f"code hash {started} -> {code_hash}" + ("" if then else "; run.json lists no plugin's source hash"))
+    raise ExitcoreError(f"cannot resume run {previous.id}: the code of plugins it trains with changed since it "
+                        f"started ({which}); a resume continues the code it started with: restore that code, or "
+                        f"start a new run (`{again}` runs its configuration again with this code, another trial)")
+
+
 def resumed_twice(record: Any) -> ExitcoreError:
     """The error for a resume of a run that is running (another resume, or its first start):
     exit status 75, as for any command that waits for a run to finish."""

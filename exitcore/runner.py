@@ -46,6 +46,7 @@ from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.resume import (
     check_checkpoint,
+    check_code_unchanged,
     check_config_unchanged,
     check_data_unchanged,
     drop_recorded_device,
@@ -192,6 +193,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     from exitcore.registry import Registry, resolve_runs_dir, runs_dir_words, unrecorded_words
 
     stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below
+    # the plugins' source hashes, read now: the code was imported just before, and a file saved
+    # while the data loads must not be recorded as the code this run ran (the host caches them)
+    host.plugin_infos()
     # --resume may name the run's directory: its registry is then the directory holding it
     runs_dir = runs_dir_for([request.resume], request.runs_dir) if request.resume else resolve_runs_dir(request.runs_dir)
     # Nothing is created before the request is known to be good: bad input leaves no trace.
@@ -227,14 +231,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
-    elif (started := previous.params.get("code_hash")) and isinstance(started, str) \
-            and started != run_code_hash(resolved, host):
-        # its results would be of two codes, counted as the first one's trial: refused, as a changed configuration is
-        raise ExitcoreError(f"cannot resume run {previous.id}: the code of the plugins its components come from changed "
-                            f"since it started (code hash {started} -> {run_code_hash(resolved, host)}; "
-                            f"run.json's plugins list each one's source_hash); a resume continues the code it started "
-                            f"with: restore that code, or start a new run (`{command()} run --from {previous.id}"
-                            f"{runs_dir_words(runs_dir)}` runs its configuration again with this code, another trial)")
+    else:
+        code_note = check_code_unchanged(previous, previous_dir, resolved, host, run_code_hash(resolved, host),
+                                         f"{command()} run --from {previous.id}{runs_dir_words(runs_dir)}")
+        if code_note:
+            click.echo(f"note: {code_note}", err=True)
     if not quiet:
         resuming = (f" (resuming {previous.id})" if previous is not None else
                     f" (the configuration of {Path(request.from_run).name})" if request.from_run else "")
@@ -567,7 +568,10 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
 
                 exc.add_note(f"run {info.run_id} is marked interrupted: its training is complete and checkpointed; "
                              f"once the cause is fixed, `{command()} run --resume {info.run_id}{again}"
-                             f"{runs_dir_words(Path(info.run_dir).parent)}` evaluates it again")
+                             f"{runs_dir_words(Path(info.run_dir).parent)}` evaluates it again, unless the fix "
+                             f"changed exitcore itself: a resume continues the code the run started with, so "
+                             f"`{command()} run --from {info.run_id}{runs_dir_words(Path(info.run_dir).parent)}` "
+                             "then trains it again")
                 raise
             raise RunInterrupted(info.run_id, info.run_dir, cause=(
                 f"failed while {doing}: {with_notes(exc)}; its training is complete: fix the cause and resume it to "

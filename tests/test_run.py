@@ -237,10 +237,9 @@ def test_a_resume_whose_checkpoint_is_gone_says_it_starts_again(tmp_path, finish
     assert json.loads((run_dir / "results.json").read_text())["headline"] == json.loads(original["metrics"])
 
 
-def test_a_resume_whose_plugin_code_changed_is_refused(tmp_path, finished_run):
-    """A resume after an edit of a component's code trained on with the new code, its results of
-    two codes counted as the first one's trial (review AA): refused, as a changed configuration
-    is, naming both code hashes and the way to run the configuration again as another trial."""
+def _copied_with_other_code(tmp_path, finished_run, plugin):
+    """A copy of the finished run without its results, recorded where run.json says it started
+    with other code of ``plugin`` (its source hash and the run's code hash changed)."""
     import shutil
 
     source, _ = finished_run
@@ -250,16 +249,76 @@ def test_a_resume_whose_plugin_code_changed_is_refused(tmp_path, finished_run):
     shutil.copytree(source / original["run_dir"], run_dir)
     (run_dir / "results.json").unlink()
     info = json.loads((run_dir / "run.json").read_text())
-    (run_dir / "run.json").write_text(json.dumps({**info, "code_hash": "0" * 16}))  # as started with other code
+    now = {p["name"]: p["source_hash"] for p in info["plugins"]}
+    plugins = [{**p, "source_hash": "1" * 16} if p["name"] == plugin else p for p in info["plugins"]]
+    (run_dir / "run.json").write_text(json.dumps({**info, "code_hash": "0" * 16, "plugins": plugins}))
     assert exitcore("runs", "--record", runs=runs).returncode == 0
+    return original, runs, run_dir, now
+
+
+def test_a_resume_whose_training_plugin_code_changed_is_refused_naming_it(tmp_path, finished_run):
+    """A resume after an edit of a component's code trained on with the new code, its results of
+    two codes counted as the first one's trial (review AA): refused, as a changed configuration
+    is, naming the plugin whose code changed (review AB: two opaque hashes said nothing of which)
+    and the way to run the configuration again as another trial."""
+    original, runs, _, now = _copied_with_other_code(tmp_path, finished_run, "rewards")
     out = exitcore("run", "--resume", original["id"], runs=runs)
     assert out.returncode == 2, out.stderr
     assert out.stderr == (
-        f"error: cannot resume run {original['id']}: the code of the plugins its components come from changed since "
-        f"it started (code hash {'0' * 16} -> {info['code_hash']}; run.json's plugins list each one's source_hash); a "
-        f"resume continues the code it started with: restore that code, or start a new run (`exitcore run --from "
-        f"{original['id']} --runs-dir {runs}` runs its configuration again with this code, another trial)\n")
+        f"error: cannot resume run {original['id']}: the code of plugins it trains with changed since it started "
+        f"(plugin 'rewards' (exitcore-rewards 0.1.0): source {'1' * 16} -> {now['rewards']}); a resume continues the "
+        f"code it started with: restore that code, or start a new run (`exitcore run --from {original['id']} "
+        f"--runs-dir {runs}` runs its configuration again with this code, another trial)\n")
     assert [r["status"] for r in registry_rows(runs)] == ["interrupted"]
+
+
+def test_a_resume_after_an_evaluator_fix_evaluates_with_the_new_code(tmp_path, finished_run):
+    """'Fix the evaluator and resume' (what a failed evaluation advises) was refused as changed
+    code (review AB): evaluators only read the ledgers, so the resume evaluates with the fixed
+    code, says so, records it under run.json's resumes, and the run stays its first trial."""
+    original, runs, run_dir, now = _copied_with_other_code(tmp_path, finished_run, "evaluators")
+    out = exitcore("run", "--resume", original["id"], runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert (f"note: the code of plugin 'evaluators' (exitcore-evaluators 0.1.0): source {'1' * 16} -> "
+            f"{now['evaluators']} changed since run {original['id']} started; it supplies only evaluators, so the "
+            "resume evaluates with the new code (run.json's resumes record it), and the run stays the trial it "
+            "started as\n") in out.stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["code_hash"] == "0" * 16 and info["resumes"][-1]["code_hash"] != "0" * 16
+    (row,) = registry_rows(runs)
+    assert row["status"] == "done" and json.loads(row["params"])["code_hash"] == "0" * 16
+
+
+def test_a_runs_plugin_source_is_read_when_it_starts_not_after_its_data_loads(tmp_path, monkeypatch):
+    """The source hash was read when the run was recorded, after the data, the assembly and the
+    sweep: a plugin file saved meanwhile was recorded as the code the run ran (review AB)."""
+    import exitcore.data.pipeline as pipeline
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    plugin = tmp_path / "latecode.py"
+    plugin.write_text("from exitcore import hookimpl\n\n@hookimpl\ndef register_reward_terms(register):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("EXITCORE_PLUGINS", "latecode")
+    monkeypatch.delitem(sys.modules, "latecode", raising=False)
+    from exitcore.plugins import source_hash
+
+    loading = pipeline.load_bars
+
+    def edited_while_loading(*args, **kwargs):
+        plugin.write_text(plugin.read_text() + "# saved while the data loaded\n")
+        return loading(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_bars", edited_while_loading)
+    runs = tmp_path / "runs"
+    out = CliRunner().invoke(cli, ["run", "v4", *SMOKE, "-q", "--runs-dir", str(runs)])
+    assert out.exit_code == 0, out.output
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    recorded = {p["name"]: p["source_hash"] for p in json.loads((run_dir / "run.json").read_text())["plugins"]}
+    plugin.write_text(plugin.read_text().replace("# saved while the data loaded\n", ""))
+    assert recorded["latecode"] == source_hash(sys.modules["latecode"])
+    sys.modules.pop("latecode", None)
 
 
 def test_compare_reads_run_directories_no_registry_records(tmp_path, finished_run):
@@ -1266,7 +1325,9 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
         bug = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(moved), "-q", "--runs-dir", str(runs)])
     assert isinstance(bug.exception, ZeroDivisionError), bug.output
     assert bug.exception.__notes__[-1].endswith(
-        f"`exitcore run --resume {run_id} --data {moved} --runs-dir {runs}` evaluates it again")
+        f"`exitcore run --resume {run_id} --data {moved} --runs-dir {runs}` evaluates it again, unless the fix changed "
+        f"exitcore itself: a resume continues the code the run started with, so `exitcore run --from {run_id} "
+        f"--runs-dir {runs}` then trains it again")
     resumed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(moved), "-q", "--runs-dir", str(runs)])
     assert resumed.exit_code == 0, resumed.output
     assert (stopped.run_dir / "config.toml").read_text() == frozen

@@ -633,7 +633,8 @@ def _raising_impl(impls: list[Any], exc: BaseException) -> Any:
 def _env_plugins(pm: pluggy.PluginManager) -> list[types.ModuleType]:
     """The modules :data:`PLUGINS_ENV` names, imported (one that fails is an error naming it);
     a module an entry point already registered (an installed plugin), or named twice, is not
-    loaded twice."""
+    loaded twice; another module named as an installed plugin is (``rewards.py`` beside the
+    shipped ``rewards``) is an error, not silently skipped."""
     import importlib
 
     modules: list[types.ModuleType] = []
@@ -645,8 +646,13 @@ def _env_plugins(pm: pluggy.PluginManager) -> list[types.ModuleType]:
                     if isinstance(exc, ModuleNotFoundError) and exc.name == name.split(".")[0] else "")
             raise PluginError(f"{PLUGINS_ENV}: plugin module {name!r} failed to import: "
                               f"{describe_exception(exc)}{hint}") from exc
-        if not pm.is_registered(module) and not pm.has_plugin(name) and module not in modules:
-            modules.append(module)
+        if pm.is_registered(module) or module in modules:
+            continue
+        if pm.has_plugin(name):  # another module under that name: an installed plugin's entry point
+            raise PluginError(f"{PLUGINS_ENV}: plugin module {name!r} ({getattr(module, '__file__', None) or 'no file'}) "
+                              f"has the name of the installed plugin {name!r}, which exitcore loads already: "
+                              "rename the module")
+        modules.append(module)
     return modules
 
 

@@ -77,6 +77,8 @@ class _Brittle:
             return term
 
         register("huge", huge)
+        # a float32 term of 1: its weight of 1e39 overflows it to inf before the sum (review AB)
+        register("one32", lambda params, ctx: (lambda before, action, after: torch.ones_like(after.upnl, dtype=torch.float32)))
 
         def draws_in_build(params, ctx):
             import random
@@ -130,6 +132,9 @@ rewards = [{ name = "pnl" }, { name = "two_arguments" }]
 [experiments.huge_reward]
 extends = "v4_no_lookahead"
 rewards = [{ name = "pnl" }, { name = "huge" }]
+[experiments.overflowing_weight]
+extends = "v4_no_lookahead"
+rewards = [{ name = "pnl" }, { name = "one32", weight = 1e39 }]
 [experiments.draws]
 extends = "v4_no_lookahead"
 rewards = [{ name = "pnl" }, { name = "draws_in_build" }]
@@ -163,17 +168,20 @@ def test_a_function_written_with_other_parameters_is_named_not_a_traceback(check
     assert problem is not None and all(w in problem for w in words), problem
 
 
-def test_reward_terms_whose_sum_is_beyond_float32_are_found(checked):
+@pytest.mark.parametrize("name, term", [("huge_reward", "huge"), ("overflowing_weight", "one32")])
+def test_reward_terms_whose_sum_is_beyond_float32_are_found(checked, name, term):
     """Each term was checked finite in its own dtype, so a float64 term of 1e300 passed the
-    check and stopped the run at its first rollout step (trial R)."""
+    check and stopped the run at its first rollout step (trial R); a float32 term weighted
+    1e39 is inf before the sum, which the first check let through (review AB)."""
     file, host = checked
-    problem = _build_and_step(file, "huge_reward", host)
-    assert problem is not None and "the reward terms (" in problem and "'huge' from _Brittle" in problem, problem
+    problem = _build_and_step(file, name, host)
+    assert problem is not None and "the reward terms (" in problem and f"'{term}' from _Brittle" in problem, problem
     assert "beyond float32, the step's reward type" in problem
 
 
 @pytest.mark.parametrize("name, words", [("guard_signature", "exit guard 'one_argument' from _Brittle"),
-                                         ("huge_reward", "beyond float32, the step's reward type")])
+                                         ("huge_reward", "beyond float32, the step's reward type"),
+                                         ("overflowing_weight", "beyond float32, the step's reward type")])
 def test_a_run_refuses_a_component_failing_at_its_first_steps_before_recording_anything(checked, tmp_path, name, words):
     """Such a component failed the run it had started: a failed run (a trial) with a checkpoint
     of the untrained policy (trial R). Its first steps are swept before the run is recorded."""

@@ -622,6 +622,12 @@ def test_plugin_modules_named_by_exitcore_plugins_load_without_installing(tmp_pa
     assert out.returncode == 2 and out.stderr == (
         "error: EXITCORE_PLUGINS: plugin module 'nothere' failed to import: ModuleNotFoundError: No module named "
         "'nothere'; put the folder holding it on PYTHONPATH\n")
+    # a module of its own named as a shipped plugin is: it was imported, then skipped without a word
+    (tmp_path / "rewards.py").write_text((tmp_path / "myterms.py").read_text())
+    out = plugins(EXITCORE_PLUGINS="rewards")
+    assert out.returncode == 2 and out.stderr == (
+        f"error: EXITCORE_PLUGINS: plugin module 'rewards' ({tmp_path / 'rewards.py'}) has the name of the installed "
+        "plugin 'rewards', which exitcore loads already: rename the module\n")
 
 
 def test_the_source_hash_covers_the_plugins_whole_top_level_package(tmp_path, monkeypatch):

@@ -633,8 +633,9 @@ class VecExitEnv:
                 check_untouched(kept, [before, after], f"reward term {term.label()}")
                 check_tensor(r, f"reward term {term.label()}", (before.n,), (torch.float32, torch.float64), self.device)
             total = total + term.weight * r
-        if not self._checked:  # the step's reward is float32: finite terms can sum beyond it (1e300)
-            big = ~torch.isfinite(total.to(torch.float32)) & torch.isfinite(total)
+        if not self._checked:  # the step's reward is float32: finite terms can sum beyond it (1e300),
+            # or overflow on their own weight (a float32 term times 1e39 is inf before the sum)
+            big = ~torch.isfinite(total.to(torch.float32))
             if bool(big.any()):
                 terms = ", ".join(term.label() for term in self.components.rewards)
                 raise PluginError(f"the reward terms ({terms}) sum, weighted, to {float(total[big][0]):.6g} at "

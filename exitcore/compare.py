@@ -489,26 +489,25 @@ def _different_code(views: list[RunView]) -> str | None:
     """The DIFFERENT CODE note for runs of one configuration, seed and bars whose plugins'
     versions or source differed: their configurations are identical, their numbers need not be
     (each is a trial of its own: the trial includes the plugin code, ``RunRecord.trial``)."""
-    said, one_trial = [], False
+    said = []
     for group in _by_trial(views, lambda v: (*v.trial[:2], v.data_hash)):  # one configuration and seed, any code
         names = sorted({n for v in group for n in v.plugin_code})
         # the source only (another version of the same code is the same code), and only what both
         # recorded: an older run without source hashes is not "different"
-        changed = [n for n in names if len({_source_of(v.plugin_code.get(n, "")) for v in group} - {None}) > 1]
+        changed = [n for n in names if len({_source_in_label(v.plugin_code.get(n, "")) for v in group} - {None}) > 1]
         if changed:
+            counted = ("a run recorded without a code hash (before exitcore kept it) or with a hand-edited one "
+                       "counts as one trial with the others here" if len({v.trial[2] for v in group}) == 1 else
+                       "each code is a trial of its own in the deflated Sharpe's N")
             said.append("; ".join(f"{v.run_id}: " + ", ".join(f"{n} {v.plugin_code.get(n, 'not used')}" for n in changed)
-                                  for v in group))
-            one_trial = one_trial or len({v.trial[2] for v in group}) == 1
+                                  for v in group) + f" ({counted})")
     if not said:
         return None
-    counted = ("a run recorded without a code hash (before exitcore kept it) or with a hand-edited one counts as "
-               "one trial with the others here" if one_trial else
-               "each code is a trial of its own in the deflated Sharpe's N")
-    return (f"DIFFERENT CODE: runs of the same configuration, seed and bars whose plugins' code differed ({'; '.join(said)}): "
-            f"their configurations read identical, but their numbers are the code's too; {counted}")
+    return ("DIFFERENT CODE: runs of the same configuration, seed and bars whose plugins' code differed, so their "
+            f"configurations read identical but their numbers are the code's too: {' | '.join(said)}")
 
 
-def _source_of(code: str) -> str | None:
+def _source_in_label(code: str) -> str | None:
     """The source hash in a plugin's recorded code (``"dist version, source HASH"``); None where
     it was not recorded."""
     source = code.rpartition(", source ")[2]

@@ -914,8 +914,8 @@ class Registry:
         every status*: failed, interrupted and still-running runs count, because the deflated
         Sharpe ratio must account for everything that was tried (a configuration abandoned after
         a look at its partial results is still a trial, and leaving it out would understate the
-        selection). Re-running or resuming the same configuration with the same seed is the same
-        trial and counts once. Configurations differing only in name (same config hash) count
+        selection). Re-running or resuming the same configuration with the same seed and plugin
+        code is the same trial and counts once (a resume whose training code changed is refused). Configurations differing only in name (same config hash) count
         once.
         """
         with self._sql_errors():  # the rows read as records (not warned about: listing them does)

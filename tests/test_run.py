@@ -1504,4 +1504,4 @@ def test_runs_of_one_trial_whose_plugin_code_differed_are_told_apart(tmp_path, f
     (after / "run.json").write_text(json.dumps({**info, "code_hash": code}))
     out = exitcore("compare", str(before), str(after), "--json", runs=runs)
     (note,) = [w for w in json.loads(out.stdout)["warnings"] if w.startswith("DIFFERENT CODE")]
-    assert note.endswith("counts as one trial with the others here")
+    assert note.endswith("counts as one trial with the others here)")

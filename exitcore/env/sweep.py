@@ -51,7 +51,6 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
     return sorted(untried)
 
 
-
 def first_steps(assembled: Any, n_trades: int = FIRST_TRADES) -> None:
     """Sweep the first ``n_trades`` fillable trades (:func:`step_every_action`) on components
     built afresh for it, with every global random generator (torch's, numpy's, Python's) as it

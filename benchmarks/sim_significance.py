@@ -77,6 +77,10 @@ MODELS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
 }
 
 
+#: the span lengths (days) of the coverage-by-length figures: a short test split or walk-forward span
+SPANS = (8, 15, 20, 30, 45, 60, 120, 313)
+
+
 def coverage(noise: np.ndarray, boot: int, seed: int) -> float:
     """Share of series whose bootstrap Sharpe interval contains the true Sharpe."""
     mean = TRUE_SHARPE / math.sqrt(sig.TRADING_DAYS_PER_YEAR)  # unit variance: the daily Sharpe
@@ -128,6 +132,10 @@ def main() -> None:
         fp = psr_passes(model(rng, psr_reps))
         rows.append({"model": name, "coverage": cov, "coverage_se": se(cov, args.reps),
                      "psr_false_positive": fp, "psr_false_positive_se": se(fp, psr_reps)})
+    spans = []
+    for days in SPANS:  # iid normal days over shorter spans: the percentile interval's small-sample shortfall
+        cov = coverage(rng.standard_normal((args.reps, days)), args.boot, int(rng.integers(2**31)))
+        spans.append({"days": days, "coverage": cov, "coverage_se": se(cov, args.reps)})
     active = []
     for k in (1, 2, 5, 20, 30, 100):
         fp = psr_passes(sparse(rng, psr_reps, k))
@@ -140,6 +148,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['model']:<16}{r['coverage']:>10.3f} ± {r['coverage_se']:.3f}"
               f"{100 * r['psr_false_positive']:>12.1f} % ± {100 * r['psr_false_positive_se']:.1f}")
+    print(f"\ncoverage of the same interval over shorter spans of iid normal days (L = round(T^(1/3)))")
+    for r in spans:
+        print(f"  T = {r['days']:>3} days (L = {sig.default_block_length(r['days'])}): {r['coverage']:.3f} ± {r['coverage_se']:.3f}")
     print(f"\nP(PSR > 0.95) at a true Sharpe of 0 with k active days (normal PnL), without the {sig.MIN_ACTIVE_DAYS}-day gate")
     for a in active:
         print(f"  k = {a['active_days']:>3}: {100 * a['psr_false_positive']:5.1f} % ± {100 * a['psr_false_positive_se']:.1f}")
@@ -147,7 +158,7 @@ def main() -> None:
     print(f"({elapsed:.0f} s, seed {args.seed})")
     if args.json:
         print(json.dumps({"reps": args.reps, "psr_reps": psr_reps, "boot": args.boot, "seed": args.seed,
-                          "models": rows, "active_days": active, "seconds": elapsed}))
+                          "models": rows, "spans": spans, "active_days": active, "seconds": elapsed}))
 
 
 if __name__ == "__main__":

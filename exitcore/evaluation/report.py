@@ -428,6 +428,8 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
                      f"({_get(results, 'evaluators', 'significance', 'n_samples')} resamples, "
                      f"{_get(results, 'evaluators', 'significance', 'method')}), for this one trained policy: "
                      "another training seed is not covered.")
+        if _short_span(results):
+            notes.append(f"{_short_span(results)}.")
         if _has_undefined(intervals):
             notes.append(UNDEFINED_NOTE)
     else:
@@ -483,12 +485,27 @@ def _significance_section(results: Mapping[str, Any], trials_now: int | TrialsTo
                             f"baseline) = {statistic(_get(d, 'sharpe', 'p_le_zero'), '.3f')}; mean daily PnL "
                             f"{_leveled(interval(d.get('mean_daily_pnl'), '.2f', 1e4), level)} bp of the entry price"))
     blocks.append(("kv", rows))
+    short = _short_span(results)
+    if short:
+        blocks.append(("p", f"Note: {short}."))
     if any(_has_undefined(sig.get(k)) for k in ("rl_vs_best_baseline", "rl_vs_best_on_split")):
         blocks.append(("p", UNDEFINED_NOTE))
     caveat = _negative_sharpe_caveat(results)
     if caveat:
         blocks.append(("p", caveat))
     return blocks
+
+
+def _short_span(results: Mapping[str, Any]) -> str | None:
+    """Why the run's intervals cover less than their level (a span of few days), or None."""
+    from exitcore.evaluation.significance import short_span_words
+
+    sig = _get(results, "evaluators", "significance") or {}
+    for key in ("rl_vs_best_baseline", "rl_vs_best_on_split"):
+        if isinstance(sig.get(key), Mapping) and "n_days" in sig[key]:
+            return short_span_words(sig[key]["n_days"])
+    rl = _get(sig, "intervals", "rl")
+    return short_span_words(rl.get("n_days")) if isinstance(rl, Mapping) else None
 
 
 def _leveled(text: str, level: str) -> str:
@@ -743,6 +760,8 @@ def summary_text(results: Mapping[str, Any]) -> str:
     if level:  # an interval without its level reads as 95% whatever it is
         lines.append(f"[CI] = {level.strip()} bootstrap intervals over the days, for this one trained policy (they do not "
                      "cover another training seed)")
+        if _short_span(results):
+            lines.append(f"note: {_short_span(results)}")
     verdict = results.get("audit_verdict")
     if verdict in ("FAIL", "SUSPECT"):  # first, as show and report put it: the numbers below are not to be trusted
         why = audit_why(results.get("evaluators") or {})

@@ -303,6 +303,30 @@ def test_summary_for_the_end_of_a_run(finished_run):
     assert not text.startswith("!!")
 
 
+def test_intervals_over_few_days_are_said_to_cover_less_than_their_level(finished_run):
+    """A run on an 8-day test split printed 'RL - fixed_stop_target: Sharpe -4.04 [-14.02, -0.21]
+    95%', which read as significant; its PSR was refused for few days, its intervals were not
+    (trial S: a nominal 95 % covered about 85 % there). The summary and the report say so."""
+    import copy
+
+    from exitcore.evaluation.report import render, report_blocks
+
+    results = read_results(_run_dir(finished_run))
+    sig = results["evaluators"]["significance"]
+    for days, warned in ((8, True), (59, True), (60, False), (313, False)):
+        changed = copy.deepcopy(results)
+        for part in ("rl_vs_best_baseline", "rl_vs_best_on_split"):
+            if part in sig:
+                changed["evaluators"]["significance"][part]["n_days"] = days
+        for policy in changed["evaluators"]["significance"]["intervals"].values():
+            policy["n_days"] = days
+        words = f"only {days} days evaluated: on fewer than 60 days the bootstrap intervals cover less than their level"
+        assert (f"\nnote: {words}" in summary_text(changed)) is warned, summary_text(changed)
+        report = render(report_blocks(changed, {"run_id": "x"}, None, None), "text")
+        assert (words in report) is warned
+        assert (report.count("cover less than their level") == 2) is warned  # under the table and the significance
+
+
 def test_a_verdict_from_a_plugin_evaluator_is_named_and_its_result_shown(finished_run, tmp_path):
     """Any evaluator may return a verdict; when a plugin's own check fails the run, the summary
     and the report name that evaluator instead of calling it a leak found by the look-ahead

@@ -271,9 +271,13 @@ def outcome_frame(
     ].astype(str)
     # the entry strategy's own columns (a tag, its reason) follow, row for row: the trade id is
     # the row in its Trades frame, which refuses names that are ledger columns
+    rows = host(trade)
+    # the initial stop and target: with the prices, what a reader needs to replay a trade's exit
+    for name in ("stop_dist", "target_dist"):
+        frame[name] = assembled.trades.frame[name].iloc[rows].to_numpy(dtype=np.float64)
     extra = assembled.trades.frame.drop(columns=list(TRADE_COLUMNS))
     for name in extra.columns:
-        frame[name] = extra[name].iloc[host(trade)].to_numpy()
+        frame[name] = extra[name].iloc[rows].to_numpy()
     if bool((exit_reason == int(ExitReason.OPEN)).any()):
         raise RuntimeError("outcome_frame got trades that are still open")
     validate_ledger(frame)

@@ -125,6 +125,8 @@ OPTIONAL_COLUMNS: Mapping[str, Column] = {
         "one letter per decision, the *executed* action (H where a guard blocked the sampled one); "
         "enables the per-action blocked rate",
     ),
+    "stop_dist": Column("float", "the entry strategy's initial stop distance from the entry fill, in price units"),
+    "target_dist": Column("float", "the entry strategy's initial target distance from the entry fill, in price units"),
 }
 
 _TIME_COLUMNS = tuple(name for name, col in LEDGER_COLUMNS.items() if col.kind == "time")

@@ -98,6 +98,10 @@ def test_hand_computed_ledger_every_column():
     stop = ec - 0.0005
     assert c.exit_price == pytest.approx(stop - C, abs=1e-12) and c.exit_time == START + 17 * BAR
     assert c.pnl == pytest.approx((stop - 1.1000) / ec - 2 * C / ec, abs=1e-12)
+    # the initial stop and target, so a reader can replay an exit from the ledger (trial S):
+    # C's stop, 5 pips from its fill, is where it closed
+    assert list(led.stop_dist) == [t[2] for t in TRADES] and list(led.target_dist) == [t[3] for t in TRADES]
+    assert c.stop_dist == pytest.approx(0.0005) and c.exit_price == pytest.approx(c.entry_price - c.stop_dist - C, abs=1e-12)
 
 
 def test_action_strings_are_built_in_one_pass():

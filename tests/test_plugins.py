@@ -271,7 +271,7 @@ def test_a_component_listed_under_another_kind_says_where_it_belongs(make_host):
                                           r"list it under features\); available exit guards: none installed$"):
         host.get(ComponentKind.GUARD, "momentum", where="guards[0].name")
     with pytest.raises(ConfigError, match=r"unknown feature 'tiny' \('tiny' is a policy: set it as ppo\.policy\); "
-                                          r"available features: momentum \[Mixed \(not installed"):
+                                          r"available features: momentum \[Mixed \(no distribution\)\]"):
         host.get(ComponentKind.FEATURE, "tiny", where="features[0].name")
 
 

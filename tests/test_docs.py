@@ -136,8 +136,11 @@ def test_the_audit_example_runs_and_its_assertion_bites(monkeypatch, tmp_path):
 
 def test_the_trainer_example_in_ppo_md_runs(monkeypatch, tmp_path):
     """It was not valid Python (a positional argument after `...`) and used names it never defined."""
+    import tempfile
+
     block = next(b for b in _python_blocks((ROOT / "docs" / "ppo.md").read_text()) if "PPOTrainer(" in b)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its mkdtemp() run directory: not left in /tmp
     scope: dict = {}
     exec(compile(block, "docs/ppo.md", "exec"), scope)
     result = scope["result"]

@@ -22,6 +22,33 @@ class _Brittle:
     """Components that only fail on what a HOLD-only step never shows."""
 
     @hookimpl
+    def register_features(self, register):
+        from exitcore.components import FeatureSpec
+
+        def peer(params, ctx):
+            close = ctx.market.close
+
+            def compute(market, state):
+                # the close at the latest bar another row of the batch is sitting on: in an
+                # evaluation, where every test trade steps at once, often a later bar (trial T)
+                later = state.bar.max().expand_as(state.bar)
+                return (close[later] - close[state.bar]).to(torch.float32)[:, None]
+            return FeatureSpec(("peer_move",), 0, compute)
+
+        register("peer", peer)
+
+    @hookimpl
+    def register_action_masks(self, register):
+        def batch_z(params, ctx):
+            def mask(state):  # EXIT where this trade's PnL beats the batch's mean: a cross-sectional z-score
+                allowed = torch.ones(state.n, 5, dtype=torch.bool, device=state.upnl.device)
+                allowed[:, EXIT] = state.upnl >= state.upnl.mean()
+                return allowed
+            return mask
+
+        register("batch_z", batch_z)
+
+    @hookimpl
     def register_exit_guards(self, register):
         def crash_on(action_id):
             def build(params, ctx):
@@ -135,6 +162,12 @@ rewards = [{ name = "pnl" }, { name = "huge" }]
 [experiments.overflowing_weight]
 extends = "v4_no_lookahead"
 rewards = [{ name = "pnl" }, { name = "one32", weight = 1e39 }]
+[experiments.peer_feature]
+extends = "v4_no_lookahead"
+features = [{ name = "price_window" }, { name = "peer" }]
+[experiments.batch_mask]
+extends = "v4_no_lookahead"
+masks = [{ name = "batch_z" }]
 [experiments.draws]
 extends = "v4_no_lookahead"
 rewards = [{ name = "pnl" }, { name = "draws_in_build" }]
@@ -200,6 +233,16 @@ def test_a_run_refuses_a_component_failing_at_its_first_steps_before_recording_a
     if Registry.exists(runs):
         with Registry(runs, read_only=True) as reg:
             assert reg.list() == []
+
+
+@pytest.mark.parametrize("name, label", [("peer_feature", "feature 'peer' from _Brittle"),
+                                         ("batch_mask", "action mask 'batch_z' from _Brittle")])
+def test_a_component_that_reads_other_rows_of_the_batch_is_refused(checked, name, label):
+    """A feature reading the bar another row sits on (later, in an evaluation of every test trade
+    at once) passed the look-ahead audit, which replays one trade at a time (trial T)."""
+    file, host = checked
+    problem = _build_and_step(file, name, host)
+    assert problem is not None and label in problem and "computed alone: a feature, mask or guard must read only its own row" in problem, problem
 
 
 def test_masked_actions_are_not_stepped(checked):

@@ -21,6 +21,63 @@ import torch
 FIRST_TRADES = 64
 
 
+#: rows of a sweep whose features, masks and guards are also computed alone (each row against
+#: its own value in the batch): a few suffice, as a coupling usually shows in most rows
+ALONE_ROWS = 8
+
+
+def check_rows_alone(env: Any, action: torch.Tensor) -> None:
+    """Refuse a feature, mask or guard whose output for a row changes when that row is computed
+    alone rather than with the other rows of the batch (:class:`~exitcore.errors.PluginError`).
+
+    The rows of a batch are other trades at other times, some of them later: an evaluation
+    steps every test trade at once, so a component that reads another row (the close another
+    trade is sitting on, a z-score across the batch) can see the future, while the look-ahead
+    audit, which replays one trade at a time, cannot see it (trial T). Checked on up to
+    :data:`ALONE_ROWS` live rows of the environment's current state, for ``action`` (the guards')."""
+    from exitcore.env.state import EnvState
+    from exitcore.errors import PluginError
+
+    state, comps = env.state, env.components
+    rows = torch.nonzero(~state.done).flatten()[:ALONE_ROWS].tolist()
+    if len(rows) < 2 or state.n < 2:
+        return
+    calls = ([(f"feature {f.label()}", lambda s, a, f=f: f.fn(env.market, s)) for f in comps.features]
+             + [(f"action mask {m.label()}", lambda s, a, m=m: m.fn(s)) for m in comps.masks]
+             + [(f"exit guard {g.label()}", lambda s, a, g=g: g.fn(s, a)) for g in comps.guards])
+    fields = state.tensors()
+    for label, call in calls:
+        try:
+            batch = call(state, action)
+        except Exception:  # noqa: BLE001 - the step that follows calls it as the env does, and blames it
+            continue
+        for row in rows:
+            try:
+                alone = call(EnvState.from_tensors({k: v[row:row + 1] for k, v in fields.items()}), action[row:row + 1])
+            except Exception as exc:  # noqa: BLE001 - named: the audit replays one trade at a time
+                raise PluginError(f"{label}: raised {type(exc).__name__} on a batch of one row ({exc}); the "
+                                  "look-ahead audit replays trades one at a time, so a component must take a "
+                                  "batch of any size") from exc
+            mine = batch[row:row + 1]
+            same = (torch.equal(alone, mine) if alone.dtype == torch.bool else
+                    bool(torch.allclose(alone.double(), mine.double(), rtol=1e-5, atol=1e-8, equal_nan=True)))
+            if not same:
+                raise PluginError(
+                    f"{label}: its output for one row (trade {int(state.trade[row])} at bar {int(state.bar[row])}) "
+                    f"is {_values(mine)} in a batch of {state.n} rows and {_values(alone)} computed alone: a feature, "
+                    "mask or guard must read only its own row. The other rows are other trades at other times, some "
+                    "later (an evaluation steps every test trade at once), so reading them can see the future, and "
+                    "the look-ahead audit, which replays one trade at a time, cannot (a component whose output "
+                    "changes from call to call is refused alike)")
+
+
+def _values(row: torch.Tensor) -> str:
+    """A row's values for a message (at most 6)."""
+    flat = row.flatten().tolist()
+    shown = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in flat[:6])
+    return f"[{shown}{', ...' if len(flat) > 6 else ''}]"
+
+
 def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
     """Step a sweep environment (one env per trade, no resets) until every action has been
     sampled and executed (not blocked by a guard) in some live row where the masks allow it,
@@ -42,6 +99,8 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
         want = (rows + step) % N_ACTIONS
         allowed = mask.gather(1, want[:, None]).squeeze(1)
         action = torch.where(allowed, want, torch.full_like(want, HOLD))
+        if step in (0, 2):  # at the entry bar's close, and two bars on (another state, other actions)
+            check_rows_alone(env, action)
         untried -= set(action[live].unique().tolist())
         _, mask, _, _ = env.step(action)
         unexecuted -= set(env.after.action[live].unique().tolist())

@@ -30,11 +30,14 @@ MAX_DEPTH = 6
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), types.ModuleType, type)
 
 
-def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int]) -> dict[int, str]:
-    """``{storage address: where}`` of the arrays with ``n_bars`` rows that any of ``roots`` (a
+def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int]) -> dict[int, tuple[str, tuple[int, ...]]]:
+    """``{storage address: (where, shape)}`` of the per-bar arrays that any of ``roots`` (a
     built function, a FeatureSpec) can reach (``skip``: storage addresses to ignore, the
-    engine's tensors); ``where`` is the path to it (``table``, ``self.cache['x']``)."""
-    found: dict[int, str] = {}
+    engine's tensors); ``where`` is the path to it (``table``, ``self.cache['x']``). An array is
+    per-bar when a dimension is within a tenth of ``n_bars`` (at least 2) of it: a table of
+    moves (``np.diff``: ``n_bars - 1`` rows), windows (``n_bars - w + 1``) or ``[F, n_bars]``
+    holds per-bar data as surely as one of ``n_bars`` rows."""
+    found: dict[int, tuple[str, tuple[int, ...]]] = {}
     seen: set[int] = set()
     for root in roots:
         _walk(root, "", 0, seen, found, n_bars, skip)
@@ -61,15 +64,21 @@ def tensor_storages(obj: Any) -> set[int]:
     return {storage_of(v) for v in values if isinstance(v, torch.Tensor) and v.numel() > 0}
 
 
-def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, str], n_bars: int, skip: set[int]) -> None:
+def _per_bar(shape: Sequence[int], n_bars: int) -> bool:
+    """Whether an array of ``shape`` holds per-bar data of a series of ``n_bars`` bars (see :func:`held_arrays`)."""
+    return n_bars > 1 and any(abs(int(d) - n_bars) <= max(2, n_bars // 10) for d in shape)
+
+
+def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tuple[str, tuple[int, ...]]],
+          n_bars: int, skip: set[int]) -> None:
     if depth > MAX_DEPTH or id(obj) in seen or isinstance(obj, _ATOMS):
         return
     seen.add(id(obj))
     if isinstance(obj, (torch.Tensor, np.ndarray)):
-        if obj.ndim >= 1 and obj.shape[0] == n_bars and n_bars > 1 and getattr(obj, "device", None) != torch.device("meta"):
+        if obj.ndim >= 1 and _per_bar(obj.shape, n_bars) and getattr(obj, "device", None) != torch.device("meta"):
             address = storage_of(obj)
             if address not in skip:
-                found.setdefault(address, path or "the function")
+                found.setdefault(address, (path or "the function", tuple(int(d) for d in obj.shape)))
         return
     if type(obj).__name__ in ("MarketTensors", "TradeTable", "BuildContext"):
         return  # what the audit poisons and rebuilds itself

@@ -485,12 +485,13 @@ def check_held_state(assembled: Any, rebuild: Callable[[Any], Any]) -> list[Find
     findings = []
     for label, before, after in pairs:
         held_before = held_arrays(before, n, skip)
-        shared = [where for address, where in held_arrays(after, n, skip).items() if address in held_before]
+        shared = [held for address, held in held_arrays(after, n, skip).items() if address in held_before]
         if shared:
+            where, shape = shared[0]
             findings.append(Finding(
                 "held", label, "nan", -1, None, half, _close_time(market, half),
-                f"rebuilt on bars that are NaN from bar {half} on, it still holds the [{n}] array it held before "
-                f"({shared[0]}): it keeps per-bar data between builds (a module-level cache?), which no poisoning "
+                f"rebuilt on bars that are NaN from bar {half} on, it still holds the [{', '.join(map(str, shape))}] "
+                f"array it held before ({where}): it keeps per-bar data between builds (a module-level cache?), which no poisoning "
                 "reaches, so the audit cannot check it; compute it from ctx.market in build each time (docs/plugins.md)"))
     return findings
 

@@ -76,6 +76,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_rolling_z" }}]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_cached_next" }}]
 
+[experiments.zoo_cached_diff]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_cached_diff" }}]
+
 [experiments.zoo_random]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_noisy_feature" }}]

@@ -195,6 +195,17 @@ def test_a_leak_kept_in_a_module_level_cache_is_found_by_the_table_it_keeps():
     assert "KEEPS STATE BETWEEN BUILDS feature zoo_cached_next" in report.format()
 
 
+def test_a_cached_table_of_one_row_less_than_the_bars_is_found_too():
+    """An np.diff table (n_bars - 1 rows) kept at module level passed: only arrays of exactly
+    n_bars rows were looked for (trial T: it took v4 from Sharpe -8.9 to -4.6, audit PASS)."""
+    _, asm, _, _ = prepared("zoo_cached_diff")
+    from exitcore.evaluation.audit import check_held_state, make_rebuild
+
+    (finding,) = check_held_state(asm, make_rebuild(asm))
+    assert finding.kind == "held" and finding.component.startswith("feature zoo_cached_diff [zoo")
+    assert f"it still holds the [{asm.market.n_bars - 1}] array it held before (moves)" in finding.detail
+
+
 def test_no_shipped_or_causal_component_is_said_to_keep_state():
     for name in ("v4_no_lookahead", "zoo_rolling_z", "zoo_random", "zoo_counter", "zoo_long_memory"):
         _, asm, _, _ = prepared(name)

@@ -114,6 +114,17 @@ def _cached_next(_params, ctx):
     return FeatureSpec(("next_move_cached",), 0, compute)
 
 
+def _cached_diff(_params, ctx):
+    if "diff" not in _CACHE:  # np.diff's n_bars - 1 rows: "the last move" read at state.bar is the next one (trial T)
+        _CACHE["diff"] = torch.from_numpy(np.diff(ctx.market.close.cpu().numpy())).to(torch.float32)
+    moves = _CACHE["diff"]
+
+    def compute(market, state):
+        return moves[state.bar.clamp(max=moves.numel() - 1)][:, None] * 1e4
+
+    return FeatureSpec(("last_move_cached",), 0, compute)
+
+
 def _peek_entry(_params, _ctx):
     def strategy(bars):
         from exitcore.episodes import wilder_atr
@@ -206,6 +217,7 @@ def register_features(register):
     register("zoo_rolling_z", _rolling_z, params=_WindowParams,
              description="causal: a pandas rolling z-score, lookback declared")
     register("zoo_cached_next", _cached_next, description="LEAK: the next bar's move, cached at module level")
+    register("zoo_cached_diff", _cached_diff, description="LEAK: the next bar's move, an np.diff cached at module level")
     register("zoo_noisy_feature", _noisy_feature, description="random: uniform noise")
     register("zoo_noisy_leak", _noisy_leak, description="LEAK: the next bar's move, plus noise")
     register("zoo_counter", _counter, description="stateful: counts its own calls")

@@ -526,16 +526,19 @@ _TRADE_KEY = ("signal_bar", "direction", "stop_dist", "target_dist")
 def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str] = POISON_MODES, seed: int = 0) -> list[Finding]:
     """Re-run the entry strategy with the bars after each trade's signal bar poisoned by ``modes``.
 
-    The trades with signal bars ``<= s`` must come out identical (the four defining columns,
-    bit for bit); a trade that disappears, appears, changes direction or distance is a leak of
-    the entry strategy. An exception while running on truncated bars is one too.
+    The trades with signal bars ``<= s`` must come out identical (the four defining columns and
+    every extra column the strategy adds, bit for bit: an extra column reaches the ledgers, and
+    a feature may read it); a trade that disappears, appears, changes direction, distance or an
+    extra column's value is a leak of the entry strategy. An exception while running on
+    truncated bars is one too.
     """
     from exitcore.assembly import run_entry
 
     resolved, bars, market = assembled.resolved, assembled.bars, assembled.market
     label = _entry_label(resolved)
     frame = assembled.trades.frame
-    original = frame[list(_TRADE_KEY)].reset_index(drop=True)
+    columns = [*_TRADE_KEY, *(c for c in frame.columns if c not in _TRADE_KEY)]
+    original = frame[columns].reset_index(drop=True)
     out: list[Finding] = []
     tick = progress_counter("re-ran the entry strategy for {done} of {total} entries", len(trade_rows))
     for j, row in enumerate(trade_rows):
@@ -544,7 +547,7 @@ def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str
         for mode in modes:
             poisoned = poison_bars(bars, s, mode, seed=seed + j)
             try:
-                got = run_entry(resolved, poisoned).frame[list(_TRADE_KEY)]
+                got = run_entry(resolved, poisoned).frame.reindex(columns=columns)
             except Exception as exc:  # noqa: BLE001 - failing without the future is the finding
                 out.append(Finding("entry", label, mode, int(row), None, s, _close_time(market, s),
                                    f"fails when the bars after the signal are {mode}: {describe_exception(exc)}"))
@@ -558,10 +561,10 @@ def check_entries(assembled: Any, trade_rows: Sequence[int], modes: Sequence[str
 
 
 def _same_trades(expected: pd.DataFrame, got: pd.DataFrame) -> bool:
-    """Whether two trade lists are identical row by row in the defining columns (NaN == NaN)."""
+    """Whether two trade lists are identical row by row in every column (NaN == NaN)."""
     if len(expected) != len(got):
         return False
-    for col in _TRADE_KEY:
+    for col in expected.columns:
         a, b = expected[col].to_numpy(), got[col].to_numpy()
         floats = a.dtype.kind == "f" and b.dtype.kind == "f"
         if not np.array_equal(a, b, equal_nan=floats):
@@ -573,17 +576,18 @@ def _first_trade_difference(expected: pd.DataFrame, got: pd.DataFrame, s: int) -
     """Describe the first difference between two trade lists (signal bars <= s), or ``""``."""
     if _same_trades(expected, got):  # the usual case, checked without a Python loop per trade
         return ""
-    exp = {int(r.signal_bar): r for r in expected.itertuples(index=False)}
-    new = {int(r.signal_bar): r for r in got.itertuples(index=False)}
+    # rows as plain tuples: an extra column's name need not be an identifier (signal_bar is first)
+    exp = {int(r[0]): r for r in expected.itertuples(index=False, name=None)}
+    new = {int(r[0]): r for r in got.itertuples(index=False, name=None)}
     for bar in sorted(set(exp) | set(new)):
         a, b = exp.get(bar), new.get(bar)
         if a is None:
             return f"a trade at signal bar {bar} appears when the bars after {s} change"
         if b is None:
             return f"the trade at signal bar {bar} disappears when the bars after {s} change"
-        for col in _TRADE_KEY[1:]:
-            va, vb = getattr(a, col), getattr(b, col)
-            if not (va == vb or (isinstance(va, float) and math.isnan(va) and math.isnan(vb))):
+        for i, col in enumerate(expected.columns[1:], start=1):
+            va, vb = a[i], b[i]
+            if not (va == vb or (isinstance(va, float) and isinstance(vb, float) and math.isnan(va) and math.isnan(vb))):
                 return f"the trade at signal bar {bar} changes {col} from {va!r} to {vb!r}"
     if len(expected) != len(got):
         return f"{len(expected)} trades with signal bars <= {s} became {len(got)}"

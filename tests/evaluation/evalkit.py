@@ -97,6 +97,14 @@ features = [{_V4_FEATURES}, {{ name = "zoo_counter" }}]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}
 
+[experiments.zoo_graded_entry]
+extends = "v4_no_lookahead"
+entry = {{ name = "zoo_graded_entry" }}
+
+[experiments.zoo_graded_entry_past]
+extends = "v4_no_lookahead"
+entry = {{ name = "zoo_graded_entry", params = {{ future = false }} }}
+
 [experiments.zoo_peek_mask]
 extends = "v4_no_lookahead"
 masks = [{{ name = "min_exit_bar" }}, {{ name = "zoo_peek_mask" }}]

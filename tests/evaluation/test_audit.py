@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import attrs
 import pytest
@@ -155,6 +156,20 @@ def test_every_planted_leak_is_caught_and_named(name, kind, culprit):
     assert causes == {(kind, culprit)}, report.format()
     # one culprit per cause: the trade replay's findings name a feature as the decision's do
     assert len([c for c in report.culprits() if c["kind"] != "policy"]) == 1, report.format()
+
+
+def test_an_entry_strategys_extra_column_from_the_future_is_a_leak():
+    """The entry re-check compared only the four defining columns: a column grading each trade by
+    the next 8 bars passed, and a feature reading it took v4 from Sharpe -10.8 to -0.1 (trial T)."""
+    from exitcore.evaluation.audit import check_entries
+
+    _, asm, pools, _ = prepared("zoo_graded_entry")
+    rows = list(range(0, len(asm.trades.frame), max(1, len(asm.trades.frame) // 6)))[:6]
+    findings = check_entries(asm, rows)
+    assert findings and all(f.kind == "entry" for f in findings)
+    assert any(re.search(r"the trade at signal bar \d+ changes grade from ", f.detail) for f in findings), findings
+    _, honest, _, _ = prepared("zoo_graded_entry_past")  # graded by the past only: no finding
+    assert check_entries(honest, rows) == []
 
 
 @pytest.mark.parametrize("window", [5, 16, 500])

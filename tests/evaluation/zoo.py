@@ -143,6 +143,31 @@ def _peek_entry(_params, _ctx):
     return strategy
 
 
+def _graded_entry(params, _ctx):
+    """Trades on a past-only signal, with an extra column grading each: the next 8 bars' move
+    (the future: it reaches the ledgers, and a feature may read it) or a past-only one."""
+    def strategy(bars):
+        from exitcore.episodes import wilder_atr
+
+        f = bars.frame
+        close = f["close"].to_numpy(dtype=np.float64)
+        atr = wilder_atr(f["high"].to_numpy(np.float64), f["low"].to_numpy(np.float64), close, 14)
+        past = np.r_[np.nan, close[1:] - close[:-1]]  # close[s] - close[s - 1]: known at s
+        s = np.flatnonzero((np.abs(past) > 0.8 * atr) & np.isfinite(atr))
+        s = s[s >= 20]
+        later = np.r_[close[8:], np.full(8, np.nan)] - close if params.future else past
+        frame = pd.DataFrame({"signal_bar": s.astype(np.int64), "direction": np.sign(past[s]).astype(np.int64),
+                              "stop_dist": 1.5 * atr[s], "target_dist": 3.0 * atr[s], "grade": later[s] / atr[s]})
+        return Trades(frame, strategy="zoo_graded_entry")
+
+    return strategy
+
+
+@attrs.frozen
+class _GradeParams:
+    future: bool = True
+
+
 def _needs_clean_data(_params, ctx):
     if not bool(torch.isfinite(ctx.market.close).all()):
         raise ValueError("prices contain NaN")
@@ -226,3 +251,5 @@ def register_features(register):
 @hookimpl
 def register_entry_strategies(register):
     register("zoo_peek_entry", _peek_entry, description="LEAK: enters on the entry bar's own move")
+    register("zoo_graded_entry", _graded_entry, params=_GradeParams,
+             description="LEAK (future = true): an extra column grading each trade by the next 8 bars")

@@ -799,7 +799,8 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
         assert out.stderr.rstrip().endswith(
             f"ZeroDivisionError: a bug in exitcore itself\nrun {row['id']} is marked interrupted: its training is complete "
             f"and checkpointed; once the cause is fixed, `exitcore run --resume {row['id']} --runs-dir {runs}` evaluates "
-            "it again"), out.stderr
+            f"it again, unless the fix changed exitcore itself: a resume continues the code the run started with, so "
+            f"`exitcore run --from {row['id']} --runs-dir {runs}` then trains it again"), out.stderr
     else:
         assert f"continue it with: exitcore run --resume {row['id']}" in out.stderr
     # what a kill in the middle of an atomic write leaves behind is cleared on resume

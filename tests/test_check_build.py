@@ -37,6 +37,11 @@ class _Brittle:
 
         register("peer", peer)
 
+        def noise(params, ctx):  # random, each row its own draw: honest, and no row to compare
+            return FeatureSpec(("noise",), 0, lambda market, state: torch.rand(state.n, 1, device=state.upnl.device))
+
+        register("noise", noise)
+
     @hookimpl
     def register_action_masks(self, register):
         def batch_z(params, ctx):
@@ -165,6 +170,9 @@ rewards = [{ name = "pnl" }, { name = "one32", weight = 1e39 }]
 [experiments.peer_feature]
 extends = "v4_no_lookahead"
 features = [{ name = "price_window" }, { name = "peer" }]
+[experiments.noisy_feature]
+extends = "v4_no_lookahead"
+features = [{ name = "price_window" }, { name = "noise" }]
 [experiments.batch_mask]
 extends = "v4_no_lookahead"
 masks = [{ name = "batch_z" }]
@@ -243,6 +251,13 @@ def test_a_component_that_reads_other_rows_of_the_batch_is_refused(checked, name
     file, host = checked
     problem = _build_and_step(file, name, host)
     assert problem is not None and label in problem and "computed alone: a feature, mask or guard must read only its own row" in problem, problem
+
+
+def test_a_random_feature_is_not_taken_for_one_reading_other_rows(checked):
+    """A noise feature's row differs alone and in the batch (another draw), as from one call to
+    the next: it is left to the audit's seeded probes, not refused."""
+    file, host = checked
+    assert _build_and_step(file, "noisy_feature", host) is None
 
 
 def test_masked_actions_are_not_stepped(checked):

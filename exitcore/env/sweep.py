@@ -34,7 +34,9 @@ def check_rows_alone(env: Any, action: torch.Tensor) -> None:
     steps every test trade at once, so a component that reads another row (the close another
     trade is sitting on, a z-score across the batch) can see the future, while the look-ahead
     audit, which replays one trade at a time, cannot see it (trial T). Checked on up to
-    :data:`ALONE_ROWS` live rows of the environment's current state, for ``action`` (the guards')."""
+    :data:`ALONE_ROWS` live rows of the environment's current state, for ``action`` (the guards').
+    A component whose output changes from one call to the next on the same batch (one drawing
+    random numbers, or keeping state) has no row to compare and is left to the audit's seeded probes."""
     from exitcore.env.state import EnvState
     from exitcore.errors import PluginError
 
@@ -49,7 +51,10 @@ def check_rows_alone(env: Any, action: torch.Tensor) -> None:
     for label, call in calls:
         try:
             batch = call(state, action)
+            again = call(state, action)
         except Exception:  # noqa: BLE001 - the step that follows calls it as the env does, and blames it
+            continue
+        if not _same(batch, again):  # random or stateful: no row can be compared (the audit probes it seeded)
             continue
         for row in rows:
             try:
@@ -59,16 +64,23 @@ def check_rows_alone(env: Any, action: torch.Tensor) -> None:
                                   "look-ahead audit replays trades one at a time, so a component must take a "
                                   "batch of any size") from exc
             mine = batch[row:row + 1]
-            same = (torch.equal(alone, mine) if alone.dtype == torch.bool else
-                    bool(torch.allclose(alone.double(), mine.double(), rtol=1e-5, atol=1e-8, equal_nan=True)))
-            if not same:
+            if not _same(alone, mine):
                 raise PluginError(
                     f"{label}: its output for one row (trade {int(state.trade[row])} at bar {int(state.bar[row])}) "
                     f"is {_values(mine)} in a batch of {state.n} rows and {_values(alone)} computed alone: a feature, "
                     "mask or guard must read only its own row. The other rows are other trades at other times, some "
                     "later (an evaluation steps every test trade at once), so reading them can see the future, and "
-                    "the look-ahead audit, which replays one trade at a time, cannot (a component whose output "
-                    "changes from call to call is refused alike)")
+                    "the look-ahead audit, which replays one trade at a time, cannot")
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal outputs: bit for bit for masks and guards, to float rounding for features (a batched
+    kernel may round a row otherwise than a one-row one)."""
+    if a.shape != b.shape:
+        return False
+    if a.dtype == torch.bool or b.dtype == torch.bool:
+        return torch.equal(a, b)
+    return bool(torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-8, equal_nan=True))
 
 
 def _values(row: torch.Tensor) -> str:

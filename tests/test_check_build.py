@@ -42,6 +42,25 @@ class _Brittle:
 
         register("noise", noise)
 
+        def peer_noisy(params, ctx):  # the peer coupling under noise: noise does not hide it (review AC)
+            inner = peer(params, ctx).compute
+            return FeatureSpec(("peer_noisy",), 0, lambda market, state: inner(market, state)
+                               + 1e-3 * torch.rand(state.n, 1, device=state.upnl.device))
+
+        register("peer_noisy", peer_noisy)
+
+        def slope(params, ctx):  # honest: a least-squares slope of the last 32 closes, one matmul per batch
+            close = ctx.market.close.to(torch.float32)
+            lags = torch.arange(32, device=close.device)
+            weights = (lags.to(torch.float32) - 15.5) / ((lags.to(torch.float32) - 15.5) ** 2).sum()
+
+            def compute(market, state):
+                window = close[(state.bar[:, None] - lags).clamp(min=0)]
+                return (window @ weights)[:, None]
+            return FeatureSpec(("slope",), 32, compute)
+
+        register("slope", slope)
+
     @hookimpl
     def register_action_masks(self, register):
         def batch_z(params, ctx):
@@ -65,6 +84,13 @@ class _Brittle:
                     return close[index] < 0
                 return guard
             return build
+
+        def batch_guard(params, ctx):
+            def guard(state, action):  # blocks any move above the batch's mean PnL: reads the other rows
+                return state.upnl > state.upnl.mean()
+            return guard
+
+        register("batch_guard", batch_guard)
 
         def strict_mask_reader(params, ctx):
             def guard(state, action):
@@ -173,6 +199,15 @@ features = [{ name = "price_window" }, { name = "peer" }]
 [experiments.noisy_feature]
 extends = "v4_no_lookahead"
 features = [{ name = "price_window" }, { name = "noise" }]
+[experiments.peer_noisy_feature]
+extends = "v4_no_lookahead"
+features = [{ name = "price_window" }, { name = "peer_noisy" }]
+[experiments.slope_feature]
+extends = "v4_no_lookahead"
+features = [{ name = "price_window" }, { name = "slope" }]
+[experiments.batch_guard]
+extends = "v4_no_lookahead"
+guards = [{ name = "batch_guard" }]
 [experiments.batch_mask]
 extends = "v4_no_lookahead"
 masks = [{ name = "batch_z" }]
@@ -244,13 +279,15 @@ def test_a_run_refuses_a_component_failing_at_its_first_steps_before_recording_a
 
 
 @pytest.mark.parametrize("name, label", [("peer_feature", "feature 'peer' from _Brittle"),
-                                         ("batch_mask", "action mask 'batch_z' from _Brittle")])
+                                         ("peer_noisy_feature", "feature 'peer_noisy' from _Brittle"),
+                                         ("batch_mask", "action mask 'batch_z' from _Brittle"),
+                                         ("batch_guard", "exit guard 'batch_guard' from _Brittle")])
 def test_a_component_that_reads_other_rows_of_the_batch_is_refused(checked, name, label):
     """A feature reading the bar another row sits on (later, in an evaluation of every test trade
     at once) passed the look-ahead audit, which replays one trade at a time (trial T)."""
     file, host = checked
     problem = _build_and_step(file, name, host)
-    assert problem is not None and label in problem and "computed alone: a feature, mask or guard must read only its own row" in problem, problem
+    assert problem is not None and label in problem and "when the other rows are copies of it: a feature, mask or guard must read only its own row" in problem, problem
 
 
 def test_a_random_feature_is_not_taken_for_one_reading_other_rows(checked):
@@ -258,6 +295,8 @@ def test_a_random_feature_is_not_taken_for_one_reading_other_rows(checked):
     the next: it is left to the audit's seeded probes, not refused."""
     file, host = checked
     assert _build_and_step(file, "noisy_feature", host) is None
+    # nor is a batched matmul, which rounds a row alone otherwise than in a batch (review AC)
+    assert _build_and_step(file, "slope_feature", host) is None
 
 
 def test_masked_actions_are_not_stepped(checked):

@@ -21,23 +21,26 @@ import torch
 FIRST_TRADES = 64
 
 
-#: rows of a sweep whose features, masks and guards are also computed alone (each row against
-#: its own value in the batch): a few suffice, as a coupling usually shows in most rows
+#: rows of a sweep whose features, masks and guards are also computed among copies of
+#: themselves (each against its own value in the batch): a few suffice, as a coupling usually
+#: shows in most rows
 ALONE_ROWS = 8
 
 
 def check_rows_alone(env: Any, action: torch.Tensor) -> None:
-    """Refuse a feature, mask or guard whose output for a row changes when that row is computed
-    alone rather than with the other rows of the batch (:class:`~exitcore.errors.PluginError`).
+    """Refuse a feature, mask or guard whose output for a row changes when the other rows of the
+    batch are replaced by copies of that row (:class:`~exitcore.errors.PluginError`).
 
     The rows of a batch are other trades at other times, some of them later: an evaluation
     steps every test trade at once, so a component that reads another row (the close another
     trade is sitting on, a z-score across the batch) can see the future, while the look-ahead
     audit, which replays one trade at a time, cannot see it (trial T). Checked on up to
-    :data:`ALONE_ROWS` live rows of the environment's current state, for ``action`` (the guards').
-    A component whose output changes from one call to the next on the same batch (one drawing
-    random numbers, or keeping state) has no row to compare and is left to the audit's seeded probes."""
-    from exitcore.env.state import EnvState
+    :data:`ALONE_ROWS` live rows of the environment's current state, for ``action`` (the
+    guards'). The batch keeps its size and every global random generator is seeded alike before
+    each call, so a row-wise kernel rounds the row as before and a random component draws the
+    same numbers for it (noise cannot hide a coupling); a component whose output still changes
+    from one call to the next on the same batch (it keeps state, or draws from a generator of
+    its own) has no row to compare and is left to the audit."""
     from exitcore.errors import PluginError
 
     state, comps = env.state, env.components
@@ -47,35 +50,52 @@ def check_rows_alone(env: Any, action: torch.Tensor) -> None:
     calls = ([(f"feature {f.label()}", lambda s, a, f=f: f.fn(env.market, s)) for f in comps.features]
              + [(f"action mask {m.label()}", lambda s, a, m=m: m.fn(s)) for m in comps.masks]
              + [(f"exit guard {g.label()}", lambda s, a, g=g: g.fn(s, a)) for g in comps.guards])
-    fields = state.tensors()
-    for label, call in calls:
-        try:
-            batch = call(state, action)
-            again = call(state, action)
-        except Exception:  # noqa: BLE001 - the step that follows calls it as the env does, and blames it
-            continue
-        if not _same(batch, again):  # random or stateful: no row can be compared (the audit probes it seeded)
-            continue
-        for row in rows:
+    with _random_state_kept(env.device):
+        for label, call in calls:
             try:
-                alone = call(EnvState.from_tensors({k: v[row:row + 1] for k, v in fields.items()}), action[row:row + 1])
-            except Exception as exc:  # noqa: BLE001 - named: the audit replays one trade at a time
-                raise PluginError(f"{label}: raised {type(exc).__name__} on a batch of one row ({exc}); the "
-                                  "look-ahead audit replays trades one at a time, so a component must take a "
-                                  "batch of any size") from exc
-            mine = batch[row:row + 1]
-            if not _same(alone, mine):
-                raise PluginError(
-                    f"{label}: its output for one row (trade {int(state.trade[row])} at bar {int(state.bar[row])}) "
-                    f"is {_values(mine)} in a batch of {state.n} rows and {_values(alone)} computed alone: a feature, "
-                    "mask or guard must read only its own row. The other rows are other trades at other times, some "
-                    "later (an evaluation steps every test trade at once), so reading them can see the future, and "
-                    "the look-ahead audit, which replays one trade at a time, cannot")
+                batch, again = _seeded(call, state, action), _seeded(call, state, action)
+            except Exception:  # noqa: BLE001 - the step that follows calls it as the env does, and blames it
+                continue
+            # not a tensor: the step names it; a changing output: no row can be compared
+            if not isinstance(batch, torch.Tensor) or not isinstance(again, torch.Tensor) or not _same(batch, again):
+                continue
+            for row in rows:
+                copies = torch.full((state.n,), row, dtype=torch.int64, device=state.trade.device)
+                try:
+                    out = _seeded(call, _rows(state, copies), action[copies])
+                except Exception as exc:  # noqa: BLE001 - named: the audit replays trades one at a time
+                    raise PluginError(f"{label}: raised {type(exc).__name__} on a batch of copies of one row ({exc}); "
+                                      "the look-ahead audit replays trades one at a time, so a component must take "
+                                      "any batch") from exc
+                mine, alone = batch[row:row + 1], out[row:row + 1] if isinstance(out, torch.Tensor) else out
+                if not isinstance(alone, torch.Tensor) or not _same(alone, mine):
+                    raise PluginError(
+                        f"{label}: its output for one row (trade {int(state.trade[row])} at bar {int(state.bar[row])}) "
+                        f"is {_values(mine)} in a batch of {state.n} rows and {_values(alone)} when the other rows are "
+                        "copies of it: a feature, mask or guard must read only its own row. The other rows are "
+                        "other trades at other times, some later (an evaluation steps every test trade at once), so "
+                        "reading them can see the future, and the look-ahead audit, which replays one trade at a "
+                        "time, cannot")
+
+
+def _seeded(call: Any, state: Any, action: torch.Tensor) -> Any:
+    """``call(state, action)`` with torch's, numpy's and Python's global generators seeded alike."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    return call(state, action)
+
+
+def _rows(state: Any, index: torch.Tensor) -> Any:
+    """The state of the rows ``index`` (repeats allowed)."""
+    from exitcore.env.state import EnvState
+
+    return EnvState.from_tensors({k: v[index] for k, v in state.tensors().items()})
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal outputs: bit for bit for masks and guards, to float rounding for features (a batched
-    kernel may round a row otherwise than a one-row one)."""
+    """Equal outputs: bit for bit for masks and guards, to 1e-5 for features (a kernel may still
+    round a row otherwise when its neighbours differ)."""
     if a.shape != b.shape:
         return False
     if a.dtype == torch.bool or b.dtype == torch.bool:
@@ -83,8 +103,10 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-8, equal_nan=True))
 
 
-def _values(row: torch.Tensor) -> str:
+def _values(row: Any) -> str:
     """A row's values for a message (at most 6)."""
+    if not isinstance(row, torch.Tensor):
+        return repr(row)
     flat = row.flatten().tolist()
     shown = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in flat[:6])
     return f"[{shown}{', ...' if len(flat) > 6 else ''}]"
@@ -111,7 +133,7 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
         want = (rows + step) % N_ACTIONS
         allowed = mask.gather(1, want[:, None]).squeeze(1)
         action = torch.where(allowed, want, torch.full_like(want, HOLD))
-        if step in (0, 2):  # at the entry bar's close, and two bars on (another state, other actions)
+        if step in (0, 4):  # at the entry bar's close, and four bars on (past v4's 3 bars without EXIT)
             check_rows_alone(env, action)
         untried -= set(action[live].unique().tolist())
         _, mask, _, _ = env.step(action)

@@ -119,7 +119,8 @@ def _package_sources(root: Any) -> list[tuple[str, Any]]:
             subfolders[:] = []
             continue
         seen.add(real)
-        subfolders[:] = [d for d in subfolders if d != "__pycache__"]
+        # in name order: which path reaches a folder linked twice must not depend on the listing's order
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
         found += [(Path(folder, n).relative_to(root).as_posix(), Path(folder, n)) for n in names if n.endswith(".py")]
     return sorted(found)
 

@@ -30,17 +30,18 @@ MAX_DEPTH = 6
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), types.ModuleType, type)
 
 
-def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int]) -> dict[int, tuple[str, tuple[int, ...]]]:
+def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int], slack: int = 2) -> dict[int, tuple[str, tuple[int, ...]]]:
     """``{storage address: (where, shape)}`` of the per-bar arrays that any of ``roots`` (a
     built function, a FeatureSpec) can reach (``skip``: storage addresses to ignore, the
     engine's tensors); ``where`` is the path to it (``table``, ``self.cache['x']``). An array is
-    per-bar when a dimension is within a tenth of ``n_bars`` (at least 2) of it: a table of
-    moves (``np.diff``: ``n_bars - 1`` rows), windows (``n_bars - w + 1``) or ``[F, n_bars]``
-    holds per-bar data as surely as one of ``n_bars`` rows."""
+    per-bar when a dimension lies in ``[n_bars - slack, n_bars + 2]``: a table of moves
+    (``np.diff``: ``n_bars - 1`` rows), of windows (``n_bars - w + 1``, within the experiment's
+    longest lookback: the caller's ``slack``) or ``[F, n_bars]`` holds per-bar data as surely
+    as one of ``n_bars`` rows; a constant table of another length (a lookup grid) is not one."""
     found: dict[int, tuple[str, tuple[int, ...]]] = {}
     seen: set[int] = set()
     for root in roots:
-        _walk(root, "", 0, seen, found, n_bars, skip)
+        _walk(root, "", 0, seen, found, (n_bars, max(2, slack)), skip)
     return found
 
 
@@ -64,13 +65,15 @@ def tensor_storages(obj: Any) -> set[int]:
     return {storage_of(v) for v in values if isinstance(v, torch.Tensor) and v.numel() > 0}
 
 
-def _per_bar(shape: Sequence[int], n_bars: int) -> bool:
-    """Whether an array of ``shape`` holds per-bar data of a series of ``n_bars`` bars (see :func:`held_arrays`)."""
-    return n_bars > 1 and any(abs(int(d) - n_bars) <= max(2, n_bars // 10) for d in shape)
+def _per_bar(shape: Sequence[int], bars: tuple[int, int]) -> bool:
+    """Whether an array of ``shape`` holds per-bar data (see :func:`held_arrays`; ``bars``: the
+    bar count and the slack below it)."""
+    n_bars, slack = bars
+    return n_bars > 1 and any(n_bars - slack <= int(d) <= n_bars + 2 for d in shape)
 
 
 def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tuple[str, tuple[int, ...]]],
-          n_bars: int, skip: set[int]) -> None:
+          n_bars: tuple[int, int], skip: set[int]) -> None:
     if depth > MAX_DEPTH or id(obj) in seen or isinstance(obj, _ATOMS):
         return
     seen.add(id(obj))

@@ -482,10 +482,12 @@ def check_held_state(assembled: Any, rebuild: Callable[[Any], Any]) -> list[Find
              for i, (named, spec) in enumerate(zip(a.features, a.feature_specs))]
     pairs += [(f"mask {m.label()}", (m.fn,), (b.masks[i].fn,)) for i, m in enumerate(a.masks)]
     pairs += [(f"guard {g.label()}", (g.fn,), (b.guards[i].fn,)) for i, g in enumerate(a.guards)]
+    # a table of windows has n_bars - w + 1 rows: within the longest declared lookback (+ 2: np.diff and kin)
+    slack = max((spec.lookback for spec in a.feature_specs), default=0) + 2
     findings = []
     for label, before, after in pairs:
-        held_before = held_arrays(before, n, skip)
-        shared = [held for address, held in held_arrays(after, n, skip).items() if address in held_before]
+        held_before = held_arrays(before, n, skip, slack)
+        shared = [held for address, held in held_arrays(after, n, skip, slack).items() if address in held_before]
         if shared:
             where, shape = shared[0]
             findings.append(Finding(
@@ -565,11 +567,19 @@ def _same_trades(expected: pd.DataFrame, got: pd.DataFrame) -> bool:
     if len(expected) != len(got):
         return False
     for col in expected.columns:
-        a, b = expected[col].to_numpy(), got[col].to_numpy()
-        floats = a.dtype.kind == "f" and b.dtype.kind == "f"
-        if not np.array_equal(a, b, equal_nan=floats):
+        a, b = expected[col].reset_index(drop=True), got[col].reset_index(drop=True)
+        # missing values (NaN, None, NaT) agree with each other, in any column's dtype
+        if not bool(((a == b) | (a.isna() & b.isna())).all()):
             return False
     return True
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Two cells of a trade column are the same: equal, or both missing (NaN, None, NaT)."""
+    missing_a, missing_b = pd.isna(a), pd.isna(b)
+    if np.ndim(missing_a) == 0 and np.ndim(missing_b) == 0 and (missing_a or missing_b):
+        return bool(missing_a and missing_b)
+    return bool(np.all(a == b))
 
 
 def _first_trade_difference(expected: pd.DataFrame, got: pd.DataFrame, s: int) -> str:
@@ -587,7 +597,7 @@ def _first_trade_difference(expected: pd.DataFrame, got: pd.DataFrame, s: int) -
             return f"the trade at signal bar {bar} disappears when the bars after {s} change"
         for i, col in enumerate(expected.columns[1:], start=1):
             va, vb = a[i], b[i]
-            if not (va == vb or (isinstance(va, float) and isinstance(vb, float) and math.isnan(va) and math.isnan(vb))):
+            if not _same_value(va, vb):
                 return f"the trade at signal bar {bar} changes {col} from {va!r} to {vb!r}"
     if len(expected) != len(got):
         return f"{len(expected)} trades with signal bars <= {s} became {len(got)}"

@@ -172,6 +172,23 @@ def test_an_entry_strategys_extra_column_from_the_future_is_a_leak():
     assert check_entries(honest, rows) == []
 
 
+def test_missing_values_in_extra_trade_columns_agree_with_themselves():
+    """Text with NaN, or dates with NaT, in an entry strategy's extra column were reported as a
+    change ('NaT to NaT', 'change order') on identical trades (review AC)."""
+    import numpy as np
+    import pandas as pd
+
+    from exitcore.evaluation.audit import _first_trade_difference
+
+    trades = pd.DataFrame({"signal_bar": [1, 2], "direction": [1, -1], "stop_dist": [0.1, np.nan],
+                           "target_dist": [0.2, 0.4], "tag": ["a", np.nan], "seen": [pd.Timestamp("2020-01-01"), pd.NaT],
+                           "note": [None, "b"]})
+    assert _first_trade_difference(trades, trades.copy(), 5) == ""
+    changed = trades.copy()
+    changed.loc[1, "tag"] = "z"
+    assert _first_trade_difference(trades, changed, 5) == "the trade at signal bar 2 changes tag from nan to 'z'"
+
+
 @pytest.mark.parametrize("window", [5, 16, 500])
 def test_a_causal_rolling_statistic_with_its_lookback_declared_passes(window):
     """pandas' rolling std keeps a trace of the prices that passed through its window: huge
@@ -219,6 +236,23 @@ def test_a_cached_table_of_one_row_less_than_the_bars_is_found_too():
     (finding,) = check_held_state(asm, make_rebuild(asm))
     assert finding.kind == "held" and finding.component.startswith("feature zoo_cached_diff [zoo")
     assert f"it still holds the [{asm.market.n_bars - 1}] array it held before (moves)" in finding.detail
+
+
+def test_per_bar_arrays_are_those_near_the_bar_count_not_any_constant_table():
+    """A lookup grid of 8,193 entries kept at module level was taken for per-bar data at 8,821
+    bars (review AC): per-bar means n_bars, a few less (np.diff) or the windows' n_bars - w + 1."""
+    import numpy as np
+
+    from exitcore.env.held_state import held_arrays
+
+    arrays = {n: np.zeros(n) for n in (1000, 999, 1002, 983, 982, 900, 8193)}
+    arrays["wide"] = np.zeros((3, 1000))
+
+    def fn():
+        return arrays
+
+    found = {shape for _, shape in held_arrays([fn], 1000, set(), slack=17).values()}
+    assert found == {(1000,), (999,), (1002,), (983,), (3, 1000)}
 
 
 def test_no_shipped_or_causal_component_is_said_to_keep_state():

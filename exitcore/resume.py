@@ -255,18 +255,25 @@ def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any,
         info = infos.get(name)
         label = plugin_label(name, info.distribution, info.version) if info else f"plugin {name!r} (not installed now)"
         own = " (exitcore's own code: its built-in data sources and policies)" if info and info.distribution == "exitcore" else ""
-        return f"{label}{own}: source {then.get(name) or '?'} -> {info.source if info else '?'}"
+        return f"{label}{own} (source {then.get(name) or '?'} -> {info.source if info else '?'})"
 
     training = resolved.plugins_training()
     if changed and not training.intersection(changed):
-        return (f"the code of {', '.join(named(n) for n in changed)} changed since run {previous.id} started; "
+        return (f"{' and '.join(named(n) for n in changed)} changed since run {previous.id} started; "
                 f"{'it supplies' if len(changed) == 1 else 'they supply'} only evaluators, so the resume evaluates "
                 "with the new code (run.json's resumes record it), and the run stays the trial it started as")
-    which = ("; ".join(named(n) for n in changed if n in training) if changed and then
-             else f"code hash {started} -> {code_hash}" + ("" if then else "; run.json lists no plugin's source hash"))
-    raise ExitcoreError(f"cannot resume run {previous.id}: the code of plugins it trains with changed since it "
-                        f"started ({which}); a resume continues the code it started with: restore that code, or "
-                        f"start a new run (`{again}` runs its configuration again with this code, another trial)")
+    if not then:
+        why = (f"the code of plugins it trains with may have changed since it started (code hash {started} -> "
+               f"{code_hash}; {run_dir / RUN_FILE} is missing, unreadable or lists no plugin's source hash)")
+    elif not changed:
+        why = (f"its code hash is not the one it started with ({started} -> {code_hash}), though run.json lists the "
+               "same plugin sources (was run.json or the registry edited?)")
+    else:
+        why = ("the code of plugins it trains with changed since it started: "
+               + "; ".join(named(n) for n in changed if n in training))
+    raise ExitcoreError(f"cannot resume run {previous.id}: {why}; a resume continues the code it started with: "
+                        f"restore that code, or start a new run (`{again}` runs its configuration again with this "
+                        "code, another trial)")
 
 
 def resumed_twice(record: Any) -> ExitcoreError:

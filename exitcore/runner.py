@@ -570,7 +570,7 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
                              f"once the cause is fixed, `{command()} run --resume {info.run_id}{again}"
                              f"{runs_dir_words(Path(info.run_dir).parent)}` evaluates it again, unless the fix "
                              f"changed exitcore itself: a resume continues the code the run started with, so "
-                             f"`{command()} run --from {info.run_id}{runs_dir_words(Path(info.run_dir).parent)}` "
+                             f"`{command()} run --from {info.run_id}{again}{runs_dir_words(Path(info.run_dir).parent)}` "
                              "then trains it again")
                 raise
             raise RunInterrupted(info.run_id, info.run_dir, cause=(

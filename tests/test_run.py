@@ -265,8 +265,8 @@ def test_a_resume_whose_training_plugin_code_changed_is_refused_naming_it(tmp_pa
     out = exitcore("run", "--resume", original["id"], runs=runs)
     assert out.returncode == 2, out.stderr
     assert out.stderr == (
-        f"error: cannot resume run {original['id']}: the code of plugins it trains with changed since it started "
-        f"(plugin 'rewards' (exitcore-rewards 0.1.0): source {'1' * 16} -> {now['rewards']}); a resume continues the "
+        f"error: cannot resume run {original['id']}: the code of plugins it trains with changed since it started: "
+        f"plugin 'rewards' (exitcore-rewards 0.1.0) (source {'1' * 16} -> {now['rewards']}); a resume continues the "
         f"code it started with: restore that code, or start a new run (`exitcore run --from {original['id']} "
         f"--runs-dir {runs}` runs its configuration again with this code, another trial)\n")
     assert [r["status"] for r in registry_rows(runs)] == ["interrupted"]
@@ -279,8 +279,8 @@ def test_a_resume_after_an_evaluator_fix_evaluates_with_the_new_code(tmp_path, f
     original, runs, run_dir, now = _copied_with_other_code(tmp_path, finished_run, "evaluators")
     out = exitcore("run", "--resume", original["id"], runs=runs)
     assert out.returncode == 0, out.stderr
-    assert (f"note: the code of plugin 'evaluators' (exitcore-evaluators 0.1.0): source {'1' * 16} -> "
-            f"{now['evaluators']} changed since run {original['id']} started; it supplies only evaluators, so the "
+    assert (f"note: plugin 'evaluators' (exitcore-evaluators 0.1.0) (source {'1' * 16} -> "
+            f"{now['evaluators']}) changed since run {original['id']} started; it supplies only evaluators, so the "
             "resume evaluates with the new code (run.json's resumes record it), and the run stays the trial it "
             "started as\n") in out.stderr
     info = json.loads((run_dir / "run.json").read_text())
@@ -1328,7 +1328,7 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
     assert bug.exception.__notes__[-1].endswith(
         f"`exitcore run --resume {run_id} --data {moved} --runs-dir {runs}` evaluates it again, unless the fix changed "
         f"exitcore itself: a resume continues the code the run started with, so `exitcore run --from {run_id} "
-        f"--runs-dir {runs}` then trains it again")
+        f"--data {moved} --runs-dir {runs}` then trains it again")
     resumed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(moved), "-q", "--runs-dir", str(runs)])
     assert resumed.exit_code == 0, resumed.output
     assert (stopped.run_dir / "config.toml").read_text() == frozen

@@ -545,10 +545,7 @@ def _hookless_message(source: str, plugin: Any, label: str) -> str:
     empty namespace package."""
     unmarked = _unmarked_hooks(plugin)
     if unmarked:
-        one = len(unmarked) == 1
-        return (f"{label} implements no exitcore hooks: {' and '.join(unmarked)} {'is' if one else 'are'} not marked "
-                f"with @exitcore.hookimpl, so pluggy does not call {'it' if one else 'them'}: decorate "
-                f"{'it' if one else 'them'} with @hookimpl (from exitcore import hookimpl)")
+        return f"{label} implements no exitcore hooks: {_unmarked_words(unmarked)}"
     module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
     file = getattr(module, "__file__", None)
     if file:
@@ -564,12 +561,17 @@ def _partly_unmarked_message(plugin: Any, label: str) -> str:
     """The warning for a plugin that implements some hooks while others of its functions named
     like hooks lack ``@hookimpl`` (their components would only be "unknown"); ``""`` if none."""
     unmarked = _unmarked_hooks(plugin)
-    if not unmarked:
-        return ""
+    return f"{label}: {_unmarked_words(unmarked, others=True)}" if unmarked else ""
+
+
+def _unmarked_words(unmarked: list[str], others: bool = False) -> str:
+    """``X (at f:l) is not marked with @exitcore.hookimpl, so pluggy does not call it ...``
+    (``others``: the plugin's other hooks are called)."""
     one = len(unmarked) == 1
-    return (f"{label}: {' and '.join(unmarked)} {'is' if one else 'are'} not marked with @exitcore.hookimpl, so "
-            f"pluggy does not call {'it' if one else 'them'} (the plugin's other hooks are): decorate "
-            f"{'it' if one else 'them'} with @hookimpl (from exitcore import hookimpl)")
+    it = "it" if one else "them"
+    besides = " (the plugin's other hooks are)" if others else ""
+    return (f"{' and '.join(unmarked)} {'is' if one else 'are'} not marked with @exitcore.hookimpl, so pluggy does "
+            f"not call {it}{besides}: decorate {it} with @hookimpl (from exitcore import hookimpl)")
 
 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str, label: str) -> None:

@@ -182,11 +182,14 @@ def test_missing_values_in_extra_trade_columns_agree_with_themselves():
 
     trades = pd.DataFrame({"signal_bar": [1, 2], "direction": [1, -1], "stop_dist": [0.1, np.nan],
                            "target_dist": [0.2, 0.4], "tag": ["a", np.nan], "seen": [pd.Timestamp("2020-01-01"), pd.NaT],
-                           "note": [None, "b"]})
+                           "my note": [None, "b"]})  # a name that is no identifier: rows are read as tuples
     assert _first_trade_difference(trades, trades.copy(), 5) == ""
     changed = trades.copy()
     changed.loc[1, "tag"] = "z"
     assert _first_trade_difference(trades, changed, 5) == "the trade at signal bar 2 changes tag from nan to 'z'"
+    changed = trades.copy()
+    changed.loc[0, "my note"] = "c"
+    assert _first_trade_difference(trades, changed, 5) == "the trade at signal bar 1 changes my note from None to 'c'"
 
 
 @pytest.mark.parametrize("window", [5, 16, 500])

@@ -189,7 +189,7 @@ def test_missing_values_in_extra_trade_columns_agree_with_themselves():
     assert _first_trade_difference(trades, changed, 5) == "the trade at signal bar 2 changes tag from nan to 'z'"
     changed = trades.copy()
     changed.loc[0, "my note"] = "c"
-    assert _first_trade_difference(trades, changed, 5) == "the trade at signal bar 1 changes my note from None to 'c'"
+    assert _first_trade_difference(trades, changed, 5) == "the trade at signal bar 1 changes my note from nan to 'c'"
 
 
 @pytest.mark.parametrize("window", [5, 16, 500])

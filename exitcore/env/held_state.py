@@ -41,7 +41,7 @@ def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int], slack: int = 
     found: dict[int, tuple[str, tuple[int, ...]]] = {}
     seen: set[int] = set()
     for root in roots:
-        _walk(root, "", 0, seen, found, (n_bars, max(2, slack)), skip)
+        _walk(root, "", 0, seen, found, (n_bars, max(2, slack)), skip)  # bars: the count and the slack
     return found
 
 
@@ -73,12 +73,12 @@ def _per_bar(shape: Sequence[int], bars: tuple[int, int]) -> bool:
 
 
 def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tuple[str, tuple[int, ...]]],
-          n_bars: tuple[int, int], skip: set[int]) -> None:
+          bars: tuple[int, int], skip: set[int]) -> None:
     if depth > MAX_DEPTH or id(obj) in seen or isinstance(obj, _ATOMS):
         return
     seen.add(id(obj))
     if isinstance(obj, (torch.Tensor, np.ndarray)):
-        if obj.ndim >= 1 and _per_bar(obj.shape, n_bars) and getattr(obj, "device", None) != torch.device("meta"):
+        if obj.ndim >= 1 and _per_bar(obj.shape, bars) and getattr(obj, "device", None) != torch.device("meta"):
             address = storage_of(obj)
             if address not in skip:
                 found.setdefault(address, (path or "the function", tuple(int(d) for d in obj.shape)))
@@ -87,7 +87,7 @@ def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tupl
         return  # what the audit poisons and rebuilds itself
     if isinstance(obj, torch.nn.Module):
         return
-    step = lambda child, where: _walk(child, where, depth + 1, seen, found, n_bars, skip)  # noqa: E731
+    step = lambda child, where: _walk(child, where, depth + 1, seen, found, bars, skip)  # noqa: E731
     if isinstance(obj, types.FunctionType):
         for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
             try:

@@ -45,45 +45,45 @@ def check_rows_alone(env: Any, action: torch.Tensor) -> None:
 
     state, comps = env.state, env.components
     rows = torch.nonzero(~state.done).flatten()[:ALONE_ROWS].tolist()
-    if len(rows) < 2 or state.n < 2:
+    if len(rows) < 2:  # one live row: its batch has no other row to read
         return
     calls = ([(f"feature {f.label()}", lambda s, a, f=f: f.fn(env.market, s)) for f in comps.features]
              + [(f"action mask {m.label()}", lambda s, a, m=m: m.fn(s)) for m in comps.masks]
              + [(f"exit guard {g.label()}", lambda s, a, g=g: g.fn(s, a)) for g in comps.guards])
-    with _random_state_kept(env.device):
-        for label, call in calls:
+    for label, call in calls:
+        try:
+            batch, again = _seeded(call, state, action), _seeded(call, state, action)
+        except Exception:  # noqa: BLE001 - the step that follows calls it as the env does, and blames it
+            continue
+        # not a tensor: the step names it; a changing output: no row can be compared
+        if not isinstance(batch, torch.Tensor) or not isinstance(again, torch.Tensor) or not _same(batch, again):
+            continue
+        for row in rows:
+            copies = torch.full((state.n,), row, dtype=torch.int64, device=state.trade.device)
             try:
-                batch, again = _seeded(call, state, action), _seeded(call, state, action)
-            except Exception:  # noqa: BLE001 - the step that follows calls it as the env does, and blames it
-                continue
-            # not a tensor: the step names it; a changing output: no row can be compared
-            if not isinstance(batch, torch.Tensor) or not isinstance(again, torch.Tensor) or not _same(batch, again):
-                continue
-            for row in rows:
-                copies = torch.full((state.n,), row, dtype=torch.int64, device=state.trade.device)
-                try:
-                    out = _seeded(call, _rows(state, copies), action[copies])
-                except Exception as exc:  # noqa: BLE001 - named: the audit replays trades one at a time
-                    raise PluginError(f"{label}: raised {type(exc).__name__} on a batch of copies of one row ({exc}); "
-                                      "the look-ahead audit replays trades one at a time, so a component must take "
-                                      "any batch") from exc
-                mine, alone = batch[row:row + 1], out[row:row + 1] if isinstance(out, torch.Tensor) else out
-                if not isinstance(alone, torch.Tensor) or not _same(alone, mine):
-                    raise PluginError(
-                        f"{label}: its output for one row (trade {int(state.trade[row])} at bar {int(state.bar[row])}) "
-                        f"is {_values(mine)} in a batch of {state.n} rows and {_values(alone)} when the other rows are "
-                        "copies of it: a feature, mask or guard must read only its own row. The other rows are "
-                        "other trades at other times, some later (an evaluation steps every test trade at once), so "
-                        "reading them can see the future, and the look-ahead audit, which replays one trade at a "
-                        "time, cannot")
+                out = _seeded(call, _rows(state, copies), action[copies])
+            except Exception as exc:  # noqa: BLE001 - named: the audit replays trades one at a time
+                raise PluginError(f"{label}: raised {type(exc).__name__} on a batch of copies of one row ({exc}); "
+                                  "the look-ahead audit replays trades one at a time, so a component must take "
+                                  "any batch") from exc
+            mine, alone = batch[row:row + 1], out[row:row + 1] if isinstance(out, torch.Tensor) else out
+            if not isinstance(alone, torch.Tensor) or not _same(alone, mine):
+                raise PluginError(
+                    f"{label}: its output for one row (trade {int(state.trade[row])} at bar {int(state.bar[row])}) "
+                    f"is {_values(mine)} in a batch of {state.n} rows and {_values(alone)} when the other rows are "
+                    "copies of it: a feature, mask or guard must read only its own row. The other rows are "
+                    "other trades at other times, some later (an evaluation steps every test trade at once), so "
+                    "reading them can see the future, and the look-ahead audit, which replays one trade at a "
+                    "time, cannot")
 
 
 def _seeded(call: Any, state: Any, action: torch.Tensor) -> Any:
-    """``call(state, action)`` with torch's, numpy's and Python's global generators seeded alike."""
-    torch.manual_seed(0)
-    np.random.seed(0)
-    random.seed(0)
-    return call(state, action)
+    """``call(state, action)`` with the global generators seeded alike, and restored after (the
+    audit's :func:`~exitcore.env.causality.fixed_rng`)."""
+    from exitcore.env.causality import fixed_rng
+
+    with fixed_rng():
+        return call(state, action)
 
 
 def _rows(state: Any, index: torch.Tensor) -> Any:

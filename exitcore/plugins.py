@@ -457,7 +457,7 @@ class _Registrar:
     def _unknown_keywords(self, keywords: list[str]) -> None:
         """Refuse ``register(..., param=P)``: name each unknown keyword with a likely meant one,
         the keywords this kind takes, and the plugin's line that called ``register``."""
-        accepted = ["params", "description"] + (["sniff"] if self._kind is ComponentKind.DATA_SOURCE else [])
+        accepted = self._keywords()
         named = []
         for keyword in keywords:
             close = difflib.get_close_matches(keyword, accepted, n=1)
@@ -466,9 +466,13 @@ class _Registrar:
                           f"keyword{'s' if len(named) > 1 else ''} {', '.join(named)}; it takes name, build and the "
                           f"keywords {', '.join(accepted)} (at {_plugin_line()})")
 
+    def _keywords(self) -> list[str]:
+        """The keywords ``register`` takes for this kind."""
+        return ["params", "description"] + (["sniff"] if self._kind is ComponentKind.DATA_SOURCE else [])
+
     def _extra_positional(self, name: Any, count: int) -> None:
         """Refuse ``register("x", build, P)``: only name and build go by position."""
-        accepted = ["params", "description"] + (["sniff"] if self._kind is ComponentKind.DATA_SOURCE else [])
+        accepted = self._keywords()
         raise PluginError(f"{self._label}: register() in {_REGISTER_HOOKS[self._kind]} got {count} argument"
                           f"{'s' if count > 1 else ''} after name and build for {name!r}; "
                           f"{', '.join(accepted)} go by keyword (register({name!r}, build, params=...)) "

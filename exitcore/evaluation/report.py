@@ -428,8 +428,9 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
                      f"({_get(results, 'evaluators', 'significance', 'n_samples')} resamples, "
                      f"{_get(results, 'evaluators', 'significance', 'method')}), for this one trained policy: "
                      "another training seed is not covered.")
-        if _short_span(results):
-            notes.append(f"{_short_span(results)}.")
+        short = _short_span(results)
+        if short:
+            notes.append(f"{short}.")
         if _has_undefined(intervals):
             notes.append(UNDEFINED_NOTE)
     else:
@@ -760,8 +761,9 @@ def summary_text(results: Mapping[str, Any]) -> str:
     if level:  # an interval without its level reads as 95% whatever it is
         lines.append(f"[CI] = {level.strip()} bootstrap intervals over the days, for this one trained policy (they do not "
                      "cover another training seed)")
-        if _short_span(results):
-            lines.append(f"note: {_short_span(results)}")
+        short = _short_span(results)
+        if short:
+            lines.append(f"note: {short}")
     verdict = results.get("audit_verdict")
     if verdict in ("FAIL", "SUSPECT"):  # first, as show and report put it: the numbers below are not to be trusted
         why = audit_why(results.get("evaluators") or {})

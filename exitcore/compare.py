@@ -106,6 +106,9 @@ class RunView:
     data_findings: Any = None
     #: the plugins that supplied its components, as ``{name: "version, source hash"}`` (run.json)
     plugin_code: dict[str, str] = attrs.field(factory=dict)
+    #: the hashes of the bars' columns besides timestamps and OHLC (run.json's
+    #: ``data.column_hashes``), None where the run recorded none
+    column_hashes: dict[str, str] | None = None
 
 
 def collect(refs: list[str], registry: Any | None, experiments_file: Any | None) -> list[RunView]:
@@ -259,7 +262,14 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
                    _evaluated_sharpe(results, metrics), record.trial, training_setup(with_worked_out_setup(meta, config)),
                    walk_forward_problem, trained_steps(run_dir),
                    str(meta["stopped_early"]) if meta.get("stopped_early") else None, registry,
-                   data_findings=data_findings(meta, results), plugin_code=_plugin_code(meta, config))
+                   data_findings=data_findings(meta, results), plugin_code=_plugin_code(meta, config),
+                   column_hashes=_column_hashes(meta))
+
+
+def _column_hashes(meta: dict[str, Any]) -> dict[str, str] | None:
+    data = meta.get("data")
+    hashes = data.get("column_hashes") if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else None
 
 
 def _plugin_code(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
@@ -330,6 +340,25 @@ def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float
     if not (math.isfinite(then) and math.isfinite(now)):  # undefined or infinite: the same only if both are
         return None if str(float(then)) == str(float(now)) else float(then)
     return float(then) if not math.isclose(then, now, rel_tol=1e-9, abs_tol=1e-12) else None
+
+
+def _different_columns(views: list[RunView]) -> str:
+    """DIFFERENT DATA for runs on the same timestamps and prices whose other columns (volume,
+    spread) differ, as their run.json recorded them: a feature reading them saw other data."""
+    from exitcore.data.bars import column_differences
+
+    recorded = [v for v in dict((v.run_id, v) for v in views).values() if v.column_hashes is not None]
+    if not recorded:
+        return ""
+    first = recorded[0]
+    changes = [(v, column_differences(first.column_hashes, v.column_hashes)) for v in recorded[1:]]
+    changes = [(v, words) for v, words in changes if words]
+    if not changes:
+        return ""
+    said = "; ".join(f"{v.run_id} against {first.run_id}: {words}" for v, words in changes)
+    return (f"DIFFERENT DATA: these runs' bars have the same timestamps and prices (hash {first.data_hash}) but other "
+            f"columns besides them ({said}); a feature reading those columns saw other data, so their numbers may "
+            "not be comparable")
 
 
 def _data_words(data: dict[str, Any]) -> str:
@@ -416,6 +445,10 @@ def warnings(views: list[RunView]) -> list[str]:
                           for v in dict((v.run_id, v) for v in views).values())
         out.append(f"DIFFERENT DATA: these runs were trained and evaluated on different bars ({pairs}); "
                    "their numbers are not comparable")
+    else:
+        columns = _different_columns(views)
+        if columns:
+            out.append(columns)
     if len({v.splits for v in views}) > 1:
         message = ("DIFFERENT SPLITS: the train/test boundaries differ between these runs; "
                    "their out-of-sample numbers cover different periods")

@@ -221,11 +221,26 @@ def relocated_resume_data(previous: Any, frozen: Any, spec: str, host: Any) -> A
     return data
 
 
-def check_data_unchanged(previous: Any, data_hash: str) -> None:
-    """Refuse to resume on other bars than the run started on."""
+def check_data_unchanged(previous: Any, data_hash: str, run_dir: Path | None = None,
+                         column_hashes: dict[str, str] | None = None) -> None:
+    """Refuse to resume on other bars than the run started on: other timestamps or prices
+    (``data_hash``), or other columns besides them (``column_hashes``, against run.json's
+    ``data.column_hashes`` in ``run_dir`` where it recorded them): a feature reading volume
+    would train on other data."""
     if previous.data_hash != data_hash:
         raise ExitcoreError(f"cannot resume run {previous.id}: the data changed (hash {previous.data_hash} when the run "
                             f"started, {data_hash} now)")
+    if run_dir is None or column_hashes is None:
+        return
+    from exitcore.data.bars import column_differences
+    from exitcore.evaluation.rundir import read_run_info
+
+    data = read_run_info(run_dir).get("data")
+    changed = column_differences(data.get("column_hashes") if isinstance(data, dict) else None, column_hashes)
+    if changed:
+        raise ExitcoreError(f"cannot resume run {previous.id}: the data's timestamps and prices are the same (hash "
+                            f"{data_hash}) but its other columns changed since the run started ({changed}); a "
+                            "feature reading them would train on other data: read the run's own file, or start a new run")
 
 
 def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any, code_hash: str,

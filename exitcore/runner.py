@@ -185,6 +185,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
 
     from exitcore.assembly import assemble, split_pools
     from exitcore.costs import summarize_costs
+    from exitcore.data.bars import column_differences
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
     from exitcore.evaluation.evaluate import check_ledger_format
@@ -275,6 +276,10 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         click.echo(f"warning: these bars are not the ones run {from_source['run_id']} ran on (hash "
                    f"{from_source['data_hash']} then, {data_hash} now; {changed}); this run does not reproduce it",
                    err=True)
+    elif from_source and (columns := column_differences(from_source.get("column_hashes"), bars.column_hashes())):
+        click.echo(f"warning: these bars have the timestamps and prices run {from_source['run_id']} ran on (hash "
+                   f"{data_hash}) but other columns besides them ({columns}); a feature reading them sees other data, "
+                   "so this run may not reproduce it", err=True)
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
     cheap = costs.warning()
     if cheap:  # shown even with --quiet: it changes what every number means
@@ -285,7 +290,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
             previous = old.get(previous.id, exact=True)  # fresh status (another process may have taken it)
             if previous.status == "running":
                 raise resumed_twice(previous)
-            check_data_unchanged(previous, data_hash)
+            check_data_unchanged(previous, data_hash, previous_dir, bars.column_hashes())
 
     # the frozen "auto" would pick a GPU where the run trained on the CPU: the device it names wins
     device = select_device(trained_on or cfg.ppo.device)
@@ -629,7 +634,8 @@ def _resolve_from(request: RunRequest, file_of: Callable[[], Any], host: Any,
         raise ExitcoreError(f"--from {ref}: {exc}") from None
     data = info.get("data") if isinstance(info.get("data"), dict) else {}
     return resolved, {"run_id": str(info.get("run_id") or source.name), "run_dir": str(source.resolve()),
-                      "data_hash": data.get("hash"), "request": _asked_of(info)}
+                      "data_hash": data.get("hash"), "column_hashes": data.get("column_hashes"),
+                      "request": _asked_of(info)}
 
 
 def _reading_words(data: Any) -> str:
@@ -931,6 +937,8 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
             "source": bars.source,
             "source_component": cfg.data.source,
             "hash": data_hash,
+            # the columns besides timestamps and OHLC (volume, spread), which the hash leaves out
+            "column_hashes": bars.column_hashes(),
             "n_bars": len(bars),
             "start": str(bars.start),
             "end": str(bars.end),

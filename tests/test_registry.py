@@ -963,6 +963,28 @@ def test_compare_says_how_the_data_of_runs_on_different_bars_differ(tmp_path):
                    "are not comparable")
 
 
+def test_compare_says_when_runs_on_the_same_prices_read_other_volume_or_spread(tmp_path):
+    """The data hash covers timestamps and OHLC: two runs on the same prices with another
+    volume column compared as the same data, although a feature reading volume saw other data."""
+    from exitcore.compare import RunView, warnings
+
+    splits = (("train", "2015-01-01", "2016-10-24"), ("test", "2016-10-25", "2019-12-31"))
+
+    def view(run_id, columns):
+        return RunView(run_id, run_id, tmp_path, "x", "d5363a3aaf465bdb", splits, {}, {"n_trades": 9}, 112,
+                       column_hashes=columns)
+
+    a = view("a", {"volume": "1" * 16, "spread": "2" * 16})
+    b = view("b", {"volume": "3" * 16, "spread": "2" * 16})
+    c = view("c", {"volume": "1" * 16})
+    (out,) = warnings([a, b, c])
+    assert out == ("DIFFERENT DATA: these runs' bars have the same timestamps and prices (hash d5363a3aaf465bdb) but "
+                   "other columns besides them (b against a: 'volume' differs; c against a: 'spread' is gone); a "
+                   "feature reading those columns saw other data, so their numbers may not be comparable")
+    assert warnings([a, view("d", dict(a.column_hashes))]) == []
+    assert warnings([a, view("old", None)]) == []  # recorded before run.json kept column hashes
+
+
 # --------------------------------------------------------------------------- damaged and read-only registries
 
 

@@ -1272,7 +1272,7 @@ def test_a_resume_keeps_the_training_outcomes_run_json_recorded(tmp_path):
     assert kept["threads"] == 1 and kept["resumes"][0]["threads"] == 2
 
 
-def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkeypatch):
+def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkeypatch, capsys):
     """A resume whose data file had moved said only 'no such file or folder'; it now says how
     to give the new place, and resumes from there (the same bars: their hash is checked).
 
@@ -1314,6 +1314,15 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
     CliRunner().invoke(cli, ["data", "synth", "-o", str(other), "--years", "1", "--seed", "1"])
     refused = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(other), "-q", "--runs-dir", str(runs)])
     assert refused.exit_code == 2 and "the data changed" in refused.output, refused.output
+    # the same prices with another volume column: a feature reading volume would train on other data
+    revolumed = tmp_path / "revolumed.csv"
+    lines = moved.read_text().splitlines()
+    time_, *prices, volume = lines[1].split(",")
+    revolumed.write_text("\n".join([lines[0], ",".join([time_, *prices, str(int(volume) + 1)]), *lines[2:]]) + "\n")
+    other_volume = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(revolumed), "-q", "--runs-dir",
+                                            str(runs)])
+    assert other_volume.exit_code == 2, other_volume.output
+    assert "but its other columns changed since the run started ('volume' differs)" in other_volume.output
     # exitcore's own bug while evaluating the resume: the note after its traceback gives this
     # command's --data again (it gave the run's first path, or none: a review)
     import exitcore.evaluation.evaluate as evaluate
@@ -1364,6 +1373,12 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
     assert other_from.exit_code == 0 and (f"warning: these bars are not the ones run {run_id} ran on (hash "
                                           f"{info['data']['hash']} then, ") in other_from.output, other_from.output
     assert "; --data read as it read its own: csv with " in other_from.output and "timezone=Etc/GMT-2" in other_from.output
+    # the same prices with another volume column: said too (stopped at its first update: only the warning matters)
+    capsys.readouterr()
+    execute(RunRequest(from_run=run_id, data=str(revolumed), runs_dir=str(runs)), load_experiments(SHIPPED_FILE),
+            PluginHost.create(plugins=[CtrlC()]), quiet=True)
+    assert (f"warning: these bars have the timestamps and prices run {run_id} ran on (hash {info['data']['hash']}) but "
+            "other columns besides them ('volume' differs)") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value, said", [

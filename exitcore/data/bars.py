@@ -88,9 +88,40 @@ class Bars:
             h.update(np.ascontiguousarray(self.frame[col].to_numpy(dtype=np.float64)).tobytes())
         return h.hexdigest()[:16]
 
+    def column_hashes(self) -> dict[str, str]:
+        """sha256 (first 16 hex digits) of each column besides OHLC (``volume``, ``spread``, a
+        data source's own), by name. :meth:`content_hash` leaves them out, so that the same
+        prices read with or without a volume column are one dataset for trials; a feature that
+        reads one of them sees other data when its hash differs, which resume, audit and
+        compare check (run.json's ``data.column_hashes``)."""
+        hashes = {}
+        for col in self.frame.columns:
+            if col in PRICE_COLUMNS:
+                continue
+            values = self.frame[col]
+            h = hashlib.sha256(str(values.dtype).encode())
+            if values.dtype.kind in "biuf":
+                h.update(np.ascontiguousarray(values.to_numpy()).tobytes())
+            else:  # text, categories, timestamps: pandas' own stable row hash
+                h.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
+            hashes[str(col)] = h.hexdigest()[:16]
+        return hashes
+
     def head(self, n_bars: int) -> Bars:
         """The first ``n_bars`` bars (used by the look-ahead audit to truncate history)."""
         return attrs.evolve(self, frame=self.frame.iloc[:n_bars])
+
+
+def column_differences(then: dict[str, str] | None, now: dict[str, str]) -> str:
+    """How the bars' other columns (:meth:`Bars.column_hashes`) differ between a run's record
+    and now: ``"'volume' differs, 'spread' is gone"``; ``""`` when they agree or nothing was
+    recorded (runs before 2026-11-30 recorded no column hashes)."""
+    if not isinstance(then, dict):
+        return ""
+    words = [f"{name!r} differs" for name in then if name in now and now[name] != then[name]]
+    words += [f"{name!r} is gone" for name in then if name not in now]
+    words += [f"{name!r} is new" for name in now if name not in then]
+    return ", ".join(words)
 
 
 @attrs.frozen(eq=False)

@@ -806,6 +806,7 @@ def audit_run(
     """
     from pathlib import Path
 
+    from exitcore.data.bars import column_differences
     from exitcore.data.pipeline import load_bars
     from exitcore.errors import DataError
     from exitcore.evaluation import rundir
@@ -839,6 +840,14 @@ def audit_run(
             f"{run_dir / rundir.RUN_FILE}: the run used data with hash {recorded}, but "
             f"{repr(data_spec) if data_spec else resolved.config.data.source} now loads data with hash "
             f"{bars.content_hash()}: the data changed since the run"
+        )
+    data_info = info.get("data") if isinstance(info.get("data"), Mapping) else {}
+    columns = column_differences(data_info.get("column_hashes"), bars.column_hashes())
+    if columns:
+        raise DataError(
+            f"{run_dir / rundir.RUN_FILE}: the data has the run's timestamps and prices (hash {bars.content_hash()}) "
+            f"but its other columns changed since the run ({columns}): a feature reading them would be audited on "
+            "other data than it trained and was evaluated on"
         )
     with stage(f"building episodes on {device} and loading the trained policy"):
         assembled, pools = prepare(resolved, bars, device)

@@ -28,6 +28,29 @@ def test_deterministic_per_seed() -> None:
     assert a.content_hash() == b.content_hash() != c.content_hash()
 
 
+def test_column_hashes_see_the_columns_the_content_hash_leaves_out() -> None:
+    """The content hash covers timestamps and OHLC only: a feature reading volume trains on
+    other data when volume differs, which resume, audit and compare see by these hashes."""
+    from exitcore.data.bars import column_differences
+
+    a = generate(SynthParams(years=0.1, seed=5))
+    frame = a.frame.copy()
+    frame.loc[frame.index[7], "volume"] += 1
+    other = attrs.evolve(a, frame=frame)
+    assert other.content_hash() == a.content_hash()
+    then, now = a.column_hashes(), other.column_hashes()
+    assert set(then) == {"volume"} and then["volume"] != now["volume"]
+    assert column_differences(then, now) == "'volume' differs"
+    assert column_differences(then, then) == "" and column_differences(None, now) == ""
+    tagged = attrs.evolve(a, frame=a.frame.assign(session=["asia"] * len(a)).drop(columns="volume"))
+    assert column_differences(then, tagged.column_hashes()) == "'volume' is gone, 'session' is new"
+    # the same values under another name, or another dtype, are other data
+    renamed = attrs.evolve(a, frame=a.frame.rename(columns={"volume": "spread"}))
+    assert column_differences(then, renamed.column_hashes()) == "'volume' is gone, 'spread' is new"
+    as_int = attrs.evolve(a, frame=a.frame.astype({"volume": "int64"}))
+    assert as_int.column_hashes()["volume"] != then["volume"]
+
+
 def test_passes_validation(three_years) -> None:
     f = three_years.frame
     rebuilt = assemble_bars(

@@ -216,7 +216,7 @@ def _make_run(run_dir: Path, name: str, *overrides: str, n_trials: int) -> dict[
         "experiment": res.config.name,
         "config_hash": res.config_hash(),
         "data": {"source": asm.bars.source, "source_component": res.config.data.source, "hash": asm.bars.content_hash(),
-                 "n_bars": len(asm.bars), "start": str(asm.bars.start), "end": str(asm.bars.end), "timeframe": "15min"},
+                 "column_hashes": asm.bars.column_hashes(), "n_bars": len(asm.bars), "start": str(asm.bars.start), "end": str(asm.bars.end), "timeframe": "15min"},
         "splits": [{"name": s.name, "start_bar": s.start_bar, "end_bar": s.end_bar} for s in splits],
         "seed": 0,
         "device": "cpu",

@@ -602,6 +602,29 @@ def test_audit_of_a_run_refuses_changed_data(finished_run, tmp_path):
         audit_run(run_dir, host(), n_decisions=2)
 
 
+def test_audit_of_a_run_refuses_data_whose_volume_changed(finished_run, tmp_path):
+    """Same timestamps and prices, another volume column: a feature reading volume would be
+    audited on other data than it trained on, which the content hash alone did not see."""
+    import shutil
+
+    from exitcore.errors import DataError
+    from exitcore.evaluation.audit import audit_run
+
+    from evalkit import host
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_run["results"].paths[0].parent, run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert set(info["data"]["column_hashes"]) == {"volume"}
+    info["data"]["column_hashes"]["volume"] = "0" * 16
+    (run_dir / "run.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match=r"its other columns changed since the run \('volume' differs\)"):
+        audit_run(run_dir, host(), n_decisions=2)
+    del info["data"]["column_hashes"]  # a run recorded before the column hashes: audited as before
+    (run_dir / "run.json").write_text(json.dumps(info))
+    assert audit_run(run_dir, host(), n_decisions=2).verdict == "PASS"
+
+
 def test_entry_comparison_is_exact_per_row_and_describes_the_first_difference():
     import numpy as np
     import pandas as pd

@@ -268,8 +268,10 @@ def iteration_end(run: Any, update: int, metrics: dict[str, Any]) -> bool | str 
     tensor, as ``entropy.mean() > 0.05`` gives), or a non-empty string saying why (``"entropy
     below 0.05"``), and training ends after this update: the run is checkpointed, evaluated and
     recorded ``done`` like any other, with the steps trained so far (the run's output and report
-    show them beside ``total_timesteps``), and the reason is printed. In a walk-forward window
-    it ends that window's training only. ``None`` or ``True``
+    show them beside ``total_timesteps``), and the reason is printed. The run is then the trial of
+    its configuration, seed and code stopped at that step (another trial than the run trained
+    to the end: a stopping rule is something tried, counted in the deflated Sharpe ratio's N).
+    In a walk-forward window it ends that window's training only. ``None`` or ``True``
     (or no return) goes on; any other answer (``0``, ``""``) is warned about and goes on. Raising (an :class:`exitcore.errors.ExitcoreError` or anything
     else) is different: it aborts the run: the last complete update is checkpointed, the run is
     recorded ``failed`` with the message and the plugin's name, it is not evaluated and cannot

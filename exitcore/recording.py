@@ -60,7 +60,7 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
     gives the row of the run its ``run.json`` names instead of :class:`Misnamed`.
     """
     from exitcore.evaluation.rundir import RESULTS_FILE, check_results_belong, read_results, read_run_info
-    from exitcore.registry import _last_write
+    from exitcore.registry import STOPPED_AT_STEP, _last_write
 
     info_path = run_dir / RUN_FILE
     if not info_path.is_file():
@@ -113,7 +113,10 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
         "error": error,
         # the plugin code is part of the run's trial (RunRecord.trial); none before exitcore kept it
         "params": jsonable.dumps({**(request if isinstance(request, dict) else {}),
-                                  **({"code_hash": info["code_hash"]} if isinstance(info.get("code_hash"), str) else {})}),
+                                  **({"code_hash": info["code_hash"]} if isinstance(info.get("code_hash"), str) else {}),
+                                  # a plugin ended its training there: another trial (RunRecord.trial)
+                                  **({STOPPED_AT_STEP: info["stopped_early_step"]}
+                                     if isinstance(info.get("stopped_early_step"), int) else {})}),
         "metrics": jsonable.dumps(metrics),
     }
 

@@ -66,6 +66,8 @@ GONE_ERROR = "process {pid} on {host} is gone (last seen {last_seen})"
 #: environment variable naming the runs directory (default ``./runs``)
 RUNS_DIR_ENV = "EXITCORE_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
+#: the params key of the global step at which a plugin ended the run's training (RunRecord.trial)
+STOPPED_AT_STEP = "stopped_at_step"
 #: the database schema this code writes; a newer one in a file is refused
 SCHEMA_VERSION = 1
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
@@ -284,12 +286,18 @@ class RunRecord:
     def trial(self) -> tuple[str, int, str]:
         """The run's trial: ``(config_hash, seed, code_hash)``, the code hash being the plugin
         code its components came from (:func:`exitcore.plugins.code_hash`; ``""`` for a run
-        recorded before exitcore kept it). Runs of one trial count once in the DSR's N. A row
+        recorded before exitcore kept it), followed by ``@STEP`` where a plugin's
+        ``iteration_end`` ended its training at that global step (params' ``stopped_at_step``):
+        a stopping rule is something tried, and its run trains another policy than the run
+        trained to the end. Runs of one trial count once in the DSR's N. A row
         whose params are damaged, or hold a code hash that is not a string, is a trial of its
         own (``damaged:ID``): merged into another, it would lower N."""
         code = self.params.get("code_hash", "")
         if "params" in self.damaged or not isinstance(code, str):
             code = f"damaged:{self.id}"
+        stopped = self.params.get(STOPPED_AT_STEP)
+        if stopped is not None:  # a plugin ended its training there: not the run trained to the end
+            code = f"{code}@{stopped}"
         return self.config_hash, self.seed, code
 
     def to_dict(self) -> dict[str, Any]:
@@ -721,6 +729,22 @@ class Registry:
                 f"run {run_id} is now {row['status']} under process {row['pid']} on {row['hostname']}: "
                 "another exitcore took it over (a resume that judged this process gone), so this "
                 "process stops without writing anything more for it")
+
+    def set_stopped_at_step(self, run_id: str, step: int) -> None:
+        """A plugin ended the run's training at global step ``step``: recorded in its params,
+        where it makes the run another trial (:attr:`RunRecord.trial`)."""
+        with self._write() as conn:
+            row = conn.execute("SELECT params FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise self._unknown(run_id)
+            try:
+                params = jsonable.loads(row["params"])
+            except (TypeError, ValueError):
+                params = None
+            if not isinstance(params, dict):  # damaged: the run is a trial of its own already
+                return
+            conn.execute("UPDATE runs SET params = ? WHERE id = ?",
+                         (jsonable.dumps({**params, STOPPED_AT_STEP: int(step)}), run_id))
 
     def set_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
         """Replace the run's headline metrics (a JSON-able dict; NaN/inf are kept)."""

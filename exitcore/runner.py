@@ -715,7 +715,10 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
              + (f", {trained / elapsed:,.0f} steps/s" if trained > 0 and elapsed > 0 else ""))
         if result.stopped_early:  # for its report, and for its resume when interrupted: it trains no further
             note(f"ended early, before the {ppo.total_timesteps:,} steps asked for: {result.stopped_early}")
-            _record_in_run_json(info.run_dir, stopped_early=str(result.stopped_early))
+            _record_in_run_json(info.run_dir, stopped_early=str(result.stopped_early),
+                                stopped_early_step=result.global_step)
+            # another trial than the run trained to the end, before its evaluation counts trials
+            registry.set_stopped_at_step(info.run_id, result.global_step)
         failed = [name.replace("_", " ") for name, state in trainer.graphs.items() if state.startswith("failed")]
         if failed:
             note(f"without the CUDA graph of the {' and '.join(failed)} (its capture failed; see the warning)")
@@ -984,7 +987,7 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
 _PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins", "code_hash")
 #: what run.json records of the run's history, kept by a resume: a plugin's early stop of the
 #: run's training and of walk-forward windows (``{window: reason}``), the run it started from
-_RUN_HISTORY = ("stopped_early", "walk_forward_stopped_early", "from_run")
+_RUN_HISTORY = ("stopped_early", "stopped_early_step", "walk_forward_stopped_early", "from_run")
 
 
 def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:

@@ -185,6 +185,25 @@ def test_a_trial_is_the_configuration_seed_and_plugin_code(reg):
     assert reg.trial_count("data") == 4
 
 
+def test_a_run_a_plugin_stopped_early_is_another_trial(reg):
+    """A stopping rule (iteration_end ending training at some step) is something tried: a run
+    of one configuration, seed and code stopped early trains another policy than the run trained
+    to the end, and two stopping rules two more. They counted as one trial, understating N."""
+    runs = [reg.create_run("v5", "cfg", "data", seed=0, params={"code_hash": "codeA"}) for _ in range(4)]
+    assert reg.trial_count("data") == 1
+    reg.set_stopped_at_step(runs[1], 1024)
+    reg.set_stopped_at_step(runs[2], 1024)  # the same rule stopping at the same step: the same trial
+    reg.set_stopped_at_step(runs[3], 4096)
+    assert [r.trial for r in reg.list()] == [("cfg", 0, "codeA"), ("cfg", 0, "codeA@1024"), ("cfg", 0, "codeA@1024"),
+                                              ("cfg", 0, "codeA@4096")]
+    assert reg.trial_count("data") == 3
+    assert reg.get(runs[1]).params == {"code_hash": "codeA", "stopped_at_step": 1024}
+    # damaged params stay a trial of their own (the stop is not written over them)
+    reg._conn.execute("UPDATE runs SET params = 'not json' WHERE id = ?", (runs[0],))
+    reg.set_stopped_at_step(runs[0], 2048)
+    assert reg.get(runs[0]).trial[2] == f"damaged:{runs[0]}"
+
+
 # --------------------------------------------------------------------------- ids
 
 

@@ -1077,7 +1077,13 @@ def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, c
     # the report says why, later: run.json keeps the reason
     from exitcore.evaluation.report import render_report
 
-    assert json.loads((Path(outcome.run_dir) / "run.json").read_text())["stopped_early"] == "enough after update 2"
+    info = json.loads((Path(outcome.run_dir) / "run.json").read_text())
+    assert (info["stopped_early"], info["stopped_early_step"]) == ("enough after update 2", 1024)
+    # another trial than the configuration trained to the end, counted before its evaluation
+    assert json.loads(row["params"])["stopped_at_step"] == 1024
+    from exitcore.recording import row_of  # `runs --record` records the same trial
+
+    assert json.loads(row_of(Path(outcome.run_dir))["params"])["stopped_at_step"] == 1024
     assert "1024 trained (2048 requested: stopped early by a plugin: enough after update 2)" in render_report(Path(outcome.run_dir))
 
 

@@ -140,7 +140,7 @@ def test_plugins_warns_on_stderr_about_a_plugin_that_implements_no_hook(tmp_path
     assert "shadow  [shadow-plug 1.0]\n  implements no exitcore hooks (see the warning)\n" in out.stdout
 
 
-def test_a_duplicate_component_stops_every_command_but_plugins_lists_it(tmp_path):
+def test_a_duplicate_component_stops_the_commands_that_load_plugins_but_plugins_lists_it(tmp_path):
     (tmp_path / "dupe_mask.py").write_text(textwrap.dedent('''
         from exitcore import hookimpl
 
@@ -158,8 +158,14 @@ def test_a_duplicate_component_stops_every_command_but_plugins_lists_it(tmp_path
     assert "params: regret_coef=0.8" in out.stdout  # parameters and defaults are listed
     assert "problem: mask 'min_exit_bar' is registered twice: by " in out.stderr
     assert "dupe (dupe-mask 1.0)" in out.stderr and "masks (exitcore-masks 0.1.0)" in out.stderr
+    # it says which commands stop: it said "every other command", and experiments list ran on (trial U)
+    assert ("the commands that load plugins (run, audit, experiments show and check, data inspect) refuse to start "
+            "until they are fixed; those that only read recorded runs (runs, show, compare, report) and experiments "
+            "list still work") in out.stderr
     out = run_exitcore("experiments", "check", env=env)  # any command that needs the plugins
     assert out.returncode == 2 and "registered twice" in out.stderr and "Traceback" not in out.stderr
+    listed = run_exitcore("experiments", "list", env=env)
+    assert listed.returncode == 0 and "v4_no_lookahead" in listed.stdout, listed.stderr
 
 
 def test_plugin_cli_commands_are_added(tmp_path):

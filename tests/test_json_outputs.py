@@ -121,6 +121,17 @@ def test_runs_and_show(two_runs):
     assert_times(shown["created_at"], shown["started_at"], shown["ended_at"], shown["heartbeat_at"])
 
 
+def test_a_walk_forward_runs_record_metrics_are_documented():
+    """A walk-forward run's registry metrics add the walk-forward headline (what `run` records
+    with them): the smoke runs above have none, so their keys are checked here (trial U)."""
+    from exitcore.evaluation.rundir import WALK_FORWARD_KEYS, walk_forward_headline
+
+    documented, optional = TABLES["Run record: `metrics`"]
+    headline = walk_forward_headline({"windows": [{}, {}], "aggregate": {}})
+    assert set(headline) == set(WALK_FORWARD_KEYS)
+    assert set(headline) <= optional and set(headline) <= set(documented)
+
+
 def test_compare_json_and_csv(two_runs):
     runs, ids = two_runs
     data = json_of("compare", *ids, "--json", "--runs-dir", str(runs))

@@ -10,7 +10,7 @@ from exitcore.cli.options import experiments_option, runs_dir_option
 
 
 @click.command()
-@click.argument("refs", nargs=-1, required=True, metavar="RUN_OR_EXPERIMENT...")
+@click.argument("refs", nargs=-1, required=True, metavar="RUN_OR_EXPERIMENT RUN_OR_EXPERIMENT...")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metrics per run, warnings, config differences).")
 @click.option("--csv", "as_csv", is_flag=True,
@@ -18,7 +18,7 @@ from exitcore.cli.options import experiments_option, runs_dir_option
 @experiments_option
 @click.pass_obj
 def compare(session, refs, runs_dir, as_json, as_csv) -> None:
-    """Compare runs: out-of-sample return, win rate, profit factor, Sharpe, trade length,
+    """Compare two or more runs: out-of-sample return, win rate, profit factor, Sharpe, trade length,
     quick exits, actions, blocked rate, drawdown, the look-ahead audit verdict, and every
     configuration value that differs.
 

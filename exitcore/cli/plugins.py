@@ -65,7 +65,7 @@ def plugins(session, as_json: bool) -> None:
 
 
 def _refuse_on_problems(host) -> None:
-    """After the listing: each problem on stderr, then exit 2 (other commands refuse to start)."""
+    """After the listing: each problem on stderr, then exit 2 (the commands that load plugins refuse to start)."""
     from exitcore.errors import ExitcoreError
 
     for problem in host.problems:
@@ -73,7 +73,9 @@ def _refuse_on_problems(host) -> None:
     if host.problems:
         from exitcore.words import plural
 
-        raise ExitcoreError(f"{plural(len(host.problems), 'plugin problem')}: every other command refuses to start until they are fixed")
+        raise ExitcoreError(f"{plural(len(host.problems), 'plugin problem')}: the commands that load plugins (run, audit, "
+                            "experiments show and check, data inspect) refuse to start until they are fixed; those "
+                            "that only read recorded runs (runs, show, compare, report) and experiments list still work")
 
 
 def _params(component) -> dict:

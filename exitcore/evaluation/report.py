@@ -389,6 +389,12 @@ def _titles(config: Mapping[str, Any] | None) -> list[str]:
 _SUMMARY_COLUMNS = ("trades", "win % [CI]", "scratch %", "mean ret bp [CI]", "Sharpe [CI]")
 
 
+def _ci_titles(titles: list[str], intervals: Mapping[str, Any]) -> list[str]:
+    """``titles`` without their ``[CI]`` where no policy has intervals (the significance
+    evaluator off): the columns then hold point values only."""
+    return titles if intervals else [t.replace(" [CI]", "") for t in titles]
+
+
 def _scale(v: Any, k: float) -> Any:
     return v * k if _finite(v) else v
 
@@ -410,7 +416,7 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
     intervals = _get(results, "evaluators", "significance", "intervals") or {}
     best = _get(results, "best_baseline", "name")
     conf = _get(results, "evaluators", "significance", "confidence")
-    header = ["policy", *_titles(config)]
+    header = ["policy", *_ci_titles(_titles(config), intervals)]
     rows = []
     for name, m in metrics.items():
         shown = name + (" *" if name == best else "")
@@ -752,7 +758,7 @@ def summary_text(results: Mapping[str, Any]) -> str:
     best = _get(results, "best_baseline", "name")
     keep = [p for p in ("rl", best, "fixed_stop_target") if p in metrics]
     columns = [c for c in _COLUMNS if c[0] in _SUMMARY_COLUMNS]
-    header = ["policy", *(c[0] for c in columns)]
+    header = ["policy", *_ci_titles([c[0] for c in columns], intervals)]
     rows = [[p + (" *" if p == best else ""), *(fn(metrics[p], intervals.get(p) or {}) for _, fn in columns)]
             for p in dict.fromkeys(keep)]
     lines = [f"{results.get('label', '')}:", *_text_table(header, rows)]

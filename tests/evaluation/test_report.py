@@ -303,6 +303,21 @@ def test_summary_for_the_end_of_a_run(finished_run):
     assert not text.startswith("!!")
 
 
+def test_without_the_significance_evaluator_no_column_says_ci(finished_run, tmp_path):
+    """With eval.evaluators leaving out significance, the summary's and report's columns were
+    still titled 'Sharpe [CI]' over point values (trial U)."""
+    results = read_results(_run_dir(finished_run))
+    assert "Sharpe [CI]" in summary_text(results)
+    evaluators = {k: v for k, v in results["evaluators"].items() if k != "significance"}
+    plain = summary_text({**results, "evaluators": evaluators})
+    assert "[CI]" not in plain and "Sharpe" in plain.splitlines()[1]
+    copy = tmp_path / "no_significance"
+    shutil.copytree(_run_dir(finished_run), copy)
+    (copy / "results.json").write_text(json.dumps({**results, "evaluators": evaluators}))
+    report = render_report(copy)
+    assert "Sharpe [CI]" not in report and "Sharpe" in report
+
+
 def test_intervals_over_few_days_are_said_to_cover_less_than_their_level(finished_run):
     """A run on an 8-day test split printed 'RL - fixed_stop_target: Sharpe -4.04 [-14.02, -0.21]
     95%', which read as significant; its PSR was refused for few days, its intervals were not

@@ -274,10 +274,17 @@ def _column_hashes(meta: dict[str, Any]) -> dict[str, str] | None:
 
 def _plugin_code(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
     """``{plugin: "distribution version, source hash"}`` of the plugins run.json records as
-    supplying a component the run's configuration names (others may differ freely)."""
+    supplying a component the run's configuration names (others may differ freely). A plugin
+    is taken from the run's last resume where that lists it (run.json's ``resumes``): a resume
+    may change only evaluator plugins' code, and it is the code that evaluated the run."""
     named = {f"{kind}:{ref.get('name')}" for kind, key in _COMPONENT_KEYS for ref in _refs(config, key)}
+    resumes = meta.get("resumes") if isinstance(meta.get("resumes"), list) else []
+    last = resumes[-1].get("plugins") if resumes and isinstance(resumes[-1], dict) else None
+    evaluated = {str(p.get("name")): p for p in last or [] if isinstance(p, dict)}
     out = {}
     for plugin in meta.get("plugins") or []:
+        if isinstance(plugin, dict):
+            plugin = evaluated.get(str(plugin.get("name")), plugin)
         if isinstance(plugin, dict) and named & set(plugin.get("components") or []):
             out[str(plugin.get("name"))] = (f"{plugin.get('distribution') or 'no distribution'} {plugin.get('version') or ''}"
                                             f"".strip() + f", source {plugin.get('source_hash') or 'not recorded'}")

@@ -1004,6 +1004,29 @@ def test_compare_says_when_runs_on_the_same_prices_read_other_volume_or_spread(t
     assert warnings([a, view("old", None)]) == []  # recorded before run.json kept column hashes
 
 
+def test_compare_reads_the_evaluator_code_of_a_runs_last_resume():
+    """After a resume that fixed an evaluator (allowed: evaluators only read the ledgers) run.json's
+    top-level plugins still named the first start's evaluator code, so compare's DIFFERENT CODE
+    spoke of code that did not evaluate the run; the last resume's is the one that did."""
+    from exitcore.compare import _plugin_code
+
+    config = {"rewards": [{"name": "pnl"}], "eval": {"evaluators": [{"name": "exit_stats"}]}}
+
+    def plugin(name, component, source):
+        return {"name": name, "distribution": f"exitcore-{name}", "version": "0.1.0", "source_hash": source,
+                "components": [component]}
+
+    start = [plugin("rewards", "reward:pnl", "a" * 16), plugin("evaluators", "evaluator:exit_stats", "b" * 16)]
+    resumed = [start[0], plugin("evaluators", "evaluator:exit_stats", "c" * 16)]
+    assert _plugin_code({"plugins": start}, config) == {
+        "rewards": f"exitcore-rewards 0.1.0, source {'a' * 16}", "evaluators": f"exitcore-evaluators 0.1.0, source {'b' * 16}"}
+    meta = {"plugins": start, "resumes": [{"at": "t1", "plugins": start}, {"at": "t2", "plugins": resumed}]}
+    assert _plugin_code(meta, config)["evaluators"] == f"exitcore-evaluators 0.1.0, source {'c' * 16}"
+    assert _plugin_code(meta, config)["rewards"] == f"exitcore-rewards 0.1.0, source {'a' * 16}"
+    # a resume recorded without plugins (or damaged) leaves the start's
+    assert _plugin_code({"plugins": start, "resumes": [{"at": "t1"}, "junk"]}, config)["evaluators"].endswith("b" * 16)
+
+
 # --------------------------------------------------------------------------- damaged and read-only registries
 
 

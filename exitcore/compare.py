@@ -364,8 +364,8 @@ def _different_columns(views: list[RunView]) -> str:
         return ""
     said = "; ".join(f"{v.run_id} against {first.run_id}: {words}" for v, words in changes)
     return (f"DIFFERENT DATA: these runs' bars have the same timestamps and prices (hash {first.data_hash}) but other "
-            f"columns besides them ({said}); a feature reading those columns saw other data, so their numbers may "
-            "not be comparable")
+            f"values in their other columns ({said}); a feature reading those columns saw other data, so their "
+            "numbers may not be comparable (each is a trial of its own)")
 
 
 def _data_words(data: dict[str, Any]) -> str:

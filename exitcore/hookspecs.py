@@ -270,8 +270,9 @@ def iteration_end(run: Any, update: int, metrics: dict[str, Any]) -> bool | str 
     recorded ``done`` like any other, with the steps trained so far (the run's output and report
     show them beside ``total_timesteps``), and the reason is printed. The run is then the trial of
     its configuration, seed and code stopped at that step (another trial than the run trained
-    to the end: a stopping rule is something tried, counted in the deflated Sharpe ratio's N).
-    In a walk-forward window it ends that window's training only. ``None`` or ``True``
+    to the end: a stopping rule is something tried, counted in the deflated Sharpe ratio's N;
+    a stop asked for with the last update ends nothing). In a walk-forward window it ends that
+    window's training only, and the window's step is part of the run's trial too. ``None`` or ``True``
     (or no return) goes on; any other answer (``0``, ``""``) is warned about and goes on. Raising (an :class:`exitcore.errors.ExitcoreError` or anything
     else) is different: it aborts the run: the last complete update is checkpointed, the run is
     recorded ``failed`` with the message and the plugin's name, it is not evaluated and cannot

@@ -60,7 +60,7 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
     gives the row of the run its ``run.json`` names instead of :class:`Misnamed`.
     """
     from exitcore.evaluation.rundir import RESULTS_FILE, check_results_belong, read_results, read_run_info
-    from exitcore.registry import STOPPED_AT_STEP, _last_write
+    from exitcore.registry import _last_write
 
     info_path = run_dir / RUN_FILE
     if not info_path.is_file():
@@ -114,11 +114,33 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
         # the plugin code is part of the run's trial (RunRecord.trial); none before exitcore kept it
         "params": jsonable.dumps({**(request if isinstance(request, dict) else {}),
                                   **({"code_hash": info["code_hash"]} if isinstance(info.get("code_hash"), str) else {}),
-                                  # a plugin ended its training there: another trial (RunRecord.trial)
-                                  **({STOPPED_AT_STEP: info["stopped_early_step"]}
-                                     if isinstance(info.get("stopped_early_step"), int) else {})}),
+                                  **_trial_params(run_dir, info)}),
         "metrics": jsonable.dumps(metrics),
     }
+
+
+def _trial_params(run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """What else run.json says of the run's trial (:attr:`~exitcore.registry.RunRecord.trial`):
+    the digest of its bars' other columns, and the steps at which a plugin ended its training
+    and its walk-forward windows' (a run that recorded a stop without its step, before exitcore
+    kept it: the last step its training log records)."""
+    from exitcore.data.bars import columns_digest
+    from exitcore.evaluation.report import trained_steps
+    from exitcore.registry import COLUMNS_HASH, STOPPED_AT_STEP, WINDOWS_STOPPED_AT
+
+    out: dict[str, Any] = {}
+    data = info.get("data") if isinstance(info.get("data"), dict) else {}
+    if isinstance(data.get("column_hashes"), dict) and (digest := columns_digest(data["column_hashes"])):
+        out[COLUMNS_HASH] = digest
+    step = info.get("stopped_early_step")
+    if info.get("stopped_early") and not isinstance(step, int):
+        step = trained_steps(run_dir)
+    if isinstance(step, int) and info.get("stopped_early"):
+        out[STOPPED_AT_STEP] = step
+    windows = info.get("walk_forward_stopped_early_steps")
+    if isinstance(windows, dict) and windows:
+        out[WINDOWS_STOPPED_AT] = {str(k): v for k, v in windows.items() if isinstance(v, int)}
+    return out
 
 
 def _walk_forward_of(run_dir: Path, results: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -66,8 +66,12 @@ GONE_ERROR = "process {pid} on {host} is gone (last seen {last_seen})"
 #: environment variable naming the runs directory (default ``./runs``)
 RUNS_DIR_ENV = "EXITCORE_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
-#: the params key of the global step at which a plugin ended the run's training (RunRecord.trial)
+#: params keys that are part of a run's trial (RunRecord.trial) besides its code hash: the global
+#: step at which a plugin ended the run's training, the steps at which it ended walk-forward
+#: windows' (``{window: step}``), and the digest of the bars' columns besides OHLC
 STOPPED_AT_STEP = "stopped_at_step"
+WINDOWS_STOPPED_AT = "walk_forward_stopped_at"
+COLUMNS_HASH = "columns_hash"
 #: the database schema this code writes; a newer one in a file is refused
 SCHEMA_VERSION = 1
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
@@ -286,8 +290,11 @@ class RunRecord:
     def trial(self) -> tuple[str, int, str]:
         """The run's trial: ``(config_hash, seed, code_hash)``, the code hash being the plugin
         code its components came from (:func:`exitcore.plugins.code_hash`; ``""`` for a run
-        recorded before exitcore kept it), followed by ``@STEP`` where a plugin's
-        ``iteration_end`` ended its training at that global step (params' ``stopped_at_step``):
+        recorded before exitcore kept it), followed by ``+DIGEST`` of the bars' columns besides
+        timestamps and OHLC where they have any (params' ``columns_hash``: the same prices with
+        another volume column are other data to a feature reading it), by ``@STEP`` where a
+        plugin's ``iteration_end`` ended its training at that global step (``stopped_at_step``)
+        and ``@wN:STEP`` for each walk-forward window it ended early (``walk_forward_stopped_at``):
         a stopping rule is something tried, and its run trains another policy than the run
         trained to the end. Runs of one trial count once in the DSR's N. A row
         whose params are damaged, or hold a code hash that is not a string, is a trial of its
@@ -295,9 +302,15 @@ class RunRecord:
         code = self.params.get("code_hash", "")
         if "params" in self.damaged or not isinstance(code, str):
             code = f"damaged:{self.id}"
+        columns = self.params.get(COLUMNS_HASH)
+        if columns:  # the bars' volume, spread...: the same prices with another volume are other data
+            code = f"{code}+{columns}"
         stopped = self.params.get(STOPPED_AT_STEP)
         if stopped is not None:  # a plugin ended its training there: not the run trained to the end
             code = f"{code}@{stopped}"
+        windows = self.params.get(WINDOWS_STOPPED_AT)
+        if isinstance(windows, dict):  # and walk-forward windows' trainings
+            code += "".join(f"@w{w}:{windows[w]}" for w in sorted(windows, key=str))
         return self.config_hash, self.seed, code
 
     def to_dict(self) -> dict[str, Any]:
@@ -730,9 +743,10 @@ class Registry:
                 "another exitcore took it over (a resume that judged this process gone), so this "
                 "process stops without writing anything more for it")
 
-    def set_stopped_at_step(self, run_id: str, step: int) -> None:
-        """A plugin ended the run's training at global step ``step``: recorded in its params,
-        where it makes the run another trial (:attr:`RunRecord.trial`)."""
+    def set_stopped_at_step(self, run_id: str, step: int | None, window: int | None = None) -> None:
+        """A plugin ended the run's training (or walk-forward ``window``'s) at global step
+        ``step``: recorded in its params, where it makes the run another trial
+        (:attr:`RunRecord.trial`); ``None`` clears it (a resume that trains again from step 0)."""
         with self._write() as conn:
             row = conn.execute("SELECT params FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -743,8 +757,17 @@ class Registry:
                 params = None
             if not isinstance(params, dict):  # damaged: the run is a trial of its own already
                 return
-            conn.execute("UPDATE runs SET params = ? WHERE id = ?",
-                         (jsonable.dumps({**params, STOPPED_AT_STEP: int(step)}), run_id))
+            if window is None:
+                params.pop(STOPPED_AT_STEP, None)
+                params.update({} if step is None else {STOPPED_AT_STEP: int(step)})
+            else:
+                windows = params.get(WINDOWS_STOPPED_AT) if isinstance(params.get(WINDOWS_STOPPED_AT), dict) else {}
+                windows = {k: v for k, v in windows.items() if k != str(window)}
+                windows.update({} if step is None else {str(window): int(step)})
+                params[WINDOWS_STOPPED_AT] = windows
+                if not windows:
+                    params.pop(WINDOWS_STOPPED_AT)
+            conn.execute("UPDATE runs SET params = ? WHERE id = ?", (jsonable.dumps(params), run_id))
 
     def set_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
         """Replace the run's headline metrics (a JSON-able dict; NaN/inf are kept)."""
@@ -934,7 +957,8 @@ class Registry:
     def trial_count(self, data_hash: str) -> int:
         """The number of trials recorded on the dataset ``data_hash``: the DSR's ``N``.
 
-        A trial is a distinct ``(config_hash, seed, code_hash)`` (:attr:`RunRecord.trial`) among the runs on that dataset, *in
+        A trial is a distinct ``(config_hash, seed, code_hash)`` (:attr:`RunRecord.trial`: the
+        code hash with the bars' other columns and a plugin's early stops) among the runs on that dataset, *in
         every status*: failed, interrupted and still-running runs count, because the deflated
         Sharpe ratio must account for everything that was tried (a configuration abandoned after
         a look at its partial results is still a trial, and leaving it out would understate the

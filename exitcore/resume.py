@@ -239,7 +239,7 @@ def check_data_unchanged(previous: Any, data_hash: str, run_dir: Path | None = N
     changed = column_differences(data.get("column_hashes") if isinstance(data, dict) else None, column_hashes)
     if changed:
         raise ExitcoreError(f"cannot resume run {previous.id}: the data's timestamps and prices are the same (hash "
-                            f"{data_hash}) but its other columns changed since the run started ({changed}); a "
+                            f"{data_hash}) but the values of its other columns changed since the run started ({changed}); a "
                             "feature reading them would train on other data: read the run's own file, or start a new run")
 
 

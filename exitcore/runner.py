@@ -185,13 +185,13 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
 
     from exitcore.assembly import assemble, split_pools
     from exitcore.costs import summarize_costs
-    from exitcore.data.bars import column_differences
+    from exitcore.data.bars import column_differences, columns_digest
     from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
     from exitcore.evaluation.evaluate import check_ledger_format
     from exitcore.evaluation.rundir import run_id_of, runs_dir_for, walk_forward_headline
     from exitcore.ppo.rng import seed_everything
-    from exitcore.registry import Registry, resolve_runs_dir, runs_dir_words, unrecorded_words
+    from exitcore.registry import COLUMNS_HASH, Registry, resolve_runs_dir, runs_dir_words, unrecorded_words
 
     stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below
     # the plugins' source hashes, read now: the code was imported just before, and a file saved
@@ -278,8 +278,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
                    err=True)
     elif from_source and (columns := column_differences(from_source.get("column_hashes"), bars.column_hashes())):
         click.echo(f"warning: these bars have the timestamps and prices run {from_source['run_id']} ran on (hash "
-                   f"{data_hash}) but other columns besides them ({columns}); a feature reading them sees other data, "
-                   "so this run may not reproduce it", err=True)
+                   f"{data_hash}) but other values in their other columns ({columns}); a feature reading them sees "
+                   "other data, so this run may not reproduce it (and is another trial)", err=True)
     costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
     cheap = costs.warning()
     if cheap:  # shown even with --quiet: it changes what every number means
@@ -323,7 +323,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         run_id = registry.create_run(
             cfg.name, resolved.config_hash(), data_hash, data_source=bars.source, seed=cfg.ppo.seed,
             # the plugin code is part of the trial (RunRecord.trial): an edited reward term is another
-            params={**request.to_dict(), "code_hash": run_code_hash(resolved, host)},
+            # trial,            # update, and so are the bars' volume or spread columns (where they have any)
+            params={**request.to_dict(), "code_hash": run_code_hash(resolved, host),
+                    **({COLUMNS_HASH: digest} if (digest := columns_digest(bars.column_hashes())) else {})},
         )
         run_dir = registry.path_of(registry.get(run_id, exact=True))
     else:
@@ -702,6 +704,9 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
             if logged:  # the log says it trained; without its checkpoint that work is lost
                 click.echo(f"warning: no {CHECKPOINT_FILE} in {info.run_dir}, although its training log records "
                            f"{plural(logged, 'update')}: training starts again from step 0", err=True)
+            if resume and _read_run_json(info.run_dir).get("stopped_early"):  # a plugin's stop went with it
+                _record_in_run_json(info.run_dir, stopped_early=None, stopped_early_step=None)
+                registry.set_stopped_at_step(info.run_id, None)
             trainer = PPOTrainer(env, policy, ppo, run_dir=info.run_dir, on_update=on_update, progress=progress,
                                  before_write=owned)
         trainers.append(trainer)
@@ -866,12 +871,16 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
             say(f"window {window}: training ended early at step {result.global_step:,} of "
                 f"{ppo.total_timesteps:,}: {result.stopped_early}")
             stopped = _read_run_json(info.run_dir).get("walk_forward_stopped_early") or {}
-            _record_in_run_json(info.run_dir, walk_forward_stopped_early={**stopped, str(window): str(result.stopped_early)})
+            steps = _read_run_json(info.run_dir).get("walk_forward_stopped_early_steps") or {}
+            _record_in_run_json(info.run_dir, walk_forward_stopped_early={**stopped, str(window): str(result.stopped_early)},
+                                walk_forward_stopped_early_steps={**steps, str(window): result.global_step})
+            registry.set_stopped_at_step(info.run_id, result.global_step, window=window)  # another trial
         if result.status != "done":
             raise KeyboardInterrupt
         return policy.eval()
 
-    return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=registry.trial_count(data_hash),
+    # counted once the windows trained: a window a plugin ended early makes the run another trial
+    return walk_forward(info.resolved, bars, train_fn, device=device, n_trials=lambda: registry.trial_count(data_hash),
                         data_hash=data_hash, run_dir=info.run_dir, progress=say)
 
 
@@ -987,7 +996,8 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
 _PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins", "code_hash")
 #: what run.json records of the run's history, kept by a resume: a plugin's early stop of the
 #: run's training and of walk-forward windows (``{window: reason}``), the run it started from
-_RUN_HISTORY = ("stopped_early", "stopped_early_step", "walk_forward_stopped_early", "from_run")
+_RUN_HISTORY = ("stopped_early", "stopped_early_step", "walk_forward_stopped_early", "walk_forward_stopped_early_steps",
+                "from_run")
 
 
 def _keep_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -1041,10 +1051,12 @@ def _recorded_threads(run_dir: Path) -> int | None:
 
 
 def _record_in_run_json(run_dir: Path, **values: Any) -> None:
-    """Add ``values`` to the run's ``run.json`` (atomically), e.g. why its training ended early."""
+    """Add ``values`` to the run's ``run.json`` (atomically), e.g. why its training ended early;
+    a value of None removes its key."""
     path = run_dir / RUN_FILE
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    write_text_atomic(path, json.dumps({**meta, **values}, indent=2, default=str))
+    meta = {k: v for k, v in {**json.loads(path.read_text(encoding="utf-8")), **values}.items()
+            if not (k in values and v is None)}
+    write_text_atomic(path, json.dumps(meta, indent=2, default=str))
 
 
 def _read_run_json(run_dir: Path) -> dict[str, Any]:

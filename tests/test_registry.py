@@ -198,6 +198,18 @@ def test_a_run_a_plugin_stopped_early_is_another_trial(reg):
                                               ("cfg", 0, "codeA@4096")]
     assert reg.trial_count("data") == 3
     assert reg.get(runs[1]).params == {"code_hash": "codeA", "stopped_at_step": 1024}
+    # a resume that trains again from step 0 clears the stop; walk-forward windows' stops and the
+    # bars' other columns are part of the trial too
+    reg.set_stopped_at_step(runs[3], None)
+    assert reg.get(runs[3]).trial == ("cfg", 0, "codeA") and reg.trial_count("data") == 2
+    reg.set_stopped_at_step(runs[3], 512, window=2)
+    reg.set_stopped_at_step(runs[3], 256, window=1)
+    assert reg.get(runs[3]).trial == ("cfg", 0, "codeA@w1:256@w2:512") and reg.trial_count("data") == 3
+    reg.set_stopped_at_step(runs[3], None, window=1)
+    reg.set_stopped_at_step(runs[3], None, window=2)
+    assert "walk_forward_stopped_at" not in reg.get(runs[3]).params and reg.trial_count("data") == 2
+    volume = reg.create_run("v5", "cfg", "data", seed=0, params={"code_hash": "codeA", "columns_hash": "9" * 16})
+    assert reg.get(volume).trial == ("cfg", 0, f"codeA+{'9' * 16}") and reg.trial_count("data") == 3
     # damaged params stay a trial of their own (the stop is not written over them)
     reg._conn.execute("UPDATE runs SET params = 'not json' WHERE id = ?", (runs[0],))
     reg.set_stopped_at_step(runs[0], 2048)
@@ -998,10 +1010,16 @@ def test_compare_says_when_runs_on_the_same_prices_read_other_volume_or_spread(t
     c = view("c", {"volume": "1" * 16})
     (out,) = warnings([a, b, c])
     assert out == ("DIFFERENT DATA: these runs' bars have the same timestamps and prices (hash d5363a3aaf465bdb) but "
-                   "other columns besides them (b against a: 'volume' differs; c against a: 'spread' is gone); a "
-                   "feature reading those columns saw other data, so their numbers may not be comparable")
+                   "other values in their other columns (b against a: 'volume' differs; c against a: 'spread' is gone); "
+                   "a feature reading those columns saw other data, so their numbers may not be comparable (each is a "
+                   "trial of its own)")
     assert warnings([a, view("d", dict(a.column_hashes))]) == []
     assert warnings([a, view("old", None)]) == []  # recorded before run.json kept column hashes
+    # compare reads them from run.json's data
+    from exitcore.compare import _column_hashes
+
+    assert _column_hashes({"data": {"hash": "x", "column_hashes": {"volume": "1" * 16}}}) == {"volume": "1" * 16}
+    assert _column_hashes({"data": {"hash": "x"}}) is None and _column_hashes({}) is None
 
 
 def test_compare_reads_the_evaluator_code_of_a_runs_last_resume():

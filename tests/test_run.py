@@ -1046,10 +1046,47 @@ def test_a_stop_a_plugin_asks_for_as_ctrl_c_arrives_holds_for_the_resume(tmp_pat
         execute(RunRequest(resume=stopped.run_id, runs_dir=str(runs)), file, host, quiet=True)
     assert heard == [(None, 1), (1, 1)]
     assert json.loads(run_json.read_text())["walk_forward_stopped_early"] == {"1": "enough at (1, 1)"}
+    steps = json.loads(run_json.read_text())["walk_forward_stopped_early_steps"]
+    assert list(steps) == ["1"] and steps["1"] > 0  # part of the run's trial, as its own stop is
+    (row,) = registry_rows(runs)
+    assert json.loads(row["params"])["walk_forward_stopped_at"] == steps
+    assert json.loads(row["params"])["stopped_at_step"] == json.loads(run_json.read_text())["stopped_early_step"]
     done = execute(RunRequest(resume=stopped.run_id, runs_dir=str(runs)), file, host, quiet=True)
     assert done.status == "done" and heard == [(None, 1), (1, 1), (2, 1), (2, 2)]
     assert [len((stopped.run_dir / d / "train_log.jsonl").read_text().splitlines())
             for d in (".", "walk_forward/window_1", "walk_forward/window_2")] == [1, 1, 2]
+
+
+def test_a_resume_that_trains_again_from_step_0_drops_the_stop_it_lost(tmp_path):
+    """A run a plugin stopped, interrupted and resumed without its checkpoint trains again from
+    step 0 to the end: it kept the stop (run.json and its trial), although nothing stopped it
+    (review AD)."""
+    import signal
+
+    from exitcore import hookimpl
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunRequest, execute
+
+    class EnoughAsCtrlCArrives:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            signal.raise_signal(signal.SIGINT)
+            return "enough"
+
+    runs, file = tmp_path / "runs", load_experiments(SHIPPED_FILE)
+    stopped = execute(RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(runs)), file,
+                      PluginHost.create(plugins=[EnoughAsCtrlCArrives()]), quiet=True)
+    assert stopped.status == "interrupted"
+    run_json = stopped.run_dir / "run.json"
+    assert json.loads(run_json.read_text())["stopped_early"] == "enough"
+    assert "stopped_at_step" in json.loads(registry_rows(runs)[0]["params"])
+    (stopped.run_dir / "checkpoint.pt").unlink()
+    done = execute(RunRequest(resume=stopped.run_id, runs_dir=str(runs)), file, PluginHost.create(), quiet=True)
+    assert done.status == "done"
+    info = json.loads(run_json.read_text())
+    assert "stopped_early" not in info and "stopped_early_step" not in info
+    assert "stopped_at_step" not in json.loads(registry_rows(runs)[0]["params"])
 
 
 def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, capsys):
@@ -1066,10 +1103,16 @@ def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, c
             return f"enough after update {update}" if update == 2 else None
 
     request = RunRequest(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(tmp_path / "runs"))
+    # the same configuration trained to the end first: the stopped run is another trial, counted so
+    # by its own evaluation (the stop is recorded before it counts the trials)
+    assert execute(request, load_experiments(SHIPPED_FILE), PluginHost.create(), quiet=True).status == "done"
+    capsys.readouterr()
     outcome = execute(request, load_experiments(SHIPPED_FILE), PluginHost.create(plugins=[Enough()]))
     assert outcome.status == "done" and outcome.results, outcome
     assert "ended early, before the 2,048 steps asked for: enough after update 2" in capsys.readouterr().err
-    (row,) = registry_rows(tmp_path / "runs")
+    full, row = registry_rows(tmp_path / "runs")
+    assert "stopped_at_step" not in json.loads(full["params"])
+    assert json.loads((Path(outcome.run_dir) / "results.json").read_text())["n_trials"] == 2
     assert row["status"] == "done"
     log = [json.loads(line) for line in (Path(outcome.run_dir) / "train_log.jsonl").read_text().splitlines()]
     assert [r["update"] for r in log] == [1, 2] and log[-1]["global_step"] == 1024  # of 4 updates of 512
@@ -1083,6 +1126,10 @@ def test_a_plugin_ends_training_early_and_the_run_is_still_evaluated(tmp_path, c
     assert json.loads(row["params"])["stopped_at_step"] == 1024
     from exitcore.recording import row_of  # `runs --record` records the same trial
 
+    assert json.loads(row_of(Path(outcome.run_dir))["params"])["stopped_at_step"] == 1024
+    # a run that recorded its stop before exitcore kept the step: its training log gives it
+    info.pop("stopped_early_step")
+    (Path(outcome.run_dir) / "run.json").write_text(json.dumps(info))
     assert json.loads(row_of(Path(outcome.run_dir))["params"])["stopped_at_step"] == 1024
     assert "1024 trained (2048 requested: stopped early by a plugin: enough after update 2)" in render_report(Path(outcome.run_dir))
 
@@ -1328,7 +1375,7 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
     other_volume = CliRunner().invoke(cli, ["run", "--resume", run_id, "--data", str(revolumed), "-q", "--runs-dir",
                                             str(runs)])
     assert other_volume.exit_code == 2, other_volume.output
-    assert "but its other columns changed since the run started ('volume' differs)" in other_volume.output
+    assert "but the values of its other columns changed since the run started ('volume' differs)" in other_volume.output
     # exitcore's own bug while evaluating the resume: the note after its traceback gives this
     # command's --data again (it gave the run's first path, or none: a review)
     import exitcore.evaluation.evaluate as evaluate
@@ -1384,7 +1431,7 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
     execute(RunRequest(from_run=run_id, data=str(revolumed), runs_dir=str(runs)), load_experiments(SHIPPED_FILE),
             PluginHost.create(plugins=[CtrlC()]), quiet=True)
     assert (f"warning: these bars have the timestamps and prices run {run_id} ran on (hash {info['data']['hash']}) but "
-            "other columns besides them ('volume' differs)") in capsys.readouterr().err
+            "other values in their other columns ('volume' differs)") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value, said", [

@@ -73,9 +73,8 @@ def _refuse_on_problems(host) -> None:
     if host.problems:
         from exitcore.words import plural
 
-        raise ExitcoreError(f"{plural(len(host.problems), 'plugin problem')}: the commands that load plugins (run, audit, "
-                            "experiments show and check, data inspect) refuse to start until they are fixed; those "
-                            "that only read recorded runs (runs, show, compare, report) and experiments list still work")
+        raise ExitcoreError(f"{plural(len(host.problems), 'plugin problem')}: the commands that build experiments (run, "
+                            "audit, experiments show and check, data inspect) refuse to start until they are fixed")
 
 
 def _params(component) -> dict:

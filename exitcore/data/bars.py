@@ -61,6 +61,9 @@ class Bars:
         missing = [c for c in PRICE_COLUMNS if c not in self.frame.columns]
         if missing:
             raise ValueError(f"Bars frame lacks columns {missing}")
+        twice = sorted({str(c) for c in self.frame.columns[self.frame.columns.duplicated()]})
+        if twice:  # a feature reading one of them would read both (and the column hashes one)
+            raise ValueError(f"Bars frame has columns named twice: {twice}")
         if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None or str(idx.tz) != "UTC":
             raise ValueError("Bars frame must be indexed by a UTC DatetimeIndex of bar opens")
         problem = timestamp_order_problem(idx)
@@ -94,22 +97,38 @@ class Bars:
         prices read with or without a volume column are one dataset for trials; a feature that
         reads one of them sees other data when its hash differs, which resume, audit and
         compare check (run.json's ``data.column_hashes``)."""
-        hashes = {}
-        for col in self.frame.columns:
-            if col in PRICE_COLUMNS:
-                continue
-            values = self.frame[col]
-            h = hashlib.sha256(str(values.dtype).encode())
-            if values.dtype.kind in "biuf":
-                h.update(np.ascontiguousarray(values.to_numpy()).tobytes())
-            else:  # text, categories, timestamps: pandas' own stable row hash
-                h.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
-            hashes[str(col)] = h.hexdigest()[:16]
-        return hashes
+        return {str(col): _values_hash(self.frame[col]) for col in self.frame.columns if col not in PRICE_COLUMNS}
 
     def head(self, n_bars: int) -> Bars:
         """The first ``n_bars`` bars (used by the look-ahead audit to truncate history)."""
         return attrs.evolve(self, frame=self.frame.iloc[:n_bars])
+
+
+def _values_hash(values: pd.Series) -> str:
+    """16 hex digits of a column's *values*, not of how pandas stores them: numbers as float64
+    (int, float32, a nullable Int64 alike; every NaN one NaN, -0.0 as 0.0), times as UTC
+    nanoseconds, anything else as text (object, str, string or category alike; missing as
+    missing), so one file read by another pandas version or format hashes the same."""
+    kind = values.dtype.kind
+    if kind in "biuf" or str(values.dtype) in ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32",
+                                                "UInt64", "Float32", "Float64", "boolean"):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 + 0.0 is 0.0
+        numbers[np.isnan(numbers)] = np.nan  # one NaN bit pattern
+        return hashlib.sha256(b"number" + np.ascontiguousarray(numbers).tobytes()).hexdigest()[:16]
+    if kind == "M":
+        times = pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        return hashlib.sha256(b"time" + times.view(np.int64).tobytes()).hexdigest()[:16]
+    text = pd.Series([None if pd.isna(v) else str(v) for v in values.to_numpy(dtype=object)], dtype=object)
+    return hashlib.sha256(b"text" + pd.util.hash_pandas_object(text, index=False).to_numpy().tobytes()).hexdigest()[:16]
+
+
+def columns_digest(hashes: dict[str, str]) -> str:
+    """One hash of the column hashes (:meth:`Bars.column_hashes`), ``""`` when there are none:
+    part of a run's trial (:attr:`exitcore.registry.RunRecord.trial`), so the same prices with
+    another volume column are another trial, and bars of OHLC alone keep the trial they had."""
+    if not hashes:
+        return ""
+    return hashlib.sha256(repr(sorted(hashes.items())).encode()).hexdigest()[:16]
 
 
 def column_differences(then: dict[str, str] | None, now: dict[str, str]) -> str:

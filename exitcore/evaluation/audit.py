@@ -810,6 +810,7 @@ def audit_run(
     from exitcore.data.pipeline import load_bars
     from exitcore.errors import DataError
     from exitcore.evaluation import rundir
+    from exitcore.words import command
 
     run_dir = Path(run_dir)
     resolved = rundir.resolve_run(run_dir, host)
@@ -828,8 +829,6 @@ def audit_run(
         except DataError as exc:
             if data_spec or getattr(exc, "param", None) != "path":
                 raise
-            from exitcore.words import command
-
             raise DataError(f"{exc}; if the file moved, give its new place: `{command()} audit {run_dir} --data NEW_PATH` "
                             "(the bars must be the run's: their hash is checked)") from None
         note(f"{bars.source}: {len(bars):,} bars")
@@ -845,9 +844,10 @@ def audit_run(
     columns = column_differences(data_info.get("column_hashes"), bars.column_hashes())
     if columns:
         raise DataError(
-            f"{run_dir / rundir.RUN_FILE}: the data has the run's timestamps and prices (hash {bars.content_hash()}) "
-            f"but its other columns changed since the run ({columns}): a feature reading them would be audited on "
-            "other data than it trained and was evaluated on"
+            f"{run_dir / rundir.RUN_FILE}: {repr(data_spec) if data_spec else resolved.config.data.source} now loads "
+            f"the run's timestamps and prices (hash {bars.content_hash()}) but other values in its other columns "
+            f"({columns}): a feature reading them would be audited on other data than it trained and was evaluated "
+            f"on; give the run's own file with `{command()} audit {run_dir} --data PATH`"
         )
     with stage(f"building episodes on {device} and loading the trained policy"):
         assembled, pools = prepare(resolved, bars, device)

@@ -393,7 +393,7 @@ def walk_forward(
     *,
     windows: int | None = None,
     device: Any = "cpu",
-    n_trials: int = 1,
+    n_trials: int | Callable[[], int] = 1,
     grid: Sequence[Baseline] = DEFAULT_GRID,
     data_hash: str = "",
     run_dir: str | os.PathLike[str] | None = None,
@@ -409,7 +409,8 @@ def walk_forward(
     metrics over the whole tested span, RL against the walk-forward best baseline (each window
     using its own train-chosen baseline), with bootstrap intervals (resampling seed
     :data:`~exitcore.evaluation.significance.BOOTSTRAP_SEED`, as a run's) and the deflated Sharpe
-    ratio (``n_trials`` from the registry; its trial variance the null ``1/(T-1)`` alone: the
+    ratio (``n_trials`` from the registry, or a function counting them once the windows trained:
+    a window a plugin ended early makes the run another trial; its trial variance the null ``1/(T-1)`` alone: the
     registry's recorded Sharpes are the test split's, not this span's). With ``run_dir``,
     ``walk_forward.json`` (the run's ``experiment``, ``config_hash``, ``seed`` and ``data_hash``
     when given, then ``windows`` and ``aggregate``) and ``ledger_walk_forward.<fmt>`` are written
@@ -457,6 +458,7 @@ def walk_forward(
                for p, g in ledger.groupby("policy", sort=False)}
     rl, best_bl = ledger[ledger["policy"] == RL_POLICY], ledger[ledger["policy"] == "best_baseline"]
     boot = dict(n_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence, seed=sig.BOOTSTRAP_SEED)
+    trials = int(n_trials() if callable(n_trials) else n_trials)
     aggregate: dict[str, Any] = {
         "span": [start.isoformat(), end.isoformat()],
         "label": split_label("test"),
@@ -464,8 +466,8 @@ def walk_forward(
         "metrics": metrics,
         "intervals": {p: sig.bootstrap_metrics(g, start=start, end=end, **boot) for p, g in (("rl", rl), ("best_baseline", best_bl))},
         "rl_vs_best_baseline": sig.paired_difference(rl, best_bl, start=start, end=end, **boot),
-        "dsr": sig.or_error(lambda: sig.ledger_dsr(rl, start, end, n_trials)),
-        "n_trials": n_trials,
+        "dsr": sig.or_error(lambda: sig.ledger_dsr(rl, start, end, trials)),
+        "n_trials": trials,
     }
     result = WalkForwardResult(per_window, aggregate, ledger)
     if run_dir is not None:

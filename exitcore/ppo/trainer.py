@@ -97,6 +97,7 @@ class TrainResult:
     checkpoint_path: Path | None
     last_metrics: dict[str, Any]
     #: why training ended before ``total_timesteps`` (:meth:`PPOTrainer.stop_early`), else None
+    #: (also when the stop was asked for with the last update: the run trained to its end)
     stopped_early: str | None = None
 
 
@@ -212,11 +213,11 @@ class PPOTrainer:
                         break
                 path = self._write(good) if saved_update != self.update else self._checkpoint_path()
                 self._stop.check()  # asked for during the last update's bookkeeping: stop before evaluation
-                return TrainResult("done", self.global_step, self.update, path, last_metrics, self._early_stop)
+                return TrainResult("done", self.global_step, self.update, path, last_metrics, self._stopped_early())
             except KeyboardInterrupt:
                 path = self._rollback_and_write(good)  # NotOwner from before_write: nothing written
                 # a stop a plugin asked for in the update just written holds for its resume too
-                return TrainResult("interrupted", self.global_step, self.update, path, last_metrics, self._early_stop)
+                return TrainResult("interrupted", self.global_step, self.update, path, last_metrics, self._stopped_early())
             except NotOwner:  # another process owns the run directory now: write nothing into it
                 raise
             except Exception as exc:  # TrainingDiverged, a plugin's ExitcoreError, or a bug
@@ -240,6 +241,11 @@ class PPOTrainer:
                 raise
             finally:
                 logger.close()
+
+    def _stopped_early(self) -> str | None:
+        """The reason a stop was asked for, if it ended training before its last update (one
+        asked for with the last update ends nothing: the run trained to its end)."""
+        return self._early_stop if self.update < self.n_updates else None
 
     def stop_early(self, reason: str) -> None:
         """End training after the update in progress (call it from ``on_update``; called before

@@ -47,8 +47,17 @@ def test_column_hashes_see_the_columns_the_content_hash_leaves_out() -> None:
     # the same values under another name, or another dtype, are other data
     renamed = attrs.evolve(a, frame=a.frame.rename(columns={"volume": "spread"}))
     assert column_differences(then, renamed.column_hashes()) == "'volume' is gone, 'spread' is new"
+    # values, not how pandas stores them: one file read by another pandas or format hashes the same
     as_int = attrs.evolve(a, frame=a.frame.astype({"volume": "int64"}))
-    assert as_int.column_hashes()["volume"] != then["volume"]
+    assert as_int.column_hashes() == then
+    text = tagged.column_hashes()["session"]
+    for dtype in ("category", "string"):
+        assert attrs.evolve(tagged, frame=tagged.frame.astype({"session": dtype})).column_hashes()["session"] == text
+    with pytest.raises(ValueError, match=r"columns named twice: \['volume'\]"):
+        attrs.evolve(a, frame=pd.concat([a.frame, a.frame[["volume"]]], axis=1))
+    from exitcore.data.bars import columns_digest
+
+    assert columns_digest({}) == "" and columns_digest(then) != columns_digest(now)
 
 
 def test_passes_validation(three_years) -> None:

@@ -618,7 +618,8 @@ def test_audit_of_a_run_refuses_data_whose_volume_changed(finished_run, tmp_path
     assert set(info["data"]["column_hashes"]) == {"volume"}
     info["data"]["column_hashes"]["volume"] = "0" * 16
     (run_dir / "run.json").write_text(json.dumps(info))
-    with pytest.raises(DataError, match=r"its other columns changed since the run \('volume' differs\)"):
+    with pytest.raises(DataError, match=r"but other values in its other columns \('volume' differs\).*give the run's "
+                                        r"own file with `exitcore audit .*copy --data PATH`"):
         audit_run(run_dir, host(), n_decisions=2)
     del info["data"]["column_hashes"]  # a run recorded before the column hashes: audited as before
     (run_dir / "run.json").write_text(json.dumps(info))

@@ -725,6 +725,18 @@ def test_a_trainer_stopped_early_from_on_update_ends_done_and_checkpointed(tmp_p
     assert run(config())[1].stopped_early is None  # an ordinary run
 
 
+def test_a_stop_asked_for_with_the_last_update_is_no_early_stop(tmp_path):
+    """A plugin answering 'stop' at the last update made the run another trial (stopped early at
+    its full length) although it trained exactly as the run without the plugin (review AD)."""
+    holder = []
+    ppo = config(total_timesteps=2 * UPDATE_STEPS)
+    env, policy = make(ppo)
+    holder.append(PPOTrainer(env, policy, ppo, run_dir=tmp_path, progress=False,
+                             on_update=lambda update, metrics: holder[0].stop_early("enough") if update == 2 else None))
+    result = holder[0].train()
+    assert (result.status, result.updates, result.stopped_early) == ("done", 2, None)
+
+
 def test_a_resumed_trainer_a_plugin_had_stopped_early_trains_no_further(tmp_path):
     """A run a plugin ended early, stopped while evaluating and resumed, trained on to
     total_timesteps from its checkpoint: stop_early before train() ends it at once."""

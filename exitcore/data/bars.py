@@ -134,7 +134,7 @@ def columns_digest(hashes: dict[str, str]) -> str:
 def column_differences(then: dict[str, str] | None, now: dict[str, str]) -> str:
     """How the bars' other columns (:meth:`Bars.column_hashes`) differ between a run's record
     and now: ``"'volume' differs, 'spread' is gone"``; ``""`` when they agree or nothing was
-    recorded (runs before 2026-11-30 recorded no column hashes)."""
+    recorded (runs recorded before 2026-11-29 evening have no column hashes)."""
     if not isinstance(then, dict):
         return ""
     words = [f"{name!r} differs" for name in then if name in now and now[name] != then[name]]

@@ -33,9 +33,8 @@ from exitcore.actions import ACTION_NAMES, N_ACTIONS
 from exitcore.data.bars import PRICE_COLUMNS, Bars
 from exitcore.data.progress import counter as progress_counter
 from exitcore.env.state import EnvState
+from exitcore.env.poisoning import POISON_MODES
 from exitcore.errors import ExitcoreError, describe_exception
-
-POISON_MODES = ("truncate", "nan", "huge", "random_walk")
 
 
 @attrs.frozen

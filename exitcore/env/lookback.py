@@ -30,16 +30,11 @@ import torch
 
 from exitcore.data.progress import counter as progress_counter
 from exitcore.env.causality import UNSTABLE_WORDS, Leak, fixed_rng
+from exitcore.env.poisoning import HUGE_FACTOR, PAST_MODES
 from exitcore.env.state import EnvState
 from exitcore.errors import describe_exception
 
-#: poisonings of the bars before a feature's lookback (a subset of the audit's modes)
-PAST_MODES = ("nan", "huge")
 _POISONED_FIELDS = ("open", "high", "low", "close", "atr")
-#: "huge" before a lookback: the bars' own prices times this, a 10 % jump (hundreds of bars'
-#: moves on FX bars) that leaves float64 running sums' rounding at the data's own scale: twice
-#: the prices already left 1.1e-5 of a 5-bar rolling std's z-score, 1e6 turned -1.8 into -0.3
-HUGE_FACTOR = 1.1
 #: relative and absolute difference a recomputed column may show (running-sum rounding: at most
 #: about 1e-6 of a pandas rolling z-score's value, windows of 3 to 500 bars, prices x 1.1);
 #: reading a poisoned bar moves a value by far more

@@ -284,7 +284,7 @@ def _audit_section(results: Mapping[str, Any]) -> list[Block]:
     blocks: list[Block] = [("h", "Look-ahead audit")]
     verdict = results.get("audit_verdict")
     if audit:
-        from exitcore.evaluation.audit import format_audit
+        from exitcore.evaluation.audit_text import format_audit
 
         blocks.append(("pre", format_audit(audit)))
     else:

@@ -303,6 +303,18 @@ def test_summary_for_the_end_of_a_run(finished_run):
     assert not text.startswith("!!")
 
 
+def test_a_report_of_a_finished_run_does_not_import_torch(finished_run):
+    """`exitcore report RUN` took 3.3 s, 2 of them importing torch for the audit's text alone
+    (trial V); the audit's findings and text live in a torch-free module (0.85 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from exitcore.evaluation.report import render_report; "
+            "text = render_report(Path(sys.argv[1])); print('look-ahead audit' in text, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(_run_dir(finished_run))], capture_output=True, text=True)
+    assert out.stdout.split() == ["True", "False"], out.stdout + out.stderr
+
+
 def test_without_the_significance_evaluator_no_column_says_ci(finished_run, tmp_path):
     """With eval.evaluators leaving out significance, the summary's and report's columns were
     still titled 'Sharpe [CI]' over point values (trial U)."""

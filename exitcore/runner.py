@@ -323,7 +323,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         run_id = registry.create_run(
             cfg.name, resolved.config_hash(), data_hash, data_source=bars.source, seed=cfg.ppo.seed,
             # the plugin code is part of the trial (RunRecord.trial): an edited reward term is another
-            # trial,            # update, and so are the bars' volume or spread columns (where they have any)
+            # trial, and so are the bars' volume or spread columns (where they have any)
             params={**request.to_dict(), "code_hash": run_code_hash(resolved, host),
                     **({COLUMNS_HASH: digest} if (digest := columns_digest(bars.column_hashes())) else {})},
         )
@@ -995,7 +995,8 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
 #: what run.json records about the process that ran: a resume keeps the first start's and lists its own
 _PROVENANCE = ("command", "git", "versions", "threads", "host", "plugins", "code_hash")
 #: what run.json records of the run's history, kept by a resume: a plugin's early stop of the
-#: run's training and of walk-forward windows (``{window: reason}``), the run it started from
+#: run's training and of walk-forward windows (``{window: reason}``), with the steps they ended at,
+#: and the run it started from
 _RUN_HISTORY = ("stopped_early", "stopped_early_step", "walk_forward_stopped_early", "walk_forward_stopped_early_steps",
                 "from_run")
 

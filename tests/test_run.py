@@ -1535,8 +1535,13 @@ def test_runs_of_one_trial_whose_plugin_code_differed_are_told_apart(tmp_path, f
     from exitcore.plugins import code_hash
     from exitcore.registry import Registry
 
+    from exitcore.data.bars import columns_digest
+
+    # ... and the digest of its bars' volume column (the default synthetic bars have one)
+    digest = columns_digest(info["data"]["column_hashes"])
+    assert digest and json.loads(row["params"])["columns_hash"] == digest
     with Registry(runs, read_only=True) as reg:
-        assert reg.get(row["id"], exact=True).trial == (info["config_hash"], info["seed"], info["code_hash"])
+        assert reg.get(row["id"], exact=True).trial == (info["config_hash"], info["seed"], f"{info['code_hash']}+{digest}")
     from types import SimpleNamespace
 
     assert re.fullmatch(r"[0-9a-f]{16}", info["code_hash"])

@@ -14,7 +14,7 @@ def test_device_check_script_runs_on_cpu(tmp_path):
     spec.loader.exec_module(module)
     report = module.main(["--device", "cpu", "--small", "--json", str(tmp_path / "r.json")])
     assert report["deterministic"] is True
-    assert [row["envs"] for row in report["env"]] == [64, 256]
+    assert [row["envs"] for row in report["env"]] == [128]
     assert all(isinstance(row["eager"], float) and row["eager"] > 0 for row in report["env"])
     assert report["train"]["steps"] == 3 * 256 * 16
     last = report["train"]["last_update"]

@@ -477,12 +477,12 @@ def _late_empty_env(compile_env=False, auto_reset=True, masks=(("empty_from_3", 
     return asm.make_env(torch.nonzero(asm.table.valid).flatten(), auto_reset=False, compile=compile_env)
 
 
-@pytest.mark.parametrize("compile_env", [False, True])
-def test_decisions_whose_masks_allow_nothing_are_counted(compile_env):
+def test_decisions_whose_masks_allow_nothing_are_counted():
     """HOLD is allowed regardless, so an all-false mask row after the first step does not stop
     anything: ``mask_empty`` counts those decisions (each step's next mask), checked here
-    against the states' own decision index."""
-    env = _late_empty_env(compile_env)
+    against the states' own decision index. (Compiled: the per-mask test below checks the same
+    count with this mask beside a shipped one.)"""
+    env = _late_empty_env()
     env.reset(seed=0)
     expected = 0
     for _ in range(12):
@@ -764,11 +764,13 @@ def test_compiled_env_rejects_invalid_actions_and_keeps_nothing(needs_compile):
     trades = trades_from([(30 + 11 * i, 1 if i % 3 else -1, 0.002, 0.004) for i in range(250)])
     asm = assemble(resolved(**V4_SET), bars, trades=trades)
     pool = torch.nonzero(asm.table.decidable).flatten()
-    env = asm.make_env(pool, n_envs=16, seed=2, compile=True)
-    twin = asm.make_env(pool, n_envs=16, seed=2, compile=True)
+    # the shapes and seed of test_compiled_core_matches_eager's env: the same graph, which
+    # torch.compile then takes from its cache (a cold compile is 15-25 s of a CI run)
+    env = asm.make_env(pool, n_envs=32, seed=1, compile=True)
+    twin = asm.make_env(pool, n_envs=32, seed=1, compile=True)
     _rollout(env, 3), _rollout(twin, 3)
     before = {k: v.clone() for k, v in env.state.tensors().items()}
-    bad = torch.zeros(16, dtype=torch.int64)
+    bad = torch.zeros(32, dtype=torch.int64)
     bad[5] = 9
     with pytest.raises(ValueError, match=r"invalid action id\(s\) \[9\]"):
         env.step(bad)

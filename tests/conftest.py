@@ -1,4 +1,5 @@
-"""Shared fixtures: hermetic plugin hosts, the shared real-data folder, the --full switch."""
+"""Shared fixtures: hermetic plugin hosts, the shared real-data folder, the --full switch;
+how many pytest-xdist workers run the suite and their torch threads."""
 
 from __future__ import annotations
 
@@ -9,6 +10,29 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA_ENV = "EXITCORE_SHARED_DATA"
+#: most pytest-xdist workers `-n auto` starts (pyproject's addopts): each one's runs start
+#: processes of their own, so more would mostly add memory
+MAX_WORKERS = 4
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core, at most MAX_WORKERS; none when benchmarks are timed
+    (``--benchmark-enable``: a benchmark beside another test's work measures both)."""
+    if config.getoption("benchmark_enable", False):
+        return 0
+    return max(1, min(_cores(), MAX_WORKERS))
+
+
+# A worker's torch (and the runs it starts, which inherit the variable) gets its share of the
+# cores: two workers at torch's default of one thread per core wait for each other's threads
+# (the audit measured several times slower on a busy machine). Set before any test imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _cores() // max(1, _workers)))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

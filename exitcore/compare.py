@@ -354,10 +354,17 @@ def _different_columns(views: list[RunView]) -> str:
     spread) differ, as their run.json recorded them: a feature reading them saw other data."""
     from exitcore.data.bars import column_differences
 
-    recorded = [v for v in dict((v.run_id, v) for v in views).values() if v.column_hashes is not None]
+    runs = list(dict((v.run_id, v) for v in views).values())
+    recorded = [v for v in runs if v.column_hashes is not None]
     if not recorded:
         return ""
     first = recorded[0]
+    unknown = [v.run_id for v in runs if v.column_hashes is None]
+    columns = sorted(set().union(*(v.column_hashes for v in recorded)))
+    if unknown and columns:  # a run from before run.json kept column hashes, beside one with columns
+        return (f"OTHER COLUMNS UNKNOWN: {', '.join(unknown)} recorded no hashes of its bars' columns besides the "
+                f"prices (run before exitcore kept them), so whether its {', '.join(map(repr, columns))} agreed with "
+                f"{first.run_id}'s is unknown; a feature reading them may have seen other data")
     changes = [(v, column_differences(first.column_hashes, v.column_hashes)) for v in recorded[1:]]
     changes = [(v, words) for v, words in changes if words]
     if not changes:

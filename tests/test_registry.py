@@ -1014,7 +1014,12 @@ def test_compare_says_when_runs_on_the_same_prices_read_other_volume_or_spread(t
                    "a feature reading those columns saw other data, so their numbers may not be comparable (each is a "
                    "trial of its own)")
     assert warnings([a, view("d", dict(a.column_hashes))]) == []
-    assert warnings([a, view("old", None)]) == []  # recorded before run.json kept column hashes
+    # recorded before run.json kept column hashes: whether its volume agreed is unknown, and said
+    assert warnings([a, view("old", None)]) == [
+        "OTHER COLUMNS UNKNOWN: old recorded no hashes of its bars' columns besides the prices (run before exitcore "
+        "kept them), so whether its 'spread', 'volume' agreed with a's is unknown; a feature reading them may have "
+        "seen other data"]
+    assert warnings([view("e", {}), view("old", None)]) == []  # e has no other column to disagree with
     # compare reads them from run.json's data
     from exitcore.compare import _column_hashes
 

@@ -43,8 +43,8 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     For a sample of decisions, the observation, the action mask, every guard's decision and the
     policy's action are recomputed with the bars after the decision truncated, NaN, huge and
     replaced by a random walk (every component rebuilt); the entry strategy is re-run with the
-    bars after each signal truncated and poisoned, and every fill is checked to be the next
-    bar's open. Each feature is also recomputed with the bars before its declared lookback NaN
+    bars after each signal truncated and poisoned (and must keep no trades or per-bar data
+    between runs), and every fill is checked to be the next bar's open. Each feature is also recomputed with the bars before its declared lookback NaN
     and huge (the nan and huge modes): one that reads further back than it declares shortens
     the purge gap between the splits and fails too. Any difference is named with the first
     offending decision. For a run,

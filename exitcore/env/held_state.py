@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 #: how deep the search follows references from a built function
@@ -30,18 +31,21 @@ MAX_DEPTH = 6
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), types.ModuleType, type)
 
 
-def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int], slack: int = 2) -> dict[int, tuple[str, tuple[int, ...]]]:
+def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int], slack: int = 2,
+                lengths: Sequence[int] = ()) -> dict[int, tuple[str, tuple[int, ...]]]:
     """``{storage address: (where, shape)}`` of the per-bar arrays that any of ``roots`` (a
     built function, a FeatureSpec) can reach (``skip``: storage addresses to ignore, the
     engine's tensors); ``where`` is the path to it (``table``, ``self.cache['x']``). An array is
     per-bar when a dimension lies in ``[n_bars - slack, n_bars + 2]``: a table of moves
     (``np.diff``: ``n_bars - 1`` rows), of windows (``n_bars - w + 1``, within the experiment's
     longest lookback: the caller's ``slack``) or ``[F, n_bars]`` holds per-bar data as surely
-    as one of ``n_bars`` rows; a constant table of another length (a lookup grid) is not one."""
+    as one of ``n_bars`` rows; a constant table of another length (a lookup grid) is not one.
+    ``lengths``: other first dimensions that count (an entry strategy's trade count: a kept
+    trade list). pandas Series and DataFrames are looked into column by column."""
     found: dict[int, tuple[str, tuple[int, ...]]] = {}
     seen: set[int] = set()
     for root in roots:
-        _walk(root, "", 0, seen, found, (n_bars, max(2, slack)), skip)  # bars: the count and the slack
+        _walk(root, "", 0, seen, found, (n_bars, max(2, slack), tuple(lengths)), skip)
     return found
 
 
@@ -65,15 +69,17 @@ def tensor_storages(obj: Any) -> set[int]:
     return {storage_of(v) for v in values if isinstance(v, torch.Tensor) and v.numel() > 0}
 
 
-def _per_bar(shape: Sequence[int], bars: tuple[int, int]) -> bool:
+def _per_bar(shape: Sequence[int], bars: tuple[int, int, tuple[int, ...]]) -> bool:
     """Whether an array of ``shape`` holds per-bar data (see :func:`held_arrays`; ``bars``: the
-    bar count and the slack below it)."""
-    n_bars, slack = bars
+    bar count, the slack below it and the other first dimensions that count)."""
+    n_bars, slack, lengths = bars
+    if len(shape) and int(shape[0]) in lengths:
+        return True
     return n_bars > 1 and any(n_bars - slack <= int(d) <= n_bars + 2 for d in shape)
 
 
 def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tuple[str, tuple[int, ...]]],
-          bars: tuple[int, int], skip: set[int]) -> None:
+          bars: tuple[int, int, tuple[int, ...]], skip: set[int]) -> None:
     if depth > MAX_DEPTH or id(obj) in seen or isinstance(obj, _ATOMS):
         return
     seen.add(id(obj))
@@ -88,6 +94,13 @@ def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tupl
     if isinstance(obj, torch.nn.Module):
         return
     step = lambda child, where: _walk(child, where, depth + 1, seen, found, bars, skip)  # noqa: E731
+    if isinstance(obj, pd.Series):
+        step(obj.to_numpy(), path)  # a view of its values where pandas keeps them as one array
+        return
+    if isinstance(obj, pd.DataFrame):
+        for name in obj.columns:
+            step(obj[name], f"{path}[{name!r}]")
+        return
     if isinstance(obj, types.FunctionType):
         for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
             try:

@@ -14,7 +14,10 @@ It also checks the **entries**: the entry strategy is re-run on bars truncated (
 right after each sampled trade's signal bar ``s`` and must produce the same trades up to ``s``
 (signal bar, direction, stop and target distances, bit for bit); and every trade must be filled
 at the open of ``s + 1`` (``entry_bar == s + 1``, ``entry_open == open[s + 1]``, the fill being
-the open plus costs).
+the open plus costs). Features, masks, guards and the entry strategy are also built (and the
+strategy run) once more on bars NaN from the middle on, and must not still hold the per-bar
+(or, for the strategy, per-trade) arrays their first build held: a module-level cache would
+serve the clean table to every poisoned rebuild (:func:`check_held_state`, :func:`check_entry_state`).
 
 It checks every feature's declared **lookback** (which sets the purge gap between the
 splits): the same decisions are recomputed with the bars before each feature's lookback
@@ -406,6 +409,43 @@ def check_held_state(assembled: Any, rebuild: Callable[[Any], Any]) -> list[Find
     return findings
 
 
+def check_entry_state(assembled: Any) -> list[Finding]:
+    """The entry strategy built and run twice, on the bars and on bars NaN from the middle on
+    (``kind="held"``): an array of one row per bar, or of one row per trade, that both built
+    strategies reach was computed on the first run and served again on the second (a cache
+    at module level), so :func:`check_entries`' reruns on poisoned bars get the clean result
+    and cannot see a leak inside it."""
+    from exitcore.components import EntryContext
+    from exitcore.env.held_state import held_arrays, storage_of
+
+    resolved, bars, market = assembled.resolved, assembled.bars, assembled.market
+    cfg = resolved.config
+    n, half = market.n_bars, market.n_bars // 2
+    context = EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs)
+    first = resolved.entry.build(context)
+    try:
+        trades = first(bars)
+        second = resolved.entry.build(context)
+        second(poison_bars(bars, half, "nan"))
+    except Exception:  # noqa: BLE001 - failing on these bars is check_entries' finding
+        return []
+    # the bars' own columns are the caller's; a window of up to a tenth of the bars counts as per-bar
+    skip = {storage_of(bars.frame[name].to_numpy()) for name in bars.frame.columns}
+    slack = n // 10 + 2
+    lengths = {len(getattr(trades, "frame", ())), len(assembled.trades.frame)} - {0}
+    before = held_arrays([first], n, skip, slack, tuple(lengths))
+    shared = [held for address, held in held_arrays([second], n, skip, slack, tuple(lengths)).items() if address in before]
+    if not shared:
+        return []
+    where, shape = shared[0]
+    return [Finding(
+        "held", _entry_label(resolved), "nan", -1, None, half, _close_time(market, half),
+        f"built again and run on bars that are NaN from bar {half} on, it still holds the [{', '.join(map(str, shape))}] "
+        f"array it held after its first run ({where}): it keeps per-bar or per-trade data between runs (a module-level "
+        "cache?), which no poisoning reaches, so the audit cannot check its trades; compute them from the bars it is "
+        "given each time (docs/plugins.md)")]
+
+
 def check_fills(assembled: Any, pool: Any) -> list[Finding]:
     """Every trade of ``pool`` must be filled at the open of the bar after its signal, costs applied."""
     t, m, costs = assembled.table, assembled.market, assembled.costs
@@ -583,6 +623,7 @@ def audit(
         by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
         entry_rows = by_signal[_stratified(len(by_signal), n_entries or n_decisions, np.random.default_rng(seed + 1))]
         findings += check_entries(assembled, entry_rows.tolist(), modes, seed)
+        findings += check_entry_state(assembled)
         findings += check_fills(assembled, pool)
     finally:
         policy.train(was_training)

@@ -97,6 +97,10 @@ features = [{_V4_FEATURES}, {{ name = "zoo_counter" }}]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_peek_entry" }}
 
+[experiments.zoo_cached_peek_entry]
+extends = "v4_no_lookahead"
+entry = {{ name = "zoo_cached_peek_entry" }}
+
 [experiments.zoo_graded_entry]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_graded_entry" }}

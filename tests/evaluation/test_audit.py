@@ -172,6 +172,29 @@ def test_an_entry_strategys_extra_column_from_the_future_is_a_leak():
     assert check_entries(honest, rows) == []
 
 
+def test_an_entry_strategy_serving_trades_it_kept_from_its_first_run_is_found():
+    """An entry strategy that keeps its first run's trades at module level serves the same trades
+    on every truncated or poisoned rerun: the reruns agreed and the audit passed a strategy that
+    enters on the entry bar's own move."""
+    from exitcore.evaluation.audit import check_entries, check_entry_state
+
+    import zoo
+
+    zoo._CACHE.pop("peek_trades", None)
+    _, asm, pools, _ = prepared("zoo_cached_peek_entry")
+    rows = list(range(0, len(asm.trades.frame), max(1, len(asm.trades.frame) // 6)))[:6]
+    assert check_entries(asm, rows) == []  # the reruns cannot see it
+    (finding,) = check_entry_state(asm)
+    assert finding.kind == "held" and finding.component.startswith("entry strategy 'zoo_cached_peek_entry' [zoo")
+    n = len(asm.trades.frame)
+    assert f"it still holds the [{n}] array it held after its first run (_CACHE['peek_trades']['signal_bar'])" in finding.detail
+    report = audit(asm, pools["test"], n_decisions=4, seed=3)
+    assert report.verdict == "FAIL" and "KEEPS STATE BETWEEN BUILDS entry strategy 'zoo_cached_peek_entry'" in report.format()
+    # the honest strategy, and every shipped one, keep nothing
+    for name in ("zoo_peek_entry", "v4_no_lookahead", "zoo_graded_entry"):
+        assert check_entry_state(prepared(name)[1]) == [], name
+
+
 def test_missing_values_in_extra_trade_columns_agree_with_themselves():
     """Text with NaN, or dates with NaT, in an entry strategy's extra column were reported as a
     change ('NaT to NaT', 'change order') on identical trades (review AC)."""

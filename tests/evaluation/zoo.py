@@ -25,7 +25,9 @@
 * ``zoo_peek_mask`` — a mask allowing EXIT only while the close three bars on is not higher,
   combined with v4's innocent ``min_exit_bar``: only the peeking mask may be named;
 * ``zoo_peek_entry`` — an entry strategy that decides at the close of bar ``s`` using the close
-  of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move.
+  of bar ``s + 1`` (the bar it is filled in): it enters in the direction of the entry bar's move;
+* ``zoo_cached_peek_entry`` — the same trades computed on the first run and kept at module
+  level, each run serving those within its bars: the audit must find the kept trade table.
 
 Every one of them looks harmless in a backtest; only poisoning or truncating the future (or,
 for ``zoo_long_memory``, the bars before the declared lookback) exposes them.
@@ -143,6 +145,19 @@ def _peek_entry(_params, _ctx):
     return strategy
 
 
+def _cached_peek_entry(_params, _ctx):
+    """``zoo_peek_entry``'s trades computed on the first run and kept at module level; each run
+    serves those whose signal bar is in the bars it is given: identical on every truncated or
+    poisoned rerun, so only the kept table gives the leak away."""
+    def strategy(bars):
+        if "peek_trades" not in _CACHE:  # "expensive": computed once per process
+            _CACHE["peek_trades"] = _peek_entry(None, None)(bars).frame
+        kept = _CACHE["peek_trades"]
+        return Trades(kept[kept["signal_bar"] < len(bars)].reset_index(drop=True), strategy="zoo_cached_peek_entry")
+
+    return strategy
+
+
 def _graded_entry(params, _ctx):
     """Trades on a past-only signal, with an extra column grading each: the next 8 bars' move
     (the future: it reaches the ledgers, and a feature may read it) or a past-only one."""
@@ -251,5 +266,6 @@ def register_features(register):
 @hookimpl
 def register_entry_strategies(register):
     register("zoo_peek_entry", _peek_entry, description="LEAK: enters on the entry bar's own move")
+    register("zoo_cached_peek_entry", _cached_peek_entry, description="LEAK: zoo_peek_entry's trades, cached at module level")
     register("zoo_graded_entry", _graded_entry, params=_GradeParams,
              description="LEAK (future = true): an extra column grading each trade by the next 8 bars")

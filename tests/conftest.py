@@ -27,6 +27,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(1, min(_cores(), MAX_WORKERS))
 
 
+#: modules of long end-to-end tests (whole runs in subprocesses, compiled environments), started
+#: first: the workers then finish on short tests instead of one waiting for the other's last run
+LONG_MODULES = ("test_run.py", "test_cli_review.py", "test_json_outputs.py", "test_differential.py", "test_device.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put LONG_MODULES' tests first (in their own order), when xdist workers share the suite."""
+    if config.getoption("numprocesses", None) or os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.path.name not in LONG_MODULES)  # stable: each module keeps its order
+
+
 # A worker's torch (and the runs it starts, which inherit the variable) gets its share of the
 # cores: two workers at torch's default of one thread per core wait for each other's threads
 # (the audit measured several times slower on a busy machine). Set before any test imports torch.

@@ -54,6 +54,7 @@ from exitcore.errors import describe_exception
 from exitcore.evaluation.ledger import play, policy_actor, trade_rows, trade_rows_numpy
 from exitcore.evaluation.audit_text import Finding, _mode_order, format_audit
 from exitcore.evaluation.metrics import split_label
+from exitcore.threads import one_torch_thread
 from exitcore.words import plural
 
 #: exit status of ``exitcore audit`` per verdict (2 stays "bad input", as for every command)
@@ -591,43 +592,40 @@ def audit(
     market = assembled.market
     was_training = policy.training
     policy.eval()
-    # One intra-op thread: the audit is thousands of tiny ops, which a second thread does not
-    # speed up (7.6 s either way on a quiet 2-core machine) but, on a busy one, makes several
-    # times slower while each op waits for a descheduled thread (50 s against 7.4 s measured).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        paths = sample_decision_paths(assembled, pool, policy_actor(policy), n_decisions, seed)
-        rows = [row for row, _ in paths]
-        # the action on each row's unpoisoned view, per view: a row re-probed with the random
-        # generators seeded (a random component) comes with a new unpoisoned view, and comparing
-        # against the first one's action blamed the policy for the component's noise
-        actions_seen: dict[int, tuple[Any, int]] = {}
+    # one intra-op thread: thousands of tiny ops (7.6 s either way on a quiet 2-core machine,
+    # 50 s against 7.4 s on a busy one)
+    with one_torch_thread():
+        try:
+            paths = sample_decision_paths(assembled, pool, policy_actor(policy), n_decisions, seed)
+            rows = [row for row, _ in paths]
+            # the action on each row's unpoisoned view, per view: a row re-probed with the random
+            # generators seeded (a random component) comes with a new unpoisoned view, and comparing
+            # against the first one's action blamed the policy for the component's noise
+            actions_seen: dict[int, tuple[Any, int]] = {}
 
-        def same_action(mode: str, row: EnvState, original: Any, poisoned: Any) -> list[Leak]:
-            seen = actions_seen.get(id(row))
-            if seen is None or seen[0] is not original:
-                seen = actions_seen[id(row)] = (original, _action(policy, original))
-            after = _action(policy, poisoned)
-            if after == seen[1]:
-                return []
-            return [Leak(mode, int(row.trade[0]), int(row.k[0]), int(row.bar[0]), "policy", f"the {label} policy",
-                         f"action {ACTION_NAMES[seen[1]]} became {ACTION_NAMES[after]}")]
+            def same_action(mode: str, row: EnvState, original: Any, poisoned: Any) -> list[Leak]:
+                seen = actions_seen.get(id(row))
+                if seen is None or seen[0] is not original:
+                    seen = actions_seen[id(row)] = (original, _action(policy, original))
+                after = _action(policy, poisoned)
+                if after == seen[1]:
+                    return []
+                return [Leak(mode, int(row.trade[0]), int(row.k[0]), int(row.bar[0]), "policy", f"the {label} policy",
+                             f"action {ACTION_NAMES[seen[1]]} became {ACTION_NAMES[after]}")]
 
-        leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action,
-                                histories=[history for _, history in paths])
-        leaks += probe_lookback(assembled, rows, past_modes(modes))
-        findings = [_from_leak(leak, market) for leak in leaks]
-        findings += check_held_state(assembled, rebuild)
+            leaks = probe_decisions(assembled, rows, rebuild, modes=modes, seed=seed, on_view=same_action,
+                                    histories=[history for _, history in paths])
+            leaks += probe_lookback(assembled, rows, past_modes(modes))
+            findings = [_from_leak(leak, market) for leak in leaks]
+            findings += check_held_state(assembled, rebuild)
 
-        by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
-        entry_rows = by_signal[_stratified(len(by_signal), n_entries or n_decisions, np.random.default_rng(seed + 1))]
-        findings += check_entries(assembled, entry_rows.tolist(), modes, seed)
-        findings += check_entry_state(assembled)
-        findings += check_fills(assembled, pool)
-    finally:
-        policy.train(was_training)
-        torch.set_num_threads(threads)
+            by_signal = pool[np.argsort(assembled.table.signal_bar[trade_rows(pool, assembled.device)].cpu().numpy(), kind="stable")]
+            entry_rows = by_signal[_stratified(len(by_signal), n_entries or n_decisions, np.random.default_rng(seed + 1))]
+            findings += check_entries(assembled, entry_rows.tolist(), modes, seed)
+            findings += check_entry_state(assembled)
+            findings += check_fills(assembled, pool)
+        finally:
+            policy.train(was_training)
 
     suspects, note = suspect_reasons(metrics)
     verdict = "FAIL" if findings else ("SUSPECT" if suspects else "PASS")

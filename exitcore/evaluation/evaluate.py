@@ -47,6 +47,7 @@ from exitcore.evaluation.ledger import (
 from exitcore.evaluation.metrics import compute_metrics, headline, split_label
 from exitcore.evaluation.rundir import RESULTS_FILE, WALK_FORWARD_FILE, write_json_atomic
 from exitcore.evaluation.verdicts import VERDICT_RANK, audit_why, verdict_sources, worst_verdict
+from exitcore.threads import one_torch_thread
 from exitcore.words import plural
 
 RESULTS_FORMAT = "exitcore.results"
@@ -167,11 +168,16 @@ def evaluate(
     spans = _spans(assembled.market, splits)
 
     sampled = f" (deterministic, and sampled with {plural(cfg.eval.sample_seeds, 'seed')})" if cfg.eval.sample_seeds else ""
-    _say(progress, f"replaying the {split} split's {test_pool.size:,} trades: the policy{sampled} and the baselines")
-    ledgers = {split: policy_ledgers(assembled, test_pool, split, policy, sample_seeds=cfg.eval.sample_seeds, seed=seed, grid=grid)}
-    if split != "train":
-        _say(progress, f"replaying the train split's {train_pool.size:,} trades (in-sample: the best baseline is chosen there)")
-        ledgers["train"] = policy_ledgers(assembled, train_pool, "train", policy, grid=grid)
+    # one torch thread: a busy 2-core machine made the replays 12x slower with two (24 s against
+    # 1.9 s), a quiet one is as fast with one (docs/benchmarks.md); the ledgers are the same
+    with one_torch_thread():
+        _say(progress, f"replaying the {split} split's {test_pool.size:,} trades: the policy{sampled} and the baselines")
+        ledgers = {split: policy_ledgers(assembled, test_pool, split, policy, sample_seeds=cfg.eval.sample_seeds,
+                                         seed=seed, grid=grid)}
+        if split != "train":
+            _say(progress, f"replaying the train split's {train_pool.size:,} trades (in-sample: the best baseline is "
+                           "chosen there)")
+            ledgers["train"] = policy_ledgers(assembled, train_pool, "train", policy, grid=grid)
     train = ledgers["train"]
     baselines_train = {k: v for k, v in train.items() if k != RL_POLICY}
     best, train_sharpes = choose_best(baselines_train, *spans["train"])

@@ -32,7 +32,7 @@ _ATOMS = (str, bytes, int, float, complex, bool, type(None), types.ModuleType, t
 
 
 def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int], slack: int = 2,
-                lengths: Sequence[int] = ()) -> dict[int, tuple[str, tuple[int, ...]]]:
+                lengths: Sequence[int] = (), keep: list[Any] | None = None) -> dict[int, tuple[str, tuple[int, ...]]]:
     """``{storage address: (where, shape)}`` of the per-bar arrays that any of ``roots`` (a
     built function, a FeatureSpec) can reach (``skip``: storage addresses to ignore, the
     engine's tensors); ``where`` is the path to it (``table``, ``self.cache['x']``). An array is
@@ -41,11 +41,13 @@ def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int], slack: int = 
     longest lookback: the caller's ``slack``) or ``[F, n_bars]`` holds per-bar data as surely
     as one of ``n_bars`` rows; a constant table of another length (a lookup grid) is not one.
     ``lengths``: other first dimensions that count (an entry strategy's trade count: a kept
-    trade list). pandas Series and DataFrames are looked into column by column."""
+    trade list). pandas Series and DataFrames are looked into column by column. ``keep``
+    collects the arrays found: the caller keeps them alive while it compares addresses (a freed
+    array's address may be reused by a new one, which would look like the same array)."""
     found: dict[int, tuple[str, tuple[int, ...]]] = {}
     seen: set[int] = set()
     for root in roots:
-        _walk(root, "", 0, seen, found, (n_bars, max(2, slack), tuple(lengths)), skip)
+        _walk(root, "", 0, seen, found, (n_bars, max(2, slack), tuple(lengths)), skip, keep)
     return found
 
 
@@ -54,9 +56,13 @@ def _join(path: str, name: str) -> str:
 
 
 def storage_of(array: Any) -> int:
-    """The address of the memory an array lives in (views and numpy/torch sharing agree)."""
+    """The address of the memory an array lives in (views and numpy/torch sharing agree); 0 for
+    a tensor without one storage (sparse, nested)."""
     if isinstance(array, torch.Tensor):
-        return array.untyped_storage().data_ptr()
+        try:
+            return array.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):
+            return 0
     base = array
     while isinstance(base.base, np.ndarray):
         base = base.base
@@ -79,23 +85,31 @@ def _per_bar(shape: Sequence[int], bars: tuple[int, int, tuple[int, ...]]) -> bo
 
 
 def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tuple[str, tuple[int, ...]]],
-          bars: tuple[int, int, tuple[int, ...]], skip: set[int]) -> None:
+          bars: tuple[int, int, tuple[int, ...]], skip: set[int], keep: list[Any] | None = None) -> None:
     if depth > MAX_DEPTH or id(obj) in seen or isinstance(obj, _ATOMS):
         return
     seen.add(id(obj))
     if isinstance(obj, (torch.Tensor, np.ndarray)):
         if obj.ndim >= 1 and _per_bar(obj.shape, bars) and getattr(obj, "device", None) != torch.device("meta"):
             address = storage_of(obj)
-            if address not in skip:
+            if address and address not in skip:
                 found.setdefault(address, (path or "the function", tuple(int(d) for d in obj.shape)))
+                if keep is not None:
+                    keep.append(obj)
         return
     if type(obj).__name__ in ("MarketTensors", "TradeTable", "BuildContext"):
         return  # what the audit poisons and rebuilds itself
     if isinstance(obj, torch.nn.Module):
         return
-    step = lambda child, where: _walk(child, where, depth + 1, seen, found, bars, skip)  # noqa: E731
-    if isinstance(obj, pd.Series):
-        step(obj.to_numpy(), path)  # a view of its values where pandas keeps them as one array
+    step = lambda child, where: _walk(child, where, depth + 1, seen, found, bars, skip, keep)  # noqa: E731
+    if isinstance(obj, (pd.Series, pd.Index)):
+        # the stored values, never a converted copy: a temporary's address is reused once it is
+        # freed, so two unrelated conversions could look like one array held twice
+        values = obj.array
+        for name in ("_ndarray", "_data", "_codes", "sp_values"):  # numpy-backed, masked, categorical, sparse
+            if isinstance(getattr(values, name, None), np.ndarray):
+                step(getattr(values, name), path)
+                break
         return
     if isinstance(obj, pd.DataFrame):
         for name in obj.columns:

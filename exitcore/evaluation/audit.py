@@ -375,6 +375,12 @@ def _action(policy: torch.nn.Module, view: Any) -> int:
     return int(act(policy, view.obs[None], mask[None])[0])
 
 
+def _component_roots(components: Any) -> list[tuple[Any, ...]]:
+    """What each feature, mask and guard holds, in :func:`check_held_state`'s label order."""
+    roots: list[tuple[Any, ...]] = [(f.fn, spec) for f, spec in zip(components.features, components.feature_specs)]
+    return roots + [(m.fn,) for m in components.masks] + [(g.fn,) for g in components.guards]
+
+
 def check_held_state(assembled: Any, rebuild: Callable[[Any], Any]) -> list[Finding]:
     """Features, masks and guards that keep per-bar data between builds (``kind="held"``): rebuilt
     on bars NaN from the middle on, they still reach an array of one row per bar that the
@@ -384,27 +390,30 @@ def check_held_state(assembled: Any, rebuild: Callable[[Any], Any]) -> list[Find
 
     market = assembled.market
     n, half = market.n_bars, market.n_bars // 2
+    a = assembled.components
+    labels = [f"feature {named.name} [{named.origin}]" for named in a.features]
+    labels += [f"mask {m.label()}" for m in a.masks] + [f"guard {g.label()}" for g in a.guards]
+    # a table of windows has n_bars - w + 1 rows: within the longest declared lookback (+ 2: np.diff and kin)
+    slack = max((spec.lookback for spec in a.feature_specs), default=0) + 2
+    skip = tensor_storages(market) | tensor_storages(assembled.table)
+    # what each held before the rebuild (a global the rebuild overwrites is then not taken for
+    # a table both hold), kept alive until compared
+    kept: list[Any] = []
+    before = [held_arrays(roots, n, skip, slack, keep=kept) for roots in _component_roots(a)]
     try:
         other = rebuild(poison_bars(assembled.bars, half, "nan"))
     except Exception:  # noqa: BLE001 - a component failing on these bars is the decision probe's finding
         return []
-    skip = set().union(*(tensor_storages(x) for x in (market, assembled.table, other.market, other.table)))
-    a, b = assembled.components, other.components
-    pairs = [(f"feature {named.name} [{named.origin}]", (named.fn, spec), (b.features[i].fn, b.feature_specs[i]))
-             for i, (named, spec) in enumerate(zip(a.features, a.feature_specs))]
-    pairs += [(f"mask {m.label()}", (m.fn,), (b.masks[i].fn,)) for i, m in enumerate(a.masks)]
-    pairs += [(f"guard {g.label()}", (g.fn,), (b.guards[i].fn,)) for i, g in enumerate(a.guards)]
-    # a table of windows has n_bars - w + 1 rows: within the longest declared lookback (+ 2: np.diff and kin)
-    slack = max((spec.lookback for spec in a.feature_specs), default=0) + 2
+    skip |= tensor_storages(other.market) | tensor_storages(other.table)
+    pairs = zip(labels, before, _component_roots(other.components))
     findings = []
-    for label, before, after in pairs:
-        held_before = held_arrays(before, n, skip, slack)
+    for label, held_before, after in pairs:
         shared = [held for address, held in held_arrays(after, n, skip, slack).items() if address in held_before]
         if shared:
             where, shape = shared[0]
             findings.append(Finding(
                 "held", label, "nan", -1, None, half, _close_time(market, half),
-                f"rebuilt on bars that are NaN from bar {half} on, it still holds the [{', '.join(map(str, shape))}] "
+                f"rebuilt on bars that are NaN after bar {half}, it still holds the [{', '.join(map(str, shape))}] "
                 f"array it held before ({where}): it keeps per-bar data between builds (a module-level cache?), which no poisoning "
                 "reaches, so the audit cannot check it; compute it from ctx.market in build each time (docs/plugins.md)"))
     return findings
@@ -423,25 +432,29 @@ def check_entry_state(assembled: Any) -> list[Finding]:
     cfg = resolved.config
     n, half = market.n_bars, market.n_bars // 2
     context = EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs)
-    first = resolved.entry.build(context)
+    poisoned = poison_bars(bars, half, "nan")
+    # the bars' own columns and timestamps (the poisoned bars share them) are the caller's; a
+    # window of up to a tenth of the bars counts as per-bar
+    skip = set(held_arrays([bars.frame, bars.frame.index, poisoned.frame], n, set(), n))
+    slack, kept = n // 10 + 2, []
     try:
+        first = resolved.entry.build(context)
         trades = first(bars)
+        lengths = tuple({len(getattr(trades, "frame", ())), len(assembled.trades.frame)} - {0})
+        # what it holds after its first run, before the second (which may overwrite a global of
+        # its own), kept alive until compared
+        before = held_arrays([first], n, skip, slack, lengths, keep=kept)
         second = resolved.entry.build(context)
-        second(poison_bars(bars, half, "nan"))
+        second(poisoned)
     except Exception:  # noqa: BLE001 - failing on these bars is check_entries' finding
         return []
-    # the bars' own columns are the caller's; a window of up to a tenth of the bars counts as per-bar
-    skip = {storage_of(bars.frame[name].to_numpy()) for name in bars.frame.columns}
-    slack = n // 10 + 2
-    lengths = {len(getattr(trades, "frame", ())), len(assembled.trades.frame)} - {0}
-    before = held_arrays([first], n, skip, slack, tuple(lengths))
-    shared = [held for address, held in held_arrays([second], n, skip, slack, tuple(lengths)).items() if address in before]
+    shared = [held for address, held in held_arrays([second], n, skip, slack, lengths).items() if address in before]
     if not shared:
         return []
     where, shape = shared[0]
     return [Finding(
         "held", _entry_label(resolved), "nan", -1, None, half, _close_time(market, half),
-        f"built again and run on bars that are NaN from bar {half} on, it still holds the [{', '.join(map(str, shape))}] "
+        f"built again and run on bars that are NaN after bar {half}, it still holds the [{', '.join(map(str, shape))}] "
         f"array it held after its first run ({where}): it keeps per-bar or per-trade data between runs (a module-level "
         "cache?), which no poisoning reaches, so the audit cannot check its trades; compute them from the bars it is "
         "given each time (docs/plugins.md)")]

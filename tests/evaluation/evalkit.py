@@ -101,6 +101,10 @@ entry = {{ name = "zoo_peek_entry" }}
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_cached_peek_entry" }}
 
+[experiments.zoo_keeps_bars_entry]
+extends = "v4_no_lookahead"
+entry = {{ name = "zoo_keeps_bars_entry" }}
+
 [experiments.zoo_graded_entry]
 extends = "v4_no_lookahead"
 entry = {{ name = "zoo_graded_entry" }}

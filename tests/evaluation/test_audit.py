@@ -190,8 +190,8 @@ def test_an_entry_strategy_serving_trades_it_kept_from_its_first_run_is_found():
     assert f"it still holds the [{n}] array it held after its first run (_CACHE['peek_trades']['signal_bar'])" in finding.detail
     report = audit(asm, pools["test"], n_decisions=4, seed=3)
     assert report.verdict == "FAIL" and "KEEPS STATE BETWEEN BUILDS entry strategy 'zoo_cached_peek_entry'" in report.format()
-    # the honest strategy, and every shipped one, keep nothing
-    for name in ("zoo_peek_entry", "v4_no_lookahead", "zoo_graded_entry"):
+    # strategies keeping nothing, or only the bars (and timestamps) they were given, pass
+    for name in ("zoo_peek_entry", "v4_no_lookahead", "zoo_graded_entry", "zoo_keeps_bars_entry"):
         assert check_entry_state(prepared(name)[1]) == [], name
 
 
@@ -279,6 +279,35 @@ def test_per_bar_arrays_are_those_near_the_bar_count_not_any_constant_table():
 
     found = {shape for _, shape in held_arrays([fn], 1000, set(), slack=17).values()}
     assert found == {(1000,), (999,), (1002,), (983,), (3, 1000)}
+
+
+def test_pandas_values_are_found_where_they_are_stored_not_in_a_converted_copy():
+    """A categorical (or masked) Series' to_numpy() is a temporary whose address the next one of
+    the same size reuses: two unrelated Series computed anew looked like one array held twice
+    (review AE). The stored values are walked instead; a Series kept between calls is found."""
+    import numpy as np
+    import pandas as pd
+
+    from exitcore.env.held_state import held_arrays
+
+    def series(kind):
+        values = np.arange(1000) % 7
+        return {"category": pd.Series(values).astype("category"), "Int64": pd.Series(values, dtype="Int64"),
+                "float": pd.Series(values * 1.0)}[kind]
+
+    from exitcore.env.held_state import storage_of
+
+    stored = {"category": lambda s: s.array.codes, "Int64": lambda s: s.array._data, "float": lambda s: s.to_numpy()}
+    for kind in ("category", "Int64", "float"):
+        first, second = series(kind), series(kind)
+        a = held_arrays([lambda first=first: first], 1000, set())
+        b = held_arrays([lambda second=second: second], 1000, set())
+        assert set(a) == {storage_of(stored[kind](first))} and set(b) == {storage_of(stored[kind](second))}, kind
+        assert not set(a) & set(b), kind
+        kept = held_arrays([lambda: {"x": first}], 1000, set())
+        assert set(kept) == set(a), kind
+    frame = pd.DataFrame({"c": series("category"), "f": series("float")})
+    assert len(held_arrays([lambda: frame, lambda: frame.index], 1000, set())) == 2  # a RangeIndex holds no array
 
 
 def test_no_shipped_or_causal_component_is_said_to_keep_state():

@@ -158,6 +158,18 @@ def _cached_peek_entry(_params, _ctx):
     return strategy
 
 
+def _keeps_bars_entry(_params, _ctx):
+    """No leak: zoo_graded_entry's past-only trades, keeping the last bars and timestamps it was
+    given at module level (state, but of the bars it is given: the audit must pass it)."""
+    honest = _graded_entry(_GradeParams(future=False), None)
+
+    def strategy(bars):
+        _CACHE["last_bars"] = (bars, bars.frame.index.asi8, bars.frame["close"])
+        return honest(bars)
+
+    return strategy
+
+
 def _graded_entry(params, _ctx):
     """Trades on a past-only signal, with an extra column grading each: the next 8 bars' move
     (the future: it reaches the ledgers, and a feature may read it) or a past-only one."""
@@ -266,6 +278,7 @@ def register_features(register):
 @hookimpl
 def register_entry_strategies(register):
     register("zoo_peek_entry", _peek_entry, description="LEAK: enters on the entry bar's own move")
+    register("zoo_keeps_bars_entry", _keeps_bars_entry, description="no leak: keeps the bars it was given")
     register("zoo_cached_peek_entry", _cached_peek_entry, description="LEAK: zoo_peek_entry's trades, cached at module level")
     register("zoo_graded_entry", _graded_entry, params=_GradeParams,
              description="LEAK (future = true): an extra column grading each trade by the next 8 bars")

@@ -349,30 +349,36 @@ def _evaluated_sharpe(results: dict[str, Any], metrics: dict[str, Any]) -> float
     return float(then) if not math.isclose(then, now, rel_tol=1e-9, abs_tol=1e-12) else None
 
 
-def _different_columns(views: list[RunView]) -> str:
+def _different_columns(views: list[RunView]) -> list[str]:
     """DIFFERENT DATA for runs on the same timestamps and prices whose other columns (volume,
-    spread) differ, as their run.json recorded them: a feature reading them saw other data."""
+    spread) differ, as their run.json recorded them: a feature reading them saw other data; and
+    OTHER COLUMNS UNKNOWN for runs recorded before run.json kept those columns' hashes, beside
+    runs whose bars have such columns."""
     from exitcore.data.bars import column_differences
 
     runs = list(dict((v.run_id, v) for v in views).values())
     recorded = [v for v in runs if v.column_hashes is not None]
     if not recorded:
-        return ""
+        return []
+    out = []
     first = recorded[0]
-    unknown = [v.run_id for v in runs if v.column_hashes is None]
-    columns = sorted(set().union(*(v.column_hashes for v in recorded)))
-    if unknown and columns:  # a run from before run.json kept column hashes, beside one with columns
-        return (f"OTHER COLUMNS UNKNOWN: {', '.join(unknown)} recorded no hashes of its bars' columns besides the "
-                f"prices (run before exitcore kept them), so whether its {', '.join(map(repr, columns))} agreed with "
-                f"{first.run_id}'s is unknown; a feature reading them may have seen other data")
     changes = [(v, column_differences(first.column_hashes, v.column_hashes)) for v in recorded[1:]]
     changes = [(v, words) for v, words in changes if words]
-    if not changes:
-        return ""
-    said = "; ".join(f"{v.run_id} against {first.run_id}: {words}" for v, words in changes)
-    return (f"DIFFERENT DATA: these runs' bars have the same timestamps and prices (hash {first.data_hash}) but other "
-            f"values in their other columns ({said}); a feature reading those columns saw other data, so their "
-            "numbers may not be comparable (each is a trial of its own)")
+    if changes:
+        said = "; ".join(f"{v.run_id} against {first.run_id}: {words}" for v, words in changes)
+        out.append(f"DIFFERENT DATA: these runs' bars have the same timestamps and prices (hash {first.data_hash}) but "
+                   f"other values in their other columns ({said}); a feature reading those columns saw other data, so "
+                   "their numbers may not be comparable (each is a trial of its own)")
+    unknown = [v.run_id for v in runs if v.column_hashes is None]
+    with_columns = [v for v in recorded if v.column_hashes]
+    if unknown and with_columns:
+        columns = sorted(set().union(*(v.column_hashes for v in with_columns)))
+        runs_words = ", ".join(v.run_id for v in with_columns)
+        out.append(f"OTHER COLUMNS UNKNOWN: {' and '.join(unknown)} recorded no hashes of {'its' if len(unknown) == 1 else 'their'} "
+                   f"bars' columns besides the prices (run before exitcore kept them), so whether "
+                   f"{'its' if len(unknown) == 1 else 'their'} {', '.join(map(repr, columns))} agreed with those of {runs_words} "
+                   "is unknown; a feature reading them may have seen other data")
+    return out
 
 
 def _data_words(data: dict[str, Any]) -> str:
@@ -460,9 +466,7 @@ def warnings(views: list[RunView]) -> list[str]:
         out.append(f"DIFFERENT DATA: these runs were trained and evaluated on different bars ({pairs}); "
                    "their numbers are not comparable")
     else:
-        columns = _different_columns(views)
-        if columns:
-            out.append(columns)
+        out.extend(_different_columns(views))
     if len({v.splits for v in views}) > 1:
         message = ("DIFFERENT SPLITS: the train/test boundaries differ between these runs; "
                    "their out-of-sample numbers cover different periods")

@@ -1017,9 +1017,15 @@ def test_compare_says_when_runs_on_the_same_prices_read_other_volume_or_spread(t
     # recorded before run.json kept column hashes: whether its volume agreed is unknown, and said
     assert warnings([a, view("old", None)]) == [
         "OTHER COLUMNS UNKNOWN: old recorded no hashes of its bars' columns besides the prices (run before exitcore "
-        "kept them), so whether its 'spread', 'volume' agreed with a's is unknown; a feature reading them may have "
-        "seen other data"]
+        "kept them), so whether its 'spread', 'volume' agreed with those of a is unknown; a feature reading them may "
+        "have seen other data"]
     assert warnings([view("e", {}), view("old", None)]) == []  # e has no other column to disagree with
+    # beside a difference the recorded runs show, which is still said (review AE), and with runs without columns
+    out = warnings([view("e", {}), a, b, view("old", None), view("older", None)])
+    assert [w.split(":")[0] for w in out] == ["DIFFERENT DATA", "OTHER COLUMNS UNKNOWN"]
+    assert "(a against e: 'volume' is new, 'spread' is new; b against e: 'volume' is new, 'spread' is new)" in out[0]
+    assert out[1].startswith("OTHER COLUMNS UNKNOWN: old and older recorded no hashes of their bars' columns")
+    assert "whether their 'spread', 'volume' agreed with those of a, b is unknown" in out[1]
     # compare reads them from run.json's data
     from exitcore.compare import _column_hashes
 

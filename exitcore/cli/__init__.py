@@ -246,11 +246,15 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point for ``exitcore`` and ``exit``."""
     show_exitcore_warnings_as_lines()
     sigterm_as_ctrl_c()
-    # At exit, the interpreter's last garbage collections walk every object torch (and
-    # torch._dynamo, which torch.optim imports) created: 0.6-1 s of each command's time for
-    # nothing, as the process is ending. Frozen objects are skipped; files, run directories
-    # and the registry are closed by then (atexit runs this last: it is registered first).
-    atexit.register(gc.freeze)
+    if argv is None:
+        # The console script (or `python -m exitcore`), whose process ends with the command: at
+        # exit the interpreter's last garbage collections walk every object torch (and
+        # torch._dynamo, which torch.optim imports) created, 0.6-1.4 s of each command for
+        # nothing. Frozen objects are skipped; exitcore's files, run directories and registry are
+        # closed by then (atexit runs this last: registered first). Not for a program calling
+        # main([...]): its own objects in reference cycles would not be finalised at its exit.
+        atexit.unregister(gc.freeze)
+        atexit.register(gc.freeze)
     cli.main(args=argv, prog_name="exitcore")
 
 

@@ -1,5 +1,4 @@
-"""Shared fixtures: hermetic plugin hosts, the shared real-data folder, the --full switch;
-how many pytest-xdist workers run the suite and their torch threads."""
+"""Shared fixtures: hermetic plugin hosts, the shared real-data folder, the --full switch."""
 
 from __future__ import annotations
 
@@ -10,42 +9,6 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA_ENV = "EXITCORE_SHARED_DATA"
-#: most pytest-xdist workers `-n auto` starts (pyproject's addopts): each one's runs start
-#: processes of their own, so more would mostly add memory
-MAX_WORKERS = 4
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker per core, at most MAX_WORKERS; none when benchmarks are timed
-    (``--benchmark-enable``: a benchmark beside another test's work measures both)."""
-    if config.getoption("benchmark_enable", False):
-        return 0
-    return max(1, min(_cores(), MAX_WORKERS))
-
-
-#: modules of long end-to-end tests (whole runs in subprocesses, compiled environments), started
-#: first: the workers then finish on short tests instead of one waiting for the other's last run
-LONG_MODULES = ("test_run.py", "test_cli_review.py", "test_json_outputs.py", "test_differential.py", "test_device.py")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put LONG_MODULES' tests first (in their own order), when xdist workers share the suite."""
-    if config.getoption("numprocesses", None) or os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: item.path.name not in LONG_MODULES)  # stable: each module keeps its order
-
-
-# A worker's torch (and the runs it starts, which inherit the variable) gets its share of the
-# cores: two workers at torch's default of one thread per core wait for each other's threads
-# (the audit measured several times slower on a busy machine). Set before any test imports torch.
-if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
-    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    os.environ["OMP_NUM_THREADS"] = str(max(1, _cores() // max(1, _workers)))
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--full",

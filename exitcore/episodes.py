@@ -243,5 +243,5 @@ class TradeTable:
             entry_level=entry_level,
             entry_ambiguous=entry_amb & valid,
             valid=valid,
-            invalid_reason=tuple(str(r) for r in reasons),
+            invalid_reason=tuple(reasons.tolist()),  # Python str already: a str() per trade cost 0.3 s of an audit
         )

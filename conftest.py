@@ -27,6 +27,13 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(1, min(_cores(), MAX_WORKERS))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Timed benchmarks beside other workers' tests would measure both: refuse ``-n N`` with them."""
+    workers = config.getoption("numprocesses", None)
+    if config.getoption("benchmark_enable", False) and isinstance(workers, int) and workers > 0:
+        raise pytest.UsageError(f"--benchmark-enable times the benchmarks in one process: drop -n {workers} (or give -n 0)")
+
+
 #: modules of long end-to-end tests (whole runs in subprocesses, compiled environments), started
 #: first: the workers then finish on short tests instead of one waiting for the other's last run
 LONG_MODULES = ("test_run.py", "test_cli_review.py", "test_json_outputs.py", "test_differential.py", "test_device.py")

@@ -157,7 +157,9 @@ def register_entry_strategies(register: Register) -> None:
     *distances* in price. The strategy decides at the close of bar ``s`` using bars ``<= s``
     only; the engine fills the trade at the open of bar ``s + 1`` with the cost model applied.
     The look-ahead audit re-runs the strategy on bars truncated after ``s`` and requires the
-    same signal, direction, stop and target. Extra columns of the frame (a tag, the signal's
+    same signal, direction, stop and target; compute the trades from the bars given on every
+    call (a table kept between calls, at module level, fails the audit: it would hide a leak
+    from those re-runs). Extra columns of the frame (a tag, the signal's
     reason) are copied to every ledger, row for row; a name that is a ledger column is refused.
     ``ctx`` carries the experiment, the env and cost configuration; there are no tensors at
     this stage. docs/plugins.md gives the columns' dtypes and a complete, tested example.

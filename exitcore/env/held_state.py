@@ -46,8 +46,11 @@ def held_arrays(roots: Sequence[Any], n_bars: int, skip: set[int], slack: int = 
     array's address may be reused by a new one, which would look like the same array)."""
     found: dict[int, tuple[str, tuple[int, ...]]] = {}
     seen: set[int] = set()
+    # also holds the temporaries the walk makes (a DataFrame's column Series): `seen` is by id,
+    # and a freed temporary's id is reused, which would skip a later object
+    alive = keep if keep is not None else []
     for root in roots:
-        _walk(root, "", 0, seen, found, (n_bars, max(2, slack), tuple(lengths)), skip, keep)
+        _walk(root, "", 0, seen, found, (n_bars, max(2, slack), tuple(lengths)), skip, alive)
     return found
 
 
@@ -85,35 +88,60 @@ def _per_bar(shape: Sequence[int], bars: tuple[int, int, tuple[int, ...]]) -> bo
 
 
 def _walk(obj: Any, path: str, depth: int, seen: set[int], found: dict[int, tuple[str, tuple[int, ...]]],
-          bars: tuple[int, int, tuple[int, ...]], skip: set[int], keep: list[Any] | None = None) -> None:
+          bars: tuple[int, int, tuple[int, ...]], skip: set[int], keep: list[Any]) -> None:
     if depth > MAX_DEPTH or id(obj) in seen or isinstance(obj, _ATOMS):
         return
     seen.add(id(obj))
+
+    def record(address: int, shape: tuple[int, ...], owner: Any) -> None:
+        if address and address not in skip and _per_bar(shape, bars):
+            found.setdefault(address, (path or "the function", shape))
+            keep.append(owner)
+
     if isinstance(obj, (torch.Tensor, np.ndarray)):
-        if obj.ndim >= 1 and _per_bar(obj.shape, bars) and getattr(obj, "device", None) != torch.device("meta"):
-            address = storage_of(obj)
-            if address and address not in skip:
-                found.setdefault(address, (path or "the function", tuple(int(d) for d in obj.shape)))
-                if keep is not None:
-                    keep.append(obj)
+        try:
+            shape = tuple(int(d) for d in obj.shape)
+        except (RuntimeError, TypeError, ValueError):  # a nested tensor has no one shape
+            return
+        if len(shape) >= 1 and getattr(obj, "device", None) != torch.device("meta"):
+            record(storage_of(obj), shape, obj)
         return
     if type(obj).__name__ in ("MarketTensors", "TradeTable", "BuildContext"):
         return  # what the audit poisons and rebuilds itself
     if isinstance(obj, torch.nn.Module):
         return
     step = lambda child, where: _walk(child, where, depth + 1, seen, found, bars, skip, keep)  # noqa: E731
+    if isinstance(obj, pd.MultiIndex):
+        for i, level in enumerate(obj.levels):
+            step(level, f"{path}.levels[{i}]")
+        for i, codes in enumerate(obj.codes):
+            step(codes, f"{path}.codes[{i}]")
+        return
     if isinstance(obj, (pd.Series, pd.Index)):
         # the stored values, never a converted copy: a temporary's address is reused once it is
         # freed, so two unrelated conversions could look like one array held twice
-        values = obj.array
+        try:
+            values = obj.array
+        except (TypeError, ValueError, NotImplementedError):
+            return
+        keep.append(values)
+        arrow = getattr(values, "_pa_array", None)  # pyarrow-backed (pandas 3's strings): its buffers
+        if arrow is not None:
+            for chunk in getattr(arrow, "chunks", ()):
+                for buffer in chunk.buffers():
+                    if buffer is not None and buffer.size:
+                        record(buffer.address, (len(values),), chunk)
+            return
         for name in ("_ndarray", "_data", "_codes", "sp_values"):  # numpy-backed, masked, categorical, sparse
             if isinstance(getattr(values, name, None), np.ndarray):
                 step(getattr(values, name), path)
                 break
         return
     if isinstance(obj, pd.DataFrame):
-        for name in obj.columns:
-            step(obj[name], f"{path}[{name!r}]")
+        for i in range(obj.shape[1]):  # by position: a repeated name would give a frame
+            column = obj.iloc[:, i]
+            keep.append(column)
+            step(column, f"{path}[{obj.columns[i]!r}]")
         return
     if isinstance(obj, types.FunctionType):
         for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):

@@ -419,6 +419,13 @@ def check_held_state(assembled: Any, rebuild: Callable[[Any], Any]) -> list[Find
     return findings
 
 
+#: an entry strategy's per-bar table of windows: up to this many bars shorter than the bars (a
+#: constant lookup grid of 8,192 points at 8,821 bars is no such table)
+ENTRY_WINDOW = 500
+#: below this many trades, an array as long as the trade list is not taken for one
+MIN_TRADES_HELD = 32
+
+
 def check_entry_state(assembled: Any) -> list[Finding]:
     """The entry strategy built and run twice, on the bars and on bars NaN from the middle on
     (``kind="held"``): an array of one row per bar, or of one row per trade, that both built
@@ -434,16 +441,20 @@ def check_entry_state(assembled: Any) -> list[Finding]:
     context = EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs)
     poisoned = poison_bars(bars, half, "nan")
     # the bars' own columns and timestamps (the poisoned bars share them) are the caller's; a
-    # window of up to a tenth of the bars counts as per-bar
+    # window of up to ENTRY_WINDOW bars counts as per-bar; a trade count too small to tell a
+    # trade table from a constant ([1, -1]) does not count
     skip = set(held_arrays([bars.frame, bars.frame.index, poisoned.frame], n, set(), n))
-    slack, kept = n // 10 + 2, []
+    slack, kept = min(n // 10, ENTRY_WINDOW) + 2, []
     try:
         first = resolved.entry.build(context)
         trades = first(bars)
-        lengths = tuple({len(getattr(trades, "frame", ())), len(assembled.trades.frame)} - {0})
-        # what it holds after its first run, before the second (which may overwrite a global of
-        # its own), kept alive until compared
-        before = held_arrays([first], n, skip, slack, lengths, keep=kept)
+    except Exception:  # noqa: BLE001 - failing on these bars is check_entries' finding
+        return []
+    lengths = tuple(k for k in {len(getattr(trades, "frame", ())), len(assembled.trades.frame)} if k >= MIN_TRADES_HELD)
+    # what it holds after its first run, before the second (which may overwrite a global of its
+    # own), kept alive until compared
+    before = held_arrays([first], n, skip, slack, lengths, keep=kept)
+    try:
         second = resolved.entry.build(context)
         second(poisoned)
     except Exception:  # noqa: BLE001 - failing on these bars is check_entries' finding

@@ -307,7 +307,14 @@ def test_pandas_values_are_found_where_they_are_stored_not_in_a_converted_copy()
         kept = held_arrays([lambda: {"x": first}], 1000, set())
         assert set(kept) == set(a), kind
     frame = pd.DataFrame({"c": series("category"), "f": series("float")})
-    assert len(held_arrays([lambda: frame, lambda: frame.index], 1000, set())) == 2  # a RangeIndex holds no array
+    assert len(held_arrays([lambda: frame], 1000, set())) == 2  # the categorical's codes and the floats
+    # by position, each column: a repeated name gave a frame, walked to nothing
+    twice = pd.concat([pd.DataFrame({"a": series("float")}), pd.DataFrame({"a": series("float") + 1})], axis=1)
+    assert len(held_arrays([lambda: twice], 1000, set())) == 2
+    arrow = pd.Series([str(i) for i in range(1000)], dtype="string[pyarrow]")  # pandas 3's strings: its buffers
+    assert set(held_arrays([lambda: arrow], 1000, set())) == set(held_arrays([lambda: {"kept": arrow}], 1000, set())) != set()
+    levels = pd.MultiIndex.from_arrays([np.arange(1000), np.arange(1000) % 3])
+    assert held_arrays([lambda: levels], 1000, set())  # walked, not an error
 
 
 def test_no_shipped_or_causal_component_is_said_to_keep_state():

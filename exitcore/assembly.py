@@ -64,10 +64,15 @@ class Assembled:
         )
 
 
+def build_entry(resolved: Any) -> Any:
+    """The experiment's entry strategy built from its factory: ``strategy(bars) -> Trades``."""
+    cfg = resolved.config
+    return resolved.entry.build(EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs))
+
+
 def run_entry(resolved: Any, bars: Bars) -> Trades:
     """Run the experiment's entry strategy on ``bars`` and check what it returned."""
-    cfg = resolved.config
-    strategy = resolved.entry.build(EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs))
+    strategy = build_entry(resolved)
     where = f"{resolved.entry.path}: entry strategy {resolved.entry.name!r} from {resolved.entry.component.origin}"
     try:
         trades = strategy(bars)

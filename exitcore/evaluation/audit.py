@@ -432,13 +432,11 @@ def check_entry_state(assembled: Any) -> list[Finding]:
     strategies reach was computed on the first run and served again on the second (a cache
     at module level), so :func:`check_entries`' reruns on poisoned bars get the clean result
     and cannot see a leak inside it."""
-    from exitcore.components import EntryContext
-    from exitcore.env.held_state import held_arrays, storage_of
+    from exitcore.assembly import build_entry
+    from exitcore.env.held_state import held_arrays
 
     resolved, bars, market = assembled.resolved, assembled.bars, assembled.market
-    cfg = resolved.config
     n, half = market.n_bars, market.n_bars // 2
-    context = EntryContext(experiment=cfg, env=cfg.env, costs=cfg.costs)
     poisoned = poison_bars(bars, half, "nan")
     # the bars' own columns and timestamps (the poisoned bars share them) are the caller's; a
     # window of up to ENTRY_WINDOW bars counts as per-bar; a trade count too small to tell a
@@ -446,7 +444,7 @@ def check_entry_state(assembled: Any) -> list[Finding]:
     skip = set(held_arrays([bars.frame, bars.frame.index, poisoned.frame], n, set(), n))
     slack, kept = min(n // 10, ENTRY_WINDOW) + 2, []
     try:
-        first = resolved.entry.build(context)
+        first = build_entry(resolved)
         trades = first(bars)
     except Exception:  # noqa: BLE001 - failing on these bars is check_entries' finding
         return []
@@ -455,7 +453,7 @@ def check_entry_state(assembled: Any) -> list[Finding]:
     # own), kept alive until compared
     before = held_arrays([first], n, skip, slack, lengths, keep=kept)
     try:
-        second = resolved.entry.build(context)
+        second = build_entry(resolved)
         second(poisoned)
     except Exception:  # noqa: BLE001 - failing on these bars is check_entries' finding
         return []

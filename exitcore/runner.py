@@ -172,6 +172,24 @@ class Stages:
 # --------------------------------------------------------------------------- the run
 
 
+@attrs.define
+class _Origin:
+    """Where a run starts from (:func:`_origin`): the resolved experiment and, on a resume or a
+    ``--from``, the run it continues or copies."""
+
+    request: RunRequest  # on a resume, merged with the resumed run's own request
+    resolved: Any  # ResolvedExperiment
+    #: `` --data PATH`` for the next resume command (:meth:`RunRequest.data_again`), from this
+    #: command's own --data: the merged request keeps the run's first one
+    again: str = ""
+    data_given: str | None = None  # this command's own --data (a resume's merged request keeps the run's first one)
+    previous: Any = None  # the resumed run's registry record
+    previous_dir: Path | None = None
+    from_source: dict[str, Any] = attrs.Factory(dict)  # the run --from names, as run.json records it
+    trained_on: str | None = None  # a resume's --device naming the device the run trained on
+    relocated: Any = None  # a resume's --data: where the run's bars are now
+
+
 def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
             registered: Callable[[str, Path], None] | None = None) -> RunOutcome:
     """Run (or resume) one experiment end to end; see the module docstring.
@@ -181,17 +199,12 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     ``registered(run_id, runs_dir)`` is called once the run is recorded as running in the
     registry of ``runs_dir`` (a script's ``run --json`` then reports it however it ends).
     """
-    import torch
-
-    from exitcore.assembly import assemble, split_pools
     from exitcore.costs import summarize_costs
-    from exitcore.data.bars import column_differences, columns_digest
-    from exitcore.data.pipeline import data_config_from_spec, load_bars
     from exitcore.device import select_device
     from exitcore.evaluation.evaluate import check_ledger_format
-    from exitcore.evaluation.rundir import run_id_of, runs_dir_for, walk_forward_headline
+    from exitcore.evaluation.rundir import runs_dir_for, walk_forward_headline
     from exitcore.ppo.rng import seed_everything
-    from exitcore.registry import COLUMNS_HASH, Registry, resolve_runs_dir, runs_dir_words, unrecorded_words
+    from exitcore.registry import Registry, resolve_runs_dir, runs_dir_words
 
     stages = Stages(total=4, quiet=quiet)  # one more with walk-forward, set below
     # the plugins' source hashes, read now: the code was imported just before, and a file saved
@@ -201,39 +214,15 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     runs_dir = runs_dir_for([request.resume], request.runs_dir) if request.resume else resolve_runs_dir(request.runs_dir)
     # Nothing is created before the request is known to be good: bad input leaves no trace.
     check_runs_dir_writable(runs_dir)
-    file_of = file if callable(file) else (lambda: file)
-    previous = None
-    data_given = request.data
-    again = request.data_again()  # from this command's own --data: the merged request below keeps the run's first one
-    from_source: dict[str, Any] = {}  # the run --from names, as run.json records it
-    trained_on = None  # a resume's --device naming the device the run trained on
-    relocated = None  # a resume's --data: where the run's bars are now
-    if request.resume:
-        with Registry(runs_dir, create=False) as old:
-            previous = old.get(run_id_of(request.resume))
-            previous_dir = old.path_of(previous)
-        given = drop_recorded_device(request, previous_dir)
-        data_given = given.data  # this command's own --data (the merged request below keeps the run's first one)
-        trained_on = request.device if given.device is None and request.device is not None else None
-        request = given
-        request = resume_request(previous, request)
-        # instant, and before any output: a refused resume must not look like a start
-        resolved = resolve_resume(previous_dir, given, request, file_of, host, previous.id)
-        check_config_unchanged(previous, resolved, previous_dir)
-        check_checkpoint(previous_dir, resolved)
-        if data_given:  # the run's bars, where they are now (its configuration keeps their old place)
-            relocated = relocated_resume_data(previous, resolved.config.data, data_given, host)
-    elif request.from_run:
-        resolved, from_source = _resolve_from(request, file_of, host, data_config_from_spec)
-    else:
-        resolved = _resolve(request, file_of(), host, data_config_from_spec)
+    origin = _origin(request, file if callable(file) else (lambda: file), host, runs_dir)
+    request, resolved, previous = origin.request, origin.resolved, origin.previous
     cfg = resolved.config
     check_ledger_format(cfg.eval.ledger_format)  # before the data: not after an hour of training
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
     else:
-        code_note = check_code_unchanged(previous, previous_dir, resolved, host, run_code_hash(resolved, host),
+        code_note = check_code_unchanged(previous, origin.previous_dir, resolved, host, run_code_hash(resolved, host),
                                          f"{command()} run --from {previous.id}{runs_dir_words(runs_dir)}")
         if code_note:
             click.echo(f"note: {code_note}", err=True)
@@ -244,19 +233,117 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         click.echo(f"exitcore run {cfg.name}{resuming}: {plural(cfg.ppo.total_timesteps, 'training step')}, "
                    f"{plural(cfg.ppo.n_envs, 'trade')} at a time (n_envs), {_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
 
+    bars, data_hash = _load_data(stages, origin, host, runs_dir)
+    costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
+    cheap = costs.warning()
+    if cheap:  # shown even with --quiet: it changes what every number means
+        click.echo(f"warning: {cheap}", err=True)
+    if previous is not None:
+        with Registry(runs_dir, create=False) as old:
+            previous = old.get(previous.id, exact=True)  # fresh status (another process may have taken it)
+            if previous.status == "running":
+                raise resumed_twice(previous)
+            check_data_unchanged(previous, data_hash, origin.previous_dir, bars.column_hashes())
+
+    # the frozen "auto" would pick a GPU where the run trained on the CPU: the device it names wins
+    device = select_device(origin.trained_on or cfg.ppo.device)
+    seed_everything(cfg.ppo.seed)
+    with stages.stage(f"building episodes on {device}") as note:
+        assembled, splits, pools, counts = _build_episodes(resolved, bars, device, note, first=previous is None)
+
+    registry = Registry(runs_dir)
+    run_id, run_dir = _register(registry, origin, bars, data_hash, device, host)
+    if registered is not None:
+        registered(run_id, registry.runs_dir)
+    info = RunInfo(run_id, run_dir, resolved, data_hash)
+    with _recorded(registry, host, info, "writing its configuration", resumable=previous is not None):
+        meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
+        _write_run_files(run_dir, origin, meta, costs, device)
+
+    with _recorded(registry, host, info, "training"):
+        host.run_started(info)
+        result, policy = _train(stages, info, assembled, pools, device, host, registry, resume=previous is not None,
+                                progress=request.progress)
+    if result.status == "interrupted":
+        with stop_signals_ignored():
+            registry.mark_interrupted(run_id, f"stopped after update {result.updates}")
+            host.run_finished(info, "interrupted", {})
+        return RunOutcome(run_id, run_dir, "interrupted", {}, {})
+
+    # SIGTERM as Ctrl-C here too: the run is marked interrupted at once (exit 130, the resume
+    # command printed) instead of dying with 143 and waiting to be found dead
+    with _sigterm_as_interrupt():
+        with (_recorded(registry, host, info, "evaluating", trained=True, again=origin.again),
+              stages.stage("evaluating on the held-out split") as note):
+            evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
+                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
+                                   _owned(registry, run_id), trial=registry.get(run_id, exact=True).trial)
+            note(_evaluated_words(evaluation))
+            headline, summary = evaluation.headline, evaluation.summary
+        if cfg.eval.walk_forward > 0:  # its own stage in the registry: a window's failure is not the evaluation's
+            with _recorded(registry, host, info, "walking forward (training and testing its windows)"):
+                with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
+                    wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress,
+                                       resume=previous is not None)
+                    note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
+                         f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
+                walk = {k: v for k, v in walk_forward_headline(wf.to_dict()).items() if v is not None}
+                headline, summary = {**headline, **walk}, f"{summary}\n{_walk_forward_words(walk)}"
+    registry.mark_done(run_id, headline)  # show and runs give the walk-forward figures too
+    host.run_finished(info, "done", evaluation.results)
+    return RunOutcome(run_id, run_dir, "done", evaluation.results, headline, summary)
+
+
+def _origin(request: RunRequest, file_of: Callable[[], Any], host: Any, runs_dir: Path) -> _Origin:
+    """Resolve what the run starts from: a resume's frozen configuration (checked against its
+    run directory before any output: a refused resume must not look like a start), another
+    run's (``--from``), or the experiments file's."""
+    from exitcore.data.pipeline import data_config_from_spec
+    from exitcore.evaluation.rundir import run_id_of
+    from exitcore.registry import Registry
+
+    if request.from_run and not request.resume:
+        resolved, from_source = _resolve_from(request, file_of, host, data_config_from_spec)
+        return _Origin(request, resolved, data_given=request.data, from_source=from_source)
+    if not request.resume:
+        return _Origin(request, _resolve(request, file_of(), host, data_config_from_spec), data_given=request.data)
+    again = request.data_again()
+    with Registry(runs_dir, create=False) as old:
+        previous = old.get(run_id_of(request.resume))
+        previous_dir = old.path_of(previous)
+    given = drop_recorded_device(request, previous_dir)
+    trained_on = request.device if given.device is None and request.device is not None else None
+    merged = resume_request(previous, given)
+    resolved = resolve_resume(previous_dir, given, merged, file_of, host, previous.id)
+    check_config_unchanged(previous, resolved, previous_dir)
+    check_checkpoint(previous_dir, resolved)
+    # the run's bars, where they are now (its configuration keeps their old place)
+    relocated = relocated_resume_data(previous, resolved.config.data, given.data, host) if given.data else None
+    return _Origin(merged, resolved, again=again, data_given=given.data, previous=previous,
+                   previous_dir=previous_dir, trained_on=trained_on, relocated=relocated)
+
+
+def _load_data(stages: Stages, origin: _Origin, host: Any, runs_dir: Path) -> tuple[Any, str]:
+    """The loading stage: the bars and their content hash, with the data's warnings (and, for a
+    ``--from`` run, whether these are the bars that run read)."""
+    from exitcore.data.bars import column_differences
+    from exitcore.data.pipeline import load_bars
+    from exitcore.registry import runs_dir_words
+
+    request, cfg, previous, from_source = origin.request, origin.resolved.config, origin.previous, origin.from_source
     with stages.stage("loading data") as note:
         # where a bad data path was set: the experiments file, or the run's (or --from run's) frozen config.toml
-        where = (f"{previous_dir / CONFIG_FILE}: data" if previous is not None else
+        where = (f"{origin.previous_dir / CONFIG_FILE}: data" if previous is not None else
                  f"{Path(from_source['run_dir']) / CONFIG_FILE}: data" if from_source else f"experiments.{cfg.name}.data")
         # data given as --data is named as given (on a resume, only this command's own --data:
         # the run's first one is in its config.toml)
-        named_as_given = bool(relocated) or bool(request.data and previous is None)
+        named_as_given = bool(origin.relocated) or bool(request.data and previous is None)
         try:
-            bars = load_bars(relocated or cfg.data, host, where=where, spec_where="--data" if named_as_given else "",
+            bars = load_bars(origin.relocated or cfg.data, host, where=where, spec_where="--data" if named_as_given else "",
                              # where each key was written, for a run resolved from the experiments file
-                             origins=resolved.data_origins if previous is None and not from_source else None)
+                             origins=origin.resolved.data_origins if previous is None and not from_source else None)
         except DataError as exc:
-            if data_given or getattr(exc, "param", None) != "path" or (previous is None and not from_source):
+            if origin.data_given or getattr(exc, "param", None) != "path" or (previous is None and not from_source):
                 raise
             # the run's data file moved (or was deleted): a resume may read the same bars elsewhere
             if previous is not None:
@@ -280,38 +367,42 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         click.echo(f"warning: these bars have the timestamps and prices run {from_source['run_id']} ran on (hash "
                    f"{data_hash}) but other values in their other columns ({columns}); a feature reading them sees "
                    "other data, so this run may not reproduce it (and is another trial)", err=True)
-    costs = summarize_costs(cfg.costs, bars.pip_size, bars.frame["close"].to_numpy())
-    cheap = costs.warning()
-    if cheap:  # shown even with --quiet: it changes what every number means
-        click.echo(f"warning: {cheap}", err=True)
+    return bars, data_hash
 
-    if previous is not None:
-        with Registry(runs_dir, create=False) as old:
-            previous = old.get(previous.id, exact=True)  # fresh status (another process may have taken it)
-            if previous.status == "running":
-                raise resumed_twice(previous)
-            check_data_unchanged(previous, data_hash, previous_dir, bars.column_hashes())
 
-    # the frozen "auto" would pick a GPU where the run trained on the CPU: the device it names wins
-    device = select_device(trained_on or cfg.ppo.device)
-    seed_everything(cfg.ppo.seed)
-    with stages.stage(f"building episodes on {device}") as note:
-        assembled = assemble(resolved, bars, device=device)
-        splits, pools = split_pools(assembled)
-        counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
-        # evaluation also books the trades that close on their entry bar, before any decision
-        booked = {name: int(p.numel()) for name, p in pools["valid"].items()}
-        note(trades_words(assembled.table.n, resolved.entry.name, counts, booked))
-        if previous is None:  # a component failing at its first step is bad input: no run, no trial
-            from exitcore.env.sweep import first_steps
+def _build_episodes(resolved: Any, bars: Any, device: Any, note: Callable[[str], None],
+                    first: bool) -> tuple[Any, list, dict, dict[str, int]]:
+    """The episodes stage: the assembled experiment, its splits, its trade pools and the count
+    of trades the agent manages per split. ``first``: a new run, whose components must survive
+    their first step (a failure there is bad input: no run, no trial)."""
+    from exitcore.assembly import assemble, split_pools
 
-            first_steps(assembled)
-        if cfg.eval.walk_forward > 0:  # windows the data cannot test: refused now, not after the training
-            from exitcore.evaluation.evaluate import walk_forward_plan
+    assembled = assemble(resolved, bars, device=device)
+    splits, pools = split_pools(assembled)
+    counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
+    # evaluation also books the trades that close on their entry bar, before any decision
+    booked = {name: int(p.numel()) for name, p in pools["valid"].items()}
+    note(trades_words(assembled.table.n, resolved.entry.name, counts, booked))
+    if first:
+        from exitcore.env.sweep import first_steps
 
-            walk_forward_plan(assembled, cfg.eval.walk_forward)
+        first_steps(assembled)
+    walk_forward = resolved.config.eval.walk_forward
+    if walk_forward > 0:  # windows the data cannot test: refused now, not after the training
+        from exitcore.evaluation.evaluate import walk_forward_plan
 
-    registry = Registry(runs_dir)
+        walk_forward_plan(assembled, walk_forward)
+    return assembled, splits, pools, counts
+
+
+def _register(registry: Any, origin: _Origin, bars: Any, data_hash: str, device: Any, host: Any) -> tuple[str, Path]:
+    """Record the run as running in ``registry`` (a new row, or the resumed run's): its id and
+    directory. Warns of run directories the registry lacks and of runs crowding the CPU."""
+    import torch
+
+    from exitcore.data.bars import columns_digest
+    from exitcore.registry import COLUMNS_HASH, unrecorded_words
+
     unrecorded = registry.unrecorded_dirs()
     if unrecorded:  # their trials are missing from this run's deflated Sharpe ratio
         click.echo(f"warning: {unrecorded_words(unrecorded, registry.runs_dir)}", err=True)
@@ -319,71 +410,45 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     crowded = crowded_cpu_words(running, device, torch.get_num_threads(), os.cpu_count() or 1)
     if crowded:
         click.echo(f"warning: {crowded}", err=True)
-    if previous is None:
+    if origin.previous is None:
+        resolved, cfg = origin.resolved, origin.resolved.config
         run_id = registry.create_run(
             cfg.name, resolved.config_hash(), data_hash, data_source=bars.source, seed=cfg.ppo.seed,
             # the plugin code is part of the trial (RunRecord.trial): an edited reward term is another
             # trial, and so are the bars' volume or spread columns (where they have any)
-            params={**request.to_dict(), "code_hash": run_code_hash(resolved, host),
+            params={**origin.request.to_dict(), "code_hash": run_code_hash(resolved, host),
                     **({COLUMNS_HASH: digest} if (digest := columns_digest(bars.column_hashes())) else {})},
         )
         run_dir = registry.path_of(registry.get(run_id, exact=True))
     else:
-        run_id, run_dir = previous.id, registry.path_of(previous)
+        run_id, run_dir = origin.previous.id, registry.path_of(origin.previous)
     _start(registry, run_id)  # first: a second resume of the same run stops here, before touching its files
-    if registered is not None:
-        registered(run_id, registry.runs_dir)
-    info = RunInfo(run_id, run_dir, resolved, data_hash)
-    with _recorded(registry, host, info, "writing its configuration", resumable=previous is not None):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / CONFIG_FILE, resolved.to_toml())
-        meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
-        meta["costs"] = costs.to_dict()
-        if from_source:
-            meta["from_run"] = from_source
-        if previous is not None:
-            meta = _keep_provenance(run_dir / RUN_FILE, meta)
-            _warn_other_threads(meta, device)
-        write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2, default=str))
-        remove_stale_temporaries(run_dir)  # left by a kill in the middle of an atomic write
+    return run_id, run_dir
 
-    with _recorded(registry, host, info, "training"):
-        host.run_started(info)
-        result, policy = _train(stages, info, assembled, pools, device, host, registry, resume=previous is not None,
-                                progress=request.progress)
-    if result.status == "interrupted":
-        with stop_signals_ignored():
-            registry.mark_interrupted(run_id, f"stopped after update {result.updates}")
-            host.run_finished(info, "interrupted", {})
-        return RunOutcome(run_id, run_dir, "interrupted", {}, {})
 
-    # SIGTERM as Ctrl-C here too: the run is marked interrupted at once (exit 130, the resume
-    # command printed) instead of dying with 143 and waiting to be found dead
-    with _sigterm_as_interrupt():
-        with (_recorded(registry, host, info, "evaluating", trained=True, again=again),
-              stages.stage("evaluating on the held-out split") as note):
-            evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
-                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
-                                   _owned(registry, run_id), trial=registry.get(run_id, exact=True).trial)
-            verdict = evaluation.audit_verdict
-            n_trades = evaluation.headline.get("n_trades")
-            described = (describe_verdict(verdict, evaluation.headline.get("audit_verdict_from"),
-                                          evaluation.headline.get("audit_why")) if verdict else "")
-            note((plural(n_trades, "trade") if isinstance(n_trades, int) else "? trades") + " evaluated"
-                 + (f"; {described}" if verdict else ""))
-            headline, summary = evaluation.headline, evaluation.summary
-        if cfg.eval.walk_forward > 0:  # its own stage in the registry: a window's failure is not the evaluation's
-            with _recorded(registry, host, info, "walking forward (training and testing its windows)"):
-                with stages.stage(f"walk-forward over {cfg.eval.walk_forward} windows (one training each)") as note:
-                    wf = _walk_forward(info, bars, device, host, registry, data_hash, stages.say, request.progress,
-                                       resume=previous is not None)
-                    note(f"aggregate out-of-sample Sharpe {wf.aggregate['metrics']['rl']['sharpe']:.2f} (RL) vs "
-                         f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
-                walk = {k: v for k, v in walk_forward_headline(wf.to_dict()).items() if v is not None}
-                headline, summary = {**headline, **walk}, f"{summary}\n{_walk_forward_words(walk)}"
-    registry.mark_done(run_id, headline)  # show and runs give the walk-forward figures too
-    host.run_finished(info, "done", evaluation.results)
-    return RunOutcome(run_id, run_dir, "done", evaluation.results, headline, summary)
+def _write_run_files(run_dir: Path, origin: _Origin, meta: dict[str, Any], costs: Any, device: Any) -> None:
+    """Write the run directory's frozen configuration and ``run.json`` (a resume keeps the
+    provenance its first start recorded)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / CONFIG_FILE, origin.resolved.to_toml())
+    meta["costs"] = costs.to_dict()
+    if origin.from_source:
+        meta["from_run"] = origin.from_source
+    if origin.previous is not None:
+        meta = _keep_provenance(run_dir / RUN_FILE, meta)
+        _warn_other_threads(meta, device)
+    write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2, default=str))
+    remove_stale_temporaries(run_dir)  # left by a kill in the middle of an atomic write
+
+
+def _evaluated_words(evaluation: Any) -> str:
+    """The evaluation stage's note: the trades evaluated and the audit's verdict."""
+    verdict = evaluation.audit_verdict
+    n_trades = evaluation.headline.get("n_trades")
+    described = (describe_verdict(verdict, evaluation.headline.get("audit_verdict_from"),
+                                  evaluation.headline.get("audit_why")) if verdict else "")
+    return (plural(n_trades, "trade") if isinstance(n_trades, int) else "? trades") + " evaluated" + (
+        f"; {described}" if verdict else "")
 
 
 def _walk_forward_words(walk: dict[str, Any]) -> str:

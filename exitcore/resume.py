@@ -243,8 +243,7 @@ def check_data_unchanged(previous: Any, data_hash: str, run_dir: Path | None = N
                             "feature reading them would train on other data: read the run's own file, or start a new run")
 
 
-def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any, code_hash: str,
-                         again: str) -> str:
+def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any, again: str) -> str:
     """Refuse a resume when the code of a plugin that trains (:meth:`plugins_training
     <exitcore.experiments.ResolvedExperiment.plugins_training>`) changed since the run started:
     its results would be of two codes, counted as the first one's trial. Each changed plugin is
@@ -252,43 +251,20 @@ def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any,
     Where only evaluator plugins changed (an evaluator fixed after it failed), the resume goes on
     and the returned note says so; ``""`` when nothing changed, or when the run was recorded
     before exitcore kept a code hash. ``again`` is the command that runs the configuration anew."""
-    from exitcore.plugins import plugin_label
+    from exitcore.code_changes import code_changes
 
-    started = previous.params.get("code_hash")
-    if not isinstance(started, str) or not started or started == code_hash:
+    changes = code_changes(previous.params.get("code_hash"), run_dir, resolved, host)
+    if changes is None:
         return ""
-    try:
-        recorded = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("plugins")
-        then = {p["name"]: p.get("source_hash") for p in recorded if isinstance(p, dict) and "name" in p}
-    except (OSError, ValueError, TypeError, AttributeError):
-        then = {}
-    infos = {i.name: i for i in host.plugin_infos()}
-    changed = sorted(n for n in resolved.plugins_used() if n not in then or n not in infos
-                     or then[n] != infos[n].source)
-
-    def named(name: str) -> str:
-        info = infos.get(name)
-        label = plugin_label(name, info.distribution, info.version) if info else f"plugin {name!r} (not installed now)"
-        own = " (exitcore's own code: its built-in data sources and policies)" if info and info.distribution == "exitcore" else ""
-        return f"{label}{own} (source {then.get(name) or '?'} -> {info.source if info else '?'})"
-
     training = resolved.plugins_training()
-    if changed and not training.intersection(changed):
-        return (f"{' and '.join(named(n) for n in changed)} changed since run {previous.id} started; "
+    if changes.only_outside(training):
+        changed = changes.changed
+        return (f"{' and '.join(changes.named(n) for n in changed)} changed since run {previous.id} started; "
                 f"{'it supplies' if len(changed) == 1 else 'they supply'} only evaluators, so the resume evaluates "
                 "with the new code (run.json's resumes record it), and the run stays the trial it started as")
-    if not then:
-        why = (f"the code of plugins it trains with may have changed since it started (code hash {started} -> "
-               f"{code_hash}; {run_dir / RUN_FILE} is missing, unreadable or lists no plugin's source hash)")
-    elif not changed:
-        why = (f"its code hash is not the one it started with ({started} -> {code_hash}), though run.json lists the "
-               "same plugin sources (was run.json or the registry edited?)")
-    else:
-        why = ("the code of plugins it trains with changed since it started: "
-               + "; ".join(named(n) for n in changed if n in training))
-    raise ExitcoreError(f"cannot resume run {previous.id}: {why}; a resume continues the code it started with: "
-                        f"restore that code, or start a new run (`{again}` runs its configuration again with this "
-                        "code, another trial)")
+    raise ExitcoreError(f"cannot resume run {previous.id}: {changes.why(training, 'plugins it trains with')}; a resume "
+                        "continues the code it started with: restore that code, or start a new run "
+                        f"(`{again}` runs its configuration again with this code, another trial)")
 
 
 def resumed_twice(record: Any) -> ExitcoreError:

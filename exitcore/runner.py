@@ -222,7 +222,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
     else:
-        code_note = check_code_unchanged(previous, origin.previous_dir, resolved, host, run_code_hash(resolved, host),
+        code_note = check_code_unchanged(previous, origin.previous_dir, resolved, host,
                                          f"{command()} run --from {previous.id}{runs_dir_words(runs_dir)}")
         if code_note:
             click.echo(f"note: {code_note}", err=True)

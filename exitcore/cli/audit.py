@@ -49,7 +49,9 @@ def audit(session, target: str, budget: str | None, overrides: tuple[str, ...], 
     the purge gap between the splits and fails too. Any difference is named with the first
     offending decision. For a run,
     its trained policy is used and its out-of-sample results are checked for plausibility
-    (e.g. a win rate above 80 % with trades under 5 bars).
+    (e.g. a win rate above 80 % with trades under 5 bars); a run whose entry, feature, guard,
+    mask or policy plugins' code changed since it started is refused (it would judge today's
+    code, not the run's).
 
     NAME is an experiment of experiments.toml (a unique prefix works; a random-init policy is
     used). RUN is a run id (or a unique prefix or suffix of one) in the runs directory, or a run directory.

@@ -785,6 +785,7 @@ def audit_run(
     resolved = rundir.resolve_run(run_dir, host)
     require_split(resolved.config.split, split)
     info = rundir.read_run_info(run_dir)
+    check_audited_code(run_dir, info, resolved, host)
     # before the data is loaded: a damaged results.json is an error, not a skipped plausibility check
     metrics = run_metrics(run_dir, split)
     data, where = resolved.config.data, f"{run_dir / rundir.CONFIG_FILE}: data"
@@ -838,6 +839,37 @@ def audit_run(
             split=split,
             seed=seed,
         )
+
+
+def audited_plugins(resolved: Any, host: Any) -> set[str]:
+    """The plugins whose components the audit of a run rebuilds and judges: those of its entry
+    strategy, features, guards, masks and policy, exitcore's own excepted (the audit's own code:
+    a newer exitcore audits an old run anew; the data is checked by its hash)."""
+    infos = {i.name: i for i in host.plugin_infos()}
+    chosen = [resolved.entry, *resolved.features, *resolved.guards, *resolved.masks]
+    names = {rc.component.plugin for rc in chosen} | {resolved.policy.plugin}
+    return {n for n in names if getattr(infos.get(n), "distribution", None) != "exitcore"}
+
+
+def check_audited_code(run_dir: Any, info: Mapping[str, Any], resolved: Any, host: Any) -> None:
+    """Refuse to audit a run whose audited plugins' code (:func:`audited_plugins`) changed since
+    it started (run.json's code hash and plugin source hashes): the audit would judge today's
+    code with the run's trained policy and give that verdict as the run's (a leaky feature fixed
+    after the run made its results PASS). A change elsewhere (a reward term, an evaluator,
+    exitcore itself) leaves what the audit judges as the run ran it."""
+    from exitcore.code_changes import code_changes
+    from exitcore.errors import ExitcoreError
+    from exitcore.words import command
+
+    changes = code_changes(info.get("code_hash"), run_dir, resolved, host)
+    audited = audited_plugins(resolved, host)
+    if changes is None or changes.only_outside(audited):
+        return
+    raise ExitcoreError(
+        f"cannot audit run {info.get('run_id') or run_dir.name}: {changes.why(audited, 'plugins whose components the audit checks')}; "
+        "the audit would judge today's code with the run's trained policy, and its verdict would not be the run's: "
+        f"restore the code the run started with, or audit today's code with `{command()} audit {resolved.config.name}` "
+        "(a random-init policy) or a new run")
 
 
 def run_metrics(run_dir: Any, split: str = "test") -> dict[str, Any] | None:

@@ -685,6 +685,74 @@ def test_audit_of_a_run_refuses_data_whose_volume_changed(finished_run, tmp_path
     assert audit_run(run_dir, host(), n_decisions=2).verdict == "PASS"
 
 
+def _run_recorded_with_code(finished_run, tmp_path, **sources):
+    """A copy of the finished run whose run.json records the code it started with: today's
+    plugins' source hashes, but ``sources`` (plugin name -> source hash) where given."""
+    import shutil
+
+    from exitcore.plugins import code_hash
+
+    from evalkit import host
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_run["results"].paths[0].parent, run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    infos = [attrs.evolve(i, source=sources.get(i.name, i.source)) for i in host().plugin_infos()]
+    info["plugins"] = [{"name": i.name, "distribution": i.distribution, "version": i.version, "source_hash": i.source}
+                       for i in infos]
+    info["code_hash"] = code_hash(infos, finished_run["resolved"].plugins_used())
+    (run_dir / "run.json").write_text(json.dumps(info))
+    return run_dir
+
+
+def test_audit_of_a_run_refuses_when_a_component_it_checks_changed_code(finished_run, tmp_path):
+    """A leaky feature fixed after the run: the audit of the run judged today's feature with the
+    run's policy and gave PASS as the run's verdict, whose results came from the leak (trial W)."""
+    from exitcore.errors import ExitcoreError
+    from exitcore.evaluation.audit import audit_run
+
+    from evalkit import host
+
+    from exitcore.plugins import plugin_label
+
+    feature = next(i for i in host().plugin_infos() if i.name == "exitcore_features")
+    run_dir = _run_recorded_with_code(finished_run, tmp_path, exitcore_features="1" * 16)
+    with pytest.raises(ExitcoreError) as caught:
+        audit_run(run_dir, host(), n_decisions=2)
+    assert str(caught.value) == (
+        f"cannot audit run {finished_run['info']['run_id']}: the code of plugins whose components the audit checks "
+        "changed since it started: "
+        f"{plugin_label(feature.name, feature.distribution, feature.version)} (source {'1' * 16} -> {feature.source}); "
+        "the audit "
+        "would judge today's code with the run's trained policy, and its verdict would not be the run's: restore the "
+        "code the run started with, or audit today's code with `exitcore audit v4_no_lookahead` (a random-init "
+        "policy) or a new run")
+
+
+def test_audit_of_a_run_goes_on_when_only_code_it_does_not_check_changed(finished_run, tmp_path):
+    """A reward term or an evaluator edited since, or exitcore itself (a newer audit), leave the
+    components the audit judges as the run ran them; a run recorded without a code hash is
+    audited as before."""
+    from exitcore.errors import ExitcoreError
+    from exitcore.evaluation.audit import audit_run
+
+    from evalkit import host
+
+    run_dir = _run_recorded_with_code(finished_run, tmp_path, exitcore_rewards="1" * 16,
+                                      exitcore_evaluators="2" * 16, **{"exitcore.builtin.policies": "3" * 16})
+    assert audit_run(run_dir, host(), n_decisions=2).verdict == "PASS"
+    info = json.loads((run_dir / "run.json").read_text())
+    info["plugins"] = []  # the code changed, and run.json cannot say which: refused
+    (run_dir / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ExitcoreError, match=r"cannot audit run 20260101-000000-v4_no_lookahead-abcd: the code of "
+                                            r"plugins whose components the audit checks may have changed since it "
+                                            r"started \(code hash "):
+        audit_run(run_dir, host(), n_decisions=2)
+    del info["code_hash"]
+    (run_dir / "run.json").write_text(json.dumps(info))
+    assert audit_run(run_dir, host(), n_decisions=2).verdict == "PASS"
+
+
 def test_entry_comparison_is_exact_per_row_and_describes_the_first_difference():
     import numpy as np
     import pandas as pd

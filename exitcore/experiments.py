@@ -815,6 +815,7 @@ def resolve(
         problems.append((origin_of(layers, ".features", leaf), "an experiment needs at least one feature" + replaced))
     if not config.rewards and "rewards" not in broken and not misspelt_extends:
         problems.append((origin_of(layers, ".rewards", leaf), "an experiment needs at least one reward term" + replaced))
+    problems.extend(replaced_value_problems(layers))
     if problems:
         raise file.error(problems)
     assert entry is not None and policy is not None
@@ -860,6 +861,43 @@ def resolve(
         split_origins=split_origins,
         data_origins=data_origins,
     )
+
+
+#: keys of a section whose values are components' parameters or lists of components: checked
+#: against the component they belong to, where they take effect
+_COMPONENT_KEYS = ("params", "policy_params", "evaluators")
+
+
+def replaced_value_problems(layers: Sequence[Layer]) -> list[tuple[str, str]]:
+    """Problems of the values a file's table wrote (``[defaults]``, an experiment, a budget) that
+    a later layer replaces: each is checked on its own, its type and its key's rule, so that a
+    wrong value is reported where it is written even while an override hides it (an ``n_envs =
+    "64"`` under a budget that sets n_envs, one in ``[defaults]`` under experiments that all set
+    it). Rules across keys (batch_size against n_envs x n_steps) are checked on the merged
+    configuration only."""
+    sections = {f.name: f.type for f in attrs.fields(ExperimentConfig) if attrs.has(f.type)}
+    out: list[tuple[str, str]] = []
+    for index, layer in enumerate(layers):
+        if layer.label.startswith("--"):  # --set and --data: their values are the merged ones
+            continue
+        for section, cls in sections.items():
+            table = layer.table.get(section)
+            if not isinstance(table, dict):
+                continue
+            keys = attrs.fields_dict(cls)
+            for key, value in table.items():
+                rel = f".{section}.{key}"
+                written = _written_at(layers, rel)
+                if key not in keys or key in _COMPONENT_KEYS or written is None or written[0] == index:
+                    continue  # unknown keys and the values that take effect are the merged check's
+                try:
+                    converter.structure({key: value}, cls)
+                except Exception as exc:  # noqa: BLE001 - located below; a rule across keys is not this value's
+                    out.extend((_join(layer.label, path), f"{message} (overridden by a later table, but wrong "
+                                                          "wherever it takes effect)")
+                               for path, message in locate_problems(exc, f".{section}", cls)
+                               if path == rel or path.startswith(rel + "["))
+    return out
 
 
 def _data_origin(file: ExperimentsFile, path: str, leaf: str) -> str:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from exitcore.cli import cli
 from exitcore.errors import ConfigError
-from exitcore.experiments import SHIPPED_FILE, check_all, load_file, resolve
+from exitcore.experiments import SHIPPED_FILE, check_all, load_experiments, load_file, resolve
 from exitcore.plugins import PluginHost
 
 PROJECT_FILE = SHIPPED_FILE
@@ -298,3 +298,48 @@ def test_a_shipped_name_redefined_to_change_one_value_says_it_replaces_the_whole
         f"error: {path}: experiments.v4_no_lookahead.rewards: an experiment needs at least one reward term; "
         "experiments.v4_no_lookahead replaces the shipped v4_no_lookahead whole (nothing is inherited): to change "
         'one value, define a new experiment with extends = "v4_no_lookahead"\n')
+
+
+def test_a_wrong_value_a_budget_replaces_is_still_an_error_where_it_is_written(tmp_path, host):
+    """`n_envs = "64"` in an experiment run with a budget setting n_envs trained and recorded a
+    trial; the typo surfaced only on the first full run (trial W): every value a table writes
+    is checked, replaced or not, and the run leaves nothing behind."""
+    path = tmp_path / "experiments.toml"
+    path.write_text('[experiments.x]\nextends = "v4_no_lookahead"\n'
+                    '[experiments.x.ppo]\nn_envs = "64"\nhidden = "big"\ntotal_timesteps = -5\n')
+    with pytest.raises(ConfigError) as exc:
+        resolve(load_experiments(path), "x", host, budget="smoke")
+    replaced = " (overridden by a later table, but wrong wherever it takes effect)"
+    assert exc.value.problems == [
+        ("experiments.x.ppo.n_envs", "expected an integer, got '64'" + replaced),
+        ("experiments.x.ppo.hidden", "expected an array, got 'big'" + replaced),
+        ("experiments.x.ppo.total_timesteps", "expected a positive integer, got -5" + replaced),
+    ]
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "run", "x", "--budget", "smoke", "--runs-dir", str(runs)])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: experiments.x.ppo.n_envs: expected an integer, got '64'{replaced}" in result.output
+    assert not runs.exists()
+
+
+def test_a_wrong_default_every_experiment_replaces_is_reported_once(tmp_path):
+    """A bad `[defaults]` value that every experiment sets again: `experiments check` said the
+    file was fine (trial W); reported once, at the defaults."""
+    path = tmp_path / "experiments.toml"
+    path.write_text('[defaults.ppo]\nn_envs = "lots"\n\n[experiments.a]\nextends = "v4_no_lookahead"\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("defaults.ppo.n_envs") == 1
+    assert (f"error: {path}: defaults.ppo.n_envs: expected an integer, got 'lots' (overridden by a later table, but "
+            "wrong wherever it takes effect)") in result.output
+
+
+def test_a_replaced_value_is_checked_on_its_own_not_against_the_keys_beside_it(tmp_path, host):
+    """Rules across keys hold for the merged configuration only: an experiment's n_steps = 1
+    (with v4's 256 envs and batches of 8,192 it breaks batch_size <= n_envs x n_steps) is fine
+    under a budget that sets n_steps, n_envs and batch_size again."""
+    path = tmp_path / "experiments.toml"
+    path.write_text('[experiments.y]\nextends = "v4_no_lookahead"\nppo = { n_steps = 1 }\n')
+    assert resolve(load_experiments(path), "y", host, budget="smoke").config.ppo.n_steps == 32
+    with pytest.raises(ConfigError, match="batch_size"):
+        resolve(load_experiments(path), "y", host)

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,13 +169,27 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
             if record is None:
                 from exitcore.registry import RunNotDone, RunStillRunning
 
-                statuses = sorted({r.status for r in registry.list(experiment=name)})
+                runs = registry.list(experiment=name)  # oldest first
+                statuses = sorted({r.status for r in runs})
                 state = RunStillRunning if "running" in statuses else RunNotDone  # exit 75 or 4
                 raise state(f"experiment {name} has no finished run (runs are {', '.join(statuses)}); "
-                            f"wait for it or run `exitcore run {name}{runs_dir_words(registry.runs_dir)}`")
+                            + _unfinished_advice(name, runs, runs_dir_words(registry.runs_dir)))
         record = registry.require_done(record.id)
         views.append(_view(ref, record, registry.path_of(record), registry.runs_dir))
     return views
+
+
+def _unfinished_advice(name: str, runs: Sequence[Any], where: str) -> str:
+    """What to do about an experiment none of whose ``runs`` (oldest first) is done: wait for
+    the one running, resume the latest interrupted one (it never finishes on its own), or start
+    one."""
+    start = f"`{command()} run {name}{where}` starts one"
+    running = [r for r in runs if r.status == "running"]
+    if running:
+        return f"wait for run {running[-1].id} to finish"
+    if runs and runs[-1].status == "interrupted":
+        return f"`{command()} run --resume {runs[-1].id}{where}` continues the latest, or {start}"
+    return start
 
 
 def _run_dir_record(path: Path) -> tuple[Any, Path, bool]:

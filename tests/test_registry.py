@@ -1448,8 +1448,17 @@ def test_compare_of_an_experiment_without_a_finished_run_exits_by_what_its_runs_
         with pytest.raises(RunStillRunning, match="experiment v4_no_lookahead has no finished run .runs are running.") as exc:
             collect(["v4_no_lookahead", "v4_no_lookahead"], reg, None)
         assert exc.value.exit_code == 75
+        assert str(exc.value).endswith(f"(runs are running); wait for run {run_id} to finish")
         reg.mark_interrupted(run_id, "test")
         with pytest.raises(RunNotDone, match=r"\(runs are interrupted\)") as exc:
             collect(["v4_no_lookahead", "v4_no_lookahead"], reg, None)
         assert exc.value.exit_code == 4 and not isinstance(exc.value, RunStillRunning)
+        # an interrupted run never finishes on its own: "wait for it" pointed the wrong way (trial W)
+        where = f" --runs-dir {reg.runs_dir}"
+        assert str(exc.value).endswith(f"(runs are interrupted); `exitcore run --resume {run_id}{where}` continues the "
+                                       f"latest, or `exitcore run v4_no_lookahead{where}` starts one")
+        reg.mark_failed(run_id, "test")
+        with pytest.raises(RunNotDone) as exc:
+            collect(["v4_no_lookahead", "v4_no_lookahead"], reg, None)
+        assert str(exc.value).endswith(f"(runs are failed); `exitcore run v4_no_lookahead{where}` starts one")
 

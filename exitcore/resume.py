@@ -19,6 +19,7 @@ import attrs
 
 from exitcore.errors import CheckpointError, ConfigError, ExitcoreError
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
+from exitcore.words import command
 
 if TYPE_CHECKING:
     from exitcore.runner import RunRequest
@@ -143,9 +144,10 @@ def _check_one_checkpoint(path: Path, resolved: Any) -> None:
         )
 
 
-def resume_request(previous: Any, request: RunRequest) -> RunRequest:
+def resume_request(previous: Any, request: RunRequest, where: str = "") -> RunRequest:
     """The stored options of ``previous``, with anything given again on the command line on top
-    (but ``--data``: where the run's bars are now, see :func:`relocated_resume_data`)."""
+    (but ``--data``: where the run's bars are now, see :func:`relocated_resume_data`). ``where``:
+    `` --runs-dir DIR`` for a command printed, when the runs directory is not the default one."""
     from exitcore.registry import RunState
 
     if previous.status == "running":
@@ -154,7 +156,9 @@ def resume_request(previous: Any, request: RunRequest) -> RunRequest:
         raise RunState(f"run {previous.id} is already done; nothing to resume")
     if previous.status == "failed":
         raise RunState(f"run {previous.id} failed ({previous.error or 'no error recorded'}); only an interrupted "
-                            "run can be resumed: start a new run")
+                       "run can be resumed (the failure would come again, and fixing a plugin changes the code the run "
+                       f"trains with): once the cause is fixed, `{command()} run --from {previous.id}{where}` runs its "
+                       "configuration again")
     stored = dict(previous.params or {})
     merged = {**stored}
     for key, value in attrs.asdict(request).items():

@@ -300,7 +300,7 @@ def _origin(request: RunRequest, file_of: Callable[[], Any], host: Any, runs_dir
     run's (``--from``), or the experiments file's."""
     from exitcore.data.pipeline import data_config_from_spec
     from exitcore.evaluation.rundir import run_id_of
-    from exitcore.registry import Registry
+    from exitcore.registry import Registry, runs_dir_words
 
     if request.from_run and not request.resume:
         resolved, from_source = _resolve_from(request, file_of, host, data_config_from_spec)
@@ -313,7 +313,7 @@ def _origin(request: RunRequest, file_of: Callable[[], Any], host: Any, runs_dir
         previous_dir = old.path_of(previous)
     given = drop_recorded_device(request, previous_dir)
     trained_on = request.device if given.device is None and request.device is not None else None
-    merged = resume_request(previous, given)
+    merged = resume_request(previous, given, runs_dir_words(runs_dir))
     resolved = resolve_resume(previous_dir, given, merged, file_of, host, previous.id)
     check_config_unchanged(previous, resolved, previous_dir)
     check_checkpoint(previous_dir, resolved)
@@ -632,7 +632,8 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
             host.run_finished(info, "interrupted", {})
             raise RunInterrupted(info.run_id, info.run_dir, cause=f"stopped while {doing}: {exc}") from exc
         if trained and isinstance(exc, Exception):
-            registry.mark_interrupted(info.run_id, f"failed while {doing}: {_one_line(exc)}")
+            # "stopped", not "failed": the run is interrupted, and resumed once the cause is fixed
+            registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")
             host.run_finished(info, "interrupted", {})
             if not isinstance(exc, ExitcoreError):  # exitcore's own bug (a plugin's is a PluginError):
                 # its traceback is what a bug report needs, so it is kept, with what became of the run
@@ -646,13 +647,28 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
                              "then trains it again")
                 raise
             raise RunInterrupted(info.run_id, info.run_dir, cause=(
-                f"failed while {doing}: {with_notes(exc)}; its training is complete: fix the cause and resume it to "
+                f"stopped while {doing}: {with_notes(exc)}; its training is complete: fix the cause and resume it to "
                 "evaluate it again")) from exc
         registry.mark_failed(info.run_id, f"while {doing}: {_one_line(exc)}")
         host.run_finished(info, "failed", {})
         if isinstance(exc, (ExitcoreError, OSError)):  # OSError: a vanished directory, a refused path
-            raise RunFailed(f"run {info.run_id} failed while {doing}: {with_notes(exc)}") from exc
+            raise RunFailed(f"run {info.run_id} failed while {doing}: {with_notes(exc)}{_again_words(info)}") from exc
         raise
+
+
+def _again_words(info: RunInfo) -> str:
+    """What to do after a registered run failed: its checkpoint (the trainer writes the last good
+    state whatever stopped it) is there to inspect, not to resume; ``--from`` runs the
+    configuration again once the cause is fixed. ``""`` before the configuration is written."""
+    from exitcore.ppo.trainer import CHECKPOINT_FILE
+    from exitcore.registry import runs_dir_words
+
+    run_dir = Path(info.run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        return ""
+    kept = " (its checkpoint is kept to inspect: a failed run is not resumed)" if (run_dir / CHECKPOINT_FILE).is_file() else ""
+    return (f"; once the cause is fixed, `{command()} run --from {info.run_id}{runs_dir_words(run_dir.parent)}` runs "
+            f"its configuration again{kept}")
 
 
 def with_notes(exc: BaseException) -> str:

@@ -522,6 +522,9 @@ def test_a_failed_run_is_not_resumed(tmp_path):
     out = exitcore("run", "--resume", run_id, runs=runs)
     assert out.returncode == 4 and out.stderr.startswith("error: ")  # 4: the run's state, not bad input (2)
     assert f"run {run_id} failed (TrainingDiverged: loss is NaN); only an interrupted run can be resumed" in out.stderr
+    # what to do instead (trial W: "start a new run" left the user to find --from)
+    assert (f"once the cause is fixed, `exitcore run --from {run_id} --runs-dir {runs}` runs its configuration "
+            "again\n") in out.stderr
     assert "loading data" not in out.stderr  # refused before any work
     with Registry(runs) as reg:
         done = reg.create_run("v4_no_lookahead", "cfg", "data")
@@ -813,7 +816,8 @@ def test_interrupt_while_evaluating_is_resumable(tmp_path, stop):
     if stop == "disk full":
         assert "stopped while evaluating: [Errno 28] No space left on device: 'ledger_test.csv'; its checkpoint is in" in out.stderr, out.stderr
     if stop == "evaluator bug":
-        assert (f"run {row['id']} failed while evaluating: --set eval.evaluators (evaluator 'interrupting' from "
+        # "failed" said the run was written off, while it is interrupted and resumed (trial W)
+        assert (f"run {row['id']} stopped while evaluating: --set eval.evaluators (evaluator 'interrupting' from "
                 "interrupting (interrupting-eval 1.0)) failed: ValueError: cannot divide the trades by zero days (at ") in out.stderr
         assert ("interrupting_eval.py:8); its training is complete: fix the cause and resume it to evaluate it again; its "
                 "checkpoint is in") in out.stderr, out.stderr
@@ -1508,6 +1512,9 @@ def test_run_json_prints_the_run_record_however_the_run_ends(tmp_path):
     failed = exitcore("run", "v4", *SMOKE, "--json", "--set", "env.reward_scale=1e30", runs=runs)
     assert failed.returncode == 1 and "failed while training" in failed.stderr
     record = json.loads(failed.stdout)
+    # the last good state it wrote is to inspect, not to resume (trial W: a resume was refused)
+    assert (f"once the cause is fixed, `exitcore run --from {record['id']} --runs-dir {runs}` runs its configuration "
+            "again (its checkpoint is kept to inspect: a failed run is not resumed)\n") in failed.stderr
     assert record["status"] == "failed" and record["id"] == registry_rows(runs)[1]["id"]
     assert "training diverged in update 1: non-finite loss_value" in record["error"]
     refused = exitcore("run", "v4", *SMOKE, "--json", "--set", "ppo.n_envs=0", runs=runs)

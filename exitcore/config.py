@@ -271,6 +271,13 @@ class PPOConfig:
         (exitcore/env/step_graph.py): on CUDA whenever the env is compiled."""
         return device_type == "cuda" and self.compiles_env(device_type)
 
+    @property
+    def trained_timesteps(self) -> int:
+        """The steps a run trains: ``total_timesteps`` rounded up to whole updates of ``n_envs
+        x n_steps`` (the trainer's last update is a whole one)."""
+        per_update = self.n_envs * self.n_steps
+        return -(-self.total_timesteps // per_update) * per_update
+
     def captures_graphs(self, device_type: str) -> bool:
         """Whether training captures the rollout's policy step and the minibatch update in CUDA
         graphs (exitcore/ppo/graphs.py): on CUDA unless ``compile = "off"``, in fp32 with whole

@@ -218,6 +218,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     request, resolved, previous = origin.request, origin.resolved, origin.previous
     cfg = resolved.config
     check_ledger_format(cfg.eval.ledger_format)  # before the data: not after an hour of training
+    # the frozen "auto" would pick a GPU where the run trained on the CPU: the device it names
+    # wins; a device this machine lacks is refused before the data loads
+    device = select_device(origin.trained_on or cfg.ppo.device)
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
@@ -230,7 +233,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         resuming = (f" (resuming {previous.id})" if previous is not None else
                     f" (the configuration of {Path(request.from_run).name})" if request.from_run else "")
         # "envs" in RL words: each environment manages one trade at a time
-        click.echo(f"exitcore run {cfg.name}{resuming}: {plural(cfg.ppo.total_timesteps, 'training step')}, "
+        click.echo(f"exitcore run {cfg.name}{resuming}: {plural(cfg.ppo.trained_timesteps, 'training step')}, "
                    f"{plural(cfg.ppo.n_envs, 'trade')} at a time (n_envs), {_network(cfg.ppo)}, seed {cfg.ppo.seed}", err=True)
 
     bars, data_hash = _load_data(stages, origin, host, runs_dir)
@@ -245,8 +248,6 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
                 raise resumed_twice(previous)
             check_data_unchanged(previous, data_hash, origin.previous_dir, bars.column_hashes())
 
-    # the frozen "auto" would pick a GPU where the run trained on the CPU: the device it names wins
-    device = select_device(origin.trained_on or cfg.ppo.device)
     seed_everything(cfg.ppo.seed)
     with stages.stage(f"building episodes on {device}") as note:
         assembled, splits, pools, counts = _build_episodes(resolved, bars, device, note, first=previous is None)
@@ -827,8 +828,7 @@ def training_words(ppo: Any, device_type: str) -> str:
     else:
         graphs = ""
     compiled = "compiled" if ppo.compiles_env(device_type) else "not compiled"
-    per_update = ppo.n_envs * ppo.n_steps
-    trained = -(-ppo.total_timesteps // per_update) * per_update  # whole updates: what is trained
+    trained = ppo.trained_timesteps
     steps = f"{trained:,} steps" + (f" ({ppo.total_timesteps:,} asked, rounded up to whole updates)"
                                      if trained != ppo.total_timesteps else "")
     return (f"{steps} on {device_type}; trade simulator {compiled}; "

@@ -216,7 +216,9 @@ def test_the_run_summary_counts_agree(one_update_run, tmp_path):
     """A smoke run printed "(N = 1 trials)", "1 updates" and "2363 trades evaluated", and its
     stdout opened with a blank line even with -q."""
     _, out = one_update_run
-    assert "(N = 1 trial)" in out.stdout and "1 training step, 16 trades at a time (n_envs)" in out.stderr
+    # the steps it trains (whole updates), not the 1 asked for (trial W), as the training stage says
+    assert "(N = 1 trial)" in out.stdout and "512 training steps, 16 trades at a time (n_envs)" in out.stderr
+    assert "training (512 steps (1 asked, rounded up to whole updates) on cpu" in out.stderr
     assert "/ 1 update," in out.stderr
     evaluated = next(line for line in out.stderr.splitlines() if "trades evaluated" in line)
     assert re.search(r"\d,\d{3} trades evaluated", evaluated), evaluated
@@ -453,3 +455,14 @@ def test_a_resumed_run_s_threads_are_its_resume_s(tmp_path):
     (tmp_path / "run.json").write_text("{damaged")
     assert _recorded_threads(tmp_path) is None
     assert _recorded_threads(tmp_path / "missing") is None
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_the_machine_lacks_is_refused_before_the_data_loads(tmp_path):
+    """`--device cuda` on a CPU-only torch loaded the data first (trial W: a large file is a long
+    wait for a refusal); refused before the first stage, nothing recorded."""
+    runs = tmp_path / "runs"
+    out = _exitcore("run", "v4", "--budget", "smoke", "--device", "cuda", "--runs-dir", str(runs))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: device 'cuda' was requested (--device, ppo.device) but CUDA is not available")
+    assert "loading data" not in out.stderr and not runs.exists()

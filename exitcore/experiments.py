@@ -630,6 +630,12 @@ class ResolvedExperiment:
         """The experiment's full name."""
         return self.config.name
 
+    @property
+    def data_where(self) -> str:
+        """Where the experiment's data section is, for the errors found when its data is read
+        (a sniffed source's missing parameter): ``FILE: experiments.NAME.data``."""
+        return f"{self.source}: experiments.{self.name}.data" if self.source else f"experiments.{self.name}.data"
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain data (what ``experiments show`` prints)."""
         return unstructure(self.config)
@@ -902,8 +908,8 @@ def replaced_value_problems(layers: Sequence[Layer]) -> list[tuple[str, str]]:
 
 def _data_origin(file: ExperimentsFile, path: str, leaf: str) -> str:
     """A data key's origin as a message names it: with its file, unless it is a ``--set`` or
-    ``--data`` or lies in the experiment's own table (named already, as a run's other keys are)."""
-    if path.startswith(("--", leaf + ".")):
+    ``--data`` (errors found only when the data is read are no ConfigError the file adds itself to)."""
+    if path.startswith("--"):
         return path
     return f"{file.file_of(path)}: {path}"
 

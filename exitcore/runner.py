@@ -335,7 +335,7 @@ def _load_data(stages: Stages, origin: _Origin, host: Any, runs_dir: Path) -> tu
     with stages.stage("loading data") as note:
         # where a bad data path was set: the experiments file, or the run's (or --from run's) frozen config.toml
         where = (f"{origin.previous_dir / CONFIG_FILE}: data" if previous is not None else
-                 f"{Path(from_source['run_dir']) / CONFIG_FILE}: data" if from_source else f"experiments.{cfg.name}.data")
+                 f"{Path(from_source['run_dir']) / CONFIG_FILE}: data" if from_source else origin.resolved.data_where)
         # data given as --data is named as given (on a resume, only this command's own --data:
         # the run's first one is in its config.toml)
         named_as_given = bool(origin.relocated) or bool(request.data and previous is None)

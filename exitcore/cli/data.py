@@ -96,7 +96,7 @@ def inspect(
     if not timeframe and not experiment:
         where += f" (default {cfg.timeframe})"
     with terminal_progress():
-        data_where = f"experiments.{resolved.name}.data" if from_experiment else "data"
+        data_where = resolved.data_where if from_experiment else "data"
         report = describe(cfg, host, resolved, timeframe_where=where, data_where=data_where,
                           spec_where="SOURCE" if source else "", origins=origins)
     if as_json:

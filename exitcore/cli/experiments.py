@@ -176,7 +176,7 @@ def _build_and_step(file, name: str, host) -> str | None:
     click.echo(f"  {name}: building ...", err=True)
     try:
         resolved = resolve(file, name, host)
-        bars = load_bars(resolved.config.data, host, where=f"experiments.{resolved.name}.data",
+        bars = load_bars(resolved.config.data, host, where=resolved.data_where,
                          origins=resolved.data_origins)
         assembled = assemble(resolved, bars)
         valid = torch.nonzero(assembled.table.valid).flatten()

@@ -78,17 +78,31 @@ def _refuse_on_problems(host) -> None:
 
 
 def _params(component) -> dict:
-    """The component's parameters and their defaults (``"(required)"`` without one)."""
+    """The component's parameters and their defaults (``"(required)"`` without one, or with a
+    default its own validator refuses: HistData's ``timezone = ""`` must be given)."""
     import attrs
 
     if component.params is None or not attrs.has(component.params):
         return {}
     out = {}
     for field in attrs.fields(component.params):
-        if field.default is attrs.NOTHING:
+        if field.default is attrs.NOTHING or _refused_default(field):
             out[field.name] = "(required)"
         elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
             out[field.name] = "(computed)" if field.default.takes_self else field.default.factory()
         else:
             out[field.name] = field.default
     return out
+
+
+def _refused_default(field) -> bool:
+    """Whether ``field``'s plain default fails its own validator (a placeholder for "give it")."""
+    import attrs
+
+    if field.validator is None or isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+        return False
+    try:
+        field.validator(None, field, field.default)
+    except Exception:  # noqa: BLE001 - any refusal means the default cannot stand
+        return True
+    return False

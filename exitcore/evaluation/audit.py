@@ -741,7 +741,7 @@ def audit_experiment(
 
     require_split(resolved.config.split, split)
     with stage("loading data") as note:
-        bars = load_bars(data or resolved.config.data, host, where="--data" if data else f"experiments.{resolved.name}.data",
+        bars = load_bars(data or resolved.config.data, host, where="--data" if data else resolved.data_where,
                          spec_where="--data" if data else "", origins=None if data else resolved.data_origins)
         note(f"{bars.source}: {len(bars):,} bars")
     with stage(f"building episodes on {device}"):

@@ -324,7 +324,28 @@ def test_a_data_value_read_only_when_the_data_is_loaded_is_blamed_where_it_was_w
     assert res.exit_code == 2 and f"error: {said}" in res.output
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "experiments", "check", "--build"])
     assert res.exit_code == 2 and f"error: {said}" in res.output and res.output.rstrip().endswith("(experiment mine)")
-    # a key of the experiment's own table is named as before, without its file
+    # a key of the experiment's own table is named with its file too, as every other config error is (trial W)
     mine.write_text("[experiments.mine]\nextends = 'v4_no_lookahead'\ndata = { timeframe = '7min' }\n")
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "mine", "--budget", "quick", "--runs-dir", str(runs)])
-    assert res.exit_code == 2 and "error: experiments.mine.data.timeframe: cannot resample" in res.output
+    assert res.exit_code == 2 and f"error: {mine}: experiments.mine.data.timeframe: cannot resample" in res.output
+
+
+def test_a_parameter_a_sniffed_source_requires_is_named_with_its_file(tmp_path):
+    """`source = "auto"` recognising HistData, whose timezone is required: the error named
+    `experiments.hd.data.params.timezone` without the file that holds it (trial W); `plugins`
+    showed `timezone=''`, as if it had a default."""
+    from exitcore.data.source_params import SynthParams
+    from exitcore.data.synth import generate
+
+    bars = generate(SynthParams(years=0.02, seed=1, timeframe="1min")).frame
+    path = tmp_path / "DAT_ASCII_EURUSD_M1_2015.csv"
+    path.write_text("".join(f"{t:%Y%m%d %H%M%S};{o};{h};{lo};{c};0\n" for t, o, h, lo, c in
+                            zip(bars.index, bars["open"], bars["high"], bars["low"], bars["close"])))
+    mine = tmp_path / "mine.toml"
+    mine.write_text(f"[experiments.hd]\nextends = 'v4_no_lookahead'\ndata = {{ source = 'auto', params = {{ path = '{path}' }} }}\n")
+    res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "hd", "--budget", "smoke", "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 2, res.output
+    assert f"error: {mine}: experiments.hd.data.params.timezone: required: HistData files are not in UTC" in res.output
+    listed = CliRunner().invoke(cli, ["plugins"])
+    assert "params: path='(required)', timezone='(required)', timeframe='auto'" in listed.output
+    assert "timezone=''" in listed.output  # MetaTrader's: "" is UTC there, a default, not a placeholder

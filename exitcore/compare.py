@@ -43,6 +43,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("avg bars held", "avg_bars"),
     ("min bars held", "min_bars"),
     ("quick exits (<= 3 bars)", "quick_exit_rate"),
+    ("ambiguous exit bars (stop taken)", "ambiguous"),
     ("blocked rate", "blocked_rate"),
     ("max drawdown (PnL fraction)", "max_drawdown"),
     ("total PnL (account currency)", "total_pnl_ccy"),

@@ -13,6 +13,14 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
+def share_percent(v: Any) -> str:
+    """A share (a fraction) in percent to 0.1, without the sign; one above 0 but below 0.05 %
+    as ``<0.1``: ``0.0`` read as "none" beside shares left out because they are exactly 0."""
+    if isinstance(v, (int, float)) and math.isfinite(v) and 0 < v < 0.0005:
+        return "<0.1"
+    return statistic(None if v is None else 100 * v, ".1f") if isinstance(v, (int, float)) or v is None else str(v)
+
+
 def statistic(v: Any, fmt: str = ".3f") -> str:
     """A number for a table: ``-`` for missing (None), ``undefined`` for NaN (a statistic the
     data cannot give, e.g. a Sortino over one day: never printed as if it were a number),

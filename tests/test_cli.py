@@ -591,6 +591,18 @@ def test_compare_shows_the_scratch_rate_beside_the_win_rate(tmp_path):
     assert "scratch_rate,0.48,0.0" in cmp.as_csv(views).splitlines()
 
 
+def test_compare_counts_the_ambiguous_exit_bars(tmp_path):
+    """design.md reports the bars that touch both stop and target (the stop is taken): compare
+    showed no such row (trial W)."""
+    from exitcore import compare as cmp
+
+    views = [cmp.RunView(ref, ref, tmp_path, "v4_no_lookahead", "d", (), {}, {"ambiguous": n, "quick_exit_rate": 0.1})
+             for ref, n in (("a", 8), ("b", 0))]
+    lines = cmp.as_table(views).splitlines()
+    assert next(line for line in lines if line.startswith("ambiguous")).split()[-2:] == ["8", "0"]
+    assert "ambiguous,8,0" in cmp.as_csv(views).splitlines()
+
+
 def test_compare_writes_an_undefined_interval_and_dsr_as_undefined(tmp_path):
     """Too few active days leave the Sharpe interval and the DSR NaN: the table says
     "undefined" (not "[nan, nan]"), the CSV keeps the NaN."""

@@ -75,8 +75,10 @@ def _quick_exit_bars() -> int:
 
 def _shares(shares: dict[str, Any]) -> str:
     """``stop 41.2 %, agent 30.1 %, ...``: shares of trades, largest first (exit reasons)."""
+    from exitcore.words import share_percent
+
     def pct(v: Any) -> str:
-        return f"{100 * v:.1f} %" if isinstance(v, float) and math.isfinite(v) else _value(v)
+        return f"{share_percent(v)} %" if isinstance(v, float) and math.isfinite(v) else _value(v)
 
     ordered = sorted(shares.items(), key=lambda kv: -kv[1] if isinstance(kv[1], (int, float)) else 0.0)
     return ", ".join(f"{k} {pct(v)}" for k, v in ordered if v != 0) or "-"  # reasons no trade had: left out

@@ -37,7 +37,7 @@ from exitcore.evaluation.ledger_schema import (
     pnl_sign,
     validate_ledger,
 )
-from exitcore.words import statistic
+from exitcore.words import share_percent, statistic
 
 #: annualisation of daily statistics, √252 for a Sharpe ratio as design.md §7 specifies (the
 #: equity-market convention). The daily series has a row for every weekday, ~261 a year in FX,
@@ -485,7 +485,7 @@ def _pct(v: Any) -> str:
 def _shares(d: Mapping[str, float] | None, short: Mapping[str, str]) -> str:
     if d is None:
         return "-"
-    return " ".join(f"{short.get(k, k)}{_pct(v).rstrip('%')}" for k, v in d.items() if not (v == 0))
+    return " ".join(f"{short.get(k, k)}{share_percent(v)}" for k, v in d.items() if not (v == 0))
 
 
 _ACTION_SHORT = {Action.names[a]: ACTION_LETTERS[a] for a in Action}

@@ -370,6 +370,8 @@ _COLUMNS = (
     ("PF", lambda m, iv: statistic(m.get("profit_factor"), ".2f")),
     ("max DD", lambda m, iv: statistic(m.get("max_drawdown"), ".4f")),
     ("avg bars", lambda m, iv: statistic(m.get("avg_bars"), ".1f")),
+    # design.md: a bar touching both stop and target takes the stop, and their number is reported
+    ("ambiguous", lambda m, iv: statistic(m.get("ambiguous"), "d")),
     (_PNL, lambda m, iv: statistic(m.get("total_pnl_ccy"), ",.0f")),
 )
 
@@ -451,7 +453,8 @@ def _comparison_section(results: Mapping[str, Any], config: Mapping[str, Any] | 
     notes.append("Sharpe and Sortino are annualised from the daily PnL over every trading day of the split; "
                  "mean return is per trade in basis points of the entry price; max DD in PnL fractions (of the "
                  "entry price, summed over trades); win % counts trades with PnL > 0, scratch % those closed at "
-                 "exactly 0 (a breakeven stop or exit: neither a win nor a loss).")
+                 "exactly 0 (a breakeven stop or exit: neither a win nor a loss); ambiguous counts trades whose exit "
+                 "bar touched both stop and target, booked at the stop (the worse of the two).")
     blocks.append(("p", " ".join(notes)))
     return blocks
 

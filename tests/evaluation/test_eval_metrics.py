@@ -388,3 +388,13 @@ def test_an_exit_at_the_spans_first_open_is_outside_it(make_ledger):
     with pytest.raises(LedgerError, match="exit outside the evaluated span"):
         daily_table(ledger, "2017-01-03 00:00", "2017-01-07 00:00")
     assert daily_table(ledger, "2017-01-02 23:45", "2017-01-07 00:00")["pnl"].sum() == pytest.approx(-0.01)
+
+
+def test_a_share_too_small_for_a_tenth_of_a_percent_is_not_shown_as_zero():
+    """One time exit in 2,366 trades read `Ti0.0` in compare while v4's exact zeros were left
+    out, and `show` said `time 0.0 %` (trial W): below 0.05 % a share reads `<0.1`."""
+    from exitcore.evaluation.metrics import format_value
+    from exitcore.words import share_percent
+
+    assert [share_percent(v) for v in (1 / 2366, 0.0005, 0.883, 0.0)] == ["<0.1", "0.1", "88.3", "0.0"]
+    assert format_value("exit_reasons", {"agent": 0.5, "stop": 0.4996, "time": 1 / 2366, "gap": 0.0}) == "A50.0 S50.0 Ti<0.1"

@@ -47,6 +47,27 @@ def test_text_report_shows_rl_vs_baselines_significance_audit_and_in_sample(fini
     assert "+00:00" not in run_section
 
 
+def test_the_report_counts_each_policy_s_ambiguous_exit_bars(finished_run):
+    """design.md: a bar touching both stop and target takes the stop, and the number of such
+    bars is reported; it was only in results.json and the ledgers (trial W)."""
+    import pandas as pd
+
+    text = render_report(_run_dir(finished_run))
+    table = text[text.index("RL vs baselines"): text.index("Significance")]
+    header = next(line for line in table.splitlines() if line.startswith("policy"))
+    titles = re.split(r"\s{2,}", header.strip())
+    assert "ambiguous" in titles and "booked at the stop (the worse of the two)" in table
+    ledger = pd.read_csv(_run_dir(finished_run) / "ledger_test.csv")
+    counts = ledger.groupby("policy")["ambiguous"].sum()
+    assert counts.sum() > 0  # the check below must see a non-zero count
+    column = titles.index("ambiguous")
+    for line in table.splitlines():
+        policy = line.split(" ")[0]
+        if policy in counts.index and not line.startswith("policy"):
+            cells = re.split(r"\s{2,}", line.replace(" *", "").strip())
+            assert cells[column] == str(int(counts[policy])), line
+
+
 def test_markdown_report(finished_run):
     md = render_report(_run_dir(finished_run), "markdown")
     assert md.startswith("# exitcore report: ") and "## RL vs baselines on TEST (out-of-sample)" in md

@@ -336,7 +336,7 @@ def test_a_bad_data_path_in_the_experiments_file_names_its_toml_path(tmp_path):
     out = _exitcore("--experiments", str(mine), "data", "inspect", "-e", "v4_real", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.startswith("error: nodata/bars.csv: no such file or folder in ")
-    assert out.stderr.rstrip().endswith("(experiments.v4_real.data.params.path)"), out.stderr
+    assert out.stderr.rstrip().endswith(f"({mine}: experiments.v4_real.data.params.path)"), out.stderr
 
 
 def test_show_prints_large_metrics_in_fixed_notation():
@@ -365,7 +365,7 @@ def test_training_progress_in_a_pipe_is_plain_lines(capsys, monkeypatch):
     log.close()
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 10 and lines[0].startswith("training: update 1, 100 / 1,000 steps (10 %), ")
-    assert " steps/s, ETA " in lines[0] and lines[0].endswith("return 0.5")
+    assert " steps/s, ETA " in lines[0] and lines[0].endswith("mean episode return 0.5")
     assert TrainLogger(None, total_steps=10, progress=None)._lines is None  # libraries stay quiet
 
 

@@ -594,7 +594,7 @@ class GapReport:
             return "no gaps"
         long = f"; {self.long_holes} longer than {LONG_HOLE_DAYS} days (see the findings)" if self.long_holes else ""
         return (
-            f"{self.count} gaps ({self.weekend} over a weekend); longest {self.longest_bars} missing bars "
+            f"{self.count:,} gaps ({self.weekend:,} over a weekend); longest {self.longest_bars:,} missing bars "
             f"({self.longest_from:%Y-%m-%d %H:%M} -> {self.longest_to:%Y-%m-%d %H:%M} UTC); "
             f"{self.over_limit} longer than max_gap_bars={self.max_gap_bars} "
             f"({self.over_limit_weekday} of them not over a weekend){long}"

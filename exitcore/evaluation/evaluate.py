@@ -435,7 +435,7 @@ def walk_forward(
     for w, pools in plan:
         train_sp, test_sp = Split("train", 0, w.train_end), Split("test", w.test_start, w.test_end)
         decidable = pools["train"][table.decidable.cpu().numpy()[pools["train"]]]
-        _say(progress, f"window {w.index}/{len(plan)}: training on {decidable.size} trades before bar {w.train_end}")
+        _say(progress, f"window {w.index}/{len(plan)}: training on {decidable.size:,} trades before bar {w.train_end:,}")
         policy = train_fn(assembled, torch.as_tensor(decidable, device=assembled.device))
         spans = _spans(market, [train_sp, test_sp])
         test = policy_ledgers(assembled, pools["test"], "test", policy, grid=grid)

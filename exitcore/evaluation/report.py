@@ -134,11 +134,12 @@ def _run_section(results: Mapping[str, Any], info: Mapping[str, Any], config: Ma
                  f"hash {data.get('hash') or info.get('data_hash') or '-'}"),
     ]
     if data.get("start") or data.get("n_bars"):
-        rows.append(("bars", f"{data.get('n_bars', '-')} {data.get('timeframe', '')} bars, opening "
+        n_bars = data.get("n_bars", "-")
+        rows.append(("bars", f"{f'{n_bars:,}' if isinstance(n_bars, int) else n_bars} {data.get('timeframe', '')} bars, opening "
                              f"{_when(data.get('start'))} .. {_when(data.get('end'))}"))
     for name, (a, b) in (results.get("spans") or {}).items():
         n = _get(results, "n_trades", name)
-        trades = f"{n} trades, " if n is not None else ""
+        trades = f"{statistic(n, ',d') if isinstance(n, int) else n} trades, " if n is not None else ""
         rows.append((f"{name} split", f"{_when(a)} .. {_when(b)} ({trades}first bar's open .. last bar's close)"))
     ppo = _get(config, "ppo") or {}
     device = str(info.get("device", ppo.get("device", "-")))

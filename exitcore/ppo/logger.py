@@ -98,7 +98,8 @@ class TrainLogger:
                         and not math.isnan(value)):
                     self._tb.add_scalar(key, value, step)
         ret = metrics.get("ep_return_mean")
-        shown = f"return {ret:.4g}" if isinstance(ret, (int, float)) else None
+        # the mean summed reward of the episodes (trades) the update finished, as train_log.jsonl has it
+        shown = f"mean episode return {ret:.4g}" if isinstance(ret, (int, float)) else None
         if self._bar is not None:
             self._bar.update(int(metrics["steps"]), shown)
         if self._lines is not None:

@@ -41,7 +41,7 @@ def test_progress_bar_on_a_terminal_shows_steps_and_return(monkeypatch):
     log.log({"update": 1, "global_step": 50, "steps": 50, "ep_return_mean": 0.25})
     log.close()
     out = terminal.getvalue()
-    assert "training" in out and "50%" in out and "return 0.25" in out
+    assert "training" in out and "50%" in out and "mean episode return 0.25" in out
 
 
 def test_a_resumed_bar_times_only_the_steps_still_to_train(monkeypatch):

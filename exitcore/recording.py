@@ -92,7 +92,8 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
             error = f"recorded from its run directory: {why}"
         else:
             status, metrics, error = "done", {**(headline if isinstance(headline, dict) else {}), **walk}, ""
-            ended = jsonable.iso_time(dt.datetime.fromtimestamp((run_dir / RESULTS_FILE).stat().st_mtime, dt.timezone.utc))
+            ended = _finished_at(info) or jsonable.iso_time(
+                dt.datetime.fromtimestamp((run_dir / RESULTS_FILE).stat().st_mtime, dt.timezone.utc))
     request = info.get("request")
     return {
         "id": info["run_id"],
@@ -173,6 +174,15 @@ def record_of(run_dir: Path) -> Any:
         return RunRecord.from_row(row_of(run_dir, own_name=False))
     except NoRunInfo as exc:  # as compare says it of a recorded run's directory
         raise RunDirError(f"{exc}: the run directory is incomplete") from None
+
+
+def _finished_at(info: dict[str, Any]) -> str | None:
+    """When a finished run ended, as its run.json records it (``finished_at``, kept since
+    2026-11-29: a copy's file times are the copy's), else None."""
+    try:
+        return jsonable.iso_time(info.get("finished_at"))
+    except (TypeError, ValueError):  # not a time: the file times it is
+        return None
 
 
 def _created_at(run_id: str) -> str | None:

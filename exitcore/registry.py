@@ -213,6 +213,14 @@ def _parse_time(iso: Any) -> dt.datetime | None:
         return None
 
 
+def _created_key(record: Any) -> dt.datetime:
+    """Sort key of a record by its creation time (a damaged one first; ties keep their order)."""
+    created = _parse_time(record.created_at)
+    if created is not None and created.tzinfo is None:
+        created = created.replace(tzinfo=dt.timezone.utc)
+    return created or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+
 def _age_s(iso: str | None, now: dt.datetime) -> float:
     t = _parse_time(iso)
     if t is None:  # never seen, or a damaged time: no sign of life to go by
@@ -901,7 +909,8 @@ class Registry:
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
         with self._sql_errors():
             rows = self._conn.execute(sql, args).fetchall()
-        records = [self._record(r) for r in rows]
+        # creation order (seq is the order rows were added: `runs --record` adds old runs last)
+        records = sorted((self._record(r) for r in rows), key=_created_key)
         return [r for r in records if status is None or r.status == status]
 
     def recorded_experiment(self, name: str) -> str:

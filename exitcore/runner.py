@@ -199,8 +199,11 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     ``registered(run_id, runs_dir)`` is called once the run is recorded as running in the
     registry of ``runs_dir`` (a script's ``run --json`` then reports it however it ends).
     """
+    import datetime as dt
+
     from exitcore.costs import summarize_costs
     from exitcore.device import select_device
+    from exitcore.evaluation.jsonable import iso_time
     from exitcore.evaluation.evaluate import check_ledger_format
     from exitcore.evaluation.rundir import runs_dir_for, walk_forward_headline
     from exitcore.ppo.rng import seed_everything
@@ -290,6 +293,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
                          f"{wf.aggregate['metrics']['best_baseline']['sharpe']:.2f} (walk-forward best baseline)")
                 walk = {k: v for k, v in walk_forward_headline(wf.to_dict()).items() if v is not None}
                 headline, summary = {**headline, **walk}, f"{summary}\n{_walk_forward_words(walk)}"
+        with _recorded(registry, host, info, "recording its end", trained=True, again=origin.again):
+            # kept with the run: `runs --record` of a copied directory read its files' times
+            _record_in_run_json(run_dir, finished_at=iso_time(dt.datetime.now(dt.timezone.utc)))
     registry.mark_done(run_id, headline)  # show and runs give the walk-forward figures too
     host.run_finished(info, "done", evaluation.results)
     return RunOutcome(run_id, run_dir, "done", evaluation.results, headline, summary)

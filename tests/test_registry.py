@@ -1462,3 +1462,14 @@ def test_compare_of_an_experiment_without_a_finished_run_exits_by_what_its_runs_
             collect(["v4_no_lookahead", "v4_no_lookahead"], reg, None)
         assert str(exc.value).endswith(f"(runs are failed); `exitcore run v4_no_lookahead{where}` starts one")
 
+
+
+def test_runs_are_listed_by_when_they_were_created_not_when_they_were_recorded(reg):
+    """`runs --record` adds old runs after the registry's own: `runs` ("oldest first") listed a
+    run started at 20:48 after runs from 20:57 and 21:00 (trial W)."""
+    first = reg.create_run("v4_no_lookahead", "cfg", "data")
+    second = reg.create_run("v4_no_lookahead", "cfg", "data")
+    assert [r.id for r in reg.list()] == [first, second]
+    _sql(reg, "UPDATE runs SET created_at = ? WHERE id = ?", "2020-01-01T00:00:00.000+00:00", second)
+    assert [r.id for r in reg.list()] == [second, first]
+    assert [r.id for r in reg.list(experiment="v4_no_lookahead")] == [second, first]

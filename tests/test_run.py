@@ -168,6 +168,9 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     # recorded interrupted, as if stopped in its windows)
     (done_dir / "walk_forward.json").write_text(json.dumps({"config_hash": "0123456789abcdef", "windows": [{}],
                                                             "aggregate": {}}))
+    # a plain `cp -r` gives the files the copy's time: the end is run.json's finished_at (trial W)
+    later = time.time() + 3600
+    os.utime(done_dir / "results.json", (later, later))
     out = exitcore("runs", runs=runs)
     assert out.returncode == 0 and f"`exitcore runs --record --runs-dir {runs}` records them" in out.stderr, out.stderr
 
@@ -179,6 +182,7 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     same = ("experiment", "config_hash", "data_hash", "data_source", "seed", "status", "run_dir", "params")
     assert {k: rows[original["id"]][k] for k in same} == {k: original[k] for k in same}, rows[original["id"]]["error"]
     assert rows[original["id"]]["created_at"][:19] == original["created_at"][:19]  # the id's time, to the second
+    assert rows[original["id"]]["ended_at"] == info["finished_at"] <= original["ended_at"]
     assert json.loads(rows[original["id"]]["metrics"]) == json.loads(original["metrics"])
     assert rows[stopped_id]["status"] == "interrupted" and rows[stopped_id]["pid"] is None
     with Registry(runs, read_only=True) as registry:

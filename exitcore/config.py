@@ -764,10 +764,13 @@ def locate_problems(exc: BaseException, path: str, cls: Any = None, origin: Orig
     return out
 
 
-#: names other PPO libraries (stable-baselines3, CleanRL) use for exitcore's keys, suggested
-#: before any spelling match (``lr`` is too short to be a typo of ``learning_rate``, and
-#: ``ent_coef`` is spelt closer to ``vf_coef`` than to what it means)
+#: names other PPO libraries (stable-baselines3, CleanRL) and common abbreviations use for
+#: exitcore's keys, suggested before any spelling match (``lr`` is too short to be a typo of
+#: ``learning_rate``, ``ent_coef`` is spelt closer to ``vf_coef`` than to what it means, and
+#: ``tz`` is too short to be matched to ``timezone``)
 OTHER_NAMES: dict[str, str] = {
+    "tz": "timezone",
+    "tf": "timeframe",
     "lr": "learning_rate",
     "ent_coef": "entropy_coef_start",
     "clip_range": "clip_coef",

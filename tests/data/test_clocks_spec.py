@@ -120,6 +120,7 @@ def test_spec_params_are_typed(tmp_path, monkeypatch) -> None:
     ("spec", "where", "message"),
     [
         ("csv:x.csv?colums=time:a", "--data.colums", "did you mean 'columns'"),
+        ("csv:x.csv?tz=UTC", "--data.tz", "did you mean 'timezone'"),  # too short for a spelling match (trial W)
         ("synthetic:?seed=one", "--data.seed", "expected an integer"),
         ("csv:x.csv?header=maybe", "--data.header", "expected true or false"),
         ("csv:x.csv?sep=;&oops", "--data", "KEY=VALUE"),

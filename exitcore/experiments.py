@@ -37,6 +37,7 @@ from exitcore.config import (
     ExperimentConfig,
     PPOConfig,
     RewardRef,
+    RuleError,
     SplitConfig,
     DataOrigins,
     SplitOrigins,
@@ -898,12 +899,22 @@ def replaced_value_problems(layers: Sequence[Layer]) -> list[tuple[str, str]]:
                     continue  # unknown keys and the values that take effect are the merged check's
                 try:
                     converter.structure({key: value}, cls)
-                except Exception as exc:  # noqa: BLE001 - located below; a rule across keys is not this value's
+                except Exception as exc:  # noqa: BLE001 - located below
+                    if _breaks_a_rule(exc):  # the value passed its own checks; rules hold for the merge only
+                        continue
                     out.extend((_join(layer.label, path), f"{message} (overridden by a later table, but wrong "
                                                           "wherever it takes effect)")
                                for path, message in locate_problems(exc, f".{section}", cls)
                                if path == rel or path.startswith(rel + "["))
     return out
+
+
+def _breaks_a_rule(exc: BaseException) -> bool:
+    """Whether a structuring error is a rule across keys (:class:`~exitcore.config.RuleError`,
+    raised after every key passed its own checks), however cattrs grouped it."""
+    if isinstance(exc, RuleError):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and any(_breaks_a_rule(sub) for sub in exc.exceptions)
 
 
 def _data_origin(file: ExperimentsFile, path: str, leaf: str) -> str:

@@ -343,3 +343,11 @@ def test_a_replaced_value_is_checked_on_its_own_not_against_the_keys_beside_it(t
     assert resolve(load_experiments(path), "y", host, budget="smoke").config.ppo.n_steps == 32
     with pytest.raises(ConfigError, match="batch_size"):
         resolve(load_experiments(path), "y", host)
+    # nor against the defaults beside it: [defaults] test = 0.7 breaks train + validation + test <= 1
+    # with the default train of 0.6, but every experiment sets train again
+    path.write_text('[defaults.split]\ntest = 0.7\nbatch = 1\n[defaults.ppo]\nbatch_size = 200000\n'
+                    '[experiments.z]\nextends = "v4_no_lookahead"\nsplit = { train = 0.3, test = 0.7 }\n'
+                    'ppo = { batch_size = 8192 }\n')
+    with pytest.raises(ConfigError) as exc:  # the one real problem: an unknown key, where it is written
+        resolve(load_experiments(path), "z", host)
+    assert [p for p, _ in exc.value.problems] == ["defaults.split.batch"]

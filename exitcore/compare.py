@@ -188,8 +188,10 @@ def _unfinished_advice(name: str, runs: Sequence[Any], where: str) -> str:
     running = [r for r in runs if r.status == "running"]
     if running:
         return f"wait for run {running[-1].id} to finish"
-    if runs and runs[-1].status == "interrupted":
-        return f"`{command()} run --resume {runs[-1].id}{where}` continues the latest, or {start}"
+    interrupted = [r for r in runs if r.status == "interrupted"]
+    if interrupted:
+        latest = "the latest" if interrupted[-1] is runs[-1] else "the latest interrupted one"
+        return f"`{command()} run --resume {interrupted[-1].id}{where}` continues {latest}, or {start}"
     return start
 
 

@@ -625,6 +625,8 @@ class ResolvedExperiment:
     #: where each key of the ``data`` section was written (:data:`~exitcore.config.DataOrigins`),
     #: for the errors found only when the data is read; empty for a run's frozen configuration
     data_origins: DataOrigins = attrs.field(factory=dict, eq=False)
+    #: the data table that chose the source, with its file (:attr:`data_where`); "" when unknown
+    data_table: str = attrs.field(default="", eq=False)
 
     @property
     def name(self) -> str:
@@ -634,7 +636,10 @@ class ResolvedExperiment:
     @property
     def data_where(self) -> str:
         """Where the experiment's data section is, for the errors found when its data is read
-        (a sniffed source's missing parameter): ``FILE: experiments.NAME.data``."""
+        (a sniffed source's missing parameter): the table that chose its source (or its path),
+        ``FILE: defaults.data``, else ``FILE: experiments.NAME.data``."""
+        if self.data_table:
+            return self.data_table
         return f"{self.source}: experiments.{self.name}.data" if self.source else f"experiments.{self.name}.data"
 
     def to_dict(self) -> dict[str, Any]:
@@ -854,6 +859,7 @@ def resolve(
                  *(f"params.{k}" for k in _params_dict(data_source) or config.data.params)]
     data_origins = {rel: _data_origin(file, origin_of(layers, f".data.{rel}", leaf), leaf) for rel in data_keys}
     return ResolvedExperiment(
+        data_table=_data_table(file, layers, leaf),
         config=config,
         entry=entry,
         features=features,
@@ -870,6 +876,8 @@ def resolve(
     )
 
 
+#: said of a problem of a value a later table replaces (:func:`replaced_value_problems`)
+REPLACED_NOTE = " (overridden by a later table, but wrong wherever it takes effect)"
 #: keys of a section whose values are components' parameters or lists of components: checked
 #: against the component they belong to, where they take effect
 _COMPONENT_KEYS = ("params", "policy_params", "evaluators")
@@ -902,11 +910,21 @@ def replaced_value_problems(layers: Sequence[Layer]) -> list[tuple[str, str]]:
                 except Exception as exc:  # noqa: BLE001 - located below
                     if _breaks_a_rule(exc):  # the value passed its own checks; rules hold for the merge only
                         continue
-                    out.extend((_join(layer.label, path), f"{message} (overridden by a later table, but wrong "
-                                                          "wherever it takes effect)")
+                    out.extend((_join(layer.label, path), message + REPLACED_NOTE)
                                for path, message in locate_problems(exc, f".{section}", cls)
                                if path == rel or path.startswith(rel + "["))
     return out
+
+
+def _data_table(file: ExperimentsFile, layers: Sequence[Layer], leaf: str) -> str:
+    """The data table (with its file) that chose the experiment's source, else its path, else
+    the experiment's own: where a parameter the source requires belongs (``--set`` and ``--data``
+    are named by the loader themselves)."""
+    for rel in (".data.source", ".data.params.path"):
+        written = _written_at(layers, rel)
+        if written is not None and not written[2].startswith("--") and written[2].endswith(rel.removeprefix(".data")):
+            return _data_origin(file, written[2].removesuffix(rel.removeprefix(".data")), leaf)
+    return _data_origin(file, f"{leaf}.data", leaf)
 
 
 def _breaks_a_rule(exc: BaseException) -> bool:
@@ -1110,7 +1128,8 @@ def check_all(file: ExperimentsFile, host: Any) -> tuple[list[str], list[tuple[s
     seen: set[Any] = set()
     unique = []
     for where, message in problems:
-        key: Any = (where, message)
+        # a value wrong where it takes effect in one experiment and replaced in another: once
+        key: Any = (where, message.removesuffix(REPLACED_NOTE))
         if message.startswith("extends cycle: "):
             key = frozenset(message.removeprefix("extends cycle: ").split(" -> "))
         if key not in seen:

@@ -144,10 +144,12 @@ def _check_one_checkpoint(path: Path, resolved: Any) -> None:
         )
 
 
-def resume_request(previous: Any, request: RunRequest, where: str = "") -> RunRequest:
+def resume_request(previous: Any, request: RunRequest, where: str = "", run_dir: Path | None = None) -> RunRequest:
     """The stored options of ``previous``, with anything given again on the command line on top
     (but ``--data``: where the run's bars are now, see :func:`relocated_resume_data`). ``where``:
-    `` --runs-dir DIR`` for a command printed, when the runs directory is not the default one."""
+    `` --runs-dir DIR`` for a command printed, when the runs directory is not the default one;
+    ``run_dir``: the run's directory (a failed run without its config.toml cannot be run
+    ``--from``)."""
     from exitcore.registry import RunState
 
     if previous.status == "running":
@@ -155,10 +157,13 @@ def resume_request(previous: Any, request: RunRequest, where: str = "") -> RunRe
     if previous.status == "done":
         raise RunState(f"run {previous.id} is already done; nothing to resume")
     if previous.status == "failed":
+        again = (f"`{command()} run --from {previous.id}{where}` runs its configuration again"
+                 if run_dir is None or (run_dir / CONFIG_FILE).is_file() else
+                 f"`{command()} run {previous.experiment}` starts a new run (it failed before writing its "
+                 f"{CONFIG_FILE})")
         raise RunState(f"run {previous.id} failed ({previous.error or 'no error recorded'}); only an interrupted "
                        "run can be resumed (the failure would come again, and fixing a plugin changes the code the run "
-                       f"trains with): once the cause is fixed, `{command()} run --from {previous.id}{where}` runs its "
-                       "configuration again")
+                       f"trains with): once the cause is fixed, {again}")
     stored = dict(previous.params or {})
     merged = {**stored}
     for key, value in attrs.asdict(request).items():

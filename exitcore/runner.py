@@ -320,7 +320,7 @@ def _origin(request: RunRequest, file_of: Callable[[], Any], host: Any, runs_dir
         previous_dir = old.path_of(previous)
     given = drop_recorded_device(request, previous_dir)
     trained_on = request.device if given.device is None and request.device is not None else None
-    merged = resume_request(previous, given, runs_dir_words(runs_dir))
+    merged = resume_request(previous, given, runs_dir_words(runs_dir), previous_dir)
     resolved = resolve_resume(previous_dir, given, merged, file_of, host, previous.id)
     check_config_unchanged(previous, resolved, previous_dir)
     check_checkpoint(previous_dir, resolved)

@@ -330,6 +330,12 @@ def test_a_wrong_default_every_experiment_replaces_is_reported_once(tmp_path):
     result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
     assert result.exit_code == 2, result.output
     assert result.output.count("defaults.ppo.n_envs") == 1
+    # once too where one experiment replaces it and another takes it (review AG: twice, with and
+    # without the note)
+    path.write_text('[defaults.ppo]\nn_envs = "lots"\n\n[experiments.a]\nextends = "v4_no_lookahead"\n\n'
+                    '[experiments.b]\nrewards = [{ name = "pnl" }]\nfeatures = [{ name = "position" }]\n')
+    result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
+    assert result.exit_code == 2 and result.output.count("defaults.ppo.n_envs") == 1, result.output
     assert (f"error: {path}: defaults.ppo.n_envs: expected an integer, got 'lots' (overridden by a later table, but "
             "wrong wherever it takes effect)") in result.output
 

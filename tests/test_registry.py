@@ -1457,6 +1457,15 @@ def test_compare_of_an_experiment_without_a_finished_run_exits_by_what_its_runs_
         where = f" --runs-dir {reg.runs_dir}"
         assert str(exc.value).endswith(f"(runs are interrupted); `exitcore run --resume {run_id}{where}` continues the "
                                        f"latest, or `exitcore run v4_no_lookahead{where}` starts one")
+        # a newer failed run beside it: the interrupted one can still be resumed (review AG)
+        newer = reg.create_run("v4_no_lookahead", "cfg", "data")
+        reg.mark_running(newer)
+        reg.mark_failed(newer, "test")
+        with pytest.raises(RunNotDone) as exc:
+            collect(["v4_no_lookahead", "v4_no_lookahead"], reg, None)
+        assert str(exc.value).endswith(f"(runs are failed, interrupted); `exitcore run --resume {run_id}{where}` "
+                                       f"continues the latest interrupted one, or `exitcore run v4_no_lookahead{where}` "
+                                       "starts one")
         reg.mark_failed(run_id, "test")
         with pytest.raises(RunNotDone) as exc:
             collect(["v4_no_lookahead", "v4_no_lookahead"], reg, None)

@@ -102,7 +102,10 @@ def _refused_default(field) -> bool:
     if field.validator is None or isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
         return False
     try:
-        field.validator(None, field, field.default)
-    except Exception:  # noqa: BLE001 - any refusal means the default cannot stand
+        value = field.converter(field.default) if callable(field.converter) else field.default
+        field.validator(None, field, value)
+    except (ValueError, TypeError):  # a refusal (FieldError is a ValueError): the default cannot stand
         return True
+    except Exception:  # noqa: BLE001 - a validator that reads the instance: cannot tell without one
+        return False
     return False

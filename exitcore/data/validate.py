@@ -596,8 +596,8 @@ class GapReport:
         return (
             f"{self.count:,} gaps ({self.weekend:,} over a weekend); longest {self.longest_bars:,} missing bars "
             f"({self.longest_from:%Y-%m-%d %H:%M} -> {self.longest_to:%Y-%m-%d %H:%M} UTC); "
-            f"{self.over_limit} longer than max_gap_bars={self.max_gap_bars} "
-            f"({self.over_limit_weekday} of them not over a weekend){long}"
+            f"{self.over_limit:,} longer than max_gap_bars={self.max_gap_bars} "
+            f"({self.over_limit_weekday:,} of them not over a weekend){long}"
         )
 
 

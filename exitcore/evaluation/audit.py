@@ -125,7 +125,7 @@ def suspect_reasons(metrics: Mapping[str, Any] | None) -> tuple[list[str], str]:
     if n < MIN_TRADES_FOR_RULES:
         return [], f"only {n} out-of-sample trades (< {MIN_TRADES_FOR_RULES}): plausibility rules not applied"
     reasons = [f"{r.rule} ({_fmt_metrics(metrics, r.name)}): {r.why}" for r in SUSPECT_RULES if r.test(metrics)]
-    return reasons, f"plausibility rules applied to {n} trades on {metrics.get('label', metrics.get('split', '?'))}"
+    return reasons, f"plausibility rules applied to {n:,} trades on {metrics.get('label', metrics.get('split', '?'))}"
 
 
 def _fmt_metrics(m: Mapping[str, Any], rule: str) -> str:

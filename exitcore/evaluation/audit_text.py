@@ -73,7 +73,7 @@ def format_audit(report: Mapping[str, Any]) -> str:
     lines.append(
         f"  checked {report['n_decisions']} decisions x {len(report['modes'])} poisonings "
         f"({', '.join(report['modes'])}) with the {report['policy']} policy; "
-        f"{report['n_entries']} entries re-run on truncated/poisoned bars; {report['n_fills']} fills"
+        f"{_count(report['n_entries'])} entries re-run on truncated/poisoned bars; {_count(report['n_fills'])} fills"
         + (f"; each feature's lookback ({', '.join(past)} before it)" if past else "")
     )
     for c in report["culprits"]:
@@ -105,3 +105,8 @@ def format_audit(report: Mapping[str, Any]) -> str:
         lines.append("  no leak found: observations, masks, guards, the position state, actions and entries ignore the future"
                      + ("; features read no further back than they declare" if past else ""))
     return "\n".join(lines)
+
+
+def _count(n: Any) -> str:
+    """A count with thousands separators (``2,366``); anything else (a damaged results.json) as it is."""
+    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)

@@ -346,6 +346,39 @@ def test_a_parameter_a_sniffed_source_requires_is_named_with_its_file(tmp_path):
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "hd", "--budget", "smoke", "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 2, res.output
     assert f"error: {mine}: experiments.hd.data.params.timezone: required: HistData files are not in UTC" in res.output
+    # chosen in [defaults] of the user's file: named there, not at the shipped file's v4 (review AG)
+    mine.write_text(f"[defaults.data]\nsource = 'auto'\nparams = {{ path = '{path}' }}\n")
+    res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "v4", "--budget", "smoke", "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 2, res.output
+    assert f"error: {mine}: defaults.data.params.timezone: required: HistData files are not in UTC" in res.output
     listed = CliRunner().invoke(cli, ["plugins"])
     assert "params: path='(required)', timezone='(required)', timeframe='auto'" in listed.output
     assert "timezone=''" in listed.output  # MetaTrader's: "" is UTC there, a default, not a placeholder
+
+
+def test_a_default_is_called_required_only_when_its_own_checks_refuse_it():
+    """`plugins` calls a parameter required when its default fails its validator (HistData's
+    timezone = ""), after the field's converter, and not when the validator needs the instance
+    to decide (review AG)."""
+    import attrs
+
+    from exitcore.cli.plugins import _refused_default
+    from exitcore.params import FieldError
+
+    def needs_instance(instance, attribute, value):
+        if value > instance.limit:
+            raise FieldError(attribute.name, "over the limit")
+
+    def non_empty(_instance, attribute, value):
+        if not value:
+            raise FieldError(attribute.name, "required")
+
+    @attrs.frozen
+    class Params:
+        limit: int = 3
+        checked: int = attrs.field(default=1, validator=needs_instance)
+        name: str = attrs.field(default="", validator=non_empty)
+        padded: str = attrs.field(default=" x ", converter=str.strip, validator=attrs.validators.in_(["x"]))
+
+    fields = attrs.fields_dict(Params)
+    assert [_refused_default(fields[k]) for k in ("limit", "checked", "name", "padded")] == [False, False, True, False]

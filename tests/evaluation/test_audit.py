@@ -390,6 +390,17 @@ def test_a_component_keeping_state_between_calls_is_reported_as_untestable():
         "look-ahead audit FAIL (a component is not reproducible, so it could not be tested)"
 
 
+def test_the_audit_text_writes_its_counts_with_thousands_separators():
+    """`2366 fills` and `applied to 2366 trades` beside `2,366 trades evaluated` (review AG)."""
+    from exitcore.evaluation.audit import suspect_reasons
+
+    _, asm, pools, _ = prepared("v4_no_lookahead")
+    stored = audit(asm, pools["test"], n_decisions=2, modes=("nan",), seed=3).to_dict()
+    text = format_audit({**stored, "n_fills": 2366, "n_entries": 1200})
+    assert "1,200 entries re-run on truncated/poisoned bars; 2,366 fills" in text
+    assert suspect_reasons({"n_trades": 2366, "label": "TEST"})[1] == "plausibility rules applied to 2,366 trades on TEST"
+
+
 def test_an_audit_stored_before_the_lookback_check_does_not_claim_it():
     _, asm, pools, _ = prepared("v4_no_lookahead")
     stored = audit(asm, pools["test"], n_decisions=2, modes=("nan",), seed=3).to_dict()

@@ -40,7 +40,10 @@ class CodeChanges:
         info = self.infos.get(name)
         label = plugin_label(name, info.distribution, info.version) if info else f"plugin {name!r} (not installed now)"
         own = " (exitcore's own code: its built-in data sources and policies)" if info and info.distribution == "exitcore" else ""
-        return f"{label}{own} (source {self.recorded.get(name) or '?'} -> {info.source if info else '?'})"
+        # "" was recorded where no source file was found (a namespace package, before exitcore
+        # hashed its outermost regular package): unknown, not a code of its own
+        then = self.recorded.get(name) or ("not recorded" if name in self.recorded else "?")
+        return f"{label}{own} (source {then} -> {info.source if info else '?'})"
 
     def only_outside(self, plugins: Collection[str]) -> bool:
         """Whether every change is known to lie outside ``plugins`` (their code is the run's)."""

@@ -141,20 +141,13 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
         try:
             record = registry.get(run_id_of(ref))
         except RegistryError as run_error:
-            name = ref
-            if experiments_file is not None:
-                try:
-                    name = experiments_file.resolve_name(ref)
-                except ExitcoreError:
-                    name = ref
-            not_recorded = None
-            if not registry.list(experiment=name):
-                try:  # an experiment recorded from another experiments file (or a prefix of one)
-                    name = registry.recorded_experiment(ref)
-                except AmbiguousName:
-                    raise
-                except RegistryError as exc:
-                    not_recorded = exc  # names the experiments that have runs, with a suggestion
+            name, not_recorded = ref, None
+            try:  # a recorded experiment or one the file defines: exact, or a prefix unique among both
+                name = registry.recorded_experiment(ref, experiments_file.names if experiments_file is not None else ())
+            except AmbiguousName:
+                raise
+            except RegistryError as exc:
+                not_recorded = exc  # names the experiments that have runs, with a suggestion
             if not registry.list(experiment=name):
                 # run ids start with their date: say what fits what was typed; an experiment the
                 # experiments file defines is named as having no runs (not "did you mean" another)

@@ -34,7 +34,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -913,19 +913,22 @@ class Registry:
         records = sorted((self._record(r) for r in rows), key=_created_key)
         return [r for r in records if status is None or r.status == status]
 
-    def recorded_experiment(self, name: str) -> str:
-        """``name`` among the experiments that have runs: exact, else a unique prefix (``v4``);
-        RegistryError when none or several match. For commands that take experiment names
-        without needing the experiments file that defined them (``runs -e``, ``compare``)."""
+    def recorded_experiment(self, name: str, defined: Iterable[str] = ()) -> str:
+        """``name`` among the experiments that have runs and those ``defined`` by the experiments
+        file (when it could be read): exact, else a unique prefix (``v4``); RegistryError when none
+        or several match. For commands that take experiment names without needing the experiments
+        file that defined them (``runs -e``, ``compare``). A prefix is unique only among both: `v4`
+        must not mean a recorded ``v4_real`` where the file's ``v4_no_lookahead`` has no runs."""
         with self._sql_errors():
             recorded = {r[0] for r in self._conn.execute("SELECT DISTINCT experiment FROM runs").fetchall()}
-        if name in recorded:
+        if name in recorded or name in defined:
             return name
-        matches = sorted(n for n in recorded if n.startswith(name))
+        matches = sorted({n for n in (*recorded, *defined) if n.startswith(name)})
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise AmbiguousName(f"experiment {name!r} is ambiguous: runs of {', '.join(matches)} are recorded")
+            shown = ", ".join(n if n in recorded else f"{n} (no runs recorded)" for n in matches)
+            raise AmbiguousName(f"experiment {name!r} is ambiguous: it could be {shown}")
         close = difflib.get_close_matches(name, sorted(recorded), n=2, cutoff=0.5)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise RegistryError(f"no runs of an experiment {name!r} are recorded{hint}; experiments with runs: "

@@ -791,8 +791,30 @@ def test_compare_says_a_recorded_prefix_is_ambiguous(tmp_path):
             run_id = reg.create_run(name, "cfg", "data")
             reg.mark_running(run_id)
             reg.mark_done(run_id, {})
-        with pytest.raises(RegistryError, match="experiment 'v3' is ambiguous: runs of v3_fixed, v3_leaky are recorded"):
+        with pytest.raises(RegistryError, match="experiment 'v3' is ambiguous: it could be v3_fixed, v3_leaky$"):
             cmp.collect(["v3"], reg, None)
+
+
+def test_a_prefix_is_unique_only_among_recorded_and_defined_experiments(tmp_path):
+    """`compare v4` and `runs -e v4` took a recorded `v4_real` where the shipped file's
+    `v4_no_lookahead` had no runs (trial X): `v4` is ambiguous there, as `experiments show v4`
+    is where both are defined."""
+    from types import SimpleNamespace
+
+    from exitcore import compare as cmp
+
+    with Registry(tmp_path / "runs") as reg:
+        run_id = reg.create_run("v4_real", "cfg", "data")
+        reg.mark_running(run_id)
+        reg.mark_done(run_id, {})
+        shipped = SimpleNamespace(names=["v1", "v2_exit_guards", "v3", "v4_no_lookahead"])
+        with pytest.raises(RegistryError, match=r"^experiment 'v4' is ambiguous: it could be v4_no_lookahead \(no runs "
+                                                r"recorded\), v4_real$"):
+            cmp.collect(["v4"], reg, shipped)
+        assert reg.recorded_experiment("v4_r", shipped.names) == "v4_real"
+        assert reg.recorded_experiment("v4", []) == "v4_real"  # no experiments file at hand: the recorded ones
+    result = CliRunner().invoke(cli, ["runs", "-e", "v4", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "experiment 'v4' is ambiguous: it could be v4_no_lookahead" in result.output
 
 
 def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch):
@@ -804,6 +826,8 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
     runs, done, train, failed = populated
 
     class OtherFile:
+        names: list[str] = []
+
         def resolve_name(self, ref):
             raise ExitcoreError(f"unknown experiment {ref!r}")
 
@@ -821,6 +845,8 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
 
         # a prefix of an experiment the file defines, without runs: named as such, not "did you mean v3?"
         class ShippedFile:
+            names = ["v2_exit_guards"]
+
             def resolve_name(self, ref):
                 if "v2_exit_guards".startswith(ref):
                     return "v2_exit_guards"

@@ -225,7 +225,11 @@ def _experiment_filter(registry: Any, name: str, session: Any) -> str:
     from exitcore.registry import AmbiguousName, RegistryError
 
     try:
-        return registry.recorded_experiment(name)
+        defined = session.experiments_file().names
+    except ExitcoreError:  # a broken experiments file: the recorded experiments alone
+        defined = []
+    try:
+        return registry.recorded_experiment(name, defined)
     except AmbiguousName:
         raise
     except RegistryError as not_recorded:

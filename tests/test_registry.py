@@ -599,7 +599,7 @@ def test_cli_runs_lists_and_filters(populated):
     # the audit verdict stands beside the Sharpe it qualifies; a failed run has neither
     assert lines[0].split()[6:9] == ["data", "sharpe", "audit"]
     assert lines[1].split()[7:9] == ["-", "data"]  # no source recorded; the start of the hash
-    assert [line.split()[-4:-2] for line in lines[1:3]] == [["0.81", "PASS"], ["11.20", "FAIL"]]
+    assert [line.split()[-5:-3] for line in lines[1:3]] == [["0.81", "PASS"], ["11.20", "FAIL"]]
     assert lines[3].split()[-2:] == ["-", "-"]
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "-e", "v3", "--status", "failed"])
     assert [line.split()[0] for line in res.output.splitlines()[1:]] == [failed]
@@ -1508,3 +1508,19 @@ def test_runs_are_listed_by_when_they_were_created_not_when_they_were_recorded(r
     _sql(reg, "UPDATE runs SET created_at = ? WHERE id = ?", "2020-01-01T00:00:00.000+00:00", second)
     assert [r.id for r in reg.list()] == [second, first]
     assert [r.id for r in reg.list(experiment="v4_no_lookahead")] == [second, first]
+
+
+def test_runs_shows_what_each_run_s_command_changed(tmp_path):
+    """A `--set` variant is listed under its experiment's name: `runs` could not tell it from the
+    base run, and `compare v4` takes the latest of either (trial X)."""
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        reg.create_run("v4_no_lookahead", "a", "data", params={"budget": "smoke", "overrides": []})
+        reg.create_run("v4_no_lookahead", "b", "data", params={"budget": "smoke", "overrides": ["env.tighten_factor=0.7"],
+                                                              "timesteps": 4096, "from_run": "/r/20261129-1-v4-ab12"})
+        reg.create_run("v4_no_lookahead", "c", "data")
+    lines = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)]).output.splitlines()
+    assert lines[0].rstrip().endswith("measured on  options")
+    assert lines[1].endswith("  --budget smoke")
+    assert lines[2].endswith("  --budget smoke --set env.tighten_factor=0.7 --timesteps 4096 --from 20261129-1-v4-ab12")
+    assert lines[3].endswith("  -")

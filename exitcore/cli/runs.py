@@ -196,7 +196,8 @@ def runs(session: Any, experiment: str | None, status: str | None, runs_dir: str
         filters = ", ".join(f"{k} {v}" for k, v in (("experiment", experiment), ("status", status)) if v)
         click.echo(f"no runs in {directory}" + (f" with {filters}" if filters else ""))
         return
-    header = ("id", "experiment", "status", "seed", "started", "duration", "data", "sharpe", "audit", "measured on")
+    header = ("id", "experiment", "status", "seed", "started", "duration", "data", "sharpe", "audit", "measured on",
+              "options")
     rows = [
         (
             r.id,
@@ -209,12 +210,23 @@ def runs(session: Any, experiment: str | None, status: str | None, runs_dir: str
             "damaged" if "metrics" in r.damaged else _sharpe(r.metrics.get("sharpe")),
             str(r.metrics.get("audit_verdict") or "-"),  # a FAIL's Sharpe is a look-ahead artefact
             _measured_on(r.metrics) if r.metrics else "-",
+            _options(r.params),
         )
         for r in records
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _options(params: dict[str, Any]) -> str:
+    """What a run's command changed of its experiment, for the runs table: its budget, ``--set``
+    overrides, ``--timesteps`` and ``--from`` (a `--set` variant has its experiment's name)."""
+    said = [f"--budget {params['budget']}"] if params.get("budget") else []
+    said += [f"--set {o}" for o in params.get("overrides") or ()]
+    said += [f"--timesteps {params['timesteps']}"] if params.get("timesteps") is not None else []
+    said += [f"--from {Path(str(params['from_run'])).name}"] if params.get("from_run") else []
+    return " ".join(said) or "-"
 
 
 def _experiment_filter(registry: Any, name: str, session: Any) -> str:

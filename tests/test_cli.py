@@ -126,6 +126,19 @@ def test_show_and_check_on_the_project_file():
     assert out.returncode == 0 and "v3" in out.stdout and "BROKEN ON PURPOSE" in out.stdout
 
 
+def test_show_says_the_fractions_are_unused_beside_a_dated_split():
+    """`train = 0.6 / test = 0.4` printed beside `train_end` read as if both applied (trial X)."""
+    import tomllib
+
+    dated = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "split.train_end=2016-06-01"])
+    assert dated.exit_code == 0, dated.output
+    assert ("# split by date (train_end): the split fractions (train, validation, test) are not used\n"
+            in dated.output)
+    assert tomllib.loads(dated.output)["experiment"]["split"]["train_end"] == "2016-06-01"  # still TOML
+    plain = CliRunner().invoke(cli, ["experiments", "show", "v4"])
+    assert "split by date" not in plain.output
+
+
 def test_plugins_command_shows_builtins_and_a_broken_plugin_is_named(tmp_path):
     out = run_exitcore("plugins")
     assert out.returncode == 0

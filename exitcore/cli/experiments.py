@@ -97,6 +97,10 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
     else:
         replaces = " (replacing the shipped definition)" if f"experiments.{resolved.name}" in file.replaced else ""
         click.echo(f"# {resolved.name} from {resolved.source}{replaces}, config hash {resolved.config_hash()}")
+        split = resolved.config.split
+        if split.train_end or split.validation_end:  # printed below with their defaults filled in
+            click.echo(f"# split by date ({', '.join(k for k in ('train_end', 'validation_end') if getattr(split, k))}): "
+                       "the split fractions (train, validation, test) are not used")
         click.echo(resolved.to_toml(), nl=False)
 
 

@@ -199,11 +199,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     ``registered(run_id, runs_dir)`` is called once the run is recorded as running in the
     registry of ``runs_dir`` (a script's ``run --json`` then reports it however it ends).
     """
-    import datetime as dt
-
     from exitcore.costs import summarize_costs
     from exitcore.device import select_device
-    from exitcore.evaluation.jsonable import iso_time
     from exitcore.evaluation.evaluate import check_ledger_format
     from exitcore.evaluation.rundir import runs_dir_for, walk_forward_headline
     from exitcore.ppo.rng import seed_everything
@@ -295,7 +292,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
                 headline, summary = {**headline, **walk}, f"{summary}\n{_walk_forward_words(walk)}"
         with _recorded(registry, host, info, "recording its end", trained=True, again=origin.again):
             # kept with the run: `runs --record` of a copied directory read its files' times
-            _record_in_run_json(run_dir, finished_at=iso_time(dt.datetime.now(dt.timezone.utc)))
+            _record_in_run_json(run_dir, finished_at=_utc_now())
     registry.mark_done(run_id, headline)  # show and runs give the walk-forward figures too
     host.run_finished(info, "done", evaluation.results)
     return RunOutcome(run_id, run_dir, "done", evaluation.results, headline, summary)
@@ -505,7 +502,7 @@ def _warn_few_updates(ppo: Any, request: RunRequest) -> None:
     than :data:`FEW_UPDATES` updates: training runs whole updates of ``n_envs x n_steps`` steps,
     and ``--timesteps 500000`` with v4's 256 x 2,048 is one update."""
     per_update = ppo.n_envs * ppo.n_steps
-    updates = -(-ppo.total_timesteps // per_update)
+    updates = ppo.trained_timesteps // per_update
     if updates >= FEW_UPDATES:
         return
     asked = "--timesteps" if request.timesteps is not None else "ppo.total_timesteps"
@@ -514,7 +511,7 @@ def _warn_few_updates(ppo: Any, request: RunRequest) -> None:
     shorter = (f", or shorten each update's rollout (--set ppo.n_steps={fitting} gives {FEW_UPDATES} updates)"
                if 1 <= fitting < ppo.n_steps and ppo.n_envs * fitting >= ppo.batch_size else "")
     click.echo(f"warning: {asked} {ppo.total_timesteps:,} trains {plural(updates, 'PPO update')} "
-               f"({plural(updates * per_update, 'step')}): each update takes n_envs x n_steps = {ppo.n_envs:,} x "
+               f"({plural(ppo.trained_timesteps, 'step')}): each update takes n_envs x n_steps = {ppo.n_envs:,} x "
                f"{ppo.n_steps:,} = {per_update:,} steps; ask for at least {FEW_UPDATES * per_update:,} timesteps"
                f"{shorter}", err=True)
 

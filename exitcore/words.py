@@ -18,7 +18,7 @@ def share_percent(v: Any) -> str:
     as ``<0.1``: ``0.0`` read as "none" beside shares left out because they are exactly 0."""
     if isinstance(v, (int, float)) and math.isfinite(v) and 0 < v < 0.0005:
         return "<0.1"
-    return statistic(None if v is None else 100 * v, ".1f") if isinstance(v, (int, float)) or v is None else str(v)
+    return statistic(100 * v, ".1f") if isinstance(v, (int, float)) else statistic(v)
 
 
 def statistic(v: Any, fmt: str = ".3f") -> str:

@@ -182,7 +182,9 @@ def test_runs_record_rebuilds_a_lost_registry_from_the_run_directories(tmp_path,
     same = ("experiment", "config_hash", "data_hash", "data_source", "seed", "status", "run_dir", "params")
     assert {k: rows[original["id"]][k] for k in same} == {k: original[k] for k in same}, rows[original["id"]]["error"]
     assert rows[original["id"]]["created_at"][:19] == original["created_at"][:19]  # the id's time, to the second
-    assert rows[original["id"]]["ended_at"] == info["finished_at"] <= original["ended_at"]
+    from exitcore.evaluation.jsonable import iso_time
+
+    assert rows[original["id"]]["ended_at"] == iso_time(info["finished_at"]) <= original["ended_at"]
     assert json.loads(rows[original["id"]]["metrics"]) == json.loads(original["metrics"])
     assert rows[stopped_id]["status"] == "interrupted" and rows[stopped_id]["pid"] is None
     with Registry(runs, read_only=True) as registry:

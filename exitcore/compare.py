@@ -754,14 +754,17 @@ def _different_trades(views: list[RunView]) -> str | None:
 
 
 def config_differences(views: list[RunView]) -> list[tuple[str, list[Any]]]:
-    """Config keys whose values differ between any of the runs: ``[(key, [value per run])]``."""
-    from exitcore.experiments import flatten_config
+    """Config keys whose values differ between any of the runs: ``[(key, [value per run])]``,
+    the values as each run has them. Split dates are compared in their one spelling: the same
+    date typed ``2019/07/01`` and ``2019-07-01`` is no difference (one trial, one config hash)."""
+    from exitcore.experiments import flatten_config, with_canonical_dates
 
     flat = [flatten_config(v.config) for v in views]
+    same = [flatten_config(with_canonical_dates(v.config)) for v in views]
     keys = sorted(set().union(*flat))
     ignore = ("name", "description", "assumptions", "lineage")
     return [(k, [f.get(k) for f in flat]) for k in keys
-            if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1 and k.split(".")[0].split("[")[0] not in ignore]
+            if len({json.dumps(f.get(k), sort_keys=True) for f in same}) > 1 and k.split(".")[0].split("[")[0] not in ignore]
 
 
 # --------------------------------------------------------------------------- rendering

@@ -330,6 +330,30 @@ def parse_split_time(text: str) -> datetime.datetime:
 
 #: a split date's type: text, or a bare integer year (``--set split.train_end=2019``, TOML
 #: ``train_end = 2019``), which is read as its text; other fields taking text refuse numbers
+def canonical_split_time(text: str) -> str:
+    """The one spelling of a split date, for the config hash and comparisons: the same instant
+    typed ``2019/07/01``, ``2019-07-01T00:00`` or ``2019-07-01T02:00+02:00`` reads
+    ``2019-07-01`` (midnight UTC as the date alone, else ``2019-07-01T12:00`` in UTC, seconds
+    only when given). The spellings most typed (``2019-07-01``, ``2019-07-01T12:00``) are their
+    own canonical form, so the hashes of configurations that use them did not change. Text
+    :func:`parse_split_time` refuses, and ``""`` (not set), are returned as they are."""
+    if not text:
+        return text
+    try:
+        when = parse_split_time(text).astimezone(datetime.timezone.utc)
+    except ValueError:
+        return text
+    if when.time() == datetime.time(0):
+        return when.date().isoformat()
+    if when.second == 0 and when.microsecond == 0:
+        return when.strftime("%Y-%m-%dT%H:%M")
+    return when.replace(tzinfo=None).isoformat()
+
+
+#: the split keys that hold a date (:func:`canonical_split_time`)
+SPLIT_DATE_KEYS = ("train_end", "validation_end")
+
+
 SplitTime = NewType("SplitTime", str)
 
 

@@ -38,9 +38,11 @@ from exitcore.config import (
     PPOConfig,
     RewardRef,
     RuleError,
+    SPLIT_DATE_KEYS,
     SplitConfig,
     DataOrigins,
     SplitOrigins,
+    canonical_split_time,
     converter,
     locate_problems,
     unknown_key_message,
@@ -700,13 +702,26 @@ def operational_differences(before: dict[str, Any], after: dict[str, Any]) -> li
     return [(key, a[key], b[key]) for key in a if a[key] != b[key]]
 
 
-def hash_config(data: dict[str, Any], operational: bool = False) -> str:
+def with_canonical_dates(data: dict[str, Any]) -> dict[str, Any]:
+    """A plain configuration with its split dates in their one spelling
+    (:func:`~exitcore.config.canonical_split_time`): ``2019/07/01`` and ``2019-07-01`` are one
+    split, so one trial for the deflated Sharpe ratio's N and no difference in a comparison."""
+    split = data.get("split") if isinstance(data, dict) else None
+    if not isinstance(split, dict) or not any(isinstance(split.get(k), str) and split.get(k) for k in SPLIT_DATE_KEYS):
+        return data
+    split = {k: canonical_split_time(v) if k in SPLIT_DATE_KEYS and isinstance(v, str) else v for k, v in split.items()}
+    return {**data, "split": split}
+
+
+def hash_config(data: dict[str, Any], operational: bool = False, typed_dates: bool = False) -> str:
     """:meth:`ResolvedExperiment.config_hash` of a configuration as plain data.
 
     :data:`OPERATIONAL_KEYS` are hashed at their defaults and ``cuda:N`` as ``cuda``;
     ``operational=True`` hashes them as they are, as exitcore did before 2026-11-29 (runs
-    recorded then carry that hash)."""
-    data = copy.deepcopy(data)
+    recorded then carry that hash). Split dates are hashed in their one spelling
+    (:func:`with_canonical_dates`); ``typed_dates=True`` hashes them as typed, as exitcore did
+    before 2026-11-30 (a run recorded then with ``2019/07/01`` carries that hash)."""
+    data = copy.deepcopy(data if typed_dates else with_canonical_dates(data))
     ppo = data.get("ppo")
     if not operational and isinstance(ppo, dict):
         for key, default in operational_defaults()["ppo"].items():
@@ -1156,9 +1171,10 @@ def flatten_config(data: Any, prefix: str = "") -> dict[str, Any]:
 def config_diff(a: dict[str, Any], b: dict[str, Any], ignore: Sequence[str] = ("description", "assumptions", "lineage")) -> list[tuple[str, Any, Any]]:
     """Keys whose values differ between two resolved configs: ``[(key, a_value, b_value)]``.
 
-    A key missing on one side shows ``None`` there. Purely descriptive keys are ignored.
+    A key missing on one side shows ``None`` there. Purely descriptive keys are ignored. Split
+    dates are compared, and shown, in their one spelling (:func:`with_canonical_dates`).
     """
-    fa, fb = flatten_config(a), flatten_config(b)
+    fa, fb = flatten_config(with_canonical_dates(a)), flatten_config(with_canonical_dates(b))
     keys = sorted(set(fa) | set(fb))
     return [(k, fa.get(k), fb.get(k)) for k in keys
             if fa.get(k) != fb.get(k) and k.split(".")[0].split("[")[0] not in ignore]

@@ -616,6 +616,21 @@ def test_compare_counts_the_ambiguous_exit_bars(tmp_path):
     assert "ambiguous,8,0" in cmp.as_csv(views).splitlines()
 
 
+def test_compare_sees_one_split_date_typed_two_ways_as_no_difference(tmp_path):
+    """Trial X: the same split date typed ``2019/07/01`` and ``2019-07-01`` was listed as a
+    configuration difference; another date still is, shown as each run typed it."""
+    from exitcore import compare as cmp
+
+    def view(ref, date, seed=1):
+        config = {"split": {"train": 0.6, "train_end": date}, "ppo": {"seed": seed}}
+        return cmp.RunView(ref, ref, tmp_path, "v4_no_lookahead", "d", (), config, {})
+
+    assert cmp.config_differences([view("a", "2019/07/01"), view("b", "2019-07-01T00:00")]) == []
+    assert cmp.as_table([view("a", "2019/07/01"), view("b", "2019-07-01")]).endswith("configuration: identical")
+    assert cmp.config_differences([view("a", "2019/07/01"), view("b", "2019-07-02", seed=2)]) == [
+        ("ppo.seed", [1, 2]), ("split.train_end", ["2019/07/01", "2019-07-02"])]
+
+
 def test_compare_writes_an_undefined_interval_and_dsr_as_undefined(tmp_path):
     """Too few active days leave the Sharpe interval and the DSR NaN: the table says
     "undefined" (not "[nan, nan]"), the CSV keeps the NaN."""

@@ -430,6 +430,33 @@ def test_settings_that_change_no_result_are_not_another_trial(tmp_path, host):
         ("ppo.checkpoint_every", 10, 5)]
 
 
+def test_one_split_date_typed_several_ways_is_one_trial(tmp_path, host):
+    """Trial X: ``2019/07/01``, ``2019-07-01T00:00`` and ``2019-07-01`` split the bars at the same
+    instant, yet hashed as typed they made an identical run one more trial for the deflated
+    Sharpe ratio's N (and a "difference" in compare). The hash takes the date in one spelling;
+    the spelling most typed is its own, so configurations that use it hash as before."""
+    from exitcore.config import canonical_split_time
+    from exitcore.experiments import config_diff, hash_config
+
+    file = write(tmp_path, BASE)
+    spellings = ["2019-07-01", "2019/07/01", "2019-07-01T00:00", "2019-07-01 00:00:00", "2019-07-01T02:00+02:00"]
+    resolved = [resolve(file, "v4", host, overrides=[f'split.train_end="{t}"']) for t in spellings]
+    assert {r.config.split.train_end for r in resolved} == set(spellings)  # kept as typed (config.toml, show)
+    assert len({r.config_hash() for r in resolved}) == 1
+    assert resolved[0].config_hash() == hash_config(resolved[0].to_dict(), typed_dates=True)  # as before
+    assert hash_config(resolved[1].to_dict(), typed_dates=True) != resolved[1].config_hash()  # as recorded before
+    assert config_diff(resolved[0].to_dict(), resolved[1].to_dict()) == []
+    # another instant is another split: another trial, and a difference
+    later = resolve(file, "v4", host, overrides=['split.train_end="2019-07-01T00:01"'])
+    assert later.config_hash() != resolved[0].config_hash()
+    assert config_diff(resolved[0].to_dict(), later.to_dict()) == [("split.train_end", "2019-07-01", "2019-07-01T00:01")]
+    both = resolve(file, "v4", host, overrides=['split.train_end="2019/07"', 'split.validation_end="2020-01-01T12:00:00"'])
+    assert both.config_hash() == resolve(file, "v4", host, overrides=[
+        'split.train_end="2019-07-01"', 'split.validation_end="2020-01-01T12:00"']).config_hash()
+    assert [canonical_split_time(t) for t in ("2019", "2019-07-01T12:00:30", "", "not a date")] == [
+        "2019-01-01", "2019-07-01T12:00:30", "", "not a date"]
+
+
 def test_split_fractions_over_one_show_every_fraction(tmp_path, host):
     file = write(tmp_path, BASE)
     with pytest.raises(ConfigError) as exc:

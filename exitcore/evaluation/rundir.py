@@ -598,7 +598,9 @@ def _check_not_edited(run_dir: Path, frozen: dict[str, Any], resolved: Any) -> N
     # hashed it without them (resume compares the configurations key by key); before run.json
     # recorded the operational settings, the hash took them as they were, and checks them so
     legacy = not isinstance(kept, dict)
-    if recorded in {hash_config(data, operational=legacy) for data in (plain, restricted_to(plain, frozen))}:
+    # and before split dates were hashed in one spelling, as typed (typed_dates)
+    if recorded in {hash_config(data, operational=legacy, typed_dates=typed)
+                    for data in (plain, restricted_to(plain, frozen)) for typed in (False, True)}:
         return
     now = hash_config(plain, operational=True) if legacy else resolved.config_hash()  # by the rule recorded
     raise RunDirError(f"{path} was edited after the run: its configuration hashes to {now}, "

@@ -285,6 +285,31 @@ def test_an_edited_operational_setting_is_an_edit_though_the_hash_leaves_it_out(
         resolve_run(run_dir, host)  # bf16 trains another policy: in the hash
 
 
+def test_a_run_recorded_with_a_split_date_hashed_as_typed_still_resolves(runs):
+    """Split dates are hashed in one spelling since 2026-11-30; a run recorded before with
+    ``2016/01/05`` carries the hash of the date as typed, and is no edited configuration (audit
+    and resume read it). Another date in its config.toml still is one."""
+    from evalkit import host as make_host
+
+    from exitcore.evaluation.rundir import RunDirError, resolve_run
+    from exitcore.experiments import hash_config
+
+    runs_dir, run_id = runs
+    run_dir = runs_dir / run_id
+    host = make_host()
+    text = (run_dir / "config.toml").read_text()
+    assert 'train_end = ""' in text
+    (run_dir / "config.toml").write_text(text.replace('train_end = ""', 'train_end = "2016/01/05"', 1))
+    # as this run.json (no "operational" settings) was recorded: every setting as it was, the date as typed
+    typed = hash_config(_resolved_anyway(run_dir, host), operational=True, typed_dates=True)
+    _edit_json(run_dir / "run.json", lambda d: d.update(config_hash=typed))
+    old = resolve_run(run_dir, host)
+    assert old.config.split.train_end == "2016/01/05" and old.config_hash() != typed  # one spelling now
+    (run_dir / "config.toml").write_text(text.replace('train_end = ""', 'train_end = "2016/01/06"', 1))
+    with pytest.raises(RunDirError, match="config.toml was edited after the run"):
+        resolve_run(run_dir, host)
+
+
 def _resolved_anyway(run_dir, host):
     """The frozen file resolved without the edit check (what a newer exitcore fills in)."""
     from exitcore.evaluation.rundir import read_config

@@ -31,8 +31,14 @@ match the hooks below, and expose it through the ``exitcore`` entry-point group:
 Rules every hook shares:
 
 * **Hooks run at build time.** ``register_*`` hooks run once when the plugin host starts; the
-  ``build`` functions they register run once per experiment. Nothing is dispatched per
-  environment step: the step calls only the plain batched tensor functions ``build`` returned.
+  ``build`` functions they register run whenever components are built: twice before a run
+  trains (the run's components and a fresh set for its first-steps check), again for each
+  walk-forward window, and about four times per decision the look-ahead audit samples (it
+  rebuilds features, masks, guards and the entry strategy on truncated and poisoned bars: some
+  260 builds at the default 64 decisions). Keep ``build`` cheap, or cache what is costly by
+  its inputs' values (an audit must see each build compute from the bars it is given).
+  Nothing is dispatched per environment step: the step calls only the plain batched tensor
+  functions ``build`` returned.
   Those functions must not loop over environments in Python, must not synchronise with the
   device (no ``.item()``, no ``.cpu()``), and must return tensors on ``ctx.device``.
 * **Keep the entry-point module light.** It is imported for every CLI command, ``--help``
@@ -75,7 +81,8 @@ Register = Callable[..., None]
 def register_reward_terms(register: Register) -> None:
     """Register reward terms: ``register(name, build, params=None, description="")``.
 
-    ``build(params, ctx: BuildContext) -> term`` is called once per experiment and returns
+    ``build(params, ctx: BuildContext) -> term`` is called when components are built (see the
+    rules above) and returns
     ``term(before: EnvState, action: Tensor[N] long, after: EnvState) -> Tensor[N]``, called on
     every step. ``before`` is the state at the decision (its ``bar`` is the decision bar),
     ``action`` the action actually executed (after exit guards turned blocked actions into
@@ -120,8 +127,9 @@ def register_action_masks(register: Register) -> None:
     ``build(params, ctx: BuildContext) -> mask`` returns
     ``mask(state: EnvState) -> Tensor[N, A] bool`` where ``True`` means *allowed* and
     ``A = len(Action)``. Masks of all listed components are ANDed and ``HOLD`` is always
-    allowed, so no row is ever empty; a component that returns a row with nothing allowed is
-    still reported on the first step, naming it, because it almost certainly has a bug. A
+    allowed, so no row is ever empty; a component that returns a row with nothing allowed, or
+    with ``HOLD`` forbidden (a mask cannot force an exit: ``HOLD`` would be allowed there
+    anyway), is refused on the first step, naming it, because it almost certainly has a bug. A
     masked action's logit is set to a large negative value before sampling (the research
     log's v4), and the mask that sampled an action is stored in the rollout so PPO's ratio is
     computed under the same mask. Masks, like guards, may read only bars ``<= state.bar``.

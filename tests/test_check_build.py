@@ -61,6 +61,12 @@ class _Brittle:
 
         register("slope", slope)
 
+        def nan_late(params, ctx):  # NaN from the third decision on: the first step's check saw none
+            return FeatureSpec(("late",), 0, lambda market, state: torch.where(
+                state.k >= 2, torch.nan, 0.0).to(torch.float32)[:, None])
+
+        register("nan_late", nan_late)
+
     @hookimpl
     def register_action_masks(self, register):
         def batch_z(params, ctx):
@@ -148,6 +154,13 @@ class _Brittle:
             return lambda before, action, after: after.upnl * 0.0 * scale
         register("draws_in_build", draws_in_build)
 
+        def nan_on_partial(params, ctx):
+            def term(before, action, after):  # NaN only where a partial exit was executed (review AH)
+                return torch.where(after.action == PARTIAL_EXIT, torch.nan, 0.0).to(torch.float32)
+            return term
+
+        register("nan_on_partial", nan_on_partial)
+
     @hookimpl
     def register_evaluators(self, register):
         def build(params, ctx):
@@ -214,6 +227,12 @@ masks = [{ name = "batch_z" }]
 [experiments.draws]
 extends = "v4_no_lookahead"
 rewards = [{ name = "pnl" }, { name = "draws_in_build" }]
+[experiments.late_nan_reward]
+extends = "v4_no_lookahead"
+rewards = [{ name = "pnl" }, { name = "nan_on_partial" }]
+[experiments.late_nan_feature]
+extends = "v4_no_lookahead"
+features = [{ name = "price_window" }, { name = "nan_late" }]
 [experiments.wf_too_many]
 extends = "v4_no_lookahead"
 eval = { walk_forward = 200 }
@@ -255,7 +274,23 @@ def test_reward_terms_whose_sum_is_beyond_float32_are_found(checked, name, term)
     assert "beyond float32, the step's reward type" in problem
 
 
+@pytest.mark.parametrize("name, words", [
+    ("late_nan_reward", "reward term 'nan_on_partial' from _Brittle (no distribution) returned "),
+    ("late_nan_feature", "feature 'nan_late' from _Brittle (no distribution) returned "),
+])
+def test_an_output_gone_non_finite_after_the_first_step_is_found(checked, name, words):
+    """Outputs were checked on the first step only, so a reward term returning NaN for a partial
+    exit (which v4's guard first lets through some decisions in) or a feature gone NaN at the
+    third decision passed `check --build` and failed the run in its first update: a failed trial
+    (review AH, trial Y). The sweep checks every step."""
+    file, host = checked
+    problem = _build_and_step(file, name, host)
+    assert problem is not None and words in problem and "non-finite value(s) (NaN or Inf)" in problem, problem
+
+
 @pytest.mark.parametrize("name, words", [("guard_signature", "exit guard 'one_argument' from _Brittle"),
+                                         ("late_nan_reward", "reward term 'nan_on_partial' from _Brittle"),
+                                         ("late_nan_feature", "feature 'nan_late' from _Brittle"),
                                          ("huge_reward", "beyond float32, the step's reward type"),
                                          ("overflowing_weight", "beyond float32, the step's reward type")])
 def test_a_run_refuses_a_component_failing_at_its_first_steps_before_recording_anything(checked, tmp_path, name, words):

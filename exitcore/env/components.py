@@ -152,8 +152,11 @@ def check_tensor(
     dtypes: tuple[torch.dtype, ...],
     device: torch.device,
     finite: bool = True,
+    rows: torch.Tensor | None = None,
 ) -> None:
-    """Raise :class:`PluginError` naming ``what`` unless ``value`` is the expected tensor."""
+    """Raise :class:`PluginError` naming ``what`` unless ``value`` is the expected tensor;
+    with ``rows`` (a bool mask of the live rows), finiteness is asked of those rows only (a
+    finished trade's row is stepped but never learned from or evaluated)."""
     if not isinstance(value, torch.Tensor):
         raise PluginError(f"{what} returned {type(value).__name__}, expected a tensor of shape {tuple(shape)}")
     if tuple(value.shape) != tuple(shape):
@@ -163,8 +166,11 @@ def check_tensor(
         raise PluginError(f"{what} returned dtype {str(value.dtype).replace('torch.', '')}, expected {expected}")
     if value.device.type != device.type:
         raise PluginError(f"{what} returned a tensor on {value.device}, expected {device}")
-    if finite and value.dtype.is_floating_point and not bool(torch.isfinite(value).all()):
-        bad = int((~torch.isfinite(value)).sum())
+    if finite and value.dtype.is_floating_point:
+        judged = value if rows is None else value[rows]
+        if bool(torch.isfinite(judged).all()):
+            return
+        bad = int((~torch.isfinite(judged)).sum())
         raise PluginError(f"{what} returned {bad} non-finite value(s) (NaN or Inf)")
 
 
@@ -216,16 +222,17 @@ def check_untouched(before: dict[str, Any], states: Sequence[Any], what: str) ->
                               "every component and the engine; compute on a copy")
 
 
-def check_mask_rows(mask: torch.Tensor, what: str) -> None:
-    """A mask component must leave HOLD allowed in every row: HOLD is always allowed, so a mask
-    that forbids it (to force an exit, say) would be silently overridden and not do what its
-    author meant."""
-    empty = ~mask.any(dim=1)
+def check_mask_rows(mask: torch.Tensor, what: str, rows: torch.Tensor | None = None) -> None:
+    """A mask component must leave HOLD allowed in every row (``rows``: every live row, a bool
+    mask): HOLD is always allowed, so a mask that forbids it (to force an exit, say) would be
+    silently overridden and not do what its author meant."""
+    live = torch.ones(mask.shape[0], dtype=torch.bool, device=mask.device) if rows is None else rows
+    empty = ~mask.any(dim=1) & live
     if bool(empty.any()):
         rows = torch.nonzero(empty).flatten()[:5].tolist()
         raise PluginError(f"{what} allowed no action at all in {int(empty.sum())} row(s) (e.g. env {rows}); "
                           f"HOLD must stay allowed")
-    no_hold = ~mask[:, Action.HOLD]
+    no_hold = ~mask[:, Action.HOLD] & live
     if bool(no_hold.any()):
         rows = torch.nonzero(no_hold).flatten()[:5].tolist()
         raise PluginError(f"{what} forbade HOLD in {int(no_hold.sum())} row(s) (e.g. env {rows}): HOLD is always "

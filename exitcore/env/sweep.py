@@ -125,6 +125,7 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
     """
     from exitcore.actions import HOLD, N_ACTIONS
 
+    env.check_every_step()  # a term may fail only at a later decision (the first partial exit)
     rows = torch.arange(env.n_envs, device=env.device)
     untried = set(range(N_ACTIONS))  # never sampled: the guards have not seen it
     unexecuted = set(range(N_ACTIONS))  # never executed (a guard blocked it): the reward terms have not
@@ -163,7 +164,7 @@ def first_steps(assembled: Any, n_trades: int = FIRST_TRADES) -> None:
         fresh = attrs.evolve(assembled, components=components)
         env = fresh.make_env(valid, auto_reset=False)
         _obs, mask = env.reset(seed=0)
-        step_every_action(env, mask, max_steps=8)
+        step_every_action(env, mask)
 
 
 @contextlib.contextmanager

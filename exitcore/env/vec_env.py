@@ -137,6 +137,7 @@ class VecExitEnv:
         self._key = sampling.new_key(seed, self.device)  # the trade draws' stream (exitcore/env/sampling.py)
         self._env_offsets = sampling.env_offsets(self.n_envs, self.device)
         self._checked = False
+        self._check_every_step = False  # see check_every_step
         self._component_codes = component_codes(components)
         # The first compiled steps are also run eagerly and compared (exitcore/env/compile_check.py).
         self._compile_checks_left = COMPILE_CHECK_STEPS
@@ -176,6 +177,15 @@ class VecExitEnv:
         self._graph_wanted = enabled and self._packed and self._compiled_core is not None and self.device.type == "cuda"
         self._step_graph = None
         return self._graph_wanted
+
+    def check_every_step(self) -> None:
+        """Check the components' outputs on every step, not only the first: shapes, dtypes,
+        finiteness and mask rows of the live rows, the state left untouched, the weighted reward
+        within float32. For the sweeps of ``experiments check --build`` and ``exitcore run``
+        (:mod:`exitcore.env.sweep`): a reward term that returns NaN only for a partial exit, first
+        executed some decisions in, is refused there, not in training. Steps run eagerly."""
+        self._check_every_step = True
+        self._checked = False
 
     def skip_first_step_checks(self) -> None:
         """Step without checking the components' outputs on the first step (shapes, dtypes,
@@ -313,7 +323,8 @@ class VecExitEnv:
                 kept = snapshot(state, market=self.market)
                 parts.append(f.fn(self.market, state))
                 check_untouched(kept, [state], f"feature {f.label()}")
-                check_tensor(parts[-1], f"feature {f.label()}", (state.n, len(spec.names)), (torch.float32,), self.device)
+                check_tensor(parts[-1], f"feature {f.label()}", (state.n, len(spec.names)), (torch.float32,), self.device,
+                             rows=~state.done)
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def action_mask(self, state: EnvState | None = None) -> torch.Tensor:
@@ -332,7 +343,7 @@ class VecExitEnv:
             if kept is not None:
                 check_untouched(kept, [state], f"action mask {mk.label()}")
                 check_tensor(out, f"action mask {mk.label()}", (state.n, N_ACTIONS), (torch.bool,), self.device)
-                check_mask_rows(out, f"action mask {mk.label()}")
+                check_mask_rows(out, f"action mask {mk.label()}", rows=~state.done)
             allowed = allowed & out
             outs.append(out)
         empty = ~allowed.any(dim=1)
@@ -400,7 +411,7 @@ class VecExitEnv:
         if self.auto_reset:
             self._key = key
         self._stats.add(*stats_delta)
-        self._checked = True
+        self._checked = not self._check_every_step
         return obs, mask, reward, done
 
     @property
@@ -631,11 +642,12 @@ class VecExitEnv:
             r = term.fn(before, after.action, after)
             if kept is not None:
                 check_untouched(kept, [before, after], f"reward term {term.label()}")
-                check_tensor(r, f"reward term {term.label()}", (before.n,), (torch.float32, torch.float64), self.device)
+                check_tensor(r, f"reward term {term.label()}", (before.n,), (torch.float32, torch.float64), self.device,
+                             rows=~before.done)
             total = total + term.weight * r
         if not self._checked:  # the step's reward is float32: finite terms can sum beyond it (1e300),
             # or overflow on their own weight (a float32 term times 1e39 is inf before the sum)
-            big = ~torch.isfinite(total.to(torch.float32))
+            big = ~torch.isfinite(total.to(torch.float32)) & ~before.done
             if bool(big.any()):
                 terms = ", ".join(term.label() for term in self.components.rewards)
                 raise PluginError(f"the reward terms ({terms}) sum, weighted, to {float(total[big][0]):.6g} at "

@@ -1071,26 +1071,47 @@ def _structure_params(
             return None, False
         return None, True
     try:
-        return converter.structure(params, comp.params), True
+        structured = converter.structure(params, comp.params)
     except Exception as exc:  # noqa: BLE001
         for sub_rel, msg in locate_problems(exc, rel, comp.params, origin=lambda r: value_origin(layers, r)):
-            if msg == "required key is missing" and sub_rel.startswith(rel + "."):
+            key = sub_rel[len(rel) + 1:].split(".")[0].split("[")[0] if sub_rel.startswith(rel + ".") else None
+            if msg == "required key is missing" and key is not None:
                 problems.append(_missing_param(comp, sub_rel, name_rel, layers, leaf))
+            elif key is not None and key not in params:  # the params class's own default, refused
+                problems.append(_missing_param(comp, f"{rel}.{key}", name_rel, layers, leaf, refused=msg))
             else:
                 problems.append((origin_of(layers, sub_rel, leaf), msg))
         return None, False
+    # Once more from the plain values a run freezes in config.toml: a default the converter
+    # would have read otherwise (`ratio: float = 1` reads back as 1.0) must be the value used
+    # and hashed now, or the frozen file would hash otherwise and its run be refused as edited
+    # (trial Y); a default the converter refuses (`n: int = "3"`) is the plugin's error.
+    try:
+        return converter.structure(unstructure(structured), comp.params), True
+    except Exception as exc:  # noqa: BLE001
+        for sub_rel, msg in locate_problems(exc, rel, comp.params):
+            problems.append((origin_of(layers, name_rel, leaf),
+                             f"{comp.kind.value.replace('_', ' ')} {comp.name!r}: the default of its parameter "
+                             f"{sub_rel[len(rel) + 1:] or sub_rel!r} is not a valid value ({msg}): a bug in the "
+                             f"plugin's params class ({comp.params.__qualname__}); set it explicitly meanwhile"))
+        return None, False
 
 
-def _missing_param(comp: Component, rel: str, name_rel: str, layers: Sequence[Layer], leaf: str) -> tuple[str, str]:
+def _missing_param(comp: Component, rel: str, name_rel: str, layers: Sequence[Layer], leaf: str,
+                   refused: str = "") -> tuple[str, str]:
     """``(where, message)`` for the required parameter at ``rel`` that no layer set (see
-    :func:`_structure_params`)."""
+    :func:`_structure_params`); ``refused``: it has a default, which its params class refuses
+    (the message why: a plugin's way to make a parameter required, HistData's ``timezone``)."""
     what = f"{comp.kind.value.replace('_', ' ')} {comp.name!r}"
     key = rel.rsplit(".", 1)[-1]
     named = value_origin(layers, name_rel)
     own = max((i for i, layer in enumerate(layers) if layer.label == leaf), default=len(layers))
+    default = f" (its default is refused: {refused})" if refused else ""
     if named is None or named[0] <= own:
         at = origin_of(layers, rel, leaf)
         by = f" (named at {origin_of(layers, name_rel, leaf)})" if named else " (the default)"
+        if refused:
+            return at, f"not set: {what}{by} needs {key!r}{default}"
         return at, f"required key is missing: {what}{by} needs {key!r}"
     label = layers[named[0]].label
     if label.startswith("--set"):
@@ -1101,7 +1122,7 @@ def _missing_param(comp: Component, rel: str, name_rel: str, layers: Sequence[La
         hint = f"add it to --data as ?{key}=..."
     else:
         hint = f"set {label}{rel}"
-    return origin_of(layers, name_rel, leaf), f"{what} needs the parameter {key!r}, which is not set: {hint}"
+    return origin_of(layers, name_rel, leaf), f"{what} needs the parameter {key!r}, which is not set{default}: {hint}"
 
 
 

@@ -89,6 +89,33 @@ class _LevelParams:
     anything: Any = 0.0  # not a float field: not checked
 
 
+@attrs.frozen
+class _SloppyDefaults:
+    """Defaults as plugin authors write them: an int for a float, a string for an int, one its
+    own validator refuses (a required parameter)."""
+
+    ratio: float = 1
+    scales: dict[str, float] = attrs.field(factory=lambda: {"x": 1})
+
+
+@attrs.frozen
+class _WrongDefault:
+    n: int = "3"  # type: ignore[assignment]
+
+
+@attrs.frozen
+class _RequiredByValidator:
+    n: int = attrs.field(default=-1, validator=positive_int)
+
+
+class _SloppyPlugin:
+    @hookimpl
+    def register_exit_guards(self, register):
+        register("sloppy", lambda p, ctx: None, params=_SloppyDefaults)
+        register("wrong_default", lambda p, ctx: None, params=_WrongDefault)
+        register("needs_n", lambda p, ctx: None, params=_RequiredByValidator)
+
+
 @pytest.fixture
 def host(make_host):
     return make_host(_CorePlugin(), exitcore_rewards, exitcore_guards, exitcore_masks, exitcore_features)
@@ -455,6 +482,55 @@ def test_one_split_date_typed_several_ways_is_one_trial(tmp_path, host):
         'split.train_end="2019-07-01"', 'split.validation_end="2020-01-01T12:00"']).config_hash()
     assert [canonical_split_time(t) for t in ("2019", "2019-07-01T12:00:30", "", "not a date")] == [
         "2019-01-01", "2019-07-01T12:00:30", "", "not a date"]
+
+
+def test_a_plugin_default_is_used_and_hashed_as_its_frozen_file_reads_it_back(tmp_path, make_host):
+    """Trial Y: `ratio: float = 1` was written as `ratio = 1` into config.toml and hashed so; the
+    file read back gives 1.0, another hash, and the run was refused as "edited" by audit,
+    resume and --from; the same setting written by the user (1.0) was another trial. The
+    default now takes the value the file reads back."""
+    import tomllib
+
+    host = make_host(_CorePlugin(), exitcore_rewards, exitcore_guards, exitcore_masks, exitcore_features, _SloppyPlugin())
+    file = write(tmp_path, BASE)
+    defaulted = resolve(file, "v4", host, overrides=['guards=[{name="sloppy"}]'])
+    params = defaulted.guards[0].params
+    assert params.ratio == 1.0 and isinstance(params.ratio, float) and isinstance(params.scales["x"], float)
+    written = resolve(file, "v4", host, overrides=['guards=[{name="sloppy", params={ratio=1.0, scales={x=1.0}}}]'])
+    assert written.config_hash() == defaulted.config_hash()
+    frozen = tomllib.loads(defaulted.to_toml())["experiment"]
+    assert frozen["guards"][0]["params"] == {"ratio": 1.0, "scales": {"x": 1.0}}
+    assert isinstance(frozen["guards"][0]["params"]["ratio"], float)
+
+
+def test_a_plugin_default_its_class_refuses_is_the_plugin_s_or_a_required_parameter(tmp_path, make_host):
+    """Trial Y: a default the converter refuses (`n: int = "3"`) was accepted and handed to
+    build as a string; one its validator refuses (a way to make a parameter required) was
+    reported as "got -1" at a key the user never wrote, in exitcore's shipped file when the
+    component came from --set."""
+    host = make_host(_CorePlugin(), exitcore_rewards, exitcore_guards, exitcore_masks, exitcore_features, _SloppyPlugin())
+    file = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host, overrides=['guards=[{name="wrong_default"}]'])
+    assert exc.value.problems == [("--set guards", "guard 'wrong_default': the default of its parameter 'n' is "
+                                                   "not a valid value (expected an integer, got '3'): a bug in the "
+                                                   "plugin's params class (_WrongDefault); set it explicitly meanwhile")]
+    assert resolve(file, "v4", host, overrides=['guards=[{name="wrong_default", params={n=3}}]']).guards[0].params.n == 3
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host, overrides=['guards=[{name="needs_n"}]'])
+    assert exc.value.problems == [("--set guards", "guard 'needs_n' needs the parameter 'n', which is not set "
+                                                   "(its default is refused: expected a positive integer, got -1): "
+                                                   "add --set guards[0].params.n=...")]
+    (tmp_path / "experiments.toml").write_text(textwrap.dedent(BASE) + textwrap.dedent("""
+        [experiments.mine]
+        extends = "v4_no_lookahead"
+        guards = [{ name = "needs_n" }]
+        """))
+    with pytest.raises(ConfigError) as exc:
+        resolve(load_file(tmp_path / "experiments.toml"), "mine", host)
+    assert exc.value.problems == [("experiments.mine.guards[0].params.n", "not set: guard 'needs_n' (named at "
+                                   "experiments.mine.guards[0].name) needs 'n' (its default is refused: expected a "
+                                   "positive integer, got -1)")]
 
 
 def test_split_fractions_over_one_show_every_fraction(tmp_path, host):

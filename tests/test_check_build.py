@@ -162,6 +162,19 @@ class _Brittle:
         register("nan_on_partial", nan_on_partial)
 
     @hookimpl
+    def register_policies(self, register):
+        class ValueAsColumn(torch.nn.Module):  # value [B, 1] instead of [B] (trial Y)
+            def __init__(self, obs_dim, n_actions):
+                super().__init__()
+                self.net = torch.nn.Linear(obs_dim, n_actions + 1)
+
+            def forward(self, obs):
+                out = self.net(obs)
+                return out[:, :-1], out[:, -1:]
+
+        register("value_as_column", lambda params, ppo, obs_dim, n_actions: ValueAsColumn(obs_dim, n_actions))
+
+    @hookimpl
     def register_evaluators(self, register):
         def build(params, ctx):
             raise ValueError("needs a benchmark file")
@@ -233,6 +246,9 @@ rewards = [{ name = "pnl" }, { name = "nan_on_partial" }]
 [experiments.late_nan_feature]
 extends = "v4_no_lookahead"
 features = [{ name = "price_window" }, { name = "nan_late" }]
+[experiments.bad_policy]
+extends = "v4_no_lookahead"
+ppo = { policy = "value_as_column" }
 [experiments.wf_too_many]
 extends = "v4_no_lookahead"
 eval = { walk_forward = 200 }
@@ -290,6 +306,7 @@ def test_an_output_gone_non_finite_after_the_first_step_is_found(checked, name, 
 
 @pytest.mark.parametrize("name, words", [("guard_signature", "exit guard 'one_argument' from _Brittle"),
                                          ("late_nan_reward", "reward term 'nan_on_partial' from _Brittle"),
+                                         ("bad_policy", "policy 'value_as_column' from _Brittle"),
                                          ("late_nan_feature", "feature 'nan_late' from _Brittle"),
                                          ("huge_reward", "beyond float32, the step's reward type"),
                                          ("overflowing_weight", "beyond float32, the step's reward type")])

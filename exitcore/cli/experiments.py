@@ -214,23 +214,12 @@ def _build_evaluators(resolved, assembled) -> None:
 
 
 def _policy_problem(resolved, obs, path: str) -> str | None:
-    """Build the experiment's policy (which checks its contract on a dummy batch) and pass the
-    first real observations through it: what `run` would otherwise find only after loading and
-    assembling, in a run recorded as a failed trial."""
-    import torch
-
-    from exitcore.errors import ExitcoreError, describe_exception
-    from exitcore.actions import N_ACTIONS
-    from exitcore.ppo.policy import build_policy
+    """:func:`~exitcore.ppo.policy.check_policy_on` as a problem at ``path``, or None."""
+    from exitcore.errors import ExitcoreError
+    from exitcore.ppo.policy import check_policy_on
 
     try:
-        policy = build_policy(resolved.policy, resolved.config.ppo, obs.shape[1], N_ACTIONS, resolved.policy_params)
-        with torch.no_grad():
-            logits, value = policy(obs[:256].to(next((p.device for p in policy.parameters()), obs.device)))
+        check_policy_on(resolved, obs)
     except ExitcoreError as exc:
         return f"{path}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - the policy's own code failed on real observations
-        return f"{path}: policy {resolved.policy.name!r} from {resolved.policy.origin} failed on the first observations: {describe_exception(exc)}"
-    if not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(value).all())):
-        return f"{path}: policy {resolved.policy.name!r} from {resolved.policy.origin} returned NaN or inf for the first observations"
     return None

@@ -147,10 +147,11 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
 
 def first_steps(assembled: Any, n_trades: int = FIRST_TRADES) -> None:
     """Sweep the first ``n_trades`` fillable trades (:func:`step_every_action`) on components
-    built afresh for it, with every global random generator (torch's, numpy's, Python's) as it
-    was: the components training uses, and any generator or state they keep, are untouched, so
-    the run's numbers are the same as without the sweep. Raises the
-    :class:`~exitcore.errors.PluginError` of a component that fails."""
+    built afresh for it, and pass their first observations through the experiment's policy
+    built afresh (:func:`~exitcore.ppo.policy.check_policy_on`), with every global random generator (torch's, numpy's, Python's) as it was: the components training
+    uses, and any generator or state they keep, are untouched, so the run's numbers are the
+    same as without the sweep. Raises the :class:`~exitcore.errors.PluginError` of a component
+    or policy that fails."""
     import attrs
 
     from exitcore.env.components import build_components
@@ -163,7 +164,11 @@ def first_steps(assembled: Any, n_trades: int = FIRST_TRADES) -> None:
         components = build_components(assembled.resolved, assembled.ctx, exact_write_check=False)
         fresh = attrs.evolve(assembled, components=components)
         env = fresh.make_env(valid, auto_reset=False)
-        _obs, mask = env.reset(seed=0)
+        obs, mask = env.reset(seed=0)
+        # a policy that breaks its contract: refused here, not in a run recorded as a failed trial
+        from exitcore.ppo.policy import check_policy_on
+
+        check_policy_on(assembled.resolved, obs)
         step_every_action(env, mask)
 
 

@@ -110,6 +110,29 @@ def build_policy(component: Any, ppo: Any, obs_dim: int, n_actions: int, params:
     return policy
 
 
+def check_policy_on(resolved: Any, obs: Tensor) -> None:
+    """Build the experiment's policy (:func:`build_policy`, which checks its contract on a dummy
+    batch) and pass ``obs``, real first observations, through it; raise
+    :class:`PluginError` naming the policy and its plugin when either fails or the outputs are
+    not finite. ``experiments check --build`` and a run's first-steps check call it, so a broken
+    policy is refused before a run is recorded (a failed run is a trial). Draws from torch's
+    global generator (the initialisation): a caller that must not shift it keeps its state."""
+    from exitcore.actions import N_ACTIONS
+    from exitcore.errors import ExitcoreError
+
+    where = f"policy {resolved.policy.name!r} from {resolved.policy.origin}"
+    policy = build_policy(resolved.policy, resolved.config.ppo, obs.shape[1], N_ACTIONS, resolved.policy_params)
+    try:
+        with torch.no_grad():
+            logits, value = policy(obs[:256].to(next((p.device for p in policy.parameters()), obs.device)))
+    except ExitcoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the policy's own code failed on real observations
+        raise PluginError(f"{where} failed on the first observations: {describe_exception(exc)}") from exc
+    if not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(value).all())):
+        raise PluginError(f"{where} returned NaN or inf for the first observations")
+
+
 def _check_rows_independent(policy: nn.Module, obs_dim: int, device: torch.device, where: str) -> None:
     """Raise :class:`PluginError` when, in training mode, a row's output depends on the other
     rows of the batch (a BatchNorm in training mode): the update passes a minibatch through

@@ -208,7 +208,9 @@ def register_evaluators(register: Register) -> None:
     policy's ledger on it (sampled RL seeds and the baseline exits), the training split's
     ledgers (in-sample), the best baseline chosen on the training split, the run registry's
     trial count, the trained policy and a ``rebuild(bars)`` handle for audits. The returned
-    dict must be JSON-serialisable (NaN and infinity allowed) and is stored in the run's
+    dict must be JSON-serialisable (NaN and infinity allowed; numpy values and arrays become
+    numbers and lists, a pandas Series ``{label: value}``, a DataFrame ``{column: {label:
+    value}}``; a set or another object is an error naming the evaluator) and is stored in the run's
     ``results.json`` as ``["evaluators"][name]``; a top-level ``"verdict"`` of ``PASS``,
     ``SUSPECT`` or ``FAIL`` counts as an audit verdict (the worst one is the run's; ``None`` or
     no key: no verdict; any other value is an error naming the evaluator). The run's messages

@@ -43,6 +43,10 @@ def to_jsonable(obj: Any, default: Callable[[Any], Any] | None = None) -> Any:
         return [to_jsonable(v, default) for v in obj]
     if isinstance(obj, (dt.datetime, dt.date)):
         return obj.isoformat()
+    # a pandas Series or DataFrame keeps its labels ({label: value}; a frame {column: {label:
+    # value}}): as a bare list (tolist) an evaluator's per-exit-reason means lost their names
+    if hasattr(obj, "index") and callable(getattr(obj, "to_dict", None)):
+        return to_jsonable(obj.to_dict(), default)
     # numpy scalars and arrays, without importing numpy
     if hasattr(obj, "tolist") and callable(obj.tolist):
         return to_jsonable(obj.tolist(), default)

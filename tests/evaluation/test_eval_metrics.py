@@ -325,6 +325,16 @@ def test_metrics_are_strict_json_with_explicit_non_finite_values():
     assert back["n_trades"] == 1 and back["label"] == "TEST (out-of-sample)"
 
 
+def test_a_pandas_series_or_frame_keeps_its_labels_in_json():
+    """Trial Y: an evaluator's `ledger.groupby("exit_reason")["pnl"].mean()` was written as a bare
+    list (tolist), its numbers no longer matched to their exit reasons."""
+    by_reason = pd.Series([0.5, -0.25], index=pd.Index(["stop", "agent"], name="exit_reason"))
+    assert json.loads(jsonable.dumps({"by_reason": by_reason})) == {"by_reason": {"stop": 0.5, "agent": -0.25}}
+    frame = pd.DataFrame({"n": [3, 1], "pnl": [math.nan, 1.0]}, index=["stop", "agent"])
+    assert json.loads(jsonable.dumps(frame)) == {"n": {"stop": 3, "agent": 1}, "pnl": {"stop": "NaN", "agent": 1.0}}
+    assert json.loads(jsonable.dumps(np.array([1.5, 2.0]))) == [1.5, 2.0]  # arrays have no labels: lists
+
+
 def test_jsonable_default_and_iso_time():
     """``default`` converts what JSON has no type for (the CLI's ``plugins --json`` writes its
     text), inside containers too; :func:`jsonable.iso_time` is the CLI's one time format."""

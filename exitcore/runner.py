@@ -55,6 +55,7 @@ from exitcore.resume import (
     resume_request,
     resumed_twice,
 )
+from exitcore.stop_signals import STOP_SIGNALS
 from exitcore.words import command, plural
 
 
@@ -970,13 +971,13 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
 
 @contextlib.contextmanager
 def stop_signals_ignored() -> Iterator[None]:
-    """Ctrl-C and SIGTERM ignored inside (main thread only; restored after): a run that is
+    """Ctrl-C, SIGTERM and SIGHUP ignored inside (main thread only; restored after): a run that is
     already stopping records itself as interrupted, and a second Ctrl-C pressed meanwhile must
     not cut that short, or the run's resume command is never printed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, *STOP_SIGNALS)}
     try:
         yield
     finally:
@@ -988,20 +989,26 @@ def stop_signals_ignored() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while training (a killed job still checkpoints) and evaluating."""
+    """Treat SIGTERM and SIGHUP (:data:`~exitcore.stop_signals.STOP_SIGNALS`) like Ctrl-C while
+    training (a killed job, or one whose terminal closed, still checkpoints) and evaluating; one
+    ignored when the run started (``nohup``) stays ignored."""
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        old = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+        for signum, was in old.items():
+            if was is not signal.SIG_IGN:
+                signal.signal(signum, handler)
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for signum, was in old.items():
+            signal.signal(signum, was if was is not None else signal.SIG_DFL)
 
 
 def _network(ppo: Any) -> str:

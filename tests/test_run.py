@@ -652,11 +652,13 @@ def test_resume_continues_the_frozen_configuration_without_the_experiments_file(
     assert info["lineage"] == ["v1", "v2_exit_guards", "v4_no_lookahead", "mine"]
 
 
-def test_sigterm_while_training_checkpoints_and_marks_the_run_interrupted(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_while_training_checkpoints_and_marks_the_run_interrupted(tmp_path, signum):
+    """SIGHUP (the terminal closed) as SIGTERM: it killed the run outright, 129 (trial Z)."""
     runs = tmp_path / "runs"
     proc = exitcore("run", "v4", *SMOKE, "--set", "ppo.total_timesteps=1000000", "--json", runs=runs, wait=False)
     run_dir = wait_for_training(runs, proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     (row,) = registry_rows(runs)

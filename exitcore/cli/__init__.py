@@ -232,14 +232,18 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def sigterm_as_ctrl_c() -> None:
-    """SIGTERM (``kill``, ``timeout``, a job scheduler) stops every command as Ctrl-C does:
-    a file being written is removed rather than left as a hidden temporary, and the status is
-    130. A SIGTERM already ignored stays ignored; a recorded run has its own handling."""
+    """SIGTERM (``kill``, ``timeout``, a job scheduler) and SIGHUP (the terminal or SSH session
+    closed) stop every command as Ctrl-C does: a file being written is removed rather than left
+    as a hidden temporary, and the status is 130. A signal already ignored (``nohup`` ignores
+    SIGHUP) stays ignored; a recorded run has its own handling."""
     import signal
 
+    from exitcore.stop_signals import STOP_SIGNALS
+
     with contextlib.suppress(ValueError, OSError):  # not the main thread: leave signals alone
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _interrupt)
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _interrupt)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -65,8 +65,8 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     while training or evaluating, or the machine stopped it (a full disk: recorded
     interrupted, resumable, with the command to continue), 2 bad input, 4 a resume of a run that
     is done or failed, 75 a resume of a run that is running (try again once it has stopped), 130
-    interrupted (Ctrl-C, or SIGTERM while training or evaluating; resumable once the run is
-    recorded). A script's background job (`exitcore run ... &`) ignores SIGINT, as POSIX shells
+    interrupted (Ctrl-C, or SIGTERM or SIGHUP (the terminal closed; run it under nohup to
+    outlive the terminal) while training or evaluating; resumable once the run is recorded). A script's background job (`exitcore run ... &`) ignores SIGINT, as POSIX shells
     start them: stop it with SIGTERM.
 
     A closed output pipe does not stop a run: when the reader of stdout or stderr goes away
@@ -157,7 +157,7 @@ def _run(session, request, quiet: bool, as_json: bool = False, registered=None) 
         with contextlib.suppress(OSError), stop_signals_ignored():
             click.echo(f"{'' if quiet else chr(10)}run {outcome.run_id} {cause or 'interrupted'}; {saved}\n"
                        f"continue it with: {command()} run --resume {outcome.run_id}{again}{where}", err=True)
-        sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C or SIGTERM
+        sys.exit(1 if cause else 130)  # 130: stopped by Ctrl-C, SIGTERM or SIGHUP
     if as_json:  # stdout holds the JSON alone; an unwritable stderr must not fail a finished run
         with contextlib.suppress(OSError):
             click.echo(_summary(outcome, where, quiet), err=True)

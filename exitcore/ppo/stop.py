@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM during training, honoured at points where stopping is safe.
+"""Ctrl-C, SIGTERM and SIGHUP during training, honoured at points where stopping is safe.
 
 By default Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when
 Ctrl-C arrives, including inside a library's threading code: TensorBoard's event writer hands
@@ -20,8 +20,11 @@ import threading
 from types import FrameType
 from typing import Any
 
-#: the signals that ask a training to stop (SIGTERM: a job scheduler or ``kill``)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from exitcore.stop_signals import STOP_SIGNALS as COMMAND_STOP_SIGNALS
+
+#: the signals that ask a training to stop: Ctrl-C, and SIGTERM (a job scheduler or ``kill``)
+#: and SIGHUP (the terminal closed) as :mod:`exitcore.stop_signals` lists them
+STOP_SIGNALS = (signal.SIGINT, *COMMAND_STOP_SIGNALS)
 
 
 class StopRequests:

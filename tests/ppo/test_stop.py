@@ -17,8 +17,9 @@ def deliver(signum: int) -> None:
         pass
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_the_first_signal_sets_the_flag_and_check_raises(signum):
+    """SIGHUP too (trial Z): a closed terminal killed a run outright (129), no checkpoint then."""
     with StopRequests() as stop:
         deliver(signum)  # no exception here
         assert stop.received == signum

@@ -1465,17 +1465,23 @@ def test_a_non_finite_reward_names_the_reward_term_behind_it(tmp_path, value, sa
         "import torch\nfrom exitcore import hookimpl\n\n"
         "def build(params, ctx):\n"
         f"    bad, zero = (torch.tensor(x, dtype=torch.float64) for x in ({value}, 0.0))\n"
-        "    return lambda before, action, after: torch.where(before.k >= 4, bad, zero)\n\n"
+        # bad only from its 41st step on: past the pre-run sweep's 32 at most, which would refuse
+        # it before the run (tests/test_check_build.py); in the second update's rollout (32 steps each)
+        "    calls = [0]\n"
+        "    def term(before, action, after):\n"
+        "        calls[0] += 1\n"
+        "        return torch.where((before.k >= 4) & (calls[0] > 40), bad, zero)\n"
+        "    return term\n\n"
         "@hookimpl\ndef register_reward_terms(register):\n    register('blowup', build)\n"))
     rewards = 'rewards=[{name="pnl"}, {name="cost"}, {name="blowup"}]'
     out = exitcore("run", "v4", *SMOKE, "--set", rewards, runs=tmp_path / "runs", env=env)
     assert out.returncode == 1, out.stderr
-    assert "training diverged in update 1: non-finite rewards (first at rollout step " in out.stderr, out.stderr
+    assert "training diverged in update 2: non-finite rewards (first at rollout step " in out.stderr, out.stderr
     assert f"; reward terms: 'pnl', 'cost', 'blowup'); {said}" in out.stderr, out.stderr
     if value == "1e300":
         assert "'cost' 0 x 1, 'blowup' 1e+300 x 1), but their weighted sum 1e+300 is not in float32, the reward's " \
                "type (beyond 3.4e+38)" in out.stderr, out.stderr
-    assert "; state of the last complete update (0) written to " in out.stderr
+    assert "; state of the last complete update (1) written to " in out.stderr
     # the registry keeps the whole message (it was cut at 300 characters, mid-term, before the
     # cause), so `show` and `runs --json` say why after stderr is gone (trial P)
     (row,) = registry_rows(tmp_path / "runs")

@@ -27,7 +27,8 @@ Semantics (what a gymnasium user needs to know):
   ``infos["episode"] = {"r": return, "l": decisions}`` with mask ``"_episode"`` (the format of
   gymnasium's ``RecordEpisodeStatistics``), and ``infos["final_info"]`` with ``exit_reason``
   (an :class:`exitcore.timeline.ExitReason` id), ``bars_held`` and ``realized`` (net PnL as a
-  fraction of the entry price). ``episode_info=False`` returns empty infos and skips their cost.
+  fraction of the entry price). ``episode_info=False`` skips their cost and returns only
+  ``final_obs`` (the autoreset contract).
   The environment's own statistics stay available through ``env.episode_stats()``.
 * **Seeding.** ``reset(seed=s)`` reseeds the trade sampler, so equal seeds give equal runs.
 
@@ -119,11 +120,14 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
         terminations = _host(done)
         truncations = np.zeros(self.num_envs, dtype=np.bool_)
         infos: dict[str, Any] = {}
+        ended = bool(terminations.any())
+        if ended:  # SAME_STEP's contract: a value bootstrap needs the state the trade ended in
+            infos = self._final_obs(terminations)
         if self.episode_info:
             self._returns += rewards
             self._lengths += 1
-            if terminations.any():
-                infos = self._final_infos(terminations)
+            if ended:
+                infos.update(self._final_infos(terminations))
             self._returns[terminations] = 0.0
             self._lengths[terminations] = 0
         return _host(obs), rewards, terminations, truncations, infos
@@ -142,15 +146,16 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
 
     # ------------------------------------------------------------------ internals
 
-    def _final_infos(self, ended: np.ndarray) -> dict[str, Any]:
-        after = self.env.after  # the states the trades ended in, before the reset
-        final_obs_rows = _host(self.env.observe(after))
+    def _final_obs(self, ended: np.ndarray) -> dict[str, Any]:
+        final_obs_rows = _host(self.env.observe(self.env.after))  # the states the trades ended in
         final_obs = np.full(self.num_envs, None, dtype=object)
         for i in np.flatnonzero(ended):
             final_obs[i] = final_obs_rows[i]
+        return {"final_obs": final_obs, "_final_obs": ended.copy()}
+
+    def _final_infos(self, ended: np.ndarray) -> dict[str, Any]:
+        after = self.env.after  # the states the trades ended in, before the reset
         return {
-            "final_obs": final_obs,
-            "_final_obs": ended.copy(),
             "final_info": {
                 "exit_reason": np.where(ended, _host(after.exit_reason), 0),
                 "_exit_reason": ended.copy(),

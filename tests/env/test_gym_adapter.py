@@ -191,6 +191,10 @@ def test_gymnasium_wrappers_understand_the_autoreset_mode(data) -> None:
             seen += 1
             np.testing.assert_allclose(info_theirs["episode"]["r"][term], info_ours["episode"]["r"][term], rtol=1e-6)
             np.testing.assert_array_equal(info_theirs["episode"]["l"][term], info_ours["episode"]["l"][term])
+            # the autoreset contract's final observations with episode_info off too (review AH)
+            assert info_theirs["_final_obs"].tolist() == term.tolist() and "final_info" not in info_theirs
+            for i in np.flatnonzero(term):
+                np.testing.assert_array_equal(info_theirs["final_obs"][i], info_ours["final_obs"][i])
     assert seen > 0
 
 

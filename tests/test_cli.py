@@ -579,6 +579,20 @@ def test_experiments_file_option_before_or_after_the_subcommand(tmp_path, where)
     assert CliRunner().invoke(cli, ["experiments", "show", "only_mine"]).exit_code == 2  # not in the default file
 
 
+def test_a_defaults_key_that_broke_every_experiment_is_said_once():
+    """Review AH: `check --build` printed a `[defaults]` key's error once per experiment (four
+    identical lines but for the name), where the docs said once."""
+    from exitcore.cli.experiments import _grouped
+
+    empty = "the test split is empty: 2030-01-01 is after the last bar"
+    failed = [("defaults.split.train_end", f"{empty} (experiment {n})") for n in ("v1", "v2", "v3")]
+    failed.insert(1, ("experiments.v1.features[1]", "feature 'f' from p: cannot build"))
+    failed.append(("defaults.data.timeframe", "cannot resample (experiment v3)"))
+    assert _grouped(failed) == [("defaults.split.train_end", f"{empty} (experiments v1, v2, v3)"),
+                                ("experiments.v1.features[1]", "feature 'f' from p: cannot build"),
+                                ("defaults.data.timeframe", "cannot resample (experiment v3)")]
+
+
 def test_a_build_failure_is_located_once_at_the_component_path():
     """An ExitcoreError raised in a plugin's build read 'experiments.x: experiments.x.features[1]
     (feature ...): msg', the path twice."""

@@ -126,7 +126,7 @@ def check(session, build: bool) -> None:
     if build:
         failed = [_located(name, why) for name in ok if (why := _build_and_step(file, name, session.host()))]
         if failed:
-            raise file.error(failed)
+            raise file.error(_grouped(failed))
     over = f" (layered over exitcore's shipped {file.base})" if file.base is not None else ""
     click.echo(f"{file.path}{over}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
 
@@ -150,6 +150,27 @@ def _located(name: str, message: str) -> tuple[str, str]:
         own = written["path"].startswith(f"experiments.{name}.")
         return written["path"], written["rest"] + ("" if own else f" (experiment {name})")
     return f"experiments.{name}", message
+
+
+_BROKE = re.compile(r"^(?P<rest>.*) \(experiment (?P<name>[^()\s]+)\)$", re.S)
+
+
+def _grouped(failed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """One problem per key and message: a ``[defaults]`` key that broke every experiment
+    (``... (experiment v1)``, ``... (experiment v2)``) is said once, naming them all
+    (``... (experiments v1, v2)``)."""
+    order: list[tuple[str, str]] = []
+    names: dict[tuple[str, str], list[str]] = {}
+    for path, message in failed:
+        match = _BROKE.match(message)
+        key = (path, match["rest"] if match else message)
+        if key not in names:
+            order.append(key)
+            names[key] = []
+        if match:
+            names[key].append(match["name"])
+    return [(path, f"{rest} (experiment{'s' if len(names[path, rest]) > 1 else ''} {', '.join(names[path, rest])})"
+             if names[path, rest] else rest) for path, rest in order]
 
 
 def _no_trade(entry, table, n_bars: int) -> str:

@@ -288,7 +288,12 @@ class PluginHost:
                 else f" (did you mean {close[0]!r}?)" if close else "")
         # a plugin that registered nothing may be the one meant to provide it
         empty = "".join(f"; note: {message}" for message in self.hookless)
-        raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}{empty}")])
+        # a package installed without its entry point is the likeliest cause when nothing is close
+        found = ("" if elsewhere or close else
+                 "; a plugin's components are found through its entry point in the 'exitcore' group "
+                 "([project.entry-points.exitcore] in its pyproject.toml, then reinstall it; docs/plugins.md): "
+                 "`exitcore plugins` lists the plugins that loaded")
+        raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}{empty}{found}")])
 
     def _source_of(self, name: str, plugin: Any) -> str:
         """:func:`source_hash` of plugin ``name``, computed once: a run's registry row and its

@@ -243,6 +243,19 @@ def test_a_key_missing_in_a_replaced_array_is_the_child_s(tmp_path, host):
     assert "experiments.v6.masks[0].name: required key is missing" in problems(exc)
 
 
+def test_an_unknown_name_with_nothing_close_points_at_the_entry_point(tmp_path, host):
+    """Trial Y: a plugin package installed without its `exitcore` entry point gave a bare
+    "unknown feature"; with no look-alike, the message says how plugins are found."""
+    file = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host, overrides=['features=[{name="qx_noep_feat"}]'])
+    assert "unknown feature 'qx_noep_feat'" in problems(exc)
+    assert "found through its entry point in the 'exitcore' group ([project.entry-points.exitcore]" in problems(exc)
+    with pytest.raises(ConfigError) as exc:
+        resolve(file, "v4", host, overrides=['features=[{name="positon"}]'])
+    assert "did you mean 'position'?" in problems(exc) and "entry point" not in problems(exc)
+
+
 def test_a_set_inside_an_array_element_does_not_take_the_blame(tmp_path, host):
     """--set edits inside an element: a bad name written in the file stays the file's."""
     file = write(tmp_path, BASE + "\n[experiments.x]\nextends = 'v1'\nfeatures = [{ name = 'position' }, { name = 'nope' }]\n")

@@ -271,8 +271,14 @@ def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any,
         return (f"{' and '.join(changes.named(n) for n in changed)} changed since run {previous.id} started; "
                 f"{'it supplies' if len(changed) == 1 else 'they supply'} only evaluators, so the resume evaluates "
                 "with the new code (run.json's resumes record it), and the run stays the trial it started as")
-    raise ExitcoreError(f"cannot resume run {previous.id}: {changes.why(training, 'plugins it trains with')}; a resume "
-                        "continues the code it started with: restore that code, or start a new run "
+    # a plugin's source hash is its whole package: an evaluator fixed in a package that also
+    # supplies training components reads as changed training code (trial Y)
+    shared = sorted(set(changes.changed) & training & {rc.component.plugin for rc in resolved.evaluators})
+    evaluator = (f" (if only an evaluator changed: {', '.join(repr(n) for n in shared)} also supplies the components "
+                 "the run trains with, and a plugin's code is hashed as a whole package; keep evaluators in a "
+                 "package of their own, docs/plugins.md)") if shared else ""
+    raise ExitcoreError(f"cannot resume run {previous.id}: {changes.why(training, 'plugins it trains with')}{evaluator}; "
+                        "a resume continues the code it started with: restore that code, or start a new run "
                         f"(`{again}` runs its configuration again with this code, another trial)")
 
 

@@ -282,6 +282,35 @@ def test_a_resume_whose_training_plugin_code_changed_is_refused_naming_it(tmp_pa
     assert [r["status"] for r in registry_rows(runs)] == ["interrupted"]
 
 
+def test_a_refused_resume_says_when_the_changed_package_also_holds_the_evaluator(tmp_path, monkeypatch):
+    """Trial Y: "fix the evaluator and resume" was refused as changed training code when the
+    evaluator lived in the package of the run's features, and the refusal did not say why."""
+    from types import SimpleNamespace
+
+    import exitcore.code_changes as cc
+    from exitcore.errors import ExitcoreError
+    from exitcore.resume import check_code_unchanged
+
+    def changes(plugin):
+        return cc.CodeChanges(tmp_path, "a" * 16, "b" * 16, {plugin: "1" * 16}, (plugin,),
+                              {plugin: SimpleNamespace(distribution="qx-exits", version="0.1", source="2" * 16)})
+
+    def component(plugin):
+        return SimpleNamespace(component=SimpleNamespace(plugin=plugin))
+
+    resolved = SimpleNamespace(plugins_training=lambda: {"qx", "rewards"},
+                               evaluators=[component("evaluators"), component("qx")])
+    previous = SimpleNamespace(id="r1", params={"code_hash": "a" * 16})
+    for plugin, says in (("qx", True), ("rewards", False)):
+        monkeypatch.setattr(cc, "code_changes", lambda *args, plugin=plugin: changes(plugin))
+        with pytest.raises(ExitcoreError) as exc:
+            check_code_unchanged(previous, tmp_path, resolved, None, "exitcore run --from r1")
+        assert ("(if only an evaluator changed: 'qx' also supplies the components the run trains with, and a "
+                "plugin's code is hashed as a whole package; keep evaluators in a package of their own, "
+                "docs/plugins.md)") in str(exc.value) or not says
+        assert ("if only an evaluator changed" in str(exc.value)) is says
+
+
 def test_a_resume_after_an_evaluator_fix_evaluates_with_the_new_code(tmp_path, finished_run):
     """'Fix the evaluator and resume' (what a failed evaluation advises) was refused as changed
     code (review AB): evaluators only read the ledgers, so the resume evaluates with the fixed

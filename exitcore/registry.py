@@ -120,6 +120,20 @@ class RegistryError(ExitcoreError):
     """The runs directory or its registry cannot be used, or a run id is unknown or ambiguous."""
 
 
+class RegistryTrouble(RegistryError):
+    """The machine's trouble, not the command's input: the registry is locked by another
+    process for longer than the busy timeout (a ``sqlite3`` shell or a database browser with a
+    transaction open), or the disk is full or failing. Exit status 1, as other machine trouble;
+    a run it stops is recorded ``interrupted`` (resumable) where the registry can still be written,
+    else found gone by the next command."""
+
+    exit_code = 1
+
+
+#: SQLite's primary result codes that are the machine's trouble (:class:`RegistryTrouble`)
+_BUSY, _LOCKED, _IOERR, _FULL = 5, 6, 10, 13
+
+
 class AmbiguousName(RegistryError):
     """A prefix that matches several recorded runs or experiments."""
 
@@ -420,19 +434,32 @@ class Registry:
                 # recognise; where it may write, it still marks dead runs interrupted below
                 self._check_schema_read_only()
                 if not self._is_writable():  # an archived or shared runs directory
-                    with self._sql_errors():
-                        rows = self._conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running')").fetchall()
-                        self._presumed = {i: (seen, why) for i, seen, why in self._gone(rows)}
+                    self._view_read_only()
                     return
                 self.close()
                 self.read_only = False
             self._check_writable()
-            with self._sql_errors():
-                self._retry_while_locked(self._init_schema)
-            self.recover_stale()
+            try:
+                with self._sql_errors():
+                    self._retry_while_locked(self._init_schema)
+                self.recover_stale()
+            except RegistryTrouble:
+                if not read_only:
+                    raise
+                # a command that only reads still reads where writing fails (another process
+                # holds the write lock, the disk is full): as from a read-only mount
+                self.close()
+                self.read_only = True
+                self._view_read_only()
         except BaseException:
             self.close()
             raise
+
+    def _view_read_only(self) -> None:
+        """Read without writing: runs whose process is gone are shown interrupted, not marked."""
+        with self._sql_errors():
+            rows = self._conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running')").fetchall()
+            self._presumed = {i: (seen, why) for i, seen, why in self._gone(rows)}
 
     # ----------------------------------------------------------------- opening
 
@@ -510,6 +537,15 @@ class Registry:
         try:
             yield
         except sqlite3.DatabaseError as exc:
+            code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+            if code in (_BUSY, _LOCKED):
+                raise RegistryTrouble(
+                    f"run registry {self.path}: {exc} (another process has held its lock for over "
+                    f"{self.timeout:g} s: a sqlite3 shell or a database browser with a transaction open?); "
+                    "close it and run the command again") from None
+            if code in (_FULL, _IOERR):
+                raise RegistryTrouble(f"run registry {self.path}: {exc} (is the disk full?); free some space "
+                                      "and run the command again") from None
             raise RegistryError(f"run registry {self.path}: {exc}") from None
 
     @property

@@ -521,11 +521,26 @@ def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[]
     """A ``beat()`` that records the run's heartbeat at most every ``every_s`` seconds, so long
     training or evaluation is not taken for a dead run by another host (the registry's stale
     limit); cheap to call often."""
+    from exitcore.registry import RegistryTrouble
+
     last = [time.monotonic()]
+    missed = [0]
 
     def beat(now: bool = False) -> None:
         if now or time.monotonic() - last[0] > every_s:
-            registry.heartbeat(run_id)
+            try:
+                registry.heartbeat(run_id)
+                missed[0] = 0
+            except RegistryTrouble as exc:
+                # another process holds the registry's lock (a sqlite3 shell), or its disk is
+                # full: the run goes on and tries again; a run silent for the registry's stale
+                # limit may be taken for gone, and a file written then checks ownership first
+                if now:
+                    raise
+                if missed[0] == 0:
+                    click.echo(f"warning: {exc}; the run goes on and records its heartbeat again in "
+                               f"{every_s:g} s", err=True)
+                missed[0] += 1
             last[0] = time.monotonic()
 
     return beat
@@ -578,7 +593,12 @@ def check_runs_dir_writable(runs_dir: Path) -> None:
 
 
 def _machine_trouble(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS
+    """The machine's trouble, not the run's: a full disk, a closed pipe (an OS error of
+    :data:`~exitcore.errors.MACHINE_ERRNOS`), a registry locked or unwritable for longer than its
+    busy timeout (:class:`~exitcore.registry.RegistryTrouble`)."""
+    from exitcore.registry import RegistryTrouble
+
+    return (isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS) or isinstance(exc, RegistryTrouble)
 
 
 @contextlib.contextmanager
@@ -607,6 +627,20 @@ def _recorded(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bo
         raise RunFailed(f"stopped while {doing}: {exc}") from exc
 
 
+def _try_mark_interrupted(registry: Any, run_id: str, why: str) -> str:
+    """Mark the run interrupted; where the registry itself is the trouble (still locked, the
+    disk full), ``""`` is not returned but what happens instead: the next command finds this
+    process gone and marks the run interrupted then."""
+    from exitcore.registry import RegistryTrouble
+
+    try:
+        registry.mark_interrupted(run_id, why)
+    except RegistryTrouble:
+        return ("; the registry could not record it now, so the run shows as running until the next exitcore "
+                "command finds this process gone and marks it interrupted")
+    return ""
+
+
 @contextlib.contextmanager
 def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool, trained: bool,
             again: str = "") -> Iterator[None]:
@@ -633,9 +667,9 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
                               "interrupted: put its own checkpoint back and resume, or start a new run") from exc
     except BaseException as exc:
         if resumable and _machine_trouble(exc):
-            registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")
+            unrecorded = _try_mark_interrupted(registry, info.run_id, f"stopped while {doing}: {_one_line(exc)}")
             host.run_finished(info, "interrupted", {})
-            raise RunInterrupted(info.run_id, info.run_dir, cause=f"stopped while {doing}: {exc}") from exc
+            raise RunInterrupted(info.run_id, info.run_dir, cause=f"stopped while {doing}: {exc}{unrecorded}") from exc
         if trained and isinstance(exc, Exception):
             # "stopped", not "failed": the run is interrupted, and resumed once the cause is fixed
             registry.mark_interrupted(info.run_id, f"stopped while {doing}: {_one_line(exc)}")

@@ -1524,3 +1524,87 @@ def test_runs_shows_what_each_run_s_command_changed(tmp_path):
     assert lines[1].endswith("  --budget smoke")
     assert lines[2].endswith("  --budget smoke --set env.tighten_factor=0.7 --timesteps 4096 --from 20261129-1-v4-ab12")
     assert lines[3].endswith("  -")
+
+
+def _lock_held(runs_dir):
+    """Another process's view: a connection holding the registry's write lock (a sqlite3 shell
+    with ``BEGIN EXCLUSIVE`` open)."""
+    conn = sqlite3.connect(runs_dir / REGISTRY_FILE, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    return conn
+
+
+def test_a_registry_locked_past_its_timeout_is_the_machine_s_trouble_and_readers_still_read(tmp_path):
+    """Trial Z: a sqlite3 shell holding the lock for over 30 s failed a training run for good
+    (a RegistryError, recorded `failed`), and `exitcore runs` gave up with status 2. A lock or a
+    full disk is RegistryTrouble (status 1, a run stopped by it is resumable), and a command
+    that only reads still reads."""
+    from exitcore.registry import RegistryTrouble
+
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        run_id = reg.create_run("v4", "h", "d", seed=1)
+        reg.mark_running(run_id)
+    running = Registry(runs, timeout=0.2)  # the run's own, opened before the lock was taken
+    holder = _lock_held(runs)
+    try:
+        with running as reg, pytest.raises(RegistryTrouble) as exc:
+            reg.heartbeat(run_id)
+        assert exc.value.exit_code == 1
+        assert "database is locked (another process has held its lock for over 0.2 s" in str(exc.value)
+        with Registry(runs, timeout=0.2, read_only=True) as reader:
+            assert [r.id for r in reader.list()] == [run_id]
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_heartbeat_the_locked_registry_refuses_does_not_stop_the_run(tmp_path, capsys):
+    from exitcore.registry import RegistryTrouble
+    from exitcore.runner import _heartbeat
+
+    class Locked:
+        calls = 0
+
+        def heartbeat(self, run_id):
+            self.calls += 1
+            raise RegistryTrouble("run registry R: database is locked (...)")
+
+    registry = Locked()
+    beat = _heartbeat(registry, "r1", every_s=0.0)
+    beat()
+    beat()  # goes on, warned once
+    assert registry.calls == 2
+    assert capsys.readouterr().err.count("warning: run registry R: database is locked") == 1
+    with pytest.raises(RegistryTrouble):
+        beat(now=True)  # before a file is written: ownership must be checked
+
+
+def test_a_stage_stopped_by_registry_trouble_leaves_the_run_resumable(tmp_path):
+    """The stage's failure marks the run interrupted (resumable) where the registry takes the
+    mark; where it cannot either, the message says the next command will."""
+    from exitcore.registry import RegistryTrouble
+    from exitcore.runner import RunInterrupted, _recorded
+
+    class Host:
+        def run_finished(self, *args):
+            pass
+
+    class Info:
+        run_id, run_dir = "r1", tmp_path / "r1"
+
+    class Marking:
+        def __init__(self, fails):
+            self.fails, self.marked = fails, []
+
+        def mark_interrupted(self, run_id, why):
+            if self.fails:
+                raise RegistryTrouble("still locked")
+            self.marked.append((run_id, why))
+
+    for fails in (False, True):
+        registry = Marking(fails)
+        with pytest.raises(RunInterrupted) as exc, _recorded(registry, Host(), Info(), "training"):
+            raise RegistryTrouble("run registry R: database is locked")
+        assert registry.marked == ([] if fails else [("r1", "stopped while training: RegistryTrouble: run registry R: database is locked")])
+        assert ("the next exitcore command finds this process gone" in exc.value.cause) is fails

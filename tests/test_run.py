@@ -895,21 +895,32 @@ def test_an_entry_strategy_without_trades_is_named(tmp_path):
     assert "an entry strategy that trades more often than entry strategy 'quiet' from quiet (quiet 1.0)" in out.stderr
 
 
-def test_a_policy_giving_nan_is_named_when_training_diverges(tmp_path):
-    """"training diverged in update 1: non-finite policy outputs" did not say which policy."""
+@pytest.mark.parametrize("sane_calls", [0, 12])
+def test_a_policy_giving_nan_is_named_when_training_diverges(tmp_path, sane_calls):
+    """"training diverged in update 1: non-finite policy outputs" did not say which policy. A
+    policy NaN on the first observations is refused before the run is recorded (trial Y); one
+    that goes NaN later (after `sane_calls` forward passes: past the checks of its build) stops
+    the training, named."""
     env = _plugin(tmp_path, "nan_policy", (
         "import torch\nfrom exitcore import hookimpl\n\n"
         "class NanPolicy(torch.nn.Module):\n"
         "    def __init__(self, obs_dim, n_actions):\n"
         "        super().__init__()\n"
         "        self.linear = torch.nn.Linear(obs_dim, n_actions + 1)\n"
+        "        self.calls = 0\n"
         "    def forward(self, obs):\n"
-        "        out = self.linear(obs) * float('nan')\n"
+        "        self.calls += 1\n"
+        f"        out = self.linear(obs) * (float('nan') if self.calls > {sane_calls} else 1.0)\n"
         "        return out[:, :-1], out[:, -1]\n\n"
         "@hookimpl\ndef register_policies(register):\n"
         "    register('nan_policy', lambda params, ppo, obs_dim, n_actions: NanPolicy(obs_dim, n_actions))\n"))
     out = exitcore("run", "v4", *SMOKE, "--set", "ppo.policy=nan_policy", runs=tmp_path / "runs", env=env)
-    assert out.returncode == 1
+    if sane_calls == 0:
+        assert out.returncode == 2, out.stderr
+        assert "policy 'nan_policy' from nan_policy (nan-policy 1.0) returned NaN or inf for the first " \
+               "observations" in out.stderr and not (tmp_path / "runs" / "registry.sqlite").exists()
+        return
+    assert out.returncode == 1, out.stderr
     assert ("non-finite policy outputs (values or log-probs) in the rollout (policy 'nan_policy' from nan_policy "
             "(nan-policy 1.0): its forward returned nan or inf") in out.stderr, out.stderr
     # and where the last good state went (the trainer's note was dropped on the way to the terminal)

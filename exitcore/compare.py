@@ -214,6 +214,7 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
         as_frozen_then,
         check_ledger_complete,
         check_results_belong,
+        config_edited,
         existing_run_dir,
         read_config,
         read_results,
@@ -230,6 +231,9 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
         raise RunDirError(f"{run_dir / RUN_FILE}: no such file (the run's metadata): the run directory is incomplete")
     meta = read_run_info(run_dir)
     check_results_belong(run_dir, results, meta, record)
+    edited = config_edited(run_dir, meta)
+    if edited:  # its costs and configuration differences would be compared as the run's
+        raise RunDirError(edited)
     config = as_frozen_then(read_config(run_dir))  # a key added since, as the run meant it (data_holes)
     split = results.get("split", "test")
     ledger_name = (results.get("ledgers") or {}).get(split)

@@ -42,7 +42,7 @@ import click
 
 from exitcore.atomic import remove_stale_temporaries, write_text_atomic
 from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, DataError, ExitcoreError, NotOwner
-from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE
+from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE, config_file_digest
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.resume import (
     check_checkpoint,
@@ -436,6 +436,8 @@ def _write_run_files(run_dir: Path, origin: _Origin, meta: dict[str, Any], costs
     provenance its first start recorded)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / CONFIG_FILE, origin.resolved.to_toml())
+    # the file as written: report and compare, which read it without resolving it, tell an edit
+    meta["config_sha256"] = config_file_digest(run_dir)
     meta["costs"] = costs.to_dict()
     if origin.from_source:
         meta["from_run"] = origin.from_source

@@ -4,6 +4,7 @@ interruption and exact resume, concurrent runs, and every bad-input case."""
 from __future__ import annotations
 
 import io
+import hashlib
 import json
 import os
 import re
@@ -86,6 +87,34 @@ def test_stage_lines_say_what_they_count_in_plain_words():
     # `--timesteps 1` trained a whole update of 16 x 32 steps under a line saying "1 steps"
     one = PPOConfig(total_timesteps=1, n_envs=16, n_steps=32, batch_size=256)
     assert training_words(one, "cpu").startswith("512 steps (1 asked, rounded up to whole updates) on cpu; ")
+
+
+def test_report_flags_and_compare_refuses_a_config_toml_edited_after_the_run(finished_run, tmp_path):
+    """Trial Z: report and compare read config.toml without resolving it, so a file edited
+    after the run (spread 1.0 -> 0.1) showed contradictory costs and made compare call a run and
+    its own copy DIFFERENT COSTS, silently. run.json records the file's sha256."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    source, _ = finished_run
+    runs = tmp_path / "runs"
+    shutil.copytree(source, runs)
+    (row,) = registry_rows(runs)
+    run_dir = runs / row["run_dir"]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["config_sha256"] == hashlib.sha256((run_dir / "config.toml").read_bytes()).hexdigest()
+    assert "was edited after the run" not in CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)]).output
+    text = (run_dir / "config.toml").read_text()
+    assert "spread_pips = 1.0" in text
+    (run_dir / "config.toml").write_text(text.replace("spread_pips = 1.0", "spread_pips = 0.1"))
+    report = CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)])
+    assert report.exit_code == 0 and (f"!! {run_dir / 'config.toml'} was edited after the run (it is not the file "
+                                      "the run wrote: run.json records another sha256)") in report.output, report.output
+    compare = CliRunner().invoke(cli, ["compare", row["id"], row["id"], "--runs-dir", str(runs)])
+    assert compare.exit_code == 2 and "config.toml was edited after the run" in compare.output, compare.output
 
 
 def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):

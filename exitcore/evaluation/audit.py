@@ -785,6 +785,11 @@ def audit_run(
     resolved = rundir.resolve_run(run_dir, host)
     require_split(resolved.config.split, split)
     info = rundir.read_run_info(run_dir)
+    if not info:  # it records the bars' hash and the plugins' code: without it the audit vouches for neither
+        raise rundir.RunDirError(
+            f"{run_dir / rundir.RUN_FILE}: no such file: the audit checks that the bars and the plugin code are "
+            "the run's by what it records; restore it (from a backup), or audit the experiment on today's "
+            f"data and code: `{command()} audit EXPERIMENT`")
     check_audited_code(run_dir, info, resolved, host)
     # before the data is loaded: a damaged results.json is an error, not a skipped plausibility check
     metrics = run_metrics(run_dir, split)

@@ -877,7 +877,7 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
     else looked up in the registry of the directory holding ``run_dir``). Any other file that is
     missing or damaged is named in a line at the top, with what is not shown because of it.
     """
-    from exitcore.evaluation.rundir import RUN_FILE, check_results_belong, holder_record_or_none
+    from exitcore.evaluation.rundir import RUN_FILE, check_results_belong, config_edited, holder_record_or_none
 
     run_dir = Path(run_dir)
     results = read_results(run_dir)
@@ -906,6 +906,9 @@ def render_report(run_dir: str | Path, fmt: str = "text", trials_now: int | Tria
     cheap = _cost_warning(info)
     if cheap:
         blocks.insert(1, ("p", f"!! {cheap}"))
+    edited = config_edited(run_dir, info)
+    if edited:
+        blocks.insert(1, ("p", f"!! {edited}"))
     stale = breakeven_rounding_trades(run_dir, results)
     if stale:
         blocks.insert(1, ("p", f"!! {stale} trades of this run's {results.get('split', 'test')} ledger net float64 rounding "

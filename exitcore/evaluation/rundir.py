@@ -167,6 +167,7 @@ _RESULTS_SHAPE: dict[str, tuple[type, ...]] = {
 _RUN_SHAPE: dict[str, tuple[type, ...]] = {
     "run_id": (str,), "experiment": (str,), "config_hash": (str,), "data": (dict,), "splits": (list,),
     "request": (dict, type(None)), "plugins": (list, type(None)), "costs": (dict, type(None)),
+    "config_sha256": (str,),
 }
 _JSON_TYPES = {str: "a string", dict: "an object", list: "an array", type(None): "null"}
 
@@ -431,6 +432,32 @@ def check_ledger_complete(path: Path, ledger: Any, results: dict[str, Any], spli
                           f"{expected} trades per policy, the ledger holds {', '.join(wrong[:4])}"
                           f"{' ...' if len(wrong) > 4 else ''}; it is truncated or was replaced: restore it or run "
                           "the experiment again")
+
+
+def config_file_digest(run_dir: Path) -> str | None:
+    """The sha256 of the run directory's ``config.toml`` as it is now (None when unreadable):
+    run.json records it as ``config_sha256`` when the file is written."""
+    import hashlib
+
+    try:
+        return hashlib.sha256((Path(run_dir) / CONFIG_FILE).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def config_edited(run_dir: Path, info: Mapping[str, Any]) -> str:
+    """Why ``config.toml`` is not the file the run wrote (its sha256 is not run.json's
+    ``config_sha256``), else ``""`` (also where run.json records none: runs before 2026-11-30,
+    or the file is missing, which is said elsewhere). ``report`` and ``compare`` read the
+    configuration, costs and components from this file without resolving it (``audit`` and
+    ``--resume`` check it by its configuration's hash: :func:`resolve_run`)."""
+    recorded = info.get("config_sha256")
+    now = config_file_digest(run_dir)
+    if not isinstance(recorded, str) or now is None or now == recorded:
+        return ""
+    return (f"{Path(run_dir) / CONFIG_FILE} was edited after the run (it is not the file the run wrote: "
+            f"run.json records another sha256): the configuration, costs and components read from it are not "
+            "necessarily those the run was trained and evaluated with; restore the file (from a backup)")
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

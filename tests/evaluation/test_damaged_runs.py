@@ -136,6 +136,17 @@ def test_a_resumed_run_whose_hash_changed_is_not_refused(runs):
     assert out.exit_code == 0 and "does not belong" not in out.output, out.output
 
 
+def test_an_audit_of_a_run_without_run_json_is_refused(runs):
+    """Trial Z: with run.json deleted the audit skipped the data-hash check and passed a run on
+    changed bars (and could not check the plugins' code either); it is refused, naming the file."""
+    runs_dir, run_id = runs
+    (runs_dir / run_id / "run.json").unlink()
+    out = _cli("audit", run_id, "--runs-dir", runs_dir, "--decisions", "1")
+    assert out.exit_code == 2, out.output
+    assert (f"{runs_dir / run_id / 'run.json'}: no such file: the audit checks that the bars and the plugin code "
+            "are the run's by what it records") in out.output
+
+
 def test_report_names_missing_and_damaged_files(runs):
     runs_dir, run_id = runs
     run_dir = runs_dir / run_id

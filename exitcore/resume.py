@@ -231,14 +231,20 @@ def relocated_resume_data(previous: Any, frozen: Any, spec: str, host: Any) -> A
 
 
 def check_data_unchanged(previous: Any, data_hash: str, run_dir: Path | None = None,
-                         column_hashes: dict[str, str] | None = None) -> None:
+                         column_hashes: dict[str, str] | None = None, bars: Any = None) -> None:
     """Refuse to resume on other bars than the run started on: other timestamps or prices
     (``data_hash``), or other columns besides them (``column_hashes``, against run.json's
     ``data.column_hashes`` in ``run_dir`` where it recorded them): a feature reading volume
-    would train on other data."""
+    would train on other data. ``bars`` (those loaded now) and run.json say how they differ."""
     if previous.data_hash != data_hash:
+        then = _recorded_bars(run_dir)
+        now = f"{len(bars):,} bars {str(bars.start)[:16]} -> {str(bars.end)[:16]}" if bars is not None else ""
+        how = (f": {then} then, {now} now" if then and now and then != now
+               else f": {now} then and now, other values in them" if then and now else "")
         raise ExitcoreError(f"cannot resume run {previous.id}: the data changed (hash {previous.data_hash} when the run "
-                            f"started, {data_hash} now)")
+                            f"started, {data_hash} now{how}); a resume continues on the bars it started on: restore "
+                            "the run's file (a re-downloaded file may hold more bars or revised prices), or start a "
+                            f"new run on these bars (`run --from {previous.id}`, another trial)")
     if run_dir is None or column_hashes is None:
         return
     from exitcore.data.bars import column_differences
@@ -250,6 +256,21 @@ def check_data_unchanged(previous: Any, data_hash: str, run_dir: Path | None = N
         raise ExitcoreError(f"cannot resume run {previous.id}: the data's timestamps and prices are the same (hash "
                             f"{data_hash}) but the values of its other columns changed since the run started ({changed}); a "
                             "feature reading them would train on other data: read the run's own file, or start a new run")
+
+
+def _recorded_bars(run_dir: Path | None) -> str:
+    """``51,911 bars 2018-01-02 00:00 -> 2020-02-14 14:45`` as run.json recorded the run's bars, or ``""``."""
+    if run_dir is None:
+        return ""
+    from exitcore.evaluation.rundir import RunDirError, read_run_info
+
+    try:
+        data = read_run_info(run_dir).get("data")
+    except RunDirError:
+        return ""
+    if not isinstance(data, dict) or not isinstance(data.get("n_bars"), int):
+        return ""
+    return f"{data['n_bars']:,} bars {str(data.get('start'))[:16]} -> {str(data.get('end'))[:16]}"
 
 
 def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any, again: str) -> str:

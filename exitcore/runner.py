@@ -247,7 +247,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
             previous = old.get(previous.id, exact=True)  # fresh status (another process may have taken it)
             if previous.status == "running":
                 raise resumed_twice(previous)
-            check_data_unchanged(previous, data_hash, origin.previous_dir, bars.column_hashes())
+            check_data_unchanged(previous, data_hash, origin.previous_dir, bars.column_hashes(), bars)
 
     seed_everything(cfg.ppo.seed)
     with stages.stage(f"building episodes on {device}") as note:

@@ -1608,3 +1608,26 @@ def test_a_stage_stopped_by_registry_trouble_leaves_the_run_resumable(tmp_path):
             raise RegistryTrouble("run registry R: database is locked")
         assert registry.marked == ([] if fails else [("r1", "stopped while training: RegistryTrouble: run registry R: database is locked")])
         assert ("the next exitcore command finds this process gone" in exc.value.cause) is fails
+
+
+def test_a_resume_on_changed_bars_says_how_they_differ_and_what_to_do(tmp_path):
+    """Trial Z: "the data changed (hash A when the run started, B now)" said neither what changed
+    nor what to do; run.json records the bars' count and span."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from exitcore.resume import check_data_unchanged
+
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "r1", "experiment": "v4", "config_hash": "c", "data": {
+        "hash": "a" * 16, "n_bars": 51911, "start": "2018-01-02 00:00:00+00:00", "end": "2020-02-14 14:45:00+00:00"}}))
+    previous = SimpleNamespace(id="r1", data_hash="a" * 16)
+    bars = type("Bars", (), {"__len__": lambda self: 51912, "start": pd.Timestamp("2018-01-02", tz="UTC"),
+                             "end": pd.Timestamp("2020-02-14 15:00", tz="UTC")})()  # one bar appended
+    with pytest.raises(ExitcoreError) as exc:
+        check_data_unchanged(previous, "b" * 16, tmp_path, None, bars)
+    assert str(exc.value) == (
+        f"cannot resume run r1: the data changed (hash {'a' * 16} when the run started, {'b' * 16} now: 51,911 bars "
+        "2018-01-02 00:00 -> 2020-02-14 14:45 then, 51,912 bars 2018-01-02 00:00 -> 2020-02-14 15:00 now); a resume "
+        "continues on the bars it started on: restore the run's file (a re-downloaded file may hold more bars or "
+        "revised prices), or start a new run on these bars (`run --from r1`, another trial)")

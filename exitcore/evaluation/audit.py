@@ -810,10 +810,14 @@ def audit_run(
     recorded = (info.get("data") or {}).get("hash") if isinstance(info.get("data"), Mapping) else None
     recorded = recorded or info.get("data_hash")
     if recorded and recorded != bars.content_hash():
+        n_then = (info.get("data") or {}).get("n_bars")
         raise DataError(
             f"{run_dir / rundir.RUN_FILE}: the run used data with hash {recorded}, but "
             f"{repr(data_spec) if data_spec else resolved.config.data.source} now loads data with hash "
-            f"{bars.content_hash()}: the data changed since the run"
+            f"{bars.content_hash()} ({len(bars):,} bars {str(bars.start)[:16]} -> {str(bars.end)[:16]}; run.json "
+            f"records {f'{n_then:,}' if isinstance(n_then, int) else '?'} bars): the data changed since the run; give the "
+            f"run's own file (`{command()} audit {run_dir} --data PATH`), or audit the experiment on these bars "
+            f"(`{command()} audit EXPERIMENT`)"
         )
     data_info = info.get("data") if isinstance(info.get("data"), Mapping) else {}
     columns = column_differences(data_info.get("column_hashes"), bars.column_hashes())

@@ -351,7 +351,8 @@ def sample_decision_paths(
         return []
     bars = assembled.table.entry_bar[pool_t].cpu()[rows] + steps
     order = np.lexsort((rows.numpy(), bars.numpy()))
-    chosen = order[_stratified(len(order), n, np.random.default_rng(seed))]
+    at_ends = _at_segment_ends(assembled.market, bars, n, seed)
+    chosen = np.union1d(order[_stratified(len(order), n - len(at_ends), np.random.default_rng(seed))], at_ends)
     wanted: dict[int, list[int]] = {}
     for i in chosen:
         wanted.setdefault(int(steps[i]), []).append(int(rows[i]))
@@ -364,6 +365,18 @@ def sample_decision_paths(
             action = sampled[:, step].to(torch.int64).clamp(min=0)  # replay: same actions, same states
             env.step(action)
     return sorted(picked, key=lambda p: int(p[0].bar[0]))
+
+
+def _at_segment_ends(market: Any, bars: torch.Tensor, n: int, seed: int) -> np.ndarray:
+    """A few of the ``n`` decisions to audit (positions in ``bars``, their bars), taken on the
+    last bar before a hole in the data or at its end, the rest being spread over time: the
+    poisonings keep the bars' timestamps, so only truncation there shows a component reading
+    the next bar's time ("a hole comes next", trial Y), and a sample spread over time rarely
+    lands on such a bar. ``max(1, n // 16)`` of them where there are any (at most ``n``)."""
+    edge = np.flatnonzero((market.segment_end.cpu()[bars] == bars).numpy())
+    if n <= 0 or edge.size == 0:
+        return np.array([], dtype=np.int64)
+    return np.random.default_rng(seed + 1).choice(edge, min(edge.size, n, max(1, n // 16)), replace=False)
 
 
 def _action(policy: torch.nn.Module, view: Any) -> int:

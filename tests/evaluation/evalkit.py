@@ -52,6 +52,10 @@ ZOO_TOML = f"""
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_next_close" }}]
 
+[experiments.zoo_next_gap]
+extends = "v4_no_lookahead"
+features = [{_V4_FEATURES}, {{ name = "zoo_next_gap" }}]
+
 [experiments.zoo_centred_ma]
 extends = "v4_no_lookahead"
 features = [{_V4_FEATURES}, {{ name = "zoo_centred_ma" }}]

@@ -158,6 +158,22 @@ def test_every_planted_leak_is_caught_and_named(name, kind, culprit):
     assert len([c for c in report.culprits() if c["kind"] != "policy"]) == 1, report.format()
 
 
+def test_a_feature_reading_the_next_bar_s_time_is_caught_at_a_segment_end():
+    """Trial Y: the poisonings keep timestamps, so only truncation on the last bar before a hole
+    shows a feature flagging "a hole comes next"; a sample spread over time missed it at 64
+    decisions. A few decisions are taken on such bars."""
+    from exitcore.evaluation.audit import _at_segment_ends
+
+    _, asm, pools, _ = prepared("zoo_next_gap")
+    report = audit(asm, pools["test"], n_decisions=16, seed=3)
+    assert report.verdict == "FAIL", report.format()
+    assert {(c["kind"], c["component"].split(" [")[0]) for c in report.culprits()
+            if c["kind"] != "policy"} == {("feature", "zoo_next_gap.hole_next")}
+    bars = torch.arange(asm.market.n_bars)
+    edges = _at_segment_ends(asm.market, bars, 64, 0)
+    assert len(edges) == 4 and bool((asm.market.segment_end[torch.as_tensor(edges)] == torch.as_tensor(edges)).all())
+
+
 def test_an_entry_strategys_extra_column_from_the_future_is_a_leak():
     """The entry re-check compared only the four defining columns: a column grading each trade by
     the next 8 bars passed, and a feature reading it took v4 from Sharpe -10.8 to -0.1 (trial T)."""

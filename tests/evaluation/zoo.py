@@ -55,6 +55,16 @@ def _next_close(_params, ctx):
     return FeatureSpec(("next_close_ret",), 0, compute)
 
 
+def _next_gap(_params, ctx):
+    last = ctx.market.n_bars - 1
+
+    def compute(market, state):  # 1 where the next bar opens after a hole (a weekend, say): the next bar's time
+        nxt = torch.clamp(state.bar + 1, max=last)
+        return ((market.ts[nxt] - market.ts[state.bar]) > market.timeframe_ns).to(torch.float32)[:, None]
+
+    return FeatureSpec(("hole_next",), 0, compute)
+
+
 def _centred_ma(_params, ctx):
     close = ctx.market.close.cpu().numpy()
     cma = pd.Series(close).rolling(21, center=True, min_periods=1).mean().to_numpy(copy=True)
@@ -263,6 +273,7 @@ def register_exit_guards(register):
 def register_features(register):
     register("zoo_next_close", _next_close, description="LEAK: the next bar's close")
     register("zoo_centred_ma", _centred_ma, description="LEAK: a centred moving average precomputed in build")
+    register("zoo_next_gap", _next_gap, description="LEAK: whether a hole in the data comes next (the next bar's time)")
     register("zoo_global_norm", _global_norm, description="LEAK: normalised by statistics of all the data")
     register("zoo_needs_clean_data", _needs_clean_data, description="LEAK: refuses to build when *later* bars are NaN")
     register("zoo_long_memory", _long_memory, description="reads 20 bars back, declares a lookback of 5")

@@ -213,6 +213,7 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
         RunDirError,
         as_frozen_then,
         check_ledger_complete,
+        check_ledger_file,
         check_results_belong,
         config_edited,
         existing_run_dir,
@@ -243,7 +244,8 @@ def _view(ref: str, record: Any, run_dir: Path, runs_dir: Path | None = None) ->
     if span is None:
         raise RunDirError(f"{run_dir / 'results.json'}: key 'spans' has no {split!r} span: the file is damaged; "
                           "restore it or run the experiment again")
-    ledger = read_ledger(run_dir / ledger_name)
+    ledger = read_ledger(run_dir / ledger_name)  # first: a file that does not parse is named damaged
+    check_ledger_file(run_dir / ledger_name, results, split)
     check_ledger_complete(run_dir / ledger_name, ledger, results, split)
     start, end = span
     metrics = compute_metrics(ledger[ledger["policy"] == "rl"], start=start, end=end, split=split, policy="rl")

@@ -117,6 +117,45 @@ def test_report_flags_and_compare_refuses_a_config_toml_edited_after_the_run(fin
     assert compare.exit_code == 2 and "config.toml was edited after the run" in compare.output, compare.output
 
 
+def test_a_ledger_changed_since_the_evaluation_is_refused_by_compare_and_flagged_by_report(finished_run, tmp_path):
+    """Trial Z: a ledger copied from another run with as many trades was compared under a mere
+    RECOMPUTED warning, and report said nothing of a truncated one that compare refused.
+    results.json records each ledger's sha256."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    source, _ = finished_run
+    runs = tmp_path / "runs"
+    shutil.copytree(source, runs)
+    (row,) = registry_rows(runs)
+    run_dir = runs / row["run_dir"]
+    results = json.loads((run_dir / "results.json").read_text())
+    ledger = run_dir / results["ledgers"]["test"]
+    assert results["ledger_sha256"]["test"] == hashlib.sha256(ledger.read_bytes()).hexdigest()
+    lines = ledger.read_text().splitlines(keepends=True)
+    # another file with as many trades per policy that reads as a valid ledger (two rows swapped),
+    # as a ledger copied from another run of as many trades is
+    rl = [i for i, line in enumerate(lines) if ",rl," in line]
+    other = [i for i, line in enumerate(lines) if i and i not in rl and ",rl_sample" not in line]
+    assert rl and other
+    swapped = list(lines)
+    swapped[rl[0]], swapped[other[0]] = lines[other[0]], lines[rl[0]]
+    ledger.write_text("".join(swapped))
+    compare = CliRunner().invoke(cli, ["compare", row["id"], row["id"], "--runs-dir", str(runs)])
+    assert compare.exit_code == 2 and f"{ledger} is not the ledger the run's evaluation wrote" in compare.output, compare.output
+    report = CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)])
+    assert report.exit_code == 0 and f"!! incomplete run directory: {ledger} is not the ledger" in report.output
+    ledger.write_text("".join(lines[:-5]))  # truncated on a row boundary, in a run recorded before the sha256
+    _edit = json.loads((run_dir / "results.json").read_text())
+    del _edit["ledger_sha256"]
+    (run_dir / "results.json").write_text(json.dumps(_edit))
+    report = CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)])
+    assert f"{ledger} does not match" in report.output and "it is truncated or was replaced" in report.output, report.output
+
+
 def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     runs, out = finished_run
     (row,) = registry_rows(runs)

@@ -304,9 +304,16 @@ def check_ledger_format(fmt: str) -> None:
 def write_run_outputs(
     run_dir: str | os.PathLike[str], ledgers: Mapping[str, Mapping[str, pd.DataFrame]], results: Any, fmt: str = "csv"
 ) -> list[Path]:
-    """The ledgers (one file per split) and ``results.json``, each written atomically."""
+    """The ledgers (one file per split) and ``results.json``, each written atomically;
+    ``results["ledger_sha256"]`` records each ledger file's sha256, so a ledger replaced or
+    changed since (one copied from another run with as many trades) is told apart
+    (:func:`~exitcore.evaluation.rundir.check_ledger_file`)."""
+    from exitcore.evaluation.rundir import file_sha256
+
     check_ledger_format(fmt)
     paths = write_ledgers(ledgers, run_dir, fmt)
+    if isinstance(results, dict):
+        results["ledger_sha256"] = {k: file_sha256(Path(run_dir) / ledger_file_name(k, fmt)) for k in ledgers}
     paths.append(write_json_atomic(Path(run_dir) / RESULTS_FILE, results))
     return paths
 

@@ -928,10 +928,15 @@ def _missing_artefacts(run_dir: Path, results: Mapping[str, Any]) -> list[str]:
     from exitcore.evaluation.rundir import CHECKPOINT_FILES
 
     notes = []
+    evaluated = results.get("split", "test")
     for split, name in (results.get("ledgers") or {}).items():
         if isinstance(name, str) and not (run_dir / name).is_file():
-            needed = "; `exitcore compare` needs it" if split == results.get("split", "test") else ""
+            needed = "; `exitcore compare` needs it" if split == evaluated else ""
             notes.append(f"{run_dir / name} (the {split} ledger) is missing{needed}")
+        elif isinstance(name, str) and split == evaluated:  # what compare refuses, said here too
+            damage = _ledger_damage(run_dir / name, results, split)
+            if damage:
+                notes.append(f"{damage}; `exitcore compare` refuses the run")
     checkpoint = next((run_dir / rel for rel in CHECKPOINT_FILES if (run_dir / rel).is_file()), None)
     if checkpoint is None:
         notes.append(f"{run_dir}: no trained policy ({' or '.join(CHECKPOINT_FILES)}); `exitcore audit` of the run "
@@ -945,6 +950,23 @@ def _missing_artefacts(run_dir: Path, results: Mapping[str, Any]) -> list[str]:
         if bad:
             notes.append(f"{checkpoint} is damaged ({bad}); `exitcore audit` of the run is not possible")
     return notes
+
+
+def _ledger_damage(path: Path, results: Mapping[str, Any], split: str) -> str:
+    """Why the evaluated split's ledger is not the one the run's evaluation wrote (another file,
+    truncated, unreadable: trial Z found report silent where compare refused), else ``""``."""
+    from exitcore.evaluation.ledger_schema import LedgerError, read_ledger
+    from exitcore.evaluation.rundir import check_ledger_complete, check_ledger_file
+
+    try:
+        ledger = read_ledger(path)  # first: a file that does not parse is named damaged
+        check_ledger_file(path, results, split)
+        check_ledger_complete(path, ledger, dict(results), split)
+    except (RunDirError, LedgerError) as exc:
+        return str(exc)
+    except (OSError, ValueError) as exc:
+        return f"{path} cannot be read ({exc})"
+    return ""
 
 
 def _cost_warning(info: Mapping[str, Any]) -> str | None:

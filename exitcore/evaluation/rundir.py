@@ -162,7 +162,7 @@ _RESULTS_SHAPE: dict[str, tuple[type, ...]] = {
     "experiment": (str,), "config_hash": (str,), "split": (str,), "label": (str,), "spans": (dict,),
     "n_trades": (dict,), "ledgers": (dict,), "headline": (dict,), "evaluators": (dict,),
     "best_baseline": (dict, type(None)), "audit_verdict": (str, type(None)), "audit_verdict_from": (list, type(None)),
-    "policies": (list,),
+    "policies": (list,), "ledger_sha256": (dict,),
 }
 _RUN_SHAPE: dict[str, tuple[type, ...]] = {
     "run_id": (str,), "experiment": (str,), "config_hash": (str,), "data": (dict,), "splits": (list,),
@@ -434,15 +434,37 @@ def check_ledger_complete(path: Path, ledger: Any, results: dict[str, Any], spli
                           "the experiment again")
 
 
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of the file at ``path`` (None when it cannot be read)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def config_file_digest(run_dir: Path) -> str | None:
     """The sha256 of the run directory's ``config.toml`` as it is now (None when unreadable):
     run.json records it as ``config_sha256`` when the file is written."""
-    import hashlib
+    return file_sha256(Path(run_dir) / CONFIG_FILE)
 
-    try:
-        return hashlib.sha256((Path(run_dir) / CONFIG_FILE).read_bytes()).hexdigest()
-    except OSError:
-        return None
+
+def check_ledger_file(path: Path, results: Mapping[str, Any], split: str) -> None:
+    """Refuse a ledger file that is not the one the evaluation wrote: its sha256 is not
+    results.json's ``ledger_sha256`` for ``split`` (recorded since 2026-11-30; a ledger
+    copied from another run with as many trades passed the trade count). Nothing to check
+    where none was recorded, or the file is missing (said elsewhere)."""
+    recorded = (results.get("ledger_sha256") or {}).get(split) if isinstance(results.get("ledger_sha256"), dict) else None
+    now = file_sha256(path)
+    if isinstance(recorded, str) and now is not None and now != recorded:
+        raise RunDirError(f"{path} is not the ledger the run's evaluation wrote (its sha256 is not the one "
+                          f"{Path(path).parent / RESULTS_FILE} records): it was replaced or changed since; restore it, "
+                          "or resume or run the experiment again to evaluate it anew")
 
 
 def config_edited(run_dir: Path, info: Mapping[str, Any]) -> str:

@@ -130,8 +130,12 @@ class RegistryTrouble(RegistryError):
     exit_code = 1
 
 
-#: SQLite's primary result codes that are the machine's trouble (:class:`RegistryTrouble`)
-_BUSY, _LOCKED, _IOERR, _FULL = 5, 6, 10, 13
+#: SQLite's primary result codes that are the machine's trouble (:class:`RegistryTrouble`),
+#: and those of a damaged file
+_BUSY, _LOCKED, _IOERR, _CORRUPT, _FULL, _NOTADB = 5, 6, 10, 11, 13, 26
+#: how a lost or damaged registry is rebuilt (trial Z: `runs --record` brought back every row)
+_REBUILD = ("`exitcore runs --record` records every run directory beside it again (statuses, results and "
+            "trial counts come back from each run's files)")
 
 
 class AmbiguousName(RegistryError):
@@ -486,8 +490,8 @@ class Registry:
         if self.path.stat().st_size == 0:
             # an empty file is not a registry; re-initialising it would hide that the runs beside it
             # lost their records
-            raise RegistryError(f"run registry {self.path} is empty (0 bytes): the runs it recorded are lost; "
-                                "restore it from a backup, or move it away to start a new registry with `exitcore run`")
+            raise RegistryError(f"run registry {self.path} is empty (0 bytes): its records are lost; restore it from "
+                                f"a backup, or move it away and rebuild it from the run directories: {_REBUILD}")
         with self._sql_errors():
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -546,6 +550,9 @@ class Registry:
             if code in (_FULL, _IOERR):
                 raise RegistryTrouble(f"run registry {self.path}: {exc} (is the disk full?); free some space "
                                       "and run the command again") from None
+            if code in (_CORRUPT, _NOTADB):
+                raise RegistryError(f"run registry {self.path}: {exc}: the file is damaged; restore it from a "
+                                    f"backup, or move it away and rebuild it: {_REBUILD}") from None
             raise RegistryError(f"run registry {self.path}: {exc}") from None
 
     @property

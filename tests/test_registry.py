@@ -492,8 +492,10 @@ def test_foreign_files_are_refused(tmp_path):
         Registry(tmp_path / "a")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / REGISTRY_FILE).write_text("hello, I am not a database" * 100)
-    with pytest.raises(RegistryError, match="file is not a database"):
+    with pytest.raises(RegistryError, match="file is not a database") as exc:
         Registry(tmp_path / "b")
+    # what rebuilds it (trial Z: the advice was none, though `runs --record` brought every row back)
+    assert "the file is damaged; restore it from a backup, or move it away and rebuild it: `exitcore runs --record`" in str(exc.value)
 
 
 def test_runs_dir_resolution(monkeypatch, tmp_path):
@@ -1117,6 +1119,7 @@ def test_read_only_commands_do_not_initialise_an_empty_registry_file(tmp_path):
     (runs / REGISTRY_FILE).write_bytes(b"")
     res = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
     assert res.exit_code == 2 and "is empty (0 bytes)" in res.output, res.output
+    assert "move it away and rebuild it from the run directories: `exitcore runs --record`" in res.output
     assert (runs / REGISTRY_FILE).stat().st_size == 0  # left as found
     with pytest.raises(RegistryError, match="is empty"):
         Registry(runs, read_only=True)

@@ -42,7 +42,7 @@ import attrs
 
 from exitcore.errors import ExitcoreError, NotOwner
 from exitcore.evaluation import jsonable
-from exitcore.process_identity import owner_host, owner_token, process_alive
+from exitcore.process_identity import on_this_host, owner_host, owner_token, process_alive
 from exitcore.words import command, plural
 
 #: the registry's file name inside a runs directory
@@ -237,6 +237,19 @@ def _created_key(record: Any) -> dt.datetime:
     if created is not None and created.tzinfo is None:
         created = created.replace(tzinfo=dt.timezone.utc)
     return created or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+
+def unverifiable_words(record: Any, stale_after: float = DEFAULT_STALE_AFTER_S) -> str:
+    """Where a running run's process cannot be checked from here (another host, another PID
+    namespace), how it is judged instead: ``"; its process cannot be checked from here (...): it
+    counts as running until ..."``; ``""`` where it can (a dead process here is found at once)."""
+    if on_this_host(record.hostname) and process_alive(int(record.pid or 0), record.proc_start) is not None:
+        return ""
+    last = _parse_time(record.heartbeat_at) or _parse_time(record.started_at)
+    until = (f", at {(last + dt.timedelta(seconds=stale_after)).strftime('%Y-%m-%d %H:%M UTC')}"
+             if last is not None and last.tzinfo is not None else "")
+    return (f"; its process cannot be checked from here (another host or PID namespace): it counts as running until "
+            f"{stale_after / 60:g} min after its last heartbeat{until}, then as interrupted")
 
 
 def _age_s(iso: str | None, now: dt.datetime) -> float:
@@ -1003,7 +1016,8 @@ class Registry:
                 f"pid {record.pid} on {record.hostname}, started {record.started_at}, "
                 f"last heartbeat {record.heartbeat_at}"
             )
-            raise RunStillRunning(f"run {record.id} is still running ({detail}); wait for it to finish")
+            raise RunStillRunning(f"run {record.id} is still running ({detail}){unverifiable_words(record, self.stale_after)}; "
+                                  "wait for it to finish")
         why = f": {record.error}" if record.error else ""
         then = (f"; continue it with `{command()} run --resume {record.id}{runs_dir_words(self.runs_dir)}`"
                 if record.status == "interrupted" else "")

@@ -306,6 +306,7 @@ def check_code_unchanged(previous: Any, run_dir: Path, resolved: Any, host: Any,
 def resumed_twice(record: Any) -> ExitcoreError:
     """The error for a resume of a run that is running (another resume, or its first start):
     exit status 75, as for any command that waits for a run to finish."""
-    from exitcore.registry import RunStillRunning
+    from exitcore.registry import RunStillRunning, unverifiable_words
 
-    return RunStillRunning(f"run {record.id} is already running (pid {record.pid}); it cannot be resumed twice")
+    return RunStillRunning(f"run {record.id} is already running (pid {record.pid}){unverifiable_words(record)}; it "
+                           "cannot be resumed twice")

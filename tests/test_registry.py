@@ -1634,3 +1634,24 @@ def test_a_resume_on_changed_bars_says_how_they_differ_and_what_to_do(tmp_path):
         "2018-01-02 00:00 -> 2020-02-14 14:45 then, 51,912 bars 2018-01-02 00:00 -> 2020-02-14 15:00 now); a resume "
         "continues on the bars it started on: restore the run's file (a re-downloaded file may hold more bars or "
         "revised prices), or start a new run on these bars (`run --from r1`, another trial)")
+
+
+def test_a_run_whose_process_cannot_be_checked_says_how_it_is_judged(reg):
+    """Trial Z: a run killed in another PID namespace showed "already running (pid 1)" for ten
+    minutes, with no word that it is judged by its heartbeat, nor until when."""
+    from exitcore.registry import RunStillRunning
+    from exitcore.resume import resumed_twice
+
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    _sql(reg, "UPDATE runs SET hostname = 'elsewhere', pid = 1, heartbeat_at = '2026-11-30T00:00:00.000+00:00' "
+              "WHERE id = ?", run_id)
+    said = ("; its process cannot be checked from here (another host or PID namespace): it counts as running until "
+            "10 min after its last heartbeat, at 2026-11-30 00:10 UTC, then as interrupted")
+    with pytest.raises(RunStillRunning) as exc:
+        reg.require_done(run_id)
+    assert said in str(exc.value)
+    assert said in str(resumed_twice(reg.get(run_id)))
+    mine = reg.create_run("v4", "c", "d")
+    reg.mark_running(mine)  # this process: checked, so nothing to explain
+    assert "cannot be checked" not in str(resumed_twice(reg.get(mine)))

@@ -198,6 +198,13 @@ def split_pools(assembled: Assembled) -> tuple[list[Any], dict[str, dict[str, to
         pools["decidable"][name] = torch.as_tensor(idx[decidable[idx]], device=assembled.device)
     counts = {name: int(p.numel()) for name, p in pools["decidable"].items()}
     minimum, why = minimum_trades(cfg, list(counts))
+    for name, need in minimum.items():  # most trades gone on their entry bar: the stops, not the data
+        valid = int(pools["valid"][name].numel()) if name in pools["valid"] else 0
+        closed = valid - counts.get(name, 0)
+        if counts.get(name, 0) < need and 2 * closed > valid:
+            said = f"{closed:,} of its {valid:,} trades closed on their entry bar, leaving no decision: a stop or " \
+                   "target inside the entry bar's range (too tight for these bars?)"
+            why[name] = f"{why[name]}; {said}" if why.get(name) else said
     entry = assembled.resolved.entry
     require_trades(counts, minimum, why, f"entry strategy {entry.name!r} from {entry.component.origin}")
     return splits, pools

@@ -289,7 +289,7 @@ class PluginHost:
         # a plugin that registered nothing may be the one meant to provide it
         empty = "".join(f"; note: {message}" for message in self.hookless)
         # a package installed without its entry point is the likeliest cause when nothing is close
-        found = ("" if elsewhere or close else
+        found = ("" if elsewhere or close or self.hookless else  # a hookless plugin's note says more
                  "; a plugin's components are found through its entry point in the 'exitcore' group "
                  "([project.entry-points.exitcore] in its pyproject.toml, then reinstall it; docs/plugins.md): "
                  "`exitcore plugins` lists the plugins that loaded")

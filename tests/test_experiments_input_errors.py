@@ -206,6 +206,17 @@ def test_check_build_cuts_the_splits_as_run_does(tmp_path):
         "bar (2015-02-10 12:30 UTC; the data has 2,547 bars, from 2015-01-05 00:00); use an earlier date or more data")
 
 
+def test_too_few_trades_says_when_most_closed_on_their_entry_bar(tmp_path):
+    """Trial Y: an entry whose stops sit inside the entry bar's range left "0 usable trades" and
+    advice about more data, with no word that every trade closed on its entry bar."""
+    result = CliRunner().invoke(cli, ["run", "v4", "--budget", "smoke", "--set", "entry.params.stop_atr=0.0001",
+                                      "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert ("split.train: 0 usable trades, but at least 16 are needed (ppo.n_envs = 16; 3,645 of its 3,645 trades "
+            "closed on their entry bar, leaving no decision: a stop or target inside the entry bar's range (too "
+            "tight for these bars?))") in result.output, result.output
+
+
 def test_check_build_names_a_key_written_elsewhere_once_and_keeps_a_hint_on_its_error(tmp_path):
     """A split date from [defaults] read 'FILE: experiments.v1: FILE: defaults.split.train_end: ...'
     (two files), and the trade-count error's hint line came out as an error of its own (review Z)."""

@@ -3,9 +3,10 @@
 A component is a named factory of one *kind* (reward term, exit guard, ...). Plugins register
 components at start-up through the ``register_*`` hooks in :mod:`exitcore.hookspecs`; an
 experiment picks components by name and gives them parameters; the engine calls each
-component's ``build`` when it builds an experiment's components (a run, its first-steps check, a
-walk-forward window, each of the look-ahead audit's replays) and then only ever calls the plain
-tensor function it returned. This module must stay free of torch so that the CLI's ``--help`` stays instant.
+component's ``build`` when it builds an experiment's components (a run, its first-steps check,
+a walk-forward window, each of the look-ahead audit's replays) and then only ever calls the
+plain tensor function it returned. This module must stay free of torch so that the CLI's
+``--help`` stays instant.
 """
 
 from __future__ import annotations

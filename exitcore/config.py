@@ -328,8 +328,6 @@ def parse_split_time(text: str) -> datetime.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
 
 
-#: a split date's type: text, or a bare integer year (``--set split.train_end=2019``, TOML
-#: ``train_end = 2019``), which is read as its text; other fields taking text refuse numbers
 def canonical_split_time(text: str) -> str:
     """The one spelling of a split date, for the config hash and comparisons: the same instant
     typed ``2019/07/01``, ``2019-07-01T00:00`` or ``2019-07-01T02:00+02:00`` reads
@@ -354,6 +352,8 @@ def canonical_split_time(text: str) -> str:
 SPLIT_DATE_KEYS = ("train_end", "validation_end")
 
 
+#: a split date's type: text, or a bare integer year (``--set split.train_end=2019``, TOML
+#: ``train_end = 2019``), which is read as its text; other fields taking text refuse numbers
 SplitTime = NewType("SplitTime", str)
 
 

@@ -35,10 +35,8 @@ Rules every hook shares:
   trains (the run's components and a fresh set for its first-steps check), again for each
   walk-forward window, and about four times per decision the look-ahead audit samples (it
   rebuilds features, masks, guards and the entry strategy on truncated and poisoned bars: some
-  260 builds at the default 64 decisions). Keep ``build`` cheap, or cache what is costly by
-  its inputs' values (an audit must see each build compute from the bars it is given).
-  Nothing is dispatched per environment step: the step calls only the plain batched tensor
-  functions ``build`` returned.
+  260 builds at the default 64 decisions). Keep ``build`` cheap. Nothing is dispatched per
+  environment step: the step calls only the plain batched tensor functions ``build`` returned.
   Those functions must not loop over environments in Python, must not synchronise with the
   device (no ``.item()``, no ``.cpu()``), and must return tensors on ``ctx.device``.
 * **Keep the entry-point module light.** It is imported for every CLI command, ``--help``

@@ -66,8 +66,9 @@ def run(session, name, budget, overrides, data, timesteps, device, seed, resume,
     interrupted, resumable, with the command to continue), 2 bad input, 4 a resume of a run that
     is done or failed, 75 a resume of a run that is running (try again once it has stopped), 130
     interrupted (Ctrl-C, or SIGTERM or SIGHUP (the terminal closed; run it under nohup to
-    outlive the terminal) while training or evaluating; resumable once the run is recorded). A script's background job (`exitcore run ... &`) ignores SIGINT, as POSIX shells
-    start them: stop it with SIGTERM.
+    outlive the terminal) while training or evaluating; resumable once the run is recorded).
+    A script's background job (`exitcore run ... &`) ignores SIGINT, as POSIX shells start
+    them: stop it with SIGTERM.
 
     A closed output pipe does not stop a run: when the reader of stdout or stderr goes away
     (`exitcore run v4 --budget quick 2>&1 | head -1`), what would have been written there is

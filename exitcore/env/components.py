@@ -229,13 +229,13 @@ def check_mask_rows(mask: torch.Tensor, what: str, rows: torch.Tensor | None = N
     live = torch.ones(mask.shape[0], dtype=torch.bool, device=mask.device) if rows is None else rows
     empty = ~mask.any(dim=1) & live
     if bool(empty.any()):
-        rows = torch.nonzero(empty).flatten()[:5].tolist()
-        raise PluginError(f"{what} allowed no action at all in {int(empty.sum())} row(s) (e.g. env {rows}); "
+        shown = torch.nonzero(empty).flatten()[:5].tolist()
+        raise PluginError(f"{what} allowed no action at all in {int(empty.sum())} row(s) (e.g. env {shown}); "
                           f"HOLD must stay allowed")
     no_hold = ~mask[:, Action.HOLD] & live
     if bool(no_hold.any()):
-        rows = torch.nonzero(no_hold).flatten()[:5].tolist()
-        raise PluginError(f"{what} forbade HOLD in {int(no_hold.sum())} row(s) (e.g. env {rows}): HOLD is always "
+        shown = torch.nonzero(no_hold).flatten()[:5].tolist()
+        raise PluginError(f"{what} forbade HOLD in {int(no_hold.sum())} row(s) (e.g. env {shown}): HOLD is always "
                           "allowed, so a mask cannot force an action (exitcore would allow HOLD there anyway); "
                           "leave column 0 (HOLD) True")
 

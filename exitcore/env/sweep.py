@@ -148,9 +148,10 @@ def step_every_action(env, mask, max_steps: int = 32) -> list[int]:
 def first_steps(assembled: Any, n_trades: int = FIRST_TRADES) -> None:
     """Sweep the first ``n_trades`` fillable trades (:func:`step_every_action`) on components
     built afresh for it, and pass their first observations through the experiment's policy
-    built afresh (:func:`~exitcore.ppo.policy.check_policy_on`), with every global random generator (torch's, numpy's, Python's) as it was: the components training
-    uses, and any generator or state they keep, are untouched, so the run's numbers are the
-    same as without the sweep. Raises the :class:`~exitcore.errors.PluginError` of a component
+    built afresh (:func:`~exitcore.ppo.policy.check_policy_on`), with every global random
+    generator (torch's, numpy's, Python's) as it was: the components training uses, and any
+    generator or state they keep, are untouched, so the run's numbers are the same as without
+    the sweep. Raises the :class:`~exitcore.errors.PluginError` of a component
     or policy that fails."""
     import attrs
 

@@ -83,7 +83,9 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
         dt.datetime.fromtimestamp(info_path.stat().st_mtime, dt.timezone.utc))
     status, metrics, ended = "interrupted", {}, _last_write(run_dir)
     error = "recorded from its run directory, which has no results: it stopped before its evaluation"
-    if (run_dir / RESULTS_FILE).is_file():
+    if not (run_dir / RESULTS_FILE).is_file():
+        _refuse_if_still_running(run_dir, info)
+    else:
         results = read_results(run_dir)
         check_results_belong(run_dir, results, info)
         headline = results.get("headline")
@@ -193,6 +195,22 @@ def _created_at(run_id: str) -> str | None:
     return jsonable.iso_time(stamp) if stamp is not None else None
 
 
+def _refuse_if_still_running(run_dir: Path, info: dict[str, Any]) -> None:
+    """Refuse to record as ``interrupted`` a run directory whose process, as run.json names it
+    (``owner``: recorded since 2026-11-30), still runs on this host: a resume of it would train a
+    second process in it beside the first (trial Z: a registry deleted under a live run, then
+    ``runs --record``, then ``--resume``)."""
+    from exitcore.process_identity import on_this_host, process_alive
+
+    owner = info.get("owner")
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int) or not on_this_host(owner.get("host")):
+        return
+    if process_alive(owner["pid"], owner.get("token")):
+        raise ExitcoreError(f"it has no results and the process that ran it (pid {owner['pid']}) is still running: "
+                            "its registry was deleted or replaced under it; record it once that process has stopped, "
+                            "or a resume would train a second process in it beside the first")
+
+
 def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:
     """Record each of ``run_dirs`` (directories directly in ``registry.runs_dir``) in ``registry``.
 
@@ -215,9 +233,13 @@ def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:
             done.append(Recorded(run_dir, None, why_not=_without_path(why, run_dir)))
             continue
         except NoRunInfo:
-            done.append(Recorded(run_dir, None, why_not=f"it has no {RUN_FILE} (the run stopped before recording its "
-                                                        "data and plugins): it cannot be resumed; delete it, or run "
-                                                        "the experiment again"))
+            if (run_dir / "results.json").is_file():  # evaluated: its metadata was lost, not never written
+                why = (f"it has no {RUN_FILE} though it has results: the run's metadata (its id, data, plugins) was "
+                       f"deleted; restore {RUN_FILE} (from a backup) to record it")
+            else:
+                why = (f"it has no {RUN_FILE} (the run stopped before recording its data and plugins): it cannot be "
+                       "resumed; delete it, or run the experiment again")
+            done.append(Recorded(run_dir, None, why_not=why))
             continue
         except (ExitcoreError, OSError) as exc:
             why = str(exc)

@@ -1115,8 +1115,18 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
         # CPU results are bit-identical only at the same thread count (docs/ppo.md, Determinism)
         "threads": torch.get_num_threads(),
         "host": platform.node(),
+        # the process that writes the run now (each start and resume): `runs --record` does not
+        # record a run whose process still runs as interrupted (a second process would resume it)
+        "owner": _owner(),
         "command": sys.argv,
     }
+
+
+def _owner() -> dict[str, Any]:
+    """This process as run.json names the run's writer: pid, host and start token (the registry's)."""
+    from exitcore.process_identity import owner_host, owner_token
+
+    return {"pid": os.getpid(), "host": owner_host(), "token": owner_token()}
 
 
 #: what run.json records about the process that ran: a resume keeps the first start's and lists its own

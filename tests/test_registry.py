@@ -1655,3 +1655,27 @@ def test_a_run_whose_process_cannot_be_checked_says_how_it_is_judged(reg):
     mine = reg.create_run("v4", "c", "d")
     reg.mark_running(mine)  # this process: checked, so nothing to explain
     assert "cannot be checked" not in str(resumed_twice(reg.get(mine)))
+
+
+def test_runs_record_leaves_alone_a_run_whose_process_still_runs(tmp_path):
+    """Trial Z: a registry deleted under a live run, then `runs --record`, recorded the run as
+    interrupted, and `--resume` started a second process in its directory beside the first.
+    run.json names the process that writes the run; a live one is not recorded; a gone one is,
+    and so is a directory without results and evaluated metadata is explained."""
+    from exitcore.process_identity import owner_host, owner_token
+    from exitcore.recording import record_run_dirs
+
+    runs = tmp_path / "runs"
+    alive, gone, lost = (runs / f"20261101-00000{i}-v4_no_lookahead-ab1{i}" for i in range(3))
+    for run_dir, pid, token in ((alive, os.getpid(), owner_token()), (gone, 999_999_999, "x:1")):
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.json").write_text(json.dumps({
+            "run_id": run_dir.name, "experiment": "v4_no_lookahead", "config_hash": "c", "seed": 0, "data": {"hash": "d"},
+            "owner": {"pid": pid, "host": owner_host(), "token": token}}))
+    lost.mkdir()
+    (lost / "results.json").write_text("{}")
+    with Registry(runs) as reg:
+        by_dir = {r.run_dir: r for r in record_run_dirs(reg, [alive, gone, lost])}
+    assert by_dir[alive].run_id is None and f"the process that ran it (pid {os.getpid()}) is still running" in by_dir[alive].why_not
+    assert (by_dir[gone].run_id, by_dir[gone].status) == (gone.name, "interrupted")
+    assert "it has no run.json though it has results: the run's metadata (its id, data, plugins) was deleted" in by_dir[lost].why_not

@@ -106,6 +106,7 @@ def test_report_flags_and_compare_refuses_a_config_toml_edited_after_the_run(fin
     run_dir = runs / row["run_dir"]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["config_sha256"] == hashlib.sha256((run_dir / "config.toml").read_bytes()).hexdigest()
+    assert isinstance(info["owner"]["pid"], int) and info["owner"]["host"]  # the process that wrote it
     assert "was edited after the run" not in CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)]).output
     text = (run_dir / "config.toml").read_text()
     assert "spread_pips = 1.0" in text

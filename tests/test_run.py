@@ -89,32 +89,37 @@ def test_stage_lines_say_what_they_count_in_plain_words():
     assert training_words(one, "cpu").startswith("512 steps (1 asked, rounded up to whole updates) on cpu; ")
 
 
-def test_report_flags_and_compare_refuses_a_config_toml_edited_after_the_run(finished_run, tmp_path):
-    """Trial Z: report and compare read config.toml without resolving it, so a file edited
-    after the run (spread 1.0 -> 0.1) showed contradictory costs and made compare call a run and
-    its own copy DIFFERENT COSTS, silently. run.json records the file's sha256."""
+def _a_copy_of(finished_run, tmp_path):
+    """``(runs, row, run_dir, cli_run)``: a copy of the finished run's runs directory, its one
+    registry row and run directory, and ``cli_run(*args)`` invoking the CLI in-process on it."""
     import shutil
 
     from click.testing import CliRunner
 
     from exitcore.cli import cli
 
-    source, _ = finished_run
     runs = tmp_path / "runs"
-    shutil.copytree(source, runs)
+    shutil.copytree(finished_run[0], runs)
     (row,) = registry_rows(runs)
-    run_dir = runs / row["run_dir"]
+    return runs, row, runs / row["run_dir"], lambda *args: CliRunner().invoke(cli, [*args, "--runs-dir", str(runs)])
+
+
+def test_report_flags_and_compare_refuses_a_config_toml_edited_after_the_run(finished_run, tmp_path):
+    """Trial Z: report and compare read config.toml without resolving it, so a file edited
+    after the run (spread 1.0 -> 0.1) showed contradictory costs and made compare call a run and
+    its own copy DIFFERENT COSTS, silently. run.json records the file's sha256."""
+    runs, row, run_dir, cli_run = _a_copy_of(finished_run, tmp_path)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["config_sha256"] == hashlib.sha256((run_dir / "config.toml").read_bytes()).hexdigest()
     assert isinstance(info["owner"]["pid"], int) and info["owner"]["host"]  # the process that wrote it
-    assert "was edited after the run" not in CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)]).output
+    assert "was edited after the run" not in cli_run("report", row["id"]).output
     text = (run_dir / "config.toml").read_text()
     assert "spread_pips = 1.0" in text
     (run_dir / "config.toml").write_text(text.replace("spread_pips = 1.0", "spread_pips = 0.1"))
-    report = CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)])
+    report = cli_run("report", row["id"])
     assert report.exit_code == 0 and (f"!! {run_dir / 'config.toml'} was edited after the run (it is not the file "
                                       "the run wrote: run.json records another sha256)") in report.output, report.output
-    compare = CliRunner().invoke(cli, ["compare", row["id"], row["id"], "--runs-dir", str(runs)])
+    compare = cli_run("compare", row["id"], row["id"])
     assert compare.exit_code == 2 and "config.toml was edited after the run" in compare.output, compare.output
 
 
@@ -122,17 +127,7 @@ def test_a_ledger_changed_since_the_evaluation_is_refused_by_compare_and_flagged
     """Trial Z: a ledger copied from another run with as many trades was compared under a mere
     RECOMPUTED warning, and report said nothing of a truncated one that compare refused.
     results.json records each ledger's sha256."""
-    import shutil
-
-    from click.testing import CliRunner
-
-    from exitcore.cli import cli
-
-    source, _ = finished_run
-    runs = tmp_path / "runs"
-    shutil.copytree(source, runs)
-    (row,) = registry_rows(runs)
-    run_dir = runs / row["run_dir"]
+    runs, row, run_dir, cli_run = _a_copy_of(finished_run, tmp_path)
     results = json.loads((run_dir / "results.json").read_text())
     ledger = run_dir / results["ledgers"]["test"]
     assert results["ledger_sha256"]["test"] == hashlib.sha256(ledger.read_bytes()).hexdigest()
@@ -145,15 +140,15 @@ def test_a_ledger_changed_since_the_evaluation_is_refused_by_compare_and_flagged
     swapped = list(lines)
     swapped[rl[0]], swapped[other[0]] = lines[other[0]], lines[rl[0]]
     ledger.write_text("".join(swapped))
-    compare = CliRunner().invoke(cli, ["compare", row["id"], row["id"], "--runs-dir", str(runs)])
+    compare = cli_run("compare", row["id"], row["id"])
     assert compare.exit_code == 2 and f"{ledger} is not the ledger the run's evaluation wrote" in compare.output, compare.output
-    report = CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)])
+    report = cli_run("report", row["id"])
     assert report.exit_code == 0 and f"!! incomplete run directory: {ledger} is not the ledger" in report.output
     ledger.write_text("".join(lines[:-5]))  # truncated on a row boundary, in a run recorded before the sha256
     _edit = json.loads((run_dir / "results.json").read_text())
     del _edit["ledger_sha256"]
     (run_dir / "results.json").write_text(json.dumps(_edit))
-    report = CliRunner().invoke(cli, ["report", row["id"], "--runs-dir", str(runs)])
+    report = cli_run("report", row["id"])
     assert f"{ledger} does not match" in report.output and "it is truncated or was replaced" in report.output, report.output
 
 

@@ -1521,6 +1521,11 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
     info = json.loads((stopped.run_dir / "run.json").read_text())
     assert info["data"]["source"].endswith(str(moved))
     assert info["request"]["data"] == f"{data}?timezone=Etc/GMT-2"  # what it asked for, not where it read them last
+    # its config.toml keeps the first path, gone: the audit reads the bars where run.json says the
+    # resume read them (it asked for --data again, trial Z), their hash checked as ever
+    found = CliRunner().invoke(cli, ["audit", run_id, "--decisions", "2", "--runs-dir", str(runs)])
+    assert found.exit_code == 0 and "PASS" in found.output and "(where the run last read them; config.toml's path " \
+        "is gone)" in found.output, found.output
     # moved once more: the finished run is audited with --data naming where its bars are now
     again = tmp_path / "third" / "eurusd_synth.csv"
     again.parent.mkdir()

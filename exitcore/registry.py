@@ -409,6 +409,15 @@ def unrecorded_words(dirs: Sequence[Path], runs_dir: Path) -> str:
             f"Sharpe ratio; `{command()} runs --record{runs_dir_words(runs_dir)}` records them")
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None where there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _slug(experiment: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", experiment).strip("-")[:40] or "run"
 
@@ -440,6 +449,9 @@ class Registry:
         self.read_only = read_only
         self._conn_obj: sqlite3.Connection | None = None
         self._conn_pid = -1
+        #: the (device, inode) of the file the writable connection opened (:meth:`_follow_replaced_file`)
+        self._conn_file: tuple[int, int] | None = None
+        self._told_replaced = False
         #: read-only: runs whose process is gone, shown as interrupted (nothing can be written)
         self._presumed: dict[str, tuple[str, str]] = {}
         self._warned: set[tuple[str, str]] = set()
@@ -581,6 +593,7 @@ class Registry:
             # with WAL, NORMAL cannot corrupt the database; a power cut may lose the last commit
             conn.execute("PRAGMA synchronous = NORMAL")
             self._conn_obj, self._conn_pid = conn, os.getpid()
+            self._conn_file = _file_id(self.path)
         return self._conn_obj
 
     def _connect_read_only(self) -> sqlite3.Connection:
@@ -781,6 +794,7 @@ class Registry:
         A run marked interrupted while its process still runs (by a process that could not see
         it: another PID namespace, a clock more than ``stale_after`` off) is taken back by that
         process here, instead of failing at its next heartbeat."""
+        self._follow_replaced_file(run_id)
         owner = (os.getpid(), owner_host(), owner_token())
         with self._write() as conn:
             cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running' "
@@ -797,6 +811,44 @@ class Registry:
                     raise self._unknown(run_id)
                 self._check_owner(run_id, row)
                 raise RegistryError(f"run {run_id} is not running; no heartbeat recorded")
+
+    def _follow_replaced_file(self, run_id: str) -> None:
+        """Carry the run's row into the registry file now at :attr:`path` where the file this
+        process opened was deleted or replaced while the run ran (``rm``, a restore from a backup,
+        a rebuild by ``runs --record``, trial Z 6): its connection would otherwise go on writing
+        an unlinked file no other command reads, and the run would be missing from ``runs`` and
+        from the trial count. The file is created where none is; a moved runs directory is left
+        alone (the connection follows the file there). Warns once."""
+        if self._conn_obj is None or self._conn_pid != os.getpid() or self._conn_file is None or self.read_only:
+            return
+        now = _file_id(self.path)
+        if now == self._conn_file or not self.runs_dir.is_dir():
+            return
+        with self._sql_errors():
+            row = self._conn_obj.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            # SQLite leaves the WAL of a moved or unlinked file where it was: emptied now (its frames
+            # go into the old file), or the next connection at the path would read them as the new
+            # file's pages
+            self._conn_obj.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.close()
+        with self._sql_errors():
+            self._retry_while_locked(self._init_schema)
+        carried = False
+        if row is not None:
+            with self._write() as conn:
+                if not self._has(conn, run_id):
+                    conn.execute(f"INSERT INTO runs ({', '.join(self._ROW_COLUMNS)}) "
+                                 f"VALUES ({', '.join('?' for _ in self._ROW_COLUMNS)})",
+                                 tuple(row[c] for c in self._ROW_COLUMNS))
+                    carried = True
+        if not self._told_replaced:
+            self._told_replaced = True
+            what = "deleted" if now is None else "replaced"
+            where = ("recorded in a new registry created at its path" if now is None
+                     else "recorded in the registry now at its path" if carried
+                     else "found in the registry now at its path")
+            print(f"warning: run registry {self.path} was {what} while run {run_id} ran; the run is {where}. "
+                  f"Other runs in {self.runs_dir} missing from it: {_REBUILD}", file=sys.stderr)
 
     @staticmethod
     def _check_owner(run_id: str, row: sqlite3.Row) -> None:

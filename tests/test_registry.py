@@ -354,6 +354,47 @@ def test_a_live_run_marked_interrupted_takes_itself_back_at_its_heartbeat(reg):
         reg.heartbeat(other)
 
 
+@pytest.mark.parametrize("files", [(REGISTRY_FILE,), (REGISTRY_FILE, REGISTRY_FILE + "-wal", REGISTRY_FILE + "-shm")],
+                         ids=["file", "file-wal-shm"])
+def test_a_registry_deleted_under_a_running_run_gets_its_row_back_at_the_heartbeat(reg, capsys, files):
+    # trial Z 6: the run's connection went on writing the unlinked file, so `runs` never saw it again
+    done = reg.create_run("v4", "c", "d")
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    for name in files:
+        (reg.runs_dir / name).unlink()
+    reg.heartbeat(run_id)
+    assert "was deleted while run" in capsys.readouterr().err
+    with Registry(reg.runs_dir, create=False, read_only=True) as fresh:
+        assert fresh.get(run_id).status == "running"
+        assert not fresh.has(done)  # only this process's own run is known to it
+        assert fresh._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    reg.mark_done(run_id)
+    with Registry(reg.runs_dir, create=False, read_only=True) as fresh:
+        assert fresh.get(run_id).status == "done"
+    assert "deleted" not in capsys.readouterr().err  # said once
+
+
+def test_a_registry_replaced_under_a_running_run_gets_its_row_and_a_moved_runs_dir_is_followed(tmp_path, capsys):
+    with Registry(tmp_path / "runs") as reg:
+        run_id = reg.create_run("v4", "c", "d")
+        reg.mark_running(run_id)
+        with Registry(tmp_path / "other") as other:  # a rebuilt registry put in its place
+            kept = other.create_run("v4", "c", "d")
+        os.replace(tmp_path / "other" / REGISTRY_FILE, reg.path)
+        reg.heartbeat(run_id)
+        assert "was replaced while run" in capsys.readouterr().err
+        with Registry(reg.runs_dir, create=False, read_only=True) as fresh:
+            assert fresh.get(run_id).status == "running" and fresh.has(kept)
+        # the whole runs directory moved: the connection follows the file, nothing is created at the old path
+        (tmp_path / "runs").rename(tmp_path / "moved")
+        reg.heartbeat(run_id)
+        reg.mark_done(run_id)
+        assert not (tmp_path / "runs").exists()
+    with Registry(tmp_path / "moved", create=False, read_only=True) as moved:
+        assert moved.get(run_id).status == "done"
+
+
 def test_a_reused_pid_does_not_keep_a_dead_run_running(reg):
     run_id = reg.create_run("v4", "c", "d")
     reg.mark_running(run_id)

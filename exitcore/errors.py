@@ -136,6 +136,12 @@ class NotOwner(ExitcoreError):
     exit_code = 1
 
 
+class RunDirGone(NotOwner):
+    """The run's directory was moved or deleted while the run ran: nothing more is written at its
+    old path (a checkpoint there would start a stray copy of the run); its status may still be
+    recorded. Raised from a heartbeat."""
+
+
 class ExitcoreWarning(RuntimeWarning):
     """Something the user should know that does not stop the work (the CLI prints it as one
     ``warning:`` line; in Python it is an ordinary warning)."""

@@ -41,7 +41,7 @@ import attrs
 import click
 
 from exitcore.atomic import remove_stale_temporaries, write_text_atomic
-from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, DataError, ExitcoreError, NotOwner
+from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, DataError, ExitcoreError, NotOwner, RunDirGone
 from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE, config_file_digest
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.resume import (
@@ -278,8 +278,8 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         with (_recorded(registry, host, info, "evaluating", trained=True, again=origin.again),
               stages.stage("evaluating on the held-out split") as note):
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
-                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id), request.progress,
-                                   _owned(registry, run_id), trial=registry.get(run_id, exact=True).trial)
+                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id, run_dir=run_dir), request.progress,
+                                   _owned(registry, run_id, run_dir), trial=registry.get(run_id, exact=True).trial)
             note(_evaluated_words(evaluation))
             headline, summary = evaluation.headline, evaluation.summary
         if cfg.eval.walk_forward > 0:  # its own stage in the registry: a window's failure is not the evaluation's
@@ -519,16 +519,51 @@ def _warn_few_updates(ppo: Any, request: RunRequest) -> None:
                f"{shorter}", err=True)
 
 
-def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[], None]:
+def _dir_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _run_dir_watch(run_dir: Path | None, run_id: str) -> Callable[[], None]:
+    """A check that the run's directory is still the one at its path, as it was when the check
+    was made: a directory moved (a whole runs directory moved to a bigger disk) or deleted while
+    the run trains raises :class:`~exitcore.errors.RunDirGone`, instead of the run writing its
+    next checkpoint into a directory made afresh at the old path (trial Z 2). Cheap (one stat)."""
+    if run_dir is None:
+        return lambda: None
+    first = _dir_id(run_dir)
+
+    def check() -> None:
+        if first is not None and _dir_id(run_dir) != first:
+            from exitcore.registry import runs_dir_words
+
+            runs_dir = Path(run_dir).parent
+            raise RunDirGone(
+                f"its directory {run_dir} was moved or deleted while the run ran, so nothing more is written "
+                f"there. Its checkpoint went with the directory: where the whole runs directory was moved, "
+                f"continue it there with `{command()} run --resume {run_id} --runs-dir NEW_PLACE`; "
+                f"where only the run's directory was, move it back into {runs_dir} and continue it with "
+                f"`{command()} run --resume {run_id}{runs_dir_words(runs_dir)}`")
+
+    return check
+
+
+def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path | None = None) -> Callable[[], None]:
     """A ``beat()`` that records the run's heartbeat at most every ``every_s`` seconds, so long
     training or evaluation is not taken for a dead run by another host (the registry's stale
-    limit); cheap to call often."""
+    limit); cheap to call often. ``run_dir``: checked at every call to be still in place
+    (:func:`_run_dir_watch`)."""
     from exitcore.registry import RegistryTrouble
 
     last = [time.monotonic()]
     missed = [0]
+    in_place = _run_dir_watch(run_dir, run_id)
 
     def beat(now: bool = False) -> None:
+        in_place()
         if now or time.monotonic() - last[0] > every_s:
             try:
                 registry.heartbeat(run_id)
@@ -548,17 +583,24 @@ def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0) -> Callable[[]
     return beat
 
 
-def _owned(registry: Any, run_id: str) -> Callable[[], None]:
+def _owned(registry: Any, run_id: str, run_dir: Path | None = None) -> Callable[[], None]:
     """A check before the run writes a file (a checkpoint, the ledgers, results.json): a heartbeat
     now, which raises :class:`~exitcore.errors.NotOwner` where another process has taken the run
-    over (a suspended process resumed hours later: its own clock says no time went by)."""
-    return lambda: registry.heartbeat(run_id)
+    over (a suspended process resumed hours later: its own clock says no time went by), and
+    :class:`~exitcore.errors.RunDirGone` where ``run_dir`` is no longer in place."""
+    in_place = _run_dir_watch(run_dir, run_id)
+
+    def owned() -> None:
+        in_place()
+        registry.heartbeat(run_id)
+
+    return owned
 
 
-def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0) -> Any:
+def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path | None = None) -> Any:
     """``say`` that also records a heartbeat (at once, then at most every ``every_s`` seconds)."""
     registry.heartbeat(run_id)
-    beat = _heartbeat(registry, run_id, every_s)
+    beat = _heartbeat(registry, run_id, every_s, run_dir)
 
     def say_and_beat(message: str) -> None:
         say(message)
@@ -649,6 +691,11 @@ def _marked(registry: Any, host: Any, info: RunInfo, doing: str, resumable: bool
     """:func:`_recorded`'s marking of the run as the stage ended (see there)."""
     try:
         yield
+    except RunDirGone as exc:  # recorded where the registry is (it may have moved with the run)
+        with stop_signals_ignored():
+            _try_mark_interrupted(registry, info.run_id, f"stopped while {doing}: {_one_line(exc)}")
+            host.run_finished(info, "interrupted", {})
+        raise
     except NotOwner:
         raise
     except KeyboardInterrupt:
@@ -801,8 +848,8 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     compile_env = ppo.compiles_env(device.type)
     env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
     policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
-    beat = _heartbeat(registry, info.run_id)
-    owned = _owned(registry, info.run_id)
+    beat = _heartbeat(registry, info.run_id, run_dir=info.run_dir)
+    owned = _owned(registry, info.run_id, info.run_dir)
 
     trainers: list[Any] = []  # the trainer, once made: a plugin may end its training early
 
@@ -959,8 +1006,8 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
 
     ppo = info.resolved.config.ppo
     counter = [0]
-    say = _with_heartbeat(say, registry, info.run_id)
-    heartbeat = _heartbeat(registry, info.run_id)  # a window's training can be long
+    say = _with_heartbeat(say, registry, info.run_id, run_dir=info.run_dir)
+    heartbeat = _heartbeat(registry, info.run_id, run_dir=info.run_dir)  # a window's training can be long
 
     def train_fn(assembled: Any, train_pool: Any) -> Any:
         counter[0] += 1
@@ -976,7 +1023,8 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
                 trainers[0].stop_early(reason)
 
         checkpoint = window_dir(info.run_dir, window) / CHECKPOINT_FILE
-        options = dict(run_dir=checkpoint.parent, on_update=on_update, progress=progress, before_write=_owned(registry, info.run_id))
+        options = dict(run_dir=checkpoint.parent, on_update=on_update, progress=progress,
+                       before_write=_owned(registry, info.run_id, info.run_dir))
         with _policy_named(info.resolved.policy):
             if resume and checkpoint.exists():  # a window trained (in part) before the run stopped goes on from there
                 trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, **options)

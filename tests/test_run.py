@@ -1178,6 +1178,43 @@ def test_a_stop_a_plugin_asks_for_as_ctrl_c_arrives_holds_for_the_resume(tmp_pat
             for d in (".", "walk_forward/window_1", "walk_forward/window_2")] == [1, 1, 2]
 
 
+def test_a_runs_directory_moved_while_a_run_trains_stops_it_and_it_resumes_in_its_new_place(tmp_path, capsys):
+    """Trial Z 2: a runs directory moved mid-training (to a bigger disk) failed the run, and its
+    next checkpoint was written into a directory made afresh at the old path. Now the run stops
+    at its next update, writes nothing at the old path, is recorded interrupted in the moved
+    registry, and resumes there."""
+    from exitcore import hookimpl
+    from exitcore.errors import RunDirGone
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.registry import Registry
+    from exitcore.runner import RunFailed, RunRequest, execute
+
+    runs, moved, file = tmp_path / "runs", tmp_path / "moved", load_experiments(SHIPPED_FILE)
+
+    class MoverAtUpdate2:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            if update == 2 and runs.exists():
+                runs.rename(moved)
+
+    request = dict(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(runs),
+                   overrides=("ppo.total_timesteps=4096", "ppo.checkpoint_every=1"))
+    with pytest.raises(RunFailed, match="was moved or deleted while the run ran") as failed:
+        execute(RunRequest(**request), file, PluginHost.create(plugins=[MoverAtUpdate2()]), quiet=True)
+    assert isinstance(failed.value.__cause__, RunDirGone)
+    assert not runs.exists()  # no stray directory, no checkpoint at the old path
+    with Registry(moved, create=False) as registry:
+        (record,) = registry.list()
+    assert record.status == "interrupted" and "moved or deleted" in record.error
+    assert f"--resume {record.id} --runs-dir NEW_PLACE" in str(failed.value)
+    logged = (moved / record.run_dir / "train_log.jsonl").read_text().splitlines()
+    assert len(logged) == 2  # the update that noticed was logged through its open file, in the moved place
+    assert "Traceback" not in capsys.readouterr().err  # TensorBoard's writer thread too (it reopens files by path)
+    done = execute(RunRequest(resume=record.id, runs_dir=str(moved)), file, PluginHost.create(), quiet=True)
+    assert done.status == "done" and not runs.exists()
+
+
 def test_a_resume_that_trains_again_from_step_0_drops_the_stop_it_lost(tmp_path):
     """A run a plugin stopped, interrupted and resumed without its checkpoint trains again from
     step 0 to the end: it kept the stop (run.json and its trial), although nothing stopped it

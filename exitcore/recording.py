@@ -59,7 +59,7 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
     with ``own_name`` false, a directory under another name than its run id (a copy kept aside)
     gives the row of the run its ``run.json`` names instead of :class:`Misnamed`.
     """
-    from exitcore.evaluation.rundir import RESULTS_FILE, check_results_belong, read_results, read_run_info
+    from exitcore.evaluation.rundir import RESULTS_FILE, RunDirError, check_results_belong, read_results, read_run_info
     from exitcore.registry import _last_write
 
     info_path = run_dir / RUN_FILE
@@ -86,11 +86,16 @@ def row_of(run_dir: Path, *, own_name: bool = True) -> dict[str, Any]:
     if not (run_dir / RESULTS_FILE).is_file():
         _refuse_if_still_running(run_dir, info)
     else:
-        results = read_results(run_dir)
-        check_results_belong(run_dir, results, info)
-        headline = results.get("headline")
-        walk, why = _walk_forward_of(run_dir, results)
-        if why:  # evaluated, but stopped in (or lost) its walk-forward windows: not done
+        try:
+            results = read_results(run_dir)
+        except RunDirError as exc:  # damaged: the run still is a trial (trial Z 12), and a resume evaluates it again
+            results, walk, why = None, {}, f"its {RESULTS_FILE} is damaged ({_without_path(str(exc), run_dir)}); " \
+                                           "resume it to evaluate it again"
+        if results is not None:
+            check_results_belong(run_dir, results, info)
+            headline = results.get("headline")
+            walk, why = _walk_forward_of(run_dir, results)
+        if why:  # evaluated, but stopped in (or lost) its walk-forward windows, or its results damaged: not done
             error = f"recorded from its run directory: {why}"
         else:
             status, metrics, error = "done", {**(headline if isinstance(headline, dict) else {}), **walk}, ""
@@ -232,20 +237,8 @@ def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:
                        f"gone): rename it back to {where.name}")
             done.append(Recorded(run_dir, None, why_not=_without_path(why, run_dir)))
             continue
-        except NoRunInfo:
-            if (run_dir / "results.json").is_file():  # evaluated: its metadata was lost, not never written
-                why = (f"it has no {RUN_FILE} though it has results: the run's metadata (its id, data, plugins) was "
-                       f"deleted; restore {RUN_FILE} (from a backup) to record it")
-            else:
-                why = (f"it has no {RUN_FILE} (the run stopped before recording its data and plugins): it cannot be "
-                       "resumed; delete it, or run the experiment again")
-            done.append(Recorded(run_dir, None, why_not=why))
-            continue
         except (ExitcoreError, OSError) as exc:
-            why = str(exc)
-            if isinstance(exc, OSError):
-                why = f"{exc.filename or run_dir}: {exc.strerror or exc}"
-            done.append(Recorded(run_dir, None, why_not=_without_path(why, run_dir)))
+            done.append(Recorded(run_dir, None, why_not=_why_not(exc, run_dir)))
             continue
         if not registry.record_existing(row):
             existing = registry.get(row["id"], exact=True)
@@ -258,6 +251,30 @@ def record_run_dirs(registry: Any, run_dirs: Iterable[Path]) -> list[Recorded]:
             continue
         done.append(Recorded(run_dir, row["id"], row["status"], row["experiment"]))
     return done
+
+
+def _why_not(exc: ExitcoreError | OSError, run_dir: Path) -> str:
+    """Why :func:`row_of` refused ``run_dir`` (``exc``), for ``runs --record``'s report."""
+    if isinstance(exc, NoRunInfo):
+        if (run_dir / "results.json").is_file():  # evaluated: its metadata was lost, not never written
+            return (f"it has no {RUN_FILE} though it has results: the run's metadata (its id, data, plugins) was "
+                    f"deleted; restore {RUN_FILE} (from a backup) to record it")
+        return (f"it has no {RUN_FILE} (the run stopped before recording its data and plugins): it cannot be "
+                "resumed; delete it, or run the experiment again")
+    why = f"{exc.filename or run_dir}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    return _without_path(why, run_dir)
+
+
+def why_not_recordable(run_dir: Path) -> str | None:
+    """Why ``runs --record`` would not record ``run_dir`` as it is, or None where it would (a run
+    the registry records under another directory is judged by :func:`record_run_dirs` only)."""
+    try:
+        row_of(run_dir)
+    except Misnamed as exc:
+        return str(exc)
+    except (ExitcoreError, OSError) as exc:
+        return _why_not(exc, run_dir)
+    return None
 
 
 def _without_path(why: str, run_dir: Path) -> str:

@@ -402,11 +402,27 @@ def run_dirs_in(runs_dir: Path, skip: frozenset[str] | set[str] = frozenset()) -
 
 
 def unrecorded_words(dirs: Sequence[Path], runs_dir: Path) -> str:
-    """The note for run directories a registry does not record (:meth:`Registry.unrecorded_dirs`)."""
+    """The note for run directories a registry does not record (:meth:`Registry.unrecorded_dirs`),
+    saying which ``runs --record`` can record and why it cannot the others (trial Z 12: the
+    note kept suggesting it for directories it refuses)."""
+    from exitcore.recording import why_not_recordable
+
+    refused = [(d, why) for d in dirs if (why := why_not_recordable(d)) is not None]
+    n_ok = len(dirs) - len(refused)
+    record = f"`{command()} runs --record{runs_dir_words(runs_dir)}`"
+    if not refused:
+        fix = f"{record} records {'it' if n_ok == 1 else 'them'}"
+    else:
+        first, why = refused[0]
+        others = f" (and {plural(len(refused) - 1, 'other')}: it says why)" if len(refused) > 1 else ""
+        fix = (f"{record} records {n_ok} of them, but not {first.name}: {why}{others}" if n_ok else
+               f"{record} cannot record {'it' if len(dirs) == 1 else 'them'} as {'it is' if len(dirs) == 1 else 'they are'} "
+               f"({first.name}: {why}{others})")
+    example = dirs[0].name if not refused or n_ok == 0 else next(d.name for d in dirs if d not in dict(refused))
     return (f"{plural(len(dirs), 'run directory', 'run directories')} in {runs_dir} "
-            f"{'is' if len(dirs) == 1 else 'are'} not in its registry (e.g. {dirs[0].name}: copied in, or the registry "
+            f"{'is' if len(dirs) == 1 else 'are'} not in its registry (e.g. {example}: copied in, or the registry "
             "was replaced): not listed, not found by experiment name, and not counted as trials by the deflated "
-            f"Sharpe ratio; `{command()} runs --record{runs_dir_words(runs_dir)}` records them")
+            f"Sharpe ratio; {fix}")
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

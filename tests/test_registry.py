@@ -8,6 +8,7 @@ import math
 import multiprocessing as mp
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -598,14 +599,25 @@ def test_run_directories_the_registry_does_not_record_are_noted(tmp_path):
     runs.mkdir()
     stray = runs / "20261101-000000-v4_no_lookahead-ab12"
     stray.mkdir()
-    (stray / "run.json").write_text("{}")
+    (stray / "run.json").write_text(json.dumps({"run_id": stray.name, "experiment": "v4_no_lookahead",
+                                                "config_hash": "c", "seed": 0, "data": {"hash": "d"}}))
     (runs / "not-a-run").mkdir()  # no run.json: not a run directory
     before = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
     assert before.stdout == f"no runs recorded in {runs}\n"
     assert before.stderr == (f"note: 1 run directory in {runs} is not in its registry (e.g. {stray.name}: copied in, "
                              "or the registry was replaced): not listed, not found by experiment name, and not "
                              "counted as trials by the deflated Sharpe ratio; `exitcore runs --record --runs-dir "
-                             f"{runs}` records them\n")
+                             f"{runs}` records it\n")
+    # one that --record refuses is named with why (trial Z 12: the note suggested --record for it too)
+    damaged = runs / "20261101-000001-v4_no_lookahead-cd34"
+    damaged.mkdir()
+    (damaged / "run.json").write_text("{}")
+    both = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert both.stderr.startswith(f"note: 2 run directories in {runs} are not in its registry (e.g. {stray.name}: ")
+    assert both.stderr.endswith(f"`exitcore runs --record --runs-dir {runs}` records 1 of them, but not {damaged.name}: "
+                                "run.json lacks run_id, experiment, config_hash, seed, data.hash: it was not written by "
+                                "exitcore, or is damaged\n")
+    shutil.rmtree(damaged)
     with Registry(runs) as reg:
         run_id = reg.create_run("v4_no_lookahead", "cfg", "d")
         (reg.path_of(reg.get(run_id))).mkdir()
@@ -1309,6 +1321,28 @@ def test_two_recorders_of_the_same_directories_both_succeed(tmp_path):
     assert (a.run_id, a.status) == (b.run_id, b.status) == (run_dir.name, "interrupted") and b.why_not is None
 
 
+def test_a_run_directory_with_damaged_results_is_recorded_interrupted_and_counts_as_a_trial(tmp_path):
+    """Trial Z 12: `runs --record` refused a run whose results.json was damaged, so that trial
+    dropped out of the deflated Sharpe ratio's N; it is recorded interrupted (a resume evaluates
+    it again), saying why."""
+    from exitcore.recording import record_run_dirs
+
+    runs = tmp_path / "runs"
+    run_dir = runs / "20261101-000000-v4_no_lookahead-ab12"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"run_id": run_dir.name, "experiment": "v4_no_lookahead",
+                                                  "config_hash": "c", "seed": 0, "data": {"hash": "d"}}))
+    (run_dir / "results.json").write_text('{"headline": {"sharpe": 1.2')  # cut short
+    with Registry(runs) as registry:
+        (outcome,) = record_run_dirs(registry, [run_dir])
+        assert (outcome.run_id, outcome.status, outcome.why_not) == (run_dir.name, "interrupted", None)
+        record = registry.get(run_dir.name)
+        assert record.error.startswith("recorded from its run directory: its results.json is damaged (results.json: "
+                                       "cannot be read as JSON")
+        assert record.error.endswith("); resume it to evaluate it again")
+        assert registry.trial_count("d") == 1
+
+
 def test_a_runs_directory_of_copied_run_directories_without_a_registry_says_how_to_record_them(tmp_path):
     """`run --resume RUN` in a folder that a run directory was copied into said only 'no run has
     been recorded there' (a reproducibility trial): the command that records it is named."""
@@ -1319,7 +1353,8 @@ def test_a_runs_directory_of_copied_run_directories_without_a_registry_says_how_
     message = Registry.missing(runs)
     assert message.startswith(f"no run registry in {runs}: no run has been recorded there; 1 run directory in {runs} "
                               "is not in its registry (e.g. 20261128-012812-v4_no_lookahead-f46e")
-    assert f"runs --record --runs-dir {runs}` records them" in message
+    assert f"runs --record --runs-dir {runs}` cannot record it as it is (20261128-012812-v4_no_lookahead-f46e: " \
+           "run.json lacks run_id" in message
     with pytest.raises(RegistryError, match="runs --record"):
         Registry(runs, create=False)
 

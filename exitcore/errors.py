@@ -110,13 +110,18 @@ class ConfigError(ExitcoreError):
         return "\n".join(self.lines())
 
     def lines(self) -> list[str]:
-        """Each problem as ``FILE: path: message`` (a message may have lines of its own)."""
+        """Each problem as ``FILE:LINE: path: message`` (a message may have lines of its own):
+        the line where the key is written, or its table where it was left out
+        (:func:`exitcore.toml_lines.line_of`), where the file has one."""
+        from exitcore.toml_lines import line_of
+
         lines = []
         for path, msg in self.problems:
             source = self.source_of(path) if self.source_of is not None and path else self.source
             if path.startswith("--"):  # typed on the command line (--set ...), not in the file
                 source = None
-            prefix = f"{source}: " if source else ""
+            line = line_of(source, path) if source and path else None
+            prefix = f"{source}:{line}: " if line else f"{source}: " if source else ""
             lines.append(f"{prefix}{path}: {msg}" if path else f"{prefix}{msg}")
         return lines
 

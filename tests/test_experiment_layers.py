@@ -71,6 +71,13 @@ def test_load_experiments_layers_in_python_and_load_file_says_how(user_dir, host
     assert "load_experiments" not in str(exc.value)
 
 
+def _line(file, needle: str, after: str = "") -> int:
+    """The 1-based line of ``file`` holding ``needle`` (the first one after the line holding ``after``)."""
+    rows = file.read_text().splitlines()
+    start = next(i for i, row in enumerate(rows) if after in row) if after else 0
+    return next(i for i, row in enumerate(rows) if i >= start and needle in row) + 1
+
+
 def test_the_user_s_definitions_win_and_errors_name_the_file_they_were_written_in(user_dir, host):
     path = user_dir / "experiments.toml"
     path.write_text(MINE + '[experiments.v2_exit_guards]\nextends = "v1"\nppo = { n_steps = 0 }\n'
@@ -82,13 +89,16 @@ def test_the_user_s_definitions_win_and_errors_name_the_file_they_were_written_i
     # a shipped experiment extending a replaced one inherits the user's: the error is the user's key
     with pytest.raises(ConfigError) as exc:
         resolve(file, "v4_no_lookahead", host)
-    assert str(exc.value).startswith(f"{path}: experiments.v2_exit_guards.ppo.n_steps: expected a positive integer")
+    assert str(exc.value).startswith(f"{path}:{_line(path, 'ppo = { n_steps = 0 }')}: experiments.v2_exit_guards.ppo.n_steps: "
+                                      "expected a positive integer")
     # what the shipped file wrote is located in the shipped file
     assert file.file_of("experiments.v4_no_lookahead.ppo.n_envs") == SHIPPED_FILE
     assert file.file_of("budgets.smoke") == SHIPPED_FILE and file.file_of("budgets.quick") == path
     assert file.file_of("defaults.costs.spread_pips") == path and file.file_of("defaults.ppo.n_steps") == SHIPPED_FILE
     err = file.error([("experiments.v3.ppo.n_envs", "bad"), ("experiments.mine.masks", "bad")])
-    assert str(err).splitlines() == [f"{SHIPPED_FILE}: experiments.v3.ppo.n_envs: bad", f"{path}: experiments.mine.masks: bad"]
+    v3_n_envs = _line(SHIPPED_FILE, "n_envs", after="[experiments.v3.ppo]")
+    assert str(err).splitlines() == [f"{SHIPPED_FILE}:{v3_n_envs}: experiments.v3.ppo.n_envs: bad",
+                                     f"{path}:{_line(path, 'masks')}: experiments.mine.masks: bad"]
     listed = CliRunner().invoke(cli, ["experiments", "list"])
     assert f"note: {path} replaces the shipped experiments.v2_exit_guards, budgets.quick (its definitions win)" in listed.output
 
@@ -108,4 +118,4 @@ def test_an_error_in_the_users_defaults_array_names_the_users_file(user_dir):
         'params = { window = -3 }\n' + MINE)
     result = CliRunner().invoke(cli, ["experiments", "show", "v1"])
     assert result.exit_code == 2
-    assert f"{user_dir / 'experiments.toml'}: defaults.features[1].params.window" in result.output, result.output
+    assert f"{user_dir / 'experiments.toml'}:5: defaults.features[1].params.window" in result.output, result.output

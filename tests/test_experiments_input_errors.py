@@ -109,7 +109,7 @@ def test_list_marks_an_experiment_whose_extends_is_broken_and_exits_2(tmp_path):
     assert result.exit_code == 2, result.output
     rows = {line[3:].split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}  # "!! " or "   " first
     assert rows["mine"].startswith("!! mine") and rows["x"].startswith("!! x") and rows["fine"].startswith("   fine")
-    assert f"{path}: experiments.mine.extends: unknown experiment 'v4_no_lookahed'" in result.stderr
+    assert f"{path}:4: experiments.mine.extends: unknown experiment 'v4_no_lookahed'" in result.stderr
     assert result.stderr.count("extends cycle") == 1  # met from x and from y: reported once
 
 
@@ -202,7 +202,7 @@ def test_check_build_cuts_the_splits_as_run_does(tmp_path):
     assert result.exit_code == 2, result.output
     assert "experiments OK" not in result.output
     assert result.output.splitlines()[-1] == (
-        f"error: {path}: experiments.late.split.train_end: the test split is empty: 2100-01-01 is after the last "
+        f"error: {path}:5: experiments.late.split.train_end: the test split is empty: 2100-01-01 is after the last "
         "bar (2015-02-10 12:30 UTC; the data has 2,547 bars, from 2015-01-05 00:00); use an earlier date or more data")
 
 
@@ -226,16 +226,16 @@ def test_check_build_names_a_key_written_elsewhere_once_and_keeps_a_hint_on_its_
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert errors[-1] == (
-        f"error: {path}: defaults.split.train_end: the test split is empty: 2100-01-01 is after the last bar "
+        f"error: {path}:2: defaults.split.train_end: the test split is empty: 2100-01-01 is after the last bar "
         "(2015-02-10 12:30 UTC; the data has 2,547 bars, from 2015-01-05 00:00); use an earlier date or more data "
         "(experiment late)")
-    assert all(line.count(".toml: ") == 1 for line in errors), errors
+    assert all(line.count(".toml:") == 1 for line in errors), errors
     path = _write(tmp_path, '[experiments.few]\nextends = "v4_no_lookahead"\n'
                             'data = { source = "synthetic", params = { years = 0.1 } }\n')
     result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check", "--build"])
     assert result.exit_code == 2, result.output
     assert result.output.splitlines()[-2:] == [
-        f"error: {path}: experiments.few: split.train: 118 usable trades, but at least 256 are needed (ppo.n_envs = 256)",
+        f"error: {path}:1: experiments.few: split.train: 118 usable trades, but at least 256 are needed (ppo.n_envs = 256)",
         "use more data, give the split a larger share, or an entry strategy that trades more often than entry strategy "
         "'donchian' from entries (exitcore-entries 0.1.0)"]
 
@@ -289,16 +289,16 @@ def test_a_misspelt_extends_is_suggested_without_its_knock_on_errors(tmp_path):
     mean", and went on to say the experiment had no reward term (it inherited none)."""
     path, output = _checked(tmp_path, '[experiments.x]\nextend = "v4_no_lookahead"\n')
     assert output == (
-        f"error: {path}: experiments.x.extend: unknown key 'extend' (did you mean 'extends'?); allowed: description, "
+        f"error: {path}:2: experiments.x.extend: unknown key 'extend' (did you mean 'extends'?); allowed: description, "
         "assumptions, extends, data, env, costs, ppo, split, eval, entry, features, rewards, guards, masks\n")
 
 
 def test_another_unknown_key_keeps_its_knock_on_errors(tmp_path):
     path, output = _checked(tmp_path, '[experiments.x]\nfoo = 1\n')
     assert output == (
-        f"error: {path}: experiments.x.foo: unknown key 'foo'; allowed: description, assumptions, extends, data, env, "
+        f"error: {path}:2: experiments.x.foo: unknown key 'foo'; allowed: description, assumptions, extends, data, env, "
         "costs, ppo, split, eval, entry, features, rewards, guards, masks\n"
-        f"error: {path}: experiments.x.rewards: an experiment needs at least one reward term\n")  # each line an error
+        f"error: {path}:1: experiments.x.rewards: an experiment needs at least one reward term\n")  # each line an error
 
 
 def test_a_shipped_name_redefined_to_change_one_value_says_it_replaces_the_whole(tmp_path):
@@ -306,7 +306,7 @@ def test_a_shipped_name_redefined_to_change_one_value_says_it_replaces_the_whole
     experiment had no reward term."""
     path, output = _checked(tmp_path, "[experiments.v4_no_lookahead.costs]\nspread_pips = 1.5\n")
     assert output == (
-        f"error: {path}: experiments.v4_no_lookahead.rewards: an experiment needs at least one reward term; "
+        f"error: {path}:1: experiments.v4_no_lookahead.rewards: an experiment needs at least one reward term; "
         "experiments.v4_no_lookahead replaces the shipped v4_no_lookahead whole (nothing is inherited): to change "
         'one value, define a new experiment with extends = "v4_no_lookahead"\n')
 
@@ -329,7 +329,7 @@ def test_a_wrong_value_a_budget_replaces_is_still_an_error_where_it_is_written(t
     runs = tmp_path / "runs"
     result = CliRunner().invoke(cli, ["--experiments", str(path), "run", "x", "--budget", "smoke", "--runs-dir", str(runs)])
     assert result.exit_code == 2, result.output
-    assert f"error: {path}: experiments.x.ppo.n_envs: expected an integer, got '64'{replaced}" in result.output
+    assert f"error: {path}:4: experiments.x.ppo.n_envs: expected an integer, got '64'{replaced}" in result.output
     assert not runs.exists()
 
 
@@ -347,7 +347,7 @@ def test_a_wrong_default_every_experiment_replaces_is_reported_once(tmp_path):
                     '[experiments.b]\nrewards = [{ name = "pnl" }]\nfeatures = [{ name = "position" }]\n')
     result = CliRunner().invoke(cli, ["--experiments", str(path), "experiments", "check"])
     assert result.exit_code == 2 and result.output.count("defaults.ppo.n_envs") == 1, result.output
-    assert (f"error: {path}: defaults.ppo.n_envs: expected an integer, got 'lots' (overridden by a later table, but "
+    assert (f"error: {path}:2: defaults.ppo.n_envs: expected an integer, got 'lots' (overridden by a later table, but "
             "wrong wherever it takes effect)") in result.output
 
 

@@ -1,0 +1,206 @@
+"""Where each key of a TOML file is written: the line a configuration error points at.
+
+``tomllib`` reports the line of a syntax error only; a value that parses but is wrong (a string
+where a number belongs, an unknown key) is found by its path (``experiments.v5.ppo.n_envs``).
+:func:`line_of` gives that path's line, so an error reads ``experiments.toml:12: ...`` and an
+editor jumps to it. The scanner follows TOML's grammar far enough to find keys (tables, arrays
+of tables, dotted and quoted keys, inline tables, arrays, every kind of string and comment) and
+is used only on files ``tomllib`` has already accepted; anything it cannot place has no line.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+Path_ = tuple[str | int, ...]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_PATH_PART = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([^.\[\]"\']+)|\[(\d+)\]')
+
+
+class _Scanner:
+    def __init__(self, text: str):
+        self.text, self.i = text, 0
+        self.lines: dict[Path_, int] = {}
+        self.array_tables: dict[Path_, int] = {}
+
+    # ------------------------------------------------------------------ basics
+    def line(self) -> int:
+        return self.text.count("\n", 0, self.i) + 1
+
+    def peek(self, n: int = 1) -> str:
+        return self.text[self.i:self.i + n]
+
+    def skip(self, newlines: bool) -> None:
+        """Skip blanks and comments (and newlines where ``newlines``)."""
+        while self.i < len(self.text):
+            c = self.text[self.i]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self.i += 1
+            elif c == "#":
+                end = self.text.find("\n", self.i)
+                self.i = len(self.text) if end < 0 else end
+            else:
+                return
+
+    def record(self, path: Path_, line: int) -> None:
+        # a dotted key or a table header also writes its parents (where no line of their own is)
+        for end in range(1, len(path) + 1):
+            self.lines.setdefault(path[:end], line)
+
+    # ------------------------------------------------------------------ keys and strings
+    def string(self) -> str:
+        quote = self.peek()
+        if self.peek(3) == quote * 3:  # multi-line: ends at the first unescaped triple quote
+            self.i += 3
+            pattern = r'(?:[^\\]|\\.)*?"""' if quote == '"' else r"[\s\S]*?'''"
+            m = re.compile(pattern, re.S).match(self.text, self.i)
+            end = m.end() if m else len(self.text)
+            while self.text[end:end + 1] == quote:  # up to two quotes may end the content
+                end += 1
+            value, self.i = self.text[self.i:end - 3], end
+            return value
+        self.i += 1
+        pattern = r'((?:[^"\\\n]|\\.)*)"' if quote == '"' else r"([^'\n]*)'"
+        m = re.compile(pattern).match(self.text, self.i)
+        if m is None:
+            raise ValueError("unterminated string")
+        self.i = m.end()
+        return m.group(1)
+
+    def key(self) -> Path_:
+        parts: list[str | int] = []
+        while True:
+            self.skip(newlines=False)
+            if self.peek() in "\"'":
+                parts.append(self.string())
+            else:
+                m = _BARE_KEY.match(self.text, self.i)
+                if m is None:
+                    raise ValueError("not a key")
+                parts.append(m.group())
+                self.i = m.end()
+            self.skip(newlines=False)
+            if self.peek() != ".":
+                return tuple(parts)
+            self.i += 1
+
+    # ------------------------------------------------------------------ values
+    def value(self, path: Path_) -> None:
+        c = self.peek()
+        if c in "\"'":
+            self.string()
+        elif c == "[":
+            self.i += 1
+            index = 0
+            while True:
+                self.skip(newlines=True)
+                if self.peek() == "]":
+                    self.i += 1
+                    return
+                self.record(path + (index,), self.line())
+                self.value(path + (index,))
+                index += 1
+                self.skip(newlines=True)
+                if self.peek() == ",":
+                    self.i += 1
+        elif c == "{":
+            self.i += 1
+            while True:
+                self.skip(newlines=True)
+                if self.peek() == "}":
+                    self.i += 1
+                    return
+                line = self.line()
+                sub = path + self.key()
+                self.record(sub, line)
+                self.skip(newlines=False)
+                self.i += 1  # "="
+                self.skip(newlines=False)
+                self.value(sub)
+                self.skip(newlines=True)
+                if self.peek() == ",":
+                    self.i += 1
+        else:  # a number, a boolean, a date: up to what ends a value
+            m = re.compile(r"[^,\]\}\n#]*").match(self.text, self.i)
+            self.i = m.end() if m else len(self.text)
+
+    # ------------------------------------------------------------------ the document
+    def document(self) -> dict[Path_, int]:
+        table: Path_ = ()
+        while True:
+            self.skip(newlines=True)
+            if self.i >= len(self.text):
+                return self.lines
+            line = self.line()
+            if self.peek(2) == "[[":
+                self.i += 2
+                name = self.key()
+                self.i += 2
+                index = self.array_tables.get(name, 0)
+                self.array_tables[name] = index + 1
+                table = name + (index,)
+                self.record(name, line)
+                self.record(table, line)
+            elif self.peek() == "[":
+                self.i += 1
+                table = self.key()
+                self.i += 1
+                self.record(table, line)
+            else:
+                path = table + self.key()
+                self.record(path, line)
+                self.skip(newlines=False)
+                self.i += 1  # "="
+                self.skip(newlines=False)
+                self.value(path)
+
+
+def key_lines(text: str) -> dict[Path_, int]:
+    """Every key path of the TOML ``text`` (array elements by index) -> the 1-based line where it
+    is first written; as much as could be placed where the text is not valid TOML."""
+    scanner = _Scanner(text)
+    try:
+        return scanner.document()
+    except (ValueError, IndexError):
+        return scanner.lines
+
+
+def parse_path(path: str) -> Path_:
+    """``experiments.v1.rewards[2].params.time_coef`` as its parts (indices as ints)."""
+    parts: list[str | int] = []
+    for m in _PATH_PART.finditer(path):
+        basic, literal, bare, index = m.groups()
+        if index is not None:
+            parts.append(int(index))
+        else:
+            parts.append(basic if basic is not None else literal if literal is not None else bare.strip())
+    return tuple(parts)
+
+
+@lru_cache(maxsize=16)
+def _lines_of_file(path: str, mtime_ns: int, size: int) -> dict[Path_, int]:
+    try:
+        return key_lines(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def line_of(file: str | Path, path: str) -> int | None:
+    """The line of ``file`` where the key ``path`` is written, or, where it is not (a required
+    key left out), where its closest written parent is (the experiment's table); None where
+    neither is in the file, or the file cannot be read."""
+    try:
+        st = Path(file).stat()
+    except OSError:
+        return None
+    lines = _lines_of_file(str(file), st.st_mtime_ns, st.st_size)
+    parts = parse_path(path)
+    # a table at least (`experiments.v5`), not just the first word every key of a file shares
+    for end in range(len(parts), min(2, len(parts)) - 1, -1):
+        found = lines.get(parts[:end])
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,108 @@
+"""Configuration errors name the line of the key they are about (exitcore.toml_lines)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+
+from exitcore.cli import cli
+from exitcore.experiments import SHIPPED_FILE
+from exitcore.toml_lines import key_lines, line_of, parse_path
+
+TRICKY = '''\
+# [not.a.table] in a comment, key = 1
+title = """
+[inside.a.string]
+fake = 1
+"""  # and a comment after it
+literal = \'\'\'
+[also.inside] = "x" \'\'\'
+"quoted.key" = 'it s'
+escaped = "a \\" [b] = c"
+
+[experiments.v5]
+extends = "v4_no_lookahead"
+rewards = [
+  { name = "pnl" },  # first
+  { name = "time_penalty", params = { time_coef = 0.005, nested = { deep = [1, 2] } } },
+]
+
+[experiments.v5.ppo]
+n_envs = 64
+hidden = [
+  64,
+  64,
+]
+env.max_bars = 12
+
+[[defaults.features]]
+name = "position"
+[[defaults.features]]
+name = "price_window"
+params = { window = 16 }
+'''
+
+
+def _line(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_every_key_of_a_tricky_file_is_placed_and_nothing_inside_strings_is():
+    tomllib.loads(TRICKY)  # valid TOML: the scanner is only used on such files
+    lines = key_lines(TRICKY)
+    expect = {
+        "title": 'title = """', "literal": "literal = ", '"quoted.key"': '"quoted.key"', "escaped": "escaped = ",
+        "experiments.v5": "[experiments.v5]", "experiments.v5.extends": "extends = ",
+        "experiments.v5.rewards": "rewards = [", "experiments.v5.rewards[0].name": '{ name = "pnl" }',
+        "experiments.v5.rewards[1]": '{ name = "time_penalty"', "experiments.v5.rewards[1].params.time_coef": "time_coef",
+        "experiments.v5.rewards[1].params.nested.deep": "deep", "experiments.v5.ppo.n_envs": "n_envs",
+        "experiments.v5.ppo.hidden[1]": "  64,\n  64,", "experiments.v5.ppo.env.max_bars": "env.max_bars",
+        "defaults.features[0].name": 'name = "position"', "defaults.features[1].params.window": "window = 16",
+    }
+    for path, needle in expect.items():
+        want = _line(TRICKY, needle.split("\n")[0]) + needle.count("\n")
+        assert lines.get(parse_path(path)) == want, path
+    assert not any(part in ("inside", "also", "not", "fake", "b") for key in lines for part in key)
+
+
+def test_every_leaf_of_the_shipped_experiments_is_placed_on_a_line_naming_it():
+    text = SHIPPED_FILE.read_text(encoding="utf-8")
+    rows = text.splitlines()
+    lines = key_lines(text)
+
+    def leaves(value, path):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from leaves(v, (*path, k))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for i, v in enumerate(value):
+                yield from leaves(v, (*path, i))
+        else:
+            yield path
+
+    found = list(leaves(tomllib.loads(text), ()))
+    assert len(found) > 50
+    for path in found:
+        assert path in lines, path
+        assert str(path[-1]) in rows[lines[path] - 1], (path, rows[lines[path] - 1])
+
+
+def test_a_missing_key_points_at_its_table_and_unknown_places_at_nothing(tmp_path):
+    file = tmp_path / "experiments.toml"
+    file.write_text(TRICKY)
+    assert line_of(file, "experiments.v5.guards") == _line(TRICKY, "[experiments.v5]")
+    assert line_of(file, "experiments.v9.ppo.n_envs") is None  # not the first word alone
+    assert line_of(tmp_path / "gone.toml", "experiments.v5") is None
+
+
+@pytest.mark.parametrize("layered", [False, True])
+def test_a_configuration_error_names_file_line_and_key(tmp_path, layered):
+    file = tmp_path / "experiments.toml"
+    file.write_text('[experiments.v5]\nextends = "v4_no_lookahead"\n\n[experiments.v5.ppo]\nn_envs = 64\n'
+                    'learning_rate = "fast"\n')
+    args = ["--experiments", str(file), "experiments", "check"] if layered else ["experiments", "check"]
+    out = CliRunner().invoke(cli, args, env={"EXITCORE_EXPERIMENTS": str(file)})
+    assert out.exit_code == 2
+    assert f"{file}:6: experiments.v5.ppo.learning_rate: expected a number, got 'fast'" in out.output, out.output

@@ -28,7 +28,7 @@ class ExitReason(metaclass=IntIds):
     names = ("OPEN", "AGENT", "STOP", "TARGET", "TIME", "END_OF_DATA", "GAP")
 
     OPEN = 0
-    AGENT = 1  #: EXIT action (or the last PARTIAL that closed everything)
+    AGENT = 1  #: EXIT action (a PARTIAL never closes everything: 0 < partial_fraction < 1)
     STOP = 2  #: stop hit (initial, tightened or at breakeven)
     TARGET = 3  #: target hit
     TIME = 4  #: max_bars reached

@@ -12,8 +12,12 @@ Semantics (what a gymnasium user needs to know):
   those (``Box`` ``[N, obs_dim]`` and ``MultiDiscrete([5] * N)``).
 * **Action masks.** :meth:`GymVecExitEnv.action_masks` returns the current mask as a numpy bool
   array ``[N, 5]`` (the convention of sb3-contrib's MaskablePPO). ``HOLD`` is always allowed.
-  The environment does not enforce the mask: a masked action that is sent anyway is executed
-  (and may still be blocked by a guard), exactly as in ``VecExitEnv``.
+  The adapter enforces the mask (``enforce_masks=True``, the default): a masked action sent
+  anyway (an algorithm that ignores ``action_masks()``) is executed as ``HOLD``, counted per
+  action in :attr:`GymVecExitEnv.refused`, and warned about once, so an agent cannot take the
+  exits v4's mask forbids (the look-ahead exploit of v3 the mask closes) behind the mask's
+  back. ``enforce_masks=False`` executes it as ``VecExitEnv`` does (which trusts its caller:
+  exitcore's PPO samples from masked logits only), where it may still be blocked by a guard.
 * **Termination.** Every end of a trade (agent exit, stop, target, the ``max_bars`` time stop,
   the end of the data, a data hole where ``env.data_holes = "close"``) is ``terminated``: the time stop is part of the trade's
   definition (design.md §3), and the position state the agent sees carries the bars held, so
@@ -38,14 +42,15 @@ plays one given trade once, then freezes) has no gymnasium equivalent.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from exitcore.actions import N_ACTIONS
+from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
 from exitcore.env.vec_env import VecExitEnv
-from exitcore.errors import ExitcoreError
+from exitcore.errors import ExitcoreError, ExitcoreWarning
 
 try:  # the optional extra
     import gymnasium
@@ -75,7 +80,7 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
         "render_modes": [],
     }
 
-    def __init__(self, env: VecExitEnv, episode_info: bool = True):
+    def __init__(self, env: VecExitEnv, episode_info: bool = True, enforce_masks: bool = True):
         gym = require_gymnasium()
         if not env.auto_reset:
             raise ValueError("GymVecExitEnv wraps training-mode environments only (VecExitEnv(..., auto_reset=True))")
@@ -87,6 +92,10 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._mask: np.ndarray | None = None
+        self.enforce_masks = enforce_masks
+        #: masked actions sent and executed as HOLD instead, per action id (``enforce_masks``)
+        self.refused = np.zeros(N_ACTIONS, dtype=np.int64)
+        self._told_refused = False
         # per-env running return and length, for infos["episode"] (host side: gymnasium is host side)
         self._returns = np.zeros(self.num_envs, dtype=np.float64)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -113,8 +122,11 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
             raise ValueError(f"actions must be integer action ids 0..{self.env.n_actions - 1}, got dtype {given.dtype}"
                              + (f" with non-integer values (e.g. {float(given[given != np.round(given)].flat[0])!r})"
                                 if given.dtype.kind == "f" else ""))
-        action = torch.as_tensor(given, dtype=torch.int64, device=self.env.device)
-        obs, mask, reward, done = self.env.step(action.reshape(-1))
+        ids = given.reshape(-1).astype(np.int64)
+        if self.enforce_masks and ids.shape == (self.num_envs,):
+            ids = self._refuse_masked(ids)
+        action = torch.as_tensor(ids, dtype=torch.int64, device=self.env.device)
+        obs, mask, reward, done = self.env.step(action)
         self._mask = _host(mask)
         rewards = _host(reward).astype(np.float64)
         terminations = _host(done)
@@ -131,6 +143,27 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
             self._returns[terminations] = 0.0
             self._lengths[terminations] = 0
         return _host(obs), rewards, terminations, truncations, infos
+
+    def _refuse_masked(self, ids: np.ndarray) -> np.ndarray:
+        """``ids`` with every action the current mask forbids replaced by HOLD (counted, warned
+        about once); ids out of range are left for the environment to refuse, naming them."""
+        assert self._mask is not None
+        rows = np.flatnonzero((ids >= 0) & (ids < N_ACTIONS))
+        refused = rows[~self._mask[rows, ids[rows]]]
+        if refused.size == 0:
+            return ids
+        np.add.at(self.refused, ids[refused], 1)
+        if not self._told_refused:
+            self._told_refused = True
+            first = int(refused[0])
+            warnings.warn(
+                f"GymVecExitEnv: {refused.size} of {self.num_envs} actions were masked (e.g. {ACTION_NAMES[int(ids[first])]} in "
+                f"env {first}) and are executed as HOLD: pass env.action_masks() to the algorithm (sb3-contrib's "
+                "MaskablePPO takes it); env.refused counts them per action; GymVecExitEnv(..., enforce_masks=False) "
+                "executes them instead", ExitcoreWarning, stacklevel=3)
+        out = ids.copy()
+        out[refused] = HOLD
+        return out
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions at the current decision of every env, bool ``[N, 5]``."""

@@ -275,3 +275,32 @@ def test_reference_env_in_sync_vector_env(data) -> None:
         ended += int(term.sum())
         assert not trunc.any()
     assert ended > 0
+
+
+@pytest.mark.parametrize("enforce", [True, False])
+def test_a_masked_action_sent_anyway_is_held_counted_and_warned_about(data, enforce) -> None:
+    """Review AI: EXIT sent at the first decision, where v4's min_exit_bar mask forbids it, was
+    executed (every trade closed by the agent at bar 0: v3's exploit behind the mask's back),
+    and nothing counted it. Enforced (the default) it is held, counted per action, warned about once."""
+    bars, trades = data
+    unguarded = v4_config(max_bars=24, guards=())  # the mask alone stands between EXIT and bar 0
+    env = GymVecExitEnv(make_env(bars, trades, unguarded, n_envs=N, auto_reset=True, seed=3), enforce_masks=enforce)
+    env.reset(seed=3)
+    assert not env.action_masks()[:, Action.EXIT].any()  # the first decision: EXIT masked everywhere
+    exits = np.full(N, Action.EXIT)
+    if not enforce:
+        _, _, terminated, _, infos = env.step(exits)
+        assert terminated.all() and (infos["final_info"]["exit_reason"] == ExitReason.AGENT).all()
+        assert env.refused.sum() == 0
+        return
+    with pytest.warns(Warning, match=rf"{N} of {N} actions were masked \(e.g. EXIT in env 0\) and are executed as HOLD"):
+        _, _, terminated, _, infos = env.step(exits)
+    agent_exits = terminated & (infos.get("final_info", {}).get("exit_reason", np.zeros(N)) == ExitReason.AGENT)
+    assert not agent_exits.any()
+    assert env.refused.tolist() == [0, N, 0, 0, 0]
+    import warnings as _warnings
+
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")  # said once
+        env.step(np.where(env.action_masks()[:, Action.EXIT], Action.HOLD, Action.EXIT))
+    assert env.refused[Action.EXIT] > N

@@ -42,7 +42,15 @@ import click
 
 from exitcore.atomic import remove_stale_temporaries, write_text_atomic
 from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, DataError, ExitcoreError, NotOwner, RunDirGone
-from exitcore.evaluation.rundir import CONFIG_FILE, RUN_FILE, config_file_digest
+from exitcore.evaluation.rundir import (
+    CONFIG_FILE,
+    RUN_FILE,
+    absolute_source,
+    config_file_digest,
+    data_path_missing,
+    last_read_path,
+    read_run_info,
+)
 from exitcore.evaluation.verdicts import describe_verdict
 from exitcore.resume import (
     check_checkpoint,
@@ -324,6 +332,15 @@ def _origin(request: RunRequest, file_of: Callable[[], Any], host: Any, runs_dir
     check_checkpoint(previous_dir, resolved)
     # the run's bars, where they are now (its configuration keeps their old place)
     relocated = relocated_resume_data(previous, resolved.config.data, given.data, host) if given.data else None
+    if relocated is None and data_path_missing(resolved.config.data):
+        # config.toml's path is not found from here (a relative one, resumed from another
+        # directory): where run.json says the run last read its bars (their hash is checked)
+        try:
+            last = last_read_path(read_run_info(previous_dir))
+        except ExitcoreError:
+            last = None
+        if last:
+            relocated = relocated_resume_data(previous, resolved.config.data, last, host)
     return _Origin(merged, resolved, again=again, data_given=given.data, previous=previous,
                    previous_dir=previous_dir, trained_on=trained_on, relocated=relocated)
 
@@ -1121,7 +1138,9 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
         "code_hash": run_code_hash(resolved, host),
         "request": request.to_dict(),
         "data": {
-            "source": bars.source,
+            # absolute: audit and resume find the bars from another directory (a relative path in
+            # the experiments file is read from where exitcore ran; trial AB)
+            "source": absolute_source(bars.source),
             "source_component": cfg.data.source,
             "hash": data_hash,
             # the columns besides timestamps and OHLC (volume, spread), which the hash leaves out

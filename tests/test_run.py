@@ -1215,6 +1215,50 @@ def test_a_runs_directory_moved_while_a_run_trains_stops_it_and_it_resumes_in_it
     assert done.status == "done" and not runs.exists()
 
 
+def test_a_relative_data_path_is_found_by_resume_and_audit_from_another_directory(tmp_path, monkeypatch):
+    """Trial AB: an experiments file reading `data/bars.csv` froze the path as written, and
+    run.json named it so too: `audit RUN` and `run --resume` from any other directory failed
+    with "no such file ... if the file moved". run.json records where the bars were read,
+    absolute, and both take it where config.toml's path is not found from here."""
+    import signal
+
+    from exitcore import hookimpl
+    from exitcore.experiments import load_experiments
+    from exitcore.plugins import PluginHost
+    from exitcore.runner import RunRequest, execute
+
+    from click.testing import CliRunner
+
+    from exitcore.cli import cli
+
+    project, elsewhere, runs = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "runs"
+    (project / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    made = CliRunner().invoke(cli, ["data", "synth", "-o", "data/bars.csv", "--years", "0.2"])
+    assert made.exit_code == 0, made.output
+    (project / "experiments.toml").write_text('[experiments.mine]\nextends = "v4_no_lookahead"\n'
+                                              'data = { source = "csv", params = { path = "data/bars.csv" } }\n')
+
+    class CtrlCAtUpdate1:
+        @hookimpl
+        def iteration_end(self, run, update, metrics):
+            signal.raise_signal(signal.SIGINT)
+
+    file = load_experiments(project / "experiments.toml")
+    stopped = execute(RunRequest(experiment="mine", budget="smoke", runs_dir=str(runs)), file,
+                      PluginHost.create(plugins=[CtrlCAtUpdate1()]), quiet=True)
+    assert stopped.status == "interrupted"
+    info = json.loads((stopped.run_dir / "run.json").read_text())
+    assert info["data"]["source"] == f"csv: {project / 'data' / 'bars.csv'}"
+    monkeypatch.chdir(elsewhere)
+    done = execute(RunRequest(resume=stopped.run_id, runs_dir=str(runs)), file, PluginHost.create(), quiet=True)
+    assert done.status == "done"
+    audited = CliRunner().invoke(cli, ["audit", str(stopped.run_dir), "--decisions", "4"])
+    assert audited.exit_code == 0, audited.output
+    assert "where the run last read them; config.toml's path is not found from here" in audited.output
+
+
 def test_a_resume_that_trains_again_from_step_0_drops_the_stop_it_lost(tmp_path):
     """A run a plugin stopped, interrupted and resumed without its checkpoint trains again from
     step 0 to the end: it kept the stop (run.json and its trial), although nothing stopped it

@@ -379,26 +379,6 @@ def _at_segment_ends(market: Any, bars: torch.Tensor, n: int, seed: int) -> np.n
     return np.random.default_rng(seed + 1).choice(edge, min(edge.size, n, max(1, n // 16)), replace=False)
 
 
-def _last_read_path(info: Mapping[str, Any]) -> str | None:
-    """The file or folder the run last read its bars from, as run.json's ``data.source``
-    (``csv: /data/eurusd.csv``) names it, where that exists; else None."""
-    from pathlib import Path
-
-    source = (info.get("data") or {}).get("source") if isinstance(info.get("data"), Mapping) else None
-    if not isinstance(source, str) or ": " not in source:
-        return None
-    path = source.partition(": ")[2]
-    return path if path and Path(path).exists() else None
-
-
-def _missing_path(data: Any) -> bool:
-    """Whether a data configuration names a file or folder (``params.path``) that is not there."""
-    from pathlib import Path
-
-    path = (getattr(data, "params", None) or {}).get("path")
-    return isinstance(path, str) and bool(path) and not Path(path).expanduser().exists()
-
-
 def _action(policy: torch.nn.Module, view: Any) -> int:
     """The deterministic action for one decision view (HOLD allowed, as the environment does)."""
     from exitcore.ppo.distribution import act
@@ -829,13 +809,14 @@ def audit_run(
     from exitcore.data.pipeline import relocated_data
 
     data, where = resolved.config.data, f"{run_dir / rundir.CONFIG_FILE}: data"
-    # a resume given --data (the file moved) keeps the frozen path in config.toml; run.json's
-    # data.source ("csv: PATH") says where it read the bars last, which the audit takes where
-    # config.toml's path is gone (trial Z; their hash is checked below as ever)
-    moved = _last_read_path(info)
-    if not data_spec and moved and _missing_path(data):
+    # a resume given --data (the file moved) keeps the frozen path in config.toml, and a relative
+    # one is read from where exitcore runs: run.json's data.source ("csv: PATH") says where the run
+    # read the bars last, which the audit takes where config.toml's path is not found (trials Z,
+    # AB; their hash is checked below as ever)
+    moved = rundir.last_read_path(info) if not data_spec and rundir.data_path_missing(data) else None
+    if moved:
         data_spec = moved
-        stage_note = " (where the run last read them; config.toml's path is gone)"
+        stage_note = " (where the run last read them; config.toml's path is not found from here)"
     else:
         stage_note = ""
     if data_spec:

@@ -279,6 +279,33 @@ def _resume_hint(run_dir: Path) -> str:
     return f"; `{command()} runs --record{where}` records it, and {resume}"
 
 
+def last_read_path(info: dict[str, Any]) -> str | None:
+    """The file or folder the run last read its bars from, as run.json's ``data.source``
+    (``csv: /data/eurusd.csv``) names it, where that exists from here; else None."""
+    data = info.get("data")
+    source = data.get("source") if isinstance(data, dict) else None
+    if not isinstance(source, str) or ": " not in source:
+        return None
+    path = source.partition(": ")[2]
+    return path if path and Path(path).expanduser().exists() else None
+
+
+def data_path_missing(data: Any) -> bool:
+    """Whether a data configuration names a file or folder (``params.path``) not found from here
+    (moved, or a relative path read from another directory than the run's)."""
+    path = (getattr(data, "params", None) or {}).get("path")
+    return isinstance(path, str) and bool(path) and not Path(path).expanduser().exists()
+
+
+def absolute_source(source: str) -> str:
+    """``bars.source`` (``csv: data/eurusd.csv``) with a relative local path made absolute, as
+    run.json records it: where the run read its bars, from any directory (trial AB)."""
+    kind, sep, path = source.partition(": ")
+    if not sep or not path or "://" in path or Path(path).expanduser().is_absolute() or not Path(path).exists():
+        return source
+    return f"{kind}{sep}{os.path.abspath(path)}"
+
+
 def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:
     """Refuse results.json when it is not this run's: its ``experiment``, ``config_hash``,
     ``seed`` or ``data_hash`` (the bars'; recorded since 2026-11-28) differ from run.json's, or

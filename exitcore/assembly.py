@@ -6,6 +6,7 @@ experiment the same way through :func:`assemble`, so "what the agent saw" is def
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -92,7 +93,7 @@ def run_entry(resolved: Any, bars: Bars) -> Trades:
 PIPS_SUSPECT_FRACTION = 0.2
 
 
-def warn_if_pips(trades: Trades, bars: Bars, where: str) -> None:
+def warn_if_pips(trades: Trades, bars: Bars, where: str, hint: str = "") -> None:
     """Warn when stop or target distances look like pips rather than price units: farther from
     the fill than :data:`PIPS_SUSPECT_FRACTION` of the signal bar's close (20 pips written as
     ``20.0`` on EURUSD at 1.1 is 1,800 % of the price). Not an error: a strategy may mean it."""
@@ -109,7 +110,7 @@ def warn_if_pips(trades: Trades, bars: Bars, where: str) -> None:
                 f"{where}: {int(far.sum()):,} of {len(f):,} trades have a {col} above "
                 f"{PIPS_SUSPECT_FRACTION:.0%} of the price (row {i}: {f[col].iloc[i]:g} at a close of {close[i]:g}); "
                 f"distances are in price units, not pips: 20 pips is {20 * bars.pip_size:g} here (pip size "
-                f"{bars.pip_size:g})", ExitcoreWarning, stacklevel=2)
+                f"{bars.pip_size:g}){hint}", ExitcoreWarning, stacklevel=2)
 
 
 def check_trades(trades: Trades, n_bars: int) -> list[str]:
@@ -162,7 +163,11 @@ def assemble(
     cfg = resolved.config
     if trades is None:
         trades = run_entry(resolved, bars)
-        warn_if_pips(trades, bars, f"{resolved.entry.path}: entry strategy {resolved.entry.name!r}")
+        # the entry table, not the last of its params a layer wrote (`--set entry.params.path`)
+        table = re.sub(r"\.params(\.|\[).*$", "", resolved.entry.path)
+        unit = getattr(resolved.entry.params, "distance_unit", None)
+        warn_if_pips(trades, bars, f"{table}: entry strategy {resolved.entry.name!r}",
+                     hint='; if they are pips, set entry.params.distance_unit = "pips"' if unit == "price" else "")
     if market is None:
         market = MarketTensors.from_bars(bars, atr_period=cfg.env.atr_period, max_gap_bars=cfg.data.max_gap_bars, device=device)
     costs = CostModel.from_config(cfg.costs, market.pip_size)

@@ -466,3 +466,21 @@ def test_a_device_the_machine_lacks_is_refused_before_the_data_loads(tmp_path):
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: device 'cuda' was requested (--device, ppo.device) but CUDA is not available")
     assert "loading data" not in out.stderr and not runs.exists()
+
+
+def test_distances_read_as_price_units_name_the_entry_table_and_the_unit_to_set(monkeypatch):
+    """Trial AB 2: pip distances read as price units warned at whichever `--set entry.params.*`
+    came last (`--set entry.params.target_column: ...`), without the option that fixes it."""
+    from exitcore.errors import ExitcoreWarning
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    with pytest.warns(ExitcoreWarning) as caught:
+        out = CliRunner().invoke(cli, ["data", "inspect", "-e", "v4", "--set", "entry.name=csv_trades",
+                                       "--set", "entry.params.path=data/example_trades.csv",
+                                       "--set", "entry.params.stop_column=stop_pips",
+                                       "--set", "entry.params.target_column=target_pips"])
+    assert out.exit_code == 0, out.output
+    said = [str(w.message) for w in caught if "price units" in str(w.message)]
+    assert said[0].startswith("--set entry: entry strategy 'csv_trades': 800 of 800 trades have a stop_dist above "
+                              "20% of the price (row 0: 21.9 at a close of"), said
+    assert len(said) == 2 and all(m.endswith('; if they are pips, set entry.params.distance_unit = "pips"') for m in said)

@@ -233,6 +233,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     stages.total += 1 if cfg.eval.walk_forward > 0 else 0  # before the first stage is numbered
     if previous is None:
         _warn_few_updates(cfg.ppo, request)
+        _warn_unannealed(cfg.ppo, request)
     else:
         code_note = check_code_unchanged(previous, origin.previous_dir, resolved, host,
                                          f"{command()} run --from {previous.id}{runs_dir_words(runs_dir)}")
@@ -533,7 +534,27 @@ def _warn_few_updates(ppo: Any, request: RunRequest) -> None:
     click.echo(f"warning: {asked} {ppo.total_timesteps:,} trains {plural(updates, 'PPO update')} "
                f"({plural(ppo.trained_timesteps, 'step')}): each update takes n_envs x n_steps = {ppo.n_envs:,} x "
                f"{ppo.n_steps:,} = {per_update:,} steps; ask for at least {FEW_UPDATES * per_update:,} timesteps"
-               f"{shorter}", err=True)
+               f"{shorter}{'' if request.budget else _SHORT_BUDGETS}", err=True)
+
+
+#: where a short run is wanted: the budgets made for one (trial AB: the advice only went up)
+_SHORT_BUDGETS = "; for a short run, take a budget made for one (--budget smoke: seconds, --budget quick: minutes)"
+
+
+def _warn_unannealed(ppo: Any, request: RunRequest) -> None:
+    """One ``warning:`` line when ``--timesteps`` shortens a run below ``ppo.entropy_anneal_steps``:
+    its entropy coefficient never reaches ``entropy_coef_end`` (trial AB: v4's 7 M-step schedule
+    in a 150 k-step run stayed at its start value, without a word)."""
+    if request.timesteps is None or ppo.entropy_anneal_steps <= ppo.trained_timesteps:
+        return
+    if ppo.entropy_coef_start == ppo.entropy_coef_end:
+        return
+    reached = ppo.entropy_coef_start + (ppo.entropy_coef_end - ppo.entropy_coef_start) * (
+        ppo.trained_timesteps / ppo.entropy_anneal_steps)
+    click.echo(f"warning: --timesteps {ppo.total_timesteps:,} trains {plural(ppo.trained_timesteps, 'step')}, fewer than "
+               f"ppo.entropy_anneal_steps {ppo.entropy_anneal_steps:,}: the entropy coefficient goes from "
+               f"{ppo.entropy_coef_start:g} only to {reached:.3g}, not to entropy_coef_end {ppo.entropy_coef_end:g}; "
+               f"--set ppo.entropy_anneal_steps={ppo.trained_timesteps} anneals it within the run", err=True)
 
 
 def _dir_id(path: Path) -> tuple[int, int] | None:

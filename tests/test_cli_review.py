@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
@@ -247,7 +248,31 @@ def test_the_few_updates_hint_is_worked_out_from_the_numbers(capsys, total, hint
     _warn_few_updates(PPOConfig(n_envs=16, n_steps=2048, batch_size=4096, total_timesteps=total), RunRequest(timesteps=total))
     err = capsys.readouterr().err
     assert err.startswith(f"warning: --timesteps {total:,} trains {2 if total > 32_768 else 1} PPO update")
-    assert (hint in err) if hint else ("n_steps=" not in err and "budget" not in err)
+    assert (hint in err) if hint else "n_steps=" not in err
+    # trial AB: the advice only went up (2 M steps for someone who wanted a short run)
+    assert err.rstrip().endswith("for a short run, take a budget made for one (--budget smoke: seconds, --budget quick: "
+                                 "minutes)")
+    _warn_few_updates(PPOConfig(n_envs=16, n_steps=2048, batch_size=4096, total_timesteps=total),
+                      RunRequest(timesteps=total, budget="smoke"))
+    assert "budget made for one" not in capsys.readouterr().err  # a budget was taken already
+
+
+def test_a_run_shortened_below_its_entropy_schedule_is_warned_about(capsys):
+    """Trial AB: `--timesteps 150000` on v4 (entropy annealed over 7 M steps) left the entropy
+    coefficient at its start value, without a word."""
+    from exitcore.config import PPOConfig
+    from exitcore.runner import RunRequest, _warn_unannealed
+
+    ppo = PPOConfig(n_envs=16, n_steps=32, batch_size=512, total_timesteps=150_016, entropy_coef_start=0.05,
+                    entropy_coef_end=0.005, entropy_anneal_steps=7_000_000)
+    _warn_unannealed(ppo, RunRequest(timesteps=150_016))
+    assert capsys.readouterr().err == (
+        "warning: --timesteps 150,016 trains 150,016 steps, fewer than ppo.entropy_anneal_steps 7,000,000: the entropy "
+        "coefficient goes from 0.05 only to 0.049, not to entropy_coef_end 0.005; --set ppo.entropy_anneal_steps=150016 "
+        "anneals it within the run\n")
+    _warn_unannealed(ppo, RunRequest())  # the experiment's own length: its author chose the schedule
+    _warn_unannealed(attrs.evolve(ppo, entropy_anneal_steps=100_000), RunRequest(timesteps=150_016))
+    assert capsys.readouterr().err == ""
 
 
 @pytest.fixture

@@ -208,16 +208,19 @@ def require_trades(
     (``"entry strategy 'donchian' from exitcore-entries 0.1.0"``), so the advice names it.
     """
     problems = []
+    fewer_envs = ""
     for name, need in minimum.items():
         have = counts.get(name)
         if have is not None and have < need:
             why = f" ({what[name]})" if what and name in what else ""
             problems.append(f"split.{name}: {plural(have, 'usable trade')}, but at least {need:,} "
                             f"{'is' if need == 1 else 'are'} needed{why}")
+            if "ppo.n_envs" in why and have >= 1:  # each training environment plays a trade of its own
+                fewer_envs = f"fewer environments (--set ppo.n_envs={1 << (have.bit_length() - 1)}), "
     if problems:
         raise DataError(
             "\n".join(problems)
-            + "\nuse more data, give the split a larger share, or an entry strategy that trades more often"
+            + f"\nuse more data, give the split a larger share, {fewer_envs}or an entry strategy that trades more often"
             + (f" than {strategy}" if strategy else "")
         )
 

@@ -153,8 +153,10 @@ def collect(refs: list[str], registry: Any | None, experiments_file: Any | None)
                 # experiments file defines is named as having no runs (not "did you mean" another)
                 why = run_error if ref[:1].isdigit() or not_recorded is None else not_recorded
                 if name != ref or (experiments_file is not None and _defines(experiments_file, name)):
-                    why = (f"experiment {name} has no runs recorded there; `{command()} run {name}"
-                           f"{runs_dir_words(registry.runs_dir)}` makes one")
+                    # the budget: the experiment's own length is hours of training (trial AB 11)
+                    why = (f"experiment {name} has no runs recorded there; `{command()} run {name} --budget quick"
+                           f"{runs_dir_words(registry.runs_dir)}` makes one in minutes (without --budget: its "
+                           "full training)")
                 raise RegistryError(f"{ref!r} is neither a run nor an experiment with runs in {registry.runs_dir} "
                                     f"({why})") from None
             # `compare v3 v4`: v4's latest run on the bars the first run used, if it has one

@@ -966,7 +966,11 @@ def trades_words(n_trades: int, entry: str, managed: dict[str, int], total: dict
     after their entry bar, the only ones the agent decides on (and, on train, learns from)."""
     every = ", ".join(f"{k} {total.get(k, v):,}" for k, v in managed.items())
     open_ = ", ".join(f"{k} {v:,}" for k, v in managed.items())
-    return (f"{n_trades:,} trades from {entry}: {every} (the agent manages {open_}: those still open "
+    # the trades no split holds, so that the counts add up (trial AA: 21 went unaccounted for)
+    outside = n_trades - sum(total.get(k, v) for k, v in managed.items())
+    between = (f", {outside:,} in no split (their window crosses a split's edge or a purge gap)"
+               if outside > 0 else "")
+    return (f"{n_trades:,} trades from {entry}: {every}{between} (the agent manages {open_}: those still open "
             "after their entry bar; the others count in the results as they closed)")
 
 

@@ -913,7 +913,8 @@ def test_compare_finds_an_experiment_by_its_recorded_name(populated, monkeypatch
             # the command it gives records the run where compare looks (review Z: it dropped --runs-dir)
             assert str(exc.value) == (f"{typed!r} is neither a run nor an experiment with runs in {runs} (experiment "
                                       f"v2_exit_guards has no runs recorded there; `exitcore run v2_exit_guards "
-                                      f"--runs-dir {runs}` makes one)")
+                                      f"--budget quick --runs-dir {runs}` makes one in minutes (without --budget: its "
+                                      "full training))")
 
 
 def test_compare_by_name_takes_the_run_on_the_first_runs_data(tmp_path, monkeypatch):

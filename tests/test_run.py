@@ -74,7 +74,9 @@ def test_stage_lines_say_what_they_count_in_plain_words():
 
     text = trades_words(6032, "donchian", {"train": 3435, "validation": 10, "test": 2223},
                         {"train": 3639, "validation": 12, "test": 2363})
-    assert text == ("6,032 trades from donchian: train 3,639, validation 12, test 2,363 (the agent manages train "
+    # the 18 trades no split holds are counted, so that the numbers add up (trial AA)
+    assert text == ("6,032 trades from donchian: train 3,639, validation 12, test 2,363, 18 in no split (their window "
+                    "crosses a split's edge or a purge gap) (the agent manages train "
                     "3,435, validation 10, test 2,223: those still open after their entry bar; the others count in "
                     "the results as they closed)")
     ppo = PPOConfig(total_timesteps=262144, batch_size=8192, micro_batch_size=2048, compile="off")
@@ -161,7 +163,8 @@ def test_run_writes_a_complete_run_directory_and_registry_row(finished_run):
     for stage in ("exitcore run v4_no_lookahead", "loading data", "building episodes", "training", "evaluating"):
         assert stage in out.stderr
     assert "training (2,048 steps on cpu; trade simulator not compiled; float32; network updated on batches of 256 steps)" in out.stderr
-    assert "6,032 trades from donchian: train 3,645, test 2,366 (the agent manages train 3,440, test 2,226: " in out.stderr
+    assert ("6,032 trades from donchian: train 3,645, test 2,366, 21 in no split (their window crosses a split's edge or "
+            "a purge gap) (the agent manages train 3,440, test 2,226: ") in out.stderr
     # the rate shown is the whole training's, not the last update's: at most the steps over the
     # updates' own time (the session also spans what happens between them), at least the steps
     # over the stage's seconds (which also count building the trainer: on a loaded machine most of it)

@@ -780,10 +780,10 @@ def summary_text(results: Mapping[str, Any]) -> str:
         lines.insert(0, f"!! {describe_verdict(verdict, results.get('audit_verdict_from'), why)}: do not trust "
                         "these numbers (details at the end and in `exitcore report`)")
     dsr = _get(results, "evaluators", "significance", "dsr") or {}
-    if "dsr" in dsr:
+    if dsr:  # undefined too (returns of zero variance: trial AA), as the report says it
         n = dsr.get("n_trials")
-        trials = plural(n, "trial") if isinstance(n, int) else f"{n} trials"
-        lines.append(f"deflated Sharpe ratio of RL {_undefined_stat(dsr, 'dsr') or statistic(dsr['dsr'], '.3f')} (N = {trials})")
+        trials = f" (N = {plural(n, 'trial') if isinstance(n, int) else f'{n} trials'})" if n is not None else ""
+        lines.append(f"deflated Sharpe ratio of RL {_undefined_stat(dsr, 'dsr') or statistic(dsr['dsr'], '.3f')}{trials}")
     diff = _get(results, "evaluators", "significance", "rl_vs_best_baseline") or {}
     if diff.get("sharpe"):  # the verdict a reader came for, without opening the report
         lines.append(f"RL - {diff.get('baseline')}: Sharpe {_leveled(interval(diff.get('sharpe')), level)}, p (H0: RL <= "

@@ -245,7 +245,7 @@ MIN_ACTIVE_DAYS = 30
 
 #: fewer days than this in an evaluated span: the percentile intervals cover clearly less than
 #: their level, and the summary and report say so. A nominal 95 % Sharpe interval covered the
-#: true Sharpe of iid normal days 0.84 of the time over 8 days, 0.88 over 20, 0.91 over 30,
+#: true Sharpe of iid normal days 0.84 of the time over 8 days, 0.88 over 20, 0.905 over 30,
 #: 0.92 over 60, 0.93 over 120 and 0.94 over 313 (benchmarks/sim_significance.py, 2,000 series each).
 SHORT_SPAN_DAYS = 60
 
@@ -257,7 +257,7 @@ def short_span_words(n_days: Any) -> str | None:
         return None
     return (f"only {n_days} day{'' if n_days == 1 else 's'} evaluated: on fewer than {SHORT_SPAN_DAYS} days the "
             "bootstrap intervals cover less than their level (a 95% Sharpe interval covered the true Sharpe 84% of "
-            "the time over 8 days, 88% over 20, 91% over 30 in simulation; docs/evaluation.md), so read them and "
+            "the time over 8 days, 88% over 20, 90.5% over 30 in simulation; docs/evaluation.md), so read them and "
             "their p-values as rough: a longer test split gives intervals worth their level")
 
 

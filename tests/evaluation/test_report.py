@@ -207,6 +207,11 @@ def test_undefined_intervals_psr_and_dsr_are_shown_as_such_with_why(finished_run
     summary = summary_text(read_results(run_dir))
     assert f"deflated Sharpe ratio of RL undefined: {why}" in summary and "[undefined]: in some resamples" in summary
     assert re.search(r"\nrl .* 0\.90 \[undefined\]", summary)
+    # returns of zero variance (one test trade): the summary dropped the line the report has (trial AA)
+    sig["dsr"] = {"error": "returns have zero variance: the Sharpe ratio is undefined"}
+    (run_dir / "results.json").write_text(json.dumps(results))
+    summary = summary_text(read_results(run_dir))
+    assert "deflated Sharpe ratio of RL undefined: returns have zero variance: the Sharpe ratio is undefined\n" in summary
 
 
 def test_report_of_a_directory_without_results_is_a_user_error(tmp_path):

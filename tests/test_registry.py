@@ -568,6 +568,8 @@ def populated(tmp_path):
                               "audit_verdict": "FAIL"})
         failed = reg.create_run("v3", "cfg3", "data", seed=1)
         reg.mark_failed(failed, "boom")
+        for run_id in (done, train, failed):  # as a run makes it (`runs` notes one that is gone)
+            reg.path_of(reg.get(run_id)).mkdir()
     return runs, done, train, failed
 
 
@@ -590,6 +592,28 @@ def test_a_registry_whose_creation_was_killed_is_started_again(tmp_path):
     (runs / "registry.sqlite").write_bytes(b"")
     with pytest.raises(RegistryError, match=r"is empty \(0 bytes\)"):
         Registry(runs, read_only=True)
+
+
+def test_runs_marks_a_listed_run_whose_directory_is_gone(tmp_path):
+    """Trial AB 9: a deleted run's directory left `runs` listing it as done, with its Sharpe,
+    while report, compare and audit refused it."""
+    runs = tmp_path / "runs"
+    with Registry(runs) as reg:
+        kept, gone, starting = (reg.create_run("v4_no_lookahead", "cfg", "d") for _ in range(3))
+        for run_id in (kept, gone):
+            reg.mark_running(run_id)
+            reg.mark_done(run_id)
+        reg.path_of(reg.get(kept)).mkdir()  # a pending run may not have made its directory yet
+    out = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs)])
+    assert out.exit_code == 0, out.output
+    rows = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert "done (dir missing)" in rows[gone] and "dir missing" not in rows[kept] + rows[starting]
+    assert out.stderr == (f"note: 1 listed run has no directory in {runs} any more (e.g. {gone}: moved or deleted): it "
+                          "cannot be reported, compared, audited or resumed, and still counts as a trial for the deflated "
+                          "Sharpe ratio (a registry row is never removed); move a moved one back\n")
+    listed = CliRunner().invoke(cli, ["runs", "--runs-dir", str(runs), "--json"])
+    assert {r["id"]: r.get("run_dir_missing", False) for r in json.loads(listed.stdout)} == {
+        kept: False, gone: True, starting: False}
 
 
 def test_run_directories_the_registry_does_not_record_are_noted(tmp_path):
@@ -708,6 +732,7 @@ def test_cli_runs_uses_the_environment_and_handles_an_empty_dir(populated, tmp_p
 
 def test_cli_show(populated):
     runs, done, train, failed = populated
+    (runs / done).rmdir()  # deleted: show says (missing)
     res = CliRunner().invoke(cli, ["show", done[:-3], "--runs-dir", str(runs)])
     assert res.exit_code == 0, res.output
     assert f"run             {done}" in res.output
@@ -1246,6 +1271,7 @@ def test_compare_of_a_run_whose_directory_is_gone_says_so(populated):
     """compare said "results.json: no results: the run was not evaluated (did it finish?)" for a
     finished run whose directory had been deleted; report and audit name the directory."""
     runs, done, train, failed = populated
+    (runs / done).rmdir()
     res = CliRunner().invoke(cli, ["compare", done, train, "--runs-dir", str(runs)])
     assert res.exit_code == 2
     assert f"error: run {done}: its directory {runs / done} does not exist" in res.output, res.output

@@ -34,6 +34,18 @@ def _note_unrecorded(dirs: list, directory: Any) -> None:
         click.echo(f"note: {unrecorded_words(dirs, directory)}", err=True)
 
 
+def _note_gone(records: list, directory: Any) -> None:
+    """A note on stderr for listed runs whose directory is gone (trial AB: `runs` listed a
+    deleted run as done, with its Sharpe, while report, compare and audit refused it)."""
+    if records:
+        first = records[0]
+        one = len(records) == 1
+        click.echo(f"note: {plural(len(records), 'listed run')} {'has' if one else 'have'} no directory in {directory} "
+                   f"any more (e.g. {first.id}: moved or deleted): {'it' if one else 'they'} "
+                   f"cannot be reported, compared, audited or resumed, and still {'counts as a trial' if one else 'count as trials'} "
+                   "for the deflated Sharpe ratio (a registry row is never removed); move a moved one back", err=True)
+
+
 def _when(iso: str | None) -> str:
     return iso[:16].replace("T", " ") if iso else "-"
 
@@ -188,9 +200,12 @@ def runs(session: Any, experiment: str | None, status: str | None, runs_dir: str
             experiment = _experiment_filter(registry, experiment, session)
         records = registry.list(experiment=experiment, status=status)
         unrecorded = registry.unrecorded_dirs()
+        # a pending or running run may not have made its directory yet
+        gone = {r.id for r in records if r.status in ("done", "interrupted", "failed") and not registry.path_of(r).is_dir()}
     _note_unrecorded(unrecorded, directory)
+    _note_gone([r for r in records if r.id in gone], directory)
     if as_json:
-        echo_json([r.to_dict() for r in records])
+        echo_json([{**r.to_dict(), **({"run_dir_missing": True} if r.id in gone else {})} for r in records])
         return
     if not records:
         filters = ", ".join(f"{k} {v}" for k, v in (("experiment", experiment), ("status", status)) if v)
@@ -202,7 +217,7 @@ def runs(session: Any, experiment: str | None, status: str | None, runs_dir: str
         (
             r.id,
             r.experiment,
-            r.status,
+            r.status + (" (dir missing)" if r.id in gone else ""),
             str(r.seed),
             _when(r.started_at),
             _duration(r.duration_s),

@@ -184,6 +184,13 @@ def assemble_bars(
         raise DataError(f"{source}: no bars in the data")
 
     utc_list = []
+    offsets_won = [ch for ch in chunks if ch.is_utc and not clock.is_utc]
+    if offsets_won:  # a clock named and not applied must not pass in silence (trial AB)
+        out.add("warning:clock", Finding(
+            "warning", offsets_won[0].display,
+            f"the times carry their own UTC offset (e.g. a trailing Z or +02:00), which wins over the clock "
+            f"{clock} given as timezone: that option is not applied"
+            + (f" (and not in {len(offsets_won) - 1} more file(s))" if len(offsets_won) > 1 else "")))
     for ch in chunks:
         ok = ~ch.bad & (ch.local_ns != NAT)
         if ch.is_utc or clock.is_utc:

@@ -45,6 +45,19 @@ def test_a_readable_time_without_an_offset_among_offset_times_is_still_named(tmp
         _load(str(path), host)
 
 
+@pytest.mark.parametrize("clock, warned", [("America/New_York", True), ("UTC", False)])
+def test_a_clock_the_times_own_offsets_override_is_warned_about(tmp_path: Path, host, clock: str, warned: bool) -> None:
+    """Trial AB: `?timezone=America/New_York` on times ending in Z changed nothing, in silence."""
+    path = tmp_path / "bars.csv"
+    times = ["2019-03-04T00:00:00Z", "2019-03-04T00:15:00Z", "2019-03-04T00:30:00Z", "2019-03-04T00:45:00Z"]
+    path.write_text(HEADER + "".join(t + ROW for t in times))
+    bars = _load(f"{path}?timezone={clock}", host)
+    assert str(bars.start) == "2019-03-04 00:00:00+00:00"  # the offsets win either way
+    said = [str(f) for f in bars.findings if "own UTC offset" in str(f)]
+    assert said == ([f"warning: {path}: the times carry their own UTC offset (e.g. a trailing Z or +02:00), which wins "
+                     f"over the clock {clock} given as timezone: that option is not applied"] if warned else [])
+
+
 @pytest.mark.parametrize(
     "timeframe, message",
     [

@@ -431,9 +431,11 @@ def split_origin_of(key: str, origins: SplitOrigins | None = None, where: str = 
 
 def split_origin(key: str, origins: SplitOrigins | None = None, where: str = "split") -> str:
     """Where the split's ``key`` was written, as an error message starts with it:
-    ``FILE: experiments.x.split.train_end``, ``--set split.train_end``, or ``split.train_end``."""
+    ``FILE:LINE: experiments.x.split.train_end``, ``--set split.train_end``, or ``split.train_end``."""
+    from exitcore.toml_lines import file_key
+
     path, file = split_origin_of(key, origins, where)
-    return f"{file}: {path}" if file and not path.startswith("--") else path
+    return file_key(file, path) if file and not path.startswith("--") else path
 
 
 @attrs.frozen

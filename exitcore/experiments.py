@@ -955,7 +955,9 @@ def _data_origin(file: ExperimentsFile, path: str, leaf: str) -> str:
     ``--data`` (errors found only when the data is read are no ConfigError the file adds itself to)."""
     if path.startswith("--"):
         return path
-    return f"{file.file_of(path)}: {path}"
+    from exitcore.toml_lines import file_key
+
+    return file_key(file.file_of(path), path)
 
 
 def _with_file(file: ExperimentsFile, path: str) -> tuple[str, str | None]:

@@ -204,3 +204,22 @@ def line_of(file: str | Path, path: str) -> int | None:
         if found is not None:
             return found
     return None
+
+
+def file_key(file: str | Path, path: str) -> str:
+    """``FILE:LINE: path`` (``FILE: path`` where the line is unknown): how an error found away
+    from :class:`~exitcore.errors.ConfigError` (when the data is read) starts, as that does."""
+    line = line_of(file, path)
+    return f"{file}:{line}: {path}" if line else f"{file}: {path}"
+
+
+_FILE_KEY = re.compile(r"^(?P<file>.+?\.toml)(?::\d+)?: (?P<path>[^\s:]+)$")
+
+
+def deeper(where: str, rel: str) -> str:
+    """``where`` (a key path, or ``FILE[:LINE]: path`` as :func:`file_key` writes it) extended by
+    ``rel`` (``params.timezone``), the line being that of the deeper key where it is written."""
+    m = _FILE_KEY.match(where)
+    if m is None:
+        return f"{where}.{rel}"
+    return file_key(m["file"], f"{m['path']}.{rel}")

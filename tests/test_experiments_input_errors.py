@@ -268,7 +268,7 @@ def test_a_split_date_in_the_file_is_named_at_its_toml_path(tmp_path, host):
     index = pd.date_range("2015-01-05", periods=1000, freq="15min", tz="UTC")
     with pytest.raises(DataError) as exc:
         make_splits(index, resolved.config.split, 112, origins=resolved.split_origins)
-    assert str(exc.value).startswith(f"{path}: experiments.late.split.train_end: the test split is empty: "
+    assert str(exc.value).startswith(f"{path}:3: experiments.late.split.train_end: the test split is empty: "
                                      "2100-01-01 is after the last bar (2015-01-15 09:45 UTC;")
     # without the origins (a split no experiment resolved, a test's own) the bare key
     from exitcore.config import SplitConfig

@@ -106,3 +106,17 @@ def test_a_configuration_error_names_file_line_and_key(tmp_path, layered):
     out = CliRunner().invoke(cli, args, env={"EXITCORE_EXPERIMENTS": str(file)})
     assert out.exit_code == 2
     assert f"{file}:6: experiments.v5.ppo.learning_rate: expected a number, got 'fast'" in out.output, out.output
+
+
+def test_a_key_under_a_located_table_gets_its_own_line(tmp_path):
+    """Errors found when the data is read start at the data table (`FILE:1: defaults.data`) and
+    add the key (`.params.timezone`): the line is the key's, where it is written."""
+    from exitcore.toml_lines import deeper, file_key
+
+    file = tmp_path / "mine.toml"
+    file.write_text("[defaults.data]\nsource = 'auto'\nparams = { path = 'x.csv' }\n")
+    table = file_key(file, "defaults.data")
+    assert table == f"{file}:1: defaults.data"
+    assert deeper(table, "params.path") == f"{file}:3: defaults.data.params.path"
+    assert deeper(table, "params.timezone") == f"{file}:3: defaults.data.params.timezone"  # left out: its table
+    assert deeper("SOURCE", "timezone") == "SOURCE.timezone" and deeper("data", "params.path") == "data.params.path"

@@ -131,9 +131,11 @@ def check(session, build: bool) -> None:
     click.echo(f"{file.path}{over}: {len(ok)} experiments OK ({', '.join(ok)})" + (", built and stepped" if build else ""))
 
 
-#: a message that starts where its key was written: ``FILE: defaults.split.train_end: ...``
-#: (a split's or data key's origin, :attr:`~exitcore.experiments.ResolvedExperiment.split_origins`)
-_WRITTEN_AT = re.compile(r"(?P<file>[^\n]+?\.toml): (?P<path>(?:experiments|defaults|budgets)\.[\w.\[\]-]+): (?P<rest>.*)", re.S)
+#: a message that starts where its key was written: ``FILE:LINE: defaults.split.train_end: ...``
+#: (a split's or data key's origin, :attr:`~exitcore.experiments.ResolvedExperiment.split_origins`;
+#: ``:LINE`` where the file has it, :func:`exitcore.toml_lines.file_key`)
+_WRITTEN_AT = re.compile(r"(?P<file>[^\n]+?\.toml)(?::\d+)?: (?P<path>(?:experiments|defaults|budgets)\.[\w.\[\]-]+): "
+                         r"(?P<rest>.*)", re.S)
 
 
 def _located(name: str, message: str) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from exitcore.config import DataConfig, DataOrigins, converter, locate_problems
 from exitcore.data.bars import Bars, check_bars
 from exitcore.data.spec import option_where, parse_spec, spec_params
 from exitcore.errors import ConfigError, DataError, ExitcoreError, PluginError, describe_exception
+from exitcore.toml_lines import deeper
 
 
 def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component, dict[str, Any]]:
@@ -201,7 +202,12 @@ def structure_params(comp: Component, params: dict[str, Any], where: str, origin
     where ``origins`` says the key ``params.KEY`` was written)."""
     def at(path: str) -> str:
         head = where.rpartition(".")[0]  # `where` is the data section's params table
-        return _at(head, path[len(head) + 1 :], origins) if origins and path.startswith(where + ".") else path
+        if not path.startswith(where + "."):
+            return path
+        if origins:
+            return _at(head, path[len(head) + 1 :], origins)
+        # `FILE:LINE: defaults.data`: the line of the key itself, not of its table
+        return deeper(head, path[len(head) + 1 :]) if ".toml" in head else path
 
     if comp.params is None:
         if params:
@@ -271,7 +277,7 @@ def _param_where(key: str, where: str, spec_where: str, origins: DataOrigins | N
 def _at(where: str, rel: str, origins: DataOrigins | None) -> str:
     """Where the data section's key ``rel`` (``params.path``) was written: as ``origins`` says,
     else in the section at ``where``."""
-    return (origins or {}).get(rel) or f"{where}.{rel}"
+    return (origins or {}).get(rel) or deeper(where, rel)
 
 
 def load_bars(data: DataConfig, host: Any, where: str = "data", spec_where: str = "",

@@ -38,7 +38,10 @@ def resample(bars: Bars, timeframe: str, where: str = "data.timeframe") -> Bars:
     if dst_s < src_s or dst_s % src_s:
         raise DataError(
             f"{where}: cannot resample {bars.timeframe} bars to {timeframe}: the target must be a whole "
-            f"multiple of {bars.timeframe} (bars are never split or interpolated)"
+            f"multiple of {bars.timeframe} (bars are never split or interpolated); to use these bars as they are, "
+            f"ask for {bars.timeframe}"
+            # the key a file or --data's bars miss (trial AB: the error named the shipped file's default)
+            + (f" (--set data.timeframe={bars.timeframe})" if where.endswith("data.timeframe") else "")
         )
     ts = bars.frame.index.as_unit("ns").asi8
     src_ns, dst_ns = src_s * _NS, dst_s * _NS

@@ -330,7 +330,7 @@ def test_a_data_value_read_only_when_the_data_is_loaded_is_blamed_where_it_was_w
     assert not runs.exists()  # bad input leaves no trace
     mine = tmp_path / "mine.toml"
     mine.write_text("[defaults]\ndata = { timeframe = '7min' }\n[experiments.mine]\nextends = 'v4_no_lookahead'\n")
-    said = f"{mine}: defaults.data.timeframe: cannot resample 15min bars to 7min"
+    said = f"{mine}:2: defaults.data.timeframe: cannot resample 15min bars to 7min"
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "mine", "--budget", "quick", "--runs-dir", str(runs)])
     assert res.exit_code == 2 and f"error: {said}" in res.output
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "data", "inspect", "--experiment", "mine"])
@@ -342,7 +342,7 @@ def test_a_data_value_read_only_when_the_data_is_loaded_is_blamed_where_it_was_w
     # a key of the experiment's own table is named with its file too, as every other config error is (trial W)
     mine.write_text("[experiments.mine]\nextends = 'v4_no_lookahead'\ndata = { timeframe = '7min' }\n")
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "mine", "--budget", "quick", "--runs-dir", str(runs)])
-    assert res.exit_code == 2 and f"error: {mine}: experiments.mine.data.timeframe: cannot resample" in res.output
+    assert res.exit_code == 2 and f"error: {mine}:3: experiments.mine.data.timeframe: cannot resample" in res.output
 
 
 def test_a_parameter_a_sniffed_source_requires_is_named_with_its_file(tmp_path):
@@ -360,12 +360,12 @@ def test_a_parameter_a_sniffed_source_requires_is_named_with_its_file(tmp_path):
     mine.write_text(f"[experiments.hd]\nextends = 'v4_no_lookahead'\ndata = {{ source = 'auto', params = {{ path = '{path}' }} }}\n")
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "hd", "--budget", "smoke", "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 2, res.output
-    assert f"error: {mine}: experiments.hd.data.params.timezone: required: HistData files are not in UTC" in res.output
+    assert f"error: {mine}:3: experiments.hd.data.params.timezone: required: HistData files are not in UTC" in res.output
     # chosen in [defaults] of the user's file: named there, not at the shipped file's v4 (review AG)
     mine.write_text(f"[defaults.data]\nsource = 'auto'\nparams = {{ path = '{path}' }}\n")
     res = CliRunner().invoke(cli, ["--experiments", str(mine), "run", "v4", "--budget", "smoke", "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 2, res.output
-    assert f"error: {mine}: defaults.data.params.timezone: required: HistData files are not in UTC" in res.output
+    assert f"error: {mine}:3: defaults.data.params.timezone: required: HistData files are not in UTC" in res.output
     listed = CliRunner().invoke(cli, ["plugins"])
     assert "params: path='(required)', timezone='(required)', timeframe='auto'" in listed.output
     assert "timezone=''" in listed.output  # MetaTrader's: "" is UTC there, a default, not a placeholder

@@ -119,3 +119,19 @@ def test_an_error_in_the_users_defaults_array_names_the_users_file(user_dir):
     result = CliRunner().invoke(cli, ["experiments", "show", "v1"])
     assert result.exit_code == 2
     assert f"{user_dir / 'experiments.toml'}:5: defaults.features[1].params.window" in result.output, result.output
+
+
+def test_the_user_s_defaults_are_said_to_change_the_shipped_experiments(user_dir):
+    """Trial AB 8: a user's `[defaults.costs] spread_pips = 2.0` changed the shipped v4 with no
+    word: `experiments show v4` said it came from the shipped file."""
+    path = user_dir / "experiments.toml"
+    path.write_text("[defaults.costs]\nspread_pips = 2.0\n[defaults.ppo]\nseed = 3\n" + MINE)
+    listed = CliRunner().invoke(cli, ["experiments", "list"])
+    assert (f"note: {path}'s [defaults] (costs.spread_pips, ppo.seed) apply to the shipped experiments too, where "
+            "they do not set the key themselves") in listed.output
+    shown = CliRunner().invoke(cli, ["experiments", "show", "v4"]).output.splitlines()
+    assert shown[1] == f"# with the [defaults] of {path}: costs.spread_pips, ppo.seed" and "spread_pips = 2.0" in shown
+    own = CliRunner().invoke(cli, ["experiments", "show", "mine"]).output  # the user's own: they know
+    assert "# with the [defaults]" not in own
+    path.write_text(MINE)
+    assert "[defaults]" not in CliRunner().invoke(cli, ["experiments", "list"]).output

@@ -70,6 +70,25 @@ def _say_layers(file) -> None:
                f"shipped ones ({file.base})")
     if file.replaced:
         click.echo(f"note: {file.path} replaces the shipped {', '.join(file.replaced)} (its definitions win)")
+    own = _own_defaults(file)
+    if own:  # they change the shipped experiments too (trial AB: `run v4` differed by the directory, unsaid)
+        click.echo(f"note: {file.path}'s [defaults] ({', '.join(own)}) apply to the shipped experiments too, "
+                   "where they do not set the key themselves")
+
+
+def _own_defaults(file) -> list[str]:
+    """The keys the user's own ``[defaults]`` set (``costs.spread_pips``), when layered."""
+    if file.base is None or not file.own_defaults:
+        return []
+
+    def leaves(node, prefix: str):
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    return list(leaves(file.own_defaults, ""))
 
 
 @experiments.command("show")
@@ -97,6 +116,9 @@ def show(session, name: str, budget: str | None, overrides: tuple[str, ...], as_
     else:
         replaces = " (replacing the shipped definition)" if f"experiments.{resolved.name}" in file.replaced else ""
         click.echo(f"# {resolved.name} from {resolved.source}{replaces}, config hash {resolved.config_hash()}")
+        own = _own_defaults(file)
+        if own and f"experiments.{resolved.name}" in file.from_base:
+            click.echo(f"# with the [defaults] of {file.path}: {', '.join(own)}")
         split = resolved.config.split
         if split.train_end or split.validation_end:  # printed below with their defaults filled in
             click.echo(f"# split by date ({', '.join(k for k in ('train_end', 'validation_end') if getattr(split, k))}): "

@@ -483,7 +483,10 @@ class ExperimentConfig:
 
 def _strict_int(value: Any, _type: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {value!r}")
+        # 1e6 is a float to TOML (trial AB): say how to write the whole number
+        hint = (f"; write a whole number as {int(value):_} (TOML reads a number with an exponent or a point as a float)"
+                if isinstance(value, float) and value.is_integer() and abs(value) < 1e18 else "")
+        raise TypeError(f"expected an integer, got {value!r}{hint}")
     return value
 
 
@@ -692,7 +695,9 @@ def _make_converter() -> cattrs.Converter:
             if not isinstance(value, (list, tuple)):
                 # --set 'ppo.hidden=[64 64]' is text to TOML (no comma): say what an array needs
                 hint = ("; an array's items are separated by commas: [64, 64]"
-                        if isinstance(value, str) and value.lstrip().startswith("[") else "")
+                        if isinstance(value, str) and value.lstrip().startswith("[") else
+                        # --set ppo.hidden=64,64 (trial AB): the brackets make it an array
+                        f"; write an array in brackets: [{value}]" if isinstance(value, str) and "," in value else "")
                 raise TypeError(f"expected an array, got {value!r}{hint}")
             return inner(value, tt)
 
@@ -773,7 +778,11 @@ def locate_problems(exc: BaseException, path: str, cls: Any = None, origin: Orig
         if exc.cl is ExperimentConfig:  # filled in by the loader, never set (experiments.NOT_SETTABLE)
             allowed = [a for a in allowed if a not in ("name", "lineage")]
         for key in sorted(exc.extra_fields):
-            out.append((f"{path}.{key}", unknown_key_message(key, allowed)))
+            message = unknown_key_message(key, allowed)
+            if {"name", "params"} <= set(allowed) and "(did you mean" not in message:
+                # `{ name = "time_penalty", time_coef = 0.004 }` (trial AB): a parameter one level up
+                message += f"; a component's own parameters go in its params table: params = {{ {key} = ... }}"
+            out.append((f"{path}.{key}", message))
     elif isinstance(exc, RuleError) and origin is not None:
         out.append(_rule_problem(exc, path, origin))
     elif isinstance(exc, FieldError):

@@ -369,3 +369,18 @@ def test_a_replaced_value_is_checked_on_its_own_not_against_the_keys_beside_it(t
     with pytest.raises(ConfigError) as exc:  # the one real problem: an unknown key, where it is written
         resolve(load_experiments(path), "z", host)
     assert [p for p, _ in exc.value.problems] == ["defaults.split.batch"]
+
+
+def test_common_value_slips_say_how_to_write_the_value(tmp_path):
+    """Trial AB 13: `--set ppo.hidden=64,64`, `--set ppo.total_timesteps=1e6` and a reward's
+    parameter written beside its name were refused without the spelling that works."""
+    hidden = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "ppo.hidden=64,64"])
+    assert hidden.exit_code == 2
+    assert "error: --set ppo.hidden: expected an array, got '64,64'; write an array in brackets: [64,64]" in hidden.output
+    steps = CliRunner().invoke(cli, ["experiments", "show", "v4", "--set", "ppo.total_timesteps=1e6"])
+    assert ("error: --set ppo.total_timesteps: expected an integer, got 1000000.0; write a whole number as 1_000_000 "
+            "(TOML reads a number with an exponent or a point as a float)") in steps.output
+    path, output = _checked(tmp_path, '[experiments.x]\nextends = "v4_no_lookahead"\n'
+                                      'rewards = [{ name = "time_penalty", time_coef = 0.004 }]\n')
+    assert output == (f"error: {path}:3: experiments.x.rewards[0].time_coef: unknown key 'time_coef'; allowed: name, "
+                      "params, weight; a component's own parameters go in its params table: params = { time_coef = ... }\n")

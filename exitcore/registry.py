@@ -602,15 +602,44 @@ class Registry:
         if (self._conn_obj is None or self._conn_pid != os.getpid()) and self.read_only:
             self._conn_obj, self._conn_pid = self._connect_read_only(), os.getpid()
         if self._conn_obj is None or self._conn_pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # with WAL, NORMAL cannot corrupt the database; a power cut may lose the last commit
-            conn.execute("PRAGMA synchronous = NORMAL")
+            with self._creating():
+                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                # with WAL, NORMAL cannot corrupt the database; a power cut may lose the last commit
+                conn.execute("PRAGMA synchronous = NORMAL")
             self._conn_obj, self._conn_pid = conn, os.getpid()
             self._conn_file = _file_id(self.path)
         return self._conn_obj
+
+    @contextlib.contextmanager
+    def _creating(self) -> Iterator[None]:
+        """Where no registry file is (a new runs directory, or one deleted while runs ran): its
+        ``-wal`` and ``-shm`` at the path, if any, are the deleted file's, still open in the
+        processes that ran on it, and SQLite would read them as the new file's (its pages, then
+        a checkpoint of one process into the other's file: rows lost, review AJ). They are
+        unlinked first (those processes keep them open and go on consistently), under a lock on
+        the runs directory, so two processes do not unlink what the other has just created."""
+        if os.path.exists(self.path):
+            yield
+            return
+        try:
+            fd = os.open(self.runs_dir, os.O_RDONLY)
+        except OSError:  # no directory to lock (the connect below says why)
+            yield
+            return
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not os.path.exists(self.path):
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _connect_read_only(self) -> sqlite3.Connection:
         conn = connect_read_only(self.path, self.timeout)

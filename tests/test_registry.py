@@ -376,6 +376,58 @@ def test_a_registry_deleted_under_a_running_run_gets_its_row_back_at_the_heartbe
     assert "deleted" not in capsys.readouterr().err  # said once
 
 
+_TWO_RUNS = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from exitcore.registry import Registry
+    runs, name = Path(sys.argv[1]), sys.argv[2]
+    reg = Registry(runs)
+    run_id = reg.create_run("v4", "c", "d")
+    reg.mark_running(run_id)
+    (runs / f"ready-{name}").write_text(run_id)
+    for step in ("go", "end"):
+        while not (runs / f"{step}-{name}").exists():
+            time.sleep(0.02)
+        reg.heartbeat(run_id)
+        (runs / f"beat-{name}").write_text(step)
+    reg.mark_done(run_id)
+    print(name, "done")
+""")
+
+
+def test_two_runs_whose_registry_was_deleted_both_record_themselves_in_the_new_one(tmp_path):
+    """Review AJ: after `rm registry.sqlite` (its -wal and -shm stay, open in both processes) the
+    first run to beat created the new file over the old -wal: the second read the new file's
+    pages as the old one's, found no row, failed, and its checkpoint lost the first's row."""
+    runs = tmp_path / "runs"
+    Registry(runs).close()
+    script = tmp_path / "two_runs.py"
+    script.write_text(_TWO_RUNS)
+    procs = {n: subprocess.Popen([sys.executable, str(script), str(runs), n], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for n in "AB"}
+
+    def wait_for(path: Path) -> None:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs.values()), \
+                {n: p.communicate() for n, p in procs.items() if p.poll() is not None}
+            time.sleep(0.02)
+
+    for n in "AB":
+        wait_for(runs / f"ready-{n}")
+    (runs / REGISTRY_FILE).unlink()  # a plain rm: -wal and -shm stay
+    for step in ("go", "end"):
+        for n in "BA":
+            (runs / f"{step}-{n}").write_text("1")
+            wait_for(runs / f"beat-{n}")
+            (runs / f"beat-{n}").unlink()
+    outs = {n: p.communicate(timeout=60) for n, p in procs.items()}
+    assert all(p.returncode == 0 for p in procs.values()), outs
+    with Registry(runs, create=False, read_only=True) as registry:
+        assert registry._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert sorted(r.status for r in registry.list()) == ["done", "done"]
+
+
 def test_a_registry_replaced_under_a_running_run_gets_its_row_and_a_moved_runs_dir_is_followed(tmp_path, capsys):
     with Registry(tmp_path / "runs") as reg:
         run_id = reg.create_run("v4", "c", "d")

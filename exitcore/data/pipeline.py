@@ -63,12 +63,18 @@ def sniff_source(spec: str, host: Any, where: str = "--data") -> tuple[Component
         from exitcore.data.files import relative_to_cwd  # pandas: not at import time
 
         raise DataError(f"{parsed.path}: no such file or folder{relative_to_cwd(parsed.path)} ({where})")
+    why = ""
     if parsed.path:
         _explain_unreadable(Path(parsed.path).expanduser(), where)
         _explain_empty(parsed.path, where)
+        from exitcore.data.formats.generic import csv_header_problem
+
+        # what the most general sniffer missed, so no guess at SOURCE:PATH is needed (trial AB)
+        problem = csv_header_problem(parsed.path)
+        why = f" (read as csv: {problem})" if problem else ""
     names = ", ".join(sources) or "none installed"
     raise DataError(
-        f"{where}: no data source recognises {spec!r}; name one explicitly as SOURCE:PATH "
+        f"{where}: no data source recognises {spec!r}{why}; name one explicitly as SOURCE:PATH "
         f"(data sources: {names}; see docs/data.md)"
     )
 
@@ -87,11 +93,27 @@ def _explain_unreadable(path: Path, where: str) -> None:
             raise DataError(f"{path}: not a readable gzip file ({exc}) ({where})") from None
     if path.is_file():
         with path.open("rb") as fh:
-            head = fh.read(2)
+            head = fh.read(65536)
         # Windows tools save "Unicode" text as UTF-16, which no CSV reader here takes
-        if head in (b"\xff\xfe", b"\xfe\xff"):
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
             raise DataError(f"{path}: the file is UTF-16 text (it starts with a byte-order mark); save it as "
                             f"UTF-8 or ASCII CSV ({where})")
+        if path.suffix.lower() not in (".gz", ".zip", ".bz2", ".xz", ".parquet", ".pq"):
+            bad = _first_non_utf8(head)
+            if bad is not None:  # Latin-1 (`tempsé`): said, not left to a failed guess (trial AB)
+                line = head[:bad].count(b"\n") + 1
+                raise DataError(f"{path}: not UTF-8 text (byte 0x{head[bad]:02x} at offset {bad}, line {line}); "
+                                f"save it as UTF-8 ({where})")
+
+
+def _first_non_utf8(data: bytes) -> int | None:
+    """The offset of the first byte of ``data`` that is not UTF-8, or None (a character cut
+    at the end of ``data`` counts as UTF-8)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None if exc.reason == "unexpected end of data" else exc.start
+    return None
 
 
 def _explain_empty(path: str, where: str) -> None:

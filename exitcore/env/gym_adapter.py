@@ -152,15 +152,16 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
         refused = rows[~self._mask[rows, ids[rows]]]
         if refused.size == 0:
             return ids
-        np.add.at(self.refused, ids[refused], 1)
         if not self._told_refused:
-            self._told_refused = True
             first = int(refused[0])
+            # before counting: a warning raised as an error (-W error) leaves the step undone
             warnings.warn(
                 f"GymVecExitEnv: {refused.size} of {self.num_envs} actions were masked (e.g. {ACTION_NAMES[int(ids[first])]} in "
                 f"env {first}) and are executed as HOLD: pass env.action_masks() to the algorithm (sb3-contrib's "
                 "MaskablePPO takes it); env.refused counts them per action; GymVecExitEnv(..., enforce_masks=False) "
                 "executes them instead", ExitcoreWarning, stacklevel=3)
+            self._told_refused = True
+        np.add.at(self.refused, ids[refused], 1)
         out = ids.copy()
         out[refused] = HOLD
         return out

@@ -304,3 +304,19 @@ def test_a_masked_action_sent_anyway_is_held_counted_and_warned_about(data, enfo
         _warnings.simplefilter("error")  # said once
         env.step(np.where(env.action_masks()[:, Action.EXIT], Action.HOLD, Action.EXIT))
     assert env.refused[Action.EXIT] > N
+
+
+def test_a_masked_action_warning_raised_as_an_error_counts_nothing(data) -> None:
+    """Review AJ: under `-W error` the refusals were counted (and the warning marked given) for a
+    step that never ran; the next one then ran silently."""
+    import warnings as _warnings
+
+    bars, trades = data
+    env = GymVecExitEnv(make_env(bars, trades, v4_config(max_bars=24, guards=()), n_envs=N, auto_reset=True, seed=3))
+    env.reset(seed=3)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        for _ in range(2):
+            with pytest.raises(Warning, match="were masked"):
+                env.step(np.full(N, Action.EXIT))
+    assert env.refused.sum() == 0

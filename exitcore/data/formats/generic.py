@@ -87,6 +87,24 @@ def sniff_csv(spec: str) -> dict[str, Any] | None:
     return out
 
 
+def csv_header_problem(path: str) -> str | None:
+    """Why :func:`sniff_csv` does not take ``path`` as CSV bars, read off its first line (``no
+    column for close; the file's columns are: ...``), for the error of a file no source
+    recognised; None where it would, or the file cannot be read."""
+    try:
+        line = first_line(text_members(expand_paths(path, CSV_SUFFIXES)[0])[0])
+    except DataError:
+        return None
+    if not line:
+        return None
+    sep = next((s for s in ("\t", ";", ",") if s in line), ",")
+    try:
+        resolve_columns([_norm(c) for c in line.split(sep)], {}, "")
+    except DataError as exc:
+        return str(exc).lstrip(": ")
+    return None
+
+
 def sniff_parquet(spec: str) -> dict[str, Any] | None:
     """Recognise ``.parquet``/``.pq`` files."""
     parsed = parse_spec(spec)

@@ -211,5 +211,5 @@ def split_pools(assembled: Assembled) -> tuple[list[Any], dict[str, dict[str, to
                    "target inside the entry bar's range (too tight for these bars?)"
             why[name] = f"{why[name]}; {said}" if why.get(name) else said
     entry = assembled.resolved.entry
-    require_trades(counts, minimum, why, f"entry strategy {entry.name!r} from {entry.component.origin}")
+    require_trades(counts, minimum, why, f"entry strategy {entry.name!r} from {entry.component.origin}", cfg.ppo)
     return splits, pools

@@ -384,3 +384,22 @@ def test_common_value_slips_say_how_to_write_the_value(tmp_path):
                                       'rewards = [{ name = "time_penalty", time_coef = 0.004 }]\n')
     assert output == (f"error: {path}:3: experiments.x.rewards[0].time_coef: unknown key 'time_coef'; allowed: name, "
                       "params, weight; a component's own parameters go in its params table: params = { time_coef = ... }\n")
+
+
+def test_the_fewer_environments_advice_is_a_setting_that_validates():
+    """Review AJ 7: with the smoke budget (32 steps, batch 256) `--set ppo.n_envs=4` alone was
+    refused at once (batch_size > n_envs x n_steps)."""
+    from exitcore.config import PPOConfig
+    from exitcore.data.splits import require_trades
+    from exitcore.errors import DataError
+
+    smoke = PPOConfig(n_envs=16, n_steps=32, batch_size=256)
+    with pytest.raises(DataError) as exc:
+        require_trades({"train": 5}, {"train": 16}, {"train": "ppo.n_envs = 16"}, ppo=smoke)
+    assert "fewer environments (--set ppo.n_envs=4 --set ppo.batch_size=128), or an entry strategy" in str(exc.value)
+    shown = CliRunner().invoke(cli, ["experiments", "show", "v4", "--budget", "smoke", "--set", "ppo.n_envs=4",
+                                     "--set", "ppo.batch_size=128"])
+    assert shown.exit_code == 0, shown.output
+    with pytest.raises(DataError, match=r"fewer environments \(--set ppo.n_envs=64\), or"):  # the batch fits
+        require_trades({"train": 118}, {"train": 256}, {"train": "ppo.n_envs = 256"},
+                       ppo=PPOConfig(n_envs=256, n_steps=2048, batch_size=8192))

@@ -160,7 +160,7 @@ def _with_trades(report: Report, bars: Any, resolved: Any) -> Report:
     minimum, why = minimum_trades(cfg, [sp.name for sp in splits])
     problem = ""
     try:
-        require_trades({s.name: s.usable for s in split_reports}, minimum, why)
+        require_trades({s.name: s.usable for s in split_reports}, minimum, why, ppo=cfg.ppo)
     except DataError as exc:
         problem = str(exc)
     return attrs.evolve(

@@ -199,7 +199,8 @@ def assign_trades(splits: list[Split], table: Any, lookback: int) -> dict[str, n
 
 
 def require_trades(
-    counts: dict[str, int], minimum: dict[str, int], what: dict[str, str] | None = None, strategy: str = ""
+    counts: dict[str, int], minimum: dict[str, int], what: dict[str, str] | None = None, strategy: str = "",
+    ppo: Any = None,
 ) -> None:
     """Raise a :class:`DataError` for every split with fewer trades than ``minimum[name]``.
 
@@ -216,13 +217,24 @@ def require_trades(
             problems.append(f"split.{name}: {plural(have, 'usable trade')}, but at least {need:,} "
                             f"{'is' if need == 1 else 'are'} needed{why}")
             if "ppo.n_envs" in why and have >= 1:  # each training environment plays a trade of its own
-                fewer_envs = f"fewer environments (--set ppo.n_envs={1 << (have.bit_length() - 1)}), "
+                fewer_envs = f"fewer environments ({_fewer_envs(have, ppo)}), "
     if problems:
         raise DataError(
             "\n".join(problems)
             + f"\nuse more data, give the split a larger share, {fewer_envs}or an entry strategy that trades more often"
             + (f" than {strategy}" if strategy else "")
         )
+
+
+def _fewer_envs(have: int, ppo: Any) -> str:
+    """The ``--set`` that trains on ``have`` trades: a power of two of environments at most,
+    with the minibatch cut to fit where ``ppo`` needs it (batch_size <= n_envs x n_steps;
+    review AJ: the smoke budget's batch refused the n_envs suggested alone)."""
+    n_envs = 1 << (have.bit_length() - 1)
+    words = f"--set ppo.n_envs={n_envs}"
+    if ppo is not None and ppo.batch_size > n_envs * ppo.n_steps:
+        words += f" --set ppo.batch_size={n_envs * ppo.n_steps}"
+    return words
 
 
 def minimum_trades(cfg: Any, names: list[str]) -> tuple[dict[str, int], dict[str, str]]:

@@ -131,6 +131,9 @@ class RunInfo:
     run_dir: Path
     resolved: Any  # ResolvedExperiment
     data_hash: str
+    #: (device, inode) of ``run_dir`` once the run wrote its files there: the directory every
+    #: later write checks it still writes into (:func:`_run_dir_watch`)
+    dir_id: tuple[int, int] | None = None
 
     @property
     def experiment(self) -> Any:
@@ -270,6 +273,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
     with _recorded(registry, host, info, "writing its configuration", resumable=previous is not None):
         meta = _run_metadata(run_id, request, resolved, bars, data_hash, assembled, splits, counts, device, host)
         _write_run_files(run_dir, origin, meta, costs, device)
+    # the directory the run writes into from now on: one moved away later, even before training
+    # starts (a plugin's run_started), is not recreated at the old path (review AJ)
+    info = attrs.evolve(info, dir_id=_dir_id(run_dir))
 
     with _recorded(registry, host, info, "training"):
         host.run_started(info)
@@ -287,8 +293,9 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         with (_recorded(registry, host, info, "evaluating", trained=True, again=origin.again),
               stages.stage("evaluating on the held-out split") as note):
             evaluation = _evaluate(assembled, resolved, policy, pools, splits, registry, data_hash, run_dir,
-                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id, run_dir=run_dir), request.progress,
-                                   _owned(registry, run_id, run_dir), trial=registry.get(run_id, exact=True).trial)
+                                   cfg.ppo.seed, _with_heartbeat(stages.say, registry, run_id, run_dir=run_dir,
+                                                                 dir_id=info.dir_id), request.progress,
+                                   _owned(registry, run_id, run_dir, info.dir_id), trial=registry.get(run_id, exact=True).trial)
             note(_evaluated_words(evaluation))
             headline, summary = evaluation.headline, evaluation.summary
         if cfg.eval.walk_forward > 0:  # its own stage in the registry: a window's failure is not the evaluation's
@@ -565,14 +572,16 @@ def _dir_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _run_dir_watch(run_dir: Path | None, run_id: str) -> Callable[[], None]:
+def _run_dir_watch(run_dir: Path | None, run_id: str, first: tuple[int, int] | None = None) -> Callable[[], None]:
     """A check that the run's directory is still the one at its path, as it was when the check
     was made: a directory moved (a whole runs directory moved to a bigger disk) or deleted while
     the run trains raises :class:`~exitcore.errors.RunDirGone`, instead of the run writing its
-    next checkpoint into a directory made afresh at the old path (trial Z 2). Cheap (one stat)."""
+    next checkpoint into a directory made afresh at the old path (trial Z 2). ``first``: the
+    directory's identity when the run wrote its files into it (``RunInfo.dir_id``), else now.
+    Cheap (one stat)."""
     if run_dir is None:
         return lambda: None
-    first = _dir_id(run_dir)
+    first = first if first is not None else _dir_id(run_dir)
 
     def check() -> None:
         if first is not None and _dir_id(run_dir) != first:
@@ -581,7 +590,7 @@ def _run_dir_watch(run_dir: Path | None, run_id: str) -> Callable[[], None]:
             runs_dir = Path(run_dir).parent
             raise RunDirGone(
                 f"its directory {run_dir} was moved or deleted while the run ran, so nothing more is written "
-                f"there. Its checkpoint went with the directory: where the whole runs directory was moved, "
+                f"there. What it wrote (its checkpoint, if any) went with the directory: where the whole runs directory was moved, "
                 f"continue it there with `{command()} run --resume {run_id} --runs-dir NEW_PLACE`; "
                 f"where only the run's directory was, move it back into {runs_dir} and continue it with "
                 f"`{command()} run --resume {run_id}{runs_dir_words(runs_dir)}`")
@@ -589,7 +598,8 @@ def _run_dir_watch(run_dir: Path | None, run_id: str) -> Callable[[], None]:
     return check
 
 
-def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path | None = None) -> Callable[[], None]:
+def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path | None = None,
+               dir_id: tuple[int, int] | None = None) -> Callable[[], None]:
     """A ``beat()`` that records the run's heartbeat at most every ``every_s`` seconds, so long
     training or evaluation is not taken for a dead run by another host (the registry's stale
     limit); cheap to call often. ``run_dir``: checked at every call to be still in place
@@ -598,7 +608,7 @@ def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path 
 
     last = [time.monotonic()]
     missed = [0]
-    in_place = _run_dir_watch(run_dir, run_id)
+    in_place = _run_dir_watch(run_dir, run_id, dir_id)
 
     def beat(now: bool = False) -> None:
         in_place()
@@ -621,12 +631,13 @@ def _heartbeat(registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path 
     return beat
 
 
-def _owned(registry: Any, run_id: str, run_dir: Path | None = None) -> Callable[[], None]:
+def _owned(registry: Any, run_id: str, run_dir: Path | None = None,
+           dir_id: tuple[int, int] | None = None) -> Callable[[], None]:
     """A check before the run writes a file (a checkpoint, the ledgers, results.json): a heartbeat
     now, which raises :class:`~exitcore.errors.NotOwner` where another process has taken the run
     over (a suspended process resumed hours later: its own clock says no time went by), and
     :class:`~exitcore.errors.RunDirGone` where ``run_dir`` is no longer in place."""
-    in_place = _run_dir_watch(run_dir, run_id)
+    in_place = _run_dir_watch(run_dir, run_id, dir_id)
 
     def owned() -> None:
         in_place()
@@ -635,10 +646,12 @@ def _owned(registry: Any, run_id: str, run_dir: Path | None = None) -> Callable[
     return owned
 
 
-def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path | None = None) -> Any:
+def _with_heartbeat(say: Any, registry: Any, run_id: str, every_s: float = 30.0, run_dir: Path | None = None,
+                    dir_id: tuple[int, int] | None = None) -> Any:
     """``say`` that also records a heartbeat (at once, then at most every ``every_s`` seconds)."""
+    _run_dir_watch(run_dir, run_id, dir_id)()
     registry.heartbeat(run_id)
-    beat = _heartbeat(registry, run_id, every_s, run_dir)
+    beat = _heartbeat(registry, run_id, every_s, run_dir, dir_id)
 
     def say_and_beat(message: str) -> None:
         say(message)
@@ -886,8 +899,8 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
     compile_env = ppo.compiles_env(device.type)
     env = assembled.make_env(pools["decidable"]["train"], n_envs=ppo.n_envs, seed=ppo.seed, compile=compile_env)
     policy = build_policy(info.resolved.policy, ppo, env.obs_dim, env.n_actions, info.resolved.policy_params)
-    beat = _heartbeat(registry, info.run_id, run_dir=info.run_dir)
-    owned = _owned(registry, info.run_id, info.run_dir)
+    beat = _heartbeat(registry, info.run_id, run_dir=info.run_dir, dir_id=info.dir_id)
+    owned = _owned(registry, info.run_id, info.run_dir, info.dir_id)
 
     trainers: list[Any] = []  # the trainer, once made: a plugin may end its training early
 
@@ -898,6 +911,7 @@ def _train(stages: Stages, info: RunInfo, assembled: Any, pools: dict, device: A
             trainers[0].stop_early(reason)
 
     checkpoint = info.run_dir / CHECKPOINT_FILE
+    beat()  # before the trainer makes its log in the run directory: still the run's own (review AJ)
     with stages.stage(f"training ({training_words(ppo, device.type)})") as note, _sigterm_as_interrupt():
         if resume and checkpoint.exists():
             trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, run_dir=info.run_dir, on_update=on_update,
@@ -1048,8 +1062,8 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
 
     ppo = info.resolved.config.ppo
     counter = [0]
-    say = _with_heartbeat(say, registry, info.run_id, run_dir=info.run_dir)
-    heartbeat = _heartbeat(registry, info.run_id, run_dir=info.run_dir)  # a window's training can be long
+    say = _with_heartbeat(say, registry, info.run_id, run_dir=info.run_dir, dir_id=info.dir_id)
+    heartbeat = _heartbeat(registry, info.run_id, run_dir=info.run_dir, dir_id=info.dir_id)  # a window's training can be long
 
     def train_fn(assembled: Any, train_pool: Any) -> Any:
         counter[0] += 1
@@ -1065,8 +1079,9 @@ def _walk_forward(info: RunInfo, bars: Any, device: Any, host: Any, registry: An
                 trainers[0].stop_early(reason)
 
         checkpoint = window_dir(info.run_dir, window) / CHECKPOINT_FILE
+        heartbeat()  # before the window's trainer makes its directory
         options = dict(run_dir=checkpoint.parent, on_update=on_update, progress=progress,
-                       before_write=_owned(registry, info.run_id, info.run_dir))
+                       before_write=_owned(registry, info.run_id, info.run_dir, info.dir_id))
         with _policy_named(info.resolved.policy):
             if resume and checkpoint.exists():  # a window trained (in part) before the run stopped goes on from there
                 trainer = PPOTrainer.resume(checkpoint, env, policy, ppo, **options)

@@ -1181,7 +1181,8 @@ def test_a_stop_a_plugin_asks_for_as_ctrl_c_arrives_holds_for_the_resume(tmp_pat
             for d in (".", "walk_forward/window_1", "walk_forward/window_2")] == [1, 1, 2]
 
 
-def test_a_runs_directory_moved_while_a_run_trains_stops_it_and_it_resumes_in_its_new_place(tmp_path, capsys):
+@pytest.mark.parametrize("when", ["update 2", "run_started"])
+def test_a_runs_directory_moved_while_a_run_trains_stops_it_and_it_resumes_in_its_new_place(tmp_path, capsys, when):
     """Trial Z 2: a runs directory moved mid-training (to a bigger disk) failed the run, and its
     next checkpoint was written into a directory made afresh at the old path. Now the run stops
     at its next update, writes nothing at the old path, is recorded interrupted in the moved
@@ -1198,7 +1199,12 @@ def test_a_runs_directory_moved_while_a_run_trains_stops_it_and_it_resumes_in_it
     class MoverAtUpdate2:
         @hookimpl
         def iteration_end(self, run, update, metrics):
-            if update == 2 and runs.exists():
+            if when == "update 2" and update == 2 and runs.exists():
+                runs.rename(moved)
+
+        @hookimpl
+        def run_started(self, run):  # before training (review AJ: the check was armed only then)
+            if when == "run_started":
                 runs.rename(moved)
 
     request = dict(experiment="v4_no_lookahead", budget="smoke", runs_dir=str(runs),
@@ -1211,8 +1217,11 @@ def test_a_runs_directory_moved_while_a_run_trains_stops_it_and_it_resumes_in_it
         (record,) = registry.list()
     assert record.status == "interrupted" and "moved or deleted" in record.error
     assert f"--resume {record.id} --runs-dir NEW_PLACE" in str(failed.value)
-    logged = (moved / record.run_dir / "train_log.jsonl").read_text().splitlines()
-    assert len(logged) == 2  # the update that noticed was logged through its open file, in the moved place
+    if when == "update 2":
+        logged = (moved / record.run_dir / "train_log.jsonl").read_text().splitlines()
+        assert len(logged) == 2  # the update that noticed was logged through its open file, in the moved place
+    else:
+        assert not (moved / record.run_dir / "train_log.jsonl").exists()  # stopped before the trainer began
     assert "Traceback" not in capsys.readouterr().err  # TensorBoard's writer thread too (it reopens files by path)
     done = execute(RunRequest(resume=record.id, runs_dir=str(moved)), file, PluginHost.create(), quiet=True)
     assert done.status == "done" and not runs.exists()

@@ -11,6 +11,7 @@ is used only on files ``tomllib`` has already accepted; anything it cannot place
 from __future__ import annotations
 
 import re
+import stat
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,7 +25,10 @@ class _Scanner:
     def __init__(self, text: str):
         self.text, self.i = text, 0
         self.lines: dict[Path_, int] = {}
+        #: array-of-tables path (with the indices of the arrays above it) -> elements so far
         self.array_tables: dict[Path_, int] = {}
+        #: paths with a table header of their own (it wins over a line a child header gave them)
+        self.headers: set[Path_] = set()
 
     # ------------------------------------------------------------------ basics
     def line(self) -> int:
@@ -45,10 +49,24 @@ class _Scanner:
             else:
                 return
 
-    def record(self, path: Path_, line: int) -> None:
+    def record(self, path: Path_, line: int, header: bool = False) -> None:
         # a dotted key or a table header also writes its parents (where no line of their own is)
         for end in range(1, len(path) + 1):
             self.lines.setdefault(path[:end], line)
+        if header and path not in self.headers:  # `[x]` after `[x.y]`: x is where its header is
+            self.headers.add(path)
+            self.lines[path] = line
+
+    def placed(self, name: Path_) -> Path_:
+        """A header's name with the last element of every array of tables in it (``[a.b]`` after
+        ``[[a]]`` is ``a[last].b``)."""
+        out: list[str | int] = []
+        for part in name:
+            out.append(part)
+            count = self.array_tables.get(tuple(out))
+            if count:
+                out.append(count - 1)
+        return tuple(out)
 
     # ------------------------------------------------------------------ keys and strings
     def string(self) -> str:
@@ -139,16 +157,17 @@ class _Scanner:
                 self.i += 2
                 name = self.key()
                 self.i += 2
-                index = self.array_tables.get(name, 0)
-                self.array_tables[name] = index + 1
-                table = name + (index,)
-                self.record(name, line)
-                self.record(table, line)
+                array = self.placed(name[:-1]) + name[-1:]
+                index = self.array_tables.get(array, 0)
+                self.array_tables[array] = index + 1
+                table = array + (index,)
+                self.record(array, line)
+                self.record(table, line, header=True)
             elif self.peek() == "[":
                 self.i += 1
-                table = self.key()
+                table = self.placed(self.key())
                 self.i += 1
-                self.record(table, line)
+                self.record(table, line, header=True)
             else:
                 path = table + self.key()
                 self.record(path, line)
@@ -180,12 +199,24 @@ def parse_path(path: str) -> Path_:
     return tuple(parts)
 
 
+def _dotted(path: Path_) -> str:
+    """A key path as error messages write it: parts joined by dots, indices in brackets, names
+    unquoted (``experiments.v5.1.ppo``, ``rewards[0].params``)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 @lru_cache(maxsize=16)
-def _lines_of_file(path: str, mtime_ns: int, size: int) -> dict[Path_, int]:
+def _lines_of_file(path: str, mtime_ns: int, size: int) -> dict[str, int]:
     try:
-        return key_lines(Path(path).read_text(encoding="utf-8"))
+        lines = key_lines(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return {}
+    # by the text of the path: a quoted name holding a dot (`experiments."v5.1"`) reads as error
+    # paths write it, unquoted, and must not be taken for `experiments.v5`'s key `1` (review AJ)
+    return {_dotted(key): line for key, line in sorted(lines.items(), key=lambda kv: kv[1], reverse=True)}
 
 
 def line_of(file: str | Path, path: str) -> int | None:
@@ -196,11 +227,14 @@ def line_of(file: str | Path, path: str) -> int | None:
         st = Path(file).stat()
     except OSError:
         return None
+    if not stat.S_ISREG(st.st_mode):  # a pipe (--experiments /dev/stdin) cannot be read again
+        return None
     lines = _lines_of_file(str(file), st.st_mtime_ns, st.st_size)
-    parts = parse_path(path)
-    # a table at least (`experiments.v5`), not just the first word every key of a file shares
-    for end in range(len(parts), min(2, len(parts)) - 1, -1):
-        found = lines.get(parts[:end])
+    # the path and its parents, longest first, as text: a table at least (`experiments.v5`), not
+    # just the first word every key of a file shares
+    cuts = [m.start() for m in re.finditer(r"[.\[]", path)]
+    for prefix in [path] + [path[:c] for c in reversed(cuts[1:])]:
+        found = lines.get(prefix)
         if found is not None:
             return found
     return None

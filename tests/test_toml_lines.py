@@ -120,3 +120,35 @@ def test_a_key_under_a_located_table_gets_its_own_line(tmp_path):
     assert deeper(table, "params.path") == f"{file}:3: defaults.data.params.path"
     assert deeper(table, "params.timezone") == f"{file}:3: defaults.data.params.timezone"  # left out: its table
     assert deeper("SOURCE", "timezone") == "SOURCE.timezone" and deeper("data", "params.path") == "data.params.path"
+
+
+def test_quoted_dotted_names_arrays_of_tables_and_late_headers_get_their_own_lines(tmp_path):
+    """Review AJ 4-5: `experiments."v5.1"` was placed at `[experiments.v5]` (error paths do not
+    quote names); `[a.b]` under `[[a]]` at the `[[a]]` line; `[x]` after `[x.y]` at `[x.y]`."""
+    text = ('[experiments.v5]\nextends = "v4"\n\n'                                   # 1-3
+            '[experiments."v5.1".ppo]\nn_envs = "x"\n\n'                            # 4-6
+            '[[experiments.v6.features]]\nname = "position"\n'                      # 7-8
+            '[[experiments.v6.features]]\nname = "price_window"\n'                  # 9-10
+            '[experiments.v6.features.params]\nwindow = -3\n'                       # 11-12
+            '[[f]]\n[[f.v]]\na = 1\n[[f]]\n[[f.v]]\nb = 2\n'                        # 13-18
+            '[x.y]\nz = 1\n[x]\nw = 2\n')                                           # 19-22
+    tomllib.loads(text)
+    file = tmp_path / "e.toml"
+    file.write_text(text)
+    assert line_of(file, "experiments.v5.1.ppo.n_envs") == 5
+    assert line_of(file, "experiments.v6.features[1].params.window") == 12
+    assert line_of(file, "experiments.v6.features[1].params") == 11
+    assert line_of(file, "experiments.v6.features[0].name") == 8
+    lines = key_lines(text)
+    assert lines[parse_path("f[0].v[0].a")] == 15 and lines[parse_path("f[1].v[0].b")] == 18  # counted per parent
+    assert line_of(file, "x.w") == 22 and line_of(file, "x") == 21 and line_of(file, "x.y.z") == 20
+
+
+def test_a_pipe_is_not_read_again_for_a_line(tmp_path):
+    """Review AJ 10: `--experiments /dev/stdin` (or a named pipe) was read again to find a line:
+    nothing there, or a block where no writer is."""
+    import os
+
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    assert line_of(fifo, "experiments.v5.ppo") is None  # returns at once (a read would block)

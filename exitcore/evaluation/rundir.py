@@ -16,6 +16,7 @@ its id (or a unique prefix) in the runs directory's registry, or by the path of 
 
 from __future__ import annotations
 
+import glob
 import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -279,31 +280,50 @@ def _resume_hint(run_dir: Path) -> str:
     return f"; `{command()} runs --record{where}` records it, and {resume}"
 
 
-def last_read_path(info: dict[str, Any]) -> str | None:
-    """The file or folder the run last read its bars from, as run.json's ``data.source``
-    (``csv: /data/eurusd.csv``) names it, where that exists from here; else None."""
-    data = info.get("data")
-    source = data.get("source") if isinstance(data, dict) else None
+def _source_path(source: Any) -> tuple[str, str, str] | None:
+    """``(kind, path, rest)`` of a ``bars.source`` label (``csv: data/x.csv``, ``histdata: data/*.zip
+    (clock UTC-5)``): the path is the text after ``KIND: `` up to a `` (...)`` the source appends,
+    whichever cut names local files (a path may hold `` (`` itself); None where none does."""
     if not isinstance(source, str) or ": " not in source:
         return None
-    path = source.partition(": ")[2]
-    return path if path and Path(path).expanduser().exists() else None
+    kind, _, text = source.partition(": ")
+    cuts = [len(text)] + [i for i in range(len(text) - 1, 0, -1) if text.startswith(" (", i) and text.endswith(")")]
+    for cut in cuts:
+        path = text[:cut]
+        local = os.path.expanduser(path)
+        if path and "://" not in path and (os.path.exists(local) or glob.glob(local)):
+            return kind, path, text[cut:]
+    return None
+
+
+def last_read_path(info: dict[str, Any]) -> str | None:
+    """The file, folder or glob the run last read its bars from, as run.json's ``data.source``
+    (``csv: /data/eurusd.csv``, ``histdata: /data/*.zip (clock UTC-5)``) names it, where that
+    exists from here; else None."""
+    data = info.get("data")
+    found = _source_path(data.get("source") if isinstance(data, dict) else None)
+    return found[1] if found else None
 
 
 def data_path_missing(data: Any) -> bool:
-    """Whether a data configuration names a file or folder (``params.path``) not found from here
-    (moved, or a relative path read from another directory than the run's)."""
+    """Whether a data configuration names a file, folder or glob (``params.path``) not found from
+    here (moved, or a relative path read from another directory than the run's)."""
     path = (getattr(data, "params", None) or {}).get("path")
-    return isinstance(path, str) and bool(path) and not Path(path).expanduser().exists()
+    if not isinstance(path, str) or not path:
+        return False
+    local = os.path.expanduser(path)
+    return not (os.path.exists(local) or glob.glob(local))
 
 
 def absolute_source(source: str) -> str:
-    """``bars.source`` (``csv: data/eurusd.csv``) with a relative local path made absolute, as
-    run.json records it: where the run read its bars, from any directory (trial AB)."""
-    kind, sep, path = source.partition(": ")
-    if not sep or not path or "://" in path or Path(path).expanduser().is_absolute() or not Path(path).exists():
+    """``bars.source`` (``csv: data/eurusd.csv``, ``metatrader: data/x.csv (clock UTC+2)``) with a
+    relative local path (or glob) made absolute, as run.json records it: where the run read its
+    bars, from any directory (trial AB)."""
+    found = _source_path(source)
+    if found is None or os.path.isabs(os.path.expanduser(found[1])):
         return source
-    return f"{kind}{sep}{os.path.abspath(path)}"
+    kind, path, rest = found
+    return f"{kind}: {os.path.abspath(os.path.expanduser(path))}{rest}"
 
 
 def check_results_belong(run_dir: Path, results: dict[str, Any], info: dict[str, Any], record: Any = None) -> None:

@@ -412,3 +412,28 @@ def test_the_commands_a_message_gives_for_a_run_directory_are_quoted(runs, tmp_p
     assert res.exit_code == 4, res.output
     assert (f"`exitcore runs --record --runs-dir {quoted}` records it, and `exitcore run --resume {run_id} "
             f"--runs-dir {quoted}` continues it") in " ".join(res.output.split())
+
+
+def test_the_path_a_run_read_is_recorded_absolute_for_every_source_label(tmp_path, monkeypatch):
+    """Review AJ 6: `histdata: PATH (clock ...)` and `metatrader: ...` labels, and globs, were left
+    relative in run.json and not found from another directory."""
+    from exitcore.evaluation.rundir import absolute_source, data_path_missing, last_read_path
+
+    (tmp_path / "my data (2019)").mkdir()
+    for name in ("a.csv", "my data (2019)/b.csv", "DAT_1.csv", "DAT_2.csv"):
+        (tmp_path / name).write_text("x")
+    monkeypatch.chdir(tmp_path)
+    cases = {
+        "csv: a.csv": f"csv: {tmp_path / 'a.csv'}",
+        "histdata: DAT_*.csv (clock UTC-5)": f"histdata: {tmp_path / 'DAT_*.csv'} (clock UTC-5)",
+        "metatrader: my data (2019)/b.csv (clock UTC+2)": f"metatrader: {tmp_path / 'my data (2019)' / 'b.csv'} (clock UTC+2)",
+        "csv: gone.csv": "csv: gone.csv",  # not here: kept as it is
+        "synthetic: years=3, seed=0": "synthetic: years=3, seed=0",
+        f"csv: {tmp_path / 'a.csv'}": f"csv: {tmp_path / 'a.csv'}",
+    }
+    for label, absolute in cases.items():
+        assert absolute_source(label) == absolute, label
+    monkeypatch.chdir("/")
+    assert last_read_path({"data": {"source": cases["histdata: DAT_*.csv (clock UTC-5)"]}}) == str(tmp_path / "DAT_*.csv")
+    assert last_read_path({"data": {"source": "histdata: DAT_*.csv (clock UTC-5)"}}) is None  # relative, from here
+    assert not data_path_missing(type("D", (), {"params": {"path": str(tmp_path / "DAT_*.csv")}})())

@@ -1618,7 +1618,7 @@ def test_a_run_whose_data_file_moved_resumes_from_its_new_place(tmp_path, monkey
     # resume read them (it asked for --data again, trial Z), their hash checked as ever
     found = CliRunner().invoke(cli, ["audit", run_id, "--decisions", "2", "--runs-dir", str(runs)])
     assert found.exit_code == 0 and "PASS" in found.output and "(where the run last read them; config.toml's path " \
-        "is gone)" in found.output, found.output
+        "is not found from here)" in found.output, found.output
     # moved once more: the finished run is audited with --data naming where its bars are now
     again = tmp_path / "third" / "eurusd_synth.csv"
     again.parent.mkdir()

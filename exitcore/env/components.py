@@ -244,7 +244,7 @@ def check_actions(action: Any, n_envs: int, device: torch.device, values: bool =
     """Action ids must be an int64 tensor ``[n_envs]`` of valid :class:`Action` values
     (``values=False``: check the type, shape and device only, not the ids)."""
     if not isinstance(action, torch.Tensor) or action.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"actions must be an int64 tensor of shape [{n_envs}], got {type(action).__name__}"
+        raise ValueError(f"actions must be an int64 (or int32) tensor of shape [{n_envs}], got {type(action).__name__}"
                          f"{'' if not isinstance(action, torch.Tensor) else ' of dtype ' + str(action.dtype)}")
     if tuple(action.shape) != (n_envs,):
         raise ValueError(f"actions must have shape [{n_envs}], got {tuple(action.shape)}")
@@ -254,5 +254,8 @@ def check_actions(action: Any, n_envs: int, device: torch.device, values: bool =
         return
     bad = (action < 0) | (action >= N_ACTIONS)
     if bool(bad.any()):
-        example = action[bad][:3].tolist()
-        raise ValueError(f"invalid action id(s) {example}: valid ids are 0..{N_ACTIONS - 1} ({', '.join(Action.names)})")
+        envs = torch.nonzero(bad).flatten()
+        shown = ", ".join(f"{int(action[i])} in env {int(i)}" for i in envs[:3])
+        more = f" and {len(envs) - 3} more" if len(envs) > 3 else ""
+        raise ValueError(f"invalid action id(s): {shown}{more} ({len(envs)} of {n_envs} envs); valid ids are "
+                         f"0..{N_ACTIONS - 1} ({', '.join(Action.names)})")

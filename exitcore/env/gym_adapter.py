@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from exitcore.actions import ACTION_NAMES, HOLD, N_ACTIONS
+from exitcore.env.components import check_actions
 from exitcore.env.vec_env import VecExitEnv
 from exitcore.errors import ExitcoreError, ExitcoreWarning
 
@@ -123,7 +124,11 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
                              + (f" with non-integer values (e.g. {float(given[given != np.round(given)].flat[0])!r})"
                                 if given.dtype.kind == "f" else ""))
         ids = given.reshape(-1).astype(np.int64)
-        if self.enforce_masks and ids.shape == (self.num_envs,):
+        # here, on the host, every step: an environment on a GPU checks the ids of its first steps
+        # only (a check there waits for the device), and an eager one would fail on a bad id
+        # with a device-side assert, naming nothing (trial AC)
+        check_actions(torch.from_numpy(ids), self.num_envs, torch.device("cpu"))
+        if self.enforce_masks:
             ids = self._refuse_masked(ids)
         action = torch.as_tensor(ids, dtype=torch.int64, device=self.env.device)
         obs, mask, reward, done = self.env.step(action)
@@ -146,10 +151,9 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
 
     def _refuse_masked(self, ids: np.ndarray) -> np.ndarray:
         """``ids`` with every action the current mask forbids replaced by HOLD (counted, warned
-        about once); ids out of range are left for the environment to refuse, naming them."""
+        about once); the ids are valid (checked before)."""
         assert self._mask is not None
-        rows = np.flatnonzero((ids >= 0) & (ids < N_ACTIONS))
-        refused = rows[~self._mask[rows, ids[rows]]]
+        refused = np.flatnonzero(~self._mask[np.arange(len(ids)), ids])
         if refused.size == 0:
             return ids
         if not self._told_refused:

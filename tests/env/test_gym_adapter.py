@@ -320,3 +320,18 @@ def test_a_masked_action_warning_raised_as_an_error_counts_nothing(data) -> None
             with pytest.raises(Warning, match="were masked"):
                 env.step(np.full(N, Action.EXIT))
     assert env.refused.sum() == 0
+
+
+def test_the_adapter_checks_every_step_s_ids_where_the_environment_would_not(data) -> None:
+    """Trial AC: an environment on a GPU checks its first step's ids only (a check there waits
+    for the device); through the adapter a bad id or shape later on is refused, naming it."""
+    env = adapter(data)
+    env.reset(seed=1)
+    env.step(np.zeros(N, dtype=np.int64))
+    env.env._strict = False  # what an environment on a GPU is after its first step
+    bad = np.zeros(N, dtype=np.int64)
+    bad[3] = 7
+    with pytest.raises(ValueError, match=rf"invalid action id\(s\): 7 in env 3 \(1 of {N} envs\)"):
+        env.step(bad)
+    with pytest.raises(ValueError, match=rf"actions must have shape \[{N}\], got \(1,\)"):
+        env.step(np.zeros(1, dtype=np.int64))

@@ -296,7 +296,7 @@ def test_invalid_actions_are_rejected_with_a_clear_message():
     bars = random_bars(200)
     _, env = sweep(resolved(), bars, trades_from([(50, 1, 0.002, 0.004)]))
     env.reset()
-    with pytest.raises(ValueError, match=r"invalid action id\(s\) \[7\]"):
+    with pytest.raises(ValueError, match=r"invalid action id\(s\): 7 in env 0 \(1 of 1 envs\); valid ids are 0..4"):
         env.step(torch.tensor([7]))
     with pytest.raises(ValueError, match="shape"):
         env.step(torch.tensor([0, 0]))
@@ -772,7 +772,7 @@ def test_compiled_env_rejects_invalid_actions_and_keeps_nothing(needs_compile):
     before = {k: v.clone() for k, v in env.state.tensors().items()}
     bad = torch.zeros(32, dtype=torch.int64)
     bad[5] = 9
-    with pytest.raises(ValueError, match=r"invalid action id\(s\) \[9\]"):
+    with pytest.raises(ValueError, match=r"invalid action id\(s\): 9 in env 5 \(1 of 32 envs\)"):
         env.step(bad)
     assert all(torch.equal(before[k], v) for k, v in env.state.tensors().items())
     assert env.episode_stats(reset=False) == twin.episode_stats(reset=False)

@@ -17,6 +17,8 @@ so no int64 operation overflows (signed overflow is undefined in the C++ that in
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 _M32 = 0xFFFFFFFF
@@ -42,7 +44,13 @@ def new_key(seed: int, device: torch.device, step: int = 0) -> torch.Tensor:
 
     Both entries are stored pre-mixed so a draw costs few operations (an eager step pays ~2 us
     per tensor operation, even on a 0-d tensor)."""
-    mixed = _lowbias32(torch.tensor(seed & _M32, dtype=torch.int64))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"a seed must be a whole number, got {seed!r}")
+    seed = int(seed)
+    low, high = seed & _M32, seed >> 32
+    if high not in (0, -1):  # beyond 32 bits: the high part hashed in, so 2**32 does not replay seed 0 (trial AC)
+        low ^= int(_lowbias32(torch.tensor((high ^ _GOLDEN) & _M32, dtype=torch.int64)))
+    mixed = _lowbias32(torch.tensor(low, dtype=torch.int64))
     return torch.tensor([int(mixed), (step * _GOLDEN) & _M32], dtype=torch.int64, device=device)
 
 

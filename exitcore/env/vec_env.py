@@ -17,6 +17,7 @@ Two modes:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any
 
@@ -91,6 +92,22 @@ def _invalid_ids(action: torch.Tensor) -> torch.Tensor | None:
     return ((action < 0) | (action >= N_ACTIONS)).any()
 
 
+def _trade_ids(pool: Any, n_trades: int, device: torch.device) -> torch.Tensor:
+    """``pool`` as an int64 tensor of trade ids on ``device``, refused unless every id is a whole
+    number in ``0..n_trades - 1`` (trial AC: 0.9 was cast to trade 0, and -1 taken as a trade)."""
+    given = torch.as_tensor(pool)
+    if given.dtype.is_floating_point or given.dtype.is_complex or given.dtype == torch.bool:
+        raise ValueError(f"the trade pool must hold integer trade ids, got dtype {given.dtype}")
+    ids = given.to(dtype=torch.int64, device=device).reshape(-1) if given.dim() <= 1 else None
+    if ids is None:
+        raise ValueError(f"the trade pool must be a 1-D tensor of trade ids, got shape {tuple(given.shape)}")
+    bad = (ids < 0) | (ids >= n_trades)
+    if bool(bad.any()):
+        raise ValueError(f"trade id(s) {ids[bad][:3].tolist()} in the pool are not trades of this table "
+                         f"(ids 0..{n_trades - 1})")
+    return ids
+
+
 class VecExitEnv:
     """A batched trade-exit environment implementing :class:`exitcore.env.protocol.MaskedVecEnv`."""
 
@@ -116,13 +133,13 @@ class VecExitEnv:
         self.costs = costs
         self.device = market.device
         self.auto_reset = auto_reset
-        self.trade_pool = torch.as_tensor(trade_pool, dtype=torch.int64, device=self.device)
+        self.trade_pool = _trade_ids(trade_pool, trades.n, self.device)
         if self.trade_pool.numel() == 0:
             raise ValueError("the trade pool is empty: there are no trades to play")
         if auto_reset:
             if n_envs is None:
                 raise ValueError("n_envs is required in training mode")
-            if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+            if isinstance(n_envs, bool) or not isinstance(n_envs, numbers.Integral) or n_envs < 1:
                 raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
             if not bool(trades.decidable[self.trade_pool].all()):
                 raise ValueError("training trade pools may only hold decidable trades (valid, open after the entry bar)")

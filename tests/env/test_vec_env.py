@@ -858,3 +858,26 @@ def test_compiled_training_env_ignores_trades_outside_its_pool():
     for (o1, r1, d1), (o2, r2, d2) in zip(_rollout(eager, 40), _rollout(packed, 40)):
         assert torch.equal(d1, d2) and torch.allclose(o1, o2, atol=1e-6) and torch.allclose(r1, r2, atol=1e-6)
     assert torch.equal(packed.state.trade, eager.state.trade) and packed.episode_stats()["episodes"] > 32
+
+
+def test_trade_pools_and_seeds_are_whole_numbers_of_their_range():
+    """Trial AC: a pool id 0.9 was cast to trade 0 and -1 taken as a trade; seed 2**32 replayed
+    seed 0's trades and seed 1.5 was a raw TypeError; n_envs np.int64(4) was refused."""
+    import numpy as np
+
+    from exitcore.env.sampling import new_key
+
+    bars = random_bars(200)
+    asm = assemble(resolved(), bars, trades=trades_from([(50, 1, 0.002, 0.004), (60, -1, 0.002, 0.004)]))
+    for pool, said in ((torch.tensor([0.9]), "must hold integer trade ids, got dtype torch.float32"),
+                       (torch.tensor([-1]), r"trade id\(s\) \[-1\] in the pool are not trades of this table \(ids 0..1\)"),
+                       (torch.tensor([5]), r"trade id\(s\) \[5\]"), (torch.tensor([[0]]), "must be a 1-D tensor")):
+        with pytest.raises(ValueError, match=said):
+            asm.make_env(pool, auto_reset=False)
+    env = asm.make_env(torch.tensor([0, 1]), n_envs=np.int64(4), seed=0)
+    assert env.n_envs == 4 and isinstance(env.n_envs, int)
+    cpu = torch.device("cpu")
+    assert not torch.equal(new_key(0, cpu), new_key(2**32, cpu)) and not torch.equal(new_key(1, cpu), new_key(2**32, cpu))
+    assert torch.equal(new_key(7, cpu), new_key(np.int64(7), cpu))
+    with pytest.raises(ValueError, match="a seed must be a whole number, got 1.5"):
+        new_key(1.5, cpu)

@@ -24,7 +24,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +360,28 @@ def _toml_value_error(value: str, exc: tomllib.TOMLDecodeError) -> str:
             f"--set 'KEY=\"...\"')")
 
 
+def override_texts(overrides: Any) -> list[str]:
+    """``overrides`` as ``KEY=VALUE`` strings: a sequence of them as it is, a mapping of keys to
+    Python values (``{"ppo.hidden": [64, 64]}``) written as TOML values; a lone string is refused
+    (it would be read one character at a time, trial AC)."""
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides is a list of 'KEY=VALUE' strings (or a dict of keys to values), got the string "
+                        f"{overrides!r}: wrap it in a list")
+    if isinstance(overrides, Mapping):
+        import tomli_w
+
+        out = []
+        for key, value in overrides.items():
+            # a one-key document's line, `k = value`, is the value as TOML writes it
+            line = tomli_w.dumps({"k": value}).strip() if not isinstance(value, Mapping) else None
+            if line is None or not line.startswith("k = "):
+                raise TypeError(f"overrides[{key!r}]: a value for --set is a number, string, boolean or array, "
+                                f"got {type(value).__name__}; give a table's keys one by one ({key}.KEY)")
+            out.append(f"{key}={line[4:]}")
+        return out
+    return list(overrides)
+
+
 def compose(
     file: ExperimentsFile,
     name: str,
@@ -369,9 +391,12 @@ def compose(
 ) -> tuple[dict[str, Any], list[Layer]]:
     """Merge defaults, the ``extends`` chain, the budget, ``--data`` and ``--set`` for ``name``.
 
-    ``data`` is ``(source, params)`` from a ``--data`` string: it replaces the data source and
-    its whole params table (params of another source would not make sense).
+    ``overrides``: ``KEY=VALUE`` strings as ``--set`` takes them, or from Python a mapping
+    ``{"ppo.n_envs": 64}`` (:func:`override_texts`). ``data`` is ``(source, params)`` from a
+    ``--data`` string: it replaces the data source and its whole params table (params of
+    another source would not make sense).
     """
+    overrides = override_texts(overrides)
     name = file.resolve_name(name)
     chain = lineage(file, name)
     layers = [Layer("defaults", file.defaults)]

@@ -147,6 +147,17 @@ def test_the_trainer_example_in_ppo_md_runs(monkeypatch, tmp_path):
     assert result.status == "done" and result.global_step == scope["ppo"].total_timesteps
 
 
+def test_the_whole_run_example_in_ppo_md_runs(monkeypatch, tmp_path):
+    """Trial AC 12: `execute` was the one-call Python run, and no doc said so."""
+    block = next(b for b in _python_blocks((ROOT / "docs" / "ppo.md").read_text()) if "execute(RunRequest(" in b)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "docs/ppo.md", "exec"), scope)
+    outcome = scope["outcome"]
+    assert outcome.status == "done" and outcome.run_dir.resolve().parent == (tmp_path / "runs").resolve()
+    assert (outcome.run_dir / "results.json").is_file() and isinstance(outcome.headline["sharpe"], float)
+
+
 def test_the_gym_example_runs(monkeypatch, tmp_path):
     pytest.importorskip("gymnasium")
     block = next(b for b in _python_blocks((ROOT / "docs" / "gym.md").read_text()) if "GymVecExitEnv(" in b)

@@ -403,3 +403,16 @@ def test_the_fewer_environments_advice_is_a_setting_that_validates():
     with pytest.raises(DataError, match=r"fewer environments \(--set ppo.n_envs=64\), or"):  # the batch fits
         require_trades({"train": 118}, {"train": 256}, {"train": "ppo.n_envs = 256"},
                        ppo=PPOConfig(n_envs=256, n_steps=2048, batch_size=8192))
+
+
+def test_overrides_from_python_take_a_dict_and_refuse_a_lone_string(host):
+    """Trial AC 7: `overrides="ppo.n_envs=8"` was read one character at a time (`--set p: expected
+    KEY=VALUE`) and a dict by its keys alone."""
+    file = load_experiments(SHIPPED_FILE)
+    resolved = resolve(file, "v4", host, budget="smoke",
+                       overrides={"ppo.n_envs": 8, "ppo.hidden": [64, 64], "costs.spread_pips": 1.5, "ppo.device": "cpu"})
+    assert (resolved.config.ppo.n_envs, resolved.config.ppo.hidden, resolved.config.costs.spread_pips) == (8, [64, 64], 1.5)
+    with pytest.raises(TypeError, match="got the string 'ppo.n_envs=8': wrap it in a list"):
+        resolve(file, "v4", host, overrides="ppo.n_envs=8")
+    with pytest.raises(TypeError, match=r"overrides\['ppo'\]: .* give a table's keys one by one \(ppo.KEY\)"):
+        resolve(file, "v4", host, overrides={"ppo": {"n_envs": 8}})

@@ -335,3 +335,25 @@ def test_the_adapter_checks_every_step_s_ids_where_the_environment_would_not(dat
         env.step(bad)
     with pytest.raises(ValueError, match=rf"actions must have shape \[{N}\], got \(1,\)"):
         env.step(np.zeros(1, dtype=np.int64))
+
+
+def test_record_episode_statistics_wraps_the_adapter_without_its_own_episode_info(data) -> None:
+    """Trial AC 1: docs/gym.md said gymnasium's RecordEpisodeStatistics works as it is; it refuses
+    the adapter's own infos["episode"]. With episode_info=False (as documented now) it works."""
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+    with pytest.raises(ValueError, match="already exists"):
+        _run_wrapped(RecordEpisodeStatistics(adapter(data)))
+    episodes = _run_wrapped(RecordEpisodeStatistics(adapter(data, episode_info=False)))
+    assert episodes and all({"r", "l", "t"} <= set(e) for e in episodes)
+
+
+def _run_wrapped(env) -> list:
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    episodes = []
+    for _ in range(60):
+        _, _, terminated, _, infos = env.step(masked_random_actions(rng, env.unwrapped.action_masks()))
+        if "episode" in infos:
+            episodes.append(infos["episode"])
+    return episodes

@@ -94,20 +94,40 @@ def build_policy(component: Any, ppo: Any, obs_dim: int, n_actions: int, params:
         raise PluginError(f"{where} failed to build: {describe_exception(exc)}") from exc
     if not isinstance(policy, nn.Module):
         raise PluginError(f"{where} returned {type(policy).__name__}, expected a torch.nn.Module")
+    check_policy_contract(policy, obs_dim, n_actions, where)
+    if check_rows:
+        device = next((p.device for p in policy.parameters()), torch.device("cpu"))
+        _check_rows_independent(policy, obs_dim, device, where)
+    return policy
+
+
+def check_policy_contract(policy: nn.Module, obs_dim: int, n_actions: int, where: str) -> None:
+    """Raise :class:`PluginError` naming ``where`` unless ``policy(obs)`` on a float32 batch
+    ``[2, obs_dim]`` returns ``(logits [2, n_actions], value [2])`` in floating point (what the
+    trainer and the evaluation call it with). :func:`build_policy` checks every built policy,
+    :class:`~exitcore.ppo.trainer.PPOTrainer` one given to it directly (trial AC: a value [B, 1]
+    or a float64 network failed mid-rollout in torch's words)."""
     device = next((p.device for p in policy.parameters()), torch.device("cpu"))
-    with torch.no_grad():
-        out = policy(torch.zeros(2, obs_dim, device=device))
+    try:
+        with torch.no_grad():
+            out = policy(torch.zeros(2, obs_dim, device=device))
+    except Exception as exc:  # noqa: BLE001 - the policy's own code, named
+        raise PluginError(f"{where}: forward failed on a float32 batch of observations [2, {obs_dim}]: "
+                          f"{describe_exception(exc)}") from exc
     if not (isinstance(out, tuple) and len(out) == 2):
         raise PluginError(f"{where}: forward must return (logits, value), got {type(out).__name__}")
     logits, value = out
+    if not (isinstance(logits, Tensor) and isinstance(value, Tensor)):
+        raise PluginError(f"{where}: forward must return two tensors (logits, value), got "
+                          f"{type(logits).__name__} and {type(value).__name__}")
     if tuple(logits.shape) != (2, n_actions) or tuple(value.shape) != (2,):
         raise PluginError(
             f"{where}: forward(obs [2, {obs_dim}]) must return logits [2, {n_actions}] and value [2], "
             f"got {list(logits.shape)} and {list(value.shape)}"
         )
-    if check_rows:
-        _check_rows_independent(policy, obs_dim, device, where)
-    return policy
+    if not (logits.dtype.is_floating_point and value.dtype.is_floating_point):
+        raise PluginError(f"{where}: forward must return floating-point logits and value, got {logits.dtype} "
+                          f"and {value.dtype}")
 
 
 def check_policy_on(resolved: Any, obs: Tensor) -> None:

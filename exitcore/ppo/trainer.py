@@ -131,6 +131,18 @@ class PPOTrainer:
         if env.n_envs != ppo.n_envs:
             raise ExitcoreError(f"the environment has {env.n_envs} envs but ppo.n_envs is {ppo.n_envs}")
         self.policy = policy.to(self.device)
+        # a policy given directly (a script's own module, not build_policy's, which checked it):
+        # its contract, before the first rollout meets it; in eval mode, so that the dummy batch
+        # leaves no trace in a BatchNorm's running statistics
+        from exitcore.ppo.policy import check_policy_contract
+
+        training = self.policy.training
+        self.policy.eval()
+        try:
+            check_policy_contract(self.policy, env.obs_dim, env.n_actions,
+                                  f"the policy given to PPOTrainer ({type(policy).__name__})")
+        finally:
+            self.policy.train(training)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.total_timesteps = int(total_timesteps or ppo.total_timesteps)
         self.steps_per_update = ppo.n_envs * ppo.n_steps

@@ -832,3 +832,30 @@ def test_a_log_that_fails_leaves_a_checkpoint_the_run_can_resume(tmp_path, monke
     assert PPOTrainer.resume(tmp_path / CHECKPOINT_FILE, env, policy, ppo, run_dir=tmp_path,
                              progress=False).train().status == "done"
     assert _log_updates(tmp_path) == [1, 2, 3, 4]
+
+
+class _ValueColumn(torch.nn.Module):
+    """A policy whose value is a column [B, 1] instead of [B]."""
+
+    def __init__(self, obs_dim, n_actions, dtype=torch.float32):
+        super().__init__()
+        self.linear = torch.nn.Linear(obs_dim, n_actions + 1, dtype=dtype)
+
+    def forward(self, obs):
+        out = self.linear(obs)
+        return out[:, :-1], out[:, -1:]
+
+
+def test_a_policy_given_directly_is_checked_before_the_first_rollout():
+    """Trial AC 6: a policy passed to PPOTrainer (not built by build_policy) was never checked:
+    a value [B, 1] failed mid-rollout as torch's `expand(...)`, a float64 network as 'mat1 and
+    mat2 must have the same dtype'."""
+    from exitcore.errors import PluginError
+
+    ppo = config()
+    env, _ = make(ppo)
+    with pytest.raises(PluginError, match=r"the policy given to PPOTrainer \(_ValueColumn\): forward\(obs \[2, \d+\]\) "
+                                          r"must return logits \[2, \d\] and value \[2\], got \[2, \d\] and \[2, 1\]"):
+        PPOTrainer(env, _ValueColumn(env.obs_dim, env.n_actions), ppo, progress=False)
+    with pytest.raises(PluginError, match=r"forward failed on a float32 batch of observations .*dtype"):
+        PPOTrainer(env, _ValueColumn(env.obs_dim, env.n_actions, torch.float64), ppo, progress=False)

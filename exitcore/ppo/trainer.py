@@ -144,7 +144,10 @@ class PPOTrainer:
         finally:
             self.policy.train(training)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.total_timesteps = int(total_timesteps or ppo.total_timesteps)
+        if total_timesteps is not None and (isinstance(total_timesteps, bool) or total_timesteps < 1):
+            raise ExitcoreError(f"total_timesteps must be a positive number of steps, got {total_timesteps!r} "
+                                "(None: ppo.total_timesteps)")
+        self.total_timesteps = int(total_timesteps if total_timesteps is not None else ppo.total_timesteps)
         self.steps_per_update = ppo.n_envs * ppo.n_steps
         self.n_updates = -(-self.total_timesteps // self.steps_per_update)
         # Adam's step is captured with the update where graphs are on (capturable: its step
@@ -601,12 +604,15 @@ class PPOTrainer:
 
     @classmethod
     def resume(cls, checkpoint_path: str | Path, env: Any, policy: nn.Module, ppo: Any, **kwargs: Any) -> PPOTrainer:
-        """A trainer that continues the run saved at ``checkpoint_path`` exactly.
+        """A trainer that continues the run saved at ``checkpoint_path`` exactly (a run
+        directory stands for its ``checkpoint.pt``).
 
         Takes the same arguments as the constructor. On the same device with the same config it
         reaches the same parameters as an uninterrupted run (bit-exact on CPU); the environment
         is restored through its ``load_state_dict``.
         """
+        if Path(checkpoint_path).is_dir():  # the run directory given (trial AC: "no such checkpoint file")
+            checkpoint_path = Path(checkpoint_path) / CHECKPOINT_FILE
         state = load_checkpoint(checkpoint_path)
         if kwargs.get("run_dir") is not None:
             check_log_reaches(checkpoint_path, int(state["update"]), Path(kwargs["run_dir"]))

@@ -859,3 +859,16 @@ def test_a_policy_given_directly_is_checked_before_the_first_rollout():
         PPOTrainer(env, _ValueColumn(env.obs_dim, env.n_actions), ppo, progress=False)
     with pytest.raises(PluginError, match=r"forward failed on a float32 batch of observations .*dtype"):
         PPOTrainer(env, _ValueColumn(env.obs_dim, env.n_actions, torch.float64), ppo, progress=False)
+
+
+def test_resume_takes_a_run_directory_and_a_zero_length_is_refused(tmp_path):
+    """Trial AC 11: `PPOTrainer.resume(run_dir, ...)` said "no such checkpoint file" for a
+    directory that holds one; `total_timesteps=0` trained ppo.total_timesteps instead."""
+    ppo = config(total_timesteps=2 * UPDATE_STEPS)
+    run(ppo, run_dir=tmp_path)
+    env, policy = make(ppo)
+    trainer = PPOTrainer.resume(tmp_path, env, policy, ppo, run_dir=tmp_path, progress=False)
+    assert trainer.global_step == 2 * UPDATE_STEPS
+    env, policy = make(ppo)
+    with pytest.raises(ExitcoreError, match="total_timesteps must be a positive number of steps, got 0"):
+        PPOTrainer(env, policy, ppo, total_timesteps=0, progress=False)

@@ -711,3 +711,15 @@ def test_compare_opens_with_a_failed_audit(tmp_path):
                                         "so it could not be tested); do not trust its numbers"]
     plugin = cmp.warnings([view("p", "mine", "SUSPECT", ("exit_stats",))])
     assert plugin == ["AUDIT SUSPECT: p (mine): audit verdict SUSPECT from evaluator 'exit_stats'; do not trust its numbers"]
+
+
+def test_an_error_whose_reader_has_left_still_exits_with_its_status(tmp_path):
+    """Trial AB 12: `exitcore compare RUN 2>&1 | head -1` exited 1 (the machine's trouble) for a
+    bad argument, because printing the error into the closed pipe failed."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "exitcore", "compare", "no-such-run", "nor-this", "--runs-dir",
+                             str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    proc.stderr.close()  # the reader leaves before the error is printed
+    assert proc.wait(timeout=120) == 2

@@ -117,7 +117,10 @@ class LazyGroup(click.Group):
             message = str(exc)
             if isinstance(exc, ConfigError):  # each problem an error of its own
                 message = "\nerror: ".join(exc.lines())
-            click.echo(f"error: {message}", err=True)
+            # stderr may be a pipe whose reader left (`2>&1 | head -1`): the status still says
+            # what went wrong (trial AB: a usage error exited 1, as if the machine had failed)
+            with contextlib.suppress(OSError):
+                click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             # Ctrl-C outside a recorded run's training or evaluation (those stop with their own

@@ -40,6 +40,7 @@ from exitcore.config import timeframe_seconds
 from exitcore.data.bars import OPTIONAL_COLUMNS, PRICE_COLUMNS, Bars, Finding, bad_optional, infer_pip_size, price_problems
 from exitcore.data.clocks import Clock, to_utc
 from exitcore.errors import DataError
+from exitcore.words import plural
 
 NAT = np.iinfo(np.int64).min
 _NS = 1_000_000_000
@@ -57,7 +58,7 @@ class DataValidationError(DataError):
         self.findings = findings
         self.counts = counts
         n_err = sum(n for k, n in counts.items() if not k.startswith("warning:"))
-        lines = [f"{source}: {n_err} problem(s) in the data; nothing was loaded"]
+        lines = [f"{source}: {plural(n_err, 'problem')} in the data; nothing was loaded"]
         for kind in dict.fromkeys(kinds):
             shown = [f for f, k in zip(findings, kinds) if k == kind]
             lines.extend(f"  {f}" for f in shown[:SHOW_PER_KIND])
@@ -65,8 +66,9 @@ class DataValidationError(DataError):
             if more > 0:
                 name = kind.split(":", 1)[1]
                 # a parse problem is a value (a row may have several), the other kinds are rows
-                what = "problem(s) of the same kind" if name == "parse" else "row(s) with the same problem"
-                lines.append(f"  ... and {more} more {what} ({name})")
+                what = ("problem" if more == 1 else "problems") + " of the same kind" if name == "parse" else \
+                    ("row" if more == 1 else "rows") + " with the same problem"
+                lines.append(f"  ... and {more:,} more {what} ({name})")
         super().__init__("\n".join(lines))
 
 

@@ -373,7 +373,7 @@ def test_a_row_going_back_in_time_still_shows_the_corrupt_price(run, tmp_path: P
     res = run("data", "inspect", str(path))
     assert res.exit_code == 2
     assert res.output.splitlines() == [
-        f"error: csv: {path}: 4 problem(s) in the data; nothing was loaded",
+        f"error: csv: {path}: 4 problems in the data; nothing was loaded",
         f"  error: {path}, line 5: timestamp 2020-01-01 00:07 is not on the 15min bar grid",
         f"  error: {path}, line 5: time goes backwards: 2020-01-01 00:07 UTC comes after 2020-01-01 00:30 UTC ({path}, line 4)",
         f"  error: {path}, line 4: price 10.4 times off the previous bar's close 1.15 (2020-01-01 00:15 UTC, {path}, "
@@ -391,7 +391,7 @@ def test_a_source_timeframe_taken_for_resampling_is_one_message(run, tmp_path: P
     res = run("data", "inspect", f"{path}?timeframe=1h")
     assert res.exit_code == 2
     assert res.output.splitlines() == [
-        f"error: csv: {path}: 1 problem(s) in the data; nothing was loaded",
+        f"error: csv: {path}: 1 problem in the data; nothing was loaded",
         f"  error: {path}: {off:,} of {n:,} timestamps are not on the 1h bar grid: the bars are 15min apart, but "
         "timeframe=1h was given, and a source's timeframe is the file's own bar length (leave it \"auto\" or set 15min); "
         'to resample the bars to 1h, set data.timeframe = "1h" (exitcore run: --set data.timeframe=1h; '

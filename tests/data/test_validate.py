@@ -139,7 +139,7 @@ def test_message_caps_repeated_problems_but_counts_them_all() -> None:
     with pytest.raises(DataValidationError) as info:
         _assemble([chunk(ts, v)])
     text = str(info.value)
-    assert "... and 180 more row(s) with the same problem (non-positive)" in text
+    assert "... and 180 more rows with the same problem (non-positive)" in text
     assert info.value.counts["error:non-positive"] == 200
 
 
@@ -342,7 +342,7 @@ def test_a_wrong_source_timeframe_is_one_message(timeframe: str, off: int, resam
         + ", ".join(f"{k}={float(values[k][50])!r}" for k in ("open", "high", "low", "close")) + ")",
     ]
     assert info.value.counts == {"error:timeframe": 1, "error:non-positive": 1}
-    assert str(info.value).startswith("test: 2 problem(s) in the data; nothing was loaded\n  error: bars.csv: ")
+    assert str(info.value).startswith("test: 2 problems in the data; nothing was loaded\n  error: bars.csv: ")
 
 
 @pytest.mark.parametrize("timeframe", ["1min", "5min"])

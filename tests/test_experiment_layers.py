@@ -135,3 +135,16 @@ def test_the_user_s_defaults_are_said_to_change_the_shipped_experiments(user_dir
     assert "# with the [defaults]" not in own
     path.write_text(MINE)
     assert "[defaults]" not in CliRunner().invoke(cli, ["experiments", "list"]).output
+
+
+def test_a_budget_of_the_user_s_file_too_short_for_a_few_updates_is_noted(user_dir):
+    """Trial AB 13: `budgets.tiny = { ppo = { total_timesteps = 1000 } }` passed `experiments check`
+    without a word; each run of it trained one update of v4's 524,288 steps."""
+    path = user_dir / "experiments.toml"
+    path.write_text(MINE + "[budgets.tiny]\nppo = { total_timesteps = 1000 }\n"
+                    "[budgets.fits]\nppo = { total_timesteps = 4096, n_envs = 16, n_steps = 64, batch_size = 256 }\n")
+    out = CliRunner().invoke(cli, ["experiments", "check"])
+    assert out.exit_code == 0, out.output
+    notes = [line for line in out.output.splitlines() if line.startswith("note: budget")]
+    assert len(notes) == 1 and notes[0].startswith("note: budget tiny trains fewer than 4 PPO updates")
+    assert "v4_no_lookahead: 1 update (524,288 steps for the 1,000 asked)" in notes[0]

@@ -76,6 +76,31 @@ def _say_layers(file) -> None:
                    "where they do not set the key themselves")
 
 
+def _short_budgets(file, names: list[str], host) -> list[str]:
+    """A note per budget of the user's file that trains some experiment fewer than
+    ``FEW_UPDATES`` PPO updates (trial AB: `budgets.tiny = { ppo = { total_timesteps = 1000 } }`
+    passed the check, and each run of it trained one update of v4's 524,288 steps)."""
+    from exitcore.experiments import resolve
+    from exitcore.runner import FEW_UPDATES
+    from exitcore.words import plural
+
+    notes = []
+    for budget in file.budgets:
+        if f"budgets.{budget}" in file.from_base:  # exitcore's own: made to fit
+            continue
+        short = []
+        for name in names:
+            ppo = resolve(file, name, host, budget=budget).config.ppo
+            per_update = ppo.n_envs * ppo.n_steps
+            if ppo.trained_timesteps // per_update < FEW_UPDATES:
+                short.append(f"{name}: {plural(ppo.trained_timesteps // per_update, 'update')} "
+                             f"({ppo.trained_timesteps:,} steps for the {ppo.total_timesteps:,} asked)")
+        if short:
+            notes.append(f"budget {budget} trains fewer than {FEW_UPDATES} PPO updates (n_envs x n_steps steps each): "
+                         f"{'; '.join(short)}; set a smaller ppo.n_steps or n_envs in it, or more total_timesteps")
+    return notes
+
+
 def _own_defaults(file) -> list[str]:
     """The keys the user's own ``[defaults]`` set (``costs.spread_pips``), when layered."""
     if file.base is None or not file.own_defaults:
@@ -145,6 +170,8 @@ def check(session, build: bool) -> None:
     ok, problems = check_all(file, session.host())
     if problems:
         raise file.error(problems)
+    for note in _short_budgets(file, ok, session.host()):
+        click.echo(f"note: {note}", err=True)
     if build:
         failed = [_located(name, why) for name in ok if (why := _build_and_step(file, name, session.host()))]
         if failed:

@@ -842,7 +842,8 @@ def render(blocks: Sequence[Block], fmt: str = "text") -> str:
         if kind == "title":
             out += [f"# {block[1]}" if md else block[1], "" if md else "=" * len(block[1])]
         elif kind == "h":
-            out += ["", f"## {block[1]}" if md else block[1], "" if md else "-" * len(block[1])]
+            gap = [] if md and out and out[-1] == "" else [""]  # one blank line, not a second after a title's
+            out += gap + [f"## {block[1]}" if md else block[1], "" if md else "-" * len(block[1])]
         elif kind == "kv":
             if md:
                 out += ["| | |", "|---|---|", *(f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in block[1])]
@@ -859,7 +860,7 @@ def render(blocks: Sequence[Block], fmt: str = "text") -> str:
         elif kind == "pre":
             out += ["```", block[1], "```"] if md else [block[1]]
         elif kind == "p":
-            out += ["", _md_paragraph(block[1])] if md else [block[1]]
+            out += ([] if out and out[-1] == "" else [""]) + [_md_paragraph(block[1])] if md else [block[1]]
     return "\n".join(out).strip() + "\n"
 
 

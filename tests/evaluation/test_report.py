@@ -75,6 +75,7 @@ def test_markdown_report(finished_run):
     assert "```\nlook-ahead audit of" in md and "## In-sample: TRAIN (in-sample)" in md
     # the note that keys the table's `*` is a paragraph, not a list item that swallows the `*`
     assert "\n\\* best baseline, chosen on the training split" in md and "\n* best baseline" not in md
+    assert "\n\n\n" not in md.split("```")[0]  # one blank line between blocks (trial AB: two after the title)
 
 
 def test_report_command_by_run_id_writes_markdown_atomically(finished_run, tmp_path):

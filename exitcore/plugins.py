@@ -291,7 +291,8 @@ class PluginHost:
         # a package installed without its entry point is the likeliest cause when nothing is close
         found = ("" if elsewhere or close or self.hookless else  # a hookless plugin's note says more
                  "; a plugin's components are found through its entry point in the 'exitcore' group "
-                 "([project.entry-points.exitcore] in its pyproject.toml, then reinstall it; docs/plugins.md): "
+                 "([project.entry-points.exitcore] in its pyproject.toml, then reinstall it; docs/plugins.md), "
+                 f"or a module named in ${PLUGINS_ENV} (is it set in this shell?): "
                  "`exitcore plugins` lists the plugins that loaded")
         raise ConfigError([(where, f"unknown {kind.value} {name!r}{hint}; available {kind.plural}: {available}{empty}{found}")])
 

@@ -251,6 +251,8 @@ def test_an_unknown_name_with_nothing_close_points_at_the_entry_point(tmp_path, 
         resolve(file, "v4", host, overrides=['features=[{name="qx_noep_feat"}]'])
     assert "unknown feature 'qx_noep_feat'" in problems(exc)
     assert "found through its entry point in the 'exitcore' group ([project.entry-points.exitcore]" in problems(exc)
+    # or it came from EXITCORE_PLUGINS, unset in this shell (trial AB)
+    assert "or a module named in $EXITCORE_PLUGINS (is it set in this shell?)" in problems(exc)
     with pytest.raises(ConfigError) as exc:
         resolve(file, "v4", host, overrides=['features=[{name="positon"}]'])
     assert "did you mean 'position'?" in problems(exc) and "entry point" not in problems(exc)

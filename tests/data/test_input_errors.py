@@ -397,3 +397,19 @@ def test_a_default_is_called_required_only_when_its_own_checks_refuse_it():
 
     fields = attrs.fields_dict(Params)
     assert [_refused_default(fields[k]) for k in ("limit", "checked", "name", "padded")] == [False, False, True, False]
+
+
+def test_a_file_no_source_recognises_says_what_csv_missed_and_a_latin1_file_is_named(tmp_path: Path) -> None:
+    """Trial AB 7: `no data source recognises 'noclose.csv'` without why (the `csv:` prefix had to be
+    guessed to learn the close column was missing), and a Latin-1 file got the same words."""
+    noclose = tmp_path / "noclose.csv"
+    noclose.write_text("time,open,high,low,volume\n2015-01-05T00:00:00Z,1.1,1.2,1.0,5\n")
+    out = CliRunner().invoke(cli, ["data", "inspect", str(noclose)])
+    assert out.exit_code == 2
+    assert (f"no data source recognises '{noclose}' (read as csv: no column for close; the file's columns are: "
+            "time, open, high, low, volume.") in out.output
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("temps\u00e9,open,high,low,close\n2015-01-05T00:00:00Z,1.1,1.2,1.0,1.1\n".encode("latin-1"))
+    out = CliRunner().invoke(cli, ["data", "inspect", str(latin)])
+    assert out.exit_code == 2
+    assert f"error: {latin}: not UTF-8 text (byte 0xe9 at offset 5, line 1); save it as UTF-8 (SOURCE)" in out.output

@@ -105,6 +105,7 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start every env on a new trade; ``seed`` reseeds the trade sampler."""
+        self._check_open("reset")
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
         obs, mask = self.env.reset(seed=seed)
@@ -115,6 +116,7 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One decision per env; same-step autoreset (see the module doc)."""
+        self._check_open("step")
         if self._mask is None:
             raise RuntimeError("call reset() before step()")
         given = np.asarray(actions)
@@ -170,8 +172,14 @@ class GymVecExitEnv(VectorEnv):  # type: ignore[misc,valid-type]
         out[refused] = HOLD
         return out
 
+    def _check_open(self, what: str) -> None:
+        # gymnasium's close() sets `closed`; a closed environment is used no more (trial AC)
+        if getattr(self, "closed", False):
+            raise RuntimeError(f"{what}() on a closed GymVecExitEnv; make a new one")
+
     def action_masks(self) -> np.ndarray:
         """Allowed actions at the current decision of every env, bool ``[N, 5]``."""
+        self._check_open("action_masks")
         if self._mask is None:
             raise RuntimeError("call reset() before action_masks()")
         return self._mask

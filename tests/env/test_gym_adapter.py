@@ -357,3 +357,14 @@ def _run_wrapped(env) -> list:
         if "episode" in infos:
             episodes.append(infos["episode"])
     return episodes
+
+
+def test_a_closed_adapter_is_used_no_more(data) -> None:
+    """Trial AC 10: step() and action_masks() still worked after close()."""
+    env = adapter(data)
+    env.reset(seed=0)
+    env.close()
+    for call in (lambda: env.step(np.zeros(N, dtype=np.int64)), env.action_masks, env.reset):
+        with pytest.raises(RuntimeError, match=r"on a closed GymVecExitEnv"):
+            call()
+    env.close()  # twice is fine, as gymnasium's own

@@ -40,6 +40,7 @@ from typing import Any
 
 import attrs
 
+from exitcore.atomic import file_identity
 from exitcore.errors import ExitcoreError, NotOwner
 from exitcore.evaluation import jsonable
 from exitcore.process_identity import on_this_host, owner_host, owner_token, process_alive
@@ -425,15 +426,6 @@ def unrecorded_words(dirs: Sequence[Path], runs_dir: Path) -> str:
             f"Sharpe ratio; {fix}")
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of the file at ``path``, None where there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _slug(experiment: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", experiment).strip("-")[:40] or "run"
 
@@ -610,7 +602,7 @@ class Registry:
                 # with WAL, NORMAL cannot corrupt the database; a power cut may lose the last commit
                 conn.execute("PRAGMA synchronous = NORMAL")
             self._conn_obj, self._conn_pid = conn, os.getpid()
-            self._conn_file = _file_id(self.path)
+            self._conn_file = file_identity(self.path)
         return self._conn_obj
 
     @contextlib.contextmanager
@@ -866,7 +858,7 @@ class Registry:
         alone (the connection follows the file there). Warns once."""
         if self._conn_obj is None or self._conn_pid != os.getpid() or self._conn_file is None or self.read_only:
             return
-        now = _file_id(self.path)
+        now = file_identity(self.path)
         if now == self._conn_file or not self.runs_dir.is_dir():
             return
         with self._sql_errors():

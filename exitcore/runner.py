@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 import click
 
-from exitcore.atomic import remove_stale_temporaries, write_text_atomic
+from exitcore.atomic import file_identity, remove_stale_temporaries, write_text_atomic
 from exitcore.errors import MACHINE_ERRNOS, CheckpointError, ConfigError, DataError, ExitcoreError, NotOwner, RunDirGone
 from exitcore.evaluation.rundir import (
     CONFIG_FILE,
@@ -275,7 +275,7 @@ def execute(request: RunRequest, file: Any, host: Any, quiet: bool = False,
         _write_run_files(run_dir, origin, meta, costs, device)
     # the directory the run writes into from now on: one moved away later, even before training
     # starts (a plugin's run_started), is not recreated at the old path (review AJ)
-    info = attrs.evolve(info, dir_id=_dir_id(run_dir))
+    info = attrs.evolve(info, dir_id=file_identity(run_dir))
 
     with _recorded(registry, host, info, "training"):
         host.run_started(info)
@@ -564,14 +564,6 @@ def _warn_unannealed(ppo: Any, request: RunRequest) -> None:
                f"--set ppo.entropy_anneal_steps={ppo.trained_timesteps} anneals it within the run", err=True)
 
 
-def _dir_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _run_dir_watch(run_dir: Path | None, run_id: str, first: tuple[int, int] | None = None) -> Callable[[], None]:
     """A check that the run's directory is still the one at its path, as it was when the check
     was made: a directory moved (a whole runs directory moved to a bigger disk) or deleted while
@@ -581,10 +573,10 @@ def _run_dir_watch(run_dir: Path | None, run_id: str, first: tuple[int, int] | N
     Cheap (one stat)."""
     if run_dir is None:
         return lambda: None
-    first = first if first is not None else _dir_id(run_dir)
+    first = first if first is not None else file_identity(run_dir)
 
     def check() -> None:
-        if first is not None and _dir_id(run_dir) != first:
+        if first is not None and file_identity(run_dir) != first:
             from exitcore.registry import runs_dir_words
 
             runs_dir = Path(run_dir).parent

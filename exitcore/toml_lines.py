@@ -131,19 +131,23 @@ class _Scanner:
                 if self.peek() == "}":
                     self.i += 1
                     return
-                line = self.line()
-                sub = path + self.key()
-                self.record(sub, line)
-                self.skip(newlines=False)
-                self.i += 1  # "="
-                self.skip(newlines=False)
-                self.value(sub)
+                self.key_value(path)
                 self.skip(newlines=True)
                 if self.peek() == ",":
                     self.i += 1
         else:  # a number, a boolean, a date: up to what ends a value
             m = re.compile(r"[^,\]\}\n#]*").match(self.text, self.i)
             self.i = m.end() if m else len(self.text)
+
+    def key_value(self, table: Path_) -> None:
+        """``key = value`` inside ``table`` (a table's line or an inline table's entry)."""
+        line = self.line()
+        path = table + self.key()
+        self.record(path, line)
+        self.skip(newlines=False)
+        self.i += 1  # "="
+        self.skip(newlines=False)
+        self.value(path)
 
     # ------------------------------------------------------------------ the document
     def document(self) -> dict[Path_, int]:
@@ -169,12 +173,7 @@ class _Scanner:
                 self.i += 1
                 self.record(table, line, header=True)
             else:
-                path = table + self.key()
-                self.record(path, line)
-                self.skip(newlines=False)
-                self.i += 1  # "="
-                self.skip(newlines=False)
-                self.value(path)
+                self.key_value(table)
 
 
 def key_lines(text: str) -> dict[Path_, int]:

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -541,17 +542,25 @@ def warnings(views: list[RunView]) -> list[str]:
 
 def _different_setups(views: list[RunView]) -> str | None:
     """The DIFFERENT SETUP note for runs of one trial (configuration, seed, bars) trained with
-    another torch version, thread count, device, compilation or micro-batch size: their numbers
+    another torch (numpy, pandas) version, thread count, device, compilation or micro-batch size: their numbers
     differ by that alone, where the same setup repeats them to the last bit (docs/ppo.md,
     Determinism)."""
     groups = _by_trial(views, lambda v: (*v.trial, v.data_hash))
-    differing = [g for g in groups if len({v.setup for v in g}) > 1]
+    differing = [g for g in groups if len({_comparable_setup(v.setup, g) for v in g}) > 1]
     if not differing:
         return None
     each = "; ".join(f"{v.run_id}: {v.setup or 'not recorded'}" for g in differing for v in g)
-    return (f"DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, "
+    return (f"DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch, numpy or pandas version, "
             f"thread count, device, compilation or micro-batch size ({each}); the same setup repeats a run to the last bit, another one does not, "
             "so their differences are not the configuration's")
+
+
+def _comparable_setup(setup: str, group: list[RunView]) -> str:
+    """``setup`` without the numpy and pandas versions when a run of ``group`` does not record
+    them (runs from before 2026-11-30): unknown is not different."""
+    if all(" numpy " in f" {v.setup}" for v in group):
+        return setup
+    return re.sub(r"(?:^|, )(?:numpy|pandas) [^,]+", "", setup).lstrip(", ")
 
 
 def _different_code(views: list[RunView]) -> str | None:

@@ -1154,6 +1154,8 @@ def _network(ppo: Any) -> str:
 
 def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, data_hash: str, assembled: Any,
                   splits: list, counts: dict[str, int], device: Any, host: Any) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
     import torch
 
     from exitcore.experiments import operational_settings
@@ -1210,7 +1212,9 @@ def _run_metadata(run_id: str, request: RunRequest, resolved: Any, bars: Any, da
             for i in host.plugin_infos()
         ],
         "git": _git_commit(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        # numpy draws the bootstrap's resamples, pandas parses and resamples the bars (trial AD)
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                     "pandas": pd.__version__},
         # CPU results are bit-identical only at the same thread count (docs/ppo.md, Determinism)
         "threads": torch.get_num_threads(),
         "host": platform.node(),

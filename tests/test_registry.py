@@ -1465,10 +1465,17 @@ def test_runs_of_one_trial_trained_with_another_setup_are_told_apart(tmp_path):
 
     a, b = view("a", training_setup(one)), view("b", training_setup({**one, "threads": 2}))
     assert warnings([a, b]) == [
-        "DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch version, thread "
-        "count, device, compilation or micro-batch size (a: torch 2.13.0+cpu, 1 thread, cpu; b: torch 2.13.0+cpu, 2 threads, cpu); the same setup "
-        "repeats a run to the last bit, another one does not, so their differences are not the configuration's"]
+        "DIFFERENT SETUP: runs of the same configuration, seed and bars trained with another torch, numpy or pandas "
+        "version, thread count, device, compilation or micro-batch size (a: torch 2.13.0+cpu, 1 thread, cpu; b: torch "
+        "2.13.0+cpu, 2 threads, cpu); the same setup repeats a run to the last bit, another one does not, so their "
+        "differences are not the configuration's"]
     assert warnings([a, view("b", training_setup(one))]) == []  # the same setup
+    # numpy and pandas (recorded since trial AD): another version is another setup; not recorded is not different
+    libs = {**one, "versions": {**one["versions"], "numpy": "2.1.0", "pandas": "2.2.3"}}
+    assert training_setup(libs) == "torch 2.13.0+cpu, numpy 2.1.0, pandas 2.2.3, 1 thread, cpu"
+    newer = view("b", training_setup({**libs, "versions": {**libs["versions"], "numpy": "2.2.0"}}))
+    assert [w.split(":")[0] for w in warnings([view("a", training_setup(libs)), newer])] == ["DIFFERENT SETUP"]
+    assert warnings([a, view("b", training_setup(libs))]) == []
     # another seed: other numbers anyway (no DIFFERENT SETUP; the seeds are noted)
     assert [w.split(":")[0] for w in warnings([a, view("b", b.setup, trial=("cfg", 1))])] == ["SEEDS OF ONE CONFIGURATION"]
     # compiled or split otherwise: one trial (the config hash takes them at their defaults), other float rounding;

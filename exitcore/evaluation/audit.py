@@ -895,7 +895,19 @@ def check_audited_code(run_dir: Any, info: Mapping[str, Any], resolved: Any, hos
 
     changes = code_changes(info.get("code_hash"), run_dir, resolved, host)
     audited = audited_plugins(resolved, host)
-    if changes is None or changes.only_outside(audited):
+    if changes is None:
+        return
+    if changes.only_outside(audited):
+        # said, not refused: the verdict is about what the audit checks, as the run ran it (trial AD:
+        # a reward plugin edited since, and the PASS said nothing of it)
+        import warnings
+
+        from exitcore.errors import ExitcoreWarning
+
+        warnings.warn(f"the code of {', '.join(changes.changed)} changed since run {info.get('run_id') or run_dir.name} "
+                      "started; the audit does not check it (only the features, masks, guards and entry strategy, "
+                      "which are as the run ran them), so the verdict says nothing about that change",
+                      ExitcoreWarning, stacklevel=2)
         return
     raise ExitcoreError(
         f"cannot audit run {info.get('run_id') or run_dir.name}: {changes.why(audited, 'plugins whose components the audit checks')}; "

@@ -370,7 +370,7 @@ def with_worked_out_setup(info: Mapping[str, Any], config: Mapping[str, Any]) ->
 
 def training_setup(info: Mapping[str, Any]) -> str:
     """What besides the configuration and seed decides a run's numbers to the last bit, from
-    run.json: the torch version, the torch thread count (CPU), the device, a compiled env step
+    run.json: the torch version (numpy's and pandas' where recorded), the torch thread count (CPU), the device, a compiled env step
     and passes of fewer rows than a minibatch (``ppo.compile`` and ``ppo.micro_batch_size`` as
     they worked out), and every resume that changed one (``torch 2.13.0+cpu, 1 thread, cpu
     (resumed with 2 threads)``); ``""`` when run.json records none of them (docs/ppo.md,
@@ -380,6 +380,8 @@ def training_setup(info: Mapping[str, Any]) -> str:
         threads = entry.get("threads")
         return {k: v for k, v in (
             ("torch", f"torch {versions['torch']}" if isinstance(versions.get("torch"), str) else ""),
+            # the bootstrap's draws and the bars' parsing (recorded since 2026-11-30, trial AD)
+            *((lib, f"{lib} {versions[lib]}" if isinstance(versions.get(lib), str) else "") for lib in ("numpy", "pandas")),
             ("threads", plural(threads, "thread") if isinstance(threads, int) and not isinstance(threads, bool) else ""),
             # a bare "cuda" ran on the current GPU, index 0 unless a process chose another
             ("device", "cuda:0" if entry.get("device") == "cuda" else str(entry["device"])

@@ -361,7 +361,8 @@ def test_a_bad_data_path_in_the_experiments_file_names_its_toml_path(tmp_path):
     out = _exitcore("--experiments", str(mine), "data", "inspect", "-e", "v4_real", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.startswith("error: nodata/bars.csv: no such file or folder in ")
-    assert out.stderr.rstrip().endswith(f"({mine}: experiments.v4_real.data.params.path)"), out.stderr
+    line = mine.read_text().splitlines().index("params = { path = \"nodata/bars.csv\" }") + 1  # where it is written
+    assert out.stderr.rstrip().endswith(f"({mine}:{line}: experiments.v4_real.data.params.path)"), out.stderr
 
 
 def test_show_prints_large_metrics_in_fixed_notation():

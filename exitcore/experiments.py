@@ -21,6 +21,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import tomllib
@@ -368,18 +369,22 @@ def override_texts(overrides: Any) -> list[str]:
         raise TypeError(f"overrides is a list of 'KEY=VALUE' strings (or a dict of keys to values), got the string "
                         f"{overrides!r}: wrap it in a list")
     if isinstance(overrides, Mapping):
-        import tomli_w
-
-        out = []
-        for key, value in overrides.items():
-            # a one-key document's line, `k = value`, is the value as TOML writes it
-            line = tomli_w.dumps({"k": value}).strip() if not isinstance(value, Mapping) else None
-            if line is None or not line.startswith("k = "):
-                raise TypeError(f"overrides[{key!r}]: a value for --set is a number, string, boolean or array, "
-                                f"got {type(value).__name__}; give a table's keys one by one ({key}.KEY)")
-            out.append(f"{key}={line[4:]}")
-        return out
+        return [f"{key}={_toml_value(value, key)}" for key, value in overrides.items()]
     return list(overrides)
+
+
+def _toml_value(value: Any, key: str) -> str:
+    """``value`` as a TOML value on one line (what ``--set KEY=VALUE`` takes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else "inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, key) for v in value) + "]"
+    raise TypeError(f"overrides[{key!r}]: a value for --set is a number, string, boolean or array, "
+                    f"got {type(value).__name__}; give a table's keys one by one ({key}.KEY)")
 
 
 def compose(

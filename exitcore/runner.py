@@ -84,13 +84,22 @@ class RunInterrupted(Exception):
         super().__init__(f"run {run_id} interrupted" + (f": {cause}" if cause else ""))
 
 
+def _override_tuple(overrides: Any) -> tuple[str, ...]:
+    """``RunRequest.overrides`` as ``KEY=VALUE`` strings: a dict of keys to values written as
+    TOML, a lone string refused (review AK: it was read one character at a time)."""
+    from exitcore.experiments import override_texts
+
+    return tuple(override_texts(overrides))
+
+
 @attrs.frozen
 class RunRequest:
     """What the user asked for on the command line (all optional but the experiment)."""
 
     experiment: str | None = None
     budget: str | None = None
-    overrides: tuple[str, ...] = ()
+    #: ``--set`` strings; from Python also a dict of keys to values (:func:`_override_tuple`)
+    overrides: tuple[str, ...] = attrs.field(default=(), converter=lambda v: _override_tuple(v))
     data: str | None = None
     timesteps: int | None = None
     device: str | None = None

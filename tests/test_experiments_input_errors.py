@@ -416,3 +416,10 @@ def test_overrides_from_python_take_a_dict_and_refuse_a_lone_string(host):
         resolve(file, "v4", host, overrides="ppo.n_envs=8")
     with pytest.raises(TypeError, match=r"overrides\['ppo'\]: .* give a table's keys one by one \(ppo.KEY\)"):
         resolve(file, "v4", host, overrides={"ppo": {"n_envs": 8}})
+    # and a run's request from Python the same way (review AK)
+    from exitcore.runner import RunRequest
+
+    assert RunRequest(overrides={"ppo.n_envs": 8, "ppo.hidden": [64, 64], "ppo.device": "cpu", "ppo.norm_adv": False}
+                      ).overrides == ("ppo.n_envs=8", "ppo.hidden=[64, 64]", 'ppo.device="cpu"', "ppo.norm_adv=false")
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        RunRequest(overrides="ppo.n_envs=8")

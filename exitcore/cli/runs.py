@@ -159,13 +159,14 @@ def runs(session: Any, experiment: str | None, status: str | None, runs_dir: str
     (source and the start of its hash: runs on different bars differ here), Sharpe, look-ahead
     audit verdict.
 
-    Runs whose process died are shown as `interrupted`, never `running`. The Sharpe column is
+    Runs whose process died are shown as `interrupted`, never `running`; a finished,
+    interrupted or failed run whose directory is gone as `done (dir missing)` (and so on). The Sharpe column is
     the run's headline annualised daily Sharpe, with the split it was measured on; read it
     with the audit column beside it (a FAIL means the number comes from look-ahead).
 
     With --record, run directories the registry does not record are recorded instead: an
-    evaluated run as done with its headline metrics, one without results as interrupted (so it
-    can be resumed). They are then listed, compared, and counted as trials by the deflated
+    evaluated run as done with its headline metrics, one without results (or with a damaged
+    results.json) as interrupted (so it can be resumed, and evaluated again). They are then listed, compared, and counted as trials by the deflated
     Sharpe ratio. The status is 2 when a directory could not be recorded (each is named, with why).
     """
     from exitcore.cli.output import echo_json

@@ -18,6 +18,8 @@ Semantics (what a gymnasium user needs to know):
   exits v4's mask forbids (the look-ahead exploit of v3 the mask closes) behind the mask's
   back. ``enforce_masks=False`` executes it as ``VecExitEnv`` does (which trusts its caller:
   exitcore's PPO samples from masked logits only), where it may still be blocked by a guard.
+  Every step's action ids and shape are checked on the host (an environment on a GPU checks its
+  first steps only): a bad id is a ``ValueError`` naming it and its env.
 * **Termination.** Every end of a trade (agent exit, stop, target, the ``max_bars`` time stop,
   the end of the data, a data hole where ``env.data_holes = "close"``) is ``terminated``: the time stop is part of the trade's
   definition (design.md §3), and the position state the agent sees carries the bars held, so
@@ -32,9 +34,11 @@ Semantics (what a gymnasium user needs to know):
   gymnasium's ``RecordEpisodeStatistics``), and ``infos["final_info"]`` with ``exit_reason``
   (an :class:`exitcore.timeline.ExitReason` id), ``bars_held`` and ``realized`` (net PnL as a
   fraction of the entry price). ``episode_info=False`` skips their cost and returns only
-  ``final_obs`` (the autoreset contract).
+  ``final_obs`` (the autoreset contract); use it under gymnasium's ``RecordEpisodeStatistics``,
+  which writes ``infos["episode"]`` itself (with its time ``"t"``) and refuses a key already there.
   The environment's own statistics stay available through ``env.episode_stats()``.
 * **Seeding.** ``reset(seed=s)`` reseeds the trade sampler, so equal seeds give equal runs.
+* **Closing.** After ``close()`` (gymnasium's), ``step``, ``reset`` and ``action_masks`` raise.
 
 Only training-mode environments (``auto_reset=True``) can be wrapped; sweep mode (each env
 plays one given trade once, then freezes) has no gymnasium equivalent.

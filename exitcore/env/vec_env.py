@@ -109,7 +109,10 @@ def _trade_ids(pool: Any, n_trades: int, device: torch.device) -> torch.Tensor:
 
 
 class VecExitEnv:
-    """A batched trade-exit environment implementing :class:`exitcore.env.protocol.MaskedVecEnv`."""
+    """A batched trade-exit environment implementing :class:`exitcore.env.protocol.MaskedVecEnv`.
+
+    ``trade_pool``: the ids of the trades it plays, whole numbers in ``0..trades.n - 1`` (others
+    are refused: a float id was cast, a negative one taken as a trade); ``n_envs`` any integer."""
 
     n_actions = N_ACTIONS
 

@@ -905,8 +905,8 @@ def check_audited_code(run_dir: Any, info: Mapping[str, Any], resolved: Any, hos
         from exitcore.errors import ExitcoreWarning
 
         warnings.warn(f"the code of {', '.join(changes.changed)} changed since run {info.get('run_id') or run_dir.name} "
-                      "started; the audit does not check it (only the features, masks, guards and entry strategy, "
-                      "which are as the run ran them), so the verdict says nothing about that change",
+                      "started; the audit does not check it (only the features, masks, guards, entry strategy and "
+                      "policy, which are as the run ran them), so the verdict says nothing about that change",
                       ExitcoreWarning, stacklevel=2)
         return
     raise ExitcoreError(

@@ -110,7 +110,9 @@ class PPOTrainer:
     ``on_update(update, metrics)`` is called after every update (update numbers start at 1); an
     :class:`ExitcoreError` raised there stops training after a checkpoint and propagates.
     ``progress``: progress bar on stderr (``None``: only on a TTY). ``total_timesteps``
-    overrides ``ppo.total_timesteps``; training runs ``ceil(total / (n_envs * n_steps))`` updates.
+    overrides ``ppo.total_timesteps`` (None: the config's; 0 or less is refused); training runs
+    ``ceil(total / (n_envs * n_steps))`` updates. A ``policy`` not built by ``build_policy`` is
+    checked as that checks one (:func:`~exitcore.ppo.policy.check_policy_contract`).
     """
 
     def __init__(self, env: Any, policy: nn.Module, ppo: Any, run_dir: Path | None = None,

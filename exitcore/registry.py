@@ -627,7 +627,7 @@ class Registry:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if not os.path.exists(self.path):
                 for suffix in ("-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
+                    with contextlib.suppress(OSError):  # gone already, or not ours to remove: as before
                         os.unlink(f"{self.path}{suffix}")
             yield
         finally:

@@ -144,11 +144,17 @@ def test_quoted_dotted_names_arrays_of_tables_and_late_headers_get_their_own_lin
     assert line_of(file, "x.w") == 22 and line_of(file, "x") == 21 and line_of(file, "x.y.z") == 20
 
 
-def test_a_pipe_is_not_read_again_for_a_line(tmp_path):
+def test_a_pipe_is_not_read_again_for_a_line(tmp_path, monkeypatch):
     """Review AJ 10: `--experiments /dev/stdin` (or a named pipe) was read again to find a line:
     nothing there, or a block where no writer is."""
     import os
 
+    import exitcore.toml_lines as toml_lines
+
+    def no_read(*args):  # a read of the pipe would block here: fail instead
+        raise AssertionError("the pipe was read again")
+
     fifo = tmp_path / "pipe.toml"
     os.mkfifo(fifo)
-    assert line_of(fifo, "experiments.v5.ppo") is None  # returns at once (a read would block)
+    monkeypatch.setattr(toml_lines, "_lines_of_file", no_read)
+    assert line_of(fifo, "experiments.v5.ppo") is None
